@@ -1,0 +1,123 @@
+# tk - one GNU Makefile for the library, the tools, the CUDA kernels and the tests.
+#
+#   make            build lib/libtk.a and bin/tk-* (with kernels/ when nvcc is found)
+#   make test       install missing Debian packages, build, run every test
+#   make demo       install, build, run the main job on the embedded default data
+#   make parity     regenerate the reference fixtures with the Python stack and compare
+#   make bench      benchmarks against the Python reference (never fail the tests)
+#   make asan|ubsan run the tests under AddressSanitizer / UndefinedBehaviorSanitizer
+#   make test-gpu   CUDA-vs-CPU conformance suite (needs a GPU)
+
+CC       ?= cc
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes
+CPPFLAGS += -Ilib -D_GNU_SOURCE
+ALLCFLAGS = -std=c11 $(WARN) -fopenmp -pthread -MMD -MP $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   += -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm
+LDFLAGS  += -fopenmp -pthread $(EXTRA_LDFLAGS)
+
+BUILD    ?= build
+BIN      ?= bin
+SHARED   ?= $(abspath ../shared)
+VENV     ?= .venv
+
+LIB_SRC  := $(sort $(wildcard lib/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIBTK    := $(BUILD)/libtk.a
+TOOLS    := $(patsubst tools/%.c,$(BIN)/%,$(sort $(wildcard tools/tk-*.c)))
+UNIT_SRC := $(sort $(wildcard tests/unit/test-*.c))
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+# CUDA: compiled and linked in when nvcc is found (NVCC= disables it).
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_ARCHS ?= 75 80 86 89 90
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CU_SRC     := $(sort $(wildcard kernels/*.cu))
+CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o)
+NVCCFLAGS  ?= -O2 -g
+CU_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+              -gencode arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
+CPPFLAGS   += -DTK_USE_CUDA -I$(CUDA_HOME)/include
+LDLIBS     += -L$(CUDA_HOME)/lib64 -lcublas_static -lcublasLt_static -lculibos -lcudart_static -ldl -lrt -lstdc++
+CUDA_NOTE  := CUDA: $(NVCC) (sm_$(subst $() $(),$(comma)sm_,$(CUDA_ARCHS)))
+else
+CU_OBJ     :=
+CUDA_NOTE  := CUDA: nvcc not found, building the CPU tools only
+endif
+comma := ,
+
+.PHONY: all test unit cli deps demo parity bench asan ubsan test-gpu clean cuda-note
+.DELETE_ON_ERROR:
+
+all: cuda-note $(TOOLS) $(UNITS)
+
+cuda-note:
+	@echo "$(CUDA_NOTE)"
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(BUILD)/kernels/%.o: kernels/%.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) $(CU_GENCODE) -Ilib -Ikernels -Werror all-warnings \
+		-Xcompiler -Wall -MMD -MP -c $< -o $@
+
+$(LIBTK): $(LIB_OBJ) $(CU_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/tk-%: $(BUILD)/tools/tk-%.o $(LIBTK)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBTK)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Missing Debian packages are installed (as root) or named (otherwise).
+deps:
+	@pipelines/install-deps
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@TK_BUILD=$(BUILD) TK_BIN=$(BIN) TK_SHARED=$(SHARED) tests/run
+
+# The same suite under the sanitizers, in separate build trees.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin NVCC= \
+		EXTRA_CFLAGS="-fsanitize=address -fno-omit-frame-pointer" \
+		EXTRA_LDFLAGS="-fsanitize=address" OPT=-O1 test
+ubsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-ubsan BIN=build-ubsan/bin NVCC= \
+		EXTRA_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=all" \
+		EXTRA_LDFLAGS="-fsanitize=undefined" OPT=-O1 test
+
+test-gpu: all
+	@TK_BUILD=$(BUILD) TK_BIN=$(BIN) tests/run-gpu
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BIN=$(BIN) pipelines/demo
+
+# The Python reference stack lives in a git-ignored virtual environment.
+$(VENV)/.ok: tests/parity/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/parity/requirements.txt
+	@touch $@
+
+parity: deps $(VENV)/.ok
+	@$(MAKE) --no-print-directory all
+	@TK_BIN=$(BIN) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python tests/parity/run
+
+bench: deps $(VENV)/.ok
+	@$(MAKE) --no-print-directory all
+	@TK_BIN=$(BIN) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
+
+clean:
+	rm -rf $(BUILD) build-asan build-ubsan $(BIN)
+
+-include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TOOLS:$(BIN)/%=$(BUILD)/tools/%.d) \
+	$(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)

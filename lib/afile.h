@@ -1,0 +1,58 @@
+/* afile.h - outputs that appear whole or not at all.
+ *
+ * A file is written to "PATH.tmp-PID" and renamed onto PATH by
+ * tk_afile_commit() after fflush and fsync; tk_afile_abort() removes the
+ * temporary.  A directory output is built under "DIR.tmp-PID" and renamed
+ * into place the same way.  Temporaries are also removed if the process is
+ * killed by SIGINT, SIGTERM, SIGHUP or SIGPIPE, so a failed or interrupted
+ * run leaves nothing partial behind.  The path "-" means stdout, which is
+ * written directly.
+ */
+#ifndef TK_AFILE_H
+#define TK_AFILE_H
+
+#include <stdio.h>
+
+#include "tk.h"
+
+struct tk_afile {
+	char *path;  /* final name (NULL for stdout) */
+	char *tmp;   /* temporary name */
+	FILE *fp;    /* write here */
+};
+
+/* Opens an output.  Fails with TK_E_EXISTS if path exists and !force, and
+ * TK_E_IO if the temporary cannot be created.  On success f->fp is ready. */
+int tk_afile_open(struct tk_afile *f, const char *path, int force, struct tk_diag *d);
+
+/* Flushes, fsyncs and renames the temporary onto the final name (for stdout:
+ * flushes and checks for write errors).  On failure the temporary is
+ * removed.  Always releases f. */
+int tk_afile_commit(struct tk_afile *f, struct tk_diag *d);
+
+/* Discards the output.  Always releases f.  Safe on a zeroed struct. */
+void tk_afile_abort(struct tk_afile *f);
+
+struct tk_adir {
+	char *path;
+	char *tmp;
+};
+
+/* Creates the temporary directory for an output directory.  Fails with
+ * TK_E_EXISTS if path exists and !force. */
+int tk_adir_open(struct tk_adir *dir, const char *path, int force, struct tk_diag *d);
+
+/* Joins name onto the temporary directory; returns a malloc'ed path. */
+char *tk_adir_file(const struct tk_adir *dir, const char *name);
+
+/* Renames the temporary directory into place (replacing an existing one
+ * only if opened with force).  Always releases dir. */
+int tk_adir_commit(struct tk_adir *dir, struct tk_diag *d);
+
+/* Removes the temporary directory and its files.  Always releases dir. */
+void tk_adir_abort(struct tk_adir *dir);
+
+/* Removes a directory tree (no symlinks followed).  Returns 0 or TK_E_IO. */
+int tk_rmtree(const char *path);
+
+#endif

@@ -1,0 +1,133 @@
+/* cli.c - see cli.h. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tk_prog = "tk";
+
+void tk_cli_init(const char *argv0)
+{
+	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+	tk_prog = slash ? slash + 1 : (argv0 ? argv0 : "tk");
+}
+
+int tk_cli_fail(int err, const struct tk_diag *d)
+{
+	fprintf(stderr, "%s: ", tk_prog);
+	if (d && d->path[0]) {
+		fputs(d->path, stderr);
+		if (d->line >= 0)
+			fprintf(stderr, ":%lld", d->line);
+		fputs(": ", stderr);
+	}
+	fputs(d && d->msg[0] ? d->msg : tk_strerror(err), stderr);
+	if (d && d->sys_errno)
+		fprintf(stderr, ": %s", strerror(d->sys_errno));
+	fputc('\n', stderr);
+	return err == TK_E_INVAL ? TK_EXIT_USAGE : TK_EXIT_FAIL;
+}
+
+int tk_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", tk_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return TK_EXIT_FAIL;
+}
+
+int tk_cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", tk_prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", tk_prog);
+	return TK_EXIT_USAGE;
+}
+
+int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
+		 const char *const *usage, const char *about, int *npos, int *exit_now)
+{
+	struct tk_diag d;
+	int rc = tk_opt_parse(argc, argv, opts, npos, &d);
+	*exit_now = rc != TK_OPT_DONE;
+	if (rc == TK_OPT_SHOW_HELP) {
+		tk_opt_usage(stdout, usage, about, opts);
+		return TK_EXIT_OK;
+	}
+	if (rc)
+		return tk_cli_usage_error("%s", d.msg);
+	return TK_EXIT_OK;
+}
+
+double tk_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void tk_progress_init(struct tk_progress *p, const char *what, const char *unit,
+		      uint64_t total, int enabled)
+{
+	memset(p, 0, sizeof(*p));
+	p->what = what;
+	p->unit = unit;
+	p->total = total;
+	p->enabled = enabled;
+	p->tty = isatty(STDERR_FILENO);
+	p->every = p->tty ? 0.1 : 10.0;
+	p->start = p->last = tk_now();
+}
+
+static void progress_draw(struct tk_progress *p, double now, int final)
+{
+	double el = now - p->start;
+	double rate = el > 0 ? p->done / el : 0;
+	if (p->tty) {
+		fputc('\r', stderr);
+		if (p->total) {
+			int width = 30, fill = (int)(width * (double)p->done / p->total);
+			if (fill > width)
+				fill = width;
+			fprintf(stderr, "%s [%.*s%*s] %llu/%llu %s %.0f/s", p->what, fill,
+				"##############################", width - fill, "",
+				(unsigned long long)p->done, (unsigned long long)p->total,
+				p->unit, rate);
+		} else {
+			fprintf(stderr, "%s %llu %s %.0f/s", p->what,
+				(unsigned long long)p->done, p->unit, rate);
+		}
+		fputs(final ? "\n" : "\033[K", stderr);
+	} else {
+		fprintf(stderr, "%s: %s %llu", tk_prog, p->what, (unsigned long long)p->done);
+		if (p->total)
+			fprintf(stderr, "/%llu", (unsigned long long)p->total);
+		fprintf(stderr, " %s (%.1fs, %.0f/s)\n", p->unit, el, rate);
+	}
+	p->drawn = 1;
+	p->last = now;
+}
+
+void tk_progress_update(struct tk_progress *p, uint64_t done)
+{
+	p->done = done;
+	if (!p->enabled)
+		return;
+	double now = tk_now();
+	if (now - p->last >= p->every)
+		progress_draw(p, now, 0);
+}
+
+void tk_progress_end(struct tk_progress *p)
+{
+	if (p->enabled && p->drawn)
+		progress_draw(p, tk_now(), 1);
+}
