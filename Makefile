@@ -40,7 +40,7 @@ NVCCFLAGS  ?= -O2 -g
 CU_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
               -gencode arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
 CPPFLAGS   += -DTK_USE_CUDA -I$(CUDA_HOME)/include
-LDLIBS     += -L$(CUDA_HOME)/lib64 -lcublas_static -lcublasLt_static -lculibos -lcudart_static -ldl -lrt -lstdc++
+LDLIBS     += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
 CUDA_NOTE  := CUDA: $(NVCC) (sm_$(subst $() $(),$(comma)sm_,$(CUDA_ARCHS)))
 else
 CU_OBJ     :=

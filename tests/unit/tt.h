@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Messages are cut to fit tt_why; that is fine for a test report. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 static int tt_failed_now, tt_skipped_now, tt_nfail;
 static char tt_why[512];
 

@@ -1,0 +1,86 @@
+/* device.cu - CUDA device queries and memory for lib/device.c.
+ *
+ * These are the C-callable halves of tk_device_* for CUDA devices; see
+ * lib/device.h for the contracts.  A machine without a driver or without a
+ * GPU reports zero devices rather than an error.
+ */
+#include "cuda-common.cuh"
+
+#include <stdio.h>
+#include <string.h>
+
+extern "C" {
+#include "device.h"
+int tk_cuda_count(int *n, struct tk_diag *d);
+int tk_cuda_info(int index, struct tk_device_info *info, struct tk_diag *d);
+int tk_cuda_alloc(int index, size_t bytes, void **p, struct tk_diag *d);
+void tk_cuda_free(int index, void *p);
+int tk_cuda_copy(int index, void *dst, const void *src, size_t bytes, int to_device,
+		 struct tk_diag *d);
+}
+
+int tk_cuda_count(int *n, struct tk_diag *d)
+{
+	int count = 0;
+	cudaError_t e = cudaGetDeviceCount(&count);
+	if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) {
+		(void)cudaGetLastError();
+		*n = 0;
+		return TK_OK;
+	}
+	TK_CUDA_CHECK(e, d);
+	*n = count;
+	return TK_OK;
+}
+
+int tk_cuda_info(int index, struct tk_device_info *info, struct tk_diag *d)
+{
+	cudaDeviceProp p;
+	TK_CUDA_CHECK(cudaGetDeviceProperties(&p, index), d);
+	TK_CUDA_CHECK(cudaSetDevice(index), d);
+	size_t free_b = 0, total_b = 0;
+	TK_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b), d);
+	memset(info, 0, sizeof(*info));
+	info->dev.kind = TK_DEVICE_CUDA;
+	info->dev.index = index;
+	snprintf(info->name, sizeof(info->name), "%.*s", (int)sizeof(p.name), p.name);
+	info->total_mem = total_b;
+	info->free_mem = free_b;
+	info->cc_major = p.major;
+	info->cc_minor = p.minor;
+	info->multiprocessors = p.multiProcessorCount;
+	return TK_OK;
+}
+
+int tk_cuda_alloc(int index, size_t bytes, void **p, struct tk_diag *d)
+{
+	TK_CUDA_CHECK(cudaSetDevice(index), d);
+	cudaError_t e = cudaMalloc(p, bytes);
+	if (e == cudaErrorMemoryAllocation) {
+		(void)cudaGetLastError();
+		size_t free_b = 0, total_b = 0;
+		cudaMemGetInfo(&free_b, &total_b);
+		*p = NULL;
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
+				   "out of device memory on cuda:%d allocating %zu MiB "
+				   "(%zu MiB free of %zu MiB): use a smaller batch or gradient "
+				   "checkpointing", index, bytes >> 20, free_b >> 20, total_b >> 20);
+	}
+	TK_CUDA_CHECK(e, d);
+	return TK_OK;
+}
+
+void tk_cuda_free(int index, void *p)
+{
+	if (p && cudaSetDevice(index) == cudaSuccess)
+		cudaFree(p);
+}
+
+int tk_cuda_copy(int index, void *dst, const void *src, size_t bytes, int to_device,
+		 struct tk_diag *d)
+{
+	TK_CUDA_CHECK(cudaSetDevice(index), d);
+	TK_CUDA_CHECK(cudaMemcpy(dst, src, bytes,
+				 to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost), d);
+	return TK_OK;
+}

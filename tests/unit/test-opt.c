@@ -1,0 +1,118 @@
+/* test-opt.c - the option table parser and the checked number parsers. */
+#include "opt.h"
+#include "tt.h"
+
+struct o {
+	long long n;
+	double lr;
+	const char *out, *mode;
+	int pad, eos, quiet;
+	struct tk_strlist mods;
+};
+
+static int parse(struct o *o, int argc, const char **args, int *npos, struct tk_diag *d)
+{
+	static const char *argv[32];
+	const struct tk_opt opts[] = {
+		TK_OPT_INT('s', "seq-len", &o->n, "N", 1, 1 << 20, "tokens"),
+		TK_OPT_DOUBLE(0, "learning-rate", &o->lr, "LR", 0, 1, "lr"),
+		TK_OPT_STR('o', "output", &o->out, "FILE", "out"),
+		TK_OPT_CHOICE(0, "mode", &o->mode, "pack|pad", "mode"),
+		TK_OPT_BOOL(0, "pad", &o->pad, "pad"),
+		TK_OPT_BOOL(0, "add-eos", &o->eos, "eos"),
+		TK_OPT_BOOL('q', "quiet", &o->quiet, "quiet"),
+		TK_OPT_LIST(0, "target", &o->mods, "M", "module"),
+		TK_OPT_HELP(),
+		TK_OPT_END,
+	};
+	argv[0] = "prog";
+	for (int i = 0; i < argc; i++)
+		argv[i + 1] = args[i];
+	return tk_opt_parse(argc + 1, (char **)argv, opts, npos, d);
+}
+
+static void test_forms(void)
+{
+	struct o o = { .eos = 1 };
+	struct tk_diag d;
+	int n;
+	const char *a[] = { "-s", "128", "in.txt", "--learning-rate=2e-4", "-oout.tks", "--pad",
+			    "--no-add-eos", "--target", "q_proj", "--target=v_proj", "-q",
+			    "--mode", "pad", "--", "--not-an-option", "-" };
+	TT_REQUIRE(parse(&o, 16, a, &n, &d) == TK_OPT_DONE, "%s", d.msg);
+	TT_CHECK(o.n == 128 && o.lr == 2e-4, "n %lld lr %g", o.n, o.lr);
+	TT_CHECK(!strcmp(o.out, "out.tks"), "%s", o.out);
+	TT_CHECK(o.pad == 1 && o.eos == 0 && o.quiet == 1, "bools");
+	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
+	TT_CHECK(!strcmp(o.mode, "pad"), "choice");
+	TT_CHECK(n == 3, "positional %d", n);
+	free(o.mods.v);
+}
+
+static void test_errors(void)
+{
+	struct o o = { 0 };
+	struct tk_diag d;
+	int n;
+	const char *c1[] = { "--seq-len", "0" };
+	TT_CHECK(parse(&o, 2, c1, &n, &d) == TK_E_INVAL && strstr(d.msg, "--seq-len: '0'"), "%s", d.msg);
+	const char *c2[] = { "--seq-len", "12abc" };
+	TT_CHECK(parse(&o, 2, c2, &n, &d) == TK_E_INVAL, "trailing junk accepted");
+	const char *c3[] = { "--sequence" };
+	TT_CHECK(parse(&o, 1, c3, &n, &d) == TK_E_INVAL && strstr(d.msg, "unknown option '--sequence'"), "%s", d.msg);
+	const char *c4[] = { "--output" };
+	TT_CHECK(parse(&o, 1, c4, &n, &d) == TK_E_INVAL && strstr(d.msg, "needs a value"), "%s", d.msg);
+	const char *c5[] = { "--mode", "zip" };
+	TT_CHECK(parse(&o, 2, c5, &n, &d) == TK_E_INVAL && strstr(d.msg, "pack|pad"), "%s", d.msg);
+	const char *c6[] = { "--learning-rate", "nan" };
+	TT_CHECK(parse(&o, 2, c6, &n, &d) == TK_E_INVAL, "nan accepted");
+	const char *c7[] = { "--no-output" };
+	TT_CHECK(parse(&o, 1, c7, &n, &d) == TK_E_INVAL, "--no- on a string accepted");
+	const char *c8[] = { "-x" };
+	TT_CHECK(parse(&o, 1, c8, &n, &d) == TK_E_INVAL && strstr(d.msg, "'-x'"), "%s", d.msg);
+	const char *c9[] = { "--pad=maybe" };
+	TT_CHECK(parse(&o, 1, c9, &n, &d) == TK_E_INVAL, "bad bool accepted");
+	const char *h[] = { "in", "--help" };
+	TT_CHECK(parse(&o, 2, h, &n, &d) == TK_OPT_SHOW_HELP, "help");
+	free(o.mods.v);
+}
+
+static void test_numbers(void)
+{
+	long long v;
+	double x;
+	TT_CHECK(tk_parse_ll("0x10", 0, 100, &v) == 0 && v == 16, "hex");
+	TT_CHECK(tk_parse_ll("99999999999999999999", 0, 1LL << 62, &v) == TK_E_INVAL, "overflow");
+	TT_CHECK(tk_parse_ll("", 0, 1, &v) == TK_E_INVAL, "empty");
+	TT_CHECK(tk_parse_double("1e400", 0, 1e300, &x) == TK_E_INVAL, "inf");
+	TT_CHECK(tk_parse_double("0.05", 0, 1, &x) == 0 && x == 0.05, "0.05");
+}
+
+static void test_usage_text(void)
+{
+	struct o o = { 0 };
+	const struct tk_opt opts[] = {
+		TK_OPT_INT('s', "seq-len", &o.n, "N", 1, 10, "tokens per block"),
+		TK_OPT_BOOL(0, "pad", &o.pad, "one document per block"),
+		TK_OPT_END,
+	};
+	const char *usage[] = { "tk-x [OPTIONS] FILE", "tk-x --help", NULL };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	tk_opt_usage(f, usage, "About.", opts);
+	fclose(f);
+	TT_CHECK(strstr(buf, "usage: tk-x [OPTIONS] FILE\n   or: tk-x --help\n"), "%s", buf);
+	TT_CHECK(strstr(buf, "  -s, --seq-len N") && strstr(buf, "tokens per block"), "%s", buf);
+	TT_CHECK(strstr(buf, "      --pad "), "%s", buf);
+	free(buf);
+}
+
+int main(void)
+{
+	TT_RUN(test_forms);
+	TT_RUN(test_errors);
+	TT_RUN(test_numbers);
+	TT_RUN(test_usage_text);
+	return tt_done();
+}
