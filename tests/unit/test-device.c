@@ -73,10 +73,43 @@ static void test_cuda_absent_fails_cleanly(void)
 	TT_CHECK(strstr(d.msg, "cudaGetDeviceProperties"), "message: %s", d.msg);
 }
 
+/* make test-gpu sets TK_REQUIRE_GPU=1: then a CUDA device must be there and
+ * memory must round-trip through it.  Unverified so far: no GPU has run it. */
+static void test_cuda_present_round_trip(void)
+{
+	if (!getenv("TK_REQUIRE_GPU"))
+		TT_SKIP("needs a GPU (make test-gpu)");
+	struct tk_device dev;
+	struct tk_diag d;
+	int fell = 0;
+	TT_REQUIRE(tk_device_cuda_built(), "this build has no CUDA support");
+	TT_REQUIRE(tk_device_parse("auto", &dev, &fell, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(dev.kind == TK_DEVICE_CUDA && !fell, "auto did not pick CUDA");
+	struct tk_device_info info;
+	TT_REQUIRE(tk_device_info(dev, &info, &d) == 0, "%s", d.msg);
+	printf("# cuda:%d %s, sm_%d%d, %zu MiB\n", dev.index, info.name, info.cc_major,
+	       info.cc_minor, info.total_mem >> 20);
+	size_t n = 1 << 20;
+	unsigned char *src = malloc(n), *back = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		src[i] = (unsigned char)(i * 7 + 3);
+	void *p = NULL;
+	TT_REQUIRE(tk_device_alloc(dev, n, &p, &d) == 0, "%s", d.msg);
+	TT_CHECK(tk_device_upload(dev, p, src, n, &d) == 0, "%s", d.msg);
+	TT_CHECK(tk_device_download(dev, back, p, n, &d) == 0, "%s", d.msg);
+	TT_CHECK(!memcmp(src, back, n), "device round trip differs");
+	tk_device_free(dev, p);
+	int rc = tk_device_alloc(dev, (size_t)1 << 50, &p, &d);
+	TT_CHECK(rc == TK_E_NOMEM && strstr(d.msg, "out of device memory"), "%d %s", rc, d.msg);
+	free(src);
+	free(back);
+}
+
 int main(void)
 {
 	TT_RUN(test_cpu_always_there);
 	TT_RUN(test_bad_specs);
 	TT_RUN(test_cuda_absent_fails_cleanly);
+	TT_RUN(test_cuda_present_round_trip);
 	return tt_done();
 }
