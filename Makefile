@@ -8,6 +8,10 @@
 #   make asan|ubsan run the tests under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make test-gpu   CUDA-vs-CPU conformance suite (needs a GPU)
 
+comma    := ,
+empty    :=
+space    := $(empty) $(empty)
+
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
@@ -41,15 +45,15 @@ CU_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a))
               -gencode arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
 CPPFLAGS   += -DTK_USE_CUDA -I$(CUDA_HOME)/include
 LDLIBS     += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
-CUDA_NOTE  := CUDA: $(NVCC) (sm_$(subst $() $(),$(comma)sm_,$(CUDA_ARCHS)))
+CUDA_NOTE  := CUDA: $(NVCC) (sm_$(subst $(space),$(comma)sm_,$(CUDA_ARCHS)))
 else
 CU_OBJ     :=
 CUDA_NOTE  := CUDA: nvcc not found, building the CPU tools only
 endif
-comma := ,
 
 .PHONY: all test unit cli deps demo parity bench asan ubsan test-gpu clean cuda-note
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: cuda-note $(TOOLS) $(UNITS)
 
