@@ -77,6 +77,10 @@ int tk_shard_writer_close(tk_shard_writer_t *w, struct tk_diag *d);
 /* Frees a writer without finishing the shard (for failure paths). */
 void tk_shard_writer_free(tk_shard_writer_t *w);
 
+/* Sets the uncompressed size (bytes, clamped to [64, 64 MiB]) at which the
+ * writer starts a new chunk; the default is 2 MiB.  For tests and tuning. */
+void tk_shard_writer_set_chunk_size(tk_shard_writer_t *w, size_t bytes);
+
 /* Totals written so far. */
 const struct tk_shard_totals *tk_shard_writer_totals(const tk_shard_writer_t *w);
 
@@ -97,6 +101,17 @@ int tk_shard_read(tk_shard_reader_t *r, struct tk_record *rec, struct tk_diag *d
 const struct tk_shard_totals *tk_shard_reader_totals(const tk_shard_reader_t *r);
 
 void tk_shard_reader_free(tk_shard_reader_t *r);
+
+/* Stream offset of the next byte the reader will read (the shard's first
+ * byte is at ftello() when the reader was opened, else 0 for a pipe). */
+long long tk_shard_reader_offset(const tk_shard_reader_t *r);
+
+/* Several shards may follow one another in a stream (`cat a.tks b.tks`).
+ * After tk_shard_read returned 0 the reader has consumed exactly its shard,
+ * so the caller frees it and, if tk_shard_more(fp) returns 1, opens another
+ * reader on the same fp.  Returns 1 when at least one more byte follows, 0
+ * at the end of the stream, TK_E_IO if reading failed. */
+int tk_shard_more(FILE *fp, const char *name, struct tk_diag *d);
 
 /* Reads only the header and trailer of a regular file (seeking to the
  * trailer), without decompressing the chunks. */
