@@ -20,7 +20,8 @@ struct tk_input_opts {
 	enum tk_input_format format; /* AUTO: from the extension (.csv, .jsonl/.json, else text) */
 	const char *column;     /* CSV: the text column */
 	const char *field;      /* JSONL: the text field */
-	const char *tmpl;       /* "Quote: {quote}\nAuthor: {author}" over columns/fields */
+	const char *tmpl;       /* "Quote: {quote}\nAuthor: {author}" over columns/fields,
+				   with the escapes of tk_tmpl_parse */
 	const char *prompt;     /* column/field holding the prompt (with response) */
 	const char *response;   /* column/field holding the response */
 	int split_lines;        /* text: one document per non-empty line */
@@ -42,7 +43,13 @@ typedef struct tk_input tk_input_t;
 
 /* Opens path ("-" is stdin, named "<stdin>" in messages).  For CSV, reads
  * the header and checks that the named columns exist: a missing one is
- * TK_E_INVAL with a message listing the columns that do exist. */
+ * TK_E_INVAL with a message listing the columns that do exist.  column and
+ * field are synonyms (either works for both formats); giving more than one
+ * of a column, a template and a prompt/response pair is TK_E_INVAL, and so
+ * are columns or fields for plain text.  With none given, the text is the
+ * column/field "text", else "prompt" + "completion" as a pair (TRL's
+ * names), else the only column; otherwise TK_E_INVAL listing them.  A UTF-8
+ * byte order mark at the start of a file is skipped in every format. */
 int tk_input_open(tk_input_t **in, const char *path, const struct tk_input_opts *o,
 		  struct tk_diag *d);
 
@@ -52,5 +59,40 @@ int tk_input_open(tk_input_t **in, const char *path, const struct tk_input_opts 
 int tk_input_next(tk_input_t *in, struct tk_example *ex, struct tk_diag *d);
 
 void tk_input_free(tk_input_t *in);
+
+/* The name used in messages: the path, or "<stdin>". */
+const char *tk_input_name(const tk_input_t *in);
+
+/* Which format a path is read as under TK_INPUT_AUTO: .csv is CSV,
+ * .jsonl, .json and .ndjson are JSONL (case-insensitive), anything else,
+ * "-" included, is text. */
+enum tk_input_format tk_input_format_of(const char *path);
+
+/* A parsed template: literal text and {NAME} references, in order.  The
+ * source may write \n (newline), \t (tab), \\ (backslash), {{ and }}
+ * (literal braces); {NAME} takes the value of column or field NAME. */
+struct tk_tmpl_part {
+	int name;               /* index into names, or -1 for literal text */
+	size_t off, len;        /* literal: bytes of lit */
+};
+
+struct tk_tmpl {
+	char *lit;              /* the literal text, escapes resolved */
+	struct tk_tmpl_part *parts;
+	size_t n_parts;
+	char **names;           /* distinct names, in order of first use */
+	size_t n_names;
+};
+
+/* Parses src into t (caller frees with tk_tmpl_free).  Unknown escapes, a
+ * lone } or {, and {} are TK_E_INVAL with d->msg saying which and where
+ * (byte offset in d->offset). */
+int tk_tmpl_parse(struct tk_tmpl *t, const char *src, struct tk_diag *d);
+
+/* Appends the template filled with vals[i]/lens[i] for names[i] to out. */
+int tk_tmpl_render(const struct tk_tmpl *t, const char *const *vals,
+		   const size_t *lens, struct tk_buf *out);
+
+void tk_tmpl_free(struct tk_tmpl *t);
 
 #endif

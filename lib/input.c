@@ -1,0 +1,762 @@
+/* input.c - see input.h.
+ *
+ * Every format is read one physical line at a time (getdelim), so memory
+ * stays bounded by the longest line or record, and each line's number and
+ * byte offset are known when something in it is wrong.  UTF-8 is checked
+ * (or repaired) line by line before parsing: a newline never belongs to a
+ * multi-byte sequence, so this gives the same result as checking the whole
+ * file.  CSV lines are pushed into libcsv, which calls back per field and
+ * per row; finished rows become examples in a small queue.
+ */
+#include "input.h"
+
+#include <cjson/cJSON.h>
+#include <csv.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tokenizer.h"
+
+/* How the text of an example is chosen. */
+enum pick { PICK_NONE, PICK_ONE, PICK_TMPL, PICK_PAIR };
+
+/* A finished example waiting in the queue. */
+struct pending {
+	size_t off, len, prompt_len;
+	long long line;
+};
+
+struct tk_input {
+	FILE *fp;
+	int own_fp;
+	char *name;
+	enum tk_input_format fmt;
+	struct tk_input_opts o;
+	int eof;
+
+	char *line;             /* the current physical line */
+	size_t line_cap;
+	long long lineno;       /* of the line last read */
+	long long offset;       /* file offset of the next line */
+	struct tk_buf fixed;    /* a repaired line */
+
+	/* Selection of the text: a column/field, a template or a pair. */
+	enum pick pick;
+	struct tk_tmpl tmpl;
+	const char *want[2];    /* PICK_ONE: want[0]; PICK_PAIR: prompt, response */
+	int n_want;             /* names in use: 1, 2 or tmpl.n_names */
+	const char **vals;      /* per name, for rendering */
+	size_t *lens;
+	char (*num)[64];        /* JSONL: numbers and booleans as text */
+
+	/* CSV */
+	struct csv_parser csv;
+	int csv_ready;
+	struct tk_buf row;      /* the fields of the row being read */
+	size_t *fld_off, *fld_len;
+	int n_fld, fld_cap;
+	char **cols;            /* header */
+	int n_cols;
+	int *col_of;            /* name index -> column */
+	long long row_line;     /* where the current row began */
+	long long quote_line;   /* where the open quoted field began */
+	int fields_ended;       /* field callbacks during the current line */
+	int err;
+	struct tk_diag *cb_diag;
+
+	/* The queue of finished examples and their text. */
+	struct tk_buf out;
+	struct pending *q;
+	size_t q_n, q_head, q_cap;
+};
+
+/* ---- templates ---------------------------------------------------------- */
+
+void tk_tmpl_free(struct tk_tmpl *t)
+{
+	for (size_t i = 0; i < t->n_names; i++)
+		free(t->names[i]);
+	free(t->names);
+	free(t->parts);
+	free(t->lit);
+	memset(t, 0, sizeof(*t));
+}
+
+static int tmpl_add(struct tk_tmpl *t, int name, size_t off, size_t len)
+{
+	if (name < 0 && t->n_parts && t->parts[t->n_parts - 1].name < 0) {
+		t->parts[t->n_parts - 1].len += len; /* extend the literal */
+		return 0;
+	}
+	struct tk_tmpl_part *p = tk_reallocn(t->parts, t->n_parts + 1, sizeof(*p));
+	if (!p)
+		return TK_E_NOMEM;
+	t->parts = p;
+	p[t->n_parts++] = (struct tk_tmpl_part){ name, off, len };
+	return 0;
+}
+
+static int tmpl_name(struct tk_tmpl *t, const char *s, size_t n)
+{
+	for (size_t i = 0; i < t->n_names; i++)
+		if (strlen(t->names[i]) == n && !memcmp(t->names[i], s, n))
+			return (int)i;
+	char **v = tk_reallocn(t->names, t->n_names + 1, sizeof(*v));
+	if (!v)
+		return TK_E_NOMEM;
+	t->names = v;
+	if (!(v[t->n_names] = strndup(s, n)))
+		return TK_E_NOMEM;
+	return (int)t->n_names++;
+}
+
+static int tmpl_fail(struct tk_tmpl *t, struct tk_diag *d, size_t at, const char *what)
+{
+	tk_tmpl_free(t);
+	tk_diag_set(d, TK_E_INVAL, NULL, -1, "template: %s at character %zu%s", what,
+		    at + 1, strchr(what, '{') || strchr(what, '}')
+		    ? " (write {{ or }} for a literal brace)" : "");
+	if (d)
+		d->offset = (long long)at;
+	return TK_E_INVAL;
+}
+
+int tk_tmpl_parse(struct tk_tmpl *t, const char *src, struct tk_diag *d)
+{
+	size_t n = strlen(src), k = 0;
+	memset(t, 0, sizeof(*t));
+	if (!(t->lit = malloc(n + 1)))
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	for (size_t i = 0; i < n;) {
+		char c = src[i];
+		int rc = 0;
+		if (c == '\\') {
+			char e = src[i + 1];
+			char r = e == 'n' ? '\n' : e == 't' ? '\t' : e == '\\' ? '\\' : 0;
+			if (!r)
+				return tmpl_fail(t, d, i, e ? "unknown escape (use \\n, \\t or \\\\)"
+							    : "a lone \\ at the end");
+			t->lit[k] = r;
+			rc = tmpl_add(t, -1, k++, 1);
+			i += 2;
+		} else if ((c == '{' && src[i + 1] == '{') || (c == '}' && src[i + 1] == '}')) {
+			t->lit[k] = c;
+			rc = tmpl_add(t, -1, k++, 1);
+			i += 2;
+		} else if (c == '{') {
+			const char *end = strchr(src + i + 1, '}');
+			const char *open = strchr(src + i + 1, '{');
+			if (!end || (open && open < end))
+				return tmpl_fail(t, d, i, "unclosed {");
+			if (end == src + i + 1)
+				return tmpl_fail(t, d, i, "empty {}");
+			int id = tmpl_name(t, src + i + 1, (size_t)(end - src - i - 1));
+			rc = id < 0 ? id : tmpl_add(t, id, 0, 0);
+			i = (size_t)(end - src) + 1;
+		} else if (c == '}') {
+			return tmpl_fail(t, d, i, "a lone }");
+		} else {
+			t->lit[k] = c;
+			rc = tmpl_add(t, -1, k++, 1);
+			i++;
+		}
+		if (rc) {
+			tk_tmpl_free(t);
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		}
+	}
+	t->lit[k] = '\0';
+	return 0;
+}
+
+int tk_tmpl_render(const struct tk_tmpl *t, const char *const *vals,
+		   const size_t *lens, struct tk_buf *out)
+{
+	for (size_t i = 0; i < t->n_parts; i++) {
+		const struct tk_tmpl_part *p = &t->parts[i];
+		int rc = p->name < 0 ? tk_buf_append(out, t->lit + p->off, p->len)
+				     : tk_buf_append(out, vals[p->name], lens[p->name]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- reading lines ------------------------------------------------------ */
+
+enum tk_input_format tk_input_format_of(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	const char *slash = strrchr(path, '/');
+	if (!dot || (slash && slash > dot))
+		return TK_INPUT_TEXT;
+	if (!strcasecmp(dot, ".csv"))
+		return TK_INPUT_CSV;
+	if (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".json") ||
+	    !strcasecmp(dot, ".ndjson"))
+		return TK_INPUT_JSONL;
+	return TK_INPUT_TEXT;
+}
+
+const char *tk_input_name(const tk_input_t *in)
+{
+	return in->name;
+}
+
+/* Reads the next physical line (with its newline) into s and n, checked or
+ * repaired as UTF-8.  Returns 1, 0 at the end, or an error. */
+static int read_line(tk_input_t *in, const char **s, size_t *n, struct tk_diag *d)
+{
+	errno = 0;
+	ssize_t got = getdelim(&in->line, &in->line_cap, '\n', in->fp);
+	if (got < 0) {
+		if (ferror(in->fp))
+			return tk_diag_sys(d, in->name, "read failed");
+		if (errno == ENOMEM)
+			return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+		in->eof = 1;
+		return 0;
+	}
+	const char *p = in->line;
+	size_t len = (size_t)got;
+	long long off = in->offset;
+	in->offset += got;
+	in->lineno++;
+	if (in->lineno == 1 && len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) {
+		p += 3; /* a byte order mark */
+		len -= 3;
+		off += 3;
+	}
+	size_t ok = tk_utf8_valid(p, len);
+	if (ok < len) {
+		if (!in->o.invalid_utf8_replace) {
+			tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+				    "invalid UTF-8 at byte %lld (--invalid-utf8 replace "
+				    "substitutes U+FFFD)", off + (long long)ok);
+			if (d)
+				d->offset = off + (long long)ok;
+			return TK_E_FORMAT;
+		}
+		in->fixed.len = 0;
+		if (tk_utf8_repair(p, len, &in->fixed))
+			return tk_diag_set(d, TK_E_NOMEM, in->name, in->lineno, "out of memory");
+		p = in->fixed.data;
+		len = in->fixed.len;
+	}
+	*s = p;
+	*n = len;
+	return 1;
+}
+
+static size_t chomp(const char *s, size_t n)
+{
+	if (n && s[n - 1] == '\n')
+		n--;
+	if (n && s[n - 1] == '\r')
+		n--;
+	return n;
+}
+
+/* Starts a new text at the end of in->out: every text is NUL-terminated,
+ * so the next starts after the previous one's NUL.  Returns its offset. */
+static size_t text_begin(tk_input_t *in)
+{
+	if (in->q_n > in->q_head || in->out.len)
+		tk_buf_append(&in->out, "", 1); /* failure shows up in queue() */
+	return in->out.len;
+}
+
+/* Queues the example whose text runs from off to the end of in->out. */
+static int queue(tk_input_t *in, size_t off, size_t prompt_len, long long line)
+{
+	if (!in->out.data || in->out.len < off)
+		return TK_E_NOMEM;
+	if (in->q_n == in->q_cap) {
+		size_t cap = in->q_cap ? in->q_cap * 2 : 8;
+		struct pending *q = tk_reallocn(in->q, cap, sizeof(*q));
+		if (!q)
+			return TK_E_NOMEM;
+		in->q = q;
+		in->q_cap = cap;
+	}
+	in->q[in->q_n++] = (struct pending){ off, in->out.len - off, prompt_len, line };
+	return 0;
+}
+
+/* Builds the example from vals/lens (one per name in use) and queues it. */
+static int emit(tk_input_t *in, long long line)
+{
+	size_t off = text_begin(in), plen = 0;
+	int rc = 0;
+	switch (in->pick) {
+	case PICK_ONE:
+		rc = tk_buf_append(&in->out, in->vals[0], in->lens[0]);
+		break;
+	case PICK_TMPL:
+		rc = tk_tmpl_render(&in->tmpl, in->vals, in->lens, &in->out);
+		break;
+	case PICK_PAIR:
+		plen = in->lens[0];
+		rc = tk_buf_append(&in->out, in->vals[0], in->lens[0]);
+		if (!rc)
+			rc = tk_buf_append(&in->out, in->vals[1], in->lens[1]);
+		break;
+	case PICK_NONE:
+		break;
+	}
+	return rc ? rc : queue(in, off, plen, line);
+}
+
+/* Decides which names are in use from the options, or, when none were
+ * given, from what the data has (names[0..n-1]): a "text" column/field,
+ * else "prompt" and "completion", else the only one. */
+static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
+		  struct tk_diag *d, long long line)
+{
+	const struct tk_input_opts *o = &in->o;
+	const char *one = in->fmt == TK_INPUT_CSV ? o->column : o->field;
+	if (!one)
+		one = in->fmt == TK_INPUT_CSV ? o->field : o->column;
+	int given = !!one + !!o->tmpl + !!(o->prompt || o->response);
+	if (given > 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "choose one of a %s, a template or a prompt/response pair",
+				   kind);
+	if ((o->prompt != NULL) != (o->response != NULL))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "a prompt %s needs a response %s, and the other way round",
+				   kind, kind);
+	if (o->tmpl) {
+		in->pick = PICK_TMPL;
+		in->n_want = (int)in->tmpl.n_names;
+	} else if (o->prompt) {
+		in->pick = PICK_PAIR;
+		in->want[0] = o->prompt;
+		in->want[1] = o->response;
+		in->n_want = 2;
+	} else if (one) {
+		in->pick = PICK_ONE;
+		in->want[0] = one;
+		in->n_want = 1;
+	} else {
+		int has_p = 0, has_c = 0;
+		in->n_want = 1;
+		for (int i = 0; i < n; i++) {
+			if (!strcmp(names[i], "text")) {
+				in->pick = PICK_ONE;
+				in->want[0] = "text";
+				return 0;
+			}
+			has_p |= !strcmp(names[i], "prompt");
+			has_c |= !strcmp(names[i], "completion");
+		}
+		if (has_p && has_c) {
+			in->pick = PICK_PAIR;
+			in->want[0] = "prompt";
+			in->want[1] = "completion";
+			in->n_want = 2;
+		} else if (n == 1) {
+			in->pick = PICK_ONE;
+			in->want[0] = names[0];
+		} else {
+			struct tk_buf l = { 0 };
+			for (int i = 0; i < n; i++)
+				if (tk_buf_append(&l, i ? ", " : "", i ? 2 : 0) ||
+				    tk_buf_append(&l, names[i], strlen(names[i])))
+					break;
+			tk_diag_set(d, TK_E_INVAL, in->name, in->fmt == TK_INPUT_CSV ? -1 : line,
+				    "no %s named 'text' (%ss: %s); choose one with --%s, "
+				    "--template or --prompt-%s and --response-%s", kind, kind,
+				    l.data ? l.data : "", kind, kind, kind);
+			tk_buf_free(&l);
+			return TK_E_INVAL;
+		}
+	}
+	return 0;
+}
+
+static const char *want_name(const tk_input_t *in, int i)
+{
+	return in->pick == PICK_TMPL ? in->tmpl.names[i] : in->want[i];
+}
+
+/* ---- CSV ---------------------------------------------------------------- */
+
+static int no_space(unsigned char c)
+{
+	(void)c;
+	return 0;
+}
+
+static void csv_field(void *s, size_t len, void *arg)
+{
+	tk_input_t *in = arg;
+	in->fields_ended++;
+	if (in->err)
+		return;
+	if (in->n_fld == in->fld_cap) {
+		int cap = in->fld_cap ? in->fld_cap * 2 : 16;
+		size_t *a = tk_reallocn(in->fld_off, (size_t)cap, sizeof(*a));
+		size_t *b = a ? tk_reallocn(in->fld_len, (size_t)cap, sizeof(*b)) : NULL;
+		if (a)
+			in->fld_off = a;
+		if (!b) {
+			in->err = tk_diag_set(in->cb_diag, TK_E_NOMEM, in->name, -1,
+					      "out of memory");
+			return;
+		}
+		in->fld_len = b;
+		in->fld_cap = cap;
+	}
+	in->fld_off[in->n_fld] = in->row.len;
+	in->fld_len[in->n_fld++] = len;
+	if (tk_buf_append(&in->row, s, len))
+		in->err = tk_diag_set(in->cb_diag, TK_E_NOMEM, in->name, -1, "out of memory");
+}
+
+static int csv_header(tk_input_t *in)
+{
+	struct tk_diag *d = in->cb_diag;
+	in->cols = tk_mallocn((size_t)in->n_fld, sizeof(*in->cols));
+	if (!in->cols)
+		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+	for (int i = 0; i < in->n_fld; i++) {
+		in->cols[i] = strndup(in->row.data + in->fld_off[i], in->fld_len[i]);
+		if (!in->cols[i])
+			return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+		in->n_cols++;
+	}
+	int rc = choose(in, in->cols, in->n_cols, "column", d, in->row_line);
+	if (rc)
+		return rc;
+	in->col_of = tk_mallocn((size_t)in->n_want, sizeof(*in->col_of));
+	if (!in->col_of)
+		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+	for (int k = 0; k < in->n_want; k++) {
+		const char *w = want_name(in, k);
+		in->col_of[k] = -1;
+		for (int i = 0; i < in->n_cols && in->col_of[k] < 0; i++)
+			if (!strcmp(in->cols[i], w))
+				in->col_of[k] = i;
+		if (in->col_of[k] >= 0)
+			continue;
+		struct tk_buf l = { 0 };
+		for (int i = 0; i < in->n_cols; i++)
+			if (tk_buf_append(&l, i ? ", " : "", i ? 2 : 0) ||
+			    tk_buf_append(&l, in->cols[i], strlen(in->cols[i])))
+				break;
+		tk_diag_set(d, TK_E_INVAL, in->name, -1, "no column '%s' (columns: %s)", w,
+			    l.data ? l.data : "");
+		tk_buf_free(&l);
+		return TK_E_INVAL;
+	}
+	return 0;
+}
+
+static void csv_row(int term, void *arg)
+{
+	tk_input_t *in = arg;
+	(void)term;
+	if (in->err)
+		goto out;
+	if (!in->cols) {
+		in->err = csv_header(in);
+		goto out;
+	}
+	if (in->n_fld != in->n_cols) {
+		in->err = tk_diag_set(in->cb_diag, TK_E_FORMAT, in->name, in->row_line,
+				      "%d field%s, but the header has %d", in->n_fld,
+				      in->n_fld == 1 ? "" : "s", in->n_cols);
+		goto out;
+	}
+	for (int k = 0; k < in->n_want; k++) {
+		in->vals[k] = in->row.data + in->fld_off[in->col_of[k]];
+		in->lens[k] = in->fld_len[in->col_of[k]];
+	}
+	if (emit(in, in->row_line))
+		in->err = tk_diag_set(in->cb_diag, TK_E_NOMEM, in->name, -1, "out of memory");
+out:
+	in->n_fld = 0;
+	in->row.len = 0;
+}
+
+/* Pushes lines into libcsv until a row is queued (or the header is read,
+ * with header_only), or the input ends. */
+static int csv_pump(tk_input_t *in, int header_only, struct tk_diag *d)
+{
+	in->cb_diag = d;
+	while (!in->err && !in->eof && in->q_n == in->q_head &&
+	       !(header_only && in->cols)) {
+		const char *s;
+		size_t n;
+		int rc = read_line(in, &s, &n, d);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			if (csv_fini(&in->csv, csv_field, csv_row, in)) {
+				if (in->err)
+					return in->err;
+				return tk_diag_set(d, TK_E_FORMAT, in->name, in->quote_line,
+						   "unterminated quoted field");
+			}
+			break;
+		}
+		int was_quoted = in->csv.pstate != 0 && in->csv.quoted;
+		if (in->csv.pstate == 0)
+			in->row_line = in->lineno;
+		in->fields_ended = 0;
+		if (csv_parse(&in->csv, s, n, csv_field, csv_row, in) != n && !in->err)
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "malformed quoting (quote the whole field and "
+					   "double the quotes inside it: \"say \"\"hi\"\"\")");
+		if (!was_quoted || in->fields_ended)
+			in->quote_line = in->lineno;
+	}
+	return in->err;
+}
+
+/* ---- JSONL -------------------------------------------------------------- */
+
+static int json_fields(const cJSON *obj, struct tk_buf *l)
+{
+	int i = 0;
+	for (const cJSON *c = obj->child; c; c = c->next, i++)
+		if (tk_buf_append(l, i ? ", " : "", i ? 2 : 0) ||
+		    tk_buf_append(l, c->string, strlen(c->string)))
+			return TK_E_NOMEM;
+	return tk_buf_append(l, "", 0);
+}
+
+static int jsonl_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d)
+{
+	const char *end = NULL;
+	cJSON *obj = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+	int rc = 0;
+	char **tmp = NULL;
+	if (!obj || !cJSON_IsObject(obj)) {
+		if (!obj)
+			rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					 "not JSON (error at character %lld; one object per "
+					 "line expected)", end ? (long long)(end - s) + 1 : 1LL);
+		else
+			rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					 "not a JSON object (one object per line expected)");
+		goto out;
+	}
+	for (end = end ? end : s + n; end < s + n && strchr(" \t\r\n", *end); end++)
+		;
+	if (end < s + n) {
+		rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+				 "text after the JSON object (one object per line expected)");
+		goto out;
+	}
+	if (in->pick == PICK_NONE) {
+		int k = cJSON_GetArraySize(obj);
+		tmp = tk_mallocn((size_t)k, sizeof(*tmp));
+		if (!tmp) {
+			rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+			goto out;
+		}
+		int i = 0;
+		for (const cJSON *c = obj->child; c; c = c->next)
+			tmp[i++] = c->string;
+		if ((rc = choose(in, tmp, k, "field", d, in->lineno)))
+			goto out;
+		in->vals = tk_mallocn((size_t)in->n_want, sizeof(*in->vals));
+		in->lens = tk_mallocn((size_t)in->n_want, sizeof(*in->lens));
+		in->num = tk_mallocn((size_t)in->n_want, sizeof(*in->num));
+		if (!in->vals || !in->lens || !in->num) {
+			rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+			goto out;
+		}
+	}
+	for (int k = 0; k < in->n_want && !rc; k++) {
+		const char *w = want_name(in, k);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, w);
+		if (cJSON_IsString(v)) {
+			in->vals[k] = v->valuestring;
+			in->lens[k] = strlen(v->valuestring);
+		} else if (cJSON_IsNumber(v) || cJSON_IsBool(v)) {
+			/* as JSON writes it: 3, 0.5, 1e+20, true */
+			if (!cJSON_PrintPreallocated((cJSON *)v, in->num[k], sizeof(in->num[k]), 0))
+				rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+			in->vals[k] = in->num[k];
+			in->lens[k] = strlen(in->num[k]);
+		} else if (!v) {
+			struct tk_buf l = { 0 };
+			json_fields(obj, &l);
+			rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					 "no field '%s' (fields: %s)", w, l.data ? l.data : "");
+			tk_buf_free(&l);
+		} else {
+			rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					 "field '%s' is %s, not a string", w,
+					 cJSON_IsNull(v) ? "null" : cJSON_IsArray(v) ? "an array"
+								: "an object");
+		}
+	}
+	if (!rc && emit(in, in->lineno))
+		rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+out:
+	free(tmp);
+	cJSON_Delete(obj);
+	return rc;
+}
+
+/* ---- text --------------------------------------------------------------- */
+
+static int text_whole(tk_input_t *in, struct tk_diag *d)
+{
+	const char *s;
+	size_t n;
+	int rc;
+	size_t off = text_begin(in);
+	while ((rc = read_line(in, &s, &n, d)) > 0)
+		if (tk_buf_append(&in->out, s, n))
+			return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+	if (rc < 0)
+		return rc;
+	if (in->out.len > off)
+		return queue(in, off, 0, 1) ? tk_diag_set(d, TK_E_NOMEM, in->name, -1,
+							"out of memory") : 0;
+	return 0;
+}
+
+/* ---- the public interface ----------------------------------------------- */
+
+int tk_input_open(tk_input_t **inp, const char *path, const struct tk_input_opts *o,
+		  struct tk_diag *d)
+{
+	tk_input_t *in = calloc(1, sizeof(*in));
+	int rc = 0;
+	*inp = NULL;
+	if (!in)
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	in->o = *o;
+	in->fmt = o->format != TK_INPUT_AUTO ? o->format : tk_input_format_of(path);
+	in->name = strdup(strcmp(path, "-") ? path : "<stdin>");
+	if (!in->name) {
+		rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+		goto fail;
+	}
+	if (o->tmpl && (rc = tk_tmpl_parse(&in->tmpl, o->tmpl, d)))
+		goto fail;
+	if (strcmp(path, "-")) {
+		if (!(in->fp = fopen(path, "rb"))) {
+			rc = tk_diag_sys(d, path, "cannot open");
+			goto fail;
+		}
+		in->own_fp = 1;
+	} else {
+		in->fp = stdin;
+	}
+	if (in->fmt == TK_INPUT_CSV) {
+		if (csv_init(&in->csv, CSV_STRICT | CSV_STRICT_FINI)) {
+			rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+			goto fail;
+		}
+		in->csv_ready = 1;
+		csv_set_space_func(&in->csv, no_space);
+		int nv = o->tmpl ? (int)in->tmpl.n_names : 2;
+		in->vals = tk_mallocn((size_t)nv, sizeof(*in->vals));
+		in->lens = tk_mallocn((size_t)nv, sizeof(*in->lens));
+		if (!in->vals || !in->lens) {
+			rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+			goto fail;
+		}
+		if ((rc = csv_pump(in, 1, d)))
+			goto fail;
+	} else if (in->fmt == TK_INPUT_TEXT && (o->column || o->field || o->tmpl ||
+						  o->prompt || o->response)) {
+		rc = tk_diag_set(d, TK_E_INVAL, in->name, -1,
+				 "plain text has no columns or fields (use a .csv or "
+				 ".jsonl file, or --format)");
+		goto fail;
+	}
+	*inp = in;
+	return 0;
+fail:
+	tk_input_free(in);
+	return rc;
+}
+
+int tk_input_next(tk_input_t *in, struct tk_example *ex, struct tk_diag *d)
+{
+	int rc = 0;
+	if (in->q_head == in->q_n) {
+		in->q_head = in->q_n = 0;
+		in->out.len = 0;
+	}
+	while (in->q_head == in->q_n && !in->eof && !rc) {
+		const char *s;
+		size_t n;
+		switch (in->fmt) {
+		case TK_INPUT_CSV:
+			rc = csv_pump(in, 0, d);
+			break;
+		case TK_INPUT_JSONL:
+			if ((rc = read_line(in, &s, &n, d)) <= 0)
+				break;
+			rc = 0;
+			n = chomp(s, n);
+			if (strspn(s, " \t\r") < n)
+				rc = jsonl_line(in, s, n, d);
+			break;
+		case TK_INPUT_TEXT:
+		case TK_INPUT_AUTO:
+			if (!in->o.split_lines) {
+				rc = text_whole(in, d);
+				break;
+			}
+			if ((rc = read_line(in, &s, &n, d)) <= 0)
+				break;
+			rc = 0;
+			n = chomp(s, n);
+			if (!n)
+				break;
+			size_t off = text_begin(in);
+			if (tk_buf_append(&in->out, s, n) || queue(in, off, 0, in->lineno))
+				rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+			break;
+		}
+	}
+	if (rc < 0)
+		return rc;
+	if (in->q_head == in->q_n)
+		return 0;
+	const struct pending *p = &in->q[in->q_head++];
+	ex->text = in->out.data + p->off;
+	ex->len = p->len;
+	ex->prompt_len = p->prompt_len;
+	ex->line = p->line;
+	return 1;
+}
+
+void tk_input_free(tk_input_t *in)
+{
+	if (!in)
+		return;
+	if (in->own_fp)
+		fclose(in->fp);
+	if (in->csv_ready)
+		csv_free(&in->csv);
+	for (int i = 0; i < in->n_cols; i++)
+		free(in->cols[i]);
+	free(in->cols);
+	free(in->col_of);
+	free(in->fld_off);
+	free(in->fld_len);
+	free(in->vals);
+	free(in->lens);
+	free(in->num);
+	free(in->q);
+	free(in->line);
+	free(in->name);
+	tk_buf_free(&in->fixed);
+	tk_buf_free(&in->row);
+	tk_buf_free(&in->out);
+	tk_tmpl_free(&in->tmpl);
+	free(in);
+}

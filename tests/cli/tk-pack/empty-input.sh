@@ -1,0 +1,5 @@
+# Nothing on stdin.
+tk-pack -o out < /dev/null
+rc=$?
+ls
+exit $rc

@@ -1,0 +1,1 @@
+tk-tokenize -q -t "$FIX/gpt2" --split-lines --no-add-eos --ids "$FIX/input/lines.txt"

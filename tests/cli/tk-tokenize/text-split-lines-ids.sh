@@ -1,0 +1,1 @@
+tk-tokenize -q -t "$FIX/gpt2" --split-lines --ids "$FIX/input/lines.txt"

@@ -1,0 +1,358 @@
+/* test-input.c - CSV, JSONL and text readers, templates. */
+#include <stdio.h>
+#include <string.h>
+
+#include "input.h"
+#include "tt.h"
+
+/* Writes data to a fresh file NAME in the test directory; returns its path
+ * (static buffer). */
+static const char *put(const char *name, const char *data, size_t n)
+{
+	static char path[512];
+	snprintf(path, sizeof(path), "%s/%s", tt_tmpdir(), name);
+	FILE *fp = fopen(path, "wb");
+	if (!fp)
+		return NULL;
+	fwrite(data, 1, n, fp);
+	fclose(fp);
+	return path;
+}
+#define PUT(name, lit) put(name, lit, sizeof(lit) - 1)
+
+/* Reads every example of path into texts[] ("<text>|<prompt_len>@<line>"
+ * joined by '\n' into out); returns the last tk_input_* status. */
+static int slurp(const char *path, const struct tk_input_opts *o, char *out, size_t cap,
+		 struct tk_diag *d)
+{
+	tk_input_t *in;
+	size_t k = 0;
+	out[0] = '\0';
+	int rc = tk_input_open(&in, path, o, d);
+	if (rc)
+		return rc;
+	struct tk_example ex;
+	while ((rc = tk_input_next(in, &ex, d)) == 1) {
+		if (strlen(ex.text) != ex.len) /* texts are NUL-terminated */
+			return 99;
+		k += (size_t)snprintf(out + k, cap - k, "%s[%s|%zu@%lld]", k ? "\n" : "",
+				      ex.text, ex.prompt_len, ex.line);
+		if (k >= cap)
+			return 98;
+	}
+	tk_input_free(in);
+	return rc;
+}
+
+static void test_csv_rfc4180(void)
+{
+	const char *p = PUT("a.csv", "\xEF\xBB\xBFquote,author\r\n"
+			    "\"Hello, world\",Ann\r\n"
+			    "\"two\nlines\",\"Bob \"\"B\"\"\"\r\n"
+			    "\r\n"
+			    " spaced ,\"\"\n"
+			    "last,no newline");
+	struct tk_input_opts o = { .column = "quote" };
+	char got[1024];
+	struct tk_diag d;
+	int rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_REQUIRE(rc == 0, "rc %d: %s", rc, d.msg);
+	TT_CHECK(!strcmp(got, "[Hello, world|0@2]\n[two\nlines|0@3]\n[ spaced |0@6]\n"
+			 "[last|0@7]"), "got %s", got);
+	o.column = "author";
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[Ann|0@2]\n[Bob \"B\"|0@3]\n[|0@6]\n[no newline|0@7]"),
+		 "got %s", got);
+}
+
+static void test_csv_template(void)
+{
+	const char *p = PUT("t.csv", "quote,author\nBe brief.,Anon\n\"{x}\",\"a\\b\"\n");
+	struct tk_input_opts o = { .tmpl = "Quote: {quote}\\nAuthor:\\t{author} {{ok}} \\\\" };
+	char got[1024];
+	struct tk_diag d;
+	int rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_REQUIRE(rc == 0, "rc %d: %s", rc, d.msg);
+	TT_CHECK(!strcmp(got, "[Quote: Be brief.\nAuthor:\tAnon {ok} \\|0@2]\n"
+			 "[Quote: {x}\nAuthor:\ta\\b {ok} \\|0@3]"), "got %s", got);
+	o.tmpl = "{author}: {quote} ({author})";
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[Anon: Be brief. (Anon)|0@2]\n[a\\b: {x} (a\\b)|0@3]"),
+		 "got %s", got);
+	o.tmpl = "{quote} by {auth}";
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && !strcmp(d.msg, "no column 'auth' (columns: quote, author)"),
+		 "rc %d msg %s", rc, d.msg);
+}
+
+static void test_csv_prompt_response(void)
+{
+	const char *p = PUT("pr.csv", "q,a,prompt,completion\nWhat?,This.,P1,C1\n");
+	struct tk_input_opts o = { .prompt = "q", .response = "a" };
+	char got[256];
+	struct tk_diag d;
+	int rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[What?This.|5@2]"), "rc %d got %s", rc, got);
+	struct tk_input_opts none = { 0 }; /* prompt/completion chosen by name */
+	rc = slurp(p, &none, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[P1C1|2@2]"), "rc %d got %s", rc, got);
+	struct tk_input_opts half = { .prompt = "q" };
+	rc = slurp(p, &half, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL, "rc %d", rc);
+	struct tk_input_opts both = { .prompt = "q", .response = "a", .column = "q" };
+	rc = slurp(p, &both, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "choose one"), "rc %d %s", rc, d.msg);
+}
+
+static void test_csv_default_column(void)
+{
+	struct tk_input_opts o = { 0 };
+	char got[256];
+	struct tk_diag d;
+	int rc = slurp(PUT("d1.csv", "id,text\n1,hi\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[hi|0@2]"), "rc %d got %s", rc, got);
+	rc = slurp(PUT("d2.csv", "only\nx\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[x|0@2]"), "rc %d got %s", rc, got);
+	rc = slurp(PUT("d3.csv", "a,b\nx,y\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "(columns: a, b); choose one"), "rc %d %s", rc, d.msg);
+	rc = slurp(PUT("d4.csv", ""), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !got[0], "empty file: rc %d got %s", rc, got);
+}
+
+static void test_csv_errors(void)
+{
+	struct tk_input_opts o = { .column = "a" };
+	char got[256];
+	struct tk_diag d;
+	int rc = slurp(PUT("e1.csv", "a,b\n1,2\n3\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 3 && !strcmp(d.msg, "1 field, but the header has 2"),
+		 "rc %d line %lld %s", rc, d.line, d.msg);
+	rc = slurp(PUT("e2.csv", "a,b\n1,2\n\"x\ny\",\"open\nstill\nopen\n"), &o, got,
+		   sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 4 && !strcmp(d.msg, "unterminated quoted field") &&
+		 strstr(d.path, "e2.csv"), "rc %d line %lld %s", rc, d.line, d.msg);
+	rc = slurp(PUT("e3.csv", "a,b\n1,2\n3,4\n\"ab\"c,d\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 4 && strstr(d.msg, "malformed quoting"),
+		 "rc %d line %lld %s", rc, d.line, d.msg);
+	rc = slurp(PUT("e4.csv", "a,b\n1,2,3\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && !strcmp(d.msg, "3 fields, but the header has 2"),
+		 "rc %d line %lld %s", rc, d.line, d.msg);
+	/* a short last row without a newline */
+	rc = slurp(PUT("e5.csv", "a,b\n1,2\n3"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 3, "rc %d line %lld %s", rc, d.line, d.msg);
+}
+
+static void test_utf8(void)
+{
+	/* "caf\xC3" cut short, then "\xFF", on line 3 at byte 4+6+3 */
+	const char data[] = "a,b\nok,1\ncaf\xC3,\xFF\n";
+	const char *p = put("u.csv", data, sizeof(data) - 1);
+	struct tk_input_opts o = { .column = "a" };
+	char got[256];
+	struct tk_diag d;
+	int rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 3 && d.offset == 12 &&
+		 strstr(d.msg, "invalid UTF-8 at byte 12"), "rc %d line %lld off %lld %s", rc,
+		 d.line, d.offset, d.msg);
+	o.invalid_utf8_replace = 1;
+	o.tmpl = "{a}|{b}";
+	o.column = NULL;
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[ok|1|0@2]\n[caf\xEF\xBF\xBD|\xEF\xBF\xBD|0@3]"),
+		 "rc %d got %s", rc, got);
+
+	const char j[] = "{\"text\":\"x\"}\n{\"text\":\"\xE2\x82\"}\n";
+	p = put("u.jsonl", j, sizeof(j) - 1);
+	struct tk_input_opts oj = { 0 };
+	rc = slurp(p, &oj, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && d.offset == 13 + 9, "rc %d line %lld off %lld",
+		 rc, d.line, d.offset);
+	oj.invalid_utf8_replace = 1;
+	rc = slurp(p, &oj, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[x|0@1]\n[\xEF\xBF\xBD|0@2]"), "rc %d got %s", rc, got);
+
+	const char t[] = "line one\nline \xC0\x80 two\n";
+	p = put("u.txt", t, sizeof(t) - 1);
+	struct tk_input_opts ot = { 0 };
+	rc = slurp(p, &ot, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && d.offset == 14, "rc %d line %lld off %lld",
+		 rc, d.line, d.offset);
+	ot.invalid_utf8_replace = 1;
+	rc = slurp(p, &ot, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[line one\nline \xEF\xBF\xBD\xEF\xBF\xBD two\n|0@1]"),
+		 "rc %d got %s", rc, got);
+}
+
+static void test_jsonl(void)
+{
+	const char *p = PUT("j.jsonl", "{\"quote\": \"Hi \\\"there\\\"\\n\", \"n\": 3, \"f\": 0.5,"
+			    " \"b\": true, \"z\": null}\n\n   \r\n"
+			    "{\"quote\": \"caf\\u00e9\", \"n\": 1e20, \"f\": -2, \"b\": false}\r\n");
+	struct tk_input_opts o = { .field = "quote" };
+	char got[1024];
+	struct tk_diag d;
+	int rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_REQUIRE(rc == 0, "rc %d %s", rc, d.msg);
+	TT_CHECK(!strcmp(got, "[Hi \"there\"\n|0@1]\n[caf\xC3\xA9|0@4]"), "got %s", got);
+	o.field = NULL;
+	o.tmpl = "{n} {f} {b}";
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[3 0.5 true|0@1]\n[1e+20 -2 false|0@4]"), "rc %d got %s",
+		 rc, got);
+	o.tmpl = "{quote}{z}";
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 1 && !strcmp(d.msg, "field 'z' is null, not a string"),
+		 "rc %d %s", rc, d.msg);
+	o.tmpl = NULL;
+	o.column = "qoute"; /* the CSV name works for JSONL too */
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 1 &&
+		 !strcmp(d.msg, "no field 'qoute' (fields: quote, n, f, b, z)"), "rc %d %s", rc, d.msg);
+	o.column = NULL;
+	o.prompt = "quote";
+	o.response = "n";
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[Hi \"there\"\n3|11@1]\n[caf\xC3\xA9" "1e+20|5@4]"),
+		 "rc %d got %s", rc, got);
+}
+
+static void test_jsonl_errors(void)
+{
+	struct tk_input_opts o = { 0 };
+	char got[256];
+	struct tk_diag d;
+	int rc = slurp(PUT("j1.jsonl", "{\"text\":\"a\"}\n{\"text\":\"b\",}\n"), &o, got,
+		       sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && strstr(d.msg, "not JSON"), "rc %d %lld %s", rc,
+		 d.line, d.msg);
+	rc = slurp(PUT("j2.jsonl", "{\"text\":\"a\"}\n\n[1,2]\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 3 && strstr(d.msg, "not a JSON object"),
+		 "rc %d %lld %s", rc, d.line, d.msg);
+	rc = slurp(PUT("j3.jsonl", "{\"text\":\"a\"} {\"text\":\"b\"}\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 1 && strstr(d.msg, "text after"), "rc %d %s", rc,
+		 d.msg);
+	rc = slurp(PUT("j4.jsonl", "{\"text\":\"a\"}\n{\"text\":[\"b\"]}\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && strstr(d.msg, "an array"), "rc %d %s", rc,
+		 d.msg);
+	rc = slurp(PUT("j5.jsonl", "{\"prompt\":\"p\",\"completion\":\"c\"}\n"), &o, got,
+		   sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[pc|1@1]"), "rc %d got %s", rc, got);
+	rc = slurp(PUT("j6.jsonl", "{\"a\":\"p\",\"b\":\"c\"}\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && d.line == 1 && strstr(d.msg, "(fields: a, b); choose one"), "rc %d %s", rc,
+		 d.msg);
+}
+
+static void test_text(void)
+{
+	const char *p = PUT("x.txt", "\xEF\xBB\xBFone\r\n\ntwo  \nthree");
+	struct tk_input_opts o = { 0 };
+	char got[256];
+	struct tk_diag d;
+	int rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[one\r\n\ntwo  \nthree|0@1]"), "rc %d got %s", rc, got);
+	o.split_lines = 1;
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[one|0@1]\n[two  |0@3]\n[three|0@4]"), "rc %d got %s", rc,
+		 got);
+	o.split_lines = 0;
+	rc = slurp(PUT("empty.txt", ""), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !got[0], "rc %d got %s", rc, got);
+	o.column = "x";
+	rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL, "rc %d", rc);
+	o.column = NULL;
+	o.format = TK_INPUT_CSV; /* forced */
+	rc = slurp(PUT("forced.txt", "text\nhi\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[hi|0@2]"), "rc %d got %s", rc, got);
+	rc = slurp("/nonexistent/x.txt", &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_IO && d.sys_errno, "rc %d", rc);
+}
+
+static void test_format_of(void)
+{
+	TT_CHECK(tk_input_format_of("a/b.CSV") == TK_INPUT_CSV, "csv");
+	TT_CHECK(tk_input_format_of("b.jsonl") == TK_INPUT_JSONL, "jsonl");
+	TT_CHECK(tk_input_format_of("b.json") == TK_INPUT_JSONL, "json");
+	TT_CHECK(tk_input_format_of("b.ndjson") == TK_INPUT_JSONL, "ndjson");
+	TT_CHECK(tk_input_format_of("b.csv.d/x") == TK_INPUT_TEXT, "dir");
+	TT_CHECK(tk_input_format_of("-") == TK_INPUT_TEXT, "stdin");
+}
+
+static void test_tmpl_errors(void)
+{
+	struct tk_tmpl t;
+	struct tk_diag d;
+	static const struct {
+		const char *src, *msg;
+		long long at;
+	} bad[] = {
+		{ "a {b", "unclosed {", 2 },
+		{ "a {b {c}", "unclosed {", 2 },
+		{ "x}", "a lone }", 1 },
+		{ "{}", "empty {}", 0 },
+		{ "a\\qb", "unknown escape", 1 },
+		{ "ab\\", "a lone \\ at the end", 2 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = tk_tmpl_parse(&t, bad[i].src, &d);
+		TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, bad[i].msg) && d.offset == bad[i].at,
+			 "'%s': rc %d msg %s at %lld", bad[i].src, rc, d.msg, d.offset);
+	}
+	int rc = tk_tmpl_parse(&t, "{a}{b}{a}\\t", &d);
+	TT_REQUIRE(rc == 0, "rc %d", rc);
+	TT_CHECK(t.n_names == 2 && !strcmp(t.names[0], "a") && !strcmp(t.names[1], "b"), "names");
+	const char *vals[] = { "1", "22" };
+	size_t lens[] = { 1, 2 };
+	struct tk_buf b = { 0 };
+	TT_CHECK(tk_tmpl_render(&t, vals, lens, &b) == 0 && !strcmp(b.data, "1221\t"), "%s", b.data);
+	tk_buf_free(&b);
+	tk_tmpl_free(&t);
+}
+
+/* Many rows through the streaming reader: every one comes out, in order,
+ * with the right line numbers, though rows are queued a line at a time. */
+static void test_csv_many(void)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/many.csv", tt_tmpdir());
+	FILE *fp = fopen(path, "wb");
+	TT_REQUIRE(fp, "fopen");
+	fputs("n,t\n", fp);
+	for (int i = 0; i < 20000; i++)
+		fprintf(fp, i % 7 ? "%d,row %d\n" : "%d,\"row\n%d\"\n", i, i);
+	fclose(fp);
+	struct tk_input_opts o = { .column = "t" };
+	tk_input_t *in;
+	struct tk_diag d;
+	TT_REQUIRE(tk_input_open(&in, path, &o, &d) == 0, "%s", d.msg);
+	struct tk_example ex;
+	long long line = 2;
+	int i = 0, rc;
+	char want[64];
+	while ((rc = tk_input_next(in, &ex, &d)) == 1) {
+		snprintf(want, sizeof(want), i % 7 ? "row %d" : "row\n%d", i);
+		TT_CHECK(!strcmp(ex.text, want) && ex.line == line, "row %d: %s @%lld", i, ex.text,
+			 ex.line);
+		line += i % 7 ? 1 : 2;
+		i++;
+	}
+	TT_CHECK(rc == 0 && i == 20000, "rc %d rows %d", rc, i);
+	tk_input_free(in);
+}
+
+int main(void)
+{
+	TT_RUN(test_csv_rfc4180);
+	TT_RUN(test_csv_template);
+	TT_RUN(test_csv_prompt_response);
+	TT_RUN(test_csv_default_column);
+	TT_RUN(test_csv_errors);
+	TT_RUN(test_utf8);
+	TT_RUN(test_jsonl);
+	TT_RUN(test_jsonl_errors);
+	TT_RUN(test_text);
+	TT_RUN(test_format_of);
+	TT_RUN(test_tmpl_errors);
+	TT_RUN(test_csv_many);
+	return tt_done();
+}

@@ -1,0 +1,141 @@
+/* tk-pack - document shards to fixed-length training blocks (see man/tk-pack.1). */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "pack.h"
+#include "tokenizer.h"
+
+static const char *const usage[] = {
+	"tk-pack [OPTIONS] -o DIR [SHARD...]",
+	"tk-pack [OPTIONS] [SHARD...] > BLOCKS.tks",
+	NULL,
+};
+
+static const char about[] =
+	"Reads document shards (from tk-tokenize; stdin when no SHARD or '-') and writes "
+	"training blocks of --seq-len tokens: documents packed end to end, each ended by EOS, "
+	"as Hugging Face's run_clm group_texts does, or with --pad one document per block. "
+	"With -o, DIR gets train-NNNNN.tks (and eval-NNNNN.tks) and a summary goes to stdout; "
+	"without it one train shard goes to stdout and the summary to stderr.";
+
+static void on_progress(void *ctx, uint64_t docs)
+{
+	tk_progress_update(ctx, docs);
+}
+
+static void summary(FILE *out, const char *pfx, const struct tk_pack_opts *o,
+		    const struct tk_pack_stats *st)
+{
+	fprintf(out, "%sdocuments: %llu (%llu empty, skipped), %llu tokens\n", pfx,
+		(unsigned long long)st->docs_in, (unsigned long long)st->docs_empty,
+		(unsigned long long)st->tokens_in);
+	for (int s = 0; s < 2; s++) {
+		if (s == TK_PACK_EVAL && !st->docs[s] && !st->blocks[s])
+			continue;
+		unsigned long long tokens = (unsigned long long)st->blocks[s] * o->seq_len;
+		fprintf(out, "%s%s: %llu documents, %llu blocks of %u tokens in %llu shard%s", pfx,
+			s ? "eval" : "train", (unsigned long long)st->docs[s],
+			(unsigned long long)st->blocks[s], o->seq_len,
+			(unsigned long long)st->shards[s], st->shards[s] == 1 ? "" : "s");
+		if (o->pad)
+			fprintf(out, "; padding %.1f%% (%llu tokens); %llu tokens truncated from %llu "
+				"documents\n", tokens ? 100.0 * st->padding[s] / tokens : 0.0,
+				(unsigned long long)st->padding[s], (unsigned long long)st->truncated[s],
+				(unsigned long long)st->truncated_docs[s]);
+		else if (o->keep_remainder)
+			fprintf(out, "; last block padded with %llu tokens\n",
+				(unsigned long long)st->padding[s]);
+		else
+			fprintf(out, "; remainder of %llu tokens dropped\n",
+				(unsigned long long)st->dropped[s]);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct tk_pack_opts o;
+	long long seq_len = 1024, eval_docs = 0, seed = 42, shard_size = 8192;
+	double eval_fraction = 0;
+	int pad = 0, keep = 0, shuffle = 0, force = 0, quiet = 0;
+	const char *output = NULL, *tokenizer = NULL;
+	const struct tk_opt opts[] = {
+		TK_OPT_INT('s', "seq-len", &seq_len, "N", 1, 1 << 20, "tokens per block (1024)"),
+		TK_OPT_BOOL(0, "pad", &pad,
+			    "one document per block, truncated or right-padded with the pad id "
+			    "(else EOS); padding is left out of the loss"),
+		TK_OPT_BOOL(0, "keep-remainder", &keep,
+			    "pad the last partial block instead of dropping it"),
+		TK_OPT_DOUBLE(0, "eval-fraction", &eval_fraction, "F", 0, 1,
+			      "put this fraction of the documents (0 <= F < 1, rounded up) in eval"),
+		TK_OPT_INT(0, "eval-docs", &eval_docs, "N", 0, 1e15,
+			   "put N documents in eval (instead of --eval-fraction)"),
+		TK_OPT_BOOL(0, "shuffle", &shuffle,
+			    "shuffle the documents before splitting and packing (holds them in "
+			    "memory)"),
+		TK_OPT_INT(0, "seed", &seed, "S", 0, 9e18, "seed for --shuffle and the split (42)"),
+		TK_OPT_STR('o', "output", &output, "DIR", "write DIR/train-*.tks, DIR/eval-*.tks"),
+		TK_OPT_INT(0, "shard-size", &shard_size, "N", 1, 1 << 30,
+			   "blocks per output shard file (8192)"),
+		TK_OPT_STR('t', "tokenizer", &tokenizer, "PATH",
+			   "check that the shards were made with this tokenizer"),
+		TK_OPT_BOOL('f', "force", &force, "replace an existing output directory"),
+		TK_OPT_BOOL('q', "quiet", &quiet, "no progress and no summary"),
+		TK_OPT_HELP(),
+		TK_OPT_END,
+	};
+	int npos, exit_now;
+	tk_cli_init(argv[0]);
+	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
+	if (exit_now)
+		return ec;
+	if (eval_fraction >= 1)
+		return tk_cli_usage_error("--eval-fraction: '%g' is not below 1", eval_fraction);
+	if (eval_docs && eval_fraction > 0)
+		return tk_cli_usage_error("--eval-docs and --eval-fraction do not go together");
+	if ((eval_docs || eval_fraction > 0) && !output)
+		return tk_cli_usage_error("an eval split needs an output directory (use -o DIR)");
+	if (!output && isatty(STDOUT_FILENO))
+		return tk_cli_usage_error("refusing to write a binary shard to a terminal (use -o "
+					  "DIR or redirect stdout)");
+	tk_pack_opts_init(&o);
+	o.seq_len = (uint32_t)seq_len;
+	o.pad = pad;
+	o.keep_remainder = keep;
+	o.eval_fraction = eval_fraction;
+	o.eval_docs = eval_docs;
+	o.shuffle = shuffle;
+	o.seed = (uint64_t)seed;
+	o.shard_blocks = (uint64_t)shard_size;
+	o.output = output;
+	o.force = force;
+
+	struct tk_diag d;
+	char fingerprint[17];
+	if (tokenizer) {
+		tk_tokenizer_t *t;
+		int rc = tk_tokenizer_load(&t, tokenizer, &d);
+		if (rc)
+			return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
+		snprintf(fingerprint, sizeof(fingerprint), "%s", tk_tokenizer_fingerprint(t));
+		o.tok_fingerprint = fingerprint;
+		o.tok_vocab = tk_tokenizer_vocab_size(t);
+		tk_tokenizer_free(t);
+	}
+	struct tk_progress prog;
+	tk_progress_init(&prog, "reading", "documents", 0, !quiet);
+	o.progress = on_progress;
+	o.progress_ctx = &prog;
+
+	struct tk_pack_stats st;
+	int rc = tk_pack_run(&o, (const char *const *)argv, npos, stdout, &st, &d);
+	tk_progress_end(&prog);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (!quiet)
+		summary(output ? stdout : stderr, output ? "" : "tk-pack: ", &o, &st);
+	if (output && fflush(stdout))
+		return tk_cli_error("<stdout>: write failed");
+	return TK_EXIT_OK;
+}

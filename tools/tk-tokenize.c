@@ -1,0 +1,174 @@
+/* tk-tokenize - text (CSV, JSONL, plain) to a token shard, ids or stats;
+ * shards back to text.  The work is in lib/tokenize.c. */
+#include <string.h>
+#include <unistd.h>
+
+#include "afile.h"
+#include "cli.h"
+#include "tokenize.h"
+
+static const char *const usage[] = {
+	"tk-tokenize -t TOKENIZER [OPTIONS] [FILE...]",
+	"tk-tokenize -t TOKENIZER --decode [OPTIONS] [SHARD...]",
+	NULL,
+};
+
+static const char about[] =
+	"Tokenizes the examples in FILEs (stdin when none or '-') with a Hugging Face "
+	"tokenizer and writes a token shard of documents, with the same ids as HF's "
+	"tokenizer(text). Format from the extension: .csv, .jsonl/.json/.ndjson, else "
+	"plain text; .tks inputs are shards (for --decode, --ids, --stats).";
+
+struct tool_opts {
+	const char *tokenizer, *output, *format, *column, *field, *tmpl;
+	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8;
+	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special;
+	int stats, force, quiet;
+	long long threads;
+};
+
+static struct tool_opts o = { .output = "-", .add_eos = 1, .add_special = 1 };
+
+static const struct tk_opt opts[] = {
+	TK_OPT_STR('t', "tokenizer", &o.tokenizer, "PATH",
+		   "model directory or tokenizer.json (required)"),
+	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout"),
+	TK_OPT_BOOL('f', "force", &o.force, "overwrite the output if it exists"),
+	TK_OPT_INT('j', "threads", &o.threads, "N", 0, 1024,
+		   "encoding threads (default 0: one per CPU); the output is the same"),
+	TK_OPT_BOOL('q', "quiet", &o.quiet, "no progress or summary on stderr"),
+	TK_OPT_GROUP("Input"),
+	TK_OPT_CHOICE(0, "format", &o.format, "csv|jsonl|text|tks",
+		      "read every FILE as this format"),
+	TK_OPT_STR(0, "column", &o.column, "NAME", "the text column (CSV) or field (JSONL)"),
+	TK_OPT_STR(0, "field", &o.field, "NAME", "the same as --column"),
+	TK_OPT_STR(0, "template", &o.tmpl, "STR",
+		   "text from columns/fields: 'Q: {q}\\nA: {a}' (\\n \\t \\\\ {{ }})"),
+	TK_OPT_STR(0, "prompt-column", &o.prompt_col, "NAME",
+		   "prompt (left out of the loss) ..."),
+	TK_OPT_STR(0, "response-column", &o.resp_col, "NAME", "... followed by the response"),
+	TK_OPT_STR(0, "prompt-field", &o.prompt_field, "NAME", "the same as --prompt-column"),
+	TK_OPT_STR(0, "response-field", &o.resp_field, "NAME", "the same as --response-column"),
+	TK_OPT_BOOL(0, "split-lines", &o.split_lines, "text: one document per non-empty line"),
+	TK_OPT_CHOICE(0, "invalid-utf8", &o.invalid_utf8, "error|replace",
+		      "invalid UTF-8 is an error (default) or becomes U+FFFD"),
+	TK_OPT_GROUP("Encoding"),
+	TK_OPT_BOOL(0, "add-eos", &o.add_eos,
+		    "append EOS to each document (default; --no-add-eos to leave out)"),
+	TK_OPT_BOOL(0, "add-special-tokens", &o.add_special,
+		    "the post-processor's BOS/EOS (default; --no-add-special-tokens)"),
+	TK_OPT_GROUP("Instead of a shard"),
+	TK_OPT_BOOL(0, "ids", &o.ids, "print each document's ids on one line"),
+	TK_OPT_BOOL(0, "show-mask", &o.show_mask, "with --ids: a second line of 0/1 (1: in the loss)"),
+	TK_OPT_BOOL(0, "decode", &o.decode, "print each document of the shards as text"),
+	TK_OPT_BOOL(0, "skip-special-tokens", &o.skip_special,
+		    "with --decode: leave special tokens out"),
+	TK_OPT_BOOL(0, "stats", &o.stats, "print documents, tokens, bytes, masked tokens"),
+	TK_OPT_HELP(),
+	TK_OPT_END,
+};
+
+static struct tk_progress bar;
+static void on_progress(void *arg, const struct tk_tokenize_stats *st)
+{
+	(void)arg;
+	tk_progress_update(&bar, st->documents);
+}
+
+static void print_stats(FILE *fp, const struct tk_tokenize_stats *st)
+{
+	fprintf(fp, "documents: %llu\ntokens: %llu\nbytes: %llu\n",
+		(unsigned long long)st->documents, (unsigned long long)st->tokens,
+		(unsigned long long)st->bytes);
+	fprintf(fp, "bytes_per_token: %.4f\nmasked_tokens: %llu\n",
+		st->tokens ? (double)st->bytes / st->tokens : 0.0, (unsigned long long)st->masked);
+}
+
+int main(int argc, char **argv)
+{
+	int npos, exit_now;
+	struct tk_diag d;
+	tk_cli_init(argv[0]);
+	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
+	if (exit_now)
+		return ec;
+
+	if (!o.tokenizer)
+		return tk_cli_usage_error("-t/--tokenizer is required");
+	if (o.ids + o.decode + o.stats > 1)
+		return tk_cli_usage_error("choose one of --ids, --decode and --stats");
+	if (o.show_mask && !o.ids)
+		return tk_cli_usage_error("--show-mask goes with --ids");
+	if (o.skip_special && !o.decode)
+		return tk_cli_usage_error("--skip-special-tokens goes with --decode");
+	if ((o.column && o.field) || (o.prompt_col && o.prompt_field) ||
+	    (o.resp_col && o.resp_field))
+		return tk_cli_usage_error("give a column or a field, not both");
+
+	static const char *const stdin_only[] = { "-" };
+	struct tk_tokenize_opts to = {
+		.inputs = npos ? (const char *const *)argv : stdin_only,
+		.n_inputs = npos ? npos : 1,
+		.mode = o.ids ? TK_TOKENIZE_IDS : o.decode ? TK_TOKENIZE_DECODE
+				   : o.stats ? TK_TOKENIZE_STATS : TK_TOKENIZE_SHARD,
+		.shards = o.decode || (o.format && !strcmp(o.format, "tks")),
+		.add_eos = o.add_eos,
+		.add_special = o.add_special,
+		.show_mask = o.show_mask,
+		.skip_special = o.skip_special,
+		.threads = (int)o.threads,
+		.progress = on_progress,
+	};
+	to.in.format = !o.format ? TK_INPUT_AUTO : !strcmp(o.format, "csv") ? TK_INPUT_CSV
+		       : !strcmp(o.format, "jsonl") ? TK_INPUT_JSONL : TK_INPUT_TEXT;
+	to.in.column = o.column ? o.column : o.field;
+	to.in.tmpl = o.tmpl;
+	to.in.prompt = o.prompt_col ? o.prompt_col : o.prompt_field;
+	to.in.response = o.resp_col ? o.resp_col : o.resp_field;
+	to.in.split_lines = o.split_lines;
+	to.in.invalid_utf8_replace = o.invalid_utf8 && !strcmp(o.invalid_utf8, "replace");
+
+	if (to.mode == TK_TOKENIZE_SHARD && !strcmp(o.output, "-") && isatty(STDOUT_FILENO))
+		return tk_cli_usage_error("not writing a binary shard to a terminal "
+					  "(use -o FILE, a pipe, or --ids)");
+
+	tk_tokenizer_t *t;
+	int rc = tk_tokenizer_load(&t, o.tokenizer, &d);
+	if (rc)
+		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
+
+	struct tk_afile out;
+	if ((rc = tk_afile_open(&out, o.output, o.force, &d))) {
+		tk_tokenizer_free(t);
+		return tk_cli_fail(rc, &d);
+	}
+	const char *out_name = strcmp(o.output, "-") ? o.output : "<stdout>";
+	const char *what = to.mode == TK_TOKENIZE_DECODE ? "decoding" : "tokenizing";
+	tk_progress_init(&bar, what, "docs", 0, !o.quiet);
+	double t0 = tk_now();
+	struct tk_tokenize_stats st;
+	rc = tk_tokenize_run(t, &to, out.fp, out_name, &st, &d);
+	if (!rc && to.mode == TK_TOKENIZE_STATS)
+		print_stats(out.fp, &st);
+	if (!rc)
+		rc = tk_afile_commit(&out, &d);
+	else
+		tk_afile_abort(&out);
+	tk_progress_end(&bar);
+	tk_tokenizer_free(t);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+
+	double secs = tk_now() - t0;
+	if (st.prompt_mismatch)
+		fprintf(stderr, "%s: warning: in %llu document%s the prompt's tokens are not a "
+			"prefix of the whole text's tokens; the first tokens, as many as the "
+			"prompt's, are left out of the loss (as TRL does)\n", tk_prog,
+			(unsigned long long)st.prompt_mismatch, st.prompt_mismatch == 1 ? "" : "s");
+	if (!o.quiet)
+		fprintf(stderr, "%s: %llu document%s, %llu tokens, %.1f MB in %.2f s (%.1f MB/s)\n",
+			tk_prog, (unsigned long long)st.documents, st.documents == 1 ? "" : "s",
+			(unsigned long long)st.tokens,
+			st.bytes / 1e6, secs, secs > 0 ? st.bytes / 1e6 / secs : 0.0);
+	return TK_EXIT_OK;
+}
