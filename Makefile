@@ -6,6 +6,7 @@
 #   make parity     regenerate the reference fixtures with the Python stack and compare
 #   make bench      benchmarks against the Python reference (never fail the tests)
 #   make asan|ubsan run the tests under AddressSanitizer / UndefinedBehaviorSanitizer
+#   make fuzz       coverage-guided fuzzing of every parser with libFuzzer (FUZZ_SECONDS each)
 #   make test-gpu   CUDA-vs-CPU conformance suite (needs a GPU)
 
 comma    := ,
@@ -32,6 +33,9 @@ LIBTK    := $(BUILD)/libtk.a
 TOOLS    := $(patsubst tools/%.c,$(BIN)/%,$(sort $(wildcard tools/tk-*.c)))
 UNIT_SRC := $(sort $(wildcard tests/unit/test-*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 60
 
 # CUDA: compiled and linked in when nvcc is found (NVCC= disables it).
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -51,11 +55,11 @@ CU_OBJ     :=
 CUDA_NOTE  := CUDA: nvcc not found, building the CPU tools only
 endif
 
-.PHONY: all test unit cli deps demo parity bench asan ubsan test-gpu clean cuda-note
+.PHONY: all test deps demo parity bench asan ubsan fuzz test-gpu clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: cuda-note $(TOOLS) $(UNITS)
+all: cuda-note $(TOOLS) $(UNITS) $(FUZZERS)
 
 cuda-note:
 	@echo "$(CUDA_NOTE)"
@@ -80,6 +84,25 @@ $(BIN)/tk-%: $(BUILD)/tools/tk-%.o $(LIBTK)
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBTK)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Fuzz targets: with a seeded mutation driver for make test; with libFuzzer
+# (clang) for make fuzz, FUZZ_SECONDS each, on a copy of the seed corpus.
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/driver.o $(LIBTK)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+fuzz: deps
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@mkdir -p build-fuzz
+	@for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); c=$${n#fuzz-}; \
+		clang -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fopenmp -Ilib -D_GNU_SOURCE \
+			$$f $(LIB_SRC) -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm -o build-fuzz/$$n || exit 1; \
+		rm -rf build-fuzz/corpus-$$c; cp -r tests/fuzz/corpus/$$c build-fuzz/corpus-$$c; \
+		echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		TK_ROOT=$(CURDIR) build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			build-fuzz/corpus-$$c || exit 1; \
+	done
 
 # Missing Debian packages are installed (as root) or named (otherwise).
 deps:
@@ -121,7 +144,8 @@ bench: deps $(VENV)/.ok
 	@TK_BIN=$(BIN) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
 
 clean:
-	rm -rf $(BUILD) build-asan build-ubsan $(BIN)
+	rm -rf $(BUILD) build-asan build-ubsan build-fuzz $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TOOLS:$(BIN)/%=$(BUILD)/tools/%.d) \
-	$(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d)
+	$(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
+	$(FUZZERS:$(BUILD)/fuzz/%=$(BUILD)/tests/fuzz/%.d) $(BUILD)/tests/fuzz/driver.d
