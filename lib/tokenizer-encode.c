@@ -170,13 +170,14 @@ static int sym_reserve(tk_encoder_t *e, size_t n)
 	int32_t *q = tk_reallocn(e->next, cap, sizeof(*q));
 	if (q)
 		e->next = q;
-	struct hent *h = tk_reallocn(e->heap, cap, sizeof(*h));
+	/* each merge pushes at most two new pairs: 3n entries at most */
+	struct hent *h = tk_reallocn(e->heap, cap * 3, sizeof(*h));
 	if (h)
 		e->heap = h;
 	if (!a || !b || !c || !p || !q || !h)
 		return TK_E_NOMEM;
 	e->symcap = cap;
-	e->heapcap = cap;
+	e->heapcap = cap * 3;
 	return 0;
 }
 
@@ -235,8 +236,8 @@ static int find_added(tk_encoder_t *e, const struct tok_aset *set, const char *s
 		size_t me = ms + (set == &t->raw_set ? tok->n : tok->patn);
 		pos = me;
 		if (tok->single_word) {
-			int start_space = ms == 0 || !(cls_last(s, ms) & TK_UC_W);
-			int stop_space = me == n || !(cls_first(s + me, n - me) & TK_UC_W);
+			int start_space = ms == 0 || !(cls_last(s, ms) & TK_UC_RW);
+			int stop_space = me == n || !(cls_first(s + me, n - me) & TK_UC_RW);
 			if (!start_space || !stop_space)
 				continue;
 		}
@@ -747,12 +748,12 @@ static int pt_run(tk_encoder_t *e, size_t st, const char *s, size_t n, int first
 				i += l;
 				continue;
 			}
-			int word = p->type == TOK_P_WHITESPACE && (k & TK_UC_W);
+			int word = p->type == TOK_P_WHITESPACE && (k & TK_UC_RW);
 			size_t j = i + l;
 			while (j < n) {
 				unsigned k2 = tok_uc(tok_u8dec(u + j, &l));
 				if ((k2 & TK_UC_S) ||
-				    (p->type == TOK_P_WHITESPACE && !!(k2 & TK_UC_W) != word))
+				    (p->type == TOK_P_WHITESPACE && !!(k2 & TK_UC_RW) != word))
 					break;
 				j += l;
 			}

@@ -1,6 +1,21 @@
 /* tokenizer-util.c - helpers of the tokenizer: UTF-8, character classes,
  * hash maps, regexes (Oniguruma semantics over PCRE2, and hand-written
  * scanners for the well-known pre-tokenizer patterns), normalizers.
+ *
+ * Regex semantics.  HF compiles pre-tokenizer and Replace patterns with
+ * Oniguruma (Unicode 16.0 in tokenizers 0.23.3).  The GPT-2, Llama-3 and
+ * Qwen2 patterns never reach a regex engine here: hand-written scanners
+ * implement them over character classes read off `tokenizers` itself
+ * (tokenizer-unicode.h, by tests/parity/gen-unicode-table.py), so they agree
+ * with HF on every code point, including U+0085 (NEL), which Oniguruma's \s
+ * matches, and "'\u017f" (long s), which Oniguruma's (?i:'s) matches.
+ * Any other pattern runs on PCRE2 (UTF, UCP, JIT) after rewriting \s to
+ * include U+0085 and Oniguruma's \h (a hex digit).  Known differences that
+ * remain on that path: PCRE2 10.42 has Unicode 14 tables, so \p{L},
+ * \p{N}, \w... differ from Oniguruma on characters added in Unicode 15 and
+ * 16; and Ruby-syntax constructs PCRE2 lacks fail at load as unsupported.
+ * Normalizers use utf8proc (Unicode 15): NFC/NFD/NFKC/NFKD and Lowercase
+ * can differ from Rust's tables on characters newer than that.
  */
 #include "tokenizer-int.h"
 
@@ -170,7 +185,10 @@ int tk_utf8_repair(const char *s, size_t len, struct tk_buf *out)
 			return rc;
 		i += bad;
 	}
-	return tk_buf_reserve(out, 0);
+	int rc = tk_buf_reserve(out, 0);
+	if (!rc)
+		out->data[out->len] = '\0';
+	return rc;
 }
 
 /* ---- character classes ---- */

@@ -152,11 +152,18 @@ static int vocab_from_json(struct load *L, const cJSON *vocab)
 {
 	if (!cJSON_IsObject(vocab))
 		return bad(L, TK_E_FORMAT, "%s", "the model has no vocab object");
+	/* ids are dense in real vocabularies; a wild one must not make us
+	 * allocate gigabytes */
+	uint64_t limit = (uint64_t)cJSON_GetArraySize(vocab) * 2 + (1u << 20);
 	for (const cJSON *it = vocab->child; it; it = it->next) {
 		uint32_t id;
 		if (!jid(it, &id))
 			return tk_diag_set(L->d, TK_E_FORMAT, L->path, -1,
 					   "vocab entry '%s' has no valid id", it->string);
+		if (id >= limit)
+			return tk_diag_set(L->d, TK_E_FORMAT, L->path, -1,
+					   "vocab entry '%s' has id %u, far beyond the vocabulary size",
+					   it->string, id);
 		int rc = model_add(L, it->string, strlen(it->string), id);
 		if (rc)
 			return rc;
@@ -1057,6 +1064,14 @@ static int load_legacy(struct load *L, const char *dir, const cJSON *cfg)
 				rc = add_token(L, &in, &next_id);
 	}
 	cJSON_Delete(added);
+	/* transformers' GPT2Tokenizer defaults its bos, eos and unk tokens to
+	 * <|endoftext|> */
+	if (!rc && !tok_smap_get(&t->added_map, "<|endoftext|>", 13, &next_id) &&
+	    tok_smap_get(&t->vocab, "<|endoftext|>", 13, &rank)) {
+		in = (struct added_in){ "<|endoftext|>", 0, 0, 0, 1, 1 };
+		next_id = L->model_size;
+		rc = add_token(L, &in, &next_id);
+	}
 	if (!rc) {
 		resolve_unk(t);
 		snprintf(path, sizeof(path), "%s/vocab.json", dir);
@@ -1452,6 +1467,8 @@ int tk_decode(const tk_tokenizer_t *t, const uint32_t *ids, size_t n, int skip_s
 	}
 	if (!rc)
 		rc = tk_buf_reserve(out, 0);
+	if (!rc)
+		out->data[out->len] = '\0';
 	if (md)
 		pcre2_match_data_free(md);
 	sl_free(&a);

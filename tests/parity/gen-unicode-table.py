@@ -6,7 +6,8 @@ HF compiles its patterns with Oniguruma, whose Unicode tables (16.0 in
 tokenizers 0.23.3) are newer than those of utf8proc or PCRE2 on Debian 12.
 So instead of trusting another table, this script asks `tokenizers` which
 code points \\p{L}, \\p{N}, \\s, \\w and \\p{P} match (one Split pre-tokenizer
-over a string of every scalar value) and stores the result as a sorted list
+over a string of every scalar value), and which are word characters for the
+Rust regex crate (used by the Whitespace pre-tokenizer and single_word) and stores the result as a sorted list
 of (first code point, class bits) runs.
 
 Run: /tmp/refvenv/bin/python tests/parity/gen-unicode-table.py  (deterministic)
@@ -25,6 +26,7 @@ CLASSES = [  # bit, regex, name
     (8, r"\w", "TK_UC_W"),
     (16, r"\p{P}", "TK_UC_P"),
 ]
+RUST_W = (32, "TK_UC_RW")  # \w of Rust's regex crate (Whitespace pre-tokenizer, single_word)
 
 
 def members(text, rx):
@@ -32,6 +34,21 @@ def members(text, rx):
     out = set()
     for piece, _ in split.pre_tokenize_str(text):
         out.update(map(ord, piece))
+    return out
+
+
+def rust_word(cps):
+    """The Whitespace pre-tokenizer splits on the Rust regex \\w+|[^\\w\\s]+,
+    so "a" + c + "a" stays one piece exactly when c is a Rust word char."""
+    ws = pt.Whitespace()
+    out = set()
+    step = 4096
+    for i in range(0, len(cps), step):
+        chunk = cps[i:i + step]
+        pieces = ws.pre_tokenize_str(" ".join("a" + chr(c) + "a" for c in chunk))
+        for piece, _ in pieces:
+            if len(piece) == 3 and piece[0] == "a" and piece[2] == "a":
+                out.add(ord(piece[1]))
     return out
 
 
@@ -43,6 +60,8 @@ def main():
     for bit, rx, _ in CLASSES:
         for c in members(text, rx):
             mask[c] |= bit
+    for c in rust_word(cps):
+        mask[c] |= RUST_W[0]
     runs = []
     prev = -1
     for c in range(0x110000):
@@ -64,6 +83,7 @@ def main():
     out.append("enum {")
     for bit, rx, name in CLASSES:
         out.append("\t%s = %d, /* %s */" % (name, bit, rx))
+    out.append("\t%s = %d, /* \\w of Rust's regex crate */" % (RUST_W[1], RUST_W[0]))
     out.append("};")
     out.append("")
     out.append("static const uint32_t tk_uc_runs[%d] = {" % len(runs))
