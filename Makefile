@@ -55,7 +55,7 @@ CU_OBJ     :=
 CUDA_NOTE  := CUDA: nvcc not found, building the CPU tools only
 endif
 
-.PHONY: all test deps demo parity bench asan ubsan fuzz test-gpu clean cuda-note
+.PHONY: FORCE all test deps demo parity bench asan ubsan fuzz test-gpu clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -64,11 +64,19 @@ all: cuda-note $(TOOLS) $(UNITS) $(FUZZERS)
 cuda-note:
 	@echo "$(CUDA_NOTE)"
 
-$(BUILD)/%.o: %.c
+# Objects are rebuilt when the compiler flags change (asan, ubsan, CUDA on/off).
+FLAGS_STAMP := $(BUILD)/.flags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(ALLCFLAGS) $(LDFLAGS) $(LDLIBS) $(NVCCFLAGS)' | cmp -s - $@ || \
+		echo '$(CC) $(ALLCFLAGS) $(LDFLAGS) $(LDLIBS) $(NVCCFLAGS)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
-$(BUILD)/kernels/%.o: kernels/%.cu
+$(BUILD)/kernels/%.o: kernels/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) $(CU_GENCODE) -Ilib -Ikernels -Werror all-warnings \
 		-Xcompiler -Wall -MMD -MP -c $< -o $@
