@@ -9,15 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-extern "C" {
-#include "device.h"
-int tk_cuda_count(int *n, struct tk_diag *d);
-int tk_cuda_info(int index, struct tk_device_info *info, struct tk_diag *d);
-int tk_cuda_alloc(int index, size_t bytes, void **p, struct tk_diag *d);
-void tk_cuda_free(int index, void *p);
-int tk_cuda_copy(int index, void *dst, const void *src, size_t bytes, int to_device,
-		 struct tk_diag *d);
-}
+#include "device-cuda.h"
 
 int tk_cuda_count(int *n, struct tk_diag *d)
 {

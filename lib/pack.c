@@ -378,27 +378,11 @@ struct held {
 	size_t ndocs, cap_docs;
 };
 
-static int grow(void *pp, size_t *cap, size_t n, size_t sz)
-{
-	void **p = pp;
-	if (n <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 1024;
-	while (c < n)
-		c = c > SIZE_MAX / 4 ? n : c * 2;
-	void *q = tk_reallocn(*p, c, sz);
-	if (!q)
-		return TK_E_NOMEM;
-	*p = q;
-	*cap = c;
-	return 0;
-}
-
 static int hold(struct held *h, const struct tk_record *r)
 {
-	if (grow(&h->docs, &h->cap_docs, h->ndocs + 1, sizeof(*h->docs)) ||
-	    grow(&h->ids, &h->cap_ids, h->nids + r->n, 4) ||
-	    (r->mask && grow(&h->mask, &h->cap_mask, h->nmask + r->n, 1)))
+	if (tk_grow(&h->docs, &h->cap_docs, h->ndocs + 1, sizeof(*h->docs)) ||
+	    tk_grow(&h->ids, &h->cap_ids, h->nids + r->n, 4) ||
+	    (r->mask && tk_grow(&h->mask, &h->cap_mask, h->nmask + r->n, 1)))
 		return TK_E_NOMEM;
 	struct hdoc *doc = &h->docs[h->ndocs++];
 	doc->start = h->nids;

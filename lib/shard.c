@@ -66,23 +66,6 @@ static uint64_t get64(const unsigned char *p)
 	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-/* Grows *p to hold n elements of size sz (never shrinks). */
-static int grow(void *pp, size_t *cap, size_t n, size_t sz)
-{
-	void **p = pp;
-	if (n <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 64;
-	while (c < n)
-		c = c > SIZE_MAX / 4 ? n : c * 2;
-	void *q = tk_reallocn(*p, c, sz);
-	if (!q)
-		return TK_E_NOMEM;
-	*p = q;
-	*cap = c;
-	return 0;
-}
-
 void tk_shard_info_init(struct tk_shard_info *info, enum tk_shard_kind kind,
 			const char *fingerprint, uint32_t vocab_size)
 {
@@ -269,7 +252,7 @@ static int flush_chunk(tk_shard_writer_t *w, struct tk_diag *d)
 	if (!w->nrec)
 		return 0;
 	size_t raw_n = pending_raw(w);
-	if (grow(&w->raw, &w->cap_raw, raw_n, 1))
+	if (tk_grow(&w->raw, &w->cap_raw, raw_n, 1))
 		return tk_diag_set(d, TK_E_NOMEM, w->name, -1, "out of memory");
 	unsigned char *p = w->raw;
 	for (size_t i = 0; i < w->nrec; i++, p += 4)
@@ -300,12 +283,12 @@ static int flush_chunk(tk_shard_writer_t *w, struct tk_diag *d)
 		p += nb;
 	}
 	size_t bound = ZSTD_compressBound(raw_n);
-	if (grow(&w->comp, &w->cap_comp, bound, 1))
+	if (tk_grow(&w->comp, &w->cap_comp, bound, 1))
 		return tk_diag_set(d, TK_E_NOMEM, w->name, -1, "out of memory");
 	size_t cn = ZSTD_compress2(w->cctx, w->comp, bound, w->raw, raw_n);
 	if (ZSTD_isError(cn))
 		return tk_diag_set(d, TK_E_NOMEM, w->name, -1, "zstd: %s", ZSTD_getErrorName(cn));
-	if (grow(&w->offsets, &w->cap_off, w->noff + 1, sizeof(*w->offsets)))
+	if (tk_grow(&w->offsets, &w->cap_off, w->noff + 1, sizeof(*w->offsets)))
 		return tk_diag_set(d, TK_E_NOMEM, w->name, -1, "out of memory");
 	w->offsets[w->noff++] = w->off;
 	unsigned char h[CHUNK_HEAD_SIZE];
@@ -372,11 +355,11 @@ int tk_shard_write(tk_shard_writer_t *w, const struct tk_record *rec, struct tk_
 			return rc;
 	}
 	size_t r = w->nrec;
-	if (grow(&w->lens, &w->cap_lens, r + 1, 4) || grow(&w->pads, &w->cap_pads, r + 1, 4) ||
-	    grow(&w->nsegs, &w->cap_nsegs, r + 1, 4) ||
-	    grow(&w->segs, &w->cap_segs, w->nseg + ns, 4) ||
-	    grow(&w->ids, &w->cap_ids, w->ntok + n, 4) ||
-	    grow(&w->mask, &w->cap_mask, w->ntok + n, 1))
+	if (tk_grow(&w->lens, &w->cap_lens, r + 1, 4) || tk_grow(&w->pads, &w->cap_pads, r + 1, 4) ||
+	    tk_grow(&w->nsegs, &w->cap_nsegs, r + 1, 4) ||
+	    tk_grow(&w->segs, &w->cap_segs, w->nseg + ns, 4) ||
+	    tk_grow(&w->ids, &w->cap_ids, w->ntok + n, 4) ||
+	    tk_grow(&w->mask, &w->cap_mask, w->ntok + n, 1))
 		return tk_diag_set(d, TK_E_NOMEM, w->name, -1, "out of memory");
 	w->lens[r] = (uint32_t)n;
 	w->pads[r] = rec->n_pad;
@@ -709,8 +692,8 @@ static int decode_chunk(tk_shard_reader_t *r, uint64_t at, uint32_t seq, uint32_
 	uint64_t fixed = 4 * (uint64_t)nrec * (1 + !!(flags & FLAG_PAD) + !!(flags & FLAG_SEG));
 	if (fixed > raw_n)
 		return BAD("chunk %u: sizes do not add up (file damaged)", seq);
-	if (grow(&r->lens, &r->cap_lens, nrec, 4) || grow(&r->pads, &r->cap_pads, nrec, 4) ||
-	    grow(&r->nsegs, &r->cap_nsegs, nrec, 4))
+	if (tk_grow(&r->lens, &r->cap_lens, nrec, 4) || tk_grow(&r->pads, &r->cap_pads, nrec, 4) ||
+	    tk_grow(&r->nsegs, &r->cap_nsegs, nrec, 4))
 		return tk_diag_set(d, TK_E_NOMEM, r->name, -1, "out of memory");
 	uint64_t sum = 0, nseg = 0, padded = 0;
 	for (uint32_t i = 0; i < nrec; i++, p += 4)
@@ -744,7 +727,7 @@ static int decode_chunk(tk_shard_reader_t *r, uint64_t at, uint32_t seq, uint32_
 	uint64_t want = fixed + 4 * nseg + ntok * tb + ((flags & FLAG_MASK) ? (ntok + 7) / 8 : 0);
 	if (want != raw_n)
 		return BAD("chunk %u: sizes do not add up (file damaged)", seq);
-	if (grow(&r->segs, &r->cap_segs, nseg, 4) || grow(&r->ids, &r->cap_ids, ntok, 4))
+	if (tk_grow(&r->segs, &r->cap_segs, nseg, 4) || tk_grow(&r->ids, &r->cap_ids, ntok, 4))
 		return tk_diag_set(d, TK_E_NOMEM, r->name, -1, "out of memory");
 	for (uint64_t k = 0, s = 0; k < nrec; k++)
 		for (uint32_t j = 0; j < r->nsegs[k]; j++, s++, p += 4) {
@@ -763,7 +746,7 @@ static int decode_chunk(tk_shard_reader_t *r, uint64_t at, uint32_t seq, uint32_
 	r->chunk_mask = (flags & FLAG_MASK) || padded;
 	uint64_t masked = 0;
 	if (r->chunk_mask) {
-		if (grow(&r->mask, &r->cap_mask, ntok, 1))
+		if (tk_grow(&r->mask, &r->cap_mask, ntok, 1))
 			return tk_diag_set(d, TK_E_NOMEM, r->name, -1, "out of memory");
 		for (uint64_t i = 0; i < ntok; i++)
 			r->mask[i] = (flags & FLAG_MASK) ? (p[i / 8] >> (i % 8)) & 1 : 1;
@@ -810,7 +793,7 @@ static int read_chunk(tk_shard_reader_t *r, struct tk_diag *d)
 	/* read the frame in pieces, growing only as data actually arrives */
 	for (size_t got = 0; got < comp_n;) {
 		size_t piece = comp_n - got < READ_PIECE ? comp_n - got : READ_PIECE;
-		if (grow(&r->comp, &r->cap_comp, got + piece, 1))
+		if (tk_grow(&r->comp, &r->cap_comp, got + piece, 1))
 			return tk_diag_set(d, TK_E_NOMEM, r->name, -1, "out of memory");
 		if ((rc = rd(r, r->comp + got, piece, what, d)))
 			return rc;
@@ -824,7 +807,7 @@ static int read_chunk(tk_shard_reader_t *r, struct tk_diag *d)
 	    ZSTD_findFrameCompressedSize(r->comp, comp_n) != comp_n)
 		return rfail(r, d, TK_E_FORMAT, at,
 			     "chunk %u: not one checksummed zstd frame of %u bytes", seq, raw_n);
-	if (grow(&r->raw, &r->cap_raw, raw_n ? raw_n : 1, 1))
+	if (tk_grow(&r->raw, &r->cap_raw, raw_n ? raw_n : 1, 1))
 		return tk_diag_set(d, TK_E_NOMEM, r->name, -1, "out of memory");
 	size_t n = ZSTD_decompressDCtx(r->dctx, r->raw, raw_n, r->comp, comp_n);
 	if (ZSTD_isError(n))
@@ -833,7 +816,7 @@ static int read_chunk(tk_shard_reader_t *r, struct tk_diag *d)
 			     at, "chunk %u: zstd: %s (file damaged)", seq, ZSTD_getErrorName(n));
 	if (n != raw_n)
 		return rfail(r, d, TK_E_FORMAT, at, "chunk %u: holds %zu bytes, not %u", seq, n, raw_n);
-	if (grow(&r->offsets, &r->cap_off, (size_t)seq + 1, 8))
+	if (tk_grow(&r->offsets, &r->cap_off, (size_t)seq + 1, 8))
 		return tk_diag_set(d, TK_E_NOMEM, r->name, -1, "out of memory");
 	r->offsets[seq] = at;
 	r->nrec = nrec;

@@ -85,6 +85,22 @@ void *tk_reallocn(void *p, size_t n, size_t size)
 	return realloc(p, (n && size) ? n * size : 1);
 }
 
+int tk_grow(void *pp, size_t *cap, size_t n, size_t sz)
+{
+	void **p = pp;
+	if (n <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 64;
+	while (c < n)
+		c = c > SIZE_MAX / 4 ? n : c * 2;
+	void *q = tk_reallocn(*p, c, sz);
+	if (!q)
+		return TK_E_NOMEM;
+	*p = q;
+	*cap = c;
+	return 0;
+}
+
 int tk_buf_reserve(struct tk_buf *b, size_t extra)
 {
 	if (extra > SIZE_MAX - b->len - 1)

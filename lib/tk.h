@@ -57,6 +57,11 @@ int tk_diag_sys(struct tk_diag *d, const char *path, const char *fmt, ...)
 void *tk_mallocn(size_t n, size_t size);
 void *tk_reallocn(void *p, size_t n, size_t size);
 
+/* Grows the array *pp (of *cap elements of size sz) to hold at least n,
+ * doubling, never shrinking.  Returns 0 or TK_E_NOMEM (the array is then
+ * unchanged). */
+int tk_grow(void *pp, size_t *cap, size_t n, size_t sz);
+
 /* Growable byte buffer. */
 struct tk_buf {
 	char *data;
