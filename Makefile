@@ -19,7 +19,7 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 CPPFLAGS += -Ilib -D_GNU_SOURCE
 ALLCFLAGS = -std=c11 $(WARN) -fopenmp -pthread -MMD -MP $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   += -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm
+LDLIBS   += -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lopenblas -lm
 LDFLAGS  += -fopenmp -pthread $(EXTRA_LDFLAGS)
 
 BUILD    ?= build
@@ -105,7 +105,7 @@ fuzz: deps
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); c=$${n#fuzz-}; \
 		clang -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fopenmp -Ilib -D_GNU_SOURCE \
-			$$f $(LIB_SRC) -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm -o build-fuzz/$$n || exit 1; \
+			$$f $(LIB_SRC) -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lopenblas -lm -o build-fuzz/$$n || exit 1; \
 		rm -rf build-fuzz/corpus-$$c; cp -r tests/fuzz/corpus/$$c build-fuzz/corpus-$$c; \
 		echo "== $$n ($(FUZZ_SECONDS) s)"; \
 		TK_ROOT=$(CURDIR) build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \

@@ -1,0 +1,156 @@
+/* backend.h - the operations the model runs, as a table per device.
+ *
+ * The model code calls tk_backend_*() wrappers only and never knows which
+ * device computes.  Each backend is a `static const struct tk_backend_i`
+ * (lib/backend-cpu.c; kernels/backend-cuda.cu later) whose slots may be
+ * NULL where the op is not supported: the wrapper then returns
+ * TK_E_UNSUPPORTED.  All tensors are fp32, row-major, contiguous unless a
+ * leading dimension is given, and live in the backend's memory.  Ops
+ * return 0 or a negative tk_err; none prints.
+ *
+ * Layouts: activations [rows, dim] with rows = B*T; attention q [B, T,
+ * n_head, head_dim], k and v [B, T, n_kv_head, head_dim] (grouped-query:
+ * query head h uses kv head h / (n_head / n_kv_head)).  "accumulates" means
+ * the op adds into its output (gradients of shared weights).
+ */
+#ifndef TK_BACKEND_H
+#define TK_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tk.h"
+
+struct tk_backend;
+
+struct tk_backend_i {
+	const char *name;
+	/* C[m,n] = alpha * op(A) op(B) + beta * C, op(A) [m,k], op(B) [k,n];
+	 * ta/tb: A/B stored transposed.  lda/ldb/ldc: row strides. */
+	int (*matmul)(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+		      const float *a, int lda, const float *b, int ldb, float beta, float *c,
+		      int ldc);
+	/* y[rows,dim] = LayerNorm(x) * w + b; saves mean and rstd per row. */
+	int (*layernorm_fwd)(struct tk_backend *be, float *y, float *mean, float *rstd,
+			     const float *x, const float *w, const float *b, int rows, int dim,
+			     float eps);
+	/* dx = (sets), dw, db (accumulate). */
+	int (*layernorm_bwd)(struct tk_backend *be, float *dx, float *dw, float *db,
+			     const float *dy, const float *x, const float *w, const float *mean,
+			     const float *rstd, int rows, int dim);
+	/* y = x * rsqrt(mean(x^2) + eps) * w (as HF LlamaRMSNorm, in fp32). */
+	int (*rmsnorm_fwd)(struct tk_backend *be, float *y, float *rstd, const float *x,
+			   const float *w, int rows, int dim, float eps);
+	int (*rmsnorm_bwd)(struct tk_backend *be, float *dx, float *dw, const float *dy,
+			   const float *x, const float *w, const float *rstd, int rows, int dim);
+	/* GELU, tanh approximation (HF "gelu_new"). */
+	int (*gelu_fwd)(struct tk_backend *be, float *y, const float *x, size_t n);
+	int (*gelu_bwd)(struct tk_backend *be, float *dx, const float *x, const float *dy,
+			size_t n);
+	/* y = silu(gate) * up. */
+	int (*swiglu_fwd)(struct tk_backend *be, float *y, const float *gate, const float *up,
+			  size_t n);
+	int (*swiglu_bwd)(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			  const float *up, const float *dy, size_t n);
+	/* y[rows,dim] += bias[dim] */
+	int (*bias_add)(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
+	/* dbias[dim] += sum over rows of dy (accumulates). */
+	int (*bias_grad)(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim);
+	/* y[i] += a * x[i] */
+	int (*axpy)(struct tk_backend *be, float *y, float a, const float *x, size_t n);
+	/* Rotary embedding in place on x [B*T, heads, head_dim] (HF rotate_half
+	 * layout: pairs (i, i + head_dim/2)), position of row r = pos[r];
+	 * inverse = 1 rotates backwards (the backward pass). */
+	int (*rope)(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
+		    int head_dim, float theta, int inverse);
+	/* Causal attention: out [B,T,n_head,head_dim]; lse [B,n_head,T] saved
+	 * log-sum-exp of the scaled scores for the backward pass.  Scale
+	 * 1/sqrt(head_dim). */
+	int (*attention_fwd)(struct tk_backend *be, float *out, float *lse, const float *q,
+			     const float *k, const float *v, int B, int T, int n_head,
+			     int n_kv_head, int head_dim);
+	/* dq, dk, dv are set (not accumulated). */
+	int (*attention_bwd)(struct tk_backend *be, float *dq, float *dk, float *dv,
+			     const float *dout, const float *q, const float *k, const float *v,
+			     const float *out, const float *lse, int B, int T, int n_head,
+			     int n_kv_head, int head_dim);
+	/* y[n,dim] = table[ids[i]] */
+	int (*embedding_fwd)(struct tk_backend *be, float *y, const float *table,
+			     const uint32_t *ids, int n, int dim);
+	/* dtable[ids[i]] += dy[i] (accumulates; deterministic order). */
+	int (*embedding_bwd)(struct tk_backend *be, float *dtable, const float *dy,
+			     const uint32_t *ids, int n, int dim);
+	/* Softmax cross-entropy over logits [rows, vocab] in place: rows whose
+	 * target is < 0 are ignored.  Adds each counted row's loss to *loss_sum
+	 * (double) and, when grad, overwrites logits with d(loss * scale)/dlogits
+	 * = (softmax - onehot) * scale (0 for ignored rows). */
+	int (*cross_entropy)(struct tk_backend *be, float *logits, const int32_t *targets,
+			     int rows, int vocab, float scale, int grad, double *loss_sum);
+	/* AdamW (torch.optim.AdamW, decoupled weight decay, bias-corrected),
+	 * step counted from 1. */
+	int (*adamw)(struct tk_backend *be, float *p, const float *g, float *m, float *v,
+		     size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
+		     int step);
+	/* *out += sum of x[i]^2 (in double). */
+	int (*sum_squares)(struct tk_backend *be, double *out, const float *x, size_t n);
+	/* x[i] *= s */
+	int (*scale)(struct tk_backend *be, float *x, float s, size_t n);
+	/* memory (optional on the CPU: NULL means malloc/free/memcpy) */
+	void *(*alloc)(struct tk_backend *be, size_t bytes);
+	void (*free)(struct tk_backend *be, void *p);
+	int (*sync)(struct tk_backend *be);
+};
+
+struct tk_backend {
+	const struct tk_backend_i *i;
+	int threads;  /* CPU threads (OpenMP and OpenBLAS) */
+	void *ctx;    /* backend private */
+};
+
+/* The CPU backend, fp32, OpenBLAS for GEMM, OpenMP across threads (0: one
+ * per core). */
+int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d);
+void tk_backend_free(struct tk_backend *be);
+
+/* Wrappers: check the slot and call it (TK_E_UNSUPPORTED when NULL). */
+int tk_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+	      const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+int tk_layernorm_fwd(struct tk_backend *be, float *y, float *mean, float *rstd, const float *x,
+		     const float *w, const float *b, int rows, int dim, float eps);
+int tk_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float *db, const float *dy,
+		     const float *x, const float *w, const float *mean, const float *rstd,
+		     int rows, int dim);
+int tk_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x, const float *w,
+		   int rows, int dim, float eps);
+int tk_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy, const float *x,
+		   const float *w, const float *rstd, int rows, int dim);
+int tk_gelu_fwd(struct tk_backend *be, float *y, const float *x, size_t n);
+int tk_gelu_bwd(struct tk_backend *be, float *dx, const float *x, const float *dy, size_t n);
+int tk_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up, size_t n);
+int tk_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+		  const float *up, const float *dy, size_t n);
+int tk_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
+int tk_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim);
+int tk_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n);
+int tk_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
+	    int head_dim, float theta, int inverse);
+int tk_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
+		     const float *k, const float *v, int B, int T, int n_head, int n_kv_head,
+		     int head_dim);
+int tk_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv, const float *dout,
+		     const float *q, const float *k, const float *v, const float *out,
+		     const float *lse, int B, int T, int n_head, int n_kv_head, int head_dim);
+int tk_embedding_fwd(struct tk_backend *be, float *y, const float *table, const uint32_t *ids,
+		     int n, int dim);
+int tk_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy, const uint32_t *ids,
+		     int n, int dim);
+int tk_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets, int rows,
+		     int vocab, float scale, int grad, double *loss_sum);
+int tk_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+	     float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+int tk_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n);
+int tk_scale(struct tk_backend *be, float *x, float s, size_t n);
+void *tk_backend_alloc(struct tk_backend *be, size_t bytes);
+void tk_backend_free_mem(struct tk_backend *be, void *p);
+
+#endif

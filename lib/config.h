@@ -1,0 +1,65 @@
+/* config.h - Hugging Face model configurations (config.json).
+ *
+ * One description covers every decoder tk runs: GPT-2 (LayerNorm, learned
+ * positions, GELU-tanh MLP, biases, Conv1D weights stored [in, out]) and the
+ * Llama family (Llama, Mistral, Qwen2: RMSNorm, rotary positions, SwiGLU,
+ * grouped-query attention, Qwen2's attention biases).  The model code reads
+ * only this struct, never model_type.
+ */
+#ifndef TK_CONFIG_H
+#define TK_CONFIG_H
+
+#include <stdint.h>
+
+#include "tk.h"
+
+enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2 };
+enum tk_norm { TK_NORM_LAYER = 0, TK_NORM_RMS };
+enum tk_pos { TK_POS_LEARNED = 0, TK_POS_ROPE };
+enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU };
+
+struct tk_model_config {
+	enum tk_arch arch;
+	char model_type[32];     /* as in config.json */
+	int vocab_size;
+	int hidden;              /* n_embd / hidden_size */
+	int n_layer;
+	int n_head;
+	int n_kv_head;           /* == n_head without GQA */
+	int head_dim;            /* hidden / n_head unless config.json says */
+	int intermediate;        /* MLP width (GPT-2: n_inner or 4*hidden) */
+	int max_pos;             /* n_positions / max_position_embeddings */
+	enum tk_norm norm;
+	float norm_eps;          /* layer_norm_epsilon / rms_norm_eps */
+	enum tk_pos pos;
+	float rope_theta;
+	enum tk_mlp mlp;
+	int attn_bias;           /* q/k/v (and GPT-2 output) projections have biases */
+	int attn_out_bias;       /* output projection has a bias */
+	int mlp_bias;
+	int tie_embeddings;      /* lm_head shares the token embedding */
+	float initializer_range;
+	int scale_attn_by_inverse_layer_idx; /* GPT-2 option; unsupported when set */
+	int64_t bos_id, eos_id, pad_id;      /* -1 when absent */
+	char torch_dtype[16];    /* "float32", "bfloat16"... ("" when absent) */
+};
+
+/* Reads config.json (path: the file or its directory).  Unknown model_type
+ * is TK_E_UNSUPPORTED with a message listing the supported ones; options
+ * tk does not implement (rope_scaling, sliding windows that matter, ...)
+ * are TK_E_UNSUPPORTED naming the key. */
+int tk_config_load(struct tk_model_config *c, const char *path, struct tk_diag *d);
+
+/* Parses a config.json text (name is used in messages). */
+int tk_config_parse(struct tk_model_config *c, const char *json, const char *name,
+		    struct tk_diag *d);
+
+/* Writes config.json for c (atomically) so that transformers' AutoConfig
+ * reads the same model; extra is a JSON object text merged in (may be NULL). */
+int tk_config_save(const struct tk_model_config *c, const char *path, const char *extra,
+		   int force, struct tk_diag *d);
+
+/* Number of parameters the config implies (tied weights counted once). */
+uint64_t tk_config_n_params(const struct tk_model_config *c);
+
+#endif
