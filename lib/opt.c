@@ -1,6 +1,7 @@
 /* opt.c - see opt.h. */
 #include "opt.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -274,4 +275,76 @@ void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
 			fprintf(out, "%-30s", left);
 		print_wrapped(out, o->help, 30, 79);
 	}
+}
+
+int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
+		      const char *const *ignore, void **hold, struct tk_diag *d)
+{
+	*hold = NULL;
+	cJSON *root = cJSON_Parse(json);
+	if (!root || !cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return tk_diag_set(d, TK_E_INVAL, name, -1, "not a JSON object");
+	}
+	int rc = 0;
+	char key[128], num[64];
+	for (cJSON *it = root->child; it && !rc; it = it->next) {
+		size_t n = strlen(it->string);
+		int skip = 0;
+		for (int i = 0; ignore && ignore[i]; i++)
+			skip |= !strcmp(ignore[i], it->string);
+		if (skip || cJSON_IsNull(it))
+			continue;
+		const struct tk_opt *o = NULL;
+		if (n < sizeof(key)) {
+			for (size_t i = 0; i <= n; i++)
+				key[i] = it->string[i] == '_' ? '-' : it->string[i];
+			o = find_long(opts, key, n);
+		}
+		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_GROUP) {
+			rc = tk_diag_set(d, TK_E_INVAL, name, -1, "unknown key '%.100s'", it->string);
+			break;
+		}
+		int is_list = cJSON_IsArray(it);
+		if (is_list && o->type != TK_OPT_TYPE_LIST) {
+			rc = tk_diag_set(d, TK_E_INVAL, name, -1, "%s: a list is not allowed here",
+					 it->string);
+			break;
+		}
+		int wants_str = o->type == TK_OPT_TYPE_STR || o->type == TK_OPT_TYPE_LIST ||
+				o->type == TK_OPT_TYPE_CHOICE;
+		for (cJSON *v = is_list ? it->child : it; v && !rc; v = is_list ? v->next : NULL) {
+			const char *text = NULL;
+			if (cJSON_IsString(v))
+				text = v->valuestring;
+			else if (wants_str)
+				text = NULL;
+			else if (cJSON_IsBool(v))
+				text = cJSON_IsTrue(v) ? "true" : "false";
+			else if (cJSON_IsNumber(v)) {
+				snprintf(num, sizeof(num), "%.17g", v->valuedouble);
+				text = num;
+			}
+			if (!text) {
+				rc = tk_diag_set(d, TK_E_INVAL, name, -1, "%s: expected %s",
+						 it->string, wants_str ? "a string" : "a number or boolean");
+				break;
+			}
+			if ((rc = set_value(o, text, d))) {
+				char msg[sizeof(d->msg)];
+				snprintf(msg, sizeof(msg), "%s", d ? d->msg : "");
+				tk_diag_set(d, rc, name, -1, "%s (key '%s')", msg, it->string);
+			}
+		}
+	}
+	if (rc)
+		cJSON_Delete(root);
+	else
+		*hold = root;
+	return rc;
+}
+
+void tk_opt_json_free(void *hold)
+{
+	cJSON_Delete(hold);
 }

@@ -77,6 +77,21 @@ int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
 void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts);
 
+/* Applies a JSON object of option values (a TrainingArguments or
+ * LoraConfig JSON): each key is an option's long name in snake case
+ * ("learning_rate" for --learning-rate); strings, numbers, booleans and
+ * (for repeatable options) arrays of strings go through the same checked
+ * parsers as the command line; null leaves the default.  An unknown key is
+ * TK_E_INVAL naming the key and the file, unless it is listed in ignore
+ * (NULL-terminated; keys HF writes that mean nothing to the tool).  String
+ * options take JSON strings only.  String values stay owned by *hold,
+ * which the caller frees with tk_opt_json_free() once done with the
+ * options.  The caller parses the command line again afterwards so that
+ * it wins. */
+int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
+		      const char *const *ignore, void **hold, struct tk_diag *d);
+void tk_opt_json_free(void *hold);
+
 /* Checked number parsers: the whole string must be a number in range.
  * Return 0 or TK_E_INVAL. */
 int tk_parse_ll(const char *s, long long min, long long max, long long *out);

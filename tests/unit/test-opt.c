@@ -108,11 +108,54 @@ static void test_usage_text(void)
 	free(buf);
 }
 
+static void test_json_config(void)
+{
+	struct o o = { .eos = 1 };
+	struct tk_diag d;
+	const struct tk_opt opts[] = {
+		TK_OPT_INT('s', "seq-len", &o.n, "N", 1, 1 << 20, "tokens"),
+		TK_OPT_DOUBLE(0, "learning-rate", &o.lr, "LR", 0, 1, "lr"),
+		TK_OPT_STR('o', "output-dir", &o.out, "DIR", "out"),
+		TK_OPT_CHOICE(0, "mode", &o.mode, "pack|pad", "mode"),
+		TK_OPT_BOOL(0, "add-eos", &o.eos, "eos"),
+		TK_OPT_LIST(0, "target-modules", &o.mods, "M", "module"),
+		TK_OPT_HELP(),
+		TK_OPT_END,
+	};
+	const char *ignore[] = { "report_to", NULL };
+	void *hold;
+	const char *ok = "{\"seq_len\": 256, \"learning_rate\": 2e-4, \"output_dir\": \"out\","
+			 " \"mode\": \"pad\", \"add_eos\": false, \"report_to\": [\"none\"],"
+			 " \"target_modules\": [\"q_proj\", \"v_proj\"], \"seq-len\": null}";
+	TT_REQUIRE(tk_opt_apply_json(opts, ok, "train.json", ignore, &hold, &d) == 0, "%s", d.msg);
+	TT_CHECK(o.n == 256 && o.lr == 2e-4 && !strcmp(o.out, "out") && !strcmp(o.mode, "pad") &&
+			 o.eos == 0, "values");
+	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
+	tk_opt_json_free(hold);
+	struct { const char *json, *want; } bad[] = {
+		{ "{\"learning_rat\": 1}", "unknown key 'learning_rat'" },
+		{ "{\"seq_len\": 0}", "key 'seq_len'" },
+		{ "{\"seq_len\": \"x\"}", "not an integer" },
+		{ "{\"output_dir\": 3}", "expected a string" },
+		{ "{\"seq_len\": [1]}", "a list is not allowed" },
+		{ "[1]", "not a JSON object" },
+		{ "{\"help\": true}", "unknown key 'help'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = tk_opt_apply_json(opts, bad[i].json, "train.json", NULL, &hold, &d);
+		TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, bad[i].want) && !strcmp(d.path, "train.json"),
+			 "%s: %d %s", bad[i].json, rc, d.msg);
+		TT_CHECK(hold == NULL, "hold kept on failure");
+	}
+	free(o.mods.v);
+}
+
 int main(void)
 {
 	TT_RUN(test_forms);
 	TT_RUN(test_errors);
 	TT_RUN(test_numbers);
 	TT_RUN(test_usage_text);
+	TT_RUN(test_json_config);
 	return tt_done();
 }
