@@ -1,7 +1,7 @@
-/* sched.c - see sched.h.  The formulas and their order of operations are
+/* schedule.c - see schedule.h.  The formulas and their order of operations are
  * those of transformers.optimization, so the rates are identical in
  * double precision. */
-#include "sched.h"
+#include "schedule.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,6 +1,6 @@
-/* test-sched.c - learning-rate schedules against transformers' own rates
+/* test-schedule.c - learning-rate schedules against transformers' own rates
  * (tests/fixtures/sched/lr.txt, made by tests/parity/gen-sched-fixture.py). */
-#include "sched.h"
+#include "schedule.h"
 #include "tt.h"
 
 static void test_against_transformers(void)

@@ -1,4 +1,4 @@
-/* sched.h - learning-rate schedules, as transformers' get_scheduler computes them.
+/* schedule.h - learning-rate schedules, as transformers' get_scheduler computes them.
  *
  * The learning rate after k optimizer steps is base_lr * lambda(k), with
  * lambda as in transformers.optimization: a linear warmup from 0 over the
@@ -6,8 +6,8 @@
  * half-cosine to 0.  As in the Trainer, update k (1-based) uses lambda(k-1):
  * the first update of a run with warmup has learning rate 0.
  */
-#ifndef TK_SCHED_H
-#define TK_SCHED_H
+#ifndef TK_SCHEDULE_H
+#define TK_SCHEDULE_H
 
 #include "tk.h"
 
