@@ -72,7 +72,18 @@ int tk_afile_open(struct tk_afile *f, const char *path, int force, struct tk_dia
 		return 0;
 	}
 	struct stat st;
-	if (!force && stat(path, &st) == 0)
+	int exists = stat(path, &st) == 0;
+	if (exists && S_ISDIR(st.st_mode))
+		return tk_diag_set(d, TK_E_INVAL, path, -1, "is a directory");
+	if (exists && !S_ISREG(st.st_mode)) {
+		/* A device or FIFO (/dev/null, a named pipe): there is nothing to
+		 * replace atomically, and a rename would put a file in its place. */
+		if (!(f->fp = fopen(path, "wb")))
+			return tk_diag_sys(d, path, "cannot open for writing");
+		f->direct = 1;
+		return 0;
+	}
+	if (!force && exists)
 		return tk_diag_set(d, TK_E_EXISTS, path, -1,
 				   "already exists (use --force to overwrite)");
 	f->path = strdup(path);
@@ -103,6 +114,14 @@ int tk_afile_open(struct tk_afile *f, const char *path, int force, struct tk_dia
 int tk_afile_commit(struct tk_afile *f, struct tk_diag *d)
 {
 	int rc = 0;
+	if (f->direct) {
+		if (fflush(f->fp) || ferror(f->fp))
+			rc = tk_diag_sys(d, NULL, "write failed");
+		if (fclose(f->fp) && !rc)
+			rc = tk_diag_sys(d, NULL, "write failed");
+		memset(f, 0, sizeof(*f));
+		return rc;
+	}
 	if (!f->path) {
 		if (fflush(f->fp) || ferror(f->fp))
 			rc = tk_diag_sys(d, "<stdout>", "write failed");
@@ -127,7 +146,9 @@ int tk_afile_commit(struct tk_afile *f, struct tk_diag *d)
 
 void tk_afile_abort(struct tk_afile *f)
 {
-	if (f->path) {
+	if (f->direct && f->fp)
+		fclose(f->fp);
+	else if (f->path) {
 		if (f->fp)
 			fclose(f->fp);
 		unlink(f->tmp);

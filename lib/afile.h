@@ -5,8 +5,10 @@
  * temporary.  A directory output is built under "DIR.tmp-PID" and renamed
  * into place the same way.  Temporaries are also removed if the process is
  * killed by SIGINT, SIGTERM, SIGHUP or SIGPIPE, so a failed or interrupted
- * run leaves nothing partial behind.  The path "-" means stdout, which is
- * written directly.
+ * run leaves nothing partial behind.  The path "-" means stdout, and an
+ * existing path that is not a regular file (a device such as /dev/null, a
+ * named pipe) is opened and written directly: neither can be replaced
+ * atomically, and a rename would put a file in the device's place.
  */
 #ifndef TK_AFILE_H
 #define TK_AFILE_H
@@ -19,10 +21,12 @@ struct tk_afile {
 	char *path;  /* final name (NULL for stdout) */
 	char *tmp;   /* temporary name */
 	FILE *fp;    /* write here */
+	int direct;  /* writing straight to a device or FIFO */
 };
 
-/* Opens an output.  Fails with TK_E_EXISTS if path exists and !force, and
- * TK_E_IO if the temporary cannot be created.  On success f->fp is ready. */
+/* Opens an output.  Fails with TK_E_EXISTS if path is an existing regular
+ * file and !force, TK_E_INVAL if it is a directory, and TK_E_IO if the
+ * temporary cannot be created.  On success f->fp is ready. */
 int tk_afile_open(struct tk_afile *f, const char *path, int force, struct tk_diag *d);
 
 /* Flushes, fsyncs and renames the temporary onto the final name (for stdout:

@@ -1,4 +1,5 @@
 /* test-tk.c - diagnostics, buffers, hashes and atomic outputs (tk.c, afile.c). */
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,6 +64,27 @@ static void test_afile_commit_and_abort(void)
 	TT_CHECK(rc == TK_E_IO && d.sys_errno != 0, "rc %d", rc);
 }
 
+/* Devices and FIFOs are written in place, never renamed over. */
+static void test_afile_devices(void)
+{
+	struct tk_afile f;
+	struct tk_diag d;
+	TT_REQUIRE(tk_afile_open(&f, "/dev/null", 0, &d) == 0, "%s", d.msg);
+	fputs("discarded", f.fp);
+	TT_REQUIRE(tk_afile_commit(&f, &d) == 0, "%s", d.msg);
+	struct stat st;
+	TT_CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "/dev/null is no longer a device");
+	TT_CHECK(access("/dev/null.tmp-1", F_OK) != 0, "temporary");
+	TT_REQUIRE(tk_afile_open(&f, "/dev/full", 1, &d) == 0, "%s", d.msg);
+	for (int i = 0; i < 100000; i++)
+		fputs("0123456789", f.fp);
+	int rc = tk_afile_commit(&f, &d);
+	TT_CHECK(rc == TK_E_IO && d.sys_errno == ENOSPC, "disk full not reported: %d", rc);
+	TT_CHECK(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode), "/dev/full is no longer a device");
+	rc = tk_afile_open(&f, tt_tmpdir(), 1, &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "is a directory"), "%d %s", rc, d.msg);
+}
+
 static void test_adir(void)
 {
 	char path[512];
@@ -100,6 +122,7 @@ int main(void)
 	TT_RUN(test_diag);
 	TT_RUN(test_buf);
 	TT_RUN(test_afile_commit_and_abort);
+	TT_RUN(test_afile_devices);
 	TT_RUN(test_adir);
 	return tt_done();
 }
