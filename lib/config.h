@@ -40,14 +40,30 @@ struct tk_model_config {
 	int tie_embeddings;      /* lm_head shares the token embedding */
 	float initializer_range;
 	int scale_attn_by_inverse_layer_idx; /* GPT-2 option; unsupported when set */
+	/* Mistral's sliding_window: 0 when attention is fully causal (null, or
+	 * at least max_pos, where the window never excludes a position).  Else
+	 * query i sees keys j with i - W < j <= i (transformers' mask): equal
+	 * to full causal attention for sequences of at most W tokens, which is
+	 * what model code that implements no window must check. */
+	int sliding_window;
 	int64_t bos_id, eos_id, pad_id;      /* -1 when absent */
 	char torch_dtype[16];    /* "float32", "bfloat16"... ("" when absent) */
 };
 
 /* Reads config.json (path: the file or its directory).  Unknown model_type
  * is TK_E_UNSUPPORTED with a message listing the supported ones; options
- * tk does not implement (rope_scaling, sliding windows that matter, ...)
- * are TK_E_UNSUPPORTED naming the key. */
+ * tk does not implement are TK_E_UNSUPPORTED naming the key: rope scaling
+ * (rope_scaling, or rope_parameters with a rope_type other than
+ * "default", partial_rotary_factor), an activation other than gelu_new /
+ * gelu_pytorch_tanh (GPT-2) or silu (Llama family), GPT-2's
+ * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
+ * add_cross_attention or scale_attn_weights=false, and Qwen2's
+ * use_sliding_window (or a layer_types entry that is not
+ * "full_attention").  Mistral's sliding_window is accepted and recorded
+ * (see the field).  Keys that are absent take transformers' class
+ * defaults (5.x); both the 4.x (rope_theta, rope_scaling, torch_dtype) and
+ * 5.x (rope_parameters, dtype) spellings are read.  An eos_token_id list
+ * gives its first id. */
 int tk_config_load(struct tk_model_config *c, const char *path, struct tk_diag *d);
 
 /* Parses a config.json text (name is used in messages). */
@@ -55,11 +71,16 @@ int tk_config_parse(struct tk_model_config *c, const char *json, const char *nam
 		    struct tk_diag *d);
 
 /* Writes config.json for c (atomically) so that transformers' AutoConfig
- * reads the same model; extra is a JSON object text merged in (may be NULL). */
+ * (4.x and 5.x) reads the same model: keys sorted, two-space indent, as
+ * save_pretrained writes; rope_theta both at the top and in
+ * rope_parameters, the dtype as torch_dtype.  extra is a JSON object text
+ * whose keys are added or replace the generated ones (may be NULL; not an
+ * object is TK_E_INVAL). */
 int tk_config_save(const struct tk_model_config *c, const char *path, const char *extra,
 		   int force, struct tk_diag *d);
 
-/* Number of parameters the config implies (tied weights counted once). */
+/* Number of parameters the config implies (tied weights counted once), as
+ * sum(p.numel() for p in model.parameters()) of the transformers model. */
 uint64_t tk_config_n_params(const struct tk_model_config *c);
 
 #endif

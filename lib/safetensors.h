@@ -55,6 +55,7 @@ typedef struct tk_st tk_st_t;
 int tk_st_open(tk_st_t **st, const char *path, struct tk_diag *d);
 void tk_st_close(tk_st_t *st);
 
+/* Tensors in file order (shards by file name), each file's in header order. */
 size_t tk_st_count(const tk_st_t *st);
 const struct tk_tensor_info *tk_st_at(const tk_st_t *st, size_t i);
 /* NULL when absent. */
@@ -87,7 +88,10 @@ int tk_st_writer_metadata(tk_st_writer_t *w, const char *key, const char *value)
 int tk_st_writer_commit(tk_st_writer_t *w, const char *path, int force, struct tk_diag *d);
 void tk_st_writer_free(tk_st_writer_t *w);
 
-/* fp16/bf16 <-> fp32 conversions (round to nearest even). */
+/* fp16/bf16 <-> fp32 conversions (round to nearest even), bit for bit as
+ * torch converts: NaN stays NaN (fp32 to bf16 gives 0x7fc0, fp32 to fp16
+ * the sign and 0x7e00, fp16 to fp32 keeps the payload and sets the quiet
+ * bit); fp32 above the fp16 range gives infinity. */
 float tk_f16_to_f32(uint16_t h);
 float tk_bf16_to_f32(uint16_t h);
 uint16_t tk_f32_to_f16(float f);

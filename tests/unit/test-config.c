@@ -1,0 +1,312 @@
+/* test-config.c - config.json parsing and writing against what transformers
+ * makes of the files in tests/fixtures/configs/ (NAME.json with NAME.expect,
+ * from tests/parity/gen-safetensors-fixtures.py).
+ *
+ * With TK_CONFIG_PARITY_DIR=DIR set, it runs no tests: it loads every
+ * DIR/in/NAME.json, saves it to DIR/out/NAME.json and writes
+ * DIR/out/NAME.n_params, for tests/parity/check-safetensors.py.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tt.h"
+
+static struct tk_diag d;
+
+static const char *tmp(const char *name)
+{
+	static char buf[4][1024];
+	static int k;
+	char *b = buf[k++ % 4];
+	snprintf(b, sizeof(buf[0]), "%s/%s", tt_tmpdir(), name);
+	return b;
+}
+
+static const char *const norms[] = { "layer", "rms" }, *const poss[] = { "learned", "rope" },
+			   *const mlps[] = { "gelu", "swiglu" };
+
+/* Compares c with NAME.expect; returns the number of mismatches. */
+static int check_expect(const struct tk_model_config *c, const char *path, const char *what)
+{
+	FILE *f = fopen(path, "r");
+	TT_CHECK(f != NULL, "%s", path);
+	if (!f)
+		return 1;
+	char key[64], val[128];
+	int bad = 0, n = 0;
+	while (fscanf(f, "%63s %127s", key, val) == 2) {
+		long long i = strtoll(val, NULL, 10);
+		float x = (float)strtod(val, NULL);
+		int ok = 1;
+		n++;
+#define INT(k, field) else if (!strcmp(key, k)) ok = (long long)(field) == i
+#define FLT(k, field) else if (!strcmp(key, k)) ok = (field) == x
+#define STR(k, s) else if (!strcmp(key, k)) ok = !strcmp((s), val)
+		if (0)
+			;
+		STR("model_type", c->model_type);
+		INT("vocab_size", c->vocab_size);
+		INT("hidden", c->hidden);
+		INT("n_layer", c->n_layer);
+		INT("n_head", c->n_head);
+		INT("n_kv_head", c->n_kv_head);
+		INT("head_dim", c->head_dim);
+		INT("intermediate", c->intermediate);
+		INT("max_pos", c->max_pos);
+		STR("norm", norms[c->norm]);
+		FLT("norm_eps", c->norm_eps);
+		STR("pos", poss[c->pos]);
+		FLT("rope_theta", c->rope_theta);
+		STR("mlp", mlps[c->mlp]);
+		INT("attn_bias", c->attn_bias);
+		INT("attn_out_bias", c->attn_out_bias);
+		INT("mlp_bias", c->mlp_bias);
+		INT("sliding_window", c->sliding_window);
+		INT("tie_embeddings", c->tie_embeddings);
+		FLT("initializer_range", c->initializer_range);
+		INT("bos_id", c->bos_id);
+		INT("eos_id", c->eos_id);
+		INT("pad_id", c->pad_id);
+		STR("torch_dtype", c->torch_dtype[0] ? c->torch_dtype : "-");
+		INT("n_params", tk_config_n_params(c));
+		else ok = 0;
+		if (!ok && !bad++)
+			TT_CHECK(0, "%s (%s): %s should be %s", path, what, key, val);
+	}
+	fclose(f);
+	TT_CHECK(n == 25, "%s: %d keys", path, n);
+	return bad;
+}
+
+static void test_fixtures_as_transformers_reads_them(void)
+{
+	const char *dir = tt_fixture("configs");
+	char dirc[1024];
+	snprintf(dirc, sizeof(dirc), "%s", dir);
+	DIR *dp = opendir(dirc);
+	TT_REQUIRE(dp, "%s", dirc);
+	struct dirent *e;
+	int files = 0;
+	while ((e = readdir(dp))) {
+		size_t n = strlen(e->d_name);
+		if (n < 6 || strcmp(e->d_name + n - 5, ".json"))
+			continue;
+		char path[2200], expect[2200], saved[2200];
+		snprintf(path, sizeof(path), "%s/%s", dirc, e->d_name);
+		snprintf(expect, sizeof(expect), "%s/%.*s.expect", dirc, (int)(n - 5), e->d_name);
+		struct tk_model_config c, c2;
+		int rc = tk_config_load(&c, path, &d);
+		TT_CHECK(!rc, "%s: %s", d.path, d.msg);
+		if (rc)
+			continue;
+		files++;
+		check_expect(&c, expect, "read");
+		/* saved by tk and read back: the same model */
+		snprintf(saved, sizeof(saved), "%s/%s", tt_tmpdir(), e->d_name);
+		rc = tk_config_save(&c, saved, NULL, 0, &d);
+		TT_CHECK(!rc, "save %s: %s", e->d_name, d.msg);
+		rc = rc ? rc : tk_config_load(&c2, saved, &d);
+		TT_CHECK(!rc, "reload %s: %s", e->d_name, d.msg);
+		if (!rc)
+			check_expect(&c2, expect, "saved by tk");
+	}
+	closedir(dp);
+	TT_CHECK(files >= 16, "%d configs", files);
+}
+
+static void test_directory_and_io(void)
+{
+	struct tk_model_config c;
+	TT_CHECK(!tk_config_load(&c, tt_fixture("safetensors/sharded"), &d) &&
+			 c.arch == TK_ARCH_GPT2 && c.hidden == 16,
+		 "%s", d.msg);
+	TT_CHECK(tk_config_load(&c, tmp("nope"), &d) == TK_E_IO && strstr(d.path, "nope/") == NULL &&
+			 strstr(d.path, "nope"),
+		 "%s %s", d.path, d.msg);
+}
+
+static void unsupported(const char *json, int want, const char *words)
+{
+	struct tk_model_config c;
+	int rc = tk_config_parse(&c, json, "cfg.json", &d);
+	TT_CHECK(rc == want, "%s: rc %d (%s)", json, rc, d.msg);
+	TT_CHECK(!strcmp(d.path, "cfg.json"), "%s: path %s", json, d.path);
+	TT_CHECK(strstr(d.msg, words) != NULL, "%s: '%s' lacks '%s'", json, d.msg, words);
+}
+
+static void test_unsupported_and_bad(void)
+{
+	const int U = TK_E_UNSUPPORTED, F = TK_E_FORMAT;
+	unsupported("{\"model_type\": \"falcon\"}", U,
+		    "model_type 'falcon' is not supported (tk reads gpt2, llama, mistral, qwen2)");
+	unsupported("{\"n_layer\": 2}", F, "no model_type (tk reads gpt2, llama, mistral, qwen2)");
+	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"llama3\", "
+		    "\"factor\": 8.0}}",
+		    U, "rope_scaling with rope_type 'llama3'");
+	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"type\": \"linear\", "
+		    "\"factor\": 2.0}}",
+		    U, "rope_scaling with rope_type 'linear'");
+	unsupported("{\"model_type\": \"qwen2\", \"rope_parameters\": {\"rope_type\": \"yarn\", "
+		    "\"rope_theta\": 10000.0}}",
+		    U, "rope_parameters with rope_type 'yarn'");
+	unsupported("{\"model_type\": \"llama\", \"partial_rotary_factor\": 0.5}", U,
+		    "partial_rotary_factor");
+	unsupported("{\"model_type\": \"gpt2\", \"scale_attn_by_inverse_layer_idx\": true}", U,
+		    "scale_attn_by_inverse_layer_idx");
+	unsupported("{\"model_type\": \"gpt2\", \"reorder_and_upcast_attn\": true}", U,
+		    "reorder_and_upcast_attn");
+	unsupported("{\"model_type\": \"gpt2\", \"add_cross_attention\": true}", U,
+		    "add_cross_attention");
+	unsupported("{\"model_type\": \"gpt2\", \"scale_attn_weights\": false}", U,
+		    "scale_attn_weights");
+	unsupported("{\"model_type\": \"gpt2\", \"activation_function\": \"relu\"}", U,
+		    "activation_function 'relu'");
+	unsupported("{\"model_type\": \"mistral\", \"hidden_act\": \"gelu\"}", U, "hidden_act 'gelu'");
+	unsupported("{\"model_type\": \"qwen2\", \"use_sliding_window\": true}", U,
+		    "use_sliding_window");
+	unsupported("{\"model_type\": \"qwen2\", \"layer_types\": [\"sliding_attention\"]}", U,
+		    "layer_types");
+	unsupported("{\"model_type\": \"gpt2\", \"n_head\": \"12\"}", F, "n_head: expected an integer");
+	unsupported("{\"model_type\": \"llama\", \"hidden_size\": 0}", F, "hidden_size");
+	unsupported("{\"model_type\": \"llama\", \"vocab_size\": 1.5}", F, "vocab_size");
+	unsupported("{\"model_type\": \"llama\", \"tie_word_embeddings\": 1}", F,
+		    "tie_word_embeddings: expected true or false");
+	unsupported("{\"model_type\": \"llama\", \"rms_norm_eps\": \"x\"}", F, "rms_norm_eps");
+	unsupported("{\"model_type\": \"llama\", \"num_attention_heads\": 6, "
+		    "\"num_key_value_heads\": 4, \"hidden_size\": 48}",
+		    F, "not a multiple of num_key_value_heads 4");
+	unsupported("{\"model_type\": \"gpt2\", \"n_embd\": 50, \"n_head\": 3}", F,
+		    "n_embd 50 is not a multiple of n_head 3");
+	unsupported("{\"model_type\": \"llama\", \"hidden_size\": 50, \"num_attention_heads\": 3}", F,
+		    "and no head_dim");
+	unsupported("{\"model_type\": \"llama\", \"eos_token_id\": [\"a\"]}", F, "eos_token_id");
+	unsupported("[1]", F, "not a JSON object");
+	unsupported("{\"model_type\": \"gpt2\",", F, "not JSON (parse error at byte");
+	/* accepted: null defaults, a window that never matters, lists of eos ids */
+	struct tk_model_config c;
+	TT_CHECK(!tk_config_parse(&c,
+				  "{\"model_type\": \"mistral\", \"sliding_window\": 4096, "
+				  "\"max_position_embeddings\": 4096, \"num_key_value_heads\": null, "
+				  "\"head_dim\": null, \"eos_token_id\": [7, 8], \"rope_scaling\": null}",
+				  "m", &d),
+		 "%s", d.msg);
+	TT_CHECK(c.sliding_window == 0 && c.n_kv_head == 32 && c.head_dim == 128 && c.eos_id == 7,
+		 "mistral");
+	TT_CHECK(!tk_config_parse(&c, "{\"model_type\": \"llama\", \"head_dim\": 64, \"hidden_size\": "
+				      "50, \"num_attention_heads\": 3}",
+				  "m", &d) &&
+			 c.head_dim == 64,
+		 "%s", d.msg);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	static char buf[65536];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+static void test_save_layout_and_errors(void)
+{
+	struct tk_model_config c;
+	TT_REQUIRE(!tk_config_load(&c, tt_fixture("configs/llama-gqa-bias.json"), &d), "%s", d.msg);
+	const char *p = tmp("config.json");
+	int rc = tk_config_save(&c, p, "{\"quantization_config\": {\"load_in_4bit\": true}, "
+				       "\"use_cache\": false}",
+				0, &d);
+	TT_REQUIRE(!rc, "%s", d.msg);
+	const char *s = slurp(p);
+	TT_REQUIRE(s, "read");
+	TT_CHECK(strstr(s, "{\n  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n"), "%s", s);
+	TT_CHECK(strstr(s, "\"rms_norm_eps\": 1e-05,\n"), "eps: %s", s);
+	TT_CHECK(strstr(s, "\"initializer_range\": 0.02,\n"), "init");
+	TT_CHECK(strstr(s, "\"rope_theta\": 500000.0"), "theta");
+	TT_CHECK(strstr(s, "\"quantization_config\": {\n    \"load_in_4bit\": true\n  },\n"), "extra");
+	TT_CHECK(strstr(s, "\"use_cache\": false,\n") && !strstr(s, "\"use_cache\": true"), "override");
+	TT_CHECK(strstr(s, "\"pad_token_id\": null,\n"), "null");
+	TT_CHECK(s[strlen(s) - 2] == '}' && s[strlen(s) - 1] == '\n', "final newline");
+	/* keys sorted */
+	const char *a = strstr(s, "\"architectures\""), *b = strstr(s, "\"vocab_size\"");
+	TT_CHECK(a && b && a < strstr(s, "\"attention_bias\"") && b > strstr(s, "\"use_cache\""),
+		 "order");
+	/* refusals leave the existing file as it was and nothing else behind */
+	char before[65536];
+	snprintf(before, sizeof(before), "%s", s);
+	rc = tk_config_save(&c, p, NULL, 0, &d);
+	TT_CHECK(rc == TK_E_EXISTS && strstr(d.path, "config.json"), "exists %d", rc);
+	rc = tk_config_save(&c, p, "[1]", 1, &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "not a JSON object"), "extra %d", rc);
+	TT_CHECK(!strcmp(slurp(p), before), "file changed");
+	rc = tk_config_save(&c, tmp("none/config.json"), NULL, 0, &d);
+	TT_CHECK(rc == TK_E_IO && strstr(d.path, "none/config.json"), "no dir %d", rc);
+	DIR *dp = opendir(tt_tmpdir());
+	struct dirent *e;
+	while (dp && (e = readdir(dp)))
+		TT_CHECK(!strstr(e->d_name, ".tmp-"), "left %s", e->d_name);
+	if (dp)
+		closedir(dp);
+	/* small and large floats in Python's repr style */
+	c.norm_eps = 1e-6f;
+	c.rope_theta = 1e20f;
+	c.initializer_range = 0.1f;
+	TT_REQUIRE(!tk_config_save(&c, p, NULL, 1, &d), "%s", d.msg);
+	s = slurp(p);
+	TT_CHECK(strstr(s, "\"rms_norm_eps\": 1e-06,") && strstr(s, "\"rope_theta\": 1e+20,") &&
+			 strstr(s, "\"initializer_range\": 0.1,"),
+		 "%s", s);
+}
+
+static int parity_mode(const char *dir)
+{
+	char in[1024];
+	snprintf(in, sizeof(in), "%s/in", dir);
+	DIR *dp = opendir(in);
+	if (!dp) {
+		perror(in);
+		return 2;
+	}
+	struct dirent *e;
+	int fail = 0;
+	while ((e = readdir(dp))) {
+		size_t n = strlen(e->d_name);
+		if (n < 6 || strcmp(e->d_name + n - 5, ".json"))
+			continue;
+		char src[2200], dst[2200], np[2200];
+		snprintf(src, sizeof(src), "%s/%s", in, e->d_name);
+		snprintf(dst, sizeof(dst), "%s/out/%s", dir, e->d_name);
+		snprintf(np, sizeof(np), "%s/out/%.*s.n_params", dir, (int)(n - 5), e->d_name);
+		struct tk_model_config c;
+		if (tk_config_load(&c, src, &d) || tk_config_save(&c, dst, NULL, 1, &d)) {
+			printf("%s: %s\n", d.path, d.msg);
+			fail = 1;
+			continue;
+		}
+		FILE *f = fopen(np, "w");
+		if (f) {
+			fprintf(f, "%llu\n", (unsigned long long)tk_config_n_params(&c));
+			fclose(f);
+		}
+	}
+	closedir(dp);
+	return fail;
+}
+
+int main(void)
+{
+	const char *pd = getenv("TK_CONFIG_PARITY_DIR");
+	if (pd)
+		return parity_mode(pd);
+	TT_RUN(test_fixtures_as_transformers_reads_them);
+	TT_RUN(test_directory_and_io);
+	TT_RUN(test_unsupported_and_bad);
+	TT_RUN(test_save_layout_and_errors);
+	return tt_done();
+}
