@@ -87,10 +87,12 @@ struct tk_backend_i {
 	int (*cross_entropy)(struct tk_backend *be, float *logits, const int32_t *targets,
 			     int rows, int vocab, float scale, int grad, double *loss_sum);
 	/* AdamW (torch.optim.AdamW, decoupled weight decay, bias-corrected),
-	 * step counted from 1. */
+	 * step counted from 1.  The hyperparameters are doubles because torch
+	 * keeps them as Python floats: 1 - beta2 from a float beta2 = 0.999f
+	 * is off by 1.3e-5 relative, which shows after a few steps. */
 	int (*adamw)(struct tk_backend *be, float *p, const float *g, float *m, float *v,
-		     size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
-		     int step);
+		     size_t n, double lr, double beta1, double beta2, double eps,
+		     double weight_decay, int step);
 	/* *out += sum of x[i]^2 (in double). */
 	int (*sum_squares)(struct tk_backend *be, double *out, const float *x, size_t n);
 	/* x[i] *= s */
@@ -99,6 +101,8 @@ struct tk_backend_i {
 	void *(*alloc)(struct tk_backend *be, size_t bytes);
 	void (*free)(struct tk_backend *be, void *p);
 	int (*sync)(struct tk_backend *be);
+	/* Releases be->ctx and whatever else init acquired (optional). */
+	void (*destroy)(struct tk_backend *be);
 };
 
 struct tk_backend {
@@ -110,9 +114,14 @@ struct tk_backend {
 /* The CPU backend, fp32, OpenBLAS for GEMM, OpenMP across threads (0: one
  * per core). */
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d);
+/* Releases what init acquired (the destroy slot); be may be NULL. */
 void tk_backend_free(struct tk_backend *be);
 
-/* Wrappers: check the slot and call it (TK_E_UNSUPPORTED when NULL). */
+/* Wrappers: check the slot and call it (TK_E_UNSUPPORTED when NULL).
+ * Sizes that are negative or do not fit together (a leading dimension
+ * smaller than its row, n_head not a multiple of n_kv_head, an odd RoPE
+ * head_dim, a step below 1...) are TK_E_INVAL before the backend is
+ * called; zero-sized work returns 0 without calling it. */
 int tk_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
 	      const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 int tk_layernorm_fwd(struct tk_backend *be, float *y, float *mean, float *rstd, const float *x,
@@ -147,10 +156,12 @@ int tk_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy, cons
 int tk_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets, int rows,
 		     int vocab, float scale, int grad, double *loss_sum);
 int tk_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v, size_t n,
-	     float lr, float beta1, float beta2, float eps, float weight_decay, int step);
+	     double lr, double beta1, double beta2, double eps, double weight_decay, int step);
 int tk_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n);
 int tk_scale(struct tk_backend *be, float *x, float s, size_t n);
 void *tk_backend_alloc(struct tk_backend *be, size_t bytes);
 void tk_backend_free_mem(struct tk_backend *be, void *p);
+/* Waits for the queued work (0 at once where the slot is NULL). */
+int tk_backend_sync(struct tk_backend *be);
 
 #endif

@@ -48,6 +48,81 @@ TK_HD float tk_silu_grad(float x)
 	return s * (1.0f + x * (1.0f - s));
 }
 
+/* The bits of a float as an integer and back (no aliasing games). */
+TK_HD float tk_float_from_bits(int b)
+{
+#ifdef __CUDA_ARCH__
+	return __int_as_float(b);
+#else
+	union {
+		int i;
+		float f;
+	} u;
+	u.i = b;
+	return u.f;
+#endif
+}
+
+/* exp(x), branch-free so that loops of it vectorize: x = k ln2 + r with
+ * |r| <= ln2/2 (ln2 split in two for an exact product), exp(r) by its
+ * Taylor polynomial to degree 7 (truncation below 1e-8), times 2^k built in
+ * the exponent bits.  Within 2 ulp of expf for x in [-87.3, 88.3]; 0 below
+ * (no subnormals); saturates at exp(88.3) above; NaN stays NaN. */
+TK_HD float tk_expf_poly(float x)
+{
+	const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+	float xc = x > -87.3f ? x : -87.3f; /* NaN becomes -87.3 here: no (int)NaN */
+	xc = xc < 88.3f ? xc : 88.3f;
+	float t = xc * 1.44269504088896341f + magic;
+	float k = t - magic;
+	int ki = (int)k;
+	float r = xc - k * 0.693145751953125f;
+	r = r - k * 1.42860682030941723e-6f;
+	float p = 1.0f / 5040.0f;
+	p = p * r + 1.0f / 720.0f;
+	p = p * r + 1.0f / 120.0f;
+	p = p * r + 1.0f / 24.0f;
+	p = p * r + 1.0f / 6.0f;
+	p = p * r + 0.5f;
+	p = p * r + 1.0f;
+	p = p * r + 1.0f;
+	float e = p * tk_float_from_bits((int)((unsigned)(ki + 127) << 23));
+	return x < -87.3f ? 0.0f : x == x ? e : x;
+}
+
+/* gelu_tanh written as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3):
+ * the same function (0.5 (1 + tanh u) = sigmoid(2u)) without tanhf, and
+ * without the cancellation of 1 + tanh u for negative x. */
+TK_HD float tk_gelu_tanh_exp(float x)
+{
+	const float c2 = 2.0f * 0.7978845608028654f;
+	float u2 = c2 * (x + 0.044715f * x * x * x);
+	return x / (1.0f + tk_expf_poly(-u2));
+}
+
+/* d gelu_tanh / dx from the same form: s + 2 x s (1 - s) du/dx, s =
+ * sigmoid(2u). */
+TK_HD float tk_gelu_tanh_exp_grad(float x)
+{
+	const float c = 0.7978845608028654f;
+	float u2 = 2.0f * c * (x + 0.044715f * x * x * x);
+	float s = 1.0f / (1.0f + tk_expf_poly(-u2));
+	float du = c * (1.0f + 3.0f * 0.044715f * x * x);
+	return s + 2.0f * x * s * (1.0f - s) * du;
+}
+
+/* SiLU and its derivative with tk_expf_poly. */
+TK_HD float tk_silu_exp(float x)
+{
+	return x / (1.0f + tk_expf_poly(-x));
+}
+
+TK_HD float tk_silu_exp_grad(float x)
+{
+	float s = 1.0f / (1.0f + tk_expf_poly(-x));
+	return s * (1.0f + x * (1.0f - s));
+}
+
 /* RoPE inverse frequency of pair i of a head of head_dim, as HF computes it:
  * 1 / theta^(2i / head_dim). */
 TK_HD float tk_rope_inv_freq(int i, int head_dim, float theta)

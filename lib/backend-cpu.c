@@ -1,0 +1,944 @@
+/* backend-cpu.c - the CPU backend: fp32, OpenBLAS for GEMM, OpenMP across
+ * rows and heads, everything else written here with loops the compiler
+ * vectorizes (`omp simd`).
+ *
+ * Threads: every OpenMP region asks for be->threads, GEMMs included: they
+ * are cut into slabs that single-threaded OpenBLAS computes on the OpenMP
+ * threads, so that one pool of threads does all the work (cpu_matmul).
+ *
+ * Determinism: every op gives bit-identical results when called twice, and
+ * the reductions across rows (embedding_bwd, bias_grad, the dw/db of the
+ * norms, sum_squares, the loss of cross_entropy) also do not depend on the
+ * thread count: each column, chunk or row is summed by one thread in a
+ * fixed order, and partial sums are combined in index order.
+ *
+ * Scratch: one workspace per backend (be->ctx), grown when an op needs more
+ * (attention, cross_entropy, sum_squares) and kept for the next call.
+ */
+/* Without trapping math GCC if-converts the float compares in the loops
+ * (tk_expf_poly's clamps, the max of a row) and so vectorizes them; tk never
+ * looks at floating-point exception flags, and no result changes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include "backend.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "math-common.h"
+
+/* OpenBLAS's own; cblas.h declares it in Debian's build, but not in all. */
+void openblas_set_num_threads(int num_threads);
+
+struct cpu_ctx {
+	void *ws;      /* workspace, 64-byte aligned */
+	size_t ws_cap; /* bytes */
+};
+
+/* Work below this many elements runs on one thread. */
+#define PAR_MIN 16384
+/* Columns per block in the column-ordered reductions. */
+#define COLS 64
+/* Elements per chunk of sum_squares: partial sums combined in order. */
+#define SUM_CHUNK 32768
+/* Query rows per attention task. */
+#define ATT_ROWS 16
+/* Largest head_dim for RoPE (the angle tables live on the stack). */
+#define ROPE_MAX_DIM 1024
+
+/* Clones of the hot loops for AVX2 and AVX-512, picked at load time (the
+ * library is built for plain x86-64).  OpenMP regions call them on chunks:
+ * the functions GCC outlines for a region would not be cloned. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TK_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TK_SIMD_CLONES
+#endif
+
+/* Elements per chunk of the elementwise ops. */
+#define EW_CHUNK 16384
+
+/* The workspace, at least bytes long; NULL when it cannot grow. */
+static void *ws_get(struct tk_backend *be, size_t bytes)
+{
+	struct cpu_ctx *c = be->ctx;
+	if (bytes <= c->ws_cap)
+		return c->ws;
+	void *p = NULL;
+	size_t cap = bytes + bytes / 4;
+	if (posix_memalign(&p, 64, cap))
+		return NULL;
+	free(c->ws);
+	c->ws = p;
+	c->ws_cap = cap;
+	return p;
+}
+
+static inline float dot(const float *a, const float *b, int n)
+{
+	float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+	for (int i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static inline void axpy_row(float *y, float a, const float *x, int n)
+{
+#pragma omp simd
+	for (int i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
+/* GEMM on the backend's OpenMP threads: C is cut into one slab of rows (or
+ * of columns, whichever is longer) per thread, and each thread runs
+ * OpenBLAS single-threaded on its slab.  OpenBLAS's own pool of threads
+ * would be faster to start but fights with the OpenMP threads that spin
+ * after each region: measured on 2 cores, a GEMM then a GELU in turns took
+ * 28% longer than the two alone with OpenBLAS threading, 4% this way, at
+ * the same GEMM speed (bench/ops.c). */
+#define GEMM_MIN_SPLIT (64L * 64 * 64) /* m n k below which one thread does it */
+
+static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+		      const float *a, int lda, const float *b, int ldb, float beta, float *c,
+		      int ldc)
+{
+	enum CBLAS_TRANSPOSE tra = ta ? CblasTrans : CblasNoTrans;
+	enum CBLAS_TRANSPOSE trb = tb ? CblasTrans : CblasNoTrans;
+	int nt = be->threads, along_m = m >= n, len = along_m ? m : n;
+	if (nt == 1 || (long)m * n * (k > 0 ? k : 1) < GEMM_MIN_SPLIT || len < 32) {
+		cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+		return 0;
+	}
+	/* slabs of whole 16-row (or column) tiles */
+	int step = (len + nt - 1) / nt;
+	step = (step + 15) / 16 * 16;
+	int nslab = (len + step - 1) / step;
+#pragma omp parallel for num_threads(nt) schedule(static)
+	for (int sl = 0; sl < nslab; sl++) {
+		int i0 = sl * step, cnt = len - i0 < step ? len - i0 : step;
+		if (along_m)
+			cblas_sgemm(CblasRowMajor, tra, trb, cnt, n, k, alpha,
+				    ta ? a + i0 : a + (size_t)i0 * lda, lda, b, ldb, beta,
+				    c + (size_t)i0 * ldc, ldc);
+		else
+			cblas_sgemm(CblasRowMajor, tra, trb, m, cnt, k, alpha, a, lda,
+				    tb ? b + (size_t)i0 * ldb : b + i0, ldb, beta, c + i0, ldc);
+	}
+	return 0;
+}
+
+static int cpu_layernorm_fwd(struct tk_backend *be, float *y, float *mean, float *rstd,
+			     const float *x, const float *w, const float *b, int rows, int dim,
+			     float eps)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		const float *xr = x + (size_t)r * dim;
+		float *yr = y + (size_t)r * dim;
+		double s = 0.0, ss = 0.0;
+#pragma omp simd reduction(+ : s)
+		for (int j = 0; j < dim; j++)
+			s += xr[j];
+		float mu = (float)(s / dim);
+#pragma omp simd reduction(+ : ss)
+		for (int j = 0; j < dim; j++) {
+			double dx = (double)xr[j] - mu;
+			ss += dx * dx;
+		}
+		float rs = (float)(1.0 / sqrt(ss / dim + eps));
+		if (b) {
+#pragma omp simd
+			for (int j = 0; j < dim; j++)
+				yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
+		} else {
+#pragma omp simd
+			for (int j = 0; j < dim; j++)
+				yr[j] = (xr[j] - mu) * rs * w[j];
+		}
+		if (mean)
+			mean[r] = mu;
+		if (rstd)
+			rstd[r] = rs;
+	}
+	return 0;
+}
+
+/* dw[j] += sum_r dy[r,j] * (x[r,j] - mean[r]) * rstd[r] (x NULL: dy * 1),
+ * db[j] += sum_r dy[r,j] (db may be NULL); rows in order, per column. */
+static void colsum_norm(int nt, float *dw, float *db, const float *dy, const float *x,
+			const float *mean, const float *rstd, int rows, int dim)
+{
+	int nblk = (dim + COLS - 1) / COLS;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int bk = 0; bk < nblk; bk++) {
+		int j0 = bk * COLS, n = dim - j0 < COLS ? dim - j0 : COLS;
+		double aw[COLS], ab[COLS];
+		for (int j = 0; j < n; j++)
+			aw[j] = ab[j] = 0.0;
+		for (int r = 0; r < rows; r++) {
+			const float *dyr = dy + (size_t)r * dim + j0;
+			if (db) {
+#pragma omp simd
+				for (int j = 0; j < n; j++)
+					ab[j] += dyr[j];
+			}
+			if (!dw)
+				continue;
+			const float *xr = x + (size_t)r * dim + j0;
+			float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
+#pragma omp simd
+			for (int j = 0; j < n; j++)
+				aw[j] += dyr[j] * ((xr[j] - mu) * rs);
+		}
+		for (int j = 0; j < n; j++) {
+			if (dw)
+				dw[j0 + j] += (float)aw[j];
+			if (db)
+				db[j0 + j] += (float)ab[j];
+		}
+	}
+}
+
+static int cpu_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float *db,
+			     const float *dy, const float *x, const float *w, const float *mean,
+			     const float *rstd, int rows, int dim)
+{
+	int nt = be->threads;
+	if (dx) {
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+		for (int r = 0; r < rows; r++) {
+			const float *xr = x + (size_t)r * dim, *dyr = dy + (size_t)r * dim;
+			float *dxr = dx + (size_t)r * dim;
+			float mu = mean[r], rs = rstd[r];
+			float sg = 0.0f, sgx = 0.0f;
+#pragma omp simd reduction(+ : sg, sgx)
+			for (int j = 0; j < dim; j++) {
+				float g = dyr[j] * w[j];
+				sg += g;
+				sgx += g * ((xr[j] - mu) * rs);
+			}
+			float a = sg / dim, c = sgx / dim;
+#pragma omp simd
+			for (int j = 0; j < dim; j++) {
+				float xh = (xr[j] - mu) * rs;
+				dxr[j] = rs * (dyr[j] * w[j] - a - xh * c);
+			}
+		}
+	}
+	if (dw || db)
+		colsum_norm(nt, dw, db, dy, x, mean, rstd, rows, dim);
+	return 0;
+}
+
+static int cpu_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x,
+			   const float *w, int rows, int dim, float eps)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		const float *xr = x + (size_t)r * dim;
+		float *yr = y + (size_t)r * dim;
+		double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+		for (int j = 0; j < dim; j++)
+			ss += (double)xr[j] * xr[j];
+		/* HF: variance in fp32, then rsqrt(variance + eps) */
+		float rs = 1.0f / sqrtf((float)(ss / dim) + eps);
+#pragma omp simd
+		for (int j = 0; j < dim; j++)
+			yr[j] = w[j] * (xr[j] * rs);
+		if (rstd)
+			rstd[r] = rs;
+	}
+	return 0;
+}
+
+static int cpu_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy,
+			   const float *x, const float *w, const float *rstd, int rows, int dim)
+{
+	int nt = be->threads;
+	if (dx) {
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+		for (int r = 0; r < rows; r++) {
+			const float *xr = x + (size_t)r * dim, *dyr = dy + (size_t)r * dim;
+			float *dxr = dx + (size_t)r * dim;
+			float rs = rstd[r], sgx = 0.0f;
+#pragma omp simd reduction(+ : sgx)
+			for (int j = 0; j < dim; j++)
+				sgx += dyr[j] * w[j] * xr[j];
+			float c = rs * rs * rs * sgx / dim;
+#pragma omp simd
+			for (int j = 0; j < dim; j++)
+				dxr[j] = rs * dyr[j] * w[j] - xr[j] * c;
+		}
+	}
+	if (dw)
+		colsum_norm(nt, dw, NULL, dy, x, NULL, rstd, rows, dim);
+	return 0;
+}
+
+enum ew_op { EW_GELU, EW_GELU_BWD, EW_SWIGLU, EW_SWIGLU_BWD };
+
+/* One chunk [i0, i1) of an elementwise op: y = f(a, b, c) (see the ops). */
+TK_SIMD_CLONES
+static void ew_range(int op, float *y, float *y2, const float *a, const float *b,
+		     const float *c, size_t i0, size_t i1)
+{
+	switch (op) {
+	case EW_GELU: /* y = gelu(a) */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++)
+			y[i] = tk_gelu_tanh_exp(a[i]);
+		break;
+	case EW_GELU_BWD: /* y = b * gelu'(a) */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++)
+			y[i] = b[i] * tk_gelu_tanh_exp_grad(a[i]);
+		break;
+	case EW_SWIGLU: /* y = silu(a) * b */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++)
+			y[i] = tk_silu_exp(a[i]) * b[i];
+		break;
+	case EW_SWIGLU_BWD: /* y = dgate, y2 = dup from gate a, up b, dy c */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++) {
+			float gt = a[i], u = b[i], d = c[i];
+			float s = 1.0f / (1.0f + tk_expf_poly(-gt));
+			y2[i] = d * (gt * s);
+			y[i] = d * u * (s * (1.0f + gt * (1.0f - s)));
+		}
+		break;
+	}
+}
+
+static void ew_run(struct tk_backend *be, int op, float *y, float *y2, const float *a,
+		   const float *b, const float *c, size_t n)
+{
+	int nt = be->threads;
+	size_t nch = (n + EW_CHUNK - 1) / EW_CHUNK;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
+	for (size_t ch = 0; ch < nch; ch++) {
+		size_t i0 = ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
+		ew_range(op, y, y2, a, b, c, i0, i1);
+	}
+}
+
+static int cpu_gelu_fwd(struct tk_backend *be, float *y, const float *x, size_t n)
+{
+	ew_run(be, EW_GELU, y, NULL, x, NULL, NULL, n);
+	return 0;
+}
+
+static int cpu_gelu_bwd(struct tk_backend *be, float *dx, const float *x, const float *dy,
+			size_t n)
+{
+	ew_run(be, EW_GELU_BWD, dx, NULL, x, dy, NULL, n);
+	return 0;
+}
+
+static int cpu_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
+			  size_t n)
+{
+	ew_run(be, EW_SWIGLU, y, NULL, gate, up, NULL, n);
+	return 0;
+}
+
+static int cpu_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			  const float *up, const float *dy, size_t n)
+{
+	ew_run(be, EW_SWIGLU_BWD, dgate, dup, gate, up, dy, n);
+	return 0;
+}
+
+static int cpu_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		float *yr = y + (size_t)r * dim;
+#pragma omp simd
+		for (int j = 0; j < dim; j++)
+			yr[j] += bias[j];
+	}
+	return 0;
+}
+
+static int cpu_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim)
+{
+	colsum_norm(be->threads, NULL, dbias, dy, NULL, NULL, NULL, rows, dim);
+	return 0;
+}
+
+static int cpu_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n)
+{
+	int nt = be->threads;
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= PAR_MIN)
+	for (size_t i = 0; i < n; i++)
+		y[i] += a * x[i];
+	return 0;
+}
+
+static int cpu_scale(struct tk_backend *be, float *x, float s, size_t n)
+{
+	int nt = be->threads;
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= PAR_MIN)
+	for (size_t i = 0; i < n; i++)
+		x[i] *= s;
+	return 0;
+}
+
+/* As HF: inv_freq = 1 / theta^(2i/d) in fp32, angle = pos * inv_freq in
+ * fp32, then cos and sin of it; x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin
+ * for the pairs (i, i + d/2).  The inverse rotates by -angle. */
+static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
+		    int head_dim, float theta, int inverse)
+{
+	int nt = be->threads, half = head_dim / 2;
+	if (head_dim > ROPE_MAX_DIM)
+		return TK_E_UNSUPPORTED;
+	float inv[ROPE_MAX_DIM / 2];
+	for (int i = 0; i < half; i++)
+		inv[i] = tk_rope_inv_freq(i, head_dim, theta);
+	float sgn = inverse ? -1.0f : 1.0f;
+#pragma omp parallel for num_threads(nt) schedule(static) \
+	if ((size_t)rows * heads * head_dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		float cs[ROPE_MAX_DIM / 2], sn[ROPE_MAX_DIM / 2];
+		float p = (float)pos[r];
+		for (int i = 0; i < half; i++) {
+			float ang = p * inv[i];
+			cs[i] = cosf(ang);
+			sn[i] = sgn * sinf(ang);
+		}
+		for (int h = 0; h < heads; h++) {
+			float *x1 = x + ((size_t)r * heads + h) * head_dim, *x2 = x1 + half;
+#pragma omp simd
+			for (int i = 0; i < half; i++) {
+				float a = x1[i], b = x2[i];
+				x1[i] = a * cs[i] - b * sn[i];
+				x2[i] = b * cs[i] + a * sn[i];
+			}
+		}
+	}
+	return 0;
+}
+
+/* Attention.  Scores come from K transposed once per call into the
+ * workspace, kt[b][kv head][d][j] with rows of ldt = T rounded up to KB
+ * (zero padding), so that q . k_j for KB keys at once is KB-wide
+ * multiply-adds down d: no horizontal sums, and each score is summed in d
+ * order whatever the vector width.  The per-task functions have clones for
+ * AVX2 and AVX-512 (the library is built for plain x86-64). */
+#define KB 16
+
+struct att_dims {
+	int B, T, H, KV, D, grp, ldt;
+	size_t qs, ks; /* row strides of q and k */
+	float scale;
+};
+
+/* kt[(b, kv head)] = K^T of that head, [D][ldt], padding zeroed. */
+static void transpose_heads(int nt, float *kt, const float *k, const struct att_dims *a)
+{
+	long n = (long)a->B * a->KV;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n > 1)
+	for (long bh = 0; bh < n; bh++) {
+		int b = (int)(bh / a->KV), kh = (int)(bh % a->KV);
+		float *dst = kt + (size_t)bh * a->D * a->ldt;
+		const float *src = k + (size_t)b * a->T * a->ks + (size_t)kh * a->D;
+		for (int d = 0; d < a->D; d++) {
+			float *row = dst + (size_t)d * a->ldt;
+			for (int j = 0; j < a->T; j++)
+				row[j] = src[(size_t)j * a->ks + d];
+			for (int j = a->T; j < a->ldt; j++)
+				row[j] = 0.0f;
+		}
+	}
+}
+
+/* s[j] = scale * x . col j of kt, for j < n rounded up to KB: KB scores at
+ * once, each summed in d order. */
+static inline void scores_row(float *s, const float *x, const float *kt, int ldt, int D, int n,
+			      float scale)
+{
+	for (int j0 = 0; j0 < n; j0 += KB) {
+		float acc[KB];
+		for (int jj = 0; jj < KB; jj++)
+			acc[jj] = 0.0f;
+		for (int d = 0; d < D; d++) {
+			const float *kr = kt + (size_t)d * ldt + j0;
+			float xd = x[d];
+#pragma omp simd
+			for (int jj = 0; jj < KB; jj++)
+				acc[jj] += xd * kr[jj];
+		}
+#pragma omp simd
+		for (int jj = 0; jj < KB; jj++)
+			s[j0 + jj] = acc[jj] * scale;
+	}
+}
+
+/* o[d] = sum_j w[j] rows[j][d], j < n (row stride rs), in j order, KB
+ * columns of o at a time held in registers. */
+static inline void weighted_rows(float *o, const float *w, const float *rows, size_t rs, int n,
+				 int D)
+{
+	int d0 = 0;
+	for (; d0 + KB <= D; d0 += KB) {
+		float acc[KB];
+		for (int dd = 0; dd < KB; dd++)
+			acc[dd] = 0.0f;
+		for (int j = 0; j < n; j++) {
+			const float *r = rows + (size_t)j * rs + d0;
+			float wj = w[j];
+#pragma omp simd
+			for (int dd = 0; dd < KB; dd++)
+				acc[dd] += wj * r[dd];
+		}
+		for (int dd = 0; dd < KB; dd++)
+			o[d0 + dd] = acc[dd];
+	}
+	for (; d0 < D; d0++) {
+		float acc = 0.0f;
+		for (int j = 0; j < n; j++)
+			acc += w[j] * rows[(size_t)j * rs + d0];
+		o[d0] = acc;
+	}
+}
+
+/* Rows [t0, t1) of (b, h): scores against keys 0..t, max-subtracted
+ * exponentials, their weighted sum of values, and the log-sum-exp. */
+TK_SIMD_CLONES
+static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt,
+			 const float *v, const struct att_dims *a, int b, int h, int t0, int t1,
+			 float *s)
+{
+	int D = a->D, kh = h / a->grp;
+	const float *kth = kt + ((size_t)b * a->KV + kh) * D * a->ldt;
+	const float *vb = v + (size_t)b * a->T * a->ks + (size_t)kh * D;
+	for (int t = t0; t < t1; t++) {
+		size_t qo = ((size_t)b * a->T + t) * a->qs + (size_t)h * D;
+		float *o = out + qo;
+		int n = t + 1;
+		scores_row(s, q + qo, kth, a->ldt, D, n, a->scale);
+		float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+		for (int j = 0; j < n; j++)
+			mx = s[j] > mx ? s[j] : mx;
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < n; j++) {
+			s[j] = tk_expf_poly(s[j] - mx);
+			sum += s[j];
+		}
+		weighted_rows(o, s, vb, a->ks, n, D);
+		float inv = 1.0f / sum;
+#pragma omp simd
+		for (int d = 0; d < D; d++)
+			o[d] *= inv;
+		lse[((size_t)b * a->H + h) * a->T + t] = mx + logf(sum);
+	}
+}
+
+static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_head,
+			 int head_dim)
+{
+	a->B = B, a->T = T, a->H = n_head, a->KV = n_kv_head, a->D = head_dim;
+	a->grp = n_head / n_kv_head;
+	a->ldt = (T + KB - 1) / KB * KB;
+	a->qs = (size_t)n_head * head_dim;
+	a->ks = (size_t)n_kv_head * head_dim;
+	a->scale = 1.0f / sqrtf((float)head_dim);
+}
+
+/* Causal attention, one query row at a time; tasks are blocks of ATT_ROWS
+ * rows of one (batch, head), in parallel; each thread has a score row. */
+static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
+			     const float *k, const float *v, int B, int T, int n_head,
+			     int n_kv_head, int head_dim)
+{
+	int nt = be->threads;
+	struct att_dims a;
+	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
+	size_t nkt = (size_t)B * n_kv_head * head_dim * a.ldt;
+	float *ws = ws_get(be, (nkt + (size_t)nt * a.ldt) * sizeof(float));
+	if (!ws)
+		return TK_E_NOMEM;
+	float *kt = ws, *sbuf = ws + nkt;
+	transpose_heads(nt, kt, k, &a);
+	int nblk = (T + ATT_ROWS - 1) / ATT_ROWS;
+	long ntask = (long)B * n_head * nblk;
+#pragma omp parallel num_threads(nt) \
+	if (ntask > 1 && (size_t)B * T * T * n_head * head_dim >= PAR_MIN)
+	{
+		float *s = sbuf + (size_t)omp_get_thread_num() * a.ldt;
+		/* the longest rows first: blocks in reverse */
+#pragma omp for schedule(dynamic, 1)
+		for (long task = ntask - 1; task >= 0; task--) {
+			int blk = (int)(task % nblk), h = (int)(task / nblk % n_head);
+			int b = (int)(task / nblk / n_head);
+			int t1 = (blk + 1) * ATT_ROWS < T ? (blk + 1) * ATT_ROWS : T;
+			att_fwd_rows(out, lse, q, kt, v, &a, b, h, blk * ATT_ROWS, t1, s);
+		}
+	}
+	return 0;
+}
+
+/* The backward pass of one (batch, head), rows in order: p = exp(s - lse),
+ * dp = dout . v (from V^T like the scores), ds = p (dp - dout . out);
+ * dq = scale ds k, dk += scale ds q, dv += p dout into dkb/dvb (row stride
+ * dks). */
+TK_SIMD_CLONES
+static void att_bwd_head(float *dq, float *dkb, float *dvb, size_t dks, const float *dout,
+			 const float *q, const float *k, const float *kt, const float *vt,
+			 const float *out, const float *lse, const struct att_dims *a, int b,
+			 int h, float *p, float *ds)
+{
+	int D = a->D, T = a->T, kh = h / a->grp;
+	size_t tofs = ((size_t)b * a->KV + kh) * D * a->ldt;
+	const float *kb = k + (size_t)b * T * a->ks + (size_t)kh * D;
+	const float *lr = lse + ((size_t)b * a->H + h) * T;
+	float scale = a->scale;
+	for (int j = 0; j < T; j++) {
+		memset(dkb + j * dks, 0, D * sizeof(float));
+		memset(dvb + j * dks, 0, D * sizeof(float));
+	}
+	for (int t = 0; t < T; t++) {
+		size_t qo = ((size_t)b * T + t) * a->qs + (size_t)h * D;
+		const float *qr = q + qo, *dor = dout + qo;
+		float *dqr = dq + qo;
+		float dsum = dot(dor, out + qo, D), l = lr[t];
+		int n = t + 1;
+		scores_row(p, qr, kt + tofs, a->ldt, D, n, scale);
+		scores_row(ds, dor, vt + tofs, a->ldt, D, n, 1.0f);
+#pragma omp simd
+		for (int j = 0; j < n; j++) {
+			p[j] = tk_expf_poly(p[j] - l);
+			ds[j] = p[j] * (ds[j] - dsum) * scale;
+		}
+		weighted_rows(dqr, ds, kb, a->ks, n, D);
+		for (int j = 0; j < n; j++) {
+			axpy_row(dkb + j * dks, ds[j], qr, D);
+			axpy_row(dvb + j * dks, p[j], dor, D);
+		}
+	}
+}
+
+/* Tasks are (batch, head) pairs.  Each accumulates its dk/dv in rows of
+ * its own in the workspace (contiguous: writing into the interleaved heads
+ * of dk/dv made two threads slower than one, from the cache lines they
+ * shared), summed over the group in head order afterwards, so the result
+ * does not depend on the threads. */
+static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv,
+			     const float *dout, const float *q, const float *k, const float *v,
+			     const float *out, const float *lse, int B, int T, int n_head,
+			     int n_kv_head, int head_dim)
+{
+	int nt = be->threads, D = head_dim;
+	struct att_dims a;
+	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
+	int grp = a.grp;
+	size_t nkt = (size_t)B * n_kv_head * D * a.ldt, per_thread = (size_t)2 * a.ldt;
+	size_t headbuf = (size_t)B * n_head * T * D;
+	float *ws = ws_get(be, (2 * nkt + nt * per_thread + 2 * headbuf) * sizeof(float));
+	if (!ws)
+		return TK_E_NOMEM;
+	float *kt = ws, *vt = kt + nkt, *sbuf = vt + nkt;
+	float *dkh = sbuf + nt * per_thread, *dvh = dkh + headbuf;
+	transpose_heads(nt, kt, k, &a);
+	transpose_heads(nt, vt, v, &a);
+	long ntask = (long)B * n_head;
+#pragma omp parallel num_threads(nt) if (ntask > 1 && (size_t)B * T * T * n_head * D >= PAR_MIN)
+	{
+		float *p = sbuf + (size_t)omp_get_thread_num() * per_thread;
+#pragma omp for schedule(dynamic, 1)
+		for (long task = 0; task < ntask; task++) {
+			int h = (int)(task % n_head), b = (int)(task / n_head);
+			att_bwd_head(dq, dkh + ((size_t)b * n_head + h) * T * D,
+				     dvh + ((size_t)b * n_head + h) * T * D, D, dout, q, k, kt, vt,
+				     out, lse, &a, b, h, p, p + a.ldt);
+		}
+	}
+	{
+		long nrow = (long)B * T * n_kv_head;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nrow * D >= PAR_MIN)
+		for (long r = 0; r < nrow; r++) {
+			int kh = (int)(r % n_kv_head), t = (int)(r / n_kv_head % T);
+			int b = (int)(r / n_kv_head / T);
+			float *dkr = dk + (size_t)r * D, *dvr = dv + (size_t)r * D;
+			for (int d = 0; d < D; d++)
+				dkr[d] = dvr[d] = 0.0f;
+			for (int g = 0; g < grp; g++) {
+				size_t o = (((size_t)b * n_head + kh * grp + g) * T + t) * D;
+#pragma omp simd
+				for (int d = 0; d < D; d++) {
+					dkr[d] += dkh[o + d];
+					dvr[d] += dvh[o + d];
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static int cpu_embedding_fwd(struct tk_backend *be, float *y, const float *table,
+			     const uint32_t *ids, int n, int dim)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n * dim >= PAR_MIN)
+	for (int i = 0; i < n; i++)
+		memcpy(y + (size_t)i * dim, table + (size_t)ids[i] * dim, dim * sizeof(float));
+	return 0;
+}
+
+/* Column blocks in parallel, ids in order within each: the sum into a
+ * table row that several ids share is the same whatever the threads. */
+static int cpu_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy,
+			     const uint32_t *ids, int n, int dim)
+{
+	int nt = be->threads, nblk = (dim + COLS - 1) / COLS;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n * dim >= PAR_MIN)
+	for (int bk = 0; bk < nblk; bk++) {
+		int j0 = bk * COLS, m = dim - j0 < COLS ? dim - j0 : COLS;
+		for (int i = 0; i < n; i++) {
+			float *t = dtable + (size_t)ids[i] * dim + j0;
+			const float *g = dy + (size_t)i * dim + j0;
+#pragma omp simd
+			for (int j = 0; j < m; j++)
+				t[j] += g[j];
+		}
+	}
+	return 0;
+}
+
+/* One row of cross_entropy (target tg >= 0): max, sum of exp(x - max)
+ * (the exponentials kept in the row when grad, then scaled into the
+ * gradient); returns the loss log(sum) + max - x[tg]. */
+TK_SIMD_CLONES
+static double ce_row(float *x, int tg, int vocab, float scale, int grad)
+{
+	float mx = -INFINITY, sum = 0.0f, xt = x[tg];
+#pragma omp simd reduction(max : mx)
+	for (int j = 0; j < vocab; j++)
+		mx = x[j] > mx ? x[j] : mx;
+	if (grad) {
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < vocab; j++) {
+			x[j] = tk_expf_poly(x[j] - mx);
+			sum += x[j];
+		}
+		float f = scale / sum;
+#pragma omp simd
+		for (int j = 0; j < vocab; j++)
+			x[j] *= f;
+		x[tg] -= scale;
+	} else {
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < vocab; j++)
+			sum += tk_expf_poly(x[j] - mx);
+	}
+	return log((double)sum) + (double)mx - (double)xt;
+}
+
+/* Rows in parallel, their losses summed in row order afterwards.  Targets
+ * >= vocab are TK_E_INVAL before anything is written. */
+static int cpu_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets,
+			     int rows, int vocab, float scale, int grad, double *loss_sum)
+{
+	int nt = be->threads;
+	for (int r = 0; r < rows; r++)
+		if (targets[r] >= vocab)
+			return TK_E_INVAL;
+	double *rl = ws_get(be, (size_t)rows * sizeof(double));
+	if (!rl)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * vocab >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		float *x = logits + (size_t)r * vocab;
+		if (targets[r] >= 0) {
+			rl[r] = ce_row(x, targets[r], vocab, scale, grad);
+		} else {
+			rl[r] = 0.0;
+			if (grad)
+				memset(x, 0, (size_t)vocab * sizeof(float));
+		}
+	}
+	if (loss_sum) {
+		double s = 0.0;
+		for (int r = 0; r < rows; r++)
+			s += rl[r];
+		*loss_sum += s;
+	}
+	return 0;
+}
+
+/* The scalars of one AdamW step, as torch rounds them to fp32. */
+struct adamw_k {
+	float keep, coef, b2, w2, eps, neg_step, bc2s;
+	int from_m;
+};
+
+/* Elements [i0, i1) of an AdamW step.  torch's lerp and addcmul kernels
+ * round once per fused multiply-add (vec::fmadd, and the compiler's
+ * contraction), so fmaf here: with a clone built for FMA hardware where the
+ * CPU has it (libm's exact fmaf otherwise).  Then m and v equal torch's
+ * bit for bit; p can differ in the last bit where torch's vectorized sqrtf
+ * is not correctly rounded. */
+#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 6)
+__attribute__((target_clones("fma", "default")))
+#endif
+static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+			const struct adamw_k *k)
+{
+	struct adamw_k c = *k;
+	for (size_t i = i0; i < i1; i++) {
+		float pi = p[i] * c.keep, gi = g[i], mi = m[i], vi = v[i];
+		mi = fmaf(c.coef, gi - mi, c.from_m ? mi : gi);
+		vi = fmaf(c.w2 * gi, gi, vi * c.b2);
+		float den = sqrtf(vi) / c.bc2s + c.eps;
+		p[i] = pi + c.neg_step * mi / den;
+		m[i] = mi;
+		v[i] = vi;
+	}
+}
+
+/* torch.optim.AdamW, _single_tensor_adam with decoupled weight decay, the
+ * same operations in the same order: the scalars in double as Python
+ * computes them, each tensor op in fp32:
+ *	p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = v b2 + (1 - b2) g g;
+ *	p += -(lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)  */
+static int cpu_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v,
+		     size_t n, double lr, double beta1, double beta2, double eps,
+		     double weight_decay, int step)
+{
+	int nt = be->threads;
+	struct adamw_k k;
+	/* torch skips the decay when weight_decay is 0; p * 1.0f is p */
+	k.keep = weight_decay != 0.0 ? (float)(1.0 - lr * weight_decay) : 1.0f;
+	/* torch's lerp(m, g, w): m + w (g - m) for |w| < 0.5, else
+	 * g - (g - m) (1 - w), which is g + (w - 1) (g - m) exactly */
+	float w1 = (float)(1.0 - beta1);
+	k.from_m = fabsf(w1) < 0.5f;
+	k.coef = k.from_m ? w1 : -(1.0f - w1);
+	k.b2 = (float)beta2;
+	k.w2 = (float)(1.0 - beta2);
+	k.eps = (float)eps;
+	double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
+	k.neg_step = (float)-(lr / bc1);
+	k.bc2s = (float)sqrt(bc2);
+	size_t nch = (n + SUM_CHUNK - 1) / SUM_CHUNK;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
+	for (size_t ch = 0; ch < nch; ch++) {
+		size_t i0 = ch * SUM_CHUNK, i1 = i0 + SUM_CHUNK < n ? i0 + SUM_CHUNK : n;
+		adamw_range(p, g, m, v, i0, i1, &k);
+	}
+	return 0;
+}
+
+static int cpu_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n)
+{
+	int nt = be->threads;
+	size_t nch = (n + SUM_CHUNK - 1) / SUM_CHUNK;
+	double *part = ws_get(be, nch * sizeof(double));
+	if (!part)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
+	for (size_t c = 0; c < nch; c++) {
+		size_t i0 = c * SUM_CHUNK, i1 = i0 + SUM_CHUNK < n ? i0 + SUM_CHUNK : n;
+		double s = 0.0;
+#pragma omp simd reduction(+ : s)
+		for (size_t i = i0; i < i1; i++)
+			s += (double)x[i] * x[i];
+		part[c] = s;
+	}
+	double s = 0.0;
+	for (size_t c = 0; c < nch; c++)
+		s += part[c];
+	*out += s;
+	return 0;
+}
+
+static void *cpu_alloc(struct tk_backend *be, size_t bytes)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, 64, bytes ? bytes : 1))
+		return NULL;
+	return p;
+}
+
+static void cpu_free(struct tk_backend *be, void *p)
+{
+	free(p);
+}
+
+static int cpu_sync(struct tk_backend *be)
+{
+	return 0;
+}
+
+static void cpu_destroy(struct tk_backend *be)
+{
+	struct cpu_ctx *c = be->ctx;
+	if (c)
+		free(c->ws);
+	free(c);
+}
+
+static const struct tk_backend_i cpu_backend = {
+	/* .name = */ "cpu",
+	/* .matmul = */ cpu_matmul,
+	/* .layernorm_fwd = */ cpu_layernorm_fwd,
+	/* .layernorm_bwd = */ cpu_layernorm_bwd,
+	/* .rmsnorm_fwd = */ cpu_rmsnorm_fwd,
+	/* .rmsnorm_bwd = */ cpu_rmsnorm_bwd,
+	/* .gelu_fwd = */ cpu_gelu_fwd,
+	/* .gelu_bwd = */ cpu_gelu_bwd,
+	/* .swiglu_fwd = */ cpu_swiglu_fwd,
+	/* .swiglu_bwd = */ cpu_swiglu_bwd,
+	/* .bias_add = */ cpu_bias_add,
+	/* .bias_grad = */ cpu_bias_grad,
+	/* .axpy = */ cpu_axpy,
+	/* .rope = */ cpu_rope,
+	/* .attention_fwd = */ cpu_attention_fwd,
+	/* .attention_bwd = */ cpu_attention_bwd,
+	/* .embedding_fwd = */ cpu_embedding_fwd,
+	/* .embedding_bwd = */ cpu_embedding_bwd,
+	/* .cross_entropy = */ cpu_cross_entropy,
+	/* .adamw = */ cpu_adamw,
+	/* .sum_squares = */ cpu_sum_squares,
+	/* .scale = */ cpu_scale,
+	/* .alloc = */ cpu_alloc,
+	/* .free = */ cpu_free,
+	/* .sync = */ cpu_sync,
+	/* .destroy = */ cpu_destroy,
+};
+
+int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
+{
+	tk_diag_clear(d);
+	be->i = NULL;
+	be->ctx = NULL;
+	be->threads = 0;
+	if (threads < 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "thread count %d is negative (use 0 for one per core)", threads);
+	if (!threads)
+		threads = omp_get_num_procs();
+	if (threads < 1)
+		threads = 1;
+	struct cpu_ctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	openblas_set_num_threads(1); /* see cpu_matmul */
+	be->i = &cpu_backend;
+	be->ctx = c;
+	be->threads = threads;
+	return 0;
+}

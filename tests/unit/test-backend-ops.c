@@ -1,0 +1,967 @@
+/* test-backend-ops.c - every op of the CPU backend against a plain reference.
+ *
+ * Forwards are compared with straightforward double-precision versions
+ * written here; backwards with central finite differences (step 1e-6) of
+ * those double forwards, through the scalar loss sum(R * y) for a fixed
+ * random R.  Sizes are odd on purpose (rows 7, dim 13, 3 heads over 1 kv
+ * head, T 5 and 37, vocab 37).  Tolerances: fp32 results against double
+ * references within 1e-5 relative (plus a small absolute floor, stated at
+ * each check); gradients within 1e-4 relative.  AdamW is replayed against
+ * torch's own numbers (tests/fixtures/adamw, from
+ * tests/parity/gen-adamw-fixture.py).  The reductions that are kept in a
+ * fixed order are checked to give the same bits with 1 and 2 threads.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "backend.h"
+#include "math-common.h"
+#include "tt.h"
+
+static struct tk_backend be1, be2; /* 1 and 2 threads */
+
+/* ---- helpers ---- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static double urand(void) /* [-1, 1) */
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (double)(rng_state >> 11) / 4503599627370496.0 - 1.0;
+}
+
+static void fill(float *x, size_t n, double scale)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = (float)(urand() * scale);
+}
+
+static void to_double(double *y, const float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = x[i];
+}
+
+/* Largest violation of |a - b| <= atol + rtol |b|, as a ratio (<= 1 passes). */
+static double worst(const float *a, const double *b, size_t n, double atol, double rtol,
+		    size_t *at)
+{
+	double w = 0.0;
+	*at = 0;
+	for (size_t i = 0; i < n; i++) {
+		double e = fabs(a[i] - b[i]) / (atol + rtol * fabs(b[i]));
+		if (!(e <= w)) {
+			w = e;
+			*at = i;
+		}
+	}
+	return w;
+}
+
+#define CHECK_CLOSE(a, b, n, atol, rtol, what)                                          \
+	do {                                                                            \
+		size_t at_;                                                             \
+		double w_ = worst(a, b, n, atol, rtol, &at_);                           \
+		TT_CHECK(w_ <= 1.0, "%s[%zu]: got %.9g want %.9g", what, at_,          \
+			 (double)(a)[at_], (b)[at_]);                                   \
+	} while (0)
+
+/* Central differences of f (a scalar function of x[0..n)) into g, step h. */
+typedef double (*scalar_fn)(void *ctx, double *x);
+
+static void fd_grad(scalar_fn f, void *ctx, double *x, size_t n, double *g)
+{
+	const double h = 1e-6;
+	for (size_t i = 0; i < n; i++) {
+		double keep = x[i];
+		x[i] = keep + h;
+		double fp = f(ctx, x);
+		x[i] = keep - h;
+		double fm = f(ctx, x);
+		x[i] = keep;
+		g[i] = (fp - fm) / (2 * h);
+	}
+}
+
+static double wsum(const double *r, const double *y, size_t n)
+{
+	double s = 0.0;
+	for (size_t i = 0; i < n; i++)
+		s += r[i] * y[i];
+	return s;
+}
+
+/* ---- GEMM ---- */
+
+static void test_matmul(void)
+{
+	enum { M = 7, N = 5, K = 13, PAD = 3 };
+	for (int ta = 0; ta < 2; ta++) {
+		for (int tb = 0; tb < 2; tb++) {
+			int lda = (ta ? M : K) + PAD, ldb = (tb ? K : N) + PAD, ldc = N + PAD;
+			float a[(K + PAD) * (K + PAD)], b[(K + PAD) * (K + PAD)], c[M * ldc];
+			double want[M * ldc];
+			fill(a, sizeof(a) / sizeof(a[0]), 1.0);
+			fill(b, sizeof(b) / sizeof(b[0]), 1.0);
+			fill(c, (size_t)M * ldc, 1.0);
+			to_double(want, c, (size_t)M * ldc);
+			for (int i = 0; i < M; i++)
+				for (int j = 0; j < N; j++) {
+					double s = 0.0;
+					for (int l = 0; l < K; l++)
+						s += (double)(ta ? a[l * lda + i] : a[i * lda + l]) *
+						     (tb ? b[j * ldb + l] : b[l * ldb + j]);
+					want[i * ldc + j] = 0.75 * s + -0.5 * (double)c[i * ldc + j];
+				}
+			int rc = tk_matmul(&be2, ta, tb, M, N, K, 0.75f, a, lda, b, ldb, -0.5f, c,
+					   ldc);
+			TT_REQUIRE(rc == 0, "ta %d tb %d: rc %d", ta, tb, rc);
+			/* the padding columns of C stay as they were */
+			CHECK_CLOSE(c, want, (size_t)M * ldc, 1e-6, 1e-5, ta ? tb ? "TT" : "TN"
+								  : tb ? "NT" : "NN");
+		}
+	}
+}
+
+static void test_matmul_bad_sizes(void)
+{
+	float a[64] = { 0 }, b[64] = { 0 }, c[64] = { 0 };
+	TT_CHECK(tk_matmul(&be2, 0, 0, 2, 2, 4, 1, a, 3, b, 2, 0, c, 2) == TK_E_INVAL, "lda < k");
+	TT_CHECK(tk_matmul(&be2, 1, 0, 4, 2, 2, 1, a, 3, b, 2, 0, c, 2) == TK_E_INVAL, "lda < m");
+	TT_CHECK(tk_matmul(&be2, 0, 1, 2, 2, 4, 1, a, 4, b, 3, 0, c, 2) == TK_E_INVAL, "ldb < k");
+	TT_CHECK(tk_matmul(&be2, 0, 0, 2, 3, 2, 1, a, 2, b, 3, 0, c, 2) == TK_E_INVAL, "ldc < n");
+	TT_CHECK(tk_matmul(&be2, 0, 0, -1, 2, 2, 1, a, 2, b, 2, 0, c, 2) == TK_E_INVAL, "m < 0");
+	TT_CHECK(tk_matmul(&be2, 0, 0, 0, 2, 2, 1, a, 2, b, 2, 0, c, 2) == 0, "m = 0 is no work");
+}
+
+/* ---- norms ---- */
+
+enum { ROWS = 7, DIM = 13 };
+
+struct norm_ctx {
+	int rms, rows, dim;
+	double eps;
+	double *x, *w, *b, *r, *y; /* the one being varied is passed as x */
+	int which;                 /* 0: x, 1: w, 2: b */
+};
+
+static void ref_layernorm(double *y, double *mean, double *rstd, const double *x,
+			  const double *w, const double *b, int rows, int dim, double eps)
+{
+	for (int r = 0; r < rows; r++) {
+		const double *xr = x + r * dim;
+		double mu = 0, var = 0;
+		for (int j = 0; j < dim; j++)
+			mu += xr[j];
+		mu /= dim;
+		for (int j = 0; j < dim; j++)
+			var += (xr[j] - mu) * (xr[j] - mu);
+		var /= dim;
+		double rs = 1.0 / sqrt(var + eps);
+		for (int j = 0; j < dim; j++)
+			y[r * dim + j] = (xr[j] - mu) * rs * w[j] + (b ? b[j] : 0.0);
+		if (mean)
+			mean[r] = mu;
+		if (rstd)
+			rstd[r] = rs;
+	}
+}
+
+static void ref_rmsnorm(double *y, double *rstd, const double *x, const double *w, int rows,
+			int dim, double eps)
+{
+	for (int r = 0; r < rows; r++) {
+		double ss = 0;
+		for (int j = 0; j < dim; j++)
+			ss += x[r * dim + j] * x[r * dim + j];
+		double rs = 1.0 / sqrt(ss / dim + eps);
+		for (int j = 0; j < dim; j++)
+			y[r * dim + j] = w[j] * (x[r * dim + j] * rs);
+		if (rstd)
+			rstd[r] = rs;
+	}
+}
+
+static double norm_loss(void *vctx, double *v)
+{
+	struct norm_ctx *c = vctx;
+	const double *x = c->which == 0 ? v : c->x, *w = c->which == 1 ? v : c->w;
+	const double *b = c->which == 2 ? v : c->b;
+	if (c->rms)
+		ref_rmsnorm(c->y, NULL, x, w, c->rows, c->dim, c->eps);
+	else
+		ref_layernorm(c->y, NULL, NULL, x, w, b, c->rows, c->dim, c->eps);
+	return wsum(c->r, c->y, (size_t)c->rows * c->dim);
+}
+
+static void test_layernorm_fwd(void)
+{
+	float x[ROWS * DIM], w[DIM], b[DIM], y[ROWS * DIM], mean[ROWS], rstd[ROWS];
+	double xd[ROWS * DIM], wd[DIM], bd[DIM], yd[ROWS * DIM], md[ROWS], rd[ROWS];
+	fill(x, ROWS * DIM, 3.0);
+	for (int j = 0; j < DIM; j++)
+		x[2 * DIM + j] += 100.0f; /* a row far from zero: two-pass variance */
+	fill(w, DIM, 1.0);
+	fill(b, DIM, 1.0);
+	to_double(xd, x, ROWS * DIM);
+	to_double(wd, w, DIM);
+	to_double(bd, b, DIM);
+	ref_layernorm(yd, md, rd, xd, wd, bd, ROWS, DIM, 1e-5);
+	TT_REQUIRE(tk_layernorm_fwd(&be2, y, mean, rstd, x, w, b, ROWS, DIM, 1e-5f) == 0, "rc");
+	CHECK_CLOSE(y, yd, ROWS * DIM, 1e-6, 1e-5, "y");
+	CHECK_CLOSE(mean, md, ROWS, 1e-6, 1e-6, "mean");
+	CHECK_CLOSE(rstd, rd, ROWS, 1e-6, 1e-6, "rstd");
+	/* without a bias */
+	ref_layernorm(yd, NULL, NULL, xd, wd, NULL, ROWS, DIM, 1e-5);
+	TT_REQUIRE(tk_layernorm_fwd(&be2, y, NULL, NULL, x, w, NULL, ROWS, DIM, 1e-5f) == 0,
+		   "rc");
+	CHECK_CLOSE(y, yd, ROWS * DIM, 1e-6, 1e-5, "y (no bias)");
+}
+
+static void norm_bwd_check(int rms)
+{
+	float x[ROWS * DIM], w[DIM], b[DIM], y[ROWS * DIM], mean[ROWS], rstd[ROWS];
+	float dy[ROWS * DIM], dx[ROWS * DIM], dw[DIM], db[DIM];
+	double xd[ROWS * DIM], wd[DIM], bd[DIM], rd[ROWS * DIM], yd[ROWS * DIM];
+	double gx[ROWS * DIM], gw[DIM], gb[DIM];
+	fill(x, ROWS * DIM, 2.0);
+	fill(w, DIM, 1.0);
+	fill(b, DIM, 1.0);
+	fill(dy, ROWS * DIM, 1.0);
+	to_double(xd, x, ROWS * DIM);
+	to_double(wd, w, DIM);
+	to_double(bd, b, DIM);
+	to_double(rd, dy, ROWS * DIM);
+	struct norm_ctx c = { rms, ROWS, DIM, 1e-5, xd, wd, bd, rd, yd, 0 };
+	c.which = 0;
+	fd_grad(norm_loss, &c, xd, ROWS * DIM, gx);
+	c.which = 1;
+	fd_grad(norm_loss, &c, wd, DIM, gw);
+	c.which = 2;
+	fd_grad(norm_loss, &c, bd, DIM, gb);
+	/* dw and db accumulate: start from 0.5 and add it to the reference */
+	for (int j = 0; j < DIM; j++) {
+		dw[j] = db[j] = 0.5f;
+		gw[j] += 0.5;
+		gb[j] += 0.5;
+	}
+	if (rms) {
+		TT_REQUIRE(tk_rmsnorm_fwd(&be2, y, rstd, x, w, ROWS, DIM, 1e-5f) == 0, "fwd");
+		TT_REQUIRE(tk_rmsnorm_bwd(&be2, dx, dw, dy, x, w, rstd, ROWS, DIM) == 0, "bwd");
+	} else {
+		TT_REQUIRE(tk_layernorm_fwd(&be2, y, mean, rstd, x, w, b, ROWS, DIM, 1e-5f) == 0,
+			   "fwd");
+		TT_REQUIRE(tk_layernorm_bwd(&be2, dx, dw, db, dy, x, w, mean, rstd, ROWS, DIM) ==
+				   0,
+			   "bwd");
+		CHECK_CLOSE(db, gb, DIM, 1e-5, 1e-4, "db");
+	}
+	CHECK_CLOSE(dx, gx, ROWS * DIM, 1e-5, 1e-4, "dx");
+	CHECK_CLOSE(dw, gw, DIM, 1e-5, 1e-4, "dw");
+}
+
+static void test_layernorm_bwd(void)
+{
+	norm_bwd_check(0);
+}
+
+static void test_rmsnorm_fwd(void)
+{
+	float x[ROWS * DIM], w[DIM], y[ROWS * DIM], rstd[ROWS];
+	double xd[ROWS * DIM], wd[DIM], yd[ROWS * DIM], rd[ROWS];
+	fill(x, ROWS * DIM, 3.0);
+	fill(w, DIM, 1.0);
+	to_double(xd, x, ROWS * DIM);
+	to_double(wd, w, DIM);
+	ref_rmsnorm(yd, rd, xd, wd, ROWS, DIM, 1e-6);
+	TT_REQUIRE(tk_rmsnorm_fwd(&be2, y, rstd, x, w, ROWS, DIM, 1e-6f) == 0, "rc");
+	CHECK_CLOSE(y, yd, ROWS * DIM, 1e-6, 1e-5, "y");
+	CHECK_CLOSE(rstd, rd, ROWS, 1e-6, 1e-6, "rstd");
+}
+
+static void test_rmsnorm_bwd(void)
+{
+	norm_bwd_check(1);
+}
+
+/* ---- activations ---- */
+
+enum { NACT = 41 };
+
+static double ref_gelu(double x)
+{
+	return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+static double ref_silu(double x)
+{
+	return x / (1.0 + exp(-x));
+}
+
+static void act_inputs(float *x)
+{
+	fill(x, NACT, 6.0);
+	x[0] = 0.0f;
+	x[1] = -20.0f;
+	x[2] = 20.0f;
+	x[3] = -100.0f;
+	x[4] = 1e-4f;
+}
+
+struct act_ctx {
+	int swiglu;
+	int n;
+	double *gate, *up, *r; /* swiglu: the varied one is passed */
+	int which;
+};
+
+static double act_loss(void *vctx, double *v)
+{
+	struct act_ctx *c = vctx;
+	double s = 0.0;
+	for (int i = 0; i < c->n; i++) {
+		if (!c->swiglu)
+			s += c->r[i] * ref_gelu(v[i]);
+		else if (c->which == 0)
+			s += c->r[i] * ref_silu(v[i]) * c->up[i];
+		else
+			s += c->r[i] * ref_silu(c->gate[i]) * v[i];
+	}
+	return s;
+}
+
+static void test_gelu(void)
+{
+	float x[NACT], y[NACT], dy[NACT], dx[NACT];
+	double xd[NACT], yd[NACT], rd[NACT], gd[NACT];
+	act_inputs(x);
+	fill(dy, NACT, 1.0);
+	to_double(xd, x, NACT);
+	to_double(rd, dy, NACT);
+	for (int i = 0; i < NACT; i++)
+		yd[i] = ref_gelu(xd[i]);
+	TT_REQUIRE(tk_gelu_fwd(&be2, y, x, NACT) == 0, "fwd");
+	CHECK_CLOSE(y, yd, NACT, 1e-7, 1e-6, "gelu");
+	struct act_ctx c = { 0, NACT, NULL, NULL, rd, 0 };
+	fd_grad(act_loss, &c, xd, NACT, gd);
+	TT_REQUIRE(tk_gelu_bwd(&be2, dx, x, dy, NACT) == 0, "bwd");
+	CHECK_CLOSE(dx, gd, NACT, 1e-6, 1e-4, "dgelu");
+	/* in place, dx over dy */
+	memcpy(dx, dy, sizeof(dx));
+	TT_REQUIRE(tk_gelu_bwd(&be2, dx, x, dx, NACT) == 0, "bwd in place");
+	CHECK_CLOSE(dx, gd, NACT, 1e-6, 1e-4, "dgelu in place");
+}
+
+static void test_swiglu(void)
+{
+	float g[NACT], u[NACT], y[NACT], dy[NACT], dg[NACT], du[NACT];
+	double gd[NACT], ud[NACT], yd[NACT], rd[NACT], dgd[NACT], dud[NACT];
+	act_inputs(g);
+	fill(u, NACT, 2.0);
+	fill(dy, NACT, 1.0);
+	to_double(gd, g, NACT);
+	to_double(ud, u, NACT);
+	to_double(rd, dy, NACT);
+	for (int i = 0; i < NACT; i++)
+		yd[i] = ref_silu(gd[i]) * ud[i];
+	TT_REQUIRE(tk_swiglu_fwd(&be2, y, g, u, NACT) == 0, "fwd");
+	CHECK_CLOSE(y, yd, NACT, 1e-7, 1e-6, "swiglu");
+	struct act_ctx c = { 1, NACT, gd, ud, rd, 0 };
+	fd_grad(act_loss, &c, gd, NACT, dgd);
+	c.which = 1;
+	fd_grad(act_loss, &c, ud, NACT, dud);
+	TT_REQUIRE(tk_swiglu_bwd(&be2, dg, du, g, u, dy, NACT) == 0, "bwd");
+	CHECK_CLOSE(dg, dgd, NACT, 1e-6, 1e-4, "dgate");
+	CHECK_CLOSE(du, dud, NACT, 1e-6, 1e-4, "dup");
+}
+
+/* tk_expf_poly against exp in double, from -87 to 88 and the edges. */
+static void test_expf_poly(void)
+{
+	double worst_ulp = 0.0, at = 0.0;
+	for (double x = -87.0; x <= 88.0; x += 0.001373) {
+		float xf = (float)x;
+		double want = exp((double)xf);
+		float got = tk_expf_poly(xf);
+		double ulp = ldexp(1.0, ilogb(want) - 23);
+		double e = fabs(got - want) / ulp;
+		if (e > worst_ulp) {
+			worst_ulp = e;
+			at = xf;
+		}
+	}
+	TT_CHECK(worst_ulp <= 2.0, "%.2f ulp at %.9g", worst_ulp, at);
+	TT_CHECK(tk_expf_poly(0.0f) == 1.0f, "exp(0) = %.9g", tk_expf_poly(0.0f));
+	TT_CHECK(tk_expf_poly(-90.0f) == 0.0f, "exp(-90) = %g", tk_expf_poly(-90.0f));
+	TT_CHECK(tk_expf_poly(-INFINITY) == 0.0f, "exp(-inf)");
+	TT_CHECK(isfinite(tk_expf_poly(1000.0f)), "saturates");
+	TT_CHECK(isnan(tk_expf_poly(NAN)), "NaN stays NaN");
+}
+
+/* ---- bias, axpy, scale, sum of squares ---- */
+
+static void test_bias(void)
+{
+	float y[ROWS * DIM], bias[DIM], db[DIM];
+	double yd[ROWS * DIM], dbd[DIM];
+	fill(y, ROWS * DIM, 1.0);
+	fill(bias, DIM, 1.0);
+	for (int r = 0; r < ROWS; r++)
+		for (int j = 0; j < DIM; j++)
+			yd[r * DIM + j] = (double)y[r * DIM + j] + bias[j];
+	TT_REQUIRE(tk_bias_add(&be2, y, bias, ROWS, DIM) == 0, "add");
+	CHECK_CLOSE(y, yd, ROWS * DIM, 0, 1e-7, "bias_add");
+	for (int j = 0; j < DIM; j++) {
+		db[j] = 0.25f;
+		dbd[j] = 0.25;
+		for (int r = 0; r < ROWS; r++)
+			dbd[j] += y[r * DIM + j];
+	}
+	TT_REQUIRE(tk_bias_grad(&be2, db, y, ROWS, DIM) == 0, "grad");
+	CHECK_CLOSE(db, dbd, DIM, 1e-6, 1e-6, "bias_grad");
+}
+
+static void test_axpy_scale_sumsq(void)
+{
+	enum { N = 1001 };
+	static float x[N], y[N];
+	static double yd[N];
+	fill(x, N, 1.0);
+	fill(y, N, 1.0);
+	for (int i = 0; i < N; i++)
+		yd[i] = (double)y[i] + (double)-0.3f * x[i];
+	TT_REQUIRE(tk_axpy(&be2, y, -0.3f, x, N) == 0, "axpy");
+	CHECK_CLOSE(y, yd, N, 1e-7, 1e-6, "axpy");
+	for (int i = 0; i < N; i++)
+		yd[i] = (double)y[i] * 1.5;
+	TT_REQUIRE(tk_scale(&be2, y, 1.5f, N) == 0, "scale");
+	CHECK_CLOSE(y, yd, N, 0, 1e-7, "scale");
+	double want = 2.0, got = 2.0;
+	for (int i = 0; i < N; i++)
+		want += (double)x[i] * x[i];
+	TT_REQUIRE(tk_sum_squares(&be2, &got, x, N) == 0, "sum_squares");
+	TT_CHECK(fabs(got - want) <= 1e-12 * want, "sum_squares %.17g want %.17g", got, want);
+}
+
+/* ---- RoPE ---- */
+
+/* As HF computes the angle: fp32 inverse frequency, fp32 product with the
+ * position; the rotation itself in double. */
+static void ref_rope(double *y, const double *x, const int32_t *pos, int rows, int heads, int d,
+		     float theta, int inverse)
+{
+	int half = d / 2;
+	for (int r = 0; r < rows; r++)
+		for (int h = 0; h < heads; h++)
+			for (int i = 0; i < half; i++) {
+				float inv = 1.0f / powf(theta, (float)(2 * i) / (float)d);
+				float ang = (float)pos[r] * inv;
+				double c = cos((double)ang);
+				double s = sin((double)ang) * (inverse ? -1 : 1);
+				size_t o = ((size_t)r * heads + h) * d;
+				double a = x[o + i], b = x[o + i + half];
+				y[o + i] = a * c - b * s;
+				y[o + i + half] = b * c + a * s;
+			}
+}
+
+enum { RROWS = 5, RHEADS = 3, RD = 10 };
+
+struct rope_ctx {
+	const int32_t *pos;
+	double *r, *y;
+};
+
+static double rope_loss(void *vctx, double *x)
+{
+	struct rope_ctx *c = vctx;
+	ref_rope(c->y, x, c->pos, RROWS, RHEADS, RD, 10000.0f, 0);
+	return wsum(c->r, c->y, RROWS * RHEADS * RD);
+}
+
+static void test_rope(void)
+{
+	enum { N = RROWS * RHEADS * RD };
+	int32_t pos[RROWS] = { 0, 1, 7, 300, 2047 };
+	float x[N], y[N], dy[N];
+	double xd[N], yd[N], rd[N], gd[N];
+	fill(x, N, 1.0);
+	to_double(xd, x, N);
+	ref_rope(yd, xd, pos, RROWS, RHEADS, RD, 10000.0f, 0);
+	memcpy(y, x, sizeof(x));
+	TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, RHEADS, RD, 10000.0f, 0) == 0, "fwd");
+	CHECK_CLOSE(y, yd, N, 1e-6, 1e-5, "rope");
+	/* backward: the gradient of sum(R * rope(x)) is the inverse rotation of R */
+	fill(dy, N, 1.0);
+	to_double(rd, dy, N);
+	struct rope_ctx c = { pos, rd, yd };
+	fd_grad(rope_loss, &c, xd, N, gd);
+	TT_REQUIRE(tk_rope(&be2, dy, pos, RROWS, RHEADS, RD, 10000.0f, 1) == 0, "bwd");
+	CHECK_CLOSE(dy, gd, N, 1e-5, 1e-4, "rope bwd");
+	/* Llama-3's theta and an odd number of pairs */
+	ref_rope(yd, xd, pos, RROWS, 1, 6, 500000.0f, 0);
+	memcpy(y, x, sizeof(x));
+	TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, 1, 6, 500000.0f, 0) == 0, "fwd theta");
+	CHECK_CLOSE(y, yd, RROWS * 6, 1e-6, 1e-5, "rope theta 500000");
+	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 5, 10000.0f, 0) == TK_E_INVAL, "odd head_dim");
+}
+
+/* ---- attention ---- */
+
+struct att_shape {
+	int B, T, H, KV, D;
+};
+
+static void ref_attention(double *out, double *lse, const double *q, const double *k,
+			  const double *v, struct att_shape s)
+{
+	int grp = s.H / s.KV;
+	double scale = 1.0 / sqrt((double)s.D), *p = malloc(sizeof(double) * s.T);
+	for (int b = 0; b < s.B; b++)
+		for (int h = 0; h < s.H; h++)
+			for (int t = 0; t < s.T; t++) {
+				const double *qr = q + (((size_t)b * s.T + t) * s.H + h) * s.D;
+				double mx = -INFINITY, sum = 0;
+				for (int j = 0; j <= t; j++) {
+					const double *kr =
+						k + (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
+					double d = 0;
+					for (int e = 0; e < s.D; e++)
+						d += qr[e] * kr[e];
+					p[j] = d * scale;
+					mx = p[j] > mx ? p[j] : mx;
+				}
+				for (int j = 0; j <= t; j++)
+					sum += (p[j] = exp(p[j] - mx));
+				double *o = out + (((size_t)b * s.T + t) * s.H + h) * s.D;
+				for (int e = 0; e < s.D; e++) {
+					double a = 0;
+					for (int j = 0; j <= t; j++)
+						a += p[j] *
+						     v[(((size_t)b * s.T + j) * s.KV + h / grp) * s.D + e];
+					o[e] = a / sum;
+				}
+				if (lse)
+					lse[((size_t)b * s.H + h) * s.T + t] = mx + log(sum);
+			}
+	free(p);
+}
+
+struct att_ctx {
+	struct att_shape s;
+	double *q, *k, *v, *r, *out;
+	int which;
+};
+
+static double att_loss(void *vctx, double *x)
+{
+	struct att_ctx *c = vctx;
+	ref_attention(c->out, NULL, c->which == 0 ? x : c->q, c->which == 1 ? x : c->k,
+		      c->which == 2 ? x : c->v, c->s);
+	return wsum(c->r, c->out, (size_t)c->s.B * c->s.T * c->s.H * c->s.D);
+}
+
+static void attention_check(struct att_shape s, int bwd)
+{
+	size_t nq = (size_t)s.B * s.T * s.H * s.D, nk = (size_t)s.B * s.T * s.KV * s.D;
+	size_t nl = (size_t)s.B * s.H * s.T;
+	float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk);
+	float *v = malloc(sizeof(float) * nk), *out = malloc(sizeof(float) * nq);
+	float *lse = malloc(sizeof(float) * nl), *dout = malloc(sizeof(float) * nq);
+	float *dq = malloc(sizeof(float) * nq), *dk = malloc(sizeof(float) * nk);
+	float *dv = malloc(sizeof(float) * nk);
+	double *qd = malloc(sizeof(double) * nq), *kd = malloc(sizeof(double) * nk);
+	double *vd = malloc(sizeof(double) * nk), *od = malloc(sizeof(double) * nq);
+	double *ld = malloc(sizeof(double) * nl), *rd = malloc(sizeof(double) * nq);
+	double *gq = malloc(sizeof(double) * nq), *gk = malloc(sizeof(double) * nk);
+	double *gv = malloc(sizeof(double) * nk);
+	fill(q, nq, 2.0);
+	fill(k, nk, 2.0);
+	fill(v, nk, 1.0);
+	fill(dout, nq, 1.0);
+	to_double(qd, q, nq);
+	to_double(kd, k, nk);
+	to_double(vd, v, nk);
+	to_double(rd, dout, nq);
+	ref_attention(od, ld, qd, kd, vd, s);
+	int rc = tk_attention_fwd(&be2, out, lse, q, k, v, s.B, s.T, s.H, s.KV, s.D);
+	TT_CHECK(rc == 0, "fwd rc %d", rc);
+	CHECK_CLOSE(out, od, nq, 1e-6, 1e-5, "out");
+	CHECK_CLOSE(lse, ld, nl, 1e-6, 1e-6, "lse");
+	if (bwd && !rc) {
+		struct att_ctx c = { s, qd, kd, vd, rd, od, 0 };
+		fd_grad(att_loss, &c, qd, nq, gq);
+		c.which = 1;
+		fd_grad(att_loss, &c, kd, nk, gk);
+		c.which = 2;
+		fd_grad(att_loss, &c, vd, nk, gv);
+		rc = tk_attention_bwd(&be2, dq, dk, dv, dout, q, k, v, out, lse, s.B, s.T, s.H,
+				      s.KV, s.D);
+		TT_CHECK(rc == 0, "bwd rc %d", rc);
+		CHECK_CLOSE(dq, gq, nq, 1e-5, 1e-4, "dq");
+		CHECK_CLOSE(dk, gk, nk, 1e-5, 1e-4, "dk");
+		CHECK_CLOSE(dv, gv, nk, 1e-5, 1e-4, "dv");
+	}
+	free(q), free(k), free(v), free(out), free(lse), free(dout), free(dq), free(dk);
+	free(dv), free(qd), free(kd), free(vd), free(od), free(ld), free(rd), free(gq);
+	free(gk), free(gv);
+}
+
+static void test_attention_gqa(void)
+{
+	attention_check((struct att_shape){ 2, 5, 3, 1, 4 }, 1);
+	attention_check((struct att_shape){ 1, 37, 4, 2, 6 }, 1);
+}
+
+static void test_attention_mha(void)
+{
+	attention_check((struct att_shape){ 2, 5, 3, 3, 4 }, 1);
+	attention_check((struct att_shape){ 1, 37, 2, 2, 6 }, 1);
+}
+
+/* head_dim 128 over several row blocks, forward only (the reference is slow) */
+static void test_attention_long(void)
+{
+	attention_check((struct att_shape){ 1, 129, 2, 1, 128 }, 0);
+}
+
+static void test_attention_bad_heads(void)
+{
+	float x[8];
+	TT_CHECK(tk_attention_fwd(&be2, x, x, x, x, x, 1, 1, 3, 2, 1) == TK_E_INVAL, "3 over 2");
+	TT_CHECK(tk_attention_bwd(&be2, x, x, x, x, x, x, x, x, x, 1, 1, 2, 0, 1) == TK_E_INVAL,
+		 "0 kv heads");
+}
+
+/* ---- embedding ---- */
+
+static void test_embedding(void)
+{
+	enum { V = 7, N = 11, E = 70 }; /* E over one column block */
+	static float table[V * E], y[N * E], dy[N * E], dt[V * E];
+	static double yd[N * E], dtd[V * E];
+	uint32_t ids[N] = { 3, 0, 6, 3, 3, 1, 0, 5, 6, 2, 3 };
+	fill(table, V * E, 1.0);
+	fill(dy, N * E, 1.0);
+	for (int i = 0; i < N; i++)
+		to_double(yd + i * E, table + ids[i] * E, E);
+	TT_REQUIRE(tk_embedding_fwd(&be2, y, table, ids, N, E) == 0, "fwd");
+	CHECK_CLOSE(y, yd, N * E, 0, 0.5e-9, "embedding");
+	for (int i = 0; i < V * E; i++)
+		dtd[i] = dt[i] = 0.125f;
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < E; j++)
+			dtd[ids[i] * E + j] += dy[i * E + j];
+	TT_REQUIRE(tk_embedding_bwd(&be2, dt, dy, ids, N, E) == 0, "bwd");
+	CHECK_CLOSE(dt, dtd, V * E, 1e-6, 1e-6, "dtable");
+}
+
+/* ---- cross-entropy ---- */
+
+enum { CROWS = 7, CV = 37 };
+
+struct ce_ctx {
+	const int32_t *tg;
+	double scale;
+};
+
+static double ref_ce(const double *x, const int32_t *tg, int rows, int vocab)
+{
+	double s = 0.0;
+	for (int r = 0; r < rows; r++) {
+		if (tg[r] < 0)
+			continue;
+		const double *xr = x + (size_t)r * vocab;
+		double mx = -INFINITY, sum = 0.0;
+		for (int j = 0; j < vocab; j++)
+			mx = xr[j] > mx ? xr[j] : mx;
+		for (int j = 0; j < vocab; j++)
+			sum += exp(xr[j] - mx);
+		s += log(sum) + mx - xr[tg[r]];
+	}
+	return s;
+}
+
+static double ce_loss(void *vctx, double *x)
+{
+	struct ce_ctx *c = vctx;
+	return c->scale * ref_ce(x, c->tg, CROWS, CV);
+}
+
+static void test_cross_entropy(void)
+{
+	int32_t tg[CROWS] = { 3, -100, 36, 0, -1, 17, 17 };
+	float x[CROWS * CV], keep[CROWS * CV];
+	double xd[CROWS * CV], gd[CROWS * CV];
+	fill(x, CROWS * CV, 4.0);
+	for (int j = 0; j < CV; j++)
+		x[3 * CV + j] += 1000.0f; /* large logits: max-subtracted */
+	x[6 * CV + 17] = 30.0f;           /* a confident, right row */
+	to_double(xd, x, CROWS * CV);
+	memcpy(keep, x, sizeof(x));
+	double want = ref_ce(xd, tg, CROWS, CV), got = 1.0;
+	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, CROWS, CV, 0.2f, 0, &got) == 0, "loss only");
+	TT_CHECK(fabs(got - 1.0 - want) <= 1e-5 * want, "loss %.9g want %.9g", got - 1.0, want);
+	TT_CHECK(!memcmp(x, keep, sizeof(x)), "logits changed without grad");
+	struct ce_ctx c = { tg, 0.2 };
+	fd_grad(ce_loss, &c, xd, CROWS * CV, gd);
+	got = 0.0;
+	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, CROWS, CV, 0.2f, 1, &got) == 0, "grad");
+	TT_CHECK(fabs(got - want) <= 1e-5 * want, "loss %.9g want %.9g", got, want);
+	CHECK_CLOSE(x, gd, CROWS * CV, 1e-6, 1e-4, "dlogits");
+	for (int j = 0; j < CV; j++)
+		TT_CHECK(x[CV + j] == 0.0f && x[4 * CV + j] == 0.0f, "ignored row grad not 0");
+}
+
+static void test_cross_entropy_bad_target(void)
+{
+	int32_t tg[CROWS] = { 3, -100, 36, 0, 37, 17, 17 };
+	float x[CROWS * CV], keep[CROWS * CV];
+	fill(x, CROWS * CV, 1.0);
+	memcpy(keep, x, sizeof(x));
+	double loss = 0.0;
+	TT_CHECK(tk_cross_entropy(&be2, x, tg, CROWS, CV, 1.0f, 1, &loss) == TK_E_INVAL,
+		 "target = vocab accepted");
+	TT_CHECK(!memcmp(x, keep, sizeof(x)) && loss == 0.0, "written before the error");
+}
+
+static void test_cross_entropy_nan(void)
+{
+	int32_t tg[2] = { 1, 2 };
+	float x[2 * CV];
+	fill(x, 2 * CV, 1.0);
+	x[CV + 5] = NAN;
+	double loss = 0.0;
+	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, 2, CV, 1.0f, 1, &loss) == 0, "rc");
+	TT_CHECK(isnan(loss), "a NaN logit gave loss %g", loss);
+}
+
+/* ---- AdamW against torch ---- */
+
+static int read_floats(FILE *f, const char *tag, float *x, int n)
+{
+	char t[16];
+	if (fscanf(f, "%15s", t) != 1 || strcmp(t, tag))
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (fscanf(f, "%f", &x[i]) != 1)
+			return -1;
+	return 0;
+}
+
+static void test_adamw_torch(void)
+{
+	/* make parity points TK_ADAMW_FIXTURE at a freshly generated one */
+	const char *path = getenv("TK_ADAMW_FIXTURE");
+	if (!path)
+		path = tt_fixture("adamw/adamw.txt");
+	FILE *f = fopen(path, "r");
+	TT_REQUIRE(f, "%s: cannot open", path);
+	char line[256];
+	TT_REQUIRE(fgets(line, sizeof(line), f) && line[0] == '#', "no header line");
+	int cases = 0;
+	char name[64];
+	int n, steps;
+	double lr, b1, b2, eps, wd;
+	while (fscanf(f, " case %63s %d %d %lf %lf %lf %lf %lf", name, &n, &steps, &lr, &b1, &b2,
+		      &eps, &wd) == 8) {
+		TT_REQUIRE(n > 0 && n <= 4096 && steps > 0, "%s: bad sizes", name);
+		float *p = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * n);
+		float *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
+		float *tp = malloc(sizeof(float) * n), *tm = malloc(sizeof(float) * n);
+		float *tv = malloc(sizeof(float) * n);
+		double *ref = malloc(sizeof(double) * n);
+		int ok = read_floats(f, "p0", p, n) == 0;
+		double wp = 0, wm = 0, wv = 0;
+		for (int k = 1; ok && k <= steps; k++) {
+			int kk;
+			double lrk;
+			ok = fscanf(f, " step %d %lf", &kk, &lrk) == 2 && kk == k &&
+			     !read_floats(f, "g", g, n) && !read_floats(f, "p", tp, n) &&
+			     !read_floats(f, "m", tm, n) && !read_floats(f, "v", tv, n);
+			if (!ok)
+				break;
+			TT_CHECK(tk_adamw(&be2, p, g, m, v, n, lrk, b1, b2, eps, wd, k) == 0,
+				 "rc");
+			size_t at;
+			to_double(ref, tp, n);
+			/* 1e-6 relative, and 1e-8 absolute (2e-7 of the parameters'
+			 * scale) where an update cancels p almost to 0: torch's
+			 * vectorized sqrtf is off by an ulp for some inputs, so its
+			 * updates differ in their last bit */
+			double w = worst(p, ref, n, 1e-8, 1e-6, &at);
+			wp = w > wp ? w : wp;
+			TT_CHECK(w <= 1.0, "%s step %d: p[%zu] %.9g torch %.9g", name, k, at,
+				 p[at], tp[at]);
+			to_double(ref, tm, n);
+			/* m and v: the same roundings as torch, so tight */
+			w = worst(m, ref, n, 1e-30, 1e-6, &at);
+			wm = w > wm ? w : wm;
+			TT_CHECK(w <= 1.0, "%s step %d: m[%zu] %.9g torch %.9g", name, k, at,
+				 m[at], tm[at]);
+			to_double(ref, tv, n);
+			w = worst(v, ref, n, 1e-30, 1e-6, &at);
+			wv = w > wv ? w : wv;
+			TT_CHECK(w <= 1.0, "%s step %d: v[%zu] %.9g torch %.9g", name, k, at,
+				 v[at], tv[at]);
+		}
+		TT_CHECK(ok, "%s: %s: malformed fixture", path, name);
+		if (getenv("TT_VERBOSE"))
+			printf("# adamw %s: worst/tolerance p %.3g m %.3g v %.3g\n", name, wp, wm,
+			       wv);
+		free(p), free(g), free(m), free(v), free(tp), free(tm), free(tv), free(ref);
+		cases++;
+	}
+	fclose(f);
+	TT_CHECK(cases == 2, "%d cases in %s", cases, path);
+}
+
+static void test_adamw_bad_args(void)
+{
+	float p[1] = { 1 }, g[1] = { 1 }, m[1] = { 0 }, v[1] = { 0 };
+	TT_CHECK(tk_adamw(&be2, p, g, m, v, 1, 1e-3, 0.9, 0.999, 1e-8, 0, 0) == TK_E_INVAL,
+		 "step 0");
+	TT_CHECK(tk_adamw(&be2, p, g, m, v, 1, 1e-3, 1.0, 0.999, 1e-8, 0, 1) == TK_E_INVAL,
+		 "beta1 1");
+	TT_CHECK(tk_adamw(&be2, p, g, m, v, 1, -1e-3, 0.9, 0.999, 1e-8, 0, 1) == TK_E_INVAL,
+		 "lr < 0");
+	TT_CHECK(p[0] == 1.0f && m[0] == 0.0f && v[0] == 0.0f, "state changed");
+}
+
+/* ---- determinism ---- */
+
+enum { DR = 523, DC = 197, DVOC = 50, DB = 2, DT = 67, DH = 6, DKV = 2, DD = 16 };
+#define DET_NO ((size_t)DC * 4 + (size_t)DVOC * DC + 4)
+#define DET_NQ ((size_t)DB * DT * DH * DD)
+#define DET_NK ((size_t)DB * DT * DKV * DD)
+#define DET_NA (DET_NQ * 4 + DET_NK * 4 + (size_t)DB * DH * DT)
+
+/* The ordered reductions and attention on fixed inputs, sizes large enough
+ * to run in parallel; the results are concatenated into o and att. */
+static void det_run(struct tk_backend *be, float *o, float *att)
+{
+	float *x = malloc(sizeof(float) * DR * DC), *dy = malloc(sizeof(float) * DR * DC);
+	float *dx = malloc(sizeof(float) * DR * DC), *w = malloc(sizeof(float) * DC);
+	float *bb = malloc(sizeof(float) * DC), mean[DR], rstd[DR];
+	uint32_t ids[DR];
+	int32_t tg[DR];
+	uint64_t keep = rng_state;
+	rng_state = 12345;
+	for (int i = 0; i < DR; i++) {
+		ids[i] = (uint32_t)((i * 7919) % DVOC);
+		tg[i] = i % 5 == 0 ? -100 : (int32_t)(i % DC);
+	}
+	fill(x, (size_t)DR * DC, 3.0);
+	fill(dy, (size_t)DR * DC, 1.0);
+	fill(w, DC, 1.0);
+	fill(bb, DC, 1.0);
+	memset(o, 0, DET_NO * sizeof(float));
+	tk_layernorm_fwd(be, dx, mean, rstd, x, w, bb, DR, DC, 1e-5f);
+	tk_layernorm_bwd(be, dx, o, o + DC, dy, x, w, mean, rstd, DR, DC);
+	tk_rmsnorm_fwd(be, dx, rstd, x, w, DR, DC, 1e-6f);
+	tk_rmsnorm_bwd(be, dx, o + 2 * DC, dy, x, w, rstd, DR, DC);
+	tk_bias_grad(be, o + 3 * DC, dy, DR, DC);
+	tk_embedding_bwd(be, o + 4 * DC, dy, ids, DR, DC);
+	double ss = 0.0, loss = 0.0;
+	tk_sum_squares(be, &ss, x, (size_t)DR * DC);
+	tk_cross_entropy(be, x, tg, DR, DC, 1.0f, 1, &loss);
+	/* the two doubles, two floats' room each, at the end */
+	memcpy(o + DET_NO - 4, &ss, sizeof(ss));
+	memcpy(o + DET_NO - 2, &loss, sizeof(loss));
+	float *q = att, *k = q + DET_NQ, *v = k + DET_NK, *ao = v + DET_NK, *dq = ao + DET_NQ;
+	float *dk = dq + DET_NQ, *dv = dk + DET_NK, *dout = dv + DET_NK, *lse = dout + DET_NQ;
+	fill(q, DET_NQ, 2.0), fill(k, DET_NK, 2.0), fill(v, DET_NK, 1.0);
+	fill(dout, DET_NQ, 1.0);
+	tk_attention_fwd(be, ao, lse, q, k, v, DB, DT, DH, DKV, DD);
+	tk_attention_bwd(be, dq, dk, dv, dout, q, k, v, ao, lse, DB, DT, DH, DKV, DD);
+	rng_state = keep;
+	free(x), free(dy), free(dx), free(w), free(bb);
+}
+
+/* The same call twice gives the same bits, and so do 1 and 2 threads. */
+static void test_deterministic(void)
+{
+	float *o[3], *a[3];
+	struct tk_backend *bes[3] = { &be1, &be2, &be2 };
+	for (int i = 0; i < 3; i++) {
+		o[i] = malloc(sizeof(float) * DET_NO);
+		a[i] = malloc(sizeof(float) * DET_NA);
+		det_run(bes[i], o[i], a[i]);
+	}
+	TT_CHECK(!memcmp(o[1], o[2], DET_NO * sizeof(float)), "reductions differ between calls");
+	TT_CHECK(!memcmp(a[1], a[2], DET_NA * sizeof(float)), "attention differs between calls");
+	TT_CHECK(!memcmp(o[0], o[1], DET_NO * sizeof(float)),
+		 "reductions differ with 1 and 2 threads");
+	TT_CHECK(!memcmp(a[0], a[1], DET_NA * sizeof(float)),
+		 "attention differs with 1 and 2 threads");
+	for (int i = 0; i < 3; i++)
+		free(o[i]), free(a[i]);
+}
+
+/* ---- the table and the wrappers ---- */
+
+static void test_unsupported_and_init(void)
+{
+	static const struct tk_backend_i none = { .name = "none" };
+	struct tk_backend be = { &none, 1, NULL };
+	float x[4] = { 0 };
+	TT_CHECK(tk_gelu_fwd(&be, x, x, 4) == TK_E_UNSUPPORTED, "gelu on an empty table");
+	TT_CHECK(tk_matmul(&be, 0, 0, 1, 1, 1, 1, x, 1, x, 1, 0, x, 1) == TK_E_UNSUPPORTED,
+		 "matmul on an empty table");
+	TT_CHECK(tk_backend_sync(&be) == 0, "sync without a slot");
+	void *p = tk_backend_alloc(&be, 16);
+	TT_CHECK(p != NULL, "alloc fallback");
+	tk_backend_free_mem(&be, p);
+	tk_backend_free(&be);
+
+	struct tk_diag d;
+	struct tk_backend bad;
+	TT_CHECK(tk_backend_cpu_init(&bad, -1, &d) == TK_E_INVAL, "threads -1");
+	TT_CHECK(strstr(d.msg, "negative"), "message: %s", d.msg);
+	TT_REQUIRE(tk_backend_cpu_init(&bad, 0, &d) == 0, "%s", d.msg);
+	TT_CHECK(bad.threads >= 1 && !strcmp(bad.i->name, "cpu"), "threads %d", bad.threads);
+	p = tk_backend_alloc(&bad, 100);
+	TT_CHECK(p && ((uintptr_t)p & 63) == 0, "alloc not 64-byte aligned");
+	tk_backend_free_mem(&bad, p);
+	tk_backend_free(&bad);
+	TT_CHECK(bad.i == NULL && bad.ctx == NULL, "free left the table");
+}
+
+int main(void)
+{
+	struct tk_diag d;
+	if (tk_backend_cpu_init(&be1, 1, &d) || tk_backend_cpu_init(&be2, 2, &d)) {
+		printf("FAIL init: %s\n", d.msg);
+		return 1;
+	}
+	TT_RUN(test_matmul);
+	TT_RUN(test_matmul_bad_sizes);
+	TT_RUN(test_layernorm_fwd);
+	TT_RUN(test_layernorm_bwd);
+	TT_RUN(test_rmsnorm_fwd);
+	TT_RUN(test_rmsnorm_bwd);
+	TT_RUN(test_gelu);
+	TT_RUN(test_swiglu);
+	TT_RUN(test_expf_poly);
+	TT_RUN(test_bias);
+	TT_RUN(test_axpy_scale_sumsq);
+	TT_RUN(test_rope);
+	TT_RUN(test_attention_gqa);
+	TT_RUN(test_attention_mha);
+	TT_RUN(test_attention_long);
+	TT_RUN(test_attention_bad_heads);
+	TT_RUN(test_embedding);
+	TT_RUN(test_cross_entropy);
+	TT_RUN(test_cross_entropy_bad_target);
+	TT_RUN(test_cross_entropy_nan);
+	TT_RUN(test_adamw_torch);
+	TT_RUN(test_adamw_bad_args);
+	TT_RUN(test_deterministic);
+	TT_RUN(test_unsupported_and_init);
+	tk_backend_free(&be1);
+	tk_backend_free(&be2);
+	return tt_done();
+}
