@@ -1,0 +1,399 @@
+/* model-run.c - the decoder's forward and backward passes.
+ *
+ * One code path for every configuration: the norm, the positions, the MLP
+ * and the biases are chosen by the config, and every op goes through the
+ * backend table.  Layer l reads the residual stream res[l] and writes
+ * res[l+1], keeping its own activations (struct tk_layer_act), so a layer
+ * can later be recomputed from res[l] alone (gradient checkpointing).
+ *
+ * Shapes: N = B*T rows, C hidden, Q = n_head*head_dim, K = n_kv_head*head_dim,
+ * F intermediate, V vocab.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model-int.h"
+
+#define P(off) (m->params + (off))
+#define G(off) (m->grads + (off))
+#define OPT(base, off) ((off) >= 0 ? (base) + (off) : NULL)
+
+#define CHECK(x)                  \
+	do {                      \
+		int err_ = (x);   \
+		if (err_)         \
+			return err_; \
+	} while (0)
+
+/* Activations */
+
+static size_t up16(size_t n)
+{
+	return (n + 15) / 16 * 16;
+}
+
+/* Lays out (mem == NULL: only counts) the activation buffers for N rows. */
+static size_t carve(struct tk_model *m, char *mem, size_t N)
+{
+	const struct tk_model_config *c = &m->cfg;
+	struct tk_model_run *r = m->run;
+	size_t C = (size_t)c->hidden, Q = (size_t)r->q_dim, K = (size_t)r->kv_dim;
+	size_t F = (size_t)c->intermediate, H = (size_t)c->n_head, V = (size_t)c->vocab_size;
+	size_t off = 0;
+	int l, swiglu = c->mlp == TK_MLP_SWIGLU;
+
+#define TAKE(ptr, nfl)                                               \
+	do {                                                         \
+		if (mem)                                             \
+			(ptr) = (void *)(mem + off * sizeof(float)); \
+		off += up16(nfl);                                    \
+	} while (0)
+	TAKE(r->res, (size_t)(c->n_layer + 1) * N * C);
+	for (l = 0; l < c->n_layer; l++) {
+		struct tk_layer_act *a = &r->la[l];
+		TAKE(a->ln1, N * C);
+		TAKE(a->ln1_mean, N);
+		TAKE(a->ln1_rstd, N);
+		TAKE(a->q, N * Q);
+		TAKE(a->k, N * K);
+		TAKE(a->v, N * K);
+		TAKE(a->att, N * Q);
+		TAKE(a->lse, N * H);
+		TAKE(a->mid, N * C);
+		TAKE(a->ln2, N * C);
+		TAKE(a->ln2_mean, N);
+		TAKE(a->ln2_rstd, N);
+		TAKE(a->h1, N * F);
+		if (swiglu)
+			TAKE(a->h2, N * F);
+		TAKE(a->act, N * F);
+	}
+	TAKE(r->lnf, N * C);
+	TAKE(r->lnf_mean, N);
+	TAKE(r->lnf_rstd, N);
+	TAKE(r->dlnf, N * C);
+	TAKE(r->dres, N * C);
+	TAKE(r->dtmp, 2 * N * C); /* two [N, C] halves */
+	TAKE(r->dq, N * Q);
+	TAKE(r->dk, N * K);
+	TAKE(r->dv, N * K);
+	TAKE(r->datt, N * Q);
+	TAKE(r->dh1, N * F);
+	if (swiglu)
+		TAKE(r->dh2, N * F);
+	TAKE(r->dact, N * F);
+	TAKE(r->chunk, (size_t)TK_MODEL_CHUNK * V);
+	TAKE(r->pos_ids, N);
+	TAKE(r->ids, N);
+#undef TAKE
+	return off * sizeof(float);
+}
+
+static int reserve(struct tk_model *m, int B, int T, struct tk_diag *d)
+{
+	struct tk_model_run *r = m->run;
+	size_t N = (size_t)B * (size_t)T, bytes;
+	void *mem;
+
+	if (!r->la && !(r->la = calloc((size_t)m->cfg.n_layer, sizeof(*r->la))))
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory for activations");
+	if (N > r->cap_rows) {
+		bytes = carve(m, NULL, N);
+		mem = tk_backend_alloc(m->be, bytes);
+		if (!mem)
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
+					   "out of memory for the activations of %d x %d tokens "
+					   "(%zu MiB)", B, T, bytes >> 20);
+		if (r->mem)
+			tk_backend_free_mem(m->be, r->mem);
+		r->mem = mem;
+		r->cap_rows = N;
+	}
+	carve(m, r->mem, N);
+	return 0;
+}
+
+int tk_model_zero_grad(struct tk_model *m, struct tk_diag *d)
+{
+	if (!m->grads) {
+		m->grads = tk_backend_alloc(m->be, m->n_params * sizeof(float));
+		if (!m->grads)
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
+					   "out of memory for the gradients (%zu MiB)",
+					   m->n_params * sizeof(float) >> 20);
+	}
+	memset(m->grads, 0, m->n_params * sizeof(float));
+	return 0;
+}
+
+/* Building blocks */
+
+static int norm_fwd(struct tk_model *m, float *y, float *mean, float *rstd, const float *x,
+		    long w, long b, int rows)
+{
+	const struct tk_model_config *c = &m->cfg;
+
+	if (c->norm == TK_NORM_LAYER)
+		return tk_layernorm_fwd(m->be, y, mean, rstd, x, P(w), OPT(m->params, b), rows,
+					c->hidden, c->norm_eps);
+	return tk_rmsnorm_fwd(m->be, y, rstd, x, P(w), rows, c->hidden, c->norm_eps);
+}
+
+/* dx is set; the weight and bias gradients accumulate. */
+static int norm_bwd(struct tk_model *m, float *dx, const float *dy, const float *x,
+		    const float *mean, const float *rstd, long w, long b, int rows)
+{
+	const struct tk_model_config *c = &m->cfg;
+
+	if (c->norm == TK_NORM_LAYER)
+		return tk_layernorm_bwd(m->be, dx, G(w), OPT(m->grads, b), dy, x, P(w), mean,
+					rstd, rows, c->hidden);
+	return tk_rmsnorm_bwd(m->be, dx, G(w), dy, x, P(w), rstd, rows, c->hidden);
+}
+
+/* y[rows, out] = x[rows, in] W^T (+ b), W [out, in]. */
+static int linear_fwd(struct tk_model *m, float *y, const float *x, long w, long b, int rows,
+		      int in, int out)
+{
+	CHECK(tk_matmul(m->be, 0, 1, rows, out, in, 1.0f, x, in, P(w), in, 0.0f, y, out));
+	if (b >= 0)
+		CHECK(tk_bias_add(m->be, y, P(b), rows, out));
+	return 0;
+}
+
+/* dW += dy^T x, db += sum dy, and dx = dy W (dx_beta 0) or dx += dy W
+ * (dx_beta 1). */
+static int linear_bwd(struct tk_model *m, float *dx, float dx_beta, const float *dy,
+		      const float *x, long w, long b, int rows, int in, int out)
+{
+	CHECK(tk_matmul(m->be, 1, 0, out, in, rows, 1.0f, dy, out, x, in, 1.0f, G(w), in));
+	if (b >= 0)
+		CHECK(tk_bias_grad(m->be, G(b), dy, rows, out));
+	return tk_matmul(m->be, 0, 0, rows, in, out, 1.0f, dy, out, P(w), in, dx_beta, dx, in);
+}
+
+/* One layer: res[l] -> res[l+1]. */
+static int layer_fwd(struct tk_model *m, int l)
+{
+	const struct tk_model_config *c = &m->cfg;
+	struct tk_model_run *r = m->run;
+	const struct tk_layer_off *o = &r->lo[l];
+	struct tk_layer_act *a = &r->la[l];
+	int B = r->B, T = r->T, N = B * T, C = c->hidden, F = c->intermediate;
+	int Q = r->q_dim, K = r->kv_dim;
+	const float *x = r->res + (size_t)l * N * C;
+	float *y = r->res + (size_t)(l + 1) * N * C;
+	const int32_t *pos = (const int32_t *)r->pos_ids;
+
+	CHECK(norm_fwd(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, o->ln1_w, o->ln1_b, N));
+	CHECK(linear_fwd(m, a->q, a->ln1, o->q_w, o->q_b, N, C, Q));
+	CHECK(linear_fwd(m, a->k, a->ln1, o->k_w, o->k_b, N, C, K));
+	CHECK(linear_fwd(m, a->v, a->ln1, o->v_w, o->v_b, N, C, K));
+	if (c->pos == TK_POS_ROPE) {
+		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, c->rope_theta, 0));
+		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, c->rope_theta, 0));
+	}
+	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
+			       c->n_kv_head, c->head_dim));
+	CHECK(linear_fwd(m, a->mid, a->att, o->o_w, o->o_b, N, Q, C));
+	CHECK(tk_axpy(m->be, a->mid, 1.0f, x, (size_t)N * C));
+	CHECK(norm_fwd(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, o->ln2_w, o->ln2_b, N));
+	CHECK(linear_fwd(m, a->h1, a->ln2, o->fc_w, o->fc_b, N, C, F));
+	if (c->mlp == TK_MLP_SWIGLU) {
+		CHECK(linear_fwd(m, a->h2, a->ln2, o->up_w, o->up_b, N, C, F));
+		CHECK(tk_swiglu_fwd(m->be, a->act, a->h1, a->h2, (size_t)N * F));
+	} else {
+		CHECK(tk_gelu_fwd(m->be, a->act, a->h1, (size_t)N * F));
+	}
+	CHECK(linear_fwd(m, y, a->act, o->dn_w, o->dn_b, N, F, C));
+	return tk_axpy(m->be, y, 1.0f, a->mid, (size_t)N * C);
+}
+
+/* r->dres: d loss / d res[l+1] on entry, d loss / d res[l] on return. */
+static int layer_bwd(struct tk_model *m, int l)
+{
+	const struct tk_model_config *c = &m->cfg;
+	struct tk_model_run *r = m->run;
+	const struct tk_layer_off *o = &r->lo[l];
+	const struct tk_layer_act *a = &r->la[l];
+	int B = r->B, T = r->T, N = B * T, C = c->hidden, F = c->intermediate;
+	int Q = r->q_dim, K = r->kv_dim;
+	const float *x = r->res + (size_t)l * N * C;
+	float *dln = r->dtmp, *dx = r->dtmp + (size_t)N * C;
+	const int32_t *pos = (const int32_t *)r->pos_ids;
+
+	/* MLP */
+	CHECK(linear_bwd(m, r->dact, 0.0f, r->dres, a->act, o->dn_w, o->dn_b, N, F, C));
+	if (c->mlp == TK_MLP_SWIGLU) {
+		CHECK(tk_swiglu_bwd(m->be, r->dh1, r->dh2, a->h1, a->h2, r->dact, (size_t)N * F));
+		CHECK(linear_bwd(m, dln, 0.0f, r->dh1, a->ln2, o->fc_w, o->fc_b, N, C, F));
+		CHECK(linear_bwd(m, dln, 1.0f, r->dh2, a->ln2, o->up_w, o->up_b, N, C, F));
+	} else {
+		CHECK(tk_gelu_bwd(m->be, r->dh1, a->h1, r->dact, (size_t)N * F));
+		CHECK(linear_bwd(m, dln, 0.0f, r->dh1, a->ln2, o->fc_w, o->fc_b, N, C, F));
+	}
+	CHECK(norm_bwd(m, dx, dln, a->mid, a->ln2_mean, a->ln2_rstd, o->ln2_w, o->ln2_b, N));
+	CHECK(tk_axpy(m->be, r->dres, 1.0f, dx, (size_t)N * C));
+
+	/* attention */
+	CHECK(linear_bwd(m, r->datt, 0.0f, r->dres, a->att, o->o_w, o->o_b, N, Q, C));
+	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
+			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim));
+	if (c->pos == TK_POS_ROPE) {
+		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, c->rope_theta, 1));
+		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, c->rope_theta, 1));
+	}
+	CHECK(linear_bwd(m, dln, 0.0f, r->dq, a->ln1, o->q_w, o->q_b, N, C, Q));
+	CHECK(linear_bwd(m, dln, 1.0f, r->dk, a->ln1, o->k_w, o->k_b, N, C, K));
+	CHECK(linear_bwd(m, dln, 1.0f, r->dv, a->ln1, o->v_w, o->v_b, N, C, K));
+	CHECK(norm_bwd(m, dx, dln, x, a->ln1_mean, a->ln1_rstd, o->ln1_w, o->ln1_b, N));
+	return tk_axpy(m->be, r->dres, 1.0f, dx, (size_t)N * C);
+}
+
+/* The lm head and the loss, TK_MODEL_CHUNK rows at a time. */
+static int head_fwd(struct tk_model *m, const int32_t *targets, int want_grad, float scale,
+		    double *sum)
+{
+	struct tk_model_run *r = m->run;
+	int N = r->B * r->T, C = m->cfg.hidden, V = m->cfg.vocab_size, r0;
+
+	for (r0 = 0; r0 < N; r0 += TK_MODEL_CHUNK) {
+		int n = N - r0 < TK_MODEL_CHUNK ? N - r0 : TK_MODEL_CHUNK;
+		const float *x = r->lnf + (size_t)r0 * C;
+
+		CHECK(tk_matmul(m->be, 0, 1, n, V, C, 1.0f, x, C, P(r->head), C, 0.0f, r->chunk,
+				V));
+		CHECK(tk_cross_entropy(m->be, r->chunk, targets + r0, n, V, scale, want_grad,
+				       sum));
+		if (!want_grad)
+			continue;
+		/* chunk now holds d loss / d logits */
+		CHECK(tk_matmul(m->be, 1, 0, V, C, n, 1.0f, r->chunk, V, x, C, 1.0f, G(r->head),
+				C));
+		CHECK(tk_matmul(m->be, 0, 0, n, C, V, 1.0f, r->chunk, V, P(r->head), C, 0.0f,
+				r->dlnf + (size_t)r0 * C, C));
+	}
+	return 0;
+}
+
+int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *targets, int B,
+		     int T, int want_grad, double grad_div, struct tk_model_loss *loss,
+		     struct tk_diag *d)
+{
+	const struct tk_model_config *c = &m->cfg;
+	struct tk_model_run *r = m->run;
+	int N, C = c->hidden, l, i, err;
+	long count = 0;
+	double sum = 0.0, div;
+
+	r->have_fwd = r->have_grad = 0;
+	if (B <= 0 || T <= 0 || (size_t)B * (size_t)T > (size_t)INT32_MAX / (size_t)(C > 1 ? C : 1))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "bad batch shape %d x %d", B, T);
+	if (c->pos == TK_POS_LEARNED && T > c->max_pos)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "sequence length %d is longer than the model's %d positions",
+				   T, c->max_pos);
+	if (c->sliding_window > 0 && T > c->sliding_window)
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "sequence length %d is longer than the model's sliding window "
+				   "%d (tk implements full causal attention only)", T,
+				   c->sliding_window);
+	if ((want_grad || loss) && !targets)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "a loss needs targets");
+	N = B * T;
+	for (i = 0; i < N; i++) {
+		if (ids[i] >= (uint32_t)c->vocab_size)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "token id %u (sequence %d, position %d) is not below "
+					   "the model's vocab_size %d", ids[i], i / T, i % T,
+					   c->vocab_size);
+		if (targets && targets[i] >= c->vocab_size)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "label %d (sequence %d, position %d) is not below "
+					   "the model's vocab_size %d", targets[i], i / T, i % T,
+					   c->vocab_size);
+		if (targets && targets[i] >= 0)
+			count++;
+	}
+	err = reserve(m, B, T, d);
+	if (err)
+		return err;
+	if (want_grad && !m->grads && (err = tk_model_zero_grad(m, d)))
+		return err;
+	r->B = B;
+	r->T = T;
+	for (i = 0; i < N; i++) {
+		r->pos_ids[i] = (uint32_t)(i % T);
+		r->ids[i] = ids[i];
+	}
+
+	err = tk_embedding_fwd(m->be, r->res, P(r->emb), r->ids, N, C);
+	if (!err && r->pos >= 0) {
+		err = tk_embedding_fwd(m->be, r->dtmp, P(r->pos), r->pos_ids, N, C);
+		if (!err)
+			err = tk_axpy(m->be, r->res, 1.0f, r->dtmp, (size_t)N * C);
+	}
+	for (l = 0; l < c->n_layer && !err; l++)
+		err = layer_fwd(m, l);
+	if (!err)
+		err = norm_fwd(m, r->lnf, r->lnf_mean, r->lnf_rstd,
+			       r->res + (size_t)c->n_layer * N * C, r->lnf_w, r->lnf_b, N);
+	if (!err && targets) {
+		div = grad_div > 0 ? grad_div : (double)count;
+		err = head_fwd(m, targets, want_grad, div > 0 ? (float)(1.0 / div) : 0.0f, &sum);
+	}
+	if (err)
+		return d && d->msg[0] ? err : tk_diag_set(d, err, NULL, -1, "forward pass failed: %s",
+							 tk_strerror(err));
+	if (loss) {
+		loss->sum = sum;
+		loss->count = count;
+		loss->loss = count ? (float)(sum / (double)count) : NAN;
+	}
+	r->have_fwd = 1;
+	r->have_grad = want_grad;
+	return 0;
+}
+
+int tk_model_backward(struct tk_model *m, struct tk_diag *d)
+{
+	const struct tk_model_config *c = &m->cfg;
+	struct tk_model_run *r = m->run;
+	int N, C = c->hidden, l, err;
+
+	if (!r->have_grad)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "backward pass without a forward pass that kept gradients");
+	r->have_grad = 0;
+	N = r->B * r->T;
+	err = norm_bwd(m, r->dres, r->dlnf, r->res + (size_t)c->n_layer * N * C, r->lnf_mean,
+		       r->lnf_rstd, r->lnf_w, r->lnf_b, N);
+	for (l = c->n_layer - 1; l >= 0 && !err; l--)
+		err = layer_bwd(m, l);
+	if (!err)
+		err = tk_embedding_bwd(m->be, G(r->emb), r->dres, r->ids, N, C);
+	if (!err && r->pos >= 0)
+		err = tk_embedding_bwd(m->be, G(r->pos), r->dres, r->pos_ids, N, C);
+	if (err)
+		return d && d->msg[0] ? err : tk_diag_set(d, err, NULL, -1, "backward pass failed: %s",
+							 tk_strerror(err));
+	return 0;
+}
+
+int tk_model_logits(struct tk_model *m, int row0, int nrows, float *out, struct tk_diag *d)
+{
+	struct tk_model_run *r = m->run;
+	int C = m->cfg.hidden;
+
+	if (!r->have_fwd)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no forward pass to take logits from");
+	if (row0 < 0 || nrows < 0 || row0 + nrows > r->B * r->T)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "rows %d..%d are outside the batch",
+				   row0, row0 + nrows);
+	if (!nrows)
+		return 0;
+	return tk_matmul(m->be, 0, 1, nrows, m->cfg.vocab_size, C, 1.0f,
+			 r->lnf + (size_t)row0 * C, C, P(r->head), C, 0.0f, out,
+			 m->cfg.vocab_size);
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Generates tests/fixtures/models/: tiny random models that transformers
+itself creates, and what transformers computes with them.
+
+Run from anywhere (deterministic on the CPU; needs torch, transformers,
+safetensors):
+    /tmp/refvenv/bin/python tests/parity/gen-model-fixtures.py [OUTDIR]
+
+For each model NAME (gpt2, llama, qwen2) it writes
+    NAME/config.json, NAME/model.safetensors
+        the model as save_pretrained(safe_serialization=True) wrote it, in
+        the dtype listed in MODELS (so that F16, BF16 and F32 checkpoints
+        are all read by the tests)
+    NAME.ref.safetensors
+        input_ids  I32 [B, T]
+        labels     I32 [B, T]   (-100 where ignored; HF shifts them inside)
+        logits     F32 [B, T, V]
+        loss       F32 [1]      model(input_ids, labels=labels).loss
+        grad.PARAM F32 (PARAM's shape on disk)  for every named parameter,
+                   after loss.backward(), under the Hugging Face names
+The reference runs in fp32 with attn_implementation="eager", on the
+weights as stored (a half-precision checkpoint is upcast exactly).
+
+Besides the prescribed shapes, every parameter is made non-trivial: the
+initializer range is 0.1 (not 0.02) so that attention is far from uniform,
+and norm weights and biases (which transformers initialises to 1 and 0)
+get seeded noise, so that a weight applied in the wrong place shows.
+
+check-model.py imports this file to build the same models live.
+"""
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+OUT = os.path.join(ROOT, "tests", "fixtures", "models")
+
+B, T = 2, 11
+VOCAB = 97
+
+
+def gpt2_config():
+    return GPT2Config(n_embd=48, n_layer=2, n_head=3, vocab_size=VOCAB, n_positions=64,
+                      initializer_range=0.1, attn_pdrop=0.0, embd_pdrop=0.0, resid_pdrop=0.0,
+                      bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1)
+
+
+def llama_config():
+    return LlamaConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                       num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                       rope_theta=10000.0, tie_word_embeddings=False, initializer_range=0.1,
+                       max_position_embeddings=64, rms_norm_eps=1e-5)
+
+
+def qwen2_config():
+    return Qwen2Config(hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                       num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                       rope_theta=10000.0, tie_word_embeddings=True, initializer_range=0.1,
+                       max_position_embeddings=64, rms_norm_eps=1e-6)
+
+
+# name, config factory, seed, dtype of the saved checkpoint
+MODELS = [
+    ("gpt2", gpt2_config, 1, torch.float16),
+    ("llama", llama_config, 2, torch.bfloat16),
+    ("qwen2", qwen2_config, 3, torch.float16),
+]
+
+
+def make_model(cfg_fn, seed, dtype):
+    """A transformers model, perturbed, rounded to dtype and back to fp32."""
+    torch.manual_seed(seed)
+    cfg = cfg_fn()
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager",
+                                             dtype=torch.float32)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                base = 1.0 if name.endswith("weight") else 0.0
+                p.copy_(base + 0.1 * torch.randn_like(p))
+            p.copy_(p.to(dtype).to(torch.float32))
+    return model.eval()
+
+
+def make_inputs(seed):
+    g = torch.Generator().manual_seed(1000 + seed)
+    ids = torch.randint(0, VOCAB, (B, T), generator=g)
+    labels = ids.clone()
+    labels[0, :3] = -100      # a prompt that is not trained on
+    labels[1, 6] = -100
+    labels[1, T - 1] = -100   # the last label is never used after the shift
+    return ids, labels
+
+
+def reference(model, ids, labels):
+    """logits, loss and gradients, as a dict of fp32 tensors (HF names)."""
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    ref = {
+        "input_ids": ids.to(torch.int32).contiguous(),
+        "labels": labels.to(torch.int32).contiguous(),
+        "logits": out.logits.detach().float().contiguous(),
+        "loss": out.loss.detach().float().reshape(1).contiguous(),
+    }
+    for name, p in model.named_parameters():
+        ref["grad." + name] = p.grad.detach().float().contiguous()
+    return ref
+
+
+def generate(outdir):
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    os.makedirs(outdir, exist_ok=True)
+    for name, cfg_fn, seed, dtype in MODELS:
+        model = make_model(cfg_fn, seed, dtype)
+        ids, labels = make_inputs(seed)
+        ref = reference(model, ids, labels)
+        mdir = os.path.join(outdir, name)
+        save = make_model(cfg_fn, seed, dtype).to(dtype)
+        save.save_pretrained(mdir, safe_serialization=True)
+        save_file(ref, os.path.join(outdir, name + ".ref.safetensors"), metadata={"format": "pt"})
+        # The checkpoint as read back must give the same model.
+        back = AutoModelForCausalLM.from_pretrained(mdir, attn_implementation="eager",
+                                                    dtype=torch.float32)
+        for (n1, p1), (n2, p2) in zip(model.named_parameters(), back.named_parameters()):
+            assert n1 == n2 and torch.equal(p1, p2), (name, n1)
+        print("%s: loss %.6f, %d parameters" % (name, ref["loss"].item(),
+                                                sum(p.numel() for p in model.parameters())))
+
+
+if __name__ == "__main__":
+    generate(sys.argv[1] if len(sys.argv) > 1 else OUT)
