@@ -1,0 +1,1227 @@
+/* train.c - see train.h.  The loop follows transformers' Trainer
+ * (_inner_training_loop, _run_epoch, _maybe_log_save_evaluate,
+ * DefaultFlowCallback) so that steps, epochs, logs, evaluations and saves
+ * happen at the same points with the same values. */
+#include "train.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "afile.h"
+#include "config.h"
+#include "data.h"
+#include "model.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+#define PATH_LEN 4096
+#define SPILL_NAME "data.tks"
+#define STATE_VERSION 1
+
+/* Files of a model directory that go with it into checkpoints and OUT. */
+static const char *const side_files[] = {
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+	"merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja",
+	"generation_config.json", NULL,
+};
+
+void tk_train_opts_init(struct tk_train_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->num_train_epochs = 3;
+	o->max_steps = -1;
+	o->batch = 8;
+	o->eval_batch = 8;
+	o->grad_accum = 1;
+	o->lr = 5e-5;
+	o->beta1 = 0.9;
+	o->beta2 = 0.999;
+	o->eps = 1e-8;
+	o->max_grad_norm = 1.0;
+	o->sched = TK_SCHED_LINEAR;
+	o->logging_steps = 500;
+	o->eval_strategy = TK_INTERVAL_NO;
+	o->save_strategy = TK_INTERVAL_STEPS;
+	o->save_steps = 500;
+	o->seed = 42;
+	o->shuffle = 1;
+}
+
+struct trainer {
+	const struct tk_train_opts *o;
+	struct tk_backend *be;
+	struct tk_model m;
+	struct tk_data train, eval;
+	char fingerprint[17];
+	int have_fp;
+	char side_dir[PATH_LEN];   /* where tokenizer/generation files come from ("" none) */
+	char side_file[PATH_LEN];  /* a lone tokenizer.json given as --tokenizer */
+	char out[PATH_LEN];
+	char data_path[PATH_LEN];
+	char resume_dir[PATH_LEN];
+	char last_ckpt[PATH_LEN];
+	int created_out, spilled, saved;
+	int side_is_tok;           /* side_dir is --tokenizer's: no generation_config.json */
+	uint64_t data_hash;
+
+	float *exp_avg, *exp_avg_sq;
+	struct tk_sched sched;
+	long nupe, steps_in_epoch, num_epochs, max_steps;
+	long logging_steps, eval_steps, save_steps;
+	long global_step, last_logged, first_step;
+	double epoch_f;
+	float tr_loss;             /* HF's _tr_loss (fp32), since the last log */
+	double total_loss;         /* HF's _total_loss_scalar */
+	uint64_t tokens_seen, tokens_run;
+	double t0;
+	cJSON *log_history;
+	FILE *metrics;
+	char metrics_path[PATH_LEN];
+
+	int T;
+	uint32_t *ids;             /* grad_accum * batch * T */
+	int32_t *labels, *targets;
+	int *rows;                 /* rows of each micro-batch */
+	double last_eval_loss;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int event(struct trainer *tr, struct tk_train_event *ev)
+{
+	if (tr->o->on_event)
+		tr->o->on_event(tr->o->ctx, ev);
+	return 0;
+}
+
+static int join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
+}
+
+static int ckpt_path(char *buf, size_t size, const char *out, long step)
+{
+	int n = snprintf(buf, size, "%s/checkpoint-%ld", out, step);
+	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
+}
+
+static int is_dir(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0;
+}
+
+/* N of a "checkpoint-N" name, -1 for anything else. */
+static long ckpt_step(const char *name)
+{
+	if (strncmp(name, "checkpoint-", 11) || !name[11])
+		return -1;
+	long v = 0;
+	for (const char *p = name + 11; *p; p++) {
+		if (*p < '0' || *p > '9' || v > 100000000000L)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return v;
+}
+
+struct ckpt_list {
+	long *step;
+	size_t n, cap;
+};
+
+static int list_ckpts(const char *out, struct ckpt_list *l, int stale_too, struct tk_diag *d)
+{
+	memset(l, 0, sizeof(*l));
+	DIR *dp = opendir(out);
+	if (!dp)
+		return tk_diag_sys(d, out, "cannot open directory");
+	struct dirent *e;
+	char p[PATH_LEN];
+	while ((e = readdir(dp))) {
+		long s = ckpt_step(e->d_name);
+		if (s < 0 && stale_too && !strncmp(e->d_name, "checkpoint-", 11) &&
+		    (strstr(e->d_name, ".tmp-") || strstr(e->d_name, ".old-"))) {
+			/* left by a run that was killed while saving */
+			if (!join(p, sizeof(p), out, e->d_name))
+				tk_rmtree(p);
+			continue;
+		}
+		if (s < 0 || join(p, sizeof(p), out, e->d_name) || !is_dir(p))
+			continue;
+		if (tk_grow(&l->step, &l->cap, l->n + 1, sizeof(*l->step))) {
+			closedir(dp);
+			free(l->step);
+			return tk_diag_set(d, TK_E_NOMEM, out, -1, "out of memory");
+		}
+		l->step[l->n++] = s;
+	}
+	closedir(dp);
+	return 0;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return (x > y) - (x < y);
+}
+
+int tk_train_latest_checkpoint(const char *out_dir, char *buf, size_t size, struct tk_diag *d)
+{
+	struct ckpt_list l;
+	int rc = list_ckpts(out_dir, &l, 0, d);
+	if (rc)
+		return rc;
+	long best = -1;
+	for (size_t i = 0; i < l.n; i++)
+		if (l.step[i] > best)
+			best = l.step[i];
+	free(l.step);
+	if (best < 0)
+		return tk_diag_set(d, TK_E_FORMAT, out_dir, -1,
+				   "no checkpoint-N directory to resume from");
+	int n = snprintf(buf, size, "%s/checkpoint-%ld", out_dir, best);
+	if (n < 0 || (size_t)n >= size)
+		return tk_diag_set(d, TK_E_INVAL, out_dir, -1, "path too long");
+	return 0;
+}
+
+/* Removes the oldest checkpoints beyond save_total_limit. */
+static int rotate(struct trainer *tr, struct tk_diag *d)
+{
+	if (tr->o->save_total_limit <= 0)
+		return 0;
+	struct ckpt_list l;
+	int rc = list_ckpts(tr->out, &l, 0, d);
+	if (rc)
+		return rc;
+	qsort(l.step, l.n, sizeof(*l.step), cmp_long);
+	char p[PATH_LEN];
+	for (size_t i = 0; i + (size_t)tr->o->save_total_limit < l.n && !rc; i++) {
+		if (ckpt_path(p, sizeof(p), tr->out, l.step[i]) || tk_rmtree(p))
+			rc = tk_diag_sys(d, p, "cannot remove old checkpoint");
+	}
+	free(l.step);
+	return rc;
+}
+
+static int copy_file(const char *src, const char *dst, struct tk_diag *d)
+{
+	struct tk_buf b = { 0 };
+	int rc = tk_read_file(src, &b, d);
+	if (rc)
+		return rc;
+	struct tk_afile f;
+	if (!(rc = tk_afile_open(&f, dst, 1, d))) {
+		if (b.len && fwrite(b.data, 1, b.len, f.fp) != b.len) {
+			rc = tk_diag_sys(d, dst, "write failed");
+			tk_afile_abort(&f);
+		} else
+			rc = tk_afile_commit(&f, d);
+	}
+	tk_buf_free(&b);
+	return rc;
+}
+
+/* Copies the tokenizer and generation files next to a saved model. */
+static int copy_side_files(struct trainer *tr, const char *dir, struct tk_diag *d)
+{
+	char src[PATH_LEN], dst[PATH_LEN];
+	int rc = 0;
+	if (tr->side_file[0]) {
+		if (join(dst, sizeof(dst), dir, "tokenizer.json"))
+			return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
+		return copy_file(tr->side_file, dst, d);
+	}
+	for (int i = 0; side_files[i] && tr->side_dir[0] && !rc; i++) {
+		if (join(src, sizeof(src), tr->side_dir, side_files[i]) ||
+		    join(dst, sizeof(dst), dir, side_files[i]))
+			return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
+		if (tr->side_is_tok && !strcmp(side_files[i], "generation_config.json"))
+			continue;
+		if (exists(src) && strcmp(src, dst))
+			rc = copy_file(src, dst, d);
+	}
+	return rc;
+}
+
+/* Optimizer state: arenas of the parameters' layout; on disk each tensor
+ * is in its checkpoint layout (Conv1D [in, out]) under NAME.exp_avg and
+ * NAME.exp_avg_sq. */
+static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
+{
+	const struct tk_model *m = &tr->m;
+	size_t total = 0;
+	for (int i = 0; i < m->n_tensors; i++)
+		total += m->tensors[i].n;
+	float *buf = tk_mallocn(total ? 2 * total : 1, sizeof(float));
+	tk_st_writer_t *w = NULL;
+	if (!buf || tk_st_writer_new(&w)) {
+		free(buf);
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	}
+	int rc = 0;
+	char name[200], step[32];
+	float *at = buf;
+	for (int i = 0; i < m->n_tensors && !rc; i++) {
+		const struct tk_model_tensor *t = &m->tensors[i];
+		for (int k = 0; k < 2 && !rc; k++) {
+			tk_model_export(m, t, k ? tr->exp_avg_sq : tr->exp_avg, at);
+			snprintf(name, sizeof(name), "%s.%s", t->name, k ? "exp_avg_sq" : "exp_avg");
+			rc = tk_st_writer_add(w, name, TK_DT_F32, t->ndim, t->shape, at, d);
+			at += t->n;
+		}
+	}
+	snprintf(step, sizeof(step), "%ld", tr->global_step);
+	if (!rc && (tk_st_writer_metadata(w, "optimizer", "adamw_torch") ||
+		    tk_st_writer_metadata(w, "step", step)))
+		rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	if (rc)
+		tk_st_writer_free(w);
+	else
+		rc = tk_st_writer_commit(w, path, 1, d);
+	free(buf);
+	return rc;
+}
+
+/* Inverse of tk_model_export: checkpoint layout src into the arena. */
+static void import_tensor(const struct tk_model_tensor *t, const float *src, float *arena)
+{
+	float *dst = arena + t->off;
+	if (!t->conv1d) {
+		memcpy(dst, src, t->n * sizeof(float));
+		return;
+	}
+	int64_t in = t->shape[0], out = t->shape[1];
+	for (int64_t i = 0; i < in; i++)
+		for (int64_t o = 0; o < out; o++)
+			dst[o * in + i] = src[i * out + o];
+}
+
+static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
+{
+	tk_st_t *st;
+	int rc = tk_st_open(&st, path, d);
+	if (rc)
+		return rc;
+	const struct tk_model *m = &tr->m;
+	float *tmp = NULL;
+	size_t cap = 0;
+	char name[200];
+	for (int i = 0; i < m->n_tensors && !rc; i++) {
+		const struct tk_model_tensor *t = &m->tensors[i];
+		for (int k = 0; k < 2 && !rc; k++) {
+			const struct tk_tensor_info *ti;
+			snprintf(name, sizeof(name), "%s.%s", t->name, k ? "exp_avg_sq" : "exp_avg");
+			if ((rc = tk_st_expect(st, name, t->ndim, t->shape, &ti, d)))
+				break;
+			if ((rc = tk_grow(&tmp, &cap, t->n, sizeof(*tmp)))) {
+				rc = tk_diag_set(d, rc, path, -1, "out of memory");
+				break;
+			}
+			if (!(rc = tk_st_to_f32(ti, tmp, d)))
+				import_tensor(t, tmp, k ? tr->exp_avg_sq : tr->exp_avg);
+		}
+	}
+	free(tmp);
+	tk_st_close(st);
+	return rc;
+}
+
+static void add_num(cJSON *o, const char *k, double v)
+{
+	cJSON_AddItemToObject(o, k, cJSON_CreateNumber(v));
+}
+
+static int write_json(cJSON *root, const char *path, struct tk_diag *d)
+{
+	char *text = cJSON_Print(root);
+	if (!text)
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	struct tk_afile f;
+	int rc = tk_afile_open(&f, path, 1, d);
+	if (!rc) {
+		if (fputs(text, f.fp) < 0 || fputc('\n', f.fp) < 0) {
+			rc = tk_diag_sys(d, path, "write failed");
+			tk_afile_abort(&f);
+		} else
+			rc = tk_afile_commit(&f, d);
+	}
+	cJSON_free(text);
+	return rc;
+}
+
+static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	char buf[64];
+	cJSON *r = cJSON_CreateObject();
+	if (!r)
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	cJSON_AddNullToObject(r, "best_global_step");
+	cJSON_AddNullToObject(r, "best_metric");
+	cJSON_AddNullToObject(r, "best_model_checkpoint");
+	add_num(r, "epoch", tr->epoch_f);
+	add_num(r, "eval_steps", (double)tr->eval_steps);
+	add_num(r, "global_step", (double)tr->global_step);
+	cJSON_AddFalseToObject(r, "is_hyper_param_search");
+	cJSON_AddTrueToObject(r, "is_local_process_zero");
+	cJSON_AddTrueToObject(r, "is_world_process_zero");
+	cJSON_AddItemToObject(r, "log_history", cJSON_Duplicate(tr->log_history, 1));
+	add_num(r, "logging_steps", (double)tr->logging_steps);
+	add_num(r, "max_steps", (double)tr->max_steps);
+	add_num(r, "num_input_tokens_seen", (double)tr->tokens_seen);
+	add_num(r, "num_train_epochs", (double)tr->num_epochs);
+	add_num(r, "save_steps", (double)tr->save_steps);
+	cJSON_AddItemToObject(r, "stateful_callbacks", cJSON_CreateObject());
+	add_num(r, "total_flos", 0);
+	add_num(r, "train_batch_size", o->batch);
+	cJSON_AddNullToObject(r, "trial_name");
+	cJSON_AddNullToObject(r, "trial_params");
+
+	cJSON *tk = cJSON_AddObjectToObject(r, "tk");
+	add_num(tk, "version", STATE_VERSION);
+	add_num(tk, "epoch_index", (double)(tr->global_step / tr->nupe));
+	add_num(tk, "update_in_epoch", (double)(tr->global_step % tr->nupe));
+	add_num(tk, "tr_loss", tr->tr_loss);
+	add_num(tk, "total_loss", tr->total_loss);
+	add_num(tk, "last_logged", (double)tr->last_logged);
+	add_num(tk, "per_device_train_batch_size", o->batch);
+	add_num(tk, "gradient_accumulation_steps", o->grad_accum);
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)o->seed);
+	cJSON_AddStringToObject(tk, "seed", buf);
+	cJSON_AddBoolToObject(tk, "shuffle", o->shuffle);
+	cJSON_AddStringToObject(tk, "rng", "none: the block order is a function of seed and epoch");
+	cJSON *data = cJSON_AddObjectToObject(tk, "data");
+	cJSON_AddStringToObject(data, "path", tr->data_path);
+	add_num(data, "n_blocks", (double)tr->train.n_blocks);
+	add_num(data, "seq_len", tr->train.seq_len);
+	cJSON_AddStringToObject(data, "fingerprint", tr->train.info.fingerprint);
+	snprintf(buf, sizeof(buf), "%016llx", (unsigned long long)tr->data_hash);
+	cJSON_AddStringToObject(data, "hash", buf);
+	cJSON *sc = cJSON_AddObjectToObject(tk, "schedule");
+	cJSON_AddStringToObject(sc, "type", tk_sched_name(tr->sched.type));
+	add_num(sc, "base_lr", tr->sched.base_lr);
+	add_num(sc, "warmup_steps", (double)tr->sched.warmup);
+	add_num(sc, "total_steps", (double)tr->sched.total);
+	int rc = write_json(r, path, d);
+	cJSON_Delete(r);
+	return rc;
+}
+
+static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
+{
+	char path[PATH_LEN], file[PATH_LEN];
+	if (ckpt_path(path, sizeof(path), tr->out, tr->global_step))
+		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+	struct tk_adir ad;
+	int rc = tk_adir_open(&ad, path, 1, d);
+	if (rc)
+		return rc;
+	if (!(rc = tk_model_save(&tr->m, ad.tmp, 1, d)) &&
+	    !(rc = join(file, sizeof(file), ad.tmp, "optimizer.safetensors")) &&
+	    !(rc = save_optimizer(tr, file, d)) &&
+	    !(rc = join(file, sizeof(file), ad.tmp, "trainer_state.json")) &&
+	    !(rc = save_state(tr, file, d)) && !(rc = copy_side_files(tr, ad.tmp, d)))
+		rc = tk_adir_commit(&ad, d);
+	else
+		tk_adir_abort(&ad);
+	if (rc == TK_E_INVAL && !d->msg[0])
+		rc = tk_diag_set(d, rc, path, -1, "path too long");
+	if (rc)
+		return rc;
+	tr->saved = 1;
+	snprintf(tr->last_ckpt, sizeof(tr->last_ckpt), "%s", path);
+	struct tk_train_event ev = { .kind = TK_TRAIN_EV_SAVE, .step = tr->global_step,
+				     .max_steps = tr->max_steps, .epoch = tr->epoch_f,
+				     .path = path };
+	event(tr, &ev);
+	return rotate(tr, d);
+}
+
+/* One log_history entry: to the history, to metrics.jsonl. */
+static int log_entry(struct trainer *tr, cJSON *e, struct tk_diag *d)
+{
+	add_num(e, "epoch", tr->epoch_f);
+	add_num(e, "step", (double)tr->global_step);
+	cJSON_AddItemToArray(tr->log_history, e);
+	if (!tr->metrics)
+		return 0;
+	char *line = cJSON_PrintUnformatted(e);
+	if (!line)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	int bad = fprintf(tr->metrics, "%s\n", line) < 0 || fflush(tr->metrics);
+	cJSON_free(line);
+	if (bad) {
+		return tk_diag_sys(d, tr->metrics_path, "write failed");
+	}
+	return 0;
+}
+
+/* HF's num_items_in_batch for n rows: the labels that are not -100.
+ * transformers' Trainer counts labels[..., 1:] (the predicted positions)
+ * only for models whose loss_type is ForCausalLM (LlamaForCausalLM,
+ * MistralForCausalLM, Qwen2ForCausalLM); GPT2LMHeadModel has no loss_type,
+ * so there it counts every label, position 0 of each row included.  The
+ * loss it reports and the gradient it takes are the sum over the counted
+ * predictions divided by that number, so tk counts alike. */
+static long count_items(const struct trainer *tr, const int32_t *labels, const int32_t *targets,
+			size_t n)
+{
+	long c = 0;
+	const int32_t *v = tr->m.cfg.arch == TK_ARCH_GPT2 ? labels : targets;
+	for (size_t i = 0; i < n; i++)
+		c += v[i] != -100 && v[i] >= 0;
+	return c;
+}
+
+/* eval_loss as Trainer.evaluate(): the mean over blocks of their batch's
+ * mean loss (each batch's loss repeated batch-size times), in fp32. */
+static int evaluate(struct trainer *tr, double *out, struct tk_diag *d)
+{
+	const struct tk_data *ev = &tr->eval;
+	int T = (int)ev->seq_len, eb = tr->o->eval_batch;
+	uint64_t *order;
+	if (tk_data_order(ev, 0, 0, 0, &order))
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	uint32_t *ids = tk_mallocn((size_t)eb * T, sizeof(*ids));
+	int32_t *labels = tk_mallocn((size_t)eb * T, sizeof(*labels));
+	int32_t *targets = tk_mallocn((size_t)eb * T, sizeof(*targets));
+	int rc = 0;
+	if (!ids || !labels || !targets)
+		rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	double acc = 0;
+	for (uint64_t first = 0; first < ev->n_blocks && !rc; first += (uint64_t)eb) {
+		int n = (int)(ev->n_blocks - first < (uint64_t)eb ? ev->n_blocks - first : (uint64_t)eb);
+		tk_data_batch(ev, order, first, n, ids, labels);
+		tk_model_shift_labels(labels, n, T, targets);
+		struct tk_model_loss l;
+		if ((rc = tk_model_forward(&tr->m, ids, targets, n, T, 0, 0, &l, d)))
+			break;
+		long items = count_items(tr, labels, targets, (size_t)n * T);
+		float lb = items ? (float)(l.sum / (double)items) : NAN;
+		acc += (double)lb * n;
+	}
+	free(order);
+	free(ids);
+	free(labels);
+	free(targets);
+	if (!rc)
+		*out = (double)(float)(acc / (double)ev->n_blocks);
+	return rc;
+}
+
+static int do_eval(struct trainer *tr, struct tk_diag *d)
+{
+	double t = now_s(), loss;
+	int rc = evaluate(tr, &loss, d);
+	if (rc)
+		return rc;
+	double rt = now_s() - t;
+	long nb = (long)((tr->eval.n_blocks + tr->o->eval_batch - 1) / tr->o->eval_batch);
+	cJSON *e = cJSON_CreateObject();
+	if (!e)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	add_num(e, "eval_loss", loss);
+	add_num(e, "eval_perplexity", exp(loss));
+	add_num(e, "eval_runtime", round(rt * 1e4) / 1e4);
+	add_num(e, "eval_samples_per_second",
+		rt > 0 ? round((double)tr->eval.n_blocks / rt * 1e3) / 1e3 : 0);
+	add_num(e, "eval_steps_per_second", rt > 0 ? round(nb / rt * 1e3) / 1e3 : 0);
+	tr->last_eval_loss = loss;
+	struct tk_train_event ev = { .kind = TK_TRAIN_EV_EVAL, .step = tr->global_step,
+				     .max_steps = tr->max_steps, .epoch = tr->epoch_f,
+				     .eval_loss = loss, .eval_perplexity = exp(loss) };
+	event(tr, &ev);
+	return log_entry(tr, e, d);
+}
+
+/* Steps from a TrainingArguments interval: >= 1 steps, < 1 a fraction of
+ * max_steps (rounded up). */
+static long interval(double v, long max_steps)
+{
+	if (v >= 1)
+		return (long)v;
+	long s = (long)ceil((double)max_steps * v);
+	return s > 0 ? s : 1;
+}
+
+static uint64_t hash_data(const struct tk_data *dt)
+{
+	uint64_t h = TK_FNV1A64_INIT;
+	size_t n = (size_t)(dt->n_blocks * dt->seq_len);
+	h = tk_fnv1a64(h, dt->ids, n * sizeof(*dt->ids));
+	if (dt->mask)
+		h = tk_fnv1a64(h, dt->mask, n);
+	return h;
+}
+
+static int has_tokenizer(const char *dir)
+{
+	char p[PATH_LEN];
+	return (!join(p, sizeof(p), dir, "tokenizer.json") && exists(p)) ||
+	       (!join(p, sizeof(p), dir, "vocab.json") && exists(p));
+}
+
+static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	const char *tok = o->tokenizer;
+	if (!tok && src && has_tokenizer(src))
+		tok = src;
+	if (src)
+		snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", src);
+	if (!tok)
+		return 0;
+	tk_tokenizer_t *t;
+	int rc = tk_tokenizer_load(&t, tok, d);
+	if (rc)
+		return rc == TK_E_INVAL ? TK_E_FORMAT : rc;
+	snprintf(tr->fingerprint, sizeof(tr->fingerprint), "%s", tk_tokenizer_fingerprint(t));
+	tr->have_fp = 1;
+	tk_tokenizer_free(t);
+	if (o->tokenizer) { /* its files, not the model's, go with the outputs */
+		tr->side_is_tok = 1;
+		if (is_dir(o->tokenizer))
+			snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", o->tokenizer);
+		else {
+			tr->side_dir[0] = 0;
+			snprintf(tr->side_file, sizeof(tr->side_file), "%s", o->tokenizer);
+		}
+	}
+	return 0;
+}
+
+static int load_model(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	int rc;
+	const char *src = NULL;
+	if (tr->resume_dir[0]) {
+		src = tr->resume_dir;
+		rc = tk_model_load(&tr->m, src, tr->be, d);
+	} else if (o->model_dir) {
+		src = o->model_dir;
+		char p[PATH_LEN];
+		if (join(p, sizeof(p), src, "config.json"))
+			return tk_diag_set(d, TK_E_INVAL, src, -1, "path too long");
+		if (!is_dir(src))
+			return tk_diag_set(d, TK_E_FORMAT, src, -1,
+					   "not a model directory (config.json + model.safetensors)");
+		if (!exists(p))
+			return tk_diag_set(d, TK_E_FORMAT, src, -1,
+					   "no config.json: not a Hugging Face model directory");
+		rc = tk_model_load(&tr->m, src, tr->be, d);
+	} else {
+		struct tk_model_config c;
+		if ((rc = tk_config_load(&c, o->init_config, d)))
+			return rc;
+		rc = tk_model_init(&tr->m, &c, o->seed, tr->be, d);
+	}
+	if (rc)
+		return rc;
+	return load_tokenizer(tr, src, d);
+}
+
+/* Reads trainer_state.json of the checkpoint and restores the loop state;
+ * checks that the run agrees with it. */
+static int load_state(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	char path[PATH_LEN];
+	if (join(path, sizeof(path), tr->resume_dir, "trainer_state.json"))
+		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1, "path too long");
+	struct tk_buf b = { 0 };
+	int rc = tk_read_file(path, &b, d);
+	if (rc)
+		return rc;
+	cJSON *r = cJSON_Parse(b.data);
+	tk_buf_free(&b);
+	cJSON *tk = cJSON_GetObjectItem(r, "tk");
+	cJSON *data = cJSON_GetObjectItem(tk, "data");
+	cJSON *gs = cJSON_GetObjectItem(r, "global_step");
+	cJSON *lh = cJSON_GetObjectItem(r, "log_history");
+	cJSON *ver = cJSON_GetObjectItem(tk, "version");
+	if (!cJSON_IsNumber(gs) || !cJSON_IsArray(lh) || !cJSON_IsObject(data) ||
+	    !cJSON_IsNumber(ver) || ver->valueint != STATE_VERSION) {
+		cJSON_Delete(r);
+		return tk_diag_set(d, TK_E_FORMAT, path, -1,
+				   "not a trainer state that tk-train wrote (version %d)",
+				   STATE_VERSION);
+	}
+#define NUM(obj, key) cJSON_GetNumberValue(cJSON_GetObjectItem(obj, key))
+	const char *fp = cJSON_GetStringValue(cJSON_GetObjectItem(data, "fingerprint"));
+	const char *hash = cJSON_GetStringValue(cJSON_GetObjectItem(data, "hash"));
+	const char *seed = cJSON_GetStringValue(cJSON_GetObjectItem(tk, "seed"));
+	char mine[32];
+	snprintf(mine, sizeof(mine), "%016llx", (unsigned long long)tr->data_hash);
+	if ((double)tr->train.n_blocks != NUM(data, "n_blocks") ||
+	    (double)tr->train.seq_len != NUM(data, "seq_len") || !fp ||
+	    strcmp(fp, tr->train.info.fingerprint) || !hash || strcmp(hash, mine))
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->data_path, -1,
+				 "not the blocks the checkpoint %s was trained on (%.0f blocks of "
+				 "%.0f tokens there, %llu of %u here)", tr->resume_dir,
+				 NUM(data, "n_blocks"), NUM(data, "seq_len"),
+				 (unsigned long long)tr->train.n_blocks, tr->train.seq_len);
+	else if (NUM(tk, "per_device_train_batch_size") != o->batch ||
+		 NUM(tk, "gradient_accumulation_steps") != o->grad_accum)
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				 "trained with per_device_train_batch_size %.0f and "
+				 "gradient_accumulation_steps %.0f, not %d and %d",
+				 NUM(tk, "per_device_train_batch_size"),
+				 NUM(tk, "gradient_accumulation_steps"), o->batch, o->grad_accum);
+	else if (!seed || strtoull(seed, NULL, 10) != o->seed ||
+		 cJSON_IsTrue(cJSON_GetObjectItem(tk, "shuffle")) != !!o->shuffle)
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				 "trained with seed %s%s (the block order depends on it)",
+				 seed ? seed : "?",
+				 cJSON_IsTrue(cJSON_GetObjectItem(tk, "shuffle")) ? "" : " and --no-shuffle");
+	if (!rc) {
+		tr->global_step = (long)gs->valuedouble;
+		tr->tr_loss = (float)NUM(tk, "tr_loss");
+		tr->total_loss = NUM(tk, "total_loss");
+		tr->last_logged = (long)NUM(tk, "last_logged");
+		tr->epoch_f = NUM(r, "epoch");
+		tr->tokens_seen = (uint64_t)NUM(r, "num_input_tokens_seen");
+		cJSON_Delete(tr->log_history);
+		tr->log_history = cJSON_DetachItemFromObject(r, "log_history");
+	}
+#undef NUM
+	cJSON_Delete(r);
+	return rc;
+}
+
+/* Makes the output directory ready: created, or holding nothing of an
+ * earlier run unless force or resuming. */
+static int prepare_output(struct trainer *tr, struct tk_diag *d)
+{
+	const char *out = tr->out;
+	if (!is_dir(out)) {
+		if (exists(out))
+			return tk_diag_set(d, TK_E_FORMAT, out, -1, "not a directory");
+		if (mkdir(out, 0755))
+			return tk_diag_sys(d, out, "cannot create output directory");
+		tr->created_out = 1;
+		return 0;
+	}
+	if (access(out, W_OK | X_OK))
+		return tk_diag_sys(d, out, "cannot write to output directory");
+	struct ckpt_list l;
+	int rc = list_ckpts(out, &l, 1, d);
+	if (rc)
+		return rc;
+	char p[PATH_LEN];
+	int earlier = l.n > 0 || (!join(p, sizeof(p), out, "metrics.jsonl") && exists(p)) ||
+		      (!join(p, sizeof(p), out, "model.safetensors") && exists(p));
+	if (earlier && !tr->resume_dir[0] && !tr->o->force) {
+		free(l.step);
+		return tk_diag_set(d, TK_E_EXISTS, out, -1,
+				   "holds an earlier run (use --force to replace it, or "
+				   "--resume-from-checkpoint latest to continue it)");
+	}
+	if (earlier && !tr->resume_dir[0]) { /* force: a fresh run */
+		for (size_t i = 0; i < l.n && !rc; i++) {
+			if (ckpt_path(p, sizeof(p), out, l.step[i]) || tk_rmtree(p))
+				rc = tk_diag_sys(d, p, "cannot remove");
+		}
+		if (!rc && !join(p, sizeof(p), out, "metrics.jsonl") && unlink(p) && errno != ENOENT)
+			rc = tk_diag_sys(d, p, "cannot remove");
+	}
+	free(l.step);
+	return rc;
+}
+
+static int load_data(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	char spill[PATH_LEN];
+	const char *path = tr->data_path;
+	int rc;
+	if (!strcmp(path, "-") && !o->eval_only) {
+		if (join(spill, sizeof(spill), tr->out, SPILL_NAME))
+			return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+		rc = tk_data_load(&tr->train, "-", "train", 0, spill, d);
+		tr->spilled = 1;
+	} else {
+		int dir = is_dir(path);
+		/* --eval-only: the eval split when the directory has one */
+		const char *split = "train";
+		if (o->eval_only && dir && !o->eval_data) {
+			if ((rc = tk_data_load(&tr->eval, path, "eval", 1, NULL, d)))
+				return rc;
+			if (tr->eval.n_blocks)
+				goto check;
+			tk_data_free(&tr->eval);
+		}
+		rc = tk_data_load(o->eval_only && !o->eval_data ? &tr->eval : &tr->train, path,
+				  split, 0, NULL, d);
+		if (rc || o->eval_only)
+			goto eval_data;
+		if (dir && !o->eval_data)
+			rc = tk_data_load(&tr->eval, path, "eval", 1, NULL, d);
+	}
+eval_data:
+	if (!rc && o->eval_data)
+		rc = tk_data_load(&tr->eval, o->eval_data, is_dir(o->eval_data) ? "eval" : "train", 0,
+				  NULL, d);
+	if (rc)
+		return rc;
+check:;
+	uint32_t vocab = (uint32_t)tr->m.cfg.vocab_size;
+	const char *fp = tr->have_fp ? tr->fingerprint : NULL;
+	if ((rc = tk_data_check(&tr->train, path, fp, vocab, d)) ||
+	    (rc = tk_data_check(&tr->eval, o->eval_data ? o->eval_data : path, fp, vocab, d)))
+		return rc;
+	const struct tk_data *dt[2] = { &tr->train, &tr->eval };
+	for (int i = 0; i < 2; i++)
+		if (dt[i]->n_blocks && tr->m.cfg.pos == TK_POS_LEARNED &&
+		    dt[i]->seq_len > (uint32_t)tr->m.cfg.max_pos)
+			return tk_diag_set(d, TK_E_MISMATCH, i && o->eval_data ? o->eval_data : path,
+					   -1, "blocks of %u tokens are longer than the model's %d "
+					   "positions (tk-pack --seq-len %d)", dt[i]->seq_len,
+					   tr->m.cfg.max_pos, tr->m.cfg.max_pos);
+	return 0;
+}
+
+static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
+{
+	if (!o->model_dir && !o->init_config && !o->resume)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "no model (use --model DIR or --init CONFIG.json)");
+	if (o->model_dir && o->init_config)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "--model and --init do not go together");
+	if (!o->data && (!o->resume || o->eval_only))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no data (use --data DIR|FILE|-)");
+	if (!o->output_dir && !o->eval_only)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no output directory (use --output-dir DIR)");
+	if (o->eval_only && o->resume && !o->output_dir && !strcmp(o->resume, "latest"))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "--resume-from-checkpoint latest needs --output-dir");
+	if (o->batch < 1 || o->eval_batch < 1 || o->grad_accum < 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "batch sizes and accumulation must be >= 1");
+	if (o->max_steps <= 0 && !(o->num_train_epochs > 0))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "nothing to train: num_train_epochs and max_steps are both 0");
+	if (o->logging_steps <= 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "logging_steps must be above 0");
+	if (o->save_strategy == TK_INTERVAL_STEPS && o->save_steps <= 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "save_strategy steps needs save_steps above 0");
+	return 0;
+}
+
+static void train_free(struct trainer *tr)
+{
+	tk_model_free(&tr->m);
+	tk_data_free(&tr->train);
+	tk_data_free(&tr->eval);
+	free(tr->exp_avg);
+	free(tr->exp_avg_sq);
+	free(tr->ids);
+	free(tr->labels);
+	free(tr->targets);
+	free(tr->rows);
+	cJSON_Delete(tr->log_history);
+	if (tr->metrics)
+		fclose(tr->metrics);
+}
+
+/* Schedules and intervals from the data size, as set_initial_training_values. */
+static void plan(struct trainer *tr)
+{
+	const struct tk_train_opts *o = tr->o;
+	uint64_t nb = tr->train.n_blocks;
+	tr->steps_in_epoch = (long)((nb + (uint64_t)o->batch - 1) / (uint64_t)o->batch);
+	tr->nupe = tr->steps_in_epoch / o->grad_accum + (tr->steps_in_epoch % o->grad_accum > 0);
+	if (tr->nupe < 1)
+		tr->nupe = 1;
+	if (o->max_steps > 0) {
+		tr->max_steps = (long)o->max_steps;
+		tr->num_epochs = tr->max_steps / tr->nupe + (tr->max_steps % tr->nupe > 0);
+	} else {
+		tr->max_steps = (long)ceil(o->num_train_epochs * (double)tr->nupe);
+		tr->num_epochs = (long)ceil(o->num_train_epochs);
+	}
+	tr->sched.type = o->sched;
+	tr->sched.base_lr = o->lr;
+	tr->sched.total = tr->max_steps;
+	tr->sched.warmup = tk_sched_warmup_steps(o->warmup, tr->max_steps);
+	tr->logging_steps = interval(o->logging_steps, tr->max_steps);
+	tr->eval_steps = interval(o->eval_steps > 0 ? o->eval_steps : o->logging_steps,
+				  tr->max_steps);
+	tr->save_steps = interval(o->save_steps > 0 ? o->save_steps : 500, tr->max_steps);
+}
+
+static int nonfinite(struct trainer *tr, const char *what, double v, struct tk_diag *d)
+{
+	char ck[PATH_LEN + 64];
+	if (tr->saved)
+		snprintf(ck, sizeof(ck), "the last good checkpoint is %s", tr->last_ckpt);
+	else
+		snprintf(ck, sizeof(ck), "no checkpoint was saved before it");
+	return tk_diag_set(d, TK_E_FORMAT, NULL, -1,
+			   "step %ld (epoch %.2f): %s is %s, training stopped (try a lower "
+			   "--learning-rate); %s", tr->global_step + 1, tr->epoch_f, what,
+			   isnan(v) ? "nan" : "inf", ck);
+}
+
+/* One optimizer step over n_mb micro-batches starting at micro-batch mb0
+ * of the epoch's order. */
+static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n_mb,
+		      float *loss_out, double *norm_out, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	struct tk_model *m = &tr->m;
+	int T = tr->T, rc;
+	size_t per = (size_t)o->batch * T;
+	long items = 0;
+	for (int i = 0; i < n_mb; i++) {
+		uint64_t first = (uint64_t)(mb0 + i) * (uint64_t)o->batch;
+		uint64_t left = tr->train.n_blocks - first;
+		int n = left < (uint64_t)o->batch ? (int)left : o->batch;
+		tr->rows[i] = n;
+		tk_data_batch(&tr->train, order, first, n, tr->ids + i * per, tr->labels + i * per);
+		tk_model_shift_labels(tr->labels + i * per, n, T, tr->targets + i * per);
+		items += count_items(tr, tr->labels + i * per, tr->targets + i * per, (size_t)n * T);
+	}
+	if ((rc = tk_model_zero_grad(m, d)))
+		return rc;
+	float step_loss = 0;
+	for (int i = 0; i < n_mb && items > 0; i++) {
+		struct tk_model_loss l;
+		if ((rc = tk_model_forward(m, tr->ids + i * per, tr->targets + i * per, tr->rows[i],
+					   T, 1, (double)items, &l, d)))
+			return rc;
+		float li = (float)(l.sum / (double)items);
+		if (!isfinite(li))
+			return nonfinite(tr, "the loss", li, d);
+		if ((rc = tk_model_backward(m, d)))
+			return rc;
+		step_loss += li;
+		tr->tr_loss += li;
+		tr->tokens_run += (uint64_t)tr->rows[i] * T;
+		tr->tokens_seen += (uint64_t)tr->rows[i] * T;
+	}
+	double ss = 0;
+	for (int i = 0; i < m->n_tensors && !rc; i++)
+		rc = tk_sum_squares(tr->be, &ss, m->grads + m->tensors[i].off, m->tensors[i].n);
+	if (rc)
+		return tk_diag_set(d, rc, NULL, -1, "gradient norm: %s", tk_strerror(rc));
+	double norm = sqrt(ss);
+	if (!isfinite(norm))
+		return nonfinite(tr, "the gradient norm", norm, d);
+	if (o->max_grad_norm > 0) { /* clip_grad_norm_, in fp32 as torch */
+		float coef = (float)o->max_grad_norm / ((float)norm + 1e-6f);
+		if (coef < 1.0f && (rc = tk_scale(tr->be, m->grads, coef, m->n_params)))
+			return tk_diag_set(d, rc, NULL, -1, "clipping: %s", tk_strerror(rc));
+	}
+	double lr = tk_sched_lr(&tr->sched, tr->global_step);
+	for (int i = 0; i < m->n_tensors && !rc; i++) {
+		const struct tk_model_tensor *t = &m->tensors[i];
+		rc = tk_adamw(tr->be, m->params + t->off, m->grads + t->off, tr->exp_avg + t->off,
+			      tr->exp_avg_sq + t->off, t->n, lr, o->beta1, o->beta2, o->eps,
+			      t->decay ? o->weight_decay : 0.0, (int)(tr->global_step + 1));
+	}
+	if (rc)
+		return tk_diag_set(d, rc, NULL, -1, "optimizer step: %s", tk_strerror(rc));
+	tr->global_step++;
+	*loss_out = step_loss;
+	*norm_out = norm;
+	return 0;
+}
+
+static int maybe_log(struct trainer *tr, double lr, double norm, float step_loss, int final,
+		     struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	int rc = 0;
+	int do_log = (tr->global_step == 1 && o->logging_first_step) ||
+		     tr->global_step % tr->logging_steps == 0;
+	int want_eval = o->eval_strategy == TK_INTERVAL_STEPS &&
+		      (tr->global_step % tr->eval_steps == 0 || final);
+	int do_save = o->save_strategy == TK_INTERVAL_STEPS &&
+		      (tr->global_step % tr->save_steps == 0 || final);
+	struct tk_train_event ev = { .kind = TK_TRAIN_EV_STEP, .step = tr->global_step,
+				     .max_steps = tr->max_steps, .first_step = tr->first_step,
+				     .epoch = tr->epoch_f, .loss = step_loss, .lr = lr,
+				     .grad_norm = norm };
+	if (do_log && tr->global_step > tr->last_logged) {
+		double loss = (double)tr->tr_loss / (double)(tr->global_step - tr->last_logged);
+		tr->total_loss += (double)tr->tr_loss;
+		tr->tr_loss = 0;
+		tr->last_logged = tr->global_step;
+		cJSON *e = cJSON_CreateObject();
+		if (!e)
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		add_num(e, "loss", loss);
+		add_num(e, "grad_norm", norm);
+		add_num(e, "learning_rate", lr);
+		if ((rc = log_entry(tr, e, d)))
+			return rc;
+		ev.logged = 1;
+		ev.logged_loss = loss;
+	}
+	ev.elapsed = now_s() - tr->t0;
+	ev.tokens_per_s = ev.elapsed > 0 ? (double)tr->tokens_run / ev.elapsed : 0;
+	event(tr, &ev);
+	if (want_eval && (rc = do_eval(tr, d)))
+		return rc;
+	if (do_save && (rc = save_checkpoint(tr, d)))
+		return rc;
+	return 0;
+}
+
+static int train_loop(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	int rc = 0, stop = tr->global_step >= tr->max_steps;
+	long ga = o->grad_accum;
+	for (long epoch = tr->global_step / tr->nupe; epoch < tr->num_epochs && !stop; epoch++) {
+		uint64_t *order;
+		if (tk_data_order(&tr->train, o->seed, (uint64_t)epoch, o->shuffle, &order))
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		long rem = tr->steps_in_epoch % ga ? tr->steps_in_epoch % ga : ga;
+		long upd0 = epoch == tr->global_step / tr->nupe ? tr->global_step % tr->nupe : 0;
+		for (long upd = upd0; upd < tr->nupe && !rc; upd++) {
+			int n_mb = (int)(upd != tr->nupe - 1 ? ga : rem);
+			double lr = tk_sched_lr(&tr->sched, tr->global_step);
+			float loss = 0;
+			double norm = 0;
+			if ((rc = train_step(tr, order, upd * ga, n_mb, &loss, &norm, d)))
+				break;
+			long step_mb = upd * ga + n_mb - 1; /* HF's step within the epoch */
+			tr->epoch_f = (double)epoch + (double)(step_mb + 1) / (double)tr->steps_in_epoch;
+			stop = tr->global_step >= tr->max_steps;
+			if ((rc = maybe_log(tr, lr, norm, loss, stop, d)))
+				break;
+			if (stop)
+				break;
+		}
+		free(order);
+		if (rc)
+			return rc;
+		if (o->eval_strategy == TK_INTERVAL_EPOCH && (rc = do_eval(tr, d)))
+			return rc;
+		if (o->save_strategy == TK_INTERVAL_EPOCH && (rc = save_checkpoint(tr, d)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The data path a checkpoint was trained on (OUT/data.tks for a stream). */
+static int stored_data_path(struct trainer *tr, struct tk_diag *d)
+{
+	char path[PATH_LEN];
+	if (join(path, sizeof(path), tr->resume_dir, "trainer_state.json"))
+		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1, "path too long");
+	struct tk_buf b = { 0 };
+	int rc = tk_read_file(path, &b, d);
+	if (rc)
+		return rc;
+	cJSON *r = cJSON_Parse(b.data);
+	tk_buf_free(&b);
+	const char *p = cJSON_GetStringValue(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "tk"), "data"), "path"));
+	if (!p)
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "names no training data (give --data)");
+	else if (!strcmp(p, "-"))
+		rc = join(tr->data_path, sizeof(tr->data_path), tr->out, SPILL_NAME);
+	else
+		snprintf(tr->data_path, sizeof(tr->data_path), "%s", p);
+	cJSON_Delete(r);
+	return rc;
+}
+
+static int open_metrics(struct trainer *tr, struct tk_diag *d)
+{
+	char *path = tr->metrics_path;
+	if (join(path, sizeof(tr->metrics_path), tr->out, "metrics.jsonl"))
+		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+	if (tr->resume_dir[0]) { /* the history up to the checkpoint, then on */
+		struct tk_afile f;
+		int rc = tk_afile_open(&f, path, 1, d);
+		if (rc)
+			return rc;
+		int n = cJSON_GetArraySize(tr->log_history);
+		for (int i = 0; i < n && !rc; i++) {
+			char *line = cJSON_PrintUnformatted(cJSON_GetArrayItem(tr->log_history, i));
+			if (!line || fprintf(f.fp, "%s\n", line) < 0)
+				rc = tk_diag_sys(d, path, "write failed");
+			cJSON_free(line);
+		}
+		if (rc) {
+			tk_afile_abort(&f);
+			return rc;
+		}
+		if ((rc = tk_afile_commit(&f, d)))
+			return rc;
+	}
+	if (!(tr->metrics = fopen(path, tr->resume_dir[0] ? "a" : "w")))
+		return tk_diag_sys(d, path, "cannot create");
+	return 0;
+}
+
+static int finish(struct trainer *tr, struct tk_diag *d)
+{
+	double rt = now_s() - tr->t0;
+	long steps = tr->global_step - tr->first_step;
+	double train_loss = tr->global_step ? (tr->total_loss + tr->tr_loss) / (double)tr->global_step
+					    : 0;
+	cJSON *e = cJSON_CreateObject();
+	if (!e)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	add_num(e, "train_runtime", round(rt * 1e4) / 1e4);
+	add_num(e, "train_samples_per_second",
+		rt > 0 ? round((double)steps * tr->o->batch * tr->o->grad_accum / rt * 1e3) / 1e3 : 0);
+	add_num(e, "train_steps_per_second", rt > 0 ? round((double)steps / rt * 1e3) / 1e3 : 0);
+	add_num(e, "total_flos", 0);
+	add_num(e, "train_loss", train_loss);
+	int rc = log_entry(tr, e, d);
+	if (!rc)
+		rc = tk_model_save(&tr->m, tr->out, 1, d);
+	if (!rc)
+		rc = copy_side_files(tr, tr->out, d);
+	if (rc)
+		return rc;
+	struct tk_train_event ev = { .kind = TK_TRAIN_EV_END, .step = tr->global_step,
+				     .max_steps = tr->max_steps, .first_step = tr->first_step,
+				     .epoch = tr->epoch_f, .loss = train_loss, .elapsed = rt,
+				     .tokens_per_s = rt > 0 ? (double)tr->tokens_run / rt : 0,
+				     .path = tr->out };
+	event(tr, &ev);
+	return 0;
+}
+
+static int setup(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	int rc;
+	if (o->output_dir)
+		snprintf(tr->out, sizeof(tr->out), "%s", o->output_dir);
+	if (o->resume && !strcmp(o->resume, "latest")) {
+		if ((rc = tk_train_latest_checkpoint(tr->out, tr->resume_dir, sizeof(tr->resume_dir),
+						     d)))
+			return rc;
+	} else if (o->resume) {
+		if (!is_dir(o->resume))
+			return tk_diag_set(d, TK_E_FORMAT, o->resume, -1,
+					   "no such checkpoint directory");
+		snprintf(tr->resume_dir, sizeof(tr->resume_dir), "%s", o->resume);
+	}
+	if (o->data)
+		snprintf(tr->data_path, sizeof(tr->data_path), "%s", o->data);
+	else if ((rc = stored_data_path(tr, d)))
+		return rc;
+	if ((rc = load_model(tr, d)))
+		return rc;
+	if (!o->eval_only && (rc = prepare_output(tr, d)))
+		return rc;
+	if ((rc = load_data(tr, d)))
+		return rc;
+	if ((o->eval_only || o->eval_strategy != TK_INTERVAL_NO) && !tr->eval.n_blocks)
+		return tk_diag_set(d, TK_E_INVAL, tr->data_path, -1,
+				   "no eval blocks to evaluate (tk-pack --eval-fraction writes "
+				   "eval-*.tks, or give --eval-data)");
+	return 0;
+}
+
+int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_diag *d)
+{
+	struct trainer tr;
+	memset(&tr, 0, sizeof(tr));
+	tr.o = o;
+	tr.be = o->be;
+	tr.last_eval_loss = NAN;
+	int rc = check_opts(o, d);
+	if (!rc)
+		rc = setup(&tr, d);
+	if (!rc && o->eval_only) {
+		double loss;
+		if (!(rc = evaluate(&tr, &loss, d)) && eval_loss)
+			*eval_loss = loss;
+		train_free(&tr);
+		return rc;
+	}
+	if (rc)
+		goto out;
+	tr.data_hash = hash_data(&tr.train);
+	tr.T = (int)tr.train.seq_len;
+	plan(&tr);
+	size_t per = (size_t)o->batch * tr.T * o->grad_accum;
+	tr.exp_avg = calloc(tr.m.n_params ? tr.m.n_params : 1, sizeof(float));
+	tr.exp_avg_sq = calloc(tr.m.n_params ? tr.m.n_params : 1, sizeof(float));
+	tr.ids = tk_mallocn(per, sizeof(*tr.ids));
+	tr.labels = tk_mallocn(per, sizeof(*tr.labels));
+	tr.targets = tk_mallocn(per, sizeof(*tr.targets));
+	tr.rows = tk_mallocn((size_t)o->grad_accum, sizeof(*tr.rows));
+	tr.log_history = cJSON_CreateArray();
+	if (!tr.exp_avg || !tr.exp_avg_sq || !tr.ids || !tr.labels || !tr.targets || !tr.rows ||
+	    !tr.log_history) {
+		rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		goto out;
+	}
+	if (tr.resume_dir[0]) {
+		char p[PATH_LEN];
+		if ((rc = load_state(&tr, d)))
+			goto out;
+		if (join(p, sizeof(p), tr.resume_dir, "optimizer.safetensors")) {
+			rc = tk_diag_set(d, TK_E_INVAL, tr.resume_dir, -1, "path too long");
+			goto out;
+		}
+		if ((rc = load_optimizer(&tr, p, d)))
+			goto out;
+		snprintf(tr.last_ckpt, sizeof(tr.last_ckpt), "%s", tr.resume_dir);
+		tr.saved = 1;
+	}
+	if ((rc = open_metrics(&tr, d)))
+		goto out;
+	tr.first_step = tr.global_step;
+	uint64_t n = 0;
+	for (int i = 0; i < tr.m.n_tensors; i++)
+		n += tr.m.tensors[i].n;
+	struct tk_train_event ev = { .kind = TK_TRAIN_EV_START, .n_params = n, .trainable = n,
+				     .n_blocks = tr.train.n_blocks,
+				     .n_eval_blocks = tr.eval.n_blocks, .seq_len = tr.T,
+				     .step = tr.global_step, .max_steps = tr.max_steps,
+				     .first_step = tr.first_step, .epoch = tr.epoch_f };
+	event(&tr, &ev);
+	tr.t0 = now_s();
+	if (!(rc = train_loop(&tr, d)))
+		rc = finish(&tr, d);
+out:
+	if (rc && !o->resume && !tr.saved && tr.out[0]) { /* nothing worth keeping */
+		char p[PATH_LEN];
+		if (tr.created_out)
+			tk_rmtree(tr.out);
+		else {
+			if (tr.metrics && !join(p, sizeof(p), tr.out, "metrics.jsonl"))
+				unlink(p);
+			if (tr.spilled && !join(p, sizeof(p), tr.out, SPILL_NAME))
+				unlink(p);
+		}
+	}
+	train_free(&tr);
+	return rc;
+}

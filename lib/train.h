@@ -1,0 +1,125 @@
+/* train.h - the training loop of tk-train: full fine-tuning or training
+ * from scratch with Hugging Face Trainer semantics.
+ *
+ * One optimizer step accumulates gradient_accumulation_steps micro-batches
+ * of per_device_train_batch_size blocks.  As the Trainer does with
+ * num_items_in_batch, each micro-batch's loss is its summed cross-entropy
+ * divided by the number of predicted tokens in the whole accumulation
+ * window (labels[..., 1:] != -100), so the step's loss is the token mean
+ * over the window.  The gradient norm is measured before clipping (that is
+ * what is logged as grad_norm), clipped as torch.nn.utils.clip_grad_norm_
+ * does, and torch.optim.AdamW steps with the learning rate
+ * tk_sched_lr(global_step) (the rate that is logged).  Weight decay applies
+ * to the tensors whose decay flag is set (matrices and embeddings).
+ *
+ * The epoch's micro-batches never straddle epochs: the last window of an
+ * epoch takes what is left, the last batch may be short (HF's
+ * dataloader_drop_last false).  max_steps > 0 wins over num_train_epochs,
+ * which may be fractional (max_steps = ceil(epochs * updates per epoch)).
+ *
+ * Checkpoints OUT/checkpoint-STEP/ hold model.safetensors + config.json
+ * (tk_model_save), optimizer.safetensors (NAME.exp_avg and
+ * NAME.exp_avg_sq in the checkpoint layout of each parameter, F32),
+ * trainer_state.json (HF's TrainerState keys plus a "tk" object with the
+ * data position and what a resumed run must agree on) and the tokenizer
+ * files; each is built under a temporary name, fsync'ed and renamed.  A
+ * resumed run on the same backend and thread count ends with the same
+ * bytes as an uninterrupted one.
+ *
+ * The loop computes on m->params and m->grads directly, so it needs a
+ * backend whose memory the host can read (the CPU backend).
+ */
+#ifndef TK_TRAIN_H
+#define TK_TRAIN_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "schedule.h"
+#include "tk.h"
+
+enum tk_interval { TK_INTERVAL_NO = 0, TK_INTERVAL_STEPS, TK_INTERVAL_EPOCH };
+
+/* What the loop reports as it goes (for progress and messages). */
+enum tk_train_event_kind {
+	TK_TRAIN_EV_START,  /* model and data loaded, about to train */
+	TK_TRAIN_EV_STEP,   /* one optimizer step done (logged: a log line was written) */
+	TK_TRAIN_EV_EVAL,   /* an evaluation done */
+	TK_TRAIN_EV_SAVE,   /* a checkpoint written (path) */
+	TK_TRAIN_EV_END,    /* training done, final model written (path) */
+};
+
+struct tk_train_event {
+	enum tk_train_event_kind kind;
+	uint64_t n_params, trainable;  /* START */
+	uint64_t n_blocks, n_eval_blocks;
+	int seq_len;
+	long step, max_steps, first_step; /* first_step: where this run started */
+	double epoch;
+	double loss;          /* STEP: this step's loss; END: the run's mean (train_loss) */
+	int logged;           /* STEP: logged_loss is the logging window's mean */
+	double logged_loss, lr, grad_norm;
+	double eval_loss, eval_perplexity;
+	double elapsed;       /* seconds since this run started training */
+	double tokens_per_s;  /* input tokens per second in this run */
+	const char *path;     /* SAVE: the checkpoint; END: the output directory */
+};
+
+struct tk_train_opts {
+	/* The model: a Hugging Face directory, or a config.json to initialise
+	 * from (seeded by seed).  Neither when resuming: the checkpoint is the
+	 * model. */
+	const char *model_dir;
+	const char *init_config;
+	/* The tokenizer the blocks must come from, copied to the outputs; NULL:
+	 * the model directory's (or checkpoint's) when it has one, else only the
+	 * vocabulary size is checked. */
+	const char *tokenizer;
+	const char *data;       /* DIR (train-*.tks), FILE.tks or "-" */
+	const char *eval_data;  /* NULL: DIR's eval-*.tks when data is a DIR */
+	const char *output_dir; /* required unless eval_only */
+	const char *resume;     /* a checkpoint directory, "latest" or NULL */
+
+	double num_train_epochs;
+	long long max_steps;    /* <= 0: from num_train_epochs */
+	int batch, eval_batch, grad_accum;
+	double lr, weight_decay, beta1, beta2, eps, max_grad_norm;
+	enum tk_sched_type sched;
+	double warmup;          /* >= 1: steps; < 1: fraction of max_steps */
+	double logging_steps;   /* >= 1: steps; < 1: fraction of max_steps */
+	int logging_first_step;
+	enum tk_interval eval_strategy, save_strategy;
+	double eval_steps;      /* 0: logging_steps */
+	double save_steps;
+	long long save_total_limit; /* <= 0: keep every checkpoint */
+	uint64_t seed;          /* data order (and --init weights) */
+	int shuffle;            /* 0: blocks in file order every epoch */
+	int gradient_checkpointing; /* accepted, no effect yet */
+	int eval_only;          /* evaluate, do not train (nothing is written) */
+	int force;              /* replace what an earlier run left in output_dir */
+
+	struct tk_backend *be;  /* not owned */
+	void (*on_event)(void *ctx, const struct tk_train_event *ev); /* optional */
+	void *ctx;
+};
+
+/* Fills o with TrainingArguments' defaults (3 epochs, batch 8, lr 5e-5,
+ * linear schedule, logging and saving every 500 steps, seed 42...). */
+void tk_train_opts_init(struct tk_train_opts *o);
+
+/* Trains (or, with eval_only, evaluates: *eval_loss gets eval_loss as
+ * Trainer.evaluate() computes it).  Returns 0, TK_E_INVAL for options that
+ * do not fit together (named), TK_E_MISMATCH for data that does not belong
+ * to the model or checkpoint, TK_E_EXISTS for an output directory holding
+ * an earlier run (without force), TK_E_FORMAT for a non-finite loss or
+ * gradient (the step is named; the checkpoints written before stay), or
+ * the error of the part that failed (loading, saving...).  When nothing
+ * could be trained, an output directory it created is removed again.
+ * eval_loss may be NULL. */
+int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_diag *d);
+
+/* The newest OUT/checkpoint-N directory (highest N) into buf; TK_E_FORMAT
+ * naming out_dir when it has none. */
+int tk_train_latest_checkpoint(const char *out_dir, char *buf, size_t size, struct tk_diag *d);
+
+#endif

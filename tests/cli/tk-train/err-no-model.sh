@@ -1,0 +1,1 @@
+tk-train --data "$FIX/train/blocks" -o out

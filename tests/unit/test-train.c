@@ -1,0 +1,342 @@
+/* test-train.c - the training loop against transformers' Trainer.
+ *
+ * tests/fixtures/train/ was made by tests/parity/gen-train-fixture.py: a
+ * tiny GPT-2, tk-pack blocks, the TrainingArguments (train-args.json) and
+ * what Trainer.train() did with them (expected/: the final weights and the
+ * log history).  tk trains the same model on the same blocks in the same
+ * order and must end with the same weights and log the same values.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "afile.h"
+#include "backend.h"
+#include "safetensors.h"
+#include "schedule.h"
+#include "train.h"
+#include "tt.h"
+
+static struct tk_backend be;
+static char tmpdir[512];
+
+static const char *tmp_path(const char *name)
+{
+	static char buf[4][1024];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s", tmpdir, name);
+	return buf[k];
+}
+
+static cJSON *read_json(const char *path)
+{
+	struct tk_buf b = { 0 };
+	struct tk_diag d;
+	if (tk_read_file(path, &b, &d))
+		return NULL;
+	cJSON *j = cJSON_Parse(b.data);
+	tk_buf_free(&b);
+	return j;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The options of train-args.json, as tk-train --config would set them. */
+static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
+{
+	char p[1024];
+	tk_train_opts_init(o);
+	snprintf(p, sizeof(p), "%s", tt_fixture("train/train-args.json"));
+	cJSON *a = read_json(p);
+	if (!a)
+		return -1;
+	o->max_steps = (long long)num(a, "max_steps");
+	o->batch = (int)num(a, "per_device_train_batch_size");
+	o->grad_accum = (int)num(a, "gradient_accumulation_steps");
+	o->lr = num(a, "learning_rate");
+	o->weight_decay = num(a, "weight_decay");
+	o->beta1 = num(a, "adam_beta1");
+	o->beta2 = num(a, "adam_beta2");
+	o->eps = num(a, "adam_epsilon");
+	o->max_grad_norm = num(a, "max_grad_norm");
+	if (tk_sched_parse(cJSON_GetStringValue(cJSON_GetObjectItem(a, "lr_scheduler_type")),
+			   &o->sched, NULL))
+		return -1;
+	o->warmup = num(a, "warmup_steps");
+	o->logging_steps = num(a, "logging_steps");
+	o->eval_strategy = TK_INTERVAL_STEPS;
+	o->eval_steps = num(a, "eval_steps");
+	o->eval_batch = (int)num(a, "per_device_eval_batch_size");
+	o->save_strategy = TK_INTERVAL_NO;
+	o->seed = (uint64_t)num(a, "seed");
+	o->shuffle = 0;
+	o->be = &be;
+	*hold = a;
+	static char model[1024], data[1024];
+	snprintf(model, sizeof(model), "%s", tt_fixture("train/model"));
+	snprintf(data, sizeof(data), "%s", tt_fixture("train/blocks"));
+	o->model_dir = model;
+	o->data = data;
+	return 0;
+}
+
+/* Largest |a - b| / max|b| over the tensors of two safetensors files.
+ * One slice is left out and checked apart (*kbias: its largest |a - b|):
+ * GPT-2's key bias (the middle third of attn.c_attn.bias).  Its gradient is
+ * zero in exact arithmetic (softmax does not change when the same number
+ * is added to every score of a row), so both sides update it from rounding
+ * noise alone, which AdamW scales up to steps of a few 1e-6. */
+static double compare_weights(const char *got, const char *want, char *worst, size_t wsize,
+			      int *n_tensors, double *kbias)
+{
+	tk_st_t *a, *b;
+	struct tk_diag d;
+	if (tk_st_open(&a, got, &d))
+		return INFINITY;
+	if (tk_st_open(&b, want, &d)) {
+		tk_st_close(a);
+		return INFINITY;
+	}
+	double worst_err = 0;
+	*n_tensors = 0;
+	for (size_t i = 0; i < tk_st_count(b); i++) {
+		const struct tk_tensor_info *tb = tk_st_at(b, i), *ta = tk_st_find(a, tb->name);
+		if (!ta || ta->nelem != tb->nelem) {
+			snprintf(worst, wsize, "%s missing or resized", tb->name);
+			worst_err = INFINITY;
+			break;
+		}
+		float *x = malloc(ta->nelem * sizeof(float)), *y = malloc(tb->nelem * sizeof(float));
+		tk_st_to_f32(ta, x, &d);
+		tk_st_to_f32(tb, y, &d);
+		double diff = 0, scale = 0;
+		int is_kb = strstr(tb->name, "attn.c_attn.bias") != NULL;
+		uint64_t third = tb->nelem / 3;
+		for (uint64_t k = 0; k < tb->nelem; k++) {
+			if (is_kb && k >= third && k < 2 * third) {
+				*kbias = fmax(*kbias, fabs((double)x[k] - y[k]));
+				continue;
+			}
+			diff = fmax(diff, fabs((double)x[k] - y[k]));
+			scale = fmax(scale, fabs((double)y[k]));
+		}
+		double e = diff / (scale > 0 ? scale : 1);
+		if (e > worst_err) {
+			worst_err = e;
+			snprintf(worst, wsize, "%s", tb->name);
+		}
+		(*n_tensors)++;
+		free(x);
+		free(y);
+	}
+	tk_st_close(a);
+	tk_st_close(b);
+	return worst_err;
+}
+
+static double rel(double a, double b)
+{
+	return fabs(a - b) / fmax(fabs(b), 1e-30);
+}
+
+static void test_parity_trainer(void)
+{
+	struct tk_train_opts o;
+	cJSON *args;
+	TT_REQUIRE(!fixture_opts(&o, &args), "cannot read train-args.json");
+	o.output_dir = tmp_path("parity");
+	struct tk_diag d;
+	int rc = tk_train_run(&o, NULL, &d);
+	TT_REQUIRE(rc == 0, "tk_train_run: %d %s: %s", rc, d.path, d.msg);
+
+	char worst[256] = "";
+	int n = 0;
+	double kbias = 0;
+	char want[1024];
+	snprintf(want, sizeof(want), "%s", tt_fixture("train/expected/model.safetensors"));
+	double err = compare_weights(tmp_path("parity/model.safetensors"), want, worst,
+				     sizeof(worst), &n, &kbias);
+	printf("info weights after 10 steps: %d tensors, worst relative error %.2e (%s); "
+	       "key biases (zero gradient) within %.2e\n", n, err, worst, kbias);
+	TT_CHECK(n > 0 && err < 1e-5, "weights differ: %.3e in %s", err, worst);
+	TT_CHECK(kbias < 1e-4, "key biases moved apart by %.3e", kbias);
+
+	snprintf(want, sizeof(want), "%s", tt_fixture("train/expected/expected.json"));
+	cJSON *ref = read_json(want);
+	TT_REQUIRE(ref, "cannot read expected.json");
+	cJSON *hist = cJSON_GetObjectItem(ref, "log_history");
+	FILE *fp = fopen(tmp_path("parity/metrics.jsonl"), "r");
+	TT_REQUIRE(fp, "no metrics.jsonl");
+	char line[4096];
+	int i = 0;
+	double worst_loss = 0, worst_norm = 0, worst_lr = 0, worst_eval = 0;
+	while (fgets(line, sizeof(line), fp)) {
+		cJSON *e = cJSON_Parse(line);
+		TT_CHECK(e, "metrics.jsonl line %d is not JSON", i + 1);
+		if (!e || cJSON_GetObjectItem(e, "train_loss")) {
+			cJSON_Delete(e);
+			continue;
+		}
+		cJSON *w = cJSON_GetArrayItem(hist, i++);
+		TT_CHECK(w, "more log entries than the Trainer's (%d)", i);
+		if (!w) {
+			cJSON_Delete(e);
+			break;
+		}
+		TT_CHECK(num(e, "step") == num(w, "step"), "entry %d: step %g, want %g", i,
+			 num(e, "step"), num(w, "step"));
+		TT_CHECK(rel(num(e, "epoch"), num(w, "epoch")) < 1e-12, "entry %d: epoch %.17g, want %.17g",
+			 i, num(e, "epoch"), num(w, "epoch"));
+		if (cJSON_GetObjectItem(w, "loss")) {
+			worst_loss = fmax(worst_loss, rel(num(e, "loss"), num(w, "loss")));
+			worst_norm = fmax(worst_norm, rel(num(e, "grad_norm"), num(w, "grad_norm")));
+			double lr = num(w, "learning_rate");
+			worst_lr = fmax(worst_lr, lr ? rel(num(e, "learning_rate"), lr)
+						     : fabs(num(e, "learning_rate")));
+		} else {
+			TT_CHECK(cJSON_GetObjectItem(w, "eval_loss") && cJSON_GetObjectItem(e, "eval_loss"),
+				 "entry %d: not an eval entry on both sides", i);
+			worst_eval = fmax(worst_eval, rel(num(e, "eval_loss"), num(w, "eval_loss")));
+			TT_CHECK(rel(num(e, "eval_perplexity"), exp(num(w, "eval_loss"))) < 1e-5,
+				 "entry %d: eval_perplexity", i);
+		}
+		cJSON_Delete(e);
+	}
+	fclose(fp);
+	printf("info log: %d entries; worst relative error loss %.2e, grad_norm %.2e, "
+	       "learning_rate %.2e, eval_loss %.2e\n", i, worst_loss, worst_norm, worst_lr,
+	       worst_eval);
+	TT_CHECK(i == cJSON_GetArraySize(hist), "%d log entries, the Trainer has %d", i,
+		 cJSON_GetArraySize(hist));
+	TT_CHECK(worst_loss < 1e-5 && worst_norm < 1e-5 && worst_eval < 1e-5 && worst_lr < 1e-15,
+		 "logged values differ");
+	cJSON_Delete(ref);
+	cJSON_Delete(args);
+}
+
+static void test_eval_only(void)
+{
+	struct tk_train_opts o;
+	cJSON *args;
+	TT_REQUIRE(!fixture_opts(&o, &args), "cannot read train-args.json");
+	o.eval_only = 1;
+	double loss = NAN;
+	struct tk_diag d;
+	int rc = tk_train_run(&o, &loss, &d);
+	TT_REQUIRE(rc == 0, "tk_train_run: %d %s", rc, d.msg);
+	char p[1024];
+	snprintf(p, sizeof(p), "%s", tt_fixture("train/expected/expected.json"));
+	cJSON *ref = read_json(p);
+	TT_REQUIRE(ref, "cannot read expected.json");
+	double want = num(ref, "eval_loss_before");
+	printf("info eval_loss %.9g, trainer.evaluate() %.9g\n", loss, want);
+	TT_CHECK(rel(loss, want) < 1e-6, "eval_loss %.9g, want %.9g", loss, want);
+	cJSON_Delete(ref);
+	cJSON_Delete(args);
+}
+
+/* Resuming from a checkpoint ends with the same bytes as running straight. */
+static void test_resume_same_bytes(void)
+{
+	struct tk_train_opts o;
+	cJSON *args;
+	TT_REQUIRE(!fixture_opts(&o, &args), "cannot read train-args.json");
+	o.save_strategy = TK_INTERVAL_STEPS;
+	o.save_steps = 3;
+	o.shuffle = 1;
+	o.output_dir = tmp_path("straight");
+	struct tk_diag d;
+	int rc = tk_train_run(&o, NULL, &d);
+	TT_REQUIRE(rc == 0, "straight: %d %s", rc, d.msg);
+	struct stat st;
+	TT_REQUIRE(stat(tmp_path("straight/checkpoint-3/optimizer.safetensors"), &st) == 0,
+		   "no checkpoint-3");
+	TT_REQUIRE(stat(tmp_path("straight/checkpoint-10/trainer_state.json"), &st) == 0,
+		   "no final checkpoint-10");
+
+	mkdir(tmp_path("resumed"), 0755);
+	char cmd[4096];
+	snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s'", tmp_path("straight/checkpoint-3"),
+		 tmp_path("resumed/"));
+	TT_REQUIRE(system(cmd) == 0, "cp failed");
+	o.output_dir = tmp_path("resumed");
+	o.resume = "latest";
+	rc = tk_train_run(&o, NULL, &d);
+	TT_REQUIRE(rc == 0, "resumed: %d %s", rc, d.msg);
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'", tmp_path("straight/model.safetensors"),
+		 tmp_path("resumed/model.safetensors"));
+	TT_CHECK(system(cmd) == 0, "resumed model.safetensors differs from the straight run's");
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s' '%s'",
+		 tmp_path("straight/checkpoint-9/optimizer.safetensors"),
+		 tmp_path("resumed/checkpoint-9/optimizer.safetensors"));
+	TT_CHECK(system(cmd) == 0, "optimizer state at step 9 differs");
+	cJSON_Delete(args);
+}
+
+static void test_latest_checkpoint(void)
+{
+	const char *names[] = { "latest", "latest/checkpoint-2", "latest/checkpoint-10",
+				"latest/checkpoint-9", "latest/checkpoint-11.tmp-99",
+				"latest/checkpoint-x" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		mkdir(tmp_path(names[i]), 0755);
+	char buf[1024];
+	struct tk_diag d;
+	int rc = tk_train_latest_checkpoint(tmp_path("latest"), buf, sizeof(buf), &d);
+	TT_REQUIRE(rc == 0, "%s", d.msg);
+	TT_CHECK(!strcmp(buf, tmp_path("latest/checkpoint-10")), "got %s", buf);
+	mkdir(tmp_path("none"), 0755);
+	rc = tk_train_latest_checkpoint(tmp_path("none"), buf, sizeof(buf), &d);
+	TT_CHECK(rc == TK_E_FORMAT && strstr(d.msg, "no checkpoint"), "rc %d: %s", rc, d.msg);
+}
+
+static void test_nan_stops(void)
+{
+	struct tk_train_opts o;
+	cJSON *args;
+	TT_REQUIRE(!fixture_opts(&o, &args), "cannot read train-args.json");
+	o.lr = 1e30;
+	o.warmup = 0;
+	o.max_grad_norm = 0;
+	o.save_strategy = TK_INTERVAL_STEPS;
+	o.save_steps = 1;
+	o.output_dir = tmp_path("nan");
+	struct tk_diag d;
+	int rc = tk_train_run(&o, NULL, &d);
+	TT_CHECK(rc == TK_E_FORMAT, "rc %d", rc);
+	TT_CHECK(strstr(d.msg, "step 2 ") && strstr(d.msg, "checkpoint-1"), "message: %s", d.msg);
+	struct stat st;
+	TT_CHECK(stat(tmp_path("nan/checkpoint-1/model.safetensors"), &st) == 0,
+		 "the good checkpoint is gone");
+	TT_CHECK(stat(tmp_path("nan/checkpoint-2"), &st) != 0, "a checkpoint after the failure");
+	TT_CHECK(stat(tmp_path("nan/model.safetensors"), &st) != 0, "a final model after the failure");
+	cJSON_Delete(args);
+}
+
+int main(void)
+{
+	struct tk_diag d;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test-train-XXXXXX",
+		 getenv("TK_TMP") ? getenv("TK_TMP") : "/tmp");
+	if (!mkdtemp(tmpdir) || tk_backend_cpu_init(&be, 1, &d)) {
+		printf("FAIL setup: %s\n", d.msg);
+		return 1;
+	}
+	TT_RUN(test_parity_trainer);
+	TT_RUN(test_eval_only);
+	TT_RUN(test_resume_same_bytes);
+	TT_RUN(test_latest_checkpoint);
+	TT_RUN(test_nan_stops);
+	tk_backend_free(&be);
+	tk_rmtree(tmpdir);
+	return tt_done();
+}

@@ -1,0 +1,335 @@
+/* tk-train - full fine-tuning or training from scratch (see man/tk-train.1). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "train.h"
+
+static const char *const usage[] = {
+	"tk-train --model DIR --data DIR|FILE|- --output-dir OUT [OPTIONS]",
+	"tk-train --init CONFIG.json --data DIR|FILE|- --output-dir OUT [OPTIONS]",
+	"tk-train --resume-from-checkpoint PATH|latest --output-dir OUT [OPTIONS]",
+	"tk-train --eval-only --model DIR --data DIR|FILE|- [OPTIONS]",
+	NULL,
+};
+
+static const char about[] =
+	"Trains a causal language model on the blocks from tk-pack, as Hugging Face's Trainer "
+	"does with the same TrainingArguments: --model fine-tunes a model directory, --init "
+	"trains a new model from a config.json.  Progress goes to stderr, one JSON object per "
+	"log or eval step to OUT/metrics.jsonl, checkpoints to OUT/checkpoint-STEP/, and at the "
+	"end OUT/ is a model directory that transformers loads; the final metrics go to stdout "
+	"as one JSON object.";
+
+/* Keys of a TrainingArguments JSON that mean nothing to tk-train. */
+static const char *const ignored_keys[] = {
+	"report_to", "run_name", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
+	"hub_private_repo", "hub_always_push", "hub_revision", "logging_dir", "logging_strategy",
+	"logging_nan_inf_filter", "do_train", "do_eval", "do_predict", "overwrite_output_dir",
+	"disable_tqdm", "dataloader_num_workers", "dataloader_pin_memory",
+	"dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_drop_last",
+	"remove_unused_columns", "save_safetensors", "save_on_each_node", "save_only_model",
+	"local_rank", "log_level", "log_level_replica", "log_on_each_node", "skip_memory_metrics",
+	"prediction_loss_only", "use_cpu", "no_cuda", "ddp_backend", "ddp_timeout",
+	"ddp_find_unused_parameters", "ignore_data_skip", "include_num_input_tokens_seen",
+	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", NULL,
+};
+
+static struct {
+	const char *model, *init, *tokenizer, *data, *eval_data, *output_dir, *config, *resume;
+	const char *sched, *eval_strategy, *save_strategy, *optim;
+	double epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
+	double logging_steps, eval_steps, save_steps;
+	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads;
+	int logging_first_step, shuffle, grad_ckpt, eval_only, force, quiet;
+} a = {
+	.sched = "linear", .eval_strategy = "no", .save_strategy = "steps",
+	.optim = "adamw_torch", .epochs = 3, .lr = 5e-5, .beta1 = 0.9, .beta2 = 0.999,
+	.eps = 1e-8, .max_grad_norm = 1.0, .warmup_ratio = -1, .logging_steps = 500,
+	.save_steps = 500, .max_steps = -1, .batch = 8, .eval_batch = 8, .grad_accum = 1,
+	.seed = 42, .shuffle = 1,
+};
+
+static const struct tk_opt opts[] = {
+	TK_OPT_GROUP("Model and data:"),
+	TK_OPT_STR(0, "model", &a.model, "DIR", "fine-tune this Hugging Face model directory"),
+	TK_OPT_STR(0, "init", &a.init, "CONFIG.json",
+		   "train a new model from this config.json (weights drawn with --seed)"),
+	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH",
+		   "the tokenizer the blocks must come from, copied to the outputs (default: the "
+		   "model directory's)"),
+	TK_OPT_STR(0, "data", &a.data, "PATH",
+		   "blocks from tk-pack: a directory (train-*.tks), a .tks file or - (stdin)"),
+	TK_OPT_STR(0, "eval-data", &a.eval_data, "PATH",
+		   "eval blocks (default: the --data directory's eval-*.tks)"),
+	TK_OPT_STR('o', "output-dir", &a.output_dir, "OUT",
+		   "checkpoints, metrics.jsonl and the final model go here"),
+	TK_OPT_STR(0, "config", &a.config, "FILE.json",
+		   "TrainingArguments as JSON (snake_case keys); the command line wins"),
+	TK_OPT_STR(0, "resume-from-checkpoint", &a.resume, "PATH|latest",
+		   "continue from a checkpoint directory, or the newest one in OUT"),
+	TK_OPT_GROUP("Training (Hugging Face TrainingArguments):"),
+	TK_OPT_DOUBLE(0, "num-train-epochs", &a.epochs, "N", 0, 1e9, "epochs, may be fractional (3)"),
+	TK_OPT_INT(0, "max-steps", &a.max_steps, "N", -1, 1e15,
+		   "optimizer steps; > 0 overrides --num-train-epochs (-1)"),
+	TK_OPT_INT(0, "per-device-train-batch-size", &a.batch, "N", 1, 1 << 20, "blocks per batch (8)"),
+	TK_OPT_INT(0, "gradient-accumulation-steps", &a.grad_accum, "N", 1, 1 << 20,
+		   "batches per optimizer step (1)"),
+	TK_OPT_DOUBLE(0, "learning-rate", &a.lr, "LR", 0, 1e300, "peak learning rate (5e-5)"),
+	TK_OPT_DOUBLE(0, "weight-decay", &a.wd, "W", 0, 1e9,
+		      "AdamW weight decay, not on biases and norms (0)"),
+	TK_OPT_DOUBLE(0, "adam-beta1", &a.beta1, "B", 0, 1, "(0.9)"),
+	TK_OPT_DOUBLE(0, "adam-beta2", &a.beta2, "B", 0, 1, "(0.999)"),
+	TK_OPT_DOUBLE(0, "adam-epsilon", &a.eps, "E", 0, 1, "(1e-8)"),
+	TK_OPT_DOUBLE(0, "max-grad-norm", &a.max_grad_norm, "N", 0, 1e300,
+		      "clip the gradient norm to N; 0: no clipping (1.0)"),
+	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched, "linear|cosine|constant|constant_with_warmup",
+		      "learning-rate schedule (linear)"),
+	TK_OPT_DOUBLE(0, "warmup-steps", &a.warmup, "N", 0, 1e15,
+		      "linear warmup: N >= 1 steps, or a fraction of the steps below 1 (0)"),
+	TK_OPT_DOUBLE(0, "warmup-ratio", &a.warmup_ratio, "F", 0, 1,
+		      "warmup as a fraction of the steps (as --warmup-steps F)"),
+	TK_OPT_CHOICE(0, "optim", &a.optim, "adamw_torch|adamw_torch_fused",
+		      "the optimizer: torch.optim.AdamW either way (adamw_torch)"),
+	TK_OPT_INT(0, "seed", &a.seed, "S", 0, 9e18, "seed of the block order and of --init (42)"),
+	TK_OPT_BOOL(0, "shuffle", &a.shuffle,
+		    "a seeded random block order each epoch (default); --no-shuffle: file order"),
+	TK_OPT_BOOL(0, "gradient-checkpointing", &a.grad_ckpt,
+		    "accepted for compatibility; has no effect yet"),
+	TK_OPT_GROUP("Logging, evaluation and checkpoints:"),
+	TK_OPT_DOUBLE(0, "logging-steps", &a.logging_steps, "N", 0, 1e15,
+		      "log every N steps, or a fraction of the steps below 1 (500)"),
+	TK_OPT_BOOL(0, "logging-first-step", &a.logging_first_step, "log the first step too"),
+	TK_OPT_CHOICE(0, "eval-strategy", &a.eval_strategy, "no|steps|epoch", "when to evaluate (no)"),
+	TK_OPT_DOUBLE(0, "eval-steps", &a.eval_steps, "N", 0, 1e15,
+		      "evaluate every N steps (default: --logging-steps)"),
+	TK_OPT_INT(0, "per-device-eval-batch-size", &a.eval_batch, "N", 1, 1 << 20,
+		   "blocks per eval batch (8)"),
+	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch",
+		      "when to write a checkpoint (steps)"),
+	TK_OPT_DOUBLE(0, "save-steps", &a.save_steps, "N", 0, 1e15,
+		      "checkpoint every N steps, or a fraction of the steps below 1 (500)"),
+	TK_OPT_INT(0, "save-total-limit", &a.save_total_limit, "N", 0, 1e15,
+		   "keep only the newest N checkpoints (0: all)"),
+	TK_OPT_GROUP("tk:"),
+	TK_OPT_BOOL(0, "eval-only", &a.eval_only,
+		    "evaluate without training: --eval-data, else the --data directory's eval "
+		    "split, else the --data blocks; metrics to stdout"),
+	TK_OPT_INT(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
+	TK_OPT_BOOL('f', "force", &a.force, "replace an earlier run in OUT"),
+	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),
+	TK_OPT_HELP(),
+	TK_OPT_END,
+};
+
+static enum tk_interval strategy(const char *s)
+{
+	return !strcmp(s, "steps") ? TK_INTERVAL_STEPS : !strcmp(s, "epoch") ? TK_INTERVAL_EPOCH
+									      : TK_INTERVAL_NO;
+}
+
+struct view {
+	int quiet, tty, bar;
+	struct tk_train_event end;
+};
+
+/* n with thousands separators, as Python's format(n, ",d") (PEFT's line). */
+static const char *commas(char *buf, unsigned long long n)
+{
+	char tmp[32];
+	int len = snprintf(tmp, sizeof(tmp), "%llu", n), j = 0;
+	for (int i = 0; i < len; i++) {
+		if (i && (len - i) % 3 == 0)
+			buf[j++] = ',';
+		buf[j++] = tmp[i];
+	}
+	buf[j] = 0;
+	return buf;
+}
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+	long t = (long)(s + 0.5);
+	if (t >= 3600)
+		snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+	else
+		snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+static void on_event(void *ctx, const struct tk_train_event *ev)
+{
+	struct view *v = ctx;
+	if (ev->kind == TK_TRAIN_EV_END)
+		v->end = *ev;
+	if (v->quiet)
+		return;
+	if (v->bar && ev->kind != TK_TRAIN_EV_STEP) {
+		fputs("\r\033[K", stderr);
+		v->bar = 0;
+	}
+	char eta[32], n1[40], n2[40];
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	switch (ev->kind) {
+	case TK_TRAIN_EV_START:
+		fprintf(stderr, "trainable params: %s || all params: %s || trainable%%: %.4f\n",
+			commas(n1, ev->trainable), commas(n2, ev->n_params),
+			ev->n_params ? 100.0 * (double)ev->trainable / (double)ev->n_params : 0.0);
+		fprintf(stderr, "%s: %llu blocks of %d tokens (%llu eval), %s at step %ld of %ld\n",
+			tk_prog, (unsigned long long)ev->n_blocks, ev->seq_len,
+			(unsigned long long)ev->n_eval_blocks, ev->step ? "resuming" : "starting",
+			ev->step, ev->max_steps);
+		break;
+	case TK_TRAIN_EV_STEP: {
+		long done = ev->step - ev->first_step;
+		double left = done ? ev->elapsed / done * (double)(ev->max_steps - ev->step) : 0;
+		fmt_time(eta, sizeof(eta), left);
+		if (ev->logged || !v->tty) {
+			if (!ev->logged)
+				break;
+			if (v->bar)
+				fputs("\r\033[K", stderr);
+			fprintf(stderr, "%s: step %ld/%ld epoch %.2f loss %.4f grad_norm %.4g lr %.4g "
+				"%.0f tokens/s ETA %s mem %ld MB\n", tk_prog, ev->step, ev->max_steps,
+				ev->epoch, ev->logged_loss, ev->grad_norm, ev->lr, ev->tokens_per_s, eta,
+				ru.ru_maxrss / 1024);
+		}
+		if (v->tty) {
+			int w = 24, fill = ev->max_steps ? (int)(w * ev->step / ev->max_steps) : w;
+			fprintf(stderr, "\rtraining [%.*s%*s] %ld/%ld loss %.4f lr %.3g %.0f tok/s ETA %s "
+				"mem %ld MB\033[K", fill, "########################", w - fill, "",
+				ev->step, ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
+				ru.ru_maxrss / 1024);
+			v->bar = 1;
+		}
+		break;
+	}
+	case TK_TRAIN_EV_EVAL:
+		fprintf(stderr, "%s: step %ld epoch %.2f eval_loss %.4f eval_perplexity %.4g\n",
+			tk_prog, ev->step, ev->epoch, ev->eval_loss, ev->eval_perplexity);
+		break;
+	case TK_TRAIN_EV_SAVE:
+		fprintf(stderr, "%s: saved %s\n", tk_prog, ev->path);
+		break;
+	case TK_TRAIN_EV_END:
+		fmt_time(eta, sizeof(eta), ev->elapsed);
+		fprintf(stderr, "%s: done: %ld steps, train_loss %.4f, %s, %.0f tokens/s; model in %s\n",
+			tk_prog, ev->step, ev->loss, eta, ev->tokens_per_s, ev->path);
+		break;
+	}
+}
+
+/* --config: the JSON, then the command line again so that it wins. */
+static int apply_config(int argc, char **argv, void **hold)
+{
+	struct tk_diag d;
+	struct tk_buf b = { 0 };
+	int rc = tk_read_file(a.config, &b, &d);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	rc = tk_opt_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
+	tk_buf_free(&b);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	int npos;
+	if ((rc = tk_opt_parse(argc, argv, opts, &npos, &d)))
+		return tk_cli_usage_error("%s", d.msg);
+	return 0;
+}
+
+/* argv before parsing (which reorders it), for the second pass; lives
+ * until exit. */
+static char **copy;
+
+int main(int argc, char **argv)
+{
+	tk_cli_init(argv[0]);
+	copy = calloc((size_t)argc + 1, sizeof(*copy));
+	if (!copy)
+		return tk_cli_error("out of memory");
+	memcpy(copy, argv, (size_t)argc * sizeof(*copy));
+	int npos, exit_now;
+	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
+	if (exit_now)
+		return ec;
+	if (npos)
+		return tk_cli_usage_error("unexpected argument '%s'", argv[0]);
+	void *hold = NULL;
+	if (a.config && (ec = apply_config(argc, copy, &hold)))
+		return ec;
+	if (a.warmup_ratio >= 0 && a.warmup > 0)
+		return tk_cli_usage_error("--warmup-steps and --warmup-ratio do not go together");
+	if (a.warmup_ratio >= 1)
+		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
+
+	struct tk_train_opts o;
+	struct tk_diag d;
+	tk_train_opts_init(&o);
+	o.model_dir = a.model;
+	o.init_config = a.init;
+	o.tokenizer = a.tokenizer;
+	o.data = a.data;
+	o.eval_data = a.eval_data;
+	o.output_dir = a.output_dir;
+	o.resume = a.resume;
+	o.num_train_epochs = a.epochs;
+	o.max_steps = a.max_steps;
+	o.batch = (int)a.batch;
+	o.eval_batch = (int)a.eval_batch;
+	o.grad_accum = (int)a.grad_accum;
+	o.lr = a.lr;
+	o.weight_decay = a.wd;
+	o.beta1 = a.beta1;
+	o.beta2 = a.beta2;
+	o.eps = a.eps;
+	o.max_grad_norm = a.max_grad_norm;
+	if (tk_sched_parse(a.sched, &o.sched, &d))
+		return tk_cli_usage_error("%s", d.msg);
+	o.warmup = a.warmup_ratio >= 0 ? a.warmup_ratio : a.warmup;
+	o.logging_steps = a.logging_steps;
+	o.logging_first_step = a.logging_first_step;
+	o.eval_strategy = strategy(a.eval_strategy);
+	o.eval_steps = a.eval_steps;
+	o.save_strategy = strategy(a.save_strategy);
+	o.save_steps = a.save_steps;
+	o.save_total_limit = a.save_total_limit;
+	o.seed = (uint64_t)a.seed;
+	o.shuffle = a.shuffle;
+	o.gradient_checkpointing = a.grad_ckpt;
+	o.eval_only = a.eval_only;
+	o.force = a.force;
+
+	struct tk_backend be;
+	int rc = tk_backend_cpu_init(&be, (int)a.threads, &d);
+	if (rc) {
+		tk_opt_json_free(hold);
+		return tk_cli_fail(rc, &d);
+	}
+	struct view v = { .quiet = a.quiet, .tty = isatty(STDERR_FILENO) };
+	o.be = &be;
+	o.on_event = on_event;
+	o.ctx = &v;
+	double eval_loss = NAN;
+	rc = tk_train_run(&o, &eval_loss, &d);
+	tk_backend_free(&be);
+	tk_opt_json_free(hold);
+	if (rc == TK_E_INVAL && !d.msg[0])
+		return tk_cli_usage_error("invalid options");
+	if (rc == TK_E_INVAL && !d.path[0])
+		return tk_cli_usage_error("%s", d.msg);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (o.eval_only)
+		printf("{\"eval_loss\": %.9g, \"eval_perplexity\": %.9g}\n", eval_loss, exp(eval_loss));
+	else
+		printf("{\"global_step\": %ld, \"epoch\": %.9g, \"train_loss\": %.9g, "
+		       "\"train_runtime\": %.4f, \"train_tokens_per_second\": %.1f}\n", v.end.step,
+		       v.end.epoch, v.end.loss, v.end.elapsed, v.end.tokens_per_s);
+	if (fflush(stdout))
+		return tk_cli_error("<stdout>: write failed");
+	return TK_EXIT_OK;
+}
