@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "model-int.h" /* TK_MODEL_CHUNK */
 #include "model.h"
 #include "safetensors.h"
 #include "tt.h"
@@ -222,7 +223,7 @@ static void test_parity_qwen2(void)
 }
 
 /* More rows than one lm-head chunk, several sequences: the loss of the
- * fixture's batch repeated 4 times is the same mean, and the logits of each
+ * fixture's batch repeated over several chunks is the same mean, and the logits of each
  * copy are those of the batch alone. */
 static void test_chunked_rows(void)
 {
@@ -232,7 +233,7 @@ static void test_chunked_rows(void)
 	uint32_t *ids4 = NULL;
 	int32_t *tg4 = NULL;
 	float *lg1 = NULL, *lg4 = NULL;
-	int B, T, V, N, r, err;
+	int B, T, V, N, r, err, reps;
 	double worst = 0;
 
 	tk_diag_clear(&d);
@@ -242,28 +243,29 @@ static void test_chunked_rows(void)
 	T = f.T;
 	V = f.m.cfg.vocab_size;
 	N = B * T;
-	ids4 = malloc(4 * N * sizeof(*ids4));
-	tg4 = malloc(4 * N * sizeof(*tg4));
+	reps = TK_MODEL_CHUNK / N + 2; /* enough copies for several chunks */
+	ids4 = malloc((size_t)reps * N * sizeof(*ids4));
+	tg4 = malloc((size_t)reps * N * sizeof(*tg4));
 	lg1 = malloc((size_t)N * V * sizeof(float));
-	lg4 = malloc((size_t)4 * N * V * sizeof(float));
+	lg4 = malloc((size_t)reps * N * V * sizeof(float));
 	TT_REQUIRE(ids4 && tg4 && lg1 && lg4, "out of memory");
-	for (r = 0; r < 4; r++) {
+	for (r = 0; r < reps; r++) {
 		memcpy(ids4 + r * N, f.ids, N * sizeof(*ids4));
 		memcpy(tg4 + r * N, f.targets, N * sizeof(*tg4));
 	}
-	TT_REQUIRE(4 * N > 64, "the batch must span several chunks");
+	TT_REQUIRE(reps * N > TK_MODEL_CHUNK, "the batch must span several chunks");
 	err = tk_model_forward(&f.m, f.ids, f.targets, B, T, 0, 0, &l1, &d);
 	TT_REQUIRE(!err, "%s", d.msg);
 	err = tk_model_logits(&f.m, 0, N, lg1, &d);
 	TT_REQUIRE(!err, "%s", d.msg);
-	err = tk_model_forward(&f.m, ids4, tg4, 4 * B, T, 0, 0, &l4, &d);
+	err = tk_model_forward(&f.m, ids4, tg4, reps * B, T, 0, 0, &l4, &d);
 	TT_REQUIRE(!err, "%s", d.msg);
-	err = tk_model_logits(&f.m, 0, 4 * N, lg4, &d);
+	err = tk_model_logits(&f.m, 0, reps * N, lg4, &d);
 	TT_REQUIRE(!err, "%s", d.msg);
-	TT_CHECK(l4.count == 4 * l1.count, "count %ld vs %ld", l4.count, l1.count);
+	TT_CHECK(l4.count == reps * l1.count, "count %ld vs %ld", l4.count, l1.count);
 	TT_CHECK(fabs(l4.loss - l1.loss) <= 1e-6 * fabs(l1.loss), "loss %.8f vs %.8f", l4.loss,
 		 l1.loss);
-	for (r = 0; r < 4 * N * V; r++)
+	for (r = 0; r < reps * N * V; r++)
 		worst = fmax(worst, fabs(lg4[r] - lg1[r % (N * V)]));
 	TT_CHECK(worst <= 1e-5, "repeated rows give logits %g apart", worst);
 	free(ids4);
