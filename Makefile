@@ -148,8 +148,11 @@ parity: deps $(VENV)/.ok
 	@TK_BIN=$(BIN) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python tests/parity/run
 
 bench: deps $(VENV)/.ok
-	@$(MAKE) --no-print-directory all
-	@TK_BIN=$(BIN) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
+	@$(MAKE) --no-print-directory all $(BUILD)/bench-ops
+	@TK_BIN=$(BIN) TK_BUILD=$(BUILD) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
+
+$(BUILD)/bench-ops: $(BUILD)/bench/ops.o $(LIBTK)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 clean:
 	rm -rf $(BUILD) build-asan build-ubsan build-fuzz $(BIN)

@@ -2,8 +2,9 @@
  * attention forward + backward, and whether OpenBLAS's threads and the
  * OpenMP regions slow each other down when they take turns.
  *
- *	make && gcc -O2 -fopenmp -Ilib -D_GNU_SOURCE bench/ops.c build/libtk.a -lopenblas -lm \
- *		-o build/bench-ops && build/bench-ops [THREADS...]
+ *	make build/bench-ops && build/bench-ops [THREADS...]
+ *
+ * (make bench builds and runs it.)
  *
  * Prints one line per measurement: the best of several repetitions.
  */
