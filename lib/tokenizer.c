@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gguf.h"
+
 struct load {
 	struct tk_tokenizer *t;
 	const char *path; /* the file named in messages */
@@ -1129,11 +1131,22 @@ int tk_tokenizer_load(tk_tokenizer_t **out, const char *path, struct tk_diag *d)
 			snprintf(dir, sizeof(dir), ".");
 	}
 	snprintf(cfgpath, sizeof(cfgpath), "%s/tokenizer_config.json", dir);
-	if (!legacy && (rc = read_json(file, 0, &root, d)))
-		return rc;
-	if ((rc = read_json(cfgpath, 1, &cfg, d))) {
-		cJSON_Delete(root);
-		return rc;
+	if (!legacy && !is_dir(path) && tk_gguf_is_gguf(path)) {
+		/* a GGUF file: its vocabulary as tokenizer.json + tokenizer_config.json */
+		tk_gguf_t *g;
+		if ((rc = tk_gguf_open(&g, path, d)))
+			return rc;
+		rc = tk_gguf_tokenizer_json(g, &root, &cfg, d);
+		tk_gguf_close(g);
+		if (rc)
+			return rc;
+	} else {
+		if (!legacy && (rc = read_json(file, 0, &root, d)))
+			return rc;
+		if ((rc = read_json(cfgpath, 1, &cfg, d))) {
+			cJSON_Delete(root);
+			return rc;
+		}
 	}
 	struct tk_tokenizer *t = calloc(1, sizeof(*t));
 	if (!t) {

@@ -31,8 +31,9 @@ void tk_ids_free(struct tk_ids *ids);
 
 /* Loads a tokenizer from path: a directory (tokenizer.json, else
  * vocab.json + merges.txt, with tokenizer_config.json for special tokens
- * when present) or a tokenizer.json file.  Errors name the file and what is
- * wrong (not JSON, not BPE, missing vocab...). */
+ * when present), a tokenizer.json file, or a GGUF file (its tokenizer.ggml.*
+ * vocabulary, read as tk_gguf_tokenizer_json in gguf.h describes).  Errors
+ * name the file and what is wrong (not JSON, not BPE, missing vocab...). */
 int tk_tokenizer_load(tk_tokenizer_t **t, const char *path, struct tk_diag *d);
 void tk_tokenizer_free(tk_tokenizer_t *t);
 
