@@ -31,12 +31,15 @@ struct tk_model_run {
 	long emb, pos, lnf_w, lnf_b, head; /* head == emb when tied */
 	int q_dim, kv_dim;                /* n_head*head_dim, n_kv_head*head_dim */
 
-	/* activations, sized for cap_rows = B*T rows (grown as needed) */
+	/* activations, carved for B*T rows out of one block that grows as
+	 * needed (and is made again when the checkpointing mode changes) */
 	void *mem;                        /* one block, backend memory */
-	size_t cap_rows, cap_bt_heads;    /* rows, B*T*n_head for lse */
+	size_t cap_bytes;                 /* its size */
+	int mem_ckpt;                     /* the mode it was sized for */
+	int ckpt;                         /* gradient checkpointing (set by the caller) */
 	int B, T, have_fwd, have_grad;
 	float *res;                       /* [n_layer + 1][N, C] residual stream */
-	struct tk_layer_act *la;          /* [n_layer] */
+	struct tk_layer_act *la;          /* [n_layer]; with ckpt all alias one set */
 	float *lnf, *lnf_mean, *lnf_rstd; /* final norm */
 	float *dlnf;                      /* d loss / d lnf, from the lm head */
 	float *dres, *dtmp, *dq, *dk, *dv, *datt, *dh1, *dh2, *dact; /* backward scratch */

@@ -33,15 +33,19 @@ static size_t up16(size_t n)
 	return (n + 15) / 16 * 16;
 }
 
-/* Lays out (mem == NULL: only counts) the activation buffers for N rows. */
-static size_t carve(struct tk_model *m, char *mem, size_t N)
+/* Lays out the activation buffers for N rows in mem, or with mem NULL only
+ * counts their bytes (r is written only when mem is set).  Without ckpt
+ * every layer has its own struct tk_layer_act; with ckpt there is one set,
+ * which every layer's entry in r->la points at: the forward overwrites it
+ * layer after layer and the backward recomputes it from res[l]. */
+static size_t carve(const struct tk_model_config *c, int q_dim, int kv_dim, int ckpt, size_t N,
+		    char *mem, struct tk_model_run *r)
 {
-	const struct tk_model_config *c = &m->cfg;
-	struct tk_model_run *r = m->run;
-	size_t C = (size_t)c->hidden, Q = (size_t)r->q_dim, K = (size_t)r->kv_dim;
+	size_t C = (size_t)c->hidden, Q = (size_t)q_dim, K = (size_t)kv_dim;
 	size_t F = (size_t)c->intermediate, H = (size_t)c->n_head, V = (size_t)c->vocab_size;
 	size_t off = 0;
-	int l, swiglu = c->mlp == TK_MLP_SWIGLU;
+	int l, sets = ckpt ? 1 : c->n_layer, swiglu = c->mlp == TK_MLP_SWIGLU;
+	struct tk_layer_act a;
 
 #define TAKE(ptr, nfl)                                               \
 	do {                                                         \
@@ -50,25 +54,29 @@ static size_t carve(struct tk_model *m, char *mem, size_t N)
 		off += up16(nfl);                                    \
 	} while (0)
 	TAKE(r->res, (size_t)(c->n_layer + 1) * N * C);
-	for (l = 0; l < c->n_layer; l++) {
-		struct tk_layer_act *a = &r->la[l];
-		TAKE(a->ln1, N * C);
-		TAKE(a->ln1_mean, N);
-		TAKE(a->ln1_rstd, N);
-		TAKE(a->q, N * Q);
-		TAKE(a->k, N * K);
-		TAKE(a->v, N * K);
-		TAKE(a->att, N * Q);
-		TAKE(a->lse, N * H);
-		TAKE(a->mid, N * C);
-		TAKE(a->ln2, N * C);
-		TAKE(a->ln2_mean, N);
-		TAKE(a->ln2_rstd, N);
-		TAKE(a->h1, N * F);
+	for (l = 0; l < sets; l++) {
+		memset(&a, 0, sizeof(a));
+		TAKE(a.ln1, N * C);
+		TAKE(a.ln1_mean, N);
+		TAKE(a.ln1_rstd, N);
+		TAKE(a.q, N * Q);
+		TAKE(a.k, N * K);
+		TAKE(a.v, N * K);
+		TAKE(a.att, N * Q);
+		TAKE(a.lse, N * H);
+		TAKE(a.mid, N * C);
+		TAKE(a.ln2, N * C);
+		TAKE(a.ln2_mean, N);
+		TAKE(a.ln2_rstd, N);
+		TAKE(a.h1, N * F);
 		if (swiglu)
-			TAKE(a->h2, N * F);
-		TAKE(a->act, N * F);
+			TAKE(a.h2, N * F);
+		TAKE(a.act, N * F);
+		if (mem)
+			r->la[l] = a;
 	}
+	for (l = sets; mem && l < c->n_layer; l++)
+		r->la[l] = r->la[0];
 	TAKE(r->lnf, N * C);
 	TAKE(r->lnf_mean, N);
 	TAKE(r->lnf_rstd, N);
@@ -98,20 +106,39 @@ static int reserve(struct tk_model *m, int B, int T, struct tk_diag *d)
 
 	if (!r->la && !(r->la = calloc((size_t)m->cfg.n_layer, sizeof(*r->la))))
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory for activations");
-	if (N > r->cap_rows) {
-		bytes = carve(m, NULL, N);
+	bytes = carve(&m->cfg, r->q_dim, r->kv_dim, r->ckpt, N, NULL, NULL);
+	if (bytes > r->cap_bytes || r->mem_ckpt != r->ckpt) {
+		/* a mode change gives the memory of the other mode back */
+		if (r->mem)
+			tk_backend_free_mem(m->be, r->mem);
+		r->mem = NULL;
+		r->cap_bytes = 0;
 		mem = tk_backend_alloc(m->be, bytes);
 		if (!mem)
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
 					   "out of memory for the activations of %d x %d tokens "
-					   "(%zu MiB)", B, T, bytes >> 20);
-		if (r->mem)
-			tk_backend_free_mem(m->be, r->mem);
+					   "(%zu MiB)%s", B, T, bytes >> 20,
+					   r->ckpt ? "" : "; gradient checkpointing needs less");
 		r->mem = mem;
-		r->cap_rows = N;
+		r->cap_bytes = bytes;
+		r->mem_ckpt = r->ckpt;
 	}
-	carve(m, r->mem, N);
+	carve(&m->cfg, r->q_dim, r->kv_dim, r->ckpt, N, r->mem, r);
 	return 0;
+}
+
+void tk_model_set_checkpointing(struct tk_model *m, int on)
+{
+	m->run->ckpt = !!on;
+}
+
+size_t tk_model_run_bytes(const struct tk_model *m, int B, int T)
+{
+	const struct tk_model_run *r = m->run;
+
+	if (B <= 0 || T <= 0)
+		return 0;
+	return carve(&m->cfg, r->q_dim, r->kv_dim, r->ckpt, (size_t)B * (size_t)T, NULL, NULL);
 }
 
 int tk_model_zero_grad(struct tk_model *m, struct tk_diag *d)
@@ -173,8 +200,10 @@ static int linear_bwd(struct tk_model *m, float *dx, float dx_beta, const float 
 	return tk_matmul(m->be, 0, 0, rows, in, out, 1.0f, dy, out, P(w), in, dx_beta, dx, in);
 }
 
-/* One layer: res[l] -> res[l+1]. */
-static int layer_fwd(struct tk_model *m, int l)
+/* One layer: res[l] -> res[l+1].  With recompute (gradient checkpointing's
+ * backward) it stops once the activations the backward reads are back,
+ * before the down projection that would write res[l+1]. */
+static int layer_fwd(struct tk_model *m, int l, int recompute)
 {
 	const struct tk_model_config *c = &m->cfg;
 	struct tk_model_run *r = m->run;
@@ -206,6 +235,8 @@ static int layer_fwd(struct tk_model *m, int l)
 	} else {
 		CHECK(tk_gelu_fwd(m->be, a->act, a->h1, (size_t)N * F));
 	}
+	if (recompute)
+		return 0;
 	CHECK(linear_fwd(m, y, a->act, o->dn_w, o->dn_b, N, F, C));
 	return tk_axpy(m->be, y, 1.0f, a->mid, (size_t)N * C);
 }
@@ -335,7 +366,7 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 			err = tk_axpy(m->be, r->res, 1.0f, r->dtmp, (size_t)N * C);
 	}
 	for (l = 0; l < c->n_layer && !err; l++)
-		err = layer_fwd(m, l);
+		err = layer_fwd(m, l, 0);
 	if (!err)
 		err = norm_fwd(m, r->lnf, r->lnf_mean, r->lnf_rstd,
 			       r->res + (size_t)c->n_layer * N * C, r->lnf_w, r->lnf_b, N);
@@ -369,8 +400,15 @@ int tk_model_backward(struct tk_model *m, struct tk_diag *d)
 	N = r->B * r->T;
 	err = norm_bwd(m, r->dres, r->dlnf, r->res + (size_t)c->n_layer * N * C, r->lnf_mean,
 		       r->lnf_rstd, r->lnf_w, r->lnf_b, N);
-	for (l = c->n_layer - 1; l >= 0 && !err; l--)
+	for (l = c->n_layer - 1; l >= 0 && !err; l--) {
+		/* checkpointing (the mode of the forward, which carved the
+		 * buffers): layer l's activations were overwritten by the layers
+		 * after it; the same ops on the same res[l] bring back the same
+		 * bits */
+		if (r->mem_ckpt && (err = layer_fwd(m, l, 1)))
+			break;
 		err = layer_bwd(m, l);
+	}
 	if (!err)
 		err = tk_embedding_bwd(m->be, G(r->emb), r->dres, r->ids, N, C);
 	if (!err && r->pos >= 0)

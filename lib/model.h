@@ -139,6 +139,23 @@ int tk_model_backward(struct tk_model *m, struct tk_diag *d);
 /* Sets m->grads to zero (allocating it if needed). */
 int tk_model_zero_grad(struct tk_model *m, struct tk_diag *d);
 
+/* Gradient checkpointing, as transformers' gradient_checkpointing_enable():
+ * with on, a forward keeps only each layer's input (the residual stream
+ * entering it) and one layer's activations, which every layer overwrites
+ * in turn, and tk_model_backward recomputes a layer's activations from its
+ * input just before back-propagating through it.  That is one more forward
+ * through the layers per step for n_layer - 1 fewer sets of activations.
+ * The recomputation runs the same ops on the same inputs, so the loss and
+ * the gradients are bit-identical to those without it.  Takes effect at
+ * the next tk_model_forward (a backward follows the mode of its forward);
+ * the memory of the other mode is given back then.  Off by default. */
+void tk_model_set_checkpointing(struct tk_model *m, int on);
+
+/* Bytes of the activation and scratch buffers tk_model_forward allocates
+ * for a B x T batch in the current checkpointing mode (0 for an empty
+ * shape).  Parameters, gradients and optimizer state are not counted. */
+size_t tk_model_run_bytes(const struct tk_model *m, int B, int T);
+
 /* Logits of rows row0 .. row0+nrows-1 (row = b*T + t) of the last forward,
  * into out [nrows, vocab_size].  For inspection and sampling. */
 int tk_model_logits(struct tk_model *m, int row0, int nrows, float *out, struct tk_diag *d);

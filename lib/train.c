@@ -429,15 +429,43 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	return rc;
 }
 
+/* A checkpoint that could not be saved (its temporary directory is gone):
+ * the message names the checkpoint, the file in it that failed and the
+ * last good checkpoint; the system error stays in d->sys_errno. */
+static int save_failed(struct trainer *tr, const char *path, const char *tmp, int rc,
+		       struct tk_diag *d)
+{
+	if (!d)
+		return rc;
+	if (rc == TK_E_INVAL && !d->msg[0])
+		return tk_diag_set(d, rc, path, -1, "path too long");
+	char msg[sizeof(d->msg) + 2 * PATH_LEN + 64], ck[PATH_LEN + 64] = "";
+	size_t n = strlen(tmp);
+	const char *file = "";
+	if (n && !strncmp(d->path, tmp, n) && d->path[n] == '/')
+		file = d->path + n + 1;
+	else if (strcmp(d->path, path))
+		file = d->path;
+	if (tr->saved)
+		snprintf(ck, sizeof(ck), " (the last good checkpoint is %s)", tr->last_ckpt);
+	snprintf(msg, sizeof(msg), "cannot save checkpoint%s: %s%s%s", ck, file, *file ? ": " : "",
+		 d->msg);
+	int e = d->sys_errno;
+	tk_diag_set(d, rc, path, -1, "%s", msg);
+	d->sys_errno = e;
+	return rc;
+}
+
 static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 {
-	char path[PATH_LEN], file[PATH_LEN];
+	char path[PATH_LEN], file[PATH_LEN], tmp[PATH_LEN];
 	if (ckpt_path(path, sizeof(path), tr->out, tr->global_step))
 		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
 	struct tk_adir ad;
 	int rc = tk_adir_open(&ad, path, 1, d);
 	if (rc)
-		return rc;
+		return save_failed(tr, path, "", rc, d);
+	snprintf(tmp, sizeof(tmp), "%s", ad.tmp);
 	if (!(rc = tk_model_save(&tr->m, ad.tmp, 1, d)) &&
 	    !(rc = join(file, sizeof(file), ad.tmp, "optimizer.safetensors")) &&
 	    !(rc = save_optimizer(tr, file, d)) &&
@@ -446,10 +474,8 @@ static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 		rc = tk_adir_commit(&ad, d);
 	else
 		tk_adir_abort(&ad);
-	if (rc == TK_E_INVAL && !d->msg[0])
-		rc = tk_diag_set(d, rc, path, -1, "path too long");
 	if (rc)
-		return rc;
+		return save_failed(tr, path, tmp, rc, d);
 	tr->saved = 1;
 	snprintf(tr->last_ckpt, sizeof(tr->last_ckpt), "%s", path);
 	struct tk_train_event ev = { .kind = TK_TRAIN_EV_SAVE, .step = tr->global_step,
@@ -640,6 +666,7 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 	}
 	if (rc)
 		return rc;
+	tk_model_set_checkpointing(&tr->m, o->gradient_checkpointing);
 	return load_tokenizer(tr, src, d);
 }
 

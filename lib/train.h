@@ -94,7 +94,9 @@ struct tk_train_opts {
 	long long save_total_limit; /* <= 0: keep every checkpoint */
 	uint64_t seed;          /* data order (and --init weights) */
 	int shuffle;            /* 0: blocks in file order every epoch */
-	int gradient_checkpointing; /* accepted, no effect yet */
+	int gradient_checkpointing; /* recompute activations in the backward
+				       (tk_model_set_checkpointing): less
+				       memory, same results */
 	int eval_only;          /* evaluate, do not train (nothing is written) */
 	int force;              /* replace what an earlier run left in output_dir */
 

@@ -99,7 +99,8 @@ static const struct tk_opt opts[] = {
 	TK_OPT_BOOL(0, "shuffle", &a.shuffle,
 		    "a seeded random block order each epoch (default); --no-shuffle: file order"),
 	TK_OPT_BOOL(0, "gradient-checkpointing", &a.grad_ckpt,
-		    "accepted for compatibility; has no effect yet"),
+		    "keep only each layer's input and recompute its activations in the backward "
+		    "pass: less memory, one more forward per step, the same results"),
 	TK_OPT_GROUP("Logging, evaluation and checkpoints:"),
 	TK_OPT_DOUBLE(0, "logging-steps", &a.logging_steps, "N", 0, 1e15,
 		      "log every N steps, or a fraction of the steps below 1 (500)"),

@@ -222,6 +222,123 @@ static void test_parity_qwen2(void)
 	parity("qwen2");
 }
 
+/* One forward + backward of m on ids/targets [B, T] from zeroed
+ * gradients; the gradients are copied into grads. */
+static int step_grads(struct tk_model *m, const uint32_t *ids, const int32_t *targets, int B,
+		      int T, struct tk_model_loss *loss, float *grads, struct tk_diag *d)
+{
+	int err = tk_model_zero_grad(m, d);
+
+	if (!err)
+		err = tk_model_forward(m, ids, targets, B, T, 1, 0, loss, d);
+	if (!err)
+		err = tk_model_backward(m, d);
+	if (!err)
+		memcpy(grads, m->grads, m->n_params * sizeof(float));
+	return err;
+}
+
+/* Gradient checkpointing on model m: the loss, the logits and every
+ * gradient are bit-identical with and without it, in either order and
+ * when the mode changes between a forward and its backward; the
+ * activation memory drops by at least the big tensors of n_layer - 1
+ * layers. */
+static void check_ckpt(const char *name, struct tk_model *m, const uint32_t *ids,
+		       const int32_t *targets, int B, int T)
+{
+	const struct tk_model_config *c = &m->cfg;
+	struct tk_diag d;
+	struct tk_model_loss l0, l1, l2;
+	size_t n = m->n_params, V = (size_t)c->vocab_size, N = (size_t)B * T;
+	size_t full, ckpt, big, Q = (size_t)c->n_head * c->head_dim;
+	size_t K = (size_t)c->n_kv_head * c->head_dim, F = (size_t)c->intermediate;
+	float *g0 = malloc(n * sizeof(float)), *g1 = malloc(n * sizeof(float));
+	float *lg0 = malloc(N * V * sizeof(float)), *lg1 = malloc(N * V * sizeof(float));
+	int err;
+
+	tk_diag_clear(&d);
+	TT_REQUIRE(g0 && g1 && lg0 && lg1, "out of memory");
+	TT_REQUIRE(c->n_layer >= 2, "%s: checkpointing needs two layers to show", name);
+	tk_model_set_checkpointing(m, 0);
+	full = tk_model_run_bytes(m, B, T);
+	err = step_grads(m, ids, targets, B, T, &l0, g0, &d);
+	TT_REQUIRE(!err, "%s: %s", name, d.msg);
+	TT_REQUIRE(!tk_model_logits(m, 0, (int)N, lg0, &d), "%s", d.msg);
+
+	tk_model_set_checkpointing(m, 1);
+	ckpt = tk_model_run_bytes(m, B, T);
+	err = step_grads(m, ids, targets, B, T, &l1, g1, &d);
+	TT_REQUIRE(!err, "%s: %s", name, d.msg);
+	TT_REQUIRE(!tk_model_logits(m, 0, (int)N, lg1, &d), "%s", d.msg);
+	TT_CHECK(l1.sum == l0.sum && l1.count == l0.count && !memcmp(&l1.loss, &l0.loss, 4),
+		 "%s: loss %.9g with checkpointing, %.9g without", name, l1.loss, l0.loss);
+	TT_CHECK(!memcmp(lg0, lg1, N * V * sizeof(float)), "%s: logits differ", name);
+	for (int k = 0; k < m->n_tensors; k++) {
+		const struct tk_model_tensor *t = &m->tensors[k];
+		TT_CHECK(!memcmp(g0 + t->off, g1 + t->off, t->n * sizeof(float)),
+			 "%s: gradient of %s differs with checkpointing", name, t->name);
+	}
+
+	/* the backward follows its forward's mode, whatever was set since */
+	TT_REQUIRE(!tk_model_zero_grad(m, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_model_forward(m, ids, targets, B, T, 1, 0, &l2, &d), "%s", d.msg);
+	tk_model_set_checkpointing(m, 0);
+	TT_REQUIRE(!tk_model_backward(m, &d), "%s", d.msg);
+	TT_CHECK(!memcmp(g0, m->grads, n * sizeof(float)),
+		 "%s: mode switched before the backward changed the gradients", name);
+	/* and back to full activations, after the checkpointed layout */
+	err = step_grads(m, ids, targets, B, T, &l2, g1, &d);
+	TT_REQUIRE(!err, "%s: %s", name, d.msg);
+	TT_CHECK(!memcmp(g0, g1, n * sizeof(float)) && l2.sum == l0.sum,
+		 "%s: gradients changed after checkpointing was turned off", name);
+
+	/* what a layer keeps without checkpointing: ln1, mid, ln2, q, att, k,
+	 * v, the MLP's hidden and activation (and up for SwiGLU) */
+	big = N * (3 * (size_t)c->hidden + 2 * Q + 2 * K + (c->mlp == TK_MLP_SWIGLU ? 3 : 2) * F);
+	TT_CHECK(ckpt < full && full - ckpt >= (size_t)(c->n_layer - 1) * big * sizeof(float),
+		 "%s: activations %zu bytes with checkpointing, %zu without", name, ckpt, full);
+	TT_CHECK(tk_model_run_bytes(m, 0, T) == 0, "empty shape");
+	free(g0);
+	free(g1);
+	free(lg0);
+	free(lg1);
+}
+
+/* The fixture models (two layers each), then four-layer models initialised
+ * from their configurations on random tokens. */
+static void test_checkpointing(void)
+{
+	struct tk_diag d;
+	uint64_t s = 0x9e3779b97f4a7c15ull;
+
+	tk_diag_clear(&d);
+	for (int i = 0; i < N_MODELS; i++) {
+		struct fix f;
+		struct tk_model m;
+		struct tk_model_config c;
+		uint32_t ids[3 * 9];
+		int32_t tg[3 * 9];
+
+		TT_REQUIRE(!fix_load(&f, NAMES[i], &d), "%s: %s", NAMES[i], d.msg);
+		check_ckpt(NAMES[i], &f.m, f.ids, f.targets, f.B, f.T);
+		c = f.m.cfg;
+		fix_free(&f);
+		if (tt_failed_now)
+			return;
+		c.n_layer = 4;
+		TT_REQUIRE(!tk_model_init(&m, &c, 7, &be, &d), "%s", d.msg);
+		for (int k = 0; k < 3 * 9; k++) {
+			s = s * 6364136223846793005ull + 1442695040888963407ull;
+			ids[k] = (uint32_t)(s >> 33) % (uint32_t)c.vocab_size;
+			tg[k] = k % 5 == 4 ? -100 : (int32_t)((s >> 17) % (uint64_t)c.vocab_size);
+		}
+		check_ckpt(NAMES[i], &m, ids, tg, 3, 9);
+		tk_model_free(&m);
+		if (tt_failed_now)
+			return;
+	}
+}
+
 /* More rows than one lm-head chunk, several sequences: the loss of the
  * fixture's batch repeated over several chunks is the same mean, and the logits of each
  * copy are those of the batch alone. */
@@ -808,6 +925,7 @@ int main(void)
 	TT_RUN(test_parity_qwen2);
 	TT_RUN(test_chunked_rows);
 	TT_RUN(test_grad_accumulation);
+	TT_RUN(test_checkpointing);
 	TT_RUN(test_round_trip_gpt2);
 	TT_RUN(test_round_trip_llama);
 	TT_RUN(test_round_trip_qwen2);
