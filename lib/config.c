@@ -180,6 +180,9 @@ static int parse_gpt2(const struct parse *p, struct tk_model_config *c)
 	    (rc = get_int(p, "n_inner", 0, 0, 1, MAX_DIM, &inner)) ||
 	    (rc = get_float(p, "layer_norm_epsilon", 1e-5, &c->norm_eps)) ||
 	    (rc = get_float(p, "initializer_range", 0.02, &c->initializer_range)) ||
+	    (rc = get_float(p, "resid_pdrop", 0.1, &c->dropout[0])) ||
+	    (rc = get_float(p, "embd_pdrop", 0.1, &c->dropout[1])) ||
+	    (rc = get_float(p, "attn_pdrop", 0.1, &c->dropout[2])) ||
 	    (rc = get_bool(p, "tie_word_embeddings", 1, &c->tie_embeddings)) ||
 	    (rc = get_bool(p, "scale_attn_by_inverse_layer_idx", 0,
 			   &c->scale_attn_by_inverse_layer_idx)) ||
@@ -247,6 +250,7 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 	    (rc = get_int(p, "head_dim", 0, 0, 0, MAX_DIM, &hd)) ||
 	    (rc = get_float(p, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
 	    (rc = get_float(p, "initializer_range", 0.02, &c->initializer_range)) ||
+	    (rc = get_float(p, "attention_dropout", 0.0, &c->dropout[2])) ||
 	    (rc = get_bool(p, "tie_word_embeddings", 0, &c->tie_embeddings)) ||
 	    (rc = get_token(p, "bos_token_id", def[c->arch].bos, &c->bos_id)) ||
 	    (rc = get_token(p, "eos_token_id", def[c->arch].eos, &c->eos_id)) ||
@@ -548,6 +552,14 @@ static int print_json(struct tk_buf *b, const cJSON *v, int depth)
 	return rc;
 }
 
+float tk_config_max_dropout(const struct tk_model_config *c)
+{
+	float m = 0;
+	for (int i = 0; i < 3; i++)
+		m = c->dropout[i] > m ? c->dropout[i] : m;
+	return m;
+}
+
 static cJSON *build(const struct tk_model_config *c)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -573,6 +585,9 @@ static cJSON *build(const struct tk_model_config *c)
 		cJSON_AddNumberToObject(o, "n_inner", c->intermediate);
 		cJSON_AddNumberToObject(o, "n_positions", c->max_pos);
 		put_float(o, "layer_norm_epsilon", c->norm_eps);
+		put_float(o, "resid_pdrop", c->dropout[0]);
+		put_float(o, "embd_pdrop", c->dropout[1]);
+		put_float(o, "attn_pdrop", c->dropout[2]);
 		cJSON_AddStringToObject(o, "activation_function", "gelu_new");
 		cJSON_AddBoolToObject(o, "scale_attn_weights", 1);
 		cJSON_AddBoolToObject(o, "scale_attn_by_inverse_layer_idx", 0);
@@ -594,7 +609,7 @@ static cJSON *build(const struct tk_model_config *c)
 		put_float(rp, "rope_theta", c->rope_theta);
 		cJSON_AddStringToObject(rp, "rope_type", "default");
 	}
-	cJSON_AddNumberToObject(o, "attention_dropout", 0);
+	put_float(o, "attention_dropout", c->dropout[2]);
 	switch (c->arch) {
 	case TK_ARCH_LLAMA:
 		cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);

@@ -40,6 +40,11 @@ struct tk_model_config {
 	int tie_embeddings;      /* lm_head shares the token embedding */
 	float initializer_range;
 	int scale_attn_by_inverse_layer_idx; /* GPT-2 option; unsupported when set */
+	/* Dropout probabilities as config.json gives them, kept so that a saved
+	 * model carries them on: GPT-2's resid_pdrop, embd_pdrop, attn_pdrop
+	 * (transformers' default 0.1 each); the Llama family's
+	 * attention_dropout in [2] (default 0).  tk applies no dropout. */
+	float dropout[3];
 	/* Mistral's sliding_window: 0 when attention is fully causal (null, or
 	 * at least max_pos, where the window never excludes a position).  Else
 	 * query i sees keys j with i - W < j <= i (transformers' mask): equal
@@ -78,6 +83,9 @@ int tk_config_parse(struct tk_model_config *c, const char *json, const char *nam
  * object is TK_E_INVAL). */
 int tk_config_save(const struct tk_model_config *c, const char *path, const char *extra,
 		   int force, struct tk_diag *d);
+
+/* The largest of c->dropout: the dropout transformers would train with. */
+float tk_config_max_dropout(const struct tk_model_config *c);
 
 /* Number of parameters the config implies (tied weights counted once), as
  * sum(p.numel() for p in model.parameters()) of the transformers model. */

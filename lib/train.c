@@ -1232,7 +1232,8 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 				     .n_blocks = tr.train.n_blocks,
 				     .n_eval_blocks = tr.eval.n_blocks, .seq_len = tr.T,
 				     .step = tr.global_step, .max_steps = tr.max_steps,
-				     .first_step = tr.first_step, .epoch = tr.epoch_f };
+				     .first_step = tr.first_step, .epoch = tr.epoch_f,
+				     .dropout = tk_config_max_dropout(&tr.m.cfg) };
 	event(&tr, &ev);
 	tr.t0 = now_s();
 	if (!(rc = train_loop(&tr, d)))

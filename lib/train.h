@@ -52,6 +52,7 @@ enum tk_train_event_kind {
 struct tk_train_event {
 	enum tk_train_event_kind kind;
 	uint64_t n_params, trainable;  /* START */
+	float dropout;        /* START: the largest dropout config.json asks for (not applied) */
 	uint64_t n_blocks, n_eval_blocks;
 	int seq_len;
 	long step, max_steps, first_step; /* first_step: where this run started */

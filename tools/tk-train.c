@@ -180,6 +180,10 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		fprintf(stderr, "trainable params: %s || all params: %s || trainable%%: %.4f\n",
 			commas(n1, ev->trainable), commas(n2, ev->n_params),
 			ev->n_params ? 100.0 * (double)ev->trainable / (double)ev->n_params : 0.0);
+		if (ev->dropout > 0)
+			fprintf(stderr, "%s: warning: the model's config asks for dropout %g, which tk "
+				"does not apply (transformers' Trainer would)\n", tk_prog,
+				(double)ev->dropout);
 		fprintf(stderr, "%s: %llu blocks of %d tokens (%llu eval), %s at step %ld of %ld\n",
 			tk_prog, (unsigned long long)ev->n_blocks, ev->seq_len,
 			(unsigned long long)ev->n_eval_blocks, ev->step ? "resuming" : "starting",

@@ -299,6 +299,34 @@ static int parity_mode(const char *dir)
 	return fail;
 }
 
+/* Dropout keys: transformers' defaults, explicit values, and carried
+ * through a save (tk applies no dropout, but a saved model keeps them). */
+static void test_dropout_kept(void)
+{
+	struct tk_model_config c, back;
+	TT_REQUIRE(tk_config_parse(&c, "{\"model_type\": \"gpt2\"}", "a.json", &d) == 0, "%s", d.msg);
+	TT_CHECK(c.dropout[0] == 0.1f && c.dropout[1] == 0.1f && c.dropout[2] == 0.1f &&
+			 tk_config_max_dropout(&c) == 0.1f, "gpt2 defaults");
+	TT_REQUIRE(tk_config_parse(&c, "{\"model_type\": \"gpt2\", \"resid_pdrop\": 0, "
+				   "\"embd_pdrop\": 0.25, \"attn_pdrop\": 0}", "b.json", &d) == 0,
+		   "%s", d.msg);
+	TT_CHECK(c.dropout[0] == 0 && c.dropout[1] == 0.25f && tk_config_max_dropout(&c) == 0.25f,
+		 "gpt2 explicit");
+	char path[600];
+	snprintf(path, sizeof(path), "%s/dropout-config.json", tt_tmpdir());
+	TT_REQUIRE(tk_config_save(&c, path, NULL, 1, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_config_load(&back, path, &d) == 0, "%s", d.msg);
+	TT_CHECK(back.dropout[1] == 0.25f && back.dropout[0] == 0, "not kept by save");
+	TT_REQUIRE(tk_config_parse(&c, "{\"model_type\": \"llama\"}", "c.json", &d) == 0, "%s", d.msg);
+	TT_CHECK(tk_config_max_dropout(&c) == 0, "llama default");
+	TT_REQUIRE(tk_config_parse(&c, "{\"model_type\": \"qwen2\", \"attention_dropout\": 0.05}",
+				   "d.json", &d) == 0, "%s", d.msg);
+	TT_CHECK(c.dropout[2] == 0.05f, "attention_dropout");
+	TT_REQUIRE(tk_config_save(&c, path, NULL, 1, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_config_load(&back, path, &d) == 0, "%s", d.msg);
+	TT_CHECK(back.dropout[2] == 0.05f, "attention_dropout not kept by save");
+}
+
 int main(void)
 {
 	const char *pd = getenv("TK_CONFIG_PARITY_DIR");
@@ -308,5 +336,6 @@ int main(void)
 	TT_RUN(test_directory_and_io);
 	TT_RUN(test_unsupported_and_bad);
 	TT_RUN(test_save_layout_and_errors);
+	TT_RUN(test_dropout_kept);
 	return tt_done();
 }
