@@ -31,7 +31,7 @@ static struct tool_opts o = { .output = "-", .add_eos = 1, .add_special = 1 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('t', "tokenizer", &o.tokenizer, "PATH",
-		   "model directory or tokenizer.json (required)"),
+		   "model directory, tokenizer.json or a GGUF file (required)"),
 	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout"),
 	TK_OPT_BOOL('f', "force", &o.force, "overwrite the output if it exists"),
 	TK_OPT_INT('j', "threads", &o.threads, "N", 0, 1024,
