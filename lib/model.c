@@ -254,40 +254,34 @@ const struct tk_model_tensor *tk_model_find(const struct tk_model *m, const char
 	return NULL;
 }
 
+/* dst [cols, rows] = the transpose of src [rows, cols]. */
+static void transpose(float *dst, const float *src, size_t rows, size_t cols)
+{
+	for (size_t i = 0; i < rows; i++)
+		for (size_t j = 0; j < cols; j++)
+			dst[j * rows + i] = src[i * cols + j];
+}
+
 void tk_model_export(const struct tk_model *m, const struct tk_model_tensor *t,
 		     const float *arena, float *dst)
 {
 	const float *src = arena + t->off;
-	size_t in, out, i, j;
 
-	if (!t->conv1d) {
+	if (!t->conv1d)
 		memcpy(dst, src, t->n * sizeof(float));
-		return;
-	}
-	/* arena [out, in] -> disk [in, out] */
-	in = (size_t)t->shape[0];
-	out = (size_t)t->shape[1];
-	for (i = 0; i < in; i++)
-		for (j = 0; j < out; j++)
-			dst[i * out + j] = src[j * in + i];
+	else /* arena [out, in] -> disk [in, out] */
+		transpose(dst, src, (size_t)t->shape[1], (size_t)t->shape[0]);
 }
 
 void tk_model_import(const struct tk_model *m, const struct tk_model_tensor *t,
 		     const float *src, float *arena)
 {
 	float *dst = arena + t->off;
-	size_t in, out, i, j;
 
-	if (!t->conv1d) {
+	if (!t->conv1d)
 		memcpy(dst, src, t->n * sizeof(float));
-		return;
-	}
-	/* disk [in, out] -> arena [out, in] */
-	in = (size_t)t->shape[0];
-	out = (size_t)t->shape[1];
-	for (i = 0; i < in; i++)
-		for (j = 0; j < out; j++)
-			dst[j * in + i] = src[i * out + j];
+	else /* disk [in, out] -> arena [out, in] */
+		transpose(dst, src, (size_t)t->shape[0], (size_t)t->shape[1]);
 }
 
 void tk_model_shift_labels(const int32_t *labels, int B, int T, int32_t *targets)

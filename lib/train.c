@@ -672,18 +672,30 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 
 /* Reads trainer_state.json of the checkpoint and restores the loop state;
  * checks that the run agrees with it. */
-static int load_state(struct trainer *tr, struct tk_diag *d)
+/* Reads and parses the checkpoint's trainer_state.json into *root (NULL
+ * when it is not JSON; the caller deletes it); path gets the file's name. */
+static int read_state(struct trainer *tr, char *path, size_t n, cJSON **root,
+		      struct tk_diag *d)
 {
-	const struct tk_train_opts *o = tr->o;
-	char path[PATH_LEN];
-	if (join(path, sizeof(path), tr->resume_dir, "trainer_state.json"))
+	if (join(path, n, tr->resume_dir, "trainer_state.json"))
 		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1, "path too long");
 	struct tk_buf b = { 0 };
 	int rc = tk_read_file(path, &b, d);
 	if (rc)
 		return rc;
-	cJSON *r = cJSON_Parse(b.data);
+	*root = cJSON_Parse(b.data);
 	tk_buf_free(&b);
+	return 0;
+}
+
+static int load_state(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	char path[PATH_LEN];
+	cJSON *r;
+	int rc = read_state(tr, path, sizeof(path), &r, d);
+	if (rc)
+		return rc;
 	cJSON *tk = cJSON_GetObjectItem(r, "tk");
 	cJSON *data = cJSON_GetObjectItem(tk, "data");
 	cJSON *gs = cJSON_GetObjectItem(r, "global_step");
@@ -1060,14 +1072,10 @@ static int train_loop(struct trainer *tr, struct tk_diag *d)
 static int stored_data_path(struct trainer *tr, struct tk_diag *d)
 {
 	char path[PATH_LEN];
-	if (join(path, sizeof(path), tr->resume_dir, "trainer_state.json"))
-		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1, "path too long");
-	struct tk_buf b = { 0 };
-	int rc = tk_read_file(path, &b, d);
+	cJSON *r;
+	int rc = read_state(tr, path, sizeof(path), &r, d);
 	if (rc)
 		return rc;
-	cJSON *r = cJSON_Parse(b.data);
-	tk_buf_free(&b);
 	const char *p = cJSON_GetStringValue(
 		cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "tk"), "data"), "path"));
 	if (!p)
