@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
@@ -39,15 +40,10 @@ static void tokenizer(const char *path)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int fd = memfd_create("fuzz.gguf", 0);
+	char path[64];
+	int fd = fuzz_memfile(data, size, "fuzz.gguf", path, sizeof(path));
 	if (fd < 0)
 		return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	tk_gguf_t *g;
 	struct tk_diag d;
 	if (tk_gguf_open(&g, path, &d) == 0) {

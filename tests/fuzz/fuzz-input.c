@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "input.h"
 #include "tokenizer.h"
 
@@ -16,15 +17,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	uint8_t sel = data[0];
-	int fd = memfd_create("fuzz-input", 0);
+	char path[64];
+	int fd = fuzz_memfile(data + 1, size - 1, "fuzz-input", path, sizeof(path));
 	if (fd < 0)
 		return 0;
-	if (size > 1 && write(fd, data + 1, size - 1) != (ssize_t)(size - 1)) {
-		close(fd);
-		return 0;
-	}
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	struct tk_input_opts o = { 0 };
 	static const enum tk_input_format fmt[] = { TK_INPUT_CSV, TK_INPUT_JSONL, TK_INPUT_TEXT,
 						    TK_INPUT_CSV };

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "config.h"
 #include "safetensors.h"
 
@@ -35,15 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size && data[0] == '{')
 		config(data, size);
-	int fd = memfd_create("fuzz.safetensors", 0);
+	char path[64];
+	int fd = fuzz_memfile(data, size, "fuzz.safetensors", path, sizeof(path));
 	if (fd < 0)
 		return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	tk_st_t *st;
 	struct tk_diag d;
 	if (tk_st_open(&st, path, &d) == 0) {

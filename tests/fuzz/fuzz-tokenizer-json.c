@@ -5,21 +5,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int fd = memfd_create("tokenizer.json", 0);
+	char path[64];
+	int fd = fuzz_memfile(data, size, "tokenizer.json", path, sizeof(path));
 	if (fd < 0)
 		return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	tk_tokenizer_t *t;
 	struct tk_diag d;
 	if (tk_tokenizer_load(&t, path, &d) == 0) {
