@@ -1,6 +1,8 @@
 /* ops.c - timings of the CPU backend: OpenBLAS SGEMM at GPT-2-small shapes,
- * attention forward + backward, and whether OpenBLAS's threads and the
- * OpenMP regions slow each other down when they take turns.
+ * (the lm head's 128-row chunks included), attention forward + backward,
+ * cross-entropy, the other ops of a training step and AdamW at its sizes,
+ * and whether OpenBLAS's threads and the OpenMP regions slow each other
+ * down when they take turns.
  *
  *	make build/bench-ops && build/bench-ops [THREADS...]
  *
@@ -106,6 +108,65 @@ static void bench_ce(struct tk_backend *be, int rows, int vocab)
 	free(x), free(w), free(tg);
 }
 
+/* The other ops of a GPT-2-small training step, at its shapes (B*T = 1024
+ * rows, hidden 768, MLP 3072), and AdamW over its 124 M parameters. */
+static void bench_small_ops(struct tk_backend *be)
+{
+	int rows = 1024, dim = 768, ff = 3072, reps = 10;
+	size_t nf = (size_t)rows * ff, np = 124439808;
+	float *x = randn(nf, 11), *y = falloc(nf), *dy = randn(nf, 12), *w = randn(ff, 13);
+	float *b = randn(ff, 14), *mean = falloc(rows), *rstd = falloc(rows);
+	float *dw = randn(ff, 15), *db = randn(ff, 16);
+	double t[8];
+	for (int i = 0; i < 8; i++)
+		t[i] = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now();
+		tk_layernorm_fwd(be, y, mean, rstd, x, w, b, rows, dim, 1e-5f);
+		double t1 = now();
+		tk_layernorm_bwd(be, y, dw, db, dy, x, w, mean, rstd, rows, dim);
+		double t2 = now();
+		tk_gelu_fwd(be, y, x, nf);
+		double t3 = now();
+		tk_gelu_bwd(be, y, x, dy, nf);
+		double t4 = now();
+		tk_bias_add(be, y, b, rows, ff);
+		double t5 = now();
+		tk_bias_grad(be, db, dy, rows, ff);
+		double t6 = now();
+		tk_axpy(be, y, 0.5f, dy, (size_t)rows * dim);
+		double t7 = now();
+		double d[7] = { t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6 };
+		for (int i = 0; i < 7; i++)
+			t[i] = d[i] < t[i] ? d[i] : t[i];
+	}
+	printf("ops threads=%d: layernorm %dx%d fwd %.3f ms bwd %.3f ms; gelu %dx%d fwd %.3f ms "
+	       "bwd %.3f ms; bias %dx%d add %.3f ms grad %.3f ms; axpy %dx%d %.3f ms\n",
+	       be->threads, rows, dim, t[0] * 1e3, t[1] * 1e3, rows, ff, t[2] * 1e3, t[3] * 1e3,
+	       rows, ff, t[4] * 1e3, t[5] * 1e3, rows, dim, t[6] * 1e3);
+	free(x), free(y), free(dy), free(w), free(b), free(mean), free(rstd), free(dw), free(db);
+	float *p = randn(np, 17), *g = randn(np, 18), *m = falloc(np), *v = falloc(np);
+	memset(m, 0, np * sizeof(float));
+	memset(v, 0, np * sizeof(float));
+	double best = 1e30, ss = 0;
+	for (int r = 0; r < 4; r++) {
+		double t0 = now();
+		tk_adamw(be, p, g, m, v, np, 1e-4, 0.9, 0.999, 1e-8, 0.01, r + 1);
+		double t1 = now();
+		best = t1 - t0 < best ? t1 - t0 : best;
+	}
+	double bs = 1e30;
+	for (int r = 0; r < 4; r++) {
+		double t0 = now();
+		tk_sum_squares(be, &ss, g, np);
+		double t1 = now();
+		bs = t1 - t0 < bs ? t1 - t0 : bs;
+	}
+	printf("adamw %zu params threads=%d: %.1f ms (%.1f GB/s); sum_squares %.1f ms\n", np,
+	       be->threads, best * 1e3, 28.0 * np / best / 1e9, bs * 1e3);
+	free(p), free(g), free(m), free(v);
+}
+
 /* A GEMM and then an OpenMP op, in turns, against the two alone. */
 static void bench_turns(struct tk_backend *be)
 {
@@ -159,6 +220,8 @@ int main(int argc, char **argv)
 			{ 0, 0, 1024, 3072, 768, "x @ W  (fwd)   " },
 			{ 0, 1, 1024, 768, 3072, "dy @ W^T (dx)   " },
 			{ 1, 0, 768, 3072, 1024, "x^T @ dy (dW)   " },
+			{ 0, 1, 128, 50257, 768, "x @ E^T (head)  " },
+			{ 0, 0, 128, 768, 50257, "dl @ E (head dx)" },
 		};
 		for (size_t j = 0; j < sizeof(g) / sizeof(g[0]); j++) {
 			time_gemm(&be, g[j].ta, g[j].tb, g[j].m, g[j].n, g[j].k, 2); /* warm */
@@ -169,6 +232,7 @@ int main(int argc, char **argv)
 		}
 		bench_attention(&be, 4, 256, 12, 12, 64);
 		bench_ce(&be, 1024, 50257);
+		bench_small_ops(&be);
 		bench_turns(&be);
 		tk_backend_free(&be);
 	}

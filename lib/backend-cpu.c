@@ -1,6 +1,10 @@
 /* backend-cpu.c - the CPU backend: fp32, OpenBLAS for GEMM, OpenMP across
  * rows and heads, everything else written here with loops the compiler
- * vectorizes (`omp simd`).
+ * vectorizes (`omp simd`), except two kernels written with AVX-512
+ * intrinsics where the CPU has it: attention's register tiles and AdamW
+ * (which GCC leaves scalar).  They compute the same operations in the same
+ * order as the portable loops that other CPUs run (AdamW: the same bits;
+ * the tiles: fused multiply-adds where the portable loop rounds twice).
  *
  * Threads: every OpenMP region asks for be->threads, GEMMs included: they
  * are cut into slabs that single-threaded OpenBLAS computes on the OpenMP
@@ -25,6 +29,9 @@
 #include "backend.h"
 
 #include <cblas.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -86,13 +93,6 @@ static inline float dot(const float *a, const float *b, int n)
 	for (int i = 0; i < n; i++)
 		s += a[i] * b[i];
 	return s;
-}
-
-static inline void axpy_row(float *y, float a, const float *x, int n)
-{
-#pragma omp simd
-	for (int i = 0; i < n; i++)
-		y[i] += a * x[i];
 }
 
 /* GEMM on the backend's OpenMP threads: C is cut into one slab of rows (or
@@ -431,13 +431,19 @@ static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int row
 	return 0;
 }
 
-/* Attention.  Scores come from K transposed once per call into the
- * workspace, kt[b][kv head][d][j] with rows of ldt = T rounded up to KB
- * (zero padding), so that q . k_j for KB keys at once is KB-wide
- * multiply-adds down d: no horizontal sums, and each score is summed in d
- * order whatever the vector width.  The per-task functions have clones for
- * AVX2 and AVX-512 (the library is built for plain x86-64). */
-#define KB 16
+/* Attention.  Every product in it (Q K^T, P V, dS K, dS^T Q, P^T dO, dO
+ * V^T) is computed in tiles of TR rows by TW columns held in registers
+ * (tile below): per step down the inner dimension, TR broadcasts and TW/16
+ * vector loads feed TR*TW/16 vector multiply-adds, where a row at a time
+ * had one load per multiply-add.  Scores come from K (and, backward, V)
+ * transposed once per call into the workspace, kt[b][kv head][d][j] with
+ * rows of ldt = T rounded up to TW (zero padding), so that keys are the
+ * contiguous columns of a tile.  Each output element is summed in a fixed
+ * order (down the inner dimension) that depends neither on the threads nor
+ * on the vector width.  The per-task functions have clones for AVX2 and
+ * AVX-512 (the library is built for plain x86-64). */
+#define TR 8
+#define TW 32
 
 struct att_dims {
 	int B, T, H, KV, D, grp, ldt;
@@ -454,96 +460,171 @@ static void transpose_heads(int nt, float *kt, const float *k, const struct att_
 		int b = (int)(bh / a->KV), kh = (int)(bh % a->KV);
 		float *dst = kt + (size_t)bh * a->D * a->ldt;
 		const float *src = k + (size_t)b * a->T * a->ks + (size_t)kh * a->D;
-		for (int d = 0; d < a->D; d++) {
-			float *row = dst + (size_t)d * a->ldt;
-			for (int j = 0; j < a->T; j++)
-				row[j] = src[(size_t)j * a->ks + d];
+		/* in blocks of 16 x 16: 16 rows of k read, 16 lines written */
+		for (int j0 = 0; j0 < a->T; j0 += 16) {
+			int nj = a->T - j0 < 16 ? a->T - j0 : 16;
+			for (int d0 = 0; d0 < a->D; d0 += 16) {
+				int nd = a->D - d0 < 16 ? a->D - d0 : 16;
+				for (int d = d0; d < d0 + nd; d++) {
+					float *row = dst + (size_t)d * a->ldt + j0;
+					const float *col = src + (size_t)j0 * a->ks + d;
+					for (int j = 0; j < nj; j++)
+						row[j] = col[(size_t)j * a->ks];
+				}
+			}
+		}
+		for (int d = 0; d < a->D; d++)
 			for (int j = a->T; j < a->ldt; j++)
-				row[j] = 0.0f;
-		}
+				dst[(size_t)d * a->ldt + j] = 0.0f;
 	}
 }
 
-/* s[j] = scale * x . col j of kt, for j < n rounded up to KB: KB scores at
- * once, each summed in d order. */
-static inline void scores_row(float *s, const float *x, const float *kt, int ldt, int D, int n,
-			      float scale)
+/* c[i][w] = alpha * sum_{l < L} A(i, l) b[l][w] (+ c[i][w] when acc) for
+ * i < nr <= TR, w < nw <= TW, with A(i, l) = a[i ai + l al] and rows of b
+ * (ldb) and c (ldc); l in order. */
+static inline __attribute__((always_inline)) void
+tile_c(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b, size_t ldb,
+       int L, float alpha, int acc, int nr, int nw)
 {
-	for (int j0 = 0; j0 < n; j0 += KB) {
-		float acc[KB];
-		for (int jj = 0; jj < KB; jj++)
-			acc[jj] = 0.0f;
-		for (int d = 0; d < D; d++) {
-			const float *kr = kt + (size_t)d * ldt + j0;
-			float xd = x[d];
+	float s[TR][TW];
+	for (int i = 0; i < nr; i++)
+		for (int w = 0; w < nw; w++)
+			s[i][w] = 0.0f;
+	for (int l = 0; l < L; l++) {
+		const float *bl = b + (size_t)l * ldb, *x = a + (size_t)l * al;
+		for (int i = 0; i < nr; i++) {
+			float xi = x[i * ai];
 #pragma omp simd
-			for (int jj = 0; jj < KB; jj++)
-				acc[jj] += xd * kr[jj];
+			for (int w = 0; w < nw; w++)
+				s[i][w] += xi * bl[w];
 		}
-#pragma omp simd
-		for (int jj = 0; jj < KB; jj++)
-			s[j0 + jj] = acc[jj] * scale;
 	}
+	for (int i = 0; i < nr; i++)
+		for (int w = 0; w < nw; w++)
+			c[i * ldc + w] = (acc ? c[i * ldc + w] : 0.0f) + alpha * s[i][w];
 }
 
-/* o[d] = sum_j w[j] rows[j][d], j < n (row stride rs), in j order, KB
- * columns of o at a time held in registers. */
-static inline void weighted_rows(float *o, const float *w, const float *rows, size_t rs, int n,
-				 int D)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TK_TILE_AVX512 1
+/* The full tile (TR = 8 rows, TW = 32 columns) with AVX-512: 16
+ * accumulators in registers; per step down l, 2 loads of b and 8
+ * broadcasts of A feed 16 fused multiply-adds. */
+__attribute__((target("avx512f"), noinline)) static void
+tile_avx512(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b,
+	    size_t ldb, int L, float alpha, int acc)
 {
-	int d0 = 0;
-	for (; d0 + KB <= D; d0 += KB) {
-		float acc[KB];
-		for (int dd = 0; dd < KB; dd++)
-			acc[dd] = 0.0f;
-		for (int j = 0; j < n; j++) {
-			const float *r = rows + (size_t)j * rs + d0;
-			float wj = w[j];
-#pragma omp simd
-			for (int dd = 0; dd < KB; dd++)
-				acc[dd] += wj * r[dd];
+	__m512 s[TR][2];
+#pragma GCC unroll 8
+	for (int i = 0; i < TR; i++)
+		s[i][0] = s[i][1] = _mm512_setzero_ps();
+	for (int l = 0; l < L; l++) {
+		const float *bl = b + (size_t)l * ldb, *x = a + (size_t)l * al;
+		__m512 b0 = _mm512_loadu_ps(bl), b1 = _mm512_loadu_ps(bl + 16);
+#pragma GCC unroll 8
+		for (int i = 0; i < TR; i++) {
+			__m512 xi = _mm512_set1_ps(x[i * ai]);
+			s[i][0] = _mm512_fmadd_ps(xi, b0, s[i][0]);
+			s[i][1] = _mm512_fmadd_ps(xi, b1, s[i][1]);
 		}
-		for (int dd = 0; dd < KB; dd++)
-			o[d0 + dd] = acc[dd];
 	}
-	for (; d0 < D; d0++) {
-		float acc = 0.0f;
-		for (int j = 0; j < n; j++)
-			acc += w[j] * rows[(size_t)j * rs + d0];
-		o[d0] = acc;
+	__m512 al16 = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+	for (int i = 0; i < TR; i++) {
+		float *ci = c + i * ldc;
+		if (acc) {
+			_mm512_storeu_ps(ci, _mm512_fmadd_ps(al16, s[i][0], _mm512_loadu_ps(ci)));
+			_mm512_storeu_ps(ci + 16,
+					 _mm512_fmadd_ps(al16, s[i][1], _mm512_loadu_ps(ci + 16)));
+		} else {
+			_mm512_storeu_ps(ci, _mm512_mul_ps(al16, s[i][0]));
+			_mm512_storeu_ps(ci + 16, _mm512_mul_ps(al16, s[i][1]));
+		}
+	}
+}
+#endif
+
+static inline __attribute__((always_inline)) void
+tile(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b, size_t ldb,
+     int L, float alpha, int acc, int nr, int nw, int avx512)
+{
+#ifdef TK_TILE_AVX512
+	if (avx512 && nr == TR && nw == TW) {
+		tile_avx512(c, ldc, a, ai, al, b, ldb, L, alpha, acc);
+		return;
+	}
+#endif
+	if (nr == TR && nw == TW) /* constant bounds for the compiler */
+		tile_c(c, ldc, a, ai, al, b, ldb, L, alpha, acc, TR, TW);
+	else
+		tile_c(c, ldc, a, ai, al, b, ldb, L, alpha, acc, nr, nw);
+}
+
+/* C[m][n] (+)= alpha A B for A(i, l) = a[i ai + l al] (m x L), b [L][n]
+ * (ldb), in tiles. */
+static inline __attribute__((always_inline)) void
+tiles(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b, size_t ldb,
+      int m, int n, int L, float alpha, int acc)
+{
+	int avx512 = 0;
+#ifdef TK_TILE_AVX512
+	avx512 = __builtin_cpu_supports("avx512f");
+#endif
+	for (int i0 = 0; i0 < m; i0 += TR) {
+		int nr = m - i0 < TR ? m - i0 : TR;
+		for (int w0 = 0; w0 < n; w0 += TW)
+			tile(c + i0 * ldc + w0, ldc, a + i0 * ai, ai, al, b + w0, ldb, L, alpha,
+			     acc, nr, n - w0 < TW ? n - w0 : TW, avx512);
 	}
 }
 
-/* Rows [t0, t1) of (b, h): scores against keys 0..t, max-subtracted
- * exponentials, their weighted sum of values, and the log-sum-exp. */
+/* Rows [t0, t1) of (b, h), t1 - t0 <= ATT_ROWS: scores against keys
+ * 0..t into s (rows of ldt), max-subtracted exponentials (0 past t), their
+ * weighted sum of values, and the log-sum-exp. */
 TK_SIMD_CLONES
 static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt,
 			 const float *v, const struct att_dims *a, int b, int h, int t0, int t1,
 			 float *s)
 {
-	int D = a->D, kh = h / a->grp;
-	const float *kth = kt + ((size_t)b * a->KV + kh) * D * a->ldt;
+	int D = a->D, kh = h / a->grp, ldt = a->ldt, nr = t1 - t0;
+	int nk = (t1 + TW - 1) / TW * TW; /* keys 0..t1-1, whole tiles */
+	const float *kth = kt + ((size_t)b * a->KV + kh) * D * ldt;
 	const float *vb = v + (size_t)b * a->T * a->ks + (size_t)kh * D;
-	for (int t = t0; t < t1; t++) {
-		size_t qo = ((size_t)b * a->T + t) * a->qs + (size_t)h * D;
-		float *o = out + qo;
-		int n = t + 1;
-		scores_row(s, q + qo, kth, a->ldt, D, n, a->scale);
+	size_t q0 = ((size_t)b * a->T + t0) * a->qs + (size_t)h * D;
+	float inv[ATT_ROWS];
+	/* each row of TR needs keys up to its last row only */
+	for (int i0 = 0; i0 < nr; i0 += TR) {
+		int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
+		tiles(s + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kth, ldt, r,
+		      (lim + TW - 1) / TW * TW, D, a->scale, 0);
+	}
+	for (int i = 0; i < nr; i++) {
+		float *si = s + (size_t)i * ldt;
+		int n = t0 + i + 1;
 		float mx = -INFINITY, sum = 0.0f;
 #pragma omp simd reduction(max : mx)
 		for (int j = 0; j < n; j++)
-			mx = s[j] > mx ? s[j] : mx;
+			mx = si[j] > mx ? si[j] : mx;
 #pragma omp simd reduction(+ : sum)
 		for (int j = 0; j < n; j++) {
-			s[j] = tk_expf_poly(s[j] - mx);
-			sum += s[j];
+			si[j] = tk_expf_poly(si[j] - mx);
+			sum += si[j];
 		}
-		weighted_rows(o, s, vb, a->ks, n, D);
-		float inv = 1.0f / sum;
+		for (int j = n; j < nk; j++)
+			si[j] = 0.0f;
+		inv[i] = 1.0f / sum;
+		lse[((size_t)b * a->H + h) * a->T + t0 + i] = mx + logf(sum);
+	}
+	/* out rows = P V over keys 0..t1-1 (zeros past each row's own t) */
+	for (int i0 = 0; i0 < nr; i0 += TR) {
+		int r = nr - i0 < TR ? nr - i0 : TR;
+		tiles(out + q0 + i0 * a->qs, a->qs, s + (size_t)i0 * ldt, ldt, 1, vb, a->ks, r, D,
+		      t0 + i0 + r, 1.0f, 0);
+	}
+	for (int i = 0; i < nr; i++) {
+		float *o = out + q0 + i * a->qs, f = inv[i];
 #pragma omp simd
 		for (int d = 0; d < D; d++)
-			o[d] *= inv;
-		lse[((size_t)b * a->H + h) * a->T + t] = mx + logf(sum);
+			o[d] *= f;
 	}
 }
 
@@ -552,14 +633,14 @@ static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_
 {
 	a->B = B, a->T = T, a->H = n_head, a->KV = n_kv_head, a->D = head_dim;
 	a->grp = n_head / n_kv_head;
-	a->ldt = (T + KB - 1) / KB * KB;
+	a->ldt = (T + TW - 1) / TW * TW;
 	a->qs = (size_t)n_head * head_dim;
 	a->ks = (size_t)n_kv_head * head_dim;
 	a->scale = 1.0f / sqrtf((float)head_dim);
 }
 
-/* Causal attention, one query row at a time; tasks are blocks of ATT_ROWS
- * rows of one (batch, head), in parallel; each thread has a score row. */
+/* Causal attention; tasks are blocks of ATT_ROWS rows of one (batch,
+ * head), in parallel; each thread has ATT_ROWS rows of scores. */
 static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
 			     const float *k, const float *v, int B, int T, int n_head,
 			     int n_kv_head, int head_dim)
@@ -568,7 +649,8 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
 	struct att_dims a;
 	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
 	size_t nkt = (size_t)B * n_kv_head * head_dim * a.ldt;
-	float *ws = ws_get(be, (nkt + (size_t)nt * a.ldt) * sizeof(float));
+	size_t per_thread = (size_t)ATT_ROWS * a.ldt;
+	float *ws = ws_get(be, (nkt + (size_t)nt * per_thread) * sizeof(float));
 	if (!ws)
 		return TK_E_NOMEM;
 	float *kt = ws, *sbuf = ws + nkt;
@@ -578,7 +660,7 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
 #pragma omp parallel num_threads(nt) \
 	if (ntask > 1 && (size_t)B * T * T * n_head * head_dim >= PAR_MIN)
 	{
-		float *s = sbuf + (size_t)omp_get_thread_num() * a.ldt;
+		float *s = sbuf + (size_t)omp_get_thread_num() * per_thread;
 		/* the longest rows first: blocks in reverse */
 #pragma omp for schedule(dynamic, 1)
 		for (long task = ntask - 1; task >= 0; task--) {
@@ -591,43 +673,57 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
 	return 0;
 }
 
-/* The backward pass of one (batch, head), rows in order: p = exp(s - lse),
- * dp = dout . v (from V^T like the scores), ds = p (dp - dout . out);
- * dq = scale ds k, dk += scale ds q, dv += p dout into dkb/dvb (row stride
- * dks). */
+/* The backward pass of one (batch, head), in blocks of ATT_ROWS query rows
+ * [t0, t1): p = exp(s - lse), dp = dout . v (from V^T like the scores),
+ * ds = scale p (dp - dout . out), zero past each row's t; then dq rows =
+ * ds K, and for keys j < t1, dk[j] += ds^T q, dv[j] += p^T dout into
+ * dkb/dvb (rows of D), block by block in row order. */
 TK_SIMD_CLONES
-static void att_bwd_head(float *dq, float *dkb, float *dvb, size_t dks, const float *dout,
-			 const float *q, const float *k, const float *kt, const float *vt,
-			 const float *out, const float *lse, const struct att_dims *a, int b,
-			 int h, float *p, float *ds)
+static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, const float *q,
+			 const float *k, const float *kt, const float *vt, const float *out,
+			 const float *lse, const struct att_dims *a, int b, int h, float *p,
+			 float *ds)
 {
-	int D = a->D, T = a->T, kh = h / a->grp;
-	size_t tofs = ((size_t)b * a->KV + kh) * D * a->ldt;
+	int D = a->D, T = a->T, kh = h / a->grp, ldt = a->ldt;
+	size_t tofs = ((size_t)b * a->KV + kh) * D * ldt;
 	const float *kb = k + (size_t)b * T * a->ks + (size_t)kh * D;
 	const float *lr = lse + ((size_t)b * a->H + h) * T;
 	float scale = a->scale;
-	for (int j = 0; j < T; j++) {
-		memset(dkb + j * dks, 0, D * sizeof(float));
-		memset(dvb + j * dks, 0, D * sizeof(float));
-	}
-	for (int t = 0; t < T; t++) {
-		size_t qo = ((size_t)b * T + t) * a->qs + (size_t)h * D;
-		const float *qr = q + qo, *dor = dout + qo;
-		float *dqr = dq + qo;
-		float dsum = dot(dor, out + qo, D), l = lr[t];
-		int n = t + 1;
-		scores_row(p, qr, kt + tofs, a->ldt, D, n, scale);
-		scores_row(ds, dor, vt + tofs, a->ldt, D, n, 1.0f);
+	memset(dkb, 0, (size_t)T * D * sizeof(float));
+	memset(dvb, 0, (size_t)T * D * sizeof(float));
+	for (int t0 = 0; t0 < T; t0 += ATT_ROWS) {
+		int t1 = t0 + ATT_ROWS < T ? t0 + ATT_ROWS : T, nr = t1 - t0;
+		int nk = (t1 + TW - 1) / TW * TW;
+		size_t q0 = ((size_t)b * T + t0) * a->qs + (size_t)h * D;
+		for (int i0 = 0; i0 < nr; i0 += TR) {
+			int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
+			int nc = (lim + TW - 1) / TW * TW;
+			tiles(p + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kt + tofs,
+			      ldt, r, nc, D, scale, 0);
+			tiles(ds + (size_t)i0 * ldt, ldt, dout + q0 + i0 * a->qs, a->qs, 1,
+			      vt + tofs, ldt, r, nc, D, 1.0f, 0);
+		}
+		for (int i = 0; i < nr; i++) {
+			size_t qo = q0 + i * a->qs;
+			float *pi = p + (size_t)i * ldt, *dsi = ds + (size_t)i * ldt;
+			float dsum = dot(dout + qo, out + qo, D), l = lr[t0 + i];
+			int n = t0 + i + 1;
 #pragma omp simd
-		for (int j = 0; j < n; j++) {
-			p[j] = tk_expf_poly(p[j] - l);
-			ds[j] = p[j] * (ds[j] - dsum) * scale;
+			for (int j = 0; j < n; j++) {
+				pi[j] = tk_expf_poly(pi[j] - l);
+				dsi[j] = pi[j] * (dsi[j] - dsum) * scale;
+			}
+			for (int j = n; j < nk; j++)
+				pi[j] = dsi[j] = 0.0f;
 		}
-		weighted_rows(dqr, ds, kb, a->ks, n, D);
-		for (int j = 0; j < n; j++) {
-			axpy_row(dkb + j * dks, ds[j], qr, D);
-			axpy_row(dvb + j * dks, p[j], dor, D);
+		for (int i0 = 0; i0 < nr; i0 += TR) {
+			int r = nr - i0 < TR ? nr - i0 : TR;
+			tiles(dq + q0 + i0 * a->qs, a->qs, ds + (size_t)i0 * ldt, ldt, 1, kb, a->ks, r,
+			      D, t0 + i0 + r, 1.0f, 0);
 		}
+		/* dk[j] += sum_i ds[i][j] q[i], dv[j] += sum_i p[i][j] dout[i] */
+		tiles(dkb, D, ds, 1, ldt, q + q0, a->qs, t1, D, nr, 1.0f, 1);
+		tiles(dvb, D, p, 1, ldt, dout + q0, a->qs, t1, D, nr, 1.0f, 1);
 	}
 }
 
@@ -645,7 +741,8 @@ static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float 
 	struct att_dims a;
 	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
 	int grp = a.grp;
-	size_t nkt = (size_t)B * n_kv_head * D * a.ldt, per_thread = (size_t)2 * a.ldt;
+	size_t nkt = (size_t)B * n_kv_head * D * a.ldt;
+	size_t per_thread = (size_t)2 * ATT_ROWS * a.ldt;
 	size_t headbuf = (size_t)B * n_head * T * D;
 	float *ws = ws_get(be, (2 * nkt + nt * per_thread + 2 * headbuf) * sizeof(float));
 	if (!ws)
@@ -662,8 +759,8 @@ static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float 
 		for (long task = 0; task < ntask; task++) {
 			int h = (int)(task % n_head), b = (int)(task / n_head);
 			att_bwd_head(dq, dkh + ((size_t)b * n_head + h) * T * D,
-				     dvh + ((size_t)b * n_head + h) * T * D, D, dout, q, k, kt, vt,
-				     out, lse, &a, b, h, p, p + a.ldt);
+				     dvh + ((size_t)b * n_head + h) * T * D, dout, q, k, kt, vt, out,
+				     lse, &a, b, h, p, p + (size_t)ATT_ROWS * a.ldt);
 		}
 	}
 	{
@@ -794,8 +891,8 @@ struct adamw_k {
 #if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 6)
 __attribute__((target_clones("fma", "default")))
 #endif
-static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-			const struct adamw_k *k)
+static void adamw_scalar(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+			 const struct adamw_k *k)
 {
 	struct adamw_k c = *k;
 	for (size_t i = i0; i < i1; i++) {
@@ -807,6 +904,48 @@ static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0,
 		m[i] = mi;
 		v[i] = vi;
 	}
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TK_ADAMW_AVX512 1
+/* adamw_scalar 16 elements at a time with AVX-512: the same operations
+ * (each correctly rounded, vector sqrt included) in the same order, so the
+ * same bits.  GCC does not vectorize the scalar loop itself: sqrtf may set
+ * errno, and only -fno-math-errno on the command line lifts that.  Returns
+ * where the scalar loop takes over. */
+__attribute__((target("avx512f"))) static size_t
+adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+	     const struct adamw_k *k)
+{
+	__m512 keep = _mm512_set1_ps(k->keep), coef = _mm512_set1_ps(k->coef);
+	__m512 b2 = _mm512_set1_ps(k->b2), w2 = _mm512_set1_ps(k->w2);
+	__m512 eps = _mm512_set1_ps(k->eps), ns = _mm512_set1_ps(k->neg_step);
+	__m512 bc2s = _mm512_set1_ps(k->bc2s);
+	size_t i = i0;
+	for (; i + 16 <= i1; i += 16) {
+		__m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), keep);
+		__m512 gi = _mm512_loadu_ps(g + i), mi = _mm512_loadu_ps(m + i);
+		__m512 vi = _mm512_loadu_ps(v + i);
+		mi = _mm512_fmadd_ps(coef, _mm512_sub_ps(gi, mi), k->from_m ? mi : gi);
+		vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vi, b2));
+		__m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
+		pi = _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den));
+		_mm512_storeu_ps(p + i, pi);
+		_mm512_storeu_ps(m + i, mi);
+		_mm512_storeu_ps(v + i, vi);
+	}
+	return i;
+}
+#endif
+
+static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+			const struct adamw_k *k)
+{
+#ifdef TK_ADAMW_AVX512
+	if (__builtin_cpu_supports("avx512f"))
+		i0 = adamw_avx512(p, g, m, v, i0, i1, k);
+#endif
+	adamw_scalar(p, g, m, v, i0, i1, k);
 }
 
 /* torch.optim.AdamW, _single_tensor_adam with decoupled weight decay, the

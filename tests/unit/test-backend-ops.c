@@ -628,9 +628,123 @@ static void test_attention_long(void)
 	attention_check((struct att_shape){ 1, 129, 2, 1, 128 }, 0);
 }
 
+/* The backward pass in double from the formulas: p = softmax row, dp[j] =
+ * dout . v_j, ds = p (dp - sum_j p dp), dq = scale ds K, dk = scale ds^T Q,
+ * dv = p^T dout; checked against finite differences below, then used where
+ * finite differences would be too slow. */
+static void ref_attention_bwd(double *dq, double *dk, double *dv, const double *dout,
+			      const double *q, const double *k, const double *v, struct att_shape s)
+{
+	int grp = s.H / s.KV;
+	size_t nq = (size_t)s.B * s.T * s.H * s.D, nk = (size_t)s.B * s.T * s.KV * s.D;
+	double scale = 1.0 / sqrt((double)s.D);
+	double *p = malloc(sizeof(double) * s.T), *dp = malloc(sizeof(double) * s.T);
+	memset(dq, 0, sizeof(double) * nq);
+	memset(dk, 0, sizeof(double) * nk);
+	memset(dv, 0, sizeof(double) * nk);
+	for (int b = 0; b < s.B; b++)
+		for (int h = 0; h < s.H; h++)
+			for (int t = 0; t < s.T; t++) {
+				size_t qo = (((size_t)b * s.T + t) * s.H + h) * s.D;
+				double mx = -INFINITY, sum = 0, pdp = 0;
+				for (int j = 0; j <= t; j++) {
+					const double *kr =
+						k + (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
+					double d = 0;
+					for (int e = 0; e < s.D; e++)
+						d += q[qo + e] * kr[e];
+					p[j] = d * scale;
+					mx = p[j] > mx ? p[j] : mx;
+				}
+				for (int j = 0; j <= t; j++)
+					sum += (p[j] = exp(p[j] - mx));
+				for (int j = 0; j <= t; j++) {
+					const double *vr =
+						v + (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
+					p[j] /= sum;
+					dp[j] = 0;
+					for (int e = 0; e < s.D; e++)
+						dp[j] += dout[qo + e] * vr[e];
+					pdp += p[j] * dp[j];
+				}
+				for (int j = 0; j <= t; j++) {
+					size_t ko = (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
+					double ds = p[j] * (dp[j] - pdp) * scale;
+					for (int e = 0; e < s.D; e++) {
+						dq[qo + e] += ds * k[ko + e];
+						dk[ko + e] += ds * q[qo + e];
+						dv[ko + e] += p[j] * dout[qo + e];
+					}
+				}
+			}
+	free(p), free(dp);
+}
+
+/* The analytic reference (ref_attention_bwd) against finite differences
+ * (small), then the backend against it at shapes with whole register tiles
+ * (head_dim 64, rows past 32), a partial tile of columns (head_dim 80) and
+ * grouped queries. */
+static void test_attention_bwd_tiles(void)
+{
+	static const struct att_shape shapes[] = {
+		{ 1, 7, 2, 1, 5 }, { 2, 70, 4, 2, 64 }, { 1, 45, 2, 2, 80 }, { 1, 33, 3, 1, 32 },
+	};
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		struct att_shape s = shapes[i];
+		size_t nq = (size_t)s.B * s.T * s.H * s.D, nk = (size_t)s.B * s.T * s.KV * s.D;
+		size_t nl = (size_t)s.B * s.H * s.T;
+		float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk);
+		float *v = malloc(sizeof(float) * nk), *out = malloc(sizeof(float) * nq);
+		float *lse = malloc(sizeof(float) * nl), *dout = malloc(sizeof(float) * nq);
+		float *dq = malloc(sizeof(float) * nq), *dk = malloc(sizeof(float) * nk);
+		float *dv = malloc(sizeof(float) * nk);
+		double *qd = malloc(sizeof(double) * nq), *kd = malloc(sizeof(double) * nk);
+		double *vd = malloc(sizeof(double) * nk), *rd = malloc(sizeof(double) * nq);
+		double *gq = malloc(sizeof(double) * nq), *gk = malloc(sizeof(double) * nk);
+		double *gv = malloc(sizeof(double) * nk);
+		fill(q, nq, 2.0);
+		fill(k, nk, 2.0);
+		fill(v, nk, 1.0);
+		fill(dout, nq, 1.0);
+		to_double(qd, q, nq);
+		to_double(kd, k, nk);
+		to_double(vd, v, nk);
+		to_double(rd, dout, nq);
+		ref_attention_bwd(gq, gk, gv, rd, qd, kd, vd, s);
+		if (i == 0) {
+			double *od = malloc(sizeof(double) * nq), *fq = malloc(sizeof(double) * nq);
+			double *fk = malloc(sizeof(double) * nk), *fv = malloc(sizeof(double) * nk);
+			struct att_ctx c = { s, qd, kd, vd, rd, od, 0 };
+			fd_grad(att_loss, &c, qd, nq, fq);
+			c.which = 1;
+			fd_grad(att_loss, &c, kd, nk, fk);
+			c.which = 2;
+			fd_grad(att_loss, &c, vd, nk, fv);
+			double w = 0;
+			for (size_t j = 0; j < nq; j++)
+				w = fmax(w, fabs(fq[j] - gq[j]));
+			for (size_t j = 0; j < nk; j++)
+				w = fmax(w, fmax(fabs(fk[j] - gk[j]), fabs(fv[j] - gv[j])));
+			TT_CHECK(w < 1e-6, "reference backward off finite differences by %g", w);
+			free(od), free(fq), free(fk), free(fv);
+		}
+		TT_REQUIRE(tk_attention_fwd(&be2, out, lse, q, k, v, s.B, s.T, s.H, s.KV, s.D) ==
+				   0,
+			   "fwd");
+		TT_REQUIRE(tk_attention_bwd(&be2, dq, dk, dv, dout, q, k, v, out, lse, s.B, s.T, s.H,
+					    s.KV, s.D) == 0,
+			   "bwd");
+		CHECK_CLOSE(dq, gq, nq, 1e-5, 1e-4, "dq");
+		CHECK_CLOSE(dk, gk, nk, 1e-5, 1e-4, "dk");
+		CHECK_CLOSE(dv, gv, nk, 1e-5, 1e-4, "dv");
+		free(q), free(k), free(v), free(out), free(lse), free(dout), free(dq), free(dk);
+		free(dv), free(qd), free(kd), free(vd), free(rd), free(gq), free(gk), free(gv);
+	}
+}
+
 static void test_attention_bad_heads(void)
 {
-	float x[8];
+	float x[8] = { 0 };
 	TT_CHECK(tk_attention_fwd(&be2, x, x, x, x, x, 1, 1, 3, 2, 1) == TK_E_INVAL, "3 over 2");
 	TT_CHECK(tk_attention_bwd(&be2, x, x, x, x, x, x, x, x, x, 1, 1, 2, 0, 1) == TK_E_INVAL,
 		 "0 kv heads");
@@ -819,6 +933,34 @@ static void test_adamw_torch(void)
 	TT_CHECK(cases == 2, "%d cases in %s", cases, path);
 }
 
+/* The vector loop of AdamW (16 at a time where the CPU has AVX-512) and
+ * the scalar loop (tails, and calls of fewer than 16) give the same bits:
+ * one call over n elements against n calls of one element, with and
+ * without weight decay, and with beta1 > 0.5 and < 0.5 (the two forms of
+ * torch's lerp). */
+static void test_adamw_vector_scalar(void)
+{
+	enum { N = 1000 };
+	static const double b1s[2] = { 0.9, 0.3 }, wds[2] = { 0.01, 0.0 };
+	float *p = malloc(sizeof(float) * N * 2), *m = calloc(N * 2, sizeof(float));
+	float *v = calloc(N * 2, sizeof(float)), *g = malloc(sizeof(float) * N);
+	fill(p, N, 1.0);
+	memcpy(p + N, p, sizeof(float) * N);
+	for (int k = 1; k <= 4; k++) {
+		fill(g, N, k % 2 ? 1e-3 : 10.0);
+		g[7] = 0.0f;
+		double b1 = b1s[k % 2], wd = wds[k / 3];
+		TT_CHECK(tk_adamw(&be2, p, g, m, v, N, 1e-3, b1, 0.999, 1e-8, wd, k) == 0, "rc");
+		for (int i = 0; i < N; i++)
+			tk_adamw(&be1, p + N + i, g + i, m + N + i, v + N + i, 1, 1e-3, b1, 0.999,
+				 1e-8, wd, k);
+		TT_CHECK(!memcmp(p, p + N, sizeof(float) * N), "step %d: p differs", k);
+		TT_CHECK(!memcmp(m, m + N, sizeof(float) * N), "step %d: m differs", k);
+		TT_CHECK(!memcmp(v, v + N, sizeof(float) * N), "step %d: v differs", k);
+	}
+	free(p), free(m), free(v), free(g);
+}
+
 static void test_adamw_bad_args(void)
 {
 	float p[1] = { 1 }, g[1] = { 1 }, m[1] = { 0 }, v[1] = { 0 };
@@ -952,12 +1094,14 @@ int main(void)
 	TT_RUN(test_attention_gqa);
 	TT_RUN(test_attention_mha);
 	TT_RUN(test_attention_long);
+	TT_RUN(test_attention_bwd_tiles);
 	TT_RUN(test_attention_bad_heads);
 	TT_RUN(test_embedding);
 	TT_RUN(test_cross_entropy);
 	TT_RUN(test_cross_entropy_bad_target);
 	TT_RUN(test_cross_entropy_nan);
 	TT_RUN(test_adamw_torch);
+	TT_RUN(test_adamw_vector_scalar);
 	TT_RUN(test_adamw_bad_args);
 	TT_RUN(test_deterministic);
 	TT_RUN(test_unsupported_and_init);
