@@ -622,6 +622,32 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 			}
 		}
 	}
+	/* pair: the single template for $A, then again for $B with type_id 1, as
+	 * transformers' converters write it; tokenizers refuses a
+	 * TemplateProcessing without one. */
+	cJSON *pair = cJSON_AddArrayToObject(post, "pair");
+	if (!pair) {
+		cJSON_Delete(dec);
+		return nomem(v);
+	}
+	for (int half = 0; half < 2; half++)
+		for (cJSON *it = single->child; it; it = it->next) {
+			cJSON *c = cJSON_Duplicate(it, 1);
+			if (!c || !cJSON_AddItemToArray(pair, c)) {
+				cJSON_Delete(c);
+				cJSON_Delete(dec);
+				return nomem(v);
+			}
+			cJSON *in = c->child; /* {"SpecialToken"|"Sequence": {"id", "type_id"}} */
+			if (!half || !in)
+				continue;
+			cJSON_SetNumberHelper(cJSON_GetObjectItemCaseSensitive(in, "type_id"), 1);
+			if (!strcmp(in->string, "Sequence") &&
+			    !cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(in, "id"), "B")) {
+				cJSON_Delete(dec);
+				return nomem(v);
+			}
+		}
 	if (!dec || !cJSON_AddItemToObject(root, "decoder", dec)) {
 		cJSON_Delete(dec);
 		return nomem(v);

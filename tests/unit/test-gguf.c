@@ -494,6 +494,37 @@ static void expect_tok_error(const struct gb *g, int err, const char *want)
 	tk_tokenizer_free(t);
 }
 
+/* The tokenizer.json built from a GGUF is one Hugging Face tokenizers
+ * loads: its TemplateProcessing needs "pair" as well as "single" (the
+ * library refuses the file otherwise), laid out as transformers' converter
+ * writes it: BOS $A, then BOS $B with type_id 1. */
+static void test_gguf_template_has_pair(void)
+{
+	struct tk_diag d;
+	tk_gguf_t *g;
+	cJSON *tok = NULL, *cfg = NULL;
+	TT_REQUIRE(tk_gguf_open(&g, tt_fixture("gguf/ggml-vocab-llama-spm.gguf"), &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_gguf_tokenizer_json(g, &tok, &cfg, &d) == 0, "%s", d.msg);
+	cJSON *post = cJSON_GetObjectItemCaseSensitive(tok, "post_processor");
+	cJSON *single = cJSON_GetObjectItemCaseSensitive(post, "single");
+	cJSON *pair = cJSON_GetObjectItemCaseSensitive(post, "pair");
+	TT_CHECK(cJSON_GetArraySize(single) == 2, "single has %d items", cJSON_GetArraySize(single));
+	TT_REQUIRE(cJSON_GetArraySize(pair) == 4, "pair has %d items", cJSON_GetArraySize(pair));
+	static const char *const want[4][3] = { { "SpecialToken", "<s>", "0" }, { "Sequence", "A", "0" },
+						 { "SpecialToken", "<s>", "1" }, { "Sequence", "B", "1" } };
+	for (int i = 0; i < 4; i++) {
+		cJSON *in = cJSON_GetArrayItem(pair, i)->child;
+		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "id"));
+		int type = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(in, "type_id"));
+		TT_CHECK(!strcmp(in->string, want[i][0]) && id && !strcmp(id, want[i][1]) &&
+				 type == want[i][2][0] - '0', "pair[%d] = %s %s %d", i, in->string,
+			 id ? id : "?", type);
+	}
+	cJSON_Delete(tok);
+	cJSON_Delete(cfg);
+	tk_gguf_close(g);
+}
+
 static void test_vocab_errors(void)
 {
 	struct gb g = { 0 };
@@ -552,6 +583,7 @@ int main(void)
 	TT_RUN(test_vectors_llama_spm);
 	TT_RUN(test_vectors_llama_bpe);
 	TT_RUN(test_gguf_tokenizer_properties);
+	TT_RUN(test_gguf_template_has_pair);
 	TT_RUN(test_vocab_errors);
 	TT_RUN(test_spm_scores);
 	return tt_done();

@@ -1,0 +1,9 @@
+cp "$FIX/convert/mamba.gguf" .
+tk-convert -o m; echo "rc=$?"
+tk-convert mamba.gguf; echo "rc=$?"
+tk-convert mamba.gguf mamba.gguf -o m; echo "rc=$?"
+tk-convert mamba.gguf -o m --outtype q4_0; echo "rc=$?"
+mkdir d
+tk-convert d -o m; echo "rc=$?"
+tk-convert missing.gguf -o m; echo "rc=$?"
+ls

@@ -1,0 +1,80 @@
+/* tk-convert - a llama.cpp GGUF model to a Hugging Face model directory.
+ * The work is in lib/convert.c. */
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "convert.h"
+#include "gguf.h"
+
+static const char *const usage[] = {
+	"tk-convert MODEL.gguf -o DIR [OPTIONS]",
+	NULL,
+};
+
+static const char about[] =
+	"Imports a GGUF model (llama.cpp, ollama) as a Hugging Face model directory: "
+	"config.json, model.safetensors (every tensor dequantized), tokenizer.json and "
+	"tokenizer_config.json. Architectures: gpt2, llama (Llama, Mistral, SmolLM2, "
+	"TinyLlama), qwen2.";
+
+struct tool_opts {
+	const char *output, *outtype;
+	int force, quiet;
+};
+
+static struct tool_opts o = { .outtype = "f32" };
+
+static const struct tk_opt opts[] = {
+	TK_OPT_STR('o', "output", &o.output, "DIR", "the model directory to write (required)"),
+	TK_OPT_CHOICE(0, "outtype", &o.outtype, "f32|f16|bf16",
+		      "dtype of the written weights (default f32: the dequantized values exactly)"),
+	TK_OPT_BOOL('f', "force", &o.force, "replace DIR if it exists"),
+	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
+	TK_OPT_HELP(),
+	TK_OPT_END,
+};
+
+int main(int argc, char **argv)
+{
+	int npos, exit_now;
+	struct tk_diag d;
+	tk_cli_init(argv[0]);
+	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
+	if (exit_now)
+		return ec;
+	if (npos != 1)
+		return tk_cli_usage_error(npos ? "give one input file" : "no input file given");
+	if (!o.output)
+		return tk_cli_usage_error("-o/--output is required");
+
+	struct stat st;
+	if (!stat(argv[0], &st) && S_ISDIR(st.st_mode))
+		return tk_cli_error("%s: is a directory: exporting a model directory to GGUF is "
+				    "not implemented yet", argv[0]);
+
+	struct tk_convert_opts co = {
+		.input = argv[0],
+		.output = o.output,
+		.outtype = !strcmp(o.outtype, "f16") ? TK_DT_F16
+			   : !strcmp(o.outtype, "bf16") ? TK_DT_BF16 : TK_DT_F32,
+		.force = o.force,
+	};
+	struct tk_convert_result r;
+	double t0 = tk_now();
+	int rc = tk_convert_gguf(&co, &r, &d);
+	if (rc == TK_E_EXISTS) {
+		return tk_cli_error("%s: already exists (use --force to replace it)", o.output);
+	}
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (!o.quiet) {
+		fprintf(stderr, "%s: %s: %d tensors, %llu parameters (%s) in %.2f s\n", tk_prog,
+			r.arch, r.n_tensors, (unsigned long long)r.n_params,
+			tk_dtype_name(co.outtype), tk_now() - t0);
+		if (!r.tokenizer)
+			fprintf(stderr, "%s: warning: %s has no tokenizer.ggml vocabulary: no "
+				"tokenizer files written\n", tk_prog, co.input);
+	}
+	return TK_EXIT_OK;
+}
