@@ -1,0 +1,321 @@
+/* generate.c - decoding as transformers' generate() (see generate.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "generate.h"
+
+void tk_gen_opts_init(struct tk_gen_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->temperature = 1.0;
+	o->top_k = 50;
+	o->top_p = 1.0;
+	o->repetition_penalty = 1.0;
+	o->max_new_tokens = 20;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void tk_rng_seed(struct tk_rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+uint64_t tk_rng_next(struct tk_rng *r)
+{
+	uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return out;
+}
+
+double tk_rng_double(struct tk_rng *r)
+{
+	return (double)(tk_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* Softmax of x[V] into p[V] (double); -inf gives 0. */
+static void softmax(const float *x, int V, double *p)
+{
+	float mx = -INFINITY;
+	double sum = 0.0;
+
+	for (int i = 0; i < V; i++)
+		if (x[i] > mx)
+			mx = x[i];
+	for (int i = 0; i < V; i++) {
+		p[i] = x[i] == -INFINITY ? 0.0 : exp((double)x[i] - (double)mx);
+		sum += p[i];
+	}
+	for (int i = 0; i < V; i++)
+		p[i] /= sum;
+}
+
+static const float *sort_keys;
+
+/* Ascending by score, then by id (a stable order for ties). */
+static int by_score(const void *a, const void *b)
+{
+	int i = *(const int *)a, j = *(const int *)b;
+	float x = sort_keys[i], y = sort_keys[j];
+	return x < y ? -1 : x > y ? 1 : (i > j) - (i < j);
+}
+
+/* The ids of scores[V] in ascending order of score into idx[V]. */
+static void sort_ids(const float *scores, int V, int *idx)
+{
+	for (int i = 0; i < V; i++)
+		idx[i] = i;
+	sort_keys = scores;
+	qsort(idx, (size_t)V, sizeof(*idx), by_score);
+}
+
+static void top_k(float *scores, int V, int k, int *idx)
+{
+	float kth;
+
+	if (k <= 0 || k >= V)
+		return;
+	sort_ids(scores, V, idx);
+	kth = scores[idx[V - k]];
+	for (int i = 0; i < V; i++)
+		if (scores[i] < kth)
+			scores[i] = -INFINITY;
+}
+
+/* HF: sort ascending, cumulative softmax, remove where it is <= 1 - top_p,
+ * keeping the largest. */
+static void top_p(float *scores, int V, double p, int *idx, double *prob)
+{
+	double cum = 0.0;
+
+	if (p >= 1.0)
+		return;
+	sort_ids(scores, V, idx);
+	softmax(scores, V, prob);
+	for (int i = 0; i < V - 1; i++) {
+		cum += prob[idx[i]];
+		if (cum <= 1.0 - p)
+			scores[idx[i]] = -INFINITY;
+		else
+			break;
+	}
+}
+
+static void min_p(float *scores, int V, double mp, double *prob)
+{
+	double top = 0.0;
+	int best = 0;
+
+	if (mp <= 0.0)
+		return;
+	softmax(scores, V, prob);
+	for (int i = 0; i < V; i++)
+		if (prob[i] > top) {
+			top = prob[i];
+			best = i;
+		}
+	for (int i = 0; i < V; i++)
+		if (i != best && prob[i] < mp * top)
+			scores[i] = -INFINITY;
+}
+
+void tk_gen_process(const struct tk_gen_opts *o, float *scores, int V, const uint32_t *ctx,
+		    size_t n_ctx)
+{
+	int *idx = NULL;
+	double *prob = NULL;
+
+	if (o->repetition_penalty != 1.0) {
+		float pen = (float)o->repetition_penalty;
+		unsigned char *seen = calloc((size_t)V, 1);
+
+		for (size_t i = 0; seen && i < n_ctx; i++) {
+			uint32_t t = ctx[i];
+			if (t >= (uint32_t)V || seen[t])
+				continue;
+			seen[t] = 1;
+			scores[t] = scores[t] < 0 ? scores[t] * pen : scores[t] / pen;
+		}
+		free(seen);
+	}
+	if (!o->do_sample)
+		return;
+	if (o->temperature != 1.0) {
+		float t = (float)o->temperature;
+		for (int i = 0; i < V; i++)
+			scores[i] /= t;
+	}
+	idx = malloc((size_t)V * sizeof(*idx));
+	prob = malloc((size_t)V * sizeof(*prob));
+	if (idx && prob) {
+		top_k(scores, V, o->top_k, idx);
+		top_p(scores, V, o->top_p, idx, prob);
+		min_p(scores, V, o->min_p, prob);
+	}
+	free(idx);
+	free(prob);
+}
+
+uint32_t tk_gen_pick(const struct tk_gen_opts *o, const float *scores, int V, struct tk_rng *r)
+{
+	int best = 0;
+	float mx = -INFINITY;
+	double sum = 0.0, u, cum = 0.0;
+
+	for (int i = 0; i < V; i++)
+		if (scores[i] > mx) {
+			mx = scores[i];
+			best = i;
+		}
+	if (!o->do_sample)
+		return (uint32_t)best;
+	for (int i = 0; i < V; i++)
+		if (scores[i] != -INFINITY)
+			sum += exp((double)scores[i] - (double)mx);
+	u = tk_rng_double(r) * sum;
+	for (int i = 0; i < V; i++) {
+		if (scores[i] == -INFINITY)
+			continue;
+		cum += exp((double)scores[i] - (double)mx);
+		if (u < cum)
+			return (uint32_t)i;
+	}
+	return (uint32_t)best;
+}
+
+static int is_eos(const struct tk_gen_opts *o, uint32_t id)
+{
+	for (int i = 0; i < o->n_eos; i++)
+		if (o->eos[i] == (int64_t)id)
+			return 1;
+	return 0;
+}
+
+int tk_generate(struct tk_infer *s, const struct tk_gen_opts *o, const uint32_t *prompt,
+		int n_prompt, tk_gen_token_fn on_token, void *ctx, struct tk_ids *out, int *why,
+		struct tk_diag *d)
+{
+	int V = tk_infer_vocab(s), err, stop = 0;
+	float *logits = tk_mallocn((size_t)V, sizeof(float));
+	struct tk_ids all = { 0 };
+	struct tk_rng rng;
+	uint32_t id;
+
+	if (why)
+		*why = 0;
+	if (!logits)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	tk_rng_seed(&rng, o->seed);
+	for (int i = 0; i < n_prompt; i++)
+		if (tk_ids_push(&all, prompt[i])) {
+			err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+			goto done;
+		}
+	tk_infer_reset(s);
+	err = tk_infer_feed(s, prompt, n_prompt, logits, d);
+	for (int t = 0; !err && t < o->max_new_tokens; t++) {
+		tk_gen_process(o, logits, V, all.v, all.n);
+		id = tk_gen_pick(o, logits, V, &rng);
+		if (tk_ids_push(&all, id) || tk_ids_push(out, id)) {
+			err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+			break;
+		}
+		if (on_token && on_token(ctx, id))
+			stop = 3;
+		else if (is_eos(o, id))
+			stop = 1;
+		else if (t + 1 < o->max_new_tokens && tk_infer_len(s) >= tk_infer_max_len(s))
+			stop = 2;
+		if (stop)
+			break;
+		if (t + 1 < o->max_new_tokens)
+			err = tk_infer_feed(s, &id, 1, logits, d);
+	}
+	if (why)
+		*why = stop;
+done:
+	tk_ids_free(&all);
+	free(logits);
+	return err;
+}
+
+/* Appends the eos_token_id of the JSON file path to ids: 0 when the key is
+ * absent or null, 1 when found, or an error. */
+static int eos_from(const char *path, int64_t *ids, int max, int *n, struct tk_diag *d)
+{
+	struct tk_buf b = { 0 };
+	cJSON *j, *e, *it;
+	int err = tk_read_file(path, &b, d), found = 0;
+
+	if (err)
+		return err;
+	j = cJSON_ParseWithLength(b.data, b.len);
+	tk_buf_free(&b);
+	if (!j || !cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		return tk_diag_set(d, TK_E_FORMAT, path, -1, "not a JSON object");
+	}
+	e = cJSON_GetObjectItemCaseSensitive(j, "eos_token_id");
+	if (cJSON_IsNumber(e)) {
+		if (*n < max)
+			ids[(*n)++] = (int64_t)e->valuedouble;
+		found = 1;
+	} else if (cJSON_IsArray(e)) {
+		cJSON_ArrayForEach(it, e) {
+			if (!cJSON_IsNumber(it)) {
+				cJSON_Delete(j);
+				return tk_diag_set(d, TK_E_FORMAT, path, -1,
+						   "eos_token_id: a list of numbers expected");
+			}
+			if (*n < max)
+				ids[(*n)++] = (int64_t)it->valuedouble;
+		}
+		found = 1;
+	} else if (e && !cJSON_IsNull(e)) {
+		cJSON_Delete(j);
+		return tk_diag_set(d, TK_E_FORMAT, path, -1,
+				   "eos_token_id: a number or a list of numbers expected");
+	}
+	cJSON_Delete(j);
+	return found;
+}
+
+int tk_gen_eos_ids(const char *dir, int64_t *ids, int max, int *n, struct tk_diag *d)
+{
+	char path[4096];
+	int rc;
+
+	*n = 0;
+	snprintf(path, sizeof(path), "%s/generation_config.json", dir);
+	if (access(path, F_OK) == 0) {
+		rc = eos_from(path, ids, max, n, d);
+		if (rc)
+			return rc < 0 ? rc : 0;
+	}
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	rc = eos_from(path, ids, max, n, d);
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,306 @@
+/* test-generate.c - the KV-cached inference pass and decoding (generate.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "generate.h"
+#include "tt.h"
+
+static const char *const models[] = { "gpt2", "llama", "qwen2" };
+
+static int load(struct tk_model *m, struct tk_backend *be, const char *name)
+{
+	char rel[256];
+	struct tk_diag d;
+
+	snprintf(rel, sizeof(rel), "models/%s", name);
+	if (tk_backend_cpu_init(be, 1, &d))
+		return -1;
+	memset(m, 0, sizeof(*m));
+	if (tk_model_load(m, tt_fixture(rel), be, &d)) {
+		tk_backend_free(be);
+		return -1;
+	}
+	return 0;
+}
+
+/* The logits of each step of a cached greedy decode against a fresh full
+ * forward on the whole sequence so far. */
+static void test_cache_matches_full_forward(void)
+{
+	static const uint32_t prompt[] = { 1, 50, 7, 7, 88, 3, 61, 12, 90, 44, 17 };
+	int np = (int)(sizeof(prompt) / sizeof(prompt[0]));
+
+	for (int mi = 0; mi < 3; mi++) {
+		struct tk_model m;
+		struct tk_backend be;
+		struct tk_infer *s;
+		struct tk_diag d;
+		uint32_t seq[64];
+		int n = np, V;
+		float *a, *b;
+		double worst = 0.0;
+
+		TT_REQUIRE(load(&m, &be, models[mi]) == 0, "loading %s", models[mi]);
+		V = m.cfg.vocab_size;
+		a = malloc((size_t)V * sizeof(float));
+		b = malloc((size_t)V * sizeof(float));
+		TT_REQUIRE(tk_infer_new(&s, &m, 40, &d) == 0, "%s", d.msg);
+		memcpy(seq, prompt, sizeof(prompt));
+		TT_CHECK(tk_infer_feed(s, seq, n, a, &d) == 0, "%s", d.msg);
+		for (int step = 0; step < 25 && !tt_failed_now; step++) {
+			int best = 0;
+			TT_CHECK(tk_model_forward(&m, seq, NULL, 1, n, 0, 0, NULL, &d) == 0, "%s",
+				 d.msg);
+			TT_CHECK(tk_model_logits(&m, n - 1, 1, b, &d) == 0, "%s", d.msg);
+			for (int i = 0; i < V; i++) {
+				double e = fabs((double)a[i] - (double)b[i]);
+				if (e > worst)
+					worst = e;
+				if (a[i] > a[best])
+					best = i;
+			}
+			TT_CHECK(worst <= 1e-5, "%s step %d: logits differ by %g", models[mi], step,
+				 worst);
+			seq[n++] = (uint32_t)best;
+			TT_CHECK(tk_infer_feed(s, seq + n - 1, 1, a, &d) == 0, "%s", d.msg);
+		}
+		TT_CHECK(tk_infer_len(s) == n, "len %d, want %d", tk_infer_len(s), n);
+		tk_infer_free(s);
+		free(a);
+		free(b);
+		tk_model_free(&m);
+		tk_backend_free(&be);
+	}
+}
+
+/* Greedy continuations against transformers' generate(do_sample=False),
+ * tests/parity/gen-generate-fixtures.py. */
+static void test_greedy_matches_transformers(void)
+{
+	struct tk_buf buf = { 0 };
+	struct tk_diag d;
+	cJSON *j, *c;
+	int ncase = 0;
+
+	TT_REQUIRE(tk_read_file(tt_fixture("generate/greedy.json"), &buf, &d) == 0, "%s", d.msg);
+	j = cJSON_Parse(buf.data);
+	tk_buf_free(&buf);
+	TT_REQUIRE(j, "bad JSON");
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
+		const char *name = cJSON_GetObjectItem(c, "model")->valuestring;
+		cJSON *p = cJSON_GetObjectItem(c, "prompt"), *o = cJSON_GetObjectItem(c, "output"), *it;
+		struct tk_model m;
+		struct tk_backend be;
+		struct tk_infer *s;
+		struct tk_gen_opts go;
+		struct tk_ids out = { 0 };
+		uint32_t prompt[64];
+		int64_t eos[8];
+		int np = 0, neos, k = 0, why;
+		char dir[256];
+
+		TT_REQUIRE(load(&m, &be, name) == 0, "loading %s", name);
+		snprintf(dir, sizeof(dir), "models/%s", name);
+		TT_REQUIRE(tk_gen_eos_ids(tt_fixture(dir), eos, 8, &neos, &d) == 0, "%s", d.msg);
+		tk_gen_opts_init(&go);
+		go.max_new_tokens = cJSON_GetObjectItem(c, "max_new_tokens")->valueint;
+		go.repetition_penalty = cJSON_GetObjectItem(c, "repetition_penalty")->valuedouble;
+		go.eos = eos;
+		go.n_eos = neos;
+		cJSON_ArrayForEach(it, p) prompt[np++] = (uint32_t)it->valueint;
+		TT_REQUIRE(tk_infer_new(&s, &m, m.cfg.max_pos, &d) == 0, "%s", d.msg);
+		TT_CHECK(tk_generate(s, &go, prompt, np, NULL, NULL, &out, &why, &d) == 0, "%s",
+			 d.msg);
+		TT_CHECK(out.n == (size_t)cJSON_GetArraySize(o), "%s: %zu tokens, want %d", name,
+			 out.n, cJSON_GetArraySize(o));
+		cJSON_ArrayForEach(it, o) {
+			TT_CHECK((size_t)k < out.n && out.v[k] == (uint32_t)it->valueint,
+				 "%s case %d token %d: %u, want %d", name, ncase, k,
+				 (size_t)k < out.n ? out.v[k] : 0, it->valueint);
+			k++;
+		}
+		ncase++;
+		tk_ids_free(&out);
+		tk_infer_free(s);
+		tk_model_free(&m);
+		tk_backend_free(&be);
+	}
+	cJSON_Delete(j);
+	TT_CHECK(ncase == 18, "%d cases", ncase);
+}
+
+static void test_eos_ids(void)
+{
+	struct tk_diag d;
+	int64_t ids[4];
+	int n;
+	FILE *f;
+	char dir[512], path[600];
+
+	TT_REQUIRE(tk_gen_eos_ids(tt_fixture("models/llama"), ids, 4, &n, &d) == 0, "%s", d.msg);
+	TT_CHECK(n == 1 && ids[0] == 2, "n %d id %lld", n, (long long)ids[0]);
+	TT_REQUIRE(tk_gen_eos_ids(tt_fixture("models/qwen2"), ids, 4, &n, &d) == 0, "%s", d.msg);
+	TT_CHECK(n == 0, "n %d", n);
+	snprintf(dir, sizeof(dir), "%s/tk-gen-eos-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	TT_REQUIRE(mkdtemp(dir), "mkdtemp");
+	snprintf(path, sizeof(path), "%s/generation_config.json", dir);
+	f = fopen(path, "w");
+	fputs("{\"eos_token_id\": [7, 9, 11]}", f);
+	fclose(f);
+	TT_CHECK(tk_gen_eos_ids(dir, ids, 4, &n, &d) == 0, "%s", d.msg);
+	TT_CHECK(n == 3 && ids[0] == 7 && ids[1] == 9 && ids[2] == 11, "n %d", n);
+	f = fopen(path, "w");
+	fputs("{\"eos_token_id\": \"x\"}", f);
+	fclose(f);
+	TT_CHECK(tk_gen_eos_ids(dir, ids, 4, &n, &d) == TK_E_FORMAT, "accepted a string");
+	TT_CHECK(strstr(d.msg, "eos_token_id"), "%s", d.msg);
+	remove(path);
+	rmdir(dir);
+}
+
+/* The processors on hand-made scores, against their definitions. */
+static void test_processors(void)
+{
+	struct tk_gen_opts o;
+	float s[6];
+	uint32_t ctx[] = { 0, 1, 1 };
+
+	tk_gen_opts_init(&o);
+	/* repetition penalty, greedy: 2 / 2 = 1, -1 * 2 = -2, once per id */
+	o.repetition_penalty = 2.0;
+	memcpy(s, (float[]){ 2, -1, 1.5f, 0, 0, 0 }, sizeof(s));
+	tk_gen_process(&o, s, 6, ctx, 3);
+	TT_CHECK(s[0] == 1.0f && s[1] == -2.0f && s[2] == 1.5f, "%g %g %g", s[0], s[1], s[2]);
+	TT_CHECK(tk_gen_pick(&o, s, 6, NULL) == 2, "greedy picked %u", tk_gen_pick(&o, s, 6, NULL));
+	/* greedy leaves the warpers out */
+	o.repetition_penalty = 1.0;
+	o.top_k = 1;
+	memcpy(s, (float[]){ 3, 2, 1, 0, 0, 0 }, sizeof(s));
+	tk_gen_process(&o, s, 6, NULL, 0);
+	TT_CHECK(s[1] == 2.0f, "top-k applied while greedy");
+	/* top-k keeps ties with the k-th */
+	o.do_sample = 1;
+	o.top_k = 2;
+	memcpy(s, (float[]){ 3, 2, 2, 1, 0, 2 }, sizeof(s));
+	tk_gen_process(&o, s, 6, NULL, 0);
+	TT_CHECK(s[0] == 3 && s[1] == 2 && s[2] == 2 && s[5] == 2 && isinf(s[3]) && isinf(s[4]),
+		 "top-k");
+	/* temperature divides */
+	o.top_k = 0;
+	o.temperature = 0.5;
+	memcpy(s, (float[]){ 1, 2, 3, 4, 5, 6 }, sizeof(s));
+	tk_gen_process(&o, s, 6, NULL, 0);
+	TT_CHECK(s[0] == 2 && s[5] == 12, "temperature: %g %g", s[0], s[5]);
+	/* top-p 0.5 on probabilities 0.4 0.3 0.2 0.1 (log scores): ascending
+	 * cumulative 0.1 0.3 0.6 1.0, removed while <= 0.5: ids 3 and 2 */
+	o.temperature = 1.0;
+	o.top_p = 0.5;
+	memcpy(s, (float[]){ logf(0.4f), logf(0.3f), logf(0.2f), logf(0.1f), -INFINITY, -INFINITY },
+	       sizeof(s));
+	tk_gen_process(&o, s, 6, NULL, 0);
+	TT_CHECK(!isinf(s[0]) && !isinf(s[1]) && isinf(s[2]) && isinf(s[3]), "top-p");
+	/* min-p 0.6: below 0.6 * 0.4 = 0.24 goes */
+	o.top_p = 1.0;
+	o.min_p = 0.6;
+	memcpy(s, (float[]){ logf(0.4f), logf(0.3f), logf(0.2f), logf(0.1f), -INFINITY, -INFINITY },
+	       sizeof(s));
+	tk_gen_process(&o, s, 6, NULL, 0);
+	TT_CHECK(!isinf(s[0]) && !isinf(s[1]) && isinf(s[2]) && isinf(s[3]), "min-p");
+}
+
+/* Sampling: reproducible for a seed, never a removed token, and drawn in
+ * proportion to the probabilities. */
+static void test_sampling(void)
+{
+	struct tk_gen_opts o;
+	struct tk_rng r1, r2;
+	float s[4] = { logf(0.5f), logf(0.25f), logf(0.25f), -INFINITY };
+	int count[4] = { 0 }, same = 1;
+
+	tk_gen_opts_init(&o);
+	o.do_sample = 1;
+	tk_rng_seed(&r1, 42);
+	tk_rng_seed(&r2, 42);
+	for (int i = 0; i < 40000; i++) {
+		uint32_t a = tk_gen_pick(&o, s, 4, &r1), b = tk_gen_pick(&o, s, 4, &r2);
+		same &= a == b;
+		count[a]++;
+	}
+	TT_CHECK(same, "same seed, different draws");
+	TT_CHECK(count[3] == 0, "drew a removed token");
+	/* 40000 draws: standard deviation of the count of p = 0.5 is 100 */
+	TT_CHECK(abs(count[0] - 20000) < 600 && abs(count[1] - 10000) < 600, "%d %d %d", count[0],
+		 count[1], count[2]);
+}
+
+static void test_errors(void)
+{
+	struct tk_model m;
+	struct tk_backend be;
+	struct tk_infer *s;
+	struct tk_diag d;
+	float *lg;
+	uint32_t ids[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, bad = 97;
+
+	TT_REQUIRE(load(&m, &be, "gpt2") == 0, "loading");
+	TT_CHECK(tk_infer_new(&s, &m, 65, &d) == TK_E_INVAL, "65 positions accepted");
+	TT_CHECK(strstr(d.msg, "1..64"), "%s", d.msg);
+	TT_REQUIRE(tk_infer_new(&s, &m, 6, &d) == 0, "%s", d.msg);
+	lg = malloc(97 * sizeof(float));
+	TT_CHECK(tk_infer_feed(s, ids, 7, lg, &d) == TK_E_INVAL, "7 tokens fit 6");
+	TT_CHECK(tk_infer_feed(s, &bad, 1, lg, &d) == TK_E_INVAL, "id 97 accepted");
+	TT_CHECK(strstr(d.msg, "vocab_size 97"), "%s", d.msg);
+	TT_CHECK(tk_infer_len(s) == 0, "len %d", tk_infer_len(s));
+	TT_CHECK(tk_infer_feed(s, ids, 6, lg, &d) == 0, "%s", d.msg);
+	TT_CHECK(tk_infer_feed(s, ids, 1, lg, &d) == TK_E_INVAL, "overfilled");
+	free(lg);
+	tk_infer_free(s);
+	tk_model_free(&m);
+	tk_backend_free(&be);
+}
+
+/* Generation stops when the context is full and after an EOS id. */
+static void test_stops(void)
+{
+	struct tk_model m;
+	struct tk_backend be;
+	struct tk_infer *s;
+	struct tk_diag d;
+	struct tk_gen_opts o;
+	struct tk_ids out = { 0 };
+	uint32_t p[] = { 10, 20, 30, 40 };
+	int64_t eos = 49; /* gpt2's third greedy token after this prompt */
+	int why;
+
+	TT_REQUIRE(load(&m, &be, "gpt2") == 0, "loading");
+	TT_REQUIRE(tk_infer_new(&s, &m, 8, &d) == 0, "%s", d.msg);
+	tk_gen_opts_init(&o);
+	o.max_new_tokens = 100;
+	TT_CHECK(tk_generate(s, &o, p, 4, NULL, NULL, &out, &why, &d) == 0, "%s", d.msg);
+	TT_CHECK(out.n == 5 && why == 2, "%zu tokens, why %d", out.n, why);
+	out.n = 0;
+	o.eos = &eos;
+	o.n_eos = 1;
+	TT_CHECK(tk_generate(s, &o, p, 4, NULL, NULL, &out, &why, &d) == 0, "%s", d.msg);
+	TT_CHECK(out.n == 4 && why == 1 && out.v[3] == 49, "%zu tokens, why %d", out.n, why);
+	tk_ids_free(&out);
+	tk_infer_free(s);
+	tk_model_free(&m);
+	tk_backend_free(&be);
+}
+
+int main(void)
+{
+	TT_RUN(test_cache_matches_full_forward);
+	TT_RUN(test_greedy_matches_transformers);
+	TT_RUN(test_eos_ids);
+	TT_RUN(test_processors);
+	TT_RUN(test_sampling);
+	TT_RUN(test_errors);
+	TT_RUN(test_stops);
+	return tt_done();
+}
