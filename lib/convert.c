@@ -1,4 +1,4 @@
-/* convert.c - GGUF files to Hugging Face model directories (see convert.h). */
+/* convert.c - GGUF files to Hugging Face model directories and back (see convert.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "config.h"
 #include "convert.h"
 #include "gguf.h"
+#include "model.h"
 
 const char tk_convert_archs[] = "gpt2, llama, qwen2";
 
@@ -492,5 +493,376 @@ out:
 	cJSON_Delete(tok);
 	cJSON_Delete(tcfg);
 	tk_gguf_close(c.g);
+	return rc;
+}
+
+/* ---- export ---- */
+
+static const char RX_LLAMA3[] =
+	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char RX_QWEN2[] =
+	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
+	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+void tk_convert_permute(float *dst, const float *src, int n_head, int head_dim, int64_t cols)
+{
+	int half = head_dim / 2;
+	for (int h = 0; h < n_head; h++)
+		for (int i = 0; i < 2; i++)
+			for (int j = 0; j < half; j++) {
+				int64_t to = (int64_t)h * head_dim + 2 * j + i;
+				int64_t from = (int64_t)h * head_dim + i * half + j;
+				memcpy(dst + to * cols, src + from * cols, (size_t)cols * sizeof(float));
+			}
+}
+
+static int is_type(const cJSON *o, const char *type)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
+	return cJSON_IsString(t) && !strcmp(t->valuestring, type);
+}
+
+static int flag(const cJSON *o, const char *key, int def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+/* llama.cpp's tokenizer.ggml.pre for a byte-level pre_tokenizer, NULL for
+ * one it has no name for. */
+static const char *pre_name(const cJSON *pt)
+{
+	if (is_type(pt, "ByteLevel"))
+		return flag(pt, "use_regex", 1) ? "gpt-2" : NULL;
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers");
+	if (!is_type(pt, "Sequence") || cJSON_GetArraySize(l) != 2)
+		return NULL;
+	const cJSON *a = cJSON_GetArrayItem(l, 0), *b = cJSON_GetArrayItem(l, 1);
+	if (!is_type(b, "ByteLevel"))
+		return NULL;
+	if (is_type(a, "Digits") && flag(a, "individual_digits", 0) && flag(b, "use_regex", 1))
+		return "smollm";
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(a, "pattern");
+	const cJSON *rx = cJSON_GetObjectItemCaseSensitive(p, "Regex");
+	if (!is_type(a, "Split") || !cJSON_IsString(rx) || flag(b, "use_regex", 1))
+		return NULL;
+	return !strcmp(rx->valuestring, RX_LLAMA3) ? "llama-bpe"
+	       : !strcmp(rx->valuestring, RX_QWEN2) ? "qwen2" : NULL;
+}
+
+struct xvocab {
+	char **tok;
+	int32_t *type;
+	char **merges;
+	size_t nmerges;
+};
+
+static void xvocab_free(struct xvocab *x, int n)
+{
+	for (int i = 0; x->tok && i < n; i++)
+		free(x->tok[i]);
+	for (size_t i = 0; i < x->nmerges; i++)
+		free(x->merges[i]);
+	free(x->tok);
+	free(x->type);
+	free(x->merges);
+}
+
+/* Whether the post-processor puts the BOS token id bos first. */
+static int adds_bos(const cJSON *tj, const char *bos)
+{
+	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(tj, "post_processor");
+	const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+	const cJSON *first = cJSON_GetArrayItem(single, 0);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(first, "SpecialToken");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(st, "id");
+	return bos && cJSON_IsString(id) && !strcmp(id->valuestring, bos);
+}
+
+/* tokenizer.json of dir (if any) as tokenizer.ggml.* keys. */
+static int export_vocab(const char *dir, const struct tk_model_config *cfg,
+			tk_gguf_writer_t *w, int *have, struct tk_diag *d)
+{
+	char path[4096];
+	struct tk_buf b = { 0 };
+	struct xvocab x = { 0 };
+	int V = cfg->vocab_size, rc;
+	cJSON *tj = NULL;
+	*have = 0;
+	snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return 0;
+	fclose(fp);
+	if ((rc = tk_read_file(path, &b, d)))
+		return rc;
+	tj = cJSON_Parse(b.data);
+	tk_buf_free(&b);
+	if (!tj)
+		return tk_diag_set(d, TK_E_FORMAT, path, -1, "not valid JSON");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(tj, "model");
+	const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(m, "vocab");
+	const cJSON *merges = cJSON_GetObjectItemCaseSensitive(m, "merges");
+	const cJSON *added = cJSON_GetObjectItemCaseSensitive(tj, "added_tokens");
+	const char *pre = pre_name(cJSON_GetObjectItemCaseSensitive(tj, "pre_tokenizer"));
+	if (!is_type(m, "BPE") || flag(m, "byte_fallback", 0) || !pre) {
+		rc = tk_diag_set(d, TK_E_UNSUPPORTED, path, -1,
+				 "only byte-level BPE tokenizers (GPT-2, Llama-3, Qwen2, SmolLM) "
+				 "can be exported to GGUF yet");
+		goto out;
+	}
+	if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "model.vocab or model.merges missing");
+		goto out;
+	}
+	x.tok = calloc((size_t)V, sizeof(*x.tok));
+	x.type = calloc((size_t)V, sizeof(*x.type));
+	x.merges = calloc((size_t)cJSON_GetArraySize(merges) + 1, sizeof(*x.merges));
+	rc = TK_E_NOMEM;
+	if (!x.tok || !x.type || !x.merges)
+		goto oom;
+	const cJSON *e;
+	for (int pass = 0; pass < 2; pass++) {
+		const cJSON *list = pass ? added : vocab;
+		cJSON_ArrayForEach(e, list) {
+			const cJSON *idj = pass ? cJSON_GetObjectItemCaseSensitive(e, "id") : e;
+			const cJSON *cj = cJSON_GetObjectItemCaseSensitive(e, "content");
+			const char *s = pass ? (cJSON_IsString(cj) ? cj->valuestring : NULL) : e->string;
+			double id = cJSON_IsNumber(idj) ? idj->valuedouble : -1;
+			if (!s || id < 0 || id >= V || id != (int)id) {
+				rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+						 "token '%.40s' has no id below the model's vocab_size %d",
+						 s ? s : "?", V);
+				goto out;
+			}
+			free(x.tok[(int)id]);
+			if (!(x.tok[(int)id] = strdup(s)))
+				goto oom;
+			x.type[(int)id] = !pass ? 1 : flag(e, "special", 0) ? 3 : 4;
+		}
+	}
+	for (int i = 0; i < V; i++)
+		if (!x.tok[i]) {
+			char pad[32];
+			snprintf(pad, sizeof(pad), "[PAD%d]", i);
+			if (!(x.tok[i] = strdup(pad)))
+				goto oom;
+			x.type[i] = 5;
+		}
+	cJSON_ArrayForEach(e, merges) {
+		char *s = NULL;
+		if (cJSON_IsString(e)) {
+			s = strdup(e->valuestring);
+		} else if (cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
+			   cJSON_IsString(e->child->next)) {
+			size_t la = strlen(e->child->valuestring), lb = strlen(e->child->next->valuestring);
+			if ((s = malloc(la + lb + 2)))
+				snprintf(s, la + lb + 2, "%s %s", e->child->valuestring,
+					 e->child->next->valuestring);
+		} else {
+			rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "model.merges entry %zu is not a pair",
+					 x.nmerges + 1);
+			goto out;
+		}
+		if (!s)
+			goto oom;
+		x.merges[x.nmerges++] = s;
+	}
+	tk_gguf_add_str(w, "tokenizer.ggml.model", "gpt2");
+	tk_gguf_add_str(w, "tokenizer.ggml.pre", pre);
+	tk_gguf_add_strs(w, "tokenizer.ggml.tokens", (uint64_t)V, (const char *const *)x.tok, NULL);
+	tk_gguf_add_arr(w, "tokenizer.ggml.token_type", TK_GGUF_I32, (uint64_t)V, x.type);
+	tk_gguf_add_strs(w, "tokenizer.ggml.merges", x.nmerges, (const char *const *)x.merges, NULL);
+	tk_gguf_add_bool(w, "tokenizer.ggml.add_bos_token",
+			 cfg->bos_id >= 0 && cfg->bos_id < V && adds_bos(tj, x.tok[cfg->bos_id]));
+	*have = 1;
+	rc = 0;
+	goto out;
+oom:
+	rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+out:
+	xvocab_free(&x, V);
+	cJSON_Delete(tj);
+	return rc;
+}
+
+/* The GGUF name of a Hugging Face tensor name, "" for none. */
+static void gguf_name(const struct tk_model_config *c, const char *hf, char *out, size_t n)
+{
+	/* the first six outside the layers, the others inside */
+	static const char *const map[][2] = {
+		{ "model.embed_tokens.", "token_embd." }, { "model.norm.", "output_norm." },
+		{ "lm_head.", "output." }, { "transformer.wte.", "token_embd." },
+		{ "transformer.wpe.", "position_embd." }, { "transformer.ln_f.", "output_norm." },
+		{ "self_attn.q_proj.", "attn_q." }, { "self_attn.k_proj.", "attn_k." },
+		{ "self_attn.v_proj.", "attn_v." }, { "self_attn.o_proj.", "attn_output." },
+		{ "mlp.gate_proj.", "ffn_gate." }, { "mlp.up_proj.", "ffn_up." },
+		{ "mlp.down_proj.", "ffn_down." }, { "input_layernorm.", "attn_norm." },
+		{ "post_attention_layernorm.", "ffn_norm." }, { "ln_1.", "attn_norm." },
+		{ "ln_2.", "ffn_norm." }, { "attn.c_attn.", "attn_qkv." },
+		{ "attn.c_proj.", "attn_output." }, { "mlp.c_fc.", "ffn_up." },
+		{ "mlp.c_proj.", "ffn_down." },
+	};
+	int l, pos = -1;
+	const char *rest = hf;
+	char blk[32] = "";
+	if (sscanf(hf, c->arch == TK_ARCH_GPT2 ? "transformer.h.%d.%n" : "model.layers.%d.%n",
+		   &l, &pos) == 1 && pos > 0) {
+		rest = hf + pos;
+		snprintf(blk, sizeof(blk), "blk.%d.", l);
+	}
+	out[0] = '\0';
+	for (size_t i = blk[0] ? 6 : 0; i < (blk[0] ? sizeof(map) / sizeof(map[0]) : 6); i++) {
+		size_t k = strlen(map[i][0]);
+		if (!strncmp(rest, map[i][0], k)) {
+			snprintf(out, n, "%s%s%s", blk, map[i][1], rest + k);
+			return;
+		}
+	}
+}
+
+static void export_hparams(const struct tk_model_config *c, const char *arch, const char *name,
+			   int ftype, tk_gguf_writer_t *w)
+{
+	char k[96];
+#define KEY(s) (snprintf(k, sizeof(k), "%s.%s", arch, s), k)
+	tk_gguf_add_str(w, "general.architecture", arch);
+	tk_gguf_add_str(w, "general.name", name);
+	tk_gguf_add_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size);
+	tk_gguf_add_u32(w, KEY("context_length"), (uint32_t)c->max_pos);
+	tk_gguf_add_u32(w, KEY("embedding_length"), (uint32_t)c->hidden);
+	tk_gguf_add_u32(w, KEY("block_count"), (uint32_t)c->n_layer);
+	tk_gguf_add_u32(w, KEY("feed_forward_length"), (uint32_t)c->intermediate);
+	tk_gguf_add_u32(w, KEY("attention.head_count"), (uint32_t)c->n_head);
+	if (c->arch == TK_ARCH_GPT2) {
+		tk_gguf_add_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+	} else {
+		tk_gguf_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_head);
+		tk_gguf_add_f32(w, KEY("rope.freq_base"), c->rope_theta);
+		tk_gguf_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+		tk_gguf_add_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+		if (c->head_dim * c->n_head != c->hidden) {
+			tk_gguf_add_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
+			tk_gguf_add_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+		}
+	}
+#undef KEY
+	tk_gguf_add_u32(w, "general.file_type", (uint32_t)ftype);
+	tk_gguf_add_u32(w, "general.quantization_version", 2);
+}
+
+/* One tensor of m into w under its GGUF name. */
+static int export_tensor(const struct tk_model *m, const struct tk_model_tensor *t, int outtype,
+			 tk_gguf_writer_t *w, const char *path, struct tk_diag *d)
+{
+	const struct tk_model_config *c = &m->cfg;
+	char name[128];
+	gguf_name(c, t->name, name, sizeof(name));
+	if (!name[0])
+		return tk_diag_set(d, TK_E_UNSUPPORTED, path, -1,
+				   "tensor '%s' has no GGUF name (tk-convert does not know it)",
+				   t->name);
+	int64_t rows = t->ndim == 2 ? (t->conv1d ? t->shape[1] : t->shape[0]) : t->shape[0];
+	int64_t cols = t->ndim == 2 ? (int64_t)t->n / rows : 1;
+	const float *src = m->params + t->off;
+	float *tmp = NULL;
+	int perm_q = strstr(name, ".attn_q.") != NULL, perm_k = strstr(name, ".attn_k.") != NULL;
+	if (c->arch != TK_ARCH_GPT2 && c->arch != TK_ARCH_QWEN2 && (perm_q || perm_k)) {
+		if (!(tmp = tk_mallocn(t->n, sizeof(float))))
+			return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+		tk_convert_permute(tmp, src, perm_q ? c->n_head : c->n_kv_head, c->head_dim, cols);
+		src = tmp;
+	}
+	int type = TK_GGML_F32;
+	if (t->ndim == 2 && strcmp(name, "position_embd.weight"))
+		type = outtype;
+	if (cols % tk_ggml_block_size(type))
+		type = TK_GGML_F16;
+	uint64_t nbytes = (uint64_t)t->n / (uint64_t)tk_ggml_block_size(type) *
+			  (uint64_t)tk_ggml_type_size(type);
+	void *buf = malloc(nbytes ? (size_t)nbytes : 1);
+	if (!buf) {
+		free(tmp);
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	}
+	tk_ggml_quantize(type, src, buf, t->n);
+	free(tmp);
+	int64_t ne[2] = { cols, rows };
+	tk_gguf_add_tensor(w, name, type, t->ndim, t->ndim == 2 ? ne : &rows, buf, nbytes, 1);
+	return 0;
+}
+
+int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_result *r,
+		      struct tk_diag *d)
+{
+	static const int ftypes[][2] = {
+		{ TK_GGML_F32, 0 }, { TK_GGML_F16, 1 }, { TK_GGML_Q4_0, 2 }, { TK_GGML_Q8_0, 7 },
+		{ TK_GGML_BF16, 32 },
+	};
+	struct tk_backend be = { 0 };
+	struct tk_model m = { 0 };
+	tk_gguf_writer_t *w = NULL;
+	int ftype = -1, rc, have_vocab = 0;
+	uint64_t n_params = 0;
+
+	tk_diag_clear(d);
+	for (size_t i = 0; i < sizeof(ftypes) / sizeof(ftypes[0]); i++)
+		if (ftypes[i][0] == o->outtype)
+			ftype = ftypes[i][1];
+	if (ftype < 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "outtype must be F32, F16, BF16, Q8_0 or Q4_0");
+	if ((rc = tk_backend_cpu_init(&be, 1, d)))
+		return rc;
+	if ((rc = tk_model_load(&m, o->input, &be, d)))
+		goto out;
+	const struct tk_model_config *c = &m.cfg;
+	const char *arch = c->arch == TK_ARCH_GPT2 ? "gpt2" : c->arch == TK_ARCH_QWEN2 ? "qwen2"
+			   : "llama";
+	char base[256];
+	const char *name = o->name;
+	if (!name) {
+		size_t n = strlen(o->input);
+		while (n > 1 && o->input[n - 1] == '/')
+			n--;
+		const char *s = o->input + n;
+		while (s > o->input && s[-1] != '/')
+			s--;
+		snprintf(base, sizeof(base), "%.*s", (int)(o->input + n - s), s);
+		name = base;
+	}
+	if (!(w = tk_gguf_writer_new())) {
+		rc = tk_diag_set(d, TK_E_NOMEM, o->input, -1, "out of memory");
+		goto out;
+	}
+	export_hparams(c, arch, name, ftype, w);
+	if ((rc = export_vocab(o->input, c, w, &have_vocab, d)))
+		goto out;
+	/* the special ids also without a vocabulary: import reads them back */
+	int64_t ids[3] = { c->bos_id, c->eos_id, c->pad_id };
+	static const char *const keys[3] = { "tokenizer.ggml.bos_token_id",
+					     "tokenizer.ggml.eos_token_id",
+					     "tokenizer.ggml.padding_token_id" };
+	for (int i = 0; i < 3; i++)
+		if (ids[i] >= 0 && ids[i] < c->vocab_size)
+			tk_gguf_add_u32(w, keys[i], (uint32_t)ids[i]);
+	for (int i = 0; i < m.n_tensors; i++) {
+		if ((rc = export_tensor(&m, &m.tensors[i], o->outtype, w, o->input, d)))
+			goto out;
+		n_params += m.tensors[i].n;
+	}
+	rc = tk_gguf_writer_commit(w, o->output, o->force, d);
+	w = NULL;
+	if (!rc && r) {
+		snprintf(r->arch, sizeof(r->arch), "%s", arch);
+		r->n_tensors = m.n_tensors;
+		r->n_params = n_params;
+		r->tokenizer = have_vocab;
+	}
+out:
+	tk_gguf_writer_free(w);
+	tk_model_free(&m);
+	tk_backend_free(&be);
 	return rc;
 }

@@ -1,4 +1,4 @@
-/* convert.h - llama.cpp GGUF models to Hugging Face model directories.
+/* convert.h - llama.cpp GGUF models to Hugging Face model directories and back.
  *
  * Import reads a GGUF file (gguf.h), turns its general.architecture and
  * ARCH.* hyperparameters into a config.json, its tensors (dequantized to
@@ -58,5 +58,42 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
  * [n_head * head_dim, cols] matrix, or a bias with cols 1: src and dst
  * must not overlap.  head_dim must be even. */
 void tk_convert_unpermute(float *dst, const float *src, int n_head, int head_dim, int64_t cols);
+
+/* ---- export: a model directory to a GGUF file ----
+ *
+ * The directory is loaded with tk_model_load (any model tk runs: F32, F16
+ * or BF16, sharded or not) and written as llama.cpp's convert_hf_to_gguf.py
+ * writes it: general.architecture llama (for Llama and Mistral), qwen2 or
+ * gpt2, the ARCH.* hyperparameters, tensor names token_embd, blk.N.attn_q
+ * ..., matrices [out, in] (GPT-2's Conv1D transposed), llama's q and k
+ * rows permuted (tk_convert_permute), a tied head not written.  Matrices
+ * take the outtype; 1-D tensors and GPT-2's position_embd stay F32, and a
+ * matrix whose rows are not a whole number of 32-value blocks falls back
+ * to F16, as the converter does.  A tokenizer.json (byte-level BPE: GPT-2,
+ * Llama-3, Qwen2, SmolLM pre-tokenization) becomes tokenizer.ggml.*
+ * (model gpt2, tokens padded to the vocabulary size with [PADn], token
+ * types, merges, pre, special ids); without one the file has no
+ * vocabulary. */
+struct tk_convert_export_opts {
+	const char *input;      /* the model directory */
+	const char *output;     /* the .gguf file to write ("-": stdout) */
+	int outtype;            /* TK_GGML_F32, F16, BF16, Q8_0 or Q4_0 */
+	const char *name;       /* general.name (NULL: the directory's base name) */
+	int force;              /* replace an existing output file */
+};
+
+/* Writes o->output whole or not at all.  Returns 0 and fills *r (may be
+ * NULL; r->tokenizer tells whether a vocabulary was written), or what
+ * tk_model_load returns for the directory, TK_E_UNSUPPORTED for a
+ * tokenizer.json export does not handle or a model llama.cpp cannot run
+ * as converted (named), TK_E_EXISTS, TK_E_INVAL for another outtype,
+ * TK_E_IO or TK_E_NOMEM. */
+int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_result *r,
+		      struct tk_diag *d);
+
+/* llama.cpp's rotary row permutation (LlamaModel.permute): GGUF row
+ * h*hd + 2j + i takes HF row h*hd + i*hd/2 + j; the inverse of
+ * tk_convert_unpermute, same arguments. */
+void tk_convert_permute(float *dst, const float *src, int n_head, int head_dim, int64_t cols);
 
 #endif

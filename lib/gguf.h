@@ -1,4 +1,4 @@
-/* gguf.h - llama.cpp's GGUF files (v2 and v3): read, dequantize, and turn
+/* gguf.h - llama.cpp's GGUF files (v2 and v3): read, dequantize, write (v3), and turn
  * the tokenizer.ggml.* vocabulary into a Hugging Face tokenizer.json.
  *
  * A file is the magic "GGUF", a u32 version, u64 tensor and key/value
@@ -135,5 +135,53 @@ int tk_gguf_tokenizer_json(const tk_gguf_t *g, struct cJSON **tokenizer, struct 
 
 /* Whether path names a GGUF file: it starts with the GGUF magic. */
 int tk_gguf_is_gguf(const char *path);
+
+/* ---- writing (gguf-write.c) ----
+ *
+ * A writer collects key/value pairs (in the order given) and tensors, and
+ * tk_gguf_writer_commit writes a GGUF v3 file: the header, the pairs, the
+ * tensor infos, then each tensor's data at the next multiple of 32 bytes
+ * (general.alignment is not written: 32 is the default), atomically
+ * (afile.h).  The add functions copy what they are given (keys, strings,
+ * arrays); tensor data is referenced, or owned when own is set.  An
+ * allocation failure is remembered and returned by commit. */
+typedef struct tk_gguf_writer tk_gguf_writer_t;
+
+/* A new empty writer, or NULL when out of memory. */
+tk_gguf_writer_t *tk_gguf_writer_new(void);
+/* Releases w and the tensor data it owns; w may be NULL. */
+void tk_gguf_writer_free(tk_gguf_writer_t *w);
+
+void tk_gguf_add_str(tk_gguf_writer_t *w, const char *key, const char *val);
+void tk_gguf_add_u32(tk_gguf_writer_t *w, const char *key, uint32_t val);
+void tk_gguf_add_f32(tk_gguf_writer_t *w, const char *key, float val);
+void tk_gguf_add_bool(tk_gguf_writer_t *w, const char *key, int val);
+/* An array of n numbers of type vtype (a numeric enum tk_gguf_vtype), in
+ * little-endian element layout at data. */
+void tk_gguf_add_arr(tk_gguf_writer_t *w, const char *key, int vtype, uint64_t n,
+		     const void *data);
+/* An array of n strings; len may be NULL (NUL-terminated strings). */
+void tk_gguf_add_strs(tk_gguf_writer_t *w, const char *key, uint64_t n,
+		      const char *const *strs, const size_t *len);
+/* A tensor of ggml type with ndim (1..4) dims ne, innermost first, whose
+ * data (nbytes, which must fit the type and dims) stays valid until commit
+ * or free; with own the writer frees it. */
+void tk_gguf_add_tensor(tk_gguf_writer_t *w, const char *name, int type, int ndim,
+			const int64_t *ne, void *data, uint64_t nbytes, int own);
+
+/* Writes path ("-" for stdout) and frees w.  TK_E_EXISTS when path exists
+ * and !force; TK_E_INVAL for a duplicate key or tensor name or a tensor
+ * whose bytes do not fit its type and dims (named); TK_E_NOMEM; TK_E_IO.
+ * Nothing is left at path on failure. */
+int tk_gguf_writer_commit(tk_gguf_writer_t *w, const char *path, int force, struct tk_diag *d);
+
+/* Quantizes n values (a whole number of blocks) of src into dst as ggml
+ * type F32, F16, BF16, Q8_0 or Q4_0, byte for byte as the gguf Python
+ * package's quants.quantize (F16: round to nearest even; BF16: round to
+ * nearest even, NaN kept quiet; Q8_0: scale amax/127, values rounded half
+ * away from zero; Q4_0: scale max/-8 of the value of largest magnitude,
+ * codes trunc(x/d + 8.5) clipped to 15, low nibbles first).  Returns 0 or
+ * TK_E_UNSUPPORTED (other types, or n not a multiple of the block). */
+int tk_ggml_quantize(int type, const float *src, void *dst, uint64_t n);
 
 #endif

@@ -1,5 +1,5 @@
-/* tk-convert - a llama.cpp GGUF model to a Hugging Face model directory.
- * The work is in lib/convert.c. */
+/* tk-convert - a llama.cpp GGUF model to a Hugging Face model directory,
+ * and a model directory to a GGUF file.  The work is in lib/convert.c. */
 #include <string.h>
 #include <sys/stat.h>
 
@@ -9,6 +9,7 @@
 
 static const char *const usage[] = {
 	"tk-convert MODEL.gguf -o DIR [OPTIONS]",
+	"tk-convert DIR -o MODEL.gguf [OPTIONS]",
 	NULL,
 };
 
@@ -16,24 +17,59 @@ static const char about[] =
 	"Imports a GGUF model (llama.cpp, ollama) as a Hugging Face model directory: "
 	"config.json, model.safetensors (every tensor dequantized), tokenizer.json and "
 	"tokenizer_config.json. Architectures: gpt2, llama (Llama, Mistral, SmolLM2, "
-	"TinyLlama), qwen2.";
+	"TinyLlama), qwen2. Given a model directory instead, exports it as a GGUF v3 file "
+	"for llama.cpp and ollama: weights in --outtype (f32, f16, bf16, q8_0 or q4_0), "
+	"hyperparameters and the tokenizer.json vocabulary as llama.cpp's converter writes them.";
 
 struct tool_opts {
-	const char *output, *outtype;
+	const char *output, *outtype, *name;
 	int force, quiet;
 };
 
 static struct tool_opts o = { .outtype = "f32" };
 
 static const struct tk_opt opts[] = {
-	TK_OPT_STR('o', "output", &o.output, "DIR", "the model directory to write (required)"),
-	TK_OPT_CHOICE(0, "outtype", &o.outtype, "f32|f16|bf16",
-		      "dtype of the written weights (default f32: the dequantized values exactly)"),
-	TK_OPT_BOOL('f', "force", &o.force, "replace DIR if it exists"),
+	TK_OPT_STR('o', "output", &o.output, "DIR|FILE", "the model directory or GGUF file to "
+		   "write (required)"),
+	TK_OPT_CHOICE(0, "outtype", &o.outtype, "f32|f16|bf16|q8_0|q4_0",
+		      "dtype of the written weights (default f32: the values exactly); q8_0 "
+		      "and q4_0 for export only"),
+	TK_OPT_STR(0, "name", &o.name, "NAME", "export: general.name (default: DIR's base name)"),
+	TK_OPT_BOOL('f', "force", &o.force, "replace the output if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
 };
+
+static int export(const char *dir)
+{
+	static const struct { const char *s; int t; } types[] = {
+		{ "f32", TK_GGML_F32 }, { "f16", TK_GGML_F16 }, { "bf16", TK_GGML_BF16 },
+		{ "q8_0", TK_GGML_Q8_0 }, { "q4_0", TK_GGML_Q4_0 },
+	};
+	struct tk_convert_export_opts eo = { .input = dir, .output = o.output, .name = o.name,
+					     .force = o.force };
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(o.outtype, types[i].s))
+			eo.outtype = types[i].t;
+	struct tk_convert_result r;
+	struct tk_diag d;
+	double t0 = tk_now();
+	int rc = tk_convert_export(&eo, &r, &d);
+	if (rc == TK_E_EXISTS)
+		return tk_cli_error("%s: already exists (use --force to replace it)", o.output);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (!o.quiet) {
+		fprintf(stderr, "%s: %s: %d tensors, %llu parameters (%s) in %.2f s\n", tk_prog,
+			r.arch, r.n_tensors, (unsigned long long)r.n_params, o.outtype,
+			tk_now() - t0);
+		if (!r.tokenizer)
+			fprintf(stderr, "%s: warning: %s has no tokenizer.json: the GGUF file has no "
+				"vocabulary, and llama.cpp needs one to run it\n", tk_prog, dir);
+	}
+	return TK_EXIT_OK;
+}
 
 int main(int argc, char **argv)
 {
@@ -50,8 +86,10 @@ int main(int argc, char **argv)
 
 	struct stat st;
 	if (!stat(argv[0], &st) && S_ISDIR(st.st_mode))
-		return tk_cli_error("%s: is a directory: exporting a model directory to GGUF is "
-				    "not implemented yet", argv[0]);
+		return export(argv[0]);
+	if (o.outtype[0] == 'q')
+		return tk_cli_usage_error("--outtype q8_0 and q4_0 are for export (a directory "
+					  "input) only");
 
 	struct tk_convert_opts co = {
 		.input = argv[0],

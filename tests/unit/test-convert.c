@@ -7,6 +7,13 @@
  * original models: the same config, the same weights bit for bit (BF16 and
  * F16 values are exact in fp32) and so the same logits, which are also
  * checked against what transformers computed (NAME.ref.safetensors).
+ *
+ * Export (tk_convert_export) is checked by the round trip: the fixture
+ * models exported to GGUF and imported again must be the same models, bit
+ * for bit in f32 (and in f16 or bf16 when the weights are of that type);
+ * the vocabulary of an imported GGUF exported again must be the original
+ * file's.  tests/parity/check-convert.py compares the exported bytes with
+ * the gguf package's quantization and the logits transformers gets.
  */
 #include <dirent.h>
 #include <math.h>
@@ -19,6 +26,7 @@
 #include "afile.h"
 #include "backend.h"
 #include "convert.h"
+#include "gguf.h"
 #include "model.h"
 #include "safetensors.h"
 #include "tokenizer.h"
@@ -230,7 +238,8 @@ static void test_unpermute(void)
 static void test_errors(void)
 {
 	struct tk_diag d;
-	const char *out = tmp("out");
+	char out[4096]; /* tmp() reuses its buffers */
+	snprintf(out, sizeof(out), "%s", tmp("out"));
 	int rc = convert("convert/mamba.gguf", out, TK_DT_F32, 0, &d);
 	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "'mamba'") &&
 		 strstr(d.msg, "gpt2, llama, qwen2"), "mamba: %d %s", rc, d.msg);
@@ -292,6 +301,239 @@ static void test_tokenizer(void)
 	tk_rmtree(out);
 }
 
+static int export(const char *dir, const char *out, int type, int force, struct tk_diag *d)
+{
+	struct tk_convert_export_opts o = { .input = dir, .output = out, .outtype = type,
+					    .force = force };
+	struct tk_convert_result r;
+	int rc = tk_convert_export(&o, &r, d);
+	if (!rc && (r.tokenizer || r.n_tensors <= 0))
+		return -100;
+	return rc;
+}
+
+/* Fixture model -> GGUF -> model directory gives the same model. */
+static void roundtrip(const char *name, int type, enum tk_dtype back)
+{
+	struct tk_diag d;
+	char src[4096];
+	const char *g = tmp("rt.gguf"), *out = tmp("rt");
+	snprintf(src, sizeof(src), "%s/%s", tt_fixture("models"), name);
+	int rc = export(src, g, type, 0, &d);
+	TT_REQUIRE(!rc, "%s: export: %d %s", name, rc, d.msg);
+	struct tk_convert_opts o = { .input = g, .output = out, .outtype = back };
+	TT_REQUIRE(!tk_convert_gguf(&o, NULL, &d), "%s: import of the export: %s", name, d.msg);
+	same_model(name, out, 1);
+	unlink(g);
+	tk_rmtree(out);
+}
+
+static void test_export_roundtrip(void)
+{
+	roundtrip("llama", TK_GGML_F32, TK_DT_F32);
+	roundtrip("qwen2", TK_GGML_F32, TK_DT_F32);
+	roundtrip("gpt2", TK_GGML_F32, TK_DT_F32);
+	roundtrip("llama", TK_GGML_BF16, TK_DT_BF16); /* the fixture's weights are BF16 */
+	roundtrip("gpt2", TK_GGML_F16, TK_DT_F16);    /* and F16 */
+	TT_CHECK(!stray_entries(NULL), "output left behind");
+}
+
+/* A GGUF vocabulary imported and exported again is the original's. */
+static void test_export_vocab(void)
+{
+	static const char *const files[] = { "convert/llama.gguf", "convert/gpt2.gguf" };
+	static const char *const keys[] = {
+		"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
+		"tokenizer.ggml.merges", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
+		"tokenizer.ggml.eos_token_id",
+	};
+	struct tk_diag d;
+	for (int f = 0; f < 2; f++) {
+		const char *dir = tmp("v"), *g = tmp("v.gguf");
+		TT_REQUIRE(!convert(files[f], dir, TK_DT_F32, 0, &d), "%s", d.msg);
+		struct tk_convert_export_opts o = { .input = dir, .output = g,
+						    .outtype = TK_GGML_F32 };
+		struct tk_convert_result r;
+		TT_REQUIRE(!tk_convert_export(&o, &r, &d), "%s: %s", files[f], d.msg);
+		TT_CHECK(r.tokenizer, "%s: no vocabulary written", files[f]);
+		tk_gguf_t *a, *b;
+		TT_REQUIRE(!tk_gguf_open(&a, g, &d), "%s", d.msg);
+		TT_REQUIRE(!tk_gguf_open(&b, tt_fixture(files[f]), &d), "%s", d.msg);
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			const struct tk_gguf_kv *x = tk_gguf_find(a, keys[k]);
+			const struct tk_gguf_kv *y = tk_gguf_find(b, keys[k]);
+			TT_REQUIRE(x && y, "%s: %s missing", files[f], keys[k]);
+			int same = x->type == y->type && x->i == y->i && x->n == y->n &&
+				   x->arr_type == y->arr_type;
+			if (same && x->type == TK_GGUF_STRING)
+				same = x->sn == y->sn && !memcmp(x->s, y->s, x->sn);
+			for (uint64_t i = 0; same && x->strs && i < x->n; i++)
+				same = x->strs[i].n == y->strs[i].n &&
+				       !memcmp(x->strs[i].p, y->strs[i].p, x->strs[i].n);
+			if (same && x->type == TK_GGUF_ARRAY && !x->strs)
+				same = !memcmp(x->data, y->data, x->n * 4);
+			TT_CHECK(same, "%s: %s differs from the original", files[f], keys[k]);
+		}
+		tk_gguf_close(a);
+		tk_gguf_close(b);
+		unlink(g);
+		tk_rmtree(dir);
+	}
+}
+
+static void test_quantize(void)
+{
+	float x[64], y[64];
+	unsigned char q[64 * 4];
+	for (int i = 0; i < 64; i++)
+		x[i] = (float)(i - 16) * (i < 32 ? 1.0f : -0.01f) + (i == 40 ? 0.3f : 0.0f);
+	TT_CHECK(tk_ggml_quantize(TK_GGML_Q8_0, x, q, 33) == TK_E_UNSUPPORTED, "partial block");
+	TT_CHECK(tk_ggml_quantize(TK_GGML_Q4_K, x, q, 64) == TK_E_UNSUPPORTED, "q4_k");
+	static const int types[] = { TK_GGML_Q8_0, TK_GGML_Q4_0 };
+	for (int t = 0; t < 2; t++) {
+		TT_REQUIRE(!tk_ggml_quantize(types[t], x, q, 64) &&
+			   !tk_ggml_dequantize(types[t], q, y, 64), "%s", tk_ggml_type_name(types[t]));
+		for (int b = 0; b < 2; b++) {
+			float amax = 0, worst = 0;
+			for (int i = 32 * b; i < 32 * b + 32; i++) {
+				amax = fmaxf(amax, fabsf(x[i]));
+				worst = fmaxf(worst, fabsf(x[i] - y[i]));
+			}
+			/* half a step for q8_0 (d = amax/127) plus the scale's fp16
+			 * rounding (2^-11 relative, times up to 127); q4_0 clips one end
+			 * to a full step */
+			float bound = t ? amax / 8 : amax / 127 * (0.5f + 127.0f / 2048);
+			TT_CHECK(worst <= bound, "%s block %d: error %g > %g",
+				 tk_ggml_type_name(types[t]), b, worst, bound);
+		}
+	}
+	/* q8_0: the largest magnitude is code -127, and 0 stays 0 */
+	TT_REQUIRE(!tk_ggml_quantize(TK_GGML_Q8_0, x, q, 32), "q8_0");
+	TT_CHECK((int8_t)q[2] == -127 && q[2 + 16] == 0 && (int8_t)q[2 + 31] == 119,
+		 "codes %d %d %d", (int8_t)q[2], (int8_t)q[18], (int8_t)q[33]);
+	/* q4_0: the value of largest magnitude (-16) is code 0, d = 2 */
+	TT_REQUIRE(!tk_ggml_quantize(TK_GGML_Q4_0, x, q, 32), "q4_0");
+	TT_CHECK(q[0] == 0x00 && q[1] == 0x40 && (q[2] & 15) == 0 && q[2 + 8] >> 4 == 12,
+		 "q4_0 bytes %02x %02x %02x %02x", q[0], q[1], q[2], q[10]);
+}
+
+static void test_export_errors(void)
+{
+	struct tk_diag d;
+	char src[4096], g[4096], dir[4096];
+	snprintf(g, sizeof(g), "%s", tmp("e.gguf"));
+	snprintf(dir, sizeof(dir), "%s", tmp("e"));
+	snprintf(src, sizeof(src), "%s/llama", tt_fixture("models"));
+	int rc = export(tmp("nonexistent"), g, TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_IO && strstr(d.path, "nonexistent"), "no model: %d %s: %s", rc, d.path,
+		 d.msg);
+	rc = export(src, g, TK_GGML_Q4_K, 0, &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "Q8_0"), "q4_k: %d %s", rc, d.msg);
+	/* a tokenizer export does not handle */
+	TT_REQUIRE(!mkdir(dir, 0755), "mkdir");
+	char a[4096], b[4096];
+	for (int i = 0; i < 2; i++) {
+		const char *f = i ? "model.safetensors" : "config.json";
+		snprintf(a, sizeof(a), "%s/%s", src, f);
+		snprintf(b, sizeof(b), "%s/%s", dir, f);
+		TT_REQUIRE(!symlink(a, b), "symlink");
+	}
+	FILE *fp = fopen(tmp("e/tokenizer.json"), "w");
+	TT_REQUIRE(fp, "fopen");
+	fputs("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}\n", fp);
+	fclose(fp);
+	rc = export(dir, g, TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "byte-level BPE") &&
+		 strstr(d.path, "tokenizer.json"), "unigram: %d %s", rc, d.msg);
+	TT_CHECK(stray_entries("e") == 0, "output left behind");
+	tk_rmtree(dir);
+	/* an existing file stays without force, is replaced with it */
+	fp = fopen(g, "w");
+	TT_REQUIRE(fp, "fopen");
+	fputs("keep", fp);
+	fclose(fp);
+	rc = export(src, g, TK_GGML_F32, 0, &d);
+	struct stat st;
+	TT_CHECK(rc == TK_E_EXISTS && !stat(g, &st) && st.st_size == 4, "exists: %d %s", rc,
+		 d.msg);
+	TT_CHECK(stray_entries("e.gguf") == 0, "temporary left behind");
+	rc = export(src, g, TK_GGML_F32, 1, &d);
+	TT_CHECK(!rc && !stat(g, &st) && st.st_size > 4, "force: %d %s", rc, d.msg);
+	unlink(g);
+}
+
+/* The GGUF writer: what it writes the reader reads back; what it refuses
+ * leaves no file. */
+static void test_writer(void)
+{
+	struct tk_diag d;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s", tmp("w.gguf"));
+	tk_gguf_writer_t *w = tk_gguf_writer_new();
+	TT_REQUIRE(w, "new");
+	static const char *const strs[] = { "a", "", "b c\xc4\xa0" };
+	static const int32_t ints[3] = { -1, 0, 70000 };
+	float *t1 = malloc(3 * 32 * sizeof(float)), t0[5] = { 1, -2, 3.5f, 0, 1e-3f };
+	TT_REQUIRE(t1, "malloc");
+	for (int i = 0; i < 96; i++)
+		t1[i] = (float)i / 7 - 3;
+	unsigned char *q = malloc(3 * 34);
+	TT_REQUIRE(q && !tk_ggml_quantize(TK_GGML_Q8_0, t1, q, 96), "quantize");
+	tk_gguf_add_str(w, "general.architecture", "llama");
+	tk_gguf_add_u32(w, "u", 4000000000u);
+	tk_gguf_add_f32(w, "f", 0.25f);
+	tk_gguf_add_bool(w, "b", 1);
+	tk_gguf_add_strs(w, "s", 3, strs, NULL);
+	tk_gguf_add_arr(w, "i", TK_GGUF_I32, 3, ints);
+	tk_gguf_add_tensor(w, "t0", TK_GGML_F32, 1, (int64_t[]){ 5 }, t0, sizeof(t0), 0);
+	tk_gguf_add_tensor(w, "t1", TK_GGML_Q8_0, 2, (int64_t[]){ 32, 3 }, q, 3 * 34, 1);
+	TT_REQUIRE(!tk_gguf_writer_commit(w, path, 0, &d), "%s", d.msg);
+	tk_gguf_t *g;
+	TT_REQUIRE(!tk_gguf_open(&g, path, &d), "%s", d.msg);
+	const struct tk_gguf_kv *kv;
+	TT_CHECK(tk_gguf_version(g) == 3 && tk_gguf_kv_count(g) == 6 &&
+		 tk_gguf_tensor_count(g) == 2, "counts");
+	TT_CHECK((kv = tk_gguf_find(g, "general.architecture")) && !strcmp(kv->s, "llama"), "str");
+	TT_CHECK((kv = tk_gguf_find(g, "u")) && kv->type == TK_GGUF_U32 && kv->u == 4000000000u,
+		 "u32");
+	TT_CHECK((kv = tk_gguf_find(g, "f")) && kv->type == TK_GGUF_F32 && kv->f == 0.25, "f32");
+	TT_CHECK((kv = tk_gguf_find(g, "b")) && kv->type == TK_GGUF_BOOL && kv->i == 1, "bool");
+	TT_CHECK((kv = tk_gguf_find(g, "s")) && kv->arr_type == TK_GGUF_STRING && kv->n == 3 &&
+		 kv->strs[1].n == 0 && kv->strs[2].n == 5 && !memcmp(kv->strs[2].p, strs[2], 5),
+		 "string array");
+	TT_CHECK((kv = tk_gguf_find(g, "i")) && kv->arr_type == TK_GGUF_I32 && kv->n == 3 &&
+		 !memcmp(kv->data, ints, sizeof(ints)), "i32 array");
+	const struct tk_gguf_tensor *a = tk_gguf_tensor_find(g, "t0");
+	const struct tk_gguf_tensor *b = tk_gguf_tensor_find(g, "t1");
+	TT_REQUIRE(a && b, "tensors");
+	TT_CHECK(a->ndim == 1 && a->ne[0] == 5 && !memcmp(a->data, t0, sizeof(t0)), "t0");
+	TT_CHECK(b->type == TK_GGML_Q8_0 && b->ndim == 2 && b->ne[0] == 32 && b->ne[1] == 3 &&
+		 b->offset == 32 && (uintptr_t)b->data % 32 == 0, "t1 at offset %llu",
+		 (unsigned long long)b->offset);
+	float back[96];
+	TT_CHECK(!tk_gguf_to_f32(g, b, back, &d) && fabsf(back[95] - t1[95]) < 0.02f, "t1 values");
+	tk_gguf_close(g);
+	unlink(path);
+
+	/* refused: a duplicate key, a tensor whose bytes do not fit */
+	w = tk_gguf_writer_new();
+	tk_gguf_add_u32(w, "k", 1);
+	tk_gguf_add_u32(w, "k", 2);
+	int rc = tk_gguf_writer_commit(w, path, 0, &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "duplicate key 'k'"), "dup: %d %s", rc, d.msg);
+	w = tk_gguf_writer_new();
+	tk_gguf_add_tensor(w, "t1", TK_GGML_Q8_0, 2, (int64_t[]){ 32, 3 }, t1, 3 * 33, 0);
+	rc = tk_gguf_writer_commit(w, path, 0, &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "'t1'") && strstr(d.msg, "q8_0"),
+		 "bad size: %d %s", rc, d.msg);
+	w = tk_gguf_writer_new();
+	tk_gguf_add_tensor(w, "t1", TK_GGML_Q8_0, 1, (int64_t[]){ 40 }, t1, 34, 0);
+	rc = tk_gguf_writer_commit(w, path, 0, &d);
+	TT_CHECK(rc == TK_E_INVAL, "partial block: %d %s", rc, d.msg);
+	TT_CHECK(!stray_entries(NULL), "output left behind");
+	free(t1);
+}
+
 int main(void)
 {
 	struct tk_diag d;
@@ -305,6 +547,11 @@ int main(void)
 	TT_RUN(test_outtype);
 	TT_RUN(test_errors);
 	TT_RUN(test_tokenizer);
+	TT_RUN(test_quantize);
+	TT_RUN(test_writer);
+	TT_RUN(test_export_roundtrip);
+	TT_RUN(test_export_vocab);
+	TT_RUN(test_export_errors);
 	tk_backend_free(&be);
 	tk_rmtree(tmpdir);
 	return tt_done();
