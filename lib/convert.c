@@ -9,6 +9,7 @@
 #include "config.h"
 #include "convert.h"
 #include "gguf.h"
+#include "tokenizer.h"
 #include "model.h"
 
 const char tk_convert_archs[] = "gpt2, llama, qwen2";
@@ -498,12 +499,6 @@ out:
 
 /* ---- export ---- */
 
-static const char RX_LLAMA3[] =
-	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
-	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char RX_QWEN2[] =
-	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
-	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 void tk_convert_permute(float *dst, const float *src, int n_head, int head_dim, int64_t cols)
 {
@@ -547,8 +542,8 @@ static const char *pre_name(const cJSON *pt)
 	const cJSON *rx = cJSON_GetObjectItemCaseSensitive(p, "Regex");
 	if (!is_type(a, "Split") || !cJSON_IsString(rx) || flag(b, "use_regex", 1))
 		return NULL;
-	return !strcmp(rx->valuestring, RX_LLAMA3) ? "llama-bpe"
-	       : !strcmp(rx->valuestring, RX_QWEN2) ? "qwen2" : NULL;
+	return !strcmp(rx->valuestring, tk_rx_llama3) ? "llama-bpe"
+	       : !strcmp(rx->valuestring, tk_rx_qwen2) ? "qwen2" : NULL;
 }
 
 struct xvocab {

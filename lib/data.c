@@ -237,14 +237,6 @@ int tk_data_check(const struct tk_data *dt, const char *name, const char *finger
 	return 0;
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 int tk_data_order(const struct tk_data *dt, uint64_t seed, uint64_t epoch, int shuffle,
 		  uint64_t **order)
 {
@@ -259,7 +251,7 @@ int tk_data_order(const struct tk_data *dt, uint64_t seed, uint64_t epoch, int s
 		/* unbiased index below i (Lemire's rejection) */
 		uint64_t x, lim = -i % i;
 		do
-			x = splitmix64(&s);
+			x = tk_splitmix64(&s);
 		while (x < lim);
 		uint64_t j = x % i, t = o[i - 1];
 		o[i - 1] = o[j];

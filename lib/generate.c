@@ -19,43 +19,6 @@ void tk_gen_opts_init(struct tk_gen_opts *o)
 	o->max_new_tokens = 20;
 }
 
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-void tk_rng_seed(struct tk_rng *r, uint64_t seed)
-{
-	for (int i = 0; i < 4; i++)
-		r->s[i] = splitmix64(&seed);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-uint64_t tk_rng_next(struct tk_rng *r)
-{
-	uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return out;
-}
-
-double tk_rng_double(struct tk_rng *r)
-{
-	return (double)(tk_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
 /* Softmax of x[V] into p[V] (double); -inf gives 0. */
 static void softmax(const float *x, int V, double *p)
 {

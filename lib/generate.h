@@ -71,15 +71,6 @@ struct tk_gen_opts {
  * 0, repetition_penalty 1, max_new_tokens 20, seed 0, no EOS. */
 void tk_gen_opts_init(struct tk_gen_opts *o);
 
-/* tk's random numbers: xoshiro256** seeded through splitmix64. */
-struct tk_rng {
-	uint64_t s[4];
-};
-void tk_rng_seed(struct tk_rng *r, uint64_t seed);
-uint64_t tk_rng_next(struct tk_rng *r);
-/* Uniform in [0, 1) with 53 random bits. */
-double tk_rng_double(struct tk_rng *r);
-
 /* Applies the logits processors of o to scores[V] in place, in
  * transformers' order: repetition penalty over the ctx tokens (each
  * distinct id once: a negative score is multiplied by the penalty, a

@@ -32,12 +32,6 @@
 
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
-static const char RX_LLAMA3[] =
-	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
-	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char RX_QWEN2[] =
-	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
-	"| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 enum pre_kind { PRE_GPT2, PRE_LLAMA3, PRE_LLAMA3_MERGES, PRE_QWEN2, PRE_DIGITS_GPT2 };
 
@@ -552,7 +546,7 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 		}
 		default:
 			pt = seq("Sequence", "pretokenizers",
-				 split_pt(kind == PRE_QWEN2 ? RX_QWEN2 : RX_LLAMA3), byte_level_pt(0),
+				 split_pt(kind == PRE_QWEN2 ? tk_rx_qwen2 : tk_rx_llama3), byte_level_pt(0),
 				 NULL, NULL);
 		}
 		norm = cJSON_CreateNull();

@@ -299,43 +299,15 @@ void tk_model_shift_labels(const int32_t *labels, int B, int T, int32_t *targets
 /* Initialisation */
 
 struct rng {
-	uint64_t s[4];
+	struct tk_rng r;
 	int have;
 	double spare;
 };
 
-static uint64_t splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** */
-static uint64_t rng_next(struct rng *g)
-{
-	uint64_t *s = g->s;
-	uint64_t res = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return res;
-}
-
 /* Uniform in (0, 1). */
 static double rng_open01(struct rng *g)
 {
-	return ((double)(rng_next(g) >> 11) + 0.5) / 9007199254740992.0;
+	return ((double)(tk_rng_next(&g->r) >> 11) + 0.5) / 9007199254740992.0;
 }
 
 /* Standard normal (Box-Muller, both values used). */
@@ -364,16 +336,14 @@ static int ends_with(const char *s, const char *suffix)
 int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t seed,
 		  struct tk_backend *be, struct tk_diag *d)
 {
-	struct rng g = { { 0 }, 0, 0 };
-	uint64_t x = seed;
+	struct rng g = { { { 0 } }, 0, 0 };
 	double std = c->initializer_range > 0 ? c->initializer_range : 0.02;
-	int err, i, k;
+	int err, i;
 
 	err = model_make(m, c, be, "transformer.", d);
 	if (err)
 		return err;
-	for (k = 0; k < 4; k++)
-		g.s[k] = splitmix64(&x);
+	tk_rng_seed(&g.r, seed);
 	/* tensors in table order, elements in the order of the disk layout */
 	for (i = 0; i < m->n_tensors; i++) {
 		const struct tk_model_tensor *t = &m->tensors[i];

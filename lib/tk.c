@@ -176,6 +176,43 @@ uint64_t tk_fnv1a64(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
+uint64_t tk_splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void tk_rng_seed(struct tk_rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		r->s[i] = tk_splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+uint64_t tk_rng_next(struct tk_rng *r)
+{
+	uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return out;
+}
+
+double tk_rng_double(struct tk_rng *r)
+{
+	return (double)(tk_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
 static uint32_t crc32c_table[8][256];
 
 static void crc32c_init(void)

@@ -79,6 +79,18 @@ int tk_read_file(const char *path, struct tk_buf *out, struct tk_diag *d);
 uint64_t tk_fnv1a64(uint64_t h, const void *p, size_t n);
 #define TK_FNV1A64_INIT 0xcbf29ce484222325ULL
 
+/* tk's random numbers, the same on every machine and thread count:
+ * xoshiro256** seeded through splitmix64 (not torch's generator). */
+struct tk_rng {
+	uint64_t s[4];
+};
+/* splitmix64: advances *x and returns the next value (also a seeder). */
+uint64_t tk_splitmix64(uint64_t *x);
+void tk_rng_seed(struct tk_rng *r, uint64_t seed);
+uint64_t tk_rng_next(struct tk_rng *r);
+/* Uniform in [0, 1) with 53 random bits. */
+double tk_rng_double(struct tk_rng *r);
+
 /* CRC-32C (Castagnoli) of n bytes, continuing from crc (start with 0). */
 uint32_t tk_crc32c(uint32_t crc, const void *p, size_t n);
 

@@ -381,11 +381,11 @@ void tok_mmap_free(struct tok_mmap *m)
 
 /* ---- regexes ---- */
 
-static const char RX_GPT2[] =
+const char tk_rx_gpt2[] =
 	"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-static const char RX_LLAMA3[] =
+const char tk_rx_llama3[] =
 	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char RX_QWEN2[] =
+const char tk_rx_qwen2[] =
 	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /* Oniguruma's \s also matches U+0085 (NEL), which PCRE2's does not, and
@@ -469,15 +469,15 @@ int tok_rx_compile(struct tok_regex *rx, const char *pattern, int is_regex,
 		rx->litn = strlen(pattern);
 		return rx->lit ? 0 : TK_E_NOMEM;
 	}
-	if (!strcmp(pattern, RX_GPT2)) {
+	if (!strcmp(pattern, tk_rx_gpt2)) {
 		rx->kind = TOK_RX_GPT2;
 		return 0;
 	}
-	if (!strcmp(pattern, RX_LLAMA3)) {
+	if (!strcmp(pattern, tk_rx_llama3)) {
 		rx->kind = TOK_RX_LLAMA3;
 		return 0;
 	}
-	if (!strcmp(pattern, RX_QWEN2)) {
+	if (!strcmp(pattern, tk_rx_qwen2)) {
 		rx->kind = TOK_RX_QWEN2;
 		return 0;
 	}

@@ -82,6 +82,11 @@ int tk_encode(tk_encoder_t *e, const char *text, size_t len, unsigned flags,
 int tk_decode(const tk_tokenizer_t *t, const uint32_t *ids, size_t n, int skip_special,
 	      struct tk_buf *out);
 
+/* The pre-tokenizer patterns of the well-known byte-level tokenizers
+ * (GPT-2; Llama-3; Qwen2), as their tokenizer.json files spell them.  tk
+ * recognises them and scans with hand-written code instead of PCRE2. */
+extern const char tk_rx_gpt2[], tk_rx_llama3[], tk_rx_qwen2[];
+
 /* Length of the longest valid UTF-8 prefix of s (== len when all valid). */
 size_t tk_utf8_valid(const char *s, size_t len);
 
