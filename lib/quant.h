@@ -1,0 +1,91 @@
+/* quant.h - bitsandbytes-compatible 4-bit blockwise quantization (NF4, FP4).
+ *
+ * Reproduces bitsandbytes' quantize_4bit / dequantize_4bit on the CPU bit
+ * for bit: the input is cut into blocks of `blocksize` values (the last
+ * block may be short); each block stores its absmax as fp32; each value is
+ * scaled into [-1, 1] and mapped to the 4-bit code of the NF4 or FP4 table
+ * whose bucket holds it (lib/quant-common.h); two codes share a byte, the
+ * first element in the high nibble.  Double quantization (bitsandbytes'
+ * compress_statistics) is in tk_q4_nest.
+ */
+#ifndef TK_QUANT_H
+#define TK_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tk.h"
+
+enum tk_q4_type {
+	TK_Q4_NF4 = 0,
+	TK_Q4_FP4 = 1,
+};
+
+/* Parses "nf4" or "fp4" into *type.  Returns 0, or TK_E_INVAL for any other
+ * string (d->msg names it). */
+int tk_q4_type_parse(const char *name, enum tk_q4_type *type, struct tk_diag *d);
+
+/* Returns "nf4" or "fp4" (static). */
+const char *tk_q4_type_name(enum tk_q4_type type);
+
+/* The 16 dequantization values of type (static, index = code). */
+const float *tk_q4_code(enum tk_q4_type type);
+
+/* Returns 1 when blocksize is one bitsandbytes accepts for 4-bit
+ * quantization (a power of two from 32 to 4096), else 0. */
+int tk_q4_blocksize_ok(long long blocksize);
+
+/* Number of absmax values for n inputs: ceil(n / blocksize). */
+size_t tk_q4_nblocks(size_t n, size_t blocksize);
+
+/* Number of packed bytes for n inputs: ceil(n / 2). */
+size_t tk_q4_packed_size(size_t n);
+
+/* Quantizes x[0..n) into packed[tk_q4_packed_size(n)] and
+ * absmax[tk_q4_nblocks(n, blocksize)], exactly as bitsandbytes'
+ * quantize_4bit does for an fp32 tensor on the CPU (fp16/bf16 weights:
+ * convert to fp32 first, which is exact and what bitsandbytes does).  Full
+ * blocks multiply by the fp32 reciprocal of max(absmax, 1e-38); a short last
+ * block divides by max(absmax, 1e-38) and stores that clamped value.  An
+ * odd n pads the last low nibble with the code of 0.0.
+ * Returns 0; TK_E_INVAL for a bad blocksize or type, n == 0, or a NaN or
+ * infinite input (d->offset is its index).  Outputs are undefined on error. */
+int tk_q4_quantize(const float *x, size_t n, enum tk_q4_type type,
+		   size_t blocksize, uint8_t *packed, float *absmax,
+		   struct tk_diag *d);
+
+/* Writes out[i] = code[q_i] * absmax[i / blocksize] for i < n, as
+ * bitsandbytes' dequantize_4bit (fp32).  Returns 0, or TK_E_INVAL for a bad
+ * blocksize or type, or n == 0. */
+int tk_q4_dequantize(const uint8_t *packed, const float *absmax, size_t n,
+		     enum tk_q4_type type, size_t blocksize, float *out,
+		     struct tk_diag *d);
+
+/* Blocks of absmax values per nested absmax in double quantization. */
+#define TK_Q4_NESTED_BLOCKSIZE 256
+
+/* torch.mean() of an fp32 vector on the CPU, summed in torch's order
+ * (aten cascade_sum with 8-lane vector accumulators, as torch 2.15 ran on
+ * an AVX512 CPU here; then one fp32 division by n).  torch splits vectors
+ * of 32768 or more values over its threads; `threads` (>= 1) is that
+ * thread count (torch.get_num_threads()), unused below 32768.  This is the
+ * offset bitsandbytes subtracts before double quantization.  Returns 0 for
+ * n == 0. */
+float tk_q4_torch_mean(const float *x, size_t n, int threads);
+
+/* Double quantization (bitsandbytes' compress_statistics): quantizes
+ * absmax[i] - offset, i < n, with the 8-bit dynamic map in blocks of
+ * TK_Q4_NESTED_BLOCKSIZE, as bitsandbytes' CPU quantize_blockwise.  Writes
+ * qabsmax[n] and nested_absmax[ceil(n / 256)].  offset is normally
+ * tk_q4_torch_mean(absmax, n, ...).  Returns 0, or TK_E_INVAL for n == 0
+ * or a non-finite difference (d->offset is its index). */
+int tk_q4_nest(const float *absmax, size_t n, float offset, uint8_t *qabsmax,
+	       float *nested_absmax, struct tk_diag *d);
+
+/* Undoes tk_q4_nest as bitsandbytes' dequantize_4bit does:
+ * absmax[i] = dynamic_code[qabsmax[i]] * nested_absmax[i / 256] + offset
+ * (a rounded product, then a rounded sum). */
+void tk_q4_unnest(const uint8_t *qabsmax, const float *nested_absmax, size_t n,
+		  float offset, float *absmax);
+
+#endif
