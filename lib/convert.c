@@ -275,16 +275,26 @@ static int plan_gpt2(struct conv *c)
 	return c->tied ? 0 : add_job(c, "output.weight", "lm_head.weight", 0, c->V, C, 0);
 }
 
-void tk_convert_unpermute(float *dst, const float *src, int n_head, int head_dim, int64_t cols)
+/* Moves the rows of each head between llama.cpp's interleaved order (row
+ * 2j+i of a head) and Hugging Face's halves (row i*half+j): to_hf picks the
+ * direction. */
+static void reorder_rows(float *dst, const float *src, int n_head, int head_dim, int64_t cols,
+			 int to_hf)
 {
 	int half = head_dim / 2;
 	for (int h = 0; h < n_head; h++)
 		for (int i = 0; i < 2; i++)
 			for (int j = 0; j < half; j++) {
-				int64_t from = (int64_t)h * head_dim + 2 * j + i;
-				int64_t to = (int64_t)h * head_dim + i * half + j;
+				int64_t gg = (int64_t)h * head_dim + 2 * j + i;
+				int64_t hf = (int64_t)h * head_dim + i * half + j;
+				int64_t to = to_hf ? hf : gg, from = to_hf ? gg : hf;
 				memcpy(dst + to * cols, src + from * cols, (size_t)cols * sizeof(float));
 			}
+}
+
+void tk_convert_unpermute(float *dst, const float *src, int n_head, int head_dim, int64_t cols)
+{
+	reorder_rows(dst, src, n_head, head_dim, cols, 1);
 }
 
 static void *keep(struct conv *c, void *p)
@@ -499,17 +509,9 @@ out:
 
 /* ---- export ---- */
 
-
 void tk_convert_permute(float *dst, const float *src, int n_head, int head_dim, int64_t cols)
 {
-	int half = head_dim / 2;
-	for (int h = 0; h < n_head; h++)
-		for (int i = 0; i < 2; i++)
-			for (int j = 0; j < half; j++) {
-				int64_t to = (int64_t)h * head_dim + 2 * j + i;
-				int64_t from = (int64_t)h * head_dim + i * half + j;
-				memcpy(dst + to * cols, src + from * cols, (size_t)cols * sizeof(float));
-			}
+	reorder_rows(dst, src, n_head, head_dim, cols, 0);
 }
 
 static int is_type(const cJSON *o, const char *type)
