@@ -15,6 +15,22 @@ struct tk_layer_off {
 	long ln2_w, ln2_b, fc_w, fc_b, up_w, up_b, dn_w, dn_b;
 };
 
+/* The seven linear layers of a decoder layer.  GPT-2's c_attn is three
+ * slices (Q, K, V) of one tensor; GPT-2 has no UP. */
+enum tk_lin_slot { TK_LIN_Q = 0, TK_LIN_K, TK_LIN_V, TK_LIN_O, TK_LIN_FC, TK_LIN_UP, TK_LIN_DN,
+		   TK_LIN_N };
+
+/* One linear layer (or slice of one): y[rows, out] = x[rows, in] W^T + b
+ * with W rows row0 .. row0+out-1 of tensor tw (arena [out, in] layout or
+ * quantized), bias rows row0.. of tensor tb, plus its LoRA adapter (ad:
+ * index into m->lora->ad, -1 none; B rows row0..). */
+struct tk_lin {
+	int tw, tb;                       /* tensor indices, -1: none */
+	long w, b;                        /* virtual offsets of the slice, -1: none */
+	int row0, in, out;
+	int ad;
+};
+
 /* Activations of one layer kept for the backward pass. */
 struct tk_layer_act {
 	float *ln1, *ln1_mean, *ln1_rstd; /* [N, C], [N], [N] */
@@ -28,6 +44,7 @@ struct tk_layer_act {
 struct tk_model_run {
 	/* layout (fixed when the model is made) */
 	struct tk_layer_off *lo;          /* [n_layer] */
+	struct tk_lin (*lin)[TK_LIN_N];   /* [n_layer]; slot absent: tw -1 */
 	long emb, pos, lnf_w, lnf_b, head; /* head == emb when tied */
 	int q_dim, kv_dim;                /* n_head*head_dim, n_kv_head*head_dim */
 
@@ -46,7 +63,55 @@ struct tk_model_run {
 	float *chunk;                     /* lm head rows [CHUNK, V] */
 	uint32_t *pos_ids;                /* [N]: t of row b*T + t */
 	uint32_t *ids;                    /* [N]: the last forward's ids */
+	float *qtile;                     /* dequantized weight tile (TK_QTILE floats) */
+	struct tk_param *tp;              /* tk_model_trainable's list, NULL: to make */
+	int n_tp;
+	char *tp_names;                   /* the adapters' PEFT keys */
 };
+
+/* Floats of the tile quantized weights are dequantized into. */
+#define TK_QTILE (1u << 20)
+
+/* Offsets in struct tk_layer_off, struct tk_lin and the run's emb, pos,
+ * lnf and head fields are virtual: offsets into the layout that holds every
+ * tensor in fp32.  Quantized tensors take no room in the arenas, so the
+ * real place of a virtual offset is found through its tensor. */
+
+/* The tensor whose virtual range holds voff, or NULL (voff < 0). */
+struct tk_model_tensor *tk_model_tensor_at(const struct tk_model *m, long voff);
+
+/* arena + real offset of voff (arena m->params or m->grads); NULL for voff
+ * < 0, a quantized tensor or a NULL arena. */
+float *tk_model_at(const struct tk_model *m, float *arena, long voff);
+
+/* The gradient of voff's tensor, or NULL when it is frozen or voff < 0. */
+float *tk_model_grad_at(const struct tk_model *m, long voff);
+
+/* Forward of linear slot s of layer l on x [rows, in] into y [rows, out]:
+ * base (dequantizing quantized weights tile by tile), bias, and the
+ * adapter (keeping x A^T for the backward pass when training; u_scratch
+ * [rows, r] is used instead when not NULL, as inference does). */
+int tk_lin_fwd(struct tk_model *m, int l, int s, float *y, const float *x, int rows,
+	       float *u_scratch);
+
+/* Backward of linear slot s of layer l: weight and bias gradients of what
+ * is trainable accumulate, the adapter's A and B gradients accumulate, and
+ * dx = dy W' (dx_beta 0) or dx += dy W' (dx_beta 1), W' the effective
+ * weight. */
+int tk_lin_bwd(struct tk_model *m, int l, int s, float *dx, float dx_beta, const float *dy,
+	       const float *x, int rows);
+
+/* Sizes the LoRA scratch for a forward of rows rows (training). */
+int tk_lora_reserve(struct tk_model *m, int rows, struct tk_diag *d);
+
+/* Allocates (zeroed) the gradients of what is trainable, if not yet. */
+int tk_model_zero_grad_alloc(struct tk_model *m, struct tk_diag *d);
+
+/* Forgets the list tk_model_trainable made (adapters came or went). */
+void tk_model_params_changed(struct tk_model *m);
+
+/* Frees what tk_lora_attach allocated (m->lora becomes NULL). */
+void tk_lora_free(struct tk_model *m);
 
 /* lm head rows at a time.  Each chunk repacks the [V, C] head matrix in
  * OpenBLAS: 64 rows gave 2500 tokens/s and 128 rows 3000 on a 7M-parameter

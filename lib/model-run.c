@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora-int.h"
 #include "model-int.h"
 
-#define P(off) (m->params + (off))
-#define G(off) (m->grads + (off))
-#define OPT(base, off) ((off) >= 0 ? (base) + (off) : NULL)
+#define P(off) tk_model_at(m, m->params, (off))
+#define G(off) tk_model_grad_at(m, (off))
 
 #define CHECK(x)                  \
 	do {                      \
@@ -141,16 +141,45 @@ size_t tk_model_run_bytes(const struct tk_model *m, int B, int T)
 	return carve(&m->cfg, r->q_dim, r->kv_dim, r->ckpt, (size_t)B * (size_t)T, NULL, NULL);
 }
 
-int tk_model_zero_grad(struct tk_model *m, struct tk_diag *d)
+static int any_base_trainable(const struct tk_model *m)
 {
-	if (!m->grads) {
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i].trainable)
+			return 1;
+	return 0;
+}
+
+int tk_model_zero_grad_alloc(struct tk_model *m, struct tk_diag *d)
+{
+	if (!m->grads && any_base_trainable(m)) {
 		m->grads = tk_backend_alloc(m->be, m->n_params * sizeof(float));
 		if (!m->grads)
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
 					   "out of memory for the gradients (%zu MiB)",
 					   m->n_params * sizeof(float) >> 20);
+		memset(m->grads, 0, m->n_params * sizeof(float));
+		tk_model_params_changed(m);
 	}
-	memset(m->grads, 0, m->n_params * sizeof(float));
+	if (m->lora && !m->lora->grads) {
+		int err = tk_lora_grads(m, d);
+		if (err)
+			return err;
+		tk_model_params_changed(m);
+	}
+	return 0;
+}
+
+int tk_model_zero_grad(struct tk_model *m, struct tk_diag *d)
+{
+	int err = tk_model_zero_grad_alloc(m, d);
+
+	if (err)
+		return err;
+	if (m->grads)
+		memset(m->grads, 0, m->n_params * sizeof(float));
+	if (m->lora)
+		memset(m->lora->grads, 0, (m->lora->n_params ? m->lora->n_params : 1) *
+		       sizeof(float));
 	return 0;
 }
 
@@ -162,8 +191,8 @@ static int norm_fwd(struct tk_model *m, float *y, float *mean, float *rstd, cons
 	const struct tk_model_config *c = &m->cfg;
 
 	if (c->norm == TK_NORM_LAYER)
-		return tk_layernorm_fwd(m->be, y, mean, rstd, x, P(w), OPT(m->params, b), rows,
-					c->hidden, c->norm_eps);
+		return tk_layernorm_fwd(m->be, y, mean, rstd, x, P(w), P(b), rows, c->hidden,
+					c->norm_eps);
 	return tk_rmsnorm_fwd(m->be, y, rstd, x, P(w), rows, c->hidden, c->norm_eps);
 }
 
@@ -174,31 +203,13 @@ static int norm_bwd(struct tk_model *m, float *dx, const float *dy, const float 
 	const struct tk_model_config *c = &m->cfg;
 
 	if (c->norm == TK_NORM_LAYER)
-		return tk_layernorm_bwd(m->be, dx, G(w), OPT(m->grads, b), dy, x, P(w), mean,
-					rstd, rows, c->hidden);
+		return tk_layernorm_bwd(m->be, dx, G(w), G(b), dy, x, P(w), mean, rstd, rows,
+					c->hidden);
 	return tk_rmsnorm_bwd(m->be, dx, G(w), dy, x, P(w), rstd, rows, c->hidden);
 }
 
-/* y[rows, out] = x[rows, in] W^T (+ b), W [out, in]. */
-static int linear_fwd(struct tk_model *m, float *y, const float *x, long w, long b, int rows,
-		      int in, int out)
-{
-	CHECK(tk_matmul(m->be, 0, 1, rows, out, in, 1.0f, x, in, P(w), in, 0.0f, y, out));
-	if (b >= 0)
-		CHECK(tk_bias_add(m->be, y, P(b), rows, out));
-	return 0;
-}
-
-/* dW += dy^T x, db += sum dy, and dx = dy W (dx_beta 0) or dx += dy W
- * (dx_beta 1). */
-static int linear_bwd(struct tk_model *m, float *dx, float dx_beta, const float *dy,
-		      const float *x, long w, long b, int rows, int in, int out)
-{
-	CHECK(tk_matmul(m->be, 1, 0, out, in, rows, 1.0f, dy, out, x, in, 1.0f, G(w), in));
-	if (b >= 0)
-		CHECK(tk_bias_grad(m->be, G(b), dy, rows, out));
-	return tk_matmul(m->be, 0, 0, rows, in, out, 1.0f, dy, out, P(w), in, dx_beta, dx, in);
-}
+#define LIN_FWD(slot, y, x) tk_lin_fwd(m, l, (slot), (y), (x), N, NULL)
+#define LIN_BWD(slot, dx, beta, dy, x) tk_lin_bwd(m, l, (slot), (dx), (beta), (dy), (x), N)
 
 /* One layer: res[l] -> res[l+1].  With recompute (gradient checkpointing's
  * backward) it stops once the activations the backward reads are back,
@@ -210,34 +221,33 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 	const struct tk_layer_off *o = &r->lo[l];
 	struct tk_layer_act *a = &r->la[l];
 	int B = r->B, T = r->T, N = B * T, C = c->hidden, F = c->intermediate;
-	int Q = r->q_dim, K = r->kv_dim;
 	const float *x = r->res + (size_t)l * N * C;
 	float *y = r->res + (size_t)(l + 1) * N * C;
 	const int32_t *pos = (const int32_t *)r->pos_ids;
 
 	CHECK(norm_fwd(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, o->ln1_w, o->ln1_b, N));
-	CHECK(linear_fwd(m, a->q, a->ln1, o->q_w, o->q_b, N, C, Q));
-	CHECK(linear_fwd(m, a->k, a->ln1, o->k_w, o->k_b, N, C, K));
-	CHECK(linear_fwd(m, a->v, a->ln1, o->v_w, o->v_b, N, C, K));
+	CHECK(LIN_FWD(TK_LIN_Q, a->q, a->ln1));
+	CHECK(LIN_FWD(TK_LIN_K, a->k, a->ln1));
+	CHECK(LIN_FWD(TK_LIN_V, a->v, a->ln1));
 	if (c->pos == TK_POS_ROPE) {
 		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, c->rope_theta, 0));
 		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, c->rope_theta, 0));
 	}
 	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
 			       c->n_kv_head, c->head_dim));
-	CHECK(linear_fwd(m, a->mid, a->att, o->o_w, o->o_b, N, Q, C));
+	CHECK(LIN_FWD(TK_LIN_O, a->mid, a->att));
 	CHECK(tk_axpy(m->be, a->mid, 1.0f, x, (size_t)N * C));
 	CHECK(norm_fwd(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, o->ln2_w, o->ln2_b, N));
-	CHECK(linear_fwd(m, a->h1, a->ln2, o->fc_w, o->fc_b, N, C, F));
+	CHECK(LIN_FWD(TK_LIN_FC, a->h1, a->ln2));
 	if (c->mlp == TK_MLP_SWIGLU) {
-		CHECK(linear_fwd(m, a->h2, a->ln2, o->up_w, o->up_b, N, C, F));
+		CHECK(LIN_FWD(TK_LIN_UP, a->h2, a->ln2));
 		CHECK(tk_swiglu_fwd(m->be, a->act, a->h1, a->h2, (size_t)N * F));
 	} else {
 		CHECK(tk_gelu_fwd(m->be, a->act, a->h1, (size_t)N * F));
 	}
 	if (recompute)
 		return 0;
-	CHECK(linear_fwd(m, y, a->act, o->dn_w, o->dn_b, N, F, C));
+	CHECK(LIN_FWD(TK_LIN_DN, y, a->act));
 	return tk_axpy(m->be, y, 1.0f, a->mid, (size_t)N * C);
 }
 
@@ -249,35 +259,34 @@ static int layer_bwd(struct tk_model *m, int l)
 	const struct tk_layer_off *o = &r->lo[l];
 	const struct tk_layer_act *a = &r->la[l];
 	int B = r->B, T = r->T, N = B * T, C = c->hidden, F = c->intermediate;
-	int Q = r->q_dim, K = r->kv_dim;
 	const float *x = r->res + (size_t)l * N * C;
 	float *dln = r->dtmp, *dx = r->dtmp + (size_t)N * C;
 	const int32_t *pos = (const int32_t *)r->pos_ids;
 
 	/* MLP */
-	CHECK(linear_bwd(m, r->dact, 0.0f, r->dres, a->act, o->dn_w, o->dn_b, N, F, C));
+	CHECK(LIN_BWD(TK_LIN_DN, r->dact, 0.0f, r->dres, a->act));
 	if (c->mlp == TK_MLP_SWIGLU) {
 		CHECK(tk_swiglu_bwd(m->be, r->dh1, r->dh2, a->h1, a->h2, r->dact, (size_t)N * F));
-		CHECK(linear_bwd(m, dln, 0.0f, r->dh1, a->ln2, o->fc_w, o->fc_b, N, C, F));
-		CHECK(linear_bwd(m, dln, 1.0f, r->dh2, a->ln2, o->up_w, o->up_b, N, C, F));
+		CHECK(LIN_BWD(TK_LIN_FC, dln, 0.0f, r->dh1, a->ln2));
+		CHECK(LIN_BWD(TK_LIN_UP, dln, 1.0f, r->dh2, a->ln2));
 	} else {
 		CHECK(tk_gelu_bwd(m->be, r->dh1, a->h1, r->dact, (size_t)N * F));
-		CHECK(linear_bwd(m, dln, 0.0f, r->dh1, a->ln2, o->fc_w, o->fc_b, N, C, F));
+		CHECK(LIN_BWD(TK_LIN_FC, dln, 0.0f, r->dh1, a->ln2));
 	}
 	CHECK(norm_bwd(m, dx, dln, a->mid, a->ln2_mean, a->ln2_rstd, o->ln2_w, o->ln2_b, N));
 	CHECK(tk_axpy(m->be, r->dres, 1.0f, dx, (size_t)N * C));
 
 	/* attention */
-	CHECK(linear_bwd(m, r->datt, 0.0f, r->dres, a->att, o->o_w, o->o_b, N, Q, C));
+	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, r->dres, a->att));
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
 			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim));
 	if (c->pos == TK_POS_ROPE) {
 		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, c->rope_theta, 1));
 		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, c->rope_theta, 1));
 	}
-	CHECK(linear_bwd(m, dln, 0.0f, r->dq, a->ln1, o->q_w, o->q_b, N, C, Q));
-	CHECK(linear_bwd(m, dln, 1.0f, r->dk, a->ln1, o->k_w, o->k_b, N, C, K));
-	CHECK(linear_bwd(m, dln, 1.0f, r->dv, a->ln1, o->v_w, o->v_b, N, C, K));
+	CHECK(LIN_BWD(TK_LIN_Q, dln, 0.0f, r->dq, a->ln1));
+	CHECK(LIN_BWD(TK_LIN_K, dln, 1.0f, r->dk, a->ln1));
+	CHECK(LIN_BWD(TK_LIN_V, dln, 1.0f, r->dv, a->ln1));
 	CHECK(norm_bwd(m, dx, dln, x, a->ln1_mean, a->ln1_rstd, o->ln1_w, o->ln1_b, N));
 	return tk_axpy(m->be, r->dres, 1.0f, dx, (size_t)N * C);
 }
@@ -300,8 +309,9 @@ static int head_fwd(struct tk_model *m, const int32_t *targets, int want_grad, f
 		if (!want_grad)
 			continue;
 		/* chunk now holds d loss / d logits */
-		CHECK(tk_matmul(m->be, 1, 0, V, C, n, 1.0f, r->chunk, V, x, C, 1.0f, G(r->head),
-				C));
+		if (G(r->head))
+			CHECK(tk_matmul(m->be, 1, 0, V, C, n, 1.0f, r->chunk, V, x, C, 1.0f,
+					G(r->head), C));
 		CHECK(tk_matmul(m->be, 0, 0, n, C, V, 1.0f, r->chunk, V, P(r->head), C, 0.0f,
 				r->dlnf + (size_t)r0 * C, C));
 	}
@@ -350,8 +360,14 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 	err = reserve(m, B, T, d);
 	if (err)
 		return err;
-	if (want_grad && !m->grads && (err = tk_model_zero_grad(m, d)))
+	if (want_grad && (err = tk_model_zero_grad_alloc(m, d)))
 		return err;
+	if (m->lora) {
+		if ((err = tk_lora_reserve(m, N, d)))
+			return err;
+		m->lora->training = want_grad;
+		m->lora->step += !!want_grad;
+	}
 	r->B = B;
 	r->T = T;
 	for (i = 0; i < N; i++) {
@@ -409,9 +425,9 @@ int tk_model_backward(struct tk_model *m, struct tk_diag *d)
 			break;
 		err = layer_bwd(m, l);
 	}
-	if (!err)
+	if (!err && G(r->emb))
 		err = tk_embedding_bwd(m->be, G(r->emb), r->dres, r->ids, N, C);
-	if (!err && r->pos >= 0)
+	if (!err && G(r->pos))
 		err = tk_embedding_bwd(m->be, G(r->pos), r->dres, r->pos_ids, N, C);
 	if (err)
 		return d && d->msg[0] ? err : tk_diag_set(d, err, NULL, -1, "backward pass failed: %s",

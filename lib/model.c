@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bnb.h"
+#include "lora-int.h"
 #include "model-int.h"
 #include "safetensors.h"
 
@@ -58,6 +60,8 @@ static long add_tensor(struct table *tb, int conv1d, int decay, int64_t d0, int6
 	t->conv1d = conv1d;
 	t->decay = decay;
 	t->off = tb->off;
+	t->voff = tb->off;
+	t->trainable = 1;
 	tb->off += (t->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 	return (long)t->off;
 }
@@ -182,10 +186,46 @@ static int layout_llama(struct table *tb, struct tk_model_run *r, const struct t
 	return 0;
 }
 
-/* Builds the table and the layout and allocates the parameter arena
- * (zeroed).  gpt2_prefix: "transformer." or "" (GPT-2 only). */
+/* The index of the tensor holding virtual offset voff, -1 for none. */
+static int tensor_index(const struct tk_model *m, long voff)
+{
+	const struct tk_model_tensor *t = tk_model_tensor_at(m, voff);
+	return t ? (int)(t - m->tensors) : -1;
+}
+
+/* Fills r->lin from r->lo. */
+static void make_slots(struct tk_model *m)
+{
+	struct tk_model_run *r = m->run;
+	const struct tk_model_config *c = &m->cfg;
+	int C = c->hidden, F = c->intermediate, Q = r->q_dim, K = r->kv_dim;
+
+	for (int l = 0; l < c->n_layer; l++) {
+		const struct tk_layer_off *o = &r->lo[l];
+		const long w[TK_LIN_N] = { o->q_w, o->k_w, o->v_w, o->o_w, o->fc_w, o->up_w, o->dn_w };
+		const long b[TK_LIN_N] = { o->q_b, o->k_b, o->v_b, o->o_b, o->fc_b, o->up_b, o->dn_b };
+		const int in[TK_LIN_N] = { C, C, C, Q, C, C, F };
+		const int out[TK_LIN_N] = { Q, K, K, C, F, F, C };
+
+		for (int s = 0; s < TK_LIN_N; s++) {
+			struct tk_lin *L = &r->lin[l][s];
+			L->w = w[s];
+			L->b = b[s];
+			L->tw = tensor_index(m, w[s]);
+			L->tb = tensor_index(m, b[s]);
+			L->in = in[s];
+			L->out = out[s];
+			L->row0 = L->tw < 0 ? 0 :
+				  (int)(((size_t)w[s] - m->tensors[L->tw].voff) / (size_t)in[s]);
+			L->ad = -1;
+		}
+	}
+}
+
+/* Builds the table and the layout and, with alloc, allocates the parameter
+ * arena (zeroed).  gpt2_prefix: "transformer." or "" (GPT-2 only). */
 static int model_make(struct tk_model *m, const struct tk_model_config *c, struct tk_backend *be,
-		      const char *gpt2_prefix, struct tk_diag *d)
+		      const char *gpt2_prefix, int alloc, struct tk_diag *d)
 {
 	struct table tb = { 0 };
 	struct tk_model_run *r;
@@ -214,7 +254,12 @@ static int model_make(struct tk_model *m, const struct tk_model_config *c, struc
 	m->n_tensors = tb.n;
 	if (tb.oom)
 		goto nomem;
+	if (!(r->lin = tk_mallocn((size_t)c->n_layer, sizeof(*r->lin))))
+		goto nomem;
+	make_slots(m);
 	m->n_params = tb.off;
+	if (!alloc)
+		return 0;
 	m->params = tk_backend_alloc(be, m->n_params * sizeof(float));
 	if (!m->params)
 		goto nomem;
@@ -229,13 +274,24 @@ void tk_model_free(struct tk_model *m)
 {
 	struct tk_model_run *r = m->run;
 
+	tk_lora_free(m);
 	if (r) {
 		if (r->mem)
 			tk_backend_free_mem(m->be, r->mem);
+		if (r->qtile)
+			tk_backend_free_mem(m->be, r->qtile);
 		free(r->la);
 		free(r->lo);
+		free(r->lin);
+		free(r->tp);
+		free(r->tp_names);
 		free(r);
 	}
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i].q) {
+			tk_qweight_free(m->tensors[i].q);
+			free(m->tensors[i].q);
+		}
 	if (m->params)
 		tk_backend_free_mem(m->be, m->params);
 	if (m->grads)
@@ -340,7 +396,7 @@ int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t 
 	double std = c->initializer_range > 0 ? c->initializer_range : 0.02;
 	int err, i;
 
-	err = model_make(m, c, be, "transformer.", d);
+	err = model_make(m, c, be, "transformer.", 1, d);
 	if (err)
 		return err;
 	tk_rng_seed(&g.r, seed);
@@ -419,10 +475,54 @@ static int load_tensor(struct tk_model *m, const tk_st_t *st, const struct tk_mo
 	return err;
 }
 
+/* Reads the quantized linear weights of a bitsandbytes checkpoint (those
+ * stored as U8 or I8) into t->q and lays the arena out without them. */
+static int load_quantized(struct tk_model *m, const tk_st_t *st, const char *dir,
+			  struct tk_diag *d)
+{
+	struct tk_model_run *r = m->run;
+	size_t off = 0;
+	int err;
+
+	for (int l = 0; l < m->cfg.n_layer; l++)
+		for (int s = 0; s < TK_LIN_N; s++) {
+			const struct tk_lin *L = &r->lin[l][s];
+			struct tk_model_tensor *t;
+			const struct tk_tensor_info *ti;
+			if (L->tw < 0 || L->row0)
+				continue;
+			t = &m->tensors[L->tw];
+			ti = tk_st_find(st, t->name);
+			if (!ti || (ti->dtype != TK_DT_U8 && ti->dtype != TK_DT_I8))
+				continue; /* kept in floating point (a skipped module) */
+			if (!(t->q = calloc(1, sizeof(*t->q))))
+				return tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
+			err = tk_bnb_read_weight(st, t->name, (int64_t)(t->n / (size_t)L->in), L->in,
+						 t->q, d);
+			if (err)
+				return err;
+			t->trainable = 0;
+			m->n_quantized++;
+		}
+	for (int i = 0; i < m->n_tensors; i++) {
+		struct tk_model_tensor *t = &m->tensors[i];
+		t->off = t->q ? 0 : off;
+		if (!t->q)
+			off += (t->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+	}
+	m->n_params = off;
+	m->params = tk_backend_alloc(m->be, (off ? off : 1) * sizeof(float));
+	if (!m->params)
+		return tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory for the model");
+	memset(m->params, 0, (off ? off : 1) * sizeof(float));
+	return 0;
+}
+
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 		  struct tk_diag *d)
 {
 	struct tk_model_config c;
+	struct tk_bnb_config q;
 	tk_st_t *st = NULL;
 	const char *pre = "transformer.";
 	float *tmp = NULL;
@@ -433,27 +533,33 @@ int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 	err = tk_config_load(&c, dir, d);
 	if (err)
 		return err;
+	err = tk_bnb_config_read(dir, &q, d);
+	if (err)
+		return err;
 	err = tk_st_open(&st, dir, d);
 	if (err)
 		return err;
 	if (c.arch == TK_ARCH_GPT2 && !tk_st_find(st, "transformer.wte.weight") &&
 	    tk_st_find(st, "wte.weight"))
 		pre = ""; /* saved from GPT2Model, as the original gpt2 checkpoint */
-	err = model_make(m, &c, be, pre, d);
+	err = model_make(m, &c, be, pre, !q.bits, d);
 	if (err) {
 		if (d && !d->path[0])
 			snprintf(d->path, sizeof(d->path), "%s", dir);
 		goto out;
 	}
+	if (q.bits && (err = load_quantized(m, st, dir, d)))
+		goto out;
 	for (i = 0; i < m->n_tensors; i++)
-		if (m->tensors[i].conv1d && m->tensors[i].n > maxn)
+		if (m->tensors[i].conv1d && !m->tensors[i].q && m->tensors[i].n > maxn)
 			maxn = m->tensors[i].n;
 	if (maxn && !(tmp = tk_mallocn(maxn, sizeof(float)))) {
 		err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 		goto out;
 	}
 	for (i = 0; i < m->n_tensors && !err; i++)
-		err = load_tensor(m, st, &m->tensors[i], tmp, dir, d);
+		if (!m->tensors[i].q)
+			err = load_tensor(m, st, &m->tensors[i], tmp, dir, d);
 	/* other tensors (attn.bias buffers, inv_freq, a tied lm_head) are not
 	 * looked at, as transformers ignores them */
 out:
@@ -462,6 +568,145 @@ out:
 	if (err)
 		tk_model_free(m);
 	return err;
+}
+
+int tk_model_dequantize(struct tk_model *m, struct tk_diag *d)
+{
+	const struct tk_model_tensor *last;
+	float *p;
+	size_t n;
+	int err = 0;
+
+	if (!m->n_quantized)
+		return 0;
+	last = &m->tensors[m->n_tensors - 1];
+	n = last->voff + (last->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+	p = tk_backend_alloc(m->be, n * sizeof(float));
+	if (!p)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
+				   "out of memory for the dequantized model (%zu MiB)",
+				   n * sizeof(float) >> 20);
+	memset(p, 0, n * sizeof(float));
+	for (int i = 0; i < m->n_tensors && !err; i++) {
+		struct tk_model_tensor *t = &m->tensors[i];
+		if (t->q)
+			err = tk_qweight_rows(t->q, 0, t->q->rows, p + t->voff, d);
+		else
+			memcpy(p + t->voff, m->params + t->off, t->n * sizeof(float));
+	}
+	if (err) {
+		tk_backend_free_mem(m->be, p);
+		return err;
+	}
+	for (int i = 0; i < m->n_tensors; i++) {
+		struct tk_model_tensor *t = &m->tensors[i];
+		if (t->q) {
+			tk_qweight_free(t->q);
+			free(t->q);
+			t->q = NULL;
+			t->trainable = !m->lora;
+		}
+		t->off = t->voff;
+	}
+	tk_backend_free_mem(m->be, m->params);
+	m->params = p;
+	m->n_params = n;
+	m->n_quantized = 0;
+	if (m->grads) { /* laid out as the old arena: made again when needed */
+		tk_backend_free_mem(m->be, m->grads);
+		m->grads = NULL;
+	}
+	tk_model_params_changed(m);
+	return 0;
+}
+
+/* Trainable parameters */
+
+void tk_model_params_changed(struct tk_model *m)
+{
+	if (!m->run)
+		return;
+	free(m->run->tp);
+	free(m->run->tp_names);
+	m->run->tp = NULL;
+	m->run->tp_names = NULL;
+	m->run->n_tp = 0;
+}
+
+#define KEY_LEN 192
+
+int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
+		       struct tk_diag *d)
+{
+	struct tk_model_run *r = m->run;
+	const struct tk_lora *l = m->lora;
+	int n_ad = l ? l->n_ad : 0, k = 0, err;
+
+	err = tk_model_zero_grad_alloc(m, d);
+	if (err)
+		return err;
+	if (!r->tp) {
+		r->tp = calloc((size_t)(2 * n_ad + m->n_tensors) + 1, sizeof(*r->tp));
+		r->tp_names = calloc((size_t)(2 * n_ad) + 1, KEY_LEN);
+		if (!r->tp || !r->tp_names) {
+			tk_model_params_changed(m);
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		}
+		for (int i = 0; i < n_ad; i++)
+			for (int ab = 0; ab < 2; ab++) {
+				const struct tk_lora_adapter *a = &l->ad[i];
+				struct tk_param *p = &r->tp[k];
+				char *name = r->tp_names + (size_t)k * KEY_LEN;
+				size_t off = ab ? a->b_off : a->a_off;
+				snprintf(name, KEY_LEN, "base_model.model.%s.lora_%c.weight", a->module,
+					 ab ? 'B' : 'A');
+				p->name = name;
+				p->p = l->params + off;
+				p->g = l->grads + off;
+				p->ndim = 2;
+				p->shape[0] = ab ? a->out : l->cfg.r;
+				p->shape[1] = ab ? l->cfg.r : a->in;
+				p->n = (size_t)p->shape[0] * (size_t)p->shape[1];
+				p->decay = 1; /* every LoRA matrix decays in HF's Trainer */
+				k++;
+			}
+		for (int i = 0; i < m->n_tensors; i++) {
+			const struct tk_model_tensor *t = &m->tensors[i];
+			struct tk_param *p = &r->tp[k];
+			if (!t->trainable)
+				continue;
+			p->name = t->name;
+			p->p = m->params + t->off;
+			p->g = m->grads + t->off;
+			p->n = t->n;
+			p->decay = t->decay;
+			p->t = t;
+			p->ndim = t->ndim;
+			p->shape[0] = t->shape[0];
+			p->shape[1] = t->shape[1];
+			k++;
+		}
+		r->n_tp = k;
+	}
+	*out = r->tp;
+	*n = r->n_tp;
+	return 0;
+}
+
+uint64_t tk_model_count_params(const struct tk_model *m)
+{
+	uint64_t n = 0;
+	const struct tk_lora *l = m->lora;
+
+	for (int i = 0; i < m->n_tensors; i++) {
+		n += m->tensors[i].n;
+		/* peft trains a copy of each module to save: both count */
+		if (l && tk_lora_saves(l, m->tensors[i].name))
+			n += m->tensors[i].n;
+	}
+	for (int i = 0; l && i < l->n_ad; i++)
+		n += (uint64_t)l->cfg.r * (uint64_t)(l->ad[i].in + l->ad[i].out);
+	return n;
 }
 
 /* Saving */
@@ -478,13 +723,41 @@ static char *join(const char *dir, const char *name)
 
 int tk_model_save(const struct tk_model *m, const char *dir, int force, struct tk_diag *d)
 {
+	return tk_model_save_dtype(m, dir, TK_DT_F32, force, d);
+}
+
+/* n floats of src as dtype (F16 or BF16) in a new buffer. */
+static void *convert(const float *src, size_t n, enum tk_dtype dt)
+{
+	uint16_t *h = tk_mallocn(n ? n : 1, sizeof(uint16_t));
+	for (size_t i = 0; h && i < n; i++)
+		h[i] = dt == TK_DT_F16 ? tk_f32_to_f16(src[i]) : tk_f32_to_bf16(src[i]);
+	return h;
+}
+
+int tk_model_save_dtype(const struct tk_model *m, const char *dir, enum tk_dtype dtype,
+			int force, struct tk_diag *d)
+{
 	struct tk_model_config c = m->cfg;
 	tk_st_writer_t *w = NULL;
 	char *st_path = join(dir, "model.safetensors"), *cfg_path = join(dir, "config.json");
-	float **tmp = NULL;
+	void **tmp = NULL;
+	float *exp = NULL;
 	struct stat sb;
 	int err = 0, i;
 
+	if (m->n_quantized) {
+		free(st_path);
+		free(cfg_path);
+		return tk_diag_set(d, TK_E_UNSUPPORTED, dir, -1,
+				   "the model has quantized weights; dequantize it to save it");
+	}
+	if (dtype != TK_DT_F32 && dtype != TK_DT_F16 && dtype != TK_DT_BF16) {
+		free(st_path);
+		free(cfg_path);
+		return tk_diag_set(d, TK_E_INVAL, dir, -1, "cannot save a model as %s",
+				   tk_dtype_name(dtype));
+	}
 	if (!st_path || !cfg_path || !(tmp = calloc((size_t)m->n_tensors, sizeof(*tmp)))) {
 		err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 		goto out;
@@ -509,18 +782,29 @@ int tk_model_save(const struct tk_model *m, const char *dir, int force, struct t
 	}
 	for (i = 0; i < m->n_tensors && !err; i++) {
 		const struct tk_model_tensor *t = &m->tensors[i];
-		const float *src = m->params + t->off;
+		const void *src = m->params + t->off;
+		/* the writer keeps pointers until commit: converted or
+		 * transposed tensors each get their own buffer */
 		if (t->conv1d) {
-			tmp[i] = tk_mallocn(t->n, sizeof(float));
-			if (!tmp[i]) {
-				err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
-				break;
-			}
-			tk_model_export(m, t, m->params, tmp[i]);
-			src = tmp[i];
+			if (!(exp = tk_mallocn(t->n, sizeof(float))))
+				goto nomem;
+			tk_model_export(m, t, m->params, exp);
+			src = tmp[i] = exp;
 		}
-		err = tk_st_writer_add(w, t->name, TK_DT_F32, t->ndim, t->shape, src, d);
+		if (dtype != TK_DT_F32) {
+			void *h = convert(src, t->n, dtype);
+			if (!h)
+				goto nomem;
+			free(tmp[i]);
+			src = tmp[i] = h;
+		}
+		exp = NULL;
+		err = tk_st_writer_add(w, t->name, dtype, t->ndim, t->shape, src, d);
+		continue;
+nomem:
+		err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 	}
+	free(exp);
 	if (!err)
 		err = tk_st_writer_metadata(w, "format", "pt");
 	if (err) {
@@ -530,7 +814,8 @@ int tk_model_save(const struct tk_model *m, const char *dir, int force, struct t
 	err = tk_st_writer_commit(w, st_path, force, d);
 	if (err)
 		goto out;
-	snprintf(c.torch_dtype, sizeof(c.torch_dtype), "float32");
+	snprintf(c.torch_dtype, sizeof(c.torch_dtype), "%s",
+		 dtype == TK_DT_F16 ? "float16" : dtype == TK_DT_BF16 ? "bfloat16" : "float32");
 	err = tk_config_save(&c, cfg_path, NULL, force, d);
 out:
 	if (tmp)

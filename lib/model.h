@@ -32,6 +32,9 @@
 
 #include "backend.h"
 #include "config.h"
+#include "lora.h"
+#include "quant.h"
+#include "safetensors.h"
 #include "tk.h"
 
 struct tk_model_tensor {
@@ -39,10 +42,16 @@ struct tk_model_tensor {
 	int ndim;          /* 1 or 2 */
 	int64_t shape[2];  /* as stored in a checkpoint (Conv1D: [in, out]) */
 	size_t off;        /* offset in floats into m->params and m->grads */
+	size_t voff;       /* offset in the layout without quantized tensors
+			      taken out (== off in a model without any) */
 	size_t n;          /* elements */
 	int conv1d;        /* [in, out] on disk, [out, in] in the arenas */
 	int decay;         /* weight decay applies: matrices and embeddings, not
 			      biases and norm weights (as HF's Trainer) */
+	int trainable;     /* gets a gradient: every tensor, until LoRA adapters
+			      freeze the base (lora.h) */
+	struct tk_qweight *q; /* non-NULL: held quantized (frozen); the arenas
+				 have no room for it and off is unused */
 };
 
 /* Loss of one forward pass. */
@@ -63,6 +72,21 @@ struct tk_model {
 	struct tk_model_tensor *tensors;
 	int n_tensors;
 	struct tk_model_run *run;
+	struct tk_lora *lora;         /* adapters (lora.h), NULL when none */
+	int n_quantized;              /* tensors held quantized */
+};
+
+/* A parameter an optimizer updates: a base tensor (t set; p and g in the
+ * arena layout, tk_model_export gives the checkpoint layout) or an adapter
+ * matrix (t NULL; p and g row-major in shape). */
+struct tk_param {
+	const char *name;   /* HF tensor name, or the PEFT key of A or B */
+	float *p, *g;
+	size_t n;
+	int decay;
+	const struct tk_model_tensor *t;
+	int ndim;
+	int64_t shape[2];
 };
 
 /* Loads a Hugging Face model directory: config.json (tk_config_load) and
@@ -71,8 +95,10 @@ struct tk_model {
  * prefix; attn.bias / attn.masked_bias buffers, rotary inv_freq buffers and
  * a tied model's lm_head.weight are ignored.  A missing tensor is
  * TK_E_FORMAT naming it; a tensor of the wrong shape is TK_E_FORMAT naming
- * it with the expected and the found shape.  On failure *m is left empty
- * (safe to tk_model_free). */
+ * it with the expected and the found shape.  A directory quantized by
+ * bitsandbytes (config.json quantization_config, bnb.h) keeps its
+ * quantized linear weights quantized in memory (t->q), frozen; the rest
+ * loads as fp32.  On failure *m is left empty (safe to tk_model_free). */
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 		  struct tk_diag *d);
 
@@ -93,6 +119,28 @@ int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t 
  * atomically.  Without force, an existing model.safetensors or config.json
  * is TK_E_EXISTS and nothing is written. */
 int tk_model_save(const struct tk_model *m, const char *dir, int force, struct tk_diag *d);
+
+/* The parameters training updates, in a fixed order (adapter matrices
+ * first, then trainable base tensors in table order), with their gradient
+ * buffers (allocated and zeroed here if they were not).  The array belongs
+ * to the model and stays valid until adapters are attached, merged or
+ * detached, or the model is freed. */
+int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
+		       struct tk_diag *d);
+
+/* Sum of the element counts of every tensor (quantized ones included), and
+ * of the adapters' matrices when m has adapters: peft's "all params". */
+uint64_t tk_model_count_params(const struct tk_model *m);
+
+/* Replaces every quantized tensor by its fp32 dequantization in the
+ * arena (the arena grows).  0 at once for a model without any. */
+int tk_model_dequantize(struct tk_model *m, struct tk_diag *d);
+
+/* tk_model_save writing the weights as dtype (TK_DT_F32, TK_DT_F16 or
+ * TK_DT_BF16, round to nearest even; config.json's torch_dtype says so).
+ * A model with quantized tensors is TK_E_UNSUPPORTED. */
+int tk_model_save_dtype(const struct tk_model *m, const char *dir, enum tk_dtype dtype,
+			int force, struct tk_diag *d);
 
 /* Releases everything the model holds (not the backend); *m is zeroed. */
 void tk_model_free(struct tk_model *m);

@@ -2,6 +2,7 @@
 #include "quant.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "quant-common.h"
@@ -347,4 +348,107 @@ void tk_q4_unnest(const uint8_t *qabsmax, const float *nested_absmax, size_t n,
 
 		absmax[i] = v + offset;
 	}
+}
+
+/* Dequantizes the elements [e0, e1) of the flattened 4-bit matrix into
+ * out[0 .. e1-e0): blocks in parallel, each byte through a 256-entry table
+ * of its two code values. */
+static void q4_range(const struct tk_qweight *q, size_t e0, size_t e1, float *out)
+{
+	const float *code = tk_q4_code(q->kind == TK_QK_FP4 ? TK_Q4_FP4 : TK_Q4_NF4);
+	const size_t bs = q->blocksize;
+	const long long b0 = (long long)(e0 / bs), b1 = (long long)((e1 - 1) / bs) + 1;
+	float lut[256][2];
+
+	for (int v = 0; v < 256; v++) {
+		lut[v][0] = code[v >> 4];
+		lut[v][1] = code[v & 15];
+	}
+#pragma omp parallel for schedule(static) if ((e1 - e0) >= 32768)
+	for (long long b = b0; b < b1; b++) {
+		size_t lo = (size_t)b * bs, hi = lo + bs, e;
+		float am;
+		float *o;
+
+		if (q->nested) {
+			float v = tk_dynamic_code[q->qabsmax[b]] *
+				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
+
+			am = v + q->offset;
+		} else {
+			am = q->absmax[b];
+		}
+		lo = lo < e0 ? e0 : lo;
+		hi = hi > e1 ? e1 : hi;
+		o = out - e0;
+		e = lo;
+		if (e & 1) {
+			o[e] = code[q->data[e >> 1] & 15] * am;
+			e++;
+		}
+		for (; e + 1 < hi; e += 2) {
+			const float *p = lut[q->data[e >> 1]];
+
+			o[e] = p[0] * am;
+			o[e + 1] = p[1] * am;
+		}
+		if (e < hi)
+			o[e] = code[q->data[e >> 1] >> 4] * am;
+	}
+}
+
+int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *out,
+		    struct tk_diag *d)
+{
+	if (row0 < 0 || n < 0 || row0 > q->rows || n > q->rows - row0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "rows %lld..%lld outside a matrix of %lld rows",
+				   (long long)row0, (long long)(row0 + n), (long long)q->rows);
+	if (n == 0 || q->cols == 0)
+		return 0;
+	if (q->kind == TK_QK_INT8) {
+		const int8_t *cb = (const int8_t *)q->data;
+		const int64_t cols = q->cols;
+		const float inv127 = (float)(1.0 / 127.0);
+
+#pragma omp parallel for schedule(static) if (n * cols >= 32768)
+		for (int64_t r = 0; r < n; r++) {
+			const int8_t *src = cb + (row0 + r) * cols;
+			float s = q->scb[row0 + r] * inv127, *o = out + r * cols;
+
+			for (int64_t c = 0; c < cols; c++)
+				o[c] = (float)src[c] * s;
+		}
+		return 0;
+	}
+	if ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
+	    !tk_q4_blocksize_ok((long long)q->blocksize))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "not a valid quantized weight");
+	q4_range(q, (size_t)row0 * (size_t)q->cols, (size_t)(row0 + n) * (size_t)q->cols, out);
+	return 0;
+}
+
+size_t tk_qweight_bytes(const struct tk_qweight *q)
+{
+	size_t n = (size_t)q->rows * (size_t)q->cols, nb;
+
+	if (q->kind == TK_QK_INT8)
+		return n + (size_t)q->rows * sizeof(float);
+	if (!q->blocksize)
+		return 0;
+	nb = tk_q4_nblocks(n, q->blocksize);
+	if (q->nested)
+		return tk_q4_packed_size(n) + nb +
+		       tk_q4_nblocks(nb, TK_Q4_NESTED_BLOCKSIZE) * sizeof(float);
+	return tk_q4_packed_size(n) + nb * sizeof(float);
+}
+
+void tk_qweight_free(struct tk_qweight *q)
+{
+	free(q->data);
+	free(q->absmax);
+	free(q->qabsmax);
+	free(q->nested_absmax);
+	free(q->scb);
+	memset(q, 0, sizeof(*q));
 }

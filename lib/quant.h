@@ -88,4 +88,47 @@ int tk_q4_nest(const float *absmax, size_t n, float offset, uint8_t *qabsmax,
 void tk_q4_unnest(const uint8_t *qabsmax, const float *nested_absmax, size_t n,
 		  float offset, float *absmax);
 
+/* A frozen weight matrix [rows, cols] (nn.Linear's [out, in]; a GPT-2
+ * Conv1D weight after transformers' transpose) held quantized in memory,
+ * as bitsandbytes holds it: the model dequantizes a few rows at a time
+ * inside its matmuls and never holds the whole matrix in fp32.
+ *   4-bit (NF4, FP4): data = the packed codes of the row-major matrix
+ *     (tk_q4_packed_size(rows*cols) bytes), blocks of `blocksize` elements
+ *     counted over the flattened matrix; absmax per block, or with double
+ *     quantization (nested) qabsmax per block + nested_absmax per 256 blocks
+ *     + offset (absmax = tk_q4_unnest).
+ *   int8 (LLM.int8 storage): data = rows*cols int8 codes, scb[rows] the
+ *     row absmax; w = code * (scb[row] * (float)(1.0 / 127)), in fp32 as
+ *     bitsandbytes' CPU training matmul (MatMul8bitFp) computes it.
+ * Every pointer is owned by the struct (tk_qweight_free). */
+enum tk_qkind { TK_QK_NF4 = 0, TK_QK_FP4, TK_QK_INT8 };
+
+struct tk_qweight {
+	enum tk_qkind kind;
+	int64_t rows, cols;
+	size_t blocksize;         /* 4-bit */
+	uint8_t *data;
+	float *absmax;            /* 4-bit, not nested; NULL otherwise */
+	int nested;               /* 4-bit double quantization */
+	uint8_t *qabsmax;         /* nested: one code per block */
+	float *nested_absmax;     /* nested: ceil(nblocks / 256) */
+	float offset;             /* nested */
+	float *scb;               /* int8: rows */
+};
+
+/* Dequantizes rows row0 .. row0+n-1 into out [n, cols] (fp32), exactly as
+ * bitsandbytes' dequantize_4bit to fp32 (then slicing; a bf16/fp16
+ * quant_state dtype would round that further) or the int8 formula above
+ * would.  Uses OpenMP threads over blocks (rows for int8) when the range
+ * is large enough.  Returns 0, or TK_E_INVAL for rows outside the
+ * matrix. */
+int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *out,
+		    struct tk_diag *d);
+
+/* Bytes the weight holds in memory (data + statistics). */
+size_t tk_qweight_bytes(const struct tk_qweight *q);
+
+/* Frees what q owns and zeroes it (q may be zeroed already). */
+void tk_qweight_free(struct tk_qweight *q);
+
 #endif

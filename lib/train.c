@@ -19,6 +19,7 @@
 #include "config.h"
 #include "data.h"
 #include "model.h"
+#include "peft.h"
 #include "safetensors.h"
 #include "tokenizer.h"
 
@@ -73,6 +74,10 @@ struct trainer {
 	uint64_t data_hash;
 
 	float *exp_avg, *exp_avg_sq;
+	const struct tk_param *tp; /* what the optimizer updates (tk_model_trainable) */
+	int n_tp;
+	size_t *popt;              /* [n_tp]: offset of each in exp_avg / exp_avg_sq */
+	size_t n_opt;
 	struct tk_sched sched;
 	long nupe, steps_in_epoch, num_epochs, max_steps;
 	long logging_steps, eval_steps, save_steps;
@@ -271,25 +276,26 @@ static int copy_side_files(struct trainer *tr, const char *dir, struct tk_diag *
 static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
 {
 	const struct tk_model *m = &tr->m;
-	size_t total = 0;
-	for (int i = 0; i < m->n_tensors; i++)
-		total += m->tensors[i].n;
-	float *buf = tk_mallocn(total ? 2 * total : 1, sizeof(float));
+	float *buf = tk_mallocn(tr->n_opt ? 2 * tr->n_opt : 1, sizeof(float));
 	tk_st_writer_t *w = NULL;
 	if (!buf || tk_st_writer_new(&w)) {
 		free(buf);
 		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 	}
 	int rc = 0;
-	char name[200], step[32];
+	char name[256], step[32];
 	float *at = buf;
-	for (int i = 0; i < m->n_tensors && !rc; i++) {
-		const struct tk_model_tensor *t = &m->tensors[i];
+	for (int i = 0; i < tr->n_tp && !rc; i++) {
+		const struct tk_param *p = &tr->tp[i];
 		for (int k = 0; k < 2 && !rc; k++) {
-			tk_model_export(m, t, k ? tr->exp_avg_sq : tr->exp_avg, at);
-			snprintf(name, sizeof(name), "%s.%s", t->name, k ? "exp_avg_sq" : "exp_avg");
-			rc = tk_st_writer_add(w, name, TK_DT_F32, t->ndim, t->shape, at, d);
-			at += t->n;
+			const float *st = (k ? tr->exp_avg_sq : tr->exp_avg) + tr->popt[i];
+			if (p->t) /* the arena layout of a base tensor at st */
+				tk_model_export(m, p->t, st - p->t->off, at);
+			else
+				memcpy(at, st, p->n * sizeof(float));
+			snprintf(name, sizeof(name), "%s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
+			rc = tk_st_writer_add(w, name, TK_DT_F32, p->ndim, p->shape, at, d);
+			at += p->n;
 		}
 	}
 	snprintf(step, sizeof(step), "%ld", tr->global_step);
@@ -304,20 +310,6 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 	return rc;
 }
 
-/* Inverse of tk_model_export: checkpoint layout src into the arena. */
-static void import_tensor(const struct tk_model_tensor *t, const float *src, float *arena)
-{
-	float *dst = arena + t->off;
-	if (!t->conv1d) {
-		memcpy(dst, src, t->n * sizeof(float));
-		return;
-	}
-	int64_t in = t->shape[0], out = t->shape[1];
-	for (int64_t i = 0; i < in; i++)
-		for (int64_t o = 0; o < out; o++)
-			dst[o * in + i] = src[i * out + o];
-}
-
 static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
 {
 	tk_st_t *st;
@@ -327,20 +319,25 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 	const struct tk_model *m = &tr->m;
 	float *tmp = NULL;
 	size_t cap = 0;
-	char name[200];
-	for (int i = 0; i < m->n_tensors && !rc; i++) {
-		const struct tk_model_tensor *t = &m->tensors[i];
+	char name[256];
+	for (int i = 0; i < tr->n_tp && !rc; i++) {
+		const struct tk_param *p = &tr->tp[i];
 		for (int k = 0; k < 2 && !rc; k++) {
 			const struct tk_tensor_info *ti;
-			snprintf(name, sizeof(name), "%s.%s", t->name, k ? "exp_avg_sq" : "exp_avg");
-			if ((rc = tk_st_expect(st, name, t->ndim, t->shape, &ti, d)))
+			float *dst = (k ? tr->exp_avg_sq : tr->exp_avg) + tr->popt[i];
+			snprintf(name, sizeof(name), "%s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
+			if ((rc = tk_st_expect(st, name, p->ndim, p->shape, &ti, d)))
 				break;
-			if ((rc = tk_grow(&tmp, &cap, t->n, sizeof(*tmp)))) {
+			if ((rc = tk_grow(&tmp, &cap, p->n, sizeof(*tmp)))) {
 				rc = tk_diag_set(d, rc, path, -1, "out of memory");
 				break;
 			}
-			if (!(rc = tk_st_to_f32(ti, tmp, d)))
-				import_tensor(t, tmp, k ? tr->exp_avg_sq : tr->exp_avg);
+			if ((rc = tk_st_to_f32(ti, tmp, d)))
+				break;
+			if (p->t)
+				tk_model_import(m, p->t, tmp, dst - p->t->off);
+			else
+				memcpy(dst, tmp, p->n * sizeof(float));
 		}
 	}
 	free(tmp);
@@ -456,6 +453,14 @@ static int save_failed(struct trainer *tr, const char *path, const char *tmp, in
 	return rc;
 }
 
+/* The model, or the adapter when one is trained, into dir. */
+static int save_model(struct trainer *tr, const char *dir, struct tk_diag *d)
+{
+	if (tr->m.lora)
+		return tk_peft_save(&tr->m, dir, 1, d);
+	return tk_model_save(&tr->m, dir, 1, d);
+}
+
 static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 {
 	char path[PATH_LEN], file[PATH_LEN], tmp[PATH_LEN];
@@ -466,7 +471,7 @@ static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return save_failed(tr, path, "", rc, d);
 	snprintf(tmp, sizeof(tmp), "%s", ad.tmp);
-	if (!(rc = tk_model_save(&tr->m, ad.tmp, 1, d)) &&
+	if (!(rc = save_model(tr, ad.tmp, d)) &&
 	    !(rc = join(file, sizeof(file), ad.tmp, "optimizer.safetensors")) &&
 	    !(rc = save_optimizer(tr, file, d)) &&
 	    !(rc = join(file, sizeof(file), ad.tmp, "trainer_state.json")) &&
@@ -638,34 +643,79 @@ static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d
 	return 0;
 }
 
+static int load_base(const char *src, struct tk_model *m, struct tk_backend *be,
+		     struct tk_diag *d)
+{
+	char p[PATH_LEN];
+	if (join(p, sizeof(p), src, "config.json"))
+		return tk_diag_set(d, TK_E_INVAL, src, -1, "path too long");
+	if (!is_dir(src))
+		return tk_diag_set(d, TK_E_FORMAT, src, -1,
+				   "not a model directory (config.json + model.safetensors)");
+	if (!exists(p))
+		return tk_diag_set(d, TK_E_FORMAT, src, -1,
+				   "no config.json: not a Hugging Face model directory");
+	return tk_model_load(m, src, be, d);
+}
+
+/* Resuming an adapter: the base from --model, else the adapter's
+ * base_model_name_or_path. */
+static int load_adapter_ckpt(struct trainer *tr, const char **src, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	struct tk_lora_config c;
+	int rc = tk_peft_read_config(tr->resume_dir, &c, d);
+	if (rc)
+		return rc;
+	const char *base = o->model_dir ? o->model_dir : c.base_model;
+	if (!base[0] || !is_dir(base))
+		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1,
+				   "an adapter checkpoint: give its base model with --model DIR");
+	if ((rc = load_base(base, &tr->m, tr->be, d)))
+		return rc;
+	*src = base;
+	return tk_peft_load(&tr->m, tr->resume_dir, d);
+}
+
 static int load_model(struct trainer *tr, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
 	int rc;
 	const char *src = NULL;
-	if (tr->resume_dir[0]) {
+	char p[PATH_LEN];
+	if (tr->resume_dir[0] && !join(p, sizeof(p), tr->resume_dir, "adapter_config.json") &&
+	    exists(p)) {
+		rc = load_adapter_ckpt(tr, &src, d);
+		if (!rc && has_tokenizer(tr->resume_dir))
+			src = tr->resume_dir;
+	} else if (tr->resume_dir[0]) {
 		src = tr->resume_dir;
 		rc = tk_model_load(&tr->m, src, tr->be, d);
 	} else if (o->model_dir) {
 		src = o->model_dir;
-		char p[PATH_LEN];
-		if (join(p, sizeof(p), src, "config.json"))
-			return tk_diag_set(d, TK_E_INVAL, src, -1, "path too long");
-		if (!is_dir(src))
-			return tk_diag_set(d, TK_E_FORMAT, src, -1,
-					   "not a model directory (config.json + model.safetensors)");
-		if (!exists(p))
-			return tk_diag_set(d, TK_E_FORMAT, src, -1,
-					   "no config.json: not a Hugging Face model directory");
-		rc = tk_model_load(&tr->m, src, tr->be, d);
+		rc = load_base(src, &tr->m, tr->be, d);
+		if (!rc && o->adapter)
+			rc = tk_peft_load(&tr->m, o->adapter, d);
+		else if (!rc && o->lora) {
+			struct tk_lora_config c = *o->lora;
+			if (!c.base_model[0])
+				snprintf(c.base_model, sizeof(c.base_model), "%s", o->model_dir);
+			rc = tk_lora_attach(&tr->m, &c, o->seed, d);
+		}
 	} else {
 		struct tk_model_config c;
 		if ((rc = tk_config_load(&c, o->init_config, d)))
 			return rc;
 		rc = tk_model_init(&tr->m, &c, o->seed, tr->be, d);
+		if (!rc && o->lora)
+			rc = tk_lora_attach(&tr->m, o->lora, o->seed, d);
 	}
 	if (rc)
 		return rc;
+	if (tr->m.n_quantized && !tr->m.lora)
+		return tk_diag_set(d, TK_E_INVAL, src, -1,
+				   "a quantized model can only be trained with LoRA adapters "
+				   "(add --lora-r 16, or dequantize it)");
 	tk_model_set_checkpointing(&tr->m, o->gradient_checkpointing);
 	return load_tokenizer(tr, src, d);
 }
@@ -678,7 +728,7 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
  * about 2.5 s for GPT-2-small. */
 static float *opt_state_new(struct trainer *tr)
 {
-	size_t n = tr->m.n_params ? tr->m.n_params : 1;
+	size_t n = tr->n_opt ? tr->n_opt : 1;
 	float *p = tk_backend_alloc(tr->be, n * sizeof(float));
 	if (p)
 		memset(p, 0, n * sizeof(float));
@@ -890,6 +940,7 @@ static void train_free(struct trainer *tr)
 	tk_data_free(&tr->eval);
 	tk_backend_free_mem(tr->be, tr->exp_avg);
 	tk_backend_free_mem(tr->be, tr->exp_avg_sq);
+	free(tr->popt);
 	free(tr->ids);
 	free(tr->labels);
 	free(tr->targets);
@@ -976,8 +1027,8 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		tr->tokens_seen += (uint64_t)tr->rows[i] * T;
 	}
 	double ss = 0;
-	for (int i = 0; i < m->n_tensors && !rc; i++)
-		rc = tk_sum_squares(tr->be, &ss, m->grads + m->tensors[i].off, m->tensors[i].n);
+	for (int i = 0; i < tr->n_tp && !rc; i++)
+		rc = tk_sum_squares(tr->be, &ss, tr->tp[i].g, tr->tp[i].n);
 	if (rc)
 		return tk_diag_set(d, rc, NULL, -1, "gradient norm: %s", tk_strerror(rc));
 	double norm = sqrt(ss);
@@ -985,15 +1036,17 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		return nonfinite(tr, "the gradient norm", norm, d);
 	if (o->max_grad_norm > 0) { /* clip_grad_norm_, in fp32 as torch */
 		float coef = (float)o->max_grad_norm / ((float)norm + 1e-6f);
-		if (coef < 1.0f && (rc = tk_scale(tr->be, m->grads, coef, m->n_params)))
+		for (int i = 0; i < tr->n_tp && coef < 1.0f && !rc; i++)
+			rc = tk_scale(tr->be, tr->tp[i].g, coef, tr->tp[i].n);
+		if (rc)
 			return tk_diag_set(d, rc, NULL, -1, "clipping: %s", tk_strerror(rc));
 	}
 	double lr = tk_sched_lr(&tr->sched, tr->global_step);
-	for (int i = 0; i < m->n_tensors && !rc; i++) {
-		const struct tk_model_tensor *t = &m->tensors[i];
-		rc = tk_adamw(tr->be, m->params + t->off, m->grads + t->off, tr->exp_avg + t->off,
-			      tr->exp_avg_sq + t->off, t->n, lr, o->beta1, o->beta2, o->eps,
-			      t->decay ? o->weight_decay : 0.0, (int)(tr->global_step + 1));
+	for (int i = 0; i < tr->n_tp && !rc; i++) {
+		const struct tk_param *p = &tr->tp[i];
+		rc = tk_adamw(tr->be, p->p, p->g, tr->exp_avg + tr->popt[i],
+			      tr->exp_avg_sq + tr->popt[i], p->n, lr, o->beta1, o->beta2, o->eps,
+			      p->decay ? o->weight_decay : 0.0, (int)(tr->global_step + 1));
 	}
 	if (rc)
 		return tk_diag_set(d, rc, NULL, -1, "optimizer step: %s", tk_strerror(rc));
@@ -1148,7 +1201,7 @@ static int finish(struct trainer *tr, struct tk_diag *d)
 	add_num(e, "train_loss", train_loss);
 	int rc = log_entry(tr, e, d);
 	if (!rc)
-		rc = tk_model_save(&tr->m, tr->out, 1, d);
+		rc = save_model(tr, tr->out, d);
 	if (!rc)
 		rc = copy_side_files(tr, tr->out, d);
 	if (rc)
@@ -1218,6 +1271,16 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	tr.T = (int)tr.train.seq_len;
 	plan(&tr);
 	size_t per = (size_t)o->batch * tr.T * o->grad_accum;
+	if ((rc = tk_model_trainable(&tr.m, &tr.tp, &tr.n_tp, d)))
+		goto out;
+	if (!(tr.popt = tk_mallocn((size_t)tr.n_tp + 1, sizeof(*tr.popt)))) {
+		rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < tr.n_tp; i++) { /* 64-byte aligned, as the arenas */
+		tr.popt[i] = tr.n_opt;
+		tr.n_opt += (tr.tp[i].n + 15) / 16 * 16;
+	}
 	tr.exp_avg = opt_state_new(&tr);
 	tr.exp_avg_sq = opt_state_new(&tr);
 	tr.ids = tk_mallocn(per, sizeof(*tr.ids));
@@ -1246,10 +1309,12 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	if ((rc = open_metrics(&tr, d)))
 		goto out;
 	tr.first_step = tr.global_step;
-	uint64_t n = 0;
-	for (int i = 0; i < tr.m.n_tensors; i++)
-		n += tr.m.tensors[i].n;
-	struct tk_train_event ev = { .kind = TK_TRAIN_EV_START, .n_params = n, .trainable = n,
+	uint64_t trainable = 0;
+	for (int i = 0; i < tr.n_tp; i++)
+		trainable += tr.tp[i].n;
+	struct tk_train_event ev = { .kind = TK_TRAIN_EV_START,
+				     .n_params = tk_model_count_params(&tr.m),
+				     .trainable = trainable,
 				     .n_blocks = tr.train.n_blocks,
 				     .n_eval_blocks = tr.eval.n_blocks, .seq_len = tr.T,
 				     .step = tr.global_step, .max_steps = tr.max_steps,

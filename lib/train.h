@@ -18,8 +18,10 @@
  * which may be fractional (max_steps = ceil(epochs * updates per epoch)).
  *
  * Checkpoints OUT/checkpoint-STEP/ hold model.safetensors + config.json
- * (tk_model_save), optimizer.safetensors (NAME.exp_avg and
- * NAME.exp_avg_sq in the checkpoint layout of each parameter, F32),
+ * (tk_model_save) or, training an adapter, adapter_config.json +
+ * adapter_model.safetensors (tk_peft_save), optimizer.safetensors (NAME.exp_avg and
+ * NAME.exp_avg_sq in the checkpoint layout of each trained parameter,
+ * NAME its HF name or PEFT key, F32),
  * trainer_state.json (HF's TrainerState keys plus a "tk" object with the
  * data position and what a resumed run must agree on) and the tokenizer
  * files; each is built under a temporary name, fsync'ed and renamed.  A
@@ -35,6 +37,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "lora.h"
 #include "schedule.h"
 #include "tk.h"
 
@@ -72,6 +75,14 @@ struct tk_train_opts {
 	 * model. */
 	const char *model_dir;
 	const char *init_config;
+	/* LoRA (lora.h): with lora set, adapters are attached to the model
+	 * (seeded by seed) and trained alone, the base frozen; with adapter set
+	 * (a PEFT directory), that adapter is loaded and trained on.  Both NULL:
+	 * full fine-tuning.  With either, checkpoints and the output are PEFT
+	 * adapter directories (tk_peft_save) and resuming needs model_dir (or
+	 * the adapter's base_model_name_or_path) for the base. */
+	const struct tk_lora_config *lora;
+	const char *adapter;
 	/* The tokenizer the blocks must come from, copied to the outputs; NULL:
 	 * the model directory's (or checkpoint's) when it has one, else only the
 	 * vocabulary size is checked. */
