@@ -4,9 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "tboard.h"
 #include "train.h"
 
 static const char *const usage[] = {
@@ -27,8 +29,8 @@ static const char about[] =
 
 /* Keys of a TrainingArguments JSON that mean nothing to tk-train. */
 static const char *const ignored_keys[] = {
-	"report_to", "run_name", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
-	"hub_private_repo", "hub_always_push", "hub_revision", "logging_dir", "logging_strategy",
+	"run_name", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
+	"hub_private_repo", "hub_always_push", "hub_revision", "logging_strategy",
 	"logging_nan_inf_filter", "do_train", "do_eval", "do_predict", "overwrite_output_dir",
 	"disable_tqdm", "dataloader_num_workers", "dataloader_pin_memory",
 	"dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_drop_last",
@@ -46,7 +48,15 @@ static struct {
 	double logging_steps, eval_steps, save_steps;
 	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads;
 	int logging_first_step, shuffle, grad_ckpt, eval_only, force, quiet;
+	struct tk_strlist report_to;
+	const char *logging_dir;
+	long long lora_r;
+	double lora_alpha, lora_dropout;
+	struct tk_strlist lora_targets, modules_to_save;
+	const char *lora_bias, *adapter;
+	int use_rslora;
 } a = {
+	.lora_alpha = 8, .lora_bias = "none",
 	.sched = "linear", .eval_strategy = "no", .save_strategy = "steps",
 	.optim = "adamw_torch", .epochs = 3, .lr = 5e-5, .beta1 = 0.9, .beta2 = 0.999,
 	.eps = 1e-8, .max_grad_norm = 1.0, .warmup_ratio = -1, .logging_steps = 500,
@@ -72,6 +82,23 @@ static const struct tk_opt opts[] = {
 		   "TrainingArguments as JSON (snake_case keys); the command line wins"),
 	TK_OPT_STR(0, "resume-from-checkpoint", &a.resume, "PATH|latest",
 		   "continue from a checkpoint directory, or the newest one in OUT"),
+	TK_OPT_GROUP("LoRA (peft's LoraConfig; the base is frozen, OUT/ is a PEFT adapter):"),
+	TK_OPT_INT(0, "lora-r", &a.lora_r, "R", 1, 1 << 20,
+		   "train LoRA adapters of rank R instead of the whole model"),
+	TK_OPT_DOUBLE(0, "lora-alpha", &a.lora_alpha, "A", 0, 1e9,
+		      "scale alpha/R, or alpha/sqrt(R) with --use-rslora (8)"),
+	TK_OPT_DOUBLE(0, "lora-dropout", &a.lora_dropout, "P", 0, 1,
+		      "dropout on the adapters' input while training (0)"),
+	TK_OPT_LIST(0, "lora-target-modules", &a.lora_targets, "NAMES",
+		    "modules to adapt, comma-separated (q_proj,v_proj...; c_attn for GPT-2; "
+		    "all-linear); default as peft: c_attn (GPT-2), q_proj,v_proj (Llama family)"),
+	TK_OPT_CHOICE(0, "lora-bias", &a.lora_bias, "none|all|lora_only",
+		      "which biases train along (none)"),
+	TK_OPT_BOOL(0, "use-rslora", &a.use_rslora, "rank-stabilized scale alpha/sqrt(R)"),
+	TK_OPT_LIST(0, "modules-to-save", &a.modules_to_save, "NAMES",
+		    "base modules trained in full and saved with the adapter (lm_head...)"),
+	TK_OPT_STR(0, "adapter", &a.adapter, "DIR",
+		   "continue training this PEFT adapter on --model"),
 	TK_OPT_GROUP("Training (Hugging Face TrainingArguments):"),
 	TK_OPT_DOUBLE(0, "num-train-epochs", &a.epochs, "N", 0, 1e9, "epochs, may be fractional (3)"),
 	TK_OPT_INT(0, "max-steps", &a.max_steps, "N", -1, 1e15,
@@ -105,6 +132,11 @@ static const struct tk_opt opts[] = {
 	TK_OPT_DOUBLE(0, "logging-steps", &a.logging_steps, "N", 0, 1e15,
 		      "log every N steps, or a fraction of the steps below 1 (500)"),
 	TK_OPT_BOOL(0, "logging-first-step", &a.logging_first_step, "log the first step too"),
+	TK_OPT_LIST(0, "report-to", &a.report_to, "none|tensorboard|all",
+		    "tensorboard: also write the logged metrics as TensorBoard events; the last "
+		    "one given wins (none)"),
+	TK_OPT_STR(0, "logging-dir", &a.logging_dir, "DIR",
+		   "TensorBoard event files go here (OUT/runs/TIME_HOST)"),
 	TK_OPT_CHOICE(0, "eval-strategy", &a.eval_strategy, "no|steps|epoch", "when to evaluate (no)"),
 	TK_OPT_DOUBLE(0, "eval-steps", &a.eval_steps, "N", 0, 1e15,
 		      "evaluate every N steps (default: --logging-steps)"),
@@ -136,7 +168,103 @@ static enum tk_interval strategy(const char *s)
 struct view {
 	int quiet, tty, bar;
 	struct tk_train_event end;
+	/* --report-to tensorboard: events to tb in logdir; tb_rc: the first
+	 * failure (reported at once; the run goes on, tk-train exits 1). */
+	int report;
+	char logdir[4096];
+	struct tk_tb tb;
+	int tb_rc, saved;
+	struct tk_diag tb_diag;
 };
+
+/* Closes the event file of a run that stopped early; where tk_train_run
+ * left nothing of the run (failed before a checkpoint), removes it too. */
+static void report_end(struct view *v, int failed)
+{
+	if (!v->tb.fp)
+		return;
+	if (failed && !v->saved) {
+		unlink(v->tb.path);
+		rmdir(v->logdir);
+		if (!a.logging_dir) { /* OUT/runs when it holds nothing else */
+			char *slash = strrchr(v->logdir, '/');
+			*slash = 0;
+			rmdir(v->logdir);
+		}
+	}
+	if (tk_tb_close(&v->tb, &v->tb_diag) && !failed)
+		v->tb_rc = tk_cli_fail(TK_E_IO, &v->tb_diag);
+}
+
+/* --report-to: the last value given (none, tensorboard or all: tensorboard
+ * is the only integration), then the default --logging-dir as
+ * transformers' default_logdir() names it. */
+static int report_setup(struct view *v)
+{
+	for (int i = 0; i < a.report_to.n; i++) {
+		const char *r = a.report_to.v[i];
+		if (strcmp(r, "none") && strcmp(r, "tensorboard") && strcmp(r, "all"))
+			return tk_cli_usage_error("--report-to: '%s' is not one of none, "
+						  "tensorboard, all", r);
+		v->report = strcmp(r, "none") != 0;
+	}
+	if (!v->report || a.eval_only)
+		return v->report = 0;
+	char stamp[64] = "", host[256] = "localhost";
+	time_t t = time(NULL);
+	strftime(stamp, sizeof(stamp), "%b%d_%H-%M-%S", localtime(&t));
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = 0;
+	int n = a.logging_dir ? snprintf(v->logdir, sizeof(v->logdir), "%s", a.logging_dir)
+			      : snprintf(v->logdir, sizeof(v->logdir), "%s/runs/%s_%s",
+					 a.output_dir ? a.output_dir : ".", stamp, host);
+	if (n >= (int)sizeof(v->logdir))
+		return tk_cli_usage_error("--logging-dir: path too long");
+	return 0;
+}
+
+/* The event as TensorBoardCallback writes Trainer's logs: rewrite_logs()
+ * tags (train/..., eval/...) at global_step. */
+static void report(struct view *v, const struct tk_train_event *ev)
+{
+	struct tk_tb *w = &v->tb;
+	struct tk_diag *d = &v->tb_diag;
+	struct rusage ru;
+	v->saved |= ev->kind == TK_TRAIN_EV_SAVE;
+	if (!v->report || v->tb_rc || (ev->kind == TK_TRAIN_EV_STEP && !ev->logged) ||
+	    ev->kind == TK_TRAIN_EV_SAVE)
+		return;
+	if (ev->kind == TK_TRAIN_EV_START) {
+		v->tb_rc = tk_tb_open(w, v->logdir, d);
+		goto out;
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	tk_tb_begin(w, ev->step, 0);
+	int rc = 0;
+	if (ev->kind == TK_TRAIN_EV_STEP) {
+		rc = rc ? rc : tk_tb_scalar(w, "train/loss", ev->logged_loss);
+		rc = rc ? rc : tk_tb_scalar(w, "train/grad_norm", ev->grad_norm);
+		rc = rc ? rc : tk_tb_scalar(w, "train/learning_rate", ev->lr);
+		rc = rc ? rc : tk_tb_scalar(w, "train/tokens_per_second", ev->tokens_per_s);
+		rc = rc ? rc : tk_tb_scalar(w, "train/peak_rss_mb", (double)ru.ru_maxrss / 1024);
+	} else if (ev->kind == TK_TRAIN_EV_EVAL) {
+		rc = rc ? rc : tk_tb_scalar(w, "eval/loss", ev->eval_loss);
+		rc = rc ? rc : tk_tb_scalar(w, "eval/perplexity", ev->eval_perplexity);
+	} else if (ev->kind == TK_TRAIN_EV_END) {
+		rc = rc ? rc : tk_tb_scalar(w, "train/train_loss", ev->loss);
+		rc = rc ? rc : tk_tb_scalar(w, "train/train_runtime", ev->elapsed);
+		rc = rc ? rc : tk_tb_scalar(w, "train/train_tokens_per_second", ev->tokens_per_s);
+	}
+	rc = rc ? rc : tk_tb_scalar(w, "train/epoch", ev->epoch);
+	if (rc)
+		tk_diag_set(d, rc, w->path, -1, "out of memory");
+	else if (!(rc = tk_tb_end(w, d)))
+		rc = ev->kind == TK_TRAIN_EV_END ? tk_tb_close(w, d) : tk_tb_flush(w, d);
+	v->tb_rc = rc;
+out:
+	if (v->tb_rc)
+		tk_cli_fail(v->tb_rc, d);
+}
 
 /* n with thousands separators, as Python's format(n, ",d") (PEFT's line). */
 static const char *commas(char *buf, unsigned long long n)
@@ -164,6 +292,7 @@ static void fmt_time(char *buf, size_t n, double s)
 static void on_event(void *ctx, const struct tk_train_event *ev)
 {
 	struct view *v = ctx;
+	report(v, ev);
 	if (ev->kind == TK_TRAIN_EV_END)
 		v->end = *ev;
 	if (v->quiet)
@@ -228,6 +357,51 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 	}
 }
 
+/* Comma-separated entries of list l into names (at most max). */
+static int split_names(const struct tk_strlist *l, char (*names)[TK_LORA_NAME], int max,
+		       int *n, const char *opt)
+{
+	*n = 0;
+	for (int i = 0; i < l->n; i++)
+		for (const char *p = l->v[i]; *p;) {
+			size_t k = strcspn(p, ", ");
+			if (k && *n == max)
+				return tk_cli_usage_error("--%s: more than %d names", opt, max);
+			if (k >= TK_LORA_NAME)
+				return tk_cli_usage_error("--%s: '%.*s' is too long", opt, (int)k, p);
+			if (k)
+				snprintf(names[(*n)++], TK_LORA_NAME, "%.*s", (int)k, p);
+			p += k + (p[k] != 0);
+		}
+	return 0;
+}
+
+/* The LoRA options into c; *on: LoRA was asked for. */
+static int lora_setup(struct tk_lora_config *c, int *on)
+{
+	int ec;
+	tk_lora_config_init(c);
+	*on = a.lora_r > 0;
+	if (!*on && (a.lora_targets.n || a.modules_to_save.n || a.use_rslora))
+		return tk_cli_usage_error("LoRA options need --lora-r (e.g. --lora-r 16)");
+	if (*on && a.adapter)
+		return tk_cli_usage_error("--adapter trains an existing adapter: leave out --lora-r");
+	if (a.lora_alpha <= 0)
+		return tk_cli_usage_error("--lora-alpha: must be above 0");
+	if (a.lora_dropout >= 1)
+		return tk_cli_usage_error("--lora-dropout: must be below 1");
+	c->r = (int)a.lora_r;
+	c->alpha = a.lora_alpha;
+	c->dropout = a.lora_dropout;
+	c->use_rslora = a.use_rslora;
+	tk_lora_bias_parse(a.lora_bias, &c->bias);
+	if ((ec = split_names(&a.lora_targets, c->targets, TK_LORA_MAX_TARGETS, &c->n_targets,
+			      "lora-target-modules")))
+		return ec;
+	return split_names(&a.modules_to_save, c->modules_to_save, TK_LORA_MAX_TARGETS,
+			   &c->n_modules_to_save, "modules-to-save");
+}
+
 /* --config: the JSON, then the command line again so that it wins. */
 static int apply_config(int argc, char **argv, void **hold)
 {
@@ -271,6 +445,11 @@ int main(int argc, char **argv)
 	if (a.warmup_ratio >= 1)
 		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
 
+	static struct view v;
+	v.quiet = a.quiet;
+	v.tty = isatty(STDERR_FILENO);
+	if ((ec = report_setup(&v)))
+		return ec;
 	struct tk_train_opts o;
 	struct tk_diag d;
 	tk_train_opts_init(&o);
@@ -307,6 +486,12 @@ int main(int argc, char **argv)
 	o.gradient_checkpointing = a.grad_ckpt;
 	o.eval_only = a.eval_only;
 	o.force = a.force;
+	static struct tk_lora_config lora;
+	int lora_on;
+	if ((ec = lora_setup(&lora, &lora_on)))
+		return ec;
+	o.lora = lora_on ? &lora : NULL;
+	o.adapter = a.adapter;
 
 	struct tk_backend be;
 	int rc = tk_backend_cpu_init(&be, (int)a.threads, &d);
@@ -314,7 +499,6 @@ int main(int argc, char **argv)
 		tk_opt_json_free(hold);
 		return tk_cli_fail(rc, &d);
 	}
-	struct view v = { .quiet = a.quiet, .tty = isatty(STDERR_FILENO) };
 	o.be = &be;
 	o.on_event = on_event;
 	o.ctx = &v;
@@ -322,6 +506,7 @@ int main(int argc, char **argv)
 	rc = tk_train_run(&o, &eval_loss, &d);
 	tk_backend_free(&be);
 	tk_opt_json_free(hold);
+	report_end(&v, rc && !o.resume);
 	if (rc == TK_E_INVAL && !d.msg[0])
 		return tk_cli_usage_error("invalid options");
 	if (rc == TK_E_INVAL && !d.path[0])
@@ -336,5 +521,5 @@ int main(int argc, char **argv)
 		       v.end.epoch, v.end.loss, v.end.elapsed, v.end.tokens_per_s);
 	if (fflush(stdout))
 		return tk_cli_error("<stdout>: write failed");
-	return TK_EXIT_OK;
+	return v.tb_rc ? TK_EXIT_FAIL : TK_EXIT_OK;
 }

@@ -1,0 +1,132 @@
+/* tk-merge - PEFT LoRA adapters merged into their base model, written as a
+ * Hugging Face model directory.  The work is in lib/peft.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "peft.h"
+
+static const char *const usage[] = {
+	"tk-merge --model DIR --adapter DIR[:WEIGHT] [--adapter DIR[:WEIGHT]...] -o DIR "
+	"[OPTIONS]",
+	NULL,
+};
+
+static const char about[] =
+	"Merges PEFT LoRA adapters (adapter_config.json + adapter_model.safetensors, from "
+	"tk-train or peft) into the base model they were trained on, as peft's "
+	"merge_and_unload() does: W += weight * scale * B A, scale = lora_alpha / r (or "
+	"lora_alpha / sqrt(r) with use_rslora), transposed for GPT-2's Conv1D; modules_to_save "
+	"and trained biases replace the base's. Several adapters are merged one after the "
+	"other, each with its WEIGHT (default 1). A bitsandbytes 4-bit or 8-bit base is "
+	"dequantized and the merged model written in floating point, unless --requantize "
+	"asks for NF4 again. The output is a model directory that transformers and tk load, "
+	"with the base's tokenizer and generation files.";
+
+struct tool_opts {
+	const char *model, *output, *dtype, *requantize;
+	struct tk_strlist adapters;
+	long long threads;
+	int force, quiet;
+};
+
+static struct tool_opts o;
+
+static const struct tk_opt opts[] = {
+	TK_OPT_STR('m', "model", &o.model, "DIR", "the base model directory (required)"),
+	TK_OPT_LIST('a', "adapter", &o.adapters, "DIR[:WEIGHT]",
+		    "a PEFT adapter directory, with an optional weight (default 1); repeatable, "
+		    "merged in the order given (at least one)"),
+	TK_OPT_STR('o', "output", &o.output, "DIR", "the model directory to write (required)"),
+	TK_OPT_CHOICE(0, "dtype", &o.dtype, "float32|float16|bfloat16",
+		      "dtype of the written weights (default: the base's torch_dtype, "
+		      "float32 when it has none)"),
+	TK_OPT_CHOICE(0, "requantize", &o.requantize, "nf4",
+		      "quantize the merged model again (NF4, double quantization, blocks of "
+		      "64) instead of writing it in floating point"),
+	TK_OPT_INT('t', "threads", &o.threads, "N", 0, 4096, "CPU threads (default 0: all)"),
+	TK_OPT_BOOL('f', "force", &o.force, "replace the output if it exists"),
+	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
+	TK_OPT_HELP(),
+	TK_OPT_END,
+};
+
+/* "DIR" or "DIR:WEIGHT" (the text after the last ':' when it is a number). */
+static int parse_adapter(const char *s, struct tk_merge_adapter *a, char **hold)
+{
+	const char *c = strrchr(s, ':');
+	double w;
+
+	a->dir = s;
+	a->weight = 1;
+	if (!c || tk_parse_double(c + 1, -1e6, 1e6, &w))
+		return c && c[1] && strspn(c + 1, "0123456789.-+eE") == strlen(c + 1) ? -1 : 0;
+	if (!(*hold = strndup(s, (size_t)(c - s))))
+		return -1;
+	a->dir = *hold;
+	a->weight = w;
+	return 0;
+}
+
+static const char *dtype_name(enum tk_dtype t)
+{
+	return t == TK_DT_F16 ? "float16" : t == TK_DT_BF16 ? "bfloat16" : "float32";
+}
+
+int main(int argc, char **argv)
+{
+	int npos, exit_now, rc;
+	struct tk_diag d;
+	struct tk_merge_info info;
+	tk_cli_init(argv[0]);
+	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
+	if (exit_now)
+		return ec;
+	if (npos)
+		return tk_cli_usage_error("unexpected argument '%s'", argv[0]);
+	if (!o.model)
+		return tk_cli_usage_error("--model is required");
+	if (!o.adapters.n)
+		return tk_cli_usage_error("--adapter is required");
+	if (!o.output)
+		return tk_cli_usage_error("-o/--output is required");
+
+	struct tk_merge_adapter *ad = calloc((size_t)o.adapters.n, sizeof(*ad));
+	char **hold = calloc((size_t)o.adapters.n, sizeof(*hold));
+	rc = !ad || !hold ? tk_cli_error("out of memory") : 0;
+	for (int i = 0; !rc && i < o.adapters.n; i++)
+		if (parse_adapter(o.adapters.v[i], &ad[i], &hold[i]))
+			rc = tk_cli_usage_error("--adapter %s: bad weight after ':'",
+						o.adapters.v[i]);
+	if (rc)
+		goto out;
+
+	struct tk_merge_opts mo = {
+		.base = o.model, .ad = ad, .n_ad = o.adapters.n, .out = o.output,
+		.dtype = !o.dtype ? TK_DT_COUNT : !strcmp(o.dtype, "float16") ? TK_DT_F16 :
+			 !strcmp(o.dtype, "bfloat16") ? TK_DT_BF16 : TK_DT_F32,
+		.requantize = o.requantize ? 4 : 0, .force = o.force, .threads = (int)o.threads,
+	};
+	double t0 = tk_now();
+	rc = tk_peft_merge_dir(&mo, &info, &d);
+	if (rc == TK_E_EXISTS && !strcmp(d.path, o.output))
+		rc = tk_cli_error("%s: already exists (use --force to replace it)", o.output);
+	else if (rc)
+		rc = tk_cli_fail(rc, &d);
+	else if (info.quantized)
+		fprintf(stderr, "%s: %s: the quantized base was dequantized for the merge; %s%s\n",
+			tk_prog, o.model, o.requantize ? "the merged model is quantized again "
+			"(NF4), which loses accuracy" : "the merged model is written in ",
+			o.requantize ? "" : dtype_name(info.dtype));
+	if (!rc && !o.quiet)
+		fprintf(stderr, "%s: %s: %d adapter%s, %d modules merged, %s in %.2f s\n", tk_prog,
+			o.output, o.adapters.n, o.adapters.n == 1 ? "" : "s", info.n_modules,
+			o.requantize ? "nf4" : dtype_name(info.dtype), tk_now() - t0);
+out:
+	for (int i = 0; hold && i < o.adapters.n; i++)
+		free(hold[i]);
+	free(hold);
+	free(ad);
+	return rc;
+}
