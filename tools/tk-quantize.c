@@ -1,0 +1,127 @@
+/* tk-quantize - a Hugging Face model directory to the 4-bit (NF4, FP4) or
+ * 8-bit layout that transformers + bitsandbytes save.  The work is in
+ * lib/bnb.c. */
+#include <string.h>
+#include <unistd.h>
+
+#include "bnb.h"
+#include "cli.h"
+
+static const char *const usage[] = {
+	"tk-quantize DIR -o OUT [--bnb-4bit-quant-type nf4|fp4] [--bnb-4bit-use-double-quant] "
+	"[--blocksize N]",
+	"tk-quantize DIR -o OUT --load-in-8bit",
+	NULL,
+};
+
+static const char about[] =
+	"Quantizes the weights of every linear layer of a model directory as "
+	"transformers' BitsAndBytesConfig + save_pretrained would: 4-bit NF4 or FP4 "
+	"blocks (with --bnb-4bit-use-double-quant, their absmax quantized again to 8 "
+	"bits), or LLM.int8 rows with --load-in-8bit. Embeddings, norms and lm_head stay "
+	"as they are. OUT loads with AutoModelForCausalLM.from_pretrained (bitsandbytes "
+	"installed) and is the base tk-train takes for QLoRA.";
+
+struct tool_opts {
+	const char *output, *quant_type, *compute_dtype;
+	long long blocksize;
+	int double_quant, int8, force, quiet;
+};
+
+static struct tool_opts o = { .blocksize = 64 };
+
+static const struct tk_opt opts[] = {
+	TK_OPT_STR('o', "output", &o.output, "OUT", "the directory to write (required)"),
+	TK_OPT_CHOICE(0, "bnb-4bit-quant-type", &o.quant_type, "nf4|fp4",
+		      "4-bit data type (default nf4)"),
+	TK_OPT_BOOL(0, "bnb-4bit-use-double-quant", &o.double_quant,
+		    "quantize the block absmax values again (8-bit, blocks of 256)"),
+	TK_OPT_CHOICE(0, "bnb-4bit-compute-dtype", &o.compute_dtype, "float32|float16|bfloat16",
+		      "compute dtype recorded in quantization_config (default float32, as "
+		      "transformers)"),
+	TK_OPT_INT(0, "blocksize", &o.blocksize, "N", 32, 4096,
+		   "values per 4-bit block: a power of two from 32 to 4096 (default 64, the "
+		   "only one transformers uses)"),
+	TK_OPT_BOOL(0, "load-in-8bit", &o.int8, "int8 rows (weight + SCB) instead of 4-bit"),
+	TK_OPT_BOOL('f', "force", &o.force, "replace OUT if it exists"),
+	TK_OPT_BOOL('q', "quiet", &o.quiet, "no progress or summary on stderr"),
+	TK_OPT_HELP(),
+	TK_OPT_END,
+};
+
+struct prog {
+	double t0;
+	uint64_t total;
+	int verbose;
+};
+
+/* One line per tensor for inputs of 256 MiB or more. */
+static void progress(void *arg, const char *name, uint64_t done, uint64_t total)
+{
+	struct prog *p = arg;
+	double el;
+
+	if (!name) {
+		p->total = total;
+		p->verbose = total >= (256u << 20);
+		return;
+	}
+	if (!p->verbose)
+		return;
+	el = tk_now() - p->t0;
+	fprintf(stderr, "%s: %s (%.2f/%.2f GB, %.2f GB/s)\n", tk_prog, name, done / 1e9,
+		total / 1e9, el > 0 ? done / 1e9 / el : 0.0);
+}
+
+int main(int argc, char **argv)
+{
+	int npos, exit_now, rc;
+	struct tk_diag d;
+	struct prog pg = { 0 };
+	struct tk_bnb_opts bo = { .bits = 4, .type = TK_Q4_NF4 };
+
+	tk_cli_init(argv[0]);
+	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
+	if (exit_now)
+		return ec;
+	if (npos != 1)
+		return tk_cli_usage_error(npos ? "give one input directory" : "no input directory given");
+	if (!o.output)
+		return tk_cli_usage_error("-o/--output is required");
+	if (o.int8 && (o.double_quant || o.blocksize != 64))
+		return tk_cli_usage_error("--load-in-8bit takes no 4-bit options "
+					  "(--bnb-4bit-use-double-quant, --blocksize)");
+	if (o.blocksize & (o.blocksize - 1))
+		return tk_cli_usage_error("--blocksize %lld is not a power of two", o.blocksize);
+	if (o.int8) {
+		bo.bits = 8;
+		bo.type = TK_Q4_FP4; /* what BitsAndBytesConfig records by default */
+	}
+	if (o.quant_type)
+		tk_q4_type_parse(o.quant_type, &bo.type, NULL);
+	bo.double_quant = o.double_quant;
+	bo.blocksize = (size_t)o.blocksize;
+	strcpy(bo.compute_dtype, o.compute_dtype ? o.compute_dtype : "float32");
+	bo.torch_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (tk_bnb_check_opts(&bo, &d))
+		return tk_cli_usage_error("%s", d.msg);
+	bo.progress = o.quiet ? NULL : progress;
+	bo.progress_arg = &pg;
+	pg.t0 = tk_now();
+	rc = tk_bnb_quantize_dir(argv[0], o.output, &bo, o.force, &d);
+	if (rc == TK_E_EXISTS)
+		return tk_cli_error("%s: already exists (use --force to replace it)", o.output);
+	if (rc) {
+		tk_cli_fail(rc, &d); /* the options were checked: a data failure */
+		return TK_EXIT_FAIL;
+	}
+	if (!o.quiet) {
+		double el = tk_now() - pg.t0;
+
+		fprintf(stderr, "%s: %s: %s%s, %.1f MB in %.2f s (%.2f GB/s)\n", tk_prog, o.output,
+			o.int8 ? "int8" : tk_q4_type_name(bo.type),
+			o.double_quant ? " + double quant" : "", pg.total / 1e6, el,
+			el > 0 ? pg.total / 1e9 / el : 0.0);
+	}
+	return TK_EXIT_OK;
+}
