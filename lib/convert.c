@@ -133,6 +133,17 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 		       (c->a == TK_ARCH_LLAMA && tk_gguf_tensor_find(c->g, "blk.0.attn_q.bias"));
 	c->mlp_bias = c->a == TK_ARCH_LLAMA && tk_gguf_tensor_find(c->g, "blk.0.ffn_up.bias");
 
+	/* Mistral: llama with a window (tk's export writes the key; llama.cpp's
+	 * converter writes Mistral as plain llama) */
+	int64_t swa = 0;
+	if (c->a == TK_ARCH_LLAMA && tk_gguf_find(c->g, "llama.attention.sliding_window")) {
+		if ((rc = hp_int(c, "attention.sliding_window", -1, &swa)))
+			return rc;
+		if (c->attn_bias || c->mlp_bias)
+			return tk_diag_set(c->d, TK_E_UNSUPPORTED, c->path, -1,
+					   "llama.attention.sliding_window with attention or MLP "
+					   "biases: no Hugging Face model has both");
+	}
 	int64_t bos, eos, pad;
 	if ((rc = token_id(c, "bos", &bos)) || (rc = token_id(c, "eos", &eos)) ||
 	    (rc = token_id(c, "padding", &pad)))
@@ -140,7 +151,7 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 	cJSON *j = cJSON_CreateObject();
 	if (!j)
 		return tk_diag_set(c->d, TK_E_NOMEM, c->path, -1, "out of memory");
-	cJSON_AddStringToObject(j, "model_type", c->arch);
+	cJSON_AddStringToObject(j, "model_type", swa ? "mistral" : c->arch);
 	cJSON_AddNumberToObject(j, "vocab_size", (double)c->V);
 	cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
 	const char *idk[] = { "bos_token_id", "eos_token_id", "pad_token_id" };
@@ -169,7 +180,9 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 		cJSON_AddNumberToObject(j, "rms_norm_eps", eps);
 		cJSON_AddNumberToObject(j, "rope_theta", theta);
 		cJSON_AddStringToObject(j, "hidden_act", "silu");
-		if (c->a == TK_ARCH_LLAMA) {
+		if (swa) {
+			cJSON_AddNumberToObject(j, "sliding_window", (double)swa);
+		} else if (c->a == TK_ARCH_LLAMA) {
 			cJSON_AddBoolToObject(j, "attention_bias", c->attn_bias);
 			cJSON_AddBoolToObject(j, "mlp_bias", c->mlp_bias);
 		}
@@ -410,6 +423,25 @@ static int write_json(const struct tk_adir *dir, const char *name, const cJSON *
 	return rc;
 }
 
+/* generation_config.json as transformers derives it from the config of a
+ * GGUF it loads (GenerationConfig.from_model_config): the special ids the
+ * file names, none of them null. */
+static cJSON *generation_config(const struct tk_model_config *cfg)
+{
+	cJSON *j = cJSON_CreateObject();
+	if (!j)
+		return NULL;
+	cJSON_AddBoolToObject(j, "_from_model_config", 1);
+	const char *keys[] = { "bos_token_id", "eos_token_id", "pad_token_id" };
+	int64_t ids[] = { cfg->bos_id, cfg->eos_id, cfg->pad_id };
+	for (int i = 0; i < 3; i++)
+		if (ids[i] >= 0 && !cJSON_AddNumberToObject(j, keys[i], (double)ids[i])) {
+			cJSON_Delete(j);
+			return NULL;
+		}
+	return j;
+}
+
 static int resolve_arch(struct conv *c)
 {
 	const char *a = NULL;
@@ -482,6 +514,12 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 		rc = write_json(&dir, "tokenizer.json", tok, d);
 	if (!rc && tcfg)
 		rc = write_json(&dir, "tokenizer_config.json", tcfg, d);
+	if (!rc) {
+		cJSON *gc = generation_config(&cfg);
+		rc = gc ? write_json(&dir, "generation_config.json", gc, d)
+			: tk_diag_set(d, TK_E_NOMEM, o->output, -1, "out of memory");
+		cJSON_Delete(gc);
+	}
 	if (!rc) {
 		have_dir = 0;
 		rc = tk_adir_commit(&dir, d);
@@ -575,6 +613,42 @@ static int adds_bos(const cJSON *tj, const char *bos)
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(first, "SpecialToken");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(st, "id");
 	return bos && cJSON_IsString(id) && !strcmp(id->valuestring, bos);
+}
+
+/* The chat template of dir, as llama.cpp's converter finds it:
+ * tokenizer_config.json's chat_template string, else chat_template.jinja;
+ * written as tokenizer.chat_template.  None is fine. */
+static int export_chat_template(const char *dir, tk_gguf_writer_t *w, struct tk_diag *d)
+{
+	char path[4096];
+	struct tk_buf b = { 0 };
+	int rc;
+	FILE *fp;
+	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+	if ((fp = fopen(path, "rb"))) {
+		fclose(fp);
+		if ((rc = tk_read_file(path, &b, d)))
+			return rc;
+		cJSON *j = cJSON_Parse(b.data);
+		tk_buf_free(&b);
+		if (!j)
+			return tk_diag_set(d, TK_E_FORMAT, path, -1, "not valid JSON");
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
+		if (cJSON_IsString(t))
+			tk_gguf_add_str(w, "tokenizer.chat_template", t->valuestring);
+		cJSON_Delete(j);
+		if (cJSON_IsString(t))
+			return 0;
+	}
+	snprintf(path, sizeof(path), "%s/chat_template.jinja", dir);
+	if (!(fp = fopen(path, "rb")))
+		return 0;
+	fclose(fp);
+	if ((rc = tk_read_file(path, &b, d)))
+		return rc;
+	tk_gguf_add_str(w, "tokenizer.chat_template", b.data);
+	tk_buf_free(&b);
+	return 0;
 }
 
 /* tokenizer.json of dir (if any) as tokenizer.ggml.* keys. */
@@ -674,7 +748,7 @@ static int export_vocab(const char *dir, const struct tk_model_config *cfg,
 	tk_gguf_add_bool(w, "tokenizer.ggml.add_bos_token",
 			 cfg->bos_id >= 0 && cfg->bos_id < V && adds_bos(tj, x.tok[cfg->bos_id]));
 	*have = 1;
-	rc = 0;
+	rc = export_chat_template(dir, w, d);
 	goto out;
 oom:
 	rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
@@ -743,6 +817,9 @@ static void export_hparams(const struct tk_model_config *c, const char *arch, co
 			tk_gguf_add_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
 			tk_gguf_add_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
 		}
+		if (c->arch == TK_ARCH_MISTRAL && c->sliding_window > 0)
+			tk_gguf_add_u32(w, KEY("attention.sliding_window"),
+					(uint32_t)c->sliding_window);
 	}
 #undef KEY
 	tk_gguf_add_u32(w, "general.file_type", (uint32_t)ftype);

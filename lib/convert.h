@@ -4,7 +4,9 @@
  * ARCH.* hyperparameters into a config.json, its tensors (dequantized to
  * fp32, then stored as F32, F16 or BF16) into model.safetensors under the
  * names and layouts transformers uses, and its tokenizer.ggml.* vocabulary
- * into tokenizer.json and tokenizer_config.json.
+ * into tokenizer.json and tokenizer_config.json; generation_config.json
+ * holds the bos/eos/pad ids the file names, as transformers derives it
+ * when it loads the GGUF.
  *
  * Architectures: llama (Llama, Mistral, SmolLM2, TinyLlama...), qwen2 and
  * gpt2.  GGUF stores a matrix [out, in] as dims {in, out}; the row-major
@@ -15,7 +17,10 @@
  * weights, which the converter transposed to [out, in], are transposed
  * back to [in, out].  The embedding is tied (no lm_head.weight) when
  * output.weight is absent or holds the same bytes as token_embd.weight
- * (older converters wrote GPT-2's tied head as a copy).
+ * (older converters wrote GPT-2's tied head as a copy).  A llama file
+ * with llama.attention.sliding_window (which tk's export writes for a
+ * Mistral with a window) becomes model_type mistral with that
+ * sliding_window; without the key, a Mistral is the llama it is equal to.
  */
 #ifndef TK_CONVERT_H
 #define TK_CONVERT_H
@@ -43,8 +48,8 @@ struct tk_convert_result {
 extern const char tk_convert_archs[];
 
 /* Converts o->input into the directory o->output, which appears whole
- * (config.json, model.safetensors, tokenizer.json, tokenizer_config.json)
- * or not at all.  Returns 0 and fills *r (may be NULL), or: TK_E_FORMAT for
+ * (config.json, model.safetensors, generation_config.json, tokenizer.json,
+ * tokenizer_config.json) or not at all.  Returns 0 and fills *r (may be NULL), or: TK_E_FORMAT for
  * a malformed file, missing hyperparameters, a missing tensor or one of the
  * wrong shape (named); TK_E_UNSUPPORTED for an architecture other than the
  * above (named, with the supported ones), a tensor import does not know
@@ -64,7 +69,11 @@ void tk_convert_unpermute(float *dst, const float *src, int n_head, int head_dim
  * The directory is loaded with tk_model_load (any model tk runs: F32, F16
  * or BF16, sharded or not) and written as llama.cpp's convert_hf_to_gguf.py
  * writes it: general.architecture llama (for Llama and Mistral), qwen2 or
- * gpt2, the ARCH.* hyperparameters, tensor names token_embd, blk.N.attn_q
+ * gpt2, the ARCH.* hyperparameters (and, for a Mistral whose
+ * sliding_window is shorter than its context, llama.attention.sliding_window,
+ * the gguf package's key, which import reads back; llama.cpp's converter
+ * writes Mistral as llama without a window, which is the same model for
+ * contexts up to the window), tensor names token_embd, blk.N.attn_q
  * ..., matrices [out, in] (GPT-2's Conv1D transposed), llama's q and k
  * rows permuted (tk_convert_permute), a tied head not written.  Matrices
  * take the outtype; 1-D tensors and GPT-2's position_embd stay F32, and a

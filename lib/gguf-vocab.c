@@ -20,6 +20,8 @@
  *    generate_merges does (every split of a token into two vocabulary
  *    tokens, best score first, then longer left and right pieces).
  *
+ * Only "llama" has an unk_token in the BPE model: byte-level BPE drops a
+ * character its vocabulary lacks, as llama.cpp and transformers do.
  * Control tokens (token type 3) and the bos/eos/unk/pad tokens become
  * special added tokens, user-defined ones (type 4) plain added tokens.
  */
@@ -653,7 +655,9 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 		cJSON_Delete(m);
 		return nomem(v);
 	}
-	const char *unk = v->special[2] >= 0 ? v->tok[v->special[2]] : NULL;
+	/* byte-level BPE has no unknown token: a character outside the vocabulary
+	 * is dropped, as llama.cpp and transformers' GGUF tokenizer do */
+	const char *unk = spm && v->special[2] >= 0 ? v->tok[v->special[2]] : NULL;
 	if (!cJSON_AddNullToObject(m, "dropout") ||
 	    !(unk ? cJSON_AddStringToObject(m, "unk_token", unk) : cJSON_AddNullToObject(m, "unk_token")) ||
 	    !cJSON_AddNullToObject(m, "continuing_subword_prefix") ||
@@ -695,6 +699,12 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 	for (int k = 0; k < 4; k++)
 		if (v->special[k] >= 0 && !cJSON_AddStringToObject(cfg, names[k], v->tok[v->special[k]]))
 			return nomem(v);
+	/* the chat template, as transformers' GGUF loader keeps it */
+	const char *tmpl = NULL;
+	if ((rc = tk_gguf_get_str(v->g, "tokenizer.chat_template", &tmpl, v->d)))
+		return rc;
+	if (tmpl && !cJSON_AddStringToObject(cfg, "chat_template", tmpl))
+		return nomem(v);
 	if (!cJSON_AddBoolToObject(cfg, "add_bos_token", add_bos != 0) ||
 	    !cJSON_AddBoolToObject(cfg, "add_eos_token", add_eos != 0) ||
 	    !cJSON_AddStringToObject(cfg, "tokenizer_class", "PreTrainedTokenizerFast"))

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""make parity: tk-convert's GGUF export against the gguf package and
-transformers, live.
+"""make parity: tk-convert's GGUF export and import against the gguf
+package, transformers and llama.cpp, live.
 
-For llama, qwen2 and gpt2 it builds a small random transformers model
+For llama, mistral (sliding_window 16 of 64 positions), qwen2 and gpt2 it
+builds a small random transformers model
 (hidden 64, so that every matrix row is a whole number of 32-value blocks
 and Q8_0/Q4_0 are really used), saves it with save_pretrained and a
 byte-level BPE tokenizer.json (imported by tk-convert from the committed
@@ -19,9 +20,26 @@ tests/fixtures/convert/*.gguf files), and exports it with
     (tokens, token types, merges, pre, special ids);
   - transformers' from_pretrained(DIR, gguf_file=...) on the f32 export
     gives the source model's logits (max |diff| <= 1e-5), and on the q8_0
-    export logits within 0.05 of them.
+    export logits within 0.05 of them;
+  - the Mistral's f32 export carries llama.attention.sliding_window, and
+    tk-convert imports it back as model_type mistral with the window: the
+    same weights, and transformers' logits on 40 tokens (past the window)
+    equal the source's.
 
-llama.cpp itself is not installed here: nothing runs the files in it.
+Import: tests/fixtures/convert/{llama,qwen2}.gguf (gen-convert-fixtures.py)
+through `tk-convert X.gguf -o DIR`, against transformers' own GGUF loader
+(from_pretrained(..., gguf_file=...)) on the same file: the config values,
+every weight (bit for bit), generation_config's bos/eos/pad ids, the
+tokenizer's ids (tokenizers on tk's tokenizer.json vs transformers'
+tokenizer converted from the GGUF vocabulary) and the logits of the model
+transformers loads from tk's directory.  gpt2.gguf is left out: that
+loader maps context_length to n_ctx and then fails on any n_positions
+other than 1024.
+
+llama.cpp itself (llama-cpp-python) loads the f32 and f16 exports of the
+llama, qwen2 and gpt2 models and continues a prompt greedily: the ids equal
+tk-generate's on the source directory (SKIP lines without llama_cpp).
+
 Prints "PASS name" or "FAIL name: detail" per check.
 """
 import os
@@ -51,7 +69,7 @@ def check(ok, name, detail=""):
 
 
 def make_model(arch, d):
-    torch.manual_seed({"llama": 1, "qwen2": 2, "gpt2": 3}[arch])
+    torch.manual_seed({"llama": 1, "qwen2": 2, "gpt2": 3, "mistral": 4}[arch])
     if arch == "gpt2":
         cfg = transformers.GPT2Config(vocab_size=97, n_embd=64, n_layer=2, n_head=4,
                                       # transformers' GGUF loader maps context_length to n_ctx,
@@ -65,6 +83,8 @@ def make_model(arch, d):
                   bos_token_id=1, eos_token_id=2, tie_word_embeddings=arch == "qwen2")
         if arch == "llama":
             m = transformers.LlamaForCausalLM(transformers.LlamaConfig(**kw))
+        elif arch == "mistral":  # a window shorter than the context
+            m = transformers.MistralForCausalLM(transformers.MistralConfig(sliding_window=16, **kw))
         else:
             m = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**kw))
     m.eval()
@@ -119,7 +139,7 @@ def expected(arch, m):
                 if k not in sd:
                     continue
                 v = sd[k]
-                if arch == "llama" and g in ("attn_q", "attn_k"):
+                if arch in ("llama", "mistral") and g in ("attn_q", "attn_k"):
                     v = permute(v, c.num_attention_heads if g == "attn_q" else c.num_key_value_heads)
                 out[f"blk.{l}.{g}.{s}"] = v
     return out
@@ -133,8 +153,8 @@ def field(r, k):
 def check_file(arch, m, path, t, exp, src):
     r = gguf.GGUFReader(path)
     c = m.config
-    a = arch
-    want = {"general.architecture": arch, f"{a}.block_count": c.num_hidden_layers,
+    a = "llama" if arch == "mistral" else arch
+    want = {"general.architecture": a, f"{a}.block_count": c.num_hidden_layers,
             f"{a}.embedding_length": c.hidden_size, f"{a}.attention.head_count": c.num_attention_heads,
             f"{a}.context_length": c.n_positions if arch == "gpt2" else c.max_position_embeddings,
             "general.file_type": {"f32": 0, "f16": 1, "bf16": 32, "q8_0": 7, "q4_0": 2}[t]}
@@ -148,6 +168,8 @@ def check_file(arch, m, path, t, exp, src):
         want[f"{a}.rope.freq_base"] = np.float32(c.rope_parameters["rope_theta"]
                                                  if getattr(c, "rope_parameters", None) else c.rope_theta)
         want[f"{a}.rope.dimension_count"] = c.hidden_size // c.num_attention_heads
+    if arch == "mistral":  # the gguf package's key (GGUFWriter.add_sliding_window)
+        want[gguf.Keys.Attention.SLIDING_WINDOW.format(arch=a)] = c.sliding_window
     bad = [f"{k}={field(r, k)!r} (want {v!r})" for k, v in want.items() if field(r, k) != v]
     check(not bad, f"{arch} {t}: metadata", "; ".join(bad))
     # tokenizer keys as in the GGUF file the tokenizer came from
@@ -198,13 +220,136 @@ def logits_check(arch, m, d, path, t, tol):
           f"(max diff {diff:.3g} <= {tol})", f"max diff {diff:g}")
 
 
+TEXTS = ["the thin winter: in, an! ther", "  there then\nthin 123 ok?", "x"]
+
+
+def import_check(name, tmp):
+    import json
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+    src = os.path.join(FIX, name + ".gguf")
+    d = os.path.join(tmp, name + "-import")
+    r = subprocess.run([TK, "-q", src, "-o", d], capture_output=True, text=True)
+    check(r.returncode == 0, f"import {name}.gguf: tk-convert", r.stderr.strip())
+    if r.returncode:
+        return
+    ref = transformers.AutoModelForCausalLM.from_pretrained(FIX, gguf_file=name + ".gguf",
+                                                            dtype=torch.float32)
+    ref.eval()
+    rc = ref.config.to_dict()
+    mine = json.load(open(os.path.join(d, "config.json")))
+    keys = ["model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+            "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
+            "rms_norm_eps", "tie_word_embeddings", "bos_token_id", "eos_token_id",
+            "pad_token_id"]
+    # eps and theta are f32 in the file: transformers keeps the f32's exact value, tk
+    # the shortest decimal that reads back as it
+    same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float)
+                                   and np.float32(a) == np.float32(b))
+    bad = [f"{k}: {mine.get(k)!r} vs {rc.get(k)!r}" for k in keys if not same(mine.get(k), rc.get(k))]
+    theta = (rc.get("rope_parameters") or {}).get("rope_theta", rc.get("rope_theta"))
+    if not same((mine.get("rope_parameters") or {}).get("rope_theta", mine.get("rope_theta")), theta):
+        bad.append("rope_theta")
+    check(not bad, f"import {name}.gguf: config.json as transformers' GGUF loader's",
+          "; ".join(bad))
+    gc = json.load(open(os.path.join(d, "generation_config.json")))
+    g = ref.generation_config
+    bad = [f"{k}: {gc.get(k)!r} vs {getattr(g, k)!r}"
+           for k in ("bos_token_id", "eos_token_id", "pad_token_id") if gc.get(k) != getattr(g, k)]
+    check(not bad, f"import {name}.gguf: generation_config.json ids as transformers'",
+          "; ".join(bad))
+    sd = {k: v.detach().float().numpy() for k, v in ref.state_dict().items()}
+    got = load_file(os.path.join(d, "model.safetensors"))
+    if rc.get("tie_word_embeddings"):
+        sd.pop("lm_head.weight", None)
+    bad = [k for k in sorted(set(sd) | set(got))
+           if k not in sd or k not in got or not np.array_equal(sd[k], got[k].astype(np.float32))]
+    check(not bad, f"import {name}.gguf: {len(got)} weights equal transformers' bit for bit",
+          ", ".join(bad[:6]))
+    tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+    htok = transformers.AutoTokenizer.from_pretrained(FIX, gguf_file=name + ".gguf")
+    bad = []
+    for t in TEXTS:
+        a, b = tok.encode(t).ids, htok(t)["input_ids"]
+        if a != b:
+            bad.append(f"{t!r}: {a} vs {b}")
+    check(not bad, f"import {name}.gguf: tokenizer ids as transformers' GGUF tokenizer",
+          "; ".join(bad))
+    tc = json.load(open(os.path.join(d, "tokenizer_config.json")))
+    check(tc.get("chat_template") == htok.chat_template,
+          f"import {name}.gguf: chat_template as transformers' GGUF tokenizer's "
+          f"({'none' if htok.chat_template is None else len(htok.chat_template)} chars)",
+          f"{tc.get('chat_template')!r} vs {htok.chat_template!r}")
+    ids = torch.tensor([[5, 17, 33, 2, 60, 71, 8, 90, 41, 12]])
+    m = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    m.eval()
+    with torch.no_grad():
+        diff = (m(ids).logits - ref(ids).logits).abs().max().item()
+    check(diff == 0, f"import {name}.gguf: logits equal transformers' GGUF model's "
+          f"(max diff {diff:.3g})", f"max diff {diff:g}")
+
+
+def llama_cpp_check(arch, d, path, t):
+    """llama.cpp itself (llama-cpp-python) runs the export: greedy ids equal
+    tk-generate's on the source directory."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as e:
+        print(f"SKIP {arch} {t}: llama.cpp: llama_cpp cannot be imported ({e})")
+        return
+    llm = Llama(model_path=path, n_ctx=64, n_threads=1, verbose=False)
+    ids = [5, 17, 33, 60, 71, 8]
+    want = []
+    for tok in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
+        want.append(tok)
+        if len(want) == 12:
+            break
+    del llm
+    tkg = os.path.join(BIN if os.path.isabs(BIN) else os.path.join(ROOT, BIN), "tk-generate")
+    r = subprocess.run([tkg, "-q", "--model", d, "--ids", "--max-new-tokens", "12",
+                        "--prompt-ids", " ".join(map(str, ids))], capture_output=True, text=True)
+    got = [int(x) for x in r.stdout.split()]
+    check(got == want, f"{arch} {t}: llama.cpp's greedy continuation equals tk-generate's",
+          f"llama.cpp {want} tk {got} {r.stderr.strip()}")
+
+
+def mistral_back(m, path, tmp):
+    """tk-convert reads the window back: the import is the source Mistral."""
+    import json
+    from safetensors.numpy import load_file
+    d = os.path.join(tmp, "mistral-back")
+    r = subprocess.run([TK, "-q", path, "-o", d], capture_output=True, text=True)
+    check(r.returncode == 0, "mistral f32: import of the export", r.stderr.strip())
+    if r.returncode:
+        return
+    c = json.load(open(os.path.join(d, "config.json")))
+    check(c.get("model_type") == "mistral" and c.get("sliding_window") == m.config.sliding_window,
+          "mistral f32: imported as model_type mistral with its sliding_window",
+          f"{c.get('model_type')} {c.get('sliding_window')}")
+    b = transformers.AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+    sd = {k: v.detach().float().numpy() for k, v in m.state_dict().items()}
+    got = load_file(os.path.join(d, "model.safetensors"))
+    check(sorted(sd) == sorted(got) and all(np.array_equal(sd[k], got[k]) for k in sd),
+          "mistral f32: imported weights equal the source's", "")
+    ids = torch.randint(0, 97, (1, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # 40 tokens: the window of 16 matters
+        diff = (m(ids).logits - b(ids).logits).abs().max().item()
+    check(diff == 0, f"mistral f32: transformers runs the import with the source's windowed "
+          f"logits (max diff {diff:.3g})", f"max diff {diff:g}")
+
+
 def main():
     if not os.path.exists(TK):
         print(f"FAIL {TK} not built")
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        for arch in ("llama", "qwen2", "gpt2"):
-            d = os.path.join(tmp, arch)
+        for name in ("llama", "qwen2"):
+            import_check(name, tmp)
+        for arch in ("llama", "mistral", "qwen2", "gpt2"):
+            # not "mistral": transformers' GGUF loader takes a llama file whose
+            # general.name holds "mistral" for model_type mistral, which gguf 0.19's
+            # tensor map does not know
+            d = os.path.join(tmp, "swa" if arch == "mistral" else arch)
             m, src = make_model(arch, d)
             exp = expected(arch, m)
             for t in TYPES:
@@ -219,6 +364,11 @@ def main():
                     logits_check(arch, m, d, path, t, 1e-5)
                 if t == "q8_0":
                     logits_check(arch, m, d, path, t, 0.05)
+                if arch == "mistral" and t == "f32":
+                    mistral_back(m, path, tmp)
+                # (not the Mistral: tk-generate refuses a window shorter than the context)
+                if t in ("f32", "f16") and arch != "mistral":
+                    llama_cpp_check(arch, d, path, t)
     return 1 if fails else 0
 
 

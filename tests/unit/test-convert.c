@@ -1,6 +1,6 @@
 /* test-convert.c - GGUF import (lib/convert.c).
  *
- * tests/fixtures/convert/{llama,gpt2}.gguf are the fixture models of
+ * tests/fixtures/convert/{llama,qwen2,gpt2}.gguf are the fixture models of
  * tests/fixtures/models/ written as llama.cpp's converter writes them
  * (tests/parity/gen-convert-fixtures.py: permuted q/k rows, transposed
  * Conv1D weights, BF16/F16 matrices).  Importing them must give back the
@@ -74,8 +74,8 @@ static int stray_entries(const char *keep)
 }
 
 /* Loads the converted model and the original, compares config, weights
- * and logits on the reference inputs. */
-static void same_model(const char *name, const char *dir, int exact)
+ * and logits on the reference inputs (the special ids only when same_ids). */
+static void same_model(const char *name, const char *dir, int exact, int same_ids)
 {
 	struct tk_diag d;
 	struct tk_model a = { 0 }, b = { 0 };
@@ -97,8 +97,8 @@ static void same_model(const char *name, const char *dir, int exact)
 		 x->norm == y->norm && x->pos == y->pos && x->mlp == y->mlp &&
 		 x->attn_bias == y->attn_bias && x->attn_out_bias == y->attn_out_bias &&
 		 x->mlp_bias == y->mlp_bias && x->tie_embeddings == y->tie_embeddings &&
-		 x->bos_id == y->bos_id && x->eos_id == y->eos_id && x->pad_id == y->pad_id,
-		 "%s: configs differ", name);
+		 (!same_ids || (x->bos_id == y->bos_id && x->eos_id == y->eos_id &&
+			   x->pad_id == y->pad_id)), "%s: configs differ", name);
 	TT_CHECK(x->norm_eps == y->norm_eps && x->rope_theta == y->rope_theta,
 		 "%s: eps %g/%g theta %g/%g", name, x->norm_eps, y->norm_eps, x->rope_theta,
 		 y->rope_theta);
@@ -173,7 +173,7 @@ static void test_llama(void)
 	int rc = convert("convert/llama.gguf", out, TK_DT_F32, 0, &d);
 	TT_REQUIRE(!rc, "%s", d.msg);
 	TT_CHECK(file_dtype(out) == TK_DT_F32, "dtype %d", file_dtype(out));
-	same_model("llama", out, 1);
+	same_model("llama", out, 1, 1);
 	tk_rmtree(out);
 }
 
@@ -190,7 +190,7 @@ static void test_gpt2(void)
 		 "c_attn not stored [in, out]");
 	TT_CHECK(!tk_st_find(st, "lm_head.weight"), "the tied head's copy was written");
 	tk_st_close(st);
-	same_model("gpt2", out, 1);
+	same_model("gpt2", out, 1, 1);
 	tk_rmtree(out);
 }
 
@@ -201,12 +201,12 @@ static void test_outtype(void)
 	const char *out = tmp("bf16");
 	TT_REQUIRE(!convert("convert/llama.gguf", out, TK_DT_BF16, 0, &d), "%s", d.msg);
 	TT_CHECK(file_dtype(out) == TK_DT_BF16, "dtype %d", file_dtype(out));
-	same_model("llama", out, 1);
+	same_model("llama", out, 1, 1);
 	tk_rmtree(out);
 	out = tmp("f16");
 	TT_REQUIRE(!convert("convert/gpt2.gguf", out, TK_DT_F16, 0, &d), "%s", d.msg);
 	TT_CHECK(file_dtype(out) == TK_DT_F16, "dtype %d", file_dtype(out));
-	same_model("gpt2", out, 1);
+	same_model("gpt2", out, 1, 1);
 	tk_rmtree(out);
 	TT_CHECK(convert("convert/gpt2.gguf", out, TK_DT_I32, 0, &d) == TK_E_INVAL, "I32 outtype");
 	TT_CHECK(!stray_entries(NULL), "output left behind");
@@ -301,6 +301,190 @@ static void test_tokenizer(void)
 	tk_rmtree(out);
 }
 
+static int export(const char *dir, const char *out, int type, int force, struct tk_diag *d);
+
+/* The text of DIR/NAME, "" when unreadable. */
+static const char *file_text(const char *dir, const char *name)
+{
+	static char buf[8192];
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *fp = fopen(path, "r");
+	size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+	if (fp)
+		fclose(fp);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* qwen2.gguf: models/qwen2 as the converter's Qwen2Model writes it (no
+ * permutation, q/k/v biases, tied embeddings) with <|endoftext|> as bos,
+ * eos and padding id, which the original's config does not name. */
+static void test_qwen2(void)
+{
+	struct tk_diag d;
+	char out[4096];
+	snprintf(out, sizeof(out), "%s", tmp("qwen2"));
+	TT_REQUIRE(!convert("convert/qwen2.gguf", out, TK_DT_F32, 0, &d), "%s", d.msg);
+	same_model("qwen2", out, 1, 0);
+	struct tk_model_config c;
+	TT_REQUIRE(!tk_config_load(&c, out, &d), "%s", d.msg);
+	TT_CHECK(c.arch == TK_ARCH_QWEN2 && c.attn_bias && !c.attn_out_bias && c.tie_embeddings &&
+		 c.bos_id == 96 && c.eos_id == 96 && c.pad_id == 96, "config: arch %d bias %d "
+		 "tied %d ids %lld %lld %lld", c.arch, c.attn_bias, c.tie_embeddings,
+		 (long long)c.bos_id, (long long)c.eos_id, (long long)c.pad_id);
+	/* the ids transformers' GGUF loader puts in its generation config */
+	TT_CHECK(!strcmp(file_text(out, "generation_config.json"),
+			 "{\n\t\"_from_model_config\":\ttrue,\n\t\"bos_token_id\":\t96,\n"
+			 "\t\"eos_token_id\":\t96,\n\t\"pad_token_id\":\t96\n}\n"),
+		 "generation_config.json: %s", file_text(out, "generation_config.json"));
+	/* tokenizer.chat_template kept in tokenizer_config.json (exported back
+	 * in test_export_vocab) */
+	TT_CHECK(strstr(file_text(out, "tokenizer_config.json"),
+			"\"chat_template\":\t\"{% for message in messages %}{{ '<|im_start|>' + "
+			"message['role'] + '\\\\n' + "), "no chat_template in tokenizer_config.json: %s",
+		 file_text(out, "tokenizer_config.json"));
+	/* the tokenizer: Qwen2's pre-tokenizer, no BOS added, the GGUF's ids */
+	tk_tokenizer_t *a, *b;
+	TT_REQUIRE(!tk_tokenizer_load(&a, out, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_tokenizer_load(&b, tt_fixture("convert/qwen2.gguf"), &d), "%s", d.msg);
+	TT_CHECK(!strcmp(tk_tokenizer_fingerprint(a), tk_tokenizer_fingerprint(b)),
+		 "fingerprints %s and %s", tk_tokenizer_fingerprint(a), tk_tokenizer_fingerprint(b));
+	static const char text[] = "the thin winter: in, an! ther 1234";
+	struct tk_ids ia = { 0 }, ib = { 0 };
+	tk_encoder_t *ea = NULL, *eb = NULL;
+	TT_CHECK(!tk_encoder_new(a, &ea) && !tk_encoder_new(b, &eb) &&
+		 !tk_encode(ea, text, sizeof(text) - 1, TK_ENCODE_ADD_SPECIAL, &ia) &&
+		 !tk_encode(eb, text, sizeof(text) - 1, TK_ENCODE_ADD_SPECIAL, &ib), "encode");
+	TT_CHECK(ia.n == ib.n && ia.n > 0 && ia.v[0] != 96 &&
+		 !memcmp(ia.v, ib.v, ia.n * sizeof(*ia.v)), "ids differ (%zu vs %zu)", ia.n, ib.n);
+	tk_ids_free(&ia);
+	tk_ids_free(&ib);
+	tk_encoder_free(ea);
+	tk_encoder_free(eb);
+	tk_tokenizer_free(a);
+	tk_tokenizer_free(b);
+	/* llama.gguf names bos and eos only; gpt2.gguf <|endoftext|> for both */
+	const char *lo = tmp("llama-gc");
+	TT_REQUIRE(!convert("convert/llama.gguf", lo, TK_DT_F32, 0, &d), "%s", d.msg);
+	TT_CHECK(!strcmp(file_text(lo, "generation_config.json"),
+			 "{\n\t\"_from_model_config\":\ttrue,\n\t\"bos_token_id\":\t1,\n"
+			 "\t\"eos_token_id\":\t2\n}\n"),
+		 "llama generation_config.json: %s", file_text(lo, "generation_config.json"));
+	tk_rmtree(lo);
+	tk_rmtree(out);
+}
+
+/* The chat template goes out from tokenizer_config.json or, without one
+ * there, chat_template.jinja; a broken tokenizer_config.json is an error. */
+static void test_export_chat_template(void)
+{
+	struct tk_diag d;
+	char dir[4096], g[4096], p[4096];
+	snprintf(dir, sizeof(dir), "%s", tmp("chat"));
+	snprintf(g, sizeof(g), "%s", tmp("chat.gguf"));
+	TT_REQUIRE(!convert("convert/qwen2.gguf", dir, TK_DT_F32, 0, &d), "%s", d.msg);
+	snprintf(p, sizeof(p), "%s/tokenizer_config.json", dir);
+	FILE *fp = fopen(p, "w");
+	TT_REQUIRE(fp, "fopen");
+	fputs("{\"chat_template\": ", fp);
+	fclose(fp);
+	int rc = export(dir, g, TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_FORMAT && strstr(d.path, "tokenizer_config.json") &&
+		 strstr(d.msg, "JSON"), "broken tokenizer_config.json: %d %s", rc, d.msg);
+	TT_CHECK(access(g, F_OK), "output written");
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/chat_template.jinja", dir);
+	TT_REQUIRE((fp = fopen(p, "w")), "fopen");
+	fputs("{{ messages[0]['content'] }}\n", fp);
+	fclose(fp);
+	struct tk_convert_export_opts o = { .input = dir, .output = g, .outtype = TK_GGML_F32 };
+	TT_REQUIRE(!tk_convert_export(&o, NULL, &d), "%s", d.msg);
+	tk_gguf_t *gg;
+	TT_REQUIRE(!tk_gguf_open(&gg, g, &d), "%s", d.msg);
+	const struct tk_gguf_kv *kv = tk_gguf_find(gg, "tokenizer.chat_template");
+	TT_CHECK(kv && kv->type == TK_GGUF_STRING && kv->sn == 29 &&
+		 !memcmp(kv->s, "{{ messages[0]['content'] }}\n", 29), "chat_template.jinja not exported");
+	tk_gguf_close(gg);
+	unlink(g);
+	tk_rmtree(dir);
+}
+
+/* A Mistral with a window: exported as llama plus
+ * llama.attention.sliding_window, imported back as that Mistral. */
+static void test_sliding_window(void)
+{
+	struct tk_diag d;
+	char src[4096], dir[4096], g[4096], back[4096], a[4096], b[4096];
+	snprintf(src, sizeof(src), "%s/llama", tt_fixture("models"));
+	snprintf(dir, sizeof(dir), "%s", tmp("mistral"));
+	snprintf(g, sizeof(g), "%s", tmp("mistral.gguf"));
+	snprintf(back, sizeof(back), "%s", tmp("mistral-back"));
+	struct tk_model_config c;
+	TT_REQUIRE(!tk_config_load(&c, src, &d), "%s", d.msg);
+	TT_REQUIRE(!c.attn_bias && !c.mlp_bias && c.max_pos > 16, "fixture changed");
+	c.arch = TK_ARCH_MISTRAL;
+	snprintf(c.model_type, sizeof(c.model_type), "mistral");
+	c.sliding_window = 16;
+	TT_REQUIRE(!mkdir(dir, 0755), "mkdir");
+	snprintf(a, sizeof(a), "%s/model.safetensors", src);
+	snprintf(b, sizeof(b), "%s/model.safetensors", dir);
+	TT_REQUIRE(!symlink(a, b), "symlink");
+	snprintf(b, sizeof(b), "%s/config.json", dir);
+	TT_REQUIRE(!tk_config_save(&c, b, NULL, 0, &d), "%s", d.msg);
+	TT_REQUIRE(!export(dir, g, TK_GGML_F32, 0, &d), "%s", d.msg);
+	tk_gguf_t *gg;
+	TT_REQUIRE(!tk_gguf_open(&gg, g, &d), "%s", d.msg);
+	const struct tk_gguf_kv *kv = tk_gguf_find(gg, "llama.attention.sliding_window");
+	const struct tk_gguf_kv *ar = tk_gguf_find(gg, "general.architecture");
+	TT_CHECK(kv && kv->type == TK_GGUF_U32 && kv->u == 16, "no llama.attention.sliding_window");
+	TT_CHECK(ar && !strcmp(ar->s, "llama"), "architecture");
+	tk_gguf_close(gg);
+	struct tk_convert_opts o = { .input = g, .output = back, .outtype = TK_DT_F32 };
+	TT_REQUIRE(!tk_convert_gguf(&o, NULL, &d), "%s", d.msg);
+	struct tk_model_config e;
+	TT_REQUIRE(!tk_config_load(&e, back, &d), "%s", d.msg);
+	TT_CHECK(e.arch == TK_ARCH_MISTRAL && e.sliding_window == 16 &&
+		 !strcmp(e.model_type, "mistral"), "imported: arch %d window %d", e.arch,
+		 e.sliding_window);
+	struct tk_model m1 = { 0 }, m2 = { 0 };
+	TT_REQUIRE(!tk_model_load(&m1, src, &be, &d) && !tk_model_load(&m2, back, &be, &d), "%s",
+		   d.msg);
+	TT_CHECK(m1.n_tensors == m2.n_tensors, "tensor count");
+	for (int i = 0; i < m1.n_tensors; i++) {
+		const struct tk_model_tensor *t = tk_model_find(&m2, m1.tensors[i].name);
+		TT_CHECK(t && t->n == m1.tensors[i].n &&
+			 !memcmp(m2.params + t->off, m1.params + m1.tensors[i].off,
+				 t->n * sizeof(float)), "%s differs", m1.tensors[i].name);
+	}
+	tk_model_free(&m1);
+	tk_model_free(&m2);
+	tk_rmtree(back);
+	unlink(g);
+
+	/* a window with biases is no Hugging Face model: refused, nothing written */
+	tk_gguf_writer_t *w = tk_gguf_writer_new();
+	TT_REQUIRE(w, "writer");
+	static float z[8 * 4];
+	tk_gguf_add_str(w, "general.architecture", "llama");
+	tk_gguf_add_u32(w, "llama.embedding_length", 4);
+	tk_gguf_add_u32(w, "llama.block_count", 1);
+	tk_gguf_add_u32(w, "llama.attention.head_count", 2);
+	tk_gguf_add_u32(w, "llama.feed_forward_length", 8);
+	tk_gguf_add_u32(w, "llama.attention.sliding_window", 4);
+	tk_gguf_add_tensor(w, "token_embd.weight", TK_GGML_F32, 2, (int64_t[]){ 4, 8 }, z,
+			   sizeof(z), 0);
+	tk_gguf_add_tensor(w, "blk.0.attn_q.bias", TK_GGML_F32, 1, (int64_t[]){ 4 }, z,
+			   4 * sizeof(float), 0);
+	TT_REQUIRE(!tk_gguf_writer_commit(w, g, 0, &d), "%s", d.msg);
+	int rc = tk_convert_gguf(&o, NULL, &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "sliding_window") &&
+		 strstr(d.msg, "biases"), "window with biases: %d %s", rc, d.msg);
+	TT_CHECK(access(back, F_OK), "output written");
+	unlink(g);
+	tk_rmtree(dir);
+}
+
 static int export(const char *dir, const char *out, int type, int force, struct tk_diag *d)
 {
 	struct tk_convert_export_opts o = { .input = dir, .output = out, .outtype = type,
@@ -323,7 +507,7 @@ static void roundtrip(const char *name, int type, enum tk_dtype back)
 	TT_REQUIRE(!rc, "%s: export: %d %s", name, rc, d.msg);
 	struct tk_convert_opts o = { .input = g, .output = out, .outtype = back };
 	TT_REQUIRE(!tk_convert_gguf(&o, NULL, &d), "%s: import of the export: %s", name, d.msg);
-	same_model(name, out, 1);
+	same_model(name, out, 1, 1);
 	unlink(g);
 	tk_rmtree(out);
 }
@@ -341,14 +525,15 @@ static void test_export_roundtrip(void)
 /* A GGUF vocabulary imported and exported again is the original's. */
 static void test_export_vocab(void)
 {
-	static const char *const files[] = { "convert/llama.gguf", "convert/gpt2.gguf" };
+	static const char *const files[] = { "convert/llama.gguf", "convert/qwen2.gguf",
+					     "convert/gpt2.gguf" };
 	static const char *const keys[] = {
 		"tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens",
 		"tokenizer.ggml.merges", "tokenizer.ggml.token_type", "tokenizer.ggml.bos_token_id",
-		"tokenizer.ggml.eos_token_id",
+		"tokenizer.ggml.eos_token_id", "tokenizer.chat_template",
 	};
 	struct tk_diag d;
-	for (int f = 0; f < 2; f++) {
+	for (int f = 0; f < 3; f++) {
 		const char *dir = tmp("v"), *g = tmp("v.gguf");
 		TT_REQUIRE(!convert(files[f], dir, TK_DT_F32, 0, &d), "%s", d.msg);
 		struct tk_convert_export_opts o = { .input = dir, .output = g,
@@ -362,6 +547,10 @@ static void test_export_vocab(void)
 		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 			const struct tk_gguf_kv *x = tk_gguf_find(a, keys[k]);
 			const struct tk_gguf_kv *y = tk_gguf_find(b, keys[k]);
+			if (!y && !strcmp(keys[k], "tokenizer.chat_template")) {
+				TT_CHECK(!x, "%s: a chat template from nowhere", files[f]);
+				continue;
+			}
 			TT_REQUIRE(x && y, "%s: %s missing", files[f], keys[k]);
 			int same = x->type == y->type && x->i == y->i && x->n == y->n &&
 				   x->arr_type == y->arr_type;
@@ -547,11 +736,14 @@ int main(void)
 	TT_RUN(test_outtype);
 	TT_RUN(test_errors);
 	TT_RUN(test_tokenizer);
+	TT_RUN(test_qwen2);
 	TT_RUN(test_quantize);
 	TT_RUN(test_writer);
 	TT_RUN(test_export_roundtrip);
 	TT_RUN(test_export_vocab);
 	TT_RUN(test_export_errors);
+	TT_RUN(test_sliding_window);
+	TT_RUN(test_export_chat_template);
 	tk_backend_free(&be);
 	tk_rmtree(tmpdir);
 	return tt_done();
