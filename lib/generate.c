@@ -1,5 +1,6 @@
 /* generate.c - decoding as transformers' generate() (see generate.h). */
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -177,51 +178,138 @@ static int is_eos(const struct tk_gen_opts *o, uint32_t id)
 	return 0;
 }
 
+float tk_gen_logprob(const float *scores, int V, uint32_t id)
+{
+	float mx = -INFINITY;
+	double sum = 0.0;
+
+	if (id >= (uint32_t)V || scores[id] == -INFINITY)
+		return -INFINITY;
+	for (int i = 0; i < V; i++)
+		if (scores[i] > mx)
+			mx = scores[i];
+	for (int i = 0; i < V; i++)
+		if (scores[i] != -INFINITY)
+			sum += exp((double)scores[i] - (double)mx);
+	return (float)((double)scores[id] - (double)mx - log(sum));
+}
+
+void tk_gen_seq_free(struct tk_gen_seq *q)
+{
+	tk_ids_free(&q->out);
+	free(q->logprobs);
+	q->logprobs = NULL;
+}
+
+/* Appends id and its log-probability to q. */
+static int seq_push(struct tk_gen_seq *q, uint32_t id, float lp)
+{
+	float *p = realloc(q->logprobs, (q->out.n + 1) * sizeof(float));
+
+	if (!p)
+		return TK_E_NOMEM;
+	q->logprobs = p;
+	p[q->out.n] = lp;
+	return tk_ids_push(&q->out, id);
+}
+
+int tk_generate_batch(struct tk_infer *s, const struct tk_gen_opts *o, struct tk_gen_seq *q,
+		      int n, tk_gen_token_fn on_token, void *ctx, struct tk_diag *d)
+{
+	int V = tk_infer_vocab(s), err = 0, ns = 0;
+	float *logits = NULL;
+	struct tk_rng *rng = NULL;
+	struct tk_ids *all = NULL;
+	struct tk_infer_span *sp = NULL;
+	uint32_t *next = NULL;
+	int *limit = NULL;
+
+	if (n < 1 || n > tk_infer_n_seq(s))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%d sequences for a state of %d", n,
+				   tk_infer_n_seq(s));
+	logits = tk_mallocn((size_t)n * (size_t)V, sizeof(float));
+	rng = calloc((size_t)n, sizeof(*rng));
+	all = calloc((size_t)n, sizeof(*all));
+	sp = calloc((size_t)n, sizeof(*sp));
+	next = calloc((size_t)n, sizeof(*next));
+	limit = calloc((size_t)n, sizeof(*limit));
+	if (!logits || !rng || !all || !sp || !next || !limit) {
+		err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < n; i++) {
+		q[i].why = 0;
+		limit[i] = q[i].max_new_tokens < 0 ? o->max_new_tokens : q[i].max_new_tokens;
+		tk_rng_seed(&rng[i], q[i].seed);
+		tk_infer_reset_seq(s, i);
+		for (int j = 0; j < q[i].n_prompt; j++)
+			if (tk_ids_push(&all[i], q[i].prompt[j])) {
+				err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+				goto done;
+			}
+		if (limit[i] > 0)
+			sp[ns++] = (struct tk_infer_span){ i, q[i].prompt, q[i].n_prompt };
+	}
+	while (ns > 0) {
+		int nn = 0;
+
+		err = tk_infer_feed_spans(s, sp, ns, logits, d);
+		if (err)
+			break;
+		for (int k = 0; k < ns; k++) {
+			int i = sp[k].seq, stop = 0;
+			float *lg = logits + (size_t)k * V;
+			uint32_t id;
+
+			tk_gen_process(o, lg, V, all[i].v, all[i].n);
+			id = tk_gen_pick(o, lg, V, &rng[i]);
+			if (tk_ids_push(&all[i], id) || seq_push(&q[i], id, tk_gen_logprob(lg, V, id))) {
+				err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+				goto done;
+			}
+			if (on_token && on_token(ctx, i, id, q[i].logprobs[q[i].out.n - 1]))
+				stop = 3;
+			else if (is_eos(o, id))
+				stop = 1;
+			else if (q[i].out.n >= (size_t)limit[i])
+				stop = -1;
+			else if (tk_infer_seq_len(s, i) >= tk_infer_max_len(s))
+				stop = 2;
+			if (stop) {
+				q[i].why = stop < 0 ? 0 : stop;
+				continue;
+			}
+			next[i] = id;
+			sp[nn++] = (struct tk_infer_span){ i, &next[i], 1 };
+		}
+		ns = nn;
+	}
+done:
+	for (int i = 0; all && i < n; i++)
+		tk_ids_free(&all[i]);
+	free(all);
+	free(logits);
+	free(rng);
+	free(sp);
+	free(next);
+	free(limit);
+	return err;
+}
+
 int tk_generate(struct tk_infer *s, const struct tk_gen_opts *o, const uint32_t *prompt,
 		int n_prompt, tk_gen_token_fn on_token, void *ctx, struct tk_ids *out, int *why,
 		struct tk_diag *d)
 {
-	int V = tk_infer_vocab(s), err, stop = 0;
-	float *logits = tk_mallocn((size_t)V, sizeof(float));
-	struct tk_ids all = { 0 };
-	struct tk_rng rng;
-	uint32_t id;
+	struct tk_gen_seq q = { .prompt = prompt, .n_prompt = n_prompt, .max_new_tokens = -1,
+				.seed = o->seed };
+	int err = tk_generate_batch(s, o, &q, 1, on_token, ctx, d);
 
-	if (why)
-		*why = 0;
-	if (!logits)
-		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-	tk_rng_seed(&rng, o->seed);
-	for (int i = 0; i < n_prompt; i++)
-		if (tk_ids_push(&all, prompt[i])) {
+	for (size_t i = 0; i < q.out.n && !err; i++)
+		if (tk_ids_push(out, q.out.v[i]))
 			err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-			goto done;
-		}
-	tk_infer_reset(s);
-	err = tk_infer_feed(s, prompt, n_prompt, logits, d);
-	for (int t = 0; !err && t < o->max_new_tokens; t++) {
-		tk_gen_process(o, logits, V, all.v, all.n);
-		id = tk_gen_pick(o, logits, V, &rng);
-		if (tk_ids_push(&all, id) || tk_ids_push(out, id)) {
-			err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-			break;
-		}
-		if (on_token && on_token(ctx, id))
-			stop = 3;
-		else if (is_eos(o, id))
-			stop = 1;
-		else if (t + 1 < o->max_new_tokens && tk_infer_len(s) >= tk_infer_max_len(s))
-			stop = 2;
-		if (stop)
-			break;
-		if (t + 1 < o->max_new_tokens)
-			err = tk_infer_feed(s, &id, 1, logits, d);
-	}
 	if (why)
-		*why = stop;
-done:
-	tk_ids_free(&all);
-	free(logits);
+		*why = q.why;
+	tk_gen_seq_free(&q);
 	return err;
 }
 
@@ -281,4 +369,208 @@ int tk_gen_eos_ids(const char *dir, int64_t *ids, int max, int *n, struct tk_dia
 	snprintf(path, sizeof(path), "%s/config.json", dir);
 	rc = eos_from(path, ids, max, n, d);
 	return rc < 0 ? rc : 0;
+}
+
+/* The text of a special-token entry of tokenizer_config.json: a string or
+ * an AddedToken object with "content"; "" when absent. */
+static char *token_text(const cJSON *j, const char *key)
+{
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, key);
+
+	if (cJSON_IsObject(e))
+		e = cJSON_GetObjectItemCaseSensitive(e, "content");
+	return strdup(cJSON_IsString(e) ? e->valuestring : "");
+}
+
+/* The system message a ChatML template writes when the conversation has
+ * none: a literal "<|im_start|>system\n...<|im_end|>" in the template (with
+ * the newline written or escaped), NULL when there is none. */
+static char *chatml_default_system(const char *t)
+{
+	static const char head[] = "<|im_start|>system";
+	const char *p = t;
+
+	while ((p = strstr(p, head))) {
+		const char *b = p + strlen(head), *e;
+		struct tk_buf out = { 0 };
+		int ok = 1;
+
+		p = b;
+		if (*b == '\n')
+			b++;
+		else if (b[0] == '\\' && b[1] == 'n')
+			b += 2;
+		else
+			continue;
+		e = strstr(b, "<|im_end|>");
+		if (!e)
+			break;
+		for (const char *c = b; c < e && ok; c++) {
+			char ch = *c;
+			if (ch == '\'' || ch == '"' || ch == '{' || ch == '}' || ch == '+')
+				ok = 0;
+			else if (ch == '\\' && c + 1 < e) {
+				c++;
+				ch = *c == 'n' ? '\n' : *c == 't' ? '\t' : *c;
+			}
+			if (ok && tk_buf_append(&out, &ch, 1))
+				ok = 0;
+		}
+		if (ok && !tk_buf_append(&out, "", 1))
+			return out.data;
+		tk_buf_free(&out);
+	}
+	return NULL;
+}
+
+int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
+{
+	char path[4096];
+	struct tk_buf b = { 0 }, jt = { 0 };
+	cJSON *j = NULL, *t, *it, *list;
+	const char *tmpl = NULL;
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+	if (access(path, F_OK) == 0) {
+		if ((err = tk_read_file(path, &b, d)))
+			return err;
+		j = cJSON_ParseWithLength(b.data, b.len);
+		tk_buf_free(&b);
+		if (!cJSON_IsObject(j)) {
+			cJSON_Delete(j);
+			return tk_diag_set(d, TK_E_FORMAT, path, -1, "not a JSON object");
+		}
+		t = cJSON_GetObjectItemCaseSensitive(j, "chat_template");
+		if (cJSON_IsString(t))
+			tmpl = t->valuestring;
+		list = cJSON_IsArray(t) ? t : NULL;
+		cJSON_ArrayForEach(it, list) {
+			const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "name");
+			const cJSON *tt = cJSON_GetObjectItemCaseSensitive(it, "template");
+			if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default") &&
+			    cJSON_IsString(tt))
+				tmpl = tt->valuestring;
+		}
+		c->bos = token_text(j, "bos_token");
+	}
+	snprintf(path, sizeof(path), "%s/chat_template.jinja", dir);
+	if (!tmpl && access(path, F_OK) == 0) {
+		if ((err = tk_read_file(path, &jt, d)) || (err = tk_buf_append(&jt, "", 1)))
+			goto fail;
+		tmpl = jt.data;
+	}
+	if (!tmpl) {
+		err = tk_diag_set(d, TK_E_FORMAT, dir, -1,
+				  "no chat template (tokenizer_config.json has no chat_template and "
+				  "there is no chat_template.jinja)");
+		goto fail;
+	}
+	if (strstr(tmpl, "<|im_start|>")) {
+		c->kind = TK_CHAT_CHATML;
+		c->default_system = chatml_default_system(tmpl);
+	} else if (strstr(tmpl, "<|start_header_id|>") && !strstr(tmpl, "Cutting Knowledge")) {
+		c->kind = TK_CHAT_LLAMA3;
+	} else if (strstr(tmpl, "[INST]") && strstr(tmpl, "<<SYS>>")) {
+		c->kind = TK_CHAT_LLAMA2;
+	} else {
+		err = tk_diag_set(d, TK_E_UNSUPPORTED, dir, -1,
+				  "chat template not recognised (tk renders ChatML, Llama-2 and "
+				  "Llama-3 templates only)");
+		goto fail;
+	}
+	if (!c->bos)
+		c->bos = strdup("");
+	cJSON_Delete(j);
+	tk_buf_free(&jt);
+	return c->bos ? 0 : tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+fail:
+	cJSON_Delete(j);
+	tk_buf_free(&jt);
+	tk_chat_free(c);
+	return err;
+}
+
+void tk_chat_free(struct tk_chat *c)
+{
+	free(c->bos);
+	free(c->default_system);
+	memset(c, 0, sizeof(*c));
+}
+
+static int is_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+/* Appends the strings of a NULL-terminated list to out. */
+static int cat(struct tk_buf *out, ...)
+{
+	va_list ap;
+	const char *p;
+	int err = 0;
+
+	va_start(ap, out);
+	while (!err && (p = va_arg(ap, const char *)))
+		err = tk_buf_append(out, p, strlen(p));
+	va_end(ap);
+	return err;
+}
+
+/* Appends s without leading and trailing white space (Jinja's trim). */
+static int cat_trimmed(struct tk_buf *out, const char *s)
+{
+	size_t n = strlen(s);
+
+	while (n && is_space(*s))
+		s++, n--;
+	while (n && is_space(s[n - 1]))
+		n--;
+	return tk_buf_append(out, s, n);
+}
+
+int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
+		   struct tk_buf *out)
+{
+	struct tk_buf tmp = { 0 };
+	int err = 0;
+
+	switch (c->kind) {
+	case TK_CHAT_CHATML:
+		if (!system)
+			system = c->default_system;
+		if (system)
+			err = cat(out, "<|im_start|>system\n", system, "<|im_end|>\n", NULL);
+		if (!err)
+			err = cat(out, "<|im_start|>user\n", user, "<|im_end|>\n",
+				  "<|im_start|>assistant\n", NULL);
+		break;
+	case TK_CHAT_LLAMA3:
+		err = cat(out, c->bos, NULL);
+		if (!err && system)
+			err = cat(out, "<|start_header_id|>system<|end_header_id|>\n\n", NULL) ||
+			      cat_trimmed(out, system) || cat(out, "<|eot_id|>", NULL);
+		if (!err)
+			err = cat(out, "<|start_header_id|>user<|end_header_id|>\n\n", NULL) ||
+			      cat_trimmed(out, user) ||
+			      cat(out, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+				  NULL);
+		break;
+	case TK_CHAT_LLAMA2:
+		if (system)
+			err = cat(&tmp, "<<SYS>>\n", system, "\n<</SYS>>\n\n", NULL);
+		if (!err)
+			err = cat(&tmp, user, NULL) || tk_buf_append(&tmp, "", 1);
+		if (!err)
+			err = cat(out, c->bos, "[INST] ", NULL) || cat_trimmed(out, tmp.data) ||
+			      cat(out, " [/INST]", NULL);
+		tk_buf_free(&tmp);
+		break;
+	}
+	if (!err)
+		err = tk_buf_append(out, "", 1);
+	if (!err)
+		out->len--;
+	return err ? TK_E_NOMEM : 0;
 }

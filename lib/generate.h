@@ -1,10 +1,12 @@
 /* generate.h - inference with a KV cache, and decoding as transformers'
  * generate().
  *
- * An inference state (struct tk_infer) holds one sequence: a key and value
- * cache per layer for up to max_len positions.  tk_infer_feed() appends
- * tokens (the whole prompt in one pass, then one token at a time) and gives
- * the logits of the last position only.  The same ops as tk_model_forward
+ * An inference state (struct tk_infer) holds n_seq sequences: a key and
+ * value cache per layer and sequence for up to max_len positions.
+ * tk_infer_feed_spans() appends tokens to several sequences in one pass (the
+ * whole prompts at once, then one token per sequence at a time: the rows of
+ * all of them go through each weight matrix together) and gives the logits
+ * of the last position of each.  The same ops as tk_model_forward
  * (backend.h) compute the projections, norms, RoPE (with the position
  * offset of the cache) and the MLP; attention over the cache is computed in
  * host memory, so a state needs a backend whose memory is host memory (the
@@ -30,17 +32,27 @@
 
 struct tk_infer;
 
-/* A state for model m (which must outlive it) with room for max_len
- * positions (at most the model's max_pos for learned positions).  Returns
- * 0, TK_E_INVAL or TK_E_NOMEM. */
+/* A state for model m (which must outlive it) with n_seq >= 1 sequences of
+ * room for max_len positions each (at most the model's max_pos for learned
+ * positions); the cache takes n_layer * n_seq * max_len * 2 * kv_dim floats.
+ * Returns 0, TK_E_INVAL, TK_E_UNSUPPORTED (longer than a sliding window) or
+ * TK_E_NOMEM. */
+int tk_infer_new_batch(struct tk_infer **s, struct tk_model *m, int n_seq, int max_len,
+		       struct tk_diag *d);
+/* tk_infer_new_batch with one sequence. */
 int tk_infer_new(struct tk_infer **s, struct tk_model *m, int max_len, struct tk_diag *d);
 void tk_infer_free(struct tk_infer *s);
 
-/* Forgets the cached positions (the next feed starts at position 0). */
+/* Forgets the cached positions of every sequence, or of one (the next feed
+ * starts at position 0). */
 void tk_infer_reset(struct tk_infer *s);
+void tk_infer_reset_seq(struct tk_infer *s, int seq);
 
-/* Positions cached so far, and room for at most. */
+/* Positions cached so far in sequence 0 (tk_infer_len) or seq, the number
+ * of sequences, and the room of each. */
 int tk_infer_len(const struct tk_infer *s);
+int tk_infer_seq_len(const struct tk_infer *s, int seq);
+int tk_infer_n_seq(const struct tk_infer *s);
 int tk_infer_max_len(const struct tk_infer *s);
 /* The model's vocab_size (the length of the logits). */
 int tk_infer_vocab(const struct tk_infer *s);
@@ -52,6 +64,22 @@ int tk_infer_vocab(const struct tk_infer *s);
  * more positions than max_len (the cache is then unchanged). */
 int tk_infer_feed(struct tk_infer *s, const uint32_t *ids, int n, float *logits,
 		  struct tk_diag *d);
+
+/* New tokens for one sequence. */
+struct tk_infer_span {
+	int seq;             /* 0 .. n_seq-1, each at most once per pass */
+	const uint32_t *ids; /* n >= 1 ids */
+	int n;
+};
+
+/* tk_infer_feed for nsp spans of different sequences in one pass: their
+ * rows go through the model together, each attending to its own sequence,
+ * and logits[k * vocab_size ..] gets the logits of the last token of span
+ * k.  The result for a span does not depend on the others (up to the
+ * summation order of the GEMM).  TK_E_INVAL (nothing cached) for a bad
+ * sequence, a repeated one, n < 1, a bad id or a span that does not fit. */
+int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int nsp,
+			float *logits, struct tk_diag *d);
 
 /* Decoding options, with transformers' names. */
 struct tk_gen_opts {
@@ -86,12 +114,42 @@ void tk_gen_process(const struct tk_gen_opts *o, float *scores, int V, const uin
 uint32_t tk_gen_pick(const struct tk_gen_opts *o, const float *scores, int V,
 		     struct tk_rng *r);
 
-/* Called with each generated token; returning nonzero stops generation
- * after it (stop strings, a closed output). */
-typedef int (*tk_gen_token_fn)(void *ctx, uint32_t id);
+/* Called with each generated token of sequence seq (the index into the
+ * batch) and its log-probability under the processed distribution (the
+ * log-softmax of the scores after the logits processors, as transformers'
+ * compute_transition_scores(..., normalize_logits=True)); returning nonzero
+ * stops that sequence after it (stop strings, a closed output). */
+typedef int (*tk_gen_token_fn)(void *ctx, int seq, uint32_t id, float logprob);
 
-/* Generates a continuation of prompt[n_prompt] (n_prompt >= 1) into the
- * fresh (reset) state s: the prompt in one pass, then up to
+/* The log-softmax of scores[V] at id (-inf for a removed token). */
+float tk_gen_logprob(const float *scores, int V, uint32_t id);
+
+/* One sequence of a batch for tk_generate_batch. */
+struct tk_gen_seq {
+	const uint32_t *prompt; /* in: n_prompt >= 1 ids */
+	int n_prompt;
+	int max_new_tokens;     /* in: < 0 for the options' */
+	uint64_t seed;          /* in: the seed of this sequence's sampler */
+	struct tk_ids out;      /* out: generated ids (EOS included) */
+	float *logprobs;        /* out: [out.n] (free with tk_gen_seq_free) */
+	int why;                /* out: as tk_generate's *why */
+};
+
+/* Frees the outputs of q (out and logprobs); the inputs stay. */
+void tk_gen_seq_free(struct tk_gen_seq *q);
+
+/* tk_generate for n <= tk_infer_n_seq(s) sequences at once, sequence i in
+ * slot i of s (all reset first): the prompts in one pass, then one token
+ * for each unfinished sequence per pass.  Each sequence draws from its own
+ * generator seeded with q[i].seed, so every sequence gets the tokens (and,
+ * up to GEMM summation order, the logits) it would get alone.  A sequence
+ * stops as in tk_generate; the others go on.  Returns 0 or a negative
+ * tk_err (the outputs then hold what was generated). */
+int tk_generate_batch(struct tk_infer *s, const struct tk_gen_opts *o, struct tk_gen_seq *q,
+		      int n, tk_gen_token_fn on_token, void *ctx, struct tk_diag *d);
+
+/* Generates a continuation of prompt[n_prompt] (n_prompt >= 1) in
+ * sequence 0 of s (reset first), sampling with seed o->seed: the prompt in one pass, then up to
  * o->max_new_tokens tokens, stopping after an EOS id, when the state is full
  * or when on_token asks.  The generated ids (EOS included, as transformers
  * returns it) are appended to out.  *why is set to 0 (max_new_tokens), 1
@@ -100,6 +158,35 @@ typedef int (*tk_gen_token_fn)(void *ctx, uint32_t id);
 int tk_generate(struct tk_infer *s, const struct tk_gen_opts *o, const uint32_t *prompt,
 		int n_prompt, tk_gen_token_fn on_token, void *ctx, struct tk_ids *out, int *why,
 		struct tk_diag *d);
+
+/* A chat template tk recognises in a model directory (tk renders the
+ * common ones itself and has no Jinja interpreter). */
+enum tk_chat_kind { TK_CHAT_CHATML = 1, TK_CHAT_LLAMA2, TK_CHAT_LLAMA3 };
+
+struct tk_chat {
+	enum tk_chat_kind kind;
+	char *bos;            /* bos_token text ("" when none) */
+	char *default_system; /* ChatML: the system message the template adds
+				 when the conversation has none (NULL: none) */
+};
+
+/* Reads the chat template of model directory dir (tokenizer_config.json's
+ * chat_template: a string, or a list of {name, template} of which the one
+ * named "default"; else chat_template.jinja) and recognises it: ChatML
+ * (<|im_start|>role\ncontent<|im_end|>\n), Llama-2 ([INST] ... [/INST]
+ * with <<SYS>>) or Llama-3 (<|start_header_id|>role<|end_header_id|>).
+ * TK_E_FORMAT when there is no template or the file is malformed, TK_E_UNSUPPORTED for a template tk does not know; d says
+ * which.  Free with tk_chat_free. */
+int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d);
+void tk_chat_free(struct tk_chat *c);
+
+/* Appends to out (NUL-terminated) what apply_chat_template(messages,
+ * add_generation_prompt=True, tokenize=False) gives for the conversation of
+ * an optional system message (NULL: none) and one user message.  Encode it
+ * without adding special tokens (the template has them).  Returns 0 or
+ * TK_E_NOMEM. */
+int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
+		   struct tk_buf *out);
 
 /* The EOS ids a model directory asks generation to stop at:
  * generation_config.json's eos_token_id (a number or a list), else

@@ -223,11 +223,11 @@ void tk_lora_free(struct tk_model *m)
 	if (!l)
 		return;
 	if (l->run) {
-		free(l->run->u);
-		free(l->run->du);
-		free(l->run->xd);
-		free(l->run->tmp);
-		free(l->run->iu);
+		tk_backend_free_mem(m->be, l->run->u);
+		tk_backend_free_mem(m->be, l->run->du);
+		tk_backend_free_mem(m->be, l->run->xd);
+		tk_backend_free_mem(m->be, l->run->tmp);
+		tk_backend_free_mem(m->be, l->run->iu);
 		free(l->run);
 	}
 	if (l->params)
@@ -419,8 +419,8 @@ int tk_lora_reserve(struct tk_model *m, int rows, struct tk_diag *d)
 	r = l->run;
 	need = (size_t)l->n_ad * (size_t)rows * (size_t)l->cfg.r;
 	if (need > r->u_cap) {
-		free(r->u);
-		r->u = tk_mallocn(need, sizeof(float));
+		tk_backend_free_mem(m->be, r->u);
+		r->u = tk_backend_alloc(m->be, need * sizeof(float));
 		r->u_cap = r->u ? need : 0;
 		if (!r->u)
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory for the adapters");
@@ -428,12 +428,14 @@ int tk_lora_reserve(struct tk_model *m, int rows, struct tk_diag *d)
 	r->rows = rows;
 	if ((size_t)rows > r->s_rows) {
 		size_t in = (size_t)max_in(l);
-		free(r->du);
-		free(r->xd);
-		free(r->tmp);
-		r->du = tk_mallocn((size_t)rows * (size_t)l->cfg.r, sizeof(float));
-		r->xd = l->cfg.dropout > 0 ? tk_mallocn((size_t)rows * in, sizeof(float)) : NULL;
-		r->tmp = l->cfg.dropout > 0 ? tk_mallocn((size_t)rows * in, sizeof(float)) : NULL;
+		tk_backend_free_mem(m->be, r->du);
+		tk_backend_free_mem(m->be, r->xd);
+		tk_backend_free_mem(m->be, r->tmp);
+		r->du = tk_backend_alloc(m->be, (size_t)rows * (size_t)l->cfg.r * sizeof(float));
+		r->xd = l->cfg.dropout > 0 ? tk_backend_alloc(m->be, (size_t)rows * in * sizeof(float))
+					   : NULL;
+		r->tmp = l->cfg.dropout > 0 ? tk_backend_alloc(m->be, (size_t)rows * in * sizeof(float))
+					    : NULL;
 		if (!r->du || (l->cfg.dropout > 0 && (!r->xd || !r->tmp))) {
 			r->s_rows = 0;
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory for the adapters");
@@ -449,8 +451,8 @@ float *tk_lora_infer_u(struct tk_model *m, int rows)
 	size_t need = (size_t)rows * (size_t)m->lora->cfg.r;
 
 	if (need > r->iu_cap) {
-		free(r->iu);
-		r->iu = tk_mallocn(need, sizeof(float));
+		tk_backend_free_mem(m->be, r->iu);
+		r->iu = tk_backend_alloc(m->be, need * sizeof(float));
 		r->iu_cap = r->iu ? need : 0;
 	}
 	return r->iu;

@@ -2,10 +2,13 @@
  *
  * The ops and the order of the training forward (model-run.c) for the new
  * rows only: norms, projections, RoPE at the cached offset, the MLP; the
- * keys and values of every layer are kept for max_len positions, and the
- * new queries attend to all cached positions up to their own.  Attention
- * runs here, in host memory (see generate.h).  Only the last row goes
- * through the final norm and the lm head.
+ * keys and values of every layer are kept for max_len positions of each of
+ * n_seq sequences, and each new query attends to the cached positions of
+ * its own sequence up to its own.  The new rows of all the sequences fed
+ * together go through the projections as one matrix (rows = tokens), so a
+ * batch costs one pass over the weights.  Attention runs here, in host
+ * memory (see generate.h), one (row, head) pair per OpenMP iteration.  Only
+ * the last row of each span goes through the final norm and the lm head.
  *
  * Shapes: n new rows, C hidden, Q = n_head*head_dim, K = n_kv_head*head_dim,
  * F intermediate, V vocab.
@@ -14,11 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "generate.h"
+#include "lora-int.h"
 #include "model-int.h"
 
-#define P(off) (m->params + (off))
-#define OPT(off) ((off) >= 0 ? m->params + (off) : NULL)
+#define P(off) tk_model_at(m, m->params, (off))
+#define OPT(off) tk_model_at(m, m->params, (off))
 
 #define CHECK(x)                  \
 	do {                      \
@@ -29,29 +35,66 @@
 
 struct tk_infer {
 	struct tk_model *m;
-	int max_len, len;
-	float *kc, *vc;                   /* [n_layer][max_len, K] */
-	float *x, *ln, *q, *k, *v, *att, *mid, *h1, *h2, *act; /* rows: max_len */
-	float *scores;                    /* [max_len] attention weights */
-	float *lnf, *mean, *rstd;         /* final norm of one row; stats [max_len] */
-	uint32_t *ids, *pos_ids;          /* [max_len] */
-	int32_t *pos;                     /* [max_len] */
+	int n_seq, max_len, cap;          /* cap: rows the row buffers hold */
+	int *len;                         /* [n_seq] positions cached */
+	float *kc, *vc;                   /* [n_layer][n_seq][max_len, K] */
+	float *x, *ln, *q, *k, *v, *att, *mid, *h1, *h2, *act; /* [cap rows] */
+	float *mean, *rstd;               /* [cap] norm statistics */
+	float *scores;                    /* [threads][max_len] attention weights */
+	float *lnf, *last;                /* [n_seq, C]: last rows, their final norm */
+	uint32_t *ids, *pos_ids;          /* [cap] */
+	int32_t *pos, *rseq;              /* [cap] position and sequence of a row */
+	int nthr;
 };
 
-int tk_infer_new(struct tk_infer **out, struct tk_model *m, int max_len, struct tk_diag *d)
+/* Makes the row buffers hold at least rows rows. */
+static int reserve_rows(struct tk_infer *s, int rows)
+{
+	const struct tk_model_config *c = &s->m->cfg;
+	size_t C = (size_t)c->hidden, F = (size_t)c->intermediate;
+	size_t Q = (size_t)s->m->run->q_dim, K = (size_t)s->m->run->kv_dim;
+	size_t big = Q > C ? Q : C, R;
+	float **fb[] = { &s->x, &s->ln, &s->q, &s->k, &s->v, &s->att, &s->mid, &s->h1, &s->h2,
+			 &s->act, &s->mean, &s->rstd };
+	size_t fw[] = { C, C, Q, K, K, Q, big, F, F, F, 1, 1 };
+	void **ib[] = { (void **)&s->ids, (void **)&s->pos_ids, (void **)&s->pos,
+			(void **)&s->rseq };
+
+	if (rows <= s->cap)
+		return 0;
+	R = (size_t)(rows > 2 * s->cap ? rows : 2 * s->cap);
+	for (size_t i = 0; i < sizeof(fb) / sizeof(fb[0]); i++) {
+		float *p = R > SIZE_MAX / (fw[i] * sizeof(float)) ? NULL :
+			   realloc(*fb[i], R * fw[i] * sizeof(float));
+		if (!p)
+			return TK_E_NOMEM;
+		*fb[i] = p;
+	}
+	for (size_t i = 0; i < sizeof(ib) / sizeof(ib[0]); i++) {
+		void *p = realloc(*ib[i], R * sizeof(uint32_t));
+		if (!p)
+			return TK_E_NOMEM;
+		*ib[i] = p;
+	}
+	s->cap = (int)R;
+	return 0;
+}
+
+int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int max_len,
+		       struct tk_diag *d)
 {
 	const struct tk_model_config *c = &m->cfg;
-	struct tk_model_run *r = m->run;
 	struct tk_infer *s;
-	size_t L = (size_t)max_len, C = (size_t)c->hidden, F = (size_t)c->intermediate;
-	size_t Q = (size_t)r->q_dim, K = (size_t)r->kv_dim;
-	size_t big = Q > C ? Q : C;
+	size_t L = (size_t)max_len, C = (size_t)c->hidden, K = (size_t)m->run->kv_dim;
 
 	*out = NULL;
 	if (max_len < 1 || (c->pos == TK_POS_LEARNED && max_len > c->max_pos))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "a context of %d positions does not fit the model (1..%d)",
 				   max_len, c->max_pos);
+	if (n_seq < 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%d sequences: at least 1 needed",
+				   n_seq);
 	if (c->sliding_window > 0 && max_len > c->sliding_window)
 		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
 				   "a context of %d positions is longer than the model's sliding "
@@ -61,41 +104,36 @@ int tk_infer_new(struct tk_infer **out, struct tk_model *m, int max_len, struct 
 	if (!s)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	s->m = m;
+	s->n_seq = n_seq;
 	s->max_len = max_len;
-	s->kc = tk_mallocn((size_t)c->n_layer * L, K * sizeof(float));
-	s->vc = tk_mallocn((size_t)c->n_layer * L, K * sizeof(float));
-	s->x = tk_mallocn(L, C * sizeof(float));
-	s->ln = tk_mallocn(L, C * sizeof(float));
-	s->q = tk_mallocn(L, Q * sizeof(float));
-	s->k = tk_mallocn(L, K * sizeof(float));
-	s->v = tk_mallocn(L, K * sizeof(float));
-	s->att = tk_mallocn(L, Q * sizeof(float));
-	s->mid = tk_mallocn(L, big * sizeof(float));
-	s->h1 = tk_mallocn(L, F * sizeof(float));
-	s->h2 = tk_mallocn(L, F * sizeof(float));
-	s->act = tk_mallocn(L, F * sizeof(float));
-	s->scores = tk_mallocn(L, sizeof(float));
-	s->lnf = tk_mallocn(C, sizeof(float));
-	s->mean = tk_mallocn(L, sizeof(float));
-	s->rstd = tk_mallocn(L, sizeof(float));
-	s->ids = tk_mallocn(L, sizeof(uint32_t));
-	s->pos_ids = tk_mallocn(L, sizeof(uint32_t));
-	s->pos = tk_mallocn(L, sizeof(int32_t));
-	if (!s->kc || !s->vc || !s->x || !s->ln || !s->q || !s->k || !s->v || !s->att ||
-	    !s->mid || !s->h1 || !s->h2 || !s->act || !s->scores || !s->lnf || !s->mean ||
-	    !s->rstd || !s->ids || !s->pos_ids || !s->pos) {
+	s->nthr = m->be && m->be->threads > 0 ? m->be->threads : 1;
+	s->len = calloc((size_t)n_seq, sizeof(int));
+	s->kc = tk_mallocn((size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
+	s->vc = tk_mallocn((size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
+	s->scores = tk_mallocn((size_t)s->nthr * L, sizeof(float));
+	s->lnf = tk_mallocn((size_t)n_seq, C * sizeof(float));
+	s->last = tk_mallocn((size_t)n_seq, C * sizeof(float));
+	if (!s->len || !s->kc || !s->vc || !s->scores || !s->lnf || !s->last ||
+	    reserve_rows(s, n_seq)) {
 		tk_infer_free(s);
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
-				   "out of memory for a KV cache of %d positions", max_len);
+				   "out of memory for a KV cache of %d x %d positions", n_seq,
+				   max_len);
 	}
 	*out = s;
 	return 0;
+}
+
+int tk_infer_new(struct tk_infer **out, struct tk_model *m, int max_len, struct tk_diag *d)
+{
+	return tk_infer_new_batch(out, m, 1, max_len, d);
 }
 
 void tk_infer_free(struct tk_infer *s)
 {
 	if (!s)
 		return;
+	free(s->len);
 	free(s->kc);
 	free(s->vc);
 	free(s->x);
@@ -110,22 +148,40 @@ void tk_infer_free(struct tk_infer *s)
 	free(s->act);
 	free(s->scores);
 	free(s->lnf);
+	free(s->last);
 	free(s->mean);
 	free(s->rstd);
 	free(s->ids);
 	free(s->pos_ids);
 	free(s->pos);
+	free(s->rseq);
 	free(s);
 }
 
 void tk_infer_reset(struct tk_infer *s)
 {
-	s->len = 0;
+	memset(s->len, 0, (size_t)s->n_seq * sizeof(int));
+}
+
+void tk_infer_reset_seq(struct tk_infer *s, int seq)
+{
+	if (seq >= 0 && seq < s->n_seq)
+		s->len[seq] = 0;
 }
 
 int tk_infer_len(const struct tk_infer *s)
 {
-	return s->len;
+	return s->len[0];
+}
+
+int tk_infer_seq_len(const struct tk_infer *s, int seq)
+{
+	return seq >= 0 && seq < s->n_seq ? s->len[seq] : 0;
+}
+
+int tk_infer_n_seq(const struct tk_infer *s)
+{
+	return s->n_seq;
 }
 
 int tk_infer_max_len(const struct tk_infer *s)
@@ -149,53 +205,59 @@ static int norm(struct tk_infer *s, float *y, const float *x, long w, long b, in
 	return tk_rmsnorm_fwd(m->be, y, s->rstd, x, P(w), rows, c->hidden, c->norm_eps);
 }
 
-static int linear(struct tk_model *m, float *y, const float *x, long w, long b, int rows, int in,
-		  int out)
+/* Linear slot sl of layer l (model-linear.c: fp32 or quantized weights,
+ * bias, LoRA adapter) on n rows. */
+static int linear(struct tk_model *m, int l, int sl, float *y, const float *x, int rows)
 {
-	CHECK(tk_matmul(m->be, 0, 1, rows, out, in, 1.0f, x, in, P(w), in, 0.0f, y, out));
-	if (b >= 0)
-		CHECK(tk_bias_add(m->be, y, P(b), rows, out));
-	return 0;
+	float *u = m->lora ? tk_lora_infer_u(m, rows) : NULL;
+
+	if (m->lora && !u)
+		return TK_E_NOMEM;
+	return tk_lin_fwd(m, l, sl, y, x, rows, u);
 }
 
-/* att[n, Q] for the n new rows of layer l (queries s->q), over the cache
- * kc/vc that already holds their keys and values.  Row i sits at position
- * s->len + i and sees positions 0 .. s->len + i. */
+/* att[n, Q] for the n new rows of layer l (queries s->q) over the caches
+ * kc/vc of layer l ([n_seq][max_len, K]) that already hold their keys and
+ * values.  Row i of sequence rseq[i] sits at position pos[i] and sees
+ * positions 0 .. pos[i] of its sequence. */
 static void attend(struct tk_infer *s, const float *kc, const float *vc, int n)
 {
 	const struct tk_model_config *c = &s->m->cfg;
 	int H = c->n_head, D = c->head_dim, G = c->n_head / c->n_kv_head;
 	int Q = H * D, K = c->n_kv_head * D;
 	float scale = 1.0f / sqrtf((float)D);
+	long work = 0;
 
-	for (int i = 0; i < n; i++) {
-		int T = s->len + i + 1;
-		for (int h = 0; h < H; h++) {
-			const float *q = s->q + (size_t)i * Q + (size_t)h * D;
-			float *o = s->att + (size_t)i * Q + (size_t)h * D;
-			int g = h / G;
-			float mx = -INFINITY, sum = 0.0f;
+	for (int i = 0; i < n; i++)
+		work += (long)(s->pos[i] + 1) * H * D;
+#pragma omp parallel for num_threads(s->nthr) schedule(static) if (work > 32768)
+	for (int ih = 0; ih < n * H; ih++) {
+		int i = ih / H, h = ih % H, T = s->pos[i] + 1, g = h / G;
+		size_t base = (size_t)s->rseq[i] * s->max_len * K + (size_t)g * D;
+		const float *q = s->q + (size_t)i * Q + (size_t)h * D;
+		float *o = s->att + (size_t)i * Q + (size_t)h * D;
+		float *sc = s->scores + (size_t)omp_get_thread_num() * s->max_len;
+		float mx = -INFINITY, sum = 0.0f;
 
-			for (int j = 0; j < T; j++) {
-				const float *k = kc + (size_t)j * K + (size_t)g * D;
-				float dot = 0.0f;
-				for (int e = 0; e < D; e++)
-					dot += q[e] * k[e];
-				s->scores[j] = dot * scale;
-				if (s->scores[j] > mx)
-					mx = s->scores[j];
-			}
-			for (int j = 0; j < T; j++) {
-				s->scores[j] = expf(s->scores[j] - mx);
-				sum += s->scores[j];
-			}
-			memset(o, 0, (size_t)D * sizeof(float));
-			for (int j = 0; j < T; j++) {
-				const float *v = vc + (size_t)j * K + (size_t)g * D;
-				float p = s->scores[j] / sum;
-				for (int e = 0; e < D; e++)
-					o[e] += p * v[e];
-			}
+		for (int j = 0; j < T; j++) {
+			const float *k = kc + base + (size_t)j * K;
+			float dot = 0.0f;
+			for (int e = 0; e < D; e++)
+				dot += q[e] * k[e];
+			sc[j] = dot * scale;
+			if (sc[j] > mx)
+				mx = sc[j];
+		}
+		for (int j = 0; j < T; j++) {
+			sc[j] = expf(sc[j] - mx);
+			sum += sc[j];
+		}
+		memset(o, 0, (size_t)D * sizeof(float));
+		for (int j = 0; j < T; j++) {
+			const float *v = vc + base + (size_t)j * K;
+			float p = sc[j] / sum;
+			for (int e = 0; e < D; e++)
+				o[e] += p * v[e];
 		}
 	}
 }
@@ -205,55 +267,93 @@ static int layer(struct tk_infer *s, int l, int n)
 	struct tk_model *m = s->m;
 	const struct tk_model_config *c = &m->cfg;
 	const struct tk_layer_off *o = &m->run->lo[l];
-	int C = c->hidden, F = c->intermediate, Q = m->run->q_dim, K = m->run->kv_dim;
-	float *kc = s->kc + (size_t)l * s->max_len * K, *vc = s->vc + (size_t)l * s->max_len * K;
-	float *knew = kc + (size_t)s->len * K, *vnew = vc + (size_t)s->len * K;
+	int C = c->hidden, F = c->intermediate, K = m->run->kv_dim;
+	size_t lay = (size_t)l * s->n_seq * s->max_len * K;
+	float *kc = s->kc + lay, *vc = s->vc + lay;
+	float *knew = s->k, *vnew = s->v; /* new rows, copied into the cache below */
 
 	CHECK(norm(s, s->ln, s->x, o->ln1_w, o->ln1_b, n));
-	CHECK(linear(m, s->q, s->ln, o->q_w, o->q_b, n, C, Q));
-	CHECK(linear(m, knew, s->ln, o->k_w, o->k_b, n, C, K));
-	CHECK(linear(m, vnew, s->ln, o->v_w, o->v_b, n, C, K));
+	CHECK(linear(m, l, TK_LIN_Q, s->q, s->ln, n));
+	CHECK(linear(m, l, TK_LIN_K, knew, s->ln, n));
+	CHECK(linear(m, l, TK_LIN_V, vnew, s->ln, n));
 	if (c->pos == TK_POS_ROPE) {
 		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, c->rope_theta, 0));
 		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, c->rope_theta,
 			      0));
 	}
+	for (int i = 0; i < n; i++) {
+		size_t at = ((size_t)s->rseq[i] * s->max_len + (size_t)s->pos[i]) * K;
+		memcpy(kc + at, knew + (size_t)i * K, (size_t)K * sizeof(float));
+		memcpy(vc + at, vnew + (size_t)i * K, (size_t)K * sizeof(float));
+	}
 	attend(s, kc, vc, n);
-	CHECK(linear(m, s->mid, s->att, o->o_w, o->o_b, n, Q, C));
+	CHECK(linear(m, l, TK_LIN_O, s->mid, s->att, n));
 	CHECK(tk_axpy(m->be, s->mid, 1.0f, s->x, (size_t)n * C));
 	CHECK(norm(s, s->ln, s->mid, o->ln2_w, o->ln2_b, n));
-	CHECK(linear(m, s->h1, s->ln, o->fc_w, o->fc_b, n, C, F));
+	CHECK(linear(m, l, TK_LIN_FC, s->h1, s->ln, n));
 	if (c->mlp == TK_MLP_SWIGLU) {
-		CHECK(linear(m, s->h2, s->ln, o->up_w, o->up_b, n, C, F));
+		CHECK(linear(m, l, TK_LIN_UP, s->h2, s->ln, n));
 		CHECK(tk_swiglu_fwd(m->be, s->act, s->h1, s->h2, (size_t)n * F));
 	} else {
 		CHECK(tk_gelu_fwd(m->be, s->act, s->h1, (size_t)n * F));
 	}
-	CHECK(linear(m, s->x, s->act, o->dn_w, o->dn_b, n, F, C));
+	CHECK(linear(m, l, TK_LIN_DN, s->x, s->act, n));
 	return tk_axpy(m->be, s->x, 1.0f, s->mid, (size_t)n * C);
 }
 
-int tk_infer_feed(struct tk_infer *s, const uint32_t *ids, int n, float *logits,
-		  struct tk_diag *d)
+/* Checks the spans and lays their rows out: ids, positions, sequences.
+ * Returns the row count or a negative tk_err. */
+static int layout(struct tk_infer *s, const struct tk_infer_span *sp, int nsp, struct tk_diag *d)
+{
+	const struct tk_model_config *c = &s->m->cfg;
+	long rows = 0;
+	int r = 0;
+
+	if (nsp < 1 || nsp > s->n_seq)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%d spans for %d sequences", nsp,
+				   s->n_seq);
+	for (int k = 0; k < nsp; k++) {
+		int q = sp[k].seq;
+		if (q < 0 || q >= s->n_seq)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no sequence %d (0..%d)", q,
+					   s->n_seq - 1);
+		for (int j = 0; j < k; j++)
+			if (sp[j].seq == q)
+				return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+						   "sequence %d fed twice in one pass", q);
+		if (sp[k].n < 1 || sp[k].n > s->max_len - s->len[q])
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "%d more tokens do not fit a context of %d with %d used",
+					   sp[k].n, s->max_len, s->len[q]);
+		for (int i = 0; i < sp[k].n; i++)
+			if (sp[k].ids[i] >= (uint32_t)c->vocab_size)
+				return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+						   "token id %u is not below the model's "
+						   "vocab_size %d", sp[k].ids[i], c->vocab_size);
+		rows += sp[k].n;
+	}
+	if (rows > INT32_MAX || reserve_rows(s, (int)rows))
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory for %ld rows", rows);
+	for (int k = 0; k < nsp; k++)
+		for (int i = 0; i < sp[k].n; i++, r++) {
+			s->ids[r] = sp[k].ids[i];
+			s->pos[r] = s->len[sp[k].seq] + i;
+			s->pos_ids[r] = (uint32_t)s->pos[r];
+			s->rseq[r] = sp[k].seq;
+		}
+	return r;
+}
+
+int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int nsp,
+			float *logits, struct tk_diag *d)
 {
 	struct tk_model *m = s->m;
 	const struct tk_model_config *c = &m->cfg;
 	struct tk_model_run *r = m->run;
-	int C = c->hidden, err = 0;
+	int C = c->hidden, err = 0, n = layout(s, sp, nsp, d), row = 0;
 
-	if (n < 1 || n > s->max_len - s->len)
-		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-				   "%d more tokens do not fit a context of %d with %d used", n,
-				   s->max_len, s->len);
-	for (int i = 0; i < n; i++) {
-		if (ids[i] >= (uint32_t)c->vocab_size)
-			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-					   "token id %u is not below the model's vocab_size %d",
-					   ids[i], c->vocab_size);
-		s->ids[i] = ids[i];
-		s->pos_ids[i] = (uint32_t)(s->len + i);
-		s->pos[i] = s->len + i;
-	}
+	if (n < 0)
+		return n;
 	err = tk_embedding_fwd(m->be, s->x, P(r->emb), s->ids, n, C);
 	if (!err && r->pos >= 0) {
 		err = tk_embedding_fwd(m->be, s->mid, P(r->pos), s->pos_ids, n, C);
@@ -262,15 +362,29 @@ int tk_infer_feed(struct tk_infer *s, const uint32_t *ids, int n, float *logits,
 	}
 	for (int l = 0; l < c->n_layer && !err; l++)
 		err = layer(s, l, n);
+	for (int k = 0; k < nsp; k++) {
+		row += sp[k].n;
+		memcpy(s->last + (size_t)k * C, s->x + (size_t)(row - 1) * C,
+		       (size_t)C * sizeof(float));
+	}
 	if (!err)
-		err = norm(s, s->lnf, s->x + (size_t)(n - 1) * C, r->lnf_w, r->lnf_b, 1);
+		err = norm(s, s->lnf, s->last, r->lnf_w, r->lnf_b, nsp);
 	if (!err)
-		err = tk_matmul(m->be, 0, 1, 1, c->vocab_size, C, 1.0f, s->lnf, C, P(r->head), C,
-				0.0f, logits, c->vocab_size);
-	if (err)
+		err = tk_matmul(m->be, 0, 1, nsp, c->vocab_size, C, 1.0f, s->lnf, C, P(r->head),
+				C, 0.0f, logits, c->vocab_size);
+	if (err) /* the lengths stay: rows past them are scratch */
 		return d && d->msg[0] ? err : tk_diag_set(d, err, NULL, -1,
 							 "inference pass failed: %s",
 							 tk_strerror(err));
-	s->len += n;
+	for (int k = 0; k < nsp; k++)
+		s->len[sp[k].seq] += sp[k].n;
 	return 0;
+}
+
+int tk_infer_feed(struct tk_infer *s, const uint32_t *ids, int n, float *logits,
+		  struct tk_diag *d)
+{
+	struct tk_infer_span sp = { .seq = 0, .ids = ids, .n = n };
+
+	return tk_infer_feed_spans(s, &sp, 1, logits, d);
 }

@@ -1,7 +1,12 @@
 /* tk-generate - continues prompts with a model (see man/tk-generate.1). */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli.h"
 #include "generate.h"
@@ -9,28 +14,39 @@
 
 static const char *const usage[] = {
 	"tk-generate --model DIR [OPTIONS] [PROMPT...]",
+	"tk-generate --model DIR [OPTIONS] --prompt-file FILE",
 	"tk-generate --model DIR --prompt-ids IDS [OPTIONS]",
 	NULL,
 };
 
 static const char about[] =
-	"Continues each PROMPT (or each line of stdin) with the model, as transformers' generate() "
-	"does: greedy unless --do-sample.  The continuation streams to stdout, one line per prompt.";
+	"Continues each PROMPT (or each prompt of --prompt-file or stdin: a line of text, or a JSONL "
+	"line with a \"prompt\" field) with the model, as transformers' generate() does: greedy "
+	"unless --do-sample.  Text streams to stdout, one line per sequence.";
 
 static struct {
-	const char *model, *tokenizer, *prompt_ids, *truncate;
+	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system;
 	struct tk_strlist stop;
 	double temperature, top_p, min_p, rep;
-	long long top_k, max_new, seed, threads;
-	int do_sample, ids, quiet;
-} a = { .truncate = "no", .temperature = 1, .top_p = 1, .rep = 1, .top_k = 50, .max_new = 20 };
+	long long top_k, max_new, max_length, seed, threads, nret, batch;
+	int do_sample, ids, quiet, json, chat;
+} a = { .truncate = "no", .temperature = 1, .top_p = 1, .rep = 1, .top_k = 50, .max_new = -1,
+	.max_length = -1, .nret = 1, .batch = 1 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "model", &a.model, "DIR", "the Hugging Face model directory"),
 	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH", "tokenizer (default: the model's)"),
+	TK_OPT_STR(0, "prompt-file", &a.prompt_file, "FILE", "prompts, one a line, or JSONL"),
 	TK_OPT_STR(0, "prompt-ids", &a.prompt_ids, "IDS", "one prompt as token ids: \"1 2 3\""),
+	TK_OPT_BOOL(0, "chat", &a.chat, "wrap each prompt in the model's chat template"),
+	TK_OPT_STR(0, "system", &a.system, "TEXT", "system message for --chat"),
 	TK_OPT_BOOL(0, "ids", &a.ids, "print the generated token ids instead of text"),
+	TK_OPT_BOOL(0, "json", &a.json, "one JSON object per sequence (text, ids, logprobs)"),
 	TK_OPT_INT(0, "max-new-tokens", &a.max_new, "N", 0, 1 << 30, "tokens to generate (20)"),
+	TK_OPT_INT(0, "max-length", &a.max_length, "N", 1, 1 << 30,
+		   "prompt plus new tokens (--max-new-tokens wins)"),
+	TK_OPT_INT(0, "num-return-sequences", &a.nret, "N", 1, 4096, "sequences per prompt (1)"),
+	TK_OPT_INT(0, "batch-size", &a.batch, "N", 1, 4096, "prompts decoded together (1)"),
 	TK_OPT_BOOL(0, "do-sample", &a.do_sample, "sample instead of greedy decoding"),
 	TK_OPT_DOUBLE(0, "temperature", &a.temperature, "T", 1e-6, 1e6, "(1.0)"),
 	TK_OPT_INT(0, "top-k", &a.top_k, "K", 0, 1 << 30, "0: off (50)"),
@@ -47,43 +63,266 @@ static const struct tk_opt opts[] = {
 	TK_OPT_END,
 };
 
-/* Streaming state of one continuation. */
-struct stream {
+/* What the whole run shares. */
+struct run {
+	struct tk_model m;
 	tk_tokenizer_t *tok;
-	struct tk_ids gen;
-	size_t shown;  /* bytes of the decoded continuation already printed */
-	int failed;
+	tk_encoder_t *enc;
+	struct tk_chat chat;
+	struct tk_infer *s;
+	struct tk_gen_opts go;
+	int64_t eos[64];
 };
 
-/* Prints the complete characters decoded so far; stops at a --stop text. */
-static int on_token(void *ctx, uint32_t id)
+/* One prompt of a batch, and one sequence generated from it. */
+struct prompt {
+	char *text;        /* NULL for --prompt-ids */
+	struct tk_ids ids;
+};
+
+struct seq {
+	int prompt, index;  /* its prompt in the batch, its number for that prompt */
+	struct tk_buf text; /* decoded continuation */
+	size_t end;         /* bytes to show: complete characters, up to a --stop text */
+	size_t shown;       /* bytes already streamed */
+	int cut, failed;    /* cut: ended by a --stop text at end */
+};
+
+struct batch {
+	struct run *r;
+	struct prompt p[4096];
+	int np;
+	struct seq *sq;
+	struct tk_gen_seq *gq;
+	int live;           /* one sequence: stream it as it is decoded */
+};
+
+/* Bytes of the decoded text t[n] that are final: all but trailing U+FFFD,
+ * which the next token may complete into a character (byte fallback). */
+static size_t settled(const char *t, size_t n)
 {
-	struct stream *s = ctx;
-	struct tk_buf b = { 0 };
-	size_t end;
+	while (n >= 3 && !memcmp(t + n - 3, "\xEF\xBF\xBD", 3))
+		n -= 3;
+	return n;
+}
+
+/* Decodes sequence i so far, cuts at a --stop text, streams when live. */
+static int on_token(void *ctx, int i, uint32_t id, float lp)
+{
+	struct batch *b = ctx;
+	struct seq *q = &b->sq[i];
+	const struct tk_ids *g = &b->gq[i].out;
 	int stop = 0;
 
-	if (a.ids) {
-		printf("%s%u", s->gen.n ? " " : "", id);
-		fflush(stdout);
-		return tk_ids_push(&s->gen, id) ? (s->failed = 1) : 0;
-	}
-	if (tk_ids_push(&s->gen, id) || tk_decode(s->tok, s->gen.v, s->gen.n, 1, &b))
-		return s->failed = 1;
-	end = tk_utf8_valid(b.data, b.len);
-	for (int i = 0; i < a.stop.n; i++) {
-		const char *hit = b.len ? memmem(b.data, b.len, a.stop.v[i], strlen(a.stop.v[i])) : NULL;
-		if (hit && (size_t)(hit - b.data) + strlen(a.stop.v[i]) <= b.len) {
-			end = (size_t)(hit - b.data) + strlen(a.stop.v[i]);
+	(void)id, (void)lp;
+	if (!b->r->tok)
+		return 0;
+	q->text.len = 0;
+	if (tk_decode(b->r->tok, g->v, g->n, 1, &q->text))
+		return q->failed = 1;
+	q->end = settled(q->text.data, q->text.len);
+	for (int k = 0; k < a.stop.n; k++) {
+		size_t n = strlen(a.stop.v[k]);
+		const char *hit = q->text.len ? memmem(q->text.data, q->text.len, a.stop.v[k], n)
+					       : NULL;
+		if (hit && (!stop || (size_t)(hit - q->text.data) + n < q->end)) {
+			q->end = (size_t)(hit - q->text.data) + n;
 			stop = 1;
 		}
 	}
-	if (end > s->shown)
-		fwrite(b.data + s->shown, 1, end - s->shown, stdout);
-	s->shown = end > s->shown ? end : s->shown;
-	fflush(stdout);
-	tk_buf_free(&b);
+	q->cut = stop;
+	if (b->live && !a.ids && !a.json && q->end > q->shown) {
+		fwrite(q->text.data + q->shown, 1, q->end - q->shown, stdout);
+		q->shown = q->end;
+		fflush(stdout);
+	}
 	return stop;
+}
+
+static const char *const reasons[] = { "length", "eos", "context", "stop" };
+
+/* Prints sequence i of the batch when it is done. */
+static int print_seq(struct batch *b, int i)
+{
+	struct seq *q = &b->sq[i];
+	const struct tk_gen_seq *g = &b->gq[i];
+	size_t end = q->cut ? q->end : q->text.len;
+	int err = 0;
+
+	if (q->failed)
+		return tk_cli_error("cannot decode the output");
+	if (a.json) {
+		cJSON *o = cJSON_CreateObject(), *ids = cJSON_CreateArray(), *lp = cJSON_CreateArray();
+		char *txt = b->r->tok ? strndup(q->text.data ? q->text.data : "", end) : NULL, *js;
+
+		if (b->p[q->prompt].text)
+			cJSON_AddStringToObject(o, "prompt", b->p[q->prompt].text);
+		cJSON_AddNumberToObject(o, "index", q->index);
+		if (txt)
+			cJSON_AddStringToObject(o, "text", txt);
+		free(txt);
+		for (size_t k = 0; k < g->out.n; k++) {
+			cJSON_AddItemToArray(ids, cJSON_CreateNumber(g->out.v[k]));
+			cJSON_AddItemToArray(lp, isinf(g->logprobs[k]) ? cJSON_CreateNull()
+					     : cJSON_CreateNumber(g->logprobs[k]));
+		}
+		cJSON_AddItemToObject(o, "token_ids", ids);
+		cJSON_AddItemToObject(o, "logprobs", lp);
+		cJSON_AddStringToObject(o, "finish_reason", reasons[g->why]);
+		js = cJSON_PrintUnformatted(o);
+		err = js ? puts(js) < 0 : TK_E_NOMEM;
+		free(js);
+		cJSON_Delete(o);
+	} else if (a.ids) {
+		for (size_t k = 0; k < g->out.n; k++)
+			printf("%s%u", k ? " " : "", g->out.v[k]);
+		putchar('\n');
+	} else {
+		if (end > q->shown)
+			fwrite(q->text.data + q->shown, 1, end - q->shown, stdout);
+		putchar('\n');
+	}
+	if (err == TK_E_NOMEM)
+		return tk_cli_fail(err, NULL);
+	return fflush(stdout) || ferror(stdout) ? tk_cli_error("<stdout>: write failed") : 0;
+}
+
+/* Generates and prints the prompts of the batch. */
+static int run_batch(struct batch *b)
+{
+	struct run *r = b->r;
+	struct tk_diag d;
+	int n = b->np * (int)a.nret, need = 1, ctx = r->m.cfg.max_pos, ec = 0, rc;
+
+	b->sq = calloc((size_t)n, sizeof(*b->sq));
+	b->gq = calloc((size_t)n, sizeof(*b->gq));
+	if (!b->sq || !b->gq)
+		return tk_cli_fail(TK_E_NOMEM, NULL);
+	for (int i = 0; i < n; i++) {
+		struct prompt *p = &b->p[i / a.nret];
+		int pn = (int)p->ids.n, mx = a.max_new >= 0 ? (int)a.max_new
+				       : a.max_length >= 0 ? (int)a.max_length - pn : 20;
+		b->sq[i] = (struct seq){ .prompt = i / (int)a.nret, .index = i % (int)a.nret };
+		b->gq[i] = (struct tk_gen_seq){ .prompt = p->ids.v, .n_prompt = pn,
+						.max_new_tokens = mx,
+						.seed = (uint64_t)a.seed +
+							(uint64_t)(i % a.nret) * 0x9E3779B97F4A7C15ull };
+		if (mx < 0 || (a.max_new < 0 && mx == 0)) {
+			ec = tk_cli_error("the prompt has %d tokens, as many as --max-length %lld or "
+					  "more (raise it or use --max-new-tokens)", pn, a.max_length);
+			goto out;
+		}
+		if (pn + mx > need)
+			need = pn + mx < ctx ? pn + mx : ctx;
+	}
+	if (!r->s || tk_infer_n_seq(r->s) < n || tk_infer_max_len(r->s) < need) {
+		tk_infer_free(r->s);
+		if ((rc = tk_infer_new_batch(&r->s, &r->m, n, need, &d))) {
+			r->s = NULL;
+			ec = tk_cli_fail(rc, &d);
+			goto out;
+		}
+	}
+	b->live = n == 1;
+	rc = tk_generate_batch(r->s, &r->go, b->gq, n, on_token, b, &d);
+	for (int i = 0; i < n && !ec; i++)
+		ec = print_seq(b, i);
+	if (rc && !ec)
+		ec = tk_cli_fail(rc, &d);
+out:
+	for (int i = 0; i < n; i++) {
+		tk_gen_seq_free(&b->gq[i]);
+		tk_buf_free(&b->sq[i].text);
+	}
+	free(b->sq);
+	free(b->gq);
+	for (int i = 0; i < b->np; i++) {
+		free(b->p[i].text);
+		tk_ids_free(&b->p[i].ids);
+	}
+	b->np = 0;
+	return ec;
+}
+
+/* Checks, encodes and truncates a text prompt (where names it) into the
+ * batch; runs the batch when it is full. */
+static int add_prompt(struct batch *b, const char *text, const char *where, long line)
+{
+	struct run *r = b->r;
+	struct prompt *p = &b->p[b->np];
+	struct tk_buf chat = { 0 };
+	int max = r->m.cfg.max_pos, rc = 0;
+	char at[64] = "";
+
+	if (line > 0)
+		snprintf(at, sizeof(at), ":%ld", line);
+	if (text && !*text)
+		return tk_cli_error("%s%s: empty prompt", where, at);
+	if (text && tk_utf8_valid(text, strlen(text)) != strlen(text))
+		return tk_cli_error("%s%s: the prompt is not valid UTF-8", where, at);
+	if (text && a.chat && (rc = tk_chat_render(&r->chat, a.system, text, &chat)))
+		return tk_cli_fail(rc, NULL);
+	if (text && !(p->text = strdup(text)))
+		rc = TK_E_NOMEM;
+	if (!rc && text)
+		rc = a.chat ? tk_encode(r->enc, chat.data, chat.len, 0, &p->ids)
+			    : tk_encode(r->enc, text, strlen(text), TK_ENCODE_ADD_SPECIAL, &p->ids);
+	tk_buf_free(&chat);
+	b->np++;
+	if (rc)
+		return tk_cli_error("%s%s: cannot encode the prompt: %s", where, at, tk_strerror(rc));
+	if (!p->ids.n)
+		return tk_cli_error("%s%s: the prompt encodes to no tokens", where, at);
+	if (p->ids.n > (size_t)max) {
+		if (!strcmp(a.truncate, "no"))
+			return tk_cli_error("%s%s%sthe prompt has %zu tokens, more than the model's "
+					    "context of %d (use --truncate left|right)", where, at,
+					    *where ? ": " : "", p->ids.n, max);
+		if (!strcmp(a.truncate, "left"))
+			memmove(p->ids.v, p->ids.v + (p->ids.n - (size_t)max),
+				(size_t)max * sizeof(uint32_t));
+		p->ids.n = (size_t)max;
+	}
+	return b->np >= a.batch ? run_batch(b) : 0;
+}
+
+/* Prompts from a stream: lines of text, or JSONL when the first line
+ * starts with '{'. */
+static int read_prompts(struct batch *b, FILE *f, const char *name)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	long no = 0;
+	int ec = 0, jsonl = -1;
+
+	while (!ec && (len = getline(&line, &cap, f)) > 0) {
+		no++;
+		if (line[len - 1] == '\n')
+			line[--len] = 0;
+		if (len && line[len - 1] == '\r')
+			line[--len] = 0;
+		if (jsonl < 0)
+			jsonl = line[0] == '{';
+		if (!jsonl) {
+			ec = add_prompt(b, line, name, no);
+			continue;
+		}
+		if (!len)
+			continue;
+		cJSON *j = cJSON_Parse(line), *pr = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+		if (!cJSON_IsObject(j))
+			ec = tk_cli_error("%s:%ld: not a JSON object", name, no);
+		else if (!cJSON_IsString(pr))
+			ec = tk_cli_error("%s:%ld: no \"prompt\" string", name, no);
+		else
+			ec = add_prompt(b, pr->valuestring, name, no);
+		cJSON_Delete(j);
+	}
+	free(line);
+	if (!ec && ferror(f))
+		ec = tk_cli_error("%s: read failed", name);
+	return ec;
 }
 
 static int parse_ids(const char *text, struct tk_ids *out)
@@ -97,46 +336,83 @@ static int parse_ids(const char *text, struct tk_ids *out)
 		unsigned long long v = strtoull(p, &end, 10);
 		if (end == p || v > UINT32_MAX || *p == '-')
 			return tk_cli_usage_error("--prompt-ids: '%s' is not a list of token ids", text);
-		tk_ids_push(out, (uint32_t)v);
+		if (tk_ids_push(out, (uint32_t)v))
+			return tk_cli_fail(TK_E_NOMEM, NULL);
 		p = end;
 	}
 	return out->n ? 0 : tk_cli_usage_error("--prompt-ids: no token ids");
 }
 
-/* Encodes, checks the length, generates and prints one prompt. */
-static int run_one(struct tk_infer *s, tk_tokenizer_t *tok, tk_encoder_t *enc,
-		   const struct tk_gen_opts *go, const char *text, struct tk_ids *p)
+/* Where the chat template is: the --tokenizer directory (or the directory
+ * of a --tokenizer file), else the model's. */
+static const char *chat_dir(void)
+{
+	static char dir[4096];
+	struct stat st;
+	char *slash;
+
+	if (!a.tokenizer)
+		return a.model;
+	if (stat(a.tokenizer, &st) == 0 && S_ISDIR(st.st_mode))
+		return a.tokenizer;
+	snprintf(dir, sizeof(dir), "%s", a.tokenizer);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return ".";
+	*slash = 0;
+	return slash == dir ? "/" : dir;
+}
+
+/* Loads the model, tokenizer, EOS ids and chat template. */
+static int setup(struct run *r, struct tk_backend *be)
 {
 	struct tk_diag d;
-	struct stream st = { .tok = tok };
-	struct tk_ids out = { 0 };
-	int max = tk_infer_max_len(s), rc;
+	int rc, n_eos = 0, need_tok = !(a.prompt_ids && (a.ids || a.json));
 
-	if (text) {
-		if (!*text)
-			return tk_cli_error("empty prompt");
-		if (tk_utf8_valid(text, strlen(text)) != strlen(text))
-			return tk_cli_error("the prompt is not valid UTF-8");
-		if ((rc = tk_encode(enc, text, strlen(text), TK_ENCODE_ADD_SPECIAL, p)))
-			return tk_cli_error("cannot encode the prompt: %s", tk_strerror(rc));
-	}
-	if (p->n > (size_t)max) {
-		if (!strcmp(a.truncate, "no"))
-			return tk_cli_error("the prompt has %zu tokens, more than the model's context "
-					    "of %d (use --truncate left|right)", p->n, max);
-		if (!strcmp(a.truncate, "left"))
-			memmove(p->v, p->v + (p->n - (size_t)max), (size_t)max * sizeof(uint32_t));
-		p->n = (size_t)max;
-	}
-	rc = tk_generate(s, go, p->v, (int)p->n, on_token, &st, &out, NULL, &d);
-	tk_ids_free(&out);
-	tk_ids_free(&st.gen);
-	putchar('\n');
-	if (rc)
-		return tk_cli_fail(rc, &d);
-	if (st.failed)
-		return tk_cli_error("cannot decode the output");
-	return fflush(stdout) ? tk_cli_error("<stdout>: write failed") : 0;
+	if ((rc = tk_model_load(&r->m, a.model, be, &d)) ||
+	    (rc = tk_gen_eos_ids(a.model, r->eos, 64, &n_eos, &d)) ||
+	    (need_tok && (rc = tk_tokenizer_load(&r->tok, a.tokenizer ? a.tokenizer : a.model,
+						 &d))) ||
+	    (a.chat && (rc = tk_chat_load(&r->chat, chat_dir(), &d))))
+		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
+	/* an --adapter DIR (PEFT) goes on r->m here, before any state is made */
+	if (r->tok && tk_tokenizer_vocab_size(r->tok) > (uint32_t)r->m.cfg.vocab_size)
+		return tk_cli_error("%s: the tokenizer has %u tokens, more than the model's "
+				    "vocab_size %d", a.tokenizer ? a.tokenizer : a.model,
+				    tk_tokenizer_vocab_size(r->tok), r->m.cfg.vocab_size);
+	if (r->tok && tk_encoder_new(r->tok, &r->enc))
+		return tk_cli_fail(TK_E_NOMEM, NULL);
+	tk_gen_opts_init(&r->go);
+	r->go.eos = r->eos;
+	r->go.n_eos = n_eos;
+	r->go.do_sample = a.do_sample;
+	r->go.temperature = a.temperature;
+	r->go.top_k = (int)a.top_k;
+	r->go.top_p = a.top_p;
+	r->go.min_p = a.min_p;
+	r->go.repetition_penalty = a.rep;
+	r->go.seed = (uint64_t)a.seed;
+	return 0;
+}
+
+/* The usage errors that need no file. */
+static int check_usage(int npos)
+{
+	if (!a.model)
+		return tk_cli_usage_error("--model is required");
+	if ((a.prompt_ids != NULL) + (npos > 0) + (a.prompt_file != NULL) > 1)
+		return tk_cli_usage_error("--prompt-ids, --prompt-file and PROMPT arguments do not "
+					  "go together");
+	if (a.chat && a.prompt_ids)
+		return tk_cli_usage_error("--chat needs text prompts, not --prompt-ids");
+	if (a.system && !a.chat)
+		return tk_cli_usage_error("--system needs --chat");
+	if (a.nret > 1 && !a.do_sample)
+		return tk_cli_usage_error("greedy decoding gives one sequence per prompt: "
+					  "--num-return-sequences %lld needs --do-sample", a.nret);
+	if (a.nret * a.batch > 4096)
+		return tk_cli_usage_error("--batch-size times --num-return-sequences is over 4096");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -145,68 +421,51 @@ int main(int argc, char **argv)
 	int npos, exit_now, ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
 		return ec;
-	if (!a.model)
-		return tk_cli_usage_error("--model is required");
-	if (a.prompt_ids && npos)
-		return tk_cli_usage_error("--prompt-ids and PROMPT arguments do not go together");
-	struct tk_diag d;
+	if ((ec = check_usage(npos)))
+		return ec;
+	static struct run r;
+	static struct batch b = { .r = &r };
 	struct tk_backend be;
-	struct tk_model m = { 0 };
-	tk_tokenizer_t *tok = NULL;
-	tk_encoder_t *enc = NULL;
-	struct tk_infer *s = NULL;
-	struct tk_ids p = { 0 };
-	int64_t eos[64];
-	struct tk_gen_opts go;
+	struct tk_diag d;
+	FILE *f = NULL;
 	int rc = tk_backend_cpu_init(&be, (int)a.threads, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
-	if ((rc = tk_model_load(&m, a.model, &be, &d)) ||
-	    (rc = tk_gen_eos_ids(a.model, eos, 64, &go.n_eos, &d)) ||
-	    (!(a.prompt_ids && a.ids) && (rc = tk_tokenizer_load(&tok, a.tokenizer ? a.tokenizer
-										 : a.model, &d))) ||
-	    (tok && (rc = tk_encoder_new(tok, &enc))) ||
-	    (rc = tk_infer_new(&s, &m, m.cfg.max_pos, &d))) {
-		ec = tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
+	if ((ec = setup(&r, &be)))
 		goto out;
-	}
-	int n_eos = go.n_eos;
-	tk_gen_opts_init(&go);
-	go.eos = eos;
-	go.n_eos = n_eos;
-	go.do_sample = a.do_sample;
-	go.temperature = a.temperature;
-	go.top_k = (int)a.top_k;
-	go.top_p = a.top_p;
-	go.min_p = a.min_p;
-	go.repetition_penalty = a.rep;
-	go.max_new_tokens = (int)a.max_new;
-	go.seed = (uint64_t)a.seed;
 	if (a.prompt_ids) {
-		if ((ec = parse_ids(a.prompt_ids, &p)))
-			goto out;
-		ec = run_one(s, tok, enc, &go, NULL, &p);
-	}
-	for (int i = 0; i < npos && !ec; i++, p.n = 0)
-		ec = run_one(s, tok, enc, &go, argv[i], &p);
-	if (!a.prompt_ids && !npos) {
-		char *line = NULL;
-		size_t cap = 0;
-		ssize_t len;
-		while (!ec && (len = getline(&line, &cap, stdin)) > 0) {
-			if (line[len - 1] == '\n')
-				line[len - 1] = 0;
-			p.n = 0;
-			ec = run_one(s, tok, enc, &go, line, &p);
+		if (!(ec = parse_ids(a.prompt_ids, &b.p[0].ids)))
+			ec = add_prompt(&b, NULL, "", 0);
+	} else if (npos) {
+		for (int i = 0; i < npos && !ec; i++) {
+			char where[32];
+			snprintf(where, sizeof(where), "argument %d", i + 1);
+			ec = add_prompt(&b, argv[i], where, 0);
 		}
-		free(line);
+	} else if (a.prompt_file && !strcmp(a.prompt_file, "-")) {
+		ec = read_prompts(&b, stdin, "<stdin>");
+	} else if (a.prompt_file) {
+		if (!(f = fopen(a.prompt_file, "r")))
+			ec = tk_cli_error("%s: %s", a.prompt_file, strerror(errno));
+		else
+			ec = read_prompts(&b, f, a.prompt_file);
+	} else {
+		ec = read_prompts(&b, stdin, "<stdin>");
 	}
+	if (!ec && b.np)
+		ec = run_batch(&b);
 out:
-	tk_ids_free(&p);
-	tk_infer_free(s);
-	tk_encoder_free(enc);
-	tk_tokenizer_free(tok);
-	tk_model_free(&m);
+	if (f)
+		fclose(f);
+	for (int i = 0; i < b.np; i++) {
+		free(b.p[i].text);
+		tk_ids_free(&b.p[i].ids);
+	}
+	tk_infer_free(r.s);
+	tk_chat_free(&r.chat);
+	tk_encoder_free(r.enc);
+	tk_tokenizer_free(r.tok);
+	tk_model_free(&r.m);
 	tk_backend_free(&be);
 	return ec;
 }

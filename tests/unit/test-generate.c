@@ -293,6 +293,272 @@ static void test_stops(void)
 	tk_backend_free(&be);
 }
 
+/* Three prompts of different lengths fed as spans of one pass, then decoded
+ * together one token each, against each fed alone: same logits. */
+static void test_batch_matches_single(void)
+{
+	static const uint32_t p0[] = { 5 }, p1[] = { 10, 20, 30, 40 },
+			      p2[] = { 1, 50, 7, 7, 88, 3, 61, 12, 90, 44, 17 };
+	const uint32_t *ps[3] = { p0, p1, p2 };
+	int pn[3] = { 1, 4, 11 };
+
+	for (int mi = 0; mi < 3; mi++) {
+		struct tk_model m;
+		struct tk_backend be;
+		struct tk_infer *bs, *one[3];
+		struct tk_infer_span sp[3];
+		struct tk_diag d;
+		float *lb, *l1;
+		uint32_t next[3];
+		double worst = 0.0;
+		int V;
+
+		TT_REQUIRE(load(&m, &be, models[mi]) == 0, "loading %s", models[mi]);
+		V = m.cfg.vocab_size;
+		lb = malloc(3 * (size_t)V * sizeof(float));
+		l1 = malloc((size_t)V * sizeof(float));
+		TT_REQUIRE(tk_infer_new_batch(&bs, &m, 3, 32, &d) == 0, "%s", d.msg);
+		for (int k = 0; k < 3; k++) {
+			TT_REQUIRE(tk_infer_new(&one[k], &m, 32, &d) == 0, "%s", d.msg);
+			/* spans in another order than the slots */
+			sp[k] = (struct tk_infer_span){ 2 - k, ps[2 - k], pn[2 - k] };
+		}
+		for (int step = 0; step < 12 && !tt_failed_now; step++) {
+			TT_CHECK(tk_infer_feed_spans(bs, sp, 3, lb, &d) == 0, "%s", d.msg);
+			for (int k = 0; k < 3; k++) {
+				int q = sp[k].seq, best = 0;
+				TT_CHECK(tk_infer_feed(one[q], sp[k].ids, sp[k].n, l1, &d) == 0, "%s",
+					 d.msg);
+				for (int i = 0; i < V; i++) {
+					double e = fabs((double)lb[(size_t)k * V + i] - (double)l1[i]);
+					worst = e > worst ? e : worst;
+					if (l1[i] > l1[best])
+						best = i;
+				}
+				next[q] = (uint32_t)best;
+				sp[k] = (struct tk_infer_span){ q, &next[q], 1 };
+			}
+		}
+		TT_CHECK(worst <= 1e-5, "%s: batched logits differ by %g", models[mi], worst);
+		for (int k = 0; k < 3; k++) {
+			TT_CHECK(tk_infer_seq_len(bs, k) == pn[k] + 11, "seq %d len %d", k,
+				 tk_infer_seq_len(bs, k));
+			tk_infer_free(one[k]);
+		}
+		/* a sequence twice in one pass, and a bad slot */
+		sp[1].seq = sp[0].seq;
+		TT_CHECK(tk_infer_feed_spans(bs, sp, 2, lb, &d) == TK_E_INVAL, "repeated seq");
+		sp[1].seq = 3;
+		TT_CHECK(tk_infer_feed_spans(bs, sp, 2, lb, &d) == TK_E_INVAL, "slot 3 of 3");
+		tk_infer_free(bs);
+		free(lb);
+		free(l1);
+		tk_model_free(&m);
+		tk_backend_free(&be);
+	}
+}
+
+/* tk_generate_batch gives each sequence what tk_generate gives it alone,
+ * greedy and sampling (a seed per sequence), with different lengths. */
+static void test_generate_batch(void)
+{
+	static const uint32_t p0[] = { 5 }, p1[] = { 10, 20, 30, 40 };
+	struct tk_model m;
+	struct tk_backend be;
+	struct tk_infer *bs, *one;
+	struct tk_diag d;
+	struct tk_gen_opts o;
+	struct tk_gen_seq q[4];
+
+	TT_REQUIRE(load(&m, &be, "llama") == 0, "loading");
+	TT_REQUIRE(tk_infer_new_batch(&bs, &m, 4, 64, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_infer_new(&one, &m, 64, &d) == 0, "%s", d.msg);
+	for (int sample = 0; sample < 2; sample++) {
+		tk_gen_opts_init(&o);
+		o.do_sample = sample;
+		o.max_new_tokens = 9;
+		for (int i = 0; i < 4; i++)
+			q[i] = (struct tk_gen_seq){ .prompt = i & 1 ? p1 : p0, .n_prompt = i & 1 ? 4 : 1,
+						    .max_new_tokens = i == 2 ? 3 : -1,
+						    .seed = 100 + (uint64_t)i };
+		TT_CHECK(tk_generate_batch(bs, &o, q, 4, NULL, NULL, &d) == 0, "%s", d.msg);
+		for (int i = 0; i < 4; i++) {
+			struct tk_ids out = { 0 };
+			struct tk_gen_opts o1 = o;
+			int why;
+
+			o1.seed = q[i].seed;
+			o1.max_new_tokens = i == 2 ? 3 : 9;
+			TT_CHECK(tk_generate(one, &o1, q[i].prompt, q[i].n_prompt, NULL, NULL, &out,
+					     &why, &d) == 0, "%s", d.msg);
+			TT_CHECK(out.n == q[i].out.n && !memcmp(out.v, q[i].out.v, out.n * 4),
+				 "sample %d seq %d: batch differs from alone", sample, i);
+			TT_CHECK(why == q[i].why && why == 0, "why %d %d", why, q[i].why);
+			for (size_t k = 0; k < q[i].out.n; k++)
+				TT_CHECK(q[i].logprobs[k] <= 0.0f, "logprob %g", q[i].logprobs[k]);
+			tk_ids_free(&out);
+			tk_gen_seq_free(&q[i]);
+		}
+	}
+	TT_CHECK(tk_generate_batch(bs, &o, q, 5, NULL, NULL, &d) == TK_E_INVAL, "5 of 4 seqs");
+	tk_infer_free(bs);
+	tk_infer_free(one);
+	tk_model_free(&m);
+	tk_backend_free(&be);
+}
+
+static void test_logprob(void)
+{
+	float s[4] = { logf(0.5f), logf(0.25f), logf(0.25f), -INFINITY };
+
+	TT_CHECK(fabsf(tk_gen_logprob(s, 4, 0) - logf(0.5f)) < 1e-6f, "%g",
+		 tk_gen_logprob(s, 4, 0));
+	TT_CHECK(isinf(tk_gen_logprob(s, 4, 3)), "removed token");
+	s[0] += 3.0f, s[1] += 3.0f, s[2] += 3.0f; /* shift invariant */
+	TT_CHECK(fabsf(tk_gen_logprob(s, 4, 1) - logf(0.25f)) < 1e-6f, "%g",
+		 tk_gen_logprob(s, 4, 1));
+}
+
+/* Text prompts, plain and through the chat template, against
+ * transformers (tests/fixtures/generate/text.json): the rendered chat, the
+ * prompt ids, the greedy ids, their log-probabilities and the text. */
+static void test_text_models(void)
+{
+	struct tk_buf buf = { 0 };
+	struct tk_diag d;
+	cJSON *j, *c, *it;
+	int ncase = 0;
+	double worst = 0.0;
+
+	TT_REQUIRE(tk_read_file(tt_fixture("generate/text.json"), &buf, &d) == 0, "%s", d.msg);
+	j = cJSON_Parse(buf.data);
+	tk_buf_free(&buf);
+	TT_REQUIRE(j, "bad JSON");
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
+		const char *name = cJSON_GetObjectItem(c, "model")->valuestring;
+		const char *text = cJSON_GetObjectItem(c, "prompt")->valuestring;
+		cJSON *sys = cJSON_GetObjectItem(c, "system"), *ren = cJSON_GetObjectItem(c, "rendered");
+		struct tk_model m = { 0 };
+		struct tk_backend be;
+		struct tk_infer *s;
+		struct tk_gen_opts go;
+		struct tk_gen_seq q = { .max_new_tokens = -1 };
+		struct tk_chat chat;
+		struct tk_ids ids = { 0 };
+		struct tk_buf r = { 0 }, dec = { 0 };
+		tk_tokenizer_t *tok;
+		tk_encoder_t *enc;
+		int64_t eos[8];
+		int k = 0;
+		char dir[256];
+
+		snprintf(dir, sizeof(dir), "generate/%s", name);
+		TT_REQUIRE(tk_backend_cpu_init(&be, 1, &d) == 0, "%s", d.msg);
+		TT_REQUIRE(tk_model_load(&m, tt_fixture(dir), &be, &d) == 0, "%s", d.msg);
+		TT_REQUIRE(tk_tokenizer_load(&tok, tt_fixture(dir), &d) == 0, "%s", d.msg);
+		TT_REQUIRE(tk_encoder_new(tok, &enc) == 0, "encoder");
+		if (cJSON_IsString(ren)) {
+			TT_REQUIRE(tk_chat_load(&chat, tt_fixture(dir), &d) == 0, "%s", d.msg);
+			TT_CHECK(tk_chat_render(&chat, cJSON_IsString(sys) ? sys->valuestring : NULL,
+						text, &r) == 0, "render");
+			TT_CHECK(r.len == strlen(ren->valuestring) && !strcmp(r.data, ren->valuestring),
+				 "%s chat: '%s', want '%s'", name, r.data, ren->valuestring);
+			TT_CHECK(tk_encode(enc, r.data, r.len, 0, &ids) == 0, "encode");
+			tk_chat_free(&chat);
+		} else {
+			TT_CHECK(tk_encode(enc, text, strlen(text), TK_ENCODE_ADD_SPECIAL, &ids) == 0,
+				 "encode");
+		}
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(c, "prompt_ids")) {
+			TT_CHECK((size_t)k < ids.n && ids.v[k] == (uint32_t)it->valueint,
+				 "%s case %d prompt id %d", name, ncase, k);
+			k++;
+		}
+		TT_CHECK((size_t)k == ids.n, "%s case %d: %zu prompt ids, want %d", name, ncase,
+			 ids.n, k);
+		tk_gen_opts_init(&go);
+		go.max_new_tokens = cJSON_GetObjectItem(c, "max_new_tokens")->valueint;
+		go.repetition_penalty = cJSON_GetObjectItem(c, "repetition_penalty")->valuedouble;
+		TT_REQUIRE(tk_gen_eos_ids(tt_fixture(dir), eos, 8, &go.n_eos, &d) == 0, "%s", d.msg);
+		go.eos = eos;
+		q.prompt = ids.v;
+		q.n_prompt = (int)ids.n;
+		TT_REQUIRE(tk_infer_new(&s, &m, m.cfg.max_pos, &d) == 0, "%s", d.msg);
+		TT_CHECK(tk_generate_batch(s, &go, &q, 1, NULL, NULL, &d) == 0, "%s", d.msg);
+		k = 0;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(c, "output")) {
+			TT_CHECK((size_t)k < q.out.n && q.out.v[k] == (uint32_t)it->valueint,
+				 "%s case %d token %d", name, ncase, k);
+			k++;
+		}
+		TT_CHECK((size_t)k == q.out.n, "%s case %d: %zu tokens, want %d", name, ncase,
+			 q.out.n, k);
+		k = 0;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(c, "logprobs")) {
+			if ((size_t)k < q.out.n) {
+				double e = fabs(q.logprobs[k] - it->valuedouble);
+				worst = e > worst ? e : worst;
+			}
+			k++;
+		}
+		TT_CHECK(tk_decode(tok, q.out.v, q.out.n, 1, &dec) == 0, "decode");
+		TT_CHECK(!strcmp(dec.data ? dec.data : "", cJSON_GetObjectItem(c, "text")->valuestring),
+			 "%s case %d text '%s'", name, ncase, dec.data);
+		ncase++;
+		tk_buf_free(&r);
+		tk_buf_free(&dec);
+		tk_ids_free(&ids);
+		tk_gen_seq_free(&q);
+		tk_infer_free(s);
+		tk_encoder_free(enc);
+		tk_tokenizer_free(tok);
+		tk_model_free(&m);
+		tk_backend_free(&be);
+	}
+	cJSON_Delete(j);
+	TT_CHECK(ncase == 54, "%d cases", ncase);
+	TT_CHECK(worst <= 1e-4, "log-probabilities differ by %g", worst);
+}
+
+/* Chat templates: missing, unknown, and from chat_template.jinja. */
+static void test_chat_errors(void)
+{
+	struct tk_chat c;
+	struct tk_diag d;
+	struct tk_buf r = { 0 };
+	char dir[512], path[600];
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/tk-gen-chat-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	TT_REQUIRE(mkdtemp(dir), "mkdtemp");
+	TT_CHECK(tk_chat_load(&c, dir, &d) == TK_E_FORMAT, "no template accepted");
+	TT_CHECK(strstr(d.msg, "no chat template"), "%s", d.msg);
+	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+	f = fopen(path, "w");
+	fputs("{\"chat_template\": \"{{ messages[0]['content'] }}\", \"bos_token\": \"<s>\"}", f);
+	fclose(f);
+	TT_CHECK(tk_chat_load(&c, dir, &d) == TK_E_UNSUPPORTED, "unknown template accepted");
+	TT_CHECK(strstr(d.msg, "not recognised"), "%s", d.msg);
+	f = fopen(path, "w");
+	fputs("{\"bos_token\": {\"content\": \"<s>\"}}", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/chat_template.jinja", dir);
+	f = fopen(path, "w");
+	fputs("{% for m in messages %}{{ '<|start_header_id|>' + m['role'] }}{% endfor %}", f);
+	fclose(f);
+	TT_REQUIRE(tk_chat_load(&c, dir, &d) == 0, "%s", d.msg);
+	TT_CHECK(c.kind == TK_CHAT_LLAMA3 && !strcmp(c.bos, "<s>"), "kind %d bos %s", c.kind, c.bos);
+	TT_CHECK(tk_chat_render(&c, NULL, " hi ", &r) == 0 &&
+		 !strcmp(r.data, "<s><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>"
+			 "<|start_header_id|>assistant<|end_header_id|>\n\n"), "%s", r.data);
+	tk_buf_free(&r);
+	tk_chat_free(&c);
+	remove(path);
+	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
+	remove(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	TT_RUN(test_cache_matches_full_forward);
@@ -302,5 +568,10 @@ int main(void)
 	TT_RUN(test_sampling);
 	TT_RUN(test_errors);
 	TT_RUN(test_stops);
+	TT_RUN(test_batch_matches_single);
+	TT_RUN(test_generate_batch);
+	TT_RUN(test_logprob);
+	TT_RUN(test_text_models);
+	TT_RUN(test_chat_errors);
 	return tt_done();
 }

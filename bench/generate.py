@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Generation speed: tk-generate against transformers' generate, same model, same run.
+
+A SmolLM2-135M-shaped Llama (30 layers, hidden 576, intermediate 1536, 9 heads,
+3 KV heads, tied embeddings; random weights, fp32) with GPT-2's tokenizer (so
+its vocabulary is 50257, not SmolLM2's 49152) and no EOS, so every sequence
+runs to the end.  Greedy decoding of NEW tokens after prompts of 32 tokens, at
+batch 1 and batch 8, fp32 on the CPU with as many threads as the machine has
+cores (BENCH_THREADS overrides).  Decode speed on both sides is the difference
+between a run of NEW new tokens and a run of 1 (so loading, start-up and the
+prompt pass cancel): tokens/s = batch * (NEW - 1) / time.
+The bandwidth bound: a decode step reads every weight once (the tied
+embedding as the lm head), so at most batch * BW / weight_bytes tokens/s,
+with BW the memory read bandwidth measured in the same run (torch's sum over
+512 MiB of fp32 with the same threads, best of 6).
+"""
+import json, os, shutil, subprocess, sys, tempfile, time
+
+# bench/tokenize.py would shadow the standard library's tokenize (torch imports it)
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOK = os.path.join(ROOT, "tests", "fixtures", "gpt2")
+OUT = os.path.join(ROOT, "bench", "out")
+THREADS = int(os.environ.get("BENCH_THREADS", str(os.cpu_count() or 1)))
+NEW = int(os.environ.get("BENCH_NEW", "33"))
+PLEN = 32
+CFG = dict(vocab_size=50257, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+           num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
+           tie_word_embeddings=True, rms_norm_eps=1e-5, bos_token_id=None, eos_token_id=None)
+
+HF_SCRIPT = r'''
+import json, sys, time, torch
+from transformers import AutoModelForCausalLM
+d, threads, B, new, plen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+torch.set_num_threads(threads)
+m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+m.eval()
+ids = torch.randint(0, 50000, (B, plen), generator=torch.Generator().manual_seed(0))
+def run(n):
+    t = time.perf_counter()
+    with torch.no_grad():
+        m.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
+                   min_new_tokens=n, pad_token_id=0)
+    return time.perf_counter() - t
+run(2)
+t1 = min(run(1) for _ in range(3))
+tn = min(run(new) for _ in range(3))
+print(json.dumps({"t1": t1, "tn": tn}))
+'''
+
+
+def bandwidth():
+    """Read bandwidth: torch's sum over 512 MiB of fp32 with THREADS threads,
+    best of 5 (a decode step streams the weights once, reading only)."""
+    import torch
+    torch.set_num_threads(THREADS)
+    n = 512 << 20
+    a = torch.ones(n // 4, dtype=torch.float32)
+    best = 1e9
+    for _ in range(6):
+        t = time.perf_counter()
+        a.sum().item()
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+def make_model(d):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    m = LlamaForCausalLM(LlamaConfig(**CFG))
+    m.save_pretrained(d)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(TOK, f), d)
+    return sum(p.numel() for p in m.parameters())
+
+
+def tk_time(d, B, n, prompts):
+    cmd = ["tk-generate", "--model", d, "--prompt-file", prompts, "--batch-size", str(B),
+           "--max-new-tokens", str(n), "--ids", "--threads", str(THREADS)]
+    best = 1e9
+    for _ in range(2):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    res = {"threads": THREADS, "new_tokens": NEW, "prompt_tokens": PLEN}
+    with tempfile.TemporaryDirectory() as d:
+        nparam = make_model(d)
+        res["params"] = nparam
+        res["weight_bytes"] = nparam * 4
+        res["bandwidth_GBs"] = bandwidth() / 1e9
+        for B in (1, 8):
+            # prompts of exactly PLEN GPT-2 tokens: " x" is one token
+            pf = os.path.join(d, "p%d.txt" % B)
+            with open(pf, "w") as f:
+                for i in range(B):
+                    f.write("%d" % i + " x" * (PLEN - 1) + "\n")
+            t1, tn = tk_time(d, B, 1, pf), tk_time(d, B, NEW, pf)
+            tk_tps = B * (NEW - 1) / (tn - t1)
+            r = subprocess.run([sys.executable, "-c", HF_SCRIPT, d, str(THREADS), str(B), str(NEW),
+                                str(PLEN)], check=True, capture_output=True, text=True)
+            h = json.loads(r.stdout.strip().splitlines()[-1])
+            hf_tps = B * (NEW - 1) / (h["tn"] - h["t1"])
+            bound = B * res["bandwidth_GBs"] * 1e9 / res["weight_bytes"]
+            res["batch%d" % B] = {"tk_tokens_per_s": tk_tps, "hf_tokens_per_s": hf_tps,
+                                  "ratio": tk_tps / hf_tps, "bound_tokens_per_s": bound,
+                                  "tk_fraction_of_bound": tk_tps / bound}
+            print("batch %d: tk %.1f tok/s, transformers %.1f tok/s (x%.2f); bandwidth bound "
+                  "%.1f tok/s (tk at %.0f%%)" % (B, tk_tps, hf_tps, tk_tps / hf_tps, bound,
+                                                 100 * tk_tps / bound), flush=True)
+    print("memory bandwidth %.1f GB/s, weights %.0f MB" % (res["bandwidth_GBs"],
+                                                          res["weight_bytes"] / 1e6))
+    with open(os.path.join(OUT, "generate.json"), "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
