@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "peft.h"
 #include "generate.h"
 #include "tokenizer.h"
 
@@ -25,7 +26,7 @@ static const char about[] =
 	"unless --do-sample.  Text streams to stdout, one line per sequence.";
 
 static struct {
-	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system;
+	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system, *adapter;
 	struct tk_strlist stop;
 	double temperature, top_p, min_p, rep;
 	long long top_k, max_new, max_length, seed, threads, nret, batch;
@@ -35,6 +36,8 @@ static struct {
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "model", &a.model, "DIR", "the Hugging Face model directory"),
+	TK_OPT_STR(0, "adapter", &a.adapter, "DIR",
+		   "apply this PEFT LoRA adapter (from tk-train or peft) without merging"),
 	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH", "tokenizer (default: the model's)"),
 	TK_OPT_STR(0, "prompt-file", &a.prompt_file, "FILE", "prompts, one a line, or JSONL"),
 	TK_OPT_STR(0, "prompt-ids", &a.prompt_ids, "IDS", "one prompt as token ids: \"1 2 3\""),
@@ -375,7 +378,8 @@ static int setup(struct run *r, struct tk_backend *be)
 						 &d))) ||
 	    (a.chat && (rc = tk_chat_load(&r->chat, chat_dir(), &d))))
 		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
-	/* an --adapter DIR (PEFT) goes on r->m here, before any state is made */
+	if (a.adapter && (rc = tk_peft_load(&r->m, a.adapter, &d)))
+		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
 	if (r->tok && tk_tokenizer_vocab_size(r->tok) > (uint32_t)r->m.cfg.vocab_size)
 		return tk_cli_error("%s: the tokenizer has %u tokens, more than the model's "
 				    "vocab_size %d", a.tokenizer ? a.tokenizer : a.model,
