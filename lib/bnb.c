@@ -696,31 +696,12 @@ static void outbufs_free(struct outbufs *ob)
 static int q4_parallel(const float *x, size_t n, const struct tk_bnb_opts *o, uint8_t *packed,
 		       float *absmax, const char *name, struct tk_diag *d)
 {
-	size_t bs = o->blocksize, chunk = bs * (65536 / bs ? 65536 / bs : 1);
-	long long nchunks = (long long)((n + chunk - 1) / chunk);
-	int err = 0;
-	long long bad = -1;
+	struct tk_diag dd;
 
-#pragma omp parallel for schedule(static) if (nchunks > 1)
-	for (long long c = 0; c < nchunks; c++) {
-		size_t lo = (size_t)c * chunk, len = n - lo < chunk ? n - lo : chunk;
-		struct tk_diag dd;
-		int e = tk_q4_quantize(x + lo, len, o->type, bs, packed + lo / 2,
-				       absmax + lo / bs, &dd);
-
-		if (e) {
-#pragma omp critical
-			{
-				if (!err || (long long)lo + dd.offset < bad) {
-					err = e;
-					bad = (long long)lo + dd.offset;
-				}
-			}
-		}
-	}
-	if (err)
+	if (tk_q4_quantize_parallel(x, n, o->type, o->blocksize, packed, absmax, &dd))
 		return tk_diag_set(d, TK_E_FORMAT, NULL, -1,
-				   "tensor %s: element %lld is not finite (cannot quantize)", name, bad);
+				   "tensor %s: element %lld is not finite (cannot quantize)", name,
+				   dd.offset);
 	return 0;
 }
 

@@ -389,24 +389,21 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && !strcmp(s + n - k, suffix);
 }
 
-int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t seed,
-		  struct tk_backend *be, struct tk_diag *d)
+/* Draws the fp32 tensors of m (all but the quantized ones) from g. */
+static void init_tensors(struct tk_model *m, struct rng *g)
 {
-	struct rng g = { { { 0 } }, 0, 0 };
+	const struct tk_model_config *c = &m->cfg;
 	double std = c->initializer_range > 0 ? c->initializer_range : 0.02;
-	int err, i;
 
-	err = model_make(m, c, be, "transformer.", 1, d);
-	if (err)
-		return err;
-	tk_rng_seed(&g.r, seed);
 	/* tensors in table order, elements in the order of the disk layout */
-	for (i = 0; i < m->n_tensors; i++) {
+	for (int i = 0; i < m->n_tensors; i++) {
 		const struct tk_model_tensor *t = &m->tensors[i];
 		float *p = m->params + t->off;
 		size_t j, rows = (size_t)t->shape[0], cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
 		double s = std;
 
+		if (t->q)
+			continue;
 		if (t->ndim == 1) { /* biases 0, norm weights 1 */
 			float v = ends_with(t->name, ".bias") ? 0.0f : 1.0f;
 			for (j = 0; j < t->n; j++)
@@ -416,15 +413,112 @@ int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t 
 		if (c->arch == TK_ARCH_GPT2 && ends_with(t->name, "c_proj.weight"))
 			s = std / sqrt(2.0 * c->n_layer);
 		for (j = 0; j < t->n; j++) {
-			float v = (float)(s * rng_normal(&g));
+			float v = (float)(s * rng_normal(g));
 			size_t r = j / cols, col = j % cols;
 			/* disk [rows, cols]; a Conv1D's arena is [cols, rows] */
 			p[t->conv1d ? col * rows + r : j] = v;
 		}
 	}
 	if (c->arch != TK_ARCH_GPT2 && c->pad_id >= 0 && c->pad_id < c->vocab_size)
-		memset(m->params + m->run->emb + (size_t)c->pad_id * c->hidden, 0,
+		memset(tk_model_at(m, m->params, m->run->emb) + (size_t)c->pad_id * c->hidden, 0,
 		       (size_t)c->hidden * sizeof(float));
+}
+
+int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t seed,
+		  struct tk_backend *be, struct tk_diag *d)
+{
+	struct rng g = { { { 0 } }, 0, 0 };
+	int err;
+
+	err = model_make(m, c, be, "transformer.", 1, d);
+	if (err)
+		return err;
+	tk_rng_seed(&g.r, seed);
+	init_tensors(m, &g);
+	return 0;
+}
+
+/* Lays the arena out without the quantized tensors and allocates it. */
+static int alloc_compact(struct tk_model *m, const char *path, struct tk_diag *d)
+{
+	size_t off = 0;
+
+	for (int i = 0; i < m->n_tensors; i++) {
+		struct tk_model_tensor *t = &m->tensors[i];
+		t->off = t->q ? 0 : off;
+		if (!t->q)
+			off += (t->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+	}
+	m->n_params = off;
+	m->params = tk_backend_alloc(m->be, (off ? off : 1) * sizeof(float));
+	if (!m->params)
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory for the model");
+	memset(m->params, 0, (off ? off : 1) * sizeof(float));
+	return 0;
+}
+
+int tk_model_init_quantized(struct tk_model *m, const struct tk_model_config *c,
+			    enum tk_q4_type type, int nested, uint64_t seed,
+			    struct tk_backend *be, struct tk_diag *d)
+{
+	struct rng g = { { { 0 } }, 0, 0 };
+	double std = c->initializer_range > 0 ? c->initializer_range : 0.02;
+	float *tmp = NULL;
+	size_t cap = 0;
+	int err = model_make(m, c, be, "transformer.", 0, d), k = 0;
+
+	if (err)
+		return err;
+	for (int l = 0; l < c->n_layer && !err; l++)
+		for (int s = 0; s < TK_LIN_N && !err; s++) {
+			const struct tk_lin *L = &m->run->lin[l][s];
+			struct tk_model_tensor *t;
+			int64_t rows;
+			if (L->tw < 0 || L->row0)
+				continue;
+			t = &m->tensors[L->tw];
+			rows = (int64_t)(t->n / (size_t)L->in);
+			if ((err = tk_grow(&tmp, &cap, t->n, sizeof(float)))) {
+				err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+				break;
+			}
+			/* uniform in [-a, a], a = std * sqrt(3), from a generator per
+			 * chunk of 64K values, so that threads draw the same numbers */
+			float a = (float)(std * sqrt(3.0));
+			long long nch = (long long)((t->n + 65535) / 65536);
+			#pragma omp parallel for schedule(static)
+			for (long long ch = 0; ch < nch; ch++) {
+				struct tk_rng r;
+				size_t lo = (size_t)ch * 65536, hi = lo + 65536 < t->n ? lo + 65536 : t->n;
+				tk_rng_seed(&r, seed ^ ((uint64_t)(k + 1) << 40) ^ (uint64_t)ch);
+				for (size_t j = lo; j < hi; j++)
+					tmp[j] = a * (float)(2.0 * tk_rng_double(&r) - 1.0);
+			}
+			if (!(t->q = calloc(1, sizeof(*t->q)))) {
+				err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+				break;
+			}
+			err = tk_qweight_quantize4(t->q, tmp, rows, L->in,
+						   type == TK_Q4_FP4 ? TK_QK_FP4 : TK_QK_NF4, 64,
+						   nested, 1, d);
+			if (err) {
+				free(t->q);
+				t->q = NULL;
+				break;
+			}
+			t->trainable = 0;
+			m->n_quantized++;
+			k++;
+		}
+	free(tmp);
+	if (!err)
+		err = alloc_compact(m, NULL, d);
+	if (err) {
+		tk_model_free(m);
+		return err;
+	}
+	tk_rng_seed(&g.r, seed);
+	init_tensors(m, &g);
 	return 0;
 }
 
@@ -481,7 +575,6 @@ static int load_quantized(struct tk_model *m, const tk_st_t *st, const char *dir
 			  struct tk_diag *d)
 {
 	struct tk_model_run *r = m->run;
-	size_t off = 0;
 	int err;
 
 	for (int l = 0; l < m->cfg.n_layer; l++)
@@ -504,18 +597,7 @@ static int load_quantized(struct tk_model *m, const tk_st_t *st, const char *dir
 			t->trainable = 0;
 			m->n_quantized++;
 		}
-	for (int i = 0; i < m->n_tensors; i++) {
-		struct tk_model_tensor *t = &m->tensors[i];
-		t->off = t->q ? 0 : off;
-		if (!t->q)
-			off += (t->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-	}
-	m->n_params = off;
-	m->params = tk_backend_alloc(m->be, (off ? off : 1) * sizeof(float));
-	if (!m->params)
-		return tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory for the model");
-	memset(m->params, 0, (off ? off : 1) * sizeof(float));
-	return 0;
+	return alloc_compact(m, dir, d);
 }
 
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,

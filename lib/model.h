@@ -113,6 +113,16 @@ int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t seed,
 		  struct tk_backend *be, struct tk_diag *d);
 
+/* A random model whose linear-layer weights are quantized (type NF4 or
+ * FP4, blocks of 64, double quantization when nested) as they are drawn,
+ * never held whole in fp32: for benchmarks and tests of shapes too large
+ * for fp32 memory (a 7B model).  Linear weights are uniform with the
+ * standard deviation initializer_range (not tk_model_init's normal draws),
+ * the rest as tk_model_init; seeded, the same on every machine. */
+int tk_model_init_quantized(struct tk_model *m, const struct tk_model_config *c,
+			    enum tk_q4_type type, int nested, uint64_t seed,
+			    struct tk_backend *be, struct tk_diag *d);
+
 /* Writes dir/model.safetensors (F32, Hugging Face names and layouts, tied
  * lm_head omitted as save_pretrained does, metadata format=pt) and
  * dir/config.json (torch_dtype float32), creating dir if needed; each file

@@ -428,6 +428,82 @@ int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *
 	return 0;
 }
 
+int tk_q4_quantize_parallel(const float *x, size_t n, enum tk_q4_type type, size_t blocksize,
+			    uint8_t *packed, float *absmax, struct tk_diag *d)
+{
+	size_t bs = blocksize ? blocksize : 1, chunk = bs * (65536 / bs ? 65536 / bs : 1);
+	long long nchunks = (long long)((n + chunk - 1) / chunk), bad = -1;
+	int err = 0;
+
+	if (n == 0 || !tk_q4_blocksize_ok((long long)blocksize))
+		return tk_q4_quantize(x, n, type, blocksize, packed, absmax, d);
+#pragma omp parallel for schedule(static) if (nchunks > 1)
+	for (long long c = 0; c < nchunks; c++) {
+		size_t lo = (size_t)c * chunk, len = n - lo < chunk ? n - lo : chunk;
+		struct tk_diag dd;
+		int e = tk_q4_quantize(x + lo, len, type, bs, packed + lo / 2, absmax + lo / bs,
+				       &dd);
+
+		if (e) {
+#pragma omp critical
+			{
+				if (!err || (long long)lo + dd.offset < bad) {
+					err = e;
+					bad = (long long)lo + dd.offset;
+				}
+			}
+		}
+	}
+	if (err) {
+		tk_diag_set(d, err, NULL, -1, "element %lld is not finite", bad);
+		if (d)
+			d->offset = bad;
+	}
+	return err;
+}
+
+int tk_qweight_quantize4(struct tk_qweight *q, const float *x, int64_t rows, int64_t cols,
+			 enum tk_qkind kind, size_t blocksize, int nested, int threads,
+			 struct tk_diag *d)
+{
+	size_t n = (size_t)rows * (size_t)cols, nb;
+	int err;
+
+	memset(q, 0, sizeof(*q));
+	if ((kind != TK_QK_NF4 && kind != TK_QK_FP4) || !tk_q4_blocksize_ok((long long)blocksize) ||
+	    rows <= 0 || cols <= 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "cannot quantize to this 4-bit layout");
+	nb = tk_q4_nblocks(n, blocksize);
+	q->kind = kind;
+	q->rows = rows;
+	q->cols = cols;
+	q->blocksize = blocksize;
+	q->data = malloc(tk_q4_packed_size(n));
+	q->absmax = tk_mallocn(nb, sizeof(float));
+	if (!q->data || !q->absmax) {
+		tk_qweight_free(q);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	err = tk_q4_quantize_parallel(x, n, kind == TK_QK_FP4 ? TK_Q4_FP4 : TK_Q4_NF4, blocksize,
+				      q->data, q->absmax, d);
+	if (!err && nested) {
+		q->nested = 1;
+		q->offset = tk_q4_torch_mean(q->absmax, nb, threads > 0 ? threads : 1);
+		q->qabsmax = malloc(nb);
+		q->nested_absmax = tk_mallocn(tk_q4_nblocks(nb, TK_Q4_NESTED_BLOCKSIZE),
+					      sizeof(float));
+		if (!q->qabsmax || !q->nested_absmax)
+			err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		else
+			err = tk_q4_nest(q->absmax, nb, q->offset, q->qabsmax, q->nested_absmax, d);
+		free(q->absmax);
+		q->absmax = NULL;
+	}
+	if (err)
+		tk_qweight_free(q);
+	return err;
+}
+
 size_t tk_qweight_bytes(const struct tk_qweight *q)
 {
 	size_t n = (size_t)q->rows * (size_t)q->cols, nb;

@@ -54,6 +54,11 @@ int tk_q4_quantize(const float *x, size_t n, enum tk_q4_type type,
 		   size_t blocksize, uint8_t *packed, float *absmax,
 		   struct tk_diag *d);
 
+/* tk_q4_quantize in parallel (OpenMP) over chunks of whole blocks: the
+ * same bytes.  On a non-finite input, d->offset is the first such index. */
+int tk_q4_quantize_parallel(const float *x, size_t n, enum tk_q4_type type, size_t blocksize,
+			    uint8_t *packed, float *absmax, struct tk_diag *d);
+
 /* Writes out[i] = code[q_i] * absmax[i / blocksize] for i < n, as
  * bitsandbytes' dequantize_4bit (fp32).  Returns 0, or TK_E_INVAL for a bad
  * blocksize or type, or n == 0. */
@@ -124,6 +129,15 @@ struct tk_qweight {
  * matrix. */
 int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *out,
 		    struct tk_diag *d);
+
+/* Quantizes x [rows, cols] into a new 4-bit weight *q (NF4 or FP4, with
+ * double quantization when nested, the offset from tk_q4_torch_mean with
+ * `threads`), as bitsandbytes' quantize_4bit would.  Returns 0, TK_E_INVAL
+ * (bad kind or block size, non-finite input) or TK_E_NOMEM; *q is left
+ * zeroed on failure. */
+int tk_qweight_quantize4(struct tk_qweight *q, const float *x, int64_t rows, int64_t cols,
+			 enum tk_qkind kind, size_t blocksize, int nested, int threads,
+			 struct tk_diag *d);
 
 /* Bytes the weight holds in memory (data + statistics). */
 size_t tk_qweight_bytes(const struct tk_qweight *q);
