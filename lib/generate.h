@@ -35,8 +35,8 @@ struct tk_infer;
 /* A state for model m (which must outlive it) with n_seq >= 1 sequences of
  * room for max_len positions each (at most the model's max_pos for learned
  * positions); the cache takes n_layer * n_seq * max_len * 2 * kv_dim floats.
- * Returns 0, TK_E_INVAL, TK_E_UNSUPPORTED (longer than a sliding window) or
- * TK_E_NOMEM. */
+ * A Mistral sliding window W masks keys more than W - 1 positions back, as
+ * transformers does.  Returns 0, TK_E_INVAL or TK_E_NOMEM. */
 int tk_infer_new_batch(struct tk_infer **s, struct tk_model *m, int n_seq, int max_len,
 		       struct tk_diag *d);
 /* tk_infer_new_batch with one sequence. */

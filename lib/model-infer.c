@@ -95,11 +95,6 @@ int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int
 	if (n_seq < 1)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%d sequences: at least 1 needed",
 				   n_seq);
-	if (c->sliding_window > 0 && max_len > c->sliding_window)
-		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
-				   "a context of %d positions is longer than the model's sliding "
-				   "window %d (tk implements full causal attention only)",
-				   max_len, c->sliding_window);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
@@ -233,13 +228,15 @@ static void attend(struct tk_infer *s, const float *kc, const float *vc, int n)
 #pragma omp parallel for num_threads(s->nthr) schedule(static) if (work > 32768)
 	for (int ih = 0; ih < n * H; ih++) {
 		int i = ih / H, h = ih % H, T = s->pos[i] + 1, g = h / G;
+		/* Mistral's sliding window: keys j with pos - W < j <= pos */
+		int j0 = c->sliding_window > 0 && T > c->sliding_window ? T - c->sliding_window : 0;
 		size_t base = (size_t)s->rseq[i] * s->max_len * K + (size_t)g * D;
 		const float *q = s->q + (size_t)i * Q + (size_t)h * D;
 		float *o = s->att + (size_t)i * Q + (size_t)h * D;
 		float *sc = s->scores + (size_t)omp_get_thread_num() * s->max_len;
 		float mx = -INFINITY, sum = 0.0f;
 
-		for (int j = 0; j < T; j++) {
+		for (int j = j0; j < T; j++) {
 			const float *k = kc + base + (size_t)j * K;
 			float dot = 0.0f;
 			for (int e = 0; e < D; e++)
@@ -248,12 +245,12 @@ static void attend(struct tk_infer *s, const float *kc, const float *vc, int n)
 			if (sc[j] > mx)
 				mx = sc[j];
 		}
-		for (int j = 0; j < T; j++) {
+		for (int j = j0; j < T; j++) {
 			sc[j] = expf(sc[j] - mx);
 			sum += sc[j];
 		}
 		memset(o, 0, (size_t)D * sizeof(float));
-		for (int j = 0; j < T; j++) {
+		for (int j = j0; j < T; j++) {
 			const float *v = vc + base + (size_t)j * K;
 			float p = sc[j] / sum;
 			for (int e = 0; e < D; e++)
