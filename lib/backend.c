@@ -8,7 +8,12 @@
  */
 #include "backend.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "device.h"
 
 #define SLOT(be, op) ((be) && (be)->i && (be)->i->op)
 
@@ -21,6 +26,65 @@ void tk_backend_free(struct tk_backend *be)
 	be->i = NULL;
 	be->ctx = NULL;
 	be->threads = 0;
+}
+
+#ifndef TK_USE_CUDA
+int tk_backend_cuda_init(struct tk_backend *be, int index, int flags, int threads,
+			 struct tk_diag *d)
+{
+	be->i = NULL;
+	be->ctx = NULL;
+	be->threads = 0;
+	return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+			   "this build has no CUDA support (rebuild with nvcc on the PATH)");
+}
+
+const char *tk_backend_cuda_last_error(const struct tk_backend *be)
+{
+	return "";
+}
+#endif
+
+int tk_backend_init(struct tk_backend *be, const char *spec, int threads, struct tk_diag *d)
+{
+	struct tk_device dev;
+	int fell_back = 0, rc;
+	char note[sizeof(d->msg)] = "";
+	if (!spec)
+		spec = "auto";
+	be->i = NULL;
+	be->ctx = NULL;
+	be->threads = 0;
+	if (threads < 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "thread count %d is negative (use 0 for one per core)", threads);
+	if ((rc = tk_device_parse(spec, &dev, &fell_back, d))) {
+		/* "auto" with a driver that fails to answer: the CPU, with a note */
+		if (rc != TK_E_DEVICE || strcmp(spec, "auto"))
+			return rc;
+		snprintf(note, sizeof(note), "CUDA is not usable (%.900s): running on the CPU",
+			 d ? d->msg : "");
+		dev.kind = TK_DEVICE_CPU;
+		dev.index = 0;
+	}
+	if (fell_back)
+		snprintf(note, sizeof(note), "no CUDA device found: running on the CPU");
+	if (dev.kind == TK_DEVICE_CUDA) {
+		const char *tf32 = getenv("TK_CUDA_TF32");
+		int flags = tf32 && !strcmp(tf32, "1") ? TK_CUDA_TF32 : 0;
+		int nt = threads ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+		rc = tk_backend_cuda_init(be, dev.index, flags, nt > 0 ? nt : 1, d);
+		if (!rc || strcmp(spec, "auto"))
+			return rc;
+		/* "auto": a GPU that does not start is a note, not a failure */
+		snprintf(note, sizeof(note), "CUDA device %d did not start (%.900s): running on "
+			 "the CPU", dev.index, d ? d->msg : "");
+	}
+	if ((rc = tk_backend_cpu_init(be, threads, d)))
+		return rc;
+	if (note[0] && d)
+		snprintf(d->msg, sizeof(d->msg), "%s", note);
+	return 0;
 }
 
 int tk_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,

@@ -2,7 +2,7 @@
  *
  * The model code calls tk_backend_*() wrappers only and never knows which
  * device computes.  Each backend is a `static const struct tk_backend_i`
- * (lib/backend-cpu.c; kernels/backend-cuda.cu later) whose slots may be
+ * (lib/backend-cpu.c; kernels/backend-cuda.cu) whose slots may be
  * NULL where the op is not supported: the wrapper then returns
  * TK_E_UNSUPPORTED.  All tensors are fp32, row-major, contiguous unless a
  * leading dimension is given, and live in the backend's memory.  Ops
@@ -116,6 +116,35 @@ struct tk_backend {
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d);
 /* Releases what init acquired (the destroy slot); be may be NULL. */
 void tk_backend_free(struct tk_backend *be);
+
+/* The backend for a device spec: "auto", "cpu", "cuda" or "cuda:N" (as
+ * tk_device_parse, lib/device.h; NULL means "auto").  threads is the CPU
+ * backend's thread count (0: one per core), also kept in be->threads by
+ * the CUDA backend for the host-side loops of its callers.  "auto" takes
+ * CUDA device 0 when there is one and its backend starts, else the CPU:
+ * then 0 is returned with a note for the user in d->msg (why the CPU
+ * was taken); otherwise d->msg is empty on success.  With TK_CUDA_TF32=1
+ * in the environment the CUDA GEMMs may use TF32 tensor cores.  Errors:
+ * TK_E_INVAL for an unknown spec, TK_E_UNSUPPORTED for "cuda" in a build
+ * without CUDA, TK_E_DEVICE when the CUDA device asked for is missing or
+ * fails to start (d says which and why). */
+int tk_backend_init(struct tk_backend *be, const char *spec, int threads, struct tk_diag *d);
+
+/* Flags of tk_backend_cuda_init. */
+#define TK_CUDA_TF32 1 /* cuBLAS may use TF32 tensor cores for the fp32 GEMMs */
+
+/* The CUDA backend (kernels/backend-cuda.cu) on device index: managed
+ * memory from alloc, cuBLAS (loaded at run time) for matmul, every op
+ * waiting for its work before it returns.  TK_E_UNSUPPORTED in a build
+ * without CUDA (TK_USE_CUDA); TK_E_DEVICE when the device is missing or
+ * cuBLAS cannot be loaded; TK_E_UNSUPPORTED for a device without managed
+ * memory. */
+int tk_backend_cuda_init(struct tk_backend *be, int index, int flags, int threads,
+			 struct tk_diag *d);
+
+/* The message of the CUDA backend's last failed call ("" for none, or for
+ * a backend that is not CUDA): the ops return TK_E_DEVICE without a diag. */
+const char *tk_backend_cuda_last_error(const struct tk_backend *be);
 
 /* Wrappers: check the slot and call it (TK_E_UNSUPPORTED when NULL).
  * Sizes that are negative or do not fit together (a leading dimension

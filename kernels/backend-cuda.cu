@@ -1,0 +1,828 @@
+/* backend-cuda.cu - the CUDA backend: struct tk_backend_i on one GPU.
+ *
+ * Memory.  The model and the training loop read and write parameters,
+ * gradients and optimizer state from the host, so alloc gives managed
+ * memory (cudaMallocManaged, prefetched to the GPU where the device
+ * supports it): the existing code runs unchanged, at the cost of page
+ * migrations whenever the host touches a buffer the GPU used last (the
+ * host writing parameters at load, reading the loss, the optimizer's
+ * clipping on the host...).  An op may also be handed plain host memory
+ * (the ids, targets and positions the training loop keeps in malloc'd
+ * arrays, a caller's scratch): each pointer is classified with
+ * cudaPointerGetAttributes, and one the GPU cannot reach is staged through
+ * a device copy for the op (copied in; copied back when the op writes it).
+ *
+ * Synchronisation.  Every op waits for its work before it returns, since
+ * its caller may read the results on the host next: correct first, at the
+ * price of a launch latency per op.  sync is then a no-op wait.
+ *
+ * GEMM.  cuBLAS, fp32 (TF32 tensor cores when asked), loaded with dlopen
+ * at init so that a CUDA build of the tools starts, and runs on the CPU,
+ * on a machine without cuBLAS.  Row-major C = op(A) op(B) is computed as
+ * the column-major C^T = op(B)^T op(A)^T.
+ *
+ * Errors.  Every CUDA and cuBLAS call is checked; a failure returns
+ * TK_E_DEVICE (TK_E_NOMEM when out of memory) and keeps the statement,
+ * file, line and CUDA's message for tk_backend_cuda_last_error().
+ *
+ * A backend is used by one thread at a time.  Unverified: compiled, never
+ * run on a GPU in this project; tests/gpu/ checks every op against the CPU.
+ */
+#include "cuda-common.cuh"
+
+#include <cublas_v2.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops-cuda.cuh"
+
+#include "math-common.h"
+
+extern "C" {
+#include "backend.h"
+}
+
+/* ---- cuBLAS, loaded at init ---- */
+
+struct blas_fns {
+	void *lib;
+	decltype(&cublasCreate_v2) create;
+	decltype(&cublasDestroy_v2) destroy;
+	decltype(&cublasSetStream_v2) set_stream;
+	decltype(&cublasSetMathMode) set_math;
+	decltype(&cublasSgemm_v2) sgemm;
+	decltype(&cublasGetStatusString) status_string; /* may be NULL */
+};
+
+static struct blas_fns blas;
+
+#define TK_STR2(x) #x
+#define TK_STR(x) TK_STR2(x)
+
+/* Loads cuBLAS once (not thread-safe: init runs on one thread). */
+static int blas_load(struct tk_diag *d)
+{
+	if (blas.lib)
+		return 0;
+	const char *names[] = {
+		"libcublas.so." TK_STR(CUBLAS_VER_MAJOR),
+#ifdef TK_CUDA_LIBDIR
+		TK_CUDA_LIBDIR "/libcublas.so." TK_STR(CUBLAS_VER_MAJOR),
+#endif
+		"libcublas.so",
+	};
+	void *lib = NULL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !lib; i++)
+		lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		return tk_diag_set(d, TK_E_DEVICE, NULL, -1,
+				   "cannot load cuBLAS (%s): install the CUDA %d libraries or "
+				   "add their directory to LD_LIBRARY_PATH",
+				   names[0], CUBLAS_VER_MAJOR);
+	struct blas_fns f;
+	memset(&f, 0, sizeof(f));
+	f.create = (decltype(f.create))dlsym(lib, "cublasCreate_v2");
+	f.destroy = (decltype(f.destroy))dlsym(lib, "cublasDestroy_v2");
+	f.set_stream = (decltype(f.set_stream))dlsym(lib, "cublasSetStream_v2");
+	f.set_math = (decltype(f.set_math))dlsym(lib, "cublasSetMathMode");
+	f.sgemm = (decltype(f.sgemm))dlsym(lib, "cublasSgemm_v2");
+	f.status_string = (decltype(f.status_string))dlsym(lib, "cublasGetStatusString");
+	if (!f.create || !f.destroy || !f.set_stream || !f.set_math || !f.sgemm) {
+		dlclose(lib);
+		return tk_diag_set(d, TK_E_DEVICE, NULL, -1,
+				   "cuBLAS (%s) lacks cublasCreate_v2/cublasSgemm_v2", names[0]);
+	}
+	f.lib = lib;
+	blas = f;
+	return 0;
+}
+
+static int blas_fail(cublasStatus_t s, const char *stmt, const char *file, int line,
+		     struct tk_diag *d)
+{
+	int err = s == CUBLAS_STATUS_ALLOC_FAILED ? TK_E_NOMEM : TK_E_DEVICE;
+	return tk_diag_set(d, err, NULL, -1, "%s:%d: %s: cuBLAS status %d (%s)", file, line, stmt,
+			   (int)s, blas.status_string ? blas.status_string(s) : "?");
+}
+
+/* ---- the backend's state ---- */
+
+struct cu_ctx {
+	int index;           /* CUDA ordinal */
+	int prefetch;        /* concurrentManagedAccess: prefetch hints work */
+	cudaStream_t st;
+	cublasHandle_t h;
+	void *scratch;       /* device scratch, grown on demand */
+	size_t scratch_cap;
+	void *host;          /* host scratch (targets, partial sums) */
+	size_t host_cap;
+	struct tk_diag diag; /* the last failure */
+};
+
+/* The pointers one op stages, and the op's status. */
+#define STAGE_MAX 8
+struct stage {
+	struct cu_ctx *c;
+	int err, n;
+	struct {
+		void *user, *dev;
+		size_t bytes;
+		int out;
+	} e[STAGE_MAX];
+};
+
+/* Records a failed CUDA call in the stage (first failure wins). */
+static int stage_cuda(struct stage *s, cudaError_t e, const char *stmt, const char *file,
+		      int line)
+{
+	if (e == cudaSuccess)
+		return 0;
+	(void)cudaGetLastError();
+	int err = tk_cuda_fail(e, stmt, file, line, &s->c->diag);
+	if (!s->err)
+		s->err = err;
+	return err;
+}
+
+#define SCK(s, stmt) stage_cuda((s), (stmt), #stmt, __FILE__, __LINE__)
+
+static void stage_begin(struct stage *s, struct tk_backend *be)
+{
+	s->c = (struct cu_ctx *)be->ctx;
+	s->err = 0;
+	s->n = 0;
+	SCK(s, cudaSetDevice(s->c->index));
+}
+
+/* Whether the GPU of c can read and write p directly. */
+static int reachable(struct cu_ctx *c, const void *p)
+{
+	cudaPointerAttributes a;
+	if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+		(void)cudaGetLastError();
+		return 0;
+	}
+	switch (a.type) {
+	case cudaMemoryTypeManaged:
+		return 1;
+	case cudaMemoryTypeDevice:
+		return a.device == c->index;
+	case cudaMemoryTypeHost: /* pinned: mapped at the same address with UVA */
+		return a.devicePointer == p;
+	default:
+		return 0;
+	}
+}
+
+/* p as the op may use it on the GPU: p itself, or a device copy of its
+ * bytes (copied back at stage_end when out).  NULL stays NULL; NULL after
+ * a failure (s->err set). */
+static void *stage_ptr(struct stage *s, const void *p, size_t bytes, int out)
+{
+	if (!p || s->err)
+		return (void *)p;
+	if (reachable(s->c, p))
+		return (void *)p;
+	if (s->n == STAGE_MAX) {
+		s->err = tk_diag_set(&s->c->diag, TK_E_DEVICE, NULL, -1,
+				     "more than %d host buffers staged in one op", STAGE_MAX);
+		return NULL;
+	}
+	void *dev = NULL;
+	if (SCK(s, cudaMalloc(&dev, bytes ? bytes : 1)))
+		return NULL;
+	s->e[s->n].user = (void *)p;
+	s->e[s->n].dev = dev;
+	s->e[s->n].bytes = bytes;
+	s->e[s->n].out = out;
+	s->n++;
+	if (bytes)
+		/* Default: p may also be another device's memory */
+		SCK(s, cudaMemcpyAsync(dev, p, bytes, cudaMemcpyDefault, s->c->st));
+	return s->err ? NULL : dev;
+}
+
+#define IN(s, p, bytes) (decltype(p))stage_ptr((s), (p), (bytes), 0)
+#define OUT(s, p, bytes) (decltype(p))stage_ptr((s), (p), (bytes), 1)
+
+/* Device scratch of at least bytes for this op (NULL after a failure).
+ * Safe to regrow: the previous op has finished (ops synchronize). */
+static void *scratch(struct stage *s, size_t bytes)
+{
+	struct cu_ctx *c = s->c;
+	if (s->err)
+		return NULL;
+	if (bytes > c->scratch_cap) {
+		if (c->scratch)
+			SCK(s, cudaFree(c->scratch));
+		c->scratch = NULL;
+		c->scratch_cap = 0;
+		size_t cap = bytes + bytes / 4;
+		if (SCK(s, cudaMalloc(&c->scratch, cap)))
+			return NULL;
+		c->scratch_cap = cap;
+	}
+	return c->scratch;
+}
+
+/* Host scratch of at least bytes (NULL, with s->err, when out of memory). */
+static void *host_scratch(struct stage *s, size_t bytes)
+{
+	struct cu_ctx *c = s->c;
+	if (s->err)
+		return NULL;
+	if (bytes > c->host_cap) {
+		void *p = realloc(c->host, bytes);
+		if (!p) {
+			s->err = tk_diag_set(&c->diag, TK_E_NOMEM, NULL, -1, "out of memory");
+			return NULL;
+		}
+		c->host = p;
+		c->host_cap = bytes;
+	}
+	return c->host;
+}
+
+/* Finishes an op: copies staged outputs back (unless it failed), waits for
+ * the stream, frees the staged copies; returns the op's status. */
+static int stage_end(struct stage *s)
+{
+	struct cu_ctx *c = s->c;
+	for (int i = 0; i < s->n && !s->err; i++)
+		if (s->e[i].out && s->e[i].bytes)
+			SCK(s, cudaMemcpyAsync(s->e[i].user, s->e[i].dev, s->e[i].bytes,
+					       cudaMemcpyDefault, c->st));
+	SCK(s, cudaStreamSynchronize(c->st));
+	for (int i = 0; i < s->n; i++)
+		cudaFree(s->e[i].dev);
+	s->n = 0;
+	return s->err;
+}
+
+/* Bytes spanned by a row-major matrix of rows x cols with row stride ld. */
+static size_t span(long rows, long cols, long ld)
+{
+	return rows > 0 && cols > 0 ? ((size_t)(rows - 1) * ld + cols) * sizeof(float) : 0;
+}
+
+/* ---- the ops ---- */
+
+static int cuda_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+		       const float *a, int lda, const float *b, int ldb, float beta, float *c,
+		       int ldc)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dc = OUT(&s, c, span(m, n, ldc));
+	if (k == 0) {
+		/* BLAS semantics: C = beta C, and beta 0 does not read C */
+		if (!s.err)
+			SCK(&s, cu_scale_matrix(s.c->st, dc, m, n, ldc, beta));
+		return stage_end(&s);
+	}
+	const float *da = IN(&s, a, ta ? span(k, m, lda) : span(m, k, lda));
+	const float *db = IN(&s, b, tb ? span(n, k, ldb) : span(k, n, ldb));
+	if (!s.err) {
+		cublasStatus_t st = blas.sgemm(s.c->h, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+					       ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, db,
+					       ldb, da, lda, &beta, dc, ldc);
+		if (st != CUBLAS_STATUS_SUCCESS)
+			s.err = blas_fail(st, "cublasSgemm_v2", __FILE__, __LINE__, &s.c->diag);
+	}
+	return stage_end(&s);
+}
+
+static int cuda_layernorm_fwd(struct tk_backend *be, float *y, float *mean, float *rstd,
+			      const float *x, const float *w, const float *b, int rows, int dim,
+			      float eps)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t rd = (size_t)rows * dim * sizeof(float), rb = (size_t)rows * sizeof(float);
+	size_t db = (size_t)dim * sizeof(float);
+	float *dy = OUT(&s, y, rd), *dm = OUT(&s, mean, rb), *dr = OUT(&s, rstd, rb);
+	const float *dx = IN(&s, x, rd), *dw = IN(&s, w, db), *dbb = IN(&s, b, db);
+	if (!s.err)
+		SCK(&s, cu_layernorm_fwd(s.c->st, dy, dm, dr, dx, dw, dbb, rows, dim, eps));
+	return stage_end(&s);
+}
+
+static int cuda_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float *db,
+			      const float *dy, const float *x, const float *w, const float *mean,
+			      const float *rstd, int rows, int dim)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t rd = (size_t)rows * dim * sizeof(float), rb = (size_t)rows * sizeof(float);
+	size_t cb = (size_t)dim * sizeof(float);
+	float *ddx = OUT(&s, dx, rd), *ddw = OUT(&s, dw, cb), *ddb = OUT(&s, db, cb);
+	const float *ddy = IN(&s, dy, rd), *dxx = IN(&s, x, rd), *dww = IN(&s, w, cb);
+	const float *dm = IN(&s, mean, rb), *dr = IN(&s, rstd, rb);
+	double *sc = (dw || db) ? (double *)scratch(&s, cu_colsum_scratch(rows, dim) *
+								sizeof(double))
+				: NULL;
+	if (!s.err)
+		SCK(&s, cu_layernorm_bwd(s.c->st, ddx, ddw, ddb, ddy, dxx, dww, dm, dr, rows, dim,
+					 sc));
+	return stage_end(&s);
+}
+
+static int cuda_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x,
+			    const float *w, int rows, int dim, float eps)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t rd = (size_t)rows * dim * sizeof(float), rb = (size_t)rows * sizeof(float);
+	float *dy = OUT(&s, y, rd), *dr = OUT(&s, rstd, rb);
+	const float *dx = IN(&s, x, rd), *dw = IN(&s, w, (size_t)dim * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_rmsnorm_fwd(s.c->st, dy, dr, dx, dw, rows, dim, eps));
+	return stage_end(&s);
+}
+
+static int cuda_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy,
+			    const float *x, const float *w, const float *rstd, int rows, int dim)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t rd = (size_t)rows * dim * sizeof(float), rb = (size_t)rows * sizeof(float);
+	size_t cb = (size_t)dim * sizeof(float);
+	float *ddx = OUT(&s, dx, rd), *ddw = OUT(&s, dw, cb);
+	const float *ddy = IN(&s, dy, rd), *dxx = IN(&s, x, rd), *dww = IN(&s, w, cb);
+	const float *dr = IN(&s, rstd, rb);
+	double *sc = dw ? (double *)scratch(&s, cu_colsum_scratch(rows, dim) * sizeof(double))
+			: NULL;
+	if (!s.err)
+		SCK(&s, cu_rmsnorm_bwd(s.c->st, ddx, ddw, ddy, dxx, dww, dr, rows, dim, sc));
+	return stage_end(&s);
+}
+
+static int cuda_gelu_fwd(struct tk_backend *be, float *y, const float *x, size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dy = OUT(&s, y, n * sizeof(float));
+	const float *dx = IN(&s, x, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_gelu_fwd(s.c->st, dy, dx, n));
+	return stage_end(&s);
+}
+
+static int cuda_gelu_bwd(struct tk_backend *be, float *dx, const float *x, const float *dy,
+			 size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *ddx = OUT(&s, dx, n * sizeof(float));
+	const float *dxx = IN(&s, x, n * sizeof(float)), *ddy = IN(&s, dy, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_gelu_bwd(s.c->st, ddx, dxx, ddy, n));
+	return stage_end(&s);
+}
+
+static int cuda_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
+			   size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dy = OUT(&s, y, n * sizeof(float));
+	const float *dg = IN(&s, gate, n * sizeof(float)), *du = IN(&s, up, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_swiglu_fwd(s.c->st, dy, dg, du, n));
+	return stage_end(&s);
+}
+
+static int cuda_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			   const float *up, const float *dy, size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t nb = n * sizeof(float);
+	float *ddg = OUT(&s, dgate, nb), *ddu = OUT(&s, dup, nb);
+	const float *dg = IN(&s, gate, nb), *du = IN(&s, up, nb), *ddy = IN(&s, dy, nb);
+	if (!s.err)
+		SCK(&s, cu_swiglu_bwd(s.c->st, ddg, ddu, dg, du, ddy, n));
+	return stage_end(&s);
+}
+
+static int cuda_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dy = OUT(&s, y, (size_t)rows * dim * sizeof(float));
+	const float *db = IN(&s, bias, (size_t)dim * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_bias_add(s.c->st, dy, db, rows, dim));
+	return stage_end(&s);
+}
+
+static int cuda_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows,
+			  int dim)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *db = OUT(&s, dbias, (size_t)dim * sizeof(float));
+	const float *ddy = IN(&s, dy, (size_t)rows * dim * sizeof(float));
+	double *sc = (double *)scratch(&s, cu_colsum_scratch(rows, dim) * sizeof(double));
+	if (!s.err)
+		SCK(&s, cu_bias_grad(s.c->st, db, ddy, rows, dim, sc));
+	return stage_end(&s);
+}
+
+static int cuda_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dy = OUT(&s, y, n * sizeof(float));
+	const float *dx = IN(&s, x, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_axpy(s.c->st, dy, a, dx, n));
+	return stage_end(&s);
+}
+
+static int cuda_scale(struct tk_backend *be, float *x, float sc, size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dx = OUT(&s, x, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_scale(s.c->st, dx, sc, n));
+	return stage_end(&s);
+}
+
+/* The inverse frequencies are computed here with the CPU backend's powf
+ * and uploaded, so that both backends rotate by the same fp32 angles. */
+static int cuda_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
+		     int head_dim, float theta, int inverse)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	int half = head_dim / 2;
+	float *inv = (float *)host_scratch(&s, (size_t)half * sizeof(float));
+	float *dinv = (float *)scratch(&s, (size_t)half * sizeof(float));
+	for (int i = 0; inv && i < half; i++)
+		inv[i] = tk_rope_inv_freq(i, head_dim, theta);
+	if (!s.err)
+		SCK(&s, cudaMemcpyAsync(dinv, inv, (size_t)half * sizeof(float),
+					cudaMemcpyHostToDevice, s.c->st));
+	float *dx = OUT(&s, x, (size_t)rows * heads * head_dim * sizeof(float));
+	const int32_t *dp = IN(&s, pos, (size_t)rows * sizeof(int32_t));
+	if (!s.err)
+		SCK(&s, cu_rope(s.c->st, dx, dp, dinv, rows, heads, head_dim, inverse));
+	return stage_end(&s);
+}
+
+static int cuda_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
+			      const float *k, const float *v, int B, int T, int n_head,
+			      int n_kv_head, int head_dim)
+{
+	if (head_dim > cu_attention_max_dim())
+		return TK_E_UNSUPPORTED;
+	struct stage s;
+	stage_begin(&s, be);
+	size_t qb = (size_t)B * T * n_head * head_dim * sizeof(float);
+	size_t kb = (size_t)B * T * n_kv_head * head_dim * sizeof(float);
+	float *dout = OUT(&s, out, qb), *dl = OUT(&s, lse, (size_t)B * n_head * T * sizeof(float));
+	const float *dq = IN(&s, q, qb), *dk = IN(&s, k, kb), *dv = IN(&s, v, kb);
+	if (!s.err)
+		SCK(&s, cu_attention_fwd(s.c->st, dout, dl, dq, dk, dv, B, T, n_head, n_kv_head,
+					 head_dim));
+	return stage_end(&s);
+}
+
+static int cuda_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv,
+			      const float *dout, const float *q, const float *k, const float *v,
+			      const float *out, const float *lse, int B, int T, int n_head,
+			      int n_kv_head, int head_dim)
+{
+	if (head_dim > cu_attention_max_dim())
+		return TK_E_UNSUPPORTED;
+	struct stage s;
+	stage_begin(&s, be);
+	size_t rows = (size_t)B * n_head * T;
+	size_t qb = rows * head_dim * sizeof(float);
+	size_t kb = (size_t)B * T * n_kv_head * head_dim * sizeof(float);
+	float *ddq = OUT(&s, dq, qb), *ddk = OUT(&s, dk, kb), *ddv = OUT(&s, dv, kb);
+	const float *ddo = IN(&s, dout, qb), *dqq = IN(&s, q, qb), *dkk = IN(&s, k, kb);
+	const float *dvv = IN(&s, v, kb), *dou = IN(&s, out, qb);
+	const float *dl = IN(&s, lse, rows * sizeof(float));
+	float *sc = (float *)scratch(&s, rows * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_attention_bwd(s.c->st, ddq, ddk, ddv, ddo, dqq, dkk, dvv, dou, dl, B, T,
+					 n_head, n_kv_head, head_dim, sc));
+	return stage_end(&s);
+}
+
+/* The largest id + 1, read on the host: the table's rows touched (for
+ * staging a host table).  ids is a host copy. */
+static size_t ids_rows(const uint32_t *ids, int n)
+{
+	uint32_t mx = 0;
+	for (int i = 0; i < n; i++)
+		mx = ids[i] > mx ? ids[i] : mx;
+	return (size_t)mx + 1;
+}
+
+/* A host copy of n 32-bit values wherever they live (NULL on failure). */
+static void *host_copy32(struct stage *s, const void *p, int n)
+{
+	void *h = host_scratch(s, (size_t)n * 4);
+	if (h && SCK(s, cudaMemcpy(h, p, (size_t)n * 4, cudaMemcpyDefault)))
+		return NULL;
+	return h;
+}
+
+static int cuda_embedding_fwd(struct tk_backend *be, float *y, const float *table,
+			      const uint32_t *ids, int n, int dim)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t trows = 0;
+	if (!s.err && !reachable(s.c, table)) { /* stage only the rows used */
+		const uint32_t *h = (const uint32_t *)host_copy32(&s, ids, n);
+		trows = h ? ids_rows(h, n) : 0;
+	}
+	float *dy = OUT(&s, y, (size_t)n * dim * sizeof(float));
+	const float *dt = IN(&s, table, trows * dim * sizeof(float));
+	const uint32_t *di = IN(&s, ids, (size_t)n * sizeof(uint32_t));
+	if (!s.err)
+		SCK(&s, cu_embedding_fwd(s.c->st, dy, dt, di, n, dim));
+	return stage_end(&s);
+}
+
+static int cuda_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy,
+			      const uint32_t *ids, int n, int dim)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t trows = 0;
+	if (!s.err && !reachable(s.c, dtable)) {
+		const uint32_t *h = (const uint32_t *)host_copy32(&s, ids, n);
+		trows = h ? ids_rows(h, n) : 0;
+	}
+	float *dt = OUT(&s, dtable, trows * dim * sizeof(float));
+	const float *ddy = IN(&s, dy, (size_t)n * dim * sizeof(float));
+	const uint32_t *di = IN(&s, ids, (size_t)n * sizeof(uint32_t));
+	int *sc = (int *)scratch(&s, (size_t)2 * n * sizeof(int));
+	if (!s.err)
+		SCK(&s, cu_embedding_bwd(s.c->st, dt, ddy, di, n, dim, sc));
+	return stage_end(&s);
+}
+
+static int cuda_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets,
+			      int rows, int vocab, float scale, int grad, double *loss_sum)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	/* targets >= vocab are refused before anything is written, as on the CPU */
+	const int32_t *ht = (const int32_t *)host_copy32(&s, targets, rows);
+	for (int r = 0; ht && r < rows; r++)
+		if (ht[r] >= vocab) {
+			stage_end(&s);
+			return TK_E_INVAL;
+		}
+	float *dl = OUT(&s, logits, (size_t)rows * vocab * sizeof(float));
+	const int32_t *dt = IN(&s, targets, (size_t)rows * sizeof(int32_t));
+	double *rl = (double *)scratch(&s, (size_t)rows * sizeof(double));
+	double *hl = (double *)host_scratch(&s, (size_t)rows * sizeof(double));
+	if (!s.err)
+		SCK(&s, cu_cross_entropy(s.c->st, dl, dt, rows, vocab, scale, grad, rl));
+	if (!s.err)
+		SCK(&s, cudaMemcpyAsync(hl, rl, (size_t)rows * sizeof(double),
+					cudaMemcpyDeviceToHost, s.c->st));
+	int rc = stage_end(&s);
+	if (!rc && loss_sum) {
+		double sum = 0.0;
+		for (int r = 0; r < rows; r++) /* row order, as the CPU */
+			sum += hl[r];
+		*loss_sum += sum;
+	}
+	return rc;
+}
+
+/* The scalars as cpu_adamw computes them (torch's formula, hyperparameters
+ * in double, each tensor op in fp32). */
+static int cuda_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v,
+		      size_t n, double lr, double beta1, double beta2, double eps,
+		      double weight_decay, int step)
+{
+	struct cu_adamw_k k;
+	k.keep = weight_decay != 0.0 ? (float)(1.0 - lr * weight_decay) : 1.0f;
+	float w1 = (float)(1.0 - beta1);
+	k.from_m = fabsf(w1) < 0.5f;
+	k.coef = k.from_m ? w1 : -(1.0f - w1);
+	k.b2 = (float)beta2;
+	k.w2 = (float)(1.0 - beta2);
+	k.eps = (float)eps;
+	double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
+	k.neg_step = (float)-(lr / bc1);
+	k.bc2s = (float)sqrt(bc2);
+	struct stage s;
+	stage_begin(&s, be);
+	size_t nb = n * sizeof(float);
+	float *dp = OUT(&s, p, nb), *dm = OUT(&s, m, nb), *dv = OUT(&s, v, nb);
+	const float *dg = IN(&s, g, nb);
+	if (!s.err)
+		SCK(&s, cu_adamw(s.c->st, dp, dg, dm, dv, n, k));
+	return stage_end(&s);
+}
+
+static int cuda_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t nch = (n + TK_CU_SUMSQ_CHUNK - 1) / TK_CU_SUMSQ_CHUNK;
+	const float *dx = IN(&s, x, n * sizeof(float));
+	double *part = (double *)scratch(&s, nch * sizeof(double));
+	double *hp = (double *)host_scratch(&s, nch * sizeof(double));
+	if (!s.err)
+		SCK(&s, cu_sum_squares(s.c->st, part, dx, n));
+	if (!s.err)
+		SCK(&s, cudaMemcpyAsync(hp, part, nch * sizeof(double), cudaMemcpyDeviceToHost,
+					s.c->st));
+	int rc = stage_end(&s);
+	if (!rc) {
+		double sum = 0.0;
+		for (size_t c = 0; c < nch; c++)
+			sum += hp[c];
+		*out += sum;
+	}
+	return rc;
+}
+
+/* Managed memory, prefetched to the GPU where the device can. */
+static void *cuda_alloc(struct tk_backend *be, size_t bytes)
+{
+	struct cu_ctx *c = (struct cu_ctx *)be->ctx;
+	void *p = NULL;
+	if (bytes == 0)
+		bytes = 1;
+	if (cudaSetDevice(c->index) != cudaSuccess) {
+		(void)cudaGetLastError();
+		return NULL;
+	}
+	cudaError_t e = cudaMallocManaged(&p, bytes, cudaMemAttachGlobal);
+	if (e != cudaSuccess) {
+		(void)cudaGetLastError();
+		tk_cuda_fail(e, "cudaMallocManaged", __FILE__, __LINE__, &c->diag);
+		return NULL;
+	}
+	if (c->prefetch) {
+#if CUDART_VERSION >= 13000
+		cudaMemLocation loc;
+		memset(&loc, 0, sizeof(loc));
+		loc.type = cudaMemLocationTypeDevice;
+		loc.id = c->index;
+		e = cudaMemPrefetchAsync(p, bytes, loc, 0, c->st);
+#else
+		e = cudaMemPrefetchAsync(p, bytes, c->index, c->st);
+#endif
+		if (e != cudaSuccess) /* a hint: its failure changes nothing */
+			(void)cudaGetLastError();
+		/* the caller may write it from the host at once */
+		if (cudaStreamSynchronize(c->st) != cudaSuccess)
+			(void)cudaGetLastError();
+	}
+	return p;
+}
+
+static void cuda_free(struct tk_backend *be, void *p)
+{
+	struct cu_ctx *c = (struct cu_ctx *)be->ctx;
+	if (p && cudaSetDevice(c->index) == cudaSuccess)
+		cudaFree(p);
+}
+
+static int cuda_sync(struct tk_backend *be)
+{
+	struct cu_ctx *c = (struct cu_ctx *)be->ctx;
+	TK_CUDA_CHECK(cudaSetDevice(c->index), &c->diag);
+	TK_CUDA_CHECK(cudaStreamSynchronize(c->st), &c->diag);
+	return 0;
+}
+
+static void cuda_destroy(struct tk_backend *be)
+{
+	struct cu_ctx *c = (struct cu_ctx *)be->ctx;
+	if (!c)
+		return;
+	if (cudaSetDevice(c->index) == cudaSuccess) {
+		if (c->h)
+			blas.destroy(c->h);
+		if (c->scratch)
+			cudaFree(c->scratch);
+		if (c->st)
+			cudaStreamDestroy(c->st);
+	}
+	(void)cudaGetLastError();
+	free(c->host);
+	free(c);
+}
+
+static const struct tk_backend_i cuda_backend_i = {
+	/* .name = */ "cuda",
+	/* .matmul = */ cuda_matmul,
+	/* .layernorm_fwd = */ cuda_layernorm_fwd,
+	/* .layernorm_bwd = */ cuda_layernorm_bwd,
+	/* .rmsnorm_fwd = */ cuda_rmsnorm_fwd,
+	/* .rmsnorm_bwd = */ cuda_rmsnorm_bwd,
+	/* .gelu_fwd = */ cuda_gelu_fwd,
+	/* .gelu_bwd = */ cuda_gelu_bwd,
+	/* .swiglu_fwd = */ cuda_swiglu_fwd,
+	/* .swiglu_bwd = */ cuda_swiglu_bwd,
+	/* .bias_add = */ cuda_bias_add,
+	/* .bias_grad = */ cuda_bias_grad,
+	/* .axpy = */ cuda_axpy,
+	/* .rope = */ cuda_rope,
+	/* .attention_fwd = */ cuda_attention_fwd,
+	/* .attention_bwd = */ cuda_attention_bwd,
+	/* .embedding_fwd = */ cuda_embedding_fwd,
+	/* .embedding_bwd = */ cuda_embedding_bwd,
+	/* .cross_entropy = */ cuda_cross_entropy,
+	/* .adamw = */ cuda_adamw,
+	/* .sum_squares = */ cuda_sum_squares,
+	/* .scale = */ cuda_scale,
+	/* .alloc = */ cuda_alloc,
+	/* .free = */ cuda_free,
+	/* .sync = */ cuda_sync,
+	/* .destroy = */ cuda_destroy,
+};
+
+/* Undoes a partial init. */
+static int init_fail(struct cu_ctx *c, struct tk_backend *be, int rc)
+{
+	struct tk_backend tmp;
+	tmp.i = &cuda_backend_i;
+	tmp.ctx = c;
+	tmp.threads = 0;
+	cuda_destroy(&tmp);
+	be->i = NULL;
+	be->ctx = NULL;
+	return rc;
+}
+
+extern "C" int tk_backend_cuda_init(struct tk_backend *be, int index, int flags, int threads,
+				    struct tk_diag *d)
+{
+	tk_diag_clear(d);
+	be->i = NULL;
+	be->ctx = NULL;
+	be->threads = threads > 0 ? threads : 1;
+	int n = 0;
+	cudaError_t e = cudaGetDeviceCount(&n);
+	if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) {
+		(void)cudaGetLastError();
+		n = 0;
+	} else {
+		TK_CUDA_CHECK(e, d);
+	}
+	if (index < 0 || index >= n)
+		return tk_diag_set(d, TK_E_DEVICE, NULL, -1,
+				   "no CUDA device %d (the driver reports %d): use --device cpu",
+				   index, n);
+	TK_CUDA_CHECK(cudaSetDevice(index), d);
+	int managed = 0, concurrent = 0;
+	TK_CUDA_CHECK(cudaDeviceGetAttribute(&managed, cudaDevAttrManagedMemory, index), d);
+	TK_CUDA_CHECK(cudaDeviceGetAttribute(&concurrent, cudaDevAttrConcurrentManagedAccess,
+					     index), d);
+	if (!managed)
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "CUDA device %d has no managed memory, which tk needs: use "
+				   "--device cpu", index);
+	int rc = blas_load(d);
+	if (rc)
+		return rc;
+	struct cu_ctx *c = (struct cu_ctx *)calloc(1, sizeof(*c));
+	if (!c)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	c->index = index;
+	c->prefetch = concurrent;
+	tk_diag_clear(&c->diag);
+	if ((e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking)) != cudaSuccess)
+		return init_fail(c, be, tk_cuda_fail(e, "cudaStreamCreateWithFlags", __FILE__,
+						      __LINE__, d));
+	cublasStatus_t bs = blas.create(&c->h);
+	if (bs != CUBLAS_STATUS_SUCCESS) {
+		c->h = NULL;
+		return init_fail(c, be, blas_fail(bs, "cublasCreate_v2", __FILE__, __LINE__, d));
+	}
+	if ((bs = blas.set_stream(c->h, c->st)) != CUBLAS_STATUS_SUCCESS ||
+	    (bs = blas.set_math(c->h, (flags & TK_CUDA_TF32) ? CUBLAS_TF32_TENSOR_OP_MATH
+							      : CUBLAS_DEFAULT_MATH)) !=
+		    CUBLAS_STATUS_SUCCESS)
+		return init_fail(c, be, blas_fail(bs, "cublasSetStream/SetMathMode", __FILE__,
+						   __LINE__, d));
+	be->i = &cuda_backend_i;
+	be->ctx = c;
+	return 0;
+}
+
+extern "C" const char *tk_backend_cuda_last_error(const struct tk_backend *be)
+{
+	if (!be || be->i != &cuda_backend_i || !be->ctx)
+		return "";
+	return ((const struct cu_ctx *)be->ctx)->diag.msg;
+}

@@ -1,0 +1,95 @@
+/* ops-cuda.cuh - the launchers of the CUDA kernels behind kernels/backend-cuda.cu.
+ *
+ * Each launcher enqueues its kernels on stream st and returns the launch
+ * status (cudaGetLastError); it neither allocates nor synchronizes.  Every
+ * pointer is device-accessible (device or managed memory): the backend has
+ * staged host pointers before calling.  Scratch buffers are the caller's,
+ * of the size named next to each launcher.  The semantics are those of the
+ * slot of struct tk_backend_i (lib/backend.h) of the same name, and the CPU
+ * backend (lib/backend-cpu.c) is the reference they are tested against
+ * (tests/gpu/test-cuda-ops.c).
+ */
+#ifndef TK_OPS_CUDA_CUH
+#define TK_OPS_CUDA_CUH
+
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Rows per partial sum of the column reductions (colsum scratch). */
+#define TK_CU_COLSUM_ROWS 64
+
+/* Doubles of scratch cu_colsum needs: 2 * dim * ceil(rows / TK_CU_COLSUM_ROWS). */
+size_t cu_colsum_scratch(int rows, int dim);
+
+cudaError_t cu_layernorm_fwd(cudaStream_t st, float *y, float *mean, float *rstd,
+			     const float *x, const float *w, const float *b, int rows, int dim,
+			     float eps);
+/* dx (set, may be NULL), dw and db (accumulate, may be NULL); scratch of
+ * cu_colsum_scratch(rows, dim) doubles. */
+cudaError_t cu_layernorm_bwd(cudaStream_t st, float *dx, float *dw, float *db, const float *dy,
+			     const float *x, const float *w, const float *mean,
+			     const float *rstd, int rows, int dim, double *scratch);
+cudaError_t cu_rmsnorm_fwd(cudaStream_t st, float *y, float *rstd, const float *x,
+			   const float *w, int rows, int dim, float eps);
+cudaError_t cu_rmsnorm_bwd(cudaStream_t st, float *dx, float *dw, const float *dy,
+			   const float *x, const float *w, const float *rstd, int rows, int dim,
+			   double *scratch);
+/* dbias[j] += sum over rows of dy (rows in order per partial, partials in
+ * order); scratch of cu_colsum_scratch(rows, dim) doubles. */
+cudaError_t cu_bias_grad(cudaStream_t st, float *dbias, const float *dy, int rows, int dim,
+			 double *scratch);
+
+cudaError_t cu_gelu_fwd(cudaStream_t st, float *y, const float *x, size_t n);
+cudaError_t cu_gelu_bwd(cudaStream_t st, float *dx, const float *x, const float *dy, size_t n);
+cudaError_t cu_swiglu_fwd(cudaStream_t st, float *y, const float *gate, const float *up,
+			  size_t n);
+cudaError_t cu_swiglu_bwd(cudaStream_t st, float *dgate, float *dup, const float *gate,
+			  const float *up, const float *dy, size_t n);
+cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim);
+cudaError_t cu_axpy(cudaStream_t st, float *y, float a, const float *x, size_t n);
+cudaError_t cu_scale(cudaStream_t st, float *x, float s, size_t n);
+/* C = beta C for the k == 0 GEMM (beta 0 writes zeros, as BLAS does). */
+cudaError_t cu_scale_matrix(cudaStream_t st, float *c, int m, int n, int ldc, float beta);
+/* inv_freq: head_dim / 2 floats in device memory, computed on the host with
+ * tk_rope_inv_freq as the CPU backend computes them (the same powf). */
+cudaError_t cu_rope(cudaStream_t st, float *x, const int32_t *pos, const float *inv_freq,
+		    int rows, int heads, int head_dim, int inverse);
+
+/* The fp32 scalars of one AdamW step, computed on the host exactly as the
+ * CPU backend computes them (cpu_adamw). */
+struct cu_adamw_k {
+	float keep, coef, b2, w2, eps, neg_step, bc2s;
+	int from_m;
+};
+cudaError_t cu_adamw(cudaStream_t st, float *p, const float *g, float *m, float *v, size_t n,
+		     struct cu_adamw_k k);
+
+/* Elements per partial sum of cu_sum_squares. */
+#define TK_CU_SUMSQ_CHUNK 32768
+/* part[c] = sum of x[i]^2 over chunk c (double); ceil(n / chunk) partials. */
+cudaError_t cu_sum_squares(cudaStream_t st, double *part, const float *x, size_t n);
+
+/* Largest head_dim the attention kernels take (their tiles live in 48 KiB
+ * of shared memory); larger is TK_E_UNSUPPORTED. */
+int cu_attention_max_dim(void);
+cudaError_t cu_attention_fwd(cudaStream_t st, float *out, float *lse, const float *q,
+			     const float *k, const float *v, int B, int T, int H, int KV, int D);
+/* scratch: B * H * T floats (the per-row dot(dout, out)). */
+cudaError_t cu_attention_bwd(cudaStream_t st, float *dq, float *dk, float *dv,
+			     const float *dout, const float *q, const float *k, const float *v,
+			     const float *out, const float *lse, int B, int T, int H, int KV,
+			     int D, float *scratch);
+
+cudaError_t cu_embedding_fwd(cudaStream_t st, float *y, const float *table, const uint32_t *ids,
+			     int n, int dim);
+/* scratch: 2 n ints (the next occurrence of each id, first-occurrence flags). */
+cudaError_t cu_embedding_bwd(cudaStream_t st, float *dtable, const float *dy,
+			     const uint32_t *ids, int n, int dim, int *scratch);
+
+/* Row losses into row_loss[rows] (0 for ignored rows); targets already
+ * checked to be < vocab. */
+cudaError_t cu_cross_entropy(cudaStream_t st, float *logits, const int32_t *targets, int rows,
+			     int vocab, float scale, int grad, double *row_loss);
+
+#endif
