@@ -18,6 +18,7 @@
 #include "afile.h"
 #include "config.h"
 #include "data.h"
+#include "dist.h"
 #include "model.h"
 #include "peft.h"
 #include "safetensors.h"
@@ -86,6 +87,7 @@ struct trainer {
 	float tr_loss;             /* HF's _tr_loss (fp32), since the last log */
 	double total_loss;         /* HF's _total_loss_scalar */
 	uint64_t tokens_seen, tokens_run;
+	long cur_epoch;            /* the epoch train_step is in */
 	double t0;
 	cJSON *log_history;
 	FILE *metrics;
@@ -405,6 +407,7 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	add_num(tk, "last_logged", (double)tr->last_logged);
 	add_num(tk, "per_device_train_batch_size", o->batch);
 	add_num(tk, "gradient_accumulation_steps", o->grad_accum);
+	add_num(tk, "world_size", tk_dist_size());
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)o->seed);
 	cJSON_AddStringToObject(tk, "seed", buf);
 	cJSON_AddBoolToObject(tk, "shuffle", o->shuffle);
@@ -464,6 +467,8 @@ static int save_model(struct trainer *tr, const char *dir, struct tk_diag *d)
 static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 {
 	char path[PATH_LEN], file[PATH_LEN], tmp[PATH_LEN];
+	if (tk_dist_rank()) /* data parallel: rank 0 writes */
+		return 0;
 	if (ckpt_path(path, sizeof(path), tr->out, tr->global_step))
 		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
 	struct tk_adir ad;
@@ -565,6 +570,8 @@ static int evaluate(struct trainer *tr, double *out, struct tk_diag *d)
 static int do_eval(struct trainer *tr, struct tk_diag *d)
 {
 	double t = now_s(), loss;
+	if (tk_dist_rank()) /* data parallel: rank 0 evaluates and logs */
+		return 0;
 	int rc = evaluate(tr, &loss, d);
 	if (rc)
 		return rc;
@@ -716,6 +723,8 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 		return tk_diag_set(d, TK_E_INVAL, src, -1,
 				   "a quantized model can only be trained with LoRA adapters "
 				   "(add --lora-r 16, or dequantize it)");
+	if (tr->m.lora) /* dropout masks: the run's seed, also for loaded adapters */
+		tr->m.lora->seed = o->seed;
 	tk_model_set_checkpointing(&tr->m, o->gradient_checkpointing);
 	return load_tokenizer(tr, src, d);
 }
@@ -777,6 +786,9 @@ static int load_state(struct trainer *tr, struct tk_diag *d)
 	const char *seed = cJSON_GetStringValue(cJSON_GetObjectItem(tk, "seed"));
 	char mine[32];
 	snprintf(mine, sizeof(mine), "%016llx", (unsigned long long)tr->data_hash);
+	/* data parallel: the processes it ran on (1 before tk wrote it) */
+	double world = cJSON_IsNumber(cJSON_GetObjectItem(tk, "world_size")) ? NUM(tk, "world_size")
+									      : 1;
 	if ((double)tr->train.n_blocks != NUM(data, "n_blocks") ||
 	    (double)tr->train.seq_len != NUM(data, "seq_len") || !fp ||
 	    strcmp(fp, tr->train.info.fingerprint) || !hash || strcmp(hash, mine))
@@ -792,6 +804,12 @@ static int load_state(struct trainer *tr, struct tk_diag *d)
 				 "gradient_accumulation_steps %.0f, not %d and %d",
 				 NUM(tk, "per_device_train_batch_size"),
 				 NUM(tk, "gradient_accumulation_steps"), o->batch, o->grad_accum);
+	else if (world != tk_dist_size())
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				 "trained on %.0f process%s, resumed on %d: each step's data "
+				 "depends on it (resume it %s%.0f)", world, world == 1 ? "" : "es",
+				 tk_dist_size(), world == 1 ? "without mpirun, or -np " :
+				 "with mpirun -np ", world);
 	else if (!seed || strtoull(seed, NULL, 10) != o->seed ||
 		 cJSON_IsTrue(cJSON_GetObjectItem(tk, "shuffle")) != !!o->shuffle)
 		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
@@ -917,6 +935,10 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no data (use --data DIR|FILE|-)");
 	if (!o->output_dir && !o->eval_only)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no output directory (use --output-dir DIR)");
+	if (tk_dist_size() > 1 && o->data && !strcmp(o->data, "-"))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "--data -: under mpirun only rank 0 reads stdin (give a file or "
+				   "directory)");
 	if (o->eval_only && o->resume && !o->output_dir && !strcmp(o->resume, "latest"))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "--resume-from-checkpoint latest needs --output-dir");
@@ -956,7 +978,8 @@ static void plan(struct trainer *tr)
 	const struct tk_train_opts *o = tr->o;
 	uint64_t nb = tr->train.n_blocks;
 	tr->steps_in_epoch = (long)((nb + (uint64_t)o->batch - 1) / (uint64_t)o->batch);
-	tr->nupe = tr->steps_in_epoch / o->grad_accum + (tr->steps_in_epoch % o->grad_accum > 0);
+	long ga = (long)o->grad_accum * tk_dist_size(); /* micro-batches per step, all ranks */
+	tr->nupe = tr->steps_in_epoch / ga + (tr->steps_in_epoch % ga > 0);
 	if (tr->nupe < 1)
 		tr->nupe = 1;
 	if (o->max_steps > 0) {
@@ -989,16 +1012,47 @@ static int nonfinite(struct trainer *tr, const char *what, double v, struct tk_d
 			   isnan(v) ? "nan" : "inf", ck);
 }
 
+/* Data parallel, after the backward passes: the gradients and the loss of
+ * the step summed over the ranks (each rank's share is already divided by
+ * the step's items of every rank), the input tokens counted over them. */
+static int reduce_step(struct trainer *tr, float *step_loss, long items, double rows,
+		       struct tk_diag *d)
+{
+	int rc = 0;
+	for (int i = 0; i < tr->n_tp && !rc; i++)
+		rc = tk_dist_allreduce_f32(tr->tp[i].g, tr->tp[i].n, d);
+	if (!rc)
+		rc = tk_dist_allreduce_f32(step_loss, 1, d);
+	if (rc)
+		return rc;
+	tr->tr_loss += *step_loss;
+	if (items > 0) {
+		tr->tokens_run += (uint64_t)rows * (uint64_t)tr->T;
+		tr->tokens_seen += (uint64_t)rows * (uint64_t)tr->T;
+	}
+	return 0;
+}
+
 /* One optimizer step over n_mb micro-batches starting at micro-batch mb0
- * of the epoch's order. */
+ * of the epoch's order.  Data parallel, rank r of N computes micro-batches
+ * [n_mb * r / N, n_mb * (r + 1) / N) of them (perhaps none): the step sees
+ * the micro-batches one process with N times the accumulation would. */
 static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n_mb,
 		      float *loss_out, double *norm_out, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
 	struct tk_model *m = &tr->m;
-	int T = tr->T, rc;
+	int T = tr->T, rc, world = tk_dist_size(), rank = tk_dist_rank();
 	size_t per = (size_t)o->batch * T;
 	long items = 0;
+	double counts[2] = { 0, 0 }; /* items, rows */
+	long skip = (long)n_mb * rank / world; /* the micro-batches of lower ranks */
+	mb0 += skip;
+	/* LoRA dropout masks are keyed by the micro-batch's place in the whole
+	 * run (epoch and index): the same in a resumed run and on any number
+	 * of processes */
+	uint64_t mb_global = (uint64_t)tr->cur_epoch * (uint64_t)tr->steps_in_epoch + (uint64_t)mb0;
+	n_mb = (int)((long)n_mb * (rank + 1) / world - skip);
 	for (int i = 0; i < n_mb; i++) {
 		uint64_t first = (uint64_t)(mb0 + i) * (uint64_t)o->batch;
 		uint64_t left = tr->train.n_blocks - first;
@@ -1007,12 +1061,19 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		tk_data_batch(&tr->train, order, first, n, tr->ids + i * per, tr->labels + i * per);
 		tk_model_shift_labels(tr->labels + i * per, n, T, tr->targets + i * per);
 		items += count_items(tr, tr->labels + i * per, tr->targets + i * per, (size_t)n * T);
+		counts[1] += n;
 	}
+	counts[0] = (double)items;
+	if (world > 1 && (rc = tk_dist_allreduce_f64(counts, 2, d)))
+		return rc;
+	items = (long)counts[0];
 	if ((rc = tk_model_zero_grad(m, d)))
 		return rc;
 	float step_loss = 0;
 	for (int i = 0; i < n_mb && items > 0; i++) {
 		struct tk_model_loss l;
+		if (m->lora) /* the forward counts it up by one */
+			m->lora->step = mb_global + (uint64_t)i;
 		if ((rc = tk_model_forward(m, tr->ids + i * per, tr->targets + i * per, tr->rows[i],
 					   T, 1, (double)items, &l, d)))
 			return rc;
@@ -1022,10 +1083,14 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		if ((rc = tk_model_backward(m, d)))
 			return rc;
 		step_loss += li;
+		if (world > 1)
+			continue;
 		tr->tr_loss += li;
 		tr->tokens_run += (uint64_t)tr->rows[i] * T;
 		tr->tokens_seen += (uint64_t)tr->rows[i] * T;
 	}
+	if (world > 1 && (rc = reduce_step(tr, &step_loss, items, counts[1], d)))
+		return rc;
 	double ss = 0;
 	for (int i = 0; i < tr->n_tp && !rc; i++)
 		rc = tk_sum_squares(tr->be, &ss, tr->tp[i].g, tr->tp[i].n);
@@ -1101,7 +1166,7 @@ static int train_loop(struct trainer *tr, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
 	int rc = 0, stop = tr->global_step >= tr->max_steps;
-	long ga = o->grad_accum;
+	long ga = (long)o->grad_accum * tk_dist_size();
 	for (long epoch = tr->global_step / tr->nupe; epoch < tr->num_epochs && !stop; epoch++) {
 		uint64_t *order;
 		if (tk_data_order(&tr->train, o->seed, (uint64_t)epoch, o->shuffle, &order))
@@ -1113,6 +1178,7 @@ static int train_loop(struct trainer *tr, struct tk_diag *d)
 			double lr = tk_sched_lr(&tr->sched, tr->global_step);
 			float loss = 0;
 			double norm = 0;
+			tr->cur_epoch = epoch;
 			if ((rc = train_step(tr, order, upd * ga, n_mb, &loss, &norm, d)))
 				break;
 			long step_mb = upd * ga + n_mb - 1; /* HF's step within the epoch */
@@ -1195,14 +1261,15 @@ static int finish(struct trainer *tr, struct tk_diag *d)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	add_num(e, "train_runtime", round(rt * 1e4) / 1e4);
 	add_num(e, "train_samples_per_second",
-		rt > 0 ? round((double)steps * tr->o->batch * tr->o->grad_accum / rt * 1e3) / 1e3 : 0);
+		rt > 0 ? round((double)steps * tr->o->batch * tr->o->grad_accum * tk_dist_size() /
+			       rt * 1e3) / 1e3 : 0);
 	add_num(e, "train_steps_per_second", rt > 0 ? round((double)steps / rt * 1e3) / 1e3 : 0);
 	add_num(e, "total_flos", 0);
 	add_num(e, "train_loss", train_loss);
 	int rc = log_entry(tr, e, d);
-	if (!rc)
+	if (!rc && !tk_dist_rank())
 		rc = save_model(tr, tr->out, d);
-	if (!rc)
+	if (!rc && !tk_dist_rank())
 		rc = copy_side_files(tr, tr->out, d);
 	if (rc)
 		return rc;
@@ -1237,7 +1304,7 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 		return rc;
 	if ((rc = load_model(tr, d)))
 		return rc;
-	if (!o->eval_only && (rc = prepare_output(tr, d)))
+	if (!o->eval_only && !tk_dist_rank() && (rc = prepare_output(tr, d)))
 		return rc;
 	if ((rc = load_data(tr, d)))
 		return rc;
@@ -1306,7 +1373,11 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 		snprintf(tr.last_ckpt, sizeof(tr.last_ckpt), "%s", tr.resume_dir);
 		tr.saved = 1;
 	}
-	if ((rc = open_metrics(&tr, d)))
+	if (!tk_dist_rank() && (rc = open_metrics(&tr, d)))
+		goto out;
+	for (int i = 0; i < tr.n_tp && !rc; i++) /* as DDP: every rank starts from rank 0's */
+		rc = tk_dist_bcast(tr.tp[i].p, tr.tp[i].n * sizeof(float), 0, d);
+	if (rc)
 		goto out;
 	tr.first_step = tr.global_step;
 	uint64_t trainable = 0;

@@ -30,6 +30,18 @@
  *
  * The loop computes on m->params and m->grads directly, so it needs a
  * backend whose memory the host can read (the CPU backend).
+ *
+ * Data parallel (dist.h, after tk_dist_init under mpirun): with N
+ * processes an optimizer step takes N * gradient_accumulation_steps
+ * micro-batches of the block order, rank r computing the r-th of N
+ * consecutive runs of them; the item count, the trainable gradients and
+ * the loss are summed over the ranks before the norm, clipping and AdamW,
+ * so N ranks train what one process with N times the accumulation trains
+ * (up to fp32 summation order).  Rank 0 alone evaluates and writes OUT;
+ * trainer_state.json records world_size and a resume on another number of
+ * processes is TK_E_MISMATCH; data "-" is TK_E_INVAL.  A rank that fails
+ * returns its error while the others may wait in a collective: the caller
+ * ends the job (tk_dist_abort).
  */
 #ifndef TK_TRAIN_H
 #define TK_TRAIN_H

@@ -1,0 +1,291 @@
+/* dist.c - see dist.h.  MPI is used only through this file. */
+#include "dist.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TK_USE_MPI
+#include <mpi.h>
+#endif
+#if defined(TK_USE_NCCL) && !defined(TK_USE_MPI)
+#error "TK_USE_NCCL needs TK_USE_MPI (the NCCL id travels over MPI)"
+#endif
+#ifdef TK_USE_NCCL
+#include <cuda_runtime_api.h>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes" /* nccl.h's f() */
+#include <nccl.h>
+#pragma GCC diagnostic pop
+
+static ncclComm_t g_nccl;
+static int g_nccl_on;
+#endif
+
+static int g_rank, g_size = 1;
+#ifdef TK_USE_MPI
+static int g_mpi;
+#endif
+
+/* Fault injection for the tests (tests/cli/tk-train/mpi-*.sh):
+ * TK_DIST_TEST_KILL=R:N makes rank R die of SIGKILL at its N-th
+ * all-reduce, as a crashed or killed process would. */
+static long g_calls;
+
+static void test_kill_hook(void)
+{
+	const char *s = getenv("TK_DIST_TEST_KILL");
+	if (!s)
+		return;
+	char *end;
+	long r = strtol(s, &end, 10), n;
+	if (*end != ':')
+		return;
+	n = strtol(end + 1, &end, 10);
+	g_calls++;
+	if (!*end && r == g_rank && g_calls == n)
+		raise(SIGKILL);
+}
+
+static int env_int(const char *name)
+{
+	const char *s = getenv(name);
+	if (!s || !*s)
+		return 0;
+	char *end;
+	long v = strtol(s, &end, 10);
+	return *end || v < 1 || v > INT_MAX ? 0 : (int)v;
+}
+
+int tk_dist_has_mpi(void)
+{
+#ifdef TK_USE_MPI
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+int tk_dist_launched_size(void)
+{
+	static const char *const vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+					    "MV2_COMM_WORLD_SIZE", NULL };
+	for (int i = 0; vars[i]; i++) {
+		int n = env_int(vars[i]);
+		if (n)
+			return n;
+	}
+	return getenv("PMIX_RANK") ? -1 : 0;
+}
+
+int tk_dist_rank(void)
+{
+	return g_rank;
+}
+
+int tk_dist_size(void)
+{
+	return g_size;
+}
+
+#ifdef TK_USE_MPI
+static int mpi_fail(struct tk_diag *d, int err, const char *what)
+{
+	char msg[MPI_MAX_ERROR_STRING];
+	int len = 0;
+	if (MPI_Error_string(err, msg, &len) != MPI_SUCCESS)
+		len = 0;
+	msg[len] = 0;
+	return tk_diag_set(d, TK_E_DEVICE, NULL, -1, "MPI %s failed on rank %d: %s", what, g_rank,
+			   len ? msg : "unknown error");
+}
+
+int tk_dist_init(struct tk_diag *d)
+{
+	if (g_mpi || !tk_dist_launched_size())
+		return 0;
+	int provided, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+	if (rc != MPI_SUCCESS)
+		return tk_diag_set(d, TK_E_DEVICE, NULL, -1, "MPI_Init failed (error %d)", rc);
+	g_mpi = 1;
+	/* errors come back to the caller instead of aborting the job */
+	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+	MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+	return 0;
+}
+
+void tk_dist_finalize(void)
+{
+#ifdef TK_USE_NCCL
+	if (g_nccl_on)
+		ncclCommDestroy(g_nccl);
+	g_nccl_on = 0;
+#endif
+	if (g_mpi)
+		MPI_Finalize();
+	g_mpi = 0;
+	g_rank = 0;
+	g_size = 1;
+}
+
+/* In pieces of at most INT_MAX elements (MPI counts are int). */
+static int allreduce(void *buf, size_t n, size_t esize, MPI_Datatype t, struct tk_diag *d)
+{
+	test_kill_hook();
+	if (g_size == 1)
+		return 0;
+	char *p = buf;
+	while (n) {
+		int k = n > INT_MAX ? INT_MAX : (int)n;
+		int rc = MPI_Allreduce(MPI_IN_PLACE, p, k, t, MPI_SUM, MPI_COMM_WORLD);
+		if (rc != MPI_SUCCESS)
+			return mpi_fail(d, rc, "all-reduce");
+		p += (size_t)k * esize;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int tk_dist_allreduce_f32(float *buf, size_t n, struct tk_diag *d)
+{
+	return allreduce(buf, n, sizeof(float), MPI_FLOAT, d);
+}
+
+int tk_dist_allreduce_f64(double *buf, size_t n, struct tk_diag *d)
+{
+	return allreduce(buf, n, sizeof(double), MPI_DOUBLE, d);
+}
+
+int tk_dist_bcast(void *buf, size_t size, int root, struct tk_diag *d)
+{
+	if (g_size == 1)
+		return 0;
+	char *p = buf;
+	while (size) {
+		int k = size > INT_MAX ? INT_MAX : (int)size;
+		int rc = MPI_Bcast(p, k, MPI_BYTE, root, MPI_COMM_WORLD);
+		if (rc != MPI_SUCCESS)
+			return mpi_fail(d, rc, "broadcast");
+		p += k;
+		size -= (size_t)k;
+	}
+	return 0;
+}
+
+int tk_dist_barrier(struct tk_diag *d)
+{
+	if (g_size == 1)
+		return 0;
+	int rc = MPI_Barrier(MPI_COMM_WORLD);
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "barrier");
+}
+
+void tk_dist_abort(int code)
+{
+	if (g_mpi && g_size > 1)
+		MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+#else /* one process */
+
+int tk_dist_init(struct tk_diag *d)
+{
+	int n = tk_dist_launched_size();
+	if (n > 1)
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "this build has no MPI support, so it cannot run as one of "
+				   "several processes under mpirun (install libopenmpi-dev and "
+				   "rebuild, or run it without mpirun)");
+	return 0;
+}
+
+void tk_dist_finalize(void)
+{
+}
+
+int tk_dist_allreduce_f32(float *buf, size_t n, struct tk_diag *d)
+{
+	(void)buf, (void)n, (void)d;
+	test_kill_hook();
+	return 0;
+}
+
+int tk_dist_allreduce_f64(double *buf, size_t n, struct tk_diag *d)
+{
+	(void)buf, (void)n, (void)d;
+	test_kill_hook();
+	return 0;
+}
+
+int tk_dist_bcast(void *buf, size_t size, int root, struct tk_diag *d)
+{
+	(void)buf, (void)size, (void)root, (void)d;
+	return 0;
+}
+
+int tk_dist_barrier(struct tk_diag *d)
+{
+	(void)d;
+	return 0;
+}
+
+void tk_dist_abort(int code)
+{
+	(void)code;
+}
+#endif
+
+#ifdef TK_USE_NCCL
+static int nccl_fail(struct tk_diag *d, ncclResult_t r, const char *what)
+{
+	return tk_diag_set(d, TK_E_DEVICE, NULL, -1, "%s failed on rank %d: %s", what, g_rank,
+			   ncclGetErrorString(r));
+}
+
+int tk_dist_nccl_init(int device, struct tk_diag *d)
+{
+	if (g_nccl_on)
+		return 0;
+	cudaError_t ce = cudaSetDevice(device);
+	if (ce != cudaSuccess)
+		return tk_diag_set(d, TK_E_DEVICE, NULL, -1, "cudaSetDevice(%d) failed on rank %d: %s",
+				   device, g_rank, cudaGetErrorString(ce));
+	ncclUniqueId id;
+	ncclResult_t r;
+	memset(&id, 0, sizeof(id));
+	if (g_rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess)
+		return nccl_fail(d, r, "ncclGetUniqueId"); /* the caller aborts the job */
+	int rc = tk_dist_bcast(&id, sizeof(id), 0, d);
+	if (rc)
+		return rc;
+	if ((r = ncclCommInitRank(&g_nccl, g_size, id, g_rank)) != ncclSuccess)
+		return nccl_fail(d, r, "ncclCommInitRank");
+	g_nccl_on = 1;
+	return 0;
+}
+
+int tk_dist_allreduce_f32_dev(float *dbuf, size_t n, void *stream, struct tk_diag *d)
+{
+	test_kill_hook();
+	if (!g_nccl_on)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "NCCL all-reduce before tk_dist_nccl_init");
+	ncclResult_t r = ncclAllReduce(dbuf, dbuf, n, ncclFloat, ncclSum, g_nccl,
+				       (cudaStream_t)stream);
+	return r == ncclSuccess ? 0 : nccl_fail(d, r, "ncclAllReduce");
+}
+#else
+int tk_dist_nccl_init(int device, struct tk_diag *d)
+{
+	(void)device;
+	return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+			   "this build has no NCCL support (a CUDA build with MPI and nccl.h)");
+}
+
+int tk_dist_allreduce_f32_dev(float *dbuf, size_t n, void *stream, struct tk_diag *d)
+{
+	(void)dbuf, (void)n, (void)stream;
+	return tk_dist_nccl_init(0, d);
+}
+#endif

@@ -1,0 +1,78 @@
+/* dist.h - several processes training one model: rank, size and the
+ * collectives data-parallel training needs (all-reduce, broadcast,
+ * barrier, abort).
+ *
+ * Built with MPI (TK_USE_MPI, when the Makefile finds mpicc), a process
+ * that a launcher started (mpirun, mpiexec, srun: the launcher's
+ * environment says so) joins MPI_COMM_WORLD; one started on its own stays
+ * a single process and never initialises MPI.  Built without MPI,
+ * everything is the single-process case, and a process that a launcher
+ * started as one of several refuses to run (tk_dist_init).
+ *
+ * The state is the process's (MPI's is too): call tk_dist_init once,
+ * from the main thread, before anything else here, and tk_dist_finalize at
+ * the end.  Before tk_dist_init (or without it) rank is 0 and size 1, and
+ * every collective is a no-op that returns 0.  Collectives are called by
+ * every rank in the same order, from the main thread only.
+ */
+#ifndef TK_DIST_H
+#define TK_DIST_H
+
+#include <stddef.h>
+
+#include "tk.h"
+
+/* 1 when this build has MPI support (TK_USE_MPI), else 0. */
+int tk_dist_has_mpi(void);
+
+/* The number of processes a launcher in the environment started (OpenMPI's
+ * OMPI_COMM_WORLD_SIZE, PMI_SIZE of MPICH/Hydra and Slurm, MV2's), 0 when
+ * none did; -1 when a launcher is there but says no size (PMIx alone). */
+int tk_dist_launched_size(void);
+
+/* Joins the launcher's processes (MPI_Init_thread, funneled) when one
+ * started this process, else stays single.  Returns 0, or TK_E_UNSUPPORTED
+ * ("this build has no MPI support ...") when built without MPI and
+ * started as one of several, or TK_E_DEVICE when MPI fails to start. */
+int tk_dist_init(struct tk_diag *d);
+
+/* Leaves MPI when tk_dist_init joined it (MPI_Finalize); else nothing. */
+void tk_dist_finalize(void);
+
+/* This process's rank (0..size-1) and the number of processes. */
+int tk_dist_rank(void);
+int tk_dist_size(void);
+
+/* Sums buf[0..n) over every rank, in place, so that each rank ends with the
+ * same sum.  Returns 0 or TK_E_DEVICE (MPI's error in d).  n may exceed
+ * INT_MAX (sent in pieces). */
+int tk_dist_allreduce_f32(float *buf, size_t n, struct tk_diag *d);
+int tk_dist_allreduce_f64(double *buf, size_t n, struct tk_diag *d);
+
+/* Copies size bytes at buf on rank root to buf on every other rank.
+ * Returns 0 or TK_E_DEVICE. */
+int tk_dist_bcast(void *buf, size_t size, int root, struct tk_diag *d);
+
+/* Returns when every rank has called it; 0 or TK_E_DEVICE. */
+int tk_dist_barrier(struct tk_diag *d);
+
+/* Ends every process of the job with exit status code (MPI_Abort): for a
+ * rank that failed while the others may wait in a collective.  Single
+ * process: returns without doing anything (the caller exits as usual). */
+void tk_dist_abort(int code);
+
+/* GPU all-reduce with NCCL, for a CUDA backend's gradients (TK_USE_NCCL:
+ * a CUDA build with MPI and nccl.h).  UNVERIFIED: compiled, never run on
+ * several GPUs, and nothing in tk calls it yet (tk-train computes on the
+ * CPU).  tk_dist_nccl_init makes one communicator over every rank on CUDA
+ * device `device` (rank 0 makes the NCCL id and broadcasts it over MPI; a
+ * second call does nothing); tk_dist_allreduce_f32_dev queues the sum of
+ * dbuf[0..n) (device memory) over the ranks, in place, on stream (a
+ * cudaStream_t; NULL: the default stream): synchronize it before reading.
+ * tk_dist_finalize frees the communicator.  They return 0, TK_E_DEVICE
+ * (CUDA's or NCCL's error in d), or TK_E_UNSUPPORTED in a build without
+ * NCCL. */
+int tk_dist_nccl_init(int device, struct tk_diag *d);
+int tk_dist_allreduce_f32_dev(float *dbuf, size_t n, void *stream, struct tk_diag *d);
+
+#endif
