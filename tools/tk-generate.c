@@ -27,6 +27,7 @@ static const char about[] =
 
 static struct {
 	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system, *adapter;
+	const char *device;
 	struct tk_strlist stop;
 	double temperature, top_p, min_p, rep;
 	long long top_k, max_new, max_length, seed, threads, nret, batch;
@@ -60,6 +61,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_LIST(0, "stop", &a.stop, "TEXT", "stop after this text (repeatable)"),
 	TK_OPT_CHOICE(0, "truncate", &a.truncate, "no|left|right",
 		      "cut a prompt longer than the context on this side (no: error)"),
+	TK_OPT_STR(0, "device", &a.device, "auto|cpu|cuda[:N]",
+		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
+		   "the CPU (auto)"),
 	TK_OPT_INT(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
 	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),
 	TK_OPT_HELP(),
@@ -419,6 +423,17 @@ static int check_usage(int npos)
 	return 0;
 }
 
+/* --device (default: $TK_DEVICE, else auto): the backend; a note on stderr
+ * when auto fell back to the CPU in a CUDA build (not with -q). */
+static int backend_init(struct tk_backend *be, struct tk_diag *d)
+{
+	const char *dev = a.device ? a.device : getenv("TK_DEVICE");
+	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", (int)a.threads, d);
+	if (!rc && d->msg[0] && !a.quiet)
+		fprintf(stderr, "%s: note: %s\n", tk_prog, d->msg);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
@@ -432,7 +447,7 @@ int main(int argc, char **argv)
 	struct tk_backend be;
 	struct tk_diag d;
 	FILE *f = NULL;
-	int rc = tk_backend_cpu_init(&be, (int)a.threads, &d);
+	int rc = backend_init(&be, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	if ((ec = setup(&r, &be)))

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "tboard.h"
 #include "train.h"
 
@@ -53,7 +54,7 @@ static struct {
 	long long lora_r;
 	double lora_alpha, lora_dropout;
 	struct tk_strlist lora_targets, modules_to_save;
-	const char *lora_bias, *adapter;
+	const char *lora_bias, *adapter, *device;
 	int use_rslora;
 } a = {
 	.lora_alpha = 8, .lora_bias = "none",
@@ -152,6 +153,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_BOOL(0, "eval-only", &a.eval_only,
 		    "evaluate without training: --eval-data, else the --data directory's eval "
 		    "split, else the --data blocks; metrics to stdout"),
+	TK_OPT_STR(0, "device", &a.device, "auto|cpu|cuda[:N]",
+		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
+		   "the CPU (auto)"),
 	TK_OPT_INT(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
 	TK_OPT_BOOL('f', "force", &a.force, "replace an earlier run in OUT"),
 	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),
@@ -317,6 +321,10 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 			tk_prog, (unsigned long long)ev->n_blocks, ev->seq_len,
 			(unsigned long long)ev->n_eval_blocks, ev->step ? "resuming" : "starting",
 			ev->step, ev->max_steps);
+		if (tk_dist_size() > 1)
+			fprintf(stderr, "%s: data parallel: %d processes x %lld blocks x %lld "
+				"accumulation = global batch of %lld blocks\n", tk_prog, tk_dist_size(),
+				a.batch, a.grad_accum, tk_dist_size() * a.batch * a.grad_accum);
 		break;
 	case TK_TRAIN_EV_STEP: {
 		long done = ev->step - ev->first_step;
@@ -420,9 +428,30 @@ static int apply_config(int argc, char **argv, void **hold)
 	return 0;
 }
 
+/* Data parallel: a rank that failed ends the job (the others may wait in an
+ * all-reduce); the others leave MPI. */
+static int dist_exit(int ec)
+{
+	if (ec)
+		tk_dist_abort(ec);
+	tk_dist_finalize();
+	return ec;
+}
+
 /* argv before parsing (which reorders it), for the second pass; lives
  * until exit. */
 static char **copy;
+
+/* --device (default: $TK_DEVICE, else auto): the backend; a note on stderr
+ * when auto fell back to the CPU in a CUDA build (not with -q). */
+static int backend_init(struct tk_backend *be, struct tk_diag *d)
+{
+	const char *dev = a.device ? a.device : getenv("TK_DEVICE");
+	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", (int)a.threads, d);
+	if (!rc && d->msg[0] && !a.quiet)
+		fprintf(stderr, "%s: note: %s\n", tk_prog, d->msg);
+	return rc;
+}
 
 int main(int argc, char **argv)
 {
@@ -494,25 +523,31 @@ int main(int argc, char **argv)
 	o.adapter = a.adapter;
 
 	struct tk_backend be;
-	int rc = tk_backend_cpu_init(&be, (int)a.threads, &d);
-	if (rc) {
+	int rc = tk_dist_init(&d);
+	if (tk_dist_size() > 1) /* whole lines from each process */
+		setvbuf(stderr, NULL, _IOLBF, 0);
+	v.quiet |= tk_dist_rank() > 0; /* rank 0 alone reports */
+	v.report &= tk_dist_rank() == 0;
+	if (rc || (rc = backend_init(&be, &d))) {
 		tk_opt_json_free(hold);
-		return tk_cli_fail(rc, &d);
+		return dist_exit(tk_cli_fail(rc, &d));
 	}
 	o.be = &be;
 	o.on_event = on_event;
 	o.ctx = &v;
 	double eval_loss = NAN;
 	rc = tk_train_run(&o, &eval_loss, &d);
+	if (rc && tk_dist_rank()) /* where rank 0 failed alike, its abort ends us first */
+		sleep(1);
 	tk_backend_free(&be);
 	tk_opt_json_free(hold);
 	report_end(&v, rc && !o.resume);
 	if (rc == TK_E_INVAL && !d.msg[0])
-		return tk_cli_usage_error("invalid options");
+		return dist_exit(tk_cli_usage_error("invalid options"));
 	if (rc == TK_E_INVAL && !d.path[0])
-		return tk_cli_usage_error("%s", d.msg);
-	if (rc)
-		return tk_cli_fail(rc, &d);
+		return dist_exit(tk_cli_usage_error("%s", d.msg));
+	if (rc || tk_dist_rank())
+		return dist_exit(rc ? tk_cli_fail(rc, &d) : 0);
 	if (o.eval_only)
 		printf("{\"eval_loss\": %.9g, \"eval_perplexity\": %.9g}\n", eval_loss, exp(eval_loss));
 	else
@@ -520,6 +555,6 @@ int main(int argc, char **argv)
 		       "\"train_runtime\": %.4f, \"train_tokens_per_second\": %.1f}\n", v.end.step,
 		       v.end.epoch, v.end.loss, v.end.elapsed, v.end.tokens_per_s);
 	if (fflush(stdout))
-		return tk_cli_error("<stdout>: write failed");
-	return v.tb_rc ? TK_EXIT_FAIL : TK_EXIT_OK;
+		return dist_exit(tk_cli_error("<stdout>: write failed"));
+	return dist_exit(v.tb_rc ? TK_EXIT_FAIL : TK_EXIT_OK);
 }
