@@ -719,7 +719,7 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 	}
 	if (rc)
 		return rc;
-	if (tr->m.n_quantized && !tr->m.lora)
+	if (tr->m.n_quantized && !tr->m.lora && !o->eval_only)
 		return tk_diag_set(d, TK_E_INVAL, src, -1,
 				   "a quantized model can only be trained with LoRA adapters "
 				   "(add --lora-r 16, or dequantize it)");

@@ -390,7 +390,8 @@ static int lora_setup(struct tk_lora_config *c, int *on)
 	int ec;
 	tk_lora_config_init(c);
 	*on = a.lora_r > 0;
-	if (!*on && (a.lora_targets.n || a.modules_to_save.n || a.use_rslora))
+	if (!*on && (a.lora_targets.n || a.modules_to_save.n || a.use_rslora || a.lora_alpha != 8 ||
+		     a.lora_dropout != 0 || strcmp(a.lora_bias, "none")))
 		return tk_cli_usage_error("LoRA options need --lora-r (e.g. --lora-r 16)");
 	if (*on && a.adapter)
 		return tk_cli_usage_error("--adapter trains an existing adapter: leave out --lora-r");
@@ -415,6 +416,16 @@ static int apply_config(int argc, char **argv, void **hold)
 {
 	struct tk_diag d;
 	struct tk_buf b = { 0 };
+	int given[sizeof(opts) / sizeof(opts[0])];
+	/* list options add up: the file's lists replace nothing given on the
+	 * command line, whose lists are parsed again below and replace the
+	 * file's */
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		struct tk_strlist *l = opts[i].value;
+		given[i] = opts[i].type == TK_OPT_TYPE_LIST && l->n;
+		if (given[i])
+			l->n = 0;
+	}
 	int rc = tk_read_file(a.config, &b, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
@@ -422,6 +433,9 @@ static int apply_config(int argc, char **argv, void **hold)
 	tk_buf_free(&b);
 	if (rc)
 		return tk_cli_fail(rc, &d);
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (given[i])
+			((struct tk_strlist *)opts[i].value)->n = 0;
 	int npos;
 	if ((rc = tk_opt_parse(argc, argv, opts, &npos, &d)))
 		return tk_cli_usage_error("%s", d.msg);

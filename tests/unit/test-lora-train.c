@@ -1,0 +1,323 @@
+/* test-lora-train.c - LoRA training (tk-train --adapter) against
+ * transformers' Trainer on a peft model.
+ *
+ * tests/fixtures/lora-train/ was made by tests/parity/gen-lora-train-fixture.py:
+ * a peft adapter with non-zero B (start/) on the tiny GPT-2 of
+ * tests/fixtures/train/, the TrainingArguments (train-args.json: warmup,
+ * cosine, weight decay, gradient accumulation 2, clipping) and what
+ * Trainer.train() did with PeftModel.from_pretrained(base, start/,
+ * is_trainable=True) on the train blocks in file order (expected/: the
+ * adapter after 10 steps and the log history).  tk continues the same
+ * adapter on the same blocks in the same order, as tk-train --adapter
+ * does, and must end with the same adapter and log the same values.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "afile.h"
+#include "backend.h"
+#include "peft.h"
+#include "safetensors.h"
+#include "schedule.h"
+#include "train.h"
+#include "tt.h"
+
+static struct tk_backend be;
+static char tmpdir[512];
+
+static const char *tmp_path(const char *name)
+{
+	static char buf[4][1024];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s/%s", tmpdir, name);
+	return buf[k];
+}
+
+static const char *fixture(const char *rel)
+{
+	static char buf[4][1024];
+	static int k;
+	k = (k + 1) % 4;
+	snprintf(buf[k], sizeof(buf[k]), "%s", tt_fixture(rel));
+	return buf[k];
+}
+
+static cJSON *read_json(const char *path)
+{
+	struct tk_buf b = { 0 };
+	struct tk_diag d;
+	if (tk_read_file(path, &b, &d))
+		return NULL;
+	cJSON *j = cJSON_Parse(b.data);
+	tk_buf_free(&b);
+	return j;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItem(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static double rel(double a, double b)
+{
+	return fabs(a - b) / fmax(fabs(b), 1e-30);
+}
+
+/* lora-train/train-args.json as tk-train --config sets it, with --adapter
+ * start/ on the train fixture's model and blocks, --no-shuffle. */
+static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
+{
+	tk_train_opts_init(o);
+	cJSON *a = read_json(fixture("lora-train/train-args.json"));
+	if (!a)
+		return -1;
+	o->max_steps = (long long)num(a, "max_steps");
+	o->batch = (int)num(a, "per_device_train_batch_size");
+	o->grad_accum = (int)num(a, "gradient_accumulation_steps");
+	o->lr = num(a, "learning_rate");
+	o->weight_decay = num(a, "weight_decay");
+	o->beta1 = num(a, "adam_beta1");
+	o->beta2 = num(a, "adam_beta2");
+	o->eps = num(a, "adam_epsilon");
+	o->max_grad_norm = num(a, "max_grad_norm");
+	if (tk_sched_parse(cJSON_GetStringValue(cJSON_GetObjectItem(a, "lr_scheduler_type")),
+			   &o->sched, NULL))
+		return -1;
+	o->warmup = num(a, "warmup_steps");
+	o->logging_steps = num(a, "logging_steps");
+	o->eval_strategy = TK_INTERVAL_STEPS;
+	o->eval_steps = num(a, "eval_steps");
+	o->eval_batch = (int)num(a, "per_device_eval_batch_size");
+	o->save_strategy = TK_INTERVAL_NO;
+	o->seed = (uint64_t)num(a, "seed");
+	o->shuffle = 0;
+	o->be = &be;
+	*hold = a;
+	static char model[1024], data[1024], adapter[1024];
+	snprintf(model, sizeof(model), "%s", fixture("train/model"));
+	snprintf(data, sizeof(data), "%s", fixture("train/blocks"));
+	snprintf(adapter, sizeof(adapter), "%s", fixture("lora-train/start"));
+	o->model_dir = model;
+	o->data = data;
+	o->adapter = adapter;
+	return 0;
+}
+
+/* Largest |a - b| / max|b| over the tensors of want (each tensor on its
+ * own scale); *n: tensors compared, *n_got: tensors in got. */
+static double compare_tensors(const char *got, const char *want, char *worst, size_t wsize,
+			      int *n, int *n_got, double *abs_err)
+{
+	tk_st_t *a, *b;
+	struct tk_diag d;
+	double worst_err = 0;
+	*n = *n_got = 0;
+	*abs_err = 0;
+	if (tk_st_open(&a, got, &d))
+		return INFINITY;
+	if (tk_st_open(&b, want, &d)) {
+		tk_st_close(a);
+		return INFINITY;
+	}
+	*n_got = (int)tk_st_count(a);
+	for (size_t i = 0; i < tk_st_count(b); i++) {
+		const struct tk_tensor_info *tb = tk_st_at(b, i), *ta = tk_st_find(a, tb->name);
+		if (!ta || ta->nelem != tb->nelem) {
+			snprintf(worst, wsize, "%s missing or resized", tb->name);
+			worst_err = INFINITY;
+			break;
+		}
+		float *x = malloc(ta->nelem * sizeof(float)), *y = malloc(tb->nelem * sizeof(float));
+		if (!x || !y || tk_st_to_f32(ta, x, &d) || tk_st_to_f32(tb, y, &d)) {
+			free(x);
+			free(y);
+			snprintf(worst, wsize, "%s unreadable", tb->name);
+			worst_err = INFINITY;
+			break;
+		}
+		double diff = 0, scale = 0;
+		for (uint64_t k = 0; k < tb->nelem; k++) {
+			diff = fmax(diff, fabs((double)x[k] - y[k]));
+			scale = fmax(scale, fabs((double)y[k]));
+		}
+		double e = diff / (scale > 0 ? scale : 1);
+		*abs_err = fmax(*abs_err, diff);
+		if (e > worst_err) {
+			worst_err = e;
+			snprintf(worst, wsize, "%s", tb->name);
+		}
+		(*n)++;
+		free(x);
+		free(y);
+	}
+	tk_st_close(a);
+	tk_st_close(b);
+	return worst_err;
+}
+
+/* Largest |end - start| over the adapters: how far the Trainer moved them
+ * (the comparison above means something only if this is well above it). */
+static double moved(const char *start, const char *end)
+{
+	int n, n_got;
+	double abs_err;
+	char w[256];
+	compare_tensors(start, end, w, sizeof(w), &n, &n_got, &abs_err);
+	return abs_err;
+}
+
+static void test_parity_trainer(void)
+{
+	struct tk_train_opts o;
+	cJSON *args;
+	TT_REQUIRE(!fixture_opts(&o, &args), "cannot read lora-train/train-args.json");
+	o.output_dir = tmp_path("parity");
+	struct tk_diag d;
+	int rc = tk_train_run(&o, NULL, &d);
+	TT_REQUIRE(rc == 0, "tk_train_run: %d %s: %s", rc, d.path, d.msg);
+
+	char worst[256] = "";
+	int n = 0, n_got = 0;
+	double abs_err;
+	const char *want = fixture("lora-train/expected/adapter_model.safetensors");
+	double err = compare_tensors(tmp_path("parity/adapter_model.safetensors"), want, worst,
+				     sizeof(worst), &n, &n_got, &abs_err);
+	double dist = moved(fixture("lora-train/start/adapter_model.safetensors"), want);
+	printf("info adapter after 10 steps: %d tensors, max relative error %.2e (%s), max abs "
+	       "error %.2e; the Trainer moved them up to %.3g\n", n, err, worst, abs_err, dist);
+	TT_CHECK(n == 16 && n_got == n, "%d tensors compared, tk wrote %d", n, n_got);
+	TT_CHECK(err < 1e-5, "adapter differs: %.3e in %s", err, worst);
+	TT_CHECK(dist > 1e3 * abs_err, "the adapter hardly moved (%.3g)", dist);
+
+	cJSON *ref = read_json(fixture("lora-train/expected/expected.json"));
+	TT_REQUIRE(ref, "cannot read expected.json");
+	cJSON *hist = cJSON_GetObjectItem(ref, "log_history");
+	FILE *fp = fopen(tmp_path("parity/metrics.jsonl"), "r");
+	TT_REQUIRE(fp, "no metrics.jsonl");
+	char line[4096];
+	int i = 0, clipped = 0;
+	double worst_loss = 0, worst_norm = 0, worst_lr = 0, worst_eval = 0, first_norm = 1;
+	while (fgets(line, sizeof(line), fp)) {
+		cJSON *e = cJSON_Parse(line);
+		TT_CHECK(e, "metrics.jsonl line %d is not JSON", i + 1);
+		if (!e || cJSON_GetObjectItem(e, "train_loss")) {
+			cJSON_Delete(e);
+			continue;
+		}
+		cJSON *w = cJSON_GetArrayItem(hist, i++);
+		TT_CHECK(w, "more log entries than the Trainer's (%d)", i);
+		if (!w) {
+			cJSON_Delete(e);
+			break;
+		}
+		TT_CHECK(num(e, "step") == num(w, "step"), "entry %d: step %g, want %g", i,
+			 num(e, "step"), num(w, "step"));
+		TT_CHECK(rel(num(e, "epoch"), num(w, "epoch")) < 1e-12, "entry %d: epoch %.17g, "
+			 "want %.17g", i, num(e, "epoch"), num(w, "epoch"));
+		if (cJSON_GetObjectItem(w, "loss")) {
+			worst_loss = fmax(worst_loss, rel(num(e, "loss"), num(w, "loss")));
+			double en = rel(num(e, "grad_norm"), num(w, "grad_norm"));
+			/* step 1 differentiates the same weights on both sides */
+			if (num(w, "step") == 1)
+				first_norm = en;
+			worst_norm = fmax(worst_norm, en);
+			if (getenv("TK_VERBOSE"))
+				printf("info step %g: loss %.9g (peft %.9g) grad_norm %.9g (peft %.9g)\n",
+				       num(w, "step"), num(e, "loss"), num(w, "loss"),
+				       num(e, "grad_norm"), num(w, "grad_norm"));
+			clipped += num(w, "grad_norm") > o.max_grad_norm;
+			double lr = num(w, "learning_rate");
+			worst_lr = fmax(worst_lr, lr ? rel(num(e, "learning_rate"), lr)
+						     : fabs(num(e, "learning_rate")));
+		} else {
+			TT_CHECK(cJSON_GetObjectItem(w, "eval_loss") && cJSON_GetObjectItem(e, "eval_loss"),
+				 "entry %d: not an eval entry on both sides", i);
+			worst_eval = fmax(worst_eval, rel(num(e, "eval_loss"), num(w, "eval_loss")));
+		}
+		cJSON_Delete(e);
+	}
+	fclose(fp);
+	printf("info log: %d entries (%d steps clipped); max relative error loss %.2e, grad_norm "
+	       "%.2e (step 1: %.2e), learning_rate %.2e, eval_loss %.2e\n", i, clipped, worst_loss,
+	       worst_norm, first_norm, worst_lr, worst_eval);
+	TT_CHECK(i == cJSON_GetArraySize(hist), "%d log entries, the Trainer has %d", i,
+		 cJSON_GetArraySize(hist));
+	TT_CHECK(clipped > 0 && clipped < 10, "the fixture should clip some steps, not %d", clipped);
+	/* Later steps differentiate weights that fp32 rounding (scaled up by
+	 * AdamW's normalised steps) has moved apart by a few 1e-6: their
+	 * gradient norms agree to 1.2e-5 where the adapters agree to 4.5e-6. */
+	TT_CHECK(first_norm < 5e-6, "step 1 grad_norm differs by %.3e", first_norm);
+	TT_CHECK(worst_loss < 1e-5 && worst_norm < 5e-5 && worst_eval < 1e-5 && worst_lr < 1e-15,
+		 "logged values differ");
+	cJSON_Delete(ref);
+	cJSON_Delete(args);
+}
+
+/* eval_loss of the untrained adapter = trainer.evaluate() before training. */
+static void test_eval_before(void)
+{
+	struct tk_train_opts o;
+	cJSON *args;
+	TT_REQUIRE(!fixture_opts(&o, &args), "cannot read lora-train/train-args.json");
+	o.eval_only = 1;
+	double loss = NAN;
+	struct tk_diag d;
+	int rc = tk_train_run(&o, &loss, &d);
+	TT_REQUIRE(rc == 0, "tk_train_run: %d %s", rc, d.msg);
+	cJSON *ref = read_json(fixture("lora-train/expected/expected.json"));
+	TT_REQUIRE(ref, "cannot read expected.json");
+	double want = num(ref, "eval_loss_before");
+	printf("info eval_loss with the start adapter %.9g, trainer.evaluate() %.9g\n", loss, want);
+	TT_CHECK(rel(loss, want) < 1e-6, "eval_loss %.9g, want %.9g", loss, want);
+	cJSON_Delete(ref);
+	cJSON_Delete(args);
+}
+
+/* The output adapter keeps the configuration of the one it continued. */
+static void test_config_kept(void)
+{
+	struct stat st;
+	TT_REQUIRE(stat(tmp_path("parity/adapter_config.json"), &st) == 0,
+		   "no adapter_config.json (test_parity_trainer failed?)");
+	struct tk_lora_config got, want;
+	struct tk_diag d;
+	int rc = tk_peft_read_config(tmp_path("parity"), &got, &d);
+	TT_REQUIRE(rc == 0, "tk's adapter_config.json: %s", d.msg);
+	rc = tk_peft_read_config(fixture("lora-train/expected"), &want, &d);
+	TT_REQUIRE(rc == 0, "peft's adapter_config.json: %s", d.msg);
+	TT_CHECK(got.r == want.r && got.alpha == want.alpha && got.dropout == want.dropout &&
+		 got.bias == want.bias && got.use_rslora == want.use_rslora &&
+		 got.fan_in_fan_out == want.fan_in_fan_out, "r %d/%d alpha %g/%g", got.r, want.r,
+		 got.alpha, want.alpha);
+	TT_CHECK(got.n_targets == want.n_targets, "%d targets, peft has %d", got.n_targets,
+		 want.n_targets);
+	for (int i = 0; i < want.n_targets; i++) {
+		int found = 0;
+		for (int k = 0; k < got.n_targets; k++)
+			found |= !strcmp(got.targets[k], want.targets[i]);
+		TT_CHECK(found, "target %s missing", want.targets[i]);
+	}
+}
+
+int main(void)
+{
+	struct tk_diag d;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test-lora-train-XXXXXX",
+		 getenv("TK_TMP") ? getenv("TK_TMP") : "/tmp");
+	if (!mkdtemp(tmpdir) || tk_backend_cpu_init(&be, 1, &d)) {
+		printf("FAIL setup: %s\n", d.msg);
+		return 1;
+	}
+	TT_RUN(test_parity_trainer);
+	TT_RUN(test_eval_before);
+	TT_RUN(test_config_kept);
+	tk_backend_free(&be);
+	tk_rmtree(tmpdir);
+	return tt_done();
+}
