@@ -53,9 +53,12 @@ struct prog {
 	double t0;
 	uint64_t total;
 	int verbose;
+	uint64_t next;  /* bytes done at which the next line is due */
 };
 
-/* One line per tensor for inputs of 256 MiB or more. */
+/* For inputs of 256 MiB or more, a line each time another tenth of the
+ * input is done (a log or a notebook cell gets ten lines, not one a
+ * tensor). */
 static void progress(void *arg, const char *name, uint64_t done, uint64_t total)
 {
 	struct prog *p = arg;
@@ -64,10 +67,13 @@ static void progress(void *arg, const char *name, uint64_t done, uint64_t total)
 	if (!name) {
 		p->total = total;
 		p->verbose = total >= (256u << 20);
+		p->next = total / 10;
 		return;
 	}
-	if (!p->verbose)
+	if (!p->verbose || (done < p->next && done < total))
 		return;
+	while (p->next <= done)
+		p->next += total / 10 ? total / 10 : 1;
 	el = tk_now() - p->t0;
 	fprintf(stderr, "%s: %s (%.2f/%.2f GB, %.2f GB/s)\n", tk_prog, name, done / 1e9,
 		total / 1e9, el > 0 ? done / 1e9 / el : 0.0);
