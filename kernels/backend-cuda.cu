@@ -609,17 +609,7 @@ static int cuda_adamw(struct tk_backend *be, float *p, const float *g, float *m,
 		      size_t n, double lr, double beta1, double beta2, double eps,
 		      double weight_decay, int step)
 {
-	struct cu_adamw_k k;
-	k.keep = weight_decay != 0.0 ? (float)(1.0 - lr * weight_decay) : 1.0f;
-	float w1 = (float)(1.0 - beta1);
-	k.from_m = fabsf(w1) < 0.5f;
-	k.coef = k.from_m ? w1 : -(1.0f - w1);
-	k.b2 = (float)beta2;
-	k.w2 = (float)(1.0 - beta2);
-	k.eps = (float)eps;
-	double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
-	k.neg_step = (float)-(lr / bc1);
-	k.bc2s = (float)sqrt(bc2);
+	struct tk_adamw_k k = tk_adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
 	struct stage s;
 	stage_begin(&s, be);
 	size_t nb = n * sizeof(float);

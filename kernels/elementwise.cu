@@ -103,7 +103,7 @@ __global__ void rope_k(float *x, const int32_t *pos, const float *inv_freq, int 
  * roundings: the multiply-adds torch fuses are fmaf, the rest are written
  * with _rn intrinsics so that nvcc fuses nothing else. */
 __global__ void adamw_k(float *p, const float *g, float *m, float *v, size_t n,
-			struct cu_adamw_k c)
+			struct tk_adamw_k c)
 {
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x) {
@@ -193,7 +193,7 @@ cudaError_t cu_rope(cudaStream_t st, float *x, const int32_t *pos, const float *
 }
 
 cudaError_t cu_adamw(cudaStream_t st, float *p, const float *g, float *m, float *v, size_t n,
-		     struct cu_adamw_k k)
+		     struct tk_adamw_k k)
 {
 	adamw_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(p, g, m, v, n, k);
 	return cudaGetLastError();

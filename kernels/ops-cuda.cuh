@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "math-common.h"
+
 /* Rows per partial sum of the column reductions (colsum scratch). */
 #define TK_CU_COLSUM_ROWS 64
 
@@ -56,14 +58,8 @@ cudaError_t cu_scale_matrix(cudaStream_t st, float *c, int m, int n, int ldc, fl
 cudaError_t cu_rope(cudaStream_t st, float *x, const int32_t *pos, const float *inv_freq,
 		    int rows, int heads, int head_dim, int inverse);
 
-/* The fp32 scalars of one AdamW step, computed on the host exactly as the
- * CPU backend computes them (cpu_adamw). */
-struct cu_adamw_k {
-	float keep, coef, b2, w2, eps, neg_step, bc2s;
-	int from_m;
-};
 cudaError_t cu_adamw(cudaStream_t st, float *p, const float *g, float *m, float *v, size_t n,
-		     struct cu_adamw_k k);
+		     struct tk_adamw_k k);
 
 /* Elements per partial sum of cu_sum_squares. */
 #define TK_CU_SUMSQ_CHUNK 32768

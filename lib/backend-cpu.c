@@ -876,12 +876,6 @@ static int cpu_cross_entropy(struct tk_backend *be, float *logits, const int32_t
 	return 0;
 }
 
-/* The scalars of one AdamW step, as torch rounds them to fp32. */
-struct adamw_k {
-	float keep, coef, b2, w2, eps, neg_step, bc2s;
-	int from_m;
-};
-
 /* Elements [i0, i1) of an AdamW step.  torch's lerp and addcmul kernels
  * round once per fused multiply-add (vec::fmadd, and the compiler's
  * contraction), so fmaf here: with a clone built for FMA hardware where the
@@ -892,9 +886,9 @@ struct adamw_k {
 __attribute__((target_clones("fma", "default")))
 #endif
 static void adamw_scalar(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-			 const struct adamw_k *k)
+			 const struct tk_adamw_k *k)
 {
-	struct adamw_k c = *k;
+	struct tk_adamw_k c = *k;
 	for (size_t i = i0; i < i1; i++) {
 		float pi = p[i] * c.keep, gi = g[i], mi = m[i], vi = v[i];
 		mi = fmaf(c.coef, gi - mi, c.from_m ? mi : gi);
@@ -915,7 +909,7 @@ static void adamw_scalar(float *p, const float *g, float *m, float *v, size_t i0
  * where the scalar loop takes over. */
 __attribute__((target("avx512f"))) static size_t
 adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-	     const struct adamw_k *k)
+	     const struct tk_adamw_k *k)
 {
 	__m512 keep = _mm512_set1_ps(k->keep), coef = _mm512_set1_ps(k->coef);
 	__m512 b2 = _mm512_set1_ps(k->b2), w2 = _mm512_set1_ps(k->w2);
@@ -939,7 +933,7 @@ adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
 #endif
 
 static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-			const struct adamw_k *k)
+			const struct tk_adamw_k *k)
 {
 #ifdef TK_ADAMW_AVX512
 	if (__builtin_cpu_supports("avx512f"))
@@ -958,20 +952,7 @@ static int cpu_adamw(struct tk_backend *be, float *p, const float *g, float *m, 
 		     double weight_decay, int step)
 {
 	int nt = be->threads;
-	struct adamw_k k;
-	/* torch skips the decay when weight_decay is 0; p * 1.0f is p */
-	k.keep = weight_decay != 0.0 ? (float)(1.0 - lr * weight_decay) : 1.0f;
-	/* torch's lerp(m, g, w): m + w (g - m) for |w| < 0.5, else
-	 * g - (g - m) (1 - w), which is g + (w - 1) (g - m) exactly */
-	float w1 = (float)(1.0 - beta1);
-	k.from_m = fabsf(w1) < 0.5f;
-	k.coef = k.from_m ? w1 : -(1.0f - w1);
-	k.b2 = (float)beta2;
-	k.w2 = (float)(1.0 - beta2);
-	k.eps = (float)eps;
-	double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
-	k.neg_step = (float)-(lr / bc1);
-	k.bc2s = (float)sqrt(bc2);
+	struct tk_adamw_k k = tk_adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
 	size_t nch = (n + SUM_CHUNK - 1) / SUM_CHUNK;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
 	for (size_t ch = 0; ch < nch; ch++) {

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,4 +131,15 @@ void tk_progress_end(struct tk_progress *p)
 {
 	if (p->enabled && p->drawn)
 		progress_draw(p, tk_now(), 1);
+}
+
+int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int quiet,
+		   struct tk_diag *d)
+{
+	const char *dev = spec ? spec : getenv("TK_DEVICE");
+	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", threads, d);
+
+	if (!rc && d->msg[0] && !quiet)
+		fprintf(stderr, "%s: note: %s\n", tk_prog, d->msg);
+	return rc;
 }

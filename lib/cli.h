@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "backend.h"
 #include "opt.h"
 #include "tk.h"
 
@@ -52,6 +53,13 @@ struct tk_progress {
 	double every;
 	int tty, enabled, drawn;
 };
+
+/* The backend of a tool's --device SPEC (NULL: the environment variable
+ * TK_DEVICE, else "auto"; tk_backend_init), printing the note of an auto
+ * that fell back to the CPU on stderr unless quiet.  Returns what
+ * tk_backend_init returns. */
+int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int quiet,
+		   struct tk_diag *d);
 
 void tk_progress_init(struct tk_progress *p, const char *what, const char *unit,
 		      uint64_t total, int enabled);

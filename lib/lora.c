@@ -9,13 +9,6 @@
 
 #define ALIGN_FLOATS 16
 
-#define CHECK(x)                  \
-	do {                      \
-		int err_ = (x);   \
-		if (err_)         \
-			return err_; \
-	} while (0)
-
 void tk_lora_config_init(struct tk_lora_config *c)
 {
 	memset(c, 0, sizeof(*c));

@@ -130,4 +130,38 @@ TK_HD float tk_rope_inv_freq(int i, int head_dim, float theta)
 	return 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
 }
 
+/* The fp32 scalars of one AdamW step (torch.optim.AdamW, decoupled weight
+ * decay, bias correction), computed on the host as torch rounds them:
+ * hyperparameters in double, then each tensor operation in fp32.  Both
+ * backends' AdamW kernels take this struct, so they start from the same
+ * bits.  The step per element is
+ *	p *= keep
+ *	m = lerp(m, g, 1 - b1)   (coef, from_m: torch's two lerp forms)
+ *	v = v b2 + w2 g g
+ *	p += neg_step m / (sqrt(v) / bc2s + eps)  */
+struct tk_adamw_k {
+	float keep, coef, b2, w2, eps, neg_step, bc2s;
+	int from_m;
+};
+
+static inline struct tk_adamw_k tk_adamw_setup(double lr, double beta1, double beta2,
+					       double eps, double weight_decay, int step)
+{
+	struct tk_adamw_k k;
+	/* torch skips the decay when weight_decay is 0; p * 1.0f is p */
+	k.keep = weight_decay != 0.0 ? (float)(1.0 - lr * weight_decay) : 1.0f;
+	/* torch's lerp(m, g, w): m + w (g - m) for |w| < 0.5, else
+	 * g - (g - m) (1 - w), which is g + (w - 1) (g - m) exactly */
+	float w1 = (float)(1.0 - beta1);
+	k.from_m = fabsf(w1) < 0.5f;
+	k.coef = k.from_m ? w1 : -(1.0f - w1);
+	k.b2 = (float)beta2;
+	k.w2 = (float)(1.0 - beta2);
+	k.eps = (float)eps;
+	double bc1 = 1.0 - pow(beta1, step), bc2 = 1.0 - pow(beta2, step);
+	k.neg_step = (float)-(lr / bc1);
+	k.bc2s = (float)sqrt(bc2);
+	return k;
+}
+
 #endif

@@ -26,13 +26,6 @@
 #define P(off) tk_model_at(m, m->params, (off))
 #define OPT(off) tk_model_at(m, m->params, (off))
 
-#define CHECK(x)                  \
-	do {                      \
-		int err_ = (x);   \
-		if (err_)         \
-			return err_; \
-	} while (0)
-
 struct tk_infer {
 	struct tk_model *m;
 	int n_seq, max_len, cap;          /* cap: rows the row buffers hold */

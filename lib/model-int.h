@@ -6,6 +6,14 @@
 
 #include "model.h"
 
+/* Returns the error of x, if any, from the function it is in. */
+#define CHECK(x)                  \
+	do {                      \
+		int err_ = (x);   \
+		if (err_)         \
+			return err_; \
+	} while (0)
+
 /* Where one layer's parameters are: offsets in floats into the arenas, -1
  * for a parameter this configuration does not have.  GPT-2's fused c_attn
  * is one tensor whose [out, in] rows are q, k, v in turn, so q_w/k_w/v_w

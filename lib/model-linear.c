@@ -14,13 +14,6 @@
 #include "model-int.h"
 #include "lora-int.h"
 
-#define CHECK(x)                  \
-	do {                      \
-		int err_ = (x);   \
-		if (err_)         \
-			return err_; \
-	} while (0)
-
 struct tk_model_tensor *tk_model_tensor_at(const struct tk_model *m, long voff)
 {
 	int lo = 0, hi = m->n_tensors - 1;

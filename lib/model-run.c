@@ -19,13 +19,6 @@
 #define P(off) tk_model_at(m, m->params, (off))
 #define G(off) tk_model_grad_at(m, (off))
 
-#define CHECK(x)                  \
-	do {                      \
-		int err_ = (x);   \
-		if (err_)         \
-			return err_; \
-	} while (0)
-
 /* Activations */
 
 static size_t up16(size_t n)

@@ -423,17 +423,6 @@ static int check_usage(int npos)
 	return 0;
 }
 
-/* --device (default: $TK_DEVICE, else auto): the backend; a note on stderr
- * when auto fell back to the CPU in a CUDA build (not with -q). */
-static int backend_init(struct tk_backend *be, struct tk_diag *d)
-{
-	const char *dev = a.device ? a.device : getenv("TK_DEVICE");
-	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", (int)a.threads, d);
-	if (!rc && d->msg[0] && !a.quiet)
-		fprintf(stderr, "%s: note: %s\n", tk_prog, d->msg);
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
@@ -447,7 +436,7 @@ int main(int argc, char **argv)
 	struct tk_backend be;
 	struct tk_diag d;
 	FILE *f = NULL;
-	int rc = backend_init(&be, &d);
+	int rc = tk_cli_backend(&be, a.device, (int)a.threads, a.quiet, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	if ((ec = setup(&r, &be)))

@@ -456,17 +456,6 @@ static int dist_exit(int ec)
  * until exit. */
 static char **copy;
 
-/* --device (default: $TK_DEVICE, else auto): the backend; a note on stderr
- * when auto fell back to the CPU in a CUDA build (not with -q). */
-static int backend_init(struct tk_backend *be, struct tk_diag *d)
-{
-	const char *dev = a.device ? a.device : getenv("TK_DEVICE");
-	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", (int)a.threads, d);
-	if (!rc && d->msg[0] && !a.quiet)
-		fprintf(stderr, "%s: note: %s\n", tk_prog, d->msg);
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
@@ -542,7 +531,7 @@ int main(int argc, char **argv)
 		setvbuf(stderr, NULL, _IOLBF, 0);
 	v.quiet |= tk_dist_rank() > 0; /* rank 0 alone reports */
 	v.report &= tk_dist_rank() == 0;
-	if (rc || (rc = backend_init(&be, &d))) {
+	if (rc || (rc = tk_cli_backend(&be, a.device, (int)a.threads, a.quiet, &d))) {
 		tk_opt_json_free(hold);
 		return dist_exit(tk_cli_fail(rc, &d));
 	}
