@@ -111,6 +111,20 @@ static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k
 	enum CBLAS_TRANSPOSE tra = ta ? CblasTrans : CblasNoTrans;
 	enum CBLAS_TRANSPOSE trb = tb ? CblasTrans : CblasNoTrans;
 	int nt = be->threads, along_m = m >= n, len = along_m ? m : n;
+	if (m == 1 && tb && k > 0) {
+		/* one row times a [n, k] matrix (a decode step): GEMV, which
+		 * streams the matrix once instead of packing it for a GEMM */
+		int step = (n + nt - 1) / nt;
+		step = (step + 15) / 16 * 16;
+		int nslab = (n + step - 1) / step;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nslab > 1 && (long)n * k >= GEMM_MIN_SPLIT)
+		for (int sl = 0; sl < nslab; sl++) {
+			int j0 = sl * step, cnt = n - j0 < step ? n - j0 : step;
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, cnt, k, alpha, b + (size_t)j0 * ldb, ldb,
+				    a, ta ? lda : 1, beta, c + j0, 1);
+		}
+		return 0;
+	}
 	if (nt == 1 || (long)m * n * (k > 0 ? k : 1) < GEMM_MIN_SPLIT || len < 32) {
 		cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 		return 0;

@@ -126,6 +126,36 @@ static void test_matmul(void)
 	}
 }
 
+/* One row times a transposed matrix (a decode step) goes through GEMV,
+ * split over threads when large: both sizes, both layouts of the row. */
+static void test_matvec(void)
+{
+	static const int NS[] = { 37, 301 }, KS[] = { 19, 1003 };
+	for (int sz = 0; sz < 2; sz++)
+		for (int ta = 0; ta < 2; ta++) {
+			int N = NS[sz], K = KS[sz], lda = ta ? 3 : K, ldb = K + 2, ldc = N;
+			float *a = malloc(sizeof(float) * (size_t)K * 3), *c = malloc(sizeof(float) * N);
+			float *b = malloc(sizeof(float) * (size_t)N * ldb);
+			double *want = malloc(sizeof(double) * N);
+			fill(a, (size_t)K * 3, 1.0);
+			fill(b, (size_t)N * ldb, 1.0);
+			fill(c, (size_t)N, 1.0);
+			for (int j = 0; j < N; j++) {
+				double s = 0.0;
+				for (int l = 0; l < K; l++)
+					s += (double)(ta ? a[l * lda] : a[l]) * b[(size_t)j * ldb + l];
+				want[j] = 0.75 * s - 0.5 * (double)c[j];
+			}
+			int rc = tk_matmul(&be2, ta, 1, 1, N, K, 0.75f, a, lda, b, ldb, -0.5f, c, ldc);
+			TT_REQUIRE(rc == 0, "rc %d", rc);
+			CHECK_CLOSE(c, want, (size_t)N, 1e-5, 1e-4, ta ? "row transposed" : "row");
+			free(a);
+			free(b);
+			free(c);
+			free(want);
+		}
+}
+
 static void test_matmul_bad_sizes(void)
 {
 	float a[64] = { 0 }, b[64] = { 0 }, c[64] = { 0 };
@@ -1080,6 +1110,7 @@ int main(void)
 		return 1;
 	}
 	TT_RUN(test_matmul);
+	TT_RUN(test_matvec);
 	TT_RUN(test_matmul_bad_sizes);
 	TT_RUN(test_layernorm_fwd);
 	TT_RUN(test_layernorm_bwd);
