@@ -237,6 +237,91 @@ void tk_dist_abort(int code)
 }
 #endif
 
+/* ZeRO-1's collectives (dist.h).  One process: the copies; MPI: counts and
+ * displacements as MPI's ints. */
+#ifdef TK_USE_MPI
+static int runs(const size_t *counts, int **cnt, int **dsp, struct tk_diag *d)
+{
+	*cnt = malloc(2 * (size_t)g_size * sizeof(int));
+	if (!*cnt)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	*dsp = *cnt + g_size;
+	size_t at = 0;
+	for (int r = 0; r < g_size; r++) {
+		if (counts[r] > INT_MAX || at > INT_MAX) {
+			free(*cnt);
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "collective of more than INT_MAX elements");
+		}
+		(*cnt)[r] = (int)counts[r];
+		(*dsp)[r] = (int)at;
+		at += counts[r];
+	}
+	return 0;
+}
+#endif
+
+int tk_dist_reduce_scatter_f32(const float *send, float *recv, const size_t *counts,
+			       struct tk_diag *d)
+{
+	if (g_size == 1) {
+		if (recv != send && counts[0])
+			memmove(recv, send, counts[0] * sizeof(float));
+		return 0;
+	}
+#ifdef TK_USE_MPI
+	int *cnt, *dsp, rc = runs(counts, &cnt, &dsp, d);
+	if (rc)
+		return rc;
+	rc = MPI_Reduce_scatter(send, recv, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+	free(cnt);
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "reduce-scatter");
+#else
+	(void)d;
+	return 0;
+#endif
+}
+
+int tk_dist_allgather_f32(float *buf, const size_t *counts, struct tk_diag *d)
+{
+	if (g_size == 1)
+		return 0;
+#ifdef TK_USE_MPI
+	int *cnt, *dsp, rc = runs(counts, &cnt, &dsp, d);
+	if (rc)
+		return rc;
+	rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, dsp, MPI_FLOAT,
+			    MPI_COMM_WORLD);
+	free(cnt);
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "all-gather");
+#else
+	(void)buf, (void)counts, (void)d;
+	return 0;
+#endif
+}
+
+int tk_dist_gather_f32(const float *send, float *recv, const size_t *counts, int root,
+		       struct tk_diag *d)
+{
+	if (g_size == 1) {
+		if (counts[0])
+			memmove(recv, send, counts[0] * sizeof(float));
+		return 0;
+	}
+#ifdef TK_USE_MPI
+	int *cnt, *dsp, rc = runs(counts, &cnt, &dsp, d);
+	if (rc)
+		return rc;
+	rc = MPI_Gatherv(send, cnt[g_rank], MPI_FLOAT, recv, cnt, dsp, MPI_FLOAT, root,
+			 MPI_COMM_WORLD);
+	free(cnt);
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "gather");
+#else
+	(void)root, (void)d;
+	return 0;
+#endif
+}
+
 #ifdef TK_USE_NCCL
 static int nccl_fail(struct tk_diag *d, ncclResult_t r, const char *what)
 {

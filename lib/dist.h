@@ -1,6 +1,6 @@
 /* dist.h - several processes training one model: rank, size and the
  * collectives data-parallel training needs (all-reduce, broadcast,
- * barrier, abort).
+ * barrier, abort; reduce-scatter and gathers for ZeRO-1).
  *
  * Built with MPI (TK_USE_MPI, when the Makefile finds mpicc), a process
  * that a launcher started (mpirun, mpiexec, srun: the launcher's
@@ -48,6 +48,25 @@ int tk_dist_size(void);
  * INT_MAX (sent in pieces). */
 int tk_dist_allreduce_f32(float *buf, size_t n, struct tk_diag *d);
 int tk_dist_allreduce_f64(double *buf, size_t n, struct tk_diag *d);
+
+/* The collectives of optimizer-state sharding (ZeRO-1), over a buffer cut
+ * into one run per rank: counts[0..size) floats, rank r's run starting at
+ * displ r = counts[0] + ... + counts[r-1] (a count may be 0; each at most
+ * INT_MAX, else TK_E_INVAL).
+ *
+ * tk_dist_reduce_scatter_f32: every rank gives send[0..sum of counts);
+ * rank r gets the sum over the ranks of its run in recv[0..counts[r]).
+ * tk_dist_allgather_f32: rank r's run is at buf + displ r; afterwards every
+ * rank holds every run there (in place).  tk_dist_gather_f32: rank r sends
+ * send[0..counts[r]); root gets the runs one after another in recv (NULL on
+ * the other ranks), send and recv apart.  Return 0, TK_E_DEVICE (MPI's
+ * error in d) or TK_E_NOMEM.  One process: reduce-scatter and gather copy
+ * send to recv, all-gather does nothing. */
+int tk_dist_reduce_scatter_f32(const float *send, float *recv, const size_t *counts,
+			       struct tk_diag *d);
+int tk_dist_allgather_f32(float *buf, const size_t *counts, struct tk_diag *d);
+int tk_dist_gather_f32(const float *send, float *recv, const size_t *counts, int root,
+		       struct tk_diag *d);
 
 /* Copies size bytes at buf on rank root to buf on every other rank.
  * Returns 0 or TK_E_DEVICE. */

@@ -78,7 +78,15 @@ struct trainer {
 	const struct tk_param *tp; /* what the optimizer updates (tk_model_trainable) */
 	int n_tp;
 	size_t *popt;              /* [n_tp]: offset of each in exp_avg / exp_avg_sq */
-	size_t n_opt;
+	size_t n_opt, n_opt_full;  /* floats of each state arena; _full: without zero */
+	/* What this process's AdamW updates: parts of parameters (segs_setup). */
+	struct tr_seg { int i; size_t a, n, loc; } *seg; /* tp[i] [a, a + n) at loc */
+	int n_seg;
+	/* ZeRO-1 (o->zero): the flat sequence of trainable floats, its shards,
+	 * windows for the collectives, a parameter's state for checkpoints. */
+	size_t *zoff, *zbound, *zcnt; /* [n_tp + 1] starts, [world + 1] shards, [world] */
+	size_t ztotal, zlo, zhi, zwin_n;
+	float *zwin, *zwin2, *ztmp;
 	struct tk_sched sched;
 	long nupe, steps_in_epoch, num_epochs, max_steps;
 	long logging_steps, eval_steps, save_steps;
@@ -272,13 +280,169 @@ static int copy_side_files(struct trainer *tr, const char *dir, struct tk_diag *
 	return rc;
 }
 
+/* ZeRO stage 1 (train.h).  The flat sequence of trainable floats is
+ * tp[0] then tp[1]...; zoff[i] is where tp[i] starts in it, zbound[r] where
+ * rank r's shard does.  The collectives go through windows of at most
+ * ZERO_WIN floats, so the staging memory stays small next to the state the
+ * sharding saves. */
+#define ZERO_WIN ((size_t)1 << 22)
+
+static size_t min_z(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+static size_t max_z(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+/* tr->seg: what this process's AdamW updates, each part at its offset in
+ * the state arenas (64-byte aligned, as the parameters' arenas).  Without
+ * zero: every parameter whole, at popt[i]; with zero: the parts inside this
+ * rank's shard, and n_opt becomes their size. */
+static int segs_setup(struct trainer *tr, struct tk_diag *d)
+{
+	int zero = tr->o->zero, world = zero ? tk_dist_size() : 1, rank = zero ? tk_dist_rank() : 0;
+	size_t big = 0;
+	tr->n_opt_full = tr->n_opt;
+	tr->seg = tk_mallocn((size_t)tr->n_tp + 1, sizeof(*tr->seg));
+	tr->zoff = tk_mallocn((size_t)tr->n_tp + 1, sizeof(*tr->zoff));
+	tr->zbound = tk_mallocn((size_t)world + 1, sizeof(*tr->zbound));
+	tr->zcnt = tk_mallocn((size_t)world, sizeof(*tr->zcnt));
+	if (!tr->seg || !tr->zoff || !tr->zbound || !tr->zcnt)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	tr->zoff[0] = 0;
+	for (int i = 0; i < tr->n_tp; i++) {
+		tr->zoff[i + 1] = tr->zoff[i] + tr->tp[i].n;
+		big = max_z(big, tr->tp[i].n);
+	}
+	tr->ztotal = tr->zoff[tr->n_tp];
+	for (int r = 0; r <= world; r++)
+		tr->zbound[r] = tr->ztotal * (size_t)r / (size_t)world;
+	tr->zlo = tr->zbound[rank];
+	tr->zhi = tr->zbound[rank + 1];
+	size_t loc = 0;
+	for (int i = 0; i < tr->n_tp; i++) {
+		size_t a = max_z(tr->zoff[i], tr->zlo), b = min_z(tr->zoff[i + 1], tr->zhi);
+		if (a >= b)
+			continue;
+		tr->seg[tr->n_seg++] = (struct tr_seg){ .i = i, .a = a - tr->zoff[i], .n = b - a,
+							.loc = zero ? loc : tr->popt[i] };
+		loc += (b - a + 15) / 16 * 16;
+	}
+	if (!zero)
+		return 0;
+	tr->n_opt = loc;
+	/* TK_TRAIN_TEST_ZERO_WIN=N: windows of N floats, for the tests'
+	 * small models to take the path of large ones */
+	const char *tw = getenv("TK_TRAIN_TEST_ZERO_WIN");
+	size_t win = tw && strtoul(tw, NULL, 10) ? strtoul(tw, NULL, 10) : ZERO_WIN;
+	tr->zwin_n = min_z(tr->ztotal, win);
+	tr->ztmp = tk_mallocn(big ? big : 1, sizeof(float));
+	if (world > 1) {
+		tr->zwin = tk_mallocn(tr->zwin_n ? tr->zwin_n : 1, sizeof(float));
+		tr->zwin2 = tk_mallocn(tr->zwin_n ? tr->zwin_n : 1, sizeof(float));
+	}
+	if (!tr->ztmp || (world > 1 && (!tr->zwin || !tr->zwin2)))
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	return 0;
+}
+
+/* This process's part of tp[i], NULL when it has none. */
+static const struct tr_seg *seg_of(const struct trainer *tr, int i)
+{
+	for (int s = 0; s < tr->n_seg; s++)
+		if (tr->seg[s].i == i)
+			return &tr->seg[s];
+	return NULL;
+}
+
+/* Copies the flat range [w0, w1) of the gradients (grads) or weights
+ * between the parameters and buf[0..w1 - w0) (to_buf: into buf). */
+static void flat_copy(struct trainer *tr, size_t w0, size_t w1, float *buf, int grads, int to_buf)
+{
+	for (int i = 0; i < tr->n_tp && tr->zoff[i] < w1; i++) {
+		size_t a = max_z(tr->zoff[i], w0), b = min_z(tr->zoff[i + 1], w1);
+		if (a >= b)
+			continue;
+		float *t = (grads ? tr->tp[i].g : tr->tp[i].p) + (a - tr->zoff[i]), *w = buf + (a - w0);
+		memcpy(to_buf ? w : t, to_buf ? t : w, (b - a) * sizeof(float));
+	}
+}
+
+/* zcnt: how much of [w0, w1) falls in each rank's shard. */
+static void shard_counts(struct trainer *tr, size_t w0, size_t w1)
+{
+	for (int r = 0; r < tk_dist_size(); r++) {
+		size_t a = max_z(w0, tr->zbound[r]), b = min_z(w1, tr->zbound[r + 1]);
+		tr->zcnt[r] = a < b ? b - a : 0;
+	}
+}
+
+/* The gradients summed over the ranks, each rank receiving its shard's. */
+static int zero_reduce_scatter(struct trainer *tr, struct tk_diag *d)
+{
+	for (size_t w0 = 0; w0 < tr->ztotal; w0 += tr->zwin_n) {
+		size_t w1 = min_z(tr->ztotal, w0 + tr->zwin_n);
+		size_t a = max_z(w0, tr->zlo), b = min_z(w1, tr->zhi);
+		shard_counts(tr, w0, w1);
+		flat_copy(tr, w0, w1, tr->zwin, 1, 1);
+		int rc = tk_dist_reduce_scatter_f32(tr->zwin, tr->zwin2, tr->zcnt, d);
+		if (rc)
+			return rc;
+		if (a < b)
+			flat_copy(tr, a, b, tr->zwin2, 1, 0);
+	}
+	return 0;
+}
+
+/* Every shard's updated weights to every rank. */
+static int zero_allgather(struct trainer *tr, struct tk_diag *d)
+{
+	for (size_t w0 = 0; w0 < tr->ztotal; w0 += tr->zwin_n) {
+		size_t w1 = min_z(tr->ztotal, w0 + tr->zwin_n);
+		size_t a = max_z(w0, tr->zlo), b = min_z(w1, tr->zhi);
+		shard_counts(tr, w0, w1);
+		if (a < b)
+			flat_copy(tr, a, b, tr->zwin + (a - w0), 0, 1);
+		int rc = tk_dist_allgather_f32(tr->zwin, tr->zcnt, d);
+		if (rc)
+			return rc;
+		flat_copy(tr, w0, w1, tr->zwin, 0, 0);
+	}
+	return 0;
+}
+
+/* Parameter i's exp_avg (k 0) or exp_avg_sq (k 1) whole, in the arena
+ * layout, into ztmp on rank 0 from the ranks' shards.  Every rank calls it
+ * for the same i and k. */
+static int zero_gather_state(struct trainer *tr, int i, int k, struct tk_diag *d)
+{
+	const struct tr_seg *sg = seg_of(tr, i);
+	const float *st = k ? tr->exp_avg_sq : tr->exp_avg;
+	shard_counts(tr, tr->zoff[i], tr->zoff[i + 1]);
+	return tk_dist_gather_f32(sg ? st + sg->loc : st, tk_dist_rank() ? NULL : tr->ztmp,
+				  tr->zcnt, 0, d);
+}
+
+/* The other ranks' side of save_optimizer's gathers. */
+static int zero_send_state(struct trainer *tr, struct tk_diag *d)
+{
+	int rc = 0;
+	for (int i = 0; i < tr->n_tp && !rc; i++)
+		for (int k = 0; k < 2 && !rc; k++)
+			rc = zero_gather_state(tr, i, k, d);
+	return rc;
+}
+
 /* Optimizer state: arenas of the parameters' layout; on disk each tensor
  * is in its checkpoint layout (Conv1D [in, out]) under NAME.exp_avg and
  * NAME.exp_avg_sq. */
 static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
 {
 	const struct tk_model *m = &tr->m;
-	float *buf = tk_mallocn(tr->n_opt ? 2 * tr->n_opt : 1, sizeof(float));
+	float *buf = tk_mallocn(tr->n_opt_full ? 2 * tr->n_opt_full : 1, sizeof(float));
 	tk_st_writer_t *w = NULL;
 	if (!buf || tk_st_writer_new(&w)) {
 		free(buf);
@@ -291,6 +455,10 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 		const struct tk_param *p = &tr->tp[i];
 		for (int k = 0; k < 2 && !rc; k++) {
 			const float *st = (k ? tr->exp_avg_sq : tr->exp_avg) + tr->popt[i];
+			if (tr->o->zero && (rc = zero_gather_state(tr, i, k, d)))
+				break;
+			if (tr->o->zero)
+				st = tr->ztmp;
 			if (p->t) /* the arena layout of a base tensor at st */
 				tk_model_export(m, p->t, st - p->t->off, at);
 			else
@@ -326,7 +494,7 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 		const struct tk_param *p = &tr->tp[i];
 		for (int k = 0; k < 2 && !rc; k++) {
 			const struct tk_tensor_info *ti;
-			float *dst = (k ? tr->exp_avg_sq : tr->exp_avg) + tr->popt[i];
+			float *dst = tr->o->zero ? tr->ztmp : (k ? tr->exp_avg_sq : tr->exp_avg) + tr->popt[i];
 			snprintf(name, sizeof(name), "%s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
 			if ((rc = tk_st_expect(st, name, p->ndim, p->shape, &ti, d)))
 				break;
@@ -340,6 +508,10 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 				tk_model_import(m, p->t, tmp, dst - p->t->off);
 			else
 				memcpy(dst, tmp, p->n * sizeof(float));
+			const struct tr_seg *sg = tr->o->zero ? seg_of(tr, i) : NULL;
+			if (sg) /* ZeRO-1: this process's shard of it */
+				memcpy((k ? tr->exp_avg_sq : tr->exp_avg) + sg->loc, dst + sg->a,
+				       sg->n * sizeof(float));
 		}
 	}
 	free(tmp);
@@ -467,8 +639,8 @@ static int save_model(struct trainer *tr, const char *dir, struct tk_diag *d)
 static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 {
 	char path[PATH_LEN], file[PATH_LEN], tmp[PATH_LEN];
-	if (tk_dist_rank()) /* data parallel: rank 0 writes */
-		return 0;
+	if (tk_dist_rank()) /* data parallel: rank 0 writes (ZeRO-1: the state from all) */
+		return tr->o->zero ? zero_send_state(tr, d) : 0;
 	if (ckpt_path(path, sizeof(path), tr->out, tr->global_step))
 		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
 	struct tk_adir ad;
@@ -949,6 +1121,8 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 				   "nothing to train: num_train_epochs and max_steps are both 0");
 	if (o->logging_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "logging_steps must be above 0");
+	if (o->zero < 0 || o->zero > 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--zero: stage %d is not 0 or 1", o->zero);
 	if (o->save_strategy == TK_INTERVAL_STEPS && o->save_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "save_strategy steps needs save_steps above 0");
@@ -963,6 +1137,13 @@ static void train_free(struct trainer *tr)
 	tk_backend_free_mem(tr->be, tr->exp_avg);
 	tk_backend_free_mem(tr->be, tr->exp_avg_sq);
 	free(tr->popt);
+	free(tr->seg);
+	free(tr->zoff);
+	free(tr->zbound);
+	free(tr->zcnt);
+	free(tr->zwin);
+	free(tr->zwin2);
+	free(tr->ztmp);
 	free(tr->ids);
 	free(tr->labels);
 	free(tr->targets);
@@ -1019,7 +1200,9 @@ static int reduce_step(struct trainer *tr, float *step_loss, long items, double 
 		       struct tk_diag *d)
 {
 	int rc = 0;
-	for (int i = 0; i < tr->n_tp && !rc; i++)
+	if (tr->o->zero)
+		rc = zero_reduce_scatter(tr, d);
+	for (int i = 0; i < tr->n_tp && !rc && !tr->o->zero; i++)
 		rc = tk_dist_allreduce_f32(tr->tp[i].g, tr->tp[i].n, d);
 	if (!rc)
 		rc = tk_dist_allreduce_f32(step_loss, 1, d);
@@ -1092,29 +1275,34 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 	if (world > 1 && (rc = reduce_step(tr, &step_loss, items, counts[1], d)))
 		return rc;
 	double ss = 0;
-	for (int i = 0; i < tr->n_tp && !rc; i++)
-		rc = tk_sum_squares(tr->be, &ss, tr->tp[i].g, tr->tp[i].n);
+	const struct tr_seg *sg = tr->seg;
+	for (int s = 0; s < tr->n_seg && !rc; s++)
+		rc = tk_sum_squares(tr->be, &ss, tr->tp[sg[s].i].g + sg[s].a, sg[s].n);
 	if (rc)
 		return tk_diag_set(d, rc, NULL, -1, "gradient norm: %s", tk_strerror(rc));
+	if (tr->o->zero && world > 1 && (rc = tk_dist_allreduce_f64(&ss, 1, d)))
+		return rc; /* ZeRO-1: the shards' sums of squares */
 	double norm = sqrt(ss);
 	if (!isfinite(norm))
 		return nonfinite(tr, "the gradient norm", norm, d);
 	if (o->max_grad_norm > 0) { /* clip_grad_norm_, in fp32 as torch */
 		float coef = (float)o->max_grad_norm / ((float)norm + 1e-6f);
-		for (int i = 0; i < tr->n_tp && coef < 1.0f && !rc; i++)
-			rc = tk_scale(tr->be, tr->tp[i].g, coef, tr->tp[i].n);
+		for (int s = 0; s < tr->n_seg && coef < 1.0f && !rc; s++)
+			rc = tk_scale(tr->be, tr->tp[sg[s].i].g + sg[s].a, coef, sg[s].n);
 		if (rc)
 			return tk_diag_set(d, rc, NULL, -1, "clipping: %s", tk_strerror(rc));
 	}
 	double lr = tk_sched_lr(&tr->sched, tr->global_step);
-	for (int i = 0; i < tr->n_tp && !rc; i++) {
-		const struct tk_param *p = &tr->tp[i];
-		rc = tk_adamw(tr->be, p->p, p->g, tr->exp_avg + tr->popt[i],
-			      tr->exp_avg_sq + tr->popt[i], p->n, lr, o->beta1, o->beta2, o->eps,
+	for (int s = 0; s < tr->n_seg && !rc; s++) {
+		const struct tk_param *p = &tr->tp[sg[s].i];
+		rc = tk_adamw(tr->be, p->p + sg[s].a, p->g + sg[s].a, tr->exp_avg + sg[s].loc,
+			      tr->exp_avg_sq + sg[s].loc, sg[s].n, lr, o->beta1, o->beta2, o->eps,
 			      p->decay ? o->weight_decay : 0.0, (int)(tr->global_step + 1));
 	}
 	if (rc)
 		return tk_diag_set(d, rc, NULL, -1, "optimizer step: %s", tk_strerror(rc));
+	if (tr->o->zero && world > 1 && (rc = zero_allgather(tr, d)))
+		return rc; /* ZeRO-1: every shard's new weights to every process */
 	tr->global_step++;
 	*loss_out = step_loss;
 	*norm_out = norm;
@@ -1348,6 +1536,8 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 		tr.popt[i] = tr.n_opt;
 		tr.n_opt += (tr.tp[i].n + 15) / 16 * 16;
 	}
+	if ((rc = segs_setup(&tr, d)))
+		goto out;
 	tr.exp_avg = opt_state_new(&tr);
 	tr.exp_avg_sq = opt_state_new(&tr);
 	tr.ids = tk_mallocn(per, sizeof(*tr.ids));
@@ -1390,7 +1580,9 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 				     .n_eval_blocks = tr.eval.n_blocks, .seq_len = tr.T,
 				     .step = tr.global_step, .max_steps = tr.max_steps,
 				     .first_step = tr.first_step, .epoch = tr.epoch_f,
-				     .dropout = tk_config_max_dropout(&tr.m.cfg) };
+				     .dropout = tk_config_max_dropout(&tr.m.cfg),
+				     .opt_bytes = 2 * tr.n_opt * sizeof(float),
+				     .opt_bytes_full = 2 * tr.n_opt_full * sizeof(float) };
 	event(&tr, &ev);
 	tr.t0 = now_s();
 	if (!(rc = train_loop(&tr, d)))

@@ -42,6 +42,18 @@
  * processes is TK_E_MISMATCH; data "-" is TK_E_INVAL.  A rank that fails
  * returns its error while the others may wait in a collective: the caller
  * ends the job (tk_dist_abort).
+ *
+ * ZeRO stage 1 (zero = 1): the trainable parameters (tk_model_trainable's
+ * order) seen as one flat sequence of S floats are cut into N contiguous
+ * shards, rank r's [S r / N, S (r + 1) / N).  The gradients are
+ * reduce-scattered (each rank receives the sum of its shard only), the
+ * norm is the all-reduced sum of the shards' squares, each rank clips and
+ * takes the AdamW step of its shard holding only that shard's exp_avg and
+ * exp_avg_sq, and the updated weights are all-gathered.  The results are
+ * those of zero = 0 (the same sums; the norm's double sum in another
+ * order).  optimizer.safetensors keeps its layout (gathered to rank 0;
+ * each rank reads its shard), so checkpoints resume either way.  One
+ * process: the shard is everything, as zero = 0.
  */
 #ifndef TK_TRAIN_H
 #define TK_TRAIN_H
@@ -68,6 +80,8 @@ struct tk_train_event {
 	enum tk_train_event_kind kind;
 	uint64_t n_params, trainable;  /* START */
 	float dropout;        /* START: the largest dropout config.json asks for (not applied) */
+	uint64_t opt_bytes, opt_bytes_full; /* START: this process's AdamW state, and
+					       what it would be without zero */
 	uint64_t n_blocks, n_eval_blocks;
 	int seq_len;
 	long step, max_steps, first_step; /* first_step: where this run started */
@@ -121,6 +135,8 @@ struct tk_train_opts {
 	int gradient_checkpointing; /* recompute activations in the backward
 				       (tk_model_set_checkpointing): less
 				       memory, same results */
+	int zero;               /* ZeRO stage: 0, or 1 to shard the optimizer
+				   state over the processes (see above) */
 	int eval_only;          /* evaluate, do not train (nothing is written) */
 	int force;              /* replace what an earlier run left in output_dir */
 

@@ -47,7 +47,7 @@ static struct {
 	const char *sched, *eval_strategy, *save_strategy, *optim;
 	double epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
 	double logging_steps, eval_steps, save_steps;
-	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads;
+	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads, zero;
 	int logging_first_step, shuffle, grad_ckpt, eval_only, force, quiet;
 	struct tk_strlist report_to;
 	const char *logging_dir;
@@ -129,6 +129,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_BOOL(0, "gradient-checkpointing", &a.grad_ckpt,
 		    "keep only each layer's input and recompute its activations in the backward "
 		    "pass: less memory, one more forward per step, the same results"),
+	TK_OPT_INT(0, "zero", &a.zero, "STAGE", 0, 1,
+		   "1: under mpirun, shard the AdamW state over the processes (ZeRO stage 1), "
+		   "each holding 1/N of it; the same results (0)"),
 	TK_OPT_GROUP("Logging, evaluation and checkpoints:"),
 	TK_OPT_DOUBLE(0, "logging-steps", &a.logging_steps, "N", 0, 1e15,
 		      "log every N steps, or a fraction of the steps below 1 (500)"),
@@ -325,6 +328,9 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 			fprintf(stderr, "%s: data parallel: %d processes x %lld blocks x %lld "
 				"accumulation = global batch of %lld blocks\n", tk_prog, tk_dist_size(),
 				a.batch, a.grad_accum, tk_dist_size() * a.batch * a.grad_accum);
+		if (a.zero)
+			fprintf(stderr, "%s: zero 1: AdamW state %.4g MB in this process (%.4g MB "
+				"unsharded)\n", tk_prog, ev->opt_bytes / 1e6, ev->opt_bytes_full / 1e6);
 		break;
 	case TK_TRAIN_EV_STEP: {
 		long done = ev->step - ev->first_step;
@@ -516,6 +522,7 @@ int main(int argc, char **argv)
 	o.seed = (uint64_t)a.seed;
 	o.shuffle = a.shuffle;
 	o.gradient_checkpointing = a.grad_ckpt;
+	o.zero = (int)a.zero;
 	o.eval_only = a.eval_only;
 	o.force = a.force;
 	static struct tk_lora_config lora;
