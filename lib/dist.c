@@ -1,8 +1,10 @@
 /* dist.c - see dist.h.  MPI is used only through this file. */
 #include "dist.h"
+#include "device.h"
 
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +25,7 @@ static ncclComm_t g_nccl;
 static int g_nccl_on;
 #endif
 
-static int g_rank, g_size = 1;
+static int g_rank, g_size = 1, g_local;
 #ifdef TK_USE_MPI
 static int g_mpi;
 #endif
@@ -89,6 +91,32 @@ int tk_dist_size(void)
 	return g_size;
 }
 
+int tk_dist_local_rank(void)
+{
+	return g_local;
+}
+
+int tk_dist_has_nccl(void)
+{
+#ifdef TK_USE_NCCL
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+const char *tk_dist_device_spec(const char *spec, char *buf, size_t size)
+{
+	int n = 0;
+	struct tk_diag d;
+	if (g_size < 2 || (spec && strcmp(spec, "auto") && strcmp(spec, "cuda")))
+		return spec;
+	if (!tk_device_cuda_built() || tk_device_cuda_count(&n, &d) || n < 1)
+		return spec; /* tk_backend_init says why, as in one process */
+	int k = snprintf(buf, size, "cuda:%d", g_local % n);
+	return k < 0 || (size_t)k >= size ? spec : buf;
+}
+
 #ifdef TK_USE_MPI
 static int mpi_fail(struct tk_diag *d, int err, const char *what)
 {
@@ -113,7 +141,15 @@ int tk_dist_init(struct tk_diag *d)
 	MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 	MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &g_size);
-	return 0;
+	/* the local rank: this process's place among those sharing its node */
+	MPI_Comm node;
+	rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL,
+				 &node);
+	if (rc != MPI_SUCCESS)
+		return mpi_fail(d, rc, "MPI_Comm_split_type");
+	rc = MPI_Comm_rank(node, &g_local);
+	MPI_Comm_free(&node);
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "MPI_Comm_rank");
 }
 
 void tk_dist_finalize(void)
@@ -128,6 +164,7 @@ void tk_dist_finalize(void)
 	g_mpi = 0;
 	g_rank = 0;
 	g_size = 1;
+	g_local = 0;
 }
 
 /* In pieces of at most INT_MAX elements (MPI counts are int). */
@@ -172,6 +209,14 @@ int tk_dist_bcast(void *buf, size_t size, int root, struct tk_diag *d)
 		size -= (size_t)k;
 	}
 	return 0;
+}
+
+int tk_dist_all_min(int *v, struct tk_diag *d)
+{
+	if (g_size == 1)
+		return 0;
+	int rc = MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "all-reduce (min)");
 }
 
 int tk_dist_barrier(struct tk_diag *d)
@@ -222,6 +267,12 @@ int tk_dist_allreduce_f64(double *buf, size_t n, struct tk_diag *d)
 int tk_dist_bcast(void *buf, size_t size, int root, struct tk_diag *d)
 {
 	(void)buf, (void)size, (void)root, (void)d;
+	return 0;
+}
+
+int tk_dist_all_min(int *v, struct tk_diag *d)
+{
+	(void)v, (void)d;
 	return 0;
 }
 
@@ -323,17 +374,27 @@ int tk_dist_gather_f32(const float *send, float *recv, const size_t *counts, int
 }
 
 #ifdef TK_USE_NCCL
+/* UNVERIFIED: compiled in CI, never run on several GPUs (dist.h). */
 static int nccl_fail(struct tk_diag *d, ncclResult_t r, const char *what)
 {
 	return tk_diag_set(d, TK_E_DEVICE, NULL, -1, "%s failed on rank %d: %s", what, g_rank,
 			   ncclGetErrorString(r));
 }
 
+static int cuda_fail(struct tk_diag *d, cudaError_t e, const char *what)
+{
+	return tk_diag_set(d, TK_E_DEVICE, NULL, -1, "%s failed on rank %d: %s", what, g_rank,
+			   cudaGetErrorString(e));
+}
+
 int tk_dist_nccl_init(int device, struct tk_diag *d)
 {
 	if (g_nccl_on)
 		return 0;
-	cudaError_t ce = cudaSetDevice(device);
+	int current = device < 0;
+	cudaError_t ce = current ? cudaGetDevice(&device) : cudaSetDevice(device);
+	if (ce != cudaSuccess && current)
+		return cuda_fail(d, ce, "cudaGetDevice");
 	if (ce != cudaSuccess)
 		return tk_diag_set(d, TK_E_DEVICE, NULL, -1, "cudaSetDevice(%d) failed on rank %d: %s",
 				   device, g_rank, cudaGetErrorString(ce));
@@ -360,17 +421,99 @@ int tk_dist_allreduce_f32_dev(float *dbuf, size_t n, void *stream, struct tk_dia
 				       (cudaStream_t)stream);
 	return r == ncclSuccess ? 0 : nccl_fail(d, r, "ncclAllReduce");
 }
+
+/* The runs' reduces (bcast 0) or broadcasts (bcast 1), NCCL_GROUP at a
+ * time in one NCCL group each. */
+#define NCCL_GROUP 256
+static int runs_dev(const struct tk_dist_run *run, int n_run, int bcast, void *stream,
+		    struct tk_diag *d)
+{
+	if (!g_nccl_on)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "NCCL collective before tk_dist_nccl_init");
+	for (int i = 0; i < n_run; i++)
+		if (run[i].root < 0 || run[i].root >= g_size)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "NCCL run %d: root %d of %d ranks",
+					   i, run[i].root, g_size);
+	for (int i0 = 0; i0 < n_run; i0 += NCCL_GROUP) {
+		int i1 = n_run - i0 > NCCL_GROUP ? i0 + NCCL_GROUP : n_run;
+		ncclResult_t r = ncclGroupStart(), e = ncclSuccess;
+		if (r != ncclSuccess)
+			return nccl_fail(d, r, "ncclGroupStart");
+		for (int i = i0; i < i1 && e == ncclSuccess; i++)
+			e = bcast ? ncclBroadcast(run[i].p, run[i].p, run[i].n, ncclFloat, run[i].root,
+						  g_nccl, (cudaStream_t)stream)
+				  : ncclReduce(run[i].p, run[i].p, run[i].n, ncclFloat, ncclSum,
+					       run[i].root, g_nccl, (cudaStream_t)stream);
+		r = ncclGroupEnd(); /* ends the group even after a failed call */
+		if (e != ncclSuccess)
+			return nccl_fail(d, e, bcast ? "ncclBroadcast" : "ncclReduce");
+		if (r != ncclSuccess)
+			return nccl_fail(d, r, "ncclGroupEnd");
+	}
+	return 0;
+}
+
+int tk_dist_reduce_runs_dev(const struct tk_dist_run *run, int n_run, void *stream,
+			    struct tk_diag *d)
+{
+	test_kill_hook();
+	return runs_dev(run, n_run, 0, stream, d);
+}
+
+int tk_dist_bcast_runs_dev(const struct tk_dist_run *run, int n_run, void *stream,
+			   struct tk_diag *d)
+{
+	return runs_dev(run, n_run, 1, stream, d);
+}
+
+int tk_dist_nccl_sync(void *stream, struct tk_diag *d)
+{
+	if (!g_nccl_on)
+		return 0;
+	cudaError_t e = cudaStreamSynchronize((cudaStream_t)stream);
+	if (e != cudaSuccess)
+		return cuda_fail(d, e, "cudaStreamSynchronize");
+	ncclResult_t r, ar = ncclSuccess;
+	if ((r = ncclCommGetAsyncError(g_nccl, &ar)) != ncclSuccess || ar != ncclSuccess)
+		return nccl_fail(d, r != ncclSuccess ? r : ar, "NCCL");
+	return 0;
+}
 #else
+static int no_nccl(struct tk_diag *d)
+{
+	return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+			   "this build has no NCCL support (a CUDA build with MPI and nccl.h)");
+}
+
 int tk_dist_nccl_init(int device, struct tk_diag *d)
 {
 	(void)device;
-	return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
-			   "this build has no NCCL support (a CUDA build with MPI and nccl.h)");
+	return no_nccl(d);
 }
 
 int tk_dist_allreduce_f32_dev(float *dbuf, size_t n, void *stream, struct tk_diag *d)
 {
 	(void)dbuf, (void)n, (void)stream;
-	return tk_dist_nccl_init(0, d);
+	return no_nccl(d);
+}
+
+int tk_dist_reduce_runs_dev(const struct tk_dist_run *run, int n_run, void *stream,
+			    struct tk_diag *d)
+{
+	(void)run, (void)n_run, (void)stream;
+	return no_nccl(d);
+}
+
+int tk_dist_bcast_runs_dev(const struct tk_dist_run *run, int n_run, void *stream,
+			   struct tk_diag *d)
+{
+	(void)run, (void)n_run, (void)stream;
+	return no_nccl(d);
+}
+
+int tk_dist_nccl_sync(void *stream, struct tk_diag *d)
+{
+	(void)stream;
+	return no_nccl(d);
 }
 #endif

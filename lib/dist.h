@@ -80,18 +80,57 @@ int tk_dist_barrier(struct tk_diag *d);
  * process: returns without doing anything (the caller exits as usual). */
 void tk_dist_abort(int code);
 
-/* GPU all-reduce with NCCL, for a CUDA backend's gradients (TK_USE_NCCL:
- * a CUDA build with MPI and nccl.h).  UNVERIFIED: compiled, never run on
- * several GPUs, and nothing in tk calls it yet (tk-train computes on the
- * CPU).  tk_dist_nccl_init makes one communicator over every rank on CUDA
- * device `device` (rank 0 makes the NCCL id and broadcasts it over MPI; a
- * second call does nothing); tk_dist_allreduce_f32_dev queues the sum of
- * dbuf[0..n) (device memory) over the ranks, in place, on stream (a
- * cudaStream_t; NULL: the default stream): synchronize it before reading.
+/* This process's place among the ranks on its node (0..), from an
+ * MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) of MPI_COMM_WORLD made by
+ * tk_dist_init (any MPI launcher); 0 for a single process. */
+int tk_dist_local_rank(void);
+
+/* The --device spec for this rank: with several ranks and spec NULL,
+ * "auto" or "cuda", "cuda:N" with N = local rank mod the CUDA devices the
+ * driver reports, written into buf[0..size); spec itself otherwise (one
+ * process, "cpu", "cuda:N", or no CUDA device: then tk_backend_init
+ * decides as in one process).  UNVERIFIED on several GPUs. */
+const char *tk_dist_device_spec(const char *spec, char *buf, size_t size);
+
+/* Sets *v to its minimum over the ranks (every rank calls it); 0 or
+ * TK_E_DEVICE.  One process: nothing. */
+int tk_dist_all_min(int *v, struct tk_diag *d);
+
+/* 1 when this build has NCCL (TK_USE_NCCL: CUDA, MPI and nccl.h), else 0. */
+int tk_dist_has_nccl(void);
+
+/* GPU collectives with NCCL, for a CUDA backend's gradients and weights
+ * (TK_USE_NCCL).  UNVERIFIED: compiled here, never run on several GPUs;
+ * tk-train uses them for a CUDA backend on several ranks (lib/train.c).
+ * tk_dist_nccl_init makes one communicator over every rank on CUDA device
+ * `device` (< 0: the calling thread's current device, which a CUDA
+ * backend's init sets); rank 0 makes the NCCL id and broadcasts it over MPI;
+ * a second call does nothing.  Every rank calls it.
+ *
+ * The others queue work on stream (a cudaStream_t; NULL: the default
+ * stream) and return before it is done: tk_dist_nccl_sync waits for it
+ * (and reports NCCL's asynchronous errors) before anything reads the
+ * buffers.  Buffers are device or managed memory.
+ * tk_dist_allreduce_f32_dev: the sum of dbuf[0..n) over the ranks, in place.
+ * tk_dist_reduce_runs_dev: for each run, the sum over the ranks of
+ * p[0..n) into the run's root's p (in place; the others' p unchanged).
+ * tk_dist_bcast_runs_dev: each run's p[0..n) from its root to every rank.
+ * Every rank passes the same runs (sizes and roots) in the same order.
  * tk_dist_finalize frees the communicator.  They return 0, TK_E_DEVICE
- * (CUDA's or NCCL's error in d), or TK_E_UNSUPPORTED in a build without
+ * (CUDA's or NCCL's error in d), TK_E_INVAL (a root out of range, or
+ * called before tk_dist_nccl_init), or TK_E_UNSUPPORTED in a build without
  * NCCL. */
+struct tk_dist_run {
+	float *p;
+	size_t n;
+	int root;
+};
 int tk_dist_nccl_init(int device, struct tk_diag *d);
 int tk_dist_allreduce_f32_dev(float *dbuf, size_t n, void *stream, struct tk_diag *d);
+int tk_dist_reduce_runs_dev(const struct tk_dist_run *run, int n_run, void *stream,
+			    struct tk_diag *d);
+int tk_dist_bcast_runs_dev(const struct tk_dist_run *run, int n_run, void *stream,
+			   struct tk_diag *d);
+int tk_dist_nccl_sync(void *stream, struct tk_diag *d);
 
 #endif

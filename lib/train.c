@@ -87,6 +87,11 @@ struct trainer {
 	size_t *zoff, *zbound, *zcnt; /* [n_tp + 1] starts, [world + 1] shards, [world] */
 	size_t ztotal, zlo, zhi, zwin_n;
 	float *zwin, *zwin2, *ztmp;
+	/* NCCL instead of MPI for the gradients and ZeRO-1's weights (a CUDA
+	 * backend on several ranks in a build with NCCL; nccl_setup); zrun:
+	 * ZeRO-1's pieces of the parameters, one per shard they cross. */
+	int nccl;
+	struct tk_dist_run *zrun;
 	struct tk_sched sched;
 	long nupe, steps_in_epoch, num_epochs, max_steps;
 	long logging_steps, eval_steps, save_steps;
@@ -340,6 +345,12 @@ static int segs_setup(struct trainer *tr, struct tk_diag *d)
 	size_t win = tw && strtoul(tw, NULL, 10) ? strtoul(tw, NULL, 10) : ZERO_WIN;
 	tr->zwin_n = min_z(tr->ztotal, win);
 	tr->ztmp = tk_mallocn(big ? big : 1, sizeof(float));
+	if (world > 1 && tr->nccl) {
+		tr->zrun = tk_mallocn((size_t)tr->n_tp + (size_t)world, sizeof(*tr->zrun));
+		if (!tr->zrun || !tr->ztmp)
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		return 0;
+	}
 	if (world > 1) {
 		tr->zwin = tk_mallocn(tr->zwin_n ? tr->zwin_n : 1, sizeof(float));
 		tr->zwin2 = tk_mallocn(tr->zwin_n ? tr->zwin_n : 1, sizeof(float));
@@ -397,9 +408,46 @@ static int zero_reduce_scatter(struct trainer *tr, struct tk_diag *d)
 	return 0;
 }
 
+/* ZeRO-1 with NCCL: tr->zrun as the pieces of the gradients (grads) or of
+ * the weights that each shard holds, rooted at the shard's rank; returns
+ * how many (at most n_tp + world - 1: each shard boundary cuts one more). */
+static int zero_runs(struct trainer *tr, int grads)
+{
+	int n = 0;
+	for (int i = 0; i < tr->n_tp; i++)
+		for (int r = 0; r < tk_dist_size(); r++) {
+			size_t a = max_z(tr->zoff[i], tr->zbound[r]);
+			size_t b = min_z(tr->zoff[i + 1], tr->zbound[r + 1]);
+			if (a < b)
+				tr->zrun[n++] = (struct tk_dist_run){
+					.p = (grads ? tr->tp[i].g : tr->tp[i].p) + (a - tr->zoff[i]),
+					.n = b - a, .root = r };
+		}
+	return n;
+}
+
+/* Data parallel with NCCL (UNVERIFIED: never run on several GPUs): the
+ * gradients summed over the ranks on the GPUs, in place in the backend's
+ * (managed) buffers, as reduce_step's MPI path sums them through the host:
+ * whole (all-reduce), or with ZeRO-1 each shard's pieces on its rank (the
+ * other pieces keep this rank's own gradients, as zero_reduce_scatter). */
+static int nccl_grads(struct trainer *tr, struct tk_diag *d)
+{
+	int rc = 0;
+	if (tr->o->zero)
+		rc = tk_dist_reduce_runs_dev(tr->zrun, zero_runs(tr, 1), NULL, d);
+	for (int i = 0; i < tr->n_tp && !rc && !tr->o->zero; i++)
+		rc = tk_dist_allreduce_f32_dev(tr->tp[i].g, tr->tp[i].n, NULL, d);
+	return rc ? rc : tk_dist_nccl_sync(NULL, d);
+}
+
 /* Every shard's updated weights to every rank. */
 static int zero_allgather(struct trainer *tr, struct tk_diag *d)
 {
+	if (tr->nccl) { /* UNVERIFIED: broadcasts from each piece's shard */
+		int rc = tk_dist_bcast_runs_dev(tr->zrun, zero_runs(tr, 0), NULL, d);
+		return rc ? rc : tk_dist_nccl_sync(NULL, d);
+	}
 	for (size_t w0 = 0; w0 < tr->ztotal; w0 += tr->zwin_n) {
 		size_t w1 = min_z(tr->ztotal, w0 + tr->zwin_n);
 		size_t a = max_z(w0, tr->zlo), b = min_z(w1, tr->zhi);
@@ -1143,6 +1191,7 @@ static void train_free(struct trainer *tr)
 	free(tr->zcnt);
 	free(tr->zwin);
 	free(tr->zwin2);
+	free(tr->zrun);
 	free(tr->ztmp);
 	free(tr->ids);
 	free(tr->labels);
@@ -1193,6 +1242,23 @@ static int nonfinite(struct trainer *tr, const char *what, double v, struct tk_d
 			   isnan(v) ? "nan" : "inf", ck);
 }
 
+/* Data parallel on a CUDA backend in a build with NCCL: tr->nccl, and
+ * the communicator on the backend's device (its init made it the current
+ * one).  Every rank takes that path or none (the minimum over the ranks:
+ * a rank on the CPU sends everyone through MPI, which works on the CUDA
+ * backend's managed memory too).  UNVERIFIED: never run on several GPUs. */
+static int nccl_setup(struct trainer *tr, struct tk_diag *d)
+{
+	if (!tk_dist_has_nccl() || tk_dist_size() < 2)
+		return 0;
+	int on = !strcmp(tr->be->i->name, "cuda");
+	int rc = tk_dist_all_min(&on, d);
+	if (!rc && on)
+		rc = tk_dist_nccl_init(-1, d);
+	tr->nccl = on && !rc;
+	return rc;
+}
+
 /* Data parallel, after the backward passes: the gradients and the loss of
  * the step summed over the ranks (each rank's share is already divided by
  * the step's items of every rank), the input tokens counted over them. */
@@ -1200,9 +1266,11 @@ static int reduce_step(struct trainer *tr, float *step_loss, long items, double 
 		       struct tk_diag *d)
 {
 	int rc = 0;
-	if (tr->o->zero)
+	if (tr->nccl)
+		rc = nccl_grads(tr, d);
+	else if (tr->o->zero)
 		rc = zero_reduce_scatter(tr, d);
-	for (int i = 0; i < tr->n_tp && !rc && !tr->o->zero; i++)
+	for (int i = 0; i < tr->n_tp && !rc && !tr->o->zero && !tr->nccl; i++)
 		rc = tk_dist_allreduce_f32(tr->tp[i].g, tr->tp[i].n, d);
 	if (!rc)
 		rc = tk_dist_allreduce_f32(step_loss, 1, d);
@@ -1536,7 +1604,7 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 		tr.popt[i] = tr.n_opt;
 		tr.n_opt += (tr.tp[i].n + 15) / 16 * 16;
 	}
-	if ((rc = segs_setup(&tr, d)))
+	if ((rc = nccl_setup(&tr, d)) || (rc = segs_setup(&tr, d)))
 		goto out;
 	tr.exp_avg = opt_state_new(&tr);
 	tr.exp_avg_sq = opt_state_new(&tr);

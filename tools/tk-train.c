@@ -538,7 +538,9 @@ int main(int argc, char **argv)
 		setvbuf(stderr, NULL, _IOLBF, 0);
 	v.quiet |= tk_dist_rank() > 0; /* rank 0 alone reports */
 	v.report &= tk_dist_rank() == 0;
-	if (rc || (rc = tk_cli_backend(&be, a.device, (int)a.threads, a.quiet, &d))) {
+	char spec[32]; /* several ranks: cuda:(local rank mod devices) */
+	if (rc || (rc = tk_cli_backend(&be, tk_dist_device_spec(a.device, spec, sizeof(spec)),
+				       (int)a.threads, a.quiet, &d))) {
 		tk_opt_json_free(hold);
 		return dist_exit(tk_cli_fail(rc, &d));
 	}
