@@ -74,8 +74,8 @@ const struct tk_lora_adapter *tk_lora_find(const struct tk_lora *l, const char *
 	return NULL;
 }
 
-/* The linear modules of m, one per weight tensor (GPT-2's fused c_attn is
- * one module), and the slots that use it.  Calls fn for each. */
+/* A linear module of m: one per weight tensor (GPT-2's fused c_attn is one
+ * module, used by the Q, K and V slots). */
 struct lin_module {
 	int tw;              /* weight tensor */
 	int layer;
@@ -467,24 +467,25 @@ int tk_lora_grads(struct tk_model *m, struct tk_diag *d)
 
 /* Dropout: element j of adapter ad's input in forward number step is kept
  * when a hash of (seed, step, ad, j) is at least p.  Writes
- * xd = x * keep / (1 - p) (mask_only 0) or xd *= keep / (1 - p) in place
- * (x == xd). */
+ * xd = x * keep / (1 - p); x == xd (in place) is fine. */
+/* splitmix64's finalizer: a bijective mix of the 64 bits. */
+static inline uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 static void dropout(const struct tk_lora *l, int ad, const float *x, float *xd, size_t n)
 {
-	uint64_t key = l->seed ^ (l->step * 0x9e3779b97f4a7c15ULL) ^
-		       ((uint64_t)(ad + 1) * 0xd1b54a32d192ed03ULL);
+	uint64_t key = mix64(mix64(mix64(l->seed) ^ l->step) ^ (uint64_t)(ad + 1));
 	double p = l->cfg.dropout;
 	float s = (float)(1.0 / (1.0 - p));
 	uint64_t thr = (uint64_t)(p * 18446744073709551616.0);
 
 	#pragma omp parallel for schedule(static)
-	for (size_t j = 0; j < n; j++) {
-		uint64_t z = key + (uint64_t)j * 0x9e3779b97f4a7c15ULL;
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-		z ^= z >> 31;
-		xd[j] = z >= thr ? x[j] * s : 0.0f;
-	}
+	for (size_t j = 0; j < n; j++)
+		xd[j] = mix64(key + (uint64_t)j * 0x9e3779b97f4a7c15ULL) >= thr ? x[j] * s : 0.0f;
 }
 
 int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y, const float *x,
