@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1522,6 +1523,11 @@ static int finish(struct trainer *tr, struct tk_diag *d)
 	add_num(e, "train_steps_per_second", rt > 0 ? round((double)steps / rt * 1e3) / 1e3 : 0);
 	add_num(e, "total_flos", 0);
 	add_num(e, "train_loss", train_loss);
+	/* tk's addition (transformers' memory metrics are off by default): the
+	 * process's peak resident memory, as the progress line shows it */
+	struct rusage ru;
+	if (!getrusage(RUSAGE_SELF, &ru))
+		add_num(e, "train_mem_peak_rss_mb", round(ru.ru_maxrss / 1024.0 * 10) / 10);
 	int rc = log_entry(tr, e, d);
 	if (!rc && !tk_dist_rank())
 		rc = save_model(tr, tr->out, d);

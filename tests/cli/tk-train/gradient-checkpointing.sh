@@ -8,7 +8,7 @@ tk-train $args --config "$FIX/train/train-args.json" --gradient-checkpointing -o
 	>/dev/null || exit 2
 sed 's/^{/{"gradient_checkpointing": true,/' "$FIX/train/train-args.json" >gc.json
 tk-train $args --config gc.json -o key >/dev/null || exit 3
-strip() { sed -E 's/"(eval_|train_)(runtime|samples_per_second|steps_per_second)":[0-9.e+-]*,?//g' "$1"; }
+strip() { sed -E 's/"(eval_|train_)(runtime|samples_per_second|steps_per_second|mem_peak_rss_mb)":[0-9.e+-]*,?//g' "$1"; }
 for run in flag key; do
 	cmp plain/model.safetensors $run/model.safetensors &&
 		cmp plain/checkpoint-5/optimizer.safetensors $run/checkpoint-5/optimizer.safetensors &&

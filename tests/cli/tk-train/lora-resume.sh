@@ -18,5 +18,5 @@ cmp straight/adapter_model.safetensors resumed/adapter_model.safetensors && echo
 cmp straight/adapter_config.json resumed/adapter_config.json && echo same config
 cmp straight/checkpoint-9/optimizer.safetensors resumed/checkpoint-9/optimizer.safetensors &&
 	echo same optimizer state
-strip() { sed -E 's/"(eval_|train_)(runtime|samples_per_second|steps_per_second)":[0-9.e+-]*,?//g' "$1"; }
+strip() { sed -E 's/"(eval_|train_)(runtime|samples_per_second|steps_per_second|mem_peak_rss_mb)":[0-9.e+-]*,?//g' "$1"; }
 cmp <(strip straight/metrics.jsonl) <(strip resumed/metrics.jsonl) && echo same log

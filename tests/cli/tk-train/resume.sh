@@ -9,5 +9,5 @@ cp -r straight/checkpoint-3 resumed/
 tk-train $args --save-total-limit 2 -o resumed --resume-from-checkpoint latest >/dev/null || exit 2
 ls resumed | grep checkpoint
 cmp straight/model.safetensors resumed/model.safetensors && echo same model
-strip() { sed -E 's/"(eval_|train_)(runtime|samples_per_second|steps_per_second)":[0-9.e+-]*,?//g' "$1"; }
+strip() { sed -E 's/"(eval_|train_)(runtime|samples_per_second|steps_per_second|mem_peak_rss_mb)":[0-9.e+-]*,?//g' "$1"; }
 cmp <(strip straight/metrics.jsonl) <(strip resumed/metrics.jsonl) && echo same log
