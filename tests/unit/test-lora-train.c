@@ -24,6 +24,7 @@
 #include "safetensors.h"
 #include "schedule.h"
 #include "train.h"
+#include "train-args.h"
 #include "tt.h"
 
 static struct tk_backend be;
@@ -47,23 +48,6 @@ static const char *fixture(const char *rel)
 	return buf[k];
 }
 
-static cJSON *read_json(const char *path)
-{
-	struct tk_buf b = { 0 };
-	struct tk_diag d;
-	if (tk_read_file(path, &b, &d))
-		return NULL;
-	cJSON *j = cJSON_Parse(b.data);
-	tk_buf_free(&b);
-	return j;
-}
-
-static double num(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItem(o, k);
-	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 static double rel(double a, double b)
 {
 	return fabs(a - b) / fmax(fabs(b), 1e-30);
@@ -73,38 +57,10 @@ static double rel(double a, double b)
  * start/ on the train fixture's model and blocks, --no-shuffle. */
 static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
 {
-	tk_train_opts_init(o);
-	cJSON *a = read_json(fixture("lora-train/train-args.json"));
-	if (!a)
+	static char adapter[1024];
+	if (tt_train_args(o, "lora-train/train-args.json", &be, hold))
 		return -1;
-	o->max_steps = (long long)num(a, "max_steps");
-	o->batch = (int)num(a, "per_device_train_batch_size");
-	o->grad_accum = (int)num(a, "gradient_accumulation_steps");
-	o->lr = num(a, "learning_rate");
-	o->weight_decay = num(a, "weight_decay");
-	o->beta1 = num(a, "adam_beta1");
-	o->beta2 = num(a, "adam_beta2");
-	o->eps = num(a, "adam_epsilon");
-	o->max_grad_norm = num(a, "max_grad_norm");
-	if (tk_sched_parse(cJSON_GetStringValue(cJSON_GetObjectItem(a, "lr_scheduler_type")),
-			   &o->sched, NULL))
-		return -1;
-	o->warmup = num(a, "warmup_steps");
-	o->logging_steps = num(a, "logging_steps");
-	o->eval_strategy = TK_INTERVAL_STEPS;
-	o->eval_steps = num(a, "eval_steps");
-	o->eval_batch = (int)num(a, "per_device_eval_batch_size");
-	o->save_strategy = TK_INTERVAL_NO;
-	o->seed = (uint64_t)num(a, "seed");
-	o->shuffle = 0;
-	o->be = &be;
-	*hold = a;
-	static char model[1024], data[1024], adapter[1024];
-	snprintf(model, sizeof(model), "%s", fixture("train/model"));
-	snprintf(data, sizeof(data), "%s", fixture("train/blocks"));
 	snprintf(adapter, sizeof(adapter), "%s", fixture("lora-train/start"));
-	o->model_dir = model;
-	o->data = data;
 	o->adapter = adapter;
 	return 0;
 }
@@ -195,7 +151,7 @@ static void test_parity_trainer(void)
 	TT_CHECK(err < 1e-5, "adapter differs: %.3e in %s", err, worst);
 	TT_CHECK(dist > 1e3 * abs_err, "the adapter hardly moved (%.3g)", dist);
 
-	cJSON *ref = read_json(fixture("lora-train/expected/expected.json"));
+	cJSON *ref = tt_read_json(fixture("lora-train/expected/expected.json"));
 	TT_REQUIRE(ref, "cannot read expected.json");
 	cJSON *hist = cJSON_GetObjectItem(ref, "log_history");
 	FILE *fp = fopen(tmp_path("parity/metrics.jsonl"), "r");
@@ -216,29 +172,29 @@ static void test_parity_trainer(void)
 			cJSON_Delete(e);
 			break;
 		}
-		TT_CHECK(num(e, "step") == num(w, "step"), "entry %d: step %g, want %g", i,
-			 num(e, "step"), num(w, "step"));
-		TT_CHECK(rel(num(e, "epoch"), num(w, "epoch")) < 1e-12, "entry %d: epoch %.17g, "
-			 "want %.17g", i, num(e, "epoch"), num(w, "epoch"));
+		TT_CHECK(tt_num(e, "step") == tt_num(w, "step"), "entry %d: step %g, want %g", i,
+			 tt_num(e, "step"), tt_num(w, "step"));
+		TT_CHECK(rel(tt_num(e, "epoch"), tt_num(w, "epoch")) < 1e-12, "entry %d: epoch %.17g, "
+			 "want %.17g", i, tt_num(e, "epoch"), tt_num(w, "epoch"));
 		if (cJSON_GetObjectItem(w, "loss")) {
-			worst_loss = fmax(worst_loss, rel(num(e, "loss"), num(w, "loss")));
-			double en = rel(num(e, "grad_norm"), num(w, "grad_norm"));
+			worst_loss = fmax(worst_loss, rel(tt_num(e, "loss"), tt_num(w, "loss")));
+			double en = rel(tt_num(e, "grad_norm"), tt_num(w, "grad_norm"));
 			/* step 1 differentiates the same weights on both sides */
-			if (num(w, "step") == 1)
+			if (tt_num(w, "step") == 1)
 				first_norm = en;
 			worst_norm = fmax(worst_norm, en);
 			if (getenv("TK_VERBOSE"))
 				printf("info step %g: loss %.9g (peft %.9g) grad_norm %.9g (peft %.9g)\n",
-				       num(w, "step"), num(e, "loss"), num(w, "loss"),
-				       num(e, "grad_norm"), num(w, "grad_norm"));
-			clipped += num(w, "grad_norm") > o.max_grad_norm;
-			double lr = num(w, "learning_rate");
-			worst_lr = fmax(worst_lr, lr ? rel(num(e, "learning_rate"), lr)
-						     : fabs(num(e, "learning_rate")));
+				       tt_num(w, "step"), tt_num(e, "loss"), tt_num(w, "loss"),
+				       tt_num(e, "grad_norm"), tt_num(w, "grad_norm"));
+			clipped += tt_num(w, "grad_norm") > o.max_grad_norm;
+			double lr = tt_num(w, "learning_rate");
+			worst_lr = fmax(worst_lr, lr ? rel(tt_num(e, "learning_rate"), lr)
+						     : fabs(tt_num(e, "learning_rate")));
 		} else {
 			TT_CHECK(cJSON_GetObjectItem(w, "eval_loss") && cJSON_GetObjectItem(e, "eval_loss"),
 				 "entry %d: not an eval entry on both sides", i);
-			worst_eval = fmax(worst_eval, rel(num(e, "eval_loss"), num(w, "eval_loss")));
+			worst_eval = fmax(worst_eval, rel(tt_num(e, "eval_loss"), tt_num(w, "eval_loss")));
 		}
 		cJSON_Delete(e);
 	}
@@ -270,9 +226,9 @@ static void test_eval_before(void)
 	struct tk_diag d;
 	int rc = tk_train_run(&o, &loss, &d);
 	TT_REQUIRE(rc == 0, "tk_train_run: %d %s", rc, d.msg);
-	cJSON *ref = read_json(fixture("lora-train/expected/expected.json"));
+	cJSON *ref = tt_read_json(fixture("lora-train/expected/expected.json"));
 	TT_REQUIRE(ref, "cannot read expected.json");
-	double want = num(ref, "eval_loss_before");
+	double want = tt_num(ref, "eval_loss_before");
 	printf("info eval_loss with the start adapter %.9g, trainer.evaluate() %.9g\n", loss, want);
 	TT_CHECK(rel(loss, want) < 1e-6, "eval_loss %.9g, want %.9g", loss, want);
 	cJSON_Delete(ref);

@@ -19,6 +19,7 @@
 #include "safetensors.h"
 #include "schedule.h"
 #include "train.h"
+#include "train-args.h"
 #include "tt.h"
 
 static struct tk_backend be;
@@ -33,60 +34,10 @@ static const char *tmp_path(const char *name)
 	return buf[k];
 }
 
-static cJSON *read_json(const char *path)
-{
-	struct tk_buf b = { 0 };
-	struct tk_diag d;
-	if (tk_read_file(path, &b, &d))
-		return NULL;
-	cJSON *j = cJSON_Parse(b.data);
-	tk_buf_free(&b);
-	return j;
-}
-
-static double num(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItem(o, k);
-	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 /* The options of train-args.json, as tk-train --config would set them. */
 static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
 {
-	char p[1024];
-	tk_train_opts_init(o);
-	snprintf(p, sizeof(p), "%s", tt_fixture("train/train-args.json"));
-	cJSON *a = read_json(p);
-	if (!a)
-		return -1;
-	o->max_steps = (long long)num(a, "max_steps");
-	o->batch = (int)num(a, "per_device_train_batch_size");
-	o->grad_accum = (int)num(a, "gradient_accumulation_steps");
-	o->lr = num(a, "learning_rate");
-	o->weight_decay = num(a, "weight_decay");
-	o->beta1 = num(a, "adam_beta1");
-	o->beta2 = num(a, "adam_beta2");
-	o->eps = num(a, "adam_epsilon");
-	o->max_grad_norm = num(a, "max_grad_norm");
-	if (tk_sched_parse(cJSON_GetStringValue(cJSON_GetObjectItem(a, "lr_scheduler_type")),
-			   &o->sched, NULL))
-		return -1;
-	o->warmup = num(a, "warmup_steps");
-	o->logging_steps = num(a, "logging_steps");
-	o->eval_strategy = TK_INTERVAL_STEPS;
-	o->eval_steps = num(a, "eval_steps");
-	o->eval_batch = (int)num(a, "per_device_eval_batch_size");
-	o->save_strategy = TK_INTERVAL_NO;
-	o->seed = (uint64_t)num(a, "seed");
-	o->shuffle = 0;
-	o->be = &be;
-	*hold = a;
-	static char model[1024], data[1024];
-	snprintf(model, sizeof(model), "%s", tt_fixture("train/model"));
-	snprintf(data, sizeof(data), "%s", tt_fixture("train/blocks"));
-	o->model_dir = model;
-	o->data = data;
-	return 0;
+	return tt_train_args(o, "train/train-args.json", &be, hold);
 }
 
 /* Largest |a - b| / max|b| over the tensors of two safetensors files.
@@ -171,7 +122,7 @@ static void test_parity_trainer(void)
 	TT_CHECK(kbias < 1e-4, "key biases moved apart by %.3e", kbias);
 
 	snprintf(want, sizeof(want), "%s", tt_fixture("train/expected/expected.json"));
-	cJSON *ref = read_json(want);
+	cJSON *ref = tt_read_json(want);
 	TT_REQUIRE(ref, "cannot read expected.json");
 	cJSON *hist = cJSON_GetObjectItem(ref, "log_history");
 	FILE *fp = fopen(tmp_path("parity/metrics.jsonl"), "r");
@@ -192,21 +143,21 @@ static void test_parity_trainer(void)
 			cJSON_Delete(e);
 			break;
 		}
-		TT_CHECK(num(e, "step") == num(w, "step"), "entry %d: step %g, want %g", i,
-			 num(e, "step"), num(w, "step"));
-		TT_CHECK(rel(num(e, "epoch"), num(w, "epoch")) < 1e-12, "entry %d: epoch %.17g, want %.17g",
-			 i, num(e, "epoch"), num(w, "epoch"));
+		TT_CHECK(tt_num(e, "step") == tt_num(w, "step"), "entry %d: step %g, want %g", i,
+			 tt_num(e, "step"), tt_num(w, "step"));
+		TT_CHECK(rel(tt_num(e, "epoch"), tt_num(w, "epoch")) < 1e-12, "entry %d: epoch %.17g, want %.17g",
+			 i, tt_num(e, "epoch"), tt_num(w, "epoch"));
 		if (cJSON_GetObjectItem(w, "loss")) {
-			worst_loss = fmax(worst_loss, rel(num(e, "loss"), num(w, "loss")));
-			worst_norm = fmax(worst_norm, rel(num(e, "grad_norm"), num(w, "grad_norm")));
-			double lr = num(w, "learning_rate");
-			worst_lr = fmax(worst_lr, lr ? rel(num(e, "learning_rate"), lr)
-						     : fabs(num(e, "learning_rate")));
+			worst_loss = fmax(worst_loss, rel(tt_num(e, "loss"), tt_num(w, "loss")));
+			worst_norm = fmax(worst_norm, rel(tt_num(e, "grad_norm"), tt_num(w, "grad_norm")));
+			double lr = tt_num(w, "learning_rate");
+			worst_lr = fmax(worst_lr, lr ? rel(tt_num(e, "learning_rate"), lr)
+						     : fabs(tt_num(e, "learning_rate")));
 		} else {
 			TT_CHECK(cJSON_GetObjectItem(w, "eval_loss") && cJSON_GetObjectItem(e, "eval_loss"),
 				 "entry %d: not an eval entry on both sides", i);
-			worst_eval = fmax(worst_eval, rel(num(e, "eval_loss"), num(w, "eval_loss")));
-			TT_CHECK(rel(num(e, "eval_perplexity"), exp(num(w, "eval_loss"))) < 1e-5,
+			worst_eval = fmax(worst_eval, rel(tt_num(e, "eval_loss"), tt_num(w, "eval_loss")));
+			TT_CHECK(rel(tt_num(e, "eval_perplexity"), exp(tt_num(w, "eval_loss"))) < 1e-5,
 				 "entry %d: eval_perplexity", i);
 		}
 		cJSON_Delete(e);
@@ -235,9 +186,9 @@ static void test_eval_only(void)
 	TT_REQUIRE(rc == 0, "tk_train_run: %d %s", rc, d.msg);
 	char p[1024];
 	snprintf(p, sizeof(p), "%s", tt_fixture("train/expected/expected.json"));
-	cJSON *ref = read_json(p);
+	cJSON *ref = tt_read_json(p);
 	TT_REQUIRE(ref, "cannot read expected.json");
-	double want = num(ref, "eval_loss_before");
+	double want = tt_num(ref, "eval_loss_before");
 	printf("info eval_loss %.9g, trainer.evaluate() %.9g\n", loss, want);
 	TT_CHECK(rel(loss, want) < 1e-6, "eval_loss %.9g, want %.9g", loss, want);
 	cJSON_Delete(ref);
