@@ -2,9 +2,10 @@
 """Generation speed: tk-generate against transformers' generate, same model, same run.
 
 A SmolLM2-135M-shaped Llama (30 layers, hidden 576, intermediate 1536, 9 heads,
-3 KV heads, tied embeddings; random weights, fp32) with GPT-2's tokenizer (so
-its vocabulary is 50257, not SmolLM2's 49152) and no EOS, so every sequence
-runs to the end.  Greedy decoding of NEW tokens after prompts of 32 tokens, at
+3 KV heads, tied embeddings) and a 1B Llama (TinyLlama-1.1B's shape: 22 layers,
+hidden 2048, intermediate 5632, 32 heads, 4 KV heads), random weights, fp32,
+with GPT-2's tokenizer (so the vocabulary is 50257) and no EOS, so every
+sequence runs to the end.  Greedy decoding of NEW tokens after prompts of 32 tokens, at
 batch 1 and batch 8, fp32 on the CPU with as many threads as the machine has
 cores (BENCH_THREADS overrides).  Decode speed on both sides is the difference
 between a run of NEW new tokens and a run of 1 (so loading, start-up and the
@@ -25,9 +26,18 @@ OUT = os.path.join(ROOT, "bench", "out")
 THREADS = int(os.environ.get("BENCH_THREADS", str(os.cpu_count() or 1)))
 NEW = int(os.environ.get("BENCH_NEW", "33"))
 PLEN = 32
-CFG = dict(vocab_size=50257, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-           num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,
-           tie_word_embeddings=True, rms_norm_eps=1e-5, bos_token_id=None, eos_token_id=None)
+COMMON = dict(vocab_size=50257, max_position_embeddings=2048, rms_norm_eps=1e-5, bos_token_id=None,
+              eos_token_id=None)
+SHAPES = {
+    # SmolLM2-135M's shape
+    "135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                 num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True, **COMMON),
+    # a 1B Llama (TinyLlama-1.1B's shape)
+    "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+               num_attention_heads=32, num_key_value_heads=4, tie_word_embeddings=False, **COMMON),
+}
+# BENCH_GEN_SHAPES=135m (or 1b) runs one of them
+RUN = [x for x in os.environ.get("BENCH_GEN_SHAPES", "135m,1b").split(",") if x in SHAPES]
 
 HF_SCRIPT = r'''
 import json, sys, time, torch
@@ -65,11 +75,11 @@ def bandwidth():
     return n / best
 
 
-def make_model(d):
+def make_model(d, cfg):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
-    m = LlamaForCausalLM(LlamaConfig(**CFG))
+    m = LlamaForCausalLM(LlamaConfig(**cfg))
     m.save_pretrained(d)
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(TOK, f), d)
@@ -87,14 +97,12 @@ def tk_time(d, B, n, prompts):
     return best
 
 
-def main():
-    os.makedirs(OUT, exist_ok=True)
-    res = {"threads": THREADS, "new_tokens": NEW, "prompt_tokens": PLEN}
+def bench_shape(name, bw):
+    res = {}
     with tempfile.TemporaryDirectory() as d:
-        nparam = make_model(d)
+        nparam = make_model(d, SHAPES[name])
         res["params"] = nparam
         res["weight_bytes"] = nparam * 4
-        res["bandwidth_GBs"] = bandwidth() / 1e9
         for B in (1, 8):
             # prompts of exactly PLEN GPT-2 tokens: " x" is one token
             pf = os.path.join(d, "p%d.txt" % B)
@@ -107,15 +115,24 @@ def main():
                                 str(PLEN)], check=True, capture_output=True, text=True)
             h = json.loads(r.stdout.strip().splitlines()[-1])
             hf_tps = B * (NEW - 1) / (h["tn"] - h["t1"])
-            bound = B * res["bandwidth_GBs"] * 1e9 / res["weight_bytes"]
+            bound = B * bw / res["weight_bytes"]
             res["batch%d" % B] = {"tk_tokens_per_s": tk_tps, "hf_tokens_per_s": hf_tps,
                                   "ratio": tk_tps / hf_tps, "bound_tokens_per_s": bound,
                                   "tk_fraction_of_bound": tk_tps / bound}
-            print("batch %d: tk %.1f tok/s, transformers %.1f tok/s (x%.2f); bandwidth bound "
-                  "%.1f tok/s (tk at %.0f%%)" % (B, tk_tps, hf_tps, tk_tps / hf_tps, bound,
+            print("%s batch %d: tk %.1f tok/s, transformers %.1f tok/s (x%.2f); bandwidth bound "
+                  "%.1f tok/s (tk at %.0f%%)" % (name, B, tk_tps, hf_tps, tk_tps / hf_tps, bound,
                                                  100 * tk_tps / bound), flush=True)
-    print("memory bandwidth %.1f GB/s, weights %.0f MB" % (res["bandwidth_GBs"],
-                                                          res["weight_bytes"] / 1e6))
+    print("%s: %.0f MB of weights" % (name, res["weight_bytes"] / 1e6))
+    return res
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    bw = bandwidth()
+    res = {"threads": THREADS, "new_tokens": NEW, "prompt_tokens": PLEN, "bandwidth_GBs": bw / 1e9}
+    print("memory bandwidth %.1f GB/s (torch sum over 512 MiB, %d threads)" % (bw / 1e9, THREADS))
+    for name in RUN:
+        res[name] = bench_shape(name, bw)
     with open(os.path.join(OUT, "generate.json"), "w") as f:
         json.dump(res, f, indent=1)
 
