@@ -37,12 +37,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dequant.cuh"
 #include "ops-cuda.cuh"
 
 #include "math-common.h"
 
 extern "C" {
 #include "backend.h"
+#include "quant.h"
 }
 
 /* ---- cuBLAS, loaded at init ---- */
@@ -643,6 +645,41 @@ static int cuda_sum_squares(struct tk_backend *be, double *out, const float *x, 
 	return rc;
 }
 
+/* The wrapper has checked the range and the layout.  Only the slices of
+ * q's buffers that the rows use are staged when q is host memory (a
+ * weight not moved by tk_qweight_to_backend). */
+static int cuda_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t row0,
+			     int64_t n, float *out)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	const size_t cols = (size_t)q->cols, e0 = (size_t)row0 * cols, e1 = e0 + (size_t)n * cols;
+	float *dout = OUT(&s, out, (e1 - e0) * sizeof(float));
+	if (q->kind == TK_QK_INT8) {
+		const int8_t *dc = IN(&s, (const int8_t *)q->data + e0, e1 - e0);
+		const float *ds = IN(&s, q->scb + row0, (size_t)n * sizeof(float));
+		if (!s.err)
+			SCK(&s, cu_dequant8(s.c->st, dout, dc, ds, (size_t)n, cols));
+		return stage_end(&s);
+	}
+	const size_t bs = q->blocksize, b0 = e0 / bs, b1 = (e1 - 1) / bs + 1;
+	const uint8_t *dd = IN(&s, (const uint8_t *)q->data + e0 / 2, (e1 + 1) / 2 - e0 / 2);
+	const float *da = NULL, *dn = NULL;
+	const uint8_t *dq = NULL;
+	if (q->nested) {
+		const size_t n0 = b0 / TK_Q4_NESTED_BLOCKSIZE;
+		const size_t n1 = (b1 - 1) / TK_Q4_NESTED_BLOCKSIZE + 1;
+		dq = IN(&s, (const uint8_t *)q->qabsmax + b0, b1 - b0);
+		dn = IN(&s, (const float *)q->nested_absmax + n0, (n1 - n0) * sizeof(float));
+	} else {
+		da = IN(&s, (const float *)q->absmax + b0, (b1 - b0) * sizeof(float));
+	}
+	if (!s.err)
+		SCK(&s, cu_dequant4(s.c->st, dout, dd, da, dq, dn, q->offset,
+				    q->kind == TK_QK_FP4, bs, e0, e1));
+	return stage_end(&s);
+}
+
 /* Managed memory, prefetched to the GPU where the device can. */
 static void *cuda_alloc(struct tk_backend *be, size_t bytes)
 {
@@ -739,6 +776,7 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .free = */ cuda_free,
 	/* .sync = */ cuda_sync,
 	/* .destroy = */ cuda_destroy,
+	/* .dequant_rows = */ cuda_dequant_rows,
 };
 
 /* Undoes a partial init. */

@@ -1052,6 +1052,7 @@ static const struct tk_backend_i cpu_backend = {
 	/* .free = */ cpu_free,
 	/* .sync = */ cpu_sync,
 	/* .destroy = */ cpu_destroy,
+	/* .dequant_rows = */ NULL, /* tk_dequant_rows: tk_qweight_rows */
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)

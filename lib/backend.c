@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "quant.h"
 
 #define SLOT(be, op) ((be) && (be)->i && (be)->i->op)
 
@@ -331,4 +332,22 @@ int tk_backend_sync(struct tk_backend *be)
 	if (be && be->i && be->i->sync)
 		return be->i->sync(be);
 	return 0;
+}
+
+int tk_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int64_t n,
+		    float *out, struct tk_diag *d)
+{
+	if (!SLOT(be, dequant_rows))
+		return tk_qweight_rows(q, row0, n, out, d);
+	if (row0 < 0 || n < 0 || row0 > q->rows || n > q->rows - row0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "rows %lld..%lld outside a matrix of %lld rows",
+				   (long long)row0, (long long)(row0 + n), (long long)q->rows);
+	if (q->kind != TK_QK_INT8 &&
+	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
+	     !tk_q4_blocksize_ok((long long)q->blocksize)))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "not a valid quantized weight");
+	if (n == 0 || q->cols <= 0)
+		return 0;
+	return be->i->dequant_rows(be, q, row0, n, out);
 }

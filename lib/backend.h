@@ -22,6 +22,7 @@
 #include "tk.h"
 
 struct tk_backend;
+struct tk_qweight;
 
 struct tk_backend_i {
 	const char *name;
@@ -103,6 +104,13 @@ struct tk_backend_i {
 	int (*sync)(struct tk_backend *be);
 	/* Releases be->ctx and whatever else init acquired (optional). */
 	void (*destroy)(struct tk_backend *be);
+	/* out[n, q->cols] = rows row0 .. row0+n-1 of the quantized weight q
+	 * (lib/quant.h), bit for bit tk_qweight_rows.  The range is checked
+	 * by the wrapper; q's buffers may be host memory (staged) or this
+	 * backend's (tk_qweight_to_backend).  Optional: NULL dequantizes on
+	 * the host with tk_qweight_rows. */
+	int (*dequant_rows)(struct tk_backend *be, const struct tk_qweight *q, int64_t row0,
+			    int64_t n, float *out);
 };
 
 struct tk_backend {
@@ -192,5 +200,14 @@ void *tk_backend_alloc(struct tk_backend *be, size_t bytes);
 void tk_backend_free_mem(struct tk_backend *be, void *p);
 /* Waits for the queued work (0 at once where the slot is NULL). */
 int tk_backend_sync(struct tk_backend *be);
+
+/* Dequantizes rows row0 .. row0+n-1 of q into out [n, q->cols] (fp32) on
+ * be's device when it has a dequant_rows slot, else on the host with
+ * tk_qweight_rows: the same bits either way.  out is be's memory (or host
+ * memory, staged).  Returns 0; TK_E_INVAL (d says why) for rows outside
+ * the matrix or a weight that is not a valid quantized layout; a
+ * backend's error (TK_E_DEVICE, TK_E_NOMEM) without a diag message. */
+int tk_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int64_t n,
+		    float *out, struct tk_diag *d);
 
 #endif

@@ -2,7 +2,8 @@
  * weights, biases, LoRA adapters, forward and backward.
  *
  * A quantized weight is dequantized TK_QTILE floats of rows at a time into
- * one tile buffer, and each tile is one GEMM: the whole matrix never exists
+ * one tile buffer (on the backend's device when it can: tk_dequant_rows),
+ * and each tile is one GEMM: the whole matrix never exists
  * in fp32.  An adapter adds scale * (drop(x) A^T) B^T; u = drop(x) A^T
  * [rows, r] is kept per adapter for the backward pass.  Dropout masks come
  * from a hash of (seed, step, adapter, element), so the backward pass (and
@@ -76,7 +77,7 @@ static int qmatmul_fwd(struct tk_model *m, const struct tk_lin *L, const struct 
 	CHECK(need_tile(m, L->in));
 	for (t0 = 0; t0 < L->out; t0 += nt) {
 		int n = L->out - t0 < nt ? L->out - t0 : nt;
-		CHECK(tk_qweight_rows(q, L->row0 + t0, n, m->run->qtile, NULL));
+		CHECK(tk_dequant_rows(m->be, q, L->row0 + t0, n, m->run->qtile, NULL));
 		CHECK(tk_matmul(m->be, 0, 1, rows, n, L->in, 1.0f, x, L->in, m->run->qtile, L->in,
 				0.0f, y + t0, L->out));
 	}
@@ -92,7 +93,7 @@ static int qmatmul_bwd(struct tk_model *m, const struct tk_lin *L, const struct 
 	CHECK(need_tile(m, L->in));
 	for (t0 = 0; t0 < L->out; t0 += nt) {
 		int n = L->out - t0 < nt ? L->out - t0 : nt;
-		CHECK(tk_qweight_rows(q, L->row0 + t0, n, m->run->qtile, NULL));
+		CHECK(tk_dequant_rows(m->be, q, L->row0 + t0, n, m->run->qtile, NULL));
 		CHECK(tk_matmul(m->be, 0, 0, rows, L->in, n, 1.0f, dy + t0, L->out, m->run->qtile,
 				L->in, t0 ? 1.0f : beta, dx, L->in));
 	}

@@ -439,6 +439,18 @@ int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t 
 }
 
 /* Lays the arena out without the quantized tensors and allocates it. */
+/* Moves every quantized weight into the backend's memory, where its
+ * dequant_rows reads it (nothing on the CPU backend). */
+static int qweights_to_backend(struct tk_model *m, struct tk_diag *d)
+{
+	int err = 0;
+
+	for (int i = 0; i < m->n_tensors && !err; i++)
+		if (m->tensors[i].q)
+			err = tk_qweight_to_backend(m->tensors[i].q, m->be, d);
+	return err;
+}
+
 static int alloc_compact(struct tk_model *m, const char *path, struct tk_diag *d)
 {
 	size_t off = 0;
@@ -513,6 +525,8 @@ int tk_model_init_quantized(struct tk_model *m, const struct tk_model_config *c,
 	free(tmp);
 	if (!err)
 		err = alloc_compact(m, NULL, d);
+	if (!err)
+		err = qweights_to_backend(m, d);
 	if (err) {
 		tk_model_free(m);
 		return err;
@@ -597,7 +611,8 @@ static int load_quantized(struct tk_model *m, const tk_st_t *st, const char *dir
 			t->trainable = 0;
 			m->n_quantized++;
 		}
-	return alloc_compact(m, dir, d);
+	err = alloc_compact(m, dir, d);
+	return err ? err : qweights_to_backend(m, d);
 }
 
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,

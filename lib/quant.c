@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "quant-common.h"
 
 int tk_q4_type_parse(const char *name, enum tk_q4_type *type, struct tk_diag *d)
@@ -519,12 +520,64 @@ size_t tk_qweight_bytes(const struct tk_qweight *q)
 	return tk_q4_packed_size(n) + nb * sizeof(float);
 }
 
+/* The buffers of q and their sizes in bytes (0 for an absent one). */
+#define QW_NBUF 5
+static void qweight_bufs(struct tk_qweight *q, void **p[QW_NBUF], size_t bytes[QW_NBUF])
+{
+	size_t n = (size_t)q->rows * (size_t)q->cols;
+	size_t nb = q->blocksize ? tk_q4_nblocks(n, q->blocksize) : 0;
+
+	p[0] = (void **)&q->data;
+	p[1] = (void **)&q->absmax;
+	p[2] = (void **)&q->qabsmax;
+	p[3] = (void **)&q->nested_absmax;
+	p[4] = (void **)&q->scb;
+	bytes[0] = q->kind == TK_QK_INT8 ? n : tk_q4_packed_size(n);
+	bytes[1] = nb * sizeof(float);
+	bytes[2] = nb;
+	bytes[3] = tk_q4_nblocks(nb, TK_Q4_NESTED_BLOCKSIZE) * sizeof(float);
+	bytes[4] = (size_t)q->rows * sizeof(float);
+}
+
+int tk_qweight_to_backend(struct tk_qweight *q, struct tk_backend *be, struct tk_diag *d)
+{
+	void **p[QW_NBUF], *np[QW_NBUF] = {0};
+	size_t bytes[QW_NBUF];
+	int i;
+
+	if (!be || !be->i || !be->i->dequant_rows || q->be == be)
+		return 0;
+	qweight_bufs(q, p, bytes);
+	for (i = 0; i < QW_NBUF; i++) {
+		if (!*p[i])
+			continue;
+		np[i] = tk_backend_alloc(be, bytes[i]);
+		if (!np[i]) {
+			while (i-- > 0)
+				if (np[i])
+					tk_backend_free_mem(be, np[i]);
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
+					   "out of device memory for a quantized weight");
+		}
+		if (bytes[i])
+			memcpy(np[i], *p[i], bytes[i]);
+	}
+	for (i = 0; i < QW_NBUF; i++)
+		if (*p[i]) {
+			tk_backend_free_mem(q->be, *p[i]);
+			*p[i] = np[i];
+		}
+	q->be = be;
+	return 0;
+}
+
 void tk_qweight_free(struct tk_qweight *q)
 {
-	free(q->data);
-	free(q->absmax);
-	free(q->qabsmax);
-	free(q->nested_absmax);
-	free(q->scb);
+	void **p[QW_NBUF];
+	size_t bytes[QW_NBUF];
+
+	qweight_bufs(q, p, bytes);
+	for (int i = 0; i < QW_NBUF; i++)
+		tk_backend_free_mem(q->be, *p[i]);
 	memset(q, 0, sizeof(*q));
 }

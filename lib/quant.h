@@ -16,6 +16,8 @@
 
 #include "tk.h"
 
+struct tk_backend;
+
 enum tk_q4_type {
 	TK_Q4_NF4 = 0,
 	TK_Q4_FP4 = 1,
@@ -105,7 +107,8 @@ void tk_q4_unnest(const uint8_t *qabsmax, const float *nested_absmax, size_t n,
  *   int8 (LLM.int8 storage): data = rows*cols int8 codes, scb[rows] the
  *     row absmax; w = code * (scb[row] * (float)(1.0 / 127)), in fp32 as
  *     bitsandbytes' CPU training matmul (MatMul8bitFp) computes it.
- * Every pointer is owned by the struct (tk_qweight_free). */
+ * Every pointer is owned by the struct (tk_qweight_free): malloc'd, or
+ * backend memory of `be` after tk_qweight_to_backend (NULL: malloc'd). */
 enum tk_qkind { TK_QK_NF4 = 0, TK_QK_FP4, TK_QK_INT8 };
 
 struct tk_qweight {
@@ -119,6 +122,7 @@ struct tk_qweight {
 	float *nested_absmax;     /* nested: ceil(nblocks / 256) */
 	float offset;             /* nested */
 	float *scb;               /* int8: rows */
+	struct tk_backend *be;    /* whose memory the buffers are; NULL: malloc */
 };
 
 /* Dequantizes rows row0 .. row0+n-1 into out [n, cols] (fp32), exactly as
@@ -142,7 +146,16 @@ int tk_qweight_quantize4(struct tk_qweight *q, const float *x, int64_t rows, int
 /* Bytes the weight holds in memory (data + statistics). */
 size_t tk_qweight_bytes(const struct tk_qweight *q);
 
-/* Frees what q owns and zeroes it (q may be zeroed already). */
+/* Moves q's buffers into be's memory (tk_backend_alloc, copy, free the
+ * malloc'd ones) so that be's dequant_rows reads them where they are, and
+ * records be in q->be.  Does nothing, and returns 0, when be has no
+ * dequant_rows slot (the CPU backend: the host path stays as it was) or q
+ * is already be's.  Returns 0, or TK_E_NOMEM with q left as it was.  be
+ * must outlive q (tk_qweight_free frees through it). */
+int tk_qweight_to_backend(struct tk_qweight *q, struct tk_backend *be, struct tk_diag *d);
+
+/* Frees what q owns (through q->be when set) and zeroes it (q may be
+ * zeroed already). */
 void tk_qweight_free(struct tk_qweight *q);
 
 #endif

@@ -3,10 +3,15 @@
  * SwiGLU, learned positions and RoPE, GQA, biases) loaded on each backend,
  * one forward with targets (some ignored) and a backward through
  * tk_model_forward / tk_model_backward, then the loss, the logits and
- * every parameter's gradient compared.  SKIP without a GPU.
+ * every parameter's gradient compared.  Also QLoRA: the quantized fixture
+ * models (tests/fixtures/qlora: FP4, NF4 with double quantization) with
+ * their adapters, whose frozen 4-bit weights the CUDA backend dequantizes
+ * on the GPU (tk_dequant_rows), the adapters' gradients compared as well.
+ * SKIP without a GPU.
  */
 #include "gpu.h"
 #include "model.h"
+#include "peft.h"
 
 /* Tolerances: the loss relative; logits absolute; each gradient tensor
  * relative to its largest CPU magnitude (as tests/unit/test-model.c holds
@@ -15,22 +20,37 @@
 #define TOL_LOGITS 2e-5
 #define TOL_GRAD 1e-4
 
-static const char *NAMES[] = { "gpt2", "llama", "qwen2" };
+static const char *NAMES[] = { "models/gpt2", "models/llama", "models/qwen2" };
+static const char *QNAMES[][2] = {
+	{ "qlora/gpt2-fp4", "qlora/gpt2-fp4-adapter" },
+	{ "qlora/llama-nf4-dq", "qlora/llama-nf4-dq-adapter" },
+};
 
-static void one_model(const char *name)
+/* name: a directory under tests/fixtures; adapter: a peft adapter under
+ * tests/fixtures to load onto both models, or NULL. */
+static void one_model(const char *name, const char *adapter)
 {
 	struct tk_model mc, mg;
 	struct tk_diag d;
-	char dir[4096];
+	char dir[4096], adir[4096] = "";
 	int B = 2, T = 11, N = B * T;
-	snprintf(dir, sizeof(dir), "%s", tt_fixture("models"));
-	snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/%s", name);
+	snprintf(dir, sizeof(dir), "%s", tt_fixture(name));
+	if (adapter)
+		snprintf(adir, sizeof(adir), "%s", tt_fixture(adapter));
 	memset(&mc, 0, sizeof(mc));
 	memset(&mg, 0, sizeof(mg));
 	TT_REQUIRE(!tk_model_load(&mc, dir, &cpu, &d), "%s: %s", name, d.msg);
 	if (tk_model_load(&mg, dir, &gpu, &d)) {
 		tk_model_free(&mc);
 		TT_REQUIRE(0, "%s on cuda: %s (%s)", name, d.msg, tk_backend_cuda_last_error(&gpu));
+	}
+	for (int t = 0; t < mg.n_tensors; t++)
+		TT_CHECK(!mg.tensors[t].q || mg.tensors[t].q->be == &gpu,
+			 "%s: quantized %s not moved to the device", name, mg.tensors[t].name);
+	if (adapter && (tk_peft_load(&mc, adir, &d) || tk_peft_load(&mg, adir, &d))) {
+		tk_model_free(&mc);
+		tk_model_free(&mg);
+		TT_REQUIRE(0, "%s: adapter %s: %s", name, adapter, d.msg);
 	}
 	uint32_t ids[2 * 11];
 	int32_t tg[2 * 11];
@@ -71,6 +91,19 @@ static void one_model(const char *name)
 			snprintf(what, sizeof(what), "%s: grad %s (max |g| %.3g)", name, tc->name, mx);
 			check_close(what, gg, gc, tc->n, TOL_GRAD * mx + 1e-12, 0);
 		}
+		if (mc.lora && mg.lora && mc.lora->grads && mg.lora->grads) {
+			const float *gc = mc.lora->grads, *gg = mg.lora->grads;
+			size_t n = mc.lora->n_params;
+			double mx = 0;
+			for (size_t i = 0; i < n; i++)
+				mx = fabs(gc[i]) > mx ? fabs(gc[i]) : mx;
+			char what[200];
+			snprintf(what, sizeof(what), "%s: adapter grads (max |g| %.3g)", name, mx);
+			TT_CHECK(mx > 0, "%s: adapter gradients all zero", name);
+			check_close(what, gg, gc, n, TOL_GRAD * mx + 1e-12, 0);
+		} else if (adapter) {
+			TT_CHECK(0, "%s: no adapter gradients", name);
+		}
 	}
 	tk_model_free(&mc);
 	tk_model_free(&mg);
@@ -81,13 +114,22 @@ static void test_models(void)
 	NEED_GPU();
 	rng_seed(42);
 	for (size_t i = 0; i < sizeof(NAMES) / sizeof(NAMES[0]) && !tt_failed_now; i++)
-		one_model(NAMES[i]);
+		one_model(NAMES[i], NULL);
+}
+
+static void test_qlora(void)
+{
+	NEED_GPU();
+	rng_seed(43);
+	for (size_t i = 0; i < sizeof(QNAMES) / sizeof(QNAMES[0]) && !tt_failed_now; i++)
+		one_model(QNAMES[i][0], QNAMES[i][1]);
 }
 
 int main(void)
 {
 	gpu_setup();
 	TT_RUN(test_models);
+	TT_RUN(test_qlora);
 	gpu_teardown();
 	return tt_done();
 }
