@@ -777,6 +777,11 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .sync = */ cuda_sync,
 	/* .destroy = */ cuda_destroy,
 	/* .dequant_rows = */ cuda_dequant_rows,
+	/* .prec_ok = */ NULL,
+	/* .qmatmul = */ NULL,
+	/* .attention_decode = */ NULL,
+	/* .copy_rows = */ NULL,
+	/* .mem_info = */ NULL,
 };
 
 /* Undoes a partial init. */
@@ -789,6 +794,7 @@ static int init_fail(struct cu_ctx *c, struct tk_backend *be, int rc)
 	cuda_destroy(&tmp);
 	be->i = NULL;
 	be->ctx = NULL;
+	be->prec = TK_PREC_FP32;
 	return rc;
 }
 
@@ -798,6 +804,7 @@ extern "C" int tk_backend_cuda_init(struct tk_backend *be, int index, int flags,
 	tk_diag_clear(d);
 	be->i = NULL;
 	be->ctx = NULL;
+	be->prec = TK_PREC_FP32;
 	be->threads = threads > 0 ? threads : 1;
 	int n = 0;
 	cudaError_t e = cudaGetDeviceCount(&n);

@@ -1053,6 +1053,11 @@ static const struct tk_backend_i cpu_backend = {
 	/* .sync = */ cpu_sync,
 	/* .destroy = */ cpu_destroy,
 	/* .dequant_rows = */ NULL, /* tk_dequant_rows: tk_qweight_rows */
+	/* .prec_ok = */ NULL,
+	/* .qmatmul = */ NULL,
+	/* .attention_decode = */ NULL,
+	/* .copy_rows = */ NULL,
+	/* .mem_info = */ NULL,
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
@@ -1060,6 +1065,7 @@ int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
 	tk_diag_clear(d);
 	be->i = NULL;
 	be->ctx = NULL;
+	be->prec = TK_PREC_FP32;
 	be->threads = 0;
 	if (threads < 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,

@@ -26,6 +26,7 @@ void tk_backend_free(struct tk_backend *be)
 		be->i->destroy(be);
 	be->i = NULL;
 	be->ctx = NULL;
+	be->prec = TK_PREC_FP32;
 	be->threads = 0;
 }
 
@@ -350,4 +351,71 @@ int tk_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t r
 	if (n == 0 || q->cols <= 0)
 		return 0;
 	return be->i->dequant_rows(be, q, row0, n, out);
+}
+
+int tk_backend_set_prec(struct tk_backend *be, int prec, struct tk_diag *d)
+{
+	int rc;
+
+	if (!be || !be->i)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no backend");
+	if (prec < TK_PREC_FP32 || prec > TK_PREC_FP16)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown precision %d", prec);
+	if (prec != TK_PREC_FP32) {
+		if (!be->i->prec_ok)
+			return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+					   "the %s backend computes in fp32 only", be->i->name);
+		if ((rc = be->i->prec_ok(be, prec, d)))
+			return rc;
+	}
+	be->prec = prec;
+	return 0;
+}
+
+int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n, int m,
+	       const float *x, float *y, int ldy, float beta)
+{
+	if (!SLOT(be, qmatmul))
+		return TK_E_UNSUPPORTED;
+	if (!q || m < 0 || n < 0 || row0 < 0 || row0 > q->rows || n > q->rows - row0 ||
+	    ldy < (n > 1 ? n : 1))
+		return TK_E_INVAL;
+	if (!m || !n)
+		return 0;
+	return be->i->qmatmul(be, q, row0, n, m, x, y, ldy, beta);
+}
+
+int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
+			const float *vc, const int32_t *seq, const int32_t *pos, int n,
+			int max_len, int n_head, int n_kv_head, int head_dim, int window)
+{
+	if (!SLOT(be, attention_decode))
+		return TK_E_UNSUPPORTED;
+	if (n < 0 || max_len < 1 || n_head < 1 || n_kv_head < 1 || head_dim < 1 ||
+	    n_head % n_kv_head || window < 0)
+		return TK_E_INVAL;
+	if (!n)
+		return 0;
+	return be->i->attention_decode(be, out, q, kc, vc, seq, pos, n, max_len, n_head,
+				       n_kv_head, head_dim, window);
+}
+
+int tk_copy_rows(struct tk_backend *be, float *dst, const float *src, const int64_t *idx, int n,
+		 int dim)
+{
+	if (!SLOT(be, copy_rows))
+		return TK_E_UNSUPPORTED;
+	if (n < 0 || dim < 0)
+		return TK_E_INVAL;
+	if (!n || !dim)
+		return 0;
+	return be->i->copy_rows(be, dst, src, idx, n, dim);
+}
+
+int tk_backend_mem_info(struct tk_backend *be, struct tk_mem_info *mi)
+{
+	memset(mi, 0, sizeof(*mi));
+	if (!be || !be->i)
+		return TK_E_INVAL;
+	return be->i->mem_info ? be->i->mem_info(be, mi) : 0;
 }

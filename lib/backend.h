@@ -111,12 +111,65 @@ struct tk_backend_i {
 	 * the host with tk_qweight_rows. */
 	int (*dequant_rows)(struct tk_backend *be, const struct tk_qweight *q, int64_t row0,
 			    int64_t n, float *out);
+
+	/* ---- added for mixed precision, decode and memory (issue 7) ---- */
+
+	/* 0 when matmul can compute with operands of precision prec (enum
+	 * tk_prec) on this device; TK_E_UNSUPPORTED with d saying why (and
+	 * what to use instead) when not, e.g. bf16 on a GPU older than sm_80.
+	 * NULL: fp32 only. */
+	int (*prec_ok)(struct tk_backend *be, int prec, struct tk_diag *d);
+	/* y[m, n] = x[m, q->cols] W^T + beta * y (row stride ldy), W = rows
+	 * row0 .. row0+n-1 of the quantized weight q, read from its codes
+	 * (never written out as fp32): the decode step's matmul on a 4-bit or
+	 * int8 weight, for small m.  Each W element has the bits
+	 * tk_qweight_rows gives it; products accumulate in fp32 in any order.
+	 * Optional: NULL makes tk_lin_fwd dequantize tiles and call matmul. */
+	int (*qmatmul)(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n,
+		       int m, const float *x, float *y, int ldy, float beta);
+	/* Decode-step attention of n new rows over a KV cache: kc, vc
+	 * [n_seq][max_len, n_kv_head * head_dim]; row i (query q[i] of
+	 * [n, n_head * head_dim]) belongs to sequence seq[i] at position
+	 * pos[i] and attends to positions j0 .. pos[i] of its sequence, j0 =
+	 * pos[i] - window + 1 when window > 0 and that is positive, else 0;
+	 * their keys and values are in the cache already.  out [n, n_head *
+	 * head_dim]; scale 1/sqrt(head_dim); seq and pos may be host memory. */
+	int (*attention_decode)(struct tk_backend *be, float *out, const float *q,
+				const float *kc, const float *vc, const int32_t *seq,
+				const int32_t *pos, int n, int max_len, int n_head,
+				int n_kv_head, int head_dim, int window);
+	/* dst row idx[i] = src row i, rows of dim floats (idx may be host
+	 * memory): new keys and values into the KV cache. */
+	int (*copy_rows)(struct tk_backend *be, float *dst, const float *src, const int64_t *idx,
+			 int n, int dim);
+	/* Fills *mi (struct tk_mem_info).  NULL: nothing known (all zero). */
+	int (*mem_info)(struct tk_backend *be, struct tk_mem_info *mi);
+};
+
+/* The precision of matmul's operands: they are rounded to it (round to
+ * nearest even) and their products accumulate in fp32 into an fp32 C; on
+ * the CPU an emulation of what the GPU computes, no faster than fp32. */
+enum tk_prec {
+	TK_PREC_FP32 = 0, /* fp32 (the default) */
+	TK_PREC_TF32,     /* 10-bit mantissa, fp32 range (Ampere tensor cores) */
+	TK_PREC_BF16,     /* bfloat16: 7-bit mantissa, fp32 range */
+	TK_PREC_FP16,     /* IEEE half: 10-bit mantissa, |x| > 65504 rounds to inf */
+};
+
+/* Memory a backend reports (bytes). */
+struct tk_mem_info {
+	size_t in_use;    /* held by this backend's alloc now */
+	size_t peak;      /* the most in_use has been since init */
+	size_t limit;     /* what alloc refuses to go beyond (0: no limit known) */
+	size_t dev_used;  /* the whole device, every process, as nvidia-smi shows */
+	size_t dev_total; /* (dev_*: 0 where unknown, as on the CPU) */
 };
 
 struct tk_backend {
 	const struct tk_backend_i *i;
 	int threads;  /* CPU threads (OpenMP and OpenBLAS) */
 	void *ctx;    /* backend private */
+	int prec;     /* enum tk_prec of matmul's operands (tk_backend_set_prec) */
 };
 
 /* The CPU backend, fp32, OpenBLAS for GEMM, OpenMP across threads (0: one
@@ -209,5 +262,22 @@ int tk_backend_sync(struct tk_backend *be);
  * backend's error (TK_E_DEVICE, TK_E_NOMEM) without a diag message. */
 int tk_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int64_t n,
 		    float *out, struct tk_diag *d);
+
+/* Sets the precision of be's matmuls (enum tk_prec) when the backend
+ * supports it (prec_ok): 0, or TK_E_UNSUPPORTED / TK_E_INVAL with d saying
+ * why; be->prec is left as it was on failure. */
+int tk_backend_set_prec(struct tk_backend *be, int prec, struct tk_diag *d);
+/* The wrappers of the slots above: as the others (TK_E_UNSUPPORTED when
+ * the slot is NULL, TK_E_INVAL for sizes that do not fit). */
+int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n, int m,
+	       const float *x, float *y, int ldy, float beta);
+int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
+			const float *vc, const int32_t *seq, const int32_t *pos, int n,
+			int max_len, int n_head, int n_kv_head, int head_dim, int window);
+int tk_copy_rows(struct tk_backend *be, float *dst, const float *src, const int64_t *idx, int n,
+		 int dim);
+/* Fills *mi (zeros where the backend knows nothing); always 0 for a
+ * started backend, TK_E_INVAL for one that is not. */
+int tk_backend_mem_info(struct tk_backend *be, struct tk_mem_info *mi);
 
 #endif
