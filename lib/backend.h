@@ -23,6 +23,7 @@
 
 struct tk_backend;
 struct tk_qweight;
+struct tk_mem_info;
 
 struct tk_backend_i {
 	const char *name;

@@ -1078,7 +1078,7 @@ static void test_deterministic(void)
 static void test_unsupported_and_init(void)
 {
 	static const struct tk_backend_i none = { .name = "none" };
-	struct tk_backend be = { &none, 1, NULL };
+	struct tk_backend be = { .i = &none, .threads = 1 };
 	float x[4] = { 0 };
 	TT_CHECK(tk_gelu_fwd(&be, x, x, 4) == TK_E_UNSUPPORTED, "gelu on an empty table");
 	TT_CHECK(tk_matmul(&be, 0, 0, 1, 1, 1, 1, x, 1, x, 1, 0, x, 1) == TK_E_UNSUPPORTED,
