@@ -454,6 +454,7 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 				tmpl = tt->valuestring;
 		}
 		c->bos = token_text(j, "bos_token");
+		c->eos = token_text(j, "eos_token");
 	}
 	snprintf(path, sizeof(path), "%s/chat_template.jinja", dir);
 	if (!tmpl && access(path, F_OK) == 0) {
@@ -482,9 +483,11 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 	}
 	if (!c->bos)
 		c->bos = strdup("");
+	if (!c->eos)
+		c->eos = strdup("");
 	cJSON_Delete(j);
 	tk_buf_free(&jt);
-	return c->bos ? 0 : tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	return c->bos && c->eos ? 0 : tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 fail:
 	cJSON_Delete(j);
 	tk_buf_free(&jt);
@@ -495,6 +498,7 @@ fail:
 void tk_chat_free(struct tk_chat *c)
 {
 	free(c->bos);
+	free(c->eos);
 	free(c->default_system);
 	memset(c, 0, sizeof(*c));
 }
@@ -530,47 +534,89 @@ static int cat_trimmed(struct tk_buf *out, const char *s)
 	return tk_buf_append(out, s, n);
 }
 
-int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
-		   struct tk_buf *out)
+/* Llama-2: the system message joins the first user turn; user turns are
+ * "<s>[INST] text [/INST]", assistant turns " text </s>". */
+static int render_llama2(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
+			 struct tk_buf *out, struct tk_diag *d)
 {
 	struct tk_buf tmp = { 0 };
+	const char *system = NULL;
+	int err = 0, k = 0;
+
+	if (n && !strcmp(m[0].role, "system"))
+		system = m[k++].content;
+	for (int t = 0; k < n && !err; k++, t++) {
+		const char *want = t % 2 ? "assistant" : "user";
+		if (strcmp(m[k].role, want))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "message %d is '%s' where the Llama-2 template wants "
+					   "'%s' (a system message first, then user and "
+					   "assistant turns in turn)", k + 1, m[k].role, want);
+		tmp.len = 0;
+		if (t == 0 && system)
+			err = cat(&tmp, "<<SYS>>\n", system, "\n<</SYS>>\n\n", NULL);
+		err = err || cat(&tmp, m[k].content, NULL) || tk_buf_append(&tmp, "", 1);
+		if (err)
+			break;
+		if (t % 2)
+			err = cat(out, " ", NULL) || cat_trimmed(out, tmp.data) ||
+			      cat(out, " ", c->eos, NULL);
+		else
+			err = cat(out, c->bos, "[INST] ", NULL) || cat_trimmed(out, tmp.data) ||
+			      cat(out, " [/INST]", NULL);
+	}
+	tk_buf_free(&tmp);
+	return err ? tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory") : 0;
+}
+
+int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
+			struct tk_buf *out, struct tk_diag *d)
+{
 	int err = 0;
 
+	if (n < 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no messages");
+	for (int k = 0; k < n; k++)
+		if (!m[k].role || !*m[k].role || !m[k].content)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "message %d has no role or no content", k + 1);
 	switch (c->kind) {
 	case TK_CHAT_CHATML:
-		if (!system)
-			system = c->default_system;
-		if (system)
-			err = cat(out, "<|im_start|>system\n", system, "<|im_end|>\n", NULL);
-		if (!err)
-			err = cat(out, "<|im_start|>user\n", user, "<|im_end|>\n",
-				  "<|im_start|>assistant\n", NULL);
+		if (strcmp(m[0].role, "system") && c->default_system)
+			err = cat(out, "<|im_start|>system\n", c->default_system, "<|im_end|>\n",
+				  NULL);
+		for (int k = 0; k < n && !err; k++)
+			err = cat(out, "<|im_start|>", m[k].role, "\n", m[k].content,
+				  "<|im_end|>\n", NULL);
+		err = err || cat(out, "<|im_start|>assistant\n", NULL);
 		break;
 	case TK_CHAT_LLAMA3:
 		err = cat(out, c->bos, NULL);
-		if (!err && system)
-			err = cat(out, "<|start_header_id|>system<|end_header_id|>\n\n", NULL) ||
-			      cat_trimmed(out, system) || cat(out, "<|eot_id|>", NULL);
-		if (!err)
-			err = cat(out, "<|start_header_id|>user<|end_header_id|>\n\n", NULL) ||
-			      cat_trimmed(out, user) ||
-			      cat(out, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
-				  NULL);
+		for (int k = 0; k < n && !err; k++)
+			err = cat(out, "<|start_header_id|>", m[k].role, "<|end_header_id|>\n\n",
+				  NULL) || cat_trimmed(out, m[k].content) ||
+			      cat(out, "<|eot_id|>", NULL);
+		err = err || cat(out, "<|start_header_id|>assistant<|end_header_id|>\n\n", NULL);
 		break;
 	case TK_CHAT_LLAMA2:
-		if (system)
-			err = cat(&tmp, "<<SYS>>\n", system, "\n<</SYS>>\n\n", NULL);
-		if (!err)
-			err = cat(&tmp, user, NULL) || tk_buf_append(&tmp, "", 1);
-		if (!err)
-			err = cat(out, c->bos, "[INST] ", NULL) || cat_trimmed(out, tmp.data) ||
-			      cat(out, " [/INST]", NULL);
-		tk_buf_free(&tmp);
+		if ((err = render_llama2(c, m, n, out, d)))
+			return err;
 		break;
 	}
 	if (!err)
 		err = tk_buf_append(out, "", 1);
-	if (!err)
-		out->len--;
-	return err ? TK_E_NOMEM : 0;
+	if (err)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	out->len--;
+	return 0;
+}
+
+int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
+		   struct tk_buf *out)
+{
+	struct tk_chat_msg m[2] = { { "system", system }, { "user", user } };
+	struct tk_diag d;
+
+	return system ? tk_chat_render_msgs(c, m, 2, out, &d)
+		      : tk_chat_render_msgs(c, m + 1, 1, out, &d);
 }

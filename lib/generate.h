@@ -166,6 +166,7 @@ enum tk_chat_kind { TK_CHAT_CHATML = 1, TK_CHAT_LLAMA2, TK_CHAT_LLAMA3 };
 struct tk_chat {
 	enum tk_chat_kind kind;
 	char *bos;            /* bos_token text ("" when none) */
+	char *eos;            /* eos_token text ("" when none) */
 	char *default_system; /* ChatML: the system message the template adds
 				 when the conversation has none (NULL: none) */
 };
@@ -187,6 +188,22 @@ void tk_chat_free(struct tk_chat *c);
  * TK_E_NOMEM. */
 int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
 		   struct tk_buf *out);
+
+/* One message of a conversation ({"role": ..., "content": ...}). */
+struct tk_chat_msg {
+	const char *role;
+	const char *content;
+};
+
+/* Appends to out (NUL-terminated) what apply_chat_template(messages,
+ * add_generation_prompt=True, tokenize=False) gives for the n messages m
+ * (any roles for ChatML and Llama-3; Llama-2 takes an optional system
+ * message first, then user and assistant turns in turn, as its template
+ * demands).  ChatML adds the template's default system message when the
+ * first message is not a system message.  Returns 0, TK_E_INVAL (d says
+ * which message is wrong) or TK_E_NOMEM. */
+int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
+			struct tk_buf *out, struct tk_diag *d);
 
 /* The EOS ids a model directory asks generation to stop at:
  * generation_config.json's eos_token_id (a number or a list), else

@@ -22,7 +22,7 @@ static const char *const usage[] = {
 
 static const char about[] =
 	"Continues each PROMPT (or each prompt of --prompt-file or stdin: a line of text, or a JSONL "
-	"line with a \"prompt\" field) with the model, as transformers' generate() does: greedy "
+	"line with a \"prompt\" string or a \"messages\" conversation) with the model, as transformers' generate() does: greedy "
 	"unless --do-sample.  Text streams to stdout, one line per sequence.";
 
 static struct {
@@ -252,8 +252,11 @@ out:
 }
 
 /* Checks, encodes and truncates a text prompt (where names it) into the
- * batch; runs the batch when it is full. */
-static int add_prompt(struct batch *b, const char *text, const char *where, long line)
+ * batch, or a conversation already rendered through the chat template
+ * (text is then its last message, for --json); runs the batch when it is
+ * full. */
+static int add_prompt(struct batch *b, const char *text, const char *rendered,
+		      const char *where, long line)
 {
 	struct run *r = b->r;
 	struct prompt *p = &b->p[b->np];
@@ -267,13 +270,16 @@ static int add_prompt(struct batch *b, const char *text, const char *where, long
 		return tk_cli_error("%s%s: empty prompt", where, at);
 	if (text && tk_utf8_valid(text, strlen(text)) != strlen(text))
 		return tk_cli_error("%s%s: the prompt is not valid UTF-8", where, at);
-	if (text && a.chat && (rc = tk_chat_render(&r->chat, a.system, text, &chat)))
+	if (text && a.chat && !rendered && (rc = tk_chat_render(&r->chat, a.system, text, &chat)))
+		return tk_cli_fail(rc, NULL);
+	if (rendered && (rc = tk_buf_append(&chat, rendered, strlen(rendered))))
 		return tk_cli_fail(rc, NULL);
 	if (text && !(p->text = strdup(text)))
 		rc = TK_E_NOMEM;
 	if (!rc && text)
-		rc = a.chat ? tk_encode(r->enc, chat.data, chat.len, 0, &p->ids)
-			    : tk_encode(r->enc, text, strlen(text), TK_ENCODE_ADD_SPECIAL, &p->ids);
+		rc = a.chat || rendered
+			     ? tk_encode(r->enc, chat.data, chat.len, 0, &p->ids)
+			     : tk_encode(r->enc, text, strlen(text), TK_ENCODE_ADD_SPECIAL, &p->ids);
 	tk_buf_free(&chat);
 	b->np++;
 	if (rc)
@@ -293,8 +299,68 @@ static int add_prompt(struct batch *b, const char *text, const char *where, long
 	return b->np >= a.batch ? run_batch(b) : 0;
 }
 
+/* Where the chat template is: the --tokenizer directory (or the directory
+ * of a --tokenizer file), else the model's. */
+static const char *chat_dir(void)
+{
+	static char dir[4096];
+	struct stat st;
+	char *slash;
+
+	if (!a.tokenizer)
+		return a.model;
+	if (stat(a.tokenizer, &st) == 0 && S_ISDIR(st.st_mode))
+		return a.tokenizer;
+	snprintf(dir, sizeof(dir), "%s", a.tokenizer);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return ".";
+	*slash = 0;
+	return slash == dir ? "/" : dir;
+}
+
+/* A JSONL line's "messages" ([{"role", "content"}...]): rendered through
+ * the chat template (loaded here when --chat did not), --system first when
+ * the conversation has no system message, then added as a prompt. */
+static int add_messages(struct batch *b, const cJSON *msgs, const char *name, long no)
+{
+	struct tk_chat_msg *m;
+	struct tk_buf out = { 0 };
+	struct tk_diag d;
+	const cJSON *it;
+	int n = 0, k = 0, rc;
+
+	if (!cJSON_IsArray(msgs) || !(n = cJSON_GetArraySize(msgs)))
+		return tk_cli_error("%s:%ld: \"messages\" is not a list of messages", name, no);
+	if (!b->r->chat.kind && (rc = tk_chat_load(&b->r->chat, chat_dir(), &d)))
+		return tk_cli_error("%s:%ld: \"messages\" needs the model's chat template: %s%s%s",
+				    name, no, d.path, d.path[0] ? ": " : "", d.msg);
+	if (!(m = calloc((size_t)n + 1, sizeof(*m))))
+		return tk_cli_fail(TK_E_NOMEM, NULL);
+	cJSON_ArrayForEach(it, msgs) {
+		const cJSON *ro = cJSON_GetObjectItemCaseSensitive(it, "role");
+		const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "content");
+		if (!cJSON_IsString(ro) || !cJSON_IsString(co)) {
+			free(m);
+			return tk_cli_error("%s:%ld: message %d needs \"role\" and \"content\" "
+					    "strings", name, no, k + 1);
+		}
+		if (k == 0 && a.system && strcmp(ro->valuestring, "system"))
+			m[k++] = (struct tk_chat_msg){ "system", a.system };
+		m[k++] = (struct tk_chat_msg){ ro->valuestring, co->valuestring };
+	}
+	rc = tk_chat_render_msgs(&b->r->chat, m, k, &out, &d);
+	if (!rc)
+		rc = add_prompt(b, m[k - 1].content, out.data, name, no);
+	else
+		rc = tk_cli_error("%s:%ld: %s", name, no, d.msg);
+	tk_buf_free(&out);
+	free(m);
+	return rc;
+}
+
 /* Prompts from a stream: lines of text, or JSONL when the first line
- * starts with '{'. */
+ * starts with '{': a "prompt" string or a "messages" conversation. */
 static int read_prompts(struct batch *b, FILE *f, const char *name)
 {
 	char *line = NULL;
@@ -312,18 +378,22 @@ static int read_prompts(struct batch *b, FILE *f, const char *name)
 		if (jsonl < 0)
 			jsonl = line[0] == '{';
 		if (!jsonl) {
-			ec = add_prompt(b, line, name, no);
+			ec = add_prompt(b, line, NULL, name, no);
 			continue;
 		}
 		if (!len)
 			continue;
 		cJSON *j = cJSON_Parse(line), *pr = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+		cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
 		if (!cJSON_IsObject(j))
 			ec = tk_cli_error("%s:%ld: not a JSON object", name, no);
+		else if (msgs)
+			ec = add_messages(b, msgs, name, no);
 		else if (!cJSON_IsString(pr))
-			ec = tk_cli_error("%s:%ld: no \"prompt\" string", name, no);
+			ec = tk_cli_error("%s:%ld: no \"prompt\" string or \"messages\" list",
+					  name, no);
 		else
-			ec = add_prompt(b, pr->valuestring, name, no);
+			ec = add_prompt(b, pr->valuestring, NULL, name, no);
 		cJSON_Delete(j);
 	}
 	free(line);
@@ -348,26 +418,6 @@ static int parse_ids(const char *text, struct tk_ids *out)
 		p = end;
 	}
 	return out->n ? 0 : tk_cli_usage_error("--prompt-ids: no token ids");
-}
-
-/* Where the chat template is: the --tokenizer directory (or the directory
- * of a --tokenizer file), else the model's. */
-static const char *chat_dir(void)
-{
-	static char dir[4096];
-	struct stat st;
-	char *slash;
-
-	if (!a.tokenizer)
-		return a.model;
-	if (stat(a.tokenizer, &st) == 0 && S_ISDIR(st.st_mode))
-		return a.tokenizer;
-	snprintf(dir, sizeof(dir), "%s", a.tokenizer);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return ".";
-	*slash = 0;
-	return slash == dir ? "/" : dir;
 }
 
 /* Loads the model, tokenizer, EOS ids and chat template. */
@@ -443,12 +493,12 @@ int main(int argc, char **argv)
 		goto out;
 	if (a.prompt_ids) {
 		if (!(ec = parse_ids(a.prompt_ids, &b.p[0].ids)))
-			ec = add_prompt(&b, NULL, "", 0);
+			ec = add_prompt(&b, NULL, NULL, "", 0);
 	} else if (npos) {
 		for (int i = 0; i < npos && !ec; i++) {
 			char where[32];
 			snprintf(where, sizeof(where), "argument %d", i + 1);
-			ec = add_prompt(&b, argv[i], where, 0);
+			ec = add_prompt(&b, argv[i], NULL, where, 0);
 		}
 	} else if (a.prompt_file && !strcmp(a.prompt_file, "-")) {
 		ec = read_prompts(&b, stdin, "<stdin>");

@@ -520,6 +520,69 @@ static void test_text_models(void)
 	TT_CHECK(worst <= 1e-4, "log-probabilities differ by %g", worst);
 }
 
+/* Conversations of several turns against apply_chat_template
+ * (tests/fixtures/generate/chat-msgs.json, gen-chat-fixtures.py): the
+ * rendered text and its ids; and Llama-2's turn order enforced. */
+static void test_chat_messages(void)
+{
+	struct tk_buf buf = { 0 };
+	struct tk_diag d;
+	cJSON *j, *c, *it;
+	int ncase = 0;
+
+	TT_REQUIRE(tk_read_file(tt_fixture("generate/chat-msgs.json"), &buf, &d) == 0, "%s",
+		   d.msg);
+	j = cJSON_Parse(buf.data);
+	tk_buf_free(&buf);
+	TT_REQUIRE(j, "bad JSON");
+	cJSON_ArrayForEach(c, cJSON_GetObjectItem(j, "cases")) {
+		const char *name = cJSON_GetObjectItem(c, "model")->valuestring;
+		const char *want = cJSON_GetObjectItem(c, "rendered")->valuestring;
+		struct tk_chat_msg m[8];
+		struct tk_chat chat;
+		struct tk_buf r = { 0 };
+		struct tk_ids ids = { 0 };
+		tk_tokenizer_t *tok;
+		tk_encoder_t *enc;
+		char dir[256];
+		int n = 0, k = 0;
+
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(c, "messages")) {
+			TT_REQUIRE(n < 8, "too many messages");
+			m[n].role = cJSON_GetObjectItem(it, "role")->valuestring;
+			m[n++].content = cJSON_GetObjectItem(it, "content")->valuestring;
+		}
+		snprintf(dir, sizeof(dir), "generate/%s", name);
+		TT_REQUIRE(tk_chat_load(&chat, tt_fixture(dir), &d) == 0, "%s", d.msg);
+		TT_CHECK(tk_chat_render_msgs(&chat, m, n, &r, &d) == 0, "%s", d.msg);
+		TT_CHECK(r.len == strlen(want) && !strcmp(r.data, want), "%s case %d: '%s', want '%s'",
+			 name, ncase, r.data, want);
+		TT_REQUIRE(tk_tokenizer_load(&tok, tt_fixture(dir), &d) == 0, "%s", d.msg);
+		TT_REQUIRE(tk_encoder_new(tok, &enc) == 0, "encoder");
+		TT_CHECK(tk_encode(enc, r.data, r.len, 0, &ids) == 0, "encode");
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(c, "ids")) {
+			TT_CHECK((size_t)k < ids.n && ids.v[k] == (uint32_t)it->valueint,
+				 "%s case %d id %d", name, ncase, k);
+			k++;
+		}
+		TT_CHECK((size_t)k == ids.n, "%s case %d: %zu ids, want %d", name, ncase, ids.n, k);
+		if (!strcmp(name, "llama2")) {
+			struct tk_chat_msg bad[2] = { { "user", "a" }, { "user", "b" } };
+			r.len = 0;
+			TT_CHECK(tk_chat_render_msgs(&chat, bad, 2, &r, &d) == TK_E_INVAL &&
+					 strstr(d.msg, "message 2 is 'user'"), "%s", d.msg);
+		}
+		ncase++;
+		tk_ids_free(&ids);
+		tk_buf_free(&r);
+		tk_encoder_free(enc);
+		tk_tokenizer_free(tok);
+		tk_chat_free(&chat);
+	}
+	cJSON_Delete(j);
+	TT_CHECK(ncase == 9, "%d cases", ncase);
+}
+
 /* Chat templates: missing, unknown, and from chat_template.jinja. */
 static void test_chat_errors(void)
 {
@@ -572,6 +635,7 @@ int main(void)
 	TT_RUN(test_generate_batch);
 	TT_RUN(test_logprob);
 	TT_RUN(test_text_models);
+	TT_RUN(test_chat_messages);
 	TT_RUN(test_chat_errors);
 	return tt_done();
 }
