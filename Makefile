@@ -9,6 +9,7 @@
 #   make asan|ubsan run the tests under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make fuzz       coverage-guided fuzzing of every parser with libFuzzer (FUZZ_SECONDS each)
 #   make test-gpu   CUDA-vs-CPU conformance suite (needs a GPU)
+#   make cuda-check / cuda12-check  kernels build for every arch, no spills; API within CUDA 12.0
 
 comma    := ,
 empty    :=
@@ -84,7 +85,7 @@ else
 MPI_NOTE := MPI: mpicc not found, building single-process tk-train
 endif
 
-.PHONY: FORCE all test deps demo demo-scratch parity bench asan ubsan fuzz test-gpu cuda-check clean cuda-note
+.PHONY: FORCE all test deps demo demo-scratch parity bench asan ubsan fuzz test-gpu cuda-check cuda12-check clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -188,6 +189,12 @@ ifneq ($(strip $(NVCC)),)
 else
 	@echo "SKIP cuda-check: nvcc not found"
 endif
+
+# Every CUDA runtime/cuBLAS name the code uses exists in CUDA 12.0 (the
+# headers from PyPI's 12.0 wheels, cached in build/cuda12.0); a skip when
+# they cannot be downloaded.
+cuda12-check:
+	@kernels/check-cuda12; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 77 ]
 
 # make demo [QLORA=1]: LoRA (QLoRA) on SmolLM2-135M-Instruct and Debian's
 # fortunes; make demo-scratch: a small GPT-2 from scratch on the same quotes.
