@@ -928,7 +928,7 @@ static int write_merged(const struct tk_model *m, const char *base, const char *
 int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 		      struct tk_diag *d)
 {
-	struct tk_backend be;
+	struct tk_backend own, *be = o->be ? o->be : &own;
 	struct tk_model m;
 	struct tk_adir ad = { 0 };
 	int err, opened = 0;
@@ -939,9 +939,9 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no adapter to merge");
 	if (!o->force && !access(o->out, F_OK))
 		return tk_diag_set(d, TK_E_EXISTS, o->out, -1, "exists (use --force to replace it)");
-	if ((err = tk_backend_cpu_init(&be, o->threads, d)))
+	if (!o->be && (err = tk_backend_cpu_init(&own, o->threads, d)))
 		return err;
-	if ((err = tk_model_load(&m, o->base, &be, d)))
+	if ((err = tk_model_load(&m, o->base, be, d)))
 		goto out;
 	info->quantized = m.n_quantized > 0;
 	info->dtype = o->dtype == TK_DT_COUNT ? base_dtype(&m) : o->dtype;
@@ -978,6 +978,7 @@ out:
 	if (opened)
 		tk_adir_abort(&ad);
 	tk_model_free(&m);
-	tk_backend_free(&be);
+	if (!o->be)
+		tk_backend_free(&own);
 	return err;
 }

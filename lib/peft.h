@@ -62,6 +62,8 @@ struct tk_merge_opts {
 	int requantize;           /* 0, or 4: NF4 with double quantization */
 	int force;
 	int threads;              /* backend threads, 0: all */
+	struct tk_backend *be;    /* the device to merge on (the caller's, left
+				     started); NULL: a CPU backend of threads */
 };
 
 struct tk_merge_info {

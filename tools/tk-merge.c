@@ -25,7 +25,7 @@ static const char about[] =
 	"with the base's tokenizer and generation files.";
 
 struct tool_opts {
-	const char *model, *output, *dtype, *requantize;
+	const char *model, *output, *dtype, *requantize, *device;
 	struct tk_strlist adapters;
 	long long threads;
 	int force, quiet;
@@ -45,6 +45,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_CHOICE(0, "requantize", &o.requantize, "nf4",
 		      "quantize the merged model again (NF4, double quantization, blocks of "
 		      "64) instead of writing it in floating point"),
+	TK_OPT_STR(0, "device", &o.device, "auto|cpu|cuda[:N]",
+		   "where to compute the merge: auto takes a CUDA GPU when there is one "
+		   "(unverified), else the CPU (auto)"),
 	TK_OPT_INT('t', "threads", &o.threads, "N", 0, 4096, "CPU threads (default 0: all)"),
 	TK_OPT_BOOL('f', "force", &o.force, "replace the output if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
@@ -102,11 +105,17 @@ int main(int argc, char **argv)
 	if (rc)
 		goto out;
 
+	struct tk_backend be = { 0 };
+	if ((rc = tk_cli_backend(&be, o.device, (int)o.threads, o.quiet, &d))) {
+		rc = tk_cli_fail(rc, &d);
+		goto out;
+	}
 	struct tk_merge_opts mo = {
 		.base = o.model, .ad = ad, .n_ad = o.adapters.n, .out = o.output,
 		.dtype = !o.dtype ? TK_DT_COUNT : !strcmp(o.dtype, "float16") ? TK_DT_F16 :
 			 !strcmp(o.dtype, "bfloat16") ? TK_DT_BF16 : TK_DT_F32,
 		.requantize = o.requantize ? 4 : 0, .force = o.force, .threads = (int)o.threads,
+		.be = &be,
 	};
 	double t0 = tk_now();
 	rc = tk_peft_merge_dir(&mo, &info, &d);
@@ -123,6 +132,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s: %d adapter%s, %d modules merged, %s in %.2f s\n", tk_prog,
 			o.output, o.adapters.n, o.adapters.n == 1 ? "" : "s", info.n_modules,
 			o.requantize ? "nf4" : dtype_name(info.dtype), tk_now() - t0);
+	tk_backend_free(&be);
 out:
 	for (int i = 0; hold && i < o.adapters.n; i++)
 		free(hold[i]);

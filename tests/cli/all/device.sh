@@ -14,3 +14,8 @@ echo "cuda: exit $?"
 grep -c 'use --device cpu\|no CUDA support' err.cuda
 tk-train --device tpu --model "$m" --data x -o out 2> err.bad
 echo "tpu: exit $?"
+tk-merge --device cuda -m "$FIX/models/llama" -a "$FIX/lora/llama-qv" -o merged 2> err.merge
+echo "merge cuda: exit $?, output: $(test -e merged && echo yes || echo no)"
+grep -c 'use --device cpu\|no CUDA support' err.merge
+tk-merge --device cpu -q -m "$FIX/models/llama" -a "$FIX/lora/llama-qv" -o merged
+echo "merge cpu: exit $?, $(ls merged | wc -l) files"
