@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -495,6 +496,23 @@ fail:
 	return err;
 }
 
+const char *tk_chat_dir(const char *path, const char *dflt, char *buf, size_t cap)
+{
+	struct stat st;
+	char *slash;
+
+	if (!path)
+		return dflt;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return path;
+	snprintf(buf, cap, "%s", path);
+	slash = strrchr(buf, '/');
+	if (!slash)
+		return ".";
+	*slash = 0;
+	return slash == buf ? "/" : buf;
+}
+
 void tk_chat_free(struct tk_chat *c)
 {
 	free(c->bos);
@@ -534,10 +552,21 @@ static int cat_trimmed(struct tk_buf *out, const char *s)
 	return tk_buf_append(out, s, n);
 }
 
+/* Records [start, end) of an assistant turn (offsets into out from base). */
+static void span(size_t *spans, int *n, size_t base, size_t start, const struct tk_buf *out)
+{
+	if (!spans)
+		return;
+	spans[2 * *n] = start - base;
+	spans[2 * *n + 1] = out->len - base;
+	(*n)++;
+}
+
 /* Llama-2: the system message joins the first user turn; user turns are
  * "<s>[INST] text [/INST]", assistant turns " text </s>". */
 static int render_llama2(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
-			 struct tk_buf *out, struct tk_diag *d)
+			 struct tk_buf *out, size_t base, size_t *spans, int *n_spans,
+			 struct tk_diag *d)
 {
 	struct tk_buf tmp = { 0 };
 	const char *system = NULL;
@@ -547,33 +576,43 @@ static int render_llama2(const struct tk_chat *c, const struct tk_chat_msg *m, i
 		system = m[k++].content;
 	for (int t = 0; k < n && !err; k++, t++) {
 		const char *want = t % 2 ? "assistant" : "user";
-		if (strcmp(m[k].role, want))
+		size_t start = out->len;
+		if (strcmp(m[k].role, want)) {
+			tk_buf_free(&tmp);
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 					   "message %d is '%s' where the Llama-2 template wants "
 					   "'%s' (a system message first, then user and "
 					   "assistant turns in turn)", k + 1, m[k].role, want);
+		}
 		tmp.len = 0;
 		if (t == 0 && system)
 			err = cat(&tmp, "<<SYS>>\n", system, "\n<</SYS>>\n\n", NULL);
 		err = err || cat(&tmp, m[k].content, NULL) || tk_buf_append(&tmp, "", 1);
 		if (err)
 			break;
-		if (t % 2)
+		if (t % 2) {
 			err = cat(out, " ", NULL) || cat_trimmed(out, tmp.data) ||
 			      cat(out, " ", c->eos, NULL);
-		else
+			span(spans, n_spans, base, start, out);
+		} else {
 			err = cat(out, c->bos, "[INST] ", NULL) || cat_trimmed(out, tmp.data) ||
 			      cat(out, " [/INST]", NULL);
+		}
 	}
 	tk_buf_free(&tmp);
 	return err ? tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory") : 0;
 }
 
-int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
-			struct tk_buf *out, struct tk_diag *d)
+int tk_chat_render_spans(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
+			 unsigned flags, struct tk_buf *out, size_t *spans, int *n_spans,
+			 struct tk_diag *d)
 {
-	int err = 0;
+	size_t base = out->len, start;
+	int err = 0, ns = 0;
+	int gen = !!(flags & TK_CHAT_GENERATION_PROMPT);
 
+	if (n_spans)
+		*n_spans = 0;
 	if (n < 1)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no messages");
 	for (int k = 0; k < n; k++)
@@ -582,24 +621,37 @@ int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, in
 					   "message %d has no role or no content", k + 1);
 	switch (c->kind) {
 	case TK_CHAT_CHATML:
+		/* assistant turns: "\n" content "<|im_end|>\n" after the role,
+		 * as TRL's training template for Qwen2.5 marks them */
 		if (strcmp(m[0].role, "system") && c->default_system)
 			err = cat(out, "<|im_start|>system\n", c->default_system, "<|im_end|>\n",
 				  NULL);
-		for (int k = 0; k < n && !err; k++)
-			err = cat(out, "<|im_start|>", m[k].role, "\n", m[k].content,
-				  "<|im_end|>\n", NULL);
-		err = err || cat(out, "<|im_start|>assistant\n", NULL);
+		for (int k = 0; k < n && !err; k++) {
+			err = cat(out, "<|im_start|>", m[k].role, NULL);
+			start = out->len;
+			err = err || cat(out, "\n", m[k].content, "<|im_end|>\n", NULL);
+			if (!err && !strcmp(m[k].role, "assistant"))
+				span(spans, &ns, base, start, out);
+		}
+		err = err || (gen && cat(out, "<|im_start|>assistant\n", NULL));
 		break;
 	case TK_CHAT_LLAMA3:
+		/* assistant turns: the trimmed content and <|eot_id|> (TRL's
+		 * training template for Llama 3) */
 		err = cat(out, c->bos, NULL);
-		for (int k = 0; k < n && !err; k++)
+		for (int k = 0; k < n && !err; k++) {
 			err = cat(out, "<|start_header_id|>", m[k].role, "<|end_header_id|>\n\n",
-				  NULL) || cat_trimmed(out, m[k].content) ||
-			      cat(out, "<|eot_id|>", NULL);
-		err = err || cat(out, "<|start_header_id|>assistant<|end_header_id|>\n\n", NULL);
+				  NULL);
+			start = out->len;
+			err = err || cat_trimmed(out, m[k].content) || cat(out, "<|eot_id|>", NULL);
+			if (!err && !strcmp(m[k].role, "assistant"))
+				span(spans, &ns, base, start, out);
+		}
+		err = err ||
+		      (gen && cat(out, "<|start_header_id|>assistant<|end_header_id|>\n\n", NULL));
 		break;
 	case TK_CHAT_LLAMA2:
-		if ((err = render_llama2(c, m, n, out, d)))
+		if ((err = render_llama2(c, m, n, out, base, spans, &ns, d)))
 			return err;
 		break;
 	}
@@ -608,7 +660,15 @@ int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, in
 	if (err)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	out->len--;
+	if (n_spans)
+		*n_spans = ns;
 	return 0;
+}
+
+int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
+			struct tk_buf *out, struct tk_diag *d)
+{
+	return tk_chat_render_spans(c, m, n, TK_CHAT_GENERATION_PROMPT, out, NULL, NULL, d);
 }
 
 int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,

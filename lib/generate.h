@@ -181,6 +181,11 @@ struct tk_chat {
 int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d);
 void tk_chat_free(struct tk_chat *c);
 
+/* Where the chat template of a tokenizer PATH is (tk-generate --tokenizer,
+ * tk-tokenize -t): PATH itself when it is a directory, else the directory
+ * of the file; dflt when path is NULL.  Returns dir or buf (of cap). */
+const char *tk_chat_dir(const char *path, const char *dflt, char *buf, size_t cap);
+
 /* Appends to out (NUL-terminated) what apply_chat_template(messages,
  * add_generation_prompt=True, tokenize=False) gives for the conversation of
  * an optional system message (NULL: none) and one user message.  Encode it
@@ -204,6 +209,21 @@ struct tk_chat_msg {
  * which message is wrong) or TK_E_NOMEM. */
 int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
 			struct tk_buf *out, struct tk_diag *d);
+
+/* Flags of tk_chat_render_spans. */
+#define TK_CHAT_GENERATION_PROMPT 1u /* end with the assistant's header */
+
+/* Appends to out what apply_chat_template(messages, add_generation_prompt
+ * = flags & TK_CHAT_GENERATION_PROMPT, tokenize=False) gives (as
+ * tk_chat_render_msgs), and, when spans is not NULL, the byte ranges
+ * [spans[2i], spans[2i+1]) (offsets from where the text starts in out) of
+ * the assistant turns' trained part, as TRL's training templates mark it
+ * with {% generation %}: ChatML "\ncontent<|im_end|>\n" after the role,
+ * Llama-3 the trimmed content and <|eot_id|>, Llama-2 " content </s>".
+ * spans has room for 2 n entries; *n_spans gets the count. */
+int tk_chat_render_spans(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
+			 unsigned flags, struct tk_buf *out, size_t *spans, int *n_spans,
+			 struct tk_diag *d);
 
 /* The EOS ids a model directory asks generation to stop at:
  * generation_config.json's eos_token_id (a number or a list), else

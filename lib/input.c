@@ -17,15 +17,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include "generate.h"
 #include "tokenizer.h"
 
 /* How the text of an example is chosen. */
-enum pick { PICK_NONE, PICK_ONE, PICK_TMPL, PICK_PAIR };
+enum pick { PICK_NONE, PICK_ONE, PICK_TMPL, PICK_PAIR, PICK_CHAT };
 
 /* A finished example waiting in the queue. */
 struct pending {
 	size_t off, len, prompt_len;
 	long long line;
+	int chat, n_spans;
+	size_t span_off;        /* into spans */
 };
 
 struct tk_input {
@@ -68,6 +71,8 @@ struct tk_input {
 
 	/* The queue of finished examples and their text. */
 	struct tk_buf out;
+	size_t *spans;          /* conversations' assistant spans, pairs */
+	size_t n_spans, spans_cap;
 	struct pending *q;
 	size_t q_n, q_head, q_cap;
 };
@@ -281,7 +286,7 @@ static int queue(tk_input_t *in, size_t off, size_t prompt_len, long long line)
 		in->q = q;
 		in->q_cap = cap;
 	}
-	in->q[in->q_n++] = (struct pending){ off, in->out.len - off, prompt_len, line };
+	in->q[in->q_n++] = (struct pending){ off, in->out.len - off, prompt_len, line, 0, 0, 0 };
 	return 0;
 }
 
@@ -304,6 +309,7 @@ static int emit(tk_input_t *in, long long line)
 			rc = tk_buf_append(&in->out, in->vals[1], in->lens[1]);
 		break;
 	case PICK_NONE:
+	case PICK_CHAT: /* conversation() */
 		break;
 	}
 	return rc ? rc : queue(in, off, plen, line);
@@ -319,16 +325,23 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 	const char *one = in->fmt == TK_INPUT_CSV ? o->column : o->field;
 	if (!one)
 		one = in->fmt == TK_INPUT_CSV ? o->field : o->column;
-	int given = !!one + !!o->tmpl + !!(o->prompt || o->response);
+	int given = !!one + !!o->tmpl + !!(o->prompt || o->response) + !!o->messages;
 	if (given > 1)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-				   "choose one of a %s, a template or a prompt/response pair",
-				   kind);
+				   "choose one of a %s, a template, a prompt/response pair "
+				   "or a messages field", kind);
+	if (o->messages && in->fmt != TK_INPUT_JSONL)
+		return tk_diag_set(d, TK_E_INVAL, in->name, -1,
+				   "conversations (a messages field) come from JSONL only");
 	if ((o->prompt != NULL) != (o->response != NULL))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "a prompt %s needs a response %s, and the other way round",
 				   kind, kind);
-	if (o->tmpl) {
+	if (o->messages) {
+		in->pick = PICK_CHAT;
+		in->want[0] = o->messages;
+		in->n_want = 1;
+	} else if (o->tmpl) {
 		in->pick = PICK_TMPL;
 		in->n_want = (int)in->tmpl.n_names;
 	} else if (o->prompt) {
@@ -341,7 +354,7 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 		in->want[0] = one;
 		in->n_want = 1;
 	} else {
-		int has_p = 0, has_c = 0;
+		int has_p = 0, has_c = 0, has_m = 0;
 		in->n_want = 1;
 		for (int i = 0; i < n; i++) {
 			if (!strcmp(names[i], "text")) {
@@ -351,8 +364,12 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 			}
 			has_p |= !strcmp(names[i], "prompt");
 			has_c |= !strcmp(names[i], "completion");
+			has_m |= !strcmp(names[i], "messages");
 		}
-		if (has_p && has_c) {
+		if (has_m && in->fmt == TK_INPUT_JSONL) {
+			in->pick = PICK_CHAT;
+			in->want[0] = "messages";
+		} else if (has_p && has_c) {
 			in->pick = PICK_PAIR;
 			in->want[0] = "prompt";
 			in->want[1] = "completion";
@@ -368,7 +385,8 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 					break;
 			tk_diag_set(d, TK_E_INVAL, in->name, in->fmt == TK_INPUT_CSV ? -1 : line,
 				    "no %s named 'text' (%ss: %s); choose one with --%s, "
-				    "--template or --prompt-%s and --response-%s", kind, kind,
+				    "--template, --prompt-%s and --response-%s, or "
+				    "--messages-field", kind, kind,
 				    l.data ? l.data : "", kind, kind, kind);
 			tk_buf_free(&l);
 			return TK_E_INVAL;
@@ -529,6 +547,71 @@ static int json_fields(const cJSON *obj, struct tk_buf *l)
 	return tk_buf_append(l, "", 0);
 }
 
+/* The conversation of a JSONL line (field want[0]) rendered through the
+ * chat template and queued with its assistant spans. */
+static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
+{
+	const char *w = in->want[0];
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, w), *it;
+	struct tk_chat_msg *m;
+	int n, k = 0, ns = 0, rc;
+
+	if (!v) {
+		struct tk_buf l = { 0 };
+		json_fields(obj, &l);
+		rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno, "no field '%s' (fields: %s)",
+				 w, l.data ? l.data : "");
+		tk_buf_free(&l);
+		return rc;
+	}
+	if (!cJSON_IsArray(v) || !(n = cJSON_GetArraySize(v)))
+		return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+				   "field '%s' is not a list of messages", w);
+	if (!in->o.chat)
+		return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+				   "a conversation needs a chat template: %s",
+				   in->o.no_chat_why ? in->o.no_chat_why : "none given");
+	if (in->spans_cap - in->n_spans < 2 * (size_t)n) {
+		size_t cap = in->n_spans + 2 * (size_t)n + 64;
+		size_t *sp = tk_reallocn(in->spans, cap, sizeof(*sp));
+		if (!sp)
+			return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+		in->spans = sp;
+		in->spans_cap = cap;
+	}
+	if (!(m = tk_mallocn((size_t)n, sizeof(*m))))
+		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+	cJSON_ArrayForEach(it, v) {
+		const cJSON *ro = cJSON_GetObjectItemCaseSensitive(it, "role");
+		const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "content");
+		if (!cJSON_IsString(ro) || !cJSON_IsString(co)) {
+			free(m);
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "message %d of '%s' needs \"role\" and \"content\" "
+					   "strings", k + 1, w);
+		}
+		m[k++] = (struct tk_chat_msg){ ro->valuestring, co->valuestring };
+	}
+	size_t off = text_begin(in);
+	rc = tk_chat_render_spans(in->o.chat, m, n, 0, &in->out, in->spans + in->n_spans, &ns, d);
+	free(m);
+	if (rc) {
+		if (d && !d->path[0]) {
+			snprintf(d->path, sizeof(d->path), "%.1000s", in->name);
+			d->line = in->lineno;
+		}
+		return rc;
+	}
+	if (queue(in, off, 0, in->lineno))
+		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+	struct pending *p = &in->q[in->q_n - 1];
+	p->chat = 1;
+	p->span_off = in->n_spans;
+	p->n_spans = ns;
+	in->n_spans += 2 * (size_t)ns;
+	return 0;
+}
+
 static int jsonl_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d)
 {
 	const char *end = NULL;
@@ -571,6 +654,10 @@ static int jsonl_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d
 			rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
 			goto out;
 		}
+	}
+	if (in->pick == PICK_CHAT) {
+		rc = conversation(in, obj, d);
+		goto out;
 	}
 	for (int k = 0; k < in->n_want && !rc; k++) {
 		const char *w = want_name(in, k);
@@ -669,7 +756,7 @@ int tk_input_open(tk_input_t **inp, const char *path, const struct tk_input_opts
 		if ((rc = csv_pump(in, 1, d)))
 			goto fail;
 	} else if (in->fmt == TK_INPUT_TEXT && (o->column || o->field || o->tmpl ||
-						  o->prompt || o->response)) {
+						  o->prompt || o->response || o->messages)) {
 		rc = tk_diag_set(d, TK_E_INVAL, in->name, -1,
 				 "plain text has no columns or fields (use a .csv or "
 				 ".jsonl file, or --format)");
@@ -688,6 +775,7 @@ int tk_input_next(tk_input_t *in, struct tk_example *ex, struct tk_diag *d)
 	if (in->q_head == in->q_n) {
 		in->q_head = in->q_n = 0;
 		in->out.len = 0;
+		in->n_spans = 0;
 	}
 	while (in->q_head == in->q_n && !in->eof && !rc) {
 		const char *s;
@@ -731,6 +819,9 @@ int tk_input_next(tk_input_t *in, struct tk_example *ex, struct tk_diag *d)
 	ex->len = p->len;
 	ex->prompt_len = p->prompt_len;
 	ex->line = p->line;
+	ex->chat = p->chat;
+	ex->spans = p->chat ? in->spans + p->span_off : NULL;
+	ex->n_spans = p->n_spans;
 	return 1;
 }
 
@@ -752,6 +843,7 @@ void tk_input_free(tk_input_t *in)
 	free(in->lens);
 	free(in->num);
 	free(in->q);
+	free(in->spans);
 	free(in->line);
 	free(in->name);
 	tk_buf_free(&in->fixed);

@@ -14,6 +14,8 @@
 
 #include "tk.h"
 
+struct tk_chat;
+
 enum tk_input_format { TK_INPUT_AUTO = 0, TK_INPUT_CSV, TK_INPUT_JSONL, TK_INPUT_TEXT };
 
 struct tk_input_opts {
@@ -24,6 +26,11 @@ struct tk_input_opts {
 				   with the escapes of tk_tmpl_parse */
 	const char *prompt;     /* column/field holding the prompt (with response) */
 	const char *response;   /* column/field holding the response */
+	const char *messages;   /* JSONL: the field holding a conversation, a list
+				   of {"role", "content"}; with no text field named,
+				   "messages" is taken when a line has it and no "text" */
+	const struct tk_chat *chat; /* renders conversations (generate.h) */
+	const char *no_chat_why; /* chat NULL: why, for the error a conversation gets */
 	int split_lines;        /* text: one document per non-empty line */
 	int invalid_utf8_replace; /* replace invalid UTF-8 with U+FFFD instead of failing */
 };
@@ -37,6 +44,11 @@ struct tk_example {
 	size_t len;
 	size_t prompt_len;
 	long long line;
+	int chat;               /* a conversation rendered with the chat template
+				   (tk_chat_render_spans, no generation prompt) */
+	const size_t *spans;    /* chat: n_spans [start, end) byte ranges of text,
+				   the assistant turns' trained part */
+	int n_spans;
 };
 
 typedef struct tk_input tk_input_t;
@@ -47,8 +59,9 @@ typedef struct tk_input tk_input_t;
  * field are synonyms (either works for both formats); giving more than one
  * of a column, a template and a prompt/response pair is TK_E_INVAL, and so
  * are columns or fields for plain text.  With none given, the text is the
- * column/field "text", else "prompt" + "completion" as a pair (TRL's
- * names), else the only column; otherwise TK_E_INVAL listing them.  A UTF-8
+ * column/field "text", else a "messages" conversation (JSONL), else
+ * "prompt" + "completion" as a pair (TRL's names), else the only column;
+ * otherwise TK_E_INVAL listing them.  A UTF-8
  * byte order mark at the start of a file is skipped in every format. */
 int tk_input_open(tk_input_t **in, const char *path, const struct tk_input_opts *o,
 		  struct tk_diag *d);

@@ -22,6 +22,9 @@ struct doc {
 	long long line;
 	int file;
 	size_t id_off, n_ids, n_prompt;
+	int chat, n_spans;      /* a conversation; its assistant spans */
+	size_t span_off;        /* into batch.spans */
+	int masked;             /* mask in batch.mask at id_off (assistant_only) */
 };
 
 enum { SLOT_FREE, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
@@ -33,6 +36,10 @@ struct batch {
 	size_t n, cap;
 	struct tk_ids ids;
 	struct tk_ids prompt;   /* scratch */
+	size_t *spans;          /* conversations' spans, pairs */
+	size_t n_spans, spans_cap;
+	uint8_t *mask;          /* per id of ids, for docs with masked set */
+	size_t mask_cap;
 	uint64_t mismatch;
 	int rc;
 	struct tk_diag diag;
@@ -59,6 +66,59 @@ struct run {
 	struct tk_tokenize_stats *st;
 };
 
+/* The number of leading tokens of the document's ids that encode
+ * text[0 .. at) (encoded alone, no special tokens); *bad is set when that
+ * encoding is not a prefix of the ids (the common part is returned). */
+static int prefix_tokens(tk_encoder_t *e, struct batch *b, const struct doc *dc,
+			 const char *text, size_t at, size_t *n, int *bad)
+{
+	const uint32_t *ids = b->ids.v + dc->id_off;
+	size_t k = 0;
+
+	b->prompt.n = 0;
+	int rc = at ? tk_encode(e, text, at, 0, &b->prompt) : 0;
+	if (rc)
+		return rc;
+	while (k < b->prompt.n && k < dc->n_ids && b->prompt.v[k] == ids[k])
+		k++;
+	*bad |= k < b->prompt.n;
+	*n = k;
+	return 0;
+}
+
+/* The assistant-only mask of a conversation: 1 on the tokens of its
+ * spans.  TK_E_INVAL (in b->diag) when it has no assistant turn. */
+static int chat_mask(struct run *r, tk_encoder_t *e, struct batch *b, struct doc *dc,
+		     const char *text)
+{
+	const size_t *sp = b->spans + dc->span_off;
+	size_t need = dc->id_off + dc->n_ids, from, to;
+	int bad = 0, rc = 0;
+
+	if (!dc->n_spans)
+		return tk_diag_set(&b->diag, TK_E_FORMAT, NULL, -1,
+				   "a conversation without an assistant turn has nothing to "
+				   "train on with --assistant-only-loss");
+	if (need > b->mask_cap) {
+		size_t cap = need > 2 * b->mask_cap ? need : 2 * b->mask_cap;
+		uint8_t *m = realloc(b->mask, cap);
+		if (!m)
+			return tk_diag_set(&b->diag, TK_E_NOMEM, NULL, -1, "out of memory");
+		b->mask = m;
+		b->mask_cap = cap;
+	}
+	memset(b->mask + dc->id_off, 0, dc->n_ids);
+	for (int k = 0; k < dc->n_spans && !rc; k++) {
+		if (!(rc = prefix_tokens(e, b, dc, text, sp[2 * k], &from, &bad)) &&
+		    !(rc = prefix_tokens(e, b, dc, text, sp[2 * k + 1], &to, &bad)) && to > from)
+			memset(b->mask + dc->id_off + from, 1, to - from);
+	}
+	dc->masked = 1;
+	b->mismatch += bad;
+	(void)r;
+	return rc;
+}
+
 /* Encodes every document of b with encoder e; the result or the first
  * error stays in b. */
 static void encode_batch(struct run *r, tk_encoder_t *e, struct batch *b)
@@ -70,6 +130,30 @@ static void encode_batch(struct run *r, tk_encoder_t *e, struct batch *b)
 		struct doc *dc = &b->docs[i];
 		const char *text = b->text.data + dc->off;
 		dc->id_off = b->ids.n;
+		dc->masked = 0;
+		if (dc->chat || r->o->assistant_only) {
+			int rc = 0;
+			const char *nm = r->o->inputs[dc->file];
+			if (!dc->chat)
+				rc = tk_diag_set(&b->diag, TK_E_FORMAT, NULL, -1,
+						 "--assistant-only-loss needs conversations (a "
+						 "\"messages\" field of JSONL)");
+			if (!rc && (rc = tk_encode(e, text, dc->len, 0, &b->ids)))
+				tk_diag_set(&b->diag, rc, NULL, -1, "cannot encode: %s",
+					    tk_strerror(rc));
+			dc->n_ids = b->ids.n - dc->id_off;
+			dc->n_prompt = 0;
+			if (!rc && r->o->assistant_only)
+				rc = chat_mask(r, e, b, dc, text);
+			if (rc) {
+				snprintf(b->diag.path, sizeof(b->diag.path), "%.1000s",
+					 strcmp(nm, "-") ? nm : "<stdin>");
+				b->diag.line = dc->line;
+				b->rc = rc;
+				return;
+			}
+			continue;
+		}
 		int rc = tk_encode(e, text, dc->len, r->flags, &b->ids);
 		if (!rc && r->o->add_eos &&
 		    (b->ids.n == dc->id_off || b->ids.v[b->ids.n - 1] != (uint32_t)r->eos))
@@ -151,12 +235,14 @@ static int put_ids(struct run *r, const uint32_t *ids, size_t n, const uint8_t *
 	return 0;
 }
 
-/* Writes one encoded document (mask from n_prompt). */
+/* Writes one encoded document: its mask is given (dmask), or 0 on the
+ * first n_prompt tokens and 1 after. */
 static int put_doc(struct run *r, const uint32_t *ids, size_t n, size_t n_prompt,
-		   size_t bytes, struct tk_diag *d)
+		   const uint8_t *dmask, size_t bytes, struct tk_diag *d)
 {
-	const uint8_t *mask = NULL;
-	if (n_prompt || r->o->show_mask) {
+	const uint8_t *mask = dmask;
+	size_t zeros = n_prompt;
+	if (!dmask && (n_prompt || r->o->show_mask)) {
 		if (n > r->mask_cap) {
 			uint8_t *m = realloc(r->mask, n);
 			if (!m)
@@ -168,13 +254,16 @@ static int put_doc(struct run *r, const uint32_t *ids, size_t n, size_t n_prompt
 		memset(r->mask + n_prompt, 1, n - n_prompt);
 		mask = r->mask;
 	}
+	if (dmask)
+		for (size_t i = zeros = 0; i < n; i++)
+			zeros += !dmask[i];
 	r->st->documents++;
 	r->st->tokens += n;
 	r->st->bytes += bytes;
-	r->st->masked += n_prompt;
+	r->st->masked += zeros;
 	switch (r->o->mode) {
 	case TK_TOKENIZE_SHARD: {
-		struct tk_record rec = { .ids = ids, .n = n, .mask = n_prompt ? mask : NULL };
+		struct tk_record rec = { .ids = ids, .n = n, .mask = zeros ? mask : NULL };
 		return tk_shard_write(r->w, &rec, d);
 	}
 	case TK_TOKENIZE_IDS:
@@ -192,7 +281,8 @@ static int write_batch(struct run *r, struct batch *b, struct tk_diag *d)
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		const struct doc *dc = &b->docs[i];
-		int rc = put_doc(r, b->ids.v + dc->id_off, dc->n_ids, dc->n_prompt, dc->len, d);
+		int rc = put_doc(r, b->ids.v + dc->id_off, dc->n_ids, dc->n_prompt,
+				 dc->masked ? b->mask + dc->id_off : NULL, dc->len, d);
 		if (rc)
 			return rc;
 	}
@@ -211,6 +301,7 @@ static int fill_batch(struct run *r, struct batch *b, tk_input_t **in, int *file
 {
 	b->n = 0;
 	b->text.len = 0;
+	b->n_spans = 0;
 	while (b->n < BATCH_DOCS && b->text.len < BATCH_BYTES && *file < r->o->n_inputs) {
 		if (!*in) {
 			int rc = tk_input_open(in, r->o->inputs[*file], &r->o->in, d);
@@ -238,8 +329,21 @@ static int fill_batch(struct run *r, struct batch *b, tk_input_t **in, int *file
 		size_t off = b->text.len;
 		if (tk_buf_append(&b->text, ex.text, ex.len + 1)) /* with its NUL */
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		size_t span_off = b->n_spans, ns = 2 * (size_t)ex.n_spans;
+		if (ns && b->spans_cap - b->n_spans < ns) {
+			size_t cap = b->n_spans + ns + 64;
+			size_t *sp = tk_reallocn(b->spans, cap, sizeof(*sp));
+			if (!sp)
+				return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+			b->spans = sp;
+			b->spans_cap = cap;
+		}
+		if (ns)
+			memcpy(b->spans + b->n_spans, ex.spans, ns * sizeof(*ex.spans));
+		b->n_spans += ns;
 		b->docs[b->n++] = (struct doc){ .off = off, .len = ex.len, .plen = ex.prompt_len,
-						.line = ex.line, .file = *file };
+						.line = ex.line, .file = *file, .chat = ex.chat,
+						.n_spans = ex.n_spans, .span_off = span_off };
 	}
 	return 0;
 }
@@ -356,6 +460,8 @@ static int run_text(struct run *r, int nt, struct tk_diag *d)
 		free(r->ring[i].docs);
 		tk_ids_free(&r->ring[i].ids);
 		tk_ids_free(&r->ring[i].prompt);
+		free(r->ring[i].spans);
+		free(r->ring[i].mask);
 	}
 	free(r->ring);
 	return rc;

@@ -9,7 +9,14 @@
  * tk_example.prompt_len) also has its prompt encoded alone (special tokens
  * as asked, no EOS): the first that many tokens of the full encoding get
  * mask 0 and the rest mask 1, as TRL's SFTTrainer does for
- * prompt-completion data.
+ * prompt-completion data.  A conversation (input.h: a JSONL "messages"
+ * field rendered through the chat template) is encoded as TRL's
+ * SFTTrainer tokenizes one: without special tokens and without an EOS (the
+ * template writes them), every token in the loss, or with assistant_only
+ * only the tokens of the assistant turns' spans (the tokens of the text
+ * before a span's start and end are found by encoding that prefix alone,
+ * as for a prompt; a prefix whose encoding is not a prefix of the whole
+ * counts in prompt_mismatch).
  *
  * Shard inputs (.tks) are read back instead: decoded to text, printed as
  * ids or counted.
@@ -49,6 +56,10 @@ struct tk_tokenize_opts {
 	int add_eos;           /* append EOS to each document */
 	int add_special;       /* the post-processor's BOS/EOS (HF add_special_tokens) */
 	int show_mask;         /* IDS: a second line per document with the mask, 0/1 */
+	int assistant_only;    /* conversations: the loss on the assistant turns only
+				  (TRL's assistant_only_loss); an input that is not a
+				  conversation, or one without an assistant turn, is
+				  TK_E_FORMAT */
 	int skip_special;      /* DECODE: leave special tokens out of the text */
 	int threads;           /* encoding threads; 0: one per online CPU */
 	/* (optional) called from the calling thread as work completes */

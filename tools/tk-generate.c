@@ -304,19 +304,8 @@ static int add_prompt(struct batch *b, const char *text, const char *rendered,
 static const char *chat_dir(void)
 {
 	static char dir[4096];
-	struct stat st;
-	char *slash;
 
-	if (!a.tokenizer)
-		return a.model;
-	if (stat(a.tokenizer, &st) == 0 && S_ISDIR(st.st_mode))
-		return a.tokenizer;
-	snprintf(dir, sizeof(dir), "%s", a.tokenizer);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return ".";
-	*slash = 0;
-	return slash == dir ? "/" : dir;
+	return tk_chat_dir(a.tokenizer, a.model, dir, sizeof(dir));
 }
 
 /* A JSONL line's "messages" ([{"role", "content"}...]): rendered through

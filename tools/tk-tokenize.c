@@ -5,6 +5,7 @@
 
 #include "afile.h"
 #include "cli.h"
+#include "generate.h"
 #include "tokenize.h"
 
 static const char *const usage[] = {
@@ -21,8 +22,8 @@ static const char about[] =
 
 struct tool_opts {
 	const char *tokenizer, *output, *format, *column, *field, *tmpl;
-	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8;
-	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special;
+	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8, *messages;
+	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special, asst_only;
 	int stats, force, quiet;
 	long long threads;
 };
@@ -49,6 +50,11 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "response-column", &o.resp_col, "NAME", "... followed by the response"),
 	TK_OPT_STR(0, "prompt-field", &o.prompt_field, "NAME", "the same as --prompt-column"),
 	TK_OPT_STR(0, "response-field", &o.resp_field, "NAME", "the same as --response-column"),
+	TK_OPT_STR(0, "messages-field", &o.messages, "NAME",
+		   "JSONL: a conversation, rendered with the tokenizer's chat template "
+		   "(default: \"messages\" when there is no \"text\")"),
+	TK_OPT_BOOL(0, "assistant-only-loss", &o.asst_only,
+		    "conversations: only the assistant turns in the loss"),
 	TK_OPT_BOOL(0, "split-lines", &o.split_lines, "text: one document per non-empty line"),
 	TK_OPT_CHOICE(0, "invalid-utf8", &o.invalid_utf8, "error|replace",
 		      "invalid UTF-8 is an error (default) or becomes U+FFFD"),
@@ -84,6 +90,21 @@ static void print_stats(FILE *fp, const struct tk_tokenize_stats *st)
 		st->tokens ? (double)st->bytes / st->tokens : 0.0, (unsigned long long)st->masked);
 }
 
+/* The chat template beside the tokenizer, for conversations: into *c and
+ * in->chat, or the reason there is none into in->no_chat_why. */
+static void load_chat(struct tk_chat *c, struct tk_input_opts *in)
+{
+	static char dir[4096], why[2100];
+	struct tk_diag d;
+
+	if (!tk_chat_load(c, tk_chat_dir(o.tokenizer, NULL, dir, sizeof(dir)), &d)) {
+		in->chat = c;
+		return;
+	}
+	snprintf(why, sizeof(why), "%.1000s%s%.1000s", d.path, d.path[0] ? ": " : "", d.msg);
+	in->no_chat_why = why;
+}
+
 int main(int argc, char **argv)
 {
 	int npos, exit_now;
@@ -115,6 +136,7 @@ int main(int argc, char **argv)
 		.add_eos = o.add_eos,
 		.add_special = o.add_special,
 		.show_mask = o.show_mask,
+		.assistant_only = o.asst_only,
 		.skip_special = o.skip_special,
 		.threads = (int)o.threads,
 		.progress = on_progress,
@@ -125,6 +147,7 @@ int main(int argc, char **argv)
 	to.in.tmpl = o.tmpl;
 	to.in.prompt = o.prompt_col ? o.prompt_col : o.prompt_field;
 	to.in.response = o.resp_col ? o.resp_col : o.resp_field;
+	to.in.messages = o.messages;
 	to.in.split_lines = o.split_lines;
 	to.in.invalid_utf8_replace = o.invalid_utf8 && !strcmp(o.invalid_utf8, "replace");
 
@@ -137,9 +160,13 @@ int main(int argc, char **argv)
 	if (rc)
 		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
 
+	struct tk_chat chat = { 0 };
+	if (!to.shards)
+		load_chat(&chat, &to.in);
 	struct tk_afile out;
 	if ((rc = tk_afile_open(&out, o.output, o.force, &d))) {
 		tk_tokenizer_free(t);
+		tk_chat_free(&chat);
 		return tk_cli_fail(rc, &d);
 	}
 	const char *out_name = strcmp(o.output, "-") ? o.output : "<stdout>";
@@ -156,11 +183,17 @@ int main(int argc, char **argv)
 		tk_afile_abort(&out);
 	tk_progress_end(&bar);
 	tk_tokenizer_free(t);
+	tk_chat_free(&chat);
 	if (rc)
 		return tk_cli_fail(rc, &d);
 
 	double secs = tk_now() - t0;
-	if (st.prompt_mismatch)
+	if (st.prompt_mismatch && o.asst_only)
+		fprintf(stderr, "%s: warning: in %llu conversation%s an assistant turn does not "
+			"start or end on a token boundary; its mask follows the tokens the "
+			"whole text shares with the text before the boundary\n", tk_prog,
+			(unsigned long long)st.prompt_mismatch, st.prompt_mismatch == 1 ? "" : "s");
+	else if (st.prompt_mismatch)
 		fprintf(stderr, "%s: warning: in %llu document%s the prompt's tokens are not a "
 			"prefix of the whole text's tokens; the first tokens, as many as the "
 			"prompt's, are left out of the loss (as TRL does)\n", tk_prog,

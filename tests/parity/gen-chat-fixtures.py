@@ -9,6 +9,16 @@ token ids (encoded without special tokens, as generation does), so that
 tk's renderer (tk_chat_render_msgs) and tk-generate's JSONL "messages"
 input can be checked without Python.
 
+For training ("train" in each case) the conversation is rendered as TRL's
+SFTTrainer tokenizes a "messages" example: apply_chat_template(messages,
+tokenize=True, return_dict=True, return_assistant_tokens_mask=True) with
+a training variant of the template that renders the same text and marks
+each assistant turn with {% generation %}, where TRL's own training
+templates put the markers (ChatML as its Qwen2.5 template: "\n" + content +
+"<|im_end|>\n" after the role; Llama 3 as its Llama 3 template: the trimmed
+content and <|eot_id|>; Llama 2, for which TRL has none: " " + content +
+" " + eos).  The ids and assistant_masks are what tk-tokenize must give.
+
 Run with the repository's reference venv:
 
     .venv/bin/python tests/parity/gen-chat-fixtures.py
@@ -31,7 +41,40 @@ CONVERSATIONS = [
     [{"role": "user", "content": "What is 2+2?"},
      {"role": "assistant", "content": "4"},
      {"role": "user", "content": "Times three?\n"}],
+    [{"role": "system", "content": "You answer in verse."},
+     {"role": "user", "content": "Describe the sea"},
+     {"role": "assistant", "content": "Grey waves roll\nunder a low sky."}],
 ]
+
+
+CHATML_TRAIN = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a tiny test model.<|im_end|>\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}"
+    "{{ '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endgeneration %}"
+    "{% else %}{{ '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+LLAMA3_TRAIN = (
+    "{% for message in messages %}{% if loop.index0 == 0 %}{{ bos_token }}{% endif %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
+    "{% if message['role'] == 'assistant' %}{% generation %}"
+    "{{ message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] | trim + '<|eot_id|>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
+    "{% endif %}")
+LLAMA2_TRAIN = (
+    "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}"
+    "{% set system_message = messages[0]['content'] %}{% else %}"
+    "{% set loop_messages = messages %}{% set system_message = false %}{% endif %}"
+    "{% for message in loop_messages %}{% if loop.index0 == 0 and system_message != false %}"
+    "{% set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + message['content'] %}"
+    "{% else %}{% set content = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{% generation %}"
+    "{{ ' ' + content.strip() + ' ' + eos_token }}{% endgeneration %}"
+    "{% endif %}{% endfor %}")
+TRAIN = {"chatml": CHATML_TRAIN, "llama2": LLAMA2_TRAIN, "llama3": LLAMA3_TRAIN}
 
 
 def main():
@@ -41,8 +84,15 @@ def main():
         for msgs in CONVERSATIONS:
             text = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
             ids = tok(text, add_special_tokens=False)["input_ids"]
+            plain = tok.apply_chat_template(msgs, tokenize=False)
+            train = tok.apply_chat_template(msgs, tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True,
+                                            chat_template=TRAIN[name])
+            assert tok.apply_chat_template(msgs, tokenize=False, chat_template=TRAIN[name]) == plain
             out["cases"].append({"model": name, "messages": msgs, "rendered": text,
-                                 "ids": ids})
+                                 "ids": ids, "train": {
+                                     "rendered": plain, "ids": train["input_ids"],
+                                     "assistant_masks": train["assistant_masks"]}})
     with open(os.path.join(GEN, "chat-msgs.json"), "w") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)
         f.write("\n")

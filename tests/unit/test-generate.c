@@ -566,6 +566,19 @@ static void test_chat_messages(void)
 			k++;
 		}
 		TT_CHECK((size_t)k == ids.n, "%s case %d: %zu ids, want %d", name, ncase, ids.n, k);
+		/* for training: no generation prompt (the spans are checked through
+		 * tk-tokenize's masks, tests/cli/tk-tokenize/chat-messages.sh) */
+		const char *plain = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "train"),
+							"rendered")->valuestring;
+		size_t spans[16];
+		int ns = -1;
+		r.len = 0;
+		TT_CHECK(tk_chat_render_spans(&chat, m, n, 0, &r, spans, &ns, &d) == 0, "%s", d.msg);
+		TT_CHECK(r.len == strlen(plain) && !strcmp(r.data, plain),
+			 "%s case %d for training: '%s', want '%s'", name, ncase, r.data, plain);
+		for (int q = 0; q < ns; q++)
+			TT_CHECK(spans[2 * q] < spans[2 * q + 1] && spans[2 * q + 1] <= r.len,
+				 "%s case %d span %d", name, ncase, q);
 		if (!strcmp(name, "llama2")) {
 			struct tk_chat_msg bad[2] = { { "user", "a" }, { "user", "b" } };
 			r.len = 0;
@@ -580,7 +593,7 @@ static void test_chat_messages(void)
 		tk_chat_free(&chat);
 	}
 	cJSON_Delete(j);
-	TT_CHECK(ncase == 9, "%d cases", ncase);
+	TT_CHECK(ncase == 12, "%d cases", ncase);
 }
 
 /* Chat templates: missing, unknown, and from chat_template.jinja. */
