@@ -586,11 +586,57 @@ static const char *pre_name(const cJSON *pt)
 	       : !strcmp(rx->valuestring, tk_rx_qwen2) ? "qwen2" : NULL;
 }
 
+/* Whether tokenizer.json tj is a SentencePiece-style BPE (byte fallback,
+ * spaces written as U+2581 by a normalizer Replace or a Metaspace
+ * pre-tokenizer that does not split), as Llama-2, Mistral and TinyLlama
+ * have: llama.cpp's "llama" vocabulary.  *prefix: a U+2581 is prepended
+ * to the text (a Prepend normalizer, or Metaspace's "first"/"always"). */
+static int spm_style(const cJSON *tj, int *prefix)
+{
+	static const char sp[] = "\xE2\x96\x81";
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(tj, "model");
+	const cJSON *nz = cJSON_GetObjectItemCaseSensitive(tj, "normalizer");
+	const cJSON *pt = cJSON_GetObjectItemCaseSensitive(tj, "pre_tokenizer");
+	const cJSON *list = is_type(nz, "Sequence") ? cJSON_GetObjectItemCaseSensitive(nz, "normalizers")
+						     : NULL, *e;
+	int replace = 0;
+
+	*prefix = 0;
+	if (!is_type(m, "BPE") || !flag(m, "byte_fallback", 0))
+		return 0;
+	for (e = list ? list->child : cJSON_IsNull(nz) ? NULL : nz; e; e = list ? e->next : NULL) {
+		const cJSON *pre = cJSON_GetObjectItemCaseSensitive(e, "prepend");
+		const cJSON *pat = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(e, "pattern"), "String");
+		const cJSON *con = cJSON_GetObjectItemCaseSensitive(e, "content");
+		if (is_type(e, "Prepend") && cJSON_IsString(pre) && !strcmp(pre->valuestring, sp))
+			*prefix = 1;
+		else if (is_type(e, "Replace") && cJSON_IsString(pat) && cJSON_IsString(con) &&
+			 !strcmp(pat->valuestring, " ") && !strcmp(con->valuestring, sp))
+			replace = 1;
+		else
+			return 0;
+	}
+	if (is_type(pt, "Metaspace")) {
+		const cJSON *rep = cJSON_GetObjectItemCaseSensitive(pt, "replacement");
+		const cJSON *sch = cJSON_GetObjectItemCaseSensitive(pt, "prepend_scheme");
+		if (!cJSON_IsString(rep) || strcmp(rep->valuestring, sp) || flag(pt, "split", 1))
+			return 0;
+		replace = 1;
+		*prefix = cJSON_IsString(sch) ? strcmp(sch->valuestring, "never") != 0
+					      : flag(pt, "add_prefix_space", 1);
+	} else if (pt && !cJSON_IsNull(pt)) {
+		return 0;
+	}
+	return replace;
+}
+
 struct xvocab {
 	char **tok;
 	int32_t *type;
 	char **merges;
 	size_t nmerges;
+	float *score;           /* "llama" vocabularies */
 };
 
 static void xvocab_free(struct xvocab *x, int n)
@@ -602,6 +648,94 @@ static void xvocab_free(struct xvocab *x, int n)
 	free(x->tok);
 	free(x->type);
 	free(x->merges);
+	free(x->score);
+}
+
+struct tokid {
+	const char *s;
+	int id;
+};
+
+static int by_tok(const void *a, const void *b)
+{
+	return strcmp(((const struct tokid *)a)->s, ((const struct tokid *)b)->s);
+}
+
+/* Scores for llama.cpp's "llama" vocabulary, whose tokenizer merges the
+ * adjacent pair whose concatenation scores best: each token that a merge
+ * makes scores minus that merge's rank (its first), so that the best score
+ * is the merge transformers applies first; single characters, bytes and
+ * added tokens score 0 (never made by a merge), and a longer token that no
+ * merge makes -1e9 (last).  Byte tokens (<0xNN>) become type 6 and the
+ * unknown token type 2, as in Llama's own GGUF files. */
+static int spm_scores(struct xvocab *x, int V, const char *unk)
+{
+	struct tokid *t = malloc((size_t)V * sizeof(*t)), key;
+	char *cat = NULL;
+	size_t cap = 0;
+	int n = 0;
+
+	if (!t || !(x->score = malloc((size_t)V * sizeof(*x->score)))) {
+		free(t);
+		return TK_E_NOMEM;
+	}
+	for (int i = 0; i < V; i++) {
+		const char *s = x->tok[i];
+		size_t len = strlen(s);
+		unsigned hex;
+		int used = 0;
+		x->score[i] = 0.0f;
+		if (x->type[i] != 1)
+			continue;
+		if (len == 6 && sscanf(s, "<0x%2X>%n", &hex, &used) == 1 && used == 6)
+			x->type[i] = 6;
+		else if (unk && !strcmp(s, unk))
+			x->type[i] = 2;
+		else
+			t[n++] = (struct tokid){ s, i };
+		/* more than one UTF-8 character: made by a merge or by none */
+		if (x->type[i] == 1 && len > 1 && tk_utf8_valid(s, len) == len &&
+		    (size_t)(((unsigned char)s[0] < 0x80 ? 1 : (unsigned char)s[0] < 0xE0 ? 2
+						    : (unsigned char)s[0] < 0xF0 ? 3 : 4)) < len)
+			x->score[i] = -1e9f;
+	}
+	qsort(t, (size_t)n, sizeof(*t), by_tok);
+	for (size_t r = 0; r < x->nmerges; r++) {
+		const char *m = x->merges[r], *spc = strchr(m, ' ');
+		size_t la = spc ? (size_t)(spc - m) : 0, lb = spc ? strlen(spc + 1) : 0;
+		if (!spc)
+			continue;
+		if (la + lb + 1 > cap) {
+			char *c = realloc(cat, cap = la + lb + 64);
+			if (!c) {
+				free(cat);
+				free(t);
+				return TK_E_NOMEM;
+			}
+			cat = c;
+		}
+		memcpy(cat, m, la);
+		memcpy(cat + la, spc + 1, lb + 1);
+		key.s = cat;
+		const struct tokid *hit = bsearch(&key, t, (size_t)n, sizeof(*t), by_tok);
+		if (hit && x->score[hit->id] == -1e9f)
+			x->score[hit->id] = -(float)r;
+	}
+	free(cat);
+	free(t);
+	return 0;
+}
+
+/* Whether the post-processor puts the EOS token eos last. */
+static int adds_eos(const cJSON *tj, const char *eos)
+{
+	const cJSON *pp = cJSON_GetObjectItemCaseSensitive(tj, "post_processor");
+	const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+	int n = cJSON_GetArraySize(single);
+	const cJSON *last = n > 1 ? cJSON_GetArrayItem(single, n - 1) : NULL;
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(last, "SpecialToken");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(st, "id");
+	return eos && cJSON_IsString(id) && !strcmp(id->valuestring, eos);
 }
 
 /* Whether the post-processor puts the BOS token id bos first. */
@@ -677,10 +811,13 @@ static int export_vocab(const char *dir, const struct tk_model_config *cfg,
 	const cJSON *merges = cJSON_GetObjectItemCaseSensitive(m, "merges");
 	const cJSON *added = cJSON_GetObjectItemCaseSensitive(tj, "added_tokens");
 	const char *pre = pre_name(cJSON_GetObjectItemCaseSensitive(tj, "pre_tokenizer"));
-	if (!is_type(m, "BPE") || flag(m, "byte_fallback", 0) || !pre) {
+	const cJSON *unk = cJSON_GetObjectItemCaseSensitive(m, "unk_token");
+	int prefix, spm = spm_style(tj, &prefix);
+	if (!spm && (!is_type(m, "BPE") || flag(m, "byte_fallback", 0) || !pre)) {
 		rc = tk_diag_set(d, TK_E_UNSUPPORTED, path, -1,
 				 "only byte-level BPE tokenizers (GPT-2, Llama-3, Qwen2, SmolLM) "
-				 "can be exported to GGUF yet");
+				 "and SentencePiece-style BPE with byte fallback (Llama-2, "
+				 "Mistral, TinyLlama) can be exported to GGUF");
 		goto out;
 	}
 	if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
@@ -740,13 +877,25 @@ static int export_vocab(const char *dir, const struct tk_model_config *cfg,
 			goto oom;
 		x.merges[x.nmerges++] = s;
 	}
-	tk_gguf_add_str(w, "tokenizer.ggml.model", "gpt2");
-	tk_gguf_add_str(w, "tokenizer.ggml.pre", pre);
+	if (spm && spm_scores(&x, V, cJSON_IsString(unk) ? unk->valuestring : NULL))
+		goto oom;
+	tk_gguf_add_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
+	tk_gguf_add_str(w, "tokenizer.ggml.pre", spm ? "default" : pre);
 	tk_gguf_add_strs(w, "tokenizer.ggml.tokens", (uint64_t)V, (const char *const *)x.tok, NULL);
+	if (spm)
+		tk_gguf_add_arr(w, "tokenizer.ggml.scores", TK_GGUF_F32, (uint64_t)V, x.score);
 	tk_gguf_add_arr(w, "tokenizer.ggml.token_type", TK_GGUF_I32, (uint64_t)V, x.type);
 	tk_gguf_add_strs(w, "tokenizer.ggml.merges", x.nmerges, (const char *const *)x.merges, NULL);
+	if (spm) {
+		tk_gguf_add_bool(w, "tokenizer.ggml.add_space_prefix", prefix);
+		for (int i = 0; i < V; i++)
+			if (x.type[i] == 2)
+				tk_gguf_add_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)i);
+	}
 	tk_gguf_add_bool(w, "tokenizer.ggml.add_bos_token",
 			 cfg->bos_id >= 0 && cfg->bos_id < V && adds_bos(tj, x.tok[cfg->bos_id]));
+	if (cfg->eos_id >= 0 && cfg->eos_id < V && adds_eos(tj, x.tok[cfg->eos_id]))
+		tk_gguf_add_bool(w, "tokenizer.ggml.add_eos_token", 1);
 	*have = 1;
 	rc = export_chat_template(dir, w, d);
 	goto out;

@@ -40,6 +40,17 @@ llama.cpp itself (llama-cpp-python) loads the f32 and f16 exports of the
 llama, qwen2 and gpt2 models and continues a prompt greedily: the ids equal
 tk-generate's on the source directory (SKIP lines without llama_cpp).
 
+SentencePiece-style tokenizers (byte-fallback BPE, exported as llama.cpp's
+"llama" vocabulary with scores from the merge ranks): for the committed
+llama2-style and tinyllama-style tokenizer.json fixtures and for Llama's
+own 32000-token vocabulary (tests/fixtures/gguf/ggml-vocab-llama-spm.gguf,
+turned into a tokenizer.json by transformers' GGUF converter), a tiny llama
+with that tokenizer is exported with tk-convert; llama.cpp (vocab only)
+then tokenizes every text of tests/fixtures/tokenizers/hard-text.jsonl
+(special tokens parsed, BOS as the file says) to the ids the tokenizers
+library gives for the source tokenizer.json, and so does the tokenizer.json
+tk-convert imports back from the export.
+
 Prints "PASS name" or "FAIL name: detail" per check.
 """
 import os
@@ -338,6 +349,92 @@ def mistral_back(m, path, tmp):
           f"logits (max diff {diff:.3g})", f"max diff {diff:g}")
 
 
+def spm_check(tmp):
+    """SentencePiece-style vocabularies: llama.cpp tokenizes tk's export as
+    the source tokenizer.json does."""
+    import json
+    from tokenizers import Tokenizer
+    texts = [json.loads(l) for l in open(os.path.join(ROOT, "tests", "fixtures", "tokenizers",
+                                                      "hard-text.jsonl"))]
+    texts = [t["text"] if isinstance(t, dict) else t for t in texts]
+    try:
+        from llama_cpp import Llama
+    except ImportError as e:
+        Llama = None
+        print(f"SKIP spm: llama.cpp: llama_cpp cannot be imported ({e})")
+    srcs = {}
+    for name in ("llama2-style", "tinyllama-style"):
+        srcs[name] = os.path.join(ROOT, "tests", "fixtures", "tokenizers", name + ".json")
+    # Llama's own vocabulary, through transformers' GGUF tokenizer converter
+    tok = transformers.AutoTokenizer.from_pretrained(
+        os.path.join(ROOT, "tests", "fixtures", "gguf"), gguf_file="ggml-vocab-llama-spm.gguf")
+    real = os.path.join(tmp, "llama-spm-tok")
+    tok.save_pretrained(real)
+    srcs["llama-spm"] = os.path.join(real, "tokenizer.json")
+    for name, tj in srcs.items():
+        ref = Tokenizer.from_file(tj)
+        V = ref.get_vocab_size(with_added_tokens=True)
+        d = os.path.join(tmp, "spm-" + name)
+        torch.manual_seed(5)
+        cfg = transformers.LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64,
+                                       num_hidden_layers=1, num_attention_heads=2,
+                                       max_position_embeddings=64, bos_token_id=1, eos_token_id=2)
+        transformers.LlamaForCausalLM(cfg).save_pretrained(d)
+        shutil.copy(tj, os.path.join(d, "tokenizer.json"))
+        path = os.path.join(d, "x.gguf")
+        r = subprocess.run([TK, "-q", d, "-o", path], capture_output=True, text=True)
+        check(r.returncode == 0, f"spm {name}: tk-convert exports a SentencePiece-style vocabulary",
+              r.stderr.strip())
+        if r.returncode:
+            continue
+        want = [ref.encode(t).ids for t in texts]
+        # A Metaspace pre-tokenizer with prepend_scheme "first" (transformers'
+        # newer conversions) prepends U+2581 only at the very start, and not
+        # to a text that already starts with a space; SentencePiece, and so
+        # llama.cpp's add_space_prefix and the Prepend normalizer of tk's
+        # import, prepend it always, also after a special token.  Texts of
+        # those two kinds may differ there, and only those.
+        pt = json.load(open(tj)).get("pre_tokenizer") or {}
+        first = pt.get("type") == "Metaspace" and pt.get("prepend_scheme") == "first"
+        specials = [a["content"] for a in json.load(open(tj)).get("added_tokens", [])
+                    if a.get("special")]
+        def explained(t):
+            return first and (t[:1] in (" ", "\u2581") or any(sp in t for sp in specials))
+        back = os.path.join(d, "back")
+        r = subprocess.run([TK, "-q", path, "-o", back], capture_output=True, text=True)
+        got = Tokenizer.from_file(os.path.join(back, "tokenizer.json")) if not r.returncode else None
+        diff = [t for t, w in zip(texts, want) if not got or got.encode(t).ids != w]
+        bad = [t for t in diff if not explained(t)]
+        check(not bad, f"spm {name}: tk-convert imports the export back to the same ids "
+              f"({len(texts)} texts, {len(diff) - len(bad)} differing only as SentencePiece's "
+              f"always-prepended space does)",
+              f"{len(bad)} differ, first {bad[:1]!r} {r.stderr.strip()}")
+        if Llama is None:
+            continue
+        llm = Llama(model_path=path, vocab_only=True, verbose=False)
+        bad, nexp = [], 0
+        for t, w in zip(texts, want):
+            lc = llm.tokenize(t.encode(), add_bos=True, special=True)
+            if lc != w and explained(t):
+                nexp += 1
+            elif lc != w:
+                bad.append((t, w[:12], lc[:12]))
+        if name == "llama-spm":  # the export's scores against Llama's own
+            orig = Llama(model_path=os.path.join(ROOT, "tests", "fixtures", "gguf",
+                                                 "ggml-vocab-llama-spm.gguf"),
+                         vocab_only=True, verbose=False)
+            same = [t for t in texts if orig.tokenize(t.encode(), add_bos=True, special=True) ==
+                    llm.tokenize(t.encode(), add_bos=True, special=True)]
+            del orig
+            check(len(same) == len(texts), f"spm {name}: llama.cpp tokenizes every text with "
+                  f"the export's scores as with Llama's own file ({len(texts)} texts)",
+                  f"{len(texts) - len(same)} differ")
+        del llm
+        check(not bad, f"spm {name}: llama.cpp tokenizes the export as tokenizers does the "
+              f"source ({len(texts)} texts, {nexp} differing only as SentencePiece's "
+              f"always-prepended space does)", f"{len(bad)} differ, first {bad[:1]!r}")
+
+
 def main():
     if not os.path.exists(TK):
         print(f"FAIL {TK} not built")
@@ -345,6 +442,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("llama", "qwen2"):
             import_check(name, tmp)
+        spm_check(tmp)
         for arch in ("llama", "mistral", "qwen2", "gpt2"):
             # not "mistral": transformers' GGUF loader takes a llama file whose
             # general.name holds "mistral" for model_type mistral, which gguf 0.19's
