@@ -85,10 +85,13 @@ to_file() {
 # tk_samples MODEL ADAPTER OUT PROMPT...: greedy continuations of the
 # prompts, one "PROMPT -> continuation" block each, into OUT.  ADAPTER may be
 # empty.  tk-generate --adapter is used when tk-generate has it; otherwise the
-# adapter is merged first into OUT.merged/ (removed afterwards).
+# adapter is merged first into OUT.merged/ (removed afterwards).  With
+# TK_SAMPLE_CHAT=1 each prompt is a user message (tk-generate --chat) and
+# the answer follows it on the next line.
 tk_samples() {
-	local model=$1 adapter=$2 out=$3 p m rc=0
+	local model=$1 adapter=$2 out=$3 p m rc=0 chat=()
 	shift 3
+	[ "${TK_SAMPLE_CHAT:-0}" = 1 ] && chat=(--chat)
 	m=$model
 	if [ -n "$adapter" ] && ! tk-generate --help | grep -q -- '--adapter'; then
 		m=$out.merged
@@ -98,11 +101,13 @@ tk_samples() {
 	{
 		for p in "$@"; do
 			printf '%s' "$p"
+			[ ${#chat[@]} -eq 0 ] || printf '\n'
 			if [ -n "$adapter" ] && [ "$m" = "$model" ]; then
-				tk-generate -q --model "$model" --adapter "$adapter" \
+				tk-generate -q --model "$model" --adapter "$adapter" "${chat[@]}" \
 					--max-new-tokens "${SAMPLE_TOKENS:-32}" "$p" || exit
 			else
-				tk-generate -q --model "$m" --max-new-tokens "${SAMPLE_TOKENS:-32}" "$p" || exit
+				tk-generate -q --model "$m" "${chat[@]}" \
+					--max-new-tokens "${SAMPLE_TOKENS:-32}" "$p" || exit
 			fi
 		done
 	} > "$out.tmp-$$" || rc=$?
