@@ -8,7 +8,8 @@
 #   make bench      benchmarks against the Python reference (never fail the tests)
 #   make asan|ubsan run the tests under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make fuzz       coverage-guided fuzzing of every parser with libFuzzer (FUZZ_SECONDS each)
-#   make test-gpu   CUDA-vs-CPU conformance suite (needs a GPU)
+#   make test-gpu   CUDA-vs-CPU conformance suite and its Markdown table (needs a GPU)
+#   make lint       cppcheck over the host C code, shellcheck over the GPU harness
 #   make cuda-check / cuda12-check  kernels build for every arch, no spills; API within CUDA 12.0
 
 comma    := ,
@@ -85,7 +86,7 @@ else
 MPI_NOTE := MPI: mpicc not found, building single-process tk-train
 endif
 
-.PHONY: FORCE all test deps demo demo-scratch parity bench asan ubsan fuzz test-gpu cuda-check cuda12-check clean cuda-note
+.PHONY: FORCE all test deps demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -177,6 +178,18 @@ ubsan: deps
 test-gpu: all
 	@TK_BUILD=$(BUILD) TK_BIN=$(BIN) tests/run-gpu
 
+# Static checks of the host code: cppcheck over lib/ and tools/ (the
+# findings judged harmless are listed with their reasons in
+# tests/lint/cppcheck.supp), shellcheck over the GPU harness scripts.
+lint:
+	@pipelines/install-deps cppcheck shellcheck
+	cppcheck -q -j$$(nproc) --std=c11 --enable=warning,portability,performance \
+		--inline-suppr -D_GNU_SOURCE -DTK_USE_CUDA -DTK_USE_MPI -DTK_USE_NCCL -Ilib \
+		--suppress=missingIncludeSystem --suppressions-list=tests/lint/cppcheck.supp \
+		--error-exitcode=1 --template='{file}:{line}: {severity}: {message} [{id}]' \
+		lib tools
+	shellcheck -x tests/run-gpu tests/gpu/*.sh
+
 # For CI without a GPU: the kernels compile warning-free for every arch in
 # CUDA_ARCHS, no kernel spills registers (ptxas -v), and the GPU suite
 # builds and says SKIP (it runs in full where a GPU is present).
@@ -230,5 +243,5 @@ clean:
 	rm -rf $(BUILD) build-asan build-ubsan build-fuzz $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TOOLS:$(BIN)/%=$(BUILD)/tools/%.d) \
-	$(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) \
+	$(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(GPUTESTS:=.d) \
 	$(FUZZERS:$(BUILD)/fuzz/%=$(BUILD)/tests/fuzz/%.d) $(BUILD)/tests/fuzz/driver.d

@@ -14,6 +14,10 @@ The bandwidth bound: a decode step reads every weight once (the tied
 embedding as the lm head), so at most batch * BW / weight_bytes tokens/s,
 with BW the memory read bandwidth measured in the same run (torch's sum over
 512 MiB of fp32 with the same threads, best of 6).
+NF4: the same model through tk-quantize --bnb-4bit-use-double-quant, tk only
+(its decode steps read the 4-bit codes directly, lib/model-linear.c), against
+tk's fp32 speed in the same run; its bound uses the bytes of the quantized
+model.safetensors (BENCH_GEN_NF4=0 leaves it out).
 """
 import json, os, shutil, subprocess, sys, tempfile, time
 
@@ -38,6 +42,7 @@ SHAPES = {
 }
 # BENCH_GEN_SHAPES=135m (or 1b) runs one of them
 RUN = [x for x in os.environ.get("BENCH_GEN_SHAPES", "135m,1b").split(",") if x in SHAPES]
+NF4 = os.environ.get("BENCH_GEN_NF4", "1") != "0"
 
 HF_SCRIPT = r'''
 import json, sys, time, torch
@@ -122,6 +127,21 @@ def bench_shape(name, bw):
             print("%s batch %d: tk %.1f tok/s, transformers %.1f tok/s (x%.2f); bandwidth bound "
                   "%.1f tok/s (tk at %.0f%%)" % (name, B, tk_tps, hf_tps, tk_tps / hf_tps, bound,
                                                  100 * tk_tps / bound), flush=True)
+            if NF4:
+                q = os.path.join(d, "nf4")
+                if not os.path.isdir(q):
+                    subprocess.run(["tk-quantize", d, "-o", q, "--bnb-4bit-use-double-quant",
+                                    "-q"], check=True)  # copies the tokenizer files
+                qbytes = os.path.getsize(os.path.join(q, "model.safetensors"))
+                t1, tn = tk_time(q, B, 1, pf), tk_time(q, B, NEW, pf)
+                q_tps = B * (NEW - 1) / (tn - t1)
+                qbound = B * bw / qbytes
+                res["batch%d" % B]["nf4"] = {"tk_tokens_per_s": q_tps, "vs_tk_fp32": q_tps / tk_tps,
+                                             "bound_tokens_per_s": qbound,
+                                             "tk_fraction_of_bound": q_tps / qbound}
+                print("%s batch %d nf4: tk %.1f tok/s (x%.2f tk fp32); bandwidth bound %.1f tok/s "
+                      "(%.0f MB; tk at %.0f%%)" % (name, B, q_tps, q_tps / tk_tps, qbound,
+                                                    qbytes / 1e6, 100 * q_tps / qbound), flush=True)
     print("%s: %.0f MB of weights" % (name, res["weight_bytes"] / 1e6))
     return res
 

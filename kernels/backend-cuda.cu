@@ -12,6 +12,12 @@
  * cudaPointerGetAttributes, and one the GPU cannot reach is staged through
  * a device copy for the op (copied in; copied back when the op writes it).
  *
+ * Accounting.  alloc's blocks (their sizes in a table of the context) and
+ * the device scratch are counted (in_use, peak: mem_info), and alloc
+ * refuses to go beyond a limit: TK_DEVICE_MEMORY_LIMIT, else the device's
+ * free memory at init.  Staged copies and cuBLAS's workspace are not
+ * counted; mem_info's dev_used (cudaMemGetInfo) sees everything.
+ *
  * Synchronisation.  Every op waits for its work before it returns, since
  * its caller may read the results on the host next: correct first, at the
  * price of a launch latency per op.  sync is then a no-op wait.
@@ -37,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.cuh"
 #include "dequant.cuh"
 #include "ops-cuda.cuh"
 
@@ -56,6 +63,12 @@ struct blas_fns {
 	decltype(&cublasSetStream_v2) set_stream;
 	decltype(&cublasSetMathMode) set_math;
 	decltype(&cublasSgemm_v2) sgemm;
+	/* cublasGemmEx (C++ overloads it: the C symbol's type spelled out);
+	 * may be NULL: fp32 only */
+	cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
+				  int, const void *, const void *, cudaDataType, int, const void *,
+				  cudaDataType, int, const void *, void *, cudaDataType, int,
+				  cublasComputeType_t, cublasGemmAlgo_t);
 	decltype(&cublasGetStatusString) status_string; /* may be NULL */
 };
 
@@ -91,6 +104,7 @@ static int blas_load(struct tk_diag *d)
 	f.set_stream = (decltype(f.set_stream))dlsym(lib, "cublasSetStream_v2");
 	f.set_math = (decltype(f.set_math))dlsym(lib, "cublasSetMathMode");
 	f.sgemm = (decltype(f.sgemm))dlsym(lib, "cublasSgemm_v2");
+	f.gemm_ex = (decltype(f.gemm_ex))dlsym(lib, "cublasGemmEx");
 	f.status_string = (decltype(f.status_string))dlsym(lib, "cublasGetStatusString");
 	if (!f.create || !f.destroy || !f.set_stream || !f.set_math || !f.sgemm) {
 		dlclose(lib);
@@ -115,6 +129,8 @@ static int blas_fail(cublasStatus_t s, const char *stmt, const char *file, int l
 struct cu_ctx {
 	int index;           /* CUDA ordinal */
 	int prefetch;        /* concurrentManagedAccess: prefetch hints work */
+	int cc;              /* compute capability, major * 10 + minor */
+	char name[256];      /* the device's name (cudaGetDeviceProperties) */
 	cudaStream_t st;
 	cublasHandle_t h;
 	void *scratch;       /* device scratch, grown on demand */
@@ -122,7 +138,91 @@ struct cu_ctx {
 	void *host;          /* host scratch (targets, partial sums) */
 	size_t host_cap;
 	struct tk_diag diag; /* the last failure */
+	/* memory: bytes held by alloc and the device scratch, their peak, the
+	 * limit alloc keeps to (TK_DEVICE_MEMORY_LIMIT, else the device's free
+	 * memory at init), and alloc's blocks and sizes (open addressing) */
+	size_t in_use, peak, limit;
+	struct mem_ent *tab;
+	size_t tab_cap, tab_n; /* tab_cap: 0 or a power of 2 */
 };
+
+struct mem_ent {
+	void *p; /* NULL: empty slot */
+	size_t bytes;
+};
+
+static size_t mem_slot(const struct cu_ctx *c, const void *p)
+{
+	uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 20) & (c->tab_cap - 1);
+}
+
+/* Whether bytes more fit under the limit. */
+static int mem_fits(const struct cu_ctx *c, size_t bytes)
+{
+	return !c->limit || (bytes <= c->limit && c->in_use <= c->limit - bytes);
+}
+
+static void mem_add(struct cu_ctx *c, size_t bytes)
+{
+	c->in_use += bytes;
+	if (c->in_use > c->peak)
+		c->peak = c->in_use;
+}
+
+/* Records block p of bytes; -1 when the host is out of memory. */
+static int mem_put(struct cu_ctx *c, void *p, size_t bytes)
+{
+	if ((c->tab_n + 1) * 2 > c->tab_cap) {
+		size_t ncap = c->tab_cap ? c->tab_cap * 2 : 256, ocap = c->tab_cap;
+		struct mem_ent *nt = (struct mem_ent *)calloc(ncap, sizeof(*nt)), *ot = c->tab;
+		if (!nt)
+			return -1;
+		c->tab = nt;
+		c->tab_cap = ncap;
+		for (size_t i = 0; i < ocap; i++)
+			if (ot[i].p) {
+				size_t j = mem_slot(c, ot[i].p);
+				while (nt[j].p)
+					j = (j + 1) & (ncap - 1);
+				nt[j] = ot[i];
+			}
+		free(ot);
+	}
+	size_t j = mem_slot(c, p);
+	while (c->tab[j].p)
+		j = (j + 1) & (c->tab_cap - 1);
+	c->tab[j].p = p;
+	c->tab[j].bytes = bytes;
+	c->tab_n++;
+	return 0;
+}
+
+/* Forgets block p; returns its size (0 when it is not one of alloc's). */
+static size_t mem_take(struct cu_ctx *c, const void *p)
+{
+	if (!c->tab_cap)
+		return 0;
+	size_t mask = c->tab_cap - 1, i = mem_slot(c, p);
+	while (c->tab[i].p != p) {
+		if (!c->tab[i].p)
+			return 0;
+		i = (i + 1) & mask;
+	}
+	size_t bytes = c->tab[i].bytes;
+	/* backward-shift deletion keeps every probe sequence unbroken */
+	for (size_t j = (i + 1) & mask; c->tab[j].p; j = (j + 1) & mask) {
+		size_t k = mem_slot(c, c->tab[j].p);
+		if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+			c->tab[i] = c->tab[j];
+			i = j;
+		}
+	}
+	c->tab[i].p = NULL;
+	c->tab[i].bytes = 0;
+	c->tab_n--;
+	return bytes;
+}
 
 /* The pointers one op stages, and the op's status. */
 #define STAGE_MAX 8
@@ -221,11 +321,19 @@ static void *scratch(struct stage *s, size_t bytes)
 		if (c->scratch)
 			SCK(s, cudaFree(c->scratch));
 		c->scratch = NULL;
+		c->in_use -= c->scratch_cap;
 		c->scratch_cap = 0;
 		size_t cap = bytes + bytes / 4;
+		if (!mem_fits(c, cap)) {
+			s->err = tk_diag_set(&c->diag, TK_E_NOMEM, NULL, -1,
+					     "%zu MiB of scratch would go beyond the memory "
+					     "limit (%zu MiB)", cap >> 20, c->limit >> 20);
+			return NULL;
+		}
 		if (SCK(s, cudaMalloc(&c->scratch, cap)))
 			return NULL;
 		c->scratch_cap = cap;
+		mem_add(c, cap);
 	}
 	return c->scratch;
 }
@@ -272,6 +380,67 @@ static size_t span(long rows, long cols, long ld)
 
 /* ---- the ops ---- */
 
+/* matmul in prec (enum tk_prec; prec_ok has checked the device): bf16 and
+ * fp16 operands rounded into packed 16-bit codes in the device scratch by
+ * the rounding of lib/math-common.h, then cublasGemmEx with fp32 C and
+ * fp32 accumulation (CUBLAS_COMPUTE_32F); tf32 with fp32 operands and
+ * CUBLAS_COMPUTE_32F_FAST_TF32.  Pointers are device-accessible. */
+static void matmul_prec(struct stage *s, int prec, int ta, int tb, int m, int n, int k,
+			float alpha, const float *da, int lda, const float *db, int ldb,
+			float beta, float *dc, int ldc)
+{
+	cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+	cublasStatus_t st;
+	if (prec == TK_PREC_TF32) {
+		st = blas.gemm_ex(s->c->h, opb, opa, n, m, k, &alpha, db, CUDA_R_32F, ldb, da,
+				  CUDA_R_32F, lda, &beta, dc, CUDA_R_32F, ldc,
+				  CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
+		if (st != CUBLAS_STATUS_SUCCESS)
+			s->err = blas_fail(st, "cublasGemmEx (tf32)", __FILE__, __LINE__, &s->c->diag);
+		return;
+	}
+	/* stored shapes: A [m,k] or [k,m] (ta), B [k,n] or [n,k] (tb) */
+	int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+	size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
+	na = (na + 63) / 64 * 64; /* B's codes 128-byte aligned */
+	unsigned short *ca = (unsigned short *)scratch(s, (na + nb) * sizeof(unsigned short));
+	if (!ca)
+		return;
+	unsigned short *cb = ca + na;
+	int bf16 = prec == TK_PREC_BF16;
+	cudaDataType_t ty = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+	if (SCK(s, cu_round_codes(s->c->st, ca, da, ar, ac, lda, bf16)) ||
+	    SCK(s, cu_round_codes(s->c->st, cb, db, br, bc, ldb, bf16)))
+		return;
+	st = blas.gemm_ex(s->c->h, opb, opa, n, m, k, &alpha, cb, ty, bc, ca, ty, ac, &beta, dc,
+			  CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+	if (st != CUBLAS_STATUS_SUCCESS)
+		s->err = blas_fail(st, bf16 ? "cublasGemmEx (bf16)" : "cublasGemmEx (fp16)", __FILE__,
+				   __LINE__, &s->c->diag);
+}
+
+/* fp32 always; fp16 with cublasGemmEx (every supported GPU, sm_75 and up,
+ * has fp16 tensor cores); bf16 and tf32 from compute capability 8.0. */
+static int cuda_prec_ok(struct tk_backend *be, int prec, struct tk_diag *d)
+{
+	const struct cu_ctx *c = (const struct cu_ctx *)be->ctx;
+	static const char *const names[] = { "fp32", "tf32", "bf16", "fp16" };
+	if (prec == TK_PREC_FP32)
+		return 0;
+	if (prec < TK_PREC_FP32 || prec > TK_PREC_FP16)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown precision %d", prec);
+	if (!blas.gemm_ex)
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "the cuBLAS loaded has no cublasGemmEx: %s needs it (train "
+				   "in fp32)", names[prec]);
+	if (prec != TK_PREC_FP16 && c->cc < 80)
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "cuda:%d (%s) is sm_%d: %s needs compute capability 8.0 or "
+				   "newer (use --fp16%s)", c->index, c->name, c->cc, names[prec],
+				   prec == TK_PREC_TF32 ? ", or fp32 without --tf32" : "");
+	return 0;
+}
+
 static int cuda_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
 		       const float *a, int lda, const float *b, int ldb, float beta, float *c,
 		       int ldc)
@@ -287,6 +456,10 @@ static int cuda_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int 
 	}
 	const float *da = IN(&s, a, ta ? span(k, m, lda) : span(m, k, lda));
 	const float *db = IN(&s, b, tb ? span(n, k, ldb) : span(k, n, ldb));
+	if (!s.err && be->prec != TK_PREC_FP32) {
+		matmul_prec(&s, be->prec, ta, tb, m, n, k, alpha, da, lda, db, ldb, beta, dc, ldc);
+		return stage_end(&s);
+	}
 	if (!s.err) {
 		cublasStatus_t st = blas.sgemm(s.c->h, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
 					       ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, db,
@@ -687,6 +860,12 @@ static void *cuda_alloc(struct tk_backend *be, size_t bytes)
 	void *p = NULL;
 	if (bytes == 0)
 		bytes = 1;
+	if (!mem_fits(c, bytes)) {
+		tk_diag_set(&c->diag, TK_E_NOMEM, NULL, -1,
+			    "%zu MiB more would go beyond the memory limit (%zu of %zu MiB in "
+			    "use)", bytes >> 20, c->in_use >> 20, c->limit >> 20);
+		return NULL;
+	}
 	if (cudaSetDevice(c->index) != cudaSuccess) {
 		(void)cudaGetLastError();
 		return NULL;
@@ -697,6 +876,13 @@ static void *cuda_alloc(struct tk_backend *be, size_t bytes)
 		tk_cuda_fail(e, "cudaMallocManaged", __FILE__, __LINE__, &c->diag);
 		return NULL;
 	}
+	if (mem_put(c, p, bytes)) {
+		cudaFree(p);
+		(void)cudaGetLastError();
+		tk_diag_set(&c->diag, TK_E_NOMEM, NULL, -1, "out of host memory");
+		return NULL;
+	}
+	mem_add(c, bytes);
 	if (c->prefetch) {
 #if CUDART_VERSION >= 13000
 		cudaMemLocation loc;
@@ -719,8 +905,30 @@ static void *cuda_alloc(struct tk_backend *be, size_t bytes)
 static void cuda_free(struct tk_backend *be, void *p)
 {
 	struct cu_ctx *c = (struct cu_ctx *)be->ctx;
-	if (p && cudaSetDevice(c->index) == cudaSuccess)
+	if (!p)
+		return;
+	c->in_use -= mem_take(c, p);
+	if (cudaSetDevice(c->index) == cudaSuccess)
 		cudaFree(p);
+}
+
+/* Counts from alloc and scratch; the device's own from cudaMemGetInfo
+ * (total - free: what nvidia-smi shows as used, every process). */
+static int cuda_mem_info(struct tk_backend *be, struct tk_mem_info *mi)
+{
+	struct cu_ctx *c = (struct cu_ctx *)be->ctx;
+	size_t fr = 0, tot = 0;
+	mi->in_use = c->in_use;
+	mi->peak = c->peak;
+	mi->limit = c->limit;
+	mi->dev_used = 0;
+	mi->dev_total = 0;
+	if (cudaSetDevice(c->index) == cudaSuccess && cudaMemGetInfo(&fr, &tot) == cudaSuccess) {
+		mi->dev_used = tot - fr;
+		mi->dev_total = tot;
+	}
+	(void)cudaGetLastError();
+	return 0;
 }
 
 static int cuda_sync(struct tk_backend *be)
@@ -746,7 +954,126 @@ static void cuda_destroy(struct tk_backend *be)
 	}
 	(void)cudaGetLastError();
 	free(c->host);
+	free(c->tab);
 	free(c);
+}
+
+/* ---- decode (kernels/decode.cu) ---- */
+
+/* The wrapper has checked the range; q's buffers are staged, as in
+ * cuda_dequant_rows, by the slices the rows use when they are host
+ * memory. */
+static int cuda_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n,
+			int m, const float *x, float *y, int ldy, float beta)
+{
+	if (q->kind != TK_QK_INT8 &&
+	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
+	     !tk_q4_blocksize_ok((long long)q->blocksize)))
+		return TK_E_INVAL;
+	struct stage s;
+	stage_begin(&s, be);
+	const size_t cols = (size_t)q->cols, e0 = (size_t)row0 * cols, e1 = e0 + (size_t)n * cols;
+	float *dy = OUT(&s, y, span(m, n, ldy));
+	if (!cols) { /* an empty dot product: y = beta y */
+		if (!s.err)
+			SCK(&s, cu_scale_matrix(s.c->st, dy, m, n, ldy, beta));
+		return stage_end(&s);
+	}
+	const float *dx = IN(&s, x, (size_t)m * cols * sizeof(float));
+	if (q->kind == TK_QK_INT8) {
+		const int8_t *dc = IN(&s, (const int8_t *)q->data + e0, e1 - e0);
+		const float *ds = IN(&s, (const float *)q->scb + row0, (size_t)n * sizeof(float));
+		if (!s.err)
+			SCK(&s, cu_qmatmul8(s.c->st, dy, ldy, beta, dx, m, n, cols, dc, ds));
+		return stage_end(&s);
+	}
+	const size_t bs = q->blocksize, b0 = e0 / bs, b1 = (e1 - 1) / bs + 1;
+	const size_t n0 = b0 / TK_Q4_NESTED_BLOCKSIZE;
+	const uint8_t *dd = IN(&s, (const uint8_t *)q->data + e0 / 2, (e1 + 1) / 2 - e0 / 2);
+	const float *da = NULL, *dn = NULL;
+	const uint8_t *dq = NULL;
+	if (q->nested) {
+		const size_t n1 = (b1 - 1) / TK_Q4_NESTED_BLOCKSIZE + 1;
+		dq = IN(&s, (const uint8_t *)q->qabsmax + b0, b1 - b0);
+		dn = IN(&s, (const float *)q->nested_absmax + n0, (n1 - n0) * sizeof(float));
+	} else {
+		da = IN(&s, (const float *)q->absmax + b0, (b1 - b0) * sizeof(float));
+	}
+	if (!s.err)
+		SCK(&s, cu_qmatmul4(s.c->st, dy, ldy, beta, dx, m, n, (long long)row0, cols, dd,
+				    e0 / 2, da, dq, dn, b0, n0, q->offset, q->kind == TK_QK_FP4,
+				    bs));
+	return stage_end(&s);
+}
+
+/* seq and pos are read on the host first (from wherever they are) to
+ * check them and to know how much of the caches the op spans. */
+static int cuda_attention_decode(struct tk_backend *be, float *out, const float *q,
+				 const float *kc, const float *vc, const int32_t *seq,
+				 const int32_t *pos, int n, int max_len, int n_head,
+				 int n_kv_head, int head_dim, int window)
+{
+	if (head_dim > cu_attention_decode_max_dim())
+		return TK_E_UNSUPPORTED;
+	struct stage s;
+	stage_begin(&s, be);
+	const size_t nb = (size_t)n * sizeof(int32_t);
+	int32_t *hs = (int32_t *)host_scratch(&s, 2 * nb);
+	if (!s.err)
+		SCK(&s, cudaMemcpyAsync(hs, seq, nb, cudaMemcpyDefault, s.c->st));
+	if (!s.err)
+		SCK(&s, cudaMemcpyAsync(hs + n, pos, nb, cudaMemcpyDefault, s.c->st));
+	if (!s.err)
+		SCK(&s, cudaStreamSynchronize(s.c->st));
+	if (s.err)
+		return stage_end(&s);
+	int32_t top = 0;
+	for (int i = 0; i < n; i++) {
+		if (hs[i] < 0 || hs[n + i] < 0 || hs[n + i] >= max_len) {
+			stage_end(&s);
+			return TK_E_INVAL;
+		}
+		top = hs[i] > top ? hs[i] : top;
+	}
+	const size_t qb = (size_t)n * n_head * head_dim * sizeof(float);
+	const size_t cb = ((size_t)top + 1) * max_len * n_kv_head * head_dim * sizeof(float);
+	float *dout = OUT(&s, out, qb);
+	const float *dq = IN(&s, q, qb), *dk = IN(&s, kc, cb), *dv = IN(&s, vc, cb);
+	const int32_t *ds = IN(&s, seq, nb), *dp = IN(&s, pos, nb);
+	if (!s.err)
+		SCK(&s, cu_attention_decode(s.c->st, dout, dq, dk, dv, ds, dp, n, max_len, n_head,
+					    n_kv_head, head_dim, window));
+	return stage_end(&s);
+}
+
+/* idx is read on the host first, as seq in cuda_attention_decode. */
+static int cuda_copy_rows(struct tk_backend *be, float *dst, const float *src,
+			  const int64_t *idx, int n, int dim)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	const size_t ib = (size_t)n * sizeof(int64_t);
+	int64_t *hi = (int64_t *)host_scratch(&s, ib);
+	if (!s.err)
+		SCK(&s, cudaMemcpyAsync(hi, idx, ib, cudaMemcpyDefault, s.c->st));
+	if (!s.err)
+		SCK(&s, cudaStreamSynchronize(s.c->st));
+	if (s.err)
+		return stage_end(&s);
+	int64_t top = 0;
+	for (int i = 0; i < n; i++) {
+		if (hi[i] < 0) {
+			stage_end(&s);
+			return TK_E_INVAL;
+		}
+		top = hi[i] > top ? hi[i] : top;
+	}
+	float *dd = OUT(&s, dst, ((size_t)top + 1) * dim * sizeof(float));
+	const float *dsrc = IN(&s, src, (size_t)n * dim * sizeof(float));
+	const int64_t *di = IN(&s, idx, ib);
+	if (!s.err)
+		SCK(&s, cu_copy_rows(s.c->st, dd, dsrc, di, n, dim));
+	return stage_end(&s);
 }
 
 static const struct tk_backend_i cuda_backend_i = {
@@ -777,11 +1104,11 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .sync = */ cuda_sync,
 	/* .destroy = */ cuda_destroy,
 	/* .dequant_rows = */ cuda_dequant_rows,
-	/* .prec_ok = */ NULL,
-	/* .qmatmul = */ NULL,
-	/* .attention_decode = */ NULL,
-	/* .copy_rows = */ NULL,
-	/* .mem_info = */ NULL,
+	/* .prec_ok = */ cuda_prec_ok,
+	/* .qmatmul = */ cuda_qmatmul,
+	/* .attention_decode = */ cuda_attention_decode,
+	/* .copy_rows = */ cuda_copy_rows,
+	/* .mem_info = */ cuda_mem_info,
 };
 
 /* Undoes a partial init. */
@@ -827,14 +1154,28 @@ extern "C" int tk_backend_cuda_init(struct tk_backend *be, int index, int flags,
 		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
 				   "CUDA device %d has no managed memory, which tk needs: use "
 				   "--device cpu", index);
-	int rc = blas_load(d);
+	size_t limit = 0, fr = 0, tot = 0;
+	int rc = tk_mem_limit_parse(getenv("TK_DEVICE_MEMORY_LIMIT"), &limit, d);
 	if (rc)
+		return rc;
+	if (!limit) { /* the default: what is free now */
+		TK_CUDA_CHECK(cudaMemGetInfo(&fr, &tot), d);
+		limit = fr;
+	}
+	if ((rc = blas_load(d)))
 		return rc;
 	struct cu_ctx *c = (struct cu_ctx *)calloc(1, sizeof(*c));
 	if (!c)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	c->limit = limit;
 	c->index = index;
 	c->prefetch = concurrent;
+	cudaDeviceProp prop;
+	if ((e = cudaGetDeviceProperties(&prop, index)) != cudaSuccess)
+		return init_fail(c, be, tk_cuda_fail(e, "cudaGetDeviceProperties", __FILE__,
+						      __LINE__, d));
+	c->cc = prop.major * 10 + prop.minor;
+	snprintf(c->name, sizeof(c->name), "%s", prop.name);
 	tk_diag_clear(&c->diag);
 	if ((e = cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking)) != cudaSuccess)
 		return init_fail(c, be, tk_cuda_fail(e, "cudaStreamCreateWithFlags", __FILE__,

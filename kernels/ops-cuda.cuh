@@ -88,4 +88,28 @@ cudaError_t cu_embedding_bwd(cudaStream_t st, float *dtable, const float *dy,
 cudaError_t cu_cross_entropy(cudaStream_t st, float *logits, const int32_t *targets, int rows,
 			     int vocab, float scale, int grad, double *row_loss);
 
+/* ---- decode (kernels/decode.cu) ---- */
+
+/* y[i, r] = x[i] . W[row0 + r] (+ beta y[i, r]) for i < m, r < n, W a
+ * 4-bit weight [*, cols] whose buffers are given as slices: data from
+ * packed byte pbase = (row0 * cols) / 2 on, absmax (not nested) or qabsmax
+ * from block b0 = (row0 * cols) / blocksize on, nested_absmax from nested
+ * block nb0 = b0 / 256 on (NULL qabsmax: not nested). */
+cudaError_t cu_qmatmul4(cudaStream_t st, float *y, int ldy, float beta, const float *x, int m,
+			int n, long long row0, size_t cols, const uint8_t *data, size_t pbase,
+			const float *absmax, const uint8_t *qabsmax, const float *nested_absmax,
+			size_t b0, size_t nb0, float offset, int fp4, size_t blocksize);
+/* The same for an int8 weight: codes and scb from row row0 on. */
+cudaError_t cu_qmatmul8(cudaStream_t st, float *y, int ldy, float beta, const float *x, int m,
+			int n, size_t cols, const int8_t *codes, const float *scb);
+/* Largest head_dim cu_attention_decode takes (cudaErrorInvalidValue past it). */
+int cu_attention_decode_max_dim(void);
+/* seq and pos device-accessible, already checked (0 <= pos < max_len). */
+cudaError_t cu_attention_decode(cudaStream_t st, float *out, const float *q, const float *kc,
+				const float *vc, const int32_t *seq, const int32_t *pos, int n,
+				int max_len, int H, int KV, int D, int window);
+/* idx device-accessible, already checked (>= 0). */
+cudaError_t cu_copy_rows(cudaStream_t st, float *dst, const float *src, const int64_t *idx,
+			 int n, int dim);
+
 #endif

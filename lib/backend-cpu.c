@@ -34,10 +34,14 @@
 #endif
 #include <math.h>
 #include <omp.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "math-common.h"
+#include "quant-common.h"
+#include "quant.h"
 
 /* OpenBLAS's own; cblas.h declares it in Debian's build, but not in all. */
 void openblas_set_num_threads(int num_threads);
@@ -45,7 +49,31 @@ void openblas_set_num_threads(int num_threads);
 struct cpu_ctx {
 	void *ws;      /* workspace, 64-byte aligned */
 	size_t ws_cap; /* bytes */
+	/* bytes held by alloc and the workspace, their peak, and the limit
+	 * (TK_DEVICE_MEMORY_LIMIT; 0: none) */
+	_Atomic size_t in_use, peak;
+	size_t limit;
 };
+
+/* Takes bytes from the count: 0, or -1 (nothing taken) when that would go
+ * beyond the limit.  The peak is raised to the new total. */
+static int mem_take(struct cpu_ctx *c, size_t bytes)
+{
+	size_t now = atomic_fetch_add(&c->in_use, bytes) + bytes;
+	if (c->limit && (now > c->limit || now < bytes)) {
+		atomic_fetch_sub(&c->in_use, bytes);
+		return -1;
+	}
+	size_t pk = atomic_load(&c->peak);
+	while (now > pk && !atomic_compare_exchange_weak(&c->peak, &pk, now))
+		;
+	return 0;
+}
+
+static void mem_give(struct cpu_ctx *c, size_t bytes)
+{
+	atomic_fetch_sub(&c->in_use, bytes);
+}
 
 /* Work below this many elements runs on one thread. */
 #define PAR_MIN 16384
@@ -78,9 +106,14 @@ static void *ws_get(struct tk_backend *be, size_t bytes)
 		return c->ws;
 	void *p = NULL;
 	size_t cap = bytes + bytes / 4;
-	if (posix_memalign(&p, 64, cap))
+	if (mem_take(c, cap))
 		return NULL;
+	if (posix_memalign(&p, 64, cap)) {
+		mem_give(c, cap);
+		return NULL;
+	}
 	free(c->ws);
+	mem_give(c, c->ws_cap);
 	c->ws = p;
 	c->ws_cap = cap;
 	return p;
@@ -104,9 +137,9 @@ static inline float dot(const float *a, const float *b, int n)
  * the same GEMM speed (bench/ops.c). */
 #define GEMM_MIN_SPLIT (64L * 64 * 64) /* m n k below which one thread does it */
 
-static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
-		      const float *a, int lda, const float *b, int ldb, float beta, float *c,
-		      int ldc)
+static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, int k,
+			  float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+			  float *c, int ldc)
 {
 	enum CBLAS_TRANSPOSE tra = ta ? CblasTrans : CblasNoTrans;
 	enum CBLAS_TRANSPOSE trb = tb ? CblasTrans : CblasNoTrans;
@@ -145,6 +178,57 @@ static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k
 				    tb ? b + (size_t)i0 * ldb : b + i0, ldb, beta, c + i0, ldc);
 	}
 	return 0;
+}
+
+/* dst[rows, cols] (packed) = src (row stride ld) rounded to prec. */
+static void round_copy(struct tk_backend *be, float *dst, const float *src, int rows, int cols,
+		       int ld, int prec)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		const float *s = src + (size_t)r * ld;
+		float *o = dst + (size_t)r * cols;
+		if (prec == TK_PREC_BF16)
+			for (int j = 0; j < cols; j++)
+				o[j] = tk_round_bf16(s[j]);
+		else if (prec == TK_PREC_FP16)
+			for (int j = 0; j < cols; j++)
+				o[j] = tk_round_f16(s[j]);
+		else
+			for (int j = 0; j < cols; j++)
+				o[j] = tk_round_tf32(s[j]);
+	}
+}
+
+/* fp32 GEMM as above; in another precision (be->prec) A and B are first
+ * rounded into the workspace, which emulates tensor cores: rounded
+ * operands, exact products (two 11-bit significands fit fp32's 24),
+ * fp32 sums - slower than fp32, the reference for the GPU's GEMMs. */
+static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+		      const float *a, int lda, const float *b, int ldb, float beta, float *c,
+		      int ldc)
+{
+	if (be->prec == TK_PREC_FP32 || k == 0)
+		return cpu_matmul_f32(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	/* stored shapes: A [m,k] or [k,m] (ta), B [k,n] or [n,k] (tb) */
+	int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+	size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
+	float *ra = ws_get(be, (na + nb) * sizeof(float));
+	if (!ra)
+		return TK_E_NOMEM;
+	float *rb = ra + na;
+	round_copy(be, ra, a, ar, ac, lda, be->prec);
+	round_copy(be, rb, b, br, bc, ldb, be->prec);
+	return cpu_matmul_f32(be, ta, tb, m, n, k, alpha, ra, ac, rb, bc, beta, c, ldc);
+}
+
+/* Every precision is emulated on the CPU. */
+static int cpu_prec_ok(struct tk_backend *be, int prec, struct tk_diag *d)
+{
+	(void)be;
+	(void)d;
+	return prec >= TK_PREC_FP32 && prec <= TK_PREC_FP16 ? 0 : TK_E_UNSUPPORTED;
 }
 
 static int cpu_layernorm_fwd(struct tk_backend *be, float *y, float *mean, float *rstd,
@@ -999,17 +1083,44 @@ static int cpu_sum_squares(struct tk_backend *be, double *out, const float *x, s
 	return 0;
 }
 
+/* Each block starts with a header of MEM_HDR bytes (keeping the 64-byte
+ * alignment) that holds its size, for cpu_free to count. */
+#define MEM_HDR 64
+
 static void *cpu_alloc(struct tk_backend *be, size_t bytes)
 {
+	struct cpu_ctx *c = be->ctx;
 	void *p = NULL;
-	if (posix_memalign(&p, 64, bytes ? bytes : 1))
+	if (!bytes)
+		bytes = 1;
+	if (bytes > SIZE_MAX - MEM_HDR || mem_take(c, bytes))
 		return NULL;
-	return p;
+	if (posix_memalign(&p, 64, bytes + MEM_HDR)) {
+		mem_give(c, bytes);
+		return NULL;
+	}
+	*(size_t *)p = bytes;
+	return (char *)p + MEM_HDR;
 }
 
 static void cpu_free(struct tk_backend *be, void *p)
 {
-	free(p);
+	if (!p)
+		return;
+	char *h = (char *)p - MEM_HDR;
+	mem_give(be->ctx, *(size_t *)h);
+	free(h);
+}
+
+static int cpu_mem_info(struct tk_backend *be, struct tk_mem_info *mi)
+{
+	struct cpu_ctx *c = be->ctx;
+	mi->in_use = atomic_load(&c->in_use);
+	mi->peak = atomic_load(&c->peak);
+	mi->limit = c->limit;
+	mi->dev_used = 0;
+	mi->dev_total = 0;
+	return 0;
 }
 
 static int cpu_sync(struct tk_backend *be)
@@ -1023,6 +1134,443 @@ static void cpu_destroy(struct tk_backend *be)
 	if (c)
 		free(c->ws);
 	free(c);
+}
+
+/* ---- decode: qmatmul, attention_decode, copy_rows ---- */
+
+/* Weight elements per OpenMP thread below which qmatmul runs on one. */
+#define QMM_PAR_MIN (1L << 16)
+
+/* w[0 .. cols) = row r of the quantized weight q (4-bit or int8) with the
+ * bits tk_qweight_rows gives: each block's 16 values code[k] * absmax are
+ * one table, then each element is a lookup. */
+TK_SIMD_CLONES
+static void qrow(const struct tk_qweight *q, const float *code, int64_t r, float *w)
+{
+	const size_t cols = (size_t)q->cols;
+
+	if (q->kind == TK_QK_INT8) {
+		const int8_t *src = (const int8_t *)q->data + (size_t)r * cols;
+		const float s = q->scb[r] * (float)(1.0 / 127.0);
+
+#pragma omp simd
+		for (size_t c = 0; c < cols; c++)
+			w[c] = (float)src[c] * s;
+		return;
+	}
+	const size_t bs = q->blocksize, e0 = (size_t)r * cols, e1 = e0 + cols;
+	for (size_t lo = e0; lo < e1;) {
+		const size_t b = lo / bs;
+		size_t hi = (b + 1) * bs, e = lo;
+		float am, tab[16];
+
+		hi = hi < e1 ? hi : e1;
+		if (q->nested) {
+			float v = tk_dynamic_code[q->qabsmax[b]] *
+				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
+			am = v + q->offset;
+		} else {
+			am = q->absmax[b];
+		}
+		for (int k = 0; k < 16; k++)
+			tab[k] = code[k] * am;
+		if (e & 1) { /* a row that starts in the low nibble of a byte */
+			w[e - e0] = tab[q->data[e >> 1] & 15];
+			e++;
+		}
+		const uint8_t *d = q->data + (e >> 1);
+		const size_t np = (hi - e) >> 1;
+		float *oe = w + (e - e0);
+#pragma omp simd
+		for (size_t p = 0; p < np; p++) {
+			oe[2 * p] = tab[d[p] >> 4];
+			oe[2 * p + 1] = tab[d[p] & 15];
+		}
+		e += np << 1;
+		if (e < hi) /* a row that ends in the high nibble */
+			w[e - e0] = tab[q->data[e >> 1] >> 4];
+		lo = hi;
+	}
+}
+
+TK_SIMD_CLONES
+static float qdot(const float *a, const float *b, size_t n)
+{
+	float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+	for (size_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TK_QMM_AVX512 1
+/* qrow's 4-bit loop with AVX-512: the block's 16 values are one register,
+ * 16 bytes at a time become 32 codes (zero-extended; high and low nibbles),
+ * each looked up with one permute and put back in element order with two
+ * more.  The values are qrow's (the same fp32 products). */
+__attribute__((target("avx512f"), noinline)) static void
+qrow4_avx512(const struct tk_qweight *q, const float *code, int64_t r, float *w)
+{
+	const size_t cols = (size_t)q->cols, bs = q->blocksize;
+	const size_t e0 = (size_t)r * cols, e1 = e0 + cols;
+	const __m512 cv = _mm512_loadu_ps(code);
+	const __m512i lo_i = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22,
+					       7, 23);
+	const __m512i hi_i = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
+					       30, 15, 31);
+	const __m512i m15 = _mm512_set1_epi32(15);
+
+	for (size_t lo = e0; lo < e1;) {
+		const size_t b = lo / bs;
+		size_t hi = (b + 1) * bs, e = lo;
+		float am, tab[16];
+
+		hi = hi < e1 ? hi : e1;
+		if (q->nested) {
+			float v = tk_dynamic_code[q->qabsmax[b]] *
+				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
+			am = v + q->offset;
+		} else {
+			am = q->absmax[b];
+		}
+		const __m512 tv = _mm512_mul_ps(cv, _mm512_set1_ps(am));
+		_mm512_storeu_ps(tab, tv);
+		if (e & 1) {
+			w[e - e0] = tab[q->data[e >> 1] & 15];
+			e++;
+		}
+		for (; e + 32 <= hi; e += 32) {
+			__m512i v = _mm512_cvtepu8_epi32(
+				_mm_loadu_si128((const __m128i *)(q->data + (e >> 1))));
+			__m512 wh = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tv);
+			__m512 wl = _mm512_permutexvar_ps(_mm512_and_si512(v, m15), tv);
+			_mm512_storeu_ps(w + (e - e0), _mm512_permutex2var_ps(wh, lo_i, wl));
+			_mm512_storeu_ps(w + (e - e0) + 16, _mm512_permutex2var_ps(wh, hi_i, wl));
+		}
+		for (; e + 1 < hi; e += 2) {
+			unsigned v = q->data[e >> 1];
+			w[e - e0] = tab[v >> 4];
+			w[e - e0 + 1] = tab[v & 15];
+		}
+		if (e < hi)
+			w[e - e0] = tab[q->data[e >> 1] >> 4];
+		lo = hi;
+	}
+}
+
+/* qrow4_avx512 with AVX2: the block's 16 values are two registers of 8;
+ * 4 bytes at a time become 8 codes, each looked up in both halves with a
+ * permute and the right one blended in, then interleaved high nibble first.
+ * The same fp32 products as qrow. */
+__attribute__((target("avx2,fma"), noinline)) static void
+qrow4_avx2(const struct tk_qweight *q, const float *code, int64_t r, float *w)
+{
+	const size_t cols = (size_t)q->cols, bs = q->blocksize;
+	const size_t e0 = (size_t)r * cols, e1 = e0 + cols;
+	const __m256 c_lo = _mm256_loadu_ps(code), c_hi = _mm256_loadu_ps(code + 8);
+	const __m256i m15 = _mm256_set1_epi32(15), seven = _mm256_set1_epi32(7);
+
+	for (size_t lo = e0; lo < e1;) {
+		const size_t b = lo / bs;
+		size_t hi = (b + 1) * bs, e = lo;
+		float am, tab[16];
+
+		hi = hi < e1 ? hi : e1;
+		if (q->nested) {
+			float v = tk_dynamic_code[q->qabsmax[b]] *
+				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
+			am = v + q->offset;
+		} else {
+			am = q->absmax[b];
+		}
+		const __m256 amv = _mm256_set1_ps(am);
+		const __m256 t_lo = _mm256_mul_ps(c_lo, amv), t_hi = _mm256_mul_ps(c_hi, amv);
+		_mm256_storeu_ps(tab, t_lo);
+		_mm256_storeu_ps(tab + 8, t_hi);
+		if (e & 1) {
+			w[e - e0] = tab[q->data[e >> 1] & 15];
+			e++;
+		}
+		for (; e + 16 <= hi; e += 16) {
+			__m128i bytes = _mm_loadl_epi64((const __m128i *)(q->data + (e >> 1)));
+			__m256i v = _mm256_cvtepu8_epi32(bytes);
+			__m256i ih = _mm256_srli_epi32(v, 4), il = _mm256_and_si256(v, m15);
+			__m256 wh = _mm256_blendv_ps(
+				_mm256_permutevar8x32_ps(t_lo, ih), _mm256_permutevar8x32_ps(t_hi, ih),
+				_mm256_castsi256_ps(_mm256_cmpgt_epi32(ih, seven)));
+			__m256 wl = _mm256_blendv_ps(
+				_mm256_permutevar8x32_ps(t_lo, il), _mm256_permutevar8x32_ps(t_hi, il),
+				_mm256_castsi256_ps(_mm256_cmpgt_epi32(il, seven)));
+			__m256 u0 = _mm256_unpacklo_ps(wh, wl), u1 = _mm256_unpackhi_ps(wh, wl);
+			_mm256_storeu_ps(w + (e - e0), _mm256_permute2f128_ps(u0, u1, 0x20));
+			_mm256_storeu_ps(w + (e - e0) + 8, _mm256_permute2f128_ps(u0, u1, 0x31));
+		}
+		for (; e + 1 < hi; e += 2) {
+			unsigned v = q->data[e >> 1];
+			w[e - e0] = tab[v >> 4];
+			w[e - e0 + 1] = tab[v & 15];
+		}
+		if (e < hi)
+			w[e - e0] = tab[q->data[e >> 1] >> 4];
+		lo = hi;
+	}
+}
+
+/* The sum of a register's 8 floats. */
+__attribute__((target("avx2,fma"))) static inline float hsum_avx2(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/* qdots_avx512 with AVX2 and FMA: four rows of x per pass over w. */
+__attribute__((target("avx2,fma"), noinline)) static void
+qdots_avx2(float *s, const float *x, size_t cols, int m, const float *w)
+{
+	const size_t c8 = cols & ~(size_t)7;
+	int i = 0;
+
+	for (; i + 4 <= m; i += 4) {
+		const float *x0 = x + (size_t)i * cols, *x1 = x0 + cols, *x2 = x1 + cols,
+			    *x3 = x2 + cols;
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		for (size_t c = 0; c < c8; c += 8) {
+			__m256 wv = _mm256_loadu_ps(w + c);
+			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + c), wv, a0);
+			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + c), wv, a1);
+			a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + c), wv, a2);
+			a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + c), wv, a3);
+		}
+		float t0 = hsum_avx2(a0), t1 = hsum_avx2(a1), t2 = hsum_avx2(a2), t3 = hsum_avx2(a3);
+		for (size_t c = c8; c < cols; c++) {
+			t0 += x0[c] * w[c];
+			t1 += x1[c] * w[c];
+			t2 += x2[c] * w[c];
+			t3 += x3[c] * w[c];
+		}
+		s[i] = t0;
+		s[i + 1] = t1;
+		s[i + 2] = t2;
+		s[i + 3] = t3;
+	}
+	for (; i < m; i++) {
+		const float *xi = x + (size_t)i * cols;
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+		size_t c = 0;
+		for (; c + 16 <= c8; c += 16) {
+			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xi + c), _mm256_loadu_ps(w + c), a0);
+			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xi + c + 8), _mm256_loadu_ps(w + c + 8),
+					     a1);
+		}
+		for (; c < c8; c += 8)
+			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xi + c), _mm256_loadu_ps(w + c), a0);
+		float t = hsum_avx2(_mm256_add_ps(a0, a1));
+		for (c = c8; c < cols; c++)
+			t += xi[c] * w[c];
+		s[i] = t;
+	}
+}
+
+/* s[i] = x[i, 0 .. cols) . w for i < m, four rows of x per pass over w. */
+__attribute__((target("avx512f"), noinline)) static void
+qdots_avx512(float *s, const float *x, size_t cols, int m, const float *w)
+{
+	const __mmask16 tail = (__mmask16)((1u << (cols & 15)) - 1);
+	const size_t c16 = cols & ~(size_t)15;
+	int i = 0;
+
+	for (; i + 4 <= m; i += 4) {
+		const float *x0 = x + (size_t)i * cols, *x1 = x0 + cols, *x2 = x1 + cols,
+			    *x3 = x2 + cols;
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		for (size_t c = 0; c < c16; c += 16) {
+			__m512 wv = _mm512_loadu_ps(w + c);
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + c), wv, a0);
+			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + c), wv, a1);
+			a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x2 + c), wv, a2);
+			a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x3 + c), wv, a3);
+		}
+		if (tail) {
+			__m512 wv = _mm512_maskz_loadu_ps(tail, w + c16);
+			a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x0 + c16), wv, a0);
+			a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x1 + c16), wv, a1);
+			a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x2 + c16), wv, a2);
+			a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x3 + c16), wv, a3);
+		}
+		s[i] = _mm512_reduce_add_ps(a0);
+		s[i + 1] = _mm512_reduce_add_ps(a1);
+		s[i + 2] = _mm512_reduce_add_ps(a2);
+		s[i + 3] = _mm512_reduce_add_ps(a3);
+	}
+	for (; i < m; i++) {
+		const float *xi = x + (size_t)i * cols;
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0;
+		size_t c = 0;
+		for (; c + 32 <= c16; c += 32) {
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + c), _mm512_loadu_ps(w + c), a0);
+			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + c + 16),
+					     _mm512_loadu_ps(w + c + 16), a1);
+		}
+		for (; c < c16; c += 16)
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + c), _mm512_loadu_ps(w + c), a0);
+		if (tail)
+			a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, xi + c16),
+					     _mm512_maskz_loadu_ps(tail, w + c16), a1);
+		s[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+	}
+}
+#endif
+
+#ifdef TK_QMM_AVX512
+/* The instruction set qmatmul's loops use: 2 AVX-512, 1 AVX2 with FMA, 0
+ * the portable loops; the best the CPU has, or a lower one that
+ * TK_CPU_ISA (avx512, avx2, generic) asks for (tests run each). */
+static int qmm_isa(void)
+{
+	const char *want = getenv("TK_CPU_ISA");
+	int have = __builtin_cpu_supports("avx512f") ? 2
+		   : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+	int cap = !want ? 2 : !strcmp(want, "avx2") ? 1 : !strcmp(want, "generic") ? 0 : 2;
+	return have < cap ? have : cap;
+}
+#endif
+
+/* One thread per slab of output rows: each row of W is dequantized into a
+ * buffer of cols floats of the thread's own (it stays in L1/L2) and dotted
+ * with the m rows of x.  The weight is read once per call, from its codes. */
+static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n,
+		       int m, const float *x, float *y, int ldy, float beta)
+{
+	const size_t cols = (size_t)q->cols;
+	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+	int nt = be->threads, isa = 0;
+
+#ifdef TK_QMM_AVX512
+	isa = qmm_isa();
+#endif
+	if (q->kind != TK_QK_INT8 &&
+	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
+	     !tk_q4_blocksize_ok((long long)q->blocksize)))
+		return TK_E_INVAL;
+	if ((long)n * (long)cols < QMM_PAR_MIN)
+		nt = 1;
+	if (!cols) { /* an empty dot product */
+		for (int i = 0; i < m; i++)
+			for (int r = 0; r < n; r++)
+				y[(size_t)i * ldy + r] = beta == 0.0f ? 0.0f :
+							 beta * y[(size_t)i * ldy + r];
+		return 0;
+	}
+	/* per thread: a row of W padded to 64 bytes (threads do not share
+	 * lines), then m sums */
+	size_t stride = ((cols + 15) & ~(size_t)15) + (((size_t)m + 15) & ~(size_t)15);
+	float *wbuf = ws_get(be, (size_t)nt * stride * sizeof(float));
+	if (!wbuf)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+	for (int r = 0; r < n; r++) {
+		float *w = wbuf + (size_t)omp_get_thread_num() * stride;
+		float *s = w + ((cols + 15) & ~(size_t)15);
+
+#ifdef TK_QMM_AVX512
+		if (isa == 2) {
+			if (q->kind == TK_QK_INT8)
+				qrow(q, code, row0 + r, w);
+			else
+				qrow4_avx512(q, code, row0 + r, w);
+			qdots_avx512(s, x, cols, m, w);
+		} else if (isa == 1) {
+			if (q->kind == TK_QK_INT8)
+				qrow(q, code, row0 + r, w);
+			else
+				qrow4_avx2(q, code, row0 + r, w);
+			qdots_avx2(s, x, cols, m, w);
+		} else
+#endif
+		{
+			qrow(q, code, row0 + r, w);
+			for (int i = 0; i < m; i++)
+				s[i] = qdot(x + (size_t)i * cols, w, cols);
+		}
+		for (int i = 0; i < m; i++) {
+			float *o = y + (size_t)i * ldy + r;
+			*o = beta == 0.0f ? s[i] : s[i] + beta * *o;
+		}
+	}
+	return 0;
+}
+
+/* One (row, head) pair per OpenMP iteration, each over its window of the
+ * cache: scores, their softmax (max subtracted, exp, divided by the sum),
+ * then the weighted sum of the values, all in fp32 (the loop that
+ * lib/model-infer.c ran before this op existed). */
+static int cpu_attention_decode(struct tk_backend *be, float *out, const float *q,
+				const float *kc, const float *vc, const int32_t *seq,
+				const int32_t *pos, int n, int max_len, int n_head,
+				int n_kv_head, int head_dim, int window)
+{
+	const int H = n_head, D = head_dim, G = n_head / n_kv_head;
+	const size_t Q = (size_t)H * D, K = (size_t)n_kv_head * D;
+	const float scale = 1.0f / sqrtf((float)D);
+	const int nt = be->threads;
+	long work = 0;
+	float *scores;
+
+	for (int i = 0; i < n; i++) {
+		if (pos[i] < 0 || pos[i] >= max_len || seq[i] < 0)
+			return TK_E_INVAL;
+		work += (long)(pos[i] + 1) * H * D;
+	}
+	scores = ws_get(be, (size_t)nt * (size_t)max_len * sizeof(float));
+	if (!scores)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if (work > 32768)
+	for (int ih = 0; ih < n * H; ih++) {
+		const int i = ih / H, h = ih % H, T = pos[i] + 1, g = h / G;
+		const int j0 = window > 0 && T > window ? T - window : 0;
+		const size_t base = (size_t)seq[i] * max_len * K + (size_t)g * D;
+		const float *qi = q + (size_t)i * Q + (size_t)h * D;
+		float *o = out + (size_t)i * Q + (size_t)h * D;
+		float *sc = scores + (size_t)omp_get_thread_num() * max_len;
+		float mx = -INFINITY, sum = 0.0f;
+
+		for (int j = j0; j < T; j++) {
+			const float *k = kc + base + (size_t)j * K;
+			float d = 0.0f;
+			for (int e = 0; e < D; e++)
+				d += qi[e] * k[e];
+			sc[j] = d * scale;
+			if (sc[j] > mx)
+				mx = sc[j];
+		}
+		for (int j = j0; j < T; j++) {
+			sc[j] = expf(sc[j] - mx);
+			sum += sc[j];
+		}
+		memset(o, 0, (size_t)D * sizeof(float));
+		for (int j = j0; j < T; j++) {
+			const float *v = vc + base + (size_t)j * K;
+			float p = sc[j] / sum;
+			for (int e = 0; e < D; e++)
+				o[e] += p * v[e];
+		}
+	}
+	return 0;
+}
+
+static int cpu_copy_rows(struct tk_backend *be, float *dst, const float *src, const int64_t *idx,
+			 int n, int dim)
+{
+	for (int i = 0; i < n; i++) {
+		if (idx[i] < 0)
+			return TK_E_INVAL;
+		memcpy(dst + (size_t)idx[i] * dim, src + (size_t)i * dim,
+		       (size_t)dim * sizeof(float));
+	}
+	return 0;
 }
 
 static const struct tk_backend_i cpu_backend = {
@@ -1053,11 +1601,11 @@ static const struct tk_backend_i cpu_backend = {
 	/* .sync = */ cpu_sync,
 	/* .destroy = */ cpu_destroy,
 	/* .dequant_rows = */ NULL, /* tk_dequant_rows: tk_qweight_rows */
-	/* .prec_ok = */ NULL,
-	/* .qmatmul = */ NULL,
-	/* .attention_decode = */ NULL,
-	/* .copy_rows = */ NULL,
-	/* .mem_info = */ NULL,
+	/* .prec_ok = */ cpu_prec_ok,
+	/* .qmatmul = */ cpu_qmatmul,
+	/* .attention_decode = */ cpu_attention_decode,
+	/* .copy_rows = */ cpu_copy_rows,
+	/* .mem_info = */ cpu_mem_info,
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
@@ -1074,9 +1622,14 @@ int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
 		threads = omp_get_num_procs();
 	if (threads < 1)
 		threads = 1;
+	size_t limit;
+	int rc = tk_mem_limit_parse(getenv("TK_DEVICE_MEMORY_LIMIT"), &limit, d);
+	if (rc)
+		return rc;
 	struct cpu_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	c->limit = limit;
 	openblas_set_num_threads(1); /* see cpu_matmul */
 	be->i = &cpu_backend;
 	be->ctx = c;

@@ -8,6 +8,7 @@
  */
 #include "backend.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,4 +419,44 @@ int tk_backend_mem_info(struct tk_backend *be, struct tk_mem_info *mi)
 	if (!be || !be->i)
 		return TK_E_INVAL;
 	return be->i->mem_info ? be->i->mem_info(be, mi) : 0;
+}
+
+int tk_mem_limit_parse(const char *s, size_t *out, struct tk_diag *d)
+{
+	const char *what = "TK_DEVICE_MEMORY_LIMIT";
+	unsigned long long v = 0, mul = 1;
+	const char *p = s;
+
+	*out = 0;
+	if (!s || !*s)
+		return 0;
+	if (*p < '0' || *p > '9')
+		goto bad;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (ULLONG_MAX - 9) / 10)
+			goto big;
+		v = v * 10 + (unsigned long long)(*p - '0');
+	}
+	switch (*p) {
+	case 'k': case 'K': mul = 1ull << 10; p++; break;
+	case 'm': case 'M': mul = 1ull << 20; p++; break;
+	case 'g': case 'G': mul = 1ull << 30; p++; break;
+	case 't': case 'T': mul = 1ull << 40; p++; break;
+	default: break;
+	}
+	if (*p)
+		goto bad;
+	if (!v)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "%s=%s: the limit must be above 0 (unset it for none)", what, s);
+	if (v > SIZE_MAX / mul)
+		goto big;
+	*out = (size_t)(v * mul);
+	return 0;
+bad:
+	return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+			   "%s=%s is not a byte count (use e.g. 8G, 512M or 1073741824)", what,
+			   s);
+big:
+	return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s=%s is too large", what, s);
 }

@@ -281,4 +281,12 @@ int tk_copy_rows(struct tk_backend *be, float *dst, const float *src, const int6
  * started backend, TK_E_INVAL for one that is not. */
 int tk_backend_mem_info(struct tk_backend *be, struct tk_mem_info *mi);
 
+/* The value of TK_DEVICE_MEMORY_LIMIT, s (may be NULL), in bytes into
+ * *out: digits with an optional K, M, G or T suffix (powers of 1024, either
+ * case); NULL or "" is no limit (*out = 0).  Every backend's init reads it
+ * and its alloc refuses to hold more (struct tk_mem_info.limit).  Returns
+ * 0, or TK_E_INVAL with d naming the variable for anything else (0, a
+ * fraction, another suffix, an overflow). */
+int tk_mem_limit_parse(const char *s, size_t *out, struct tk_diag *d);
+
 #endif

@@ -8,9 +8,9 @@
  * all of them go through each weight matrix together) and gives the logits
  * of the last position of each.  The same ops as tk_model_forward
  * (backend.h) compute the projections, norms, RoPE (with the position
- * offset of the cache) and the MLP; attention over the cache is computed in
- * host memory, so a state needs a backend whose memory is host memory (the
- * CPU backend).
+ * offset of the cache) and the MLP; the cache is the backend's memory and
+ * the attention over it the backend's attention_decode, quantized weights
+ * go through its qmatmul for small batches (model-infer.c).
  *
  * Decoding follows transformers' generate(): the logits processors run in
  * its order (repetition penalty, then, when sampling, temperature, top-k,

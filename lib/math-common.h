@@ -63,6 +63,116 @@ TK_HD float tk_float_from_bits(int b)
 #endif
 }
 
+/* The bits of a float as an unsigned integer. */
+TK_HD unsigned tk_bits_from_float(float f)
+{
+#ifdef __CUDA_ARCH__
+	return (unsigned)__float_as_int(f);
+#else
+	union {
+		unsigned u;
+		float f;
+	} u;
+	u.f = f;
+	return u.u;
+#endif
+}
+
+/* ---- rounding fp32 to the matmul precisions (enum tk_prec) ----
+ *
+ * All round to nearest, ties to even, bit for bit as torch converts
+ * (x.to(torch.bfloat16), x.half()); the *_code functions give the 16-bit
+ * codes cuBLAS reads, the tk_round_* ones the rounded value as a float
+ * (exact: every bf16, fp16 and tf32 value is an fp32 value).  Integer
+ * arithmetic only, so host and device give the same bits. */
+
+/* bfloat16 code of x; values that round above the largest bf16 become
+ * inf.  NaN gives the quiet NaN 0x7fc0 (torch gives a NaN too, but its bits
+ * depend on the CPU path: 0xffff with AVX512-BF16). */
+TK_HD unsigned short tk_bf16_code(float x)
+{
+	unsigned b = tk_bits_from_float(x);
+	if ((b & 0x7fffffffu) > 0x7f800000u)
+		return 0x7fc0;
+	return (unsigned short)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+/* IEEE half code of x: |x| >= 65520 (which rounds above 65504) becomes
+ * inf, |x| <= 2^-25 a signed zero, subnormal halves rounded as the rest.
+ * NaN gives the quiet NaN 0x7e00 with x's sign (torch with F16C keeps the
+ * top of the payload; NaN either way). */
+TK_HD unsigned short tk_f16_code(float x)
+{
+	unsigned b = tk_bits_from_float(x);
+	unsigned short sign = (unsigned short)((b >> 16) & 0x8000u);
+	b &= 0x7fffffffu;
+	if (b > 0x7f800000u)
+		return sign | 0x7e00;
+	if (b >= 0x477ff000u)
+		return sign | 0x7c00;
+	if (b >= 0x38800000u) { /* a normal half: 2^-14 and above */
+		unsigned r = b + 0xfffu + ((b >> 13) & 1u);
+		return sign | (unsigned short)((r - (112u << 23)) >> 13);
+	}
+	if (b <= 0x33000000u)
+		return sign;
+	/* subnormal half: man * 2^(exp - 150) in units of 2^-24 */
+	unsigned e = b >> 23, man = (b & 0x7fffffu) | 0x800000u;
+	unsigned shift = 126u - e;
+	unsigned q = man >> shift, rem = man & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+	if (rem > half || (rem == half && (q & 1u)))
+		q++;
+	return sign | (unsigned short)q;
+}
+
+/* The float of a bf16 code. */
+TK_HD float tk_bf16_value(unsigned short h)
+{
+	return tk_float_from_bits((int)((unsigned)h << 16));
+}
+
+/* The float of a half code (subnormals exact, NaN payload kept). */
+TK_HD float tk_f16_value(unsigned short h)
+{
+	unsigned sign = (unsigned)(h & 0x8000u) << 16;
+	unsigned e = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+	if (e == 31)
+		return tk_float_from_bits((int)(sign | 0x7f800000u | (man ? 0x400000u : 0) |
+						(man << 13)));
+	if (e)
+		return tk_float_from_bits((int)(sign | ((e + 112u) << 23) | (man << 13)));
+	/* zero or subnormal: man * 2^-24, exact in fp32 */
+	float v = (float)man * 5.9604644775390625e-8f;
+	return sign ? -v : v;
+}
+
+/* x rounded to bf16 (NaN returned as it is; inf stays inf). */
+TK_HD float tk_round_bf16(float x)
+{
+	return x != x ? x : tk_bf16_value(tk_bf16_code(x));
+}
+
+/* x rounded to IEEE half (NaN returned as it is). */
+TK_HD float tk_round_f16(float x)
+{
+	return x != x ? x : tk_f16_value(tk_f16_code(x));
+}
+
+/* x rounded to TF32: 10 mantissa bits and fp32's exponent (fp32's range
+ * and subnormals): round to nearest even at bit 13, then the low 13 bits
+ * cleared (a carry into the exponent is the right rounding, up to inf).
+ * NaN and inf unchanged.  This is tk's CPU emulation of --tf32; NVIDIA does
+ * not document how tensor cores round fp32 operands to TF32 (they may
+ * truncate), so the GPU may differ in the last TF32 bit. */
+TK_HD float tk_round_tf32(float x)
+{
+	unsigned b = tk_bits_from_float(x);
+	if ((b & 0x7f800000u) == 0x7f800000u)
+		return x;
+	b = (b + 0xfffu + ((b >> 13) & 1u)) & ~0x1fffu;
+	return tk_float_from_bits((int)b);
+}
+
 /* exp(x), branch-free so that loops of it vectorize: x = k ln2 + r with
  * |r| <= ln2/2 (ln2 split in two for an exact product), exp(r) by its
  * Taylor polynomial to degree 7 (truncation below 1e-8), times 2^k built in

@@ -6,18 +6,20 @@
  * n_seq sequences, and each new query attends to the cached positions of
  * its own sequence up to its own.  The new rows of all the sequences fed
  * together go through the projections as one matrix (rows = tokens), so a
- * batch costs one pass over the weights.  Attention runs here, in host
- * memory (see generate.h), one (row, head) pair per OpenMP iteration.  Only
- * the last row of each span goes through the final norm and the lm head.
+ * batch costs one pass over the weights (a quantized one through the
+ * backend's fused qmatmul when the batch is small, model-linear.c).  The row
+ * buffers and the cache are the backend's memory (tk_backend_alloc): new
+ * keys and values go into the cache with tk_copy_rows and the attention
+ * over it is tk_attention_decode, so on a GPU a decode step stays on the
+ * device; only the token ids, positions and cache indices are host arrays
+ * (the ops take host memory there).  Only the last row of each span goes
+ * through the final norm and the lm head.
  *
  * Shapes: n new rows, C hidden, Q = n_head*head_dim, K = n_kv_head*head_dim,
  * F intermediate, V vocab.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <omp.h>
 
 #include "generate.h"
 #include "lora-int.h"
@@ -30,14 +32,15 @@ struct tk_infer {
 	struct tk_model *m;
 	int n_seq, max_len, cap;          /* cap: rows the row buffers hold */
 	int *len;                         /* [n_seq] positions cached */
+	/* backend memory */
 	float *kc, *vc;                   /* [n_layer][n_seq][max_len, K] */
 	float *x, *ln, *q, *k, *v, *att, *mid, *h1, *h2, *act; /* [cap rows] */
 	float *mean, *rstd;               /* [cap] norm statistics */
-	float *scores;                    /* [threads][max_len] attention weights */
 	float *lnf, *last;                /* [n_seq, C]: last rows, their final norm */
+	/* host memory */
 	uint32_t *ids, *pos_ids;          /* [cap] */
 	int32_t *pos, *rseq;              /* [cap] position and sequence of a row */
-	int nthr;
+	int64_t *cidx;                    /* [cap] row of the cache a new row goes to */
 };
 
 /* Makes the row buffers hold at least rows rows. */
@@ -51,26 +54,37 @@ static int reserve_rows(struct tk_infer *s, int rows)
 			 &s->act, &s->mean, &s->rstd };
 	size_t fw[] = { C, C, Q, K, K, Q, big, F, F, F, 1, 1 };
 	void **ib[] = { (void **)&s->ids, (void **)&s->pos_ids, (void **)&s->pos,
-			(void **)&s->rseq };
+			(void **)&s->rseq, (void **)&s->cidx };
+	size_t iw[] = { sizeof(uint32_t), sizeof(uint32_t), sizeof(int32_t), sizeof(int32_t),
+			sizeof(int64_t) };
 
 	if (rows <= s->cap)
 		return 0;
 	R = (size_t)(rows > 2 * s->cap ? rows : 2 * s->cap);
+	/* the contents are scratch: free, then allocate (backend memory has
+	 * no realloc); after a failure cap is 0, so the next pass tries again */
+	s->cap = 0;
 	for (size_t i = 0; i < sizeof(fb) / sizeof(fb[0]); i++) {
-		float *p = R > SIZE_MAX / (fw[i] * sizeof(float)) ? NULL :
-			   realloc(*fb[i], R * fw[i] * sizeof(float));
-		if (!p)
+		tk_backend_free_mem(s->m->be, *fb[i]);
+		*fb[i] = R > SIZE_MAX / (fw[i] * sizeof(float)) ? NULL :
+			 tk_backend_alloc(s->m->be, R * fw[i] * sizeof(float));
+		if (!*fb[i])
 			return TK_E_NOMEM;
-		*fb[i] = p;
 	}
 	for (size_t i = 0; i < sizeof(ib) / sizeof(ib[0]); i++) {
-		void *p = realloc(*ib[i], R * sizeof(uint32_t));
+		void *p = realloc(*ib[i], R * iw[i]);
 		if (!p)
 			return TK_E_NOMEM;
 		*ib[i] = p;
 	}
 	s->cap = (int)R;
 	return 0;
+}
+
+/* n floats of be's memory, NULL when n * size overflows or alloc fails. */
+static float *balloc(struct tk_backend *be, size_t n, size_t size)
+{
+	return size && n > SIZE_MAX / size ? NULL : tk_backend_alloc(be, n * size);
 }
 
 int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int max_len,
@@ -94,14 +108,12 @@ int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int
 	s->m = m;
 	s->n_seq = n_seq;
 	s->max_len = max_len;
-	s->nthr = m->be && m->be->threads > 0 ? m->be->threads : 1;
 	s->len = calloc((size_t)n_seq, sizeof(int));
-	s->kc = tk_mallocn((size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
-	s->vc = tk_mallocn((size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
-	s->scores = tk_mallocn((size_t)s->nthr * L, sizeof(float));
-	s->lnf = tk_mallocn((size_t)n_seq, C * sizeof(float));
-	s->last = tk_mallocn((size_t)n_seq, C * sizeof(float));
-	if (!s->len || !s->kc || !s->vc || !s->scores || !s->lnf || !s->last ||
+	s->kc = balloc(m->be, (size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
+	s->vc = balloc(m->be, (size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
+	s->lnf = balloc(m->be, (size_t)n_seq, C * sizeof(float));
+	s->last = balloc(m->be, (size_t)n_seq, C * sizeof(float));
+	if (!s->len || !s->kc || !s->vc || !s->lnf || !s->last ||
 	    reserve_rows(s, n_seq)) {
 		tk_infer_free(s);
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
@@ -121,28 +133,18 @@ void tk_infer_free(struct tk_infer *s)
 {
 	if (!s)
 		return;
+	float *fb[] = { s->kc, s->vc, s->x, s->ln, s->q, s->k, s->v, s->att, s->mid, s->h1,
+			s->h2, s->act, s->lnf, s->last, s->mean, s->rstd };
+
+	for (size_t i = 0; i < sizeof(fb) / sizeof(fb[0]); i++)
+		if (fb[i])
+			tk_backend_free_mem(s->m->be, fb[i]);
 	free(s->len);
-	free(s->kc);
-	free(s->vc);
-	free(s->x);
-	free(s->ln);
-	free(s->q);
-	free(s->k);
-	free(s->v);
-	free(s->att);
-	free(s->mid);
-	free(s->h1);
-	free(s->h2);
-	free(s->act);
-	free(s->scores);
-	free(s->lnf);
-	free(s->last);
-	free(s->mean);
-	free(s->rstd);
 	free(s->ids);
 	free(s->pos_ids);
 	free(s->pos);
 	free(s->rseq);
+	free(s->cidx);
 	free(s);
 }
 
@@ -204,54 +206,6 @@ static int linear(struct tk_model *m, int l, int sl, float *y, const float *x, i
 	return tk_lin_fwd(m, l, sl, y, x, rows, u);
 }
 
-/* att[n, Q] for the n new rows of layer l (queries s->q) over the caches
- * kc/vc of layer l ([n_seq][max_len, K]) that already hold their keys and
- * values.  Row i of sequence rseq[i] sits at position pos[i] and sees
- * positions 0 .. pos[i] of its sequence. */
-static void attend(struct tk_infer *s, const float *kc, const float *vc, int n)
-{
-	const struct tk_model_config *c = &s->m->cfg;
-	int H = c->n_head, D = c->head_dim, G = c->n_head / c->n_kv_head;
-	int Q = H * D, K = c->n_kv_head * D;
-	float scale = 1.0f / sqrtf((float)D);
-	long work = 0;
-
-	for (int i = 0; i < n; i++)
-		work += (long)(s->pos[i] + 1) * H * D;
-#pragma omp parallel for num_threads(s->nthr) schedule(static) if (work > 32768)
-	for (int ih = 0; ih < n * H; ih++) {
-		int i = ih / H, h = ih % H, T = s->pos[i] + 1, g = h / G;
-		/* Mistral's sliding window: keys j with pos - W < j <= pos */
-		int j0 = c->sliding_window > 0 && T > c->sliding_window ? T - c->sliding_window : 0;
-		size_t base = (size_t)s->rseq[i] * s->max_len * K + (size_t)g * D;
-		const float *q = s->q + (size_t)i * Q + (size_t)h * D;
-		float *o = s->att + (size_t)i * Q + (size_t)h * D;
-		float *sc = s->scores + (size_t)omp_get_thread_num() * s->max_len;
-		float mx = -INFINITY, sum = 0.0f;
-
-		for (int j = j0; j < T; j++) {
-			const float *k = kc + base + (size_t)j * K;
-			float dot = 0.0f;
-			for (int e = 0; e < D; e++)
-				dot += q[e] * k[e];
-			sc[j] = dot * scale;
-			if (sc[j] > mx)
-				mx = sc[j];
-		}
-		for (int j = j0; j < T; j++) {
-			sc[j] = expf(sc[j] - mx);
-			sum += sc[j];
-		}
-		memset(o, 0, (size_t)D * sizeof(float));
-		for (int j = j0; j < T; j++) {
-			const float *v = vc + base + (size_t)j * K;
-			float p = sc[j] / sum;
-			for (int e = 0; e < D; e++)
-				o[e] += p * v[e];
-		}
-	}
-}
-
 static int layer(struct tk_infer *s, int l, int n)
 {
 	struct tk_model *m = s->m;
@@ -271,12 +225,12 @@ static int layer(struct tk_infer *s, int l, int n)
 		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, c->rope_theta,
 			      0));
 	}
-	for (int i = 0; i < n; i++) {
-		size_t at = ((size_t)s->rseq[i] * s->max_len + (size_t)s->pos[i]) * K;
-		memcpy(kc + at, knew + (size_t)i * K, (size_t)K * sizeof(float));
-		memcpy(vc + at, vnew + (size_t)i * K, (size_t)K * sizeof(float));
-	}
-	attend(s, kc, vc, n);
+	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
+	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));
+	/* Mistral's sliding window: keys j with pos - W < j <= pos */
+	CHECK(tk_attention_decode(m->be, s->att, s->q, kc, vc, s->rseq, s->pos, n, s->max_len,
+				  c->n_head, c->n_kv_head, c->head_dim,
+				  c->sliding_window > 0 ? c->sliding_window : 0));
 	CHECK(linear(m, l, TK_LIN_O, s->mid, s->att, n));
 	CHECK(tk_axpy(m->be, s->mid, 1.0f, s->x, (size_t)n * C));
 	CHECK(norm(s, s->ln, s->mid, o->ln2_w, o->ln2_b, n));
@@ -330,6 +284,7 @@ static int layout(struct tk_infer *s, const struct tk_infer_span *sp, int nsp, s
 			s->pos[r] = s->len[sp[k].seq] + i;
 			s->pos_ids[r] = (uint32_t)s->pos[r];
 			s->rseq[r] = sp[k].seq;
+			s->cidx[r] = (int64_t)sp[k].seq * s->max_len + s->pos[r];
 		}
 	return r;
 }
@@ -352,16 +307,19 @@ int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int 
 	}
 	for (int l = 0; l < c->n_layer && !err; l++)
 		err = layer(s, l, n);
-	for (int k = 0; k < nsp; k++) {
+	for (int k = 0; k < nsp && !err; k++) {
+		int64_t at = k;
+
 		row += sp[k].n;
-		memcpy(s->last + (size_t)k * C, s->x + (size_t)(row - 1) * C,
-		       (size_t)C * sizeof(float));
+		err = tk_copy_rows(m->be, s->last, s->x + (size_t)(row - 1) * C, &at, 1, C);
 	}
 	if (!err)
 		err = norm(s, s->lnf, s->last, r->lnf_w, r->lnf_b, nsp);
 	if (!err)
 		err = tk_matmul(m->be, 0, 1, nsp, c->vocab_size, C, 1.0f, s->lnf, C, P(r->head),
 				C, 0.0f, logits, c->vocab_size);
+	if (!err) /* the caller reads the logits on the host next */
+		err = tk_backend_sync(m->be);
 	if (err) /* the lengths stay: rows past them are scratch */
 		return d && d->msg[0] ? err : tk_diag_set(d, err, NULL, -1,
 							 "inference pass failed: %s",

@@ -134,6 +134,15 @@ size_t tk_model_run_bytes(const struct tk_model *m, int B, int T)
 	return carve(&m->cfg, r->q_dim, r->kv_dim, r->ckpt, (size_t)B * (size_t)T, NULL, NULL);
 }
 
+size_t tk_model_act_bytes(const struct tk_model *m, int B, int T, int ckpt)
+{
+	const struct tk_model_run *r = m->run;
+
+	if (B <= 0 || T <= 0)
+		return 0;
+	return carve(&m->cfg, r->q_dim, r->kv_dim, !!ckpt, (size_t)B * (size_t)T, NULL, NULL);
+}
+
 static int any_base_trainable(const struct tk_model *m)
 {
 	for (int i = 0; i < m->n_tensors; i++)

@@ -213,6 +213,9 @@ void tk_model_set_checkpointing(struct tk_model *m, int on);
  * for a B x T batch in the current checkpointing mode (0 for an empty
  * shape).  Parameters, gradients and optimizer state are not counted. */
 size_t tk_model_run_bytes(const struct tk_model *m, int B, int T);
+/* As tk_model_run_bytes with checkpointing ckpt (0 or 1) whatever the
+ * current mode: what a run in that mode would allocate (lib/memplan.h). */
+size_t tk_model_act_bytes(const struct tk_model *m, int B, int T, int ckpt);
 
 /* Logits of rows row0 .. row0+nrows-1 (row = b*T + t) of the last forward,
  * into out [nrows, vocab_size].  For inspection and sampling. */

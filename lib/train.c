@@ -20,6 +20,7 @@
 #include "config.h"
 #include "data.h"
 #include "dist.h"
+#include "memplan.h"
 #include "model.h"
 #include "peft.h"
 #include "safetensors.h"
@@ -56,6 +57,9 @@ void tk_train_opts_init(struct tk_train_opts *o)
 	o->save_steps = 500;
 	o->seed = 42;
 	o->shuffle = 1;
+	o->prec = TK_PREC_FP32;
+	o->initial_scale_power = 16;
+	o->loss_scale_window = 2000;
 }
 
 struct trainer {
@@ -97,6 +101,12 @@ struct trainer {
 	long nupe, steps_in_epoch, num_epochs, max_steps;
 	long logging_steps, eval_steps, save_steps;
 	long global_step, last_logged, first_step;
+	/* fp16 loss scaling (GradScaler's _scale, _growth_tracker), and the
+	 * steps skipped for overflowed gradients: the scheduler and AdamW count
+	 * only the others (sched_pos) */
+	float loss_scale;
+	long growth_tracker, skipped;
+	int step_skipped;          /* the last train_step skipped its update */
 	double epoch_f;
 	float tr_loss;             /* HF's _tr_loss (fp32), since the last log */
 	double total_loss;         /* HF's _total_loss_scalar */
@@ -112,6 +122,8 @@ struct trainer {
 	int32_t *labels, *targets;
 	int *rows;                 /* rows of each micro-batch */
 	double last_eval_loss;
+	struct tk_mem_plan mplan;  /* the backend memory planned (mem_plan) */
+	int planned;
 };
 
 static double now_s(void)
@@ -123,6 +135,15 @@ static double now_s(void)
 
 static int event(struct trainer *tr, struct tk_train_event *ev)
 {
+	struct tk_mem_info mi;
+	if (tr->planned && !tk_backend_mem_info(tr->be, &mi)) {
+		ev->mem_planned = tr->mplan.total;
+		ev->mem_in_use = mi.in_use;
+		ev->mem_peak = mi.peak;
+		ev->mem_limit = mi.limit;
+		ev->dev_used = mi.dev_used;
+		ev->dev_total = mi.dev_total;
+	}
 	if (tr->o->on_event)
 		tr->o->on_event(tr->o->ctx, ev);
 	return 0;
@@ -629,6 +650,12 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	add_num(tk, "per_device_train_batch_size", o->batch);
 	add_num(tk, "gradient_accumulation_steps", o->grad_accum);
 	add_num(tk, "world_size", tk_dist_size());
+	add_num(tk, "skipped_steps", (double)tr->skipped);
+	if (o->prec == TK_PREC_FP16) { /* GradScaler's state_dict */
+		cJSON *gs = cJSON_AddObjectToObject(tk, "scaler");
+		add_num(gs, "scale", tr->loss_scale);
+		add_num(gs, "growth_tracker", (double)tr->growth_tracker);
+	}
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)o->seed);
 	cJSON_AddStringToObject(tk, "seed", buf);
 	cJSON_AddBoolToObject(tk, "shuffle", o->shuffle);
@@ -1044,6 +1071,15 @@ static int load_state(struct trainer *tr, struct tk_diag *d)
 		tr->last_logged = (long)NUM(tk, "last_logged");
 		tr->epoch_f = NUM(r, "epoch");
 		tr->tokens_seen = (uint64_t)NUM(r, "num_input_tokens_seen");
+		/* absent before fp16 training existed: none skipped; a run
+		 * trained without fp16 has no scaler, which then starts anew */
+		cJSON *sk = cJSON_GetObjectItem(tk, "skipped_steps");
+		cJSON *sc = cJSON_GetObjectItem(tk, "scaler");
+		tr->skipped = cJSON_IsNumber(sk) ? (long)sk->valuedouble : 0;
+		if (o->prec == TK_PREC_FP16 && cJSON_IsObject(sc)) {
+			tr->loss_scale = (float)NUM(sc, "scale");
+			tr->growth_tracker = (long)NUM(sc, "growth_tracker");
+		}
 		cJSON_Delete(tr->log_history);
 		tr->log_history = cJSON_DetachItemFromObject(r, "log_history");
 	}
@@ -1170,6 +1206,13 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 				   "nothing to train: num_train_epochs and max_steps are both 0");
 	if (o->logging_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "logging_steps must be above 0");
+	if (o->prec < TK_PREC_FP32 || o->prec > TK_PREC_FP16)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown precision %d", o->prec);
+	if (o->initial_scale_power < 0 || o->initial_scale_power > 127)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "--initial-scale-power: %d is not in 0..127", o->initial_scale_power);
+	if (o->loss_scale_window < 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--loss-scale-window must be >= 1");
 	if (o->zero < 0 || o->zero > 1)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--zero: stage %d is not 0 or 1", o->zero);
 	if (o->save_strategy == TK_INTERVAL_STEPS && o->save_steps <= 0)
@@ -1230,6 +1273,59 @@ static void plan(struct trainer *tr)
 	tr->save_steps = interval(o->save_steps > 0 ? o->save_steps : 500, tr->max_steps);
 }
 
+static struct tk_mem_plan_args mem_args(const struct trainer *tr)
+{
+	const struct tk_train_opts *o = tr->o;
+	struct tk_mem_plan_args a = {
+		.batch = o->batch, .seq_len = tr->T, .ckpt = o->gradient_checkpointing,
+		.eval_batch = o->eval_strategy != TK_INTERVAL_NO && tr->eval.n_blocks
+				      ? o->eval_batch : 0,
+		.opt_shards = o->zero ? tk_dist_size() : 1,
+		.prec = o->prec != TK_PREC_FP32 ? o->prec : tr->be->prec,
+	};
+	return a;
+}
+
+/* The run's memory, planned before the gradients, the optimizer state and
+ * the activations are allocated: TK_E_NOMEM (d says what would fit) when
+ * it goes beyond the backend's limit. */
+static int mem_plan(struct trainer *tr, struct tk_diag *d)
+{
+	struct tk_mem_plan_args a = mem_args(tr);
+	int rc = tk_mem_plan_check(&tr->m, tr->be, &a, tr->be->i->name, &tr->mplan, d);
+	tr->planned = !rc;
+	return rc;
+}
+
+/* An allocation failed although the plan fitted: the message says so,
+ * with the memory held, what would need less, and the last checkpoint
+ * (written atomically before, untouched by the failure). */
+static void oom_message(struct trainer *tr, struct tk_diag *d)
+{
+	struct tk_mem_info mi;
+	char plan[32], use[32], lim[32], fix[96], ck[PATH_LEN + 64] = "";
+	char why[sizeof(d->msg)];
+	tk_backend_mem_info(tr->be, &mi);
+	tk_mem_fmt(plan, sizeof(plan), tr->mplan.total);
+	tk_mem_fmt(use, sizeof(use), mi.in_use);
+	tk_mem_fmt(lim, sizeof(lim), mi.limit);
+	snprintf(why, sizeof(why), "%s", d->msg[0] ? d->msg : "out of memory");
+	if (tr->o->batch > 1)
+		snprintf(fix, sizeof(fix), "%suse --per-device-train-batch-size %d",
+			 tr->o->gradient_checkpointing ? "" : "add --gradient-checkpointing or ",
+			 tr->o->batch / 2);
+	else
+		snprintf(fix, sizeof(fix), "%s",
+			 tr->o->gradient_checkpointing ? "pack shorter blocks"
+						       : "add --gradient-checkpointing");
+	if (tr->saved)
+		snprintf(ck, sizeof(ck), "; the last checkpoint, %s, is intact", tr->last_ckpt);
+	tk_diag_set(d, TK_E_NOMEM, tr->be->i->name, -1,
+		    "step %ld: %s (%s in use%s%s, the plan was about %s): %s%s",
+		    tr->global_step + 1, why, use, mi.limit ? " of " : "", mi.limit ? lim : "",
+		    plan, fix, ck);
+}
+
 static int nonfinite(struct trainer *tr, const char *what, double v, struct tk_diag *d)
 {
 	char ck[PATH_LEN + 64];
@@ -1241,6 +1337,29 @@ static int nonfinite(struct trainer *tr, const char *what, double v, struct tk_d
 			   "step %ld (epoch %.2f): %s is %s, training stopped (try a lower "
 			   "--learning-rate); %s", tr->global_step + 1, tr->epoch_f, what,
 			   isnan(v) ? "nan" : "inf", ck);
+}
+
+/* The optimizer steps taken: the scheduler's position (and AdamW's step
+ * minus one).  Steps skipped for fp16 overflow do not count, as in the
+ * Trainer (no lr_scheduler.step() after a skipped optimizer step). */
+static long sched_pos(const struct trainer *tr)
+{
+	return tr->global_step - tr->skipped;
+}
+
+/* fp16: a micro-batch's loss is inf or NaN.  Its gradients are made NaN
+ * (the first gradient element times NaN), so that the step is skipped
+ * as GradScaler skips it - on every process, as the all-reduce carries the
+ * NaN - and, as the Trainer's logging_nan_inf_filter, the running loss
+ * gets the mean of the window so far instead of it. */
+static int poison_step(struct trainer *tr, struct tk_diag *d)
+{
+	int rc = tk_scale(tr->be, tr->tp[0].g, NAN, 1);
+	if (rc)
+		return tk_diag_set(d, rc, NULL, -1, "loss scaling: %s", tk_strerror(rc));
+	if (tk_dist_size() == 1)
+		tr->tr_loss += tr->tr_loss / (float)(1 + tr->global_step - tr->last_logged);
+	return 0;
 }
 
 /* Data parallel on a CUDA backend in a build with NCCL: tr->nccl, and
@@ -1322,18 +1441,26 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 	if ((rc = tk_model_zero_grad(m, d)))
 		return rc;
 	float step_loss = 0;
+	int fp16 = o->prec == TK_PREC_FP16;
+	/* fp16: the gradient of loss * scale (a power of 2: exact) */
+	double gdiv = fp16 ? (double)items / (double)tr->loss_scale : (double)items;
 	for (int i = 0; i < n_mb && items > 0; i++) {
 		struct tk_model_loss l;
 		if (m->lora) /* the forward counts it up by one */
 			m->lora->step = mb_global + (uint64_t)i;
 		if ((rc = tk_model_forward(m, tr->ids + i * per, tr->targets + i * per, tr->rows[i],
-					   T, 1, (double)items, &l, d)))
+					   T, 1, gdiv, &l, d)))
 			return rc;
 		float li = (float)(l.sum / (double)items);
-		if (!isfinite(li))
+		if (!isfinite(li) && !fp16)
 			return nonfinite(tr, "the loss", li, d);
 		if ((rc = tk_model_backward(m, d)))
 			return rc;
+		if (!isfinite(li)) {
+			if ((rc = poison_step(tr, d)))
+				return rc;
+			continue;
+		}
 		step_loss += li;
 		if (world > 1)
 			continue;
@@ -1345,6 +1472,13 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		return rc;
 	double ss = 0;
 	const struct tr_seg *sg = tr->seg;
+	if (fp16) { /* GradScaler.unscale_: times 1/scale, exact in fp32 */
+		float inv = (float)(1.0 / (double)tr->loss_scale);
+		for (int s = 0; s < tr->n_seg && !rc; s++)
+			rc = tk_scale(tr->be, tr->tp[sg[s].i].g + sg[s].a, inv, sg[s].n);
+		if (rc)
+			return tk_diag_set(d, rc, NULL, -1, "loss scaling: %s", tk_strerror(rc));
+	}
 	for (int s = 0; s < tr->n_seg && !rc; s++)
 		rc = tk_sum_squares(tr->be, &ss, tr->tp[sg[s].i].g + sg[s].a, sg[s].n);
 	if (rc)
@@ -1352,6 +1486,20 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 	if (tr->o->zero && world > 1 && (rc = tk_dist_allreduce_f64(&ss, 1, d)))
 		return rc; /* ZeRO-1: the shards' sums of squares */
 	double norm = sqrt(ss);
+	tr->step_skipped = 0;
+	if (!isfinite(norm) && fp16) {
+		/* GradScaler: no optimizer step, scale times backoff_factor 0.5
+		 * (not below the smallest float, as torch's fp32 scale) */
+		tr->step_skipped = 1;
+		tr->skipped++;
+		tr->growth_tracker = 0;
+		if (tr->loss_scale * 0.5f > 0.0f)
+			tr->loss_scale *= 0.5f;
+		tr->global_step++;
+		*loss_out = step_loss;
+		*norm_out = norm;
+		return 0;
+	}
 	if (!isfinite(norm))
 		return nonfinite(tr, "the gradient norm", norm, d);
 	if (o->max_grad_norm > 0) { /* clip_grad_norm_, in fp32 as torch */
@@ -1361,17 +1509,23 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		if (rc)
 			return tk_diag_set(d, rc, NULL, -1, "clipping: %s", tk_strerror(rc));
 	}
-	double lr = tk_sched_lr(&tr->sched, tr->global_step);
+	double lr = tk_sched_lr(&tr->sched, sched_pos(tr));
 	for (int s = 0; s < tr->n_seg && !rc; s++) {
 		const struct tk_param *p = &tr->tp[sg[s].i];
 		rc = tk_adamw(tr->be, p->p + sg[s].a, p->g + sg[s].a, tr->exp_avg + sg[s].loc,
 			      tr->exp_avg_sq + sg[s].loc, sg[s].n, lr, o->beta1, o->beta2, o->eps,
-			      p->decay ? o->weight_decay : 0.0, (int)(tr->global_step + 1));
+			      p->decay ? o->weight_decay : 0.0, (int)(sched_pos(tr) + 1));
 	}
 	if (rc)
 		return tk_diag_set(d, rc, NULL, -1, "optimizer step: %s", tk_strerror(rc));
 	if (tr->o->zero && world > 1 && (rc = zero_allgather(tr, d)))
 		return rc; /* ZeRO-1: every shard's new weights to every process */
+	if (fp16 && ++tr->growth_tracker == o->loss_scale_window) {
+		/* growth_factor 2, kept while the result is finite */
+		if (isfinite(tr->loss_scale * 2.0f))
+			tr->loss_scale *= 2.0f;
+		tr->growth_tracker = 0;
+	}
 	tr->global_step++;
 	*loss_out = step_loss;
 	*norm_out = norm;
@@ -1392,7 +1546,8 @@ static int maybe_log(struct trainer *tr, double lr, double norm, float step_loss
 	struct tk_train_event ev = { .kind = TK_TRAIN_EV_STEP, .step = tr->global_step,
 				     .max_steps = tr->max_steps, .first_step = tr->first_step,
 				     .epoch = tr->epoch_f, .loss = step_loss, .lr = lr,
-				     .grad_norm = norm };
+				     .grad_norm = norm, .skipped = tr->step_skipped,
+				     .loss_scale = o->prec == TK_PREC_FP16 ? tr->loss_scale : 0 };
 	if (do_log && tr->global_step > tr->last_logged) {
 		double loss = (double)tr->tr_loss / (double)(tr->global_step - tr->last_logged);
 		tr->total_loss += (double)tr->tr_loss;
@@ -1432,7 +1587,7 @@ static int train_loop(struct trainer *tr, struct tk_diag *d)
 		long upd0 = epoch == tr->global_step / tr->nupe ? tr->global_step % tr->nupe : 0;
 		for (long upd = upd0; upd < tr->nupe && !rc; upd++) {
 			int n_mb = (int)(upd != tr->nupe - 1 ? ga : rem);
-			double lr = tk_sched_lr(&tr->sched, tr->global_step);
+			double lr = tk_sched_lr(&tr->sched, sched_pos(tr));
 			float loss = 0;
 			double norm = 0;
 			tr->cur_epoch = epoch;
@@ -1528,6 +1683,13 @@ static int finish(struct trainer *tr, struct tk_diag *d)
 	struct rusage ru;
 	if (!getrusage(RUSAGE_SELF, &ru))
 		add_num(e, "train_mem_peak_rss_mb", round(ru.ru_maxrss / 1024.0 * 10) / 10);
+	/* on a device that reports its memory (CUDA): nvidia-smi's used now,
+	 * and the peak of what tk allocated there */
+	struct tk_mem_info mi;
+	if (!tk_backend_mem_info(tr->be, &mi) && mi.dev_total) {
+		add_num(e, "train_device_mem_used_mb", round(mi.dev_used / 1048576.0 * 10) / 10);
+		add_num(e, "train_device_mem_peak_mb", round(mi.peak / 1048576.0 * 10) / 10);
+	}
 	int rc = log_entry(tr, e, d);
 	if (!rc && !tk_dist_rank())
 		rc = save_model(tr, tr->out, d);
@@ -1577,6 +1739,28 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 	return 0;
 }
 
+int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag *d)
+{
+	struct tk_diag why = { 0 };
+	int rc = tk_backend_set_prec(be, prec, &why);
+	*used = rc ? be->prec : prec;
+	if (rc == TK_E_UNSUPPORTED && prec == TK_PREC_BF16 &&
+	    !tk_backend_set_prec(be, TK_PREC_FP16, NULL)) {
+		*used = TK_PREC_FP16;
+		tk_diag_set(d, 0, NULL, -1, "%s; training in fp16 with loss scaling instead",
+			    why.msg);
+		return 0;
+	}
+	if (rc) {
+		if (d)
+			*d = why;
+		return rc;
+	}
+	if (d)
+		d->msg[0] = 0;
+	return 0;
+}
+
 int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_diag *d)
 {
 	struct trainer tr;
@@ -1584,7 +1768,10 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	tr.o = o;
 	tr.be = o->be;
 	tr.last_eval_loss = NAN;
+	tr.loss_scale = ldexpf(1.0f, o->initial_scale_power);
 	int rc = check_opts(o, d);
+	if (!rc)
+		rc = tk_backend_set_prec(o->be, o->prec, d);
 	if (!rc)
 		rc = setup(&tr, d);
 	if (!rc && o->eval_only) {
@@ -1599,6 +1786,8 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	tr.data_hash = hash_data(&tr.train);
 	tr.T = (int)tr.train.seq_len;
 	plan(&tr);
+	if ((rc = mem_plan(&tr, d)))
+		goto out;
 	size_t per = (size_t)o->batch * tr.T * o->grad_accum;
 	if ((rc = tk_model_trainable(&tr.m, &tr.tp, &tr.n_tp, d)))
 		goto out;
@@ -1662,6 +1851,8 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	if (!(rc = train_loop(&tr, d)))
 		rc = finish(&tr, d);
 out:
+	if (rc == TK_E_NOMEM && tr.planned)
+		oom_message(&tr, d);
 	if (rc && !o->resume && !tr.saved && tr.out[0]) { /* nothing worth keeping */
 		char p[PATH_LEN];
 		if (tr.created_out)

@@ -90,9 +90,16 @@ struct tk_train_event {
 	int logged;           /* STEP: logged_loss is the logging window's mean */
 	double logged_loss, lr, grad_norm;
 	double eval_loss, eval_perplexity;
+	int skipped;          /* STEP (fp16): the gradients overflowed, no update was made */
+	double loss_scale;    /* STEP (fp16): the loss scale after this step (0 otherwise) */
 	double elapsed;       /* seconds since this run started training */
 	double tokens_per_s;  /* input tokens per second in this run */
 	const char *path;     /* SAVE: the checkpoint; END: the output directory */
+	/* The backend's memory (struct tk_mem_info, bytes; 0 before the plan):
+	 * the run's plan (lib/memplan.h), alloc's bytes now and at their peak,
+	 * its limit, and the whole device's use as nvidia-smi shows it
+	 * (dev_total 0: not known, as on the CPU). */
+	uint64_t mem_planned, mem_in_use, mem_peak, mem_limit, dev_used, dev_total;
 };
 
 struct tk_train_opts {
@@ -137,6 +144,19 @@ struct tk_train_opts {
 				       memory, same results */
 	int zero;               /* ZeRO stage: 0, or 1 to shard the optimizer
 				   state over the processes (see above) */
+	/* Mixed precision (enum tk_prec, backend.h): the precision of the
+	 * matmuls' operands, set on be by tk_train_run (TK_E_UNSUPPORTED when
+	 * be cannot; tk_train_set_prec picks a fallback first).  TK_PREC_FP16
+	 * adds dynamic loss scaling as torch.amp.GradScaler: the loss gradient
+	 * times the scale (initially 2^initial_scale_power), gradients
+	 * unscaled before the norm and clipping, a step whose gradients (or
+	 * loss) hold inf or NaN skipped (no optimizer or scheduler step, as
+	 * the Trainer; global_step still counts it) with the scale halved, and
+	 * the scale doubled after loss_scale_window steps in a row without.
+	 * The scaler's state is saved in checkpoints. */
+	int prec;
+	int initial_scale_power;     /* 16 (GradScaler's init_scale 65536); 0..127 */
+	long loss_scale_window;      /* 2000 (GradScaler's growth_interval); >= 1 */
 	int eval_only;          /* evaluate, do not train (nothing is written) */
 	int force;              /* replace what an earlier run left in output_dir */
 
@@ -159,6 +179,14 @@ void tk_train_opts_init(struct tk_train_opts *o);
  * could be trained, an output directory it created is removed again.
  * eval_loss may be NULL. */
 int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_diag *d);
+
+/* Sets be's matmul precision for training to prec (enum tk_prec), as
+ * tk_backend_set_prec, except that TK_PREC_BF16 on a backend that has no
+ * bf16 but has fp16 (a T4) falls back to fp16, which tk_train_run then
+ * trains with loss scaling: *used gets the precision set and d->msg a note
+ * saying why (empty when prec itself was set).  Returns 0, or the error of
+ * tk_backend_set_prec (d says why). */
+int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag *d);
 
 /* The newest OUT/checkpoint-N directory (highest N) into buf; TK_E_FORMAT
  * naming out_dir when it has none. */

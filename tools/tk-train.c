@@ -56,13 +56,15 @@ static struct {
 	struct tk_strlist lora_targets, modules_to_save;
 	const char *lora_bias, *adapter, *device;
 	int use_rslora;
+	int bf16, fp16, tf32;
+	long long scale_power, scale_window;
 } a = {
 	.lora_alpha = 8, .lora_bias = "none",
 	.sched = "linear", .eval_strategy = "no", .save_strategy = "steps",
 	.optim = "adamw_torch", .epochs = 3, .lr = 5e-5, .beta1 = 0.9, .beta2 = 0.999,
 	.eps = 1e-8, .max_grad_norm = 1.0, .warmup_ratio = -1, .logging_steps = 500,
 	.save_steps = 500, .max_steps = -1, .batch = 8, .eval_batch = 8, .grad_accum = 1,
-	.seed = 42, .shuffle = 1,
+	.seed = 42, .shuffle = 1, .scale_power = 16, .scale_window = 2000,
 };
 
 static const struct tk_opt opts[] = {
@@ -132,6 +134,17 @@ static const struct tk_opt opts[] = {
 	TK_OPT_INT(0, "zero", &a.zero, "STAGE", 0, 1,
 		   "1: under mpirun, shard the AdamW state over the processes (ZeRO stage 1), "
 		   "each holding 1/N of it; the same results (0)"),
+	TK_OPT_BOOL(0, "bf16", &a.bf16,
+		    "matmuls in bfloat16 (operands rounded, fp32 sums; all else fp32); on a GPU "
+		    "without bf16 (T4): fp16 with loss scaling, with a note"),
+	TK_OPT_BOOL(0, "fp16", &a.fp16,
+		    "matmuls in IEEE half with dynamic loss scaling (torch.amp.GradScaler): steps "
+		    "whose gradients overflow are skipped"),
+	TK_OPT_BOOL(0, "tf32", &a.tf32, "matmuls in TF32 (fp32 range, 10-bit mantissa)"),
+	TK_OPT_INT(0, "initial-scale-power", &a.scale_power, "P", 0, 127,
+		   "--fp16: the first loss scale is 2^P (16, as GradScaler's 65536)"),
+	TK_OPT_INT(0, "loss-scale-window", &a.scale_window, "N", 1, 1e15,
+		   "--fp16: double the loss scale after N steps without overflow (2000)"),
 	TK_OPT_GROUP("Logging, evaluation and checkpoints:"),
 	TK_OPT_DOUBLE(0, "logging-steps", &a.logging_steps, "N", 0, 1e15,
 		      "log every N steps, or a fraction of the steps below 1 (500)"),
@@ -254,6 +267,12 @@ static void report(struct view *v, const struct tk_train_event *ev)
 		rc = rc ? rc : tk_tb_scalar(w, "train/learning_rate", ev->lr);
 		rc = rc ? rc : tk_tb_scalar(w, "train/tokens_per_second", ev->tokens_per_s);
 		rc = rc ? rc : tk_tb_scalar(w, "train/peak_rss_mb", (double)ru.ru_maxrss / 1024);
+		if (ev->dev_total) { /* a GPU: nvidia-smi's used, and tk's peak */
+			rc = rc ? rc : tk_tb_scalar(w, "train/device_mem_used_mb",
+						    (double)ev->dev_used / (1 << 20));
+			rc = rc ? rc : tk_tb_scalar(w, "train/device_mem_peak_mb",
+						    (double)ev->mem_peak / (1 << 20));
+		}
 	} else if (ev->kind == TK_TRAIN_EV_EVAL) {
 		rc = rc ? rc : tk_tb_scalar(w, "eval/loss", ev->eval_loss);
 		rc = rc ? rc : tk_tb_scalar(w, "eval/perplexity", ev->eval_perplexity);
@@ -296,6 +315,36 @@ static void fmt_time(char *buf, size_t n, double s)
 		snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* " gpu 5120 MB used, 4800 MB peak": on a device that reports its memory
+ * (CUDA), what nvidia-smi shows used and the peak of tk's own; "" on the
+ * CPU. */
+static const char *dev_mem(char *buf, size_t size, const struct tk_train_event *ev)
+{
+	buf[0] = 0;
+	if (ev->dev_total)
+		snprintf(buf, size, " gpu %llu MB used, %llu MB peak",
+			 (unsigned long long)(ev->dev_used >> 20),
+			 (unsigned long long)(ev->mem_peak >> 20));
+	return buf;
+}
+
+/* --bf16, --fp16, --tf32 onto be: 0 with o->prec set (a note when --bf16
+ * became fp16), or the exit code of the failure. */
+static int prec_setup(struct tk_backend *be, struct tk_train_opts *o)
+{
+	struct tk_diag d;
+	int want = a.bf16 ? TK_PREC_BF16 : a.fp16 ? TK_PREC_FP16 :
+		   a.tf32 ? TK_PREC_TF32 : TK_PREC_FP32;
+	int rc = tk_train_set_prec(be, want, &o->prec, &d);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (d.msg[0] && !a.quiet && !tk_dist_rank())
+		fprintf(stderr, "%s: note: %s\n", tk_prog, d.msg);
+	o->initial_scale_power = (int)a.scale_power;
+	o->loss_scale_window = (long)a.scale_window;
+	return 0;
+}
+
 static void on_event(void *ctx, const struct tk_train_event *ev)
 {
 	struct view *v = ctx;
@@ -308,7 +357,7 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		fputs("\r\033[K", stderr);
 		v->bar = 0;
 	}
-	char eta[32], n1[40], n2[40];
+	char eta[32], n1[40], n2[40], dm[64];
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	switch (ev->kind) {
@@ -334,6 +383,12 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		break;
 	case TK_TRAIN_EV_STEP: {
 		long done = ev->step - ev->first_step;
+		if (ev->skipped) {
+			fprintf(stderr, "%s%s: step %ld: fp16 gradients overflowed, update skipped; "
+				"loss scale now %.9g\n", v->bar ? "\r\033[K" : "", tk_prog, ev->step,
+				ev->loss_scale);
+			v->bar = 0;
+		}
 		double left = done ? ev->elapsed / done * (double)(ev->max_steps - ev->step) : 0;
 		fmt_time(eta, sizeof(eta), left);
 		if (ev->logged || !v->tty) {
@@ -342,16 +397,16 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 			if (v->bar)
 				fputs("\r\033[K", stderr);
 			fprintf(stderr, "%s: step %ld/%ld epoch %.2f loss %.4f grad_norm %.4g lr %.4g "
-				"%.0f tokens/s ETA %s mem %ld MB\n", tk_prog, ev->step, ev->max_steps,
+				"%.0f tokens/s ETA %s mem %ld MB%s\n", tk_prog, ev->step, ev->max_steps,
 				ev->epoch, ev->logged_loss, ev->grad_norm, ev->lr, ev->tokens_per_s, eta,
-				ru.ru_maxrss / 1024);
+				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
 		}
 		if (v->tty) {
 			int w = 24, fill = ev->max_steps ? (int)(w * ev->step / ev->max_steps) : w;
 			fprintf(stderr, "\rtraining [%.*s%*s] %ld/%ld loss %.4f lr %.3g %.0f tok/s ETA %s "
-				"mem %ld MB\033[K", fill, "########################", w - fill, "",
+				"mem %ld MB%s\033[K", fill, "########################", w - fill, "",
 				ev->step, ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
-				ru.ru_maxrss / 1024);
+				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
 			v->bar = 1;
 		}
 		break;
@@ -482,6 +537,8 @@ int main(int argc, char **argv)
 		return tk_cli_usage_error("--warmup-steps and --warmup-ratio do not go together");
 	if (a.warmup_ratio >= 1)
 		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
+	if (a.bf16 && a.fp16)
+		return tk_cli_usage_error("--bf16 and --fp16 do not go together (pick one)");
 
 	static struct view v;
 	v.quiet = a.quiet;
@@ -543,6 +600,11 @@ int main(int argc, char **argv)
 				       (int)a.threads, a.quiet, &d))) {
 		tk_opt_json_free(hold);
 		return dist_exit(tk_cli_fail(rc, &d));
+	}
+	if ((ec = prec_setup(&be, &o))) {
+		tk_backend_free(&be);
+		tk_opt_json_free(hold);
+		return dist_exit(ec);
 	}
 	o.be = &be;
 	o.on_event = on_event;

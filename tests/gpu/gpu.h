@@ -5,15 +5,27 @@
  * the reason; with TK_REQUIRE_GPU=1 (make test-gpu) a missing GPU is a
  * FAIL instead.  Tolerances are written next to each case: |got - want| <=
  * atol + rtol |want|, element by element.
+ *
+ * Every comparison also prints a line for tests/run-gpu's table (tabs
+ * between the fields):
+ *   ROW  op  shape  dtype  pass|FAIL  max-abs-err  max-rel-err  tolerance
+ * the shape being the what of the last BOTH_OK (or gpu_shape()) and the
+ * element count; gpu_perf() prints PERF  what  shape  value  unit.
+ *
+ * TK_GPU_DUT=cpu makes "gpu" a second CPU backend (3 threads, the
+ * reference has 1) so that the harness can be run without a GPU; the
+ * CUDA-only checks of a test may then fail, the comparisons should not.
  */
 #ifndef TK_TESTS_GPU_H
 #define TK_TESTS_GPU_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "tt.h"
@@ -21,6 +33,8 @@
 static struct tk_backend cpu, gpu;
 static int have_gpu;
 static char no_gpu_why[1100];
+static char gpu_ctx[160];		/* the shape column of the next ROWs */
+static const char *gpu_dtype = "fp32"; /* the dtype column; a test may set it */
 
 /* Starts both backends (once). */
 static void gpu_setup(void)
@@ -31,7 +45,12 @@ static void gpu_setup(void)
 		fprintf(stderr, "cpu backend: %s\n", d.msg);
 		exit(1);
 	}
-	int rc = tk_backend_cuda_init(&gpu, 0, 0, 1, &d);
+	const char *dut = getenv("TK_GPU_DUT");
+	int rc;
+	if (dut && !strcmp(dut, "cpu"))
+		rc = tk_backend_cpu_init(&gpu, 3, &d);
+	else
+		rc = tk_backend_cuda_init(&gpu, 0, 0, 1, &d);
 	have_gpu = rc == 0;
 	if (!have_gpu)
 		snprintf(no_gpu_why, sizeof(no_gpu_why), "no CUDA backend: %s", d.msg);
@@ -119,15 +138,44 @@ static inline void pair_free(struct pair *p)
 	p->c = p->g = NULL;
 }
 
+/* Sets the shape column of the ROW lines that follow (printf format). */
+static inline void gpu_shape(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void gpu_shape(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(gpu_ctx, sizeof(gpu_ctx), fmt, ap);
+	va_end(ap);
+}
+
+/* Prints a throughput figure for tests/run-gpu's table. */
+static inline void gpu_perf(const char *what, const char *shape, double value, const char *unit)
+{
+	printf("PERF\t%s\t%s\t%.4g\t%s\n", what, shape, value, unit);
+	fflush(stdout);
+}
+
+/* Monotonic seconds, for gpu_perf's figures. */
+static inline double gpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Checks got against want (n floats) within atol + rtol |want|; reports
- * the worst element. */
+ * the worst element and prints the case's ROW line. */
 static inline void check_close(const char *what, const float *got, const float *want, size_t n,
 			double atol, double rtol)
 {
 	size_t worst = 0, bad = 0;
-	double wex = -1.0;
+	double wex = -1.0, mabs = 0, mrel = 0;
 	for (size_t i = 0; i < n; i++) {
 		double e = fabs((double)got[i] - want[i]), lim = atol + rtol * fabs(want[i]);
+		if (e > mabs || e != e)
+			mabs = e;
+		if (want[i] != 0 && (e / fabs(want[i]) > mrel || e != e))
+			mrel = e / fabs(want[i]);
 		if (!(e <= lim)) { /* NaN counts as bad */
 			bad++;
 			if (!(e <= wex)) {
@@ -136,6 +184,9 @@ static inline void check_close(const char *what, const float *got, const float *
 			}
 		}
 	}
+	printf("ROW\t%s\t%s%sn=%zu\t%s\t%s\t%.3g\t%.3g\tatol %g rtol %g\n", what, gpu_ctx,
+	       gpu_ctx[0] ? ", " : "", n, gpu_dtype, bad ? "FAIL" : "pass", mabs, mrel, atol, rtol);
+	fflush(stdout);
 	TT_CHECK(!bad, "%s: %zu of %zu elements off; worst [%zu] cuda %.9g cpu %.9g", what, bad,
 		 n, worst, got[worst], want[worst]);
 }
@@ -144,7 +195,10 @@ static inline void check_close(const char *what, const float *got, const float *
 
 /* Both backends ran the op with status 0. */
 #define BOTH_OK(rc_cpu, rc_gpu, what)                                                   \
-	TT_REQUIRE((rc_cpu) == 0 && (rc_gpu) == 0, "%s: cpu %d, cuda %d (%s)", (what),  \
-		   (rc_cpu), (rc_gpu), tk_backend_cuda_last_error(&gpu))
+	do {                                                                            \
+		gpu_shape("%s", (what));                                                \
+		TT_REQUIRE((rc_cpu) == 0 && (rc_gpu) == 0, "%s: cpu %d, cuda %d (%s)",  \
+			   (what), (rc_cpu), (rc_gpu), tk_backend_cuda_last_error(&gpu)); \
+	} while (0)
 
 #endif

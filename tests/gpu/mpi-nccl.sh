@@ -15,12 +15,14 @@
 #
 # Prints PASS/FAIL/SKIP lines; exits 1 on a FAIL.  SKIP without mpirun,
 # without an NCCL build of tk-train, or with fewer than 2 GPUs.
+# $args is split into words where it is used (no blanks in the paths):
+# shellcheck disable=SC2086
 set -u
 ROOT=${TK_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 BIN=${TK_BIN:-bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 FIX=$ROOT/tests/fixtures
-name=mpi-nccl
+name="mpi-nccl"
 skip() { echo "SKIP $name: $*"; exit 0; }
 fail() { echo "FAIL $name: $*"; exit 1; }
 command -v mpirun >/dev/null || skip "mpirun not found"
@@ -34,6 +36,7 @@ PATH=$BIN:$PATH
 tmp=$(mktemp -d) || fail "mktemp"
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || fail "cd $tmp"
+# shellcheck source=tests/cli/tk-train/mpi.bash
 . "$ROOT/tests/cli/tk-train/mpi.bash" 2>/dev/null # mpi array, maxdiff, within
 export NCCL_DEBUG=VERSION
 args="--model $FIX/train/model --data $FIX/train/blocks --config $FIX/train/train-args.json

@@ -1,0 +1,403 @@
+/* test-decode.c - the CPU backend's decode ops (lib/backend.h): qmatmul on
+ * NF4/FP4 (plain and double-quantized) and int8 weights against
+ * tk_qweight_rows and a dot product in double; attention_decode against a
+ * softmax in double; copy_rows.
+ *
+ * Tolerances.  qmatmul: each weight element has tk_qweight_rows' bits, and
+ * an fp32 sum of k products in any order is within gamma_k = k u / (1 - k u)
+ * (u = 2^-24) times the sum of their magnitudes of the exact sum (Higham,
+ * Accuracy and Stability of Numerical Algorithms, 2nd ed., eq. 3.5); the
+ * bound below is that with k = cols + 2 (the product with beta and its
+ * sum).  One wrong element (a swapped nibble, the wrong block's absmax) is
+ * off by about sum / cols, hundreds of times the bound at these sizes.
+ * attention_decode: values and queries in [-1, 1), D = 8: fp32 softmax and
+ * weighted sum against double, 2e-6 absolute (measured: under 3e-7).
+ */
+#include <float.h>
+#include <math.h>
+
+#include "backend.h"
+#include "generate.h"
+#include "model.h"
+#include "quant.h"
+#include "tt.h"
+
+static uint64_t rng = 88172645463325252ull;
+
+/* Uniform in [-1, 1) (xorshift64). */
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static struct tk_backend be1, be2; /* 1 and 2 threads */
+
+static void init_backends(void)
+{
+	if (!be1.i && tk_backend_cpu_init(&be1, 1, NULL))
+		exit(2);
+	if (!be2.i && tk_backend_cpu_init(&be2, 2, NULL))
+		exit(2);
+}
+
+/* An int8 weight [rows, cols] with random codes and row scales. */
+static int make_int8(struct tk_qweight *q, int64_t rows, int64_t cols)
+{
+	memset(q, 0, sizeof(*q));
+	q->kind = TK_QK_INT8;
+	q->rows = rows;
+	q->cols = cols;
+	q->data = malloc((size_t)(rows * cols));
+	q->scb = malloc((size_t)rows * sizeof(float));
+	if (!q->data || !q->scb)
+		return TK_E_NOMEM;
+	for (int64_t i = 0; i < rows * cols; i++)
+		((int8_t *)q->data)[i] = (int8_t)(frand() * 127.0f);
+	for (int64_t r = 0; r < rows; r++)
+		q->scb[r] = 0.5f + fabsf(frand());
+	return 0;
+}
+
+/* Checks tk_qmatmul(q, row0, n, m) with beta against the reference; with
+ * beta 0, y starts as NaN (it must not be read).  Also checks that two
+ * threads give the bits of one. */
+static void check_qmm(const struct tk_qweight *q, int64_t row0, int n, int m, float beta,
+		      const char *what)
+{
+	const int64_t cols = q->cols;
+	const int ldy = n + 3;
+	float *x = malloc((size_t)(m * cols) * sizeof(float));
+	float *w = malloc((size_t)(n * cols) * sizeof(float));
+	float *y = malloc((size_t)m * ldy * sizeof(float));
+	float *y2 = malloc((size_t)m * ldy * sizeof(float));
+	float *y0 = malloc((size_t)m * ldy * sizeof(float));
+	const double u = ldexp(1.0, -24), k = (double)cols + 2;
+	double worst = 0.0;
+
+	TT_REQUIRE(x && w && y && y2 && y0, "out of memory");
+	for (int64_t i = 0; i < m * cols; i++)
+		x[i] = frand();
+	for (int i = 0; i < m * ldy; i++)
+		y0[i] = beta == 0.0f ? NAN : frand();
+	memcpy(y, y0, (size_t)m * ldy * sizeof(float));
+	memcpy(y2, y0, (size_t)m * ldy * sizeof(float));
+	TT_REQUIRE(tk_qweight_rows(q, row0, n, w, NULL) == 0, "%s: tk_qweight_rows", what);
+	TT_REQUIRE(tk_qmatmul(&be1, q, row0, n, m, x, y, ldy, beta) == 0, "%s: qmatmul", what);
+	TT_REQUIRE(tk_qmatmul(&be2, q, row0, n, m, x, y2, ldy, beta) == 0, "%s: qmatmul x2",
+		   what);
+	for (int i = 0; i < m; i++) {
+		for (int r = 0; r < n; r++) {
+			double s = 0.0, mag = 0.0, tol, err;
+			for (int64_t c = 0; c < cols; c++) {
+				double p = (double)x[i * cols + c] * w[r * cols + c];
+				s += p;
+				mag += fabs(p);
+			}
+			if (beta != 0.0f) {
+				s += (double)beta * y0[i * ldy + r];
+				mag += fabs((double)beta * y0[i * ldy + r]);
+			}
+			tol = k * u / (1.0 - k * u) * mag;
+			err = fabs((double)y[i * ldy + r] - s);
+			if (err / (tol > 0 ? tol : 1e-300) > worst)
+				worst = err / (tol > 0 ? tol : 1e-300);
+			TT_REQUIRE(err <= tol, "%s: y[%d][%d] = %.9g, want %.9g (tol %.3g)", what,
+				   i, r, y[i * ldy + r], s, tol);
+			TT_REQUIRE(y[i * ldy + r] == y2[i * ldy + r], "%s: 2 threads differ at [%d][%d]",
+				   what, i, r);
+		}
+		for (int r = n; r < ldy; r++) /* past n: untouched */
+			TT_REQUIRE(memcmp(&y[i * ldy + r], &y0[i * ldy + r], sizeof(float)) == 0,
+				   "%s: y[%d][%d] written past n", what, i, r);
+	}
+	free(x);
+	free(w);
+	free(y);
+	free(y2);
+	free(y0);
+}
+
+static void test_qmatmul_4bit(void)
+{
+	/* 301 columns: rows start in the middle of a byte and of a block; blocks
+	 * of 64 cross rows.  300 x 301 is past the size that goes parallel. */
+	const int64_t rows = 300, cols = 301;
+	float *x = malloc((size_t)(rows * cols) * sizeof(float));
+	char what[64];
+
+	init_backends();
+	TT_REQUIRE(x, "out of memory");
+	for (int64_t i = 0; i < rows * cols; i++)
+		x[i] = frand() * (1.0f + (float)(i % 7));
+	for (int kind = TK_QK_NF4; kind <= TK_QK_FP4; kind++)
+		for (int nested = 0; nested <= 1; nested++) {
+			struct tk_qweight q;
+			TT_REQUIRE(tk_qweight_quantize4(&q, x, rows, cols, (enum tk_qkind)kind, 64,
+							nested, 1, NULL) == 0, "quantize");
+			snprintf(what, sizeof(what), "%s%s", kind == TK_QK_NF4 ? "nf4" : "fp4",
+				 nested ? " nested" : "");
+			check_qmm(&q, 0, (int)rows, 1, 0.0f, what);
+			check_qmm(&q, 7, 33, 3, 1.0f, what);
+			check_qmm(&q, 1, 299, 8, 0.0f, what);
+			check_qmm(&q, 299, 1, 5, 0.5f, what);
+			tk_qweight_free(&q);
+			if (tt_failed_now)
+				break;
+		}
+	free(x);
+}
+
+static void test_qmatmul_blocksize(void)
+{
+	/* 128 columns, blocks of 256: a block spans two rows */
+	const int64_t rows = 9, cols = 128;
+	float x[9 * 128];
+	struct tk_qweight q;
+
+	init_backends();
+	for (int i = 0; i < rows * cols; i++)
+		x[i] = frand();
+	TT_REQUIRE(tk_qweight_quantize4(&q, x, rows, cols, TK_QK_NF4, 256, 1, 1, NULL) == 0,
+		   "quantize");
+	check_qmm(&q, 1, 7, 2, 0.0f, "nf4 bs256");
+	tk_qweight_free(&q);
+}
+
+static void test_qmatmul_int8(void)
+{
+	struct tk_qweight q;
+
+	init_backends();
+	TT_REQUIRE(make_int8(&q, 257, 301) == 0, "out of memory");
+	check_qmm(&q, 0, 257, 1, 0.0f, "int8");
+	check_qmm(&q, 100, 17, 4, 1.0f, "int8");
+	tk_qweight_free(&q);
+}
+
+static void test_qmatmul_bad(void)
+{
+	struct tk_qweight q;
+	float x[64 * 2] = { 0 }, y[4] = { 0 };
+
+	init_backends();
+	TT_REQUIRE(make_int8(&q, 4, 64) == 0, "out of memory");
+	TT_CHECK(tk_qmatmul(&be1, &q, 3, 2, 1, x, y, 2, 0.0f) == TK_E_INVAL, "rows past the end");
+	TT_CHECK(tk_qmatmul(&be1, &q, 0, 2, 1, x, y, 1, 0.0f) == TK_E_INVAL, "ldy < n");
+	TT_CHECK(tk_qmatmul(&be1, &q, 0, 2, -1, x, y, 2, 0.0f) == TK_E_INVAL, "m < 0");
+	q.kind = TK_QK_NF4;
+	q.blocksize = 48; /* not a block size bitsandbytes takes */
+	TT_CHECK(tk_qmatmul(&be1, &q, 0, 2, 1, x, y, 2, 0.0f) == TK_E_INVAL, "bad blocksize");
+	q.kind = TK_QK_INT8;
+	tk_qweight_free(&q);
+}
+
+/* out [n, H*D] as a softmax in double over the window of each row. */
+static void ref_attention(double *out, const float *q, const float *kc, const float *vc,
+			  const int32_t *seq, const int32_t *pos, int n, int max_len, int H,
+			  int KV, int D, int window)
+{
+	int G = H / KV, K = KV * D;
+
+	for (int i = 0; i < n; i++)
+		for (int h = 0; h < H; h++) {
+			int T = pos[i] + 1, j0 = window > 0 && T > window ? T - window : 0;
+			const float *kb = kc + (size_t)seq[i] * max_len * K + (size_t)(h / G) * D;
+			const float *vb = vc + (size_t)seq[i] * max_len * K + (size_t)(h / G) * D;
+			double sc[64], mx = -INFINITY, sum = 0.0;
+			double *o = out + (size_t)i * H * D + (size_t)h * D;
+
+			for (int j = j0; j < T; j++) {
+				double d = 0.0;
+				for (int e = 0; e < D; e++)
+					d += (double)q[(i * H + h) * D + e] * kb[(size_t)j * K + e];
+				sc[j] = d / sqrt((double)D);
+				mx = sc[j] > mx ? sc[j] : mx;
+			}
+			for (int j = j0; j < T; j++)
+				sum += sc[j] = exp(sc[j] - mx);
+			for (int e = 0; e < D; e++)
+				o[e] = 0.0;
+			for (int j = j0; j < T; j++)
+				for (int e = 0; e < D; e++)
+					o[e] += sc[j] / sum * vb[(size_t)j * K + e];
+		}
+}
+
+static void test_attention_decode(void)
+{
+	enum { NSEQ = 4, L = 20, H = 4, KV = 2, D = 8, K = KV * D, N = 7 };
+	/* a prefill of 4 rows of sequence 1, one step of 0 and of 2 (at the
+	 * end of its context), the first row of 3 */
+	const int32_t seq[N] = { 1, 1, 1, 1, 0, 2, 3 };
+	const int32_t pos[N] = { 0, 1, 2, 3, 5, 19, 0 };
+	static float kc[NSEQ * L * K], vc[NSEQ * L * K], q[N * H * D], out[N * H * D];
+	static double want[N * H * D];
+	float full19[H * D];
+
+	init_backends();
+	for (int i = 0; i < N * H * D; i++)
+		q[i] = frand() * 2.0f;
+	for (int window = 0; window <= 4; window += 4) {
+		/* every cache row a query must not see is NaN */
+		for (int i = 0; i < NSEQ * L * K; i++)
+			kc[i] = vc[i] = NAN;
+		for (int s = 0; s < NSEQ; s++)
+			for (int j = 0; j < L; j++) {
+				int top = -1; /* the last position sequence s attends to */
+				for (int i = 0; i < N; i++)
+					if (seq[i] == s && pos[i] > top)
+						top = pos[i];
+				int lo = window && top + 1 > window ? top + 1 - window : 0;
+				/* rows of a prefill see earlier rows: keep all up to top */
+				if (s == 1)
+					lo = 0;
+				if (j < lo || j > top)
+					continue;
+				for (int e = 0; e < K; e++) {
+					kc[((size_t)s * L + j) * K + e] = frand();
+					vc[((size_t)s * L + j) * K + e] = frand();
+				}
+			}
+		for (int b = 0; b < 2; b++) {
+			struct tk_backend *be = b ? &be2 : &be1;
+			memset(out, 0, sizeof(out));
+			TT_REQUIRE(tk_attention_decode(be, out, q, kc, vc, seq, pos, N, L, H, KV, D,
+						       window) == 0, "attention_decode");
+			ref_attention(want, q, kc, vc, seq, pos, N, L, H, KV, D, window);
+			for (int i = 0; i < N * H * D; i++)
+				TT_REQUIRE(fabs(out[i] - want[i]) <= 2e-6,
+					   "window %d, %d threads: out[%d] = %.9g, want %.9g", window,
+					   b + 1, i, out[i], want[i]);
+		}
+		if (!window)
+			memcpy(full19, out + 5 * H * D, sizeof(full19));
+	}
+	/* the window changed the row at position 19 (else the case tests nothing) */
+	TT_CHECK(memcmp(full19, out + 5 * H * D, sizeof(full19)) != 0, "window had no effect");
+	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, L, 3, KV, D, 0) ==
+			 TK_E_INVAL, "n_head not a multiple of n_kv_head");
+	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, L, H, KV, D, -1) ==
+			 TK_E_INVAL, "negative window");
+	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, 19, H, KV, D, 0) ==
+			 TK_E_INVAL, "position 19 in a cache of 19");
+}
+
+static void test_copy_rows(void)
+{
+	float dst[6 * 5], src[3 * 5];
+	const int64_t idx[3] = { 5, 0, 3 }, bad[1] = { -1 };
+
+	init_backends();
+	for (int i = 0; i < 30; i++)
+		dst[i] = -1.0f;
+	for (int i = 0; i < 15; i++)
+		src[i] = (float)i;
+	TT_REQUIRE(tk_copy_rows(&be1, dst, src, idx, 3, 5) == 0, "copy_rows");
+	for (int r = 0; r < 6; r++)
+		for (int e = 0; e < 5; e++) {
+			int from = r == 5 ? 0 : r == 0 ? 1 : r == 3 ? 2 : -1;
+			float want = from < 0 ? -1.0f : (float)(from * 5 + e);
+			TT_REQUIRE(dst[r * 5 + e] == want, "dst[%d][%d] = %g, want %g", r, e,
+				   dst[r * 5 + e], want);
+		}
+	TT_CHECK(tk_copy_rows(&be1, dst, src, bad, 1, 5) == TK_E_INVAL, "negative index");
+	TT_CHECK(tk_copy_rows(&be1, dst, src, idx, -1, 5) == TK_E_INVAL, "n < 0");
+	TT_CHECK(tk_copy_rows(&be1, NULL, NULL, NULL, 0, 5) == 0, "nothing to copy");
+}
+
+/* A quantized model's cached decode, one row per step (through qmatmul),
+ * against its full forward over the whole sequence (more than 8 rows:
+ * dequantized tiles and GEMMs), greedy for 20 steps: the same weights
+ * summed in other orders, so the logits agree to fp32 rounding: the
+ * largest differences seen were 1.2e-7 (GPT-2 FP4, whose fused c_attn is
+ * three slices of one weight; Llama NF4 with double quantization) and
+ * 1.2e-6 (Llama int8), and the tolerance is 2e-5. */
+static void test_quantized_decode(void)
+{
+	static const char *const dirs[] = { "qlora/gpt2-fp4", "qlora/llama-nf4-dq",
+					    "bnb/llama-int8" };
+	static const uint32_t prompt[] = { 1, 50, 7, 7, 88, 3, 61, 12, 90, 44, 17 };
+	const int np = (int)(sizeof(prompt) / sizeof(prompt[0]));
+
+	for (int mi = 0; mi < 3 && !tt_failed_now; mi++) {
+		struct tk_model m;
+		struct tk_backend be;
+		struct tk_infer *s;
+		struct tk_diag d;
+		uint32_t seq[64];
+		int n = np, V;
+		float *a, *b;
+		double worst = 0.0;
+
+		TT_REQUIRE(tk_backend_cpu_init(&be, 2, &d) == 0, "%s", d.msg);
+		memset(&m, 0, sizeof(m));
+		TT_REQUIRE(tk_model_load(&m, tt_fixture(dirs[mi]), &be, &d) == 0, "%s: %s",
+			   dirs[mi], d.msg);
+		TT_REQUIRE(m.n_quantized > 0, "%s: nothing quantized", dirs[mi]);
+		V = m.cfg.vocab_size;
+		a = malloc((size_t)V * sizeof(float));
+		b = malloc((size_t)V * sizeof(float));
+		TT_REQUIRE(a && b && tk_infer_new(&s, &m, 32, &d) == 0, "%s", d.msg);
+		memcpy(seq, prompt, sizeof(prompt));
+		/* the prompt one token at a time too: every pass is one row */
+		for (int i = 0; i < n; i++)
+			TT_CHECK(tk_infer_feed(s, seq + i, 1, a, &d) == 0, "%s", d.msg);
+		for (int step = 0; step < 20 && !tt_failed_now; step++) {
+			int best = 0;
+			TT_CHECK(tk_model_forward(&m, seq, NULL, 1, n, 0, 0, NULL, &d) == 0, "%s",
+				 d.msg);
+			TT_CHECK(tk_model_logits(&m, n - 1, 1, b, &d) == 0, "%s", d.msg);
+			for (int i = 0; i < V; i++) {
+				double e = fabs((double)a[i] - (double)b[i]);
+				worst = e > worst ? e : worst;
+				if (a[i] > a[best])
+					best = i;
+			}
+			TT_CHECK(worst <= 2e-5, "%s step %d: logits differ by %g", dirs[mi], step,
+				 worst);
+			seq[n++] = (uint32_t)best;
+			TT_CHECK(tk_infer_feed(s, seq + n - 1, 1, a, &d) == 0, "%s", d.msg);
+		}
+		if (getenv("TK_TEST_VERBOSE"))
+			printf("# %s: largest logit difference %g\n", dirs[mi], worst);
+		tk_infer_free(s);
+		free(a);
+		free(b);
+		tk_model_free(&m);
+		tk_backend_free(&be);
+	}
+}
+
+/* The CPU's qmatmul loops for the instruction sets below the best one too
+ * (TK_CPU_ISA caps them; a CPU without one runs the next lower). */
+static void test_qmatmul_isas(void)
+{
+	static const char *const isa[] = { "avx2", "generic" };
+	for (size_t i = 0; i < sizeof(isa) / sizeof(isa[0]); i++) {
+		setenv("TK_CPU_ISA", isa[i], 1);
+		test_qmatmul_4bit();
+		test_qmatmul_blocksize();
+		test_qmatmul_int8();
+		test_quantized_decode();
+	}
+	unsetenv("TK_CPU_ISA");
+}
+
+int main(void)
+{
+	unsetenv("TK_CPU_ISA");
+	TT_RUN(test_qmatmul_4bit);
+	TT_RUN(test_qmatmul_blocksize);
+	TT_RUN(test_qmatmul_int8);
+	TT_RUN(test_qmatmul_isas);
+	TT_RUN(test_qmatmul_bad);
+	TT_RUN(test_attention_decode);
+	TT_RUN(test_copy_rows);
+	TT_RUN(test_quantized_decode);
+	tk_backend_free(&be1);
+	tk_backend_free(&be2);
+	return tt_done();
+}
