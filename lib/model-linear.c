@@ -76,7 +76,9 @@ static int need_tile(struct tk_model *m, int in)
  * fused against 175 us in tiles for 1 row, 167 against 302 for 8, 341
  * against 363 for 16 and 640 against 499 for 32; 5632 x 2048: 779 against
  * 2317 us (1 row), 4719 against 7313 (16).  8 keeps a margin below the
- * crossing. */
+ * crossing.  With the AVX2 loops (TK_CPU_ISA=avx2, 1 thread, the tiles
+ * still AVX-512): 1536 x 576, 248 against 634 us for 1 row, 422 against
+ * 659 for 8; the portable loops lose to the tiles (597 against 364). */
 #define TK_QMM_ROWS 8
 
 /* y[rows, out] (row stride out) = x W^T for a quantized slice. */

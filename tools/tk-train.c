@@ -473,6 +473,18 @@ static int lora_setup(struct tk_lora_config *c, int *on)
 }
 
 /* --config: the JSON, then the command line again so that it wins. */
+/* The usage errors between options (command line and --config alike). */
+static int check_args(void)
+{
+	if (a.warmup_ratio >= 0 && a.warmup > 0)
+		return tk_cli_usage_error("--warmup-steps and --warmup-ratio do not go together");
+	if (a.warmup_ratio >= 1)
+		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
+	if (a.bf16 && a.fp16)
+		return tk_cli_usage_error("--bf16 and --fp16 do not go together (pick one)");
+	return 0;
+}
+
 static int apply_config(int argc, char **argv, void **hold)
 {
 	struct tk_diag d;
@@ -533,12 +545,10 @@ int main(int argc, char **argv)
 	void *hold = NULL;
 	if (a.config && (ec = apply_config(argc, copy, &hold)))
 		return ec;
-	if (a.warmup_ratio >= 0 && a.warmup > 0)
-		return tk_cli_usage_error("--warmup-steps and --warmup-ratio do not go together");
-	if (a.warmup_ratio >= 1)
-		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
-	if (a.bf16 && a.fp16)
-		return tk_cli_usage_error("--bf16 and --fp16 do not go together (pick one)");
+	if ((ec = check_args())) {
+		tk_opt_json_free(hold);
+		return ec;
+	}
 
 	static struct view v;
 	v.quiet = a.quiet;
