@@ -818,6 +818,34 @@ static int cuda_sum_squares(struct tk_backend *be, double *out, const float *x, 
 	return rc;
 }
 
+/* The device views of the slices of a 4-bit weight's buffers that
+ * elements e0 .. e1-1 use: the packed bytes from byte e0 / 2, the absmax
+ * (or, nested, the 8-bit codes and the group absmax) from block e0 /
+ * blocksize (and group (e0 / blocksize) / 256) on; staged when q is host
+ * memory (a weight not moved by tk_qweight_to_backend).  Unused ones NULL. */
+struct q4_slices {
+	const uint8_t *data, *qabsmax;
+	const float *absmax, *nested_absmax;
+};
+
+static struct q4_slices stage_q4(struct stage *s, const struct tk_qweight *q, size_t e0,
+				 size_t e1)
+{
+	const size_t bs = q->blocksize, b0 = e0 / bs, b1 = (e1 - 1) / bs + 1;
+	struct q4_slices v = { NULL, NULL, NULL, NULL };
+	v.data = IN(s, (const uint8_t *)q->data + e0 / 2, (e1 + 1) / 2 - e0 / 2);
+	if (q->nested) {
+		const size_t n0 = b0 / TK_Q4_NESTED_BLOCKSIZE;
+		const size_t n1 = (b1 - 1) / TK_Q4_NESTED_BLOCKSIZE + 1;
+		v.qabsmax = IN(s, (const uint8_t *)q->qabsmax + b0, b1 - b0);
+		v.nested_absmax = IN(s, (const float *)q->nested_absmax + n0,
+				     (n1 - n0) * sizeof(float));
+	} else {
+		v.absmax = IN(s, (const float *)q->absmax + b0, (b1 - b0) * sizeof(float));
+	}
+	return v;
+}
+
 /* The wrapper has checked the range and the layout.  Only the slices of
  * q's buffers that the rows use are staged when q is host memory (a
  * weight not moved by tk_qweight_to_backend). */
@@ -835,18 +863,10 @@ static int cuda_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, 
 			SCK(&s, cu_dequant8(s.c->st, dout, dc, ds, (size_t)n, cols));
 		return stage_end(&s);
 	}
-	const size_t bs = q->blocksize, b0 = e0 / bs, b1 = (e1 - 1) / bs + 1;
-	const uint8_t *dd = IN(&s, (const uint8_t *)q->data + e0 / 2, (e1 + 1) / 2 - e0 / 2);
-	const float *da = NULL, *dn = NULL;
-	const uint8_t *dq = NULL;
-	if (q->nested) {
-		const size_t n0 = b0 / TK_Q4_NESTED_BLOCKSIZE;
-		const size_t n1 = (b1 - 1) / TK_Q4_NESTED_BLOCKSIZE + 1;
-		dq = IN(&s, (const uint8_t *)q->qabsmax + b0, b1 - b0);
-		dn = IN(&s, (const float *)q->nested_absmax + n0, (n1 - n0) * sizeof(float));
-	} else {
-		da = IN(&s, (const float *)q->absmax + b0, (b1 - b0) * sizeof(float));
-	}
+	const size_t bs = q->blocksize;
+	struct q4_slices v = stage_q4(&s, q, e0, e1);
+	const uint8_t *dd = v.data, *dq = v.qabsmax;
+	const float *da = v.absmax, *dn = v.nested_absmax;
 	if (!s.err)
 		SCK(&s, cu_dequant4(s.c->st, dout, dd, da, dq, dn, q->offset,
 				    q->kind == TK_QK_FP4, bs, e0, e1));
@@ -987,18 +1007,11 @@ static int cuda_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64
 			SCK(&s, cu_qmatmul8(s.c->st, dy, ldy, beta, dx, m, n, cols, dc, ds));
 		return stage_end(&s);
 	}
-	const size_t bs = q->blocksize, b0 = e0 / bs, b1 = (e1 - 1) / bs + 1;
+	const size_t bs = q->blocksize, b0 = e0 / bs;
 	const size_t n0 = b0 / TK_Q4_NESTED_BLOCKSIZE;
-	const uint8_t *dd = IN(&s, (const uint8_t *)q->data + e0 / 2, (e1 + 1) / 2 - e0 / 2);
-	const float *da = NULL, *dn = NULL;
-	const uint8_t *dq = NULL;
-	if (q->nested) {
-		const size_t n1 = (b1 - 1) / TK_Q4_NESTED_BLOCKSIZE + 1;
-		dq = IN(&s, (const uint8_t *)q->qabsmax + b0, b1 - b0);
-		dn = IN(&s, (const float *)q->nested_absmax + n0, (n1 - n0) * sizeof(float));
-	} else {
-		da = IN(&s, (const float *)q->absmax + b0, (b1 - b0) * sizeof(float));
-	}
+	struct q4_slices v = stage_q4(&s, q, e0, e1);
+	const uint8_t *dd = v.data, *dq = v.qabsmax;
+	const float *da = v.absmax, *dn = v.nested_absmax;
 	if (!s.err)
 		SCK(&s, cu_qmatmul4(s.c->st, dy, ldy, beta, dx, m, n, (long long)row0, cols, dd,
 				    e0 / 2, da, dq, dn, b0, n0, q->offset, q->kind == TK_QK_FP4,

@@ -1165,13 +1165,7 @@ static void qrow(const struct tk_qweight *q, const float *code, int64_t r, float
 		float am, tab[16];
 
 		hi = hi < e1 ? hi : e1;
-		if (q->nested) {
-			float v = tk_dynamic_code[q->qabsmax[b]] *
-				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
-			am = v + q->offset;
-		} else {
-			am = q->absmax[b];
-		}
+		am = tk_qweight_absmax(q, b);
 		for (int k = 0; k < 16; k++)
 			tab[k] = code[k] * am;
 		if (e & 1) { /* a row that starts in the low nibble of a byte */
@@ -1227,13 +1221,7 @@ qrow4_avx512(const struct tk_qweight *q, const float *code, int64_t r, float *w)
 		float am, tab[16];
 
 		hi = hi < e1 ? hi : e1;
-		if (q->nested) {
-			float v = tk_dynamic_code[q->qabsmax[b]] *
-				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
-			am = v + q->offset;
-		} else {
-			am = q->absmax[b];
-		}
+		am = tk_qweight_absmax(q, b);
 		const __m512 tv = _mm512_mul_ps(cv, _mm512_set1_ps(am));
 		_mm512_storeu_ps(tab, tv);
 		if (e & 1) {
@@ -1277,13 +1265,7 @@ qrow4_avx2(const struct tk_qweight *q, const float *code, int64_t r, float *w)
 		float am, tab[16];
 
 		hi = hi < e1 ? hi : e1;
-		if (q->nested) {
-			float v = tk_dynamic_code[q->qabsmax[b]] *
-				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
-			am = v + q->offset;
-		} else {
-			am = q->absmax[b];
-		}
+		am = tk_qweight_absmax(q, b);
 		const __m256 amv = _mm256_set1_ps(am);
 		const __m256 t_lo = _mm256_mul_ps(c_lo, amv), t_hi = _mm256_mul_ps(c_hi, amv);
 		_mm256_storeu_ps(tab, t_lo);

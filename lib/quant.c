@@ -371,14 +371,7 @@ static void q4_range(const struct tk_qweight *q, size_t e0, size_t e1, float *ou
 		float am;
 		float *o;
 
-		if (q->nested) {
-			float v = tk_dynamic_code[q->qabsmax[b]] *
-				  q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
-
-			am = v + q->offset;
-		} else {
-			am = q->absmax[b];
-		}
+		am = tk_qweight_absmax(q, b);
 		lo = lo < e0 ? e0 : lo;
 		hi = hi > e1 ? e1 : hi;
 		o = out - e0;
@@ -396,6 +389,14 @@ static void q4_range(const struct tk_qweight *q, size_t e0, size_t e1, float *ou
 		if (e < hi)
 			o[e] = code[q->data[e >> 1] >> 4] * am;
 	}
+}
+
+float tk_qweight_absmax(const struct tk_qweight *q, size_t b)
+{
+	if (!q->nested)
+		return q->absmax[b];
+	float v = tk_dynamic_code[q->qabsmax[b]] * q->nested_absmax[b / TK_Q4_NESTED_BLOCKSIZE];
+	return v + q->offset;
 }
 
 int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *out,

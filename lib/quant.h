@@ -125,6 +125,13 @@ struct tk_qweight {
 	struct tk_backend *be;    /* whose memory the buffers are; NULL: malloc */
 };
 
+/* The absmax of 4-bit block b of q: stored, or with double quantization
+ * its 8-bit code through the dynamic map times the absmax of its group of
+ * TK_Q4_NESTED_BLOCKSIZE blocks, plus the offset (a rounded product, then
+ * a rounded sum, as bitsandbytes computes it).  q's buffers in host or
+ * managed memory. */
+float tk_qweight_absmax(const struct tk_qweight *q, size_t b);
+
 /* Dequantizes rows row0 .. row0+n-1 into out [n, cols] (fp32), exactly as
  * bitsandbytes' dequantize_4bit to fp32 (then slicing; a bf16/fp16
  * quant_state dtype would round that further) or the int8 formula above
