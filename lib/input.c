@@ -547,26 +547,55 @@ static int json_fields(const cJSON *obj, struct tk_buf *l)
 	return tk_buf_append(l, "", 0);
 }
 
-/* The conversation of a JSONL line (field want[0]) rendered through the
- * chat template and queued with its assistant spans. */
+/* Appends the messages of list v (field w) to m from *k on. */
+static int add_msgs(tk_input_t *in, const cJSON *v, const char *w, struct tk_chat_msg *m, int *k,
+		    struct tk_diag *d)
+{
+	const cJSON *it;
+	int i = 0;
+
+	cJSON_ArrayForEach(it, v) {
+		const cJSON *ro = cJSON_GetObjectItemCaseSensitive(it, "role");
+		const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "content");
+		i++;
+		if (!cJSON_IsString(ro) || !cJSON_IsString(co))
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "message %d of '%s' needs \"role\" and \"content\" "
+					   "strings", i, w);
+		m[(*k)++] = (struct tk_chat_msg){ ro->valuestring, co->valuestring };
+	}
+	return 0;
+}
+
+/* A JSONL line's conversation rendered through the chat template and
+ * queued with its assistant spans: the list of field want[0] (PICK_CHAT),
+ * or (PICK_PAIR with lists, TRL's conversational prompt-completion) the
+ * prompt's messages then the completion's, the prompt being the text that
+ * the prompt's messages render to with the generation prompt (as far as
+ * the whole text starts with it). */
 static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
 {
-	const char *w = in->want[0];
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, w), *it;
+	const int pair = in->pick == PICK_PAIR;
+	const cJSON *v[2] = { NULL, NULL };
 	struct tk_chat_msg *m;
-	int n, k = 0, ns = 0, rc;
+	struct tk_buf pt = { 0 };
+	int n = 0, k = 0, ns = 0, rc = 0;
 
-	if (!v) {
-		struct tk_buf l = { 0 };
-		json_fields(obj, &l);
-		rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno, "no field '%s' (fields: %s)",
-				 w, l.data ? l.data : "");
-		tk_buf_free(&l);
-		return rc;
+	for (int f = 0; f < 1 + pair; f++) {
+		v[f] = cJSON_GetObjectItemCaseSensitive(obj, in->want[f]);
+		if (!v[f]) {
+			struct tk_buf l = { 0 };
+			json_fields(obj, &l);
+			rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					 "no field '%s' (fields: %s)", in->want[f], l.data ? l.data : "");
+			tk_buf_free(&l);
+			return rc;
+		}
+		if (!cJSON_IsArray(v[f]) || !cJSON_GetArraySize(v[f]))
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "field '%s' is not a list of messages", in->want[f]);
+		n += cJSON_GetArraySize(v[f]);
 	}
-	if (!cJSON_IsArray(v) || !(n = cJSON_GetArraySize(v)))
-		return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
-				   "field '%s' is not a list of messages", w);
 	if (!in->o.chat)
 		return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
 				   "a conversation needs a chat template: %s",
@@ -581,20 +610,21 @@ static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
 	}
 	if (!(m = tk_mallocn((size_t)n, sizeof(*m))))
 		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
-	cJSON_ArrayForEach(it, v) {
-		const cJSON *ro = cJSON_GetObjectItemCaseSensitive(it, "role");
-		const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "content");
-		if (!cJSON_IsString(ro) || !cJSON_IsString(co)) {
-			free(m);
-			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
-					   "message %d of '%s' needs \"role\" and \"content\" "
-					   "strings", k + 1, w);
-		}
-		m[k++] = (struct tk_chat_msg){ ro->valuestring, co->valuestring };
-	}
-	size_t off = text_begin(in);
-	rc = tk_chat_render_spans(in->o.chat, m, n, 0, &in->out, in->spans + in->n_spans, &ns, d);
+	for (int f = 0; f < 1 + pair && !rc; f++)
+		rc = add_msgs(in, v[f], in->want[f], m, &k, d);
+	int np = pair ? cJSON_GetArraySize(v[0]) : 0;
+	if (!rc && pair)
+		rc = tk_chat_render_spans(in->o.chat, m, np, TK_CHAT_GENERATION_PROMPT, &pt, NULL,
+					  NULL, d);
+	size_t off = text_begin(in), plen = 0;
+	if (!rc)
+		rc = tk_chat_render_spans(in->o.chat, m, n, 0, &in->out, in->spans + in->n_spans,
+					  &ns, d);
 	free(m);
+	while (!rc && plen < pt.len && off + plen < in->out.len &&
+	       in->out.data[off + plen] == pt.data[plen])
+		plen++;
+	tk_buf_free(&pt);
 	if (rc) {
 		if (d && !d->path[0]) {
 			snprintf(d->path, sizeof(d->path), "%.1000s", in->name);
@@ -602,7 +632,7 @@ static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
 		}
 		return rc;
 	}
-	if (queue(in, off, 0, in->lineno))
+	if (queue(in, off, plen, in->lineno))
 		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
 	struct pending *p = &in->q[in->q_n - 1];
 	p->chat = 1;
@@ -655,7 +685,8 @@ static int jsonl_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d
 			goto out;
 		}
 	}
-	if (in->pick == PICK_CHAT) {
+	if (in->pick == PICK_CHAT ||
+	    (in->pick == PICK_PAIR && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(obj, in->want[0])))) {
 		rc = conversation(in, obj, d);
 		goto out;
 	}

@@ -60,7 +60,9 @@ typedef struct tk_input tk_input_t;
  * of a column, a template and a prompt/response pair is TK_E_INVAL, and so
  * are columns or fields for plain text.  With none given, the text is the
  * column/field "text", else a "messages" conversation (JSONL), else
- * "prompt" + "completion" as a pair (TRL's names), else the only column;
+ * "prompt" + "completion" as a pair (TRL's names; in JSONL a pair of lists
+ * of messages is one conversation, the prompt being what its own messages
+ * render to with the generation prompt), else the only column;
  * otherwise TK_E_INVAL listing them.  A UTF-8
  * byte order mark at the start of a file is skipped in every format. */
 int tk_input_open(tk_input_t **in, const char *path, const struct tk_input_opts *o,

@@ -143,8 +143,15 @@ static void encode_batch(struct run *r, tk_encoder_t *e, struct batch *b)
 					    tk_strerror(rc));
 			dc->n_ids = b->ids.n - dc->id_off;
 			dc->n_prompt = 0;
+			if (!rc && dc->plen) { /* prompt-completion: TRL's common prefix */
+				int bad = 0;
+				rc = prefix_tokens(e, b, dc, text, dc->plen, &dc->n_prompt, &bad);
+				b->mismatch += bad;
+			}
 			if (!rc && r->o->assistant_only)
 				rc = chat_mask(r, e, b, dc, text);
+			if (!rc && dc->masked) /* both masks, as TRL's collator applies both */
+				memset(b->mask + dc->id_off, 0, dc->n_prompt);
 			if (rc) {
 				snprintf(b->diag.path, sizeof(b->diag.path), "%.1000s",
 					 strcmp(nm, "-") ? nm : "<stdin>");

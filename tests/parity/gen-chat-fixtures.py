@@ -19,6 +19,13 @@ templates put the markers (ChatML as its Qwen2.5 template: "\n" + content +
 content and <|eot_id|>; Llama 2, for which TRL has none: " " + content +
 " " + eos).  The ids and assistant_masks are what tk-tokenize must give.
 
+For conversations that end with an assistant turn, "pair" holds TRL's
+conversational prompt-completion form of the same example (prompt: the
+messages before the last, completion: the last) with the ids and
+completion_mask SFTTrainer makes of it: the prompt rendered with the
+generation prompt, the whole without, the mask 0 up to where their ids
+diverge.
+
 Run with the repository's reference venv:
 
     .venv/bin/python tests/parity/gen-chat-fixtures.py
@@ -89,10 +96,24 @@ def main():
                                             return_assistant_tokens_mask=True,
                                             chat_template=TRAIN[name])
             assert tok.apply_chat_template(msgs, tokenize=False, chat_template=TRAIN[name]) == plain
-            out["cases"].append({"model": name, "messages": msgs, "rendered": text,
-                                 "ids": ids, "train": {
-                                     "rendered": plain, "ids": train["input_ids"],
-                                     "assistant_masks": train["assistant_masks"]}})
+            case = {"model": name, "messages": msgs, "rendered": text, "ids": ids,
+                    "train": {"rendered": plain, "ids": train["input_ids"],
+                              "assistant_masks": train["assistant_masks"]}}
+            if msgs[-1]["role"] == "assistant":
+                # TRL's conversational prompt-completion example: the prompt
+                # rendered with the generation prompt, the whole without; the
+                # completion starts where their ids diverge
+                prompt, completion = msgs[:-1], msgs[-1:]
+                p_ids = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)["input_ids"]
+                pc_ids = tok.apply_chat_template(prompt + completion, tokenize=True,
+                                                 return_dict=True)["input_ids"]
+                k = 0
+                while k < min(len(p_ids), len(pc_ids)) and p_ids[k] == pc_ids[k]:
+                    k += 1
+                case["pair"] = {"prompt": prompt, "completion": completion, "ids": pc_ids,
+                                "completion_mask": [0] * k + [1] * (len(pc_ids) - k)}
+            out["cases"].append(case)
     with open(os.path.join(GEN, "chat-msgs.json"), "w") as f:
         json.dump(out, f, indent=1, ensure_ascii=False)
         f.write("\n")

@@ -27,6 +27,22 @@ PY
 	cmp got.asst want.asst
 	echo "$model: $(($(wc -l < got.all) / 2)) conversations, $(($(wc -l < got.asst) / 2)) with assistant masks"
 done
+# TRL's conversational prompt-completion form ("prompt" and "completion"
+# lists): the ids and completion_mask SFTTrainer makes ("pair")
+for model in chatml llama2 llama3; do
+	python3 - "$FIX/generate/chat-msgs.json" "$model" <<'PY'
+import json, sys
+with open("pc.jsonl", "w") as f, open("want.pc", "w") as w:
+    for c in json.load(open(sys.argv[1]))["cases"]:
+        if c["model"] == sys.argv[2] and "pair" in c:
+            p = c["pair"]
+            f.write(json.dumps({"prompt": p["prompt"], "completion": p["completion"]}) + "\n")
+            w.write(" ".join(map(str, p["ids"])) + "\n" + " ".join(map(str, p["completion_mask"])) + "\n")
+PY
+	tk-tokenize -q -t "$FIX/generate/$model" --ids --show-mask pc.jsonl > got.pc
+	cmp got.pc want.pc
+	echo "$model prompt-completion: $(($(wc -l < got.pc) / 2))"
+done
 # a shard keeps the mask: --stats counts the masked tokens
 tk-tokenize -q -t "$FIX/generate/chatml" --assistant-only-loss asst.jsonl -o c.tks
 tk-tokenize -q -t "$FIX/generate/chatml" --stats c.tks | grep -E 'documents|masked'
