@@ -335,7 +335,7 @@ static void *scratch(struct stage *s, size_t bytes)
 		c->scratch_cap = cap;
 		mem_add(c, cap);
 	}
-	return c->scratch;
+	return s->err ? NULL : c->scratch; /* s->err: the cudaFree above failed */
 }
 
 /* Host scratch of at least bytes (NULL, with s->err, when out of memory). */
@@ -366,8 +366,9 @@ static int stage_end(struct stage *s)
 			SCK(s, cudaMemcpyAsync(s->e[i].user, s->e[i].dev, s->e[i].bytes,
 					       cudaMemcpyDefault, c->st));
 	SCK(s, cudaStreamSynchronize(c->st));
-	for (int i = 0; i < s->n; i++)
-		cudaFree(s->e[i].dev);
+	for (int i = 0; i < s->n; i++) /* a failure is recorded and its error cleared */
+		if (s->e[i].dev)
+			SCK(s, cudaFree(s->e[i].dev));
 	s->n = 0;
 	return s->err;
 }
@@ -383,7 +384,9 @@ static size_t span(long rows, long cols, long ld)
 /* matmul in prec (enum tk_prec; prec_ok has checked the device): bf16 and
  * fp16 operands rounded into packed 16-bit codes in the device scratch by
  * the rounding of lib/math-common.h, then cublasGemmEx with fp32 C and
- * fp32 accumulation (CUBLAS_COMPUTE_32F); tf32 with fp32 operands and
+ * fp32 accumulation (CUBLAS_COMPUTE_32F); tf32 operands rounded the same
+ * way into packed fp32 copies (so that the tensor cores, which may
+ * truncate, read exactly the CPU emulation's operands), then
  * CUBLAS_COMPUTE_32F_FAST_TF32.  Pointers are device-accessible. */
 static void matmul_prec(struct stage *s, int prec, int ta, int tb, int m, int n, int k,
 			float alpha, const float *da, int lda, const float *db, int ldb,
@@ -391,17 +394,25 @@ static void matmul_prec(struct stage *s, int prec, int ta, int tb, int m, int n,
 {
 	cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
 	cublasStatus_t st;
+	/* stored shapes: A [m,k] or [k,m] (ta), B [k,n] or [n,k] (tb) */
+	int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+	size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
 	if (prec == TK_PREC_TF32) {
-		st = blas.gemm_ex(s->c->h, opb, opa, n, m, k, &alpha, db, CUDA_R_32F, ldb, da,
-				  CUDA_R_32F, lda, &beta, dc, CUDA_R_32F, ldc,
+		na = (na + 31) / 32 * 32; /* B's copy 128-byte aligned */
+		float *ra = (float *)scratch(s, (na + nb) * sizeof(float));
+		if (!ra)
+			return;
+		float *rb = ra + na;
+		if (SCK(s, cu_round_tf32(s->c->st, ra, da, ar, ac, lda)) ||
+		    SCK(s, cu_round_tf32(s->c->st, rb, db, br, bc, ldb)))
+			return;
+		st = blas.gemm_ex(s->c->h, opb, opa, n, m, k, &alpha, rb, CUDA_R_32F, bc, ra,
+				  CUDA_R_32F, ac, &beta, dc, CUDA_R_32F, ldc,
 				  CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
 		if (st != CUBLAS_STATUS_SUCCESS)
 			s->err = blas_fail(st, "cublasGemmEx (tf32)", __FILE__, __LINE__, &s->c->diag);
 		return;
 	}
-	/* stored shapes: A [m,k] or [k,m] (ta), B [k,n] or [n,k] (tb) */
-	int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
-	size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
 	na = (na + 63) / 64 * 64; /* B's codes 128-byte aligned */
 	unsigned short *ca = (unsigned short *)scratch(s, (na + nb) * sizeof(unsigned short));
 	if (!ca)
@@ -886,11 +897,13 @@ static void *cuda_alloc(struct tk_backend *be, size_t bytes)
 			    "use)", bytes >> 20, c->in_use >> 20, c->limit >> 20);
 		return NULL;
 	}
-	if (cudaSetDevice(c->index) != cudaSuccess) {
+	cudaError_t e = cudaSetDevice(c->index);
+	if (e != cudaSuccess) {
 		(void)cudaGetLastError();
+		tk_cuda_fail(e, "cudaSetDevice", __FILE__, __LINE__, &c->diag);
 		return NULL;
 	}
-	cudaError_t e = cudaMallocManaged(&p, bytes, cudaMemAttachGlobal);
+	e = cudaMallocManaged(&p, bytes, cudaMemAttachGlobal);
 	if (e != cudaSuccess) {
 		(void)cudaGetLastError();
 		tk_cuda_fail(e, "cudaMallocManaged", __FILE__, __LINE__, &c->diag);
@@ -928,8 +941,15 @@ static void cuda_free(struct tk_backend *be, void *p)
 	if (!p)
 		return;
 	c->in_use -= mem_take(c, p);
-	if (cudaSetDevice(c->index) == cudaSuccess)
-		cudaFree(p);
+	cudaError_t e = cudaSetDevice(c->index);
+	if (e == cudaSuccess)
+		e = cudaFree(p);
+	if (e != cudaSuccess) {
+		/* free has no status: keep the message, and clear the error, which
+		 * the next op's launch check (cudaGetLastError) would report */
+		(void)cudaGetLastError();
+		tk_cuda_fail(e, "cudaFree", __FILE__, __LINE__, &c->diag);
+	}
 }
 
 /* Counts from alloc and scratch; the device's own from cudaMemGetInfo

@@ -29,3 +29,25 @@ cudaError_t cu_round_codes(cudaStream_t st, unsigned short *dst, const float *sr
 	round_codes_k<<<(unsigned)blocks, CV_THREADS, 0, st>>>(dst, src, cols, ld, n, bf16);
 	return cudaGetLastError();
 }
+
+__global__ void round_tf32_k(float *dst, const float *src, int cols, int ld, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		size_t r = i / (size_t)cols, j = i % (size_t)cols;
+		dst[i] = tk_round_tf32(src[r * (size_t)ld + j]);
+	}
+}
+
+cudaError_t cu_round_tf32(cudaStream_t st, float *dst, const float *src, int rows, int cols,
+			  int ld)
+{
+	size_t n = (size_t)rows * (size_t)cols;
+	if (!n)
+		return cudaSuccess;
+	size_t blocks = (n + CV_THREADS - 1) / CV_THREADS;
+	if (blocks > 65535)
+		blocks = 65535;
+	round_tf32_k<<<(unsigned)blocks, CV_THREADS, 0, st>>>(dst, src, cols, ld, n);
+	return cudaGetLastError();
+}

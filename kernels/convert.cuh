@@ -17,4 +17,10 @@
 cudaError_t cu_round_codes(cudaStream_t st, unsigned short *dst, const float *src, int rows,
 			   int cols, int ld, int bf16);
 
+/* dst[rows, cols] (packed) = src [rows, cols] (row stride ld) rounded to
+ * TF32 (tk_round_tf32: nearest even, 10 mantissa bits), as fp32 values:
+ * a TF32 tensor core then reads them unchanged, however it rounds. */
+cudaError_t cu_round_tf32(cudaStream_t st, float *dst, const float *src, int rows, int cols,
+			  int ld);
+
 #endif
