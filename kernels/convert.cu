@@ -3,6 +3,7 @@
 #include "convert.cuh"
 
 #include "math-common.h"
+#include "reduce.cuh"
 
 #define CV_THREADS 256
 
@@ -23,10 +24,7 @@ cudaError_t cu_round_codes(cudaStream_t st, unsigned short *dst, const float *sr
 	size_t n = (size_t)rows * (size_t)cols;
 	if (!n)
 		return cudaSuccess;
-	size_t blocks = (n + CV_THREADS - 1) / CV_THREADS;
-	if (blocks > 65535)
-		blocks = 65535;
-	round_codes_k<<<(unsigned)blocks, CV_THREADS, 0, st>>>(dst, src, cols, ld, n, bf16);
+	round_codes_k<<<tk_grid(n, CV_THREADS), CV_THREADS, 0, st>>>(dst, src, cols, ld, n, bf16);
 	return cudaGetLastError();
 }
 
@@ -45,9 +43,6 @@ cudaError_t cu_round_tf32(cudaStream_t st, float *dst, const float *src, int row
 	size_t n = (size_t)rows * (size_t)cols;
 	if (!n)
 		return cudaSuccess;
-	size_t blocks = (n + CV_THREADS - 1) / CV_THREADS;
-	if (blocks > 65535)
-		blocks = 65535;
-	round_tf32_k<<<(unsigned)blocks, CV_THREADS, 0, st>>>(dst, src, cols, ld, n);
+	round_tf32_k<<<tk_grid(n, CV_THREADS), CV_THREADS, 0, st>>>(dst, src, cols, ld, n);
 	return cudaGetLastError();
 }

@@ -88,8 +88,7 @@ static int prefix_tokens(tk_encoder_t *e, struct batch *b, const struct doc *dc,
 
 /* The assistant-only mask of a conversation: 1 on the tokens of its
  * spans.  TK_E_INVAL (in b->diag) when it has no assistant turn. */
-static int chat_mask(struct run *r, tk_encoder_t *e, struct batch *b, struct doc *dc,
-		     const char *text)
+static int chat_mask(tk_encoder_t *e, struct batch *b, struct doc *dc, const char *text)
 {
 	const size_t *sp = b->spans + dc->span_off;
 	size_t need = dc->id_off + dc->n_ids, from, to;
@@ -115,7 +114,6 @@ static int chat_mask(struct run *r, tk_encoder_t *e, struct batch *b, struct doc
 	}
 	dc->masked = 1;
 	b->mismatch += bad;
-	(void)r;
 	return rc;
 }
 
@@ -149,7 +147,7 @@ static void encode_batch(struct run *r, tk_encoder_t *e, struct batch *b)
 				b->mismatch += bad;
 			}
 			if (!rc && r->o->assistant_only)
-				rc = chat_mask(r, e, b, dc, text);
+				rc = chat_mask(e, b, dc, text);
 			if (!rc && dc->masked) /* both masks, as TRL's collator applies both */
 				memset(b->mask + dc->id_off, 0, dc->n_prompt);
 			if (rc) {

@@ -12,16 +12,12 @@
 
 static float f_of(uint32_t b)
 {
-	float f;
-	memcpy(&f, &b, 4);
-	return f;
+	return tk_float_from_bits((int)b);
 }
 
 static uint32_t b_of(float f)
 {
-	uint32_t b;
-	memcpy(&b, &f, 4);
-	return b;
+	return tk_bits_from_float(f);
 }
 
 /* x rounded to nearest even with mbits significant bits (implicit bit
