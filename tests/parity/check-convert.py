@@ -38,7 +38,7 @@ other than 1024.
 
 llama.cpp itself (llama-cpp-python) loads the f32 and f16 exports of the
 llama, qwen2 and gpt2 models and continues a prompt greedily: the ids equal
-tk-generate's on the source directory (SKIP lines without llama_cpp).
+tk-generate's on the source directory (FAIL lines without llama_cpp: it is pinned).
 
 SentencePiece-style tokenizers (byte-fallback BPE, exported as llama.cpp's
 "llama" vocabulary with scores from the merge ranks): for the committed
@@ -305,8 +305,9 @@ def llama_cpp_check(arch, d, path, t):
     tk-generate's on the source directory."""
     try:
         from llama_cpp import Llama
-    except ImportError as e:
-        print(f"SKIP {arch} {t}: llama.cpp: llama_cpp cannot be imported ({e})")
+    except ImportError as e:  # a pinned requirement: its absence is a fault
+        print(f"FAIL {arch} {t}: llama.cpp: llama_cpp cannot be imported ({e}); "
+              "it is in tests/parity/requirements.txt (rm .venv/.ok; make parity)")
         return
     llm = Llama(model_path=path, n_ctx=64, n_threads=1, verbose=False)
     ids = [5, 17, 33, 60, 71, 8]
@@ -359,9 +360,10 @@ def spm_check(tmp):
     texts = [t["text"] if isinstance(t, dict) else t for t in texts]
     try:
         from llama_cpp import Llama
-    except ImportError as e:
+    except ImportError as e:  # a pinned requirement: its absence is a fault
         Llama = None
-        print(f"SKIP spm: llama.cpp: llama_cpp cannot be imported ({e})")
+        print(f"FAIL spm: llama.cpp: llama_cpp cannot be imported ({e}); "
+              "it is in tests/parity/requirements.txt (rm .venv/.ok; make parity)")
     srcs = {}
     for name in ("llama2-style", "tinyllama-style"):
         srcs[name] = os.path.join(ROOT, "tests", "fixtures", "tokenizers", name + ".json")

