@@ -148,7 +148,24 @@ static void test_parity_trainer(void)
 	printf("info adapter after 10 steps: %d tensors, max relative error %.2e (%s), max abs "
 	       "error %.2e; the Trainer moved them up to %.3g\n", n, err, worst, abs_err, dist);
 	TT_CHECK(n == 16 && n_got == n, "%d tensors compared, tk wrote %d", n, n_got);
-	TT_CHECK(err < 1e-5, "adapter differs: %.3e in %s", err, worst);
+	/* The tolerances are 3x how far fp32 rounding alone moves the
+	 * Trainer's own result from its float64 run (spread.json, measured by
+	 * gen-lora-train-spread.py over MKL's SSE4.2/AVX2/AVX-512 kernels):
+	 * if tk and the fixture each lie within that spread S of the exact
+	 * result, they lie within 2S of each other; 3S leaves room for a
+	 * kernel a little less lucky than the ones measured.  Adam's
+	 * normalised steps make S much larger than fp32's epsilon (elements
+	 * with near-zero gradients move by lr whatever their rounding). */
+	cJSON *spread = tt_read_json(fixture("lora-train/spread.json"));
+	cJSON *smax = cJSON_GetObjectItem(spread, "max");
+	TT_REQUIRE(smax, "cannot read lora-train/spread.json");
+	double tol_adapter = 3 * tt_num(smax, "adapter"), tol_loss = 3 * tt_num(smax, "loss");
+	double tol_norm = 3 * tt_num(smax, "grad_norm"), tol_eval = 3 * tt_num(smax, "eval_loss");
+	cJSON_Delete(spread);
+	TT_CHECK(tol_adapter > 0 && tol_adapter < 1e-3 && tol_loss > 0 && tol_norm > 0 &&
+		 tol_eval > 0, "spread.json: implausible spreads");
+	TT_CHECK(err < tol_adapter, "adapter differs: %.3e in %s (tolerance %.2e)", err, worst,
+		 tol_adapter);
 	TT_CHECK(dist > 1e3 * abs_err, "the adapter hardly moved (%.3g)", dist);
 
 	cJSON *ref = tt_read_json(fixture("lora-train/expected/expected.json"));
@@ -205,12 +222,16 @@ static void test_parity_trainer(void)
 	TT_CHECK(i == cJSON_GetArraySize(hist), "%d log entries, the Trainer has %d", i,
 		 cJSON_GetArraySize(hist));
 	TT_CHECK(clipped > 0 && clipped < 10, "the fixture should clip some steps, not %d", clipped);
-	/* Later steps differentiate weights that fp32 rounding (scaled up by
-	 * AdamW's normalised steps) has moved apart by a few 1e-6: their
-	 * gradient norms agree to 1.2e-5 where the adapters agree to 4.5e-6. */
+	/* Step 1 differentiates the same weights on both sides: one backward
+	 * pass of sums over at most a few thousand fp32 terms, far below the
+	 * spread of later steps, whose weights fp32 rounding (scaled up by
+	 * AdamW's normalised steps) has already moved apart.  Those are held
+	 * to the measured spreads above; the schedule is exact arithmetic. */
 	TT_CHECK(first_norm < 5e-6, "step 1 grad_norm differs by %.3e", first_norm);
-	TT_CHECK(worst_loss < 1e-5 && worst_norm < 5e-5 && worst_eval < 1e-5 && worst_lr < 1e-15,
-		 "logged values differ");
+	TT_CHECK(worst_loss < tol_loss && worst_norm < tol_norm && worst_eval < tol_eval &&
+		 worst_lr < 1e-15, "logged values differ: loss %.2e (tolerance %.2e), grad_norm "
+		 "%.2e (%.2e), eval_loss %.2e (%.2e), learning_rate %.2e", worst_loss, tol_loss,
+		 worst_norm, tol_norm, worst_eval, tol_eval, worst_lr);
 	cJSON_Delete(ref);
 	cJSON_Delete(args);
 }
