@@ -8,6 +8,7 @@
 #   make bench      benchmarks against the Python reference (never fail the tests)
 #   make asan|ubsan run the tests under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make fuzz       coverage-guided fuzzing of every parser with libFuzzer (FUZZ_SECONDS each)
+#   make mutate     plant each bug of tests/mutate/mutants and report the ones the suite misses
 #   make test-gpu   CUDA-vs-CPU conformance suite and its Markdown table (needs a GPU)
 #   make lint       cppcheck over the host C code, shellcheck over the GPU harness
 #   make cuda-check / cuda12-check  kernels build for every arch, no spills; API within CUDA 12.0
@@ -40,7 +41,7 @@ GPU_SRC  := $(sort $(wildcard tests/gpu/test-*.c))
 GPUTESTS := $(GPU_SRC:tests/gpu/%.c=$(BUILD)/tests/gpu/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 FUZZERS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 600
 
 # CUDA: compiled and linked in when nvcc is found (NVCC= disables it).
 NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -86,7 +87,7 @@ else
 MPI_NOTE := MPI: mpicc not found, building single-process tk-train
 endif
 
-.PHONY: FORCE all test deps demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
+.PHONY: FORCE all test deps mutate demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -153,8 +154,11 @@ fuzz: deps
 			$$f $(LIB_SRC) -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lopenblas -lm -o build-fuzz/$$n || exit 1; \
 		rm -rf build-fuzz/corpus-$$c; cp -r tests/fuzz/corpus/$$c build-fuzz/corpus-$$c; \
 		echo "== $$n ($(FUZZ_SECONDS) s)"; \
+		dict=; [ -f tests/fuzz/dict/$$c.dict ] && dict=-dict=tests/fuzz/dict/$$c.dict; \
 		TK_ROOT=$(CURDIR) build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-			build-fuzz/corpus-$$c || exit 1; \
+			$$dict -print_final_stats=1 build-fuzz/corpus-$$c >build-fuzz/$$n.log 2>&1; \
+		rc=$$?; grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units)' build-fuzz/$$n.log; \
+		[ $$rc -eq 0 ] || { tail -40 build-fuzz/$$n.log; exit 1; }; \
 	done
 
 # Missing Debian packages are installed (as root) or named (otherwise).
@@ -164,6 +168,11 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all
 	@TK_BUILD=$(BUILD) TK_BIN=$(BIN) TK_SHARED=$(SHARED) tests/run
+
+# Mutation testing (not in CI: about a minute per mutant the suite kills
+# early, a whole suite's run per survivor): MUTANTS="3 7" picks some.
+mutate: deps
+	@TK_SHARED=$(SHARED) tests/mutate/run $(MUTANTS)
 
 # The same suite under the sanitizers, in separate build trees.
 asan: deps
