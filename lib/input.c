@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <csv.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,10 +50,12 @@ struct tk_input {
 	enum pick pick;
 	struct tk_tmpl tmpl;
 	const char *want[2];    /* PICK_ONE: want[0]; PICK_PAIR: prompt, response */
+	char *picked;           /* the only column/field, taken by default (own copy) */
 	int n_want;             /* names in use: 1, 2 or tmpl.n_names */
 	const char **vals;      /* per name, for rendering */
 	size_t *lens;
-	char (*num)[64];        /* JSONL: numbers and booleans as text */
+	struct tk_buf *num;     /* JSONL: numbers and booleans as text, per name */
+	int n_vals;             /* room in vals, lens and num */
 
 	/* CSV */
 	struct csv_parser csv;
@@ -375,8 +378,11 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 			in->want[1] = "completion";
 			in->n_want = 2;
 		} else if (n == 1) {
+			/* names may die with the line they came from */
+			if (!(in->picked = strdup(names[0])))
+				return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
 			in->pick = PICK_ONE;
-			in->want[0] = names[0];
+			in->want[0] = in->picked;
 		} else {
 			struct tk_buf l = { 0 };
 			for (int i = 0; i < n; i++)
@@ -525,6 +531,12 @@ static int csv_pump(tk_input_t *in, int header_only, struct tk_diag *d)
 		if (in->csv.pstate == 0)
 			in->row_line = in->lineno;
 		in->fields_ended = 0;
+		/* libcsv grows its field buffer by blk_size bytes at a time (128
+		 * by default: quadratic copying for a long field); by as much as
+		 * it holds and this line has, it grows once per line at most
+		 * and doubles */
+		size_t blk = in->csv.entry_size > n ? in->csv.entry_size : n;
+		csv_set_blk_size(&in->csv, blk > 4096 ? blk : 4096);
 		if (csv_parse(&in->csv, s, n, csv_field, csv_row, in) != n && !in->err)
 			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
 					   "malformed quoting (quote the whole field and "
@@ -547,6 +559,247 @@ static int json_fields(const cJSON *obj, struct tk_buf *l)
 	return tk_buf_append(l, "", 0);
 }
 
+/* Member w of obj into *v (NULL when there is none) and its index into *at
+ * (when at is not NULL).  A name given twice is TK_E_FORMAT: json.loads
+ * would keep the last value, cJSON the first, and Arrow's JSON reader
+ * (datasets) refuses the line. */
+static int json_get(tk_input_t *in, const cJSON *obj, const char *w, const cJSON **v, int *at,
+		    struct tk_diag *d)
+{
+	int i = 0;
+	*v = NULL;
+	for (const cJSON *c = obj->child; c; c = c->next, i++) {
+		if (strcmp(c->string, w))
+			continue;
+		if (*v)
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "field '%s' given twice", w);
+		*v = c;
+		if (at)
+			*at = i;
+	}
+	return 0;
+}
+
+/* Where a NUL is in line s[0..n): a raw byte (*esc 0; JSON allows none) or
+ * a \u0000 escape (*esc 1), which cJSON would take as the end of the
+ * string.  Returns its offset, or -1 when there is none. */
+static long long json_nul(const char *s, size_t n, int *esc)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!s[i]) {
+			*esc = 0;
+			return (long long)i;
+		}
+		if (s[i] != '\\' || i + 1 == n)
+			continue;
+		if (n - i >= 6 && !memcmp(s + i + 1, "u0000", 5)) {
+			*esc = 1;
+			return (long long)i;
+		}
+		if (s[i + 1])
+			i++; /* an escaped character, a backslash included */
+	}
+	return -1;
+}
+
+/* The walk through the source of a line that cJSON parsed, to find where a
+ * value lies: whitespace as cJSON skips it (every byte up to the space). */
+static size_t json_ws(const char *s, size_t n, size_t i)
+{
+	while (i < n && (unsigned char)s[i] <= 32)
+		i++;
+	return i;
+}
+
+/* One past the closing quote of the string that opens at s[i]. */
+static size_t json_str_end(const char *s, size_t n, size_t i)
+{
+	for (i++; i < n && s[i] != '"'; i++)
+		if (s[i] == '\\')
+			i++;
+	return i < n ? i + 1 : n;
+}
+
+/* One past the end of the value that starts at s[i]. */
+static size_t json_value_end(const char *s, size_t n, size_t i)
+{
+	if (i < n && s[i] == '"')
+		return json_str_end(s, n, i);
+	if (i < n && (s[i] == '{' || s[i] == '[')) {
+		int depth = 0;
+		for (; i < n; i++) {
+			if (s[i] == '"')
+				i = json_str_end(s, n, i) - 1;
+			else if (s[i] == '{' || s[i] == '[')
+				depth++;
+			else if ((s[i] == '}' || s[i] == ']') && !--depth)
+				return i + 1;
+		}
+		return n;
+	}
+	while (i < n && (unsigned char)s[i] > 32 && s[i] != ',' && s[i] != '}' && s[i] != ']')
+		i++;
+	return i;
+}
+
+/* The source [*b, *e) of the value of member k (0-based, in the order of
+ * cJSON's children) of the object that line s[0..n) holds. */
+static void json_member(const char *s, size_t n, int k, size_t *b, size_t *e)
+{
+	size_t i = n >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3) ? 3 : 0; /* cJSON skips it */
+	i = json_ws(s, n, i) + 1; /* past { */
+	for (int m = 0;; m++) {
+		i = json_ws(s, n, json_str_end(s, n, json_ws(s, n, i))) + 1; /* the name, : */
+		*b = json_ws(s, n, i);
+		*e = json_value_end(s, n, *b);
+		if (m == k || *e >= n)
+			break;
+		i = json_ws(s, n, *e) + 1; /* past , */
+	}
+	*b = *b < n ? *b : n; /* never past the line, should cJSON differ */
+	*e = *e < n ? *e : n;
+}
+
+/* Whether s[0..n) is exactly a JSON number (cJSON also takes 01, 1. and
+ * -.5); *is_int says whether it has neither fraction nor exponent. */
+static int json_number_ok(const char *s, size_t n, int *is_int)
+{
+	size_t i = 0, j;
+#define DIGITS() for (j = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && s[i] >= '1' && s[i] <= '9')
+		DIGITS();
+	else
+		return 0;
+	*is_int = 1;
+	if (i < n && s[i] == '.') {
+		i++;
+		DIGITS();
+		if (i == j)
+			return 0;
+		*is_int = 0;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		DIGITS();
+		if (i == j)
+			return 0;
+		*is_int = 0;
+	}
+#undef DIGITS
+	return i == n;
+}
+
+/* Python's repr(x) into r (64 bytes): the shortest digits that read back
+ * as x (of two candidates as short, the nearer), written as 1e+16, 1e-05,
+ * 0.0001, 100.0, inf. */
+static void py_float_repr(double x, char *r)
+{
+	char e[64], dig[24];
+	int nd = 0, exp10 = 0, neg = signbit(x) != 0;
+	double ax = fabs(x);
+
+	if (isinf(x) || ax == 0) {
+		snprintf(r, 64, "%s%s", neg ? "-" : "", ax == 0 ? "0.0" : "inf");
+		return;
+	}
+	for (int p = 1; p <= 17; p++) {
+		/* the nearest p digits, d.ddde+X */
+		snprintf(e, sizeof(e), "%.*e", p - 1, ax);
+		nd = 0;
+		for (const char *c = e; *c != 'e'; c++)
+			if (*c != '.')
+				dig[nd++] = *c;
+		exp10 = atoi(strchr(e, 'e') + 1);
+		double y = strtod(e, NULL);
+		if (y == ax)
+			break;
+		/* or the p digits on x's other side: where the gap to the next
+		 * double is smaller below x than above (at a power of two), they
+		 * may read back as x when the nearest does not */
+		int k = nd - 1;
+		if (y < ax) {
+			while (k >= 0 && dig[k] == '9')
+				dig[k--] = '0';
+			if (k < 0) {
+				memmove(dig + 1, dig, (size_t)nd);
+				dig[0] = '1';
+				exp10++;
+			} else {
+				dig[k]++;
+			}
+		} else {
+			while (k >= 0 && dig[k] == '0')
+				dig[k--] = '9';
+			dig[k]--; /* dig[0] is not 0 */
+			if (dig[0] == '0') {
+				memmove(dig, dig + 1, (size_t)--nd);
+				exp10--;
+			}
+		}
+		snprintf(e, sizeof(e), "%c.%.*se%d", dig[0], nd - 1, dig + 1, exp10);
+		if (strtod(e, NULL) == ax)
+			break;
+	}
+	while (nd > 1 && dig[nd - 1] == '0')
+		nd--;
+	/* Python's format_float_short: an exponent below 1e-4 and from 1e16 */
+	int decpt = exp10 + 1;
+	char *o = r;
+	if (neg)
+		*o++ = '-';
+	if (exp10 < -4 || exp10 >= 16) {
+		snprintf(o, 60, "%c%s%.*se%c%02d", dig[0], nd > 1 ? "." : "", nd - 1, dig + 1,
+			 exp10 < 0 ? '-' : '+', abs(exp10));
+		return;
+	}
+	if (decpt <= 0) {
+		*o++ = '0';
+		*o++ = '.';
+		for (int i = decpt; i < 0; i++)
+			*o++ = '0';
+	}
+	for (int i = 0; i < nd || i < decpt; i++) {
+		if (i == decpt && decpt > 0)
+			*o++ = '.';
+		*o++ = i < nd ? dig[i] : '0';
+	}
+	if (decpt >= nd) {
+		*o++ = '.';
+		*o++ = '0';
+	}
+	*o = '\0';
+}
+
+/* The text Python makes of the JSON number s[0..n), str(json.loads(s)),
+ * into out: an integer as written (-0 is 0, and no digit is lost), a
+ * float as repr writes it (1E5 is 100000.0, 1e400 inf).  TK_E_FORMAT when
+ * s is not a JSON number. */
+static int json_number_text(const char *s, size_t n, struct tk_buf *out)
+{
+	int is_int;
+	out->len = 0;
+	if (!json_number_ok(s, n, &is_int))
+		return TK_E_FORMAT;
+	if (is_int) {
+		if (n == 2 && s[0] == '-' && s[1] == '0')
+			s++, n--;
+		return tk_buf_append(out, s, n);
+	}
+	char r[64];
+	if (tk_buf_append(out, s, n)) /* NUL-terminated for strtod */
+		return TK_E_NOMEM;
+	py_float_repr(strtod(out->data, NULL), r);
+	out->len = 0;
+	return tk_buf_append(out, r, strlen(r));
+}
+
 /* Appends the messages of list v (field w) to m from *k on. */
 static int add_msgs(tk_input_t *in, const cJSON *v, const char *w, struct tk_chat_msg *m, int *k,
 		    struct tk_diag *d)
@@ -555,9 +808,12 @@ static int add_msgs(tk_input_t *in, const cJSON *v, const char *w, struct tk_cha
 	int i = 0;
 
 	cJSON_ArrayForEach(it, v) {
-		const cJSON *ro = cJSON_GetObjectItemCaseSensitive(it, "role");
-		const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "content");
+		const cJSON *ro = NULL, *co = NULL;
+		int rc;
 		i++;
+		if (cJSON_IsObject(it) && ((rc = json_get(in, it, "role", &ro, NULL, d)) ||
+					   (rc = json_get(in, it, "content", &co, NULL, d))))
+			return rc;
 		if (!cJSON_IsString(ro) || !cJSON_IsString(co))
 			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
 					   "message %d of '%s' needs \"role\" and \"content\" "
@@ -582,7 +838,8 @@ static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
 	int n = 0, k = 0, ns = 0, rc = 0;
 
 	for (int f = 0; f < 1 + pair; f++) {
-		v[f] = cJSON_GetObjectItemCaseSensitive(obj, in->want[f]);
+		if ((rc = json_get(in, obj, in->want[f], &v[f], NULL, d)))
+			return rc;
 		if (!v[f]) {
 			struct tk_buf l = { 0 };
 			json_fields(obj, &l);
@@ -665,6 +922,15 @@ static int jsonl_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d
 				 "text after the JSON object (one object per line expected)");
 		goto out;
 	}
+	int esc;
+	long long nul = json_nul(s, n, &esc);
+	if (nul >= 0) {
+		rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+				 esc ? "\\u0000 (a NUL character) at character %lld cannot be part "
+				       "of a text" : "not JSON (a NUL byte at character %lld)",
+				 nul + 1);
+		goto out;
+	}
 	if (in->pick == PICK_NONE) {
 		int k = cJSON_GetArraySize(obj);
 		tmp = tk_mallocn((size_t)k, sizeof(*tmp));
@@ -677,13 +943,6 @@ static int jsonl_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d
 			tmp[i++] = c->string;
 		if ((rc = choose(in, tmp, k, "field", d, in->lineno)))
 			goto out;
-		in->vals = tk_mallocn((size_t)in->n_want, sizeof(*in->vals));
-		in->lens = tk_mallocn((size_t)in->n_want, sizeof(*in->lens));
-		in->num = tk_mallocn((size_t)in->n_want, sizeof(*in->num));
-		if (!in->vals || !in->lens || !in->num) {
-			rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
-			goto out;
-		}
 	}
 	if (in->pick == PICK_CHAT ||
 	    (in->pick == PICK_PAIR && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(obj, in->want[0])))) {
@@ -692,16 +951,41 @@ static int jsonl_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d
 	}
 	for (int k = 0; k < in->n_want && !rc; k++) {
 		const char *w = want_name(in, k);
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, w);
+		const cJSON *v;
+		int at = 0;
+		if ((rc = json_get(in, obj, w, &v, &at, d)))
+			break;
 		if (cJSON_IsString(v)) {
 			in->vals[k] = v->valuestring;
 			in->lens[k] = strlen(v->valuestring);
 		} else if (cJSON_IsNumber(v) || cJSON_IsBool(v)) {
-			/* as JSON writes it: 3, 0.5, 1e+20, true */
-			if (!cJSON_PrintPreallocated((cJSON *)v, in->num[k], sizeof(in->num[k]), 0))
+			/* as Python's str() writes what json.loads reads: 3, 0.5,
+			 * 1e+20, 100000.0 for 1E5, True; from the source, where
+			 * cJSON keeps only a double */
+			struct tk_buf *t = &in->num[k];
+			size_t b, e;
+			t->len = 0;
+			if (cJSON_IsBool(v)) {
+				rc = cJSON_IsTrue(v) ? tk_buf_append(t, "True", 4)
+						     : tk_buf_append(t, "False", 5);
+			} else {
+				json_member(s, n, at, &b, &e);
+				rc = json_number_text(s + b, e - b, t);
+				if (rc == TK_E_FORMAT) {
+					int cut = e - b > 40;
+					rc = tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+							 "not JSON (bad number %.*s%s at character "
+							 "%zu)", cut ? 40 : (int)(e - b), s + b,
+							 cut ? "..." : "", b + 1);
+					break;
+				}
+			}
+			if (rc) {
 				rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
-			in->vals[k] = in->num[k];
-			in->lens[k] = strlen(in->num[k]);
+				break;
+			}
+			in->vals[k] = t->data;
+			in->lens[k] = t->len;
 		} else if (!v) {
 			struct tk_buf l = { 0 };
 			json_fields(obj, &l);
@@ -777,13 +1061,19 @@ int tk_input_open(tk_input_t **inp, const char *path, const struct tk_input_opts
 		}
 		in->csv_ready = 1;
 		csv_set_space_func(&in->csv, no_space);
-		int nv = o->tmpl ? (int)in->tmpl.n_names : 2;
-		in->vals = tk_mallocn((size_t)nv, sizeof(*in->vals));
-		in->lens = tk_mallocn((size_t)nv, sizeof(*in->lens));
-		if (!in->vals || !in->lens) {
+	}
+	if (in->fmt == TK_INPUT_CSV || in->fmt == TK_INPUT_JSONL) {
+		/* room for every name a choice can use */
+		in->n_vals = o->tmpl && in->tmpl.n_names > 2 ? (int)in->tmpl.n_names : 2;
+		in->vals = tk_mallocn((size_t)in->n_vals, sizeof(*in->vals));
+		in->lens = tk_mallocn((size_t)in->n_vals, sizeof(*in->lens));
+		in->num = calloc((size_t)in->n_vals, sizeof(*in->num));
+		if (!in->vals || !in->lens || !in->num) {
 			rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 			goto fail;
 		}
+	}
+	if (in->fmt == TK_INPUT_CSV) {
 		if ((rc = csv_pump(in, 1, d)))
 			goto fail;
 	} else if (in->fmt == TK_INPUT_TEXT && (o->column || o->field || o->tmpl ||
@@ -872,7 +1162,10 @@ void tk_input_free(tk_input_t *in)
 	free(in->fld_len);
 	free(in->vals);
 	free(in->lens);
+	for (int i = 0; in->num && i < in->n_vals; i++)
+		tk_buf_free(&in->num[i]);
 	free(in->num);
+	free(in->picked);
 	free(in->q);
 	free(in->spans);
 	free(in->line);

@@ -4,8 +4,10 @@
  * an optional prompt prefix (for completion-only training the prompt's
  * tokens are left out of the loss).  CSV follows RFC 4180 (libcsv): a
  * header row names the columns; fields may be quoted and contain commas
- * and newlines.  JSONL is one JSON object per line (cJSON).  Plain text is
- * one document per file, or one per line with split_lines.
+ * and newlines.  JSONL is one JSON object per line (cJSON); a number or a
+ * boolean in it becomes the text Python's str() makes of what json.loads
+ * reads (integers as written, floats as repr, True).  Plain text is one
+ * document per file, or one per line with split_lines.
  */
 #ifndef TK_INPUT_H
 #define TK_INPUT_H

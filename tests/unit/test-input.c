@@ -197,7 +197,7 @@ static void test_jsonl(void)
 	o.field = NULL;
 	o.tmpl = "{n} {f} {b}";
 	rc = slurp(p, &o, got, sizeof(got), &d);
-	TT_CHECK(rc == 0 && !strcmp(got, "[3 0.5 true|0@1]\n[1e+20 -2 false|0@4]"), "rc %d got %s",
+	TT_CHECK(rc == 0 && !strcmp(got, "[3 0.5 True|0@1]\n[1e+20 -2 False|0@4]"), "rc %d got %s",
 		 rc, got);
 	o.tmpl = "{quote}{z}";
 	rc = slurp(p, &o, got, sizeof(got), &d);
@@ -340,6 +340,184 @@ static void test_csv_many(void)
 	tk_input_free(in);
 }
 
+/* A field picked because the first line has only it is read by name from
+ * every later line (the name once pointed into the first line's freed
+ * parse tree). */
+static void test_jsonl_auto_field(void)
+{
+	struct tk_input_opts o = { 0 };
+	char got[256];
+	struct tk_diag d;
+	int rc = slurp(PUT("af.jsonl", "{\"quote\":\"first\"}\n"
+			   "{\"zz\":\"WRONG\",\"quote\":\"RIGHT\"}\n"
+			   "{\"quote\":\"x\",\"a\":\"WRONG\",\"b\":\"WRONG\"}\n"),
+		       &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[first|0@1]\n[RIGHT|0@2]\n[x|0@3]"), "rc %d %s got %s",
+		 rc, d.msg, got);
+	rc = slurp(PUT("af2.jsonl", "{\"quote\":\"first\"}\n{\"zz\":\"WRONG\"}\n"), &o, got,
+		   sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && !strcmp(d.msg, "no field 'quote' (fields: zz)"),
+		 "rc %d line %lld %s", rc, d.line, d.msg);
+}
+
+/* Numbers become the text Python gives them, str(json.loads(line)[f]):
+ * integers as written, floats as repr (the goldens come from Python,
+ * tests/fixtures/input/gen-numbers.py). */
+static void test_jsonl_numbers(void)
+{
+	char want[256];
+	FILE *fp = fopen(tt_fixture("input/numbers.expected"), "r");
+	TT_REQUIRE(fp, "no input/numbers.expected");
+	struct tk_input_opts o = { .field = "n" };
+	tk_input_t *in;
+	struct tk_diag d;
+	TT_REQUIRE(tk_input_open(&in, tt_fixture("input/numbers.jsonl"), &o, &d) == 0, "%s", d.msg);
+	struct tk_example ex;
+	int rc, n = 0, bad = 0;
+	while ((rc = tk_input_next(in, &ex, &d)) == 1) {
+		if (!fgets(want, sizeof(want), fp))
+			break;
+		want[strcspn(want, "\n")] = '\0';
+		n++;
+		if (strcmp(ex.text, want) && bad++ < 10)
+			TT_CHECK(0, "line %lld: got %s, Python gives %s", ex.line, ex.text, want);
+	}
+	TT_CHECK(rc == 0 && n == 409 && !bad, "rc %d (%s), %d lines, %d wrong", rc, d.msg, n, bad);
+	tk_input_free(in);
+	fclose(fp);
+
+	/* booleans as Python writes them; a template mixes strings and numbers */
+	char got[256];
+	struct tk_input_opts t = { .tmpl = "{a} {b} {c} {d}" };
+	rc = slurp(PUT("nb.jsonl", "{\"a\":true,\"b\":false,\"c\":\"1e400\",\"d\":1e400}\n"
+		       "{\"a\":-0,\"b\":1E5,\"c\":123456789012345678901234567890,\"d\":-0.0}\n"),
+		   &t, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[True False 1e400 inf|0@1]\n"
+			 "[0 100000.0 123456789012345678901234567890 -0.0|0@2]"), "rc %d %s got %s",
+		 rc, d.msg, got);
+
+	/* what cJSON lets through but JSON (and json.loads) does not */
+	static const char *const bad_num[] = { "01", "-01", "1.", "-.5", "1.e5", "00.5" };
+	for (size_t i = 0; i < sizeof(bad_num) / sizeof(bad_num[0]); i++) {
+		char line[64], msg[128];
+		int k = snprintf(line, sizeof(line), "{\"text\":\"a\"}\n{\"x\":1, \"text\": %s}\n",
+				 bad_num[i]);
+		struct tk_input_opts ot = { 0 };
+		rc = slurp(put("nx.jsonl", line, (size_t)k), &ot, got, sizeof(got), &d);
+		snprintf(msg, sizeof(msg), "not JSON (bad number %s at character 17)", bad_num[i]);
+		TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && !strcmp(d.msg, msg),
+			 "%s: rc %d line %lld %s", bad_num[i], rc, d.line, d.msg);
+	}
+}
+
+/* CSV fields are text as they stand, numbers or not. */
+static void test_csv_numbers(void)
+{
+	char got[256];
+	struct tk_diag d;
+	struct tk_input_opts o = { .tmpl = "{a}|{b}|{c}|{d}" };
+	int rc = slurp(PUT("cn.csv", "a,b,c,d\n1e400,-0,123456789012345678901234567890,1E5\n"),
+		       &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[1e400|-0|123456789012345678901234567890|1E5|0@2]"),
+		 "rc %d got %s", rc, got);
+}
+
+/* A NUL character cannot be part of a text: cJSON would cut the string
+ * short there, so it is an error naming the line (as a raw NUL byte,
+ * which JSON does not allow, is). */
+static void test_jsonl_nul(void)
+{
+	char got[256];
+	struct tk_diag d;
+	struct tk_input_opts o = { 0 };
+	int rc = slurp(PUT("z1.jsonl", "{\"text\":\"ok\\\\u0000\"}\n{\"text\":\"a\\u0000b\"}\n"), &o,
+		       got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && !strcmp(got, "[ok\\u0000|0@1]") &&
+		 strstr(d.msg, "\\u0000 (a NUL character) at character 11"), "rc %d line %lld %s got %s",
+		 rc, d.line, d.msg, got);
+	const char raw[] = "{\"text\":\"a\0b\"}\n";
+	rc = slurp(put("z2.jsonl", raw, sizeof(raw) - 1), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 1 && strstr(d.msg, "a NUL byte at character 11"),
+		 "rc %d line %lld %s", rc, d.line, d.msg);
+	struct tk_input_opts oc = { .messages = "m" }; /* nested strings too */
+	rc = slurp(PUT("z3.jsonl", "{\"m\":[{\"role\":\"user\",\"content\":\"\\u0000\"}]}\n"), &oc,
+		   got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 1 && strstr(d.msg, "NUL"), "rc %d %s", rc, d.msg);
+}
+
+/* A field given twice: json.loads keeps the last, cJSON the first and
+ * Arrow's JSON reader (datasets) refuses; so does tk. */
+static void test_jsonl_duplicate(void)
+{
+	char got[256];
+	struct tk_diag d;
+	struct tk_input_opts o = { 0 };
+	int rc = slurp(PUT("dup.jsonl", "{\"text\":\"a\",\"x\":1,\"x\":2}\n"
+			   "{\"text\":\"first\",\"text\":\"last\"}\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_FORMAT && d.line == 2 && !strcmp(got, "[a|0@1]") &&
+		 !strcmp(d.msg, "field 'text' given twice"), "rc %d line %lld %s got %s", rc, d.line,
+		 d.msg, got);
+}
+
+/* Line ends, a last line without one, blank lines, a byte order mark. */
+static void test_jsonl_lines(void)
+{
+	char got[256];
+	struct tk_diag d;
+	struct tk_input_opts o = { 0 };
+	int rc = slurp(PUT("le.jsonl", "\xEF\xBB\xBF{\"text\":\"a\\r\\n\"}\r\n\r\n \t\n"
+			   "{\"text\" : \"b\" , \"n\" :\t1.5 }\r\n{\"text\":\"c\"}"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[a\r\n|0@1]\n[b|0@4]\n[c|0@5]"), "rc %d %s got %s", rc,
+		 d.msg, got);
+	o.tmpl = "{n}{text}";
+	rc = slurp(PUT("le2.jsonl", "{ \"n\" :\t-1.50e+0 , \"text\":\"x\"}\r\n"), &o, got,
+		   sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[-1.5x|0@1]"), "rc %d %s got %s", rc, d.msg, got);
+}
+
+/* One quoted field of 4 MB on one line (libcsv grows its buffer by a fixed
+ * 128 bytes unless told otherwise: quadratic copying) comes out whole, and
+ * so does one of many lines. */
+static char big_char(size_t i)
+{
+	return i % 500 == 7 ? '"' : (char)('a' + (int)(i % 26));
+}
+
+static void test_csv_big_field(void)
+{
+	const size_t big = 4u << 20;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/big.csv", tt_tmpdir());
+	for (int multi = 0; multi < 2; multi++) {
+		FILE *fp = fopen(path, "wb");
+		TT_REQUIRE(fp, "fopen");
+		fputs("id,text\n1,\"", fp);
+		for (size_t i = 0; i < big; i++) {
+			char c = multi && i % 100 == 99 ? '\n' : big_char(i);
+			fputs(c == '"' ? "\"\"" : (char[2]){ c, 0 }, fp);
+		}
+		fputs("\"\n2,short\n", fp);
+		fclose(fp);
+		struct tk_input_opts o = { 0 };
+		tk_input_t *in;
+		struct tk_diag d;
+		TT_REQUIRE(tk_input_open(&in, path, &o, &d) == 0, "%s", d.msg);
+		struct tk_example ex;
+		int rc = tk_input_next(in, &ex, &d);
+		int ok = rc == 1 && ex.len == big && ex.line == 2;
+		for (size_t i = 0; ok && i < big; i++)
+			ok = ex.text[i] == (multi && i % 100 == 99 ? '\n' : big_char(i));
+		TT_CHECK(ok, "multi %d: rc %d len %zu line %lld", multi, rc, rc == 1 ? ex.len : 0,
+			 rc == 1 ? ex.line : 0);
+		rc = tk_input_next(in, &ex, &d);
+		long long line = 3 + (multi ? (long long)(big / 100) : 0);
+		TT_CHECK(rc == 1 && !strcmp(ex.text, "short") && ex.line == line,
+			 "multi %d: rc %d %s line %lld", multi, rc, rc == 1 ? ex.text : d.msg,
+			 rc == 1 ? ex.line : 0);
+		tk_input_free(in);
+	}
+}
+
 int main(void)
 {
 	TT_RUN(test_csv_rfc4180);
@@ -354,5 +532,12 @@ int main(void)
 	TT_RUN(test_format_of);
 	TT_RUN(test_tmpl_errors);
 	TT_RUN(test_csv_many);
+	TT_RUN(test_jsonl_auto_field);
+	TT_RUN(test_jsonl_numbers);
+	TT_RUN(test_csv_numbers);
+	TT_RUN(test_jsonl_nul);
+	TT_RUN(test_jsonl_duplicate);
+	TT_RUN(test_jsonl_lines);
+	TT_RUN(test_csv_big_field);
 	return tt_done();
 }
