@@ -1,7 +1,9 @@
 /* cli.c - see cli.h. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,47 +11,115 @@
 
 const char *tk_prog = "tk";
 
+static int stdout_reported; /* a failed write to stdout has been reported */
+
+/* Writes "PROG: TEXT\n" to stderr with TEXT's control characters escaped
+ * (tk_str_escape), so a file name cannot break the line or reach the
+ * terminal as a control sequence. */
+static void put_line(const char *text)
+{
+	char buf[4 * 4096];
+	size_t need = tk_str_escape(buf, sizeof(buf), text);
+	char *big = need >= sizeof(buf) ? malloc(need + 1) : NULL;
+	if (big)
+		tk_str_escape(big, need + 1, text);
+	fprintf(stderr, "%s: %s\n", tk_prog, big ? big : buf);
+	free(big);
+}
+
+static void put_vline(const char *fmt, va_list ap)
+{
+	char text[4096];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	if (!strncmp(text, "<stdout>:", 9))
+		stdout_reported = 1;
+	put_line(text);
+}
+
+/* At exit: stdout must have reached its file (the close_stdout of GNU
+ * tools), else the run failed even if main returned 0. */
+static void close_stdout(void)
+{
+	int prev_fail = ferror(stdout);
+	int pending = __fpending(stdout) != 0;
+	errno = 0;
+	int fail = fclose(stdout) != 0;
+	int e = fail ? errno : 0;
+	/* EBADF with nothing to write: stdout was closed (>&-) and not used */
+	if (!prev_fail && !(fail && (pending || e != EBADF)))
+		return;
+	if (!stdout_reported) {
+		if (e)
+			fprintf(stderr, "%s: write error: %s\n", tk_prog, strerror(e));
+		else
+			fprintf(stderr, "%s: write error\n", tk_prog);
+	}
+	_exit(TK_EXIT_FAIL);
+}
+
 void tk_cli_init(const char *argv0)
 {
 	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
 	tk_prog = slash ? slash + 1 : (argv0 ? argv0 : "tk");
+	static int registered;
+	if (!registered)
+		registered = atexit(close_stdout) == 0;
+}
+
+int tk_cli_check_stdout(void)
+{
+	errno = 0;
+	int e = fflush(stdout) ? errno : 0;
+	if (!e && !ferror(stdout))
+		return TK_EXIT_OK;
+	if (!stdout_reported) {
+		if (e)
+			fprintf(stderr, "%s: write error: %s\n", tk_prog, strerror(e));
+		else
+			fprintf(stderr, "%s: write error\n", tk_prog);
+	}
+	stdout_reported = 1;
+	return TK_EXIT_FAIL;
 }
 
 int tk_cli_fail(int err, const struct tk_diag *d)
 {
-	fprintf(stderr, "%s: ", tk_prog);
+	char text[4096];
+	int n = 0;
 	if (d && d->path[0]) {
-		fputs(d->path, stderr);
-		if (d->line >= 0)
-			fprintf(stderr, ":%lld", d->line);
-		fputs(": ", stderr);
+		if (!strcmp(d->path, "<stdout>"))
+			stdout_reported = 1;
+		n = snprintf(text, sizeof(text), "%s", d->path);
+		if (d->line >= 0 && n < (int)sizeof(text))
+			n += snprintf(text + n, sizeof(text) - n, ":%lld", d->line);
+		if (n < (int)sizeof(text))
+			n += snprintf(text + n, sizeof(text) - n, ": ");
 	}
-	fputs(d && d->msg[0] ? d->msg : tk_strerror(err), stderr);
-	if (d && d->sys_errno)
-		fprintf(stderr, ": %s", strerror(d->sys_errno));
-	fputc('\n', stderr);
+	if (n < (int)sizeof(text))
+		n += snprintf(text + n, sizeof(text) - n, "%s",
+			      d && d->msg[0] ? d->msg : tk_strerror(err));
+	if (d && d->sys_errno && n < (int)sizeof(text))
+		snprintf(text + n, sizeof(text) - n, ": %s", strerror(d->sys_errno));
+	put_line(text);
 	return err == TK_E_INVAL ? TK_EXIT_USAGE : TK_EXIT_FAIL;
 }
 
 int tk_cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "%s: ", tk_prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	put_vline(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return TK_EXIT_FAIL;
 }
 
 int tk_cli_usage_error(const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "%s: ", tk_prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	put_vline(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry '%s --help' for more information.\n", tk_prog);
+	fprintf(stderr, "Try '%s --help' for more information.\n", tk_prog);
 	return TK_EXIT_USAGE;
 }
 
@@ -139,7 +209,10 @@ int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int qui
 	const char *dev = spec ? spec : getenv("TK_DEVICE");
 	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", threads, d);
 
-	if (!rc && d->msg[0] && !quiet)
-		fprintf(stderr, "%s: note: %s\n", tk_prog, d->msg);
+	if (!rc && d->msg[0] && !quiet) {
+		char text[sizeof(d->msg) + 8];
+		snprintf(text, sizeof(text), "note: %s", d->msg);
+		put_line(text);
+	}
 	return rc;
 }

@@ -4,6 +4,9 @@
  * rest of lib/ never prints.  Messages have one shape:
  *
  *	tk-pack: data/train.jsonl:1042: unterminated string
+ *
+ * and their control characters are escaped (tk_str_escape), since they
+ * quote file names and option values that came from the user.
  */
 #ifndef TK_CLI_H
 #define TK_CLI_H
@@ -20,8 +23,15 @@ enum { TK_EXIT_OK = 0, TK_EXIT_FAIL = 1, TK_EXIT_USAGE = 2 };
 /* The program name used in messages; set once by tk_cli_init(argv[0]). */
 extern const char *tk_prog;
 
-/* Remembers the program name (basename of argv0) for messages. */
+/* Remembers the program name (basename of argv0) for messages, and
+ * arranges that at exit stdout is closed and checked: output that could
+ * not be written (--help > /dev/full, a full disk) prints "PROG: write
+ * error: REASON" and turns the exit status into 1, as GNU tools do. */
 void tk_cli_init(const char *argv0);
+
+/* Flushes stdout now; on a write error prints "PROG: write error: REASON"
+ * (once; the check at exit then stays quiet) and returns 1, else 0. */
+int tk_cli_check_stdout(void);
 
 /* Prints "PROG: [PATH[:LINE]: ]MSG[: strerror]" for a failed lib call and
  * returns the exit code that goes with err (2 for TK_E_INVAL, else 1).

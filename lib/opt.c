@@ -7,13 +7,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* [+-]?DIGITS: the decimal integers Python's int() reads, without the
+ * surrounding spaces and the underscores it also takes.  A leading zero is
+ * not octal ("010" is 10) and "0x10" is refused, as int("0x10") is. */
+static int is_decimal_int(const char *s)
+{
+	if (*s == '+' || *s == '-')
+		s++;
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* [+-]?(D+[.D*]|.D+)([eE][+-]?D+)?: a decimal number, so no hex floats,
+ * "inf", "nan" or surrounding spaces, which strtod would accept. */
+static int is_decimal_real(const char *s)
+{
+	int digits = 0;
+	if (*s == '+' || *s == '-')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits++;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits++;
+	if (!digits)
+		return 0;
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (*s < '0' || *s > '9')
+			return 0;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == '\0';
+}
+
 int tk_parse_ll(const char *s, long long min, long long max, long long *out)
 {
-	if (!s || !*s)
+	if (!s || !is_decimal_int(s))
 		return TK_E_INVAL;
 	char *end;
 	errno = 0;
-	long long v = strtoll(s, &end, 0);
+	long long v = strtoll(s, &end, 10);
 	if (errno || *end || v < min || v > max)
 		return TK_E_INVAL;
 	*out = v;
@@ -22,12 +63,12 @@ int tk_parse_ll(const char *s, long long min, long long max, long long *out)
 
 int tk_parse_double(const char *s, double min, double max, double *out)
 {
-	if (!s || !*s)
+	if (!s || !is_decimal_real(s))
 		return TK_E_INVAL;
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || *end || isnan(v) || v < min || v > max)
+	if (errno || *end || !isfinite(v) || v < min || v > max)
 		return TK_E_INVAL;
 	*out = v;
 	return 0;

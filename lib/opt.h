@@ -92,8 +92,11 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		      const char *const *ignore, void **hold, struct tk_diag *d);
 void tk_opt_json_free(void *hold);
 
-/* Checked number parsers: the whole string must be a number in range.
- * Return 0 or TK_E_INVAL. */
+/* Checked number parsers: the whole string must be a decimal number in
+ * range, as Python's int() and float() read them but stricter: an optional
+ * sign and digits ("010" is ten, never octal; "0x10" is refused), for
+ * doubles also a fraction and an exponent; no spaces, underscores, hex,
+ * "inf" or "nan".  Return 0 or TK_E_INVAL. */
 int tk_parse_ll(const char *s, long long min, long long max, long long *out);
 int tk_parse_double(const char *s, double min, double max, double *out);
 

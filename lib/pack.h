@@ -62,8 +62,10 @@ struct tk_pack_stats {
  * shard to out.  Fills st.  Errors: TK_E_FORMAT/TK_E_CHECKSUM for damaged
  * input (naming file and offset), TK_E_MISMATCH for inputs from different
  * tokenizers or a blocks shard, TK_E_INVAL for options that cannot work
- * (an eval split without a directory, no pad or EOS id to pad with, too
- * little data for one block), TK_E_EXISTS, TK_E_IO. */
+ * (an eval split without a directory, an input inside the output directory
+ * that o->force would replace), TK_E_UNSUPPORTED (no pad or EOS id to pad
+ * with), TK_E_FORMAT (too little data for one block), TK_E_EXISTS,
+ * TK_E_IO. */
 int tk_pack_run(const struct tk_pack_opts *o, const char *const *inputs, int n, FILE *out,
 		struct tk_pack_stats *st, struct tk_diag *d);
 

@@ -71,6 +71,37 @@ int tk_diag_sys(struct tk_diag *d, const char *path, const char *fmt, ...)
 	return TK_E_IO;
 }
 
+size_t tk_str_escape(char *dst, size_t n, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+	for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+		char esc[8];
+		size_t m = 0;
+		if (*p == '\n' || *p == '\r' || *p == '\t') {
+			esc[m++] = '\\';
+			esc[m++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+		} else if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
+			int two = *p == 0xc2;
+			for (int b = 0; b <= two; b++) {
+				esc[m++] = '\\';
+				esc[m++] = 'x';
+				esc[m++] = hex[p[b] >> 4];
+				esc[m++] = hex[p[b] & 15];
+			}
+			p += two;
+		} else {
+			esc[m++] = (char)*p;
+		}
+		for (size_t i = 0; i < m; i++, k++)
+			if (k + 1 < n)
+				dst[k] = esc[i];
+	}
+	if (n)
+		dst[k < n ? k : n - 1] = '\0';
+	return k;
+}
+
 void *tk_mallocn(size_t n, size_t size)
 {
 	if (size && n > SIZE_MAX / size)

@@ -52,6 +52,15 @@ int tk_diag_set(struct tk_diag *d, int err, const char *path, long long line,
 int tk_diag_sys(struct tk_diag *d, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Copies src to dst (of n > 0 bytes, always NUL-terminated, cut short if
+ * it does not fit) with control characters made visible, so that a file
+ * name cannot break a message or drive the terminal: \n, \r, \t as
+ * themselves, other bytes below 0x20 and 0x7f as \xHH (ESC is \x1b), and
+ * the C1 controls U+0080..U+009F (UTF-8 c2 80..c2 9f) as \xc2\xHH.
+ * Other bytes, backslash included, are copied.  Returns the length that
+ * the escaped text needs (as snprintf: a result >= n means it was cut). */
+size_t tk_str_escape(char *dst, size_t n, const char *src);
+
 /* Memory helpers that return NULL on failure like their libc twins, with
  * overflow-checked sizes. */
 void *tk_mallocn(size_t n, size_t size);

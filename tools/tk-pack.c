@@ -135,7 +135,5 @@ int main(int argc, char **argv)
 		return tk_cli_fail(rc, &d);
 	if (!quiet)
 		summary(output ? stdout : stderr, output ? "" : "tk-pack: ", &o, &st);
-	if (output && fflush(stdout))
-		return tk_cli_error("<stdout>: write failed");
-	return TK_EXIT_OK;
+	return tk_cli_check_stdout();
 }

@@ -81,7 +81,26 @@ static void test_numbers(void)
 {
 	long long v;
 	double x;
-	TT_CHECK(tk_parse_ll("0x10", 0, 100, &v) == 0 && v == 16, "hex");
+	/* decimal only, as Python's int(): no octal, no hex */
+	TT_CHECK(tk_parse_ll("010", 0, 100, &v) == 0 && v == 10, "010 read as %lld", v);
+	TT_CHECK(tk_parse_ll("08", 0, 100, &v) == 0 && v == 8, "08 refused");
+	TT_CHECK(tk_parse_ll("0x10", 0, 100, &v) == TK_E_INVAL, "hex accepted");
+	TT_CHECK(tk_parse_ll("+5", 0, 100, &v) == 0 && v == 5, "+5");
+	TT_CHECK(tk_parse_ll("-5", -10, 100, &v) == 0 && v == -5, "-5");
+	const char *bad_ll[] = { " 5", "5 ", "1_000", "+", "-", "5.0", "1e3", "0b1", "--5" };
+	for (size_t i = 0; i < sizeof(bad_ll) / sizeof(bad_ll[0]); i++)
+		TT_CHECK(tk_parse_ll(bad_ll[i], -100, 10000, &v) == TK_E_INVAL, "'%s' accepted",
+			 bad_ll[i]);
+	const char *bad_d[] = { "nan", "inf", "-inf", "infinity", "0x1p-3", " 0.5", "0.5 ",
+				".", "1e", "1e+", "e5", "1_0", "", "+" };
+	for (size_t i = 0; i < sizeof(bad_d) / sizeof(bad_d[0]); i++)
+		TT_CHECK(tk_parse_double(bad_d[i], -1e300, 1e300, &x) == TK_E_INVAL, "'%s' accepted",
+			 bad_d[i]);
+	const char *good_d[] = { "1", "-2", "+0.5", ".5", "5.", "2e-4", "2E+4", "007.50" };
+	const double want_d[] = { 1, -2, 0.5, 0.5, 5, 2e-4, 2e4, 7.5 };
+	for (size_t i = 0; i < sizeof(good_d) / sizeof(good_d[0]); i++)
+		TT_CHECK(tk_parse_double(good_d[i], -1e300, 1e300, &x) == 0 && x == want_d[i],
+			 "'%s' refused or misread", good_d[i]);
 	TT_CHECK(tk_parse_ll("99999999999999999999", 0, 1LL << 62, &v) == TK_E_INVAL, "overflow");
 	TT_CHECK(tk_parse_ll("", 0, 1, &v) == TK_E_INVAL, "empty");
 	TT_CHECK(tk_parse_double("1e400", 0, 1e300, &x) == TK_E_INVAL, "inf");

@@ -81,8 +81,11 @@ static int write_docs(const char *path, const char *mode, const struct docs *s, 
 	int rc = tk_shard_writer_open(&w, fp, path, &info, NULL);
 	for (int i = from; !rc && i < to; i++) {
 		struct tk_record r = { .ids = s->ids[i], .n = s->len[i], .mask = s->mask[i] };
-		if (kind == TK_SHARD_BLOCKS)
-			r.n = 8;
+		uint32_t block[8] = { 0 };
+		if (kind == TK_SHARD_BLOCKS) { /* the first 8 ids, 0-padded: never read past */
+			memcpy(block, s->ids[i], 4 * (s->len[i] < 8 ? s->len[i] : 8));
+			r = (struct tk_record){ .ids = block, .n = 8 };
+		}
 		rc = tk_shard_write(w, &r, NULL);
 	}
 	rc = rc ? rc : tk_shard_writer_close(w, NULL);
@@ -408,6 +411,27 @@ static void test_split(void)
 	TT_REQUIRE(split_run(two, 2, tmp_path("s6"), 1, 6, 20, 0, &s, w2, o2) == 0, "run 6");
 	TT_CHECK(memcmp(o1, o2, sizeof(int) * s.n), "seed has no effect");
 	docs_free(&s);
+	/* a fraction whose product is not a whole number rounds up, as
+	 * datasets' train_test_split (n_test = ceil(test_size * n)): 0.1 of 33
+	 * documents is 3.3, so 4 go to eval; 0.15 of 33 is 4.95, so 5 (a
+	 * truncation would give 3 and 4) */
+	struct docs s33;
+	make_docs(&s33, 33, 100);
+	const char *c = tmp_path("split-33.tks"), *c1[] = { c };
+	TT_REQUIRE(write_docs(c, "wb", &s33, 0, 33, FP, 0) == 0, "write");
+	const struct { int shuffle; double frac; int want; } cases[] = {
+		{ 0, 0.1, 4 }, { 1, 0.1, 4 }, { 0, 0.15, 5 }, { 1, 0.15, 5 },
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		TT_REQUIRE(split_run(c1, 1, tmp_path("s7"), cases[k].shuffle, 42, 0, cases[k].frac,
+				     &s33, w1, o1) == 0, "run 7.%zu", k);
+		n_eval = 0;
+		for (int i = 0; i < s33.n; i++)
+			n_eval += w1[i] == 1;
+		TT_CHECK(n_eval == cases[k].want, "%d eval docs of 33 at %g (shuffle %d), want %d",
+			 n_eval, cases[k].frac, cases[k].shuffle, cases[k].want);
+	}
+	docs_free(&s33);
 }
 
 static int exists(const char *p)

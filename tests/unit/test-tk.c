@@ -27,6 +27,22 @@ static void test_diag(void)
 	TT_CHECK(strcmp(tk_strerror(TK_E_CHECKSUM), "checksum mismatch") == 0, "strerror");
 }
 
+static void test_escape(void)
+{
+	char out[64];
+	size_t n = tk_str_escape(out, sizeof(out), "a\nb\r\t\033[2J\x7f\x01\\ \xc2\x9b\xc3\xa9");
+	const char *want = "a\\nb\\r\\t\\x1b[2J\\x7f\\x01\\ \\xc2\\x9b\xc3\xa9";
+	TT_CHECK(!strcmp(out, want) && n == strlen(want), "%s (%zu)", out, n);
+	/* cut short: still terminated, the needed length returned */
+	n = tk_str_escape(out, 5, "ab\ncd");
+	TT_CHECK(!strcmp(out, "ab\\n") && n == 6, "%s %zu", out, n);
+	n = tk_str_escape(out, 4, "ab\ncd");
+	TT_CHECK(!strcmp(out, "ab\\") && n == 6, "%s %zu", out, n);
+	TT_CHECK(tk_str_escape(out, sizeof(out), "") == 0 && !out[0], "empty");
+	/* a lone 0xc2 at the end is copied, not read past */
+	TT_CHECK(tk_str_escape(out, sizeof(out), "x\xc2") == 2 && !strcmp(out, "x\xc2"), "c2");
+}
+
 static void test_buf(void)
 {
 	struct tk_buf b = { 0 };
@@ -120,6 +136,7 @@ int main(void)
 {
 	TT_RUN(test_hashes);
 	TT_RUN(test_diag);
+	TT_RUN(test_escape);
 	TT_RUN(test_buf);
 	TT_RUN(test_afile_commit_and_abort);
 	TT_RUN(test_afile_devices);
