@@ -2,8 +2,11 @@
 # usage lines, every long option in --help is documented under OPTIONS, and
 # the page has the sections a man page must have.
 status=0
-tools=$(cd "$TK_ROOT/bin" 2>/dev/null && ls tk-* 2>/dev/null)
-[ -n "$tools" ] || { echo "no tools built"; exit 1; }
+# every tool of tools/, as tests/run put it first on PATH (TK_BIN)
+tools=$(cd "$TK_ROOT/tools" && ls tk-*.c | sed 's/\.c$//')
+for t in $tools; do
+	command -v "$t" >/dev/null || { echo "$t: not built"; exit 1; }
+done
 for t in $tools; do
 	page="$TK_ROOT/man/$t.1"
 	if [ ! -f "$page" ]; then

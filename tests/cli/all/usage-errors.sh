@@ -1,7 +1,8 @@
 # Every tool: --help goes to stdout with exit 0; an unknown option is one line
 # plus a hint on stderr with exit 2 and nothing on stdout.
 status=0
-for t in $(cd "$TK_ROOT/bin" && ls tk-*); do
+for t in $(cd "$TK_ROOT/tools" && ls tk-*.c | sed 's/\.c$//'); do
+	command -v "$t" >/dev/null || { echo "$t: not built"; status=1; continue; }
 	out=$("$t" --help 2>/dev/null); rc=$?
 	[ $rc -eq 0 ] && [[ $out == usage:* ]] || { echo "$t --help: exit $rc"; status=1; }
 	out=$("$t" --no-such-option 2>err); rc=$?
