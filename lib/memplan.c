@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/sysinfo.h>
 
 #include "lora-int.h"
 #include "model-int.h"
@@ -151,6 +153,171 @@ int tk_mem_plan_train(const struct tk_model *m, const struct tk_backend *be,
 	return 0;
 }
 
+/* bytes in the unit of ref (as tk_mem_fmt chooses it), number only. */
+static double in_unit(size_t bytes, size_t ref)
+{
+	int sh = ref >= (size_t)1 << 30 ? 30 : ref >= (size_t)1 << 20 ? 20 : 10;
+	return (double)bytes / (double)((size_t)1 << sh);
+}
+
+/* The arena's floats for a tensor of n (model.c's add_tensor: each starts
+ * 16-float aligned), into the totals: all, and those of quantized (q)
+ * linear weights, which a quantized model keeps out of the arena. */
+struct arena_sum {
+	size_t all, quant;
+};
+
+static void add_t(struct arena_sum *s, size_t n, int q)
+{
+	s->all += up16(n);
+	if (q)
+		s->quant += up16(n);
+}
+
+/* model.c's layout_gpt2 / layout_llama, counted. */
+static struct arena_sum arena_of(const struct tk_model_config *c)
+{
+	size_t C = (size_t)c->hidden, F = (size_t)c->intermediate, V = (size_t)c->vocab_size;
+	size_t Q = (size_t)c->n_head * (size_t)c->head_dim;
+	size_t K = (size_t)c->n_kv_head * (size_t)c->head_dim;
+	struct arena_sum s = { 0, 0 }, l = { 0, 0 };
+
+	add_t(&s, V * C, 0);
+	if (c->arch == TK_ARCH_GPT2) {
+		add_t(&s, (size_t)c->max_pos * C, 0);
+		add_t(&l, C, 0);         /* ln_1 */
+		add_t(&l, C, 0);
+		add_t(&l, C * 3 * C, 1); /* c_attn */
+		add_t(&l, 3 * C, 0);
+		add_t(&l, C * C, 1);     /* c_proj */
+		add_t(&l, C, 0);
+		add_t(&l, C, 0);         /* ln_2 */
+		add_t(&l, C, 0);
+		add_t(&l, C * F, 1);     /* c_fc */
+		add_t(&l, F, 0);
+		add_t(&l, F * C, 1);     /* mlp.c_proj */
+		add_t(&l, C, 0);
+	} else {
+		int nb = c->norm == TK_NORM_LAYER;
+		const size_t out[7] = { Q, K, K, C, F, F, C }, in[7] = { C, C, C, Q, C, C, F };
+		const int bias[7] = { c->attn_bias, c->attn_bias, c->attn_bias, c->attn_out_bias,
+				      c->mlp_bias, c->mlp_bias, c->mlp_bias };
+		for (int i = 0; i < 7; i++) {
+			add_t(&l, out[i] * in[i], 1);
+			if (bias[i])
+				add_t(&l, out[i], 0);
+		}
+		for (int i = 0; i < 2; i++) { /* input_layernorm, post_attention_layernorm */
+			add_t(&l, C, 0);
+			if (nb)
+				add_t(&l, C, 0);
+		}
+	}
+	s.all += l.all * (size_t)c->n_layer;
+	s.quant += l.quant * (size_t)c->n_layer;
+	add_t(&s, C, 0); /* the final norm */
+	if (c->arch == TK_ARCH_GPT2 || c->norm == TK_NORM_LAYER)
+		add_t(&s, C, 0);
+	if (!c->tie_embeddings)
+		add_t(&s, V * C, 0);
+	return s;
+}
+
+int tk_mem_plan_model(const struct tk_model_config *c, int full, int quantized, int opt_shards,
+		      struct tk_mem_plan *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (c->vocab_size < 1 || c->hidden < 1 || c->n_layer < 1 || c->n_head < 1 ||
+	    c->n_kv_head < 1 || c->head_dim < 1 || c->intermediate < 1 ||
+	    (c->arch == TK_ARCH_GPT2 && c->max_pos < 1))
+		return TK_E_INVAL;
+	struct arena_sum s = arena_of(c);
+	size_t n = quantized ? s.all - s.quant : s.all;
+	/* tk_model_load's arena (alloc_compact without the quantized weights) */
+	p->weights = (n ? n : 1) * sizeof(float);
+	if (full && !quantized) { /* tk_model_zero_grad_alloc; popt's layout */
+		size_t opt = s.all;
+		if (opt_shards > 1)
+			opt = (opt + (size_t)opt_shards - 1) / (size_t)opt_shards;
+		p->grads = s.all * sizeof(float);
+		p->optimizer = 2 * opt * sizeof(float);
+	}
+	p->total = p->weights + p->grads + p->optimizer;
+	return 0;
+}
+
+size_t tk_mem_plan_limit(struct tk_backend *be, const char **what, const char **after)
+{
+	struct tk_mem_info mi;
+	const char *env = getenv("TK_DEVICE_MEMORY_LIMIT");
+	struct rlimit rl;
+	struct sysinfo si;
+	size_t lim = 0;
+
+	*what = "";
+	*after = "";
+	memset(&mi, 0, sizeof(mi));
+	tk_backend_mem_info(be, &mi);
+	if (mi.limit) {
+		if (env && *env)
+			*what = "TK_DEVICE_MEMORY_LIMIT allows ";
+		else
+			*after = " are free";
+		return mi.limit;
+	}
+	if (!be || !be->i || strcmp(be->i->name, "cpu"))
+		return 0;
+	/* the host: what the process may map, what the machine has */
+	if (!sysinfo(&si) && si.mem_unit) {
+		lim = ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
+		*what = "the host has ";
+		*after = " of memory and swap";
+	}
+	if (!getrlimit(RLIMIT_DATA, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	    (!lim || (size_t)rl.rlim_cur < lim)) {
+		lim = (size_t)rl.rlim_cur;
+		*what = "ulimit -d allows ";
+		*after = "";
+	}
+	if (!getrlimit(RLIMIT_AS, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	    (!lim || (size_t)rl.rlim_cur < lim)) {
+		lim = (size_t)rl.rlim_cur;
+		*what = "ulimit -v allows ";
+		*after = "";
+	}
+	return lim;
+}
+
+int tk_mem_plan_check_model(const struct tk_model_config *c, int full, int quantized,
+			    int opt_shards, struct tk_backend *be, const char *dev,
+			    struct tk_diag *d)
+{
+	struct tk_mem_plan p;
+	const char *what, *after;
+	char need[32], lim[32], fix[160];
+	int rc = tk_mem_plan_model(c, full, quantized, opt_shards, &p);
+
+	if (rc)
+		return rc;
+	size_t limit = tk_mem_plan_limit(be, &what, &after);
+	if (!limit || p.total <= limit)
+		return 0;
+	if (p.weights > limit)
+		snprintf(fix, sizeof(fix), "; even its weights do not fit%s",
+			 quantized ? "" : full ? ": a 4-bit base (tk-quantize) with LoRA adapters "
+			 "(--lora-r 16) needs less" : ": a 4-bit base (tk-quantize) needs less");
+	else
+		snprintf(fix, sizeof(fix), "; train LoRA adapters (--lora-r 16) instead of the "
+			 "whole model");
+	tk_mem_fmt(need, sizeof(need), p.total);
+	tk_mem_fmt(lim, sizeof(lim), limit);
+	return tk_diag_set(d, TK_E_NOMEM, dev, -1,
+			   "the model alone needs about %s (weights %.1f, gradients %.1f, "
+			   "optimizer %.1f) before any activations, but %s%s%s%s", need,
+			   in_unit(p.weights, p.total), in_unit(p.grads, p.total),
+			   in_unit(p.optimizer, p.total), what, lim, after, fix);
+}
+
 void tk_mem_fmt(char *buf, size_t size, size_t bytes)
 {
 	if (bytes >= (size_t)1 << 30)
@@ -161,46 +328,39 @@ void tk_mem_fmt(char *buf, size_t size, size_t bytes)
 		snprintf(buf, size, "%.1f KiB", (double)bytes / (1 << 10));
 }
 
-/* bytes in the unit of ref (as tk_mem_fmt chooses it), number only. */
-static double in_unit(size_t bytes, size_t ref)
-{
-	int sh = ref >= (size_t)1 << 30 ? 30 : ref >= (size_t)1 << 20 ? 20 : 10;
-	return (double)bytes / (double)((size_t)1 << sh);
-}
-
 int tk_mem_plan_check(const struct tk_model *m, struct tk_backend *be,
 		      const struct tk_mem_plan_args *a, const char *dev, struct tk_mem_plan *p,
 		      struct tk_diag *d)
 {
 	struct tk_mem_plan own, alt;
-	struct tk_mem_info mi;
 	struct tk_mem_plan_args b = *a;
 	char need[32], lim[32], altb[32], fix[256] = "";
 	int rc, fit_b = 0;
-	const char *env = getenv("TK_DEVICE_MEMORY_LIMIT");
+	const char *what, *after;
+	size_t limit;
 
 	if (!p)
 		p = &own;
 	if ((rc = tk_mem_plan_train(m, be, a, p)))
 		return rc;
-	tk_backend_mem_info(be, &mi);
-	if (!mi.limit || p->total <= mi.limit)
+	limit = tk_mem_plan_limit(be, &what, &after);
+	if (!limit || p->total <= limit)
 		return 0;
 	/* the largest batch that fits as it is; checkpointing (with the batch,
 	 * else with the largest batch that fits with it) */
 	for (b.batch = a->batch - 1; b.batch >= 1 && !fit_b; b.batch--)
-		if (!tk_mem_plan_train(m, be, &b, &alt) && alt.total <= mi.limit)
+		if (!tk_mem_plan_train(m, be, &b, &alt) && alt.total <= limit)
 			fit_b = b.batch;
 	if (!a->ckpt) {
 		b = *a;
 		b.ckpt = 1;
 		tk_mem_plan_train(m, be, &b, &alt);
 		tk_mem_fmt(altb, sizeof(altb), alt.activations);
-		if (alt.total <= mi.limit)
+		if (alt.total <= limit)
 			snprintf(fix, sizeof(fix), "; add --gradient-checkpointing (activations "
 				 "about %s)", altb);
 		for (b.batch = a->batch - 1; !fix[0] && !fit_b && b.batch >= 1; b.batch--)
-			if (!tk_mem_plan_train(m, be, &b, &alt) && alt.total <= mi.limit)
+			if (!tk_mem_plan_train(m, be, &b, &alt) && alt.total <= limit)
 				snprintf(fix, sizeof(fix), "; add --gradient-checkpointing and use "
 					 "--per-device-train-batch-size %d", b.batch);
 	}
@@ -212,13 +372,12 @@ int tk_mem_plan_check(const struct tk_model *m, struct tk_backend *be,
 			 "LoRA adapters (--lora-r 16) on a 4-bit base (tk-quantize), or pack "
 			 "shorter blocks");
 	tk_mem_fmt(need, sizeof(need), p->total);
-	tk_mem_fmt(lim, sizeof(lim), mi.limit);
+	tk_mem_fmt(lim, sizeof(lim), limit);
 	return tk_diag_set(d, TK_E_NOMEM, dev, -1,
 			   "this run needs about %s (weights %.1f, gradients %.1f, optimizer %.1f, "
 			   "scratch %.1f, activations %.1f at batch %d x %d) but %s%s%s%s",
 			   need, in_unit(p->weights, p->total), in_unit(p->grads, p->total),
 			   in_unit(p->optimizer, p->total), in_unit(p->scratch, p->total),
 			   in_unit(p->activations, p->total), a->batch, a->seq_len,
-			   env && *env ? "TK_DEVICE_MEMORY_LIMIT allows " : "", lim,
-			   env && *env ? "" : " are free", fix);
+			   what, lim, after, fix);
 }

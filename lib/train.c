@@ -7,16 +7,20 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "afile.h"
+#include "bnb.h"
 #include "config.h"
 #include "data.h"
 #include "dist.h"
@@ -29,6 +33,13 @@
 #define PATH_LEN 4096
 #define SPILL_NAME "data.tks"
 #define STATE_VERSION 1
+/* OUT's lock (flock) for the whole run, holding the PID of its holder */
+#define LOCK_NAME ".tk-train.lock"
+/* an old checkpoint being removed by rotate(): renamed to this prefix
+ * first, so that a run killed while deleting it leaves no half checkpoint
+ * (the next run removes what is left) */
+#define DELETING ".deleting-"
+#define STATE_RNG "none: the block order is a function of seed and epoch"
 
 /* Files of a model directory that go with it into checkpoints and OUT. */
 static const char *const side_files[] = {
@@ -71,11 +82,22 @@ struct trainer {
 	int have_fp;
 	char side_dir[PATH_LEN];   /* where tokenizer/generation files come from ("" none) */
 	char side_file[PATH_LEN];  /* a lone tokenizer.json given as --tokenizer */
+	/* the side files side_dir had when the run (the first of a resumed
+	 * chain) started, bits over side_files[]; -1: those it has (a
+	 * checkpoint that did not record them) */
+	int side_mask;
+	/* recorded in the resumed checkpoint's trainer_state.json (tk.source):
+	 * the original side directory or file, "" when none was recorded */
+	char src_dir[PATH_LEN], src_file[PATH_LEN];
+	int src_recorded, src_mask;
+	char created_top[PATH_LEN]; /* the first directory of OUT's path this run made */
+	int lock_fd;               /* OUT/LOCK_NAME, -1 when not held */
+	char lock_path[PATH_LEN];
 	char out[PATH_LEN];
 	char data_path[PATH_LEN];
 	char resume_dir[PATH_LEN];
 	char last_ckpt[PATH_LEN];
-	int created_out, spilled, saved;
+	int spilled, saved;
 	int side_is_tok;           /* side_dir is --tokenizer's: no generation_config.json */
 	uint64_t data_hash;
 
@@ -202,6 +224,12 @@ static int list_ckpts(const char *out, struct ckpt_list *l, int stale_too, struc
 	char p[PATH_LEN];
 	while ((e = readdir(dp))) {
 		long s = ckpt_step(e->d_name);
+		if (stale_too && !strncmp(e->d_name, DELETING "checkpoint-", strlen(DELETING) + 11)) {
+			/* a rotation that was cut short */
+			if (!join(p, sizeof(p), out, e->d_name))
+				tk_rmtree(p);
+			continue;
+		}
 		if (s < 0 && stale_too && !strncmp(e->d_name, "checkpoint-", 11) &&
 		    (strstr(e->d_name, ".tmp-") || strstr(e->d_name, ".old-"))) {
 			/* left by a run that was killed while saving */
@@ -228,17 +256,51 @@ static int cmp_long(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* NULL when dir holds every file a checkpoint has (trainer_state.json,
+ * optimizer.safetensors, and a model or adapter), else the first missing. */
+static const char *ckpt_missing(const char *dir)
+{
+	static const char *const need[] = { "trainer_state.json", "optimizer.safetensors", NULL };
+	char p[PATH_LEN];
+	for (int i = 0; need[i]; i++)
+		if (join(p, sizeof(p), dir, need[i]) || !exists(p))
+			return need[i];
+	if (!join(p, sizeof(p), dir, "adapter_config.json") && exists(p))
+		return !join(p, sizeof(p), dir, "adapter_model.safetensors") && exists(p)
+			       ? NULL : "adapter_model.safetensors";
+	if (join(p, sizeof(p), dir, "config.json") || !exists(p))
+		return "config.json";
+	if ((!join(p, sizeof(p), dir, "model.safetensors") && exists(p)) ||
+	    (!join(p, sizeof(p), dir, "model.safetensors.index.json") && exists(p)))
+		return NULL;
+	return "model.safetensors";
+}
+
 int tk_train_latest_checkpoint(const char *out_dir, char *buf, size_t size, struct tk_diag *d)
 {
 	struct ckpt_list l;
 	int rc = list_ckpts(out_dir, &l, 0, d);
 	if (rc)
 		return rc;
-	long best = -1;
-	for (size_t i = 0; i < l.n; i++)
-		if (l.step[i] > best)
+	long best = -1, bad = -1;
+	const char *what = NULL;
+	char p[PATH_LEN];
+	for (size_t i = 0; i < l.n; i++) {
+		if (l.step[i] <= best || ckpt_path(p, sizeof(p), out_dir, l.step[i]))
+			continue;
+		const char *m = ckpt_missing(p);
+		if (!m)
 			best = l.step[i];
+		else if (l.step[i] > bad) {
+			bad = l.step[i];
+			what = m;
+		}
+	}
 	free(l.step);
+	if (best < 0 && bad >= 0)
+		return tk_diag_set(d, TK_E_FORMAT, out_dir, -1,
+				   "no complete checkpoint-N directory to resume from "
+				   "(checkpoint-%ld has no %s)", bad, what);
 	if (best < 0)
 		return tk_diag_set(d, TK_E_FORMAT, out_dir, -1,
 				   "no checkpoint-N directory to resume from");
@@ -258,10 +320,23 @@ static int rotate(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return rc;
 	qsort(l.step, l.n, sizeof(*l.step), cmp_long);
-	char p[PATH_LEN];
+	char p[PATH_LEN], gone[PATH_LEN];
 	for (size_t i = 0; i + (size_t)tr->o->save_total_limit < l.n && !rc; i++) {
-		if (ckpt_path(p, sizeof(p), tr->out, l.step[i]) || tk_rmtree(p))
+		int n = snprintf(gone, sizeof(gone), "%s/" DELETING "checkpoint-%ld", tr->out,
+				 l.step[i]);
+		if (ckpt_path(p, sizeof(p), tr->out, l.step[i]) || n < 0 ||
+		    (size_t)n >= sizeof(gone)) {
+			rc = tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+			break;
+		}
+		/* away under a hidden name first: a kill while deleting leaves
+		 * no checkpoint-N that is half gone */
+		if (exists(gone))
+			tk_rmtree(gone);
+		if (rename(p, gone))
 			rc = tk_diag_sys(d, p, "cannot remove old checkpoint");
+		else if (tk_rmtree(gone))
+			rc = tk_diag_sys(d, gone, "cannot remove old checkpoint");
 	}
 	free(l.step);
 	return rc;
@@ -301,10 +376,32 @@ static int copy_side_files(struct trainer *tr, const char *dir, struct tk_diag *
 			return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
 		if (tr->side_is_tok && !strcmp(side_files[i], "generation_config.json"))
 			continue;
-		if (exists(src) && strcmp(src, dst))
+		if (tr->side_mask != -1 && !(tr->side_mask & 1 << i))
+			continue;
+		if (tr->side_mask == -1 && !exists(src))
+			continue;
+		if (!exists(src)) /* it was there when the run started */
+			return tk_diag_set(d, TK_E_FORMAT, src, -1,
+					   "missing: the run started from %s, which had it, and its "
+					   "checkpoints and output take it from there (put it back)",
+					   tr->side_dir);
+		if (strcmp(src, dst))
 			rc = copy_file(src, dst, d);
 	}
 	return rc;
+}
+
+/* The side files side_dir has now (side_files[] bits), as the run records
+ * them when it starts. */
+static int side_mask_now(const struct trainer *tr)
+{
+	char p[PATH_LEN];
+	int m = 0;
+	for (int i = 0; side_files[i] && tr->side_dir[0]; i++)
+		if (!(tr->side_is_tok && !strcmp(side_files[i], "generation_config.json")) &&
+		    !join(p, sizeof(p), tr->side_dir, side_files[i]) && exists(p))
+			m |= 1 << i;
+	return m;
 }
 
 /* ZeRO stage 1 (train.h).  The flat sequence of trainable floats is
@@ -550,6 +647,11 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 	return rc;
 }
 
+/* Reads the checkpoint's optimizer state (save_optimizer's layout), as
+ * strictly as trainer_state.json: the metadata of an AdamW state of this
+ * global step, exactly the two F32 tensors of each trained parameter, and
+ * values AdamW can have reached (finite; exp_avg_sq, a mean of squares,
+ * not negative). */
 static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
 {
 	tk_st_t *st;
@@ -559,7 +661,20 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 	const struct tk_model *m = &tr->m;
 	float *tmp = NULL;
 	size_t cap = 0;
-	char name[256];
+	char name[256], step[32];
+	const char *mo = tk_st_metadata(st, "optimizer"), *ms = tk_st_metadata(st, "step");
+	snprintf(step, sizeof(step), "%ld", tr->global_step);
+	if (!mo || strcmp(mo, "adamw_torch"))
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "__metadata__.optimizer: %s%.40s%s, not "
+				 "\"adamw_torch\"", mo ? "\"" : "", mo ? mo : "missing", mo ? "\"" : "");
+	else if (!ms || strcmp(ms, step))
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "__metadata__.step: %s%.40s%s, not the "
+				 "trainer state's global_step %s", ms ? "\"" : "", ms ? ms : "missing",
+				 ms ? "\"" : "", step);
+	else if (tk_st_count(st) != 2 * (size_t)tr->n_tp)
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "holds %zu tensors, not the %d of the "
+				 "%d trained parameters' exp_avg and exp_avg_sq", tk_st_count(st),
+				 2 * tr->n_tp, tr->n_tp);
 	for (int i = 0; i < tr->n_tp && !rc; i++) {
 		const struct tk_param *p = &tr->tp[i];
 		for (int k = 0; k < 2 && !rc; k++) {
@@ -568,11 +683,26 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 			snprintf(name, sizeof(name), "%s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
 			if ((rc = tk_st_expect(st, name, p->ndim, p->shape, &ti, d)))
 				break;
+			if (ti->dtype != TK_DT_F32) {
+				rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tensor %s: %s, not F32", name,
+						 tk_dtype_name(ti->dtype));
+				break;
+			}
 			if ((rc = tk_grow(&tmp, &cap, p->n, sizeof(*tmp)))) {
 				rc = tk_diag_set(d, rc, path, -1, "out of memory");
 				break;
 			}
 			if ((rc = tk_st_to_f32(ti, tmp, d)))
+				break;
+			for (size_t j = 0; j < p->n; j++)
+				if (!isfinite(tmp[j]) || (k && tmp[j] < 0)) {
+					rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+							 "tensor %s: element %zu is %g, which AdamW's %s "
+							 "cannot be", name, j, (double)tmp[j],
+							 k ? "exp_avg_sq" : "exp_avg");
+					break;
+				}
+			if (rc)
 				break;
 			if (p->t)
 				tk_model_import(m, p->t, tmp, dst - p->t->off);
@@ -659,7 +789,19 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)o->seed);
 	cJSON_AddStringToObject(tk, "seed", buf);
 	cJSON_AddBoolToObject(tk, "shuffle", o->shuffle);
-	cJSON_AddStringToObject(tk, "rng", "none: the block order is a function of seed and epoch");
+	cJSON_AddStringToObject(tk, "rng", STATE_RNG);
+	if (tr->side_mask != -1) { /* where the side files come from (load_tokenizer) */
+		cJSON *src = cJSON_AddObjectToObject(tk, "source");
+		if (tr->side_file[0])
+			cJSON_AddStringToObject(src, "file", tr->side_file);
+		else if (tr->side_dir[0]) {
+			cJSON_AddStringToObject(src, "dir", tr->side_dir);
+			cJSON *files = cJSON_AddArrayToObject(src, "files");
+			for (int i = 0; side_files[i]; i++)
+				if (tr->side_mask & 1 << i)
+					cJSON_AddItemToArray(files, cJSON_CreateString(side_files[i]));
+		}
+	}
 	cJSON *data = cJSON_AddObjectToObject(tk, "data");
 	cJSON_AddStringToObject(data, "path", tr->data_path);
 	add_num(data, "n_blocks", (double)tr->train.n_blocks);
@@ -869,14 +1011,63 @@ static int has_tokenizer(const char *dir)
 	       (!join(p, sizeof(p), dir, "vocab.json") && exists(p));
 }
 
+/* An absolute path for p (as it is when realpath fails). */
+static void absolute(char *p, size_t size)
+{
+	char buf[PATH_MAX];
+	if (p[0] && realpath(p, buf) && strlen(buf) < size)
+		snprintf(p, size, "%s", buf);
+}
+
+/* The tokenizer the blocks must come from (its fingerprint), and where the
+ * side files come from: --tokenizer, else the model directory src (which
+ * a resumed run replaces with the one its checkpoint recorded: the side
+ * files the run started with, not the checkpoint's copies, which
+ * --save-total-limit may have removed). */
 static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
 	const char *tok = o->tokenizer;
+	int recorded = tr->src_recorded && !o->tokenizer;
+	if (recorded) {
+		src = tr->src_dir[0] ? tr->src_dir : NULL;
+		if (tr->src_file[0])
+			tok = tr->src_file;
+	}
 	if (!tok && src && has_tokenizer(src))
 		tok = src;
 	if (src)
 		snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", src);
+	if (o->tokenizer) { /* its files, not the model's, go with the outputs */
+		tr->side_is_tok = 1;
+		if (is_dir(o->tokenizer))
+			snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", o->tokenizer);
+		else {
+			tr->side_dir[0] = 0;
+			snprintf(tr->side_file, sizeof(tr->side_file), "%s", o->tokenizer);
+		}
+	} else if (recorded && tr->src_file[0]) {
+		tr->side_is_tok = 1;
+		snprintf(tr->side_file, sizeof(tr->side_file), "%s", tr->src_file);
+	}
+	absolute(tr->side_dir, sizeof(tr->side_dir));
+	absolute(tr->side_file, sizeof(tr->side_file));
+	if (recorded) {
+		tr->side_mask = tr->src_mask;
+		char p[PATH_LEN];
+		for (int i = 0; side_files[i] && tr->side_dir[0] && !o->eval_only; i++)
+			if ((tr->side_mask & 1 << i) &&
+			    (join(p, sizeof(p), tr->side_dir, side_files[i]) || !exists(p)))
+				return tk_diag_set(d, TK_E_FORMAT, p, -1,
+						   "missing: the run started from %s, which had it, "
+						   "and its checkpoints and output take it from there "
+						   "(put it back)", tr->side_dir);
+		if (tr->side_file[0] && !exists(tr->side_file) && !o->eval_only)
+			return tk_diag_set(d, TK_E_FORMAT, tr->side_file, -1,
+					   "missing: the run started with this tokenizer, which its "
+					   "checkpoints and output take (put it back)");
+	} else /* a checkpoint that recorded nothing: what it has */
+		tr->side_mask = tr->resume_dir[0] && !o->tokenizer ? -1 : side_mask_now(tr);
 	if (!tok)
 		return 0;
 	tk_tokenizer_t *t;
@@ -886,22 +1077,34 @@ static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d
 	snprintf(tr->fingerprint, sizeof(tr->fingerprint), "%s", tk_tokenizer_fingerprint(t));
 	tr->have_fp = 1;
 	tk_tokenizer_free(t);
-	if (o->tokenizer) { /* its files, not the model's, go with the outputs */
-		tr->side_is_tok = 1;
-		if (is_dir(o->tokenizer))
-			snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", o->tokenizer);
-		else {
-			tr->side_dir[0] = 0;
-			snprintf(tr->side_file, sizeof(tr->side_file), "%s", o->tokenizer);
-		}
-	}
 	return 0;
 }
 
-static int load_base(const char *src, struct tk_model *m, struct tk_backend *be,
-		     struct tk_diag *d)
+/* The memory plan from the configuration alone (tk_mem_plan_model), before
+ * the model is made: a model far too large for the device (or the host) is
+ * refused before anything of it is allocated.  c: the configuration, or
+ * NULL to read dir's config.json; dir: the model directory (its
+ * quantization_config), or NULL.  full: the base is trained (no
+ * adapters). */
+static int preplan(struct trainer *tr, const struct tk_model_config *c, const char *dir, int full,
+		   struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	struct tk_model_config own;
+	struct tk_bnb_config q = { 0 };
+	int rc;
+	if (!c && (rc = tk_config_load(&own, dir, d)))
+		return rc;
+	if (dir && (rc = tk_bnb_config_read(dir, &q, d)))
+		return rc;
+	return tk_mem_plan_check_model(c ? c : &own, full && !o->eval_only, q.bits != 0,
+				       o->zero ? tk_dist_size() : 1, tr->be, tr->be->i->name, d);
+}
+
+static int load_base(struct trainer *tr, const char *src, int full, struct tk_diag *d)
 {
 	char p[PATH_LEN];
+	int rc;
 	if (join(p, sizeof(p), src, "config.json"))
 		return tk_diag_set(d, TK_E_INVAL, src, -1, "path too long");
 	if (!is_dir(src))
@@ -910,7 +1113,69 @@ static int load_base(const char *src, struct tk_model *m, struct tk_backend *be,
 	if (!exists(p))
 		return tk_diag_set(d, TK_E_FORMAT, src, -1,
 				   "no config.json: not a Hugging Face model directory");
-	return tk_model_load(m, src, be, d);
+	if ((rc = preplan(tr, NULL, src, full, d)))
+		return rc;
+	return tk_model_load(&tr->m, src, tr->be, d);
+}
+
+static int same_num(double a, double b)
+{
+	return fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b));
+}
+
+/* Whether every name of a[na] is in b[nb] and every one of b in a. */
+static int same_names(const char (*a)[TK_LORA_NAME], int na, const char (*b)[TK_LORA_NAME],
+		      int nb)
+{
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < na; i++) {
+			int j = 0;
+			while (j < nb && strcmp(a[i], b[j]))
+				j++;
+			if (j == nb)
+				return 0;
+		}
+		const char (*t)[TK_LORA_NAME] = a;
+		int nt = na;
+		a = b, na = nb, b = t, nb = nt;
+	}
+	return 1;
+}
+
+/* Resuming an adapter with --lora-* options: they must be the checkpoint's
+ * adapter configuration (the one that resumes; a rerun of the first
+ * command with --resume-from-checkpoint added, as the pipelines do, is
+ * fine).  Target modules and modules to save count where given; all-linear
+ * is every linear layer of the blocks.  TK_E_INVAL naming what differs. */
+static int same_lora(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_lora_config *a = tr->o->lora, *b = &tr->m.lora->cfg;
+	char what[96] = "";
+	if (a->r != b->r)
+		snprintf(what, sizeof(what), "r %d, not %d", b->r, a->r);
+	else if (!same_num(a->alpha, b->alpha))
+		snprintf(what, sizeof(what), "lora_alpha %g, not %g", b->alpha, a->alpha);
+	else if (!same_num(a->dropout, b->dropout))
+		snprintf(what, sizeof(what), "lora_dropout %g, not %g", b->dropout, a->dropout);
+	else if (a->bias != b->bias)
+		snprintf(what, sizeof(what), "bias %s, not %s", tk_lora_bias_name(b->bias),
+			 tk_lora_bias_name(a->bias));
+	else if (!a->use_rslora != !b->use_rslora)
+		snprintf(what, sizeof(what), "use_rslora %s", b->use_rslora ? "true" : "false");
+	else if (a->n_targets == 1 && !strcmp(a->targets[0], "all-linear")) {
+		int per = tr->m.cfg.arch == TK_ARCH_GPT2 ? 4 : 7; /* model.c's TK_LIN slots */
+		if (tr->m.lora->n_ad != per * tr->m.cfg.n_layer)
+			snprintf(what, sizeof(what), "other target_modules than all-linear");
+	} else if (a->n_targets && !same_names(a->targets, a->n_targets, b->targets, b->n_targets))
+		snprintf(what, sizeof(what), "other target_modules");
+	else if (a->n_modules_to_save && !same_names(a->modules_to_save, a->n_modules_to_save,
+						     b->modules_to_save, b->n_modules_to_save))
+		snprintf(what, sizeof(what), "other modules_to_save");
+	if (!what[0])
+		return 0;
+	return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1,
+			   "its adapter has %s: the checkpoint's adapter_config.json is the "
+			   "configuration that resumes (leave out the --lora-* options)", what);
 }
 
 /* Resuming an adapter: the base from --model, else the adapter's
@@ -926,7 +1191,7 @@ static int load_adapter_ckpt(struct trainer *tr, const char **src, struct tk_dia
 	if (!base[0] || !is_dir(base))
 		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1,
 				   "an adapter checkpoint: give its base model with --model DIR");
-	if ((rc = load_base(base, &tr->m, tr->be, d)))
+	if ((rc = load_base(tr, base, 0, d)))
 		return rc;
 	*src = base;
 	return tk_peft_load(&tr->m, tr->resume_dir, d);
@@ -941,14 +1206,21 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 	if (tr->resume_dir[0] && !join(p, sizeof(p), tr->resume_dir, "adapter_config.json") &&
 	    exists(p)) {
 		rc = load_adapter_ckpt(tr, &src, d);
+		if (!rc && o->lora)
+			rc = same_lora(tr, d);
 		if (!rc && has_tokenizer(tr->resume_dir))
 			src = tr->resume_dir;
+	} else if (tr->resume_dir[0] && o->lora) {
+		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1,
+				   "a full-model checkpoint: --lora-* options do not apply to it "
+				   "(leave them out)");
 	} else if (tr->resume_dir[0]) {
 		src = tr->resume_dir;
-		rc = tk_model_load(&tr->m, src, tr->be, d);
+		if (!(rc = preplan(tr, NULL, src, 1, d)))
+			rc = tk_model_load(&tr->m, src, tr->be, d);
 	} else if (o->model_dir) {
 		src = o->model_dir;
-		rc = load_base(src, &tr->m, tr->be, d);
+		rc = load_base(tr, src, !o->adapter && !o->lora, d);
 		if (!rc && o->adapter)
 			rc = tk_peft_load(&tr->m, o->adapter, d);
 		else if (!rc && o->lora) {
@@ -960,6 +1232,8 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 	} else {
 		struct tk_model_config c;
 		if ((rc = tk_config_load(&c, o->init_config, d)))
+			return rc;
+		if ((rc = preplan(tr, &c, NULL, !o->lora, d)))
 			return rc;
 		rc = tk_model_init(&tr->m, &c, o->seed, tr->be, d);
 		if (!rc && o->lora)
@@ -977,8 +1251,6 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 	return load_tokenizer(tr, src, d);
 }
 
-/* Reads trainer_state.json of the checkpoint and restores the loop state;
- * checks that the run agrees with it. */
 /* A zeroed optimizer-state arena like the parameters' (aligned backend
  * memory).  Zeroed here, page by page on one thread: calloc's untouched
  * pages made the first AdamW step fault on every page from both threads,
@@ -1008,6 +1280,143 @@ static int read_state(struct trainer *tr, char *path, size_t n, cJSON **root,
 	return 0;
 }
 
+/* Checking trainer_state.json as strictly as a safetensors header: each
+ * value tk reads back has its type, is an integer where it counts
+ * something, lies in its range and agrees with the run; a failure names
+ * the file and the key (tk.data.n_blocks). */
+struct sv {
+	const char *path;
+	struct tk_diag *d;
+};
+
+static const cJSON *sv_get(const cJSON *obj, const char *key)
+{
+	return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+}
+
+static int sv_fail(struct sv *v, const char *name, const char *fmt, const char *what)
+{
+	return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, fmt, name, what);
+}
+
+/* An integer in lo..hi at obj.key (name: the key as messages show it). */
+static int sv_int(struct sv *v, const cJSON *obj, const char *key, const char *name,
+		  long long lo, long long hi, long long *out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsNumber(j))
+		return sv_fail(v, name, "%s: not a number%s", "");
+	double x = j->valuedouble;
+	if (!(x == floor(x)) || x < (double)lo || x > (double)hi) {
+		if (lo == hi)
+			return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, "%s: %.17g, not %lld",
+					   name, x, lo);
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1,
+				   "%s: %.17g is not an integer from %lld to %lld", name, x, lo, hi);
+	}
+	*out = (long long)x;
+	return 0;
+}
+
+/* A finite number in lo..hi. */
+static int sv_num(struct sv *v, const cJSON *obj, const char *key, const char *name, double lo,
+		  double hi, double *out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsNumber(j))
+		return sv_fail(v, name, "%s: not a number%s", "");
+	double x = j->valuedouble;
+	if (!isfinite(x) || x < lo || x > hi)
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1,
+				   "%s: %.17g is not a number from %g to %g", name, x, lo, hi);
+	*out = x;
+	return 0;
+}
+
+static int sv_str(struct sv *v, const cJSON *obj, const char *key, const char *name,
+		  const char **out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsString(j) || !j->valuestring[0])
+		return sv_fail(v, name, "%s: not a non-empty string%s", "");
+	*out = j->valuestring;
+	return 0;
+}
+
+static int sv_obj(struct sv *v, const cJSON *obj, const char *key, const char *name,
+		  const cJSON **out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsObject(j))
+		return sv_fail(v, name, "%s: not an object%s", "");
+	*out = j;
+	return 0;
+}
+
+/* The epoch train_loop reaches after global step gs (HF's epoch: the
+ * epoch plus the fraction of its micro-batches done). */
+static double epoch_at(const struct trainer *tr, long gs)
+{
+	if (gs <= 0)
+		return 0;
+	long ga = (long)tr->o->grad_accum * tk_dist_size();
+	long e = (gs - 1) / tr->nupe, upd = (gs - 1) % tr->nupe;
+	long rem = tr->steps_in_epoch % ga ? tr->steps_in_epoch % ga : ga;
+	long step_mb = upd * ga + (upd != tr->nupe - 1 ? ga : rem) - 1;
+	return (double)e + (double)(step_mb + 1) / (double)tr->steps_in_epoch;
+}
+
+/* log_history: objects of numbers (null for a value that was not finite)
+ * whose step is a step up to gs. */
+static int check_history(struct sv *v, const cJSON *lh, long gs)
+{
+	char name[64];
+	int i = 0;
+	if (!cJSON_IsArray(lh))
+		return sv_fail(v, "log_history", "%s: not an array%s", "");
+	for (const cJSON *e = lh->child; e; e = e->next, i++) {
+		long long step;
+		int rc;
+		snprintf(name, sizeof(name), "log_history[%d]", i);
+		if (!cJSON_IsObject(e))
+			return sv_fail(v, name, "%s: not an object%s", "");
+		for (const cJSON *m = e->child; m; m = m->next)
+			if (!cJSON_IsNumber(m) && !cJSON_IsNull(m)) {
+				snprintf(name, sizeof(name), "log_history[%d].%.32s", i, m->string);
+				return sv_fail(v, name, "%s: not a number%s", "");
+			}
+		snprintf(name, sizeof(name), "log_history[%d].step", i);
+		if ((rc = sv_int(v, e, "step", name, 0, gs, &step)))
+			return rc;
+	}
+	return 0;
+}
+
+/* A decimal uint64 (the seed as a string: JSON numbers lose bits). */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* Reads trainer_state.json of the checkpoint, checks every value tk takes
+ * from it (struct sv) and that the run agrees with it, and restores the
+ * loop state. */
 static int load_state(struct trainer *tr, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
@@ -1016,91 +1425,338 @@ static int load_state(struct trainer *tr, struct tk_diag *d)
 	int rc = read_state(tr, path, sizeof(path), &r, d);
 	if (rc)
 		return rc;
-	cJSON *tk = cJSON_GetObjectItem(r, "tk");
-	cJSON *data = cJSON_GetObjectItem(tk, "data");
-	cJSON *gs = cJSON_GetObjectItem(r, "global_step");
-	cJSON *lh = cJSON_GetObjectItem(r, "log_history");
-	cJSON *ver = cJSON_GetObjectItem(tk, "version");
-	if (!cJSON_IsNumber(gs) || !cJSON_IsArray(lh) || !cJSON_IsObject(data) ||
-	    !cJSON_IsNumber(ver) || ver->valueint != STATE_VERSION) {
+	struct sv v = { path, d };
+	const cJSON *tk = sv_get(r, "tk"), *ver = sv_get(tk, "version");
+	if (!cJSON_IsObject(r) || !cJSON_IsNumber(ver) || ver->valuedouble != STATE_VERSION) {
 		cJSON_Delete(r);
 		return tk_diag_set(d, TK_E_FORMAT, path, -1,
 				   "not a trainer state that tk-train wrote (version %d)",
 				   STATE_VERSION);
 	}
-#define NUM(obj, key) cJSON_GetNumberValue(cJSON_GetObjectItem(obj, key))
-	const char *fp = cJSON_GetStringValue(cJSON_GetObjectItem(data, "fingerprint"));
-	const char *hash = cJSON_GetStringValue(cJSON_GetObjectItem(data, "hash"));
-	const char *seed = cJSON_GetStringValue(cJSON_GetObjectItem(tk, "seed"));
+	const cJSON *data, *sc = NULL, *gsc = sv_get(tk, "scaler");
+	const char *fp, *hash, *seed, *dpath, *rng, *stype;
+	long long gs, max_steps, nb, T, batch, accum, world = 1, skipped = 0, epoch_index, upd;
+	long long last_logged, tokens, tracker = 0, n, warm, total;
+	double epoch, tr_loss, total_loss, scale = 0, base_lr;
+	uint64_t seed_v;
+	enum tk_sched_type st;
+	const cJSON *shuffle = sv_get(tk, "shuffle");
 	char mine[32];
 	snprintf(mine, sizeof(mine), "%016llx", (unsigned long long)tr->data_hash);
-	/* data parallel: the processes it ran on (1 before tk wrote it) */
-	double world = cJSON_IsNumber(cJSON_GetObjectItem(tk, "world_size")) ? NUM(tk, "world_size")
-									      : 1;
-	if ((double)tr->train.n_blocks != NUM(data, "n_blocks") ||
-	    (double)tr->train.seq_len != NUM(data, "seq_len") || !fp ||
-	    strcmp(fp, tr->train.info.fingerprint) || !hash || strcmp(hash, mine))
+	/* what the checkpoint belongs to: the data, the batch, the processes,
+	 * the block order */
+	if ((rc = sv_obj(&v, tk, "data", "tk.data", &data)) ||
+	    (rc = sv_str(&v, data, "path", "tk.data.path", &dpath)) ||
+	    (rc = sv_int(&v, data, "n_blocks", "tk.data.n_blocks", 1, 1LL << 53, &nb)) ||
+	    (rc = sv_int(&v, data, "seq_len", "tk.data.seq_len", 1, 1 << 24, &T)) ||
+	    (rc = sv_str(&v, data, "fingerprint", "tk.data.fingerprint", &fp)) ||
+	    (rc = sv_str(&v, data, "hash", "tk.data.hash", &hash)) ||
+	    (rc = sv_int(&v, tk, "per_device_train_batch_size", "tk.per_device_train_batch_size",
+			 1, 1 << 20, &batch)) ||
+	    (rc = sv_int(&v, tk, "gradient_accumulation_steps", "tk.gradient_accumulation_steps",
+			 1, 1 << 20, &accum)) ||
+	    (sv_get(tk, "world_size") && /* absent before data parallel: 1 */
+	     (rc = sv_int(&v, tk, "world_size", "tk.world_size", 1, 1 << 20, &world))) ||
+	    (rc = sv_str(&v, tk, "seed", "tk.seed", &seed)))
+		goto out;
+	if (parse_u64(seed, &seed_v)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "tk.seed: \"%.40s\" is not a decimal from 0 to 18446744073709551615",
+				 seed);
+		goto out;
+	}
+	if (!cJSON_IsBool(shuffle)) {
+		rc = sv_fail(&v, "tk.shuffle", "%s: not true or false%s", "");
+		goto out;
+	}
+	if ((uint64_t)nb != tr->train.n_blocks || (uint32_t)T != tr->train.seq_len ||
+	    strcmp(fp, tr->train.info.fingerprint) || strcmp(hash, mine)) {
 		rc = tk_diag_set(d, TK_E_MISMATCH, tr->data_path, -1,
-				 "not the blocks the checkpoint %s was trained on (%.0f blocks of "
-				 "%.0f tokens there, %llu of %u here)", tr->resume_dir,
-				 NUM(data, "n_blocks"), NUM(data, "seq_len"),
+				 "not the blocks the checkpoint %s was trained on (%lld blocks of "
+				 "%lld tokens there, %llu of %u here)", tr->resume_dir, nb, T,
 				 (unsigned long long)tr->train.n_blocks, tr->train.seq_len);
-	else if (NUM(tk, "per_device_train_batch_size") != o->batch ||
-		 NUM(tk, "gradient_accumulation_steps") != o->grad_accum)
+		goto out;
+	}
+	if (batch != o->batch || accum != o->grad_accum) {
 		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
-				 "trained with per_device_train_batch_size %.0f and "
-				 "gradient_accumulation_steps %.0f, not %d and %d",
-				 NUM(tk, "per_device_train_batch_size"),
-				 NUM(tk, "gradient_accumulation_steps"), o->batch, o->grad_accum);
-	else if (world != tk_dist_size())
+				 "trained with per_device_train_batch_size %lld and "
+				 "gradient_accumulation_steps %lld, not %d and %d", batch, accum,
+				 o->batch, o->grad_accum);
+		goto out;
+	}
+	if (world != tk_dist_size()) {
 		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
-				 "trained on %.0f process%s, resumed on %d: each step's data "
-				 "depends on it (resume it %s%.0f)", world, world == 1 ? "" : "es",
+				 "trained on %lld process%s, resumed on %d: each step's data "
+				 "depends on it (resume it %s%lld)", world, world == 1 ? "" : "es",
 				 tk_dist_size(), world == 1 ? "without mpirun, or -np " :
 				 "with mpirun -np ", world);
-	else if (!seed || strtoull(seed, NULL, 10) != o->seed ||
-		 cJSON_IsTrue(cJSON_GetObjectItem(tk, "shuffle")) != !!o->shuffle)
-		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
-				 "trained with seed %s%s (the block order depends on it)",
-				 seed ? seed : "?",
-				 cJSON_IsTrue(cJSON_GetObjectItem(tk, "shuffle")) ? "" : " and --no-shuffle");
-	if (!rc) {
-		tr->global_step = (long)gs->valuedouble;
-		tr->tr_loss = (float)NUM(tk, "tr_loss");
-		tr->total_loss = NUM(tk, "total_loss");
-		tr->last_logged = (long)NUM(tk, "last_logged");
-		tr->epoch_f = NUM(r, "epoch");
-		tr->tokens_seen = (uint64_t)NUM(r, "num_input_tokens_seen");
-		/* absent before fp16 training existed: none skipped; a run
-		 * trained without fp16 has no scaler, which then starts anew */
-		cJSON *sk = cJSON_GetObjectItem(tk, "skipped_steps");
-		cJSON *sc = cJSON_GetObjectItem(tk, "scaler");
-		tr->skipped = cJSON_IsNumber(sk) ? (long)sk->valuedouble : 0;
-		if (o->prec == TK_PREC_FP16 && cJSON_IsObject(sc)) {
-			tr->loss_scale = (float)NUM(sc, "scale");
-			tr->growth_tracker = (long)NUM(sc, "growth_tracker");
-		}
-		cJSON_Delete(tr->log_history);
-		tr->log_history = cJSON_DetachItemFromObject(r, "log_history");
+		goto out;
 	}
-#undef NUM
+	if (seed_v != o->seed || cJSON_IsTrue(shuffle) != !!o->shuffle) {
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				 "trained with seed %s%s (the block order depends on it)", seed,
+				 cJSON_IsTrue(shuffle) ? "" : " and --no-shuffle");
+		goto out;
+	}
+	/* where it stopped: a step of its run, at the place in the data that
+	 * step reaches with these blocks and batches */
+	if ((rc = sv_int(&v, r, "max_steps", "max_steps", 1, LONG_MAX / 2, &max_steps)) ||
+	    (rc = sv_int(&v, r, "global_step", "global_step", 0, max_steps, &gs)) ||
+	    (rc = sv_int(&v, tk, "epoch_index", "tk.epoch_index", 0, LONG_MAX / 2, &epoch_index)) ||
+	    (rc = sv_int(&v, tk, "update_in_epoch", "tk.update_in_epoch", 0, tr->nupe - 1, &upd)) ||
+	    (rc = sv_num(&v, r, "epoch", "epoch", 0, 1e18, &epoch)))
+		goto out;
+	if (epoch_index != gs / tr->nupe || upd != gs % tr->nupe) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "tk.epoch_index %lld, tk.update_in_epoch %lld: not where global_step "
+				 "%lld is with %ld updates per epoch (%lld, %lld)", epoch_index, upd,
+				 gs, tr->nupe, gs / tr->nupe, gs % tr->nupe);
+		goto out;
+	}
+	double want = epoch_at(tr, (long)gs);
+	if (fabs(epoch - want) > 1e-9 * (want > 1 ? want : 1)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "epoch: %.17g is not the epoch of global_step %lld (%.17g)", epoch, gs,
+				 want);
+		goto out;
+	}
+	/* the loop's counters and sums */
+	if ((rc = sv_num(&v, tk, "tr_loss", "tk.tr_loss", 0, 3.4e38, &tr_loss)) ||
+	    (rc = sv_num(&v, tk, "total_loss", "tk.total_loss", 0, 1e300, &total_loss)) ||
+	    (rc = sv_int(&v, tk, "last_logged", "tk.last_logged", 0, gs, &last_logged)) ||
+	    (sv_get(tk, "skipped_steps") && /* absent before fp16: none */
+	     (rc = sv_int(&v, tk, "skipped_steps", "tk.skipped_steps", 0, gs, &skipped))))
+		goto out;
+	n = gs * batch * accum * world; /* at most this many blocks of T tokens */
+	if ((rc = sv_int(&v, r, "num_input_tokens_seen", "num_input_tokens_seen", 0,
+			 n > (1LL << 53) / T ? 1LL << 53 : n * T, &tokens)) ||
+	    (rc = sv_int(&v, r, "num_train_epochs", "num_train_epochs", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "logging_steps", "logging_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "eval_steps", "eval_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "save_steps", "save_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "train_batch_size", "train_batch_size", batch, batch, &n)) ||
+	    (rc = check_history(&v, sv_get(r, "log_history"), (long)gs)))
+		goto out;
+	/* the schedule the run had, and the RNG (none: the order is seeded) */
+	const cJSON *sched;
+	if ((rc = sv_obj(&v, tk, "schedule", "tk.schedule", &sched)) ||
+	    (rc = sv_str(&v, sched, "type", "tk.schedule.type", &stype)) ||
+	    (rc = sv_num(&v, sched, "base_lr", "tk.schedule.base_lr", 0, 1e300, &base_lr)) ||
+	    (rc = sv_int(&v, sched, "total_steps", "tk.schedule.total_steps", max_steps, max_steps,
+			 &total)) ||
+	    /* --warmup-steps N may exceed the run (the lr then never peaks) */
+	    (rc = sv_int(&v, sched, "warmup_steps", "tk.schedule.warmup_steps", 0, LONG_MAX / 2,
+			 &warm)) ||
+	    (rc = sv_str(&v, tk, "rng", "tk.rng", &rng)))
+		goto out;
+	if (tk_sched_parse(stype, &st, NULL)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.schedule.type: \"%.40s\" is not a "
+				 "schedule tk knows", stype);
+		goto out;
+	}
+	if (strcmp(rng, STATE_RNG)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.rng: \"%.40s\" is not a state tk "
+				 "can restore (\"%s\")", rng, STATE_RNG);
+		goto out;
+	}
+	/* GradScaler's state: a power of two as its scale always is */
+	if (gsc) {
+		int ex;
+		if ((rc = sv_obj(&v, tk, "scaler", "tk.scaler", &sc)) ||
+		    (rc = sv_num(&v, sc, "scale", "tk.scaler.scale", 1e-45, 3.4e38, &scale)) ||
+		    (rc = sv_int(&v, sc, "growth_tracker", "tk.scaler.growth_tracker", 0, gs,
+				 &tracker)))
+			goto out;
+		if (frexp(scale, &ex) != 0.5) {
+			rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.scaler.scale: %.17g is not a "
+					 "power of 2", scale);
+			goto out;
+		}
+	}
+	tr->global_step = (long)gs;
+	tr->tr_loss = (float)tr_loss;
+	tr->total_loss = total_loss;
+	tr->last_logged = (long)last_logged;
+	tr->epoch_f = epoch;
+	tr->tokens_seen = (uint64_t)tokens;
+	/* a run trained without fp16 has no scaler, which then starts anew */
+	tr->skipped = (long)skipped;
+	if (o->prec == TK_PREC_FP16 && sc) {
+		tr->loss_scale = (float)scale;
+		tr->growth_tracker = (long)tracker;
+	}
+	cJSON_Delete(tr->log_history);
+	tr->log_history = cJSON_DetachItemFromObject(r, "log_history");
+out:
 	cJSON_Delete(r);
 	return rc;
 }
 
-/* Makes the output directory ready: created, or holding nothing of an
- * earlier run unless force or resuming. */
+/* tk.source of the resumed checkpoint's trainer_state.json: the side
+ * directory (and the side files it had) or file the run started with
+ * (src_recorded 0 when the checkpoint records none). */
+static int read_source(struct trainer *tr, struct tk_diag *d)
+{
+	char path[PATH_LEN];
+	cJSON *r;
+	int rc = read_state(tr, path, sizeof(path), &r, d);
+	if (rc)
+		return rc;
+	struct sv v = { path, d };
+	const cJSON *src = sv_get(sv_get(r, "tk"), "source"), *files;
+	const char *dir = NULL, *file = NULL;
+	if (!src)
+		goto out;
+	if ((rc = sv_obj(&v, sv_get(r, "tk"), "source", "tk.source", &src)))
+		goto out;
+	if ((sv_get(src, "dir") && (rc = sv_str(&v, src, "dir", "tk.source.dir", &dir))) ||
+	    (sv_get(src, "file") && (rc = sv_str(&v, src, "file", "tk.source.file", &file))))
+		goto out;
+	if (dir && file) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source: both a dir and a file");
+		goto out;
+	}
+	files = sv_get(src, "files");
+	if (files && !dir) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source.files: without tk.source.dir");
+		goto out;
+	}
+	if (dir && !cJSON_IsArray(files)) {
+		rc = sv_fail(&v, "tk.source.files", "%s: not an array%s", "");
+		goto out;
+	}
+	int i = 0;
+	for (const cJSON *f = files ? files->child : NULL; f; f = f->next, i++) {
+		int k = 0;
+		while (side_files[k] && !(cJSON_IsString(f) && !strcmp(f->valuestring, side_files[k])))
+			k++;
+		if (!side_files[k]) {
+			rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source.files[%d]: not one of "
+					 "the tokenizer and generation files tk copies", i);
+			goto out;
+		}
+		tr->src_mask |= 1 << k;
+	}
+	if (strlen(dir ? dir : file ? file : "") >= PATH_LEN) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source: path too long");
+		goto out;
+	}
+	snprintf(tr->src_dir, sizeof(tr->src_dir), "%s", dir ? dir : "");
+	snprintf(tr->src_file, sizeof(tr->src_file), "%s", file ? file : "");
+	tr->src_recorded = 1;
+out:
+	cJSON_Delete(r);
+	return rc;
+}
+
+/* Creates out and the directories above it that are missing (mkdir -p);
+ * top gets the first one it made ("" when out existed). */
+static int mkdir_p(const char *out, char *top, size_t size, struct tk_diag *d)
+{
+	char p[PATH_LEN];
+	top[0] = 0;
+	if (snprintf(p, sizeof(p), "%s", out) >= (int)sizeof(p))
+		return tk_diag_set(d, TK_E_INVAL, out, -1, "path too long");
+	for (char *s = p + 1; ; s++) {
+		if (*s && *s != '/')
+			continue;
+		char c = *s;
+		*s = 0;
+		if (!mkdir(p, 0755)) {
+			if (!top[0])
+				snprintf(top, size, "%s", p);
+		} else if (errno != EEXIST || (!c && !is_dir(p))) {
+			int e = errno == EEXIST ? ENOTDIR : errno;
+			errno = e;
+			return tk_diag_sys(d, out, "cannot create output directory");
+		}
+		if (!c)
+			return 0;
+		*s = c;
+	}
+}
+
+/* The holder's PID from the lock file fd, 0 when it has not written it yet. */
+static long lock_holder(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strtol(buf, NULL, 10);
+}
+
+/* Makes OUT (mkdir -p) and takes its lock for the whole run: one run at a
+ * time writes into a directory.  TK_E_EXISTS naming the PID of the run
+ * that holds it.  The file is removed when the run ends (train_free); one
+ * left by a killed run is taken over. */
+static int lock_output(struct trainer *tr, struct tk_diag *d)
+{
+	int rc;
+	if (exists(tr->out) && !is_dir(tr->out))
+		return tk_diag_set(d, TK_E_FORMAT, tr->out, -1, "not a directory");
+	if ((rc = mkdir_p(tr->out, tr->created_top, sizeof(tr->created_top), d)))
+		return rc;
+	if (join(tr->lock_path, sizeof(tr->lock_path), tr->out, LOCK_NAME))
+		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+	for (int tries = 0; tries < 100; tries++) {
+		struct stat a, b;
+		int fd = open(tr->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return tk_diag_sys(d, tr->lock_path, "cannot create lock file");
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			int e = errno;
+			long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
+			close(fd);
+			if (e != EWOULDBLOCK) {
+				errno = e;
+				return tk_diag_sys(d, tr->lock_path, "cannot lock");
+			}
+			char who[48] = "";
+			tr->created_top[0] = 0; /* OUT is the other run's, even if made here */
+			if (pid > 0)
+				snprintf(who, sizeof(who), " (pid %ld)", pid);
+			return tk_diag_set(d, TK_E_EXISTS, tr->out, -1,
+					   "in use by another tk-train run%s; wait for it to end or "
+					   "give another --output-dir", who);
+		}
+		/* the run that held it may have removed the file in between:
+		 * then this lock is on a file nobody else opens, take it anew */
+		if (fstat(fd, &a) || stat(tr->lock_path, &b) || a.st_ino != b.st_ino ||
+		    a.st_dev != b.st_dev) {
+			close(fd);
+			continue;
+		}
+		char pid[32];
+		int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n) {
+			rc = tk_diag_sys(d, tr->lock_path, "cannot write");
+			close(fd);
+			return rc;
+		}
+		tr->lock_fd = fd;
+		return 0;
+	}
+	return tk_diag_set(d, TK_E_IO, tr->lock_path, -1, "cannot lock: removed again and again");
+}
+
+static void unlock_output(struct trainer *tr)
+{
+	if (tr->lock_fd < 0)
+		return;
+	unlink(tr->lock_path);
+	close(tr->lock_fd);
+	tr->lock_fd = -1;
+}
+
+/* Makes the output directory ready: holding nothing of an earlier run
+ * unless force or resuming. */
 static int prepare_output(struct trainer *tr, struct tk_diag *d)
 {
 	const char *out = tr->out;
-	if (!is_dir(out)) {
-		if (exists(out))
-			return tk_diag_set(d, TK_E_FORMAT, out, -1, "not a directory");
-		if (mkdir(out, 0755))
-			return tk_diag_sys(d, out, "cannot create output directory");
-		tr->created_out = 1;
+	if (tr->created_top[0]) /* lock_output made it: nothing of a run in it */
 		return 0;
-	}
 	if (access(out, W_OK | X_OK))
 		return tk_diag_sys(d, out, "cannot write to output directory");
 	struct ckpt_list l;
@@ -1188,6 +1844,10 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 	if (o->model_dir && o->init_config)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "--model and --init do not go together");
+	if (o->resume && o->adapter)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "--adapter does not go with --resume-from-checkpoint: the checkpoint "
+				   "holds the adapter that resumes (leave it out)");
 	if (!o->data && (!o->resume || o->eval_only))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no data (use --data DIR|FILE|-)");
 	if (!o->output_dir && !o->eval_only)
@@ -1244,6 +1904,7 @@ static void train_free(struct trainer *tr)
 	cJSON_Delete(tr->log_history);
 	if (tr->metrics)
 		fclose(tr->metrics);
+	unlock_output(tr);
 }
 
 /* Schedules and intervals from the data size, as set_initial_training_values. */
@@ -1520,7 +2181,7 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		return tk_diag_set(d, rc, NULL, -1, "optimizer step: %s", tk_strerror(rc));
 	if (tr->o->zero && world > 1 && (rc = zero_allgather(tr, d)))
 		return rc; /* ZeRO-1: every shard's new weights to every process */
-	if (fp16 && ++tr->growth_tracker == o->loss_scale_window) {
+	if (fp16 && ++tr->growth_tracker >= o->loss_scale_window) {
 		/* growth_factor 2, kept while the result is finite */
 		if (isfinite(tr->loss_scale * 2.0f))
 			tr->loss_scale *= 2.0f;
@@ -1620,11 +2281,17 @@ static int stored_data_path(struct trainer *tr, struct tk_diag *d)
 	int rc = read_state(tr, path, sizeof(path), &r, d);
 	if (rc)
 		return rc;
-	const char *p = cJSON_GetStringValue(
-		cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "tk"), "data"), "path"));
-	if (!p)
+	struct sv v = { path, d };
+	const cJSON *data;
+	const char *p;
+	if (!sv_get(sv_get(r, "tk"), "data"))
 		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
 				 "names no training data (give --data)");
+	else if ((rc = sv_obj(&v, sv_get(r, "tk"), "data", "tk.data", &data)) ||
+		 (rc = sv_str(&v, data, "path", "tk.data.path", &p)))
+		;
+	else if (strlen(p) >= sizeof(tr->data_path))
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.data.path: too long");
 	else if (!strcmp(p, "-"))
 		rc = join(tr->data_path, sizeof(tr->data_path), tr->out, SPILL_NAME);
 	else
@@ -1712,6 +2379,8 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 	int rc;
 	if (o->output_dir)
 		snprintf(tr->out, sizeof(tr->out), "%s", o->output_dir);
+	if (!o->eval_only && !tk_dist_rank() && tr->out[0] && (rc = lock_output(tr, d)))
+		return rc;
 	if (o->resume && !strcmp(o->resume, "latest")) {
 		if ((rc = tk_train_latest_checkpoint(tr->out, tr->resume_dir, sizeof(tr->resume_dir),
 						     d)))
@@ -1722,6 +2391,8 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 					   "no such checkpoint directory");
 		snprintf(tr->resume_dir, sizeof(tr->resume_dir), "%s", o->resume);
 	}
+	if (tr->resume_dir[0] && (rc = read_source(tr, d)))
+		return rc;
 	if (o->data)
 		snprintf(tr->data_path, sizeof(tr->data_path), "%s", o->data);
 	else if ((rc = stored_data_path(tr, d)))
@@ -1765,6 +2436,7 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 {
 	struct trainer tr;
 	memset(&tr, 0, sizeof(tr));
+	tr.lock_fd = -1;
 	tr.o = o;
 	tr.be = o->be;
 	tr.last_eval_loss = NAN;
@@ -1778,6 +2450,12 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 		double loss;
 		if (!(rc = evaluate(&tr, &loss, d)) && eval_loss)
 			*eval_loss = loss;
+		if (!rc && !isfinite(loss)) /* as training stops on a loss that is not */
+			rc = tk_diag_set(d, TK_E_FORMAT, tr.resume_dir[0] ? tr.resume_dir :
+					 o->model_dir ? o->model_dir : o->init_config, -1,
+					 "eval_loss is %s: the model's loss on the eval blocks is not "
+					 "a finite number (are its weights finite?)",
+					 isnan(loss) ? "nan" : "inf");
 		train_free(&tr);
 		return rc;
 	}
@@ -1850,14 +2528,18 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	tr.t0 = now_s();
 	if (!(rc = train_loop(&tr, d)))
 		rc = finish(&tr, d);
+	/* a run killed between a save and its rotation leaves one checkpoint
+	 * too many, which a resumed run that saves nothing more would keep */
+	if (!rc && !tk_dist_rank())
+		rc = rotate(&tr, d);
 out:
 	if (rc == TK_E_NOMEM && tr.planned)
 		oom_message(&tr, d);
-	if (rc && !o->resume && !tr.saved && tr.out[0]) { /* nothing worth keeping */
+	if (rc && !tr.saved && tr.created_top[0]) /* made by this run, nothing in it */
+		tk_rmtree(tr.created_top);
+	else if (rc && !o->resume && !tr.saved && tr.out[0]) { /* nothing worth keeping */
 		char p[PATH_LEN];
-		if (tr.created_out)
-			tk_rmtree(tr.out);
-		else {
+		{
 			if (tr.metrics && !join(p, sizeof(p), tr.out, "metrics.jsonl"))
 				unlink(p);
 			if (tr.spilled && !join(p, sizeof(p), tr.out, SPILL_NAME))

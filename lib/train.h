@@ -177,7 +177,12 @@ void tk_train_opts_init(struct tk_train_opts *o);
  * gradient (the step is named; the checkpoints written before stay), or
  * the error of the part that failed (loading, saving...).  When nothing
  * could be trained, an output directory it created is removed again.
- * eval_loss may be NULL. */
+ * Training holds a lock on OUT/.tk-train.lock for the whole run (OUT made
+ * as mkdir -p): TK_E_EXISTS naming the PID of another run that holds it.
+ * A resumed checkpoint's trainer_state.json and optimizer.safetensors are
+ * checked value by value (TK_E_FORMAT naming the file and the key).
+ * With eval_only, *eval_loss gets the loss whenever it was computed, and
+ * one that is not finite is TK_E_FORMAT.  eval_loss may be NULL. */
 int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_diag *d);
 
 /* Sets be's matmul precision for training to prec (enum tk_prec), as
@@ -188,8 +193,10 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
  * tk_backend_set_prec (d says why). */
 int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag *d);
 
-/* The newest OUT/checkpoint-N directory (highest N) into buf; TK_E_FORMAT
- * naming out_dir when it has none. */
+/* The newest complete OUT/checkpoint-N directory (highest N that has
+ * trainer_state.json, optimizer.safetensors and its model or adapter
+ * files) into buf; TK_E_FORMAT naming out_dir when it has none (and the
+ * newest incomplete one with what it lacks, when there is one). */
 int tk_train_latest_checkpoint(const char *out_dir, char *buf, size_t size, struct tk_diag *d);
 
 #endif

@@ -515,6 +515,15 @@ static int apply_config(int argc, char **argv, void **hold)
 	return 0;
 }
 
+/* v as a JSON number, or null when it is not finite (JSON has no nan). */
+static const char *jnum(char *buf, size_t size, const char *fmt, double v)
+{
+	if (!isfinite(v))
+		return "null";
+	snprintf(buf, size, fmt, v);
+	return buf;
+}
+
 /* Data parallel: a rank that failed ends the job (the others may wait in an
  * all-reduce); the others leave MPI. */
 static int dist_exit(int ec)
@@ -619,7 +628,7 @@ int main(int argc, char **argv)
 	o.be = &be;
 	o.on_event = on_event;
 	o.ctx = &v;
-	double eval_loss = NAN;
+	double eval_loss = -1; /* a loss is never negative: -1 until evaluated */
 	rc = tk_train_run(&o, &eval_loss, &d);
 	if (rc && tk_dist_rank()) /* where rank 0 failed alike, its abort ends us first */
 		sleep(1);
@@ -630,14 +639,23 @@ int main(int argc, char **argv)
 		return dist_exit(tk_cli_usage_error("invalid options"));
 	if (rc == TK_E_INVAL && !d.path[0])
 		return dist_exit(tk_cli_usage_error("%s", d.msg));
-	if (rc || tk_dist_rank())
+	char b1[32], b2[32], b3[32], b4[32];
+	/* --eval-only: the metrics also when the loss is not finite (then
+	 * null, and exit 1 with the error) */
+	if (o.eval_only && !tk_dist_rank() && (!rc || (rc == TK_E_FORMAT && eval_loss != -1)))
+		printf("{\"eval_loss\": %s, \"eval_perplexity\": %s}\n",
+		       jnum(b1, sizeof(b1), "%.9g", eval_loss),
+		       jnum(b2, sizeof(b2), "%.9g", exp(eval_loss)));
+	if (rc || tk_dist_rank()) {
+		fflush(stdout);
 		return dist_exit(rc ? tk_cli_fail(rc, &d) : 0);
-	if (o.eval_only)
-		printf("{\"eval_loss\": %.9g, \"eval_perplexity\": %.9g}\n", eval_loss, exp(eval_loss));
-	else
-		printf("{\"global_step\": %ld, \"epoch\": %.9g, \"train_loss\": %.9g, "
-		       "\"train_runtime\": %.4f, \"train_tokens_per_second\": %.1f}\n", v.end.step,
-		       v.end.epoch, v.end.loss, v.end.elapsed, v.end.tokens_per_s);
+	}
+	if (!o.eval_only)
+		printf("{\"global_step\": %ld, \"epoch\": %s, \"train_loss\": %s, "
+		       "\"train_runtime\": %s, \"train_tokens_per_second\": %s}\n", v.end.step,
+		       jnum(b1, sizeof(b1), "%.9g", v.end.epoch), jnum(b2, sizeof(b2), "%.9g", v.end.loss),
+		       jnum(b3, sizeof(b3), "%.4f", v.end.elapsed),
+		       jnum(b4, sizeof(b4), "%.1f", v.end.tokens_per_s));
 	if (fflush(stdout))
 		return dist_exit(tk_cli_error("<stdout>: write failed"));
 	return dist_exit(v.tb_rc ? TK_EXIT_FAIL : TK_EXIT_OK);

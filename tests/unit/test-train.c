@@ -16,6 +16,9 @@
 
 #include "afile.h"
 #include "backend.h"
+#include "config.h"
+#include "memplan.h"
+#include "model.h"
 #include "safetensors.h"
 #include "schedule.h"
 #include "train.h"
@@ -233,13 +236,35 @@ static void test_resume_same_bytes(void)
 	cJSON_Delete(args);
 }
 
+/* A checkpoint directory with every file (empty), or all but skip. */
+static void fake_ckpt(const char *dir, const char *skip)
+{
+	const char *files[] = { "trainer_state.json", "optimizer.safetensors", "config.json",
+				"model.safetensors" };
+	char p[1024];
+	mkdir(tmp_path(dir), 0755);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (skip && !strcmp(skip, files[i]))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", tmp_path(dir), files[i]);
+		FILE *f = fopen(p, "w");
+		if (f)
+			fclose(f);
+	}
+}
+
 static void test_latest_checkpoint(void)
 {
-	const char *names[] = { "latest", "latest/checkpoint-2", "latest/checkpoint-10",
-				"latest/checkpoint-9", "latest/checkpoint-11.tmp-99",
-				"latest/checkpoint-x" };
+	const char *names[] = { "latest", "latest/checkpoint-11.tmp-99", "latest/checkpoint-x" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		mkdir(tmp_path(names[i]), 0755);
+	fake_ckpt("latest/checkpoint-2", NULL);
+	fake_ckpt("latest/checkpoint-10", NULL);
+	fake_ckpt("latest/checkpoint-9", NULL);
+	/* incomplete ones (a rotation or a copy cut short) are never taken */
+	fake_ckpt("latest/checkpoint-12", "trainer_state.json");
+	fake_ckpt("latest/checkpoint-13", "model.safetensors");
+	mkdir(tmp_path("latest/checkpoint-14"), 0755);
 	char buf[1024];
 	struct tk_diag d;
 	int rc = tk_train_latest_checkpoint(tmp_path("latest"), buf, sizeof(buf), &d);
@@ -248,6 +273,52 @@ static void test_latest_checkpoint(void)
 	mkdir(tmp_path("none"), 0755);
 	rc = tk_train_latest_checkpoint(tmp_path("none"), buf, sizeof(buf), &d);
 	TT_CHECK(rc == TK_E_FORMAT && strstr(d.msg, "no checkpoint"), "rc %d: %s", rc, d.msg);
+	mkdir(tmp_path("half"), 0755);
+	fake_ckpt("half/checkpoint-4", "optimizer.safetensors");
+	rc = tk_train_latest_checkpoint(tmp_path("half"), buf, sizeof(buf), &d);
+	TT_CHECK(rc == TK_E_FORMAT && strstr(d.msg, "no complete checkpoint") &&
+		 strstr(d.msg, "checkpoint-4 has no optimizer.safetensors"), "rc %d: %s", rc, d.msg);
+}
+
+/* The plan from a configuration alone (before anything is allocated) is
+ * what the plan of the made model counts for its weights, gradients and
+ * optimizer state, for GPT-2 (tied) and a Llama-family layout with biases,
+ * LayerNorm and an untied head, in full and with a sharded optimizer; and
+ * weights only when the base is frozen. */
+static void test_mem_plan_model(void)
+{
+	const char *cfgs[] = {
+		"{\"model_type\": \"gpt2\", \"n_embd\": 36, \"n_head\": 3, \"n_layer\": 2, "
+		"\"n_positions\": 64, \"vocab_size\": 301}",
+		"{\"model_type\": \"qwen2\", \"hidden_size\": 40, \"num_attention_heads\": 4, "
+		"\"num_key_value_heads\": 2, \"num_hidden_layers\": 3, \"intermediate_size\": 52, "
+		"\"vocab_size\": 97, \"tie_word_embeddings\": false, \"hidden_act\": \"silu\"}",
+		"{\"model_type\": \"llama\", \"hidden_size\": 24, \"num_attention_heads\": 2, "
+		"\"num_hidden_layers\": 2, \"intermediate_size\": 30, \"vocab_size\": 50, "
+		"\"attention_bias\": true, \"mlp_bias\": true, \"hidden_act\": \"silu\"}",
+	};
+	for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {
+		struct tk_model_config c;
+		struct tk_model m;
+		struct tk_diag d;
+		TT_REQUIRE(!tk_config_parse(&c, cfgs[i], "config.json", &d), "%zu: %s", i, d.msg);
+		TT_REQUIRE(!tk_model_init(&m, &c, 1, &be, &d), "%zu: %s", i, d.msg);
+		for (int shards = 1; shards <= 3; shards += 2) {
+			struct tk_mem_plan_args a = { .batch = 2, .seq_len = 8, .opt_shards = shards };
+			struct tk_mem_plan full, cfg;
+			TT_REQUIRE(!tk_mem_plan_train(&m, &be, &a, &full), "plan");
+			TT_REQUIRE(!tk_mem_plan_model(&c, 1, 0, shards, &cfg), "plan from the config");
+			TT_CHECK(cfg.weights == full.weights && cfg.grads == full.grads &&
+				 cfg.optimizer == full.optimizer,
+				 "%zu, %d shards: %zu %zu %zu from the config, %zu %zu %zu made", i,
+				 shards, cfg.weights, cfg.grads, cfg.optimizer, full.weights,
+				 full.grads, full.optimizer);
+			TT_CHECK(cfg.total <= full.total, "%zu: not a lower bound", i);
+			TT_REQUIRE(!tk_mem_plan_model(&c, 0, 0, shards, &cfg), "frozen");
+			TT_CHECK(cfg.weights == full.weights && !cfg.grads && !cfg.optimizer, "%zu", i);
+		}
+		tk_model_free(&m);
+	}
 }
 
 static void test_nan_stops(void)
@@ -287,6 +358,7 @@ int main(void)
 	TT_RUN(test_resume_same_bytes);
 	TT_RUN(test_latest_checkpoint);
 	TT_RUN(test_nan_stops);
+	TT_RUN(test_mem_plan_model);
 	tk_backend_free(&be);
 	tk_rmtree(tmpdir);
 	return tt_done();
