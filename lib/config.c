@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,23 @@
 #include "afile.h"
 
 #define SUPPORTED "gpt2, llama, mistral, qwen2"
-#define MAX_DIM (1 << 30)
+
+/* The largest sizes tk accepts, each well beyond any released model (the
+ * largest have a vocabulary of 262k, a width of 16k, an MLP width of 53k,
+ * 128 heads of 256, 126 layers, 10M positions).  Within them every size the
+ * model code derives (4 * width, heads * head_dim, a tensor's element
+ * count, tk_config_n_params) fits its type without overflow; beyond them
+ * config.json is refused, naming the key. */
+#define MAX_VOCAB (1 << 22)
+#define MAX_WIDTH (1 << 16)     /* hidden size */
+#define MAX_INNER (1 << 18)     /* MLP width */
+#define MAX_LAYERS 1024
+#define MAX_HEADS 1024
+#define MAX_HEAD_DIM 1024
+#define MAX_POS (1 << 24)
+_Static_assert(4 * MAX_WIDTH <= MAX_INNER, "GPT-2's default n_inner must fit");
+_Static_assert((int64_t)MAX_HEADS * MAX_HEAD_DIM * 4 <= INT32_MAX,
+	       "heads * head_dim (q_dim, kv_dim) must fit an int with room");
 
 static const char *const arch_type[] = { "gpt2", "llama", "mistral", "qwen2" };
 static const char *const arch_class[] = { "GPT2LMHeadModel", "LlamaForCausalLM",
@@ -57,27 +74,44 @@ static int get_int(const struct parse *p, const char *key, int64_t def, int64_t 
 	return 0;
 }
 
-static int get_dim(const struct parse *p, const char *key, int def, int *out)
+static int get_dim(const struct parse *p, const char *key, int def, int max, int *out)
 {
 	int64_t v;
-	int rc = get_int(p, key, def, INT64_MIN, 1, MAX_DIM, &v);
+	int rc = get_int(p, key, def, INT64_MIN, 1, max, &v);
 	if (!rc)
 		*out = (int)v;
 	return rc;
 }
 
-static int get_float(const struct parse *p, const char *key, double def, float *out)
+/* A number that a float holds (finite, at most FLT_MAX): absent gives
+ * def; with positive, it must also be above 0 as a float (1e-50 is not). */
+static int get_num(const struct parse *p, const char *key, double def, int positive,
+		   float *out)
 {
 	const cJSON *v = get(p, key);
 	if (!v) {
 		*out = (float)def;
 		return 0;
 	}
-	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0)
-		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
-				   "%s: expected a non-negative number", key);
-	*out = (float)v->valuedouble;
+	double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+	if (!(x >= 0 && x <= FLT_MAX) || (positive && !((float)x > 0)))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "%s: expected a %s number%s",
+				   key, positive ? "positive" : "non-negative",
+				   isfinite(x) && x > 0 ? " that a float holds" : "");
+	*out = (float)x;
 	return 0;
+}
+
+static int get_float(const struct parse *p, const char *key, double def, float *out)
+{
+	return get_num(p, key, def, 0, out);
+}
+
+/* layer_norm_epsilon, rms_norm_eps, rope_theta: the forward pass divides
+ * by them or takes their logarithm. */
+static int get_pos_float(const struct parse *p, const char *key, double def, float *out)
+{
+	return get_num(p, key, def, 1, out);
 }
 
 static int get_bool(const struct parse *p, const char *key, int def, int *out)
@@ -129,7 +163,7 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 		rs = get(p, "rope_parameters");
 		key = "rope_parameters";
 	}
-	int rc = get_float(p, "rope_theta", 10000.0, &c->rope_theta);
+	int rc = get_pos_float(p, "rope_theta", 10000.0, &c->rope_theta);
 	if (rc)
 		return rc;
 	const cJSON *prf = get(p, "partial_rotary_factor");
@@ -160,9 +194,11 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 	}
 	const cJSON *th = cJSON_GetObjectItemCaseSensitive(rs, "rope_theta");
 	if (th) {
-		if (!cJSON_IsNumber(th) || !(th->valuedouble > 0) || !isfinite(th->valuedouble))
+		double x = cJSON_IsNumber(th) ? th->valuedouble : NAN;
+		if (!(x > 0 && x <= FLT_MAX && (float)x > 0))
 			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
-					   "%s.rope_theta: expected a positive number", key);
+					   "%s.rope_theta: expected a positive number%s", key,
+					   x > 0 ? " that a float holds" : "");
 		c->rope_theta = (float)th->valuedouble;
 	}
 	return 0;
@@ -172,13 +208,13 @@ static int parse_gpt2(const struct parse *p, struct tk_model_config *c)
 {
 	int rc, v;
 	int64_t inner;
-	if ((rc = get_dim(p, "vocab_size", 50257, &c->vocab_size)) ||
-	    (rc = get_dim(p, "n_embd", 768, &c->hidden)) ||
-	    (rc = get_dim(p, "n_layer", 12, &c->n_layer)) ||
-	    (rc = get_dim(p, "n_head", 12, &c->n_head)) ||
-	    (rc = get_dim(p, "n_positions", 1024, &c->max_pos)) ||
-	    (rc = get_int(p, "n_inner", 0, 0, 1, MAX_DIM, &inner)) ||
-	    (rc = get_float(p, "layer_norm_epsilon", 1e-5, &c->norm_eps)) ||
+	if ((rc = get_dim(p, "vocab_size", 50257, MAX_VOCAB, &c->vocab_size)) ||
+	    (rc = get_dim(p, "n_embd", 768, MAX_WIDTH, &c->hidden)) ||
+	    (rc = get_dim(p, "n_layer", 12, MAX_LAYERS, &c->n_layer)) ||
+	    (rc = get_dim(p, "n_head", 12, MAX_HEADS, &c->n_head)) ||
+	    (rc = get_dim(p, "n_positions", 1024, MAX_POS, &c->max_pos)) ||
+	    (rc = get_int(p, "n_inner", 0, 0, 1, MAX_INNER, &inner)) ||
+	    (rc = get_pos_float(p, "layer_norm_epsilon", 1e-5, &c->norm_eps)) ||
 	    (rc = get_float(p, "initializer_range", 0.02, &c->initializer_range)) ||
 	    (rc = get_float(p, "resid_pdrop", 0.1, &c->dropout[0])) ||
 	    (rc = get_float(p, "embd_pdrop", 0.1, &c->dropout[1])) ||
@@ -190,12 +226,15 @@ static int parse_gpt2(const struct parse *p, struct tk_model_config *c)
 	    (rc = get_token(p, "eos_token_id", 50256, &c->eos_id)) ||
 	    (rc = get_token(p, "pad_token_id", -1, &c->pad_id)))
 		return rc;
+	/* no overflow: 4 * MAX_WIDTH <= MAX_INNER (asserted above) */
 	c->intermediate = inner ? (int)inner : 4 * c->hidden;
-	if (inner == 0 && c->hidden > MAX_DIM / 4)
-		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "n_embd: too large");
 	if (c->hidden % c->n_head)
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
 				   "n_embd %d is not a multiple of n_head %d", c->hidden, c->n_head);
+	if (c->hidden / c->n_head > MAX_HEAD_DIM)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "n_embd / n_head is %d, more than tk's limit of %d per head",
+				   c->hidden / c->n_head, MAX_HEAD_DIM);
 	const cJSON *act = get(p, "activation_function");
 	if (act && (!cJSON_IsString(act) || (strcmp(act->valuestring, "gelu_new") &&
 					      strcmp(act->valuestring, "gelu_pytorch_tanh")))) {
@@ -240,15 +279,19 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 	};
 	int rc, v;
 	int64_t kv, hd;
-	if ((rc = get_dim(p, "vocab_size", def[c->arch].vocab, &c->vocab_size)) ||
-	    (rc = get_dim(p, "hidden_size", 4096, &c->hidden)) ||
-	    (rc = get_dim(p, "intermediate_size", def[c->arch].inter, &c->intermediate)) ||
-	    (rc = get_dim(p, "num_hidden_layers", 32, &c->n_layer)) ||
-	    (rc = get_dim(p, "num_attention_heads", 32, &c->n_head)) ||
-	    (rc = get_dim(p, "max_position_embeddings", def[c->arch].max_pos, &c->max_pos)) ||
-	    (rc = get_int(p, "num_key_value_heads", def[c->arch].kv, 0, 1, MAX_DIM, &kv)) ||
-	    (rc = get_int(p, "head_dim", 0, 0, 0, MAX_DIM, &hd)) ||
-	    (rc = get_float(p, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
+	if ((rc = get_dim(p, "vocab_size", def[c->arch].vocab, MAX_VOCAB, &c->vocab_size)) ||
+	    (rc = get_dim(p, "hidden_size", 4096, MAX_WIDTH, &c->hidden)) ||
+	    (rc = get_dim(p, "intermediate_size", def[c->arch].inter, MAX_INNER,
+			  &c->intermediate)) ||
+	    (rc = get_dim(p, "num_hidden_layers", 32, MAX_LAYERS, &c->n_layer)) ||
+	    (rc = get_dim(p, "num_attention_heads", 32, MAX_HEADS, &c->n_head)) ||
+	    (rc = get_dim(p, "max_position_embeddings", def[c->arch].max_pos, MAX_POS,
+			  &c->max_pos)) ||
+	    (rc = get_int(p, "num_key_value_heads", def[c->arch].kv, 0, 1, MAX_HEADS, &kv)) ||
+	    /* null or absent: hidden_size / num_attention_heads; 0 is refused
+	     * (transformers would take it as it is) */
+	    (rc = get_int(p, "head_dim", 0, 0, 1, MAX_HEAD_DIM, &hd)) ||
+	    (rc = get_pos_float(p, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
 	    (rc = get_float(p, "initializer_range", 0.02, &c->initializer_range)) ||
 	    (rc = get_float(p, "attention_dropout", 0.0, &c->dropout[2])) ||
 	    (rc = get_bool(p, "tie_word_embeddings", 0, &c->tie_embeddings)) ||
@@ -266,7 +309,16 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 					   "%d (and no head_dim)",
 					   c->hidden, c->n_head);
 		c->head_dim = c->hidden / c->n_head;
+		if (c->head_dim > MAX_HEAD_DIM)
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "hidden_size / num_attention_heads is %d, more than tk's "
+					   "limit of %d per head (and no head_dim)",
+					   c->head_dim, MAX_HEAD_DIM);
 	}
+	if (c->head_dim % 2)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "head_dim %d is odd (rotary positions need an even one)%s",
+				   c->head_dim, hd ? "" : "; it is hidden_size / num_attention_heads");
 	if (c->n_head % c->n_kv_head)
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
 				   "num_attention_heads %d is not a multiple of num_key_value_heads %d",

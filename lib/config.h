@@ -68,7 +68,16 @@ struct tk_model_config {
  * (see the field).  Keys that are absent take transformers' class
  * defaults (5.x); both the 4.x (rope_theta, rope_scaling, torch_dtype) and
  * 5.x (rope_parameters, dtype) spellings are read.  An eos_token_id list
- * gives its first id. */
+ * gives its first id.
+ *
+ * Values the forward pass cannot use are TK_E_FORMAT naming the key: a
+ * size that is not an integer from 1 to tk's limit for it (vocabulary
+ * 4194304, width 65536, MLP width 262144, 1024 layers, heads and
+ * head_dim, 16777216 positions; beyond any released model, and small
+ * enough that no size derived from them overflows), an explicit head_dim
+ * or num_key_value_heads of 0, a width that the heads do not divide, an
+ * odd head_dim with rotary positions, rope_theta or a norm epsilon that
+ * is not a positive number a float holds (0, negative, 1e-50, 1e39). */
 int tk_config_load(struct tk_model_config *c, const char *path, struct tk_diag *d);
 
 /* Parses a config.json text (name is used in messages). */

@@ -512,7 +512,8 @@ static int model_tokenize(tk_encoder_t *e, const char *s, size_t n)
 				}
 				return 0;
 			}
-			memcpy(o->v + o->n, e->ids + c->ioff, c->nids * sizeof(uint32_t));
+			if (c->nids) /* none: o->v may still be NULL */
+				memcpy(o->v + o->n, e->ids + c->ioff, c->nids * sizeof(uint32_t));
 			o->n += c->nids;
 			return 0;
 		}
@@ -538,7 +539,8 @@ static int model_tokenize(tk_encoder_t *e, const char *s, size_t n)
 	c->ioff = (uint32_t)e->nids;
 	c->nids = (uint16_t)nids;
 	memcpy(e->keys + e->nkeys, s, n);
-	memcpy(e->ids + e->nids, e->out->v + n0, nids * sizeof(uint32_t));
+	if (nids) /* a piece can give no ids (an empty vocab): out->v may be NULL */
+		memcpy(e->ids + e->nids, e->out->v + n0, nids * sizeof(uint32_t));
 	e->nkeys += n;
 	e->nids += nids;
 	e->slot[i] = (uint32_t)(++e->nent);

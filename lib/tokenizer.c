@@ -96,6 +96,17 @@ static int read_json(const char *path, int optional, cJSON **root, struct tk_dia
 	int rc = tk_read_file(path, &b, d);
 	if (rc)
 		return rc;
+	/* JSON is UTF-8 (tokenizers refuses anything else); the vocabulary's
+	 * strings are decoded as UTF-8 without further checks */
+	size_t ok = tk_utf8_valid(b.data, b.len);
+	if (ok != b.len) {
+		tk_buf_free(&b);
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "not UTF-8 (a bad sequence at byte %zu)",
+				 ok);
+		if (d)
+			d->offset = (long long)ok;
+		return rc;
+	}
 	const char *end = NULL;
 	*root = cJSON_ParseWithLengthOpts(b.data, b.len, &end, 0);
 	if (!*root) {
@@ -760,7 +771,7 @@ static int finish(struct load *L, const cJSON *cfg, const cJSON *padding)
 			if (!s)
 				continue;
 			raw.len = 0;
-			while (j < n) {
+			while (j < n && j + tok_u8len(s[j]) <= n) {
 				int b = tok_char_byte(tok_u8dec(s + j, &l));
 				if (b < 0)
 					break;

@@ -202,6 +202,94 @@ static void test_unsupported_and_bad(void)
 		 "%s", d.msg);
 }
 
+/* Values that make the forward pass invalid are refused at load, naming
+ * the file and the key (they used to load and fail later, or overflow). */
+static void test_invalid_values(void)
+{
+	const int F = TK_E_FORMAT;
+	static const struct {
+		const char *json, *words;
+	} cases[] = {
+		{ "\"rope_theta\": 0", "rope_theta: expected a positive number" },
+		{ "\"rope_theta\": -10000", "rope_theta: expected a positive number" },
+		{ "\"rope_theta\": 1e39", "rope_theta: expected a positive number that a float holds" },
+		{ "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 0}",
+		  "rope_parameters.rope_theta: expected a positive number" },
+		{ "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1e300}",
+		  "rope_parameters.rope_theta: expected a positive number that a float holds" },
+		{ "\"rms_norm_eps\": 0", "rms_norm_eps: expected a positive number" },
+		{ "\"rms_norm_eps\": -1e-6", "rms_norm_eps: expected a positive number" },
+		{ "\"rms_norm_eps\": 1e-50", "rms_norm_eps: expected a positive number that a float" },
+		{ "\"initializer_range\": 1e40", "initializer_range: expected a non-negative number" },
+		{ "\"head_dim\": 0", "head_dim: expected an integer from 1 to 1024" },
+		{ "\"head_dim\": 7, \"num_attention_heads\": 6, \"num_key_value_heads\": 2",
+		  "head_dim 7 is odd (rotary positions need an even one)" },
+		{ "\"hidden_size\": 54, \"num_attention_heads\": 6, \"num_key_value_heads\": 2",
+		  "head_dim 9 is odd (rotary positions need an even one); it is hidden_size / "
+		  "num_attention_heads" },
+		{ "\"num_key_value_heads\": 0", "num_key_value_heads: expected an integer from 1" },
+		{ "\"num_attention_heads\": 8, \"num_key_value_heads\": 16",
+		  "num_attention_heads 8 is not a multiple of num_key_value_heads 16" },
+		{ "\"vocab_size\": 0", "vocab_size: expected an integer from 1 to 4194304" },
+		{ "\"vocab_size\": -5", "vocab_size: expected an integer" },
+		{ "\"vocab_size\": 4194305", "vocab_size: expected an integer from 1 to 4194304" },
+		{ "\"max_position_embeddings\": 0", "max_position_embeddings: expected an integer" },
+		{ "\"max_position_embeddings\": 2.5", "max_position_embeddings: expected an integer" },
+		{ "\"max_position_embeddings\": 1e300", "max_position_embeddings: expected an integer" },
+		{ "\"hidden_size\": 1000000000", "hidden_size: expected an integer from 1 to 65536" },
+		{ "\"hidden_size\": 65536, \"num_attention_heads\": 2",
+		  "hidden_size / num_attention_heads is 32768, more than tk's limit of 1024" },
+		{ "\"intermediate_size\": 262145", "intermediate_size: expected an integer from 1" },
+		{ "\"num_hidden_layers\": 1025", "num_hidden_layers: expected an integer from 1 to 1024" },
+		{ "\"num_attention_heads\": 1e9", "num_attention_heads: expected an integer" },
+	};
+	char json[512];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(json, sizeof(json), "{\"model_type\": \"%s\", %s}",
+			 i % 2 ? "llama" : "qwen2", cases[i].json);
+		unsupported(json, F, cases[i].words);
+	}
+	/* GPT-2: n_embd 1e9 computed 4 * n_embd in int (signed overflow) */
+	unsupported("{\"model_type\": \"gpt2\", \"n_embd\": 1000000000}", F,
+		    "n_embd: expected an integer from 1 to 65536");
+	unsupported("{\"model_type\": \"gpt2\", \"layer_norm_epsilon\": 0}", F,
+		    "layer_norm_epsilon: expected a positive number");
+	unsupported("{\"model_type\": \"gpt2\", \"layer_norm_epsilon\": -1e-5}", F,
+		    "layer_norm_epsilon: expected a positive number");
+	unsupported("{\"model_type\": \"gpt2\", \"n_head\": 0}", F, "n_head: expected an integer");
+	unsupported("{\"model_type\": \"gpt2\", \"n_inner\": 0}", F, "n_inner: expected an integer");
+	unsupported("{\"model_type\": \"gpt2\", \"n_positions\": -1024}", F,
+		    "n_positions: expected an integer");
+	unsupported("{\"model_type\": \"gpt2\", \"n_embd\": 4096, \"n_head\": 2}", F,
+		    "n_embd / n_head is 2048, more than tk's limit of 1024 per head");
+	unsupported("{\"model_type\": \"gpt2\", \"resid_pdrop\": 1e39}", F,
+		    "resid_pdrop: expected a non-negative number that a float holds");
+
+	/* the limits themselves load, with every derived size in range */
+	struct tk_model_config c;
+	TT_CHECK(!tk_config_parse(&c, "{\"model_type\": \"gpt2\", \"n_embd\": 65536, \"n_head\": "
+				      "64, \"vocab_size\": 4194304, \"n_layer\": 1024, "
+				      "\"n_positions\": 16777216}", "m", &d),
+		 "gpt2 at the limits: %s", d.msg);
+	TT_CHECK(c.intermediate == 4 * 65536 && c.head_dim == 1024, "gpt2 at the limits");
+	TT_CHECK(tk_config_n_params(&c) > (uint64_t)1 << 45, "n_params %llu",
+		 (unsigned long long)tk_config_n_params(&c));
+	TT_CHECK(!tk_config_parse(&c, "{\"model_type\": \"llama\", \"hidden_size\": 65536, "
+				      "\"num_attention_heads\": 1024, \"num_key_value_heads\": 1024, "
+				      "\"head_dim\": 1024, \"intermediate_size\": 262144, "
+				      "\"rope_theta\": 1e30, \"rms_norm_eps\": 1e-30}", "m", &d),
+		 "llama at the limits: %s", d.msg);
+	/* through tk_config_load the path is the file's */
+	const char *f = tmp("bad-config.json");
+	FILE *fp = fopen(f, "w");
+	TT_REQUIRE(fp, "%s", f);
+	fputs("{\"model_type\": \"llama\", \"rope_theta\": 0}\n", fp);
+	fclose(fp);
+	TT_CHECK(tk_config_load(&c, f, &d) == F && !strcmp(d.path, f) &&
+			 strstr(d.msg, "rope_theta"),
+		 "load: %s: %s", d.path, d.msg);
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -335,6 +423,7 @@ int main(void)
 	TT_RUN(test_fixtures_as_transformers_reads_them);
 	TT_RUN(test_directory_and_io);
 	TT_RUN(test_unsupported_and_bad);
+	TT_RUN(test_invalid_values);
 	TT_RUN(test_save_layout_and_errors);
 	TT_RUN(test_dropout_kept);
 	return tt_done();

@@ -354,6 +354,14 @@ static void test_errors(void)
 				    "{\"a\": 0}, \"merges\": []}}");
 	expect_fail(p, TK_E_UNSUPPORTED, "(unclosed");
 
+	/* a byte that starts a 3-byte sequence at the end of a vocab key (a
+	 * byte flip found by tests/mutate-formats): refused, not decoded past
+	 * the key (ASan: heap-buffer-overflow in finish) */
+	p = write_tmp("notutf8.json", "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, "
+				      "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, "
+				      "\"\xE0\": 1}, \"merges\": []}}");
+	expect_fail(p, TK_E_FORMAT, "not UTF-8 (a bad sequence at byte 85)");
+
 	char missing[600];
 	snprintf(missing, sizeof(missing), "%s/does-not-exist.json", tt_tmpdir());
 	expect_fail(missing, TK_E_IO, "cannot open");
@@ -521,6 +529,37 @@ static void test_threads(void)
 
 /* The cache must not change results: long input with many repeats, with
  * more distinct words than the cache holds. */
+/* An empty vocabulary (model.vocab {}) loads and gives no ids for any
+ * text, as tokenizers does; every piece gives none, and the piece cache
+ * used to copy those none from a NULL id array (UBSan: memcpy NULL). */
+static void test_empty_vocab(void)
+{
+	static const char *const json[] = {
+		"{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+		"{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+		"\"use_regex\": true}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, "
+		"\"merges\": []}}",
+	};
+	for (int k = 0; k < 2; k++) {
+		struct tk_diag d;
+		tk_tokenizer_t *t = NULL;
+		tk_encoder_t *e = NULL;
+		struct tk_ids ids = { 0 };
+		const char *p = write_tmp("empty-vocab.json", json[k]);
+		int rc = tk_tokenizer_load(&t, p, &d);
+		TT_REQUIRE(rc == 0, "%d: load: %s", k, d.msg);
+		TT_REQUIRE(tk_encoder_new(t, &e) == 0, "encoder");
+		/* twice: the second time the pieces come from the cache */
+		for (int pass = 0; pass < 2; pass++) {
+			TT_CHECK(tk_encode(e, "hello world hello", 17, 0, &ids) == 0, "%d: encode", k);
+			TT_CHECK(ids.n == 0, "%d: %zu ids", k, ids.n);
+		}
+		tk_ids_free(&ids);
+		tk_encoder_free(e);
+		tk_tokenizer_free(t);
+	}
+}
+
 static void test_cache_churn(void)
 {
 	tk_tokenizer_t *t = load("tokenizers/gpt2-style.json");
@@ -571,5 +610,6 @@ int main(void)
 	TT_RUN(test_utf8_repair);
 	TT_RUN(test_threads);
 	TT_RUN(test_cache_churn);
+	TT_RUN(test_empty_vocab);
 	return tt_done();
 }
