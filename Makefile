@@ -9,6 +9,8 @@
 #   make asan|ubsan run the tests under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make fuzz       coverage-guided fuzzing of every parser with libFuzzer (FUZZ_SECONDS each)
 #   make mutate     plant each bug of tests/mutate/mutants and report the ones the suite misses
+#   make mutate-formats  every byte flip, truncation and lie of each format tk reads (ASan+UBSan)
+#   make crash      kill tk-train at every file-system call of longer runs, resume, compare
 #   make test-gpu   CUDA-vs-CPU conformance suite and its Markdown table (needs a GPU)
 #   make lint       cppcheck over the host C code, shellcheck over the GPU harness
 #   make cuda-check / cuda12-check  kernels build for every arch, no spills; API within CUDA 12.0
@@ -87,7 +89,7 @@ else
 MPI_NOTE := MPI: mpicc not found, building single-process tk-train
 endif
 
-.PHONY: FORCE all test deps mutate demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
+.PHONY: FORCE all test deps mutate mutate-formats crash demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -174,6 +176,23 @@ test: deps
 mutate: deps
 	@TK_SHARED=$(SHARED) tests/mutate/run $(MUTANTS)
 
+# make mutate-formats: tests/mutate-formats, the full set of byte flips,
+# truncations and structured lies for every format tk reads, through the
+# tools built with AddressSanitizer + UBSan in build-mutate/ (a sample of
+# it runs in make test as tests/cli/all/mutate-formats.sh).  MUTATE_ARGS
+# adds options: --only FORMAT, --jobs N, --keep DIR.
+mutate-formats: deps
+	@$(MAKE) --no-print-directory BUILD=build-mutate BIN=build-mutate/bin NVCC= \
+		EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
+		EXTRA_LDFLAGS="-fsanitize=address,undefined" OPT=-O1 \
+		$(patsubst $(BIN)/%,build-mutate/bin/%,$(TOOLS))
+	@TK_BIN=build-mutate/bin tests/mutate-formats $(MUTATE_ARGS)
+
+# Crash injection beyond make test's short LoRA run: full fine-tuning and
+# LoRA, 10 steps, every renameat/unlinkat/mkdirat/fdatasync form as well.
+crash: all
+	@PATH=$(abspath $(BIN)):$$PATH TK_CRASH_STEPS=10 tests/crash/run lora full
+
 # The same suite under the sanitizers, in separate build trees.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin NVCC= \
@@ -249,8 +268,9 @@ $(BUILD)/bench-qlora-mem: $(BUILD)/bench/qlora-mem.o $(LIBTK)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 clean:
-	rm -rf $(BUILD) build-asan build-ubsan build-fuzz $(BIN)
+	rm -rf $(BUILD) build-asan build-ubsan build-fuzz build-mutate $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TOOLS:$(BIN)/%=$(BUILD)/tools/%.d) \
 	$(UNITS:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(GPUTESTS:=.d) \
 	$(FUZZERS:$(BUILD)/fuzz/%=$(BUILD)/tests/fuzz/%.d) $(BUILD)/tests/fuzz/driver.d
+
