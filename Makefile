@@ -33,7 +33,7 @@ BIN      ?= bin
 SHARED   ?= $(abspath ../shared)
 VENV     ?= .venv
 
-LIB_SRC  := $(sort $(wildcard lib/*.c))
+LIB_SRC  := $(sort $(wildcard lib/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBTK    := $(BUILD)/libtk.a
 TOOLS    := $(patsubst tools/%.c,$(BIN)/%,$(sort $(wildcard tools/tk-*.c)))
@@ -75,7 +75,7 @@ ifneq ($(strip $(MPI_LIBS)),)
 CPPFLAGS += -DTK_USE_MPI $(MPI_CFLAGS)
 LDLIBS   += -Wl,--as-needed $(MPI_LIBS) -Wl,--no-as-needed
 MPI_NOTE := MPI: $(MPICC) (mpirun -np N tk-train trains data-parallel)
-# NCCL (GPU all-reduce, lib/dist.h) in a CUDA build that finds nccl.h;
+# NCCL (GPU all-reduce, lib/compute/dist.h) in a CUDA build that finds nccl.h;
 # NCCL= disables it.
 NCCL     ?= $(if $(strip $(NVCC)),$(firstword $(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h)))
 ifneq ($(strip $(NCCL)),)

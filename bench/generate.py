@@ -15,7 +15,7 @@ embedding as the lm head), so at most batch * BW / weight_bytes tokens/s,
 with BW the memory read bandwidth measured in the same run (torch's sum over
 512 MiB of fp32 with the same threads, best of 6).
 NF4: the same model through tk-quantize --bnb-4bit-use-double-quant, tk only
-(its decode steps read the 4-bit codes directly, lib/model-linear.c), against
+(its decode steps read the 4-bit codes directly, lib/model/model-linear.c), against
 tk's fp32 speed in the same run; its bound uses the bytes of the quantized
 model.safetensors (BENCH_GEN_NF4=0 leaves it out).
 """

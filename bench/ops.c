@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend.h"
+#include "compute/backend.h"
 
 static double now(void)
 {

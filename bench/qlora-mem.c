@@ -16,7 +16,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "model.h"
+#include "model/model.h"
 
 static const char *const configs[][2] = {
 	{ "7b", "{\"model_type\": \"llama\", \"vocab_size\": 32000, \"hidden_size\": 4096, "

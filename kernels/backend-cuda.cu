@@ -47,11 +47,11 @@
 #include "dequant.cuh"
 #include "ops-cuda.cuh"
 
-#include "math-common.h"
+#include "base/math-common.h"
 
 extern "C" {
-#include "backend.h"
-#include "quant.h"
+#include "compute/backend.h"
+#include "base/quant.h"
 }
 
 /* ---- cuBLAS, loaded at init ---- */
@@ -383,7 +383,7 @@ static size_t span(long rows, long cols, long ld)
 
 /* matmul in prec (enum tk_prec; prec_ok has checked the device): bf16 and
  * fp16 operands rounded into packed 16-bit codes in the device scratch by
- * the rounding of lib/math-common.h, then cublasGemmEx with fp32 C and
+ * the rounding of lib/base/math-common.h, then cublasGemmEx with fp32 C and
  * fp32 accumulation (CUBLAS_COMPUTE_32F); tf32 operands rounded the same
  * way into packed fp32 copies (so that the tensor cores, which may
  * truncate, read exactly the CPU emulation's operands), then

@@ -2,7 +2,7 @@
  * (convert.cuh).  A grid-stride loop over the packed output. */
 #include "convert.cuh"
 
-#include "math-common.h"
+#include "base/math-common.h"
 #include "reduce.cuh"
 
 #define CV_THREADS 256

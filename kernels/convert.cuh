@@ -1,7 +1,7 @@
 /* convert.cuh - fp32 matrices to the 16-bit codes cuBLAS reads (mixed
- * precision matmul, enum tk_prec in lib/backend.h).
+ * precision matmul, enum tk_prec in lib/compute/backend.h).
  *
- * The rounding is lib/math-common.h's (tk_bf16_code, tk_f16_code), the
+ * The rounding is lib/base/math-common.h's (tk_bf16_code, tk_f16_code), the
  * same integer arithmetic the CPU backend's emulation uses, so a GPU GEMM
  * reads bit for bit the operands the CPU reference rounds to.  UNVERIFIED:
  * compiled, never run on a GPU in this project (tests/gpu/test-cuda-prec.c).

@@ -10,7 +10,7 @@
 #include "ops-cuda.cuh"
 #include "reduce.cuh"
 
-#include "math-common.h"
+#include "base/math-common.h"
 
 #define CE_THREADS 256
 

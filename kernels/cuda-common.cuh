@@ -12,7 +12,7 @@
 #include <cuda_runtime.h>
 
 extern "C" {
-#include "tk.h"
+#include "base/tk.h"
 }
 
 /* Records a failed CUDA call in d; returns the tk error for it. */

@@ -1,14 +1,14 @@
 /* decode.cu - the decode step's kernels: the fused 4-bit / int8 GEMV
  * (qmatmul), attention of a few new rows over the KV cache
  * (attention_decode), and the scatter of new keys and values into the
- * cache (copy_rows); lib/backend-cpu.c computes the same ops on the CPU.
+ * cache (copy_rows); lib/compute/backend-cpu.c computes the same ops on the CPU.
  *
  * qmatmul: one warp per output row (a row of W), QMM_WARPS warps per
  * block.  The lanes walk the row's packed bytes four at a time (one 32-bit
  * load when aligned: a warp reads 128 contiguous bytes per step), look the
  * nibbles up in the 16 code values held in shared memory (neighbouring
  * lanes read different entries, which __constant__ memory would
- * serialize), multiply by the block's absmax as lib/quant.c does (the
+ * serialize), multiply by the block's absmax as lib/base/quant.c does (the
  * nested absmax a rounded product then a rounded sum; every product
  * __fmul_rn, never fused) and accumulate x . w for up to QMM_M rows of x at
  * once; a warp-shuffle sum gives each output.  The weight is read once per
@@ -29,10 +29,10 @@
 #include "ops-cuda.cuh"
 #include "reduce.cuh"
 
-#include "quant-common.h"
+#include "base/quant-common.h"
 
 extern "C" {
-#include "quant.h"
+#include "base/quant.h"
 }
 
 #define QMM_WARPS 8

@@ -7,16 +7,16 @@
  * block: block sizes are even), grid-stride, the 16 code values in shared
  * memory (a thread's code index differs from its neighbours', which
  * __constant__ memory would serialize); the int8 kernel is one
- * thread per element.  Rounding as lib/quant.c: the nested absmax is a
+ * thread per element.  Rounding as lib/base/quant.c: the nested absmax is a
  * rounded product then a rounded sum, each value one rounded product.
  */
 #include "dequant.cuh"
 #include "reduce.cuh"
 
-#include "quant-common.h"
+#include "base/quant-common.h"
 
 extern "C" {
-#include "quant.h"
+#include "base/quant.h"
 }
 
 #define DQ_THREADS 256

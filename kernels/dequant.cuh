@@ -4,8 +4,8 @@
  *
  * Each launcher enqueues one kernel on st and returns the launch status;
  * every pointer is device-accessible.  The results are bit for bit those
- * of lib/quant.c tk_qweight_rows: the same code books
- * (lib/quant-common.h) and every product and sum rounded on its own
+ * of lib/base/quant.c tk_qweight_rows: the same code books
+ * (lib/base/quant-common.h) and every product and sum rounded on its own
  * (__fmul_rn, __fadd_rn: nvcc must not fuse them into an fma).
  */
 #ifndef TK_DEQUANT_CUH

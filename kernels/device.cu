@@ -1,7 +1,7 @@
-/* device.cu - CUDA device queries and memory for lib/device.c.
+/* device.cu - CUDA device queries and memory for lib/compute/device.c.
  *
  * These are the C-callable halves of tk_device_* for CUDA devices; see
- * lib/device.h for the contracts.  A machine without a driver or without a
+ * lib/compute/device.h for the contracts.  A machine without a driver or without a
  * GPU reports zero devices rather than an error.
  */
 #include "cuda-common.cuh"

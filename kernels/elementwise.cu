@@ -1,6 +1,6 @@
 /* elementwise.cu - the elementwise ops, RoPE, AdamW and sum_squares.
  *
- * GELU and SiLU use the formulas of lib/math-common.h that the CPU backend
+ * GELU and SiLU use the formulas of lib/base/math-common.h that the CPU backend
  * uses (tk_gelu_tanh_exp, tk_silu_exp, tk_expf_poly), so the two backends
  * differ only where nvcc fuses a multiply and an add.  Grid-stride loops
  * over size_t indices.
@@ -8,7 +8,7 @@
 #include "ops-cuda.cuh"
 #include "reduce.cuh"
 
-#include "math-common.h"
+#include "base/math-common.h"
 
 #define EW_THREADS 256
 

@@ -5,8 +5,8 @@
  * pointer is device-accessible (device or managed memory): the backend has
  * staged host pointers before calling.  Scratch buffers are the caller's,
  * of the size named next to each launcher.  The semantics are those of the
- * slot of struct tk_backend_i (lib/backend.h) of the same name, and the CPU
- * backend (lib/backend-cpu.c) is the reference they are tested against
+ * slot of struct tk_backend_i (lib/compute/backend.h) of the same name, and the CPU
+ * backend (lib/compute/backend-cpu.c) is the reference they are tested against
  * (tests/gpu/test-cuda-ops.c).
  */
 #ifndef TK_OPS_CUDA_CUH
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "math-common.h"
+#include "base/math-common.h"
 
 /* Rows per partial sum of the column reductions (colsum scratch). */
 #define TK_CU_COLSUM_ROWS 64

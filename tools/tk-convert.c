@@ -1,11 +1,11 @@
 /* tk-convert - a llama.cpp GGUF model to a Hugging Face model directory,
- * and a model directory to a GGUF file.  The work is in lib/convert.c. */
+ * and a model directory to a GGUF file.  The work is in lib/jobs/convert.c. */
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
-#include "convert.h"
-#include "gguf.h"
+#include "jobs/cli.h"
+#include "jobs/convert.h"
+#include "formats/gguf.h"
 
 static const char *const usage[] = {
 	"tk-convert MODEL.gguf -o DIR [OPTIONS]",

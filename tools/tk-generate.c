@@ -8,10 +8,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "cli.h"
-#include "peft.h"
-#include "generate.h"
-#include "tokenizer.h"
+#include "jobs/cli.h"
+#include "model/peft.h"
+#include "jobs/generate.h"
+#include "text/tokenizer.h"
 
 static const char *const usage[] = {
 	"tk-generate --model DIR [OPTIONS] [PROMPT...]",

@@ -1,11 +1,11 @@
 /* tk-merge - PEFT LoRA adapters merged into their base model, written as a
- * Hugging Face model directory.  The work is in lib/peft.c. */
+ * Hugging Face model directory.  The work is in lib/model/peft.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "peft.h"
+#include "jobs/cli.h"
+#include "model/peft.h"
 
 static const char *const usage[] = {
 	"tk-merge --model DIR --adapter DIR[:WEIGHT] [--adapter DIR[:WEIGHT]...] -o DIR "

@@ -3,9 +3,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "pack.h"
-#include "tokenizer.h"
+#include "jobs/cli.h"
+#include "jobs/pack.h"
+#include "text/tokenizer.h"
 
 static const char *const usage[] = {
 	"tk-pack [OPTIONS] -o DIR [SHARD...]",

@@ -1,11 +1,11 @@
 /* tk-quantize - a Hugging Face model directory to the 4-bit (NF4, FP4) or
  * 8-bit layout that transformers + bitsandbytes save.  The work is in
- * lib/bnb.c. */
+ * lib/formats/bnb.c. */
 #include <string.h>
 #include <unistd.h>
 
-#include "bnb.h"
-#include "cli.h"
+#include "formats/bnb.h"
+#include "jobs/cli.h"
 
 static const char *const usage[] = {
 	"tk-quantize DIR -o OUT [--bnb-4bit-quant-type nf4|fp4] [--bnb-4bit-use-double-quant] "

@@ -1,12 +1,12 @@
 /* tk-tokenize - text (CSV, JSONL, plain) to a token shard, ids or stats;
- * shards back to text.  The work is in lib/tokenize.c. */
+ * shards back to text.  The work is in lib/jobs/tokenize.c. */
 #include <string.h>
 #include <unistd.h>
 
-#include "afile.h"
-#include "cli.h"
-#include "generate.h"
-#include "tokenize.h"
+#include "base/afile.h"
+#include "jobs/cli.h"
+#include "jobs/generate.h"
+#include "jobs/tokenize.h"
 
 static const char *const usage[] = {
 	"tk-tokenize -t TOKENIZER [OPTIONS] [FILE...]",

@@ -7,10 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "dist.h"
-#include "tboard.h"
-#include "train.h"
+#include "jobs/cli.h"
+#include "compute/dist.h"
+#include "formats/tboard.h"
+#include "train/train.h"
 
 static const char *const usage[] = {
 	"tk-train --model DIR --data DIR|FILE|- --output-dir OUT [OPTIONS]",

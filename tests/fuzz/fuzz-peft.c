@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "peft.h"
+#include "model/peft.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

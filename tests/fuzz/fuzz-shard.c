@@ -2,7 +2,7 @@
  * shard that reads to its end has records consistent with its header. */
 #include <stdlib.h>
 
-#include "shard.h"
+#include "formats/shard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend.h"
+#include "compute/backend.h"
 #include "tt.h"
 
 static struct tk_backend cpu, gpu;

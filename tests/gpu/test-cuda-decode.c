@@ -7,7 +7,7 @@
  * copy_rows (exact).  SKIP without a GPU.
  */
 #include "gpu.h"
-#include "quant.h"
+#include "base/quant.h"
 
 #define ROWS 300
 #define COLS 77 /* odd: rows start inside a packed byte */

@@ -9,7 +9,7 @@
  * prints SKIP.
  */
 #include "gpu.h"
-#include "quant.h"
+#include "base/quant.h"
 
 /* 300 x 77: odd columns put every other row start inside a byte; 23100
  * elements in 64-blocks are 361 blocks, so two nested absmax blocks. */

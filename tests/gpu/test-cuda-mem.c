@@ -3,14 +3,14 @@
  * measured peak.  SKIP without a GPU.
  *
  * Unverified: written without a GPU; the expectations are the contract of
- * lib/backend.h (struct tk_mem_info), not observed values.
+ * lib/compute/backend.h (struct tk_mem_info), not observed values.
  */
 #include "gpu.h"
 
 #include <cjson/cJSON.h>
 
-#include "memplan.h"
-#include "train.h"
+#include "model/memplan.h"
+#include "train/train.h"
 #include "train-args.h"
 
 /* After NEED_GPU: these checks are of the CUDA backend (TK_GPU_DUT=cpu

@@ -10,8 +10,8 @@
  * SKIP without a GPU.
  */
 #include "gpu.h"
-#include "model.h"
-#include "peft.h"
+#include "model/model.h"
+#include "model/peft.h"
 
 /* Tolerances: the loss relative; logits absolute; each gradient tensor
  * relative to its largest CPU magnitude (as tests/unit/test-model.c holds

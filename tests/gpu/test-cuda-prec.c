@@ -3,7 +3,7 @@
  * to TF32 first) against the CPU backend's emulation of the same precision.
  *
  * Tolerances.  Both sides round the operands with the same code
- * (lib/math-common.h; for TF32 the GPU rounds them into fp32 copies before
+ * (lib/base/math-common.h; for TF32 the GPU rounds them into fp32 copies before
  * the tensor cores, which then read them unchanged however they round) and
  * the products of such operands are exact in fp32, so they differ only in
  * the order of the fp32 sums: |cuda - cpu| <= 2 (k + 2) 2^-24 sum |a b|,

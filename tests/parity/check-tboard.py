@@ -3,7 +3,7 @@
 
 - tboard-fixture: tests/parity/gen-tboard-fixture.py, run with the installed
   tensorboard, still writes the committed tests/fixtures/tboard/events.bin
-  (the bytes test-tboard.c holds lib/tboard.c to).
+  (the bytes test-tboard.c holds lib/formats/tboard.c to).
 - tboard-tk-train: tk-train --report-to tensorboard on the fixture model;
   the event file is read with tensorboard's EventAccumulator (the scalars
   API) and with plugin_event_accumulator (what the TensorBoard UI reads:

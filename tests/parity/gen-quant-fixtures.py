@@ -6,7 +6,7 @@ deterministic fp32 inputs, for test-quant.c to reproduce bit for bit.
 Also writes tests/fixtures/quant/bounds.txt: for nf4 and fp4, the code
 book, the decision bounds and the bucket-to-code order that bitsandbytes'
 CPU quantize_4bit uses (bitsandbytes/backends/default/ops.py), as hex
-floats, so the tables in lib/quant-common.h are checked against them; and
+floats, so the tables in lib/base/quant-common.h are checked against them; and
 the 8-bit dynamic map that double quantization uses (create_dynamic_map).
 
 Case file format (little-endian):

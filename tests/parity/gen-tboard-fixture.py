@@ -3,7 +3,7 @@
 `tensorboard` package itself (its Event/Summary protobufs and
 tensorboard.summary.writer.record_writer.RecordWriter, the writer that
 PyTorch's SummaryWriter uses), for test-tboard.c to reproduce byte for byte
-with lib/tboard.c.
+with lib/formats/tboard.c.
 
 The events: file_version "brain.Event:2" at wall time 1700000000.25, then
 the steps below with their scalars (simple_value, as SummaryWriter's

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes lib/tokenizer-unicode.h: the character classes that Hugging Face
+"""Writes lib/text/tokenizer-unicode.h: the character classes that Hugging Face
 `tokenizers` uses in its pre-tokenizer regexes, read off the library itself.
 
 HF compiles its patterns with Oniguruma, whose Unicode tables (16.0 in

@@ -9,8 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "afile.h"
-#include "tk.h"
+#include "base/afile.h"
+#include "base/tk.h"
 #include "tt.h"
 
 static char root[512];

@@ -5,8 +5,8 @@
  * GPU, "auto" is CUDA.  The ops themselves are tests/gpu/. */
 #include <string.h>
 
-#include "backend.h"
-#include "device.h"
+#include "compute/backend.h"
+#include "compute/device.h"
 #include "tt.h"
 
 static int gpus(void)

@@ -15,8 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "backend.h"
-#include "math-common.h"
+#include "compute/backend.h"
+#include "base/math-common.h"
 #include "tt.h"
 
 static struct tk_backend be1, be2; /* 1 and 2 threads */

@@ -1,5 +1,5 @@
-/* test-bnb.c - bitsandbytes-quantized model directories (lib/bnb.c) and
- * tk_qweight_rows (lib/quant.c) against transformers + bitsandbytes.
+/* test-bnb.c - bitsandbytes-quantized model directories (lib/formats/bnb.c) and
+ * tk_qweight_rows (lib/base/quant.c) against transformers + bitsandbytes.
  *
  * Fixtures: tests/fixtures/bnb/, written by tests/parity/gen-bnb-fixtures.py
  * (directories saved by transformers' save_pretrained after quantizing the
@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "afile.h"
-#include "bnb.h"
+#include "base/afile.h"
+#include "formats/bnb.h"
 #include "tt.h"
 
 static char *fix(const char *rel)

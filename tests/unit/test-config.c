@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "formats/config.h"
 #include "tt.h"
 
 static struct tk_diag d;

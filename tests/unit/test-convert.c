@@ -1,4 +1,4 @@
-/* test-convert.c - GGUF import (lib/convert.c).
+/* test-convert.c - GGUF import (lib/jobs/convert.c).
  *
  * tests/fixtures/convert/{llama,qwen2,gpt2}.gguf are the fixture models of
  * tests/fixtures/models/ written as llama.cpp's converter writes them
@@ -23,13 +23,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "afile.h"
-#include "backend.h"
-#include "convert.h"
-#include "gguf.h"
-#include "model.h"
-#include "safetensors.h"
-#include "tokenizer.h"
+#include "base/afile.h"
+#include "compute/backend.h"
+#include "jobs/convert.h"
+#include "formats/gguf.h"
+#include "model/model.h"
+#include "formats/safetensors.h"
+#include "text/tokenizer.h"
 #include "tt.h"
 
 #define TOL_LOGITS 1e-5 /* converted vs original model (both fp32 on tk) */

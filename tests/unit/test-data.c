@@ -1,8 +1,8 @@
 /* test-data.c - loading blocks for training, labels, epoch order. */
-#include "data.h"
+#include "train/data.h"
 #include <sys/stat.h>
 
-#include "afile.h"
+#include "base/afile.h"
 #include "tt.h"
 
 #define T 8

@@ -1,4 +1,4 @@
-/* test-decode.c - the CPU backend's decode ops (lib/backend.h): qmatmul on
+/* test-decode.c - the CPU backend's decode ops (lib/compute/backend.h): qmatmul on
  * NF4/FP4 (plain and double-quantized) and int8 weights against
  * tk_qweight_rows and a dot product in double; attention_decode against a
  * softmax in double; copy_rows.
@@ -16,10 +16,10 @@
 #include <float.h>
 #include <math.h>
 
-#include "backend.h"
-#include "generate.h"
-#include "model.h"
-#include "quant.h"
+#include "compute/backend.h"
+#include "jobs/generate.h"
+#include "model/model.h"
+#include "base/quant.h"
 #include "tt.h"
 
 static uint64_t rng = 88172645463325252ull;

@@ -1,5 +1,5 @@
 /* test-device.c - device selection and memory helpers, with and without CUDA. */
-#include "device.h"
+#include "compute/device.h"
 #include "tt.h"
 
 static void test_cpu_always_there(void)

@@ -1,10 +1,10 @@
-/* test-dist.c - lib/dist.c in one process: the launcher detection, the
+/* test-dist.c - lib/compute/dist.c in one process: the launcher detection, the
  * collectives as identities, init and finalize.  Several processes are
  * tested by tests/cli/tk-train/mpi-*.sh under mpirun. */
 #include <dlfcn.h>
 #include <stdlib.h>
 
-#include "dist.h"
+#include "compute/dist.h"
 #include "tt.h"
 
 static const char *const launch_vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE",

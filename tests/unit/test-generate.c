@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "generate.h"
+#include "jobs/generate.h"
 #include "tt.h"
 
 static const char *const models[] = { "gpt2", "llama", "qwen2" };

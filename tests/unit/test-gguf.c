@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
-#include "tokenizer.h"
+#include "formats/gguf.h"
+#include "text/tokenizer.h"
 #include "tt.h"
 
 static int read_all(const char *path, struct tk_buf *b)

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "input.h"
+#include "text/input.h"
 #include "tt.h"
 
 /* Writes data to a fresh file NAME in the test directory; returns its path

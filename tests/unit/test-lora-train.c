@@ -18,12 +18,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "afile.h"
-#include "backend.h"
-#include "peft.h"
-#include "safetensors.h"
-#include "schedule.h"
-#include "train.h"
+#include "base/afile.h"
+#include "compute/backend.h"
+#include "model/peft.h"
+#include "formats/safetensors.h"
+#include "train/schedule.h"
+#include "train/train.h"
 #include "train-args.h"
 #include "tt.h"
 

@@ -1,4 +1,4 @@
-/* test-lora.c - LoRA adapters in the model (lib/lora.c, lib/model-linear.c)
+/* test-lora.c - LoRA adapters in the model (lib/model/lora.c, lib/model/model-linear.c)
  * against peft: loss, logits and the gradient of every trainable tensor
  * for the adapters in tests/fixtures/lora (made by
  * tests/parity/gen-lora-fixtures.py with peft 0.21 on torch 2.15), merged
@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "peft.h"
-#include "safetensors.h"
+#include "model/model.h"
+#include "model/peft.h"
+#include "formats/safetensors.h"
 #include "tt.h"
 
 static struct tk_backend be;

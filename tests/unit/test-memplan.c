@@ -2,7 +2,7 @@
  * the CPU backend's accounting, and the training memory plan held to what
  * the CPU backend measures.
  *
- * The plan (lib/memplan.c) repeats the size arithmetic of every backend
+ * The plan (lib/model/memplan.c) repeats the size arithmetic of every backend
  * allocation a training run makes; a run on the train fixture's tiny GPT-2
  * (full fine-tuning, LoRA with dropout, QLoRA on an NF4 copy of it; each
  * with and without gradient checkpointing, with an evaluation batch larger
@@ -24,11 +24,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "backend.h"
-#include "bnb.h"
-#include "lora.h"
-#include "memplan.h"
-#include "train.h"
+#include "compute/backend.h"
+#include "formats/bnb.h"
+#include "model/lora.h"
+#include "model/memplan.h"
+#include "train/train.h"
 #include "train-args.h"
 #include "tt.h"
 

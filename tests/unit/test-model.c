@@ -18,11 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "config.h"
-#include "model-int.h" /* TK_MODEL_CHUNK */
-#include "model.h"
-#include "safetensors.h"
+#include "compute/backend.h"
+#include "formats/config.h"
+#include "model/model-int.h" /* TK_MODEL_CHUNK */
+#include "model/model.h"
+#include "formats/safetensors.h"
 #include "tt.h"
 
 /* Tolerances: logits max abs error, loss relative error, gradient error

@@ -1,5 +1,5 @@
 /* test-opt.c - the option table parser and the checked number parsers. */
-#include "opt.h"
+#include "base/opt.h"
 #include "tt.h"
 
 struct o {

@@ -1,6 +1,6 @@
 /* test-pack.c - packing documents into blocks, checked against a direct
  * re-implementation of group_texts / per-document padding in this file. */
-#include "pack.h"
+#include "jobs/pack.h"
 #include "tt.h"
 
 #include <dirent.h>

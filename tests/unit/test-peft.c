@@ -18,12 +18,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "afile.h"
-#include "backend.h"
-#include "lora.h"
-#include "model.h"
-#include "peft.h"
-#include "safetensors.h"
+#include "base/afile.h"
+#include "compute/backend.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "model/peft.h"
+#include "formats/safetensors.h"
 #include "tt.h"
 
 static struct tk_backend be;

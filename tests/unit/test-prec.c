@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "math-common.h"
-#include "train.h"
+#include "compute/backend.h"
+#include "base/math-common.h"
+#include "train/train.h"
 #include "tt.h"
 
 static uint64_t rng = 0x853c49e6748fea9bull;

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "quant-common.h"
-#include "quant.h"
+#include "base/quant-common.h"
+#include "base/quant.h"
 #include "tt.h"
 
 struct qcase {

@@ -1,4 +1,4 @@
-/* test-round.c - fp32 rounding to bf16, fp16 and tf32 (lib/math-common.h)
+/* test-round.c - fp32 rounding to bf16, fp16 and tf32 (lib/base/math-common.h)
  * against torch's conversions (tests/fixtures/round/round.txt, made by
  * tests/parity/gen-round-fixtures.py), and against an independent
  * reference written with frexp/nearbyint in double. */
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "math-common.h"
+#include "base/math-common.h"
 #include "tt.h"
 
 static float f_of(uint32_t b)

@@ -1,6 +1,6 @@
 /* test-schedule.c - learning-rate schedules against transformers' own rates
  * (tests/fixtures/sched/lr.txt, made by tests/parity/gen-sched-fixture.py). */
-#include "schedule.h"
+#include "train/schedule.h"
 #include "tt.h"
 
 static void test_against_transformers(void)

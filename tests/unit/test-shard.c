@@ -1,5 +1,5 @@
 /* test-shard.c - token shards: round trips, streams, stat, damaged files. */
-#include "shard.h"
+#include "formats/shard.h"
 #include "tt.h"
 
 #include <stdint.h>

@@ -2,7 +2,7 @@
  *
  * Fixture: tests/fixtures/tboard/events.bin, written by
  * tests/parity/gen-tboard-fixture.py with the tensorboard package's own
- * protobufs and RecordWriter; lib/tboard.c must write the same bytes.
+ * protobufs and RecordWriter; lib/formats/tboard.c must write the same bytes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tboard.h"
+#include "formats/tboard.h"
 #include "tt.h"
 
 #define T0 1700000000.25

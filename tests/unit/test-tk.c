@@ -3,8 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "afile.h"
-#include "tk.h"
+#include "base/afile.h"
+#include "base/tk.h"
 #include "tt.h"
 
 static void test_hashes(void)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 #include "tt.h"
 
 /* ---- fixture helpers ---- */

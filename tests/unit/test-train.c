@@ -14,14 +14,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "afile.h"
-#include "backend.h"
-#include "config.h"
-#include "memplan.h"
-#include "model.h"
-#include "safetensors.h"
-#include "schedule.h"
-#include "train.h"
+#include "base/afile.h"
+#include "compute/backend.h"
+#include "formats/config.h"
+#include "model/memplan.h"
+#include "model/model.h"
+#include "formats/safetensors.h"
+#include "train/schedule.h"
+#include "train/train.h"
 #include "train-args.h"
 #include "tt.h"
 

@@ -9,8 +9,8 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "schedule.h"
-#include "train.h"
+#include "train/schedule.h"
+#include "train/train.h"
 #include "tt.h"
 
 static inline cJSON *tt_read_json(const char *path)

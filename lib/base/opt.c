@@ -1,0 +1,391 @@
+/* opt.c - see opt.h. */
+#include "base/opt.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* [+-]?DIGITS: the decimal integers Python's int() reads, without the
+ * surrounding spaces and the underscores it also takes.  A leading zero is
+ * not octal ("010" is 10) and "0x10" is refused, as int("0x10") is. */
+static int is_decimal_int(const char *s)
+{
+	if (*s == '+' || *s == '-')
+		s++;
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* [+-]?(D+[.D*]|.D+)([eE][+-]?D+)?: a decimal number, so no hex floats,
+ * "inf", "nan" or surrounding spaces, which strtod would accept. */
+static int is_decimal_real(const char *s)
+{
+	int digits = 0;
+	if (*s == '+' || *s == '-')
+		s++;
+	for (; *s >= '0' && *s <= '9'; s++)
+		digits++;
+	if (*s == '.')
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			digits++;
+	if (!digits)
+		return 0;
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (*s < '0' || *s > '9')
+			return 0;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == '\0';
+}
+
+int tk_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	if (!s || !is_decimal_int(s))
+		return TK_E_INVAL;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return TK_E_INVAL;
+	*out = v;
+	return 0;
+}
+
+int tk_parse_double(const char *s, double min, double max, double *out)
+{
+	if (!s || !is_decimal_real(s))
+		return TK_E_INVAL;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < min || v > max)
+		return TK_E_INVAL;
+	*out = v;
+	return 0;
+}
+
+static int choice_ok(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+	for (const char *p = choices; p && *p;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && !strncmp(p, v, n))
+			return 1;
+		p = bar ? bar + 1 : NULL;
+	}
+	return 0;
+}
+
+static int takes_value(const struct tk_opt *o)
+{
+	return o->type != TK_OPT_TYPE_BOOL && o->type != TK_OPT_TYPE_HELP;
+}
+
+static void opt_name(const struct tk_opt *o, char *buf, size_t n)
+{
+	if (o->long_name)
+		snprintf(buf, n, "--%s", o->long_name);
+	else
+		snprintf(buf, n, "-%c", o->short_name);
+}
+
+static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
+{
+	char name[96];
+	opt_name(o, name, sizeof(name));
+	switch (o->type) {
+	case TK_OPT_TYPE_STR:
+		*(const char **)o->value = v;
+		return 0;
+	case TK_OPT_TYPE_LIST: {
+		struct tk_strlist *l = o->value;
+		const char **nv = tk_reallocn(l->v, (size_t)l->n + 1, sizeof(*nv));
+		if (!nv)
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+		l->v = nv;
+		l->v[l->n++] = v;
+		return 0;
+	}
+	case TK_OPT_TYPE_INT:
+		if (tk_parse_ll(v, (long long)o->min, (long long)o->max, o->value))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "%s: '%s' is not an integer in [%lld, %lld]", name,
+					   v, (long long)o->min, (long long)o->max);
+		return 0;
+	case TK_OPT_TYPE_DOUBLE:
+		if (tk_parse_double(v, o->min, o->max, o->value))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "%s: '%s' is not a number in [%g, %g]", name, v,
+					   o->min, o->max);
+		return 0;
+	case TK_OPT_TYPE_CHOICE:
+		if (!choice_ok(o->argh, v))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "%s: '%s' is not one of %s", name, v, o->argh);
+		*(const char **)o->value = v;
+		return 0;
+	case TK_OPT_TYPE_BOOL:
+		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+			*(int *)o->value = 1;
+		else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+			*(int *)o->value = 0;
+		else
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "%s: '%s' is not true or false", name, v);
+		return 0;
+	default:
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s: takes no value", name);
+	}
+}
+
+static const struct tk_opt *find_long(const struct tk_opt *opts, const char *name,
+				      size_t len)
+{
+	for (const struct tk_opt *o = opts; o->type != TK_OPT_TYPE_END; o++)
+		if (o->long_name && strlen(o->long_name) == len &&
+		    !strncmp(o->long_name, name, len))
+			return o;
+	return NULL;
+}
+
+static const struct tk_opt *find_short(const struct tk_opt *opts, char c)
+{
+	for (const struct tk_opt *o = opts; o->type != TK_OPT_TYPE_END; o++)
+		if (o->short_name && o->short_name == c)
+			return o;
+	return NULL;
+}
+
+static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
+		      struct tk_diag *d)
+{
+	const char *arg = argv[*i] + 2;
+	const char *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+	const struct tk_opt *o = find_long(opts, arg, len);
+	int negated = 0;
+	if (!o && len > 3 && !strncmp(arg, "no-", 3)) {
+		o = find_long(opts, arg + 3, len - 3);
+		if (o && o->type != TK_OPT_TYPE_BOOL)
+			o = NULL;
+		negated = o != NULL;
+	}
+	if (!o)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown option '--%.*s'",
+				   (int)len, arg);
+	if (o->type == TK_OPT_TYPE_HELP)
+		return TK_OPT_SHOW_HELP;
+	if (o->type == TK_OPT_TYPE_BOOL) {
+		if (negated) {
+			if (eq)
+				return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+						   "--%.*s takes no value", (int)len, arg);
+			*(int *)o->value = 0;
+			return 0;
+		}
+		if (eq)
+			return set_value(o, eq + 1, d);
+		*(int *)o->value = 1;
+		return 0;
+	}
+	if (eq)
+		return set_value(o, eq + 1, d);
+	if (*i + 1 >= argc)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--%s needs a value (%s)",
+				   o->long_name, o->argh ? o->argh : "VALUE");
+	return set_value(o, argv[++*i], d);
+}
+
+static int parse_short(char **argv, int argc, int *i, const struct tk_opt *opts,
+		       struct tk_diag *d)
+{
+	for (const char *p = argv[*i] + 1; *p; p++) {
+		const struct tk_opt *o = find_short(opts, *p);
+		if (!o)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown option '-%c'", *p);
+		if (o->type == TK_OPT_TYPE_HELP)
+			return TK_OPT_SHOW_HELP;
+		if (!takes_value(o)) {
+			*(int *)o->value = 1;
+			continue;
+		}
+		if (p[1])
+			return set_value(o, p + 1, d);
+		if (*i + 1 >= argc)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "-%c needs a value (%s)",
+					   *p, o->argh ? o->argh : "VALUE");
+		return set_value(o, argv[++*i], d);
+	}
+	return 0;
+}
+
+int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
+		 struct tk_diag *d)
+{
+	int n = 0, only_pos = 0;
+	tk_diag_clear(d);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int rc = 0;
+		if (only_pos || a[0] != '-' || !strcmp(a, "-")) {
+			argv[n++] = argv[i];
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			only_pos = 1;
+			continue;
+		}
+		rc = a[1] == '-' ? parse_long(argv, argc, &i, opts, d)
+				 : parse_short(argv, argc, &i, opts, d);
+		if (rc)
+			return rc;
+	}
+	*npos = n;
+	return TK_OPT_DONE;
+}
+
+static void print_wrapped(FILE *out, const char *text, int indent, int width)
+{
+	int col = indent;
+	const char *p = text;
+	while (*p) {
+		const char *sp = p;
+		while (*sp && *sp != ' ' && *sp != '\n')
+			sp++;
+		int wl = (int)(sp - p);
+		if (col > indent && col + 1 + wl > width) {
+			fprintf(out, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', out);
+			col++;
+		}
+		fwrite(p, 1, (size_t)wl, out);
+		col += wl;
+		p = sp;
+		if (*p == '\n') {
+			fprintf(out, "\n%*s", indent, "");
+			col = indent;
+			p++;
+		} else if (*p == ' ')
+			p++;
+	}
+	fputc('\n', out);
+}
+
+void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
+		  const struct tk_opt *opts)
+{
+	for (int i = 0; usage && usage[i]; i++)
+		fprintf(out, "%s %s\n", i ? "   or:" : "usage:", usage[i]);
+	if (about && *about) {
+		fputc('\n', out);
+		print_wrapped(out, about, 0, 79);
+	}
+	fputc('\n', out);
+	for (const struct tk_opt *o = opts; o->type != TK_OPT_TYPE_END; o++) {
+		if (o->type == TK_OPT_TYPE_GROUP) {
+			fprintf(out, "\n%s\n", o->help);
+			continue;
+		}
+		char left[128];
+		int n = snprintf(left, sizeof(left), "  ");
+		if (o->short_name)
+			n += snprintf(left + n, sizeof(left) - n, "-%c%s", o->short_name,
+				      o->long_name ? ", " : "");
+		else
+			n += snprintf(left + n, sizeof(left) - n, "    ");
+		if (o->long_name)
+			n += snprintf(left + n, sizeof(left) - n, "--%s", o->long_name);
+		if (takes_value(o))
+			snprintf(left + n, sizeof(left) - n, " %s", o->argh ? o->argh : "VALUE");
+		if (strlen(left) > 28)
+			fprintf(out, "%s\n%30s", left, "");
+		else
+			fprintf(out, "%-30s", left);
+		print_wrapped(out, o->help, 30, 79);
+	}
+}
+
+int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
+		      const char *const *ignore, void **hold, struct tk_diag *d)
+{
+	*hold = NULL;
+	cJSON *root = cJSON_Parse(json);
+	if (!root || !cJSON_IsObject(root)) {
+		cJSON_Delete(root);
+		return tk_diag_set(d, TK_E_INVAL, name, -1, "not a JSON object");
+	}
+	int rc = 0;
+	char key[128], num[64];
+	for (cJSON *it = root->child; it && !rc; it = it->next) {
+		size_t n = strlen(it->string);
+		int skip = 0;
+		for (int i = 0; ignore && ignore[i]; i++)
+			skip |= !strcmp(ignore[i], it->string);
+		if (skip || cJSON_IsNull(it))
+			continue;
+		const struct tk_opt *o = NULL;
+		if (n < sizeof(key)) {
+			for (size_t i = 0; i <= n; i++)
+				key[i] = it->string[i] == '_' ? '-' : it->string[i];
+			o = find_long(opts, key, n);
+		}
+		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_GROUP) {
+			rc = tk_diag_set(d, TK_E_INVAL, name, -1, "unknown key '%.100s'", it->string);
+			break;
+		}
+		int is_list = cJSON_IsArray(it);
+		if (is_list && o->type != TK_OPT_TYPE_LIST) {
+			rc = tk_diag_set(d, TK_E_INVAL, name, -1, "%s: a list is not allowed here",
+					 it->string);
+			break;
+		}
+		int wants_str = o->type == TK_OPT_TYPE_STR || o->type == TK_OPT_TYPE_LIST ||
+				o->type == TK_OPT_TYPE_CHOICE;
+		for (cJSON *v = is_list ? it->child : it; v && !rc; v = is_list ? v->next : NULL) {
+			const char *text = NULL;
+			if (cJSON_IsString(v))
+				text = v->valuestring;
+			else if (wants_str)
+				text = NULL;
+			else if (cJSON_IsBool(v))
+				text = cJSON_IsTrue(v) ? "true" : "false";
+			else if (cJSON_IsNumber(v)) {
+				snprintf(num, sizeof(num), "%.17g", v->valuedouble);
+				text = num;
+			}
+			if (!text) {
+				rc = tk_diag_set(d, TK_E_INVAL, name, -1, "%s: expected %s",
+						 it->string, wants_str ? "a string" : "a number or boolean");
+				break;
+			}
+			if ((rc = set_value(o, text, d))) {
+				char msg[sizeof(d->msg)];
+				snprintf(msg, sizeof(msg), "%s", d ? d->msg : "");
+				tk_diag_set(d, rc, name, -1, "%s (key '%s')", msg, it->string);
+			}
+		}
+	}
+	if (rc)
+		cJSON_Delete(root);
+	else
+		*hold = root;
+	return rc;
+}
+
+void tk_opt_json_free(void *hold)
+{
+	cJSON_Delete(hold);
+}

@@ -1,0 +1,103 @@
+/* opt.h - command-line options from one declarative table.
+ *
+ * A tool lists its options once:
+ *
+ *	static const struct tk_opt opts[] = {
+ *		TK_OPT_INT('s', "seq-len", &o.seq_len, "N", 1, 1 << 20, "tokens per block"),
+ *		TK_OPT_BOOL(0, "pad", &o.pad, "one document per block"),
+ *		TK_OPT_END,
+ *	};
+ *
+ * and tk_opt_parse() fills the fields, accepting `--name value`,
+ * `--name=value`, `-s value`, `-svalue`, bundled short flags, `--no-NAME`
+ * for booleans and `--` to end options.  Every number goes through a
+ * checked parser with the range in the table.  tk_opt_usage() prints the
+ * help text generated from the same table.
+ */
+#ifndef TK_OPT_H
+#define TK_OPT_H
+
+#include <stdio.h>
+
+#include "base/tk.h"
+
+enum tk_opt_type {
+	TK_OPT_TYPE_END = 0,
+	TK_OPT_TYPE_BOOL,   /* int: 1 for --x, 0 for --no-x */
+	TK_OPT_TYPE_STR,    /* const char *: last one wins */
+	TK_OPT_TYPE_LIST,   /* struct tk_strlist: repeatable */
+	TK_OPT_TYPE_INT,    /* long long, within [min, max] */
+	TK_OPT_TYPE_DOUBLE, /* double, within [min, max] */
+	TK_OPT_TYPE_CHOICE, /* const char *, one of the '|'-separated argh */
+	TK_OPT_TYPE_HELP,   /* -h/--help */
+	TK_OPT_TYPE_GROUP,  /* a heading in the help text */
+};
+
+struct tk_opt {
+	char short_name;      /* 0 if none */
+	const char *long_name; /* NULL if none */
+	enum tk_opt_type type;
+	void *value;
+	const char *argh;     /* placeholder in help, e.g. "N"; choices for CHOICE */
+	double min, max;
+	const char *help;
+};
+
+struct tk_strlist {
+	const char **v;
+	int n;
+};
+
+#define TK_OPT_BOOL(s, l, v, h) { (s), (l), TK_OPT_TYPE_BOOL, (v), NULL, 0, 0, (h) }
+#define TK_OPT_STR(s, l, v, a, h) { (s), (l), TK_OPT_TYPE_STR, (v), (a), 0, 0, (h) }
+#define TK_OPT_LIST(s, l, v, a, h) { (s), (l), TK_OPT_TYPE_LIST, (v), (a), 0, 0, (h) }
+#define TK_OPT_INT(s, l, v, a, lo, hi, h) { (s), (l), TK_OPT_TYPE_INT, (v), (a), (lo), (hi), (h) }
+#define TK_OPT_DOUBLE(s, l, v, a, lo, hi, h) { (s), (l), TK_OPT_TYPE_DOUBLE, (v), (a), (lo), (hi), (h) }
+#define TK_OPT_CHOICE(s, l, v, choices, h) { (s), (l), TK_OPT_TYPE_CHOICE, (v), (choices), 0, 0, (h) }
+#define TK_OPT_HELP() { 'h', "help", TK_OPT_TYPE_HELP, NULL, NULL, 0, 0, "show this help and exit" }
+#define TK_OPT_GROUP(title) { 0, NULL, TK_OPT_TYPE_GROUP, NULL, NULL, 0, 0, (title) }
+#define TK_OPT_END { 0, NULL, TK_OPT_TYPE_END, NULL, NULL, 0, 0, NULL }
+
+enum {
+	TK_OPT_DONE = 0,   /* parsed; positional arguments returned */
+	TK_OPT_SHOW_HELP = 1,
+};
+
+/* Parses argv[1..argc-1] against opts.  Positional arguments are moved, in
+ * order, to the front of argv starting at argv[0] and their count stored in
+ * *npos.  Returns TK_OPT_DONE, TK_OPT_SHOW_HELP when -h/--help was given, or
+ * TK_E_INVAL with d->msg saying what was wrong (unknown option, missing or
+ * bad value). */
+int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
+		 struct tk_diag *d);
+
+/* Writes the usage lines ("usage: LINE" for each, the first prefixed with
+ * "usage:" and the rest with "   or:"), an optional description and the
+ * option table to out. */
+void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
+		  const struct tk_opt *opts);
+
+/* Applies a JSON object of option values (a TrainingArguments or
+ * LoraConfig JSON): each key is an option's long name in snake case
+ * ("learning_rate" for --learning-rate); strings, numbers, booleans and
+ * (for repeatable options) arrays of strings go through the same checked
+ * parsers as the command line; null leaves the default.  An unknown key is
+ * TK_E_INVAL naming the key and the file, unless it is listed in ignore
+ * (NULL-terminated; keys HF writes that mean nothing to the tool).  String
+ * options take JSON strings only.  String values stay owned by *hold,
+ * which the caller frees with tk_opt_json_free() once done with the
+ * options.  The caller parses the command line again afterwards so that
+ * it wins. */
+int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
+		      const char *const *ignore, void **hold, struct tk_diag *d);
+void tk_opt_json_free(void *hold);
+
+/* Checked number parsers: the whole string must be a decimal number in
+ * range, as Python's int() and float() read them but stricter: an optional
+ * sign and digits ("010" is ten, never octal; "0x10" is refused), for
+ * doubles also a fraction and an exponent; no spaces, underscores, hex,
+ * "inf" or "nan".  Return 0 or TK_E_INVAL. */
+int tk_parse_ll(const char *s, long long min, long long max, long long *out);
+int tk_parse_double(const char *s, double min, double max, double *out);
+
+#endif

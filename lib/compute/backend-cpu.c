@@ -1,0 +1,1620 @@
+/* backend-cpu.c - the CPU backend: fp32, OpenBLAS for GEMM, OpenMP across
+ * rows and heads, everything else written here with loops the compiler
+ * vectorizes (`omp simd`), except two kernels written with AVX-512
+ * intrinsics where the CPU has it: attention's register tiles and AdamW
+ * (which GCC leaves scalar).  They compute the same operations in the same
+ * order as the portable loops that other CPUs run (AdamW: the same bits;
+ * the tiles: fused multiply-adds where the portable loop rounds twice).
+ *
+ * Threads: every OpenMP region asks for be->threads, GEMMs included: they
+ * are cut into slabs that single-threaded OpenBLAS computes on the OpenMP
+ * threads, so that one pool of threads does all the work (cpu_matmul).
+ *
+ * Determinism: every op gives bit-identical results when called twice, and
+ * the reductions across rows (embedding_bwd, bias_grad, the dw/db of the
+ * norms, sum_squares, the loss of cross_entropy) also do not depend on the
+ * thread count: each column, chunk or row is summed by one thread in a
+ * fixed order, and partial sums are combined in index order.
+ *
+ * Scratch: one workspace per backend (be->ctx), grown when an op needs more
+ * (attention, cross_entropy, sum_squares) and kept for the next call.
+ */
+/* Without trapping math GCC if-converts the float compares in the loops
+ * (tk_expf_poly's clamps, the max of a row) and so vectorizes them; tk never
+ * looks at floating-point exception flags, and no result changes. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include "compute/backend.h"
+
+#include <cblas.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+#include <math.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/math-common.h"
+#include "base/quant-common.h"
+#include "base/quant.h"
+
+/* OpenBLAS's own; cblas.h declares it in Debian's build, but not in all. */
+void openblas_set_num_threads(int num_threads);
+
+struct cpu_ctx {
+	void *ws;      /* workspace, 64-byte aligned */
+	size_t ws_cap; /* bytes */
+	/* bytes held by alloc and the workspace, their peak, and the limit
+	 * (TK_DEVICE_MEMORY_LIMIT; 0: none) */
+	_Atomic size_t in_use, peak;
+	size_t limit;
+};
+
+/* Takes bytes from the count: 0, or -1 (nothing taken) when that would go
+ * beyond the limit.  The peak is raised to the new total. */
+static int mem_take(struct cpu_ctx *c, size_t bytes)
+{
+	size_t now = atomic_fetch_add(&c->in_use, bytes) + bytes;
+	if (c->limit && (now > c->limit || now < bytes)) {
+		atomic_fetch_sub(&c->in_use, bytes);
+		return -1;
+	}
+	size_t pk = atomic_load(&c->peak);
+	while (now > pk && !atomic_compare_exchange_weak(&c->peak, &pk, now))
+		;
+	return 0;
+}
+
+static void mem_give(struct cpu_ctx *c, size_t bytes)
+{
+	atomic_fetch_sub(&c->in_use, bytes);
+}
+
+/* Work below this many elements runs on one thread. */
+#define PAR_MIN 16384
+/* Columns per block in the column-ordered reductions. */
+#define COLS 64
+/* Elements per chunk of sum_squares: partial sums combined in order. */
+#define SUM_CHUNK 32768
+/* Query rows per attention task. */
+#define ATT_ROWS 16
+/* Largest head_dim for RoPE (the angle tables live on the stack). */
+#define ROPE_MAX_DIM 1024
+
+/* Clones of the hot loops for AVX2 and AVX-512, picked at load time (the
+ * library is built for plain x86-64).  OpenMP regions call them on chunks:
+ * the functions GCC outlines for a region would not be cloned. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TK_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TK_SIMD_CLONES
+#endif
+
+/* Elements per chunk of the elementwise ops. */
+#define EW_CHUNK 16384
+
+/* The workspace, at least bytes long; NULL when it cannot grow. */
+static void *ws_get(struct tk_backend *be, size_t bytes)
+{
+	struct cpu_ctx *c = be->ctx;
+	if (bytes <= c->ws_cap)
+		return c->ws;
+	void *p = NULL;
+	size_t cap = bytes + bytes / 4;
+	if (mem_take(c, cap))
+		return NULL;
+	if (posix_memalign(&p, 64, cap)) {
+		mem_give(c, cap);
+		return NULL;
+	}
+	free(c->ws);
+	mem_give(c, c->ws_cap);
+	c->ws = p;
+	c->ws_cap = cap;
+	return p;
+}
+
+static inline float dot(const float *a, const float *b, int n)
+{
+	float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+	for (int i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+/* GEMM on the backend's OpenMP threads: C is cut into one slab of rows (or
+ * of columns, whichever is longer) per thread, and each thread runs
+ * OpenBLAS single-threaded on its slab.  OpenBLAS's own pool of threads
+ * would be faster to start but fights with the OpenMP threads that spin
+ * after each region: measured on 2 cores, a GEMM then a GELU in turns took
+ * 28% longer than the two alone with OpenBLAS threading, 4% this way, at
+ * the same GEMM speed (bench/ops.c). */
+#define GEMM_MIN_SPLIT (64L * 64 * 64) /* m n k below which one thread does it */
+
+static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, int k,
+			  float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+			  float *c, int ldc)
+{
+	enum CBLAS_TRANSPOSE tra = ta ? CblasTrans : CblasNoTrans;
+	enum CBLAS_TRANSPOSE trb = tb ? CblasTrans : CblasNoTrans;
+	int nt = be->threads, along_m = m >= n, len = along_m ? m : n;
+	if (m == 1 && tb && k > 0) {
+		/* one row times a [n, k] matrix (a decode step): GEMV, which
+		 * streams the matrix once instead of packing it for a GEMM */
+		int step = (n + nt - 1) / nt;
+		step = (step + 15) / 16 * 16;
+		int nslab = (n + step - 1) / step;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nslab > 1 && (long)n * k >= GEMM_MIN_SPLIT)
+		for (int sl = 0; sl < nslab; sl++) {
+			int j0 = sl * step, cnt = n - j0 < step ? n - j0 : step;
+			cblas_sgemv(CblasRowMajor, CblasNoTrans, cnt, k, alpha, b + (size_t)j0 * ldb, ldb,
+				    a, ta ? lda : 1, beta, c + j0, 1);
+		}
+		return 0;
+	}
+	if (nt == 1 || (long)m * n * (k > 0 ? k : 1) < GEMM_MIN_SPLIT || len < 32) {
+		cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+		return 0;
+	}
+	/* slabs of whole 16-row (or column) tiles */
+	int step = (len + nt - 1) / nt;
+	step = (step + 15) / 16 * 16;
+	int nslab = (len + step - 1) / step;
+#pragma omp parallel for num_threads(nt) schedule(static)
+	for (int sl = 0; sl < nslab; sl++) {
+		int i0 = sl * step, cnt = len - i0 < step ? len - i0 : step;
+		if (along_m)
+			cblas_sgemm(CblasRowMajor, tra, trb, cnt, n, k, alpha,
+				    ta ? a + i0 : a + (size_t)i0 * lda, lda, b, ldb, beta,
+				    c + (size_t)i0 * ldc, ldc);
+		else
+			cblas_sgemm(CblasRowMajor, tra, trb, m, cnt, k, alpha, a, lda,
+				    tb ? b + (size_t)i0 * ldb : b + i0, ldb, beta, c + i0, ldc);
+	}
+	return 0;
+}
+
+/* dst[rows, cols] (packed) = src (row stride ld) rounded to prec. */
+static void round_copy(struct tk_backend *be, float *dst, const float *src, int rows, int cols,
+		       int ld, int prec)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		const float *s = src + (size_t)r * ld;
+		float *o = dst + (size_t)r * cols;
+		if (prec == TK_PREC_BF16)
+			for (int j = 0; j < cols; j++)
+				o[j] = tk_round_bf16(s[j]);
+		else if (prec == TK_PREC_FP16)
+			for (int j = 0; j < cols; j++)
+				o[j] = tk_round_f16(s[j]);
+		else
+			for (int j = 0; j < cols; j++)
+				o[j] = tk_round_tf32(s[j]);
+	}
+}
+
+/* fp32 GEMM as above; in another precision (be->prec) A and B are first
+ * rounded into the workspace, which emulates tensor cores: rounded
+ * operands, exact products (two 11-bit significands fit fp32's 24),
+ * fp32 sums - slower than fp32, the reference for the GPU's GEMMs. */
+static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
+		      const float *a, int lda, const float *b, int ldb, float beta, float *c,
+		      int ldc)
+{
+	if (be->prec == TK_PREC_FP32 || k == 0)
+		return cpu_matmul_f32(be, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	/* stored shapes: A [m,k] or [k,m] (ta), B [k,n] or [n,k] (tb) */
+	int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+	size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
+	float *ra = ws_get(be, (na + nb) * sizeof(float));
+	if (!ra)
+		return TK_E_NOMEM;
+	float *rb = ra + na;
+	round_copy(be, ra, a, ar, ac, lda, be->prec);
+	round_copy(be, rb, b, br, bc, ldb, be->prec);
+	return cpu_matmul_f32(be, ta, tb, m, n, k, alpha, ra, ac, rb, bc, beta, c, ldc);
+}
+
+/* Every precision is emulated on the CPU. */
+static int cpu_prec_ok(struct tk_backend *be, int prec, struct tk_diag *d)
+{
+	(void)be;
+	(void)d;
+	return prec >= TK_PREC_FP32 && prec <= TK_PREC_FP16 ? 0 : TK_E_UNSUPPORTED;
+}
+
+static int cpu_layernorm_fwd(struct tk_backend *be, float *y, float *mean, float *rstd,
+			     const float *x, const float *w, const float *b, int rows, int dim,
+			     float eps)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		const float *xr = x + (size_t)r * dim;
+		float *yr = y + (size_t)r * dim;
+		double s = 0.0, ss = 0.0;
+#pragma omp simd reduction(+ : s)
+		for (int j = 0; j < dim; j++)
+			s += xr[j];
+		float mu = (float)(s / dim);
+#pragma omp simd reduction(+ : ss)
+		for (int j = 0; j < dim; j++) {
+			double dx = (double)xr[j] - mu;
+			ss += dx * dx;
+		}
+		float rs = (float)(1.0 / sqrt(ss / dim + eps));
+		if (b) {
+#pragma omp simd
+			for (int j = 0; j < dim; j++)
+				yr[j] = (xr[j] - mu) * rs * w[j] + b[j];
+		} else {
+#pragma omp simd
+			for (int j = 0; j < dim; j++)
+				yr[j] = (xr[j] - mu) * rs * w[j];
+		}
+		if (mean)
+			mean[r] = mu;
+		if (rstd)
+			rstd[r] = rs;
+	}
+	return 0;
+}
+
+/* dw[j] += sum_r dy[r,j] * (x[r,j] - mean[r]) * rstd[r] (x NULL: dy * 1),
+ * db[j] += sum_r dy[r,j] (db may be NULL); rows in order, per column. */
+static void colsum_norm(int nt, float *dw, float *db, const float *dy, const float *x,
+			const float *mean, const float *rstd, int rows, int dim)
+{
+	int nblk = (dim + COLS - 1) / COLS;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int bk = 0; bk < nblk; bk++) {
+		int j0 = bk * COLS, n = dim - j0 < COLS ? dim - j0 : COLS;
+		double aw[COLS], ab[COLS];
+		for (int j = 0; j < n; j++)
+			aw[j] = ab[j] = 0.0;
+		for (int r = 0; r < rows; r++) {
+			const float *dyr = dy + (size_t)r * dim + j0;
+			if (db) {
+#pragma omp simd
+				for (int j = 0; j < n; j++)
+					ab[j] += dyr[j];
+			}
+			if (!dw)
+				continue;
+			const float *xr = x + (size_t)r * dim + j0;
+			float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
+#pragma omp simd
+			for (int j = 0; j < n; j++)
+				aw[j] += dyr[j] * ((xr[j] - mu) * rs);
+		}
+		for (int j = 0; j < n; j++) {
+			if (dw)
+				dw[j0 + j] += (float)aw[j];
+			if (db)
+				db[j0 + j] += (float)ab[j];
+		}
+	}
+}
+
+static int cpu_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float *db,
+			     const float *dy, const float *x, const float *w, const float *mean,
+			     const float *rstd, int rows, int dim)
+{
+	int nt = be->threads;
+	if (dx) {
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+		for (int r = 0; r < rows; r++) {
+			const float *xr = x + (size_t)r * dim, *dyr = dy + (size_t)r * dim;
+			float *dxr = dx + (size_t)r * dim;
+			float mu = mean[r], rs = rstd[r];
+			float sg = 0.0f, sgx = 0.0f;
+#pragma omp simd reduction(+ : sg, sgx)
+			for (int j = 0; j < dim; j++) {
+				float g = dyr[j] * w[j];
+				sg += g;
+				sgx += g * ((xr[j] - mu) * rs);
+			}
+			float a = sg / dim, c = sgx / dim;
+#pragma omp simd
+			for (int j = 0; j < dim; j++) {
+				float xh = (xr[j] - mu) * rs;
+				dxr[j] = rs * (dyr[j] * w[j] - a - xh * c);
+			}
+		}
+	}
+	if (dw || db)
+		colsum_norm(nt, dw, db, dy, x, mean, rstd, rows, dim);
+	return 0;
+}
+
+static int cpu_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x,
+			   const float *w, int rows, int dim, float eps)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		const float *xr = x + (size_t)r * dim;
+		float *yr = y + (size_t)r * dim;
+		double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+		for (int j = 0; j < dim; j++)
+			ss += (double)xr[j] * xr[j];
+		/* HF: variance in fp32, then rsqrt(variance + eps) */
+		float rs = 1.0f / sqrtf((float)(ss / dim) + eps);
+#pragma omp simd
+		for (int j = 0; j < dim; j++)
+			yr[j] = w[j] * (xr[j] * rs);
+		if (rstd)
+			rstd[r] = rs;
+	}
+	return 0;
+}
+
+static int cpu_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy,
+			   const float *x, const float *w, const float *rstd, int rows, int dim)
+{
+	int nt = be->threads;
+	if (dx) {
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+		for (int r = 0; r < rows; r++) {
+			const float *xr = x + (size_t)r * dim, *dyr = dy + (size_t)r * dim;
+			float *dxr = dx + (size_t)r * dim;
+			float rs = rstd[r], sgx = 0.0f;
+#pragma omp simd reduction(+ : sgx)
+			for (int j = 0; j < dim; j++)
+				sgx += dyr[j] * w[j] * xr[j];
+			float c = rs * rs * rs * sgx / dim;
+#pragma omp simd
+			for (int j = 0; j < dim; j++)
+				dxr[j] = rs * dyr[j] * w[j] - xr[j] * c;
+		}
+	}
+	if (dw)
+		colsum_norm(nt, dw, NULL, dy, x, NULL, rstd, rows, dim);
+	return 0;
+}
+
+enum ew_op { EW_GELU, EW_GELU_BWD, EW_SWIGLU, EW_SWIGLU_BWD };
+
+/* One chunk [i0, i1) of an elementwise op: y = f(a, b, c) (see the ops). */
+TK_SIMD_CLONES
+static void ew_range(int op, float *y, float *y2, const float *a, const float *b,
+		     const float *c, size_t i0, size_t i1)
+{
+	switch (op) {
+	case EW_GELU: /* y = gelu(a) */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++)
+			y[i] = tk_gelu_tanh_exp(a[i]);
+		break;
+	case EW_GELU_BWD: /* y = b * gelu'(a) */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++)
+			y[i] = b[i] * tk_gelu_tanh_exp_grad(a[i]);
+		break;
+	case EW_SWIGLU: /* y = silu(a) * b */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++)
+			y[i] = tk_silu_exp(a[i]) * b[i];
+		break;
+	case EW_SWIGLU_BWD: /* y = dgate, y2 = dup from gate a, up b, dy c */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++) {
+			float gt = a[i], u = b[i], d = c[i];
+			float s = 1.0f / (1.0f + tk_expf_poly(-gt));
+			y2[i] = d * (gt * s);
+			y[i] = d * u * (s * (1.0f + gt * (1.0f - s)));
+		}
+		break;
+	}
+}
+
+static void ew_run(struct tk_backend *be, int op, float *y, float *y2, const float *a,
+		   const float *b, const float *c, size_t n)
+{
+	int nt = be->threads;
+	size_t nch = (n + EW_CHUNK - 1) / EW_CHUNK;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
+	for (size_t ch = 0; ch < nch; ch++) {
+		size_t i0 = ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
+		ew_range(op, y, y2, a, b, c, i0, i1);
+	}
+}
+
+static int cpu_gelu_fwd(struct tk_backend *be, float *y, const float *x, size_t n)
+{
+	ew_run(be, EW_GELU, y, NULL, x, NULL, NULL, n);
+	return 0;
+}
+
+static int cpu_gelu_bwd(struct tk_backend *be, float *dx, const float *x, const float *dy,
+			size_t n)
+{
+	ew_run(be, EW_GELU_BWD, dx, NULL, x, dy, NULL, n);
+	return 0;
+}
+
+static int cpu_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
+			  size_t n)
+{
+	ew_run(be, EW_SWIGLU, y, NULL, gate, up, NULL, n);
+	return 0;
+}
+
+static int cpu_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			  const float *up, const float *dy, size_t n)
+{
+	ew_run(be, EW_SWIGLU_BWD, dgate, dup, gate, up, dy, n);
+	return 0;
+}
+
+static int cpu_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		float *yr = y + (size_t)r * dim;
+#pragma omp simd
+		for (int j = 0; j < dim; j++)
+			yr[j] += bias[j];
+	}
+	return 0;
+}
+
+static int cpu_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim)
+{
+	colsum_norm(be->threads, NULL, dbias, dy, NULL, NULL, NULL, rows, dim);
+	return 0;
+}
+
+static int cpu_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n)
+{
+	int nt = be->threads;
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= PAR_MIN)
+	for (size_t i = 0; i < n; i++)
+		y[i] += a * x[i];
+	return 0;
+}
+
+static int cpu_scale(struct tk_backend *be, float *x, float s, size_t n)
+{
+	int nt = be->threads;
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= PAR_MIN)
+	for (size_t i = 0; i < n; i++)
+		x[i] *= s;
+	return 0;
+}
+
+/* As HF: inv_freq = 1 / theta^(2i/d) in fp32, angle = pos * inv_freq in
+ * fp32, then cos and sin of it; x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin
+ * for the pairs (i, i + d/2).  The inverse rotates by -angle. */
+static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
+		    int head_dim, float theta, int inverse)
+{
+	int nt = be->threads, half = head_dim / 2;
+	if (head_dim > ROPE_MAX_DIM)
+		return TK_E_UNSUPPORTED;
+	float inv[ROPE_MAX_DIM / 2];
+	for (int i = 0; i < half; i++)
+		inv[i] = tk_rope_inv_freq(i, head_dim, theta);
+	float sgn = inverse ? -1.0f : 1.0f;
+#pragma omp parallel for num_threads(nt) schedule(static) \
+	if ((size_t)rows * heads * head_dim >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		float cs[ROPE_MAX_DIM / 2], sn[ROPE_MAX_DIM / 2];
+		float p = (float)pos[r];
+		for (int i = 0; i < half; i++) {
+			float ang = p * inv[i];
+			cs[i] = cosf(ang);
+			sn[i] = sgn * sinf(ang);
+		}
+		for (int h = 0; h < heads; h++) {
+			float *x1 = x + ((size_t)r * heads + h) * head_dim, *x2 = x1 + half;
+#pragma omp simd
+			for (int i = 0; i < half; i++) {
+				float a = x1[i], b = x2[i];
+				x1[i] = a * cs[i] - b * sn[i];
+				x2[i] = b * cs[i] + a * sn[i];
+			}
+		}
+	}
+	return 0;
+}
+
+/* Attention.  Every product in it (Q K^T, P V, dS K, dS^T Q, P^T dO, dO
+ * V^T) is computed in tiles of TR rows by TW columns held in registers
+ * (tile below): per step down the inner dimension, TR broadcasts and TW/16
+ * vector loads feed TR*TW/16 vector multiply-adds, where a row at a time
+ * had one load per multiply-add.  Scores come from K (and, backward, V)
+ * transposed once per call into the workspace, kt[b][kv head][d][j] with
+ * rows of ldt = T rounded up to TW (zero padding), so that keys are the
+ * contiguous columns of a tile.  Each output element is summed in a fixed
+ * order (down the inner dimension) that depends neither on the threads nor
+ * on the vector width.  The per-task functions have clones for AVX2 and
+ * AVX-512 (the library is built for plain x86-64). */
+#define TR 8
+#define TW 32
+
+struct att_dims {
+	int B, T, H, KV, D, grp, ldt;
+	size_t qs, ks; /* row strides of q and k */
+	float scale;
+};
+
+/* kt[(b, kv head)] = K^T of that head, [D][ldt], padding zeroed. */
+static void transpose_heads(int nt, float *kt, const float *k, const struct att_dims *a)
+{
+	long n = (long)a->B * a->KV;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n > 1)
+	for (long bh = 0; bh < n; bh++) {
+		int b = (int)(bh / a->KV), kh = (int)(bh % a->KV);
+		float *dst = kt + (size_t)bh * a->D * a->ldt;
+		const float *src = k + (size_t)b * a->T * a->ks + (size_t)kh * a->D;
+		/* in blocks of 16 x 16: 16 rows of k read, 16 lines written */
+		for (int j0 = 0; j0 < a->T; j0 += 16) {
+			int nj = a->T - j0 < 16 ? a->T - j0 : 16;
+			for (int d0 = 0; d0 < a->D; d0 += 16) {
+				int nd = a->D - d0 < 16 ? a->D - d0 : 16;
+				for (int d = d0; d < d0 + nd; d++) {
+					float *row = dst + (size_t)d * a->ldt + j0;
+					const float *col = src + (size_t)j0 * a->ks + d;
+					for (int j = 0; j < nj; j++)
+						row[j] = col[(size_t)j * a->ks];
+				}
+			}
+		}
+		for (int d = 0; d < a->D; d++)
+			for (int j = a->T; j < a->ldt; j++)
+				dst[(size_t)d * a->ldt + j] = 0.0f;
+	}
+}
+
+/* c[i][w] = alpha * sum_{l < L} A(i, l) b[l][w] (+ c[i][w] when acc) for
+ * i < nr <= TR, w < nw <= TW, with A(i, l) = a[i ai + l al] and rows of b
+ * (ldb) and c (ldc); l in order. */
+static inline __attribute__((always_inline)) void
+tile_c(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b, size_t ldb,
+       int L, float alpha, int acc, int nr, int nw)
+{
+	float s[TR][TW];
+	for (int i = 0; i < nr; i++)
+		for (int w = 0; w < nw; w++)
+			s[i][w] = 0.0f;
+	for (int l = 0; l < L; l++) {
+		const float *bl = b + (size_t)l * ldb, *x = a + (size_t)l * al;
+		for (int i = 0; i < nr; i++) {
+			float xi = x[i * ai];
+#pragma omp simd
+			for (int w = 0; w < nw; w++)
+				s[i][w] += xi * bl[w];
+		}
+	}
+	for (int i = 0; i < nr; i++)
+		for (int w = 0; w < nw; w++)
+			c[i * ldc + w] = (acc ? c[i * ldc + w] : 0.0f) + alpha * s[i][w];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TK_TILE_AVX512 1
+/* The full tile (TR = 8 rows, TW = 32 columns) with AVX-512: 16
+ * accumulators in registers; per step down l, 2 loads of b and 8
+ * broadcasts of A feed 16 fused multiply-adds. */
+__attribute__((target("avx512f"), noinline)) static void
+tile_avx512(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b,
+	    size_t ldb, int L, float alpha, int acc)
+{
+	__m512 s[TR][2];
+#pragma GCC unroll 8
+	for (int i = 0; i < TR; i++)
+		s[i][0] = s[i][1] = _mm512_setzero_ps();
+	for (int l = 0; l < L; l++) {
+		const float *bl = b + (size_t)l * ldb, *x = a + (size_t)l * al;
+		__m512 b0 = _mm512_loadu_ps(bl), b1 = _mm512_loadu_ps(bl + 16);
+#pragma GCC unroll 8
+		for (int i = 0; i < TR; i++) {
+			__m512 xi = _mm512_set1_ps(x[i * ai]);
+			s[i][0] = _mm512_fmadd_ps(xi, b0, s[i][0]);
+			s[i][1] = _mm512_fmadd_ps(xi, b1, s[i][1]);
+		}
+	}
+	__m512 al16 = _mm512_set1_ps(alpha);
+#pragma GCC unroll 8
+	for (int i = 0; i < TR; i++) {
+		float *ci = c + i * ldc;
+		if (acc) {
+			_mm512_storeu_ps(ci, _mm512_fmadd_ps(al16, s[i][0], _mm512_loadu_ps(ci)));
+			_mm512_storeu_ps(ci + 16,
+					 _mm512_fmadd_ps(al16, s[i][1], _mm512_loadu_ps(ci + 16)));
+		} else {
+			_mm512_storeu_ps(ci, _mm512_mul_ps(al16, s[i][0]));
+			_mm512_storeu_ps(ci + 16, _mm512_mul_ps(al16, s[i][1]));
+		}
+	}
+}
+#endif
+
+static inline __attribute__((always_inline)) void
+tile(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b, size_t ldb,
+     int L, float alpha, int acc, int nr, int nw, int avx512)
+{
+#ifdef TK_TILE_AVX512
+	if (avx512 && nr == TR && nw == TW) {
+		tile_avx512(c, ldc, a, ai, al, b, ldb, L, alpha, acc);
+		return;
+	}
+#endif
+	if (nr == TR && nw == TW) /* constant bounds for the compiler */
+		tile_c(c, ldc, a, ai, al, b, ldb, L, alpha, acc, TR, TW);
+	else
+		tile_c(c, ldc, a, ai, al, b, ldb, L, alpha, acc, nr, nw);
+}
+
+/* C[m][n] (+)= alpha A B for A(i, l) = a[i ai + l al] (m x L), b [L][n]
+ * (ldb), in tiles. */
+static inline __attribute__((always_inline)) void
+tiles(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b, size_t ldb,
+      int m, int n, int L, float alpha, int acc)
+{
+	int avx512 = 0;
+#ifdef TK_TILE_AVX512
+	avx512 = __builtin_cpu_supports("avx512f");
+#endif
+	for (int i0 = 0; i0 < m; i0 += TR) {
+		int nr = m - i0 < TR ? m - i0 : TR;
+		for (int w0 = 0; w0 < n; w0 += TW)
+			tile(c + i0 * ldc + w0, ldc, a + i0 * ai, ai, al, b + w0, ldb, L, alpha,
+			     acc, nr, n - w0 < TW ? n - w0 : TW, avx512);
+	}
+}
+
+/* Rows [t0, t1) of (b, h), t1 - t0 <= ATT_ROWS: scores against keys
+ * 0..t into s (rows of ldt), max-subtracted exponentials (0 past t), their
+ * weighted sum of values, and the log-sum-exp. */
+TK_SIMD_CLONES
+static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt,
+			 const float *v, const struct att_dims *a, int b, int h, int t0, int t1,
+			 float *s)
+{
+	int D = a->D, kh = h / a->grp, ldt = a->ldt, nr = t1 - t0;
+	int nk = (t1 + TW - 1) / TW * TW; /* keys 0..t1-1, whole tiles */
+	const float *kth = kt + ((size_t)b * a->KV + kh) * D * ldt;
+	const float *vb = v + (size_t)b * a->T * a->ks + (size_t)kh * D;
+	size_t q0 = ((size_t)b * a->T + t0) * a->qs + (size_t)h * D;
+	float inv[ATT_ROWS];
+	/* each row of TR needs keys up to its last row only */
+	for (int i0 = 0; i0 < nr; i0 += TR) {
+		int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
+		tiles(s + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kth, ldt, r,
+		      (lim + TW - 1) / TW * TW, D, a->scale, 0);
+	}
+	for (int i = 0; i < nr; i++) {
+		float *si = s + (size_t)i * ldt;
+		int n = t0 + i + 1;
+		float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+		for (int j = 0; j < n; j++)
+			mx = si[j] > mx ? si[j] : mx;
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < n; j++) {
+			si[j] = tk_expf_poly(si[j] - mx);
+			sum += si[j];
+		}
+		for (int j = n; j < nk; j++)
+			si[j] = 0.0f;
+		inv[i] = 1.0f / sum;
+		lse[((size_t)b * a->H + h) * a->T + t0 + i] = mx + logf(sum);
+	}
+	/* out rows = P V over keys 0..t1-1 (zeros past each row's own t) */
+	for (int i0 = 0; i0 < nr; i0 += TR) {
+		int r = nr - i0 < TR ? nr - i0 : TR;
+		tiles(out + q0 + i0 * a->qs, a->qs, s + (size_t)i0 * ldt, ldt, 1, vb, a->ks, r, D,
+		      t0 + i0 + r, 1.0f, 0);
+	}
+	for (int i = 0; i < nr; i++) {
+		float *o = out + q0 + i * a->qs, f = inv[i];
+#pragma omp simd
+		for (int d = 0; d < D; d++)
+			o[d] *= f;
+	}
+}
+
+static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_head,
+			 int head_dim)
+{
+	a->B = B, a->T = T, a->H = n_head, a->KV = n_kv_head, a->D = head_dim;
+	a->grp = n_head / n_kv_head;
+	a->ldt = (T + TW - 1) / TW * TW;
+	a->qs = (size_t)n_head * head_dim;
+	a->ks = (size_t)n_kv_head * head_dim;
+	a->scale = 1.0f / sqrtf((float)head_dim);
+}
+
+/* Causal attention; tasks are blocks of ATT_ROWS rows of one (batch,
+ * head), in parallel; each thread has ATT_ROWS rows of scores. */
+static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
+			     const float *k, const float *v, int B, int T, int n_head,
+			     int n_kv_head, int head_dim)
+{
+	int nt = be->threads;
+	struct att_dims a;
+	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
+	size_t nkt = (size_t)B * n_kv_head * head_dim * a.ldt;
+	size_t per_thread = (size_t)ATT_ROWS * a.ldt;
+	float *ws = ws_get(be, (nkt + (size_t)nt * per_thread) * sizeof(float));
+	if (!ws)
+		return TK_E_NOMEM;
+	float *kt = ws, *sbuf = ws + nkt;
+	transpose_heads(nt, kt, k, &a);
+	int nblk = (T + ATT_ROWS - 1) / ATT_ROWS;
+	long ntask = (long)B * n_head * nblk;
+#pragma omp parallel num_threads(nt) \
+	if (ntask > 1 && (size_t)B * T * T * n_head * head_dim >= PAR_MIN)
+	{
+		float *s = sbuf + (size_t)omp_get_thread_num() * per_thread;
+		/* the longest rows first: blocks in reverse */
+#pragma omp for schedule(dynamic, 1)
+		for (long task = ntask - 1; task >= 0; task--) {
+			int blk = (int)(task % nblk), h = (int)(task / nblk % n_head);
+			int b = (int)(task / nblk / n_head);
+			int t1 = (blk + 1) * ATT_ROWS < T ? (blk + 1) * ATT_ROWS : T;
+			att_fwd_rows(out, lse, q, kt, v, &a, b, h, blk * ATT_ROWS, t1, s);
+		}
+	}
+	return 0;
+}
+
+/* The backward pass of one (batch, head), in blocks of ATT_ROWS query rows
+ * [t0, t1): p = exp(s - lse), dp = dout . v (from V^T like the scores),
+ * ds = scale p (dp - dout . out), zero past each row's t; then dq rows =
+ * ds K, and for keys j < t1, dk[j] += ds^T q, dv[j] += p^T dout into
+ * dkb/dvb (rows of D), block by block in row order. */
+TK_SIMD_CLONES
+static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, const float *q,
+			 const float *k, const float *kt, const float *vt, const float *out,
+			 const float *lse, const struct att_dims *a, int b, int h, float *p,
+			 float *ds)
+{
+	int D = a->D, T = a->T, kh = h / a->grp, ldt = a->ldt;
+	size_t tofs = ((size_t)b * a->KV + kh) * D * ldt;
+	const float *kb = k + (size_t)b * T * a->ks + (size_t)kh * D;
+	const float *lr = lse + ((size_t)b * a->H + h) * T;
+	float scale = a->scale;
+	memset(dkb, 0, (size_t)T * D * sizeof(float));
+	memset(dvb, 0, (size_t)T * D * sizeof(float));
+	for (int t0 = 0; t0 < T; t0 += ATT_ROWS) {
+		int t1 = t0 + ATT_ROWS < T ? t0 + ATT_ROWS : T, nr = t1 - t0;
+		int nk = (t1 + TW - 1) / TW * TW;
+		size_t q0 = ((size_t)b * T + t0) * a->qs + (size_t)h * D;
+		for (int i0 = 0; i0 < nr; i0 += TR) {
+			int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
+			int nc = (lim + TW - 1) / TW * TW;
+			tiles(p + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kt + tofs,
+			      ldt, r, nc, D, scale, 0);
+			tiles(ds + (size_t)i0 * ldt, ldt, dout + q0 + i0 * a->qs, a->qs, 1,
+			      vt + tofs, ldt, r, nc, D, 1.0f, 0);
+		}
+		for (int i = 0; i < nr; i++) {
+			size_t qo = q0 + i * a->qs;
+			float *pi = p + (size_t)i * ldt, *dsi = ds + (size_t)i * ldt;
+			float dsum = dot(dout + qo, out + qo, D), l = lr[t0 + i];
+			int n = t0 + i + 1;
+#pragma omp simd
+			for (int j = 0; j < n; j++) {
+				pi[j] = tk_expf_poly(pi[j] - l);
+				dsi[j] = pi[j] * (dsi[j] - dsum) * scale;
+			}
+			for (int j = n; j < nk; j++)
+				pi[j] = dsi[j] = 0.0f;
+		}
+		for (int i0 = 0; i0 < nr; i0 += TR) {
+			int r = nr - i0 < TR ? nr - i0 : TR;
+			tiles(dq + q0 + i0 * a->qs, a->qs, ds + (size_t)i0 * ldt, ldt, 1, kb, a->ks, r,
+			      D, t0 + i0 + r, 1.0f, 0);
+		}
+		/* dk[j] += sum_i ds[i][j] q[i], dv[j] += sum_i p[i][j] dout[i] */
+		tiles(dkb, D, ds, 1, ldt, q + q0, a->qs, t1, D, nr, 1.0f, 1);
+		tiles(dvb, D, p, 1, ldt, dout + q0, a->qs, t1, D, nr, 1.0f, 1);
+	}
+}
+
+/* Tasks are (batch, head) pairs.  Each accumulates its dk/dv in rows of
+ * its own in the workspace (contiguous: writing into the interleaved heads
+ * of dk/dv made two threads slower than one, from the cache lines they
+ * shared), summed over the group in head order afterwards, so the result
+ * does not depend on the threads. */
+static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv,
+			     const float *dout, const float *q, const float *k, const float *v,
+			     const float *out, const float *lse, int B, int T, int n_head,
+			     int n_kv_head, int head_dim)
+{
+	int nt = be->threads, D = head_dim;
+	struct att_dims a;
+	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
+	int grp = a.grp;
+	size_t nkt = (size_t)B * n_kv_head * D * a.ldt;
+	size_t per_thread = (size_t)2 * ATT_ROWS * a.ldt;
+	size_t headbuf = (size_t)B * n_head * T * D;
+	float *ws = ws_get(be, (2 * nkt + nt * per_thread + 2 * headbuf) * sizeof(float));
+	if (!ws)
+		return TK_E_NOMEM;
+	float *kt = ws, *vt = kt + nkt, *sbuf = vt + nkt;
+	float *dkh = sbuf + nt * per_thread, *dvh = dkh + headbuf;
+	transpose_heads(nt, kt, k, &a);
+	transpose_heads(nt, vt, v, &a);
+	long ntask = (long)B * n_head;
+#pragma omp parallel num_threads(nt) if (ntask > 1 && (size_t)B * T * T * n_head * D >= PAR_MIN)
+	{
+		float *p = sbuf + (size_t)omp_get_thread_num() * per_thread;
+#pragma omp for schedule(dynamic, 1)
+		for (long task = 0; task < ntask; task++) {
+			int h = (int)(task % n_head), b = (int)(task / n_head);
+			att_bwd_head(dq, dkh + ((size_t)b * n_head + h) * T * D,
+				     dvh + ((size_t)b * n_head + h) * T * D, dout, q, k, kt, vt, out,
+				     lse, &a, b, h, p, p + (size_t)ATT_ROWS * a.ldt);
+		}
+	}
+	{
+		long nrow = (long)B * T * n_kv_head;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nrow * D >= PAR_MIN)
+		for (long r = 0; r < nrow; r++) {
+			int kh = (int)(r % n_kv_head), t = (int)(r / n_kv_head % T);
+			int b = (int)(r / n_kv_head / T);
+			float *dkr = dk + (size_t)r * D, *dvr = dv + (size_t)r * D;
+			for (int d = 0; d < D; d++)
+				dkr[d] = dvr[d] = 0.0f;
+			for (int g = 0; g < grp; g++) {
+				size_t o = (((size_t)b * n_head + kh * grp + g) * T + t) * D;
+#pragma omp simd
+				for (int d = 0; d < D; d++) {
+					dkr[d] += dkh[o + d];
+					dvr[d] += dvh[o + d];
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static int cpu_embedding_fwd(struct tk_backend *be, float *y, const float *table,
+			     const uint32_t *ids, int n, int dim)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n * dim >= PAR_MIN)
+	for (int i = 0; i < n; i++)
+		memcpy(y + (size_t)i * dim, table + (size_t)ids[i] * dim, dim * sizeof(float));
+	return 0;
+}
+
+/* Column blocks in parallel, ids in order within each: the sum into a
+ * table row that several ids share is the same whatever the threads. */
+static int cpu_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy,
+			     const uint32_t *ids, int n, int dim)
+{
+	int nt = be->threads, nblk = (dim + COLS - 1) / COLS;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n * dim >= PAR_MIN)
+	for (int bk = 0; bk < nblk; bk++) {
+		int j0 = bk * COLS, m = dim - j0 < COLS ? dim - j0 : COLS;
+		for (int i = 0; i < n; i++) {
+			float *t = dtable + (size_t)ids[i] * dim + j0;
+			const float *g = dy + (size_t)i * dim + j0;
+#pragma omp simd
+			for (int j = 0; j < m; j++)
+				t[j] += g[j];
+		}
+	}
+	return 0;
+}
+
+/* One row of cross_entropy (target tg >= 0): max, sum of exp(x - max)
+ * (the exponentials kept in the row when grad, then scaled into the
+ * gradient); returns the loss log(sum) + max - x[tg]. */
+TK_SIMD_CLONES
+static double ce_row(float *x, int tg, int vocab, float scale, int grad)
+{
+	float mx = -INFINITY, sum = 0.0f, xt = x[tg];
+#pragma omp simd reduction(max : mx)
+	for (int j = 0; j < vocab; j++)
+		mx = x[j] > mx ? x[j] : mx;
+	if (grad) {
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < vocab; j++) {
+			x[j] = tk_expf_poly(x[j] - mx);
+			sum += x[j];
+		}
+		float f = scale / sum;
+#pragma omp simd
+		for (int j = 0; j < vocab; j++)
+			x[j] *= f;
+		x[tg] -= scale;
+	} else {
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < vocab; j++)
+			sum += tk_expf_poly(x[j] - mx);
+	}
+	return log((double)sum) + (double)mx - (double)xt;
+}
+
+/* Rows in parallel, their losses summed in row order afterwards.  Targets
+ * >= vocab are TK_E_INVAL before anything is written. */
+static int cpu_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets,
+			     int rows, int vocab, float scale, int grad, double *loss_sum)
+{
+	int nt = be->threads;
+	for (int r = 0; r < rows; r++)
+		if (targets[r] >= vocab)
+			return TK_E_INVAL;
+	double *rl = ws_get(be, (size_t)rows * sizeof(double));
+	if (!rl)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * vocab >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		float *x = logits + (size_t)r * vocab;
+		if (targets[r] >= 0) {
+			rl[r] = ce_row(x, targets[r], vocab, scale, grad);
+		} else {
+			rl[r] = 0.0;
+			if (grad)
+				memset(x, 0, (size_t)vocab * sizeof(float));
+		}
+	}
+	if (loss_sum) {
+		double s = 0.0;
+		for (int r = 0; r < rows; r++)
+			s += rl[r];
+		*loss_sum += s;
+	}
+	return 0;
+}
+
+/* Elements [i0, i1) of an AdamW step.  torch's lerp and addcmul kernels
+ * round once per fused multiply-add (vec::fmadd, and the compiler's
+ * contraction), so fmaf here: with a clone built for FMA hardware where the
+ * CPU has it (libm's exact fmaf otherwise).  Then m and v equal torch's
+ * bit for bit; p can differ in the last bit where torch's vectorized sqrtf
+ * is not correctly rounded. */
+#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 6)
+__attribute__((target_clones("fma", "default")))
+#endif
+static void adamw_scalar(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+			 const struct tk_adamw_k *k)
+{
+	struct tk_adamw_k c = *k;
+	for (size_t i = i0; i < i1; i++) {
+		float pi = p[i] * c.keep, gi = g[i], mi = m[i], vi = v[i];
+		mi = fmaf(c.coef, gi - mi, c.from_m ? mi : gi);
+		vi = fmaf(c.w2 * gi, gi, vi * c.b2);
+		float den = sqrtf(vi) / c.bc2s + c.eps;
+		p[i] = pi + c.neg_step * mi / den;
+		m[i] = mi;
+		v[i] = vi;
+	}
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TK_ADAMW_AVX512 1
+/* adamw_scalar 16 elements at a time with AVX-512: the same operations
+ * (each correctly rounded, vector sqrt included) in the same order, so the
+ * same bits.  GCC does not vectorize the scalar loop itself: sqrtf may set
+ * errno, and only -fno-math-errno on the command line lifts that.  Returns
+ * where the scalar loop takes over. */
+__attribute__((target("avx512f"))) static size_t
+adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+	     const struct tk_adamw_k *k)
+{
+	__m512 keep = _mm512_set1_ps(k->keep), coef = _mm512_set1_ps(k->coef);
+	__m512 b2 = _mm512_set1_ps(k->b2), w2 = _mm512_set1_ps(k->w2);
+	__m512 eps = _mm512_set1_ps(k->eps), ns = _mm512_set1_ps(k->neg_step);
+	__m512 bc2s = _mm512_set1_ps(k->bc2s);
+	size_t i = i0;
+	for (; i + 16 <= i1; i += 16) {
+		__m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), keep);
+		__m512 gi = _mm512_loadu_ps(g + i), mi = _mm512_loadu_ps(m + i);
+		__m512 vi = _mm512_loadu_ps(v + i);
+		mi = _mm512_fmadd_ps(coef, _mm512_sub_ps(gi, mi), k->from_m ? mi : gi);
+		vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vi, b2));
+		__m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
+		pi = _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den));
+		_mm512_storeu_ps(p + i, pi);
+		_mm512_storeu_ps(m + i, mi);
+		_mm512_storeu_ps(v + i, vi);
+	}
+	return i;
+}
+#endif
+
+static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
+			const struct tk_adamw_k *k)
+{
+#ifdef TK_ADAMW_AVX512
+	if (__builtin_cpu_supports("avx512f"))
+		i0 = adamw_avx512(p, g, m, v, i0, i1, k);
+#endif
+	adamw_scalar(p, g, m, v, i0, i1, k);
+}
+
+/* torch.optim.AdamW, _single_tensor_adam with decoupled weight decay, the
+ * same operations in the same order: the scalars in double as Python
+ * computes them, each tensor op in fp32:
+ *	p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = v b2 + (1 - b2) g g;
+ *	p += -(lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)  */
+static int cpu_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v,
+		     size_t n, double lr, double beta1, double beta2, double eps,
+		     double weight_decay, int step)
+{
+	int nt = be->threads;
+	struct tk_adamw_k k = tk_adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
+	size_t nch = (n + SUM_CHUNK - 1) / SUM_CHUNK;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
+	for (size_t ch = 0; ch < nch; ch++) {
+		size_t i0 = ch * SUM_CHUNK, i1 = i0 + SUM_CHUNK < n ? i0 + SUM_CHUNK : n;
+		adamw_range(p, g, m, v, i0, i1, &k);
+	}
+	return 0;
+}
+
+static int cpu_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n)
+{
+	int nt = be->threads;
+	size_t nch = (n + SUM_CHUNK - 1) / SUM_CHUNK;
+	double *part = ws_get(be, nch * sizeof(double));
+	if (!part)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
+	for (size_t c = 0; c < nch; c++) {
+		size_t i0 = c * SUM_CHUNK, i1 = i0 + SUM_CHUNK < n ? i0 + SUM_CHUNK : n;
+		double s = 0.0;
+#pragma omp simd reduction(+ : s)
+		for (size_t i = i0; i < i1; i++)
+			s += (double)x[i] * x[i];
+		part[c] = s;
+	}
+	double s = 0.0;
+	for (size_t c = 0; c < nch; c++)
+		s += part[c];
+	*out += s;
+	return 0;
+}
+
+/* Each block starts with a header of MEM_HDR bytes (keeping the 64-byte
+ * alignment) that holds its size, for cpu_free to count. */
+#define MEM_HDR 64
+
+static void *cpu_alloc(struct tk_backend *be, size_t bytes)
+{
+	struct cpu_ctx *c = be->ctx;
+	void *p = NULL;
+	if (!bytes)
+		bytes = 1;
+	if (bytes > SIZE_MAX - MEM_HDR || mem_take(c, bytes))
+		return NULL;
+	if (posix_memalign(&p, 64, bytes + MEM_HDR)) {
+		mem_give(c, bytes);
+		return NULL;
+	}
+	*(size_t *)p = bytes;
+	return (char *)p + MEM_HDR;
+}
+
+static void cpu_free(struct tk_backend *be, void *p)
+{
+	if (!p)
+		return;
+	char *h = (char *)p - MEM_HDR;
+	mem_give(be->ctx, *(size_t *)h);
+	free(h);
+}
+
+static int cpu_mem_info(struct tk_backend *be, struct tk_mem_info *mi)
+{
+	struct cpu_ctx *c = be->ctx;
+	mi->in_use = atomic_load(&c->in_use);
+	mi->peak = atomic_load(&c->peak);
+	mi->limit = c->limit;
+	mi->dev_used = 0;
+	mi->dev_total = 0;
+	return 0;
+}
+
+static int cpu_sync(struct tk_backend *be)
+{
+	return 0;
+}
+
+static void cpu_destroy(struct tk_backend *be)
+{
+	struct cpu_ctx *c = be->ctx;
+	if (c)
+		free(c->ws);
+	free(c);
+}
+
+/* ---- decode: qmatmul, attention_decode, copy_rows ---- */
+
+/* Weight elements per OpenMP thread below which qmatmul runs on one. */
+#define QMM_PAR_MIN (1L << 16)
+
+/* w[0 .. cols) = row r of the quantized weight q (4-bit or int8) with the
+ * bits tk_qweight_rows gives: each block's 16 values code[k] * absmax are
+ * one table, then each element is a lookup. */
+TK_SIMD_CLONES
+static void qrow(const struct tk_qweight *q, const float *code, int64_t r, float *w)
+{
+	const size_t cols = (size_t)q->cols;
+
+	if (q->kind == TK_QK_INT8) {
+		const int8_t *src = (const int8_t *)q->data + (size_t)r * cols;
+		const float s = q->scb[r] * (float)(1.0 / 127.0);
+
+#pragma omp simd
+		for (size_t c = 0; c < cols; c++)
+			w[c] = (float)src[c] * s;
+		return;
+	}
+	const size_t bs = q->blocksize, e0 = (size_t)r * cols, e1 = e0 + cols;
+	for (size_t lo = e0; lo < e1;) {
+		const size_t b = lo / bs;
+		size_t hi = (b + 1) * bs, e = lo;
+		float am, tab[16];
+
+		hi = hi < e1 ? hi : e1;
+		am = tk_qweight_absmax(q, b);
+		for (int k = 0; k < 16; k++)
+			tab[k] = code[k] * am;
+		if (e & 1) { /* a row that starts in the low nibble of a byte */
+			w[e - e0] = tab[q->data[e >> 1] & 15];
+			e++;
+		}
+		const uint8_t *d = q->data + (e >> 1);
+		const size_t np = (hi - e) >> 1;
+		float *oe = w + (e - e0);
+#pragma omp simd
+		for (size_t p = 0; p < np; p++) {
+			oe[2 * p] = tab[d[p] >> 4];
+			oe[2 * p + 1] = tab[d[p] & 15];
+		}
+		e += np << 1;
+		if (e < hi) /* a row that ends in the high nibble */
+			w[e - e0] = tab[q->data[e >> 1] >> 4];
+		lo = hi;
+	}
+}
+
+TK_SIMD_CLONES
+static float qdot(const float *a, const float *b, size_t n)
+{
+	float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+	for (size_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TK_QMM_AVX512 1
+/* qrow's 4-bit loop with AVX-512: the block's 16 values are one register,
+ * 16 bytes at a time become 32 codes (zero-extended; high and low nibbles),
+ * each looked up with one permute and put back in element order with two
+ * more.  The values are qrow's (the same fp32 products). */
+__attribute__((target("avx512f"), noinline)) static void
+qrow4_avx512(const struct tk_qweight *q, const float *code, int64_t r, float *w)
+{
+	const size_t cols = (size_t)q->cols, bs = q->blocksize;
+	const size_t e0 = (size_t)r * cols, e1 = e0 + cols;
+	const __m512 cv = _mm512_loadu_ps(code);
+	const __m512i lo_i = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22,
+					       7, 23);
+	const __m512i hi_i = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,
+					       30, 15, 31);
+	const __m512i m15 = _mm512_set1_epi32(15);
+
+	for (size_t lo = e0; lo < e1;) {
+		const size_t b = lo / bs;
+		size_t hi = (b + 1) * bs, e = lo;
+		float am, tab[16];
+
+		hi = hi < e1 ? hi : e1;
+		am = tk_qweight_absmax(q, b);
+		const __m512 tv = _mm512_mul_ps(cv, _mm512_set1_ps(am));
+		_mm512_storeu_ps(tab, tv);
+		if (e & 1) {
+			w[e - e0] = tab[q->data[e >> 1] & 15];
+			e++;
+		}
+		for (; e + 32 <= hi; e += 32) {
+			__m512i v = _mm512_cvtepu8_epi32(
+				_mm_loadu_si128((const __m128i *)(q->data + (e >> 1))));
+			__m512 wh = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tv);
+			__m512 wl = _mm512_permutexvar_ps(_mm512_and_si512(v, m15), tv);
+			_mm512_storeu_ps(w + (e - e0), _mm512_permutex2var_ps(wh, lo_i, wl));
+			_mm512_storeu_ps(w + (e - e0) + 16, _mm512_permutex2var_ps(wh, hi_i, wl));
+		}
+		for (; e + 1 < hi; e += 2) {
+			unsigned v = q->data[e >> 1];
+			w[e - e0] = tab[v >> 4];
+			w[e - e0 + 1] = tab[v & 15];
+		}
+		if (e < hi)
+			w[e - e0] = tab[q->data[e >> 1] >> 4];
+		lo = hi;
+	}
+}
+
+/* qrow4_avx512 with AVX2: the block's 16 values are two registers of 8;
+ * 4 bytes at a time become 8 codes, each looked up in both halves with a
+ * permute and the right one blended in, then interleaved high nibble first.
+ * The same fp32 products as qrow. */
+__attribute__((target("avx2,fma"), noinline)) static void
+qrow4_avx2(const struct tk_qweight *q, const float *code, int64_t r, float *w)
+{
+	const size_t cols = (size_t)q->cols, bs = q->blocksize;
+	const size_t e0 = (size_t)r * cols, e1 = e0 + cols;
+	const __m256 c_lo = _mm256_loadu_ps(code), c_hi = _mm256_loadu_ps(code + 8);
+	const __m256i m15 = _mm256_set1_epi32(15), seven = _mm256_set1_epi32(7);
+
+	for (size_t lo = e0; lo < e1;) {
+		const size_t b = lo / bs;
+		size_t hi = (b + 1) * bs, e = lo;
+		float am, tab[16];
+
+		hi = hi < e1 ? hi : e1;
+		am = tk_qweight_absmax(q, b);
+		const __m256 amv = _mm256_set1_ps(am);
+		const __m256 t_lo = _mm256_mul_ps(c_lo, amv), t_hi = _mm256_mul_ps(c_hi, amv);
+		_mm256_storeu_ps(tab, t_lo);
+		_mm256_storeu_ps(tab + 8, t_hi);
+		if (e & 1) {
+			w[e - e0] = tab[q->data[e >> 1] & 15];
+			e++;
+		}
+		for (; e + 16 <= hi; e += 16) {
+			__m128i bytes = _mm_loadl_epi64((const __m128i *)(q->data + (e >> 1)));
+			__m256i v = _mm256_cvtepu8_epi32(bytes);
+			__m256i ih = _mm256_srli_epi32(v, 4), il = _mm256_and_si256(v, m15);
+			__m256 wh = _mm256_blendv_ps(
+				_mm256_permutevar8x32_ps(t_lo, ih), _mm256_permutevar8x32_ps(t_hi, ih),
+				_mm256_castsi256_ps(_mm256_cmpgt_epi32(ih, seven)));
+			__m256 wl = _mm256_blendv_ps(
+				_mm256_permutevar8x32_ps(t_lo, il), _mm256_permutevar8x32_ps(t_hi, il),
+				_mm256_castsi256_ps(_mm256_cmpgt_epi32(il, seven)));
+			__m256 u0 = _mm256_unpacklo_ps(wh, wl), u1 = _mm256_unpackhi_ps(wh, wl);
+			_mm256_storeu_ps(w + (e - e0), _mm256_permute2f128_ps(u0, u1, 0x20));
+			_mm256_storeu_ps(w + (e - e0) + 8, _mm256_permute2f128_ps(u0, u1, 0x31));
+		}
+		for (; e + 1 < hi; e += 2) {
+			unsigned v = q->data[e >> 1];
+			w[e - e0] = tab[v >> 4];
+			w[e - e0 + 1] = tab[v & 15];
+		}
+		if (e < hi)
+			w[e - e0] = tab[q->data[e >> 1] >> 4];
+		lo = hi;
+	}
+}
+
+/* The sum of a register's 8 floats. */
+__attribute__((target("avx2,fma"))) static inline float hsum_avx2(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/* qdots_avx512 with AVX2 and FMA: four rows of x per pass over w. */
+__attribute__((target("avx2,fma"), noinline)) static void
+qdots_avx2(float *s, const float *x, size_t cols, int m, const float *w)
+{
+	const size_t c8 = cols & ~(size_t)7;
+	int i = 0;
+
+	for (; i + 4 <= m; i += 4) {
+		const float *x0 = x + (size_t)i * cols, *x1 = x0 + cols, *x2 = x1 + cols,
+			    *x3 = x2 + cols;
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		for (size_t c = 0; c < c8; c += 8) {
+			__m256 wv = _mm256_loadu_ps(w + c);
+			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x0 + c), wv, a0);
+			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x1 + c), wv, a1);
+			a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x2 + c), wv, a2);
+			a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x3 + c), wv, a3);
+		}
+		float t0 = hsum_avx2(a0), t1 = hsum_avx2(a1), t2 = hsum_avx2(a2), t3 = hsum_avx2(a3);
+		for (size_t c = c8; c < cols; c++) {
+			t0 += x0[c] * w[c];
+			t1 += x1[c] * w[c];
+			t2 += x2[c] * w[c];
+			t3 += x3[c] * w[c];
+		}
+		s[i] = t0;
+		s[i + 1] = t1;
+		s[i + 2] = t2;
+		s[i + 3] = t3;
+	}
+	for (; i < m; i++) {
+		const float *xi = x + (size_t)i * cols;
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+		size_t c = 0;
+		for (; c + 16 <= c8; c += 16) {
+			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xi + c), _mm256_loadu_ps(w + c), a0);
+			a1 = _mm256_fmadd_ps(_mm256_loadu_ps(xi + c + 8), _mm256_loadu_ps(w + c + 8),
+					     a1);
+		}
+		for (; c < c8; c += 8)
+			a0 = _mm256_fmadd_ps(_mm256_loadu_ps(xi + c), _mm256_loadu_ps(w + c), a0);
+		float t = hsum_avx2(_mm256_add_ps(a0, a1));
+		for (c = c8; c < cols; c++)
+			t += xi[c] * w[c];
+		s[i] = t;
+	}
+}
+
+/* s[i] = x[i, 0 .. cols) . w for i < m, four rows of x per pass over w. */
+__attribute__((target("avx512f"), noinline)) static void
+qdots_avx512(float *s, const float *x, size_t cols, int m, const float *w)
+{
+	const __mmask16 tail = (__mmask16)((1u << (cols & 15)) - 1);
+	const size_t c16 = cols & ~(size_t)15;
+	int i = 0;
+
+	for (; i + 4 <= m; i += 4) {
+		const float *x0 = x + (size_t)i * cols, *x1 = x0 + cols, *x2 = x1 + cols,
+			    *x3 = x2 + cols;
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		for (size_t c = 0; c < c16; c += 16) {
+			__m512 wv = _mm512_loadu_ps(w + c);
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x0 + c), wv, a0);
+			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x1 + c), wv, a1);
+			a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x2 + c), wv, a2);
+			a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x3 + c), wv, a3);
+		}
+		if (tail) {
+			__m512 wv = _mm512_maskz_loadu_ps(tail, w + c16);
+			a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x0 + c16), wv, a0);
+			a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x1 + c16), wv, a1);
+			a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x2 + c16), wv, a2);
+			a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, x3 + c16), wv, a3);
+		}
+		s[i] = _mm512_reduce_add_ps(a0);
+		s[i + 1] = _mm512_reduce_add_ps(a1);
+		s[i + 2] = _mm512_reduce_add_ps(a2);
+		s[i + 3] = _mm512_reduce_add_ps(a3);
+	}
+	for (; i < m; i++) {
+		const float *xi = x + (size_t)i * cols;
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0;
+		size_t c = 0;
+		for (; c + 32 <= c16; c += 32) {
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + c), _mm512_loadu_ps(w + c), a0);
+			a1 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + c + 16),
+					     _mm512_loadu_ps(w + c + 16), a1);
+		}
+		for (; c < c16; c += 16)
+			a0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + c), _mm512_loadu_ps(w + c), a0);
+		if (tail)
+			a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, xi + c16),
+					     _mm512_maskz_loadu_ps(tail, w + c16), a1);
+		s[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+	}
+}
+#endif
+
+#ifdef TK_QMM_AVX512
+/* The instruction set qmatmul's loops use: 2 AVX-512, 1 AVX2 with FMA, 0
+ * the portable loops; the best the CPU has, or a lower one that
+ * TK_CPU_ISA (avx512, avx2, generic) asks for (tests run each). */
+static int qmm_isa(void)
+{
+	const char *want = getenv("TK_CPU_ISA");
+	int have = __builtin_cpu_supports("avx512f") ? 2
+		   : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+	int cap = !want ? 2 : !strcmp(want, "avx2") ? 1 : !strcmp(want, "generic") ? 0 : 2;
+	return have < cap ? have : cap;
+}
+#endif
+
+/* One thread per slab of output rows: each row of W is dequantized into a
+ * buffer of cols floats of the thread's own (it stays in L1/L2) and dotted
+ * with the m rows of x.  The weight is read once per call, from its codes. */
+static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n,
+		       int m, const float *x, float *y, int ldy, float beta)
+{
+	const size_t cols = (size_t)q->cols;
+	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+	int nt = be->threads, isa = 0;
+
+#ifdef TK_QMM_AVX512
+	isa = qmm_isa();
+#endif
+	if (q->kind != TK_QK_INT8 &&
+	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
+	     !tk_q4_blocksize_ok((long long)q->blocksize)))
+		return TK_E_INVAL;
+	if ((long)n * (long)cols < QMM_PAR_MIN)
+		nt = 1;
+	if (!cols) { /* an empty dot product */
+		for (int i = 0; i < m; i++)
+			for (int r = 0; r < n; r++)
+				y[(size_t)i * ldy + r] = beta == 0.0f ? 0.0f :
+							 beta * y[(size_t)i * ldy + r];
+		return 0;
+	}
+	/* per thread: a row of W padded to 64 bytes (threads do not share
+	 * lines), then m sums */
+	size_t stride = ((cols + 15) & ~(size_t)15) + (((size_t)m + 15) & ~(size_t)15);
+	float *wbuf = ws_get(be, (size_t)nt * stride * sizeof(float));
+	if (!wbuf)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+	for (int r = 0; r < n; r++) {
+		float *w = wbuf + (size_t)omp_get_thread_num() * stride;
+		float *s = w + ((cols + 15) & ~(size_t)15);
+
+#ifdef TK_QMM_AVX512
+		if (isa == 2) {
+			if (q->kind == TK_QK_INT8)
+				qrow(q, code, row0 + r, w);
+			else
+				qrow4_avx512(q, code, row0 + r, w);
+			qdots_avx512(s, x, cols, m, w);
+		} else if (isa == 1) {
+			if (q->kind == TK_QK_INT8)
+				qrow(q, code, row0 + r, w);
+			else
+				qrow4_avx2(q, code, row0 + r, w);
+			qdots_avx2(s, x, cols, m, w);
+		} else
+#endif
+		{
+			qrow(q, code, row0 + r, w);
+			for (int i = 0; i < m; i++)
+				s[i] = qdot(x + (size_t)i * cols, w, cols);
+		}
+		for (int i = 0; i < m; i++) {
+			float *o = y + (size_t)i * ldy + r;
+			*o = beta == 0.0f ? s[i] : s[i] + beta * *o;
+		}
+	}
+	return 0;
+}
+
+/* One (row, head) pair per OpenMP iteration, each over its window of the
+ * cache: scores, their softmax (max subtracted, exp, divided by the sum),
+ * then the weighted sum of the values, all in fp32 (the loop that
+ * lib/model/model-infer.c ran before this op existed). */
+static int cpu_attention_decode(struct tk_backend *be, float *out, const float *q,
+				const float *kc, const float *vc, const int32_t *seq,
+				const int32_t *pos, int n, int max_len, int n_head,
+				int n_kv_head, int head_dim, int window)
+{
+	const int H = n_head, D = head_dim, G = n_head / n_kv_head;
+	const size_t Q = (size_t)H * D, K = (size_t)n_kv_head * D;
+	const float scale = 1.0f / sqrtf((float)D);
+	const int nt = be->threads;
+	long work = 0;
+	float *scores;
+
+	for (int i = 0; i < n; i++) {
+		if (pos[i] < 0 || pos[i] >= max_len || seq[i] < 0)
+			return TK_E_INVAL;
+		work += (long)(pos[i] + 1) * H * D;
+	}
+	scores = ws_get(be, (size_t)nt * (size_t)max_len * sizeof(float));
+	if (!scores)
+		return TK_E_NOMEM;
+#pragma omp parallel for num_threads(nt) schedule(static) if (work > 32768)
+	for (int ih = 0; ih < n * H; ih++) {
+		const int i = ih / H, h = ih % H, T = pos[i] + 1, g = h / G;
+		const int j0 = window > 0 && T > window ? T - window : 0;
+		const size_t base = (size_t)seq[i] * max_len * K + (size_t)g * D;
+		const float *qi = q + (size_t)i * Q + (size_t)h * D;
+		float *o = out + (size_t)i * Q + (size_t)h * D;
+		float *sc = scores + (size_t)omp_get_thread_num() * max_len;
+		float mx = -INFINITY, sum = 0.0f;
+
+		for (int j = j0; j < T; j++) {
+			const float *k = kc + base + (size_t)j * K;
+			float d = 0.0f;
+			for (int e = 0; e < D; e++)
+				d += qi[e] * k[e];
+			sc[j] = d * scale;
+			if (sc[j] > mx)
+				mx = sc[j];
+		}
+		for (int j = j0; j < T; j++) {
+			sc[j] = expf(sc[j] - mx);
+			sum += sc[j];
+		}
+		memset(o, 0, (size_t)D * sizeof(float));
+		for (int j = j0; j < T; j++) {
+			const float *v = vc + base + (size_t)j * K;
+			float p = sc[j] / sum;
+			for (int e = 0; e < D; e++)
+				o[e] += p * v[e];
+		}
+	}
+	return 0;
+}
+
+static int cpu_copy_rows(struct tk_backend *be, float *dst, const float *src, const int64_t *idx,
+			 int n, int dim)
+{
+	for (int i = 0; i < n; i++) {
+		if (idx[i] < 0)
+			return TK_E_INVAL;
+		memcpy(dst + (size_t)idx[i] * dim, src + (size_t)i * dim,
+		       (size_t)dim * sizeof(float));
+	}
+	return 0;
+}
+
+static const struct tk_backend_i cpu_backend = {
+	/* .name = */ "cpu",
+	/* .matmul = */ cpu_matmul,
+	/* .layernorm_fwd = */ cpu_layernorm_fwd,
+	/* .layernorm_bwd = */ cpu_layernorm_bwd,
+	/* .rmsnorm_fwd = */ cpu_rmsnorm_fwd,
+	/* .rmsnorm_bwd = */ cpu_rmsnorm_bwd,
+	/* .gelu_fwd = */ cpu_gelu_fwd,
+	/* .gelu_bwd = */ cpu_gelu_bwd,
+	/* .swiglu_fwd = */ cpu_swiglu_fwd,
+	/* .swiglu_bwd = */ cpu_swiglu_bwd,
+	/* .bias_add = */ cpu_bias_add,
+	/* .bias_grad = */ cpu_bias_grad,
+	/* .axpy = */ cpu_axpy,
+	/* .rope = */ cpu_rope,
+	/* .attention_fwd = */ cpu_attention_fwd,
+	/* .attention_bwd = */ cpu_attention_bwd,
+	/* .embedding_fwd = */ cpu_embedding_fwd,
+	/* .embedding_bwd = */ cpu_embedding_bwd,
+	/* .cross_entropy = */ cpu_cross_entropy,
+	/* .adamw = */ cpu_adamw,
+	/* .sum_squares = */ cpu_sum_squares,
+	/* .scale = */ cpu_scale,
+	/* .alloc = */ cpu_alloc,
+	/* .free = */ cpu_free,
+	/* .sync = */ cpu_sync,
+	/* .destroy = */ cpu_destroy,
+	/* .dequant_rows = */ NULL, /* tk_dequant_rows: tk_qweight_rows */
+	/* .prec_ok = */ cpu_prec_ok,
+	/* .qmatmul = */ cpu_qmatmul,
+	/* .attention_decode = */ cpu_attention_decode,
+	/* .copy_rows = */ cpu_copy_rows,
+	/* .mem_info = */ cpu_mem_info,
+};
+
+int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
+{
+	tk_diag_clear(d);
+	be->i = NULL;
+	be->ctx = NULL;
+	be->prec = TK_PREC_FP32;
+	be->threads = 0;
+	if (threads < 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "thread count %d is negative (use 0 for one per core)", threads);
+	if (!threads)
+		threads = omp_get_num_procs();
+	if (threads < 1)
+		threads = 1;
+	size_t limit;
+	int rc = tk_mem_limit_parse(getenv("TK_DEVICE_MEMORY_LIMIT"), &limit, d);
+	if (rc)
+		return rc;
+	struct cpu_ctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	c->limit = limit;
+	openblas_set_num_threads(1); /* see cpu_matmul */
+	be->i = &cpu_backend;
+	be->ctx = c;
+	be->threads = threads;
+	return 0;
+}

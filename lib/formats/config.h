@@ -1,0 +1,103 @@
+/* config.h - Hugging Face model configurations (config.json).
+ *
+ * One description covers every decoder tk runs: GPT-2 (LayerNorm, learned
+ * positions, GELU-tanh MLP, biases, Conv1D weights stored [in, out]) and the
+ * Llama family (Llama, Mistral, Qwen2: RMSNorm, rotary positions, SwiGLU,
+ * grouped-query attention, Qwen2's attention biases).  The model code reads
+ * only this struct, never model_type.
+ */
+#ifndef TK_CONFIG_H
+#define TK_CONFIG_H
+
+#include <stdint.h>
+
+#include "base/tk.h"
+
+enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2 };
+enum tk_norm { TK_NORM_LAYER = 0, TK_NORM_RMS };
+enum tk_pos { TK_POS_LEARNED = 0, TK_POS_ROPE };
+enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU };
+
+struct tk_model_config {
+	enum tk_arch arch;
+	char model_type[32];     /* as in config.json */
+	int vocab_size;
+	int hidden;              /* n_embd / hidden_size */
+	int n_layer;
+	int n_head;
+	int n_kv_head;           /* == n_head without GQA */
+	int head_dim;            /* hidden / n_head unless config.json says */
+	int intermediate;        /* MLP width (GPT-2: n_inner or 4*hidden) */
+	int max_pos;             /* n_positions / max_position_embeddings */
+	enum tk_norm norm;
+	float norm_eps;          /* layer_norm_epsilon / rms_norm_eps */
+	enum tk_pos pos;
+	float rope_theta;
+	enum tk_mlp mlp;
+	int attn_bias;           /* q/k/v (and GPT-2 output) projections have biases */
+	int attn_out_bias;       /* output projection has a bias */
+	int mlp_bias;
+	int tie_embeddings;      /* lm_head shares the token embedding */
+	float initializer_range;
+	int scale_attn_by_inverse_layer_idx; /* GPT-2 option; unsupported when set */
+	/* Dropout probabilities as config.json gives them, kept so that a saved
+	 * model carries them on: GPT-2's resid_pdrop, embd_pdrop, attn_pdrop
+	 * (transformers' default 0.1 each); the Llama family's
+	 * attention_dropout in [2] (default 0).  tk applies no dropout. */
+	float dropout[3];
+	/* Mistral's sliding_window: 0 when attention is fully causal (null, or
+	 * at least max_pos, where the window never excludes a position).  Else
+	 * query i sees keys j with i - W < j <= i (transformers' mask): equal
+	 * to full causal attention for sequences of at most W tokens, which is
+	 * what model code that implements no window must check. */
+	int sliding_window;
+	int64_t bos_id, eos_id, pad_id;      /* -1 when absent */
+	char torch_dtype[16];    /* "float32", "bfloat16"... ("" when absent) */
+};
+
+/* Reads config.json (path: the file or its directory).  Unknown model_type
+ * is TK_E_UNSUPPORTED with a message listing the supported ones; options
+ * tk does not implement are TK_E_UNSUPPORTED naming the key: rope scaling
+ * (rope_scaling, or rope_parameters with a rope_type other than
+ * "default", partial_rotary_factor), an activation other than gelu_new /
+ * gelu_pytorch_tanh (GPT-2) or silu (Llama family), GPT-2's
+ * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
+ * add_cross_attention or scale_attn_weights=false, and Qwen2's
+ * use_sliding_window (or a layer_types entry that is not
+ * "full_attention").  Mistral's sliding_window is accepted and recorded
+ * (see the field).  Keys that are absent take transformers' class
+ * defaults (5.x); both the 4.x (rope_theta, rope_scaling, torch_dtype) and
+ * 5.x (rope_parameters, dtype) spellings are read.  An eos_token_id list
+ * gives its first id.
+ *
+ * Values the forward pass cannot use are TK_E_FORMAT naming the key: a
+ * size that is not an integer from 1 to tk's limit for it (vocabulary
+ * 4194304, width 65536, MLP width 262144, 1024 layers, heads and
+ * head_dim, 16777216 positions; beyond any released model, and small
+ * enough that no size derived from them overflows), an explicit head_dim
+ * or num_key_value_heads of 0, a width that the heads do not divide, an
+ * odd head_dim with rotary positions, rope_theta or a norm epsilon that
+ * is not a positive number a float holds (0, negative, 1e-50, 1e39). */
+int tk_config_load(struct tk_model_config *c, const char *path, struct tk_diag *d);
+
+/* Parses a config.json text (name is used in messages). */
+int tk_config_parse(struct tk_model_config *c, const char *json, const char *name,
+		    struct tk_diag *d);
+
+/* Writes config.json for c (atomically) so that transformers' AutoConfig
+ * (4.x and 5.x) reads the same model: keys sorted, two-space indent, as
+ * save_pretrained writes; rope_theta both at the top and in
+ * rope_parameters, the dtype as torch_dtype.  extra is a JSON object text
+ * whose keys are added or replace the generated ones (may be NULL; not an
+ * object is TK_E_INVAL). */
+int tk_config_save(const struct tk_model_config *c, const char *path, const char *extra,
+		   int force, struct tk_diag *d);
+
+/* The largest of c->dropout: the dropout transformers would train with. */
+float tk_config_max_dropout(const struct tk_model_config *c);
+
+/* Number of parameters the config implies (tied weights counted once), as
+ * sum(p.numel() for p in model.parameters()) of the transformers model. */
+uint64_t tk_config_n_params(const struct tk_model_config *c);
+
+#endif

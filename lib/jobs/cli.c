@@ -1,0 +1,218 @@
+/* cli.c - see cli.h. */
+#include "jobs/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *tk_prog = "tk";
+
+static int stdout_reported; /* a failed write to stdout has been reported */
+
+/* Writes "PROG: TEXT\n" to stderr with TEXT's control characters escaped
+ * (tk_str_escape), so a file name cannot break the line or reach the
+ * terminal as a control sequence. */
+static void put_line(const char *text)
+{
+	char buf[4 * 4096];
+	size_t need = tk_str_escape(buf, sizeof(buf), text);
+	char *big = need >= sizeof(buf) ? malloc(need + 1) : NULL;
+	if (big)
+		tk_str_escape(big, need + 1, text);
+	fprintf(stderr, "%s: %s\n", tk_prog, big ? big : buf);
+	free(big);
+}
+
+static void put_vline(const char *fmt, va_list ap)
+{
+	char text[4096];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	if (!strncmp(text, "<stdout>:", 9))
+		stdout_reported = 1;
+	put_line(text);
+}
+
+/* At exit: stdout must have reached its file (the close_stdout of GNU
+ * tools), else the run failed even if main returned 0. */
+static void close_stdout(void)
+{
+	int prev_fail = ferror(stdout);
+	int pending = __fpending(stdout) != 0;
+	errno = 0;
+	int fail = fclose(stdout) != 0;
+	int e = fail ? errno : 0;
+	/* EBADF with nothing to write: stdout was closed (>&-) and not used */
+	if (!prev_fail && !(fail && (pending || e != EBADF)))
+		return;
+	if (!stdout_reported) {
+		if (e)
+			fprintf(stderr, "%s: write error: %s\n", tk_prog, strerror(e));
+		else
+			fprintf(stderr, "%s: write error\n", tk_prog);
+	}
+	_exit(TK_EXIT_FAIL);
+}
+
+void tk_cli_init(const char *argv0)
+{
+	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+	tk_prog = slash ? slash + 1 : (argv0 ? argv0 : "tk");
+	static int registered;
+	if (!registered)
+		registered = atexit(close_stdout) == 0;
+}
+
+int tk_cli_check_stdout(void)
+{
+	errno = 0;
+	int e = fflush(stdout) ? errno : 0;
+	if (!e && !ferror(stdout))
+		return TK_EXIT_OK;
+	if (!stdout_reported) {
+		if (e)
+			fprintf(stderr, "%s: write error: %s\n", tk_prog, strerror(e));
+		else
+			fprintf(stderr, "%s: write error\n", tk_prog);
+	}
+	stdout_reported = 1;
+	return TK_EXIT_FAIL;
+}
+
+int tk_cli_fail(int err, const struct tk_diag *d)
+{
+	char text[4096];
+	int n = 0;
+	if (d && d->path[0]) {
+		if (!strcmp(d->path, "<stdout>"))
+			stdout_reported = 1;
+		n = snprintf(text, sizeof(text), "%s", d->path);
+		if (d->line >= 0 && n < (int)sizeof(text))
+			n += snprintf(text + n, sizeof(text) - n, ":%lld", d->line);
+		if (n < (int)sizeof(text))
+			n += snprintf(text + n, sizeof(text) - n, ": ");
+	}
+	if (n < (int)sizeof(text))
+		n += snprintf(text + n, sizeof(text) - n, "%s",
+			      d && d->msg[0] ? d->msg : tk_strerror(err));
+	if (d && d->sys_errno && n < (int)sizeof(text))
+		snprintf(text + n, sizeof(text) - n, ": %s", strerror(d->sys_errno));
+	put_line(text);
+	return err == TK_E_INVAL ? TK_EXIT_USAGE : TK_EXIT_FAIL;
+}
+
+int tk_cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	put_vline(fmt, ap);
+	va_end(ap);
+	return TK_EXIT_FAIL;
+}
+
+int tk_cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	put_vline(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", tk_prog);
+	return TK_EXIT_USAGE;
+}
+
+int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
+		 const char *const *usage, const char *about, int *npos, int *exit_now)
+{
+	struct tk_diag d;
+	int rc = tk_opt_parse(argc, argv, opts, npos, &d);
+	*exit_now = rc != TK_OPT_DONE;
+	if (rc == TK_OPT_SHOW_HELP) {
+		tk_opt_usage(stdout, usage, about, opts);
+		return TK_EXIT_OK;
+	}
+	if (rc)
+		return tk_cli_usage_error("%s", d.msg);
+	return TK_EXIT_OK;
+}
+
+double tk_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void tk_progress_init(struct tk_progress *p, const char *what, const char *unit,
+		      uint64_t total, int enabled)
+{
+	memset(p, 0, sizeof(*p));
+	p->what = what;
+	p->unit = unit;
+	p->total = total;
+	p->enabled = enabled;
+	p->tty = isatty(STDERR_FILENO);
+	p->every = p->tty ? 0.1 : 10.0;
+	p->start = p->last = tk_now();
+}
+
+static void progress_draw(struct tk_progress *p, double now, int final)
+{
+	double el = now - p->start;
+	double rate = el > 0 ? p->done / el : 0;
+	if (p->tty) {
+		fputc('\r', stderr);
+		if (p->total) {
+			int width = 30, fill = (int)(width * (double)p->done / p->total);
+			if (fill > width)
+				fill = width;
+			fprintf(stderr, "%s [%.*s%*s] %llu/%llu %s %.0f/s", p->what, fill,
+				"##############################", width - fill, "",
+				(unsigned long long)p->done, (unsigned long long)p->total,
+				p->unit, rate);
+		} else {
+			fprintf(stderr, "%s %llu %s %.0f/s", p->what,
+				(unsigned long long)p->done, p->unit, rate);
+		}
+		fputs(final ? "\n" : "\033[K", stderr);
+	} else {
+		fprintf(stderr, "%s: %s %llu", tk_prog, p->what, (unsigned long long)p->done);
+		if (p->total)
+			fprintf(stderr, "/%llu", (unsigned long long)p->total);
+		fprintf(stderr, " %s (%.1fs, %.0f/s)\n", p->unit, el, rate);
+	}
+	p->drawn = 1;
+	p->last = now;
+}
+
+void tk_progress_update(struct tk_progress *p, uint64_t done)
+{
+	p->done = done;
+	if (!p->enabled)
+		return;
+	double now = tk_now();
+	if (now - p->last >= p->every)
+		progress_draw(p, now, 0);
+}
+
+void tk_progress_end(struct tk_progress *p)
+{
+	if (p->enabled && p->drawn)
+		progress_draw(p, tk_now(), 1);
+}
+
+int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int quiet,
+		   struct tk_diag *d)
+{
+	const char *dev = spec ? spec : getenv("TK_DEVICE");
+	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", threads, d);
+
+	if (!rc && d->msg[0] && !quiet) {
+		char text[sizeof(d->msg) + 8];
+		snprintf(text, sizeof(text), "note: %s", d->msg);
+		put_line(text);
+	}
+	return rc;
+}

@@ -1,0 +1,82 @@
+/* cli.h - the tool side of the library: messages, exit codes, progress.
+ *
+ * Everything here writes to stderr on behalf of a tool (tools/tk-*.c); the
+ * rest of lib/ never prints.  Messages have one shape:
+ *
+ *	tk-pack: data/train.jsonl:1042: unterminated string
+ *
+ * and their control characters are escaped (tk_str_escape), since they
+ * quote file names and option values that came from the user.
+ */
+#ifndef TK_CLI_H
+#define TK_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "compute/backend.h"
+#include "base/opt.h"
+#include "base/tk.h"
+
+enum { TK_EXIT_OK = 0, TK_EXIT_FAIL = 1, TK_EXIT_USAGE = 2 };
+
+/* The program name used in messages; set once by tk_cli_init(argv[0]). */
+extern const char *tk_prog;
+
+/* Remembers the program name (basename of argv0) for messages, and
+ * arranges that at exit stdout is closed and checked: output that could
+ * not be written (--help > /dev/full, a full disk) prints "PROG: write
+ * error: REASON" and turns the exit status into 1, as GNU tools do. */
+void tk_cli_init(const char *argv0);
+
+/* Flushes stdout now; on a write error prints "PROG: write error: REASON"
+ * (once; the check at exit then stays quiet) and returns 1, else 0. */
+int tk_cli_check_stdout(void);
+
+/* Prints "PROG: [PATH[:LINE]: ]MSG[: strerror]" for a failed lib call and
+ * returns the exit code that goes with err (2 for TK_E_INVAL, else 1).
+ * Where d has no message, tk_strerror(err) stands in. */
+int tk_cli_fail(int err, const struct tk_diag *d);
+
+/* Prints "PROG: " + the formatted text and returns 1. */
+int tk_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "PROG: " + the formatted text, then "Try 'PROG --help'." and
+ * returns 2. */
+int tk_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses options; on help prints usage to stdout and returns 0 through
+ * *exit_now = 1; on a bad option prints the message and sets *exit_now = 1
+ * and returns 2.  Otherwise returns 0 with *exit_now = 0. */
+int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
+		 const char *const *usage, const char *about, int *npos, int *exit_now);
+
+/* Progress on stderr: a bar that redraws in place when stderr is a
+ * terminal, otherwise a line every `every` seconds (and one at the end).
+ * Quiet when disabled. */
+struct tk_progress {
+	const char *what;  /* e.g. "tokenizing" */
+	const char *unit;  /* e.g. "docs" */
+	uint64_t total;    /* 0 if unknown */
+	uint64_t done;
+	double start, last;
+	double every;
+	int tty, enabled, drawn;
+};
+
+/* The backend of a tool's --device SPEC (NULL: the environment variable
+ * TK_DEVICE, else "auto"; tk_backend_init), printing the note of an auto
+ * that fell back to the CPU on stderr unless quiet.  Returns what
+ * tk_backend_init returns. */
+int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int quiet,
+		   struct tk_diag *d);
+
+void tk_progress_init(struct tk_progress *p, const char *what, const char *unit,
+		      uint64_t total, int enabled);
+void tk_progress_update(struct tk_progress *p, uint64_t done);
+void tk_progress_end(struct tk_progress *p);
+
+/* Monotonic seconds. */
+double tk_now(void);
+
+#endif

@@ -1,0 +1,130 @@
+/* model-int.h - what lib/model/model.c (tensors, load, save, init) and
+ * lib/model/model-run.c (forward, backward) share.  Not for other modules.
+ */
+#ifndef TK_MODEL_INT_H
+#define TK_MODEL_INT_H
+
+#include "model/model.h"
+
+/* Returns the error of x, if any, from the function it is in. */
+#define CHECK(x)                  \
+	do {                      \
+		int err_ = (x);   \
+		if (err_)         \
+			return err_; \
+	} while (0)
+
+/* Where one layer's parameters are: offsets in floats into the arenas, -1
+ * for a parameter this configuration does not have.  GPT-2's fused c_attn
+ * is one tensor whose [out, in] rows are q, k, v in turn, so q_w/k_w/v_w
+ * (and the biases) point into it. */
+struct tk_layer_off {
+	long ln1_w, ln1_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
+	long ln2_w, ln2_b, fc_w, fc_b, up_w, up_b, dn_w, dn_b;
+};
+
+/* The seven linear layers of a decoder layer.  GPT-2's c_attn is three
+ * slices (Q, K, V) of one tensor; GPT-2 has no UP. */
+enum tk_lin_slot { TK_LIN_Q = 0, TK_LIN_K, TK_LIN_V, TK_LIN_O, TK_LIN_FC, TK_LIN_UP, TK_LIN_DN,
+		   TK_LIN_N };
+
+/* One linear layer (or slice of one): y[rows, out] = x[rows, in] W^T + b
+ * with W rows row0 .. row0+out-1 of tensor tw (arena [out, in] layout or
+ * quantized), bias rows row0.. of tensor tb, plus its LoRA adapter (ad:
+ * index into m->lora->ad, -1 none; B rows row0..). */
+struct tk_lin {
+	int tw, tb;                       /* tensor indices, -1: none */
+	long w, b;                        /* virtual offsets of the slice, -1: none */
+	int row0, in, out;
+	int ad;
+};
+
+/* Activations of one layer kept for the backward pass. */
+struct tk_layer_act {
+	float *ln1, *ln1_mean, *ln1_rstd; /* [N, C], [N], [N] */
+	float *q, *k, *v;                 /* after RoPE: [N, Q], [N, Kd], [N, Kd] */
+	float *att, *lse;                 /* [N, Q], [B, H, T] */
+	float *mid;                       /* residual after attention [N, C] */
+	float *ln2, *ln2_mean, *ln2_rstd;
+	float *h1, *h2, *act;             /* fc or gate, up (SwiGLU), activation [N, F] */
+};
+
+struct tk_model_run {
+	/* layout (fixed when the model is made) */
+	struct tk_layer_off *lo;          /* [n_layer] */
+	struct tk_lin (*lin)[TK_LIN_N];   /* [n_layer]; slot absent: tw -1 */
+	long emb, pos, lnf_w, lnf_b, head; /* head == emb when tied */
+	int q_dim, kv_dim;                /* n_head*head_dim, n_kv_head*head_dim */
+
+	/* activations, carved for B*T rows out of one block that grows as
+	 * needed (and is made again when the checkpointing mode changes) */
+	void *mem;                        /* one block, backend memory */
+	size_t cap_bytes;                 /* its size */
+	int mem_ckpt;                     /* the mode it was sized for */
+	int ckpt;                         /* gradient checkpointing (set by the caller) */
+	int B, T, have_fwd, have_grad;
+	float *res;                       /* [n_layer + 1][N, C] residual stream */
+	struct tk_layer_act *la;          /* [n_layer]; with ckpt all alias one set */
+	float *lnf, *lnf_mean, *lnf_rstd; /* final norm */
+	float *dlnf;                      /* d loss / d lnf, from the lm head */
+	float *dres, *dtmp, *dq, *dk, *dv, *datt, *dh1, *dh2, *dact; /* backward scratch */
+	float *chunk;                     /* lm head rows [CHUNK, V] */
+	uint32_t *pos_ids;                /* [N]: t of row b*T + t */
+	uint32_t *ids;                    /* [N]: the last forward's ids */
+	float *qtile;                     /* dequantized weight tile (TK_QTILE floats) */
+	struct tk_param *tp;              /* tk_model_trainable's list, NULL: to make */
+	int n_tp;
+	char *tp_names;                   /* the adapters' PEFT keys */
+};
+
+/* Floats of the tile quantized weights are dequantized into. */
+#define TK_QTILE (1u << 20)
+
+/* Offsets in struct tk_layer_off, struct tk_lin and the run's emb, pos,
+ * lnf and head fields are virtual: offsets into the layout that holds every
+ * tensor in fp32.  Quantized tensors take no room in the arenas, so the
+ * real place of a virtual offset is found through its tensor. */
+
+/* The tensor whose virtual range holds voff, or NULL (voff < 0). */
+struct tk_model_tensor *tk_model_tensor_at(const struct tk_model *m, long voff);
+
+/* arena + real offset of voff (arena m->params or m->grads); NULL for voff
+ * < 0, a quantized tensor or a NULL arena. */
+float *tk_model_at(const struct tk_model *m, float *arena, long voff);
+
+/* The gradient of voff's tensor, or NULL when it is frozen or voff < 0. */
+float *tk_model_grad_at(const struct tk_model *m, long voff);
+
+/* Forward of linear slot s of layer l on x [rows, in] into y [rows, out]:
+ * base (dequantizing quantized weights tile by tile), bias, and the
+ * adapter (keeping x A^T for the backward pass when training; u_scratch
+ * [rows, r] is used instead when not NULL, as inference does). */
+int tk_lin_fwd(struct tk_model *m, int l, int s, float *y, const float *x, int rows,
+	       float *u_scratch);
+
+/* Backward of linear slot s of layer l: weight and bias gradients of what
+ * is trainable accumulate, the adapter's A and B gradients accumulate, and
+ * dx = dy W' (dx_beta 0) or dx += dy W' (dx_beta 1), W' the effective
+ * weight. */
+int tk_lin_bwd(struct tk_model *m, int l, int s, float *dx, float dx_beta, const float *dy,
+	       const float *x, int rows);
+
+/* Sizes the LoRA scratch for a forward of rows rows (training). */
+int tk_lora_reserve(struct tk_model *m, int rows, struct tk_diag *d);
+
+/* Allocates (zeroed) the gradients of what is trainable, if not yet. */
+int tk_model_zero_grad_alloc(struct tk_model *m, struct tk_diag *d);
+
+/* Forgets the list tk_model_trainable made (adapters came or went). */
+void tk_model_params_changed(struct tk_model *m);
+
+/* Frees what tk_lora_attach allocated (m->lora becomes NULL). */
+void tk_lora_free(struct tk_model *m);
+
+/* lm head rows at a time.  Each chunk repacks the [V, C] head matrix in
+ * OpenBLAS: 64 rows gave 2500 tokens/s and 128 rows 3000 on a 7M-parameter
+ * GPT-2 with its 50257-token vocabulary (B 4, T 256, 2 threads), for 12 MB
+ * more of logits. */
+#define TK_MODEL_CHUNK 128
+
+#endif
