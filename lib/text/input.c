@@ -735,9 +735,9 @@ static void py_float_repr(double x, char *r)
 				dig[k]++;
 			}
 		} else {
-			while (k >= 0 && dig[k] == '0')
+			while (k > 0 && dig[k] == '0') /* dig[0] is not 0: stop there */
 				dig[k--] = '9';
-			dig[k]--; /* dig[0] is not 0 */
+			dig[k]--;
 			if (dig[0] == '0') {
 				memmove(dig, dig + 1, (size_t)--nd);
 				exp10--;
