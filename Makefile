@@ -216,7 +216,8 @@ lint:
 		--suppress=missingIncludeSystem --suppressions-list=tests/lint/cppcheck.supp \
 		--error-exitcode=1 --template='{file}:{line}: {severity}: {message} [{id}]' \
 		lib tools
-	shellcheck -x tests/run-gpu tests/gpu/*.sh
+	tests/lint/check-layers
+	shellcheck -x tests/run-gpu tests/gpu/*.sh tests/lint/check-layers
 
 # For CI without a GPU: the kernels compile warning-free for every arch in
 # CUDA_ARCHS, no kernel spills registers (ptxas -v), and the GPU suite
