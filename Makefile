@@ -25,7 +25,7 @@ CFLAGS   ?= $(OPT) -g
 WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wstrict-prototypes
 CPPFLAGS += -Ilib -D_GNU_SOURCE
 ALLCFLAGS = -std=c11 $(WARN) -fopenmp -pthread -MMD -MP $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   += -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lopenblas -lm
+LDLIBS   += -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm -ldl
 LDFLAGS  += -fopenmp -pthread $(EXTRA_LDFLAGS)
 
 BUILD    ?= build
@@ -55,7 +55,8 @@ CU_OBJ     := $(CU_SRC:%.cu=$(BUILD)/%.o)
 NVCCFLAGS  ?= -O2 -g
 CU_GENCODE := $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
               -gencode arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
-CPPFLAGS   += -DTK_USE_CUDA -I$(CUDA_HOME)/include
+CPPFLAGS   += -DTK_USE_CUDA -DTK_CUDA_ARCHS='"sm_$(subst $(space),$(space)sm_,$(CUDA_ARCHS))"' \
+              -I$(CUDA_HOME)/include
 LDLIBS     += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
 CUDA_NOTE  := CUDA: $(NVCC) (sm_$(subst $(space),$(comma)sm_,$(CUDA_ARCHS)))
 else
@@ -153,7 +154,7 @@ fuzz: deps
 	@for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); c=$${n#fuzz-}; \
 		clang -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fopenmp -Ilib -D_GNU_SOURCE \
-			$$f $(LIB_SRC) -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lopenblas -lm -o build-fuzz/$$n || exit 1; \
+			$$f $(LIB_SRC) -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm -ldl -o build-fuzz/$$n || exit 1; \
 		rm -rf build-fuzz/corpus-$$c; cp -r tests/fuzz/corpus/$$c build-fuzz/corpus-$$c; \
 		echo "== $$n ($(FUZZ_SECONDS) s)"; \
 		dict=; [ -f tests/fuzz/dict/$$c.dict ] && dict=-dict=tests/fuzz/dict/$$c.dict; \

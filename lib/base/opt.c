@@ -89,7 +89,8 @@ static int choice_ok(const char *choices, const char *v)
 
 static int takes_value(const struct tk_opt *o)
 {
-	return o->type != TK_OPT_TYPE_BOOL && o->type != TK_OPT_TYPE_HELP;
+	return o->type != TK_OPT_TYPE_BOOL && o->type != TK_OPT_TYPE_HELP &&
+	       o->type != TK_OPT_TYPE_VERSION;
 }
 
 static void opt_name(const struct tk_opt *o, char *buf, size_t n)
@@ -186,6 +187,9 @@ static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
 				   (int)len, arg);
 	if (o->type == TK_OPT_TYPE_HELP)
 		return TK_OPT_SHOW_HELP;
+	if (o->type == TK_OPT_TYPE_VERSION)
+		return eq ? tk_diag_set(d, TK_E_INVAL, NULL, -1, "--version takes no value")
+			  : TK_OPT_SHOW_VERSION;
 	if (o->type == TK_OPT_TYPE_BOOL) {
 		if (negated) {
 			if (eq)
@@ -342,7 +346,8 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 				key[i] = it->string[i] == '_' ? '-' : it->string[i];
 			o = find_long(opts, key, n);
 		}
-		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_GROUP) {
+		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_VERSION ||
+		    o->type == TK_OPT_TYPE_GROUP) {
 			rc = tk_diag_set(d, TK_E_INVAL, name, -1, "unknown key '%.100s'", it->string);
 			break;
 		}

@@ -30,6 +30,7 @@ enum tk_opt_type {
 	TK_OPT_TYPE_DOUBLE, /* double, within [min, max] */
 	TK_OPT_TYPE_CHOICE, /* const char *, one of the '|'-separated argh */
 	TK_OPT_TYPE_HELP,   /* -h/--help */
+	TK_OPT_TYPE_VERSION, /* --version */
 	TK_OPT_TYPE_GROUP,  /* a heading in the help text */
 };
 
@@ -54,18 +55,24 @@ struct tk_strlist {
 #define TK_OPT_INT(s, l, v, a, lo, hi, h) { (s), (l), TK_OPT_TYPE_INT, (v), (a), (lo), (hi), (h) }
 #define TK_OPT_DOUBLE(s, l, v, a, lo, hi, h) { (s), (l), TK_OPT_TYPE_DOUBLE, (v), (a), (lo), (hi), (h) }
 #define TK_OPT_CHOICE(s, l, v, choices, h) { (s), (l), TK_OPT_TYPE_CHOICE, (v), (choices), 0, 0, (h) }
-#define TK_OPT_HELP() { 'h', "help", TK_OPT_TYPE_HELP, NULL, NULL, 0, 0, "show this help and exit" }
+/* -h/--help and --version: every tool's table ends with these */
+#define TK_OPT_HELP()                                                                   \
+	{ 'h', "help", TK_OPT_TYPE_HELP, NULL, NULL, 0, 0, "show this help and exit" },     \
+	{ 0, "version", TK_OPT_TYPE_VERSION, NULL, NULL, 0, 0,                              \
+	  "show the version, the build, the CPU and the GEMM kernel tk runs on it, and exit" }
 #define TK_OPT_GROUP(title) { 0, NULL, TK_OPT_TYPE_GROUP, NULL, NULL, 0, 0, (title) }
 #define TK_OPT_END { 0, NULL, TK_OPT_TYPE_END, NULL, NULL, 0, 0, NULL }
 
 enum {
 	TK_OPT_DONE = 0,   /* parsed; positional arguments returned */
 	TK_OPT_SHOW_HELP = 1,
+	TK_OPT_SHOW_VERSION = 2,
 };
 
 /* Parses argv[1..argc-1] against opts.  Positional arguments are moved, in
  * order, to the front of argv starting at argv[0] and their count stored in
- * *npos.  Returns TK_OPT_DONE, TK_OPT_SHOW_HELP when -h/--help was given, or
+ * *npos.  Returns TK_OPT_DONE, TK_OPT_SHOW_HELP when -h/--help was given,
+ * TK_OPT_SHOW_VERSION for --version, or
  * TK_E_INVAL with d->msg saying what was wrong (unknown option, missing or
  * bad value). */
 int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,

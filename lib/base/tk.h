@@ -9,6 +9,9 @@
 #ifndef TK_TK_H
 #define TK_TK_H
 
+/* tk's version: --version prints it */
+#define TK_VERSION "0.1.0"
+
 #include <stddef.h>
 #include <stdint.h>
 

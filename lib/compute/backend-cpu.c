@@ -9,6 +9,7 @@
  * Threads: every OpenMP region asks for be->threads, GEMMs included: they
  * are cut into slabs that single-threaded OpenBLAS computes on the OpenMP
  * threads, so that one pool of threads does all the work (cpu_matmul).
+ * OpenBLAS is loaded with the kernel the CPU's features allow (blas.h).
  *
  * Determinism: every op gives bit-identical results when called twice, and
  * the reductions across rows (embedding_bwd, bias_grad, the dw/db of the
@@ -28,7 +29,6 @@
 
 #include "compute/backend.h"
 
-#include <cblas.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -42,9 +42,7 @@
 #include "base/math-common.h"
 #include "base/quant-common.h"
 #include "base/quant.h"
-
-/* OpenBLAS's own; cblas.h declares it in Debian's build, but not in all. */
-void openblas_set_num_threads(int num_threads);
+#include "compute/blas.h"
 
 struct cpu_ctx {
 	void *ws;      /* workspace, 64-byte aligned */
@@ -153,13 +151,13 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 #pragma omp parallel for num_threads(nt) schedule(static) if (nslab > 1 && (long)n * k >= GEMM_MIN_SPLIT)
 		for (int sl = 0; sl < nslab; sl++) {
 			int j0 = sl * step, cnt = n - j0 < step ? n - j0 : step;
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, cnt, k, alpha, b + (size_t)j0 * ldb, ldb,
-				    a, ta ? lda : 1, beta, c + j0, 1);
+			tk_sgemv(cnt, k, alpha, b + (size_t)j0 * ldb, ldb, a, ta ? lda : 1, beta,
+				 c + j0, 1);
 		}
 		return 0;
 	}
 	if (nt == 1 || (long)m * n * (k > 0 ? k : 1) < GEMM_MIN_SPLIT || len < 32) {
-		cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+		tk_sgemm(tra, trb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 		return 0;
 	}
 	/* slabs of whole 16-row (or column) tiles */
@@ -170,12 +168,11 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 	for (int sl = 0; sl < nslab; sl++) {
 		int i0 = sl * step, cnt = len - i0 < step ? len - i0 : step;
 		if (along_m)
-			cblas_sgemm(CblasRowMajor, tra, trb, cnt, n, k, alpha,
-				    ta ? a + i0 : a + (size_t)i0 * lda, lda, b, ldb, beta,
-				    c + (size_t)i0 * ldc, ldc);
+			tk_sgemm(tra, trb, cnt, n, k, alpha, ta ? a + i0 : a + (size_t)i0 * lda, lda,
+				 b, ldb, beta, c + (size_t)i0 * ldc, ldc);
 		else
-			cblas_sgemm(CblasRowMajor, tra, trb, m, cnt, k, alpha, a, lda,
-				    tb ? b + (size_t)i0 * ldb : b + i0, ldb, beta, c + i0, ldc);
+			tk_sgemm(tra, trb, m, cnt, k, alpha, a, lda,
+				 tb ? b + (size_t)i0 * ldb : b + i0, ldb, beta, c + i0, ldc);
 	}
 	return 0;
 }
@@ -1606,13 +1603,13 @@ int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
 		threads = 1;
 	size_t limit;
 	int rc = tk_mem_limit_parse(getenv("TK_DEVICE_MEMORY_LIMIT"), &limit, d);
-	if (rc)
+	if (rc || (rc = tk_blas_init(d)))
 		return rc;
 	struct cpu_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	c->limit = limit;
-	openblas_set_num_threads(1); /* see cpu_matmul */
+	tk_blas_set_threads(1); /* see cpu_matmul */
 	be->i = &cpu_backend;
 	be->ctx = c;
 	be->threads = threads;

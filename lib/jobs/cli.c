@@ -1,6 +1,9 @@
 /* cli.c - see cli.h. */
 #include "jobs/cli.h"
 
+#include "compute/blas.h"
+#include "compute/dist.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio_ext.h>
@@ -133,9 +136,41 @@ int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		tk_opt_usage(stdout, usage, about, opts);
 		return TK_EXIT_OK;
 	}
+	if (rc == TK_OPT_SHOW_VERSION) {
+		tk_cli_version(stdout);
+		return TK_EXIT_OK;
+	}
 	if (rc)
 		return tk_cli_usage_error("%s", d.msg);
 	return TK_EXIT_OK;
+}
+
+void tk_cli_version(FILE *out)
+{
+	fprintf(out, "%s (tk) %s\n", tk_prog, TK_VERSION);
+	fprintf(out, "build: CPU");
+#ifdef TK_USE_CUDA
+#ifdef TK_CUDA_ARCHS
+	fprintf(out, ", CUDA (%s)", TK_CUDA_ARCHS);
+#else
+	fprintf(out, ", CUDA");
+#endif
+#endif
+	if (tk_dist_has_mpi())
+		fprintf(out, ", MPI");
+	if (tk_dist_has_nccl())
+		fprintf(out, ", NCCL");
+	fprintf(out, "\ncpu: %s\n", tk_cpu_describe());
+	struct tk_diag d;
+	if (tk_blas_init(&d))
+		fprintf(out, "gemm: %s\n", d.msg);
+	else
+		fprintf(out, "gemm: %s\n", tk_blas_describe());
+	fprintf(out, "kernels this CPU runs (TK_CPU_KERNEL):");
+	for (const struct tk_blas_kernel *k = tk_blas_kernels; k->name; k++)
+		if (k->cpu_has())
+			fprintf(out, " %s", k->name);
+	fputc('\n', out);
 }
 
 double tk_now(void)

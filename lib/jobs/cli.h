@@ -45,8 +45,14 @@ int tk_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns 2. */
 int tk_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Parses options; on help prints usage to stdout and returns 0 through
- * *exit_now = 1; on a bad option prints the message and sets *exit_now = 1
+/* --version: "PROG (tk) VERSION", then the build (CUDA and its
+ * architectures, MPI, NCCL), the CPU and the instruction sets tk
+ * dispatches on, the GEMM library and kernel in use (loading it), and the
+ * kernels TK_CPU_KERNEL may pick on this CPU, one per line. */
+void tk_cli_version(FILE *out);
+
+/* Parses options; on help (or --version) prints usage (the version) to
+ * stdout and returns 0 through *exit_now = 1; on a bad option prints the message and sets *exit_now = 1
  * and returns 2.  Otherwise returns 0 with *exit_now = 0. */
 int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		 const char *const *usage, const char *about, int *npos, int *exit_now);
