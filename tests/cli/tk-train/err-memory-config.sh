@@ -18,7 +18,10 @@ small() { # runs "$@" in 1 GB of address space
 	fi
 }
 # the limit named is ulimit -v's, or under ASan the machine's memory
-limit() { sed -E 's/but (ulimit -v|RAM \+ swap|[^,]*) allows [0-9.]+ [KMGT]?i?B/but LIMIT allows N/' err >&2; }
+limit() {
+	sed -E 's/but ulimit -v allows [0-9.]+ [KMGT]?i?B/but LIMIT allows N/
+		s/but the host has [0-9.]+ [KMGT]?i?B of memory and swap/but LIMIT allows N/' err >&2
+}
 small tk-train --init big.json $args 2>err; echo "exit $?"; limit
 small tk-train --model big $args 2>err; echo "exit $?"; limit
 small tk-train --model big --lora-r 8 $args 2>err; echo "exit $?"; limit
