@@ -5,7 +5,7 @@
 
 #include "base/afile.h"
 #include "jobs/cli.h"
-#include "jobs/generate.h"
+#include "text/chat.h"
 #include "jobs/tokenize.h"
 
 static const char *const usage[] = {

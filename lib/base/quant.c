@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compute/backend.h"
 #include "base/quant-common.h"
 
 int tk_q4_type_parse(const char *name, enum tk_q4_type *type, struct tk_diag *d)
@@ -521,9 +520,8 @@ size_t tk_qweight_bytes(const struct tk_qweight *q)
 	return tk_q4_packed_size(n) + nb * sizeof(float);
 }
 
-/* The buffers of q and their sizes in bytes (0 for an absent one). */
-#define QW_NBUF 5
-static void qweight_bufs(struct tk_qweight *q, void **p[QW_NBUF], size_t bytes[QW_NBUF])
+void tk_qweight_bufs(struct tk_qweight *q, void **p[TK_QWEIGHT_NBUF],
+		     size_t bytes[TK_QWEIGHT_NBUF])
 {
 	size_t n = (size_t)q->rows * (size_t)q->cols;
 	size_t nb = q->blocksize ? tk_q4_nblocks(n, q->blocksize) : 0;
@@ -540,45 +538,17 @@ static void qweight_bufs(struct tk_qweight *q, void **p[QW_NBUF], size_t bytes[Q
 	bytes[4] = (size_t)q->rows * sizeof(float);
 }
 
-int tk_qweight_to_backend(struct tk_qweight *q, struct tk_backend *be, struct tk_diag *d)
-{
-	void **p[QW_NBUF], *np[QW_NBUF] = {0};
-	size_t bytes[QW_NBUF];
-	int i;
-
-	if (!be || !be->i || !be->i->dequant_rows || q->be == be)
-		return 0;
-	qweight_bufs(q, p, bytes);
-	for (i = 0; i < QW_NBUF; i++) {
-		if (!*p[i])
-			continue;
-		np[i] = tk_backend_alloc(be, bytes[i]);
-		if (!np[i]) {
-			while (i-- > 0)
-				if (np[i])
-					tk_backend_free_mem(be, np[i]);
-			return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
-					   "out of device memory for a quantized weight");
-		}
-		if (bytes[i])
-			memcpy(np[i], *p[i], bytes[i]);
-	}
-	for (i = 0; i < QW_NBUF; i++)
-		if (*p[i]) {
-			tk_backend_free_mem(q->be, *p[i]);
-			*p[i] = np[i];
-		}
-	q->be = be;
-	return 0;
-}
-
 void tk_qweight_free(struct tk_qweight *q)
 {
-	void **p[QW_NBUF];
-	size_t bytes[QW_NBUF];
+	void **p[TK_QWEIGHT_NBUF];
+	size_t bytes[TK_QWEIGHT_NBUF];
 
-	qweight_bufs(q, p, bytes);
-	for (int i = 0; i < QW_NBUF; i++)
-		tk_backend_free_mem(q->be, *p[i]);
+	tk_qweight_bufs(q, p, bytes);
+	for (int i = 0; i < TK_QWEIGHT_NBUF; i++) {
+		if (q->release)
+			q->release(q->owner, *p[i]);
+		else
+			free(*p[i]);
+	}
 	memset(q, 0, sizeof(*q));
 }

@@ -16,8 +16,6 @@
 
 #include "base/tk.h"
 
-struct tk_backend;
-
 enum tk_q4_type {
 	TK_Q4_NF4 = 0,
 	TK_Q4_FP4 = 1,
@@ -107,8 +105,9 @@ void tk_q4_unnest(const uint8_t *qabsmax, const float *nested_absmax, size_t n,
  *   int8 (LLM.int8 storage): data = rows*cols int8 codes, scb[rows] the
  *     row absmax; w = code * (scb[row] * (float)(1.0 / 127)), in fp32 as
  *     bitsandbytes' CPU training matmul (MatMul8bitFp) computes it.
- * Every pointer is owned by the struct (tk_qweight_free): malloc'd, or
- * backend memory of `be` after tk_qweight_to_backend (NULL: malloc'd). */
+ * Every pointer is owned by the struct (tk_qweight_free): malloc'd, or,
+ * when `release` is set, memory of `owner` that release(owner, p) frees
+ * (compute/qweight-dev.h moves a weight into a backend's memory so). */
 enum tk_qkind { TK_QK_NF4 = 0, TK_QK_FP4, TK_QK_INT8 };
 
 struct tk_qweight {
@@ -122,7 +121,9 @@ struct tk_qweight {
 	float *nested_absmax;     /* nested: ceil(nblocks / 256) */
 	float offset;             /* nested */
 	float *scb;               /* int8: rows */
-	struct tk_backend *be;    /* whose memory the buffers are; NULL: malloc */
+	/* whose memory the buffers are; NULL release: malloc'd (free) */
+	void (*release)(void *owner, void *p);
+	void *owner;
 };
 
 /* The absmax of 4-bit block b of q: stored, or with double quantization
@@ -153,16 +154,17 @@ int tk_qweight_quantize4(struct tk_qweight *q, const float *x, int64_t rows, int
 /* Bytes the weight holds in memory (data + statistics). */
 size_t tk_qweight_bytes(const struct tk_qweight *q);
 
-/* Moves q's buffers into be's memory (tk_backend_alloc, copy, free the
- * malloc'd ones) so that be's dequant_rows reads them where they are, and
- * records be in q->be.  Does nothing, and returns 0, when be has no
- * dequant_rows slot (the CPU backend: the host path stays as it was) or q
- * is already be's.  Returns 0, or TK_E_NOMEM with q left as it was.  be
- * must outlive q (tk_qweight_free frees through it). */
-int tk_qweight_to_backend(struct tk_qweight *q, struct tk_backend *be, struct tk_diag *d);
+/* The most buffers a tk_qweight owns. */
+#define TK_QWEIGHT_NBUF 5
 
-/* Frees what q owns (through q->be when set) and zeroes it (q may be
- * zeroed already). */
+/* Points p[i] at q's buffer fields (data, absmax, qabsmax, nested_absmax,
+ * scb; *p[i] NULL: absent) and sets bytes[i] to the size the buffer has
+ * when present, from q's kind, shape and block size. */
+void tk_qweight_bufs(struct tk_qweight *q, void **p[TK_QWEIGHT_NBUF],
+		     size_t bytes[TK_QWEIGHT_NBUF]);
+
+/* Frees what q owns (with q->release when set, else free) and zeroes it
+ * (q may be zeroed already). */
 void tk_qweight_free(struct tk_qweight *q);
 
 #endif

@@ -108,8 +108,8 @@ struct tk_backend_i {
 	/* out[n, q->cols] = rows row0 .. row0+n-1 of the quantized weight q
 	 * (lib/base/quant.h), bit for bit tk_qweight_rows.  The range is checked
 	 * by the wrapper; q's buffers may be host memory (staged) or this
-	 * backend's (tk_qweight_to_backend).  Optional: NULL dequantizes on
-	 * the host with tk_qweight_rows. */
+	 * backend's (tk_qweight_to_backend, compute/qweight-dev.h).  Optional:
+	 * NULL dequantizes on the host with tk_qweight_rows. */
 	int (*dequant_rows)(struct tk_backend *be, const struct tk_qweight *q, int64_t row0,
 			    int64_t n, float *out);
 

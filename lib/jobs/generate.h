@@ -1,16 +1,5 @@
-/* generate.h - inference with a KV cache, and decoding as transformers'
- * generate().
- *
- * An inference state (struct tk_infer) holds n_seq sequences: a key and
- * value cache per layer and sequence for up to max_len positions.
- * tk_infer_feed_spans() appends tokens to several sequences in one pass (the
- * whole prompts at once, then one token per sequence at a time: the rows of
- * all of them go through each weight matrix together) and gives the logits
- * of the last position of each.  The same ops as tk_model_forward
- * (backend.h) compute the projections, norms, RoPE (with the position
- * offset of the cache) and the MLP; the cache is the backend's memory and
- * the attention over it the backend's attention_decode, quantized weights
- * go through its qmatmul for small batches (model-infer.c).
+/* generate.h - decoding as transformers' generate(), over the KV-cached
+ * inference state of model/infer.h.
  *
  * Decoding follows transformers' generate(): the logits processors run in
  * its order (repetition penalty, then, when sampling, temperature, top-k,
@@ -26,60 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/model.h"
 #include "base/tk.h"
+#include "model/infer.h"
+#include "text/chat.h" /* tk_chat_*: the prompts tk-generate renders */
 #include "text/tokenizer.h"
-
-struct tk_infer;
-
-/* A state for model m (which must outlive it) with n_seq >= 1 sequences of
- * room for max_len positions each (at most the model's max_pos for learned
- * positions); the cache takes n_layer * n_seq * max_len * 2 * kv_dim floats.
- * A Mistral sliding window W masks keys more than W - 1 positions back, as
- * transformers does.  Returns 0, TK_E_INVAL or TK_E_NOMEM. */
-int tk_infer_new_batch(struct tk_infer **s, struct tk_model *m, int n_seq, int max_len,
-		       struct tk_diag *d);
-/* tk_infer_new_batch with one sequence. */
-int tk_infer_new(struct tk_infer **s, struct tk_model *m, int max_len, struct tk_diag *d);
-void tk_infer_free(struct tk_infer *s);
-
-/* Forgets the cached positions of every sequence, or of one (the next feed
- * starts at position 0). */
-void tk_infer_reset(struct tk_infer *s);
-void tk_infer_reset_seq(struct tk_infer *s, int seq);
-
-/* Positions cached so far in sequence 0 (tk_infer_len) or seq, the number
- * of sequences, and the room of each. */
-int tk_infer_len(const struct tk_infer *s);
-int tk_infer_seq_len(const struct tk_infer *s, int seq);
-int tk_infer_n_seq(const struct tk_infer *s);
-int tk_infer_max_len(const struct tk_infer *s);
-/* The model's vocab_size (the length of the logits). */
-int tk_infer_vocab(const struct tk_infer *s);
-
-/* Runs the n tokens ids at positions len .. len+n-1 through the model,
- * attending to the cache and to each other causally, adds their keys and
- * values to the cache, and writes the logits of the last of them to
- * logits[vocab_size].  TK_E_INVAL for n < 1, an id not below vocab_size or
- * more positions than max_len (the cache is then unchanged). */
-int tk_infer_feed(struct tk_infer *s, const uint32_t *ids, int n, float *logits,
-		  struct tk_diag *d);
-
-/* New tokens for one sequence. */
-struct tk_infer_span {
-	int seq;             /* 0 .. n_seq-1, each at most once per pass */
-	const uint32_t *ids; /* n >= 1 ids */
-	int n;
-};
-
-/* tk_infer_feed for nsp spans of different sequences in one pass: their
- * rows go through the model together, each attending to its own sequence,
- * and logits[k * vocab_size ..] gets the logits of the last token of span
- * k.  The result for a span does not depend on the others (up to the
- * summation order of the GEMM).  TK_E_INVAL (nothing cached) for a bad
- * sequence, a repeated one, n < 1, a bad id or a span that does not fit. */
-int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int nsp,
-			float *logits, struct tk_diag *d);
 
 /* Decoding options, with transformers' names. */
 struct tk_gen_opts {
@@ -158,72 +97,6 @@ int tk_generate_batch(struct tk_infer *s, const struct tk_gen_opts *o, struct tk
 int tk_generate(struct tk_infer *s, const struct tk_gen_opts *o, const uint32_t *prompt,
 		int n_prompt, tk_gen_token_fn on_token, void *ctx, struct tk_ids *out, int *why,
 		struct tk_diag *d);
-
-/* A chat template tk recognises in a model directory (tk renders the
- * common ones itself and has no Jinja interpreter). */
-enum tk_chat_kind { TK_CHAT_CHATML = 1, TK_CHAT_LLAMA2, TK_CHAT_LLAMA3 };
-
-struct tk_chat {
-	enum tk_chat_kind kind;
-	char *bos;            /* bos_token text ("" when none) */
-	char *eos;            /* eos_token text ("" when none) */
-	char *default_system; /* ChatML: the system message the template adds
-				 when the conversation has none (NULL: none) */
-};
-
-/* Reads the chat template of model directory dir (tokenizer_config.json's
- * chat_template: a string, or a list of {name, template} of which the one
- * named "default"; else chat_template.jinja) and recognises it: ChatML
- * (<|im_start|>role\ncontent<|im_end|>\n), Llama-2 ([INST] ... [/INST]
- * with <<SYS>>) or Llama-3 (<|start_header_id|>role<|end_header_id|>).
- * TK_E_FORMAT when there is no template or the file is malformed, TK_E_UNSUPPORTED for a template tk does not know; d says
- * which.  Free with tk_chat_free. */
-int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d);
-void tk_chat_free(struct tk_chat *c);
-
-/* Where the chat template of a tokenizer PATH is (tk-generate --tokenizer,
- * tk-tokenize -t): PATH itself when it is a directory, else the directory
- * of the file; dflt when path is NULL.  Returns dir or buf (of cap). */
-const char *tk_chat_dir(const char *path, const char *dflt, char *buf, size_t cap);
-
-/* Appends to out (NUL-terminated) what apply_chat_template(messages,
- * add_generation_prompt=True, tokenize=False) gives for the conversation of
- * an optional system message (NULL: none) and one user message.  Encode it
- * without adding special tokens (the template has them).  Returns 0 or
- * TK_E_NOMEM. */
-int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
-		   struct tk_buf *out);
-
-/* One message of a conversation ({"role": ..., "content": ...}). */
-struct tk_chat_msg {
-	const char *role;
-	const char *content;
-};
-
-/* Appends to out (NUL-terminated) what apply_chat_template(messages,
- * add_generation_prompt=True, tokenize=False) gives for the n messages m
- * (any roles for ChatML and Llama-3; Llama-2 takes an optional system
- * message first, then user and assistant turns in turn, as its template
- * demands).  ChatML adds the template's default system message when the
- * first message is not a system message.  Returns 0, TK_E_INVAL (d says
- * which message is wrong) or TK_E_NOMEM. */
-int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
-			struct tk_buf *out, struct tk_diag *d);
-
-/* Flags of tk_chat_render_spans. */
-#define TK_CHAT_GENERATION_PROMPT 1u /* end with the assistant's header */
-
-/* Appends to out what apply_chat_template(messages, add_generation_prompt
- * = flags & TK_CHAT_GENERATION_PROMPT, tokenize=False) gives (as
- * tk_chat_render_msgs), and, when spans is not NULL, the byte ranges
- * [spans[2i], spans[2i+1]) (offsets from where the text starts in out) of
- * the assistant turns' trained part, as TRL's training templates mark it
- * with {% generation %}: ChatML "\ncontent<|im_end|>\n" after the role,
- * Llama-3 the trimmed content and <|eot_id|>, Llama-2 " content </s>".
- * spans has room for 2 n entries; *n_spans gets the count. */
-int tk_chat_render_spans(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
-			 unsigned flags, struct tk_buf *out, size_t *spans, int *n_spans,
-			 struct tk_diag *d);
 
 /* The EOS ids a model directory asks generation to stop at:
  * generation_config.json's eos_token_id (a number or a list), else

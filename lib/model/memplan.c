@@ -17,6 +17,7 @@
 #include "model/lora-int.h"
 #include "model/model-int.h"
 #include "base/quant.h"
+#include "compute/qweight-dev.h"
 
 static size_t up16(size_t n)
 {
@@ -85,7 +86,7 @@ int tk_mem_plan_train(const struct tk_model *m, const struct tk_backend *be,
 			quant = 1;
 			if (t->q->cols > max_qin)
 				max_qin = (int)t->q->cols;
-			if (t->q->be == be)
+			if (tk_qweight_backend(t->q) == be)
 				p->weights += tk_qweight_bytes(t->q);
 		} else if (t->trainable) {
 			base_grads = 1;

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs/generate.h"
+#include "model/infer.h"
 #include "model/lora-int.h"
 #include "model/model-int.h"
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "compute/qweight-dev.h"
 #include "formats/bnb.h"
 #include "model/lora-int.h"
 #include "model/model-int.h"

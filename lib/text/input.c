@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "jobs/generate.h"
+#include "text/chat.h"
 #include "text/tokenizer.h"
 
 /* How the text of an example is chosen. */

@@ -31,7 +31,7 @@ struct tk_input_opts {
 	const char *messages;   /* JSONL: the field holding a conversation, a list
 				   of {"role", "content"}; with no text field named,
 				   "messages" is taken when a line has it and no "text" */
-	const struct tk_chat *chat; /* renders conversations (generate.h) */
+	const struct tk_chat *chat; /* renders conversations (chat.h) */
 	const char *no_chat_why; /* chat NULL: why, for the error a conversation gets */
 	int split_lines;        /* text: one document per non-empty line */
 	int invalid_utf8_replace; /* replace invalid UTF-8 with U+FFFD instead of failing */

@@ -8,6 +8,7 @@
  */
 #include "gpu.h"
 #include "base/quant.h"
+#include "compute/qweight-dev.h"
 
 #define ROWS 300
 #define COLS 77 /* odd: rows start inside a packed byte */

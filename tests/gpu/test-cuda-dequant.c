@@ -10,6 +10,7 @@
  */
 #include "gpu.h"
 #include "base/quant.h"
+#include "compute/qweight-dev.h"
 
 /* 300 x 77: odd columns put every other row start inside a byte; 23100
  * elements in 64-blocks are 361 blocks, so two nested absmax blocks. */
@@ -109,7 +110,7 @@ static void check_weight(const char *what, struct tk_qweight *q)
 	snprintf(w, sizeof(w), "%s, host weight", what);
 	check_slices(w, q, ref);
 	int rc = tk_qweight_to_backend(q, &gpu, &d);
-	TT_CHECK(!rc && q->be == &gpu, "%s: to_backend %d %s", what, rc, d.msg);
+	TT_CHECK(!rc && tk_qweight_backend(q) == &gpu, "%s: to_backend %d %s", what, rc, d.msg);
 	snprintf(w, sizeof(w), "%s, device weight", what);
 	if (!rc)
 		check_slices(w, q, ref);
@@ -192,7 +193,8 @@ static void test_cpu(void)
 	TT_REQUIRE(a && b && !make_q4(&q, TK_QK_FP4, 64, 1), "setup");
 	TT_CHECK(cpu.i->dequant_rows == NULL, "the CPU backend has a dequant_rows slot");
 	uint8_t *data = q.data;
-	TT_CHECK(!tk_qweight_to_backend(&q, &cpu, &d) && q.data == data && !q.be,
+	TT_CHECK(!tk_qweight_to_backend(&q, &cpu, &d) && q.data == data &&
+			 !tk_qweight_backend(&q),
 		 "to_backend moved a weight on the CPU");
 	TT_CHECK(!tk_qweight_rows(&q, 3, 97, a, &d) && !tk_dequant_rows(&cpu, &q, 3, 97, b, &d),
 		 "%s", d.msg);

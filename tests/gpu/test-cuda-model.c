@@ -10,6 +10,7 @@
  * SKIP without a GPU.
  */
 #include "gpu.h"
+#include "compute/qweight-dev.h"
 #include "model/model.h"
 #include "model/peft.h"
 
@@ -45,7 +46,7 @@ static void one_model(const char *name, const char *adapter)
 		TT_REQUIRE(0, "%s on cuda: %s (%s)", name, d.msg, tk_backend_cuda_last_error(&gpu));
 	}
 	for (int t = 0; t < mg.n_tensors; t++)
-		TT_CHECK(!mg.tensors[t].q || mg.tensors[t].q->be == &gpu,
+		TT_CHECK(!mg.tensors[t].q || tk_qweight_backend(mg.tensors[t].q) == &gpu,
 			 "%s: quantized %s not moved to the device", name, mg.tensors[t].name);
 	if (adapter && (tk_peft_load(&mc, adir, &d) || tk_peft_load(&mg, adir, &d))) {
 		tk_model_free(&mc);

@@ -1,4 +1,5 @@
-/* test-generate.c - the KV-cached inference pass and decoding (generate.h). */
+/* test-generate.c - the KV-cached inference pass (model/infer.h), decoding
+ * (jobs/generate.h) and chat templates (text/chat.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
