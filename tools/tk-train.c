@@ -59,7 +59,6 @@ static struct {
 	int bf16, fp16, tf32;
 	long long scale_power, scale_window;
 } a = {
-	.lora_alpha = 8, .lora_bias = "none",
 	.sched = "linear", .eval_strategy = "no", .save_strategy = "steps",
 	.optim = "adamw_torch", .epochs = 3, .lr = 5e-5, .beta1 = 0.9, .beta2 = 0.999,
 	.eps = 1e-8, .max_grad_norm = 1.0, .warmup_ratio = -1, .logging_steps = 500,
@@ -445,14 +444,26 @@ static int split_names(const struct tk_strlist *l, char (*names)[TK_LORA_NAME], 
 	return 0;
 }
 
+/* The LoRA options' defaults: peft's (tk_lora_config_init). */
+static void lora_defaults(void)
+{
+	struct tk_lora_config c;
+	tk_lora_config_init(&c);
+	a.lora_alpha = c.alpha;
+	a.lora_dropout = c.dropout;
+	a.lora_bias = tk_lora_bias_name(c.bias);
+	a.use_rslora = c.use_rslora;
+}
+
 /* The LoRA options into c; *on: LoRA was asked for. */
 static int lora_setup(struct tk_lora_config *c, int *on)
 {
 	int ec;
 	tk_lora_config_init(c);
 	*on = a.lora_r > 0;
-	if (!*on && (a.lora_targets.n || a.modules_to_save.n || a.use_rslora || a.lora_alpha != 8 ||
-		     a.lora_dropout != 0 || strcmp(a.lora_bias, "none")))
+	if (!*on && (a.lora_targets.n || a.modules_to_save.n || a.use_rslora != c->use_rslora ||
+		     a.lora_alpha != c->alpha || a.lora_dropout != c->dropout ||
+		     strcmp(a.lora_bias, tk_lora_bias_name(c->bias))))
 		return tk_cli_usage_error("LoRA options need --lora-r (e.g. --lora-r 16)");
 	if (*on && a.adapter)
 		return tk_cli_usage_error("--adapter trains an existing adapter: leave out --lora-r");
@@ -545,6 +556,7 @@ int main(int argc, char **argv)
 	if (!copy)
 		return tk_cli_error("out of memory");
 	memcpy(copy, argv, (size_t)argc * sizeof(*copy));
+	lora_defaults();
 	int npos, exit_now;
 	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)

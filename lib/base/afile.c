@@ -296,6 +296,18 @@ int tk_path_inside(const char *path, const char *dir)
 	return inside;
 }
 
+int tk_path_join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
+}
+
+int tk_is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* ------------------------------- outputs ------------------------------- */
 
 static char *tmp_name(const char *path)
@@ -403,6 +415,24 @@ void tk_afile_abort(struct tk_afile *f)
 	free(f->tmp);
 	free(f->path);
 	memset(f, 0, sizeof(*f));
+}
+
+int tk_copy_file(const char *src, const char *dst, struct tk_diag *d)
+{
+	struct tk_buf b = { 0 };
+	struct tk_afile f;
+	int rc = tk_read_file(src, &b, d);
+	if (rc)
+		return rc;
+	if (!(rc = tk_afile_open(&f, dst, 1, d))) {
+		if (b.len && fwrite(b.data, 1, b.len, f.fp) != b.len) {
+			rc = tk_diag_sys(d, dst, "write failed");
+			tk_afile_abort(&f);
+		} else
+			rc = tk_afile_commit(&f, d);
+	}
+	tk_buf_free(&b);
+	return rc;
 }
 
 int tk_rmtree(const char *path)

@@ -74,6 +74,20 @@ int tk_rmtree(const char *path);
  * same output into a shared directory looks dead from here.) */
 int tk_afile_clean_stale(const char *path);
 
+/* Writes "dir/name" into buf (size bytes).  Returns 0, or TK_E_INVAL when
+ * it does not fit (buf then holds as much as fits, NUL-terminated). */
+int tk_path_join(char *buf, size_t size, const char *dir, const char *name);
+
+/* 1 if path is a directory (symlinks followed), 0 if not or if it does not
+ * exist. */
+int tk_is_dir(const char *path);
+
+/* Copies the file src to dst whole or not at all: written as a
+ * tk_afile_open(dst, force) output (an existing dst is replaced) and
+ * renamed into place.  Returns 0, or the error of reading src or of
+ * writing dst, with d set. */
+int tk_copy_file(const char *src, const char *dst, struct tk_diag *d);
+
 /* 1 if path (symlinks resolved) is dir or lies anywhere under it, judged
  * by device and inode of each ancestor, so "a/../b", symlinks and bind
  * mounts are seen through; 0 if not or if either does not exist;

@@ -15,6 +15,7 @@
 
 #include "base/afile.h"
 #include "base/quant-common.h"
+#include "formats/hf-dir.h"
 
 /* ------------------------------------------------------------------ */
 /* config.json                                                         */
@@ -823,31 +824,6 @@ static int quantize_one(tk_st_writer_t *w, struct outbufs *ob, const char *name,
 	return add(w, key, TK_DT_U8, 1, (int64_t)strlen(jc), 0, jc, d);
 }
 
-/* Copies src to dst (a new file in the temporary output directory). */
-static int copy_file(const char *src, const char *dst, struct tk_diag *d)
-{
-	struct tk_buf b = { 0 };
-	FILE *f;
-	int rc = tk_read_file(src, &b, d);
-
-	if (rc)
-		return rc;
-	f = fopen(dst, "wb");
-	if (!f) {
-		tk_buf_free(&b);
-		return tk_diag_sys(d, dst, "cannot create");
-	}
-	if (fwrite(b.data, 1, b.len, f) != b.len || fflush(f) || fsync(fileno(f))) {
-		fclose(f);
-		tk_buf_free(&b);
-		return tk_diag_sys(d, dst, "cannot write");
-	}
-	tk_buf_free(&b);
-	if (fclose(f))
-		return tk_diag_sys(d, dst, "cannot write");
-	return 0;
-}
-
 static int write_text(const char *path, const char *s, struct tk_diag *d)
 {
 	FILE *f = fopen(path, "wb");
@@ -865,12 +841,6 @@ static int write_text(const char *path, const char *s, struct tk_diag *d)
 }
 
 /* Files of a model directory that are not weights and go along unchanged. */
-static const char *const side_files[] = {
-	"generation_config.json", "tokenizer.json", "tokenizer_config.json",
-	"special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
-	"tokenizer.model", "chat_template.jinja", "chat_template.json", NULL,
-};
-
 int tk_bnb_check_opts(const struct tk_bnb_opts *o, struct tk_diag *d)
 {
 	if (o->bits != 4 && o->bits != 8)
@@ -1059,24 +1029,8 @@ next:
 		if (rc)
 			goto out;
 	}
-	for (i = 0; side_files[i]; i++) {
-		char src[1100];
-		struct stat sb;
-
-		snprintf(src, sizeof(src), "%s/%s", in, side_files[i]);
-		if (stat(src, &sb) || !S_ISREG(sb.st_mode))
-			continue;
-		char *dst = tk_adir_file(&dir, side_files[i]);
-
-		if (!dst) {
-			rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-			goto out;
-		}
-		rc = copy_file(src, dst, d);
-		free(dst);
-		if (rc)
-			goto out;
-	}
+	if ((rc = tk_hf_copy_side_files(in, dir.tmp, TK_HF_SIDE_ALL, d)))
+		goto out;
 	rc = tk_adir_commit(&dir, d);
 	dir_open = 0;
 out:

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "base/afile.h"
+#include "base/rng.h"
 
 void tk_pack_opts_init(struct tk_pack_opts *o)
 {
@@ -25,19 +26,11 @@ void tk_pack_opts_init(struct tk_pack_opts *o)
 	o->shard_blocks = 8192;
 }
 
-static uint64_t splitmix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* The split hash of document i: a bijection of i for a given seed, so no
  * two documents tie. */
 static uint64_t doc_hash(uint64_t seed, uint64_t i)
 {
-	return splitmix64(i ^ splitmix64(seed));
+	return tk_splitmix64_hash(i ^ tk_splitmix64_hash(seed));
 }
 
 /* ---------------------------- input documents ---------------------------- */
@@ -578,10 +571,9 @@ static int run_held(struct run *ru, struct tk_diag *d)
 		for (uint64_t i = 0; i < T; i++)
 			order[i] = i;
 		if (ru->o->shuffle) { /* Fisher-Yates with a seeded splitmix64 stream */
-			uint64_t state = ru->o->seed;
+			uint64_t state = ru->o->seed + TK_SPLITMIX64_GAMMA;
 			for (uint64_t i = T; i > 1; i--) {
-				state += 0x9e3779b97f4a7c15ULL;
-				uint64_t j = (uint64_t)(((unsigned __int128)splitmix64(state) * i) >> 64);
+				uint64_t j = (uint64_t)(((unsigned __int128)tk_splitmix64(&state) * i) >> 64);
 				uint64_t t = order[i - 1];
 				order[i - 1] = order[j];
 				order[j] = t;

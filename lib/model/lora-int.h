@@ -24,6 +24,15 @@ int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y,
 int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx,
 		    const float *dy, const float *x, int rows);
 
+/* The floats of the training scratch tk_lora_reserve(m, rows) allocates:
+ * u [n_ad][rows, r], du [rows, r], and with dropout xd and tmp [rows, the
+ * largest adapter input] each (xd 0 without dropout).  memplan.c counts
+ * them too. */
+struct tk_lora_scratch {
+	size_t u, du, xd;
+};
+void tk_lora_scratch_size(const struct tk_lora *l, size_t rows, struct tk_lora_scratch *s);
+
 /* A [rows, r] buffer for inference's adapter products (NULL: no memory). */
 float *tk_lora_infer_u(struct tk_model *m, int rows);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "model/lora-int.h"
 
 #define ALIGN_FLOATS 16
@@ -392,44 +393,44 @@ int tk_lora_merge(struct tk_model *m, double weight, struct tk_diag *d)
 
 /* Training scratch */
 
-static int max_in(const struct tk_lora *l)
+/* lora-int.h */
+void tk_lora_scratch_size(const struct tk_lora *l, size_t rows, struct tk_lora_scratch *s)
 {
-	int n = 1;
+	size_t in = 1;
 	for (int i = 0; i < l->n_ad; i++)
-		if (l->ad[i].in > n)
-			n = l->ad[i].in;
-	return n;
+		if ((size_t)l->ad[i].in > in)
+			in = (size_t)l->ad[i].in;
+	s->u = (size_t)l->n_ad * rows * (size_t)l->cfg.r;
+	s->du = rows * (size_t)l->cfg.r;
+	s->xd = l->cfg.dropout > 0 ? rows * in : 0;
 }
 
 int tk_lora_reserve(struct tk_model *m, int rows, struct tk_diag *d)
 {
 	struct tk_lora *l = m->lora;
 	struct tk_lora_run *r;
-	size_t need;
+	struct tk_lora_scratch s;
 
 	if (!l)
 		return 0;
 	r = l->run;
-	need = (size_t)l->n_ad * (size_t)rows * (size_t)l->cfg.r;
-	if (need > r->u_cap) {
+	tk_lora_scratch_size(l, (size_t)rows, &s);
+	if (s.u > r->u_cap) {
 		tk_backend_free_mem(m->be, r->u);
-		r->u = tk_backend_alloc(m->be, need * sizeof(float));
-		r->u_cap = r->u ? need : 0;
+		r->u = tk_backend_alloc(m->be, s.u * sizeof(float));
+		r->u_cap = r->u ? s.u : 0;
 		if (!r->u)
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory for the adapters");
 	}
 	r->rows = rows;
 	if ((size_t)rows > r->s_rows) {
-		size_t in = (size_t)max_in(l);
 		tk_backend_free_mem(m->be, r->du);
 		tk_backend_free_mem(m->be, r->xd);
 		tk_backend_free_mem(m->be, r->tmp);
-		r->du = tk_backend_alloc(m->be, (size_t)rows * (size_t)l->cfg.r * sizeof(float));
-		r->xd = l->cfg.dropout > 0 ? tk_backend_alloc(m->be, (size_t)rows * in * sizeof(float))
-					   : NULL;
-		r->tmp = l->cfg.dropout > 0 ? tk_backend_alloc(m->be, (size_t)rows * in * sizeof(float))
-					    : NULL;
-		if (!r->du || (l->cfg.dropout > 0 && (!r->xd || !r->tmp))) {
+		r->du = tk_backend_alloc(m->be, s.du * sizeof(float));
+		r->xd = s.xd ? tk_backend_alloc(m->be, s.xd * sizeof(float)) : NULL;
+		r->tmp = s.xd ? tk_backend_alloc(m->be, s.xd * sizeof(float)) : NULL;
+		if (!r->du || (s.xd && (!r->xd || !r->tmp))) {
 			r->s_rows = 0;
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory for the adapters");
 		}
@@ -468,24 +469,16 @@ int tk_lora_grads(struct tk_model *m, struct tk_diag *d)
 /* Dropout: element j of adapter ad's input in forward number step is kept
  * when a hash of (seed, step, ad, j) is at least p.  Writes
  * xd = x * keep / (1 - p); x == xd (in place) is fine. */
-/* splitmix64's finalizer: a bijective mix of the 64 bits. */
-static inline uint64_t mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static void dropout(const struct tk_lora *l, int ad, const float *x, float *xd, size_t n)
 {
-	uint64_t key = mix64(mix64(mix64(l->seed) ^ l->step) ^ (uint64_t)(ad + 1));
+	uint64_t key = tk_mix64(tk_mix64(tk_mix64(l->seed) ^ l->step) ^ (uint64_t)(ad + 1));
 	double p = l->cfg.dropout;
 	float s = (float)(1.0 / (1.0 - p));
 	uint64_t thr = (uint64_t)(p * 18446744073709551616.0);
 
 	#pragma omp parallel for schedule(static)
 	for (size_t j = 0; j < n; j++)
-		xd[j] = mix64(key + (uint64_t)j * 0x9e3779b97f4a7c15ULL) >= thr ? x[j] * s : 0.0f;
+		xd[j] = tk_mix64(key + (uint64_t)j * TK_SPLITMIX64_GAMMA) >= thr ? x[j] * s : 0.0f;
 }
 
 int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y, const float *x,

@@ -114,14 +114,9 @@ int tk_mem_plan_train(const struct tk_model *m, const struct tk_backend *be,
 	 * it sees) and the adapters' scratch (tk_lora_reserve) */
 	p->activations = tk_model_act_bytes(m, rows_b, a->seq_len, a->ckpt);
 	if (l) {
-		size_t n = (size_t)rows_b * (size_t)a->seq_len, in = 1;
-		for (int i = 0; i < l->n_ad; i++)
-			if ((size_t)l->ad[i].in > in)
-				in = (size_t)l->ad[i].in;
-		p->activations += (size_t)l->n_ad * n * (size_t)l->cfg.r * sizeof(float); /* u */
-		p->activations += n * (size_t)l->cfg.r * sizeof(float);                   /* du */
-		if (l->cfg.dropout > 0)
-			p->activations += 2 * n * in * sizeof(float); /* xd, tmp */
+		struct tk_lora_scratch s;
+		tk_lora_scratch_size(l, (size_t)rows_b * (size_t)a->seq_len, &s);
+		p->activations += (s.u + s.du + 2 * s.xd) * sizeof(float); /* xd and tmp */
 	}
 
 	/* scratch: the dequantization tile (model-linear.c, need_tile) and the

@@ -4,6 +4,7 @@
  * The forward and backward passes are in model-run.c.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/afile.h"
 #include "compute/qweight-dev.h"
 #include "formats/bnb.h"
 #include "model/lora-int.h"
@@ -809,16 +811,6 @@ uint64_t tk_model_count_params(const struct tk_model *m)
 
 /* Saving */
 
-static char *join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
-
-	if (p)
-		snprintf(p, n, "%s/%s", dir, name);
-	return p;
-}
-
 int tk_model_save(const struct tk_model *m, const char *dir, int force, struct tk_diag *d)
 {
 	return tk_model_save_dtype(m, dir, TK_DT_F32, force, d);
@@ -838,25 +830,22 @@ int tk_model_save_dtype(const struct tk_model *m, const char *dir, enum tk_dtype
 {
 	struct tk_model_config c = m->cfg;
 	tk_st_writer_t *w = NULL;
-	char *st_path = join(dir, "model.safetensors"), *cfg_path = join(dir, "config.json");
+	char st_path[PATH_MAX], cfg_path[PATH_MAX];
 	void **tmp = NULL;
 	float *exp = NULL;
 	struct stat sb;
 	int err = 0, i;
 
-	if (m->n_quantized) {
-		free(st_path);
-		free(cfg_path);
+	if (m->n_quantized)
 		return tk_diag_set(d, TK_E_UNSUPPORTED, dir, -1,
 				   "the model has quantized weights; dequantize it to save it");
-	}
-	if (dtype != TK_DT_F32 && dtype != TK_DT_F16 && dtype != TK_DT_BF16) {
-		free(st_path);
-		free(cfg_path);
+	if (dtype != TK_DT_F32 && dtype != TK_DT_F16 && dtype != TK_DT_BF16)
 		return tk_diag_set(d, TK_E_INVAL, dir, -1, "cannot save a model as %s",
 				   tk_dtype_name(dtype));
-	}
-	if (!st_path || !cfg_path || !(tmp = calloc((size_t)m->n_tensors, sizeof(*tmp)))) {
+	if (tk_path_join(st_path, sizeof(st_path), dir, "model.safetensors") ||
+	    tk_path_join(cfg_path, sizeof(cfg_path), dir, "config.json"))
+		return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
+	if (!(tmp = calloc((size_t)m->n_tensors, sizeof(*tmp)))) {
 		err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 		goto out;
 	}
@@ -920,7 +909,5 @@ out:
 		for (i = 0; i < m->n_tensors; i++)
 			free(tmp[i]);
 	free(tmp);
-	free(st_path);
-	free(cfg_path);
 	return err;
 }

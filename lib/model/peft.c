@@ -2,6 +2,7 @@
 #include "model/peft.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "base/afile.h"
 #include "formats/bnb.h"
+#include "formats/hf-dir.h"
 #include "model/model.h"
 #include "formats/safetensors.h"
 
@@ -51,12 +53,6 @@ static int is_off(const cJSON *v)
 	if ((cJSON_IsArray(v) || cJSON_IsObject(v)) && !v->child)
 		return 1;
 	return 0;
-}
-
-static int join(char *out, size_t n, const char *dir, const char *name)
-{
-	int k = snprintf(out, n, "%s/%s", dir, name);
-	return k < 0 || (size_t)k >= n;
 }
 
 /* Reads a list of module names (or null) into names[][TK_LORA_NAME].
@@ -263,11 +259,11 @@ static int parse_config(const char *json, const char *path, struct tk_lora_confi
 /* peft.h */
 int tk_peft_read_config(const char *dir, struct tk_lora_config *c, struct tk_diag *d)
 {
-	char path[1100];
+	char path[PATH_MAX];
 	struct tk_buf b = { 0 };
 	int err;
 
-	if (join(path, sizeof(path), dir, CONFIG_FILE))
+	if (tk_path_join(path, sizeof(path), dir, CONFIG_FILE))
 		return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
 	if ((err = tk_read_file(path, &b, d)))
 		return err;
@@ -556,7 +552,7 @@ static int copy_tensors(struct tk_model *m, const tk_st_t *st, const char *path,
 /* peft.h */
 int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 {
-	char cpath[1100], wpath[1100];
+	char cpath[PATH_MAX], wpath[PATH_MAX];
 	struct tk_lora_config c;
 	struct tk_buf b = { 0 };
 	cJSON *root = NULL;
@@ -566,8 +562,8 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 
 	if (m->lora)
 		return tk_diag_set(d, TK_E_INVAL, dir, -1, "the model has an adapter already");
-	if (join(cpath, sizeof(cpath), dir, CONFIG_FILE) ||
-	    join(wpath, sizeof(wpath), dir, WEIGHTS_FILE))
+	if (tk_path_join(cpath, sizeof(cpath), dir, CONFIG_FILE) ||
+	    tk_path_join(wpath, sizeof(wpath), dir, WEIGHTS_FILE))
 		return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
 	if ((err = tk_read_file(cpath, &b, d)))
 		return err;
@@ -576,10 +572,10 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 	if (err)
 		return err;
 	if (stat(wpath, &sb)) {
-		char bin[1100];
+		char bin[PATH_MAX];
 
 		cJSON_Delete(root);
-		if (!join(bin, sizeof(bin), dir, "adapter_model.bin") && !access(bin, F_OK))
+		if (!tk_path_join(bin, sizeof(bin), dir, "adapter_model.bin") && !access(bin, F_OK))
 			return tk_diag_set(d, TK_E_UNSUPPORTED, bin, -1,
 					   "pickled adapter weights are not supported; save them "
 					   "with safe_serialization=True");
@@ -818,7 +814,7 @@ static int add_tensors(const struct tk_model *m, tk_st_writer_t *w, float **held
 /* peft.h */
 int tk_peft_save(const struct tk_model *m, const char *dir, int force, struct tk_diag *d)
 {
-	char cpath[1100], wpath[1100];
+	char cpath[PATH_MAX], wpath[PATH_MAX];
 	struct tk_buf json = { 0 };
 	struct tk_afile f = { 0 };
 	tk_st_writer_t *w = NULL;
@@ -828,8 +824,8 @@ int tk_peft_save(const struct tk_model *m, const char *dir, int force, struct tk
 
 	if (!m->lora)
 		return tk_diag_set(d, TK_E_INVAL, dir, -1, "the model has no adapter to save");
-	if (join(cpath, sizeof(cpath), dir, CONFIG_FILE) ||
-	    join(wpath, sizeof(wpath), dir, WEIGHTS_FILE))
+	if (tk_path_join(cpath, sizeof(cpath), dir, CONFIG_FILE) ||
+	    tk_path_join(wpath, sizeof(wpath), dir, WEIGHTS_FILE))
 		return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
 	if (!force && (!access(cpath, F_OK) || !access(wpath, F_OK)))
 		return tk_diag_set(d, TK_E_EXISTS, access(cpath, F_OK) ? wpath : cpath, -1,
@@ -874,28 +870,6 @@ out:
 
 /* ---- merging ---- */
 
-static const char *const side_files[] = {
-	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-	"merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja",
-	"generation_config.json", NULL,
-};
-
-static int copy_file(const char *src, const char *dst, struct tk_diag *d)
-{
-	struct tk_buf b = { 0 };
-	struct tk_afile f = { 0 };
-	int err;
-
-	if ((err = tk_read_file(src, &b, d)))
-		return err;
-	if (!(err = tk_afile_open(&f, dst, 1, d))) {
-		fwrite(b.data, 1, b.len, f.fp);
-		err = tk_afile_commit(&f, d);
-	}
-	tk_buf_free(&b);
-	return err;
-}
-
 static enum tk_dtype base_dtype(const struct tk_model *m)
 {
 	if (!strcmp(m->cfg.torch_dtype, "float16"))
@@ -905,23 +879,13 @@ static enum tk_dtype base_dtype(const struct tk_model *m)
 	return TK_DT_F32;
 }
 
-/* The merged model and the side files into dir. */
+/* The merged model and the side files base has into dir. */
 static int write_merged(const struct tk_model *m, const char *base, const char *dir,
 			enum tk_dtype dtype, struct tk_diag *d)
 {
-	char src[1100], dst[1100];
-	int err;
+	int err = tk_model_save_dtype(m, dir, dtype, 1, d);
 
-	if ((err = tk_model_save_dtype(m, dir, dtype, 1, d)))
-		return err;
-	for (int i = 0; side_files[i]; i++) {
-		if (join(src, sizeof(src), base, side_files[i]) ||
-		    join(dst, sizeof(dst), dir, side_files[i]))
-			return tk_diag_set(d, TK_E_INVAL, base, -1, "path too long");
-		if (!access(src, F_OK) && (err = copy_file(src, dst, d)))
-			return err;
-	}
-	return 0;
+	return err ? err : tk_hf_copy_side_files(base, dir, TK_HF_SIDE_ALL, d);
 }
 
 /* peft.h */
@@ -931,6 +895,7 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 	struct tk_backend own, *be = o->be ? o->be : &own;
 	struct tk_model m;
 	struct tk_adir ad = { 0 };
+	char merged[PATH_MAX];
 	int err, opened = 0;
 
 	memset(info, 0, sizeof(*info));
@@ -955,7 +920,14 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 			goto out;
 		}
 	}
-	if ((err = tk_adir_open(&ad, o->out, o->force, d)))
+	/* requantized, the merged model is an input that tk_bnb_quantize_dir
+	 * reads: under a temporary of its own, not OUT's (which that writes) */
+	if (o->requantize && snprintf(merged, sizeof(merged), "%s.merged", o->out) >=
+				     (int)sizeof(merged)) {
+		err = tk_diag_set(d, TK_E_INVAL, o->out, -1, "path too long");
+		goto out;
+	}
+	if ((err = tk_adir_open(&ad, o->requantize ? merged : o->out, o->force || o->requantize, d)))
 		goto out;
 	opened = 1;
 	if ((err = write_merged(&m, o->base, ad.tmp, info->dtype, d)))

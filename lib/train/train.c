@@ -22,6 +22,7 @@
 #include "base/afile.h"
 #include "formats/bnb.h"
 #include "formats/config.h"
+#include "formats/hf-dir.h"
 #include "train/data.h"
 #include "compute/dist.h"
 #include "model/memplan.h"
@@ -40,13 +41,6 @@
  * (the next run removes what is left) */
 #define DELETING ".deleting-"
 #define STATE_RNG "none: the block order is a function of seed and epoch"
-
-/* Files of a model directory that go with it into checkpoints and OUT. */
-static const char *const side_files[] = {
-	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-	"merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja",
-	"generation_config.json", NULL,
-};
 
 void tk_train_opts_init(struct tk_train_opts *o)
 {
@@ -83,7 +77,7 @@ struct trainer {
 	char side_dir[PATH_LEN];   /* where tokenizer/generation files come from ("" none) */
 	char side_file[PATH_LEN];  /* a lone tokenizer.json given as --tokenizer */
 	/* the side files side_dir had when the run (the first of a resumed
-	 * chain) started, bits over side_files[]; -1: those it has (a
+	 * chain) started, bits over tk_hf_side_files[]; -1: those it has (a
 	 * checkpoint that did not record them) */
 	int side_mask;
 	/* recorded in the resumed checkpoint's trainer_state.json (tk.source):
@@ -171,22 +165,10 @@ static int event(struct trainer *tr, struct tk_train_event *ev)
 	return 0;
 }
 
-static int join(char *buf, size_t size, const char *dir, const char *name)
-{
-	int n = snprintf(buf, size, "%s/%s", dir, name);
-	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
-}
-
 static int ckpt_path(char *buf, size_t size, const char *out, long step)
 {
 	int n = snprintf(buf, size, "%s/checkpoint-%ld", out, step);
 	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
-}
-
-static int is_dir(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 static int exists(const char *p)
@@ -226,18 +208,18 @@ static int list_ckpts(const char *out, struct ckpt_list *l, int stale_too, struc
 		long s = ckpt_step(e->d_name);
 		if (stale_too && !strncmp(e->d_name, DELETING "checkpoint-", strlen(DELETING) + 11)) {
 			/* a rotation that was cut short */
-			if (!join(p, sizeof(p), out, e->d_name))
+			if (!tk_path_join(p, sizeof(p), out, e->d_name))
 				tk_rmtree(p);
 			continue;
 		}
 		if (s < 0 && stale_too && !strncmp(e->d_name, "checkpoint-", 11) &&
 		    (strstr(e->d_name, ".tmp-") || strstr(e->d_name, ".old-"))) {
 			/* left by a run that was killed while saving */
-			if (!join(p, sizeof(p), out, e->d_name))
+			if (!tk_path_join(p, sizeof(p), out, e->d_name))
 				tk_rmtree(p);
 			continue;
 		}
-		if (s < 0 || join(p, sizeof(p), out, e->d_name) || !is_dir(p))
+		if (s < 0 || tk_path_join(p, sizeof(p), out, e->d_name) || !tk_is_dir(p))
 			continue;
 		if (tk_grow(&l->step, &l->cap, l->n + 1, sizeof(*l->step))) {
 			closedir(dp);
@@ -263,15 +245,15 @@ static const char *ckpt_missing(const char *dir)
 	static const char *const need[] = { "trainer_state.json", "optimizer.safetensors", NULL };
 	char p[PATH_LEN];
 	for (int i = 0; need[i]; i++)
-		if (join(p, sizeof(p), dir, need[i]) || !exists(p))
+		if (tk_path_join(p, sizeof(p), dir, need[i]) || !exists(p))
 			return need[i];
-	if (!join(p, sizeof(p), dir, "adapter_config.json") && exists(p))
-		return !join(p, sizeof(p), dir, "adapter_model.safetensors") && exists(p)
+	if (!tk_path_join(p, sizeof(p), dir, "adapter_config.json") && exists(p))
+		return !tk_path_join(p, sizeof(p), dir, "adapter_model.safetensors") && exists(p)
 			       ? NULL : "adapter_model.safetensors";
-	if (join(p, sizeof(p), dir, "config.json") || !exists(p))
+	if (tk_path_join(p, sizeof(p), dir, "config.json") || !exists(p))
 		return "config.json";
-	if ((!join(p, sizeof(p), dir, "model.safetensors") && exists(p)) ||
-	    (!join(p, sizeof(p), dir, "model.safetensors.index.json") && exists(p)))
+	if ((!tk_path_join(p, sizeof(p), dir, "model.safetensors") && exists(p)) ||
+	    (!tk_path_join(p, sizeof(p), dir, "model.safetensors.index.json") && exists(p)))
 		return NULL;
 	return "model.safetensors";
 }
@@ -342,66 +324,50 @@ static int rotate(struct trainer *tr, struct tk_diag *d)
 	return rc;
 }
 
-static int copy_file(const char *src, const char *dst, struct tk_diag *d)
+/* The side files that go with the outputs (bits over tk_hf_side_files):
+ * side_mask, or with -1 those side_dir has now; a --tokenizer directory
+ * gives no generation_config.json. */
+static unsigned side_want(const struct trainer *tr)
 {
-	struct tk_buf b = { 0 };
-	int rc = tk_read_file(src, &b, d);
-	if (rc)
-		return rc;
-	struct tk_afile f;
-	if (!(rc = tk_afile_open(&f, dst, 1, d))) {
-		if (b.len && fwrite(b.data, 1, b.len, f.fp) != b.len) {
-			rc = tk_diag_sys(d, dst, "write failed");
-			tk_afile_abort(&f);
-		} else
-			rc = tk_afile_commit(&f, d);
-	}
-	tk_buf_free(&b);
-	return rc;
+	if (!tr->side_dir[0])
+		return 0;
+	unsigned m = tr->side_mask == -1 ? tk_hf_side_present(tr->side_dir)
+					 : (unsigned)tr->side_mask;
+	if (tr->side_is_tok)
+		m &= ~(1u << tk_hf_side_index("generation_config.json"));
+	return m;
+}
+
+/* TK_E_FORMAT naming the first side file the run recorded when it started
+ * (side_mask) that side_dir no longer has; 0 when it has them all. */
+static int side_check(const struct trainer *tr, struct tk_diag *d)
+{
+	unsigned want = side_want(tr), lost = want ? want & ~tk_hf_side_present(tr->side_dir) : 0;
+	for (int i = 0; lost && tk_hf_side_files[i]; i++)
+		if (lost & 1u << i) {
+			char p[PATH_LEN];
+			tk_path_join(p, sizeof(p), tr->side_dir, tk_hf_side_files[i]);
+			return tk_diag_set(d, TK_E_FORMAT, p, -1,
+					   "missing: the run started from %s, which had it, and its "
+					   "checkpoints and output take it from there (put it back)",
+					   tr->side_dir);
+		}
+	return 0;
 }
 
 /* Copies the tokenizer and generation files next to a saved model. */
 static int copy_side_files(struct trainer *tr, const char *dir, struct tk_diag *d)
 {
-	char src[PATH_LEN], dst[PATH_LEN];
-	int rc = 0;
+	char dst[PATH_LEN];
 	if (tr->side_file[0]) {
-		if (join(dst, sizeof(dst), dir, "tokenizer.json"))
+		if (tk_path_join(dst, sizeof(dst), dir, "tokenizer.json"))
 			return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
-		return copy_file(tr->side_file, dst, d);
+		return tk_copy_file(tr->side_file, dst, d);
 	}
-	for (int i = 0; side_files[i] && tr->side_dir[0] && !rc; i++) {
-		if (join(src, sizeof(src), tr->side_dir, side_files[i]) ||
-		    join(dst, sizeof(dst), dir, side_files[i]))
-			return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
-		if (tr->side_is_tok && !strcmp(side_files[i], "generation_config.json"))
-			continue;
-		if (tr->side_mask != -1 && !(tr->side_mask & 1 << i))
-			continue;
-		if (tr->side_mask == -1 && !exists(src))
-			continue;
-		if (!exists(src)) /* it was there when the run started */
-			return tk_diag_set(d, TK_E_FORMAT, src, -1,
-					   "missing: the run started from %s, which had it, and its "
-					   "checkpoints and output take it from there (put it back)",
-					   tr->side_dir);
-		if (strcmp(src, dst))
-			rc = copy_file(src, dst, d);
-	}
-	return rc;
-}
-
-/* The side files side_dir has now (side_files[] bits), as the run records
- * them when it starts. */
-static int side_mask_now(const struct trainer *tr)
-{
-	char p[PATH_LEN];
-	int m = 0;
-	for (int i = 0; side_files[i] && tr->side_dir[0]; i++)
-		if (!(tr->side_is_tok && !strcmp(side_files[i], "generation_config.json")) &&
-		    !join(p, sizeof(p), tr->side_dir, side_files[i]) && exists(p))
-			m |= 1 << i;
-	return m;
+	int rc = side_check(tr, d);
+	if (rc || !tr->side_dir[0] || !strcmp(tr->side_dir, dir))
+		return rc;
+	return tk_hf_copy_side_files(tr->side_dir, dir, side_want(tr), d);
 }
 
 /* ZeRO stage 1 (train.h).  The flat sequence of trainable floats is
@@ -797,9 +763,10 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 		else if (tr->side_dir[0]) {
 			cJSON_AddStringToObject(src, "dir", tr->side_dir);
 			cJSON *files = cJSON_AddArrayToObject(src, "files");
-			for (int i = 0; side_files[i]; i++)
+			for (int i = 0; tk_hf_side_files[i]; i++)
 				if (tr->side_mask & 1 << i)
-					cJSON_AddItemToArray(files, cJSON_CreateString(side_files[i]));
+					cJSON_AddItemToArray(files,
+							     cJSON_CreateString(tk_hf_side_files[i]));
 		}
 	}
 	cJSON *data = cJSON_AddObjectToObject(tk, "data");
@@ -867,9 +834,9 @@ static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 		return save_failed(tr, path, "", rc, d);
 	snprintf(tmp, sizeof(tmp), "%s", ad.tmp);
 	if (!(rc = save_model(tr, ad.tmp, d)) &&
-	    !(rc = join(file, sizeof(file), ad.tmp, "optimizer.safetensors")) &&
+	    !(rc = tk_path_join(file, sizeof(file), ad.tmp, "optimizer.safetensors")) &&
 	    !(rc = save_optimizer(tr, file, d)) &&
-	    !(rc = join(file, sizeof(file), ad.tmp, "trainer_state.json")) &&
+	    !(rc = tk_path_join(file, sizeof(file), ad.tmp, "trainer_state.json")) &&
 	    !(rc = save_state(tr, file, d)) && !(rc = copy_side_files(tr, ad.tmp, d)))
 		rc = tk_adir_commit(&ad, d);
 	else
@@ -1007,8 +974,8 @@ static uint64_t hash_data(const struct tk_data *dt)
 static int has_tokenizer(const char *dir)
 {
 	char p[PATH_LEN];
-	return (!join(p, sizeof(p), dir, "tokenizer.json") && exists(p)) ||
-	       (!join(p, sizeof(p), dir, "vocab.json") && exists(p));
+	return (!tk_path_join(p, sizeof(p), dir, "tokenizer.json") && exists(p)) ||
+	       (!tk_path_join(p, sizeof(p), dir, "vocab.json") && exists(p));
 }
 
 /* An absolute path for p (as it is when realpath fails). */
@@ -1040,7 +1007,7 @@ static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d
 		snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", src);
 	if (o->tokenizer) { /* its files, not the model's, go with the outputs */
 		tr->side_is_tok = 1;
-		if (is_dir(o->tokenizer))
+		if (tk_is_dir(o->tokenizer))
 			snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", o->tokenizer);
 		else {
 			tr->side_dir[0] = 0;
@@ -1054,20 +1021,18 @@ static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d
 	absolute(tr->side_file, sizeof(tr->side_file));
 	if (recorded) {
 		tr->side_mask = tr->src_mask;
-		char p[PATH_LEN];
-		for (int i = 0; side_files[i] && tr->side_dir[0] && !o->eval_only; i++)
-			if ((tr->side_mask & 1 << i) &&
-			    (join(p, sizeof(p), tr->side_dir, side_files[i]) || !exists(p)))
-				return tk_diag_set(d, TK_E_FORMAT, p, -1,
-						   "missing: the run started from %s, which had it, "
-						   "and its checkpoints and output take it from there "
-						   "(put it back)", tr->side_dir);
+		int rc = o->eval_only ? 0 : side_check(tr, d);
+		if (rc)
+			return rc;
 		if (tr->side_file[0] && !exists(tr->side_file) && !o->eval_only)
 			return tk_diag_set(d, TK_E_FORMAT, tr->side_file, -1,
 					   "missing: the run started with this tokenizer, which its "
 					   "checkpoints and output take (put it back)");
-	} else /* a checkpoint that recorded nothing: what it has */
-		tr->side_mask = tr->resume_dir[0] && !o->tokenizer ? -1 : side_mask_now(tr);
+	} else { /* a checkpoint that recorded nothing: what it has (-1) */
+		tr->side_mask = -1;
+		if (!tr->resume_dir[0] || o->tokenizer) /* a new record: what side_dir has */
+			tr->side_mask = (int)side_want(tr);
+	}
 	if (!tok)
 		return 0;
 	tk_tokenizer_t *t;
@@ -1105,9 +1070,9 @@ static int load_base(struct trainer *tr, const char *src, int full, struct tk_di
 {
 	char p[PATH_LEN];
 	int rc;
-	if (join(p, sizeof(p), src, "config.json"))
+	if (tk_path_join(p, sizeof(p), src, "config.json"))
 		return tk_diag_set(d, TK_E_INVAL, src, -1, "path too long");
-	if (!is_dir(src))
+	if (!tk_is_dir(src))
 		return tk_diag_set(d, TK_E_FORMAT, src, -1,
 				   "not a model directory (config.json + model.safetensors)");
 	if (!exists(p))
@@ -1188,7 +1153,7 @@ static int load_adapter_ckpt(struct trainer *tr, const char **src, struct tk_dia
 	if (rc)
 		return rc;
 	const char *base = o->model_dir ? o->model_dir : c.base_model;
-	if (!base[0] || !is_dir(base))
+	if (!base[0] || !tk_is_dir(base))
 		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1,
 				   "an adapter checkpoint: give its base model with --model DIR");
 	if ((rc = load_base(tr, base, 0, d)))
@@ -1203,7 +1168,7 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 	int rc;
 	const char *src = NULL;
 	char p[PATH_LEN];
-	if (tr->resume_dir[0] && !join(p, sizeof(p), tr->resume_dir, "adapter_config.json") &&
+	if (tr->resume_dir[0] && !tk_path_join(p, sizeof(p), tr->resume_dir, "adapter_config.json") &&
 	    exists(p)) {
 		rc = load_adapter_ckpt(tr, &src, d);
 		if (!rc && o->lora)
@@ -1269,7 +1234,7 @@ static float *opt_state_new(struct trainer *tr)
 static int read_state(struct trainer *tr, char *path, size_t n, cJSON **root,
 		      struct tk_diag *d)
 {
-	if (join(path, n, tr->resume_dir, "trainer_state.json"))
+	if (tk_path_join(path, n, tr->resume_dir, "trainer_state.json"))
 		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1, "path too long");
 	struct tk_buf b = { 0 };
 	int rc = tk_read_file(path, &b, d);
@@ -1627,10 +1592,8 @@ static int read_source(struct trainer *tr, struct tk_diag *d)
 	}
 	int i = 0;
 	for (const cJSON *f = files ? files->child : NULL; f; f = f->next, i++) {
-		int k = 0;
-		while (side_files[k] && !(cJSON_IsString(f) && !strcmp(f->valuestring, side_files[k])))
-			k++;
-		if (!side_files[k]) {
+		int k = cJSON_IsString(f) ? tk_hf_side_index(f->valuestring) : -1;
+		if (k < 0) {
 			rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source.files[%d]: not one of "
 					 "the tokenizer and generation files tk copies", i);
 			goto out;
@@ -1665,7 +1628,7 @@ static int mkdir_p(const char *out, char *top, size_t size, struct tk_diag *d)
 		if (!mkdir(p, 0755)) {
 			if (!top[0])
 				snprintf(top, size, "%s", p);
-		} else if (errno != EEXIST || (!c && !is_dir(p))) {
+		} else if (errno != EEXIST || (!c && !tk_is_dir(p))) {
 			int e = errno == EEXIST ? ENOTDIR : errno;
 			errno = e;
 			return tk_diag_sys(d, out, "cannot create output directory");
@@ -1694,11 +1657,11 @@ static long lock_holder(int fd)
 static int lock_output(struct trainer *tr, struct tk_diag *d)
 {
 	int rc;
-	if (exists(tr->out) && !is_dir(tr->out))
+	if (exists(tr->out) && !tk_is_dir(tr->out))
 		return tk_diag_set(d, TK_E_FORMAT, tr->out, -1, "not a directory");
 	if ((rc = mkdir_p(tr->out, tr->created_top, sizeof(tr->created_top), d)))
 		return rc;
-	if (join(tr->lock_path, sizeof(tr->lock_path), tr->out, LOCK_NAME))
+	if (tk_path_join(tr->lock_path, sizeof(tr->lock_path), tr->out, LOCK_NAME))
 		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
 	for (int tries = 0; tries < 100; tries++) {
 		struct stat a, b;
@@ -1764,8 +1727,8 @@ static int prepare_output(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return rc;
 	char p[PATH_LEN];
-	int earlier = l.n > 0 || (!join(p, sizeof(p), out, "metrics.jsonl") && exists(p)) ||
-		      (!join(p, sizeof(p), out, "model.safetensors") && exists(p));
+	int earlier = l.n > 0 || (!tk_path_join(p, sizeof(p), out, "metrics.jsonl") && exists(p)) ||
+		      (!tk_path_join(p, sizeof(p), out, "model.safetensors") && exists(p));
 	if (earlier && !tr->resume_dir[0] && !tr->o->force) {
 		free(l.step);
 		return tk_diag_set(d, TK_E_EXISTS, out, -1,
@@ -1777,7 +1740,7 @@ static int prepare_output(struct trainer *tr, struct tk_diag *d)
 			if (ckpt_path(p, sizeof(p), out, l.step[i]) || tk_rmtree(p))
 				rc = tk_diag_sys(d, p, "cannot remove");
 		}
-		if (!rc && !join(p, sizeof(p), out, "metrics.jsonl") && unlink(p) && errno != ENOENT)
+		if (!rc && !tk_path_join(p, sizeof(p), out, "metrics.jsonl") && unlink(p) && errno != ENOENT)
 			rc = tk_diag_sys(d, p, "cannot remove");
 	}
 	free(l.step);
@@ -1791,12 +1754,12 @@ static int load_data(struct trainer *tr, struct tk_diag *d)
 	const char *path = tr->data_path;
 	int rc;
 	if (!strcmp(path, "-") && !o->eval_only) {
-		if (join(spill, sizeof(spill), tr->out, SPILL_NAME))
+		if (tk_path_join(spill, sizeof(spill), tr->out, SPILL_NAME))
 			return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
 		rc = tk_data_load(&tr->train, "-", "train", 0, spill, d);
 		tr->spilled = 1;
 	} else {
-		int dir = is_dir(path);
+		int dir = tk_is_dir(path);
 		/* --eval-only: the eval split when the directory has one */
 		const char *split = "train";
 		if (o->eval_only && dir && !o->eval_data) {
@@ -1815,7 +1778,7 @@ static int load_data(struct trainer *tr, struct tk_diag *d)
 	}
 eval_data:
 	if (!rc && o->eval_data)
-		rc = tk_data_load(&tr->eval, o->eval_data, is_dir(o->eval_data) ? "eval" : "train", 0,
+		rc = tk_data_load(&tr->eval, o->eval_data, tk_is_dir(o->eval_data) ? "eval" : "train", 0,
 				  NULL, d);
 	if (rc)
 		return rc;
@@ -2293,7 +2256,7 @@ static int stored_data_path(struct trainer *tr, struct tk_diag *d)
 	else if (strlen(p) >= sizeof(tr->data_path))
 		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.data.path: too long");
 	else if (!strcmp(p, "-"))
-		rc = join(tr->data_path, sizeof(tr->data_path), tr->out, SPILL_NAME);
+		rc = tk_path_join(tr->data_path, sizeof(tr->data_path), tr->out, SPILL_NAME);
 	else
 		snprintf(tr->data_path, sizeof(tr->data_path), "%s", p);
 	cJSON_Delete(r);
@@ -2303,7 +2266,7 @@ static int stored_data_path(struct trainer *tr, struct tk_diag *d)
 static int open_metrics(struct trainer *tr, struct tk_diag *d)
 {
 	char *path = tr->metrics_path;
-	if (join(path, sizeof(tr->metrics_path), tr->out, "metrics.jsonl"))
+	if (tk_path_join(path, sizeof(tr->metrics_path), tr->out, "metrics.jsonl"))
 		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
 	if (tr->resume_dir[0]) { /* the history up to the checkpoint, then on */
 		struct tk_afile f;
@@ -2386,7 +2349,7 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 						     d)))
 			return rc;
 	} else if (o->resume) {
-		if (!is_dir(o->resume))
+		if (!tk_is_dir(o->resume))
 			return tk_diag_set(d, TK_E_FORMAT, o->resume, -1,
 					   "no such checkpoint directory");
 		snprintf(tr->resume_dir, sizeof(tr->resume_dir), "%s", o->resume);
@@ -2495,7 +2458,7 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 		char p[PATH_LEN];
 		if ((rc = load_state(&tr, d)))
 			goto out;
-		if (join(p, sizeof(p), tr.resume_dir, "optimizer.safetensors")) {
+		if (tk_path_join(p, sizeof(p), tr.resume_dir, "optimizer.safetensors")) {
 			rc = tk_diag_set(d, TK_E_INVAL, tr.resume_dir, -1, "path too long");
 			goto out;
 		}
@@ -2540,9 +2503,9 @@ out:
 	else if (rc && !o->resume && !tr.saved && tr.out[0]) { /* nothing worth keeping */
 		char p[PATH_LEN];
 		{
-			if (tr.metrics && !join(p, sizeof(p), tr.out, "metrics.jsonl"))
+			if (tr.metrics && !tk_path_join(p, sizeof(p), tr.out, "metrics.jsonl"))
 				unlink(p);
-			if (tr.spilled && !join(p, sizeof(p), tr.out, SPILL_NAME))
+			if (tr.spilled && !tk_path_join(p, sizeof(p), tr.out, SPILL_NAME))
 				unlink(p);
 		}
 	}

@@ -1,5 +1,6 @@
-/* test-afile.c - debris of dead runs, cleanup on a signal and the
- * input-inside-output check of afile.c (commit and abort: test-tk.c). */
+/* test-afile.c - debris of dead runs, cleanup on a signal, the
+ * input-inside-output check and the path and copy helpers of afile.c
+ * (commit and abort: test-tk.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -183,12 +184,75 @@ static void test_path_inside(void)
 	TT_CHECK(chdir(cwd) == 0, "chdir back");
 }
 
+static void test_path_join(void)
+{
+	char buf[9];
+	TT_CHECK(tk_path_join(buf, sizeof(buf), "a", "b.json") == 0 && !strcmp(buf, "a/b.json"),
+		 "fits exactly: %s", buf);
+	TT_CHECK(tk_path_join(buf, sizeof(buf), "ab", "b.json") == TK_E_INVAL, "one byte over");
+	TT_CHECK(strlen(buf) == sizeof(buf) - 1 && !strncmp(buf, "ab/b.jso", 8),
+		 "truncated and terminated: %s", buf);
+	TT_CHECK(tk_path_join(buf, sizeof(buf), "", "x") == 0 && !strcmp(buf, "/x"), "empty dir");
+}
+
+static void test_is_dir(void)
+{
+	mkdir(at("d"), 0755);
+	touch(at("d/f"));
+	TT_REQUIRE(symlink(at("d"), at("dlink")) == 0, "symlink");
+	TT_CHECK(tk_is_dir(at("d")) == 1, "directory");
+	TT_CHECK(tk_is_dir(at("dlink")) == 1, "symlink to a directory");
+	TT_CHECK(tk_is_dir(at("d/f")) == 0, "file");
+	TT_CHECK(tk_is_dir(at("d/missing")) == 0, "missing");
+}
+
+static void test_copy_file(void)
+{
+	struct tk_diag d;
+	struct tk_buf b = { 0 };
+	mkdir(at("c"), 0755);
+	FILE *fp = fopen(at("c/src"), "wb");
+	TT_REQUIRE(fp != NULL, "create src");
+	for (int i = 0; i < 100000; i++)
+		fputc(i * 7 & 0xff, fp);
+	fclose(fp);
+	touch(at("c/dst")); /* replaced */
+	TT_CHECK(tk_copy_file(at("c/src"), at("c/dst"), &d) == 0, "copy: %s", d.msg);
+	TT_REQUIRE(tk_read_file(at("c/dst"), &b, &d) == 0, "read back");
+	int same = b.len == 100000;
+	for (size_t i = 0; same && i < b.len; i++)
+		same = (unsigned char)b.data[i] == ((int)i * 7 & 0xff);
+	TT_CHECK(same, "same bytes (%zu)", b.len);
+	tk_buf_free(&b);
+	fp = fopen(at("c/empty"), "wb");
+	if (fp)
+		fclose(fp);
+	TT_CHECK(tk_copy_file(at("c/empty"), at("c/empty2"), &d) == 0, "empty: %s", d.msg);
+	struct stat st;
+	TT_CHECK(stat(at("c/empty2"), &st) == 0 && st.st_size == 0, "empty copy");
+	/* a missing source leaves the destination alone, and no temporary */
+	TT_CHECK(tk_copy_file(at("c/missing"), at("c/dst"), &d) == TK_E_IO, "missing source");
+	TT_CHECK(stat(at("c/dst"), &st) == 0 && st.st_size == 100000, "destination kept");
+	TT_CHECK(tk_copy_file(at("c/src"), at("c/no/dst"), &d) == TK_E_IO, "no such directory");
+	int n = 0;
+	DIR *dp = opendir(at("c"));
+	struct dirent *e;
+	while (dp && (e = readdir(dp)))
+		n += strstr(e->d_name, ".tmp-") != NULL;
+	if (dp)
+		closedir(dp);
+	TT_CHECK(n == 0, "%d temporaries left", n);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "%s", tt_tmpdir());
 	TT_RUN(test_clean_stale);
 	TT_RUN(test_signal_cleanup);
 	TT_RUN(test_path_inside);
+	TT_RUN(test_path_join);
+	TT_RUN(test_is_dir);
+	TT_RUN(test_copy_file);
 	tk_rmtree(root);
 	return tt_done();
 }
