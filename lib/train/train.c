@@ -24,6 +24,7 @@
 #include "formats/config.h"
 #include "formats/hf-dir.h"
 #include "train/data.h"
+#include "compute/blas.h"
 #include "compute/dist.h"
 #include "model/memplan.h"
 #include "model/model.h"
@@ -2313,6 +2314,13 @@ static int finish(struct trainer *tr, struct tk_diag *d)
 	struct rusage ru;
 	if (!getrusage(RUSAGE_SELF, &ru))
 		add_num(e, "train_mem_peak_rss_mb", round(ru.ru_maxrss / 1024.0 * 10) / 10);
+	/* and the CPU's GEMM kernel (blas.h), so that a run's speed can be
+	 * read with the kernel it ran on */
+	if (tk_blas_kernel_name()[0] && !cJSON_AddStringToObject(e, "train_cpu_gemm_kernel",
+								 tk_blas_kernel_name())) {
+		cJSON_Delete(e);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
 	/* on a device that reports its memory (CUDA): nvidia-smi's used now,
 	 * and the peak of what tk allocated there */
 	struct tk_mem_info mi;
