@@ -14,40 +14,6 @@
 #define TK_HD static inline
 #endif
 
-/* HF "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
-TK_HD float tk_gelu_tanh(float x)
-{
-	const float c = 0.7978845608028654f; /* sqrt(2/pi) */
-	return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-}
-
-/* d gelu_tanh / dx */
-TK_HD float tk_gelu_tanh_grad(float x)
-{
-	const float c = 0.7978845608028654f;
-	float u = c * (x + 0.044715f * x * x * x);
-	float t = tanhf(u);
-	float du = c * (1.0f + 3.0f * 0.044715f * x * x);
-	return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-}
-
-TK_HD float tk_sigmoid(float x)
-{
-	return 1.0f / (1.0f + expf(-x));
-}
-
-/* SiLU: x * sigmoid(x) */
-TK_HD float tk_silu(float x)
-{
-	return x * tk_sigmoid(x);
-}
-
-TK_HD float tk_silu_grad(float x)
-{
-	float s = tk_sigmoid(x);
-	return s * (1.0f + x * (1.0f - s));
-}
-
 /* The bits of a float as an integer and back (no aliasing games). */
 TK_HD float tk_float_from_bits(int b)
 {
@@ -200,7 +166,8 @@ TK_HD float tk_expf_poly(float x)
 	return x < -87.3f ? 0.0f : x == x ? e : x;
 }
 
-/* gelu_tanh written as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3):
+/* HF's "gelu_new" (gelu_tanh), 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x +
+ * 0.044715 x^3), written as x * sigmoid(2u):
  * the same function (0.5 (1 + tanh u) = sigmoid(2u)) without tanhf, and
  * without the cancellation of 1 + tanh u for negative x. */
 TK_HD float tk_gelu_tanh_exp(float x)
@@ -221,16 +188,11 @@ TK_HD float tk_gelu_tanh_exp_grad(float x)
 	return s + 2.0f * x * s * (1.0f - s) * du;
 }
 
-/* SiLU and its derivative with tk_expf_poly. */
+/* SiLU with tk_expf_poly (its derivative is fused into the SwiGLU
+ * backward of each backend). */
 TK_HD float tk_silu_exp(float x)
 {
 	return x / (1.0f + tk_expf_poly(-x));
-}
-
-TK_HD float tk_silu_exp_grad(float x)
-{
-	float s = 1.0f / (1.0f + tk_expf_poly(-x));
-	return s * (1.0f + x * (1.0f - s));
 }
 
 /* RoPE inverse frequency of pair i of a head of head_dim, as HF computes it:
