@@ -564,3 +564,13 @@ void tk_adir_abort(struct tk_adir *dir)
 	free(dir->path);
 	memset(dir, 0, sizeof(*dir));
 }
+
+int tk_path_check_outside(const char *input, const char *out, struct tk_diag *d)
+{
+	int rc = tk_path_inside(input, out);
+	if (rc == 1)
+		return tk_diag_set(d, TK_E_INVAL, input, -1,
+				   "input lies inside the output directory %s, which --force would "
+				   "replace (write the output elsewhere)", out);
+	return rc < 0 ? tk_diag_set(d, rc, input, -1, "out of memory") : 0;
+}

@@ -94,4 +94,9 @@ int tk_copy_file(const char *src, const char *dst, struct tk_diag *d);
  * TK_E_NOMEM. */
 int tk_path_inside(const char *path, const char *dir);
 
+/* For a tool about to replace the directory out (--force): TK_E_INVAL,
+ * naming input, when input lies inside out (tk_path_inside), since the
+ * replacement would delete it; TK_E_NOMEM; else 0. */
+int tk_path_check_outside(const char *input, const char *out, struct tk_diag *d);
+
 #endif

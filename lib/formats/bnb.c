@@ -913,7 +913,8 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 		rc = tk_diag_set(d, rc, file, -1, "cannot place quantization_config in it");
 		goto out;
 	}
-	if ((rc = tk_adir_open(&dir, out, force, d)))
+	if ((force && (rc = tk_path_check_outside(in, out, d))) ||
+	    (rc = tk_adir_open(&dir, out, force, d)))
 		goto out;
 	dir_open = 1;
 	if ((rc = tk_st_writer_new(&w))) {

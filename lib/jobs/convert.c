@@ -496,7 +496,8 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 	for (size_t i = 0; i < c.nj; i++)
 		if ((rc = run_job(&c, &c.jobs[i], w, &n_params)))
 			goto out;
-	if ((rc = tk_adir_open(&dir, o->output, o->force, d)))
+	if ((o->force && (rc = tk_path_check_outside(o->input, o->output, d))) ||
+	    (rc = tk_adir_open(&dir, o->output, o->force, d)))
 		goto out;
 	have_dir = 1;
 	char *cp = tk_adir_file(&dir, "config.json"), *sp = tk_adir_file(&dir, "model.safetensors");

@@ -625,13 +625,8 @@ int tk_pack_run(const struct tk_pack_opts *o, const char *const *inputs, int n, 
 		/* replacing the directory would delete this input with it */
 		if (!strcmp(inputs[i], "-"))
 			continue;
-		if ((rc = tk_path_inside(inputs[i], o->output)) == 1)
-			return tk_diag_set(d, TK_E_INVAL, inputs[i], -1,
-					   "input lies inside the output directory %s, which "
-					   "--force would replace (write the output elsewhere)",
-					   o->output);
-		if (rc < 0)
-			return tk_diag_set(d, rc, inputs[i], -1, "out of memory");
+		if ((rc = tk_path_check_outside(inputs[i], o->output, d)))
+			return rc;
 	}
 	rc = 0;
 	if (o->output)

@@ -927,6 +927,12 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 		err = tk_diag_set(d, TK_E_INVAL, o->out, -1, "path too long");
 		goto out;
 	}
+	/* replacing OUT would delete an input that lies inside it */
+	if (o->force && (err = tk_path_check_outside(o->base, o->out, d)))
+		goto out;
+	for (int i = 0; o->force && i < o->n_ad; i++)
+		if ((err = tk_path_check_outside(o->ad[i].dir, o->out, d)))
+			goto out;
 	if ((err = tk_adir_open(&ad, o->requantize ? merged : o->out, o->force || o->requantize, d)))
 		goto out;
 	opened = 1;
