@@ -1,6 +1,8 @@
 /* tk.c - error strings, diagnostics, small memory and hashing helpers. */
 #include "base/tk.h"
 
+#include "base/rng.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -209,10 +211,7 @@ uint64_t tk_fnv1a64(uint64_t h, const void *p, size_t n)
 
 uint64_t tk_splitmix64(uint64_t *x)
 {
-	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return tk_mix64(*x += TK_SPLITMIX64_GAMMA);
 }
 
 void tk_rng_seed(struct tk_rng *r, uint64_t seed)

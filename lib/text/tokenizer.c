@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/afile.h"
 #include "formats/gguf.h"
 
 struct load {
@@ -1096,12 +1097,6 @@ static int load_legacy(struct load *L, const char *dir, const cJSON *cfg)
 
 /* ---- public ---- */
 
-static int is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int exists(const char *path)
 {
 	struct stat st;
@@ -1119,7 +1114,7 @@ int tk_tokenizer_load(tk_tokenizer_t **out, const char *path, struct tk_diag *d)
 	tok_uc_init();
 	if (strlen(path) > 3000)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "path too long");
-	if (is_dir(path)) {
+	if (tk_is_dir(path)) {
 		snprintf(dir, sizeof(dir), "%s", path);
 		snprintf(file, sizeof(file), "%s/tokenizer.json", path);
 		if (!exists(file)) {
@@ -1142,7 +1137,7 @@ int tk_tokenizer_load(tk_tokenizer_t **out, const char *path, struct tk_diag *d)
 			snprintf(dir, sizeof(dir), ".");
 	}
 	snprintf(cfgpath, sizeof(cfgpath), "%s/tokenizer_config.json", dir);
-	if (!legacy && !is_dir(path) && tk_gguf_is_gguf(path)) {
+	if (!legacy && !tk_is_dir(path) && tk_gguf_is_gguf(path)) {
 		/* a GGUF file: its vocabulary as tokenizer.json + tokenizer_config.json */
 		tk_gguf_t *g;
 		if ((rc = tk_gguf_open(&g, path, d)))
