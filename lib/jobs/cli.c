@@ -244,7 +244,10 @@ int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int qui
 	const char *dev = spec ? spec : getenv("TK_DEVICE");
 	int rc = tk_backend_init(be, dev && *dev ? dev : "auto", threads, d);
 
-	if (!rc && d->msg[0] && !quiet) {
+	/* a machine without a GPU is the common case, not news: the plain
+	 * fallback is silent (--version says what the build has); a GPU that
+	 * is there but does not start is worth a line */
+	if (!rc && d->msg[0] && !quiet && strncmp(d->msg, "no CUDA device found", 20)) {
 		char text[sizeof(d->msg) + 8];
 		snprintf(text, sizeof(text), "note: %s", d->msg);
 		put_line(text);

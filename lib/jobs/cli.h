@@ -71,8 +71,9 @@ struct tk_progress {
 };
 
 /* The backend of a tool's --device SPEC (NULL: the environment variable
- * TK_DEVICE, else "auto"; tk_backend_init), printing the note of an auto
- * that fell back to the CPU on stderr unless quiet.  Returns what
+ * TK_DEVICE, else "auto"; tk_backend_init), printing on stderr, unless
+ * quiet, the note of an auto that fell back to the CPU because a GPU did
+ * not start (a build or machine with no GPU at all falls back silently).  Returns what
  * tk_backend_init returns. */
 int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int quiet,
 		   struct tk_diag *d);

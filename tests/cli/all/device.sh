@@ -1,6 +1,6 @@
-# --device and TK_DEVICE on a machine without a GPU: cpu is silent, auto
-# computes on the CPU (a CUDA build says so in one line on stderr), cuda is
-# an error that says what to do.  Skipped where a GPU is present.
+# --device and TK_DEVICE on a machine without a GPU: cpu and auto are
+# silent (auto computes on the CPU; no note on every call), cuda is an
+# error that says what to do.  Skipped where a GPU is present.
 command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1 && { echo "a GPU is here" >&2; exit 77; }
 m=$FIX/swa/model
 unset TK_DEVICE
@@ -8,7 +8,7 @@ tk-generate --model "$m" --prompt-ids "1 2" --ids --max-new-tokens 2 --device cp
 echo "cpu: exit $?, $(wc -l < err.cpu) lines on stderr"
 tk-generate --model "$m" --prompt-ids "1 2" --ids --max-new-tokens 2 2> err.auto > out.auto
 echo "auto: exit $?, same tokens: $(cmp -s out.cpu out.auto && echo yes || echo no)"
-grep -v '^tk-generate: note: no CUDA device found: running on the CPU$' err.auto
+echo "auto: $(wc -l < err.auto) lines on stderr"
 TK_DEVICE=cuda tk-generate --model "$m" --prompt-ids "1 2" --ids --max-new-tokens 2 2> err.cuda
 echo "cuda: exit $?"
 grep -c 'use --device cpu\|no CUDA support' err.cuda
