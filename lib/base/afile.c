@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -319,6 +320,35 @@ static char *tmp_name(const char *path)
 	return t;
 }
 
+int tk_mkdir_parents(const char *path, struct tk_diag *d)
+{
+	char p[PATH_MAX];
+	size_t n = strlen(path);
+	if (n >= sizeof(p))
+		return tk_diag_set(d, TK_E_INVAL, path, -1, "path too long");
+	memcpy(p, path, n + 1);
+	while (n > 0 && p[n - 1] != '/') /* the parent: up to the last '/' */
+		n--;
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	p[n] = 0;
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != 0)
+			continue;
+		char c = p[i];
+		p[i] = 0;
+		struct stat st;
+		if (stat(p, &st)) {
+			if (errno != ENOENT || (mkdir(p, 0777) && errno != EEXIST))
+				return tk_diag_sys(d, p, "cannot create directory");
+		} else if (!S_ISDIR(st.st_mode)) {
+			return tk_diag_set(d, TK_E_IO, p, -1, "not a directory");
+		}
+		p[i] = c;
+	}
+	return 0;
+}
+
 int tk_afile_open(struct tk_afile *f, const char *path, int force, struct tk_diag *d)
 {
 	memset(f, 0, sizeof(*f));
@@ -474,6 +504,9 @@ int tk_adir_open(struct tk_adir *dir, const char *path, int force, struct tk_dia
 	if (!force && stat(path, &st) == 0)
 		return tk_diag_set(d, TK_E_EXISTS, path, -1,
 				   "already exists (use --force to overwrite)");
+	int rc0 = tk_mkdir_parents(path, d);
+	if (rc0)
+		return rc0;
 	tk_afile_clean_stale(path);
 	dir->path = strdup(path);
 	dir->tmp = tmp_name(path);

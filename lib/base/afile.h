@@ -94,6 +94,13 @@ int tk_copy_file(const char *src, const char *dst, struct tk_diag *d);
  * TK_E_NOMEM. */
 int tk_path_inside(const char *path, const char *dir);
 
+/* Creates the directories above path that do not exist (mkdir -p of its
+ * parent; as the umask allows), so that -o a/b/c works where a/b is new
+ * for an output directory (files keep the plain open's error).
+ * 0; TK_E_INVAL when path is too long; TK_E_IO when one of them is not a
+ * directory or cannot be made (errno kept).  tk_adir_open calls it. */
+int tk_mkdir_parents(const char *path, struct tk_diag *d);
+
 /* For a tool about to replace the directory out (--force): TK_E_INVAL,
  * naming input, when input lies inside out (tk_path_inside), since the
  * replacement would delete it; TK_E_NOMEM; else 0. */
