@@ -66,3 +66,9 @@ double tk_sched_lr(const struct tk_sched *s, long step)
 {
 	return s->base_lr * tk_sched_factor(s, step);
 }
+
+float tk_clip_coef(double max_norm, double total_norm)
+{
+	float coef = (float)max_norm / ((float)total_norm + 1e-6f);
+	return coef < 1.0f ? coef : 1.0f;
+}

@@ -40,4 +40,9 @@ double tk_sched_factor(const struct tk_sched *s, long step);
 /* The learning rate after `step` scheduler steps: base_lr * lambda(step). */
 double tk_sched_lr(const struct tk_sched *s, long step);
 
+/* The factor torch.nn.utils.clip_grad_norm_ scales every gradient by,
+ * in fp32 as torch computes it: max_norm / (total_norm + 1e-6), at most
+ * 1 (1: no clipping). */
+float tk_clip_coef(double max_norm, double total_norm);
+
 #endif

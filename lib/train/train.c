@@ -2127,8 +2127,8 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 	}
 	if (!isfinite(norm))
 		return nonfinite(tr, "the gradient norm", norm, d);
-	if (o->max_grad_norm > 0) { /* clip_grad_norm_, in fp32 as torch */
-		float coef = (float)o->max_grad_norm / ((float)norm + 1e-6f);
+	if (o->max_grad_norm > 0) { /* clip_grad_norm_ */
+		float coef = tk_clip_coef(o->max_grad_norm, norm);
 		for (int s = 0; s < tr->n_seg && coef < 1.0f && !rc; s++)
 			rc = tk_scale(tr->be, tr->tp[sg[s].i].g + sg[s].a, coef, sg[s].n);
 		if (rc)

@@ -44,9 +44,23 @@ static void test_names(void)
 			 !strcmp(tk_sched_name(t), "constant_with_warmup"), "round trip");
 }
 
+/* clip_grad_norm_'s coefficient, torch's formula evaluated in fp32 as
+ * torch evaluates it (a float32 norm tensor, the Python floats cast to
+ * it): max_norm / (total_norm + 1e-6), clamped to 1.  The epsilon decides
+ * the result where the norm is near 1e-6. */
+static void test_clip_coef(void)
+{
+	TT_CHECK(tk_clip_coef(1.0, 2.0) == 1.0f / (2.0f + 1e-6f), "%.9g", tk_clip_coef(1.0, 2.0));
+	TT_CHECK(tk_clip_coef(1e-7, 1e-6) == 1e-7f / (1e-6f + 1e-6f), "%.9g",
+		 tk_clip_coef(1e-7, 1e-6));
+	TT_CHECK(tk_clip_coef(1e-7, 1e-6) < 0.051f, "the epsilon is missing");
+	TT_CHECK(tk_clip_coef(1.0, 0.5) == 1.0f && tk_clip_coef(1.0, 0.0) == 1.0f, "no clamp");
+}
+
 int main(void)
 {
 	TT_RUN(test_against_transformers);
+	TT_RUN(test_clip_coef);
 	TT_RUN(test_names);
 	return tt_done();
 }
