@@ -148,13 +148,25 @@ $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/driver.o $(LIBTK)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# make fuzz: the library is compiled once with clang for libFuzzer
+# (build-fuzz/libtk.a), then each target (FUZZ_TARGETS="input peft" picks
+# some) runs FUZZ_SECONDS on a copy of its seeds with its dictionary; the
+# exec counts are printed and each run's log kept in build-fuzz/.
+FUZZ_CFLAGS := -g -O1 -std=c11 -fopenmp -Ilib -D_GNU_SOURCE
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz-%.c,%,$(FUZZ_SRC))
 fuzz: deps
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
-	@mkdir -p build-fuzz
-	@for f in $(FUZZ_SRC); do \
-		n=$$(basename $$f .c); c=$${n#fuzz-}; \
-		clang -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fopenmp -Ilib -D_GNU_SOURCE \
-			$$f $(LIB_SRC) -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm -ldl -o build-fuzz/$$n || exit 1; \
+	@mkdir -p build-fuzz/lib
+	@for f in $(LIB_SRC); do \
+		o=build-fuzz/lib/$$(echo $${f#lib/} | tr / -).o; \
+		[ $$o -nt $$f ] || clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+			-c $$f -o $$o 2>build-fuzz/clang.log || { cat build-fuzz/clang.log; exit 1; }; \
+	done; rm -f build-fuzz/libtk.a; ar rcs build-fuzz/libtk.a build-fuzz/lib/*.o
+	@for c in $(FUZZ_TARGETS); do \
+		n=fuzz-$$c; \
+		clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined tests/fuzz/$$n.c \
+			build-fuzz/libtk.a -lzstd -lcjson -lcsv -lpcre2-8 -lutf8proc -lm -ldl \
+			-o build-fuzz/$$n 2>build-fuzz/clang.log || { cat build-fuzz/clang.log; exit 1; }; \
 		rm -rf build-fuzz/corpus-$$c; cp -r tests/fuzz/corpus/$$c build-fuzz/corpus-$$c; \
 		echo "== $$n ($(FUZZ_SECONDS) s)"; \
 		dict=; [ -f tests/fuzz/dict/$$c.dict ] && dict=-dict=tests/fuzz/dict/$$c.dict; \
