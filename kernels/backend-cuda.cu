@@ -43,7 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "convert.cuh"
+#include "precision.cuh"
 #include "dequant.cuh"
 #include "ops-cuda.cuh"
 

@@ -77,7 +77,7 @@ struct run {
 	tk_encoder_t *enc;
 	struct tk_chat chat;
 	struct tk_infer *s;
-	struct tk_gen_opts go;
+	struct tk_generate_opts go;
 	int64_t eos[64];
 };
 
@@ -100,7 +100,7 @@ struct batch {
 	struct prompt p[4096];
 	int np;
 	struct seq *sq;
-	struct tk_gen_seq *gq;
+	struct tk_generate_seq *gq;
 	int live;           /* one sequence: stream it as it is decoded */
 };
 
@@ -152,7 +152,7 @@ static const char *const reasons[] = { "length", "eos", "context", "stop" };
 static int print_seq(struct batch *b, int i)
 {
 	struct seq *q = &b->sq[i];
-	const struct tk_gen_seq *g = &b->gq[i];
+	const struct tk_generate_seq *g = &b->gq[i];
 	size_t end = q->cut ? q->end : q->text.len;
 	int err = 0;
 
@@ -210,7 +210,7 @@ static int run_batch(struct batch *b)
 		int pn = (int)p->ids.n, mx = a.max_new >= 0 ? (int)a.max_new
 				       : a.max_length >= 0 ? (int)a.max_length - pn : 20;
 		b->sq[i] = (struct seq){ .prompt = i / (int)a.nret, .index = i % (int)a.nret };
-		b->gq[i] = (struct tk_gen_seq){ .prompt = p->ids.v, .n_prompt = pn,
+		b->gq[i] = (struct tk_generate_seq){ .prompt = p->ids.v, .n_prompt = pn,
 						.max_new_tokens = mx,
 						.seed = (uint64_t)a.seed +
 							(uint64_t)(i % a.nret) * 0x9E3779B97F4A7C15ull };
@@ -238,7 +238,7 @@ static int run_batch(struct batch *b)
 		ec = tk_cli_fail(rc, &d);
 out:
 	for (int i = 0; i < n; i++) {
-		tk_gen_seq_free(&b->gq[i]);
+		tk_generate_seq_free(&b->gq[i]);
 		tk_buf_free(&b->sq[i].text);
 	}
 	free(b->sq);
@@ -416,7 +416,7 @@ static int setup(struct run *r, struct tk_backend *be)
 	int rc, n_eos = 0, need_tok = !(a.prompt_ids && (a.ids || a.json));
 
 	if ((rc = tk_model_load(&r->m, a.model, be, &d)) ||
-	    (rc = tk_gen_eos_ids(a.model, r->eos, 64, &n_eos, &d)) ||
+	    (rc = tk_generate_eos_ids(a.model, r->eos, 64, &n_eos, &d)) ||
 	    (need_tok && (rc = tk_tokenizer_load(&r->tok, a.tokenizer ? a.tokenizer : a.model,
 						 &d))) ||
 	    (a.chat && (rc = tk_chat_load(&r->chat, chat_dir(), &d))))
@@ -429,7 +429,7 @@ static int setup(struct run *r, struct tk_backend *be)
 				    tk_tokenizer_vocab_size(r->tok), r->m.cfg.vocab_size);
 	if (r->tok && tk_encoder_new(r->tok, &r->enc))
 		return tk_cli_fail(TK_E_NOMEM, NULL);
-	tk_gen_opts_init(&r->go);
+	tk_generate_opts_init(&r->go);
 	r->go.eos = r->eos;
 	r->go.n_eos = n_eos;
 	r->go.do_sample = a.do_sample;

@@ -211,7 +211,7 @@ static void report_end(struct view *v, int failed)
 			rmdir(v->logdir);
 		}
 	}
-	if (tk_tb_close(&v->tb, &v->tb_diag) && !failed)
+	if (tk_tboard_close(&v->tb, &v->tb_diag) && !failed)
 		v->tb_rc = tk_cli_fail(TK_E_IO, &v->tb_diag);
 }
 
@@ -254,37 +254,37 @@ static void report(struct view *v, const struct tk_train_event *ev)
 	    ev->kind == TK_TRAIN_EV_SAVE)
 		return;
 	if (ev->kind == TK_TRAIN_EV_START) {
-		v->tb_rc = tk_tb_open(w, v->logdir, d);
+		v->tb_rc = tk_tboard_open(w, v->logdir, d);
 		goto out;
 	}
 	getrusage(RUSAGE_SELF, &ru);
-	tk_tb_begin(w, ev->step, 0);
+	tk_tboard_begin(w, ev->step, 0);
 	int rc = 0;
 	if (ev->kind == TK_TRAIN_EV_STEP) {
-		rc = rc ? rc : tk_tb_scalar(w, "train/loss", ev->logged_loss);
-		rc = rc ? rc : tk_tb_scalar(w, "train/grad_norm", ev->grad_norm);
-		rc = rc ? rc : tk_tb_scalar(w, "train/learning_rate", ev->lr);
-		rc = rc ? rc : tk_tb_scalar(w, "train/tokens_per_second", ev->tokens_per_s);
-		rc = rc ? rc : tk_tb_scalar(w, "train/peak_rss_mb", (double)ru.ru_maxrss / 1024);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/loss", ev->logged_loss);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/grad_norm", ev->grad_norm);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/learning_rate", ev->lr);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/tokens_per_second", ev->tokens_per_s);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/peak_rss_mb", (double)ru.ru_maxrss / 1024);
 		if (ev->dev_total) { /* a GPU: nvidia-smi's used, and tk's peak */
-			rc = rc ? rc : tk_tb_scalar(w, "train/device_mem_used_mb",
+			rc = rc ? rc : tk_tboard_scalar(w, "train/device_mem_used_mb",
 						    (double)ev->dev_used / (1 << 20));
-			rc = rc ? rc : tk_tb_scalar(w, "train/device_mem_peak_mb",
+			rc = rc ? rc : tk_tboard_scalar(w, "train/device_mem_peak_mb",
 						    (double)ev->mem_peak / (1 << 20));
 		}
 	} else if (ev->kind == TK_TRAIN_EV_EVAL) {
-		rc = rc ? rc : tk_tb_scalar(w, "eval/loss", ev->eval_loss);
-		rc = rc ? rc : tk_tb_scalar(w, "eval/perplexity", ev->eval_perplexity);
+		rc = rc ? rc : tk_tboard_scalar(w, "eval/loss", ev->eval_loss);
+		rc = rc ? rc : tk_tboard_scalar(w, "eval/perplexity", ev->eval_perplexity);
 	} else if (ev->kind == TK_TRAIN_EV_END) {
-		rc = rc ? rc : tk_tb_scalar(w, "train/train_loss", ev->loss);
-		rc = rc ? rc : tk_tb_scalar(w, "train/train_runtime", ev->elapsed);
-		rc = rc ? rc : tk_tb_scalar(w, "train/train_tokens_per_second", ev->tokens_per_s);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/train_loss", ev->loss);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/train_runtime", ev->elapsed);
+		rc = rc ? rc : tk_tboard_scalar(w, "train/train_tokens_per_second", ev->tokens_per_s);
 	}
-	rc = rc ? rc : tk_tb_scalar(w, "train/epoch", ev->epoch);
+	rc = rc ? rc : tk_tboard_scalar(w, "train/epoch", ev->epoch);
 	if (rc)
 		tk_diag_set(d, rc, w->path, -1, "out of memory");
-	else if (!(rc = tk_tb_end(w, d)))
-		rc = ev->kind == TK_TRAIN_EV_END ? tk_tb_close(w, d) : tk_tb_flush(w, d);
+	else if (!(rc = tk_tboard_end(w, d)))
+		rc = ev->kind == TK_TRAIN_EV_END ? tk_tboard_close(w, d) : tk_tboard_flush(w, d);
 	v->tb_rc = rc;
 out:
 	if (v->tb_rc)

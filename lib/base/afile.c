@@ -1,5 +1,6 @@
 /* afile.c - see afile.h. */
 #include "base/afile.h"
+#include "base/path.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -242,7 +243,7 @@ int tk_afile_clean_stale(const char *path)
 			break;
 		}
 		snprintf(p, n, "%s/%s", dir, e->d_name);
-		if (tk_rmtree(p))
+		if (tk_afile_rmtree(p))
 			rc = TK_E_IO;
 		else
 			removed++;
@@ -273,42 +274,6 @@ static int sync_parent(const char *path, struct tk_diag *d)
 	return rc;
 }
 
-int tk_path_inside(const char *path, const char *dir)
-{
-	struct stat sd, sp;
-	if (stat(dir, &sd) || !S_ISDIR(sd.st_mode))
-		return 0;
-	char *real = realpath(path, NULL);
-	if (!real)
-		return errno == ENOMEM ? TK_E_NOMEM : 0;
-	int inside = 0;
-	/* the file itself (a directory given as input), then each ancestor */
-	for (char *slash = real + strlen(real);; slash = strrchr(real, '/')) {
-		if (slash != real + strlen(real))
-			slash[slash == real] = '\0'; /* "/a/b" -> "/a", "/a" -> "/" */
-		if (!stat(real, &sp) && sp.st_dev == sd.st_dev && sp.st_ino == sd.st_ino) {
-			inside = 1;
-			break;
-		}
-		if (!strcmp(real, "/"))
-			break;
-	}
-	free(real);
-	return inside;
-}
-
-int tk_path_join(char *buf, size_t size, const char *dir, const char *name)
-{
-	int n = snprintf(buf, size, "%s/%s", dir, name);
-	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
-}
-
-int tk_is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* ------------------------------- outputs ------------------------------- */
 
 static char *tmp_name(const char *path)
@@ -318,35 +283,6 @@ static char *tmp_name(const char *path)
 	if (t)
 		snprintf(t, n, "%s.tmp-%ld", path, (long)getpid());
 	return t;
-}
-
-int tk_mkdir_parents(const char *path, struct tk_diag *d)
-{
-	char p[PATH_MAX];
-	size_t n = strlen(path);
-	if (n >= sizeof(p))
-		return tk_diag_set(d, TK_E_INVAL, path, -1, "path too long");
-	memcpy(p, path, n + 1);
-	while (n > 0 && p[n - 1] != '/') /* the parent: up to the last '/' */
-		n--;
-	while (n > 1 && p[n - 1] == '/')
-		n--;
-	p[n] = 0;
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i] != 0)
-			continue;
-		char c = p[i];
-		p[i] = 0;
-		struct stat st;
-		if (stat(p, &st)) {
-			if (errno != ENOENT || (mkdir(p, 0777) && errno != EEXIST))
-				return tk_diag_sys(d, p, "cannot create directory");
-		} else if (!S_ISDIR(st.st_mode)) {
-			return tk_diag_set(d, TK_E_IO, p, -1, "not a directory");
-		}
-		p[i] = c;
-	}
-	return 0;
 }
 
 int tk_afile_open(struct tk_afile *f, const char *path, int force, struct tk_diag *d)
@@ -447,7 +383,7 @@ void tk_afile_abort(struct tk_afile *f)
 	memset(f, 0, sizeof(*f));
 }
 
-int tk_copy_file(const char *src, const char *dst, struct tk_diag *d)
+int tk_afile_copy(const char *src, const char *dst, struct tk_diag *d)
 {
 	struct tk_buf b = { 0 };
 	struct tk_afile f;
@@ -465,7 +401,7 @@ int tk_copy_file(const char *src, const char *dst, struct tk_diag *d)
 	return rc;
 }
 
-int tk_rmtree(const char *path)
+int tk_afile_rmtree(const char *path)
 {
 	struct stat st;
 	if (lstat(path, &st))
@@ -487,7 +423,7 @@ int tk_rmtree(const char *path)
 			break;
 		}
 		snprintf(sub, n, "%s/%s", path, e->d_name);
-		if (tk_rmtree(sub))
+		if (tk_afile_rmtree(sub))
 			rc = TK_E_IO;
 		free(sub);
 	}
@@ -497,24 +433,24 @@ int tk_rmtree(const char *path)
 	return rc;
 }
 
-int tk_adir_open(struct tk_adir *dir, const char *path, int force, struct tk_diag *d)
+int tk_afile_dir_open(struct tk_afile_dir *dir, const char *path, int force, struct tk_diag *d)
 {
 	memset(dir, 0, sizeof(*dir));
 	struct stat st;
 	if (!force && stat(path, &st) == 0)
 		return tk_diag_set(d, TK_E_EXISTS, path, -1,
 				   "already exists (use --force to overwrite)");
-	int rc0 = tk_mkdir_parents(path, d);
+	int rc0 = tk_path_mkdir_parents(path, d);
 	if (rc0)
 		return rc0;
 	tk_afile_clean_stale(path);
 	dir->path = strdup(path);
 	dir->tmp = tmp_name(path);
 	if (!dir->path || !dir->tmp) {
-		tk_adir_abort(dir);
+		tk_afile_dir_abort(dir);
 		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 	}
-	tk_rmtree(dir->tmp); /* left over from a killed run with our pid */
+	tk_afile_rmtree(dir->tmp); /* left over from a killed run with our pid */
 	if (mkdir(dir->tmp, 0755)) {
 		int rc = tk_diag_sys(d, path, "cannot create output directory");
 		free(dir->path);
@@ -526,7 +462,7 @@ int tk_adir_open(struct tk_adir *dir, const char *path, int force, struct tk_dia
 	return 0;
 }
 
-char *tk_adir_file(const struct tk_adir *dir, const char *name)
+char *tk_afile_dir_file(const struct tk_afile_dir *dir, const char *name)
 {
 	size_t n = strlen(dir->tmp) + strlen(name) + 2;
 	char *p = malloc(n);
@@ -535,7 +471,7 @@ char *tk_adir_file(const struct tk_adir *dir, const char *name)
 	return p;
 }
 
-int tk_adir_commit(struct tk_adir *dir, struct tk_diag *d)
+int tk_afile_dir_commit(struct tk_afile_dir *dir, struct tk_diag *d)
 {
 	int rc = 0;
 	struct stat st;
@@ -572,14 +508,14 @@ int tk_adir_commit(struct tk_adir *dir, struct tk_diag *d)
 	if (old) {
 		track(old, NULL, T_DIR); /* the new output is in place */
 		untrack(dir->path);
-		tk_rmtree(old);
+		tk_afile_rmtree(old);
 		untrack(old);
 	}
 	rc = sync_parent(dir->path, d);
 out:
 	free(old);
 	if (rc)
-		tk_rmtree(dir->tmp);
+		tk_afile_rmtree(dir->tmp);
 	untrack(dir->tmp);
 	free(dir->tmp);
 	free(dir->path);
@@ -587,10 +523,10 @@ out:
 	return rc;
 }
 
-void tk_adir_abort(struct tk_adir *dir)
+void tk_afile_dir_abort(struct tk_afile_dir *dir)
 {
 	if (dir->tmp) {
-		tk_rmtree(dir->tmp);
+		tk_afile_rmtree(dir->tmp);
 		untrack(dir->tmp);
 	}
 	free(dir->tmp);
@@ -598,12 +534,3 @@ void tk_adir_abort(struct tk_adir *dir)
 	memset(dir, 0, sizeof(*dir));
 }
 
-int tk_path_check_outside(const char *input, const char *out, struct tk_diag *d)
-{
-	int rc = tk_path_inside(input, out);
-	if (rc == 1)
-		return tk_diag_set(d, TK_E_INVAL, input, -1,
-				   "input lies inside the output directory %s, which --force would "
-				   "replace (write the output elsewhere)", out);
-	return rc < 0 ? tk_diag_set(d, rc, input, -1, "out of memory") : 0;
-}

@@ -43,67 +43,41 @@ int tk_afile_commit(struct tk_afile *f, struct tk_diag *d);
 /* Discards the output.  Always releases f.  Safe on a zeroed struct. */
 void tk_afile_abort(struct tk_afile *f);
 
-struct tk_adir {
+struct tk_afile_dir {
 	char *path;
 	char *tmp;
 };
 
 /* Creates the temporary directory for an output directory.  Fails with
  * TK_E_EXISTS if path exists and !force. */
-int tk_adir_open(struct tk_adir *dir, const char *path, int force, struct tk_diag *d);
+int tk_afile_dir_open(struct tk_afile_dir *dir, const char *path, int force, struct tk_diag *d);
 
 /* Joins name onto the temporary directory; returns a malloc'ed path. */
-char *tk_adir_file(const struct tk_adir *dir, const char *name);
+char *tk_afile_dir_file(const struct tk_afile_dir *dir, const char *name);
 
 /* Renames the temporary directory into place (replacing an existing one
  * only if opened with force).  Always releases dir. */
-int tk_adir_commit(struct tk_adir *dir, struct tk_diag *d);
+int tk_afile_dir_commit(struct tk_afile_dir *dir, struct tk_diag *d);
 
 /* Removes the temporary directory and its files.  Always releases dir. */
-void tk_adir_abort(struct tk_adir *dir);
+void tk_afile_dir_abort(struct tk_afile_dir *dir);
 
 /* Removes a directory tree (no symlinks followed).  Returns 0 or TK_E_IO. */
-int tk_rmtree(const char *path);
+int tk_afile_rmtree(const char *path);
 
 /* Removes the debris of dead runs beside an output: PATH.tmp-PID and
  * PATH.old-PID (files or trees) whose PID is not a live process (kill(PID,
  * 0) fails with ESRCH; a live PID, ours or another user's, is kept).
- * tk_afile_open() and tk_adir_open() call it before writing, so a tool
+ * tk_afile_open() and tk_afile_dir_open() call it before writing, so a tool
  * need not.  Returns the number removed, TK_E_IO if one could not be, or
  * TK_E_NOMEM.  (A process of another PID namespace or host writing the
  * same output into a shared directory looks dead from here.) */
 int tk_afile_clean_stale(const char *path);
 
-/* Writes "dir/name" into buf (size bytes).  Returns 0, or TK_E_INVAL when
- * it does not fit (buf then holds as much as fits, NUL-terminated). */
-int tk_path_join(char *buf, size_t size, const char *dir, const char *name);
-
-/* 1 if path is a directory (symlinks followed), 0 if not or if it does not
- * exist. */
-int tk_is_dir(const char *path);
-
 /* Copies the file src to dst whole or not at all: written as a
  * tk_afile_open(dst, force) output (an existing dst is replaced) and
  * renamed into place.  Returns 0, or the error of reading src or of
  * writing dst, with d set. */
-int tk_copy_file(const char *src, const char *dst, struct tk_diag *d);
-
-/* 1 if path (symlinks resolved) is dir or lies anywhere under it, judged
- * by device and inode of each ancestor, so "a/../b", symlinks and bind
- * mounts are seen through; 0 if not or if either does not exist;
- * TK_E_NOMEM. */
-int tk_path_inside(const char *path, const char *dir);
-
-/* Creates the directories above path that do not exist (mkdir -p of its
- * parent; as the umask allows), so that -o a/b/c works where a/b is new
- * for an output directory (files keep the plain open's error).
- * 0; TK_E_INVAL when path is too long; TK_E_IO when one of them is not a
- * directory or cannot be made (errno kept).  tk_adir_open calls it. */
-int tk_mkdir_parents(const char *path, struct tk_diag *d);
-
-/* For a tool about to replace the directory out (--force): TK_E_INVAL,
- * naming input, when input lies inside out (tk_path_inside), since the
- * replacement would delete it; TK_E_NOMEM; else 0. */
-int tk_path_check_outside(const char *input, const char *out, struct tk_diag *d);
+int tk_afile_copy(const char *src, const char *dst, struct tk_diag *d);
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "base/quant-common.h"
 #include "formats/hf-dir.h"
 
@@ -135,13 +136,13 @@ static int check_shape(const struct tk_tensor_info *t, enum tk_dtype dt, int ndi
 }
 
 /* Finds name + suffix; TK_E_FORMAT naming both when absent. */
-static int find_stat(const tk_st_t *st, const char *name, const char *suffix,
+static int find_stat(const tk_safetensors_t *st, const char *name, const char *suffix,
 		     const struct tk_tensor_info **out, struct tk_diag *d)
 {
 	char key[1024];
 
 	snprintf(key, sizeof(key), "%s%s", name, suffix);
-	*out = tk_st_find(st, key);
+	*out = tk_safetensors_find(st, key);
 	if (!*out)
 		return tk_diag_set(d, TK_E_FORMAT, NULL, -1,
 				   "quantized weight %s: %s is missing", name, key);
@@ -157,7 +158,7 @@ static void *dup_data(const struct tk_tensor_info *t)
 	return p;
 }
 
-static int read_int8(const tk_st_t *st, const struct tk_tensor_info *w, int64_t rows,
+static int read_int8(const tk_safetensors_t *st, const struct tk_tensor_info *w, int64_t rows,
 		     int64_t cols, struct tk_qweight *q, struct tk_diag *d)
 {
 	const struct tk_tensor_info *scb;
@@ -270,7 +271,7 @@ static int same_floats(const struct tk_tensor_info *t, const float *want, int n)
 	return t->nbytes == (uint64_t)n * 4 && !memcmp(t->data, want, (size_t)n * 4);
 }
 
-static int read_4bit(const tk_st_t *st, const struct tk_tensor_info *w, int64_t rows,
+static int read_4bit(const tk_safetensors_t *st, const struct tk_tensor_info *w, int64_t rows,
 		     int64_t cols, struct tk_qweight *q, struct tk_diag *d)
 {
 	const char *name = w->name;
@@ -281,10 +282,10 @@ static int read_4bit(const tk_st_t *st, const struct tk_tensor_info *w, int64_t 
 	int rc;
 
 	snprintf(key, sizeof(key), "%s.quant_state.bitsandbytes__nf4", name);
-	qs = tk_st_find(st, key);
+	qs = tk_safetensors_find(st, key);
 	if (!qs) {
 		snprintf(key, sizeof(key), "%s.quant_state.bitsandbytes__fp4", name);
-		qs = tk_st_find(st, key);
+		qs = tk_safetensors_find(st, key);
 	}
 	if (!qs)
 		return tk_diag_set(d, TK_E_FORMAT, w->file, -1,
@@ -356,10 +357,10 @@ static int read_4bit(const tk_st_t *st, const struct tk_tensor_info *w, int64_t 
 	return 0;
 }
 
-int tk_bnb_read_weight(const tk_st_t *st, const char *name, int64_t rows, int64_t cols,
+int tk_bnb_read_weight(const tk_safetensors_t *st, const char *name, int64_t rows, int64_t cols,
 		       struct tk_qweight *q, struct tk_diag *d)
 {
-	const struct tk_tensor_info *w = tk_st_find(st, name);
+	const struct tk_tensor_info *w = tk_safetensors_find(st, name);
 
 	memset(q, 0, sizeof(*q));
 	if (rows <= 0 || cols <= 0)
@@ -706,17 +707,17 @@ static int q4_parallel(const float *x, size_t n, const struct tk_bnb_opts *o, ui
 	return 0;
 }
 
-static int add(tk_st_writer_t *w, const char *name, enum tk_dtype dt, int ndim, int64_t a,
+static int add(tk_safetensors_writer_t *w, const char *name, enum tk_dtype dt, int ndim, int64_t a,
 	       int64_t b, const void *data, struct tk_diag *d)
 {
 	int64_t shape[2] = { a, b };
 
-	return tk_st_writer_add(w, name, dt, ndim, shape, data, d);
+	return tk_safetensors_writer_add(w, name, dt, ndim, shape, data, d);
 }
 
 /* Quantizes one weight x [rows, cols] (fp32, already in [out, in]) into
  * the writer under name. */
-static int quantize_one(tk_st_writer_t *w, struct outbufs *ob, const char *name, float *x,
+static int quantize_one(tk_safetensors_writer_t *w, struct outbufs *ob, const char *name, float *x,
 			int64_t rows, int64_t cols, enum tk_dtype model_dt,
 			const struct tk_bnb_opts *o, struct tk_diag *d)
 {
@@ -865,9 +866,9 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 	struct tk_buf cfg = { 0 }, ncfg = { 0 };
 	struct in_config ic;
 	struct outbufs ob = { 0 };
-	struct tk_adir dir = { 0 };
-	tk_st_t *st = NULL;
-	tk_st_writer_t *w = NULL;
+	struct tk_afile_dir dir = { 0 };
+	tk_safetensors_t *st = NULL;
+	tk_safetensors_writer_t *w = NULL;
 	char file[1100];
 	enum tk_dtype model_dt;
 	uint64_t total = 0, done = 0;
@@ -882,12 +883,12 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 	snprintf(file, sizeof(file), "%s/config.json", in);
 	if ((rc = tk_read_file(file, &cfg, d)) || (rc = parse_in_config(cfg.data, file, &ic, d)))
 		goto out;
-	if ((rc = tk_st_open(&st, in, d)))
+	if ((rc = tk_safetensors_open(&st, in, d)))
 		goto out;
-	nt = tk_st_count(st);
+	nt = tk_safetensors_count(st);
 	model_dt = ic.dtype;
 	for (i = 0; i < nt; i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 
 		size_t tl = strlen(t->name);
 
@@ -914,16 +915,16 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 		goto out;
 	}
 	if ((force && (rc = tk_path_check_outside(in, out, d))) ||
-	    (rc = tk_adir_open(&dir, out, force, d)))
+	    (rc = tk_afile_dir_open(&dir, out, force, d)))
 		goto out;
 	dir_open = 1;
-	if ((rc = tk_st_writer_new(&w))) {
+	if ((rc = tk_safetensors_writer_new(&w))) {
 		rc = tk_diag_set(d, rc, NULL, -1, "out of memory");
 		goto out;
 	}
-	tk_st_writer_metadata(w, "format", "pt");
+	tk_safetensors_writer_metadata(w, "format", "pt");
 	for (i = 0; i < nt; i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 		char name[1100];
 		size_t len = strlen(t->name);
 
@@ -954,7 +955,7 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 			}
 			float *raw = x + xcap;
 
-			if ((rc = tk_st_to_f32(t, raw, d)))
+			if ((rc = tk_safetensors_to_f32(t, raw, d)))
 				goto out;
 			if (ic.gpt2 && is_gpt2_conv1d(name)) {
 				/* Conv1D [in, out] -> [out, in] */
@@ -987,7 +988,7 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 				rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 				goto out;
 			}
-			if ((rc = tk_st_to_f32(t, f, d))) {
+			if ((rc = tk_safetensors_to_f32(t, f, d))) {
 				free(f);
 				goto out;
 			}
@@ -1000,10 +1001,10 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 					((uint16_t *)c)[k] = tk_f32_to_bf16(f[k]);
 			}
 			free(f);
-			if ((rc = tk_st_writer_add(w, name, model_dt, t->ndim, t->shape, c, d)))
+			if ((rc = tk_safetensors_writer_add(w, name, model_dt, t->ndim, t->shape, c, d)))
 				goto out;
 		} else {
-			if ((rc = tk_st_writer_add(w, name, t->dtype, t->ndim, t->shape, t->data, d)))
+			if ((rc = tk_safetensors_writer_add(w, name, t->dtype, t->ndim, t->shape, t->data, d)))
 				goto out;
 		}
 next:
@@ -1012,8 +1013,8 @@ next:
 			o->progress(o->progress_arg, name, done, total);
 	}
 	{
-		char *sp = tk_adir_file(&dir, "model.safetensors");
-		char *cp = tk_adir_file(&dir, "config.json");
+		char *sp = tk_afile_dir_file(&dir, "model.safetensors");
+		char *cp = tk_afile_dir_file(&dir, "config.json");
 
 		if (!sp || !cp) {
 			free(sp);
@@ -1021,7 +1022,7 @@ next:
 			rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 			goto out;
 		}
-		rc = tk_st_writer_commit(w, sp, 0, d);
+		rc = tk_safetensors_writer_commit(w, sp, 0, d);
 		w = NULL;
 		if (!rc)
 			rc = write_text(cp, ncfg.data, d);
@@ -1032,16 +1033,16 @@ next:
 	}
 	if ((rc = tk_hf_copy_side_files(in, dir.tmp, TK_HF_SIDE_ALL, d)))
 		goto out;
-	rc = tk_adir_commit(&dir, d);
+	rc = tk_afile_dir_commit(&dir, d);
 	dir_open = 0;
 out:
 	if (dir_open)
-		tk_adir_abort(&dir);
+		tk_afile_dir_abort(&dir);
 	if (w)
-		tk_st_writer_free(w);
+		tk_safetensors_writer_free(w);
 	free(x);
 	outbufs_free(&ob);
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	tk_buf_free(&cfg);
 	tk_buf_free(&ncfg);
 	return rc;

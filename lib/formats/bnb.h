@@ -41,7 +41,7 @@ int tk_bnb_config_read(const char *path, struct tk_bnb_config *c, struct tk_diag
  * from st into q, which must come out [rows, cols].  Missing statistics
  * (absmax, quant_state...) or a shape that differs are TK_E_FORMAT naming
  * the tensor and what is missing. */
-int tk_bnb_read_weight(const tk_st_t *st, const char *name, int64_t rows, int64_t cols,
+int tk_bnb_read_weight(const tk_safetensors_t *st, const char *name, int64_t rows, int64_t cols,
 		       struct tk_qweight *q, struct tk_diag *d);
 
 /* Options of tk-quantize (transformers' BitsAndBytesConfig names). */

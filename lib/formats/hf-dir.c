@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 
 /* transformers' save_pretrained writes these next to the weights: the
  * tokenizer (fast and slow), the generation config, and the chat template,
@@ -47,7 +48,7 @@ int tk_hf_copy_side_files(const char *src, const char *dst, unsigned want, struc
 		if (tk_path_join(from, sizeof(from), src, tk_hf_side_files[i]) ||
 		    tk_path_join(to, sizeof(to), dst, tk_hf_side_files[i]))
 			return tk_diag_set(d, TK_E_INVAL, dst, -1, "path too long");
-		int rc = tk_copy_file(from, to, d);
+		int rc = tk_afile_copy(from, to, d);
 		if (rc)
 			return rc;
 	}

@@ -28,7 +28,7 @@ int tk_hf_side_index(const char *name);
 unsigned tk_hf_side_present(const char *dir);
 
 /* Copies the side files of mask want that src holds (tk_hf_side_present)
- * into dst, each with tk_copy_file (a file already in dst is replaced);
+ * into dst, each with tk_afile_copy (a file already in dst is replaced);
  * those src lacks are skipped.  Returns 0, TK_E_INVAL when a path does not
  * fit in PATH_MAX, or the error of a copy, with d set. */
 int tk_hf_copy_side_files(const char *src, const char *dst, unsigned want, struct tk_diag *d);

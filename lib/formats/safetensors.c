@@ -228,7 +228,7 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 		snprintf(buf + k, n - k, "]");
 }
 
-static int add_tensor(tk_st_t *st, const char *file, const char *name, const cJSON *info,
+static int add_tensor(tk_safetensors_t *st, const char *file, const char *name, const cJSON *info,
 		      struct tk_diag *d)
 {
 	if (!cJSON_IsObject(info))
@@ -317,7 +317,7 @@ static int add_tensor(tk_st_t *st, const char *file, const char *name, const cJS
 
 static int by_offset(const void *a, const void *b, void *arg)
 {
-	const tk_st_t *st = arg;
+	const tk_safetensors_t *st = arg;
 	size_t i = *(const size_t *)a, j = *(const size_t *)b;
 	uint64_t x = st->begin[i], y = st->begin[j];
 	if (x != y)
@@ -328,7 +328,7 @@ static int by_offset(const void *a, const void *b, void *arg)
 }
 
 /* The tensors first..st->n-1 (one file) must tile [data, data + size). */
-static int check_ranges(tk_st_t *st, size_t first, const char *file, const uint8_t *data,
+static int check_ranges(tk_safetensors_t *st, size_t first, const char *file, const uint8_t *data,
 			uint64_t size, struct tk_diag *d)
 {
 	size_t n = st->n - first;
@@ -380,7 +380,7 @@ static int check_ranges(tk_st_t *st, size_t first, const char *file, const uint8
 	return rc;
 }
 
-static int store_metadata(tk_st_t *st, const char *file, const cJSON *m, struct tk_diag *d)
+static int store_metadata(tk_safetensors_t *st, const char *file, const cJSON *m, struct tk_diag *d)
 {
 	if (cJSON_IsNull(m))
 		return 0;
@@ -409,7 +409,7 @@ static int store_metadata(tk_st_t *st, const char *file, const cJSON *m, struct 
 	return 0;
 }
 
-static int parse_header(tk_st_t *st, const char *file, const uint8_t *map, uint64_t size,
+static int parse_header(tk_safetensors_t *st, const char *file, const uint8_t *map, uint64_t size,
 			struct tk_diag *d)
 {
 	if (size < 8)
@@ -490,7 +490,7 @@ out:
 	return rc;
 }
 
-static int open_file(tk_st_t *st, const char *path, struct tk_diag *d)
+static int open_file(tk_safetensors_t *st, const char *path, struct tk_diag *d)
 {
 	struct st_file *nf = tk_reallocn(st->files, st->nfiles + 1, sizeof(*nf));
 	if (!nf)
@@ -531,11 +531,11 @@ static int open_file(tk_st_t *st, const char *path, struct tk_diag *d)
 
 static int by_name(const void *a, const void *b, void *arg)
 {
-	const tk_st_t *st = arg;
+	const tk_safetensors_t *st = arg;
 	return strcmp(st->t[*(const size_t *)a].name, st->t[*(const size_t *)b].name);
 }
 
-static int index_names(tk_st_t *st, struct tk_diag *d)
+static int index_names(tk_safetensors_t *st, struct tk_diag *d)
 {
 	st->by_name = tk_mallocn(st->n, sizeof(*st->by_name));
 	if (!st->by_name)
@@ -563,7 +563,7 @@ static int by_str(const void *a, const void *b)
 }
 
 /* model.safetensors.index.json: {"weight_map": {"NAME": "FILE", ...}} */
-static int open_index(tk_st_t *st, const char *path, struct tk_diag *d)
+static int open_index(tk_safetensors_t *st, const char *path, struct tk_diag *d)
 {
 	struct tk_buf b = { 0 };
 	int rc = tk_read_file(path, &b, d);
@@ -632,7 +632,7 @@ static int open_index(tk_st_t *st, const char *path, struct tk_diag *d)
 	if (rc)
 		goto out;
 	cJSON_ArrayForEach(e, wm) {
-		const struct tk_tensor_info *t = tk_st_find(st, e->string);
+		const struct tk_tensor_info *t = tk_safetensors_find(st, e->string);
 		const char *f = t ? strrchr(t->file, '/') : NULL;
 		f = f ? f + 1 : t ? t->file : NULL;
 		if (!t || strcmp(f, e->valuestring)) {
@@ -665,10 +665,10 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-int tk_st_open(tk_st_t **out, const char *path, struct tk_diag *d)
+int tk_safetensors_open(tk_safetensors_t **out, const char *path, struct tk_diag *d)
 {
 	*out = NULL;
-	tk_st_t *st = calloc(1, sizeof(*st));
+	tk_safetensors_t *st = calloc(1, sizeof(*st));
 	if (!st)
 		return TK_E_NOMEM;
 	st->path = strdup(path);
@@ -705,14 +705,14 @@ int tk_st_open(tk_st_t **out, const char *path, struct tk_diag *d)
 	free(st->begin);
 	st->begin = NULL;
 	if (rc) {
-		tk_st_close(st);
+		tk_safetensors_close(st);
 		return rc;
 	}
 	*out = st;
 	return 0;
 }
 
-void tk_st_close(tk_st_t *st)
+void tk_safetensors_close(tk_safetensors_t *st)
 {
 	if (!st)
 		return;
@@ -734,17 +734,17 @@ void tk_st_close(tk_st_t *st)
 	free(st);
 }
 
-size_t tk_st_count(const tk_st_t *st)
+size_t tk_safetensors_count(const tk_safetensors_t *st)
 {
 	return st->n;
 }
 
-const struct tk_tensor_info *tk_st_at(const tk_st_t *st, size_t i)
+const struct tk_tensor_info *tk_safetensors_at(const tk_safetensors_t *st, size_t i)
 {
 	return i < st->n ? &st->t[i] : NULL;
 }
 
-const struct tk_tensor_info *tk_st_find(const tk_st_t *st, const char *name)
+const struct tk_tensor_info *tk_safetensors_find(const tk_safetensors_t *st, const char *name)
 {
 	size_t lo = 0, hi = st->n;
 	while (lo < hi) {
@@ -760,7 +760,7 @@ const struct tk_tensor_info *tk_st_find(const tk_st_t *st, const char *name)
 	return NULL;
 }
 
-const char *tk_st_metadata(const tk_st_t *st, const char *key)
+const char *tk_safetensors_metadata(const tk_safetensors_t *st, const char *key)
 {
 	for (size_t i = 0; i < st->nmeta; i++)
 		if (!strcmp(st->meta[2 * i], key))
@@ -768,7 +768,7 @@ const char *tk_st_metadata(const tk_st_t *st, const char *key)
 	return NULL;
 }
 
-int tk_st_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d)
+int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d)
 {
 	const uint8_t *p = t->data;
 	int64_t n = (int64_t)t->nelem;
@@ -808,12 +808,12 @@ int tk_st_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d)
 	}
 }
 
-int tk_st_expect(const tk_st_t *st, const char *name, int ndim, const int64_t *shape,
+int tk_safetensors_expect(const tk_safetensors_t *st, const char *name, int ndim, const int64_t *shape,
 		 const struct tk_tensor_info **out, struct tk_diag *d)
 {
 	if (out)
 		*out = NULL;
-	const struct tk_tensor_info *t = tk_st_find(st, name);
+	const struct tk_tensor_info *t = tk_safetensors_find(st, name);
 	if (!t)
 		return tk_diag_set(d, TK_E_FORMAT, st->path, -1, "missing tensor '%s'", name);
 	int ok = t->ndim == ndim;
@@ -842,20 +842,20 @@ struct st_entry {
 	uint64_t nbytes;
 };
 
-struct tk_st_writer {
+struct tk_safetensors_writer {
 	struct st_entry *e;
 	size_t n, cap;
 	char **meta; /* key, value pairs */
 	size_t nmeta, mcap;
 };
 
-int tk_st_writer_new(tk_st_writer_t **w)
+int tk_safetensors_writer_new(tk_safetensors_writer_t **w)
 {
 	*w = calloc(1, sizeof(**w));
 	return *w ? 0 : TK_E_NOMEM;
 }
 
-void tk_st_writer_free(tk_st_writer_t *w)
+void tk_safetensors_writer_free(tk_safetensors_writer_t *w)
 {
 	if (!w)
 		return;
@@ -868,7 +868,7 @@ void tk_st_writer_free(tk_st_writer_t *w)
 	free(w);
 }
 
-int tk_st_writer_add(tk_st_writer_t *w, const char *name, enum tk_dtype dtype, int ndim,
+int tk_safetensors_writer_add(tk_safetensors_writer_t *w, const char *name, enum tk_dtype dtype, int ndim,
 		     const int64_t *shape, const void *data, struct tk_diag *d)
 {
 	size_t bad;
@@ -916,7 +916,7 @@ int tk_st_writer_add(tk_st_writer_t *w, const char *name, enum tk_dtype dtype, i
 	return 0;
 }
 
-int tk_st_writer_metadata(tk_st_writer_t *w, const char *key, const char *value)
+int tk_safetensors_writer_metadata(tk_safetensors_writer_t *w, const char *key, const char *value)
 {
 	size_t bad;
 	if (!utf8_check((const unsigned char *)key, strlen(key), &bad) ||
@@ -987,7 +987,7 @@ static int by_dtype_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static int build_header(tk_st_writer_t *w, struct tk_buf *b)
+static int build_header(tk_safetensors_writer_t *w, struct tk_buf *b)
 {
 	int rc = tk_buf_append(b, "{", 1);
 	if (w->nmeta && !rc) {
@@ -1034,7 +1034,7 @@ static int build_header(tk_st_writer_t *w, struct tk_buf *b)
 	return rc;
 }
 
-int tk_st_writer_commit(tk_st_writer_t *w, const char *path, int force, struct tk_diag *d)
+int tk_safetensors_writer_commit(tk_safetensors_writer_t *w, const char *path, int force, struct tk_diag *d)
 {
 	struct tk_buf h = { 0 };
 	struct tk_afile f;
@@ -1063,6 +1063,6 @@ int tk_st_writer_commit(tk_st_writer_t *w, const char *path, int force, struct t
 	rc = tk_afile_commit(&f, d);
 out:
 	tk_buf_free(&h);
-	tk_st_writer_free(w);
+	tk_safetensors_writer_free(w);
 	return rc;
 }

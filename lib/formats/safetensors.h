@@ -46,47 +46,47 @@ struct tk_tensor_info {
 	const char *file;     /* the file it lives in (for messages) */
 };
 
-typedef struct tk_st tk_st_t;
+typedef struct tk_st tk_safetensors_t;
 
 /* Opens path: a .safetensors file, a model directory (model.safetensors,
  * else model.safetensors.index.json and its shards) or an index file.
  * Errors name the file and what is wrong (with the byte offset for a
  * malformed header). */
-int tk_st_open(tk_st_t **st, const char *path, struct tk_diag *d);
-void tk_st_close(tk_st_t *st);
+int tk_safetensors_open(tk_safetensors_t **st, const char *path, struct tk_diag *d);
+void tk_safetensors_close(tk_safetensors_t *st);
 
 /* Tensors in file order (shards by file name), each file's in header order. */
-size_t tk_st_count(const tk_st_t *st);
-const struct tk_tensor_info *tk_st_at(const tk_st_t *st, size_t i);
+size_t tk_safetensors_count(const tk_safetensors_t *st);
+const struct tk_tensor_info *tk_safetensors_at(const tk_safetensors_t *st, size_t i);
 /* NULL when absent. */
-const struct tk_tensor_info *tk_st_find(const tk_st_t *st, const char *name);
+const struct tk_tensor_info *tk_safetensors_find(const tk_safetensors_t *st, const char *name);
 /* A __metadata__ value of the first file, NULL when absent. */
-const char *tk_st_metadata(const tk_st_t *st, const char *key);
+const char *tk_safetensors_metadata(const tk_safetensors_t *st, const char *key);
 
 /* Converts n = t->nelem elements of t (F32, F16, BF16 or F64) to fp32 into
  * dst.  Other dtypes are TK_E_UNSUPPORTED naming the tensor. */
-int tk_st_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d);
+int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d);
 
 /* Checks that name exists with this rank and shape (-1 in shape matches any
  * size); TK_E_FORMAT with a message naming the tensor, the expected and the
  * found shape otherwise. */
-int tk_st_expect(const tk_st_t *st, const char *name, int ndim, const int64_t *shape,
+int tk_safetensors_expect(const tk_safetensors_t *st, const char *name, int ndim, const int64_t *shape,
 		 const struct tk_tensor_info **out, struct tk_diag *d);
 
 /* Writing: tensors are added (data copied or referenced until commit) and
- * the file is written atomically by tk_st_writer_commit, with the header
+ * the file is written atomically by tk_safetensors_writer_commit, with the header
  * keys sorted and padded with spaces to a multiple of 8 as the safetensors
  * library does, so the same tensors always give the same bytes. */
-typedef struct tk_st_writer tk_st_writer_t;
+typedef struct tk_safetensors_writer tk_safetensors_writer_t;
 
-int tk_st_writer_new(tk_st_writer_t **w);
+int tk_safetensors_writer_new(tk_safetensors_writer_t **w);
 /* data must stay valid until commit; nbytes must match dtype and shape. */
-int tk_st_writer_add(tk_st_writer_t *w, const char *name, enum tk_dtype dtype, int ndim,
+int tk_safetensors_writer_add(tk_safetensors_writer_t *w, const char *name, enum tk_dtype dtype, int ndim,
 		     const int64_t *shape, const void *data, struct tk_diag *d);
-int tk_st_writer_metadata(tk_st_writer_t *w, const char *key, const char *value);
+int tk_safetensors_writer_metadata(tk_safetensors_writer_t *w, const char *key, const char *value);
 /* Writes path (temporary name, fsync, rename); frees w either way. */
-int tk_st_writer_commit(tk_st_writer_t *w, const char *path, int force, struct tk_diag *d);
-void tk_st_writer_free(tk_st_writer_t *w);
+int tk_safetensors_writer_commit(tk_safetensors_writer_t *w, const char *path, int force, struct tk_diag *d);
+void tk_safetensors_writer_free(tk_safetensors_writer_t *w);
 
 /* fp16/bf16 <-> fp32 conversions (round to nearest even), bit for bit as
  * torch converts: NaN stays NaN (fp32 to bf16 gives 0x7fc0, fp32 to fp16

@@ -140,7 +140,7 @@ static int make_dirs(const char *dir, struct tk_diag *d)
 	return rc;
 }
 
-int tk_tb_open(struct tk_tb *w, const char *dir, struct tk_diag *d)
+int tk_tboard_open(struct tk_tb *w, const char *dir, struct tk_diag *d)
 {
 	memset(w, 0, sizeof(*w));
 	if (!dir || !*dir || strlen(dir) > 3000)
@@ -185,7 +185,7 @@ int tk_tb_open(struct tk_tb *w, const char *dir, struct tk_diag *d)
 	else
 		rc = write_record(w, ev.data, ev.len, d);
 	tk_buf_free(&ev);
-	if (!rc && (rc = tk_tb_flush(w, d)) == 0)
+	if (!rc && (rc = tk_tboard_flush(w, d)) == 0)
 		return 0;
 fail:
 	unlink(w->path);
@@ -197,7 +197,7 @@ fail:
 	return rc;
 }
 
-void tk_tb_begin(struct tk_tb *w, long long step, double wall_time)
+void tk_tboard_begin(struct tk_tb *w, long long step, double wall_time)
 {
 	w->rec.len = 0;
 	w->nvals = 0;
@@ -205,7 +205,7 @@ void tk_tb_begin(struct tk_tb *w, long long step, double wall_time)
 	w->wall_time = wall_time > 0 ? wall_time : now_wall();
 }
 
-int tk_tb_scalar(struct tk_tb *w, const char *tag, double v)
+int tk_tboard_scalar(struct tk_tb *w, const char *tag, double v)
 {
 	size_t n = strlen(tag);
 	float f = (float)v;
@@ -238,7 +238,7 @@ int tk_tb_scalar(struct tk_tb *w, const char *tag, double v)
 	return 0;
 }
 
-int tk_tb_end(struct tk_tb *w, struct tk_diag *d)
+int tk_tboard_end(struct tk_tb *w, struct tk_diag *d)
 {
 	if (!w->nvals)
 		return 0;
@@ -254,14 +254,14 @@ int tk_tb_end(struct tk_tb *w, struct tk_diag *d)
 	return rc;
 }
 
-int tk_tb_flush(struct tk_tb *w, struct tk_diag *d)
+int tk_tboard_flush(struct tk_tb *w, struct tk_diag *d)
 {
 	if (w->fp && fflush(w->fp))
 		return tk_diag_sys(d, w->path, "write failed");
 	return 0;
 }
 
-int tk_tb_close(struct tk_tb *w, struct tk_diag *d)
+int tk_tboard_close(struct tk_tb *w, struct tk_diag *d)
 {
 	int rc = 0;
 	if (w->fp) {
@@ -276,7 +276,7 @@ int tk_tb_close(struct tk_tb *w, struct tk_diag *d)
 	return rc;
 }
 
-int tk_tb_read_record(FILE *fp, const char *path, struct tk_buf *rec, struct tk_diag *d)
+int tk_tboard_read_record(FILE *fp, const char *path, struct tk_buf *rec, struct tk_diag *d)
 {
 	long long off = ftello(fp);
 	unsigned char head[12], tail[4];
@@ -363,7 +363,7 @@ static int pb_field(struct pb *b, int *field, int *wt, uint64_t *num, struct pb 
 	}
 }
 
-static int decode_value(struct pb v, struct tk_tb_event *ev)
+static int decode_value(struct pb v, struct tk_tboard_event *ev)
 {
 	const char *tag = "";
 	size_t tag_len = 0;
@@ -392,7 +392,7 @@ static int decode_value(struct pb v, struct tk_tb_event *ev)
 	return 0;
 }
 
-int tk_tb_decode_event(const void *data, size_t n, struct tk_tb_event *ev)
+int tk_tboard_decode_event(const void *data, size_t n, struct tk_tboard_event *ev)
 {
 	memset(ev, 0, sizeof(*ev));
 	struct pb b = { data, (const unsigned char *)data + n }, sub;

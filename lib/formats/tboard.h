@@ -17,7 +17,7 @@
  *
  * The file is written as training goes, so that TensorBoard can show a run
  * that is still going: it is not built under a temporary name (as
- * metrics.jsonl is not), and every tk_tb_flush() hands the records written
+ * metrics.jsonl is not), and every tk_tboard_flush() hands the records written
  * so far to the kernel.
  */
 #ifndef TK_TBOARD_H
@@ -41,30 +41,30 @@ struct tk_tb {
  * in it, and writes the file_version event.  Returns 0, or TK_E_IO naming
  * the directory or file that could not be made (no event file is left
  * behind; directories made on the way stay), TK_E_NOMEM or TK_E_INVAL (an empty or too long dir). */
-int tk_tb_open(struct tk_tb *w, const char *dir, struct tk_diag *d);
+int tk_tboard_open(struct tk_tb *w, const char *dir, struct tk_diag *d);
 
 /* Starts an event for step at wall_time (seconds since the epoch; <= 0:
  * now).  An event started before and not yet ended is dropped. */
-void tk_tb_begin(struct tk_tb *w, long long step, double wall_time);
+void tk_tboard_begin(struct tk_tb *w, long long step, double wall_time);
 
 /* Adds a scalar tag = v to the event begun.  Returns 0 or TK_E_NOMEM. */
-int tk_tb_scalar(struct tk_tb *w, const char *tag, double v);
+int tk_tboard_scalar(struct tk_tb *w, const char *tag, double v);
 
 /* Writes the event begun (nothing when it has no scalar) as one record.
  * Returns 0, or TK_E_IO naming the file. */
-int tk_tb_end(struct tk_tb *w, struct tk_diag *d);
+int tk_tboard_end(struct tk_tb *w, struct tk_diag *d);
 
 /* Flushes the records written so far to the file.  Returns 0 or TK_E_IO. */
-int tk_tb_flush(struct tk_tb *w, struct tk_diag *d);
+int tk_tboard_flush(struct tk_tb *w, struct tk_diag *d);
 
 /* Flushes, fsyncs and closes the file; frees w (safe on a zeroed struct,
  * and after a failure).  Returns 0 or TK_E_IO naming the file. */
-int tk_tb_close(struct tk_tb *w, struct tk_diag *d);
+int tk_tboard_close(struct tk_tb *w, struct tk_diag *d);
 
 /* Reading back (for tests and tools that check a file).  One event as
- * decoded by tk_tb_decode_event(): the fields tk writes; the scalars point
+ * decoded by tk_tboard_decode_event(): the fields tk writes; the scalars point
  * into the record buffer. */
-struct tk_tb_event {
+struct tk_tboard_event {
 	double wall_time;
 	long long step;
 	char file_version[64]; /* "" unless the event is a file_version one */
@@ -80,11 +80,11 @@ struct tk_tb_event {
  * checks both CRCs.  Returns 1 with a record, 0 at a clean end of file,
  * TK_E_CHECKSUM for a CRC that does not match, TK_E_FORMAT for a cut
  * record or TK_E_IO; path and the record's byte offset go into d. */
-int tk_tb_read_record(FILE *fp, const char *path, struct tk_buf *rec, struct tk_diag *d);
+int tk_tboard_read_record(FILE *fp, const char *path, struct tk_buf *rec, struct tk_diag *d);
 
 /* Decodes one Event protobuf (the data of a record): wall_time, step,
  * file_version and simple_value scalars of a summary; other fields are
  * skipped.  Returns 0 or TK_E_FORMAT (malformed wire data). */
-int tk_tb_decode_event(const void *data, size_t n, struct tk_tb_event *ev);
+int tk_tboard_decode_event(const void *data, size_t n, struct tk_tboard_event *ev);
 
 #endif

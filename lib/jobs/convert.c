@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "formats/config.h"
 #include "jobs/convert.h"
 #include "formats/gguf.h"
@@ -322,7 +323,7 @@ static void *keep(struct conv *c, void *p)
 }
 
 /* Dequantizes, reorders and converts one tensor and adds it to w. */
-static int run_job(struct conv *c, const struct job *j, tk_st_writer_t *w, uint64_t *n_params)
+static int run_job(struct conv *c, const struct job *j, tk_safetensors_writer_t *w, uint64_t *n_params)
 {
 	const struct tk_gguf_tensor *t = tk_gguf_tensor_find(c->g, j->gname);
 	if (!t)
@@ -384,7 +385,7 @@ static int run_job(struct conv *c, const struct job *j, tk_st_writer_t *w, uint6
 		data = h;
 	}
 	*n_params += n;
-	return tk_st_writer_add(w, j->hname, c->o->outtype, j->cols ? 2 : 1, shape, data, c->d);
+	return tk_safetensors_writer_add(w, j->hname, c->o->outtype, j->cols ? 2 : 1, shape, data, c->d);
 }
 
 /* Every tensor of the file must have been used (output.weight also when
@@ -405,10 +406,10 @@ static int check_unused(struct conv *c)
 	return 0;
 }
 
-static int write_json(const struct tk_adir *dir, const char *name, const cJSON *j,
+static int write_json(const struct tk_afile_dir *dir, const char *name, const cJSON *j,
 		      struct tk_diag *d)
 {
-	char *path = tk_adir_file(dir, name), *text = cJSON_Print(j);
+	char *path = tk_afile_dir_file(dir, name), *text = cJSON_Print(j);
 	struct tk_afile f;
 	int rc = TK_E_NOMEM;
 	if (path && text && !(rc = tk_afile_open(&f, path, 0, d))) {
@@ -471,8 +472,8 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 	struct conv c = { .o = o, .path = o->input, .d = d };
 	struct tk_model_config cfg;
 	cJSON *tok = NULL, *tcfg = NULL;
-	tk_st_writer_t *w = NULL;
-	struct tk_adir dir = { 0 };
+	tk_safetensors_writer_t *w = NULL;
+	struct tk_afile_dir dir = { 0 };
 	uint64_t n_params = 0;
 	int rc, have_dir = 0;
 
@@ -489,7 +490,7 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 	if (tk_gguf_find(c.g, "tokenizer.ggml.model") &&
 	    (rc = tk_gguf_tokenizer_json(c.g, &tok, &tcfg, d)))
 		goto out;
-	if ((rc = tk_st_writer_new(&w)) || (rc = tk_st_writer_metadata(w, "format", "pt"))) {
+	if ((rc = tk_safetensors_writer_new(&w)) || (rc = tk_safetensors_writer_metadata(w, "format", "pt"))) {
 		rc = tk_diag_set(d, TK_E_NOMEM, o->input, -1, "out of memory");
 		goto out;
 	}
@@ -497,16 +498,16 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 		if ((rc = run_job(&c, &c.jobs[i], w, &n_params)))
 			goto out;
 	if ((o->force && (rc = tk_path_check_outside(o->input, o->output, d))) ||
-	    (rc = tk_adir_open(&dir, o->output, o->force, d)))
+	    (rc = tk_afile_dir_open(&dir, o->output, o->force, d)))
 		goto out;
 	have_dir = 1;
-	char *cp = tk_adir_file(&dir, "config.json"), *sp = tk_adir_file(&dir, "model.safetensors");
+	char *cp = tk_afile_dir_file(&dir, "config.json"), *sp = tk_afile_dir_file(&dir, "model.safetensors");
 	if (!cp || !sp)
 		rc = tk_diag_set(d, TK_E_NOMEM, o->output, -1, "out of memory");
 	if (!rc)
 		rc = tk_config_save(&cfg, cp, NULL, 0, d);
 	if (!rc) {
-		rc = tk_st_writer_commit(w, sp, 0, d);
+		rc = tk_safetensors_writer_commit(w, sp, 0, d);
 		w = NULL;
 	}
 	free(cp);
@@ -523,7 +524,7 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 	}
 	if (!rc) {
 		have_dir = 0;
-		rc = tk_adir_commit(&dir, d);
+		rc = tk_afile_dir_commit(&dir, d);
 	}
 	if (!rc && r) {
 		snprintf(r->arch, sizeof(r->arch), "%s", c.arch);
@@ -533,9 +534,9 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 	}
 out:
 	if (have_dir)
-		tk_adir_abort(&dir);
+		tk_afile_dir_abort(&dir);
 	if (w)
-		tk_st_writer_free(w);
+		tk_safetensors_writer_free(w);
 	for (size_t i = 0; i < c.nb; i++)
 		free(c.bufs[i]);
 	free(c.bufs);

@@ -9,7 +9,7 @@
 
 #include "jobs/generate.h"
 
-void tk_gen_opts_init(struct tk_gen_opts *o)
+void tk_generate_opts_init(struct tk_generate_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->temperature = 1.0;
@@ -105,7 +105,7 @@ static void min_p(float *scores, int V, double mp, double *prob)
 			scores[i] = -INFINITY;
 }
 
-void tk_gen_process(const struct tk_gen_opts *o, float *scores, int V, const uint32_t *ctx,
+void tk_generate_process(const struct tk_generate_opts *o, float *scores, int V, const uint32_t *ctx,
 		    size_t n_ctx)
 {
 	int *idx = NULL;
@@ -142,7 +142,7 @@ void tk_gen_process(const struct tk_gen_opts *o, float *scores, int V, const uin
 	free(prob);
 }
 
-uint32_t tk_gen_pick(const struct tk_gen_opts *o, const float *scores, int V, struct tk_rng *r)
+uint32_t tk_generate_pick(const struct tk_generate_opts *o, const float *scores, int V, struct tk_rng *r)
 {
 	int best = 0;
 	float mx = -INFINITY;
@@ -169,7 +169,7 @@ uint32_t tk_gen_pick(const struct tk_gen_opts *o, const float *scores, int V, st
 	return (uint32_t)best;
 }
 
-static int is_eos(const struct tk_gen_opts *o, uint32_t id)
+static int is_eos(const struct tk_generate_opts *o, uint32_t id)
 {
 	for (int i = 0; i < o->n_eos; i++)
 		if (o->eos[i] == (int64_t)id)
@@ -177,7 +177,7 @@ static int is_eos(const struct tk_gen_opts *o, uint32_t id)
 	return 0;
 }
 
-float tk_gen_logprob(const float *scores, int V, uint32_t id)
+float tk_generate_logprob(const float *scores, int V, uint32_t id)
 {
 	float mx = -INFINITY;
 	double sum = 0.0;
@@ -193,7 +193,7 @@ float tk_gen_logprob(const float *scores, int V, uint32_t id)
 	return (float)((double)scores[id] - (double)mx - log(sum));
 }
 
-void tk_gen_seq_free(struct tk_gen_seq *q)
+void tk_generate_seq_free(struct tk_generate_seq *q)
 {
 	tk_ids_free(&q->out);
 	free(q->logprobs);
@@ -201,7 +201,7 @@ void tk_gen_seq_free(struct tk_gen_seq *q)
 }
 
 /* Appends id and its log-probability to q. */
-static int seq_push(struct tk_gen_seq *q, uint32_t id, float lp)
+static int seq_push(struct tk_generate_seq *q, uint32_t id, float lp)
 {
 	float *p = realloc(q->logprobs, (q->out.n + 1) * sizeof(float));
 
@@ -212,8 +212,8 @@ static int seq_push(struct tk_gen_seq *q, uint32_t id, float lp)
 	return tk_ids_push(&q->out, id);
 }
 
-int tk_generate_batch(struct tk_infer *s, const struct tk_gen_opts *o, struct tk_gen_seq *q,
-		      int n, tk_gen_token_fn on_token, void *ctx, struct tk_diag *d)
+int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, struct tk_generate_seq *q,
+		      int n, tk_generate_token_fn on_token, void *ctx, struct tk_diag *d)
 {
 	int V = tk_infer_vocab(s), err = 0, ns = 0;
 	float *logits = NULL;
@@ -260,9 +260,9 @@ int tk_generate_batch(struct tk_infer *s, const struct tk_gen_opts *o, struct tk
 			float *lg = logits + (size_t)k * V;
 			uint32_t id;
 
-			tk_gen_process(o, lg, V, all[i].v, all[i].n);
-			id = tk_gen_pick(o, lg, V, &rng[i]);
-			if (tk_ids_push(&all[i], id) || seq_push(&q[i], id, tk_gen_logprob(lg, V, id))) {
+			tk_generate_process(o, lg, V, all[i].v, all[i].n);
+			id = tk_generate_pick(o, lg, V, &rng[i]);
+			if (tk_ids_push(&all[i], id) || seq_push(&q[i], id, tk_generate_logprob(lg, V, id))) {
 				err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 				goto done;
 			}
@@ -295,11 +295,11 @@ done:
 	return err;
 }
 
-int tk_generate(struct tk_infer *s, const struct tk_gen_opts *o, const uint32_t *prompt,
-		int n_prompt, tk_gen_token_fn on_token, void *ctx, struct tk_ids *out, int *why,
+int tk_generate(struct tk_infer *s, const struct tk_generate_opts *o, const uint32_t *prompt,
+		int n_prompt, tk_generate_token_fn on_token, void *ctx, struct tk_ids *out, int *why,
 		struct tk_diag *d)
 {
-	struct tk_gen_seq q = { .prompt = prompt, .n_prompt = n_prompt, .max_new_tokens = -1,
+	struct tk_generate_seq q = { .prompt = prompt, .n_prompt = n_prompt, .max_new_tokens = -1,
 				.seed = o->seed };
 	int err = tk_generate_batch(s, o, &q, 1, on_token, ctx, d);
 
@@ -308,7 +308,7 @@ int tk_generate(struct tk_infer *s, const struct tk_gen_opts *o, const uint32_t 
 			err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	if (why)
 		*why = q.why;
-	tk_gen_seq_free(&q);
+	tk_generate_seq_free(&q);
 	return err;
 }
 
@@ -353,7 +353,7 @@ static int eos_from(const char *path, int64_t *ids, int max, int *n, struct tk_d
 	return found;
 }
 
-int tk_gen_eos_ids(const char *dir, int64_t *ids, int max, int *n, struct tk_diag *d)
+int tk_generate_eos_ids(const char *dir, int64_t *ids, int max, int *n, struct tk_diag *d)
 {
 	char path[4096];
 	int rc;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "base/rng.h"
 
 void tk_pack_opts_init(struct tk_pack_opts *o)
@@ -153,7 +154,7 @@ struct packer {
 	struct tk_pack_stats *st;
 	int split;
 	struct tk_shard_info info;
-	struct tk_adir *dir;   /* directory output, or NULL */
+	struct tk_afile_dir *dir;   /* directory output, or NULL */
 	FILE *out;             /* stdout output */
 	FILE *fp;
 	char *path;
@@ -192,7 +193,7 @@ static int packer_open_shard(struct packer *p, struct tk_diag *d)
 		snprintf(file, sizeof(file), "%s-%05llu.tks", split,
 			 (unsigned long long)p->st->shards[p->split]);
 		snprintf(p->name, sizeof(p->name), "%s/%s", p->dir->path, file);
-		p->path = tk_adir_file(p->dir, file);
+		p->path = tk_afile_dir_file(p->dir, file);
 		if (!p->path)
 			return tk_diag_set(d, TK_E_NOMEM, p->name, -1, "out of memory");
 		p->fp = fopen(p->path, "wb");
@@ -335,7 +336,7 @@ static void packer_free(struct packer *p)
 }
 
 static int packer_init(struct packer *p, const struct tk_pack_opts *o, struct tk_pack_stats *st,
-		       int split, const struct tk_shard_info *in, struct tk_adir *dir, FILE *out,
+		       int split, const struct tk_shard_info *in, struct tk_afile_dir *dir, FILE *out,
 		       struct tk_diag *d)
 {
 	memset(p, 0, sizeof(*p));
@@ -468,7 +469,7 @@ struct run {
 	struct packer pk[2];
 	int pk_ready[2];
 	int split;            /* an eval split was asked for */
-	struct tk_adir dir;
+	struct tk_afile_dir dir;
 	FILE *out;
 };
 
@@ -630,7 +631,7 @@ int tk_pack_run(const struct tk_pack_opts *o, const char *const *inputs, int n, 
 	}
 	rc = 0;
 	if (o->output)
-		rc = tk_adir_open(&ru.dir, o->output, o->force, d);
+		rc = tk_afile_dir_open(&ru.dir, o->output, o->force, d);
 	if (rc)
 		return rc;
 	long long T = split && !o->shuffle ? count_docs(o, inputs, n) : -1;
@@ -651,9 +652,9 @@ int tk_pack_run(const struct tk_pack_opts *o, const char *const *inputs, int n, 
 			packer_free(&ru.pk[s]);
 	if (o->output) {
 		if (rc)
-			tk_adir_abort(&ru.dir);
+			tk_afile_dir_abort(&ru.dir);
 		else
-			rc = tk_adir_commit(&ru.dir, d);
+			rc = tk_afile_dir_commit(&ru.dir, d);
 	}
 	return rc;
 }

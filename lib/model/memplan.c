@@ -62,8 +62,8 @@ static size_t mm_max(const struct tk_model *m, size_t N)
 	return best;
 }
 
-int tk_mem_plan_train(const struct tk_model *m, const struct tk_backend *be,
-		      const struct tk_mem_plan_args *a, struct tk_mem_plan *p)
+int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
+		      const struct tk_memplan_args *a, struct tk_memplan *p)
 {
 	const struct tk_lora *l = m->lora;
 	int rows_b, base_grads = 0, quant = 0, max_qin = 0;
@@ -149,7 +149,7 @@ int tk_mem_plan_train(const struct tk_model *m, const struct tk_backend *be,
 	return 0;
 }
 
-/* bytes in the unit of ref (as tk_mem_fmt chooses it), number only. */
+/* bytes in the unit of ref (as tk_memplan_fmt chooses it), number only. */
 static double in_unit(size_t bytes, size_t ref)
 {
 	int sh = ref >= (size_t)1 << 30 ? 30 : ref >= (size_t)1 << 20 ? 20 : 10;
@@ -219,8 +219,8 @@ static struct arena_sum arena_of(const struct tk_model_config *c)
 	return s;
 }
 
-int tk_mem_plan_model(const struct tk_model_config *c, int full, int quantized, int opt_shards,
-		      struct tk_mem_plan *p)
+int tk_memplan_model(const struct tk_model_config *c, int full, int quantized, int opt_shards,
+		      struct tk_memplan *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (c->vocab_size < 1 || c->hidden < 1 || c->n_layer < 1 || c->n_head < 1 ||
@@ -242,7 +242,7 @@ int tk_mem_plan_model(const struct tk_model_config *c, int full, int quantized, 
 	return 0;
 }
 
-size_t tk_mem_plan_limit(struct tk_backend *be, const char **what, const char **after)
+size_t tk_memplan_limit(struct tk_backend *be, const char **what, const char **after)
 {
 	struct tk_mem_info mi;
 	const char *env = getenv("TK_DEVICE_MEMORY_LIMIT");
@@ -284,18 +284,18 @@ size_t tk_mem_plan_limit(struct tk_backend *be, const char **what, const char **
 	return lim;
 }
 
-int tk_mem_plan_check_model(const struct tk_model_config *c, int full, int quantized,
+int tk_memplan_check_model(const struct tk_model_config *c, int full, int quantized,
 			    int opt_shards, struct tk_backend *be, const char *dev,
 			    struct tk_diag *d)
 {
-	struct tk_mem_plan p;
+	struct tk_memplan p;
 	const char *what, *after;
 	char need[32], lim[32], fix[160];
-	int rc = tk_mem_plan_model(c, full, quantized, opt_shards, &p);
+	int rc = tk_memplan_model(c, full, quantized, opt_shards, &p);
 
 	if (rc)
 		return rc;
-	size_t limit = tk_mem_plan_limit(be, &what, &after);
+	size_t limit = tk_memplan_limit(be, &what, &after);
 	if (!limit || p.total <= limit)
 		return 0;
 	if (p.weights > limit)
@@ -305,8 +305,8 @@ int tk_mem_plan_check_model(const struct tk_model_config *c, int full, int quant
 	else
 		snprintf(fix, sizeof(fix), "; train LoRA adapters (--lora-r 16) instead of the "
 			 "whole model");
-	tk_mem_fmt(need, sizeof(need), p.total);
-	tk_mem_fmt(lim, sizeof(lim), limit);
+	tk_memplan_fmt(need, sizeof(need), p.total);
+	tk_memplan_fmt(lim, sizeof(lim), limit);
 	return tk_diag_set(d, TK_E_NOMEM, dev, -1,
 			   "the model alone needs about %s (weights %.1f, gradients %.1f, "
 			   "optimizer %.1f) before any activations, but %s%s%s%s", need,
@@ -314,7 +314,7 @@ int tk_mem_plan_check_model(const struct tk_model_config *c, int full, int quant
 			   in_unit(p.optimizer, p.total), what, lim, after, fix);
 }
 
-void tk_mem_fmt(char *buf, size_t size, size_t bytes)
+void tk_memplan_fmt(char *buf, size_t size, size_t bytes)
 {
 	if (bytes >= (size_t)1 << 30)
 		snprintf(buf, size, "%.1f GiB", (double)bytes / (1 << 30));
@@ -324,12 +324,12 @@ void tk_mem_fmt(char *buf, size_t size, size_t bytes)
 		snprintf(buf, size, "%.1f KiB", (double)bytes / (1 << 10));
 }
 
-int tk_mem_plan_check(const struct tk_model *m, struct tk_backend *be,
-		      const struct tk_mem_plan_args *a, const char *dev, struct tk_mem_plan *p,
+int tk_memplan_check(const struct tk_model *m, struct tk_backend *be,
+		      const struct tk_memplan_args *a, const char *dev, struct tk_memplan *p,
 		      struct tk_diag *d)
 {
-	struct tk_mem_plan own, alt;
-	struct tk_mem_plan_args b = *a;
+	struct tk_memplan own, alt;
+	struct tk_memplan_args b = *a;
 	char need[32], lim[32], altb[32], fix[256] = "";
 	int rc, fit_b = 0;
 	const char *what, *after;
@@ -337,26 +337,26 @@ int tk_mem_plan_check(const struct tk_model *m, struct tk_backend *be,
 
 	if (!p)
 		p = &own;
-	if ((rc = tk_mem_plan_train(m, be, a, p)))
+	if ((rc = tk_memplan_train(m, be, a, p)))
 		return rc;
-	limit = tk_mem_plan_limit(be, &what, &after);
+	limit = tk_memplan_limit(be, &what, &after);
 	if (!limit || p->total <= limit)
 		return 0;
 	/* the largest batch that fits as it is; checkpointing (with the batch,
 	 * else with the largest batch that fits with it) */
 	for (b.batch = a->batch - 1; b.batch >= 1 && !fit_b; b.batch--)
-		if (!tk_mem_plan_train(m, be, &b, &alt) && alt.total <= limit)
+		if (!tk_memplan_train(m, be, &b, &alt) && alt.total <= limit)
 			fit_b = b.batch;
 	if (!a->ckpt) {
 		b = *a;
 		b.ckpt = 1;
-		tk_mem_plan_train(m, be, &b, &alt);
-		tk_mem_fmt(altb, sizeof(altb), alt.activations);
+		tk_memplan_train(m, be, &b, &alt);
+		tk_memplan_fmt(altb, sizeof(altb), alt.activations);
 		if (alt.total <= limit)
 			snprintf(fix, sizeof(fix), "; add --gradient-checkpointing (activations "
 				 "about %s)", altb);
 		for (b.batch = a->batch - 1; !fix[0] && !fit_b && b.batch >= 1; b.batch--)
-			if (!tk_mem_plan_train(m, be, &b, &alt) && alt.total <= limit)
+			if (!tk_memplan_train(m, be, &b, &alt) && alt.total <= limit)
 				snprintf(fix, sizeof(fix), "; add --gradient-checkpointing and use "
 					 "--per-device-train-batch-size %d", b.batch);
 	}
@@ -367,8 +367,8 @@ int tk_mem_plan_check(const struct tk_model *m, struct tk_backend *be,
 		snprintf(fix, sizeof(fix), "; even batch 1 with checkpointing does not fit: train "
 			 "LoRA adapters (--lora-r 16) on a 4-bit base (tk-quantize), or pack "
 			 "shorter blocks");
-	tk_mem_fmt(need, sizeof(need), p->total);
-	tk_mem_fmt(lim, sizeof(lim), limit);
+	tk_memplan_fmt(need, sizeof(need), p->total);
+	tk_memplan_fmt(lim, sizeof(lim), limit);
 	return tk_diag_set(d, TK_E_NOMEM, dev, -1,
 			   "this run needs about %s (weights %.1f, gradients %.1f, optimizer %.1f, "
 			   "scratch %.1f, activations %.1f at batch %d x %d) but %s%s%s%s",

@@ -20,7 +20,7 @@
 #include "base/tk.h"
 
 /* Bytes, by what they hold. */
-struct tk_mem_plan {
+struct tk_memplan {
 	size_t weights;     /* parameters: fp32 arenas, adapters, quantized
 			       weights held by the backend */
 	size_t grads;       /* gradient arenas */
@@ -32,7 +32,7 @@ struct tk_mem_plan {
 	int batch, seq_len, ckpt; /* what it was planned for */
 };
 
-struct tk_mem_plan_args {
+struct tk_memplan_args {
 	int batch;      /* per-device training batch */
 	int eval_batch; /* the evaluation batch, 0 when nothing is evaluated */
 	int seq_len;
@@ -47,17 +47,17 @@ struct tk_mem_plan_args {
 /* Fills *p for training m on be with a.  m must be loaded (adapters
  * attached) but may hold no gradients yet.  Returns 0, or TK_E_INVAL for
  * a batch or seq_len below 1. */
-int tk_mem_plan_train(const struct tk_model *m, const struct tk_backend *be,
-		      const struct tk_mem_plan_args *a, struct tk_mem_plan *p);
+int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
+		      const struct tk_memplan_args *a, struct tk_memplan *p);
 
 /* The plan (into *p when p is not NULL) checked against be's limit
- * (tk_mem_plan_limit: TK_DEVICE_MEMORY_LIMIT, on CUDA the device's free
+ * (tk_memplan_limit: TK_DEVICE_MEMORY_LIMIT, on CUDA the device's free
  * memory, on the CPU without either the host's).  Returns 0 when it fits or no limit is known; TK_E_NOMEM
  * when it does not, with d (path: dev, e.g. "cuda:0") saying how much it
  * needs, of what, and what would fit: gradient checkpointing (with its
  * activations) and the largest batch that fits, as tk-train options. */
-int tk_mem_plan_check(const struct tk_model *m, struct tk_backend *be,
-		      const struct tk_mem_plan_args *a, const char *dev, struct tk_mem_plan *p,
+int tk_memplan_check(const struct tk_model *m, struct tk_backend *be,
+		      const struct tk_memplan_args *a, const char *dev, struct tk_memplan *p,
 		      struct tk_diag *d);
 
 /* What a model of configuration c holds at least, from the configuration
@@ -68,17 +68,17 @@ int tk_mem_plan_check(const struct tk_model *m, struct tk_backend *be,
  * 1).  quantized: the blocks' linear weights are 4- or 8-bit (only the
  * rest of the arena is counted).  Adapters, activations and scratch are
  * not counted (they depend on what is loaded and on the data): a lower
- * bound of tk_mem_plan_train's total, equal to its weights, grads and
+ * bound of tk_memplan_train's total, equal to its weights, grads and
  * optimizer for an unquantized model trained in full.  Fills *p
  * (activations and scratch 0); TK_E_INVAL for a configuration with a
  * size below 1. */
-int tk_mem_plan_model(const struct tk_model_config *c, int full, int quantized, int opt_shards,
-		      struct tk_mem_plan *p);
+int tk_memplan_model(const struct tk_model_config *c, int full, int quantized, int opt_shards,
+		      struct tk_memplan *p);
 
-/* tk_mem_plan_model checked against be's limit, as tk_mem_plan_check:
+/* tk_memplan_model checked against be's limit, as tk_memplan_check:
  * 0 when it fits or no limit is known, TK_E_NOMEM with d (path dev) saying
  * what the model needs and what to do. */
-int tk_mem_plan_check_model(const struct tk_model_config *c, int full, int quantized,
+int tk_memplan_check_model(const struct tk_model_config *c, int full, int quantized,
 			    int opt_shards, struct tk_backend *be, const char *dev,
 			    struct tk_diag *d);
 
@@ -88,9 +88,9 @@ int tk_mem_plan_check_model(const struct tk_model_config *c, int full, int quant
  * words before the amount in a message ("TK_DEVICE_MEMORY_LIMIT allows",
  * "ulimit -v allows"...) and *after those after it (" are free" or "").
  * 0: none known. */
-size_t tk_mem_plan_limit(struct tk_backend *be, const char **what, const char **after);
+size_t tk_memplan_limit(struct tk_backend *be, const char **what, const char **after);
 
 /* Writes "1.5 GiB" / "312.4 MiB" / "12.0 KiB" for bytes into buf. */
-void tk_mem_fmt(char *buf, size_t size, size_t bytes);
+void tk_memplan_fmt(char *buf, size_t size, size_t bytes);
 
 #endif

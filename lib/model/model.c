@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "compute/qweight-dev.h"
 #include "formats/bnb.h"
 #include "model/lora-int.h"
@@ -554,10 +555,10 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 		snprintf(buf + len, n - len, "]");
 }
 
-static int load_tensor(struct tk_model *m, const tk_st_t *st, const struct tk_model_tensor *t,
+static int load_tensor(struct tk_model *m, const tk_safetensors_t *st, const struct tk_model_tensor *t,
 		       float *tmp, const char *dir, struct tk_diag *d)
 {
-	const struct tk_tensor_info *ti = tk_st_find(st, t->name);
+	const struct tk_tensor_info *ti = tk_safetensors_find(st, t->name);
 	char want[64], got[64];
 	int i, err, same = 1;
 
@@ -579,8 +580,8 @@ static int load_tensor(struct tk_model *m, const tk_st_t *st, const struct tk_mo
 				   "tensor %s has dtype %s, expected F32, F16 or BF16", t->name,
 				   tk_dtype_name(ti->dtype));
 	if (!t->conv1d)
-		return tk_st_to_f32(ti, m->params + t->off, d);
-	err = tk_st_to_f32(ti, tmp, d);
+		return tk_safetensors_to_f32(ti, m->params + t->off, d);
+	err = tk_safetensors_to_f32(ti, tmp, d);
 	if (!err)
 		tk_model_import(m, t, tmp, m->params);
 	return err;
@@ -588,7 +589,7 @@ static int load_tensor(struct tk_model *m, const tk_st_t *st, const struct tk_mo
 
 /* Reads the quantized linear weights of a bitsandbytes checkpoint (those
  * stored as U8 or I8) into t->q and lays the arena out without them. */
-static int load_quantized(struct tk_model *m, const tk_st_t *st, const char *dir,
+static int load_quantized(struct tk_model *m, const tk_safetensors_t *st, const char *dir,
 			  struct tk_diag *d)
 {
 	struct tk_model_run *r = m->run;
@@ -602,7 +603,7 @@ static int load_quantized(struct tk_model *m, const tk_st_t *st, const char *dir
 			if (L->tw < 0 || L->row0)
 				continue;
 			t = &m->tensors[L->tw];
-			ti = tk_st_find(st, t->name);
+			ti = tk_safetensors_find(st, t->name);
 			if (!ti || (ti->dtype != TK_DT_U8 && ti->dtype != TK_DT_I8))
 				continue; /* kept in floating point (a skipped module) */
 			if (!(t->q = calloc(1, sizeof(*t->q))))
@@ -623,7 +624,7 @@ int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 {
 	struct tk_model_config c;
 	struct tk_bnb_config q;
-	tk_st_t *st = NULL;
+	tk_safetensors_t *st = NULL;
 	const char *pre = "transformer.";
 	float *tmp = NULL;
 	size_t maxn = 0;
@@ -636,11 +637,11 @@ int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 	err = tk_bnb_config_read(dir, &q, d);
 	if (err)
 		return err;
-	err = tk_st_open(&st, dir, d);
+	err = tk_safetensors_open(&st, dir, d);
 	if (err)
 		return err;
-	if (c.arch == TK_ARCH_GPT2 && !tk_st_find(st, "transformer.wte.weight") &&
-	    tk_st_find(st, "wte.weight"))
+	if (c.arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
+	    tk_safetensors_find(st, "wte.weight"))
 		pre = ""; /* saved from GPT2Model, as the original gpt2 checkpoint */
 	err = model_make(m, &c, be, pre, !q.bits, d);
 	if (err) {
@@ -664,7 +665,7 @@ int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 	 * looked at, as transformers ignores them */
 out:
 	free(tmp);
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	if (err)
 		tk_model_free(m);
 	return err;
@@ -829,7 +830,7 @@ int tk_model_save_dtype(const struct tk_model *m, const char *dir, enum tk_dtype
 			int force, struct tk_diag *d)
 {
 	struct tk_model_config c = m->cfg;
-	tk_st_writer_t *w = NULL;
+	tk_safetensors_writer_t *w = NULL;
 	char st_path[PATH_MAX], cfg_path[PATH_MAX];
 	void **tmp = NULL;
 	float *exp = NULL;
@@ -862,7 +863,7 @@ int tk_model_save_dtype(const struct tk_model *m, const char *dir, enum tk_dtype
 			goto out;
 		}
 	}
-	err = tk_st_writer_new(&w);
+	err = tk_safetensors_writer_new(&w);
 	if (err) {
 		err = tk_diag_set(d, err, dir, -1, "out of memory");
 		goto out;
@@ -886,19 +887,19 @@ int tk_model_save_dtype(const struct tk_model *m, const char *dir, enum tk_dtype
 			src = tmp[i] = h;
 		}
 		exp = NULL;
-		err = tk_st_writer_add(w, t->name, dtype, t->ndim, t->shape, src, d);
+		err = tk_safetensors_writer_add(w, t->name, dtype, t->ndim, t->shape, src, d);
 		continue;
 nomem:
 		err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 	}
 	free(exp);
 	if (!err)
-		err = tk_st_writer_metadata(w, "format", "pt");
+		err = tk_safetensors_writer_metadata(w, "format", "pt");
 	if (err) {
-		tk_st_writer_free(w);
+		tk_safetensors_writer_free(w);
 		goto out;
 	}
-	err = tk_st_writer_commit(w, st_path, force, d);
+	err = tk_safetensors_writer_commit(w, st_path, force, d);
 	if (err)
 		goto out;
 	snprintf(c.torch_dtype, sizeof(c.torch_dtype), "%s",

@@ -90,7 +90,7 @@ struct tk_param {
 };
 
 /* Loads a Hugging Face model directory: config.json (tk_config_load) and
- * model.safetensors or its shards (tk_st_open), F32/F16/BF16 converted to
+ * model.safetensors or its shards (tk_safetensors_open), F32/F16/BF16 converted to
  * fp32.  GPT-2 names are accepted with or without the "transformer."
  * prefix; attn.bias / attn.masked_bias buffers, rotary inv_freq buffers and
  * a tied model's lm_head.weight are ignored.  A missing tensor is

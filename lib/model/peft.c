@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "formats/bnb.h"
 #include "formats/hf-dir.h"
 #include "model/model.h"
@@ -399,15 +400,15 @@ static int float_dtype(enum tk_dtype t)
 
 /* Pass 1, before anything changes: every tensor of the file belongs to the
  * model, with the right shape and a float dtype. */
-static int check_file(const struct tk_model *m, const tk_st_t *st, const char *path, int r,
+static int check_file(const struct tk_model *m, const tk_safetensors_t *st, const char *path, int r,
 		      struct tk_diag *d)
 {
 	char module[256];
 	enum key_kind kind;
 	int err;
 
-	for (size_t i = 0; i < tk_st_count(st); i++) {
-		const struct tk_tensor_info *ti = tk_st_at(st, i);
+	for (size_t i = 0; i < tk_safetensors_count(st); i++) {
+		const struct tk_tensor_info *ti = tk_safetensors_at(st, i);
 		int64_t shape[2], out, in;
 		const struct tk_model_tensor *t;
 
@@ -481,18 +482,18 @@ static int check_targets(const struct tk_model *m, const cJSON *root, const char
 	return 0;
 }
 
-static const struct tk_tensor_info *lora_tensor(const struct tk_model *m, const tk_st_t *st,
+static const struct tk_tensor_info *lora_tensor(const struct tk_model *m, const tk_safetensors_t *st,
 						const char *module, char ab)
 {
 	char mod[256], key[400];
 
 	peft_module(m, module, mod, sizeof(mod));
 	snprintf(key, sizeof(key), PREFIX "%s.lora_%c.weight", mod, ab);
-	return tk_st_find(st, key);
+	return tk_safetensors_find(st, key);
 }
 
 /* Pass 2: the adapters' matrices and the saved base tensors into m. */
-static int copy_tensors(struct tk_model *m, const tk_st_t *st, const char *path,
+static int copy_tensors(struct tk_model *m, const tk_safetensors_t *st, const char *path,
 			struct tk_diag *d)
 {
 	struct tk_lora *l = m->lora;
@@ -513,12 +514,12 @@ static int copy_tensors(struct tk_model *m, const tk_st_t *st, const char *path,
 			return shape_mismatch(d, path, ad->module, a, 2, sa);
 		if (!same_shape(b, 2, sb))
 			return shape_mismatch(d, path, ad->module, b, 2, sb);
-		if ((err = tk_st_to_f32(a, l->params + ad->a_off, d)) ||
-		    (err = tk_st_to_f32(b, l->params + ad->b_off, d)))
+		if ((err = tk_safetensors_to_f32(a, l->params + ad->a_off, d)) ||
+		    (err = tk_safetensors_to_f32(b, l->params + ad->b_off, d)))
 			return err;
 	}
-	for (size_t i = 0; i < tk_st_count(st); i++) {
-		const struct tk_tensor_info *ti = tk_st_at(st, i);
+	for (size_t i = 0; i < tk_safetensors_count(st); i++) {
+		const struct tk_tensor_info *ti = tk_safetensors_at(st, i);
 		const struct tk_model_tensor *t;
 		float *buf;
 
@@ -539,7 +540,7 @@ static int copy_tensors(struct tk_model *m, const tk_st_t *st, const char *path,
 					   "(modules_to_save, bias)", ti->name, module);
 		if (!(buf = tk_mallocn(t->n, sizeof(float))))
 			return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
-		err = tk_st_to_f32(ti, buf, d);
+		err = tk_safetensors_to_f32(ti, buf, d);
 		if (!err)
 			tk_model_import(m, t, buf, m->params);
 		free(buf);
@@ -556,7 +557,7 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 	struct tk_lora_config c;
 	struct tk_buf b = { 0 };
 	cJSON *root = NULL;
-	tk_st_t *st = NULL;
+	tk_safetensors_t *st = NULL;
 	struct stat sb;
 	int err;
 
@@ -581,7 +582,7 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 					   "with safe_serialization=True");
 		return tk_diag_sys(d, wpath, "cannot open");
 	}
-	if ((err = tk_st_open(&st, wpath, d)))
+	if ((err = tk_safetensors_open(&st, wpath, d)))
 		goto out;
 	if ((err = check_file(m, st, wpath, c.r, d)))
 		goto out;
@@ -601,7 +602,7 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 		goto out;
 	}
 out:
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	cJSON_Delete(root);
 	return err;
 }
@@ -777,7 +778,7 @@ static void base_key(const struct tk_model *m, const struct tk_model_tensor *t, 
 	snprintf(out, n, PREFIX "%s", name);
 }
 
-static int add_tensors(const struct tk_model *m, tk_st_writer_t *w, float **held, char (*keys)[400],
+static int add_tensors(const struct tk_model *m, tk_safetensors_writer_t *w, float **held, char (*keys)[400],
 		       struct tk_diag *d)
 {
 	const struct tk_lora *l = m->lora;
@@ -790,10 +791,10 @@ static int add_tensors(const struct tk_model *m, tk_st_writer_t *w, float **held
 
 		peft_module(m, ad->module, mod, sizeof(mod));
 		snprintf(keys[k], 400, PREFIX "%s.lora_A.weight", mod);
-		if ((err = tk_st_writer_add(w, keys[k++], TK_DT_F32, 2, sa, l->params + ad->a_off, d)))
+		if ((err = tk_safetensors_writer_add(w, keys[k++], TK_DT_F32, 2, sa, l->params + ad->a_off, d)))
 			return err;
 		snprintf(keys[k], 400, PREFIX "%s.lora_B.weight", mod);
-		if ((err = tk_st_writer_add(w, keys[k++], TK_DT_F32, 2, sb, l->params + ad->b_off, d)))
+		if ((err = tk_safetensors_writer_add(w, keys[k++], TK_DT_F32, 2, sb, l->params + ad->b_off, d)))
 			return err;
 	}
 	for (int i = 0, j = 0; i < m->n_tensors; i++) {
@@ -805,7 +806,7 @@ static int add_tensors(const struct tk_model *m, tk_st_writer_t *w, float **held
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 		tk_model_export(m, t, m->params, held[j]);
 		base_key(m, t, keys[k], 400);
-		if ((err = tk_st_writer_add(w, keys[k++], TK_DT_F32, t->ndim, t->shape, held[j++], d)))
+		if ((err = tk_safetensors_writer_add(w, keys[k++], TK_DT_F32, t->ndim, t->shape, held[j++], d)))
 			return err;
 	}
 	return 0;
@@ -817,7 +818,7 @@ int tk_peft_save(const struct tk_model *m, const char *dir, int force, struct tk
 	char cpath[PATH_MAX], wpath[PATH_MAX];
 	struct tk_buf json = { 0 };
 	struct tk_afile f = { 0 };
-	tk_st_writer_t *w = NULL;
+	tk_safetensors_writer_t *w = NULL;
 	float **held = NULL;
 	char (*keys)[400] = NULL;
 	int err, made_dir = 0, nt = 0;
@@ -839,16 +840,16 @@ int tk_peft_save(const struct tk_model *m, const char *dir, int force, struct tk
 		nt += m->tensors[i].trainable && !m->tensors[i].q;
 	held = calloc((size_t)nt + 1, sizeof(*held));
 	keys = tk_mallocn(2 * (size_t)m->lora->n_ad + (size_t)nt + 1, sizeof(*keys));
-	if (!held || !keys || config_json(m, &json) || tk_st_writer_new(&w)) {
+	if (!held || !keys || config_json(m, &json) || tk_safetensors_writer_new(&w)) {
 		err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 		goto out;
 	}
 	if ((err = add_tensors(m, w, held, keys, d)) ||
-	    (err = tk_st_writer_metadata(w, "format", "pt")) ||
+	    (err = tk_safetensors_writer_metadata(w, "format", "pt")) ||
 	    (err = tk_afile_open(&f, cpath, force, d)))
 		goto out;
 	fwrite(json.data, 1, json.len, f.fp);
-	err = tk_st_writer_commit(w, wpath, force, d);
+	err = tk_safetensors_writer_commit(w, wpath, force, d);
 	w = NULL;
 	if (err) {
 		tk_afile_abort(&f);
@@ -857,7 +858,7 @@ int tk_peft_save(const struct tk_model *m, const char *dir, int force, struct tk
 	if ((err = tk_afile_commit(&f, d)))
 		unlink(wpath);
 out:
-	tk_st_writer_free(w);
+	tk_safetensors_writer_free(w);
 	for (int i = 0; held && i < nt; i++)
 		free(held[i]);
 	free(held);
@@ -894,7 +895,7 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 {
 	struct tk_backend own, *be = o->be ? o->be : &own;
 	struct tk_model m;
-	struct tk_adir ad = { 0 };
+	struct tk_afile_dir ad = { 0 };
 	char merged[PATH_MAX];
 	int err, opened = 0;
 
@@ -933,7 +934,7 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 	for (int i = 0; o->force && i < o->n_ad; i++)
 		if ((err = tk_path_check_outside(o->ad[i].dir, o->out, d)))
 			goto out;
-	if ((err = tk_adir_open(&ad, o->requantize ? merged : o->out, o->force || o->requantize, d)))
+	if ((err = tk_afile_dir_open(&ad, o->requantize ? merged : o->out, o->force || o->requantize, d)))
 		goto out;
 	opened = 1;
 	if ((err = write_merged(&m, o->base, ad.tmp, info->dtype, d)))
@@ -950,11 +951,11 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 		err = tk_bnb_quantize_dir(ad.tmp, o->out, &bo, o->force, d);
 		goto out;
 	}
-	err = tk_adir_commit(&ad, d);
+	err = tk_afile_dir_commit(&ad, d);
 	opened = 0;
 out:
 	if (opened)
-		tk_adir_abort(&ad);
+		tk_afile_dir_abort(&ad);
 	tk_model_free(&m);
 	if (!o->be)
 		tk_backend_free(&own);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "formats/gguf.h"
 
 struct load {
@@ -1114,7 +1115,7 @@ int tk_tokenizer_load(tk_tokenizer_t **out, const char *path, struct tk_diag *d)
 	tok_uc_init();
 	if (strlen(path) > 3000)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "path too long");
-	if (tk_is_dir(path)) {
+	if (tk_path_is_dir(path)) {
 		snprintf(dir, sizeof(dir), "%s", path);
 		snprintf(file, sizeof(file), "%s/tokenizer.json", path);
 		if (!exists(file)) {
@@ -1137,7 +1138,7 @@ int tk_tokenizer_load(tk_tokenizer_t **out, const char *path, struct tk_diag *d)
 			snprintf(dir, sizeof(dir), ".");
 	}
 	snprintf(cfgpath, sizeof(cfgpath), "%s/tokenizer_config.json", dir);
-	if (!legacy && !tk_is_dir(path) && tk_gguf_is_gguf(path)) {
+	if (!legacy && !tk_path_is_dir(path) && tk_gguf_is_gguf(path)) {
 		/* a GGUF file: its vocabulary as tokenizer.json + tokenizer_config.json */
 		tk_gguf_t *g;
 		if ((rc = tk_gguf_open(&g, path, d)))

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "formats/bnb.h"
 #include "formats/config.h"
 #include "formats/hf-dir.h"
@@ -139,7 +140,7 @@ struct trainer {
 	int32_t *labels, *targets;
 	int *rows;                 /* rows of each micro-batch */
 	double last_eval_loss;
-	struct tk_mem_plan mplan;  /* the backend memory planned (mem_plan) */
+	struct tk_memplan mplan;  /* the backend memory planned (mem_plan) */
 	int planned;
 };
 
@@ -210,17 +211,17 @@ static int list_ckpts(const char *out, struct ckpt_list *l, int stale_too, struc
 		if (stale_too && !strncmp(e->d_name, DELETING "checkpoint-", strlen(DELETING) + 11)) {
 			/* a rotation that was cut short */
 			if (!tk_path_join(p, sizeof(p), out, e->d_name))
-				tk_rmtree(p);
+				tk_afile_rmtree(p);
 			continue;
 		}
 		if (s < 0 && stale_too && !strncmp(e->d_name, "checkpoint-", 11) &&
 		    (strstr(e->d_name, ".tmp-") || strstr(e->d_name, ".old-"))) {
 			/* left by a run that was killed while saving */
 			if (!tk_path_join(p, sizeof(p), out, e->d_name))
-				tk_rmtree(p);
+				tk_afile_rmtree(p);
 			continue;
 		}
-		if (s < 0 || tk_path_join(p, sizeof(p), out, e->d_name) || !tk_is_dir(p))
+		if (s < 0 || tk_path_join(p, sizeof(p), out, e->d_name) || !tk_path_is_dir(p))
 			continue;
 		if (tk_grow(&l->step, &l->cap, l->n + 1, sizeof(*l->step))) {
 			closedir(dp);
@@ -315,10 +316,10 @@ static int rotate(struct trainer *tr, struct tk_diag *d)
 		/* away under a hidden name first: a kill while deleting leaves
 		 * no checkpoint-N that is half gone */
 		if (exists(gone))
-			tk_rmtree(gone);
+			tk_afile_rmtree(gone);
 		if (rename(p, gone))
 			rc = tk_diag_sys(d, p, "cannot remove old checkpoint");
-		else if (tk_rmtree(gone))
+		else if (tk_afile_rmtree(gone))
 			rc = tk_diag_sys(d, gone, "cannot remove old checkpoint");
 	}
 	free(l.step);
@@ -363,7 +364,7 @@ static int copy_side_files(struct trainer *tr, const char *dir, struct tk_diag *
 	if (tr->side_file[0]) {
 		if (tk_path_join(dst, sizeof(dst), dir, "tokenizer.json"))
 			return tk_diag_set(d, TK_E_INVAL, dir, -1, "path too long");
-		return tk_copy_file(tr->side_file, dst, d);
+		return tk_afile_copy(tr->side_file, dst, d);
 	}
 	int rc = side_check(tr, d);
 	if (rc || !tr->side_dir[0] || !strcmp(tr->side_dir, dir))
@@ -577,8 +578,8 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 {
 	const struct tk_model *m = &tr->m;
 	float *buf = tk_mallocn(tr->n_opt_full ? 2 * tr->n_opt_full : 1, sizeof(float));
-	tk_st_writer_t *w = NULL;
-	if (!buf || tk_st_writer_new(&w)) {
+	tk_safetensors_writer_t *w = NULL;
+	if (!buf || tk_safetensors_writer_new(&w)) {
 		free(buf);
 		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 	}
@@ -598,18 +599,18 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 			else
 				memcpy(at, st, p->n * sizeof(float));
 			snprintf(name, sizeof(name), "%s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
-			rc = tk_st_writer_add(w, name, TK_DT_F32, p->ndim, p->shape, at, d);
+			rc = tk_safetensors_writer_add(w, name, TK_DT_F32, p->ndim, p->shape, at, d);
 			at += p->n;
 		}
 	}
 	snprintf(step, sizeof(step), "%ld", tr->global_step);
-	if (!rc && (tk_st_writer_metadata(w, "optimizer", "adamw_torch") ||
-		    tk_st_writer_metadata(w, "step", step)))
+	if (!rc && (tk_safetensors_writer_metadata(w, "optimizer", "adamw_torch") ||
+		    tk_safetensors_writer_metadata(w, "step", step)))
 		rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 	if (rc)
-		tk_st_writer_free(w);
+		tk_safetensors_writer_free(w);
 	else
-		rc = tk_st_writer_commit(w, path, 1, d);
+		rc = tk_safetensors_writer_commit(w, path, 1, d);
 	free(buf);
 	return rc;
 }
@@ -621,15 +622,15 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
  * not negative). */
 static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
 {
-	tk_st_t *st;
-	int rc = tk_st_open(&st, path, d);
+	tk_safetensors_t *st;
+	int rc = tk_safetensors_open(&st, path, d);
 	if (rc)
 		return rc;
 	const struct tk_model *m = &tr->m;
 	float *tmp = NULL;
 	size_t cap = 0;
 	char name[256], step[32];
-	const char *mo = tk_st_metadata(st, "optimizer"), *ms = tk_st_metadata(st, "step");
+	const char *mo = tk_safetensors_metadata(st, "optimizer"), *ms = tk_safetensors_metadata(st, "step");
 	snprintf(step, sizeof(step), "%ld", tr->global_step);
 	if (!mo || strcmp(mo, "adamw_torch"))
 		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "__metadata__.optimizer: %s%.40s%s, not "
@@ -638,9 +639,9 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "__metadata__.step: %s%.40s%s, not the "
 				 "trainer state's global_step %s", ms ? "\"" : "", ms ? ms : "missing",
 				 ms ? "\"" : "", step);
-	else if (tk_st_count(st) != 2 * (size_t)tr->n_tp)
+	else if (tk_safetensors_count(st) != 2 * (size_t)tr->n_tp)
 		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "holds %zu tensors, not the %d of the "
-				 "%d trained parameters' exp_avg and exp_avg_sq", tk_st_count(st),
+				 "%d trained parameters' exp_avg and exp_avg_sq", tk_safetensors_count(st),
 				 2 * tr->n_tp, tr->n_tp);
 	for (int i = 0; i < tr->n_tp && !rc; i++) {
 		const struct tk_param *p = &tr->tp[i];
@@ -648,7 +649,7 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 			const struct tk_tensor_info *ti;
 			float *dst = tr->o->zero ? tr->ztmp : (k ? tr->exp_avg_sq : tr->exp_avg) + tr->popt[i];
 			snprintf(name, sizeof(name), "%s.%s", p->name, k ? "exp_avg_sq" : "exp_avg");
-			if ((rc = tk_st_expect(st, name, p->ndim, p->shape, &ti, d)))
+			if ((rc = tk_safetensors_expect(st, name, p->ndim, p->shape, &ti, d)))
 				break;
 			if (ti->dtype != TK_DT_F32) {
 				rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tensor %s: %s, not F32", name,
@@ -659,7 +660,7 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 				rc = tk_diag_set(d, rc, path, -1, "out of memory");
 				break;
 			}
-			if ((rc = tk_st_to_f32(ti, tmp, d)))
+			if ((rc = tk_safetensors_to_f32(ti, tmp, d)))
 				break;
 			for (size_t j = 0; j < p->n; j++)
 				if (!isfinite(tmp[j]) || (k && tmp[j] < 0)) {
@@ -682,7 +683,7 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 		}
 	}
 	free(tmp);
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	return rc;
 }
 
@@ -829,8 +830,8 @@ static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 		return tr->o->zero ? zero_send_state(tr, d) : 0;
 	if (ckpt_path(path, sizeof(path), tr->out, tr->global_step))
 		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
-	struct tk_adir ad;
-	int rc = tk_adir_open(&ad, path, 1, d);
+	struct tk_afile_dir ad;
+	int rc = tk_afile_dir_open(&ad, path, 1, d);
 	if (rc)
 		return save_failed(tr, path, "", rc, d);
 	snprintf(tmp, sizeof(tmp), "%s", ad.tmp);
@@ -839,9 +840,9 @@ static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 	    !(rc = save_optimizer(tr, file, d)) &&
 	    !(rc = tk_path_join(file, sizeof(file), ad.tmp, "trainer_state.json")) &&
 	    !(rc = save_state(tr, file, d)) && !(rc = copy_side_files(tr, ad.tmp, d)))
-		rc = tk_adir_commit(&ad, d);
+		rc = tk_afile_dir_commit(&ad, d);
 	else
-		tk_adir_abort(&ad);
+		tk_afile_dir_abort(&ad);
 	if (rc)
 		return save_failed(tr, path, tmp, rc, d);
 	tr->saved = 1;
@@ -1008,7 +1009,7 @@ static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d
 		snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", src);
 	if (o->tokenizer) { /* its files, not the model's, go with the outputs */
 		tr->side_is_tok = 1;
-		if (tk_is_dir(o->tokenizer))
+		if (tk_path_is_dir(o->tokenizer))
 			snprintf(tr->side_dir, sizeof(tr->side_dir), "%s", o->tokenizer);
 		else {
 			tr->side_dir[0] = 0;
@@ -1046,7 +1047,7 @@ static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d
 	return 0;
 }
 
-/* The memory plan from the configuration alone (tk_mem_plan_model), before
+/* The memory plan from the configuration alone (tk_memplan_model), before
  * the model is made: a model far too large for the device (or the host) is
  * refused before anything of it is allocated.  c: the configuration, or
  * NULL to read dir's config.json; dir: the model directory (its
@@ -1063,7 +1064,7 @@ static int preplan(struct trainer *tr, const struct tk_model_config *c, const ch
 		return rc;
 	if (dir && (rc = tk_bnb_config_read(dir, &q, d)))
 		return rc;
-	return tk_mem_plan_check_model(c ? c : &own, full && !o->eval_only, q.bits != 0,
+	return tk_memplan_check_model(c ? c : &own, full && !o->eval_only, q.bits != 0,
 				       o->zero ? tk_dist_size() : 1, tr->be, tr->be->i->name, d);
 }
 
@@ -1073,7 +1074,7 @@ static int load_base(struct trainer *tr, const char *src, int full, struct tk_di
 	int rc;
 	if (tk_path_join(p, sizeof(p), src, "config.json"))
 		return tk_diag_set(d, TK_E_INVAL, src, -1, "path too long");
-	if (!tk_is_dir(src))
+	if (!tk_path_is_dir(src))
 		return tk_diag_set(d, TK_E_FORMAT, src, -1,
 				   "not a model directory (config.json + model.safetensors)");
 	if (!exists(p))
@@ -1154,7 +1155,7 @@ static int load_adapter_ckpt(struct trainer *tr, const char **src, struct tk_dia
 	if (rc)
 		return rc;
 	const char *base = o->model_dir ? o->model_dir : c.base_model;
-	if (!base[0] || !tk_is_dir(base))
+	if (!base[0] || !tk_path_is_dir(base))
 		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1,
 				   "an adapter checkpoint: give its base model with --model DIR");
 	if ((rc = load_base(tr, base, 0, d)))
@@ -1629,7 +1630,7 @@ static int mkdir_p(const char *out, char *top, size_t size, struct tk_diag *d)
 		if (!mkdir(p, 0755)) {
 			if (!top[0])
 				snprintf(top, size, "%s", p);
-		} else if (errno != EEXIST || (!c && !tk_is_dir(p))) {
+		} else if (errno != EEXIST || (!c && !tk_path_is_dir(p))) {
 			int e = errno == EEXIST ? ENOTDIR : errno;
 			errno = e;
 			return tk_diag_sys(d, out, "cannot create output directory");
@@ -1658,7 +1659,7 @@ static long lock_holder(int fd)
 static int lock_output(struct trainer *tr, struct tk_diag *d)
 {
 	int rc;
-	if (exists(tr->out) && !tk_is_dir(tr->out))
+	if (exists(tr->out) && !tk_path_is_dir(tr->out))
 		return tk_diag_set(d, TK_E_FORMAT, tr->out, -1, "not a directory");
 	if ((rc = mkdir_p(tr->out, tr->created_top, sizeof(tr->created_top), d)))
 		return rc;
@@ -1738,7 +1739,7 @@ static int prepare_output(struct trainer *tr, struct tk_diag *d)
 	}
 	if (earlier && !tr->resume_dir[0]) { /* force: a fresh run */
 		for (size_t i = 0; i < l.n && !rc; i++) {
-			if (ckpt_path(p, sizeof(p), out, l.step[i]) || tk_rmtree(p))
+			if (ckpt_path(p, sizeof(p), out, l.step[i]) || tk_afile_rmtree(p))
 				rc = tk_diag_sys(d, p, "cannot remove");
 		}
 		if (!rc && !tk_path_join(p, sizeof(p), out, "metrics.jsonl") && unlink(p) && errno != ENOENT)
@@ -1760,7 +1761,7 @@ static int load_data(struct trainer *tr, struct tk_diag *d)
 		rc = tk_data_load(&tr->train, "-", "train", 0, spill, d);
 		tr->spilled = 1;
 	} else {
-		int dir = tk_is_dir(path);
+		int dir = tk_path_is_dir(path);
 		/* --eval-only: the eval split when the directory has one */
 		const char *split = "train";
 		if (o->eval_only && dir && !o->eval_data) {
@@ -1779,7 +1780,7 @@ static int load_data(struct trainer *tr, struct tk_diag *d)
 	}
 eval_data:
 	if (!rc && o->eval_data)
-		rc = tk_data_load(&tr->eval, o->eval_data, tk_is_dir(o->eval_data) ? "eval" : "train", 0,
+		rc = tk_data_load(&tr->eval, o->eval_data, tk_path_is_dir(o->eval_data) ? "eval" : "train", 0,
 				  NULL, d);
 	if (rc)
 		return rc;
@@ -1898,10 +1899,10 @@ static void plan(struct trainer *tr)
 	tr->save_steps = interval(o->save_steps > 0 ? o->save_steps : 500, tr->max_steps);
 }
 
-static struct tk_mem_plan_args mem_args(const struct trainer *tr)
+static struct tk_memplan_args mem_args(const struct trainer *tr)
 {
 	const struct tk_train_opts *o = tr->o;
-	struct tk_mem_plan_args a = {
+	struct tk_memplan_args a = {
 		.batch = o->batch, .seq_len = tr->T, .ckpt = o->gradient_checkpointing,
 		.eval_batch = o->eval_strategy != TK_INTERVAL_NO && tr->eval.n_blocks
 				      ? o->eval_batch : 0,
@@ -1916,8 +1917,8 @@ static struct tk_mem_plan_args mem_args(const struct trainer *tr)
  * it goes beyond the backend's limit. */
 static int mem_plan(struct trainer *tr, struct tk_diag *d)
 {
-	struct tk_mem_plan_args a = mem_args(tr);
-	int rc = tk_mem_plan_check(&tr->m, tr->be, &a, tr->be->i->name, &tr->mplan, d);
+	struct tk_memplan_args a = mem_args(tr);
+	int rc = tk_memplan_check(&tr->m, tr->be, &a, tr->be->i->name, &tr->mplan, d);
 	tr->planned = !rc;
 	return rc;
 }
@@ -1931,9 +1932,9 @@ static void oom_message(struct trainer *tr, struct tk_diag *d)
 	char plan[32], use[32], lim[32], fix[96], ck[PATH_LEN + 64] = "";
 	char why[sizeof(d->msg)];
 	tk_backend_mem_info(tr->be, &mi);
-	tk_mem_fmt(plan, sizeof(plan), tr->mplan.total);
-	tk_mem_fmt(use, sizeof(use), mi.in_use);
-	tk_mem_fmt(lim, sizeof(lim), mi.limit);
+	tk_memplan_fmt(plan, sizeof(plan), tr->mplan.total);
+	tk_memplan_fmt(use, sizeof(use), mi.in_use);
+	tk_memplan_fmt(lim, sizeof(lim), mi.limit);
 	snprintf(why, sizeof(why), "%s", d->msg[0] ? d->msg : "out of memory");
 	if (tr->o->batch > 1)
 		snprintf(fix, sizeof(fix), "%suse --per-device-train-batch-size %d",
@@ -2357,7 +2358,7 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 						     d)))
 			return rc;
 	} else if (o->resume) {
-		if (!tk_is_dir(o->resume))
+		if (!tk_path_is_dir(o->resume))
 			return tk_diag_set(d, TK_E_FORMAT, o->resume, -1,
 					   "no such checkpoint directory");
 		snprintf(tr->resume_dir, sizeof(tr->resume_dir), "%s", o->resume);
@@ -2507,7 +2508,7 @@ out:
 	if (rc == TK_E_NOMEM && tr.planned)
 		oom_message(&tr, d);
 	if (rc && !tr.saved && tr.created_top[0]) /* made by this run, nothing in it */
-		tk_rmtree(tr.created_top);
+		tk_afile_rmtree(tr.created_top);
 	else if (rc && !o->resume && !tr.saved && tr.out[0]) { /* nothing worth keeping */
 		char p[PATH_LEN];
 		{

@@ -40,24 +40,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fd = fuzz_memfile(data, size, "fuzz.safetensors", path, sizeof(path));
 	if (fd < 0)
 		return 0;
-	tk_st_t *st;
+	tk_safetensors_t *st;
 	struct tk_diag d;
-	if (tk_st_open(&st, path, &d) == 0) {
+	if (tk_safetensors_open(&st, path, &d) == 0) {
 		uint64_t total = 0;
-		for (size_t i = 0; i < tk_st_count(st); i++) {
-			const struct tk_tensor_info *t = tk_st_at(st, i);
-			if (t->nbytes != t->nelem * tk_dtype_size(t->dtype) || tk_st_find(st, t->name) != t)
+		for (size_t i = 0; i < tk_safetensors_count(st); i++) {
+			const struct tk_tensor_info *t = tk_safetensors_at(st, i);
+			if (t->nbytes != t->nelem * tk_dtype_size(t->dtype) || tk_safetensors_find(st, t->name) != t)
 				abort();
 			total += t->nbytes;
 			if (total > size)
 				abort(); /* tensors cannot hold more bytes than the file */
 			float *f = malloc(t->nelem * sizeof(float) + 1);
 			if (f) {
-				tk_st_to_f32(t, f, &d);
+				tk_safetensors_to_f32(t, f, &d);
 				free(f);
 			}
 		}
-		tk_st_close(st);
+		tk_safetensors_close(st);
 	}
 	close(fd);
 	return 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 #include "base/tk.h"
 #include "tt.h"
 
@@ -83,12 +84,12 @@ static void test_clean_stale(void)
 	mkdir(at("d2.tmp-99999999"), 0755);
 	touch(at("d2.tmp-99999999/train-00000.tks"));
 	struct tk_afile f;
-	struct tk_adir dir;
+	struct tk_afile_dir dir;
 	struct tk_diag d;
 	TT_REQUIRE(tk_afile_open(&f, at("o2"), 0, &d) == 0, "%s", d.msg);
 	tk_afile_abort(&f);
-	TT_REQUIRE(tk_adir_open(&dir, at("d2"), 0, &d) == 0, "%s", d.msg);
-	tk_adir_abort(&dir);
+	TT_REQUIRE(tk_afile_dir_open(&dir, at("d2"), 0, &d) == 0, "%s", d.msg);
+	tk_afile_dir_abort(&dir);
 	TT_CHECK(count("o2") == 0 && count("d2") == 0, "open left debris: %d %d", count("o2"),
 		 count("d2"));
 	unlink(at(live));
@@ -97,22 +98,22 @@ static void test_clean_stale(void)
 /* A child builds outputs, then a signal kills it. */
 static void killed_child(int sig)
 {
-	struct tk_adir dir;
+	struct tk_afile_dir dir;
 	struct tk_afile f, g;
 	struct tk_diag d;
-	if (tk_adir_open(&dir, at("sigdir"), 1, &d) || tk_afile_open(&f, at("sigfile"), 1, &d))
+	if (tk_afile_dir_open(&dir, at("sigdir"), 1, &d) || tk_afile_open(&f, at("sigfile"), 1, &d))
 		_exit(3);
-	char *sub = tk_adir_file(&dir, "nested");
+	char *sub = tk_afile_dir_file(&dir, "nested");
 	mkdir(sub, 0755);
 	for (int i = 0; i < 300; i++) { /* more than one getdents buffer */
 		char name[64];
 		snprintf(name, sizeof(name), "nested/shard-with-a-long-name-%05d.tks", i);
-		char *p = tk_adir_file(&dir, name);
+		char *p = tk_afile_dir_file(&dir, name);
 		touch(p);
 		free(p);
 	}
 	free(sub);
-	char *p = tk_adir_file(&dir, "train-00000.tks");
+	char *p = tk_afile_dir_file(&dir, "train-00000.tks");
 	touch(p);
 	free(p);
 	/* an output committed and one aborted before the signal leave no trace */
@@ -146,7 +147,7 @@ static void test_signal_cleanup(void)
 		TT_CHECK(count("sigdir") == 1 && exists(at("sigdir/old")),
 			 "signal %d: %d sigdir* entries", sigs[k], count("sigdir"));
 		TT_CHECK(count("sigdone") == 1, "committed output lost");
-		tk_rmtree(at("sigdir"));
+		tk_afile_rmtree(at("sigdir"));
 		unlink(at("sigdone"));
 	}
 }
@@ -200,10 +201,10 @@ static void test_is_dir(void)
 	mkdir(at("d"), 0755);
 	touch(at("d/f"));
 	TT_REQUIRE(symlink(at("d"), at("dlink")) == 0, "symlink");
-	TT_CHECK(tk_is_dir(at("d")) == 1, "directory");
-	TT_CHECK(tk_is_dir(at("dlink")) == 1, "symlink to a directory");
-	TT_CHECK(tk_is_dir(at("d/f")) == 0, "file");
-	TT_CHECK(tk_is_dir(at("d/missing")) == 0, "missing");
+	TT_CHECK(tk_path_is_dir(at("d")) == 1, "directory");
+	TT_CHECK(tk_path_is_dir(at("dlink")) == 1, "symlink to a directory");
+	TT_CHECK(tk_path_is_dir(at("d/f")) == 0, "file");
+	TT_CHECK(tk_path_is_dir(at("d/missing")) == 0, "missing");
 }
 
 static void test_copy_file(void)
@@ -217,7 +218,7 @@ static void test_copy_file(void)
 		fputc(i * 7 & 0xff, fp);
 	fclose(fp);
 	touch(at("c/dst")); /* replaced */
-	TT_CHECK(tk_copy_file(at("c/src"), at("c/dst"), &d) == 0, "copy: %s", d.msg);
+	TT_CHECK(tk_afile_copy(at("c/src"), at("c/dst"), &d) == 0, "copy: %s", d.msg);
 	TT_REQUIRE(tk_read_file(at("c/dst"), &b, &d) == 0, "read back");
 	int same = b.len == 100000;
 	for (size_t i = 0; same && i < b.len; i++)
@@ -227,13 +228,13 @@ static void test_copy_file(void)
 	fp = fopen(at("c/empty"), "wb");
 	if (fp)
 		fclose(fp);
-	TT_CHECK(tk_copy_file(at("c/empty"), at("c/empty2"), &d) == 0, "empty: %s", d.msg);
+	TT_CHECK(tk_afile_copy(at("c/empty"), at("c/empty2"), &d) == 0, "empty: %s", d.msg);
 	struct stat st;
 	TT_CHECK(stat(at("c/empty2"), &st) == 0 && st.st_size == 0, "empty copy");
 	/* a missing source leaves the destination alone, and no temporary */
-	TT_CHECK(tk_copy_file(at("c/missing"), at("c/dst"), &d) == TK_E_IO, "missing source");
+	TT_CHECK(tk_afile_copy(at("c/missing"), at("c/dst"), &d) == TK_E_IO, "missing source");
 	TT_CHECK(stat(at("c/dst"), &st) == 0 && st.st_size == 100000, "destination kept");
-	TT_CHECK(tk_copy_file(at("c/src"), at("c/no/dst"), &d) == TK_E_IO, "no such directory");
+	TT_CHECK(tk_afile_copy(at("c/src"), at("c/no/dst"), &d) == TK_E_IO, "no such directory");
 	int n = 0;
 	DIR *dp = opendir(at("c"));
 	struct dirent *e;
@@ -253,6 +254,6 @@ int main(void)
 	TT_RUN(test_path_join);
 	TT_RUN(test_is_dir);
 	TT_RUN(test_copy_file);
-	tk_rmtree(root);
+	tk_afile_rmtree(root);
 	return tt_done();
 }

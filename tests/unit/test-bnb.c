@@ -77,23 +77,23 @@ static const struct {
 static void test_read_dequant(void)
 {
 	struct tk_diag d;
-	tk_st_t *ref = NULL;
+	tk_safetensors_t *ref = NULL;
 	char *rp = fix("bnb/ref.safetensors");
 
-	TT_REQUIRE(!tk_st_open(&ref, rp, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_safetensors_open(&ref, rp, &d), "%s", d.msg);
 	free(rp);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char key[256], *p = fix(cases[i].file);
-		tk_st_t *st = NULL;
+		tk_safetensors_t *st = NULL;
 		const struct tk_tensor_info *r;
 		struct tk_qweight q;
 		float *out;
 		int64_t rows, cols;
 
 		snprintf(key, sizeof(key), "deq.%s", cases[i].name);
-		r = tk_st_find(ref, key);
+		r = tk_safetensors_find(ref, key);
 		TT_CHECK(r && r->ndim == 2 && r->dtype == TK_DT_F32, "%s missing", key);
-		if (!r || tk_st_open(&st, p, &d)) {
+		if (!r || tk_safetensors_open(&st, p, &d)) {
 			TT_CHECK(0, "%s: %s", p, d.msg);
 			free(p);
 			continue;
@@ -103,10 +103,10 @@ static void test_read_dequant(void)
 		cols = r->shape[1];
 		if (tk_bnb_read_weight(st, cases[i].name, rows, cols, &q, &d)) {
 			TT_CHECK(0, "%s: %s", cases[i].name, d.msg);
-			tk_st_close(st);
+			tk_safetensors_close(st);
 			continue;
 		}
-		tk_st_close(st); /* q owns copies */
+		tk_safetensors_close(st); /* q owns copies */
 		out = malloc((size_t)rows * cols * sizeof(float));
 		TT_CHECK(!tk_qweight_rows(&q, 0, rows, out, &d), "%s", d.msg);
 		TT_CHECK(!memcmp(out, r->data, r->nbytes), "%s: whole matrix differs", cases[i].name);
@@ -130,29 +130,29 @@ static void test_read_dequant(void)
 		tk_qweight_free(&q);
 		TT_CHECK(!q.data && !q.rows, "free zeroes");
 	}
-	tk_st_close(ref);
+	tk_safetensors_close(ref);
 }
 
 /* Writes path with every tensor of src except `drop`. */
 static int copy_without(const char *src, const char *path, const char *drop)
 {
-	tk_st_t *st;
-	tk_st_writer_t *w;
+	tk_safetensors_t *st;
+	tk_safetensors_writer_t *w;
 	struct tk_diag d;
 
-	if (tk_st_open(&st, src, &d) || tk_st_writer_new(&w))
+	if (tk_safetensors_open(&st, src, &d) || tk_safetensors_writer_new(&w))
 		return -1;
-	for (size_t i = 0; i < tk_st_count(st); i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+	for (size_t i = 0; i < tk_safetensors_count(st); i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 
 		if (!strcmp(t->name, drop))
 			continue;
-		if (tk_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &d))
+		if (tk_safetensors_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &d))
 			return -1;
 	}
-	int rc = tk_st_writer_commit(w, path, 1, &d);
+	int rc = tk_safetensors_writer_commit(w, path, 1, &d);
 
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	return rc;
 }
 
@@ -165,34 +165,34 @@ static void test_read_errors(void)
 	char *src = fix("bnb/custom.safetensors"), path[512];
 	struct tk_diag d;
 	struct tk_qweight q;
-	tk_st_t *st;
+	tk_safetensors_t *st;
 
 	snprintf(path, sizeof(path), "%s/broken.safetensors", tt_tmpdir());
 	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
 		TT_REQUIRE(!copy_without(src, path, drops[i]), "copy");
-		TT_REQUIRE(!tk_st_open(&st, path, &d), "%s", d.msg);
+		TT_REQUIRE(!tk_safetensors_open(&st, path, &d), "%s", d.msg);
 		TT_CHECK(tk_bnb_read_weight(st, "a.weight", 33, 31, &q, &d) == TK_E_FORMAT &&
 			 strstr(d.msg, drops[i]) && strstr(d.msg, "missing"), "%s: %s", drops[i],
 			 d.msg);
 		TT_CHECK(!q.data, "nothing kept");
-		tk_st_close(st);
+		tk_safetensors_close(st);
 	}
-	TT_REQUIRE(!tk_st_open(&st, src, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_safetensors_open(&st, src, &d), "%s", d.msg);
 	TT_CHECK(tk_bnb_read_weight(st, "a.weight", 31, 33, &q, &d) == TK_E_FORMAT &&
 		 strstr(d.msg, "[31, 33]") && strstr(d.msg, "[33, 31]"), "%s", d.msg);
 	TT_CHECK(tk_bnb_read_weight(st, "a.weight.quant_map", 4, 4, &q, &d) == TK_E_FORMAT &&
 		 strstr(d.msg, "F32"), "%s", d.msg);
 	TT_CHECK(tk_bnb_read_weight(st, "z.weight", 4, 4, &q, &d) == TK_E_FORMAT &&
 		 strstr(d.msg, "z.weight"), "%s", d.msg);
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	free(src);
 	/* int8 without its SCB */
 	src = fix("bnb/llama-int8");
 	TT_REQUIRE(!copy_without(src, path, "model.layers.0.self_attn.q_proj.SCB"), "copy");
-	TT_REQUIRE(!tk_st_open(&st, path, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_safetensors_open(&st, path, &d), "%s", d.msg);
 	TT_CHECK(tk_bnb_read_weight(st, "model.layers.0.self_attn.q_proj.weight", 48, 48, &q,
 				    &d) == TK_E_FORMAT && strstr(d.msg, "q_proj.SCB"), "%s", d.msg);
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	free(src);
 }
 
@@ -280,6 +280,6 @@ int main(void)
 	TT_RUN(test_read_errors);
 	TT_RUN(test_quantize_dir);
 	TT_RUN(test_quantize_bad_opts);
-	tk_rmtree(tt_tmpdir());
+	tk_afile_rmtree(tt_tmpdir());
 	return tt_done();
 }

@@ -79,7 +79,7 @@ static void same_model(const char *name, const char *dir, int exact, int same_id
 {
 	struct tk_diag d;
 	struct tk_model a = { 0 }, b = { 0 };
-	tk_st_t *ref = NULL;
+	tk_safetensors_t *ref = NULL;
 	float *la = NULL, *lb = NULL, *lr = NULL;
 	char orig[4096], refp[4096];
 	snprintf(orig, sizeof(orig), "%s/%s", tt_fixture("models"), name);
@@ -87,7 +87,7 @@ static void same_model(const char *name, const char *dir, int exact, int same_id
 	int rc = tk_model_load(&a, dir, &be, &d);
 	TT_REQUIRE(!rc, "%s: converted model does not load: %s", name, d.msg);
 	TT_REQUIRE(!tk_model_load(&b, orig, &be, &d), "%s", d.msg);
-	TT_REQUIRE(!tk_st_open(&ref, refp, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_safetensors_open(&ref, refp, &d), "%s", d.msg);
 
 	const struct tk_model_config *x = &a.cfg, *y = &b.cfg;
 	TT_CHECK(x->arch == y->arch && x->vocab_size == y->vocab_size && x->hidden == y->hidden &&
@@ -114,7 +114,7 @@ static void same_model(const char *name, const char *dir, int exact, int same_id
 				 "%s: %s differs", name, tb->name);
 	}
 
-	const struct tk_tensor_info *ti = tk_st_find(ref, "input_ids");
+	const struct tk_tensor_info *ti = tk_safetensors_find(ref, "input_ids");
 	TT_REQUIRE(ti && ti->dtype == TK_DT_I32 && ti->ndim == 2, "no input_ids");
 	int B = (int)ti->shape[0], T = (int)ti->shape[1], V = y->vocab_size;
 	size_t n = (size_t)B * T * V;
@@ -130,8 +130,8 @@ static void same_model(const char *name, const char *dir, int exact, int same_id
 		   !tk_model_logits(&a, 0, B * T, la, &d), "%s", d.msg);
 	TT_REQUIRE(!tk_model_forward(&b, ids, NULL, B, T, 0, 0, NULL, &d) &&
 		   !tk_model_logits(&b, 0, B * T, lb, &d), "%s", d.msg);
-	const struct tk_tensor_info *tr = tk_st_find(ref, "logits");
-	TT_REQUIRE(tr && tr->nelem == n && !tk_st_to_f32(tr, lr, &d), "no reference logits");
+	const struct tk_tensor_info *tr = tk_safetensors_find(ref, "logits");
+	TT_REQUIRE(tr && tr->nelem == n && !tk_safetensors_to_f32(tr, lr, &d), "no reference logits");
 	double worst = 0, worst_ref = 0;
 	for (size_t i = 0; i < n; i++) {
 		double e = fabs((double)la[i] - lb[i]), er = fabs((double)la[i] - lr[i]);
@@ -146,7 +146,7 @@ static void same_model(const char *name, const char *dir, int exact, int same_id
 	free(la);
 	free(lb);
 	free(lr);
-	tk_st_close(ref);
+	tk_safetensors_close(ref);
 	tk_model_free(&a);
 	tk_model_free(&b);
 }
@@ -154,15 +154,15 @@ static void same_model(const char *name, const char *dir, int exact, int same_id
 /* The dtype every tensor of DIR/model.safetensors has, -1 when mixed. */
 static int file_dtype(const char *dir)
 {
-	tk_st_t *st;
+	tk_safetensors_t *st;
 	int dt = -2;
-	if (tk_st_open(&st, dir, NULL))
+	if (tk_safetensors_open(&st, dir, NULL))
 		return -3;
-	for (size_t i = 0; i < tk_st_count(st); i++) {
-		int t = (int)tk_st_at(st, i)->dtype;
+	for (size_t i = 0; i < tk_safetensors_count(st); i++) {
+		int t = (int)tk_safetensors_at(st, i)->dtype;
 		dt = dt == -2 || dt == t ? t : -1;
 	}
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	return dt;
 }
 
@@ -174,7 +174,7 @@ static void test_llama(void)
 	TT_REQUIRE(!rc, "%s", d.msg);
 	TT_CHECK(file_dtype(out) == TK_DT_F32, "dtype %d", file_dtype(out));
 	same_model("llama", out, 1, 1);
-	tk_rmtree(out);
+	tk_afile_rmtree(out);
 }
 
 static void test_gpt2(void)
@@ -183,15 +183,15 @@ static void test_gpt2(void)
 	const char *out = tmp("gpt2");
 	int rc = convert("convert/gpt2.gguf", out, TK_DT_F32, 0, &d);
 	TT_REQUIRE(!rc, "%s", d.msg);
-	tk_st_t *st;
-	TT_REQUIRE(!tk_st_open(&st, out, &d), "%s", d.msg);
-	const struct tk_tensor_info *t = tk_st_find(st, "transformer.h.0.attn.c_attn.weight");
+	tk_safetensors_t *st;
+	TT_REQUIRE(!tk_safetensors_open(&st, out, &d), "%s", d.msg);
+	const struct tk_tensor_info *t = tk_safetensors_find(st, "transformer.h.0.attn.c_attn.weight");
 	TT_CHECK(t && t->ndim == 2 && t->shape[0] == 48 && t->shape[1] == 144,
 		 "c_attn not stored [in, out]");
-	TT_CHECK(!tk_st_find(st, "lm_head.weight"), "the tied head's copy was written");
-	tk_st_close(st);
+	TT_CHECK(!tk_safetensors_find(st, "lm_head.weight"), "the tied head's copy was written");
+	tk_safetensors_close(st);
 	same_model("gpt2", out, 1, 1);
-	tk_rmtree(out);
+	tk_afile_rmtree(out);
 }
 
 /* --outtype: BF16 and F16 files; the fixtures' values survive exactly. */
@@ -202,12 +202,12 @@ static void test_outtype(void)
 	TT_REQUIRE(!convert("convert/llama.gguf", out, TK_DT_BF16, 0, &d), "%s", d.msg);
 	TT_CHECK(file_dtype(out) == TK_DT_BF16, "dtype %d", file_dtype(out));
 	same_model("llama", out, 1, 1);
-	tk_rmtree(out);
+	tk_afile_rmtree(out);
 	out = tmp("f16");
 	TT_REQUIRE(!convert("convert/gpt2.gguf", out, TK_DT_F16, 0, &d), "%s", d.msg);
 	TT_CHECK(file_dtype(out) == TK_DT_F16, "dtype %d", file_dtype(out));
 	same_model("gpt2", out, 1, 1);
-	tk_rmtree(out);
+	tk_afile_rmtree(out);
 	TT_CHECK(convert("convert/gpt2.gguf", out, TK_DT_I32, 0, &d) == TK_E_INVAL, "I32 outtype");
 	TT_CHECK(!stray_entries(NULL), "output left behind");
 }
@@ -268,7 +268,7 @@ static void test_errors(void)
 	rc = convert("convert/llama.gguf", out, TK_DT_F32, 1, &d);
 	TT_CHECK(!rc && access(tmp("out/keep"), F_OK) && !access(tmp("out/config.json"), F_OK),
 		 "force: %d %s", rc, d.msg);
-	tk_rmtree(out);
+	tk_afile_rmtree(out);
 }
 
 /* The tokenizer.json written encodes as the GGUF vocabulary does. */
@@ -298,7 +298,7 @@ static void test_tokenizer(void)
 	tk_encoder_free(eb);
 	tk_tokenizer_free(a);
 	tk_tokenizer_free(b);
-	tk_rmtree(out);
+	tk_afile_rmtree(out);
 }
 
 static int export(const char *dir, const char *out, int type, int force, struct tk_diag *d);
@@ -371,8 +371,8 @@ static void test_qwen2(void)
 			 "{\n\t\"_from_model_config\":\ttrue,\n\t\"bos_token_id\":\t1,\n"
 			 "\t\"eos_token_id\":\t2\n}\n"),
 		 "llama generation_config.json: %s", file_text(lo, "generation_config.json"));
-	tk_rmtree(lo);
-	tk_rmtree(out);
+	tk_afile_rmtree(lo);
+	tk_afile_rmtree(out);
 }
 
 /* The chat template goes out from tokenizer_config.json or, without one
@@ -407,7 +407,7 @@ static void test_export_chat_template(void)
 		 !memcmp(kv->s, "{{ messages[0]['content'] }}\n", 29), "chat_template.jinja not exported");
 	tk_gguf_close(gg);
 	unlink(g);
-	tk_rmtree(dir);
+	tk_afile_rmtree(dir);
 }
 
 /* A Mistral with a window: exported as llama plus
@@ -459,7 +459,7 @@ static void test_sliding_window(void)
 	}
 	tk_model_free(&m1);
 	tk_model_free(&m2);
-	tk_rmtree(back);
+	tk_afile_rmtree(back);
 	unlink(g);
 
 	/* a window with biases is no Hugging Face model: refused, nothing written */
@@ -482,7 +482,7 @@ static void test_sliding_window(void)
 		 strstr(d.msg, "biases"), "window with biases: %d %s", rc, d.msg);
 	TT_CHECK(access(back, F_OK), "output written");
 	unlink(g);
-	tk_rmtree(dir);
+	tk_afile_rmtree(dir);
 }
 
 static int export(const char *dir, const char *out, int type, int force, struct tk_diag *d)
@@ -509,7 +509,7 @@ static void roundtrip(const char *name, int type, enum tk_dtype back)
 	TT_REQUIRE(!tk_convert_gguf(&o, NULL, &d), "%s: import of the export: %s", name, d.msg);
 	same_model(name, out, 1, 1);
 	unlink(g);
-	tk_rmtree(out);
+	tk_afile_rmtree(out);
 }
 
 static void test_export_roundtrip(void)
@@ -566,7 +566,7 @@ static void test_export_vocab(void)
 		tk_gguf_close(a);
 		tk_gguf_close(b);
 		unlink(g);
-		tk_rmtree(dir);
+		tk_afile_rmtree(dir);
 	}
 }
 
@@ -635,7 +635,7 @@ static void test_export_errors(void)
 	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "byte-level BPE") &&
 		 strstr(d.path, "tokenizer.json"), "unigram: %d %s", rc, d.msg);
 	TT_CHECK(stray_entries("e") == 0, "output left behind");
-	tk_rmtree(dir);
+	tk_afile_rmtree(dir);
 	/* an existing file stays without force, is replaced with it */
 	fp = fopen(g, "w");
 	TT_REQUIRE(fp, "fopen");
@@ -745,6 +745,6 @@ int main(void)
 	TT_RUN(test_sliding_window);
 	TT_RUN(test_export_chat_template);
 	tk_backend_free(&be);
-	tk_rmtree(tmpdir);
+	tk_afile_rmtree(tmpdir);
 	return tt_done();
 }

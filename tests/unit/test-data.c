@@ -137,6 +137,6 @@ int main(void)
 	TT_RUN(test_load_and_labels);
 	TT_RUN(test_order);
 	TT_RUN(test_errors);
-	tk_rmtree(tt_tmpdir());
+	tk_afile_rmtree(tt_tmpdir());
 	return tt_done();
 }

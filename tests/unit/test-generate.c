@@ -97,7 +97,7 @@ static void test_greedy_matches_transformers(void)
 		struct tk_model m;
 		struct tk_backend be;
 		struct tk_infer *s;
-		struct tk_gen_opts go;
+		struct tk_generate_opts go;
 		struct tk_ids out = { 0 };
 		uint32_t prompt[64];
 		int64_t eos[8];
@@ -106,8 +106,8 @@ static void test_greedy_matches_transformers(void)
 
 		TT_REQUIRE(load(&m, &be, name) == 0, "loading %s", name);
 		snprintf(dir, sizeof(dir), "models/%s", name);
-		TT_REQUIRE(tk_gen_eos_ids(tt_fixture(dir), eos, 8, &neos, &d) == 0, "%s", d.msg);
-		tk_gen_opts_init(&go);
+		TT_REQUIRE(tk_generate_eos_ids(tt_fixture(dir), eos, 8, &neos, &d) == 0, "%s", d.msg);
+		tk_generate_opts_init(&go);
 		go.max_new_tokens = cJSON_GetObjectItem(c, "max_new_tokens")->valueint;
 		go.repetition_penalty = cJSON_GetObjectItem(c, "repetition_penalty")->valuedouble;
 		go.eos = eos;
@@ -142,9 +142,9 @@ static void test_eos_ids(void)
 	FILE *f;
 	char dir[512], path[600];
 
-	TT_REQUIRE(tk_gen_eos_ids(tt_fixture("models/llama"), ids, 4, &n, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_generate_eos_ids(tt_fixture("models/llama"), ids, 4, &n, &d) == 0, "%s", d.msg);
 	TT_CHECK(n == 1 && ids[0] == 2, "n %d id %lld", n, (long long)ids[0]);
-	TT_REQUIRE(tk_gen_eos_ids(tt_fixture("models/qwen2"), ids, 4, &n, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_generate_eos_ids(tt_fixture("models/qwen2"), ids, 4, &n, &d) == 0, "%s", d.msg);
 	TT_CHECK(n == 0, "n %d", n);
 	snprintf(dir, sizeof(dir), "%s/tk-gen-eos-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	TT_REQUIRE(mkdtemp(dir), "mkdtemp");
@@ -152,12 +152,12 @@ static void test_eos_ids(void)
 	f = fopen(path, "w");
 	fputs("{\"eos_token_id\": [7, 9, 11]}", f);
 	fclose(f);
-	TT_CHECK(tk_gen_eos_ids(dir, ids, 4, &n, &d) == 0, "%s", d.msg);
+	TT_CHECK(tk_generate_eos_ids(dir, ids, 4, &n, &d) == 0, "%s", d.msg);
 	TT_CHECK(n == 3 && ids[0] == 7 && ids[1] == 9 && ids[2] == 11, "n %d", n);
 	f = fopen(path, "w");
 	fputs("{\"eos_token_id\": \"x\"}", f);
 	fclose(f);
-	TT_CHECK(tk_gen_eos_ids(dir, ids, 4, &n, &d) == TK_E_FORMAT, "accepted a string");
+	TT_CHECK(tk_generate_eos_ids(dir, ids, 4, &n, &d) == TK_E_FORMAT, "accepted a string");
 	TT_CHECK(strstr(d.msg, "eos_token_id"), "%s", d.msg);
 	remove(path);
 	rmdir(dir);
@@ -166,35 +166,35 @@ static void test_eos_ids(void)
 /* The processors on hand-made scores, against their definitions. */
 static void test_processors(void)
 {
-	struct tk_gen_opts o;
+	struct tk_generate_opts o;
 	float s[6];
 	uint32_t ctx[] = { 0, 1, 1 };
 
-	tk_gen_opts_init(&o);
+	tk_generate_opts_init(&o);
 	/* repetition penalty, greedy: 2 / 2 = 1, -1 * 2 = -2, once per id */
 	o.repetition_penalty = 2.0;
 	memcpy(s, (float[]){ 2, -1, 1.5f, 0, 0, 0 }, sizeof(s));
-	tk_gen_process(&o, s, 6, ctx, 3);
+	tk_generate_process(&o, s, 6, ctx, 3);
 	TT_CHECK(s[0] == 1.0f && s[1] == -2.0f && s[2] == 1.5f, "%g %g %g", s[0], s[1], s[2]);
-	TT_CHECK(tk_gen_pick(&o, s, 6, NULL) == 2, "greedy picked %u", tk_gen_pick(&o, s, 6, NULL));
+	TT_CHECK(tk_generate_pick(&o, s, 6, NULL) == 2, "greedy picked %u", tk_generate_pick(&o, s, 6, NULL));
 	/* greedy leaves the warpers out */
 	o.repetition_penalty = 1.0;
 	o.top_k = 1;
 	memcpy(s, (float[]){ 3, 2, 1, 0, 0, 0 }, sizeof(s));
-	tk_gen_process(&o, s, 6, NULL, 0);
+	tk_generate_process(&o, s, 6, NULL, 0);
 	TT_CHECK(s[1] == 2.0f, "top-k applied while greedy");
 	/* top-k keeps ties with the k-th */
 	o.do_sample = 1;
 	o.top_k = 2;
 	memcpy(s, (float[]){ 3, 2, 2, 1, 0, 2 }, sizeof(s));
-	tk_gen_process(&o, s, 6, NULL, 0);
+	tk_generate_process(&o, s, 6, NULL, 0);
 	TT_CHECK(s[0] == 3 && s[1] == 2 && s[2] == 2 && s[5] == 2 && isinf(s[3]) && isinf(s[4]),
 		 "top-k");
 	/* temperature divides */
 	o.top_k = 0;
 	o.temperature = 0.5;
 	memcpy(s, (float[]){ 1, 2, 3, 4, 5, 6 }, sizeof(s));
-	tk_gen_process(&o, s, 6, NULL, 0);
+	tk_generate_process(&o, s, 6, NULL, 0);
 	TT_CHECK(s[0] == 2 && s[5] == 12, "temperature: %g %g", s[0], s[5]);
 	/* top-p 0.5 on probabilities 0.4 0.3 0.2 0.1 (log scores): ascending
 	 * cumulative 0.1 0.3 0.6 1.0, removed while <= 0.5: ids 3 and 2 */
@@ -202,14 +202,14 @@ static void test_processors(void)
 	o.top_p = 0.5;
 	memcpy(s, (float[]){ logf(0.4f), logf(0.3f), logf(0.2f), logf(0.1f), -INFINITY, -INFINITY },
 	       sizeof(s));
-	tk_gen_process(&o, s, 6, NULL, 0);
+	tk_generate_process(&o, s, 6, NULL, 0);
 	TT_CHECK(!isinf(s[0]) && !isinf(s[1]) && isinf(s[2]) && isinf(s[3]), "top-p");
 	/* min-p 0.6: below 0.6 * 0.4 = 0.24 goes */
 	o.top_p = 1.0;
 	o.min_p = 0.6;
 	memcpy(s, (float[]){ logf(0.4f), logf(0.3f), logf(0.2f), logf(0.1f), -INFINITY, -INFINITY },
 	       sizeof(s));
-	tk_gen_process(&o, s, 6, NULL, 0);
+	tk_generate_process(&o, s, 6, NULL, 0);
 	TT_CHECK(!isinf(s[0]) && !isinf(s[1]) && isinf(s[2]) && isinf(s[3]), "min-p");
 }
 
@@ -217,17 +217,17 @@ static void test_processors(void)
  * proportion to the probabilities. */
 static void test_sampling(void)
 {
-	struct tk_gen_opts o;
+	struct tk_generate_opts o;
 	struct tk_rng r1, r2;
 	float s[4] = { logf(0.5f), logf(0.25f), logf(0.25f), -INFINITY };
 	int count[4] = { 0 }, same = 1;
 
-	tk_gen_opts_init(&o);
+	tk_generate_opts_init(&o);
 	o.do_sample = 1;
 	tk_rng_seed(&r1, 42);
 	tk_rng_seed(&r2, 42);
 	for (int i = 0; i < 40000; i++) {
-		uint32_t a = tk_gen_pick(&o, s, 4, &r1), b = tk_gen_pick(&o, s, 4, &r2);
+		uint32_t a = tk_generate_pick(&o, s, 4, &r1), b = tk_generate_pick(&o, s, 4, &r2);
 		same &= a == b;
 		count[a]++;
 	}
@@ -271,7 +271,7 @@ static void test_stops(void)
 	struct tk_backend be;
 	struct tk_infer *s;
 	struct tk_diag d;
-	struct tk_gen_opts o;
+	struct tk_generate_opts o;
 	struct tk_ids out = { 0 };
 	uint32_t p[] = { 10, 20, 30, 40 };
 	int64_t eos = 49; /* gpt2's third greedy token after this prompt */
@@ -279,7 +279,7 @@ static void test_stops(void)
 
 	TT_REQUIRE(load(&m, &be, "gpt2") == 0, "loading");
 	TT_REQUIRE(tk_infer_new(&s, &m, 8, &d) == 0, "%s", d.msg);
-	tk_gen_opts_init(&o);
+	tk_generate_opts_init(&o);
 	o.max_new_tokens = 100;
 	TT_CHECK(tk_generate(s, &o, p, 4, NULL, NULL, &out, &why, &d) == 0, "%s", d.msg);
 	TT_CHECK(out.n == 5 && why == 2, "%zu tokens, why %d", out.n, why);
@@ -368,24 +368,24 @@ static void test_generate_batch(void)
 	struct tk_backend be;
 	struct tk_infer *bs, *one;
 	struct tk_diag d;
-	struct tk_gen_opts o;
-	struct tk_gen_seq q[4];
+	struct tk_generate_opts o;
+	struct tk_generate_seq q[4];
 
 	TT_REQUIRE(load(&m, &be, "llama") == 0, "loading");
 	TT_REQUIRE(tk_infer_new_batch(&bs, &m, 4, 64, &d) == 0, "%s", d.msg);
 	TT_REQUIRE(tk_infer_new(&one, &m, 64, &d) == 0, "%s", d.msg);
 	for (int sample = 0; sample < 2; sample++) {
-		tk_gen_opts_init(&o);
+		tk_generate_opts_init(&o);
 		o.do_sample = sample;
 		o.max_new_tokens = 9;
 		for (int i = 0; i < 4; i++)
-			q[i] = (struct tk_gen_seq){ .prompt = i & 1 ? p1 : p0, .n_prompt = i & 1 ? 4 : 1,
+			q[i] = (struct tk_generate_seq){ .prompt = i & 1 ? p1 : p0, .n_prompt = i & 1 ? 4 : 1,
 						    .max_new_tokens = i == 2 ? 3 : -1,
 						    .seed = 100 + (uint64_t)i };
 		TT_CHECK(tk_generate_batch(bs, &o, q, 4, NULL, NULL, &d) == 0, "%s", d.msg);
 		for (int i = 0; i < 4; i++) {
 			struct tk_ids out = { 0 };
-			struct tk_gen_opts o1 = o;
+			struct tk_generate_opts o1 = o;
 			int why;
 
 			o1.seed = q[i].seed;
@@ -398,7 +398,7 @@ static void test_generate_batch(void)
 			for (size_t k = 0; k < q[i].out.n; k++)
 				TT_CHECK(q[i].logprobs[k] <= 0.0f, "logprob %g", q[i].logprobs[k]);
 			tk_ids_free(&out);
-			tk_gen_seq_free(&q[i]);
+			tk_generate_seq_free(&q[i]);
 		}
 	}
 	TT_CHECK(tk_generate_batch(bs, &o, q, 5, NULL, NULL, &d) == TK_E_INVAL, "5 of 4 seqs");
@@ -412,12 +412,12 @@ static void test_logprob(void)
 {
 	float s[4] = { logf(0.5f), logf(0.25f), logf(0.25f), -INFINITY };
 
-	TT_CHECK(fabsf(tk_gen_logprob(s, 4, 0) - logf(0.5f)) < 1e-6f, "%g",
-		 tk_gen_logprob(s, 4, 0));
-	TT_CHECK(isinf(tk_gen_logprob(s, 4, 3)), "removed token");
+	TT_CHECK(fabsf(tk_generate_logprob(s, 4, 0) - logf(0.5f)) < 1e-6f, "%g",
+		 tk_generate_logprob(s, 4, 0));
+	TT_CHECK(isinf(tk_generate_logprob(s, 4, 3)), "removed token");
 	s[0] += 3.0f, s[1] += 3.0f, s[2] += 3.0f; /* shift invariant */
-	TT_CHECK(fabsf(tk_gen_logprob(s, 4, 1) - logf(0.25f)) < 1e-6f, "%g",
-		 tk_gen_logprob(s, 4, 1));
+	TT_CHECK(fabsf(tk_generate_logprob(s, 4, 1) - logf(0.25f)) < 1e-6f, "%g",
+		 tk_generate_logprob(s, 4, 1));
 }
 
 /* Text prompts, plain and through the chat template, against
@@ -442,8 +442,8 @@ static void test_text_models(void)
 		struct tk_model m = { 0 };
 		struct tk_backend be;
 		struct tk_infer *s;
-		struct tk_gen_opts go;
-		struct tk_gen_seq q = { .max_new_tokens = -1 };
+		struct tk_generate_opts go;
+		struct tk_generate_seq q = { .max_new_tokens = -1 };
 		struct tk_chat chat;
 		struct tk_ids ids = { 0 };
 		struct tk_buf r = { 0 }, dec = { 0 };
@@ -477,10 +477,10 @@ static void test_text_models(void)
 		}
 		TT_CHECK((size_t)k == ids.n, "%s case %d: %zu prompt ids, want %d", name, ncase,
 			 ids.n, k);
-		tk_gen_opts_init(&go);
+		tk_generate_opts_init(&go);
 		go.max_new_tokens = cJSON_GetObjectItem(c, "max_new_tokens")->valueint;
 		go.repetition_penalty = cJSON_GetObjectItem(c, "repetition_penalty")->valuedouble;
-		TT_REQUIRE(tk_gen_eos_ids(tt_fixture(dir), eos, 8, &go.n_eos, &d) == 0, "%s", d.msg);
+		TT_REQUIRE(tk_generate_eos_ids(tt_fixture(dir), eos, 8, &go.n_eos, &d) == 0, "%s", d.msg);
 		go.eos = eos;
 		q.prompt = ids.v;
 		q.n_prompt = (int)ids.n;
@@ -509,7 +509,7 @@ static void test_text_models(void)
 		tk_buf_free(&r);
 		tk_buf_free(&dec);
 		tk_ids_free(&ids);
-		tk_gen_seq_free(&q);
+		tk_generate_seq_free(&q);
 		tk_infer_free(s);
 		tk_encoder_free(enc);
 		tk_tokenizer_free(tok);

@@ -95,6 +95,6 @@ int main(void)
 	snprintf(root, sizeof(root), "%s", tt_tmpdir());
 	TT_RUN(test_list);
 	TT_RUN(test_present_and_copy);
-	tk_rmtree(root);
+	tk_afile_rmtree(root);
 	return tt_done();
 }

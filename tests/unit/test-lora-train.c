@@ -70,27 +70,27 @@ static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
 static double compare_tensors(const char *got, const char *want, char *worst, size_t wsize,
 			      int *n, int *n_got, double *abs_err)
 {
-	tk_st_t *a, *b;
+	tk_safetensors_t *a, *b;
 	struct tk_diag d;
 	double worst_err = 0;
 	*n = *n_got = 0;
 	*abs_err = 0;
-	if (tk_st_open(&a, got, &d))
+	if (tk_safetensors_open(&a, got, &d))
 		return INFINITY;
-	if (tk_st_open(&b, want, &d)) {
-		tk_st_close(a);
+	if (tk_safetensors_open(&b, want, &d)) {
+		tk_safetensors_close(a);
 		return INFINITY;
 	}
-	*n_got = (int)tk_st_count(a);
-	for (size_t i = 0; i < tk_st_count(b); i++) {
-		const struct tk_tensor_info *tb = tk_st_at(b, i), *ta = tk_st_find(a, tb->name);
+	*n_got = (int)tk_safetensors_count(a);
+	for (size_t i = 0; i < tk_safetensors_count(b); i++) {
+		const struct tk_tensor_info *tb = tk_safetensors_at(b, i), *ta = tk_safetensors_find(a, tb->name);
 		if (!ta || ta->nelem != tb->nelem) {
 			snprintf(worst, wsize, "%s missing or resized", tb->name);
 			worst_err = INFINITY;
 			break;
 		}
 		float *x = malloc(ta->nelem * sizeof(float)), *y = malloc(tb->nelem * sizeof(float));
-		if (!x || !y || tk_st_to_f32(ta, x, &d) || tk_st_to_f32(tb, y, &d)) {
+		if (!x || !y || tk_safetensors_to_f32(ta, x, &d) || tk_safetensors_to_f32(tb, y, &d)) {
 			free(x);
 			free(y);
 			snprintf(worst, wsize, "%s unreadable", tb->name);
@@ -112,8 +112,8 @@ static double compare_tensors(const char *got, const char *want, char *worst, si
 		free(x);
 		free(y);
 	}
-	tk_st_close(a);
-	tk_st_close(b);
+	tk_safetensors_close(a);
+	tk_safetensors_close(b);
 	return worst_err;
 }
 
@@ -295,6 +295,6 @@ int main(void)
 	TT_RUN(test_eval_before);
 	TT_RUN(test_config_kept);
 	tk_backend_free(&be);
-	tk_rmtree(tmpdir);
+	tk_afile_rmtree(tmpdir);
 	return tt_done();
 }

@@ -20,7 +20,7 @@ static struct tk_backend be;
 
 struct fix {
 	struct tk_model m;
-	tk_st_t *ref;
+	tk_safetensors_t *ref;
 	uint32_t ids[16];
 	int32_t targets[16];
 	int B, T;
@@ -35,7 +35,7 @@ static const char *base_of(const char *name)
 static void fix_free(struct fix *f)
 {
 	tk_model_free(&f->m);
-	tk_st_close(f->ref);
+	tk_safetensors_close(f->ref);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -63,16 +63,16 @@ static int fix_load2(struct fix *f, const char *name, const char *base, const ch
 		return err;
 	if ((err = tk_peft_load(&f->m, ad, d)))
 		return err;
-	if ((err = tk_st_open(&f->ref, ref, d)))
+	if ((err = tk_safetensors_open(&f->ref, ref, d)))
 		return err;
-	ti = tk_st_find(f->ref, "input_ids");
+	ti = tk_safetensors_find(f->ref, "input_ids");
 	if (!ti || ti->ndim != 2 || ti->shape[0] * ti->shape[1] > 16 || ti->dtype != TK_DT_I32)
 		return tk_diag_set(d, TK_E_FORMAT, ref, -1, "no input_ids [B, T] I32");
 	f->B = (int)ti->shape[0];
 	f->T = (int)ti->shape[1];
 	for (int i = 0; i < f->B * f->T; i++)
 		f->ids[i] = (uint32_t)((const int32_t *)ti->data)[i];
-	memcpy(labels, tk_st_find(f->ref, "labels")->data, sizeof(int32_t) * (size_t)(f->B * f->T));
+	memcpy(labels, tk_safetensors_find(f->ref, "labels")->data, sizeof(int32_t) * (size_t)(f->B * f->T));
 	tk_model_shift_labels(labels, f->B, f->T, f->targets);
 	return 0;
 }
@@ -82,15 +82,15 @@ static int fix_load(struct fix *f, const char *name, struct tk_diag *d)
 	return fix_load2(f, name, NULL, NULL, d);
 }
 
-static float *ref_f32(tk_st_t *st, const char *name, size_t *n)
+static float *ref_f32(tk_safetensors_t *st, const char *name, size_t *n)
 {
-	const struct tk_tensor_info *ti = tk_st_find(st, name);
+	const struct tk_tensor_info *ti = tk_safetensors_find(st, name);
 	float *p;
 
 	if (!ti)
 		return NULL;
 	p = malloc(ti->nelem * sizeof(float));
-	if (p && tk_st_to_f32(ti, p, NULL)) {
+	if (p && tk_safetensors_to_f32(ti, p, NULL)) {
 		free(p);
 		return NULL;
 	}
@@ -113,7 +113,7 @@ static double max_rel(const float *a, const float *b, size_t n)
 /* The reference name of a trainable parameter: adapters by their key; base
  * tensors "grad.base_model.model.NAME", the bias of an adapted module under
  * MODULE.base_layer.bias. */
-static float *ref_grad(tk_st_t *ref, const struct tk_model *m, const struct tk_param *p,
+static float *ref_grad(tk_safetensors_t *ref, const struct tk_model *m, const struct tk_param *p,
 		       size_t *n)
 {
 	char key[512];
@@ -189,8 +189,8 @@ static void parity2(const char *name, const char *base, const char *refname, dou
 		free(g);
 	}
 	/* and nothing peft trains is missing here */
-	for (size_t i = 0; i < tk_st_count(f.ref); i++) {
-		const char *key = tk_st_at(f.ref, i)->name;
+	for (size_t i = 0; i < tk_safetensors_count(f.ref); i++) {
+		const char *key = tk_safetensors_at(f.ref, i)->name;
 		int found = 0;
 		if (strncmp(key, "grad.", 5))
 			continue;
@@ -244,8 +244,8 @@ static void merge(const char *name)
 	TT_REQUIRE(!fix_load(&f, name, &d), "%s: %s", name, d.msg);
 	TT_REQUIRE(!tk_lora_merge(&f.m, 1.0, &d), "%s: %s", name, d.msg);
 	TT_CHECK(!f.m.lora, "adapters still attached");
-	for (size_t i = 0; i < tk_st_count(f.ref); i++) {
-		const char *key = tk_st_at(f.ref, i)->name;
+	for (size_t i = 0; i < tk_safetensors_count(f.ref); i++) {
+		const char *key = tk_safetensors_at(f.ref, i)->name;
 		const struct tk_model_tensor *t;
 		size_t n;
 		float *want, *mine;

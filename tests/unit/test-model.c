@@ -60,7 +60,7 @@ static const char *path2(const char *a, const char *b)
 /* A fixture: the model, the reference file and its inputs. */
 struct fix {
 	struct tk_model m;
-	tk_st_t *ref;
+	tk_safetensors_t *ref;
 	int B, T;
 	uint32_t *ids;
 	int32_t *labels, *targets;
@@ -69,7 +69,7 @@ struct fix {
 static void fix_free(struct fix *f)
 {
 	tk_model_free(&f->m);
-	tk_st_close(f->ref);
+	tk_safetensors_close(f->ref);
 	free(f->ids);
 	free(f->labels);
 	free(f->targets);
@@ -87,11 +87,11 @@ static int fix_load(struct fix *f, const char *name, struct tk_diag *d)
 	if (err)
 		return err;
 	snprintf(file, sizeof(file), "%s.ref.safetensors", name);
-	err = tk_st_open(&f->ref, path2(fixdir(), file), d);
+	err = tk_safetensors_open(&f->ref, path2(fixdir(), file), d);
 	if (err)
 		return err;
-	ti = tk_st_find(f->ref, "input_ids");
-	tl = tk_st_find(f->ref, "labels");
+	ti = tk_safetensors_find(f->ref, "input_ids");
+	tl = tk_safetensors_find(f->ref, "labels");
 	if (!ti || !tl || ti->dtype != TK_DT_I32 || tl->dtype != TK_DT_I32 || ti->ndim != 2)
 		return tk_diag_set(d, TK_E_FORMAT, file, -1, "no I32 input_ids/labels");
 	f->B = (int)ti->shape[0];
@@ -109,14 +109,14 @@ static int fix_load(struct fix *f, const char *name, struct tk_diag *d)
 }
 
 /* The reference tensor as fp32 (malloc'ed), NULL if absent. */
-static float *ref_f32(tk_st_t *st, const char *name, size_t *n)
+static float *ref_f32(tk_safetensors_t *st, const char *name, size_t *n)
 {
-	const struct tk_tensor_info *t = tk_st_find(st, name);
+	const struct tk_tensor_info *t = tk_safetensors_find(st, name);
 	float *p;
 
 	if (!t || !(p = malloc(t->nelem * sizeof(float) + 1)))
 		return NULL;
-	if (tk_st_to_f32(t, p, NULL)) {
+	if (tk_safetensors_to_f32(t, p, NULL)) {
 		free(p);
 		return NULL;
 	}
@@ -194,10 +194,10 @@ static void parity(const char *name)
 		ref = g = NULL;
 	}
 	/* every reference gradient belongs to a tensor of the model */
-	for (i = 0; i < tk_st_count(f.ref); i++)
-		if (!strncmp(tk_st_at(f.ref, i)->name, "grad.", 5))
-			TT_CHECK(tk_model_find(&f.m, tk_st_at(f.ref, i)->name + 5),
-				 "%s: model has no tensor %s", name, tk_st_at(f.ref, i)->name + 5);
+	for (i = 0; i < tk_safetensors_count(f.ref); i++)
+		if (!strncmp(tk_safetensors_at(f.ref, i)->name, "grad.", 5))
+			TT_CHECK(tk_model_find(&f.m, tk_safetensors_at(f.ref, i)->name + 5),
+				 "%s: model has no tensor %s", name, tk_safetensors_at(f.ref, i)->name + 5);
 	TT_CHECK(worst_grad <= TOL_GRAD, "%s: gradient of %s off by %g (relative to its max)",
 		 name, worst_name, worst_grad);
 	printf("info %s: loss %.7f (rel err %.2g), logits max abs err %.2g, "
@@ -502,16 +502,16 @@ static void round_trip(const char *name)
 	TT_CHECK(!strcmp(m2.cfg.torch_dtype, "float32"), "torch_dtype %s", m2.cfg.torch_dtype);
 	/* the tied head is not saved, an untied one is */
 	{
-		tk_st_t *st;
-		TT_REQUIRE(!tk_st_open(&st, dir, &d), "%s", d.msg);
-		TT_CHECK(!tk_st_find(st, "lm_head.weight") == !!f.m.cfg.tie_embeddings,
+		tk_safetensors_t *st;
+		TT_REQUIRE(!tk_safetensors_open(&st, dir, &d), "%s", d.msg);
+		TT_CHECK(!tk_safetensors_find(st, "lm_head.weight") == !!f.m.cfg.tie_embeddings,
 			 "lm_head.weight in a %s model", f.m.cfg.tie_embeddings ? "tied" : "untied");
-		for (k = 0; k < (int)tk_st_count(st); k++)
-			TT_CHECK(tk_st_at(st, k)->dtype == TK_DT_F32, "saved %s as %s",
-				 tk_st_at(st, k)->name, tk_dtype_name(tk_st_at(st, k)->dtype));
-		TT_CHECK(tk_st_metadata(st, "format") && !strcmp(tk_st_metadata(st, "format"), "pt"),
+		for (k = 0; k < (int)tk_safetensors_count(st); k++)
+			TT_CHECK(tk_safetensors_at(st, k)->dtype == TK_DT_F32, "saved %s as %s",
+				 tk_safetensors_at(st, k)->name, tk_dtype_name(tk_safetensors_at(st, k)->dtype));
+		TT_CHECK(tk_safetensors_metadata(st, "format") && !strcmp(tk_safetensors_metadata(st, "format"), "pt"),
 			 "metadata format");
-		tk_st_close(st);
+		tk_safetensors_close(st);
 	}
 	tk_model_free(&m2);
 	fix_free(&f);
@@ -538,33 +538,33 @@ static void test_round_trip_qwen2(void)
 static int write_bad(const char *name, const char *dir, const char *drop, const char *reshape,
 		     struct tk_diag *d)
 {
-	tk_st_t *st;
-	tk_st_writer_t *w;
+	tk_safetensors_t *st;
+	tk_safetensors_writer_t *w;
 	size_t i;
 	int err;
 
 	mkdir(dir, 0777);
 	if (copy_file(path2(path2(fixdir(), name), "config.json"), path2(dir, "config.json")))
 		return TK_E_IO;
-	err = tk_st_open(&st, path2(fixdir(), name), d);
+	err = tk_safetensors_open(&st, path2(fixdir(), name), d);
 	if (err)
 		return err;
-	err = tk_st_writer_new(&w);
-	for (i = 0; !err && i < tk_st_count(st); i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+	err = tk_safetensors_writer_new(&w);
+	for (i = 0; !err && i < tk_safetensors_count(st); i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 		int64_t sh[2] = { 1, (int64_t)t->nelem };
 		if (drop && !strcmp(t->name, drop))
 			continue;
 		if (reshape && !strcmp(t->name, reshape))
-			err = tk_st_writer_add(w, t->name, t->dtype, 2, sh, t->data, d);
+			err = tk_safetensors_writer_add(w, t->name, t->dtype, 2, sh, t->data, d);
 		else
-			err = tk_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, d);
+			err = tk_safetensors_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, d);
 	}
 	if (!err)
-		err = tk_st_writer_commit(w, path2(dir, "model.safetensors"), 1, d);
+		err = tk_safetensors_writer_commit(w, path2(dir, "model.safetensors"), 1, d);
 	else
-		tk_st_writer_free(w);
-	tk_st_close(st);
+		tk_safetensors_writer_free(w);
+	tk_safetensors_close(st);
 	return err;
 }
 
@@ -621,8 +621,8 @@ static void test_wrong_dtype(void)
 {
 	struct tk_diag d;
 	struct tk_model m;
-	tk_st_t *st;
-	tk_st_writer_t *w;
+	tk_safetensors_t *st;
+	tk_safetensors_writer_t *w;
 	char dir[4096];
 	const char *nm = "model.layers.0.mlp.up_proj.weight";
 	size_t i;
@@ -633,18 +633,18 @@ static void test_wrong_dtype(void)
 	mkdir(dir, 0777);
 	TT_REQUIRE(!copy_file(path2(path2(fixdir(), "llama"), "config.json"),
 			      path2(dir, "config.json")), "copy");
-	TT_REQUIRE(!tk_st_open(&st, path2(fixdir(), "llama"), &d), "%s", d.msg);
-	TT_REQUIRE(!tk_st_writer_new(&w), "writer");
-	for (i = 0; i < tk_st_count(st); i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+	TT_REQUIRE(!tk_safetensors_open(&st, path2(fixdir(), "llama"), &d), "%s", d.msg);
+	TT_REQUIRE(!tk_safetensors_writer_new(&w), "writer");
+	for (i = 0; i < tk_safetensors_count(st); i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 		TT_REQUIRE(t->dtype == TK_DT_BF16, "the llama fixture is BF16");
-		err = tk_st_writer_add(w, t->name, strcmp(t->name, nm) ? t->dtype : TK_DT_I16,
+		err = tk_safetensors_writer_add(w, t->name, strcmp(t->name, nm) ? t->dtype : TK_DT_I16,
 				       t->ndim, t->shape, t->data, &d);
 		TT_REQUIRE(!err, "%s", d.msg);
 	}
-	err = tk_st_writer_commit(w, path2(dir, "model.safetensors"), 1, &d);
+	err = tk_safetensors_writer_commit(w, path2(dir, "model.safetensors"), 1, &d);
 	TT_REQUIRE(!err, "%s", d.msg);
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	err = tk_model_load(&m, dir, &be, &d);
 	TT_CHECK(err == TK_E_UNSUPPORTED, "err %d", err);
 	TT_CHECK(!strcmp(d.msg, "tensor model.layers.0.mlp.up_proj.weight has dtype I16, "
@@ -659,8 +659,8 @@ static void test_sharded(void)
 {
 	struct tk_diag d;
 	struct tk_model m, ref;
-	tk_st_t *st;
-	tk_st_writer_t *w[2];
+	tk_safetensors_t *st;
+	tk_safetensors_writer_t *w[2];
 	char dir[4096];
 	struct tk_buf idx = { 0 };
 	FILE *fp;
@@ -672,18 +672,18 @@ static void test_sharded(void)
 	mkdir(dir, 0777);
 	TT_REQUIRE(!copy_file(path2(path2(fixdir(), "qwen2"), "config.json"),
 			      path2(dir, "config.json")), "copy");
-	TT_REQUIRE(!tk_st_open(&st, path2(fixdir(), "qwen2"), &d), "%s", d.msg);
-	TT_REQUIRE(!tk_st_writer_new(&w[0]) && !tk_st_writer_new(&w[1]), "writer");
-	n = tk_st_count(st);
+	TT_REQUIRE(!tk_safetensors_open(&st, path2(fixdir(), "qwen2"), &d), "%s", d.msg);
+	TT_REQUIRE(!tk_safetensors_writer_new(&w[0]) && !tk_safetensors_writer_new(&w[1]), "writer");
+	n = tk_safetensors_count(st);
 	{
 		const char *head = "{\"metadata\": {}, \"weight_map\": {";
 		tk_buf_append(&idx, head, strlen(head));
 	}
 	for (i = 0; i < n; i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 		char line[512];
 		k = i >= n / 2;
-		err = tk_st_writer_add(w[k], t->name, t->dtype, t->ndim, t->shape, t->data, &d);
+		err = tk_safetensors_writer_add(w[k], t->name, t->dtype, t->ndim, t->shape, t->data, &d);
 		TT_REQUIRE(!err, "%s", d.msg);
 		snprintf(line, sizeof(line), "%s\"%s\": \"model-0000%d-of-00002.safetensors\"",
 			 i ? ", " : "", t->name, k + 1);
@@ -693,10 +693,10 @@ static void test_sharded(void)
 	for (k = 0; k < 2; k++) {
 		char fn[64];
 		snprintf(fn, sizeof(fn), "model-0000%d-of-00002.safetensors", k + 1);
-		err = tk_st_writer_commit(w[k], path2(dir, fn), 1, &d);
+		err = tk_safetensors_writer_commit(w[k], path2(dir, fn), 1, &d);
 		TT_REQUIRE(!err, "%s", d.msg);
 	}
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	fp = fopen(path2(dir, "model.safetensors.index.json"), "w");
 	TT_REQUIRE(fp && fwrite(idx.data, 1, idx.len, fp) == idx.len && !fclose(fp), "index");
 	tk_buf_free(&idx);
@@ -713,8 +713,8 @@ static void test_gpt2_variants(void)
 {
 	struct tk_diag d;
 	struct tk_model m, ref;
-	tk_st_t *st;
-	tk_st_writer_t *w;
+	tk_safetensors_t *st;
+	tk_safetensors_writer_t *w;
 	char dir[4096];
 	float *mask = NULL;
 	int64_t msh[4] = { 1, 1, 64, 64 };
@@ -726,25 +726,25 @@ static void test_gpt2_variants(void)
 	mkdir(dir, 0777);
 	TT_REQUIRE(!copy_file(path2(path2(fixdir(), "gpt2"), "config.json"),
 			      path2(dir, "config.json")), "copy");
-	TT_REQUIRE(!tk_st_open(&st, path2(fixdir(), "gpt2"), &d), "%s", d.msg);
-	TT_REQUIRE(!tk_st_writer_new(&w), "writer");
+	TT_REQUIRE(!tk_safetensors_open(&st, path2(fixdir(), "gpt2"), &d), "%s", d.msg);
+	TT_REQUIRE(!tk_safetensors_writer_new(&w), "writer");
 	mask = calloc(64 * 64, sizeof(float));
 	TT_REQUIRE(mask, "out of memory");
-	for (i = 0; i < tk_st_count(st); i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+	for (i = 0; i < tk_safetensors_count(st); i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 		const char *nm = t->name;
 		if (!strncmp(nm, "transformer.", 12))
 			nm += 12;
-		TT_REQUIRE(!tk_st_writer_add(w, nm, t->dtype, t->ndim, t->shape, t->data, &d), "%s",
+		TT_REQUIRE(!tk_safetensors_writer_add(w, nm, t->dtype, t->ndim, t->shape, t->data, &d), "%s",
 			   d.msg);
 	}
-	TT_REQUIRE(!tk_st_writer_add(w, "h.0.attn.bias", TK_DT_F32, 4, msh, mask, &d), "%s",
+	TT_REQUIRE(!tk_safetensors_writer_add(w, "h.0.attn.bias", TK_DT_F32, 4, msh, mask, &d), "%s",
 		   d.msg);
-	TT_REQUIRE(!tk_st_writer_add(w, "h.1.attn.bias", TK_DT_F32, 4, msh, mask, &d), "%s",
+	TT_REQUIRE(!tk_safetensors_writer_add(w, "h.1.attn.bias", TK_DT_F32, 4, msh, mask, &d), "%s",
 		   d.msg);
-	err = tk_st_writer_commit(w, path2(dir, "model.safetensors"), 1, &d);
+	err = tk_safetensors_writer_commit(w, path2(dir, "model.safetensors"), 1, &d);
 	TT_REQUIRE(!err, "%s", d.msg);
-	tk_st_close(st);
+	tk_safetensors_close(st);
 	err = tk_model_load(&m, dir, &be, &d);
 	TT_REQUIRE(!err, "%s: %s", d.path, d.msg);
 	err = tk_model_load(&ref, path2(fixdir(), "gpt2"), &be, &d);
@@ -877,7 +877,7 @@ static void test_keep_init(void)
 		struct tk_model_config c;
 		struct fix f;
 		struct tk_model m;
-		tk_st_writer_t *w;
+		tk_safetensors_writer_t *w;
 		float *lg;
 		char sub[256];
 		int64_t sh[3];
@@ -899,12 +899,12 @@ static void test_keep_init(void)
 		sh[1] = f.T;
 		sh[2] = c.vocab_size;
 		snprintf(sub, sizeof(sub), "%s-init.logits.safetensors", NAMES[i]);
-		TT_REQUIRE(!tk_st_writer_new(&w), "writer");
-		err = tk_st_writer_add(w, "logits", TK_DT_F32, 3, sh, lg, &d);
+		TT_REQUIRE(!tk_safetensors_writer_new(&w), "writer");
+		err = tk_safetensors_writer_add(w, "logits", TK_DT_F32, 3, sh, lg, &d);
 		if (!err)
-			err = tk_st_writer_commit(w, path2(keep, sub), 1, &d);
+			err = tk_safetensors_writer_commit(w, path2(keep, sub), 1, &d);
 		else
-			tk_st_writer_free(w);
+			tk_safetensors_writer_free(w);
 		TT_CHECK(!err, "%s", d.msg);
 		free(lg);
 		tk_model_free(&m);

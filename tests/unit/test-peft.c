@@ -252,20 +252,20 @@ static int load(struct tk_model *m, const char *base, const char *adapter, struc
 /* Every tensor of a and b: same names, dtypes, shapes and bytes. */
 static int same_tensors(const char *a, const char *b, char *why, size_t n)
 {
-	tk_st_t *sa = NULL, *sb = NULL;
+	tk_safetensors_t *sa = NULL, *sb = NULL;
 	struct tk_diag d;
 	int ok = 0;
 
-	if (tk_st_open(&sa, a, &d) || tk_st_open(&sb, b, &d)) {
+	if (tk_safetensors_open(&sa, a, &d) || tk_safetensors_open(&sb, b, &d)) {
 		snprintf(why, n, "%s", d.msg);
 		goto out;
 	}
-	if (tk_st_count(sa) != tk_st_count(sb)) {
-		snprintf(why, n, "%zu vs %zu tensors", tk_st_count(sa), tk_st_count(sb));
+	if (tk_safetensors_count(sa) != tk_safetensors_count(sb)) {
+		snprintf(why, n, "%zu vs %zu tensors", tk_safetensors_count(sa), tk_safetensors_count(sb));
 		goto out;
 	}
-	for (size_t i = 0; i < tk_st_count(sa); i++) {
-		const struct tk_tensor_info *x = tk_st_at(sa, i), *y = tk_st_find(sb, x->name);
+	for (size_t i = 0; i < tk_safetensors_count(sa); i++) {
+		const struct tk_tensor_info *x = tk_safetensors_at(sa, i), *y = tk_safetensors_find(sb, x->name);
 		if (!y || y->dtype != x->dtype || y->ndim != x->ndim || y->nbytes != x->nbytes ||
 		    memcmp(x->shape, y->shape, sizeof(x->shape)) ||
 		    memcmp(x->data, y->data, x->nbytes)) {
@@ -273,14 +273,14 @@ static int same_tensors(const char *a, const char *b, char *why, size_t n)
 			goto out;
 		}
 	}
-	if (!tk_st_metadata(sb, "format") || strcmp(tk_st_metadata(sb, "format"), "pt")) {
+	if (!tk_safetensors_metadata(sb, "format") || strcmp(tk_safetensors_metadata(sb, "format"), "pt")) {
 		snprintf(why, n, "no format=pt");
 		goto out;
 	}
 	ok = 1;
 out:
-	tk_st_close(sa);
-	tk_st_close(sb);
+	tk_safetensors_close(sa);
+	tk_safetensors_close(sb);
 	return ok;
 }
 
@@ -389,8 +389,8 @@ static void test_round_trip(void)
 static int doctor(const char *src, const char *dst, const char *key, int ndim,
 		  const int64_t *shape)
 {
-	tk_st_t *st = NULL;
-	tk_st_writer_t *w = NULL;
+	tk_safetensors_t *st = NULL;
+	tk_safetensors_writer_t *w = NULL;
 	struct tk_diag d;
 	static float zeros[1 << 16];
 	struct tk_buf b = { 0 };
@@ -406,23 +406,23 @@ static int doctor(const char *src, const char *dst, const char *key, int ndim,
 	fwrite(b.data, 1, b.len, fp);
 	fclose(fp);
 	tk_buf_free(&b);
-	if ((err = tk_st_open(&st, path2(src, "adapter_model.safetensors"), &d)) ||
-	    (err = tk_st_writer_new(&w)))
+	if ((err = tk_safetensors_open(&st, path2(src, "adapter_model.safetensors"), &d)) ||
+	    (err = tk_safetensors_writer_new(&w)))
 		return err;
-	for (size_t i = 0; i < tk_st_count(st); i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
+	for (size_t i = 0; i < tk_safetensors_count(st); i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
 		if (strcmp(t->name, key))
-			err = tk_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &d);
+			err = tk_safetensors_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, &d);
 		else if (ndim)
-			err = tk_st_writer_add(w, t->name, TK_DT_F32, ndim, shape, zeros, &d);
+			err = tk_safetensors_writer_add(w, t->name, TK_DT_F32, ndim, shape, zeros, &d);
 		if (err)
 			break;
 	}
 	if (!err)
-		err = tk_st_writer_commit(w, path2(dst, "adapter_model.safetensors"), 1, &d);
+		err = tk_safetensors_writer_commit(w, path2(dst, "adapter_model.safetensors"), 1, &d);
 	else
-		tk_st_writer_free(w);
-	tk_st_close(st);
+		tk_safetensors_writer_free(w);
+	tk_safetensors_close(st);
 	return err;
 }
 
@@ -537,7 +537,7 @@ static void test_merge(void)
 		const struct fixture *f = &fixtures[i];
 		struct tk_model m, base;
 		struct tk_diag d;
-		tk_st_t *ref = NULL;
+		tk_safetensors_t *ref = NULL;
 		double err = 0;
 		char file[1100];
 		int changed = 0;
@@ -548,7 +548,7 @@ static void test_merge(void)
 		memset(&base, 0, sizeof(base));
 		TT_REQUIRE(!tk_model_load(&base, base_dir(f->base), &be, &d), "%s", d.msg);
 		snprintf(file, sizeof(file), "%s.ref.safetensors", lora_dir(f->name));
-		TT_REQUIRE(!tk_st_open(&ref, file, &d), "%s", d.msg);
+		TT_REQUIRE(!tk_safetensors_open(&ref, file, &d), "%s", d.msg);
 		for (int t = 0; t < m.n_tensors; t++) {
 			const struct tk_model_tensor *mt = &m.tensors[t];
 			char key[300];
@@ -556,11 +556,11 @@ static void test_merge(void)
 			float *a = malloc(mt->n * sizeof(float)), *b = malloc(mt->n * sizeof(float));
 
 			snprintf(key, sizeof(key), "merged.%s", mt->name);
-			ti = tk_st_find(ref, key);
+			ti = tk_safetensors_find(ref, key);
 			tk_model_export(&m, mt, m.params, a);
 			if (ti) {
 				changed++;
-				TT_CHECK(ti->nelem == mt->n && !tk_st_to_f32(ti, b, &d), "%s", key);
+				TT_CHECK(ti->nelem == mt->n && !tk_safetensors_to_f32(ti, b, &d), "%s", key);
 				for (size_t j = 0; j < mt->n; j++)
 					err = fmax(err, fabs((double)a[j] - b[j]));
 			} else {
@@ -574,7 +574,7 @@ static void test_merge(void)
 		TT_CHECK(changed > 0, "%s: nothing merged", f->name);
 		TT_CHECK(err < 1e-5, "%s: max abs error %g", f->name, err);
 		worst = fmax(worst, err);
-		tk_st_close(ref);
+		tk_safetensors_close(ref);
 		tk_model_free(&base);
 		tk_model_free(&m);
 	}
@@ -590,7 +590,7 @@ static void test_logits(void)
 		const struct fixture *f = &fixtures[i];
 		struct tk_model m;
 		struct tk_diag d;
-		tk_st_t *ref = NULL;
+		tk_safetensors_t *ref = NULL;
 		char file[1100];
 		const struct tk_tensor_info *ids, *lg;
 		uint32_t u[64];
@@ -599,9 +599,9 @@ static void test_logits(void)
 
 		TT_REQUIRE(!load(&m, f->base, lora_dir(f->name), &d), "%s: %s", f->name, d.msg);
 		snprintf(file, sizeof(file), "%s.ref.safetensors", lora_dir(f->name));
-		TT_REQUIRE(!tk_st_open(&ref, file, &d), "%s", d.msg);
-		ids = tk_st_find(ref, "input_ids");
-		lg = tk_st_find(ref, "logits");
+		TT_REQUIRE(!tk_safetensors_open(&ref, file, &d), "%s", d.msg);
+		ids = tk_safetensors_find(ref, "input_ids");
+		lg = tk_safetensors_find(ref, "logits");
 		TT_REQUIRE(ids && lg && ids->nelem <= 64, "ref");
 		for (size_t j = 0; j < ids->nelem; j++)
 			u[j] = (uint32_t)((const int32_t *)ids->data)[j];
@@ -613,19 +613,19 @@ static void test_logits(void)
 			err = fmax(err, fabs((double)out[j] - ((const float *)lg->data)[j]));
 		TT_CHECK(err < 1e-4, "%s: logits max abs error %g", f->name, err);
 		if (getenv("TK_PEFT_KEEP")) {
-			tk_st_writer_t *w = NULL;
+			tk_safetensors_writer_t *w = NULL;
 			char path[1200];
 			snprintf(path, sizeof(path), "%s/%s", getenv("TK_PEFT_KEEP"), f->name);
 			TT_CHECK(!tk_peft_save(&m, path, 1, &d), "keep: %s", d.msg);
 			snprintf(path, sizeof(path), "%s/%s.logits.safetensors",
 				 getenv("TK_PEFT_KEEP"), f->name);
-			TT_CHECK(!tk_st_writer_new(&w) &&
-				 !tk_st_writer_add(w, "logits", TK_DT_F32, lg->ndim, lg->shape, out,
+			TT_CHECK(!tk_safetensors_writer_new(&w) &&
+				 !tk_safetensors_writer_add(w, "logits", TK_DT_F32, lg->ndim, lg->shape, out,
 						   &d) &&
-				 !tk_st_writer_commit(w, path, 1, &d), "keep: %s", d.msg);
+				 !tk_safetensors_writer_commit(w, path, 1, &d), "keep: %s", d.msg);
 		}
 		free(out);
-		tk_st_close(ref);
+		tk_safetensors_close(ref);
 		tk_model_free(&m);
 	}
 }
@@ -670,6 +670,6 @@ int main(void)
 	TT_RUN(test_merge);
 	TT_RUN(test_logits);
 	TT_RUN(test_save_refused);
-	tk_rmtree(tt_tmpdir());
+	tk_afile_rmtree(tt_tmpdir());
 	return tt_done();
 }

@@ -87,9 +87,9 @@ static uint32_t fbits(float f)
 	return u;
 }
 
-static const struct tk_tensor_info *need(tk_st_t *st, const char *name)
+static const struct tk_tensor_info *need(tk_safetensors_t *st, const char *name)
 {
-	const struct tk_tensor_info *t = tk_st_find(st, name);
+	const struct tk_tensor_info *t = tk_safetensors_find(st, name);
 	if (!t) {
 		fprintf(stderr, "missing %s\n", name);
 		exit(1);
@@ -106,8 +106,8 @@ static uint16_t u16_at(const struct tk_tensor_info *t, uint64_t i)
 
 static void test_conversions_match_torch(void)
 {
-	tk_st_t *st;
-	int rc = tk_st_open(&st, tt_fixture("safetensors/conv.safetensors"), &d);
+	tk_safetensors_t *st;
+	int rc = tk_safetensors_open(&st, tt_fixture("safetensors/conv.safetensors"), &d);
 	TT_REQUIRE(!rc, "%s: %s", d.path, d.msg);
 	const struct tk_tensor_info *in = need(st, "f32_in"), *h = need(st, "f32_to_f16"),
 				    *b = need(st, "f32_to_bf16");
@@ -142,7 +142,7 @@ static void test_conversions_match_torch(void)
 		const struct tk_tensor_info *src = need(st, pairs[k][0]), *ref = need(st, pairs[k][1]);
 		TT_REQUIRE(src->nelem == ref->nelem, "%s size", pairs[k][0]);
 		float *out = malloc(src->nelem * 4);
-		rc = tk_st_to_f32(src, out, &d);
+		rc = tk_safetensors_to_f32(src, out, &d);
 		TT_REQUIRE(!rc, "%s", d.msg);
 		size_t bad = 0;
 		for (uint64_t i = 0; i < src->nelem; i++)
@@ -156,18 +156,18 @@ static void test_conversions_match_torch(void)
 					 (unsigned long long)i);
 		free(out);
 	}
-	tk_st_close(st);
+	tk_safetensors_close(st);
 }
 
 static void test_read_mixed(void)
 {
-	tk_st_t *st;
-	int rc = tk_st_open(&st, tt_fixture("safetensors/mixed.safetensors"), &d);
+	tk_safetensors_t *st;
+	int rc = tk_safetensors_open(&st, tt_fixture("safetensors/mixed.safetensors"), &d);
 	TT_REQUIRE(!rc, "%s: %s", d.path, d.msg);
-	TT_CHECK(tk_st_count(st) == 17, "%zu tensors", tk_st_count(st));
-	TT_CHECK(tk_st_metadata(st, "format") && !strcmp(tk_st_metadata(st, "format"), "pt"),
+	TT_CHECK(tk_safetensors_count(st) == 17, "%zu tensors", tk_safetensors_count(st));
+	TT_CHECK(tk_safetensors_metadata(st, "format") && !strcmp(tk_safetensors_metadata(st, "format"), "pt"),
 		 "metadata");
-	TT_CHECK(!tk_st_metadata(st, "nope"), "absent metadata");
+	TT_CHECK(!tk_safetensors_metadata(st, "nope"), "absent metadata");
 	const struct tk_tensor_info *t = need(st, "ids");
 	TT_CHECK(t->dtype == TK_DT_I64 && t->ndim == 1 && t->shape[0] == 9, "ids");
 	for (int i = 0; i < 9; i++) {
@@ -190,42 +190,42 @@ static void test_read_mixed(void)
 	need(st, "quote\"back\\slash\ttab\x01" "ctl");
 	need(st, "caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd");
 	TT_CHECK(need(st, "mask")->dtype == TK_DT_BOOL, "bool");
-	rc = tk_st_to_f32(need(st, "ids"), NULL, &d);
+	rc = tk_safetensors_to_f32(need(st, "ids"), NULL, &d);
 	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "'ids'") && strstr(d.msg, "I64"), "%s",
 		 d.msg);
 	float f[6];
-	TT_CHECK(!tk_st_to_f32(need(st, "h.0.bf16"), f, &d), "bf16");
-	for (size_t i = 0; i < tk_st_count(st); i++)
-		TT_CHECK(tk_st_at(st, i) && tk_st_find(st, tk_st_at(st, i)->name) == tk_st_at(st, i),
+	TT_CHECK(!tk_safetensors_to_f32(need(st, "h.0.bf16"), f, &d), "bf16");
+	for (size_t i = 0; i < tk_safetensors_count(st); i++)
+		TT_CHECK(tk_safetensors_at(st, i) && tk_safetensors_find(st, tk_safetensors_at(st, i)->name) == tk_safetensors_at(st, i),
 			 "at/find %zu", i);
-	TT_CHECK(!tk_st_at(st, tk_st_count(st)), "at past the end");
-	tk_st_close(st);
+	TT_CHECK(!tk_safetensors_at(st, tk_safetensors_count(st)), "at past the end");
+	tk_safetensors_close(st);
 }
 
 /* Reads src and writes its tensors and metadata back with tk's writer. */
 static int rewrite(const char *src, const char *dst, struct tk_diag *dg)
 {
-	tk_st_t *st;
-	int rc = tk_st_open(&st, src, dg);
+	tk_safetensors_t *st;
+	int rc = tk_safetensors_open(&st, src, dg);
 	if (rc)
 		return rc;
-	tk_st_writer_t *w;
-	if ((rc = tk_st_writer_new(&w))) {
-		tk_st_close(st);
+	tk_safetensors_writer_t *w;
+	if ((rc = tk_safetensors_writer_new(&w))) {
+		tk_safetensors_close(st);
 		return rc;
 	}
-	for (size_t i = 0; i < tk_st_count(st) && !rc; i++) {
-		const struct tk_tensor_info *t = tk_st_at(st, i);
-		rc = tk_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, dg);
+	for (size_t i = 0; i < tk_safetensors_count(st) && !rc; i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
+		rc = tk_safetensors_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, dg);
 	}
-	const char *fmt = tk_st_metadata(st, "format");
+	const char *fmt = tk_safetensors_metadata(st, "format");
 	if (!rc && fmt)
-		rc = tk_st_writer_metadata(w, "format", fmt);
+		rc = tk_safetensors_writer_metadata(w, "format", fmt);
 	if (rc)
-		tk_st_writer_free(w);
+		tk_safetensors_writer_free(w);
 	else
-		rc = tk_st_writer_commit(w, dst, 1, dg);
-	tk_st_close(st);
+		rc = tk_safetensors_writer_commit(w, dst, 1, dg);
+	tk_safetensors_close(st);
 	return rc;
 }
 
@@ -248,21 +248,21 @@ static void test_writer_round_trip(void)
 	uint16_t hb[3] = { 0x3c00, 0xc000, 0x7c00 };
 	double g[2] = { 0.1, -2.5 };
 	int64_t s23[] = { 2, 3 }, s3[] = { 3 }, s2[] = { 2 };
-	tk_st_writer_t *w;
+	tk_safetensors_writer_t *w;
 	const char *p1 = tmp("rt1.safetensors"), *p2 = tmp("rt2.safetensors");
 	for (int pass = 0; pass < 2; pass++) {
-		TT_REQUIRE(!tk_st_writer_new(&w), "new");
+		TT_REQUIRE(!tk_safetensors_writer_new(&w), "new");
 		/* added in a different order on each pass: same bytes */
 		if (pass)
-			TT_REQUIRE(!tk_st_writer_add(w, "b.half", TK_DT_F16, 1, s3, hb, &d), "add");
-		TT_REQUIRE(!tk_st_writer_add(w, "a.weight", TK_DT_F32, 2, s23, a, &d), "add");
-		TT_REQUIRE(!tk_st_writer_add(w, "c.f64", TK_DT_F64, 1, s2, g, &d), "add");
+			TT_REQUIRE(!tk_safetensors_writer_add(w, "b.half", TK_DT_F16, 1, s3, hb, &d), "add");
+		TT_REQUIRE(!tk_safetensors_writer_add(w, "a.weight", TK_DT_F32, 2, s23, a, &d), "add");
+		TT_REQUIRE(!tk_safetensors_writer_add(w, "c.f64", TK_DT_F64, 1, s2, g, &d), "add");
 		if (!pass)
-			TT_REQUIRE(!tk_st_writer_add(w, "b.half", TK_DT_F16, 1, s3, hb, &d), "add");
-		TT_REQUIRE(!tk_st_writer_metadata(w, pass ? "z" : "format", pass ? "1" : "pt"), "m");
-		TT_REQUIRE(!tk_st_writer_metadata(w, pass ? "format" : "z", pass ? "pt" : "1"), "m");
-		TT_REQUIRE(!tk_st_writer_metadata(w, "z", "2"), "replace");
-		int rc = tk_st_writer_commit(w, pass ? p2 : p1, 0, &d);
+			TT_REQUIRE(!tk_safetensors_writer_add(w, "b.half", TK_DT_F16, 1, s3, hb, &d), "add");
+		TT_REQUIRE(!tk_safetensors_writer_metadata(w, pass ? "z" : "format", pass ? "1" : "pt"), "m");
+		TT_REQUIRE(!tk_safetensors_writer_metadata(w, pass ? "format" : "z", pass ? "pt" : "1"), "m");
+		TT_REQUIRE(!tk_safetensors_writer_metadata(w, "z", "2"), "replace");
+		int rc = tk_safetensors_writer_commit(w, pass ? p2 : p1, 0, &d);
 		TT_REQUIRE(!rc, "%s", d.msg);
 	}
 	TT_CHECK(same_file(p1, p2), "order of adding changed the bytes");
@@ -279,65 +279,65 @@ static void test_writer_round_trip(void)
 	TT_CHECK(hl % 8 == 0 && hl >= strlen(want) && !memcmp(raw + 8, want, strlen(want)),
 		 "header %.*s", (int)hl, raw + 8);
 	free(raw);
-	tk_st_t *st;
-	TT_REQUIRE(!tk_st_open(&st, p1, &d), "%s", d.msg);
+	tk_safetensors_t *st;
+	TT_REQUIRE(!tk_safetensors_open(&st, p1, &d), "%s", d.msg);
 	float out[6];
-	TT_CHECK(!tk_st_to_f32(need(st, "a.weight"), out, &d) && !memcmp(out, a, sizeof(a)), "f32");
-	TT_CHECK(!tk_st_to_f32(need(st, "b.half"), out, &d) && out[0] == 1 && out[1] == -2 &&
+	TT_CHECK(!tk_safetensors_to_f32(need(st, "a.weight"), out, &d) && !memcmp(out, a, sizeof(a)), "f32");
+	TT_CHECK(!tk_safetensors_to_f32(need(st, "b.half"), out, &d) && out[0] == 1 && out[1] == -2 &&
 			 isinf(out[2]),
 		 "f16");
-	TT_CHECK(!tk_st_to_f32(need(st, "c.f64"), out, &d) && out[0] == 0.1f && out[1] == -2.5f,
+	TT_CHECK(!tk_safetensors_to_f32(need(st, "c.f64"), out, &d) && out[0] == 0.1f && out[1] == -2.5f,
 		 "f64");
-	TT_CHECK(!strcmp(tk_st_metadata(st, "z"), "2"), "metadata");
-	tk_st_close(st);
+	TT_CHECK(!strcmp(tk_safetensors_metadata(st, "z"), "2"), "metadata");
+	tk_safetensors_close(st);
 }
 
 static void test_writer_errors(void)
 {
 	float a[2] = { 1, 2 };
 	int64_t s2[] = { 2 }, neg[] = { -1 };
-	tk_st_writer_t *w;
-	TT_REQUIRE(!tk_st_writer_new(&w), "new");
-	TT_CHECK(!tk_st_writer_add(w, "x", TK_DT_F32, 1, s2, a, &d), "add");
-	TT_CHECK(tk_st_writer_add(w, "x", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL &&
+	tk_safetensors_writer_t *w;
+	TT_REQUIRE(!tk_safetensors_writer_new(&w), "new");
+	TT_CHECK(!tk_safetensors_writer_add(w, "x", TK_DT_F32, 1, s2, a, &d), "add");
+	TT_CHECK(tk_safetensors_writer_add(w, "x", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL &&
 			 strstr(d.msg, "'x' added twice"),
 		 "duplicate: %s", d.msg);
-	TT_CHECK(tk_st_writer_add(w, "__metadata__", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL,
+	TT_CHECK(tk_safetensors_writer_add(w, "__metadata__", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL,
 		 "reserved name");
-	TT_CHECK(tk_st_writer_add(w, "", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL, "empty name");
-	TT_CHECK(tk_st_writer_add(w, "bad\xff", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL, "utf-8");
-	TT_CHECK(tk_st_writer_add(w, "n", TK_DT_F32, 1, neg, a, &d) == TK_E_INVAL, "negative");
-	TT_CHECK(tk_st_writer_add(w, "r", TK_DT_F32, 9, s2, a, &d) == TK_E_INVAL, "rank");
-	TT_CHECK(tk_st_writer_add(w, "nd", TK_DT_F32, 1, s2, NULL, &d) == TK_E_INVAL, "no data");
+	TT_CHECK(tk_safetensors_writer_add(w, "", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL, "empty name");
+	TT_CHECK(tk_safetensors_writer_add(w, "bad\xff", TK_DT_F32, 1, s2, a, &d) == TK_E_INVAL, "utf-8");
+	TT_CHECK(tk_safetensors_writer_add(w, "n", TK_DT_F32, 1, neg, a, &d) == TK_E_INVAL, "negative");
+	TT_CHECK(tk_safetensors_writer_add(w, "r", TK_DT_F32, 9, s2, a, &d) == TK_E_INVAL, "rank");
+	TT_CHECK(tk_safetensors_writer_add(w, "nd", TK_DT_F32, 1, s2, NULL, &d) == TK_E_INVAL, "no data");
 	/* existing output without force: refused, untouched, nothing left over */
 	const char *p = tmp("exists.safetensors");
 	FILE *f = fopen(p, "w");
 	fputs("keep", f);
 	fclose(f);
-	int rc = tk_st_writer_commit(w, p, 0, &d);
+	int rc = tk_safetensors_writer_commit(w, p, 0, &d);
 	TT_CHECK(rc == TK_E_EXISTS && strstr(d.path, "exists.safetensors"), "exists: %d", rc);
 	unsigned char *raw;
 	size_t n;
 	TT_CHECK(!read_all(p, &raw, &n) && n == 4 && !memcmp(raw, "keep", 4), "clobbered");
 	free(raw);
 	/* unwritable place: an I/O error naming it, no temporary left */
-	TT_REQUIRE(!tk_st_writer_new(&w), "new");
-	TT_CHECK(!tk_st_writer_add(w, "x", TK_DT_F32, 1, s2, a, &d), "add");
-	rc = tk_st_writer_commit(w, tmp("no-such-dir/out.safetensors"), 0, &d);
+	TT_REQUIRE(!tk_safetensors_writer_new(&w), "new");
+	TT_CHECK(!tk_safetensors_writer_add(w, "x", TK_DT_F32, 1, s2, a, &d), "add");
+	rc = tk_safetensors_writer_commit(w, tmp("no-such-dir/out.safetensors"), 0, &d);
 	TT_CHECK(rc == TK_E_IO && strstr(d.path, "no-such-dir"), "no dir: %d %s", rc, d.path);
 	TT_CHECK(n_temps(tt_tmpdir()) == 0, "temporary left behind");
 }
 
 static void test_sharded_directory(void)
 {
-	tk_st_t *st;
+	tk_safetensors_t *st;
 	const char *dir = tt_fixture("safetensors/sharded");
 	char dirc[1024], index[1100], expect[1100];
 	snprintf(dirc, sizeof(dirc), "%s", dir);
 	snprintf(index, sizeof(index), "%s/model.safetensors.index.json", dirc);
 	snprintf(expect, sizeof(expect), "%s/expect.txt", dirc);
 	for (int k = 0; k < 2; k++) {
-		int rc = tk_st_open(&st, k ? index : dirc, &d);
+		int rc = tk_safetensors_open(&st, k ? index : dirc, &d);
 		TT_REQUIRE(!rc, "%s: %s", d.path, d.msg);
 		FILE *f = fopen(expect, "r");
 		TT_REQUIRE(f, "%s", expect);
@@ -346,7 +346,7 @@ static void test_sharded_directory(void)
 		size_t lines = 0;
 		while (fscanf(f, "%255s %15s %127s %lf", name, dt, shape, &sum) == 4) {
 			lines++;
-			const struct tk_tensor_info *t = tk_st_find(st, name);
+			const struct tk_tensor_info *t = tk_safetensors_find(st, name);
 			TT_REQUIRE(t, "missing %s", name);
 			TT_CHECK(!strcmp(tk_dtype_name(t->dtype), dt), "%s dtype", name);
 			char got[128] = "";
@@ -356,7 +356,7 @@ static void test_sharded_directory(void)
 						      (long long)t->shape[i]);
 			TT_CHECK(!strcmp(got, shape), "%s shape %s, expected %s", name, got, shape);
 			float *v = malloc(t->nelem * 4 + 4);
-			TT_REQUIRE(!tk_st_to_f32(t, v, &d), "%s", d.msg);
+			TT_REQUIRE(!tk_safetensors_to_f32(t, v, &d), "%s", d.msg);
 			double s = 0;
 			for (uint64_t i = 0; i < t->nelem; i++)
 				s += v[i];
@@ -365,25 +365,25 @@ static void test_sharded_directory(void)
 			free(v);
 		}
 		fclose(f);
-		TT_CHECK(lines > 10 && lines == tk_st_count(st), "%zu tensors, expected %zu",
-			 tk_st_count(st), lines);
+		TT_CHECK(lines > 10 && lines == tk_safetensors_count(st), "%zu tensors, expected %zu",
+			 tk_safetensors_count(st), lines);
 		/* expect: shapes, wildcards, missing tensors */
 		const struct tk_tensor_info *t;
 		int64_t ok[] = { 16, 48 }, any[] = { -1, 48 }, wrong[] = { 48, 16 };
-		TT_CHECK(!tk_st_expect(st, "transformer.h.0.attn.c_attn.weight", 2, ok, &t, &d) && t,
+		TT_CHECK(!tk_safetensors_expect(st, "transformer.h.0.attn.c_attn.weight", 2, ok, &t, &d) && t,
 			 "%s", d.msg);
-		TT_CHECK(!tk_st_expect(st, "transformer.h.0.attn.c_attn.weight", 2, any, NULL, &d),
+		TT_CHECK(!tk_safetensors_expect(st, "transformer.h.0.attn.c_attn.weight", 2, any, NULL, &d),
 			 "%s", d.msg);
-		int rc2 = tk_st_expect(st, "transformer.h.0.attn.c_attn.weight", 2, wrong, &t, &d);
+		int rc2 = tk_safetensors_expect(st, "transformer.h.0.attn.c_attn.weight", 2, wrong, &t, &d);
 		TT_CHECK(rc2 == TK_E_FORMAT && !t &&
 				 strstr(d.msg, "'transformer.h.0.attn.c_attn.weight' has shape "
 					       "[16, 48], expected [48, 16]") &&
 				 strstr(d.path, ".safetensors"),
 			 "%s: %s", d.path, d.msg);
-		rc2 = tk_st_expect(st, "lm_head.weight", 2, any, &t, &d);
+		rc2 = tk_safetensors_expect(st, "lm_head.weight", 2, any, &t, &d);
 		TT_CHECK(rc2 == TK_E_FORMAT && strstr(d.msg, "missing tensor 'lm_head.weight'"), "%s",
 			 d.msg);
-		tk_st_close(st);
+		tk_safetensors_close(st);
 	}
 }
 
@@ -392,12 +392,12 @@ static void bad(const char *name, const char *header, size_t ndata, int want, co
 		const char *words2)
 {
 	const char *p = make(name, header, ndata);
-	tk_st_t *st = (tk_st_t *)1;
-	int rc = tk_st_open(&st, p, &d);
+	tk_safetensors_t *st = (tk_safetensors_t *)1;
+	int rc = tk_safetensors_open(&st, p, &d);
 	if (!want) {
 		TT_CHECK(!rc && st, "%s: rc %d (%s)", name, rc, d.msg);
 		if (!rc)
-			tk_st_close(st);
+			tk_safetensors_close(st);
 		return;
 	}
 	TT_CHECK(rc == want && !st, "%s: rc %d (%s)", name, rc, d.msg);
@@ -465,8 +465,8 @@ static void test_bad_lengths(void)
 	FILE *f = fopen(p, "wb");
 	fwrite("\x05\0\0", 1, 3, f);
 	fclose(f);
-	tk_st_t *st;
-	TT_CHECK(tk_st_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "truncated: 3 bytes") &&
+	tk_safetensors_t *st;
+	TT_CHECK(tk_safetensors_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "truncated: 3 bytes") &&
 			 strstr(d.path, "short.st"),
 		 "%s", d.msg);
 	unsigned char big[16] = { 0, 0, 0, 0, 0, 1, 0, 0, '{', '}' };
@@ -474,16 +474,16 @@ static void test_bad_lengths(void)
 	f = fopen(p, "wb");
 	fwrite(big, 1, 10, f);
 	fclose(f);
-	TT_CHECK(tk_st_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "absurd"), "%s", d.msg);
+	TT_CHECK(tk_safetensors_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "absurd"), "%s", d.msg);
 	unsigned char beyond[10] = { 100, 0, 0, 0, 0, 0, 0, 0, '{', '}' };
 	p = tmp("beyond.st");
 	f = fopen(p, "wb");
 	fwrite(beyond, 1, 10, f);
 	fclose(f);
-	TT_CHECK(tk_st_open(&st, p, &d) == TK_E_FORMAT &&
+	TT_CHECK(tk_safetensors_open(&st, p, &d) == TK_E_FORMAT &&
 			 strstr(d.msg, "header length 100 goes beyond the end of the file (10 bytes)"),
 		 "%s", d.msg);
-	TT_CHECK(tk_st_open(&st, tmp("nonexistent.st"), &d) == TK_E_IO && d.sys_errno == ENOENT &&
+	TT_CHECK(tk_safetensors_open(&st, tmp("nonexistent.st"), &d) == TK_E_IO && d.sys_errno == ENOENT &&
 			 strstr(d.path, "nonexistent.st"),
 		 "%s", d.msg);
 	/* a truncated copy of a real file */
@@ -495,7 +495,7 @@ static void test_bad_lengths(void)
 	fwrite(raw, 1, n - 3, f);
 	fclose(f);
 	free(raw);
-	TT_CHECK(tk_st_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "truncated: tensor '"),
+	TT_CHECK(tk_safetensors_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "truncated: tensor '"),
 		 "%s", d.msg);
 }
 
@@ -511,37 +511,37 @@ static void test_bad_directories(void)
 	char dir[1024];
 	snprintf(dir, sizeof(dir), "%s", tmp("model"));
 	mkdir(dir, 0755);
-	tk_st_t *st;
-	TT_CHECK(tk_st_open(&st, dir, &d) == TK_E_IO && strstr(d.msg, "no model.safetensors"),
+	tk_safetensors_t *st;
+	TT_CHECK(tk_safetensors_open(&st, dir, &d) == TK_E_IO && strstr(d.msg, "no model.safetensors"),
 		 "%s", d.msg);
 	char p[1200], s1[1200], s2[1200];
 	snprintf(p, sizeof(p), "%s/model.safetensors.index.json", dir);
 	write_text(p, "{\"weight_map\": {\"a\": \"model-1.safetensors\", \"b\": \"model-2.safetensors\"}}");
-	TT_CHECK(tk_st_open(&st, dir, &d) == TK_E_IO && strstr(d.path, "model-1.safetensors"),
+	TT_CHECK(tk_safetensors_open(&st, dir, &d) == TK_E_IO && strstr(d.path, "model-1.safetensors"),
 		 "missing shard: %s %s", d.path, d.msg);
 	snprintf(s1, sizeof(s1), "%s/model-1.safetensors", dir);
 	snprintf(s2, sizeof(s2), "%s/model-2.safetensors", dir);
 	rename(make("s1", "{" T("a", "U8", "[1]", 0, 1) "}", 1), s1);
 	rename(make("s2", "{" T("c", "U8", "[1]", 0, 1) "}", 1), s2);
-	TT_CHECK(tk_st_open(&st, dir, &d) == TK_E_FORMAT &&
+	TT_CHECK(tk_safetensors_open(&st, dir, &d) == TK_E_FORMAT &&
 			 strstr(d.msg, "tensor 'b' is mapped to model-2.safetensors but is not there") &&
 			 strstr(d.path, "index.json"),
 		 "%s: %s", d.path, d.msg);
 	rename(make("s2", "{" T("a", "U8", "[1]", 0, 1) "," T("b", "U8", "[1]", 1, 2) "}", 2), s2);
-	TT_CHECK(tk_st_open(&st, dir, &d) == TK_E_FORMAT && strstr(d.msg, "tensor 'a' is also in"),
+	TT_CHECK(tk_safetensors_open(&st, dir, &d) == TK_E_FORMAT && strstr(d.msg, "tensor 'a' is also in"),
 		 "%s", d.msg);
 	rename(make("s2", "{" T("b", "U8", "[1]", 0, 1) "}", 1), s2);
-	TT_REQUIRE(!tk_st_open(&st, dir, &d), "%s", d.msg);
-	TT_CHECK(tk_st_count(st) == 2 && tk_st_find(st, "a") && tk_st_find(st, "b"), "two shards");
-	tk_st_close(st);
+	TT_REQUIRE(!tk_safetensors_open(&st, dir, &d), "%s", d.msg);
+	TT_CHECK(tk_safetensors_count(st) == 2 && tk_safetensors_find(st, "a") && tk_safetensors_find(st, "b"), "two shards");
+	tk_safetensors_close(st);
 	write_text(p, "{\"weight_map\": {\"a\": \"../model-1.safetensors\"}}");
-	TT_CHECK(tk_st_open(&st, dir, &d) == TK_E_FORMAT && strstr(d.msg, "tensor 'a'"), "%s",
+	TT_CHECK(tk_safetensors_open(&st, dir, &d) == TK_E_FORMAT && strstr(d.msg, "tensor 'a'"), "%s",
 		 d.msg);
 	write_text(p, "{\"weight\": {}}");
-	TT_CHECK(tk_st_open(&st, dir, &d) == TK_E_FORMAT && strstr(d.msg, "weight_map"), "%s",
+	TT_CHECK(tk_safetensors_open(&st, dir, &d) == TK_E_FORMAT && strstr(d.msg, "weight_map"), "%s",
 		 d.msg);
 	write_text(p, "{\"weight_map\": ");
-	TT_CHECK(tk_st_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "malformed JSON"), "%s",
+	TT_CHECK(tk_safetensors_open(&st, p, &d) == TK_E_FORMAT && strstr(d.msg, "malformed JSON"), "%s",
 		 d.msg);
 }
 
@@ -599,14 +599,14 @@ static int parity_mode(const char *dir)
 		bf16[i] = tk_f32_to_bf16((float)i * 0.3f - 0.5f);
 	}
 	int64_t s46[] = { 4, 6 }, s5[] = { 5 }, s3[] = { 3 };
-	tk_st_writer_t *w;
+	tk_safetensors_writer_t *w;
 	snprintf(out, sizeof(out), "%s/out/tk-made.safetensors", dir);
-	if (tk_st_writer_new(&w) || tk_st_writer_add(w, "w.f32", TK_DT_F32, 2, s46, f32, &d) ||
-	    tk_st_writer_add(w, "w.f16", TK_DT_F16, 1, s5, f16, &d) ||
-	    tk_st_writer_add(w, "w.bf16", TK_DT_BF16, 1, s5, bf16, &d) ||
-	    tk_st_writer_add(w, "ids", TK_DT_I64, 1, s3, i64, &d) ||
-	    tk_st_writer_metadata(w, "format", "pt") || tk_st_writer_metadata(w, "by", "tk") ||
-	    tk_st_writer_commit(w, out, 1, &d)) {
+	if (tk_safetensors_writer_new(&w) || tk_safetensors_writer_add(w, "w.f32", TK_DT_F32, 2, s46, f32, &d) ||
+	    tk_safetensors_writer_add(w, "w.f16", TK_DT_F16, 1, s5, f16, &d) ||
+	    tk_safetensors_writer_add(w, "w.bf16", TK_DT_BF16, 1, s5, bf16, &d) ||
+	    tk_safetensors_writer_add(w, "ids", TK_DT_I64, 1, s3, i64, &d) ||
+	    tk_safetensors_writer_metadata(w, "format", "pt") || tk_safetensors_writer_metadata(w, "by", "tk") ||
+	    tk_safetensors_writer_commit(w, out, 1, &d)) {
 		fprintf(stderr, "%s: %s\n", out, d.msg);
 		fail = 1;
 	}

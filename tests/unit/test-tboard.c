@@ -54,7 +54,7 @@ static void recs_free(struct recs *r)
 	r->n = 0;
 }
 
-/* Reads path's records through tk_tb_read_record (which checks the CRCs)
+/* Reads path's records through tk_tboard_read_record (which checks the CRCs)
  * and keeps each one's bytes.  Returns the reader's last status. */
 static int read_all(const char *path, struct recs *r, struct tk_diag *d)
 {
@@ -65,7 +65,7 @@ static int read_all(const char *path, struct recs *r, struct tk_diag *d)
 	int rc;
 	long start = 0;
 	struct tk_buf rec = { 0 };
-	while ((rc = tk_tb_read_record(fp, path, &rec, d)) == 1 && r->n < 16) {
+	while ((rc = tk_tboard_read_record(fp, path, &rec, d)) == 1 && r->n < 16) {
 		long end = ftell(fp);
 		struct tk_buf *raw = &r->raw[r->n];
 		tk_buf_reserve(raw, (size_t)(end - start));
@@ -103,23 +103,23 @@ static const char *event_file(const char *dir, int *count)
 static int write_events(const char *dir, struct tk_diag *d)
 {
 	struct tk_tb w;
-	int rc = tk_tb_open(&w, dir, d);
+	int rc = tk_tboard_open(&w, dir, d);
 	if (rc)
 		return rc;
 	for (int i = 0; i < NEV && !rc; i++) {
-		tk_tb_begin(&w, events[i].step, T0 + (double)events[i].step);
+		tk_tboard_begin(&w, events[i].step, T0 + (double)events[i].step);
 		for (int k = 0; k < events[i].n && !rc; k++)
-			rc = tk_tb_scalar(&w, events[i].v[k].tag, events[i].v[k].v);
+			rc = tk_tboard_scalar(&w, events[i].v[k].tag, events[i].v[k].v);
 		if (!rc)
-			rc = tk_tb_end(&w, d);
+			rc = tk_tboard_end(&w, d);
 		if (!rc && i == 0)
-			rc = tk_tb_flush(&w, d);
+			rc = tk_tboard_flush(&w, d);
 	}
 	/* an event without scalars writes nothing */
-	tk_tb_begin(&w, 7, 0);
+	tk_tboard_begin(&w, 7, 0);
 	if (!rc)
-		rc = tk_tb_end(&w, d);
-	int rc2 = tk_tb_close(&w, d);
+		rc = tk_tboard_end(&w, d);
+	int rc2 = tk_tboard_close(&w, d);
 	return rc ? rc : rc2;
 }
 
@@ -156,14 +156,14 @@ static void test_matches_tensorboard(void)
 			 "record %d differs (%zu vs %zu bytes)", i, a->len, b->len);
 	}
 	/* and the decoder sees what was written */
-	struct tk_tb_event ev;
-	TT_CHECK(!tk_tb_decode_event(got.data[0].data, got.data[0].len, &ev) &&
+	struct tk_tboard_event ev;
+	TT_CHECK(!tk_tboard_decode_event(got.data[0].data, got.data[0].len, &ev) &&
 			 !strcmp(ev.file_version, "brain.Event:2") && ev.step == 0 &&
 			 fabs(ev.wall_time - (double)time(NULL)) < 600,
 		 "file_version event: '%s' step %lld wall %f", ev.file_version, ev.step,
 		 ev.wall_time);
 	for (int i = 1; i < got.n && i <= NEV; i++) {
-		rc = tk_tb_decode_event(got.data[i].data, got.data[i].len, &ev);
+		rc = tk_tboard_decode_event(got.data[i].data, got.data[i].len, &ev);
 		TT_CHECK(rc == 0 && ev.step == events[i - 1].step &&
 				 ev.wall_time == T0 + (double)ev.step && ev.nvals == events[i - 1].n,
 			 "event %d: rc %d step %lld nvals %d", i, rc, ev.step, ev.nvals);
@@ -189,8 +189,8 @@ static void test_file_names(void)
 	struct tk_tb w1, w2;
 	struct tk_diag d;
 	time_t before = time(NULL);
-	TT_REQUIRE(!tk_tb_open(&w1, dir, &d), "%s", d.msg);
-	TT_REQUIRE(!tk_tb_open(&w2, dir, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_tboard_open(&w1, dir, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_tboard_open(&w2, dir, &d), "%s", d.msg);
 	time_t after = time(NULL);
 	const char *base = strrchr(w1.path, '/') + 1;
 	long long t;
@@ -202,7 +202,7 @@ static void test_file_names(void)
 	snprintf(want, sizeof(want), "%s.%ld.", host, (long)getpid());
 	TT_CHECK(!strncmp(rest, want, strlen(want)), "name %s, want host.pid %s", base, want);
 	TT_CHECK(strcmp(w1.path, w2.path) != 0, "two writers share %s", w1.path);
-	TT_CHECK(!tk_tb_close(&w1, &d) && !tk_tb_close(&w2, &d), "%s", d.msg);
+	TT_CHECK(!tk_tboard_close(&w1, &d) && !tk_tboard_close(&w2, &d), "%s", d.msg);
 	int count;
 	event_file(dir, &count);
 	TT_CHECK(count == 2, "%d files", count);
@@ -220,18 +220,18 @@ static void test_open_fails(void)
 	struct tk_tb w;
 	struct tk_diag d;
 	tk_diag_clear(&d);
-	int rc = tk_tb_open(&w, dir, &d);
+	int rc = tk_tboard_open(&w, dir, &d);
 	TT_CHECK(rc == TK_E_IO && d.sys_errno == ENOTDIR && !strcmp(d.path, file) &&
 			 !strcmp(d.msg, "cannot create directory"),
 		 "rc %d errno %d path %s msg %s", rc, d.sys_errno, d.path, d.msg);
 	TT_CHECK(w.fp == NULL && w.path == NULL, "writer left open");
-	TT_CHECK(!tk_tb_close(&w, &d), "close of a failed writer");
-	rc = tk_tb_open(&w, "", &d);
+	TT_CHECK(!tk_tboard_close(&w, &d), "close of a failed writer");
+	rc = tk_tboard_open(&w, "", &d);
 	TT_CHECK(rc == TK_E_INVAL, "empty dir: rc %d", rc);
 	if (geteuid() != 0) { /* root may write anywhere */
 		snprintf(dir, sizeof(dir), "%s/ro", tt_tmpdir());
 		mkdir(dir, 0555);
-		rc = tk_tb_open(&w, dir, &d);
+		rc = tk_tboard_open(&w, dir, &d);
 		int count;
 		event_file(dir, &count);
 		TT_CHECK(rc == TK_E_IO && d.sys_errno == EACCES && count == 0,
@@ -267,9 +267,9 @@ static void test_damage(void)
 		b.data[cases[i].at] ^= cases[i].cut ? 0 : 0x10;
 		rewind(fp);
 		struct tk_buf rec = { 0 };
-		int r1 = tk_tb_read_record(fp, path, &rec, &d);
+		int r1 = tk_tboard_read_record(fp, path, &rec, &d);
 		tk_diag_clear(&d);
-		int r2 = tk_tb_read_record(fp, path, &rec, &d);
+		int r2 = tk_tboard_read_record(fp, path, &rec, &d);
 		TT_CHECK(r1 == 1 && r2 == cases[i].want && !strcmp(d.path, path) &&
 				 strstr(d.msg, "record at byte 40"),
 			 "case %zu: %d %d %s", i, r1, r2, d.msg);
@@ -287,12 +287,12 @@ static void test_decode_malformed(void)
 	struct tk_diag d;
 	TT_REQUIRE(!read_all(tt_fixture("tboard/events.bin"), &r, &d) && r.n > 1, "fixture");
 	struct tk_buf *x = &r.data[1];
-	struct tk_tb_event ev;
+	struct tk_tboard_event ev;
 	int bad = 0;
 	for (size_t n = 0; n < x->len; n++) {
 		char *p = malloc(n ? n : 1);
 		memcpy(p, x->data, n);
-		bad += tk_tb_decode_event(p, n, &ev) == TK_E_FORMAT;
+		bad += tk_tboard_decode_event(p, n, &ev) == TK_E_FORMAT;
 		free(p);
 	}
 	TT_CHECK(bad > 0, "no prefix was rejected");
@@ -300,7 +300,7 @@ static void test_decode_malformed(void)
 					  { 0x2a, 0x7f, 0, 0 },  /* length past the end */
 					  { 0x00, 0, 0, 0 } };   /* field 0 */
 	for (int i = 0; i < 3; i++)
-		TT_CHECK(tk_tb_decode_event(junk[i], 4, &ev) == TK_E_FORMAT, "junk %d accepted", i);
+		TT_CHECK(tk_tboard_decode_event(junk[i], 4, &ev) == TK_E_FORMAT, "junk %d accepted", i);
 	recs_free(&r);
 }
 

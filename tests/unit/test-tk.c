@@ -105,16 +105,16 @@ static void test_adir(void)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/outdir", tt_tmpdir());
-	struct tk_adir dir;
+	struct tk_afile_dir dir;
 	struct tk_diag d;
 	for (int round = 0; round < 2; round++) {
-		TT_REQUIRE(tk_adir_open(&dir, path, round, &d) == 0, "%s", d.msg);
-		char *f = tk_adir_file(&dir, "a.txt");
+		TT_REQUIRE(tk_afile_dir_open(&dir, path, round, &d) == 0, "%s", d.msg);
+		char *f = tk_afile_dir_file(&dir, "a.txt");
 		FILE *fp = fopen(f, "w");
 		fprintf(fp, "round %d", round);
 		fclose(fp);
 		free(f);
-		TT_REQUIRE(tk_adir_commit(&dir, &d) == 0, "%s", d.msg);
+		TT_REQUIRE(tk_afile_dir_commit(&dir, &d) == 0, "%s", d.msg);
 	}
 	char file[600];
 	snprintf(file, sizeof(file), "%s/a.txt", path);
@@ -122,14 +122,14 @@ static void test_adir(void)
 	TT_REQUIRE(tk_read_file(file, &b, &d) == 0, "%s", d.msg);
 	TT_CHECK(!strcmp(b.data, "round 1"), "%s", b.data);
 	tk_buf_free(&b);
-	TT_CHECK(tk_adir_open(&dir, path, 0, &d) == TK_E_EXISTS, "exists");
-	TT_REQUIRE(tk_adir_open(&dir, path, 1, &d) == 0, "%s", d.msg);
+	TT_CHECK(tk_afile_dir_open(&dir, path, 0, &d) == TK_E_EXISTS, "exists");
+	TT_REQUIRE(tk_afile_dir_open(&dir, path, 1, &d) == 0, "%s", d.msg);
 	char tmp[600];
 	snprintf(tmp, sizeof(tmp), "%s", dir.tmp);
-	tk_adir_abort(&dir);
+	tk_afile_dir_abort(&dir);
 	TT_CHECK(access(tmp, F_OK) != 0, "temporary dir left behind");
 	TT_CHECK(access(file, F_OK) == 0, "abort removed the old output");
-	tk_rmtree(tt_tmpdir());
+	tk_afile_rmtree(tt_tmpdir());
 }
 
 int main(void)

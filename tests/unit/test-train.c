@@ -52,26 +52,26 @@ static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
 static double compare_weights(const char *got, const char *want, char *worst, size_t wsize,
 			      int *n_tensors, double *kbias)
 {
-	tk_st_t *a, *b;
+	tk_safetensors_t *a, *b;
 	struct tk_diag d;
-	if (tk_st_open(&a, got, &d))
+	if (tk_safetensors_open(&a, got, &d))
 		return INFINITY;
-	if (tk_st_open(&b, want, &d)) {
-		tk_st_close(a);
+	if (tk_safetensors_open(&b, want, &d)) {
+		tk_safetensors_close(a);
 		return INFINITY;
 	}
 	double worst_err = 0;
 	*n_tensors = 0;
-	for (size_t i = 0; i < tk_st_count(b); i++) {
-		const struct tk_tensor_info *tb = tk_st_at(b, i), *ta = tk_st_find(a, tb->name);
+	for (size_t i = 0; i < tk_safetensors_count(b); i++) {
+		const struct tk_tensor_info *tb = tk_safetensors_at(b, i), *ta = tk_safetensors_find(a, tb->name);
 		if (!ta || ta->nelem != tb->nelem) {
 			snprintf(worst, wsize, "%s missing or resized", tb->name);
 			worst_err = INFINITY;
 			break;
 		}
 		float *x = malloc(ta->nelem * sizeof(float)), *y = malloc(tb->nelem * sizeof(float));
-		tk_st_to_f32(ta, x, &d);
-		tk_st_to_f32(tb, y, &d);
+		tk_safetensors_to_f32(ta, x, &d);
+		tk_safetensors_to_f32(tb, y, &d);
 		double diff = 0, scale = 0;
 		int is_kb = strstr(tb->name, "attn.c_attn.bias") != NULL;
 		uint64_t third = tb->nelem / 3;
@@ -92,8 +92,8 @@ static double compare_weights(const char *got, const char *want, char *worst, si
 		free(x);
 		free(y);
 	}
-	tk_st_close(a);
-	tk_st_close(b);
+	tk_safetensors_close(a);
+	tk_safetensors_close(b);
 	return worst_err;
 }
 
@@ -304,17 +304,17 @@ static void test_mem_plan_model(void)
 		TT_REQUIRE(!tk_config_parse(&c, cfgs[i], "config.json", &d), "%zu: %s", i, d.msg);
 		TT_REQUIRE(!tk_model_init(&m, &c, 1, &be, &d), "%zu: %s", i, d.msg);
 		for (int shards = 1; shards <= 3; shards += 2) {
-			struct tk_mem_plan_args a = { .batch = 2, .seq_len = 8, .opt_shards = shards };
-			struct tk_mem_plan full, cfg;
-			TT_REQUIRE(!tk_mem_plan_train(&m, &be, &a, &full), "plan");
-			TT_REQUIRE(!tk_mem_plan_model(&c, 1, 0, shards, &cfg), "plan from the config");
+			struct tk_memplan_args a = { .batch = 2, .seq_len = 8, .opt_shards = shards };
+			struct tk_memplan full, cfg;
+			TT_REQUIRE(!tk_memplan_train(&m, &be, &a, &full), "plan");
+			TT_REQUIRE(!tk_memplan_model(&c, 1, 0, shards, &cfg), "plan from the config");
 			TT_CHECK(cfg.weights == full.weights && cfg.grads == full.grads &&
 				 cfg.optimizer == full.optimizer,
 				 "%zu, %d shards: %zu %zu %zu from the config, %zu %zu %zu made", i,
 				 shards, cfg.weights, cfg.grads, cfg.optimizer, full.weights,
 				 full.grads, full.optimizer);
 			TT_CHECK(cfg.total <= full.total, "%zu: not a lower bound", i);
-			TT_REQUIRE(!tk_mem_plan_model(&c, 0, 0, shards, &cfg), "frozen");
+			TT_REQUIRE(!tk_memplan_model(&c, 0, 0, shards, &cfg), "frozen");
 			TT_CHECK(cfg.weights == full.weights && !cfg.grads && !cfg.optimizer, "%zu", i);
 		}
 		tk_model_free(&m);
@@ -360,6 +360,6 @@ int main(void)
 	TT_RUN(test_nan_stops);
 	TT_RUN(test_mem_plan_model);
 	tk_backend_free(&be);
-	tk_rmtree(tmpdir);
+	tk_afile_rmtree(tmpdir);
 	return tt_done();
 }

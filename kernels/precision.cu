@@ -1,6 +1,6 @@
-/* convert.cu - fp32 to bf16 / fp16 codes for the mixed-precision GEMMs
- * (convert.cuh).  A grid-stride loop over the packed output. */
-#include "convert.cuh"
+/* precision.cu - fp32 to bf16 / fp16 codes for the mixed-precision GEMMs
+ * (precision.cuh).  A grid-stride loop over the packed output. */
+#include "precision.cuh"
 
 #include "base/math-common.h"
 #include "reduce.cuh"

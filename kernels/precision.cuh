@@ -1,4 +1,4 @@
-/* convert.cuh - fp32 matrices to the 16-bit codes cuBLAS reads (mixed
+/* precision.cuh - fp32 matrices to the 16-bit codes cuBLAS reads (mixed
  * precision matmul, enum tk_prec in lib/compute/backend.h).
  *
  * The rounding is lib/base/math-common.h's (tk_bf16_code, tk_f16_code), the
