@@ -44,7 +44,7 @@ static const char *const ignored_keys[] = {
 
 static struct {
 	const char *model, *init, *tokenizer, *data, *eval_data, *output_dir, *config, *resume;
-	const char *sched, *eval_strategy, *save_strategy, *optim;
+	const char *sched, *sched_kwargs, *eval_strategy, *save_strategy, *optim;
 	double epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
 	double logging_steps, eval_steps, save_steps;
 	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads, zero;
@@ -116,8 +116,14 @@ static const struct tk_opt opts[] = {
 	TK_OPT_DOUBLE(0, "adam-epsilon", &a.eps, "E", 0, 1, "(1e-8)"),
 	TK_OPT_DOUBLE(0, "max-grad-norm", &a.max_grad_norm, "N", 0, 1e300,
 		      "clip the gradient norm to N; 0: no clipping (1.0)"),
-	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched, "linear|cosine|constant|constant_with_warmup",
+	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched,
+		      "linear|cosine|constant|constant_with_warmup|cosine_with_restarts|polynomial|"
+		      "inverse_sqrt|reduce_lr_on_plateau|cosine_with_min_lr|cosine_warmup_with_min_lr|"
+		      "warmup_stable_decay",
 		      "learning-rate schedule (linear)"),
+	TK_OPT_STR(0, "lr-scheduler-kwargs", &a.sched_kwargs, "JSON",
+		   "the schedule's options as a JSON object, transformers' names "
+		   "(e.g. '{\"num_cycles\": 2}')"),
 	TK_OPT_DOUBLE(0, "warmup-steps", &a.warmup, "N", 0, 1e15,
 		      "linear warmup: N >= 1 steps, or a fraction of the steps below 1 (0)"),
 	TK_OPT_DOUBLE(0, "warmup-ratio", &a.warmup_ratio, "F", 0, 1,
@@ -599,6 +605,7 @@ int main(int argc, char **argv)
 	o.max_grad_norm = a.max_grad_norm;
 	if (tk_sched_parse(a.sched, &o.sched, &d))
 		return tk_cli_usage_error("%s", d.msg);
+	o.sched_kwargs = a.sched_kwargs;
 	o.warmup = a.warmup_ratio >= 0 ? a.warmup_ratio : a.warmup;
 	o.logging_steps = a.logging_steps;
 	o.logging_first_step = a.logging_first_step;

@@ -312,13 +312,22 @@ void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
 			n += snprintf(left + n, sizeof(left) - n, "    ");
 		if (o->long_name)
 			n += snprintf(left + n, sizeof(left) - n, "--%s", o->long_name);
+		/* a long list of choices goes under the help, one word apart */
+		int many = o->type == TK_OPT_TYPE_CHOICE && strlen(o->argh) > 40;
 		if (takes_value(o))
-			snprintf(left + n, sizeof(left) - n, " %s", o->argh ? o->argh : "VALUE");
+			snprintf(left + n, sizeof(left) - n, " %s",
+				 many ? "NAME" : o->argh ? o->argh : "VALUE");
 		if (strlen(left) > 28)
 			fprintf(out, "%s\n%30s", left, "");
 		else
 			fprintf(out, "%-30s", left);
-		print_wrapped(out, o->help, 30, 79);
+		char help[1024];
+		snprintf(help, sizeof(help), "%s%s%s", o->help, many ? "; one of: " : "",
+			 many ? o->argh : "");
+		for (char *c = help + strlen(o->help); many && *c; c++)
+			if (*c == '|')
+				*c = ' ';
+		print_wrapped(out, help, 30, 79);
 	}
 }
 
@@ -359,6 +368,22 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		}
 		int wants_str = o->type == TK_OPT_TYPE_STR || o->type == TK_OPT_TYPE_LIST ||
 				o->type == TK_OPT_TYPE_CHOICE;
+		if (cJSON_IsObject(it) && o->type == TK_OPT_TYPE_STR) {
+			/* an object (lr_scheduler_kwargs) reaches the option as its text */
+			char *txt = cJSON_PrintUnformatted(it);
+			cJSON *sv = txt ? cJSON_CreateString(txt) : NULL;
+			free(txt);
+			if (sv && !(sv->string = strdup(it->string))) {
+				cJSON_Delete(sv);
+				sv = NULL;
+			}
+			if (!sv || !cJSON_ReplaceItemViaPointer(root, it, sv)) {
+				cJSON_Delete(sv);
+				rc = tk_diag_set(d, TK_E_NOMEM, name, -1, "out of memory");
+				break;
+			}
+			it = sv;
+		}
 		for (cJSON *v = is_list ? it->child : it; v && !rc; v = is_list ? v->next : NULL) {
 			const char *text = NULL;
 			if (cJSON_IsString(v))

@@ -783,6 +783,16 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	add_num(sc, "base_lr", tr->sched.base_lr);
 	add_num(sc, "warmup_steps", (double)tr->sched.warmup);
 	add_num(sc, "total_steps", (double)tr->sched.total);
+	if (tr->sched.type == TK_SCHED_REDUCE_ON_PLATEAU) {
+		const struct tk_plateau *pl = &tr->sched.plateau;
+		cJSON *pj = cJSON_AddObjectToObject(sc, "plateau");
+		add_num(pj, "lr", pl->lr);
+		if (isfinite(pl->best)) /* no best yet: absent */
+			add_num(pj, "best", pl->best);
+		add_num(pj, "num_bad_epochs", (double)pl->bad);
+		add_num(pj, "cooldown_counter", (double)pl->cooldown_left);
+		add_num(pj, "last_epoch", (double)pl->evals);
+	}
 	int rc = write_json(r, path, d);
 	cJSON_Delete(r);
 	return rc;
@@ -946,6 +956,8 @@ static int do_eval(struct trainer *tr, struct tk_diag *d)
 		rt > 0 ? round((double)tr->eval.n_blocks / rt * 1e3) / 1e3 : 0);
 	add_num(e, "eval_steps_per_second", rt > 0 ? round(nb / rt * 1e3) / 1e3 : 0);
 	tr->last_eval_loss = loss;
+	if (tr->sched.type == TK_SCHED_REDUCE_ON_PLATEAU)
+		tk_sched_plateau_step(&tr->sched, loss);
 	struct tk_train_event ev = { .kind = TK_TRAIN_EV_EVAL, .step = tr->global_step,
 				     .max_steps = tr->max_steps, .epoch = tr->epoch_f,
 				     .eval_loss = loss, .eval_perplexity = exp(loss) };
@@ -1381,6 +1393,33 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* reduce_lr_on_plateau's state in tk.schedule.plateau, when the run had one */
+static int load_plateau(struct sv *v, const cJSON *sched, struct tk_sched *s)
+{
+	const cJSON *pj = sv_get(sched, "plateau");
+	struct tk_plateau p = s->plateau;
+	long long bad, cool, evals;
+	int rc;
+	if (!pj || s->type != TK_SCHED_REDUCE_ON_PLATEAU)
+		return 0;
+	if ((rc = sv_obj(v, sched, "plateau", "tk.schedule.plateau", &pj)) ||
+	    (rc = sv_num(v, pj, "lr", "tk.schedule.plateau.lr", 0, 1e300, &p.lr)) ||
+	    (sv_get(pj, "best") &&
+	     (rc = sv_num(v, pj, "best", "tk.schedule.plateau.best", -1e300, 1e300, &p.best))) ||
+	    (rc = sv_int(v, pj, "num_bad_epochs", "tk.schedule.plateau.num_bad_epochs", 0,
+			 LONG_MAX / 2, &bad)) ||
+	    (rc = sv_int(v, pj, "cooldown_counter", "tk.schedule.plateau.cooldown_counter", 0,
+			 LONG_MAX / 2, &cool)) ||
+	    (rc = sv_int(v, pj, "last_epoch", "tk.schedule.plateau.last_epoch", 0, LONG_MAX / 2,
+			 &evals)))
+		return rc;
+	p.bad = (long)bad;
+	p.cooldown_left = (long)cool;
+	p.evals = (long)evals;
+	s->plateau = p;
+	return 0;
+}
+
 /* Reads trainer_state.json of the checkpoint, checks every value tk takes
  * from it (struct sv) and that the run agrees with it, and restores the
  * loop state. */
@@ -1540,6 +1579,8 @@ static int load_state(struct trainer *tr, struct tk_diag *d)
 			goto out;
 		}
 	}
+	if (st == TK_SCHED_REDUCE_ON_PLATEAU && (rc = load_plateau(&v, sched, &tr->sched)))
+		goto out;
 	tr->global_step = (long)gs;
 	tr->tr_loss = (float)tr_loss;
 	tr->total_loss = total_loss;
@@ -1831,6 +1872,14 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 				   "nothing to train: num_train_epochs and max_steps are both 0");
 	if (o->logging_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "logging_steps must be above 0");
+	if (o->sched == TK_SCHED_REDUCE_ON_PLATEAU && o->eval_strategy == TK_INTERVAL_NO &&
+	    !o->eval_only)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "lr_scheduler_type reduce_lr_on_plateau "
+				   "lowers the rate when eval_loss stops improving: it needs an "
+				   "eval strategy (--eval-strategy steps or epoch, and --eval-data)");
+	if (o->sched == TK_SCHED_REDUCE_ON_PLATEAU && tk_dist_size() > 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "reduce_lr_on_plateau is not supported "
+				   "in data-parallel runs (only rank 0 evaluates)");
 	if (o->prec < TK_PREC_FP32 || o->prec > TK_PREC_FP16)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown precision %d", o->prec);
 	if (o->initial_scale_power < 0 || o->initial_scale_power > 127)
@@ -1873,7 +1922,7 @@ static void train_free(struct trainer *tr)
 }
 
 /* Schedules and intervals from the data size, as set_initial_training_values. */
-static void plan(struct trainer *tr)
+static int plan(struct trainer *tr, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
 	uint64_t nb = tr->train.n_blocks;
@@ -1889,14 +1938,13 @@ static void plan(struct trainer *tr)
 		tr->max_steps = (long)ceil(o->num_train_epochs * (double)tr->nupe);
 		tr->num_epochs = (long)ceil(o->num_train_epochs);
 	}
-	tr->sched.type = o->sched;
-	tr->sched.base_lr = o->lr;
-	tr->sched.total = tr->max_steps;
-	tr->sched.warmup = tk_sched_warmup_steps(o->warmup, tr->max_steps);
 	tr->logging_steps = interval(o->logging_steps, tr->max_steps);
 	tr->eval_steps = interval(o->eval_steps > 0 ? o->eval_steps : o->logging_steps,
 				  tr->max_steps);
 	tr->save_steps = interval(o->save_steps > 0 ? o->save_steps : 500, tr->max_steps);
+	tk_sched_init(&tr->sched, o->sched, o->lr, tk_sched_warmup_steps(o->warmup, tr->max_steps),
+		      tr->max_steps);
+	return tk_sched_kwargs(&tr->sched, o->sched_kwargs, d);
 }
 
 static struct tk_memplan_args mem_args(const struct trainer *tr)
@@ -2435,7 +2483,8 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 		goto out;
 	tr.data_hash = hash_data(&tr.train);
 	tr.T = (int)tr.train.seq_len;
-	plan(&tr);
+	if ((rc = plan(&tr, d)))
+		goto out;
 	if ((rc = mem_plan(&tr, d)))
 		goto out;
 	size_t per = (size_t)o->batch * tr.T * o->grad_accum;

@@ -130,6 +130,7 @@ struct tk_train_opts {
 	int batch, eval_batch, grad_accum;
 	double lr, weight_decay, beta1, beta2, eps, max_grad_norm;
 	enum tk_sched_type sched;
+	const char *sched_kwargs; /* lr_scheduler_kwargs: a JSON object's text, or NULL */
 	double warmup;          /* >= 1: steps; < 1: fraction of max_steps */
 	double logging_steps;   /* >= 1: steps; < 1: fraction of max_steps */
 	int logging_first_step;

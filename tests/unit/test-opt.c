@@ -151,11 +151,18 @@ static void test_json_config(void)
 			 o.eos == 0, "values");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
 	tk_opt_json_free(hold);
+	/* an object for a string option (lr_scheduler_kwargs) arrives as its text */
+	const char *obj = "{\"output_dir\": {\"num_cycles\": 2, \"a\": [1, \"x\"]}, \"seq_len\": 8}";
+	TT_REQUIRE(tk_opt_apply_json(opts, obj, "train.json", NULL, &hold, &d) == 0, "%s", d.msg);
+	TT_CHECK(!strcmp(o.out, "{\"num_cycles\":2,\"a\":[1,\"x\"]}") && o.n == 8, "%s %lld",
+		 o.out, o.n);
+	tk_opt_json_free(hold);
 	struct { const char *json, *want; } bad[] = {
 		{ "{\"learning_rat\": 1}", "unknown key 'learning_rat'" },
 		{ "{\"seq_len\": 0}", "key 'seq_len'" },
 		{ "{\"seq_len\": \"x\"}", "not an integer" },
 		{ "{\"output_dir\": 3}", "expected a string" },
+		{ "{\"mode\": {\"a\": 1}}", "expected a string" },
 		{ "{\"seq_len\": [1]}", "a list is not allowed" },
 		{ "[1]", "not a JSON object" },
 		{ "{\"help\": true}", "unknown key 'help'" },
