@@ -639,6 +639,16 @@ static int cuda_scale(struct tk_backend *be, float *x, float sc, size_t n)
 	return stage_end(&s);
 }
 
+static int cuda_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dx = OUT(&s, x, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_add_noise(s.c->st, dx, n, key, mag));
+	return stage_end(&s);
+}
+
 /* The inverse frequencies are computed here with the CPU backend's powf
  * and uploaded, so that both backends rotate by the same fp32 angles. */
 static int cuda_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
@@ -1142,6 +1152,7 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .attention_decode = */ cuda_attention_decode,
 	/* .copy_rows = */ cuda_copy_rows,
 	/* .mem_info = */ cuda_mem_info,
+	/* .add_noise = */ cuda_add_noise,
 };
 
 /* Undoes a partial init. */

@@ -9,6 +9,7 @@
 #include "reduce.cuh"
 
 #include "base/math-common.h"
+#include "base/rng.h"
 
 #define EW_THREADS 256
 
@@ -59,6 +60,13 @@ __global__ void axpy_k(float *y, float a, const float *x, size_t n)
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x)
 		y[i] += a * x[i];
+}
+
+__global__ void add_noise_k(float *x, size_t n, uint64_t key, float mag)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		x[i] += tk_noise_uniform(key, i, mag);
 }
 
 __global__ void scale_k(float *x, float s, size_t n)
@@ -167,6 +175,12 @@ cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, 
 cudaError_t cu_axpy(cudaStream_t st, float *y, float a, const float *x, size_t n)
 {
 	axpy_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(y, a, x, n);
+	return cudaGetLastError();
+}
+
+cudaError_t cu_add_noise(cudaStream_t st, float *x, size_t n, uint64_t key, float mag)
+{
+	add_noise_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(x, n, key, mag);
 	return cudaGetLastError();
 }
 

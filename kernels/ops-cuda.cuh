@@ -51,6 +51,7 @@ cudaError_t cu_swiglu_bwd(cudaStream_t st, float *dgate, float *dup, const float
 cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim);
 cudaError_t cu_axpy(cudaStream_t st, float *y, float a, const float *x, size_t n);
 cudaError_t cu_scale(cudaStream_t st, float *x, float s, size_t n);
+cudaError_t cu_add_noise(cudaStream_t st, float *x, size_t n, uint64_t key, float mag);
 /* C = beta C for the k == 0 GEMM (beta 0 writes zeros, as BLAS does). */
 cudaError_t cu_scale_matrix(cudaStream_t st, float *c, int m, int n, int ldc, float beta);
 /* inv_freq: head_dim / 2 floats in device memory, computed on the host with

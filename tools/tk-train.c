@@ -45,7 +45,7 @@ static const char *const ignored_keys[] = {
 static struct {
 	const char *model, *init, *tokenizer, *data, *eval_data, *output_dir, *config, *resume;
 	const char *sched, *sched_kwargs, *eval_strategy, *save_strategy, *optim;
-	double epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
+	double neftune, epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
 	double logging_steps, eval_steps, save_steps;
 	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads, zero;
 	int logging_first_step, shuffle, grad_ckpt, eval_only, force, quiet;
@@ -114,6 +114,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_DOUBLE(0, "adam-beta1", &a.beta1, "B", 0, 1, "(0.9)"),
 	TK_OPT_DOUBLE(0, "adam-beta2", &a.beta2, "B", 0, 1, "(0.999)"),
 	TK_OPT_DOUBLE(0, "adam-epsilon", &a.eps, "E", 0, 1, "(1e-8)"),
+	TK_OPT_DOUBLE(0, "neftune-noise-alpha", &a.neftune, "A", 0, 1e6,
+		      "NEFTune: uniform noise of A / sqrt(seq_len * hidden) on the input "
+		      "embeddings while training (5 is the paper's; 0: none)"),
 	TK_OPT_DOUBLE(0, "max-grad-norm", &a.max_grad_norm, "N", 0, 1e300,
 		      "clip the gradient norm to N; 0: no clipping (1.0)"),
 	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched,
@@ -603,6 +606,7 @@ int main(int argc, char **argv)
 	o.beta2 = a.beta2;
 	o.eps = a.eps;
 	o.max_grad_norm = a.max_grad_norm;
+	o.neftune_alpha = a.neftune;
 	if (tk_sched_parse(a.sched, &o.sched, &d))
 		return tk_cli_usage_error("%s", d.msg);
 	o.sched_kwargs = a.sched_kwargs;

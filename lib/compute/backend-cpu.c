@@ -42,6 +42,7 @@
 #include "base/math-common.h"
 #include "base/quant-common.h"
 #include "base/quant.h"
+#include "base/rng.h"
 #include "compute/blas.h"
 
 struct cpu_ctx {
@@ -478,6 +479,15 @@ static int cpu_axpy(struct tk_backend *be, float *y, float a, const float *x, si
 #pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= PAR_MIN)
 	for (size_t i = 0; i < n; i++)
 		y[i] += a * x[i];
+	return 0;
+}
+
+static int cpu_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n >= PAR_MIN)
+	for (size_t i = 0; i < n; i++)
+		x[i] += tk_noise_uniform(key, i, mag);
 	return 0;
 }
 
@@ -1585,6 +1595,7 @@ static const struct tk_backend_i cpu_backend = {
 	/* .attention_decode = */ cpu_attention_decode,
 	/* .copy_rows = */ cpu_copy_rows,
 	/* .mem_info = */ cpu_mem_info,
+	/* .add_noise = */ cpu_add_noise,
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)

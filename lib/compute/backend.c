@@ -210,6 +210,13 @@ int tk_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n)
 	return n ? be->i->axpy(be, y, a, x, n) : 0;
 }
 
+int tk_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag)
+{
+	if (!SLOT(be, add_noise))
+		return TK_E_UNSUPPORTED;
+	return n ? be->i->add_noise(be, x, n, key, mag) : 0;
+}
+
 int tk_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
 	    int head_dim, float theta, int inverse)
 {

@@ -145,6 +145,9 @@ struct tk_backend_i {
 			 int n, int dim);
 	/* Fills *mi (struct tk_mem_info).  NULL: nothing known (all zero). */
 	int (*mem_info)(struct tk_backend *be, struct tk_mem_info *mi);
+	/* x[i] += tk_noise_uniform(key, i, mag) (base/rng.h): NEFTune's noise
+	 * on the input embeddings. */
+	int (*add_noise)(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag);
 };
 
 /* The precision of matmul's operands: they are rounded to it (round to
@@ -232,6 +235,8 @@ int tk_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *
 int tk_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
 int tk_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim);
 int tk_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n);
+/* x[i] += uniform noise in [-mag, mag) from the stream key (add_noise). */
+int tk_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag);
 int tk_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
 	    int head_dim, float theta, int inverse);
 int tk_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,

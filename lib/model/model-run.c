@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "model/lora-int.h"
 #include "model/model-int.h"
 
@@ -378,6 +379,11 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 	}
 
 	err = tk_embedding_fwd(m->be, r->res, P(r->emb), r->ids, N, C);
+	if (!err && want_grad && m->neftune_alpha > 0) {
+		float mag = m->neftune_alpha / sqrtf((float)T * (float)C);
+		uint64_t key = tk_mix64(tk_mix64(m->noise_seed ^ 0x6e6566ULL) ^ m->noise_step);
+		err = tk_add_noise(m->be, r->res, (size_t)N * C, key, mag);
+	}
 	if (!err && r->pos >= 0) {
 		err = tk_embedding_fwd(m->be, r->dtmp, P(r->pos), r->pos_ids, N, C);
 		if (!err)

@@ -1226,6 +1226,8 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 				   "(add --lora-r 16, or dequantize it)");
 	if (tr->m.lora) /* dropout masks: the run's seed, also for loaded adapters */
 		tr->m.lora->seed = o->seed;
+	tr->m.neftune_alpha = (float)o->neftune_alpha;
+	tr->m.noise_seed = o->seed;
 	tk_model_set_checkpointing(&tr->m, o->gradient_checkpointing);
 	return load_tokenizer(tr, src, d);
 }
@@ -1872,6 +1874,8 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 				   "nothing to train: num_train_epochs and max_steps are both 0");
 	if (o->logging_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "logging_steps must be above 0");
+	if (!(o->neftune_alpha >= 0 && o->neftune_alpha < 1e30))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "neftune_noise_alpha must be 0 or above");
 	if (o->sched == TK_SCHED_REDUCE_ON_PLATEAU && o->eval_strategy == TK_INTERVAL_NO &&
 	    !o->eval_only)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "lr_scheduler_type reduce_lr_on_plateau "
@@ -2122,6 +2126,7 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		struct tk_model_loss l;
 		if (m->lora) /* the forward counts it up by one */
 			m->lora->step = mb_global + (uint64_t)i;
+		m->noise_step = mb_global + (uint64_t)i; /* NEFTune's, as the masks */
 		if ((rc = tk_model_forward(m, tr->ids + i * per, tr->targets + i * per, tr->rows[i],
 					   T, 1, gdiv, &l, d)))
 			return rc;

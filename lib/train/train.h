@@ -129,6 +129,7 @@ struct tk_train_opts {
 	long long max_steps;    /* <= 0: from num_train_epochs */
 	int batch, eval_batch, grad_accum;
 	double lr, weight_decay, beta1, beta2, eps, max_grad_norm;
+	double neftune_alpha;   /* NEFTune's noise_alpha (struct tk_model); 0: off */
 	enum tk_sched_type sched;
 	const char *sched_kwargs; /* lr_scheduler_kwargs: a JSON object's text, or NULL */
 	double warmup;          /* >= 1: steps; < 1: fraction of max_steps */

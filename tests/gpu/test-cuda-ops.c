@@ -161,7 +161,7 @@ static void test_activations(void)
 	pair_free(&u);
 }
 
-/* bias_add, bias_grad (accumulates), axpy, scale.  bias_add and scale are
+/* bias_add, bias_grad (accumulates), axpy, scale, add_noise.  bias_add and scale are
  * one rounding each: exact.  axpy may be fused on the GPU: 1 ulp.
  * bias_grad: double sums of floats on both sides, rounded once: 1e-6 rel. */
 static void test_simple(void)
@@ -182,6 +182,11 @@ static void test_simple(void)
 	CHECK_PAIR("axpy", y, 1e-7, 2e-7);
 	BOTH_OK(tk_scale(&cpu, y.c, 1.7f, n), tk_scale(&gpu, y.g, 1.7f, n), "scale");
 	CHECK_PAIR("scale", y, 1e-7, 2e-7); /* inputs differ by the axpy's ulp */
+	/* NEFTune's noise: the same hashed floats on both (base/rng.h); the
+	 * GPU may fuse -mag + 2 mag u into one FMA: 1 ulp */
+	BOTH_OK(tk_add_noise(&cpu, y.c, n, 77, 0.01f), tk_add_noise(&gpu, y.g, n, 77, 0.01f),
+		"add_noise");
+	CHECK_PAIR("add_noise", y, 1e-7, 4e-7);
 	pair_free(&y);
 	pair_free(&b);
 	pair_free(&db);
