@@ -51,6 +51,10 @@ static struct {
 	int logging_first_step, shuffle, grad_ckpt, eval_only, force, quiet;
 	struct tk_strlist report_to;
 	const char *logging_dir;
+	const char *best_metric;
+	int load_best, greater;
+	long long es_patience;
+	double es_threshold;
 	long long lora_r;
 	double lora_alpha, lora_dropout;
 	struct tk_strlist lora_targets, modules_to_save;
@@ -63,7 +67,7 @@ static struct {
 	.optim = "adamw_torch", .epochs = 3, .lr = 5e-5, .beta1 = 0.9, .beta2 = 0.999,
 	.eps = 1e-8, .max_grad_norm = 1.0, .warmup_ratio = -1, .logging_steps = 500,
 	.save_steps = 500, .max_steps = -1, .batch = 8, .eval_batch = 8, .grad_accum = 1,
-	.seed = 42, .shuffle = 1, .scale_power = 16, .scale_window = 2000,
+	.seed = 42, .shuffle = 1, .greater = -1, .scale_power = 16, .scale_window = 2000,
 };
 
 static const struct tk_opt opts[] = {
@@ -167,12 +171,26 @@ static const struct tk_opt opts[] = {
 		      "evaluate every N steps (default: --logging-steps)"),
 	TK_OPT_INT(0, "per-device-eval-batch-size", &a.eval_batch, "N", 1, 1 << 20,
 		   "blocks per eval batch (8)"),
-	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch",
-		      "when to write a checkpoint (steps)"),
+	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch|best",
+		      "when to write a checkpoint; best: after an evaluation that found a new "
+		      "best --metric-for-best-model (steps)"),
 	TK_OPT_DOUBLE(0, "save-steps", &a.save_steps, "N", 0, 1e15,
 		      "checkpoint every N steps, or a fraction of the steps below 1 (500)"),
 	TK_OPT_INT(0, "save-total-limit", &a.save_total_limit, "N", 0, 1e15,
-		   "keep only the newest N checkpoints (0: all)"),
+		   "keep only the newest N checkpoints, and the best one (0: all)"),
+	TK_OPT_BOOL(0, "load-best-model-at-end", &a.load_best,
+		    "write the best checkpoint's model as OUT's (needs matching eval and save "
+		    "strategies, or --save-strategy best)"),
+	TK_OPT_STR(0, "metric-for-best-model", &a.best_metric, "loss|perplexity",
+		   "the eval metric that picks the best checkpoint (loss when "
+		   "--load-best-model-at-end is given)"),
+	TK_OPT_BOOL(0, "greater-is-better", &a.greater,
+		    "a greater metric is better (default: not for a loss)"),
+	TK_OPT_INT(0, "early-stopping-patience", &a.es_patience, "N", 0, 1e15,
+		   "stop after N evaluations without a better metric (EarlyStoppingCallback; "
+		   "0: never)"),
+	TK_OPT_DOUBLE(0, "early-stopping-threshold", &a.es_threshold, "F", 0, 1e300,
+		      "how much better a metric must be to count as better (0)"),
 	TK_OPT_GROUP("tk:"),
 	TK_OPT_BOOL(0, "eval-only", &a.eval_only,
 		    "evaluate without training: --eval-data, else the --data directory's eval "
@@ -190,7 +208,7 @@ static const struct tk_opt opts[] = {
 static enum tk_interval strategy(const char *s)
 {
 	return !strcmp(s, "steps") ? TK_INTERVAL_STEPS : !strcmp(s, "epoch") ? TK_INTERVAL_EPOCH
-									      : TK_INTERVAL_NO;
+					: !strcmp(s, "best") ? TK_INTERVAL_BEST : TK_INTERVAL_NO;
 }
 
 struct view {
@@ -427,6 +445,11 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		fprintf(stderr, "%s: saved %s\n", tk_prog, ev->path);
 		break;
 	case TK_TRAIN_EV_END:
+		if (ev->stopped_early)
+			fprintf(stderr, "%s: early stopping at step %ld: no better eval metric in the "
+				"last evaluations (--early-stopping-patience)\n", tk_prog, ev->step);
+		if (ev->best)
+			fprintf(stderr, "%s: best checkpoint: %s\n", tk_prog, ev->best);
 		fmt_time(eta, sizeof(eta), ev->elapsed);
 		fprintf(stderr, "%s: done: %ld steps, train_loss %.4f, %s, %.0f tokens/s; model in %s\n",
 			tk_prog, ev->step, ev->loss, eta, ev->tokens_per_s, ev->path);
@@ -607,6 +630,11 @@ int main(int argc, char **argv)
 	o.eps = a.eps;
 	o.max_grad_norm = a.max_grad_norm;
 	o.neftune_alpha = a.neftune;
+	o.metric_for_best_model = a.best_metric;
+	o.load_best_model_at_end = a.load_best;
+	o.greater_is_better = a.greater;
+	o.early_stopping_patience = (long)a.es_patience;
+	o.early_stopping_threshold = a.es_threshold;
 	if (tk_sched_parse(a.sched, &o.sched, &d))
 		return tk_cli_usage_error("%s", d.msg);
 	o.sched_kwargs = a.sched_kwargs;
