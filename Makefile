@@ -2,6 +2,8 @@
 #
 #   make            build lib/libtk.a and bin/tk-* (with kernels/ when nvcc is found)
 #   make test       install missing Debian packages, build, run every test
+#   make install    bin/tk-* and man/ pages under PREFIX (/usr/local; DESTDIR as GNU's)
+#   make uninstall  remove what make install put there
 #   make demo       install, build, LoRA-tune SmolLM2-135M on Debian's fortunes (QLORA=1: QLoRA)
 #   make demo-scratch  install, build, train a small GPT-2 from scratch on the same quotes
 #   make parity     regenerate the reference fixtures with the Python stack and compare
@@ -90,7 +92,7 @@ else
 MPI_NOTE := MPI: mpicc not found, building single-process tk-train
 endif
 
-.PHONY: FORCE all test deps mutate mutate-formats crash demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
+.PHONY: FORCE all install uninstall test deps mutate mutate-formats crash demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -175,6 +177,33 @@ fuzz: deps
 		rc=$$?; grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units)' build-fuzz/$$n.log; \
 		[ $$rc -eq 0 ] || { tail -40 build-fuzz/$$n.log; exit 1; }; \
 	done
+
+# make install [PREFIX=/usr/local] [DESTDIR=stage]: the tools in
+# $(bindir), the man pages in $(mandir)/manN, as GNU's coding standards and
+# git's Makefile have it (DESTDIR is prepended to every path, for packagers
+# and staged installs; prefix and PREFIX are the same).  make uninstall
+# removes those files again, and leaves the directories.
+PREFIX   ?= /usr/local
+prefix   ?= $(PREFIX)
+bindir   ?= $(prefix)/bin
+mandir   ?= $(prefix)/share/man
+INSTALL  ?= install
+MAN_PAGES := $(sort $(wildcard man/*.[1-8]))
+MAN_SECTIONS := $(sort $(subst .,,$(suffix $(MAN_PAGES))))
+
+install: $(TOOLS)
+	$(INSTALL) -d '$(DESTDIR)$(bindir)'
+	$(INSTALL) -m 755 $(TOOLS) '$(DESTDIR)$(bindir)'
+	@set -e; for s in $(MAN_SECTIONS); do \
+		echo "$(INSTALL) -d '$(DESTDIR)$(mandir)/man'$$s"; \
+		$(INSTALL) -d '$(DESTDIR)$(mandir)/man'$$s; \
+		echo "$(INSTALL) -m 644 man/*.$$s '$(DESTDIR)$(mandir)/man'$$s"; \
+		$(INSTALL) -m 644 man/*.$$s '$(DESTDIR)$(mandir)/man'$$s; \
+	done
+
+uninstall:
+	rm -f $(patsubst $(BIN)/%,'$(DESTDIR)$(bindir)/%',$(TOOLS))
+	rm -f $(foreach m,$(MAN_PAGES),'$(DESTDIR)$(mandir)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))')
 
 # Missing Debian packages are installed (as root) or named (otherwise).
 deps:
