@@ -102,6 +102,15 @@ cuda-note:
 	@echo "$(CUDA_NOTE)"
 	@echo "$(MPI_NOTE)"
 
+# Build lines are short (CC lib/base/opt.o, LD bin/tk-train), as the
+# kernel's and git's are; V=1 prints the whole commands.  A failing
+# command is still shown by the compiler's own message.
+ifeq ($(V),1)
+quiet =
+else
+quiet = @printf '  %-6s %s\n' '$(1)' '$@';
+endif
+
 # Objects are rebuilt when the compiler flags change (asan, ubsan, CUDA on/off).
 FLAGS_STAMP := $(BUILD)/.flags
 $(FLAGS_STAMP): FORCE
@@ -112,43 +121,43 @@ FORCE:
 
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -c $< -o $@
+	$(call quiet,CC)$(CC) $(ALLCFLAGS) -c $< -o $@
 
 # Warnings are errors; ptxas's register and spill report for every arch is
 # kept beside the object (build/kernels/NAME.ptxas) for make cuda-check.
 $(BUILD)/kernels/%.o: kernels/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) $(CU_GENCODE) -Ilib -Ikernels -DTK_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"' \
+	$(call quiet,NVCC)$(NVCC) $(NVCCFLAGS) $(CU_GENCODE) -Ilib -Ikernels -DTK_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"' \
 		-Werror all-warnings -Xcompiler -Wall -Xptxas -v -MMD -MP -c $< -o $@ \
 		2> $(@:.o=.ptxas) || { cat $(@:.o=.ptxas) >&2; rm -f $@; exit 1; }
 	@grep -v '^ptxas info\|^    [0-9]* bytes stack frame' $(@:.o=.ptxas) >&2 || true
 
 $(LIBTK): $(LIB_OBJ) $(CU_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call quiet,AR)ar rcs $@ $^
 
 $(BIN)/tk-%: $(BUILD)/tools/tk-%.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The CUDA conformance suite (tests/gpu): CUDA vs CPU, SKIP without a GPU.
 $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/gpu/%.o: tests/gpu/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -Itests/unit -c $< -o $@
+	$(call quiet,CC)$(CC) $(ALLCFLAGS) -Itests/unit -c $< -o $@
 
 # Fuzz targets: with a seeded mutation driver for make test; with libFuzzer
 # (clang) for make fuzz, FUZZ_SECONDS each, on a copy of the seed corpus.
 $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/driver.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # make fuzz: the library is compiled once with clang for libFuzzer
 # (build-fuzz/libtk.a), then each target (FUZZ_TARGETS="input peft" picks
@@ -305,10 +314,10 @@ bench: deps $(VENV)/.ok
 	@TK_BIN=$(BIN) TK_BUILD=$(BUILD) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
 
 $(BUILD)/bench-ops: $(BUILD)/bench/ops.o $(LIBTK)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/bench-qlora-mem: $(BUILD)/bench/qlora-mem.o $(LIBTK)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 clean:
 	rm -rf $(BUILD) build-asan build-ubsan build-fuzz build-mutate $(BIN)
