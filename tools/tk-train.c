@@ -185,7 +185,8 @@ static enum tk_interval strategy(const char *s)
 }
 
 struct view {
-	int quiet, tty, bar;
+	int quiet;
+	struct tk_status st; /* the progress between logging lines (jobs/cli.h) */
 	struct tk_train_event end;
 	/* --report-to tensorboard: events to tb in logdir; tb_rc: the first
 	 * failure (reported at once; the run goes on, tk-train exits 1). */
@@ -352,10 +353,8 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		v->end = *ev;
 	if (v->quiet)
 		return;
-	if (v->bar && ev->kind != TK_TRAIN_EV_STEP) {
-		fputs("\r\033[K", stderr);
-		v->bar = 0;
-	}
+	if (ev->kind != TK_TRAIN_EV_STEP)
+		tk_status_clear(&v->st);
 	char eta[32], n1[40], n2[40], dm[64];
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -382,31 +381,45 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		break;
 	case TK_TRAIN_EV_STEP: {
 		long done = ev->step - ev->first_step;
+		double frac = ev->max_steps ? (double)ev->step / (double)ev->max_steps : -1;
 		if (ev->skipped) {
-			fprintf(stderr, "%s%s: step %ld: fp16 gradients overflowed, update skipped; "
-				"loss scale now %.9g\n", v->bar ? "\r\033[K" : "", tk_prog, ev->step,
-				ev->loss_scale);
-			v->bar = 0;
+			tk_status_clear(&v->st);
+			fprintf(stderr, "%s: step %ld: fp16 gradients overflowed, update skipped; "
+				"loss scale now %.9g\n", tk_prog, ev->step, ev->loss_scale);
 		}
 		double left = done ? ev->elapsed / done * (double)(ev->max_steps - ev->step) : 0;
 		fmt_time(eta, sizeof(eta), left);
-		if (ev->logged || !v->tty) {
-			if (!ev->logged)
-				break;
-			if (v->bar)
-				fputs("\r\033[K", stderr);
+		if (ev->logged) {
+			tk_status_clear(&v->st);
 			fprintf(stderr, "%s: step %ld/%ld epoch %.2f loss %.4f grad_norm %.4g lr %.4g "
 				"%.0f tokens/s ETA %s mem %ld MB%s\n", tk_prog, ev->step, ev->max_steps,
 				ev->epoch, ev->logged_loss, ev->grad_norm, ev->lr, ev->tokens_per_s, eta,
 				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
+			/* a logging line is a progress line too: the next report is
+			 * due from here (a redrawn bar still follows it at once) */
+			if (!tk_status_inplace(&v->st)) {
+				tk_pace_mark(&v->st.pace, tk_now(), frac);
+				break;
+			}
 		}
-		if (v->tty) {
+		/* between logging steps (HF's default is 500), a report every
+		 * few seconds (TK_PROGRESS, jobs/cli.h): a notebook cell or a
+		 * log is never silent for minutes */
+		if (!ev->logged && !tk_status_due(&v->st, frac))
+			break;
+		if (tk_status_inplace(&v->st)) {
 			int w = 24, fill = ev->max_steps ? (int)(w * ev->step / ev->max_steps) : w;
-			fprintf(stderr, "\rtraining [%.*s%*s] %ld/%ld loss %.4f lr %.3g %.0f tok/s ETA %s "
-				"mem %ld MB%s\033[K", fill, "########################", w - fill, "",
-				ev->step, ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
-				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
-			v->bar = 1;
+			tk_status_show(&v->st, frac, "training [%.*s%*s] %ld/%ld loss %.4f lr %.3g "
+				       "%.0f tok/s ETA %s mem %ld MB%s", fill,
+				       "########################", w - fill, "", ev->step,
+				       ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
+				       ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
+		} else {
+			tk_status_show(&v->st, frac, "progress: step %ld/%ld (%.0f%%) epoch %.2f loss "
+				       "%.4f %.0f tokens/s ETA %s mem %ld MB%s", ev->step,
+				       ev->max_steps, frac >= 0 ? 100 * frac : 0.0, ev->epoch, ev->loss,
+				       ev->tokens_per_s, eta, ru.ru_maxrss / 1024,
+				       dev_mem(dm, sizeof(dm), ev));
 		}
 		break;
 	}
@@ -573,7 +586,7 @@ int main(int argc, char **argv)
 
 	static struct view v;
 	v.quiet = a.quiet;
-	v.tty = isatty(STDERR_FILENO);
+	tk_status_init(&v.st, !a.quiet);
 	if ((ec = report_setup(&v)))
 		return ec;
 	struct tk_train_opts o;
@@ -642,6 +655,7 @@ int main(int argc, char **argv)
 	o.ctx = &v;
 	double eval_loss = -1; /* a loss is never negative: -1 until evaluated */
 	rc = tk_train_run(&o, &eval_loss, &d);
+	tk_status_clear(&v.st); /* a redrawn line, before a message */
 	if (rc && tk_dist_rank()) /* where rank 0 failed alike, its abort ends us first */
 		sleep(1);
 	tk_backend_free(&be);
