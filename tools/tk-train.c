@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "jobs/cli.h"
 #include "compute/dist.h"
 #include "formats/tboard.h"
@@ -39,8 +41,36 @@ static const char *const ignored_keys[] = {
 	"local_rank", "log_level", "log_level_replica", "log_on_each_node", "skip_memory_metrics",
 	"prediction_loss_only", "use_cpu", "no_cuda", "ddp_backend", "ddp_timeout",
 	"ddp_find_unused_parameters", "ignore_data_skip", "include_num_input_tokens_seen",
-	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", NULL,
+	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", "torch_compile",
+	"torch_compile_backend", "torch_compile_mode", "deepspeed", "fsdp", "fsdp_config", "tf32",
+	"use_mps_device", "jit_mode_eval", "use_ipex", NULL,
 };
+
+/* Of those, the ones that ask for something tk-train cannot do (upload,
+ * compile, shard with another framework, run elsewhere): set to anything
+ * but false, null, 0, "" or [], they get one warning, and the run goes on.
+ * hub_* keys count only with push_to_hub (they mean nothing without it). */
+static const char *const cannot_keys[] = {
+	"push_to_hub", "torch_compile", "torch_compile_backend", "torch_compile_mode",
+	"deepspeed", "fsdp", "fsdp_config", "tf32", "use_cpu", "no_cuda", "use_mps_device",
+	"jit_mode_eval", "use_ipex", "ddp_backend", NULL,
+};
+
+/* --report-to integrations of transformers that tk-train has not: named,
+ * they get one warning and the run goes on (tensorboard is there, and
+ * OUT/metrics.jsonl holds every logged value). */
+static const char *const foreign_reporters[] = {
+	"wandb", "mlflow", "comet_ml", "neptune", "clearml", "dagshub", "dvclive", "flyte",
+	"codecarbon", "azure_ml", "swanlab", "trackio", NULL,
+};
+
+static int listed(const char *const *list, const char *s)
+{
+	for (int i = 0; list[i]; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return 0;
+}
 
 static struct {
 	const char *model, *init, *tokenizer, *data, *eval_data, *output_dir, *config, *resume;
@@ -221,13 +251,23 @@ static void report_end(struct view *v, int failed)
  * transformers' default_logdir() names it. */
 static int report_setup(struct view *v)
 {
+	char foreign[256] = "";
 	for (int i = 0; i < a.report_to.n; i++) {
 		const char *r = a.report_to.v[i];
+		if (listed(foreign_reporters, r)) {
+			size_t n = strlen(foreign);
+			snprintf(foreign + n, sizeof(foreign) - n, "%s%s", n ? ", " : "", r);
+			continue;
+		}
 		if (strcmp(r, "none") && strcmp(r, "tensorboard") && strcmp(r, "all"))
 			return tk_cli_usage_error("--report-to: '%s' is not one of none, "
 						  "tensorboard, all", r);
 		v->report = strcmp(r, "none") != 0;
 	}
+	if (foreign[0] && !a.quiet)
+		fprintf(stderr, "%s: warning: report_to %s: not in tk-train (tensorboard is, and "
+			"OUT/metrics.jsonl has every logged value); going on without\n", tk_prog,
+			foreign);
 	if (!v->report || a.eval_only)
 		return v->report = 0;
 	char stamp[64] = "", host[256] = "localhost";
@@ -509,6 +549,29 @@ static int check_args(void)
 	return 0;
 }
 
+/* One warning for the keys of the --config JSON that ask for what
+ * tk-train cannot do (cannot_keys, set), naming them all. */
+static void warn_cannot(const char *json)
+{
+	cJSON *root = cJSON_Parse(json);
+	int push = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "push_to_hub"));
+	char names[512] = "";
+	for (cJSON *it = root ? root->child : NULL; it; it = it->next) {
+		int set = cJSON_IsTrue(it) || (cJSON_IsNumber(it) && it->valuedouble != 0) ||
+			  (cJSON_IsString(it) && it->valuestring[0]) ||
+			  ((cJSON_IsArray(it) || cJSON_IsObject(it)) && it->child);
+		int hub = push && !strncmp(it->string, "hub_", 4);
+		size_t n = strlen(names);
+		if (set && (hub || listed(cannot_keys, it->string)))
+			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", it->string);
+	}
+	cJSON_Delete(root);
+	if (names[0] && !a.quiet)
+		fprintf(stderr, "%s: warning: %s: %s: not done by tk-train, going on without%s\n",
+			tk_prog, a.config, names, push ? " (to upload OUT: "
+			"huggingface-cli upload REPO OUT)" : "");
+}
+
 static int apply_config(int argc, char **argv, void **hold)
 {
 	struct tk_diag d;
@@ -527,6 +590,8 @@ static int apply_config(int argc, char **argv, void **hold)
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	rc = tk_opt_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
+	if (!rc)
+		warn_cannot(b.data);
 	tk_buf_free(&b);
 	if (rc)
 		return tk_cli_fail(rc, &d);
