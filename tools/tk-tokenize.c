@@ -11,6 +11,7 @@
 static const char *const usage[] = {
 	"tk-tokenize -t TOKENIZER [OPTIONS] [FILE...]",
 	"tk-tokenize -t TOKENIZER --decode [OPTIONS] [SHARD...]",
+	"tk-tokenize --stats|--ids [OPTIONS] [SHARD...]",
 	NULL,
 };
 
@@ -32,7 +33,8 @@ static struct tool_opts o = { .output = "-", .add_eos = 1, .add_special = 1 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('t', "tokenizer", &o.tokenizer, "PATH",
-		   "model directory, tokenizer.json or a GGUF file (required)"),
+		   "model directory, tokenizer.json or a GGUF file (required, but for "
+		   "--stats and --ids of shards)"),
 	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout"),
 	TK_OPT_BOOL('f', "force", &o.force, "overwrite the output if it exists"),
 	TK_OPT_INT('j', "threads", &o.threads, "N", 0, 1024,
@@ -81,13 +83,15 @@ static void on_progress(void *arg, const struct tk_tokenize_stats *st)
 	tk_progress_update(&bar, st->documents);
 }
 
-static void print_stats(FILE *fp, const struct tk_tokenize_stats *st)
+/* The counts; bytes (of the decoded text) only where a tokenizer decoded. */
+static void print_stats(FILE *fp, const struct tk_tokenize_stats *st, int bytes)
 {
-	fprintf(fp, "documents: %llu\ntokens: %llu\nbytes: %llu\n",
-		(unsigned long long)st->documents, (unsigned long long)st->tokens,
-		(unsigned long long)st->bytes);
-	fprintf(fp, "bytes_per_token: %.4f\nmasked_tokens: %llu\n",
-		st->tokens ? (double)st->bytes / st->tokens : 0.0, (unsigned long long)st->masked);
+	fprintf(fp, "documents: %llu\ntokens: %llu\n", (unsigned long long)st->documents,
+		(unsigned long long)st->tokens);
+	if (bytes)
+		fprintf(fp, "bytes: %llu\nbytes_per_token: %.4f\n", (unsigned long long)st->bytes,
+			st->tokens ? (double)st->bytes / st->tokens : 0.0);
+	fprintf(fp, "masked_tokens: %llu\n", (unsigned long long)st->masked);
 }
 
 /* The chat template beside the tokenizer, for conversations: into *c and
@@ -114,10 +118,18 @@ int main(int argc, char **argv)
 	if (exit_now)
 		return ec;
 
-	if (!o.tokenizer)
-		return tk_cli_usage_error("-t/--tokenizer is required");
 	if (o.ids + o.decode + o.stats > 1)
 		return tk_cli_usage_error("choose one of --ids, --decode and --stats");
+	/* the ids of token shards, and their counts, need no tokenizer */
+	for (int i = 0; !o.tokenizer && i < (npos ? npos : 1); i++) {
+		const char *in = npos ? argv[i] : "-";
+		size_t n = strlen(in);
+		int shard = (o.format && !strcmp(o.format, "tks")) ||
+			    (n > 4 && !strcmp(in + n - 4, ".tks"));
+		if (!(o.stats || o.ids) || !shard)
+			return tk_cli_usage_error("-t/--tokenizer is required (only --stats and "
+						  "--ids of .tks shards go without)");
+	}
 	if (o.show_mask && !o.ids)
 		return tk_cli_usage_error("--show-mask goes with --ids");
 	if (o.skip_special && !o.decode)
@@ -155,13 +167,13 @@ int main(int argc, char **argv)
 		return tk_cli_usage_error("not writing a binary shard to a terminal "
 					  "(use -o FILE, a pipe, or --ids)");
 
-	tk_tokenizer_t *t;
-	int rc = tk_tokenizer_load(&t, o.tokenizer, &d);
+	tk_tokenizer_t *t = NULL;
+	int rc = o.tokenizer ? tk_tokenizer_load(&t, o.tokenizer, &d) : 0;
 	if (rc)
 		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
 
 	struct tk_chat chat = { 0 };
-	if (!to.shards)
+	if (!to.shards && t)
 		load_chat(&chat, &to.in);
 	struct tk_afile out;
 	if ((rc = tk_afile_open(&out, o.output, o.force, &d))) {
@@ -176,7 +188,7 @@ int main(int argc, char **argv)
 	struct tk_tokenize_stats st;
 	rc = tk_tokenize_run(t, &to, out.fp, out_name, &st, &d);
 	if (!rc && to.mode == TK_TOKENIZE_STATS)
-		print_stats(out.fp, &st);
+		print_stats(out.fp, &st, t != NULL);
 	if (!rc)
 		rc = tk_afile_commit(&out, &d);
 	else
@@ -198,7 +210,11 @@ int main(int argc, char **argv)
 			"prefix of the whole text's tokens; the first tokens, as many as the "
 			"prompt's, are left out of the loss (as TRL does)\n", tk_prog,
 			(unsigned long long)st.prompt_mismatch, st.prompt_mismatch == 1 ? "" : "s");
-	if (!o.quiet)
+	if (!o.quiet && !o.tokenizer) /* no text decoded: no MB to count */
+		fprintf(stderr, "%s: %llu document%s, %llu tokens in %.2f s\n", tk_prog,
+			(unsigned long long)st.documents, st.documents == 1 ? "" : "s",
+			(unsigned long long)st.tokens, secs);
+	else if (!o.quiet)
 		fprintf(stderr, "%s: %llu document%s, %llu tokens, %.1f MB in %.2f s (%.1f MB/s)\n",
 			tk_prog, (unsigned long long)st.documents, st.documents == 1 ? "" : "s",
 			(unsigned long long)st.tokens,

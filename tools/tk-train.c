@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "jobs/cli.h"
 #include "compute/dist.h"
 #include "formats/tboard.h"
@@ -39,8 +41,36 @@ static const char *const ignored_keys[] = {
 	"local_rank", "log_level", "log_level_replica", "log_on_each_node", "skip_memory_metrics",
 	"prediction_loss_only", "use_cpu", "no_cuda", "ddp_backend", "ddp_timeout",
 	"ddp_find_unused_parameters", "ignore_data_skip", "include_num_input_tokens_seen",
-	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", NULL,
+	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", "torch_compile",
+	"torch_compile_backend", "torch_compile_mode", "deepspeed", "fsdp", "fsdp_config", "tf32",
+	"use_mps_device", "jit_mode_eval", "use_ipex", NULL,
 };
+
+/* Of those, the ones that ask for something tk-train cannot do (upload,
+ * compile, shard with another framework, run elsewhere): set to anything
+ * but false, null, 0, "" or [], they get one warning, and the run goes on.
+ * hub_* keys count only with push_to_hub (they mean nothing without it). */
+static const char *const cannot_keys[] = {
+	"push_to_hub", "torch_compile", "torch_compile_backend", "torch_compile_mode",
+	"deepspeed", "fsdp", "fsdp_config", "tf32", "use_cpu", "no_cuda", "use_mps_device",
+	"jit_mode_eval", "use_ipex", "ddp_backend", NULL,
+};
+
+/* --report-to integrations of transformers that tk-train has not: named,
+ * they get one warning and the run goes on (tensorboard is there, and
+ * OUT/metrics.jsonl holds every logged value). */
+static const char *const foreign_reporters[] = {
+	"wandb", "mlflow", "comet_ml", "neptune", "clearml", "dagshub", "dvclive", "flyte",
+	"codecarbon", "azure_ml", "swanlab", "trackio", NULL,
+};
+
+static int listed(const char *const *list, const char *s)
+{
+	for (int i = 0; list[i]; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return 0;
+}
 
 static struct {
 	const char *model, *init, *tokenizer, *data, *eval_data, *output_dir, *config, *resume;
@@ -212,7 +242,8 @@ static enum tk_interval strategy(const char *s)
 }
 
 struct view {
-	int quiet, tty, bar;
+	int quiet;
+	struct tk_status st; /* the progress between logging lines (jobs/cli.h) */
 	struct tk_train_event end;
 	/* --report-to tensorboard: events to tb in logdir; tb_rc: the first
 	 * failure (reported at once; the run goes on, tk-train exits 1). */
@@ -247,13 +278,23 @@ static void report_end(struct view *v, int failed)
  * transformers' default_logdir() names it. */
 static int report_setup(struct view *v)
 {
+	char foreign[256] = "";
 	for (int i = 0; i < a.report_to.n; i++) {
 		const char *r = a.report_to.v[i];
+		if (listed(foreign_reporters, r)) {
+			size_t n = strlen(foreign);
+			snprintf(foreign + n, sizeof(foreign) - n, "%s%s", n ? ", " : "", r);
+			continue;
+		}
 		if (strcmp(r, "none") && strcmp(r, "tensorboard") && strcmp(r, "all"))
 			return tk_cli_usage_error("--report-to: '%s' is not one of none, "
 						  "tensorboard, all", r);
 		v->report = strcmp(r, "none") != 0;
 	}
+	if (foreign[0] && !a.quiet)
+		fprintf(stderr, "%s: warning: report_to %s: not in tk-train (tensorboard is, and "
+			"OUT/metrics.jsonl has every logged value); going on without\n", tk_prog,
+			foreign);
 	if (!v->report || a.eval_only)
 		return v->report = 0;
 	char stamp[64] = "", host[256] = "localhost";
@@ -379,10 +420,8 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		v->end = *ev;
 	if (v->quiet)
 		return;
-	if (v->bar && ev->kind != TK_TRAIN_EV_STEP) {
-		fputs("\r\033[K", stderr);
-		v->bar = 0;
-	}
+	if (ev->kind != TK_TRAIN_EV_STEP)
+		tk_status_clear(&v->st);
 	char eta[32], n1[40], n2[40], dm[64];
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -409,31 +448,45 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		break;
 	case TK_TRAIN_EV_STEP: {
 		long done = ev->step - ev->first_step;
+		double frac = ev->max_steps ? (double)ev->step / (double)ev->max_steps : -1;
 		if (ev->skipped) {
-			fprintf(stderr, "%s%s: step %ld: fp16 gradients overflowed, update skipped; "
-				"loss scale now %.9g\n", v->bar ? "\r\033[K" : "", tk_prog, ev->step,
-				ev->loss_scale);
-			v->bar = 0;
+			tk_status_clear(&v->st);
+			fprintf(stderr, "%s: step %ld: fp16 gradients overflowed, update skipped; "
+				"loss scale now %.9g\n", tk_prog, ev->step, ev->loss_scale);
 		}
 		double left = done ? ev->elapsed / done * (double)(ev->max_steps - ev->step) : 0;
 		fmt_time(eta, sizeof(eta), left);
-		if (ev->logged || !v->tty) {
-			if (!ev->logged)
-				break;
-			if (v->bar)
-				fputs("\r\033[K", stderr);
+		if (ev->logged) {
+			tk_status_clear(&v->st);
 			fprintf(stderr, "%s: step %ld/%ld epoch %.2f loss %.4f grad_norm %.4g lr %.4g "
 				"%.0f tokens/s ETA %s mem %ld MB%s\n", tk_prog, ev->step, ev->max_steps,
 				ev->epoch, ev->logged_loss, ev->grad_norm, ev->lr, ev->tokens_per_s, eta,
 				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
+			/* a logging line is a progress line too: the next report is
+			 * due from here (a redrawn bar still follows it at once) */
+			if (!tk_status_inplace(&v->st)) {
+				tk_pace_mark(&v->st.pace, tk_now(), frac);
+				break;
+			}
 		}
-		if (v->tty) {
+		/* between logging steps (HF's default is 500), a report every
+		 * few seconds (TK_PROGRESS, jobs/cli.h): a notebook cell or a
+		 * log is never silent for minutes */
+		if (!ev->logged && !tk_status_due(&v->st, frac))
+			break;
+		if (tk_status_inplace(&v->st)) {
 			int w = 24, fill = ev->max_steps ? (int)(w * ev->step / ev->max_steps) : w;
-			fprintf(stderr, "\rtraining [%.*s%*s] %ld/%ld loss %.4f lr %.3g %.0f tok/s ETA %s "
-				"mem %ld MB%s\033[K", fill, "########################", w - fill, "",
-				ev->step, ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
-				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
-			v->bar = 1;
+			tk_status_show(&v->st, frac, "training [%.*s%*s] %ld/%ld loss %.4f lr %.3g "
+				       "%.0f tok/s ETA %s mem %ld MB%s", fill,
+				       "########################", w - fill, "", ev->step,
+				       ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
+				       ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
+		} else {
+			tk_status_show(&v->st, frac, "progress: step %ld/%ld (%.0f%%) epoch %.2f loss "
+				       "%.4f %.0f tokens/s ETA %s mem %ld MB%s", ev->step,
+				       ev->max_steps, frac >= 0 ? 100 * frac : 0.0, ev->epoch, ev->loss,
+				       ev->tokens_per_s, eta, ru.ru_maxrss / 1024,
+				       dev_mem(dm, sizeof(dm), ev));
 		}
 		break;
 	}
@@ -528,6 +581,29 @@ static int check_args(void)
 	return 0;
 }
 
+/* One warning for the keys of the --config JSON that ask for what
+ * tk-train cannot do (cannot_keys, set), naming them all. */
+static void warn_cannot(const char *json)
+{
+	cJSON *root = cJSON_Parse(json);
+	int push = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "push_to_hub"));
+	char names[512] = "";
+	for (cJSON *it = root ? root->child : NULL; it; it = it->next) {
+		int set = cJSON_IsTrue(it) || (cJSON_IsNumber(it) && it->valuedouble != 0) ||
+			  (cJSON_IsString(it) && it->valuestring[0]) ||
+			  ((cJSON_IsArray(it) || cJSON_IsObject(it)) && it->child);
+		int hub = push && !strncmp(it->string, "hub_", 4);
+		size_t n = strlen(names);
+		if (set && (hub || listed(cannot_keys, it->string)))
+			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", it->string);
+	}
+	cJSON_Delete(root);
+	if (names[0] && !a.quiet)
+		fprintf(stderr, "%s: warning: %s: %s: not done by tk-train, going on without%s\n",
+			tk_prog, a.config, names, push ? " (to upload OUT: "
+			"huggingface-cli upload REPO OUT)" : "");
+}
+
 static int apply_config(int argc, char **argv, void **hold)
 {
 	struct tk_diag d;
@@ -546,6 +622,8 @@ static int apply_config(int argc, char **argv, void **hold)
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	rc = tk_opt_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
+	if (!rc)
+		warn_cannot(b.data);
 	tk_buf_free(&b);
 	if (rc)
 		return tk_cli_fail(rc, &d);
@@ -605,7 +683,7 @@ int main(int argc, char **argv)
 
 	static struct view v;
 	v.quiet = a.quiet;
-	v.tty = isatty(STDERR_FILENO);
+	tk_status_init(&v.st, !a.quiet);
 	if ((ec = report_setup(&v)))
 		return ec;
 	struct tk_train_opts o;
@@ -681,6 +759,7 @@ int main(int argc, char **argv)
 	o.ctx = &v;
 	double eval_loss = -1; /* a loss is never negative: -1 until evaluated */
 	rc = tk_train_run(&o, &eval_loss, &d);
+	tk_status_clear(&v.st); /* a redrawn line, before a message */
 	if (rc && tk_dist_rank()) /* where rank 0 failed alike, its abort ends us first */
 		sleep(1);
 	tk_backend_free(&be);

@@ -486,6 +486,8 @@ static int shard_record(struct run *r, const struct tk_record *rec, struct tk_di
 	r->st->masked += masked;
 	if (r->o->mode == TK_TOKENIZE_IDS)
 		return put_ids(r, rec->ids, rec->n, rec->mask, d);
+	if (!r->t) /* STATS without a tokenizer: no text, so no bytes */
+		return 0;
 	r->line.len = 0;
 	int skip = r->o->mode == TK_TOKENIZE_STATS || r->o->skip_special;
 	int rc = tk_decode(r->t, rec->ids, n, skip, &r->line);
@@ -515,9 +517,10 @@ static int run_shard(struct run *r, const char *path, struct tk_diag *d)
 		tk_shard_reader_t *rd;
 		if ((rc = tk_shard_reader_open(&rd, fp, name, d)))
 			break;
-		rc = tk_shard_check_tokenizer(tk_shard_reader_info(rd), name,
-					      tk_tokenizer_fingerprint(r->t),
-					      tk_tokenizer_vocab_size(r->t), d);
+		/* without a tokenizer (--stats, --ids) there is nothing to match */
+		rc = !r->t ? 0 : tk_shard_check_tokenizer(tk_shard_reader_info(rd), name,
+							  tk_tokenizer_fingerprint(r->t),
+							  tk_tokenizer_vocab_size(r->t), d);
 		struct tk_record rec;
 		while (!rc && (rc = tk_shard_read(rd, &rec, d)) == 1) {
 			rc = shard_record(r, &rec, d);
@@ -545,9 +548,14 @@ int tk_tokenize_run(const tk_tokenizer_t *t, const struct tk_tokenize_opts *o, F
 	memset(st, 0, sizeof(*st));
 	tk_diag_clear(d);
 	r.flags = o->add_special ? TK_ENCODE_ADD_SPECIAL : 0;
-	r.eos = tk_tokenizer_eos_id(t);
+	r.eos = t ? tk_tokenizer_eos_id(t) : -1;
+	if (!t && o->mode != TK_TOKENIZE_STATS && o->mode != TK_TOKENIZE_IDS)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "a tokenizer is needed (-t)");
 	for (int i = 0; i < o->n_inputs; i++) {
 		int sh = o->shards || is_shard_path(o->inputs[i]);
+		if (!sh && !t)
+			return tk_diag_set(d, TK_E_INVAL, o->inputs[i], -1,
+					   "is text: tokenizing it needs a tokenizer (-t)");
 		if (sh && o->mode == TK_TOKENIZE_SHARD)
 			return tk_diag_set(d, TK_E_INVAL, o->inputs[i], -1,
 					   "is a token shard (read it with --decode, --ids or --stats)");

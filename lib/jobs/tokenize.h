@@ -73,7 +73,9 @@ struct tk_tokenize_opts {
  * ...").  Errors name the input file and line (reading, encoding), the
  * shard (reading, a tokenizer fingerprint that differs: TK_E_MISMATCH) or
  * the output.  On error some output may already have been written: the
- * caller discards it (afile.h). */
+ * caller discards it (afile.h).  t may be NULL for STATS and IDS of
+ * token shards alone (TK_E_INVAL otherwise): shards are then not matched
+ * to a tokenizer, and STATS counts no bytes (st->bytes stays 0). */
 int tk_tokenize_run(const tk_tokenizer_t *t, const struct tk_tokenize_opts *o, FILE *out,
 		    const char *out_name, struct tk_tokenize_stats *st, struct tk_diag *d);
 

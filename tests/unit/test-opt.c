@@ -77,6 +77,33 @@ static void test_errors(void)
 	free(o.mods.v);
 }
 
+/* HfArgumentParser's snake_case spellings, and the nearest option named
+ * for a typo (not for a name far from every option). */
+static void test_hf_and_near(void)
+{
+	struct o o = { .eos = 1 };
+	struct tk_diag d;
+	int n;
+	const char *a[] = { "--seq_len", "64", "--learning_rate=0.5", "--no_add_eos" };
+	TT_REQUIRE(parse(&o, 4, a, &n, &d) == TK_OPT_DONE, "%s", d.msg);
+	TT_CHECK(o.n == 64 && o.lr == 0.5 && o.eos == 0, "n %lld lr %g eos %d", o.n, o.lr, o.eos);
+	const char *b[] = { "--learning-rat", "1" };
+	TT_CHECK(parse(&o, 2, b, &n, &d) == TK_E_INVAL &&
+		 !strcmp(d.msg, "unknown option '--learning-rat'; did you mean --learning-rate?"),
+		 "%s", d.msg);
+	const char *c[] = { "--outptu", "x" };
+	TT_CHECK(parse(&o, 2, c, &n, &d) == TK_E_INVAL && strstr(d.msg, "did you mean --output?"),
+		 "%s", d.msg);
+	const char *e[] = { "--no-such-option" };
+	TT_CHECK(parse(&o, 1, e, &n, &d) == TK_E_INVAL && !strstr(d.msg, "did you mean"), "%s",
+		 d.msg);
+	/* a one-letter difference in a short name is near; two are not */
+	const char *f[] = { "--pads" }, *g[] = { "--pxds" };
+	TT_CHECK(parse(&o, 1, f, &n, &d) == TK_E_INVAL && strstr(d.msg, "--pad?"), "%s", d.msg);
+	TT_CHECK(parse(&o, 1, g, &n, &d) == TK_E_INVAL && !strstr(d.msg, "did you"), "%s", d.msg);
+	free(o.mods.v);
+}
+
 static void test_numbers(void)
 {
 	long long v;
@@ -180,6 +207,7 @@ int main(void)
 {
 	TT_RUN(test_forms);
 	TT_RUN(test_errors);
+	TT_RUN(test_hf_and_near);
 	TT_RUN(test_numbers);
 	TT_RUN(test_usage_text);
 	TT_RUN(test_json_config);
