@@ -35,10 +35,23 @@ def inp(name):
     return os.path.join(FIX, "input", name)
 
 
-def read_csv(name):
+def read_csv(name, delimiter=","):
     # utf-8-sig drops the byte order mark, newline="" keeps \r\n inside quotes
     with open(inp(name), encoding="utf-8-sig", newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(f, delimiter=delimiter))
+
+
+def read_json_array(name):
+    # what datasets.load_dataset("json") makes of a file holding one array of
+    # objects (Alpaca's data.json); json.load when datasets is not installed
+    try:
+        import datasets
+        ds = datasets.load_dataset("json", data_files=inp(name), split="train")
+        rows = [dict(r) for r in ds]
+    except ImportError:
+        with open(inp(name), encoding="utf-8") as f:
+            rows = json.load(f)
+    return [{k: json_text(v) for k, v in r.items()} for r in rows]
 
 
 def json_text(v):
@@ -117,6 +130,11 @@ qa_jsonl = read_jsonl("qa.jsonl")
 split_jsonl = read_jsonl("split.jsonl")
 lines = plain(split_lines(read_text("lines.txt")))
 TMPL = "Quote: {quote}\nAuthor: {author}"
+alpaca = read_json_array("alpaca.json")
+semicolon = read_csv("semicolon.csv", delimiter=";")
+qa_tsv = read_csv("qa.tsv", delimiter="\t")
+# --prompt-template 'Instruction: {instruction}\nInput: {input}\nResponse:\n'
+PROMPT = "Instruction: {instruction}\nInput: {input}\nResponse:\n"
 
 cases = {
     "csv-ids": ids_lines(plain(r["quote"] for r in quotes_csv)),
@@ -143,6 +161,12 @@ cases = {
     "stats-shard": stats(lines),
     "decode": decoded(lines, skip_special=False),
     "multi-file-ids": ids_lines(plain(r["quote"] for r in quotes_csv + quotes_jsonl)),
+    "json-array-ids": ids_lines(plain(r["output"] for r in alpaca)),
+    "json-array-prompt-template": ids_lines([(PROMPT.format(**r) + r["output"], PROMPT.format(**r))
+                                             for r in alpaca], show_mask=True),
+    "csv-delimiter": ids_lines([(r["instruction"] + r["output"], r["instruction"])
+                                for r in semicolon], show_mask=True),
+    "tsv-template-ids": ids_lines(plain("{instruction} -> {output}".format(**r) for r in qa_tsv)),
 }
 
 os.makedirs(OUT, exist_ok=True)
