@@ -10,6 +10,8 @@
 #include "jobs/cli.h"
 #include "compute/dist.h"
 #include "formats/tboard.h"
+#include "base/path.h"
+#include "train/data.h"
 #include "train/train.h"
 
 static const char *const usage[] = {
@@ -344,6 +346,16 @@ static int prec_setup(struct tk_backend *be, struct tk_train_opts *o)
 	return 0;
 }
 
+/* Says so when --eval-data DIR has no eval split and its training blocks
+ * are evaluated (tk_data_eval_split decides for tk_train_run). */
+static void eval_data_note(void)
+{
+	if (a.eval_data && !a.quiet && !tk_dist_rank() && tk_path_is_dir(a.eval_data) &&
+	    !strcmp(tk_data_eval_split(a.eval_data), "train"))
+		fprintf(stderr, "%s: note: %s: no eval-*.tks; evaluating its train-*.tks\n",
+			tk_prog, a.eval_data);
+}
+
 static void on_event(void *ctx, const struct tk_train_event *ev)
 {
 	struct view *v = ctx;
@@ -637,6 +649,7 @@ int main(int argc, char **argv)
 		tk_opt_json_free(hold);
 		return dist_exit(ec);
 	}
+	eval_data_note();
 	o.be = &be;
 	o.on_event = on_event;
 	o.ctx = &v;

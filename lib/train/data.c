@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 
 static int by_name(const void *a, const void *b)
 {
@@ -206,6 +207,20 @@ int tk_data_load(struct tk_data *dt, const char *path, const char *split, int op
 	if (rc)
 		tk_data_free(dt);
 	return rc;
+}
+
+const char *tk_data_eval_split(const char *path)
+{
+	char **files = NULL;
+	size_t n = 0;
+	if (!tk_path_is_dir(path))
+		return "train";
+	if (list_split(path, "eval", &files, &n, NULL))
+		return "eval"; /* tk_data_load says what is wrong */
+	for (size_t i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+	return n ? "eval" : "train";
 }
 
 void tk_data_free(struct tk_data *dt)

@@ -38,6 +38,13 @@ int tk_data_load(struct tk_data *dt, const char *path, const char *split, int op
 		 const char *spill_path, struct tk_diag *d);
 void tk_data_free(struct tk_data *dt);
 
+/* The split that an eval path (tk-train --eval-data) is read as: for a
+ * directory, "eval" when it has eval-*.tks, else "train" (a directory that
+ * tk-pack wrote without an eval split: its blocks are evaluated; the
+ * caller says so); "train" for a file or "-", whose blocks are read
+ * whatever their name. */
+const char *tk_data_eval_split(const char *path);
+
 /* Checks the blocks against the model they will train: the tokenizer
  * fingerprint (when fingerprint is not NULL) and every id below vocab_size.
  * TK_E_MISMATCH with a message naming both otherwise. */

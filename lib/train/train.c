@@ -1780,7 +1780,7 @@ static int load_data(struct trainer *tr, struct tk_diag *d)
 	}
 eval_data:
 	if (!rc && o->eval_data)
-		rc = tk_data_load(&tr->eval, o->eval_data, tk_path_is_dir(o->eval_data) ? "eval" : "train", 0,
+		rc = tk_data_load(&tr->eval, o->eval_data, tk_data_eval_split(o->eval_data), 0,
 				  NULL, d);
 	if (rc)
 		return rc;

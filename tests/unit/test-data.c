@@ -131,12 +131,36 @@ static void test_errors(void)
 	TT_CHECK(rc == TK_E_IO, "%d", rc);
 }
 
+/* The split --eval-data reads: eval-*.tks when a directory has them, else
+ * its train-*.tks; a file is read whatever its name. */
+static void test_eval_split(void)
+{
+	char d1[512], d2[512], f[600];
+	snprintf(d1, sizeof(d1), "%s/only-train", tt_tmpdir());
+	snprintf(d2, sizeof(d2), "%s/with-eval", tt_tmpdir());
+	mkdir(d1, 0777);
+	mkdir(d2, 0777);
+	snprintf(f, sizeof(f), "%s/train-00000.tks", d1);
+	write_blocks(f, fp_a, TK_SHARD_BLOCKS, 2, 0, 0);
+	snprintf(f, sizeof(f), "%s/eval-00000.tks", d2);
+	write_blocks(f, fp_a, TK_SHARD_BLOCKS, 1, 0, 0);
+	TT_CHECK(!strcmp(tk_data_eval_split(d1), "train"), "only train: %s", tk_data_eval_split(d1));
+	TT_CHECK(!strcmp(tk_data_eval_split(d2), "eval"), "with eval: %s", tk_data_eval_split(d2));
+	TT_CHECK(!strcmp(tk_data_eval_split(f), "train"), "a file");
+	struct tk_data dt;
+	struct tk_diag d;
+	TT_CHECK(tk_data_load(&dt, d1, tk_data_eval_split(d1), 0, NULL, &d) == 0 && dt.n_blocks == 2,
+		 "%s", d.msg);
+	tk_data_free(&dt);
+}
+
 int main(void)
 {
 	setup();
 	TT_RUN(test_load_and_labels);
 	TT_RUN(test_order);
 	TT_RUN(test_errors);
+	TT_RUN(test_eval_split);
 	tk_afile_rmtree(tt_tmpdir());
 	return tt_done();
 }
