@@ -380,6 +380,10 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 			fprintf(stderr, "%s: warning: the model's config asks for dropout %g, which tk "
 				"does not apply (transformers' Trainer would)\n", tk_prog,
 				(double)ev->dropout);
+		if (ev->vocab_taken)
+			fprintf(stderr, "%s: note: %s: no vocab_size; the tokenizer's %d taken, as "
+				"AutoConfig(..., vocab_size=len(tokenizer)) would\n", tk_prog, a.init,
+				ev->vocab_taken);
 		fprintf(stderr, "%s: %llu blocks of %d tokens (%llu eval), %s at step %ld of %ld\n",
 			tk_prog, (unsigned long long)ev->n_blocks, ev->seq_len,
 			(unsigned long long)ev->n_eval_blocks, ev->step ? "resuming" : "starting",
