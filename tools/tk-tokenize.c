@@ -26,7 +26,7 @@ struct tool_opts {
 	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8, *messages;
 	const char *prompt_tmpl, *resp_tmpl, *delimiter;
 	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special, asst_only;
-	int stats, force, quiet;
+	int stats, force, quiet, prompts, null_end;
 	long long threads;
 };
 
@@ -77,6 +77,10 @@ static const struct tk_opt opts[] = {
 	TK_OPT_BOOL(0, "decode", &o.decode, "print each document of the shards as text"),
 	TK_OPT_BOOL(0, "skip-special-tokens", &o.skip_special,
 		    "with --decode: leave special tokens out"),
+	TK_OPT_BOOL(0, "prompts", &o.prompts,
+		    "with --decode: each document's prompt (its tokens out of the loss) instead"),
+	TK_OPT_BOOL('z', "null", &o.null_end,
+		    "with --decode: end each text with a NUL byte instead of a newline"),
 	TK_OPT_BOOL(0, "stats", &o.stats, "print documents, tokens, bytes, masked tokens"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
@@ -128,8 +132,9 @@ int main(int argc, char **argv)
 		return tk_cli_usage_error("choose one of --ids, --decode and --stats");
 	if (o.show_mask && !o.ids)
 		return tk_cli_usage_error("--show-mask goes with --ids");
-	if (o.skip_special && !o.decode)
-		return tk_cli_usage_error("--skip-special-tokens goes with --decode");
+	if ((o.skip_special || o.prompts || o.null_end) && !o.decode)
+		return tk_cli_usage_error("--%s goes with --decode", o.skip_special
+					  ? "skip-special-tokens" : o.prompts ? "prompts" : "null");
 	if ((o.column && o.field) || (o.prompt_col && o.prompt_field) ||
 	    (o.resp_col && o.resp_field))
 		return tk_cli_usage_error("give a column or a field, not both");
@@ -146,6 +151,8 @@ int main(int argc, char **argv)
 		.show_mask = o.show_mask,
 		.assistant_only = o.asst_only,
 		.skip_special = o.skip_special,
+		.prompts = o.prompts,
+		.null_end = o.null_end,
 		.threads = (int)o.threads,
 		.progress = on_progress,
 	};

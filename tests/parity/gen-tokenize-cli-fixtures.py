@@ -12,7 +12,10 @@ below.  What tk-tokenize does is spelled out here in Python:
     tokens with mask 0 (TRL's prompt-completion convention);
   - --ids: ids space-separated, one line per document; --show-mask adds a
     line of 0/1 after each;
-  - --stats: documents, tokens, bytes (UTF-8 text), bytes_per_token, masked.
+  - --stats: documents, tokens, bytes (UTF-8 text), bytes_per_token, masked;
+  - --decode --prompts: the prompt of each document (of a block: each one
+    that starts after the block's first token and whose prompt ends inside
+    it), written here with "|" for the NUL of -z.
 
 Run:  /path/to/venv/bin/python tests/parity/gen-tokenize-cli-fixtures.py
 (needs tokenizers==0.23.3 from tests/parity/requirements.txt).
@@ -119,6 +122,26 @@ def decoded(docs, skip_special):
     return out
 
 
+def block_prompts(docs, seq_len):
+    """The prompts --decode --prompts prints for blocks that tk-pack (no
+    --shuffle, no eval split) cuts from docs: group_texts' stream cut every
+    seq_len tokens, the remainder dropped; a document's prompt is printed
+    when the document starts inside a block after its first token and the
+    prompt ends before the block does."""
+    stream_len, out = 0, []
+    starts = []
+    for text, prompt in docs:
+        ids, n_prompt = encode(text, prompt)
+        starts.append((stream_len, n_prompt, prompt))
+        stream_len += len(ids)
+    n_blocks = stream_len // seq_len
+    for o, n_prompt, prompt in starts:
+        b, pos = divmod(o, seq_len)
+        if b < n_blocks and pos > 0 and n_prompt and o + n_prompt < (b + 1) * seq_len:
+            out.append(prompt)
+    return out
+
+
 def plain(texts):
     return [(t, None) for t in texts]
 
@@ -166,6 +189,9 @@ cases = {
                                              for r in alpaca], show_mask=True),
     "csv-delimiter": ids_lines([(r["instruction"] + r["output"], r["instruction"])
                                 for r in semicolon], show_mask=True),
+    "decode-prompts": "".join(PROMPT.format(**r) + "|" for r in alpaca),
+    "decode-prompts-blocks": "".join(p + "|" for p in block_prompts(
+        [(PROMPT.format(**r) + r["output"], PROMPT.format(**r)) for r in alpaca], 32)),
     "tsv-template-ids": ids_lines(plain("{instruction} -> {output}".format(**r) for r in qa_tsv)),
 }
 
