@@ -70,7 +70,9 @@ static struct {
 
 static const struct tk_opt opts[] = {
 	TK_OPT_GROUP("Model and data:"),
-	TK_OPT_STR(0, "model", &a.model, "DIR", "fine-tune this Hugging Face model directory"),
+	TK_OPT_STR(0, "model", &a.model, "DIR",
+		   "fine-tune this Hugging Face model directory, or a GGUF file (imported as "
+		   "tk-convert does)"),
 	TK_OPT_STR(0, "init", &a.init, "CONFIG.json",
 		   "train a new model from this config.json (weights drawn with --seed)"),
 	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH",
@@ -343,6 +345,25 @@ static int prec_setup(struct tk_backend *be, struct tk_train_opts *o)
 		fprintf(stderr, "%s: note: %s\n", tk_prog, d.msg);
 	o->initial_scale_power = (int)a.scale_power;
 	o->loss_scale_window = (long)a.scale_window;
+	return 0;
+}
+
+/* --model FILE.gguf: imported into a temporary directory for this run
+ * (tk_cli_model_gguf).  An adapter records the GGUF as its base, and a
+ * resumed run takes the tokenizer of this import, not the directory the
+ * first run recorded, which is gone. */
+static int gguf_model(struct tk_train_opts *o, struct tk_lora_config *lora)
+{
+	struct tk_diag d;
+	int rc = tk_cli_model_gguf(&o->model_dir, a.quiet || tk_dist_rank() > 0, &d);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (o->model_dir == a.model)
+		return 0;
+	if (o->lora)
+		snprintf(lora->base_model, sizeof(lora->base_model), "%s", a.model);
+	if (o->resume && !o->tokenizer)
+		o->tokenizer = o->model_dir;
 	return 0;
 }
 
@@ -635,6 +656,8 @@ int main(int argc, char **argv)
 		return ec;
 	o.lora = lora_on ? &lora : NULL;
 	o.adapter = a.adapter;
+	if ((ec = gguf_model(&o, &lora)))
+		return ec;
 
 	struct tk_backend be;
 	int rc = tk_dist_init(&d);
