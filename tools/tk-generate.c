@@ -37,7 +37,8 @@ static struct {
 	.max_length = -1, .nret = 1, .batch = 1 };
 
 static const struct tk_opt opts[] = {
-	TK_OPT_STR(0, "model", &a.model, "DIR", "the Hugging Face model directory"),
+	TK_OPT_STR(0, "model", &a.model, "DIR",
+		   "the Hugging Face model directory, or a GGUF file (imported as tk-convert does)"),
 	TK_OPT_STR(0, "adapter", &a.adapter, "DIR",
 		   "apply this PEFT LoRA adapter (from tk-train or peft) without merging"),
 	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH", "tokenizer (default: the model's)"),
@@ -455,7 +456,8 @@ static int setup(struct run *r, struct tk_backend *be)
 	struct tk_diag d;
 	int rc, n_eos = 0, need_tok = !(a.prompt_ids && (a.ids || a.json));
 
-	if ((rc = tk_model_load(&r->m, a.model, be, &d)) ||
+	if ((rc = tk_cli_model_gguf(&a.model, a.quiet, &d)) ||
+	    (rc = tk_model_load(&r->m, a.model, be, &d)) ||
 	    (rc = tk_generate_eos_ids(a.model, r->eos, 64, &n_eos, &d)) ||
 	    (need_tok && (rc = tk_tokenizer_load(&r->tok, a.tokenizer ? a.tokenizer : a.model,
 						 &d))) ||

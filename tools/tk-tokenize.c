@@ -18,14 +18,16 @@ static const char *const usage[] = {
 static const char about[] =
 	"Tokenizes the examples in FILEs (stdin when none or '-') with a Hugging Face "
 	"tokenizer and writes a token shard of documents, with the same ids as HF's "
-	"tokenizer(text). Format from the extension: .csv, .jsonl/.json/.ndjson, else "
+	"tokenizer(text). Format from the extension: .csv/.tsv, .jsonl/.json/.ndjson (or a "
+	"JSON array of objects), else "
 	"plain text; .tks inputs are shards (for --decode, --ids, --stats).";
 
 struct tool_opts {
 	const char *tokenizer, *output, *format, *column, *field, *tmpl;
 	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8, *messages;
+	const char *prompt_tmpl, *resp_tmpl, *delimiter;
 	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special, asst_only;
-	int stats, force, quiet;
+	int stats, force, quiet, prompts, null_end;
 	long long threads;
 };
 
@@ -52,6 +54,12 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "response-column", &o.resp_col, "NAME", "... followed by the response"),
 	TK_OPT_STR(0, "prompt-field", &o.prompt_field, "NAME", "the same as --prompt-column"),
 	TK_OPT_STR(0, "response-field", &o.resp_field, "NAME", "the same as --response-column"),
+	TK_OPT_STR(0, "prompt-template", &o.prompt_tmpl, "STR",
+		   "the prompt from a template instead: 'Instruction: {instruction}\\nResponse: '"),
+	TK_OPT_STR(0, "response-template", &o.resp_tmpl, "STR",
+		   "the response from a template instead: '{output}'"),
+	TK_OPT_STR(0, "delimiter", &o.delimiter, "C",
+		   "CSV field separator: one character, or '\\t' (default ',', a tab for .tsv)"),
 	TK_OPT_STR(0, "messages-field", &o.messages, "NAME",
 		   "JSONL: a conversation, rendered with the tokenizer's chat template "
 		   "(default: \"messages\" when there is no \"text\")"),
@@ -71,6 +79,10 @@ static const struct tk_opt opts[] = {
 	TK_OPT_BOOL(0, "decode", &o.decode, "print each document of the shards as text"),
 	TK_OPT_BOOL(0, "skip-special-tokens", &o.skip_special,
 		    "with --decode: leave special tokens out"),
+	TK_OPT_BOOL(0, "prompts", &o.prompts,
+		    "with --decode: each document's prompt (its tokens out of the loss) instead"),
+	TK_OPT_BOOL('z', "null", &o.null_end,
+		    "with --decode: end each text with a NUL byte instead of a newline"),
 	TK_OPT_BOOL(0, "stats", &o.stats, "print documents, tokens, bytes, masked tokens"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
@@ -132,8 +144,9 @@ int main(int argc, char **argv)
 	}
 	if (o.show_mask && !o.ids)
 		return tk_cli_usage_error("--show-mask goes with --ids");
-	if (o.skip_special && !o.decode)
-		return tk_cli_usage_error("--skip-special-tokens goes with --decode");
+	if ((o.skip_special || o.prompts || o.null_end) && !o.decode)
+		return tk_cli_usage_error("--%s goes with --decode", o.skip_special
+					  ? "skip-special-tokens" : o.prompts ? "prompts" : "null");
 	if ((o.column && o.field) || (o.prompt_col && o.prompt_field) ||
 	    (o.resp_col && o.resp_field))
 		return tk_cli_usage_error("give a column or a field, not both");
@@ -150,6 +163,8 @@ int main(int argc, char **argv)
 		.show_mask = o.show_mask,
 		.assistant_only = o.asst_only,
 		.skip_special = o.skip_special,
+		.prompts = o.prompts,
+		.null_end = o.null_end,
 		.threads = (int)o.threads,
 		.progress = on_progress,
 	};
@@ -159,7 +174,16 @@ int main(int argc, char **argv)
 	to.in.tmpl = o.tmpl;
 	to.in.prompt = o.prompt_col ? o.prompt_col : o.prompt_field;
 	to.in.response = o.resp_col ? o.resp_col : o.resp_field;
+	to.in.prompt_tmpl = o.prompt_tmpl;
+	to.in.response_tmpl = o.resp_tmpl;
 	to.in.messages = o.messages;
+	if (o.delimiter && !strcmp(o.delimiter, "\\t"))
+		to.in.delimiter = '\t';
+	else if (o.delimiter && (strlen(o.delimiter) != 1 || strchr("\"\r\n", o.delimiter[0])))
+		return tk_cli_usage_error("--delimiter: one character other than a quote or a "
+					  "newline, or '\\t' for a tab");
+	else if (o.delimiter)
+		to.in.delimiter = o.delimiter[0];
 	to.in.split_lines = o.split_lines;
 	to.in.invalid_utf8_replace = o.invalid_utf8 && !strcmp(o.invalid_utf8, "replace");
 

@@ -12,6 +12,8 @@
 #include "jobs/cli.h"
 #include "compute/dist.h"
 #include "formats/tboard.h"
+#include "base/path.h"
+#include "train/data.h"
 #include "train/train.h"
 
 static const char *const usage[] = {
@@ -102,7 +104,9 @@ static struct {
 
 static const struct tk_opt opts[] = {
 	TK_OPT_GROUP("Model and data:"),
-	TK_OPT_STR(0, "model", &a.model, "DIR", "fine-tune this Hugging Face model directory"),
+	TK_OPT_STR(0, "model", &a.model, "DIR",
+		   "fine-tune this Hugging Face model directory, or a GGUF file (imported as "
+		   "tk-convert does)"),
 	TK_OPT_STR(0, "init", &a.init, "CONFIG.json",
 		   "train a new model from this config.json (weights drawn with --seed)"),
 	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH",
@@ -412,6 +416,35 @@ static int prec_setup(struct tk_backend *be, struct tk_train_opts *o)
 	return 0;
 }
 
+/* --model FILE.gguf: imported into a temporary directory for this run
+ * (tk_cli_model_gguf).  An adapter records the GGUF as its base, and a
+ * resumed run takes the tokenizer of this import, not the directory the
+ * first run recorded, which is gone. */
+static int gguf_model(struct tk_train_opts *o, struct tk_lora_config *lora)
+{
+	struct tk_diag d;
+	int rc = tk_cli_model_gguf(&o->model_dir, a.quiet || tk_dist_rank() > 0, &d);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (o->model_dir == a.model)
+		return 0;
+	if (o->lora)
+		snprintf(lora->base_model, sizeof(lora->base_model), "%s", a.model);
+	if (o->resume && !o->tokenizer)
+		o->tokenizer = o->model_dir;
+	return 0;
+}
+
+/* Says so when --eval-data DIR has no eval split and its training blocks
+ * are evaluated (tk_data_eval_split decides for tk_train_run). */
+static void eval_data_note(void)
+{
+	if (a.eval_data && !a.quiet && !tk_dist_rank() && tk_path_is_dir(a.eval_data) &&
+	    !strcmp(tk_data_eval_split(a.eval_data), "train"))
+		fprintf(stderr, "%s: note: %s: no eval-*.tks; evaluating its train-*.tks\n",
+			tk_prog, a.eval_data);
+}
+
 static void on_event(void *ctx, const struct tk_train_event *ev)
 {
 	struct view *v = ctx;
@@ -434,6 +467,10 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 			fprintf(stderr, "%s: warning: the model's config asks for dropout %g, which tk "
 				"does not apply (transformers' Trainer would)\n", tk_prog,
 				(double)ev->dropout);
+		if (ev->vocab_taken)
+			fprintf(stderr, "%s: note: %s: no vocab_size; the tokenizer's %d taken, as "
+				"AutoConfig(..., vocab_size=len(tokenizer)) would\n", tk_prog, a.init,
+				ev->vocab_taken);
 		fprintf(stderr, "%s: %llu blocks of %d tokens (%llu eval), %s at step %ld of %ld\n",
 			tk_prog, (unsigned long long)ev->n_blocks, ev->seq_len,
 			(unsigned long long)ev->n_eval_blocks, ev->step ? "resuming" : "starting",
@@ -736,6 +773,8 @@ int main(int argc, char **argv)
 		return ec;
 	o.lora = lora_on ? &lora : NULL;
 	o.adapter = a.adapter;
+	if ((ec = gguf_model(&o, &lora)))
+		return ec;
 
 	struct tk_backend be;
 	int rc = tk_dist_init(&d);
@@ -754,6 +793,7 @@ int main(int argc, char **argv)
 		tk_opt_json_free(hold);
 		return dist_exit(ec);
 	}
+	eval_data_note();
 	o.be = &be;
 	o.on_event = on_event;
 	o.ctx = &v;

@@ -3,8 +3,11 @@
 
 #include "compute/blas.h"
 #include "compute/dist.h"
+#include "base/afile.h"
+#include "jobs/convert.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
@@ -328,4 +331,50 @@ int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int qui
 		put_line(text);
 	}
 	return rc;
+}
+
+/* The temporary directory of an imported GGUF, removed at exit. */
+static char gguf_tmp[4096];
+
+static void gguf_cleanup(void)
+{
+	if (gguf_tmp[0])
+		tk_afile_rmtree(gguf_tmp);
+}
+
+int tk_cli_model_gguf(const char **model, int quiet, struct tk_diag *d)
+{
+	static char dir[sizeof(gguf_tmp) + 8];
+	struct tk_convert_result r;
+	struct stat st;
+	char magic[4];
+	FILE *fp;
+	if (!*model || stat(*model, &st) || !S_ISREG(st.st_mode) || !(fp = fopen(*model, "rb")))
+		return 0; /* the loaders say what is wrong */
+	size_t got = fread(magic, 1, sizeof(magic), fp);
+	fclose(fp);
+	if (got != sizeof(magic) || memcmp(magic, "GGUF", 4))
+		return 0;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(gguf_tmp, sizeof(gguf_tmp), "%.4000s/tk-gguf-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(gguf_tmp)) {
+		int rc = tk_diag_sys(d, gguf_tmp, "cannot make a directory for the imported GGUF");
+		gguf_tmp[0] = 0;
+		return rc;
+	}
+	if (atexit(gguf_cleanup)) {
+		tk_afile_rmtree(gguf_tmp);
+		gguf_tmp[0] = 0;
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	snprintf(dir, sizeof(dir), "%s/model", gguf_tmp);
+	struct tk_convert_opts co = { .input = *model, .output = dir, .outtype = TK_DT_F32 };
+	int rc = tk_convert_gguf(&co, &r, d);
+	if (rc)
+		return rc;
+	if (!quiet)
+		fprintf(stderr, "%s: note: %s: GGUF (%s, %d tensors) imported as tk-convert does, "
+			"in f32, for this run\n", tk_prog, *model, r.arch, r.n_tensors);
+	*model = dir;
+	return 0;
 }

@@ -105,6 +105,15 @@ struct tk_progress {
 	struct tk_status st;
 };
 
+/* --model given a GGUF file (llama.cpp, ollama): when *model names a
+ * regular file that starts with the magic "GGUF", imports it as tk-convert
+ * does (tk_convert_gguf, f32) into a private temporary directory under
+ * $TMPDIR (else /tmp), removed at exit, points *model at the model
+ * directory there and prints a note saying so unless quiet.  Returns 0
+ * (also when *model is no GGUF, left alone), or what tk_convert_gguf
+ * returns, d naming the file. */
+int tk_cli_model_gguf(const char **model, int quiet, struct tk_diag *d);
+
 /* The backend of a tool's --device SPEC (NULL: the environment variable
  * TK_DEVICE, else "auto"; tk_backend_init), printing on stderr, unless
  * quiet, the note of an auto that fell back to the CPU because a GPU did

@@ -61,6 +61,12 @@ struct tk_tokenize_opts {
 				  conversation, or one without an assistant turn, is
 				  TK_E_FORMAT */
 	int skip_special;      /* DECODE: leave special tokens out of the text */
+	int prompts;           /* DECODE: instead of each record, the prompt of each
+				  document that starts in it (a documents record; a
+				  block's segments after its first, which may continue
+				  a document): its leading tokens out of the loss, when
+				  tokens in the loss follow them */
+	int null_end;          /* DECODE: end each text with a NUL byte, not "\n" */
 	int threads;           /* encoding threads; 0: one per online CPU */
 	/* (optional) called from the calling thread as work completes */
 	void (*progress)(void *arg, const struct tk_tokenize_stats *st);

@@ -106,6 +106,7 @@ struct trainer {
 	int new_best, stop_early;
 	int spilled, saved;
 	int side_is_tok;           /* side_dir is --tokenizer's: no generation_config.json */
+	int vocab_taken;           /* --init's vocab_size came from --tokenizer */
 	uint64_t data_hash;
 
 	float *exp_avg, *exp_avg_sq;
@@ -1260,7 +1261,8 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 		}
 	} else {
 		struct tk_model_config c;
-		if ((rc = tk_config_load(&c, o->init_config, d)))
+		if ((rc = tk_config_load(&c, o->init_config, d)) ||
+		    (rc = tk_data_init_vocab(&c, o->init_config, o->tokenizer, &tr->vocab_taken, d)))
 			return rc;
 		if ((rc = preplan(tr, &c, NULL, !o->lora, d)))
 			return rc;
@@ -1903,7 +1905,7 @@ static int load_data(struct trainer *tr, struct tk_diag *d)
 	}
 eval_data:
 	if (!rc && o->eval_data)
-		rc = tk_data_load(&tr->eval, o->eval_data, tk_path_is_dir(o->eval_data) ? "eval" : "train", 0,
+		rc = tk_data_load(&tr->eval, o->eval_data, tk_data_eval_split(o->eval_data), 0,
 				  NULL, d);
 	if (rc)
 		return rc;
@@ -2752,6 +2754,7 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 				     .step = tr.global_step, .max_steps = tr.max_steps,
 				     .first_step = tr.first_step, .epoch = tr.epoch_f,
 				     .dropout = tk_config_max_dropout(&tr.m.cfg),
+				     .vocab_taken = tr.vocab_taken ? tr.m.cfg.vocab_size : 0,
 				     .opt_bytes = 2 * tr.n_opt * sizeof(float),
 				     .opt_bytes_full = 2 * tr.n_opt_full * sizeof(float) };
 	event(&tr, &ev);

@@ -82,6 +82,8 @@ struct tk_train_event {
 	enum tk_train_event_kind kind;
 	uint64_t n_params, trainable;  /* START */
 	float dropout;        /* START: the largest dropout config.json asks for (not applied) */
+	int vocab_taken;      /* START: the vocab_size taken from the tokenizer (an init
+				 config without one, tk_data_init_vocab), else 0 */
 	uint64_t opt_bytes, opt_bytes_full; /* START: this process's AdamW state, and
 					       what it would be without zero */
 	uint64_t n_blocks, n_eval_blocks;
