@@ -31,7 +31,9 @@
 #define TOL_LOSS 1e-5
 #define TOL_GRAD 1e-4
 
-static const char *NAMES[] = { "gpt2", "llama", "qwen2" };
+static const char *NAMES[] = { "gpt2",        "llama",         "qwen2",
+			       "qwen3",       "rope-llama3",   "rope-linear",
+			       "rope-yarn",   "rope-longrope", "rope-dynamic" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
 static struct tk_backend be;
