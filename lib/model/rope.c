@@ -13,16 +13,19 @@
 
 #include <math.h>
 
+#include "base/math-common.h"
+
 /* theta^(2i/d) in fp32 (torch: base ** (arange(0, d, 2).float() / d)). */
 static float pos_freq(int i, int d, float theta)
 {
 	return powf(theta, (float)(2 * i) / (float)d);
 }
 
+/* 1 / theta^(2i/d): the plain table (tk_rope_inv_freq, shared math). */
 static void plain(float *inv, int d, float theta)
 {
 	for (int i = 0; i < d / 2; i++)
-		inv[i] = 1.0f / pos_freq(i, d, theta);
+		inv[i] = tk_rope_inv_freq(i, d, theta);
 }
 
 /* _compute_dynamic_ntk_parameters: at init (seq_len 0) seq_len is

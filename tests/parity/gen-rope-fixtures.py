@@ -80,8 +80,9 @@ CASES = {
 
 # lengths of the forwards in turn: short, past the original context,
 # longer, shorter but past (dynamic keeps its longest table), short again
-# (dynamic resets), long
-SEQ = [16, 40, 33, 77, 50, 20, 12, 200, 1]
+# (dynamic resets), long, then exactly an original context (32, 64), one past
+# it, and max_position_embeddings again after a longer one (no reset)
+SEQ = [16, 40, 33, 77, 50, 20, 12, 200, 1, 32, 64, 65, 32]
 
 
 def main(out):
