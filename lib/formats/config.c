@@ -17,7 +17,7 @@
 
 #include "base/afile.h"
 
-#define SUPPORTED "gpt2, llama, mistral, qwen2, qwen3"
+#define SUPPORTED "gpt2, llama, mistral, qwen2, qwen3, smollm3"
 
 /* The largest sizes tk accepts, each well beyond any released model (the
  * largest have a vocabulary of 262k, a width of 16k, an MLP width of 53k,
@@ -28,7 +28,7 @@
 #define MAX_VOCAB (1 << 22)
 #define MAX_WIDTH (1 << 16)     /* hidden size */
 #define MAX_INNER (1 << 18)     /* MLP width */
-#define MAX_LAYERS 1024
+#define MAX_LAYERS TK_MAX_LAYERS
 #define MAX_HEADS 1024
 #define MAX_HEAD_DIM 1024
 #define MAX_POS (1 << 24)
@@ -36,10 +36,11 @@ _Static_assert(4 * MAX_WIDTH <= MAX_INNER, "GPT-2's default n_inner must fit");
 _Static_assert((int64_t)MAX_HEADS * MAX_HEAD_DIM * 4 <= INT32_MAX,
 	       "heads * head_dim (q_dim, kv_dim) must fit an int with room");
 
-static const char *const arch_type[] = { "gpt2", "llama", "mistral", "qwen2", "qwen3" };
+static const char *const arch_type[] = { "gpt2", "llama", "mistral", "qwen2", "qwen3",
+					 "smollm3" };
 static const char *const arch_class[] = { "GPT2LMHeadModel", "LlamaForCausalLM",
 					  "MistralForCausalLM", "Qwen2ForCausalLM",
-					  "Qwen3ForCausalLM" };
+					  "Qwen3ForCausalLM", "SmolLM3ForCausalLM" };
 _Static_assert(sizeof(arch_type) / sizeof(arch_type[0]) == TK_ARCH_N, "one name per arch");
 
 struct parse {
@@ -300,7 +301,9 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 		rs = get(p, "rope_parameters");
 		key = "rope_parameters";
 	}
-	int rc = get_pos_float(p, "rope_theta", 10000.0, &c->rope_theta);
+	/* SmolLM3Config.default_theta */
+	int rc = get_pos_float(p, "rope_theta", c->arch == TK_ARCH_SMOLLM3 ? 2000000.0 : 10000.0,
+			       &c->rope_theta);
 	if (rc)
 		return rc;
 	const cJSON *prf = get(p, "partial_rotary_factor");
@@ -413,26 +416,60 @@ static int parse_gpt2(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
+/* SmolLM3's no_rope_layers (1: the layer has RoPE), or, absent, every
+ * no_rope_layer_interval-th layer without it, as SmolLM3Config does. */
+static int parse_no_rope(const struct parse *p, struct tk_model_config *c)
+{
+	int64_t iv;
+	int rc = get_int(p, "no_rope_layer_interval", 4, INT64_MIN, 1, MAX_LAYERS, &iv);
+	if (rc)
+		return rc;
+	c->no_rope_interval = (int)iv;
+	const cJSON *nl = get(p, "no_rope_layers"), *e;
+	if (!nl || cJSON_IsNull(nl)) {
+		for (int l = 0; l < c->n_layer; l++)
+			c->no_rope[l] = (l + 1) % c->no_rope_interval == 0;
+		return 0;
+	}
+	if (!cJSON_IsArray(nl) || cJSON_GetArraySize(nl) != c->n_layer)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "no_rope_layers: expected a list of %d zeros and ones (one per "
+				   "layer)", c->n_layer);
+	int l = 0;
+	cJSON_ArrayForEach(e, nl) {
+		if (!cJSON_IsNumber(e) || (e->valuedouble != 0 && e->valuedouble != 1))
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "no_rope_layers: expected a list of %d zeros and ones "
+					   "(one per layer)", c->n_layer);
+		c->no_rope[l++] = e->valuedouble == 0;
+	}
+	return 0;
+}
+
 static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 {
 	static const struct {
 		int vocab, inter, max_pos, kv; /* kv 0: = heads */
 		int64_t bos, eos;
 		int head_dim;                  /* 0: hidden / heads */
+		int hidden, layers, heads, tie;
+		int64_t pad;
 	} def[] = {
-		[TK_ARCH_LLAMA] = { 32000, 11008, 2048, 0, 1, 2, 0 },
-		[TK_ARCH_MISTRAL] = { 32000, 14336, 131072, 8, 1, 2, 0 },
-		[TK_ARCH_QWEN2] = { 151936, 22016, 32768, 32, -1, -1, 0 },
-		[TK_ARCH_QWEN3] = { 151936, 22016, 32768, 32, -1, -1, 128 },
+		[TK_ARCH_LLAMA] = { 32000, 11008, 2048, 0, 1, 2, 0, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_MISTRAL] = { 32000, 14336, 131072, 8, 1, 2, 0, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_QWEN2] = { 151936, 22016, 32768, 32, -1, -1, 0, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_QWEN3] = { 151936, 22016, 32768, 32, -1, -1, 128, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_SMOLLM3] = { 128256, 11008, 32768, 4, 128000, 128001, 0, 2048, 36, 16,
+				      1, 128004 },
 	};
 	int rc, v;
 	int64_t kv, hd;
 	if ((rc = get_dim(p, "vocab_size", def[c->arch].vocab, MAX_VOCAB, &c->vocab_size)) ||
-	    (rc = get_dim(p, "hidden_size", 4096, MAX_WIDTH, &c->hidden)) ||
+	    (rc = get_dim(p, "hidden_size", def[c->arch].hidden, MAX_WIDTH, &c->hidden)) ||
 	    (rc = get_dim(p, "intermediate_size", def[c->arch].inter, MAX_INNER,
 			  &c->intermediate)) ||
-	    (rc = get_dim(p, "num_hidden_layers", 32, MAX_LAYERS, &c->n_layer)) ||
-	    (rc = get_dim(p, "num_attention_heads", 32, MAX_HEADS, &c->n_head)) ||
+	    (rc = get_dim(p, "num_hidden_layers", def[c->arch].layers, MAX_LAYERS, &c->n_layer)) ||
+	    (rc = get_dim(p, "num_attention_heads", def[c->arch].heads, MAX_HEADS, &c->n_head)) ||
 	    (rc = get_dim(p, "max_position_embeddings", def[c->arch].max_pos, MAX_POS,
 			  &c->max_pos)) ||
 	    (rc = get_int(p, "num_key_value_heads", def[c->arch].kv, 0, 1, MAX_HEADS, &kv)) ||
@@ -442,10 +479,10 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 	    (rc = get_pos_float(p, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
 	    (rc = get_float(p, "initializer_range", 0.02, &c->initializer_range)) ||
 	    (rc = get_float(p, "attention_dropout", 0.0, &c->dropout[2])) ||
-	    (rc = get_bool(p, "tie_word_embeddings", 0, &c->tie_embeddings)) ||
+	    (rc = get_bool(p, "tie_word_embeddings", def[c->arch].tie, &c->tie_embeddings)) ||
 	    (rc = get_token(p, "bos_token_id", def[c->arch].bos, &c->bos_id)) ||
 	    (rc = get_token(p, "eos_token_id", def[c->arch].eos, &c->eos_id)) ||
-	    (rc = get_token(p, "pad_token_id", -1, &c->pad_id)))
+	    (rc = get_token(p, "pad_token_id", def[c->arch].pad, &c->pad_id)))
 		return rc;
 	c->n_kv_head = kv ? (int)kv : c->n_head;
 	if (hd) {
@@ -503,10 +540,20 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 		c->sliding_window = sw >= c->max_pos ? 0 : (int)sw;
 		break;
 	}
+	case TK_ARCH_SMOLLM3:
+		/* then attention_bias (o_proj too), mlp_bias and the windows */
+		if ((rc = parse_no_rope(p, c)))
+			return rc;
+		/* fall through */
 	case TK_ARCH_QWEN2:
 	case TK_ARCH_QWEN3: {
 		if (c->arch == TK_ARCH_QWEN2) {
 			c->attn_bias = 1;
+		} else if (c->arch == TK_ARCH_SMOLLM3) {
+			if ((rc = get_bool(p, "attention_bias", 0, &c->attn_bias)) ||
+			    (rc = get_bool(p, "mlp_bias", 0, &c->mlp_bias)))
+				return rc;
+			c->attn_out_bias = c->attn_bias;
 		} else {
 			/* Qwen3: attention_bias covers o_proj too */
 			if ((rc = get_bool(p, "attention_bias", 0, &c->attn_bias)))
@@ -908,6 +955,14 @@ static cJSON *build(const struct tk_model_config *c)
 		else
 			cJSON_AddNullToObject(o, "sliding_window");
 		break;
+	case TK_ARCH_SMOLLM3: {
+		cJSON_AddBoolToObject(o, "mlp_bias", c->mlp_bias);
+		cJSON_AddNumberToObject(o, "no_rope_layer_interval", c->no_rope_interval);
+		cJSON *nl = cJSON_AddArrayToObject(o, "no_rope_layers");
+		for (int l = 0; nl && l < c->n_layer; l++)
+			cJSON_AddItemToArray(nl, cJSON_CreateNumber(!c->no_rope[l]));
+	}
+		/* fall through */
 	case TK_ARCH_QWEN3:
 		cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);
 		/* fall through */

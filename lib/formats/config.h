@@ -15,7 +15,7 @@
 #include "base/tk.h"
 
 enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2, TK_ARCH_QWEN3,
-	       TK_ARCH_N };
+	       TK_ARCH_SMOLLM3, TK_ARCH_N };
 enum tk_norm { TK_NORM_LAYER = 0, TK_NORM_RMS };
 enum tk_pos { TK_POS_LEARNED = 0, TK_POS_ROPE };
 enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU };
@@ -26,6 +26,9 @@ enum tk_rope_type { TK_ROPE_DEFAULT = 0, TK_ROPE_LINEAR, TK_ROPE_DYNAMIC, TK_ROP
 
 /* Most rotary pairs (head_dim / 2) tk takes. */
 #define TK_ROPE_MAX_PAIRS 512
+
+/* Most layers tk takes. */
+#define TK_MAX_LAYERS 1024
 
 /* The rotary scaling: what model/rope.h needs to compute transformers'
  * inverse frequencies and attention scaling.  The numbers are kept as
@@ -71,6 +74,10 @@ struct tk_model_config {
 	int attn_out_bias;       /* output projection has a bias */
 	int mlp_bias;
 	int qk_norm;             /* Qwen3: RMSNorm over each head of q and k before RoPE */
+	/* SmolLM3's no_rope_layers, inverted: 1 where layer l has no rotary
+	 * embedding (its attention sees no positions); all 0 elsewhere */
+	unsigned char no_rope[TK_MAX_LAYERS];
+	int no_rope_interval;    /* SmolLM3's no_rope_layer_interval, written back */
 	int tie_embeddings;      /* lm_head shares the token embedding */
 	float initializer_range;
 	int scale_attn_by_inverse_layer_idx; /* GPT-2 option; unsupported when set */
@@ -99,7 +106,8 @@ struct tk_model_config {
  * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
  * add_cross_attention or scale_attn_weights=false, and Qwen2's
  * use_sliding_window (or a layer_types entry that is not
- * "full_attention"), the same for Qwen3.  Mistral's sliding_window is
+ * "full_attention"), the same for Qwen3 and SmolLM3 (whose no_rope_layers
+ * must have one 0 or 1 per layer).  Mistral's sliding_window is
  * accepted and recorded (see the field).  A rope scaling without the keys
  * transformers reads for it (factor; llama3's low_freq_factor and
  * high_freq_factor; longrope's long_factor and short_factor of head_dim / 2

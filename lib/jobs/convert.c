@@ -1056,6 +1056,11 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 	const struct tk_model_config *c = &m.cfg;
 	const char *arch = c->arch == TK_ARCH_GPT2 ? "gpt2" : c->arch == TK_ARCH_QWEN2 ? "qwen2"
 			   : c->arch == TK_ARCH_QWEN3 ? "qwen3" : "llama";
+	if (c->arch == TK_ARCH_SMOLLM3) {
+		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+				 "smollm3 (layers without RoPE) cannot be exported to GGUF yet");
+		goto out;
+	}
 	if (c->pos == TK_POS_ROPE && c->rope.type != TK_ROPE_DEFAULT) {
 		/* llama.cpp keys each scaling its own way (rope_freqs.weight for
 		 * llama3, rope.scaling.* for the others); not written yet */

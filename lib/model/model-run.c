@@ -247,7 +247,7 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 		CHECK(LIN_FWD(TK_LIN_K, a->k, a->ln1));
 	}
 	CHECK(LIN_FWD(TK_LIN_V, a->v, a->ln1));
-	if (c->pos == TK_POS_ROPE) {
+	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
 		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, r->rope_inv,
 			      r->rope_scale, 0));
 		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, r->rope_inv,
@@ -300,7 +300,7 @@ static int layer_bwd(struct tk_model *m, int l)
 	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, r->dres, a->att));
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
 			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim));
-	if (c->pos == TK_POS_ROPE) {
+	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
 		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, r->rope_inv,
 			      r->rope_scale, 1));
 		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, r->rope_inv,

@@ -147,7 +147,7 @@ def text_cases():
 # with the KV cache goes past the original context of 32 (for dynamic NTK,
 # past max_position_embeddings: its table changes at every step, and the
 # cached keys keep the tables they were rotated with).
-FAMILY_MODELS = ["qwen3", "rope-llama3", "rope-linear", "rope-yarn", "rope-longrope",
+FAMILY_MODELS = ["qwen3", "smollm3", "rope-llama3", "rope-linear", "rope-yarn", "rope-longrope",
                  "rope-dynamic"]
 FAMILY_OUT = os.path.join(os.path.dirname(OUT), "greedy-families.json")
 

@@ -35,7 +35,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config,
-                          Qwen3Config)
+                          Qwen3Config, SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -72,6 +72,16 @@ def qwen3_config():
                        vocab_size=VOCAB, tie_word_embeddings=False, initializer_range=0.1,
                        max_position_embeddings=64, rms_norm_eps=1e-6,
                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+
+
+def smollm3_config():
+    # no_rope_layer_interval 2: layer 1 of 2 has no rotary embedding; tied,
+    # rope_theta 2e6 (SmolLM3's default)
+    return SmolLM3Config(hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                         initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-6,
+                         no_rope_layer_interval=2, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=None)
 
 
 # Rotary scalings, on the llama shape (head_dim 8: pairs of wavelength 6.3,
@@ -111,6 +121,7 @@ MODELS = [
     ("llama", llama_config, 2, torch.bfloat16, T),
     ("qwen2", qwen2_config, 3, torch.float16, T),
     ("qwen3", qwen3_config, 4, torch.bfloat16, T),
+    ("smollm3", smollm3_config, 5, torch.bfloat16, T),
 ] + [(n, rope_factory(n), 10 + i, torch.float32, T_LONG) for i, n in enumerate(ROPES)]
 
 

@@ -142,9 +142,9 @@ static void test_unsupported_and_bad(void)
 	const int U = TK_E_UNSUPPORTED, F = TK_E_FORMAT;
 	unsupported("{\"model_type\": \"falcon\"}", U,
 		    "model_type 'falcon' is not supported (tk reads gpt2, llama, mistral, qwen2, "
-		    "qwen3)");
+		    "qwen3, smollm3)");
 	unsupported("{\"n_layer\": 2}", F,
-		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3)");
+		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3)");
 	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"su\", "
 		    "\"factor\": 8.0}}",
 		    U, "rope_scaling with rope_type 'su'");
@@ -174,6 +174,12 @@ static void test_unsupported_and_bad(void)
 		    F, "rope_parameters.attention_factor: expected a positive number");
 	unsupported("{\"model_type\": \"qwen3\", \"use_sliding_window\": true}", U,
 		    "use_sliding_window=true");
+	unsupported("{\"model_type\": \"smollm3\", \"num_hidden_layers\": 2, "
+		    "\"no_rope_layers\": [1, 0, 1]}",
+		    F, "no_rope_layers: expected a list of 2 zeros and ones (one per layer)");
+	unsupported("{\"model_type\": \"smollm3\", \"num_hidden_layers\": 2, "
+		    "\"no_rope_layers\": [1, 2]}",
+		    F, "no_rope_layers: expected a list of 2 zeros and ones");
 	unsupported("{\"model_type\": \"llama\", \"partial_rotary_factor\": 0.5}", U,
 		    "partial_rotary_factor");
 	unsupported("{\"model_type\": \"gpt2\", \"scale_attn_by_inverse_layer_idx\": true}", U,

@@ -626,6 +626,9 @@ static void test_export_errors(void)
 	rc = export(a, g, TK_GGML_F32, 0, &d);
 	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "rope_type"), "llama3 rope: %d %s", rc,
 		 d.msg);
+	snprintf(a, sizeof(a), "%s/smollm3", tt_fixture("models"));
+	rc = export(a, g, TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "smollm3"), "smollm3: %d %s", rc, d.msg);
 	/* a tokenizer export does not handle */
 	TT_REQUIRE(!mkdir(dir, 0755), "mkdir");
 	for (int i = 0; i < 2; i++) {

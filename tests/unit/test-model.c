@@ -31,9 +31,9 @@
 #define TOL_LOSS 1e-5
 #define TOL_GRAD 1e-4
 
-static const char *NAMES[] = { "gpt2",        "llama",         "qwen2",
-			       "qwen3",       "rope-llama3",   "rope-linear",
-			       "rope-yarn",   "rope-longrope", "rope-dynamic" };
+static const char *NAMES[] = { "gpt2",        "llama",        "qwen2",         "qwen3",
+			       "smollm3",     "rope-llama3",  "rope-linear",   "rope-yarn",
+			       "rope-longrope", "rope-dynamic" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
 static struct tk_backend be;
@@ -228,6 +228,12 @@ static void test_parity_qwen2(void)
 static void test_parity_qwen3(void)
 {
 	parity("qwen3");
+}
+
+/* SmolLM3: layer 1 of 2 without RoPE (no_rope_layers), tied embeddings */
+static void test_parity_smollm3(void)
+{
+	parity("smollm3");
 }
 
 /* The rotary scalings on 40 tokens, past the original context of 32
@@ -520,6 +526,7 @@ static void round_trip(const char *name)
 		 m2.cfg.rope_theta == f.m.cfg.rope_theta && m2.cfg.norm_eps == f.m.cfg.norm_eps &&
 		 m2.cfg.attn_bias == f.m.cfg.attn_bias && m2.cfg.qk_norm == f.m.cfg.qk_norm &&
 		 m2.cfg.head_dim == f.m.cfg.head_dim &&
+		 !memcmp(m2.cfg.no_rope, f.m.cfg.no_rope, sizeof(m2.cfg.no_rope)) &&
 		 !memcmp(&m2.cfg.rope, &f.m.cfg.rope, sizeof(m2.cfg.rope)),
 		 "config changed in the round trip");
 	TT_CHECK(!strcmp(m2.cfg.torch_dtype, "float32"), "torch_dtype %s", m2.cfg.torch_dtype);
@@ -558,6 +565,7 @@ static void test_round_trip_qwen2(void)
 static void test_round_trip_qwen3(void)
 {
 	round_trip("qwen3");
+	round_trip("smollm3");
 }
 
 /* each scaling's keys are written back as they were read */
@@ -962,6 +970,7 @@ int main(void)
 	TT_RUN(test_parity_llama);
 	TT_RUN(test_parity_qwen2);
 	TT_RUN(test_parity_qwen3);
+	TT_RUN(test_parity_smollm3);
 	TT_RUN(test_parity_rope);
 	TT_RUN(test_chunked_rows);
 	TT_RUN(test_grad_accumulation);
