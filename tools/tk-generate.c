@@ -1,6 +1,7 @@
 /* tk-generate - continues prompts with a model (see man/tk-generate.1). */
 #include <errno.h>
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,10 @@ static int run_batch(struct batch *b)
 	struct run *r = b->r;
 	struct tk_diag d;
 	int n = b->np * (int)a.nret, need = 1, ctx = r->m.cfg.max_pos, ec = 0, rc;
+	/* dynamic NTK scaling is for going past max_position_embeddings, as
+	 * transformers' generate() does */
+	if (r->m.cfg.pos == TK_POS_ROPE && r->m.cfg.rope.type == TK_ROPE_DYNAMIC)
+		ctx = INT_MAX;
 
 	b->sq = calloc((size_t)n, sizeof(*b->sq));
 	b->gq = calloc((size_t)n, sizeof(*b->gq));

@@ -30,7 +30,9 @@ static const char about[] =
 	"trains a new model from a config.json.  Progress goes to stderr, one JSON object per "
 	"log or eval step to OUT/metrics.jsonl, checkpoints to OUT/checkpoint-STEP/, and at the "
 	"end OUT/ is a model directory that transformers loads; the final metrics go to stdout "
-	"as one JSON object.";
+	"as one JSON object.  Architectures (config.json model_type): gpt2, llama (Llama 1-3.x, "
+	"SmolLM), mistral, qwen2, qwen3, smollm3; rotary scaling (rope_type) default, linear, dynamic, "
+	"yarn, longrope, llama3.";
 
 /* Keys of a TrainingArguments JSON that mean nothing to tk-train. */
 static const char *const ignored_keys[] = {

@@ -8,6 +8,7 @@
  * Prints SKIP for every test without a GPU.
  */
 #include "gpu.h"
+#include "base/math-common.h"
 
 /* C = alpha op(A) op(B) + beta C for the four transposes, padded leading
  * dimensions, beta 0 over a C full of NaN (BLAS does not read it), k = 0.
@@ -209,9 +210,14 @@ static void test_rope(void)
 		for (int r = 0; r < rows; r++)
 			pos[r] = (int32_t)(rng_u32() % 4096);
 		struct pair x = pair_rand(n, -1, 1);
+		float tab[64];
+		for (int i = 0; i < hd / 2; i++)
+			tab[i] = tk_rope_inv_freq(i, hd, 10000.0f);
+		/* scale 1.2 on the second dimension: YaRN's attention factor */
+		float scale = di ? 1.2f : 1.0f;
 		for (int inv = 0; inv < 2; inv++) {
-			BOTH_OK(tk_rope(&cpu, x.c, pos, rows, heads, hd, 10000.0f, inv),
-				tk_rope(&gpu, x.g, pos, rows, heads, hd, 10000.0f, inv), "rope");
+			BOTH_OK(tk_rope(&cpu, x.c, pos, rows, heads, hd, tab, scale, inv),
+				tk_rope(&gpu, x.g, pos, rows, heads, hd, tab, scale, inv), "rope");
 			CHECK_PAIR(inv ? "rope inverse" : "rope", x, 1e-6, 1e-6);
 		}
 		pair_free(&x);
