@@ -42,7 +42,7 @@ static const char *const ignored_keys[] = {
 	"prediction_loss_only", "use_cpu", "no_cuda", "ddp_backend", "ddp_timeout",
 	"ddp_find_unused_parameters", "ignore_data_skip", "include_num_input_tokens_seen",
 	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", "torch_compile",
-	"torch_compile_backend", "torch_compile_mode", "deepspeed", "fsdp", "fsdp_config", "tf32",
+	"torch_compile_backend", "torch_compile_mode", "deepspeed", "fsdp", "fsdp_config",
 	"use_mps_device", "jit_mode_eval", "use_ipex", NULL,
 };
 
@@ -52,7 +52,7 @@ static const char *const ignored_keys[] = {
  * hub_* keys count only with push_to_hub (they mean nothing without it). */
 static const char *const cannot_keys[] = {
 	"push_to_hub", "torch_compile", "torch_compile_backend", "torch_compile_mode",
-	"deepspeed", "fsdp", "fsdp_config", "tf32", "use_cpu", "no_cuda", "use_mps_device",
+	"deepspeed", "fsdp", "fsdp_config", "use_cpu", "no_cuda", "use_mps_device",
 	"jit_mode_eval", "use_ipex", "ddp_backend", NULL,
 };
 
