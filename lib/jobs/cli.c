@@ -211,13 +211,16 @@ int tk_status_inplace(const struct tk_status *s)
 
 void tk_status_show(struct tk_status *s, double frac, const char *fmt, ...)
 {
-	char text[512];
+	char raw[512], text[4 * sizeof(raw)];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	int n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
+	/* a tensor or file name in it must not reach the terminal as a
+	 * control sequence, as in every message (put_line) */
+	n = (int)tk_str_escape(text, sizeof(text), raw);
 	if (n >= (int)sizeof(text))
 		n = sizeof(text) - 1;
 	tk_pace_mark(&s->pace, tk_now(), frac);
