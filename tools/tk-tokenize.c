@@ -81,7 +81,7 @@ static const struct tk_opt opts[] = {
 		    "with --decode: leave special tokens out"),
 	TK_OPT_BOOL(0, "prompts", &o.prompts,
 		    "with --decode: each document's prompt (its tokens out of the loss) instead"),
-	TK_OPT_BOOL('z', "null", &o.null_end,
+	TK_OPT_BOOL('0', "null", &o.null_end,
 		    "with --decode: end each text with a NUL byte instead of a newline"),
 	TK_OPT_BOOL(0, "stats", &o.stats, "print documents, tokens, bytes, masked tokens"),
 	TK_OPT_HELP(),

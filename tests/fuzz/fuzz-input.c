@@ -1,5 +1,7 @@
 /* fuzz-input.c - CSV, JSONL and text readers on arbitrary bytes.  The first
- * byte picks the format and options; the rest is the file.  Every example
+ * byte picks the format and options (bits 0-1 the format, 2 invalid UTF-8
+ * replaced, 3 split lines, 4-5 the text's choice, 6 a prompt template, 7
+ * the delimiter ';'); the rest is the file.  Every example
  * must be valid UTF-8 with its prompt inside its text. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 2: o.prompt = "prompt"; o.response = "completion"; break;
 	default: break; /* the defaults */
 	}
+	if ((sel >> 6) & 1) { /* the prompt from a template, with a pair or alone */
+		o.prompt = NULL;
+		o.prompt_tmpl = "Q: {prompt}\\n{{ok}}";
+	}
+	if ((sel >> 7) & 1)
+		o.delimiter = ';';
 	tk_input_t *in;
 	struct tk_diag d;
 	if (tk_input_open(&in, path, &o, &d) == 0) {

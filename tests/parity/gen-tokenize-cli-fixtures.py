@@ -15,10 +15,14 @@ below.  What tk-tokenize does is spelled out here in Python:
   - --stats: documents, tokens, bytes (UTF-8 text), bytes_per_token, masked;
   - --decode --prompts: the prompt of each document (of a block: each one
     that starts after the block's first token and whose prompt ends inside
-    it), written here with "|" for the NUL of -z.
+    it), written here with "|" for the NUL of -0.
 
 Run:  /path/to/venv/bin/python tests/parity/gen-tokenize-cli-fixtures.py
-(needs tokenizers==0.23.3 from tests/parity/requirements.txt).
+(needs tokenizers==0.23.3 from tests/parity/requirements.txt).  The JSON
+array fixture (alpaca.json) is read with datasets.load_dataset("json") when
+datasets is installed (the committed files were made with datasets 5.2.0,
+which requirements.txt leaves out: it pulls in pyarrow), else with json.load,
+which gives the same rows for it.
 """
 import csv
 import json

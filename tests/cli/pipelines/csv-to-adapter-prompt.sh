@@ -15,7 +15,7 @@ grep -a -A1 '^== tokenize' out | tail -1 | grep -q -- "--prompt-template 'Q: {in
 	echo "tokenized as a pair"
 tk-tokenize -q -t "$FIX/train/model" --stats ad.work/docs.tks | grep -q '^masked_tokens: [1-9]' && echo "prompts out of the loss"
 # the held-out prompts that the samples start with: whole, newline included
-tk-tokenize -q -t "$FIX/train/model" --decode --prompts -z ad.work/blocks/eval-*.tks | head -z -n 2 > want
+tk-tokenize -q -t "$FIX/train/model" --decode --prompts -0 ad.work/blocks/eval-*.tks | head -z -n 2 > want
 [ "$(tr -cd '\0' < want | wc -c)" = 2 ] && echo "2 held-out prompts"
 while IFS= read -r -d '' p; do
 	case $p in "Q: "*$'\n'"A:") ;; *) echo "not a prompt: $p" ;; esac

@@ -3,4 +3,4 @@
 # prompt ends inside it
 tk-tokenize -q -t "$FIX/gpt2" --prompt-template 'Instruction: {instruction}\nInput: {input}\nResponse:\n' \
 	--response-column output "$FIX/input/alpaca.json" | tk-pack -q --seq-len 32 -o blocks
-tk-tokenize -q -t "$FIX/gpt2" --decode --prompts -z blocks/train-00000.tks | tr '\0' '|'
+tk-tokenize -q -t "$FIX/gpt2" --decode --prompts -0 blocks/train-00000.tks | tr '\0' '|'
