@@ -44,7 +44,8 @@ import transformers
 from safetensors.numpy import save_file as np_save_file
 from safetensors.torch import save_file as pt_save_file
 from transformers import (AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel,
-                          LlamaConfig, MistralConfig, Qwen2Config)
+                          LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
+                          SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -166,6 +167,7 @@ def describe(cfg):
                  head_dim=cfg.n_embd // cfg.n_head,
                  intermediate=blk.mlp.c_fc.weight.shape[1], max_pos=cfg.n_positions,
                  norm="layer", norm_eps=cfg.layer_norm_epsilon, pos="learned", rope_theta=0.0,
+                 rope_type="none", rope_factor=0.0,
                  mlp="gelu", attn_bias=int(blk.attn.c_attn.bias is not None),
                  attn_out_bias=int(blk.attn.c_proj.bias is not None),
                  mlp_bias=int(blk.mlp.c_fc.bias is not None), sliding_window=0)
@@ -181,6 +183,8 @@ def describe(cfg):
                  head_dim=head_dim, intermediate=blk.mlp.gate_proj.weight.shape[0],
                  max_pos=cfg.max_position_embeddings, norm="rms", norm_eps=cfg.rms_norm_eps,
                  pos="rope", rope_theta=float(model.model.rotary_emb.config.rope_parameters["rope_theta"]),
+                 rope_type=model.model.rotary_emb.rope_type,
+                 rope_factor=float(cfg.rope_parameters.get("factor") or 0.0),
                  mlp="swiglu", attn_bias=int(at.q_proj.bias is not None),
                  attn_out_bias=int(at.o_proj.bias is not None),
                  mlp_bias=int(blk.mlp.gate_proj.bias is not None), sliding_window=sw)
@@ -227,6 +231,12 @@ CONFIGS = {
                                   num_attention_heads=4, num_key_value_heads=2, sliding_window=None,
                                   vocab_size=80, max_position_embeddings=256, **rope(1000000.0)),
     "qwen2-default": Qwen2Config(),
+    "qwen3-default": Qwen3Config(),
+    "qwen3-tiny-bias": Qwen3Config(hidden_size=48, intermediate_size=72, num_hidden_layers=2,
+                                   num_attention_heads=6, num_key_value_heads=2, head_dim=32,
+                                   attention_bias=True, vocab_size=90,
+                                   max_position_embeddings=256, **rope(1000000.0)),
+    "smollm3-default": SmolLM3Config(),
     "qwen2-tiny-tied": Qwen2Config(hidden_size=48, intermediate_size=72, num_hidden_layers=3,
                                    num_attention_heads=3, num_key_value_heads=1, vocab_size=90,
                                    tie_word_embeddings=True, max_position_embeddings=512,
@@ -270,6 +280,21 @@ RAW = {
     "llama-minimal": {"model_type": "llama", "num_hidden_layers": 1},
     "mistral-minimal": {"model_type": "mistral", "num_hidden_layers": 1},
     "qwen2-minimal": {"model_type": "qwen2", "num_hidden_layers": 1},
+    "qwen3-minimal": {"model_type": "qwen3", "num_hidden_layers": 1},
+    "smollm3-minimal": {"model_type": "smollm3", "num_hidden_layers": 3},
+    # Llama-3.1 as the hub holds it (4.x rope_scaling with rope_type llama3)
+    "llama-3.1-v4": {
+        "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "hidden_act": "silu",
+        "hidden_size": 64, "initializer_range": 0.02, "intermediate_size": 160,
+        "max_position_embeddings": 131072, "mlp_bias": False, "model_type": "llama",
+        "num_attention_heads": 8, "num_hidden_layers": 2, "num_key_value_heads": 2,
+        "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        "rope_theta": 500000.0, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
+        "transformers_version": "4.43.0.dev0", "use_cache": True, "vocab_size": 256,
+    },
 }
 
 

@@ -26,7 +26,8 @@ static const char *tmp(const char *name)
 }
 
 static const char *const norms[] = { "layer", "rms" }, *const poss[] = { "learned", "rope" },
-			   *const mlps[] = { "gelu", "swiglu" };
+			   *const mlps[] = { "gelu", "swiglu" },
+			   *const ropes[] = { "default", "linear", "dynamic", "yarn", "longrope", "llama3" };
 
 /* Compares c with NAME.expect; returns the number of mismatches. */
 static int check_expect(const struct tk_model_config *c, const char *path, const char *what)
@@ -60,6 +61,8 @@ static int check_expect(const struct tk_model_config *c, const char *path, const
 		FLT("norm_eps", c->norm_eps);
 		STR("pos", poss[c->pos]);
 		FLT("rope_theta", c->rope_theta);
+		STR("rope_type", c->pos == TK_POS_ROPE ? ropes[c->rope.type] : "none");
+		FLT("rope_factor", c->rope.factor);
 		STR("mlp", mlps[c->mlp]);
 		INT("attn_bias", c->attn_bias);
 		INT("attn_out_bias", c->attn_out_bias);
@@ -77,7 +80,7 @@ static int check_expect(const struct tk_model_config *c, const char *path, const
 			TT_CHECK(0, "%s (%s): %s should be %s", path, what, key, val);
 	}
 	fclose(f);
-	TT_CHECK(n == 25, "%s: %d keys", path, n);
+	TT_CHECK(n == 27, "%s: %d keys", path, n);
 	return bad;
 }
 
