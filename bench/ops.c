@@ -2,11 +2,13 @@
  * (the lm head's 128-row chunks included), attention forward + backward,
  * cross-entropy, the other ops of a training step and AdamW at its sizes,
  * and whether OpenBLAS's threads and the OpenMP regions slow each other
- * down when they take turns.
+ * down when they take turns; decode-step matrix-vector products (fp32 and
+ * NF4) against the memory's read bandwidth; QLoRA's 4-bit matmuls against
+ * SGEMM on the same shapes.
  *
- *	make build/bench-ops && build/bench-ops [THREADS...]
+ *	make build/bench-ops && build/bench-ops [decode|qlora|train] [THREADS...]
  *
- * (make bench builds and runs it.)
+ * (make bench builds and runs it all.)
  *
  * Prints one line per measurement: the best of several repetitions.
  */
@@ -15,7 +17,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/quant.h"
 #include "compute/backend.h"
+#include "compute/cpu.h"
+#include "model/model-int.h" /* TK_QTILE: the rows QLoRA dequantizes at a time */
 
 static double now(void)
 {
@@ -198,12 +203,218 @@ static void bench_turns(struct tk_backend *be)
 	free(a), free(b), free(c), free(y);
 }
 
+/* ---- decode: matrix-vector products at the memory bound ---- */
+
+/* Weights per measurement: enough copies of a matrix to fill this many
+ * bytes, well past the last-level cache (48 MiB on the Xeon here), so
+ * that every pass reads them from memory as a decode step does. */
+#define DECODE_BYTES (256UL << 20)
+
+/* Read bandwidth: the best of 6 sums over 512 MiB of fp32, nt threads. */
+static double read_bandwidth(int nt)
+{
+	size_t n = (512UL << 20) / sizeof(float);
+	float *a = randn(n, 21);
+	double best = 1e30, sink = 0;
+	for (int r = 0; r < 6; r++) {
+		double t0 = now(), s = 0;
+#pragma omp parallel for simd num_threads(nt) reduction(+ : s) schedule(static)
+		for (size_t i = 0; i < n; i++)
+			s += a[i];
+		double t = now() - t0;
+		sink += s;
+		best = t < best ? t : best;
+	}
+	free(a);
+	if (sink == 1234.5)
+		printf(" ");
+	return n * sizeof(float) / best;
+}
+
+/* Best of reps passes of m rows through every copy of an fp32 [n, k]. */
+static double time_gemv(struct tk_backend *be, float **w, int nw, int m, int n, int k,
+			int reps)
+{
+	float *x = randn((size_t)m * k, 22), *y = falloc((size_t)m * n);
+	double best = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now();
+		for (int j = 0; j < nw; j++)
+			tk_matmul(be, 0, 1, m, n, k, 1.0f, x, k, w[j], k, 0.0f, y, n);
+		double t = now() - t0;
+		best = t < best ? t : best;
+	}
+	free(x), free(y);
+	return best;
+}
+
+static double time_qgemv(struct tk_backend *be, struct tk_qweight *q, int nq, int m, int reps)
+{
+	int n = (int)q[0].rows, k = (int)q[0].cols;
+	float *x = randn((size_t)m * k, 23), *y = falloc((size_t)m * n);
+	double best = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now();
+		for (int j = 0; j < nq; j++)
+			tk_qmatmul(be, &q[j], 0, n, m, x, y, n, 0.0f);
+		double t = now() - t0;
+		best = t < best ? t : best;
+	}
+	free(x), free(y);
+	return best;
+}
+
+/* A copy of q with buffers of its own. */
+static void qweight_dup(struct tk_qweight *to, const struct tk_qweight *q)
+{
+	void **pf[TK_QWEIGHT_NBUF], **pt[TK_QWEIGHT_NBUF];
+	size_t bytes[TK_QWEIGHT_NBUF];
+	*to = *q;
+	tk_qweight_bufs((struct tk_qweight *)q, pf, bytes);
+	tk_qweight_bufs(to, pt, bytes);
+	for (int i = 0; i < TK_QWEIGHT_NBUF; i++)
+		if (*pf[i]) {
+			*pt[i] = malloc(bytes[i]);
+			memcpy(*pt[i], *pf[i], bytes[i]);
+		}
+}
+
+/* fp32 and NF4 (blocks of 64, double quantization: bitsandbytes' QLoRA
+ * default) decode products with 1 and 8 rows, tk's own loops at each
+ * instruction-set level this CPU runs, and OpenBLAS (SGEMV for 1 row, SGEMM
+ * for 8: the path before them) for fp32; GB/s of weights read, against
+ * the read bandwidth measured here. */
+static void bench_decode(struct tk_backend *be)
+{
+	static const struct {
+		int n, k;
+		const char *what;
+	} sh[] = {
+		{ 1536, 576, "135M gate/up" },  { 576, 1536, "135M down" },
+		{ 4096, 4096, "7B q/k/v/o" },   { 4096, 11008, "7B down" },
+	};
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	double bw = read_bandwidth(be->threads);
+	printf("decode threads=%d: read bandwidth %.2f GB/s (sum over 512 MiB); %s\n",
+	       be->threads, bw / 1e9, tk_cpu_describe());
+	for (size_t s = 0; s < sizeof(sh) / sizeof(sh[0]); s++) {
+		int n = sh[s].n, k = sh[s].k;
+		size_t bytes = (size_t)n * k * sizeof(float);
+		int nw = (int)((DECODE_BYTES + bytes - 1) / bytes);
+		float **w = malloc(nw * sizeof(*w));
+		for (int j = 0; j < nw; j++)
+			w[j] = randn((size_t)n * k, 30 + j);
+		for (int m = 1; m <= 8; m += 7)
+			for (int isa = (int)tk_cpu_isa_best(); isa >= 0; isa--) {
+				setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+				time_gemv(be, w, nw, m, n, k, 1);
+				double t = time_gemv(be, w, nw, m, n, k, 4);
+				double gbs = (double)bytes * nw / t;
+				printf("gemv fp32 %-13s %5dx%-5d m=%d %-7s: %7.1f us/matrix %6.2f GB/s "
+				       "= %3.0f%% of read bandwidth\n",
+				       sh[s].what, n, k, m, isa ? tk_cpu_isa_name(isa) : "openblas",
+				       t / nw * 1e6, gbs / 1e9, 100 * gbs / bw);
+			}
+		struct tk_qweight q0;
+		tk_qweight_quantize4(&q0, w[0], n, k, TK_QK_NF4, 64, 1, be->threads, NULL);
+		for (int j = 0; j < nw; j++)
+			free(w[j]);
+		free(w);
+		size_t qb = tk_qweight_bytes(&q0);
+		int nq = (int)((DECODE_BYTES / 4 + qb - 1) / qb);
+		struct tk_qweight *q = malloc(nq * sizeof(*q));
+		for (int j = 0; j < nq; j++)
+			qweight_dup(&q[j], &q0);
+		for (int m = 1; m <= 8; m += 7)
+			for (int isa = (int)tk_cpu_isa_best(); isa >= 0; isa--) {
+				setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+				time_qgemv(be, q, nq, m, 1);
+				double t = time_qgemv(be, q, nq, m, 4);
+				double gbs = (double)qb * nq / t;
+				printf("gemv nf4  %-13s %5dx%-5d m=%d %-7s: %7.1f us/matrix %6.2f GB/s "
+				       "= %3.0f%% of read bandwidth\n",
+				       sh[s].what, n, k, m,
+				       isa ? tk_cpu_isa_name(isa) : "generic", t / nq * 1e6,
+				       gbs / 1e9, 100 * gbs / bw);
+			}
+		for (int j = 0; j < nq; j++)
+			tk_qweight_free(&q[j]);
+		free(q);
+		tk_qweight_free(&q0);
+	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
+}
+
+/* ---- QLoRA: 4-bit matmuls of training against SGEMM ---- */
+
+/* y [M, N] = x [M, K] W^T and dx [M, K] = dy [M, N] W for an NF4 W [N, K],
+ * the way lib/model/model-linear.c runs them (TK_QTILE floats of rows
+ * dequantized at a time, one GEMM per tile), against one SGEMM of the
+ * same shape on an fp32 W, best of reps. */
+static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int reps)
+{
+	float *w = randn((size_t)N * K, 40), *x = randn((size_t)M * K, 41);
+	float *dy = randn((size_t)M * N, 42), *y = falloc((size_t)M * N);
+	float *dx = falloc((size_t)M * K);
+	int tr = (int)(TK_QTILE / (unsigned)K);
+	tr = tr > 0 ? tr : 1;
+	float *tile = falloc((size_t)tr * K);
+	struct tk_qweight q;
+	tk_qweight_quantize4(&q, w, N, K, TK_QK_NF4, 64, 1, be->threads, NULL);
+	double t[4] = { 1e30, 1e30, 1e30, 1e30 };
+	for (int r = 0; r < reps + 1; r++) {
+		double t0 = now();
+		tk_matmul(be, 0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+		double t1 = now();
+		tk_matmul(be, 0, 0, M, K, N, 1.0f, dy, N, w, K, 0.0f, dx, K);
+		double t2 = now();
+		for (int t0r = 0; t0r < N; t0r += tr) {
+			int n = N - t0r < tr ? N - t0r : tr;
+			tk_dequant_rows(be, &q, t0r, n, tile, NULL);
+			tk_matmul(be, 0, 1, M, n, K, 1.0f, x, K, tile, K, 0.0f, y + t0r, N);
+		}
+		double t3 = now();
+		for (int t0r = 0; t0r < N; t0r += tr) {
+			int n = N - t0r < tr ? N - t0r : tr;
+			tk_dequant_rows(be, &q, t0r, n, tile, NULL);
+			tk_matmul(be, 0, 0, M, K, n, 1.0f, dy + t0r, N, tile, K, t0r ? 1.0f : 0.0f,
+				  dx, K);
+		}
+		double t4 = now();
+		double d[4] = { t1 - t0, t2 - t1, t3 - t2, t4 - t3 };
+		for (int i = 0; r && i < 4; i++)
+			t[i] = d[i] < t[i] ? d[i] : t[i];
+	}
+	double fl = 2.0 * M * N * K;
+	printf("qlora %5dx%-5d M=%d threads=%d: fwd sgemm %.1f GFLOP/s, nf4 tiles %.1f GFLOP/s "
+	       "(%.0f%%); bwd dx sgemm %.1f GFLOP/s, nf4 tiles %.1f GFLOP/s (%.0f%%); tile %d rows\n",
+	       N, K, M, be->threads, fl / t[0] / 1e9, fl / t[2] / 1e9, 100 * t[0] / t[2],
+	       fl / t[1] / 1e9, fl / t[3] / 1e9, 100 * t[1] / t[3], tr);
+	tk_qweight_free(&q);
+	free(w), free(x), free(dy), free(y), free(dx), free(tile);
+}
+
+static void bench_qlora(struct tk_backend *be)
+{
+	bench_qlora_shape(be, 512, 4096, 4096, 3);
+	bench_qlora_shape(be, 512, 11008, 4096, 2);
+	bench_qlora_shape(be, 512, 4096, 11008, 2);
+}
+
 int main(int argc, char **argv)
 {
-	int list[8] = { 1, 2 }, nl = 2;
-	if (argc > 1) {
+	int list[8] = { 1, 2 }, nl = 2, a0 = 1;
+	const char *only = NULL;
+	if (argc > 1 && (!strcmp(argv[1], "decode") || !strcmp(argv[1], "qlora") ||
+			 !strcmp(argv[1], "train")))
+		only = argv[a0++];
+	if (argc > a0) {
 		nl = 0;
-		for (int i = 1; i < argc && nl < 8; i++)
+		for (int i = a0; i < argc && nl < 8; i++)
 			list[nl++] = atoi(argv[i]);
 	}
 	for (int i = 0; i < nl; i++) {
@@ -212,6 +423,14 @@ int main(int argc, char **argv)
 		if (tk_backend_cpu_init(&be, list[i], &d)) {
 			fprintf(stderr, "bench-ops: %s\n", d.msg);
 			return 1;
+		}
+		if (!only || !strcmp(only, "decode"))
+			bench_decode(&be);
+		if (!only || !strcmp(only, "qlora"))
+			bench_qlora(&be);
+		if (only && strcmp(only, "train")) {
+			tk_backend_free(&be);
+			continue;
 		}
 		static const struct {
 			int ta, tb, m, n, k;

@@ -43,6 +43,7 @@
 #include "base/quant-common.h"
 #include "base/quant.h"
 #include "compute/blas.h"
+#include "compute/backend-cpu-int.h"
 #include "compute/cpu.h"
 
 struct cpu_ctx {
@@ -143,6 +144,14 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 	enum CBLAS_TRANSPOSE tra = ta ? CblasTrans : CblasNoTrans;
 	enum CBLAS_TRANSPOSE trb = tb ? CblasTrans : CblasNoTrans;
 	int nt = be->threads, along_m = m >= n, len = along_m ? m : n;
+	enum tk_cpu_isa isa = tk_cpu_isa();
+	if (!ta && tb && m <= TK_GEMV_MAX_ROWS && k > 0 && tk_cpu_gemv_f32_ok(isa)) {
+		/* a few rows times a [n, k] matrix (a decode step): the weight
+		 * streamed once for all the rows (backend-cpu-gemv.c) */
+		tk_cpu_gemv_f32(isa, nt, m, n, k, alpha, a, (size_t)lda, b, (size_t)ldb, beta, c,
+				(size_t)ldc);
+		return 0;
+	}
 	if (m == 1 && tb && k > 0) {
 		/* one row times a [n, k] matrix (a decode step): GEMV, which
 		 * streams the matrix once instead of packing it for a GEMM */
@@ -1426,6 +1435,14 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 			for (int r = 0; r < n; r++)
 				y[(size_t)i * ldy + r] = beta == 0.0f ? 0.0f :
 							 beta * y[(size_t)i * ldy + r];
+		return 0;
+	}
+	if (tk_cpu_qgemv4_ok((enum tk_cpu_isa)isa, q)) {
+		/* straight from the codes (backend-cpu-gemv.c) */
+		float *xs = ws_get(be, tk_cpu_qgemv4_ws(q, m) * sizeof(float));
+		if (!xs)
+			return TK_E_NOMEM;
+		tk_cpu_qgemv4((enum tk_cpu_isa)isa, nt, q, row0, n, m, x, y, ldy, beta, xs);
 		return 0;
 	}
 	/* per thread: a row of W padded to 64 bytes (threads do not share

@@ -150,6 +150,41 @@ static void test_qmatmul_4bit(void)
 	free(x);
 }
 
+/* Columns and block sizes that are multiples of 64: the CPU's loops that
+ * read the codes directly (backend-cpu-gemv.c) at AVX2 and AVX-512.  576
+ * columns with blocks of 128 or 256: rows start inside a block; m 12: two
+ * passes of 8 (or three of 4) over the weight. */
+static void test_qmatmul_64(void)
+{
+	const int64_t rows = 67, cols = 576;
+	static const size_t bss[] = { 64, 128, 256 };
+	float *x = malloc((size_t)(rows * cols) * sizeof(float));
+	char what[64];
+
+	init_backends();
+	TT_REQUIRE(x, "out of memory");
+	for (int64_t i = 0; i < rows * cols; i++)
+		x[i] = frand() * (1.0f + (float)(i % 5));
+	for (size_t bi = 0; bi < sizeof(bss) / sizeof(bss[0]) && !tt_failed_now; bi++)
+		for (int kind = TK_QK_NF4; kind <= TK_QK_FP4 && !tt_failed_now; kind++)
+			for (int nested = 0; nested <= 1 && !tt_failed_now; nested++) {
+				struct tk_qweight q;
+				TT_REQUIRE(tk_qweight_quantize4(&q, x, rows, cols,
+								(enum tk_qkind)kind, bss[bi],
+								nested, 1, NULL) == 0,
+					   "quantize");
+				snprintf(what, sizeof(what), "%s%s bs%zu",
+					 kind == TK_QK_NF4 ? "nf4" : "fp4", nested ? " nested" : "",
+					 bss[bi]);
+				check_qmm(&q, 0, (int)rows, 1, 0.0f, what);
+				check_qmm(&q, 3, 61, 8, 0.5f, what);
+				check_qmm(&q, 1, 5, 12, 1.0f, what);
+				check_qmm(&q, 0, (int)rows, 5, 0.0f, what);
+				tk_qweight_free(&q);
+			}
+	free(x);
+}
+
 static void test_qmatmul_blocksize(void)
 {
 	/* 128 columns, blocks of 256: a block spans two rows */
@@ -379,6 +414,7 @@ static void test_qmatmul_isas(void)
 	for (size_t i = 0; i < sizeof(isa) / sizeof(isa[0]); i++) {
 		setenv("TK_CPU_ISA", isa[i], 1);
 		test_qmatmul_4bit();
+		test_qmatmul_64();
 		test_qmatmul_blocksize();
 		test_qmatmul_int8();
 		test_quantized_decode();
@@ -390,6 +426,7 @@ int main(void)
 {
 	unsetenv("TK_CPU_ISA");
 	TT_RUN(test_qmatmul_4bit);
+	TT_RUN(test_qmatmul_64);
 	TT_RUN(test_qmatmul_blocksize);
 	TT_RUN(test_qmatmul_int8);
 	TT_RUN(test_qmatmul_isas);
