@@ -299,6 +299,10 @@ static void bench_decode(struct tk_backend *be)
 	       be->threads, bw / 1e9, tk_cpu_describe());
 	for (size_t s = 0; s < sizeof(sh) / sizeof(sh[0]); s++) {
 		int n = sh[s].n, k = sh[s].k;
+		if (s) { /* again, next to the rows it is compared with */
+			bw = read_bandwidth(be->threads);
+			printf("decode threads=%d: read bandwidth %.2f GB/s\n", be->threads, bw / 1e9);
+		}
 		size_t bytes = (size_t)n * k * sizeof(float);
 		int nw = (int)((DECODE_BYTES + bytes - 1) / bytes);
 		float **w = malloc(nw * sizeof(*w));

@@ -295,9 +295,12 @@ static void reorder_x(float *xs, const float *x, size_t n, int V)
 				xs[g + (size_t)k * V + j] = x[g + 4 * (size_t)j + nib[k]];
 }
 
-/* s[i] = row r of q (elements e0 .. e0+cols) . x row i, i < MR. */
-TGT512 AI void q4_row512(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			 size_t cols, float *s)
+/* Columns [c0, c1) (multiples of 64) of the weight row starting at element
+ * e0, dotted with MR rows of xs (row stride cols) into acc[2 i] (even
+ * nibbles) and acc[2 i + 1] (odd), which carry over from the previous
+ * span: the same operations in the same order as one span over the row. */
+TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
+			  size_t cols, size_t c0, size_t c1, __m512 *acc)
 {
 	const __m512 code = _mm512_loadu_ps(q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code);
 	const uint8_t *d = q->data + (e0 >> 1);
@@ -306,8 +309,8 @@ TGT512 AI void q4_row512(const int MR, const struct tk_qweight *q, size_t e0, co
 	size_t bcur = (size_t)-1;
 #pragma GCC unroll 8
 	for (int i = 0; i < MR; i++)
-		a0[i] = a1[i] = _mm512_setzero_ps();
-	for (size_t c = 0; c < cols; c += 64) {
+		a0[i] = acc[2 * i], a1[i] = acc[2 * i + 1];
+	for (size_t c = c0; c < c1; c += 64) {
 		size_t b = (e0 + c) >> lbs;
 		if (b != bcur) {
 			tab = _mm512_mul_ps(code, _mm512_set1_ps(q4_absmax(q, b)));
@@ -329,12 +332,12 @@ TGT512 AI void q4_row512(const int MR, const struct tk_qweight *q, size_t e0, co
 	}
 #pragma GCC unroll 8
 	for (int i = 0; i < MR; i++)
-		s[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
+		acc[2 * i] = a0[i], acc[2 * i + 1] = a1[i];
 }
 
-/* q4_row512 with AVX2: two 32-column halves per 64, 8 lanes each. */
-TGT256 AI void q4_row256(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			 size_t cols, float *s)
+/* q4_span512 with AVX2: two 32-column halves per 64, 8 lanes each. */
+TGT256 AI void q4_span256(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
+			  size_t cols, size_t c0, size_t c1, __m256 *acc)
 {
 	const float *cv = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
 	const __m256 c_lo = _mm256_loadu_ps(cv), c_hi = _mm256_loadu_ps(cv + 8);
@@ -344,8 +347,8 @@ TGT256 AI void q4_row256(const int MR, const struct tk_qweight *q, size_t e0, co
 	size_t bcur = (size_t)-1;
 #pragma GCC unroll 4
 	for (int i = 0; i < MR; i++)
-		a0[i] = a1[i] = _mm256_setzero_ps();
-	for (size_t c = 0; c < cols; c += 64) {
+		a0[i] = acc[2 * i], a1[i] = acc[2 * i + 1];
+	for (size_t c = c0; c < c1; c += 64) {
 		size_t b = (e0 + c) >> lbs;
 		if (b != bcur) {
 			__m256 am = _mm256_set1_ps(q4_absmax(q, b));
@@ -377,23 +380,58 @@ TGT256 AI void q4_row256(const int MR, const struct tk_qweight *q, size_t e0, co
 	}
 #pragma GCC unroll 4
 	for (int i = 0; i < MR; i++)
-		s[i] = hsum256(_mm256_add_ps(a0[i], a1[i]));
+		acc[2 * i] = a0[i], acc[2 * i + 1] = a1[i];
 }
 
-typedef void (*q4_row_fn)(const struct tk_qweight *, size_t, const float *, size_t, float *);
+/* Rows per block a thread takes: their accumulators stay in L1 between
+ * column panels. */
+#define Q4_RB 16
+/* Floats of x per column panel: MR rows of it stay in L1 (16 KiB) while
+ * the block's rows stream past, whatever m and cols. */
+#define Q4_PANEL(MR) ((size_t)(4096 / (MR)) & ~(size_t)63)
 
-#define Q4_512(MR)                                                                           \
-	TGT512 __attribute__((noinline)) static void q4_512_##MR(                            \
-		const struct tk_qweight *q, size_t e0, const float *xs, size_t cols, float *s) \
-	{                                                                                    \
-		q4_row512(MR, q, e0, xs, cols, s);                                           \
+typedef void (*q4_rows_fn)(const struct tk_qweight *, int64_t, int, int, const float *, size_t,
+			   float *, int, float);
+
+/* Output rows [r0, r1) (r1 - r0 <= Q4_RB) for MR rows of x, in column
+ * panels; y[i ldy + r] = sum (+ beta y). */
+#define Q4_ROWS(NAME, TGT, VEC, SPAN, ZERO, RED, MR)                                          \
+	TGT __attribute__((noinline)) static void NAME(const struct tk_qweight *q, int64_t row0, \
+						       int r0, int r1, const float *xs,          \
+						       size_t cols, float *y, int ldy, float beta) \
+	{                                                                                     \
+		VEC acc[Q4_RB][2 * MR];                                                       \
+		const size_t kc = Q4_PANEL(MR);                                               \
+		for (size_t p0 = 0; p0 < cols; p0 += kc) {                                    \
+			size_t p1 = cols - p0 < kc ? cols : p0 + kc;                          \
+			for (int r = r0; r < r1; r++) {                                       \
+				if (!p0)                                                      \
+					for (int j = 0; j < 2 * MR; j++)                      \
+						acc[r - r0][j] = ZERO();                      \
+				SPAN(MR, q, (size_t)(row0 + r) * cols, xs, cols, p0, p1,      \
+				     acc[r - r0]);                                            \
+			}                                                                     \
+		}                                                                             \
+		for (int r = r0; r < r1; r++)                                                 \
+			for (int i = 0; i < MR; i++) {                                        \
+				float sum = RED(acc[r - r0][2 * i], acc[r - r0][2 * i + 1]);  \
+				float *o = y + (size_t)i * ldy + r;                           \
+				*o = beta == 0.0f ? sum : sum + beta * *o;                    \
+			}                                                                     \
 	}
-#define Q4_256(MR)                                                                           \
-	TGT256 __attribute__((noinline)) static void q4_256_##MR(                            \
-		const struct tk_qweight *q, size_t e0, const float *xs, size_t cols, float *s) \
-	{                                                                                    \
-		q4_row256(MR, q, e0, xs, cols, s);                                           \
-	}
+
+TGT512 AI float red512(__m512 a, __m512 b)
+{
+	return _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+}
+
+TGT256 AI float red256(__m256 a, __m256 b)
+{
+	return hsum256(_mm256_add_ps(a, b));
+}
+
+#define Q4_512(MR) Q4_ROWS(q4_512_##MR, TGT512, __m512, q4_span512, _mm512_setzero_ps, red512, MR)
+#define Q4_256(MR) Q4_ROWS(q4_256_##MR, TGT256, __m256, q4_span256, _mm256_setzero_ps, red256, MR)
 Q4_512(1)
 Q4_512(2)
 Q4_512(3)
@@ -407,10 +445,10 @@ Q4_256(2)
 Q4_256(3)
 Q4_256(4)
 
-static const q4_row_fn q4_512[TK_GEMV_MAX_ROWS + 1] = {
+static const q4_rows_fn q4_512[TK_GEMV_MAX_ROWS + 1] = {
 	NULL, q4_512_1, q4_512_2, q4_512_3, q4_512_4, q4_512_5, q4_512_6, q4_512_7, q4_512_8,
 };
-static const q4_row_fn q4_256[5] = { NULL, q4_256_1, q4_256_2, q4_256_3, q4_256_4 };
+static const q4_rows_fn q4_256[5] = { NULL, q4_256_1, q4_256_2, q4_256_3, q4_256_4 };
 #endif
 
 void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0, int n,
@@ -425,21 +463,18 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 		reorder_x(ws + (size_t)i * cols, x + (size_t)i * cols, cols, V);
 	if ((long)n * (long)cols < GEMV_PAR_MIN)
 		nt = 1;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, GEMV_BLOCK) if (nt > 1)
-	for (int r = 0; r < n; r++) {
-		const size_t e0 = (size_t)(row0 + r) * cols;
-		float s[TK_GEMV_MAX_ROWS];
+	int nblk = (n + Q4_RB - 1) / Q4_RB;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1 && nblk > 1)
+	for (int bl = 0; bl < nblk; bl++) {
+		int r0 = bl * Q4_RB, r1 = n - r0 < Q4_RB ? n : r0 + Q4_RB;
 		for (int i0 = 0; i0 < m; i0 += group) {
 			int mr = m - i0 < group ? m - i0 : group;
 			const float *xs = ws + (size_t)i0 * cols;
+			float *yi = y + (size_t)i0 * ldy;
 			if (isa == TK_CPU_ISA_AVX512)
-				q4_512[mr](q, e0, xs, cols, s);
+				q4_512[mr](q, row0, r0, r1, xs, cols, yi, ldy, beta);
 			else
-				q4_256[mr](q, e0, xs, cols, s);
-			for (int i = 0; i < mr; i++) {
-				float *o = y + (size_t)(i0 + i) * ldy + r;
-				*o = beta == 0.0f ? s[i] : s[i] + beta * *o;
-			}
+				q4_256[mr](q, row0, r0, r1, xs, cols, yi, ldy, beta);
 		}
 	}
 #else
