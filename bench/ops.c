@@ -356,29 +356,33 @@ static void bench_decode(struct tk_backend *be)
 /* ---- QLoRA: 4-bit matmuls of training against SGEMM ---- */
 
 /* y [M, N] = x [M, K] W^T and dx [M, K] = dy [M, N] W for an NF4 W [N, K],
- * the way lib/model/model-linear.c runs them (TK_QTILE floats of rows
- * dequantized at a time, one GEMM per tile), against one SGEMM of the
- * same shape on an fp32 W, best of reps. */
-static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int reps)
+ * the way lib/model/model-linear.c runs them (tr rows of W dequantized at
+ * a time, one GEMM per tile), against one SGEMM of the same shape on an
+ * fp32 W, best of reps; tr = 0: TK_QTILE floats of rows (model-linear.c's
+ * tile before this bench). */
+static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int tr, int reps)
 {
 	float *w = randn((size_t)N * K, 40), *x = randn((size_t)M * K, 41);
 	float *dy = randn((size_t)M * N, 42), *y = falloc((size_t)M * N);
 	float *dx = falloc((size_t)M * K);
-	int tr = (int)(TK_QTILE / (unsigned)K);
-	tr = tr > 0 ? tr : 1;
+	if (!tr)
+		tr = (int)(TK_QTILE / (unsigned)K);
+	tr = tr < 1 ? 1 : tr > N ? N : tr;
 	float *tile = falloc((size_t)tr * K);
 	struct tk_qweight q;
 	tk_qweight_quantize4(&q, w, N, K, TK_QK_NF4, 64, 1, be->threads, NULL);
-	double t[4] = { 1e30, 1e30, 1e30, 1e30 };
+	double t[5] = { 1e30, 1e30, 1e30, 1e30, 1e30 };
 	for (int r = 0; r < reps + 1; r++) {
 		double t0 = now();
 		tk_matmul(be, 0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
 		double t1 = now();
 		tk_matmul(be, 0, 0, M, K, N, 1.0f, dy, N, w, K, 0.0f, dx, K);
-		double t2 = now();
+		double t2 = now(), tdq = 0;
 		for (int t0r = 0; t0r < N; t0r += tr) {
 			int n = N - t0r < tr ? N - t0r : tr;
+			double a = now();
 			tk_dequant_rows(be, &q, t0r, n, tile, NULL);
+			tdq += now() - a;
 			tk_matmul(be, 0, 1, M, n, K, 1.0f, x, K, tile, K, 0.0f, y + t0r, N);
 		}
 		double t3 = now();
@@ -389,24 +393,27 @@ static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int re
 				  dx, K);
 		}
 		double t4 = now();
-		double d[4] = { t1 - t0, t2 - t1, t3 - t2, t4 - t3 };
-		for (int i = 0; r && i < 4; i++)
+		double d[5] = { t1 - t0, t2 - t1, t3 - t2, t4 - t3, tdq };
+		for (int i = 0; r && i < 5; i++)
 			t[i] = d[i] < t[i] ? d[i] : t[i];
 	}
 	double fl = 2.0 * M * N * K;
-	printf("qlora %5dx%-5d M=%d threads=%d: fwd sgemm %.1f GFLOP/s, nf4 tiles %.1f GFLOP/s "
-	       "(%.0f%%); bwd dx sgemm %.1f GFLOP/s, nf4 tiles %.1f GFLOP/s (%.0f%%); tile %d rows\n",
-	       N, K, M, be->threads, fl / t[0] / 1e9, fl / t[2] / 1e9, 100 * t[0] / t[2],
-	       fl / t[1] / 1e9, fl / t[3] / 1e9, 100 * t[1] / t[3], tr);
+	printf("qlora %5dx%-5d M=%d threads=%d tile %4d rows: fwd sgemm %.1f GFLOP/s, nf4 %.1f "
+	       "GFLOP/s (%.0f%% of sgemm; dequant %.0f%% of it); bwd dx sgemm %.1f GFLOP/s, nf4 "
+	       "%.1f GFLOP/s (%.0f%%)\n",
+	       N, K, M, be->threads, tr, fl / t[0] / 1e9, fl / t[2] / 1e9, 100 * t[0] / t[2],
+	       100 * t[4] / t[2], fl / t[1] / 1e9, fl / t[3] / 1e9, 100 * t[1] / t[3]);
 	tk_qweight_free(&q);
 	free(w), free(x), free(dy), free(y), free(dx), free(tile);
 }
 
 static void bench_qlora(struct tk_backend *be)
 {
-	bench_qlora_shape(be, 512, 4096, 4096, 3);
-	bench_qlora_shape(be, 512, 11008, 4096, 2);
-	bench_qlora_shape(be, 512, 4096, 11008, 2);
+	static const int shapes[][2] = { { 4096, 4096 }, { 11008, 4096 }, { 4096, 11008 } };
+	static const int tiles[] = { 0, 512, 1024 };
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+		for (size_t t = 0; t < sizeof(tiles) / sizeof(tiles[0]); t++)
+			bench_qlora_shape(be, 512, shapes[s][0], shapes[s][1], tiles[t], 2);
 }
 
 int main(int argc, char **argv)

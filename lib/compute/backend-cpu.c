@@ -5,6 +5,9 @@
  * (which GCC leaves scalar).  They compute the same operations in the same
  * order as the portable loops that other CPUs run (AdamW: the same bits;
  * the tiles: fused multiply-adds where the portable loop rounds twice).
+ * Decode steps (1..8 rows times a weight, fp32 or 4-bit) run the AVX2 or
+ * AVX-512 loops of backend-cpu-gemv.c.  Which loops run is the level
+ * cpu.h chooses (TK_CPU_ISA lowers it).
  *
  * Threads: every OpenMP region asks for be->threads, GEMMs included: they
  * are cut into slabs that single-threaded OpenBLAS computes on the OpenMP
@@ -1304,6 +1307,29 @@ qrow4_avx2(const struct tk_qweight *q, const float *code, int64_t r, float *w)
 	}
 }
 
+/* tk_qweight_rows with qmatmul's row loops for AVX-512 or AVX2 (the same
+ * bits), a row per OpenMP iteration: QLoRA's training matmuls dequantize
+ * their tiles here.  int8 and the portable level: tk_qweight_rows. */
+static int cpu_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t row0,
+			    int64_t n, float *out)
+{
+	const int isa = (int)tk_cpu_isa();
+	const size_t cols = (size_t)q->cols;
+
+	if (q->kind == TK_QK_INT8 || isa < 1)
+		return tk_qweight_rows(q, row0, n, out, NULL);
+	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+	int nt = (size_t)n * cols < (size_t)QMM_PAR_MIN ? 1 : be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+	for (int64_t r = 0; r < n; r++) {
+		if (isa == 2)
+			qrow4_avx512(q, code, row0 + r, out + (size_t)r * cols);
+		else
+			qrow4_avx2(q, code, row0 + r, out + (size_t)r * cols);
+	}
+	return 0;
+}
+
 /* The sum of a register's 8 floats. */
 __attribute__((target("avx2,fma"))) static inline float hsum_avx2(__m256 v)
 {
@@ -1581,7 +1607,11 @@ static const struct tk_backend_i cpu_backend = {
 	/* .free = */ cpu_free,
 	/* .sync = */ cpu_sync,
 	/* .destroy = */ cpu_destroy,
+#ifdef TK_QMM_AVX512
+	/* .dequant_rows = */ cpu_dequant_rows,
+#else
 	/* .dequant_rows = */ NULL, /* tk_dequant_rows: tk_qweight_rows */
+#endif
 	/* .prec_ok = */ cpu_prec_ok,
 	/* .qmatmul = */ cpu_qmatmul,
 	/* .attention_decode = */ cpu_attention_decode,
