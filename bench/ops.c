@@ -20,7 +20,7 @@
 #include "base/quant.h"
 #include "compute/backend.h"
 #include "compute/cpu.h"
-#include "model/model-int.h" /* TK_QTILE: the rows QLoRA dequantizes at a time */
+#include "model/model-int.h" /* tk_qtile_rows: the rows QLoRA dequantizes at a time */
 
 static double now(void)
 {
@@ -359,7 +359,7 @@ static void bench_decode(struct tk_backend *be)
  * the way lib/model/model-linear.c runs them (tr rows of W dequantized at
  * a time, one GEMM per tile), against one SGEMM of the same shape on an
  * fp32 W, best of reps; tr = 0: TK_QTILE floats of rows (model-linear.c's
- * tile before this bench). */
+ * tile before TK_QTILE_ROWS), -1: tk_qtile_rows (its tile now). */
 static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int tr, int reps)
 {
 	float *w = randn((size_t)N * K, 40), *x = randn((size_t)M * K, 41);
@@ -367,6 +367,8 @@ static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int tr
 	float *dx = falloc((size_t)M * K);
 	if (!tr)
 		tr = (int)(TK_QTILE / (unsigned)K);
+	else if (tr < 0)
+		tr = tk_qtile_rows(K);
 	tr = tr < 1 ? 1 : tr > N ? N : tr;
 	float *tile = falloc((size_t)tr * K);
 	struct tk_qweight q;
@@ -410,7 +412,7 @@ static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int tr
 static void bench_qlora(struct tk_backend *be)
 {
 	static const int shapes[][2] = { { 4096, 4096 }, { 11008, 4096 }, { 4096, 11008 } };
-	static const int tiles[] = { 0, 512, 1024 };
+	static const int tiles[] = { 0, -1 };
 	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
 		for (size_t t = 0; t < sizeof(tiles) / sizeof(tiles[0]); t++)
 			bench_qlora_shape(be, 512, shapes[s][0], shapes[s][1], tiles[t], 2);
