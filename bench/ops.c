@@ -2,11 +2,13 @@
  * (the lm head's 128-row chunks included), attention forward + backward,
  * cross-entropy, the other ops of a training step and AdamW at its sizes,
  * and whether OpenBLAS's threads and the OpenMP regions slow each other
- * down when they take turns.
+ * down when they take turns; decode-step matrix-vector products (fp32 and
+ * NF4) against the memory's read bandwidth; QLoRA's 4-bit matmuls against
+ * SGEMM on the same shapes.
  *
- *	make build/bench-ops && build/bench-ops [THREADS...]
+ *	make build/bench-ops && build/bench-ops [decode|qlora|train] [THREADS...]
  *
- * (make bench builds and runs it.)
+ * (make bench builds and runs it all.)
  *
  * Prints one line per measurement: the best of several repetitions.
  */
@@ -15,7 +17,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/quant.h"
 #include "compute/backend.h"
+#include "compute/cpu.h"
+#include "model/model-int.h" /* tk_qtile_rows: the rows QLoRA dequantizes at a time */
 
 static double now(void)
 {
@@ -23,6 +28,18 @@ static double now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+/* CPU seconds of every thread of the process: on a machine shared with
+ * other work, time a thread spent waiting for a core is not in it. */
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The best CPU seconds of the last read_bandwidth/time_gemv/time_qgemv. */
+static double best_cpu;
 
 /* 64-byte aligned, as tk_backend_alloc gives: with AVX-512, loads that
  * straddle cache lines made attention's backward 1.5-2.5x slower. */
@@ -198,12 +215,288 @@ static void bench_turns(struct tk_backend *be)
 	free(a), free(b), free(c), free(y);
 }
 
+/* ---- decode: matrix-vector products at the memory bound ---- */
+
+/* Weights per measurement: enough copies of a matrix to fill this many
+ * bytes, well past the last-level cache (48 MiB on the Xeon here), so
+ * that every pass reads them from memory as a decode step does. */
+#define DECODE_BYTES (256UL << 20)
+
+/* The sum of a[0 .. n) (n a multiple of 64) with 4 independent vector
+ * accumulators of the widest registers the CPU has: loads, not the adds'
+ * latency, limit it (one scalar chain adds 16 bytes per 4 cycles). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static float sum512(const float *a, size_t n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	for (size_t i = 0; i < n; i += 64) {
+		s0 = _mm512_add_ps(s0, _mm512_load_ps(a + i));
+		s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 16));
+		s2 = _mm512_add_ps(s2, _mm512_load_ps(a + i + 32));
+		s3 = _mm512_add_ps(s3, _mm512_load_ps(a + i + 48));
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+__attribute__((target("avx2"))) static float sum256(const float *a, size_t n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+	for (size_t i = 0; i < n; i += 32) {
+		s0 = _mm256_add_ps(s0, _mm256_load_ps(a + i));
+		s1 = _mm256_add_ps(s1, _mm256_load_ps(a + i + 8));
+		s2 = _mm256_add_ps(s2, _mm256_load_ps(a + i + 16));
+		s3 = _mm256_add_ps(s3, _mm256_load_ps(a + i + 24));
+	}
+	float t[8];
+	_mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+	return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+#endif
+
+static float sum_read(const float *a, size_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (tk_cpu_isa_best() == TK_CPU_ISA_AVX512)
+		return sum512(a, n);
+	if (tk_cpu_isa_best() == TK_CPU_ISA_AVX2)
+		return sum256(a, n);
+#endif
+	float s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += a[i];
+	return s;
+}
+
+/* Read bandwidth: the best of 6 sums over 512 MiB of fp32, nt threads
+ * taking 256 KiB at a time as they come (as the GEMV loops take rows: on
+ * a shared machine a thread that loses its core does not hold up the
+ * others). */
+static double read_bandwidth(int nt)
+{
+	const size_t n = (512UL << 20) / sizeof(float), chunk = 1 << 16;
+	float *a = randn(n, 21);
+	double best = 1e30, sink = 0;
+	best_cpu = 1e30;
+	for (int r = 0; r < 6; r++) {
+		double t0 = now(), c0 = cpu_now(), s = 0;
+#pragma omp parallel for num_threads(nt) reduction(+ : s) schedule(dynamic, 1)
+		for (size_t c = 0; c < n / chunk; c++)
+			s += sum_read(a + c * chunk, chunk);
+		double t = now() - t0, c = cpu_now() - c0;
+		sink += s;
+		best = t < best ? t : best;
+		best_cpu = c < best_cpu ? c : best_cpu;
+	}
+	free(a);
+	if (sink == 1234.5)
+		printf(" ");
+	return n * sizeof(float) / best;
+}
+
+/* Best of reps passes of m rows through every copy of an fp32 [n, k]. */
+static double time_gemv(struct tk_backend *be, float **w, int nw, int m, int n, int k,
+			int reps)
+{
+	float *x = randn((size_t)m * k, 22), *y = falloc((size_t)m * n);
+	double best = 1e30;
+	best_cpu = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now(), c0 = cpu_now();
+		for (int j = 0; j < nw; j++)
+			tk_matmul(be, 0, 1, m, n, k, 1.0f, x, k, w[j], k, 0.0f, y, n);
+		double t = now() - t0, c = cpu_now() - c0;
+		best = t < best ? t : best;
+		best_cpu = c < best_cpu ? c : best_cpu;
+	}
+	free(x), free(y);
+	return best;
+}
+
+static double time_qgemv(struct tk_backend *be, struct tk_qweight *q, int nq, int m, int reps)
+{
+	int n = (int)q[0].rows, k = (int)q[0].cols;
+	float *x = randn((size_t)m * k, 23), *y = falloc((size_t)m * n);
+	double best = 1e30;
+	best_cpu = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now(), c0 = cpu_now();
+		for (int j = 0; j < nq; j++)
+			tk_qmatmul(be, &q[j], 0, n, m, x, y, n, 0.0f);
+		double t = now() - t0, c = cpu_now() - c0;
+		best = t < best ? t : best;
+		best_cpu = c < best_cpu ? c : best_cpu;
+	}
+	free(x), free(y);
+	return best;
+}
+
+/* A copy of q with buffers of its own. */
+static void qweight_dup(struct tk_qweight *to, const struct tk_qweight *q)
+{
+	void **pf[TK_QWEIGHT_NBUF], **pt[TK_QWEIGHT_NBUF];
+	size_t bytes[TK_QWEIGHT_NBUF];
+	*to = *q;
+	tk_qweight_bufs((struct tk_qweight *)q, pf, bytes);
+	tk_qweight_bufs(to, pt, bytes);
+	for (int i = 0; i < TK_QWEIGHT_NBUF; i++)
+		if (*pf[i]) {
+			*pt[i] = malloc(bytes[i]);
+			memcpy(*pt[i], *pf[i], bytes[i]);
+		}
+}
+
+/* fp32 and NF4 (blocks of 64, double quantization: bitsandbytes' QLoRA
+ * default) decode products with 1 and 8 rows, tk's own loops at each
+ * instruction-set level this CPU runs, and OpenBLAS (SGEMV for 1 row, SGEMM
+ * for 8: the path before them) for fp32; GB/s of weights read, against
+ * the read bandwidth measured here. */
+static void bench_decode(struct tk_backend *be)
+{
+	static const struct {
+		int n, k;
+		const char *what;
+	} sh[] = {
+		{ 1536, 576, "135M gate/up" },  { 576, 1536, "135M down" },
+		{ 4096, 4096, "7B q/k/v/o" },   { 4096, 11008, "7B down" },
+	};
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	double bw = read_bandwidth(be->threads), bwc = 512.0 * (1 << 20) / best_cpu;
+	printf("decode threads=%d: read bandwidth %.2f GB/s, %.2f GB per CPU second (sum over "
+	       "512 MiB); %s\n", be->threads, bw / 1e9, bwc / 1e9, tk_cpu_describe());
+	for (size_t s = 0; s < sizeof(sh) / sizeof(sh[0]); s++) {
+		int n = sh[s].n, k = sh[s].k;
+		if (s) { /* again, next to the rows it is compared with */
+			bw = read_bandwidth(be->threads);
+			bwc = 512.0 * (1 << 20) / best_cpu;
+			printf("decode threads=%d: read bandwidth %.2f GB/s, %.2f GB per CPU second\n",
+			       be->threads, bw / 1e9, bwc / 1e9);
+		}
+		size_t bytes = (size_t)n * k * sizeof(float);
+		int nw = (int)((DECODE_BYTES + bytes - 1) / bytes);
+		float **w = malloc(nw * sizeof(*w));
+		for (int j = 0; j < nw; j++)
+			w[j] = randn((size_t)n * k, 30 + j);
+		for (int m = 1; m <= 8; m += 7)
+			for (int isa = (int)tk_cpu_isa_best(); isa >= 0; isa--) {
+				setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+				time_gemv(be, w, nw, m, n, k, 1);
+				double t = time_gemv(be, w, nw, m, n, k, 4);
+				double gbs = (double)bytes * nw / t, gbc = (double)bytes * nw / best_cpu;
+				printf("gemv fp32 %-13s %5dx%-5d m=%d %-8s: %7.1f us/matrix %6.2f GB/s "
+				       "= %3.0f%% of read bandwidth; per CPU second %3.0f%%\n",
+				       sh[s].what, n, k, m, isa ? tk_cpu_isa_name(isa) : "openblas",
+				       t / nw * 1e6, gbs / 1e9, 100 * gbs / bw, 100 * gbc / bwc);
+			}
+		struct tk_qweight q0;
+		tk_qweight_quantize4(&q0, w[0], n, k, TK_QK_NF4, 64, 1, be->threads, NULL);
+		for (int j = 0; j < nw; j++)
+			free(w[j]);
+		free(w);
+		size_t qb = tk_qweight_bytes(&q0);
+		int nq = (int)((DECODE_BYTES / 4 + qb - 1) / qb);
+		struct tk_qweight *q = malloc(nq * sizeof(*q));
+		for (int j = 0; j < nq; j++)
+			qweight_dup(&q[j], &q0);
+		for (int m = 1; m <= 8; m += 7)
+			for (int isa = (int)tk_cpu_isa_best(); isa >= 0; isa--) {
+				setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+				time_qgemv(be, q, nq, m, 1);
+				double t = time_qgemv(be, q, nq, m, 4);
+				double gbs = (double)qb * nq / t, gbc = (double)qb * nq / best_cpu;
+				printf("gemv nf4  %-13s %5dx%-5d m=%d %-8s: %7.1f us/matrix %6.2f GB/s "
+				       "= %3.0f%% of read bandwidth; per CPU second %3.0f%%\n",
+				       sh[s].what, n, k, m,
+				       isa ? tk_cpu_isa_name(isa) : "generic", t / nq * 1e6,
+				       gbs / 1e9, 100 * gbs / bw, 100 * gbc / bwc);
+			}
+		for (int j = 0; j < nq; j++)
+			tk_qweight_free(&q[j]);
+		free(q);
+		tk_qweight_free(&q0);
+	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
+}
+
+/* ---- QLoRA: 4-bit matmuls of training against SGEMM ---- */
+
+/* y [M, N] = x [M, K] W^T and dx [M, K] = dy [M, N] W for an NF4 W [N, K],
+ * the way lib/model/model-linear.c runs them (tr rows of W dequantized at
+ * a time, one GEMM per tile), against one SGEMM of the same shape on an
+ * fp32 W, best of reps; tr = 0: TK_QTILE floats of rows (model-linear.c's
+ * tile before TK_QTILE_ROWS), -1: tk_qtile_rows (its tile now). */
+static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int tr, int reps)
+{
+	float *w = randn((size_t)N * K, 40), *x = randn((size_t)M * K, 41);
+	float *dy = randn((size_t)M * N, 42), *y = falloc((size_t)M * N);
+	float *dx = falloc((size_t)M * K);
+	if (!tr)
+		tr = (int)(TK_QTILE / (unsigned)K);
+	else if (tr < 0)
+		tr = tk_qtile_rows(K);
+	tr = tr < 1 ? 1 : tr > N ? N : tr;
+	float *tile = falloc((size_t)tr * K);
+	struct tk_qweight q;
+	tk_qweight_quantize4(&q, w, N, K, TK_QK_NF4, 64, 1, be->threads, NULL);
+	double t[5] = { 1e30, 1e30, 1e30, 1e30, 1e30 };
+	for (int r = 0; r < reps + 1; r++) {
+		double t0 = now();
+		tk_matmul(be, 0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+		double t1 = now();
+		tk_matmul(be, 0, 0, M, K, N, 1.0f, dy, N, w, K, 0.0f, dx, K);
+		double t2 = now(), tdq = 0;
+		for (int t0r = 0; t0r < N; t0r += tr) {
+			int n = N - t0r < tr ? N - t0r : tr;
+			double a = now();
+			tk_dequant_rows(be, &q, t0r, n, tile, NULL);
+			tdq += now() - a;
+			tk_matmul(be, 0, 1, M, n, K, 1.0f, x, K, tile, K, 0.0f, y + t0r, N);
+		}
+		double t3 = now();
+		for (int t0r = 0; t0r < N; t0r += tr) {
+			int n = N - t0r < tr ? N - t0r : tr;
+			tk_dequant_rows(be, &q, t0r, n, tile, NULL);
+			tk_matmul(be, 0, 0, M, K, n, 1.0f, dy + t0r, N, tile, K, t0r ? 1.0f : 0.0f,
+				  dx, K);
+		}
+		double t4 = now();
+		double d[5] = { t1 - t0, t2 - t1, t3 - t2, t4 - t3, tdq };
+		for (int i = 0; r && i < 5; i++)
+			t[i] = d[i] < t[i] ? d[i] : t[i];
+	}
+	double fl = 2.0 * M * N * K;
+	printf("qlora %5dx%-5d M=%d threads=%d tile %4d rows: fwd sgemm %.1f GFLOP/s, nf4 %.1f "
+	       "GFLOP/s (%.0f%% of sgemm; dequant %.0f%% of it); bwd dx sgemm %.1f GFLOP/s, nf4 "
+	       "%.1f GFLOP/s (%.0f%%)\n",
+	       N, K, M, be->threads, tr, fl / t[0] / 1e9, fl / t[2] / 1e9, 100 * t[0] / t[2],
+	       100 * t[4] / t[2], fl / t[1] / 1e9, fl / t[3] / 1e9, 100 * t[1] / t[3]);
+	tk_qweight_free(&q);
+	free(w), free(x), free(dy), free(y), free(dx), free(tile);
+}
+
+static void bench_qlora(struct tk_backend *be)
+{
+	static const int shapes[][2] = { { 4096, 4096 }, { 11008, 4096 }, { 4096, 11008 } };
+	static const int tiles[] = { 0, -1 };
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+		for (size_t t = 0; t < sizeof(tiles) / sizeof(tiles[0]); t++)
+			bench_qlora_shape(be, 512, shapes[s][0], shapes[s][1], tiles[t], 2);
+}
+
 int main(int argc, char **argv)
 {
-	int list[8] = { 1, 2 }, nl = 2;
-	if (argc > 1) {
+	int list[8] = { 1, 2 }, nl = 2, a0 = 1;
+	const char *only = NULL;
+	if (argc > 1 && (!strcmp(argv[1], "decode") || !strcmp(argv[1], "qlora") ||
+			 !strcmp(argv[1], "train")))
+		only = argv[a0++];
+	if (argc > a0) {
 		nl = 0;
-		for (int i = 1; i < argc && nl < 8; i++)
+		for (int i = a0; i < argc && nl < 8; i++)
 			list[nl++] = atoi(argv[i]);
 	}
 	for (int i = 0; i < nl; i++) {
@@ -212,6 +505,14 @@ int main(int argc, char **argv)
 		if (tk_backend_cpu_init(&be, list[i], &d)) {
 			fprintf(stderr, "bench-ops: %s\n", d.msg);
 			return 1;
+		}
+		if (!only || !strcmp(only, "decode"))
+			bench_decode(&be);
+		if (!only || !strcmp(only, "qlora"))
+			bench_qlora(&be);
+		if (only && strcmp(only, "train")) {
+			tk_backend_free(&be);
+			continue;
 		}
 		static const struct {
 			int ta, tb, m, n, k;

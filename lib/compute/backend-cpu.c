@@ -5,6 +5,9 @@
  * (which GCC leaves scalar).  They compute the same operations in the same
  * order as the portable loops that other CPUs run (AdamW: the same bits;
  * the tiles: fused multiply-adds where the portable loop rounds twice).
+ * Decode steps (1..8 rows times a weight, fp32 or 4-bit) run the AVX2 or
+ * AVX-512 loops of backend-cpu-gemv.c.  Which loops run is the level
+ * cpu.h chooses (TK_CPU_ISA lowers it).
  *
  * Threads: every OpenMP region asks for be->threads, GEMMs included: they
  * are cut into slabs that single-threaded OpenBLAS computes on the OpenMP
@@ -44,6 +47,8 @@
 #include "base/quant.h"
 #include "base/rng.h"
 #include "compute/blas.h"
+#include "compute/backend-cpu-int.h"
+#include "compute/cpu.h"
 
 struct cpu_ctx {
 	void *ws;      /* workspace, 64-byte aligned */
@@ -143,6 +148,14 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 	enum CBLAS_TRANSPOSE tra = ta ? CblasTrans : CblasNoTrans;
 	enum CBLAS_TRANSPOSE trb = tb ? CblasTrans : CblasNoTrans;
 	int nt = be->threads, along_m = m >= n, len = along_m ? m : n;
+	enum tk_cpu_isa isa = tk_cpu_isa();
+	if (!ta && tb && m <= TK_GEMV_MAX_ROWS && k > 0 && tk_cpu_gemv_f32_ok(isa)) {
+		/* a few rows times a [n, k] matrix (a decode step): the weight
+		 * streamed once for all the rows (backend-cpu-gemv.c) */
+		tk_cpu_gemv_f32(isa, nt, m, n, k, alpha, a, (size_t)lda, b, (size_t)ldb, beta, c,
+				(size_t)ldc);
+		return 0;
+	}
 	if (m == 1 && tb && k > 0) {
 		/* one row times a [n, k] matrix (a decode step): GEMV, which
 		 * streams the matrix once instead of packing it for a GEMM */
@@ -552,6 +565,7 @@ struct att_dims {
 	int B, T, H, KV, D, grp, ldt;
 	size_t qs, ks; /* row strides of q and k */
 	float scale;
+	int avx512; /* tile_avx512 for the full tiles (tk_cpu_isa) */
 };
 
 /* kt[(b, kv head)] = K^T of that head, [D][ldt], padding zeroed. */
@@ -665,13 +679,9 @@ tile(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b,
 /* C[m][n] (+)= alpha A B for A(i, l) = a[i ai + l al] (m x L), b [L][n]
  * (ldb), in tiles. */
 static inline __attribute__((always_inline)) void
-tiles(float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b, size_t ldb,
-      int m, int n, int L, float alpha, int acc)
+tiles(int avx512, float *c, size_t ldc, const float *a, size_t ai, size_t al, const float *b,
+      size_t ldb, int m, int n, int L, float alpha, int acc)
 {
-	int avx512 = 0;
-#ifdef TK_TILE_AVX512
-	avx512 = __builtin_cpu_supports("avx512f");
-#endif
 	for (int i0 = 0; i0 < m; i0 += TR) {
 		int nr = m - i0 < TR ? m - i0 : TR;
 		for (int w0 = 0; w0 < n; w0 += TW)
@@ -697,7 +707,7 @@ static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt
 	/* each row of TR needs keys up to its last row only */
 	for (int i0 = 0; i0 < nr; i0 += TR) {
 		int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
-		tiles(s + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kth, ldt, r,
+		tiles(a->avx512, s + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kth, ldt, r,
 		      (lim + TW - 1) / TW * TW, D, a->scale, 0);
 	}
 	for (int i = 0; i < nr; i++) {
@@ -720,7 +730,7 @@ static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt
 	/* out rows = P V over keys 0..t1-1 (zeros past each row's own t) */
 	for (int i0 = 0; i0 < nr; i0 += TR) {
 		int r = nr - i0 < TR ? nr - i0 : TR;
-		tiles(out + q0 + i0 * a->qs, a->qs, s + (size_t)i0 * ldt, ldt, 1, vb, a->ks, r, D,
+		tiles(a->avx512, out + q0 + i0 * a->qs, a->qs, s + (size_t)i0 * ldt, ldt, 1, vb, a->ks, r, D,
 		      t0 + i0 + r, 1.0f, 0);
 	}
 	for (int i = 0; i < nr; i++) {
@@ -740,6 +750,7 @@ static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_
 	a->qs = (size_t)n_head * head_dim;
 	a->ks = (size_t)n_kv_head * head_dim;
 	a->scale = 1.0f / sqrtf((float)head_dim);
+	a->avx512 = tk_cpu_isa() >= TK_CPU_ISA_AVX512;
 }
 
 /* Causal attention; tasks are blocks of ATT_ROWS rows of one (batch,
@@ -801,9 +812,9 @@ static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, c
 		for (int i0 = 0; i0 < nr; i0 += TR) {
 			int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
 			int nc = (lim + TW - 1) / TW * TW;
-			tiles(p + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kt + tofs,
+			tiles(a->avx512, p + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kt + tofs,
 			      ldt, r, nc, D, scale, 0);
-			tiles(ds + (size_t)i0 * ldt, ldt, dout + q0 + i0 * a->qs, a->qs, 1,
+			tiles(a->avx512, ds + (size_t)i0 * ldt, ldt, dout + q0 + i0 * a->qs, a->qs, 1,
 			      vt + tofs, ldt, r, nc, D, 1.0f, 0);
 		}
 		for (int i = 0; i < nr; i++) {
@@ -821,12 +832,12 @@ static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, c
 		}
 		for (int i0 = 0; i0 < nr; i0 += TR) {
 			int r = nr - i0 < TR ? nr - i0 : TR;
-			tiles(dq + q0 + i0 * a->qs, a->qs, ds + (size_t)i0 * ldt, ldt, 1, kb, a->ks, r,
+			tiles(a->avx512, dq + q0 + i0 * a->qs, a->qs, ds + (size_t)i0 * ldt, ldt, 1, kb, a->ks, r,
 			      D, t0 + i0 + r, 1.0f, 0);
 		}
 		/* dk[j] += sum_i ds[i][j] q[i], dv[j] += sum_i p[i][j] dout[i] */
-		tiles(dkb, D, ds, 1, ldt, q + q0, a->qs, t1, D, nr, 1.0f, 1);
-		tiles(dvb, D, p, 1, ldt, dout + q0, a->qs, t1, D, nr, 1.0f, 1);
+		tiles(a->avx512, dkb, D, ds, 1, ldt, q + q0, a->qs, t1, D, nr, 1.0f, 1);
+		tiles(a->avx512, dvb, D, p, 1, ldt, dout + q0, a->qs, t1, D, nr, 1.0f, 1);
 	}
 }
 
@@ -1036,10 +1047,10 @@ adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
 #endif
 
 static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-			const struct tk_adamw_k *k)
+			const struct tk_adamw_k *k, int avx512)
 {
 #ifdef TK_ADAMW_AVX512
-	if (__builtin_cpu_supports("avx512f"))
+	if (avx512)
 		i0 = adamw_avx512(p, g, m, v, i0, i1, k);
 #endif
 	adamw_scalar(p, g, m, v, i0, i1, k);
@@ -1054,13 +1065,13 @@ static int cpu_adamw(struct tk_backend *be, float *p, const float *g, float *m, 
 		     size_t n, double lr, double beta1, double beta2, double eps,
 		     double weight_decay, int step)
 {
-	int nt = be->threads;
+	int nt = be->threads, avx512 = tk_cpu_isa() >= TK_CPU_ISA_AVX512;
 	struct tk_adamw_k k = tk_adamw_setup(lr, beta1, beta2, eps, weight_decay, step);
 	size_t nch = (n + SUM_CHUNK - 1) / SUM_CHUNK;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
 	for (size_t ch = 0; ch < nch; ch++) {
 		size_t i0 = ch * SUM_CHUNK, i1 = i0 + SUM_CHUNK < n ? i0 + SUM_CHUNK : n;
-		adamw_range(p, g, m, v, i0, i1, &k);
+		adamw_range(p, g, m, v, i0, i1, &k, avx512);
 	}
 	return 0;
 }
@@ -1304,6 +1315,29 @@ qrow4_avx2(const struct tk_qweight *q, const float *code, int64_t r, float *w)
 	}
 }
 
+/* tk_qweight_rows with qmatmul's row loops for AVX-512 or AVX2 (the same
+ * bits), a row per OpenMP iteration: QLoRA's training matmuls dequantize
+ * their tiles here.  int8 and the portable level: tk_qweight_rows. */
+static int cpu_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t row0,
+			    int64_t n, float *out)
+{
+	const int isa = (int)tk_cpu_isa();
+	const size_t cols = (size_t)q->cols;
+
+	if (q->kind == TK_QK_INT8 || isa < 1)
+		return tk_qweight_rows(q, row0, n, out, NULL);
+	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+	int nt = (size_t)n * cols < (size_t)QMM_PAR_MIN ? 1 : be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+	for (int64_t r = 0; r < n; r++) {
+		if (isa == 2)
+			qrow4_avx512(q, code, row0 + r, out + (size_t)r * cols);
+		else
+			qrow4_avx2(q, code, row0 + r, out + (size_t)r * cols);
+	}
+	return 0;
+}
+
 /* The sum of a register's 8 floats. */
 __attribute__((target("avx2,fma"))) static inline float hsum_avx2(__m256 v)
 {
@@ -1411,20 +1445,6 @@ qdots_avx512(float *s, const float *x, size_t cols, int m, const float *w)
 }
 #endif
 
-#ifdef TK_QMM_AVX512
-/* The instruction set qmatmul's loops use: 2 AVX-512, 1 AVX2 with FMA, 0
- * the portable loops; the best the CPU has, or a lower one that
- * TK_CPU_ISA (avx512, avx2, generic) asks for (tests run each). */
-static int qmm_isa(void)
-{
-	const char *want = getenv("TK_CPU_ISA");
-	int have = __builtin_cpu_supports("avx512f") ? 2
-		   : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-	int cap = !want ? 2 : !strcmp(want, "avx2") ? 1 : !strcmp(want, "generic") ? 0 : 2;
-	return have < cap ? have : cap;
-}
-#endif
-
 /* One thread per slab of output rows: each row of W is dequantized into a
  * buffer of cols floats of the thread's own (it stays in L1/L2) and dotted
  * with the m rows of x.  The weight is read once per call, from its codes. */
@@ -1436,7 +1456,7 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 	int nt = be->threads, isa = 0;
 
 #ifdef TK_QMM_AVX512
-	isa = qmm_isa();
+	isa = (int)tk_cpu_isa();
 #endif
 	if (q->kind != TK_QK_INT8 &&
 	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
@@ -1449,6 +1469,14 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 			for (int r = 0; r < n; r++)
 				y[(size_t)i * ldy + r] = beta == 0.0f ? 0.0f :
 							 beta * y[(size_t)i * ldy + r];
+		return 0;
+	}
+	if (tk_cpu_qgemv4_ok((enum tk_cpu_isa)isa, q)) {
+		/* straight from the codes (backend-cpu-gemv.c) */
+		float *xs = ws_get(be, tk_cpu_qgemv4_ws(q, m) * sizeof(float));
+		if (!xs)
+			return TK_E_NOMEM;
+		tk_cpu_qgemv4((enum tk_cpu_isa)isa, nt, q, row0, n, m, x, y, ldy, beta, xs);
 		return 0;
 	}
 	/* per thread: a row of W padded to 64 bytes (threads do not share
@@ -1587,7 +1615,11 @@ static const struct tk_backend_i cpu_backend = {
 	/* .free = */ cpu_free,
 	/* .sync = */ cpu_sync,
 	/* .destroy = */ cpu_destroy,
+#ifdef TK_QMM_AVX512
+	/* .dequant_rows = */ cpu_dequant_rows,
+#else
 	/* .dequant_rows = */ NULL, /* tk_dequant_rows: tk_qweight_rows */
+#endif
 	/* .prec_ok = */ cpu_prec_ok,
 	/* .qmatmul = */ cpu_qmatmul,
 	/* .attention_decode = */ cpu_attention_decode,
@@ -1612,7 +1644,7 @@ int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)
 		threads = 1;
 	size_t limit;
 	int rc = tk_mem_limit_parse(getenv("TK_DEVICE_MEMORY_LIMIT"), &limit, d);
-	if (rc || (rc = tk_blas_init(d)))
+	if (rc || (rc = tk_cpu_isa_check(d)) || (rc = tk_blas_init(d)))
 		return rc;
 	struct cpu_ctx *c = calloc(1, sizeof(*c));
 	if (!c)

@@ -1,4 +1,4 @@
-/* blas.c - see blas.h. */
+/* blas.c - see blas.h.  The CPU's features come from cpu.h. */
 #include "compute/blas.h"
 
 #include <dlfcn.h>
@@ -7,78 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
-/* ---- what the CPU runs: cpuid, and XCR0 for what the OS saves ---- */
+#include "compute/cpu.h"
 
-struct cpu_feat {
-	int ok; /* filled */
-	int amd, sse3, sse42, avx, fma, avx2, avx512, avx512bf16, amx;
-};
-
-static struct cpu_feat feat;
-
-static void read_features(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned a, b, c, dx;
-	struct cpu_feat f = { .ok = 1 };
-	if (!__get_cpuid(0, &a, &b, &c, &dx)) {
-		feat = f;
-		return;
-	}
-	unsigned max = a;
-	/* "AuthenticAMD" or Hygon's "HygonGenuine": b = "Auth"/"Hygo" */
-	f.amd = b == 0x68747541 || b == 0x6f677948;
-	__get_cpuid(1, &a, &b, &c, &dx);
-	f.sse3 = c & 1;
-	f.sse42 = (c >> 20) & 1;
-	int osxsave = (c >> 27) & 1;
-	unsigned long long xcr0 = 0;
-	if (osxsave) {
-		unsigned lo, hi;
-		__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-		xcr0 = ((unsigned long long)hi << 32) | lo;
-	}
-	int os_avx = (xcr0 & 0x6) == 0x6;        /* XMM and YMM state */
-	int os_avx512 = (xcr0 & 0xe6) == 0xe6;   /* and opmask, ZMM */
-	int os_amx = (xcr0 & 0x60000) == 0x60000; /* tile config and data */
-	f.avx = os_avx && ((c >> 28) & 1);
-	f.fma = f.avx && ((c >> 12) & 1);
-	if (max >= 7) {
-		__cpuid_count(7, 0, a, b, c, dx);
-		f.avx2 = f.avx && ((b >> 5) & 1);
-		/* F, DQ, CD, BW, VL: what OpenBLAS's SkylakeX kernels use */
-		unsigned need = (1u << 16) | (1u << 17) | (1u << 28) | (1u << 30) | (1u << 31);
-		f.avx512 = os_avx512 && (b & need) == need;
-		f.amx = os_amx && ((dx >> 22) & 1) && ((dx >> 24) & 1);
-		unsigned a1, b1, c1, d1;
-		__cpuid_count(7, 1, a1, b1, c1, d1);
-		f.avx512bf16 = f.avx512 && ((a1 >> 5) & 1);
-	}
-	feat = f;
-#else
-	feat.ok = 1;
-#endif
-}
-
-static pthread_once_t feat_once = PTHREAD_ONCE_INIT;
-
-static const struct cpu_feat *features(void)
-{
-	pthread_once(&feat_once, read_features);
-	return &feat;
-}
-
-static int has_cooperlake(void) { return features()->avx512bf16; }
-static int has_skylakex(void) { return features()->avx512; }
-static int has_zen(void) { return features()->amd && features()->avx2 && features()->fma; }
-static int has_haswell(void) { return features()->avx2 && features()->fma; }
-static int has_sandybridge(void) { return features()->avx; }
-static int has_nehalem(void) { return features()->sse42; }
-static int has_prescott(void) { return features()->sse3; }
+static int has_cooperlake(void) { return tk_cpu_features()->avx512bf16; }
+static int has_skylakex(void) { return tk_cpu_features()->avx512; }
+static int has_zen(void) { return tk_cpu_features()->amd && tk_cpu_features()->avx2 && tk_cpu_features()->fma; }
+static int has_haswell(void) { return tk_cpu_features()->avx2 && tk_cpu_features()->fma; }
+static int has_sandybridge(void) { return tk_cpu_features()->avx; }
+static int has_nehalem(void) { return tk_cpu_features()->sse42; }
+static int has_prescott(void) { return tk_cpu_features()->sse3; }
 
 const struct tk_blas_kernel tk_blas_kernels[] = {
 	{ "cooperlake", "Cooperlake", "AVX-512 F/CD/BW/DQ/VL and AVX512_BF16", has_cooperlake },
@@ -97,48 +35,6 @@ const struct tk_blas_kernel *tk_blas_best_kernel(void)
 		if (k->cpu_has())
 			return k;
 	return NULL; /* not x86-64: OpenBLAS chooses */
-}
-
-static char cpu_buf[512];
-
-static void describe_cpu(void)
-{
-	char model[256] = "an unknown CPU";
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	if (f) {
-		char line[512];
-		while (fgets(line, sizeof(line), f))
-			if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-				const char *p = strchr(line, ':') + 1;
-				while (*p == ' ' || *p == '\t')
-					p++;
-				snprintf(model, sizeof(model), "%.*s", (int)strcspn(p, "\n"), p);
-				break;
-			}
-		fclose(f);
-	}
-	const struct cpu_feat *c = features();
-	const struct {
-		const char *name;
-		int on;
-	} fl[] = { { "sse4.2", c->sse42 },  { "avx", c->avx },       { "fma", c->fma },
-		   { "avx2", c->avx2 },     { "avx512", c->avx512 }, { "avx512_bf16", c->avx512bf16 },
-		   { "amx", c->amx } };
-	char have[128] = "", lack[128] = "";
-	for (size_t i = 0; i < sizeof(fl) / sizeof(fl[0]); i++) {
-		char *to = fl[i].on ? have : lack;
-		size_t n = strlen(to);
-		snprintf(to + n, sizeof(have) - n, "%s%s", n ? " " : "", fl[i].name);
-	}
-	snprintf(cpu_buf, sizeof(cpu_buf), "%s [%s%s%s]", model, have[0] ? have : "no SIMD above SSE3",
-		 lack[0] ? "; no " : "", lack);
-}
-
-const char *tk_cpu_describe(void)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, describe_cpu);
-	return cpu_buf;
 }
 
 /* ---- the library ---- */

@@ -2,7 +2,7 @@
  * features.
  *
  * OpenBLAS is loaded at run time (dlopen), after tk has chosen its kernel
- * (OpenBLAS's "core type") from the instruction sets cpuid reports, never
+ * (OpenBLAS's "core type") from the instruction sets cpuid reports (cpu.h), never
  * from a table of CPU models: OpenBLAS 0.3.21 (Debian 12) does not know
  * CPUs newer than itself, and on a Sapphire Rapids Xeon it fell back to its
  * SSE3 kernels at a fifth of the speed.  OpenBLAS reads its core type once,
@@ -47,10 +47,6 @@ const char *tk_blas_kernel_name(void);
 
 /* The best kernel of tk_blas_kernels[] this CPU runs. */
 const struct tk_blas_kernel *tk_blas_best_kernel(void);
-
-/* One line of the CPU's model name and the instruction sets tk dispatches
- * on ("Intel(R) Xeon(R) ... [avx2 fma avx512f ... ; no avx512_bf16 amx]"). */
-const char *tk_cpu_describe(void);
 
 /* cblas_sgemm / cblas_sgemv of the loaded library (row-major only);
  * tk_blas_init must have succeeded. */

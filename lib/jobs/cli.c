@@ -2,6 +2,7 @@
 #include "jobs/cli.h"
 
 #include "compute/blas.h"
+#include "compute/cpu.h"
 #include "compute/dist.h"
 #include "base/afile.h"
 #include "jobs/convert.h"
@@ -173,7 +174,10 @@ void tk_cli_version(FILE *out)
 	for (const struct tk_blas_kernel *k = tk_blas_kernels; k->name; k++)
 		if (k->cpu_has())
 			fprintf(out, " %s", k->name);
-	fputc('\n', out);
+	fprintf(out, "\nloops: %s (TK_CPU_ISA:", tk_cpu_isa_name(tk_cpu_isa()));
+	for (int i = (int)tk_cpu_isa_best(); i >= 0; i--)
+		fprintf(out, " %s", tk_cpu_isa_name((enum tk_cpu_isa)i));
+	fprintf(out, ")\n");
 }
 
 double tk_now(void)

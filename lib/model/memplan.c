@@ -124,8 +124,7 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 	 * (ws_get), the old one freed after the new one is made: the
 	 * forward's, then the backward's, are held at once for a moment */
 	if (quant)
-		p->scratch += ((size_t)max_qin > TK_QTILE ? (size_t)max_qin : TK_QTILE) *
-			      sizeof(float);
+		p->scratch += tk_qtile_floats(max_qin) * sizeof(float);
 	if (be && be->i && !strcmp(be->i->name, "cpu")) {
 		size_t f = cpu_att_ws(m, be->threads, a->batch, a->seq_len, 0);
 		size_t b = cpu_att_ws(m, be->threads, a->batch, a->seq_len, 1);

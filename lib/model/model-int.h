@@ -77,14 +77,41 @@ struct tk_model_run {
 	float rope_inv[TK_ROPE_MAX_PAIRS]; /* the table of the last forward, */
 	float rope_scale;                 /* which its backward rotates by */
 	uint32_t *ids;                    /* [N]: the last forward's ids */
-	float *qtile;                     /* dequantized weight tile (TK_QTILE floats) */
+	float *qtile;                     /* dequantized weight tile (tk_qtile_floats) */
+	size_t qtile_cap;                 /* floats qtile holds */
 	struct tk_param *tp;              /* tk_model_trainable's list, NULL: to make */
 	int n_tp;
 	char *tp_names;                   /* the adapters' PEFT keys */
 };
 
-/* Floats of the tile quantized weights are dequantized into. */
+/* Floats of the tile quantized weights are dequantized into, at least. */
 #define TK_QTILE (1u << 20)
+/* Rows per tile, at least, for weights up to TK_QTILE_WIDE columns: each
+ * tile is one GEMM, which packs the whole of x again, so a tile of a few
+ * rows spends its time packing.  Measured (bench/ops.c qlora, 2 threads
+ * of a Xeon Ice Lake, NF4, x of 512 rows): with TK_QTILE floats of rows
+ * (256 rows of 4096, 95 of 11008) the forward ran at 57-95% of one SGEMM
+ * of the same shape and dx at 78-86%; with 1024 rows at 97-107% and
+ * 82-98%. */
+#define TK_QTILE_ROWS 1024
+#define TK_QTILE_WIDE 65536
+
+/* Rows of a quantized weight with `in` columns dequantized per tile. */
+static inline int tk_qtile_rows(int in)
+{
+	size_t n = TK_QTILE / (size_t)in;
+	if (n < TK_QTILE_ROWS && in <= TK_QTILE_WIDE)
+		n = TK_QTILE_ROWS;
+	return n > 0 ? (int)n : 1;
+}
+
+/* Floats of the tile for weights of at most max_in columns (the widest
+ * needs the most: TK_QTILE, or TK_QTILE_ROWS rows of max_in). */
+static inline size_t tk_qtile_floats(int max_in)
+{
+	size_t n = (size_t)tk_qtile_rows(max_in) * (size_t)max_in;
+	return n > TK_QTILE ? n : TK_QTILE;
+}
 
 /* Offsets in struct tk_layer_off, struct tk_lin and the run's emb, pos,
  * lnf and head fields are virtual: offsets into the layout that holds every

@@ -1,7 +1,7 @@
 /* model-linear.c - the decoder's linear layers: fp32 or quantized base
  * weights, biases, LoRA adapters, forward and backward.
  *
- * A quantized weight is dequantized TK_QTILE floats of rows at a time into
+ * A quantized weight is dequantized tk_qtile_rows rows at a time into
  * one tile buffer (on the backend's device when it can: tk_dequant_rows),
  * and each tile is one GEMM: the whole matrix never exists
  * in fp32.  A forward pass of at most TK_QMM_ROWS rows (a decode step)
@@ -55,17 +55,21 @@ float *tk_model_grad_at(const struct tk_model *m, long voff)
 /* Rows per tile for a quantized matrix with `in` columns. */
 static int tile_rows(int in)
 {
-	int n = (int)(TK_QTILE / (unsigned)in);
-	return n > 0 ? n : 1;
+	return tk_qtile_rows(in);
 }
 
+/* Makes the tile hold tile_rows(in) rows of in floats. */
 static int need_tile(struct tk_model *m, int in)
 {
-	if (!m->run->qtile) {
-		size_t n = (size_t)in > TK_QTILE ? (size_t)in : TK_QTILE;
+	size_t n = tk_qtile_floats(in);
+	if (m->run->qtile_cap < n) {
+		if (m->run->qtile)
+			tk_backend_free_mem(m->be, m->run->qtile);
+		m->run->qtile_cap = 0;
 		m->run->qtile = tk_backend_alloc(m->be, n * sizeof(float));
 		if (!m->run->qtile)
 			return TK_E_NOMEM;
+		m->run->qtile_cap = n;
 	}
 	return 0;
 }

@@ -13,9 +13,11 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compute/backend.h"
+#include "compute/cpu.h"
 #include "base/math-common.h"
 #include "tt.h"
 
@@ -154,6 +156,89 @@ static void test_matvec(void)
 			free(c);
 			free(want);
 		}
+}
+
+/* A few rows times a transposed matrix (decode steps of 1..8 sequences)
+ * through the CPU backend's own GEMV loops at every instruction-set level
+ * this CPU runs (TK_CPU_ISA; generic is OpenBLAS), with 1 and 2 threads:
+ * against doubles within the bound of an fp32 sum of k products in any
+ * order, gamma_{k+3} = (k+3) u / (1 - (k+3) u) times the sum of the
+ * magnitudes (Higham, eq. 3.5; +3: alpha's product, beta's, and their sum),
+ * and the same bits for 1 and 2 threads (each output is summed by one
+ * thread in one order); C's padding is never written, and beta 0 never
+ * reads C (it starts as NaN). */
+static void test_gemv_isas(void)
+{
+	static const int MS[] = { 1, 2, 3, 4, 5, 8, 9, 12 }, NS[] = { 1, 37, 301 };
+	static const int KS[] = { 1, 13, 576, 1003 };
+	const double u = ldexp(1.0, -24);
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	double ratio = 0.0;
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (size_t mi = 0; mi < sizeof(MS) / sizeof(MS[0]); mi++)
+			for (size_t ni = 0; ni < sizeof(NS) / sizeof(NS[0]); ni++)
+				for (size_t ki = 0; ki < sizeof(KS) / sizeof(KS[0]); ki++)
+					for (int bz = 0; bz < 2 && !tt_failed_now; bz++) {
+		const int M = MS[mi], N = NS[ni], K = KS[ki];
+		const int lda = K + 1, ldb = K + 2, ldc = N + 3;
+		const float beta = bz ? 0.0f : -0.5f;
+		float *a = malloc(sizeof(float) * (size_t)M * lda);
+		float *b = malloc(sizeof(float) * (size_t)N * ldb);
+		float *c0 = malloc(sizeof(float) * (size_t)M * ldc);
+		float *c1 = malloc(sizeof(float) * (size_t)M * ldc);
+		float *c2 = malloc(sizeof(float) * (size_t)M * ldc);
+		TT_REQUIRE(a && b && c0 && c1 && c2, "out of memory");
+		fill(a, (size_t)M * lda, 1.0);
+		fill(b, (size_t)N * ldb, 1.0);
+		fill(c0, (size_t)M * ldc, 1.0);
+		if (bz)
+			for (int i = 0; i < M; i++)
+				for (int j = 0; j < N; j++)
+					c0[(size_t)i * ldc + j] = NAN;
+		memcpy(c1, c0, sizeof(float) * (size_t)M * ldc);
+		memcpy(c2, c0, sizeof(float) * (size_t)M * ldc);
+		TT_REQUIRE(tk_matmul(&be1, 0, 1, M, N, K, 0.75f, a, lda, b, ldb, beta, c1, ldc) == 0,
+			   "rc");
+		TT_REQUIRE(tk_matmul(&be2, 0, 1, M, N, K, 0.75f, a, lda, b, ldb, beta, c2, ldc) == 0,
+			   "rc");
+		for (int i = 0; i < M && !tt_failed_now; i++) {
+			for (int j = 0; j < N; j++) {
+				double s = 0.0, mag = 0.0;
+				size_t at = (size_t)i * ldc + j;
+				for (int l = 0; l < K; l++) {
+					double p = (double)a[(size_t)i * lda + l] * b[(size_t)j * ldb + l];
+					s += p;
+					mag += fabs(p);
+				}
+				s *= 0.75;
+				mag *= 0.75;
+				if (!bz) {
+					s += (double)beta * c0[at];
+					mag += fabs((double)beta * c0[at]);
+				}
+				double tol = (K + 3) * u / (1 - (K + 3) * u) * mag, e = fabs(c1[at] - s);
+				ratio = fmax(ratio, e / tol);
+				TT_CHECK(e <= tol, "%s m %d n %d k %d beta %g: c[%d][%d] = %.9g, want %.9g",
+					 tk_cpu_isa_name((enum tk_cpu_isa)isa), M, N, K, beta, i, j,
+					 c1[at], s);
+				TT_CHECK(isa == 0 || !memcmp(&c1[at], &c2[at], sizeof(float)),
+					 "%s m %d n %d k %d: 2 threads differ at [%d][%d]",
+					 tk_cpu_isa_name((enum tk_cpu_isa)isa), M, N, K, i, j);
+			}
+			for (int j = N; j < ldc; j++)
+				TT_CHECK(!memcmp(&c1[(size_t)i * ldc + j], &c0[(size_t)i * ldc + j],
+						 sizeof(float)), "padding written");
+		}
+		free(a), free(b), free(c0), free(c1), free(c2);
+					}
+	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
+	printf("info GEMV error at most %.3g of the bound\n", ratio);
 }
 
 static void test_matmul_bad_sizes(void)
@@ -1173,6 +1258,7 @@ int main(void)
 	}
 	TT_RUN(test_matmul);
 	TT_RUN(test_matvec);
+	TT_RUN(test_gemv_isas);
 	TT_RUN(test_matmul_bad_sizes);
 	TT_RUN(test_layernorm_fwd);
 	TT_RUN(test_layernorm_bwd);

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "compute/blas.h"
+#include "compute/cpu.h"
 #include "tt.h"
 
 static void test_choice(void)

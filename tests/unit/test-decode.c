@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "compute/backend.h"
+#include "compute/cpu.h"
 #include "jobs/generate.h"
 #include "model/model.h"
 #include "base/quant.h"
@@ -148,6 +149,84 @@ static void test_qmatmul_4bit(void)
 				break;
 		}
 	free(x);
+}
+
+/* Columns and block sizes that are multiples of 64: the CPU's loops that
+ * read the codes directly (backend-cpu-gemv.c) at AVX2 and AVX-512.  576
+ * columns with blocks of 128 or 256: rows start inside a block; m 12: two
+ * passes of 8 (or three of 4) over the weight. */
+static void test_qmatmul_64(void)
+{
+	const int64_t rows = 67, cols = 576;
+	static const size_t bss[] = { 64, 128, 256 };
+	float *x = malloc((size_t)(rows * cols) * sizeof(float));
+	char what[64];
+
+	init_backends();
+	TT_REQUIRE(x, "out of memory");
+	for (int64_t i = 0; i < rows * cols; i++)
+		x[i] = frand() * (1.0f + (float)(i % 5));
+	for (size_t bi = 0; bi < sizeof(bss) / sizeof(bss[0]) && !tt_failed_now; bi++)
+		for (int kind = TK_QK_NF4; kind <= TK_QK_FP4 && !tt_failed_now; kind++)
+			for (int nested = 0; nested <= 1 && !tt_failed_now; nested++) {
+				struct tk_qweight q;
+				TT_REQUIRE(tk_qweight_quantize4(&q, x, rows, cols,
+								(enum tk_qkind)kind, bss[bi],
+								nested, 1, NULL) == 0,
+					   "quantize");
+				snprintf(what, sizeof(what), "%s%s bs%zu",
+					 kind == TK_QK_NF4 ? "nf4" : "fp4", nested ? " nested" : "",
+					 bss[bi]);
+				check_qmm(&q, 0, (int)rows, 1, 0.0f, what);
+				check_qmm(&q, 3, 61, 8, 0.5f, what);
+				check_qmm(&q, 1, 5, 12, 1.0f, what);
+				check_qmm(&q, 0, (int)rows, 5, 0.0f, what);
+				tk_qweight_free(&q);
+			}
+	free(x);
+}
+
+/* tk_dequant_rows on the CPU backend (the AVX-512 or AVX2 row loops, at
+ * each level this CPU runs) gives tk_qweight_rows' bits: odd and
+ * 64-multiple widths, blocks across rows, nested or not, NF4 and FP4. */
+static void test_dequant_rows_isas(void)
+{
+	static const struct { int64_t rows, cols; size_t bs; } sh[] = {
+		{ 67, 576, 64 }, { 40, 301, 64 }, { 9, 128, 256 }, { 33, 576, 128 },
+	};
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+
+	init_backends();
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (size_t s = 0; s < sizeof(sh) / sizeof(sh[0]) && !tt_failed_now; s++)
+			for (int kind = TK_QK_NF4; kind <= TK_QK_FP4 && !tt_failed_now; kind++)
+				for (int nested = 0; nested <= 1 && !tt_failed_now; nested++) {
+		const int64_t rows = sh[s].rows, cols = sh[s].cols, n = rows - 2;
+		float *x = malloc((size_t)(rows * cols) * sizeof(float));
+		float *a = malloc((size_t)(rows * cols) * sizeof(float));
+		float *b = malloc((size_t)(rows * cols) * sizeof(float));
+		struct tk_qweight q;
+		TT_REQUIRE(x && a && b, "out of memory");
+		for (int64_t i = 0; i < rows * cols; i++)
+			x[i] = frand() * (1.0f + (float)(i % 3));
+		TT_REQUIRE(tk_qweight_quantize4(&q, x, rows, cols, (enum tk_qkind)kind, sh[s].bs,
+						nested, 1, NULL) == 0, "quantize");
+		TT_REQUIRE(tk_qweight_rows(&q, 1, n, a, NULL) == 0, "tk_qweight_rows");
+		TT_REQUIRE(tk_dequant_rows(&be2, &q, 1, n, b, NULL) == 0, "tk_dequant_rows");
+		TT_CHECK(!memcmp(a, b, (size_t)(n * cols) * sizeof(float)),
+			 "%s: %s%s %lldx%lld bs %zu: not tk_qweight_rows' bits",
+			 tk_cpu_isa_name((enum tk_cpu_isa)isa), kind == TK_QK_NF4 ? "nf4" : "fp4",
+			 nested ? " nested" : "", (long long)rows, (long long)cols, sh[s].bs);
+		tk_qweight_free(&q);
+		free(x), free(a), free(b);
+				}
+	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
 }
 
 static void test_qmatmul_blocksize(void)
@@ -379,6 +458,7 @@ static void test_qmatmul_isas(void)
 	for (size_t i = 0; i < sizeof(isa) / sizeof(isa[0]); i++) {
 		setenv("TK_CPU_ISA", isa[i], 1);
 		test_qmatmul_4bit();
+		test_qmatmul_64();
 		test_qmatmul_blocksize();
 		test_qmatmul_int8();
 		test_quantized_decode();
@@ -390,10 +470,12 @@ int main(void)
 {
 	unsetenv("TK_CPU_ISA");
 	TT_RUN(test_qmatmul_4bit);
+	TT_RUN(test_qmatmul_64);
 	TT_RUN(test_qmatmul_blocksize);
 	TT_RUN(test_qmatmul_int8);
 	TT_RUN(test_qmatmul_isas);
 	TT_RUN(test_qmatmul_bad);
+	TT_RUN(test_dequant_rows_isas);
 	TT_RUN(test_attention_decode);
 	TT_RUN(test_copy_rows);
 	TT_RUN(test_quantized_decode);

@@ -1,0 +1,53 @@
+/* backend-cpu-int.h - the CPU backend's matrix-vector products for decode
+ * steps (backend-cpu-gemv.c), private to lib/compute.
+ *
+ * A decode step multiplies a few rows of activations (m <= 8: one per
+ * sequence of the batch) by every weight matrix, so its time is the time to
+ * read the weights: these loops stream each weight row once, from its fp32
+ * values or its 4-bit codes, and use it for all m rows of x.  One thread
+ * takes each slab of output rows (OpenMP, nt threads).  Each output is
+ * summed in an order that depends on neither the thread count nor m nor the
+ * position of its row in a group: per x row and weight row, one vector
+ * accumulator (two for 4-bit: even and odd nibbles) over the columns in
+ * order, then the tail, then a fixed horizontal sum.
+ */
+#ifndef TK_BACKEND_CPU_INT_H
+#define TK_BACKEND_CPU_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/quant.h"
+#include "compute/cpu.h"
+
+/* Rows of x the GEMV loops take at most per pass over the weight. */
+#define TK_GEMV_MAX_ROWS 8
+
+/* y[i ldy + r] = alpha sum_c x[i ldx + c] w[r ldw + c] (+ beta y[i ldy + r]
+ * when beta != 0; beta 0 never reads y) for i < m, r < n: x W^T for a
+ * row-major weight W [n, k].  Any m (in passes of TK_GEMV_MAX_ROWS); isa
+ * (AVX2 or AVX-512: tk_cpu_gemv_f32_ok) picks the loops. */
+int tk_cpu_gemv_f32_ok(enum tk_cpu_isa isa);
+void tk_cpu_gemv_f32(enum tk_cpu_isa isa, int nt, int m, int n, int k, float alpha,
+		     const float *x, size_t ldx, const float *w, size_t ldw, float beta, float *y,
+		     size_t ldy);
+
+/* Whether tk_cpu_qgemv4 takes q at this isa: NF4 or FP4 with cols and the
+ * block size multiples of 64 (every 64 columns of a row then lie in one
+ * block, at a byte boundary), AVX2 or AVX-512. */
+int tk_cpu_qgemv4_ok(enum tk_cpu_isa isa, const struct tk_qweight *q);
+
+/* Floats of workspace tk_cpu_qgemv4 needs for m rows of x. */
+size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m);
+
+/* y[i ldy + r] = sum_c x[i cols + c] W[row0 + r][c] (+ beta y) for i < m,
+ * r < n, W the 4-bit weight q (tk_cpu_qgemv4_ok), each weight element with
+ * the bits tk_qweight_rows gives (code * block absmax): the codes are
+ * looked up in the block's 16 values with one permute per 16 (AVX-512) or
+ * two and a blend per 8 (AVX2), straight from the packed bytes.  ws:
+ * tk_cpu_qgemv4_ws floats, 64-byte aligned (x reordered to the codes'
+ * order). */
+void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0, int n,
+		   int m, const float *x, float *y, int ldy, float beta, float *ws);
+
+#endif
