@@ -28,6 +28,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "base/quant-common.h"
 
@@ -57,6 +58,38 @@
 
 /* Parameters with fewer elements keep 32-bit state (min_8bit_size). */
 #define TK_ADAMW8_MIN_SIZE 4096
+
+/* Whether bitsandbytes, as transformers' Trainer sets it up, keeps 8-bit
+ * state for a parameter of n elements named name (a Hugging Face tensor
+ * name or a PEFT key): n >= TK_ADAMW8_MIN_SIZE and not an embedding, whose
+ * nn.Embedding the Trainer overrides to optim_bits 32 (GPT-2's wte and
+ * wpe, the Llama family's embed_tokens; a tied lm_head is wte itself). */
+static inline int tk_adamw8_eight(const char *name, size_t n)
+{
+	static const char *const emb[] = { "wte.weight", "wpe.weight", "embed_tokens.weight" };
+	size_t len = strlen(name);
+	if (n < TK_ADAMW8_MIN_SIZE)
+		return 0;
+	for (int i = 0; i < 3; i++) {
+		size_t k = strlen(emb[i]);
+		if (len >= k && !strcmp(name + len - k, emb[i]) &&
+		    (len == k || name[len - k - 1] == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Bytes of one parameter's state, as tk-train lays it out: 8-bit, n
+ * codes twice and an fp32 absmax per block twice, each rounded up to 64
+ * bytes; fp32, two arrays of n floats, rounded likewise. */
+static inline size_t tk_adamw8_state_bytes(size_t n, int eight)
+{
+	size_t nb = (n + TK_ADAMW8_BLOCK - 1) / TK_ADAMW8_BLOCK;
+#define TK_A8_UP64(x) (((x) + 63) / 64 * 64)
+	return eight ? 2 * TK_A8_UP64(n) + 2 * TK_A8_UP64(nb * sizeof(float))
+		     : 2 * TK_A8_UP64(n * sizeof(float));
+#undef TK_A8_UP64
+}
 
 /* The fp32 scalars of one step (tk_adamw8_setup). */
 struct tk_adamw8_k {
