@@ -11,6 +11,14 @@ static size_t up64(size_t x)
 	return (x + 63) / 64 * 64;
 }
 
+/* The next bytes of mem from *at on (advanced). */
+static void *part(void *mem, size_t *at, size_t bytes)
+{
+	void *p = (unsigned char *)mem + *at;
+	*at += bytes;
+	return p;
+}
+
 int tk_adamw8_state_init(struct tk_adamw8_state *o, struct tk_backend *be,
 			 const struct tk_param *tp, int n_tp, struct tk_diag *d)
 {
@@ -35,23 +43,17 @@ int tk_adamw8_state_init(struct tk_adamw8_state *o, struct tk_backend *be,
 	if (!o->mem)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	memset(o->mem, 0, o->bytes ? o->bytes : 1);
-	char *at = o->mem;
+	size_t at = 0; /* each buffer 64-byte aligned, as the backend's alloc */
 	for (int i = 0; i < n_tp; i++) {
 		struct tk_adamw8_slot *s = &o->s[i];
 		if (s->eight) {
-			s->q1 = (uint8_t *)at;
-			at += up64(s->n);
-			s->q2 = (uint8_t *)at;
-			at += up64(s->n);
-			s->absmax1 = (float *)at;
-			at += up64(s->nb * sizeof(float));
-			s->absmax2 = (float *)at;
-			at += up64(s->nb * sizeof(float));
+			s->q1 = part(o->mem, &at, up64(s->n));
+			s->q2 = part(o->mem, &at, up64(s->n));
+			s->absmax1 = part(o->mem, &at, up64(s->nb * sizeof(float)));
+			s->absmax2 = part(o->mem, &at, up64(s->nb * sizeof(float)));
 		} else {
-			s->m = (float *)at;
-			at += up64(s->n * sizeof(float));
-			s->v = (float *)at;
-			at += up64(s->n * sizeof(float));
+			s->m = part(o->mem, &at, up64(s->n * sizeof(float)));
+			s->v = part(o->mem, &at, up64(s->n * sizeof(float)));
 		}
 	}
 	return 0;

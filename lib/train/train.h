@@ -10,7 +10,9 @@
  * what is logged as grad_norm), clipped as torch.nn.utils.clip_grad_norm_
  * does, and torch.optim.AdamW steps with the learning rate
  * tk_sched_lr(global_step) (the rate that is logged).  Weight decay applies
- * to the tensors whose decay flag is set (matrices and embeddings).
+ * to the tensors whose decay flag is set (matrices and embeddings).  With
+ * optim TK_OPTIM_ADAMW_8BIT bitsandbytes' AdamW with 8-bit state steps
+ * instead (train/adamw8.h), and optimizer.safetensors holds its state.
  *
  * The epoch's micro-batches never straddle epochs: the last window of an
  * epoch takes what is left, the last batch may be short (HF's
