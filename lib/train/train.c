@@ -1966,6 +1966,15 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--zero: stage %d is not 0 or 1", o->zero);
 	if (o->optim != TK_OPTIM_ADAMW_TORCH && o->optim != TK_OPTIM_ADAMW_8BIT)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown optimizer %d", o->optim);
+	for (int k = 0; k < 2; k++) { /* torch.optim.AdamW's and bitsandbytes' checks */
+		double b = k ? o->beta2 : o->beta1;
+		if (!(b >= 0 && b < 1))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "adam_beta%d: %g is not in [0, 1) "
+					   "(torch.optim.AdamW and bitsandbytes refuse it)", k + 1, b);
+	}
+	if (!(o->lr >= 0) || !(o->eps >= 0) || !(o->weight_decay >= 0))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "learning_rate, adam_epsilon and "
+				   "weight_decay must not be negative");
 	if (o->optim == TK_OPTIM_ADAMW_8BIT && o->zero)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--optim adamw_8bit with --zero 1: "
 				   "bitsandbytes' blocks of 256 do not split at the shards' "
