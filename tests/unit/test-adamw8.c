@@ -23,6 +23,11 @@
  * absolute; 60-75 of ~4100 elements per parameter differ by then).
  * The checks run with 1 and 2 threads, and with the parameter held
  * transposed (GPT-2's Conv1D layout) as with it held plain.
+ * A run's state (train/adamw8.h) is checked on a small GPT-2: which
+ * parameters get 8-bit state (not wte, wpe: the Trainer's embedding
+ * override; not the tensors under 4096 elements), and a Conv1D weight
+ * blocked in its checkpoint order as bitsandbytes blocks it, against the
+ * op run on the checkpoint-layout copies.
  * TK_ADAMW8_DUMP=DIR writes each step's arrays (DIR/NAME-K.bin: p, then
  * state1, state2, absmax1, absmax2) for an element-wise comparison.
  */
@@ -34,6 +39,9 @@
 #include "base/adamw8-common.h"
 #include "base/rng.h"
 #include "compute/backend.h"
+#include "formats/config.h"
+#include "model/model.h"
+#include "train/adamw8.h"
 #include "tt.h"
 
 static struct tk_backend be1, be2; /* 1 and 2 threads */
@@ -328,6 +336,80 @@ static void test_adamw8_codes(void)
 			   0.999, 1e-8, 0, 0) == TK_E_INVAL, "step 0");
 }
 
+static void test_adamw8_state(void)
+{
+	struct tk_model_config c;
+	struct tk_model m;
+	struct tk_diag d;
+	const struct tk_param *tp;
+	struct tk_adamw8_state st;
+	int n, eight = 0;
+	/* n_positions 128: wpe 4608 elements, an embedding above 4096 */
+	TT_REQUIRE(!tk_config_parse(&c, "{\"model_type\": \"gpt2\", \"n_embd\": 36, "
+				    "\"n_head\": 3, \"n_layer\": 1, \"n_positions\": 128, "
+				    "\"vocab_size\": 301}", "config.json", &d), "%s", d.msg);
+	TT_REQUIRE(!tk_model_init(&m, &c, 1, &be1, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_model_trainable(&m, &tp, &n, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_adamw8_state_init(&st, &be1, tp, n, &d), "%s", d.msg);
+	for (int i = 0; i < n; i++) {
+		const char *nm = tp[i].name;
+		int emb = strstr(nm, "wte.") || strstr(nm, "wpe.");
+		TT_CHECK(st.s[i].eight == (!emb && tp[i].n >= 4096), "%s (%zu): eight %d", nm,
+			 tp[i].n, st.s[i].eight);
+		eight += st.s[i].eight;
+		for (size_t j = 0; j < tp[i].n; j++)
+			tp[i].g[j] = xs(7 + (uint64_t)i, j) * scales[(j / 97) % 6];
+	}
+	TT_CHECK(eight == 2, "%d parameters with 8-bit state (c_fc, mlp.c_proj)", eight);
+	/* the reference: the op on checkpoint-layout copies, blocked as they lie */
+	struct ref { float *p, *g, *a1, *a2; uint8_t *q1, *q2; } r[64];
+	TT_REQUIRE(n <= 64, "%d parameters", n);
+	for (int i = 0; i < n; i++) {
+		const struct tk_param *x = &tp[i];
+		size_t nb = (x->n + 255) / 256;
+		r[i].p = malloc(x->n * sizeof(float));
+		r[i].g = malloc(x->n * sizeof(float));
+		r[i].q1 = calloc(x->n, 1);
+		r[i].q2 = calloc(x->n, 1);
+		r[i].a1 = calloc(nb, sizeof(float));
+		r[i].a2 = calloc(nb, sizeof(float));
+		tk_model_export(&m, x->t, m.params, r[i].p);
+		tk_model_export(&m, x->t, m.grads, r[i].g);
+	}
+	for (int k = 1; k <= 2; k++) {
+		TT_REQUIRE(!tk_adamw8_state_step(&st, tp, 1e-3, 0.9, 0.999, 1e-8, 0.01, k, &d), "%s",
+			   d.msg);
+		for (int i = 0; i < n; i++)
+			if (st.s[i].eight)
+				TT_REQUIRE(!tk_adamw8(&be1, r[i].p, r[i].g, r[i].q1, r[i].q2, r[i].a1,
+						      r[i].a2, NULL, NULL, tp[i].n, 0, 0, 1e-3, 0.9,
+						      0.999, 1e-8, tp[i].decay ? 0.01 : 0.0, k),
+					   "reference step");
+	}
+	for (int i = 0; i < n; i++) {
+		const struct tk_param *x = &tp[i];
+		if (st.s[i].eight) {
+			float *p = malloc(x->n * sizeof(float));
+			tk_model_export(&m, x->t, m.params, p);
+			TT_CHECK(!memcmp(p, r[i].p, x->n * sizeof(float)), "%s: parameter", x->name);
+			TT_CHECK(!memcmp(st.s[i].q1, r[i].q1, x->n) && !memcmp(st.s[i].q2, r[i].q2, x->n),
+				 "%s (conv1d %d): codes not in the checkpoint's block order", x->name,
+				 x->t->conv1d);
+			TT_CHECK(!memcmp(st.s[i].absmax1, r[i].a1, st.s[i].nb * sizeof(float)), "%s",
+				 x->name);
+			free(p);
+		}
+		free(r[i].p);
+		free(r[i].g);
+		free(r[i].q1);
+		free(r[i].q2);
+		free(r[i].a1);
+		free(r[i].a2);
+	}
+	tk_adamw8_state_free(&st);
+	tk_model_free(&m);
+}
+
 int main(void)
 {
 	struct tk_diag d;
@@ -339,6 +421,7 @@ int main(void)
 	TT_RUN(test_adamw8_threads);
 	TT_RUN(test_adamw8_transposed);
 	TT_RUN(test_adamw8_codes);
+	TT_RUN(test_adamw8_state);
 	tk_backend_free(&be1);
 	tk_backend_free(&be2);
 	return tt_done();
