@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "precision.cuh"
+#include "adamw8.cuh"
 #include "dequant.cuh"
 #include "ops-cuda.cuh"
 
@@ -817,6 +818,36 @@ static int cuda_adamw(struct tk_backend *be, float *p, const float *g, float *m,
 	return stage_end(&s);
 }
 
+/* bitsandbytes' AdamW8bit (base/adamw8-common.h), k from tk_adamw8_setup as
+ * on the CPU. */
+static int cuda_adamw8(struct tk_backend *be, float *p, const float *g, uint8_t *q1, uint8_t *q2,
+		       float *absmax1, float *absmax2, size_t n, size_t rows, size_t cols,
+		       const struct tk_adamw8_k *k)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t nf = n * sizeof(float), na = (n + TK_ADAMW8_BLOCK - 1) / TK_ADAMW8_BLOCK * sizeof(float);
+	float *dp = OUT(&s, p, nf), *da1 = OUT(&s, absmax1, na), *da2 = OUT(&s, absmax2, na);
+	uint8_t *dq1 = OUT(&s, q1, n), *dq2 = OUT(&s, q2, n);
+	const float *dg = IN(&s, g, nf);
+	if (!s.err)
+		SCK(&s, cu_adamw8(s.c->st, dp, dg, dq1, dq2, da1, da2, n, rows, cols, *k));
+	return stage_end(&s);
+}
+
+static int cuda_adamw8_f32(struct tk_backend *be, float *p, const float *g, float *m, float *v,
+			   size_t n, const struct tk_adamw8_k *k)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t nb = n * sizeof(float);
+	float *dp = OUT(&s, p, nb), *dm = OUT(&s, m, nb), *dv = OUT(&s, v, nb);
+	const float *dg = IN(&s, g, nb);
+	if (!s.err)
+		SCK(&s, cu_adamw8_f32(s.c->st, dp, dg, dm, dv, n, *k));
+	return stage_end(&s);
+}
+
 static int cuda_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n)
 {
 	struct stage s;
@@ -1154,6 +1185,8 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .copy_rows = */ cuda_copy_rows,
 	/* .mem_info = */ cuda_mem_info,
 	/* .add_noise = */ cuda_add_noise,
+	/* .adamw8 = */ cuda_adamw8,
+	/* .adamw8_f32 = */ cuda_adamw8_f32,
 };
 
 /* Undoes a partial init. */

@@ -171,8 +171,12 @@ static const struct tk_opt opts[] = {
 		      "linear warmup: N >= 1 steps, or a fraction of the steps below 1 (0)"),
 	TK_OPT_DOUBLE(0, "warmup-ratio", &a.warmup_ratio, "F", 0, 1,
 		      "warmup as a fraction of the steps (as --warmup-steps F)"),
-	TK_OPT_CHOICE(0, "optim", &a.optim, "adamw_torch|adamw_torch_fused",
-		      "the optimizer: torch.optim.AdamW either way (adamw_torch)"),
+	TK_OPT_CHOICE(0, "optim", &a.optim,
+		      "adamw_torch|adamw_torch_fused|adamw_8bit|adamw_bnb_8bit|paged_adamw_8bit",
+		      "the optimizer: torch.optim.AdamW (adamw_torch, adamw_torch_fused: the same), "
+		      "or bitsandbytes' AdamW with 8-bit state, about 2 bytes a parameter instead "
+		      "of 8 (adamw_8bit, adamw_bnb_8bit; paged_adamw_8bit is the same optimizer, "
+		      "its paging a GPU memory detail) (adamw_torch)"),
 	TK_OPT_INT(0, "seed", &a.seed, "S", 0, 9e18, "seed of the block order and of --init (42)"),
 	TK_OPT_BOOL(0, "shuffle", &a.shuffle,
 		    "a seeded random block order each epoch (default); --no-shuffle: file order"),
@@ -484,6 +488,11 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		if (a.zero)
 			fprintf(stderr, "%s: zero 1: AdamW state %.4g MB in this process (%.4g MB "
 				"unsharded)\n", tk_prog, ev->opt_bytes / 1e6, ev->opt_bytes_full / 1e6);
+		if (strstr(a.optim, "8bit"))
+			fprintf(stderr, "%s: %s: optimizer state %.4g MB, %.2f bytes a parameter "
+				"(fp32 AdamW: %.4g MB)\n", tk_prog, a.optim, ev->opt_bytes / 1e6,
+				ev->trainable ? (double)ev->opt_bytes / (double)ev->trainable : 0.0,
+				ev->opt_bytes_full / 1e6);
 		break;
 	case TK_TRAIN_EV_STEP: {
 		long done = ev->step - ev->first_step;
@@ -617,6 +626,9 @@ static int check_args(void)
 		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
 	if (a.bf16 && a.fp16)
 		return tk_cli_usage_error("--bf16 and --fp16 do not go together (pick one)");
+	if (strstr(a.optim, "8bit") && a.zero)
+		return tk_cli_usage_error("--optim %s does not go with --zero 1: bitsandbytes' "
+					  "blocks of 256 do not split at the shards' bounds", a.optim);
 	return 0;
 }
 
@@ -767,6 +779,7 @@ int main(int argc, char **argv)
 	o.shuffle = a.shuffle;
 	o.gradient_checkpointing = a.grad_ckpt;
 	o.zero = (int)a.zero;
+	tk_train_optim_parse(a.optim, &o.optim, NULL); /* a choice: always known */
 	o.eval_only = a.eval_only;
 	o.force = a.force;
 	static struct tk_lora_config lora;

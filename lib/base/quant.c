@@ -261,42 +261,11 @@ float tk_q4_torch_mean(const float *x, size_t n, int threads)
 	return sum / (float)n;
 }
 
-/* Count of the dynamic map's fp32 midpoints below v: the index bitsandbytes'
- * 65536-entry lookup table holds for v's grid point.  (No grid point equals
- * a midpoint exactly, so how a tie would break is never observable.) */
-static unsigned dyn_midpoint_count(float v)
-{
-	unsigned lo = 0, hi = 255; /* answer in [lo, hi] */
-
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-		float m = 0.5f * (tk_dynamic_code[mid] + tk_dynamic_code[mid + 1]);
-
-		if (m < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* bitsandbytes' CPU 8-bit code of a value already scaled by 1/absmax: the
- * value is clamped to [-1, 1], rounded to one of 65536 grid points, and the
- * grid point takes the code nearest to it (ties to the lower code). */
+/* bitsandbytes' CPU 8-bit code of the dynamic map for a value already
+ * scaled by 1/absmax (quant-common.h). */
 static uint8_t dyn_code_of(float s)
 {
-	float t, g;
-	unsigned idx;
-
-	s = s < -1.0f ? -1.0f : s > 1.0f ? 1.0f : s;
-	/* whether a compiler fuses t * 65535 + 0.5 into an fma does not
-	 * matter: an exhaustive check over every float in [-1, 1] gave the
-	 * same index both ways */
-	t = (s + 1.0f) * 0.5f;
-	t = t * 65535.0f;
-	idx = (unsigned)(uint16_t)(t + 0.5f);
-	g = -1.0f + (2.0f * (float)idx) / 65535.0f;
-	return (uint8_t)dyn_midpoint_count(g);
+	return tk_q8_index(tk_dynamic_code, s);
 }
 
 int tk_q4_nest(const float *absmax, size_t n, float offset, uint8_t *qabsmax,

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/adamw8-common.h"
 #include "base/math-common.h"
 #include "base/quant-common.h"
 #include "base/quant.h"
@@ -1076,6 +1077,59 @@ static int cpu_adamw(struct tk_backend *be, float *p, const float *g, float *m, 
 	return 0;
 }
 
+/* bitsandbytes' AdamW8bit, one block of TK_ADAMW8_BLOCK at a time (its
+ * quantization needs the block's new absmax before any code): the moments
+ * dequantized, updated and kept in fp32 for the block, then quantized. */
+static int cpu_adamw8(struct tk_backend *be, float *p, const float *g, uint8_t *q1, uint8_t *q2,
+		      float *absmax1, float *absmax2, size_t n, size_t rows, size_t cols,
+		      const struct tk_adamw8_k *k)
+{
+	int nt = be->threads;
+	long long nb = (long long)((n + TK_ADAMW8_BLOCK - 1) / TK_ADAMW8_BLOCK);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nb > 64)
+	for (long long b = 0; b < nb; b++) {
+		size_t lo = (size_t)b * TK_ADAMW8_BLOCK;
+		size_t hi = lo + TK_ADAMW8_BLOCK < n ? lo + TK_ADAMW8_BLOCK : n;
+		float m[TK_ADAMW8_BLOCK], v[TK_ADAMW8_BLOCK], a1 = absmax1[b], a2 = absmax2[b];
+		float max1 = 0.0f, max2 = 0.0f;
+		for (size_t i = lo; i < hi; i++) {
+			size_t at = tk_adamw8_at(i, rows, cols);
+			float mi = tk_dynamic_code[q1[i]] * a1, vi = tk_udynamic_code[q2[i]] * a2;
+			tk_adamw8_moments(k, g[at], &mi, &vi);
+			p[at] = tk_adamw8_param(k, p[at], mi, vi);
+			m[i - lo] = mi;
+			v[i - lo] = vi;
+			max1 = fabsf(mi) > max1 ? fabsf(mi) : max1;
+			max2 = fabsf(vi) > max2 ? fabsf(vi) : max2;
+		}
+		absmax1[b] = max1;
+		absmax2[b] = max2;
+		float inv1 = max1 != 0.0f ? 1.0f / max1 : 0.0f;
+		float inv2 = max2 != 0.0f ? 1.0f / max2 : 0.0f;
+		for (size_t i = lo; i < hi; i++) { /* an all-zero block: code 0 */
+			q1[i] = max1 != 0.0f ? tk_q8_index(tk_dynamic_code, m[i - lo] * inv1) : 0;
+			q2[i] = max2 != 0.0f ? tk_q8_index(tk_udynamic_code, v[i - lo] * inv2) : 0;
+		}
+	}
+	return 0;
+}
+
+/* Its 32-bit state path, elementwise. */
+static int cpu_adamw8_f32(struct tk_backend *be, float *p, const float *g, float *m, float *v,
+			  size_t n, const struct tk_adamw8_k *k)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n > SUM_CHUNK)
+	for (size_t i = 0; i < n; i++) {
+		float mi = m[i], vi = v[i];
+		tk_adamw8_moments(k, g[i], &mi, &vi);
+		p[i] = tk_adamw8_param32(k, p[i], mi, vi);
+		m[i] = mi;
+		v[i] = vi;
+	}
+	return 0;
+}
+
 static int cpu_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n)
 {
 	int nt = be->threads;
@@ -1626,6 +1680,8 @@ static const struct tk_backend_i cpu_backend = {
 	/* .copy_rows = */ cpu_copy_rows,
 	/* .mem_info = */ cpu_mem_info,
 	/* .add_noise = */ cpu_add_noise,
+	/* .adamw8 = */ cpu_adamw8,
+	/* .adamw8_f32 = */ cpu_adamw8_f32,
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "compute/device.h"
+#include "base/adamw8-common.h"
 #include "base/quant.h"
 
 #define SLOT(be, op) ((be) && (be)->i && (be)->i->op)
@@ -308,6 +309,25 @@ int tk_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v
 		return TK_E_INVAL;
 	return n ? be->i->adamw(be, p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step)
 		 : 0;
+}
+
+int tk_adamw8(struct tk_backend *be, float *p, const float *g, uint8_t *q1, uint8_t *q2,
+	      float *absmax1, float *absmax2, float *m, float *v, size_t n, size_t rows,
+	      size_t cols, double lr, double beta1, double beta2, double eps,
+	      double weight_decay, int step)
+{
+	if (q1 ? !SLOT(be, adamw8) : !SLOT(be, adamw8_f32))
+		return TK_E_UNSUPPORTED;
+	if (step < 1 || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) ||
+	    !(eps >= 0) || !(lr >= 0) || !(weight_decay >= 0) ||
+	    (q1 && (rows || cols) && (!rows || !cols || rows * cols != n)))
+		return TK_E_INVAL;
+	if (!n)
+		return 0;
+	struct tk_adamw8_k k = tk_adamw8_setup(lr, beta1, beta2, eps, weight_decay, step);
+	if (!q1)
+		return be->i->adamw8_f32(be, p, g, m, v, n, &k);
+	return be->i->adamw8(be, p, g, q1, q2, absmax1, absmax2, n, rows, cols, &k);
 }
 
 int tk_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n)

@@ -24,6 +24,7 @@
 struct tk_backend;
 struct tk_qweight;
 struct tk_mem_info;
+struct tk_adamw8_k;
 
 struct tk_backend_i {
 	const char *name;
@@ -151,6 +152,16 @@ struct tk_backend_i {
 	/* x[i] += tk_noise_uniform(key, i, mag) (base/rng.h): NEFTune's noise
 	 * on the input embeddings. */
 	int (*add_noise)(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag);
+	/* bitsandbytes' AdamW8bit step (base/adamw8-common.h, k from
+	 * tk_adamw8_setup) on one parameter of n elements with 8-bit state:
+	 * codes q1, q2 [n] and absmax1, absmax2 [ceil(n / 256)], blocked in
+	 * the checkpoint order; p and g at tk_adamw8_at(i, rows, cols). */
+	int (*adamw8)(struct tk_backend *be, float *p, const float *g, uint8_t *q1, uint8_t *q2,
+		      float *absmax1, float *absmax2, size_t n, size_t rows, size_t cols,
+		      const struct tk_adamw8_k *k);
+	/* Its 32-bit state step (parameters under 4096 elements): m, v [n]. */
+	int (*adamw8_f32)(struct tk_backend *be, float *p, const float *g, float *m, float *v,
+			  size_t n, const struct tk_adamw8_k *k);
 };
 
 /* The precision of matmul's operands: they are rounded to it (round to
@@ -256,6 +267,19 @@ int tk_cross_entropy(struct tk_backend *be, float *logits, const int32_t *target
 		     int vocab, float scale, int grad, double *loss_sum);
 int tk_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v, size_t n,
 	     double lr, double beta1, double beta2, double eps, double weight_decay, int step);
+/* bitsandbytes' AdamW8bit (optim "adamw_8bit", base/adamw8-common.h) on
+ * one whole parameter of n elements, step counted from 1, hyperparameters
+ * as tk_adamw's.  With q1 set, the 8-bit state: codes q1, q2 [n] and their
+ * absmax1, absmax2 [ceil(n / 256)] (zeros before the first step), in the
+ * order of the checkpoint tensor; rows, cols (0, 0: the same order) name
+ * a parameter held transposed, checkpoint shape [rows, cols] held as
+ * [cols, rows] (GPT-2's Conv1D).  With q1 NULL, the fp32 state m, v [n]
+ * of bitsandbytes' 32-bit path (absmax and rows unused).  Returns 0,
+ * TK_E_INVAL for bad hyperparameters, or TK_E_UNSUPPORTED. */
+int tk_adamw8(struct tk_backend *be, float *p, const float *g, uint8_t *q1, uint8_t *q2,
+	      float *absmax1, float *absmax2, float *m, float *v, size_t n, size_t rows,
+	      size_t cols, double lr, double beta1, double beta2, double eps,
+	      double weight_decay, int step);
 int tk_sum_squares(struct tk_backend *be, double *out, const float *x, size_t n);
 int tk_scale(struct tk_backend *be, float *x, float s, size_t n);
 void *tk_backend_alloc(struct tk_backend *be, size_t bytes);

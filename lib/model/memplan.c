@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
 
+#include "base/adamw8-common.h"
 #include "model/lora-int.h"
 #include "model/model-int.h"
 #include "base/quant.h"
@@ -67,7 +68,7 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 {
 	const struct tk_lora *l = m->lora;
 	int rows_b, base_grads = 0, quant = 0, max_qin = 0;
-	size_t opt = 0;
+	size_t opt = 0, opt8 = 0; /* fp32 floats; optim8 bytes */
 
 	memset(p, 0, sizeof(*p));
 	if (a->batch < 1 || a->seq_len < 1 || a->eval_batch < 0)
@@ -91,6 +92,7 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 		} else if (t->trainable) {
 			base_grads = 1;
 			opt += up16(t->n); /* tk_train_run's popt layout */
+			opt8 += tk_adamw8_state_bytes(t->n, tk_adamw8_eight(t->name, t->n));
 		}
 	}
 	/* gradients: tk_model_zero_grad_alloc, tk_lora_grads */
@@ -98,9 +100,13 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 		p->grads = m->n_params * sizeof(float);
 	if (l) {
 		p->grads += (l->n_params ? l->n_params : 1) * sizeof(float);
-		for (int i = 0; i < l->n_ad; i++) /* A [r, in], B [out, r] */
-			opt += up16((size_t)l->cfg.r * (size_t)l->ad[i].in) +
-			       up16((size_t)l->ad[i].out * (size_t)l->cfg.r);
+		for (int i = 0; i < l->n_ad; i++) { /* A [r, in], B [out, r] */
+			size_t na = (size_t)l->cfg.r * (size_t)l->ad[i].in;
+			size_t nb = (size_t)l->ad[i].out * (size_t)l->cfg.r;
+			opt += up16(na) + up16(nb);
+			opt8 += tk_adamw8_state_bytes(na, na >= TK_ADAMW8_MIN_SIZE) +
+				tk_adamw8_state_bytes(nb, nb >= TK_ADAMW8_MIN_SIZE);
+		}
 	}
 	/* optimizer: two arenas of n_opt floats (opt_state_new); ZeRO-1 keeps
 	 * a shard (about n_opt / shards) */
@@ -109,6 +115,8 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 	if (a->opt_shards > 1)
 		opt = (opt + (size_t)a->opt_shards - 1) / (size_t)a->opt_shards;
 	p->optimizer = 2 * opt * sizeof(float);
+	if (a->optim8) /* tk_adamw8_state_init: one allocation */
+		p->optimizer = opt8 ? opt8 : 1;
 
 	/* activations: the carved block (reserve, sized for the largest batch
 	 * it sees) and the adapters' scratch (tk_lora_reserve) */
@@ -160,13 +168,22 @@ static double in_unit(size_t bytes, size_t ref)
  * linear weights, which a quantized model keeps out of the arena. */
 struct arena_sum {
 	size_t all, quant;
+	size_t opt8; /* bytes of bitsandbytes' 8-bit AdamW state for all */
 };
 
 static void add_t(struct arena_sum *s, size_t n, int q)
 {
 	s->all += up16(n);
+	s->opt8 += tk_adamw8_state_bytes(n, n >= TK_ADAMW8_MIN_SIZE);
 	if (q)
 		s->quant += up16(n);
+}
+
+/* An embedding of n: fp32 state under the 8-bit AdamW (tk_adamw8_eight). */
+static void add_emb(struct arena_sum *s, size_t n)
+{
+	add_t(s, n, 0);
+	s->opt8 += tk_adamw8_state_bytes(n, 0) - tk_adamw8_state_bytes(n, n >= TK_ADAMW8_MIN_SIZE);
 }
 
 /* model.c's layout_gpt2 / layout_llama, counted. */
@@ -175,11 +192,11 @@ static struct arena_sum arena_of(const struct tk_model_config *c)
 	size_t C = (size_t)c->hidden, F = (size_t)c->intermediate, V = (size_t)c->vocab_size;
 	size_t Q = (size_t)c->n_head * (size_t)c->head_dim;
 	size_t K = (size_t)c->n_kv_head * (size_t)c->head_dim;
-	struct arena_sum s = { 0, 0 }, l = { 0, 0 };
+	struct arena_sum s = { 0, 0, 0 }, l = { 0, 0, 0 };
 
-	add_t(&s, V * C, 0);
+	add_emb(&s, V * C);
 	if (c->arch == TK_ARCH_GPT2) {
-		add_t(&s, (size_t)c->max_pos * C, 0);
+		add_emb(&s, (size_t)c->max_pos * C);
 		add_t(&l, C, 0);         /* ln_1 */
 		add_t(&l, C, 0);
 		add_t(&l, C * 3 * C, 1); /* c_attn */
@@ -212,6 +229,7 @@ static struct arena_sum arena_of(const struct tk_model_config *c)
 	}
 	s.all += l.all * (size_t)c->n_layer;
 	s.quant += l.quant * (size_t)c->n_layer;
+	s.opt8 += l.opt8 * (size_t)c->n_layer;
 	add_t(&s, C, 0); /* the final norm */
 	if (c->arch == TK_ARCH_GPT2 || c->norm == TK_NORM_LAYER)
 		add_t(&s, C, 0);
@@ -221,7 +239,7 @@ static struct arena_sum arena_of(const struct tk_model_config *c)
 }
 
 int tk_memplan_model(const struct tk_model_config *c, int full, int quantized, int opt_shards,
-		      struct tk_memplan *p)
+		      int optim8, struct tk_memplan *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (c->vocab_size < 1 || c->hidden < 1 || c->n_layer < 1 || c->n_head < 1 ||
@@ -237,7 +255,7 @@ int tk_memplan_model(const struct tk_model_config *c, int full, int quantized, i
 		if (opt_shards > 1)
 			opt = (opt + (size_t)opt_shards - 1) / (size_t)opt_shards;
 		p->grads = s.all * sizeof(float);
-		p->optimizer = 2 * opt * sizeof(float);
+		p->optimizer = optim8 ? s.opt8 : 2 * opt * sizeof(float);
 	}
 	p->total = p->weights + p->grads + p->optimizer;
 	return 0;
@@ -286,13 +304,13 @@ size_t tk_memplan_limit(struct tk_backend *be, const char **what, const char **a
 }
 
 int tk_memplan_check_model(const struct tk_model_config *c, int full, int quantized,
-			    int opt_shards, struct tk_backend *be, const char *dev,
+			    int opt_shards, int optim8, struct tk_backend *be, const char *dev,
 			    struct tk_diag *d)
 {
 	struct tk_memplan p;
 	const char *what, *after;
 	char need[32], lim[32], fix[160];
-	int rc = tk_memplan_model(c, full, quantized, opt_shards, &p);
+	int rc = tk_memplan_model(c, full, quantized, opt_shards, optim8, &p);
 
 	if (rc)
 		return rc;

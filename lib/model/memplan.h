@@ -24,7 +24,9 @@ struct tk_memplan {
 	size_t weights;     /* parameters: fp32 arenas, adapters, quantized
 			       weights held by the backend */
 	size_t grads;       /* gradient arenas */
-	size_t optimizer;   /* AdamW exp_avg + exp_avg_sq */
+	size_t optimizer;   /* AdamW exp_avg + exp_avg_sq (fp32, or with optim8
+			       bitsandbytes' 8-bit blocks: about 2 bytes a
+			       parameter instead of 8) */
 	size_t activations; /* what the forward keeps for the backward, the
 			       backward's buffers, the LoRA scratch */
 	size_t scratch;     /* backend workspace, dequantization tile */
@@ -42,6 +44,8 @@ struct tk_memplan_args {
 	int prec;       /* enum tk_prec of the matmuls: other than fp32, the
 			   CPU backend rounds their operands into its
 			   workspace (planned as an upper bound) */
+	int optim8;     /* optim adamw_8bit: bitsandbytes' 8-bit state
+			   (train/adamw8.h's layout, tk_adamw8_state_bytes) */
 };
 
 /* Fills *p for training m on be with a.  m must be loaded (adapters
@@ -65,7 +69,8 @@ int tk_memplan_check(const struct tk_model *m, struct tk_backend *be,
  * fp32 parameter arena as tk_model_load / tk_model_init lay it out and,
  * with full (every base tensor trained: full fine-tuning), the gradient
  * arena and the AdamW state (split over opt_shards processes when above
- * 1).  quantized: the blocks' linear weights are 4- or 8-bit (only the
+ * 1; with optim8 bitsandbytes' 8-bit state instead, unsharded).
+ * quantized: the blocks' linear weights are 4- or 8-bit (only the
  * rest of the arena is counted).  Adapters, activations and scratch are
  * not counted (they depend on what is loaded and on the data): a lower
  * bound of tk_memplan_train's total, equal to its weights, grads and
@@ -73,13 +78,13 @@ int tk_memplan_check(const struct tk_model *m, struct tk_backend *be,
  * (activations and scratch 0); TK_E_INVAL for a configuration with a
  * size below 1. */
 int tk_memplan_model(const struct tk_model_config *c, int full, int quantized, int opt_shards,
-		      struct tk_memplan *p);
+		      int optim8, struct tk_memplan *p);
 
 /* tk_memplan_model checked against be's limit, as tk_memplan_check:
  * 0 when it fits or no limit is known, TK_E_NOMEM with d (path dev) saying
  * what the model needs and what to do. */
 int tk_memplan_check_model(const struct tk_model_config *c, int full, int quantized,
-			    int opt_shards, struct tk_backend *be, const char *dev,
+			    int opt_shards, int optim8, struct tk_backend *be, const char *dev,
 			    struct tk_diag *d);
 
 /* The limit a plan is checked against: be's (tk_backend_mem_info), or on

@@ -24,6 +24,7 @@
 #include "formats/bnb.h"
 #include "formats/config.h"
 #include "formats/hf-dir.h"
+#include "train/adamw8.h"
 #include "train/best.h"
 #include "train/data.h"
 #include "compute/blas.h"
@@ -110,6 +111,7 @@ struct trainer {
 	uint64_t data_hash;
 
 	float *exp_avg, *exp_avg_sq;
+	struct tk_adamw8_state a8; /* o->optim TK_OPTIM_ADAMW_8BIT: instead */
 	const struct tk_param *tp; /* what the optimizer updates (tk_model_trainable) */
 	int n_tp;
 	size_t *popt;              /* [n_tp]: offset of each in exp_avg / exp_avg_sq */
@@ -597,8 +599,12 @@ static int zero_send_state(struct trainer *tr, struct tk_diag *d)
 /* Optimizer state: arenas of the parameters' layout; on disk each tensor
  * is in its checkpoint layout (Conv1D [in, out]) under NAME.exp_avg and
  * NAME.exp_avg_sq. */
+static int save_optimizer8(struct trainer *tr, const char *path, struct tk_diag *d);
+
 static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
 {
+	if (tr->o->optim == TK_OPTIM_ADAMW_8BIT)
+		return save_optimizer8(tr, path, d);
 	const struct tk_model *m = &tr->m;
 	float *buf = tk_mallocn(tr->n_opt_full ? 2 * tr->n_opt_full : 1, sizeof(float));
 	tk_safetensors_writer_t *w = NULL;
@@ -643,12 +649,17 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
  * global step, exactly the two F32 tensors of each trained parameter, and
  * values AdamW can have reached (finite; exp_avg_sq, a mean of squares,
  * not negative). */
+static int load_optimizer8(struct trainer *tr, tk_safetensors_t *st, const char *path,
+			   struct tk_diag *d);
+
 static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *d)
 {
 	tk_safetensors_t *st;
 	int rc = tk_safetensors_open(&st, path, d);
 	if (rc)
 		return rc;
+	if (tr->o->optim == TK_OPTIM_ADAMW_8BIT)
+		return load_optimizer8(tr, st, path, d);
 	const struct tk_model *m = &tr->m;
 	float *tmp = NULL;
 	size_t cap = 0;
@@ -708,6 +719,65 @@ static int load_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 	free(tmp);
 	tk_safetensors_close(st);
 	return rc;
+}
+
+/* optim adamw_8bit: optimizer.safetensors holds bitsandbytes' state
+ * (train/adamw8.h), __metadata__ optimizer "adamw_8bit" and step. */
+static int save_optimizer8(struct trainer *tr, const char *path, struct tk_diag *d)
+{
+	tk_safetensors_writer_t *w = NULL;
+	float *tmp = NULL;
+	char step[32];
+	if (tk_safetensors_writer_new(&w))
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	int rc = tk_adamw8_state_save(&tr->a8, &tr->m, tr->tp, w, &tmp, d);
+	snprintf(step, sizeof(step), "%ld", tr->global_step);
+	if (!rc && (tk_safetensors_writer_metadata(w, "optimizer", "adamw_8bit") ||
+		    tk_safetensors_writer_metadata(w, "step", step)))
+		rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	if (rc)
+		tk_safetensors_writer_free(w);
+	else
+		rc = tk_safetensors_writer_commit(w, path, 1, d);
+	free(tmp);
+	return rc;
+}
+
+/* The other side of save_optimizer8, as strict as load_optimizer; closes
+ * st. */
+static int load_optimizer8(struct trainer *tr, tk_safetensors_t *st, const char *path,
+			   struct tk_diag *d)
+{
+	const char *mo = tk_safetensors_metadata(st, "optimizer"), *ms = tk_safetensors_metadata(st, "step");
+	char step[32];
+	int rc;
+	snprintf(step, sizeof(step), "%ld", tr->global_step);
+	if (!mo || strcmp(mo, "adamw_8bit"))
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "__metadata__.optimizer: %s%.40s%s, not "
+				 "\"adamw_8bit\" (--optim adamw_8bit resumes only its own state)",
+				 mo ? "\"" : "", mo ? mo : "missing", mo ? "\"" : "");
+	else if (!ms || strcmp(ms, step))
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "__metadata__.step: %s%.40s%s, not the "
+				 "trainer state's global_step %s", ms ? "\"" : "", ms ? ms : "missing",
+				 ms ? "\"" : "", step);
+	else
+		rc = tk_adamw8_state_load(&tr->a8, &tr->m, tr->tp, st, path, d);
+	tk_safetensors_close(st);
+	return rc;
+}
+
+int tk_train_optim_parse(const char *name, int *optim, struct tk_diag *d)
+{
+	if (!strcmp(name, "adamw_torch") || !strcmp(name, "adamw_torch_fused"))
+		*optim = TK_OPTIM_ADAMW_TORCH;
+	else if (!strcmp(name, "adamw_8bit") || !strcmp(name, "adamw_bnb_8bit") ||
+		 !strcmp(name, "paged_adamw_8bit"))
+		*optim = TK_OPTIM_ADAMW_8BIT;
+	else
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "optim %s is not one of adamw_torch, "
+				   "adamw_torch_fused, adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit",
+				   name);
+	return 0;
 }
 
 static void add_num(cJSON *o, const char *k, double v)
@@ -1128,7 +1198,8 @@ static int preplan(struct trainer *tr, const struct tk_model_config *c, const ch
 	if (dir && (rc = tk_bnb_config_read(dir, &q, d)))
 		return rc;
 	return tk_memplan_check_model(c ? c : &own, full && !o->eval_only, q.bits != 0,
-				       o->zero ? tk_dist_size() : 1, tr->be, tr->be->i->name, d);
+				       o->zero ? tk_dist_size() : 1, o->optim == TK_OPTIM_ADAMW_8BIT,
+				       tr->be, tr->be->i->name, d);
 }
 
 static int load_base(struct trainer *tr, const char *src, int full, struct tk_diag *d)
@@ -2038,6 +2109,21 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--loss-scale-window must be >= 1");
 	if (o->zero < 0 || o->zero > 1)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--zero: stage %d is not 0 or 1", o->zero);
+	if (o->optim != TK_OPTIM_ADAMW_TORCH && o->optim != TK_OPTIM_ADAMW_8BIT)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown optimizer %d", o->optim);
+	for (int k = 0; k < 2; k++) { /* torch.optim.AdamW's and bitsandbytes' checks */
+		double b = k ? o->beta2 : o->beta1;
+		if (!(b >= 0 && b < 1))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "adam_beta%d: %g is not in [0, 1) "
+					   "(torch.optim.AdamW and bitsandbytes refuse it)", k + 1, b);
+	}
+	if (!(o->lr >= 0) || !(o->eps >= 0) || !(o->weight_decay >= 0))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "learning_rate, adam_epsilon and "
+				   "weight_decay must not be negative");
+	if (o->optim == TK_OPTIM_ADAMW_8BIT && o->zero)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--optim adamw_8bit with --zero 1: "
+				   "bitsandbytes' blocks of 256 do not split at the shards' "
+				   "bounds (use --zero 0)");
 	if (o->save_strategy == TK_INTERVAL_STEPS && o->save_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "save_strategy steps needs save_steps above 0");
@@ -2051,6 +2137,7 @@ static void train_free(struct trainer *tr)
 	tk_data_free(&tr->eval);
 	tk_backend_free_mem(tr->be, tr->exp_avg);
 	tk_backend_free_mem(tr->be, tr->exp_avg_sq);
+	tk_adamw8_state_free(&tr->a8);
 	free(tr->popt);
 	free(tr->seg);
 	free(tr->zoff);
@@ -2111,6 +2198,7 @@ static struct tk_memplan_args mem_args(const struct trainer *tr)
 				      ? o->eval_batch : 0,
 		.opt_shards = o->zero ? tk_dist_size() : 1,
 		.prec = o->prec != TK_PREC_FP32 ? o->prec : tr->be->prec,
+		.optim8 = o->optim == TK_OPTIM_ADAMW_8BIT,
 	};
 	return a;
 }
@@ -2340,7 +2428,11 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 			return tk_diag_set(d, rc, NULL, -1, "clipping: %s", tk_strerror(rc));
 	}
 	double lr = tk_sched_lr(&tr->sched, sched_pos(tr));
-	for (int s = 0; s < tr->n_seg && !rc; s++) {
+	if (o->optim == TK_OPTIM_ADAMW_8BIT &&
+	    (rc = tk_adamw8_state_step(&tr->a8, tr->tp, lr, o->beta1, o->beta2, o->eps,
+				       o->weight_decay, (int)(sched_pos(tr) + 1), d)))
+		return rc;
+	for (int s = 0; s < tr->n_seg && !rc && o->optim == TK_OPTIM_ADAMW_TORCH; s++) {
 		const struct tk_param *p = &tr->tp[sg[s].i];
 		rc = tk_adamw(tr->be, p->p + sg[s].a, p->g + sg[s].a, tr->exp_avg + sg[s].loc,
 			      tr->exp_avg_sq + sg[s].loc, sg[s].n, lr, o->beta1, o->beta2, o->eps,
@@ -2711,15 +2803,20 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	}
 	if ((rc = nccl_setup(&tr, d)) || (rc = segs_setup(&tr, d)))
 		goto out;
-	tr.exp_avg = opt_state_new(&tr);
-	tr.exp_avg_sq = opt_state_new(&tr);
+	if (o->optim == TK_OPTIM_ADAMW_8BIT) {
+		if ((rc = tk_adamw8_state_init(&tr.a8, tr.be, tr.tp, tr.n_tp, d)))
+			goto out;
+	} else {
+		tr.exp_avg = opt_state_new(&tr);
+		tr.exp_avg_sq = opt_state_new(&tr);
+	}
 	tr.ids = tk_mallocn(per, sizeof(*tr.ids));
 	tr.labels = tk_mallocn(per, sizeof(*tr.labels));
 	tr.targets = tk_mallocn(per, sizeof(*tr.targets));
 	tr.rows = tk_mallocn((size_t)o->grad_accum, sizeof(*tr.rows));
 	tr.log_history = cJSON_CreateArray();
-	if (!tr.exp_avg || !tr.exp_avg_sq || !tr.ids || !tr.labels || !tr.targets || !tr.rows ||
-	    !tr.log_history) {
+	if ((!tr.a8.mem && (!tr.exp_avg || !tr.exp_avg_sq)) || !tr.ids || !tr.labels ||
+	    !tr.targets || !tr.rows || !tr.log_history) {
 		rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 		goto out;
 	}
@@ -2757,6 +2854,8 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 				     .vocab_taken = tr.vocab_taken ? tr.m.cfg.vocab_size : 0,
 				     .opt_bytes = 2 * tr.n_opt * sizeof(float),
 				     .opt_bytes_full = 2 * tr.n_opt_full * sizeof(float) };
+	if (tr.a8.mem) /* bitsandbytes' 8-bit state; fp32 AdamW's for comparison */
+		ev.opt_bytes = tr.a8.bytes;
 	event(&tr, &ev);
 	tr.t0 = now_s();
 	if (!(rc = train_loop(&tr, d)))

@@ -10,7 +10,9 @@
  * what is logged as grad_norm), clipped as torch.nn.utils.clip_grad_norm_
  * does, and torch.optim.AdamW steps with the learning rate
  * tk_sched_lr(global_step) (the rate that is logged).  Weight decay applies
- * to the tensors whose decay flag is set (matrices and embeddings).
+ * to the tensors whose decay flag is set (matrices and embeddings).  With
+ * optim TK_OPTIM_ADAMW_8BIT bitsandbytes' AdamW with 8-bit state steps
+ * instead (train/adamw8.h), and optimizer.safetensors holds its state.
  *
  * The epoch's micro-batches never straddle epochs: the last window of an
  * epoch takes what is left, the last batch may be short (HF's
@@ -164,6 +166,11 @@ struct tk_train_opts {
 				       memory, same results */
 	int zero;               /* ZeRO stage: 0, or 1 to shard the optimizer
 				   state over the processes (see above) */
+	/* The optimizer: TK_OPTIM_ADAMW_TORCH (torch.optim.AdamW, fp32
+	 * state) or TK_OPTIM_ADAMW_8BIT (bitsandbytes' AdamW with 8-bit
+	 * blockwise state, train/adamw8.h: optim "adamw_8bit",
+	 * "adamw_bnb_8bit" and "paged_adamw_8bit"; not with zero). */
+	int optim;
 	/* Mixed precision (enum tk_prec, backend.h): the precision of the
 	 * matmuls' operands, set on be by tk_train_run (TK_E_UNSUPPORTED when
 	 * be cannot; tk_train_set_prec picks a fallback first).  TK_PREC_FP16
@@ -184,6 +191,15 @@ struct tk_train_opts {
 	void (*on_event)(void *ctx, const struct tk_train_event *ev); /* optional */
 	void *ctx;
 };
+
+enum tk_optim { TK_OPTIM_ADAMW_TORCH = 0, TK_OPTIM_ADAMW_8BIT = 1 };
+
+/* Parses a TrainingArguments optim name into *optim: adamw_torch and
+ * adamw_torch_fused (the same numbers) are TK_OPTIM_ADAMW_TORCH;
+ * adamw_8bit, adamw_bnb_8bit and paged_adamw_8bit (paging only moves
+ * bitsandbytes' state between GPU and host memory) TK_OPTIM_ADAMW_8BIT.
+ * Returns 0, or TK_E_INVAL naming any other. */
+int tk_train_optim_parse(const char *name, int *optim, struct tk_diag *d);
 
 /* Fills o with TrainingArguments' defaults (3 epochs, batch 8, lr 5e-5,
  * linear schedule, logging and saving every 500 steps, seed 42...). */

@@ -387,6 +387,81 @@ static void test_adamw(void)
 	}
 }
 
+/* bitsandbytes' AdamW8bit (tk_adamw8): both backends take the same fp32
+ * operations in the same order (lib/base/adamw8-common.h; fmaf where the
+ * CPU has fmaf, every other operation correctly rounded on its own, the
+ * block's absmax a maximum) and the same code lookup, so codes, absmax
+ * and parameters must be the same bits.  8-bit state over 4097 elements
+ * held transposed ([17, 241], a short last block) and 70000 elements
+ * (many blocks, one all-zero), and the 32-bit path over 3001; 3 steps each
+ * with gradients spanning 1e-9 to 30. */
+static void *dup_bytes(struct tk_backend *be, const void *src, size_t n)
+{
+	void *p = tk_backend_alloc(be, n ? n : 1);
+	if (p && n)
+		memcpy(p, src, n);
+	return p;
+}
+
+static void test_adamw8(void)
+{
+	NEED_GPU();
+	rng_seed(12);
+	const size_t ns[3] = { 4097, 70000, 3001 }, rows[3] = { 17, 0, 0 };
+	const float mags[5] = { 1e-9f, 1e-3f, 1.0f, 30.0f, 2e-5f };
+	for (int c = 0; c < 3; c++) {
+		size_t n = ns[c], nb = (n + 255) / 256, cols = rows[c] ? n / rows[c] : 0;
+		int eight = c < 2;
+		struct pair p = pair_rand(n, -0.05f, 0.05f), m = pair_rand(n, 0, 0),
+			    v = pair_rand(n, 0, 0);
+		uint8_t *zb = calloc(n, 1);
+		float *zf = calloc(nb, sizeof(float));
+		uint8_t *q1c = dup_bytes(&cpu, zb, n), *q2c = dup_bytes(&cpu, zb, n);
+		uint8_t *q1g = dup_bytes(&gpu, zb, n), *q2g = dup_bytes(&gpu, zb, n);
+		float *a1c = dup_on(&cpu, zf, nb), *a2c = dup_on(&cpu, zf, nb);
+		float *a1g = dup_on(&gpu, zf, nb), *a2g = dup_on(&gpu, zf, nb);
+		TT_REQUIRE(zb && zf && q1c && q2c && q1g && q2g && a1c && a2c && a1g && a2g, "alloc");
+		for (int step = 1; step <= 3; step++) {
+			float *h = rand_host(n, -1, 1);
+			for (size_t i = 0; i < n; i++)
+				h[i] = i / 256 == 5 ? 0.0f : h[i] * mags[(i / 97 + (size_t)step) % 5];
+			struct pair g = pair_of(h, n);
+			free(h);
+			double wd = c == 1 ? 0.0 : 0.01;
+			gpu_shape("n=%zu%s %s", n, rows[c] ? " transposed" : "", eight ? "8-bit" : "32-bit");
+			BOTH_OK(tk_adamw8(&cpu, p.c, g.c, eight ? q1c : NULL, q2c, a1c, a2c, m.c, v.c, n,
+					  rows[c], cols, 2e-3, 0.9, 0.999, 1e-8, wd, step),
+				tk_adamw8(&gpu, p.g, g.g, eight ? q1g : NULL, q2g, a1g, a2g, m.g, v.g, n,
+					  rows[c], cols, 2e-3, 0.9, 0.999, 1e-8, wd, step),
+				"adamw8");
+			pair_free(&g);
+		}
+		CHECK_PAIR("adamw8 p", p, 0, 0);
+		if (eight) {
+			TT_CHECK(!memcmp(q1c, q1g, n) && !memcmp(q2c, q2g, n), "n %zu: codes differ", n);
+			TT_CHECK(!memcmp(a1c, a1g, nb * sizeof(float)) &&
+					 !memcmp(a2c, a2g, nb * sizeof(float)),
+				 "n %zu: absmax differs", n);
+		} else {
+			CHECK_PAIR("adamw8 m", m, 0, 0);
+			CHECK_PAIR("adamw8 v", v, 0, 0);
+		}
+		pair_free(&p);
+		pair_free(&m);
+		pair_free(&v);
+		tk_backend_free_mem(&cpu, q1c);
+		tk_backend_free_mem(&cpu, q2c);
+		tk_backend_free_mem(&gpu, q1g);
+		tk_backend_free_mem(&gpu, q2g);
+		tk_backend_free_mem(&cpu, a1c);
+		tk_backend_free_mem(&cpu, a2c);
+		tk_backend_free_mem(&gpu, a1g);
+		tk_backend_free_mem(&gpu, a2g);
+		free(zb);
+		free(zf);
+	}
+}
+
 /* sum_squares over 3+ chunks, accumulating: double sums of the same float
  * squares in another order: 1e-12 relative. */
 static void test_sum_squares(void)
@@ -486,6 +561,7 @@ int main(void)
 	TT_RUN(test_embedding);
 	TT_RUN(test_cross_entropy);
 	TT_RUN(test_adamw);
+	TT_RUN(test_adamw8);
 	TT_RUN(test_sum_squares);
 	TT_RUN(test_host_pointers);
 	TT_RUN(test_deterministic);

@@ -116,6 +116,7 @@ enum kind { FULL, LORA, QLORA };
  * step 2) on a fresh 2-thread CPU backend with limit (NULL: none); *peak
  * gets the backend's peak, planned the plan. */
 static int run_prec = TK_PREC_FP32;
+static int run_optim = TK_OPTIM_ADAMW_TORCH;
 
 static int run(enum kind k, int ckpt, int eval_batch, const char *limit, const char *out,
 	       size_t *peak, struct tk_diag *d)
@@ -148,6 +149,7 @@ static int run(enum kind k, int ckpt, int eval_batch, const char *limit, const c
 	o.force = 1;
 	o.on_event = on_event;
 	o.prec = run_prec;
+	o.optim = run_optim;
 	if ((rc = tk_backend_set_prec(&be, run_prec, d)))
 		goto done;
 	tk_lora_config_init(&lc);
@@ -258,6 +260,36 @@ static void plan_bf16(void)
 	run_prec = TK_PREC_FP32;
 }
 
+/* --optim adamw_8bit: the plan counts bitsandbytes' 8-bit state as
+ * tk_adamw8_state_init allocates it (the peak equals the plan, as for fp32
+ * AdamW), and it is smaller than fp32 AdamW's. */
+static void plan_adamw8(void)
+{
+	char out[1024];
+	struct tk_diag d;
+	size_t peak;
+	const enum kind kinds[] = { FULL, LORA };
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(out, sizeof(out), "%s/adamw8-%d", tt_tmpdir(), i);
+		int rc = run(kinds[i], 0, 2, NULL, out, &peak, &d);
+		TT_REQUIRE(!rc, "%s", d.msg);
+		uint64_t fp32 = planned;
+		run_optim = TK_OPTIM_ADAMW_8BIT;
+		rc = run(kinds[i], 0, 2, NULL, out, &peak, &d);
+		run_optim = TK_OPTIM_ADAMW_TORCH;
+		TT_REQUIRE(!rc, "%s", d.msg);
+		printf("# adamw_8bit %s: planned %llu bytes (fp32 AdamW %llu), measured peak %zu\n",
+		       i ? "lora" : "full", (unsigned long long)planned, (unsigned long long)fp32,
+		       peak);
+		TT_CHECK(peak == planned, "adamw8 %d: plan %llu, peak %zu", i,
+			 (unsigned long long)planned, peak);
+		/* LoRA's adapters here have under 4096 elements: fp32 state */
+		TT_CHECK(i ? planned == fp32 : planned < fp32, "adamw8 %d: plan %llu, fp32 "
+			 "AdamW's %llu", i, (unsigned long long)planned, (unsigned long long)fp32);
+	}
+}
+
 /* ---- an allocation that fails during training ---- */
 
 /* The CPU backend with an alloc that fails once armed (armed at the START
@@ -349,6 +381,7 @@ int main(void)
 	TT_RUN(plan_lora);
 	TT_RUN(plan_qlora);
 	TT_RUN(plan_bf16);
+	TT_RUN(plan_adamw8);
 	TT_RUN(oom_during_training);
 	return tt_done();
 }

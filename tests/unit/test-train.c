@@ -307,18 +307,47 @@ static void test_mem_plan_model(void)
 			struct tk_memplan_args a = { .batch = 2, .seq_len = 8, .opt_shards = shards };
 			struct tk_memplan full, cfg;
 			TT_REQUIRE(!tk_memplan_train(&m, &be, &a, &full), "plan");
-			TT_REQUIRE(!tk_memplan_model(&c, 1, 0, shards, &cfg), "plan from the config");
+			TT_REQUIRE(!tk_memplan_model(&c, 1, 0, shards, 0, &cfg), "plan from the config");
 			TT_CHECK(cfg.weights == full.weights && cfg.grads == full.grads &&
 				 cfg.optimizer == full.optimizer,
 				 "%zu, %d shards: %zu %zu %zu from the config, %zu %zu %zu made", i,
 				 shards, cfg.weights, cfg.grads, cfg.optimizer, full.weights,
 				 full.grads, full.optimizer);
 			TT_CHECK(cfg.total <= full.total, "%zu: not a lower bound", i);
-			TT_REQUIRE(!tk_memplan_model(&c, 0, 0, shards, &cfg), "frozen");
+			TT_REQUIRE(!tk_memplan_model(&c, 0, 0, shards, 0, &cfg), "frozen");
 			TT_CHECK(cfg.weights == full.weights && !cfg.grads && !cfg.optimizer, "%zu", i);
 		}
+		/* --optim adamw_8bit: bitsandbytes' state, the same from the config */
+		struct tk_memplan_args a8 = { .batch = 2, .seq_len = 8, .optim8 = 1 };
+		struct tk_memplan full8, cfg8;
+		TT_REQUIRE(!tk_memplan_train(&m, &be, &a8, &full8), "plan");
+		TT_REQUIRE(!tk_memplan_model(&c, 1, 0, 1, 1, &cfg8), "plan from the config");
+		TT_CHECK(cfg8.optimizer == full8.optimizer, "%zu: 8-bit state %zu from the config, "
+			 "%zu made", i, cfg8.optimizer, full8.optimizer);
 		tk_model_free(&m);
 	}
+}
+
+/* GPT-2 small under --optim adamw_8bit: about 2 bytes a parameter for the
+ * blocks' matrices (n codes twice, an absmax per 256), 8 for the rest
+ * (embeddings, as the Trainer sets bitsandbytes up, and the vectors). */
+static void test_memplan_adamw8_gpt2(void)
+{
+	struct tk_model_config c;
+	struct tk_memplan p8, p32;
+	struct tk_diag d;
+	TT_REQUIRE(!tk_config_parse(&c, "{\"model_type\": \"gpt2\", \"n_embd\": 768, "
+				    "\"n_head\": 12, \"n_layer\": 12, \"n_positions\": 1024, "
+				    "\"vocab_size\": 50257}", "config.json", &d), "%s", d.msg);
+	TT_REQUIRE(!tk_memplan_model(&c, 1, 0, 1, 1, &p8) && !tk_memplan_model(&c, 1, 0, 1, 0, &p32),
+		   "plan");
+	double C = 768, mats = 12 * (C * 3 * C + C * C + 2 * C * 4 * C);
+	double rest = (double)(p32.optimizer / 8) - mats; /* floats, 16-aligned each */
+	double per_mat = ((double)p8.optimizer - 8 * rest) / mats;
+	printf("# gpt2 small, adamw_8bit: optimizer %.1f MB (fp32 AdamW %.1f MB), %.4f bytes a "
+	       "block matrix parameter\n", p8.optimizer / 1e6, p32.optimizer / 1e6, per_mat);
+	TT_CHECK(per_mat > 2.0 && per_mat < 2.04, "%.4f bytes a parameter", per_mat);
+	TT_CHECK(p8.optimizer < p32.optimizer / 2, "%zu of %zu", p8.optimizer, p32.optimizer);
 }
 
 static void test_nan_stops(void)
@@ -357,6 +386,7 @@ int main(void)
 	TT_RUN(test_eval_only);
 	TT_RUN(test_resume_same_bytes);
 	TT_RUN(test_latest_checkpoint);
+	TT_RUN(test_memplan_adamw8_gpt2);
 	TT_RUN(test_nan_stops);
 	TT_RUN(test_mem_plan_model);
 	tk_backend_free(&be);
