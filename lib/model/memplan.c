@@ -100,7 +100,8 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 		p->grads += (l->n_params ? l->n_params : 1) * sizeof(float);
 		for (int i = 0; i < l->n_ad; i++) /* A [r, in], B [out, r] */
 			opt += up16((size_t)l->cfg.r * (size_t)l->ad[i].in) +
-			       up16((size_t)l->ad[i].out * (size_t)l->cfg.r);
+			       up16((size_t)l->ad[i].out * (size_t)l->cfg.r) +
+			       (l->cfg.use_dora ? up16((size_t)l->ad[i].out) : 0);
 	}
 	/* optimizer: two arenas of n_opt floats (opt_state_new); ZeRO-1 keeps
 	 * a shard (about n_opt / shards) */
@@ -116,7 +117,8 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 	if (l) {
 		struct tk_lora_scratch s;
 		tk_lora_scratch_size(l, (size_t)rows_b * (size_t)a->seq_len, &s);
-		p->activations += (s.u + s.du + 2 * s.xd) * sizeof(float); /* xd and tmp */
+		/* xd and tmp; DoRA's two [rows, out] */
+		p->activations += (s.u + s.du + 2 * s.xd + s.dora) * sizeof(float);
 	}
 
 	/* scratch: the dequantization tile (model-linear.c, need_tile) and the
