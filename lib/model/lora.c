@@ -261,7 +261,8 @@ int tk_lora_attach(struct tk_model *m, const struct tk_lora_config *cfg, uint64_
 	CHECK(check_config(&c, d));
 	if (c.use_dora && strcmp(m->be->i->name, "cpu"))
 		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
-				   "DoRA (use_dora) runs on the CPU backend only, not on %s yet",
+				   "DoRA (use_dora) runs on the CPU backend only, not on %s "
+				   "yet (--device cpu)",
 				   m->be->i->name);
 	if (!c.n_targets)
 		default_targets(m, &c);
