@@ -128,6 +128,15 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 	if (quant)
 		p->scratch += ((size_t)max_qin > TK_QTILE ? (size_t)max_qin : TK_QTILE) *
 			      sizeof(float);
+	if (l && l->cfg.use_dora) { /* dora.c: its tile and the kept norms */
+		size_t tile = TK_QTILE, norms = 0;
+		for (int i = 0; i < l->n_ad; i++) {
+			if ((size_t)l->ad[i].in > tile)
+				tile = (size_t)l->ad[i].in;
+			norms += (size_t)l->ad[i].out;
+		}
+		p->scratch += (tile + norms) * sizeof(float);
+	}
 	if (be && be->i && !strcmp(be->i->name, "cpu")) {
 		size_t f = cpu_att_ws(m, be->threads, a->batch, a->seq_len, 0);
 		size_t b = cpu_att_ws(m, be->threads, a->batch, a->seq_len, 1);
