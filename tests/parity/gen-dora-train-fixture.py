@@ -19,7 +19,10 @@ blocks, TrainingArguments and file order; its helpers are imported).
   this CPU runs (MKL_ENABLE_INSTRUCTIONS, one subprocess each), in
   test-lora-train's metrics (adapter: max over tensors of max|a-b|/max|b|;
   loss, grad_norm, eval_loss: max relative difference); the test's
-  tolerances are multiples of the largest.
+  tolerances are multiples of the largest;
+- trainable.txt: peft's print_trainable_parameters() line for
+  LoraConfig(r=4, target_modules=["c_attn", "c_fc"], use_dora=True) on the
+  model, "dora-r4: LINE" (tests/cli/tk-train/dora-train.sh).
 
 Usage: gen-dora-train-fixture.py [OUTDIR]   (default tests/fixtures/dora-train; needs bin/)
 """
@@ -154,6 +157,10 @@ def main():
                    "torch": torch.__version__, "cpu": cpu, "fp32_vs_fp64": result,
                    "max": spread}, f, indent=1)
         f.write("\n")
+    with open(os.path.join(fix, "trainable.txt"), "w") as f:
+        pm = get_peft_model(gen.base(), LoraConfig(task_type="CAUSAL_LM", r=4, use_dora=True,
+                                                   target_modules=["c_attn", "c_fc"]))
+        f.write("dora-r4: %s\n" % gen.trainable_line(pm))
     s0 = load_file(os.path.join(start, "adapter_model.safetensors"))
     moved = max((got[k] - s0[k]).abs().max().item() for k in s0)
     clipped = sum(1 for e in hist if e.get("grad_norm", 0) > ARGS["max_grad_norm"])

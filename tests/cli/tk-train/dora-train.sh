@@ -2,7 +2,8 @@
 # OUT is a PEFT adapter with use_dora true and a lora_magnitude_vector
 # beside each lora_A/lora_B (the keys peft saves; test-lora-train checks
 # the values against the Trainer), training lowers the eval loss, and a
-# run resumed from its step-2 checkpoint ends with the same bytes.
+# run resumed from its step-2 checkpoint ends with the same bytes; the
+# trainable params line is peft's (dora-train/trainable.txt).
 tk-quantize -q "$FIX/train/model" -o nf4 --bnb-4bit-quant-type nf4 --bnb-4bit-use-double-quant \
 	|| exit 90
 args="--data $FIX/train/blocks --max-steps 4 --per-device-train-batch-size 2
@@ -24,3 +25,7 @@ tk-train --model "$FIX/train/model" $args -o resumed --resume-from-checkpoint la
 cmp straight/adapter_model.safetensors resumed/adapter_model.safetensors && echo same adapter
 cmp straight/checkpoint-4/optimizer.safetensors resumed/checkpoint-4/optimizer.safetensors &&
 	echo same optimizer state
+tk-train --model "$FIX/train/model" --data "$FIX/train/blocks" --lora-r 4 --use-dora \
+	--lora-target-modules c_attn,c_fc --max-steps 1 --threads 1 -o one >/dev/null 2>err || exit 4
+want=$(sed -n 's/^dora-r4: //p' "$FIX/dora-train/trainable.txt")
+[ -n "$want" ] && [ "$(grep -m1 "^trainable params:" err)" = "$want" ] && echo "peft's trainable params line"
