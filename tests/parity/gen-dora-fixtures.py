@@ -20,7 +20,8 @@ For each adapter NAME in CASES it writes
         loss      F32 [1]
         logits    F32 [2, 8, V]
         grad.KEY  F32   after loss.backward(), every lora_A, lora_B and
-                        lora_magnitude_vector, KEY as in the adapter file
+                        lora_magnitude_vector (and with bias lora_only the
+                        adapted modules' biases), KEY as in the adapter file
         init.KEY  F32   each lora_magnitude_vector as peft initialised it
                         (before the noise): ||W + scale B A|| per row
         merged.NAME F32 (fp bases) merge_and_unload().state_dict() for the
@@ -57,6 +58,8 @@ CASES = [
      dict(r=4, lora_alpha=8, target_modules="all-linear")),
     ("gpt2-fp4", "tests/fixtures/qlora/gpt2-fp4", 44,
      dict(r=8, lora_alpha=16, target_modules=["c_attn", "c_fc"])),
+    ("gpt2-bias", "tests/fixtures/models/gpt2", 45,
+     dict(r=2, lora_alpha=4, target_modules=["c_attn", "mlp.c_proj"], bias="lora_only")),
 ]
 
 
