@@ -25,7 +25,10 @@ tk-train --model "$FIX/train/model" $args -o resumed --resume-from-checkpoint la
 cmp straight/adapter_model.safetensors resumed/adapter_model.safetensors && echo same adapter
 cmp straight/checkpoint-4/optimizer.safetensors resumed/checkpoint-4/optimizer.safetensors &&
 	echo same optimizer state
-tk-train --model "$FIX/train/model" --data "$FIX/train/blocks" --lora-r 4 --use-dora \
-	--lora-target-modules c_attn,c_fc --max-steps 1 --threads 1 -o one >/dev/null 2>err || exit 4
+# (use_dora from --config this time, as lora_r and the targets)
+echo '{"lora_r": 4, "use_dora": true, "lora_target_modules": ["c_attn", "c_fc"]}' >cfg.json
+tk-train --model "$FIX/train/model" --data "$FIX/train/blocks" --config cfg.json --max-steps 1 \
+	--threads 1 -o one >/dev/null 2>err || exit 4
+grep '"use_dora"' one/adapter_config.json
 want=$(sed -n 's/^dora-r4: //p' "$FIX/dora-train/trainable.txt")
 [ -n "$want" ] && [ "$(grep -m1 "^trainable params:" err)" = "$want" ] && echo "peft's trainable params line"
