@@ -93,7 +93,7 @@ static struct {
 	double lora_alpha, lora_dropout;
 	struct tk_strlist lora_targets, modules_to_save;
 	const char *lora_bias, *adapter, *device;
-	int use_rslora;
+	int use_rslora, use_dora;
 	int bf16, fp16, tf32;
 	long long scale_power, scale_window;
 } a = {
@@ -137,6 +137,8 @@ static const struct tk_opt opts[] = {
 	TK_OPT_CHOICE(0, "lora-bias", &a.lora_bias, "none|all|lora_only",
 		      "which biases train along (none)"),
 	TK_OPT_BOOL(0, "use-rslora", &a.use_rslora, "rank-stabilized scale alpha/sqrt(R)"),
+	TK_OPT_BOOL(0, "use-dora", &a.use_dora,
+		    "DoRA: a trained magnitude per output times the normalized weight (CPU only)"),
 	TK_OPT_LIST(0, "modules-to-save", &a.modules_to_save, "NAMES",
 		    "base modules trained in full and saved with the adapter (lm_head...)"),
 	TK_OPT_STR(0, "adapter", &a.adapter, "DIR",
@@ -586,6 +588,7 @@ static void lora_defaults(void)
 	a.lora_dropout = c.dropout;
 	a.lora_bias = tk_lora_bias_name(c.bias);
 	a.use_rslora = c.use_rslora;
+	a.use_dora = c.use_dora;
 }
 
 /* The LoRA options into c; *on: LoRA was asked for. */
@@ -595,6 +598,7 @@ static int lora_setup(struct tk_lora_config *c, int *on)
 	tk_lora_config_init(c);
 	*on = a.lora_r > 0;
 	if (!*on && (a.lora_targets.n || a.modules_to_save.n || a.use_rslora != c->use_rslora ||
+		     a.use_dora != c->use_dora ||
 		     a.lora_alpha != c->alpha || a.lora_dropout != c->dropout ||
 		     strcmp(a.lora_bias, tk_lora_bias_name(c->bias))))
 		return tk_cli_usage_error("LoRA options need --lora-r (e.g. --lora-r 16)");
@@ -608,6 +612,7 @@ static int lora_setup(struct tk_lora_config *c, int *on)
 	c->alpha = a.lora_alpha;
 	c->dropout = a.lora_dropout;
 	c->use_rslora = a.use_rslora;
+	c->use_dora = a.use_dora;
 	tk_lora_bias_parse(a.lora_bias, &c->bias);
 	if ((ec = split_names(&a.lora_targets, c->targets, TK_LORA_MAX_TARGETS, &c->n_targets,
 			      "lora-target-modules")))

@@ -16,6 +16,7 @@ struct tk_lora_run {
 	size_t s_rows;      /* rows the scratch has room for */
 	float *iu;          /* inference: [rows, r] */
 	size_t iu_cap;
+	struct tk_dora_run *dora; /* DoRA's scratch (dora.c), NULL without */
 };
 
 /* The adapter part of tk_lin_fwd / tk_lin_bwd (L->ad >= 0). */
@@ -30,6 +31,7 @@ int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx
  * them too. */
 struct tk_lora_scratch {
 	size_t u, du, xd;
+	size_t dora;        /* DoRA: two [rows, the largest adapter output] */
 };
 void tk_lora_scratch_size(const struct tk_lora *l, size_t rows, struct tk_lora_scratch *s);
 
@@ -38,5 +40,35 @@ float *tk_lora_infer_u(struct tk_model *m, int rows);
 
 /* Allocates (zeroed) the adapters' gradients if needed. */
 int tk_lora_grads(struct tk_model *m, struct tk_diag *d);
+
+/* Dropout of adapter ad's input in this step (see lora.c): xd = x * keep
+ * / (1 - p), in place allowed. */
+void tk_lora_dropout(const struct tk_lora *l, int ad, const float *x, float *xd, size_t n);
+
+/* DoRA (lib/model/dora.c, see "DoRA" in lora.h). */
+
+/* Sets every adapter's magnitude to the row norms of W + scale * B A (at
+ * attach, as peft initialises it).  0, TK_E_NOMEM or the backend's error. */
+int tk_dora_init(struct tk_model *m, struct tk_diag *d);
+
+/* The end of tk_lora_lin_fwd with DoRA: y holds W x + bias of slot L, u
+ * [rows, r] the adapter's x A^T (dropout(x) A^T when training with
+ * dropout); adds the DoRA terms.  infer: u is inference's scratch (the
+ * norms are computed once and kept until the next forward that is not
+ * inference's). */
+int tk_dora_lin_fwd(struct tk_model *m, const struct tk_lin *L, float *y, const float *x,
+		    int rows, const float *u, int infer);
+
+/* tk_lora_lin_bwd with DoRA: the gradients of A, B and m accumulate, dx +=
+ * the adapter's part (the base's dy W is the caller's). */
+int tk_dora_lin_bwd(struct tk_model *m, const struct tk_lin *L, float *dx, const float *dy,
+		    const float *x, int rows);
+
+/* Merges adapter a into its fp32 base W [out, in] (arena): W = (m / n) *
+ * (W + scale B A), n the row norms of W + scale B A. */
+int tk_dora_merge(struct tk_model *m, const struct tk_lora_adapter *a, float *W);
+
+/* Frees the DoRA scratch of l's run. */
+void tk_dora_free(struct tk_model *m);
 
 #endif

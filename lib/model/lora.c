@@ -217,6 +217,7 @@ void tk_lora_free(struct tk_model *m)
 	if (!l)
 		return;
 	if (l->run) {
+		tk_dora_free(m);
 		tk_backend_free_mem(m->be, l->run->u);
 		tk_backend_free_mem(m->be, l->run->du);
 		tk_backend_free_mem(m->be, l->run->xd);
@@ -258,6 +259,11 @@ int tk_lora_attach(struct tk_model *m, const struct tk_lora_config *cfg, uint64_
 	if (m->lora)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "the model has adapters already");
 	CHECK(check_config(&c, d));
+	if (c.use_dora && strcmp(m->be->i->name, "cpu"))
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "DoRA (use_dora) runs on the CPU backend only, not on %s "
+				   "yet (--device cpu)",
+				   m->be->i->name);
 	if (!c.n_targets)
 		default_targets(m, &c);
 	c.fan_in_fan_out = m->cfg.arch == TK_ARCH_GPT2;
@@ -293,6 +299,10 @@ int tk_lora_attach(struct tk_model *m, const struct tk_lora_config *cfg, uint64_
 		off += ((size_t)c.r * (size_t)a->in + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 		a->b_off = off;
 		off += ((size_t)a->out * (size_t)c.r + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+		if (c.use_dora) {
+			a->m_off = off;
+			off += ((size_t)a->out + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+		}
 		adapted[mods[i].tw] = 1;
 		/* the module's bias: "lora_only" trains it */
 		for (int s = 0; s < TK_LIN_N; s++) {
@@ -353,6 +363,10 @@ int tk_lora_attach(struct tk_model *m, const struct tk_lora_config *cfg, uint64_
 				L->ad = i;
 		}
 	}
+	if (c.use_dora && (err = tk_dora_init(m, d))) {
+		tk_lora_detach(m);
+		goto out;
+	}
 	tk_model_params_changed(m);
 out:
 	if (l) {
@@ -376,10 +390,17 @@ int tk_lora_merge(struct tk_model *m, double weight, struct tk_diag *d)
 
 	if (!l)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "the model has no adapter to merge");
+	if (l->cfg.use_dora && weight != 1)
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "a DoRA adapter merges with weight 1 only, not %g", weight);
 	CHECK(tk_model_dequantize(m, d));
 	for (int i = 0; i < l->n_ad; i++) {
 		const struct tk_lora_adapter *a = &l->ad[i];
 		float *W = m->params + a->base->off; /* arena [out, in] */
+		if (l->cfg.use_dora) {
+			CHECK(tk_dora_merge(m, a, W));
+			continue;
+		}
 		CHECK(tk_matmul(m->be, 0, 0, a->out, a->in, l->cfg.r, (float)(weight * l->scale),
 				l->params + a->b_off, l->cfg.r, l->params + a->a_off, a->in, 1.0f,
 				W, a->in));
@@ -403,6 +424,10 @@ void tk_lora_scratch_size(const struct tk_lora *l, size_t rows, struct tk_lora_s
 	s->u = (size_t)l->n_ad * rows * (size_t)l->cfg.r;
 	s->du = rows * (size_t)l->cfg.r;
 	s->xd = l->cfg.dropout > 0 ? rows * in : 0;
+	s->dora = 0;
+	for (int i = 0; l->cfg.use_dora && i < l->n_ad; i++)
+		if (2 * rows * (size_t)l->ad[i].out > s->dora)
+			s->dora = 2 * rows * (size_t)l->ad[i].out;
 }
 
 int tk_lora_reserve(struct tk_model *m, int rows, struct tk_diag *d)
@@ -469,7 +494,7 @@ int tk_lora_grads(struct tk_model *m, struct tk_diag *d)
 /* Dropout: element j of adapter ad's input in forward number step is kept
  * when a hash of (seed, step, ad, j) is at least p.  Writes
  * xd = x * keep / (1 - p); x == xd (in place) is fine. */
-static void dropout(const struct tk_lora *l, int ad, const float *x, float *xd, size_t n)
+void tk_lora_dropout(const struct tk_lora *l, int ad, const float *x, float *xd, size_t n)
 {
 	uint64_t key = tk_mix64(tk_mix64(tk_mix64(l->seed) ^ l->step) ^ (uint64_t)(ad + 1));
 	double p = l->cfg.dropout;
@@ -496,12 +521,14 @@ int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y,
 	if (L->row0 == 0) { /* GPT-2's K and V slices reuse Q's u */
 		const float *xin = x;
 		if (lo->training && lo->cfg.dropout > 0 && !u_scratch) {
-			dropout(lo, L->ad, x, lo->run->xd, (size_t)rows * (size_t)a->in);
+			tk_lora_dropout(lo, L->ad, x, lo->run->xd, (size_t)rows * (size_t)a->in);
 			xin = lo->run->xd;
 		}
 		CHECK(tk_matmul(m->be, 0, 1, rows, r, a->in, 1.0f, xin, a->in,
 				lo->params + a->a_off, a->in, 0.0f, u, r));
 	}
+	if (lo->cfg.use_dora)
+		return tk_dora_lin_fwd(m, L, y, x, rows, u, u_scratch != NULL);
 	return tk_matmul(m->be, 0, 1, rows, L->out, r, lo->scale, u, r, B, r, 1.0f, y, L->out);
 }
 
@@ -519,13 +546,15 @@ int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx
 	(void)l;
 	if (!lo->grads || rows > rn->rows)
 		return TK_E_INVAL;
+	if (lo->cfg.use_dora)
+		return tk_dora_lin_bwd(m, L, dx, dy, x, rows);
 	/* dB += scale dy^T u;  du = scale dy B */
 	CHECK(tk_matmul(m->be, 1, 0, L->out, r, rows, lo->scale, dy, L->out, u, r, 1.0f,
 			lo->grads + boff, r));
 	CHECK(tk_matmul(m->be, 0, 0, rows, r, L->out, lo->scale, dy, L->out, lo->params + boff, r,
 			0.0f, rn->du, r));
 	if (drop) {
-		dropout(lo, L->ad, x, rn->xd, (size_t)rows * (size_t)a->in);
+		tk_lora_dropout(lo, L->ad, x, rn->xd, (size_t)rows * (size_t)a->in);
 		xin = rn->xd;
 	}
 	/* dA += du^T drop(x) */
@@ -537,6 +566,6 @@ int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx
 	/* dx += mask (du A) / (1 - p): the same mask applied to du A */
 	CHECK(tk_matmul(m->be, 0, 0, rows, a->in, r, 1.0f, rn->du, r, A, a->in, 0.0f, rn->tmp,
 			a->in));
-	dropout(lo, L->ad, rn->tmp, rn->tmp, (size_t)rows * (size_t)a->in);
+	tk_lora_dropout(lo, L->ad, rn->tmp, rn->tmp, (size_t)rows * (size_t)a->in);
 	return tk_axpy(m->be, dx, 1.0f, rn->tmp, (size_t)rows * (size_t)a->in);
 }

@@ -44,6 +44,8 @@ struct tk_lora_config {
 	int n_targets;
 	enum tk_lora_bias bias;   /* default none */
 	int use_rslora;
+	/* use_dora: DoRA (peft's use_dora), see "DoRA" below */
+	int use_dora;
 	/* modules_to_save: base modules trained in full and saved with the
 	 * adapter ("lm_head", "embed_tokens", "wte"...), matched as targets */
 	char modules_to_save[TK_LORA_MAX_TARGETS][TK_LORA_NAME];
@@ -58,6 +60,7 @@ struct tk_lora_adapter {
 	int layer;
 	int in, out;              /* A [r, in], B [out, r] */
 	size_t a_off, b_off;      /* floats into lora->params and lora->grads */
+	size_t m_off;             /* DoRA: the magnitude [out], likewise (0 without) */
 	const struct tk_model_tensor *base; /* the weight it adapts */
 };
 
@@ -103,11 +106,28 @@ int tk_lora_saves(const struct tk_lora *l, const char *tensor_name);
 /* Merges weight * scale * B A into the base weights (dequantizing a
  * quantized base to fp32 first, tk_model_dequantize) and removes the
  * adapters; modules_to_save stay as trained.  The base is trainable again
- * afterwards.  weight 1 is peft's merge_and_unload. */
+ * afterwards.  weight 1 is peft's merge_and_unload.  With DoRA each row of
+ * W + scale * B A is then multiplied by m / its norm (peft's merge); a
+ * weight other than 1 is TK_E_UNSUPPORTED there (peft defines none). */
 int tk_lora_merge(struct tk_model *m, double weight, struct tk_diag *d);
 
 /* Removes the adapters without merging; the base is trainable again. */
 void tk_lora_detach(struct tk_model *m);
+
+/* DoRA (use_dora, peft's DoraLinearLayer): each adapter also has a
+ * magnitude m [out], and the layer computes
+ *     y = (m / n) * (W x + scale * B A x) + bias,
+ *     n = the norm of each row of W + scale * B A (over the input dim),
+ * with n detached as peft detaches it: no gradient flows through it, so m
+ * gets sum(dy * (W x + scale B A x)) / n and A, B their LoRA gradients
+ * with dy scaled by m / n.  With dropout in training the adapter path and
+ * the W x that m scales both see dropout(x), while the base output W x is
+ * still computed from x (peft's base_result recomputed from dropout(x)).
+ * m starts as n (so a fresh adapter changes nothing).  GPT-2's Conv1D is
+ * held [out, in] like any linear layer, so its rows are peft's transposed
+ * columns.  A quantized W is dequantized to compute n.  DoRA runs on the
+ * CPU backend only: tk_lora_attach refuses it on another
+ * (TK_E_UNSUPPORTED). */
 
 /* Dropout applies in forwards that keep gradients (tk_model_forward with
  * want_grad), with new masks in each; never in inference or evaluation. */

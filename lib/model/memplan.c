@@ -100,12 +100,14 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 		p->grads = m->n_params * sizeof(float);
 	if (l) {
 		p->grads += (l->n_params ? l->n_params : 1) * sizeof(float);
-		for (int i = 0; i < l->n_ad; i++) { /* A [r, in], B [out, r] */
+		for (int i = 0; i < l->n_ad; i++) { /* A [r, in], B [out, r], DoRA's m [out] */
 			size_t na = (size_t)l->cfg.r * (size_t)l->ad[i].in;
 			size_t nb = (size_t)l->ad[i].out * (size_t)l->cfg.r;
-			opt += up16(na) + up16(nb);
+			size_t nm = l->cfg.use_dora ? (size_t)l->ad[i].out : 0;
+			opt += up16(na) + up16(nb) + (nm ? up16(nm) : 0);
 			opt8 += tk_adamw8_state_bytes(na, na >= TK_ADAMW8_MIN_SIZE) +
-				tk_adamw8_state_bytes(nb, nb >= TK_ADAMW8_MIN_SIZE);
+				tk_adamw8_state_bytes(nb, nb >= TK_ADAMW8_MIN_SIZE) +
+				(nm ? tk_adamw8_state_bytes(nm, nm >= TK_ADAMW8_MIN_SIZE) : 0);
 		}
 	}
 	/* optimizer: two arenas of n_opt floats (opt_state_new); ZeRO-1 keeps
@@ -124,7 +126,8 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 	if (l) {
 		struct tk_lora_scratch s;
 		tk_lora_scratch_size(l, (size_t)rows_b * (size_t)a->seq_len, &s);
-		p->activations += (s.u + s.du + 2 * s.xd) * sizeof(float); /* xd and tmp */
+		/* xd and tmp; DoRA's two [rows, out] */
+		p->activations += (s.u + s.du + 2 * s.xd + s.dora) * sizeof(float);
 	}
 
 	/* scratch: the dequantization tile (model-linear.c, need_tile) and the
@@ -133,6 +136,15 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 	 * forward's, then the backward's, are held at once for a moment */
 	if (quant)
 		p->scratch += tk_qtile_floats(max_qin) * sizeof(float);
+	if (l && l->cfg.use_dora) { /* dora.c: its tile and the kept norms */
+		size_t tile = TK_QTILE, norms = 0;
+		for (int i = 0; i < l->n_ad; i++) {
+			if ((size_t)l->ad[i].in > tile)
+				tile = (size_t)l->ad[i].in;
+			norms += (size_t)l->ad[i].out;
+		}
+		p->scratch += (tile + norms) * sizeof(float);
+	}
 	if (be && be->i && !strcmp(be->i->name, "cpu")) {
 		size_t f = cpu_att_ws(m, be->threads, a->batch, a->seq_len, 0);
 		size_t b = cpu_att_ws(m, be->threads, a->batch, a->seq_len, 1);

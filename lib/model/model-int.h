@@ -135,6 +135,14 @@ float *tk_model_grad_at(const struct tk_model *m, long voff);
 int tk_lin_fwd(struct tk_model *m, int l, int s, float *y, const float *x, int rows,
 	       float *u_scratch);
 
+/* The base part of slot L alone, no bias, no adapter: y [rows, out] = x
+ * W^T (tk_lin_base_fwd), or dx [rows, in] = dy W (beta 0) or += (beta 1)
+ * (tk_lin_base_bwd); quantized weights dequantized tile by tile. */
+int tk_lin_base_fwd(struct tk_model *m, const struct tk_lin *L, float *y, const float *x,
+		    int rows);
+int tk_lin_base_bwd(struct tk_model *m, const struct tk_lin *L, float *dx, float beta,
+		    const float *dy, int rows);
+
 /* Backward of linear slot s of layer l: weight and bias gradients of what
  * is trainable accumulate, the adapter's A and B gradients accumulate, and
  * dx = dy W' (dx_beta 0) or dx += dy W' (dx_beta 1), W' the effective

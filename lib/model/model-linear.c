@@ -122,17 +122,34 @@ static int qmatmul_bwd(struct tk_model *m, const struct tk_lin *L, const struct 
 	return 0;
 }
 
+int tk_lin_base_fwd(struct tk_model *m, const struct tk_lin *L, float *y, const float *x,
+		    int rows)
+{
+	const struct tk_model_tensor *tw = &m->tensors[L->tw];
+
+	if (tw->q)
+		return qmatmul_fwd(m, L, tw->q, y, x, rows);
+	return tk_matmul(m->be, 0, 1, rows, L->out, L->in, 1.0f, x, L->in,
+			 tk_model_at(m, m->params, L->w), L->in, 0.0f, y, L->out);
+}
+
+int tk_lin_base_bwd(struct tk_model *m, const struct tk_lin *L, float *dx, float beta,
+		    const float *dy, int rows)
+{
+	const struct tk_model_tensor *tw = &m->tensors[L->tw];
+
+	if (tw->q)
+		return qmatmul_bwd(m, L, tw->q, dx, beta, dy, rows);
+	return tk_matmul(m->be, 0, 0, rows, L->in, L->out, 1.0f, dy, L->out,
+			 tk_model_at(m, m->params, L->w), L->in, beta, dx, L->in);
+}
+
 int tk_lin_fwd(struct tk_model *m, int l, int s, float *y, const float *x, int rows,
 	       float *u_scratch)
 {
 	const struct tk_lin *L = &m->run->lin[l][s];
-	const struct tk_model_tensor *tw = &m->tensors[L->tw];
 
-	if (tw->q)
-		CHECK(qmatmul_fwd(m, L, tw->q, y, x, rows));
-	else
-		CHECK(tk_matmul(m->be, 0, 1, rows, L->out, L->in, 1.0f, x, L->in,
-				tk_model_at(m, m->params, L->w), L->in, 0.0f, y, L->out));
+	CHECK(tk_lin_base_fwd(m, L, y, x, rows));
 	if (L->b >= 0)
 		CHECK(tk_bias_add(m->be, y, tk_model_at(m, m->params, L->b), rows, L->out));
 	if (L->ad >= 0)
@@ -153,11 +170,7 @@ int tk_lin_bwd(struct tk_model *m, int l, int s, float *dx, float dx_beta, const
 				gw, L->in));
 	if (gb)
 		CHECK(tk_bias_grad(m->be, gb, dy, rows, L->out));
-	if (tw->q)
-		CHECK(qmatmul_bwd(m, L, tw->q, dx, dx_beta, dy, rows));
-	else
-		CHECK(tk_matmul(m->be, 0, 0, rows, L->in, L->out, 1.0f, dy, L->out,
-				tk_model_at(m, m->params, L->w), L->in, dx_beta, dx, L->in));
+	CHECK(tk_lin_base_bwd(m, L, dx, dx_beta, dy, rows));
 	if (L->ad >= 0)
 		CHECK(tk_lora_lin_bwd(m, L, l, dx, dy, x, rows));
 	return 0;

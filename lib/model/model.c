@@ -750,24 +750,37 @@ int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 {
 	struct tk_model_run *r = m->run;
 	const struct tk_lora *l = m->lora;
-	int n_ad = l ? l->n_ad : 0, k = 0, err;
+	int n_ad = l ? l->n_ad : 0, per = l && l->cfg.use_dora ? 3 : 2, k = 0, err;
 
 	err = tk_model_zero_grad_alloc(m, d);
 	if (err)
 		return err;
 	if (!r->tp) {
-		r->tp = calloc((size_t)(2 * n_ad + m->n_tensors) + 1, sizeof(*r->tp));
-		r->tp_names = calloc((size_t)(2 * n_ad) + 1, KEY_LEN);
+		r->tp = calloc((size_t)(per * n_ad + m->n_tensors) + 1, sizeof(*r->tp));
+		r->tp_names = calloc((size_t)(per * n_ad) + 1, KEY_LEN);
 		if (!r->tp || !r->tp_names) {
 			tk_model_params_changed(m);
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 		}
 		for (int i = 0; i < n_ad; i++)
-			for (int ab = 0; ab < 2; ab++) {
+			for (int ab = 0; ab < per; ab++) {
 				const struct tk_lora_adapter *a = &l->ad[i];
 				struct tk_param *p = &r->tp[k];
 				char *name = r->tp_names + (size_t)k * KEY_LEN;
 				size_t off = ab ? a->b_off : a->a_off;
+				if (ab == 2) { /* DoRA's magnitude: decays too */
+					snprintf(name, KEY_LEN,
+						 "base_model.model.%s.lora_magnitude_vector", a->module);
+					p->name = name;
+					p->p = l->params + a->m_off;
+					p->g = l->grads + a->m_off;
+					p->ndim = 1;
+					p->shape[0] = a->out;
+					p->n = (size_t)a->out;
+					p->decay = 1;
+					k++;
+					continue;
+				}
 				snprintf(name, KEY_LEN, "base_model.model.%s.lora_%c.weight", a->module,
 					 ab ? 'B' : 'A');
 				p->name = name;
@@ -815,7 +828,8 @@ uint64_t tk_model_count_params(const struct tk_model *m)
 			n += m->tensors[i].n;
 	}
 	for (int i = 0; l && i < l->n_ad; i++)
-		n += (uint64_t)l->cfg.r * (uint64_t)(l->ad[i].in + l->ad[i].out);
+		n += (uint64_t)l->cfg.r * (uint64_t)(l->ad[i].in + l->ad[i].out) +
+		     (l->cfg.use_dora ? (uint64_t)l->ad[i].out : 0);
 	return n;
 }
 

@@ -28,7 +28,7 @@
 static const char *const used_keys[] = {
 	"peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias",
 	"fan_in_fan_out", "use_rslora", "modules_to_save", "base_model_name_or_path",
-	"init_lora_weights", NULL,
+	"init_lora_weights", "use_dora", NULL,
 };
 
 /* Keys that do not change what the adapter computes: bookkeeping, and
@@ -202,6 +202,8 @@ static int read_key(const cJSON *v, const char *key, const char *path, struct tk
 		return get_bool(v, key, path, &c->fan_in_fan_out, d);
 	} else if (!strcmp(key, "use_rslora")) {
 		return get_bool(v, key, path, &c->use_rslora, d);
+	} else if (!strcmp(key, "use_dora")) {
+		return get_bool(v, key, path, &c->use_dora, d);
 	} else if (!strcmp(key, "base_model_name_or_path")) {
 		if (cJSON_IsString(v))
 			snprintf(c->base_model, sizeof(c->base_model), "%s", v->valuestring);
@@ -349,7 +351,9 @@ static int shape_mismatch(struct tk_diag *d, const char *path, const char *what,
 			   "on another base model?)", what, ti->name, a, b);
 }
 
-enum key_kind { KEY_A, KEY_B, KEY_BASE };
+enum key_kind { KEY_A, KEY_B, KEY_M, KEY_BASE };
+
+#define MAG ".lora_magnitude_vector"
 
 /* Splits an adapter key: lora_A / lora_B of a module (module set), or a
  * base tensor saved with the adapter (name set to the model's HF name:
@@ -372,6 +376,12 @@ static int split_key(const char *key, const char *path, enum key_kind *kind, cha
 		*kind = s[len - 8] == 'A' ? KEY_A : KEY_B;
 		memcpy(module, s, len - 14);
 		module[len - 14] = 0;
+		return 0;
+	}
+	if (ends_with(s, MAG)) { /* DoRA's magnitude */
+		*kind = KEY_M;
+		memcpy(module, s, len - strlen(MAG));
+		module[len - strlen(MAG)] = 0;
 		return 0;
 	}
 	if (strstr(s, ".lora_"))
@@ -438,8 +448,8 @@ static int check_file(const struct tk_model *m, const tk_safetensors_t *st, cons
 					   "adapter trained on another base model?)", ti->name, module);
 		shape[0] = kind == KEY_A ? r : out;
 		shape[1] = kind == KEY_A ? in : r;
-		if (!same_shape(ti, 2, shape))
-			return shape_mismatch(d, path, module, ti, 2, shape);
+		if (!same_shape(ti, kind == KEY_M ? 1 : 2, shape))
+			return shape_mismatch(d, path, module, ti, kind == KEY_M ? 1 : 2, shape);
 	}
 	return 0;
 }
@@ -482,13 +492,18 @@ static int check_targets(const struct tk_model *m, const cJSON *root, const char
 	return 0;
 }
 
+/* The adapter tensor of module: lora_A ('A'), lora_B ('B') or DoRA's
+ * magnitude ('M'). */
 static const struct tk_tensor_info *lora_tensor(const struct tk_model *m, const tk_safetensors_t *st,
 						const char *module, char ab)
 {
 	char mod[256], key[400];
 
 	peft_module(m, module, mod, sizeof(mod));
-	snprintf(key, sizeof(key), PREFIX "%s.lora_%c.weight", mod, ab);
+	if (ab == 'M')
+		snprintf(key, sizeof(key), PREFIX "%s" MAG, mod);
+	else
+		snprintf(key, sizeof(key), PREFIX "%s.lora_%c.weight", mod, ab);
 	return tk_safetensors_find(st, key);
 }
 
@@ -517,6 +532,18 @@ static int copy_tensors(struct tk_model *m, const tk_safetensors_t *st, const ch
 		if ((err = tk_safetensors_to_f32(a, l->params + ad->a_off, d)) ||
 		    (err = tk_safetensors_to_f32(b, l->params + ad->b_off, d)))
 			return err;
+		if (l->cfg.use_dora) {
+			const struct tk_tensor_info *mg = lora_tensor(m, st, ad->module, 'M');
+			int64_t sm[1] = { ad->out };
+			if (!mg)
+				return tk_diag_set(d, TK_E_FORMAT, path, -1,
+						   "no lora_magnitude_vector for %s (use_dora is "
+						   "true)", ad->module);
+			if (!same_shape(mg, 1, sm))
+				return shape_mismatch(d, path, ad->module, mg, 1, sm);
+			if ((err = tk_safetensors_to_f32(mg, l->params + ad->m_off, d)))
+				return err;
+		}
 	}
 	for (size_t i = 0; i < tk_safetensors_count(st); i++) {
 		const struct tk_tensor_info *ti = tk_safetensors_at(st, i);
@@ -525,7 +552,11 @@ static int copy_tensors(struct tk_model *m, const tk_safetensors_t *st, const ch
 
 		if ((err = split_key(ti->name, path, &kind, module, sizeof(module), d)))
 			return err;
-		if (kind == KEY_A || kind == KEY_B) {
+		if (kind == KEY_M && !l->cfg.use_dora)
+			return tk_diag_set(d, TK_E_FORMAT, path, -1,
+					   "tensor %s: a DoRA magnitude, but use_dora is not true",
+					   ti->name);
+		if (kind == KEY_A || kind == KEY_B || kind == KEY_M) {
 			if (!tk_lora_find(l, module) && !(m->cfg.arch == TK_ARCH_GPT2 &&
 			    !strncmp(module, "transformer.", 12) && tk_lora_find(l, module + 12)))
 				return tk_diag_set(d, TK_E_FORMAT, path, -1,
@@ -748,7 +779,7 @@ static int config_json(const struct tk_model *m, struct tk_buf *b)
 	put_key(b, "task_type", &first), put_str(b, "CAUSAL_LM");
 	put_key(b, "trainable_token_indices", &first), put_raw(b, "null");
 	put_key(b, "use_bdlora", &first), put_raw(b, "null");
-	put_key(b, "use_dora", &first), put_raw(b, "false");
+	put_key(b, "use_dora", &first), put_raw(b, c->use_dora ? "true" : "false");
 	put_key(b, "use_qalora", &first), put_raw(b, "false");
 	put_key(b, "use_rslora", &first), put_raw(b, c->use_rslora ? "true" : "false");
 	put_key(b, "velora_config", &first), put_raw(b, "null");
@@ -796,6 +827,13 @@ static int add_tensors(const struct tk_model *m, tk_safetensors_writer_t *w, flo
 		snprintf(keys[k], 400, PREFIX "%s.lora_B.weight", mod);
 		if ((err = tk_safetensors_writer_add(w, keys[k++], TK_DT_F32, 2, sb, l->params + ad->b_off, d)))
 			return err;
+		if (l->cfg.use_dora) {
+			int64_t sm[1] = { ad->out };
+			snprintf(keys[k], 400, PREFIX "%s" MAG, mod);
+			if ((err = tk_safetensors_writer_add(w, keys[k++], TK_DT_F32, 1, sm,
+							     l->params + ad->m_off, d)))
+				return err;
+		}
 	}
 	for (int i = 0, j = 0; i < m->n_tensors; i++) {
 		const struct tk_model_tensor *t = &m->tensors[i];
@@ -839,7 +877,7 @@ int tk_peft_save(const struct tk_model *m, const char *dir, int force, struct tk
 	for (int i = 0; i < m->n_tensors; i++)
 		nt += m->tensors[i].trainable && !m->tensors[i].q;
 	held = calloc((size_t)nt + 1, sizeof(*held));
-	keys = tk_mallocn(2 * (size_t)m->lora->n_ad + (size_t)nt + 1, sizeof(*keys));
+	keys = tk_mallocn(3 * (size_t)m->lora->n_ad + (size_t)nt + 1, sizeof(*keys));
 	if (!held || !keys || config_json(m, &json) || tk_safetensors_writer_new(&w)) {
 		err = tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 		goto out;

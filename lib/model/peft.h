@@ -4,7 +4,8 @@
  *
  * Keys: "base_model.model." + module path + ".lora_A.weight" ([r, in]) and
  * ".lora_B.weight" ([out, r]), as peft saves the default adapter (no
- * adapter name in the key); modules_to_save tensors under the base model's
+ * adapter name in the key), and with use_dora ".lora_magnitude_vector"
+ * ([out], no ".weight": get_peft_model_state_dict drops it); modules_to_save tensors under the base model's
  * tensor names prefixed with "base_model.model." (peft's layout for
  * modules_to_save).  Biases trained per `bias` are saved under their base
  * names with the same prefix.
@@ -18,8 +19,8 @@
 
 struct tk_model;
 
-/* Reads dir/adapter_config.json into c.  peft_type other than LORA (IA3,
- * LOHA, ADALORA...), use_dora, a task_type other than CAUSAL_LM, or
+/* Reads dir/adapter_config.json into c (use_dora included).  peft_type
+ * other than LORA (IA3, LOHA, ADALORA...), a task_type other than CAUSAL_LM, or
  * options tk does not implement (layers_to_transform, rank_pattern or
  * alpha_pattern that are not empty, init_lora_weights other than
  * true/false/gaussian...) are TK_E_UNSUPPORTED naming the key; so is any
@@ -33,8 +34,9 @@ struct tk_model;
 int tk_peft_read_config(const char *dir, struct tk_lora_config *c, struct tk_diag *d);
 
 /* Loads the adapter in dir onto m (which has none): reads the config,
- * tk_lora_attach, then every lora_A/lora_B (F32/F16/BF16) and saved
- * module.  A module the model does not have, or a shape that differs from
+ * tk_lora_attach, then every lora_A/lora_B (F32/F16/BF16), DoRA
+ * magnitude and saved module; a magnitude under a config without use_dora,
+ * or a DoRA config without one, is TK_E_FORMAT.  A module the model does not have, or a shape that differs from
  * the model's, is TK_E_MISMATCH naming the module and both shapes ("was
  * this adapter trained on another base model?"). */
 int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d);

@@ -1263,6 +1263,8 @@ static int same_lora(struct trainer *tr, struct tk_diag *d)
 			 tk_lora_bias_name(a->bias));
 	else if (!a->use_rslora != !b->use_rslora)
 		snprintf(what, sizeof(what), "use_rslora %s", b->use_rslora ? "true" : "false");
+	else if (!a->use_dora != !b->use_dora)
+		snprintf(what, sizeof(what), "use_dora %s", b->use_dora ? "true" : "false");
 	else if (a->n_targets == 1 && !strcmp(a->targets[0], "all-linear")) {
 		int per = tr->m.cfg.arch == TK_ARCH_GPT2 ? 4 : 7; /* model.c's TK_LIN slots */
 		if (tr->m.lora->n_ad != per * tr->m.cfg.n_layer)

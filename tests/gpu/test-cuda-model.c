@@ -7,6 +7,8 @@
  * models (tests/fixtures/qlora: FP4, NF4 with double quantization) with
  * their adapters, whose frozen 4-bit weights the CUDA backend dequantizes
  * on the GPU (tk_dequant_rows), the adapters' gradients compared as well.
+ * DoRA has no CUDA path yet: loading a DoRA adapter onto a CUDA model is
+ * refused (TK_E_UNSUPPORTED) rather than computed wrongly.
  * SKIP without a GPU.
  */
 #include "gpu.h"
@@ -126,11 +128,28 @@ static void test_qlora(void)
 		one_model(QNAMES[i][0], QNAMES[i][1]);
 }
 
+/* A DoRA adapter on the CUDA backend: refused, the model left as it was. */
+static void test_dora_refused(void)
+{
+	struct tk_model mg;
+	struct tk_diag d;
+	int rc;
+
+	NEED_GPU();
+	TT_REQUIRE(!tk_model_load(&mg, tt_fixture("models/gpt2"), &gpu, &d), "%s", d.msg);
+	rc = tk_peft_load(&mg, tt_fixture("dora/gpt2"), &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "CPU backend only"), "%d: %s", rc,
+		 d.msg);
+	TT_CHECK(!mg.lora, "an adapter was left attached");
+	tk_model_free(&mg);
+}
+
 int main(void)
 {
 	gpu_setup();
 	TT_RUN(test_models);
 	TT_RUN(test_qlora);
+	TT_RUN(test_dora_refused);
 	gpu_teardown();
 	return tt_done();
 }

@@ -4,8 +4,9 @@ transformers' generate(), fp32 on the CPU, for tk-generate --adapter:
 tests/fixtures/generate-adapter/expected.txt, one line per case:
 MODEL ADAPTER MAX_NEW_TOKENS PROMPT_IDS(comma-separated) NEW_IDS(space-separated)
 (paths relative to tests/fixtures); generation stops at the model's EOS as transformers does.  Bases tests/fixtures/models/*, adapters tests/fixtures/lora/*
-(gen-lora-fixtures.py), and the QLoRA pairs of tests/fixtures/qlora
-(gen-qlora-fixtures.py; bitsandbytes 4-bit on the CPU).
+(gen-lora-fixtures.py), the QLoRA pairs of tests/fixtures/qlora
+(gen-qlora-fixtures.py; bitsandbytes 4-bit on the CPU), and DoRA adapters
+of tests/fixtures/dora (gen-dora-fixtures.py).
 
     .venv/bin/python tests/parity/gen-adapter-generate-fixtures.py
 """
@@ -22,6 +23,9 @@ CASES = [
     ("models/llama", "lora/llama-seven", [1, 40, 7, 12, 9], 12),
     ("models/qwen2", "lora/qwen2-qkv", [3, 8, 21], 12),
     ("qlora/llama-nf4-dq", "qlora/llama-nf4-dq-adapter", [1, 40, 7, 12, 9], 12),
+    ("models/gpt2", "dora/gpt2", [5, 17, 33, 2], 12),
+    ("models/llama", "dora/llama", [1, 40, 7, 12, 9], 12),
+    ("qlora/llama-nf4-dq", "dora/llama-nf4-dq", [1, 40, 7, 12, 9], 12),
 ]
 
 

@@ -53,16 +53,23 @@ static double rel(double a, double b)
 	return fabs(a - b) / fmax(fabs(b), 1e-30);
 }
 
-/* lora-train/train-args.json as tk-train --config sets it, with --adapter
- * start/ on the train fixture's model and blocks, --no-shuffle. */
-static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
+/* FIX/train-args.json (FIX lora-train or dora-train) as tk-train --config
+ * sets it, with --adapter FIX/start on the train fixture's model and
+ * blocks, --no-shuffle. */
+static int fixture_opts_in(const char *fix, struct tk_train_opts *o, cJSON **hold)
 {
-	static char adapter[1024];
-	if (tt_train_args(o, "lora-train/train-args.json", &be, hold))
+	static char adapter[1024], args[256];
+	snprintf(args, sizeof(args), "%s/train-args.json", fix);
+	if (tt_train_args(o, args, &be, hold))
 		return -1;
-	snprintf(adapter, sizeof(adapter), "%s", fixture("lora-train/start"));
+	snprintf(adapter, sizeof(adapter), "%s/start", tt_fixture(fix));
 	o->adapter = adapter;
 	return 0;
+}
+
+static int fixture_opts(struct tk_train_opts *o, cJSON **hold)
+{
+	return fixture_opts_in("lora-train", o, hold);
 }
 
 /* Largest |a - b| / max|b| over the tensors of want (each tensor on its
@@ -128,12 +135,15 @@ static double moved(const char *start, const char *end)
 	return abs_err;
 }
 
-static void test_parity_trainer(void)
+/* FIX/start trained 10 steps against FIX/expected; n_tensors in the
+ * adapter. */
+static void parity_trainer(const char *fix, const char *out, int n_tensors)
 {
 	struct tk_train_opts o;
 	cJSON *args;
-	TT_REQUIRE(!fixture_opts(&o, &args), "cannot read lora-train/train-args.json");
-	o.output_dir = tmp_path("parity");
+	char path[512], path2[512];
+	TT_REQUIRE(!fixture_opts_in(fix, &o, &args), "cannot read %s/train-args.json", fix);
+	o.output_dir = tmp_path(out);
 	struct tk_diag d;
 	int rc = tk_train_run(&o, NULL, &d);
 	TT_REQUIRE(rc == 0, "tk_train_run: %d %s: %s", rc, d.path, d.msg);
@@ -141,13 +151,16 @@ static void test_parity_trainer(void)
 	char worst[256] = "";
 	int n = 0, n_got = 0;
 	double abs_err;
-	const char *want = fixture("lora-train/expected/adapter_model.safetensors");
-	double err = compare_tensors(tmp_path("parity/adapter_model.safetensors"), want, worst,
+	snprintf(path, sizeof(path), "%s/expected/adapter_model.safetensors", fix);
+	const char *want = fixture(path);
+	snprintf(path2, sizeof(path2), "%s/adapter_model.safetensors", out);
+	double err = compare_tensors(tmp_path(path2), want, worst,
 				     sizeof(worst), &n, &n_got, &abs_err);
-	double dist = moved(fixture("lora-train/start/adapter_model.safetensors"), want);
-	printf("info adapter after 10 steps: %d tensors, max relative error %.2e (%s), max abs "
-	       "error %.2e; the Trainer moved them up to %.3g\n", n, err, worst, abs_err, dist);
-	TT_CHECK(n == 16 && n_got == n, "%d tensors compared, tk wrote %d", n, n_got);
+	snprintf(path, sizeof(path), "%s/start/adapter_model.safetensors", fix);
+	double dist = moved(fixture(path), want);
+	printf("info %s: adapter after 10 steps: %d tensors, max relative error %.2e (%s), max abs "
+	       "error %.2e; the Trainer moved them up to %.3g\n", fix, n, err, worst, abs_err, dist);
+	TT_CHECK(n == n_tensors && n_got == n, "%d tensors compared, tk wrote %d", n, n_got);
 	/* The tolerances are 3x how far fp32 rounding alone moves the
 	 * Trainer's own result from its float64 run (spread.json, measured by
 	 * gen-lora-train-spread.py over MKL's SSE4.2/AVX2/AVX-512 kernels):
@@ -156,9 +169,10 @@ static void test_parity_trainer(void)
 	 * kernel a little less lucky than the ones measured.  Adam's
 	 * normalised steps make S much larger than fp32's epsilon (elements
 	 * with near-zero gradients move by lr whatever their rounding). */
-	cJSON *spread = tt_read_json(fixture("lora-train/spread.json"));
+	snprintf(path, sizeof(path), "%s/spread.json", fix);
+	cJSON *spread = tt_read_json(fixture(path));
 	cJSON *smax = cJSON_GetObjectItem(spread, "max");
-	TT_REQUIRE(smax, "cannot read lora-train/spread.json");
+	TT_REQUIRE(smax, "cannot read %s/spread.json", fix);
 	double tol_adapter = 3 * tt_num(smax, "adapter"), tol_loss = 3 * tt_num(smax, "loss");
 	double tol_norm = 3 * tt_num(smax, "grad_norm"), tol_eval = 3 * tt_num(smax, "eval_loss");
 	cJSON_Delete(spread);
@@ -168,10 +182,12 @@ static void test_parity_trainer(void)
 		 tol_adapter);
 	TT_CHECK(dist > 1e3 * abs_err, "the adapter hardly moved (%.3g)", dist);
 
-	cJSON *ref = tt_read_json(fixture("lora-train/expected/expected.json"));
+	snprintf(path, sizeof(path), "%s/expected/expected.json", fix);
+	cJSON *ref = tt_read_json(fixture(path));
 	TT_REQUIRE(ref, "cannot read expected.json");
 	cJSON *hist = cJSON_GetObjectItem(ref, "log_history");
-	FILE *fp = fopen(tmp_path("parity/metrics.jsonl"), "r");
+	snprintf(path2, sizeof(path2), "%s/metrics.jsonl", out);
+	FILE *fp = fopen(tmp_path(path2), "r");
 	TT_REQUIRE(fp, "no metrics.jsonl");
 	char line[4096];
 	int i = 0, clipped = 0;
@@ -216,8 +232,8 @@ static void test_parity_trainer(void)
 		cJSON_Delete(e);
 	}
 	fclose(fp);
-	printf("info log: %d entries (%d steps clipped); max relative error loss %.2e, grad_norm "
-	       "%.2e (step 1: %.2e), learning_rate %.2e, eval_loss %.2e\n", i, clipped, worst_loss,
+	printf("info %s: log: %d entries (%d steps clipped); max relative error loss %.2e, grad_norm "
+	       "%.2e (step 1: %.2e), learning_rate %.2e, eval_loss %.2e\n", fix, i, clipped, worst_loss,
 	       worst_norm, first_norm, worst_lr, worst_eval);
 	TT_CHECK(i == cJSON_GetArraySize(hist), "%d log entries, the Trainer has %d", i,
 		 cJSON_GetArraySize(hist));
@@ -234,6 +250,19 @@ static void test_parity_trainer(void)
 		 worst_norm, tol_norm, worst_eval, tol_eval, worst_lr);
 	cJSON_Delete(ref);
 	cJSON_Delete(args);
+}
+
+static void test_parity_trainer(void)
+{
+	parity_trainer("lora-train", "parity", 16);
+}
+
+/* DoRA (tests/parity/gen-dora-train-fixture.py): the same training with
+ * use_dora, magnitudes trained (and decayed) along; its spread.json is
+ * the fixture's own distance from the float64 run. */
+static void test_parity_trainer_dora(void)
+{
+	parity_trainer("dora-train", "parity-dora", 24);
 }
 
 /* eval_loss of the untrained adapter = trainer.evaluate() before training. */
@@ -292,6 +321,7 @@ int main(void)
 		return 1;
 	}
 	TT_RUN(test_parity_trainer);
+	TT_RUN(test_parity_trainer_dora);
 	TT_RUN(test_eval_before);
 	TT_RUN(test_config_kept);
 	tk_backend_free(&be);

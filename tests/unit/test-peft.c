@@ -166,7 +166,6 @@ static void test_config_refused(void)
 		{ "peft_type", "\"LOHA\"", TK_E_UNSUPPORTED, "peft_type LOHA is not supported" },
 		{ "peft_type", "\"ADALORA\"", TK_E_UNSUPPORTED, "peft_type ADALORA" },
 		{ "peft_type", NULL, TK_E_FORMAT, "no peft_type" },
-		{ "use_dora", "true", TK_E_UNSUPPORTED, "use_dora is not supported" },
 		{ "task_type", "\"SEQ_CLS\"", TK_E_UNSUPPORTED, "task_type SEQ_CLS" },
 		{ "layers_to_transform", "[0]", TK_E_UNSUPPORTED, "layers_to_transform" },
 		{ "rank_pattern", "{\"q_proj\": 2}", TK_E_UNSUPPORTED, "rank_pattern" },
@@ -188,6 +187,7 @@ static void test_config_refused(void)
 		{ "lora_dropout", "1", TK_E_FORMAT, "lora_dropout" },
 		{ "bias", "\"some\"", TK_E_FORMAT, "bias" },
 		{ "use_rslora", "1", TK_E_FORMAT, "use_rslora" },
+		{ "use_dora", "1", TK_E_FORMAT, "use_dora: expected true or false" },
 	};
 	char dir[1100];
 
@@ -212,6 +212,7 @@ static void test_config_refused(void)
 			{ "layers_to_transform", "null" }, { "some_new_option", "null" },
 			{ "some_new_option", "false" }, { "task_type", "null" },
 			{ "target_modules", "null" }, { "target_modules", "\"all-linear\"" },
+			{ "use_dora", "true" },
 		};
 		for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 			struct tk_lora_config c;

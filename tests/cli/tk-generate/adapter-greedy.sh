@@ -1,4 +1,4 @@
-# Greedy continuations with a LoRA adapter applied unmerged (plain bases and
+# Greedy continuations with a LoRA or DoRA adapter applied unmerged (plain bases and
 # a bitsandbytes 4-bit base) equal transformers' generate() on the peft
 # model: tests/fixtures/generate-adapter/expected.txt, made by
 # tests/parity/gen-adapter-generate-fixtures.py.

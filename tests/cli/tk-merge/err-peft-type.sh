@@ -1,4 +1,4 @@
-# adapter_config.json of another PEFT method, and DoRA: named as unsupported
+# adapter_config.json of another PEFT method; use_dora on an adapter without magnitudes
 cp -r "$FIX/lora/llama-qv" a
 sed -i 's/"peft_type": "LORA"/"peft_type": "IA3"/' a/adapter_config.json
 tk-merge -m "$FIX/models/llama" -a a -o m; echo "rc=$?"

@@ -9,7 +9,7 @@ lora="--lora-r 4 --lora-alpha 16 --lora-target-modules c_attn,c_fc"
 tk-train $args $lora -o out --max-steps 2 >/dev/null || exit 99
 tk-train $args --max-steps 2 -o full >/dev/null || exit 98
 for other in "$lora --lora-r 8" "--lora-r 4 --lora-target-modules c_attn,c_fc" \
-	"$lora --lora-dropout 0.1" "$lora --use-rslora" "$lora --lora-bias all" \
+	"$lora --lora-dropout 0.1" "$lora --use-rslora" "$lora --use-dora" "$lora --lora-bias all" \
 	"--lora-r 4 --lora-alpha 16 --lora-target-modules c_attn"; do
 	tk-train $args $other -o out --resume-from-checkpoint latest
 	echo "exit $?"
