@@ -1308,7 +1308,7 @@ static __attribute__((noinline)) size_t normalize(char *s, const char *src, size
 int tk_jinja_parse(tk_jinja_t **out, const char *src, size_t len, struct tk_diag *d)
 {
 	tk_jinja_t *t = calloc(1, sizeof(*t));
-	struct fail f;
+	struct fail f = { .err = 0 };
 	char *s;
 
 	*out = NULL;
@@ -1371,7 +1371,7 @@ struct val {
 		struct dict *d;   /* V_DICT, V_NS */
 		struct macro *m;
 		struct loop *lp;
-		const char *name; /* V_UNDEF: what was undefined (may be NULL) */
+		const char *name; /* V_UNDEF: jinja2's message for it (may be NULL) */
 	};
 };
 
@@ -2244,7 +2244,7 @@ static void eval_args(struct ctx *c, const struct node *n, struct frame *f, cons
 static _Noreturn void undefined_error(struct ctx *c, const struct node *at, const struct val *u)
 {
 	if (u->name)
-		err(c, TK_E_FORMAT, at, "%s is undefined", u->name);
+		err(c, TK_E_FORMAT, at, "%s", u->name);
 	err(c, TK_E_FORMAT, at, "a value is undefined");
 }
 
@@ -2350,7 +2350,16 @@ static struct val get_item(struct ctx *c, const struct node *at, const struct va
 	case V_UNDEF: undefined_error(c, at, x);
 	case V_DICT: case V_NS:
 		p = dict_find(x->d, k);
-		return p ? *p : UNDEF;
+		if (p)
+			return *p;
+		if (k->k == V_STR) {
+			/* jinja2's message for what is missing */
+			char *nm = calloc_c(c, k->s->n + 64);
+			sprintf(nm, "'%s' has no attribute '%s'",
+				x->k == V_DICT ? "dict object" : "Namespace", k->s->s);
+			return (struct val){ .k = V_UNDEF, .name = nm };
+		}
+		return UNDEF;
 	case V_LIST: case V_STR:
 		if (k->k == V_INT || k->k == V_BOOL)
 			return index_val(c, at, x, k->i);
@@ -2369,7 +2378,7 @@ static struct val get_attr(struct ctx *c, const struct node *at, const struct va
 	struct val v = get_item(c, at, x, &k);
 	if (v.k == V_UNDEF && !v.name) {
 		char *nm = calloc_c(c, strlen(name) + 80);
-		sprintf(nm, "'%s' has no attribute '%s'", type_name(x), name);
+		sprintf(nm, "'%s object' has no attribute '%s'", type_name(x), name);
 		v.name = nm;
 	}
 	return v;
@@ -3158,10 +3167,14 @@ static struct val call_global(struct ctx *c, const struct node *at, int fn, stru
 		if (a->n != 1)
 			err(c, TK_E_FORMAT, at, "strftime_now takes one argument");
 		const char *fmt = need_str(c, at, &a->v[0], "strftime_now's format")->s;
-		time_t now = c->o && c->o->pin_now ? c->o->now : time(NULL);
 		struct tm tm;
 		char buf[512];
-		localtime_r(&now, &tm);
+		if (c->o && c->o->pin_now) {
+			gmtime_r(&c->o->now, &tm);
+		} else {
+			time_t now = time(NULL);
+			localtime_r(&now, &tm); /* datetime.now() */
+		}
 		size_t n = strftime(buf, sizeof(buf), fmt, &tm);
 		if (!n && *fmt)
 			err(c, TK_E_UNSUPPORTED, at, "strftime_now format too long or empty result");
@@ -3344,8 +3357,8 @@ static struct val eval(struct ctx *c, const struct node *n, struct frame *f)
 		if (p)
 			return *p;
 		{
-			char *nm = calloc_c(c, strlen(n->s) + 3);
-			sprintf(nm, "'%s'", n->s);
+			char *nm = calloc_c(c, strlen(n->s) + 20);
+			sprintf(nm, "'%s' is undefined", n->s);
 			return (struct val){ .k = V_UNDEF, .name = nm };
 		}
 	case E_LIST:

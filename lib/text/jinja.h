@@ -35,8 +35,9 @@ void tk_jinja_free(tk_jinja_t *t);
 int tk_jinja_has_generation(const tk_jinja_t *t);
 
 struct tk_jinja_opts {
-	int pin_now;  /* strftime_now formats `now` instead of the clock */
-	time_t now;   /* (local time, as Python's datetime.now()) */
+	int pin_now;  /* strftime_now formats `now` (as UTC) instead of the
+			 clock (local time, as Python's datetime.now()) */
+	time_t now;
 };
 
 /* Renders t with the members of object vars as its variables (JSON
