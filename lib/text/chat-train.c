@@ -2,17 +2,19 @@
  * templates with {% generation %} around the assistant turns.
  *
  * The text of each is the file tests/fixtures/chat-templates/templates/
- * NAME.jinja, byte for byte (test-chat checks it): the trl-* files are
- * TRL's training templates (trl/chat_templates/NAME_training.jinja, TRL 1.16,
- * Apache-2.0), the tk-* files tk's own for ChatML and Llama-2.  Data, not
- * code: edit the fixture, then this file.
+ * NAME.jinja, byte for byte, and its original's length and fingerprint
+ * those of ORIGINAL.jinja there (test-chat checks both): the trl-* files
+ * are TRL's training templates (trl/chat_templates/NAME_training.jinja,
+ * TRL 1.16, Apache-2.0) and the originals TRL swaps them in for, the tk-*
+ * files tk's own for ChatML and Llama-2.  Data, not code: edit the
+ * fixtures, then this file.
  */
 #include "text/chat-int.h"
 
 #include <stddef.h>
 
 const struct tk_chat_variant tk_chat_variants[] = {
-	{ "trl-qwen3-training",
+	{ "trl-qwen3-training", "trl-qwen3", 4168, 0x959a4551391a6549ULL,
 	  "{#- Training variant of the Qwen3 chat template (see qwen3.jinja for t"
 	  "he original).\n"
 	  "    Modifications vs the original:\n"
@@ -125,7 +127,7 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "        {{- '<think>\\n\\n</think>\\n\\n' }}\n"
 	  "    {%- endif %}\n"
 	  "{%- endif %}" },
-	{ "trl-qwen2-5-training",
+	{ "trl-qwen2-5-training", "qwen2.5", 2507, 0xc2b27ee60f1b8775ULL,
 	  "{#- Training variant of the Qwen2.5 chat template (see qwen2_5.jinja f"
 	  "or the original).\n"
 	  "    Modifications vs the original:\n"
@@ -205,7 +207,7 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "{%- if add_generation_prompt %}\n"
 	  "    {{- '<|im_start|>assistant\\n' }}\n"
 	  "{%- endif %}\n" },
-	{ "trl-llama3-training",
+	{ "trl-llama3-training", "trl-llama3", 389, 0x0e60067a5537498eULL,
 	  "{#- Training variant of the Llama 3 chat template (see llama3.jinja fo"
 	  "r the original).\n"
 	  "    Modifications vs the original:\n"
@@ -228,7 +230,7 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "{%- if add_generation_prompt %}\n"
 	  "    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n"
 	  "{%- endif %}\n" },
-	{ "trl-gemma3-training",
+	{ "trl-gemma3-training", "trl-gemma3", 1532, 0xc90dea00b85c935dULL,
 	  "{#- Training variant of the Gemma 3 chat template (see gemma3.jinja fo"
 	  "r the original).\n"
 	  "    Modifications vs the original:\n"
@@ -307,7 +309,7 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "    {{'<start_of_turn>model\n"
 	  "'}}\n"
 	  "{%- endif -%}\n" },
-	{ "trl-gemma-training",
+	{ "trl-gemma-training", "trl-gemma", 591, 0x5c10ee65212d93b3ULL,
 	  "{#- Training variant of the Gemma chat template (see gemma.jinja for t"
 	  "he original).\n"
 	  "    This template is shared by Gemma (v1) and Gemma2, which ship ident"
@@ -344,7 +346,7 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "{%- if add_generation_prompt -%}\n"
 	  "    {{- '<start_of_turn>model\\n' -}}\n"
 	  "{%- endif -%}\n" },
-	{ "trl-phi3-training",
+	{ "trl-phi3-training", "trl-phi3", 407, 0xecebdb26677c663dULL,
 	  "{#- Training variant of the Phi-3 chat template (see phi3.jinja for th"
 	  "e original).\n"
 	  "    Modifications vs the original:\n"
@@ -373,7 +375,7 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "{%- else %}\n"
 	  "    {{- eos_token }}\n"
 	  "{%- endif %}\n" },
-	{ "tk-chatml-training",
+	{ "tk-chatml-training", NULL, 0, 0,
 	  "{#- tk's training variant of ChatML templates: {% generation %} around"
 	  " what\n"
 	  "    follows an assistant's role, as TRL's Qwen2.5 training template ma"
@@ -399,7 +401,7 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "{%- if add_generation_prompt %}\n"
 	  "    {{- '<|im_start|>assistant\\n' }}\n"
 	  "{%- endif %}\n" },
-	{ "tk-llama2-training",
+	{ "tk-llama2-training", NULL, 0, 0,
 	  "{#- tk's training variant of the Llama-2 chat template: {% generation "
 	  "%}\n"
 	  "    around an assistant turn's \" content </s>\". -#}\n"
@@ -429,5 +431,5 @@ const struct tk_chat_variant tk_chat_variants[] = {
 	  "        {%- endgeneration %}\n"
 	  "    {%- endif %}\n"
 	  "{%- endfor %}\n" },
-	{ NULL, NULL },
+	{ NULL, NULL, 0, 0, NULL },
 };

@@ -114,6 +114,7 @@ static int setup(struct tk_chat *c, const char *src, cJSON *special, const char 
 		rc = nomem(d);
 		goto fail;
 	}
+	c->swap = -1;
 	if (tk_jinja_has_generation(c->tmpl))
 		return 0;
 	while (tk_chat_variants[n].name)
@@ -130,6 +131,11 @@ static int setup(struct tk_chat *c, const char *src, cJSON *special, const char 
 			goto fail;
 		c->variant_names[i] = tk_chat_variants[i].name;
 		c->n_variants++;
+		/* TRL's identity comparison, by length and fingerprint */
+		if (c->swap < 0 && tk_chat_variants[i].original &&
+		    strlen(src) == tk_chat_variants[i].original_len &&
+		    tk_fnv1a64(TK_FNV1A64_INIT, src, strlen(src)) == tk_chat_variants[i].original_fnv)
+			c->swap = i;
 	}
 	c->default_system = probe_default_system(c);
 	return 0;
@@ -440,8 +446,12 @@ int tk_chat_apply(const struct tk_chat *c, const cJSON *messages, const cJSON *t
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "the template kwargs are not an object");
 	if ((rc = build_vars(c, messages, tools, kwargs, flags, &vars, d)))
 		return rc;
-	rc = render(c, c->tmpl, vars, out, gen ? spans : NULL, gen ? n_spans : NULL, d);
-	if (!rc && spans && !gen)
+	if (spans && !gen && c->swap >= 0) /* as TRL's SFTTrainer */
+		rc = render(c, c->variants[c->swap], vars, out, spans, n_spans, d);
+	else
+		rc = render(c, c->tmpl, vars, out, gen ? spans : NULL,
+			    gen && spans ? n_spans : NULL, d);
+	if (!rc && spans && !gen && c->swap < 0)
 		rc = variant_spans(c, vars, out, base, spans, n_spans, d);
 	cJSON_Delete(vars);
 	return rc;

@@ -7,9 +7,12 @@
  * trains on.  Those ranges come from the template's {% generation %} tags,
  * as transformers' return_assistant_tokens_mask takes them; for a template
  * without them, from a training variant of the same template with the tags
- * added (TRL's for Qwen3, Qwen2.5, Llama 3, Gemma, Gemma 3 and Phi-3, and
- * tk's for ChatML and Llama-2), the first of them that renders the
- * conversation to the very same text.
+ * added: for the very templates TRL's SFTTrainer swaps its training
+ * templates in for (Qwen3, Qwen2.5, Llama 3, Gemma, Gemma 3, Phi-3, as TRL
+ * stores them), that training template renders the text and the spans, as
+ * TRL's assistant_only_loss does; for others, the first training variant
+ * (TRL's, then tk's for ChatML and Llama-2) that renders the conversation
+ * to the very same text as the model's template gives the spans.
  */
 #ifndef TK_CHAT_H
 #define TK_CHAT_H
@@ -30,6 +33,7 @@ struct tk_chat {
 	tk_jinja_t **variants; /* training variants (no {% generation %} in tmpl) */
 	const char **variant_names;
 	int n_variants;
+	int swap;             /* the variant TRL swaps in for tmpl (-1: none) */
 	char *default_system; /* what tmpl writes as system message when a
 				 conversation has none, ChatML's way (NULL: none) */
 	struct tk_jinja_opts jopts;
@@ -81,8 +85,9 @@ const char *tk_chat_dir(const char *path, const char *dflt, char *buf, size_t ca
  * When spans is not NULL, *spans gets a malloc'd array of 2 *n_spans byte
  * offsets from where the text starts in out, [start, end) of each
  * assistant part to train on: the template's {% generation %} blocks, or
- * a training variant's (see above); TK_E_UNSUPPORTED, naming the template,
- * when it has no {% generation %} and no variant renders the same text.
+ * a training variant's (see above; TRL's swapped-in template then renders
+ * the text too); TK_E_UNSUPPORTED, naming the template, when it has no
+ * {% generation %} and no variant renders the same text.
  *
  * Returns 0, TK_E_INVAL (the template raised an exception: d has its
  * message; or the messages are malformed), TK_E_FORMAT or TK_E_UNSUPPORTED

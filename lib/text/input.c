@@ -895,6 +895,8 @@ static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
 	}
 	if (rc) {
 		free(sp);
+		if (rc == TK_E_INVAL) /* the template's raise_exception: bad data */
+			rc = TK_E_FORMAT;
 		if (d && !d->path[0]) {
 			snprintf(d->path, sizeof(d->path), "%.1000s", in->name);
 			d->line = in->lineno;

@@ -1210,13 +1210,6 @@ static struct node *parse_stmt(struct parser *P)
 		expect_bend(P);
 		return n;
 	}
-	if (!strcmp(kw->s, "do")) {
-		n = mknode(P, S_OUT, line);
-		n->a = parse_tuple_expr(P);
-		n->i = 1; /* evaluated, not written */
-		expect_bend(P);
-		return n;
-	}
 	fail(P->f, TK_E_UNSUPPORTED, line, "unsupported tag '%s'", kw->s);
 }
 
@@ -3500,8 +3493,7 @@ static void exec(struct ctx *c, const struct node *n, struct frame *f)
 	case S_TEXT: out_put(c, c->out, n->s, n->sn); return;
 	case S_OUT:
 		v = eval(c, n->a, f);
-		if (!n->i)
-			to_str(c, &v, c->out);
+		to_str(c, &v, c->out);
 		return;
 	case S_IF:
 		v = eval(c, n->a, f);
@@ -3650,7 +3642,7 @@ int tk_jinja_render(const tk_jinja_t *t, const cJSON *vars, const struct tk_jinj
 		c->spans = NULL;
 	}
 	if (n_spans)
-		*n_spans = c->nspans;
+		*n_spans = spans ? c->nspans : 0;
 done:
 	for (size_t i = 0; i < sizeof(c->caps) / sizeof(c->caps[0]); i++)
 		tk_buf_free(&c->caps[i]);

@@ -160,52 +160,75 @@ static void test_fixtures(void)
 	cJSON_Delete(convs);
 }
 
-/* A template without {% generation %} gets its spans from the training
- * variant that renders the same text: the spans transformers computes
- * with that variant (TRL's training template of the same model). */
+/* The case of fixture exp with the conversation, generation prompt and
+ * kwargs of case cs (NULL: none). */
+static const cJSON *same_case(const cJSON *exp, const cJSON *cs)
+{
+	const cJSON *tc;
+	cJSON_ArrayForEach(tc, cJSON_GetObjectItem(exp, "cases"))
+		if (cJSON_Compare(cJSON_GetObjectItem(tc, "conversation"),
+				  cJSON_GetObjectItem(cs, "conversation"), 1) &&
+		    cJSON_Compare(cJSON_GetObjectItem(tc, "add_generation_prompt"),
+				  cJSON_GetObjectItem(cs, "add_generation_prompt"), 1) &&
+		    cJSON_Compare(cJSON_GetObjectItem(tc, "kwargs"), cJSON_GetObjectItem(cs, "kwargs"),
+				  1))
+			return tc;
+	return NULL;
+}
+
+/* A template without {% generation %}: for the originals TRL swaps its
+ * training templates in for, the training template renders text and
+ * spans (as SFTTrainer's assistant_only_loss); for others the variant that
+ * renders the same text gives the spans.  Both against what transformers
+ * computes with the training template. */
 static void test_variant_spans(void)
 {
-	static const char *const pairs[][2] = {
-		{ "qwen2.5", "trl-qwen2-5-training" }, { "trl-qwen3", "trl-qwen3-training" },
-		{ "trl-llama3", "trl-llama3-training" }, { "llama-3", "trl-llama3-training" },
-		{ "trl-gemma", "trl-gemma-training" }, { "trl-phi3", "trl-phi3-training" },
-		{ "tk-llama2", "tk-llama2-training" },
+	static const struct { const char *model, *training; int swapped; } pairs[] = {
+		{ "qwen2.5", "trl-qwen2-5-training", 1 }, { "trl-qwen3", "trl-qwen3-training", 1 },
+		{ "trl-llama3", "trl-llama3-training", 1 }, { "trl-gemma", "trl-gemma-training", 1 },
+		{ "trl-phi3", "trl-phi3-training", 1 }, { "trl-gemma3", "trl-gemma3-training", 1 },
+		{ "llama-3", "trl-llama3-training", 0 }, { "tk-llama2", "tk-llama2-training", 0 },
 	};
 	cJSON *convs = load_json("chat-templates/conversations.json");
 	struct tk_buf out = { 0 };
-	int checked = 0;
+	int checked = 0, differ = 0;
 
 	TT_REQUIRE(convs, "conversations.json");
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
 		struct tk_chat c, t;
 		struct tk_diag d;
-		cJSON *exp, *texp, *cs, *tc;
-		TT_REQUIRE(open_fixture(pairs[i][0], &c, &exp, &d) == 0, "%s", d.msg);
-		TT_REQUIRE(open_fixture(pairs[i][1], &t, &texp, &d) == 0, "%s", d.msg);
-		tc = cJSON_GetObjectItem(texp, "cases")->child;
+		cJSON *exp, *texp, *cs;
+		TT_REQUIRE(open_fixture(pairs[i].model, &c, &exp, &d) == 0, "%s", d.msg);
+		TT_REQUIRE(open_fixture(pairs[i].training, &t, &texp, &d) == 0, "%s", d.msg);
+		TT_CHECK((c.swap >= 0) == pairs[i].swapped, "%s: swap %d", pairs[i].model, c.swap);
 		cJSON_ArrayForEach(cs, cJSON_GetObjectItem(exp, "cases")) {
+			const cJSON *tc = same_case(texp, cs);
 			const cJSON *text = cJSON_GetObjectItem(cs, "text");
 			const cJSON *ttext = cJSON_GetObjectItem(tc, "text");
+			const char *conv = cJSON_GetObjectItem(cs, "conversation")->valuestring;
 			size_t *sp = NULL;
 			int ns = 0;
-			/* the same case list (generate.py's order) when the kwargs agree */
-			if (text && ttext && !strcmp(text->valuestring, ttext->valuestring)) {
+			if (text && ttext && (pairs[i].swapped || !strcmp(text->valuestring,
+									  ttext->valuestring))) {
 				int rc = render_case(&c, convs, cs, &out, &sp, &ns, &d);
-				TT_CHECK(rc == 0 && spans_equal(cJSON_GetObjectItem(tc, "spans"), sp, ns),
-					 "%s %s: rc %d (%s), %d spans unlike %s's", pairs[i][0],
-					 cJSON_GetObjectItem(cs, "conversation")->valuestring, rc, d.msg,
-					 ns, pairs[i][1]);
+				TT_CHECK(rc == 0 && out.len == strlen(ttext->valuestring) &&
+						 !memcmp(out.data, ttext->valuestring, out.len),
+					 "%s %s: rc %d (%s), text unlike %s's", pairs[i].model, conv, rc,
+					 d.msg, pairs[i].training);
+				TT_CHECK(rc || spans_equal(cJSON_GetObjectItem(tc, "spans"), sp, ns),
+					 "%s %s: %d spans unlike %s's", pairs[i].model, conv, ns,
+					 pairs[i].training);
 				checked++;
+				differ += strcmp(text->valuestring, ttext->valuestring) != 0;
 			}
 			free(sp);
-			tc = tc ? tc->next : NULL;
 		}
 		cJSON_Delete(exp);
 		cJSON_Delete(texp);
 		tk_chat_free(&c);
 		tk_chat_free(&t);
 	}
-	TT_CHECK(checked >= 40, "%d cases checked", checked);
+	TT_CHECK(checked >= 80 && differ > 0, "%d cases checked, %d texts swapped", checked, differ);
 	tk_buf_free(&out);
 	cJSON_Delete(convs);
 }
@@ -270,6 +293,14 @@ static void test_variants_are_fixtures(void)
 		snprintf(rel, sizeof(rel), "chat-templates/templates/%s.jinja", v->name);
 		char *src = read_text(rel);
 		TT_CHECK(src && !strcmp(src, v->src), "%s differs from its fixture", v->name);
+		free(src);
+		if (!v->original)
+			continue;
+		snprintf(rel, sizeof(rel), "chat-templates/templates/%s.jinja", v->original);
+		src = read_text(rel);
+		TT_CHECK(src && strlen(src) == v->original_len &&
+				 tk_fnv1a64(TK_FNV1A64_INIT, src, strlen(src)) == v->original_fnv,
+			 "%s: fingerprint of %s", v->name, v->original);
 		free(src);
 	}
 	TT_CHECK(n >= 8, "%d variants", n);
