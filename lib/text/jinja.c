@@ -1411,8 +1411,15 @@ struct ctx {
 	int nspans, capspans;
 	int brk;              /* 1: break, 2: continue pending */
 	int depth;
+	long long steps;      /* statements run, against MAX_STEPS */
 	const struct tk_jinja_opts *o;
 };
+
+/* What a render may cost: no chat template comes near (one over a
+ * thousand messages runs some 10^5 statements), a template from the Hub
+ * that loops without end stops. */
+#define MAX_STEPS 20000000LL
+#define MAX_TEXT ((size_t)1 << 28)
 
 #define UNDEF ((struct val){ .k = V_UNDEF })
 #define NONE ((struct val){ .k = V_NONE })
@@ -2514,6 +2521,9 @@ static struct val binary(struct ctx *c, const struct node *n, int op, struct val
 		struct val s = a.k == V_STR || a.k == V_LIST ? a : b;
 		struct val k = a.k == V_STR || a.k == V_LIST ? b : a;
 		long long times = need_int(c, n, &k, "a repeat count");
+		size_t unit = s.k == V_STR ? s.s->n : (size_t)s.l->n * sizeof(struct val);
+		if (times > 0 && unit && (unsigned long long)times > MAX_TEXT / unit)
+			err(c, TK_E_UNSUPPORTED, n, "the template writes too much");
 		if (s.k == V_STR) {
 			struct tk_buf *o = cap_push(c);
 			for (long long i = 0; i < times; i++)
@@ -2531,10 +2541,26 @@ static struct val binary(struct ctx *c, const struct node *n, int op, struct val
 		    type_name(&b));
 	int ints = a.k != V_FLOAT && b.k != V_FLOAT;
 	double x = num(&a), y = num(&b);
+	long long r;
 	switch (op) {
-	case OP_ADD: return ints ? vint(a.i + b.i) : vfloat(x + y);
-	case OP_SUB: return ints ? vint(a.i - b.i) : vfloat(x - y);
-	case OP_MUL: return ints ? vint(a.i * b.i) : vfloat(x * y);
+	case OP_ADD:
+		if (!ints)
+			return vfloat(x + y);
+		if (__builtin_add_overflow(a.i, b.i, &r))
+			goto too_big;
+		return vint(r);
+	case OP_SUB:
+		if (!ints)
+			return vfloat(x - y);
+		if (__builtin_sub_overflow(a.i, b.i, &r))
+			goto too_big;
+		return vint(r);
+	case OP_MUL:
+		if (!ints)
+			return vfloat(x * y);
+		if (__builtin_mul_overflow(a.i, b.i, &r))
+			goto too_big;
+		return vint(r);
 	case OP_DIV:
 		if (y == 0)
 			err(c, TK_E_FORMAT, n, "division by zero");
@@ -2544,26 +2570,38 @@ static struct val binary(struct ctx *c, const struct node *n, int op, struct val
 		if (y == 0)
 			err(c, TK_E_FORMAT, n, "integer division or modulo by zero");
 		if (ints) {
-			long long q = a.i / b.i, r = a.i % b.i;
+			if (a.i == LLONG_MIN && b.i == -1)
+				goto too_big;
+			long long q = a.i / b.i;
+			r = a.i % b.i;
 			if (r && ((r < 0) != (b.i < 0)))
 				q--, r += b.i;
 			return vint(op == OP_MOD ? r : q);
 		} else {
-			double q = floor(x / y), r = fmod(x, y);
-			if (r && ((r < 0) != (y < 0)))
-				r += y;
-			return vfloat(op == OP_MOD ? r : q);
+			double q = floor(x / y), m = fmod(x, y);
+			if (m && ((m < 0) != (y < 0)))
+				m += y;
+			return vfloat(op == OP_MOD ? m : q);
 		}
 	case OP_POW:
 		if (ints && b.i >= 0) {
-			long long r = 1;
-			for (long long i = 0; i < b.i; i++)
-				r *= a.i;
+			long long base = a.i, e = b.i;
+			r = 1;
+			while (e) {
+				if ((e & 1) && __builtin_mul_overflow(r, base, &r))
+					goto too_big;
+				e >>= 1;
+				if (e && __builtin_mul_overflow(base, base, &base))
+					goto too_big;
+			}
 			return vint(r);
 		}
 		return vfloat(pow(x, y));
 	}
 	err(c, TK_E_FORMAT, n, "bad operator");
+too_big:
+	/* Python's ints have no bound; tk's have 64 bits */
+	err(c, TK_E_UNSUPPORTED, n, "an integer beyond 64 bits");
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -2714,15 +2752,17 @@ static struct val pair(struct ctx *c, struct val a, struct val b)
 }
 
 /* jinja2's indent filter */
-static struct val indent(struct ctx *c, const struct val *s, const struct val *width, int first,
-			 int blank)
+static struct val indent(struct ctx *c, const struct node *at, const struct val *s,
+			 const struct val *width, int first, int blank)
 {
 	struct tk_buf *o = cap_push(c);
 	struct val ind;
 	if (width && width->k == V_STR) {
 		ind = *width;
 	} else {
-		long long w = width ? width->i : 4;
+		long long w = width ? need_int(c, at, width, "indent's width") : 4;
+		if (w > 4096)
+			err(c, TK_E_UNSUPPORTED, at, "indent wider than 4096");
 		struct tk_buf *sp = cap_push(c);
 		for (long long i = 0; i < w; i++)
 			out_cstr(c, sp, " ");
@@ -3045,7 +3085,7 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 	}
 	if (IS("indent")) {
 		struct val *w = arg(a, 1, "width"), *fi = arg(a, 2, "first"), *bl = arg(a, 3, "blank");
-		return indent(c, &x, w, fi && truthy(fi), bl && truthy(bl));
+		return indent(c, at, &x, w, fi && truthy(fi), bl && truthy(bl));
 	}
 	if (IS("wordcount")) {
 		struct val s = str_of(c, &x);
@@ -3063,6 +3103,8 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 	if (IS("center")) {
 		struct val s = str_of(c, &x);
 		long long w = a1 ? need_int(c, at, a1, "center's width") : 80;
+		if (w > 4096)
+			err(c, TK_E_UNSUPPORTED, at, "center wider than 4096");
 		long long len = (long long)cp_count(s.s->s, s.s->n);
 		if (len >= w)
 			return s;
@@ -3409,6 +3451,8 @@ static struct val eval(struct ctx *c, const struct node *n, struct frame *f)
 	case E_NEG:
 	case E_POS:
 		a = eval(c, n->a, f);
+		if ((a.k == V_INT || a.k == V_BOOL) && a.i == LLONG_MIN && n->t == E_NEG)
+			err(c, TK_E_UNSUPPORTED, n, "an integer beyond 64 bits");
 		if (a.k == V_INT || a.k == V_BOOL)
 			return vint(n->t == E_NEG ? -a.i : a.i);
 		if (a.k == V_FLOAT)
@@ -3485,6 +3529,8 @@ static void exec_for(struct ctx *c, const struct node *n, struct frame *f)
 static void exec(struct ctx *c, const struct node *n, struct frame *f)
 {
 	struct val v;
+	if (++c->steps > MAX_STEPS || c->out->len > MAX_TEXT)
+		err(c, TK_E_UNSUPPORTED, n, "the template runs too long or writes too much");
 	switch (n->t) {
 	case S_BODY:
 		for (int i = 0; i < n->nv && !c->brk; i++)
