@@ -2710,13 +2710,19 @@ static struct val sort_key(struct ctx *c, struct val v)
 
 struct keyed {
 	struct val key, item;
+	int idx;
 };
 
+static int sort_reverse;
+
+/* Python's sorted(key=..., reverse=...): stable both ways. */
 static int keyed_cmp(const void *p, const void *q)
 {
 	const struct keyed *a = p, *b = q;
 	int r = cmp_vals(sort_ctx, NULL, &a->key, &b->key);
-	return r ? r : (a < b ? -1 : 1); /* stable */
+	if (sort_reverse)
+		r = -r;
+	return r ? r : (a->idx > b->idx) - (a->idx < b->idx);
 }
 
 static struct list *sort_list(struct ctx *c, const struct node *at, struct list *l,
@@ -2733,12 +2739,14 @@ static struct list *sort_list(struct ctx *c, const struct node *at, struct list 
 			key = key.l->v[by_value];
 		k[i].key = sort_key(c, key);
 		k[i].item = l->v[i];
+		k[i].idx = i;
 	}
 	sort_ctx = c;
+	sort_reverse = reverse;
 	qsort(k, (size_t)n, sizeof(*k), keyed_cmp);
 	struct list *r = mklist(c, n);
 	for (int i = 0; i < n; i++)
-		list_push(c, r, k[reverse ? n - 1 - i : i].item);
+		list_push(c, r, k[i].item);
 	return r;
 }
 
