@@ -1356,6 +1356,8 @@ struct loop;
 
 struct val {
 	int k;
+	int safe; /* V_STR: markupsafe's Markup (the safe filter): + escapes the
+		     other string and stays Markup */
 	union {
 		long long i;      /* V_BOOL, V_INT, V_FUNC */
 		double f;
@@ -1370,6 +1372,8 @@ struct val {
 
 struct list {
 	int n, cap, tuple;
+	int lazy; /* what jinja2 gives as a generator or iterator (map, select,
+		     reverse, ...): always true, no len, no index, no text */
 	struct val *v;
 };
 
@@ -1412,6 +1416,7 @@ struct ctx {
 	int brk;              /* 1: break, 2: continue pending */
 	int depth;
 	long long steps;      /* statements run, against MAX_STEPS */
+	int line;             /* of the node being run, for errors without one */
 	const struct tk_jinja_opts *o;
 };
 
@@ -1448,7 +1453,7 @@ err(struct ctx *c, int e, const struct node *n, const char *fmt, ...)
 	vsnprintf(c->f.msg, sizeof(c->f.msg), fmt, ap);
 	va_end(ap);
 	c->f.err = e;
-	c->f.line = n ? n->line : 0;
+	c->f.line = n ? n->line : c->line;
 	longjmp(c->f.jb, 1);
 }
 
@@ -1571,10 +1576,17 @@ static int truthy(const struct val *v)
 	case V_BOOL: case V_INT: return v->i != 0;
 	case V_FLOAT: return v->f != 0;
 	case V_STR: return v->s->n != 0;
-	case V_LIST: return v->l->n != 0;
+	case V_LIST: return v->l->lazy || v->l->n != 0;
 	case V_DICT: return v->d->n != 0;
 	default: return 1;
 	}
+}
+
+/* The result of a filter that jinja2 gives as a generator. */
+static struct val vlazy(struct list *l)
+{
+	l->lazy = 1;
+	return (struct val){ .k = V_LIST, .l = l };
 }
 
 static int is_num(const struct val *v)
@@ -1600,6 +1612,8 @@ static int val_eq(const struct val *a, const struct val *b)
 	case V_UNDEF: case V_NONE: return 1;
 	case V_STR: return a->s->n == b->s->n && !memcmp(a->s->s, b->s->s, a->s->n);
 	case V_LIST:
+		if (a->l->lazy || b->l->lazy)
+			return a->l == b->l;
 		if (a->l->n != b->l->n)
 			return 0;
 		for (int i = 0; i < a->l->n; i++)
@@ -1628,7 +1642,8 @@ static const char *type_name(const struct val *v)
 	static const char *const names[] = { "Undefined", "NoneType", "bool", "int", "float",
 					     "str", "list", "dict", "Namespace", "Macro",
 					     "LoopContext", "function" };
-	return v->k == V_LIST && v->l->tuple ? "tuple" : names[v->k];
+	return v->k == V_LIST && v->l->tuple ? "tuple"
+	     : v->k == V_LIST && v->l->lazy ? "generator" : names[v->k];
 }
 
 /* ---------------------------------------------------------------- text */
@@ -1762,6 +1777,8 @@ static void to_str(struct ctx *c, const struct val *v, struct tk_buf *b)
 		return;
 	case V_STR: out_put(c, b, v->s->s, v->s->n); return;
 	case V_LIST:
+		if (v->l->lazy)
+			err(c, TK_E_UNSUPPORTED, NULL, "a generator as text (jinja2 prints its address)");
 		out_cstr(c, b, v->l->tuple ? "(" : "[");
 		for (int i = 0; i < v->l->n; i++) {
 			if (i)
@@ -1810,6 +1827,30 @@ static struct val str_of(struct ctx *c, const struct val *v)
 	struct tk_buf *b = cap_push(c);
 	to_str(c, v, b);
 	return cap_pop(c);
+}
+
+/* markupsafe.escape of a string: Markup with & < > ' " escaped (a
+ * Markup stays as it is). */
+static struct val escape_str(struct ctx *c, struct val s)
+{
+	struct tk_buf *b;
+	struct val r;
+
+	if (s.safe)
+		return s;
+	b = cap_push(c);
+	for (size_t i = 0; i < s.s->n; i++) {
+		char ch = s.s->s[i];
+		const char *e = ch == '&' ? "&amp;" : ch == '<' ? "&lt;" : ch == '>' ? "&gt;"
+			      : ch == '\'' ? "&#39;" : ch == '"' ? "&#34;" : NULL;
+		if (e)
+			out_cstr(c, b, e);
+		else
+			out_put(c, b, &ch, 1);
+	}
+	r = cap_pop(c);
+	r.safe = 1;
+	return r;
 }
 
 /* json.dumps(v, ensure_ascii, indent, separators, sort_keys) */
@@ -1894,6 +1935,8 @@ static void to_json(struct ctx *c, const struct node *at, const struct val *v,
 		return;
 	case V_STR: json_str(c, v->s, o->ascii, b); return;
 	case V_LIST:
+		if (v->l->lazy)
+			err(c, TK_E_FORMAT, at, "Object of type generator is not JSON serializable");
 		if (!v->l->n) {
 			out_cstr(c, b, "[]");
 			return;
@@ -2297,7 +2340,10 @@ static long long length(struct ctx *c, const struct node *at, const struct val *
 	switch (v->k) {
 	case V_UNDEF: return 0;
 	case V_STR: return (long long)cp_count(v->s->s, v->s->n);
-	case V_LIST: return v->l->n;
+	case V_LIST:
+		if (v->l->lazy)
+			err(c, TK_E_FORMAT, at, "object of type 'generator' has no len()");
+		return v->l->n;
 	case V_DICT: case V_NS: return v->d->n;
 	default: err(c, TK_E_FORMAT, at, "object of type '%s' has no len()", type_name(v));
 	}
@@ -2361,6 +2407,9 @@ static struct val get_item(struct ctx *c, const struct node *at, const struct va
 		}
 		return UNDEF;
 	case V_LIST: case V_STR:
+		if (x->k == V_LIST && x->l->lazy) /* jinja2's getitem fails over to undefined */
+			return (struct val){ .k = V_UNDEF,
+					     .name = "'generator object' has no such attribute" };
 		if (k->k == V_INT || k->k == V_BOOL)
 			return index_val(c, at, x, k->i);
 		return UNDEF;
@@ -2404,6 +2453,8 @@ static struct val slice(struct ctx *c, const struct node *n, const struct val *x
 		need_int(c, n, hi, "a slice index");
 	if (!step)
 		err(c, TK_E_FORMAT, n, "slice step cannot be zero");
+	if (x->k == V_LIST && x->l->lazy)
+		return (struct val){ .k = V_UNDEF, .name = "'generator object' has no such attribute" };
 	if (x->k != V_LIST && x->k != V_STR) {
 		if (x->k == V_UNDEF)
 			undefined_error(c, n, x);
@@ -2503,12 +2554,19 @@ static struct val binary(struct ctx *c, const struct node *n, int op, struct val
 	if (b.k == V_UNDEF)
 		undefined_error(c, n, &b);
 	if (op == OP_ADD && a.k == V_STR && b.k == V_STR) {
+		int safe = a.safe || b.safe;
+		if (safe) { /* Markup.__add__ and __radd__ escape the other */
+			a = escape_str(c, a);
+			b = escape_str(c, b);
+		}
 		struct tk_buf *o = cap_push(c);
 		out_put(c, o, a.s->s, a.s->n);
 		out_put(c, o, b.s->s, b.s->n);
-		return cap_pop(c);
+		struct val r = cap_pop(c);
+		r.safe = safe;
+		return r;
 	}
-	if (op == OP_ADD && a.k == V_LIST && b.k == V_LIST) {
+	if (op == OP_ADD && a.k == V_LIST && b.k == V_LIST && !a.l->lazy && !b.l->lazy) {
 		struct list *l = mklist(c, a.l->n + b.l->n);
 		for (int i = 0; i < a.l->n; i++)
 			list_push(c, l, a.l->v[i]);
@@ -2517,6 +2575,8 @@ static struct val binary(struct ctx *c, const struct node *n, int op, struct val
 		l->tuple = a.l->tuple;
 		return vlist(l);
 	}
+	if ((a.k == V_LIST && a.l->lazy) || (b.k == V_LIST && b.l->lazy))
+		err(c, TK_E_FORMAT, n, "unsupported operand type: 'generator'");
 	if (op == OP_MUL && (a.k == V_STR || a.k == V_LIST || b.k == V_STR || b.k == V_LIST)) {
 		struct val s = a.k == V_STR || a.k == V_LIST ? a : b;
 		struct val k = a.k == V_STR || a.k == V_LIST ? b : a;
@@ -2630,8 +2690,8 @@ static int run_test(struct ctx *c, const struct node *at, const char *name, stru
 	if (IS("mapping")) return x->k == V_DICT;
 	if (IS("iterable")) return x->k == V_STR || x->k == V_LIST || x->k == V_DICT ||
 				   x->k == V_UNDEF;
-	if (IS("sequence")) return x->k == V_STR || x->k == V_LIST || x->k == V_DICT ||
-				   x->k == V_UNDEF;
+	if (IS("sequence")) return x->k == V_STR || (x->k == V_LIST && !x->l->lazy) ||
+				   x->k == V_DICT || x->k == V_UNDEF;
 	if (IS("number")) return is_num(x);
 	if (IS("integer")) return x->k == V_INT;
 	if (IS("float")) return x->k == V_FLOAT;
@@ -2835,6 +2895,8 @@ static struct val tojson(struct ctx *c, const struct node *at, struct args *a)
 static struct val select_items(struct ctx *c, const struct node *at, struct args *a, int attr,
 			       int keep)
 {
+	if (!truthy(&a->v[0])) /* jinja2 iterates only a true value */
+		return vlazy(mklist(c, 0));
 	struct list *in = iter_list(c, at, &a->v[0]), *out = mklist(c, in->n);
 	const char *path = NULL;
 	int k = 1;
@@ -2854,7 +2916,7 @@ static struct val select_items(struct ctx *c, const struct node *at, struct args
 		if (r == keep)
 			list_push(c, out, in->v[i]);
 	}
-	return vlist(out);
+	return vlazy(out);
 }
 
 static struct val call_filter(struct ctx *c, const struct node *at, const char *name,
@@ -2862,8 +2924,28 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 {
 	struct val x = a->v[0], *a1 = arg(a, 1, NULL);
 #define IS(nm) (!strcmp(name, nm))
-	if (IS("safe") || (IS("list") && x.k == V_LIST))
+	if (IS("list") && x.k == V_LIST && !x.l->lazy)
 		return x;
+	if (IS("safe")) {
+		struct val r = str_of(c, &x);
+		r.safe = 1;
+		return r;
+	}
+	if (IS("escape") || IS("e"))
+		return escape_str(c, str_of(c, &x));
+	/* the filters that keep a Markup one (soft_str, then a str method
+	 * markupsafe wraps); the others give plain text, as jinja2 without
+	 * autoescape does */
+	int keep_safe = x.k == V_STR && x.safe &&
+			(IS("trim") || IS("upper") || IS("lower") || IS("capitalize") || IS("string"));
+	if (keep_safe) {
+		struct val r = call_filter(c, at, name, &(struct args){
+			.n = a->n, .nk = a->nk, .kn = a->kn, .kv = a->kv, .at = at,
+			.v = (struct val[]){ vstr(c, x.s->s, x.s->n),
+					     a->n > 1 ? a->v[1] : NONE } });
+		r.safe = 1;
+		return r;
+	}
 	if (IS("tojson"))
 		return tojson(c, at, a);
 	if (IS("string"))
@@ -2935,17 +3017,27 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 	}
 	if (IS("first") || IS("last")) {
 		struct list *l = iter_list(c, at, &x);
+		if (IS("last") && l->lazy)
+			err(c, TK_E_FORMAT, at, "'generator' object is not reversible");
 		return l->n ? l->v[IS("first") ? 0 : l->n - 1] : UNDEF;
 	}
-	if (IS("list"))
-		return vlist(iter_list(c, at, &x));
+	if (IS("list")) {
+		struct list *l = iter_list(c, at, &x), *r;
+		if (!l->lazy)
+			return vlist(l);
+		r = mklist(c, l->n);
+		for (int i = 0; i < l->n; i++)
+			list_push(c, r, l->v[i]);
+		return vlist(r);
+	}
 	if (IS("reverse")) {
 		if (x.k == V_STR)
 			return slice(c, at, &x, NULL, NULL, &(struct val){ .k = V_INT, .i = -1 });
 		struct list *l = iter_list(c, at, &x), *r = mklist(c, l->n);
 		for (int i = l->n - 1; i >= 0; i--)
 			list_push(c, r, l->v[i]);
-		return vlist(r);
+		/* reversed(list) is an iterator; a generator becomes a list */
+		return l->lazy || x.k == V_DICT ? vlist(r) : vlazy(r);
 	}
 	if (IS("items") || IS("dictsort")) {
 		if (x.k == V_UNDEF)
@@ -2956,7 +3048,7 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 		for (int i = 0; i < x.d->n; i++)
 			list_push(c, l, pair(c, x.d->k[i], x.d->v[i]));
 		if (IS("items"))
-			return vlist(l);
+			return vlazy(l);
 		struct val *cs = arg(a, 1, "case_sensitive"), *by = arg(a, 2, "by");
 		struct val *rev = arg(a, 3, "reverse");
 		int byv = by && by->k == V_STR && !strcmp(by->s->s, "value");
@@ -2978,7 +3070,7 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 			if (!seen)
 				list_push(c, r, l->v[i]);
 		}
-		return vlist(r);
+		return vlazy(r);
 	}
 	if (IS("min") || IS("max")) {
 		struct list *l = iter_list(c, at, &x);
@@ -3002,6 +3094,8 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 		return s;
 	}
 	if (IS("map")) {
+		if (!truthy(&x)) /* jinja2 iterates only a true value */
+			return vlazy(mklist(c, 0));
 		struct list *l = iter_list(c, at, &x), *r = mklist(c, l->n);
 		struct val *atr = arg(a, -1, "attribute");
 		if (atr) {
@@ -3010,7 +3104,7 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 				struct val v = attr_path(c, at, l->v[i], str_of(c, atr).s->s);
 				list_push(c, r, v.k == V_UNDEF && dflt ? *dflt : v);
 			}
-			return vlist(r);
+			return vlazy(r);
 		}
 		if (!a1)
 			err(c, TK_E_FORMAT, at, "map needs a filter name or attribute=");
@@ -3023,7 +3117,7 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 				b.v[j - 1] = a->v[j];
 			list_push(c, r, call_filter(c, at, f, &b));
 		}
-		return vlist(r);
+		return vlazy(r);
 	}
 	if (IS("select") || IS("reject"))
 		return select_items(c, at, a, 0, IS("select"));
@@ -3227,12 +3321,79 @@ static struct val call_global(struct ctx *c, const struct node *at, int fn, stru
 	err(c, TK_E_FORMAT, at, "bad function");
 }
 
+/* str.format with plain fields ({}, {0}, {name}; "{{" and "}}"): each the
+ * str() of its argument, as format(value, '') gives for the values a
+ * template has.  A format spec, conversion or attribute is refused. */
+static struct val str_format(struct ctx *c, const struct node *at, const struct str *s,
+			     struct args *a)
+{
+	struct tk_buf *o = cap_push(c);
+	int next = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		char ch = s->s[i];
+		if ((ch == '{' || ch == '}') && i + 1 < s->n && s->s[i + 1] == ch) {
+			out_put(c, o, &ch, 1);
+			i++;
+			continue;
+		}
+		if (ch == '}')
+			err(c, TK_E_FORMAT, at, "Single '}' encountered in format string");
+		if (ch != '{') {
+			out_put(c, o, &ch, 1);
+			continue;
+		}
+		size_t e = i + 1;
+		while (e < s->n && s->s[e] != '}')
+			e++;
+		if (e >= s->n)
+			err(c, TK_E_FORMAT, at, "Single '{' encountered in format string");
+		char field[128];
+		size_t fn = e - i - 1;
+		if (fn >= sizeof(field) || memchr(s->s + i + 1, ':', fn) || memchr(s->s + i + 1, '!', fn) ||
+		    memchr(s->s + i + 1, '.', fn) || memchr(s->s + i + 1, '[', fn) ||
+		    memchr(s->s + i + 1, '{', fn))
+			err(c, TK_E_UNSUPPORTED, at, "str.format with a format spec or conversion");
+		memcpy(field, s->s + i + 1, fn);
+		field[fn] = 0;
+		struct val *v;
+		if (!fn) {
+			v = arg(a, next++, NULL);
+		} else if (field[0] >= '0' && field[0] <= '9') {
+			char *end;
+			long k = strtol(field, &end, 10);
+			v = *end ? NULL : arg(a, (int)k, NULL);
+		} else {
+			v = arg(a, -1, field);
+		}
+		if (!v)
+			err(c, TK_E_FORMAT, at, "str.format: no argument for {%s}", field);
+		to_str(c, v, o);
+		i = e;
+	}
+	return cap_pop(c);
+}
+
 /* Methods of strings, dicts and the loop: x.name(args). */
 static int call_method(struct ctx *c, const struct node *at, struct val *x, const char *name,
 		       struct args *a, struct val *res)
 {
 	struct val *a0 = arg(a, 0, NULL), *a1 = arg(a, 1, NULL);
 #define IS(nm) (!strcmp(name, nm))
+	if (x->k == V_STR && x->safe) {
+		/* Markup: these stay Markup; the others escape their arguments
+		 * or items, which tk does not */
+		if (IS("strip") || IS("lstrip") || IS("rstrip") || IS("upper") || IS("lower") ||
+		    IS("title") || IS("capitalize")) {
+			struct val plain = vstr(c, x->s->s, x->s->n);
+			if (!call_method(c, at, &plain, name, a, res))
+				return 0;
+			res->safe = 1;
+			return 1;
+		}
+		if (IS("replace") || IS("split") || IS("join") || IS("format") || IS("rsplit"))
+			err(c, TK_E_UNSUPPORTED, at, "str.%s() of a Markup string", name);
+	}
 	if (x->k == V_STR) {
 		const struct str *s = x->s;
 		if (IS("strip") || IS("lstrip") || IS("rstrip")) {
@@ -3300,6 +3461,8 @@ static int call_method(struct ctx *c, const struct node *at, struct val *x, cons
 					l->v[i].s->n);
 			}
 			*res = cap_pop(c);
+		} else if (IS("format")) {
+			*res = str_format(c, at, s, a);
 		} else if (IS("isdigit") || IS("isspace") || IS("isalpha") || IS("isalnum")) {
 			int r = s->n > 0;
 			for (size_t i = 0; i < s->n && r; i++) {
@@ -3388,6 +3551,7 @@ static int is_dict_method(const char *name)
 static struct val eval(struct ctx *c, const struct node *n, struct frame *f)
 {
 	struct val a, b, *p;
+	c->line = n->line;
 	switch (n->t) {
 	case E_STR: return vstr(c, n->s, n->sn);
 	case E_INT: return vint(n->i);
@@ -3537,6 +3701,7 @@ static void exec_for(struct ctx *c, const struct node *n, struct frame *f)
 static void exec(struct ctx *c, const struct node *n, struct frame *f)
 {
 	struct val v;
+	c->line = n->line;
 	if (++c->steps > MAX_STEPS || c->out->len > MAX_TEXT)
 		err(c, TK_E_UNSUPPORTED, n, "the template runs too long or writes too much");
 	switch (n->t) {

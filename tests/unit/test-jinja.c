@@ -117,6 +117,10 @@ static void test_unsupported(void)
 		{ "\n{{ 'a'.zfill(3) }}", "line 2: unsupported method str.zfill()" },
 		{ "{{ cycler(1) }}", "line 1: 'cycler' is undefined" },
 		{ "{{ d.items }}", "line 1: d.items without a call" },
+		{ "{{ '{:>5}'.format(1) }}", "line 1: str.format with a format spec" },
+		{ "{{ ('a'|safe).replace('a', '<') }}", "line 1: str.replace() of a Markup string" },
+		{ "{{ 2 ** 64 }}", "line 1: an integer beyond 64 bits" },
+		{ "{{ [1] | map('string') }}", "line 1: a generator as text" },
 	};
 	cJSON *vars = cJSON_Parse("{\"d\": {\"items\": 1}}");
 	struct tk_buf out = { 0 };
