@@ -24,6 +24,7 @@
 #include "formats/bnb.h"
 #include "formats/config.h"
 #include "formats/hf-dir.h"
+#include "train/best.h"
 #include "train/data.h"
 #include "compute/blas.h"
 #include "compute/dist.h"
@@ -62,12 +63,15 @@ void tk_train_opts_init(struct tk_train_opts *o)
 	o->eval_strategy = TK_INTERVAL_NO;
 	o->save_strategy = TK_INTERVAL_STEPS;
 	o->save_steps = 500;
+	o->greater_is_better = -1;
 	o->seed = 42;
 	o->shuffle = 1;
 	o->prec = TK_PREC_FP32;
 	o->initial_scale_power = 16;
 	o->loss_scale_window = 2000;
 }
+
+enum metric { METRIC_NONE = 0, METRIC_LOSS, METRIC_PERPLEXITY };
 
 struct trainer {
 	const struct tk_train_opts *o;
@@ -93,8 +97,16 @@ struct trainer {
 	char data_path[PATH_LEN];
 	char resume_dir[PATH_LEN];
 	char last_ckpt[PATH_LEN];
+	/* metric_for_best_model (0: none, else one of enum metric), the best
+	 * so far, its checkpoint (best_model_checkpoint, "" when none), and
+	 * what the last evaluation decided */
+	int metric;
+	struct tk_best best;
+	char best_ckpt[PATH_LEN];
+	int new_best, stop_early;
 	int spilled, saved;
 	int side_is_tok;           /* side_dir is --tokenizer's: no generation_config.json */
+	int vocab_taken;           /* --init's vocab_size came from --tokenizer */
 	uint64_t data_hash;
 
 	float *exp_avg, *exp_avg_sq;
@@ -304,8 +316,18 @@ static int rotate(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return rc;
 	qsort(l.step, l.n, sizeof(*l.step), cmp_long);
+	int *del = calloc(l.n ? l.n : 1, sizeof(*del));
+	if (!del) {
+		free(l.step);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	/* the newest and the best checkpoint stay, as rotate_checkpoints keeps them */
+	tk_best_rotation(l.step, l.n, tr->o->save_total_limit, tr->best_ckpt[0] ? tr->best.step : 0,
+			 del);
 	char p[PATH_LEN], gone[PATH_LEN];
-	for (size_t i = 0; i + (size_t)tr->o->save_total_limit < l.n && !rc; i++) {
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		if (!del[i])
+			continue;
 		int n = snprintf(gone, sizeof(gone), "%s/" DELETING "checkpoint-%ld", tr->out,
 				 l.step[i]);
 		if (ckpt_path(p, sizeof(p), tr->out, l.step[i]) || n < 0 ||
@@ -322,6 +344,7 @@ static int rotate(struct trainer *tr, struct tk_diag *d)
 		else if (tk_afile_rmtree(gone))
 			rc = tk_diag_sys(d, gone, "cannot remove old checkpoint");
 	}
+	free(del);
 	free(l.step);
 	return rc;
 }
@@ -717,9 +740,18 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	cJSON *r = cJSON_CreateObject();
 	if (!r)
 		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
-	cJSON_AddNullToObject(r, "best_global_step");
-	cJSON_AddNullToObject(r, "best_metric");
-	cJSON_AddNullToObject(r, "best_model_checkpoint");
+	if (tr->best.step > 0)
+		add_num(r, "best_global_step", (double)tr->best.step);
+	else
+		cJSON_AddNullToObject(r, "best_global_step");
+	if (tr->best.has_metric && isfinite(tr->best.metric))
+		add_num(r, "best_metric", tr->best.metric);
+	else
+		cJSON_AddNullToObject(r, "best_metric");
+	if (tr->best_ckpt[0])
+		cJSON_AddStringToObject(r, "best_model_checkpoint", tr->best_ckpt);
+	else
+		cJSON_AddNullToObject(r, "best_model_checkpoint");
 	add_num(r, "epoch", tr->epoch_f);
 	add_num(r, "eval_steps", (double)tr->eval_steps);
 	add_num(r, "global_step", (double)tr->global_step);
@@ -732,7 +764,15 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	add_num(r, "num_input_tokens_seen", (double)tr->tokens_seen);
 	add_num(r, "num_train_epochs", (double)tr->num_epochs);
 	add_num(r, "save_steps", (double)tr->save_steps);
-	cJSON_AddItemToObject(r, "stateful_callbacks", cJSON_CreateObject());
+	cJSON *cbs = cJSON_AddObjectToObject(r, "stateful_callbacks");
+	if (cbs && tr->best.patience > 0) { /* EarlyStoppingCallback.state() */
+		cJSON *es = cJSON_AddObjectToObject(cbs, "EarlyStoppingCallback");
+		cJSON *ea = cJSON_AddObjectToObject(es, "args"), *at;
+		add_num(ea, "early_stopping_patience", (double)tr->best.patience);
+		add_num(ea, "early_stopping_threshold", tr->best.threshold);
+		at = cJSON_AddObjectToObject(es, "attributes");
+		add_num(at, "early_stopping_patience_counter", (double)tr->best.bad);
+	}
 	add_num(r, "total_flos", 0);
 	add_num(r, "train_batch_size", o->batch);
 	cJSON_AddNullToObject(r, "trial_name");
@@ -783,6 +823,16 @@ static int save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	add_num(sc, "base_lr", tr->sched.base_lr);
 	add_num(sc, "warmup_steps", (double)tr->sched.warmup);
 	add_num(sc, "total_steps", (double)tr->sched.total);
+	if (tr->sched.type == TK_SCHED_REDUCE_ON_PLATEAU) {
+		const struct tk_plateau *pl = &tr->sched.plateau;
+		cJSON *pj = cJSON_AddObjectToObject(sc, "plateau");
+		add_num(pj, "lr", pl->lr);
+		if (isfinite(pl->best)) /* no best yet: absent */
+			add_num(pj, "best", pl->best);
+		add_num(pj, "num_bad_epochs", (double)pl->bad);
+		add_num(pj, "cooldown_counter", (double)pl->cooldown_left);
+		add_num(pj, "last_epoch", (double)pl->evals);
+	}
 	int rc = write_json(r, path, d);
 	cJSON_Delete(r);
 	return rc;
@@ -835,6 +885,12 @@ static int save_checkpoint(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return save_failed(tr, path, "", rc, d);
 	snprintf(tmp, sizeof(tmp), "%s", ad.tmp);
+	/* best_model_checkpoint: the best step's checkpoint, this one or one
+	 * still there (_save_checkpoint's test, before the state is written) */
+	char best[PATH_LEN];
+	if (tr->best.step > 0 && !ckpt_path(best, sizeof(best), tr->out, tr->best.step) &&
+	    (tr->best.step == tr->global_step || tk_path_is_dir(best)))
+		snprintf(tr->best_ckpt, sizeof(tr->best_ckpt), "%s", best);
 	if (!(rc = save_model(tr, ad.tmp, d)) &&
 	    !(rc = tk_path_join(file, sizeof(file), ad.tmp, "optimizer.safetensors")) &&
 	    !(rc = save_optimizer(tr, file, d)) &&
@@ -946,6 +1002,13 @@ static int do_eval(struct trainer *tr, struct tk_diag *d)
 		rt > 0 ? round((double)tr->eval.n_blocks / rt * 1e3) / 1e3 : 0);
 	add_num(e, "eval_steps_per_second", rt > 0 ? round(nb / rt * 1e3) / 1e3 : 0);
 	tr->last_eval_loss = loss;
+	/* the metric: EarlyStoppingCallback, then _determine_best_metric, then
+	 * ReduceLROnPlateau, in the Trainer's order */
+	double value = tr->metric == METRIC_PERPLEXITY ? exp(loss) : loss;
+	tr->new_best = tr->metric ? tk_best_eval(&tr->best, value, tr->global_step,
+						 &tr->stop_early) : 0;
+	if (tr->sched.type == TK_SCHED_REDUCE_ON_PLATEAU)
+		tk_sched_plateau_step(&tr->sched, value);
 	struct tk_train_event ev = { .kind = TK_TRAIN_EV_EVAL, .step = tr->global_step,
 				     .max_steps = tr->max_steps, .epoch = tr->epoch_f,
 				     .eval_loss = loss, .eval_perplexity = exp(loss) };
@@ -1198,7 +1261,8 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 		}
 	} else {
 		struct tk_model_config c;
-		if ((rc = tk_config_load(&c, o->init_config, d)))
+		if ((rc = tk_config_load(&c, o->init_config, d)) ||
+		    (rc = tk_data_init_vocab(&c, o->init_config, o->tokenizer, &tr->vocab_taken, d)))
 			return rc;
 		if ((rc = preplan(tr, &c, NULL, !o->lora, d)))
 			return rc;
@@ -1214,6 +1278,8 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 				   "(add --lora-r 16, or dequantize it)");
 	if (tr->m.lora) /* dropout masks: the run's seed, also for loaded adapters */
 		tr->m.lora->seed = o->seed;
+	tr->m.neftune_alpha = (float)o->neftune_alpha;
+	tr->m.noise_seed = o->seed;
 	tk_model_set_checkpointing(&tr->m, o->gradient_checkpointing);
 	return load_tokenizer(tr, src, d);
 }
@@ -1381,6 +1447,61 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* best_global_step, best_metric, best_model_checkpoint (kept only if
+ * it is still there, as the Trainer does) and EarlyStoppingCallback's
+ * counter, each null or absent when the run had none. */
+static int load_best(struct sv *v, const cJSON *r, struct trainer *tr, long gs)
+{
+	const cJSON *bs = sv_get(r, "best_global_step"), *bm = sv_get(r, "best_metric");
+	const cJSON *bc = sv_get(r, "best_model_checkpoint");
+	const cJSON *es = sv_get(sv_get(r, "stateful_callbacks"), "EarlyStoppingCallback");
+	long long step = 0, bad = 0;
+	int rc;
+	if ((bs && !cJSON_IsNull(bs) &&
+	     (rc = sv_int(v, r, "best_global_step", "best_global_step", 1, gs, &step))) ||
+	    (bm && !cJSON_IsNull(bm) &&
+	     (rc = sv_num(v, r, "best_metric", "best_metric", -1e300, 1e300, &tr->best.metric))) ||
+	    (es && (rc = sv_int(v, sv_get(es, "attributes"), "early_stopping_patience_counter",
+				"stateful_callbacks.EarlyStoppingCallback.attributes."
+				"early_stopping_patience_counter", 0, gs, &bad))))
+		return rc;
+	if (bc && !cJSON_IsNull(bc) && !cJSON_IsString(bc))
+		return sv_fail(v, "best_model_checkpoint", "%s: not a string%s", "");
+	tr->best.step = (long)step;
+	tr->best.has_metric = bm && !cJSON_IsNull(bm);
+	tr->best.bad = (long)bad;
+	if (cJSON_IsString(bc) && tk_path_is_dir(bc->valuestring))
+		snprintf(tr->best_ckpt, sizeof(tr->best_ckpt), "%s", bc->valuestring);
+	return 0;
+}
+
+/* reduce_lr_on_plateau's state in tk.schedule.plateau, when the run had one */
+static int load_plateau(struct sv *v, const cJSON *sched, struct tk_sched *s)
+{
+	const cJSON *pj = sv_get(sched, "plateau");
+	struct tk_plateau p = s->plateau;
+	long long bad, cool, evals;
+	int rc;
+	if (!pj || s->type != TK_SCHED_REDUCE_ON_PLATEAU)
+		return 0;
+	if ((rc = sv_obj(v, sched, "plateau", "tk.schedule.plateau", &pj)) ||
+	    (rc = sv_num(v, pj, "lr", "tk.schedule.plateau.lr", 0, 1e300, &p.lr)) ||
+	    (sv_get(pj, "best") &&
+	     (rc = sv_num(v, pj, "best", "tk.schedule.plateau.best", -1e300, 1e300, &p.best))) ||
+	    (rc = sv_int(v, pj, "num_bad_epochs", "tk.schedule.plateau.num_bad_epochs", 0,
+			 LONG_MAX / 2, &bad)) ||
+	    (rc = sv_int(v, pj, "cooldown_counter", "tk.schedule.plateau.cooldown_counter", 0,
+			 LONG_MAX / 2, &cool)) ||
+	    (rc = sv_int(v, pj, "last_epoch", "tk.schedule.plateau.last_epoch", 0, LONG_MAX / 2,
+			 &evals)))
+		return rc;
+	p.bad = (long)bad;
+	p.cooldown_left = (long)cool;
+	p.evals = (long)evals;
+	s->plateau = p;
+	return 0;
+}
+
 /* Reads trainer_state.json of the checkpoint, checks every value tk takes
  * from it (struct sv) and that the run agrees with it, and restores the
  * loop state. */
@@ -1540,6 +1661,10 @@ static int load_state(struct trainer *tr, struct tk_diag *d)
 			goto out;
 		}
 	}
+	if (st == TK_SCHED_REDUCE_ON_PLATEAU && (rc = load_plateau(&v, sched, &tr->sched)))
+		goto out;
+	if ((rc = load_best(&v, r, tr, (long)gs)))
+		goto out;
 	tr->global_step = (long)gs;
 	tr->tr_loss = (float)tr_loss;
 	tr->total_loss = total_loss;
@@ -1780,7 +1905,7 @@ static int load_data(struct trainer *tr, struct tk_diag *d)
 	}
 eval_data:
 	if (!rc && o->eval_data)
-		rc = tk_data_load(&tr->eval, o->eval_data, tk_path_is_dir(o->eval_data) ? "eval" : "train", 0,
+		rc = tk_data_load(&tr->eval, o->eval_data, tk_data_eval_split(o->eval_data), 0,
 				  NULL, d);
 	if (rc)
 		return rc;
@@ -1798,6 +1923,66 @@ check:;
 					   -1, "blocks of %u tokens are longer than the model's %d "
 					   "positions (tk-pack --seq-len %d)", dt[i]->seq_len,
 					   tr->m.cfg.max_pos, tr->m.cfg.max_pos);
+	return 0;
+}
+
+/* metric_for_best_model: the Trainer's default, "loss", where it sets one */
+static const char *metric_name(const struct tk_train_opts *o)
+{
+	if (o->metric_for_best_model)
+		return o->metric_for_best_model;
+	return o->load_best_model_at_end || o->sched == TK_SCHED_REDUCE_ON_PLATEAU ? "loss" : NULL;
+}
+
+static int metric_of(const char *name)
+{
+	if (!name)
+		return METRIC_NONE;
+	if (!strncmp(name, "eval_", 5))
+		name += 5;
+	return !strcmp(name, "loss") ? METRIC_LOSS : !strcmp(name, "perplexity") ? METRIC_PERPLEXITY
+										 : -1;
+}
+
+/* The Trainer's checks of load_best_model_at_end, save_strategy best and
+ * EarlyStoppingCallback's, as TrainingArguments and the callback make them. */
+static int check_best(const struct tk_train_opts *o, struct tk_diag *d)
+{
+	const char *name = metric_name(o);
+	if (metric_of(name) < 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "metric_for_best_model '%.60s' is not "
+				   "a metric tk-train evaluates (use loss or perplexity)", name);
+	if (o->save_strategy == TK_INTERVAL_BEST && !name)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "save_strategy best needs "
+				   "--metric-for-best-model (e.g. loss)");
+	if ((o->save_strategy == TK_INTERVAL_BEST || o->early_stopping_patience > 0 ||
+	     o->load_best_model_at_end) && o->eval_strategy == TK_INTERVAL_NO)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s needs an eval strategy "
+				   "(--eval-strategy steps or epoch, and --eval-data)",
+				   o->early_stopping_patience > 0 ? "early stopping" :
+				   o->load_best_model_at_end ? "load_best_model_at_end" :
+				   "save_strategy best");
+	if (o->early_stopping_patience > 0 && !name)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "early stopping needs "
+				   "--metric-for-best-model (e.g. loss) or --load-best-model-at-end");
+	if (o->early_stopping_patience < 0 || !(o->early_stopping_threshold >= 0))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "early_stopping_patience and threshold must be 0 or above");
+	if ((o->early_stopping_patience > 0 || o->save_strategy == TK_INTERVAL_BEST) &&
+	    tk_dist_size() > 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "early stopping and save_strategy best "
+				   "are not supported in data-parallel runs (only rank 0 evaluates)");
+	if (!o->load_best_model_at_end || o->save_strategy == TK_INTERVAL_BEST)
+		return 0;
+	if (o->eval_strategy != o->save_strategy)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "load_best_model_at_end needs the save "
+				   "and eval strategies to match (or --save-strategy best)");
+	double e = o->eval_steps > 0 ? o->eval_steps : o->logging_steps, s = o->save_steps;
+	if (o->eval_strategy == TK_INTERVAL_STEPS &&
+	    ((e >= 1) != (s >= 1) || (e >= 1 && fmod(s, e) != 0) ||
+	     (e < 1 && fmod(round(s * 1e6), round(e * 1e6)) != 0)))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "load_best_model_at_end needs "
+				   "save_steps (%g) to be a multiple of eval_steps (%g)", s, e);
 	return 0;
 }
 
@@ -1831,6 +2016,19 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 				   "nothing to train: num_train_epochs and max_steps are both 0");
 	if (o->logging_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "logging_steps must be above 0");
+	if (!(o->neftune_alpha >= 0 && o->neftune_alpha < 1e30))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "neftune_noise_alpha must be 0 or above");
+	if (o->sched == TK_SCHED_REDUCE_ON_PLATEAU && o->eval_strategy == TK_INTERVAL_NO &&
+	    !o->eval_only)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "lr_scheduler_type reduce_lr_on_plateau "
+				   "lowers the rate when eval_loss stops improving: it needs an "
+				   "eval strategy (--eval-strategy steps or epoch, and --eval-data)");
+	int rc = o->eval_only ? 0 : check_best(o, d);
+	if (rc)
+		return rc;
+	if (o->sched == TK_SCHED_REDUCE_ON_PLATEAU && tk_dist_size() > 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "reduce_lr_on_plateau is not supported "
+				   "in data-parallel runs (only rank 0 evaluates)");
 	if (o->prec < TK_PREC_FP32 || o->prec > TK_PREC_FP16)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown precision %d", o->prec);
 	if (o->initial_scale_power < 0 || o->initial_scale_power > 127)
@@ -1873,7 +2071,7 @@ static void train_free(struct trainer *tr)
 }
 
 /* Schedules and intervals from the data size, as set_initial_training_values. */
-static void plan(struct trainer *tr)
+static int plan(struct trainer *tr, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
 	uint64_t nb = tr->train.n_blocks;
@@ -1889,14 +2087,19 @@ static void plan(struct trainer *tr)
 		tr->max_steps = (long)ceil(o->num_train_epochs * (double)tr->nupe);
 		tr->num_epochs = (long)ceil(o->num_train_epochs);
 	}
-	tr->sched.type = o->sched;
-	tr->sched.base_lr = o->lr;
-	tr->sched.total = tr->max_steps;
-	tr->sched.warmup = tk_sched_warmup_steps(o->warmup, tr->max_steps);
 	tr->logging_steps = interval(o->logging_steps, tr->max_steps);
 	tr->eval_steps = interval(o->eval_steps > 0 ? o->eval_steps : o->logging_steps,
 				  tr->max_steps);
 	tr->save_steps = interval(o->save_steps > 0 ? o->save_steps : 500, tr->max_steps);
+	const char *mname = metric_name(o);
+	tr->metric = metric_of(mname) > 0 ? metric_of(mname) : METRIC_NONE;
+	tr->best.greater = o->greater_is_better >= 0 ? o->greater_is_better
+			   : mname && !strstr(mname, "loss") ? 1 : 0; /* as the Trainer */
+	tr->best.patience = o->early_stopping_patience;
+	tr->best.threshold = o->early_stopping_threshold;
+	tk_sched_init(&tr->sched, o->sched, o->lr, tk_sched_warmup_steps(o->warmup, tr->max_steps),
+		      tr->max_steps);
+	return tk_sched_kwargs(&tr->sched, o->sched_kwargs, d);
 }
 
 static struct tk_memplan_args mem_args(const struct trainer *tr)
@@ -2074,6 +2277,7 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		struct tk_model_loss l;
 		if (m->lora) /* the forward counts it up by one */
 			m->lora->step = mb_global + (uint64_t)i;
+		m->noise_step = mb_global + (uint64_t)i; /* NEFTune's, as the masks */
 		if ((rc = tk_model_forward(m, tr->ids + i * per, tr->targets + i * per, tr->rows[i],
 					   T, 1, gdiv, &l, d)))
 			return rc;
@@ -2195,6 +2399,7 @@ static int maybe_log(struct trainer *tr, double lr, double norm, float step_loss
 	event(tr, &ev);
 	if (want_eval && (rc = do_eval(tr, d)))
 		return rc;
+	do_save |= o->save_strategy == TK_INTERVAL_BEST && want_eval && tr->new_best;
 	if (do_save && (rc = save_checkpoint(tr, d)))
 		return rc;
 	return 0;
@@ -2224,7 +2429,7 @@ static int train_loop(struct trainer *tr, struct tk_diag *d)
 			stop = tr->global_step >= tr->max_steps;
 			if ((rc = maybe_log(tr, lr, norm, loss, stop, d)))
 				break;
-			if (stop)
+			if (stop || (stop = tr->stop_early))
 				break;
 		}
 		free(order);
@@ -2232,8 +2437,11 @@ static int train_loop(struct trainer *tr, struct tk_diag *d)
 			return rc;
 		if (o->eval_strategy == TK_INTERVAL_EPOCH && (rc = do_eval(tr, d)))
 			return rc;
-		if (o->save_strategy == TK_INTERVAL_EPOCH && (rc = save_checkpoint(tr, d)))
+		if ((o->save_strategy == TK_INTERVAL_EPOCH ||
+		     (o->save_strategy == TK_INTERVAL_BEST && o->eval_strategy == TK_INTERVAL_EPOCH &&
+		      tr->new_best)) && (rc = save_checkpoint(tr, d)))
 			return rc;
+		stop |= tr->stop_early;
 	}
 	return 0;
 }
@@ -2294,6 +2502,52 @@ static int open_metrics(struct trainer *tr, struct tk_diag *d)
 	return 0;
 }
 
+/* load_best_model_at_end: the output is the best checkpoint's model, the
+ * files save_model wrote there (its optimizer and trainer state stay
+ * behind). */
+static int write_best(struct trainer *tr, struct tk_diag *d)
+{
+	static const char *const state_files[] = { "optimizer.safetensors", "trainer_state.json" };
+	DIR *dir = opendir(tr->best_ckpt);
+	if (!dir)
+		return tk_diag_sys(d, tr->best_ckpt, "cannot read the best checkpoint");
+	char src[PATH_LEN], dst[PATH_LEN];
+	int rc = 0;
+	for (struct dirent *e; !rc && (e = readdir(dir));) {
+		int skip = e->d_name[0] == '.';
+		for (size_t i = 0; i < sizeof(state_files) / sizeof(state_files[0]); i++)
+			skip |= !strcmp(e->d_name, state_files[i]);
+		if (skip || tk_hf_side_index(e->d_name) >= 0) /* side files: copy_side_files */
+			continue;
+		if (tk_path_join(src, sizeof(src), tr->best_ckpt, e->d_name) ||
+		    tk_path_join(dst, sizeof(dst), tr->out, e->d_name))
+			rc = tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+		else
+			rc = tk_afile_copy(src, dst, d);
+	}
+	closedir(dir);
+	return rc;
+}
+
+/* With save_total_limit 1 and a best checkpoint, the Trainer deletes every
+ * other checkpoint when training ends. */
+static int keep_only_best(struct trainer *tr, struct tk_diag *d)
+{
+	char src[PATH_LEN];
+	struct ckpt_list l;
+	int rc;
+	if (!tr->best_ckpt[0] || tr->o->save_total_limit != 1 || tk_dist_rank())
+		return 0;
+	if ((rc = list_ckpts(tr->out, &l, 0, d)))
+		return rc;
+	for (size_t i = 0; i < l.n && !rc; i++)
+		if (l.step[i] != tr->best.step && !ckpt_path(src, sizeof(src), tr->out, l.step[i]) &&
+		    tk_afile_rmtree(src))
+			rc = tk_diag_sys(d, src, "cannot remove old checkpoint");
+	free(l.step);
+	return rc;
+}
+
 static int finish(struct trainer *tr, struct tk_diag *d)
 {
 	double rt = now_s() - tr->t0;
@@ -2330,17 +2584,22 @@ static int finish(struct trainer *tr, struct tk_diag *d)
 		add_num(e, "train_device_mem_peak_mb", round(mi.peak / 1048576.0 * 10) / 10);
 	}
 	int rc = log_entry(tr, e, d);
-	if (!rc && !tk_dist_rank())
+	if (!rc && !tk_dist_rank() && tr->o->load_best_model_at_end && tr->best_ckpt[0])
+		rc = write_best(tr, d);
+	else if (!rc && !tk_dist_rank())
 		rc = save_model(tr, tr->out, d);
 	if (!rc && !tk_dist_rank())
 		rc = copy_side_files(tr, tr->out, d);
+	if (!rc)
+		rc = keep_only_best(tr, d);
 	if (rc)
 		return rc;
 	struct tk_train_event ev = { .kind = TK_TRAIN_EV_END, .step = tr->global_step,
 				     .max_steps = tr->max_steps, .first_step = tr->first_step,
 				     .epoch = tr->epoch_f, .loss = train_loss, .elapsed = rt,
 				     .tokens_per_s = rt > 0 ? (double)tr->tokens_run / rt : 0,
-				     .path = tr->out };
+				     .path = tr->out, .stopped_early = tr->stop_early,
+				     .best = tr->best_ckpt[0] ? tr->best_ckpt : NULL };
 	event(tr, &ev);
 	return 0;
 }
@@ -2435,7 +2694,8 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 		goto out;
 	tr.data_hash = hash_data(&tr.train);
 	tr.T = (int)tr.train.seq_len;
-	plan(&tr);
+	if ((rc = plan(&tr, d)))
+		goto out;
 	if ((rc = mem_plan(&tr, d)))
 		goto out;
 	size_t per = (size_t)o->batch * tr.T * o->grad_accum;
@@ -2494,6 +2754,7 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 				     .step = tr.global_step, .max_steps = tr.max_steps,
 				     .first_step = tr.first_step, .epoch = tr.epoch_f,
 				     .dropout = tk_config_max_dropout(&tr.m.cfg),
+				     .vocab_taken = tr.vocab_taken ? tr.m.cfg.vocab_size : 0,
 				     .opt_bytes = 2 * tr.n_opt * sizeof(float),
 				     .opt_bytes_full = 2 * tr.n_opt_full * sizeof(float) };
 	event(&tr, &ev);
