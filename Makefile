@@ -310,7 +310,7 @@ parity: deps $(VENV)/.ok
 	@TK_BIN=$(BIN) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python tests/parity/run
 
 bench: deps $(VENV)/.ok
-	@$(MAKE) --no-print-directory all $(BUILD)/bench-ops $(BUILD)/bench-qlora-mem
+	@$(MAKE) --no-print-directory all $(BUILD)/bench-ops $(BUILD)/bench-qlora-mem $(BUILD)/bench-chat
 	@TK_BIN=$(BIN) TK_BUILD=$(BUILD) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
 
 $(BUILD)/bench-ops: $(BUILD)/bench/ops.o $(LIBTK)
@@ -318,6 +318,9 @@ $(BUILD)/bench-ops: $(BUILD)/bench/ops.o $(LIBTK)
 
 $(BUILD)/bench-qlora-mem: $(BUILD)/bench/qlora-mem.o $(LIBTK)
 	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/bench-chat: $(BUILD)/bench/chat.o $(LIBTK)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 clean:
 	rm -rf $(BUILD) build-asan build-ubsan build-fuzz build-mutate $(BIN)

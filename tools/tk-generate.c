@@ -29,7 +29,7 @@ static const char about[] =
 
 static struct {
 	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system, *adapter;
-	const char *device, *separator;
+	const char *device, *separator, *chat_kwargs;
 	struct tk_strlist stop;
 	double temperature, top_p, min_p, rep;
 	long long top_k, max_new, max_length, seed, threads, nret, batch;
@@ -47,6 +47,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "prompt-ids", &a.prompt_ids, "IDS", "one prompt as token ids: \"1 2 3\""),
 	TK_OPT_BOOL(0, "chat", &a.chat, "wrap each prompt in the model's chat template"),
 	TK_OPT_STR(0, "system", &a.system, "TEXT", "system message for --chat"),
+	TK_OPT_STR(0, "chat-template-kwargs", &a.chat_kwargs, "JSON",
+		   "template kwargs, as '{\"enable_thinking\": false}' (a JSONL line's "
+		   "\"chat_template_kwargs\" goes over them)"),
 	TK_OPT_BOOL(0, "ids", &a.ids, "print the generated token ids instead of text"),
 	TK_OPT_BOOL(0, "json", &a.json, "one JSON object per sequence (text, ids, logprobs)"),
 	TK_OPT_STR(0, "separator", &a.separator, "STR",
@@ -316,8 +319,13 @@ static int add_prompt(struct batch *b, const char *text, const char *rendered,
 		return tk_cli_error("%s%s: empty prompt", where, at);
 	if (text && tk_utf8_valid(text, strlen(text)) != strlen(text))
 		return tk_cli_error("%s%s: the prompt is not valid UTF-8", where, at);
-	if (text && a.chat && !rendered && (rc = tk_chat_render(&r->chat, a.system, text, &chat)))
-		return tk_cli_fail(rc, NULL);
+	if (text && a.chat && !rendered) {
+		struct tk_diag d;
+		if ((rc = tk_chat_render(&r->chat, a.system, text, &chat, &d))) {
+			tk_buf_free(&chat);
+			return tk_cli_error("%s%s%s%s", where, at, *where ? ": " : "", d.msg);
+		}
+	}
 	if (rendered && (rc = tk_buf_append(&chat, rendered, strlen(rendered))))
 		return tk_cli_fail(rc, NULL);
 	if (text && !(p->text = strdup(text)))
@@ -354,43 +362,67 @@ static const char *chat_dir(void)
 	return tk_chat_dir(a.tokenizer, a.model, dir, sizeof(dir));
 }
 
-/* A JSONL line's "messages" ([{"role", "content"}...]): rendered through
- * the chat template (loaded here when --chat did not), --system first when
- * the conversation has no system message, then added as a prompt. */
-static int add_messages(struct batch *b, const cJSON *msgs, const char *name, long no)
+/* The chat template (of chat_dir()) with --chat-template-kwargs and
+ * SOURCE_DATE_EPOCH. */
+static int load_chat(struct tk_chat *c, struct tk_diag *d)
 {
-	struct tk_chat_msg *m;
+	int rc = tk_chat_load(c, chat_dir(), d);
+	return rc ? rc : tk_cli_chat_opts(c, a.chat_kwargs, d);
+}
+
+/* A JSONL line j's "messages" (a list of message objects): rendered
+ * through the chat template (loaded here when --chat did not), with the
+ * line's "tools" and "chat_template_kwargs", --system first when the
+ * conversation has no system message, then added as a prompt. */
+static int add_messages(struct batch *b, const cJSON *j, const char *name, long no)
+{
+	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages"), *it;
+	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
+	const cJSON *kw = cJSON_GetObjectItemCaseSensitive(j, "chat_template_kwargs");
 	struct tk_buf out = { 0 };
 	struct tk_diag d;
-	const cJSON *it;
-	int n = 0, k = 0, rc;
+	cJSON *all = NULL, *sys = NULL;
+	const char *last = "";
+	int k = 0, rc;
 
-	if (!cJSON_IsArray(msgs) || !(n = cJSON_GetArraySize(msgs)))
+	if (!cJSON_IsArray(msgs) || !cJSON_GetArraySize(msgs))
 		return tk_cli_error("%s:%ld: \"messages\" is not a list of messages", name, no);
-	if (!b->r->chat.kind && (rc = tk_chat_load(&b->r->chat, chat_dir(), &d)))
+	if (!b->r->chat.tmpl && (rc = load_chat(&b->r->chat, &d)))
 		return tk_cli_error("%s:%ld: \"messages\" needs the model's chat template: %s%s%s",
 				    name, no, d.path, d.path[0] ? ": " : "", d.msg);
-	if (!(m = calloc((size_t)n + 1, sizeof(*m))))
-		return tk_cli_fail(TK_E_NOMEM, NULL);
 	cJSON_ArrayForEach(it, msgs) {
 		const cJSON *ro = cJSON_GetObjectItemCaseSensitive(it, "role");
 		const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "content");
-		if (!cJSON_IsString(ro) || !cJSON_IsString(co)) {
-			free(m);
-			return tk_cli_error("%s:%ld: message %d needs \"role\" and \"content\" "
-					    "strings", name, no, k + 1);
-		}
-		if (k == 0 && a.system && strcmp(ro->valuestring, "system"))
-			m[k++] = (struct tk_chat_msg){ "system", a.system };
-		m[k++] = (struct tk_chat_msg){ ro->valuestring, co->valuestring };
+		k++;
+		if (!cJSON_IsString(ro))
+			return tk_cli_error("%s:%ld: message %d needs a \"role\" string", name, no, k);
+		last = cJSON_IsString(co) ? co->valuestring : "";
 	}
-	rc = tk_chat_render_msgs(&b->r->chat, m, k, &out, &d);
+	if (!(all = cJSON_CreateArray()))
+		return tk_cli_fail(TK_E_NOMEM, NULL);
+	rc = 0;
+	const char *first = cJSON_GetObjectItemCaseSensitive(msgs->child, "role")->valuestring;
+	if (a.system && strcmp(first, "system")) {
+		if (!(sys = cJSON_CreateObject()) || !cJSON_AddStringToObject(sys, "role", "system") ||
+		    !cJSON_AddStringToObject(sys, "content", a.system) ||
+		    !cJSON_AddItemToArray(all, sys))
+			rc = TK_E_NOMEM;
+	}
+	cJSON_ArrayForEach(it, msgs)
+		if (!rc && !cJSON_AddItemReferenceToArray(all, (cJSON *)it))
+			rc = TK_E_NOMEM;
+	if (rc) {
+		cJSON_Delete(all);
+		return tk_cli_fail(rc, NULL);
+	}
+	rc = tk_chat_apply(&b->r->chat, all, tools, kw, TK_CHAT_GENERATION_PROMPT, &out, NULL, NULL,
+			   &d);
 	if (!rc)
-		rc = add_prompt(b, m[k - 1].content, out.data, name, no);
+		rc = add_prompt(b, last, out.data, name, no);
 	else
 		rc = tk_cli_error("%s:%ld: %s", name, no, d.msg);
 	tk_buf_free(&out);
-	free(m);
+	cJSON_Delete(all);
 	return rc;
 }
 
@@ -423,7 +455,7 @@ static int read_prompts(struct batch *b, FILE *f, const char *name)
 		if (!cJSON_IsObject(j))
 			ec = tk_cli_error("%s:%ld: not a JSON object", name, no);
 		else if (msgs)
-			ec = add_messages(b, msgs, name, no);
+			ec = add_messages(b, j, name, no);
 		else if (!cJSON_IsString(pr))
 			ec = tk_cli_error("%s:%ld: no \"prompt\" string or \"messages\" list",
 					  name, no);
@@ -466,7 +498,7 @@ static int setup(struct run *r, struct tk_backend *be)
 	    (rc = tk_generate_eos_ids(a.model, r->eos, 64, &n_eos, &d)) ||
 	    (need_tok && (rc = tk_tokenizer_load(&r->tok, a.tokenizer ? a.tokenizer : a.model,
 						 &d))) ||
-	    (a.chat && (rc = tk_chat_load(&r->chat, chat_dir(), &d))))
+	    (a.chat && (rc = load_chat(&r->chat, &d))))
 		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
 	if (a.adapter && (rc = tk_peft_load(&r->m, a.adapter, &d)))
 		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
@@ -501,6 +533,11 @@ static int check_usage(int npos)
 		return tk_cli_usage_error("--chat needs text prompts, not --prompt-ids");
 	if (a.system && !a.chat)
 		return tk_cli_usage_error("--system needs --chat");
+	cJSON *kw = a.chat_kwargs ? cJSON_Parse(a.chat_kwargs) : NULL;
+	int kw_ok = !a.chat_kwargs || cJSON_IsObject(kw);
+	cJSON_Delete(kw);
+	if (!kw_ok)
+		return tk_cli_usage_error("--chat-template-kwargs: not a JSON object");
 	if (a.nret > 1 && !a.do_sample)
 		return tk_cli_usage_error("greedy decoding gives one sequence per prompt: "
 					  "--num-return-sequences %lld needs --do-sample", a.nret);

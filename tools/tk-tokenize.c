@@ -25,7 +25,7 @@ static const char about[] =
 struct tool_opts {
 	const char *tokenizer, *output, *format, *column, *field, *tmpl;
 	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8, *messages;
-	const char *prompt_tmpl, *resp_tmpl, *delimiter;
+	const char *prompt_tmpl, *resp_tmpl, *delimiter, *chat_kwargs;
 	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special, asst_only;
 	int stats, force, quiet, prompts, null_end;
 	long long threads;
@@ -65,6 +65,9 @@ static const struct tk_opt opts[] = {
 		   "(default: \"messages\" when there is no \"text\")"),
 	TK_OPT_BOOL(0, "assistant-only-loss", &o.asst_only,
 		    "conversations: only the assistant turns in the loss"),
+	TK_OPT_STR(0, "chat-template-kwargs", &o.chat_kwargs, "JSON",
+		   "conversations: template kwargs, as '{\"enable_thinking\": false}' (a "
+		   "line's \"chat_template_kwargs\" goes over them)"),
 	TK_OPT_BOOL(0, "split-lines", &o.split_lines, "text: one document per non-empty line"),
 	TK_OPT_CHOICE(0, "invalid-utf8", &o.invalid_utf8, "error|replace",
 		      "invalid UTF-8 is an error (default) or becomes U+FFFD"),
@@ -107,18 +110,20 @@ static void print_stats(FILE *fp, const struct tk_tokenize_stats *st, int bytes)
 }
 
 /* The chat template beside the tokenizer, for conversations: into *c and
- * in->chat, or the reason there is none into in->no_chat_why. */
-static void load_chat(struct tk_chat *c, struct tk_input_opts *in)
+ * in->chat, or the reason there is none into in->no_chat_why.  Returns 0,
+ * or TK_E_INVAL (in d) for bad --chat-template-kwargs or SOURCE_DATE_EPOCH. */
+static int load_chat(struct tk_chat *c, struct tk_input_opts *in, struct tk_diag *d)
 {
 	static char dir[4096], why[2100];
-	struct tk_diag d;
 
-	if (!tk_chat_load(c, tk_chat_dir(o.tokenizer, NULL, dir, sizeof(dir)), &d)) {
+	in->chat_spans = o.asst_only;
+	if (!tk_chat_load(c, tk_chat_dir(o.tokenizer, NULL, dir, sizeof(dir)), d)) {
 		in->chat = c;
-		return;
+		return tk_cli_chat_opts(c, o.chat_kwargs, d);
 	}
-	snprintf(why, sizeof(why), "%.1000s%s%.1000s", d.path, d.path[0] ? ": " : "", d.msg);
+	snprintf(why, sizeof(why), "%.1000s%s%.1000s", d->path, d->path[0] ? ": " : "", d->msg);
 	in->no_chat_why = why;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -197,8 +202,11 @@ int main(int argc, char **argv)
 		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
 
 	struct tk_chat chat = { 0 };
-	if (!to.shards && t)
-		load_chat(&chat, &to.in);
+	if (!to.shards && t && (rc = load_chat(&chat, &to.in, &d))) {
+		tk_tokenizer_free(t);
+		tk_chat_free(&chat);
+		return tk_cli_usage_error("%s", d.msg);
+	}
 	struct tk_afile out;
 	if ((rc = tk_afile_open(&out, o.output, o.force, &d))) {
 		tk_tokenizer_free(t);

@@ -385,3 +385,20 @@ int tk_cli_model_gguf(const char **model, int quiet, struct tk_diag *d)
 	*model = dir;
 	return 0;
 }
+
+int tk_cli_chat_opts(struct tk_chat *c, const char *kwargs, struct tk_diag *d)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	long long t;
+	int rc;
+
+	if (kwargs && (rc = tk_chat_set_kwargs(c, kwargs, d)))
+		return rc;
+	if (sde && *sde) {
+		if (tk_parse_ll(sde, 0, 253402300799LL, &t))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "SOURCE_DATE_EPOCH '%.100s' is not a number of seconds", sde);
+		tk_chat_pin_time(c, t);
+	}
+	return 0;
+}

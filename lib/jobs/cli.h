@@ -18,6 +18,7 @@
 #include "base/opt.h"
 #include "base/pace.h"
 #include "base/tk.h"
+#include "text/chat.h"
 
 enum { TK_EXIT_OK = 0, TK_EXIT_FAIL = 1, TK_EXIT_USAGE = 2 };
 
@@ -129,5 +130,12 @@ void tk_progress_end(struct tk_progress *p);
 
 /* Monotonic seconds. */
 double tk_now(void);
+
+/* What a tool's options and environment add to chat template c: the
+ * template kwargs of --chat-template-kwargs JSON (may be NULL), and
+ * strftime_now's time from SOURCE_DATE_EPOCH (seconds since 1970, UTC),
+ * when set, for renders that do not change with the day.  TK_E_INVAL (d
+ * says which) when either is malformed. */
+int tk_cli_chat_opts(struct tk_chat *c, const char *kwargs, struct tk_diag *d);
 
 #endif

@@ -1,72 +1,164 @@
-/* chat.c - chat templates recognised and rendered without Jinja (see chat.h). */
+/* chat.c - chat templates rendered as apply_chat_template does (see chat.h). */
 #include "text/chat.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
+#include "text/chat-int.h"
+
+/* The special tokens apply_chat_template passes (special_tokens_map). */
+static const char *const special_names[] = { "bos_token", "eos_token", "unk_token", "sep_token",
+					     "pad_token", "cls_token", "mask_token", NULL };
+
+/* The keywords apply_chat_template sets itself. */
+static const char *const reserved[] = { "messages", "tools", "documents",
+					"add_generation_prompt", NULL };
+
+static int nomem(struct tk_diag *d)
+{
+	return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+}
 
 /* The text of a special-token entry of tokenizer_config.json: a string or
- * an AddedToken object with "content"; "" when absent. */
-static char *token_text(const cJSON *j, const char *key)
+ * an AddedToken object with "content"; NULL when absent or null. */
+static const char *token_text(const cJSON *j, const char *key)
 {
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, key);
 
 	if (cJSON_IsObject(e))
 		e = cJSON_GetObjectItemCaseSensitive(e, "content");
-	return strdup(cJSON_IsString(e) ? e->valuestring : "");
+	return cJSON_IsString(e) ? e->valuestring : NULL;
 }
 
-/* The system message a ChatML template writes when the conversation has
- * none: a literal "<|im_start|>system\n...<|im_end|>" in the template (with
- * the newline written or escaped), NULL when there is none. */
-static char *chatml_default_system(const char *t)
+static const char *str_var(const cJSON *vars, const char *key)
 {
-	static const char head[] = "<|im_start|>system";
-	const char *p = t;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(vars, key);
+	return cJSON_IsString(e) ? e->valuestring : "";
+}
 
-	while ((p = strstr(p, head))) {
-		const char *b = p + strlen(head), *e;
-		struct tk_buf out = { 0 };
-		int ok = 1;
+/* Renders t with vars after out; on a template error d names the origin. */
+static int render(const struct tk_chat *c, const tk_jinja_t *t, const cJSON *vars,
+		  struct tk_buf *out, size_t **spans, int *n_spans, struct tk_diag *d)
+{
+	int rc = tk_jinja_render(t, vars, &c->jopts, out, spans, n_spans, d);
 
-		p = b;
-		if (*b == '\n')
-			b++;
-		else if (b[0] == '\\' && b[1] == 'n')
-			b += 2;
-		else
-			continue;
-		e = strstr(b, "<|im_end|>");
-		if (!e)
-			break;
-		for (const char *c = b; c < e && ok; c++) {
-			char ch = *c;
-			if (ch == '\'' || ch == '"' || ch == '{' || ch == '}' || ch == '+')
-				ok = 0;
-			else if (ch == '\\' && c + 1 < e) {
-				c++;
-				ch = *c == 'n' ? '\n' : *c == 't' ? '\t' : *c;
-			}
-			if (ok && tk_buf_append(&out, &ch, 1))
-				ok = 0;
-		}
-		if (ok && !tk_buf_append(&out, "", 1))
-			return out.data;
-		tk_buf_free(&out);
+	if (rc && rc != TK_E_INVAL && rc != TK_E_NOMEM && d) {
+		char msg[sizeof(d->msg)];
+		snprintf(msg, sizeof(msg), "%s", d->msg);
+		snprintf(d->msg, sizeof(d->msg), "%.400s: %.600s", c->origin, msg);
 	}
-	return NULL;
+	return rc;
+}
+
+/* The system message tmpl writes, ChatML's way, for a conversation that
+ * has none: what it renders before the user's turn of a conversation of
+ * one user message.  NULL when it writes none. */
+static char *probe_default_system(const struct tk_chat *c)
+{
+	static const char head[] = "<|im_start|>system\n", tail[] = "<|im_end|>\n<|im_start|>user\n\001";
+	cJSON *vars = cJSON_Duplicate(c->vars, 1), *msgs = cJSON_CreateArray(),
+	      *m = cJSON_CreateObject();
+	struct tk_buf out = { 0 };
+	struct tk_diag d;
+	char *res = NULL;
+
+	if (vars && msgs && m && cJSON_AddStringToObject(m, "role", "user") &&
+	    cJSON_AddStringToObject(m, "content", "\001") && cJSON_AddItemToArray(msgs, m)) {
+		m = NULL;
+		if (cJSON_AddItemToObject(vars, "messages", msgs))
+			msgs = NULL;
+	}
+	cJSON_AddFalseToObject(vars, "add_generation_prompt");
+	if (!msgs && !render(c, c->tmpl, vars, &out, NULL, NULL, &d) &&
+	    !strncmp(out.data, head, strlen(head))) {
+		const char *e = strstr(out.data + strlen(head), tail);
+		if (e && (res = malloc((size_t)(e - out.data) - strlen(head) + 1))) {
+			size_t n = (size_t)(e - out.data) - strlen(head);
+			memcpy(res, out.data + strlen(head), n);
+			res[n] = 0;
+		}
+	}
+	tk_buf_free(&out);
+	cJSON_Delete(vars);
+	cJSON_Delete(msgs);
+	cJSON_Delete(m);
+	return res;
+}
+
+/* Compiles src and, when it has no {% generation %}, the training
+ * variants; takes special (may be NULL). */
+static int setup(struct tk_chat *c, const char *src, cJSON *special, const char *origin,
+		 struct tk_diag *d)
+{
+	int rc, n = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->vars = special ? special : cJSON_CreateObject();
+	c->origin = strdup(origin);
+	if (!c->vars || !c->origin) {
+		rc = nomem(d);
+		goto fail;
+	}
+	if ((rc = tk_jinja_parse(&c->tmpl, src, strlen(src), d))) {
+		char msg[sizeof(d->msg)];
+		snprintf(msg, sizeof(msg), "%s", d->msg);
+		tk_diag_set(d, rc, origin, -1, "%s", msg);
+		goto fail;
+	}
+	c->bos = strdup(str_var(c->vars, "bos_token"));
+	c->eos = strdup(str_var(c->vars, "eos_token"));
+	if (!c->bos || !c->eos) {
+		rc = nomem(d);
+		goto fail;
+	}
+	c->swap = -1;
+	if (tk_jinja_has_generation(c->tmpl))
+		return 0;
+	while (tk_chat_variants[n].name)
+		n++;
+	c->variants = calloc((size_t)n, sizeof(*c->variants));
+	c->variant_names = calloc((size_t)n, sizeof(*c->variant_names));
+	if (!c->variants || !c->variant_names) {
+		rc = nomem(d);
+		goto fail;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *s = tk_chat_variants[i].src;
+		if ((rc = tk_jinja_parse(&c->variants[i], s, strlen(s), d)))
+			goto fail;
+		c->variant_names[i] = tk_chat_variants[i].name;
+		c->n_variants++;
+		/* TRL's identity comparison, by length and fingerprint */
+		if (c->swap < 0 && tk_chat_variants[i].original &&
+		    strlen(src) == tk_chat_variants[i].original_len &&
+		    tk_fnv1a64(TK_FNV1A64_INIT, src, strlen(src)) == tk_chat_variants[i].original_fnv)
+			c->swap = i;
+	}
+	c->default_system = probe_default_system(c);
+	return 0;
+fail:
+	tk_chat_free(c);
+	return rc;
+}
+
+int tk_chat_init(struct tk_chat *c, const char *src, const cJSON *special, const char *origin,
+		 struct tk_diag *d)
+{
+	cJSON *s = special ? cJSON_Duplicate(special, 1) : NULL;
+
+	if (special && !s)
+		return nomem(d);
+	return setup(c, src, s, origin, d);
 }
 
 int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 {
-	char path[4096];
+	char path[4096], origin[4096];
 	struct tk_buf b = { 0 }, jt = { 0 };
-	cJSON *j = NULL, *t, *it, *list;
+	cJSON *j = NULL, *t, *it, *list, *special = NULL;
 	const char *tmpl = NULL;
 	int err;
 
@@ -92,46 +184,106 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 			    cJSON_IsString(tt))
 				tmpl = tt->valuestring;
 		}
-		c->bos = token_text(j, "bos_token");
-		c->eos = token_text(j, "eos_token");
+		if (!(special = cJSON_CreateObject())) {
+			err = nomem(d);
+			goto out;
+		}
+		for (int i = 0; special_names[i]; i++) {
+			const char *s = token_text(j, special_names[i]);
+			if (s && !cJSON_AddStringToObject(special, special_names[i], s)) {
+				err = nomem(d);
+				goto out;
+			}
+		}
+		snprintf(origin, sizeof(origin), "%s", path);
 	}
 	snprintf(path, sizeof(path), "%s/chat_template.jinja", dir);
 	if (!tmpl && access(path, F_OK) == 0) {
 		if ((err = tk_read_file(path, &jt, d)) || (err = tk_buf_append(&jt, "", 1)))
-			goto fail;
+			goto out;
 		tmpl = jt.data;
+		snprintf(origin, sizeof(origin), "%s", path);
 	}
 	if (!tmpl) {
 		err = tk_diag_set(d, TK_E_FORMAT, dir, -1,
 				  "no chat template (tokenizer_config.json has no chat_template and "
 				  "there is no chat_template.jinja)");
-		goto fail;
+		goto out;
 	}
-	if (strstr(tmpl, "<|im_start|>")) {
-		c->kind = TK_CHAT_CHATML;
-		c->default_system = chatml_default_system(tmpl);
-	} else if (strstr(tmpl, "<|start_header_id|>") && !strstr(tmpl, "Cutting Knowledge")) {
-		c->kind = TK_CHAT_LLAMA3;
-	} else if (strstr(tmpl, "[INST]") && strstr(tmpl, "<<SYS>>")) {
-		c->kind = TK_CHAT_LLAMA2;
-	} else {
-		err = tk_diag_set(d, TK_E_UNSUPPORTED, dir, -1,
-				  "chat template not recognised (tk renders ChatML, Llama-2 and "
-				  "Llama-3 templates only)");
-		goto fail;
-	}
-	if (!c->bos)
-		c->bos = strdup("");
-	if (!c->eos)
-		c->eos = strdup("");
+	err = setup(c, tmpl, special, origin, d);
+	special = NULL;
+out:
+	cJSON_Delete(special);
 	cJSON_Delete(j);
 	tk_buf_free(&jt);
-	return c->bos && c->eos ? 0 : tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-fail:
-	cJSON_Delete(j);
-	tk_buf_free(&jt);
-	tk_chat_free(c);
 	return err;
+}
+
+void tk_chat_free(struct tk_chat *c)
+{
+	tk_jinja_free(c->tmpl);
+	for (int i = 0; i < c->n_variants; i++)
+		tk_jinja_free(c->variants[i]);
+	free(c->variants);
+	free(c->variant_names);
+	cJSON_Delete(c->vars);
+	free(c->origin);
+	free(c->bos);
+	free(c->eos);
+	free(c->default_system);
+	memset(c, 0, sizeof(*c));
+}
+
+static int is_reserved(const char *k)
+{
+	for (int i = 0; reserved[i]; i++)
+		if (!strcmp(reserved[i], k))
+			return 1;
+	return 0;
+}
+
+/* Copies the members of object kw into vars, over those of the same name.
+ * TK_E_INVAL names a reserved one. */
+static int merge(cJSON *vars, const cJSON *kw, struct tk_diag *d)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, kw) {
+		cJSON *v;
+		if (is_reserved(it->string))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "template kwargs cannot set '%s'", it->string);
+		if (!(v = cJSON_Duplicate(it, 1)))
+			return nomem(d);
+		cJSON_DeleteItemFromObjectCaseSensitive(vars, it->string);
+		if (!cJSON_AddItemToObject(vars, it->string, v)) {
+			cJSON_Delete(v);
+			return nomem(d);
+		}
+	}
+	return 0;
+}
+
+int tk_chat_set_kwargs(struct tk_chat *c, const char *json, struct tk_diag *d)
+{
+	cJSON *kw = cJSON_Parse(json);
+	int rc;
+
+	if (!cJSON_IsObject(kw)) {
+		cJSON_Delete(kw);
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "template kwargs must be a JSON object, as {\"enable_thinking\": "
+				   "false}");
+	}
+	rc = merge(c->vars, kw, d);
+	cJSON_Delete(kw);
+	return rc;
+}
+
+void tk_chat_pin_time(struct tk_chat *c, long long t)
+{
+	c->jopts.pin_now = 1;
+	c->jopts.now = (time_t)t;
 }
 
 const char *tk_chat_dir(const char *path, const char *dflt, char *buf, size_t cap)
@@ -151,170 +303,187 @@ const char *tk_chat_dir(const char *path, const char *dflt, char *buf, size_t ca
 	return slash == buf ? "/" : buf;
 }
 
-void tk_chat_free(struct tk_chat *c)
+/* A message as transformers passes it: the first reasoning field that is
+ * not null (reasoning_content, thinking, reasoning) also under "thinking"
+ * (first, unless the message has it) and "reasoning_content". */
+static cJSON *alias_reasoning(const cJSON *m)
 {
-	free(c->bos);
-	free(c->eos);
-	free(c->default_system);
-	memset(c, 0, sizeof(*c));
+	static const char *const fields[] = { "reasoning_content", "thinking", "reasoning" };
+	const cJSON *r = NULL, *it;
+	cJSON *o, *v;
+
+	for (int i = 0; i < 3 && !r; i++) {
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(m, fields[i]);
+		if (e && !cJSON_IsNull(e))
+			r = e;
+	}
+	if (!r)
+		return cJSON_Duplicate(m, 1);
+	if (!(o = cJSON_CreateObject()) || !(v = cJSON_Duplicate(r, 1)) ||
+	    !cJSON_AddItemToObject(o, "thinking", v))
+		goto fail;
+	cJSON_ArrayForEach(it, m) {
+		if (!(v = cJSON_Duplicate(it, 1)))
+			goto fail;
+		if (cJSON_GetObjectItemCaseSensitive(o, it->string))
+			cJSON_ReplaceItemInObjectCaseSensitive(o, it->string, v);
+		else if (!cJSON_AddItemToObject(o, it->string, v))
+			goto fail;
+	}
+	if (!(v = cJSON_Duplicate(r, 1)))
+		goto fail;
+	if (cJSON_GetObjectItemCaseSensitive(o, "reasoning_content"))
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "reasoning_content", v);
+	else if (!cJSON_AddItemToObject(o, "reasoning_content", v))
+		goto fail;
+	return o;
+fail:
+	cJSON_Delete(o);
+	return NULL;
 }
 
-static int is_space(char ch)
+/* The variables of a render: the special tokens and kwargs, messages,
+ * tools, documents (None) and add_generation_prompt. */
+static int build_vars(const struct tk_chat *c, const cJSON *messages, const cJSON *tools,
+		      const cJSON *kwargs, unsigned flags, cJSON **out, struct tk_diag *d)
 {
-	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
+	cJSON *v = cJSON_Duplicate(c->vars, 1), *msgs = cJSON_CreateArray(), *tl;
+	const cJSON *it;
+	int k = 0, rc;
+
+	*out = NULL;
+	if (!v || !msgs) {
+		cJSON_Delete(v);
+		cJSON_Delete(msgs);
+		return nomem(d);
+	}
+	if (kwargs && (rc = merge(v, kwargs, d))) {
+		cJSON_Delete(v);
+		cJSON_Delete(msgs);
+		return rc;
+	}
+	cJSON_AddItemToObject(v, "messages", msgs);
+	cJSON_ArrayForEach(it, messages) {
+		cJSON *m;
+		k++;
+		if (!cJSON_IsObject(it)) {
+			cJSON_Delete(v);
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "message %d is not an object", k);
+		}
+		if (!(m = alias_reasoning(it)) || !cJSON_AddItemToArray(msgs, m)) {
+			cJSON_Delete(m);
+			cJSON_Delete(v);
+			return nomem(d);
+		}
+	}
+	tl = tools && !cJSON_IsNull(tools) ? cJSON_Duplicate(tools, 1) : cJSON_CreateNull();
+	if (!tl || !cJSON_AddItemToObject(v, "tools", tl) || !cJSON_AddNullToObject(v, "documents") ||
+	    !cJSON_AddBoolToObject(v, "add_generation_prompt", flags & TK_CHAT_GENERATION_PROMPT)) {
+		cJSON_Delete(v);
+		return nomem(d);
+	}
+	*out = v;
+	return 0;
 }
 
-/* Appends the strings of a NULL-terminated list to out. */
-static int cat(struct tk_buf *out, ...)
-{
-	va_list ap;
-	const char *p;
-	int err = 0;
-
-	va_start(ap, out);
-	while (!err && (p = va_arg(ap, const char *)))
-		err = tk_buf_append(out, p, strlen(p));
-	va_end(ap);
-	return err;
-}
-
-/* Appends s without leading and trailing white space (Jinja's trim). */
-static int cat_trimmed(struct tk_buf *out, const char *s)
-{
-	size_t n = strlen(s);
-
-	while (n && is_space(*s))
-		s++, n--;
-	while (n && is_space(s[n - 1]))
-		n--;
-	return tk_buf_append(out, s, n);
-}
-
-/* Records [start, end) of an assistant turn (offsets into out from base). */
-static void span(size_t *spans, int *n, size_t base, size_t start, const struct tk_buf *out)
-{
-	if (!spans)
-		return;
-	spans[2 * *n] = start - base;
-	spans[2 * *n + 1] = out->len - base;
-	(*n)++;
-}
-
-/* Llama-2: the system message joins the first user turn; user turns are
- * "<s>[INST] text [/INST]", assistant turns " text </s>". */
-static int render_llama2(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
-			 struct tk_buf *out, size_t base, size_t *spans, int *n_spans,
-			 struct tk_diag *d)
+/* The assistant spans of the text out[base..] from the first training
+ * variant that renders vars to the same text. */
+static int variant_spans(const struct tk_chat *c, cJSON *vars, const struct tk_buf *out,
+			 size_t base, size_t **spans, int *n_spans, struct tk_diag *d)
 {
 	struct tk_buf tmp = { 0 };
-	const char *system = NULL;
-	int err = 0, k = 0;
+	int rc = 0, found = 0;
 
-	if (n && !strcmp(m[0].role, "system"))
-		system = m[k++].content;
-	for (int t = 0; k < n && !err; k++, t++) {
-		const char *want = t % 2 ? "assistant" : "user";
-		size_t start = out->len;
-		if (strcmp(m[k].role, want)) {
-			tk_buf_free(&tmp);
-			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-					   "message %d is '%s' where the Llama-2 template wants "
-					   "'%s' (a system message first, then user and "
-					   "assistant turns in turn)", k + 1, m[k].role, want);
-		}
+	if (c->default_system && !cJSON_AddStringToObject(vars, "tk_default_system",
+							  c->default_system))
+		return nomem(d);
+	for (int i = 0; i < c->n_variants && !found; i++) {
+		struct tk_diag vd;
+		size_t *sp = NULL;
+		int ns = 0;
 		tmp.len = 0;
-		if (t == 0 && system)
-			err = cat(&tmp, "<<SYS>>\n", system, "\n<</SYS>>\n\n", NULL);
-		err = err || cat(&tmp, m[k].content, NULL) || tk_buf_append(&tmp, "", 1);
-		if (err)
+		rc = tk_jinja_render(c->variants[i], vars, &c->jopts, &tmp, &sp, &ns, &vd);
+		if (rc == TK_E_NOMEM)
 			break;
-		if (t % 2) {
-			err = cat(out, " ", NULL) || cat_trimmed(out, tmp.data) ||
-			      cat(out, " ", c->eos, NULL);
-			span(spans, n_spans, base, start, out);
+		if (!rc && tmp.len == out->len - base && !memcmp(tmp.data, out->data + base, tmp.len)) {
+			*spans = sp;
+			*n_spans = ns;
+			found = 1;
 		} else {
-			err = cat(out, c->bos, "[INST] ", NULL) || cat_trimmed(out, tmp.data) ||
-			      cat(out, " [/INST]", NULL);
+			free(sp);
 		}
+		rc = 0;
 	}
 	tk_buf_free(&tmp);
-	return err ? tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory") : 0;
+	if (rc)
+		return nomem(d);
+	if (!found)
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "%.600s: the chat template has no {%% generation %%} tags to mark "
+				   "the assistant's turns, and none of tk's training variants of "
+				   "known templates renders this conversation to the same text "
+				   "(see tk-chat-template(7))", c->origin);
+	return 0;
 }
 
-int tk_chat_render_spans(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
-			 unsigned flags, struct tk_buf *out, size_t *spans, int *n_spans,
-			 struct tk_diag *d)
+int tk_chat_apply(const struct tk_chat *c, const cJSON *messages, const cJSON *tools,
+		  const cJSON *kwargs, unsigned flags, struct tk_buf *out, size_t **spans,
+		  int *n_spans, struct tk_diag *d)
 {
-	size_t base = out->len, start;
-	int err = 0, ns = 0;
-	int gen = !!(flags & TK_CHAT_GENERATION_PROMPT);
+	size_t base = out->len;
+	cJSON *vars;
+	int rc, gen = tk_jinja_has_generation(c->tmpl);
 
+	if (spans)
+		*spans = NULL;
 	if (n_spans)
 		*n_spans = 0;
-	if (n < 1)
-		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no messages");
-	for (int k = 0; k < n; k++)
-		if (!m[k].role || !*m[k].role || !m[k].content)
-			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-					   "message %d has no role or no content", k + 1);
-	switch (c->kind) {
-	case TK_CHAT_CHATML:
-		/* assistant turns: "\n" content "<|im_end|>\n" after the role,
-		 * as TRL's training template for Qwen2.5 marks them */
-		if (strcmp(m[0].role, "system") && c->default_system)
-			err = cat(out, "<|im_start|>system\n", c->default_system, "<|im_end|>\n",
-				  NULL);
-		for (int k = 0; k < n && !err; k++) {
-			err = cat(out, "<|im_start|>", m[k].role, NULL);
-			start = out->len;
-			err = err || cat(out, "\n", m[k].content, "<|im_end|>\n", NULL);
-			if (!err && !strcmp(m[k].role, "assistant"))
-				span(spans, &ns, base, start, out);
-		}
-		err = err || (gen && cat(out, "<|im_start|>assistant\n", NULL));
-		break;
-	case TK_CHAT_LLAMA3:
-		/* assistant turns: the trimmed content and <|eot_id|> (TRL's
-		 * training template for Llama 3) */
-		err = cat(out, c->bos, NULL);
-		for (int k = 0; k < n && !err; k++) {
-			err = cat(out, "<|start_header_id|>", m[k].role, "<|end_header_id|>\n\n",
-				  NULL);
-			start = out->len;
-			err = err || cat_trimmed(out, m[k].content) || cat(out, "<|eot_id|>", NULL);
-			if (!err && !strcmp(m[k].role, "assistant"))
-				span(spans, &ns, base, start, out);
-		}
-		err = err ||
-		      (gen && cat(out, "<|start_header_id|>assistant<|end_header_id|>\n\n", NULL));
-		break;
-	case TK_CHAT_LLAMA2:
-		if ((err = render_llama2(c, m, n, out, base, spans, &ns, d)))
-			return err;
-		break;
-	}
-	if (!err)
-		err = tk_buf_append(out, "", 1);
-	if (err)
-		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-	out->len--;
-	if (n_spans)
-		*n_spans = ns;
-	return 0;
+	if (!cJSON_IsArray(messages))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "the messages are not a list");
+	if (tools && !cJSON_IsNull(tools) && !cJSON_IsArray(tools))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "the tools are not a list");
+	if (kwargs && !cJSON_IsObject(kwargs))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "the template kwargs are not an object");
+	if ((rc = build_vars(c, messages, tools, kwargs, flags, &vars, d)))
+		return rc;
+	if (spans && !gen && c->swap >= 0) /* as TRL's SFTTrainer */
+		rc = render(c, c->variants[c->swap], vars, out, spans, n_spans, d);
+	else
+		rc = render(c, c->tmpl, vars, out, gen ? spans : NULL,
+			    gen && spans ? n_spans : NULL, d);
+	if (!rc && spans && !gen && c->swap < 0)
+		rc = variant_spans(c, vars, out, base, spans, n_spans, d);
+	cJSON_Delete(vars);
+	return rc;
 }
 
 int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
 			struct tk_buf *out, struct tk_diag *d)
 {
-	return tk_chat_render_spans(c, m, n, TK_CHAT_GENERATION_PROMPT, out, NULL, NULL, d);
+	cJSON *msgs = cJSON_CreateArray();
+	int rc = msgs ? 0 : TK_E_NOMEM;
+
+	for (int i = 0; i < n && !rc; i++) {
+		cJSON *o = cJSON_CreateObject();
+		if (!o || !cJSON_AddItemToArray(msgs, o) ||
+		    !cJSON_AddStringToObject(o, "role", m[i].role) ||
+		    !cJSON_AddStringToObject(o, "content", m[i].content))
+			rc = TK_E_NOMEM;
+	}
+	if (rc) {
+		cJSON_Delete(msgs);
+		return nomem(d);
+	}
+	rc = tk_chat_apply(c, msgs, NULL, NULL, TK_CHAT_GENERATION_PROMPT, out, NULL, NULL, d);
+	cJSON_Delete(msgs);
+	return rc;
 }
 
 int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
-		   struct tk_buf *out)
+		   struct tk_buf *out, struct tk_diag *d)
 {
 	struct tk_chat_msg m[2] = { { "system", system }, { "user", user } };
-	struct tk_diag d;
 
-	return system ? tk_chat_render_msgs(c, m, 2, out, &d)
-		      : tk_chat_render_msgs(c, m + 1, 1, out, &d);
+	return system ? tk_chat_render_msgs(c, m, 2, out, d)
+		      : tk_chat_render_msgs(c, m + 1, 1, out, d);
 }

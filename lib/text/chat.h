@@ -1,53 +1,100 @@
-/* chat.h - the chat templates of Hugging Face models, rendered without
- * Jinja (chat.c).
+/* chat.h - the chat templates of Hugging Face models (chat.c), rendered
+ * with tk's Jinja engine (jinja.h) as apply_chat_template renders them.
  *
- * tk recognises the common templates (ChatML, Llama-2, Llama-3) in a model
- * directory and renders conversations as apply_chat_template() would:
- * prompts for tk-generate, and training text with the byte ranges of the
- * assistant turns for tk-tokenize's chat input (input.c).
+ * A model directory's template renders conversations: prompts for
+ * tk-generate, and training text for tk-tokenize's chat input (input.c),
+ * with the byte ranges of the assistant turns that assistant-only loss
+ * trains on.  Those ranges come from the template's {% generation %} tags,
+ * as transformers' return_assistant_tokens_mask takes them; for a template
+ * without them, from a training variant of the same template with the tags
+ * added: for the very templates TRL's SFTTrainer swaps its training
+ * templates in for (Qwen3, Qwen2.5, Llama 3, Gemma, Gemma 3, Phi-3, as TRL
+ * stores them), that training template renders the text and the spans, as
+ * TRL's assistant_only_loss does; for others, the first training variant
+ * (TRL's, then tk's for ChatML and Llama-2) that renders the conversation
+ * to the very same text as the model's template gives the spans.
  */
 #ifndef TK_CHAT_H
 #define TK_CHAT_H
 
 #include <stddef.h>
 
-#include "base/tk.h"
+#include <cjson/cJSON.h>
 
-/* A chat template tk recognises in a model directory (tk renders the
- * common ones itself and has no Jinja interpreter). */
-enum tk_chat_kind { TK_CHAT_CHATML = 1, TK_CHAT_LLAMA2, TK_CHAT_LLAMA3 };
+#include "base/tk.h"
+#include "text/jinja.h"
 
 struct tk_chat {
-	enum tk_chat_kind kind;
-	char *bos;            /* bos_token text ("" when none) */
-	char *eos;            /* eos_token text ("" when none) */
-	char *default_system; /* ChatML: the system message the template adds
-				 when the conversation has none (NULL: none) */
+	tk_jinja_t *tmpl;
+	char *origin;         /* the file the template came from */
+	cJSON *vars;          /* the special tokens (bos_token, eos_token, ...)
+				 and template kwargs every render gets */
+	char *bos, *eos;      /* bos_token and eos_token ("" when none) */
+	tk_jinja_t **variants; /* training variants (no {% generation %} in tmpl) */
+	const char **variant_names;
+	int n_variants;
+	int swap;             /* the variant TRL swaps in for tmpl (-1: none) */
+	char *default_system; /* what tmpl writes as system message when a
+				 conversation has none, ChatML's way (NULL: none) */
+	struct tk_jinja_opts jopts;
 };
 
 /* Reads the chat template of model directory dir (tokenizer_config.json's
  * chat_template: a string, or a list of {name, template} of which the one
- * named "default"; else chat_template.jinja) and recognises it: ChatML
- * (<|im_start|>role\ncontent<|im_end|>\n), Llama-2 ([INST] ... [/INST]
- * with <<SYS>>) or Llama-3 (<|start_header_id|>role<|end_header_id|>).
- * TK_E_FORMAT when there is no template or the file is malformed,
- * TK_E_UNSUPPORTED for a template tk does not know; d says which.  Free
- * with tk_chat_free. */
+ * named "default"; else chat_template.jinja) and its special tokens
+ * (tokenizer_config.json's bos_token, eos_token, unk_token, sep_token,
+ * pad_token, cls_token and mask_token: strings or AddedToken objects, as
+ * apply_chat_template passes them).  TK_E_FORMAT when there is no template
+ * or a file is malformed, TK_E_FORMAT or TK_E_UNSUPPORTED when the
+ * template does not compile (d names the file and the template line).
+ * Free with tk_chat_free. */
 int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d);
+
+/* As tk_chat_load for template text src and an object of special tokens
+ * (may be NULL); origin names it in messages. */
+int tk_chat_init(struct tk_chat *c, const char *src, const cJSON *special, const char *origin,
+		 struct tk_diag *d);
 void tk_chat_free(struct tk_chat *c);
+
+/* Template kwargs every render gets (apply_chat_template's **kwargs, such
+ * as {"enable_thinking": false}), from a JSON object; they override the
+ * special tokens of the same name.  TK_E_INVAL when json is not an object
+ * or names one of messages, tools, documents, add_generation_prompt. */
+int tk_chat_set_kwargs(struct tk_chat *c, const char *json, struct tk_diag *d);
+
+/* strftime_now formats t (UTC), not the clock (as SOURCE_DATE_EPOCH). */
+void tk_chat_pin_time(struct tk_chat *c, long long t);
 
 /* Where the chat template of a tokenizer PATH is (tk-generate --tokenizer,
  * tk-tokenize -t): PATH itself when it is a directory, else the directory
  * of the file; dflt when path is NULL.  Returns dir or buf (of cap). */
 const char *tk_chat_dir(const char *path, const char *dflt, char *buf, size_t cap);
 
+/* Flags of tk_chat_apply. */
+#define TK_CHAT_GENERATION_PROMPT 1u /* add_generation_prompt=True */
+
 /* Appends to out (NUL-terminated) what apply_chat_template(messages,
- * add_generation_prompt=True, tokenize=False) gives for the conversation of
- * an optional system message (NULL: none) and one user message.  Encode it
- * without adding special tokens (the template has them).  Returns 0 or
- * TK_E_NOMEM. */
-int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
-		   struct tk_buf *out);
+ * tools=tools, add_generation_prompt=flags & TK_CHAT_GENERATION_PROMPT,
+ * tokenize=False, **kwargs) gives: messages is a list of message objects
+ * (a "role" string each; "content", "tool_calls", "reasoning_content" and
+ * the rest as the template reads them), tools a list of JSON schemas or
+ * NULL, kwargs an object of template kwargs (over those of
+ * tk_chat_set_kwargs) or NULL.  Reasoning fields are aliased as
+ * transformers does (reasoning_content, thinking, reasoning).
+ *
+ * When spans is not NULL, *spans gets a malloc'd array of 2 *n_spans byte
+ * offsets from where the text starts in out, [start, end) of each
+ * assistant part to train on: the template's {% generation %} blocks, or
+ * a training variant's (see above; TRL's swapped-in template then renders
+ * the text too); TK_E_UNSUPPORTED, naming the template, when it has no
+ * {% generation %} and no variant renders the same text.
+ *
+ * Returns 0, TK_E_INVAL (the template raised an exception: d has its
+ * message; or the messages are malformed), TK_E_FORMAT or TK_E_UNSUPPORTED
+ * (a template error, d naming the file and line), or TK_E_NOMEM. */
+int tk_chat_apply(const struct tk_chat *c, const cJSON *messages, const cJSON *tools,
+		  const cJSON *kwargs, unsigned flags, struct tk_buf *out, size_t **spans,
+		  int *n_spans, struct tk_diag *d);
 
 /* One message of a conversation ({"role": ..., "content": ...}). */
 struct tk_chat_msg {
@@ -55,29 +102,13 @@ struct tk_chat_msg {
 	const char *content;
 };
 
-/* Appends to out (NUL-terminated) what apply_chat_template(messages,
- * add_generation_prompt=True, tokenize=False) gives for the n messages m
- * (any roles for ChatML and Llama-3; Llama-2 takes an optional system
- * message first, then user and assistant turns in turn, as its template
- * demands).  ChatML adds the template's default system message when the
- * first message is not a system message.  Returns 0, TK_E_INVAL (d says
- * which message is wrong) or TK_E_NOMEM. */
+/* tk_chat_apply with the generation prompt for n plain messages. */
 int tk_chat_render_msgs(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
 			struct tk_buf *out, struct tk_diag *d);
 
-/* Flags of tk_chat_render_spans. */
-#define TK_CHAT_GENERATION_PROMPT 1u /* end with the assistant's header */
-
-/* Appends to out what apply_chat_template(messages, add_generation_prompt
- * = flags & TK_CHAT_GENERATION_PROMPT, tokenize=False) gives (as
- * tk_chat_render_msgs), and, when spans is not NULL, the byte ranges
- * [spans[2i], spans[2i+1]) (offsets from where the text starts in out) of
- * the assistant turns' trained part, as TRL's training templates mark it
- * with {% generation %}: ChatML "\ncontent<|im_end|>\n" after the role,
- * Llama-3 the trimmed content and <|eot_id|>, Llama-2 " content </s>".
- * spans has room for 2 n entries; *n_spans gets the count. */
-int tk_chat_render_spans(const struct tk_chat *c, const struct tk_chat_msg *m, int n,
-			 unsigned flags, struct tk_buf *out, size_t *spans, int *n_spans,
-			 struct tk_diag *d);
+/* tk_chat_render_msgs for an optional system message (NULL: none) and one
+ * user message. */
+int tk_chat_render(const struct tk_chat *c, const char *system, const char *user,
+		   struct tk_buf *out, struct tk_diag *d);
 
 #endif

@@ -950,42 +950,38 @@ static int json_number_text(const char *s, size_t n, struct tk_buf *out)
 	return tk_buf_append(out, r, strlen(r));
 }
 
-/* Appends the messages of list v (field w) to m from *k on. */
-static int add_msgs(tk_input_t *in, const cJSON *v, const char *w, struct tk_chat_msg *m, int *k,
-		    struct tk_diag *d)
+/* The first key given twice in an object inside j (json.loads keeps the
+ * last, cJSON the first); NULL when none is. */
+static const char *json_dup_key(const cJSON *j)
 {
-	const cJSON *it;
-	int i = 0;
-
-	cJSON_ArrayForEach(it, v) {
-		const cJSON *ro = NULL, *co = NULL;
-		int rc;
-		i++;
-		if (cJSON_IsObject(it) && ((rc = json_get(in, it, "role", &ro, NULL, d)) ||
-					   (rc = json_get(in, it, "content", &co, NULL, d))))
-			return rc;
-		if (!cJSON_IsString(ro) || !cJSON_IsString(co))
-			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
-					   "message %d of '%s' needs \"role\" and \"content\" "
-					   "strings", i, w);
-		m[(*k)++] = (struct tk_chat_msg){ ro->valuestring, co->valuestring };
+	for (const cJSON *c = j ? j->child : NULL; c; c = c->next) {
+		const char *k;
+		if (cJSON_IsObject(j))
+			for (const cJSON *e = c->next; e; e = e->next)
+				if (!strcmp(c->string, e->string))
+					return c->string;
+		if ((k = json_dup_key(c)))
+			return k;
 	}
-	return 0;
+	return NULL;
 }
 
 /* A JSONL line's conversation rendered through the chat template and
- * queued with its assistant spans: the list of field want[0] (PICK_CHAT),
- * or (PICK_PAIR with lists, TRL's conversational prompt-completion) the
- * prompt's messages then the completion's, the prompt being the text that
- * the prompt's messages render to with the generation prompt (as far as
- * the whole text starts with it). */
+ * queued with its assistant spans (when o.chat_spans): the list of field
+ * want[0] (PICK_CHAT), or (PICK_PAIR with lists, TRL's conversational
+ * prompt-completion) the prompt's messages then the completion's, the
+ * prompt being the text that the prompt's messages render to with the
+ * generation prompt (as far as the whole text starts with it).  The
+ * line's "tools" and "chat_template_kwargs" fields reach the template, as
+ * TRL passes a dataset's. */
 static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
 {
 	const int pair = in->pick == PICK_PAIR;
-	const cJSON *v[2] = { NULL, NULL };
-	struct tk_chat_msg *m;
+	const cJSON *v[2] = { NULL, NULL }, *tools = NULL, *kw = NULL;
+	cJSON *all = NULL;
 	struct tk_buf pt = { 0 };
-	int n = 0, k = 0, ns = 0, rc = 0;
+	size_t *sp = NULL;
+	int ns = 0, rc = 0;
 
 	for (int f = 0; f < 1 + pair; f++) {
 		if ((rc = json_get(in, obj, in->want[f], &v[f], NULL, d)))
@@ -1001,44 +997,65 @@ static int conversation(tk_input_t *in, const cJSON *obj, struct tk_diag *d)
 		if (!cJSON_IsArray(v[f]) || !cJSON_GetArraySize(v[f]))
 			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
 					   "field '%s' is not a list of messages", in->want[f]);
-		n += cJSON_GetArraySize(v[f]);
+	}
+	if ((rc = json_get(in, obj, "tools", &tools, NULL, d)) ||
+	    (rc = json_get(in, obj, "chat_template_kwargs", &kw, NULL, d)))
+		return rc;
+	if (kw && !cJSON_IsObject(kw))
+		return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+				   "field 'chat_template_kwargs' is not an object");
+	const cJSON *parts[4] = { v[0], v[1], tools, kw };
+	for (int i = 0; i < 4; i++) {
+		const char *k = json_dup_key(parts[i]);
+		if (k)
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "field '%s' given twice", k);
 	}
 	if (!in->o.chat)
 		return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
 				   "a conversation needs a chat template: %s",
 				   in->o.no_chat_why ? in->o.no_chat_why : "none given");
-	if (in->spans_cap - in->n_spans < 2 * (size_t)n) {
-		size_t cap = in->n_spans + 2 * (size_t)n + 64;
-		size_t *sp = tk_reallocn(in->spans, cap, sizeof(*sp));
-		if (!sp)
-			return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
-		in->spans = sp;
-		in->spans_cap = cap;
-	}
-	if (!(m = tk_mallocn((size_t)n, sizeof(*m))))
+	if (!(all = cJSON_CreateArray()))
 		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
-	for (int f = 0; f < 1 + pair && !rc; f++)
-		rc = add_msgs(in, v[f], in->want[f], m, &k, d);
-	int np = pair ? cJSON_GetArraySize(v[0]) : 0;
+	for (int f = 0; f < 1 + pair; f++) {
+		const cJSON *it;
+		cJSON_ArrayForEach(it, v[f])
+			if (!cJSON_AddItemReferenceToArray(all, (cJSON *)it))
+				rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+	}
 	if (!rc && pair)
-		rc = tk_chat_render_spans(in->o.chat, m, np, TK_CHAT_GENERATION_PROMPT, &pt, NULL,
-					  NULL, d);
+		rc = tk_chat_apply(in->o.chat, v[0], tools, kw, TK_CHAT_GENERATION_PROMPT, &pt, NULL,
+				   NULL, d);
 	size_t off = text_begin(in), plen = 0;
 	if (!rc)
-		rc = tk_chat_render_spans(in->o.chat, m, n, 0, &in->out, in->spans + in->n_spans,
-					  &ns, d);
-	free(m);
+		rc = tk_chat_apply(in->o.chat, all, tools, kw, 0, &in->out,
+				   in->o.chat_spans ? &sp : NULL, &ns, d);
+	cJSON_Delete(all);
 	while (!rc && plen < pt.len && off + plen < in->out.len &&
 	       in->out.data[off + plen] == pt.data[plen])
 		plen++;
 	tk_buf_free(&pt);
+	if (!rc && in->spans_cap - in->n_spans < 2 * (size_t)ns) {
+		size_t cap = in->n_spans + 2 * (size_t)ns + 64;
+		size_t *p = tk_reallocn(in->spans, cap, sizeof(*p));
+		if (!p)
+			rc = tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+		else
+			in->spans = p, in->spans_cap = cap;
+	}
 	if (rc) {
+		free(sp);
+		if (rc == TK_E_INVAL) /* the template's raise_exception: bad data */
+			rc = TK_E_FORMAT;
 		if (d && !d->path[0]) {
 			snprintf(d->path, sizeof(d->path), "%.1000s", in->name);
 			d->line = in->lineno;
 		}
 		return rc;
 	}
+	if (ns)
+		memcpy(in->spans + in->n_spans, sp, 2 * (size_t)ns * sizeof(*sp));
+	free(sp);
 	if (queue(in, off, plen, in->lineno))
 		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
 	struct pending *p = &in->q[in->q_n - 1];

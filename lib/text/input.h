@@ -43,6 +43,7 @@ struct tk_input_opts {
 				   "messages" is taken when a line has it and no "text" */
 	const struct tk_chat *chat; /* renders conversations (chat.h) */
 	const char *no_chat_why; /* chat NULL: why, for the error a conversation gets */
+	int chat_spans;         /* conversations get their assistant spans */
 	int split_lines;        /* text: one document per non-empty line */
 	int invalid_utf8_replace; /* replace invalid UTF-8 with U+FFFD instead of failing */
 };
@@ -57,9 +58,9 @@ struct tk_example {
 	size_t prompt_len;
 	long long line;
 	int chat;               /* a conversation rendered with the chat template
-				   (tk_chat_render_spans, no generation prompt) */
-	const size_t *spans;    /* chat: n_spans [start, end) byte ranges of text,
-				   the assistant turns' trained part */
+				   (tk_chat_apply, no generation prompt) */
+	const size_t *spans;    /* chat with chat_spans: n_spans [start, end) byte
+				   ranges of text, the assistant turns' trained part */
 	int n_spans;
 };
 

@@ -1,6 +1,6 @@
 # Conversations that cannot be tokenized: no chat template beside the
 # tokenizer, a field that is not a list of messages, a message without
-# content, --assistant-only-loss on plain text and on a conversation with
+# content (an error of the template, as in apply_chat_template), --assistant-only-loss on plain text and on a conversation with
 # no assistant turn, a messages field in CSV.  No output file is left.
 m=$FIX/generate/chatml
 printf '{"messages": [{"role": "user", "content": "hi"}]}\n' > c.jsonl
