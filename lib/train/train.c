@@ -173,12 +173,6 @@ static int ckpt_path(char *buf, size_t size, const char *out, long step)
 	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
 }
 
-static int exists(const char *p)
-{
-	struct stat st;
-	return stat(p, &st) == 0;
-}
-
 /* N of a "checkpoint-N" name, -1 for anything else. */
 static long ckpt_step(const char *name)
 {
@@ -247,15 +241,15 @@ static const char *ckpt_missing(const char *dir)
 	static const char *const need[] = { "trainer_state.json", "optimizer.safetensors", NULL };
 	char p[PATH_LEN];
 	for (int i = 0; need[i]; i++)
-		if (tk_path_join(p, sizeof(p), dir, need[i]) || !exists(p))
+		if (tk_path_join(p, sizeof(p), dir, need[i]) || !tk_path_exists(p))
 			return need[i];
-	if (!tk_path_join(p, sizeof(p), dir, "adapter_config.json") && exists(p))
-		return !tk_path_join(p, sizeof(p), dir, "adapter_model.safetensors") && exists(p)
+	if (!tk_path_join(p, sizeof(p), dir, "adapter_config.json") && tk_path_exists(p))
+		return !tk_path_join(p, sizeof(p), dir, "adapter_model.safetensors") && tk_path_exists(p)
 			       ? NULL : "adapter_model.safetensors";
-	if (tk_path_join(p, sizeof(p), dir, "config.json") || !exists(p))
+	if (tk_path_join(p, sizeof(p), dir, "config.json") || !tk_path_exists(p))
 		return "config.json";
-	if ((!tk_path_join(p, sizeof(p), dir, "model.safetensors") && exists(p)) ||
-	    (!tk_path_join(p, sizeof(p), dir, "model.safetensors.index.json") && exists(p)))
+	if ((!tk_path_join(p, sizeof(p), dir, "model.safetensors") && tk_path_exists(p)) ||
+	    (!tk_path_join(p, sizeof(p), dir, "model.safetensors.index.json") && tk_path_exists(p)))
 		return NULL;
 	return "model.safetensors";
 }
@@ -315,7 +309,7 @@ static int rotate(struct trainer *tr, struct tk_diag *d)
 		}
 		/* away under a hidden name first: a kill while deleting leaves
 		 * no checkpoint-N that is half gone */
-		if (exists(gone))
+		if (tk_path_exists(gone))
 			tk_afile_rmtree(gone);
 		if (rename(p, gone))
 			rc = tk_diag_sys(d, p, "cannot remove old checkpoint");
@@ -976,8 +970,8 @@ static uint64_t hash_data(const struct tk_data *dt)
 static int has_tokenizer(const char *dir)
 {
 	char p[PATH_LEN];
-	return (!tk_path_join(p, sizeof(p), dir, "tokenizer.json") && exists(p)) ||
-	       (!tk_path_join(p, sizeof(p), dir, "vocab.json") && exists(p));
+	return (!tk_path_join(p, sizeof(p), dir, "tokenizer.json") && tk_path_exists(p)) ||
+	       (!tk_path_join(p, sizeof(p), dir, "vocab.json") && tk_path_exists(p));
 }
 
 /* An absolute path for p (as it is when realpath fails). */
@@ -1026,7 +1020,7 @@ static int load_tokenizer(struct trainer *tr, const char *src, struct tk_diag *d
 		int rc = o->eval_only ? 0 : side_check(tr, d);
 		if (rc)
 			return rc;
-		if (tr->side_file[0] && !exists(tr->side_file) && !o->eval_only)
+		if (tr->side_file[0] && !tk_path_exists(tr->side_file) && !o->eval_only)
 			return tk_diag_set(d, TK_E_FORMAT, tr->side_file, -1,
 					   "missing: the run started with this tokenizer, which its "
 					   "checkpoints and output take (put it back)");
@@ -1077,7 +1071,7 @@ static int load_base(struct trainer *tr, const char *src, int full, struct tk_di
 	if (!tk_path_is_dir(src))
 		return tk_diag_set(d, TK_E_FORMAT, src, -1,
 				   "not a model directory (config.json + model.safetensors)");
-	if (!exists(p))
+	if (!tk_path_exists(p))
 		return tk_diag_set(d, TK_E_FORMAT, src, -1,
 				   "no config.json: not a Hugging Face model directory");
 	if ((rc = preplan(tr, NULL, src, full, d)))
@@ -1171,7 +1165,7 @@ static int load_model(struct trainer *tr, struct tk_diag *d)
 	const char *src = NULL;
 	char p[PATH_LEN];
 	if (tr->resume_dir[0] && !tk_path_join(p, sizeof(p), tr->resume_dir, "adapter_config.json") &&
-	    exists(p)) {
+	    tk_path_exists(p)) {
 		rc = load_adapter_ckpt(tr, &src, d);
 		if (!rc && o->lora)
 			rc = same_lora(tr, d);
@@ -1659,7 +1653,7 @@ static long lock_holder(int fd)
 static int lock_output(struct trainer *tr, struct tk_diag *d)
 {
 	int rc;
-	if (exists(tr->out) && !tk_path_is_dir(tr->out))
+	if (tk_path_exists(tr->out) && !tk_path_is_dir(tr->out))
 		return tk_diag_set(d, TK_E_FORMAT, tr->out, -1, "not a directory");
 	if ((rc = mkdir_p(tr->out, tr->created_top, sizeof(tr->created_top), d)))
 		return rc;
@@ -1729,8 +1723,8 @@ static int prepare_output(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return rc;
 	char p[PATH_LEN];
-	int earlier = l.n > 0 || (!tk_path_join(p, sizeof(p), out, "metrics.jsonl") && exists(p)) ||
-		      (!tk_path_join(p, sizeof(p), out, "model.safetensors") && exists(p));
+	int earlier = l.n > 0 || (!tk_path_join(p, sizeof(p), out, "metrics.jsonl") && tk_path_exists(p)) ||
+		      (!tk_path_join(p, sizeof(p), out, "model.safetensors") && tk_path_exists(p));
 	if (earlier && !tr->resume_dir[0] && !tr->o->force) {
 		free(l.step);
 		return tk_diag_set(d, TK_E_EXISTS, out, -1,
