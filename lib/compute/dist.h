@@ -101,7 +101,7 @@ int tk_dist_has_nccl(void);
 
 /* GPU collectives with NCCL, for a CUDA backend's gradients and weights
  * (TK_USE_NCCL).  UNVERIFIED: compiled here, never run on several GPUs;
- * tk-train uses them for a CUDA backend on several ranks (lib/train/train.c).
+ * tk-train uses them for a CUDA backend on several ranks (lib/train/zero.c).
  * tk_dist_nccl_init makes one communicator over every rank on CUDA device
  * `device` (< 0: the calling thread's current device, which a CUDA
  * backend's init sets); rank 0 makes the NCCL id and broadcasts it over MPI;

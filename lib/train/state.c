@@ -1,0 +1,525 @@
+/* state.c - trainer_state.json (train-int.h): HF's TrainerState keys plus
+ * a "tk" object with the data position and what a resumed run must agree
+ * on, written with each checkpoint and read back as strictly as a
+ * safetensors header. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/afile.h"
+#include "base/path.h"
+#include "compute/dist.h"
+#include "formats/hf-dir.h"
+#include "train/train-int.h"
+
+#define STATE_VERSION 1
+#define STATE_RNG "none: the block order is a function of seed and epoch"
+
+static int write_json(cJSON *root, const char *path, struct tk_diag *d)
+{
+	char *text = cJSON_Print(root);
+	if (!text)
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	struct tk_afile f;
+	int rc = tk_afile_open(&f, path, 1, d);
+	if (!rc) {
+		if (fputs(text, f.fp) < 0 || fputc('\n', f.fp) < 0) {
+			rc = tk_diag_sys(d, path, "write failed");
+			tk_afile_abort(&f);
+		} else
+			rc = tk_afile_commit(&f, d);
+	}
+	cJSON_free(text);
+	return rc;
+}
+
+int train_save_state(struct trainer *tr, const char *path, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	char buf[64];
+	cJSON *r = cJSON_CreateObject();
+	if (!r)
+		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	cJSON_AddNullToObject(r, "best_global_step");
+	cJSON_AddNullToObject(r, "best_metric");
+	cJSON_AddNullToObject(r, "best_model_checkpoint");
+	add_num(r, "epoch", tr->epoch_f);
+	add_num(r, "eval_steps", (double)tr->eval_steps);
+	add_num(r, "global_step", (double)tr->global_step);
+	cJSON_AddFalseToObject(r, "is_hyper_param_search");
+	cJSON_AddTrueToObject(r, "is_local_process_zero");
+	cJSON_AddTrueToObject(r, "is_world_process_zero");
+	cJSON_AddItemToObject(r, "log_history", cJSON_Duplicate(tr->log_history, 1));
+	add_num(r, "logging_steps", (double)tr->logging_steps);
+	add_num(r, "max_steps", (double)tr->max_steps);
+	add_num(r, "num_input_tokens_seen", (double)tr->tokens_seen);
+	add_num(r, "num_train_epochs", (double)tr->num_epochs);
+	add_num(r, "save_steps", (double)tr->save_steps);
+	cJSON_AddItemToObject(r, "stateful_callbacks", cJSON_CreateObject());
+	add_num(r, "total_flos", 0);
+	add_num(r, "train_batch_size", o->batch);
+	cJSON_AddNullToObject(r, "trial_name");
+	cJSON_AddNullToObject(r, "trial_params");
+
+	cJSON *tk = cJSON_AddObjectToObject(r, "tk");
+	add_num(tk, "version", STATE_VERSION);
+	add_num(tk, "epoch_index", (double)(tr->global_step / tr->nupe));
+	add_num(tk, "update_in_epoch", (double)(tr->global_step % tr->nupe));
+	add_num(tk, "tr_loss", tr->tr_loss);
+	add_num(tk, "total_loss", tr->total_loss);
+	add_num(tk, "last_logged", (double)tr->last_logged);
+	add_num(tk, "per_device_train_batch_size", o->batch);
+	add_num(tk, "gradient_accumulation_steps", o->grad_accum);
+	add_num(tk, "world_size", tk_dist_size());
+	add_num(tk, "skipped_steps", (double)tr->skipped);
+	if (o->prec == TK_PREC_FP16) { /* GradScaler's state_dict */
+		cJSON *gs = cJSON_AddObjectToObject(tk, "scaler");
+		add_num(gs, "scale", tr->loss_scale);
+		add_num(gs, "growth_tracker", (double)tr->growth_tracker);
+	}
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)o->seed);
+	cJSON_AddStringToObject(tk, "seed", buf);
+	cJSON_AddBoolToObject(tk, "shuffle", o->shuffle);
+	cJSON_AddStringToObject(tk, "rng", STATE_RNG);
+	if (tr->side_mask != -1) { /* where the side files come from (load_tokenizer) */
+		cJSON *src = cJSON_AddObjectToObject(tk, "source");
+		if (tr->side_file[0])
+			cJSON_AddStringToObject(src, "file", tr->side_file);
+		else if (tr->side_dir[0]) {
+			cJSON_AddStringToObject(src, "dir", tr->side_dir);
+			cJSON *files = cJSON_AddArrayToObject(src, "files");
+			for (int i = 0; tk_hf_side_files[i]; i++)
+				if (tr->side_mask & 1 << i)
+					cJSON_AddItemToArray(files,
+							     cJSON_CreateString(tk_hf_side_files[i]));
+		}
+	}
+	cJSON *data = cJSON_AddObjectToObject(tk, "data");
+	cJSON_AddStringToObject(data, "path", tr->data_path);
+	add_num(data, "n_blocks", (double)tr->train.n_blocks);
+	add_num(data, "seq_len", tr->train.seq_len);
+	cJSON_AddStringToObject(data, "fingerprint", tr->train.info.fingerprint);
+	snprintf(buf, sizeof(buf), "%016llx", (unsigned long long)tr->data_hash);
+	cJSON_AddStringToObject(data, "hash", buf);
+	cJSON *sc = cJSON_AddObjectToObject(tk, "schedule");
+	cJSON_AddStringToObject(sc, "type", tk_sched_name(tr->sched.type));
+	add_num(sc, "base_lr", tr->sched.base_lr);
+	add_num(sc, "warmup_steps", (double)tr->sched.warmup);
+	add_num(sc, "total_steps", (double)tr->sched.total);
+	int rc = write_json(r, path, d);
+	cJSON_Delete(r);
+	return rc;
+}
+
+/* Reads and parses the checkpoint's trainer_state.json into *root (NULL
+ * when it is not JSON; the caller deletes it); path gets the file's name. */
+static int read_state(struct trainer *tr, char *path, size_t n, cJSON **root,
+		      struct tk_diag *d)
+{
+	if (tk_path_join(path, n, tr->resume_dir, "trainer_state.json"))
+		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1, "path too long");
+	struct tk_buf b = { 0 };
+	int rc = tk_read_file(path, &b, d);
+	if (rc)
+		return rc;
+	*root = cJSON_Parse(b.data);
+	tk_buf_free(&b);
+	return 0;
+}
+
+/* Checking trainer_state.json as strictly as a safetensors header: each
+ * value tk reads back has its type, is an integer where it counts
+ * something, lies in its range and agrees with the run; a failure names
+ * the file and the key (tk.data.n_blocks). */
+struct sv {
+	const char *path;
+	struct tk_diag *d;
+};
+
+static const cJSON *sv_get(const cJSON *obj, const char *key)
+{
+	return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+}
+
+static int sv_fail(struct sv *v, const char *name, const char *fmt, const char *what)
+{
+	return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, fmt, name, what);
+}
+
+/* An integer in lo..hi at obj.key (name: the key as messages show it). */
+static int sv_int(struct sv *v, const cJSON *obj, const char *key, const char *name,
+		  long long lo, long long hi, long long *out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsNumber(j))
+		return sv_fail(v, name, "%s: not a number%s", "");
+	double x = j->valuedouble;
+	if (!(x == floor(x)) || x < (double)lo || x > (double)hi) {
+		if (lo == hi)
+			return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, "%s: %.17g, not %lld",
+					   name, x, lo);
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1,
+				   "%s: %.17g is not an integer from %lld to %lld", name, x, lo, hi);
+	}
+	*out = (long long)x;
+	return 0;
+}
+
+/* A finite number in lo..hi. */
+static int sv_num(struct sv *v, const cJSON *obj, const char *key, const char *name, double lo,
+		  double hi, double *out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsNumber(j))
+		return sv_fail(v, name, "%s: not a number%s", "");
+	double x = j->valuedouble;
+	if (!isfinite(x) || x < lo || x > hi)
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1,
+				   "%s: %.17g is not a number from %g to %g", name, x, lo, hi);
+	*out = x;
+	return 0;
+}
+
+static int sv_str(struct sv *v, const cJSON *obj, const char *key, const char *name,
+		  const char **out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsString(j) || !j->valuestring[0])
+		return sv_fail(v, name, "%s: not a non-empty string%s", "");
+	*out = j->valuestring;
+	return 0;
+}
+
+static int sv_obj(struct sv *v, const cJSON *obj, const char *key, const char *name,
+		  const cJSON **out)
+{
+	const cJSON *j = sv_get(obj, key);
+	if (!j)
+		return sv_fail(v, name, "%s: missing%s", "");
+	if (!cJSON_IsObject(j))
+		return sv_fail(v, name, "%s: not an object%s", "");
+	*out = j;
+	return 0;
+}
+
+/* The epoch train_loop reaches after global step gs (HF's epoch: the
+ * epoch plus the fraction of its micro-batches done). */
+static double epoch_at(const struct trainer *tr, long gs)
+{
+	if (gs <= 0)
+		return 0;
+	long ga = (long)tr->o->grad_accum * tk_dist_size();
+	long e = (gs - 1) / tr->nupe, upd = (gs - 1) % tr->nupe;
+	long rem = tr->steps_in_epoch % ga ? tr->steps_in_epoch % ga : ga;
+	long step_mb = upd * ga + (upd != tr->nupe - 1 ? ga : rem) - 1;
+	return (double)e + (double)(step_mb + 1) / (double)tr->steps_in_epoch;
+}
+
+/* log_history: objects of numbers (null for a value that was not finite)
+ * whose step is a step up to gs. */
+static int check_history(struct sv *v, const cJSON *lh, long gs)
+{
+	char name[64];
+	int i = 0;
+	if (!cJSON_IsArray(lh))
+		return sv_fail(v, "log_history", "%s: not an array%s", "");
+	for (const cJSON *e = lh->child; e; e = e->next, i++) {
+		long long step;
+		int rc;
+		snprintf(name, sizeof(name), "log_history[%d]", i);
+		if (!cJSON_IsObject(e))
+			return sv_fail(v, name, "%s: not an object%s", "");
+		for (const cJSON *m = e->child; m; m = m->next)
+			if (!cJSON_IsNumber(m) && !cJSON_IsNull(m)) {
+				snprintf(name, sizeof(name), "log_history[%d].%.32s", i, m->string);
+				return sv_fail(v, name, "%s: not a number%s", "");
+			}
+		snprintf(name, sizeof(name), "log_history[%d].step", i);
+		if ((rc = sv_int(v, e, "step", name, 0, gs, &step)))
+			return rc;
+	}
+	return 0;
+}
+
+/* A decimal uint64 (the seed as a string: JSON numbers lose bits). */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* Reads trainer_state.json of the checkpoint, checks every value tk takes
+ * from it (struct sv) and that the run agrees with it, and restores the
+ * loop state. */
+int train_load_state(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	char path[PATH_LEN];
+	cJSON *r;
+	int rc = read_state(tr, path, sizeof(path), &r, d);
+	if (rc)
+		return rc;
+	struct sv v = { path, d };
+	const cJSON *tk = sv_get(r, "tk"), *ver = sv_get(tk, "version");
+	if (!cJSON_IsObject(r) || !cJSON_IsNumber(ver) || ver->valuedouble != STATE_VERSION) {
+		cJSON_Delete(r);
+		return tk_diag_set(d, TK_E_FORMAT, path, -1,
+				   "not a trainer state that tk-train wrote (version %d)",
+				   STATE_VERSION);
+	}
+	const cJSON *data, *sc = NULL, *gsc = sv_get(tk, "scaler");
+	const char *fp, *hash, *seed, *dpath, *rng, *stype;
+	long long gs, max_steps, nb, T, batch, accum, world = 1, skipped = 0, epoch_index, upd;
+	long long last_logged, tokens, tracker = 0, n, warm, total;
+	double epoch, tr_loss, total_loss, scale = 0, base_lr;
+	uint64_t seed_v;
+	enum tk_sched_type st;
+	const cJSON *shuffle = sv_get(tk, "shuffle");
+	char mine[32];
+	snprintf(mine, sizeof(mine), "%016llx", (unsigned long long)tr->data_hash);
+	/* what the checkpoint belongs to: the data, the batch, the processes,
+	 * the block order */
+	if ((rc = sv_obj(&v, tk, "data", "tk.data", &data)) ||
+	    (rc = sv_str(&v, data, "path", "tk.data.path", &dpath)) ||
+	    (rc = sv_int(&v, data, "n_blocks", "tk.data.n_blocks", 1, 1LL << 53, &nb)) ||
+	    (rc = sv_int(&v, data, "seq_len", "tk.data.seq_len", 1, 1 << 24, &T)) ||
+	    (rc = sv_str(&v, data, "fingerprint", "tk.data.fingerprint", &fp)) ||
+	    (rc = sv_str(&v, data, "hash", "tk.data.hash", &hash)) ||
+	    (rc = sv_int(&v, tk, "per_device_train_batch_size", "tk.per_device_train_batch_size",
+			 1, 1 << 20, &batch)) ||
+	    (rc = sv_int(&v, tk, "gradient_accumulation_steps", "tk.gradient_accumulation_steps",
+			 1, 1 << 20, &accum)) ||
+	    (sv_get(tk, "world_size") && /* absent before data parallel: 1 */
+	     (rc = sv_int(&v, tk, "world_size", "tk.world_size", 1, 1 << 20, &world))) ||
+	    (rc = sv_str(&v, tk, "seed", "tk.seed", &seed)))
+		goto out;
+	if (parse_u64(seed, &seed_v)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "tk.seed: \"%.40s\" is not a decimal from 0 to 18446744073709551615",
+				 seed);
+		goto out;
+	}
+	if (!cJSON_IsBool(shuffle)) {
+		rc = sv_fail(&v, "tk.shuffle", "%s: not true or false%s", "");
+		goto out;
+	}
+	if ((uint64_t)nb != tr->train.n_blocks || (uint32_t)T != tr->train.seq_len ||
+	    strcmp(fp, tr->train.info.fingerprint) || strcmp(hash, mine)) {
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->data_path, -1,
+				 "not the blocks the checkpoint %s was trained on (%lld blocks of "
+				 "%lld tokens there, %llu of %u here)", tr->resume_dir, nb, T,
+				 (unsigned long long)tr->train.n_blocks, tr->train.seq_len);
+		goto out;
+	}
+	if (batch != o->batch || accum != o->grad_accum) {
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				 "trained with per_device_train_batch_size %lld and "
+				 "gradient_accumulation_steps %lld, not %d and %d", batch, accum,
+				 o->batch, o->grad_accum);
+		goto out;
+	}
+	if (world != tk_dist_size()) {
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				 "trained on %lld process%s, resumed on %d: each step's data "
+				 "depends on it (resume it %s%lld)", world, world == 1 ? "" : "es",
+				 tk_dist_size(), world == 1 ? "without mpirun, or -np " :
+				 "with mpirun -np ", world);
+		goto out;
+	}
+	if (seed_v != o->seed || cJSON_IsTrue(shuffle) != !!o->shuffle) {
+		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				 "trained with seed %s%s (the block order depends on it)", seed,
+				 cJSON_IsTrue(shuffle) ? "" : " and --no-shuffle");
+		goto out;
+	}
+	/* where it stopped: a step of its run, at the place in the data that
+	 * step reaches with these blocks and batches */
+	if ((rc = sv_int(&v, r, "max_steps", "max_steps", 1, LONG_MAX / 2, &max_steps)) ||
+	    (rc = sv_int(&v, r, "global_step", "global_step", 0, max_steps, &gs)) ||
+	    (rc = sv_int(&v, tk, "epoch_index", "tk.epoch_index", 0, LONG_MAX / 2, &epoch_index)) ||
+	    (rc = sv_int(&v, tk, "update_in_epoch", "tk.update_in_epoch", 0, tr->nupe - 1, &upd)) ||
+	    (rc = sv_num(&v, r, "epoch", "epoch", 0, 1e18, &epoch)))
+		goto out;
+	if (epoch_index != gs / tr->nupe || upd != gs % tr->nupe) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "tk.epoch_index %lld, tk.update_in_epoch %lld: not where global_step "
+				 "%lld is with %ld updates per epoch (%lld, %lld)", epoch_index, upd,
+				 gs, tr->nupe, gs / tr->nupe, gs % tr->nupe);
+		goto out;
+	}
+	double want = epoch_at(tr, (long)gs);
+	if (fabs(epoch - want) > 1e-9 * (want > 1 ? want : 1)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "epoch: %.17g is not the epoch of global_step %lld (%.17g)", epoch, gs,
+				 want);
+		goto out;
+	}
+	/* the loop's counters and sums */
+	if ((rc = sv_num(&v, tk, "tr_loss", "tk.tr_loss", 0, 3.4e38, &tr_loss)) ||
+	    (rc = sv_num(&v, tk, "total_loss", "tk.total_loss", 0, 1e300, &total_loss)) ||
+	    (rc = sv_int(&v, tk, "last_logged", "tk.last_logged", 0, gs, &last_logged)) ||
+	    (sv_get(tk, "skipped_steps") && /* absent before fp16: none */
+	     (rc = sv_int(&v, tk, "skipped_steps", "tk.skipped_steps", 0, gs, &skipped))))
+		goto out;
+	n = gs * batch * accum * world; /* at most this many blocks of T tokens */
+	if ((rc = sv_int(&v, r, "num_input_tokens_seen", "num_input_tokens_seen", 0,
+			 n > (1LL << 53) / T ? 1LL << 53 : n * T, &tokens)) ||
+	    (rc = sv_int(&v, r, "num_train_epochs", "num_train_epochs", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "logging_steps", "logging_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "eval_steps", "eval_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "save_steps", "save_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(&v, r, "train_batch_size", "train_batch_size", batch, batch, &n)) ||
+	    (rc = check_history(&v, sv_get(r, "log_history"), (long)gs)))
+		goto out;
+	/* the schedule the run had, and the RNG (none: the order is seeded) */
+	const cJSON *sched;
+	if ((rc = sv_obj(&v, tk, "schedule", "tk.schedule", &sched)) ||
+	    (rc = sv_str(&v, sched, "type", "tk.schedule.type", &stype)) ||
+	    (rc = sv_num(&v, sched, "base_lr", "tk.schedule.base_lr", 0, 1e300, &base_lr)) ||
+	    (rc = sv_int(&v, sched, "total_steps", "tk.schedule.total_steps", max_steps, max_steps,
+			 &total)) ||
+	    /* --warmup-steps N may exceed the run (the lr then never peaks) */
+	    (rc = sv_int(&v, sched, "warmup_steps", "tk.schedule.warmup_steps", 0, LONG_MAX / 2,
+			 &warm)) ||
+	    (rc = sv_str(&v, tk, "rng", "tk.rng", &rng)))
+		goto out;
+	if (tk_sched_parse(stype, &st, NULL)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.schedule.type: \"%.40s\" is not a "
+				 "schedule tk knows", stype);
+		goto out;
+	}
+	if (strcmp(rng, STATE_RNG)) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.rng: \"%.40s\" is not a state tk "
+				 "can restore (\"%s\")", rng, STATE_RNG);
+		goto out;
+	}
+	/* GradScaler's state: a power of two as its scale always is */
+	if (gsc) {
+		int ex;
+		if ((rc = sv_obj(&v, tk, "scaler", "tk.scaler", &sc)) ||
+		    (rc = sv_num(&v, sc, "scale", "tk.scaler.scale", 1e-45, 3.4e38, &scale)) ||
+		    (rc = sv_int(&v, sc, "growth_tracker", "tk.scaler.growth_tracker", 0, gs,
+				 &tracker)))
+			goto out;
+		if (frexp(scale, &ex) != 0.5) {
+			rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.scaler.scale: %.17g is not a "
+					 "power of 2", scale);
+			goto out;
+		}
+	}
+	tr->global_step = (long)gs;
+	tr->tr_loss = (float)tr_loss;
+	tr->total_loss = total_loss;
+	tr->last_logged = (long)last_logged;
+	tr->epoch_f = epoch;
+	tr->tokens_seen = (uint64_t)tokens;
+	/* a run trained without fp16 has no scaler, which then starts anew */
+	tr->skipped = (long)skipped;
+	if (o->prec == TK_PREC_FP16 && sc) {
+		tr->loss_scale = (float)scale;
+		tr->growth_tracker = (long)tracker;
+	}
+	cJSON_Delete(tr->log_history);
+	tr->log_history = cJSON_DetachItemFromObject(r, "log_history");
+out:
+	cJSON_Delete(r);
+	return rc;
+}
+
+/* tk.source of the resumed checkpoint's trainer_state.json: the side
+ * directory (and the side files it had) or file the run started with
+ * (src_recorded 0 when the checkpoint records none). */
+int train_read_source(struct trainer *tr, struct tk_diag *d)
+{
+	char path[PATH_LEN];
+	cJSON *r;
+	int rc = read_state(tr, path, sizeof(path), &r, d);
+	if (rc)
+		return rc;
+	struct sv v = { path, d };
+	const cJSON *src = sv_get(sv_get(r, "tk"), "source"), *files;
+	const char *dir = NULL, *file = NULL;
+	if (!src)
+		goto out;
+	if ((rc = sv_obj(&v, sv_get(r, "tk"), "source", "tk.source", &src)))
+		goto out;
+	if ((sv_get(src, "dir") && (rc = sv_str(&v, src, "dir", "tk.source.dir", &dir))) ||
+	    (sv_get(src, "file") && (rc = sv_str(&v, src, "file", "tk.source.file", &file))))
+		goto out;
+	if (dir && file) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source: both a dir and a file");
+		goto out;
+	}
+	files = sv_get(src, "files");
+	if (files && !dir) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source.files: without tk.source.dir");
+		goto out;
+	}
+	if (dir && !cJSON_IsArray(files)) {
+		rc = sv_fail(&v, "tk.source.files", "%s: not an array%s", "");
+		goto out;
+	}
+	int i = 0;
+	for (const cJSON *f = files ? files->child : NULL; f; f = f->next, i++) {
+		int k = cJSON_IsString(f) ? tk_hf_side_index(f->valuestring) : -1;
+		if (k < 0) {
+			rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source.files[%d]: not one of "
+					 "the tokenizer and generation files tk copies", i);
+			goto out;
+		}
+		tr->src_mask |= 1 << k;
+	}
+	if (strlen(dir ? dir : file ? file : "") >= PATH_LEN) {
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.source: path too long");
+		goto out;
+	}
+	snprintf(tr->src_dir, sizeof(tr->src_dir), "%s", dir ? dir : "");
+	snprintf(tr->src_file, sizeof(tr->src_file), "%s", file ? file : "");
+	tr->src_recorded = 1;
+out:
+	cJSON_Delete(r);
+	return rc;
+}
+
+/* The data path a checkpoint was trained on (OUT/data.tks for a stream). */
+int train_stored_data_path(struct trainer *tr, struct tk_diag *d)
+{
+	char path[PATH_LEN];
+	cJSON *r;
+	int rc = read_state(tr, path, sizeof(path), &r, d);
+	if (rc)
+		return rc;
+	struct sv v = { path, d };
+	const cJSON *data;
+	const char *p;
+	if (!sv_get(sv_get(r, "tk"), "data"))
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
+				 "names no training data (give --data)");
+	else if ((rc = sv_obj(&v, sv_get(r, "tk"), "data", "tk.data", &data)) ||
+		 (rc = sv_str(&v, data, "path", "tk.data.path", &p)))
+		;
+	else if (strlen(p) >= sizeof(tr->data_path))
+		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.data.path: too long");
+	else if (!strcmp(p, "-"))
+		rc = tk_path_join(tr->data_path, sizeof(tr->data_path), tr->out, SPILL_NAME);
+	else
+		snprintf(tr->data_path, sizeof(tr->data_path), "%s", p);
+	cJSON_Delete(r);
+	return rc;
+}
