@@ -244,6 +244,102 @@ int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag
 	return 0;
 }
 
+/* --eval-only: *eval_loss (NULL: not wanted) gets the loss whenever it was
+ * computed; one that is not finite is TK_E_FORMAT, as training stops on a
+ * loss that is not. */
+static int eval_only(struct trainer *tr, double *eval_loss, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	double loss;
+	int rc = train_evaluate(tr, &loss, d);
+	if (!rc && eval_loss)
+		*eval_loss = loss;
+	if (!rc && !isfinite(loss))
+		rc = tk_diag_set(d, TK_E_FORMAT, tr->resume_dir[0] ? tr->resume_dir :
+				 o->model_dir ? o->model_dir : o->init_config, -1,
+				 "eval_loss is %s: the model's loss on the eval blocks is not "
+				 "a finite number (are its weights finite?)",
+				 isnan(loss) ? "nan" : "inf");
+	return rc;
+}
+
+/* What the loop needs once the model and data are loaded: the schedule and
+ * intervals, the memory plan, the optimizer state, the batch buffers, a
+ * resumed checkpoint's state, metrics.jsonl, and rank 0's weights on every
+ * rank (as DDP). */
+static int prepare(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	int rc;
+	tr->data_hash = hash_data(&tr->train);
+	tr->T = (int)tr->train.seq_len;
+	plan(tr);
+	if ((rc = train_mem_plan(tr, d)) || (rc = train_opt_setup(tr, d)))
+		return rc;
+	size_t per = (size_t)o->batch * tr->T * o->grad_accum;
+	tr->ids = tk_mallocn(per, sizeof(*tr->ids));
+	tr->labels = tk_mallocn(per, sizeof(*tr->labels));
+	tr->targets = tk_mallocn(per, sizeof(*tr->targets));
+	tr->rows = tk_mallocn((size_t)o->grad_accum, sizeof(*tr->rows));
+	tr->log_history = cJSON_CreateArray();
+	if (!tr->ids || !tr->labels || !tr->targets || !tr->rows || !tr->log_history)
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	if (tr->resume_dir[0] && (rc = train_load_checkpoint(tr, d)))
+		return rc;
+	if (!tk_dist_rank() && (rc = train_open_metrics(tr, d)))
+		return rc;
+	for (int i = 0; i < tr->n_tp && !rc; i++)
+		rc = tk_dist_bcast(tr->tp[i].p, tr->tp[i].n * sizeof(float), 0, d);
+	return rc;
+}
+
+/* The start event, the loop, the final model; then a rotation, as a run
+ * killed between a save and its rotation leaves one checkpoint too many,
+ * which a resumed run that saves nothing more would keep. */
+static int train(struct trainer *tr, struct tk_diag *d)
+{
+	uint64_t trainable = 0;
+	int rc;
+	tr->first_step = tr->global_step;
+	for (int i = 0; i < tr->n_tp; i++)
+		trainable += tr->tp[i].n;
+	struct tk_train_event ev = { .kind = TK_TRAIN_EV_START,
+				     .n_params = tk_model_count_params(&tr->m),
+				     .trainable = trainable,
+				     .n_blocks = tr->train.n_blocks,
+				     .n_eval_blocks = tr->eval.n_blocks, .seq_len = tr->T,
+				     .step = tr->global_step, .max_steps = tr->max_steps,
+				     .first_step = tr->first_step, .epoch = tr->epoch_f,
+				     .dropout = tk_config_max_dropout(&tr->m.cfg),
+				     .opt_bytes = 2 * tr->n_opt * sizeof(float),
+				     .opt_bytes_full = 2 * tr->n_opt_full * sizeof(float) };
+	train_event(tr, &ev);
+	tr->t0 = train_now();
+	if (!(rc = train_loop(tr, d)))
+		rc = train_finish(tr, d);
+	if (!rc && !tk_dist_rank())
+		rc = train_rotate(tr, d);
+	return rc;
+}
+
+/* After a failure: the message of an allocation that failed although the
+ * plan fitted, and what the run made that holds nothing worth keeping
+ * removed (an output directory it created, else its metrics and spill). */
+static void failed(struct trainer *tr, int rc, struct tk_diag *d)
+{
+	if (rc == TK_E_NOMEM && tr->planned)
+		train_oom_message(tr, d);
+	if (!tr->saved && tr->created_top[0]) /* made by this run, nothing in it */
+		tk_afile_rmtree(tr->created_top);
+	else if (!tr->o->resume && !tr->saved && tr->out[0]) { /* nothing worth keeping */
+		char p[PATH_LEN];
+		if (tr->metrics && !tk_path_join(p, sizeof(p), tr->out, "metrics.jsonl"))
+			unlink(p);
+		if (tr->spilled && !tk_path_join(p, sizeof(p), tr->out, SPILL_NAME))
+			unlink(p);
+	}
+}
+
 int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_diag *d)
 {
 	struct trainer tr;
@@ -259,82 +355,16 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
 	if (!rc)
 		rc = setup(&tr, d);
 	if (!rc && o->eval_only) {
-		double loss;
-		if (!(rc = train_evaluate(&tr, &loss, d)) && eval_loss)
-			*eval_loss = loss;
-		if (!rc && !isfinite(loss)) /* as training stops on a loss that is not */
-			rc = tk_diag_set(d, TK_E_FORMAT, tr.resume_dir[0] ? tr.resume_dir :
-					 o->model_dir ? o->model_dir : o->init_config, -1,
-					 "eval_loss is %s: the model's loss on the eval blocks is not "
-					 "a finite number (are its weights finite?)",
-					 isnan(loss) ? "nan" : "inf");
+		rc = eval_only(&tr, eval_loss, d);
 		train_free(&tr);
 		return rc;
 	}
+	if (!rc)
+		rc = prepare(&tr, d);
+	if (!rc)
+		rc = train(&tr, d);
 	if (rc)
-		goto out;
-	tr.data_hash = hash_data(&tr.train);
-	tr.T = (int)tr.train.seq_len;
-	plan(&tr);
-	if ((rc = train_mem_plan(&tr, d)))
-		goto out;
-	size_t per = (size_t)o->batch * tr.T * o->grad_accum;
-	if ((rc = train_opt_setup(&tr, d)))
-		goto out;
-	tr.ids = tk_mallocn(per, sizeof(*tr.ids));
-	tr.labels = tk_mallocn(per, sizeof(*tr.labels));
-	tr.targets = tk_mallocn(per, sizeof(*tr.targets));
-	tr.rows = tk_mallocn((size_t)o->grad_accum, sizeof(*tr.rows));
-	tr.log_history = cJSON_CreateArray();
-	if (!tr.ids || !tr.labels || !tr.targets || !tr.rows ||
-	    !tr.log_history) {
-		rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-		goto out;
-	}
-	if (tr.resume_dir[0] && (rc = train_load_checkpoint(&tr, d)))
-		goto out;
-	if (!tk_dist_rank() && (rc = train_open_metrics(&tr, d)))
-		goto out;
-	for (int i = 0; i < tr.n_tp && !rc; i++) /* as DDP: every rank starts from rank 0's */
-		rc = tk_dist_bcast(tr.tp[i].p, tr.tp[i].n * sizeof(float), 0, d);
-	if (rc)
-		goto out;
-	tr.first_step = tr.global_step;
-	uint64_t trainable = 0;
-	for (int i = 0; i < tr.n_tp; i++)
-		trainable += tr.tp[i].n;
-	struct tk_train_event ev = { .kind = TK_TRAIN_EV_START,
-				     .n_params = tk_model_count_params(&tr.m),
-				     .trainable = trainable,
-				     .n_blocks = tr.train.n_blocks,
-				     .n_eval_blocks = tr.eval.n_blocks, .seq_len = tr.T,
-				     .step = tr.global_step, .max_steps = tr.max_steps,
-				     .first_step = tr.first_step, .epoch = tr.epoch_f,
-				     .dropout = tk_config_max_dropout(&tr.m.cfg),
-				     .opt_bytes = 2 * tr.n_opt * sizeof(float),
-				     .opt_bytes_full = 2 * tr.n_opt_full * sizeof(float) };
-	train_event(&tr, &ev);
-	tr.t0 = train_now();
-	if (!(rc = train_loop(&tr, d)))
-		rc = train_finish(&tr, d);
-	/* a run killed between a save and its rotation leaves one checkpoint
-	 * too many, which a resumed run that saves nothing more would keep */
-	if (!rc && !tk_dist_rank())
-		rc = train_rotate(&tr, d);
-out:
-	if (rc == TK_E_NOMEM && tr.planned)
-		train_oom_message(&tr, d);
-	if (rc && !tr.saved && tr.created_top[0]) /* made by this run, nothing in it */
-		tk_afile_rmtree(tr.created_top);
-	else if (rc && !o->resume && !tr.saved && tr.out[0]) { /* nothing worth keeping */
-		char p[PATH_LEN];
-		{
-			if (tr.metrics && !tk_path_join(p, sizeof(p), tr.out, "metrics.jsonl"))
-				unlink(p);
-			if (tr.spilled && !tk_path_join(p, sizeof(p), tr.out, SPILL_NAME))
-				unlink(p);
-		}
-	}
+		failed(&tr, rc, d);
 	train_free(&tr);
 	return rc;
 }
