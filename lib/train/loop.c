@@ -149,28 +149,33 @@ static int poison_step(struct trainer *tr, struct tk_diag *d)
 	return 0;
 }
 
-/* One optimizer step over n_mb micro-batches starting at micro-batch mb0
- * of the epoch's order.  Data parallel, rank r of N computes micro-batches
- * [n_mb * r / N, n_mb * (r + 1) / N) of them (perhaps none): the step sees
- * the micro-batches one process with N times the accumulation would. */
-static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n_mb,
-		      float *loss_out, double *norm_out, struct tk_diag *d)
+/* The micro-batches of one optimizer step that this process computes. */
+struct step {
+	long mb0;       /* the first, in the epoch's order */
+	int n_mb;       /* how many (perhaps none) */
+	long items;     /* the predicted tokens of the whole step (every rank's) */
+	double rows;    /* the rows of the whole step (every rank's) */
+	float loss;     /* the step's loss (this process's part until reduced) */
+};
+
+/* Data parallel, rank r of N computes micro-batches [n_mb * r / N,
+ * n_mb * (r + 1) / N) of the n_mb from mb0: the step sees the micro-batches
+ * one process with N times the accumulation would.  Reads them into
+ * tr->ids, labels and targets (tr->rows: each one's rows), and counts the
+ * step's items and rows over the ranks. */
+static int read_batches(struct trainer *tr, const uint64_t *order, long mb0, int n_mb,
+			struct step *s, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
-	struct tk_model *m = &tr->m;
-	int T = tr->T, rc, world = tk_dist_size(), rank = tk_dist_rank();
+	int T = tr->T, world = tk_dist_size(), rank = tk_dist_rank();
 	size_t per = (size_t)o->batch * T;
 	long items = 0;
 	double counts[2] = { 0, 0 }; /* items, rows */
 	long skip = (long)n_mb * rank / world; /* the micro-batches of lower ranks */
-	mb0 += skip;
-	/* LoRA dropout masks are keyed by the micro-batch's place in the whole
-	 * run (epoch and index): the same in a resumed run and on any number
-	 * of processes */
-	uint64_t mb_global = (uint64_t)tr->cur_epoch * (uint64_t)tr->steps_in_epoch + (uint64_t)mb0;
-	n_mb = (int)((long)n_mb * (rank + 1) / world - skip);
-	for (int i = 0; i < n_mb; i++) {
-		uint64_t first = (uint64_t)(mb0 + i) * (uint64_t)o->batch;
+	s->mb0 = mb0 + skip;
+	s->n_mb = (int)((long)n_mb * (rank + 1) / world - skip);
+	for (int i = 0; i < s->n_mb; i++) {
+		uint64_t first = (uint64_t)(s->mb0 + i) * (uint64_t)o->batch;
 		uint64_t left = tr->train.n_blocks - first;
 		int n = left < (uint64_t)o->batch ? (int)left : o->batch;
 		tr->rows[i] = n;
@@ -180,23 +185,44 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 		counts[1] += n;
 	}
 	counts[0] = (double)items;
-	if (world > 1 && (rc = tk_dist_allreduce_f64(counts, 2, d)))
-		return rc;
-	items = (long)counts[0];
+	if (world > 1) {
+		int rc = tk_dist_allreduce_f64(counts, 2, d);
+		if (rc)
+			return rc;
+	}
+	s->items = (long)counts[0];
+	s->rows = counts[1];
+	return 0;
+}
+
+/* The forward and backward passes of the step's micro-batches, from zeroed
+ * gradients: each micro-batch's loss is its summed cross-entropy divided
+ * by the step's items (fp16: the gradient of that times the loss scale, a
+ * power of 2: exact).  s->loss gets their sum; one process counts the loss
+ * and the tokens into the run's here, several after train_reduce_step. */
+static int forward_backward(struct trainer *tr, struct step *s, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	struct tk_model *m = &tr->m;
+	int T = tr->T, rc, world = tk_dist_size(), fp16 = o->prec == TK_PREC_FP16;
+	size_t per = (size_t)o->batch * T;
+	/* LoRA dropout masks are keyed by the micro-batch's place in the whole
+	 * run (epoch and index): the same in a resumed run and on any number
+	 * of processes */
+	uint64_t mb_global = (uint64_t)tr->cur_epoch * (uint64_t)tr->steps_in_epoch +
+			     (uint64_t)s->mb0;
+	double gdiv = fp16 ? (double)s->items / (double)tr->loss_scale : (double)s->items;
 	if ((rc = tk_model_zero_grad(m, d)))
 		return rc;
-	float step_loss = 0;
-	int fp16 = o->prec == TK_PREC_FP16;
-	/* fp16: the gradient of loss * scale (a power of 2: exact) */
-	double gdiv = fp16 ? (double)items / (double)tr->loss_scale : (double)items;
-	for (int i = 0; i < n_mb && items > 0; i++) {
+	s->loss = 0;
+	for (int i = 0; i < s->n_mb && s->items > 0; i++) {
 		struct tk_model_loss l;
 		if (m->lora) /* the forward counts it up by one */
 			m->lora->step = mb_global + (uint64_t)i;
 		if ((rc = tk_model_forward(m, tr->ids + i * per, tr->targets + i * per, tr->rows[i],
 					   T, 1, gdiv, &l, d)))
 			return rc;
-		float li = (float)(l.sum / (double)items);
+		float li = (float)(l.sum / (double)s->items);
 		if (!isfinite(li) && !fp16)
 			return nonfinite(tr, "the loss", li, d);
 		if ((rc = tk_model_backward(m, d)))
@@ -206,73 +232,130 @@ static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n
 				return rc;
 			continue;
 		}
-		step_loss += li;
+		s->loss += li;
 		if (world > 1)
 			continue;
 		tr->tr_loss += li;
 		tr->tokens_run += (uint64_t)tr->rows[i] * T;
 		tr->tokens_seen += (uint64_t)tr->rows[i] * T;
 	}
-	if (world > 1 && (rc = train_reduce_step(tr, &step_loss, items, counts[1], d)))
-		return rc;
-	double ss = 0;
+	return 0;
+}
+
+/* fp16, GradScaler.unscale_: this process's gradients times 1 / scale,
+ * exact in fp32. */
+static int unscale_grads(struct trainer *tr, struct tk_diag *d)
+{
 	const struct tr_seg *sg = tr->seg;
-	if (fp16) { /* GradScaler.unscale_: times 1/scale, exact in fp32 */
-		float inv = (float)(1.0 / (double)tr->loss_scale);
-		for (int s = 0; s < tr->n_seg && !rc; s++)
-			rc = tk_scale(tr->be, tr->tp[sg[s].i].g + sg[s].a, inv, sg[s].n);
-		if (rc)
-			return tk_diag_set(d, rc, NULL, -1, "loss scaling: %s", tk_strerror(rc));
-	}
+	float inv = (float)(1.0 / (double)tr->loss_scale);
+	int rc = 0;
+	for (int s = 0; s < tr->n_seg && !rc; s++)
+		rc = tk_scale(tr->be, tr->tp[sg[s].i].g + sg[s].a, inv, sg[s].n);
+	return rc ? tk_diag_set(d, rc, NULL, -1, "loss scaling: %s", tk_strerror(rc)) : 0;
+}
+
+/* The gradients' norm before clipping (ZeRO-1: the shards' sums of squares
+ * summed over the ranks). */
+static int grad_norm(struct trainer *tr, double *norm, struct tk_diag *d)
+{
+	const struct tr_seg *sg = tr->seg;
+	double ss = 0;
+	int rc = 0;
 	for (int s = 0; s < tr->n_seg && !rc; s++)
 		rc = tk_sum_squares(tr->be, &ss, tr->tp[sg[s].i].g + sg[s].a, sg[s].n);
 	if (rc)
 		return tk_diag_set(d, rc, NULL, -1, "gradient norm: %s", tk_strerror(rc));
-	if (tr->o->zero && world > 1 && (rc = tk_dist_allreduce_f64(&ss, 1, d)))
-		return rc; /* ZeRO-1: the shards' sums of squares */
-	double norm = sqrt(ss);
-	tr->step_skipped = 0;
-	if (!isfinite(norm) && fp16) {
-		/* GradScaler: no optimizer step, scale times backoff_factor 0.5
-		 * (not below the smallest float, as torch's fp32 scale) */
-		tr->step_skipped = 1;
-		tr->skipped++;
-		tr->growth_tracker = 0;
-		if (tr->loss_scale * 0.5f > 0.0f)
-			tr->loss_scale *= 0.5f;
-		tr->global_step++;
-		*loss_out = step_loss;
-		*norm_out = norm;
+	if (tr->o->zero && tk_dist_size() > 1 && (rc = tk_dist_allreduce_f64(&ss, 1, d)))
+		return rc;
+	*norm = sqrt(ss);
+	return 0;
+}
+
+/* fp16, gradients that overflowed: GradScaler makes no optimizer step and
+ * multiplies the scale by backoff_factor 0.5 (not below the smallest
+ * float, as torch's fp32 scale). */
+static void skip_update(struct trainer *tr)
+{
+	tr->step_skipped = 1;
+	tr->skipped++;
+	tr->growth_tracker = 0;
+	if (tr->loss_scale * 0.5f > 0.0f)
+		tr->loss_scale *= 0.5f;
+}
+
+/* clip_grad_norm_: the gradients times max_grad_norm / norm when the norm
+ * is above it (max_grad_norm 0: never). */
+static int clip_grads(struct trainer *tr, double norm, struct tk_diag *d)
+{
+	const struct tr_seg *sg = tr->seg;
+	int rc = 0;
+	if (tr->o->max_grad_norm <= 0)
 		return 0;
-	}
-	if (!isfinite(norm))
-		return nonfinite(tr, "the gradient norm", norm, d);
-	if (o->max_grad_norm > 0) { /* clip_grad_norm_ */
-		float coef = tk_clip_coef(o->max_grad_norm, norm);
-		for (int s = 0; s < tr->n_seg && coef < 1.0f && !rc; s++)
-			rc = tk_scale(tr->be, tr->tp[sg[s].i].g + sg[s].a, coef, sg[s].n);
-		if (rc)
-			return tk_diag_set(d, rc, NULL, -1, "clipping: %s", tk_strerror(rc));
-	}
+	float coef = tk_clip_coef(tr->o->max_grad_norm, norm);
+	for (int s = 0; s < tr->n_seg && coef < 1.0f && !rc; s++)
+		rc = tk_scale(tr->be, tr->tp[sg[s].i].g + sg[s].a, coef, sg[s].n);
+	return rc ? tk_diag_set(d, rc, NULL, -1, "clipping: %s", tk_strerror(rc)) : 0;
+}
+
+/* torch.optim.AdamW on this process's parts of the parameters, at the
+ * scheduler's learning rate. */
+static int adamw_update(struct trainer *tr, struct tk_diag *d)
+{
+	const struct tk_train_opts *o = tr->o;
+	const struct tr_seg *sg = tr->seg;
 	double lr = tk_sched_lr(&tr->sched, sched_pos(tr));
+	int rc = 0;
 	for (int s = 0; s < tr->n_seg && !rc; s++) {
 		const struct tk_param *p = &tr->tp[sg[s].i];
 		rc = tk_adamw(tr->be, p->p + sg[s].a, p->g + sg[s].a, tr->exp_avg + sg[s].loc,
 			      tr->exp_avg_sq + sg[s].loc, sg[s].n, lr, o->beta1, o->beta2, o->eps,
 			      p->decay ? o->weight_decay : 0.0, (int)(sched_pos(tr) + 1));
 	}
-	if (rc)
-		return tk_diag_set(d, rc, NULL, -1, "optimizer step: %s", tk_strerror(rc));
-	if (tr->o->zero && world > 1 && (rc = train_zero_allgather(tr, d)))
-		return rc; /* ZeRO-1: every shard's new weights to every process */
-	if (fp16 && ++tr->growth_tracker >= o->loss_scale_window) {
-		/* growth_factor 2, kept while the result is finite */
-		if (isfinite(tr->loss_scale * 2.0f))
-			tr->loss_scale *= 2.0f;
-		tr->growth_tracker = 0;
+	return rc ? tk_diag_set(d, rc, NULL, -1, "optimizer step: %s", tk_strerror(rc)) : 0;
+}
+
+/* fp16, after an update: GradScaler's growth_factor 2 once
+ * loss_scale_window steps in a row were not skipped, kept while the scale
+ * is finite. */
+static void grow_scale(struct trainer *tr)
+{
+	if (++tr->growth_tracker < tr->o->loss_scale_window)
+		return;
+	if (isfinite(tr->loss_scale * 2.0f))
+		tr->loss_scale *= 2.0f;
+	tr->growth_tracker = 0;
+}
+
+/* One optimizer step over n_mb micro-batches starting at micro-batch mb0
+ * of the epoch's order: *loss_out gets its loss, *norm_out its gradient
+ * norm, and global_step counts it, skipped (fp16) or not. */
+static int train_step(struct trainer *tr, const uint64_t *order, long mb0, int n_mb,
+		      float *loss_out, double *norm_out, struct tk_diag *d)
+{
+	int fp16 = tr->o->prec == TK_PREC_FP16, several = tk_dist_size() > 1, rc;
+	struct step s;
+	double norm = 0;
+	if ((rc = read_batches(tr, order, mb0, n_mb, &s, d)) ||
+	    (rc = forward_backward(tr, &s, d)) ||
+	    (several && (rc = train_reduce_step(tr, &s.loss, s.items, s.rows, d))) ||
+	    (fp16 && (rc = unscale_grads(tr, d))) || (rc = grad_norm(tr, &norm, d)))
+		return rc;
+	tr->step_skipped = 0;
+	if (!isfinite(norm) && fp16) {
+		skip_update(tr);
+	} else if (!isfinite(norm)) {
+		return nonfinite(tr, "the gradient norm", norm, d);
+	} else {
+		if ((rc = clip_grads(tr, norm, d)) || (rc = adamw_update(tr, d)))
+			return rc;
+		/* ZeRO-1: every shard's new weights to every process */
+		if (tr->o->zero && several && (rc = train_zero_allgather(tr, d)))
+			return rc;
+		if (fp16)
+			grow_scale(tr);
 	}
 	tr->global_step++;
-	*loss_out = step_loss;
+	*loss_out = s.loss;
 	*norm_out = norm;
 	return 0;
 }
