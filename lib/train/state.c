@@ -264,180 +264,210 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* What train_load_state reads from trainer_state.json (the ranges checked,
+ * not yet that they fit the run). */
+struct saved {
+	long long gs, max_steps, nb, T, batch, accum, world, skipped, epoch_index, upd;
+	long long last_logged, tokens, tracker;
+	double epoch, tr_loss, total_loss, scale;
+	const cJSON *scaler; /* tk.scaler: NULL when the run had none */
+};
+
+/* What the checkpoint belongs to: the data, the batch, the processes, the
+ * block order; TK_E_MISMATCH for a run that does not agree. */
+static int check_origin(struct sv *v, const struct trainer *tr, const cJSON *tk,
+			struct saved *s)
+{
+	const struct tk_train_opts *o = tr->o;
+	struct tk_diag *d = v->d;
+	const cJSON *data, *shuffle = sv_get(tk, "shuffle");
+	const char *fp, *hash, *seed, *dpath;
+	uint64_t seed_v;
+	char mine[32];
+	int rc;
+	snprintf(mine, sizeof(mine), "%016llx", (unsigned long long)tr->data_hash);
+	if ((rc = sv_obj(v, tk, "data", "tk.data", &data)) ||
+	    (rc = sv_str(v, data, "path", "tk.data.path", &dpath)) ||
+	    (rc = sv_int(v, data, "n_blocks", "tk.data.n_blocks", 1, 1LL << 53, &s->nb)) ||
+	    (rc = sv_int(v, data, "seq_len", "tk.data.seq_len", 1, 1 << 24, &s->T)) ||
+	    (rc = sv_str(v, data, "fingerprint", "tk.data.fingerprint", &fp)) ||
+	    (rc = sv_str(v, data, "hash", "tk.data.hash", &hash)) ||
+	    (rc = sv_int(v, tk, "per_device_train_batch_size", "tk.per_device_train_batch_size",
+			 1, 1 << 20, &s->batch)) ||
+	    (rc = sv_int(v, tk, "gradient_accumulation_steps", "tk.gradient_accumulation_steps",
+			 1, 1 << 20, &s->accum)) ||
+	    (sv_get(tk, "world_size") && /* absent before data parallel: 1 */
+	     (rc = sv_int(v, tk, "world_size", "tk.world_size", 1, 1 << 20, &s->world))) ||
+	    (rc = sv_str(v, tk, "seed", "tk.seed", &seed)))
+		return rc;
+	if (parse_u64(seed, &seed_v))
+		return tk_diag_set(d, TK_E_FORMAT, v->path, -1,
+				   "tk.seed: \"%.40s\" is not a decimal from 0 to 18446744073709551615",
+				   seed);
+	if (!cJSON_IsBool(shuffle))
+		return sv_fail(v, "tk.shuffle", "%s: not true or false%s", "");
+	if ((uint64_t)s->nb != tr->train.n_blocks || (uint32_t)s->T != tr->train.seq_len ||
+	    strcmp(fp, tr->train.info.fingerprint) || strcmp(hash, mine))
+		return tk_diag_set(d, TK_E_MISMATCH, tr->data_path, -1,
+				   "not the blocks the checkpoint %s was trained on (%lld blocks of "
+				   "%lld tokens there, %llu of %u here)", tr->resume_dir, s->nb, s->T,
+				   (unsigned long long)tr->train.n_blocks, tr->train.seq_len);
+	if (s->batch != o->batch || s->accum != o->grad_accum)
+		return tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				   "trained with per_device_train_batch_size %lld and "
+				   "gradient_accumulation_steps %lld, not %d and %d", s->batch,
+				   s->accum, o->batch, o->grad_accum);
+	if (s->world != tk_dist_size())
+		return tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				   "trained on %lld process%s, resumed on %d: each step's data "
+				   "depends on it (resume it %s%lld)", s->world,
+				   s->world == 1 ? "" : "es", tk_dist_size(),
+				   s->world == 1 ? "without mpirun, or -np " : "with mpirun -np ",
+				   s->world);
+	if (seed_v != o->seed || cJSON_IsTrue(shuffle) != !!o->shuffle)
+		return tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
+				   "trained with seed %s%s (the block order depends on it)", seed,
+				   cJSON_IsTrue(shuffle) ? "" : " and --no-shuffle");
+	return 0;
+}
+
+/* Where it stopped: a step of its run, at the place in the data that step
+ * reaches with these blocks and batches. */
+static int check_position(struct sv *v, const struct trainer *tr, const cJSON *r,
+			  const cJSON *tk, struct saved *s)
+{
+	int rc;
+	if ((rc = sv_int(v, r, "max_steps", "max_steps", 1, LONG_MAX / 2, &s->max_steps)) ||
+	    (rc = sv_int(v, r, "global_step", "global_step", 0, s->max_steps, &s->gs)) ||
+	    (rc = sv_int(v, tk, "epoch_index", "tk.epoch_index", 0, LONG_MAX / 2,
+			 &s->epoch_index)) ||
+	    (rc = sv_int(v, tk, "update_in_epoch", "tk.update_in_epoch", 0, tr->nupe - 1,
+			 &s->upd)) ||
+	    (rc = sv_num(v, r, "epoch", "epoch", 0, 1e18, &s->epoch)))
+		return rc;
+	if (s->epoch_index != s->gs / tr->nupe || s->upd != s->gs % tr->nupe)
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1,
+				   "tk.epoch_index %lld, tk.update_in_epoch %lld: not where global_step "
+				   "%lld is with %ld updates per epoch (%lld, %lld)", s->epoch_index,
+				   s->upd, s->gs, tr->nupe, s->gs / tr->nupe, s->gs % tr->nupe);
+	double want = epoch_at(tr, (long)s->gs);
+	if (fabs(s->epoch - want) > 1e-9 * (want > 1 ? want : 1))
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1,
+				   "epoch: %.17g is not the epoch of global_step %lld (%.17g)",
+				   s->epoch, s->gs, want);
+	return 0;
+}
+
+/* The loop's counters and sums, the intervals, and the log history. */
+static int check_counters(struct sv *v, const cJSON *r, const cJSON *tk, struct saved *s)
+{
+	long long n;
+	int rc;
+	if ((rc = sv_num(v, tk, "tr_loss", "tk.tr_loss", 0, 3.4e38, &s->tr_loss)) ||
+	    (rc = sv_num(v, tk, "total_loss", "tk.total_loss", 0, 1e300, &s->total_loss)) ||
+	    (rc = sv_int(v, tk, "last_logged", "tk.last_logged", 0, s->gs, &s->last_logged)) ||
+	    (sv_get(tk, "skipped_steps") && /* absent before fp16: none */
+	     (rc = sv_int(v, tk, "skipped_steps", "tk.skipped_steps", 0, s->gs, &s->skipped))))
+		return rc;
+	n = s->gs * s->batch * s->accum * s->world; /* at most this many blocks of T tokens */
+	if ((rc = sv_int(v, r, "num_input_tokens_seen", "num_input_tokens_seen", 0,
+			 n > (1LL << 53) / s->T ? 1LL << 53 : n * s->T, &s->tokens)) ||
+	    (rc = sv_int(v, r, "num_train_epochs", "num_train_epochs", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(v, r, "logging_steps", "logging_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(v, r, "eval_steps", "eval_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(v, r, "save_steps", "save_steps", 1, LONG_MAX / 2, &n)) ||
+	    (rc = sv_int(v, r, "train_batch_size", "train_batch_size", s->batch, s->batch, &n)))
+		return rc;
+	return check_history(v, sv_get(r, "log_history"), (long)s->gs);
+}
+
+/* The schedule the run had, and the RNG (none: the order is seeded). */
+static int check_schedule(struct sv *v, const cJSON *tk, const struct saved *s)
+{
+	const cJSON *sched;
+	const char *stype, *rng;
+	long long warm, total;
+	double base_lr;
+	enum tk_sched_type st;
+	int rc;
+	if ((rc = sv_obj(v, tk, "schedule", "tk.schedule", &sched)) ||
+	    (rc = sv_str(v, sched, "type", "tk.schedule.type", &stype)) ||
+	    (rc = sv_num(v, sched, "base_lr", "tk.schedule.base_lr", 0, 1e300, &base_lr)) ||
+	    (rc = sv_int(v, sched, "total_steps", "tk.schedule.total_steps", s->max_steps,
+			 s->max_steps, &total)) ||
+	    /* --warmup-steps N may exceed the run (the lr then never peaks) */
+	    (rc = sv_int(v, sched, "warmup_steps", "tk.schedule.warmup_steps", 0, LONG_MAX / 2,
+			 &warm)) ||
+	    (rc = sv_str(v, tk, "rng", "tk.rng", &rng)))
+		return rc;
+	if (tk_sched_parse(stype, &st, NULL))
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, "tk.schedule.type: \"%.40s\" is "
+				   "not a schedule tk knows", stype);
+	if (strcmp(rng, STATE_RNG))
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, "tk.rng: \"%.40s\" is not a "
+				   "state tk can restore (\"%s\")", rng, STATE_RNG);
+	return 0;
+}
+
+/* GradScaler's state, when the run had one: a power of two as its scale
+ * always is. */
+static int check_scaler(struct sv *v, const cJSON *tk, struct saved *s)
+{
+	int ex, rc;
+	if (!sv_get(tk, "scaler"))
+		return 0;
+	if ((rc = sv_obj(v, tk, "scaler", "tk.scaler", &s->scaler)) ||
+	    (rc = sv_num(v, s->scaler, "scale", "tk.scaler.scale", 1e-45, 3.4e38, &s->scale)) ||
+	    (rc = sv_int(v, s->scaler, "growth_tracker", "tk.scaler.growth_tracker", 0, s->gs,
+			 &s->tracker)))
+		return rc;
+	if (frexp(s->scale, &ex) != 0.5)
+		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, "tk.scaler.scale: %.17g is not "
+				   "a power of 2", s->scale);
+	return 0;
+}
+
+/* The loop state from the checked values s (and r's log_history). */
+static void restore(struct trainer *tr, cJSON *r, const struct saved *s)
+{
+	tr->global_step = (long)s->gs;
+	tr->tr_loss = (float)s->tr_loss;
+	tr->total_loss = s->total_loss;
+	tr->last_logged = (long)s->last_logged;
+	tr->epoch_f = s->epoch;
+	tr->tokens_seen = (uint64_t)s->tokens;
+	/* a run trained without fp16 has no scaler, which then starts anew */
+	tr->skipped = (long)s->skipped;
+	if (tr->o->prec == TK_PREC_FP16 && s->scaler) {
+		tr->loss_scale = (float)s->scale;
+		tr->growth_tracker = (long)s->tracker;
+	}
+	cJSON_Delete(tr->log_history);
+	tr->log_history = cJSON_DetachItemFromObject(r, "log_history");
+}
+
 /* Reads trainer_state.json of the checkpoint, checks every value tk takes
  * from it (struct sv) and that the run agrees with it, and restores the
  * loop state. */
 int train_load_state(struct trainer *tr, struct tk_diag *d)
 {
-	const struct tk_train_opts *o = tr->o;
 	char path[PATH_LEN];
 	cJSON *r;
 	int rc = read_state(tr, path, sizeof(path), &r, d);
 	if (rc)
 		return rc;
 	struct sv v = { path, d };
+	struct saved s = { .world = 1 };
 	const cJSON *tk = sv_get(r, "tk"), *ver = sv_get(tk, "version");
-	if (!cJSON_IsObject(r) || !cJSON_IsNumber(ver) || ver->valuedouble != STATE_VERSION) {
-		cJSON_Delete(r);
-		return tk_diag_set(d, TK_E_FORMAT, path, -1,
-				   "not a trainer state that tk-train wrote (version %d)",
-				   STATE_VERSION);
-	}
-	const cJSON *data, *sc = NULL, *gsc = sv_get(tk, "scaler");
-	const char *fp, *hash, *seed, *dpath, *rng, *stype;
-	long long gs, max_steps, nb, T, batch, accum, world = 1, skipped = 0, epoch_index, upd;
-	long long last_logged, tokens, tracker = 0, n, warm, total;
-	double epoch, tr_loss, total_loss, scale = 0, base_lr;
-	uint64_t seed_v;
-	enum tk_sched_type st;
-	const cJSON *shuffle = sv_get(tk, "shuffle");
-	char mine[32];
-	snprintf(mine, sizeof(mine), "%016llx", (unsigned long long)tr->data_hash);
-	/* what the checkpoint belongs to: the data, the batch, the processes,
-	 * the block order */
-	if ((rc = sv_obj(&v, tk, "data", "tk.data", &data)) ||
-	    (rc = sv_str(&v, data, "path", "tk.data.path", &dpath)) ||
-	    (rc = sv_int(&v, data, "n_blocks", "tk.data.n_blocks", 1, 1LL << 53, &nb)) ||
-	    (rc = sv_int(&v, data, "seq_len", "tk.data.seq_len", 1, 1 << 24, &T)) ||
-	    (rc = sv_str(&v, data, "fingerprint", "tk.data.fingerprint", &fp)) ||
-	    (rc = sv_str(&v, data, "hash", "tk.data.hash", &hash)) ||
-	    (rc = sv_int(&v, tk, "per_device_train_batch_size", "tk.per_device_train_batch_size",
-			 1, 1 << 20, &batch)) ||
-	    (rc = sv_int(&v, tk, "gradient_accumulation_steps", "tk.gradient_accumulation_steps",
-			 1, 1 << 20, &accum)) ||
-	    (sv_get(tk, "world_size") && /* absent before data parallel: 1 */
-	     (rc = sv_int(&v, tk, "world_size", "tk.world_size", 1, 1 << 20, &world))) ||
-	    (rc = sv_str(&v, tk, "seed", "tk.seed", &seed)))
-		goto out;
-	if (parse_u64(seed, &seed_v)) {
+	if (!cJSON_IsObject(r) || !cJSON_IsNumber(ver) || ver->valuedouble != STATE_VERSION)
 		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
-				 "tk.seed: \"%.40s\" is not a decimal from 0 to 18446744073709551615",
-				 seed);
-		goto out;
-	}
-	if (!cJSON_IsBool(shuffle)) {
-		rc = sv_fail(&v, "tk.shuffle", "%s: not true or false%s", "");
-		goto out;
-	}
-	if ((uint64_t)nb != tr->train.n_blocks || (uint32_t)T != tr->train.seq_len ||
-	    strcmp(fp, tr->train.info.fingerprint) || strcmp(hash, mine)) {
-		rc = tk_diag_set(d, TK_E_MISMATCH, tr->data_path, -1,
-				 "not the blocks the checkpoint %s was trained on (%lld blocks of "
-				 "%lld tokens there, %llu of %u here)", tr->resume_dir, nb, T,
-				 (unsigned long long)tr->train.n_blocks, tr->train.seq_len);
-		goto out;
-	}
-	if (batch != o->batch || accum != o->grad_accum) {
-		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
-				 "trained with per_device_train_batch_size %lld and "
-				 "gradient_accumulation_steps %lld, not %d and %d", batch, accum,
-				 o->batch, o->grad_accum);
-		goto out;
-	}
-	if (world != tk_dist_size()) {
-		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
-				 "trained on %lld process%s, resumed on %d: each step's data "
-				 "depends on it (resume it %s%lld)", world, world == 1 ? "" : "es",
-				 tk_dist_size(), world == 1 ? "without mpirun, or -np " :
-				 "with mpirun -np ", world);
-		goto out;
-	}
-	if (seed_v != o->seed || cJSON_IsTrue(shuffle) != !!o->shuffle) {
-		rc = tk_diag_set(d, TK_E_MISMATCH, tr->resume_dir, -1,
-				 "trained with seed %s%s (the block order depends on it)", seed,
-				 cJSON_IsTrue(shuffle) ? "" : " and --no-shuffle");
-		goto out;
-	}
-	/* where it stopped: a step of its run, at the place in the data that
-	 * step reaches with these blocks and batches */
-	if ((rc = sv_int(&v, r, "max_steps", "max_steps", 1, LONG_MAX / 2, &max_steps)) ||
-	    (rc = sv_int(&v, r, "global_step", "global_step", 0, max_steps, &gs)) ||
-	    (rc = sv_int(&v, tk, "epoch_index", "tk.epoch_index", 0, LONG_MAX / 2, &epoch_index)) ||
-	    (rc = sv_int(&v, tk, "update_in_epoch", "tk.update_in_epoch", 0, tr->nupe - 1, &upd)) ||
-	    (rc = sv_num(&v, r, "epoch", "epoch", 0, 1e18, &epoch)))
-		goto out;
-	if (epoch_index != gs / tr->nupe || upd != gs % tr->nupe) {
-		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
-				 "tk.epoch_index %lld, tk.update_in_epoch %lld: not where global_step "
-				 "%lld is with %ld updates per epoch (%lld, %lld)", epoch_index, upd,
-				 gs, tr->nupe, gs / tr->nupe, gs % tr->nupe);
-		goto out;
-	}
-	double want = epoch_at(tr, (long)gs);
-	if (fabs(epoch - want) > 1e-9 * (want > 1 ? want : 1)) {
-		rc = tk_diag_set(d, TK_E_FORMAT, path, -1,
-				 "epoch: %.17g is not the epoch of global_step %lld (%.17g)", epoch, gs,
-				 want);
-		goto out;
-	}
-	/* the loop's counters and sums */
-	if ((rc = sv_num(&v, tk, "tr_loss", "tk.tr_loss", 0, 3.4e38, &tr_loss)) ||
-	    (rc = sv_num(&v, tk, "total_loss", "tk.total_loss", 0, 1e300, &total_loss)) ||
-	    (rc = sv_int(&v, tk, "last_logged", "tk.last_logged", 0, gs, &last_logged)) ||
-	    (sv_get(tk, "skipped_steps") && /* absent before fp16: none */
-	     (rc = sv_int(&v, tk, "skipped_steps", "tk.skipped_steps", 0, gs, &skipped))))
-		goto out;
-	n = gs * batch * accum * world; /* at most this many blocks of T tokens */
-	if ((rc = sv_int(&v, r, "num_input_tokens_seen", "num_input_tokens_seen", 0,
-			 n > (1LL << 53) / T ? 1LL << 53 : n * T, &tokens)) ||
-	    (rc = sv_int(&v, r, "num_train_epochs", "num_train_epochs", 1, LONG_MAX / 2, &n)) ||
-	    (rc = sv_int(&v, r, "logging_steps", "logging_steps", 1, LONG_MAX / 2, &n)) ||
-	    (rc = sv_int(&v, r, "eval_steps", "eval_steps", 1, LONG_MAX / 2, &n)) ||
-	    (rc = sv_int(&v, r, "save_steps", "save_steps", 1, LONG_MAX / 2, &n)) ||
-	    (rc = sv_int(&v, r, "train_batch_size", "train_batch_size", batch, batch, &n)) ||
-	    (rc = check_history(&v, sv_get(r, "log_history"), (long)gs)))
-		goto out;
-	/* the schedule the run had, and the RNG (none: the order is seeded) */
-	const cJSON *sched;
-	if ((rc = sv_obj(&v, tk, "schedule", "tk.schedule", &sched)) ||
-	    (rc = sv_str(&v, sched, "type", "tk.schedule.type", &stype)) ||
-	    (rc = sv_num(&v, sched, "base_lr", "tk.schedule.base_lr", 0, 1e300, &base_lr)) ||
-	    (rc = sv_int(&v, sched, "total_steps", "tk.schedule.total_steps", max_steps, max_steps,
-			 &total)) ||
-	    /* --warmup-steps N may exceed the run (the lr then never peaks) */
-	    (rc = sv_int(&v, sched, "warmup_steps", "tk.schedule.warmup_steps", 0, LONG_MAX / 2,
-			 &warm)) ||
-	    (rc = sv_str(&v, tk, "rng", "tk.rng", &rng)))
-		goto out;
-	if (tk_sched_parse(stype, &st, NULL)) {
-		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.schedule.type: \"%.40s\" is not a "
-				 "schedule tk knows", stype);
-		goto out;
-	}
-	if (strcmp(rng, STATE_RNG)) {
-		rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.rng: \"%.40s\" is not a state tk "
-				 "can restore (\"%s\")", rng, STATE_RNG);
-		goto out;
-	}
-	/* GradScaler's state: a power of two as its scale always is */
-	if (gsc) {
-		int ex;
-		if ((rc = sv_obj(&v, tk, "scaler", "tk.scaler", &sc)) ||
-		    (rc = sv_num(&v, sc, "scale", "tk.scaler.scale", 1e-45, 3.4e38, &scale)) ||
-		    (rc = sv_int(&v, sc, "growth_tracker", "tk.scaler.growth_tracker", 0, gs,
-				 &tracker)))
-			goto out;
-		if (frexp(scale, &ex) != 0.5) {
-			rc = tk_diag_set(d, TK_E_FORMAT, path, -1, "tk.scaler.scale: %.17g is not a "
-					 "power of 2", scale);
-			goto out;
-		}
-	}
-	tr->global_step = (long)gs;
-	tr->tr_loss = (float)tr_loss;
-	tr->total_loss = total_loss;
-	tr->last_logged = (long)last_logged;
-	tr->epoch_f = epoch;
-	tr->tokens_seen = (uint64_t)tokens;
-	/* a run trained without fp16 has no scaler, which then starts anew */
-	tr->skipped = (long)skipped;
-	if (o->prec == TK_PREC_FP16 && sc) {
-		tr->loss_scale = (float)scale;
-		tr->growth_tracker = (long)tracker;
-	}
-	cJSON_Delete(tr->log_history);
-	tr->log_history = cJSON_DetachItemFromObject(r, "log_history");
-out:
+				 "not a trainer state that tk-train wrote (version %d)",
+				 STATE_VERSION);
+	else if (!(rc = check_origin(&v, tr, tk, &s)) &&
+		 !(rc = check_position(&v, tr, r, tk, &s)) &&
+		 !(rc = check_counters(&v, r, tk, &s)) && !(rc = check_schedule(&v, tk, &s)) &&
+		 !(rc = check_scaler(&v, tk, &s)))
+		restore(tr, r, &s);
 	cJSON_Delete(r);
 	return rc;
 }
