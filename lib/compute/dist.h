@@ -80,14 +80,11 @@ int tk_dist_barrier(struct tk_diag *d);
  * process: returns without doing anything (the caller exits as usual). */
 void tk_dist_abort(int code);
 
-/* This process's place among the ranks on its node (0..), from an
- * MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) of MPI_COMM_WORLD made by
- * tk_dist_init (any MPI launcher); 0 for a single process. */
-int tk_dist_local_rank(void);
-
 /* The --device spec for this rank: with several ranks and spec NULL,
- * "auto" or "cuda", "cuda:N" with N = local rank mod the CUDA devices the
- * driver reports, written into buf[0..size); spec itself otherwise (one
+ * "auto" or "cuda", "cuda:N" with N = the process's place among the ranks
+ * on its node (an MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) that
+ * tk_dist_init makes) mod the CUDA devices the driver reports, written
+ * into buf[0..size); spec itself otherwise (one
  * process, "cpu", "cuda:N", or no CUDA device: then tk_backend_init
  * decides as in one process).  UNVERIFIED on several GPUs. */
 const char *tk_dist_device_spec(const char *spec, char *buf, size_t size);
