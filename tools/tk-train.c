@@ -483,7 +483,6 @@ static int lora_setup(struct tk_lora_config *c, int *on)
 			   &c->n_modules_to_save, "modules-to-save");
 }
 
-/* --config: the JSON, then the command line again so that it wins. */
 /* The usage errors between options (command line and --config alike). */
 static int check_args(void)
 {
@@ -496,6 +495,7 @@ static int check_args(void)
 	return 0;
 }
 
+/* --config: the JSON, then the command line again so that it wins. */
 static int apply_config(int argc, char **argv, void **hold)
 {
 	struct tk_diag d;

@@ -442,7 +442,6 @@ int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t 
 	return 0;
 }
 
-/* Lays the arena out without the quantized tensors and allocates it. */
 /* Moves every quantized weight into the backend's memory, where its
  * dequant_rows reads it (nothing on the CPU backend). */
 static int qweights_to_backend(struct tk_model *m, struct tk_diag *d)
@@ -455,6 +454,7 @@ static int qweights_to_backend(struct tk_model *m, struct tk_diag *d)
 	return err;
 }
 
+/* Lays the arena out without the quantized tensors and allocates it. */
 static int alloc_compact(struct tk_model *m, const char *path, struct tk_diag *d)
 {
 	size_t off = 0;
