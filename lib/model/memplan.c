@@ -90,20 +90,16 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 				p->weights += tk_qweight_bytes(t->q);
 		} else if (t->trainable) {
 			base_grads = 1;
-			opt += up16(t->n); /* tk_train_run's popt layout */
 		}
 	}
 	/* gradients: tk_model_zero_grad_alloc, tk_lora_grads */
 	if (base_grads)
 		p->grads = m->n_params * sizeof(float);
-	if (l) {
+	if (l)
 		p->grads += (l->n_params ? l->n_params : 1) * sizeof(float);
-		for (int i = 0; i < l->n_ad; i++) /* A [r, in], B [out, r] */
-			opt += up16((size_t)l->cfg.r * (size_t)l->ad[i].in) +
-			       up16((size_t)l->ad[i].out * (size_t)l->cfg.r);
-	}
-	/* optimizer: two arenas of n_opt floats (opt_state_new); ZeRO-1 keeps
-	 * a shard (about n_opt / shards) */
+	/* optimizer: two arenas of n_opt floats (lib/train/zero.c); ZeRO-1
+	 * keeps a shard (about n_opt / shards) */
+	opt = tk_model_opt_floats(m);
 	if (!opt)
 		opt = 1;
 	if (a->opt_shards > 1)

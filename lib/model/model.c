@@ -736,6 +736,13 @@ void tk_model_params_changed(struct tk_model *m)
 
 #define KEY_LEN 192
 
+/* The shape of adapter i's A (ab 0: [r, in]) or B (ab 1: [out, r]). */
+static void lora_shape(const struct tk_lora *l, int i, int ab, int64_t shape[2])
+{
+	shape[0] = ab ? l->ad[i].out : l->cfg.r;
+	shape[1] = ab ? l->cfg.r : l->ad[i].in;
+}
+
 int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 		       struct tk_diag *d)
 {
@@ -765,8 +772,7 @@ int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 				p->p = l->params + off;
 				p->g = l->grads + off;
 				p->ndim = 2;
-				p->shape[0] = ab ? a->out : l->cfg.r;
-				p->shape[1] = ab ? l->cfg.r : a->in;
+				lora_shape(l, i, ab, p->shape);
 				p->n = (size_t)p->shape[0] * (size_t)p->shape[1];
 				p->decay = 1; /* every LoRA matrix decays in HF's Trainer */
 				k++;
@@ -792,6 +798,23 @@ int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 	*out = r->tp;
 	*n = r->n_tp;
 	return 0;
+}
+
+size_t tk_model_opt_floats(const struct tk_model *m)
+{
+	const struct tk_lora *l = m->lora;
+	size_t n = 0;
+	int64_t shape[2];
+
+	for (int i = 0; l && i < l->n_ad; i++)
+		for (int ab = 0; ab < 2; ab++) {
+			lora_shape(l, i, ab, shape);
+			n += ((size_t)shape[0] * (size_t)shape[1] + 15) / 16 * 16;
+		}
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i].trainable)
+			n += (m->tensors[i].n + 15) / 16 * 16;
+	return n;
 }
 
 uint64_t tk_model_count_params(const struct tk_model *m)
