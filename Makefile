@@ -2,6 +2,8 @@
 #
 #   make            build lib/libtk.a and bin/tk-* (with kernels/ when nvcc is found)
 #   make test       install missing Debian packages, build, run every test
+#   make install    bin/tk-* and man/ pages under PREFIX (/usr/local; DESTDIR as GNU's)
+#   make uninstall  remove what make install put there
 #   make demo       install, build, LoRA-tune SmolLM2-135M on Debian's fortunes (QLORA=1: QLoRA)
 #   make demo-scratch  install, build, train a small GPT-2 from scratch on the same quotes
 #   make parity     regenerate the reference fixtures with the Python stack and compare
@@ -90,7 +92,7 @@ else
 MPI_NOTE := MPI: mpicc not found, building single-process tk-train
 endif
 
-.PHONY: FORCE all test deps mutate mutate-formats crash demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
+.PHONY: FORCE all install uninstall test deps mutate mutate-formats crash demo demo-scratch parity bench asan ubsan fuzz test-gpu lint cuda-check cuda12-check clean cuda-note
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -99,6 +101,15 @@ all: cuda-note $(TOOLS) $(UNITS) $(GPUTESTS) $(FUZZERS)
 cuda-note:
 	@echo "$(CUDA_NOTE)"
 	@echo "$(MPI_NOTE)"
+
+# Build lines are short (CC lib/base/opt.o, LD bin/tk-train), as the
+# kernel's and git's are; V=1 prints the whole commands.  A failing
+# command is still shown by the compiler's own message.
+ifeq ($(V),1)
+quiet =
+else
+quiet = @printf '  %-6s %s\n' '$(1)' '$@';
+endif
 
 # Objects are rebuilt when the compiler flags change (asan, ubsan, CUDA on/off).
 FLAGS_STAMP := $(BUILD)/.flags
@@ -110,43 +121,43 @@ FORCE:
 
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -c $< -o $@
+	$(call quiet,CC)$(CC) $(ALLCFLAGS) -c $< -o $@
 
 # Warnings are errors; ptxas's register and spill report for every arch is
 # kept beside the object (build/kernels/NAME.ptxas) for make cuda-check.
 $(BUILD)/kernels/%.o: kernels/%.cu $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(NVCC) $(NVCCFLAGS) $(CU_GENCODE) -Ilib -Ikernels -DTK_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"' \
+	$(call quiet,NVCC)$(NVCC) $(NVCCFLAGS) $(CU_GENCODE) -Ilib -Ikernels -DTK_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"' \
 		-Werror all-warnings -Xcompiler -Wall -Xptxas -v -MMD -MP -c $< -o $@ \
 		2> $(@:.o=.ptxas) || { cat $(@:.o=.ptxas) >&2; rm -f $@; exit 1; }
 	@grep -v '^ptxas info\|^    [0-9]* bytes stack frame' $(@:.o=.ptxas) >&2 || true
 
 $(LIBTK): $(LIB_OBJ) $(CU_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call quiet,AR)ar rcs $@ $^
 
 $(BIN)/tk-%: $(BUILD)/tools/tk-%.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # The CUDA conformance suite (tests/gpu): CUDA vs CPU, SKIP without a GPU.
 $(BUILD)/tests/gpu/%: $(BUILD)/tests/gpu/%.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/gpu/%.o: tests/gpu/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALLCFLAGS) -Itests/unit -c $< -o $@
+	$(call quiet,CC)$(CC) $(ALLCFLAGS) -Itests/unit -c $< -o $@
 
 # Fuzz targets: with a seeded mutation driver for make test; with libFuzzer
 # (clang) for make fuzz, FUZZ_SECONDS each, on a copy of the seed corpus.
 $(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/driver.o $(LIBTK)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # make fuzz: the library is compiled once with clang for libFuzzer
 # (build-fuzz/libtk.a), then each target (FUZZ_TARGETS="input peft" picks
@@ -175,6 +186,33 @@ fuzz: deps
 		rc=$$?; grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units)' build-fuzz/$$n.log; \
 		[ $$rc -eq 0 ] || { tail -40 build-fuzz/$$n.log; exit 1; }; \
 	done
+
+# make install [PREFIX=/usr/local] [DESTDIR=stage]: the tools in
+# $(bindir), the man pages in $(mandir)/manN, as GNU's coding standards and
+# git's Makefile have it (DESTDIR is prepended to every path, for packagers
+# and staged installs; prefix and PREFIX are the same).  make uninstall
+# removes those files again, and leaves the directories.
+PREFIX   ?= /usr/local
+prefix   ?= $(PREFIX)
+bindir   ?= $(prefix)/bin
+mandir   ?= $(prefix)/share/man
+INSTALL  ?= install
+MAN_PAGES := $(sort $(wildcard man/*.[1-8]))
+MAN_SECTIONS := $(sort $(subst .,,$(suffix $(MAN_PAGES))))
+
+install: $(TOOLS)
+	$(INSTALL) -d '$(DESTDIR)$(bindir)'
+	$(INSTALL) -m 755 $(TOOLS) '$(DESTDIR)$(bindir)'
+	@set -e; for s in $(MAN_SECTIONS); do \
+		echo "$(INSTALL) -d '$(DESTDIR)$(mandir)/man'$$s"; \
+		$(INSTALL) -d '$(DESTDIR)$(mandir)/man'$$s; \
+		echo "$(INSTALL) -m 644 man/*.$$s '$(DESTDIR)$(mandir)/man'$$s"; \
+		$(INSTALL) -m 644 man/*.$$s '$(DESTDIR)$(mandir)/man'$$s; \
+	done
+
+uninstall:
+	rm -f $(patsubst $(BIN)/%,'$(DESTDIR)$(bindir)/%',$(TOOLS))
+	rm -f $(foreach m,$(MAN_PAGES),'$(DESTDIR)$(mandir)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))')
 
 # Missing Debian packages are installed (as root) or named (otherwise).
 deps:
@@ -276,10 +314,10 @@ bench: deps $(VENV)/.ok
 	@TK_BIN=$(BIN) TK_BUILD=$(BUILD) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
 
 $(BUILD)/bench-ops: $(BUILD)/bench/ops.o $(LIBTK)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/bench-qlora-mem: $(BUILD)/bench/qlora-mem.o $(LIBTK)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(call quiet,LD)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 clean:
 	rm -rf $(BUILD) build-asan build-ubsan build-fuzz build-mutate $(BIN)

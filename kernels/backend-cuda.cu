@@ -639,25 +639,36 @@ static int cuda_scale(struct tk_backend *be, float *x, float sc, size_t n)
 	return stage_end(&s);
 }
 
-/* The inverse frequencies are computed here with the CPU backend's powf
- * and uploaded, so that both backends rotate by the same fp32 angles. */
+static int cuda_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dx = OUT(&s, x, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_add_noise(s.c->st, dx, n, key, mag));
+	return stage_end(&s);
+}
+
+/* The inverse frequencies come from the host (model/rope.h computes them
+ * once for both backends) and are uploaded, so that both backends rotate
+ * by the same fp32 angles. */
 static int cuda_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-		     int head_dim, float theta, int inverse)
+		     int head_dim, const float *inv_freq, float scale, int inverse)
 {
 	struct stage s;
 	stage_begin(&s, be);
 	int half = head_dim / 2;
 	float *inv = (float *)host_scratch(&s, (size_t)half * sizeof(float));
 	float *dinv = (float *)scratch(&s, (size_t)half * sizeof(float));
-	for (int i = 0; inv && i < half; i++)
-		inv[i] = tk_rope_inv_freq(i, head_dim, theta);
+	if (inv)
+		memcpy(inv, inv_freq, (size_t)half * sizeof(float));
 	if (!s.err)
 		SCK(&s, cudaMemcpyAsync(dinv, inv, (size_t)half * sizeof(float),
 					cudaMemcpyHostToDevice, s.c->st));
 	float *dx = OUT(&s, x, (size_t)rows * heads * head_dim * sizeof(float));
 	const int32_t *dp = IN(&s, pos, (size_t)rows * sizeof(int32_t));
 	if (!s.err)
-		SCK(&s, cu_rope(s.c->st, dx, dp, dinv, rows, heads, head_dim, inverse));
+		SCK(&s, cu_rope(s.c->st, dx, dp, dinv, rows, heads, head_dim, scale, inverse));
 	return stage_end(&s);
 }
 
@@ -1142,6 +1153,7 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .attention_decode = */ cuda_attention_decode,
 	/* .copy_rows = */ cuda_copy_rows,
 	/* .mem_info = */ cuda_mem_info,
+	/* .add_noise = */ cuda_add_noise,
 };
 
 /* Undoes a partial init. */

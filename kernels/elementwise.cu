@@ -9,6 +9,7 @@
 #include "reduce.cuh"
 
 #include "base/math-common.h"
+#include "base/rng.h"
 
 #define EW_THREADS 256
 
@@ -61,6 +62,13 @@ __global__ void axpy_k(float *y, float a, const float *x, size_t n)
 		y[i] += a * x[i];
 }
 
+__global__ void add_noise_k(float *x, size_t n, uint64_t key, float mag)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		x[i] += tk_noise_uniform(key, i, mag);
+}
+
 __global__ void scale_k(float *x, float s, size_t n)
 {
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
@@ -79,9 +87,10 @@ __global__ void scale_matrix_k(float *c, int m, int n, int ldc, float beta)
 }
 
 /* One thread per (row, head, pair i): angle = pos * inv_freq[i] in fp32,
- * as cpu_rope (inv_freq from the host, so the angles are the CPU's). */
+ * as cpu_rope (inv_freq from the host, so the angles are the CPU's); cos
+ * and sin times scale, rounded as cpu_rope rounds them. */
 __global__ void rope_k(float *x, const int32_t *pos, const float *inv_freq, int rows,
-		       int heads, int head_dim, float sgn)
+		       int heads, int head_dim, float scale, float sgn)
 {
 	int half = head_dim / 2;
 	size_t total = (size_t)rows * heads * half;
@@ -91,7 +100,7 @@ __global__ void rope_k(float *x, const int32_t *pos, const float *inv_freq, int 
 		size_t rh = t / half; /* row * heads + head */
 		int r = (int)(rh / heads);
 		float ang = (float)pos[r] * inv_freq[i];
-		float cs = cosf(ang), sn = sgn * sinf(ang);
+		float cs = __fmul_rn(cosf(ang), scale), sn = sgn * __fmul_rn(sinf(ang), scale);
 		float *x1 = x + rh * head_dim, *x2 = x1 + half;
 		float a = x1[i], b = x2[i];
 		x1[i] = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
@@ -170,6 +179,12 @@ cudaError_t cu_axpy(cudaStream_t st, float *y, float a, const float *x, size_t n
 	return cudaGetLastError();
 }
 
+cudaError_t cu_add_noise(cudaStream_t st, float *x, size_t n, uint64_t key, float mag)
+{
+	add_noise_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(x, n, key, mag);
+	return cudaGetLastError();
+}
+
 cudaError_t cu_scale(cudaStream_t st, float *x, float s, size_t n)
 {
 	scale_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(x, s, n);
@@ -184,11 +199,11 @@ cudaError_t cu_scale_matrix(cudaStream_t st, float *c, int m, int n, int ldc, fl
 }
 
 cudaError_t cu_rope(cudaStream_t st, float *x, const int32_t *pos, const float *inv_freq,
-		    int rows, int heads, int head_dim, int inverse)
+		    int rows, int heads, int head_dim, float scale, int inverse)
 {
 	size_t n = (size_t)rows * heads * (head_dim / 2);
 	rope_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(x, pos, inv_freq, rows, heads,
-							       head_dim, inverse ? -1.0f : 1.0f);
+							       head_dim, scale, inverse ? -1.0f : 1.0f);
 	return cudaGetLastError();
 }
 

@@ -51,12 +51,14 @@ cudaError_t cu_swiglu_bwd(cudaStream_t st, float *dgate, float *dup, const float
 cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim);
 cudaError_t cu_axpy(cudaStream_t st, float *y, float a, const float *x, size_t n);
 cudaError_t cu_scale(cudaStream_t st, float *x, float s, size_t n);
+cudaError_t cu_add_noise(cudaStream_t st, float *x, size_t n, uint64_t key, float mag);
 /* C = beta C for the k == 0 GEMM (beta 0 writes zeros, as BLAS does). */
 cudaError_t cu_scale_matrix(cudaStream_t st, float *c, int m, int n, int ldc, float beta);
-/* inv_freq: head_dim / 2 floats in device memory, computed on the host with
- * tk_rope_inv_freq as the CPU backend computes them (the same powf). */
+/* inv_freq: head_dim / 2 floats in device memory, the host's table
+ * (model/rope.h), the same the CPU backend rotates by; cos and sin are
+ * each multiplied by scale in fp32, as cpu_rope does. */
 cudaError_t cu_rope(cudaStream_t st, float *x, const int32_t *pos, const float *inv_freq,
-		    int rows, int heads, int head_dim, int inverse);
+		    int rows, int heads, int head_dim, float scale, int inverse);
 
 cudaError_t cu_adamw(cudaStream_t st, float *p, const float *g, float *m, float *v, size_t n,
 		     struct tk_adamw_k k);

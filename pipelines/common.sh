@@ -2,7 +2,9 @@
 # pipelines/common.sh: what the tk pipeline scripts share; sourced, not run.
 #
 # The caller sets $me (its name for messages) and $WORK (the directory for
-# intermediate files and stage stamps), then calls stage for each step:
+# intermediate files and stage stamps; $STAMPS, when set, holds the stamps
+# instead: jobs that share $WORK keep theirs apart), then calls stage for
+# each step:
 #
 #   stage NAME TARGET COMMAND [ARG...]
 #
@@ -35,7 +37,7 @@ quote() {
 # become dashes).
 stamp() {
 	local n=${1//[^A-Za-z0-9._-]/-}
-	printf '%s' "$WORK/stamps/$n.cmd"
+	printf '%s' "${STAMPS:-$WORK/stamps}/$n.cmd"
 }
 
 # up_to_date NAME TARGET COMMAND...: 0 when stage NAME need not run.
@@ -57,7 +59,7 @@ stage() {
 		say "$name: $target is up to date"
 		return 0
 	fi
-	mkdir -p "$WORK/stamps"
+	mkdir -p "${STAMPS:-$WORK/stamps}"
 	rm -f "$(stamp "$name")"
 	say "$name"
 	case $1 in

@@ -1,10 +1,12 @@
 /* tk-generate - continues prompts with a model (see man/tk-generate.1). */
 #include <errno.h>
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -27,16 +29,17 @@ static const char about[] =
 
 static struct {
 	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system, *adapter;
-	const char *device;
+	const char *device, *separator;
 	struct tk_strlist stop;
 	double temperature, top_p, min_p, rep;
 	long long top_k, max_new, max_length, seed, threads, nret, batch;
-	int do_sample, ids, quiet, json, chat;
+	int do_sample, ids, quiet, json, chat, null;
 } a = { .truncate = "no", .temperature = 1, .top_p = 1, .rep = 1, .top_k = 50, .max_new = -1,
 	.max_length = -1, .nret = 1, .batch = 1 };
 
 static const struct tk_opt opts[] = {
-	TK_OPT_STR(0, "model", &a.model, "DIR", "the Hugging Face model directory"),
+	TK_OPT_STR(0, "model", &a.model, "DIR",
+		   "the Hugging Face model directory, or a GGUF file (imported as tk-convert does)"),
 	TK_OPT_STR(0, "adapter", &a.adapter, "DIR",
 		   "apply this PEFT LoRA adapter (from tk-train or peft) without merging"),
 	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH", "tokenizer (default: the model's)"),
@@ -46,6 +49,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "system", &a.system, "TEXT", "system message for --chat"),
 	TK_OPT_BOOL(0, "ids", &a.ids, "print the generated token ids instead of text"),
 	TK_OPT_BOOL(0, "json", &a.json, "one JSON object per sequence (text, ids, logprobs)"),
+	TK_OPT_STR(0, "separator", &a.separator, "STR",
+		   "end each output with STR, not a newline (\\n, \\t, \\0 and \\\\ understood)"),
+	TK_OPT_BOOL('0', "null", &a.null, "end each output with a NUL byte, for xargs -0"),
 	TK_OPT_INT(0, "max-new-tokens", &a.max_new, "N", 0, 1 << 30, "tokens to generate (20)"),
 	TK_OPT_INT(0, "max-length", &a.max_length, "N", 1, 1 << 30,
 		   "prompt plus new tokens (--max-new-tokens wins)"),
@@ -69,6 +75,39 @@ static const struct tk_opt opts[] = {
 	TK_OPT_HELP(),
 	TK_OPT_END,
 };
+
+/* What ends each output (text, --ids): "\n", --separator or -0's NUL. */
+static char sep[256] = "\n";
+static size_t sep_len = 1;
+
+/* --separator's STR into sep, with \n, \t, \0 and \\ turned into their
+ * bytes (a notebook's ! cell runs sh, which has no $'...'); 2 when it is
+ * too long or ends in a lone backslash. */
+static int set_separator(const char *s)
+{
+	sep_len = 0;
+	for (; *s; s++) {
+		int c = (unsigned char)*s;
+		if (c == '\\') {
+			c = s[1] == 'n' ? '\n' : s[1] == 't' ? '\t' : s[1] == '0' ? 0
+			  : s[1] == '\\' ? '\\' : -1;
+			if (c == -1)
+				return tk_cli_usage_error("--separator: '\\%.1s' is not one of \\n, "
+							  "\\t, \\0, \\\\ (write a backslash as \\\\)",
+							  s + 1);
+			s++;
+		}
+		if (sep_len == sizeof(sep))
+			return tk_cli_usage_error("--separator: longer than %zu bytes", sizeof(sep));
+		sep[sep_len++] = (char)c;
+	}
+	return 0;
+}
+
+/* Prompts done, on stderr as every tool's progress (TK_PROGRESS): for
+ * long --prompt-file runs, when stdout is not the terminal it would mix
+ * with. */
+static struct tk_progress prog;
 
 /* What the whole run shares. */
 struct run {
@@ -183,11 +222,11 @@ static int print_seq(struct batch *b, int i)
 	} else if (a.ids) {
 		for (size_t k = 0; k < g->out.n; k++)
 			printf("%s%u", k ? " " : "", g->out.v[k]);
-		putchar('\n');
+		fwrite(sep, 1, sep_len, stdout);
 	} else {
 		if (end > q->shown)
 			fwrite(q->text.data + q->shown, 1, end - q->shown, stdout);
-		putchar('\n');
+		fwrite(sep, 1, sep_len, stdout);
 	}
 	if (err == TK_E_NOMEM)
 		return tk_cli_fail(err, NULL);
@@ -200,6 +239,10 @@ static int run_batch(struct batch *b)
 	struct run *r = b->r;
 	struct tk_diag d;
 	int n = b->np * (int)a.nret, need = 1, ctx = r->m.cfg.max_pos, ec = 0, rc;
+	/* dynamic NTK scaling is for going past max_position_embeddings, as
+	 * transformers' generate() does */
+	if (r->m.cfg.pos == TK_POS_ROPE && r->m.cfg.rope.type == TK_ROPE_DYNAMIC)
+		ctx = INT_MAX;
 
 	b->sq = calloc((size_t)n, sizeof(*b->sq));
 	b->gq = calloc((size_t)n, sizeof(*b->gq));
@@ -232,10 +275,13 @@ static int run_batch(struct batch *b)
 	}
 	b->live = n == 1;
 	rc = tk_generate_batch(r->s, &r->go, b->gq, n, on_token, b, &d);
+	if (prog.st.drawn)
+		tk_status_clear(&prog.st);
 	for (int i = 0; i < n && !ec; i++)
 		ec = print_seq(b, i);
 	if (rc && !ec)
 		ec = tk_cli_fail(rc, &d);
+	tk_progress_update(&prog, prog.done + (uint64_t)b->np);
 out:
 	for (int i = 0; i < n; i++) {
 		tk_generate_seq_free(&b->gq[i]);
@@ -415,7 +461,8 @@ static int setup(struct run *r, struct tk_backend *be)
 	struct tk_diag d;
 	int rc, n_eos = 0, need_tok = !(a.prompt_ids && (a.ids || a.json));
 
-	if ((rc = tk_model_load(&r->m, a.model, be, &d)) ||
+	if ((rc = tk_cli_model_gguf(&a.model, a.quiet, &d)) ||
+	    (rc = tk_model_load(&r->m, a.model, be, &d)) ||
 	    (rc = tk_generate_eos_ids(a.model, r->eos, 64, &n_eos, &d)) ||
 	    (need_tok && (rc = tk_tokenizer_load(&r->tok, a.tokenizer ? a.tokenizer : a.model,
 						 &d))) ||
@@ -459,7 +506,15 @@ static int check_usage(int npos)
 					  "--num-return-sequences %lld needs --do-sample", a.nret);
 	if (a.nret * a.batch > 4096)
 		return tk_cli_usage_error("--batch-size times --num-return-sequences is over 4096");
-	return 0;
+	if ((a.separator || a.null) && a.json)
+		return tk_cli_usage_error("--json writes one object a line: --separator and -0 are "
+					  "for text and --ids");
+	if (a.separator && a.null)
+		return tk_cli_usage_error("--separator and -0 do not go together (-0 is "
+					  "--separator '\\0')");
+	if (a.null)
+		sep[0] = 0;
+	return a.separator ? set_separator(a.separator) : 0;
 }
 
 int main(int argc, char **argv)
@@ -480,6 +535,8 @@ int main(int argc, char **argv)
 		return tk_cli_fail(rc, &d);
 	if ((ec = setup(&r, &be)))
 		goto out;
+	tk_progress_init(&prog, "generated", "prompts", a.prompt_ids ? 1 : (uint64_t)npos,
+			 !a.quiet && !isatty(STDOUT_FILENO));
 	if (a.prompt_ids) {
 		if (!(ec = parse_ids(a.prompt_ids, &b.p[0].ids)))
 			ec = add_prompt(&b, NULL, NULL, "", 0);
@@ -501,6 +558,10 @@ int main(int argc, char **argv)
 	}
 	if (!ec && b.np)
 		ec = run_batch(&b);
+	if (!ec)
+		tk_progress_end(&prog);
+	else
+		tk_status_clear(&prog.st);
 out:
 	if (f)
 		fclose(f);

@@ -34,7 +34,8 @@ struct tool_opts {
 static struct tool_opts o;
 
 static const struct tk_opt opts[] = {
-	TK_OPT_STR('m', "model", &o.model, "DIR", "the base model directory (required)"),
+	TK_OPT_STR('m', "model", &o.model, "DIR",
+		   "the base model directory, or a GGUF file (required)"),
 	TK_OPT_LIST('a', "adapter", &o.adapters, "DIR[:WEIGHT]",
 		    "a PEFT adapter directory, with an optional weight (default 1); repeatable, "
 		    "merged in the order given (at least one)"),
@@ -108,6 +109,11 @@ int main(int argc, char **argv)
 	struct tk_backend be = { 0 };
 	if ((rc = tk_cli_backend(&be, o.device, (int)o.threads, o.quiet, &d))) {
 		rc = tk_cli_fail(rc, &d);
+		goto out;
+	}
+	if ((rc = tk_cli_model_gguf(&o.model, o.quiet, &d))) {
+		rc = tk_cli_fail(rc, &d);
+		tk_backend_free(&be);
 		goto out;
 	}
 	struct tk_merge_opts mo = {

@@ -52,31 +52,26 @@ static const struct tk_opt opts[] = {
 struct prog {
 	double t0;
 	uint64_t total;
-	int verbose;
-	uint64_t next;  /* bytes done at which the next line is due */
+	struct tk_status st; /* paced as every tool's progress (TK_PROGRESS) */
 };
 
-/* For inputs of 256 MiB or more, a line each time another tenth of the
- * input is done (a log or a notebook cell gets ten lines, not one a
- * tensor). */
+/* A report of the tensor being quantized, paced by jobs/cli.h's status
+ * line: every 10 s or 2% of the input in a log or a notebook cell, a line
+ * redrawn in place in a terminal; none for a run shorter than a second. */
 static void progress(void *arg, const char *name, uint64_t done, uint64_t total)
 {
 	struct prog *p = arg;
-	double el;
 
 	if (!name) {
 		p->total = total;
-		p->verbose = total >= (256u << 20);
-		p->next = total / 10;
 		return;
 	}
-	if (!p->verbose || (done < p->next && done < total))
+	double frac = total ? (double)done / (double)total : -1;
+	if (!tk_status_due(&p->st, frac))
 		return;
-	while (p->next <= done)
-		p->next += total / 10 ? total / 10 : 1;
-	el = tk_now() - p->t0;
-	fprintf(stderr, "%s: %s (%.2f/%.2f GB, %.2f GB/s)\n", tk_prog, name, done / 1e9,
-		total / 1e9, el > 0 ? done / 1e9 / el : 0.0);
+	double el = tk_now() - p->t0;
+	tk_status_show(&p->st, frac, "%s (%.2f/%.2f GB, %.2f GB/s)", name, done / 1e9, total / 1e9,
+		       el > 0 ? done / 1e9 / el : 0.0);
 }
 
 int main(int argc, char **argv)
@@ -114,7 +109,9 @@ int main(int argc, char **argv)
 	bo.progress = o.quiet ? NULL : progress;
 	bo.progress_arg = &pg;
 	pg.t0 = tk_now();
+	tk_status_init(&pg.st, !o.quiet);
 	rc = tk_bnb_quantize_dir(argv[0], o.output, &bo, o.force, &d);
+	tk_status_clear(&pg.st);
 	if (rc == TK_E_EXISTS)
 		return tk_cli_error("%s: already exists (use --force to replace it)", o.output);
 	if (rc) {

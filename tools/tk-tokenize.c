@@ -11,20 +11,23 @@
 static const char *const usage[] = {
 	"tk-tokenize -t TOKENIZER [OPTIONS] [FILE...]",
 	"tk-tokenize -t TOKENIZER --decode [OPTIONS] [SHARD...]",
+	"tk-tokenize --stats|--ids [OPTIONS] [SHARD...]",
 	NULL,
 };
 
 static const char about[] =
 	"Tokenizes the examples in FILEs (stdin when none or '-') with a Hugging Face "
 	"tokenizer and writes a token shard of documents, with the same ids as HF's "
-	"tokenizer(text). Format from the extension: .csv, .jsonl/.json/.ndjson, else "
+	"tokenizer(text). Format from the extension: .csv/.tsv, .jsonl/.json/.ndjson (or a "
+	"JSON array of objects), else "
 	"plain text; .tks inputs are shards (for --decode, --ids, --stats).";
 
 struct tool_opts {
 	const char *tokenizer, *output, *format, *column, *field, *tmpl;
 	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8, *messages;
+	const char *prompt_tmpl, *resp_tmpl, *delimiter;
 	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special, asst_only;
-	int stats, force, quiet;
+	int stats, force, quiet, prompts, null_end;
 	long long threads;
 };
 
@@ -32,7 +35,8 @@ static struct tool_opts o = { .output = "-", .add_eos = 1, .add_special = 1 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('t', "tokenizer", &o.tokenizer, "PATH",
-		   "model directory, tokenizer.json or a GGUF file (required)"),
+		   "model directory, tokenizer.json or a GGUF file (required, but for "
+		   "--stats and --ids of shards)"),
 	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout"),
 	TK_OPT_BOOL('f', "force", &o.force, "overwrite the output if it exists"),
 	TK_OPT_INT('j', "threads", &o.threads, "N", 0, 1024,
@@ -50,6 +54,12 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "response-column", &o.resp_col, "NAME", "... followed by the response"),
 	TK_OPT_STR(0, "prompt-field", &o.prompt_field, "NAME", "the same as --prompt-column"),
 	TK_OPT_STR(0, "response-field", &o.resp_field, "NAME", "the same as --response-column"),
+	TK_OPT_STR(0, "prompt-template", &o.prompt_tmpl, "STR",
+		   "the prompt from a template instead: 'Instruction: {instruction}\\nResponse: '"),
+	TK_OPT_STR(0, "response-template", &o.resp_tmpl, "STR",
+		   "the response from a template instead: '{output}'"),
+	TK_OPT_STR(0, "delimiter", &o.delimiter, "C",
+		   "CSV field separator: one character, or '\\t' (default ',', a tab for .tsv)"),
 	TK_OPT_STR(0, "messages-field", &o.messages, "NAME",
 		   "JSONL: a conversation, rendered with the tokenizer's chat template "
 		   "(default: \"messages\" when there is no \"text\")"),
@@ -69,6 +79,10 @@ static const struct tk_opt opts[] = {
 	TK_OPT_BOOL(0, "decode", &o.decode, "print each document of the shards as text"),
 	TK_OPT_BOOL(0, "skip-special-tokens", &o.skip_special,
 		    "with --decode: leave special tokens out"),
+	TK_OPT_BOOL(0, "prompts", &o.prompts,
+		    "with --decode: each document's prompt (its tokens out of the loss) instead"),
+	TK_OPT_BOOL('z', "null", &o.null_end,
+		    "with --decode: end each text with a NUL byte instead of a newline"),
 	TK_OPT_BOOL(0, "stats", &o.stats, "print documents, tokens, bytes, masked tokens"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
@@ -81,13 +95,15 @@ static void on_progress(void *arg, const struct tk_tokenize_stats *st)
 	tk_progress_update(&bar, st->documents);
 }
 
-static void print_stats(FILE *fp, const struct tk_tokenize_stats *st)
+/* The counts; bytes (of the decoded text) only where a tokenizer decoded. */
+static void print_stats(FILE *fp, const struct tk_tokenize_stats *st, int bytes)
 {
-	fprintf(fp, "documents: %llu\ntokens: %llu\nbytes: %llu\n",
-		(unsigned long long)st->documents, (unsigned long long)st->tokens,
-		(unsigned long long)st->bytes);
-	fprintf(fp, "bytes_per_token: %.4f\nmasked_tokens: %llu\n",
-		st->tokens ? (double)st->bytes / st->tokens : 0.0, (unsigned long long)st->masked);
+	fprintf(fp, "documents: %llu\ntokens: %llu\n", (unsigned long long)st->documents,
+		(unsigned long long)st->tokens);
+	if (bytes)
+		fprintf(fp, "bytes: %llu\nbytes_per_token: %.4f\n", (unsigned long long)st->bytes,
+			st->tokens ? (double)st->bytes / st->tokens : 0.0);
+	fprintf(fp, "masked_tokens: %llu\n", (unsigned long long)st->masked);
 }
 
 /* The chat template beside the tokenizer, for conversations: into *c and
@@ -114,14 +130,23 @@ int main(int argc, char **argv)
 	if (exit_now)
 		return ec;
 
-	if (!o.tokenizer)
-		return tk_cli_usage_error("-t/--tokenizer is required");
 	if (o.ids + o.decode + o.stats > 1)
 		return tk_cli_usage_error("choose one of --ids, --decode and --stats");
+	/* the ids of token shards, and their counts, need no tokenizer */
+	for (int i = 0; !o.tokenizer && i < (npos ? npos : 1); i++) {
+		const char *in = npos ? argv[i] : "-";
+		size_t n = strlen(in);
+		int shard = (o.format && !strcmp(o.format, "tks")) ||
+			    (n > 4 && !strcmp(in + n - 4, ".tks"));
+		if (!(o.stats || o.ids) || !shard)
+			return tk_cli_usage_error("-t/--tokenizer is required (only --stats and "
+						  "--ids of .tks shards go without)");
+	}
 	if (o.show_mask && !o.ids)
 		return tk_cli_usage_error("--show-mask goes with --ids");
-	if (o.skip_special && !o.decode)
-		return tk_cli_usage_error("--skip-special-tokens goes with --decode");
+	if ((o.skip_special || o.prompts || o.null_end) && !o.decode)
+		return tk_cli_usage_error("--%s goes with --decode", o.skip_special
+					  ? "skip-special-tokens" : o.prompts ? "prompts" : "null");
 	if ((o.column && o.field) || (o.prompt_col && o.prompt_field) ||
 	    (o.resp_col && o.resp_field))
 		return tk_cli_usage_error("give a column or a field, not both");
@@ -138,6 +163,8 @@ int main(int argc, char **argv)
 		.show_mask = o.show_mask,
 		.assistant_only = o.asst_only,
 		.skip_special = o.skip_special,
+		.prompts = o.prompts,
+		.null_end = o.null_end,
 		.threads = (int)o.threads,
 		.progress = on_progress,
 	};
@@ -147,7 +174,16 @@ int main(int argc, char **argv)
 	to.in.tmpl = o.tmpl;
 	to.in.prompt = o.prompt_col ? o.prompt_col : o.prompt_field;
 	to.in.response = o.resp_col ? o.resp_col : o.resp_field;
+	to.in.prompt_tmpl = o.prompt_tmpl;
+	to.in.response_tmpl = o.resp_tmpl;
 	to.in.messages = o.messages;
+	if (o.delimiter && !strcmp(o.delimiter, "\\t"))
+		to.in.delimiter = '\t';
+	else if (o.delimiter && (strlen(o.delimiter) != 1 || strchr("\"\r\n", o.delimiter[0])))
+		return tk_cli_usage_error("--delimiter: one character other than a quote or a "
+					  "newline, or '\\t' for a tab");
+	else if (o.delimiter)
+		to.in.delimiter = o.delimiter[0];
 	to.in.split_lines = o.split_lines;
 	to.in.invalid_utf8_replace = o.invalid_utf8 && !strcmp(o.invalid_utf8, "replace");
 
@@ -155,13 +191,13 @@ int main(int argc, char **argv)
 		return tk_cli_usage_error("not writing a binary shard to a terminal "
 					  "(use -o FILE, a pipe, or --ids)");
 
-	tk_tokenizer_t *t;
-	int rc = tk_tokenizer_load(&t, o.tokenizer, &d);
+	tk_tokenizer_t *t = NULL;
+	int rc = o.tokenizer ? tk_tokenizer_load(&t, o.tokenizer, &d) : 0;
 	if (rc)
 		return tk_cli_fail(rc == TK_E_INVAL ? TK_E_FORMAT : rc, &d);
 
 	struct tk_chat chat = { 0 };
-	if (!to.shards)
+	if (!to.shards && t)
 		load_chat(&chat, &to.in);
 	struct tk_afile out;
 	if ((rc = tk_afile_open(&out, o.output, o.force, &d))) {
@@ -176,7 +212,7 @@ int main(int argc, char **argv)
 	struct tk_tokenize_stats st;
 	rc = tk_tokenize_run(t, &to, out.fp, out_name, &st, &d);
 	if (!rc && to.mode == TK_TOKENIZE_STATS)
-		print_stats(out.fp, &st);
+		print_stats(out.fp, &st, t != NULL);
 	if (!rc)
 		rc = tk_afile_commit(&out, &d);
 	else
@@ -198,7 +234,11 @@ int main(int argc, char **argv)
 			"prefix of the whole text's tokens; the first tokens, as many as the "
 			"prompt's, are left out of the loss (as TRL does)\n", tk_prog,
 			(unsigned long long)st.prompt_mismatch, st.prompt_mismatch == 1 ? "" : "s");
-	if (!o.quiet)
+	if (!o.quiet && !o.tokenizer) /* no text decoded: no MB to count */
+		fprintf(stderr, "%s: %llu document%s, %llu tokens in %.2f s\n", tk_prog,
+			(unsigned long long)st.documents, st.documents == 1 ? "" : "s",
+			(unsigned long long)st.tokens, secs);
+	else if (!o.quiet)
 		fprintf(stderr, "%s: %llu document%s, %llu tokens, %.1f MB in %.2f s (%.1f MB/s)\n",
 			tk_prog, (unsigned long long)st.documents, st.documents == 1 ? "" : "s",
 			(unsigned long long)st.tokens,

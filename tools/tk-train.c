@@ -7,9 +7,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "jobs/cli.h"
 #include "compute/dist.h"
 #include "formats/tboard.h"
+#include "base/path.h"
+#include "train/data.h"
 #include "train/train.h"
 
 static const char *const usage[] = {
@@ -26,7 +30,9 @@ static const char about[] =
 	"trains a new model from a config.json.  Progress goes to stderr, one JSON object per "
 	"log or eval step to OUT/metrics.jsonl, checkpoints to OUT/checkpoint-STEP/, and at the "
 	"end OUT/ is a model directory that transformers loads; the final metrics go to stdout "
-	"as one JSON object.";
+	"as one JSON object.  Architectures (config.json model_type): gpt2, llama (Llama 1-3.x, "
+	"SmolLM), mistral, qwen2, qwen3, smollm3; rotary scaling (rope_type) default, linear, dynamic, "
+	"yarn, longrope, llama3.";
 
 /* Keys of a TrainingArguments JSON that mean nothing to tk-train. */
 static const char *const ignored_keys[] = {
@@ -39,18 +45,50 @@ static const char *const ignored_keys[] = {
 	"local_rank", "log_level", "log_level_replica", "log_on_each_node", "skip_memory_metrics",
 	"prediction_loss_only", "use_cpu", "no_cuda", "ddp_backend", "ddp_timeout",
 	"ddp_find_unused_parameters", "ignore_data_skip", "include_num_input_tokens_seen",
-	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", NULL,
+	"trust_remote_code", "eval_delay", "torch_empty_cache_steps", "torch_compile",
+	"torch_compile_backend", "torch_compile_mode", "deepspeed", "fsdp", "fsdp_config",
+	"use_mps_device", "jit_mode_eval", "use_ipex", NULL,
 };
+
+/* Of those, the ones that ask for something tk-train cannot do (upload,
+ * compile, shard with another framework, run elsewhere): set to anything
+ * but false, null, 0, "" or [], they get one warning, and the run goes on.
+ * hub_* keys count only with push_to_hub (they mean nothing without it). */
+static const char *const cannot_keys[] = {
+	"push_to_hub", "torch_compile", "torch_compile_backend", "torch_compile_mode",
+	"deepspeed", "fsdp", "fsdp_config", "use_cpu", "no_cuda", "use_mps_device",
+	"jit_mode_eval", "use_ipex", "ddp_backend", NULL,
+};
+
+/* --report-to integrations of transformers that tk-train has not: named,
+ * they get one warning and the run goes on (tensorboard is there, and
+ * OUT/metrics.jsonl holds every logged value). */
+static const char *const foreign_reporters[] = {
+	"wandb", "mlflow", "comet_ml", "neptune", "clearml", "dagshub", "dvclive", "flyte",
+	"codecarbon", "azure_ml", "swanlab", "trackio", NULL,
+};
+
+static int listed(const char *const *list, const char *s)
+{
+	for (int i = 0; list[i]; i++)
+		if (!strcmp(list[i], s))
+			return 1;
+	return 0;
+}
 
 static struct {
 	const char *model, *init, *tokenizer, *data, *eval_data, *output_dir, *config, *resume;
-	const char *sched, *eval_strategy, *save_strategy, *optim;
-	double epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
+	const char *sched, *sched_kwargs, *eval_strategy, *save_strategy, *optim;
+	double neftune, epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
 	double logging_steps, eval_steps, save_steps;
 	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads, zero;
 	int logging_first_step, shuffle, grad_ckpt, eval_only, force, quiet;
 	struct tk_strlist report_to;
 	const char *logging_dir;
+	const char *best_metric;
+	int load_best, greater;
+	long long es_patience;
+	double es_threshold;
 	long long lora_r;
 	double lora_alpha, lora_dropout;
 	struct tk_strlist lora_targets, modules_to_save;
@@ -63,12 +101,14 @@ static struct {
 	.optim = "adamw_torch", .epochs = 3, .lr = 5e-5, .beta1 = 0.9, .beta2 = 0.999,
 	.eps = 1e-8, .max_grad_norm = 1.0, .warmup_ratio = -1, .logging_steps = 500,
 	.save_steps = 500, .max_steps = -1, .batch = 8, .eval_batch = 8, .grad_accum = 1,
-	.seed = 42, .shuffle = 1, .scale_power = 16, .scale_window = 2000,
+	.seed = 42, .shuffle = 1, .greater = -1, .scale_power = 16, .scale_window = 2000,
 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_GROUP("Model and data:"),
-	TK_OPT_STR(0, "model", &a.model, "DIR", "fine-tune this Hugging Face model directory"),
+	TK_OPT_STR(0, "model", &a.model, "DIR",
+		   "fine-tune this Hugging Face model directory, or a GGUF file (imported as "
+		   "tk-convert does)"),
 	TK_OPT_STR(0, "init", &a.init, "CONFIG.json",
 		   "train a new model from this config.json (weights drawn with --seed)"),
 	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH",
@@ -114,10 +154,19 @@ static const struct tk_opt opts[] = {
 	TK_OPT_DOUBLE(0, "adam-beta1", &a.beta1, "B", 0, 1, "(0.9)"),
 	TK_OPT_DOUBLE(0, "adam-beta2", &a.beta2, "B", 0, 1, "(0.999)"),
 	TK_OPT_DOUBLE(0, "adam-epsilon", &a.eps, "E", 0, 1, "(1e-8)"),
+	TK_OPT_DOUBLE(0, "neftune-noise-alpha", &a.neftune, "A", 0, 1e6,
+		      "NEFTune: uniform noise of A / sqrt(seq_len * hidden) on the input "
+		      "embeddings while training (5 is the paper's; 0: none)"),
 	TK_OPT_DOUBLE(0, "max-grad-norm", &a.max_grad_norm, "N", 0, 1e300,
 		      "clip the gradient norm to N; 0: no clipping (1.0)"),
-	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched, "linear|cosine|constant|constant_with_warmup",
+	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched,
+		      "linear|cosine|constant|constant_with_warmup|cosine_with_restarts|polynomial|"
+		      "inverse_sqrt|reduce_lr_on_plateau|cosine_with_min_lr|cosine_warmup_with_min_lr|"
+		      "warmup_stable_decay",
 		      "learning-rate schedule (linear)"),
+	TK_OPT_STR(0, "lr-scheduler-kwargs", &a.sched_kwargs, "JSON",
+		   "the schedule's options as a JSON object, transformers' names "
+		   "(e.g. '{\"num_cycles\": 2}')"),
 	TK_OPT_DOUBLE(0, "warmup-steps", &a.warmup, "N", 0, 1e15,
 		      "linear warmup: N >= 1 steps, or a fraction of the steps below 1 (0)"),
 	TK_OPT_DOUBLE(0, "warmup-ratio", &a.warmup_ratio, "F", 0, 1,
@@ -158,12 +207,26 @@ static const struct tk_opt opts[] = {
 		      "evaluate every N steps (default: --logging-steps)"),
 	TK_OPT_INT(0, "per-device-eval-batch-size", &a.eval_batch, "N", 1, 1 << 20,
 		   "blocks per eval batch (8)"),
-	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch",
-		      "when to write a checkpoint (steps)"),
+	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch|best",
+		      "when to write a checkpoint; best: after an evaluation that found a new "
+		      "best --metric-for-best-model (steps)"),
 	TK_OPT_DOUBLE(0, "save-steps", &a.save_steps, "N", 0, 1e15,
 		      "checkpoint every N steps, or a fraction of the steps below 1 (500)"),
 	TK_OPT_INT(0, "save-total-limit", &a.save_total_limit, "N", 0, 1e15,
-		   "keep only the newest N checkpoints (0: all)"),
+		   "keep only the newest N checkpoints, and the best one (0: all)"),
+	TK_OPT_BOOL(0, "load-best-model-at-end", &a.load_best,
+		    "write the best checkpoint's model as OUT's (needs matching eval and save "
+		    "strategies, or --save-strategy best)"),
+	TK_OPT_STR(0, "metric-for-best-model", &a.best_metric, "loss|perplexity",
+		   "the eval metric that picks the best checkpoint (loss when "
+		   "--load-best-model-at-end is given)"),
+	TK_OPT_BOOL(0, "greater-is-better", &a.greater,
+		    "a greater metric is better (default: not for a loss)"),
+	TK_OPT_INT(0, "early-stopping-patience", &a.es_patience, "N", 0, 1e15,
+		   "stop after N evaluations without a better metric (EarlyStoppingCallback; "
+		   "0: never)"),
+	TK_OPT_DOUBLE(0, "early-stopping-threshold", &a.es_threshold, "F", 0, 1e300,
+		      "how much better a metric must be to count as better (0)"),
 	TK_OPT_GROUP("tk:"),
 	TK_OPT_BOOL(0, "eval-only", &a.eval_only,
 		    "evaluate without training: --eval-data, else the --data directory's eval "
@@ -181,11 +244,12 @@ static const struct tk_opt opts[] = {
 static enum tk_interval strategy(const char *s)
 {
 	return !strcmp(s, "steps") ? TK_INTERVAL_STEPS : !strcmp(s, "epoch") ? TK_INTERVAL_EPOCH
-									      : TK_INTERVAL_NO;
+					: !strcmp(s, "best") ? TK_INTERVAL_BEST : TK_INTERVAL_NO;
 }
 
 struct view {
-	int quiet, tty, bar;
+	int quiet;
+	struct tk_status st; /* the progress between logging lines (jobs/cli.h) */
 	struct tk_train_event end;
 	/* --report-to tensorboard: events to tb in logdir; tb_rc: the first
 	 * failure (reported at once; the run goes on, tk-train exits 1). */
@@ -220,13 +284,23 @@ static void report_end(struct view *v, int failed)
  * transformers' default_logdir() names it. */
 static int report_setup(struct view *v)
 {
+	char foreign[256] = "";
 	for (int i = 0; i < a.report_to.n; i++) {
 		const char *r = a.report_to.v[i];
+		if (listed(foreign_reporters, r)) {
+			size_t n = strlen(foreign);
+			snprintf(foreign + n, sizeof(foreign) - n, "%s%s", n ? ", " : "", r);
+			continue;
+		}
 		if (strcmp(r, "none") && strcmp(r, "tensorboard") && strcmp(r, "all"))
 			return tk_cli_usage_error("--report-to: '%s' is not one of none, "
 						  "tensorboard, all", r);
 		v->report = strcmp(r, "none") != 0;
 	}
+	if (foreign[0] && !a.quiet)
+		fprintf(stderr, "%s: warning: report_to %s: not in tk-train (tensorboard is, and "
+			"OUT/metrics.jsonl has every logged value); going on without\n", tk_prog,
+			foreign);
 	if (!v->report || a.eval_only)
 		return v->report = 0;
 	char stamp[64] = "", host[256] = "localhost";
@@ -344,6 +418,35 @@ static int prec_setup(struct tk_backend *be, struct tk_train_opts *o)
 	return 0;
 }
 
+/* --model FILE.gguf: imported into a temporary directory for this run
+ * (tk_cli_model_gguf).  An adapter records the GGUF as its base, and a
+ * resumed run takes the tokenizer of this import, not the directory the
+ * first run recorded, which is gone. */
+static int gguf_model(struct tk_train_opts *o, struct tk_lora_config *lora)
+{
+	struct tk_diag d;
+	int rc = tk_cli_model_gguf(&o->model_dir, a.quiet || tk_dist_rank() > 0, &d);
+	if (rc)
+		return tk_cli_fail(rc, &d);
+	if (o->model_dir == a.model)
+		return 0;
+	if (o->lora)
+		snprintf(lora->base_model, sizeof(lora->base_model), "%s", a.model);
+	if (o->resume && !o->tokenizer)
+		o->tokenizer = o->model_dir;
+	return 0;
+}
+
+/* Says so when --eval-data DIR has no eval split and its training blocks
+ * are evaluated (tk_data_eval_split decides for tk_train_run). */
+static void eval_data_note(void)
+{
+	if (a.eval_data && !a.quiet && !tk_dist_rank() && tk_path_is_dir(a.eval_data) &&
+	    !strcmp(tk_data_eval_split(a.eval_data), "train"))
+		fprintf(stderr, "%s: note: %s: no eval-*.tks; evaluating its train-*.tks\n",
+			tk_prog, a.eval_data);
+}
+
 static void on_event(void *ctx, const struct tk_train_event *ev)
 {
 	struct view *v = ctx;
@@ -352,10 +455,8 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		v->end = *ev;
 	if (v->quiet)
 		return;
-	if (v->bar && ev->kind != TK_TRAIN_EV_STEP) {
-		fputs("\r\033[K", stderr);
-		v->bar = 0;
-	}
+	if (ev->kind != TK_TRAIN_EV_STEP)
+		tk_status_clear(&v->st);
 	char eta[32], n1[40], n2[40], dm[64];
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -368,6 +469,10 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 			fprintf(stderr, "%s: warning: the model's config asks for dropout %g, which tk "
 				"does not apply (transformers' Trainer would)\n", tk_prog,
 				(double)ev->dropout);
+		if (ev->vocab_taken)
+			fprintf(stderr, "%s: note: %s: no vocab_size; the tokenizer's %d taken, as "
+				"AutoConfig(..., vocab_size=len(tokenizer)) would\n", tk_prog, a.init,
+				ev->vocab_taken);
 		fprintf(stderr, "%s: %llu blocks of %d tokens (%llu eval), %s at step %ld of %ld\n",
 			tk_prog, (unsigned long long)ev->n_blocks, ev->seq_len,
 			(unsigned long long)ev->n_eval_blocks, ev->step ? "resuming" : "starting",
@@ -382,31 +487,45 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		break;
 	case TK_TRAIN_EV_STEP: {
 		long done = ev->step - ev->first_step;
+		double frac = ev->max_steps ? (double)ev->step / (double)ev->max_steps : -1;
 		if (ev->skipped) {
-			fprintf(stderr, "%s%s: step %ld: fp16 gradients overflowed, update skipped; "
-				"loss scale now %.9g\n", v->bar ? "\r\033[K" : "", tk_prog, ev->step,
-				ev->loss_scale);
-			v->bar = 0;
+			tk_status_clear(&v->st);
+			fprintf(stderr, "%s: step %ld: fp16 gradients overflowed, update skipped; "
+				"loss scale now %.9g\n", tk_prog, ev->step, ev->loss_scale);
 		}
 		double left = done ? ev->elapsed / done * (double)(ev->max_steps - ev->step) : 0;
 		fmt_time(eta, sizeof(eta), left);
-		if (ev->logged || !v->tty) {
-			if (!ev->logged)
-				break;
-			if (v->bar)
-				fputs("\r\033[K", stderr);
+		if (ev->logged) {
+			tk_status_clear(&v->st);
 			fprintf(stderr, "%s: step %ld/%ld epoch %.2f loss %.4f grad_norm %.4g lr %.4g "
 				"%.0f tokens/s ETA %s mem %ld MB%s\n", tk_prog, ev->step, ev->max_steps,
 				ev->epoch, ev->logged_loss, ev->grad_norm, ev->lr, ev->tokens_per_s, eta,
 				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
+			/* a logging line is a progress line too: the next report is
+			 * due from here (a redrawn bar still follows it at once) */
+			if (!tk_status_inplace(&v->st)) {
+				tk_pace_mark(&v->st.pace, tk_now(), frac);
+				break;
+			}
 		}
-		if (v->tty) {
+		/* between logging steps (HF's default is 500), a report every
+		 * few seconds (TK_PROGRESS, jobs/cli.h): a notebook cell or a
+		 * log is never silent for minutes */
+		if (!ev->logged && !tk_status_due(&v->st, frac))
+			break;
+		if (tk_status_inplace(&v->st)) {
 			int w = 24, fill = ev->max_steps ? (int)(w * ev->step / ev->max_steps) : w;
-			fprintf(stderr, "\rtraining [%.*s%*s] %ld/%ld loss %.4f lr %.3g %.0f tok/s ETA %s "
-				"mem %ld MB%s\033[K", fill, "########################", w - fill, "",
-				ev->step, ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
-				ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
-			v->bar = 1;
+			tk_status_show(&v->st, frac, "training [%.*s%*s] %ld/%ld loss %.4f lr %.3g "
+				       "%.0f tok/s ETA %s mem %ld MB%s", fill,
+				       "########################", w - fill, "", ev->step,
+				       ev->max_steps, ev->loss, ev->lr, ev->tokens_per_s, eta,
+				       ru.ru_maxrss / 1024, dev_mem(dm, sizeof(dm), ev));
+		} else {
+			tk_status_show(&v->st, frac, "progress: step %ld/%ld (%.0f%%) epoch %.2f loss "
+				       "%.4f %.0f tokens/s ETA %s mem %ld MB%s", ev->step,
+				       ev->max_steps, frac >= 0 ? 100 * frac : 0.0, ev->epoch, ev->loss,
+				       ev->tokens_per_s, eta, ru.ru_maxrss / 1024,
+				       dev_mem(dm, sizeof(dm), ev));
 		}
 		break;
 	}
@@ -418,6 +537,11 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 		fprintf(stderr, "%s: saved %s\n", tk_prog, ev->path);
 		break;
 	case TK_TRAIN_EV_END:
+		if (ev->stopped_early)
+			fprintf(stderr, "%s: early stopping at step %ld: no better eval metric in the "
+				"last evaluations (--early-stopping-patience)\n", tk_prog, ev->step);
+		if (ev->best)
+			fprintf(stderr, "%s: best checkpoint: %s\n", tk_prog, ev->best);
 		fmt_time(eta, sizeof(eta), ev->elapsed);
 		fprintf(stderr, "%s: done: %ld steps, train_loss %.4f, %s, %.0f tokens/s; model in %s\n",
 			tk_prog, ev->step, ev->loss, eta, ev->tokens_per_s, ev->path);
@@ -495,6 +619,29 @@ static int check_args(void)
 	return 0;
 }
 
+/* One warning for the keys of the --config JSON that ask for what
+ * tk-train cannot do (cannot_keys, set), naming them all. */
+static void warn_cannot(const char *json)
+{
+	cJSON *root = cJSON_Parse(json);
+	int push = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "push_to_hub"));
+	char names[512] = "";
+	for (cJSON *it = root ? root->child : NULL; it; it = it->next) {
+		int set = cJSON_IsTrue(it) || (cJSON_IsNumber(it) && it->valuedouble != 0) ||
+			  (cJSON_IsString(it) && it->valuestring[0]) ||
+			  ((cJSON_IsArray(it) || cJSON_IsObject(it)) && it->child);
+		int hub = push && !strncmp(it->string, "hub_", 4);
+		size_t n = strlen(names);
+		if (set && (hub || listed(cannot_keys, it->string)))
+			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", it->string);
+	}
+	cJSON_Delete(root);
+	if (names[0] && !a.quiet)
+		fprintf(stderr, "%s: warning: %s: %s: not done by tk-train, going on without%s\n",
+			tk_prog, a.config, names, push ? " (to upload OUT: "
+			"huggingface-cli upload REPO OUT)" : "");
+}
+
 /* --config: the JSON, then the command line again so that it wins. */
 static int apply_config(int argc, char **argv, void **hold)
 {
@@ -514,6 +661,8 @@ static int apply_config(int argc, char **argv, void **hold)
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	rc = tk_opt_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
+	if (!rc)
+		warn_cannot(b.data);
 	tk_buf_free(&b);
 	if (rc)
 		return tk_cli_fail(rc, &d);
@@ -573,7 +722,7 @@ int main(int argc, char **argv)
 
 	static struct view v;
 	v.quiet = a.quiet;
-	v.tty = isatty(STDERR_FILENO);
+	tk_status_init(&v.st, !a.quiet);
 	if ((ec = report_setup(&v)))
 		return ec;
 	struct tk_train_opts o;
@@ -597,8 +746,15 @@ int main(int argc, char **argv)
 	o.beta2 = a.beta2;
 	o.eps = a.eps;
 	o.max_grad_norm = a.max_grad_norm;
+	o.neftune_alpha = a.neftune;
+	o.metric_for_best_model = a.best_metric;
+	o.load_best_model_at_end = a.load_best;
+	o.greater_is_better = a.greater;
+	o.early_stopping_patience = (long)a.es_patience;
+	o.early_stopping_threshold = a.es_threshold;
 	if (tk_sched_parse(a.sched, &o.sched, &d))
 		return tk_cli_usage_error("%s", d.msg);
+	o.sched_kwargs = a.sched_kwargs;
 	o.warmup = a.warmup_ratio >= 0 ? a.warmup_ratio : a.warmup;
 	o.logging_steps = a.logging_steps;
 	o.logging_first_step = a.logging_first_step;
@@ -619,6 +775,8 @@ int main(int argc, char **argv)
 		return ec;
 	o.lora = lora_on ? &lora : NULL;
 	o.adapter = a.adapter;
+	if ((ec = gguf_model(&o, &lora)))
+		return ec;
 
 	struct tk_backend be;
 	int rc = tk_dist_init(&d);
@@ -637,11 +795,13 @@ int main(int argc, char **argv)
 		tk_opt_json_free(hold);
 		return dist_exit(ec);
 	}
+	eval_data_note();
 	o.be = &be;
 	o.on_event = on_event;
 	o.ctx = &v;
 	double eval_loss = -1; /* a loss is never negative: -1 until evaluated */
 	rc = tk_train_run(&o, &eval_loss, &d);
+	tk_status_clear(&v.st); /* a redrawn line, before a message */
 	if (rc && tk_dist_rank()) /* where rank 0 failed alike, its abort ends us first */
 		sleep(1);
 	tk_backend_free(&be);

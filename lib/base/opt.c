@@ -168,23 +168,81 @@ static const struct tk_opt *find_short(const struct tk_opt *opts, char c)
 	return NULL;
 }
 
+/* The edit distance (insertions, deletions, substitutions) between a[0..n)
+ * and b[0..m), '_' and '-' counted as the same; at most 64 characters of a
+ * are compared (longer is never "near"). */
+static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
+{
+	size_t row[65];
+	if (n > 64)
+		return (size_t)-1;
+	for (size_t i = 0; i <= n; i++)
+		row[i] = i;
+	for (size_t j = 1; j <= m; j++) {
+		size_t diag = row[0];
+		row[0] = j;
+		for (size_t i = 1; i <= n; i++) {
+			char x = a[i - 1] == '_' ? '-' : a[i - 1], y = b[j - 1] == '_' ? '-' : b[j - 1];
+			size_t best = diag + (x != y), up = row[i] + 1, left = row[i - 1] + 1;
+			if (up < best)
+				best = up;
+			if (left < best)
+				best = left;
+			diag = row[i];
+			row[i] = best;
+		}
+	}
+	return row[n];
+}
+
+const char *tk_opt_nearest(const struct tk_opt *opts, const char *name, size_t len)
+{
+	const struct tk_opt *best = NULL;
+	size_t best_d = len / 3 > 0 ? len / 3 : 1;
+	for (const struct tk_opt *o = opts; o->type != TK_OPT_TYPE_END; o++) {
+		if (!o->long_name || o->type == TK_OPT_TYPE_GROUP)
+			continue;
+		size_t dist = edit_distance(name, len, o->long_name, strlen(o->long_name));
+		if (dist <= best_d && (!best || dist < best_d))
+			best = o, best_d = dist;
+	}
+	return best ? best->long_name : NULL;
+}
+
+/* The option named name[0..len), HfArgumentParser's spelling too: it
+ * takes --num_train_epochs for --num-train-epochs. */
+static const struct tk_opt *find_long_hf(const struct tk_opt *opts, const char *name,
+					 size_t len)
+{
+	const struct tk_opt *o = find_long(opts, name, len);
+	char key[128];
+	if (o || len >= sizeof(key) || !memchr(name, '_', len))
+		return o;
+	for (size_t i = 0; i < len; i++)
+		key[i] = name[i] == '_' ? '-' : name[i];
+	return find_long(opts, key, len);
+}
+
 static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
 		      struct tk_diag *d)
 {
 	const char *arg = argv[*i] + 2;
 	const char *eq = strchr(arg, '=');
 	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-	const struct tk_opt *o = find_long(opts, arg, len);
+	const struct tk_opt *o = find_long_hf(opts, arg, len);
 	int negated = 0;
-	if (!o && len > 3 && !strncmp(arg, "no-", 3)) {
-		o = find_long(opts, arg + 3, len - 3);
+	if (!o && len > 3 && !strncmp(arg, "no", 2) && (arg[2] == '-' || arg[2] == '_')) {
+		o = find_long_hf(opts, arg + 3, len - 3);
 		if (o && o->type != TK_OPT_TYPE_BOOL)
 			o = NULL;
 		negated = o != NULL;
 	}
-	if (!o)
-		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown option '--%.*s'",
-				   (int)len, arg);
+	if (!o) {
+		const char *near = tk_opt_nearest(opts, arg, len);
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown option '--%.*s'%s%s%s",
+				   (int)len, arg, near ? "; did you mean --" : "", near ? near : "",
+				   near ? "?" : "");
+	}
 	if (o->type == TK_OPT_TYPE_HELP)
 		return TK_OPT_SHOW_HELP;
 	if (o->type == TK_OPT_TYPE_VERSION)
@@ -312,13 +370,22 @@ void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
 			n += snprintf(left + n, sizeof(left) - n, "    ");
 		if (o->long_name)
 			n += snprintf(left + n, sizeof(left) - n, "--%s", o->long_name);
+		/* a long list of choices goes under the help, one word apart */
+		int many = o->type == TK_OPT_TYPE_CHOICE && strlen(o->argh) > 40;
 		if (takes_value(o))
-			snprintf(left + n, sizeof(left) - n, " %s", o->argh ? o->argh : "VALUE");
+			snprintf(left + n, sizeof(left) - n, " %s",
+				 many ? "NAME" : o->argh ? o->argh : "VALUE");
 		if (strlen(left) > 28)
 			fprintf(out, "%s\n%30s", left, "");
 		else
 			fprintf(out, "%-30s", left);
-		print_wrapped(out, o->help, 30, 79);
+		char help[1024];
+		snprintf(help, sizeof(help), "%s%s%s", o->help, many ? "; one of: " : "",
+			 many ? o->argh : "");
+		for (char *c = help + strlen(o->help); many && *c; c++)
+			if (*c == '|')
+				*c = ' ';
+		print_wrapped(out, help, 30, 79);
 	}
 }
 
@@ -348,7 +415,13 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		}
 		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_VERSION ||
 		    o->type == TK_OPT_TYPE_GROUP) {
-			rc = tk_diag_set(d, TK_E_INVAL, name, -1, "unknown key '%.100s'", it->string);
+			const char *near = tk_opt_nearest(opts, it->string, n);
+			char snake[128] = "";
+			for (size_t i = 0; near && near[i] && i + 1 < sizeof(snake); i++)
+				snake[i] = near[i] == '-' ? '_' : near[i], snake[i + 1] = 0;
+			rc = tk_diag_set(d, TK_E_INVAL, name, -1, "unknown key '%.100s'%s%s%s",
+					 it->string, near ? "; did you mean " : "", snake,
+					 near ? "?" : "");
 			break;
 		}
 		int is_list = cJSON_IsArray(it);
@@ -359,6 +432,22 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		}
 		int wants_str = o->type == TK_OPT_TYPE_STR || o->type == TK_OPT_TYPE_LIST ||
 				o->type == TK_OPT_TYPE_CHOICE;
+		if (cJSON_IsObject(it) && o->type == TK_OPT_TYPE_STR) {
+			/* an object (lr_scheduler_kwargs) reaches the option as its text */
+			char *txt = cJSON_PrintUnformatted(it);
+			cJSON *sv = txt ? cJSON_CreateString(txt) : NULL;
+			free(txt);
+			if (sv && !(sv->string = strdup(it->string))) {
+				cJSON_Delete(sv);
+				sv = NULL;
+			}
+			if (!sv || !cJSON_ReplaceItemViaPointer(root, it, sv)) {
+				cJSON_Delete(sv);
+				rc = tk_diag_set(d, TK_E_NOMEM, name, -1, "out of memory");
+				break;
+			}
+			it = sv;
+		}
 		for (cJSON *v = is_list ? it->child : it; v && !rc; v = is_list ? v->next : NULL) {
 			const char *text = NULL;
 			if (cJSON_IsString(v))

@@ -10,7 +10,8 @@
  *
  * and tk_opt_parse() fills the fields, accepting `--name value`,
  * `--name=value`, `-s value`, `-svalue`, bundled short flags, `--no-NAME`
- * for booleans and `--` to end options.  Every number goes through a
+ * for booleans and `--` to end options; `--snake_case` as HfArgumentParser
+ * takes it is the same as `--snake-case`.  Every number goes through a
  * checked parser with the range in the table.  tk_opt_usage() prints the
  * help text generated from the same table.
  */
@@ -73,8 +74,8 @@ enum {
  * order, to the front of argv starting at argv[0] and their count stored in
  * *npos.  Returns TK_OPT_DONE, TK_OPT_SHOW_HELP when -h/--help was given,
  * TK_OPT_SHOW_VERSION for --version, or
- * TK_E_INVAL with d->msg saying what was wrong (unknown option, missing or
- * bad value). */
+ * TK_E_INVAL with d->msg saying what was wrong (unknown option, with the
+ * nearest known one where one is near, missing or bad value). */
 int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
 		 struct tk_diag *d);
 
@@ -83,6 +84,11 @@ int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
  * option table to out. */
 void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts);
+
+/* The long name of the option nearest to name[0..len) (at most len/3
+ * edits away, '_' taken as '-'), for "did you mean ...?", or NULL when none
+ * is that near. */
+const char *tk_opt_nearest(const struct tk_opt *opts, const char *name, size_t len);
 
 /* Applies a JSON object of option values (a TrainingArguments or
  * LoraConfig JSON): each key is an option's long name in snake case

@@ -42,6 +42,7 @@
 #include "base/math-common.h"
 #include "base/quant-common.h"
 #include "base/quant.h"
+#include "base/rng.h"
 #include "compute/blas.h"
 
 struct cpu_ctx {
@@ -481,6 +482,15 @@ static int cpu_axpy(struct tk_backend *be, float *y, float a, const float *x, si
 	return 0;
 }
 
+static int cpu_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n >= PAR_MIN)
+	for (size_t i = 0; i < n; i++)
+		x[i] += tk_noise_uniform(key, i, mag);
+	return 0;
+}
+
 static int cpu_scale(struct tk_backend *be, float *x, float s, size_t n)
 {
 	int nt = be->threads;
@@ -490,18 +500,16 @@ static int cpu_scale(struct tk_backend *be, float *x, float s, size_t n)
 	return 0;
 }
 
-/* As HF: inv_freq = 1 / theta^(2i/d) in fp32, angle = pos * inv_freq in
- * fp32, then cos and sin of it; x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin
- * for the pairs (i, i + d/2).  The inverse rotates by -angle. */
+/* As HF: angle = pos * inv_freq in fp32, then cos and sin of it, each
+ * times scale in fp32; x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin for the
+ * pairs (i, i + d/2).  The inverse is the transpose: scale times the
+ * rotation by -angle. */
 static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-		    int head_dim, float theta, int inverse)
+		    int head_dim, const float *inv, float scale, int inverse)
 {
 	int nt = be->threads, half = head_dim / 2;
 	if (head_dim > ROPE_MAX_DIM)
 		return TK_E_UNSUPPORTED;
-	float inv[ROPE_MAX_DIM / 2];
-	for (int i = 0; i < half; i++)
-		inv[i] = tk_rope_inv_freq(i, head_dim, theta);
 	float sgn = inverse ? -1.0f : 1.0f;
 #pragma omp parallel for num_threads(nt) schedule(static) \
 	if ((size_t)rows * heads * head_dim >= PAR_MIN)
@@ -510,8 +518,8 @@ static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int row
 		float p = (float)pos[r];
 		for (int i = 0; i < half; i++) {
 			float ang = p * inv[i];
-			cs[i] = cosf(ang);
-			sn[i] = sgn * sinf(ang);
+			cs[i] = cosf(ang) * scale;
+			sn[i] = sgn * (sinf(ang) * scale);
 		}
 		for (int h = 0; h < heads; h++) {
 			float *x1 = x + ((size_t)r * heads + h) * head_dim, *x2 = x1 + half;
@@ -1585,6 +1593,7 @@ static const struct tk_backend_i cpu_backend = {
 	/* .attention_decode = */ cpu_attention_decode,
 	/* .copy_rows = */ cpu_copy_rows,
 	/* .mem_info = */ cpu_mem_info,
+	/* .add_noise = */ cpu_add_noise,
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)

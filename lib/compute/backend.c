@@ -9,6 +9,7 @@
 #include "compute/backend.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,14 +211,23 @@ int tk_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n)
 	return n ? be->i->axpy(be, y, a, x, n) : 0;
 }
 
+int tk_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag)
+{
+	if (!SLOT(be, add_noise))
+		return TK_E_UNSUPPORTED;
+	return n ? be->i->add_noise(be, x, n, key, mag) : 0;
+}
+
 int tk_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-	    int head_dim, float theta, int inverse)
+	    int head_dim, const float *inv_freq, float scale, int inverse)
 {
 	if (!SLOT(be, rope))
 		return TK_E_UNSUPPORTED;
-	if (rows < 0 || heads < 0 || head_dim <= 0 || head_dim % 2 || !(theta > 0))
+	if (rows < 0 || heads < 0 || head_dim <= 0 || head_dim % 2 || !inv_freq ||
+	    !isfinite(scale))
 		return TK_E_INVAL;
-	return rows && heads ? be->i->rope(be, x, pos, rows, heads, head_dim, theta, !!inverse)
+	return rows && heads ? be->i->rope(be, x, pos, rows, heads, head_dim, inv_freq, scale,
+					   !!inverse)
 			     : 0;
 }
 

@@ -17,7 +17,7 @@
 
 #include "base/afile.h"
 
-#define SUPPORTED "gpt2, llama, mistral, qwen2"
+#define SUPPORTED "gpt2, llama, mistral, qwen2, qwen3, smollm3"
 
 /* The largest sizes tk accepts, each well beyond any released model (the
  * largest have a vocabulary of 262k, a width of 16k, an MLP width of 53k,
@@ -28,7 +28,7 @@
 #define MAX_VOCAB (1 << 22)
 #define MAX_WIDTH (1 << 16)     /* hidden size */
 #define MAX_INNER (1 << 18)     /* MLP width */
-#define MAX_LAYERS 1024
+#define MAX_LAYERS TK_MAX_LAYERS
 #define MAX_HEADS 1024
 #define MAX_HEAD_DIM 1024
 #define MAX_POS (1 << 24)
@@ -36,9 +36,12 @@ _Static_assert(4 * MAX_WIDTH <= MAX_INNER, "GPT-2's default n_inner must fit");
 _Static_assert((int64_t)MAX_HEADS * MAX_HEAD_DIM * 4 <= INT32_MAX,
 	       "heads * head_dim (q_dim, kv_dim) must fit an int with room");
 
-static const char *const arch_type[] = { "gpt2", "llama", "mistral", "qwen2" };
+static const char *const arch_type[] = { "gpt2", "llama", "mistral", "qwen2", "qwen3",
+					 "smollm3" };
 static const char *const arch_class[] = { "GPT2LMHeadModel", "LlamaForCausalLM",
-					  "MistralForCausalLM", "Qwen2ForCausalLM" };
+					  "MistralForCausalLM", "Qwen2ForCausalLM",
+					  "Qwen3ForCausalLM", "SmolLM3ForCausalLM" };
+_Static_assert(sizeof(arch_type) / sizeof(arch_type[0]) == TK_ARCH_N, "one name per arch");
 
 struct parse {
 	const cJSON *root;
@@ -153,8 +156,143 @@ static int unsupported(const struct parse *p, const char *what)
 	return tk_diag_set(p->d, TK_E_UNSUPPORTED, p->name, -1, "%s is not supported", what);
 }
 
-/* Rotary settings: rope_scaling (4.x) or rope_parameters (5.x) must be
- * plain RoPE; the theta comes from there, else rope_theta, else 10000. */
+static const char *const rope_names[] = { "default", "linear", "dynamic",
+					  "yarn",    "longrope", "llama3" };
+
+/* A number of the rope parameters rs (object key of config.json): absent
+ * (or null, when null_ok) leaves *out at 0; else a finite number, above 0
+ * when positive. */
+static int rope_num(const struct parse *p, const cJSON *rs, const char *key, const char *name,
+		    int positive, int null_ok, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rs, name);
+	*out = 0;
+	if (!v || (null_ok && cJSON_IsNull(v)))
+		return 0;
+	double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+	if (!(isfinite(x) && x <= FLT_MAX) || (positive ? !(x > 0) : 0))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "%s.%s: expected a %snumber",
+				   key, name, positive ? "positive " : "");
+	*out = x;
+	return 0;
+}
+
+/* A required number (transformers reads it with rope_parameters[name]). */
+static int rope_need(const struct parse *p, const cJSON *rs, const char *key, const char *name,
+		     double *out)
+{
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+	if (!t)
+		t = cJSON_GetObjectItemCaseSensitive(rs, "type");
+	if (!cJSON_GetObjectItemCaseSensitive(rs, name))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "%s.%s is missing (rope_type '%s' needs it)", key, name,
+				   t->valuestring);
+	return rope_num(p, rs, key, name, 1, 0, out);
+}
+
+/* LongRoPE's long_factor or short_factor: a list of numbers (fp32, as
+ * torch.tensor(list, dtype=float32) rounds them); its length is checked
+ * against head_dim in parse_llama_family. */
+static int rope_list(const struct parse *p, const cJSON *rs, const char *key, const char *name,
+		     float *out, int *n)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rs, name), *e;
+	int k = 0;
+	if (!cJSON_IsArray(v))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "%s.%s: expected a list of numbers", key, name);
+	cJSON_ArrayForEach(e, v) {
+		double x = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+		if (!(x > 0 && x <= FLT_MAX) || k == TK_ROPE_MAX_PAIRS)
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "%s.%s: expected at most %d positive numbers", key,
+					   name, TK_ROPE_MAX_PAIRS);
+		out[k++] = (float)x;
+	}
+	if (*n >= 0 && k != *n)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "%s: long_factor and short_factor differ in length", key);
+	*n = k;
+	return 0;
+}
+
+/* The scaling's own keys, as transformers' _compute_*_parameters read
+ * them (rs: the rope parameters object, key: its name in config.json). */
+static int parse_rope_scaling(const struct parse *p, const cJSON *rs, const char *key,
+			      struct tk_model_config *c)
+{
+	struct tk_rope_config *r = &c->rope;
+	int rc = 0;
+	int64_t om;
+	/* original_max_position_embeddings: the top-level key wins (Phi-3) */
+	if (get(p, "original_max_position_embeddings")) {
+		if ((rc = get_int(p, "original_max_position_embeddings", 0, INT64_MIN, 1, MAX_POS,
+				  &om)))
+			return rc;
+		r->has |= TK_ROPE_HAS_ORIG_TOP;
+	} else if (cJSON_GetObjectItemCaseSensitive(rs, "original_max_position_embeddings")) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(rs,
+								  "original_max_position_embeddings");
+		double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+		if (!(x >= 1 && x <= MAX_POS && x == floor(x)))
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "%s.original_max_position_embeddings: expected an "
+					   "integer from 1 to %d", key, MAX_POS);
+		om = (int64_t)x;
+		r->has |= TK_ROPE_HAS_ORIG;
+	} else {
+		om = c->max_pos;
+	}
+	r->orig_max_pos = (int)om;
+	switch (r->type) {
+	case TK_ROPE_LINEAR:
+	case TK_ROPE_DYNAMIC:
+		rc = rope_need(p, rs, key, "factor", &r->factor);
+		break;
+	case TK_ROPE_LLAMA3:
+		if (!(rc = rope_need(p, rs, key, "factor", &r->factor)) &&
+		    !(rc = rope_need(p, rs, key, "low_freq_factor", &r->low_freq_factor)) &&
+		    !(rc = rope_need(p, rs, key, "high_freq_factor", &r->high_freq_factor)) &&
+		    r->low_freq_factor == r->high_freq_factor)
+			rc = tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					 "%s: low_freq_factor equals high_freq_factor", key);
+		break;
+	case TK_ROPE_YARN: {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "truncate");
+		if ((rc = rope_num(p, rs, key, "factor", 1, 1, &r->factor)) ||
+		    (rc = rope_num(p, rs, key, "attention_factor", 1, 1, &r->attention_factor)) ||
+		    (rc = rope_num(p, rs, key, "beta_fast", 0, 1, &r->beta_fast)) ||
+		    (rc = rope_num(p, rs, key, "beta_slow", 0, 1, &r->beta_slow)) ||
+		    (rc = rope_num(p, rs, key, "mscale", 0, 1, &r->mscale)) ||
+		    (rc = rope_num(p, rs, key, "mscale_all_dim", 0, 1, &r->mscale_all_dim)))
+			return rc;
+		r->truncate = 1;
+		if (t) {
+			if (!cJSON_IsBool(t))
+				return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+						   "%s.truncate: expected true or false", key);
+			r->truncate = cJSON_IsTrue(t);
+			r->has |= TK_ROPE_HAS_TRUNCATE;
+		}
+		break;
+	}
+	case TK_ROPE_LONGROPE:
+		r->n_factors = -1;
+		if ((rc = rope_num(p, rs, key, "factor", 1, 1, &r->factor)) ||
+		    (rc = rope_num(p, rs, key, "attention_factor", 1, 1, &r->attention_factor)) ||
+		    (rc = rope_list(p, rs, key, "long_factor", r->long_factor, &r->n_factors)) ||
+		    (rc = rope_list(p, rs, key, "short_factor", r->short_factor, &r->n_factors)))
+			return rc;
+		break;
+	default:
+		break;
+	}
+	return rc;
+}
+
+/* Rotary settings: rope_scaling (4.x) or rope_parameters (5.x); the theta
+ * comes from there, else rope_theta, else 10000. */
 static int parse_rope(const struct parse *p, struct tk_model_config *c)
 {
 	const cJSON *rs = get(p, "rope_scaling");
@@ -163,7 +301,9 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 		rs = get(p, "rope_parameters");
 		key = "rope_parameters";
 	}
-	int rc = get_pos_float(p, "rope_theta", 10000.0, &c->rope_theta);
+	/* SmolLM3Config.default_theta */
+	int rc = get_pos_float(p, "rope_theta", c->arch == TK_ARCH_SMOLLM3 ? 2000000.0 : 10000.0,
+			       &c->rope_theta);
 	if (rc)
 		return rc;
 	const cJSON *prf = get(p, "partial_rotary_factor");
@@ -180,13 +320,22 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 	if (type && !cJSON_IsString(type))
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "%s: rope_type is not a string",
 				   key);
-	if (type && strcmp(type->valuestring, "default")) {
-		snprintf(what, sizeof(what), "%s with rope_type '%.40s' (tk implements plain RoPE)",
-			 key, type->valuestring);
-		return unsupported(p, what);
-	}
 	if (!type && !strcmp(key, "rope_scaling"))
-		return unsupported(p, "rope_scaling");
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "rope_scaling: no rope_type");
+	c->rope.type = TK_ROPE_DEFAULT;
+	if (type) {
+		int k, n = (int)(sizeof(rope_names) / sizeof(rope_names[0]));
+		for (k = 0; k < n && strcmp(type->valuestring, rope_names[k]); k++)
+			;
+		if (k == n) {
+			snprintf(what, sizeof(what),
+				 "%s with rope_type '%.40s' (tk implements default, linear, "
+				 "dynamic, yarn, longrope and llama3)",
+				 key, type->valuestring);
+			return unsupported(p, what);
+		}
+		c->rope.type = (enum tk_rope_type)k;
+	}
 	prf = cJSON_GetObjectItemCaseSensitive(rs, "partial_rotary_factor");
 	if (prf && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0)) {
 		snprintf(what, sizeof(what), "%s.partial_rotary_factor", key);
@@ -201,7 +350,7 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 					   x > 0 ? " that a float holds" : "");
 		c->rope_theta = (float)th->valuedouble;
 	}
-	return 0;
+	return c->rope.type == TK_ROPE_DEFAULT ? 0 : parse_rope_scaling(p, rs, key, c);
 }
 
 static int parse_gpt2(const struct parse *p, struct tk_model_config *c)
@@ -267,37 +416,73 @@ static int parse_gpt2(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
+/* SmolLM3's no_rope_layers (1: the layer has RoPE), or, absent, every
+ * no_rope_layer_interval-th layer without it, as SmolLM3Config does. */
+static int parse_no_rope(const struct parse *p, struct tk_model_config *c)
+{
+	int64_t iv;
+	int rc = get_int(p, "no_rope_layer_interval", 4, INT64_MIN, 1, MAX_LAYERS, &iv);
+	if (rc)
+		return rc;
+	c->no_rope_interval = (int)iv;
+	const cJSON *nl = get(p, "no_rope_layers"), *e;
+	if (!nl || cJSON_IsNull(nl)) {
+		for (int l = 0; l < c->n_layer; l++)
+			c->no_rope[l] = (l + 1) % c->no_rope_interval == 0;
+		return 0;
+	}
+	if (!cJSON_IsArray(nl) || cJSON_GetArraySize(nl) != c->n_layer)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "no_rope_layers: expected a list of %d zeros and ones (one per "
+				   "layer)", c->n_layer);
+	int l = 0;
+	cJSON_ArrayForEach(e, nl) {
+		if (!cJSON_IsNumber(e) || (e->valuedouble != 0 && e->valuedouble != 1))
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "no_rope_layers: expected a list of %d zeros and ones "
+					   "(one per layer)", c->n_layer);
+		c->no_rope[l++] = e->valuedouble == 0;
+	}
+	return 0;
+}
+
 static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 {
 	static const struct {
 		int vocab, inter, max_pos, kv; /* kv 0: = heads */
 		int64_t bos, eos;
+		int head_dim;                  /* 0: hidden / heads */
+		int hidden, layers, heads, tie;
+		int64_t pad;
 	} def[] = {
-		[TK_ARCH_LLAMA] = { 32000, 11008, 2048, 0, 1, 2 },
-		[TK_ARCH_MISTRAL] = { 32000, 14336, 131072, 8, 1, 2 },
-		[TK_ARCH_QWEN2] = { 151936, 22016, 32768, 32, -1, -1 },
+		[TK_ARCH_LLAMA] = { 32000, 11008, 2048, 0, 1, 2, 0, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_MISTRAL] = { 32000, 14336, 131072, 8, 1, 2, 0, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_QWEN2] = { 151936, 22016, 32768, 32, -1, -1, 0, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_QWEN3] = { 151936, 22016, 32768, 32, -1, -1, 128, 4096, 32, 32, 0, -1 },
+		[TK_ARCH_SMOLLM3] = { 128256, 11008, 32768, 4, 128000, 128001, 0, 2048, 36, 16,
+				      1, 128004 },
 	};
 	int rc, v;
 	int64_t kv, hd;
 	if ((rc = get_dim(p, "vocab_size", def[c->arch].vocab, MAX_VOCAB, &c->vocab_size)) ||
-	    (rc = get_dim(p, "hidden_size", 4096, MAX_WIDTH, &c->hidden)) ||
+	    (rc = get_dim(p, "hidden_size", def[c->arch].hidden, MAX_WIDTH, &c->hidden)) ||
 	    (rc = get_dim(p, "intermediate_size", def[c->arch].inter, MAX_INNER,
 			  &c->intermediate)) ||
-	    (rc = get_dim(p, "num_hidden_layers", 32, MAX_LAYERS, &c->n_layer)) ||
-	    (rc = get_dim(p, "num_attention_heads", 32, MAX_HEADS, &c->n_head)) ||
+	    (rc = get_dim(p, "num_hidden_layers", def[c->arch].layers, MAX_LAYERS, &c->n_layer)) ||
+	    (rc = get_dim(p, "num_attention_heads", def[c->arch].heads, MAX_HEADS, &c->n_head)) ||
 	    (rc = get_dim(p, "max_position_embeddings", def[c->arch].max_pos, MAX_POS,
 			  &c->max_pos)) ||
 	    (rc = get_int(p, "num_key_value_heads", def[c->arch].kv, 0, 1, MAX_HEADS, &kv)) ||
 	    /* null or absent: hidden_size / num_attention_heads; 0 is refused
 	     * (transformers would take it as it is) */
-	    (rc = get_int(p, "head_dim", 0, 0, 1, MAX_HEAD_DIM, &hd)) ||
+	    (rc = get_int(p, "head_dim", def[c->arch].head_dim, 0, 1, MAX_HEAD_DIM, &hd)) ||
 	    (rc = get_pos_float(p, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
 	    (rc = get_float(p, "initializer_range", 0.02, &c->initializer_range)) ||
 	    (rc = get_float(p, "attention_dropout", 0.0, &c->dropout[2])) ||
-	    (rc = get_bool(p, "tie_word_embeddings", 0, &c->tie_embeddings)) ||
+	    (rc = get_bool(p, "tie_word_embeddings", def[c->arch].tie, &c->tie_embeddings)) ||
 	    (rc = get_token(p, "bos_token_id", def[c->arch].bos, &c->bos_id)) ||
 	    (rc = get_token(p, "eos_token_id", def[c->arch].eos, &c->eos_id)) ||
-	    (rc = get_token(p, "pad_token_id", -1, &c->pad_id)) || (rc = parse_rope(p, c)))
+	    (rc = get_token(p, "pad_token_id", def[c->arch].pad, &c->pad_id)))
 		return rc;
 	c->n_kv_head = kv ? (int)kv : c->n_head;
 	if (hd) {
@@ -323,6 +508,13 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
 				   "num_attention_heads %d is not a multiple of num_key_value_heads %d",
 				   c->n_head, c->n_kv_head);
+	if ((rc = parse_rope(p, c)))
+		return rc;
+	if (c->rope.type == TK_ROPE_LONGROPE && c->rope.n_factors != c->head_dim / 2)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "rope long_factor and short_factor have %d numbers, not head_dim / "
+				   "2 = %d",
+				   c->rope.n_factors, c->head_dim / 2);
 	const cJSON *act = get(p, "hidden_act");
 	if (act && (!cJSON_IsString(act) ||
 		    (strcmp(act->valuestring, "silu") && strcmp(act->valuestring, "swish")))) {
@@ -348,8 +540,27 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 		c->sliding_window = sw >= c->max_pos ? 0 : (int)sw;
 		break;
 	}
-	case TK_ARCH_QWEN2: {
-		c->attn_bias = 1;
+	case TK_ARCH_SMOLLM3:
+		/* then attention_bias (o_proj too), mlp_bias and the windows */
+		if ((rc = parse_no_rope(p, c)))
+			return rc;
+		/* fall through */
+	case TK_ARCH_QWEN2:
+	case TK_ARCH_QWEN3: {
+		if (c->arch == TK_ARCH_QWEN2) {
+			c->attn_bias = 1;
+		} else if (c->arch == TK_ARCH_SMOLLM3) {
+			if ((rc = get_bool(p, "attention_bias", 0, &c->attn_bias)) ||
+			    (rc = get_bool(p, "mlp_bias", 0, &c->mlp_bias)))
+				return rc;
+			c->attn_out_bias = c->attn_bias;
+		} else {
+			/* Qwen3: attention_bias covers o_proj too */
+			if ((rc = get_bool(p, "attention_bias", 0, &c->attn_bias)))
+				return rc;
+			c->attn_out_bias = c->attn_bias;
+			c->qk_norm = 1;
+		}
 		if ((rc = get_bool(p, "use_sliding_window", 0, &v)))
 			return rc;
 		if (v)
@@ -400,7 +611,7 @@ int tk_config_parse(struct tk_model_config *c, const char *json, const char *nam
 		goto out;
 	}
 	rc = TK_E_UNSUPPORTED;
-	for (int a = 0; a < 4; a++)
+	for (int a = 0; a < TK_ARCH_N; a++)
 		if (!strcmp(mt->valuestring, arch_type[a])) {
 			c->arch = (enum tk_arch)a;
 			rc = 0;
@@ -451,6 +662,8 @@ uint64_t tk_config_n_params(const struct tk_model_config *c)
 	uint64_t kv = (uint64_t)c->n_kv_head * (uint64_t)c->head_dim;
 	uint64_t norm = c->norm == TK_NORM_LAYER ? 2 * h : h;
 	uint64_t layer = 2 * norm;
+	if (c->qk_norm)
+		layer += 2 * (uint64_t)c->head_dim;
 	layer += h * (q + 2 * kv) + q * h;              /* q, k, v, o */
 	if (c->attn_bias)
 		layer += q + 2 * kv;
@@ -612,6 +825,70 @@ float tk_config_max_dropout(const struct tk_model_config *c)
 	return m;
 }
 
+/* A number kept as a double: the shortest repr that reads back as it. */
+static void put_double(cJSON *o, const char *key, double x)
+{
+	char buf[64];
+	if (x == floor(x) && fabs(x) < 1e16) {
+		snprintf(buf, sizeof(buf), "%.1f", x);
+	} else {
+		for (int p = 1; p <= 17; p++) {
+			snprintf(buf, sizeof(buf), "%.*g", p, x);
+			if (strtod(buf, NULL) == x)
+				break;
+		}
+	}
+	cJSON_AddRawToObject(o, key, buf);
+}
+
+/* rope_parameters (o: the top level, for Phi-3's placement of
+ * original_max_position_embeddings). */
+static void put_rope(cJSON *o, cJSON *rp, const struct tk_model_config *c)
+{
+	const struct tk_rope_config *r = &c->rope;
+	put_float(rp, "rope_theta", c->rope_theta);
+	cJSON_AddStringToObject(rp, "rope_type", rope_names[r->type]);
+	if (r->type == TK_ROPE_DEFAULT)
+		return;
+	if (r->has & TK_ROPE_HAS_ORIG_TOP)
+		cJSON_AddNumberToObject(o, "original_max_position_embeddings", r->orig_max_pos);
+	else if (r->has & TK_ROPE_HAS_ORIG)
+		cJSON_AddNumberToObject(rp, "original_max_position_embeddings", r->orig_max_pos);
+	if (r->factor > 0)
+		put_double(rp, "factor", r->factor);
+	else if (r->type == TK_ROPE_YARN)
+		cJSON_AddNullToObject(rp, "factor"); /* transformers reads the key */
+	if (r->type == TK_ROPE_LLAMA3) {
+		put_double(rp, "low_freq_factor", r->low_freq_factor);
+		put_double(rp, "high_freq_factor", r->high_freq_factor);
+	}
+	if ((r->type == TK_ROPE_YARN || r->type == TK_ROPE_LONGROPE) && r->attention_factor > 0)
+		put_double(rp, "attention_factor", r->attention_factor);
+	if (r->type == TK_ROPE_YARN) {
+		if (r->beta_fast)
+			put_double(rp, "beta_fast", r->beta_fast);
+		if (r->beta_slow)
+			put_double(rp, "beta_slow", r->beta_slow);
+		if (r->mscale)
+			put_double(rp, "mscale", r->mscale);
+		if (r->mscale_all_dim)
+			put_double(rp, "mscale_all_dim", r->mscale_all_dim);
+		if (r->has & TK_ROPE_HAS_TRUNCATE)
+			cJSON_AddBoolToObject(rp, "truncate", r->truncate);
+	}
+	if (r->type == TK_ROPE_LONGROPE) {
+		cJSON *lf = cJSON_AddArrayToObject(rp, "long_factor");
+		cJSON *sf = cJSON_AddArrayToObject(rp, "short_factor");
+		for (int i = 0; lf && sf && i < r->n_factors; i++) {
+			char buf[64];
+			fmt_float(buf, sizeof(buf), r->long_factor[i]);
+			cJSON_AddItemToArray(lf, cJSON_CreateRaw(buf));
+			fmt_float(buf, sizeof(buf), r->short_factor[i]);
+			cJSON_AddItemToArray(sf, cJSON_CreateRaw(buf));
+		}
+	}
+}
+
 static cJSON *build(const struct tk_model_config *c)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -657,9 +934,14 @@ static cJSON *build(const struct tk_model_config *c)
 	cJSON_AddStringToObject(o, "hidden_act", "silu");
 	put_float(o, "rope_theta", c->rope_theta);
 	cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
-	if (rp) {
-		put_float(rp, "rope_theta", c->rope_theta);
-		cJSON_AddStringToObject(rp, "rope_type", "default");
+	if (rp)
+		put_rope(o, rp, c);
+	if (rp && c->rope.type != TK_ROPE_DEFAULT) {
+		/* 4.x reads rope_scaling (5.x too, before rope_parameters) */
+		cJSON *rs = cJSON_Duplicate(rp, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(rs, "rope_theta");
+		if (rs)
+			cJSON_AddItemToObject(o, "rope_scaling", rs);
 	}
 	put_float(o, "attention_dropout", c->dropout[2]);
 	switch (c->arch) {
@@ -673,6 +955,17 @@ static cJSON *build(const struct tk_model_config *c)
 		else
 			cJSON_AddNullToObject(o, "sliding_window");
 		break;
+	case TK_ARCH_SMOLLM3: {
+		cJSON_AddBoolToObject(o, "mlp_bias", c->mlp_bias);
+		cJSON_AddNumberToObject(o, "no_rope_layer_interval", c->no_rope_interval);
+		cJSON *nl = cJSON_AddArrayToObject(o, "no_rope_layers");
+		for (int l = 0; nl && l < c->n_layer; l++)
+			cJSON_AddItemToArray(nl, cJSON_CreateNumber(!c->no_rope[l]));
+	}
+		/* fall through */
+	case TK_ARCH_QWEN3:
+		cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);
+		/* fall through */
 	case TK_ARCH_QWEN2:
 		cJSON_AddBoolToObject(o, "use_sliding_window", 0);
 		cJSON_AddNullToObject(o, "sliding_window");
@@ -686,7 +979,7 @@ static cJSON *build(const struct tk_model_config *c)
 int tk_config_save(const struct tk_model_config *c, const char *path, const char *extra,
 		   int force, struct tk_diag *d)
 {
-	if ((unsigned)c->arch > TK_ARCH_QWEN2)
+	if ((unsigned)c->arch >= TK_ARCH_N)
 		return tk_diag_set(d, TK_E_INVAL, path, -1, "unknown architecture");
 	cJSON *x = NULL;
 	if (extra) {

@@ -2,9 +2,10 @@
  *
  * One description covers every decoder tk runs: GPT-2 (LayerNorm, learned
  * positions, GELU-tanh MLP, biases, Conv1D weights stored [in, out]) and the
- * Llama family (Llama, Mistral, Qwen2: RMSNorm, rotary positions, SwiGLU,
- * grouped-query attention, Qwen2's attention biases).  The model code reads
- * only this struct, never model_type.
+ * Llama family (Llama, Mistral, Qwen2, Qwen3: RMSNorm, rotary positions with
+ * the scalings of transformers' modeling_rope_utils, SwiGLU, grouped-query
+ * attention, Qwen2's attention biases, Qwen3's per-head q/k norms).  The
+ * model code reads only this struct, never model_type.
  */
 #ifndef TK_CONFIG_H
 #define TK_CONFIG_H
@@ -13,10 +14,44 @@
 
 #include "base/tk.h"
 
-enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2 };
+enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2, TK_ARCH_QWEN3,
+	       TK_ARCH_SMOLLM3, TK_ARCH_N };
 enum tk_norm { TK_NORM_LAYER = 0, TK_NORM_RMS };
 enum tk_pos { TK_POS_LEARNED = 0, TK_POS_ROPE };
 enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU };
+
+/* rope_type of rope_parameters (rope_scaling in 4.x). */
+enum tk_rope_type { TK_ROPE_DEFAULT = 0, TK_ROPE_LINEAR, TK_ROPE_DYNAMIC, TK_ROPE_YARN,
+		    TK_ROPE_LONGROPE, TK_ROPE_LLAMA3 };
+
+/* Most rotary pairs (head_dim / 2) tk takes. */
+#define TK_ROPE_MAX_PAIRS 512
+
+/* Most layers tk takes. */
+#define TK_MAX_LAYERS 1024
+
+/* The rotary scaling: what model/rope.h needs to compute transformers'
+ * inverse frequencies and attention scaling.  The numbers are kept as
+ * config.json gives them (doubles: transformers derives some in Python
+ * floats before rounding to fp32); a key that was absent is 0 here and is
+ * not written back (has says which were given). */
+struct tk_rope_config {
+	enum tk_rope_type type;
+	double factor;           /* linear, dynamic, yarn, llama3; longrope: 0 absent */
+	double low_freq_factor, high_freq_factor;   /* llama3 */
+	double beta_fast, beta_slow;                /* yarn, 0: absent (32, 1) */
+	double attention_factor;                    /* yarn, longrope, 0: absent */
+	double mscale, mscale_all_dim;              /* yarn, 0: absent */
+	int truncate;                               /* yarn (default true) */
+	/* original_max_position_embeddings (llama3, yarn, longrope): from the
+	 * top level of config.json (as Phi-3 has it), else from the rope
+	 * parameters, else max_position_embeddings */
+	int orig_max_pos;
+	unsigned has;                               /* TK_ROPE_HAS_* */
+	int n_factors;                              /* longrope: head_dim / 2 */
+	float long_factor[TK_ROPE_MAX_PAIRS], short_factor[TK_ROPE_MAX_PAIRS];
+};
+enum { TK_ROPE_HAS_ORIG = 1, TK_ROPE_HAS_ORIG_TOP = 2, TK_ROPE_HAS_TRUNCATE = 4 };
 
 struct tk_model_config {
 	enum tk_arch arch;
@@ -33,10 +68,16 @@ struct tk_model_config {
 	float norm_eps;          /* layer_norm_epsilon / rms_norm_eps */
 	enum tk_pos pos;
 	float rope_theta;
+	struct tk_rope_config rope;
 	enum tk_mlp mlp;
 	int attn_bias;           /* q/k/v (and GPT-2 output) projections have biases */
 	int attn_out_bias;       /* output projection has a bias */
 	int mlp_bias;
+	int qk_norm;             /* Qwen3: RMSNorm over each head of q and k before RoPE */
+	/* SmolLM3's no_rope_layers, inverted: 1 where layer l has no rotary
+	 * embedding (its attention sees no positions); all 0 elsewhere */
+	unsigned char no_rope[TK_MAX_LAYERS];
+	int no_rope_interval;    /* SmolLM3's no_rope_layer_interval, written back */
 	int tie_embeddings;      /* lm_head shares the token embedding */
 	float initializer_range;
 	int scale_attn_by_inverse_layer_idx; /* GPT-2 option; unsupported when set */
@@ -57,15 +98,20 @@ struct tk_model_config {
 
 /* Reads config.json (path: the file or its directory).  Unknown model_type
  * is TK_E_UNSUPPORTED with a message listing the supported ones; options
- * tk does not implement are TK_E_UNSUPPORTED naming the key: rope scaling
- * (rope_scaling, or rope_parameters with a rope_type other than
- * "default", partial_rotary_factor), an activation other than gelu_new /
+ * tk does not implement are TK_E_UNSUPPORTED naming the key: a rope_type
+ * other than default, linear, dynamic, yarn, longrope and llama3 (in
+ * rope_scaling or rope_parameters), partial_rotary_factor, an activation
+ * other than gelu_new /
  * gelu_pytorch_tanh (GPT-2) or silu (Llama family), GPT-2's
  * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
  * add_cross_attention or scale_attn_weights=false, and Qwen2's
  * use_sliding_window (or a layer_types entry that is not
- * "full_attention").  Mistral's sliding_window is accepted and recorded
- * (see the field).  Keys that are absent take transformers' class
+ * "full_attention"), the same for Qwen3 and SmolLM3 (whose no_rope_layers
+ * must have one 0 or 1 per layer).  Mistral's sliding_window is
+ * accepted and recorded (see the field).  A rope scaling without the keys
+ * transformers reads for it (factor; llama3's low_freq_factor and
+ * high_freq_factor; longrope's long_factor and short_factor of head_dim / 2
+ * numbers) is TK_E_FORMAT naming the key.  Keys that are absent take transformers' class
  * defaults (5.x); both the 4.x (rope_theta, rope_scaling, torch_dtype) and
  * 5.x (rope_parameters, dtype) spellings are read.  An eos_token_id list
  * gives its first id.
@@ -87,7 +133,8 @@ int tk_config_parse(struct tk_model_config *c, const char *json, const char *nam
 /* Writes config.json for c (atomically) so that transformers' AutoConfig
  * (4.x and 5.x) reads the same model: keys sorted, two-space indent, as
  * save_pretrained writes; rope_theta both at the top and in
- * rope_parameters, the dtype as torch_dtype.  extra is a JSON object text
+ * rope_parameters (with the scaling's keys as they were read), the dtype
+ * as torch_dtype.  extra is a JSON object text
  * whose keys are added or replace the generated ones (may be NULL; not an
  * object is TK_E_INVAL). */
 int tk_config_save(const struct tk_model_config *c, const char *path, const char *extra,

@@ -3,8 +3,11 @@
 
 #include "compute/blas.h"
 #include "compute/dist.h"
+#include "base/afile.h"
+#include "jobs/convert.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
@@ -180,6 +183,79 @@ double tk_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void tk_status_init(struct tk_status *s, int enabled)
+{
+	static int warned;
+	const char *spec = getenv("TK_PROGRESS");
+	int notebook = getenv("JPY_PARENT_PID") || getenv("COLAB_RELEASE_TAG");
+	memset(s, 0, sizeof(*s));
+	s->enabled = enabled;
+	if (tk_pace_init(&s->pace, spec, isatty(STDERR_FILENO), notebook, tk_now()) && enabled &&
+	    !warned++) {
+		char text[256];
+		snprintf(text, sizeof(text), "warning: TK_PROGRESS=%.60s: not off, lines, bar, "
+			 "notebook, auto or [MODE:]SECONDS; taken as auto", spec);
+		put_line(text);
+	}
+}
+
+int tk_status_due(const struct tk_status *s, double frac)
+{
+	return s->enabled && tk_pace_due(&s->pace, tk_now(), frac);
+}
+
+int tk_status_inplace(const struct tk_status *s)
+{
+	return s->pace.mode == TK_PACE_BAR || s->pace.mode == TK_PACE_NOTEBOOK;
+}
+
+void tk_status_show(struct tk_status *s, double frac, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n >= (int)sizeof(text))
+		n = sizeof(text) - 1;
+	tk_pace_mark(&s->pace, tk_now(), frac);
+	if (s->pace.mode == TK_PACE_OFF)
+		return;
+	s->shown++;
+	switch (s->pace.mode) {
+	case TK_PACE_OFF:
+		return;
+	case TK_PACE_LINES:
+		fprintf(stderr, "%s: %s\n", tk_prog, text);
+		return;
+	case TK_PACE_BAR:
+		fprintf(stderr, "\r%s\033[K", text);
+		break;
+	case TK_PACE_NOTEBOOK:
+		/* Jupyter keeps what follows the last \r of a line; a terminal
+		 * shown the same stream needs the old tail blanked */
+		fprintf(stderr, "\r%s%*s", text, s->width > n ? s->width - n : 0, "");
+		break;
+	}
+	fflush(stderr);
+	s->drawn = 1;
+	s->width = n;
+}
+
+void tk_status_clear(struct tk_status *s)
+{
+	if (!s->drawn)
+		return;
+	if (s->pace.mode == TK_PACE_BAR)
+		fputs("\r\033[K", stderr);
+	else
+		fprintf(stderr, "\r%*s\r", s->width, "");
+	s->drawn = 0;
+	s->width = 0;
+}
+
 void tk_progress_init(struct tk_progress *p, const char *what, const char *unit,
 		      uint64_t total, int enabled)
 {
@@ -187,55 +263,57 @@ void tk_progress_init(struct tk_progress *p, const char *what, const char *unit,
 	p->what = what;
 	p->unit = unit;
 	p->total = total;
-	p->enabled = enabled;
-	p->tty = isatty(STDERR_FILENO);
-	p->every = p->tty ? 0.1 : 10.0;
-	p->start = p->last = tk_now();
+	p->start = tk_now();
+	tk_status_init(&p->st, enabled);
 }
 
-static void progress_draw(struct tk_progress *p, double now, int final)
+static void progress_draw(struct tk_progress *p, int final)
 {
-	double el = now - p->start;
+	double el = tk_now() - p->start;
 	double rate = el > 0 ? p->done / el : 0;
-	if (p->tty) {
-		fputc('\r', stderr);
+	double frac = p->total ? (double)p->done / (double)p->total : -1;
+	unsigned long long done = p->done, total = p->total;
+	p->shown_done = p->done;
+	if (tk_status_inplace(&p->st)) {
 		if (p->total) {
-			int width = 30, fill = (int)(width * (double)p->done / p->total);
+			int width = 30, fill = (int)(width * frac);
 			if (fill > width)
 				fill = width;
-			fprintf(stderr, "%s [%.*s%*s] %llu/%llu %s %.0f/s", p->what, fill,
-				"##############################", width - fill, "",
-				(unsigned long long)p->done, (unsigned long long)p->total,
-				p->unit, rate);
+			tk_status_show(&p->st, frac, "%s [%.*s%*s] %llu/%llu %s %.0f/s", p->what,
+				       fill, "##############################", width - fill, "",
+				       done, total, p->unit, rate);
 		} else {
-			fprintf(stderr, "%s %llu %s %.0f/s", p->what,
-				(unsigned long long)p->done, p->unit, rate);
+			tk_status_show(&p->st, frac, "%s %llu %s %.0f/s", p->what, done, p->unit,
+				       rate);
 		}
-		fputs(final ? "\n" : "\033[K", stderr);
+		if (final) {
+			fputc('\n', stderr);
+			p->st.drawn = 0;
+		}
+	} else if (p->total) {
+		tk_status_show(&p->st, frac, "%s %llu/%llu %s (%.1fs, %.0f/s)", p->what, done,
+			       total, p->unit, el, rate);
 	} else {
-		fprintf(stderr, "%s: %s %llu", tk_prog, p->what, (unsigned long long)p->done);
-		if (p->total)
-			fprintf(stderr, "/%llu", (unsigned long long)p->total);
-		fprintf(stderr, " %s (%.1fs, %.0f/s)\n", p->unit, el, rate);
+		tk_status_show(&p->st, frac, "%s %llu %s (%.1fs, %.0f/s)", p->what, done, p->unit,
+			       el, rate);
 	}
-	p->drawn = 1;
-	p->last = now;
 }
 
 void tk_progress_update(struct tk_progress *p, uint64_t done)
 {
 	p->done = done;
-	if (!p->enabled)
-		return;
-	double now = tk_now();
-	if (now - p->last >= p->every)
-		progress_draw(p, now, 0);
+	if (p->st.shown && done == p->shown_done)
+		return; /* nothing new to show */
+	if (tk_status_due(&p->st, p->total ? (double)done / (double)p->total : -1))
+		progress_draw(p, 0);
 }
 
 void tk_progress_end(struct tk_progress *p)
 {
-	if (p->enabled && p->drawn)
-		progress_draw(p, tk_now(), 1);
+	/* a last line, complete, where any was shown (with TK_PROGRESS=off,
+	 * none was: the output stays the same however fast the run) */
+	if (p->st.shown && (tk_status_inplace(&p->st) || p->shown_done != p->done))
+		progress_draw(p, 1);
 }
 
 int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int quiet,
@@ -253,4 +331,50 @@ int tk_cli_backend(struct tk_backend *be, const char *spec, int threads, int qui
 		put_line(text);
 	}
 	return rc;
+}
+
+/* The temporary directory of an imported GGUF, removed at exit. */
+static char gguf_tmp[4096];
+
+static void gguf_cleanup(void)
+{
+	if (gguf_tmp[0])
+		tk_afile_rmtree(gguf_tmp);
+}
+
+int tk_cli_model_gguf(const char **model, int quiet, struct tk_diag *d)
+{
+	static char dir[sizeof(gguf_tmp) + 8];
+	struct tk_convert_result r;
+	struct stat st;
+	char magic[4];
+	FILE *fp;
+	if (!*model || stat(*model, &st) || !S_ISREG(st.st_mode) || !(fp = fopen(*model, "rb")))
+		return 0; /* the loaders say what is wrong */
+	size_t got = fread(magic, 1, sizeof(magic), fp);
+	fclose(fp);
+	if (got != sizeof(magic) || memcmp(magic, "GGUF", 4))
+		return 0;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(gguf_tmp, sizeof(gguf_tmp), "%.4000s/tk-gguf-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(gguf_tmp)) {
+		int rc = tk_diag_sys(d, gguf_tmp, "cannot make a directory for the imported GGUF");
+		gguf_tmp[0] = 0;
+		return rc;
+	}
+	if (atexit(gguf_cleanup)) {
+		tk_afile_rmtree(gguf_tmp);
+		gguf_tmp[0] = 0;
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	snprintf(dir, sizeof(dir), "%s/model", gguf_tmp);
+	struct tk_convert_opts co = { .input = *model, .output = dir, .outtype = TK_DT_F32 };
+	int rc = tk_convert_gguf(&co, &r, d);
+	if (rc)
+		return rc;
+	if (!quiet)
+		fprintf(stderr, "%s: note: %s: GGUF (%s, %d tensors) imported as tk-convert does, "
+			"in f32, for this run\n", tk_prog, *model, r.arch, r.n_tensors);
+	*model = dir;
+	return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "compute/backend.h"
 #include "base/opt.h"
+#include "base/pace.h"
 #include "base/tk.h"
 
 enum { TK_EXIT_OK = 0, TK_EXIT_FAIL = 1, TK_EXIT_USAGE = 2 };
@@ -57,18 +58,61 @@ void tk_cli_version(FILE *out);
 int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		 const char *const *usage, const char *about, int *npos, int *exit_now);
 
-/* Progress on stderr: a bar that redraws in place when stderr is a
- * terminal, otherwise a line every `every` seconds (and one at the end).
- * Quiet when disabled. */
+/* A status line on stderr, as base/pace.h paces and shapes it: TK_PROGRESS
+ * (off, lines, bar, notebook, auto, [MODE:]SECONDS), else a notebook
+ * (JPY_PARENT_PID or COLAB_RELEASE_TAG in the environment), a terminal or a
+ * plain line.  In lines mode each report is a line "PROG: TEXT"; in bar and
+ * notebook modes it is one line redrawn in place, which tk_status_clear()
+ * takes away before any other line is printed. */
+struct tk_status {
+	struct tk_pace pace;
+	int enabled;
+	int drawn;  /* a redrawn line is on the screen */
+	int width;  /* its length, for notebook mode's blanking */
+	long shown; /* reports shown so far */
+};
+
+/* Sets s up (disabled: it never reports).  An unknown TK_PROGRESS value is
+ * reported once, as a warning, and taken as auto. */
+void tk_status_init(struct tk_status *s, int enabled);
+
+/* 1 when a report is due now with the share frac of the work done (0..1;
+ * negative: unknown). */
+int tk_status_due(const struct tk_status *s, double frac);
+
+/* Prints the report (the formatted text), as the mode shows it, and
+ * records it (tk_pace_mark with frac). */
+void tk_status_show(struct tk_status *s, double frac, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Takes a redrawn line away (bar, notebook); nothing otherwise. */
+void tk_status_clear(struct tk_status *s);
+
+/* 1 when reports redraw one line in place (bar, notebook), so that a
+ * caller can add what only makes sense there (a bar of #). */
+int tk_status_inplace(const struct tk_status *s);
+
+/* Progress of a count on stderr, through a tk_status: a bar in a terminal,
+ * "PROG: WHAT DONE[/TOTAL] UNIT (ELAPSEDs, RATE/s)" lines otherwise, and a
+ * last line at the end when any was shown.  Quiet when disabled. */
 struct tk_progress {
 	const char *what;  /* e.g. "tokenizing" */
 	const char *unit;  /* e.g. "docs" */
 	uint64_t total;    /* 0 if unknown */
 	uint64_t done;
-	double start, last;
-	double every;
-	int tty, enabled, drawn;
+	uint64_t shown_done; /* done as last shown */
+	double start;
+	struct tk_status st;
 };
+
+/* --model given a GGUF file (llama.cpp, ollama): when *model names a
+ * regular file that starts with the magic "GGUF", imports it as tk-convert
+ * does (tk_convert_gguf, f32) into a private temporary directory under
+ * $TMPDIR (else /tmp), removed at exit, points *model at the model
+ * directory there and prints a note saying so unless quiet.  Returns 0
+ * (also when *model is no GGUF, left alone), or what tk_convert_gguf
+ * returns, d naming the file. */
+int tk_cli_model_gguf(const char **model, int quiet, struct tk_diag *d);
 
 /* The backend of a tool's --device SPEC (NULL: the environment variable
  * TK_DEVICE, else "auto"; tk_backend_init), printing on stderr, unless

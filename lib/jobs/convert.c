@@ -13,7 +13,7 @@
 #include "text/tokenizer.h"
 #include "model/model.h"
 
-const char tk_convert_archs[] = "gpt2, llama, qwen2";
+const char tk_convert_archs[] = "gpt2, llama, qwen2, qwen3";
 
 enum { F_PERM_Q = 1, F_PERM_K = 2, F_CONV1D = 4 };
 
@@ -131,7 +131,8 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 	const struct tk_gguf_tensor *out = tk_gguf_tensor_find(c->g, "output.weight");
 	c->tied = !out || same_tensor(out, emb);
 	c->attn_bias = c->a == TK_ARCH_QWEN2 ||
-		       (c->a == TK_ARCH_LLAMA && tk_gguf_tensor_find(c->g, "blk.0.attn_q.bias"));
+		       ((c->a == TK_ARCH_LLAMA || c->a == TK_ARCH_QWEN3) &&
+			tk_gguf_tensor_find(c->g, "blk.0.attn_q.bias"));
 	c->mlp_bias = c->a == TK_ARCH_LLAMA && tk_gguf_tensor_find(c->g, "blk.0.ffn_up.bias");
 
 	/* Mistral: llama with a window (tk's export writes the key; llama.cpp's
@@ -186,6 +187,8 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 		} else if (c->a == TK_ARCH_LLAMA) {
 			cJSON_AddBoolToObject(j, "attention_bias", c->attn_bias);
 			cJSON_AddBoolToObject(j, "mlp_bias", c->mlp_bias);
+		} else if (c->a == TK_ARCH_QWEN3) {
+			cJSON_AddBoolToObject(j, "attention_bias", c->attn_bias);
 		}
 	}
 	char *text = cJSON_PrintUnformatted(j);
@@ -251,7 +254,12 @@ static int plan_llama(struct conv *c)
 		    (rc = add_lin(c, "blk.%d.attn_k", h[1], l, kv, C, perm ? F_PERM_K : 0, ab)) ||
 		    (rc = add_lin(c, "blk.%d.attn_v", h[2], l, kv, C, 0, ab)) ||
 		    (rc = add_lin(c, "blk.%d.attn_output", h[3], l, C, q, 0,
-				  ab && c->a == TK_ARCH_LLAMA)) ||
+				  ab && c->a != TK_ARCH_QWEN2)) ||
+		    (c->a == TK_ARCH_QWEN3 &&
+		     ((rc = add_job(c, "blk.%d.attn_q_norm.weight",
+				    "model.layers.%d.self_attn.q_norm.weight", l, c->hd, 0, 0)) ||
+		      (rc = add_job(c, "blk.%d.attn_k_norm.weight",
+				    "model.layers.%d.self_attn.k_norm.weight", l, c->hd, 0, 0)))) ||
 		    (rc = add_job(c, "blk.%d.ffn_norm.weight",
 				  "model.layers.%d.post_attention_layernorm.weight", l, C, 0, 0)) ||
 		    (rc = add_lin(c, "blk.%d.ffn_gate", h[4], l, F, C, 0, mb)) ||
@@ -456,6 +464,8 @@ static int resolve_arch(struct conv *c)
 		c->a = TK_ARCH_LLAMA;
 	else if (!strcmp(a, "qwen2"))
 		c->a = TK_ARCH_QWEN2;
+	else if (!strcmp(a, "qwen3"))
+		c->a = TK_ARCH_QWEN3;
 	else if (!strcmp(a, "gpt2"))
 		c->a = TK_ARCH_GPT2;
 	else
@@ -924,7 +934,8 @@ static void gguf_name(const struct tk_model_config *c, const char *hf, char *out
 		{ "post_attention_layernorm.", "ffn_norm." }, { "ln_1.", "attn_norm." },
 		{ "ln_2.", "ffn_norm." }, { "attn.c_attn.", "attn_qkv." },
 		{ "attn.c_proj.", "attn_output." }, { "mlp.c_fc.", "ffn_up." },
-		{ "mlp.c_proj.", "ffn_down." },
+		{ "mlp.c_proj.", "ffn_down." }, { "self_attn.q_norm.", "attn_q_norm." },
+		{ "self_attn.k_norm.", "attn_k_norm." },
 	};
 	int l, pos = -1;
 	const char *rest = hf;
@@ -993,7 +1004,7 @@ static int export_tensor(const struct tk_model *m, const struct tk_model_tensor 
 	const float *src = m->params + t->off;
 	float *tmp = NULL;
 	int perm_q = strstr(name, ".attn_q.") != NULL, perm_k = strstr(name, ".attn_k.") != NULL;
-	if (c->arch != TK_ARCH_GPT2 && c->arch != TK_ARCH_QWEN2 && (perm_q || perm_k)) {
+	if ((c->arch == TK_ARCH_LLAMA || c->arch == TK_ARCH_MISTRAL) && (perm_q || perm_k)) {
 		if (!(tmp = tk_mallocn(t->n, sizeof(float))))
 			return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 		tk_convert_permute(tmp, src, perm_q ? c->n_head : c->n_kv_head, c->head_dim, cols);
@@ -1044,7 +1055,20 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 		goto out;
 	const struct tk_model_config *c = &m.cfg;
 	const char *arch = c->arch == TK_ARCH_GPT2 ? "gpt2" : c->arch == TK_ARCH_QWEN2 ? "qwen2"
-			   : "llama";
+			   : c->arch == TK_ARCH_QWEN3 ? "qwen3" : "llama";
+	if (c->arch == TK_ARCH_SMOLLM3) {
+		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+				 "smollm3 (layers without RoPE) cannot be exported to GGUF yet");
+		goto out;
+	}
+	if (c->pos == TK_POS_ROPE && c->rope.type != TK_ROPE_DEFAULT) {
+		/* llama.cpp keys each scaling its own way (rope_freqs.weight for
+		 * llama3, rope.scaling.* for the others); not written yet */
+		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+				 "rope_parameters with a rope_type other than default cannot be "
+				 "exported to GGUF yet");
+		goto out;
+	}
 	char base[256];
 	const char *name = o->name;
 	if (!name) {

@@ -64,6 +64,7 @@ struct run {
 	uint8_t *mask;
 	size_t mask_cap;
 	struct tk_tokenize_stats *st;
+	int blocks;             /* the shard being read holds blocks */
 };
 
 /* The number of leading tokens of the document's ids that encode
@@ -474,6 +475,40 @@ static int run_text(struct run *r, int nt, struct tk_diag *d)
 
 /* ---- shard inputs ------------------------------------------------------- */
 
+/* Writes the text of ids[0..n) decoded, then the end byte (DECODE). */
+static int put_text(struct run *r, const uint32_t *ids, size_t n, struct tk_diag *d)
+{
+	r->line.len = 0;
+	int rc = tk_decode(r->t, ids, n, r->o->skip_special, &r->line);
+	if (rc)
+		return tk_diag_set(d, rc, NULL, -1, "cannot decode: %s", tk_strerror(rc));
+	if (tk_buf_append(&r->line, r->o->null_end ? "" : "\n", 1))
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	if (fwrite(r->line.data, 1, r->line.len, r->out) != r->line.len)
+		return tk_diag_sys(d, r->out_name, "write failed");
+	return 0;
+}
+
+/* DECODE with prompts: the prompt of each document that starts in rec
+ * (a documents record at 0; a block at its segments after the first, as
+ * the first may continue a document), the run of tokens out of the loss
+ * there, when one follows it in the loss; rec->mask NULL: none. */
+static int put_prompts(struct run *r, const struct tk_record *rec, struct tk_diag *d)
+{
+	size_t n = rec->n - rec->n_pad;
+	int rc = 0;
+	if (!rec->mask)
+		return 0;
+	for (uint32_t k = r->blocks ? 1 : 0; k < (r->blocks ? rec->n_seg : 1) && !rc; k++) {
+		size_t s = r->blocks ? rec->seg[k] : 0, e = s;
+		while (e < n && !rec->mask[e])
+			e++;
+		if (e > s && e < n && !(rc = put_text(r, rec->ids + s, e - s, d)))
+			r->st->bytes += r->line.len - 1;
+	}
+	return rc;
+}
+
 static int shard_record(struct run *r, const struct tk_record *rec, struct tk_diag *d)
 {
 	size_t n = rec->n - rec->n_pad;
@@ -486,6 +521,10 @@ static int shard_record(struct run *r, const struct tk_record *rec, struct tk_di
 	r->st->masked += masked;
 	if (r->o->mode == TK_TOKENIZE_IDS)
 		return put_ids(r, rec->ids, rec->n, rec->mask, d);
+	if (!r->t) /* STATS without a tokenizer: no text, so no bytes */
+		return 0;
+	if (r->o->mode == TK_TOKENIZE_DECODE && r->o->prompts)
+		return put_prompts(r, rec, d);
 	r->line.len = 0;
 	int skip = r->o->mode == TK_TOKENIZE_STATS || r->o->skip_special;
 	int rc = tk_decode(r->t, rec->ids, n, skip, &r->line);
@@ -494,7 +533,7 @@ static int shard_record(struct run *r, const struct tk_record *rec, struct tk_di
 	r->st->bytes += r->line.len;
 	if (r->o->mode == TK_TOKENIZE_STATS)
 		return 0;
-	if (tk_buf_append(&r->line, "\n", 1))
+	if (tk_buf_append(&r->line, r->o->null_end ? "" : "\n", 1))
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	if (fwrite(r->line.data, 1, r->line.len, r->out) != r->line.len)
 		return tk_diag_sys(d, r->out_name, "write failed");
@@ -515,9 +554,11 @@ static int run_shard(struct run *r, const char *path, struct tk_diag *d)
 		tk_shard_reader_t *rd;
 		if ((rc = tk_shard_reader_open(&rd, fp, name, d)))
 			break;
-		rc = tk_shard_check_tokenizer(tk_shard_reader_info(rd), name,
-					      tk_tokenizer_fingerprint(r->t),
-					      tk_tokenizer_vocab_size(r->t), d);
+		/* without a tokenizer (--stats, --ids) there is nothing to match */
+		rc = !r->t ? 0 : tk_shard_check_tokenizer(tk_shard_reader_info(rd), name,
+							  tk_tokenizer_fingerprint(r->t),
+							  tk_tokenizer_vocab_size(r->t), d);
+		r->blocks = tk_shard_reader_info(rd)->kind == TK_SHARD_BLOCKS;
 		struct tk_record rec;
 		while (!rc && (rc = tk_shard_read(rd, &rec, d)) == 1) {
 			rc = shard_record(r, &rec, d);
@@ -545,9 +586,14 @@ int tk_tokenize_run(const tk_tokenizer_t *t, const struct tk_tokenize_opts *o, F
 	memset(st, 0, sizeof(*st));
 	tk_diag_clear(d);
 	r.flags = o->add_special ? TK_ENCODE_ADD_SPECIAL : 0;
-	r.eos = tk_tokenizer_eos_id(t);
+	r.eos = t ? tk_tokenizer_eos_id(t) : -1;
+	if (!t && o->mode != TK_TOKENIZE_STATS && o->mode != TK_TOKENIZE_IDS)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "a tokenizer is needed (-t)");
 	for (int i = 0; i < o->n_inputs; i++) {
 		int sh = o->shards || is_shard_path(o->inputs[i]);
+		if (!sh && !t)
+			return tk_diag_set(d, TK_E_INVAL, o->inputs[i], -1,
+					   "is text: tokenizing it needs a tokenizer (-t)");
 		if (sh && o->mode == TK_TOKENIZE_SHARD)
 			return tk_diag_set(d, TK_E_INVAL, o->inputs[i], -1,
 					   "is a token shard (read it with --decode, --ids or --stats)");

@@ -61,6 +61,12 @@ struct tk_tokenize_opts {
 				  conversation, or one without an assistant turn, is
 				  TK_E_FORMAT */
 	int skip_special;      /* DECODE: leave special tokens out of the text */
+	int prompts;           /* DECODE: instead of each record, the prompt of each
+				  document that starts in it (a documents record; a
+				  block's segments after its first, which may continue
+				  a document): its leading tokens out of the loss, when
+				  tokens in the loss follow them */
+	int null_end;          /* DECODE: end each text with a NUL byte, not "\n" */
 	int threads;           /* encoding threads; 0: one per online CPU */
 	/* (optional) called from the calling thread as work completes */
 	void (*progress)(void *arg, const struct tk_tokenize_stats *st);
@@ -73,7 +79,9 @@ struct tk_tokenize_opts {
  * ...").  Errors name the input file and line (reading, encoding), the
  * shard (reading, a tokenizer fingerprint that differs: TK_E_MISMATCH) or
  * the output.  On error some output may already have been written: the
- * caller discards it (afile.h). */
+ * caller discards it (afile.h).  t may be NULL for STATS and IDS of
+ * token shards alone (TK_E_INVAL otherwise): shards are then not matched
+ * to a tokenizer, and STATS counts no bytes (st->bytes stays 0). */
 int tk_tokenize_run(const tk_tokenizer_t *t, const struct tk_tokenize_opts *o, FILE *out,
 		    const char *out_name, struct tk_tokenize_stats *st, struct tk_diag *d);
 

@@ -36,10 +36,13 @@ struct tk_infer {
 	float *kc, *vc;                   /* [n_layer][n_seq][max_len, K] */
 	float *x, *ln, *q, *k, *v, *att, *mid, *h1, *h2, *act; /* [cap rows] */
 	float *mean, *rstd;               /* [cap] norm statistics */
+	float *qkr;                       /* [cap, n_head] q/k norm statistics (Qwen3) */
 	float *lnf, *last;                /* [n_seq, C]: last rows, their final norm */
 	/* host memory */
 	uint32_t *ids, *pos_ids;          /* [cap] */
 	int32_t *pos, *rseq;              /* [cap] position and sequence of a row */
+	const float *rope;                /* this pass's rotary table (model's state) */
+	float rope_scale;
 	int64_t *cidx;                    /* [cap] row of the cache a new row goes to */
 };
 
@@ -51,8 +54,8 @@ static int reserve_rows(struct tk_infer *s, int rows)
 	size_t Q = (size_t)s->m->run->q_dim, K = (size_t)s->m->run->kv_dim;
 	size_t big = Q > C ? Q : C, R;
 	float **fb[] = { &s->x, &s->ln, &s->q, &s->k, &s->v, &s->att, &s->mid, &s->h1, &s->h2,
-			 &s->act, &s->mean, &s->rstd };
-	size_t fw[] = { C, C, Q, K, K, Q, big, F, F, F, 1, 1 };
+			 &s->act, &s->mean, &s->rstd, &s->qkr };
+	size_t fw[] = { C, C, Q, K, K, Q, big, F, F, F, 1, 1, (size_t)c->n_head };
 	void **ib[] = { (void **)&s->ids, (void **)&s->pos_ids, (void **)&s->pos,
 			(void **)&s->rseq, (void **)&s->cidx };
 	size_t iw[] = { sizeof(uint32_t), sizeof(uint32_t), sizeof(int32_t), sizeof(int32_t),
@@ -134,7 +137,7 @@ void tk_infer_free(struct tk_infer *s)
 	if (!s)
 		return;
 	float *fb[] = { s->kc, s->vc, s->x, s->ln, s->q, s->k, s->v, s->att, s->mid, s->h1,
-			s->h2, s->act, s->lnf, s->last, s->mean, s->rstd };
+			s->h2, s->act, s->lnf, s->last, s->mean, s->rstd, s->qkr };
 
 	for (size_t i = 0; i < sizeof(fb) / sizeof(fb[0]); i++)
 		if (fb[i])
@@ -217,13 +220,25 @@ static int layer(struct tk_infer *s, int l, int n)
 	float *knew = s->k, *vnew = s->v; /* new rows, copied into the cache below */
 
 	CHECK(norm(s, s->ln, s->x, o->ln1_w, o->ln1_b, n));
-	CHECK(linear(m, l, TK_LIN_Q, s->q, s->ln, n));
-	CHECK(linear(m, l, TK_LIN_K, knew, s->ln, n));
+	if (c->qk_norm) {
+		/* Qwen3: q and k through per-head RMSNorm (the projections go to
+		 * att and mid, scratch until the attention and o_proj write them) */
+		CHECK(linear(m, l, TK_LIN_Q, s->att, s->ln, n));
+		CHECK(linear(m, l, TK_LIN_K, s->mid, s->ln, n));
+		CHECK(tk_rmsnorm_fwd(m->be, s->q, s->qkr, s->att, P(o->qn_w), n * c->n_head,
+				     c->head_dim, c->norm_eps));
+		CHECK(tk_rmsnorm_fwd(m->be, knew, s->qkr, s->mid, P(o->kn_w), n * c->n_kv_head,
+				     c->head_dim, c->norm_eps));
+	} else {
+		CHECK(linear(m, l, TK_LIN_Q, s->q, s->ln, n));
+		CHECK(linear(m, l, TK_LIN_K, knew, s->ln, n));
+	}
 	CHECK(linear(m, l, TK_LIN_V, vnew, s->ln, n));
-	if (c->pos == TK_POS_ROPE) {
-		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, c->rope_theta, 0));
-		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, c->rope_theta,
-			      0));
+	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) { /* SmolLM3's NoPE layers: none */
+		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, s->rope,
+			      s->rope_scale, 0));
+		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, s->rope,
+			      s->rope_scale, 0));
 	}
 	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
 	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));
@@ -299,6 +314,14 @@ int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int 
 
 	if (n < 0)
 		return n;
+	if (c->pos == TK_POS_ROPE) {
+		/* transformers' seq_len: the largest position of the pass + 1 */
+		int32_t top = 0;
+		for (int i = 0; i < n; i++)
+			top = s->pos[i] > top ? s->pos[i] : top;
+		s->rope = tk_rope_update(&r->rope, c, top + 1);
+		s->rope_scale = r->rope.scale;
+	}
 	err = tk_embedding_fwd(m->be, s->x, P(r->emb), s->ids, n, C);
 	if (!err && r->pos >= 0) {
 		err = tk_embedding_fwd(m->be, s->mid, P(r->pos), s->pos_ids, n, C);

@@ -5,6 +5,7 @@
 #define TK_MODEL_INT_H
 
 #include "model/model.h"
+#include "model/rope.h"
 
 /* Returns the error of x, if any, from the function it is in. */
 #define CHECK(x)                  \
@@ -21,6 +22,7 @@
 struct tk_layer_off {
 	long ln1_w, ln1_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
 	long ln2_w, ln2_b, fc_w, fc_b, up_w, up_b, dn_w, dn_b;
+	long qn_w, kn_w;                  /* Qwen3's q_norm, k_norm [head_dim] */
 };
 
 /* The seven linear layers of a decoder layer.  GPT-2's c_attn is three
@@ -43,6 +45,7 @@ struct tk_lin {
 struct tk_layer_act {
 	float *ln1, *ln1_mean, *ln1_rstd; /* [N, C], [N], [N] */
 	float *q, *k, *v;                 /* after RoPE: [N, Q], [N, Kd], [N, Kd] */
+	float *qp, *kp, *qr, *kr;         /* qk_norm: q, k before it, its rstd [N*H], [N*KVH] */
 	float *att, *lse;                 /* [N, Q], [B, H, T] */
 	float *mid;                       /* residual after attention [N, C] */
 	float *ln2, *ln2_mean, *ln2_rstd;
@@ -70,6 +73,9 @@ struct tk_model_run {
 	float *dres, *dtmp, *dq, *dk, *dv, *datt, *dh1, *dh2, *dact; /* backward scratch */
 	float *chunk;                     /* lm head rows [CHUNK, V] */
 	uint32_t *pos_ids;                /* [N]: t of row b*T + t */
+	struct tk_rope_state rope;        /* the rotary table between forwards (rope.h) */
+	float rope_inv[TK_ROPE_MAX_PAIRS]; /* the table of the last forward, */
+	float rope_scale;                 /* which its backward rotates by */
 	uint32_t *ids;                    /* [N]: the last forward's ids */
 	float *qtile;                     /* dequantized weight tile (TK_QTILE floats) */
 	struct tk_param *tp;              /* tk_model_trainable's list, NULL: to make */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
 #include "model/lora-int.h"
 #include "model/model-int.h"
 
@@ -55,6 +56,12 @@ static size_t carve(const struct tk_model_config *c, int q_dim, int kv_dim, int 
 		TAKE(a.q, N * Q);
 		TAKE(a.k, N * K);
 		TAKE(a.v, N * K);
+		if (c->qk_norm) {
+			TAKE(a.qp, N * Q);
+			TAKE(a.kp, N * K);
+			TAKE(a.qr, N * H);
+			TAKE(a.kr, N * (size_t)c->n_kv_head);
+		}
 		TAKE(a.att, N * Q);
 		TAKE(a.lse, N * H);
 		TAKE(a.mid, N * C);
@@ -228,12 +235,24 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 	const int32_t *pos = (const int32_t *)r->pos_ids;
 
 	CHECK(norm_fwd(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, o->ln1_w, o->ln1_b, N));
-	CHECK(LIN_FWD(TK_LIN_Q, a->q, a->ln1));
-	CHECK(LIN_FWD(TK_LIN_K, a->k, a->ln1));
+	if (c->qk_norm) {
+		/* Qwen3: RMSNorm over each head (rows of head_dim), then RoPE */
+		CHECK(LIN_FWD(TK_LIN_Q, a->qp, a->ln1));
+		CHECK(LIN_FWD(TK_LIN_K, a->kp, a->ln1));
+		CHECK(tk_rmsnorm_fwd(m->be, a->q, a->qr, a->qp, P(o->qn_w), N * c->n_head,
+				     c->head_dim, c->norm_eps));
+		CHECK(tk_rmsnorm_fwd(m->be, a->k, a->kr, a->kp, P(o->kn_w), N * c->n_kv_head,
+				     c->head_dim, c->norm_eps));
+	} else {
+		CHECK(LIN_FWD(TK_LIN_Q, a->q, a->ln1));
+		CHECK(LIN_FWD(TK_LIN_K, a->k, a->ln1));
+	}
 	CHECK(LIN_FWD(TK_LIN_V, a->v, a->ln1));
-	if (c->pos == TK_POS_ROPE) {
-		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, c->rope_theta, 0));
-		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, c->rope_theta, 0));
+	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
+		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, r->rope_inv,
+			      r->rope_scale, 0));
+		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, r->rope_inv,
+			      r->rope_scale, 0));
 	}
 	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
 			       c->n_kv_head, c->head_dim));
@@ -282,12 +301,25 @@ static int layer_bwd(struct tk_model *m, int l)
 	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, r->dres, a->att));
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
 			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim));
-	if (c->pos == TK_POS_ROPE) {
-		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, c->rope_theta, 1));
-		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, c->rope_theta, 1));
+	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
+		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, r->rope_inv,
+			      r->rope_scale, 1));
+		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, r->rope_inv,
+			      r->rope_scale, 1));
 	}
-	CHECK(LIN_BWD(TK_LIN_Q, dln, 0.0f, r->dq, a->ln1));
-	CHECK(LIN_BWD(TK_LIN_K, dln, 1.0f, r->dk, a->ln1));
+	if (c->qk_norm) {
+		/* through the per-head norms, into datt (free now; Q >= K):
+		 * d loss / d q_proj output, then the same for k_proj */
+		CHECK(tk_rmsnorm_bwd(m->be, r->datt, G(o->qn_w), r->dq, a->qp, P(o->qn_w), a->qr,
+				     N * c->n_head, c->head_dim));
+		CHECK(LIN_BWD(TK_LIN_Q, dln, 0.0f, r->datt, a->ln1));
+		CHECK(tk_rmsnorm_bwd(m->be, r->datt, G(o->kn_w), r->dk, a->kp, P(o->kn_w), a->kr,
+				     N * c->n_kv_head, c->head_dim));
+		CHECK(LIN_BWD(TK_LIN_K, dln, 1.0f, r->datt, a->ln1));
+	} else {
+		CHECK(LIN_BWD(TK_LIN_Q, dln, 0.0f, r->dq, a->ln1));
+		CHECK(LIN_BWD(TK_LIN_K, dln, 1.0f, r->dk, a->ln1));
+	}
 	CHECK(LIN_BWD(TK_LIN_V, dln, 1.0f, r->dv, a->ln1));
 	CHECK(norm_bwd(m, dx, dln, x, a->ln1_mean, a->ln1_rstd, o->ln1_w, o->ln1_b, N));
 	return tk_axpy(m->be, r->dres, 1.0f, dx, (size_t)N * C);
@@ -376,8 +408,19 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 		r->pos_ids[i] = (uint32_t)(i % T);
 		r->ids[i] = ids[i];
 	}
+	if (c->pos == TK_POS_ROPE) {
+		/* positions 0..T-1: transformers' seq_len is T */
+		const float *inv = tk_rope_update(&r->rope, c, T);
+		memcpy(r->rope_inv, inv, (size_t)(c->head_dim / 2) * sizeof(float));
+		r->rope_scale = r->rope.scale;
+	}
 
 	err = tk_embedding_fwd(m->be, r->res, P(r->emb), r->ids, N, C);
+	if (!err && want_grad && m->neftune_alpha > 0) {
+		float mag = m->neftune_alpha / sqrtf((float)T * (float)C);
+		uint64_t key = tk_mix64(tk_mix64(m->noise_seed ^ 0x6e6566ULL) ^ m->noise_step);
+		err = tk_add_noise(m->be, r->res, (size_t)N * C, key, mag);
+	}
 	if (!err && r->pos >= 0) {
 		err = tk_embedding_fwd(m->be, r->dtmp, P(r->pos), r->pos_ids, N, C);
 		if (!err)

@@ -127,6 +127,7 @@ static int layout_gpt2(struct table *tb, struct tk_model_run *r, const struct tk
 		o->fc_w = add_tensor(tb, 1, 1, C, F, "%sh.%d.mlp.c_fc.weight", pre, l);
 		o->fc_b = add_tensor(tb, 0, 0, F, 0, "%sh.%d.mlp.c_fc.bias", pre, l);
 		o->up_w = o->up_b = -1;
+		o->qn_w = o->kn_w = -1;
 		o->dn_w = add_tensor(tb, 1, 1, F, C, "%sh.%d.mlp.c_proj.weight", pre, l);
 		o->dn_b = add_tensor(tb, 0, 0, C, 0, "%sh.%d.mlp.c_proj.bias", pre, l);
 	}
@@ -167,6 +168,14 @@ static int layout_llama(struct table *tb, struct tk_model_run *r, const struct t
 		o->v_b = c->attn_bias ? T1(K, a, "v_proj") : -1;
 		o->o_w = T2(C, Q, a, "o_proj");
 		o->o_b = c->attn_out_bias ? T1(C, a, "o_proj") : -1;
+		/* Qwen3's per-head norms (no weight decay: Trainer's "_norm") */
+		o->qn_w = o->kn_w = -1;
+		if (c->qk_norm) {
+			o->qn_w = add_tensor(tb, 0, 0, c->head_dim, 0,
+					     "model.layers.%d.self_attn.q_norm.weight", l);
+			o->kn_w = add_tensor(tb, 0, 0, c->head_dim, 0,
+					     "model.layers.%d.self_attn.k_norm.weight", l);
+		}
 		o->fc_w = T2(F, C, m, "gate_proj");
 		o->fc_b = c->mlp_bias ? T1(F, m, "gate_proj") : -1;
 		o->up_w = T2(F, C, m, "up_proj");

@@ -74,6 +74,14 @@ struct tk_model {
 	struct tk_model_run *run;
 	struct tk_lora *lora;         /* adapters (lora.h), NULL when none */
 	int n_quantized;              /* tensors held quantized */
+	/* NEFTune: a forward with want_grad adds uniform noise in [-a, a),
+	 * a = neftune_alpha / sqrt(T * hidden), to the token embeddings (as
+	 * transformers' hook on get_input_embeddings(), before GPT-2's
+	 * position embeddings), drawn from the stream (noise_seed,
+	 * noise_step); 0 (the default): none.  Never in evaluation or
+	 * generation. */
+	float neftune_alpha;
+	uint64_t noise_seed, noise_step;
 };
 
 /* A parameter an optimizer updates: a base tensor (t set; p and g in the

@@ -22,7 +22,7 @@
 #include "text/tokenizer.h"
 
 /* How the text of an example is chosen. */
-enum pick { PICK_NONE, PICK_ONE, PICK_TMPL, PICK_PAIR, PICK_CHAT };
+enum pick { PICK_NONE, PICK_ONE, PICK_TMPL, PICK_PAIR, PICK_PAIR_TMPL, PICK_CHAT };
 
 /* A finished example waiting in the queue. */
 struct pending {
@@ -56,6 +56,17 @@ struct tk_input {
 	size_t *lens;
 	struct tk_buf *num;     /* JSONL: numbers and booleans as text, per name */
 	int n_vals;             /* room in vals, lens and num */
+	size_t n_prompt_parts;  /* PICK_PAIR_TMPL: tmpl's first parts form the prompt */
+	unsigned char delim;    /* CSV: the field separator */
+
+	/* JSON: a file holding one array of objects (json_array_*) */
+	int jarr;               /* 0 not known yet, 1 JSONL, 2 in the array, 3 after it */
+	int jwant;              /* in it, between records: 0 a record or ], 1 , or ],
+				   2 a record (after a comma), 3 the opening [ */
+	int jdepth, jstr, jesc; /* inside a record: nesting, in a string, after \ */
+	struct tk_buf jrec;     /* the record being read */
+	long long jrec_line;    /* where it starts */
+	long long jrec_no;      /* records begun, 1-based */
 
 	/* CSV */
 	struct csv_parser csv;
@@ -192,6 +203,133 @@ int tk_tmpl_render(const struct tk_tmpl *t, const char *const *vals,
 	return 0;
 }
 
+/* ---- prompt/response templates ------------------------------------------ */
+
+/* One side of a prompt/response pair as a template into t: src parsed (its
+ * messages say which side, what), or with src NULL the one field col,
+ * whatever characters its name has. */
+static int pair_side(struct tk_tmpl *t, const char *src, const char *col, const char *what,
+		     struct tk_diag *d)
+{
+	int id = 0;
+	if (src) {
+		int rc = tk_tmpl_parse(t, src, d);
+		if (rc == TK_E_INVAL && d && !strncmp(d->msg, "template: ", 10)) {
+			char m[sizeof(d->msg)];
+			snprintf(m, sizeof(m), "%s", d->msg);
+			snprintf(d->msg, sizeof(d->msg), "%s %.1000s", what, m);
+		}
+		return rc;
+	}
+	memset(t, 0, sizeof(*t));
+	if (!(t->lit = strdup("")) || (id = tmpl_name(t, col, strlen(col))) < 0 ||
+	    tmpl_add(t, id, 0, 0)) {
+		tk_tmpl_free(t);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	return 0;
+}
+
+/* in->tmpl from the prompt's and the response's templates (or columns):
+ * the prompt's parts, then the response's (never joined into one literal),
+ * the names shared; in->n_prompt_parts says where the response begins.
+ * Nothing to do without a prompt or response template. */
+static int pair_tmpl_build(tk_input_t *in, struct tk_diag *d)
+{
+	const struct tk_input_opts *o = &in->o;
+	struct tk_tmpl r;
+	int rc;
+	if (o->tmpl || !(o->prompt_tmpl || o->response_tmpl))
+		return 0; /* choose() says what does not go together */
+	if ((o->prompt && o->prompt_tmpl) || (o->response && o->response_tmpl))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "give the %s as a column or a template, not both",
+				   o->prompt && o->prompt_tmpl ? "prompt" : "response");
+	if (!(o->prompt || o->prompt_tmpl) || !(o->response || o->response_tmpl))
+		return 0; /* choose() asks for the other half */
+	if ((rc = pair_side(&in->tmpl, o->prompt_tmpl, o->prompt, "prompt", d)) ||
+	    (rc = pair_side(&r, o->response_tmpl, o->response, "response", d)))
+		return rc; /* in->tmpl is freed with in */
+	size_t lp = strlen(in->tmpl.lit), lr = strlen(r.lit);
+	char *lit = realloc(in->tmpl.lit, lp + lr + 1);
+	struct tk_tmpl_part *parts = NULL;
+	if (lit) {
+		in->tmpl.lit = lit;
+		memcpy(lit + lp, r.lit, lr + 1);
+		parts = tk_reallocn(in->tmpl.parts, in->tmpl.n_parts + r.n_parts + 1,
+				    sizeof(*parts));
+	}
+	rc = parts ? 0 : TK_E_NOMEM;
+	if (parts)
+		in->tmpl.parts = parts;
+	in->n_prompt_parts = in->tmpl.n_parts;
+	for (size_t i = 0; i < r.n_parts && !rc; i++) {
+		struct tk_tmpl_part p = r.parts[i];
+		if (p.name >= 0)
+			rc = p.name = tmpl_name(&in->tmpl, r.names[p.name], strlen(r.names[p.name]));
+		else
+			p.off += lp;
+		if (rc >= 0) {
+			in->tmpl.parts[in->tmpl.n_parts++] = p;
+			rc = 0;
+		}
+	}
+	tk_tmpl_free(&r);
+	return rc ? tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory") : 0;
+}
+
+/* Appends the prompt, then the response, to in->out; *plen gets the
+ * prompt's length. */
+static int pair_tmpl_render(tk_input_t *in, size_t *plen)
+{
+	struct tk_tmpl t = in->tmpl;
+	size_t start = in->out.len;
+	t.n_parts = in->n_prompt_parts;
+	int rc = tk_tmpl_render(&t, in->vals, in->lens, &in->out);
+	*plen = in->out.len - start;
+	t.parts += in->n_prompt_parts;
+	t.n_parts = in->tmpl.n_parts - in->n_prompt_parts;
+	return rc ? rc : tk_tmpl_render(&t, in->vals, in->lens, &in->out);
+}
+
+/* ---- CSV delimiters ----------------------------------------------------- */
+
+/* The CSV field separator: the option's, else a tab for .tsv, else ','. */
+static unsigned char csv_delim(const struct tk_input_opts *o, const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	if (o->delimiter)
+		return (unsigned char)o->delimiter;
+	return dot && !strchr(dot, '/') && !strcasecmp(dot, ".tsv") ? '\t' : ',';
+}
+
+/* When the header's names hold another usual separator (, ; tab |), the
+ * advice to use it, for a message about a missing column: into h (64
+ * bytes), else "". */
+static const char *csv_delim_hint(const tk_input_t *in, char *h)
+{
+	static const char cand[] = ",;\t|";
+	int best = -1, best_n = 0;
+	h[0] = '\0';
+	for (int k = 0; cand[k]; k++) {
+		int cnt = 0;
+		if ((unsigned char)cand[k] == in->delim)
+			continue;
+		for (int i = 0; i < in->n_cols; i++)
+			for (const char *p = in->cols[i]; *p; p++)
+				cnt += *p == cand[k];
+		if (cnt > best_n) {
+			best_n = cnt;
+			best = k;
+		}
+	}
+	if (best >= 0)
+		snprintf(h, 64, "; the header looks %s-separated: try --delimiter %s",
+			 cand[best] == '\t' ? "tab" : (char[]){ '\'', cand[best], '\'', 0 },
+			 cand[best] == '\t' ? "'\\t'" : (char[]){ '\'', cand[best], '\'', 0 });
+	return h;
+}
+
 /* ---- reading lines ------------------------------------------------------ */
 
 enum tk_input_format tk_input_format_of(const char *path)
@@ -200,7 +338,7 @@ enum tk_input_format tk_input_format_of(const char *path)
 	const char *slash = strrchr(path, '/');
 	if (!dot || (slash && slash > dot))
 		return TK_INPUT_TEXT;
-	if (!strcasecmp(dot, ".csv"))
+	if (!strcasecmp(dot, ".csv") || !strcasecmp(dot, ".tsv"))
 		return TK_INPUT_CSV;
 	if (!strcasecmp(dot, ".jsonl") || !strcasecmp(dot, ".json") ||
 	    !strcasecmp(dot, ".ndjson"))
@@ -311,6 +449,9 @@ static int emit(tk_input_t *in, long long line)
 		if (!rc)
 			rc = tk_buf_append(&in->out, in->vals[1], in->lens[1]);
 		break;
+	case PICK_PAIR_TMPL:
+		rc = pair_tmpl_render(in, &plen);
+		break;
 	case PICK_NONE:
 	case PICK_CHAT: /* conversation() */
 		break;
@@ -328,7 +469,8 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 	const char *one = in->fmt == TK_INPUT_CSV ? o->column : o->field;
 	if (!one)
 		one = in->fmt == TK_INPUT_CSV ? o->field : o->column;
-	int given = !!one + !!o->tmpl + !!(o->prompt || o->response) + !!o->messages;
+	int pair = o->prompt || o->response || o->prompt_tmpl || o->response_tmpl;
+	int given = !!one + !!o->tmpl + pair + !!o->messages;
 	if (given > 1)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "choose one of a %s, a template, a prompt/response pair "
@@ -336,16 +478,19 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 	if (o->messages && in->fmt != TK_INPUT_JSONL)
 		return tk_diag_set(d, TK_E_INVAL, in->name, -1,
 				   "conversations (a messages field) come from JSONL only");
-	if ((o->prompt != NULL) != (o->response != NULL))
+	if (pair && !((o->prompt || o->prompt_tmpl) && (o->response || o->response_tmpl)))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-				   "a prompt %s needs a response %s, and the other way round",
-				   kind, kind);
+				   "a prompt %s (or template) needs a response %s (or template), "
+				   "and the other way round", kind, kind);
 	if (o->messages) {
 		in->pick = PICK_CHAT;
 		in->want[0] = o->messages;
 		in->n_want = 1;
 	} else if (o->tmpl) {
 		in->pick = PICK_TMPL;
+		in->n_want = (int)in->tmpl.n_names;
+	} else if (o->prompt_tmpl || o->response_tmpl) {
+		in->pick = PICK_PAIR_TMPL;
 		in->n_want = (int)in->tmpl.n_names;
 	} else if (o->prompt) {
 		in->pick = PICK_PAIR;
@@ -389,11 +534,14 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 				if (tk_buf_append(&l, i ? ", " : "", i ? 2 : 0) ||
 				    tk_buf_append(&l, names[i], strlen(names[i])))
 					break;
+			char h[64] = "";
+			if (in->fmt == TK_INPUT_CSV)
+				csv_delim_hint(in, h);
 			tk_diag_set(d, TK_E_INVAL, in->name, in->fmt == TK_INPUT_CSV ? -1 : line,
-				    "no %s named 'text' (%ss: %s); choose one with --%s, "
+				    "no %s named 'text' (%ss: %s)%s; choose one with --%s, "
 				    "--template, --prompt-%s and --response-%s, or "
 				    "--messages-field", kind, kind,
-				    l.data ? l.data : "", kind, kind, kind);
+				    l.data ? l.data : "", h, kind, kind, kind);
 			tk_buf_free(&l);
 			return TK_E_INVAL;
 		}
@@ -403,7 +551,8 @@ static int choose(tk_input_t *in, char *const *names, int n, const char *kind,
 
 static const char *want_name(const tk_input_t *in, int i)
 {
-	return in->pick == PICK_TMPL ? in->tmpl.names[i] : in->want[i];
+	return in->pick == PICK_TMPL || in->pick == PICK_PAIR_TMPL ? in->tmpl.names[i]
+								    : in->want[i];
 }
 
 /* ---- CSV ---------------------------------------------------------------- */
@@ -471,8 +620,9 @@ static int csv_header(tk_input_t *in)
 			if (tk_buf_append(&l, i ? ", " : "", i ? 2 : 0) ||
 			    tk_buf_append(&l, in->cols[i], strlen(in->cols[i])))
 				break;
-		tk_diag_set(d, TK_E_INVAL, in->name, -1, "no column '%s' (columns: %s)", w,
-			    l.data ? l.data : "");
+		char h[64];
+		tk_diag_set(d, TK_E_INVAL, in->name, -1, "no column '%s' (columns: %s)%s", w,
+			    l.data ? l.data : "", csv_delim_hint(in, h));
 		tk_buf_free(&l);
 		return TK_E_INVAL;
 	}
@@ -1007,6 +1157,142 @@ out:
 	return rc;
 }
 
+/* ---- JSON arrays -------------------------------------------------------- */
+
+/* A .json file may hold one array of objects (Alpaca's data.json) instead of
+ * one object per line: datasets' json loader reads both.  The array is
+ * scanned as lines arrive (strings, escapes and nesting tracked), each
+ * record is collected whole and then goes through jsonl_line as if it were
+ * a line of its own, numbered by the line where it starts; messages name the
+ * record too.  Memory stays bounded by the longest record (and line). */
+
+/* Whether the JSON input is an array: decided at its first non-blank line
+ * (s NULL: at the end of the input). */
+static int json_array_in(tk_input_t *in, const char *s, size_t n)
+{
+	if (in->jarr == 0 && s) {
+		size_t i = json_ws(s, n, 0);
+		if (i < n)
+			in->jarr = s[i] == '[' ? 2 : 1;
+		in->jwant = 3; /* the [ first */
+	}
+	return in->jarr >= 2;
+}
+
+/* Sets d's message to "record N: MSG" (the record being read). */
+static void json_record_msg(tk_input_t *in, struct tk_diag *d)
+{
+	char m[sizeof(d->msg)];
+	if (!d)
+		return;
+	snprintf(m, sizeof(m), "%s", d->msg);
+	snprintf(d->msg, sizeof(d->msg), "record %lld: %.990s", in->jrec_no, m);
+}
+
+/* The record in in->jrec, whole: checked to be one JSON object, then read
+ * as a line. */
+static int json_array_record(tk_input_t *in, struct tk_diag *d)
+{
+	const char *s = in->jrec.data, *end = NULL;
+	size_t n = in->jrec.len;
+	cJSON *obj = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+	int rc;
+	if (!obj || !cJSON_IsObject(obj)) {
+		long long line = in->jrec_line;
+		for (const char *p = s; obj == NULL && end && p < end && p < s + n; p++)
+			line += *p == '\n';
+		cJSON_Delete(obj);
+		return tk_diag_set(d, TK_E_FORMAT, in->name, line, "record %lld: not JSON%s",
+				   in->jrec_no, obj ? " (not an object)" : "");
+	}
+	cJSON_Delete(obj);
+	long long lineno = in->lineno;
+	in->lineno = in->jrec_line; /* messages and the example name its start */
+	rc = jsonl_line(in, s, n, d);
+	in->lineno = lineno;
+	if (rc < 0 && d && d->path[0]) /* about the data, not the options */
+		json_record_msg(in, d);
+	in->jrec.len = 0;
+	return rc;
+}
+
+/* Scans line s[0..n) of the array (s NULL: the input ended), reading each
+ * record that ends in it. */
+static int json_array_line(tk_input_t *in, const char *s, size_t n, struct tk_diag *d)
+{
+	if (!s) {
+		if (in->jarr == 3)
+			return 0;
+		if (in->jdepth)
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->jrec_line,
+					   "record %lld: not JSON (it never ends)", in->jrec_no);
+		return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+				   "not JSON (the array never ends: ']' expected)");
+	}
+	size_t seg = 0; /* where this line's part of the current record begins */
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (in->jdepth) {
+			if (in->jstr) {
+				if (in->jesc)
+					in->jesc = 0;
+				else if (c == '\\')
+					in->jesc = 1;
+				else if (c == '"')
+					in->jstr = 0;
+				continue;
+			}
+			if (c == '"')
+				in->jstr = 1;
+			else if (c == '{' || c == '[')
+				in->jdepth++;
+			else if ((c == '}' || c == ']') && !--in->jdepth) {
+				int rc;
+				if (tk_buf_append(&in->jrec, s + seg, i + 1 - seg))
+					return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+				if ((rc = json_array_record(in, d)))
+					return rc;
+				in->jwant = 1;
+			}
+			continue;
+		}
+		if ((unsigned char)c <= 32)
+			continue; /* whitespace, as cJSON skips it */
+		if (in->jwant == 3) { /* the array's own [ (json_array_in saw it) */
+			in->jwant = 0;
+			continue;
+		}
+		if (in->jarr == 3)
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "text after the JSON array (one array of objects, "
+					   "or one object per line, expected)");
+		if (in->jwant != 1 && c == '{') {
+			in->jdepth = 1;
+			in->jrec_no++;
+			in->jrec_line = in->lineno;
+			seg = i;
+		} else if (in->jwant == 1 && c == ',') {
+			in->jwant = 2;
+		} else if (in->jwant != 2 && c == ']') {
+			in->jarr = 3;
+		} else if (in->jwant == 1) {
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "not JSON (',' or ']' expected after record %lld)",
+					   in->jrec_no);
+		} else if (c == ']') {
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "not JSON (a comma before the closing ])");
+		} else {
+			return tk_diag_set(d, TK_E_FORMAT, in->name, in->lineno,
+					   "record %lld: not a JSON object (an array of objects "
+					   "expected)", in->jrec_no + 1);
+		}
+	}
+	if (in->jdepth && tk_buf_append(&in->jrec, s + seg, n - seg))
+		return tk_diag_set(d, TK_E_NOMEM, in->name, -1, "out of memory");
+	return 0;
+}
+
 /* ---- text --------------------------------------------------------------- */
 
 static int text_whole(tk_input_t *in, struct tk_diag *d)
@@ -1045,6 +1331,8 @@ int tk_input_open(tk_input_t **inp, const char *path, const struct tk_input_opts
 	}
 	if (o->tmpl && (rc = tk_tmpl_parse(&in->tmpl, o->tmpl, d)))
 		goto fail;
+	if ((rc = pair_tmpl_build(in, d)))
+		goto fail;
 	if (strcmp(path, "-")) {
 		if (!(in->fp = fopen(path, "rb"))) {
 			rc = tk_diag_sys(d, path, "cannot open");
@@ -1061,10 +1349,11 @@ int tk_input_open(tk_input_t **inp, const char *path, const struct tk_input_opts
 		}
 		in->csv_ready = 1;
 		csv_set_space_func(&in->csv, no_space);
+		csv_set_delim(&in->csv, in->delim = csv_delim(o, path));
 	}
 	if (in->fmt == TK_INPUT_CSV || in->fmt == TK_INPUT_JSONL) {
 		/* room for every name a choice can use */
-		in->n_vals = o->tmpl && in->tmpl.n_names > 2 ? (int)in->tmpl.n_names : 2;
+		in->n_vals = in->tmpl.n_names > 2 ? (int)in->tmpl.n_names : 2;
 		in->vals = tk_mallocn((size_t)in->n_vals, sizeof(*in->vals));
 		in->lens = tk_mallocn((size_t)in->n_vals, sizeof(*in->lens));
 		in->num = calloc((size_t)in->n_vals, sizeof(*in->num));
@@ -1077,7 +1366,8 @@ int tk_input_open(tk_input_t **inp, const char *path, const struct tk_input_opts
 		if ((rc = csv_pump(in, 1, d)))
 			goto fail;
 	} else if (in->fmt == TK_INPUT_TEXT && (o->column || o->field || o->tmpl ||
-						  o->prompt || o->response || o->messages)) {
+						  o->prompt || o->response || o->messages ||
+						  o->prompt_tmpl || o->response_tmpl)) {
 		rc = tk_diag_set(d, TK_E_INVAL, in->name, -1,
 				 "plain text has no columns or fields (use a .csv or "
 				 ".jsonl file, or --format)");
@@ -1106,7 +1396,13 @@ int tk_input_next(tk_input_t *in, struct tk_example *ex, struct tk_diag *d)
 			rc = csv_pump(in, 0, d);
 			break;
 		case TK_INPUT_JSONL:
-			if ((rc = read_line(in, &s, &n, d)) <= 0)
+			if ((rc = read_line(in, &s, &n, d)) < 0)
+				break;
+			if (json_array_in(in, rc ? s : NULL, n)) {
+				rc = json_array_line(in, rc ? s : NULL, n, d);
+				break;
+			}
+			if (!rc)
 				break;
 			rc = 0;
 			n = chomp(s, n);
@@ -1173,6 +1469,7 @@ void tk_input_free(tk_input_t *in)
 	tk_buf_free(&in->fixed);
 	tk_buf_free(&in->row);
 	tk_buf_free(&in->out);
+	tk_buf_free(&in->jrec);
 	tk_tmpl_free(&in->tmpl);
 	free(in);
 }

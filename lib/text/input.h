@@ -4,10 +4,16 @@
  * an optional prompt prefix (for completion-only training the prompt's
  * tokens are left out of the loss).  CSV follows RFC 4180 (libcsv): a
  * header row names the columns; fields may be quoted and contain commas
- * and newlines.  JSONL is one JSON object per line (cJSON); a number or a
- * boolean in it becomes the text Python's str() makes of what json.loads
- * reads (integers as written, floats as repr, True).  Plain text is one
- * document per file, or one per line with split_lines.
+ * and newlines; the delimiter is a comma unless set (a tab for .tsv), and a
+ * missing column whose header holds another usual delimiter gets the advice
+ * to use it.  JSONL is one JSON object per line (cJSON), or, as datasets'
+ * json loader also reads, a file holding one array of objects (what
+ * Alpaca's data.json is): each record is read as a line would be, numbered
+ * by the line where it starts, and its messages name it ("record 3: ...",
+ * counting from 1).  A number or a boolean becomes the text Python's str()
+ * makes of what json.loads reads (integers as written, floats as repr,
+ * True).  Plain text is one document per file, or one per line with
+ * split_lines.
  */
 #ifndef TK_INPUT_H
 #define TK_INPUT_H
@@ -28,6 +34,10 @@ struct tk_input_opts {
 				   with the escapes of tk_tmpl_parse */
 	const char *prompt;     /* column/field holding the prompt (with response) */
 	const char *response;   /* column/field holding the response */
+	const char *prompt_tmpl; /* instead of prompt: a template (as tmpl) whose
+				    text is the prompt */
+	const char *response_tmpl; /* instead of response: the same for the response */
+	char delimiter;         /* CSV: the field separator; 0: ',' (a tab for .tsv) */
 	const char *messages;   /* JSONL: the field holding a conversation, a list
 				   of {"role", "content"}; with no text field named,
 				   "messages" is taken when a line has it and no "text" */
@@ -58,8 +68,11 @@ typedef struct tk_input tk_input_t;
 /* Opens path ("-" is stdin, named "<stdin>" in messages).  For CSV, reads
  * the header and checks that the named columns exist: a missing one is
  * TK_E_INVAL with a message listing the columns that do exist.  column and
- * field are synonyms (either works for both formats); giving more than one
- * of a column, a template and a prompt/response pair is TK_E_INVAL, and so
+ * field are synonyms (either works for both formats); each half of a
+ * prompt/response pair is a column or a template (prompt_tmpl,
+ * response_tmpl: the text is the prompt's rendering then the response's,
+ * nothing between, and the prompt's bytes are prompt_len); giving more
+ * than one of a column, a template and a prompt/response pair is TK_E_INVAL, and so
  * are columns or fields for plain text.  With none given, the text is the
  * column/field "text", else a "messages" conversation (JSONL), else
  * "prompt" + "completion" as a pair (TRL's names; in JSONL a pair of lists
@@ -80,7 +93,7 @@ void tk_input_free(tk_input_t *in);
 /* The name used in messages: the path, or "<stdin>". */
 const char *tk_input_name(const tk_input_t *in);
 
-/* Which format a path is read as under TK_INPUT_AUTO: .csv is CSV,
+/* Which format a path is read as under TK_INPUT_AUTO: .csv and .tsv are CSV,
  * .jsonl, .json and .ndjson are JSONL (case-insensitive), anything else,
  * "-" included, is text. */
 enum tk_input_format tk_input_format_of(const char *path);

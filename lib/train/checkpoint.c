@@ -16,6 +16,7 @@
 #include "base/afile.h"
 #include "base/path.h"
 #include "compute/dist.h"
+#include "formats/hf-dir.h"
 #include "formats/safetensors.h"
 #include "model/peft.h"
 #include "train/train-int.h"
@@ -158,8 +159,18 @@ int train_rotate(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return rc;
 	qsort(l.step, l.n, sizeof(*l.step), cmp_long);
+	int *del = calloc(l.n ? l.n : 1, sizeof(*del));
+	if (!del) {
+		free(l.step);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	/* the newest and the best checkpoint stay, as rotate_checkpoints keeps them */
+	tk_best_rotation(l.step, l.n, tr->o->save_total_limit, tr->best_ckpt[0] ? tr->best.step : 0,
+			 del);
 	char p[PATH_LEN], gone[PATH_LEN];
-	for (size_t i = 0; i + (size_t)tr->o->save_total_limit < l.n && !rc; i++) {
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		if (!del[i])
+			continue;
 		int n = snprintf(gone, sizeof(gone), "%s/" DELETING "checkpoint-%ld", tr->out,
 				 l.step[i]);
 		if (ckpt_path(p, sizeof(p), tr->out, l.step[i]) || n < 0 ||
@@ -176,6 +187,7 @@ int train_rotate(struct trainer *tr, struct tk_diag *d)
 		else if (tk_afile_rmtree(gone))
 			rc = tk_diag_sys(d, gone, "cannot remove old checkpoint");
 	}
+	free(del);
 	free(l.step);
 	return rc;
 }
@@ -478,6 +490,12 @@ int train_save_checkpoint(struct trainer *tr, struct tk_diag *d)
 	if (rc)
 		return save_failed(tr, path, "", rc, d);
 	snprintf(tmp, sizeof(tmp), "%s", ad.tmp);
+	/* best_model_checkpoint: the best step's checkpoint, this one or one
+	 * still there (_save_checkpoint's test, before the state is written) */
+	char best[PATH_LEN];
+	if (tr->best.step > 0 && !ckpt_path(best, sizeof(best), tr->out, tr->best.step) &&
+	    (tr->best.step == tr->global_step || tk_path_is_dir(best)))
+		snprintf(tr->best_ckpt, sizeof(tr->best_ckpt), "%s", best);
 	if (!(rc = train_save_model(tr, ad.tmp, d)) &&
 	    !(rc = tk_path_join(file, sizeof(file), ad.tmp, "optimizer.safetensors")) &&
 	    !(rc = save_optimizer(tr, file, d)) &&
@@ -510,4 +528,50 @@ int train_load_checkpoint(struct trainer *tr, struct tk_diag *d)
 	snprintf(tr->last_ckpt, sizeof(tr->last_ckpt), "%s", tr->resume_dir);
 	tr->saved = 1;
 	return 0;
+}
+
+/* load_best_model_at_end: the output is the best checkpoint's model, the
+ * files train_save_model wrote there (its optimizer and trainer state stay
+ * behind). */
+int train_write_best(struct trainer *tr, struct tk_diag *d)
+{
+	static const char *const state_files[] = { "optimizer.safetensors", "trainer_state.json" };
+	DIR *dir = opendir(tr->best_ckpt);
+	if (!dir)
+		return tk_diag_sys(d, tr->best_ckpt, "cannot read the best checkpoint");
+	char src[PATH_LEN], dst[PATH_LEN];
+	int rc = 0;
+	for (struct dirent *e; !rc && (e = readdir(dir));) {
+		int skip = e->d_name[0] == '.';
+		for (size_t i = 0; i < sizeof(state_files) / sizeof(state_files[0]); i++)
+			skip |= !strcmp(e->d_name, state_files[i]);
+		if (skip || tk_hf_side_index(e->d_name) >= 0) /* side files: train_copy_side_files */
+			continue;
+		if (tk_path_join(src, sizeof(src), tr->best_ckpt, e->d_name) ||
+		    tk_path_join(dst, sizeof(dst), tr->out, e->d_name))
+			rc = tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+		else
+			rc = tk_afile_copy(src, dst, d);
+	}
+	closedir(dir);
+	return rc;
+}
+
+/* With save_total_limit 1 and a best checkpoint, the Trainer deletes every
+ * other checkpoint when training ends. */
+int train_keep_only_best(struct trainer *tr, struct tk_diag *d)
+{
+	char src[PATH_LEN];
+	struct ckpt_list l;
+	int rc;
+	if (!tr->best_ckpt[0] || tr->o->save_total_limit != 1 || tk_dist_rank())
+		return 0;
+	if ((rc = list_ckpts(tr->out, &l, 0, d)))
+		return rc;
+	for (size_t i = 0; i < l.n && !rc; i++)
+		if (l.step[i] != tr->best.step && !ckpt_path(src, sizeof(src), tr->out, l.step[i]) &&
+		    tk_afile_rmtree(src))
+			rc = tk_diag_sys(d, src, "cannot remove old checkpoint");
+	free(l.step);
+	return rc;
 }

@@ -6,7 +6,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/afile.h"
+#include "base/path.h"
+#include "text/tokenizer.h"
 
 static int by_name(const void *a, const void *b)
 {
@@ -206,6 +210,47 @@ int tk_data_load(struct tk_data *dt, const char *path, const char *split, int op
 	if (rc)
 		tk_data_free(dt);
 	return rc;
+}
+
+const char *tk_data_eval_split(const char *path)
+{
+	char **files = NULL;
+	size_t n = 0;
+	if (!tk_path_is_dir(path))
+		return "train";
+	if (list_split(path, "eval", &files, &n, NULL))
+		return "eval"; /* tk_data_load says what is wrong */
+	for (size_t i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+	return n ? "eval" : "train";
+}
+
+int tk_data_init_vocab(struct tk_model_config *c, const char *path, const char *tok, int *taken,
+		       struct tk_diag *d)
+{
+	char p[4096];
+	struct tk_buf b = { 0 };
+	int rc;
+	*taken = 0;
+	if (tk_path_is_dir(path) ? tk_path_join(p, sizeof(p), path, "config.json")
+				 : (size_t)snprintf(p, sizeof(p), "%s", path) >= sizeof(p))
+		return tk_diag_set(d, TK_E_INVAL, path, -1, "path too long");
+	if ((rc = tk_read_file(p, &b, d)))
+		return rc;
+	cJSON *j = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
+	int has = cJSON_GetObjectItemCaseSensitive(j, "vocab_size") != NULL;
+	cJSON_Delete(j);
+	tk_buf_free(&b);
+	if (has || !tok)
+		return 0; /* (tk_config_load read the same file) */
+	tk_tokenizer_t *t;
+	if ((rc = tk_tokenizer_load(&t, tok, d)))
+		return rc == TK_E_INVAL ? TK_E_FORMAT : rc;
+	c->vocab_size = (int)tk_tokenizer_vocab_size(t);
+	tk_tokenizer_free(t);
+	*taken = 1;
+	return 0;
 }
 
 void tk_data_free(struct tk_data *dt)

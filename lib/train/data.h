@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "formats/config.h"
 #include "formats/shard.h"
 #include "base/tk.h"
 
@@ -37,6 +38,22 @@ struct tk_data {
 int tk_data_load(struct tk_data *dt, const char *path, const char *split, int optional,
 		 const char *spill_path, struct tk_diag *d);
 void tk_data_free(struct tk_data *dt);
+
+/* The split that an eval path (tk-train --eval-data) is read as: for a
+ * directory, "eval" when it has eval-*.tks, else "train" (a directory that
+ * tk-pack wrote without an eval split: its blocks are evaluated; the
+ * caller says so); "train" for a file or "-", whose blocks are read
+ * whatever their name. */
+const char *tk_data_eval_split(const char *path);
+
+/* For a new model from config.json at path (tk-train --init, a file or its
+ * directory) whose blocks come from tokenizer tok: when the config gives no
+ * vocab_size, c->vocab_size becomes the tokenizer's length (largest id + 1,
+ * added tokens included), as AutoConfig(..., vocab_size=len(tokenizer))
+ * sets it in a notebook, and *taken is 1; else *taken is 0 and c is left
+ * alone.  Returns 0, or the error of reading the config or the tokenizer. */
+int tk_data_init_vocab(struct tk_model_config *c, const char *path, const char *tok, int *taken,
+		       struct tk_diag *d);
 
 /* Checks the blocks against the model they will train: the tokenizer
  * fingerprint (when fingerprint is not NULL) and every id below vocab_size.

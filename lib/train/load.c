@@ -290,7 +290,8 @@ int train_load_model(struct trainer *tr, struct tk_diag *d)
 		}
 	} else {
 		struct tk_model_config c;
-		if ((rc = tk_config_load(&c, o->init_config, d)))
+		if ((rc = tk_config_load(&c, o->init_config, d)) ||
+		    (rc = tk_data_init_vocab(&c, o->init_config, o->tokenizer, &tr->vocab_taken, d)))
 			return rc;
 		if ((rc = preplan(tr, &c, NULL, !o->lora, d)))
 			return rc;
@@ -306,6 +307,8 @@ int train_load_model(struct trainer *tr, struct tk_diag *d)
 				   "(add --lora-r 16, or dequantize it)");
 	if (tr->m.lora) /* dropout masks: the run's seed, also for loaded adapters */
 		tr->m.lora->seed = o->seed;
+	tr->m.neftune_alpha = (float)o->neftune_alpha;
+	tr->m.noise_seed = o->seed;
 	tk_model_set_checkpointing(&tr->m, o->gradient_checkpointing);
 	return load_tokenizer(tr, src, d);
 }
@@ -341,7 +344,7 @@ int train_load_data(struct trainer *tr, struct tk_diag *d)
 	}
 eval_data:
 	if (!rc && o->eval_data)
-		rc = tk_data_load(&tr->eval, o->eval_data, tk_path_is_dir(o->eval_data) ? "eval" : "train", 0,
+		rc = tk_data_load(&tr->eval, o->eval_data, tk_data_eval_split(o->eval_data), 0,
 				  NULL, d);
 	if (rc)
 		return rc;

@@ -106,6 +106,13 @@ static int do_eval(struct trainer *tr, struct tk_diag *d)
 		rt > 0 ? round((double)tr->eval.n_blocks / rt * 1e3) / 1e3 : 0);
 	add_num(e, "eval_steps_per_second", rt > 0 ? round(nb / rt * 1e3) / 1e3 : 0);
 	tr->last_eval_loss = loss;
+	/* the metric: EarlyStoppingCallback, then _determine_best_metric, then
+	 * ReduceLROnPlateau, in the Trainer's order */
+	double value = tr->metric == METRIC_PERPLEXITY ? exp(loss) : loss;
+	tr->new_best = tr->metric ? tk_best_eval(&tr->best, value, tr->global_step,
+						 &tr->stop_early) : 0;
+	if (tr->sched.type == TK_SCHED_REDUCE_ON_PLATEAU)
+		tk_sched_plateau_step(&tr->sched, value);
 	struct tk_train_event ev = { .kind = TK_TRAIN_EV_EVAL, .step = tr->global_step,
 				     .max_steps = tr->max_steps, .epoch = tr->epoch_f,
 				     .eval_loss = loss, .eval_perplexity = exp(loss) };
@@ -219,6 +226,7 @@ static int forward_backward(struct trainer *tr, struct step *s, struct tk_diag *
 		struct tk_model_loss l;
 		if (m->lora) /* the forward counts it up by one */
 			m->lora->step = mb_global + (uint64_t)i;
+		m->noise_step = mb_global + (uint64_t)i; /* NEFTune's, as the masks */
 		if ((rc = tk_model_forward(m, tr->ids + i * per, tr->targets + i * per, tr->rows[i],
 					   T, 1, gdiv, &l, d)))
 			return rc;
@@ -397,6 +405,7 @@ static int maybe_log(struct trainer *tr, double lr, double norm, float step_loss
 	train_event(tr, &ev);
 	if (want_eval && (rc = do_eval(tr, d)))
 		return rc;
+	do_save |= o->save_strategy == TK_INTERVAL_BEST && want_eval && tr->new_best;
 	if (do_save && (rc = train_save_checkpoint(tr, d)))
 		return rc;
 	return 0;
@@ -426,7 +435,7 @@ int train_loop(struct trainer *tr, struct tk_diag *d)
 			stop = tr->global_step >= tr->max_steps;
 			if ((rc = maybe_log(tr, lr, norm, loss, stop, d)))
 				break;
-			if (stop)
+			if (stop || (stop = tr->stop_early))
 				break;
 		}
 		free(order);
@@ -434,8 +443,11 @@ int train_loop(struct trainer *tr, struct tk_diag *d)
 			return rc;
 		if (o->eval_strategy == TK_INTERVAL_EPOCH && (rc = do_eval(tr, d)))
 			return rc;
-		if (o->save_strategy == TK_INTERVAL_EPOCH && (rc = train_save_checkpoint(tr, d)))
+		if ((o->save_strategy == TK_INTERVAL_EPOCH ||
+		     (o->save_strategy == TK_INTERVAL_BEST && o->eval_strategy == TK_INTERVAL_EPOCH &&
+		      tr->new_best)) && (rc = train_save_checkpoint(tr, d)))
 			return rc;
+		stop |= tr->stop_early;
 	}
 	return 0;
 }
@@ -505,17 +517,22 @@ int train_finish(struct trainer *tr, struct tk_diag *d)
 		add_num(e, "train_device_mem_peak_mb", round(mi.peak / 1048576.0 * 10) / 10);
 	}
 	int rc = log_entry(tr, e, d);
-	if (!rc && !tk_dist_rank())
+	if (!rc && !tk_dist_rank() && tr->o->load_best_model_at_end && tr->best_ckpt[0])
+		rc = train_write_best(tr, d);
+	else if (!rc && !tk_dist_rank())
 		rc = train_save_model(tr, tr->out, d);
 	if (!rc && !tk_dist_rank())
 		rc = train_copy_side_files(tr, tr->out, d);
+	if (!rc)
+		rc = train_keep_only_best(tr, d);
 	if (rc)
 		return rc;
 	struct tk_train_event ev = { .kind = TK_TRAIN_EV_END, .step = tr->global_step,
 				     .max_steps = tr->max_steps, .first_step = tr->first_step,
 				     .epoch = tr->epoch_f, .loss = train_loss, .elapsed = rt,
 				     .tokens_per_s = rt > 0 ? (double)tr->tokens_run / rt : 0,
-				     .path = tr->out };
+				     .path = tr->out, .stopped_early = tr->stop_early,
+				     .best = tr->best_ckpt[0] ? tr->best_ckpt : NULL };
 	train_event(tr, &ev);
 	return 0;
 }

@@ -43,9 +43,18 @@ int train_save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	cJSON *r = cJSON_CreateObject();
 	if (!r)
 		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
-	cJSON_AddNullToObject(r, "best_global_step");
-	cJSON_AddNullToObject(r, "best_metric");
-	cJSON_AddNullToObject(r, "best_model_checkpoint");
+	if (tr->best.step > 0)
+		add_num(r, "best_global_step", (double)tr->best.step);
+	else
+		cJSON_AddNullToObject(r, "best_global_step");
+	if (tr->best.has_metric && isfinite(tr->best.metric))
+		add_num(r, "best_metric", tr->best.metric);
+	else
+		cJSON_AddNullToObject(r, "best_metric");
+	if (tr->best_ckpt[0])
+		cJSON_AddStringToObject(r, "best_model_checkpoint", tr->best_ckpt);
+	else
+		cJSON_AddNullToObject(r, "best_model_checkpoint");
 	add_num(r, "epoch", tr->epoch_f);
 	add_num(r, "eval_steps", (double)tr->eval_steps);
 	add_num(r, "global_step", (double)tr->global_step);
@@ -58,7 +67,15 @@ int train_save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	add_num(r, "num_input_tokens_seen", (double)tr->tokens_seen);
 	add_num(r, "num_train_epochs", (double)tr->num_epochs);
 	add_num(r, "save_steps", (double)tr->save_steps);
-	cJSON_AddItemToObject(r, "stateful_callbacks", cJSON_CreateObject());
+	cJSON *cbs = cJSON_AddObjectToObject(r, "stateful_callbacks");
+	if (cbs && tr->best.patience > 0) { /* EarlyStoppingCallback.state() */
+		cJSON *es = cJSON_AddObjectToObject(cbs, "EarlyStoppingCallback");
+		cJSON *ea = cJSON_AddObjectToObject(es, "args"), *at;
+		add_num(ea, "early_stopping_patience", (double)tr->best.patience);
+		add_num(ea, "early_stopping_threshold", tr->best.threshold);
+		at = cJSON_AddObjectToObject(es, "attributes");
+		add_num(at, "early_stopping_patience_counter", (double)tr->best.bad);
+	}
 	add_num(r, "total_flos", 0);
 	add_num(r, "train_batch_size", o->batch);
 	cJSON_AddNullToObject(r, "trial_name");
@@ -109,6 +126,16 @@ int train_save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	add_num(sc, "base_lr", tr->sched.base_lr);
 	add_num(sc, "warmup_steps", (double)tr->sched.warmup);
 	add_num(sc, "total_steps", (double)tr->sched.total);
+	if (tr->sched.type == TK_SCHED_REDUCE_ON_PLATEAU) {
+		const struct tk_plateau *pl = &tr->sched.plateau;
+		cJSON *pj = cJSON_AddObjectToObject(sc, "plateau");
+		add_num(pj, "lr", pl->lr);
+		if (isfinite(pl->best)) /* no best yet: absent */
+			add_num(pj, "best", pl->best);
+		add_num(pj, "num_bad_epochs", (double)pl->bad);
+		add_num(pj, "cooldown_counter", (double)pl->cooldown_left);
+		add_num(pj, "last_epoch", (double)pl->evals);
+	}
 	int rc = write_json(r, path, d);
 	cJSON_Delete(r);
 	return rc;
@@ -271,6 +298,8 @@ struct saved {
 	long long last_logged, tokens, tracker;
 	double epoch, tr_loss, total_loss, scale;
 	const cJSON *scaler; /* tk.scaler: NULL when the run had none */
+	const cJSON *sched;  /* tk.schedule */
+	enum tk_sched_type stype;
 };
 
 /* What the checkpoint belongs to: the data, the batch, the processes, the
@@ -382,13 +411,12 @@ static int check_counters(struct sv *v, const cJSON *r, const cJSON *tk, struct 
 }
 
 /* The schedule the run had, and the RNG (none: the order is seeded). */
-static int check_schedule(struct sv *v, const cJSON *tk, const struct saved *s)
+static int check_schedule(struct sv *v, const cJSON *tk, struct saved *s)
 {
 	const cJSON *sched;
 	const char *stype, *rng;
 	long long warm, total;
 	double base_lr;
-	enum tk_sched_type st;
 	int rc;
 	if ((rc = sv_obj(v, tk, "schedule", "tk.schedule", &sched)) ||
 	    (rc = sv_str(v, sched, "type", "tk.schedule.type", &stype)) ||
@@ -400,7 +428,8 @@ static int check_schedule(struct sv *v, const cJSON *tk, const struct saved *s)
 			 &warm)) ||
 	    (rc = sv_str(v, tk, "rng", "tk.rng", &rng)))
 		return rc;
-	if (tk_sched_parse(stype, &st, NULL))
+	s->sched = sched;
+	if (tk_sched_parse(stype, &s->stype, NULL))
 		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, "tk.schedule.type: \"%.40s\" is "
 				   "not a schedule tk knows", stype);
 	if (strcmp(rng, STATE_RNG))
@@ -424,6 +453,61 @@ static int check_scaler(struct sv *v, const cJSON *tk, struct saved *s)
 	if (frexp(s->scale, &ex) != 0.5)
 		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1, "tk.scaler.scale: %.17g is not "
 				   "a power of 2", s->scale);
+	return 0;
+}
+
+/* best_global_step, best_metric, best_model_checkpoint (kept only if
+ * it is still there, as the Trainer does) and EarlyStoppingCallback's
+ * counter, each null or absent when the run had none. */
+static int load_best(struct sv *v, const cJSON *r, struct trainer *tr, long gs)
+{
+	const cJSON *bs = sv_get(r, "best_global_step"), *bm = sv_get(r, "best_metric");
+	const cJSON *bc = sv_get(r, "best_model_checkpoint");
+	const cJSON *es = sv_get(sv_get(r, "stateful_callbacks"), "EarlyStoppingCallback");
+	long long step = 0, bad = 0;
+	int rc;
+	if ((bs && !cJSON_IsNull(bs) &&
+	     (rc = sv_int(v, r, "best_global_step", "best_global_step", 1, gs, &step))) ||
+	    (bm && !cJSON_IsNull(bm) &&
+	     (rc = sv_num(v, r, "best_metric", "best_metric", -1e300, 1e300, &tr->best.metric))) ||
+	    (es && (rc = sv_int(v, sv_get(es, "attributes"), "early_stopping_patience_counter",
+				"stateful_callbacks.EarlyStoppingCallback.attributes."
+				"early_stopping_patience_counter", 0, gs, &bad))))
+		return rc;
+	if (bc && !cJSON_IsNull(bc) && !cJSON_IsString(bc))
+		return sv_fail(v, "best_model_checkpoint", "%s: not a string%s", "");
+	tr->best.step = (long)step;
+	tr->best.has_metric = bm && !cJSON_IsNull(bm);
+	tr->best.bad = (long)bad;
+	if (cJSON_IsString(bc) && tk_path_is_dir(bc->valuestring))
+		snprintf(tr->best_ckpt, sizeof(tr->best_ckpt), "%s", bc->valuestring);
+	return 0;
+}
+
+/* reduce_lr_on_plateau's state in tk.schedule.plateau, when the run had one */
+static int load_plateau(struct sv *v, const cJSON *sched, struct tk_sched *s)
+{
+	const cJSON *pj = sv_get(sched, "plateau");
+	struct tk_plateau p = s->plateau;
+	long long bad, cool, evals;
+	int rc;
+	if (!pj || s->type != TK_SCHED_REDUCE_ON_PLATEAU)
+		return 0;
+	if ((rc = sv_obj(v, sched, "plateau", "tk.schedule.plateau", &pj)) ||
+	    (rc = sv_num(v, pj, "lr", "tk.schedule.plateau.lr", 0, 1e300, &p.lr)) ||
+	    (sv_get(pj, "best") &&
+	     (rc = sv_num(v, pj, "best", "tk.schedule.plateau.best", -1e300, 1e300, &p.best))) ||
+	    (rc = sv_int(v, pj, "num_bad_epochs", "tk.schedule.plateau.num_bad_epochs", 0,
+			 LONG_MAX / 2, &bad)) ||
+	    (rc = sv_int(v, pj, "cooldown_counter", "tk.schedule.plateau.cooldown_counter", 0,
+			 LONG_MAX / 2, &cool)) ||
+	    (rc = sv_int(v, pj, "last_epoch", "tk.schedule.plateau.last_epoch", 0, LONG_MAX / 2,
+			 &evals)))
+		return rc;
+	p.bad = (long)bad;
+	p.cooldown_left = (long)cool;
+	p.evals = (long)evals;
+	s->plateau = p;
 	return 0;
 }
 
@@ -466,7 +550,10 @@ int train_load_state(struct trainer *tr, struct tk_diag *d)
 	else if (!(rc = check_origin(&v, tr, tk, &s)) &&
 		 !(rc = check_position(&v, tr, r, tk, &s)) &&
 		 !(rc = check_counters(&v, r, tk, &s)) && !(rc = check_schedule(&v, tk, &s)) &&
-		 !(rc = check_scaler(&v, tk, &s)))
+		 !(rc = check_scaler(&v, tk, &s)) &&
+		 (s.stype != TK_SCHED_REDUCE_ON_PLATEAU ||
+		  !(rc = load_plateau(&v, s.sched, &tr->sched))) &&
+		 !(rc = load_best(&v, r, tr, (long)s.gs)))
 		restore(tr, r, &s);
 	cJSON_Delete(r);
 	return rc;

@@ -19,6 +19,7 @@
 
 #include "model/memplan.h"
 #include "model/model.h"
+#include "train/best.h"
 #include "train/data.h"
 #include "train/schedule.h"
 #include "train/train.h"
@@ -26,6 +27,8 @@
 #define PATH_LEN 4096
 /* data "-" is spilled to OUT/SPILL_NAME, where a resumed run reads it */
 #define SPILL_NAME "data.tks"
+
+enum metric { METRIC_NONE = 0, METRIC_LOSS, METRIC_PERPLEXITY };
 
 struct trainer {
 	const struct tk_train_opts *o;
@@ -51,8 +54,16 @@ struct trainer {
 	char data_path[PATH_LEN];
 	char resume_dir[PATH_LEN];
 	char last_ckpt[PATH_LEN];
+	/* metric_for_best_model (0: none, else one of enum metric), the best
+	 * so far, its checkpoint (best_model_checkpoint, "" when none), and
+	 * what the last evaluation decided */
+	int metric;
+	struct tk_best best;
+	char best_ckpt[PATH_LEN];
+	int new_best, stop_early;
 	int spilled, saved;
 	int side_is_tok;           /* side_dir is --tokenizer's: no generation_config.json */
+	int vocab_taken;           /* --init's vocab_size came from --tokenizer */
 	uint64_t data_hash;
 
 	float *exp_avg, *exp_avg_sq;
@@ -209,8 +220,16 @@ int train_save_checkpoint(struct trainer *tr, struct tk_diag *d);
  * checkpoint. */
 int train_load_checkpoint(struct trainer *tr, struct tk_diag *d);
 
-/* Removes the oldest checkpoints beyond save_total_limit. */
+/* Removes the oldest checkpoints beyond save_total_limit (never the
+ * newest nor the best). */
 int train_rotate(struct trainer *tr, struct tk_diag *d);
+
+/* load_best_model_at_end: the best checkpoint's model files into OUT. */
+int train_write_best(struct trainer *tr, struct tk_diag *d);
+
+/* With save_total_limit 1 and a best checkpoint, removes every other
+ * checkpoint (as the Trainer does when training ends). */
+int train_keep_only_best(struct trainer *tr, struct tk_diag *d);
 
 /* ---- state.c ---- */
 

@@ -37,6 +37,7 @@ void tk_train_opts_init(struct tk_train_opts *o)
 	o->eval_strategy = TK_INTERVAL_NO;
 	o->save_strategy = TK_INTERVAL_STEPS;
 	o->save_steps = 500;
+	o->greater_is_better = -1;
 	o->seed = 42;
 	o->shuffle = 1;
 	o->prec = TK_PREC_FP32;
@@ -87,6 +88,66 @@ static uint64_t hash_data(const struct tk_data *dt)
 	return h;
 }
 
+/* metric_for_best_model: the Trainer's default, "loss", where it sets one */
+static const char *metric_name(const struct tk_train_opts *o)
+{
+	if (o->metric_for_best_model)
+		return o->metric_for_best_model;
+	return o->load_best_model_at_end || o->sched == TK_SCHED_REDUCE_ON_PLATEAU ? "loss" : NULL;
+}
+
+static int metric_of(const char *name)
+{
+	if (!name)
+		return METRIC_NONE;
+	if (!strncmp(name, "eval_", 5))
+		name += 5;
+	return !strcmp(name, "loss") ? METRIC_LOSS : !strcmp(name, "perplexity") ? METRIC_PERPLEXITY
+										 : -1;
+}
+
+/* The Trainer's checks of load_best_model_at_end, save_strategy best and
+ * EarlyStoppingCallback's, as TrainingArguments and the callback make them. */
+static int check_best(const struct tk_train_opts *o, struct tk_diag *d)
+{
+	const char *name = metric_name(o);
+	if (metric_of(name) < 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "metric_for_best_model '%.60s' is not "
+				   "a metric tk-train evaluates (use loss or perplexity)", name);
+	if (o->save_strategy == TK_INTERVAL_BEST && !name)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "save_strategy best needs "
+				   "--metric-for-best-model (e.g. loss)");
+	if ((o->save_strategy == TK_INTERVAL_BEST || o->early_stopping_patience > 0 ||
+	     o->load_best_model_at_end) && o->eval_strategy == TK_INTERVAL_NO)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s needs an eval strategy "
+				   "(--eval-strategy steps or epoch, and --eval-data)",
+				   o->early_stopping_patience > 0 ? "early stopping" :
+				   o->load_best_model_at_end ? "load_best_model_at_end" :
+				   "save_strategy best");
+	if (o->early_stopping_patience > 0 && !name)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "early stopping needs "
+				   "--metric-for-best-model (e.g. loss) or --load-best-model-at-end");
+	if (o->early_stopping_patience < 0 || !(o->early_stopping_threshold >= 0))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "early_stopping_patience and threshold must be 0 or above");
+	if ((o->early_stopping_patience > 0 || o->save_strategy == TK_INTERVAL_BEST) &&
+	    tk_dist_size() > 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "early stopping and save_strategy best "
+				   "are not supported in data-parallel runs (only rank 0 evaluates)");
+	if (!o->load_best_model_at_end || o->save_strategy == TK_INTERVAL_BEST)
+		return 0;
+	if (o->eval_strategy != o->save_strategy)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "load_best_model_at_end needs the save "
+				   "and eval strategies to match (or --save-strategy best)");
+	double e = o->eval_steps > 0 ? o->eval_steps : o->logging_steps, s = o->save_steps;
+	if (o->eval_strategy == TK_INTERVAL_STEPS &&
+	    ((e >= 1) != (s >= 1) || (e >= 1 && fmod(s, e) != 0) ||
+	     (e < 1 && fmod(round(s * 1e6), round(e * 1e6)) != 0)))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "load_best_model_at_end needs "
+				   "save_steps (%g) to be a multiple of eval_steps (%g)", s, e);
+	return 0;
+}
+
 static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 {
 	if (!o->model_dir && !o->init_config && !o->resume)
@@ -117,6 +178,19 @@ static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 				   "nothing to train: num_train_epochs and max_steps are both 0");
 	if (o->logging_steps <= 0)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "logging_steps must be above 0");
+	if (!(o->neftune_alpha >= 0 && o->neftune_alpha < 1e30))
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "neftune_noise_alpha must be 0 or above");
+	if (o->sched == TK_SCHED_REDUCE_ON_PLATEAU && o->eval_strategy == TK_INTERVAL_NO &&
+	    !o->eval_only)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "lr_scheduler_type reduce_lr_on_plateau "
+				   "lowers the rate when eval_loss stops improving: it needs an "
+				   "eval strategy (--eval-strategy steps or epoch, and --eval-data)");
+	int rc = o->eval_only ? 0 : check_best(o, d);
+	if (rc)
+		return rc;
+	if (o->sched == TK_SCHED_REDUCE_ON_PLATEAU && tk_dist_size() > 1)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "reduce_lr_on_plateau is not supported "
+				   "in data-parallel runs (only rank 0 evaluates)");
 	if (o->prec < TK_PREC_FP32 || o->prec > TK_PREC_FP16)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown precision %d", o->prec);
 	if (o->initial_scale_power < 0 || o->initial_scale_power > 127)
@@ -159,7 +233,7 @@ static void train_free(struct trainer *tr)
 }
 
 /* Schedules and intervals from the data size, as set_initial_training_values. */
-static void plan(struct trainer *tr)
+static int plan(struct trainer *tr, struct tk_diag *d)
 {
 	const struct tk_train_opts *o = tr->o;
 	uint64_t nb = tr->train.n_blocks;
@@ -175,14 +249,19 @@ static void plan(struct trainer *tr)
 		tr->max_steps = (long)ceil(o->num_train_epochs * (double)tr->nupe);
 		tr->num_epochs = (long)ceil(o->num_train_epochs);
 	}
-	tr->sched.type = o->sched;
-	tr->sched.base_lr = o->lr;
-	tr->sched.total = tr->max_steps;
-	tr->sched.warmup = tk_sched_warmup_steps(o->warmup, tr->max_steps);
 	tr->logging_steps = interval(o->logging_steps, tr->max_steps);
 	tr->eval_steps = interval(o->eval_steps > 0 ? o->eval_steps : o->logging_steps,
 				  tr->max_steps);
 	tr->save_steps = interval(o->save_steps > 0 ? o->save_steps : 500, tr->max_steps);
+	const char *mname = metric_name(o);
+	tr->metric = metric_of(mname) > 0 ? metric_of(mname) : METRIC_NONE;
+	tr->best.greater = o->greater_is_better >= 0 ? o->greater_is_better
+			   : mname && !strstr(mname, "loss") ? 1 : 0; /* as the Trainer */
+	tr->best.patience = o->early_stopping_patience;
+	tr->best.threshold = o->early_stopping_threshold;
+	tk_sched_init(&tr->sched, o->sched, o->lr, tk_sched_warmup_steps(o->warmup, tr->max_steps),
+		      tr->max_steps);
+	return tk_sched_kwargs(&tr->sched, o->sched_kwargs, d);
 }
 
 static int setup(struct trainer *tr, struct tk_diag *d)
@@ -273,8 +352,7 @@ static int prepare(struct trainer *tr, struct tk_diag *d)
 	int rc;
 	tr->data_hash = hash_data(&tr->train);
 	tr->T = (int)tr->train.seq_len;
-	plan(tr);
-	if ((rc = train_mem_plan(tr, d)) || (rc = train_opt_setup(tr, d)))
+	if ((rc = plan(tr, d)) || (rc = train_mem_plan(tr, d)) || (rc = train_opt_setup(tr, d)))
 		return rc;
 	size_t per = (size_t)o->batch * tr->T * o->grad_accum;
 	tr->ids = tk_mallocn(per, sizeof(*tr->ids));
@@ -311,6 +389,7 @@ static int train(struct trainer *tr, struct tk_diag *d)
 				     .step = tr->global_step, .max_steps = tr->max_steps,
 				     .first_step = tr->first_step, .epoch = tr->epoch_f,
 				     .dropout = tk_config_max_dropout(&tr->m.cfg),
+				     .vocab_taken = tr->vocab_taken ? tr->m.cfg.vocab_size : 0,
 				     .opt_bytes = 2 * tr->n_opt * sizeof(float),
 				     .opt_bytes_full = 2 * tr->n_opt_full * sizeof(float) };
 	train_event(tr, &ev);

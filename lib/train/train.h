@@ -65,7 +65,9 @@
 #include "train/schedule.h"
 #include "base/tk.h"
 
-enum tk_interval { TK_INTERVAL_NO = 0, TK_INTERVAL_STEPS, TK_INTERVAL_EPOCH };
+/* eval_strategy and save_strategy; BEST (save_strategy only): a checkpoint
+ * after each evaluation that found a new best metric */
+enum tk_interval { TK_INTERVAL_NO = 0, TK_INTERVAL_STEPS, TK_INTERVAL_EPOCH, TK_INTERVAL_BEST };
 
 /* What the loop reports as it goes (for progress and messages). */
 enum tk_train_event_kind {
@@ -80,6 +82,8 @@ struct tk_train_event {
 	enum tk_train_event_kind kind;
 	uint64_t n_params, trainable;  /* START */
 	float dropout;        /* START: the largest dropout config.json asks for (not applied) */
+	int vocab_taken;      /* START: the vocab_size taken from the tokenizer (an init
+				 config without one, tk_data_init_vocab), else 0 */
 	uint64_t opt_bytes, opt_bytes_full; /* START: this process's AdamW state, and
 					       what it would be without zero */
 	uint64_t n_blocks, n_eval_blocks;
@@ -95,6 +99,8 @@ struct tk_train_event {
 	double elapsed;       /* seconds since this run started training */
 	double tokens_per_s;  /* input tokens per second in this run */
 	const char *path;     /* SAVE: the checkpoint; END: the output directory */
+	int stopped_early;    /* END: early stopping ended the run */
+	const char *best;     /* END: best_model_checkpoint, or NULL */
 	/* The backend's memory (struct tk_mem_info, bytes; 0 before the plan):
 	 * the run's plan (lib/model/memplan.h), alloc's bytes now and at their peak,
 	 * its limit, and the whole device's use as nvidia-smi shows it
@@ -129,7 +135,9 @@ struct tk_train_opts {
 	long long max_steps;    /* <= 0: from num_train_epochs */
 	int batch, eval_batch, grad_accum;
 	double lr, weight_decay, beta1, beta2, eps, max_grad_norm;
+	double neftune_alpha;   /* NEFTune's noise_alpha (struct tk_model); 0: off */
 	enum tk_sched_type sched;
+	const char *sched_kwargs; /* lr_scheduler_kwargs: a JSON object's text, or NULL */
 	double warmup;          /* >= 1: steps; < 1: fraction of max_steps */
 	double logging_steps;   /* >= 1: steps; < 1: fraction of max_steps */
 	int logging_first_step;
@@ -137,6 +145,18 @@ struct tk_train_opts {
 	double eval_steps;      /* 0: logging_steps */
 	double save_steps;
 	long long save_total_limit; /* <= 0: keep every checkpoint */
+	/* The best checkpoint (train/best.h): metric_for_best_model, "loss"
+	 * or "perplexity" (with or without "eval_"; NULL: none, or "loss"
+	 * when load_best_model_at_end or reduce_lr_on_plateau asks for one);
+	 * greater_is_better (-1: 0 for a loss, else 1); load_best_model_at_end
+	 * writes the best checkpoint's weights as the output; early stopping
+	 * after early_stopping_patience evaluations (0: never) that did not
+	 * beat the best by more than early_stopping_threshold. */
+	const char *metric_for_best_model;
+	int greater_is_better;
+	int load_best_model_at_end;
+	long early_stopping_patience;
+	double early_stopping_threshold;
 	uint64_t seed;          /* data order (and --init weights) */
 	int shuffle;            /* 0: blocks in file order every epoch */
 	int gradient_checkpointing; /* recompute activations in the backward

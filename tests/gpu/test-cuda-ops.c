@@ -8,6 +8,7 @@
  * Prints SKIP for every test without a GPU.
  */
 #include "gpu.h"
+#include "base/math-common.h"
 
 /* C = alpha op(A) op(B) + beta C for the four transposes, padded leading
  * dimensions, beta 0 over a C full of NaN (BLAS does not read it), k = 0.
@@ -161,7 +162,7 @@ static void test_activations(void)
 	pair_free(&u);
 }
 
-/* bias_add, bias_grad (accumulates), axpy, scale.  bias_add and scale are
+/* bias_add, bias_grad (accumulates), axpy, scale, add_noise.  bias_add and scale are
  * one rounding each: exact.  axpy may be fused on the GPU: 1 ulp.
  * bias_grad: double sums of floats on both sides, rounded once: 1e-6 rel. */
 static void test_simple(void)
@@ -182,6 +183,11 @@ static void test_simple(void)
 	CHECK_PAIR("axpy", y, 1e-7, 2e-7);
 	BOTH_OK(tk_scale(&cpu, y.c, 1.7f, n), tk_scale(&gpu, y.g, 1.7f, n), "scale");
 	CHECK_PAIR("scale", y, 1e-7, 2e-7); /* inputs differ by the axpy's ulp */
+	/* NEFTune's noise: the same hashed floats on both (base/rng.h); the
+	 * GPU may fuse -mag + 2 mag u into one FMA: 1 ulp */
+	BOTH_OK(tk_add_noise(&cpu, y.c, n, 77, 0.01f), tk_add_noise(&gpu, y.g, n, 77, 0.01f),
+		"add_noise");
+	CHECK_PAIR("add_noise", y, 1e-7, 4e-7);
 	pair_free(&y);
 	pair_free(&b);
 	pair_free(&db);
@@ -204,9 +210,14 @@ static void test_rope(void)
 		for (int r = 0; r < rows; r++)
 			pos[r] = (int32_t)(rng_u32() % 4096);
 		struct pair x = pair_rand(n, -1, 1);
+		float tab[64];
+		for (int i = 0; i < hd / 2; i++)
+			tab[i] = tk_rope_inv_freq(i, hd, 10000.0f);
+		/* scale 1.2 on the second dimension: YaRN's attention factor */
+		float scale = di ? 1.2f : 1.0f;
 		for (int inv = 0; inv < 2; inv++) {
-			BOTH_OK(tk_rope(&cpu, x.c, pos, rows, heads, hd, 10000.0f, inv),
-				tk_rope(&gpu, x.g, pos, rows, heads, hd, 10000.0f, inv), "rope");
+			BOTH_OK(tk_rope(&cpu, x.c, pos, rows, heads, hd, tab, scale, inv),
+				tk_rope(&gpu, x.g, pos, rows, heads, hd, tab, scale, inv), "rope");
 			CHECK_PAIR(inv ? "rope inverse" : "rope", x, 1e-6, 1e-6);
 		}
 		pair_free(&x);

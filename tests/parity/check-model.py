@@ -73,7 +73,7 @@ def main():
         if r.returncode and "FAIL " not in r.stdout:
             report(False, "model/test-model", "exit status %d: %s" % (r.returncode, r.stderr))
 
-        for name, cfg_fn, seed, dtype in gen.MODELS:
+        for name, cfg_fn, seed, dtype, _ in gen.MODELS:
             ref = load_file(os.path.join(fix, name + ".ref.safetensors"))
             ids = ref["input_ids"].long()
             # a tk round trip gives the checkpoint transformers started from

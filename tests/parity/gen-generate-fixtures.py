@@ -142,8 +142,37 @@ def text_cases():
     return cases
 
 
+# The newer fixture models (tests/fixtures/models): Qwen3 and the rotary
+# scalings, with 40 new tokens after an 11-token prompt, so that decoding
+# with the KV cache goes past the original context of 32 (for dynamic NTK,
+# past max_position_embeddings: its table changes at every step, and the
+# cached keys keep the tables they were rotated with).
+FAMILY_MODELS = ["qwen3", "smollm3", "rope-llama3", "rope-linear", "rope-yarn", "rope-longrope",
+                 "rope-dynamic"]
+FAMILY_OUT = os.path.join(os.path.dirname(OUT), "greedy-families.json")
+
+
+def family_cases():
+    out = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": []}
+    for name in FAMILY_MODELS:
+        for prompt in (PROMPTS[0], PROMPTS[2]):
+            model = AutoModelForCausalLM.from_pretrained(
+                os.path.join(MODELS, name), dtype=torch.float32, attn_implementation="eager")
+            model.eval()
+            ids = torch.tensor([prompt])
+            with torch.no_grad():
+                g = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                   max_new_tokens=40)
+            out["cases"].append({"model": name, "prompt": prompt, "max_new_tokens": 40,
+                                 "output": g[0, len(prompt):].tolist()})
+    with open(FAMILY_OUT, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
 def main():
     torch.manual_seed(0)
+    family_cases()
     out = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": []}
     for name in ("gpt2", "llama", "qwen2"):
         model = AutoModelForCausalLM.from_pretrained(

@@ -6,7 +6,7 @@ Run from anywhere (deterministic on the CPU, fp32; needs torch,
 transformers, peft, safetensors):
     .venv/bin/python tests/parity/gen-lora-fixtures.py [OUTDIR]
 
-The base models are the committed tests/fixtures/models/{gpt2,llama,qwen2}
+The base models are the committed tests/fixtures/models/{gpt2,llama,qwen2,qwen3}
 (tiny random models, see tests/parity/gen-model-fixtures.py), loaded with
 from_pretrained in fp32 (the half-precision checkpoints upcast exactly).
 
@@ -69,6 +69,11 @@ ADAPTERS = [
     ("qwen2-qkv", "qwen2", 31, dict(r=4, lora_alpha=4, target_modules=["q_proj", "k_proj",
                                                                       "v_proj"],
                                     bias="lora_only")),
+    # Qwen3: peft's default targets (q_proj, v_proj), and every linear layer
+    # with the per-head norms trained as modules_to_save
+    ("qwen3-default", "qwen3", 41, dict(r=4, lora_alpha=8)),
+    ("qwen3-all", "qwen3", 42, dict(r=4, lora_alpha=16, target_modules="all-linear",
+                                    modules_to_save=["q_norm", "k_norm"])),
 ]
 
 

@@ -6,13 +6,14 @@ Run from anywhere (deterministic on the CPU; needs torch, transformers,
 safetensors):
     /tmp/refvenv/bin/python tests/parity/gen-model-fixtures.py [OUTDIR]
 
-For each model NAME (gpt2, llama, qwen2) it writes
+For each model NAME (gpt2, llama, qwen2, qwen3, and rope-TYPE: llama with
+each rotary scaling) it writes
     NAME/config.json, NAME/model.safetensors
         the model as save_pretrained(safe_serialization=True) wrote it, in
         the dtype listed in MODELS (so that F16, BF16 and F32 checkpoints
         are all read by the tests)
     NAME.ref.safetensors
-        input_ids  I32 [B, T]
+        input_ids  I32 [B, T]   (T 11; 40 for the rope-* models)
         labels     I32 [B, T]   (-100 where ignored; HF shifts them inside)
         logits     F32 [B, T, V]
         loss       F32 [1]      model(input_ids, labels=labels).loss
@@ -33,7 +34,8 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config)
+from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config,
+                          Qwen3Config, SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -63,12 +65,64 @@ def qwen2_config():
                        max_position_embeddings=64, rms_norm_eps=1e-6)
 
 
-# name, config factory, seed, dtype of the saved checkpoint
+def qwen3_config():
+    # head_dim 16 with 6 heads of a 48-wide model: q_proj is [96, 48]
+    return Qwen3Config(hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                       num_attention_heads=6, num_key_value_heads=2, head_dim=16,
+                       vocab_size=VOCAB, tie_word_embeddings=False, initializer_range=0.1,
+                       max_position_embeddings=64, rms_norm_eps=1e-6,
+                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+
+
+def smollm3_config():
+    # no_rope_layer_interval 2: layer 1 of 2 has no rotary embedding; tied,
+    # rope_theta 2e6 (SmolLM3's default)
+    return SmolLM3Config(hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                         initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-6,
+                         no_rope_layer_interval=2, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=None)
+
+
+# Rotary scalings, on the llama shape (head_dim 8: pairs of wavelength 6.3,
+# 20, 63 and 199 with theta 100, so that llama3's three bands and YaRN's
+# ramp each hold a pair), run on T_LONG tokens: past the original context
+# of 32 (llama3, yarn, longrope) or max_position_embeddings 32 (dynamic).
+T_LONG = 40
+
+
+def rope_config(params, max_pos=128):
+    return LlamaConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                       num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                       tie_word_embeddings=False, initializer_range=0.1,
+                       max_position_embeddings=max_pos, rms_norm_eps=1e-5,
+                       rope_parameters=dict(params, rope_theta=100.0))
+
+
+ROPES = {
+    "rope-llama3": dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                        high_freq_factor=4.0, original_max_position_embeddings=32),
+    "rope-linear": dict(rope_type="linear", factor=2.0),
+    "rope-yarn": dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32),
+    "rope-longrope": dict(rope_type="longrope", long_factor=[1.0, 1.5, 2.5, 4.0],
+                          short_factor=[1.0, 1.1, 1.2, 1.3],
+                          original_max_position_embeddings=32),
+    "rope-dynamic": dict(rope_type="dynamic", factor=2.0),
+}
+
+
+def rope_factory(name):
+    return lambda: rope_config(ROPES[name], 32 if name == "rope-dynamic" else 128)
+
+
+# name, config factory, seed, dtype of the saved checkpoint, sequence length
 MODELS = [
-    ("gpt2", gpt2_config, 1, torch.float16),
-    ("llama", llama_config, 2, torch.bfloat16),
-    ("qwen2", qwen2_config, 3, torch.float16),
-]
+    ("gpt2", gpt2_config, 1, torch.float16, T),
+    ("llama", llama_config, 2, torch.bfloat16, T),
+    ("qwen2", qwen2_config, 3, torch.float16, T),
+    ("qwen3", qwen3_config, 4, torch.bfloat16, T),
+    ("smollm3", smollm3_config, 5, torch.bfloat16, T),
+] + [(n, rope_factory(n), 10 + i, torch.float32, T_LONG) for i, n in enumerate(ROPES)]
 
 
 def make_model(cfg_fn, seed, dtype):
@@ -86,13 +140,13 @@ def make_model(cfg_fn, seed, dtype):
     return model.eval()
 
 
-def make_inputs(seed):
+def make_inputs(seed, t=T):
     g = torch.Generator().manual_seed(1000 + seed)
-    ids = torch.randint(0, VOCAB, (B, T), generator=g)
+    ids = torch.randint(0, VOCAB, (B, t), generator=g)
     labels = ids.clone()
     labels[0, :3] = -100      # a prompt that is not trained on
     labels[1, 6] = -100
-    labels[1, T - 1] = -100   # the last label is never used after the shift
+    labels[1, t - 1] = -100   # the last label is never used after the shift
     return ids, labels
 
 
@@ -116,9 +170,9 @@ def generate(outdir):
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     os.makedirs(outdir, exist_ok=True)
-    for name, cfg_fn, seed, dtype in MODELS:
+    for name, cfg_fn, seed, dtype, t in MODELS:
         model = make_model(cfg_fn, seed, dtype)
-        ids, labels = make_inputs(seed)
+        ids, labels = make_inputs(seed, t)
         ref = reference(model, ids, labels)
         mdir = os.path.join(outdir, name)
         save = make_model(cfg_fn, seed, dtype).to(dtype)

@@ -12,7 +12,10 @@ below.  What tk-tokenize does is spelled out here in Python:
     tokens with mask 0 (TRL's prompt-completion convention);
   - --ids: ids space-separated, one line per document; --show-mask adds a
     line of 0/1 after each;
-  - --stats: documents, tokens, bytes (UTF-8 text), bytes_per_token, masked.
+  - --stats: documents, tokens, bytes (UTF-8 text), bytes_per_token, masked;
+  - --decode --prompts: the prompt of each document (of a block: each one
+    that starts after the block's first token and whose prompt ends inside
+    it), written here with "|" for the NUL of -z.
 
 Run:  /path/to/venv/bin/python tests/parity/gen-tokenize-cli-fixtures.py
 (needs tokenizers==0.23.3 from tests/parity/requirements.txt).
@@ -35,10 +38,23 @@ def inp(name):
     return os.path.join(FIX, "input", name)
 
 
-def read_csv(name):
+def read_csv(name, delimiter=","):
     # utf-8-sig drops the byte order mark, newline="" keeps \r\n inside quotes
     with open(inp(name), encoding="utf-8-sig", newline="") as f:
-        return list(csv.DictReader(f))
+        return list(csv.DictReader(f, delimiter=delimiter))
+
+
+def read_json_array(name):
+    # what datasets.load_dataset("json") makes of a file holding one array of
+    # objects (Alpaca's data.json); json.load when datasets is not installed
+    try:
+        import datasets
+        ds = datasets.load_dataset("json", data_files=inp(name), split="train")
+        rows = [dict(r) for r in ds]
+    except ImportError:
+        with open(inp(name), encoding="utf-8") as f:
+            rows = json.load(f)
+    return [{k: json_text(v) for k, v in r.items()} for r in rows]
 
 
 def json_text(v):
@@ -106,6 +122,26 @@ def decoded(docs, skip_special):
     return out
 
 
+def block_prompts(docs, seq_len):
+    """The prompts --decode --prompts prints for blocks that tk-pack (no
+    --shuffle, no eval split) cuts from docs: group_texts' stream cut every
+    seq_len tokens, the remainder dropped; a document's prompt is printed
+    when the document starts inside a block after its first token and the
+    prompt ends before the block does."""
+    stream_len, out = 0, []
+    starts = []
+    for text, prompt in docs:
+        ids, n_prompt = encode(text, prompt)
+        starts.append((stream_len, n_prompt, prompt))
+        stream_len += len(ids)
+    n_blocks = stream_len // seq_len
+    for o, n_prompt, prompt in starts:
+        b, pos = divmod(o, seq_len)
+        if b < n_blocks and pos > 0 and n_prompt and o + n_prompt < (b + 1) * seq_len:
+            out.append(prompt)
+    return out
+
+
 def plain(texts):
     return [(t, None) for t in texts]
 
@@ -117,6 +153,11 @@ qa_jsonl = read_jsonl("qa.jsonl")
 split_jsonl = read_jsonl("split.jsonl")
 lines = plain(split_lines(read_text("lines.txt")))
 TMPL = "Quote: {quote}\nAuthor: {author}"
+alpaca = read_json_array("alpaca.json")
+semicolon = read_csv("semicolon.csv", delimiter=";")
+qa_tsv = read_csv("qa.tsv", delimiter="\t")
+# --prompt-template 'Instruction: {instruction}\nInput: {input}\nResponse:\n'
+PROMPT = "Instruction: {instruction}\nInput: {input}\nResponse:\n"
 
 cases = {
     "csv-ids": ids_lines(plain(r["quote"] for r in quotes_csv)),
@@ -143,6 +184,15 @@ cases = {
     "stats-shard": stats(lines),
     "decode": decoded(lines, skip_special=False),
     "multi-file-ids": ids_lines(plain(r["quote"] for r in quotes_csv + quotes_jsonl)),
+    "json-array-ids": ids_lines(plain(r["output"] for r in alpaca)),
+    "json-array-prompt-template": ids_lines([(PROMPT.format(**r) + r["output"], PROMPT.format(**r))
+                                             for r in alpaca], show_mask=True),
+    "csv-delimiter": ids_lines([(r["instruction"] + r["output"], r["instruction"])
+                                for r in semicolon], show_mask=True),
+    "decode-prompts": "".join(PROMPT.format(**r) + "|" for r in alpaca),
+    "decode-prompts-blocks": "".join(p + "|" for p in block_prompts(
+        [(PROMPT.format(**r) + r["output"], PROMPT.format(**r)) for r in alpaca], 32)),
+    "tsv-template-ids": ids_lines(plain("{instruction} -> {output}".format(**r) for r in qa_tsv)),
 }
 
 os.makedirs(OUT, exist_ok=True)

@@ -481,7 +481,7 @@ static void test_axpy_scale_sumsq(void)
 /* As HF computes the angle: fp32 inverse frequency, fp32 product with the
  * position; the rotation itself in double. */
 static void ref_rope(double *y, const double *x, const int32_t *pos, int rows, int heads, int d,
-		     float theta, int inverse)
+		     float theta, double scale, int inverse)
 {
 	int half = d / 2;
 	for (int r = 0; r < rows; r++)
@@ -489,8 +489,8 @@ static void ref_rope(double *y, const double *x, const int32_t *pos, int rows, i
 			for (int i = 0; i < half; i++) {
 				float inv = 1.0f / powf(theta, (float)(2 * i) / (float)d);
 				float ang = (float)pos[r] * inv;
-				double c = cos((double)ang);
-				double s = sin((double)ang) * (inverse ? -1 : 1);
+				double c = cos((double)ang) * scale;
+				double s = sin((double)ang) * scale * (inverse ? -1 : 1);
 				size_t o = ((size_t)r * heads + h) * d;
 				double a = x[o + i], b = x[o + i + half];
 				y[o + i] = a * c - b * s;
@@ -498,18 +498,70 @@ static void ref_rope(double *y, const double *x, const int32_t *pos, int rows, i
 			}
 }
 
+/* The plain RoPE table tk_rope takes: 1 / theta^(2i/d). */
+static const float *inv_table(int d, float theta)
+{
+	static float inv[64];
+	for (int i = 0; i < d / 2; i++)
+		inv[i] = tk_rope_inv_freq(i, d, theta);
+	return inv;
+}
+
 enum { RROWS = 5, RHEADS = 3, RD = 10 };
 
 struct rope_ctx {
 	const int32_t *pos;
 	double *r, *y;
+	double scale;
 };
 
 static double rope_loss(void *vctx, double *x)
 {
 	struct rope_ctx *c = vctx;
-	ref_rope(c->y, x, c->pos, RROWS, RHEADS, RD, 10000.0f, 0);
+	ref_rope(c->y, x, c->pos, RROWS, RHEADS, RD, 10000.0f, c->scale, 0);
 	return wsum(c->r, c->y, RROWS * RHEADS * RD);
+}
+
+/* NEFTune's noise: within [-mag, mag), mean 0 and variance mag^2 / 3 as
+ * a uniform's (n = 2^20: the sample variance is within 0.5% of it with
+ * overwhelming odds, the mean within 0.005 mag), the same on 1 and 2
+ * threads and for the same key, another stream for another key, and
+ * added to what x held. */
+static void test_add_noise(void)
+{
+	size_t n = 1u << 20;
+	float mag = 5.0f / sqrtf(512.0f * 576.0f);
+	float *a = calloc(n, sizeof(float)), *b = calloc(n, sizeof(float));
+	TT_REQUIRE(a && b, "out of memory");
+	TT_REQUIRE(tk_add_noise(&be1, a, n, 42, mag) == 0 && tk_add_noise(&be2, b, n, 42, mag) == 0,
+		   "add_noise failed");
+	TT_CHECK(!memcmp(a, b, n * sizeof(float)), "threads change the noise");
+	double sum = 0, sq = 0, lo = 1, hi = -1;
+	for (size_t i = 0; i < n; i++) {
+		sum += a[i];
+		sq += (double)a[i] * a[i];
+		lo = a[i] < lo ? a[i] : lo;
+		hi = a[i] > hi ? a[i] : hi;
+	}
+	double mean = sum / (double)n, var = sq / (double)n - mean * mean;
+	double want = (double)mag * mag / 3.0;
+	TT_CHECK(lo >= -mag && hi < mag && lo < -0.999 * mag && hi > 0.999 * mag,
+		 "range [%g, %g] of +-%g", lo, hi, mag);
+	TT_CHECK(fabs(mean) < 0.005 * mag, "mean %g of +-%g", mean, mag);
+	TT_CHECK(fabs(var / want - 1) < 0.005, "variance %g, a uniform's %g", var, want);
+	memset(b, 0, n * sizeof(float));
+	TT_REQUIRE(tk_add_noise(&be1, b, n, 43, mag) == 0, "add_noise failed");
+	size_t same = 0;
+	for (size_t i = 0; i < n; i++)
+		same += a[i] == b[i];
+	TT_CHECK(same < n / 1000, "keys 42 and 43 agree on %zu of %zu", same, n);
+	for (size_t i = 0; i < n; i++)
+		b[i] = 1.0f;
+	TT_REQUIRE(tk_add_noise(&be2, b, n, 42, mag) == 0, "add_noise failed");
+	for (size_t i = 0; i < n; i += 4099)
+		TT_CHECK(b[i] == 1.0f + a[i], "x[%zu]: %g, not 1 + %g", i, b[i], a[i]);
+	free(a);
+	free(b);
 }
 
 static void test_rope(void)
@@ -520,23 +572,33 @@ static void test_rope(void)
 	double xd[N], yd[N], rd[N], gd[N];
 	fill(x, N, 1.0);
 	to_double(xd, x, N);
-	ref_rope(yd, xd, pos, RROWS, RHEADS, RD, 10000.0f, 0);
-	memcpy(y, x, sizeof(x));
-	TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, RHEADS, RD, 10000.0f, 0) == 0, "fwd");
-	CHECK_CLOSE(y, yd, N, 1e-6, 1e-5, "rope");
-	/* backward: the gradient of sum(R * rope(x)) is the inverse rotation of R */
-	fill(dy, N, 1.0);
-	to_double(rd, dy, N);
-	struct rope_ctx c = { pos, rd, yd };
-	fd_grad(rope_loss, &c, xd, N, gd);
-	TT_REQUIRE(tk_rope(&be2, dy, pos, RROWS, RHEADS, RD, 10000.0f, 1) == 0, "bwd");
-	CHECK_CLOSE(dy, gd, N, 1e-5, 1e-4, "rope bwd");
+	/* scale 1 (plain RoPE) and 1.2 (YaRN's attention factor: cos and sin
+	 * scaled, so the backward is scaled too) */
+	for (int k = 0; k < 2; k++) {
+		float scale = k ? 1.2f : 1.0f;
+		ref_rope(yd, xd, pos, RROWS, RHEADS, RD, 10000.0f, scale, 0);
+		memcpy(y, x, sizeof(x));
+		TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, RHEADS, RD, inv_table(RD, 10000.0f), scale,
+				   0) == 0, "fwd");
+		CHECK_CLOSE(y, yd, N, 1e-6, 1e-5, "rope");
+		/* backward: the gradient of sum(R * rope(x)) is the transpose of R */
+		fill(dy, N, 1.0);
+		to_double(rd, dy, N);
+		struct rope_ctx c = { pos, rd, yd, scale };
+		fd_grad(rope_loss, &c, xd, N, gd);
+		TT_REQUIRE(tk_rope(&be2, dy, pos, RROWS, RHEADS, RD, inv_table(RD, 10000.0f),
+				   scale, 1) == 0, "bwd");
+		CHECK_CLOSE(dy, gd, N, 1e-5, 1e-4, "rope bwd");
+	}
 	/* Llama-3's theta and an odd number of pairs */
-	ref_rope(yd, xd, pos, RROWS, 1, 6, 500000.0f, 0);
+	ref_rope(yd, xd, pos, RROWS, 1, 6, 500000.0f, 1.0, 0);
 	memcpy(y, x, sizeof(x));
-	TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, 1, 6, 500000.0f, 0) == 0, "fwd theta");
+	TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, 1, 6, inv_table(6, 500000.0f), 1.0f, 0) == 0,
+		   "fwd theta");
 	CHECK_CLOSE(y, yd, RROWS * 6, 1e-6, 1e-5, "rope theta 500000");
-	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 5, 10000.0f, 0) == TK_E_INVAL, "odd head_dim");
+	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 5, inv_table(6, 1e4f), 1.0f, 0) == TK_E_INVAL,
+		 "odd head_dim");
+	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 6, NULL, 1.0f, 0) == TK_E_INVAL, "no table");
 }
 
 /* ---- attention ---- */
@@ -1121,6 +1183,7 @@ int main(void)
 	TT_RUN(test_expf_poly);
 	TT_RUN(test_bias);
 	TT_RUN(test_axpy_scale_sumsq);
+	TT_RUN(test_add_noise);
 	TT_RUN(test_rope);
 	TT_RUN(test_attention_gqa);
 	TT_RUN(test_attention_mha);

@@ -141,17 +141,45 @@ static void test_unsupported_and_bad(void)
 {
 	const int U = TK_E_UNSUPPORTED, F = TK_E_FORMAT;
 	unsupported("{\"model_type\": \"falcon\"}", U,
-		    "model_type 'falcon' is not supported (tk reads gpt2, llama, mistral, qwen2)");
-	unsupported("{\"n_layer\": 2}", F, "no model_type (tk reads gpt2, llama, mistral, qwen2)");
+		    "model_type 'falcon' is not supported (tk reads gpt2, llama, mistral, qwen2, "
+		    "qwen3, smollm3)");
+	unsupported("{\"n_layer\": 2}", F,
+		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3)");
+	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"su\", "
+		    "\"factor\": 8.0}}",
+		    U, "rope_scaling with rope_type 'su'");
+	unsupported("{\"model_type\": \"qwen2\", \"rope_parameters\": {\"rope_type\": "
+		    "\"proportional\", \"rope_theta\": 10000.0}}",
+		    U, "rope_parameters with rope_type 'proportional'");
+	/* the keys transformers reads for a scaling */
 	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"llama3\", "
 		    "\"factor\": 8.0}}",
-		    U, "rope_scaling with rope_type 'llama3'");
-	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"type\": \"linear\", "
-		    "\"factor\": 2.0}}",
-		    U, "rope_scaling with rope_type 'linear'");
-	unsupported("{\"model_type\": \"qwen2\", \"rope_parameters\": {\"rope_type\": \"yarn\", "
-		    "\"rope_theta\": 10000.0}}",
-		    U, "rope_parameters with rope_type 'yarn'");
+		    F, "rope_scaling.low_freq_factor is missing (rope_type 'llama3' needs it)");
+	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"type\": \"linear\"}}", F,
+		    "rope_scaling.factor is missing (rope_type 'linear' needs it)");
+	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"factor\": 2.0}}", F,
+		    "rope_scaling: no rope_type");
+	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"type\": \"dynamic\", "
+		    "\"factor\": \"2\"}}",
+		    F, "rope_scaling.factor: expected a positive number");
+	unsupported("{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, "
+		    "\"rope_parameters\": {\"rope_type\": \"longrope\", \"long_factor\": [1, 2], "
+		    "\"short_factor\": [1, 1]}}",
+		    F, "rope long_factor and short_factor have 2 numbers, not head_dim / 2 = 8");
+	unsupported("{\"model_type\": \"llama\", \"rope_parameters\": {\"rope_type\": "
+		    "\"longrope\", \"long_factor\": [1, 2], \"short_factor\": [1]}}",
+		    F, "long_factor and short_factor differ in length");
+	unsupported("{\"model_type\": \"llama\", \"rope_parameters\": {\"rope_type\": \"yarn\", "
+		    "\"factor\": 4, \"attention_factor\": 0}}",
+		    F, "rope_parameters.attention_factor: expected a positive number");
+	unsupported("{\"model_type\": \"qwen3\", \"use_sliding_window\": true}", U,
+		    "use_sliding_window=true");
+	unsupported("{\"model_type\": \"smollm3\", \"num_hidden_layers\": 2, "
+		    "\"no_rope_layers\": [1, 0, 1]}",
+		    F, "no_rope_layers: expected a list of 2 zeros and ones (one per layer)");
+	unsupported("{\"model_type\": \"smollm3\", \"num_hidden_layers\": 2, "
+		    "\"no_rope_layers\": [1, 2]}",
+		    F, "no_rope_layers: expected a list of 2 zeros and ones");
 	unsupported("{\"model_type\": \"llama\", \"partial_rotary_factor\": 0.5}", U,
 		    "partial_rotary_factor");
 	unsupported("{\"model_type\": \"gpt2\", \"scale_attn_by_inverse_layer_idx\": true}", U,

@@ -517,6 +517,8 @@ static void test_export_roundtrip(void)
 	roundtrip("llama", TK_GGML_F32, TK_DT_F32);
 	roundtrip("qwen2", TK_GGML_F32, TK_DT_F32);
 	roundtrip("gpt2", TK_GGML_F32, TK_DT_F32);
+	roundtrip("qwen3", TK_GGML_F32, TK_DT_F32);   /* attn_q_norm, attn_k_norm, head_dim */
+	roundtrip("qwen3", TK_GGML_BF16, TK_DT_BF16);
 	roundtrip("llama", TK_GGML_BF16, TK_DT_BF16); /* the fixture's weights are BF16 */
 	roundtrip("gpt2", TK_GGML_F16, TK_DT_F16);    /* and F16 */
 	TT_CHECK(!stray_entries(NULL), "output left behind");
@@ -613,14 +615,22 @@ static void test_export_errors(void)
 	snprintf(g, sizeof(g), "%s", tmp("e.gguf"));
 	snprintf(dir, sizeof(dir), "%s", tmp("e"));
 	snprintf(src, sizeof(src), "%s/llama", tt_fixture("models"));
+	char a[4096], b[4096];
 	int rc = export(tmp("nonexistent"), g, TK_GGML_F32, 0, &d);
 	TT_CHECK(rc == TK_E_IO && strstr(d.path, "nonexistent"), "no model: %d %s: %s", rc, d.path,
 		 d.msg);
 	rc = export(src, g, TK_GGML_Q4_K, 0, &d);
 	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "Q8_0"), "q4_k: %d %s", rc, d.msg);
+	/* a rotary scaling is refused, not exported as plain RoPE */
+	snprintf(a, sizeof(a), "%s/rope-llama3", tt_fixture("models"));
+	rc = export(a, g, TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "rope_type"), "llama3 rope: %d %s", rc,
+		 d.msg);
+	snprintf(a, sizeof(a), "%s/smollm3", tt_fixture("models"));
+	rc = export(a, g, TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "smollm3"), "smollm3: %d %s", rc, d.msg);
 	/* a tokenizer export does not handle */
 	TT_REQUIRE(!mkdir(dir, 0755), "mkdir");
-	char a[4096], b[4096];
 	for (int i = 0; i < 2; i++) {
 		const char *f = i ? "model.safetensors" : "config.json";
 		snprintf(a, sizeof(a), "%s/%s", src, f);

@@ -131,12 +131,67 @@ static void test_errors(void)
 	TT_CHECK(rc == TK_E_IO, "%d", rc);
 }
 
+/* The split --eval-data reads: eval-*.tks when a directory has them, else
+ * its train-*.tks; a file is read whatever its name. */
+static void test_eval_split(void)
+{
+	char d1[512], d2[512], f[600];
+	snprintf(d1, sizeof(d1), "%s/only-train", tt_tmpdir());
+	snprintf(d2, sizeof(d2), "%s/with-eval", tt_tmpdir());
+	mkdir(d1, 0777);
+	mkdir(d2, 0777);
+	snprintf(f, sizeof(f), "%s/train-00000.tks", d1);
+	write_blocks(f, fp_a, TK_SHARD_BLOCKS, 2, 0, 0);
+	snprintf(f, sizeof(f), "%s/eval-00000.tks", d2);
+	write_blocks(f, fp_a, TK_SHARD_BLOCKS, 1, 0, 0);
+	TT_CHECK(!strcmp(tk_data_eval_split(d1), "train"), "only train: %s", tk_data_eval_split(d1));
+	TT_CHECK(!strcmp(tk_data_eval_split(d2), "eval"), "with eval: %s", tk_data_eval_split(d2));
+	TT_CHECK(!strcmp(tk_data_eval_split(f), "train"), "a file");
+	struct tk_data dt;
+	struct tk_diag d;
+	TT_CHECK(tk_data_load(&dt, d1, tk_data_eval_split(d1), 0, NULL, &d) == 0 && dt.n_blocks == 2,
+		 "%s", d.msg);
+	tk_data_free(&dt);
+}
+
+/* An --init config without vocab_size takes the tokenizer's length; one
+ * with it keeps its own. */
+static void test_init_vocab(void)
+{
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg), "%s/init.json", tt_tmpdir());
+	FILE *fp = fopen(cfg, "w");
+	TT_REQUIRE(fp, "fopen");
+	fputs("{\"model_type\": \"llama\", \"hidden_size\": 16, \"num_hidden_layers\": 1, "
+	      "\"num_attention_heads\": 2, \"intermediate_size\": 32}", fp);
+	fclose(fp);
+	struct tk_model_config c;
+	struct tk_diag d;
+	int taken = -1;
+	TT_REQUIRE(tk_config_load(&c, cfg, &d) == 0, "%s", d.msg);
+	TT_CHECK(c.vocab_size == 32000, "the family's default: %d", c.vocab_size);
+	int rc = tk_data_init_vocab(&c, cfg, tt_fixture("gpt2"), &taken, &d);
+	TT_CHECK(rc == 0 && taken == 1 && c.vocab_size == 50257, "rc %d taken %d vocab %d %s", rc,
+		 taken, c.vocab_size, d.msg);
+	c.vocab_size = 32000;
+	rc = tk_data_init_vocab(&c, cfg, NULL, &taken, &d);
+	TT_CHECK(rc == 0 && taken == 0 && c.vocab_size == 32000, "no tokenizer: %d", c.vocab_size);
+	char model[4096];
+	snprintf(model, sizeof(model), "%s", tt_fixture("train/model")); /* one static buffer */
+	rc = tk_data_init_vocab(&c, model, tt_fixture("gpt2"), &taken, &d);
+	TT_CHECK(rc == 0 && taken == 0 && c.vocab_size == 32000, "given: rc %d taken %d", rc, taken);
+	rc = tk_data_init_vocab(&c, cfg, tt_fixture("input/notjson.jsonl"), &taken, &d);
+	TT_CHECK(rc == TK_E_FORMAT, "a bad tokenizer: rc %d", rc);
+}
+
 int main(void)
 {
 	setup();
 	TT_RUN(test_load_and_labels);
 	TT_RUN(test_order);
 	TT_RUN(test_errors);
+	TT_RUN(test_eval_split);
+	TT_RUN(test_init_vocab);
 	tk_afile_rmtree(tt_tmpdir());
 	return tt_done();
 }

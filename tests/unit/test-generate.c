@@ -80,14 +80,18 @@ static void test_cache_matches_full_forward(void)
 
 /* Greedy continuations against transformers' generate(do_sample=False),
  * tests/parity/gen-generate-fixtures.py. */
-static void test_greedy_matches_transformers(void)
+/* Greedy generation of every case of fixture file (made by
+ * tests/parity/gen-generate-fixtures.py) against transformers' generate();
+ * the KV cache holds the longest case (past max_position_embeddings for
+ * dynamic NTK, as transformers goes on). */
+static void greedy_cases(const char *file, int want_cases)
 {
 	struct tk_buf buf = { 0 };
 	struct tk_diag d;
 	cJSON *j, *c;
 	int ncase = 0;
 
-	TT_REQUIRE(tk_read_file(tt_fixture("generate/greedy.json"), &buf, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_read_file(tt_fixture(file), &buf, &d) == 0, "%s", d.msg);
 	j = cJSON_Parse(buf.data);
 	tk_buf_free(&buf);
 	TT_REQUIRE(j, "bad JSON");
@@ -109,11 +113,15 @@ static void test_greedy_matches_transformers(void)
 		TT_REQUIRE(tk_generate_eos_ids(tt_fixture(dir), eos, 8, &neos, &d) == 0, "%s", d.msg);
 		tk_generate_opts_init(&go);
 		go.max_new_tokens = cJSON_GetObjectItem(c, "max_new_tokens")->valueint;
-		go.repetition_penalty = cJSON_GetObjectItem(c, "repetition_penalty")->valuedouble;
+		if (cJSON_GetObjectItem(c, "repetition_penalty"))
+			go.repetition_penalty =
+				cJSON_GetObjectItem(c, "repetition_penalty")->valuedouble;
 		go.eos = eos;
 		go.n_eos = neos;
 		cJSON_ArrayForEach(it, p) prompt[np++] = (uint32_t)it->valueint;
-		TT_REQUIRE(tk_infer_new(&s, &m, m.cfg.max_pos, &d) == 0, "%s", d.msg);
+		int ctx = np + go.max_new_tokens > m.cfg.max_pos ? np + go.max_new_tokens
+								 : m.cfg.max_pos;
+		TT_REQUIRE(tk_infer_new(&s, &m, ctx, &d) == 0, "%s", d.msg);
 		TT_CHECK(tk_generate(s, &go, prompt, np, NULL, NULL, &out, &why, &d) == 0, "%s",
 			 d.msg);
 		TT_CHECK(out.n == (size_t)cJSON_GetArraySize(o), "%s: %zu tokens, want %d", name,
@@ -131,7 +139,19 @@ static void test_greedy_matches_transformers(void)
 		tk_backend_free(&be);
 	}
 	cJSON_Delete(j);
-	TT_CHECK(ncase == 18, "%d cases", ncase);
+	TT_CHECK(ncase == want_cases, "%d cases", ncase);
+}
+
+static void test_greedy_matches_transformers(void)
+{
+	greedy_cases("generate/greedy.json", 18);
+}
+
+/* Qwen3, SmolLM3 and the rotary scalings, 40 tokens past an 11-token prompt:
+ * decoding crosses the original context of 32 */
+static void test_greedy_families(void)
+{
+	greedy_cases("generate/greedy-families.json", 14);
 }
 
 static void test_eos_ids(void)
@@ -640,6 +660,7 @@ int main(void)
 {
 	TT_RUN(test_cache_matches_full_forward);
 	TT_RUN(test_greedy_matches_transformers);
+	TT_RUN(test_greedy_families);
 	TT_RUN(test_eos_ids);
 	TT_RUN(test_processors);
 	TT_RUN(test_sampling);

@@ -518,6 +518,127 @@ static void test_csv_big_field(void)
 	}
 }
 
+/* A file holding one array of objects reads as JSONL does: each record an
+ * example numbered by the line where it starts, records spanning lines or
+ * sharing one, strings holding brackets, braces and escaped quotes. */
+static void test_json_array(void)
+{
+	char got[512];
+	struct tk_diag d;
+	struct tk_input_opts o = { 0 };
+	int rc = slurp(PUT("arr.json", "\xEF\xBB\xBF\n [\n  {\"text\": \"a ] } [ {\",\n   \"n\": 1},"
+			   " {\"text\": \"b \\\"}\\\" \\\\\"}\r\n, {\n\"text\"\n:\n\"c\"\n}\n]\n\n"), &o,
+		       got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[a ] } [ {|0@3]\n[b \"}\" \\|0@4]\n[c|0@5]"),
+		 "rc %d %s got %s", rc, d.msg, got);
+	rc = slurp(PUT("one.json", "[{\"text\":\"x\"},{\"text\":\"y\"}]"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[x|0@1]\n[y|0@1]"), "rc %d %s got %s", rc, d.msg, got);
+	rc = slurp(PUT("empty.json", " [ ]\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !got[0], "rc %d %s got %s", rc, d.msg, got);
+	struct tk_input_opts p = { .prompt_tmpl = "Q: {q}\\n", .response = "a" };
+	rc = slurp(PUT("pa.json", "[{\"q\": \"1+1?\", \"a\": 2},\n {\"q\": \"x\", \"a\": \"y\"}]"), &p,
+		   got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[Q: 1+1?\n2|8@1]\n[Q: x\ny|5@2]"), "rc %d %s got %s", rc,
+		 d.msg, got);
+}
+
+static void test_json_array_errors(void)
+{
+	static const struct {
+		const char *src, *msg;
+		long long line;
+	} bad[] = {
+		{ "[\n{\"text\": \"a\"},\n{\"x\": \"b\"}]", "record 2: no field 'text' (fields: x)", 3 },
+		{ "[\n{\"text\": \"a\"},\n{\"text\":\n tru}]", "record 2: not JSON", 4 },
+		{ "[{\"text\": \"a\"}, 3]", "record 2: not a JSON object (an array of objects "
+		  "expected)", 1 },
+		{ "[{\"text\": \"a\"}\n{\"text\": \"b\"}]", "not JSON (',' or ']' expected after "
+		  "record 1)", 2 },
+		{ "[{\"text\": \"a\"},\n]", "not JSON (a comma before the closing ])", 2 },
+		{ "[{\"text\": \"a\"},\n{\"text\": \"b\"}", "not JSON (the array never ends: ']' "
+		  "expected)", 2 },
+		{ "[{\"text\": \"a\"},\n{\"text\": \"b]\n", "record 2: not JSON (it never ends)", 2 },
+		{ "[{\"text\": \"a\"}]\n[]", "text after the JSON array (one array of objects, or "
+		  "one object per line, expected)", 2 },
+		{ "[{\"text\": \"a\", \"text\": \"b\"}]", "record 1: field 'text' given twice", 1 },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char got[256];
+		struct tk_diag d;
+		struct tk_input_opts o = { 0 };
+		int rc = slurp(put("bad.json", bad[i].src, strlen(bad[i].src)), &o, got, sizeof(got),
+			       &d);
+		TT_CHECK(rc == TK_E_FORMAT && d.line == bad[i].line && !strcmp(d.msg, bad[i].msg) &&
+			 strstr(d.path, "bad.json"), "%zu: rc %d line %lld %s", i, rc, d.line, d.msg);
+	}
+}
+
+/* Each half of a prompt/response pair from a column or a template; the
+ * prompt's bytes are prompt_len, nothing is put between the two. */
+static void test_pair_templates(void)
+{
+	const char *p = PUT("pt.csv", "q,a,x\nWhat?,This.,{y}\n");
+	char got[256];
+	struct tk_diag d;
+	struct tk_input_opts o = { .prompt_tmpl = "Q: {q}\\n{{{x}}}\\n", .response_tmpl = "A: {a}{q}" };
+	int rc = slurp(p, &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[Q: What?\n{{y}}\nA: This.What?|15@2]"), "rc %d %s got %s",
+		 rc, d.msg, got);
+	struct tk_input_opts o2 = { .prompt = "q", .response_tmpl = " -> {a}" };
+	rc = slurp(p, &o2, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[What? -> This.|5@2]"), "rc %d %s got %s", rc, d.msg, got);
+	struct tk_input_opts o3 = { .prompt_tmpl = "{q}\\n", .response = "a" };
+	rc = slurp(p, &o3, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[What?\nThis.|6@2]"), "rc %d %s got %s", rc, d.msg, got);
+	struct tk_input_opts e1 = { .prompt_tmpl = "{qq}", .response = "a" };
+	rc = slurp(p, &e1, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && !strcmp(d.msg, "no column 'qq' (columns: q, a, x)"), "rc %d %s",
+		 rc, d.msg);
+	struct tk_input_opts e2 = { .prompt_tmpl = "{q}", .prompt = "q", .response = "a" };
+	rc = slurp(p, &e2, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "column or a template, not both"), "rc %d %s", rc,
+		 d.msg);
+	struct tk_input_opts e3 = { .response_tmpl = "{a}" };
+	rc = slurp(p, &e3, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "needs a response"), "rc %d %s", rc, d.msg);
+	struct tk_input_opts e4 = { .response_tmpl = "{a", .prompt = "q" };
+	rc = slurp(p, &e4, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && !strncmp(d.msg, "response template: unclosed {", 29), "rc %d %s",
+		 rc, d.msg);
+	struct tk_input_opts e5 = { .tmpl = "{a}", .prompt_tmpl = "{q}", .response = "a" };
+	rc = slurp(p, &e5, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "choose one"), "rc %d %s", rc, d.msg);
+}
+
+/* --delimiter, a tab for .tsv, and the advice when the header holds another. */
+static void test_csv_delimiter(void)
+{
+	char got[256];
+	struct tk_diag d;
+	struct tk_input_opts o = { .column = "b", .delimiter = ';' };
+	int rc = slurp(PUT("sc.csv", "a;b\n\"x;y\";\"1,2\"\n"), &o, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[1,2|0@2]"), "rc %d %s got %s", rc, d.msg, got);
+	struct tk_input_opts t = { .column = "b" };
+	rc = slurp(PUT("t.tsv", "a\tb\nx y\t 1,2\n"), &t, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[ 1,2|0@2]"), "rc %d %s got %s", rc, d.msg, got);
+	TT_CHECK(tk_input_format_of("x.TSV") == TK_INPUT_CSV, "format of .tsv");
+	rc = slurp(PUT("sc2.csv", "a;b\n1;2\n"), &t, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && !strcmp(d.msg, "no column 'b' (columns: a;b); the header looks "
+					     "';'-separated: try --delimiter ';'"), "rc %d %s", rc, d.msg);
+	rc = slurp(PUT("tab.csv", "a\tb\n1\t2\n"), &t, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "looks tab-separated: try --delimiter '\\t'"),
+		 "rc %d %s", rc, d.msg);
+	struct tk_input_opts none = { 0 };
+	rc = slurp(PUT("sc3.csv", "a|b|c\n1|2|3\n"), &none, got, sizeof(got), &d);
+	TT_CHECK(rc == 0 && !strcmp(got, "[1|2|3|0@2]"), "one column: rc %d %s", rc, d.msg);
+	rc = slurp(PUT("sc4.csv", "a,b\n1,2\n"), &t, got, sizeof(got), &d);
+	TT_CHECK(rc == 0, "rc %d %s", rc, d.msg);
+	struct tk_input_opts pipe = { .column = "z", .delimiter = '|' };
+	rc = slurp(PUT("sc5.csv", "a,b\n1,2\n"), &pipe, got, sizeof(got), &d);
+	TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, "(columns: a,b); the header looks ','-separated"),
+		 "rc %d %s", rc, d.msg);
+}
+
 int main(void)
 {
 	TT_RUN(test_csv_rfc4180);
@@ -539,5 +660,9 @@ int main(void)
 	TT_RUN(test_jsonl_duplicate);
 	TT_RUN(test_jsonl_lines);
 	TT_RUN(test_csv_big_field);
+	TT_RUN(test_json_array);
+	TT_RUN(test_json_array_errors);
+	TT_RUN(test_pair_templates);
+	TT_RUN(test_csv_delimiter);
 	return tt_done();
 }

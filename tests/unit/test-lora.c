@@ -28,8 +28,10 @@ struct fix {
 
 static const char *base_of(const char *name)
 {
-	return !strncmp(name, "gpt2", 4) ? "models/gpt2" : !strncmp(name, "llama", 5) ? "models/llama"
-											 : "models/qwen2";
+	return !strncmp(name, "gpt2", 4)    ? "models/gpt2"
+	       : !strncmp(name, "llama", 5) ? "models/llama"
+	       : !strncmp(name, "qwen3", 5) ? "models/qwen3"
+					    : "models/qwen2";
 }
 
 static void fix_free(struct fix *f)
@@ -232,6 +234,13 @@ static void test_parity_llama_qv(void) { parity("llama-qv"); }
 static void test_parity_llama_all(void) { parity("llama-all"); }
 static void test_parity_llama_seven(void) { parity("llama-seven"); }
 static void test_parity_qwen2_qkv(void) { parity("qwen2-qkv"); }
+/* Qwen3: peft's default targets; every linear layer with q_norm/k_norm in
+ * modules_to_save */
+static void test_parity_qwen3(void)
+{
+	parity("qwen3-default");
+	parity("qwen3-all");
+}
 
 /* merge_and_unload(): every merged tensor against peft's. */
 static void merge(const char *name)
@@ -272,6 +281,7 @@ static void merge(const char *name)
 
 static void test_merge_gpt2(void) { merge("gpt2-all"); }
 static void test_merge_llama(void) { merge("llama-seven"); }
+static void test_merge_qwen3(void) { merge("qwen3-all"); }
 
 /* Gradients of every trainable tensor, concatenated. */
 static float *all_grads(struct tk_model *m, size_t *n)
@@ -461,10 +471,12 @@ int main(void)
 	TT_RUN(test_parity_llama_all);
 	TT_RUN(test_parity_llama_seven);
 	TT_RUN(test_parity_qwen2_qkv);
+	TT_RUN(test_parity_qwen3);
 	TT_RUN(test_qlora_llama_nf4_dq);
 	TT_RUN(test_qlora_gpt2_fp4);
 	TT_RUN(test_merge_gpt2);
 	TT_RUN(test_merge_llama);
+	TT_RUN(test_merge_qwen3);
 	TT_RUN(test_checkpointing_dropout);
 	TT_RUN(test_dropout_gradient);
 	TT_RUN(test_attach_fresh);

@@ -31,7 +31,9 @@
 #define TOL_LOSS 1e-5
 #define TOL_GRAD 1e-4
 
-static const char *NAMES[] = { "gpt2", "llama", "qwen2" };
+static const char *NAMES[] = { "gpt2",        "llama",        "qwen2",         "qwen3",
+			       "smollm3",     "rope-llama3",  "rope-linear",   "rope-yarn",
+			       "rope-longrope", "rope-dynamic" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
 static struct tk_backend be;
@@ -220,6 +222,30 @@ static void test_parity_llama(void)
 static void test_parity_qwen2(void)
 {
 	parity("qwen2");
+}
+
+/* Qwen3: per-head q_norm/k_norm, head_dim 16 apart from 48 / 6 heads */
+static void test_parity_qwen3(void)
+{
+	parity("qwen3");
+}
+
+/* SmolLM3: layer 1 of 2 without RoPE (no_rope_layers), tied embeddings */
+static void test_parity_smollm3(void)
+{
+	parity("smollm3");
+}
+
+/* The rotary scalings on 40 tokens, past the original context of 32
+ * (llama3, yarn, longrope: its long factors) or max_position_embeddings 32
+ * (dynamic NTK: the table transformers grows to on a first forward of 40) */
+static void test_parity_rope(void)
+{
+	parity("rope-llama3");
+	parity("rope-linear");
+	parity("rope-yarn");
+	parity("rope-longrope");
+	parity("rope-dynamic");
 }
 
 /* One forward + backward of m on ids/targets [B, T] from zeroed
@@ -498,7 +524,11 @@ static void round_trip(const char *name)
 		 m2.cfg.n_kv_head == f.m.cfg.n_kv_head &&
 		 m2.cfg.tie_embeddings == f.m.cfg.tie_embeddings &&
 		 m2.cfg.rope_theta == f.m.cfg.rope_theta && m2.cfg.norm_eps == f.m.cfg.norm_eps &&
-		 m2.cfg.attn_bias == f.m.cfg.attn_bias, "config changed in the round trip");
+		 m2.cfg.attn_bias == f.m.cfg.attn_bias && m2.cfg.qk_norm == f.m.cfg.qk_norm &&
+		 m2.cfg.head_dim == f.m.cfg.head_dim &&
+		 !memcmp(m2.cfg.no_rope, f.m.cfg.no_rope, sizeof(m2.cfg.no_rope)) &&
+		 !memcmp(&m2.cfg.rope, &f.m.cfg.rope, sizeof(m2.cfg.rope)),
+		 "config changed in the round trip");
 	TT_CHECK(!strcmp(m2.cfg.torch_dtype, "float32"), "torch_dtype %s", m2.cfg.torch_dtype);
 	/* the tied head is not saved, an untied one is */
 	{
@@ -530,6 +560,22 @@ static void test_round_trip_llama(void)
 static void test_round_trip_qwen2(void)
 {
 	round_trip("qwen2");
+}
+
+static void test_round_trip_qwen3(void)
+{
+	round_trip("qwen3");
+	round_trip("smollm3");
+}
+
+/* each scaling's keys are written back as they were read */
+static void test_round_trip_rope(void)
+{
+	round_trip("rope-llama3");
+	round_trip("rope-linear");
+	round_trip("rope-yarn");
+	round_trip("rope-longrope");
+	round_trip("rope-dynamic");
 }
 
 /* Writes dir/ with the fixture's config.json and a model.safetensors holding
@@ -923,12 +969,17 @@ int main(void)
 	TT_RUN(test_parity_gpt2);
 	TT_RUN(test_parity_llama);
 	TT_RUN(test_parity_qwen2);
+	TT_RUN(test_parity_qwen3);
+	TT_RUN(test_parity_smollm3);
+	TT_RUN(test_parity_rope);
 	TT_RUN(test_chunked_rows);
 	TT_RUN(test_grad_accumulation);
 	TT_RUN(test_checkpointing);
 	TT_RUN(test_round_trip_gpt2);
 	TT_RUN(test_round_trip_llama);
 	TT_RUN(test_round_trip_qwen2);
+	TT_RUN(test_round_trip_qwen3);
+	TT_RUN(test_round_trip_rope);
 	TT_RUN(test_missing_tensor);
 	TT_RUN(test_wrong_shape);
 	TT_RUN(test_wrong_dtype);

@@ -77,6 +77,33 @@ static void test_errors(void)
 	free(o.mods.v);
 }
 
+/* HfArgumentParser's snake_case spellings, and the nearest option named
+ * for a typo (not for a name far from every option). */
+static void test_hf_and_near(void)
+{
+	struct o o = { .eos = 1 };
+	struct tk_diag d;
+	int n;
+	const char *a[] = { "--seq_len", "64", "--learning_rate=0.5", "--no_add_eos" };
+	TT_REQUIRE(parse(&o, 4, a, &n, &d) == TK_OPT_DONE, "%s", d.msg);
+	TT_CHECK(o.n == 64 && o.lr == 0.5 && o.eos == 0, "n %lld lr %g eos %d", o.n, o.lr, o.eos);
+	const char *b[] = { "--learning-rat", "1" };
+	TT_CHECK(parse(&o, 2, b, &n, &d) == TK_E_INVAL &&
+		 !strcmp(d.msg, "unknown option '--learning-rat'; did you mean --learning-rate?"),
+		 "%s", d.msg);
+	const char *c[] = { "--outptu", "x" };
+	TT_CHECK(parse(&o, 2, c, &n, &d) == TK_E_INVAL && strstr(d.msg, "did you mean --output?"),
+		 "%s", d.msg);
+	const char *e[] = { "--no-such-option" };
+	TT_CHECK(parse(&o, 1, e, &n, &d) == TK_E_INVAL && !strstr(d.msg, "did you mean"), "%s",
+		 d.msg);
+	/* a one-letter difference in a short name is near; two are not */
+	const char *f[] = { "--pads" }, *g[] = { "--pxds" };
+	TT_CHECK(parse(&o, 1, f, &n, &d) == TK_E_INVAL && strstr(d.msg, "--pad?"), "%s", d.msg);
+	TT_CHECK(parse(&o, 1, g, &n, &d) == TK_E_INVAL && !strstr(d.msg, "did you"), "%s", d.msg);
+	free(o.mods.v);
+}
+
 static void test_numbers(void)
 {
 	long long v;
@@ -151,11 +178,18 @@ static void test_json_config(void)
 			 o.eos == 0, "values");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
 	tk_opt_json_free(hold);
+	/* an object for a string option (lr_scheduler_kwargs) arrives as its text */
+	const char *obj = "{\"output_dir\": {\"num_cycles\": 2, \"a\": [1, \"x\"]}, \"seq_len\": 8}";
+	TT_REQUIRE(tk_opt_apply_json(opts, obj, "train.json", NULL, &hold, &d) == 0, "%s", d.msg);
+	TT_CHECK(!strcmp(o.out, "{\"num_cycles\":2,\"a\":[1,\"x\"]}") && o.n == 8, "%s %lld",
+		 o.out, o.n);
+	tk_opt_json_free(hold);
 	struct { const char *json, *want; } bad[] = {
 		{ "{\"learning_rat\": 1}", "unknown key 'learning_rat'" },
 		{ "{\"seq_len\": 0}", "key 'seq_len'" },
 		{ "{\"seq_len\": \"x\"}", "not an integer" },
 		{ "{\"output_dir\": 3}", "expected a string" },
+		{ "{\"mode\": {\"a\": 1}}", "expected a string" },
 		{ "{\"seq_len\": [1]}", "a list is not allowed" },
 		{ "[1]", "not a JSON object" },
 		{ "{\"help\": true}", "unknown key 'help'" },
@@ -173,6 +207,7 @@ int main(void)
 {
 	TT_RUN(test_forms);
 	TT_RUN(test_errors);
+	TT_RUN(test_hf_and_near);
 	TT_RUN(test_numbers);
 	TT_RUN(test_usage_text);
 	TT_RUN(test_json_config);
