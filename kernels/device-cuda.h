@@ -14,10 +14,6 @@ extern "C" {
 /* Each returns 0 or a negative tk_err with d filled (see lib/compute/device.h). */
 int tk_cuda_count(int *n, struct tk_diag *d);
 int tk_cuda_info(int index, struct tk_device_info *info, struct tk_diag *d);
-int tk_cuda_alloc(int index, size_t bytes, void **p, struct tk_diag *d);
-void tk_cuda_free(int index, void *p);
-int tk_cuda_copy(int index, void *dst, const void *src, size_t bytes, int to_device,
-		 struct tk_diag *d);
 
 #ifdef __cplusplus
 }

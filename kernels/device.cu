@@ -1,4 +1,4 @@
-/* device.cu - CUDA device queries and memory for lib/compute/device.c.
+/* device.cu - CUDA device queries for lib/compute/device.c.
  *
  * These are the C-callable halves of tk_device_* for CUDA devices; see
  * lib/compute/device.h for the contracts.  A machine without a driver or without a
@@ -41,38 +41,5 @@ int tk_cuda_info(int index, struct tk_device_info *info, struct tk_diag *d)
 	info->cc_major = p.major;
 	info->cc_minor = p.minor;
 	info->multiprocessors = p.multiProcessorCount;
-	return TK_OK;
-}
-
-int tk_cuda_alloc(int index, size_t bytes, void **p, struct tk_diag *d)
-{
-	TK_CUDA_CHECK(cudaSetDevice(index), d);
-	cudaError_t e = cudaMalloc(p, bytes);
-	if (e == cudaErrorMemoryAllocation) {
-		(void)cudaGetLastError();
-		size_t free_b = 0, total_b = 0;
-		cudaMemGetInfo(&free_b, &total_b);
-		*p = NULL;
-		return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
-				   "out of device memory on cuda:%d allocating %zu MiB "
-				   "(%zu MiB free of %zu MiB): use a smaller batch or gradient "
-				   "checkpointing", index, bytes >> 20, free_b >> 20, total_b >> 20);
-	}
-	TK_CUDA_CHECK(e, d);
-	return TK_OK;
-}
-
-void tk_cuda_free(int index, void *p)
-{
-	if (p && cudaSetDevice(index) == cudaSuccess)
-		cudaFree(p);
-}
-
-int tk_cuda_copy(int index, void *dst, const void *src, size_t bytes, int to_device,
-		 struct tk_diag *d)
-{
-	TK_CUDA_CHECK(cudaSetDevice(index), d);
-	TK_CUDA_CHECK(cudaMemcpy(dst, src, bytes,
-				 to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost), d);
 	return TK_OK;
 }

@@ -621,7 +621,6 @@ static int lora_setup(struct tk_lora_config *c, int *on)
 			   &c->n_modules_to_save, "modules-to-save");
 }
 
-/* --config: the JSON, then the command line again so that it wins. */
 /* The usage errors between options (command line and --config alike). */
 static int check_args(void)
 {
@@ -660,6 +659,7 @@ static void warn_cannot(const char *json)
 			"huggingface-cli upload REPO OUT)" : "");
 }
 
+/* --config: the JSON, then the command line again so that it wins. */
 static int apply_config(int argc, char **argv, void **hold)
 {
 	struct tk_diag d;

@@ -14,6 +14,12 @@ int tk_path_join(char *buf, size_t size, const char *dir, const char *name)
 	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
 }
 
+int tk_path_exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
 int tk_path_is_dir(const char *path)
 {
 	struct stat st;

@@ -11,6 +11,10 @@
  * it does not fit (buf then holds as much as fits, NUL-terminated). */
 int tk_path_join(char *buf, size_t size, const char *dir, const char *name);
 
+/* 1 if path exists (symlinks followed: a dangling one does not), 0 if
+ * not or if it cannot be stat'ed. */
+int tk_path_exists(const char *path);
+
 /* 1 if path is a directory (symlinks followed), 0 if not or if it does not
  * exist. */
 int tk_path_is_dir(const char *path);

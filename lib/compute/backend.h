@@ -117,7 +117,7 @@ struct tk_backend_i {
 	int (*dequant_rows)(struct tk_backend *be, const struct tk_qweight *q, int64_t row0,
 			    int64_t n, float *out);
 
-	/* ---- added for mixed precision, decode and memory (issue 7) ---- */
+	/* ---- precision, decode-step kernels, memory ---- */
 
 	/* 0 when matmul can compute with operands of precision prec (enum
 	 * tk_prec) on this device; TK_E_UNSUPPORTED with d saying why (and

@@ -1,4 +1,4 @@
-/* device.h - which device computes, and the device memory helpers.
+/* device.h - which device computes.
  *
  * Tools take `--device auto|cpu|cuda[:N]`.  The CPU is always there; CUDA
  * devices exist only in a build made with nvcc (TK_USE_CUDA) on a machine
@@ -45,15 +45,5 @@ int tk_device_parse(const char *spec, struct tk_device *dev, int *fell_back,
 
 /* Describes a device. */
 int tk_device_info(struct tk_device dev, struct tk_device_info *info, struct tk_diag *d);
-
-/* Device memory: allocation, release, copies between host and device.
- * For the CPU these are malloc/free/memcpy.  Failures are TK_E_NOMEM
- * (out of device memory, with free/total in the message) or TK_E_DEVICE. */
-int tk_device_alloc(struct tk_device dev, size_t bytes, void **p, struct tk_diag *d);
-void tk_device_free(struct tk_device dev, void *p);
-int tk_device_upload(struct tk_device dev, void *dst, const void *src, size_t bytes,
-		     struct tk_diag *d);
-int tk_device_download(struct tk_device dev, void *dst, const void *src, size_t bytes,
-		       struct tk_diag *d);
 
 #endif

@@ -91,11 +91,6 @@ int tk_dist_size(void)
 	return g_size;
 }
 
-int tk_dist_local_rank(void)
-{
-	return g_local;
-}
-
 int tk_dist_has_nccl(void)
 {
 #ifdef TK_USE_NCCL

@@ -80,14 +80,11 @@ int tk_dist_barrier(struct tk_diag *d);
  * process: returns without doing anything (the caller exits as usual). */
 void tk_dist_abort(int code);
 
-/* This process's place among the ranks on its node (0..), from an
- * MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) of MPI_COMM_WORLD made by
- * tk_dist_init (any MPI launcher); 0 for a single process. */
-int tk_dist_local_rank(void);
-
 /* The --device spec for this rank: with several ranks and spec NULL,
- * "auto" or "cuda", "cuda:N" with N = local rank mod the CUDA devices the
- * driver reports, written into buf[0..size); spec itself otherwise (one
+ * "auto" or "cuda", "cuda:N" with N = the process's place among the ranks
+ * on its node (an MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) that
+ * tk_dist_init makes) mod the CUDA devices the driver reports, written
+ * into buf[0..size); spec itself otherwise (one
  * process, "cpu", "cuda:N", or no CUDA device: then tk_backend_init
  * decides as in one process).  UNVERIFIED on several GPUs. */
 const char *tk_dist_device_spec(const char *spec, char *buf, size_t size);
@@ -101,7 +98,7 @@ int tk_dist_has_nccl(void);
 
 /* GPU collectives with NCCL, for a CUDA backend's gradients and weights
  * (TK_USE_NCCL).  UNVERIFIED: compiled here, never run on several GPUs;
- * tk-train uses them for a CUDA backend on several ranks (lib/train/train.c).
+ * tk-train uses them for a CUDA backend on several ranks (lib/train/zero.c).
  * tk_dist_nccl_init makes one communicator over every rank on CUDA device
  * `device` (< 0: the calling thread's current device, which a CUDA
  * backend's init sets); rank 0 makes the NCCL id and broadcasts it over MPI;

@@ -841,7 +841,6 @@ static int write_text(const char *path, const char *s, struct tk_diag *d)
 	return 0;
 }
 
-/* Files of a model directory that are not weights and go along unchanged. */
 int tk_bnb_check_opts(const struct tk_bnb_opts *o, struct tk_diag *d)
 {
 	if (o->bits != 4 && o->bits != 8)
@@ -860,6 +859,194 @@ int tk_bnb_check_opts(const struct tk_bnb_opts *o, struct tk_diag *d)
 	return 0;
 }
 
+/* The input's tensors before anything is written: TK_E_INVAL naming one
+ * that shows the model is already quantized; *model_dt gets the model
+ * dtype (config.json's, else the first floating-point tensor's, else F32)
+ * and *total the bytes of the tensors. */
+static int scan_input(tk_safetensors_t *st, const struct in_config *ic, enum tk_dtype *model_dt,
+		      uint64_t *total, struct tk_diag *d)
+{
+	size_t nt = tk_safetensors_count(st);
+	*model_dt = ic->dtype;
+	*total = 0;
+	for (size_t i = 0; i < nt; i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
+		size_t tl = strlen(t->name);
+
+		if (strstr(t->name, ".quant_state.") ||
+		    (tl > 4 && !strcmp(t->name + tl - 4, ".SCB")) ||
+		    (tl > 7 && !strcmp(t->name + tl - 7, ".weight") &&
+		     (t->dtype == TK_DT_U8 || t->dtype == TK_DT_I8)))
+			return tk_diag_set(d, TK_E_INVAL, t->file, -1,
+					   "the model is already quantized (tensor %s): quantize the "
+					   "original floating-point model", t->name);
+		if (*model_dt == TK_DT_COUNT &&
+		    (t->dtype == TK_DT_F32 || t->dtype == TK_DT_F16 || t->dtype == TK_DT_BF16))
+			*model_dt = t->dtype;
+		*total += t->nbytes;
+	}
+	if (*model_dt == TK_DT_COUNT)
+		*model_dt = TK_DT_F32;
+	return 0;
+}
+
+/* The name tensor t has in the output, into name[size]; 0 for a tensor
+ * the output leaves out.  GPT-2 checkpoints from the Hub lack the
+ * "transformer." prefix and carry the attention mask buffers;
+ * transformers saves neither that way; a tied lm_head is not saved. */
+static int out_name(const struct in_config *ic, const struct tk_tensor_info *t, char *name,
+		    size_t size)
+{
+	size_t len = strlen(t->name);
+
+	if (ic->gpt2 && strncmp(t->name, "transformer.", 12) && strncmp(t->name, "lm_head.", 8))
+		snprintf(name, size, "transformer.%s", t->name);
+	else
+		snprintf(name, size, "%s", t->name);
+	if (ic->gpt2 && ((len > 9 && !strcmp(t->name + len - 9, ".attn.bias")) ||
+			 (len > 17 && !strcmp(t->name + len - 17, ".attn.masked_bias"))))
+		return 0;
+	return !(ic->tied && !strcmp(name, "lm_head.weight"));
+}
+
+/* The float buffer a weight is cast in: [cap] for the weight, then [cap]
+ * for its input values. */
+struct cast_buf {
+	float *x;
+	size_t cap;
+};
+
+/* A weight that is quantized: cast to the model dtype (GPT-2's Conv1D
+ * [in, out] transposed to [out, in] first), then quantize_one. */
+static int quantize_weight(tk_safetensors_writer_t *w, struct outbufs *ob, struct cast_buf *cb,
+			   const struct tk_tensor_info *t, const char *name,
+			   const struct in_config *ic, enum tk_dtype model_dt,
+			   const struct tk_bnb_opts *o, struct tk_diag *d)
+{
+	int64_t rows = t->shape[0], cols = t->shape[1];
+	size_t n = (size_t)t->nelem;
+	int rc;
+
+	if (n > cb->cap) {
+		free(cb->x);
+		cb->x = tk_mallocn(n, 2 * sizeof(float));
+		cb->cap = cb->x ? n : 0;
+		if (!cb->x)
+			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	float *x = cb->x, *raw = cb->x + cb->cap;
+
+	if ((rc = tk_safetensors_to_f32(t, raw, d)))
+		return rc;
+	if (ic->gpt2 && is_gpt2_conv1d(name)) {
+		/* Conv1D [in, out] -> [out, in] */
+		rows = t->shape[1];
+		cols = t->shape[0];
+#pragma omp parallel for schedule(static)
+		for (int64_t r = 0; r < rows; r++)
+			for (int64_t c = 0; c < cols; c++)
+				x[r * cols + c] = round_to(raw[c * rows + r], model_dt);
+	} else {
+#pragma omp parallel for schedule(static)
+		for (size_t k = 0; k < n; k++)
+			x[k] = round_to(raw[k], model_dt);
+	}
+	rc = quantize_one(w, ob, name, x, rows, cols, model_dt, o, d);
+	if (rc && !d->path[0])
+		snprintf(d->path, sizeof(d->path), "%s", t->file);
+	return rc;
+}
+
+/* A floating-point tensor of another dtype than the model's, cast to it as
+ * transformers casts it. */
+static int cast_tensor(tk_safetensors_writer_t *w, struct outbufs *ob,
+		       const struct tk_tensor_info *t, const char *name, enum tk_dtype model_dt,
+		       struct tk_diag *d)
+{
+	size_t n = (size_t)t->nelem, es = tk_dtype_size(model_dt);
+	float *f = malloc(n * sizeof(float) + 1);
+	void *c = keep(ob, malloc(n * es + 1));
+	int rc;
+
+	if (!f || !c) {
+		free(f);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	if ((rc = tk_safetensors_to_f32(t, f, d))) {
+		free(f);
+		return rc;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (model_dt == TK_DT_F32)
+			((float *)c)[k] = f[k];
+		else if (model_dt == TK_DT_F16)
+			((uint16_t *)c)[k] = tk_f32_to_f16(f[k]);
+		else
+			((uint16_t *)c)[k] = tk_f32_to_bf16(f[k]);
+	}
+	free(f);
+	return tk_safetensors_writer_add(w, name, model_dt, t->ndim, t->shape, c, d);
+}
+
+/* Every tensor of st into w, in the input's order: quantized, cast or as
+ * it is (the output keeps what the input holds until w is committed);
+ * o->progress after each. */
+static int add_tensors(tk_safetensors_writer_t *w, struct outbufs *ob, tk_safetensors_t *st,
+		       const struct in_config *ic, enum tk_dtype model_dt, uint64_t total,
+		       const struct tk_bnb_opts *o, struct tk_diag *d)
+{
+	struct cast_buf cb = { 0 };
+	size_t nt = tk_safetensors_count(st);
+	uint64_t done = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < nt && !rc; i++) {
+		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
+		char name[1100];
+
+		if (!out_name(ic, t, name, sizeof(name)))
+			;
+		else if (is_quantized_name(t))
+			rc = quantize_weight(w, ob, &cb, t, name, ic, model_dt, o, d);
+		else if ((t->dtype == TK_DT_F32 || t->dtype == TK_DT_F16 ||
+			  t->dtype == TK_DT_BF16) && t->dtype != model_dt)
+			rc = cast_tensor(w, ob, t, name, model_dt, d);
+		else
+			rc = tk_safetensors_writer_add(w, name, t->dtype, t->ndim, t->shape, t->data,
+						       d);
+		if (rc)
+			break;
+		done += t->nbytes;
+		if (o->progress)
+			o->progress(o->progress_arg, name, done, total);
+	}
+	free(cb.x);
+	return rc;
+}
+
+/* model.safetensors (w, which this frees) and config.json (text) into the
+ * output directory being made. */
+static int write_model(struct tk_afile_dir *dir, tk_safetensors_writer_t *w, const char *text,
+		       struct tk_diag *d)
+{
+	char *sp = tk_afile_dir_file(dir, "model.safetensors");
+	char *cp = tk_afile_dir_file(dir, "config.json");
+	int rc;
+
+	if (!sp || !cp) {
+		free(sp);
+		free(cp);
+		tk_safetensors_writer_free(w);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	rc = tk_safetensors_writer_commit(w, sp, 0, d);
+	if (!rc)
+		rc = write_text(cp, text, d);
+	free(sp);
+	free(cp);
+	return rc;
+}
+
 int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opts *o, int force,
 			struct tk_diag *d)
 {
@@ -871,43 +1058,17 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 	tk_safetensors_writer_t *w = NULL;
 	char file[1100];
 	enum tk_dtype model_dt;
-	uint64_t total = 0, done = 0;
-	size_t nt, i;
+	uint64_t total;
 	int rc, dir_open = 0;
-	float *x = NULL;
-	size_t xcap = 0;
 
 	tk_diag_clear(d);
 	if ((rc = tk_bnb_check_opts(o, d)))
 		return rc;
 	snprintf(file, sizeof(file), "%s/config.json", in);
-	if ((rc = tk_read_file(file, &cfg, d)) || (rc = parse_in_config(cfg.data, file, &ic, d)))
+	if ((rc = tk_read_file(file, &cfg, d)) || (rc = parse_in_config(cfg.data, file, &ic, d)) ||
+	    (rc = tk_safetensors_open(&st, in, d)) ||
+	    (rc = scan_input(st, &ic, &model_dt, &total, d)))
 		goto out;
-	if ((rc = tk_safetensors_open(&st, in, d)))
-		goto out;
-	nt = tk_safetensors_count(st);
-	model_dt = ic.dtype;
-	for (i = 0; i < nt; i++) {
-		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
-
-		size_t tl = strlen(t->name);
-
-		if (strstr(t->name, ".quant_state.") ||
-		    (tl > 4 && !strcmp(t->name + tl - 4, ".SCB")) ||
-		    (tl > 7 && !strcmp(t->name + tl - 7, ".weight") &&
-		     (t->dtype == TK_DT_U8 || t->dtype == TK_DT_I8))) {
-			rc = tk_diag_set(d, TK_E_INVAL, t->file, -1,
-					 "the model is already quantized (tensor %s): quantize the "
-					 "original floating-point model", t->name);
-			goto out;
-		}
-		if (model_dt == TK_DT_COUNT &&
-		    (t->dtype == TK_DT_F32 || t->dtype == TK_DT_F16 || t->dtype == TK_DT_BF16))
-			model_dt = t->dtype;
-		total += t->nbytes;
-	}
-	if (model_dt == TK_DT_COUNT)
-		model_dt = TK_DT_F32;
 	if (o->progress)
 		o->progress(o->progress_arg, NULL, 0, total);
 	if ((rc = config_with_qconfig(cfg.data, o, &ncfg))) {
@@ -923,115 +1084,11 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 		goto out;
 	}
 	tk_safetensors_writer_metadata(w, "format", "pt");
-	for (i = 0; i < nt; i++) {
-		const struct tk_tensor_info *t = tk_safetensors_at(st, i);
-		char name[1100];
-		size_t len = strlen(t->name);
-
-		/* GPT-2 checkpoints from the Hub lack the "transformer." prefix
-		 * and carry the attention mask buffers; transformers saves
-		 * neither that way */
-		if (ic.gpt2 && strncmp(t->name, "transformer.", 12) && strncmp(t->name, "lm_head.", 8))
-			snprintf(name, sizeof(name), "transformer.%s", t->name);
-		else
-			snprintf(name, sizeof(name), "%s", t->name);
-		if (ic.gpt2 && ((len > 9 && !strcmp(t->name + len - 9, ".attn.bias")) ||
-				(len > 17 && !strcmp(t->name + len - 17, ".attn.masked_bias"))))
-			goto next;
-		if (ic.tied && !strcmp(name, "lm_head.weight"))
-			goto next;
-		if (is_quantized_name(t)) {
-			int64_t rows = t->shape[0], cols = t->shape[1];
-			size_t n = (size_t)t->nelem;
-
-			if (n > xcap) {
-				free(x);
-				x = tk_mallocn(n, 2 * sizeof(float));
-				xcap = x ? n : 0;
-				if (!x) {
-					rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-					goto out;
-				}
-			}
-			float *raw = x + xcap;
-
-			if ((rc = tk_safetensors_to_f32(t, raw, d)))
-				goto out;
-			if (ic.gpt2 && is_gpt2_conv1d(name)) {
-				/* Conv1D [in, out] -> [out, in] */
-				rows = t->shape[1];
-				cols = t->shape[0];
-#pragma omp parallel for schedule(static)
-				for (int64_t r = 0; r < rows; r++)
-					for (int64_t c = 0; c < cols; c++)
-						x[r * cols + c] = round_to(raw[c * rows + r], model_dt);
-			} else {
-#pragma omp parallel for schedule(static)
-				for (size_t k = 0; k < n; k++)
-					x[k] = round_to(raw[k], model_dt);
-			}
-			rc = quantize_one(w, &ob, name, x, rows, cols, model_dt, o, d);
-			if (rc) {
-				if (!d->path[0])
-					snprintf(d->path, sizeof(d->path), "%s", t->file);
-				goto out;
-			}
-		} else if ((t->dtype == TK_DT_F32 || t->dtype == TK_DT_F16 ||
-			    t->dtype == TK_DT_BF16) && t->dtype != model_dt) {
-			/* transformers casts floating-point tensors to the dtype */
-			size_t n = (size_t)t->nelem, es = tk_dtype_size(model_dt);
-			float *f = malloc(n * sizeof(float) + 1);
-			void *c = keep(&ob, malloc(n * es + 1));
-
-			if (!f || !c) {
-				free(f);
-				rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-				goto out;
-			}
-			if ((rc = tk_safetensors_to_f32(t, f, d))) {
-				free(f);
-				goto out;
-			}
-			for (size_t k = 0; k < n; k++) {
-				if (model_dt == TK_DT_F32)
-					((float *)c)[k] = f[k];
-				else if (model_dt == TK_DT_F16)
-					((uint16_t *)c)[k] = tk_f32_to_f16(f[k]);
-				else
-					((uint16_t *)c)[k] = tk_f32_to_bf16(f[k]);
-			}
-			free(f);
-			if ((rc = tk_safetensors_writer_add(w, name, model_dt, t->ndim, t->shape, c, d)))
-				goto out;
-		} else {
-			if ((rc = tk_safetensors_writer_add(w, name, t->dtype, t->ndim, t->shape, t->data, d)))
-				goto out;
-		}
-next:
-		done += t->nbytes;
-		if (o->progress)
-			o->progress(o->progress_arg, name, done, total);
-	}
-	{
-		char *sp = tk_afile_dir_file(&dir, "model.safetensors");
-		char *cp = tk_afile_dir_file(&dir, "config.json");
-
-		if (!sp || !cp) {
-			free(sp);
-			free(cp);
-			rc = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
-			goto out;
-		}
-		rc = tk_safetensors_writer_commit(w, sp, 0, d);
-		w = NULL;
-		if (!rc)
-			rc = write_text(cp, ncfg.data, d);
-		free(sp);
-		free(cp);
-		if (rc)
-			goto out;
-	}
-	if ((rc = tk_hf_copy_side_files(in, dir.tmp, TK_HF_SIDE_ALL, d)))
+	if ((rc = add_tensors(w, &ob, st, &ic, model_dt, total, o, d)))
+		goto out;
+	rc = write_model(&dir, w, ncfg.data, d);
+	w = NULL;
+	if (rc || (rc = tk_hf_copy_side_files(in, dir.tmp, TK_HF_SIDE_ALL, d)))
 		goto out;
 	rc = tk_afile_dir_commit(&dir, d);
 	dir_open = 0;
@@ -1040,7 +1097,6 @@ out:
 		tk_afile_dir_abort(&dir);
 	if (w)
 		tk_safetensors_writer_free(w);
-	free(x);
 	outbufs_free(&ob);
 	tk_safetensors_close(st);
 	tk_buf_free(&cfg);

@@ -495,11 +495,6 @@ const char *tk_gguf_path(const tk_gguf_t *g)
 	return g->path;
 }
 
-uint32_t tk_gguf_alignment(const tk_gguf_t *g)
-{
-	return g->alignment;
-}
-
 size_t tk_gguf_kv_count(const tk_gguf_t *g)
 {
 	return g->nkv;

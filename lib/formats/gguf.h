@@ -81,7 +81,6 @@ void tk_gguf_close(tk_gguf_t *g);
 
 uint32_t tk_gguf_version(const tk_gguf_t *g);
 const char *tk_gguf_path(const tk_gguf_t *g);
-uint32_t tk_gguf_alignment(const tk_gguf_t *g);
 
 size_t tk_gguf_kv_count(const tk_gguf_t *g);
 const struct tk_gguf_kv *tk_gguf_kv_at(const tk_gguf_t *g, size_t i);

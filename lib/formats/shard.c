@@ -230,11 +230,6 @@ void tk_shard_writer_set_chunk_size(tk_shard_writer_t *w, size_t bytes)
 	w->target = bytes < 64 ? 64 : bytes > MAX_RAW ? MAX_RAW : bytes;
 }
 
-const struct tk_shard_totals *tk_shard_writer_totals(const tk_shard_writer_t *w)
-{
-	return &w->tot;
-}
-
 static size_t pending_raw(const tk_shard_writer_t *w)
 {
 	size_t n = 4 * w->nrec + w->ntok * (size_t)w->info.token_bytes;

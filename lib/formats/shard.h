@@ -81,9 +81,6 @@ void tk_shard_writer_free(tk_shard_writer_t *w);
  * writer starts a new chunk; the default is 2 MiB.  For tests and tuning. */
 void tk_shard_writer_set_chunk_size(tk_shard_writer_t *w, size_t bytes);
 
-/* Totals written so far. */
-const struct tk_shard_totals *tk_shard_writer_totals(const tk_shard_writer_t *w);
-
 /* Reads the magic and header from fp (a file or pipe; not closed by the
  * reader).  name is used in messages ("<stdin>" for a pipe).  Errors name
  * the byte offset at which the data went wrong. */

@@ -91,7 +91,6 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 				p->weights += tk_qweight_bytes(t->q);
 		} else if (t->trainable) {
 			base_grads = 1;
-			opt += up16(t->n); /* tk_train_run's popt layout */
 			opt8 += tk_adamw8_state_bytes(t->n, tk_adamw8_eight(t->name, t->n));
 		}
 	}
@@ -104,14 +103,14 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 			size_t na = (size_t)l->cfg.r * (size_t)l->ad[i].in;
 			size_t nb = (size_t)l->ad[i].out * (size_t)l->cfg.r;
 			size_t nm = l->cfg.use_dora ? (size_t)l->ad[i].out : 0;
-			opt += up16(na) + up16(nb) + (nm ? up16(nm) : 0);
 			opt8 += tk_adamw8_state_bytes(na, na >= TK_ADAMW8_MIN_SIZE) +
 				tk_adamw8_state_bytes(nb, nb >= TK_ADAMW8_MIN_SIZE) +
 				(nm ? tk_adamw8_state_bytes(nm, nm >= TK_ADAMW8_MIN_SIZE) : 0);
 		}
 	}
-	/* optimizer: two arenas of n_opt floats (opt_state_new); ZeRO-1 keeps
-	 * a shard (about n_opt / shards) */
+	/* optimizer: two arenas of n_opt floats (lib/train/zero.c); ZeRO-1
+	 * keeps a shard (about n_opt / shards); adamw_8bit: its bytes above */
+	opt = tk_model_opt_floats(m);
 	if (!opt)
 		opt = 1;
 	if (a->opt_shards > 1)

@@ -451,7 +451,6 @@ int tk_model_init(struct tk_model *m, const struct tk_model_config *c, uint64_t 
 	return 0;
 }
 
-/* Lays the arena out without the quantized tensors and allocates it. */
 /* Moves every quantized weight into the backend's memory, where its
  * dequant_rows reads it (nothing on the CPU backend). */
 static int qweights_to_backend(struct tk_model *m, struct tk_diag *d)
@@ -464,6 +463,7 @@ static int qweights_to_backend(struct tk_model *m, struct tk_diag *d)
 	return err;
 }
 
+/* Lays the arena out without the quantized tensors and allocates it. */
 static int alloc_compact(struct tk_model *m, const char *path, struct tk_diag *d)
 {
 	size_t off = 0;
@@ -745,6 +745,13 @@ void tk_model_params_changed(struct tk_model *m)
 
 #define KEY_LEN 192
 
+/* The shape of adapter i's A (ab 0: [r, in]) or B (ab 1: [out, r]). */
+static void lora_shape(const struct tk_lora *l, int i, int ab, int64_t shape[2])
+{
+	shape[0] = ab ? l->ad[i].out : l->cfg.r;
+	shape[1] = ab ? l->cfg.r : l->ad[i].in;
+}
+
 int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 		       struct tk_diag *d)
 {
@@ -787,8 +794,7 @@ int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 				p->p = l->params + off;
 				p->g = l->grads + off;
 				p->ndim = 2;
-				p->shape[0] = ab ? a->out : l->cfg.r;
-				p->shape[1] = ab ? l->cfg.r : a->in;
+				lora_shape(l, i, ab, p->shape);
 				p->n = (size_t)p->shape[0] * (size_t)p->shape[1];
 				p->decay = 1; /* every LoRA matrix decays in HF's Trainer */
 				k++;
@@ -814,6 +820,26 @@ int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 	*out = r->tp;
 	*n = r->n_tp;
 	return 0;
+}
+
+size_t tk_model_opt_floats(const struct tk_model *m)
+{
+	const struct tk_lora *l = m->lora;
+	size_t n = 0;
+	int64_t shape[2];
+
+	for (int i = 0; l && i < l->n_ad; i++) {
+		for (int ab = 0; ab < 2; ab++) {
+			lora_shape(l, i, ab, shape);
+			n += ((size_t)shape[0] * (size_t)shape[1] + 15) / 16 * 16;
+		}
+		if (l->cfg.use_dora) /* DoRA's magnitude [out] */
+			n += ((size_t)l->ad[i].out + 15) / 16 * 16;
+	}
+	for (int i = 0; i < m->n_tensors; i++)
+		if (m->tensors[i].trainable)
+			n += (m->tensors[i].n + 15) / 16 * 16;
+	return n;
 }
 
 uint64_t tk_model_count_params(const struct tk_model *m)

@@ -146,6 +146,12 @@ int tk_model_save(const struct tk_model *m, const char *dir, int force, struct t
 int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 		       struct tk_diag *d);
 
+/* The floats of one optimizer state arena over tk_model_trainable's
+ * parameters, each starting 16-float (64-byte) aligned, as tk_train_run
+ * lays out exp_avg and exp_avg_sq.  From the shapes alone: the memory
+ * plan asks before the gradients exist. */
+size_t tk_model_opt_floats(const struct tk_model *m);
+
 /* Sum of the element counts of every tensor (quantized ones included), and
  * of the adapters' matrices when m has adapters: peft's "all params". */
 uint64_t tk_model_count_params(const struct tk_model *m);

@@ -455,29 +455,10 @@ static int pre_kind(struct vb *v, const char *pre, int *kind)
 
 #define SP "\xE2\x96\x81" /* U+2581, SentencePiece's space */
 
-static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
+/* The added tokens, by id: the control and user-defined tokens and the
+ * special ones (BOS, EOS, UNK, PAD). */
+static int added_tokens(struct vb *v, cJSON *root)
 {
-	int spm = !strcmp(model, "llama");
-	const char *pre = NULL;
-	int kind = PRE_GPT2, rc;
-	int64_t add_bos, add_eos, add_space;
-	if ((rc = tk_gguf_get_str(v->g, "tokenizer.ggml.pre", &pre, v->d)))
-		return rc;
-	if (!spm && (rc = pre_kind(v, pre ? pre : "default", &kind)))
-		return rc;
-	if ((rc = load_vocab(v, !spm)))
-		return rc;
-	if ((rc = tk_gguf_get_int(v->g, "tokenizer.ggml.add_bos_token", spm || kind == PRE_LLAMA3,
-				  &add_bos, v->d)) ||
-	    (rc = tk_gguf_get_int(v->g, "tokenizer.ggml.add_eos_token", 0, &add_eos, v->d)) ||
-	    (rc = tk_gguf_get_int(v->g, "tokenizer.ggml.add_space_prefix", 1, &add_space, v->d)))
-		return rc;
-	if (add_bos && v->special[0] < 0)
-		add_bos = 0;
-	if (add_eos && v->special[1] < 0)
-		add_eos = 0;
-
-	/* added tokens, by id */
 	cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
 	if (!added)
 		return nomem(v);
@@ -499,139 +480,120 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 		    !cJSON_AddBoolToObject(a, "special", special))
 			return nomem(v);
 	}
+	return 0;
+}
 
-	/* normalizer, pre-tokenizer, decoder */
-	cJSON *norm = NULL, *pt = NULL, *dec = NULL;
-	if (spm) {
-		cJSON *rep = replace(" ", SP);
-		if (add_space) {
-			cJSON *pp = obj_type("Prepend");
-			if (pp && !cJSON_AddStringToObject(pp, "prepend", SP)) {
-				cJSON_Delete(pp);
-				pp = NULL;
-			}
-			norm = pp && rep ? seq("Sequence", "normalizers", pp, rep, NULL, NULL) : NULL;
-			if (!norm && !(pp && rep)) {
-				cJSON_Delete(pp);
-				cJSON_Delete(rep);
-			}
-		} else {
-			norm = rep;
+/* SentencePiece's normalizer (spaces as SP, one prepended with
+ * add_space), no pre-tokenizer, and the decoder back: new objects, NULL
+ * for one that could not be made. */
+static void spm_parts(int64_t add_space, cJSON **norm, cJSON **pt, cJSON **dec)
+{
+	cJSON *rep = replace(" ", SP);
+	if (add_space) {
+		cJSON *pp = obj_type("Prepend");
+		if (pp && !cJSON_AddStringToObject(pp, "prepend", SP)) {
+			cJSON_Delete(pp);
+			pp = NULL;
 		}
-		cJSON *strip = obj_type("Strip");
-		if (strip && (!cJSON_AddStringToObject(strip, "content", " ") ||
-			      !cJSON_AddNumberToObject(strip, "start", 1) ||
-			      !cJSON_AddNumberToObject(strip, "stop", 0))) {
-			cJSON_Delete(strip);
-			strip = NULL;
+		*norm = pp && rep ? seq("Sequence", "normalizers", pp, rep, NULL, NULL) : NULL;
+		if (!*norm && !(pp && rep)) {
+			cJSON_Delete(pp);
+			cJSON_Delete(rep);
 		}
-		if (!add_space) {
-			cJSON_Delete(strip);
-			strip = NULL;
-		}
-		dec = seq("Sequence", "decoders", replace(SP, " "), obj_type("ByteFallback"),
-			  obj_type("Fuse"), strip);
-		pt = cJSON_CreateNull();
 	} else {
-		switch (kind) {
-		case PRE_GPT2:
-			pt = byte_level_pt(1);
-			break;
-		case PRE_DIGITS_GPT2: {
-			cJSON *dg = obj_type("Digits");
-			if (dg && !cJSON_AddTrueToObject(dg, "individual_digits")) {
-				cJSON_Delete(dg);
-				dg = NULL;
-			}
-			pt = seq("Sequence", "pretokenizers", dg, byte_level_pt(1), NULL, NULL);
-			break;
-		}
-		default:
-			pt = seq("Sequence", "pretokenizers",
-				 split_pt(kind == PRE_QWEN2 ? tk_rx_qwen2 : tk_rx_llama3), byte_level_pt(0),
-				 NULL, NULL);
-		}
-		norm = cJSON_CreateNull();
-		dec = byte_level_pt(1);
+		*norm = rep;
 	}
-	if (!norm || !cJSON_AddItemToObject(root, "normalizer", norm)) {
-		cJSON_Delete(norm);
-		cJSON_Delete(pt);
-		cJSON_Delete(dec);
-		return nomem(v);
+	cJSON *strip = obj_type("Strip");
+	if (strip && (!cJSON_AddStringToObject(strip, "content", " ") ||
+		      !cJSON_AddNumberToObject(strip, "start", 1) ||
+		      !cJSON_AddNumberToObject(strip, "stop", 0))) {
+		cJSON_Delete(strip);
+		strip = NULL;
 	}
-	if (!pt || !cJSON_AddItemToObject(root, "pre_tokenizer", pt)) {
-		cJSON_Delete(pt);
-		cJSON_Delete(dec);
-		return nomem(v);
+	if (!add_space) {
+		cJSON_Delete(strip);
+		strip = NULL;
 	}
+	*dec = seq("Sequence", "decoders", replace(SP, " "), obj_type("ByteFallback"),
+		   obj_type("Fuse"), strip);
+	*pt = cJSON_CreateNull();
+}
 
-	/* post-processor: BOS/EOS around the text */
-	cJSON *post = obj_type("TemplateProcessing");
-	cJSON *single = post ? cJSON_AddArrayToObject(post, "single") : NULL;
-	cJSON *specials = post ? cJSON_AddObjectToObject(post, "special_tokens") : NULL;
-	if (!post || !cJSON_AddItemToObject(root, "post_processor", post)) {
-		cJSON_Delete(post);
-		cJSON_Delete(dec);
+/* A byte-level vocabulary's pre-tokenizer of kind (PRE_*), no normalizer,
+ * and the byte-level decoder: new objects, NULL for one that could not be
+ * made. */
+static void byte_level_parts(int kind, cJSON **norm, cJSON **pt, cJSON **dec)
+{
+	switch (kind) {
+	case PRE_GPT2:
+		*pt = byte_level_pt(1);
+		break;
+	case PRE_DIGITS_GPT2: {
+		cJSON *dg = obj_type("Digits");
+		if (dg && !cJSON_AddTrueToObject(dg, "individual_digits")) {
+			cJSON_Delete(dg);
+			dg = NULL;
+		}
+		*pt = seq("Sequence", "pretokenizers", dg, byte_level_pt(1), NULL, NULL);
+		break;
+	}
+	default:
+		*pt = seq("Sequence", "pretokenizers",
+			  split_pt(kind == PRE_QWEN2 ? tk_rx_qwen2 : tk_rx_llama3), byte_level_pt(0),
+			  NULL, NULL);
+	}
+	*norm = cJSON_CreateNull();
+	*dec = byte_level_pt(1);
+}
+
+/* The post-processor's "single" template: special token id (-1: none)
+ * before or after the sequence $A (id -2), and special_tokens' entry for
+ * it. */
+static int template_item(struct vb *v, cJSON *single, cJSON *specials, int64_t id)
+{
+	if (id == -1)
+		return 0;
+	cJSON *it = cJSON_CreateObject(), *in = cJSON_CreateObject();
+	const char *name = id >= 0 ? v->tok[id] : "A";
+	if (!it || !in || !cJSON_AddItemToArray(single, it)) {
+		cJSON_Delete(it);
+		cJSON_Delete(in);
 		return nomem(v);
 	}
-	if (!single || !specials) {
-		cJSON_Delete(dec);
+	if (!cJSON_AddItemToObject(it, id >= 0 ? "SpecialToken" : "Sequence", in)) {
+		cJSON_Delete(in);
 		return nomem(v);
 	}
-	for (int part = 0; part < 3; part++) {
-		cJSON *it = cJSON_CreateObject(), *in = cJSON_CreateObject();
-		int64_t id = part == 0 ? (add_bos ? v->special[0] : -1)
-			   : part == 2 ? (add_eos ? v->special[1] : -1) : -2;
-		if (id == -1) {
-			cJSON_Delete(it);
-			cJSON_Delete(in);
-			continue;
-		}
-		const char *name = id >= 0 ? v->tok[id] : "A";
-		if (!it || !in || !cJSON_AddItemToArray(single, it)) {
-			cJSON_Delete(it);
-			cJSON_Delete(in);
-			cJSON_Delete(dec);
-			return nomem(v);
-		}
-		if (!cJSON_AddItemToObject(it, id >= 0 ? "SpecialToken" : "Sequence", in)) {
-			cJSON_Delete(in);
-			cJSON_Delete(dec);
-			return nomem(v);
-		}
-		if (!cJSON_AddStringToObject(in, "id", name) || !cJSON_AddNumberToObject(in, "type_id", 0)) {
-			cJSON_Delete(dec);
-			return nomem(v);
-		}
-		if (id >= 0 && !cJSON_GetObjectItemCaseSensitive(specials, name)) {
-			cJSON *sp = cJSON_AddObjectToObject(specials, name);
-			cJSON *ids = sp ? cJSON_AddArrayToObject(sp, "ids") : NULL;
-			cJSON *tl = sp ? cJSON_AddArrayToObject(sp, "tokens") : NULL;
-			cJSON *x = cJSON_CreateNumber((double)id), *y = cJSON_CreateString(name);
-			if (!sp || !cJSON_AddStringToObject(sp, "id", name) || !ids || !tl || !x || !y ||
-			    !cJSON_AddItemToArray(ids, x) || (x = NULL, !cJSON_AddItemToArray(tl, y))) {
-				cJSON_Delete(x);
-				cJSON_Delete(y);
-				cJSON_Delete(dec);
-				return nomem(v);
-			}
-		}
+	if (!cJSON_AddStringToObject(in, "id", name) || !cJSON_AddNumberToObject(in, "type_id", 0))
+		return nomem(v);
+	if (id < 0 || cJSON_GetObjectItemCaseSensitive(specials, name))
+		return 0;
+	cJSON *sp = cJSON_AddObjectToObject(specials, name);
+	cJSON *ids = sp ? cJSON_AddArrayToObject(sp, "ids") : NULL;
+	cJSON *tl = sp ? cJSON_AddArrayToObject(sp, "tokens") : NULL;
+	cJSON *x = cJSON_CreateNumber((double)id), *y = cJSON_CreateString(name);
+	if (!sp || !cJSON_AddStringToObject(sp, "id", name) || !ids || !tl || !x || !y ||
+	    !cJSON_AddItemToArray(ids, x) || (x = NULL, !cJSON_AddItemToArray(tl, y))) {
+		cJSON_Delete(x);
+		cJSON_Delete(y);
+		return nomem(v);
 	}
-	/* pair: the single template for $A, then again for $B with type_id 1, as
-	 * transformers' converters write it; tokenizers refuses a
-	 * TemplateProcessing without one. */
+	return 0;
+}
+
+/* The "pair" template: the single one for $A, then again for $B with
+ * type_id 1, as transformers' converters write it; tokenizers refuses a
+ * TemplateProcessing without one. */
+static int template_pair(struct vb *v, cJSON *post, const cJSON *single)
+{
 	cJSON *pair = cJSON_AddArrayToObject(post, "pair");
-	if (!pair) {
-		cJSON_Delete(dec);
+	if (!pair)
 		return nomem(v);
-	}
 	for (int half = 0; half < 2; half++)
-		for (cJSON *it = single->child; it; it = it->next) {
+		for (const cJSON *it = single->child; it; it = it->next) {
 			cJSON *c = cJSON_Duplicate(it, 1);
 			if (!c || !cJSON_AddItemToArray(pair, c)) {
 				cJSON_Delete(c);
-				cJSON_Delete(dec);
 				return nomem(v);
 			}
 			cJSON *in = c->child; /* {"SpecialToken"|"Sequence": {"id", "type_id"}} */
@@ -639,17 +601,39 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 				continue;
 			cJSON_SetNumberHelper(cJSON_GetObjectItemCaseSensitive(in, "type_id"), 1);
 			if (!strcmp(in->string, "Sequence") &&
-			    !cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(in, "id"), "B")) {
-				cJSON_Delete(dec);
+			    !cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(in, "id"), "B"))
 				return nomem(v);
-			}
 		}
-	if (!dec || !cJSON_AddItemToObject(root, "decoder", dec)) {
-		cJSON_Delete(dec);
+	return 0;
+}
+
+/* The post-processor: BOS (with add_bos) and EOS (with add_eos) around the
+ * text. */
+static int post_processor(struct vb *v, cJSON *root, int64_t add_bos, int64_t add_eos)
+{
+	cJSON *post = obj_type("TemplateProcessing");
+	cJSON *single = post ? cJSON_AddArrayToObject(post, "single") : NULL;
+	cJSON *specials = post ? cJSON_AddObjectToObject(post, "special_tokens") : NULL;
+	int rc;
+	if (!post || !cJSON_AddItemToObject(root, "post_processor", post)) {
+		cJSON_Delete(post);
 		return nomem(v);
 	}
+	if (!single || !specials)
+		return nomem(v);
+	if ((rc = template_item(v, single, specials, add_bos ? v->special[0] : -1)) ||
+	    (rc = template_item(v, single, specials, -2)) ||
+	    (rc = template_item(v, single, specials, add_eos ? v->special[1] : -1)))
+		return rc;
+	return template_pair(v, post, single);
+}
 
-	/* the BPE model */
+/* The BPE model: its options, the vocabulary and the merges (from
+ * tokenizer.ggml.merges, else recovered from the scores or the
+ * vocabulary). */
+static int bpe_model(struct vb *v, cJSON *root, int spm, int kind)
+{
+	int rc;
 	cJSON *m = obj_type("BPE");
 	if (!m || !cJSON_AddItemToObject(root, "model", m)) {
 		cJSON_Delete(m);
@@ -684,23 +668,24 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 	if ((rc = array_of(v, "tokenizer.ggml.merges", 1, &mk)))
 		return rc;
 	if (mk)
-		rc = merges_from_file(v, mk, merges);
-	else if (spm && !v->scores)
+		return merges_from_file(v, mk, merges);
+	if (spm && !v->scores)
 		return tk_diag_set(v->d, TK_E_FORMAT, v->path, -1,
 				   "neither tokenizer.ggml.merges nor tokenizer.ggml.scores: cannot "
 				   "recover the merges");
-	else
-		rc = merges_generated(v, spm, merges);
-	if (rc)
-		return rc;
+	return merges_generated(v, spm, merges);
+}
 
-	/* tokenizer_config.json */
+/* tokenizer_config.json: the special tokens, the chat template (as
+ * transformers' GGUF loader keeps it) and whether BOS and EOS are added. */
+static int tokenizer_config(struct vb *v, cJSON *cfg, int64_t add_bos, int64_t add_eos)
+{
 	static const char *const names[4] = { "bos_token", "eos_token", "unk_token", "pad_token" };
+	const char *tmpl = NULL;
+	int rc;
 	for (int k = 0; k < 4; k++)
 		if (v->special[k] >= 0 && !cJSON_AddStringToObject(cfg, names[k], v->tok[v->special[k]]))
 			return nomem(v);
-	/* the chat template, as transformers' GGUF loader keeps it */
-	const char *tmpl = NULL;
 	if ((rc = tk_gguf_get_str(v->g, "tokenizer.chat_template", &tmpl, v->d)))
 		return rc;
 	if (tmpl && !cJSON_AddStringToObject(cfg, "chat_template", tmpl))
@@ -710,6 +695,64 @@ static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
 	    !cJSON_AddStringToObject(cfg, "tokenizer_class", "PreTrainedTokenizerFast"))
 		return nomem(v);
 	return 0;
+}
+
+/* tokenizer.json into root and tokenizer_config.json into cfg, for the
+ * GGUF's tokenizer.ggml.model model ("llama": SentencePiece; else
+ * byte-level BPE with the pre-tokenizer tokenizer.ggml.pre names).  The
+ * keys go into root in tokenizer.json's order: added_tokens, normalizer,
+ * pre_tokenizer, post_processor, decoder, model. */
+static int build(struct vb *v, const char *model, cJSON *root, cJSON *cfg)
+{
+	int spm = !strcmp(model, "llama");
+	const char *pre = NULL;
+	int kind = PRE_GPT2, rc;
+	int64_t add_bos, add_eos, add_space;
+	if ((rc = tk_gguf_get_str(v->g, "tokenizer.ggml.pre", &pre, v->d)))
+		return rc;
+	if (!spm && (rc = pre_kind(v, pre ? pre : "default", &kind)))
+		return rc;
+	if ((rc = load_vocab(v, !spm)))
+		return rc;
+	if ((rc = tk_gguf_get_int(v->g, "tokenizer.ggml.add_bos_token", spm || kind == PRE_LLAMA3,
+				  &add_bos, v->d)) ||
+	    (rc = tk_gguf_get_int(v->g, "tokenizer.ggml.add_eos_token", 0, &add_eos, v->d)) ||
+	    (rc = tk_gguf_get_int(v->g, "tokenizer.ggml.add_space_prefix", 1, &add_space, v->d)))
+		return rc;
+	if (add_bos && v->special[0] < 0)
+		add_bos = 0;
+	if (add_eos && v->special[1] < 0)
+		add_eos = 0;
+	if ((rc = added_tokens(v, root)))
+		return rc;
+
+	cJSON *norm = NULL, *pt = NULL, *dec = NULL;
+	if (spm)
+		spm_parts(add_space, &norm, &pt, &dec);
+	else
+		byte_level_parts(kind, &norm, &pt, &dec);
+	if (!norm || !cJSON_AddItemToObject(root, "normalizer", norm)) {
+		cJSON_Delete(norm);
+		cJSON_Delete(pt);
+		cJSON_Delete(dec);
+		return nomem(v);
+	}
+	if (!pt || !cJSON_AddItemToObject(root, "pre_tokenizer", pt)) {
+		cJSON_Delete(pt);
+		cJSON_Delete(dec);
+		return nomem(v);
+	}
+	if ((rc = post_processor(v, root, add_bos, add_eos))) {
+		cJSON_Delete(dec);
+		return rc;
+	}
+	if (!dec || !cJSON_AddItemToObject(root, "decoder", dec)) {
+		cJSON_Delete(dec);
+		return nomem(v);
+	}
+	if ((rc = bpe_model(v, root, spm, kind)))
+		return rc;
+	return tokenizer_config(v, cfg, add_bos, add_eos);
 }
 
 int tk_gguf_tokenizer_json(const tk_gguf_t *g, cJSON **tokenizer, cJSON **config,

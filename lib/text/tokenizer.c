@@ -1098,12 +1098,6 @@ static int load_legacy(struct load *L, const char *dir, const cJSON *cfg)
 
 /* ---- public ---- */
 
-static int exists(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0;
-}
-
 int tk_tokenizer_load(tk_tokenizer_t **out, const char *path, struct tk_diag *d)
 {
 	struct load L = { 0 };
@@ -1118,11 +1112,11 @@ int tk_tokenizer_load(tk_tokenizer_t **out, const char *path, struct tk_diag *d)
 	if (tk_path_is_dir(path)) {
 		snprintf(dir, sizeof(dir), "%s", path);
 		snprintf(file, sizeof(file), "%s/tokenizer.json", path);
-		if (!exists(file)) {
+		if (!tk_path_exists(file)) {
 			char v[4096], m[4096];
 			snprintf(v, sizeof(v), "%s/vocab.json", path);
 			snprintf(m, sizeof(m), "%s/merges.txt", path);
-			if (!exists(v) || !exists(m))
+			if (!tk_path_exists(v) || !tk_path_exists(m))
 				return tk_diag_set(d, TK_E_IO, path, -1,
 						   "no tokenizer.json, or vocab.json and merges.txt, "
 						   "in this directory");

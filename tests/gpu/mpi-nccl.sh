@@ -3,7 +3,7 @@
 # UNVERIFIED: written on a machine without a GPU; it has never run.
 #
 # mpirun -np 2 tk-train --device cuda (rank r on cuda:r, lib/compute/dist.h
-# tk_dist_device_spec; the gradients summed by NCCL on the GPUs, lib/train/train.c
+# tk_dist_device_spec; the gradients summed by NCCL on the GPUs, lib/train/zero.c
 # nccl_grads) trains what 1 process on cuda:0 with twice the accumulation
 # trains: the same global batches in the same order, so the weights agree
 # up to fp32 summation order.  Tolerance 1e-4 after 10 steps at learning

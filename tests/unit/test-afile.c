@@ -205,6 +205,10 @@ static void test_is_dir(void)
 	TT_CHECK(tk_path_is_dir(at("dlink")) == 1, "symlink to a directory");
 	TT_CHECK(tk_path_is_dir(at("d/f")) == 0, "file");
 	TT_CHECK(tk_path_is_dir(at("d/missing")) == 0, "missing");
+	TT_REQUIRE(symlink(at("d/missing"), at("dangling")) == 0, "dangling symlink");
+	TT_CHECK(tk_path_exists(at("d/f")) == 1 && tk_path_exists(at("dlink")) == 1, "exists");
+	TT_CHECK(tk_path_exists(at("d/missing")) == 0, "missing: does not exist");
+	TT_CHECK(tk_path_exists(at("dangling")) == 0, "dangling symlink: does not exist");
 }
 
 static void test_copy_file(void)

@@ -1,4 +1,4 @@
-/* test-device.c - device selection and memory helpers, with and without CUDA. */
+/* test-device.c - device selection and description, with and without CUDA. */
 #include "compute/device.h"
 #include "tt.h"
 
@@ -12,15 +12,6 @@ static void test_cpu_always_there(void)
 	TT_REQUIRE(tk_device_info(dev, &info, &d) == 0, "%s", d.msg);
 	TT_CHECK(info.total_mem > 0 && info.multiprocessors > 0, "mem %zu cores %d",
 		 info.total_mem, info.multiprocessors);
-	void *p = NULL;
-	TT_REQUIRE(tk_device_alloc(dev, 64, &p, &d) == 0 && p, "%s", d.msg);
-	char src[64], back[64];
-	for (int i = 0; i < 64; i++)
-		src[i] = (char)i;
-	TT_CHECK(tk_device_upload(dev, p, src, 64, &d) == 0, "%s", d.msg);
-	TT_CHECK(tk_device_download(dev, back, p, 64, &d) == 0, "%s", d.msg);
-	TT_CHECK(!memcmp(src, back, 64), "round trip differs");
-	tk_device_free(dev, p);
 }
 
 static void test_bad_specs(void)
@@ -63,19 +54,16 @@ static void test_cuda_absent_fails_cleanly(void)
 	TT_CHECK(strstr(d.msg, "no CUDA device 0") && strstr(d.msg, "--device cpu"), "%s", d.msg);
 	/* Going around the parser: the checked boundary must report, not crash. */
 	struct tk_device cuda = { TK_DEVICE_CUDA, 0 };
-	void *p = NULL;
-	rc = tk_device_alloc(cuda, 1 << 20, &p, &d);
-	TT_CHECK(rc == TK_E_DEVICE || rc == TK_E_NOMEM, "alloc rc %d", rc);
-	TT_CHECK(strstr(d.msg, "device.cu:") && strstr(d.msg, "cuda"), "message: %s", d.msg);
 	struct tk_device_info info;
 	rc = tk_device_info(cuda, &info, &d);
 	TT_CHECK(rc == TK_E_DEVICE, "info rc %d", rc);
-	TT_CHECK(strstr(d.msg, "cudaGetDeviceProperties"), "message: %s", d.msg);
+	TT_CHECK(strstr(d.msg, "device.cu:") && strstr(d.msg, "cudaGetDeviceProperties"),
+		 "message: %s", d.msg);
 }
 
-/* make test-gpu sets TK_REQUIRE_GPU=1: then a CUDA device must be there and
- * memory must round-trip through it.  Unverified so far: no GPU has run it. */
-static void test_cuda_present_round_trip(void)
+/* make test-gpu sets TK_REQUIRE_GPU=1: then a CUDA device must be there,
+ * picked by "auto" and described. */
+static void test_cuda_present(void)
 {
 	if (!getenv("TK_REQUIRE_GPU"))
 		TT_SKIP("needs a GPU (make test-gpu)");
@@ -89,20 +77,8 @@ static void test_cuda_present_round_trip(void)
 	TT_REQUIRE(tk_device_info(dev, &info, &d) == 0, "%s", d.msg);
 	printf("# cuda:%d %s, sm_%d%d, %zu MiB\n", dev.index, info.name, info.cc_major,
 	       info.cc_minor, info.total_mem >> 20);
-	size_t n = 1 << 20;
-	unsigned char *src = malloc(n), *back = malloc(n);
-	for (size_t i = 0; i < n; i++)
-		src[i] = (unsigned char)(i * 7 + 3);
-	void *p = NULL;
-	TT_REQUIRE(tk_device_alloc(dev, n, &p, &d) == 0, "%s", d.msg);
-	TT_CHECK(tk_device_upload(dev, p, src, n, &d) == 0, "%s", d.msg);
-	TT_CHECK(tk_device_download(dev, back, p, n, &d) == 0, "%s", d.msg);
-	TT_CHECK(!memcmp(src, back, n), "device round trip differs");
-	tk_device_free(dev, p);
-	int rc = tk_device_alloc(dev, (size_t)1 << 50, &p, &d);
-	TT_CHECK(rc == TK_E_NOMEM && strstr(d.msg, "out of device memory"), "%d %s", rc, d.msg);
-	free(src);
-	free(back);
+	TT_CHECK(info.total_mem > 0 && info.multiprocessors > 0, "mem %zu SMs %d",
+		 info.total_mem, info.multiprocessors);
 }
 
 int main(void)
@@ -110,6 +86,6 @@ int main(void)
 	TT_RUN(test_cpu_always_there);
 	TT_RUN(test_bad_specs);
 	TT_RUN(test_cuda_absent_fails_cleanly);
-	TT_RUN(test_cuda_present_round_trip);
+	TT_RUN(test_cuda_present);
 	return tt_done();
 }
