@@ -5,9 +5,10 @@
 # pipelines/ the checkout's.  Each block runs under bash -e -o pipefail: a
 # failing command fails the case, naming the block's line in README.md.
 # A block with a line "# (not run by the tests: WHY)" is not run.
-# In every fenced block (sh, python, run or not), each tk-* command's
-# --options must be in that tool's --help: an option a tool lacks fails
-# the case even where the block cannot run.
+# In every fenced block (sh, python, run or not) and every inline `tk-...`
+# command of the text (the tables), each tk-* command's --options must be
+# in that tool's --help: an option a tool lacks fails the case even where
+# the command cannot run.
 readme=${TK_README:-$TK_ROOT/README.md}
 cp -r "$FIX/generate/chatml" SmolLM2
 {
@@ -23,7 +24,11 @@ awk -v dir=.blocks '
 	!inb && /^```[a-z]*[ \t]*$/ { inb = 1; lang = substr($0, 4); gsub(/[ \t]/, "", lang)
 		if (lang == "") lang = "text"; f = dir "/" NR "." lang; printf "" > f; next }
 	inb && /^```[ \t]*$/ { inb = 0; close(f); next }
-	inb { print > f }
+	inb { print > f; next }
+	# inline commands outside the blocks (the tables): checked, never run
+	{ line = $0; while (match(line, /`!?tk-[a-z]+ [^`]*`/)) {
+		print substr(line, RSTART + 1, RLENGTH - 2) > (dir "/" NR ".inline")
+		line = substr(line, RSTART + RLENGTH) } }
 ' "$readme"
 
 fail=0 ran=0 notrun=0 checked=0
