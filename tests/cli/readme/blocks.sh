@@ -35,7 +35,8 @@ fail=0 ran=0 notrun=0 checked=0
 # the options of each tk-* command in a block: continuation lines joined,
 # comments dropped, split at | ; && and $(, a leading ! (notebook) removed
 check_options() { # block-file
-	local line seg tool word
+	local seg tool word
+	# shellcheck disable=SC2016 # a literal $( to split at
 	sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' "$1" | sed 's/\(^\|[ \t]\)#.*//; s/^[ \t]*!//' |
 		sed 's/|\|&&\|;\|\$(/\n/g' | while read -r seg; do
 		tool=
@@ -50,6 +51,7 @@ check_options() { # block-file
 		done
 	done
 }
+# shellcheck disable=SC2012 # the names are the awk's: LINE.LANG
 for b in $(ls .blocks | sort -n); do
 	line=${b%%.*} lang=${b#*.}
 	while read -r tool opt; do
