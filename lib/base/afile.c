@@ -433,18 +433,28 @@ int tk_afile_rmtree(const char *path)
 	return rc;
 }
 
-int tk_afile_dir_open(struct tk_afile_dir *dir, const char *path, int force, struct tk_diag *d)
+int tk_afile_dir_open(struct tk_afile_dir *dir, const char *path_in, int force,
+		      struct tk_diag *d)
 {
 	memset(dir, 0, sizeof(*dir));
 	struct stat st;
-	if (!force && stat(path, &st) == 0)
-		return tk_diag_set(d, TK_E_EXISTS, path, -1,
+	if (!force && stat(path_in, &st) == 0)
+		return tk_diag_set(d, TK_E_EXISTS, path_in, -1,
 				   "already exists (use --force to overwrite)");
+	/* "blocks/" is "blocks": with the slash, the temporary directory and
+	 * the old output's new name would lie inside the output itself */
+	char *path = strdup(path_in);
+	if (!path)
+		return tk_diag_set(d, TK_E_NOMEM, path_in, -1, "out of memory");
+	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+		path[n - 1] = 0;
 	int rc0 = tk_path_mkdir_parents(path, d);
-	if (rc0)
+	if (rc0) {
+		free(path);
 		return rc0;
+	}
 	tk_afile_clean_stale(path);
-	dir->path = strdup(path);
+	dir->path = path;
 	dir->tmp = tmp_name(path);
 	if (!dir->path || !dir->tmp) {
 		tk_afile_dir_abort(dir);
