@@ -327,24 +327,34 @@ int train_prepare_output(struct trainer *tr, struct tk_diag *d)
 	return rc;
 }
 
+/* Ends an optimizer.safetensors writer: __metadata__ optimizer (which
+ * state it holds) and step (the global step it belongs to), then commit,
+ * or free it when rc says the tensors failed.  Returns rc or the commit's. */
+static int commit_optimizer(struct trainer *tr, tk_safetensors_writer_t *w, const char *optim,
+			    const char *path, int rc, struct tk_diag *d)
+{
+	char step[32];
+	snprintf(step, sizeof(step), "%ld", tr->global_step);
+	if (!rc && (tk_safetensors_writer_metadata(w, "optimizer", optim) ||
+		    tk_safetensors_writer_metadata(w, "step", step)))
+		rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+	if (rc) {
+		tk_safetensors_writer_free(w);
+		return rc;
+	}
+	return tk_safetensors_writer_commit(w, path, 1, d);
+}
+
 /* optim adamw_8bit: optimizer.safetensors holds bitsandbytes' state
  * (train/adamw8.h), __metadata__ optimizer "adamw_8bit" and step. */
 static int save_optimizer8(struct trainer *tr, const char *path, struct tk_diag *d)
 {
 	tk_safetensors_writer_t *w = NULL;
 	float *tmp = NULL;
-	char step[32];
 	if (tk_safetensors_writer_new(&w))
 		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 	int rc = tk_adamw8_state_save(&tr->a8, &tr->m, tr->tp, w, &tmp, d);
-	snprintf(step, sizeof(step), "%ld", tr->global_step);
-	if (!rc && (tk_safetensors_writer_metadata(w, "optimizer", "adamw_8bit") ||
-		    tk_safetensors_writer_metadata(w, "step", step)))
-		rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
-	if (rc)
-		tk_safetensors_writer_free(w);
-	else
-		rc = tk_safetensors_writer_commit(w, path, 1, d);
+	rc = commit_optimizer(tr, w, "adamw_8bit", path, rc, d); /* w points into tmp */
 	free(tmp);
 	return rc;
 }
@@ -387,7 +397,7 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 		return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
 	}
 	int rc = 0;
-	char name[256], step[32];
+	char name[256];
 	float *at = buf;
 	for (int i = 0; i < tr->n_tp && !rc; i++) {
 		const struct tk_param *p = &tr->tp[i];
@@ -406,14 +416,7 @@ static int save_optimizer(struct trainer *tr, const char *path, struct tk_diag *
 			at += p->n;
 		}
 	}
-	snprintf(step, sizeof(step), "%ld", tr->global_step);
-	if (!rc && (tk_safetensors_writer_metadata(w, "optimizer", "adamw_torch") ||
-		    tk_safetensors_writer_metadata(w, "step", step)))
-		rc = tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
-	if (rc)
-		tk_safetensors_writer_free(w);
-	else
-		rc = tk_safetensors_writer_commit(w, path, 1, d);
+	rc = commit_optimizer(tr, w, "adamw_torch", path, rc, d); /* w points into buf */
 	free(buf);
 	return rc;
 }
