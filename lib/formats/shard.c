@@ -107,6 +107,8 @@ static const char *info_problem(const struct tk_shard_info *in)
 		return "blocks need a seq_len in [1, 1048576]";
 	if (in->kind == TK_SHARD_DOCUMENTS && in->seq_len != 0)
 		return "documents have seq_len 0";
+	if (in->kind == TK_SHARD_BLOCKS && in->ended)
+		return "ended is for documents";
 	if (in->split[0] && strcmp(in->split, "train") && strcmp(in->split, "eval"))
 		return "split is not \"train\" or \"eval\"";
 	return NULL;
@@ -177,6 +179,8 @@ static char *header_json(const struct tk_shard_info *in)
 	cJSON_AddNumberToObject(o, "pad_id", (double)in->pad_id);
 	cJSON_AddNumberToObject(o, "seq_len", in->seq_len);
 	cJSON_AddStringToObject(o, "split", in->split);
+	if (in->ended)
+		cJSON_AddBoolToObject(o, "ended", 1);
 	char *s = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return s;
@@ -533,6 +537,7 @@ static const char *parse_header(const char *json, size_t len, struct tk_shard_in
 	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
 	const cJSON *fp = cJSON_GetObjectItemCaseSensitive(o, "fingerprint");
 	const cJSON *split = cJSON_GetObjectItemCaseSensitive(o, "split");
+	const cJSON *ended = cJSON_GetObjectItemCaseSensitive(o, "ended");
 	int64_t vocab, tb, bos, eos, pad, seq;
 	if (!cJSON_IsString(kind) ||
 	    (strcmp(kind->valuestring, "documents") && strcmp(kind->valuestring, "blocks")))
@@ -548,6 +553,8 @@ static const char *parse_header(const char *json, size_t len, struct tk_shard_in
 	else if (split && (!cJSON_IsString(split) ||
 			   strlen(split->valuestring) >= sizeof(in->split)))
 		bad = "header: split is not a short string";
+	else if (ended && !cJSON_IsBool(ended))
+		bad = "header: ended is not true or false";
 	if (!bad) {
 		tk_shard_info_init(in, strcmp(kind->valuestring, "blocks") ? TK_SHARD_DOCUMENTS
 									     : TK_SHARD_BLOCKS,
@@ -559,6 +566,7 @@ static const char *parse_header(const char *json, size_t len, struct tk_shard_in
 		in->seq_len = (uint32_t)seq;
 		if (split)
 			snprintf(in->split, sizeof(in->split), "%s", split->valuestring);
+		in->ended = cJSON_IsTrue(ended);
 		bad = info_problem(in);
 	}
 	cJSON_Delete(o);
@@ -912,6 +920,7 @@ int tk_shard_read(tk_shard_reader_t *r, struct tk_record *rec, struct tk_diag *d
 	rec->n_pad = r->pads[i];
 	rec->n_seg = r->nsegs[i];
 	rec->seg = rec->n_seg ? r->segs + r->seg_pos : NULL;
+	rec->ended = r->info.ended;
 	r->tok_pos += rec->n;
 	r->seg_pos += rec->n_seg;
 	return 1;

@@ -34,6 +34,9 @@ struct tk_shard_info {
 	int64_t bos_id, eos_id, pad_id;
 	uint32_t seq_len;       /* blocks: tokens per block; documents: 0 */
 	char split[16];         /* "", "train" or "eval" */
+	int ended;              /* documents: each already ends as its producer
+				 * meant (tk-tokenize's EOS policy applied), so
+				 * a packer appends no EOS; header key "ended" */
 };
 
 /* One record.  Pointers stay owned by whoever filled the struct (for a
@@ -45,6 +48,8 @@ struct tk_record {
 	uint32_t n_pad;        /* trailing padding tokens (also mask 0) */
 	const uint32_t *seg;   /* start offsets of packed documents, ascending, */
 	uint32_t n_seg;        /*   seg[0] == 0; NULL/0: one document */
+	int ended;             /* a reader's copy of its shard's info.ended;
+				  ignored by the writer */
 };
 
 /* Totals from the trailer. */

@@ -295,7 +295,9 @@ static int pack_doc(struct packer *p, const struct tk_record *doc, struct tk_dia
 	}
 	int rc = append(p, doc->ids, doc->mask, doc->n, 1, d);
 	int64_t eos = p->info.eos_id;
-	if (!rc && eos >= 0 && doc->ids[doc->n - 1] != (uint32_t)eos) {
+	/* a document tk-tokenize already ended (EOS, or a conversation's own
+	 * end as its template writes it) gets no EOS, as TRL adds none */
+	if (!rc && eos >= 0 && !doc->ended && doc->ids[doc->n - 1] != (uint32_t)eos) {
 		uint32_t e = (uint32_t)eos;
 		st->eos_added[s]++;
 		rc = append(p, &e, NULL, 1, 0, d);
@@ -368,6 +370,7 @@ struct held {
 	size_t nids, cap_ids, nmask, cap_mask;
 	struct hdoc {
 		uint64_t start, n, mask; /* mask: offset in mask[], UINT64_MAX if none */
+		int ended;
 	} *docs;
 	size_t ndocs, cap_docs;
 };
@@ -382,6 +385,7 @@ static int hold(struct held *h, const struct tk_record *r)
 	doc->start = h->nids;
 	doc->n = r->n;
 	doc->mask = UINT64_MAX;
+	doc->ended = r->ended;
 	memcpy(h->ids + h->nids, r->ids, 4 * r->n);
 	h->nids += r->n;
 	if (r->mask) {
@@ -399,6 +403,7 @@ static void held_get(const struct held *h, size_t i, struct tk_record *r)
 	r->ids = h->ids + doc->start;
 	r->n = doc->n;
 	r->mask = doc->mask == UINT64_MAX ? NULL : h->mask + doc->mask;
+	r->ended = doc->ended;
 }
 
 /* ------------------------------- splitting ------------------------------- */

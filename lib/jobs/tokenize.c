@@ -611,6 +611,7 @@ int tk_tokenize_run(const tk_tokenizer_t *t, const struct tk_tokenize_opts *o, F
 				   tk_tokenizer_vocab_size(t));
 		info.bos_id = tk_tokenizer_bos_id(t);
 		info.eos_id = r.eos;
+		info.ended = o->add_eos; /* each document ends as it should */
 		info.pad_id = tk_tokenizer_pad_id(t);
 		if ((rc = tk_shard_writer_open(&r.w, out, out_name, &info, d)))
 			return rc;

@@ -30,7 +30,7 @@ static void write_blocks(const char *path, const char *fp, int kind, int n, uint
 			ids[t] = base + (uint32_t)(b * T + t);
 			mask[t] = t >= b;
 		}
-		struct tk_record r = { ids, T, masked ? mask : NULL, 0, NULL, 0 };
+		struct tk_record r = { .ids = ids, .n = T, .mask = masked ? mask : NULL };
 		tk_shard_write(w, &r, &d);
 	}
 	tk_shard_writer_close(w, &d);

@@ -67,6 +67,8 @@ static char *tmp_path(const char *name)
 	return buf[k];
 }
 
+static int write_ended; /* the next shards' header "ended" */
+
 /* Writes docs [from, to) as one documents shard appended to path. */
 static int write_docs(const char *path, const char *mode, const struct docs *s, int from, int to,
 		      const char *fp_hex, int kind)
@@ -75,6 +77,7 @@ static int write_docs(const char *path, const char *mode, const struct docs *s, 
 	struct tk_shard_info info;
 	tk_shard_info_init(&info, kind, fp_hex, VOCAB);
 	info.eos_id = EOS;
+	info.ended = write_ended && kind == TK_SHARD_DOCUMENTS;
 	if (kind == TK_SHARD_BLOCKS)
 		info.seq_len = 8;
 	tk_shard_writer_t *w;
@@ -269,6 +272,48 @@ static void test_pack_group_texts(void)
 		}
 		blocks_free(&b);
 		stream_free(&ref);
+	}
+	docs_free(&s);
+}
+
+/* A shard marked "ended" (tk-tokenize ended its documents, conversations
+ * as their template does) gets no EOS; one without the mark gets EOS after
+ * each document not ending with it, streamed or held (--shuffle) alike. */
+static void test_ended(void)
+{
+	struct docs s;
+	make_docs(&s, 40, 30);
+	const char *in = tmp_path("ended.tks");
+	write_ended = 1;
+	TT_REQUIRE(write_docs(in, "wb", &s, 0, 20, FP, TK_SHARD_DOCUMENTS) == 0, "write");
+	write_ended = 0;
+	TT_REQUIRE(write_docs(in, "ab", &s, 20, 40, FP, TK_SHARD_DOCUMENTS) == 0, "write");
+	uint64_t tokens = 0, want_eos = 0;
+	for (int i = 0; i < s.n; i++) {
+		tokens += s.len[i];
+		want_eos += i >= 20 && s.ids[i][s.len[i] - 1] != EOS;
+	}
+	for (int shuffle = 0; shuffle < 2; shuffle++) {
+		struct tk_pack_opts o;
+		tk_pack_opts_init(&o);
+		o.seq_len = 16;
+		o.keep_remainder = 1;
+		o.shuffle = shuffle;
+		o.output = tmp_path(shuffle ? "ended-shuf" : "ended-out");
+		struct tk_pack_stats st;
+		struct tk_diag d;
+		const char *inputs[] = { in };
+		TT_REQUIRE(tk_pack_run(&o, inputs, 1, NULL, &st, &d) == 0, "pack: %s", d.msg);
+		struct blocks b;
+		TT_REQUIRE(read_blocks(o.output, "train-", 16, &b) == 0, "read blocks");
+		uint64_t real = 0;
+		for (uint64_t k = 0; k < b.n; k++)
+			real += 16 - b.npad[k];
+		TT_CHECK(st.eos_added[0] == want_eos && real == tokens + want_eos,
+			 "shuffle %d: %llu EOS added, want %llu; %llu tokens, want %llu", shuffle,
+			 (unsigned long long)st.eos_added[0], (unsigned long long)want_eos,
+			 (unsigned long long)real, (unsigned long long)(tokens + want_eos));
+		blocks_free(&b);
 	}
 	docs_free(&s);
 }
@@ -502,6 +547,7 @@ static void test_errors(void)
 int main(void)
 {
 	TT_RUN(test_pack_group_texts);
+	TT_RUN(test_ended);
 	TT_RUN(test_pad_mode);
 	TT_RUN(test_split);
 	TT_RUN(test_errors);

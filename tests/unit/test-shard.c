@@ -180,7 +180,7 @@ static int roundtrip(const struct tk_shard_info *info, const struct rec_set *s, 
 		    got.vocab_size != info->vocab_size || got.token_bytes != info->token_bytes ||
 		    got.eos_id != info->eos_id || got.pad_id != info->pad_id ||
 		    got.bos_id != info->bos_id || got.seq_len != info->seq_len ||
-		    strcmp(got.split, info->split))) {
+		    strcmp(got.split, info->split) || got.ended != info->ended)) {
 		snprintf(why, whyn, "header differs");
 		rc = -100;
 	}
@@ -212,6 +212,40 @@ static void test_documents_plain(void)
 		 "totals %llu %llu %llu", (unsigned long long)t.records,
 		 (unsigned long long)t.tokens, (unsigned long long)t.chunks);
 	set_free(&s);
+}
+
+/* "ended" (tk-tokenize ended each document) comes back in the info and in
+ * every record; it is for documents only. */
+static void test_documents_ended(void)
+{
+	struct tk_shard_info info;
+	tk_shard_info_init(&info, TK_SHARD_DOCUMENTS, FP, 1000);
+	info.ended = 1;
+	struct rec_set s;
+	make_records(&s, 5, 1000, 0, 0);
+	char why[256] = "";
+	TT_CHECK(roundtrip(&info, &s, 0, NULL, why, sizeof(why)) == 0, "%s", why);
+	char *buf = NULL;
+	size_t len = 0;
+	TT_REQUIRE(write_shard(&info, &s, 0, &buf, &len) == 0, "write");
+	FILE *fp = fmemopen(buf, len, "rb");
+	tk_shard_reader_t *r;
+	struct tk_record rec;
+	TT_REQUIRE(tk_shard_reader_open(&r, fp, "mem", NULL) == 0, "open");
+	int n = 0;
+	while (tk_shard_read(r, &rec, NULL) == 1)
+		n += rec.ended == 1;
+	TT_CHECK(n == 5, "%d of 5 records ended", n);
+	tk_shard_reader_free(r);
+	fclose(fp);
+	free(buf);
+	set_free(&s);
+	struct tk_diag d;
+	tk_shard_writer_t *w;
+	tk_shard_info_init(&info, TK_SHARD_BLOCKS, FP, 1000);
+	info.seq_len = 8;
+	info.ended = 1;
+	TT_CHECK(tk_shard_writer_open(&w, stdout, "x", &info, &d) == TK_E_INVAL, "ended blocks");
 }
 
 static void test_documents_mask(void)
@@ -664,6 +698,7 @@ static void test_check_tokenizer(void)
 int main(void)
 {
 	TT_RUN(test_documents_plain);
+	TT_RUN(test_documents_ended);
 	TT_RUN(test_documents_mask);
 	TT_RUN(test_blocks_seg_pad);
 	TT_RUN(test_u32_ids);
