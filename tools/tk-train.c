@@ -1,4 +1,5 @@
 /* tk-train - full fine-tuning or training from scratch (see man/tk-train.1). */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,9 @@ static const char about[] =
 	"SmolLM), mistral, qwen2, qwen3, smollm3; rotary scaling (rope_type) default, linear, dynamic, "
 	"yarn, longrope, llama3.";
 
-/* Keys of a TrainingArguments JSON that mean nothing to tk-train. */
+/* Keys of a TrainingArguments JSON that mean nothing to tk-train.  None
+ * may be an option too (main asserts it): the option would never be set
+ * from the JSON. */
 static const char *const ignored_keys[] = {
 	"run_name", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
 	"hub_private_repo", "hub_always_push", "hub_revision", "logging_strategy",
@@ -718,6 +721,8 @@ static char **copy;
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
+	assert(!tk_opt_json_key_taken(opts, ignored_keys));
+	assert(!tk_opt_json_key_taken(opts, cannot_keys));
 	copy = calloc((size_t)argc + 1, sizeof(*copy));
 	if (!copy)
 		return tk_cli_error("out of memory");
