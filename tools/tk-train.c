@@ -1,4 +1,5 @@
 /* tk-train - full fine-tuning or training from scratch (see man/tk-train.1). */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,10 @@ static const char about[] =
 	"SmolLM), mistral, qwen2, qwen3, smollm3; rotary scaling (rope_type) default, linear, dynamic, "
 	"yarn, longrope, llama3.";
 
-/* Keys of a TrainingArguments JSON that mean nothing to tk-train. */
+/* Keys of a TrainingArguments JSON that are not options of tk-train: they
+ * mean nothing to it, or (use_cpu, no_cuda) apply_config reads them itself.
+ * None may be an option too (main asserts it): the option would never be
+ * set from the JSON. */
 static const char *const ignored_keys[] = {
 	"run_name", "push_to_hub", "hub_model_id", "hub_strategy", "hub_token",
 	"hub_private_repo", "hub_always_push", "hub_revision", "logging_strategy",
@@ -56,8 +60,8 @@ static const char *const ignored_keys[] = {
  * hub_* keys count only with push_to_hub (they mean nothing without it). */
 static const char *const cannot_keys[] = {
 	"push_to_hub", "torch_compile", "torch_compile_backend", "torch_compile_mode",
-	"deepspeed", "fsdp", "fsdp_config", "use_cpu", "no_cuda", "use_mps_device",
-	"jit_mode_eval", "use_ipex", "ddp_backend", NULL,
+	"deepspeed", "fsdp", "fsdp_config", "use_mps_device", "jit_mode_eval", "use_ipex",
+	"ddp_backend", NULL,
 };
 
 /* --report-to integrations of transformers that tk-train has not: named,
@@ -659,6 +663,18 @@ static void warn_cannot(const char *json)
 			"huggingface-cli upload REPO OUT)" : "");
 }
 
+/* use_cpu: true in the --config JSON (or no_cuda: true, its old name in
+ * transformers) is --device cpu, unless a device is named already (by the
+ * file, or by the command line, which wins anyway). */
+static void take_use_cpu(const char *json)
+{
+	cJSON *root = cJSON_Parse(json);
+	if (!a.device && (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "use_cpu")) ||
+			  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "no_cuda"))))
+		a.device = "cpu";
+	cJSON_Delete(root);
+}
+
 /* --config: the JSON, then the command line again so that it wins. */
 static int apply_config(int argc, char **argv, void **hold)
 {
@@ -678,8 +694,10 @@ static int apply_config(int argc, char **argv, void **hold)
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	rc = tk_opt_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
-	if (!rc)
+	if (!rc) {
 		warn_cannot(b.data);
+		take_use_cpu(b.data);
+	}
 	tk_buf_free(&b);
 	if (rc)
 		return tk_cli_fail(rc, &d);
@@ -718,6 +736,8 @@ static char **copy;
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
+	assert(!tk_opt_json_key_taken(opts, ignored_keys));
+	assert(!tk_opt_json_key_taken(opts, cannot_keys));
 	copy = calloc((size_t)argc + 1, sizeof(*copy));
 	if (!copy)
 		return tk_cli_error("out of memory");

@@ -236,13 +236,11 @@ int tk_afile_clean_stale(const char *path)
 		long pid = debris_pid(e->d_name, base);
 		if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
-		size_t n = strlen(dir) + strlen(e->d_name) + 2;
-		char *p = malloc(n);
+		char *p = tk_path_dup_join(dir, e->d_name);
 		if (!p) {
 			rc = TK_E_NOMEM;
 			break;
 		}
-		snprintf(p, n, "%s/%s", dir, e->d_name);
 		if (tk_afile_rmtree(p))
 			rc = TK_E_IO;
 		else
@@ -416,13 +414,11 @@ int tk_afile_rmtree(const char *path)
 	while ((e = readdir(dp))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		size_t n = strlen(path) + strlen(e->d_name) + 2;
-		char *sub = malloc(n);
+		char *sub = tk_path_dup_join(path, e->d_name);
 		if (!sub) {
 			rc = TK_E_NOMEM;
 			break;
 		}
-		snprintf(sub, n, "%s/%s", path, e->d_name);
 		if (tk_afile_rmtree(sub))
 			rc = TK_E_IO;
 		free(sub);
@@ -474,11 +470,7 @@ int tk_afile_dir_open(struct tk_afile_dir *dir, const char *path_in, int force,
 
 char *tk_afile_dir_file(const struct tk_afile_dir *dir, const char *name)
 {
-	size_t n = strlen(dir->tmp) + strlen(name) + 2;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s/%s", dir->tmp, name);
-	return p;
+	return tk_path_dup_join(dir->tmp, name);
 }
 
 int tk_afile_dir_commit(struct tk_afile_dir *dir, struct tk_diag *d)

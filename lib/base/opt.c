@@ -389,6 +389,26 @@ void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
 	}
 }
 
+/* The option a JSON key names (its long name in snake case), or NULL. */
+static const struct tk_opt *json_key_opt(const struct tk_opt *opts, const char *k)
+{
+	char key[128];
+	size_t n = strlen(k);
+	if (n >= sizeof(key))
+		return NULL;
+	for (size_t i = 0; i <= n; i++)
+		key[i] = k[i] == '_' ? '-' : k[i];
+	return find_long(opts, key, n);
+}
+
+const char *tk_opt_json_key_taken(const struct tk_opt *opts, const char *const *keys)
+{
+	for (int i = 0; keys && keys[i]; i++)
+		if (json_key_opt(opts, keys[i]))
+			return keys[i];
+	return NULL;
+}
+
 int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
 		      const char *const *ignore, void **hold, struct tk_diag *d)
 {
@@ -399,7 +419,7 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		return tk_diag_set(d, TK_E_INVAL, name, -1, "not a JSON object");
 	}
 	int rc = 0;
-	char key[128], num[64];
+	char num[64];
 	for (cJSON *it = root->child; it && !rc; it = it->next) {
 		size_t n = strlen(it->string);
 		int skip = 0;
@@ -407,12 +427,7 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 			skip |= !strcmp(ignore[i], it->string);
 		if (skip || cJSON_IsNull(it))
 			continue;
-		const struct tk_opt *o = NULL;
-		if (n < sizeof(key)) {
-			for (size_t i = 0; i <= n; i++)
-				key[i] = it->string[i] == '_' ? '-' : it->string[i];
-			o = find_long(opts, key, n);
-		}
+		const struct tk_opt *o = json_key_opt(opts, it->string);
 		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_VERSION ||
 		    o->type == TK_OPT_TYPE_GROUP) {
 			const char *near = tk_opt_nearest(opts, it->string, n);

@@ -105,6 +105,12 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		      const char *const *ignore, void **hold, struct tk_diag *d);
 void tk_opt_json_free(void *hold);
 
+/* The first of keys (NULL-terminated) that tk_opt_apply_json would take as
+ * an option of opts, or NULL when none is.  An ignore list must get NULL:
+ * a key there that is also an option would be dropped from every JSON
+ * instead of setting the option. */
+const char *tk_opt_json_key_taken(const struct tk_opt *opts, const char *const *keys);
+
 /* Checked number parsers: the whole string must be a decimal number in
  * range, as Python's int() and float() read them but stricter: an optional
  * sign and digits ("010" is ten, never octal; "0x10" is refused), for

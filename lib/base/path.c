@@ -8,10 +8,26 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* The separator between dir and a name: none when dir ends in a slash. */
+static const char *sep(const char *dir)
+{
+	size_t n = strlen(dir);
+	return n && dir[n - 1] == '/' ? "" : "/";
+}
+
 int tk_path_join(char *buf, size_t size, const char *dir, const char *name)
 {
-	int n = snprintf(buf, size, "%s/%s", dir, name);
+	int n = snprintf(buf, size, "%s%s%s", dir, sep(dir), name);
 	return n < 0 || (size_t)n >= size ? TK_E_INVAL : 0;
+}
+
+char *tk_path_dup_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s%s%s", dir, sep(dir), name);
+	return p;
 }
 
 int tk_path_exists(const char *path)

@@ -7,9 +7,15 @@
 
 #include "base/tk.h"
 
-/* Writes "dir/name" into buf (size bytes).  Returns 0, or TK_E_INVAL when
- * it does not fit (buf then holds as much as fits, NUL-terminated). */
+/* Writes "dir/name" into buf (size bytes), with no second slash when dir
+ * already ends in one ("out/" + "x" is "out/x"; "" + "x" is "/x").
+ * Returns 0, or TK_E_INVAL when it does not fit (buf then holds as much as
+ * fits, NUL-terminated). */
 int tk_path_join(char *buf, size_t size, const char *dir, const char *name);
+
+/* The same join in a malloc'd string the caller frees; NULL when out of
+ * memory. */
+char *tk_path_dup_join(const char *dir, const char *name);
 
 /* 1 if path exists (symlinks followed: a dangling one does not), 0 if
  * not or if it cannot be stat'ed. */

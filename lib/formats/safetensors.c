@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/afile.h"
+#include "base/path.h"
 
 #define ST_MAX_HEADER 100000000ULL
 
@@ -656,15 +657,6 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && !strcmp(s + n - k, suffix);
 }
 
-static char *join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir);
-	char *p = malloc(n + strlen(name) + 2);
-	if (p)
-		sprintf(p, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
-	return p;
-}
-
 int tk_safetensors_open(tk_safetensors_t **out, const char *path, struct tk_diag *d)
 {
 	*out = NULL;
@@ -679,8 +671,8 @@ int tk_safetensors_open(tk_safetensors_t **out, const char *path, struct tk_diag
 	struct stat sb;
 	int rc;
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-		char *single = join(path, "model.safetensors");
-		char *index = join(path, "model.safetensors.index.json");
+		char *single = tk_path_dup_join(path, "model.safetensors");
+		char *index = tk_path_dup_join(path, "model.safetensors.index.json");
 		if (!single || !index)
 			rc = TK_E_NOMEM;
 		else if (access(single, F_OK) == 0)

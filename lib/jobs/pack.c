@@ -192,7 +192,8 @@ static int packer_open_shard(struct packer *p, struct tk_diag *d)
 		char file[64];
 		snprintf(file, sizeof(file), "%s-%05llu.tks", split,
 			 (unsigned long long)p->st->shards[p->split]);
-		snprintf(p->name, sizeof(p->name), "%s/%s", p->dir->path, file);
+		/* the name in messages: at worst cut short, as snprintf would */
+		(void)tk_path_join(p->name, sizeof(p->name), p->dir->path, file);
 		p->path = tk_afile_dir_file(p->dir, file);
 		if (!p->path)
 			return tk_diag_set(d, TK_E_NOMEM, p->name, -1, "out of memory");

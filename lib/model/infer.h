@@ -33,9 +33,8 @@ int tk_infer_new_batch(struct tk_infer **s, struct tk_model *m, int n_seq, int m
 int tk_infer_new(struct tk_infer **s, struct tk_model *m, int max_len, struct tk_diag *d);
 void tk_infer_free(struct tk_infer *s);
 
-/* Forgets the cached positions of every sequence, or of one (the next feed
- * starts at position 0). */
-void tk_infer_reset(struct tk_infer *s);
+/* Forgets the cached positions of sequence seq (its next feed starts at
+ * position 0); a seq out of range is ignored. */
 void tk_infer_reset_seq(struct tk_infer *s, int seq);
 
 /* Positions cached so far in sequence 0 (tk_infer_len) or seq, the number

@@ -19,7 +19,6 @@
  * F intermediate, V vocab.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "model/infer.h"
 #include "model/lora-int.h"
@@ -149,11 +148,6 @@ void tk_infer_free(struct tk_infer *s)
 	free(s->rseq);
 	free(s->cidx);
 	free(s);
-}
-
-void tk_infer_reset(struct tk_infer *s)
-{
-	memset(s->len, 0, (size_t)s->n_seq * sizeof(int));
 }
 
 void tk_infer_reset_seq(struct tk_infer *s, int seq)

@@ -346,11 +346,6 @@ enum tk_input_format tk_input_format_of(const char *path)
 	return TK_INPUT_TEXT;
 }
 
-const char *tk_input_name(const tk_input_t *in)
-{
-	return in->name;
-}
-
 /* Reads the next physical line (with its newline) into s and n, checked or
  * repaired as UTF-8.  Returns 1, 0 at the end, or an error. */
 static int read_line(tk_input_t *in, const char **s, size_t *n, struct tk_diag *d)

@@ -91,9 +91,6 @@ int tk_input_next(tk_input_t *in, struct tk_example *ex, struct tk_diag *d);
 
 void tk_input_free(tk_input_t *in);
 
-/* The name used in messages: the path, or "<stdin>". */
-const char *tk_input_name(const tk_input_t *in);
-
 /* Which format a path is read as under TK_INPUT_AUTO: .csv and .tsv are CSV,
  * .jsonl, .json and .ndjson are JSONL (case-insensitive), anything else,
  * "-" included, is text. */

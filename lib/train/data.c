@@ -36,12 +36,10 @@ static int list_split(const char *dir, const char *split, char ***out, size_t *n
 			continue;
 		if ((rc = tk_grow(&v, &cap, *n + 1, sizeof(*v))))
 			break;
-		size_t pl = strlen(dir) + nl + 2;
-		if (!(v[*n] = malloc(pl))) {
+		if (!(v[*n] = tk_path_dup_join(dir, e->d_name))) {
 			rc = TK_E_NOMEM;
 			break;
 		}
-		snprintf(v[*n], pl, "%s/%s", dir, e->d_name);
 		(*n)++;
 	}
 	closedir(dp);

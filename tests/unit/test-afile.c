@@ -194,6 +194,14 @@ static void test_path_join(void)
 	TT_CHECK(strlen(buf) == sizeof(buf) - 1 && !strncmp(buf, "ab/b.jso", 8),
 		 "truncated and terminated: %s", buf);
 	TT_CHECK(tk_path_join(buf, sizeof(buf), "", "x") == 0 && !strcmp(buf, "/x"), "empty dir");
+	TT_CHECK(tk_path_join(buf, sizeof(buf), "a/", "b.json") == 0 && !strcmp(buf, "a/b.json"),
+		 "no second slash: %s", buf);
+	char *p = tk_path_dup_join("dir/", "x");
+	TT_CHECK(p && !strcmp(p, "dir/x"), "dup, no second slash: %s", p ? p : "(null)");
+	free(p);
+	p = tk_path_dup_join("dir", "x");
+	TT_CHECK(p && !strcmp(p, "dir/x"), "dup: %s", p ? p : "(null)");
+	free(p);
 }
 
 static void test_is_dir(void)

@@ -170,6 +170,11 @@ static void test_json_config(void)
 	};
 	const char *ignore[] = { "report_to", NULL };
 	void *hold;
+	TT_CHECK(tk_opt_json_key_taken(opts, ignore) == NULL, "ignore list apart from the options");
+	const char *clash[] = { "report_to", "add_eos", NULL };
+	const char *taken = tk_opt_json_key_taken(opts, clash);
+	TT_CHECK(taken && !strcmp(taken, "add_eos"), "an ignored key that is an option: %s",
+		 taken ? taken : "(none)");
 	const char *ok = "{\"seq_len\": 256, \"learning_rate\": 2e-4, \"output_dir\": \"out\","
 			 " \"mode\": \"pad\", \"add_eos\": false, \"report_to\": [\"none\"],"
 			 " \"target_modules\": [\"q_proj\", \"v_proj\"], \"seq-len\": null}";
