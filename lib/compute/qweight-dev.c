@@ -24,7 +24,10 @@ int tk_qweight_to_backend(struct tk_qweight *q, struct tk_backend *be, struct tk
 	size_t bytes[TK_QWEIGHT_NBUF];
 	int i;
 
-	if (!be || !be->i || !be->i->dequant_rows || tk_qweight_backend(q) == be)
+	/* the CPU backend's memory is the host's: a copy would only double
+	 * the weight for a moment and change nothing */
+	if (!be || !be->i || !be->i->dequant_rows || !strcmp(be->i->name, "cpu") ||
+	    tk_qweight_backend(q) == be)
 		return 0;
 	tk_qweight_bufs(q, p, bytes);
 	for (i = 0; i < TK_QWEIGHT_NBUF; i++) {

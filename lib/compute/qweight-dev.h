@@ -17,8 +17,9 @@ struct tk_backend;
 /* Moves q's buffers into be's memory (tk_backend_alloc, copy, free the old
  * ones) so that be's dequant_rows reads them where they are, and makes be
  * their owner (q->release frees through tk_backend_free_mem).  Does
- * nothing, and returns 0, when be has no dequant_rows slot (the CPU
- * backend: the host path stays as it was) or q is already be's.  Returns 0,
+ * nothing, and returns 0, when be computes in host memory (the CPU
+ * backend, whose dequant_rows reads the host buffers where they are), when
+ * it has no dequant_rows slot, or when q is already be's.  Returns 0,
  * or TK_E_NOMEM with q left as it was.  be must outlive q (tk_qweight_free
  * frees through it). */
 int tk_qweight_to_backend(struct tk_qweight *q, struct tk_backend *be, struct tk_diag *d);
