@@ -149,6 +149,23 @@ int tk_train_latest_checkpoint(const char *out_dir, char *buf, size_t size, stru
 	return 0;
 }
 
+/* Removes checkpoint-step of OUT: away under a hidden name first, so that
+ * a kill while deleting leaves no checkpoint-N that is half gone. */
+static int remove_ckpt(struct trainer *tr, long step, struct tk_diag *d)
+{
+	char p[PATH_LEN], gone[PATH_LEN];
+	int n = snprintf(gone, sizeof(gone), "%s/" DELETING "checkpoint-%ld", tr->out, step);
+	if (ckpt_path(p, sizeof(p), tr->out, step) || n < 0 || (size_t)n >= sizeof(gone))
+		return tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
+	if (tk_path_exists(gone))
+		tk_afile_rmtree(gone);
+	if (rename(p, gone))
+		return tk_diag_sys(d, p, "cannot remove old checkpoint");
+	if (tk_afile_rmtree(gone))
+		return tk_diag_sys(d, gone, "cannot remove old checkpoint");
+	return 0;
+}
+
 /* Removes the oldest checkpoints beyond save_total_limit. */
 int train_rotate(struct trainer *tr, struct tk_diag *d)
 {
@@ -167,26 +184,9 @@ int train_rotate(struct trainer *tr, struct tk_diag *d)
 	/* the newest and the best checkpoint stay, as rotate_checkpoints keeps them */
 	tk_best_rotation(l.step, l.n, tr->o->save_total_limit, tr->best_ckpt[0] ? tr->best.step : 0,
 			 del);
-	char p[PATH_LEN], gone[PATH_LEN];
-	for (size_t i = 0; i < l.n && !rc; i++) {
-		if (!del[i])
-			continue;
-		int n = snprintf(gone, sizeof(gone), "%s/" DELETING "checkpoint-%ld", tr->out,
-				 l.step[i]);
-		if (ckpt_path(p, sizeof(p), tr->out, l.step[i]) || n < 0 ||
-		    (size_t)n >= sizeof(gone)) {
-			rc = tk_diag_set(d, TK_E_INVAL, tr->out, -1, "path too long");
-			break;
-		}
-		/* away under a hidden name first: a kill while deleting leaves
-		 * no checkpoint-N that is half gone */
-		if (tk_path_exists(gone))
-			tk_afile_rmtree(gone);
-		if (rename(p, gone))
-			rc = tk_diag_sys(d, p, "cannot remove old checkpoint");
-		else if (tk_afile_rmtree(gone))
-			rc = tk_diag_sys(d, gone, "cannot remove old checkpoint");
-	}
+	for (size_t i = 0; i < l.n && !rc; i++)
+		if (del[i])
+			rc = remove_ckpt(tr, l.step[i], d);
 	free(del);
 	free(l.step);
 	return rc;
@@ -613,7 +613,6 @@ int train_write_best(struct trainer *tr, struct tk_diag *d)
  * other checkpoint when training ends. */
 int train_keep_only_best(struct trainer *tr, struct tk_diag *d)
 {
-	char src[PATH_LEN];
 	struct ckpt_list l;
 	int rc;
 	if (!tr->best_ckpt[0] || tr->o->save_total_limit != 1 || tk_dist_rank())
@@ -621,9 +620,8 @@ int train_keep_only_best(struct trainer *tr, struct tk_diag *d)
 	if ((rc = list_ckpts(tr->out, &l, 0, d)))
 		return rc;
 	for (size_t i = 0; i < l.n && !rc; i++)
-		if (l.step[i] != tr->best.step && !ckpt_path(src, sizeof(src), tr->out, l.step[i]) &&
-		    tk_afile_rmtree(src))
-			rc = tk_diag_sys(d, src, "cannot remove old checkpoint");
+		if (l.step[i] != tr->best.step)
+			rc = remove_ckpt(tr, l.step[i], d);
 	free(l.step);
 	return rc;
 }
