@@ -91,26 +91,16 @@ int tk_memplan_train(const struct tk_model *m, const struct tk_backend *be,
 				p->weights += tk_qweight_bytes(t->q);
 		} else if (t->trainable) {
 			base_grads = 1;
-			opt8 += tk_adamw8_state_bytes(t->n, tk_adamw8_eight(t->name, t->n));
 		}
 	}
 	/* gradients: tk_model_zero_grad_alloc, tk_lora_grads */
 	if (base_grads)
 		p->grads = m->n_params * sizeof(float);
-	if (l) {
+	if (l)
 		p->grads += (l->n_params ? l->n_params : 1) * sizeof(float);
-		for (int i = 0; i < l->n_ad; i++) { /* A [r, in], B [out, r], DoRA's m [out] */
-			size_t na = (size_t)l->cfg.r * (size_t)l->ad[i].in;
-			size_t nb = (size_t)l->ad[i].out * (size_t)l->cfg.r;
-			size_t nm = l->cfg.use_dora ? (size_t)l->ad[i].out : 0;
-			opt8 += tk_adamw8_state_bytes(na, na >= TK_ADAMW8_MIN_SIZE) +
-				tk_adamw8_state_bytes(nb, nb >= TK_ADAMW8_MIN_SIZE) +
-				(nm ? tk_adamw8_state_bytes(nm, nm >= TK_ADAMW8_MIN_SIZE) : 0);
-		}
-	}
 	/* optimizer: two arenas of n_opt floats (lib/train/zero.c); ZeRO-1
-	 * keeps a shard (about n_opt / shards); adamw_8bit: its bytes above */
-	opt = tk_model_opt_floats(m);
+	 * keeps a shard (about n_opt / shards); adamw_8bit: its state */
+	opt = tk_model_opt_floats(m, &opt8);
 	if (!opt)
 		opt = 1;
 	if (a->opt_shards > 1)

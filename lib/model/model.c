@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/adamw8-common.h"
 #include "base/afile.h"
 #include "base/path.h"
 #include "compute/qweight-dev.h"
@@ -822,23 +823,34 @@ int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 	return 0;
 }
 
-size_t tk_model_opt_floats(const struct tk_model *m)
+/* One parameter of name (its key's ending will do: tk_adamw8_eight looks
+ * at that) and n elements into both sums of tk_model_opt_floats. */
+static void opt_add(size_t *floats, size_t *bytes8, const char *name, size_t n)
 {
+	*floats += (n + 15) / 16 * 16;
+	*bytes8 += tk_adamw8_state_bytes(n, tk_adamw8_eight(name, n));
+}
+
+size_t tk_model_opt_floats(const struct tk_model *m, size_t *bytes8)
+{
+	static const char *const ab_name[2] = { "lora_A.weight", "lora_B.weight" };
 	const struct tk_lora *l = m->lora;
-	size_t n = 0;
+	size_t n = 0, b8 = 0;
 	int64_t shape[2];
 
 	for (int i = 0; l && i < l->n_ad; i++) {
 		for (int ab = 0; ab < 2; ab++) {
 			lora_shape(l, i, ab, shape);
-			n += ((size_t)shape[0] * (size_t)shape[1] + 15) / 16 * 16;
+			opt_add(&n, &b8, ab_name[ab], (size_t)shape[0] * (size_t)shape[1]);
 		}
 		if (l->cfg.use_dora) /* DoRA's magnitude [out] */
-			n += ((size_t)l->ad[i].out + 15) / 16 * 16;
+			opt_add(&n, &b8, "lora_magnitude_vector", (size_t)l->ad[i].out);
 	}
 	for (int i = 0; i < m->n_tensors; i++)
 		if (m->tensors[i].trainable)
-			n += (m->tensors[i].n + 15) / 16 * 16;
+			opt_add(&n, &b8, m->tensors[i].name, m->tensors[i].n);
+	if (bytes8)
+		*bytes8 = b8;
 	return n;
 }
 

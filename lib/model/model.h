@@ -146,11 +146,13 @@ int tk_model_save(const struct tk_model *m, const char *dir, int force, struct t
 int tk_model_trainable(struct tk_model *m, const struct tk_param **out, int *n,
 		       struct tk_diag *d);
 
-/* The floats of one optimizer state arena over tk_model_trainable's
- * parameters, each starting 16-float (64-byte) aligned, as tk_train_run
- * lays out exp_avg and exp_avg_sq.  From the shapes alone: the memory
- * plan asks before the gradients exist. */
-size_t tk_model_opt_floats(const struct tk_model *m);
+/* The optimizer state over tk_model_trainable's parameters, from the
+ * shapes alone (the memory plan asks before the gradients exist):
+ * returns the floats of one fp32 arena, each parameter starting 16-float
+ * (64-byte) aligned, as tk_train_run lays out exp_avg and exp_avg_sq;
+ * *bytes8 (may be NULL) gets bitsandbytes' 8-bit AdamW state
+ * (tk_adamw8_state_bytes, 8-bit where tk_adamw8_eight says). */
+size_t tk_model_opt_floats(const struct tk_model *m, size_t *bytes8);
 
 /* Sum of the element counts of every tensor (quantized ones included), and
  * of the adapters' matrices when m has adapters: peft's "all params". */
