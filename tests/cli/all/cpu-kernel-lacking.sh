@@ -2,6 +2,7 @@
 # GEMM (OpenBLAS kernels on a CPU without their instructions crash or
 # compute wrong results), naming what it needs and the best kernel here.
 # Skipped on a CPU that runs every kernel (an AMD Zen 4 does).
+unset OPENBLAS_CORETYPE # tk's own choice is tested: a user's setting would win over it
 all="cooperlake skylakex zen haswell sandybridge nehalem prescott"
 runs=" $(tk-pack --version | sed -n 's/^kernels this CPU runs[^:]*://p') "
 for k in $all; do

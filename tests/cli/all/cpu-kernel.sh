@@ -2,6 +2,7 @@
 # TK_CPU_KERNEL (an unknown name is a usage error naming the choices),
 # and a user's own OPENBLAS_CORETYPE wins over both; --version says which
 # kernel runs and why.  (Prescott, SSE3, runs on every x86-64 CPU.)
+unset OPENBLAS_CORETYPE # tk's own choice is tested: a user's setting would win over it
 tk-pack --version >v
 echo "exit $?"
 sed -n '1s/ [0-9][0-9.]*$/ VERSION/p; 2s/^\(build: CPU\).*/\1.../p; 3s/^\(cpu: \).*\[.*\]$/\1MODEL [ISAS]/p' v

@@ -1,5 +1,6 @@
 # metrics.jsonl's final entry names the CPU's GEMM kernel the run used:
 # the one --version reports, or the one TK_CPU_KERNEL forced.
+unset OPENBLAS_CORETYPE # tk's own choice is tested: a user's setting would win over it
 args="--model $FIX/train/model --data $FIX/train/blocks --max-steps 1 -q --threads 1"
 want=$(tk-train --version | sed -n 's/^gemm: OpenBLAS [0-9.]*, \([A-Za-z]*\) kernels.*/\1/p')
 tk-train $args -o a >/dev/null
