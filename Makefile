@@ -102,7 +102,7 @@ cuda-note:
 	@echo "$(CUDA_NOTE)"
 	@echo "$(MPI_NOTE)"
 
-# Build lines are short (CC lib/base/opt.o, LD bin/tk-train), as the
+# Build lines are short (CC lib/base/options.o, LD bin/tk-train), as the
 # kernel's and git's are; V=1 prints the whole commands.  A failing
 # command is still shown by the compiler's own message.
 ifeq ($(V),1)

@@ -66,7 +66,7 @@ static int parse_adapter(const char *s, struct tk_merge_adapter *a, char **hold)
 
 	a->dir = s;
 	a->weight = 1;
-	if (!c || tk_parse_double(c + 1, -1e6, 1e6, &w))
+	if (!c || tk_options_parse_double(c + 1, -1e6, 1e6, &w))
 		return c && c[1] && strspn(c + 1, "0123456789.-+eE") == strlen(c + 1) ? -1 : 0;
 	if (!(*hold = strndup(s, (size_t)(c - s))))
 		return -1;

@@ -693,7 +693,7 @@ static int apply_config(int argc, char **argv, void **hold)
 	int rc = tk_read_file(a.config, &b, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
-	rc = tk_opt_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
+	rc = tk_options_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
 	if (!rc) {
 		warn_cannot(b.data);
 		take_use_cpu(b.data);
@@ -705,7 +705,7 @@ static int apply_config(int argc, char **argv, void **hold)
 		if (given[i])
 			((struct tk_strlist *)opts[i].value)->n = 0;
 	int npos;
-	if ((rc = tk_opt_parse(argc, argv, opts, &npos, &d)))
+	if ((rc = tk_options_parse(argc, argv, opts, &npos, &d)))
 		return tk_cli_usage_error("%s", d.msg);
 	return 0;
 }
@@ -736,8 +736,8 @@ static char **copy;
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
-	assert(!tk_opt_json_key_taken(opts, ignored_keys));
-	assert(!tk_opt_json_key_taken(opts, cannot_keys));
+	assert(!tk_options_json_key_taken(opts, ignored_keys));
+	assert(!tk_options_json_key_taken(opts, cannot_keys));
 	copy = calloc((size_t)argc + 1, sizeof(*copy));
 	if (!copy)
 		return tk_cli_error("out of memory");
@@ -753,7 +753,7 @@ int main(int argc, char **argv)
 	if (a.config && (ec = apply_config(argc, copy, &hold)))
 		return ec;
 	if ((ec = check_args())) {
-		tk_opt_json_free(hold);
+		tk_options_json_free(hold);
 		return ec;
 	}
 
@@ -825,12 +825,12 @@ int main(int argc, char **argv)
 	char spec[32]; /* several ranks: cuda:(local rank mod devices) */
 	if (rc || (rc = tk_cli_backend(&be, tk_dist_device_spec(a.device, spec, sizeof(spec)),
 				       (int)a.threads, a.quiet, &d))) {
-		tk_opt_json_free(hold);
+		tk_options_json_free(hold);
 		return dist_exit(tk_cli_fail(rc, &d));
 	}
 	if ((ec = prec_setup(&be, &o))) {
 		tk_backend_free(&be);
-		tk_opt_json_free(hold);
+		tk_options_json_free(hold);
 		return dist_exit(ec);
 	}
 	eval_data_note();
@@ -843,7 +843,7 @@ int main(int argc, char **argv)
 	if (rc && tk_dist_rank()) /* where rank 0 failed alike, its abort ends us first */
 		sleep(1);
 	tk_backend_free(&be);
-	tk_opt_json_free(hold);
+	tk_options_json_free(hold);
 	report_end(&v, rc && !o.resume);
 	if (rc == TK_E_INVAL && !d.msg[0])
 		return dist_exit(tk_cli_usage_error("invalid options"));

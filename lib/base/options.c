@@ -1,5 +1,5 @@
-/* opt.c - see opt.h. */
-#include "base/opt.h"
+/* options.c - see options.h. */
+#include "base/options.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -48,7 +48,7 @@ static int is_decimal_real(const char *s)
 	return *s == '\0';
 }
 
-int tk_parse_ll(const char *s, long long min, long long max, long long *out)
+int tk_options_parse_ll(const char *s, long long min, long long max, long long *out)
 {
 	if (!s || !is_decimal_int(s))
 		return TK_E_INVAL;
@@ -61,7 +61,7 @@ int tk_parse_ll(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int tk_parse_double(const char *s, double min, double max, double *out)
+int tk_options_parse_double(const char *s, double min, double max, double *out)
 {
 	if (!s || !is_decimal_real(s))
 		return TK_E_INVAL;
@@ -119,13 +119,13 @@ static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
 		return 0;
 	}
 	case TK_OPT_TYPE_INT:
-		if (tk_parse_ll(v, (long long)o->min, (long long)o->max, o->value))
+		if (tk_options_parse_ll(v, (long long)o->min, (long long)o->max, o->value))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 					   "%s: '%s' is not an integer in [%lld, %lld]", name,
 					   v, (long long)o->min, (long long)o->max);
 		return 0;
 	case TK_OPT_TYPE_DOUBLE:
-		if (tk_parse_double(v, o->min, o->max, o->value))
+		if (tk_options_parse_double(v, o->min, o->max, o->value))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 					   "%s: '%s' is not a number in [%g, %g]", name, v,
 					   o->min, o->max);
@@ -195,7 +195,7 @@ static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
 	return row[n];
 }
 
-const char *tk_opt_nearest(const struct tk_opt *opts, const char *name, size_t len)
+const char *tk_options_nearest(const struct tk_opt *opts, const char *name, size_t len)
 {
 	const struct tk_opt *best = NULL;
 	size_t best_d = len / 3 > 0 ? len / 3 : 1;
@@ -238,7 +238,7 @@ static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
 		negated = o != NULL;
 	}
 	if (!o) {
-		const char *near = tk_opt_nearest(opts, arg, len);
+		const char *near = tk_options_nearest(opts, arg, len);
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown option '--%.*s'%s%s%s",
 				   (int)len, arg, near ? "; did you mean --" : "", near ? near : "",
 				   near ? "?" : "");
@@ -292,7 +292,7 @@ static int parse_short(char **argv, int argc, int *i, const struct tk_opt *opts,
 	return 0;
 }
 
-int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
+int tk_options_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
 		 struct tk_diag *d)
 {
 	int n = 0, only_pos = 0;
@@ -346,7 +346,7 @@ static void print_wrapped(FILE *out, const char *text, int indent, int width)
 	fputc('\n', out);
 }
 
-void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
+void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts)
 {
 	for (int i = 0; usage && usage[i]; i++)
@@ -401,7 +401,7 @@ static const struct tk_opt *json_key_opt(const struct tk_opt *opts, const char *
 	return find_long(opts, key, n);
 }
 
-const char *tk_opt_json_key_taken(const struct tk_opt *opts, const char *const *keys)
+const char *tk_options_json_key_taken(const struct tk_opt *opts, const char *const *keys)
 {
 	for (int i = 0; keys && keys[i]; i++)
 		if (json_key_opt(opts, keys[i]))
@@ -409,7 +409,7 @@ const char *tk_opt_json_key_taken(const struct tk_opt *opts, const char *const *
 	return NULL;
 }
 
-int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
+int tk_options_apply_json(const struct tk_opt *opts, const char *json, const char *name,
 		      const char *const *ignore, void **hold, struct tk_diag *d)
 {
 	*hold = NULL;
@@ -430,7 +430,7 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		const struct tk_opt *o = json_key_opt(opts, it->string);
 		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_VERSION ||
 		    o->type == TK_OPT_TYPE_GROUP) {
-			const char *near = tk_opt_nearest(opts, it->string, n);
+			const char *near = tk_options_nearest(opts, it->string, n);
 			char snake[128] = "";
 			for (size_t i = 0; near && near[i] && i + 1 < sizeof(snake); i++)
 				snake[i] = near[i] == '-' ? '_' : near[i], snake[i + 1] = 0;
@@ -494,7 +494,7 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 	return rc;
 }
 
-void tk_opt_json_free(void *hold)
+void tk_options_json_free(void *hold)
 {
 	cJSON_Delete(hold);
 }

@@ -1,4 +1,4 @@
-/* opt.h - command-line options from one declarative table.
+/* options.h - command-line options from one declarative table.
  *
  * A tool lists its options once:
  *
@@ -8,15 +8,15 @@
  *		TK_OPT_END,
  *	};
  *
- * and tk_opt_parse() fills the fields, accepting `--name value`,
+ * and tk_options_parse() fills the fields, accepting `--name value`,
  * `--name=value`, `-s value`, `-svalue`, bundled short flags, `--no-NAME`
  * for booleans and `--` to end options; `--snake_case` as HfArgumentParser
  * takes it is the same as `--snake-case`.  Every number goes through a
- * checked parser with the range in the table.  tk_opt_usage() prints the
+ * checked parser with the range in the table.  tk_options_usage() prints the
  * help text generated from the same table.
  */
-#ifndef TK_OPT_H
-#define TK_OPT_H
+#ifndef TK_OPTIONS_H
+#define TK_OPTIONS_H
 
 #include <stdio.h>
 
@@ -76,19 +76,19 @@ enum {
  * TK_OPT_SHOW_VERSION for --version, or
  * TK_E_INVAL with d->msg saying what was wrong (unknown option, with the
  * nearest known one where one is near, missing or bad value). */
-int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
+int tk_options_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
 		 struct tk_diag *d);
 
 /* Writes the usage lines ("usage: LINE" for each, the first prefixed with
  * "usage:" and the rest with "   or:"), an optional description and the
  * option table to out. */
-void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
+void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts);
 
 /* The long name of the option nearest to name[0..len) (at most len/3
  * edits away, '_' taken as '-'), for "did you mean ...?", or NULL when none
  * is that near. */
-const char *tk_opt_nearest(const struct tk_opt *opts, const char *name, size_t len);
+const char *tk_options_nearest(const struct tk_opt *opts, const char *name, size_t len);
 
 /* Applies a JSON object of option values (a TrainingArguments or
  * LoraConfig JSON): each key is an option's long name in snake case
@@ -98,25 +98,25 @@ const char *tk_opt_nearest(const struct tk_opt *opts, const char *name, size_t l
  * TK_E_INVAL naming the key and the file, unless it is listed in ignore
  * (NULL-terminated; keys HF writes that mean nothing to the tool).  String
  * options take JSON strings only.  String values stay owned by *hold,
- * which the caller frees with tk_opt_json_free() once done with the
+ * which the caller frees with tk_options_json_free() once done with the
  * options.  The caller parses the command line again afterwards so that
  * it wins. */
-int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
+int tk_options_apply_json(const struct tk_opt *opts, const char *json, const char *name,
 		      const char *const *ignore, void **hold, struct tk_diag *d);
-void tk_opt_json_free(void *hold);
+void tk_options_json_free(void *hold);
 
-/* The first of keys (NULL-terminated) that tk_opt_apply_json would take as
+/* The first of keys (NULL-terminated) that tk_options_apply_json would take as
  * an option of opts, or NULL when none is.  An ignore list must get NULL:
  * a key there that is also an option would be dropped from every JSON
  * instead of setting the option. */
-const char *tk_opt_json_key_taken(const struct tk_opt *opts, const char *const *keys);
+const char *tk_options_json_key_taken(const struct tk_opt *opts, const char *const *keys);
 
 /* Checked number parsers: the whole string must be a decimal number in
  * range, as Python's int() and float() read them but stricter: an optional
  * sign and digits ("010" is ten, never octal; "0x10" is refused), for
  * doubles also a fraction and an exponent; no spaces, underscores, hex,
  * "inf" or "nan".  Return 0 or TK_E_INVAL. */
-int tk_parse_ll(const char *s, long long min, long long max, long long *out);
-int tk_parse_double(const char *s, double min, double max, double *out);
+int tk_options_parse_ll(const char *s, long long min, long long max, long long *out);
+int tk_options_parse_double(const char *s, double min, double max, double *out);
 
 #endif

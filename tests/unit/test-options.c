@@ -1,5 +1,5 @@
-/* test-opt.c - the option table parser and the checked number parsers. */
-#include "base/opt.h"
+/* test-options.c - the option table parser and the checked number parsers. */
+#include "base/options.h"
 #include "tt.h"
 
 struct o {
@@ -28,7 +28,7 @@ static int parse(struct o *o, int argc, const char **args, int *npos, struct tk_
 	argv[0] = "prog";
 	for (int i = 0; i < argc; i++)
 		argv[i + 1] = args[i];
-	return tk_opt_parse(argc + 1, (char **)argv, opts, npos, d);
+	return tk_options_parse(argc + 1, (char **)argv, opts, npos, d);
 }
 
 static void test_forms(void)
@@ -109,29 +109,29 @@ static void test_numbers(void)
 	long long v;
 	double x;
 	/* decimal only, as Python's int(): no octal, no hex */
-	TT_CHECK(tk_parse_ll("010", 0, 100, &v) == 0 && v == 10, "010 read as %lld", v);
-	TT_CHECK(tk_parse_ll("08", 0, 100, &v) == 0 && v == 8, "08 refused");
-	TT_CHECK(tk_parse_ll("0x10", 0, 100, &v) == TK_E_INVAL, "hex accepted");
-	TT_CHECK(tk_parse_ll("+5", 0, 100, &v) == 0 && v == 5, "+5");
-	TT_CHECK(tk_parse_ll("-5", -10, 100, &v) == 0 && v == -5, "-5");
+	TT_CHECK(tk_options_parse_ll("010", 0, 100, &v) == 0 && v == 10, "010 read as %lld", v);
+	TT_CHECK(tk_options_parse_ll("08", 0, 100, &v) == 0 && v == 8, "08 refused");
+	TT_CHECK(tk_options_parse_ll("0x10", 0, 100, &v) == TK_E_INVAL, "hex accepted");
+	TT_CHECK(tk_options_parse_ll("+5", 0, 100, &v) == 0 && v == 5, "+5");
+	TT_CHECK(tk_options_parse_ll("-5", -10, 100, &v) == 0 && v == -5, "-5");
 	const char *bad_ll[] = { " 5", "5 ", "1_000", "+", "-", "5.0", "1e3", "0b1", "--5" };
 	for (size_t i = 0; i < sizeof(bad_ll) / sizeof(bad_ll[0]); i++)
-		TT_CHECK(tk_parse_ll(bad_ll[i], -100, 10000, &v) == TK_E_INVAL, "'%s' accepted",
+		TT_CHECK(tk_options_parse_ll(bad_ll[i], -100, 10000, &v) == TK_E_INVAL, "'%s' accepted",
 			 bad_ll[i]);
 	const char *bad_d[] = { "nan", "inf", "-inf", "infinity", "0x1p-3", " 0.5", "0.5 ",
 				".", "1e", "1e+", "e5", "1_0", "", "+" };
 	for (size_t i = 0; i < sizeof(bad_d) / sizeof(bad_d[0]); i++)
-		TT_CHECK(tk_parse_double(bad_d[i], -1e300, 1e300, &x) == TK_E_INVAL, "'%s' accepted",
+		TT_CHECK(tk_options_parse_double(bad_d[i], -1e300, 1e300, &x) == TK_E_INVAL, "'%s' accepted",
 			 bad_d[i]);
 	const char *good_d[] = { "1", "-2", "+0.5", ".5", "5.", "2e-4", "2E+4", "007.50" };
 	const double want_d[] = { 1, -2, 0.5, 0.5, 5, 2e-4, 2e4, 7.5 };
 	for (size_t i = 0; i < sizeof(good_d) / sizeof(good_d[0]); i++)
-		TT_CHECK(tk_parse_double(good_d[i], -1e300, 1e300, &x) == 0 && x == want_d[i],
+		TT_CHECK(tk_options_parse_double(good_d[i], -1e300, 1e300, &x) == 0 && x == want_d[i],
 			 "'%s' refused or misread", good_d[i]);
-	TT_CHECK(tk_parse_ll("99999999999999999999", 0, 1LL << 62, &v) == TK_E_INVAL, "overflow");
-	TT_CHECK(tk_parse_ll("", 0, 1, &v) == TK_E_INVAL, "empty");
-	TT_CHECK(tk_parse_double("1e400", 0, 1e300, &x) == TK_E_INVAL, "inf");
-	TT_CHECK(tk_parse_double("0.05", 0, 1, &x) == 0 && x == 0.05, "0.05");
+	TT_CHECK(tk_options_parse_ll("99999999999999999999", 0, 1LL << 62, &v) == TK_E_INVAL, "overflow");
+	TT_CHECK(tk_options_parse_ll("", 0, 1, &v) == TK_E_INVAL, "empty");
+	TT_CHECK(tk_options_parse_double("1e400", 0, 1e300, &x) == TK_E_INVAL, "inf");
+	TT_CHECK(tk_options_parse_double("0.05", 0, 1, &x) == 0 && x == 0.05, "0.05");
 }
 
 static void test_usage_text(void)
@@ -146,7 +146,7 @@ static void test_usage_text(void)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
-	tk_opt_usage(f, usage, "About.", opts);
+	tk_options_usage(f, usage, "About.", opts);
 	fclose(f);
 	TT_CHECK(strstr(buf, "usage: tk-x [OPTIONS] FILE\n   or: tk-x --help\n"), "%s", buf);
 	TT_CHECK(strstr(buf, "  -s, --seq-len N") && strstr(buf, "tokens per block"), "%s", buf);
@@ -170,25 +170,25 @@ static void test_json_config(void)
 	};
 	const char *ignore[] = { "report_to", NULL };
 	void *hold;
-	TT_CHECK(tk_opt_json_key_taken(opts, ignore) == NULL, "ignore list apart from the options");
+	TT_CHECK(tk_options_json_key_taken(opts, ignore) == NULL, "ignore list apart from the options");
 	const char *clash[] = { "report_to", "add_eos", NULL };
-	const char *taken = tk_opt_json_key_taken(opts, clash);
+	const char *taken = tk_options_json_key_taken(opts, clash);
 	TT_CHECK(taken && !strcmp(taken, "add_eos"), "an ignored key that is an option: %s",
 		 taken ? taken : "(none)");
 	const char *ok = "{\"seq_len\": 256, \"learning_rate\": 2e-4, \"output_dir\": \"out\","
 			 " \"mode\": \"pad\", \"add_eos\": false, \"report_to\": [\"none\"],"
 			 " \"target_modules\": [\"q_proj\", \"v_proj\"], \"seq-len\": null}";
-	TT_REQUIRE(tk_opt_apply_json(opts, ok, "train.json", ignore, &hold, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_options_apply_json(opts, ok, "train.json", ignore, &hold, &d) == 0, "%s", d.msg);
 	TT_CHECK(o.n == 256 && o.lr == 2e-4 && !strcmp(o.out, "out") && !strcmp(o.mode, "pad") &&
 			 o.eos == 0, "values");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
-	tk_opt_json_free(hold);
+	tk_options_json_free(hold);
 	/* an object for a string option (lr_scheduler_kwargs) arrives as its text */
 	const char *obj = "{\"output_dir\": {\"num_cycles\": 2, \"a\": [1, \"x\"]}, \"seq_len\": 8}";
-	TT_REQUIRE(tk_opt_apply_json(opts, obj, "train.json", NULL, &hold, &d) == 0, "%s", d.msg);
+	TT_REQUIRE(tk_options_apply_json(opts, obj, "train.json", NULL, &hold, &d) == 0, "%s", d.msg);
 	TT_CHECK(!strcmp(o.out, "{\"num_cycles\":2,\"a\":[1,\"x\"]}") && o.n == 8, "%s %lld",
 		 o.out, o.n);
-	tk_opt_json_free(hold);
+	tk_options_json_free(hold);
 	struct { const char *json, *want; } bad[] = {
 		{ "{\"learning_rat\": 1}", "unknown key 'learning_rat'" },
 		{ "{\"seq_len\": 0}", "key 'seq_len'" },
@@ -200,7 +200,7 @@ static void test_json_config(void)
 		{ "{\"help\": true}", "unknown key 'help'" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		int rc = tk_opt_apply_json(opts, bad[i].json, "train.json", NULL, &hold, &d);
+		int rc = tk_options_apply_json(opts, bad[i].json, "train.json", NULL, &hold, &d);
 		TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, bad[i].want) && !strcmp(d.path, "train.json"),
 			 "%s: %d %s", bad[i].json, rc, d.msg);
 		TT_CHECK(hold == NULL, "hold kept on failure");
