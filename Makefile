@@ -263,7 +263,7 @@ test-gpu: all
 lint:
 	@pipelines/install-deps cppcheck shellcheck
 	cppcheck -q -j$$(nproc) --std=c11 --enable=warning,portability,performance \
-		--inline-suppr -D_GNU_SOURCE -DTK_USE_CUDA -DTK_USE_MPI -DTK_USE_NCCL -Ilib \
+		--inline-suppr -D_GNU_SOURCE -DTK_LINT -DTK_USE_CUDA -DTK_USE_MPI -DTK_USE_NCCL -Ilib \
 		--suppress=missingIncludeSystem --suppressions-list=tests/lint/cppcheck.supp \
 		--error-exitcode=1 --template='{file}:{line}: {severity}: {message} [{id}]' \
 		lib tools

@@ -208,6 +208,118 @@ static void test_json_config(void)
 	free(o.mods.v);
 }
 
+/* The typed kinds: each writes its own C type, within the table's range
+ * narrowed to what the type holds; given marks what was set. */
+struct typed {
+	int32_t i32;
+	uint32_t u32;
+	int64_t i64;
+	uint64_t u64;
+	size_t sz;
+	float f;
+	double x;
+	int b, b2;
+	struct tk_strlist l;
+	const char *s;
+	int given_f, given_b, given_any;
+};
+
+static int parse_typed(struct typed *t, int argc, const char **args, struct tk_diag *d,
+		       const char *json)
+{
+	static const char *argv[32];
+	const struct tk_opt opts[] = {
+		TK_OPT_INT32(0, "i32", &t->i32, "N", -1e12, 1e12, "int32", .given = &t->given_any),
+		TK_OPT_UINT32(0, "u32", &t->u32, "N", -5, 1e12, "uint32"),
+		TK_OPT_INT64(0, "i64", &t->i64, "N", -1e30, 1e30, "int64"),
+		TK_OPT_UINT64(0, "u64", &t->u64, "N", -1, 1e30, "uint64"),
+		TK_OPT_SIZE(0, "sz", &t->sz, "N", 1, 1 << 20, "size"),
+		TK_OPT_FLOAT(0, "f", &t->f, "F", -1e300, 1e300, "float", .given = &t->given_f),
+		TK_OPT_DOUBLE(0, "x", &t->x, "X", 0, 1, "double"),
+		TK_OPT_BOOL('b', "flag", &t->b, "bool", .given = &t->given_b),
+		TK_OPT_BOOL('c', "other", &t->b2, "bool"),
+		TK_OPT_LIST(0, "l", &t->l, "M", "list", .given = &t->given_any),
+		TK_OPT_STR(0, "s", &t->s, "S", "string", .given = &t->given_any),
+		TK_OPT_END,
+	};
+	if (json) {
+		void *hold;
+		int rc = tk_options_apply_json(opts, json, "t.json", NULL, &hold, d);
+		tk_options_json_free(hold); /* only numbers and booleans below */
+		return rc;
+	}
+	argv[0] = "prog";
+	for (int i = 0; i < argc; i++)
+		argv[i + 1] = args[i];
+	int n;
+	return tk_options_parse(argc + 1, (char **)argv, opts, &n, d);
+}
+
+static void test_kinds(void)
+{
+	struct typed t = { .b = 0, .b2 = 0 };
+	struct tk_diag d;
+	const char *ok[] = { "--i32", "-2147483648", "--u32=4294967295",
+			     "--i64", "-9223372036854775808", "--u64", "9223372036854775807",
+			     "--sz", "1048576", "--f", "3.5", "--x", "0.25", "-bc", "--l", "a",
+			     "--l=b" };
+	TT_REQUIRE(parse_typed(&t, 17, ok, &d, NULL) == 0, "%s", d.msg);
+	TT_CHECK(t.i32 == INT32_MIN && t.u32 == UINT32_MAX, "%d %u", t.i32, t.u32);
+	TT_CHECK(t.i64 == INT64_MIN && t.u64 == (uint64_t)INT64_MAX, "%lld %llu",
+		 (long long)t.i64, (unsigned long long)t.u64);
+	TT_CHECK(t.sz == 1048576 && t.f == 3.5f && t.x == 0.25, "%zu %g %g", t.sz, t.f, t.x);
+	TT_CHECK(t.b == 1 && t.b2 == 1 && t.l.n == 2 && !strcmp(t.l.v[1], "b"), "bools, list");
+	TT_CHECK(t.given_f && t.given_b && t.given_any, "given");
+	/* beyond the type, whatever the table allows: the type's range is named */
+	struct { const char *arg, *val, *want; } bad[] = {
+		{ "--i32", "2147483648", "'2147483648' is not an integer in [-2147483648, 2147483647]" },
+		{ "--i32", "-2147483649", "in [-2147483648, 2147483647]" },
+		{ "--u32", "4294967296", "--u32: '4294967296' is not an integer in [0, 4294967295]" },
+		{ "--u32", "-1", "in [0, 4294967295]" },
+		{ "--i64", "9223372036854775808", "in [-9223372036854775808, 9223372036854775807]" },
+		{ "--u64", "-1", "in [0, 9223372036854775807]" },
+		{ "--u64", "18446744073709551615", "in [0, 9223372036854775807]" },
+		{ "--sz", "0", "--sz: '0' is not an integer in [1, 1048576]" },
+		{ "--sz", "1048577", "in [1, 1048576]" },
+		{ "--sz", "1.5", "not an integer" },
+		{ "--f", "1e39", "--f: '1e39' is not a number in [-3.40282e+38, 3.40282e+38]" },
+		{ "--f", "-1e39", "not a number" },
+		{ "--x", "1.0001", "--x: '1.0001' is not a number in [0, 1]" },
+		{ "--flag=2", NULL, "--flag: '2' is not true or false" },
+		{ "--no-flag=0", NULL, "--no-flag takes no value" },
+		{ "--no-f", NULL, "unknown option '--no-f'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct typed u = { .i32 = 7, .u32 = 7, .sz = 7, .f = 7 };
+		const char *a[] = { bad[i].arg, bad[i].val };
+		int rc = parse_typed(&u, bad[i].val ? 2 : 1, a, &d, NULL);
+		TT_CHECK(rc == TK_E_INVAL && strstr(d.msg, bad[i].want), "%s %s: %d %s", bad[i].arg,
+			 bad[i].val ? bad[i].val : "", rc, d.msg);
+		TT_CHECK(u.i32 == 7 && u.u32 == 7 && u.sz == 7 && u.f == 7 && !u.given_any &&
+				 !u.given_f, "%s: a refused value was written", bad[i].arg);
+	}
+	/* --no-X clears and marks given; an option not given stays unmarked */
+	struct typed v = { .b = 1 };
+	const char *no[] = { "--no-flag", "--flag=false", "--i64", "5" };
+	TT_REQUIRE(parse_typed(&v, 4, no, &d, NULL) == 0, "%s", d.msg);
+	TT_CHECK(v.b == 0 && v.given_b && !v.given_f && !v.given_any && v.i64 == 5, "--no-flag");
+	/* the JSON of a config file reaches the same kinds */
+	struct typed w = { 0 };
+	TT_REQUIRE(parse_typed(&w, 0, NULL, &d, "{\"i32\": -3, \"u32\": 4000000000, \"sz\": 64, "
+				  "\"f\": 0.5, \"u64\": 12345678901234, \"flag\": true}") == 0,
+		   "%s", d.msg);
+	TT_CHECK(w.i32 == -3 && w.u32 == 4000000000u && w.sz == 64 && w.f == 0.5f &&
+			 w.u64 == 12345678901234ull && w.b == 1 && w.given_f && w.given_b &&
+			 w.given_any, "json values");
+	struct typed z = { .u32 = 9 };
+	TT_CHECK(parse_typed(&z, 0, NULL, &d, "{\"u32\": 4294967296}") == TK_E_INVAL &&
+			 strstr(d.msg, "in [0, 4294967295] (key 'u32')") && z.u32 == 9,
+		 "%s", d.msg);
+	TT_CHECK(parse_typed(&z, 0, NULL, &d, "{\"sz\": 2.5}") == TK_E_INVAL &&
+			 strstr(d.msg, "not an integer"), "%s", d.msg);
+	free(t.l.v);
+}
+
 int main(void)
 {
 	TT_RUN(test_forms);
@@ -216,5 +328,6 @@ int main(void)
 	TT_RUN(test_numbers);
 	TT_RUN(test_usage_text);
 	TT_RUN(test_json_config);
+	TT_RUN(test_kinds);
 	return tt_done();
 }
