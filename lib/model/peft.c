@@ -928,6 +928,12 @@ static int write_merged(const struct tk_model *m, const char *base, const char *
 }
 
 /* peft.h */
+void tk_peft_merge_opts_init(struct tk_merge_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->dtype = TK_DT_COUNT;
+}
+
 int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 		      struct tk_diag *d)
 {
