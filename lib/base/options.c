@@ -109,7 +109,7 @@ static void opt_name(const struct tk_opt *o, char *buf, size_t n)
  * reads). */
 static void int_range(const struct tk_opt *o, long long *lo, long long *hi)
 {
-	double tmin = (double)LLONG_MIN, tmax = 9223372036854775807.0; /* 2^63 - 1 */
+	double tmin = (double)LLONG_MIN, tmax = 9223372036854775807.0; /* LLONG_MAX + 1 */
 	switch (o->type) {
 	case TK_OPT_TYPE_INT32:
 		tmin = INT32_MIN, tmax = INT32_MAX;
@@ -118,27 +118,27 @@ static void int_range(const struct tk_opt *o, long long *lo, long long *hi)
 		tmin = 0, tmax = UINT32_MAX;
 		break;
 	case TK_OPT_TYPE_UINT64:
+		tmin = 0;
+		break;
 	case TK_OPT_TYPE_SIZE:
 		tmin = 0;
-		if ((double)SIZE_MAX < tmax)
+		if ((double)SIZE_MAX < tmax) /* a 32-bit size_t */
 			tmax = (double)SIZE_MAX;
 		break;
 	default:
 		break;
 	}
-	/* 2^63 - 1 rounds to 2^63 as a double: compare, then clamp in integers */
 	*lo = o->min > tmin ? (long long)o->min : (long long)tmin;
-	*hi = o->max < tmax ? (long long)o->max : tmax >= 9223372036854775807.0 ? LLONG_MAX
-										 : (long long)tmax;
+	if (o->max < tmax)
+		*hi = (long long)o->max;
+	else /* 2^63 - 1 is 2^63 as a double, which no long long holds */
+		*hi = tmax >= 9223372036854775807.0 ? LLONG_MAX : (long long)tmax;
 }
 
 /* Writes the integer v (within int_range) into the field of o's kind. */
 static void store_int(const struct tk_opt *o, long long v)
 {
 	switch (o->type) {
-	case TK_OPT_TYPE_INT:
-		*(long long *)o->value = v;
-		break;
 	case TK_OPT_TYPE_INT32:
 		*(int32_t *)o->value = (int32_t)v;
 		break;
@@ -159,7 +159,7 @@ static void store_int(const struct tk_opt *o, long long v)
 
 static int is_int_kind(enum tk_opt_type t)
 {
-	return t == TK_OPT_TYPE_INT || t == TK_OPT_TYPE_INT32 || t == TK_OPT_TYPE_UINT32 ||
+	return t == TK_OPT_TYPE_INT32 || t == TK_OPT_TYPE_UINT32 ||
 	       t == TK_OPT_TYPE_INT64 || t == TK_OPT_TYPE_UINT64 || t == TK_OPT_TYPE_SIZE;
 }
 

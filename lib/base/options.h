@@ -34,7 +34,6 @@ enum tk_opt_type {
 	TK_OPT_TYPE_BOOL,   /* int: 1 for --x, 0 for --no-x */
 	TK_OPT_TYPE_STR,    /* const char *: last one wins */
 	TK_OPT_TYPE_LIST,   /* struct tk_strlist: repeatable */
-	TK_OPT_TYPE_INT,    /* long long, within [min, max] (being replaced by the kinds below) */
 	TK_OPT_TYPE_INT32,  /* int32_t (int), within [min, max] and the type's range */
 	TK_OPT_TYPE_UINT32, /* uint32_t, the same */
 	TK_OPT_TYPE_INT64,  /* int64_t, the same */
@@ -95,8 +94,6 @@ struct tk_strlist {
 #define TK_OPT_CHOICE(s, l, v, choices, h, ...)                                         \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_CHOICE, TK_OPT_PTR(const char *, v), choices, 0, 0, \
 		      h, __VA_ARGS__)
-#define TK_OPT_INT(s, l, v, a, lo, hi, h, ...) \
-	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_INT, TK_OPT_PTR(long long, v), a, lo, hi, h, __VA_ARGS__)
 #define TK_OPT_INT32(s, l, v, a, lo, hi, h, ...) \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_INT32, TK_OPT_PTR(int32_t, v), a, lo, hi, h, __VA_ARGS__)
 #define TK_OPT_UINT32(s, l, v, a, lo, hi, h, ...)                                     \

@@ -3,7 +3,7 @@
 #include "tt.h"
 
 struct o {
-	long long n;
+	int32_t n;
 	double lr;
 	const char *out, *mode;
 	int pad, eos, quiet;
@@ -14,7 +14,7 @@ static int parse(struct o *o, int argc, const char **args, int *npos, struct tk_
 {
 	static const char *argv[32];
 	const struct tk_opt opts[] = {
-		TK_OPT_INT('s', "seq-len", &o->n, "N", 1, 1 << 20, "tokens"),
+		TK_OPT_INT32('s', "seq-len", &o->n, "N", 1, 1 << 20, "tokens"),
 		TK_OPT_DOUBLE(0, "learning-rate", &o->lr, "LR", 0, 1, "lr"),
 		TK_OPT_STR('o', "output", &o->out, "FILE", "out"),
 		TK_OPT_CHOICE(0, "mode", &o->mode, "pack|pad", "mode"),
@@ -40,7 +40,7 @@ static void test_forms(void)
 			    "--no-add-eos", "--target", "q_proj", "--target=v_proj", "-q",
 			    "--mode", "pad", "--", "--not-an-option", "-" };
 	TT_REQUIRE(parse(&o, 16, a, &n, &d) == TK_OPT_DONE, "%s", d.msg);
-	TT_CHECK(o.n == 128 && o.lr == 2e-4, "n %lld lr %g", o.n, o.lr);
+	TT_CHECK(o.n == 128 && o.lr == 2e-4, "n %d lr %g", o.n, o.lr);
 	TT_CHECK(!strcmp(o.out, "out.tks"), "%s", o.out);
 	TT_CHECK(o.pad == 1 && o.eos == 0 && o.quiet == 1, "bools");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
@@ -86,7 +86,7 @@ static void test_hf_and_near(void)
 	int n;
 	const char *a[] = { "--seq_len", "64", "--learning_rate=0.5", "--no_add_eos" };
 	TT_REQUIRE(parse(&o, 4, a, &n, &d) == TK_OPT_DONE, "%s", d.msg);
-	TT_CHECK(o.n == 64 && o.lr == 0.5 && o.eos == 0, "n %lld lr %g eos %d", o.n, o.lr, o.eos);
+	TT_CHECK(o.n == 64 && o.lr == 0.5 && o.eos == 0, "n %d lr %g eos %d", o.n, o.lr, o.eos);
 	const char *b[] = { "--learning-rat", "1" };
 	TT_CHECK(parse(&o, 2, b, &n, &d) == TK_E_INVAL &&
 		 !strcmp(d.msg, "unknown option '--learning-rat'; did you mean --learning-rate?"),
@@ -138,7 +138,7 @@ static void test_usage_text(void)
 {
 	struct o o = { 0 };
 	const struct tk_opt opts[] = {
-		TK_OPT_INT('s', "seq-len", &o.n, "N", 1, 10, "tokens per block"),
+		TK_OPT_INT32('s', "seq-len", &o.n, "N", 1, 10, "tokens per block"),
 		TK_OPT_BOOL(0, "pad", &o.pad, "one document per block"),
 		TK_OPT_END,
 	};
@@ -159,7 +159,7 @@ static void test_json_config(void)
 	struct o o = { .eos = 1 };
 	struct tk_diag d;
 	const struct tk_opt opts[] = {
-		TK_OPT_INT('s', "seq-len", &o.n, "N", 1, 1 << 20, "tokens"),
+		TK_OPT_INT32('s', "seq-len", &o.n, "N", 1, 1 << 20, "tokens"),
 		TK_OPT_DOUBLE(0, "learning-rate", &o.lr, "LR", 0, 1, "lr"),
 		TK_OPT_STR('o', "output-dir", &o.out, "DIR", "out"),
 		TK_OPT_CHOICE(0, "mode", &o.mode, "pack|pad", "mode"),
@@ -186,7 +186,7 @@ static void test_json_config(void)
 	/* an object for a string option (lr_scheduler_kwargs) arrives as its text */
 	const char *obj = "{\"output_dir\": {\"num_cycles\": 2, \"a\": [1, \"x\"]}, \"seq_len\": 8}";
 	TT_REQUIRE(tk_options_apply_json(opts, obj, "train.json", NULL, &hold, &d) == 0, "%s", d.msg);
-	TT_CHECK(!strcmp(o.out, "{\"num_cycles\":2,\"a\":[1,\"x\"]}") && o.n == 8, "%s %lld",
+	TT_CHECK(!strcmp(o.out, "{\"num_cycles\":2,\"a\":[1,\"x\"]}") && o.n == 8, "%s %d",
 		 o.out, o.n);
 	tk_options_json_free(hold);
 	struct { const char *json, *want; } bad[] = {
