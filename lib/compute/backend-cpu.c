@@ -1644,6 +1644,7 @@ static int cpu_copy_rows(struct tk_backend *be, float *dst, const float *src, co
 
 static const struct tk_backend_i cpu_backend = {
 	/* .name = */ "cpu",
+	/* .host_memory = */ 1,
 	/* .matmul = */ cpu_matmul,
 	/* .layernorm_fwd = */ cpu_layernorm_fwd,
 	/* .layernorm_bwd = */ cpu_layernorm_bwd,
