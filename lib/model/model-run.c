@@ -255,7 +255,7 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 			      r->rope_scale, 0));
 	}
 	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
-			       c->n_kv_head, c->head_dim));
+			       c->n_kv_head, c->head_dim, NULL));
 	CHECK(LIN_FWD(TK_LIN_O, a->mid, a->att));
 	CHECK(tk_axpy(m->be, a->mid, 1.0f, x, (size_t)N * C));
 	CHECK(norm_fwd(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, o->ln2_w, o->ln2_b, N));
@@ -300,7 +300,7 @@ static int layer_bwd(struct tk_model *m, int l)
 	/* attention */
 	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, r->dres, a->att));
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
-			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim));
+			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim, NULL));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
 		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, r->rope_inv,
 			      r->rope_scale, 1));
