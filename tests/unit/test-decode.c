@@ -8,7 +8,12 @@
  * (u = 2^-24) times the sum of their magnitudes of the exact sum (Higham,
  * Accuracy and Stability of Numerical Algorithms, 2nd ed., eq. 3.5); the
  * bound below is that with k = cols + 2 (the product with beta and its
- * sum).  One wrong element (a swapped nibble, the wrong block's absmax) is
+ * sum).  The AVX2 loop sums each block's code * x products in 16 lanes and
+ * multiplies by the absmax after: on any product's path, against the
+ * elements' bits, one more rounding (code * absmax), blocksize / 16 adds
+ * in its block, one for the absmax, cols / blocksize across blocks and 4
+ * in the final sum: under cols + 2 for every size the loops take (cols
+ * and blocksize multiples of 64).  One wrong element (a swapped nibble, the wrong block's absmax) is
  * off by about sum / cols, hundreds of times the bound at these sizes.
  * attention_decode: values and queries in [-1, 1), D = 8: fp32 softmax and
  * weighted sum against double, 2e-6 absolute (measured: under 3e-7).
@@ -227,6 +232,31 @@ static void test_dequant_rows_isas(void)
 	else
 		unsetenv("TK_CPU_ISA");
 	free(saved);
+}
+
+/* Column panels (backend-cpu-gemv.c: 4096 / MR floats of x, a multiple of
+ * 64) that end inside a block of 256: 1600 columns, m 3 (panels of 1344)
+ * and 5 (AVX2: a pass of 4 and one of 1); 37 rows, not a multiple of the
+ * 16 a thread takes. */
+static void test_qmatmul_panels(void)
+{
+	const int64_t rows = 37, cols = 1600;
+	float *x = malloc((size_t)(rows * cols) * sizeof(float));
+
+	init_backends();
+	TT_REQUIRE(x, "out of memory");
+	for (int64_t i = 0; i < rows * cols; i++)
+		x[i] = frand() * (1.0f + (float)(i % 11));
+	for (int kind = TK_QK_NF4; kind <= TK_QK_FP4 && !tt_failed_now; kind++) {
+		struct tk_qweight q;
+		TT_REQUIRE(tk_qweight_quantize4(&q, x, rows, cols, (enum tk_qkind)kind, 256, 1, 1,
+						NULL) == 0, "quantize");
+		check_qmm(&q, 0, (int)rows, 3, 0.0f, kind == TK_QK_NF4 ? "nf4 panels" : "fp4 panels");
+		check_qmm(&q, 2, 35, 5, 0.5f, kind == TK_QK_NF4 ? "nf4 panels" : "fp4 panels");
+		check_qmm(&q, 1, 33, 1, 0.0f, kind == TK_QK_NF4 ? "nf4 panels" : "fp4 panels");
+		tk_qweight_free(&q);
+	}
+	free(x);
 }
 
 static void test_qmatmul_blocksize(void)
@@ -473,6 +503,7 @@ static void test_qmatmul_isas(void)
 		test_qmatmul_4bit();
 		test_qmatmul_64();
 		test_qmatmul_blocksize();
+		test_qmatmul_panels();
 		test_qmatmul_int8();
 		test_quantized_decode();
 	}
@@ -485,6 +516,7 @@ int main(void)
 	TT_RUN(test_qmatmul_4bit);
 	TT_RUN(test_qmatmul_64);
 	TT_RUN(test_qmatmul_blocksize);
+	TT_RUN(test_qmatmul_panels);
 	TT_RUN(test_qmatmul_int8);
 	TT_RUN(test_qmatmul_isas);
 	TT_RUN(test_qmatmul_bad);
