@@ -286,7 +286,7 @@ size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m)
 
 #ifdef TK_GEMV_X86
 #ifndef Q4_PF
-#define Q4_PF 1024
+#define Q4_PF 2048
 #endif
 /* xs = x with each group of 64 elements in q4_span512's order:
  * xs[g + 16 k + j] = x[g + 4 j + {1, 0, 3, 2}[k]]. */
