@@ -285,9 +285,11 @@ size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m)
 }
 
 #ifdef TK_GEMV_X86
-#ifndef Q4_PF
+/* Bytes of codes ahead that the 4-bit loops prefetch when a panel spans
+ * whole rows (the rows follow each other in memory): the hardware's own
+ * prefetch kept too few lines in flight for loops that load 32 bytes per
+ * 20 instructions (measured on the Xeon here, 1-4 KiB: 2 best). */
 #define Q4_PF 2048
-#endif
 /* xs = x with each group of 64 elements in q4_span512's order:
  * xs[g + 16 k + j] = x[g + 4 j + {1, 0, 3, 2}[k]]. */
 static void reorder_x512(float *xs, const float *x, size_t n)
@@ -317,7 +319,8 @@ static void reorder_x256(float *xs, const float *x, size_t n)
  * nibbles) and acc[2 i + 1] (odd), which carry over from the previous
  * span: the same operations in the same order as one span over the row. */
 TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], __m512 *acc)
+			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], size_t pf,
+			  __m512 *acc)
 {
 	(void)pl;
 	const __m512 code = _mm512_loadu_ps(q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code);
@@ -334,7 +337,7 @@ TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, c
 			tab = _mm512_mul_ps(code, _mm512_set1_ps(q4_absmax(q, b)));
 			bcur = b;
 		}
-		_mm_prefetch((const char *)(d + (c >> 1)) + Q4_PF, _MM_HINT_T0);
+		_mm_prefetch((const char *)(d + (c >> 1)) + pf, _MM_HINT_T0);
 		__m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(d + (c >> 1))));
 		__m512 w0 = _mm512_permutexvar_ps(v, tab);
 		__m512 w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tab);
@@ -363,7 +366,8 @@ TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, c
  * permute over 8 floats, runs on one port only; vpshufb and the unpacks
  * share two). */
 TGT256 AI void q4_span256(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], __m256 *acc)
+			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], size_t pf,
+			  __m256 *acc)
 {
 	const uint8_t *d = q->data + (e0 >> 1);
 	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
@@ -383,7 +387,7 @@ TGT256 AI void q4_span256(const int MR, const struct tk_qweight *q, size_t e0, c
 		for (int i = 0; i < MR; i++)
 			p0[i] = _mm256_setzero_ps(), p1[i] = _mm256_setzero_ps();
 		for (ce = ce < c1 ? ce : c1; c < ce; c += 64) {
-			_mm_prefetch((const char *)(d + (c >> 1)) + Q4_PF, _MM_HINT_T0);
+			_mm_prefetch((const char *)(d + (c >> 1)) + pf, _MM_HINT_T0);
 #pragma GCC unroll 2
 			for (int h = 0; h < 2; h++) {
 				__m256i v = _mm256_broadcastsi128_si256(
@@ -442,6 +446,9 @@ typedef void (*q4_rows_fn)(const struct tk_qweight *, int64_t, int, int, const f
 	{                                                                                     \
 		VEC acc[Q4_RB][2 * MR];                                                       \
 		const size_t kc = Q4_PANEL(MR);                                               \
+		/* prefetch: the codes Q4_PF bytes on, or with panels the next                \
+		 * row's codes of this panel (those come next) */                             \
+		const size_t pf = kc >= cols ? Q4_PF : cols / 2;                              \
 		for (size_t p0 = 0; p0 < cols; p0 += kc) {                                    \
 			size_t p1 = cols - p0 < kc ? cols : p0 + kc;                          \
 			for (int r = r0; r < r1; r++) {                                       \
@@ -449,7 +456,7 @@ typedef void (*q4_rows_fn)(const struct tk_qweight *, int64_t, int, int, const f
 					for (int j = 0; j < 2 * MR; j++)                      \
 						acc[r - r0][j] = ZERO();                      \
 				SPAN(MR, q, (size_t)(row0 + r) * cols, xs, cols, p0, p1, pl,  \
-				     acc[r - r0]);                                            \
+				     pf, acc[r - r0]);                                        \
 			}                                                                     \
 		}                                                                             \
 		for (int r = r0; r < r1; r++)                                                 \
