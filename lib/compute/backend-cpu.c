@@ -1615,11 +1615,43 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 	return 0;
 }
 
+/* a . b over n floats in 16 lanes (lane j sums the elements e = j mod 16),
+ * then the lanes added pairwise: vector adds at any instruction set with
+ * the same bits (a single running sum, one add per 4 cycles, made the
+ * scores of a 64-wide head about 5% of a SmolLM2-135M decode step at 100
+ * tokens of context, more as the context grows). */
+static inline float dot_lanes(const float *a, const float *b, int n)
+{
+	float s[16] = { 0 };
+	int e = 0;
+	for (; e + 16 <= n; e += 16)
+		for (int j = 0; j < 16; j++)
+			s[j] += a[e + j] * b[e + j];
+	for (; e < n; e++)
+		s[e & 15] += a[e] * b[e];
+	for (int w = 8; w; w >>= 1)
+		for (int j = 0; j < w; j++)
+			s[j] += s[j + w];
+	return s[0];
+}
+
+/* o += p v over n floats, o and v apart, 16 at a time: an inner loop of
+ * a fixed count is what -O2 vectorizes (the plain loop stayed scalar, the
+ * other half of those 5%). */
+static inline void add_scaled(float *restrict o, float p, const float *restrict v, int n)
+{
+	int e = 0;
+	for (; e + 16 <= n; e += 16)
+		for (int j = 0; j < 16; j++)
+			o[e + j] += p * v[e + j];
+	for (; e < n; e++)
+		o[e] += p * v[e];
+}
+
 /* One (row, head) pair per OpenMP iteration, each over its window of the
- * cache: scores (capped when ao->softcap > 0), their softmax (max
- * subtracted, exp, divided by the sum), then the weighted sum of the
- * values, all in fp32 (the loop that lib/model/model-infer.c ran before
- * this op existed). */
+ * cache: scores (dot_lanes; capped when ao->softcap > 0), their softmax
+ * (max subtracted, exp, divided by the sum), then the weighted sum of the
+ * values (add_scaled), all in fp32. */
 static int cpu_attention_decode(struct tk_backend *be, float *out, const float *q,
 				const float *kc, const float *vc, const int32_t *seq,
 				const int32_t *pos, int n, int max_len, int n_head,
@@ -1651,10 +1683,7 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		float mx = -INFINITY, sum = 0.0f;
 
 		for (int j = j0; j < T; j++) {
-			const float *k = kc + base + (size_t)j * K;
-			float d = 0.0f;
-			for (int e = 0; e < D; e++)
-				d += qi[e] * k[e];
+			float d = dot_lanes(qi, kc + base + (size_t)j * K, D);
 			sc[j] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
 			if (sc[j] > mx)
 				mx = sc[j];
@@ -1664,12 +1693,8 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 			sum += sc[j];
 		}
 		memset(o, 0, (size_t)D * sizeof(float));
-		for (int j = j0; j < T; j++) {
-			const float *v = vc + base + (size_t)j * K;
-			float p = sc[j] / sum;
-			for (int e = 0; e < D; e++)
-				o[e] += p * v[e];
-		}
+		for (int j = j0; j < T; j++)
+			add_scaled(o, sc[j] / sum, vc + base + (size_t)j * K, D);
 	}
 	return 0;
 }

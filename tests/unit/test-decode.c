@@ -338,16 +338,20 @@ static void ref_attention(double *out, const float *q, const float *kc, const fl
 		}
 }
 
-static void test_attention_decode(void)
+/* Head widths D: 8, and 40 (two 16-wide steps of the scores' lanes and 8
+ * more). */
+static void attention_case(const int D)
 {
-	enum { NSEQ = 4, L = 20, H = 4, KV = 2, D = 8, K = KV * D, N = 7 };
+	enum { NSEQ = 4, L = 20, H = 4, KV = 2, DMAX = 40, N = 7 };
+	const int K = KV * D;
 	/* a prefill of 4 rows of sequence 1, one step of 0 and of 2 (at the
 	 * end of its context), the first row of 3 */
 	const int32_t seq[N] = { 1, 1, 1, 1, 0, 2, 3 };
 	const int32_t pos[N] = { 0, 1, 2, 3, 5, 19, 0 };
-	static float kc[NSEQ * L * K], vc[NSEQ * L * K], q[N * H * D], out[N * H * D];
-	static double want[N * H * D];
-	float full19[H * D];
+	static float kc[NSEQ * L * KV * DMAX], vc[NSEQ * L * KV * DMAX], q[N * H * DMAX];
+	static float out[N * H * DMAX];
+	static double want[N * H * DMAX];
+	float full19[H * DMAX];
 
 	init_backends();
 	for (int i = 0; i < N * H * D; i++)
@@ -387,14 +391,14 @@ static void test_attention_decode(void)
 			ref_attention(want, q, kc, vc, seq, pos, N, L, H, KV, D, ao);
 			for (int i = 0; i < N * H * D; i++)
 				TT_REQUIRE(fabs(out[i] - want[i]) <= 2e-6,
-					   "case %d, %d threads: out[%d] = %.9g, want %.9g", c, b + 1,
-					   i, out[i], want[i]);
+					   "D %d, case %d, %d threads: out[%d] = %.9g, want %.9g", D, c,
+					   b + 1, i, out[i], want[i]);
 		}
 		if (c == 0)
-			memcpy(full19, out + 5 * H * D, sizeof(full19));
+			memcpy(full19, out + 5 * H * D, (size_t)H * D * sizeof(float));
 		/* the window changed the row at position 19 (else the case tests nothing) */
 		if (c == 1)
-			TT_CHECK(memcmp(full19, out + 5 * H * D, sizeof(full19)) != 0,
+			TT_CHECK(memcmp(full19, out + 5 * H * D, (size_t)H * D * sizeof(float)) != 0,
 				 "window had no effect");
 	}
 	struct tk_attn_opts bad[3] = { { -1.0f, 0, 0.0f }, { 0.0f, -1, 0.0f }, { 0.0f, 0, NAN } };
@@ -405,6 +409,12 @@ static void test_attention_decode(void)
 					     &bad[i]) == TK_E_INVAL, "bad options %d", i);
 	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, 19, H, KV, D, NULL) ==
 			 TK_E_INVAL, "position 19 in a cache of 19");
+}
+
+static void test_attention_decode(void)
+{
+	attention_case(8);
+	attention_case(40);
 }
 
 static void test_copy_rows(void)
