@@ -6,15 +6,15 @@
  * memory once and x from L1.  NR is chosen so that the MR * NR
  * accumulators fit the registers (32 zmm, 16 ymm).
  *
- * 4-bit: per 64 columns (32 bytes) of a weight row, the bytes are widened
- * to 16-bit lanes (AVX-512: 16 lanes of 4 codes; AVX2: 8 lanes, twice); in
- * lane j the 4 nibbles are elements 4j+1, 4j, 4j+3, 4j+2 of the 64, so a
- * shift by 0, 4, 8, 12 puts each in the lane's low bits, and one permute
- * over the block's 16 values (code * absmax, the bits tk_qweight_rows
- * gives) turns 16 codes into 16 weights.  x is reordered once per call to
- * that order (ws), so no weight is ever shuffled back.  AVX2 permutes
- * within 8 floats: both halves of the table are permuted and the nibble's
- * bit 3, shifted up to the sign bit, blends the right one in.
+ * 4-bit, AVX-512: per 64 columns (32 bytes) of a weight row, the bytes are
+ * widened to 16 16-bit lanes of 4 codes; in lane j the 4 nibbles are
+ * elements 4j+1, 4j, 4j+3, 4j+2 of the 64, so a shift by 0, 4, 8, 12 puts
+ * each in the lane's low bits, and one permute over the block's 16 values
+ * (code * absmax, the bits tk_qweight_rows gives) turns 16 codes into 16
+ * weights.  AVX2 (whose permute over 8 floats runs on one port only):
+ * vpshufb over byte tables of the unscaled codes, q4_span256.  x is
+ * reordered once per call to the order the weights come out in (ws), so
+ * no weight is ever shuffled back.
  */
 #include "compute/backend-cpu-int.h"
 
