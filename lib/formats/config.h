@@ -15,10 +15,11 @@
 #include "base/tk.h"
 
 enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2, TK_ARCH_QWEN3,
-	       TK_ARCH_SMOLLM3, TK_ARCH_N };
+	       TK_ARCH_SMOLLM3, TK_ARCH_GEMMA2, TK_ARCH_GEMMA3, TK_ARCH_N };
 enum tk_norm { TK_NORM_LAYER = 0, TK_NORM_RMS };
 enum tk_pos { TK_POS_LEARNED = 0, TK_POS_ROPE };
-enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU };
+enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU,
+	      TK_MLP_GEGLU /* gelu_pytorch_tanh(gate) * up, Gemma */ };
 
 /* rope_type of rope_parameters (rope_scaling in 4.x). */
 enum tk_rope_type { TK_ROPE_DEFAULT = 0, TK_ROPE_LINEAR, TK_ROPE_DYNAMIC, TK_ROPE_YARN,
@@ -92,6 +93,28 @@ struct tk_model_config {
 	 * to full causal attention for sequences of at most W tokens, which is
 	 * what model code that implements no window must check. */
 	int sliding_window;
+	/* Gemma-2 and Gemma-3 (all 0 elsewhere).  norm_offset: RMSNorm
+	 * multiplies by (norm_offset + weight) in fp32, Gemma's 1.  embed_scale:
+	 * the token embeddings are multiplied by it (sqrt(hidden) rounded to
+	 * fp32, as transformers' normalizer in an fp32 model).  sandwich_norm:
+	 * four norms a layer: input_layernorm, post_attention_layernorm on the
+	 * attention output before the residual add, pre_feedforward_layernorm
+	 * before the MLP, post_feedforward_layernorm on its output.
+	 * query_pre_attn_scalar: scores are scaled by its -0.5th power (0:
+	 * 1/sqrt(head_dim)).  attn_softcap and final_softcap: scores and final
+	 * logits x become cap * tanh(x / cap) (0: none).  sliding[l]: layer l
+	 * is a "sliding_attention" layer, which attends through
+	 * sliding_window (kept as config.json gives it) and, on Gemma-3, rotates
+	 * by rope_local_theta (default rope); the others are "full_attention"
+	 * and rotate by rope_theta and rope.  sliding_pattern: Gemma-3's
+	 * sliding_window_pattern (read when layer_types is absent). */
+	float norm_offset;
+	float embed_scale;
+	int sandwich_norm;
+	float query_pre_attn_scalar;
+	float attn_softcap, final_softcap;
+	float rope_local_theta;
+	unsigned char sliding[TK_MAX_LAYERS];
 	int64_t bos_id, eos_id, pad_id;      /* -1 when absent */
 	char torch_dtype[16];    /* "float32", "bfloat16"... ("" when absent) */
 };

@@ -1061,6 +1061,11 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 				 "smollm3 (layers without RoPE) cannot be exported to GGUF yet");
 		goto out;
 	}
+	if (c->arch == TK_ARCH_GEMMA2 || c->arch == TK_ARCH_GEMMA3) {
+		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+				 "%s cannot be exported to GGUF yet", c->model_type);
+		goto out;
+	}
 	if (c->pos == TK_POS_ROPE && c->rope.type != TK_ROPE_DEFAULT) {
 		/* llama.cpp keys each scaling its own way (rope_freqs.weight for
 		 * llama3, rope.scaling.* for the others); not written yet */

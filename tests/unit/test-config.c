@@ -145,9 +145,13 @@ static void test_unsupported_and_bad(void)
 	const int U = TK_E_UNSUPPORTED, F = TK_E_FORMAT;
 	unsupported("{\"model_type\": \"falcon\"}", U,
 		    "model_type 'falcon' is not supported (tk reads gpt2, llama, mistral, qwen2, "
-		    "qwen3, smollm3)");
+		    "qwen3, smollm3, gemma2, gemma3_text)");
 	unsupported("{\"n_layer\": 2}", F,
-		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3)");
+		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3, gemma2, "
+		    "gemma3_text)");
+	unsupported("{\"model_type\": \"gemma3\", \"text_config\": {}}", U,
+		    "model_type 'gemma3' (Gemma-3 with its vision tower) is not supported: tk reads "
+		    "the text model alone");
 	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"su\", "
 		    "\"factor\": 8.0}}",
 		    U, "rope_scaling with rope_type 'su'");
