@@ -88,9 +88,9 @@ static void bench_attention(struct tk_backend *be, int B, int T, int H, int KV, 
 	double bf = 1e30, bb = 1e30;
 	for (int r = 0; r < 5; r++) {
 		double t0 = now();
-		tk_attention_fwd(be, out, lse, q, k, v, B, T, H, KV, D);
+		tk_attention_fwd(be, out, lse, q, k, v, B, T, H, KV, D, NULL);
 		double t1 = now();
-		tk_attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KV, D);
+		tk_attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KV, D, NULL);
 		double t2 = now();
 		bf = t1 - t0 < bf ? t1 - t0 : bf;
 		bb = t2 - t1 < bb ? t2 - t1 : bb;

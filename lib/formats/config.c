@@ -499,6 +499,54 @@ static int parse_no_rope(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
+/* Qwen2's, Qwen3's and SmolLM3's windows into c->layer_window, as their
+ * transformers configs derive them: sliding_window is None unless
+ * use_sliding_window (Qwen2, Qwen3: default 4096; SmolLM3: None); then
+ * layer_types as given, else sliding where l >= max_window_layers (Qwen;
+ * default 28) or on the NoPE layers (SmolLM3), when there is a window. */
+static int parse_windows(const struct parse *p, struct tk_model_config *c)
+{
+	int smol = c->arch == TK_ARCH_SMOLLM3, rc;
+	int64_t sw, mwl;
+	if ((rc = get_bool(p, "use_sliding_window", 0, &c->use_sliding_window)) ||
+	    (rc = get_int(p, "sliding_window", smol ? 0 : 4096, 0, 1, INT64_C(1) << 40, &sw)) ||
+	    (rc = get_int(p, "max_window_layers", 28, INT64_MIN, 0, INT32_MAX, &mwl)))
+		return rc;
+	int win = !c->use_sliding_window ? 0 : sw > INT32_MAX ? INT32_MAX : (int)sw;
+	c->sliding_window = win;
+	c->max_window_layers = (int)mwl;
+	const cJSON *lt = get(p, "layer_types"), *e;
+	if (!lt || cJSON_IsNull(lt)) {
+		for (int l = 0; l < c->n_layer; l++)
+			c->layer_window[l] = (smol ? c->no_rope[l] : l >= mwl) ? win : 0;
+		return 0;
+	}
+	if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layer)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "layer_types: expected a list of %d entries (one per layer)",
+				   c->n_layer);
+	int l = 0;
+	cJSON_ArrayForEach(e, lt) {
+		const char *t = cJSON_IsString(e) ? e->valuestring : "";
+		if (!strcmp(t, "sliding_attention") && !win)
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "layer_types: layer %d is sliding_attention but there is "
+					   "no window (use_sliding_window false or sliding_window "
+					   "null)",
+					   l);
+		if (strcmp(t, "sliding_attention") && strcmp(t, "full_attention")) {
+			char what[120];
+			snprintf(what, sizeof(what),
+				 "layer_types entry '%.40s' (tk implements full_attention and "
+				 "sliding_attention)",
+				 t);
+			return unsupported(p, what);
+		}
+		c->layer_window[l++] = strcmp(t, "sliding_attention") ? 0 : win;
+	}
+	return 0;
+}
+
 /* A soft-capping value: absent gives def, null 0 (none), else positive. */
 static int get_cap(const struct parse *p, const char *key, double def, float *out)
 {
@@ -510,28 +558,34 @@ static int get_cap(const struct parse *p, const char *key, double def, float *ou
 	return get_num(p, key, def, 1, out);
 }
 
-/* Gemma-2/3's layer_types ("sliding_attention" or "full_attention" per
- * layer), or, absent, every pattern-th layer full as their configs make
- * it. */
-static int parse_layer_types(const struct parse *p, struct tk_model_config *c, int pattern)
+/* Gemma-2/3's layer_types into c->layer_window (win on the
+ * "sliding_attention" layers), or, absent, every pattern-th layer full as
+ * their configs make it. */
+static int parse_gemma_layers(const struct parse *p, struct tk_model_config *c, int pattern,
+			      int win)
 {
 	const cJSON *lt = get(p, "layer_types"), *e;
 	int l = 0;
 	if (!lt || cJSON_IsNull(lt)) {
 		for (l = 0; l < c->n_layer; l++)
-			c->sliding[l] = (l + 1) % pattern != 0;
+			c->layer_window[l] = (l + 1) % pattern ? win : 0;
 		return 0;
 	}
 	if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layer)
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
-				   "layer_types: expected a list of %d layer types (one per layer)",
+				   "layer_types: expected a list of %d entries (one per layer)",
 				   c->n_layer);
 	cJSON_ArrayForEach(e, lt) {
-		if (!cJSON_IsString(e) || (strcmp(e->valuestring, "sliding_attention") &&
-					   strcmp(e->valuestring, "full_attention")))
-			return unsupported(p, "layer_types other than sliding_attention and "
-					      "full_attention");
-		c->sliding[l++] = !strcmp(e->valuestring, "sliding_attention");
+		const char *t = cJSON_IsString(e) ? e->valuestring : "";
+		if (strcmp(t, "sliding_attention") && strcmp(t, "full_attention")) {
+			char what[120];
+			snprintf(what, sizeof(what),
+				 "layer_types entry '%.40s' (tk implements full_attention and "
+				 "sliding_attention)",
+				 t);
+			return unsupported(p, what);
+		}
+		c->layer_window[l++] = strcmp(t, "sliding_attention") ? 0 : win;
 	}
 	return 0;
 }
@@ -564,7 +618,10 @@ static int parse_gemma(const struct parse *p, struct tk_model_config *c)
 		return rc;
 	if (cJSON_IsTrue(bi))
 		return unsupported(p, "use_bidirectional_attention=true");
-	if ((rc = parse_layer_types(p, c, (int)pat)))
+	if (!sw && (get(p, "layer_types") || pat > 1))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "sliding_window is null but there are sliding_attention layers");
+	if ((rc = parse_gemma_layers(p, c, (int)pat, (int)sw)))
 		return rc;
 	c->sliding_window = (int)sw;
 	c->attn_out_bias = c->attn_bias;
@@ -595,7 +652,7 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 		[TK_ARCH_GEMMA2] = { 256000, 9216, 8192, 4, 2, 1, 256, 2304, 26, 8, 1, 0 },
 		[TK_ARCH_GEMMA3] = { 262208, 9216, 131072, 4, 2, 1, 256, 2304, 26, 8, 1, 0 },
 	};
-	int rc, v;
+	int rc;
 	int64_t kv, hd;
 	if ((rc = get_dim(p, "vocab_size", def[c->arch].vocab, MAX_VOCAB, &c->vocab_size)) ||
 	    (rc = get_dim(p, "hidden_size", def[c->arch].hidden, MAX_WIDTH, &c->hidden)) ||
@@ -673,6 +730,8 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 		if ((rc = get_int(p, "sliding_window", 4096, 0, 1, INT64_C(1) << 40, &sw)))
 			return rc;
 		c->sliding_window = sw >= c->max_pos ? 0 : (int)sw;
+		for (int l = 0; l < c->n_layer; l++)
+			c->layer_window[l] = c->sliding_window;
 		break;
 	}
 	case TK_ARCH_SMOLLM3:
@@ -696,21 +755,8 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 			c->attn_out_bias = c->attn_bias;
 			c->qk_norm = 1;
 		}
-		if ((rc = get_bool(p, "use_sliding_window", 0, &v)))
+		if ((rc = parse_windows(p, c)))
 			return rc;
-		if (v)
-			return unsupported(p, "use_sliding_window=true");
-		const cJSON *lt = get(p, "layer_types"), *e;
-		if (lt && !cJSON_IsNull(lt)) {
-			if (!cJSON_IsArray(lt))
-				return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
-						   "layer_types: expected a list");
-			cJSON_ArrayForEach(e, lt) {
-				if (!cJSON_IsString(e) || strcmp(e->valuestring, "full_attention"))
-					return unsupported(p, "layer_types other than "
-							      "full_attention");
-			}
-		}
 		break;
 	}
 	default:
@@ -1063,8 +1109,8 @@ static void put_gemma(cJSON *o, const struct tk_model_config *c)
 		cJSON_AddNullToObject(o, "sliding_window");
 	cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
 	for (int l = 0; lt && l < c->n_layer; l++)
-		cJSON_AddItemToArray(lt, cJSON_CreateString(c->sliding[l] ? "sliding_attention" :
-							    "full_attention"));
+		cJSON_AddItemToArray(lt, cJSON_CreateString(c->layer_window[l] ?
+							    "sliding_attention" : "full_attention"));
 }
 
 static cJSON *build(const struct tk_model_config *c)
@@ -1160,10 +1206,21 @@ static cJSON *build(const struct tk_model_config *c)
 	case TK_ARCH_QWEN3:
 		cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);
 		/* fall through */
-	case TK_ARCH_QWEN2:
-		cJSON_AddBoolToObject(o, "use_sliding_window", 0);
-		cJSON_AddNullToObject(o, "sliding_window");
+	case TK_ARCH_QWEN2: {
+		cJSON_AddBoolToObject(o, "use_sliding_window", c->use_sliding_window);
+		if (c->use_sliding_window && c->sliding_window > 0)
+			cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+		else
+			cJSON_AddNullToObject(o, "sliding_window");
+		if (c->arch != TK_ARCH_SMOLLM3)
+			cJSON_AddNumberToObject(o, "max_window_layers", c->max_window_layers);
+		cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
+		for (int l = 0; lt && l < c->n_layer; l++)
+			cJSON_AddItemToArray(lt, cJSON_CreateString(c->layer_window[l]
+									 ? "sliding_attention"
+									 : "full_attention"));
 		break;
+	}
 	case TK_ARCH_GEMMA2:
 	case TK_ARCH_GEMMA3:
 		put_gemma(o, c);

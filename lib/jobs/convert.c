@@ -1066,6 +1066,16 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 				 "%s cannot be exported to GGUF yet", c->model_type);
 		goto out;
 	}
+	for (int l = 0; c->arch != TK_ARCH_MISTRAL && l < c->n_layer; l++)
+		if (c->layer_window[l] > 0) {
+			/* llama.cpp's qwen2 and qwen3 have no window: it would
+			 * attend to every key */
+			rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+					 "%s with sliding-window layers (layer_types) cannot be "
+					 "exported to GGUF yet",
+					 arch);
+			goto out;
+		}
 	if (c->pos == TK_POS_ROPE && c->rope.type != TK_ROPE_DEFAULT) {
 		/* llama.cpp keys each scaling its own way (rope_freqs.weight for
 		 * llama3, rope.scaling.* for the others); not written yet */

@@ -237,10 +237,10 @@ static int layer(struct tk_infer *s, int l, int n)
 	}
 	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
 	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));
-	/* Mistral's sliding window: keys j with pos - W < j <= pos */
+	/* the layer's sliding window: keys j with pos - W < j <= pos */
+	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_decode(m->be, s->att, s->q, kc, vc, s->rseq, s->pos, n, s->max_len,
-				  c->n_head, c->n_kv_head, c->head_dim,
-				  c->sliding_window > 0 ? c->sliding_window : 0));
+				  c->n_head, c->n_kv_head, c->head_dim, &ao));
 	if (c->sandwich_norm) { /* Gemma: o_proj's output normed (ln as scratch) */
 		CHECK(linear(m, l, TK_LIN_O, s->ln, s->att, n));
 		CHECK(norm(s, s->mid, s->ln, o->pa_w, -1, n));

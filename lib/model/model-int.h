@@ -104,6 +104,20 @@ struct tk_model_run {
 #define TK_QTILE_ROWS 1024
 #define TK_QTILE_WIDE 65536
 
+/* How the queries of layer l attend, for the attention ops: the layer's
+ * sliding window (layer_window; 0: full causal), scale 1/sqrt(head_dim) or
+ * Gemma's query_pre_attn_scalar^-0.5, Gemma-2's attn_logit_softcapping.  Training, evaluation and decoding all take it from
+ * here, so they mask the same keys. */
+static inline struct tk_attn_opts tk_layer_attn(const struct tk_model_config *c, int l)
+{
+	/* Gemma: query_pre_attn_scalar^-0.5, a Python float transformers'
+	 * fp32 scores are multiplied by */
+	float sc = c->query_pre_attn_scalar > 0 ? (float)pow((double)c->query_pre_attn_scalar,
+							     -0.5) : 0.0f;
+	struct tk_attn_opts ao = { sc, c->layer_window[l], c->attn_softcap };
+	return ao;
+}
+
 /* Rows of a quantized weight with `in` columns dequantized per tile. */
 static inline int tk_qtile_rows(int in)
 {
@@ -176,18 +190,9 @@ void tk_lora_free(struct tk_model *m);
 static inline const float *tk_layer_rope(const struct tk_model *m, int l, const float *glob,
 					 float gscale, float *scale)
 {
-	int loc = m->cfg.rope_local_theta > 0 && m->cfg.sliding[l];
+	int loc = m->cfg.rope_local_theta > 0 && m->cfg.layer_window[l] > 0;
 	*scale = loc ? 1.0f : gscale;
 	return loc ? m->run->rope_local : glob;
-}
-
-/* The attention scaling of the query-key products: Gemma's
- * query_pre_attn_scalar^-0.5 (a Python float transformers' fp32 tensors
- * multiply by), else 0 (the backend's 1/sqrt(head_dim)). */
-static inline float tk_attn_scale(const struct tk_model_config *c)
-{
-	return c->query_pre_attn_scalar > 0 ? (float)pow((double)c->query_pre_attn_scalar, -0.5)
-					    : 0.0f;
 }
 
 /* lm head rows at a time.  Each chunk repacks the [V, C] head matrix in

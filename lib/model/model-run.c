@@ -262,8 +262,9 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, rope, rs, 0));
 		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, rope, rs, 0));
 	}
+	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
-			       c->n_kv_head, c->head_dim));
+			       c->n_kv_head, c->head_dim, &ao));
 	if (c->sandwich_norm) {
 		/* Gemma: the attention's output normed before the residual add */
 		CHECK(LIN_FWD(TK_LIN_O, a->ao, a->att));
@@ -340,8 +341,9 @@ static int layer_bwd(struct tk_model *m, int l)
 		dy = dx;
 	}
 	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, dy, a->att));
+	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
-			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim));
+			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim, &ao));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
 		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, rope, rs, 1));
 		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, rope, rs, 1));
@@ -408,11 +410,6 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "sequence length %d is longer than the model's %d positions",
 				   T, c->max_pos);
-	if (c->sliding_window > 0 && T > c->sliding_window)
-		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
-				   "sequence length %d is longer than the model's sliding window "
-				   "%d (tk implements full causal attention only)", T,
-				   c->sliding_window);
 	if ((want_grad || loss) && !targets)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "a loss needs targets");
 	N = B * T;
