@@ -858,7 +858,7 @@ uint64_t tk_config_n_params(const struct tk_model_config *c)
 		layer += q + 2 * kv;
 	if (c->attn_out_bias)
 		layer += h;
-	if (c->mlp == TK_MLP_SWIGLU)
+	if (c->mlp != TK_MLP_GELU) /* gate, up, down */
 		layer += 3 * h * I + (c->mlp_bias ? 2 * I + h : 0);
 	else
 		layer += 2 * h * I + (c->mlp_bias ? I + h : 0);
