@@ -4,8 +4,9 @@
  * positions, GELU-tanh MLP, biases, Conv1D weights stored [in, out]) and the
  * Llama family (Llama, Mistral, Qwen2, Qwen3: RMSNorm, rotary positions with
  * the scalings of transformers' modeling_rope_utils, SwiGLU, grouped-query
- * attention, Qwen2's attention biases, Qwen3's per-head q/k norms).  The
- * model code reads only this struct, never model_type.
+ * attention, Qwen2's attention biases, Qwen3's per-head q/k norms) with
+ * Gemma-2/3's additions (the fields below).  The model code reads only
+ * this struct, never model_type.
  */
 #ifndef TK_CONFIG_H
 #define TK_CONFIG_H
@@ -137,7 +138,8 @@ struct tk_model_config {
  * other than default, linear, dynamic, yarn, longrope and llama3 (in
  * rope_scaling or rope_parameters), partial_rotary_factor, an activation
  * other than gelu_new /
- * gelu_pytorch_tanh (GPT-2) or silu (Llama family), GPT-2's
+ * gelu_pytorch_tanh (GPT-2), silu (Llama family) or, as Gemma's
+ * hidden_activation, gelu_pytorch_tanh, Gemma's use_bidirectional_attention, GPT-2's
  * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
  * add_cross_attention or scale_attn_weights=false, and a layer_types entry
  * other than "full_attention" and "sliding_attention" (Qwen2, Qwen3,
