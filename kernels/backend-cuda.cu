@@ -572,54 +572,58 @@ static int cuda_gelu_bwd(struct tk_backend *be, float *dx, const float *x, const
 	return stage_end(&s);
 }
 
-static int cuda_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
-			   size_t n)
+/* SwiGLU's and GeGLU's staging around their launchers. */
+typedef cudaError_t (*glu_fwd_fn)(cudaStream_t, float *, const float *, const float *, size_t);
+typedef cudaError_t (*glu_bwd_fn)(cudaStream_t, float *, float *, const float *, const float *,
+				  const float *, size_t);
+
+static int glu_fwd(struct tk_backend *be, glu_fwd_fn fn, float *y, const float *gate,
+		   const float *up, size_t n)
 {
 	struct stage s;
 	stage_begin(&s, be);
 	float *dy = OUT(&s, y, n * sizeof(float));
 	const float *dg = IN(&s, gate, n * sizeof(float)), *du = IN(&s, up, n * sizeof(float));
 	if (!s.err)
-		SCK(&s, cu_swiglu_fwd(s.c->st, dy, dg, du, n));
+		SCK(&s, fn(s.c->st, dy, dg, du, n));
 	return stage_end(&s);
+}
+
+static int glu_bwd(struct tk_backend *be, glu_bwd_fn fn, float *dgate, float *dup,
+		   const float *gate, const float *up, const float *dy, size_t n)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	size_t nb = n * sizeof(float);
+	float *ddg = OUT(&s, dgate, nb), *ddu = OUT(&s, dup, nb);
+	const float *dg = IN(&s, gate, nb), *du = IN(&s, up, nb), *ddy = IN(&s, dy, nb);
+	if (!s.err)
+		SCK(&s, fn(s.c->st, ddg, ddu, dg, du, ddy, n));
+	return stage_end(&s);
+}
+
+static int cuda_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
+			   size_t n)
+{
+	return glu_fwd(be, cu_swiglu_fwd, y, gate, up, n);
 }
 
 static int cuda_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
 			   const float *up, const float *dy, size_t n)
 {
-	struct stage s;
-	stage_begin(&s, be);
-	size_t nb = n * sizeof(float);
-	float *ddg = OUT(&s, dgate, nb), *ddu = OUT(&s, dup, nb);
-	const float *dg = IN(&s, gate, nb), *du = IN(&s, up, nb), *ddy = IN(&s, dy, nb);
-	if (!s.err)
-		SCK(&s, cu_swiglu_bwd(s.c->st, ddg, ddu, dg, du, ddy, n));
-	return stage_end(&s);
+	return glu_bwd(be, cu_swiglu_bwd, dgate, dup, gate, up, dy, n);
 }
 
 static int cuda_geglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
 			  size_t n)
 {
-	struct stage s;
-	stage_begin(&s, be);
-	float *dy = OUT(&s, y, n * sizeof(float));
-	const float *dg = IN(&s, gate, n * sizeof(float)), *du = IN(&s, up, n * sizeof(float));
-	if (!s.err)
-		SCK(&s, cu_geglu_fwd(s.c->st, dy, dg, du, n));
-	return stage_end(&s);
+	return glu_fwd(be, cu_geglu_fwd, y, gate, up, n);
 }
 
 static int cuda_geglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
 			  const float *up, const float *dy, size_t n)
 {
-	struct stage s;
-	stage_begin(&s, be);
-	size_t nb = n * sizeof(float);
-	float *ddg = OUT(&s, dgate, nb), *ddu = OUT(&s, dup, nb);
-	const float *dg = IN(&s, gate, nb), *du = IN(&s, up, nb), *ddy = IN(&s, dy, nb);
-	if (!s.err)
-		SCK(&s, cu_geglu_bwd(s.c->st, ddg, ddu, dg, du, ddy, n));
-	return stage_end(&s);
+	return glu_bwd(be, cu_geglu_bwd, dgate, dup, gate, up, dy, n);
 }
 
 static int cuda_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap)

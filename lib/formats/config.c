@@ -504,6 +504,9 @@ static int parse_no_rope(const struct parse *p, struct tk_model_config *c)
  * use_sliding_window (Qwen2, Qwen3: default 4096; SmolLM3: None); then
  * layer_types as given, else sliding where l >= max_window_layers (Qwen;
  * default 28) or on the NoPE layers (SmolLM3), when there is a window. */
+static int read_layer_types(const struct parse *p, struct tk_model_config *c, const cJSON *lt,
+			    int win);
+
 static int parse_windows(const struct parse *p, struct tk_model_config *c)
 {
 	int smol = c->arch == TK_ARCH_SMOLLM3, rc;
@@ -515,12 +518,21 @@ static int parse_windows(const struct parse *p, struct tk_model_config *c)
 	int win = !c->use_sliding_window ? 0 : sw > INT32_MAX ? INT32_MAX : (int)sw;
 	c->sliding_window = win;
 	c->max_window_layers = (int)mwl;
-	const cJSON *lt = get(p, "layer_types"), *e;
+	const cJSON *lt = get(p, "layer_types");
 	if (!lt || cJSON_IsNull(lt)) {
 		for (int l = 0; l < c->n_layer; l++)
 			c->layer_window[l] = (smol ? c->no_rope[l] : l >= mwl) ? win : 0;
 		return 0;
 	}
+	return read_layer_types(p, c, lt, win);
+}
+
+/* A layer_types list lt into c->layer_window: win on the
+ * "sliding_attention" layers, 0 on the "full_attention" ones. */
+static int read_layer_types(const struct parse *p, struct tk_model_config *c, const cJSON *lt,
+			    int win)
+{
+	const cJSON *e;
 	if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layer)
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
 				   "layer_types: expected a list of %d entries (one per layer)",
@@ -564,30 +576,13 @@ static int get_cap(const struct parse *p, const char *key, double def, float *ou
 static int parse_gemma_layers(const struct parse *p, struct tk_model_config *c, int pattern,
 			      int win)
 {
-	const cJSON *lt = get(p, "layer_types"), *e;
-	int l = 0;
+	const cJSON *lt = get(p, "layer_types");
 	if (!lt || cJSON_IsNull(lt)) {
-		for (l = 0; l < c->n_layer; l++)
+		for (int l = 0; l < c->n_layer; l++)
 			c->layer_window[l] = (l + 1) % pattern ? win : 0;
 		return 0;
 	}
-	if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layer)
-		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
-				   "layer_types: expected a list of %d entries (one per layer)",
-				   c->n_layer);
-	cJSON_ArrayForEach(e, lt) {
-		const char *t = cJSON_IsString(e) ? e->valuestring : "";
-		if (strcmp(t, "sliding_attention") && strcmp(t, "full_attention")) {
-			char what[120];
-			snprintf(what, sizeof(what),
-				 "layer_types entry '%.40s' (tk implements full_attention and "
-				 "sliding_attention)",
-				 t);
-			return unsupported(p, what);
-		}
-		c->layer_window[l++] = strcmp(t, "sliding_attention") ? 0 : win;
-	}
-	return 0;
+	return read_layer_types(p, c, lt, win);
 }
 
 /* What Gemma-2 and Gemma-3 add to the Llama family's keys (read before):

@@ -508,10 +508,17 @@ static void test_gelu(void)
 	CHECK_CLOSE(dx, gd, NACT, 1e-6, 1e-4, "dgelu in place");
 }
 
-static void test_swiglu(void)
+/* SwiGLU (kind 1) or GeGLU (kind 2) against the double references and
+ * central differences; the backward also in place (dgate over gate, dup
+ * over up), as the model calls it. */
+static void glu_check(int kind)
 {
 	float g[NACT], u[NACT], y[NACT], dy[NACT], dg[NACT], du[NACT];
 	double gd[NACT], ud[NACT], yd[NACT], rd[NACT], dgd[NACT], dud[NACT];
+	int (*fwd)(struct tk_backend *, float *, const float *, const float *, size_t) =
+		kind == 1 ? tk_swiglu_fwd : tk_geglu_fwd;
+	int (*bwd)(struct tk_backend *, float *, float *, const float *, const float *,
+		   const float *, size_t) = kind == 1 ? tk_swiglu_bwd : tk_geglu_bwd;
 	act_inputs(g);
 	fill(u, NACT, 2.0);
 	fill(dy, NACT, 1.0);
@@ -519,43 +526,29 @@ static void test_swiglu(void)
 	to_double(ud, u, NACT);
 	to_double(rd, dy, NACT);
 	for (int i = 0; i < NACT; i++)
-		yd[i] = ref_silu(gd[i]) * ud[i];
-	TT_REQUIRE(tk_swiglu_fwd(&be2, y, g, u, NACT) == 0, "fwd");
-	CHECK_CLOSE(y, yd, NACT, 1e-7, 1e-6, "swiglu");
-	struct act_ctx c = { 1, NACT, gd, ud, rd, 0 };
+		yd[i] = (kind == 1 ? ref_silu(gd[i]) : ref_gelu(gd[i])) * ud[i];
+	TT_REQUIRE(fwd(&be2, y, g, u, NACT) == 0, "fwd");
+	CHECK_CLOSE(y, yd, NACT, 1e-7, 1e-6, "glu");
+	struct act_ctx c = { kind, NACT, gd, ud, rd, 0 };
 	fd_grad(act_loss, &c, gd, NACT, dgd);
 	c.which = 1;
 	fd_grad(act_loss, &c, ud, NACT, dud);
-	TT_REQUIRE(tk_swiglu_bwd(&be2, dg, du, g, u, dy, NACT) == 0, "bwd");
+	TT_REQUIRE(bwd(&be2, dg, du, g, u, dy, NACT) == 0, "bwd");
 	CHECK_CLOSE(dg, dgd, NACT, 1e-6, 1e-4, "dgate");
 	CHECK_CLOSE(du, dud, NACT, 1e-6, 1e-4, "dup");
+	TT_REQUIRE(bwd(&be2, g, u, g, u, dy, NACT) == 0, "bwd in place");
+	CHECK_CLOSE(g, dgd, NACT, 1e-6, 1e-4, "dgate in place");
+	CHECK_CLOSE(u, dud, NACT, 1e-6, 1e-4, "dup in place");
+}
+
+static void test_swiglu(void)
+{
+	glu_check(1);
 }
 
 static void test_geglu(void)
 {
-	float g[NACT], u[NACT], y[NACT], dy[NACT], dg[NACT], du[NACT];
-	double gd[NACT], ud[NACT], yd[NACT], rd[NACT], dgd[NACT], dud[NACT];
-	act_inputs(g);
-	fill(u, NACT, 2.0);
-	fill(dy, NACT, 1.0);
-	to_double(gd, g, NACT);
-	to_double(ud, u, NACT);
-	to_double(rd, dy, NACT);
-	for (int i = 0; i < NACT; i++)
-		yd[i] = ref_gelu(gd[i]) * ud[i];
-	TT_REQUIRE(tk_geglu_fwd(&be2, y, g, u, NACT) == 0, "fwd");
-	CHECK_CLOSE(y, yd, NACT, 1e-7, 1e-6, "geglu");
-	struct act_ctx c = { 2, NACT, gd, ud, rd, 0 };
-	fd_grad(act_loss, &c, gd, NACT, dgd);
-	c.which = 1;
-	fd_grad(act_loss, &c, ud, NACT, dud);
-	TT_REQUIRE(tk_geglu_bwd(&be2, dg, du, g, u, dy, NACT) == 0, "bwd");
-	CHECK_CLOSE(dg, dgd, NACT, 1e-6, 1e-4, "dgate");
-	CHECK_CLOSE(du, dud, NACT, 1e-6, 1e-4, "dup");
-	/* in place: dgate over gate, dup over up (as the model calls it) */
-	TT_REQUIRE(tk_geglu_bwd(&be2, g, u, g, u, dy, NACT) == 0, "bwd in place");
-	CHECK_CLOSE(g, dgd, NACT, 1e-6, 1e-4, "dgate in place");
-	CHECK_CLOSE(u, dud, NACT, 1e-6, 1e-4, "dup in place");
+	glu_check(2);
 }
 
 static void test_logit_softcap(void)
