@@ -518,7 +518,7 @@ static int cuda_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float
 }
 
 static int cuda_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x,
-			    const float *w, int rows, int dim, float eps)
+			    const float *w, float w_off, int rows, int dim, float eps)
 {
 	struct stage s;
 	stage_begin(&s, be);
@@ -526,12 +526,13 @@ static int cuda_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const 
 	float *dy = OUT(&s, y, rd), *dr = OUT(&s, rstd, rb);
 	const float *dx = IN(&s, x, rd), *dw = IN(&s, w, (size_t)dim * sizeof(float));
 	if (!s.err)
-		SCK(&s, cu_rmsnorm_fwd(s.c->st, dy, dr, dx, dw, rows, dim, eps));
+		SCK(&s, cu_rmsnorm_fwd(s.c->st, dy, dr, dx, dw, w_off, rows, dim, eps));
 	return stage_end(&s);
 }
 
 static int cuda_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy,
-			    const float *x, const float *w, const float *rstd, int rows, int dim)
+			    const float *x, const float *w, float w_off, const float *rstd,
+			    int rows, int dim)
 {
 	struct stage s;
 	stage_begin(&s, be);
@@ -543,7 +544,8 @@ static int cuda_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const f
 	double *sc = dw ? (double *)scratch(&s, cu_colsum_scratch(rows, dim) * sizeof(double))
 			: NULL;
 	if (!s.err)
-		SCK(&s, cu_rmsnorm_bwd(s.c->st, ddx, ddw, ddy, dxx, dww, dr, rows, dim, sc));
+		SCK(&s, cu_rmsnorm_bwd(s.c->st, ddx, ddw, ddy, dxx, dww, w_off, dr, rows, dim,
+				       sc));
 	return stage_end(&s);
 }
 
@@ -570,20 +572,25 @@ static int cuda_gelu_bwd(struct tk_backend *be, float *dx, const float *x, const
 	return stage_end(&s);
 }
 
-static int cuda_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
-			   size_t n)
+/* SwiGLU's and GeGLU's staging around their launchers. */
+typedef cudaError_t (*glu_fwd_fn)(cudaStream_t, float *, const float *, const float *, size_t);
+typedef cudaError_t (*glu_bwd_fn)(cudaStream_t, float *, float *, const float *, const float *,
+				  const float *, size_t);
+
+static int glu_fwd(struct tk_backend *be, glu_fwd_fn fn, float *y, const float *gate,
+		   const float *up, size_t n)
 {
 	struct stage s;
 	stage_begin(&s, be);
 	float *dy = OUT(&s, y, n * sizeof(float));
 	const float *dg = IN(&s, gate, n * sizeof(float)), *du = IN(&s, up, n * sizeof(float));
 	if (!s.err)
-		SCK(&s, cu_swiglu_fwd(s.c->st, dy, dg, du, n));
+		SCK(&s, fn(s.c->st, dy, dg, du, n));
 	return stage_end(&s);
 }
 
-static int cuda_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
-			   const float *up, const float *dy, size_t n)
+static int glu_bwd(struct tk_backend *be, glu_bwd_fn fn, float *dgate, float *dup,
+		   const float *gate, const float *up, const float *dy, size_t n)
 {
 	struct stage s;
 	stage_begin(&s, be);
@@ -591,7 +598,41 @@ static int cuda_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, cons
 	float *ddg = OUT(&s, dgate, nb), *ddu = OUT(&s, dup, nb);
 	const float *dg = IN(&s, gate, nb), *du = IN(&s, up, nb), *ddy = IN(&s, dy, nb);
 	if (!s.err)
-		SCK(&s, cu_swiglu_bwd(s.c->st, ddg, ddu, dg, du, ddy, n));
+		SCK(&s, fn(s.c->st, ddg, ddu, dg, du, ddy, n));
+	return stage_end(&s);
+}
+
+static int cuda_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
+			   size_t n)
+{
+	return glu_fwd(be, cu_swiglu_fwd, y, gate, up, n);
+}
+
+static int cuda_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			   const float *up, const float *dy, size_t n)
+{
+	return glu_bwd(be, cu_swiglu_bwd, dgate, dup, gate, up, dy, n);
+}
+
+static int cuda_geglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
+			  size_t n)
+{
+	return glu_fwd(be, cu_geglu_fwd, y, gate, up, n);
+}
+
+static int cuda_geglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			  const float *up, const float *dy, size_t n)
+{
+	return glu_bwd(be, cu_geglu_bwd, dgate, dup, gate, up, dy, n);
+}
+
+static int cuda_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap)
+{
+	struct stage s;
+	stage_begin(&s, be);
+	float *dx = OUT(&s, x, n * sizeof(float));
+	if (!s.err)
+		SCK(&s, cu_logit_softcap(s.c->st, dx, n, cap));
 	return stage_end(&s);
 }
 
@@ -772,7 +813,8 @@ static int cuda_embedding_bwd(struct tk_backend *be, float *dtable, const float 
 }
 
 static int cuda_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets,
-			      int rows, int vocab, float scale, int grad, double *loss_sum)
+			      int rows, int vocab, float scale, int grad, double *loss_sum,
+			      float softcap)
 {
 	struct stage s;
 	stage_begin(&s, be);
@@ -788,7 +830,7 @@ static int cuda_cross_entropy(struct tk_backend *be, float *logits, const int32_
 	double *rl = (double *)scratch(&s, (size_t)rows * sizeof(double));
 	double *hl = (double *)host_scratch(&s, (size_t)rows * sizeof(double));
 	if (!s.err)
-		SCK(&s, cu_cross_entropy(s.c->st, dl, dt, rows, vocab, scale, grad, rl));
+		SCK(&s, cu_cross_entropy(s.c->st, dl, dt, rows, vocab, scale, grad, rl, softcap));
 	if (!s.err)
 		SCK(&s, cudaMemcpyAsync(hl, rl, (size_t)rows * sizeof(double),
 					cudaMemcpyDeviceToHost, s.c->st));
@@ -1164,6 +1206,9 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .gelu_bwd = */ cuda_gelu_bwd,
 	/* .swiglu_fwd = */ cuda_swiglu_fwd,
 	/* .swiglu_bwd = */ cuda_swiglu_bwd,
+	/* .geglu_fwd = */ cuda_geglu_fwd,
+	/* .geglu_bwd = */ cuda_geglu_bwd,
+	/* .logit_softcap = */ cuda_logit_softcap,
 	/* .bias_add = */ cuda_bias_add,
 	/* .bias_grad = */ cuda_bias_grad,
 	/* .axpy = */ cuda_axpy,

@@ -15,7 +15,7 @@
 #define CE_THREADS 256
 
 __global__ void ce_k(float *logits, const int32_t *targets, int vocab, float scale, int grad,
-		     double *row_loss)
+		     double *row_loss, float cap)
 {
 	__shared__ float sh[32];
 	size_t r = blockIdx.x;
@@ -29,6 +29,11 @@ __global__ void ce_k(float *logits, const int32_t *targets, int vocab, float sca
 			row_loss[r] = 0.0;
 		return;
 	}
+	if (cap > 0) { /* final_logit_softcapping, in place (the CPU's ce_row) */
+		for (int j = threadIdx.x; j < vocab; j += blockDim.x)
+			x[j] = tk_softcap(x[j], cap);
+		__syncthreads();
+	}
 	float xt = x[tg]; /* read by all before the first barrier; written after */
 	float mx = -INFINITY;
 	for (int j = threadIdx.x; j < vocab; j += blockDim.x)
@@ -37,12 +42,21 @@ __global__ void ce_k(float *logits, const int32_t *targets, int vocab, float sca
 	float sum = 0.0f;
 	for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
 		float e = tk_expf_poly(x[j] - mx);
-		if (grad)
+		if (grad && !(cap > 0))
 			x[j] = e;
 		sum += e;
 	}
 	sum = tk_block_sum(sum, sh);
-	if (grad) {
+	if (grad && cap > 0) {
+		/* the exponentials again: x holds the capped logits the chain
+		 * rule's 1 - (x / cap)^2 needs */
+		float f = scale / sum, tt = xt / cap;
+		for (int j = threadIdx.x; j < vocab; j += blockDim.x) {
+			float t = x[j] / cap;
+			float v = tk_expf_poly(x[j] - mx) * f * (1.0f - t * t);
+			x[j] = j == tg ? __fsub_rn(v, __fmul_rn(scale, 1.0f - tt * tt)) : v;
+		}
+	} else if (grad) {
 		float f = scale / sum;
 		/* each thread rescales the entries it wrote */
 		for (int j = threadIdx.x; j < vocab; j += blockDim.x)
@@ -53,8 +67,8 @@ __global__ void ce_k(float *logits, const int32_t *targets, int vocab, float sca
 }
 
 cudaError_t cu_cross_entropy(cudaStream_t st, float *logits, const int32_t *targets, int rows,
-			     int vocab, float scale, int grad, double *row_loss)
+			     int vocab, float scale, int grad, double *row_loss, float softcap)
 {
-	ce_k<<<rows, CE_THREADS, 0, st>>>(logits, targets, vocab, scale, grad, row_loss);
+	ce_k<<<rows, CE_THREADS, 0, st>>>(logits, targets, vocab, scale, grad, row_loss, softcap);
 	return cudaGetLastError();
 }

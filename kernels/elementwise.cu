@@ -48,6 +48,33 @@ __global__ void swiglu_bwd_k(float *dgate, float *dup, const float *gate, const 
 	}
 }
 
+__global__ void geglu_fwd_k(float *y, const float *gate, const float *up, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		y[i] = tk_gelu_tanh_exp(gate[i]) * up[i];
+}
+
+/* As the CPU: dup = dy gelu(g), dgate = dy up gelu'(g); may work in place
+ * as swiglu_bwd_k. */
+__global__ void geglu_bwd_k(float *dgate, float *dup, const float *gate, const float *up,
+			    const float *dy, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		float gt = gate[i], u = up[i], d = dy[i];
+		dup[i] = d * tk_gelu_tanh_exp(gt);
+		dgate[i] = d * u * tk_gelu_tanh_exp_grad(gt);
+	}
+}
+
+__global__ void logit_softcap_k(float *x, size_t n, float cap)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		x[i] = tk_softcap(x[i], cap);
+}
+
 __global__ void bias_add_k(float *y, const float *bias, size_t n, int dim)
 {
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
@@ -163,6 +190,26 @@ cudaError_t cu_swiglu_bwd(cudaStream_t st, float *dgate, float *dup, const float
 			  const float *up, const float *dy, size_t n)
 {
 	swiglu_bwd_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(dgate, dup, gate, up, dy, n);
+	return cudaGetLastError();
+}
+
+cudaError_t cu_geglu_fwd(cudaStream_t st, float *y, const float *gate, const float *up,
+			 size_t n)
+{
+	geglu_fwd_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(y, gate, up, n);
+	return cudaGetLastError();
+}
+
+cudaError_t cu_geglu_bwd(cudaStream_t st, float *dgate, float *dup, const float *gate,
+			 const float *up, const float *dy, size_t n)
+{
+	geglu_bwd_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(dgate, dup, gate, up, dy, n);
+	return cudaGetLastError();
+}
+
+cudaError_t cu_logit_softcap(cudaStream_t st, float *x, size_t n, float cap)
+{
+	logit_softcap_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(x, n, cap);
 	return cudaGetLastError();
 }
 

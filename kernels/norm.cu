@@ -67,8 +67,8 @@ __global__ void layernorm_dx_k(float *dx, const float *dy, const float *x, const
 	}
 }
 
-__global__ void rmsnorm_fwd_k(float *y, float *rstd, const float *x, const float *w, int dim,
-			      float eps)
+__global__ void rmsnorm_fwd_k(float *y, float *rstd, const float *x, const float *w,
+			      float w_off, int dim, float eps)
 {
 	__shared__ double sh[32];
 	size_t r = blockIdx.x;
@@ -80,13 +80,13 @@ __global__ void rmsnorm_fwd_k(float *y, float *rstd, const float *x, const float
 	ss = tk_block_sum(ss, sh);
 	float rs = 1.0f / sqrtf((float)(ss / dim) + eps);
 	for (int j = threadIdx.x; j < dim; j += blockDim.x)
-		yr[j] = w[j] * (xr[j] * rs);
+		yr[j] = (w_off + w[j]) * (xr[j] * rs);
 	if (!threadIdx.x && rstd)
 		rstd[r] = rs;
 }
 
 __global__ void rmsnorm_dx_k(float *dx, const float *dy, const float *x, const float *w,
-			     const float *rstd, int dim)
+			     float w_off, const float *rstd, int dim)
 {
 	__shared__ float sh[32];
 	size_t r = blockIdx.x;
@@ -94,11 +94,11 @@ __global__ void rmsnorm_dx_k(float *dx, const float *dy, const float *x, const f
 	float *dxr = dx + r * dim;
 	float rs = rstd[r], sgx = 0.0f;
 	for (int j = threadIdx.x; j < dim; j += blockDim.x)
-		sgx += dyr[j] * w[j] * xr[j];
+		sgx += dyr[j] * (w_off + w[j]) * xr[j];
 	sgx = tk_block_sum(sgx, sh);
 	float c = rs * rs * rs * sgx / dim;
 	for (int j = threadIdx.x; j < dim; j += blockDim.x)
-		dxr[j] = rs * dyr[j] * w[j] - xr[j] * c;
+		dxr[j] = rs * dyr[j] * (w_off + w[j]) - xr[j] * c;
 }
 
 /* Partials: block (column stripe, row chunk) sums its rows in order.
@@ -191,18 +191,18 @@ cudaError_t cu_layernorm_bwd(cudaStream_t st, float *dx, float *dw, float *db, c
 }
 
 cudaError_t cu_rmsnorm_fwd(cudaStream_t st, float *y, float *rstd, const float *x,
-			   const float *w, int rows, int dim, float eps)
+			   const float *w, float w_off, int rows, int dim, float eps)
 {
-	rmsnorm_fwd_k<<<rows, NORM_THREADS, 0, st>>>(y, rstd, x, w, dim, eps);
+	rmsnorm_fwd_k<<<rows, NORM_THREADS, 0, st>>>(y, rstd, x, w, w_off, dim, eps);
 	return cudaGetLastError();
 }
 
 cudaError_t cu_rmsnorm_bwd(cudaStream_t st, float *dx, float *dw, const float *dy,
-			   const float *x, const float *w, const float *rstd, int rows, int dim,
-			   double *scratch)
+			   const float *x, const float *w, float w_off, const float *rstd,
+			   int rows, int dim, double *scratch)
 {
 	if (dx)
-		rmsnorm_dx_k<<<rows, NORM_THREADS, 0, st>>>(dx, dy, x, w, rstd, dim);
+		rmsnorm_dx_k<<<rows, NORM_THREADS, 0, st>>>(dx, dy, x, w, w_off, rstd, dim);
 	cudaError_t e = cudaGetLastError();
 	if (e != cudaSuccess || !dw)
 		return e;

@@ -32,11 +32,12 @@ cudaError_t cu_layernorm_fwd(cudaStream_t st, float *y, float *mean, float *rstd
 cudaError_t cu_layernorm_bwd(cudaStream_t st, float *dx, float *dw, float *db, const float *dy,
 			     const float *x, const float *w, const float *mean,
 			     const float *rstd, int rows, int dim, double *scratch);
+/* Weights w_off + w (Gemma: 1). */
 cudaError_t cu_rmsnorm_fwd(cudaStream_t st, float *y, float *rstd, const float *x,
-			   const float *w, int rows, int dim, float eps);
+			   const float *w, float w_off, int rows, int dim, float eps);
 cudaError_t cu_rmsnorm_bwd(cudaStream_t st, float *dx, float *dw, const float *dy,
-			   const float *x, const float *w, const float *rstd, int rows, int dim,
-			   double *scratch);
+			   const float *x, const float *w, float w_off, const float *rstd,
+			   int rows, int dim, double *scratch);
 /* dbias[j] += sum over rows of dy (rows in order per partial, partials in
  * order); scratch of cu_colsum_scratch(rows, dim) doubles. */
 cudaError_t cu_bias_grad(cudaStream_t st, float *dbias, const float *dy, int rows, int dim,
@@ -48,6 +49,12 @@ cudaError_t cu_swiglu_fwd(cudaStream_t st, float *y, const float *gate, const fl
 			  size_t n);
 cudaError_t cu_swiglu_bwd(cudaStream_t st, float *dgate, float *dup, const float *gate,
 			  const float *up, const float *dy, size_t n);
+cudaError_t cu_geglu_fwd(cudaStream_t st, float *y, const float *gate, const float *up,
+			 size_t n);
+cudaError_t cu_geglu_bwd(cudaStream_t st, float *dgate, float *dup, const float *gate,
+			 const float *up, const float *dy, size_t n);
+/* x = cap tanh(x / cap) in place. */
+cudaError_t cu_logit_softcap(cudaStream_t st, float *x, size_t n, float cap);
 cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim);
 cudaError_t cu_axpy(cudaStream_t st, float *y, float a, const float *x, size_t n);
 cudaError_t cu_scale(cudaStream_t st, float *x, float s, size_t n);
@@ -90,7 +97,7 @@ cudaError_t cu_embedding_bwd(cudaStream_t st, float *dtable, const float *dy,
 /* Row losses into row_loss[rows] (0 for ignored rows); targets already
  * checked to be < vocab. */
 cudaError_t cu_cross_entropy(cudaStream_t st, float *logits, const int32_t *targets, int rows,
-			     int vocab, float scale, int grad, double *row_loss);
+			     int vocab, float scale, int grad, double *row_loss, float softcap);
 
 /* ---- decode (kernels/decode.cu) ---- */
 

@@ -32,8 +32,8 @@ static const char about[] =
 	"log or eval step to OUT/metrics.jsonl, checkpoints to OUT/checkpoint-STEP/, and at the "
 	"end OUT/ is a model directory that transformers loads; the final metrics go to stdout "
 	"as one JSON object.  Architectures (config.json model_type): gpt2, llama (Llama 1-3.x, "
-	"SmolLM), mistral, qwen2, qwen3, smollm3; rotary scaling (rope_type) default, linear, dynamic, "
-	"yarn, longrope, llama3.";
+	"SmolLM), mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text (Gemma 3's text model); rotary "
+	"scaling (rope_type) default, linear, dynamic, yarn, longrope, llama3.";
 
 /* Keys of a TrainingArguments JSON that are not options of tk-train: they
  * mean nothing to it, or (use_cpu, no_cuda) apply_config reads them itself.

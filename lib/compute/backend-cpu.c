@@ -348,7 +348,7 @@ static int cpu_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float 
 }
 
 static int cpu_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x,
-			   const float *w, int rows, int dim, float eps)
+			   const float *w, float w_off, int rows, int dim, float eps)
 {
 	int nt = be->threads;
 #pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
@@ -363,7 +363,7 @@ static int cpu_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const f
 		float rs = 1.0f / sqrtf((float)(ss / dim) + eps);
 #pragma omp simd
 		for (int j = 0; j < dim; j++)
-			yr[j] = w[j] * (xr[j] * rs);
+			yr[j] = (w_off + w[j]) * (xr[j] * rs);
 		if (rstd)
 			rstd[r] = rs;
 	}
@@ -371,7 +371,8 @@ static int cpu_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const f
 }
 
 static int cpu_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy,
-			   const float *x, const float *w, const float *rstd, int rows, int dim)
+			   const float *x, const float *w, float w_off, const float *rstd,
+			   int rows, int dim)
 {
 	int nt = be->threads;
 	if (dx) {
@@ -382,11 +383,11 @@ static int cpu_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const fl
 			float rs = rstd[r], sgx = 0.0f;
 #pragma omp simd reduction(+ : sgx)
 			for (int j = 0; j < dim; j++)
-				sgx += dyr[j] * w[j] * xr[j];
+				sgx += dyr[j] * (w_off + w[j]) * xr[j];
 			float c = rs * rs * rs * sgx / dim;
 #pragma omp simd
 			for (int j = 0; j < dim; j++)
-				dxr[j] = rs * dyr[j] * w[j] - xr[j] * c;
+				dxr[j] = rs * dyr[j] * (w_off + w[j]) - xr[j] * c;
 		}
 	}
 	if (dw)
@@ -394,7 +395,7 @@ static int cpu_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const fl
 	return 0;
 }
 
-enum ew_op { EW_GELU, EW_GELU_BWD, EW_SWIGLU, EW_SWIGLU_BWD };
+enum ew_op { EW_GELU, EW_GELU_BWD, EW_SWIGLU, EW_SWIGLU_BWD, EW_GEGLU, EW_GEGLU_BWD };
 
 /* One chunk [i0, i1) of an elementwise op: y = f(a, b, c) (see the ops). */
 TK_SIMD_CLONES
@@ -424,6 +425,19 @@ static void ew_range(int op, float *y, float *y2, const float *a, const float *b
 			float s = 1.0f / (1.0f + tk_expf_poly(-gt));
 			y2[i] = d * (gt * s);
 			y[i] = d * u * (s * (1.0f + gt * (1.0f - s)));
+		}
+		break;
+	case EW_GEGLU: /* y = gelu(a) * b */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++)
+			y[i] = tk_gelu_tanh_exp(a[i]) * b[i];
+		break;
+	case EW_GEGLU_BWD: /* y = dgate, y2 = dup from gate a, up b, dy c */
+#pragma omp simd
+		for (size_t i = i0; i < i1; i++) {
+			float gt = a[i], u = b[i], d = c[i];
+			y2[i] = d * tk_gelu_tanh_exp(gt);
+			y[i] = d * u * tk_gelu_tanh_exp_grad(gt);
 		}
 		break;
 	}
@@ -465,6 +479,29 @@ static int cpu_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const
 			  const float *up, const float *dy, size_t n)
 {
 	ew_run(be, EW_SWIGLU_BWD, dgate, dup, gate, up, dy, n);
+	return 0;
+}
+
+static int cpu_geglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up,
+			 size_t n)
+{
+	ew_run(be, EW_GEGLU, y, NULL, gate, up, NULL, n);
+	return 0;
+}
+
+static int cpu_geglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			 const float *up, const float *dy, size_t n)
+{
+	ew_run(be, EW_GEGLU_BWD, dgate, dup, gate, up, dy, n);
+	return 0;
+}
+
+static int cpu_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n >= PAR_MIN)
+	for (size_t i = 0; i < n; i++)
+		x[i] = tk_softcap(x[i], cap);
 	return 0;
 }
 
@@ -977,13 +1014,30 @@ static int cpu_embedding_bwd(struct tk_backend *be, float *dtable, const float *
  * (the exponentials kept in the row when grad, then scaled into the
  * gradient); returns the loss log(sum) + max - x[tg]. */
 TK_SIMD_CLONES
-static double ce_row(float *x, int tg, int vocab, float scale, int grad)
+static double ce_row(float *x, int tg, int vocab, float scale, int grad, float cap)
 {
-	float mx = -INFINITY, sum = 0.0f, xt = x[tg];
+	float mx = -INFINITY, sum = 0.0f, xt;
+	if (cap > 0)
+		for (int j = 0; j < vocab; j++)
+			x[j] = tk_softcap(x[j], cap);
+	xt = x[tg];
 #pragma omp simd reduction(max : mx)
 	for (int j = 0; j < vocab; j++)
 		mx = x[j] > mx ? x[j] : mx;
-	if (grad) {
+	if (grad && cap > 0) {
+		/* the exponentials again in the last pass: x still holds the
+		 * capped logits the chain rule's 1 - (x / cap)^2 needs */
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < vocab; j++)
+			sum += tk_expf_poly(x[j] - mx);
+		float f = scale / sum, tt = xt / cap;
+#pragma omp simd
+		for (int j = 0; j < vocab; j++) {
+			float t = x[j] / cap;
+			x[j] = tk_expf_poly(x[j] - mx) * f * (1.0f - t * t);
+		}
+		x[tg] -= scale * (1.0f - tt * tt);
+	} else if (grad) {
 #pragma omp simd reduction(+ : sum)
 		for (int j = 0; j < vocab; j++) {
 			x[j] = tk_expf_poly(x[j] - mx);
@@ -1005,7 +1059,8 @@ static double ce_row(float *x, int tg, int vocab, float scale, int grad)
 /* Rows in parallel, their losses summed in row order afterwards.  Targets
  * >= vocab are TK_E_INVAL before anything is written. */
 static int cpu_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets,
-			     int rows, int vocab, float scale, int grad, double *loss_sum)
+			     int rows, int vocab, float scale, int grad, double *loss_sum,
+			     float softcap)
 {
 	int nt = be->threads;
 	for (int r = 0; r < rows; r++)
@@ -1018,7 +1073,7 @@ static int cpu_cross_entropy(struct tk_backend *be, float *logits, const int32_t
 	for (int r = 0; r < rows; r++) {
 		float *x = logits + (size_t)r * vocab;
 		if (targets[r] >= 0) {
-			rl[r] = ce_row(x, targets[r], vocab, scale, grad);
+			rl[r] = ce_row(x, targets[r], vocab, scale, grad, softcap);
 		} else {
 			rl[r] = 0.0;
 			if (grad)
@@ -1723,6 +1778,9 @@ static const struct tk_backend_i cpu_backend = {
 	/* .gelu_bwd = */ cpu_gelu_bwd,
 	/* .swiglu_fwd = */ cpu_swiglu_fwd,
 	/* .swiglu_bwd = */ cpu_swiglu_bwd,
+	/* .geglu_fwd = */ cpu_geglu_fwd,
+	/* .geglu_bwd = */ cpu_geglu_bwd,
+	/* .logit_softcap = */ cpu_logit_softcap,
 	/* .bias_add = */ cpu_bias_add,
 	/* .bias_grad = */ cpu_bias_grad,
 	/* .axpy = */ cpu_axpy,

@@ -8,6 +8,7 @@
  */
 #include "compute/backend.h"
 
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -135,7 +136,7 @@ int tk_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float *db, con
 }
 
 int tk_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x, const float *w,
-		   int rows, int dim, float eps)
+		   float w_off, int rows, int dim, float eps)
 {
 	if (!SLOT(be, rmsnorm_fwd))
 		return TK_E_UNSUPPORTED;
@@ -143,11 +144,11 @@ int tk_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x,
 		return TK_E_INVAL;
 	if (!rows)
 		return 0;
-	return be->i->rmsnorm_fwd(be, y, rstd, x, w, rows, dim, eps);
+	return be->i->rmsnorm_fwd(be, y, rstd, x, w, w_off, rows, dim, eps);
 }
 
 int tk_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy, const float *x,
-		   const float *w, const float *rstd, int rows, int dim)
+		   const float *w, float w_off, const float *rstd, int rows, int dim)
 {
 	if (!SLOT(be, rmsnorm_bwd))
 		return TK_E_UNSUPPORTED;
@@ -155,7 +156,7 @@ int tk_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy,
 		return TK_E_INVAL;
 	if (!rows)
 		return 0;
-	return be->i->rmsnorm_bwd(be, dx, dw, dy, x, w, rstd, rows, dim);
+	return be->i->rmsnorm_bwd(be, dx, dw, dy, x, w, w_off, rstd, rows, dim);
 }
 
 int tk_gelu_fwd(struct tk_backend *be, float *y, const float *x, size_t n)
@@ -185,6 +186,30 @@ int tk_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *
 	if (!SLOT(be, swiglu_bwd))
 		return TK_E_UNSUPPORTED;
 	return n ? be->i->swiglu_bwd(be, dgate, dup, gate, up, dy, n) : 0;
+}
+
+int tk_geglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up, size_t n)
+{
+	if (!SLOT(be, geglu_fwd))
+		return TK_E_UNSUPPORTED;
+	return n ? be->i->geglu_fwd(be, y, gate, up, n) : 0;
+}
+
+int tk_geglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+		 const float *up, const float *dy, size_t n)
+{
+	if (!SLOT(be, geglu_bwd))
+		return TK_E_UNSUPPORTED;
+	return n ? be->i->geglu_bwd(be, dgate, dup, gate, up, dy, n) : 0;
+}
+
+int tk_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap)
+{
+	if (!SLOT(be, logit_softcap))
+		return TK_E_UNSUPPORTED;
+	if (!(cap > 0 && cap <= FLT_MAX))
+		return TK_E_INVAL;
+	return n ? be->i->logit_softcap(be, x, n, cap) : 0;
 }
 
 int tk_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
@@ -308,14 +333,14 @@ int tk_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy, cons
 }
 
 int tk_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets, int rows,
-		     int vocab, float scale, int grad, double *loss_sum)
+		     int vocab, float scale, int grad, double *loss_sum, float softcap)
 {
 	if (!SLOT(be, cross_entropy))
 		return TK_E_UNSUPPORTED;
-	if (rows < 0 || vocab <= 0)
+	if (rows < 0 || vocab <= 0 || !(softcap >= 0 && softcap <= FLT_MAX))
 		return TK_E_INVAL;
 	return rows ? be->i->cross_entropy(be, logits, targets, rows, vocab, scale, !!grad,
-					   loss_sum)
+					   loss_sum, softcap)
 		    : 0;
 }
 

@@ -59,11 +59,13 @@ struct tk_backend_i {
 	int (*layernorm_bwd)(struct tk_backend *be, float *dx, float *dw, float *db,
 			     const float *dy, const float *x, const float *w, const float *mean,
 			     const float *rstd, int rows, int dim);
-	/* y = x * rsqrt(mean(x^2) + eps) * w (as HF LlamaRMSNorm, in fp32). */
+	/* y = x * rsqrt(mean(x^2) + eps) * (w_off + w) (as HF LlamaRMSNorm,
+	 * w_off 0, and GemmaRMSNorm, w_off 1, in fp32); dw gets d/dw. */
 	int (*rmsnorm_fwd)(struct tk_backend *be, float *y, float *rstd, const float *x,
-			   const float *w, int rows, int dim, float eps);
+			   const float *w, float w_off, int rows, int dim, float eps);
 	int (*rmsnorm_bwd)(struct tk_backend *be, float *dx, float *dw, const float *dy,
-			   const float *x, const float *w, const float *rstd, int rows, int dim);
+			   const float *x, const float *w, float w_off, const float *rstd,
+			   int rows, int dim);
 	/* GELU, tanh approximation (HF "gelu_new"). */
 	int (*gelu_fwd)(struct tk_backend *be, float *y, const float *x, size_t n);
 	int (*gelu_bwd)(struct tk_backend *be, float *dx, const float *x, const float *dy,
@@ -73,6 +75,15 @@ struct tk_backend_i {
 			  size_t n);
 	int (*swiglu_bwd)(struct tk_backend *be, float *dgate, float *dup, const float *gate,
 			  const float *up, const float *dy, size_t n);
+	/* y = gelu_tanh(gate) * up (Gemma's GeGLU, gelu_pytorch_tanh); the
+	 * backward may write dgate over gate and dup over up. */
+	int (*geglu_fwd)(struct tk_backend *be, float *y, const float *gate, const float *up,
+			 size_t n);
+	int (*geglu_bwd)(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+			 const float *up, const float *dy, size_t n);
+	/* x = cap * tanh(x / cap) in place, cap > 0 (Gemma-2's
+	 * final_logit_softcapping). */
+	int (*logit_softcap)(struct tk_backend *be, float *x, size_t n, float cap);
 	/* y[rows,dim] += bias[dim] */
 	int (*bias_add)(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
 	/* dbias[dim] += sum over rows of dy (accumulates). */
@@ -108,9 +119,13 @@ struct tk_backend_i {
 	/* Softmax cross-entropy over logits [rows, vocab] in place: rows whose
 	 * target is < 0 are ignored.  Adds each counted row's loss to *loss_sum
 	 * (double) and, when grad, overwrites logits with d(loss * scale)/dlogits
-	 * = (softmax - onehot) * scale (0 for ignored rows). */
+	 * = (softmax - onehot) * scale (0 for ignored rows).  With softcap > 0
+	 * the logits are first capped in place (x = softcap * tanh(x /
+	 * softcap), the loss is that of the capped logits) and the gradient is
+	 * the one of the logits before capping: times 1 - (capped / softcap)^2. */
 	int (*cross_entropy)(struct tk_backend *be, float *logits, const int32_t *targets,
-			     int rows, int vocab, float scale, int grad, double *loss_sum);
+			     int rows, int vocab, float scale, int grad, double *loss_sum,
+			     float softcap);
 	/* AdamW (torch.optim.AdamW, decoupled weight decay, bias-corrected),
 	 * step counted from 1.  The hyperparameters are doubles because torch
 	 * keeps them as Python floats: 1 - beta2 from a float beta2 = 0.999f
@@ -258,14 +273,19 @@ int tk_layernorm_bwd(struct tk_backend *be, float *dx, float *dw, float *db, con
 		     const float *x, const float *w, const float *mean, const float *rstd,
 		     int rows, int dim);
 int tk_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const float *x, const float *w,
-		   int rows, int dim, float eps);
+		   float w_off, int rows, int dim, float eps);
 int tk_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const float *dy, const float *x,
-		   const float *w, const float *rstd, int rows, int dim);
+		   const float *w, float w_off, const float *rstd, int rows, int dim);
 int tk_gelu_fwd(struct tk_backend *be, float *y, const float *x, size_t n);
 int tk_gelu_bwd(struct tk_backend *be, float *dx, const float *x, const float *dy, size_t n);
 int tk_swiglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up, size_t n);
 int tk_swiglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
 		  const float *up, const float *dy, size_t n);
+int tk_geglu_fwd(struct tk_backend *be, float *y, const float *gate, const float *up, size_t n);
+int tk_geglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *gate,
+		 const float *up, const float *dy, size_t n);
+/* TK_E_INVAL unless cap > 0 (finite). */
+int tk_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap);
 int tk_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
 int tk_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim);
 int tk_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n);
@@ -287,8 +307,9 @@ int tk_embedding_fwd(struct tk_backend *be, float *y, const float *table, const 
 		     int n, int dim);
 int tk_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy, const uint32_t *ids,
 		     int n, int dim);
+/* softcap: 0 none, else > 0 (TK_E_INVAL otherwise). */
 int tk_cross_entropy(struct tk_backend *be, float *logits, const int32_t *targets, int rows,
-		     int vocab, float scale, int grad, double *loss_sum);
+		     int vocab, float scale, int grad, double *loss_sum, float softcap);
 int tk_adamw(struct tk_backend *be, float *p, const float *g, float *m, float *v, size_t n,
 	     double lr, double beta1, double beta2, double eps, double weight_decay, int step);
 /* bitsandbytes' AdamW8bit (optim "adamw_8bit", base/adamw8-common.h) on

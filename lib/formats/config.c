@@ -17,7 +17,7 @@
 
 #include "base/afile.h"
 
-#define SUPPORTED "gpt2, llama, mistral, qwen2, qwen3, smollm3"
+#define SUPPORTED "gpt2, llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text"
 
 /* The largest sizes tk accepts, each well beyond any released model (the
  * largest have a vocabulary of 262k, a width of 16k, an MLP width of 53k,
@@ -37,10 +37,11 @@ _Static_assert((int64_t)MAX_HEADS * MAX_HEAD_DIM * 4 <= INT32_MAX,
 	       "heads * head_dim (q_dim, kv_dim) must fit an int with room");
 
 static const char *const arch_type[] = { "gpt2", "llama", "mistral", "qwen2", "qwen3",
-					 "smollm3" };
+					 "smollm3", "gemma2", "gemma3_text" };
 static const char *const arch_class[] = { "GPT2LMHeadModel", "LlamaForCausalLM",
 					  "MistralForCausalLM", "Qwen2ForCausalLM",
-					  "Qwen3ForCausalLM", "SmolLM3ForCausalLM" };
+					  "Qwen3ForCausalLM", "SmolLM3ForCausalLM",
+					  "Gemma2ForCausalLM", "Gemma3ForCausalLM" };
 _Static_assert(sizeof(arch_type) / sizeof(arch_type[0]) == TK_ARCH_N, "one name per arch");
 
 struct parse {
@@ -291,6 +292,48 @@ static int parse_rope_scaling(const struct parse *p, const cJSON *rs, const char
 	return rc;
 }
 
+static int parse_rope_in(const struct parse *p, struct tk_model_config *c, const cJSON *rs,
+			 const char *key);
+
+/* Gemma-3's rope_parameters of 5.x, one set per layer type
+ * (full_attention: rope_theta and the scaling; sliding_attention: plain
+ * RoPE with its own theta), or 4.x's rope_theta, rope_scaling and
+ * rope_local_base_freq; Gemma3TextConfig.default_theta. */
+static int parse_gemma3_rope(const struct parse *p, struct tk_model_config *c)
+{
+	const cJSON *rp = get(p, "rope_parameters"), *full, *loc, *t;
+	int rc;
+	if ((rc = get_pos_float(p, "rope_theta", 1000000.0, &c->rope_theta)) ||
+	    (rc = get_pos_float(p, "rope_local_base_freq", 10000.0, &c->rope_local_theta)))
+		return rc;
+	if (!cJSON_IsObject(rp) || !rp->child) {
+		const cJSON *rs = get(p, "rope_scaling");
+		return rs && !cJSON_IsNull(rs) ? parse_rope_in(p, c, rs, "rope_scaling") : 0;
+	}
+	full = cJSON_GetObjectItemCaseSensitive(rp, "full_attention");
+	loc = cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention");
+	if (!cJSON_IsObject(full) || !cJSON_IsObject(loc))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "rope_parameters: expected objects full_attention and "
+				   "sliding_attention");
+	if ((rc = parse_rope_in(p, c, full, "rope_parameters.full_attention")))
+		return rc;
+	t = cJSON_GetObjectItemCaseSensitive(loc, "rope_type");
+	if (t && !(cJSON_IsString(t) && !strcmp(t->valuestring, "default")))
+		return unsupported(p, "rope_parameters.sliding_attention with a rope_type other "
+				      "than default");
+	t = cJSON_GetObjectItemCaseSensitive(loc, "rope_theta");
+	if (t) {
+		double x = cJSON_IsNumber(t) ? t->valuedouble : NAN;
+		if (!(x > 0 && x <= FLT_MAX && (float)x > 0))
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "rope_parameters.sliding_attention.rope_theta: expected "
+					   "a positive number");
+		c->rope_local_theta = (float)x;
+	}
+	return 0;
+}
+
 /* Rotary settings: rope_scaling (4.x) or rope_parameters (5.x); the theta
  * comes from there, else rope_theta, else 10000. */
 static int parse_rope(const struct parse *p, struct tk_model_config *c)
@@ -301,16 +344,26 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 		rs = get(p, "rope_parameters");
 		key = "rope_parameters";
 	}
+	const cJSON *prf = get(p, "partial_rotary_factor");
+	if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
+		return unsupported(p, "partial_rotary_factor");
+	if (c->arch == TK_ARCH_GEMMA3)
+		return parse_gemma3_rope(p, c);
 	/* SmolLM3Config.default_theta */
 	int rc = get_pos_float(p, "rope_theta", c->arch == TK_ARCH_SMOLLM3 ? 2000000.0 : 10000.0,
 			       &c->rope_theta);
 	if (rc)
 		return rc;
-	const cJSON *prf = get(p, "partial_rotary_factor");
-	if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
-		return unsupported(p, "partial_rotary_factor");
 	if (!rs || cJSON_IsNull(rs))
 		return 0;
+	return parse_rope_in(p, c, rs, key);
+}
+
+/* The rope parameters object rs (key: its name in config.json). */
+static int parse_rope_in(const struct parse *p, struct tk_model_config *c, const cJSON *rs,
+			 const char *key)
+{
+	const cJSON *prf;
 	char what[160];
 	if (!cJSON_IsObject(rs))
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "%s: expected an object", key);
@@ -446,6 +499,9 @@ static int parse_no_rope(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
+static int read_layer_types(const struct parse *p, struct tk_model_config *c, const cJSON *lt,
+			    int win);
+
 /* Qwen2's, Qwen3's and SmolLM3's windows into c->layer_window, as their
  * transformers configs derive them: Qwen2/Qwen3's sliding_window is None
  * unless use_sliding_window (default 4096); SmolLM3 keeps its (default
@@ -464,13 +520,22 @@ static int parse_windows(const struct parse *p, struct tk_model_config *c)
 	int win = !c->use_sliding_window && !smol ? 0 : sw > INT32_MAX ? INT32_MAX : (int)sw;
 	c->sliding_window = win;
 	c->max_window_layers = (int)mwl;
-	const cJSON *lt = get(p, "layer_types"), *e;
+	const cJSON *lt = get(p, "layer_types");
 	if (!lt || cJSON_IsNull(lt)) {
 		for (int l = 0; l < c->n_layer; l++)
 			c->layer_window[l] =
 				c->use_sliding_window && (smol ? c->no_rope[l] : l >= mwl) ? win : 0;
 		return 0;
 	}
+	return read_layer_types(p, c, lt, win);
+}
+
+/* A layer_types list lt into c->layer_window: win on the
+ * "sliding_attention" layers, 0 on the "full_attention" ones. */
+static int read_layer_types(const struct parse *p, struct tk_model_config *c, const cJSON *lt,
+			    int win)
+{
+	const cJSON *e;
 	if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layer)
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
 				   "layer_types: expected a list of %d entries (one per layer)",
@@ -497,6 +562,76 @@ static int parse_windows(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
+/* A soft-capping value: absent gives def, null 0 (none), else positive. */
+static int get_cap(const struct parse *p, const char *key, double def, float *out)
+{
+	const cJSON *v = get(p, key);
+	if (cJSON_IsNull(v)) {
+		*out = 0;
+		return 0;
+	}
+	return get_num(p, key, def, 1, out);
+}
+
+/* Gemma-2/3's layer_types into c->layer_window (win on the
+ * "sliding_attention" layers), or, absent, every pattern-th layer full as
+ * their configs make it. */
+static int parse_gemma_layers(const struct parse *p, struct tk_model_config *c, int pattern,
+			      int win)
+{
+	const cJSON *lt = get(p, "layer_types");
+	if (!lt || cJSON_IsNull(lt)) {
+		for (int l = 0; l < c->n_layer; l++)
+			c->layer_window[l] = (l + 1) % pattern ? win : 0;
+		return 0;
+	}
+	return read_layer_types(p, c, lt, win);
+}
+
+/* What Gemma-2 and Gemma-3 add to the Llama family's keys (read before):
+ * Gemma's norms, scaled embeddings and GeGLU, the attention's scalar and
+ * soft-capping, the sliding layers. */
+static int parse_gemma(const struct parse *p, struct tk_model_config *c)
+{
+	int g3 = c->arch == TK_ARCH_GEMMA3, rc, v;
+	int64_t sw, pat;
+	const cJSON *act = get(p, "hidden_activation");
+	if (act && !cJSON_IsNull(act) &&
+	    (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_pytorch_tanh"))) {
+		char what[120];
+		snprintf(what, sizeof(what), "hidden_activation '%.40s' (tk implements "
+			 "gelu_pytorch_tanh)", cJSON_IsString(act) ? act->valuestring : "?");
+		return unsupported(p, what);
+	}
+	if ((rc = get_bool(p, "attention_bias", 0, &c->attn_bias)) ||
+	    (rc = get_pos_float(p, "query_pre_attn_scalar", 256, &c->query_pre_attn_scalar)) ||
+	    (rc = get_cap(p, "final_logit_softcapping", g3 ? 0 : 30.0, &c->final_softcap)) ||
+	    (rc = get_cap(p, "attn_logit_softcapping", g3 ? 0 : 50.0, &c->attn_softcap)) ||
+	    (rc = get_int(p, "sliding_window", 4096, 0, 1, MAX_POS, &sw)) ||
+	    (rc = get_int(p, "sliding_window_pattern", g3 ? 6 : 2, INT64_MIN, 1, MAX_LAYERS,
+			  &pat)))
+		return rc;
+	const cJSON *bi = get(p, "use_bidirectional_attention");
+	if (bi && !cJSON_IsNull(bi) && (rc = get_bool(p, "use_bidirectional_attention", 0, &v)))
+		return rc;
+	if (cJSON_IsTrue(bi))
+		return unsupported(p, "use_bidirectional_attention=true");
+	if (!sw && (get(p, "layer_types") || pat > 1))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "sliding_window is null but there are sliding_attention layers");
+	if ((rc = parse_gemma_layers(p, c, (int)pat, (int)sw)))
+		return rc;
+	c->sliding_window = (int)sw;
+	c->attn_out_bias = c->attn_bias;
+	c->mlp = TK_MLP_GEGLU;
+	c->norm_offset = 1.0f;
+	/* torch.tensor(hidden_size**0.5) in fp32 */
+	c->embed_scale = (float)sqrt((double)c->hidden);
+	c->sandwich_norm = 1;
+	c->qk_norm = g3;
+	return 0;
+}
+
 static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 {
 	static const struct {
@@ -512,6 +647,8 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 		[TK_ARCH_QWEN3] = { 151936, 22016, 32768, 32, -1, -1, 128, 4096, 32, 32, 0, -1 },
 		[TK_ARCH_SMOLLM3] = { 128256, 11008, 32768, 4, 128000, 128001, 0, 2048, 36, 16,
 				      1, 128004 },
+		[TK_ARCH_GEMMA2] = { 256000, 9216, 8192, 4, 2, 1, 256, 2304, 26, 8, 1, 0 },
+		[TK_ARCH_GEMMA3] = { 262208, 9216, 131072, 4, 2, 1, 256, 2304, 26, 8, 1, 0 },
 	};
 	int rc;
 	int64_t kv, hd;
@@ -566,6 +703,10 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 				   "rope long_factor and short_factor have %d numbers, not head_dim / "
 				   "2 = %d",
 				   c->rope.n_factors, c->head_dim / 2);
+	c->norm = TK_NORM_RMS;
+	c->pos = TK_POS_ROPE;
+	if (c->arch == TK_ARCH_GEMMA2 || c->arch == TK_ARCH_GEMMA3)
+		return parse_gemma(p, c);
 	const cJSON *act = get(p, "hidden_act");
 	if (act && (!cJSON_IsString(act) ||
 		    (strcmp(act->valuestring, "silu") && strcmp(act->valuestring, "swish")))) {
@@ -574,8 +715,6 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 			 cJSON_IsString(act) ? act->valuestring : "?");
 		return unsupported(p, what);
 	}
-	c->norm = TK_NORM_RMS;
-	c->pos = TK_POS_ROPE;
 	c->mlp = TK_MLP_SWIGLU;
 	switch (c->arch) {
 	case TK_ARCH_LLAMA:
@@ -656,6 +795,14 @@ int tk_config_parse(struct tk_model_config *c, const char *json, const char *nam
 			c->arch = (enum tk_arch)a;
 			rc = 0;
 		}
+	if (rc && !strcmp(mt->valuestring, "gemma3")) {
+		tk_diag_set(d, rc, name, -1,
+			    "model_type 'gemma3' (Gemma-3 with its vision tower) is not supported: "
+			    "tk reads the text model alone (model_type gemma3_text, weights "
+			    "model.*), not text_config with model.language_model.* and the vision "
+			    "tower's weights");
+		goto out;
+	}
 	if (rc) {
 		tk_diag_set(d, rc, name, -1, "model_type '%.64s' is not supported (tk reads " SUPPORTED
 			    ")", mt->valuestring);
@@ -701,7 +848,7 @@ uint64_t tk_config_n_params(const struct tk_model_config *c)
 	uint64_t q = (uint64_t)c->n_head * (uint64_t)c->head_dim;
 	uint64_t kv = (uint64_t)c->n_kv_head * (uint64_t)c->head_dim;
 	uint64_t norm = c->norm == TK_NORM_LAYER ? 2 * h : h;
-	uint64_t layer = 2 * norm;
+	uint64_t layer = (c->sandwich_norm ? 4 : 2) * norm;
 	if (c->qk_norm)
 		layer += 2 * (uint64_t)c->head_dim;
 	layer += h * (q + 2 * kv) + q * h;              /* q, k, v, o */
@@ -709,7 +856,7 @@ uint64_t tk_config_n_params(const struct tk_model_config *c)
 		layer += q + 2 * kv;
 	if (c->attn_out_bias)
 		layer += h;
-	if (c->mlp == TK_MLP_SWIGLU)
+	if (c->mlp != TK_MLP_GELU) /* gate, up, down */
 		layer += 3 * h * I + (c->mlp_bias ? 2 * I + h : 0);
 	else
 		layer += 2 * h * I + (c->mlp_bias ? I + h : 0);
@@ -929,6 +1076,41 @@ static void put_rope(cJSON *o, cJSON *rp, const struct tk_model_config *c)
 	}
 }
 
+/* A soft-capping value: null for none. */
+static void put_cap(cJSON *o, const char *key, float cap)
+{
+	if (cap > 0)
+		put_float(o, key, cap);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+/* A number written as an integer when it is one (query_pre_attn_scalar: an
+ * int in transformers' config), else as a float. */
+static void put_num(cJSON *o, const char *key, float x)
+{
+	if (x == floorf(x) && fabsf(x) < 1e9f)
+		cJSON_AddNumberToObject(o, key, x);
+	else
+		put_float(o, key, x);
+}
+
+static void put_gemma(cJSON *o, const struct tk_model_config *c)
+{
+	cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);
+	put_num(o, "query_pre_attn_scalar", c->query_pre_attn_scalar);
+	put_cap(o, "final_logit_softcapping", c->final_softcap);
+	put_cap(o, "attn_logit_softcapping", c->attn_softcap);
+	if (c->sliding_window > 0)
+		cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+	else
+		cJSON_AddNullToObject(o, "sliding_window");
+	cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
+	for (int l = 0; lt && l < c->n_layer; l++)
+		cJSON_AddItemToArray(lt, cJSON_CreateString(c->layer_window[l] ?
+							    "sliding_attention" : "full_attention"));
+}
+
 static cJSON *build(const struct tk_model_config *c)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -971,9 +1153,25 @@ static cJSON *build(const struct tk_model_config *c)
 	cJSON_AddNumberToObject(o, "head_dim", c->head_dim);
 	cJSON_AddNumberToObject(o, "max_position_embeddings", c->max_pos);
 	put_float(o, "rms_norm_eps", c->norm_eps);
-	cJSON_AddStringToObject(o, "hidden_act", "silu");
-	put_float(o, "rope_theta", c->rope_theta);
+	if (c->mlp == TK_MLP_GEGLU)
+		cJSON_AddStringToObject(o, "hidden_activation", "gelu_pytorch_tanh");
+	else
+		cJSON_AddStringToObject(o, "hidden_act", "silu");
 	cJSON *rp = cJSON_AddObjectToObject(o, "rope_parameters");
+	if (c->arch == TK_ARCH_GEMMA3) {
+		/* 5.x: one set per layer type */
+		cJSON *full = cJSON_AddObjectToObject(rp, "full_attention");
+		cJSON *loc = cJSON_AddObjectToObject(rp, "sliding_attention");
+		if (full)
+			put_rope(o, full, c);
+		if (loc) {
+			put_float(loc, "rope_theta", c->rope_local_theta);
+			cJSON_AddStringToObject(loc, "rope_type", "default");
+		}
+		rp = NULL;
+	} else {
+		put_float(o, "rope_theta", c->rope_theta);
+	}
 	if (rp)
 		put_rope(o, rp, c);
 	if (rp && c->rope.type != TK_ROPE_DEFAULT) {
@@ -1021,6 +1219,10 @@ static cJSON *build(const struct tk_model_config *c)
 									 : "full_attention"));
 		break;
 	}
+	case TK_ARCH_GEMMA2:
+	case TK_ARCH_GEMMA3:
+		put_gemma(o, c);
+		break;
 	default:
 		break;
 	}

@@ -4,8 +4,9 @@
  * positions, GELU-tanh MLP, biases, Conv1D weights stored [in, out]) and the
  * Llama family (Llama, Mistral, Qwen2, Qwen3: RMSNorm, rotary positions with
  * the scalings of transformers' modeling_rope_utils, SwiGLU, grouped-query
- * attention, Qwen2's attention biases, Qwen3's per-head q/k norms).  The
- * model code reads only this struct, never model_type.
+ * attention, Qwen2's attention biases, Qwen3's per-head q/k norms) with
+ * Gemma-2/3's additions (the fields below).  The model code reads only
+ * this struct, never model_type.
  */
 #ifndef TK_CONFIG_H
 #define TK_CONFIG_H
@@ -15,10 +16,11 @@
 #include "base/tk.h"
 
 enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2, TK_ARCH_QWEN3,
-	       TK_ARCH_SMOLLM3, TK_ARCH_N };
+	       TK_ARCH_SMOLLM3, TK_ARCH_GEMMA2, TK_ARCH_GEMMA3, TK_ARCH_N };
 enum tk_norm { TK_NORM_LAYER = 0, TK_NORM_RMS };
 enum tk_pos { TK_POS_LEARNED = 0, TK_POS_ROPE };
-enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU };
+enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU,
+	      TK_MLP_GEGLU /* gelu_pytorch_tanh(gate) * up, Gemma */ };
 
 /* rope_type of rope_parameters (rope_scaling in 4.x). */
 enum tk_rope_type { TK_ROPE_DEFAULT = 0, TK_ROPE_LINEAR, TK_ROPE_DYNAMIC, TK_ROPE_YARN,
@@ -109,6 +111,25 @@ struct tk_model_config {
 	 * 0 on the global ones.  Saving writes layer_types back from it (a
 	 * layer slides where its window is not 0). */
 	int layer_window[TK_MAX_LAYERS];
+	/* Gemma-2 and Gemma-3 (all 0 elsewhere).  norm_offset: RMSNorm
+	 * multiplies by (norm_offset + weight) in fp32, Gemma's 1.  embed_scale:
+	 * the token embeddings are multiplied by it (sqrt(hidden) rounded to
+	 * fp32, as transformers' normalizer in an fp32 model).  sandwich_norm:
+	 * four norms a layer: input_layernorm, post_attention_layernorm on the
+	 * attention output before the residual add, pre_feedforward_layernorm
+	 * before the MLP, post_feedforward_layernorm on its output.
+	 * query_pre_attn_scalar: scores are scaled by its -0.5th power (0:
+	 * 1/sqrt(head_dim)).  attn_softcap and final_softcap: scores and final
+	 * logits x become cap * tanh(x / cap) (0: none).  rope_local_theta:
+	 * Gemma-3's sliding layers (layer_window[l] > 0) rotate by plain RoPE
+	 * of this theta, the full ones by rope_theta and rope (0: all by
+	 * those). */
+	float norm_offset;
+	float embed_scale;
+	int sandwich_norm;
+	float query_pre_attn_scalar;
+	float attn_softcap, final_softcap;
+	float rope_local_theta;
 	int64_t bos_id, eos_id, pad_id;      /* -1 when absent */
 	char torch_dtype[16];    /* "float32", "bfloat16"... ("" when absent) */
 };
@@ -119,7 +140,8 @@ struct tk_model_config {
  * other than default, linear, dynamic, yarn, longrope and llama3 (in
  * rope_scaling or rope_parameters), partial_rotary_factor, an activation
  * other than gelu_new /
- * gelu_pytorch_tanh (GPT-2) or silu (Llama family), GPT-2's
+ * gelu_pytorch_tanh (GPT-2), silu (Llama family) or, as Gemma's
+ * hidden_activation, gelu_pytorch_tanh, Gemma's use_bidirectional_attention, GPT-2's
  * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
  * add_cross_attention or scale_attn_weights=false, and a layer_types entry
  * other than "full_attention" and "sliding_attention" (Qwen2, Qwen3,

@@ -13,9 +13,11 @@
 #include "text/tokenizer.h"
 #include "model/model.h"
 
-const char tk_convert_archs[] = "gpt2, llama, qwen2, qwen3";
+const char tk_convert_archs[] = "gpt2, llama, qwen2, qwen3, gemma2, gemma3";
 
-enum { F_PERM_Q = 1, F_PERM_K = 2, F_CONV1D = 4 };
+/* F_SHIFT: a Gemma norm weight, which llama.cpp's converter stores as 1 +
+ * weight (its RMSNorm multiplies by the weight alone) */
+enum { F_PERM_Q = 1, F_PERM_K = 2, F_CONV1D = 4, F_SHIFT = 8 };
 
 /* One tensor to write: HF shape [rows, cols] as nn.Linear (cols 0: 1-D). */
 struct job {
@@ -78,6 +80,43 @@ static int same_tensor(const struct tk_gguf_tensor *a, const struct tk_gguf_tens
 {
 	return a->type == b->type && a->ndim == b->ndim && a->nbytes == b->nbytes &&
 	       !memcmp(a->ne, b->ne, sizeof(a->ne)) && !memcmp(a->data, b->data, a->nbytes);
+}
+
+/* Gemma-2/3's keys of config.json from what llama.cpp keeps: the window
+ * (its sliding layers every 2nd / all but every 6th, as llama.cpp lays
+ * them out), Gemma-2's soft-caps (llama.cpp's defaults 50 and 30),
+ * Gemma-3's local rope theta (freq_base_swa, default 10000), and the
+ * attention scale llama.cpp derives: 1/sqrt(head_dim), or for the 27B
+ * models (46 and 62 layers) 1/sqrt(hidden / heads), as
+ * query_pre_attn_scalar. */
+static int gemma_config(struct conv *c, cJSON *j)
+{
+	int g3 = c->a == TK_ARCH_GEMMA3, rc;
+	int64_t sw;
+	double cap_a = 0, cap_f = 0, swa_theta = 10000.0;
+	char key[96];
+	snprintf(key, sizeof(key), "%s.attention.sliding_window_pattern", c->arch);
+	if (tk_gguf_find(c->g, key))
+		return tk_diag_set(c->d, TK_E_UNSUPPORTED, c->path, -1,
+				   "%s is not supported (tk reads llama.cpp's fixed layouts)", key);
+	if ((rc = hp_int(c, "attention.sliding_window", 4096, &sw)) ||
+	    (!g3 && ((rc = hp_float(c, "attn_logit_softcapping", 50.0, &cap_a)) ||
+		     (rc = hp_float(c, "final_logit_softcapping", 30.0, &cap_f)))) ||
+	    (g3 && (rc = hp_float(c, "rope.freq_base_swa", 10000.0, &swa_theta))))
+		return rc;
+	int big = c->L == (g3 ? 62 : 46);
+	cJSON_AddStringToObject(j, "hidden_activation", "gelu_pytorch_tanh");
+	cJSON_AddNumberToObject(j, "sliding_window", (double)sw);
+	cJSON_AddNumberToObject(j, "query_pre_attn_scalar", (double)(big ? c->C / c->H : c->hd));
+	if (g3) {
+		cJSON_AddNumberToObject(j, "rope_local_base_freq", swa_theta);
+		cJSON_AddNullToObject(j, "attn_logit_softcapping");
+		cJSON_AddNullToObject(j, "final_logit_softcapping");
+	} else {
+		cJSON_AddNumberToObject(j, "attn_logit_softcapping", cap_a);
+		cJSON_AddNumberToObject(j, "final_logit_softcapping", cap_f);
+	}
+	return 0;
 }
 
 /* Reads the hyperparameters and fills cfg through a transformers-style
@@ -153,7 +192,8 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 	cJSON *j = cJSON_CreateObject();
 	if (!j)
 		return tk_diag_set(c->d, TK_E_NOMEM, c->path, -1, "out of memory");
-	cJSON_AddStringToObject(j, "model_type", swa ? "mistral" : c->arch);
+	cJSON_AddStringToObject(j, "model_type", swa ? "mistral"
+						 : c->a == TK_ARCH_GEMMA3 ? "gemma3_text" : c->arch);
 	cJSON_AddNumberToObject(j, "vocab_size", (double)c->V);
 	cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied);
 	const char *idk[] = { "bos_token_id", "eos_token_id", "pad_token_id" };
@@ -181,7 +221,14 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 		cJSON_AddNumberToObject(j, "max_position_embeddings", (double)c->P);
 		cJSON_AddNumberToObject(j, "rms_norm_eps", eps);
 		cJSON_AddNumberToObject(j, "rope_theta", theta);
-		cJSON_AddStringToObject(j, "hidden_act", "silu");
+		if (c->a == TK_ARCH_GEMMA2 || c->a == TK_ARCH_GEMMA3) {
+			if ((rc = gemma_config(c, j))) {
+				cJSON_Delete(j);
+				return rc;
+			}
+		} else {
+			cJSON_AddStringToObject(j, "hidden_act", "silu");
+		}
 		if (swa) {
 			cJSON_AddNumberToObject(j, "sliding_window", (double)swa);
 		} else if (c->a == TK_ARCH_LLAMA) {
@@ -235,10 +282,53 @@ static int add_lin(struct conv *c, const char *g, const char *h, int l, int64_t 
 	return rc;
 }
 
+/* Gemma-2/3: llama.cpp's names of the four norms a layer, each stored as 1
+ * + weight, Gemma-3's q/k norms too. */
+static int plan_gemma(struct conv *c)
+{
+	int64_t C = c->C, F = c->F, q = c->H * c->hd, kv = c->KV * c->hd;
+	int rc;
+	static const char *const g[][2] = {
+		{ "blk.%d.attn_q", "model.layers.%d.self_attn.q_proj" },
+		{ "blk.%d.attn_k", "model.layers.%d.self_attn.k_proj" },
+		{ "blk.%d.attn_v", "model.layers.%d.self_attn.v_proj" },
+		{ "blk.%d.attn_output", "model.layers.%d.self_attn.o_proj" },
+		{ "blk.%d.ffn_gate", "model.layers.%d.mlp.gate_proj" },
+		{ "blk.%d.ffn_up", "model.layers.%d.mlp.up_proj" },
+		{ "blk.%d.ffn_down", "model.layers.%d.mlp.down_proj" },
+	};
+	static const char *const nm[][2] = {
+		{ "blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight" },
+		{ "blk.%d.post_attention_norm.weight",
+		  "model.layers.%d.post_attention_layernorm.weight" },
+		{ "blk.%d.ffn_norm.weight", "model.layers.%d.pre_feedforward_layernorm.weight" },
+		{ "blk.%d.post_ffw_norm.weight", "model.layers.%d.post_feedforward_layernorm.weight" },
+		{ "blk.%d.attn_q_norm.weight", "model.layers.%d.self_attn.q_norm.weight" },
+		{ "blk.%d.attn_k_norm.weight", "model.layers.%d.self_attn.k_norm.weight" },
+	};
+	const int64_t rows[] = { q, kv, kv, C, F, F, C }, cols[] = { C, C, C, q, C, C, F };
+	if ((rc = add_job(c, "token_embd.weight", "model.embed_tokens.weight", 0, c->V, C, 0)))
+		return rc;
+	for (int l = 0; l < c->L; l++) {
+		for (int i = 0; i < 7; i++)
+			if ((rc = add_lin(c, g[i][0], g[i][1], l, rows[i], cols[i], 0, c->attn_bias &&
+					  i < 4)))
+				return rc;
+		for (int i = 0; i < (c->a == TK_ARCH_GEMMA3 ? 6 : 4); i++)
+			if ((rc = add_job(c, nm[i][0], nm[i][1], l, i < 4 ? C : c->hd, 0, F_SHIFT)))
+				return rc;
+	}
+	if ((rc = add_job(c, "output_norm.weight", "model.norm.weight", 0, C, 0, F_SHIFT)))
+		return rc;
+	return c->tied ? 0 : add_job(c, "output.weight", "lm_head.weight", 0, c->V, C, 0);
+}
+
 static int plan_llama(struct conv *c)
 {
 	int64_t C = c->C, F = c->F, q = c->H * c->hd, kv = c->KV * c->hd;
 	int perm = c->a == TK_ARCH_LLAMA, ab = c->attn_bias, mb = c->mlp_bias, rc;
+	if (c->a == TK_ARCH_GEMMA2 || c->a == TK_ARCH_GEMMA3)
+		return plan_gemma(c);
 	const char *a = "model.layers.%d.self_attn.", *m = "model.layers.%d.mlp.";
 	char h[8][96];
 	static const char *const hn[] = { "q_proj", "k_proj", "v_proj", "o_proj",
@@ -363,6 +453,8 @@ static int run_job(struct conv *c, const struct job *j, tk_safetensors_writer_t 
 	int rc = tk_gguf_to_f32(c->g, t, f, c->d);
 	if (rc)
 		return rc;
+	for (size_t i = 0; (j->flags & F_SHIFT) && i < n; i++)
+		f[i] -= 1.0f;
 	int64_t cols = j->cols ? j->cols : 1;
 	if (j->flags & (F_PERM_Q | F_PERM_K | F_CONV1D)) {
 		if (!(tmp = tk_mallocn(n, sizeof(float))))
@@ -468,6 +560,10 @@ static int resolve_arch(struct conv *c)
 		c->a = TK_ARCH_QWEN3;
 	else if (!strcmp(a, "gpt2"))
 		c->a = TK_ARCH_GPT2;
+	else if (!strcmp(a, "gemma2"))
+		c->a = TK_ARCH_GEMMA2;
+	else if (!strcmp(a, "gemma3"))
+		c->a = TK_ARCH_GEMMA3;
 	else
 		return tk_diag_set(c->d, TK_E_UNSUPPORTED, c->path, -1,
 				   "architecture '%.64s' is not supported (supported: %s)", a,
@@ -937,6 +1033,12 @@ static void gguf_name(const struct tk_model_config *c, const char *hf, char *out
 		{ "mlp.c_proj.", "ffn_down." }, { "self_attn.q_norm.", "attn_q_norm." },
 		{ "self_attn.k_norm.", "attn_k_norm." },
 	};
+	/* Gemma's sandwich norms, before the Llama family's names */
+	static const char *const gemma[][2] = {
+		{ "post_attention_layernorm.", "post_attention_norm." },
+		{ "pre_feedforward_layernorm.", "ffn_norm." },
+		{ "post_feedforward_layernorm.", "post_ffw_norm." },
+	};
 	int l, pos = -1;
 	const char *rest = hf;
 	char blk[32] = "";
@@ -946,6 +1048,13 @@ static void gguf_name(const struct tk_model_config *c, const char *hf, char *out
 		snprintf(blk, sizeof(blk), "blk.%d.", l);
 	}
 	out[0] = '\0';
+	for (size_t i = 0; blk[0] && c->sandwich_norm && i < 3; i++) {
+		size_t k = strlen(gemma[i][0]);
+		if (!strncmp(rest, gemma[i][0], k)) {
+			snprintf(out, n, "%s%s%s", blk, gemma[i][1], rest + k);
+			return;
+		}
+	}
 	for (size_t i = blk[0] ? 6 : 0; i < (blk[0] ? sizeof(map) / sizeof(map[0]) : 6); i++) {
 		size_t k = strlen(map[i][0]);
 		if (!strncmp(rest, map[i][0], k)) {
@@ -953,6 +1062,34 @@ static void gguf_name(const struct tk_model_config *c, const char *hf, char *out
 			return;
 		}
 	}
+}
+
+/* Whether llama.cpp's gemma2 / gemma3 computes what c does: its fixed
+ * layer layout (sliding every 2nd, or all but every 6th), its attention
+ * scale (as gemma_config derives it), no attention bias, Gemma-3 without
+ * soft-caps.  Else TK_E_UNSUPPORTED with what differs in why. */
+static int gemma_exportable(const struct tk_model_config *c, char *why, size_t n)
+{
+	int g3 = c->arch == TK_ARCH_GEMMA3, big = c->n_layer == (g3 ? 62 : 46);
+	float qp = (float)(big ? c->hidden / c->n_head : c->head_dim);
+	for (int l = 0; l < c->n_layer; l++)
+		if (!c->layer_window[l] != !((l + 1) % (g3 ? 6 : 2))) {
+			snprintf(why, n, "layer %d %s", l,
+				 c->layer_window[l] ? "sliding" : "full");
+			return TK_E_UNSUPPORTED;
+		}
+	if (c->query_pre_attn_scalar != qp)
+		snprintf(why, n, "query_pre_attn_scalar %g (llama.cpp: %g)",
+			 (double)c->query_pre_attn_scalar, (double)qp);
+	else if (c->attn_bias)
+		snprintf(why, n, "attention biases");
+	else if (g3 && (c->attn_softcap > 0 || c->final_softcap > 0))
+		snprintf(why, n, "soft-capping");
+	else if (!g3 && !(c->attn_softcap > 0 && c->final_softcap > 0))
+		snprintf(why, n, "a soft-cap of null");
+	else
+		return 0;
+	return TK_E_UNSUPPORTED;
 }
 
 static void export_hparams(const struct tk_model_config *c, const char *arch, const char *name,
@@ -979,9 +1116,15 @@ static void export_hparams(const struct tk_model_config *c, const char *arch, co
 			tk_gguf_add_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
 			tk_gguf_add_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
 		}
-		if (c->arch == TK_ARCH_MISTRAL && c->sliding_window > 0)
+		if ((c->arch == TK_ARCH_MISTRAL || c->sandwich_norm) && c->sliding_window > 0)
 			tk_gguf_add_u32(w, KEY("attention.sliding_window"),
 					(uint32_t)c->sliding_window);
+		if (c->arch == TK_ARCH_GEMMA2) {
+			tk_gguf_add_f32(w, KEY("attn_logit_softcapping"), c->attn_softcap);
+			tk_gguf_add_f32(w, KEY("final_logit_softcapping"), c->final_softcap);
+		}
+		if (c->arch == TK_ARCH_GEMMA3)
+			tk_gguf_add_f32(w, KEY("rope.freq_base_swa"), c->rope_local_theta);
 	}
 #undef KEY
 	tk_gguf_add_u32(w, "general.file_type", (uint32_t)ftype);
@@ -1004,6 +1147,14 @@ static int export_tensor(const struct tk_model *m, const struct tk_model_tensor 
 	const float *src = m->params + t->off;
 	float *tmp = NULL;
 	int perm_q = strstr(name, ".attn_q.") != NULL, perm_k = strstr(name, ".attn_k.") != NULL;
+	if (c->norm_offset != 0 && t->ndim == 1 && strstr(name, "norm.weight")) {
+		/* Gemma: llama.cpp's RMSNorm multiplies by the stored weight */
+		if (!(tmp = tk_mallocn(t->n, sizeof(float))))
+			return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+		for (size_t i = 0; i < t->n; i++)
+			tmp[i] = src[i] + c->norm_offset;
+		src = tmp;
+	}
 	if ((c->arch == TK_ARCH_LLAMA || c->arch == TK_ARCH_MISTRAL) && (perm_q || perm_k)) {
 		if (!(tmp = tk_mallocn(t->n, sizeof(float))))
 			return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
@@ -1055,13 +1206,23 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 		goto out;
 	const struct tk_model_config *c = &m.cfg;
 	const char *arch = c->arch == TK_ARCH_GPT2 ? "gpt2" : c->arch == TK_ARCH_QWEN2 ? "qwen2"
-			   : c->arch == TK_ARCH_QWEN3 ? "qwen3" : "llama";
+			   : c->arch == TK_ARCH_QWEN3 ? "qwen3" : c->arch == TK_ARCH_GEMMA2 ? "gemma2"
+			   : c->arch == TK_ARCH_GEMMA3 ? "gemma3" : "llama";
 	if (c->arch == TK_ARCH_SMOLLM3) {
 		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
 				 "smollm3 (layers without RoPE) cannot be exported to GGUF yet");
 		goto out;
 	}
-	for (int l = 0; c->arch != TK_ARCH_MISTRAL && l < c->n_layer; l++)
+	if (c->arch == TK_ARCH_GEMMA2 || c->arch == TK_ARCH_GEMMA3) {
+		char why[160];
+		if ((rc = gemma_exportable(c, why, sizeof(why)))) {
+			rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+					 "%s with %s cannot be exported to GGUF (llama.cpp's %s "
+					 "has no key for it)", c->model_type, why, arch);
+			goto out;
+		}
+	}
+	for (int l = 0; c->arch != TK_ARCH_MISTRAL && !c->sandwich_norm && l < c->n_layer; l++)
 		if (c->layer_window[l] > 0) {
 			/* llama.cpp's qwen2 and qwen3 have no window: it would
 			 * attend to every key */

@@ -44,7 +44,8 @@ struct tk_convert_result {
 	int tokenizer;          /* tokenizer files written (the file had a vocabulary) */
 };
 
-/* The architectures import handles, comma-separated ("gpt2, llama, qwen2, qwen3"). */
+/* The architectures import handles, comma-separated ("gpt2, llama, qwen2, qwen3,
+ * gemma2, gemma3"). */
 extern const char tk_convert_archs[];
 
 /* Converts o->input into the directory o->output, which appears whole
@@ -95,7 +96,8 @@ struct tk_convert_export_opts {
  * NULL; r->tokenizer tells whether a vocabulary was written), or what
  * tk_model_load returns for the directory, TK_E_UNSUPPORTED for a
  * tokenizer.json export does not handle or a model llama.cpp cannot run
- * as converted (named: a rope scaling, smollm3's layers without RoPE),
+ * as converted (named: a rope scaling, smollm3's layers without RoPE, a
+ * Gemma setting llama.cpp has no key for),
  * TK_E_EXISTS, TK_E_INVAL for another outtype,
  * TK_E_IO or TK_E_NOMEM. */
 int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_result *r,

@@ -222,7 +222,9 @@ static struct arena_sum arena_of(const struct tk_model_config *c)
 		}
 		for (int i = 0; c->qk_norm && i < 2; i++) /* Qwen3's q_norm, k_norm */
 			add_t(&l, (size_t)c->head_dim, 0);
-		for (int i = 0; i < 2; i++) { /* input_layernorm, post_attention_layernorm */
+		/* input_layernorm, post_attention_layernorm (and Gemma's
+		 * pre_ and post_feedforward_layernorm) */
+		for (int i = 0; i < (c->sandwich_norm ? 4 : 2); i++) {
 			add_t(&l, C, 0);
 			if (nb)
 				add_t(&l, C, 0);

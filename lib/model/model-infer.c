@@ -189,7 +189,8 @@ static int norm(struct tk_infer *s, float *y, const float *x, long w, long b, in
 	if (c->norm == TK_NORM_LAYER)
 		return tk_layernorm_fwd(m->be, y, s->mean, s->rstd, x, P(w), OPT(b), rows,
 					c->hidden, c->norm_eps);
-	return tk_rmsnorm_fwd(m->be, y, s->rstd, x, P(w), rows, c->hidden, c->norm_eps);
+	return tk_rmsnorm_fwd(m->be, y, s->rstd, x, P(w), c->norm_offset, rows, c->hidden,
+			      c->norm_eps);
 }
 
 /* Linear slot sl of layer l (model-linear.c: fp32 or quantized weights,
@@ -212,6 +213,8 @@ static int layer(struct tk_infer *s, int l, int n)
 	size_t lay = (size_t)l * s->n_seq * s->max_len * K;
 	float *kc = s->kc + lay, *vc = s->vc + lay;
 	float *knew = s->k, *vnew = s->v; /* new rows, copied into the cache below */
+	float rs;
+	const float *rope = tk_layer_rope(m, l, s->rope, s->rope_scale, &rs);
 
 	CHECK(norm(s, s->ln, s->x, o->ln1_w, o->ln1_b, n));
 	if (c->qk_norm) {
@@ -219,20 +222,18 @@ static int layer(struct tk_infer *s, int l, int n)
 		 * att and mid, scratch until the attention and o_proj write them) */
 		CHECK(linear(m, l, TK_LIN_Q, s->att, s->ln, n));
 		CHECK(linear(m, l, TK_LIN_K, s->mid, s->ln, n));
-		CHECK(tk_rmsnorm_fwd(m->be, s->q, s->qkr, s->att, P(o->qn_w), n * c->n_head,
-				     c->head_dim, c->norm_eps));
-		CHECK(tk_rmsnorm_fwd(m->be, knew, s->qkr, s->mid, P(o->kn_w), n * c->n_kv_head,
-				     c->head_dim, c->norm_eps));
+		CHECK(tk_rmsnorm_fwd(m->be, s->q, s->qkr, s->att, P(o->qn_w), c->norm_offset,
+				     n * c->n_head, c->head_dim, c->norm_eps));
+		CHECK(tk_rmsnorm_fwd(m->be, knew, s->qkr, s->mid, P(o->kn_w), c->norm_offset,
+				     n * c->n_kv_head, c->head_dim, c->norm_eps));
 	} else {
 		CHECK(linear(m, l, TK_LIN_Q, s->q, s->ln, n));
 		CHECK(linear(m, l, TK_LIN_K, knew, s->ln, n));
 	}
 	CHECK(linear(m, l, TK_LIN_V, vnew, s->ln, n));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) { /* SmolLM3's NoPE layers: none */
-		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, s->rope,
-			      s->rope_scale, 0));
-		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, s->rope,
-			      s->rope_scale, 0));
+		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, rope, rs, 0));
+		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, rope, rs, 0));
 	}
 	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
 	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));
@@ -240,17 +241,30 @@ static int layer(struct tk_infer *s, int l, int n)
 	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_decode(m->be, s->att, s->q, kc, vc, s->rseq, s->pos, n, s->max_len,
 				  c->n_head, c->n_kv_head, c->head_dim, &ao));
-	CHECK(linear(m, l, TK_LIN_O, s->mid, s->att, n));
+	if (c->sandwich_norm) { /* Gemma: o_proj's output normed (ln as scratch) */
+		CHECK(linear(m, l, TK_LIN_O, s->ln, s->att, n));
+		CHECK(norm(s, s->mid, s->ln, o->pa_w, -1, n));
+	} else {
+		CHECK(linear(m, l, TK_LIN_O, s->mid, s->att, n));
+	}
 	CHECK(tk_axpy(m->be, s->mid, 1.0f, s->x, (size_t)n * C));
 	CHECK(norm(s, s->ln, s->mid, o->ln2_w, o->ln2_b, n));
 	CHECK(linear(m, l, TK_LIN_FC, s->h1, s->ln, n));
 	if (c->mlp == TK_MLP_SWIGLU) {
 		CHECK(linear(m, l, TK_LIN_UP, s->h2, s->ln, n));
 		CHECK(tk_swiglu_fwd(m->be, s->act, s->h1, s->h2, (size_t)n * F));
+	} else if (c->mlp == TK_MLP_GEGLU) {
+		CHECK(linear(m, l, TK_LIN_UP, s->h2, s->ln, n));
+		CHECK(tk_geglu_fwd(m->be, s->act, s->h1, s->h2, (size_t)n * F));
 	} else {
 		CHECK(tk_gelu_fwd(m->be, s->act, s->h1, (size_t)n * F));
 	}
-	CHECK(linear(m, l, TK_LIN_DN, s->x, s->act, n));
+	if (c->sandwich_norm) { /* and the MLP's output */
+		CHECK(linear(m, l, TK_LIN_DN, s->ln, s->act, n));
+		CHECK(norm(s, s->x, s->ln, o->pf_w, -1, n));
+	} else {
+		CHECK(linear(m, l, TK_LIN_DN, s->x, s->act, n));
+	}
 	return tk_axpy(m->be, s->x, 1.0f, s->mid, (size_t)n * C);
 }
 
@@ -315,8 +329,12 @@ int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int 
 			top = s->pos[i] > top ? s->pos[i] : top;
 		s->rope = tk_rope_update(&r->rope, c, top + 1);
 		s->rope_scale = r->rope.scale;
+		if (c->rope_local_theta > 0)
+			tk_rope_local_table(c, r->rope_local);
 	}
 	err = tk_embedding_fwd(m->be, s->x, P(r->emb), s->ids, n, C);
+	if (!err && c->embed_scale > 0)
+		err = tk_scale(m->be, s->x, c->embed_scale, (size_t)n * C);
 	if (!err && r->pos >= 0) {
 		err = tk_embedding_fwd(m->be, s->mid, P(r->pos), s->pos_ids, n, C);
 		if (!err)
@@ -335,6 +353,9 @@ int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int 
 	if (!err)
 		err = tk_matmul(m->be, 0, 1, nsp, c->vocab_size, C, 1.0f, s->lnf, C, P(r->head),
 				C, 0.0f, logits, c->vocab_size);
+	if (!err && c->final_softcap > 0)
+		err = tk_logit_softcap(m->be, logits, (size_t)nsp * c->vocab_size,
+				       c->final_softcap);
 	if (!err) /* the caller reads the logits on the host next */
 		err = tk_backend_sync(m->be);
 	if (err) /* the lengths stay: rows past them are scratch */

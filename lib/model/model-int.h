@@ -4,6 +4,8 @@
 #ifndef TK_MODEL_INT_H
 #define TK_MODEL_INT_H
 
+#include <math.h>
+
 #include "model/model.h"
 #include "model/rope.h"
 
@@ -23,6 +25,9 @@ struct tk_layer_off {
 	long ln1_w, ln1_b, q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b;
 	long ln2_w, ln2_b, fc_w, fc_b, up_w, up_b, dn_w, dn_b;
 	long qn_w, kn_w;                  /* Qwen3's q_norm, k_norm [head_dim] */
+	/* Gemma's post_attention_layernorm and post_feedforward_layernorm
+	 * (sandwich_norm; ln2 is then pre_feedforward_layernorm), else -1 */
+	long pa_w, pf_w;
 };
 
 /* The seven linear layers of a decoder layer.  GPT-2's c_attn is three
@@ -48,6 +53,8 @@ struct tk_layer_act {
 	float *qp, *kp, *qr, *kr;         /* qk_norm: q, k before it, its rstd [N*H], [N*KVH] */
 	float *att, *lse;                 /* [N, Q], [B, H, T] */
 	float *mid;                       /* residual after attention [N, C] */
+	float *ao, *pa_rstd;              /* sandwich_norm: o_proj's output [N, C], */
+	float *fo, *pf_rstd;              /* down_proj's, their post-norm rstd [N] */
 	float *ln2, *ln2_mean, *ln2_rstd;
 	float *h1, *h2, *act;             /* fc or gate, up (SwiGLU), activation [N, F] */
 };
@@ -76,6 +83,7 @@ struct tk_model_run {
 	struct tk_rope_state rope;        /* the rotary table between forwards (rope.h) */
 	float rope_inv[TK_ROPE_MAX_PAIRS]; /* the table of the last forward, */
 	float rope_scale;                 /* which its backward rotates by */
+	float rope_local[TK_ROPE_MAX_PAIRS]; /* Gemma-3's sliding layers' table */
 	uint32_t *ids;                    /* [N]: the last forward's ids */
 	float *qtile;                     /* dequantized weight tile (tk_qtile_floats) */
 	size_t qtile_cap;                 /* floats qtile holds */
@@ -97,12 +105,16 @@ struct tk_model_run {
 #define TK_QTILE_WIDE 65536
 
 /* How the queries of layer l attend, for the attention ops: the layer's
- * sliding window (layer_window; 0: full causal), scale 1/sqrt(head_dim),
- * no soft-capping.  Training, evaluation and decoding all take it from
+ * sliding window (layer_window; 0: full causal), scale 1/sqrt(head_dim) or
+ * Gemma's query_pre_attn_scalar^-0.5, Gemma-2's attn_logit_softcapping.  Training, evaluation and decoding all take it from
  * here, so they mask the same keys. */
 static inline struct tk_attn_opts tk_layer_attn(const struct tk_model_config *c, int l)
 {
-	struct tk_attn_opts ao = { 0.0f, c->layer_window[l], 0.0f };
+	/* Gemma: query_pre_attn_scalar^-0.5, a Python float transformers'
+	 * fp32 scores are multiplied by */
+	float sc = c->query_pre_attn_scalar > 0 ? (float)pow((double)c->query_pre_attn_scalar,
+							     -0.5) : 0.0f;
+	struct tk_attn_opts ao = { sc, c->layer_window[l], c->attn_softcap };
 	return ao;
 }
 
@@ -171,6 +183,17 @@ void tk_model_params_changed(struct tk_model *m);
 
 /* Frees what tk_lora_attach allocated (m->lora becomes NULL). */
 void tk_lora_free(struct tk_model *m);
+
+/* The rotary table layer l rotates by and its scaling (*scale): Gemma-3's
+ * sliding layers have their own (run->rope_local, scaling 1), the others
+ * the model's (glob, gscale). */
+static inline const float *tk_layer_rope(const struct tk_model *m, int l, const float *glob,
+					 float gscale, float *scale)
+{
+	int loc = m->cfg.rope_local_theta > 0 && m->cfg.layer_window[l] > 0;
+	*scale = loc ? 1.0f : gscale;
+	return loc ? m->run->rope_local : glob;
+}
 
 /* lm head rows at a time.  Each chunk repacks the [V, C] head matrix in
  * OpenBLAS: 64 rows gave 2500 tokens/s and 128 rows 3000 on a 7M-parameter

@@ -38,7 +38,7 @@ static size_t carve(const struct tk_model_config *c, int q_dim, int kv_dim, int 
 	size_t C = (size_t)c->hidden, Q = (size_t)q_dim, K = (size_t)kv_dim;
 	size_t F = (size_t)c->intermediate, H = (size_t)c->n_head, V = (size_t)c->vocab_size;
 	size_t off = 0;
-	int l, sets = ckpt ? 1 : c->n_layer, swiglu = c->mlp == TK_MLP_SWIGLU;
+	int l, sets = ckpt ? 1 : c->n_layer, swiglu = c->mlp != TK_MLP_GELU;
 	struct tk_layer_act a;
 
 #define TAKE(ptr, nfl)                                               \
@@ -65,6 +65,12 @@ static size_t carve(const struct tk_model_config *c, int q_dim, int kv_dim, int 
 		TAKE(a.att, N * Q);
 		TAKE(a.lse, N * H);
 		TAKE(a.mid, N * C);
+		if (c->sandwich_norm) {
+			TAKE(a.ao, N * C);
+			TAKE(a.pa_rstd, N);
+			TAKE(a.fo, N * C);
+			TAKE(a.pf_rstd, N);
+		}
 		TAKE(a.ln2, N * C);
 		TAKE(a.ln2_mean, N);
 		TAKE(a.ln2_rstd, N);
@@ -202,7 +208,8 @@ static int norm_fwd(struct tk_model *m, float *y, float *mean, float *rstd, cons
 	if (c->norm == TK_NORM_LAYER)
 		return tk_layernorm_fwd(m->be, y, mean, rstd, x, P(w), P(b), rows, c->hidden,
 					c->norm_eps);
-	return tk_rmsnorm_fwd(m->be, y, rstd, x, P(w), rows, c->hidden, c->norm_eps);
+	return tk_rmsnorm_fwd(m->be, y, rstd, x, P(w), c->norm_offset, rows, c->hidden,
+			      c->norm_eps);
 }
 
 /* dx is set; the weight and bias gradients accumulate. */
@@ -214,7 +221,8 @@ static int norm_bwd(struct tk_model *m, float *dx, const float *dy, const float 
 	if (c->norm == TK_NORM_LAYER)
 		return tk_layernorm_bwd(m->be, dx, G(w), G(b), dy, x, P(w), mean, rstd, rows,
 					c->hidden);
-	return tk_rmsnorm_bwd(m->be, dx, G(w), dy, x, P(w), rstd, rows, c->hidden);
+	return tk_rmsnorm_bwd(m->be, dx, G(w), dy, x, P(w), c->norm_offset, rstd, rows,
+			      c->hidden);
 }
 
 #define LIN_FWD(slot, y, x) tk_lin_fwd(m, l, (slot), (y), (x), N, NULL)
@@ -233,39 +241,55 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 	const float *x = r->res + (size_t)l * N * C;
 	float *y = r->res + (size_t)(l + 1) * N * C;
 	const int32_t *pos = (const int32_t *)r->pos_ids;
+	float rs;
+	const float *rope = tk_layer_rope(m, l, r->rope_inv, r->rope_scale, &rs);
 
 	CHECK(norm_fwd(m, a->ln1, a->ln1_mean, a->ln1_rstd, x, o->ln1_w, o->ln1_b, N));
 	if (c->qk_norm) {
 		/* Qwen3: RMSNorm over each head (rows of head_dim), then RoPE */
 		CHECK(LIN_FWD(TK_LIN_Q, a->qp, a->ln1));
 		CHECK(LIN_FWD(TK_LIN_K, a->kp, a->ln1));
-		CHECK(tk_rmsnorm_fwd(m->be, a->q, a->qr, a->qp, P(o->qn_w), N * c->n_head,
-				     c->head_dim, c->norm_eps));
-		CHECK(tk_rmsnorm_fwd(m->be, a->k, a->kr, a->kp, P(o->kn_w), N * c->n_kv_head,
-				     c->head_dim, c->norm_eps));
+		CHECK(tk_rmsnorm_fwd(m->be, a->q, a->qr, a->qp, P(o->qn_w), c->norm_offset,
+				     N * c->n_head, c->head_dim, c->norm_eps));
+		CHECK(tk_rmsnorm_fwd(m->be, a->k, a->kr, a->kp, P(o->kn_w), c->norm_offset,
+				     N * c->n_kv_head, c->head_dim, c->norm_eps));
 	} else {
 		CHECK(LIN_FWD(TK_LIN_Q, a->q, a->ln1));
 		CHECK(LIN_FWD(TK_LIN_K, a->k, a->ln1));
 	}
 	CHECK(LIN_FWD(TK_LIN_V, a->v, a->ln1));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
-		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, r->rope_inv,
-			      r->rope_scale, 0));
-		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, r->rope_inv,
-			      r->rope_scale, 0));
+		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, rope, rs, 0));
+		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, rope, rs, 0));
 	}
 	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
 			       c->n_kv_head, c->head_dim, &ao));
-	CHECK(LIN_FWD(TK_LIN_O, a->mid, a->att));
+	if (c->sandwich_norm) {
+		/* Gemma: the attention's output normed before the residual add */
+		CHECK(LIN_FWD(TK_LIN_O, a->ao, a->att));
+		CHECK(norm_fwd(m, a->mid, NULL, a->pa_rstd, a->ao, o->pa_w, -1, N));
+	} else {
+		CHECK(LIN_FWD(TK_LIN_O, a->mid, a->att));
+	}
 	CHECK(tk_axpy(m->be, a->mid, 1.0f, x, (size_t)N * C));
 	CHECK(norm_fwd(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, o->ln2_w, o->ln2_b, N));
 	CHECK(LIN_FWD(TK_LIN_FC, a->h1, a->ln2));
 	if (c->mlp == TK_MLP_SWIGLU) {
 		CHECK(LIN_FWD(TK_LIN_UP, a->h2, a->ln2));
 		CHECK(tk_swiglu_fwd(m->be, a->act, a->h1, a->h2, (size_t)N * F));
+	} else if (c->mlp == TK_MLP_GEGLU) {
+		CHECK(LIN_FWD(TK_LIN_UP, a->h2, a->ln2));
+		CHECK(tk_geglu_fwd(m->be, a->act, a->h1, a->h2, (size_t)N * F));
 	} else {
 		CHECK(tk_gelu_fwd(m->be, a->act, a->h1, (size_t)N * F));
+	}
+	if (c->sandwich_norm) {
+		/* the backward reads the MLP's output and its norm's rstd too;
+		 * a recomputation writes res[l+1] again with the same bits */
+		CHECK(LIN_FWD(TK_LIN_DN, a->fo, a->act));
+		CHECK(norm_fwd(m, y, NULL, a->pf_rstd, a->fo, o->pf_w, -1, N));
+		return recompute ? 0 : tk_axpy(m->be, y, 1.0f, a->mid, (size_t)N * C);
 	}
 	if (recompute)
 		return 0;
@@ -284,11 +308,23 @@ static int layer_bwd(struct tk_model *m, int l)
 	const float *x = r->res + (size_t)l * N * C;
 	float *dln = r->dtmp, *dx = r->dtmp + (size_t)N * C;
 	const int32_t *pos = (const int32_t *)r->pos_ids;
+	const float *dy = r->dres;
+	float rs;
+	const float *rope = tk_layer_rope(m, l, r->rope_inv, r->rope_scale, &rs);
 
-	/* MLP */
-	CHECK(LIN_BWD(TK_LIN_DN, r->dact, 0.0f, r->dres, a->act));
-	if (c->mlp == TK_MLP_SWIGLU) {
-		CHECK(tk_swiglu_bwd(m->be, r->dh1, r->dh2, a->h1, a->h2, r->dact, (size_t)N * F));
+	/* MLP (Gemma: through post_feedforward_layernorm first, into dx) */
+	if (c->sandwich_norm) {
+		CHECK(norm_bwd(m, dx, r->dres, a->fo, NULL, a->pf_rstd, o->pf_w, -1, N));
+		dy = dx;
+	}
+	CHECK(LIN_BWD(TK_LIN_DN, r->dact, 0.0f, dy, a->act));
+	if (c->mlp != TK_MLP_GELU) {
+		if (c->mlp == TK_MLP_SWIGLU)
+			CHECK(tk_swiglu_bwd(m->be, r->dh1, r->dh2, a->h1, a->h2, r->dact,
+					    (size_t)N * F));
+		else
+			CHECK(tk_geglu_bwd(m->be, r->dh1, r->dh2, a->h1, a->h2, r->dact,
+					   (size_t)N * F));
 		CHECK(LIN_BWD(TK_LIN_FC, dln, 0.0f, r->dh1, a->ln2));
 		CHECK(LIN_BWD(TK_LIN_UP, dln, 1.0f, r->dh2, a->ln2));
 	} else {
@@ -298,25 +334,28 @@ static int layer_bwd(struct tk_model *m, int l)
 	CHECK(norm_bwd(m, dx, dln, a->mid, a->ln2_mean, a->ln2_rstd, o->ln2_w, o->ln2_b, N));
 	CHECK(tk_axpy(m->be, r->dres, 1.0f, dx, (size_t)N * C));
 
-	/* attention */
-	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, r->dres, a->att));
+	/* attention (Gemma: through post_attention_layernorm first) */
+	dy = r->dres;
+	if (c->sandwich_norm) {
+		CHECK(norm_bwd(m, dx, r->dres, a->ao, NULL, a->pa_rstd, o->pa_w, -1, N));
+		dy = dx;
+	}
+	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, dy, a->att));
 	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
 			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim, &ao));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
-		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, r->rope_inv,
-			      r->rope_scale, 1));
-		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, r->rope_inv,
-			      r->rope_scale, 1));
+		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, rope, rs, 1));
+		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, rope, rs, 1));
 	}
 	if (c->qk_norm) {
 		/* through the per-head norms, into datt (free now; Q >= K):
 		 * d loss / d q_proj output, then the same for k_proj */
-		CHECK(tk_rmsnorm_bwd(m->be, r->datt, G(o->qn_w), r->dq, a->qp, P(o->qn_w), a->qr,
-				     N * c->n_head, c->head_dim));
+		CHECK(tk_rmsnorm_bwd(m->be, r->datt, G(o->qn_w), r->dq, a->qp, P(o->qn_w),
+				     c->norm_offset, a->qr, N * c->n_head, c->head_dim));
 		CHECK(LIN_BWD(TK_LIN_Q, dln, 0.0f, r->datt, a->ln1));
-		CHECK(tk_rmsnorm_bwd(m->be, r->datt, G(o->kn_w), r->dk, a->kp, P(o->kn_w), a->kr,
-				     N * c->n_kv_head, c->head_dim));
+		CHECK(tk_rmsnorm_bwd(m->be, r->datt, G(o->kn_w), r->dk, a->kp, P(o->kn_w),
+				     c->norm_offset, a->kr, N * c->n_kv_head, c->head_dim));
 		CHECK(LIN_BWD(TK_LIN_K, dln, 1.0f, r->datt, a->ln1));
 	} else {
 		CHECK(LIN_BWD(TK_LIN_Q, dln, 0.0f, r->dq, a->ln1));
@@ -341,7 +380,7 @@ static int head_fwd(struct tk_model *m, const int32_t *targets, int want_grad, f
 		CHECK(tk_matmul(m->be, 0, 1, n, V, C, 1.0f, x, C, P(r->head), C, 0.0f, r->chunk,
 				V));
 		CHECK(tk_cross_entropy(m->be, r->chunk, targets + r0, n, V, scale, want_grad,
-				       sum));
+				       sum, m->cfg.final_softcap));
 		if (!want_grad)
 			continue;
 		/* chunk now holds d loss / d logits */
@@ -410,14 +449,22 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 		const float *inv = tk_rope_update(&r->rope, c, T);
 		memcpy(r->rope_inv, inv, (size_t)(c->head_dim / 2) * sizeof(float));
 		r->rope_scale = r->rope.scale;
+		if (c->rope_local_theta > 0)
+			tk_rope_local_table(c, r->rope_local);
 	}
 
 	err = tk_embedding_fwd(m->be, r->res, P(r->emb), r->ids, N, C);
+	/* Gemma-3's embedding module scales (NEFTune's noise comes after),
+	 * Gemma-2's model scales what the module gave (noise and all) */
+	if (!err && c->embed_scale > 0 && c->arch != TK_ARCH_GEMMA2)
+		err = tk_scale(m->be, r->res, c->embed_scale, (size_t)N * C);
 	if (!err && want_grad && m->neftune_alpha > 0) {
 		float mag = m->neftune_alpha / sqrtf((float)T * (float)C);
 		uint64_t key = tk_mix64(tk_mix64(m->noise_seed ^ 0x6e6566ULL) ^ m->noise_step);
 		err = tk_add_noise(m->be, r->res, (size_t)N * C, key, mag);
 	}
+	if (!err && c->embed_scale > 0 && c->arch == TK_ARCH_GEMMA2)
+		err = tk_scale(m->be, r->res, c->embed_scale, (size_t)N * C);
 	if (!err && r->pos >= 0) {
 		err = tk_embedding_fwd(m->be, r->dtmp, P(r->pos), r->pos_ids, N, C);
 		if (!err)
@@ -467,6 +514,8 @@ int tk_model_backward(struct tk_model *m, struct tk_diag *d)
 			break;
 		err = layer_bwd(m, l);
 	}
+	if (!err && G(r->emb) && c->embed_scale > 0)
+		err = tk_scale(m->be, r->dres, c->embed_scale, (size_t)N * C);
 	if (!err && G(r->emb))
 		err = tk_embedding_bwd(m->be, G(r->emb), r->dres, r->ids, N, C);
 	if (!err && G(r->pos))
@@ -489,7 +538,11 @@ int tk_model_logits(struct tk_model *m, int row0, int nrows, float *out, struct 
 				   row0, row0 + nrows);
 	if (!nrows)
 		return 0;
-	return tk_matmul(m->be, 0, 1, nrows, m->cfg.vocab_size, C, 1.0f,
-			 r->lnf + (size_t)row0 * C, C, P(r->head), C, 0.0f, out,
-			 m->cfg.vocab_size);
+	int err = tk_matmul(m->be, 0, 1, nrows, m->cfg.vocab_size, C, 1.0f,
+			    r->lnf + (size_t)row0 * C, C, P(r->head), C, 0.0f, out,
+			    m->cfg.vocab_size);
+	if (!err && m->cfg.final_softcap > 0)
+		err = tk_logit_softcap(m->be, out, (size_t)nrows * m->cfg.vocab_size,
+				       m->cfg.final_softcap);
+	return err;
 }

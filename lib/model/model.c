@@ -128,7 +128,7 @@ static int layout_gpt2(struct table *tb, struct tk_model_run *r, const struct tk
 		o->fc_w = add_tensor(tb, 1, 1, C, F, "%sh.%d.mlp.c_fc.weight", pre, l);
 		o->fc_b = add_tensor(tb, 0, 0, F, 0, "%sh.%d.mlp.c_fc.bias", pre, l);
 		o->up_w = o->up_b = -1;
-		o->qn_w = o->kn_w = -1;
+		o->qn_w = o->kn_w = o->pa_w = o->pf_w = -1;
 		o->dn_w = add_tensor(tb, 1, 1, F, C, "%sh.%d.mlp.c_proj.weight", pre, l);
 		o->dn_b = add_tensor(tb, 0, 0, C, 0, "%sh.%d.mlp.c_proj.bias", pre, l);
 	}
@@ -189,6 +189,18 @@ static int layout_llama(struct table *tb, struct tk_model_run *r, const struct t
 		o->ln1_w = add_tensor(tb, 0, 0, C, 0, "model.layers.%d.input_layernorm.weight", l);
 		o->ln1_b = nb ? add_tensor(tb, 0, 0, C, 0, "model.layers.%d.input_layernorm.bias",
 					   l) : -1;
+		o->pa_w = o->pf_w = -1;
+		if (c->sandwich_norm) {
+			/* Gemma: the norm before the MLP is pre_feedforward_layernorm */
+			o->pa_w = add_tensor(tb, 0, 0, C, 0,
+					     "model.layers.%d.post_attention_layernorm.weight", l);
+			o->ln2_w = add_tensor(tb, 0, 0, C, 0,
+					      "model.layers.%d.pre_feedforward_layernorm.weight", l);
+			o->ln2_b = -1;
+			o->pf_w = add_tensor(tb, 0, 0, C, 0,
+					     "model.layers.%d.post_feedforward_layernorm.weight", l);
+			continue;
+		}
 		o->ln2_w = add_tensor(tb, 0, 0, C, 0,
 				      "model.layers.%d.post_attention_layernorm.weight", l);
 		o->ln2_b = nb ? add_tensor(tb, 0, 0, C, 0,
@@ -418,8 +430,8 @@ static void init_tensors(struct tk_model *m, struct rng *g)
 
 		if (t->q)
 			continue;
-		if (t->ndim == 1) { /* biases 0, norm weights 1 */
-			float v = ends_with(t->name, ".bias") ? 0.0f : 1.0f;
+		if (t->ndim == 1) { /* biases 0, norm weights 1 (Gemma's 1 + w: 0) */
+			float v = ends_with(t->name, ".bias") ? 0.0f : 1.0f - c->norm_offset;
 			for (j = 0; j < t->n; j++)
 				p[j] = v;
 			continue;

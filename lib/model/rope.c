@@ -184,3 +184,8 @@ const float *tk_rope_update(struct tk_rope_state *st, const struct tk_model_conf
 	}
 	return st->inv;
 }
+
+void tk_rope_local_table(const struct tk_model_config *c, float *inv)
+{
+	plain(inv, c->head_dim, c->rope_local_theta);
+}

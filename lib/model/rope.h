@@ -37,4 +37,9 @@ void tk_rope_table(const struct tk_model_config *c, int seq_len, float *inv, flo
 const float *tk_rope_update(struct tk_rope_state *st, const struct tk_model_config *c,
 			    int seq_len);
 
+/* Gemma-3's table for its sliding layers: plain RoPE of theta
+ * c->rope_local_theta (transformers' local rotary embedding, attention
+ * scaling 1), head_dim / 2 floats into inv. */
+void tk_rope_local_table(const struct tk_model_config *c, float *inv);
+
 #endif

@@ -108,29 +108,37 @@ static void test_layernorm(void)
 	}
 }
 
-/* RMSNorm forward and backward: as LayerNorm. */
-static void test_rmsnorm(void)
+/* RMSNorm forward and backward: as LayerNorm; with the weight offset 0
+ * (Llama) and 1 (Gemma's 1 + w, weights around 0). */
+static void rmsnorm_case(float off)
 {
-	NEED_GPU();
-	rng_seed(3);
 	int rows = 130, dim = 97;
-	struct pair x = pair_rand((size_t)rows * dim, -2, 2), w = pair_rand(dim, 0.5f, 1.5f);
+	struct pair x = pair_rand((size_t)rows * dim, -2, 2);
+	struct pair w = off ? pair_rand(dim, -0.5f, 0.5f) : pair_rand(dim, 0.5f, 1.5f);
 	struct pair y = pair_rand((size_t)rows * dim, 0, 0), rstd = pair_rand(rows, 0, 0);
-	int r1 = tk_rmsnorm_fwd(&cpu, y.c, rstd.c, x.c, w.c, rows, dim, 1e-6f);
-	int r2 = tk_rmsnorm_fwd(&gpu, y.g, rstd.g, x.g, w.g, rows, dim, 1e-6f);
+	int r1 = tk_rmsnorm_fwd(&cpu, y.c, rstd.c, x.c, w.c, off, rows, dim, 1e-6f);
+	int r2 = tk_rmsnorm_fwd(&gpu, y.g, rstd.g, x.g, w.g, off, rows, dim, 1e-6f);
 	BOTH_OK(r1, r2, "rmsnorm_fwd");
 	CHECK_PAIR("rmsnorm y", y, 1e-6, 1e-5);
 	CHECK_PAIR("rmsnorm rstd", rstd, 0, 1e-6);
 	struct pair dy = pair_rand((size_t)rows * dim, -1, 1);
 	struct pair dx = pair_rand((size_t)rows * dim, 0, 0), dw = pair_rand(dim, -1, 1);
-	r1 = tk_rmsnorm_bwd(&cpu, dx.c, dw.c, dy.c, x.c, w.c, rstd.c, rows, dim);
-	r2 = tk_rmsnorm_bwd(&gpu, dx.g, dw.g, dy.g, x.g, w.g, rstd.g, rows, dim);
+	r1 = tk_rmsnorm_bwd(&cpu, dx.c, dw.c, dy.c, x.c, w.c, off, rstd.c, rows, dim);
+	r2 = tk_rmsnorm_bwd(&gpu, dx.g, dw.g, dy.g, x.g, w.g, off, rstd.g, rows, dim);
 	BOTH_OK(r1, r2, "rmsnorm_bwd");
 	CHECK_PAIR("rmsnorm dx", dx, 1e-5, 1e-5);
 	CHECK_PAIR("rmsnorm dw", dw, 1e-5, 1e-5);
 	struct pair *all[] = { &x, &w, &y, &rstd, &dy, &dx, &dw };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		pair_free(all[i]);
+}
+
+static void test_rmsnorm(void)
+{
+	NEED_GPU();
+	rng_seed(3);
+	rmsnorm_case(0.0f);
+	rmsnorm_case(1.0f);
 }
 
 /* GELU and SwiGLU forward and backward: the same formulas
@@ -156,6 +164,17 @@ static void test_activations(void)
 		tk_swiglu_bwd(&gpu, x.g, u.g, x.g, u.g, dy.g, n), "swiglu_bwd in place");
 	CHECK_PAIR("swiglu dgate", x, 1e-6, 1e-5);
 	CHECK_PAIR("swiglu dup", u, 1e-6, 1e-5);
+	BOTH_OK(tk_geglu_fwd(&cpu, y.c, x.c, u.c, n), tk_geglu_fwd(&gpu, y.g, x.g, u.g, n),
+		"geglu_fwd");
+	CHECK_PAIR("geglu", y, 1e-6, 1e-5);
+	BOTH_OK(tk_geglu_bwd(&cpu, x.c, u.c, x.c, u.c, dy.c, n),
+		tk_geglu_bwd(&gpu, x.g, u.g, x.g, u.g, dy.g, n), "geglu_bwd in place");
+	CHECK_PAIR("geglu dgate", x, 1e-6, 1e-5);
+	CHECK_PAIR("geglu dup", u, 1e-6, 1e-5);
+	/* tanhf on both sides (CUDA's within 2 ulp): 1e-6 abs + 1e-5 rel */
+	BOTH_OK(tk_logit_softcap(&cpu, dy.c, n, 0.7f), tk_logit_softcap(&gpu, dy.g, n, 0.7f),
+		"logit_softcap");
+	CHECK_PAIR("logit_softcap", dy, 1e-6, 1e-5);
 	pair_free(&x);
 	pair_free(&y);
 	pair_free(&dy);
@@ -346,11 +365,14 @@ static void test_cross_entropy(void)
 	for (int r = 0; r < rows; r++)
 		tg[r] = r % 7 == 3 ? -100 : (int32_t)(rng_u32() % (uint32_t)vocab);
 	tg[0] = vocab - 1;
-	for (int grad = 0; grad < 2; grad++) {
+	/* and with Gemma-2's final_logit_softcapping (cap 5 of logits in
+	 * [-6, 6]: tanh well off its linear part) */
+	for (int grad = 0; grad < 4; grad++) {
 		struct pair x = pair_rand(n, -6, 6);
 		double lc = 0.25, lg = 0.25; /* accumulates */
-		BOTH_OK(tk_cross_entropy(&cpu, x.c, tg, rows, vocab, 0.37f, grad, &lc),
-			tk_cross_entropy(&gpu, x.g, tg, rows, vocab, 0.37f, grad, &lg),
+		float cap = grad >= 2 ? 5.0f : 0.0f;
+		BOTH_OK(tk_cross_entropy(&cpu, x.c, tg, rows, vocab, 0.37f, grad & 1, &lc, cap),
+			tk_cross_entropy(&gpu, x.g, tg, rows, vocab, 0.37f, grad & 1, &lg, cap),
 			"cross_entropy");
 		TT_CHECK(fabs(lc - lg) <= 1e-6 * rows, "loss cuda %.12g cpu %.12g", lg, lc);
 		CHECK_PAIR(grad ? "cross_entropy grad" : "cross_entropy logits", x, 1e-7, 1e-5);
@@ -361,7 +383,7 @@ static void test_cross_entropy(void)
 	memcpy(keep, x.g, n * sizeof(float));
 	tg[5] = vocab;
 	double l = 0;
-	int rc = tk_cross_entropy(&gpu, x.g, tg, rows, vocab, 1.0f, 1, &l);
+	int rc = tk_cross_entropy(&gpu, x.g, tg, rows, vocab, 1.0f, 1, &l, 0.0f);
 	TT_CHECK(rc == TK_E_INVAL, "target == vocab gave %d", rc);
 	TT_CHECK(!memcmp(keep, x.g, n * sizeof(float)) && l == 0, "logits or loss changed");
 	free(keep);

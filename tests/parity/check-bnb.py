@@ -2,7 +2,7 @@
 """make parity: tk-quantize against transformers + bitsandbytes, live.
 
 Creates small random models with transformers (llama: hidden 64, 2 layers,
-bf16; gpt2: hidden 64, fp32, Conv1D; gpt2-wide: hidden 1024, 1 layer, whose
+bf16; gemma2 of that shape, bf16, and gemma3, fp32; gpt2: hidden 64, fp32, Conv1D; gpt2-wide: hidden 1024, 1 layer, whose
 c_fc weight has 65536 absmax blocks, so that double quantization's mean is
 summed over torch's threads), quantizes each with
 from_pretrained(quantization_config=BitsAndBytesConfig(...), device_map="cpu")
@@ -25,8 +25,9 @@ import sys
 import tempfile
 
 import torch
-from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, GPT2Config,
-                          GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM)
+from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, Gemma2Config,
+                          Gemma3TextConfig, GPT2Config, GPT2LMHeadModel, LlamaConfig,
+                          LlamaForCausalLM)
 
 fails = 0
 
@@ -50,8 +51,14 @@ def make_models(tmp):
                                       n_positions=64, initializer_range=0.1))
     wide = GPT2LMHeadModel(GPT2Config(n_embd=1024, n_layer=1, n_head=8, vocab_size=101,
                                       n_positions=64, initializer_range=0.05))
+    gemma = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=101,
+                 max_position_embeddings=64, initializer_range=0.1, sliding_window=4)
+    gemma2 = AutoModelForCausalLM.from_config(Gemma2Config(**gemma)).to(torch.bfloat16)
+    gemma3 = AutoModelForCausalLM.from_config(Gemma3TextConfig(**gemma, tie_word_embeddings=False))
     dirs = {}
-    for name, m in (("llama", llama), ("gpt2", gpt2), ("gpt2-wide", wide)):
+    for name, m in (("llama", llama), ("gpt2", gpt2), ("gpt2-wide", wide), ("gemma2", gemma2),
+                    ("gemma3", gemma3)):
         dirs[name] = os.path.join(tmp, name)
         m.save_pretrained(dirs[name])
     return dirs
@@ -74,6 +81,12 @@ CASES = [
      ["--bnb-4bit-quant-type", "fp4", "--bnb-4bit-use-double-quant",
       "--bnb-4bit-compute-dtype", "float16"]),
     ("gpt2", "int8", dict(load_in_8bit=True), ["--load-in-8bit"]),
+    ("gemma2", "nf4-dq-bf16", dict(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                   bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=torch.bfloat16),
+     ["--bnb-4bit-quant-type", "nf4", "--bnb-4bit-use-double-quant",
+      "--bnb-4bit-compute-dtype", "bfloat16"]),
+    ("gemma3", "int8", dict(load_in_8bit=True), ["--load-in-8bit"]),
     ("gpt2-wide", "nf4-dq", dict(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                  bnb_4bit_use_double_quant=True), 
      ["--bnb-4bit-use-double-quant"]),

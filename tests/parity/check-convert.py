@@ -39,6 +39,8 @@ other than 1024.
 llama.cpp itself (llama-cpp-python) loads the f32 and f16 exports of the
 llama, qwen2 and gpt2 models and continues a prompt greedily: the ids equal
 tk-generate's on the source directory (FAIL lines without llama_cpp: it is pinned).
+So does the f32 export of a Gemma-2 and a Gemma-3 shaped as llama.cpp
+computes them (gemma_check), which also import back as the source.
 
 SentencePiece-style tokenizers (byte-fallback BPE, exported as llama.cpp's
 "llama" vocabulary with scores from the merge ranks): for the committed
@@ -325,6 +327,52 @@ def llama_cpp_check(arch, d, path, t):
           f"llama.cpp {want} tk {got} {r.stderr.strip()}")
 
 
+def gemma_check(tmp):
+    """Gemma-2 and Gemma-3 shaped as llama.cpp computes them
+    (query_pre_attn_scalar = head_dim, its layouts of sliding layers, a
+    window of 8 shorter than the 18 tokens): tk-convert's f32 export runs in
+    llama.cpp with tk-generate's greedy ids, and imports back as the source
+    weights (the norms, stored as 1 + w, to an fp32 rounding)."""
+    for arch, seed in (("gemma2", 5), ("gemma3", 6)):
+        torch.manual_seed(seed)
+        kw = dict(vocab_size=97, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
+                  max_position_embeddings=64, sliding_window=8, bos_token_id=1, eos_token_id=2,
+                  pad_token_id=0)
+        if arch == "gemma2":
+            cfg = transformers.Gemma2Config(num_hidden_layers=2, attn_logit_softcapping=5.0,
+                                            final_logit_softcapping=3.0, **kw)
+        else:
+            cfg = transformers.Gemma3TextConfig(num_hidden_layers=6, **kw)
+        m = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                if p.ndim == 1:
+                    p.copy_(torch.randn_like(p) * 0.1)
+        d = os.path.join(tmp, arch)
+        m.save_pretrained(d)
+        tdir = d + "-tok"
+        subprocess.run([TK, "-q", os.path.join(FIX, "llama.gguf"), "-o", tdir], check=True)
+        shutil.copy(os.path.join(tdir, "tokenizer.json"), d)
+        path = os.path.join(d, arch + "-f32.gguf")
+        r = subprocess.run([TK, "-q", d, "-o", path, "--outtype", "f32"], capture_output=True,
+                           text=True)
+        check(r.returncode == 0, f"{arch} f32: tk-convert exports", r.stderr.strip())
+        if r.returncode:
+            continue
+        llama_cpp_check(arch, d, path, "f32")
+        back = os.path.join(tmp, arch + "-back")
+        subprocess.run([TK, "-q", path, "-o", back], check=True)
+        b = transformers.AutoModelForCausalLM.from_pretrained(back, dtype=torch.float32)
+        worst = 0.0
+        sd = b.state_dict()
+        for k, v in m.state_dict().items():
+            tol = 2.0 ** -23 * (1 + v.abs()) if "norm" in k else 0 * v
+            worst = max(worst, float(((sd[k] - v).abs() - tol).max()))
+        check(worst <= 0, f"{arch} f32: imported back as the source weights",
+              f"worst excess {worst:g}")
+
+
 def mistral_back(m, path, tmp):
     """tk-convert reads the window back: the import is the source Mistral."""
     import json
@@ -445,6 +493,7 @@ def main():
         for name in ("llama", "qwen2"):
             import_check(name, tmp)
         spm_check(tmp)
+        gemma_check(tmp)
         for arch in ("llama", "mistral", "qwen2", "gpt2"):
             # not "mistral": transformers' GGUF loader takes a llama file whose
             # general.name holds "mistral" for model_type mistral, which gguf 0.19's

@@ -106,7 +106,9 @@ def init_scheme(model, cfg):
     n_layer = getattr(cfg, "n_layer", None) or cfg.num_hidden_layers
     for name, p in model.named_parameters():
         if p.dim() == 1:
-            want = 0.0 if name.endswith("bias") else 1.0
+            # Gemma's norms multiply by 1 + weight: transformers starts them at 0
+            gemma = cfg.model_type.startswith("gemma")
+            want = 0.0 if name.endswith("bias") or gemma else 1.0
             if not torch.all(p == want):
                 return False, "%s is not all %g" % (name, want)
             continue

@@ -4,10 +4,11 @@
 As check-train.py, on the blocks and TrainingArguments of
 gen-train-fixture.py (made again in a temporary directory), with tiny
 models of its tokenizer's vocabulary instead of its GPT-2: Qwen3 (per-head
-q/k norms, head_dim apart from the width) and Llama with the llama3, YaRN
+q/k norms, head_dim apart from the width), Llama with the llama3, YaRN
 and dynamic NTK rotary scalings, whose original context (16) is shorter
 than the 24-token blocks; Mistral and Qwen2 (use_sliding_window, layer 0 of
-2 full causal) with sliding windows of 8, shorter than the blocks.  For each: Trainer.train() in file order, then
+2 full causal) with sliding windows of 8, shorter than the blocks; Gemma-2
+and Gemma-3 with windows of 8.  For each: Trainer.train() in file order, then
 tk-train --config train-args.json --no-shuffle, and the final weights
 (relative to each tensor's largest value) and the logged loss,
 grad_norm, learning_rate, epoch and eval_loss compared.  Prints PASS/FAIL.
@@ -22,7 +23,8 @@ import tempfile
 import numpy as np
 import torch
 from safetensors.numpy import load_file
-from transformers import (AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config,
+from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, LlamaConfig,
+                          MistralConfig, Qwen2Config,
                           Qwen3Config, TrainingArguments, default_data_collator)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +52,20 @@ def families(vocab, eos):
         "mistral-swa": MistralConfig(**llama, rope_theta=100.0, sliding_window=8),
         "qwen2-swa": Qwen2Config(**llama, rope_theta=100.0, use_sliding_window=True,
                                  sliding_window=8, max_window_layers=1),
+        # Gemma: windows of 8 on the sliding layers of the 24-token blocks,
+        # query_pre_attn_scalar apart from head_dim, Gemma-2's soft-caps
+        # low enough to bite at the initial scale
+        "gemma2": Gemma2Config(**dict(SHAPE, head_dim=16, max_position_embeddings=64, **ids),
+                               query_pre_attn_scalar=12, sliding_window=8,
+                               attn_logit_softcapping=0.5, final_logit_softcapping=0.3),
+        "gemma3": Gemma3TextConfig(**dict(SHAPE, head_dim=16, max_position_embeddings=64, **ids),
+                                   query_pre_attn_scalar=20, sliding_window=8,
+                                   layer_types=["sliding_attention", "full_attention"],
+                                   rope_parameters={
+                                       "full_attention": {"rope_type": "default",
+                                                          "rope_theta": 10000.0},
+                                       "sliding_attention": {"rope_type": "default",
+                                                             "rope_theta": 100.0}}),
     }
 
 

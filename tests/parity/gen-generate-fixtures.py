@@ -142,13 +142,14 @@ def text_cases():
     return cases
 
 
-# The newer fixture models (tests/fixtures/models): Qwen3 and the rotary
-# scalings, with 40 new tokens after an 11-token prompt, so that decoding
+# The newer fixture models (tests/fixtures/models): Qwen3, SmolLM3, the
+# rotary scalings and Gemma-2/3 (whose sliding layers' windows of 5 and 4
+# the cache must keep to), with 40 new tokens after an 11-token prompt, so that decoding
 # with the KV cache goes past the original context of 32 (for dynamic NTK,
 # past max_position_embeddings: its table changes at every step, and the
 # cached keys keep the tables they were rotated with).
 FAMILY_MODELS = ["qwen3", "smollm3", "rope-llama3", "rope-linear", "rope-yarn", "rope-longrope",
-                 "rope-dynamic"]
+                 "rope-dynamic", "gemma2", "gemma3"]
 FAMILY_OUT = os.path.join(os.path.dirname(OUT), "greedy-families.json")
 
 

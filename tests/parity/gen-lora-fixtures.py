@@ -6,7 +6,8 @@ Run from anywhere (deterministic on the CPU, fp32; needs torch,
 transformers, peft, safetensors):
     .venv/bin/python tests/parity/gen-lora-fixtures.py [OUTDIR]
 
-The base models are the committed tests/fixtures/models/{gpt2,llama,qwen2,qwen3}
+The base models are the committed tests/fixtures/models/{gpt2,llama,qwen2,qwen3,
+gemma2,gemma3}
 (tiny random models, see tests/parity/gen-model-fixtures.py), loaded with
 from_pretrained in fp32 (the half-precision checkpoints upcast exactly).
 
@@ -74,6 +75,12 @@ ADAPTERS = [
     ("qwen3-default", "qwen3", 41, dict(r=4, lora_alpha=8)),
     ("qwen3-all", "qwen3", 42, dict(r=4, lora_alpha=16, target_modules="all-linear",
                                     modules_to_save=["q_norm", "k_norm"])),
+    # Gemma-2: the seven projections by name (tied head, soft-caps,
+    # windows); Gemma-3: every linear layer, rsLoRA, its (1 + w) q/k norms
+    # trained as modules_to_save
+    ("gemma2-seven", "gemma2", 51, dict(r=4, lora_alpha=8, target_modules=LLAMA_ALL)),
+    ("gemma3-all", "gemma3", 52, dict(r=4, lora_alpha=16, target_modules="all-linear",
+                                      use_rslora=True, modules_to_save=["q_norm", "k_norm"])),
 ]
 
 

@@ -6,9 +6,10 @@ Run from anywhere (deterministic on the CPU; needs torch, transformers,
 safetensors):
     /tmp/refvenv/bin/python tests/parity/gen-model-fixtures.py [OUTDIR [NAME...]]
 
-For each model NAME (gpt2, llama, qwen2, qwen3, rope-TYPE: llama with
-each rotary scaling, swa-mistral and swa-qwen2: sliding windows shorter
-than the sequence; the NAMEs given, else all) it writes
+For each model NAME (gpt2, llama, qwen2, qwen3, smollm3, gemma2, gemma3,
+rope-TYPE: llama with each rotary scaling, swa-mistral and swa-qwen2:
+sliding windows shorter than the sequence; the NAMEs given, else all) it
+writes
     NAME/config.json, NAME/model.safetensors
         the model as save_pretrained(safe_serialization=True) wrote it, in
         the dtype listed in MODELS (so that F16, BF16 and F32 checkpoints
@@ -25,8 +26,9 @@ weights as stored (a half-precision checkpoint is upcast exactly).
 
 Besides the prescribed shapes, every parameter is made non-trivial: the
 initializer range is 0.1 (not 0.02) so that attention is far from uniform,
-and norm weights and biases (which transformers initialises to 1 and 0)
-get seeded noise, so that a weight applied in the wrong place shows.
+and norm weights and biases (which transformers initialises to 1 and 0;
+Gemma's norm weights, applied as 1 + w, to 0) get seeded noise, so that a
+weight applied in the wrong place shows.
 
 check-model.py imports this file to build the same models live.
 """
@@ -36,8 +38,9 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig,
-                          Qwen2Config, Qwen3Config, SmolLM3Config)
+from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, GPT2Config,
+                          LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
+                          SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -84,6 +87,37 @@ def smollm3_config():
                          initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-6,
                          no_rope_layer_interval=2, bos_token_id=1, eos_token_id=2,
                          pad_token_id=None)
+
+
+def gemma2_config():
+    # head_dim 16 apart from 48 / 6 heads, query_pre_attn_scalar 24 (not
+    # head_dim), soft-caps small enough to bite (attention scores reach
+    # about 3, logits 6), a window of 5 < T on the sliding layers 0 and 2;
+    # tied, as Gemma-2 is
+    return Gemma2Config(hidden_size=48, intermediate_size=80, num_hidden_layers=3,
+                        num_attention_heads=6, num_key_value_heads=2, head_dim=16,
+                        vocab_size=VOCAB, initializer_range=0.1, max_position_embeddings=64,
+                        rms_norm_eps=1e-6, query_pre_attn_scalar=24, attn_logit_softcapping=2.0,
+                        final_logit_softcapping=3.0, sliding_window=5,
+                        rope_parameters={"rope_type": "default", "rope_theta": 1000.0})
+
+
+def gemma3_config():
+    # q_norm/k_norm, local layers rotating by theta 100 and the global one
+    # by 10000 with a linear scaling, layer_types given (full in the
+    # middle), window 4, 3 kv heads of 16, untied
+    return Gemma3TextConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=3,
+                            num_attention_heads=6, num_key_value_heads=3, head_dim=16,
+                            vocab_size=VOCAB, initializer_range=0.1, max_position_embeddings=64,
+                            rms_norm_eps=1e-6, query_pre_attn_scalar=20, sliding_window=4,
+                            layer_types=["sliding_attention", "full_attention",
+                                         "sliding_attention"],
+                            tie_word_embeddings=False,
+                            rope_parameters={
+                                "full_attention": {"rope_type": "linear", "factor": 2.0,
+                                                   "rope_theta": 10000.0},
+                                "sliding_attention": {"rope_type": "default",
+                                                      "rope_theta": 100.0}})
 
 
 # Rotary scalings, on the llama shape (head_dim 8: pairs of wavelength 6.3,
@@ -148,6 +182,8 @@ MODELS = [
     ("qwen2", qwen2_config, 3, torch.float16, T),
     ("qwen3", qwen3_config, 4, torch.bfloat16, T),
     ("smollm3", smollm3_config, 5, torch.bfloat16, T),
+    ("gemma2", gemma2_config, 6, torch.bfloat16, T),
+    ("gemma3", gemma3_config, 7, torch.float16, T),
 ] + [(n, rope_factory(n), 10 + i, torch.float32, T_LONG) for i, n in enumerate(ROPES)] + [
     ("swa-mistral", swa_mistral_config, 20, torch.float32, T_SWA),
     ("swa-qwen2", swa_qwen2_config, 21, torch.float32, T_SWA),
@@ -160,10 +196,11 @@ def make_model(cfg_fn, seed, dtype):
     cfg = cfg_fn()
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager",
                                              dtype=torch.float32)
+    gemma = cfg.model_type.startswith("gemma")
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1:
-                base = 1.0 if name.endswith("weight") else 0.0
+                base = 1.0 if name.endswith("weight") and not gemma else 0.0
                 p.copy_(base + 0.1 * torch.randn_like(p))
             p.copy_(p.to(dtype).to(torch.float32))
     return model.eval()

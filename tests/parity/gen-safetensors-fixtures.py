@@ -43,7 +43,8 @@ import torch
 import transformers
 from safetensors.numpy import save_file as np_save_file
 from safetensors.torch import save_file as pt_save_file
-from transformers import (AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel,
+from transformers import (AutoConfig, AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig,
+                          GPT2Config, GPT2LMHeadModel,
                           LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
                           SmolLM3Config)
 
@@ -175,19 +176,22 @@ def describe(cfg):
         blk = model.model.layers[0]
         at = blk.self_attn
         head_dim = at.head_dim
+        gemma = cfg.model_type in ("gemma2", "gemma3_text")
         sw = getattr(cfg, "sliding_window", None) or 0
         if cfg.model_type != "mistral" or sw >= cfg.max_position_embeddings:
             sw = 0
+        # Gemma-3 keeps one set of rope parameters per layer type
+        rp = cfg.rope_parameters.get("full_attention", cfg.rope_parameters)
         e.update(hidden=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
                  n_head=cfg.num_attention_heads, n_kv_head=cfg.num_key_value_heads,
                  head_dim=head_dim, intermediate=blk.mlp.gate_proj.weight.shape[0],
                  max_pos=cfg.max_position_embeddings, norm="rms", norm_eps=cfg.rms_norm_eps,
-                 pos="rope", rope_theta=float(model.model.rotary_emb.config.rope_parameters["rope_theta"]),
-                 rope_type=model.model.rotary_emb.rope_type,
-                 rope_factor=float(cfg.rope_parameters.get("factor") or 0.0),
-                 mlp="swiglu", attn_bias=int(at.q_proj.bias is not None),
+                 pos="rope", rope_theta=float(rp["rope_theta"]), rope_type=rp["rope_type"],
+                 rope_factor=float(rp.get("factor") or 0.0),
+                 mlp="geglu" if gemma else "swiglu", attn_bias=int(at.q_proj.bias is not None),
                  attn_out_bias=int(at.o_proj.bias is not None),
-                 mlp_bias=int(blk.mlp.gate_proj.bias is not None), sliding_window=sw)
+                 mlp_bias=int(blk.mlp.gate_proj.bias is not None),
+                 sliding_window=(cfg.sliding_window or 0) if gemma else sw)
         assert (at.k_proj.bias is not None) == (at.q_proj.bias is not None)
     eos = cfg.eos_token_id
     if isinstance(eos, list):
@@ -199,6 +203,19 @@ def describe(cfg):
              pad_id=-1 if cfg.pad_token_id is None else cfg.pad_token_id,
              torch_dtype=str(dt).replace("torch.", "") if dt is not None else "-",
              n_params=n_params)
+    if cfg.model_type in ("gemma2", "gemma3_text"):
+        assert cfg.hidden_activation == "gelu_pytorch_tanh"
+        loc = cfg.rope_parameters.get("sliding_attention", {}).get("rope_theta", 0.0)
+        e.update(norm_offset=1.0,
+                 embed_scale=float(torch.tensor(cfg.hidden_size ** 0.5, dtype=torch.float32)),
+                 sandwich=int(hasattr(blk, "post_feedforward_layernorm")),
+                 qk_norm=int(hasattr(at, "q_norm")),
+                 query_pre_attn_scalar=float(cfg.query_pre_attn_scalar),
+                 attn_softcap=float(cfg.attn_logit_softcapping or 0.0),
+                 final_softcap=float(cfg.final_logit_softcapping or 0.0),
+                 rope_local_theta=float(loc),
+                 windows=",".join(str(cfg.sliding_window if t == "sliding_attention" else 0)
+                                  for t in cfg.layer_types))
     return e
 
 
@@ -237,6 +254,25 @@ CONFIGS = {
                                    attention_bias=True, vocab_size=90,
                                    max_position_embeddings=256, **rope(1000000.0)),
     "smollm3-default": SmolLM3Config(),
+    "gemma2-default": Gemma2Config(),
+    "gemma3-default": Gemma3TextConfig(),
+    "gemma2-tiny": Gemma2Config(hidden_size=48, intermediate_size=72, num_hidden_layers=3,
+                                num_attention_heads=6, num_key_value_heads=3, head_dim=12,
+                                vocab_size=90, query_pre_attn_scalar=12, sliding_window=32,
+                                attn_logit_softcapping=None, final_logit_softcapping=20.0,
+                                attention_bias=True, tie_word_embeddings=False,
+                                max_position_embeddings=256, **rope(1000.0)),
+    "gemma3-tiny": Gemma3TextConfig(hidden_size=48, intermediate_size=72, num_hidden_layers=4,
+                                    num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                                    vocab_size=90, sliding_window=16, max_position_embeddings=512,
+                                    layer_types=["sliding_attention", "full_attention",
+                                                 "full_attention", "sliding_attention"],
+                                    rope_parameters={
+                                        "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                           "rope_theta": 1000000.0},
+                                        "sliding_attention": {"rope_type": "default",
+                                                              "rope_theta": 10000.0}},
+                                    attn_logit_softcapping=30.0, dtype="bfloat16"),
     "qwen2-tiny-tied": Qwen2Config(hidden_size=48, intermediate_size=72, num_hidden_layers=3,
                                    num_attention_heads=3, num_key_value_heads=1, vocab_size=90,
                                    tie_word_embeddings=True, max_position_embeddings=512,
@@ -282,6 +318,23 @@ RAW = {
     "qwen2-minimal": {"model_type": "qwen2", "num_hidden_layers": 1},
     "qwen3-minimal": {"model_type": "qwen3", "num_hidden_layers": 1},
     "smollm3-minimal": {"model_type": "smollm3", "num_hidden_layers": 3},
+    "gemma2-minimal": {"model_type": "gemma2", "num_hidden_layers": 3},
+    "gemma3-minimal": {"model_type": "gemma3_text", "num_hidden_layers": 7},
+    # Gemma-3 1B as transformers 4.5x wrote it (rope_theta, rope_scaling,
+    # rope_local_base_freq and sliding_window_pattern at the top)
+    "gemma3-v4": {
+        "architectures": ["Gemma3ForCausalLM"], "attention_bias": False,
+        "attention_dropout": 0.0, "attn_logit_softcapping": None, "bos_token_id": 2,
+        "cache_implementation": "hybrid", "eos_token_id": [1, 106], "final_logit_softcapping": None,
+        "head_dim": 32, "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 64,
+        "initializer_range": 0.02, "intermediate_size": 96, "max_position_embeddings": 32768,
+        "model_type": "gemma3_text", "num_attention_heads": 4, "num_hidden_layers": 7,
+        "num_key_value_heads": 1, "pad_token_id": 0, "query_pre_attn_scalar": 32,
+        "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000, "rope_scaling": None,
+        "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6,
+        "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0", "use_cache": True,
+        "vocab_size": 262,
+    },
     # Llama-3.1 as the hub holds it (4.x rope_scaling with rope_type llama3)
     "llama-3.1-v4": {
         "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,

@@ -266,6 +266,7 @@ struct norm_ctx {
 	double eps;
 	double *x, *w, *b, *r, *y; /* the one being varied is passed as x */
 	int which;                 /* 0: x, 1: w, 2: b */
+	double off;                /* RMSNorm's weight offset (Gemma: 1) */
 };
 
 static void ref_layernorm(double *y, double *mean, double *rstd, const double *x,
@@ -310,8 +311,11 @@ static double norm_loss(void *vctx, double *v)
 	struct norm_ctx *c = vctx;
 	const double *x = c->which == 0 ? v : c->x, *w = c->which == 1 ? v : c->w;
 	const double *b = c->which == 2 ? v : c->b;
+	double wo[DIM];
+	for (int j = 0; j < c->dim && j < DIM; j++)
+		wo[j] = w[j] + c->off;
 	if (c->rms)
-		ref_rmsnorm(c->y, NULL, x, w, c->rows, c->dim, c->eps);
+		ref_rmsnorm(c->y, NULL, x, wo, c->rows, c->dim, c->eps);
 	else
 		ref_layernorm(c->y, NULL, NULL, x, w, b, c->rows, c->dim, c->eps);
 	return wsum(c->r, c->y, (size_t)c->rows * c->dim);
@@ -358,7 +362,7 @@ static void test_layernorm_fwd(void)
 	check_norm_y(y, yd, md, rd, wd, "y (no bias)");
 }
 
-static void norm_bwd_check(int rms)
+static void norm_bwd_check(int rms, float off)
 {
 	float x[ROWS * DIM], w[DIM], b[DIM], y[ROWS * DIM], mean[ROWS], rstd[ROWS];
 	float dy[ROWS * DIM], dx[ROWS * DIM], dw[DIM], db[DIM];
@@ -372,7 +376,7 @@ static void norm_bwd_check(int rms)
 	to_double(wd, w, DIM);
 	to_double(bd, b, DIM);
 	to_double(rd, dy, ROWS * DIM);
-	struct norm_ctx c = { rms, ROWS, DIM, 1e-5, xd, wd, bd, rd, yd, 0 };
+	struct norm_ctx c = { rms, ROWS, DIM, 1e-5, xd, wd, bd, rd, yd, 0, off };
 	c.which = 0;
 	fd_grad(norm_loss, &c, xd, ROWS * DIM, gx);
 	c.which = 1;
@@ -386,8 +390,9 @@ static void norm_bwd_check(int rms)
 		gb[j] += 0.5;
 	}
 	if (rms) {
-		TT_REQUIRE(tk_rmsnorm_fwd(&be2, y, rstd, x, w, ROWS, DIM, 1e-5f) == 0, "fwd");
-		TT_REQUIRE(tk_rmsnorm_bwd(&be2, dx, dw, dy, x, w, rstd, ROWS, DIM) == 0, "bwd");
+		TT_REQUIRE(tk_rmsnorm_fwd(&be2, y, rstd, x, w, off, ROWS, DIM, 1e-5f) == 0, "fwd");
+		TT_REQUIRE(tk_rmsnorm_bwd(&be2, dx, dw, dy, x, w, off, rstd, ROWS, DIM) == 0,
+			   "bwd");
 	} else {
 		TT_REQUIRE(tk_layernorm_fwd(&be2, y, mean, rstd, x, w, b, ROWS, DIM, 1e-5f) == 0,
 			   "fwd");
@@ -402,7 +407,7 @@ static void norm_bwd_check(int rms)
 
 static void test_layernorm_bwd(void)
 {
-	norm_bwd_check(0);
+	norm_bwd_check(0, 0.0f);
 }
 
 static void test_rmsnorm_fwd(void)
@@ -414,14 +419,21 @@ static void test_rmsnorm_fwd(void)
 	to_double(xd, x, ROWS * DIM);
 	to_double(wd, w, DIM);
 	ref_rmsnorm(yd, rd, xd, wd, ROWS, DIM, 1e-6);
-	TT_REQUIRE(tk_rmsnorm_fwd(&be2, y, rstd, x, w, ROWS, DIM, 1e-6f) == 0, "rc");
+	TT_REQUIRE(tk_rmsnorm_fwd(&be2, y, rstd, x, w, 0.0f, ROWS, DIM, 1e-6f) == 0, "rc");
 	CHECK_CLOSE(y, yd, ROWS * DIM, 1e-6, 1e-5, "y");
 	CHECK_CLOSE(rstd, rd, ROWS, 1e-6, 1e-6, "rstd");
+	/* Gemma's (1 + w): the reference with w + 1 */
+	for (int j = 0; j < DIM; j++)
+		wd[j] += 1.0;
+	ref_rmsnorm(yd, rd, xd, wd, ROWS, DIM, 1e-6);
+	TT_REQUIRE(tk_rmsnorm_fwd(&be2, y, rstd, x, w, 1.0f, ROWS, DIM, 1e-6f) == 0, "rc");
+	CHECK_CLOSE(y, yd, ROWS * DIM, 1e-6, 1e-5, "y (1 + w)");
 }
 
 static void test_rmsnorm_bwd(void)
 {
-	norm_bwd_check(1);
+	norm_bwd_check(1, 0.0f);
+	norm_bwd_check(1, 1.0f);
 }
 
 /* ---- activations ---- */
@@ -449,7 +461,7 @@ static void act_inputs(float *x)
 }
 
 struct act_ctx {
-	int swiglu;
+	int swiglu;                /* 2: GeGLU */
 	int n;
 	double *gate, *up, *r; /* swiglu: the varied one is passed */
 	int which;
@@ -462,6 +474,10 @@ static double act_loss(void *vctx, double *v)
 	for (int i = 0; i < c->n; i++) {
 		if (!c->swiglu)
 			s += c->r[i] * ref_gelu(v[i]);
+		else if (c->swiglu == 2 && c->which == 0)
+			s += c->r[i] * ref_gelu(v[i]) * c->up[i];
+		else if (c->swiglu == 2)
+			s += c->r[i] * ref_gelu(c->gate[i]) * v[i];
 		else if (c->which == 0)
 			s += c->r[i] * ref_silu(v[i]) * c->up[i];
 		else
@@ -492,10 +508,17 @@ static void test_gelu(void)
 	CHECK_CLOSE(dx, gd, NACT, 1e-6, 1e-4, "dgelu in place");
 }
 
-static void test_swiglu(void)
+/* SwiGLU (kind 1) or GeGLU (kind 2) against the double references and
+ * central differences; the backward also in place (dgate over gate, dup
+ * over up), as the model calls it. */
+static void glu_check(int kind)
 {
 	float g[NACT], u[NACT], y[NACT], dy[NACT], dg[NACT], du[NACT];
 	double gd[NACT], ud[NACT], yd[NACT], rd[NACT], dgd[NACT], dud[NACT];
+	int (*fwd)(struct tk_backend *, float *, const float *, const float *, size_t) =
+		kind == 1 ? tk_swiglu_fwd : tk_geglu_fwd;
+	int (*bwd)(struct tk_backend *, float *, float *, const float *, const float *,
+		   const float *, size_t) = kind == 1 ? tk_swiglu_bwd : tk_geglu_bwd;
 	act_inputs(g);
 	fill(u, NACT, 2.0);
 	fill(dy, NACT, 1.0);
@@ -503,16 +526,44 @@ static void test_swiglu(void)
 	to_double(ud, u, NACT);
 	to_double(rd, dy, NACT);
 	for (int i = 0; i < NACT; i++)
-		yd[i] = ref_silu(gd[i]) * ud[i];
-	TT_REQUIRE(tk_swiglu_fwd(&be2, y, g, u, NACT) == 0, "fwd");
-	CHECK_CLOSE(y, yd, NACT, 1e-7, 1e-6, "swiglu");
-	struct act_ctx c = { 1, NACT, gd, ud, rd, 0 };
+		yd[i] = (kind == 1 ? ref_silu(gd[i]) : ref_gelu(gd[i])) * ud[i];
+	TT_REQUIRE(fwd(&be2, y, g, u, NACT) == 0, "fwd");
+	CHECK_CLOSE(y, yd, NACT, 1e-7, 1e-6, "glu");
+	struct act_ctx c = { kind, NACT, gd, ud, rd, 0 };
 	fd_grad(act_loss, &c, gd, NACT, dgd);
 	c.which = 1;
 	fd_grad(act_loss, &c, ud, NACT, dud);
-	TT_REQUIRE(tk_swiglu_bwd(&be2, dg, du, g, u, dy, NACT) == 0, "bwd");
+	TT_REQUIRE(bwd(&be2, dg, du, g, u, dy, NACT) == 0, "bwd");
 	CHECK_CLOSE(dg, dgd, NACT, 1e-6, 1e-4, "dgate");
 	CHECK_CLOSE(du, dud, NACT, 1e-6, 1e-4, "dup");
+	TT_REQUIRE(bwd(&be2, g, u, g, u, dy, NACT) == 0, "bwd in place");
+	CHECK_CLOSE(g, dgd, NACT, 1e-6, 1e-4, "dgate in place");
+	CHECK_CLOSE(u, dud, NACT, 1e-6, 1e-4, "dup in place");
+}
+
+static void test_swiglu(void)
+{
+	glu_check(1);
+}
+
+static void test_geglu(void)
+{
+	glu_check(2);
+}
+
+static void test_logit_softcap(void)
+{
+	float x[NACT];
+	double xd[NACT];
+	act_inputs(x);
+	x[5] = 1e6f;
+	to_double(xd, x, NACT);
+	for (int i = 0; i < NACT; i++)
+		xd[i] = 3.5 * tanh(xd[i] / 3.5);
+	TT_REQUIRE(tk_logit_softcap(&be2, x, NACT, 3.5f) == 0, "rc");
+	CHECK_CLOSE(x, xd, NACT, 1e-6, 1e-6, "softcap");
+	TT_CHECK(tk_logit_softcap(&be2, x, NACT, 0.0f) == TK_E_INVAL, "cap 0 accepted");
+	TT_CHECK(tk_logit_softcap(&be2, x, NACT, NAN) == TK_E_INVAL, "cap NaN accepted");
 }
 
 /* tk_expf_poly against exp in double, from -87 to 88 and the edges. */
@@ -1051,11 +1102,16 @@ enum { CROWS = 7, CV = 37 };
 struct ce_ctx {
 	const int32_t *tg;
 	double scale;
+	double cap;                /* final_logit_softcapping, 0: none */
 };
 
-static double ref_ce(const double *x, const int32_t *tg, int rows, int vocab)
+static double ref_ce_cap(const double *x0, const int32_t *tg, int rows, int vocab, double cap)
 {
-	double s = 0.0;
+	double s = 0.0, *x = malloc((size_t)rows * vocab * sizeof(double));
+	if (!x)
+		abort();
+	for (size_t i = 0; i < (size_t)rows * vocab; i++)
+		x[i] = cap > 0 ? cap * tanh(x0[i] / cap) : x0[i];
 	for (int r = 0; r < rows; r++) {
 		if (tg[r] < 0)
 			continue;
@@ -1067,13 +1123,42 @@ static double ref_ce(const double *x, const int32_t *tg, int rows, int vocab)
 			sum += exp(xr[j] - mx);
 		s += log(sum) + mx - xr[tg[r]];
 	}
+	free(x);
 	return s;
 }
 
 static double ce_loss(void *vctx, double *x)
 {
 	struct ce_ctx *c = vctx;
-	return c->scale * ref_ce(x, c->tg, CROWS, CV);
+	return c->scale * ref_ce_cap(x, c->tg, CROWS, CV, c->cap);
+}
+
+static double ref_ce(const double *x, const int32_t *tg, int rows, int vocab)
+{
+	return ref_ce_cap(x, tg, rows, vocab, 0.0);
+}
+
+/* Gemma-2's final_logit_softcapping through the loss and its gradient. */
+static void test_cross_entropy_softcap(void)
+{
+	int32_t tg[CROWS] = { 3, -100, 36, 0, -1, 17, 17 };
+	float x[CROWS * CV], x2[CROWS * CV];
+	double xd[CROWS * CV], gd[CROWS * CV];
+	fill(x, CROWS * CV, 20.0);
+	x[6 * CV + 17] = 300.0f; /* far past the cap: tanh saturates */
+	to_double(xd, x, CROWS * CV);
+	memcpy(x2, x, sizeof(x));
+	double want = ref_ce_cap(xd, tg, CROWS, CV, 7.5), got = 0.0;
+	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, CROWS, CV, 0.3f, 0, &got, 7.5f) == 0, "loss");
+	TT_CHECK(fabs(got - want) <= 1e-5 * want, "loss %.9g want %.9g", got, want);
+	struct ce_ctx c = { tg, 0.3, 7.5 };
+	fd_grad(ce_loss, &c, xd, CROWS * CV, gd);
+	got = 0.0;
+	TT_REQUIRE(tk_cross_entropy(&be2, x2, tg, CROWS, CV, 0.3f, 1, &got, 7.5f) == 0, "grad");
+	TT_CHECK(fabs(got - want) <= 1e-5 * want, "loss %.9g want %.9g", got, want);
+	CHECK_CLOSE(x2, gd, CROWS * CV, 1e-6, 1e-4, "dlogits");
+	TT_CHECK(tk_cross_entropy(&be2, x2, tg, CROWS, CV, 0.3f, 1, &got, -1.0f) == TK_E_INVAL,
+		 "negative cap accepted");
 }
 
 static void test_cross_entropy(void)
@@ -1088,13 +1173,13 @@ static void test_cross_entropy(void)
 	to_double(xd, x, CROWS * CV);
 	memcpy(keep, x, sizeof(x));
 	double want = ref_ce(xd, tg, CROWS, CV), got = 1.0;
-	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, CROWS, CV, 0.2f, 0, &got) == 0, "loss only");
+	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, CROWS, CV, 0.2f, 0, &got, 0.0f) == 0, "loss only");
 	TT_CHECK(fabs(got - 1.0 - want) <= 1e-5 * want, "loss %.9g want %.9g", got - 1.0, want);
 	TT_CHECK(!memcmp(x, keep, sizeof(x)), "logits changed without grad");
-	struct ce_ctx c = { tg, 0.2 };
+	struct ce_ctx c = { tg, 0.2, 0.0 };
 	fd_grad(ce_loss, &c, xd, CROWS * CV, gd);
 	got = 0.0;
-	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, CROWS, CV, 0.2f, 1, &got) == 0, "grad");
+	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, CROWS, CV, 0.2f, 1, &got, 0.0f) == 0, "grad");
 	TT_CHECK(fabs(got - want) <= 1e-5 * want, "loss %.9g want %.9g", got, want);
 	CHECK_CLOSE(x, gd, CROWS * CV, 1e-6, 1e-4, "dlogits");
 	for (int j = 0; j < CV; j++)
@@ -1108,7 +1193,7 @@ static void test_cross_entropy_bad_target(void)
 	fill(x, CROWS * CV, 1.0);
 	memcpy(keep, x, sizeof(x));
 	double loss = 0.0;
-	TT_CHECK(tk_cross_entropy(&be2, x, tg, CROWS, CV, 1.0f, 1, &loss) == TK_E_INVAL,
+	TT_CHECK(tk_cross_entropy(&be2, x, tg, CROWS, CV, 1.0f, 1, &loss, 0.0f) == TK_E_INVAL,
 		 "target = vocab accepted");
 	TT_CHECK(!memcmp(x, keep, sizeof(x)) && loss == 0.0, "written before the error");
 }
@@ -1120,7 +1205,7 @@ static void test_cross_entropy_nan(void)
 	fill(x, 2 * CV, 1.0);
 	x[CV + 5] = NAN;
 	double loss = 0.0;
-	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, 2, CV, 1.0f, 1, &loss) == 0, "rc");
+	TT_REQUIRE(tk_cross_entropy(&be2, x, tg, 2, CV, 1.0f, 1, &loss, 0.0f) == 0, "rc");
 	TT_CHECK(isnan(loss), "a NaN logit gave loss %g", loss);
 }
 
@@ -1275,13 +1360,13 @@ static void det_run(struct tk_backend *be, float *o, float *att)
 	memset(o, 0, DET_NO * sizeof(float));
 	tk_layernorm_fwd(be, dx, mean, rstd, x, w, bb, DR, DC, 1e-5f);
 	tk_layernorm_bwd(be, dx, o, o + DC, dy, x, w, mean, rstd, DR, DC);
-	tk_rmsnorm_fwd(be, dx, rstd, x, w, DR, DC, 1e-6f);
-	tk_rmsnorm_bwd(be, dx, o + 2 * DC, dy, x, w, rstd, DR, DC);
+	tk_rmsnorm_fwd(be, dx, rstd, x, w, 0.0f, DR, DC, 1e-6f);
+	tk_rmsnorm_bwd(be, dx, o + 2 * DC, dy, x, w, 0.0f, rstd, DR, DC);
 	tk_bias_grad(be, o + 3 * DC, dy, DR, DC);
 	tk_embedding_bwd(be, o + 4 * DC, dy, ids, DR, DC);
 	double ss = 0.0, loss = 0.0;
 	tk_sum_squares(be, &ss, x, (size_t)DR * DC);
-	tk_cross_entropy(be, x, tg, DR, DC, 1.0f, 1, &loss);
+	tk_cross_entropy(be, x, tg, DR, DC, 1.0f, 1, &loss, 0.0f);
 	/* the two doubles, two floats' room each, at the end */
 	memcpy(o + DET_NO - 4, &ss, sizeof(ss));
 	memcpy(o + DET_NO - 2, &loss, sizeof(loss));
@@ -1367,6 +1452,8 @@ int main(void)
 	TT_RUN(test_rmsnorm_bwd);
 	TT_RUN(test_gelu);
 	TT_RUN(test_swiglu);
+	TT_RUN(test_geglu);
+	TT_RUN(test_logit_softcap);
 	TT_RUN(test_expf_poly);
 	TT_RUN(test_bias);
 	TT_RUN(test_axpy_scale_sumsq);
@@ -1381,6 +1468,7 @@ int main(void)
 	TT_RUN(test_attention_bad_heads);
 	TT_RUN(test_embedding);
 	TT_RUN(test_cross_entropy);
+	TT_RUN(test_cross_entropy_softcap);
 	TT_RUN(test_cross_entropy_bad_target);
 	TT_RUN(test_cross_entropy_nan);
 	TT_RUN(test_adamw_torch);

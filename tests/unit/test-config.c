@@ -26,8 +26,20 @@ static const char *tmp(const char *name)
 }
 
 static const char *const norms[] = { "layer", "rms" }, *const poss[] = { "learned", "rope" },
-			   *const mlps[] = { "gelu", "swiglu" },
+			   *const mlps[] = { "gelu", "swiglu", "geglu" },
 			   *const ropes[] = { "default", "linear", "dynamic", "yarn", "longrope", "llama3" };
+
+/* "w0,w1,...": layer_window, comma-separated. */
+static const char *windows(const struct tk_model_config *c)
+{
+	static char buf[8192];
+	size_t n = 0;
+	buf[0] = 0;
+	for (int l = 0; l < c->n_layer && n + 16 < sizeof(buf); l++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%d", l ? "," : "",
+				      c->layer_window[l]);
+	return buf;
+}
 
 /* Compares c with NAME.expect; returns the number of mismatches. */
 static int check_expect(const struct tk_model_config *c, const char *path, const char *what)
@@ -75,12 +87,22 @@ static int check_expect(const struct tk_model_config *c, const char *path, const
 		INT("pad_id", c->pad_id);
 		STR("torch_dtype", c->torch_dtype[0] ? c->torch_dtype : "-");
 		INT("n_params", tk_config_n_params(c));
+		/* Gemma's */
+		FLT("norm_offset", c->norm_offset);
+		FLT("embed_scale", c->embed_scale);
+		INT("sandwich", c->sandwich_norm);
+		INT("qk_norm", c->qk_norm);
+		FLT("query_pre_attn_scalar", c->query_pre_attn_scalar);
+		FLT("attn_softcap", c->attn_softcap);
+		FLT("final_softcap", c->final_softcap);
+		FLT("rope_local_theta", c->rope_local_theta);
+		STR("windows", windows(c));
 		else ok = 0;
 		if (!ok && !bad++)
 			TT_CHECK(0, "%s (%s): %s should be %s", path, what, key, val);
 	}
 	fclose(f);
-	TT_CHECK(n == 27, "%s: %d keys", path, n);
+	TT_CHECK(n == 27 || (n == 36 && c->sandwich_norm), "%s: %d keys", path, n);
 	return bad;
 }
 
@@ -145,9 +167,30 @@ static void test_unsupported_and_bad(void)
 	const int U = TK_E_UNSUPPORTED, F = TK_E_FORMAT;
 	unsupported("{\"model_type\": \"falcon\"}", U,
 		    "model_type 'falcon' is not supported (tk reads gpt2, llama, mistral, qwen2, "
-		    "qwen3, smollm3)");
+		    "qwen3, smollm3, gemma2, gemma3_text)");
 	unsupported("{\"n_layer\": 2}", F,
-		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3)");
+		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3, gemma2, "
+		    "gemma3_text)");
+	unsupported("{\"model_type\": \"gemma2\", \"use_bidirectional_attention\": true}", U,
+		    "use_bidirectional_attention=true is not supported");
+	unsupported("{\"model_type\": \"gemma2\", \"hidden_activation\": \"gelu\"}", U,
+		    "hidden_activation 'gelu' (tk implements gelu_pytorch_tanh) is not supported");
+	unsupported("{\"model_type\": \"gemma2\", \"num_hidden_layers\": 2, \"layer_types\": "
+		    "[\"full_attention\", \"chunked_attention\"]}", U,
+		    "layer_types entry 'chunked_attention'");
+	unsupported("{\"model_type\": \"gemma2\", \"sliding_window\": null}", F,
+		    "sliding_window is null but there are sliding_attention layers");
+	unsupported("{\"model_type\": \"gemma2\", \"attn_logit_softcapping\": -1}", F,
+		    "attn_logit_softcapping: expected a positive number");
+	unsupported("{\"model_type\": \"gemma3_text\", \"rope_parameters\": {\"rope_type\": "
+		    "\"default\"}}", F,
+		    "rope_parameters: expected objects full_attention and sliding_attention");
+	unsupported("{\"model_type\": \"gemma3_text\", \"rope_parameters\": {\"full_attention\": "
+		    "{}, \"sliding_attention\": {\"rope_type\": \"linear\", \"factor\": 2}}}", U,
+		    "rope_parameters.sliding_attention with a rope_type other than default");
+	unsupported("{\"model_type\": \"gemma3\", \"text_config\": {}}", U,
+		    "model_type 'gemma3' (Gemma-3 with its vision tower) is not supported: tk reads "
+		    "the text model alone");
 	unsupported("{\"model_type\": \"llama\", \"rope_scaling\": {\"rope_type\": \"su\", "
 		    "\"factor\": 8.0}}",
 		    U, "rope_scaling with rope_type 'su'");

@@ -524,6 +524,95 @@ static void test_export_roundtrip(void)
 	TT_CHECK(!stray_entries(NULL), "output left behind");
 }
 
+/* Gemma through GGUF and back: the fixture model made what llama.cpp
+ * computes (query_pre_attn_scalar = head_dim; Gemma-3 with its sliding
+ * layers every but 6th, no rope scaling), exported as F32 and imported.
+ * The config comes back; the tensors bit for bit but the norms, which go
+ * through 1 + w and back (a rounding of fp32 at 1 + |w|: 2^-24 (1 + |w|)
+ * each way); the logits within 1e-5 (eleven tokens through 3 layers of
+ * norms that differ by that much). */
+static void gemma_roundtrip(const char *name)
+{
+	struct tk_diag d;
+	struct tk_model m = { 0 }, a = { 0 };
+	char src[4096];
+	const char *dir = tmp("gm"), *g = tmp("gm.gguf"), *out = tmp("gm-back");
+	snprintf(src, sizeof(src), "%s/%s", tt_fixture("models"), name);
+	TT_REQUIRE(!tk_model_load(&m, src, &be, &d), "%s", d.msg);
+	struct tk_model_config *c = &m.cfg;
+	c->query_pre_attn_scalar = (float)c->head_dim;
+	if (c->arch == TK_ARCH_GEMMA3) {
+		for (int l = 0; l < c->n_layer; l++)
+			c->layer_window[l] = (l + 1) % 6 ? c->sliding_window : 0;
+		c->rope.type = TK_ROPE_DEFAULT;
+		c->rope.factor = 0;
+	}
+	TT_REQUIRE(!tk_model_save(&m, dir, 1, &d), "%s", d.msg);
+	TT_REQUIRE(!export(dir, g, TK_GGML_F32, 0, &d), "%s: export: %s", name, d.msg);
+	struct tk_convert_opts o = { .input = g, .output = out, .outtype = TK_DT_F32 };
+	TT_REQUIRE(!tk_convert_gguf(&o, NULL, &d), "%s: import: %s", name, d.msg);
+	TT_REQUIRE(!tk_model_load(&a, out, &be, &d), "%s", d.msg);
+	const struct tk_model_config *x = &a.cfg;
+	int same = x->arch == c->arch && x->query_pre_attn_scalar == c->query_pre_attn_scalar &&
+		   x->attn_softcap == c->attn_softcap && x->final_softcap == c->final_softcap &&
+		   x->rope_local_theta == c->rope_local_theta && x->rope_theta == c->rope_theta &&
+		   x->sliding_window == c->sliding_window && x->head_dim == c->head_dim &&
+		   x->tie_embeddings == c->tie_embeddings && x->n_kv_head == c->n_kv_head &&
+		   !memcmp(x->layer_window, c->layer_window, sizeof(x->layer_window));
+	TT_CHECK(same, "%s: the config differs after GGUF", name);
+	TT_CHECK(a.n_tensors == m.n_tensors, "%s: %d tensors, %d", name, a.n_tensors, m.n_tensors);
+	for (int i = 0; i < m.n_tensors; i++) {
+		const struct tk_model_tensor *t = &m.tensors[i], *u = tk_model_find(&a, t->name);
+		TT_REQUIRE(u && u->n == t->n, "%s: %s", name, t->name);
+		const float *p = m.params + t->off, *q = a.params + u->off;
+		int norm = strstr(t->name, "norm.weight") != NULL;
+		for (size_t k = 0; k < t->n; k++) {
+			double tol = norm ? 0x1p-23 * (1 + fabs(p[k])) : 0;
+			if (!(fabs((double)p[k] - q[k]) <= tol)) {
+				TT_CHECK(0, "%s: %s[%zu] %.9g back as %.9g", name, t->name, k, p[k],
+					 q[k]);
+				break;
+			}
+		}
+	}
+	uint32_t ids[11] = { 3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46 };
+	float *la = malloc(11 * 97 * sizeof(float)), *lm = malloc(11 * 97 * sizeof(float));
+	TT_REQUIRE(la && lm, "out of memory");
+	TT_REQUIRE(!tk_model_forward(&a, ids, NULL, 1, 11, 0, 0, NULL, &d) &&
+		   !tk_model_logits(&a, 0, 11, la, &d), "%s", d.msg);
+	TT_REQUIRE(!tk_model_forward(&m, ids, NULL, 1, 11, 0, 0, NULL, &d) &&
+		   !tk_model_logits(&m, 0, 11, lm, &d), "%s", d.msg);
+	double worst = 0;
+	for (int i = 0; i < 11 * 97; i++)
+		worst = fmax(worst, fabs((double)la[i] - lm[i]));
+	TT_CHECK(worst <= 1e-5, "%s: logits differ by %g after GGUF", name, worst);
+	free(la);
+	free(lm);
+	tk_model_free(&a);
+	tk_model_free(&m);
+	unlink(g);
+	tk_afile_rmtree(dir);
+	tk_afile_rmtree(out);
+}
+
+/* What llama.cpp's gemma2 / gemma3 cannot express is refused, naming it. */
+static void test_export_gemma(void)
+{
+	struct tk_diag d;
+	char src[4096];
+	gemma_roundtrip("gemma2");
+	gemma_roundtrip("gemma3");
+	snprintf(src, sizeof(src), "%s/gemma2", tt_fixture("models"));
+	int rc = export(src, tmp("no.gguf"), TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "query_pre_attn_scalar 24 (llama.cpp: 16)"),
+		 "gemma2: %d %s", rc, d.msg);
+	snprintf(src, sizeof(src), "%s/gemma3", tt_fixture("models"));
+	rc = export(src, tmp("no.gguf"), TK_GGML_F32, 0, &d);
+	TT_CHECK(rc == TK_E_UNSUPPORTED && strstr(d.msg, "layer 1 full"), "gemma3: %d %s", rc,
+		 d.msg);
+	TT_CHECK(!stray_entries(NULL), "output left behind");
+}
+
 /* A GGUF vocabulary imported and exported again is the original's. */
 static void test_export_vocab(void)
 {
@@ -750,6 +839,7 @@ int main(void)
 	TT_RUN(test_quantize);
 	TT_RUN(test_writer);
 	TT_RUN(test_export_roundtrip);
+	TT_RUN(test_export_gemma);
 	TT_RUN(test_export_vocab);
 	TT_RUN(test_export_errors);
 	TT_RUN(test_sliding_window);

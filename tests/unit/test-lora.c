@@ -31,6 +31,8 @@ static const char *base_of(const char *name)
 	return !strncmp(name, "gpt2", 4)    ? "models/gpt2"
 	       : !strncmp(name, "llama", 5) ? "models/llama"
 	       : !strncmp(name, "qwen3", 5) ? "models/qwen3"
+	       : !strncmp(name, "gemma2", 6) ? "models/gemma2"
+	       : !strncmp(name, "gemma3", 6) ? "models/gemma3"
 					    : "models/qwen2";
 }
 
@@ -242,6 +244,14 @@ static void test_parity_qwen3(void)
 	parity("qwen3-all");
 }
 
+/* Gemma-2: the seven projections by name; Gemma-3: every linear layer with
+ * rsLoRA and its (1 + w) q_norm/k_norm in modules_to_save */
+static void test_parity_gemma(void)
+{
+	parity("gemma2-seven");
+	parity("gemma3-all");
+}
+
 /* merge_and_unload(): every merged tensor against peft's. */
 static void merge(const char *name)
 {
@@ -282,6 +292,11 @@ static void merge(const char *name)
 static void test_merge_gpt2(void) { merge("gpt2-all"); }
 static void test_merge_llama(void) { merge("llama-seven"); }
 static void test_merge_qwen3(void) { merge("qwen3-all"); }
+static void test_merge_gemma(void)
+{
+	merge("gemma2-seven");
+	merge("gemma3-all");
+}
 
 /* Gradients of every trainable tensor, concatenated. */
 static float *all_grads(struct tk_model *m, size_t *n)
@@ -472,11 +487,13 @@ int main(void)
 	TT_RUN(test_parity_llama_seven);
 	TT_RUN(test_parity_qwen2_qkv);
 	TT_RUN(test_parity_qwen3);
+	TT_RUN(test_parity_gemma);
 	TT_RUN(test_qlora_llama_nf4_dq);
 	TT_RUN(test_qlora_gpt2_fp4);
 	TT_RUN(test_merge_gpt2);
 	TT_RUN(test_merge_llama);
 	TT_RUN(test_merge_qwen3);
+	TT_RUN(test_merge_gemma);
 	TT_RUN(test_checkpointing_dropout);
 	TT_RUN(test_dropout_gradient);
 	TT_RUN(test_attach_fresh);

@@ -33,7 +33,8 @@
 
 static const char *NAMES[] = { "gpt2",        "llama",        "qwen2",         "qwen3",
 			       "smollm3",     "rope-llama3",  "rope-linear",   "rope-yarn",
-			       "rope-longrope", "rope-dynamic", "swa-mistral",  "swa-qwen2" };
+			       "rope-longrope", "rope-dynamic", "swa-mistral",  "swa-qwen2",
+			       "gemma2",      "gemma3" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
 static struct tk_backend be;
@@ -234,6 +235,21 @@ static void test_parity_qwen3(void)
 static void test_parity_smollm3(void)
 {
 	parity("smollm3");
+}
+
+/* Gemma-2: (1 + w) norms, four a layer, scaled embeddings, GeGLU,
+ * query_pre_attn_scalar 24, attention and final soft-capping, layers 0 and
+ * 2 of 3 attending through a window of 5 of the 11 tokens, tied */
+static void test_parity_gemma2(void)
+{
+	parity("gemma2");
+}
+
+/* Gemma-3: q/k norms, the sliding layers' own rope theta, a linear
+ * scaling on the full layer, window 4, untied */
+static void test_parity_gemma3(void)
+{
+	parity("gemma3");
 }
 
 /* The rotary scalings on 40 tokens, past the original context of 32
@@ -576,6 +592,8 @@ static void test_round_trip_qwen3(void)
 {
 	round_trip("qwen3");
 	round_trip("smollm3");
+	round_trip("gemma2");
+	round_trip("gemma3");
 }
 
 /* each scaling's keys are written back as they were read */
@@ -988,6 +1006,8 @@ int main(void)
 	TT_RUN(test_parity_qwen2);
 	TT_RUN(test_parity_qwen3);
 	TT_RUN(test_parity_smollm3);
+	TT_RUN(test_parity_gemma2);
+	TT_RUN(test_parity_gemma3);
 	TT_RUN(test_parity_swa);
 	TT_RUN(test_parity_rope);
 	TT_RUN(test_chunked_rows);

@@ -49,6 +49,12 @@ static const struct fixture fixtures[] = {
 	{ "llama-seven", "llama", 2, 3, 0.05,
 	  "gate_proj,v_proj,o_proj,k_proj,up_proj,down_proj,q_proj", TK_LORA_BIAS_NONE, 0, "" },
 	{ "qwen2-qkv", "qwen2", 4, 4, 0, "v_proj,k_proj,q_proj", TK_LORA_BIAS_LORA_ONLY, 0, "" },
+	{ "gemma2-seven", "gemma2", 4, 8, 0,
+	  "gate_proj,v_proj,o_proj,k_proj,up_proj,down_proj,q_proj", TK_LORA_BIAS_NONE, 0, "" },
+	/* all-linear, which peft 0.21 writes as the seven names for Gemma-3 */
+	{ "gemma3-all", "gemma3", 4, 16, 0,
+	  "gate_proj,v_proj,o_proj,k_proj,up_proj,down_proj,q_proj", TK_LORA_BIAS_NONE, 1,
+	  "q_norm,k_norm" },
 };
 #define N_FIX ((int)(sizeof(fixtures) / sizeof(fixtures[0])))
 
