@@ -223,6 +223,7 @@ static void bf16_copy(struct tk_backend *be, unsigned short *dst, const float *s
 	for (int r = 0; r < rows; r++) {
 		const float *s = src + (size_t)r * ld;
 		unsigned short *o = dst + (size_t)r * cols;
+#pragma omp simd
 		for (int j = 0; j < cols; j++)
 			o[j] = tk_bf16_code(s[j]);
 	}
