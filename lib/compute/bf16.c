@@ -52,6 +52,7 @@ const char *tk_bf16_path_name(enum tk_bf16_path p)
 	X(dnnl_engine_create)                                                                   \
 	X(dnnl_stream_create)                                                                   \
 	X(dnnl_memory_desc_init_by_strides)                                                     \
+	X(dnnl_memory_desc_init_by_tag)                                                         \
 	X(dnnl_matmul_desc_init)                                                                \
 	X(dnnl_primitive_attr_create)                                                           \
 	X(dnnl_primitive_attr_destroy)                                                          \
@@ -84,6 +85,20 @@ static struct {
 #undef X
 } dn = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* oneDNN's name of the instruction set it runs. */
+static const char *isa_name(dnnl_cpu_isa_t isa)
+{
+	switch ((int)isa) {
+	case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+	case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+	case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+	case dnnl_cpu_isa_avx512_core: return "avx512_core";
+	case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+	case dnnl_cpu_isa_avx2: return "avx2";
+	default: return "an older ISA";
+	}
+}
+
 static const char soname[] = "libdnnl.so.2";
 
 static void load(void)
@@ -112,6 +127,22 @@ static void load(void)
 	}
 	const dnnl_version_t *v = dn.dnnl_version();
 	snprintf(dn.version, sizeof(dn.version), "oneDNN %d.%d.%d", v->major, v->minor, v->patch);
+	/* oneDNN 2.x has bf16 matmuls from AVX-512 up only: ask for one */
+	dnnl_memory_desc_t md16, md32;
+	dnnl_dims_t dims = { 16, 16 };
+	dnnl_matmul_desc_t mm;
+	dnnl_primitive_desc_t pd = NULL;
+	if (dn.dnnl_memory_desc_init_by_tag(&md16, 2, dims, dnnl_bf16, dnnl_ab) ||
+	    dn.dnnl_memory_desc_init_by_tag(&md32, 2, dims, dnnl_f32, dnnl_ab) ||
+	    dn.dnnl_matmul_desc_init(&mm, &md16, &md16, NULL, &md32) ||
+	    dn.dnnl_primitive_desc_create(&pd, &mm, NULL, dn.eng, NULL)) {
+		dn.rc = tk_diag_set(&dn.d, TK_E_INVAL, NULL, -1,
+				    "TK_BF16=hw: %s has no bf16 matmul for this CPU (it needs AVX-512; oneDNN "
+				    "runs %s here): use TK_BF16=emulate", dn.version,
+				    isa_name(dn.dnnl_get_effective_cpu_isa()));
+		return;
+	}
+	dn.dnnl_primitive_desc_destroy(pd);
 	dn.rc = 0;
 }
 
@@ -130,20 +161,6 @@ int tk_bf16_check(struct tk_diag *d)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "TK_BF16: no path '%s' (use auto, hw, emulate)", getenv("TK_BF16"));
 	return tk_bf16_path() == TK_BF16_HW ? dnnl_load(d) : 0;
-}
-
-/* oneDNN's name of the instruction set it runs. */
-static const char *isa_name(dnnl_cpu_isa_t isa)
-{
-	switch ((int)isa) {
-	case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
-	case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
-	case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
-	case dnnl_cpu_isa_avx512_core: return "avx512_core";
-	case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
-	case dnnl_cpu_isa_avx2: return "avx2";
-	default: return "an older ISA";
-	}
 }
 
 const char *tk_bf16_describe(void)

@@ -39,7 +39,9 @@ int tk_bf16_cpu_has(void);
 
 /* Checks TK_BF16 and, for the hw path, loads oneDNN (once per process):
  * 0, or TK_E_INVAL (TK_BF16 names no path) / TK_E_DEVICE (oneDNN cannot be
- * loaded) with d saying which and what to do. */
+ * loaded) with d saying which and what to do; TK_E_INVAL too when oneDNN
+ * has no bf16 matmul for this CPU (one without AVX-512, where only a forced
+ * TK_BF16=hw asks for it). */
 int tk_bf16_check(struct tk_diag *d);
 
 /* "hw" or "emulate" (static). */

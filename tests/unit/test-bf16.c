@@ -114,6 +114,8 @@ static void test_gemm(void)
 	struct tk_diag d = { 0 };
 	int rc = tk_bf16_check(&d);
 	set_path(was);
+	if (rc == TK_E_INVAL) /* oneDNN 2.x: no bf16 matmul below AVX-512 */
+		TT_SKIP("%s", d.msg);
 	TT_REQUIRE(rc == 0, "the hw path cannot load: %s", d.msg);
 	for (int t = 0; t < 4; t++) {
 		one(t & 1, t >> 1, 37, 29, 203, 1.0f, 0.0f, 1);

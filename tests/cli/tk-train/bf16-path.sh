@@ -4,6 +4,11 @@
 # path is said once on stderr; metrics.jsonl records the path; --version
 # names it; an unknown TK_BF16 is refused before training.
 unset TK_BF16
+# TK_BF16=hw needs oneDNN's bf16 matmul: oneDNN 2.x has one from AVX-512 up
+if ! TK_BF16=hw tk-pack --version | grep -q '^bf16 (--bf16, TK_BF16): hw: oneDNN [0-9.]* bf16 matmul'; then
+	echo "oneDNN has no bf16 matmul on this CPU, so TK_BF16=hw cannot run" >&2
+	exit 77
+fi
 args="--model $FIX/train/model --data $FIX/train/blocks --max-steps 2 --logging-steps 1 --threads 1"
 TK_BF16=emulate tk-train $args --bf16 -o e >/dev/null 2>err
 echo "emulate: exit $?"
