@@ -8,17 +8,20 @@
 #
 # Libraries whose variable is unset are left out; oneDNN is Debian's
 # libdnnl-dev, OpenBLAS Debian's libopenblas0 with the core type tk chooses
-# (TK_CORETYPE, default SkylakeX).  2 threads (TK_BENCH_THREADS).
+# (as bin/tk-pack --version names it; TK_CORETYPE to give another).  2
+# threads (TK_BENCH_THREADS).
 set -euo pipefail
 rounds=${1:-5}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 here=$(dirname "$0")
+coretype=${TK_CORETYPE:-$("$here/../bin/tk-pack" --version 2>/dev/null |
+	sed -n 's/^gemm: OpenBLAS [^,]*, \([A-Za-z]*\) kernels.*/\1/p')}
 cc -O2 -o "$tmp/gemm-libs" "$here/gemm-libs.c" -ldnnl -ldl
 export TK_BENCH_THREADS=${TK_BENCH_THREADS:-2}
 export OMP_NUM_THREADS=$TK_BENCH_THREADS OPENBLAS_NUM_THREADS=$TK_BENCH_THREADS
 for ((r = 0; r < rounds; r++)); do
-	OPENBLAS_CORETYPE=${TK_CORETYPE:-SkylakeX} \
+	OPENBLAS_CORETYPE=$coretype \
 		"$tmp/gemm-libs" openblas /usr/lib/x86_64-linux-gnu/libopenblas.so.0
 	[[ -n ${SCIPY_OPENBLAS:-} ]] && "$tmp/gemm-libs" scipy "$SCIPY_OPENBLAS"
 	[[ -n ${MKL_DIR:-} ]] && MKL_THREADING_LAYER=GNU LD_LIBRARY_PATH=$MKL_DIR \
