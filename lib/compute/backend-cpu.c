@@ -47,6 +47,7 @@
 #include "base/quant-common.h"
 #include "base/quant.h"
 #include "base/rng.h"
+#include "compute/bf16.h"
 #include "compute/blas.h"
 #include "compute/backend-cpu-int.h"
 #include "compute/cpu.h"
@@ -213,10 +214,27 @@ static void round_copy(struct tk_backend *be, float *dst, const float *src, int 
 	}
 }
 
+/* dst[rows, cols] (packed) = the bf16 codes of src (row stride ld). */
+static void bf16_copy(struct tk_backend *be, unsigned short *dst, const float *src, int rows,
+		      int cols, int ld)
+{
+	int nt = be->threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
+	for (int r = 0; r < rows; r++) {
+		const float *s = src + (size_t)r * ld;
+		unsigned short *o = dst + (size_t)r * cols;
+#pragma omp simd
+		for (int j = 0; j < cols; j++)
+			o[j] = tk_bf16_code(s[j]);
+	}
+}
+
 /* fp32 GEMM as above; in another precision (be->prec) A and B are first
  * rounded into the workspace, which emulates tensor cores: rounded
  * operands, exact products (two 11-bit significands fit fp32's 24),
- * fp32 sums - slower than fp32, the reference for the GPU's GEMMs. */
+ * fp32 sums - slower than fp32, the reference for the GPU's GEMMs.  bf16
+ * on the hw path (bf16.h) instead passes the operands' bf16 codes to
+ * oneDNN's bf16 GEMM: the same products, fp32 sums in its own order. */
 static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
 		      const float *a, int lda, const float *b, int ldb, float beta, float *c,
 		      int ldc)
@@ -226,6 +244,19 @@ static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k
 	/* stored shapes: A [m,k] or [k,m] (ta), B [k,n] or [n,k] (tb) */
 	int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
 	size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
+	if (be->prec == TK_PREC_BF16 && tk_bf16_path() == TK_BF16_HW) {
+		struct tk_diag d;
+		unsigned short *ha = ws_get(be, (na + nb) * sizeof(unsigned short));
+		if (!ha)
+			return TK_E_NOMEM;
+		int rc = tk_bf16_check(&d);
+		if (rc)
+			return rc;
+		bf16_copy(be, ha, a, ar, ac, lda);
+		bf16_copy(be, ha + na, b, br, bc, ldb);
+		return tk_bf16_gemm(ta, tb, m, n, k, alpha, ha, ac, ha + na, bc, beta, c, ldc,
+				    be->threads, &d);
+	}
 	float *ra = ws_get(be, (na + nb) * sizeof(float));
 	if (!ra)
 		return TK_E_NOMEM;
@@ -235,11 +266,13 @@ static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k
 	return cpu_matmul_f32(be, ta, tb, m, n, k, alpha, ra, ac, rb, bc, beta, c, ldc);
 }
 
-/* Every precision is emulated on the CPU. */
+/* Every precision is emulated on the CPU; bf16 may take oneDNN's GEMM
+ * instead (bf16.h), which must then load. */
 static int cpu_prec_ok(struct tk_backend *be, int prec, struct tk_diag *d)
 {
 	(void)be;
-	(void)d;
+	if (prec == TK_PREC_BF16)
+		return tk_bf16_check(d);
 	return prec >= TK_PREC_FP32 && prec <= TK_PREC_FP16 ? 0 : TK_E_UNSUPPORTED;
 }
 

@@ -1,6 +1,7 @@
 /* cli.c - see cli.h. */
 #include "jobs/cli.h"
 
+#include "compute/bf16.h"
 #include "compute/blas.h"
 #include "compute/cpu.h"
 #include "compute/dist.h"
@@ -174,6 +175,7 @@ void tk_cli_version(FILE *out)
 	for (const struct tk_blas_kernel *k = tk_blas_kernels; k->name; k++)
 		if (k->cpu_has())
 			fprintf(out, " %s", k->name);
+	fprintf(out, "\nbf16 (--bf16, TK_BF16): %s", tk_bf16_describe());
 	fprintf(out, "\nloops: %s (TK_CPU_ISA:", tk_cpu_isa_name(tk_cpu_isa()));
 	for (int i = (int)tk_cpu_isa_best(); i >= 0; i--)
 		fprintf(out, " %s", tk_cpu_isa_name((enum tk_cpu_isa)i));

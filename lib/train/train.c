@@ -15,6 +15,7 @@
 
 #include "base/afile.h"
 #include "base/path.h"
+#include "compute/bf16.h"
 #include "compute/dist.h"
 #include "formats/config.h"
 #include "train/train-int.h"
@@ -353,6 +354,9 @@ int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag
 	}
 	if (d)
 		d->msg[0] = 0;
+	if (prec == TK_PREC_BF16 && !strcmp(be->i->name, "cpu") &&
+	    tk_bf16_path() == TK_BF16_EMULATE)
+		tk_diag_set(d, 0, NULL, -1, "--bf16 on this CPU: %s", tk_bf16_describe());
 	return 0;
 }
 

@@ -225,8 +225,10 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
  * tk_backend_set_prec, except that TK_PREC_BF16 on a backend that has no
  * bf16 but has fp16 (a T4) falls back to fp16, which tk_train_run then
  * trains with loss scaling: *used gets the precision set and d->msg a note
- * saying why (empty when prec itself was set).  Returns 0, or the error of
- * tk_backend_set_prec (d says why). */
+ * saying why (empty when prec itself was set, except for TK_PREC_BF16 on
+ * the CPU on the emulated bf16 path, compute/bf16.h: a note that it is
+ * emulated, and why).  Returns 0, or the error of tk_backend_set_prec (d
+ * says why). */
 int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag *d);
 
 /* The newest complete OUT/checkpoint-N directory (highest N that has
