@@ -32,8 +32,8 @@ static const char about[] =
 	"log or eval step to OUT/metrics.jsonl, checkpoints to OUT/checkpoint-STEP/, and at the "
 	"end OUT/ is a model directory that transformers loads; the final metrics go to stdout "
 	"as one JSON object.  Architectures (config.json model_type): gpt2, llama (Llama 1-3.x, "
-	"SmolLM), mistral, qwen2, qwen3, smollm3; rotary scaling (rope_type) default, linear, dynamic, "
-	"yarn, longrope, llama3.";
+	"SmolLM), mistral, qwen2, qwen3, smollm3, phi3 (Phi-3, Phi-3.5, Phi-4-mini); rotary "
+	"scaling (rope_type) default, linear, dynamic, yarn, longrope, llama3.";
 
 /* Keys of a TrainingArguments JSON that are not options of tk-train: they
  * mean nothing to it, or (use_cpu, no_cuda) apply_config reads them itself.
@@ -137,7 +137,8 @@ static const struct tk_opt opts[] = {
 		      "dropout on the adapters' input while training (0)"),
 	TK_OPT_LIST(0, "lora-target-modules", &a.lora_targets, "NAMES",
 		    "modules to adapt, comma-separated (q_proj,v_proj...; c_attn for GPT-2; "
-		    "all-linear); default as peft: c_attn (GPT-2), q_proj,v_proj (Llama family)"),
+		    "qkv_proj,o_proj,gate_up_proj,down_proj for Phi-3; all-linear); default as "
+		    "peft: c_attn (GPT-2), q_proj,v_proj (Llama family), none (Phi-3)"),
 	TK_OPT_CHOICE(0, "lora-bias", &a.lora_bias, "none|all|lora_only",
 		      "which biases train along (none)"),
 	TK_OPT_BOOL(0, "use-rslora", &a.use_rslora, "rank-stabilized scale alpha/sqrt(R)"),

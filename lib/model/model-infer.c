@@ -229,10 +229,10 @@ static int layer(struct tk_infer *s, int l, int n)
 	}
 	CHECK(linear(m, l, TK_LIN_V, vnew, s->ln, n));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) { /* SmolLM3's NoPE layers: none */
-		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, s->rope,
-			      s->rope_scale, 0));
-		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, s->rope,
-			      s->rope_scale, 0));
+		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, c->rotary_dim,
+			      s->rope, s->rope_scale, 0));
+		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, c->rotary_dim,
+			      s->rope, s->rope_scale, 0));
 	}
 	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
 	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));

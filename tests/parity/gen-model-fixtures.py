@@ -4,10 +4,12 @@ itself creates, and what transformers computes with them.
 
 Run from anywhere (deterministic on the CPU; needs torch, transformers,
 safetensors):
-    /tmp/refvenv/bin/python tests/parity/gen-model-fixtures.py [OUTDIR]
+    /tmp/refvenv/bin/python tests/parity/gen-model-fixtures.py [OUTDIR [NAME...]]
+(NAMEs: only those models, the others left as they are)
 
-For each model NAME (gpt2, llama, qwen2, qwen3, and rope-TYPE: llama with
-each rotary scaling) it writes
+For each model NAME (gpt2, llama, qwen2, qwen3, smollm3, rope-TYPE: llama
+with each rotary scaling, and phi3*: Phi-3 with its fused qkv_proj and
+gate_up_proj, partial rotary and LongRoPE) it writes
     NAME/config.json, NAME/model.safetensors
         the model as save_pretrained(safe_serialization=True) wrote it, in
         the dtype listed in MODELS (so that F16, BF16 and F32 checkpoints
@@ -34,7 +36,7 @@ import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen2Config,
+from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Phi3Config, Qwen2Config,
                           Qwen3Config, SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -84,6 +86,43 @@ def smollm3_config():
                          pad_token_id=None)
 
 
+def phi3_config():
+    # Phi-3 / Phi-3.5-mini: fused qkv_proj [6*8 + 2*2*8, 48] and gate_up_proj
+    # [2*76, 48], the whole head rotated, untied
+    return Phi3Config(hidden_size=48, intermediate_size=76, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-5,
+                      bos_token_id=1, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1,
+                      tie_word_embeddings=False)
+
+
+def phi3_partial_config():
+    # Phi-4-mini's shape: partial_rotary_factor 0.75 (6 of each head of 8
+    # rotated, 2 passed through), one key/value head for 5 query heads,
+    # tied embeddings
+    return Phi3Config(hidden_size=40, intermediate_size=52, num_hidden_layers=2,
+                      num_attention_heads=5, num_key_value_heads=1, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-5,
+                      partial_rotary_factor=0.75, rope_theta=500.0, bos_token_id=1,
+                      eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1, tie_word_embeddings=True)
+
+
+def phi3_longrope_config():
+    # Phi-3.5 / Phi-4-mini's LongRoPE (top-level original_max_position_embeddings
+    # 32, run on T_LONG tokens past it: the long factors), with Phi-4-mini's
+    # partial rotary: head_dim 16, 12 rotated, 6 factors each
+    return Phi3Config(hidden_size=64, intermediate_size=68, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=128,
+                      original_max_position_embeddings=32, rms_norm_eps=1e-5,
+                      partial_rotary_factor=0.75,
+                      rope_parameters=dict(rope_type="longrope", rope_theta=100.0,
+                                           long_factor=[1.0, 1.25, 1.5, 2.5, 4.0, 6.0],
+                                           short_factor=[1.0, 1.05, 1.1, 1.2, 1.3, 1.5]),
+                      bos_token_id=1, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1,
+                      tie_word_embeddings=False)
+
+
 # Rotary scalings, on the llama shape (head_dim 8: pairs of wavelength 6.3,
 # 20, 63 and 199 with theta 100, so that llama3's three bands and YaRN's
 # ramp each hold a pair), run on T_LONG tokens: past the original context
@@ -122,7 +161,11 @@ MODELS = [
     ("qwen2", qwen2_config, 3, torch.float16, T),
     ("qwen3", qwen3_config, 4, torch.bfloat16, T),
     ("smollm3", smollm3_config, 5, torch.bfloat16, T),
-] + [(n, rope_factory(n), 10 + i, torch.float32, T_LONG) for i, n in enumerate(ROPES)]
+] + [(n, rope_factory(n), 10 + i, torch.float32, T_LONG) for i, n in enumerate(ROPES)] + [
+    ("phi3", phi3_config, 20, torch.bfloat16, T),
+    ("phi3-partial", phi3_partial_config, 21, torch.float16, T),
+    ("phi3-longrope", phi3_longrope_config, 22, torch.float32, T_LONG),
+]
 
 
 def make_model(cfg_fn, seed, dtype):
@@ -166,11 +209,13 @@ def reference(model, ids, labels):
     return ref
 
 
-def generate(outdir):
+def generate(outdir, only=()):
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     os.makedirs(outdir, exist_ok=True)
     for name, cfg_fn, seed, dtype, t in MODELS:
+        if only and name not in only:
+            continue
         model = make_model(cfg_fn, seed, dtype)
         ids, labels = make_inputs(seed, t)
         ref = reference(model, ids, labels)
@@ -188,4 +233,4 @@ def generate(outdir):
 
 
 if __name__ == "__main__":
-    generate(sys.argv[1] if len(sys.argv) > 1 else OUT)
+    generate(sys.argv[1] if len(sys.argv) > 1 else OUT, sys.argv[2:])

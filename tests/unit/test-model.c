@@ -33,7 +33,8 @@
 
 static const char *NAMES[] = { "gpt2",        "llama",        "qwen2",         "qwen3",
 			       "smollm3",     "rope-llama3",  "rope-linear",   "rope-yarn",
-			       "rope-longrope", "rope-dynamic" };
+			       "rope-longrope", "rope-dynamic", "phi3",        "phi3-partial",
+			       "phi3-longrope" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
 static struct tk_backend be;
@@ -246,6 +247,16 @@ static void test_parity_rope(void)
 	parity("rope-yarn");
 	parity("rope-longrope");
 	parity("rope-dynamic");
+}
+
+/* Phi-3: fused qkv_proj and gate_up_proj; Phi-4-mini's partial rotary
+ * (6 of each head of 8) with one key/value head and tied embeddings; and
+ * LongRoPE past the original context of 32 with partial rotary */
+static void test_parity_phi3(void)
+{
+	parity("phi3");
+	parity("phi3-partial");
+	parity("phi3-longrope");
 }
 
 /* One forward + backward of m on ids/targets [B, T] from zeroed
@@ -525,7 +536,11 @@ static void round_trip(const char *name)
 		 m2.cfg.tie_embeddings == f.m.cfg.tie_embeddings &&
 		 m2.cfg.rope_theta == f.m.cfg.rope_theta && m2.cfg.norm_eps == f.m.cfg.norm_eps &&
 		 m2.cfg.attn_bias == f.m.cfg.attn_bias && m2.cfg.qk_norm == f.m.cfg.qk_norm &&
-		 m2.cfg.head_dim == f.m.cfg.head_dim &&
+		 m2.cfg.head_dim == f.m.cfg.head_dim && m2.cfg.fused == f.m.cfg.fused &&
+		 m2.cfg.rotary_dim == f.m.cfg.rotary_dim &&
+		 m2.cfg.partial_rotary == f.m.cfg.partial_rotary &&
+		 m2.cfg.sliding_window == f.m.cfg.sliding_window &&
+		 !memcmp(m2.cfg.dropout, f.m.cfg.dropout, sizeof(m2.cfg.dropout)) &&
 		 !memcmp(m2.cfg.no_rope, f.m.cfg.no_rope, sizeof(m2.cfg.no_rope)) &&
 		 !memcmp(&m2.cfg.rope, &f.m.cfg.rope, sizeof(m2.cfg.rope)),
 		 "config changed in the round trip");
@@ -576,6 +591,15 @@ static void test_round_trip_rope(void)
 	round_trip("rope-yarn");
 	round_trip("rope-longrope");
 	round_trip("rope-dynamic");
+}
+
+/* Phi-3: the fused tensors saved under their names, partial rotary and
+ * LongRoPE's keys (original_max_position_embeddings at the top) kept */
+static void test_round_trip_phi3(void)
+{
+	round_trip("phi3");
+	round_trip("phi3-partial");
+	round_trip("phi3-longrope");
 }
 
 /* Writes dir/ with the fixture's config.json and a model.safetensors holding
@@ -971,6 +995,7 @@ int main(void)
 	TT_RUN(test_parity_qwen2);
 	TT_RUN(test_parity_qwen3);
 	TT_RUN(test_parity_smollm3);
+	TT_RUN(test_parity_phi3);
 	TT_RUN(test_parity_rope);
 	TT_RUN(test_chunked_rows);
 	TT_RUN(test_grad_accumulation);
@@ -979,6 +1004,7 @@ int main(void)
 	TT_RUN(test_round_trip_llama);
 	TT_RUN(test_round_trip_qwen2);
 	TT_RUN(test_round_trip_qwen3);
+	TT_RUN(test_round_trip_phi3);
 	TT_RUN(test_round_trip_rope);
 	TT_RUN(test_missing_tensor);
 	TT_RUN(test_wrong_shape);
