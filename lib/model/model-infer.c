@@ -181,6 +181,14 @@ int tk_infer_vocab(const struct tk_infer *s)
 	return s->m->cfg.vocab_size;
 }
 
+/* Phi3ForCausalLM.prepare_inputs_for_generation (transformers 5.24) */
+int tk_infer_recompute_len(const struct tk_infer *s)
+{
+	const struct tk_model_config *c = &s->m->cfg;
+
+	return c->arch == TK_ARCH_PHI3 ? c->rope.orig_max_pos + 1 : 0;
+}
+
 static int norm(struct tk_infer *s, float *y, const float *x, long w, long b, int rows)
 {
 	struct tk_model *m = s->m;
