@@ -230,6 +230,13 @@ static void test_qlora_gpt2_fp4(void)
 	parity2("gpt2-fp4", "qlora/gpt2-fp4", "qlora/gpt2-fp4", 1e-5);
 }
 
+/* Phi-3's fused qkv_proj and gate_up_proj quantized whole (NF4, double
+ * quantization), one adapter pair on each, partial rotary */
+static void test_qlora_phi3_nf4(void)
+{
+	parity2("phi3-nf4", "qlora/phi3-nf4", "qlora/phi3-nf4", 1e-5);
+}
+
 static void test_parity_gpt2_default(void) { parity("gpt2-default"); }
 static void test_parity_gpt2_all(void) { parity("gpt2-all"); }
 static void test_parity_gpt2_mlp(void) { parity("gpt2-mlp"); }
@@ -510,6 +517,7 @@ int main(void)
 	TT_RUN(test_parity_phi3);
 	TT_RUN(test_qlora_llama_nf4_dq);
 	TT_RUN(test_qlora_gpt2_fp4);
+	TT_RUN(test_qlora_phi3_nf4);
 	TT_RUN(test_merge_gpt2);
 	TT_RUN(test_merge_llama);
 	TT_RUN(test_merge_qwen3);
