@@ -258,6 +258,17 @@ static void test_unsupported_and_bad(void)
 			 c.rotary_dim == 8 && c.head_dim == 16 && c.fused && c.dropout[0] == 0,
 		 "phi3 su: type %d, original %d, rotary %d", c.rope.type, c.rope.orig_max_pos,
 		 c.rotary_dim);
+	/* Phi3Attention and Phi3MLP have no biases whatever the config says;
+	 * resid_pdrop and embd_pdrop are kept (tk-train warns of them) */
+	TT_CHECK(!tk_config_parse(&c,
+				  "{\"model_type\": \"phi3\", \"attention_bias\": true, "
+				  "\"mlp_bias\": true, \"resid_pdrop\": 0.1, \"embd_pdrop\": 0.2}",
+				  "p", &d),
+		 "%s", d.msg);
+	TT_CHECK(!c.attn_bias && !c.attn_out_bias && !c.mlp_bias && c.dropout[0] == 0.1f &&
+			 c.dropout[1] == 0.2f && tk_config_max_dropout(&c) == 0.2f,
+		 "phi3 biases %d %d, dropout %g %g", c.attn_bias, c.mlp_bias, c.dropout[0],
+		 c.dropout[1]);
 	/* longrope proper: the top-level key, else Phi3Config's 4096, wins */
 	TT_CHECK(!tk_config_parse(&c,
 				  "{\"model_type\": \"phi3\", \"max_position_embeddings\": 8192, "
