@@ -194,6 +194,21 @@ def check_file(arch, m, path, t, exp, src):
     got = {x.name: x for x in r.tensors}
     check(sorted(got) == sorted(exp), f"{arch} {t}: tensor names",
           f"extra {sorted(set(got) - set(exp))} missing {sorted(set(exp) - set(got))}")
+    bad = tensor_mismatches(got, exp, t)
+    for n, w in exp.items():
+        x = got.get(n)
+        if t == "f32" and x is not None and not bad and not np.array_equal(
+                gguf.quants.dequantize(x.data, QT.F32).reshape(w.shape), w):
+            bad.append(f"{n}: dequantized values differ")
+    check(not bad, f"{arch} {t}: tensors equal gguf.quants.quantize of the source weights",
+          "; ".join(bad[:4]))
+
+
+def tensor_mismatches(got, exp, t):
+    """What differs between the GGUF tensors got (name -> ReaderTensor) and
+    gguf.quants.quantize of the fp32 arrays exp (name -> array) in outtype
+    t (1-D tensors and position_embd in F32, as the converter keeps them):
+    type, shape or bytes, one line each."""
     bad = []
     for n, w in exp.items():
         x = got.get(n)
@@ -203,19 +218,12 @@ def check_file(arch, m, path, t, exp, src):
         qt = QT.F32 if keep32 else TYPES[t]
         if x.tensor_type != qt:
             bad.append(f"{n}: type {x.tensor_type.name}, want {qt.name}")
-            continue
-        if list(x.shape) != list(reversed(w.shape)):
+        elif list(x.shape) != list(reversed(w.shape)):
             bad.append(f"{n}: shape {list(x.shape)}, want {list(reversed(w.shape))}")
-            continue
-        ref = gguf.quants.quantize(w.astype(np.float32), qt)
-        if ref.tobytes() != bytes(np.asarray(x.data).tobytes()):
+        elif (gguf.quants.quantize(w.astype(np.float32), qt).tobytes()
+              != bytes(np.asarray(x.data).tobytes())):
             bad.append(f"{n}: bytes differ from gguf.quants.quantize")
-            continue
-        deq = gguf.quants.dequantize(x.data, qt).reshape(w.shape)
-        if t == "f32" and not np.array_equal(deq, w):
-            bad.append(f"{n}: dequantized values differ")
-    check(not bad, f"{arch} {t}: tensors equal gguf.quants.quantize of the source weights",
-          "; ".join(bad[:4]))
+    return bad
 
 
 def logits_check(arch, m, d, path, t, tol):
