@@ -308,16 +308,16 @@ def import_check(name, tmp):
           f"(max diff {diff:.3g})", f"max diff {diff:g}")
 
 
-def llama_cpp_check(arch, d, path, t):
-    """llama.cpp itself (llama-cpp-python) runs the export: greedy ids equal
-    tk-generate's on the source directory."""
+def llama_cpp_check(arch, d, path, t, n_ctx=64):
+    """llama.cpp itself (llama-cpp-python) runs the export with a context of
+    n_ctx: greedy ids equal tk-generate's on the source directory."""
     try:
         from llama_cpp import Llama
     except ImportError as e:  # a pinned requirement: its absence is a fault
         print(f"FAIL {arch} {t}: llama.cpp: llama_cpp cannot be imported ({e}); "
               "it is in tests/parity/requirements.txt (rm .venv/.ok; make parity)")
         return
-    llm = Llama(model_path=path, n_ctx=64, n_threads=1, verbose=False)
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=1, verbose=False)
     ids = [5, 17, 33, 60, 71, 8]
     want = []
     for tok in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):

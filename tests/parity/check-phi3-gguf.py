@@ -47,7 +47,7 @@ import transformers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
-# check-convert.py's tensor comparison (importing it runs nothing)
+# check-convert.py's tensor comparison and llama.cpp run (importing it runs nothing)
 _spec = importlib.util.spec_from_file_location("conv", os.path.join(HERE, "check-convert.py"))
 conv = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(conv)
@@ -148,28 +148,6 @@ def check_file(name, m, path, t, exp):
           "; ".join(bad[:4]))
 
 
-def llama_cpp_check(name, d, path, t):
-    try:
-        from llama_cpp import Llama
-    except ImportError as e:  # a pinned requirement: its absence is a fault
-        check(False, f"{name} {t}: llama.cpp", f"llama_cpp cannot be imported ({e})")
-        return
-    llm = Llama(model_path=path, n_ctx=32, n_threads=1, verbose=False)
-    ids = [5, 17, 33, 60, 71, 8]
-    want = []
-    for tok in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):
-        want.append(tok)
-        if len(want) == 12:
-            break
-    del llm
-    r = subprocess.run([os.path.join(BIN, "tk-generate"), "-q", "--model", d, "--ids",
-                        "--max-new-tokens", "12", "--prompt-ids", " ".join(map(str, ids))],
-                       capture_output=True, text=True)
-    got = [int(x) for x in r.stdout.split()]
-    check(got == want, f"{name} {t}: llama.cpp's greedy continuation equals tk-generate's",
-          f"llama.cpp {want} tk {got} {r.stderr.strip()}")
-
-
 def import_check(name, m, path, tmp):
     d = os.path.join(tmp, name + "-back")
     r = subprocess.run([TK, "-q", path, "-o", d], capture_output=True, text=True)
@@ -205,10 +183,10 @@ def main():
                     continue
                 check_file(name, m, path, t, exp)
                 if t in ("f32", "f16"):
-                    llama_cpp_check(name, d, path, t)
+                    conv.llama_cpp_check(name, d, path, t, n_ctx=32)
                 if t == "f32":
                     import_check(name, m, path, tmp)
-    return 1 if fails else 0
+    return 1 if fails or conv.fails else 0
 
 
 if __name__ == "__main__":
