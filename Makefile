@@ -102,7 +102,7 @@ cuda-note:
 	@echo "$(CUDA_NOTE)"
 	@echo "$(MPI_NOTE)"
 
-# Build lines are short (CC lib/base/opt.o, LD bin/tk-train), as the
+# Build lines are short (CC lib/base/options.o, LD bin/tk-train), as the
 # kernel's and git's are; V=1 prints the whole commands.  A failing
 # command is still shown by the compiler's own message.
 ifeq ($(V),1)
@@ -263,7 +263,7 @@ test-gpu: all
 lint:
 	@pipelines/install-deps cppcheck shellcheck
 	cppcheck -q -j$$(nproc) --std=c11 --enable=warning,portability,performance \
-		--inline-suppr -D_GNU_SOURCE -DTK_USE_CUDA -DTK_USE_MPI -DTK_USE_NCCL -Ilib \
+		--inline-suppr -D_GNU_SOURCE -DTK_LINT -DTK_USE_CUDA -DTK_USE_MPI -DTK_USE_NCCL -Ilib \
 		--suppress=missingIncludeSystem --suppressions-list=tests/lint/cppcheck.supp \
 		--error-exitcode=1 --template='{file}:{line}: {severity}: {message} [{id}]' \
 		lib tools

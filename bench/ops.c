@@ -79,8 +79,12 @@ static double time_gemm(struct tk_backend *be, int ta, int tb, int m, int n, int
 	return best;
 }
 
-static void bench_attention(struct tk_backend *be, int B, int T, int H, int KV, int D)
+/* window > 0: a sliding window (struct tk_attn_opts), whose masked key
+ * tiles the backend skips. */
+static void bench_attention(struct tk_backend *be, int B, int T, int H, int KV, int D,
+			    int window)
 {
+	const struct tk_attn_opts ao = { 0.0f, window, 0.0f };
 	size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KV * D;
 	float *q = randn(nq, 4), *k = randn(nk, 5), *v = randn(nk, 6), *dout = randn(nq, 7);
 	float *out = falloc(nq), *lse = falloc((size_t)B * H * T);
@@ -88,19 +92,22 @@ static void bench_attention(struct tk_backend *be, int B, int T, int H, int KV, 
 	double bf = 1e30, bb = 1e30;
 	for (int r = 0; r < 5; r++) {
 		double t0 = now();
-		tk_attention_fwd(be, out, lse, q, k, v, B, T, H, KV, D);
+		tk_attention_fwd(be, out, lse, q, k, v, B, T, H, KV, D, &ao);
 		double t1 = now();
-		tk_attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KV, D);
+		tk_attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KV, D, &ao);
 		double t2 = now();
 		bf = t1 - t0 < bf ? t1 - t0 : bf;
 		bb = t2 - t1 < bb ? t2 - t1 : bb;
 	}
-	/* causal: about half of the T x T scores; fwd QK^T and PV, bwd twice that
-	 * plus the recomputed scores */
-	double flop = 2.0 * B * H * (T * (T + 1) / 2.0) * D;
-	printf("attention B=%d T=%d heads=%d/%d head_dim=%d threads=%d: fwd %.1f ms (%.1f "
-	       "GFLOP/s) bwd %.1f ms (%.1f GFLOP/s) total %.1f ms\n",
-	       B, T, H, KV, D, be->threads, bf * 1e3, 2 * flop / bf / 1e9, bb * 1e3,
+	/* causal: the scores each row keeps (about half of T x T, or T x window);
+	 * fwd QK^T and PV, bwd twice that plus the recomputed scores */
+	double kept = 0.0;
+	for (int t = 0; t < T; t++)
+		kept += window > 0 && t + 1 > window ? window : t + 1;
+	double flop = 2.0 * B * H * kept * D;
+	printf("attention B=%d T=%d heads=%d/%d head_dim=%d window=%d threads=%d: fwd %.1f ms "
+	       "(%.1f GFLOP/s) bwd %.1f ms (%.1f GFLOP/s) total %.1f ms\n",
+	       B, T, H, KV, D, window, be->threads, bf * 1e3, 2 * flop / bf / 1e9, bb * 1e3,
 	       5 * flop / bb / 1e9, (bf + bb) * 1e3);
 	free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
 }
@@ -531,7 +538,10 @@ int main(int argc, char **argv)
 			       g[j].m, g[j].n, g[j].k, be.threads, t * 1e3,
 			       2.0 * g[j].m * g[j].n * g[j].k / t / 1e9);
 		}
-		bench_attention(&be, 4, 256, 12, 12, 64);
+		bench_attention(&be, 4, 256, 12, 12, 64, 0);
+		/* Mistral's shape of heads on a long block, full and windowed */
+		bench_attention(&be, 1, 2048, 8, 2, 64, 0);
+		bench_attention(&be, 1, 2048, 8, 2, 64, 256);
 		bench_ce(&be, 1024, 50257);
 		bench_small_ops(&be);
 		bench_turns(&be);

@@ -9,8 +9,14 @@
  * backward pass.  TS is the largest of 32, 16, 8, 4 whose tiles fit in
  * 48 KiB, chosen per kernel from head_dim.
  *
- * Backward, with P = exp(scale q.k - lse), dP = dout.v, Dsum = dout.out,
- * dS = P (dP - Dsum) scale: dq = dS K in one kernel (a block per query
+ * Under a sliding window (struct tk_attn_opts' window W) query i sees keys
+ * i - W < j <= i and the key tiles wholly outside that are skipped (the
+ * forward and dq loop from the tile of key q0 - W + 1, dk/dv stop at the
+ * tile of query k0 + ts + W - 2); with soft-capping (cap) each score s =
+ * scale q.k becomes c = cap tanh(s / cap) (tk_softcap) before the softmax.
+ *
+ * Backward, with P = exp(c - lse), dP = dout.v, Dsum = dout.out,
+ * dS = P (dP - Dsum) (1 - (c / cap)^2 when capped) scale: dq = dS K in one kernel (a block per query
  * tile), dk = dS^T Q and dv = P^T dout in another (a block per key tile of
  * a kv head, looping over the query heads of its group and the query tiles
  * in order): each output row has one owner, so there are no atomics and
@@ -53,6 +59,25 @@ __device__ __forceinline__ void att_load(float *dst, const float *src, int b, in
 	}
 }
 
+/* Whether query i sees key j (causal, within the window when win > 0). */
+__device__ __forceinline__ bool att_sees(int i, int j, int win)
+{
+	return j <= i && (win <= 0 || j > i - win);
+}
+
+/* The first key tile (of ts) that query rows from q0 on need. */
+__device__ __forceinline__ int att_kstart(int q0, int win, int ts)
+{
+	return win > 0 && q0 - win + 1 > 0 ? (q0 - win + 1) / ts * ts : 0;
+}
+
+/* The scaled (and capped, when cap > 0) score of q.k. */
+__device__ __forceinline__ float att_score(float dot, float scale, float cap)
+{
+	float s = scale * dot;
+	return cap > 0.0f ? tk_softcap(s, cap) : s;
+}
+
 __device__ __forceinline__ float att_dot(const float *a, const float *b, int D)
 {
 	float s = 0.0f;
@@ -62,7 +87,8 @@ __device__ __forceinline__ float att_dot(const float *a, const float *b, int D)
 }
 
 __global__ void att_fwd_k(float *out, float *lse, const float *q, const float *k,
-			  const float *v, int T, int H, int KV, int D, int ts, float scale)
+			  const float *v, int T, int H, int KV, int D, int ts, float scale, int win,
+			  float cap)
 {
 	extern __shared__ float sm[];
 	int ld = D + 1;
@@ -78,14 +104,14 @@ __global__ void att_fwd_k(float *out, float *lse, const float *q, const float *k
 		lrow[threadIdx.x] = 0.0f;
 	}
 	__syncthreads();
-	for (int k0 = 0; k0 < kend; k0 += ts) {
+	for (int k0 = att_kstart(q0, win, ts); k0 < kend; k0 += ts) {
 		int nk = kend - k0 < ts ? kend - k0 : ts;
 		att_load(KVs, k, b, k0, nk, T, KV, kh, D, ts);
 		__syncthreads();
 		for (int idx = threadIdx.x; idx < ts * ts; idx += blockDim.x) {
 			int i = idx / ts, j = idx % ts;
-			S[idx] = i < nq && j < nk && k0 + j <= q0 + i
-					 ? scale * att_dot(Qs + i * ld, KVs + j * ld, D)
+			S[idx] = i < nq && j < nk && att_sees(q0 + i, k0 + j, win)
+					 ? att_score(att_dot(Qs + i * ld, KVs + j * ld, D), scale, cap)
 					 : -INFINITY;
 		}
 		__syncthreads();
@@ -93,7 +119,8 @@ __global__ void att_fwd_k(float *out, float *lse, const float *q, const float *k
 			int i = threadIdx.x;
 			float *si = S + i * ts;
 			if (i < nq) {
-				/* key 0 is in the first tile: mrow is finite from then on */
+				/* under a window a row may see none of a tile's keys:
+				 * mx stays -inf and the tile adds nothing */
 				float mx = mrow[i];
 				for (int j = 0; j < nk; j++)
 					mx = fmaxf(mx, si[j]);
@@ -104,7 +131,8 @@ __global__ void att_fwd_k(float *out, float *lse, const float *q, const float *k
 					si[j] = p;
 					sum += p;
 				}
-				float alpha = expf(mrow[i] - mx); /* 0 on the first tile */
+				/* 0 until the row has seen a key */
+				float alpha = mrow[i] == -INFINITY ? 0.0f : expf(mrow[i] - mx);
 				lrow[i] = lrow[i] * alpha + sum;
 				mrow[i] = mx;
 				arow[i] = alpha;
@@ -161,17 +189,22 @@ __global__ void att_dsum_k(float *dsum, const float *dout, const float *out, int
 /* Score (i, j) of a tile pair for the backward: sets *p and returns dS. */
 __device__ __forceinline__ float att_ds(const float *qi, const float *doi, const float *kj,
 					const float *vj, float l, float dsum, int D, float scale,
-					float *p)
+					float cap, float *p)
 {
-	float pp = expf(scale * att_dot(qi, kj, D) - l);
+	float c = att_score(att_dot(qi, kj, D), scale, cap);
+	float pp = expf(c - l);
 	float dp = att_dot(doi, vj, D);
 	*p = pp;
+	if (cap > 0.0f) {
+		float u = c / cap;
+		return pp * (dp - dsum) * (1.0f - u * u) * scale;
+	}
 	return pp * (dp - dsum) * scale;
 }
 
 __global__ void att_dq_k(float *dq, const float *dout, const float *q, const float *k,
 			 const float *v, const float *lse, const float *dsum, int T, int H,
-			 int KV, int D, int ts, float scale)
+			 int KV, int D, int ts, float scale, int win, float cap)
 {
 	extern __shared__ float sm[];
 	int ld = D + 1;
@@ -189,7 +222,7 @@ __global__ void att_dq_k(float *dq, const float *dout, const float *q, const flo
 		dr[threadIdx.x] = threadIdx.x < nq ? dsum[r] : 0.0f;
 	}
 	__syncthreads();
-	for (int k0 = 0; k0 < kend; k0 += ts) {
+	for (int k0 = att_kstart(q0, win, ts); k0 < kend; k0 += ts) {
 		int nk = kend - k0 < ts ? kend - k0 : ts;
 		att_load(Ks, k, b, k0, nk, T, KV, kh, D, ts);
 		att_load(Vs, v, b, k0, nk, T, KV, kh, D, ts);
@@ -197,9 +230,9 @@ __global__ void att_dq_k(float *dq, const float *dout, const float *q, const flo
 		for (int idx = threadIdx.x; idx < ts * ts; idx += blockDim.x) {
 			int i = idx / ts, j = idx % ts;
 			float p, ds = 0.0f;
-			if (i < nq && j < nk && k0 + j <= q0 + i)
+			if (i < nq && j < nk && att_sees(q0 + i, k0 + j, win))
 				ds = att_ds(Qs + i * ld, dOs + i * ld, Ks + j * ld, Vs + j * ld,
-					    lr[i], dr[i], D, scale, &p);
+					    lr[i], dr[i], D, scale, cap, &p);
 			DS[idx] = ds;
 		}
 		__syncthreads();
@@ -220,7 +253,7 @@ __global__ void att_dq_k(float *dq, const float *dout, const float *q, const flo
 
 __global__ void att_dkv_k(float *dk, float *dv, const float *dout, const float *q,
 			  const float *k, const float *v, const float *lse, const float *dsum,
-			  int T, int H, int KV, int D, int ts, float scale)
+			  int T, int H, int KV, int D, int ts, float scale, int win, float cap)
 {
 	extern __shared__ float sm[];
 	int ld = D + 1, grp = H / KV;
@@ -229,6 +262,8 @@ __global__ void att_dkv_k(float *dk, float *dv, const float *dout, const float *
 	float *lr = DS + ts * ts, *dr = lr + ts;
 	int k0 = blockIdx.x * ts, kh = blockIdx.y, b = blockIdx.z;
 	int nk = T - k0 < ts ? T - k0 : ts;
+	/* queries past k0 + nk - 1 + win - 1 see none of these keys */
+	int qend = win > 0 && k0 + nk - 1 + win < T ? k0 + nk - 1 + win : T;
 	att_load(Ks, k, b, k0, nk, T, KV, kh, D, ts);
 	att_load(Vs, v, b, k0, nk, T, KV, kh, D, ts);
 	for (int idx = threadIdx.x; idx < ts * ld; idx += blockDim.x)
@@ -236,7 +271,7 @@ __global__ void att_dkv_k(float *dk, float *dv, const float *dout, const float *
 	for (int g = 0; g < grp; g++) {
 		int h = kh * grp + g;
 		/* query rows before k0 see none of these keys */
-		for (int q0 = k0; q0 < T; q0 += ts) {
+		for (int q0 = k0; q0 < qend; q0 += ts) {
 			int nq = T - q0 < ts ? T - q0 : ts;
 			__syncthreads(); /* the previous tile's Q, dO, P, dS are used up */
 			att_load(Qs, q, b, q0, nq, T, H, h, D, ts);
@@ -250,9 +285,9 @@ __global__ void att_dkv_k(float *dk, float *dv, const float *dout, const float *
 			for (int idx = threadIdx.x; idx < ts * ts; idx += blockDim.x) {
 				int i = idx / ts, j = idx % ts;
 				float p = 0.0f, ds = 0.0f;
-				if (i < nq && j < nk && k0 + j <= q0 + i)
+				if (i < nq && j < nk && att_sees(q0 + i, k0 + j, win))
 					ds = att_ds(Qs + i * ld, dOs + i * ld, Ks + j * ld,
-						    Vs + j * ld, lr[i], dr[i], D, scale, &p);
+						    Vs + j * ld, lr[i], dr[i], D, scale, cap, &p);
 				P[idx] = p;
 				DS[idx] = ds;
 			}
@@ -283,27 +318,27 @@ __global__ void att_dkv_k(float *dk, float *dv, const float *dout, const float *
 #define DKV_BUFS 6, 2, 2
 
 cudaError_t cu_attention_fwd(cudaStream_t st, float *out, float *lse, const float *q,
-			     const float *k, const float *v, int B, int T, int H, int KV, int D)
+			     const float *k, const float *v, int B, int T, int H, int KV, int D,
+			     float scale, int window, float softcap)
 {
 	int ts = att_tile(D, FWD_BUFS);
 	if (D > ATT_MAX_DIM || !ts || B > 65535 || H > 65535)
 		return cudaErrorInvalidValue;
 	dim3 grid((T + ts - 1) / ts, H, B);
 	size_t smem = att_floats(ts, D, FWD_BUFS) * sizeof(float);
-	att_fwd_k<<<grid, ATT_THREADS, smem, st>>>(out, lse, q, k, v, T, H, KV, D, ts,
-						   1.0f / sqrtf((float)D));
+	att_fwd_k<<<grid, ATT_THREADS, smem, st>>>(out, lse, q, k, v, T, H, KV, D, ts, scale,
+						   window, softcap);
 	return cudaGetLastError();
 }
 
 cudaError_t cu_attention_bwd(cudaStream_t st, float *dq, float *dk, float *dv,
 			     const float *dout, const float *q, const float *k, const float *v,
 			     const float *out, const float *lse, int B, int T, int H, int KV,
-			     int D, float *scratch)
+			     int D, float scale, int window, float softcap, float *scratch)
 {
 	int tq = att_tile(D, DQ_BUFS), tkv = att_tile(D, DKV_BUFS);
 	if (D > ATT_MAX_DIM || !tq || !tkv || B > 65535 || H > 65535)
 		return cudaErrorInvalidValue;
-	float scale = 1.0f / sqrtf((float)D);
 	size_t nrows = (size_t)B * T * H;
 	att_dsum_k<<<tk_grid(nrows * 32, ATT_THREADS), ATT_THREADS, 0, st>>>(scratch, dout, out, T,
 									     H, D, nrows);
@@ -312,11 +347,11 @@ cudaError_t cu_attention_bwd(cudaStream_t st, float *dq, float *dk, float *dv,
 		return e;
 	dim3 gq((T + tq - 1) / tq, H, B);
 	att_dq_k<<<gq, ATT_THREADS, att_floats(tq, D, DQ_BUFS) * sizeof(float), st>>>(
-		dq, dout, q, k, v, lse, scratch, T, H, KV, D, tq, scale);
+		dq, dout, q, k, v, lse, scratch, T, H, KV, D, tq, scale, window, softcap);
 	if ((e = cudaGetLastError()) != cudaSuccess)
 		return e;
 	dim3 gkv((T + tkv - 1) / tkv, KV, B);
 	att_dkv_k<<<gkv, ATT_THREADS, att_floats(tkv, D, DKV_BUFS) * sizeof(float), st>>>(
-		dk, dv, dout, q, k, v, lse, scratch, T, H, KV, D, tkv, scale);
+		dk, dv, dout, q, k, v, lse, scratch, T, H, KV, D, tkv, scale, window, softcap);
 	return cudaGetLastError();
 }

@@ -676,7 +676,7 @@ static int cuda_rope(struct tk_backend *be, float *x, const int32_t *pos, int ro
 
 static int cuda_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
 			      const float *k, const float *v, int B, int T, int n_head,
-			      int n_kv_head, int head_dim)
+			      int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
 	if (head_dim > cu_attention_max_dim())
 		return TK_E_UNSUPPORTED;
@@ -688,14 +688,14 @@ static int cuda_attention_fwd(struct tk_backend *be, float *out, float *lse, con
 	const float *dq = IN(&s, q, qb), *dk = IN(&s, k, kb), *dv = IN(&s, v, kb);
 	if (!s.err)
 		SCK(&s, cu_attention_fwd(s.c->st, dout, dl, dq, dk, dv, B, T, n_head, n_kv_head,
-					 head_dim));
+					 head_dim, ao->scale, ao->window, ao->softcap));
 	return stage_end(&s);
 }
 
 static int cuda_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv,
 			      const float *dout, const float *q, const float *k, const float *v,
 			      const float *out, const float *lse, int B, int T, int n_head,
-			      int n_kv_head, int head_dim)
+			      int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
 	if (head_dim > cu_attention_max_dim())
 		return TK_E_UNSUPPORTED;
@@ -711,7 +711,8 @@ static int cuda_attention_bwd(struct tk_backend *be, float *dq, float *dk, float
 	float *sc = (float *)scratch(&s, rows * sizeof(float));
 	if (!s.err)
 		SCK(&s, cu_attention_bwd(s.c->st, ddq, ddk, ddv, ddo, dqq, dkk, dvv, dou, dl, B, T,
-					 n_head, n_kv_head, head_dim, sc));
+					 n_head, n_kv_head, head_dim, ao->scale, ao->window,
+					 ao->softcap, sc));
 	return stage_end(&s);
 }
 
@@ -1087,7 +1088,7 @@ static int cuda_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64
 static int cuda_attention_decode(struct tk_backend *be, float *out, const float *q,
 				 const float *kc, const float *vc, const int32_t *seq,
 				 const int32_t *pos, int n, int max_len, int n_head,
-				 int n_kv_head, int head_dim, int window)
+				 int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
 	if (head_dim > cu_attention_decode_max_dim())
 		return TK_E_UNSUPPORTED;
@@ -1118,7 +1119,7 @@ static int cuda_attention_decode(struct tk_backend *be, float *out, const float 
 	const int32_t *ds = IN(&s, seq, nb), *dp = IN(&s, pos, nb);
 	if (!s.err)
 		SCK(&s, cu_attention_decode(s.c->st, dout, dq, dk, dv, ds, dp, n, max_len, n_head,
-					    n_kv_head, head_dim, window));
+					    n_kv_head, head_dim, ao->scale, ao->window, ao->softcap));
 	return stage_end(&s);
 }
 
@@ -1154,6 +1155,7 @@ static int cuda_copy_rows(struct tk_backend *be, float *dst, const float *src,
 
 static const struct tk_backend_i cuda_backend_i = {
 	/* .name = */ "cuda",
+	/* .host_memory = */ 0,
 	/* .matmul = */ cuda_matmul,
 	/* .layernorm_fwd = */ cuda_layernorm_fwd,
 	/* .layernorm_bwd = */ cuda_layernorm_bwd,

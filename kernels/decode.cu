@@ -201,7 +201,7 @@ cudaError_t cu_qmatmul8(cudaStream_t st, float *y, int ldy, float beta, const fl
 template <int ND>
 __global__ void att_decode_k(float *out, const float *q, const float *kc, const float *vc,
 			     const int32_t *seq, const int32_t *pos, int max_len, int H, int KV,
-			     int D, int window, float scale)
+			     int D, int window, float scale, float cap)
 {
 	__shared__ float wm[ATT_D_WARPS], wl[ATT_D_WARPS];
 	__shared__ float wo[ATT_D_WARPS][ND * 32];
@@ -228,7 +228,8 @@ __global__ void att_decode_k(float *out, const float *q, const float *kc, const 
 			if (e < D)
 				d = fmaf(qr[t], k[e], d);
 		}
-		const float s = tk_warp_sum(d) * scale;
+		const float s0 = tk_warp_sum(d) * scale;
+		const float s = cap > 0.0f ? tk_softcap(s0, cap) : s0;
 		const float mn = fmaxf(mx, s), corr = expf(mx - mn), p = expf(s - mn);
 		l = l * corr + p;
 #pragma unroll
@@ -268,24 +269,24 @@ int cu_attention_decode_max_dim(void)
 
 cudaError_t cu_attention_decode(cudaStream_t st, float *out, const float *q, const float *kc,
 				const float *vc, const int32_t *seq, const int32_t *pos, int n,
-				int max_len, int H, int KV, int D, int window)
+				int max_len, int H, int KV, int D, float scale, int window,
+				float softcap)
 {
 	const unsigned blocks = (unsigned)n * (unsigned)H;
-	const float scale = 1.0f / sqrtf((float)D);
 	const int th = ATT_D_WARPS * 32;
 
 	if (D <= 32)
 		att_decode_k<1><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale);
+							window, scale, softcap);
 	else if (D <= 64)
 		att_decode_k<2><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale);
+							window, scale, softcap);
 	else if (D <= 128)
 		att_decode_k<4><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale);
+							window, scale, softcap);
 	else if (D <= 256)
 		att_decode_k<8><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale);
+							window, scale, softcap);
 	else
 		return cudaErrorInvalidValue;
 	return cudaGetLastError();

@@ -70,15 +70,17 @@ cudaError_t cu_adamw(cudaStream_t st, float *p, const float *g, float *m, float 
 cudaError_t cu_sum_squares(cudaStream_t st, double *part, const float *x, size_t n);
 
 /* Largest head_dim the attention kernels take (their tiles live in 48 KiB
- * of shared memory); larger is TK_E_UNSUPPORTED. */
+ * of shared memory); larger is TK_E_UNSUPPORTED.  scale, window and
+ * softcap are struct tk_attn_opts' fields, filled (scale > 0). */
 int cu_attention_max_dim(void);
 cudaError_t cu_attention_fwd(cudaStream_t st, float *out, float *lse, const float *q,
-			     const float *k, const float *v, int B, int T, int H, int KV, int D);
+			     const float *k, const float *v, int B, int T, int H, int KV, int D,
+			     float scale, int window, float softcap);
 /* scratch: B * H * T floats (the per-row dot(dout, out)). */
 cudaError_t cu_attention_bwd(cudaStream_t st, float *dq, float *dk, float *dv,
 			     const float *dout, const float *q, const float *k, const float *v,
 			     const float *out, const float *lse, int B, int T, int H, int KV,
-			     int D, float *scratch);
+			     int D, float scale, int window, float softcap, float *scratch);
 
 cudaError_t cu_embedding_fwd(cudaStream_t st, float *y, const float *table, const uint32_t *ids,
 			     int n, int dim);
@@ -110,7 +112,8 @@ int cu_attention_decode_max_dim(void);
 /* seq and pos device-accessible, already checked (0 <= pos < max_len). */
 cudaError_t cu_attention_decode(cudaStream_t st, float *out, const float *q, const float *kc,
 				const float *vc, const int32_t *seq, const int32_t *pos, int n,
-				int max_len, int H, int KV, int D, int window);
+				int max_len, int H, int KV, int D, float scale, int window,
+				float softcap);
 /* idx device-accessible, already checked (>= 0). */
 cudaError_t cu_copy_rows(cudaStream_t st, float *dst, const float *src, const int64_t *idx,
 			 int n, int dim);

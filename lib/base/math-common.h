@@ -166,6 +166,14 @@ TK_HD float tk_expf_poly(float x)
 	return x < -87.3f ? 0.0f : x == x ? e : x;
 }
 
+/* Attention logit soft-capping (Gemma-2's attn_logit_softcapping) of a
+ * scaled score s: cap * tanh(s / cap), cap > 0.  Its derivative is 1 -
+ * (capped / cap)^2, from the capped score the backward recomputes. */
+TK_HD float tk_softcap(float s, float cap)
+{
+	return cap * tanhf(s / cap);
+}
+
 /* HF's "gelu_new" (gelu_tanh), 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x +
  * 0.044715 x^3), written as x * sigmoid(2u):
  * the same function (0.5 (1 + tanh u) = sigmoid(2u)) without tanhf, and

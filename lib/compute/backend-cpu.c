@@ -565,7 +565,8 @@ static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int row
 struct att_dims {
 	int B, T, H, KV, D, grp, ldt;
 	size_t qs, ks; /* row strides of q and k */
-	float scale;
+	float scale, cap; /* struct tk_attn_opts: scale, softcap */
+	int win;	  /* and window */
 	int avx512; /* tile_avx512 for the full tiles (tk_cpu_isa) */
 };
 
@@ -691,48 +692,67 @@ tiles(int avx512, float *c, size_t ldc, const float *a, size_t ai, size_t al, co
 	}
 }
 
+/* The first key query row t sees: t - window + 1 under a window, else 0. */
+static inline int att_lo(const struct att_dims *a, int t)
+{
+	return a->win > 0 && t >= a->win ? t - a->win + 1 : 0;
+}
+
+/* The first key of the whole tiles that rows from t0 on need. */
+static inline int att_tile0(const struct att_dims *a, int t0)
+{
+	return att_lo(a, t0) / TW * TW;
+}
+
 /* Rows [t0, t1) of (b, h), t1 - t0 <= ATT_ROWS: scores against keys
- * 0..t into s (rows of ldt), max-subtracted exponentials (0 past t), their
+ * lo(t)..t into s (rows of ldt, column c for key j0 + c: the key tiles
+ * before j0 = att_tile0 are masked for every row, and skipped), capped
+ * when a->cap > 0, max-subtracted exponentials (0 outside lo(t)..t), their
  * weighted sum of values, and the log-sum-exp. */
 TK_SIMD_CLONES
 static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt,
 			 const float *v, const struct att_dims *a, int b, int h, int t0, int t1,
 			 float *s)
 {
-	int D = a->D, kh = h / a->grp, ldt = a->ldt, nr = t1 - t0;
-	int nk = (t1 + TW - 1) / TW * TW; /* keys 0..t1-1, whole tiles */
-	const float *kth = kt + ((size_t)b * a->KV + kh) * D * ldt;
-	const float *vb = v + (size_t)b * a->T * a->ks + (size_t)kh * D;
+	int D = a->D, kh = h / a->grp, ldt = a->ldt, nr = t1 - t0, j0 = att_tile0(a, t0);
+	int nk = (t1 - j0 + TW - 1) / TW * TW; /* keys j0..t1-1, whole tiles */
+	const float *kth = kt + ((size_t)b * a->KV + kh) * D * ldt + j0;
+	const float *vb = v + ((size_t)b * a->T + j0) * a->ks + (size_t)kh * D;
 	size_t q0 = ((size_t)b * a->T + t0) * a->qs + (size_t)h * D;
-	float inv[ATT_ROWS];
+	float inv[ATT_ROWS], cap = a->cap;
 	/* each row of TR needs keys up to its last row only */
 	for (int i0 = 0; i0 < nr; i0 += TR) {
 		int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
 		tiles(a->avx512, s + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kth, ldt, r,
-		      (lim + TW - 1) / TW * TW, D, a->scale, 0);
+		      (lim - j0 + TW - 1) / TW * TW, D, a->scale, 0);
 	}
 	for (int i = 0; i < nr; i++) {
 		float *si = s + (size_t)i * ldt;
-		int n = t0 + i + 1;
+		int lo = att_lo(a, t0 + i) - j0, n = t0 + i + 1 - j0;
 		float mx = -INFINITY, sum = 0.0f;
+		if (cap > 0.0f)
+			for (int j = lo; j < n; j++)
+				si[j] = tk_softcap(si[j], cap);
 #pragma omp simd reduction(max : mx)
-		for (int j = 0; j < n; j++)
+		for (int j = lo; j < n; j++)
 			mx = si[j] > mx ? si[j] : mx;
 #pragma omp simd reduction(+ : sum)
-		for (int j = 0; j < n; j++) {
+		for (int j = lo; j < n; j++) {
 			si[j] = tk_expf_poly(si[j] - mx);
 			sum += si[j];
 		}
+		for (int j = 0; j < lo; j++)
+			si[j] = 0.0f;
 		for (int j = n; j < nk; j++)
 			si[j] = 0.0f;
 		inv[i] = 1.0f / sum;
 		lse[((size_t)b * a->H + h) * a->T + t0 + i] = mx + logf(sum);
 	}
-	/* out rows = P V over keys 0..t1-1 (zeros past each row's own t) */
+	/* out rows = P V over keys j0..t1-1 (zeros outside each row's keys) */
 	for (int i0 = 0; i0 < nr; i0 += TR) {
 		int r = nr - i0 < TR ? nr - i0 : TR;
 		tiles(a->avx512, out + q0 + i0 * a->qs, a->qs, s + (size_t)i0 * ldt, ldt, 1, vb, a->ks, r, D,
-		      t0 + i0 + r, 1.0f, 0);
+		      t0 + i0 + r - j0, 1.0f, 0);
 	}
 	for (int i = 0; i < nr; i++) {
 		float *o = out + q0 + i * a->qs, f = inv[i];
@@ -743,26 +763,36 @@ static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt
 }
 
 static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_head,
-			 int head_dim)
+			 int head_dim, const struct tk_attn_opts *ao)
 {
 	a->B = B, a->T = T, a->H = n_head, a->KV = n_kv_head, a->D = head_dim;
 	a->grp = n_head / n_kv_head;
 	a->ldt = (T + TW - 1) / TW * TW;
 	a->qs = (size_t)n_head * head_dim;
 	a->ks = (size_t)n_kv_head * head_dim;
-	a->scale = 1.0f / sqrtf((float)head_dim);
+	a->scale = ao->scale;
+	a->cap = ao->softcap;
+	a->win = ao->window;
 	a->avx512 = tk_cpu_isa() >= TK_CPU_ISA_AVX512;
+}
+
+/* Multiply-adds of one product of the scores of a (batch, head) over
+ * its head_dim: T times the keys a row sees, at most T^2. */
+static size_t att_work(const struct att_dims *a)
+{
+	size_t keys = a->win > 0 && a->win < a->T ? (size_t)a->win : (size_t)a->T;
+	return (size_t)a->B * a->T * keys * a->H * a->D;
 }
 
 /* Causal attention; tasks are blocks of ATT_ROWS rows of one (batch,
  * head), in parallel; each thread has ATT_ROWS rows of scores. */
 static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
 			     const float *k, const float *v, int B, int T, int n_head,
-			     int n_kv_head, int head_dim)
+			     int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
 	int nt = be->threads;
 	struct att_dims a;
-	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
+	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim, ao);
 	size_t nkt = (size_t)B * n_kv_head * head_dim * a.ldt;
 	size_t per_thread = (size_t)ATT_ROWS * a.ldt;
 	float *ws = ws_get(be, (nkt + (size_t)nt * per_thread) * sizeof(float));
@@ -772,8 +802,7 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
 	transpose_heads(nt, kt, k, &a);
 	int nblk = (T + ATT_ROWS - 1) / ATT_ROWS;
 	long ntask = (long)B * n_head * nblk;
-#pragma omp parallel num_threads(nt) \
-	if (ntask > 1 && (size_t)B * T * T * n_head * head_dim >= PAR_MIN)
+#pragma omp parallel num_threads(nt) if (ntask > 1 && att_work(&a) >= PAR_MIN)
 	{
 		float *s = sbuf + (size_t)omp_get_thread_num() * per_thread;
 		/* the longest rows first: blocks in reverse */
@@ -789,10 +818,12 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
 }
 
 /* The backward pass of one (batch, head), in blocks of ATT_ROWS query rows
- * [t0, t1): p = exp(s - lse), dp = dout . v (from V^T like the scores),
- * ds = scale p (dp - dout . out), zero past each row's t; then dq rows =
- * ds K, and for keys j < t1, dk[j] += ds^T q, dv[j] += p^T dout into
- * dkb/dvb (rows of D), block by block in row order. */
+ * [t0, t1) over keys from j0 = att_tile0(t0) (columns as in att_fwd_rows):
+ * p = exp(c - lse) with c the (capped) score, dp = dout . v (from V^T like
+ * the scores), ds = scale p (dp - dout . out) (1 - (c / cap)^2 when
+ * capped), zero outside each row's keys; then dq rows = ds K, and for keys
+ * j0 <= j < t1, dk[j] += ds^T q, dv[j] += p^T dout into dkb/dvb (rows of
+ * D), block by block in row order. */
 TK_SIMD_CLONES
 static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, const float *q,
 			 const float *k, const float *kt, const float *vt, const float *out,
@@ -803,42 +834,54 @@ static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, c
 	size_t tofs = ((size_t)b * a->KV + kh) * D * ldt;
 	const float *kb = k + (size_t)b * T * a->ks + (size_t)kh * D;
 	const float *lr = lse + ((size_t)b * a->H + h) * T;
-	float scale = a->scale;
+	float scale = a->scale, cap = a->cap;
 	memset(dkb, 0, (size_t)T * D * sizeof(float));
 	memset(dvb, 0, (size_t)T * D * sizeof(float));
 	for (int t0 = 0; t0 < T; t0 += ATT_ROWS) {
 		int t1 = t0 + ATT_ROWS < T ? t0 + ATT_ROWS : T, nr = t1 - t0;
-		int nk = (t1 + TW - 1) / TW * TW;
+		int j0 = att_tile0(a, t0), nk = (t1 - j0 + TW - 1) / TW * TW;
 		size_t q0 = ((size_t)b * T + t0) * a->qs + (size_t)h * D;
 		for (int i0 = 0; i0 < nr; i0 += TR) {
 			int r = nr - i0 < TR ? nr - i0 : TR, lim = t0 + i0 + r;
-			int nc = (lim + TW - 1) / TW * TW;
-			tiles(a->avx512, p + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1, kt + tofs,
-			      ldt, r, nc, D, scale, 0);
+			int nc = (lim - j0 + TW - 1) / TW * TW;
+			tiles(a->avx512, p + (size_t)i0 * ldt, ldt, q + q0 + i0 * a->qs, a->qs, 1,
+			      kt + tofs + j0, ldt, r, nc, D, scale, 0);
 			tiles(a->avx512, ds + (size_t)i0 * ldt, ldt, dout + q0 + i0 * a->qs, a->qs, 1,
-			      vt + tofs, ldt, r, nc, D, 1.0f, 0);
+			      vt + tofs + j0, ldt, r, nc, D, 1.0f, 0);
 		}
 		for (int i = 0; i < nr; i++) {
 			size_t qo = q0 + i * a->qs;
 			float *pi = p + (size_t)i * ldt, *dsi = ds + (size_t)i * ldt;
 			float dsum = dot(dout + qo, out + qo, D), l = lr[t0 + i];
-			int n = t0 + i + 1;
+			int lo = att_lo(a, t0 + i) - j0, n = t0 + i + 1 - j0;
+			if (cap > 0.0f) {
+				for (int j = lo; j < n; j++) {
+					float c = tk_softcap(pi[j], cap), u = c / cap;
+					pi[j] = tk_expf_poly(c - l);
+					dsi[j] = pi[j] * (dsi[j] - dsum) * (1.0f - u * u) * scale;
+				}
+			} else {
 #pragma omp simd
-			for (int j = 0; j < n; j++) {
-				pi[j] = tk_expf_poly(pi[j] - l);
-				dsi[j] = pi[j] * (dsi[j] - dsum) * scale;
+				for (int j = lo; j < n; j++) {
+					pi[j] = tk_expf_poly(pi[j] - l);
+					dsi[j] = pi[j] * (dsi[j] - dsum) * scale;
+				}
 			}
+			for (int j = 0; j < lo; j++)
+				pi[j] = dsi[j] = 0.0f;
 			for (int j = n; j < nk; j++)
 				pi[j] = dsi[j] = 0.0f;
 		}
 		for (int i0 = 0; i0 < nr; i0 += TR) {
 			int r = nr - i0 < TR ? nr - i0 : TR;
-			tiles(a->avx512, dq + q0 + i0 * a->qs, a->qs, ds + (size_t)i0 * ldt, ldt, 1, kb, a->ks, r,
-			      D, t0 + i0 + r, 1.0f, 0);
+			tiles(a->avx512, dq + q0 + i0 * a->qs, a->qs, ds + (size_t)i0 * ldt, ldt, 1,
+			      kb + (size_t)j0 * a->ks, a->ks, r, D, t0 + i0 + r - j0, 1.0f, 0);
 		}
 		/* dk[j] += sum_i ds[i][j] q[i], dv[j] += sum_i p[i][j] dout[i] */
-		tiles(a->avx512, dkb, D, ds, 1, ldt, q + q0, a->qs, t1, D, nr, 1.0f, 1);
-		tiles(a->avx512, dvb, D, p, 1, ldt, dout + q0, a->qs, t1, D, nr, 1.0f, 1);
+		tiles(a->avx512, dkb + (size_t)j0 * D, D, ds, 1, ldt, q + q0, a->qs, t1 - j0, D, nr,
+		      1.0f, 1);
+		tiles(a->avx512, dvb + (size_t)j0 * D, D, p, 1, ldt, dout + q0, a->qs, t1 - j0, D, nr,
+		      1.0f, 1);
 	}
 }
 
@@ -850,11 +893,11 @@ static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, c
 static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv,
 			     const float *dout, const float *q, const float *k, const float *v,
 			     const float *out, const float *lse, int B, int T, int n_head,
-			     int n_kv_head, int head_dim)
+			     int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
 	int nt = be->threads, D = head_dim;
 	struct att_dims a;
-	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim);
+	att_dims_set(&a, B, T, n_head, n_kv_head, head_dim, ao);
 	int grp = a.grp;
 	size_t nkt = (size_t)B * n_kv_head * D * a.ldt;
 	size_t per_thread = (size_t)2 * ATT_ROWS * a.ldt;
@@ -867,7 +910,7 @@ static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float 
 	transpose_heads(nt, kt, k, &a);
 	transpose_heads(nt, vt, v, &a);
 	long ntask = (long)B * n_head;
-#pragma omp parallel num_threads(nt) if (ntask > 1 && (size_t)B * T * T * n_head * D >= PAR_MIN)
+#pragma omp parallel num_threads(nt) if (ntask > 1 && att_work(&a) >= PAR_MIN)
 	{
 		float *p = sbuf + (size_t)omp_get_thread_num() * per_thread;
 #pragma omp for schedule(dynamic, 1)
@@ -1573,17 +1616,18 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 }
 
 /* One (row, head) pair per OpenMP iteration, each over its window of the
- * cache: scores, their softmax (max subtracted, exp, divided by the sum),
- * then the weighted sum of the values, all in fp32 (the loop that
- * lib/model/model-infer.c ran before this op existed). */
+ * cache: scores (capped when ao->softcap > 0), their softmax (max
+ * subtracted, exp, divided by the sum), then the weighted sum of the
+ * values, all in fp32 (the loop that lib/model/model-infer.c ran before
+ * this op existed). */
 static int cpu_attention_decode(struct tk_backend *be, float *out, const float *q,
 				const float *kc, const float *vc, const int32_t *seq,
 				const int32_t *pos, int n, int max_len, int n_head,
-				int n_kv_head, int head_dim, int window)
+				int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
-	const int H = n_head, D = head_dim, G = n_head / n_kv_head;
+	const int H = n_head, D = head_dim, G = n_head / n_kv_head, window = ao->window;
 	const size_t Q = (size_t)H * D, K = (size_t)n_kv_head * D;
-	const float scale = 1.0f / sqrtf((float)D);
+	const float scale = ao->scale, cap = ao->softcap;
 	const int nt = be->threads;
 	long work = 0;
 	float *scores;
@@ -1611,7 +1655,7 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 			float d = 0.0f;
 			for (int e = 0; e < D; e++)
 				d += qi[e] * k[e];
-			sc[j] = d * scale;
+			sc[j] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
 			if (sc[j] > mx)
 				mx = sc[j];
 		}
@@ -1644,6 +1688,7 @@ static int cpu_copy_rows(struct tk_backend *be, float *dst, const float *src, co
 
 static const struct tk_backend_i cpu_backend = {
 	/* .name = */ "cpu",
+	/* .host_memory = */ 1,
 	/* .matmul = */ cpu_matmul,
 	/* .layernorm_fwd = */ cpu_layernorm_fwd,
 	/* .layernorm_bwd = */ cpu_layernorm_bwd,

@@ -240,31 +240,51 @@ static int attention_args(int B, int T, int n_head, int n_kv_head, int head_dim)
 	return 0;
 }
 
+/* *f = ao with the defaults filled in (ao may be NULL); TK_E_INVAL for a
+ * negative or non-finite field. */
+static int attn_opts(struct tk_attn_opts *f, const struct tk_attn_opts *ao, int head_dim)
+{
+	struct tk_attn_opts d = { 0.0f, 0, 0.0f };
+	if (ao)
+		d = *ao;
+	if (!isfinite(d.scale) || d.scale < 0.0f || d.window < 0 || !isfinite(d.softcap) ||
+	    d.softcap < 0.0f)
+		return TK_E_INVAL;
+	if (d.scale == 0.0f)
+		d.scale = 1.0f / sqrtf((float)head_dim);
+	*f = d;
+	return 0;
+}
+
 int tk_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
 		     const float *k, const float *v, int B, int T, int n_head, int n_kv_head,
-		     int head_dim)
+		     int head_dim, const struct tk_attn_opts *ao)
 {
+	struct tk_attn_opts f;
 	if (!SLOT(be, attention_fwd))
 		return TK_E_UNSUPPORTED;
-	if (attention_args(B, T, n_head, n_kv_head, head_dim))
+	if (attention_args(B, T, n_head, n_kv_head, head_dim) || attn_opts(&f, ao, head_dim))
 		return TK_E_INVAL;
 	if (!B || !T)
 		return 0;
-	return be->i->attention_fwd(be, out, lse, q, k, v, B, T, n_head, n_kv_head, head_dim);
+	return be->i->attention_fwd(be, out, lse, q, k, v, B, T, n_head, n_kv_head, head_dim,
+				    &f);
 }
 
 int tk_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv, const float *dout,
 		     const float *q, const float *k, const float *v, const float *out,
-		     const float *lse, int B, int T, int n_head, int n_kv_head, int head_dim)
+		     const float *lse, int B, int T, int n_head, int n_kv_head, int head_dim,
+		     const struct tk_attn_opts *ao)
 {
+	struct tk_attn_opts f;
 	if (!SLOT(be, attention_bwd))
 		return TK_E_UNSUPPORTED;
-	if (attention_args(B, T, n_head, n_kv_head, head_dim))
+	if (attention_args(B, T, n_head, n_kv_head, head_dim) || attn_opts(&f, ao, head_dim))
 		return TK_E_INVAL;
 	if (!B || !T)
 		return 0;
 	return be->i->attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, B, T, n_head,
-				    n_kv_head, head_dim);
+				    n_kv_head, head_dim, &f);
 }
 
 int tk_embedding_fwd(struct tk_backend *be, float *y, const float *table, const uint32_t *ids,
@@ -418,17 +438,19 @@ int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, 
 
 int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
 			const float *vc, const int32_t *seq, const int32_t *pos, int n,
-			int max_len, int n_head, int n_kv_head, int head_dim, int window)
+			int max_len, int n_head, int n_kv_head, int head_dim,
+			const struct tk_attn_opts *ao)
 {
+	struct tk_attn_opts f;
 	if (!SLOT(be, attention_decode))
 		return TK_E_UNSUPPORTED;
 	if (n < 0 || max_len < 1 || n_head < 1 || n_kv_head < 1 || head_dim < 1 ||
-	    n_head % n_kv_head || window < 0)
+	    n_head % n_kv_head || attn_opts(&f, ao, head_dim))
 		return TK_E_INVAL;
 	if (!n)
 		return 0;
 	return be->i->attention_decode(be, out, q, kc, vc, seq, pos, n, max_len, n_head,
-				       n_kv_head, head_dim, window);
+				       n_kv_head, head_dim, &f);
 }
 
 int tk_copy_rows(struct tk_backend *be, float *dst, const float *src, const int64_t *idx, int n,

@@ -26,8 +26,26 @@ struct tk_qweight;
 struct tk_mem_info;
 struct tk_adamw8_k;
 
+/* How a query attends: scale multiplies q.k (0 means 1/sqrt(head_dim));
+ * window > 0 keeps keys j with i - window < j <= i (Mistral's and
+ * Gemma's sliding window; 0 = full causal); softcap > 0 replaces each
+ * scaled score s by softcap * tanh(s / softcap) before the softmax
+ * (Gemma-2's attn_logit_softcapping; 0 = none).  The attention wrappers
+ * take a pointer to one as their last parameter (NULL = all defaults) and
+ * hand the slots a filled copy: scale > 0, window >= 0, softcap >= 0. */
+struct tk_attn_opts {
+	float scale;
+	int window;
+	float softcap;
+};
+
 struct tk_backend_i {
 	const char *name;
+	/* 1 when the backend's memory is the host's (alloc returns memory the
+	 * CPU reads and writes directly, bounded by the host's RAM): a copy of
+	 * host data into it gains nothing, and the host's limits are its
+	 * limits.  0 for a device with its own memory. */
+	int host_memory;
 	/* C[m,n] = alpha * op(A) op(B) + beta * C, op(A) [m,k], op(B) [k,n];
 	 * ta/tb: A/B stored transposed.  lda/ldb/ldc: row strides. */
 	int (*matmul)(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,
@@ -71,17 +89,18 @@ struct tk_backend_i {
 	 * applies the transpose (the backward pass). */
 	int (*rope)(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
 		    int head_dim, int rot_dim, const float *inv_freq, float scale, int inverse);
-	/* Causal attention: out [B,T,n_head,head_dim]; lse [B,n_head,T] saved
-	 * log-sum-exp of the scaled scores for the backward pass.  Scale
-	 * 1/sqrt(head_dim). */
+	/* Causal attention as ao says (struct tk_attn_opts, filled by the
+	 * wrapper): out [B,T,n_head,head_dim]; lse [B,n_head,T] saved
+	 * log-sum-exp of the scaled (and capped) scores for the backward
+	 * pass. */
 	int (*attention_fwd)(struct tk_backend *be, float *out, float *lse, const float *q,
 			     const float *k, const float *v, int B, int T, int n_head,
-			     int n_kv_head, int head_dim);
-	/* dq, dk, dv are set (not accumulated). */
+			     int n_kv_head, int head_dim, const struct tk_attn_opts *ao);
+	/* dq, dk, dv are set (not accumulated); ao as in the forward. */
 	int (*attention_bwd)(struct tk_backend *be, float *dq, float *dk, float *dv,
 			     const float *dout, const float *q, const float *k, const float *v,
 			     const float *out, const float *lse, int B, int T, int n_head,
-			     int n_kv_head, int head_dim);
+			     int n_kv_head, int head_dim, const struct tk_attn_opts *ao);
 	/* y[n,dim] = table[ids[i]] */
 	int (*embedding_fwd)(struct tk_backend *be, float *y, const float *table,
 			     const uint32_t *ids, int n, int dim);
@@ -138,13 +157,14 @@ struct tk_backend_i {
 	 * [n_seq][max_len, n_kv_head * head_dim]; row i (query q[i] of
 	 * [n, n_head * head_dim]) belongs to sequence seq[i] at position
 	 * pos[i] and attends to positions j0 .. pos[i] of its sequence, j0 =
-	 * pos[i] - window + 1 when window > 0 and that is positive, else 0;
-	 * their keys and values are in the cache already.  out [n, n_head *
-	 * head_dim]; scale 1/sqrt(head_dim); seq and pos may be host memory. */
+	 * pos[i] - ao->window + 1 when the window is set and that is
+	 * positive, else 0; their keys and values are in the cache already.
+	 * out [n, n_head * head_dim]; scores scaled and capped as ao says
+	 * (filled by the wrapper); seq and pos may be host memory. */
 	int (*attention_decode)(struct tk_backend *be, float *out, const float *q,
 				const float *kc, const float *vc, const int32_t *seq,
 				const int32_t *pos, int n, int max_len, int n_head,
-				int n_kv_head, int head_dim, int window);
+				int n_kv_head, int head_dim, const struct tk_attn_opts *ao);
 	/* dst row idx[i] = src row i, rows of dim floats (idx may be host
 	 * memory): new keys and values into the KV cache. */
 	int (*copy_rows)(struct tk_backend *be, float *dst, const float *src, const int64_t *idx,
@@ -256,12 +276,16 @@ int tk_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float 
 /* rot_dim: even, 2 to head_dim (TK_E_INVAL otherwise). */
 int tk_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
 	    int head_dim, int rot_dim, const float *inv_freq, float scale, int inverse);
+/* The attention slots' wrappers: ao NULL means the defaults (scale
+ * 1/sqrt(head_dim), full causal, no soft-capping).  TK_E_INVAL for sizes
+ * that do not fit or a negative or non-finite scale, window or softcap. */
 int tk_attention_fwd(struct tk_backend *be, float *out, float *lse, const float *q,
 		     const float *k, const float *v, int B, int T, int n_head, int n_kv_head,
-		     int head_dim);
+		     int head_dim, const struct tk_attn_opts *ao);
 int tk_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv, const float *dout,
 		     const float *q, const float *k, const float *v, const float *out,
-		     const float *lse, int B, int T, int n_head, int n_kv_head, int head_dim);
+		     const float *lse, int B, int T, int n_head, int n_kv_head, int head_dim,
+		     const struct tk_attn_opts *ao);
 int tk_embedding_fwd(struct tk_backend *be, float *y, const float *table, const uint32_t *ids,
 		     int n, int dim);
 int tk_embedding_bwd(struct tk_backend *be, float *dtable, const float *dy, const uint32_t *ids,
@@ -309,7 +333,8 @@ int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, 
 	       const float *x, float *y, int ldy, float beta);
 int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
 			const float *vc, const int32_t *seq, const int32_t *pos, int n,
-			int max_len, int n_head, int n_kv_head, int head_dim, int window);
+			int max_len, int n_head, int n_kv_head, int head_dim,
+			const struct tk_attn_opts *ao);
 int tk_copy_rows(struct tk_backend *be, float *dst, const float *src, const int64_t *idx, int n,
 		 int dim);
 /* Fills *mi (zeros where the backend knows nothing); always 0 for a

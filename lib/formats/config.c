@@ -495,6 +495,57 @@ static int parse_no_rope(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
+/* Qwen2's, Qwen3's and SmolLM3's windows into c->layer_window, as their
+ * transformers configs derive them: Qwen2/Qwen3's sliding_window is None
+ * unless use_sliding_window (default 4096); SmolLM3 keeps its (default
+ * None) either way, and its eager mask applies it to the layers
+ * layer_types names; then layer_types as given, else sliding where l >=
+ * max_window_layers (Qwen; default 28) or on the NoPE layers (SmolLM3),
+ * when use_sliding_window and there is a window. */
+static int parse_windows(const struct parse *p, struct tk_model_config *c)
+{
+	int smol = c->arch == TK_ARCH_SMOLLM3, rc;
+	int64_t sw, mwl;
+	if ((rc = get_bool(p, "use_sliding_window", 0, &c->use_sliding_window)) ||
+	    (rc = get_int(p, "sliding_window", smol ? 0 : 4096, 0, 1, INT64_C(1) << 40, &sw)) ||
+	    (rc = get_int(p, "max_window_layers", 28, INT64_MIN, 0, INT32_MAX, &mwl)))
+		return rc;
+	int win = !c->use_sliding_window && !smol ? 0 : sw > INT32_MAX ? INT32_MAX : (int)sw;
+	c->sliding_window = win;
+	c->max_window_layers = (int)mwl;
+	const cJSON *lt = get(p, "layer_types"), *e;
+	if (!lt || cJSON_IsNull(lt)) {
+		for (int l = 0; l < c->n_layer; l++)
+			c->layer_window[l] =
+				c->use_sliding_window && (smol ? c->no_rope[l] : l >= mwl) ? win : 0;
+		return 0;
+	}
+	if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layer)
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "layer_types: expected a list of %d entries (one per layer)",
+				   c->n_layer);
+	int l = 0;
+	cJSON_ArrayForEach(e, lt) {
+		const char *t = cJSON_IsString(e) ? e->valuestring : "";
+		if (!strcmp(t, "sliding_attention") && !win)
+			return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+					   "layer_types: layer %d is sliding_attention but there is "
+					   "no window (use_sliding_window false or sliding_window "
+					   "null)",
+					   l);
+		if (strcmp(t, "sliding_attention") && strcmp(t, "full_attention")) {
+			char what[120];
+			snprintf(what, sizeof(what),
+				 "layer_types entry '%.40s' (tk implements full_attention and "
+				 "sliding_attention)",
+				 t);
+			return unsupported(p, what);
+		}
+		c->layer_window[l++] = strcmp(t, "sliding_attention") ? 0 : win;
+	}
+	return 0;
+}
+
 static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 {
 	static const struct {
@@ -512,7 +563,7 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 				      1, 128004 },
 		[TK_ARCH_PHI3] = { 32064, 8192, 4096, 0, 1, 32000, 0, 3072, 32, 32, 0, 32000 },
 	};
-	int rc, v;
+	int rc;
 	int64_t kv, hd;
 	if ((rc = get_dim(p, "vocab_size", def[c->arch].vocab, MAX_VOCAB, &c->vocab_size)) ||
 	    (rc = get_dim(p, "hidden_size", def[c->arch].hidden, MAX_WIDTH, &c->hidden)) ||
@@ -609,6 +660,8 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 				  INT64_C(1) << 40, &sw)))
 			return rc;
 		c->sliding_window = sw >= c->max_pos ? 0 : (int)sw;
+		for (int l = 0; l < c->n_layer; l++)
+			c->layer_window[l] = c->sliding_window;
 		break;
 	}
 	case TK_ARCH_SMOLLM3:
@@ -632,21 +685,8 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 			c->attn_out_bias = c->attn_bias;
 			c->qk_norm = 1;
 		}
-		if ((rc = get_bool(p, "use_sliding_window", 0, &v)))
+		if ((rc = parse_windows(p, c)))
 			return rc;
-		if (v)
-			return unsupported(p, "use_sliding_window=true");
-		const cJSON *lt = get(p, "layer_types"), *e;
-		if (lt && !cJSON_IsNull(lt)) {
-			if (!cJSON_IsArray(lt))
-				return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
-						   "layer_types: expected a list");
-			cJSON_ArrayForEach(e, lt) {
-				if (!cJSON_IsString(e) || strcmp(e->valuestring, "full_attention"))
-					return unsupported(p, "layer_types other than "
-							      "full_attention");
-			}
-		}
 		break;
 	}
 	default:
@@ -1048,10 +1088,21 @@ static cJSON *build(const struct tk_model_config *c)
 	case TK_ARCH_QWEN3:
 		cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);
 		/* fall through */
-	case TK_ARCH_QWEN2:
-		cJSON_AddBoolToObject(o, "use_sliding_window", 0);
-		cJSON_AddNullToObject(o, "sliding_window");
+	case TK_ARCH_QWEN2: {
+		cJSON_AddBoolToObject(o, "use_sliding_window", c->use_sliding_window);
+		if (c->sliding_window > 0)
+			cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
+		else
+			cJSON_AddNullToObject(o, "sliding_window");
+		if (c->arch != TK_ARCH_SMOLLM3)
+			cJSON_AddNumberToObject(o, "max_window_layers", c->max_window_layers);
+		cJSON *lt = cJSON_AddArrayToObject(o, "layer_types");
+		for (int l = 0; lt && l < c->n_layer; l++)
+			cJSON_AddItemToArray(lt, cJSON_CreateString(c->layer_window[l]
+									 ? "sliding_attention"
+									 : "full_attention"));
 		break;
+	}
 	default:
 		break;
 	}

@@ -98,13 +98,29 @@ struct tk_model_config {
 	 * embd_pdrop, default 0); the Llama family's attention_dropout in
 	 * [2] (default 0).  tk applies no dropout. */
 	float dropout[3];
-	/* Mistral's and Phi-3's sliding_window: 0 when attention is fully
-	 * causal (null, or at least max_pos, where the window never excludes
-	 * a position).  Else query i sees keys j with i - W < j <= i
-	 * (transformers' mask): equal to full causal attention for sequences
-	 * of at most W tokens, which is what model code that implements no
-	 * window must check. */
+	/* config.json's sliding_window, written back.  Mistral, Phi-3: 0 when
+	 * attention is fully causal (null, or at least max_pos, where the
+	 * window never excludes a position).  Qwen2, Qwen3, SmolLM3: the
+	 * window of the layers layer_types calls "sliding_attention", 0 when
+	 * the key is null or (Qwen2, Qwen3) use_sliding_window is false
+	 * (transformers' config then holds None; SmolLM3's keeps its window).
+	 * The model reads layer_window, never this. */
 	int sliding_window;
+	int use_sliding_window;  /* Qwen2, Qwen3, SmolLM3: as read, written back */
+	int max_window_layers;   /* Qwen2, Qwen3: as read (default 28), written back */
+	/* The sliding window of each layer, 0 for full causal attention: query
+	 * i of layer l sees keys j with i - layer_window[l] < j <= i
+	 * (transformers' sliding-window mask; a window of at least the
+	 * sequence length is full attention).  Mistral: sliding_window on
+	 * every layer.  Qwen2/Qwen3: sliding_window on the layers layer_types
+	 * names "sliding_attention", which transformers derives, when absent,
+	 * as the layers l >= max_window_layers when use_sliding_window.
+	 * SmolLM3: the same from layer_types (whatever use_sliding_window, as
+	 * its eager mask does), derived as its NoPE layers when
+	 * use_sliding_window.  Gemma-2/3: the local layers (sliding_window),
+	 * 0 on the global ones.  Saving writes layer_types back from it (a
+	 * layer slides where its window is not 0). */
+	int layer_window[TK_MAX_LAYERS];
 	int64_t bos_id, eos_id, pad_id;      /* -1 when absent */
 	char torch_dtype[16];    /* "float32", "bfloat16"... ("" when absent) */
 };
@@ -120,15 +136,20 @@ struct tk_model_config {
  * activation other than gelu_new /
  * gelu_pytorch_tanh (GPT-2) or silu (Llama family), GPT-2's
  * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
- * add_cross_attention or scale_attn_weights=false, and Qwen2's
- * use_sliding_window (or a layer_types entry that is not
- * "full_attention"), the same for Qwen3 and SmolLM3 (whose no_rope_layers
- * must have one 0 or 1 per layer).  Mistral's and Phi-3's sliding_window
- * is accepted and recorded (see the field); Phi-3's resid_pdrop and
- * embd_pdrop are kept in dropout[0] and [1], as GPT-2's.  A rope scaling
- * without the keys transformers reads for it (factor; llama3's
- * low_freq_factor and high_freq_factor; longrope's long_factor and
- * short_factor of rotary_dim / 2 numbers) is TK_E_FORMAT naming the key.  Keys that are absent take transformers' class
+ * add_cross_attention or scale_attn_weights=false, and a layer_types entry
+ * other than "full_attention" and "sliding_attention" (Qwen2, Qwen3,
+ * SmolLM3; SmolLM3's no_rope_layers must have one 0 or 1 per layer).
+ * Sliding windows (Mistral's and Phi-3's sliding_window; Qwen2's, Qwen3's
+ * and SmolLM3's use_sliding_window, sliding_window, max_window_layers and
+ * layer_types) are read into layer_window as transformers derives them; a
+ * layer_types list that is not one entry per layer, or that names a
+ * sliding layer while the config has no window (use_sliding_window false
+ * or sliding_window null, where transformers fails), is TK_E_FORMAT.
+ * Phi-3's resid_pdrop and embd_pdrop are kept in dropout[0] and [1], as
+ * GPT-2's.  A rope scaling without the keys transformers reads for it
+ * (factor; llama3's low_freq_factor and high_freq_factor; longrope's
+ * long_factor and short_factor of rotary_dim / 2 numbers) is TK_E_FORMAT
+ * naming the key.  Keys that are absent take transformers' class
  * defaults (5.x); both the 4.x (rope_theta, rope_scaling, torch_dtype) and
  * 5.x (rope_parameters, dtype) spellings are read.  An eos_token_id list
  * gives its first id.

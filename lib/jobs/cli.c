@@ -134,10 +134,10 @@ int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		 const char *const *usage, const char *about, int *npos, int *exit_now)
 {
 	struct tk_diag d;
-	int rc = tk_opt_parse(argc, argv, opts, npos, &d);
+	int rc = tk_options_parse(argc, argv, opts, npos, &d);
 	*exit_now = rc != TK_OPT_DONE;
 	if (rc == TK_OPT_SHOW_HELP) {
-		tk_opt_usage(stdout, usage, about, opts);
+		tk_options_usage(stdout, usage, about, opts);
 		return TK_EXIT_OK;
 	}
 	if (rc == TK_OPT_SHOW_VERSION) {
@@ -395,7 +395,7 @@ int tk_cli_chat_opts(struct tk_chat *c, const char *kwargs, struct tk_diag *d)
 	if (kwargs && (rc = tk_chat_set_kwargs(c, kwargs, d)))
 		return rc;
 	if (sde && *sde) {
-		if (tk_parse_ll(sde, 0, 253402300799LL, &t))
+		if (tk_options_parse_ll(sde, 0, 253402300799LL, &t))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 					   "SOURCE_DATE_EPOCH '%.100s' is not a number of seconds", sde);
 		tk_chat_pin_time(c, t);

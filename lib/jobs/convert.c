@@ -1209,6 +1209,19 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 				 "cannot be exported: llama.cpp's phi3 takes no other", c->head_dim);
 		goto out;
 	}
+	/* (phi3: its window is written as llama.cpp's converter writes it,
+	 * attention.sliding_window, which llama.cpp reads and then disables) */
+	for (int l = 0; c->arch != TK_ARCH_MISTRAL && c->arch != TK_ARCH_PHI3 && l < c->n_layer;
+	     l++)
+		if (c->layer_window[l] > 0) {
+			/* llama.cpp's qwen2 and qwen3 have no window: it would
+			 * attend to every key */
+			rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+					 "%s with sliding-window layers (layer_types) cannot be "
+					 "exported to GGUF yet",
+					 arch);
+			goto out;
+		}
 	if (c->pos == TK_POS_ROPE && c->rope.type != TK_ROPE_DEFAULT &&
 	    !(c->arch == TK_ARCH_PHI3 && c->rope.type == TK_ROPE_LONGROPE)) {
 		/* llama.cpp keys each scaling its own way (rope_freqs.weight for

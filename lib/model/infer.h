@@ -25,7 +25,8 @@ struct tk_infer;
 /* A state for model m (which must outlive it) with n_seq >= 1 sequences of
  * room for max_len positions each (at most the model's max_pos for learned
  * positions); the cache takes n_layer * n_seq * max_len * 2 * kv_dim floats.
- * A Mistral sliding window W masks keys more than W - 1 positions back, as
+ * A layer's sliding window W (the config's layer_window: Mistral, Qwen2,
+ * Gemma's local layers) masks keys more than W - 1 positions back, as
  * transformers does.  Returns 0, TK_E_INVAL or TK_E_NOMEM. */
 int tk_infer_new_batch(struct tk_infer **s, struct tk_model *m, int n_seq, int max_len,
 		       struct tk_diag *d);

@@ -244,10 +244,10 @@ static int layer(struct tk_infer *s, int l, int n)
 	}
 	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
 	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));
-	/* Mistral's sliding window: keys j with pos - W < j <= pos */
+	/* the layer's sliding window: keys j with pos - W < j <= pos */
+	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_decode(m->be, s->att, s->q, kc, vc, s->rseq, s->pos, n, s->max_len,
-				  c->n_head, c->n_kv_head, c->head_dim,
-				  c->sliding_window > 0 ? c->sliding_window : 0));
+				  c->n_head, c->n_kv_head, c->head_dim, &ao));
 	CHECK(linear(m, l, TK_LIN_O, s->mid, s->att, n));
 	CHECK(tk_axpy(m->be, s->mid, 1.0f, s->x, (size_t)n * C));
 	CHECK(norm(s, s->ln, s->mid, o->ln2_w, o->ln2_b, n));

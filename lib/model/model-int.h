@@ -96,6 +96,16 @@ struct tk_model_run {
 #define TK_QTILE_ROWS 1024
 #define TK_QTILE_WIDE 65536
 
+/* How the queries of layer l attend, for the attention ops: the layer's
+ * sliding window (layer_window; 0: full causal), scale 1/sqrt(head_dim),
+ * no soft-capping.  Training, evaluation and decoding all take it from
+ * here, so they mask the same keys. */
+static inline struct tk_attn_opts tk_layer_attn(const struct tk_model_config *c, int l)
+{
+	struct tk_attn_opts ao = { 0.0f, c->layer_window[l], 0.0f };
+	return ao;
+}
+
 /* Rows of a quantized weight with `in` columns dequantized per tile. */
 static inline int tk_qtile_rows(int in)
 {

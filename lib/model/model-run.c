@@ -254,8 +254,9 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, c->rotary_dim,
 			      r->rope_inv, r->rope_scale, 0));
 	}
+	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
-			       c->n_kv_head, c->head_dim));
+			       c->n_kv_head, c->head_dim, &ao));
 	CHECK(LIN_FWD(TK_LIN_O, a->mid, a->att));
 	CHECK(tk_axpy(m->be, a->mid, 1.0f, x, (size_t)N * C));
 	CHECK(norm_fwd(m, a->ln2, a->ln2_mean, a->ln2_rstd, a->mid, o->ln2_w, o->ln2_b, N));
@@ -299,8 +300,9 @@ static int layer_bwd(struct tk_model *m, int l)
 
 	/* attention */
 	CHECK(LIN_BWD(TK_LIN_O, r->datt, 0.0f, r->dres, a->att));
+	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
-			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim));
+			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim, &ao));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
 		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, c->rotary_dim,
 			      r->rope_inv, r->rope_scale, 1));
@@ -369,11 +371,6 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "sequence length %d is longer than the model's %d positions",
 				   T, c->max_pos);
-	if (c->sliding_window > 0 && T > c->sliding_window)
-		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
-				   "sequence length %d is longer than the model's sliding window "
-				   "%d (tk implements full causal attention only)", T,
-				   c->sliding_window);
 	if ((want_grad || loss) && !targets)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "a loss needs targets");
 	N = B * T;

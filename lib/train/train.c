@@ -258,6 +258,7 @@ static void train_free(struct trainer *tr)
 	free(tr->targets);
 	free(tr->rows);
 	cJSON_Delete(tr->log_history);
+	train_state_file_free(&tr->resumed);
 	if (tr->metrics)
 		fclose(tr->metrics);
 	train_unlock_output(tr);
@@ -313,11 +314,12 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 					   "no such checkpoint directory");
 		snprintf(tr->resume_dir, sizeof(tr->resume_dir), "%s", o->resume);
 	}
-	if (tr->resume_dir[0] && (rc = train_read_source(tr, d)))
+	if (tr->resume_dir[0] && ((rc = train_read_state(tr, &tr->resumed, d)) ||
+				  (rc = train_read_source(tr, &tr->resumed, d))))
 		return rc;
 	if (o->data)
 		snprintf(tr->data_path, sizeof(tr->data_path), "%s", o->data);
-	else if ((rc = train_stored_data_path(tr, d)))
+	else if ((rc = train_stored_data_path(tr, &tr->resumed, d)))
 		return rc;
 	if ((rc = train_load_model(tr, d)))
 		return rc;

@@ -125,8 +125,9 @@ static void test_qmatmul(void)
  * values, |out| < 1; CUDA's expf is within 2 ulp and the online softmax
  * rescales each warp's sums, the CPU divides each weight by the sum, so a
  * few ulp of 1 apart per term: atol 1e-5, rtol 1e-5. */
-static void att_case(int D, int window)
+static void att_case(int D, int window, float scale, float softcap)
 {
+	const struct tk_attn_opts ao = { scale, window, softcap };
 	enum { NSEQ = 4, L = 37, H = 8, KV = 2, N = 7 };
 	const int32_t seq[N] = { 1, 1, 1, 1, 0, 2, 3 };
 	const int32_t pos[N] = { 0, 1, 2, 3, 20, 36, 0 };
@@ -136,12 +137,13 @@ static void att_case(int D, int window)
 	char shape[120];
 
 	TT_REQUIRE(kc.c && kc.g && vc.c && vc.g && q.c && q.g && out.c && out.g, "alloc");
-	snprintf(shape, sizeof(shape), "H %d KV %d D %d, window %d, %d rows of 4 sequences", H,
-		 KV, D, window, N);
+	snprintf(shape, sizeof(shape),
+		 "H %d KV %d D %d, window %d, scale %g, softcap %g, %d rows of 4 sequences", H, KV,
+		 D, window, scale, softcap, N);
 	int rc_c = tk_attention_decode(&cpu, out.c, q.c, kc.c, vc.c, seq, pos, N, L, H, KV, D,
-				       window);
+				       &ao);
 	int rc_g = tk_attention_decode(&gpu, out.g, q.g, kc.g, vc.g, seq, pos, N, L, H, KV, D,
-				       window);
+				       &ao);
 	BOTH_OK(rc_c, rc_g, shape);
 	CHECK_PAIR("attention_decode", out, 1e-5, 1e-5);
 	pair_free(&kc);
@@ -154,16 +156,20 @@ static void test_attention_decode(void)
 {
 	NEED_GPU();
 	rng_seed(22);
-	att_case(64, 0);
-	att_case(64, 5);
-	att_case(40, 0);
-	att_case(128, 16);
+	att_case(64, 0, 0.0f, 0.0f);
+	att_case(64, 5, 0.0f, 0.0f);
+	att_case(40, 0, 0.0f, 0.0f);
+	att_case(128, 16, 0.0f, 0.0f);
+	/* Gemma-2's: query_pre_attn_scalar 256 (scale 1/16), softcap 50; and a
+	 * cap small enough to bend most scores (|s| up to D/16 = 8 > 1.5) */
+	att_case(256, 5, 0.0625f, 50.0f);
+	att_case(128, 0, 0.0625f, 1.5f);
 	/* past the kernel's head_dim and a position past the cache */
 	float x[4] = { 0 };
 	int32_t seq[1] = { 0 }, pos[1] = { 0 }, bad[1] = { 3 };
-	TT_CHECK(tk_attention_decode(&gpu, x, x, x, x, seq, pos, 1, 1, 1, 1, 300, 0) ==
+	TT_CHECK(tk_attention_decode(&gpu, x, x, x, x, seq, pos, 1, 1, 1, 1, 300, NULL) ==
 			 TK_E_UNSUPPORTED, "head_dim 300");
-	TT_CHECK(tk_attention_decode(&gpu, x, x, x, x, seq, bad, 1, 3, 1, 1, 1, 0) == TK_E_INVAL,
+	TT_CHECK(tk_attention_decode(&gpu, x, x, x, x, seq, bad, 1, 3, 1, 1, 1, NULL) == TK_E_INVAL,
 		 "position 3 of 3");
 }
 

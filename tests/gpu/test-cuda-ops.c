@@ -230,22 +230,33 @@ static void test_rope(void)
 
 struct att_case {
 	int B, T, H, KV, D;
+	struct tk_attn_opts ao; /* scale, window, softcap; zeros: the defaults */
 };
 
 /* Causal attention with GQA, forward and backward.  Scores and outputs are
  * float sums of D products in another order (online softmax on the GPU):
  * out and lse 2e-5 abs; the gradients, sums over T rows, 1e-4 abs + rel.
- * D = 200 takes the smallest tiles; D = 257 is refused (unsupported). */
+ * D = 200 takes the smallest tiles; D = 257 is refused (unsupported).
+ * Sliding windows (1, shorter than a tile, across tiles, longer than T)
+ * and Gemma-2's scale and soft-capping: the same tolerances, tanhf on
+ * either side within 2 ulp and |d tanh| <= 1. */
 static void test_attention(void)
 {
 	NEED_GPU();
 	rng_seed(7);
 	struct att_case cs[] = {
-		{ 2, 37, 4, 2, 24 }, /* GQA groups of 2, T not a multiple of a tile */
-		{ 1, 70, 6, 1, 33 }, /* multi-query, odd head_dim */
-		{ 3, 5, 2, 2, 64 },  /* short sequences, plain multi-head */
-		{ 1, 40, 4, 2, 128 },
-		{ 1, 21, 2, 1, 200 },
+		{ 2, 37, 4, 2, 24, { 0.0f, 0, 0.0f } }, /* GQA groups of 2, T not a multiple of a tile */
+		{ 1, 70, 6, 1, 33, { 0.0f, 0, 0.0f } }, /* multi-query, odd head_dim */
+		{ 3, 5, 2, 2, 64, { 0.0f, 0, 0.0f } }, /* short sequences, plain multi-head */
+		{ 1, 40, 4, 2, 128, { 0.0f, 0, 0.0f } },
+		{ 1, 21, 2, 1, 200, { 0.0f, 0, 0.0f } },
+		{ 2, 37, 4, 2, 24, { 0.0f, 1, 0.0f } },
+		{ 1, 70, 6, 1, 33, { 0.0f, 5, 0.0f } },
+		{ 1, 100, 4, 2, 64, { 0.0f, 33, 0.0f } },
+		{ 3, 5, 2, 2, 64, { 0.0f, 4096, 0.0f } },
+		{ 1, 70, 4, 2, 128, { 0.0625f, 0, 50.0f } },
+		{ 2, 45, 4, 1, 40, { 0.3f, 7, 1.5f } },
+		{ 1, 40, 2, 1, 256, { 0.0625f, 9, 50.0f } },
 	};
 	for (size_t ci = 0; ci < sizeof(cs) / sizeof(cs[0]); ci++) {
 		struct att_case a = cs[ci];
@@ -256,10 +267,12 @@ static void test_attention(void)
 		struct pair dout = pair_rand(nq, -1, 1), dq = pair_rand(nq, 7, 8);
 		struct pair dk = pair_rand(nk, 7, 8), dv = pair_rand(nk, 7, 8); /* overwritten */
 		char what[96];
-		snprintf(what, sizeof(what), "attention B%d T%d H%d KV%d D%d", a.B, a.T, a.H, a.KV,
-			 a.D);
-		int r1 = tk_attention_fwd(&cpu, out.c, lse.c, q.c, k.c, v.c, a.B, a.T, a.H, a.KV, a.D);
-		int r2 = tk_attention_fwd(&gpu, out.g, lse.g, q.g, k.g, v.g, a.B, a.T, a.H, a.KV, a.D);
+		snprintf(what, sizeof(what), "attention B%d T%d H%d KV%d D%d scale %g W%d cap %g",
+			 a.B, a.T, a.H, a.KV, a.D, a.ao.scale, a.ao.window, a.ao.softcap);
+		int r1 = tk_attention_fwd(&cpu, out.c, lse.c, q.c, k.c, v.c, a.B, a.T, a.H, a.KV, a.D,
+					  &a.ao);
+		int r2 = tk_attention_fwd(&gpu, out.g, lse.g, q.g, k.g, v.g, a.B, a.T, a.H, a.KV, a.D,
+					  &a.ao);
 		BOTH_OK(r1, r2, what);
 		CHECK_PAIR("attention out", out, 2e-5, 1e-5);
 		CHECK_PAIR("attention lse", lse, 2e-5, 1e-6);
@@ -267,9 +280,9 @@ static void test_attention(void)
 		memcpy(out.g, out.c, nq * sizeof(float));
 		memcpy(lse.g, lse.c, nl * sizeof(float));
 		r1 = tk_attention_bwd(&cpu, dq.c, dk.c, dv.c, dout.c, q.c, k.c, v.c, out.c, lse.c, a.B,
-				      a.T, a.H, a.KV, a.D);
+				      a.T, a.H, a.KV, a.D, &a.ao);
 		r2 = tk_attention_bwd(&gpu, dq.g, dk.g, dv.g, dout.g, q.g, k.g, v.g, out.g, lse.g, a.B,
-				      a.T, a.H, a.KV, a.D);
+				      a.T, a.H, a.KV, a.D, &a.ao);
 		BOTH_OK(r1, r2, what);
 		CHECK_PAIR("attention dq", dq, 1e-4, 1e-4);
 		CHECK_PAIR("attention dk", dk, 1e-4, 1e-4);
@@ -282,7 +295,7 @@ static void test_attention(void)
 	}
 	/* head_dim beyond the kernels' tiles */
 	struct pair q = pair_rand((size_t)2 * 257, 0, 1), l = pair_rand(2, 0, 0);
-	int rc = tk_attention_fwd(&gpu, q.g, l.g, q.g, q.g, q.g, 1, 2, 1, 1, 257);
+	int rc = tk_attention_fwd(&gpu, q.g, l.g, q.g, q.g, q.g, 1, 2, 1, 1, 257, NULL);
 	TT_CHECK(rc == TK_E_UNSUPPORTED, "head_dim 257 gave %d", rc);
 	pair_free(&q);
 	pair_free(&l);
@@ -520,9 +533,9 @@ static void test_deterministic(void)
 		dq[r] = tk_backend_alloc(&gpu, nq * 4);
 		dk[r] = tk_backend_alloc(&gpu, nk * 4);
 		dv[r] = tk_backend_alloc(&gpu, nk * 4);
-		TT_REQUIRE(!tk_attention_fwd(&gpu, o, l, q, k, v, B, T, H, KV, D), "fwd");
+		TT_REQUIRE(!tk_attention_fwd(&gpu, o, l, q, k, v, B, T, H, KV, D, NULL), "fwd");
 		TT_REQUIRE(!tk_attention_bwd(&gpu, dq[r], dk[r], dv[r], q, q, k, v, o, l, B, T, H, KV,
-					     D), "bwd");
+					     D, NULL), "bwd");
 	}
 	TT_CHECK(!memcmp(dq[0], dq[1], nq * 4) && !memcmp(dk[0], dk[1], nk * 4) &&
 			 !memcmp(dv[0], dv[1], nk * 4),

@@ -91,16 +91,16 @@ static void test_attention(void)
 	snprintf(shape, sizeof(shape), "B%d T%d H%d D%d causal", B, T, H, D);
 	double fwd, bwd;
 	int rc;
-	BEST_OF(5, fwd, rc, tk_attention_fwd(&gpu, out.g, lse.g, q.g, k.g, v.g, B, T, H, H, D));
+	BEST_OF(5, fwd, rc, tk_attention_fwd(&gpu, out.g, lse.g, q.g, k.g, v.g, B, T, H, H, D, NULL));
 	TT_REQUIRE(!rc, "attention_fwd: %d (%s)", rc, tk_backend_cuda_last_error(&gpu));
 	BEST_OF(5, bwd, rc,
 		tk_attention_bwd(&gpu, dq.g, dk.g, dv.g, dout.g, q.g, k.g, v.g, out.g, lse.g, B, T,
-				 H, H, D));
+				 H, H, D, NULL));
 	TT_REQUIRE(!rc, "attention_bwd: %d (%s)", rc, tk_backend_cuda_last_error(&gpu));
-	rc = tk_attention_fwd(&cpu, out.c, lse.c, q.c, k.c, v.c, B, T, H, H, D);
+	rc = tk_attention_fwd(&cpu, out.c, lse.c, q.c, k.c, v.c, B, T, H, H, D, NULL);
 	TT_REQUIRE(!rc, "cpu attention_fwd: %d", rc);
 	rc = tk_attention_bwd(&cpu, dq.c, dk.c, dv.c, dout.c, q.c, k.c, v.c, out.c, lse.c, B, T, H,
-			      H, D);
+			      H, D, NULL);
 	TT_REQUIRE(!rc, "cpu attention_bwd: %d", rc);
 	/* the tolerances of test-cuda-ops.c's attention cases (T <= 70); the
 	 * backward sums over up to T keys, so it gets sqrt(T / 70) times more */

@@ -6,8 +6,10 @@ gen-train-fixture.py (made again in a temporary directory), with tiny
 models of its tokenizer's vocabulary instead of its GPT-2: Qwen3 (per-head
 q/k norms, head_dim apart from the width), Llama with the llama3, YaRN
 and dynamic NTK rotary scalings, whose original context (16) is shorter
-than the 24-token blocks, and Phi-3 (fused qkv_proj and gate_up_proj,
-partial rotary 0.75, LongRoPE with the same original context of 16).  For each: Trainer.train() in file order, then
+than the 24-token blocks; Mistral and Qwen2 (use_sliding_window, layer 0 of
+2 full causal) with sliding windows of 8, shorter than the blocks; and
+Phi-3 (fused qkv_proj and gate_up_proj, partial rotary 0.75, LongRoPE with
+the same original context of 16).  For each: Trainer.train() in file order, then
 tk-train --config train-args.json --no-shuffle, and the final weights
 (relative to each tensor's largest value) and the logged loss,
 grad_norm, learning_rate, epoch and eval_loss compared.  Prints PASS/FAIL.
@@ -22,8 +24,8 @@ import tempfile
 import numpy as np
 import torch
 from safetensors.numpy import load_file
-from transformers import (AutoModelForCausalLM, LlamaConfig, Phi3Config, Qwen3Config,
-                          TrainingArguments, default_data_collator)
+from transformers import (AutoModelForCausalLM, LlamaConfig, MistralConfig, Phi3Config,
+                          Qwen2Config, Qwen3Config, TrainingArguments, default_data_collator)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -47,6 +49,9 @@ def families(vocab, eos):
             original_max_position_embeddings=16)),
         "dynamic": LlamaConfig(**dict(llama, max_position_embeddings=16), rope_parameters=dict(
             rope_type="dynamic", rope_theta=100.0, factor=2.0)),
+        "mistral-swa": MistralConfig(**llama, rope_theta=100.0, sliding_window=8),
+        "qwen2-swa": Qwen2Config(**llama, rope_theta=100.0, use_sliding_window=True,
+                                 sliding_window=8, max_window_layers=1),
         # head_dim 8, 6 rotated: 3 long and short factors
         "phi3": Phi3Config(**dict(SHAPE, max_position_embeddings=64, pad_token_id=None, **ids),
                            original_max_position_embeddings=16, partial_rotary_factor=0.75,

@@ -5,17 +5,18 @@ itself creates, and what transformers computes with them.
 Run from anywhere (deterministic on the CPU; needs torch, transformers,
 safetensors):
     /tmp/refvenv/bin/python tests/parity/gen-model-fixtures.py [OUTDIR [NAME...]]
-(NAMEs: only those models, the others left as they are)
 
 For each model NAME (gpt2, llama, qwen2, qwen3, smollm3, rope-TYPE: llama
-with each rotary scaling, and phi3*: Phi-3 with its fused qkv_proj and
-gate_up_proj, partial rotary and LongRoPE) it writes
+with each rotary scaling, swa-mistral and swa-qwen2: sliding windows
+shorter than the sequence, and phi3*: Phi-3 with its fused qkv_proj and
+gate_up_proj, partial rotary and LongRoPE; the NAMEs given, else all) it
+writes
     NAME/config.json, NAME/model.safetensors
         the model as save_pretrained(safe_serialization=True) wrote it, in
         the dtype listed in MODELS (so that F16, BF16 and F32 checkpoints
         are all read by the tests)
     NAME.ref.safetensors
-        input_ids  I32 [B, T]   (T 11; 40 for the rope-* models)
+        input_ids  I32 [B, T]   (T 11; 40 for the rope-* models, 16 for swa-*)
         labels     I32 [B, T]   (-100 where ignored; HF shifts them inside)
         logits     F32 [B, T, V]
         loss       F32 [1]      model(input_ids, labels=labels).loss
@@ -31,13 +32,14 @@ get seeded noise, so that a weight applied in the wrong place shows.
 
 check-model.py imports this file to build the same models live.
 """
+import copy
 import os
 import sys
 
 import torch
 from safetensors.torch import save_file
-from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, Phi3Config, Qwen2Config,
-                          Qwen3Config, SmolLM3Config)
+from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig,
+                          Phi3Config, Qwen2Config, Qwen3Config, SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -154,6 +156,30 @@ def rope_factory(name):
     return lambda: rope_config(ROPES[name], 32 if name == "rope-dynamic" else 128)
 
 
+# Sliding windows of 5 positions on 16 tokens: Mistral's on every layer;
+# Qwen2's (use_sliding_window) on the layers from max_window_layers = 1 on,
+# layer 0 of 3 attending to every earlier key.  make_model checks that the
+# window changes what eager attention computes.
+T_SWA = 16
+SWA_WINDOW = 5
+
+
+def swa_mistral_config():
+    return MistralConfig(hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                         rope_theta=10000.0, tie_word_embeddings=False, initializer_range=0.1,
+                         max_position_embeddings=64, rms_norm_eps=1e-5,
+                         sliding_window=SWA_WINDOW)
+
+
+def swa_qwen2_config():
+    return Qwen2Config(hidden_size=48, intermediate_size=80, num_hidden_layers=3,
+                       num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                       rope_theta=10000.0, tie_word_embeddings=True, initializer_range=0.1,
+                       max_position_embeddings=64, rms_norm_eps=1e-6,
+                       use_sliding_window=True, sliding_window=SWA_WINDOW, max_window_layers=1)
+
+
 # name, config factory, seed, dtype of the saved checkpoint, sequence length
 MODELS = [
     ("gpt2", gpt2_config, 1, torch.float16, T),
@@ -162,6 +188,8 @@ MODELS = [
     ("qwen3", qwen3_config, 4, torch.bfloat16, T),
     ("smollm3", smollm3_config, 5, torch.bfloat16, T),
 ] + [(n, rope_factory(n), 10 + i, torch.float32, T_LONG) for i, n in enumerate(ROPES)] + [
+    ("swa-mistral", swa_mistral_config, 20, torch.float32, T_SWA),
+    ("swa-qwen2", swa_qwen2_config, 21, torch.float32, T_SWA),
     ("phi3", phi3_config, 20, torch.bfloat16, T),
     ("phi3-partial", phi3_partial_config, 21, torch.float16, T),
     ("phi3-longrope", phi3_longrope_config, 22, torch.float32, T_LONG),
@@ -209,15 +237,39 @@ def reference(model, ids, labels):
     return ref
 
 
-def generate(outdir, only=()):
+def check_window_applies(model, ids):
+    """The sliding window changes eager attention's logits: the same weights
+    with every layer full causal give others (else the fixture would test
+    nothing)."""
+    full = copy.deepcopy(model)
+    full.config.sliding_window = None
+    full.config.layer_types = ["full_attention"] * full.config.num_hidden_layers
+    for layer in full.model.layers:
+        layer.self_attn.sliding_window = None
+        if hasattr(layer, "attention_type"):
+            layer.attention_type = "full_attention"
+    if hasattr(full.model, "has_sliding_layers"):
+        full.model.has_sliding_layers = False
+    with torch.no_grad():
+        a, b = model(input_ids=ids).logits, full(input_ids=ids).logits
+    t = ids.shape[1]
+    # rows up to the window see the same keys either way; later rows do not
+    assert torch.equal(a[:, :SWA_WINDOW], b[:, :SWA_WINDOW]), "window changed early rows"
+    assert (a[:, SWA_WINDOW:] - b[:, SWA_WINDOW:]).abs().max() > 1e-3, "window has no effect"
+    assert t > SWA_WINDOW
+
+
+def generate(outdir, names=None):
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     os.makedirs(outdir, exist_ok=True)
     for name, cfg_fn, seed, dtype, t in MODELS:
-        if only and name not in only:
+        if names and name not in names:
             continue
         model = make_model(cfg_fn, seed, dtype)
         ids, labels = make_inputs(seed, t)
+        if name.startswith("swa-"):
+            check_window_applies(model, ids)
         ref = reference(model, ids, labels)
         mdir = os.path.join(outdir, name)
         save = make_model(cfg_fn, seed, dtype).to(dtype)

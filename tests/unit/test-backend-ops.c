@@ -737,35 +737,64 @@ static void test_rope(void)
 
 /* ---- attention ---- */
 
+/* ao: scale, window, softcap (all 0: the defaults, passed as NULL). */
 struct att_shape {
 	int B, T, H, KV, D;
+	struct tk_attn_opts ao;
 };
+
+/* Full causal attention with the default scale. */
+#define ATT_FULL { 0.0f, 0, 0.0f }
+
+static const struct tk_attn_opts *att_opts(const struct att_shape *s)
+{
+	return s->ao.scale != 0.0f || s->ao.window || s->ao.softcap != 0.0f ? &s->ao : NULL;
+}
+
+static double att_scale(struct att_shape s)
+{
+	return s.ao.scale > 0.0f ? s.ao.scale : 1.0 / sqrt((double)s.D);
+}
+
+/* The first key row t sees. */
+static int att_first(struct att_shape s, int t)
+{
+	return s.ao.window > 0 && t - s.ao.window + 1 > 0 ? t - s.ao.window + 1 : 0;
+}
+
+/* The score of q.k = d as the model sees it: scaled, then capped. */
+static double att_capped(struct att_shape s, double d)
+{
+	double x = d * att_scale(s), cap = s.ao.softcap;
+	return cap > 0.0 ? cap * tanh(x / cap) : x;
+}
 
 static void ref_attention(double *out, double *lse, const double *q, const double *k,
 			  const double *v, struct att_shape s)
 {
 	int grp = s.H / s.KV;
-	double scale = 1.0 / sqrt((double)s.D), *p = malloc(sizeof(double) * s.T);
+	double *p = malloc(sizeof(double) * s.T);
 	for (int b = 0; b < s.B; b++)
 		for (int h = 0; h < s.H; h++)
 			for (int t = 0; t < s.T; t++) {
 				const double *qr = q + (((size_t)b * s.T + t) * s.H + h) * s.D;
 				double mx = -INFINITY, sum = 0;
-				for (int j = 0; j <= t; j++) {
+				int j0 = att_first(s, t);
+				for (int j = j0; j <= t; j++) {
 					const double *kr =
 						k + (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
 					double d = 0;
 					for (int e = 0; e < s.D; e++)
 						d += qr[e] * kr[e];
-					p[j] = d * scale;
+					p[j] = att_capped(s, d);
 					mx = p[j] > mx ? p[j] : mx;
 				}
-				for (int j = 0; j <= t; j++)
+				for (int j = j0; j <= t; j++)
 					sum += (p[j] = exp(p[j] - mx));
 				double *o = out + (((size_t)b * s.T + t) * s.H + h) * s.D;
 				for (int e = 0; e < s.D; e++) {
 					double a = 0;
-					for (int j = 0; j <= t; j++)
+					for (int j = j0; j <= t; j++)
 						a += p[j] *
 						     v[(((size_t)b * s.T + j) * s.KV + h / grp) * s.D + e];
 					o[e] = a / sum;
@@ -813,7 +842,7 @@ static void attention_check(struct att_shape s, int bwd)
 	to_double(vd, v, nk);
 	to_double(rd, dout, nq);
 	ref_attention(od, ld, qd, kd, vd, s);
-	int rc = tk_attention_fwd(&be2, out, lse, q, k, v, s.B, s.T, s.H, s.KV, s.D);
+	int rc = tk_attention_fwd(&be2, out, lse, q, k, v, s.B, s.T, s.H, s.KV, s.D, att_opts(&s));
 	TT_CHECK(rc == 0, "fwd rc %d", rc);
 	CHECK_CLOSE(out, od, nq, 1e-6, 1e-5, "out");
 	CHECK_CLOSE(lse, ld, nl, 1e-6, 1e-6, "lse");
@@ -825,7 +854,7 @@ static void attention_check(struct att_shape s, int bwd)
 		c.which = 2;
 		fd_grad(att_loss, &c, vd, nk, gv);
 		rc = tk_attention_bwd(&be2, dq, dk, dv, dout, q, k, v, out, lse, s.B, s.T, s.H,
-				      s.KV, s.D);
+				      s.KV, s.D, att_opts(&s));
 		TT_CHECK(rc == 0, "bwd rc %d", rc);
 		CHECK_CLOSE(dq, gq, nq, 1e-5, 1e-4, "dq");
 		CHECK_CLOSE(dk, gk, nk, 1e-5, 1e-4, "dk");
@@ -838,33 +867,57 @@ static void attention_check(struct att_shape s, int bwd)
 
 static void test_attention_gqa(void)
 {
-	attention_check((struct att_shape){ 2, 5, 3, 1, 4 }, 1);
-	attention_check((struct att_shape){ 1, 37, 4, 2, 6 }, 1);
+	attention_check((struct att_shape){ 2, 5, 3, 1, 4, ATT_FULL }, 1);
+	attention_check((struct att_shape){ 1, 37, 4, 2, 6, ATT_FULL }, 1);
 }
 
 static void test_attention_mha(void)
 {
-	attention_check((struct att_shape){ 2, 5, 3, 3, 4 }, 1);
-	attention_check((struct att_shape){ 1, 37, 2, 2, 6 }, 1);
+	attention_check((struct att_shape){ 2, 5, 3, 3, 4, ATT_FULL }, 1);
+	attention_check((struct att_shape){ 1, 37, 2, 2, 6, ATT_FULL }, 1);
+}
+
+/* Sliding windows of 1 (each row sees itself only), 3, and longer than
+ * the block (the same as none), at odd sizes: forward against the
+ * reference, backward against finite differences. */
+static void test_attention_window(void)
+{
+	attention_check((struct att_shape){ 2, 5, 3, 1, 4, { 0.0f, 1, 0.0f } }, 1);
+	attention_check((struct att_shape){ 1, 37, 4, 2, 6, { 0.0f, 3, 0.0f } }, 1);
+	attention_check((struct att_shape){ 1, 37, 2, 2, 6, { 0.0f, 50, 0.0f } }, 1);
+	/* windows across the 16-row blocks and 32-key tiles, forward only */
+	attention_check((struct att_shape){ 2, 100, 3, 1, 8, { 0.0f, 17, 0.0f } }, 0);
+	attention_check((struct att_shape){ 1, 129, 2, 2, 40, { 0.0f, 33, 0.0f } }, 0);
+}
+
+/* Gemma-2's scale and soft-capping, with and without a window; a cap of
+ * 0.8 bends every score (|q.k| scale reaches 3). */
+static void test_attention_softcap(void)
+{
+	attention_check((struct att_shape){ 2, 5, 3, 1, 4, { 0.7f, 0, 0.8f } }, 1);
+	attention_check((struct att_shape){ 1, 37, 4, 2, 6, { 0.3f, 5, 2.0f } }, 1);
+	attention_check((struct att_shape){ 1, 70, 2, 1, 16, { 0.25f, 0, 50.0f } }, 0);
 }
 
 /* head_dim 128 over several row blocks, forward only (the reference is slow) */
 static void test_attention_long(void)
 {
-	attention_check((struct att_shape){ 1, 129, 2, 1, 128 }, 0);
+	attention_check((struct att_shape){ 1, 129, 2, 1, 128, ATT_FULL }, 0);
 }
 
-/* The backward pass in double from the formulas: p = softmax row, dp[j] =
- * dout . v_j, ds = p (dp - sum_j p dp), dq = scale ds K, dk = scale ds^T Q,
- * dv = p^T dout; checked against finite differences below, then used where
- * finite differences would be too slow. */
+/* The backward pass in double from the formulas: p = softmax row of the
+ * capped scores c, dp[j] = dout . v_j, ds = p (dp - sum_j p dp) (1 - (c /
+ * cap)^2 when capped), dq = scale ds K, dk = scale ds^T Q, dv = p^T dout;
+ * checked against finite differences below, then used where finite
+ * differences would be too slow. */
 static void ref_attention_bwd(double *dq, double *dk, double *dv, const double *dout,
 			      const double *q, const double *k, const double *v, struct att_shape s)
 {
 	int grp = s.H / s.KV;
 	size_t nq = (size_t)s.B * s.T * s.H * s.D, nk = (size_t)s.B * s.T * s.KV * s.D;
-	double scale = 1.0 / sqrt((double)s.D);
+	double scale = att_scale(s), cap = s.ao.softcap;
 	double *p = malloc(sizeof(double) * s.T), *dp = malloc(sizeof(double) * s.T);
+	double *c = malloc(sizeof(double) * s.T);
 	memset(dq, 0, sizeof(double) * nq);
 	memset(dk, 0, sizeof(double) * nk);
 	memset(dv, 0, sizeof(double) * nk);
@@ -873,18 +926,19 @@ static void ref_attention_bwd(double *dq, double *dk, double *dv, const double *
 			for (int t = 0; t < s.T; t++) {
 				size_t qo = (((size_t)b * s.T + t) * s.H + h) * s.D;
 				double mx = -INFINITY, sum = 0, pdp = 0;
-				for (int j = 0; j <= t; j++) {
+				int j0 = att_first(s, t);
+				for (int j = j0; j <= t; j++) {
 					const double *kr =
 						k + (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
 					double d = 0;
 					for (int e = 0; e < s.D; e++)
 						d += q[qo + e] * kr[e];
-					p[j] = d * scale;
+					p[j] = c[j] = att_capped(s, d);
 					mx = p[j] > mx ? p[j] : mx;
 				}
-				for (int j = 0; j <= t; j++)
+				for (int j = j0; j <= t; j++)
 					sum += (p[j] = exp(p[j] - mx));
-				for (int j = 0; j <= t; j++) {
+				for (int j = j0; j <= t; j++) {
 					const double *vr =
 						v + (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
 					p[j] /= sum;
@@ -893,9 +947,10 @@ static void ref_attention_bwd(double *dq, double *dk, double *dv, const double *
 						dp[j] += dout[qo + e] * vr[e];
 					pdp += p[j] * dp[j];
 				}
-				for (int j = 0; j <= t; j++) {
+				for (int j = j0; j <= t; j++) {
 					size_t ko = (((size_t)b * s.T + j) * s.KV + h / grp) * s.D;
-					double ds = p[j] * (dp[j] - pdp) * scale;
+					double u = cap > 0.0 ? c[j] / cap : 0.0;
+					double ds = p[j] * (dp[j] - pdp) * (1.0 - u * u) * scale;
 					for (int e = 0; e < s.D; e++) {
 						dq[qo + e] += ds * k[ko + e];
 						dk[ko + e] += ds * q[qo + e];
@@ -903,7 +958,7 @@ static void ref_attention_bwd(double *dq, double *dk, double *dv, const double *
 					}
 				}
 			}
-	free(p), free(dp);
+	free(p), free(dp), free(c);
 }
 
 /* The analytic reference (ref_attention_bwd) against finite differences
@@ -913,7 +968,14 @@ static void ref_attention_bwd(double *dq, double *dk, double *dv, const double *
 static void test_attention_bwd_tiles(void)
 {
 	static const struct att_shape shapes[] = {
-		{ 1, 7, 2, 1, 5 }, { 2, 70, 4, 2, 64 }, { 1, 45, 2, 2, 80 }, { 1, 33, 3, 1, 32 },
+		{ 1, 7, 2, 1, 5, ATT_FULL },	  { 2, 70, 4, 2, 64, ATT_FULL },
+		{ 1, 45, 2, 2, 80, ATT_FULL }, { 1, 33, 3, 1, 32, ATT_FULL },
+		/* windows and capping: the first against finite differences too,
+		 * the others skipping key tiles (windows 5 and 33 over 100 rows) */
+		{ 1, 9, 2, 1, 5, { 0.6f, 3, 1.0f } },
+		{ 2, 70, 4, 2, 64, { 0.0f, 5, 0.0f } },
+		{ 1, 100, 2, 1, 32, { 0.0f, 33, 0.0f } },
+		{ 1, 100, 3, 3, 80, { 0.125f, 17, 3.0f } },
 	};
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 		struct att_shape s = shapes[i];
@@ -937,7 +999,7 @@ static void test_attention_bwd_tiles(void)
 		to_double(vd, v, nk);
 		to_double(rd, dout, nq);
 		ref_attention_bwd(gq, gk, gv, rd, qd, kd, vd, s);
-		if (i == 0) {
+		if (i == 0 || i == 4) {
 			double *od = malloc(sizeof(double) * nq), *fq = malloc(sizeof(double) * nq);
 			double *fk = malloc(sizeof(double) * nk), *fv = malloc(sizeof(double) * nk);
 			struct att_ctx c = { s, qd, kd, vd, rd, od, 0 };
@@ -954,11 +1016,11 @@ static void test_attention_bwd_tiles(void)
 			TT_CHECK(w < 1e-6, "reference backward off finite differences by %g", w);
 			free(od), free(fq), free(fk), free(fv);
 		}
-		TT_REQUIRE(tk_attention_fwd(&be2, out, lse, q, k, v, s.B, s.T, s.H, s.KV, s.D) ==
-				   0,
+		TT_REQUIRE(tk_attention_fwd(&be2, out, lse, q, k, v, s.B, s.T, s.H, s.KV, s.D,
+					    att_opts(&s)) == 0,
 			   "fwd");
 		TT_REQUIRE(tk_attention_bwd(&be2, dq, dk, dv, dout, q, k, v, out, lse, s.B, s.T, s.H,
-					    s.KV, s.D) == 0,
+					    s.KV, s.D, att_opts(&s)) == 0,
 			   "bwd");
 		CHECK_CLOSE(dq, gq, nq, 1e-5, 1e-4, "dq");
 		CHECK_CLOSE(dk, gk, nk, 1e-5, 1e-4, "dk");
@@ -971,9 +1033,19 @@ static void test_attention_bwd_tiles(void)
 static void test_attention_bad_heads(void)
 {
 	float x[8] = { 0 };
-	TT_CHECK(tk_attention_fwd(&be2, x, x, x, x, x, 1, 1, 3, 2, 1) == TK_E_INVAL, "3 over 2");
-	TT_CHECK(tk_attention_bwd(&be2, x, x, x, x, x, x, x, x, x, 1, 1, 2, 0, 1) == TK_E_INVAL,
+	TT_CHECK(tk_attention_fwd(&be2, x, x, x, x, x, 1, 1, 3, 2, 1, NULL) == TK_E_INVAL, "3 over 2");
+	TT_CHECK(tk_attention_bwd(&be2, x, x, x, x, x, x, x, x, x, 1, 1, 2, 0, 1, NULL) == TK_E_INVAL,
 		 "0 kv heads");
+	const struct tk_attn_opts bad[4] = {
+		{ -0.5f, 0, 0.0f }, { INFINITY, 0, 0.0f }, { 0.0f, -2, 0.0f }, { 0.0f, 0, -1.0f }
+	};
+	for (int i = 0; i < 4; i++) {
+		TT_CHECK(tk_attention_fwd(&be2, x, x, x, x, x, 1, 1, 1, 1, 1, &bad[i]) == TK_E_INVAL,
+			 "fwd options %d", i);
+		TT_CHECK(tk_attention_bwd(&be2, x, x, x, x, x, x, x, x, x, 1, 1, 1, 1, 1, &bad[i]) ==
+				 TK_E_INVAL,
+			 "bwd options %d", i);
+	}
 }
 
 /* ---- embedding ---- */
@@ -1205,7 +1277,8 @@ enum { DR = 523, DC = 197, DVOC = 50, DB = 2, DT = 67, DH = 6, DKV = 2, DD = 16 
 #define DET_NO ((size_t)DC * 4 + (size_t)DVOC * DC + 4)
 #define DET_NQ ((size_t)DB * DT * DH * DD)
 #define DET_NK ((size_t)DB * DT * DKV * DD)
-#define DET_NA (DET_NQ * 4 + DET_NK * 4 + (size_t)DB * DH * DT)
+#define DET_NA1 (DET_NQ * 4 + DET_NK * 4 + (size_t)DB * DH * DT)
+#define DET_NA (2 * DET_NA1) /* full causal, then windowed and capped */
 
 /* The ordered reductions and attention on fixed inputs, sizes large enough
  * to run in parallel; the results are concatenated into o and att. */
@@ -1239,12 +1312,18 @@ static void det_run(struct tk_backend *be, float *o, float *att)
 	/* the two doubles, two floats' room each, at the end */
 	memcpy(o + DET_NO - 4, &ss, sizeof(ss));
 	memcpy(o + DET_NO - 2, &loss, sizeof(loss));
-	float *q = att, *k = q + DET_NQ, *v = k + DET_NK, *ao = v + DET_NK, *dq = ao + DET_NQ;
-	float *dk = dq + DET_NQ, *dv = dk + DET_NK, *dout = dv + DET_NK, *lse = dout + DET_NQ;
-	fill(q, DET_NQ, 2.0), fill(k, DET_NK, 2.0), fill(v, DET_NK, 1.0);
-	fill(dout, DET_NQ, 1.0);
-	tk_attention_fwd(be, ao, lse, q, k, v, DB, DT, DH, DKV, DD);
-	tk_attention_bwd(be, dq, dk, dv, dout, q, k, v, ao, lse, DB, DT, DH, DKV, DD);
+	/* a window of 20 skips key tiles of the later row blocks */
+	const struct tk_attn_opts win = { 0.0f, 20, 2.0f };
+	for (int r = 0; r < 2; r++) {
+		float *q = att + r * DET_NA1, *k = q + DET_NQ, *v = k + DET_NK, *ao = v + DET_NK;
+		float *dq = ao + DET_NQ, *dk = dq + DET_NQ, *dv = dk + DET_NK, *dout = dv + DET_NK;
+		float *lse = dout + DET_NQ;
+		fill(q, DET_NQ, 2.0), fill(k, DET_NK, 2.0), fill(v, DET_NK, 1.0);
+		fill(dout, DET_NQ, 1.0);
+		tk_attention_fwd(be, ao, lse, q, k, v, DB, DT, DH, DKV, DD, r ? &win : NULL);
+		tk_attention_bwd(be, dq, dk, dv, dout, q, k, v, ao, lse, DB, DT, DH, DKV, DD,
+				 r ? &win : NULL);
+	}
 	rng_state = keep;
 	free(x), free(dy), free(dx), free(w), free(bb);
 }
@@ -1322,6 +1401,8 @@ int main(void)
 	TT_RUN(test_rope);
 	TT_RUN(test_attention_gqa);
 	TT_RUN(test_attention_mha);
+	TT_RUN(test_attention_window);
+	TT_RUN(test_attention_softcap);
 	TT_RUN(test_attention_long);
 	TT_RUN(test_attention_bwd_tiles);
 	TT_RUN(test_attention_bad_heads);

@@ -177,8 +177,9 @@ static void test_unsupported_and_bad(void)
 	unsupported("{\"model_type\": \"llama\", \"rope_parameters\": {\"rope_type\": \"yarn\", "
 		    "\"factor\": 4, \"attention_factor\": 0}}",
 		    F, "rope_parameters.attention_factor: expected a positive number");
-	unsupported("{\"model_type\": \"qwen3\", \"use_sliding_window\": true}", U,
-		    "use_sliding_window=true");
+	unsupported("{\"model_type\": \"qwen3\", \"num_hidden_layers\": 2, \"layer_types\": "
+		    "[\"full_attention\", \"chunked_attention\"]}",
+		    U, "layer_types entry 'chunked_attention' (tk implements");
 	unsupported("{\"model_type\": \"smollm3\", \"num_hidden_layers\": 2, "
 		    "\"no_rope_layers\": [1, 0, 1]}",
 		    F, "no_rope_layers: expected a list of 2 zeros and ones (one per layer)");
@@ -222,10 +223,14 @@ static void test_unsupported_and_bad(void)
 	unsupported("{\"model_type\": \"gpt2\", \"activation_function\": \"relu\"}", U,
 		    "activation_function 'relu'");
 	unsupported("{\"model_type\": \"mistral\", \"hidden_act\": \"gelu\"}", U, "hidden_act 'gelu'");
-	unsupported("{\"model_type\": \"qwen2\", \"use_sliding_window\": true}", U,
-		    "use_sliding_window");
-	unsupported("{\"model_type\": \"qwen2\", \"layer_types\": [\"sliding_attention\"]}", U,
-		    "layer_types");
+	unsupported("{\"model_type\": \"qwen2\", \"layer_types\": [\"sliding_attention\"]}", F,
+		    "layer_types: expected a list of 32 entries (one per layer)");
+	unsupported("{\"model_type\": \"qwen2\", \"num_hidden_layers\": 2, \"layer_types\": "
+		    "[\"full_attention\", \"sliding_attention\"]}",
+		    F, "layer 1 is sliding_attention but there is no window");
+	unsupported("{\"model_type\": \"qwen2\", \"use_sliding_window\": true, "
+		    "\"sliding_window\": 0}",
+		    F, "sliding_window: expected an integer from 1");
 	unsupported("{\"model_type\": \"gpt2\", \"n_head\": \"12\"}", F, "n_head: expected an integer");
 	unsupported("{\"model_type\": \"llama\", \"hidden_size\": 0}", F, "hidden_size");
 	unsupported("{\"model_type\": \"llama\", \"vocab_size\": 1.5}", F, "vocab_size");
@@ -511,6 +516,67 @@ static void test_dropout_kept(void)
 	TT_CHECK(back.dropout[2] == 0.05f, "attention_dropout not kept by save");
 }
 
+/* Which layers slide, as transformers' configuration classes derive it
+ * (configuration_qwen2.py, _qwen3.py, _smollm3.py, _mistral.py of 5.x):
+ * Qwen's layers from max_window_layers on when use_sliding_window, or
+ * layer_types as given; SmolLM3's NoPE layers; every Mistral layer.
+ * Saved and read back, the same windows. */
+static void test_sliding_windows(void)
+{
+	static const struct {
+		const char *json;
+		int n, win[6];
+	} cases[] = {
+		{ "{\"model_type\": \"qwen2\", \"num_hidden_layers\": 5, \"use_sliding_window\": true, "
+		  "\"sliding_window\": 7, \"max_window_layers\": 3}",
+		  5, { 0, 0, 0, 7, 7 } },
+		/* the default window 4096 and max_window_layers 28 of 30 layers */
+		{ "{\"model_type\": \"qwen3\", \"num_hidden_layers\": 30, \"use_sliding_window\": "
+		  "true}",
+		  6, { 0, 0, 0, 0, 0, 0 } },
+		/* not used: sliding_window is None, whatever max_window_layers */
+		{ "{\"model_type\": \"qwen2\", \"num_hidden_layers\": 3, \"sliding_window\": 7, "
+		  "\"max_window_layers\": 0}",
+		  3, { 0, 0, 0 } },
+		{ "{\"model_type\": \"qwen2\", \"num_hidden_layers\": 3, \"use_sliding_window\": true, "
+		  "\"sliding_window\": 4, \"layer_types\": [\"sliding_attention\", \"full_attention\", "
+		  "\"sliding_attention\"]}",
+		  3, { 4, 0, 4 } },
+		{ "{\"model_type\": \"smollm3\", \"num_hidden_layers\": 6, \"use_sliding_window\": "
+		  "true, \"sliding_window\": 9}",
+		  6, { 0, 0, 0, 9, 0, 0 } },
+		/* SmolLM3 keeps sliding_window without use_sliding_window, and its
+		 * eager mask applies it to the layers layer_types names */
+		{ "{\"model_type\": \"smollm3\", \"num_hidden_layers\": 2, \"sliding_window\": 3, "
+		  "\"layer_types\": [\"sliding_attention\", \"full_attention\"]}",
+		  2, { 3, 0 } },
+		{ "{\"model_type\": \"smollm3\", \"num_hidden_layers\": 4, \"sliding_window\": 3}",
+		  4, { 0, 0, 0, 0 } },
+		{ "{\"model_type\": \"mistral\", \"num_hidden_layers\": 2, \"sliding_window\": 16, "
+		  "\"max_position_embeddings\": 64}",
+		  2, { 16, 16 } },
+	};
+	char path[600];
+	snprintf(path, sizeof(path), "%s/windows-config.json", tt_tmpdir());
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tk_model_config c, back;
+		TT_REQUIRE(!tk_config_parse(&c, cases[i].json, "w.json", &d), "%zu: %s", i, d.msg);
+		for (int l = 0; l < cases[i].n; l++)
+			TT_CHECK(c.layer_window[l] == cases[i].win[l], "case %zu layer %d: window %d",
+				 i, l, c.layer_window[l]);
+		if (i == 1)
+			TT_CHECK(c.layer_window[27] == 0 && c.layer_window[28] == 4096 &&
+					 c.layer_window[29] == 4096,
+				 "layers 28, 29 slide");
+		TT_REQUIRE(!tk_config_save(&c, path, NULL, 1, &d), "%s", d.msg);
+		TT_REQUIRE(!tk_config_load(&back, path, &d), "%zu reloaded: %s", i, d.msg);
+		TT_CHECK(!memcmp(c.layer_window, back.layer_window, sizeof(c.layer_window)) &&
+				 back.use_sliding_window == c.use_sliding_window &&
+				 back.sliding_window == c.sliding_window,
+			 "case %zu not kept by save", i);
+	}
+}
+
 int main(void)
 {
 	const char *pd = getenv("TK_CONFIG_PARITY_DIR");
@@ -522,5 +588,6 @@ int main(void)
 	TT_RUN(test_invalid_values);
 	TT_RUN(test_save_layout_and_errors);
 	TT_RUN(test_dropout_kept);
+	TT_RUN(test_sliding_windows);
 	return tt_done();
 }

@@ -273,12 +273,13 @@ static void test_qmatmul_bad(void)
 	tk_qweight_free(&q);
 }
 
-/* out [n, H*D] as a softmax in double over the window of each row. */
+/* out [n, H*D] as a softmax in double over the window of each row, scores
+ * scaled and capped as ao says. */
 static void ref_attention(double *out, const float *q, const float *kc, const float *vc,
 			  const int32_t *seq, const int32_t *pos, int n, int max_len, int H,
-			  int KV, int D, int window)
+			  int KV, int D, const struct tk_attn_opts *ao)
 {
-	int G = H / KV, K = KV * D;
+	int G = H / KV, K = KV * D, window = ao->window;
 
 	for (int i = 0; i < n; i++)
 		for (int h = 0; h < H; h++) {
@@ -292,7 +293,9 @@ static void ref_attention(double *out, const float *q, const float *kc, const fl
 				double d = 0.0;
 				for (int e = 0; e < D; e++)
 					d += (double)q[(i * H + h) * D + e] * kb[(size_t)j * K + e];
-				sc[j] = d / sqrt((double)D);
+				sc[j] = d * (ao->scale > 0.0f ? ao->scale : 1.0 / sqrt((double)D));
+				if (ao->softcap > 0.0f)
+					sc[j] = ao->softcap * tanh(sc[j] / ao->softcap);
 				mx = sc[j] > mx ? sc[j] : mx;
 			}
 			for (int j = j0; j < T; j++)
@@ -319,7 +322,13 @@ static void test_attention_decode(void)
 	init_backends();
 	for (int i = 0; i < N * H * D; i++)
 		q[i] = frand() * 2.0f;
-	for (int window = 0; window <= 4; window += 4) {
+	/* full; a window of 4; the window with Gemma-2's scale and capping */
+	const struct tk_attn_opts cases[3] = { { 0.0f, 0, 0.0f },
+					       { 0.0f, 4, 0.0f },
+					       { 0.3f, 4, 1.5f } };
+	for (int c = 0; c < 3; c++) {
+		const struct tk_attn_opts *ao = &cases[c];
+		int window = ao->window;
 		/* every cache row a query must not see is NaN */
 		for (int i = 0; i < NSEQ * L * K; i++)
 			kc[i] = vc[i] = NAN;
@@ -344,23 +353,27 @@ static void test_attention_decode(void)
 			struct tk_backend *be = b ? &be2 : &be1;
 			memset(out, 0, sizeof(out));
 			TT_REQUIRE(tk_attention_decode(be, out, q, kc, vc, seq, pos, N, L, H, KV, D,
-						       window) == 0, "attention_decode");
-			ref_attention(want, q, kc, vc, seq, pos, N, L, H, KV, D, window);
+						       c ? ao : NULL) == 0, "attention_decode");
+			ref_attention(want, q, kc, vc, seq, pos, N, L, H, KV, D, ao);
 			for (int i = 0; i < N * H * D; i++)
 				TT_REQUIRE(fabs(out[i] - want[i]) <= 2e-6,
-					   "window %d, %d threads: out[%d] = %.9g, want %.9g", window,
-					   b + 1, i, out[i], want[i]);
+					   "case %d, %d threads: out[%d] = %.9g, want %.9g", c, b + 1,
+					   i, out[i], want[i]);
 		}
-		if (!window)
+		if (c == 0)
 			memcpy(full19, out + 5 * H * D, sizeof(full19));
+		/* the window changed the row at position 19 (else the case tests nothing) */
+		if (c == 1)
+			TT_CHECK(memcmp(full19, out + 5 * H * D, sizeof(full19)) != 0,
+				 "window had no effect");
 	}
-	/* the window changed the row at position 19 (else the case tests nothing) */
-	TT_CHECK(memcmp(full19, out + 5 * H * D, sizeof(full19)) != 0, "window had no effect");
-	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, L, 3, KV, D, 0) ==
+	struct tk_attn_opts bad[3] = { { -1.0f, 0, 0.0f }, { 0.0f, -1, 0.0f }, { 0.0f, 0, NAN } };
+	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, L, 3, KV, D, NULL) ==
 			 TK_E_INVAL, "n_head not a multiple of n_kv_head");
-	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, L, H, KV, D, -1) ==
-			 TK_E_INVAL, "negative window");
-	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, 19, H, KV, D, 0) ==
+	for (int i = 0; i < 3; i++)
+		TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, L, H, KV, D,
+					     &bad[i]) == TK_E_INVAL, "bad options %d", i);
+	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, 19, H, KV, D, NULL) ==
 			 TK_E_INVAL, "position 19 in a cache of 19");
 }
 

@@ -33,8 +33,8 @@
 
 static const char *NAMES[] = { "gpt2",        "llama",        "qwen2",         "qwen3",
 			       "smollm3",     "rope-llama3",  "rope-linear",   "rope-yarn",
-			       "rope-longrope", "rope-dynamic", "phi3",        "phi3-partial",
-			       "phi3-longrope" };
+			       "rope-longrope", "rope-dynamic", "swa-mistral",  "swa-qwen2",
+			       "phi3",        "phi3-partial", "phi3-longrope" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
 static struct tk_backend be;
@@ -257,6 +257,15 @@ static void test_parity_phi3(void)
 	parity("phi3");
 	parity("phi3-partial");
 	parity("phi3-longrope");
+}
+
+/* Sliding windows of 5 on 16 tokens: Mistral's on both layers; Qwen2's
+ * use_sliding_window on layers 1 and 2 of 3 (max_window_layers 1), layer
+ * 0 full causal */
+static void test_parity_swa(void)
+{
+	parity("swa-mistral");
+	parity("swa-qwen2");
 }
 
 /* One forward + backward of m on ids/targets [B, T] from zeroed
@@ -542,6 +551,7 @@ static void round_trip(const char *name)
 		 m2.cfg.sliding_window == f.m.cfg.sliding_window &&
 		 !memcmp(m2.cfg.dropout, f.m.cfg.dropout, sizeof(m2.cfg.dropout)) &&
 		 !memcmp(m2.cfg.no_rope, f.m.cfg.no_rope, sizeof(m2.cfg.no_rope)) &&
+		 !memcmp(m2.cfg.layer_window, f.m.cfg.layer_window, sizeof(m2.cfg.layer_window)) &&
 		 !memcmp(&m2.cfg.rope, &f.m.cfg.rope, sizeof(m2.cfg.rope)),
 		 "config changed in the round trip");
 	TT_CHECK(!strcmp(m2.cfg.torch_dtype, "float32"), "torch_dtype %s", m2.cfg.torch_dtype);
@@ -600,6 +610,13 @@ static void test_round_trip_phi3(void)
 	round_trip("phi3");
 	round_trip("phi3-partial");
 	round_trip("phi3-longrope");
+}
+
+/* sliding_window, use_sliding_window, max_window_layers, layer_types */
+static void test_round_trip_swa(void)
+{
+	round_trip("swa-mistral");
+	round_trip("swa-qwen2");
 }
 
 /* Writes dir/ with the fixture's config.json and a model.safetensors holding
@@ -996,6 +1013,7 @@ int main(void)
 	TT_RUN(test_parity_qwen3);
 	TT_RUN(test_parity_smollm3);
 	TT_RUN(test_parity_phi3);
+	TT_RUN(test_parity_swa);
 	TT_RUN(test_parity_rope);
 	TT_RUN(test_chunked_rows);
 	TT_RUN(test_grad_accumulation);
@@ -1005,6 +1023,7 @@ int main(void)
 	TT_RUN(test_round_trip_qwen2);
 	TT_RUN(test_round_trip_qwen3);
 	TT_RUN(test_round_trip_phi3);
+	TT_RUN(test_round_trip_swa);
 	TT_RUN(test_round_trip_rope);
 	TT_RUN(test_missing_tensor);
 	TT_RUN(test_wrong_shape);
