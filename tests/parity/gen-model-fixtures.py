@@ -180,6 +180,15 @@ def swa_qwen2_config():
                        use_sliding_window=True, sliding_window=SWA_WINDOW, max_window_layers=1)
 
 
+def swa_phi3_config():
+    # Phi-3's sliding_window (Phi-3-mini-4k has 2047 of 4096), partial rotary
+    return Phi3Config(hidden_size=48, intermediate_size=76, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-5,
+                      partial_rotary_factor=0.5, bos_token_id=1, eos_token_id=VOCAB - 1,
+                      pad_token_id=VOCAB - 1, sliding_window=SWA_WINDOW)
+
+
 # name, config factory, seed, dtype of the saved checkpoint, sequence length
 MODELS = [
     ("gpt2", gpt2_config, 1, torch.float16, T),
@@ -193,6 +202,7 @@ MODELS = [
     ("phi3", phi3_config, 20, torch.bfloat16, T),
     ("phi3-partial", phi3_partial_config, 21, torch.float16, T),
     ("phi3-longrope", phi3_longrope_config, 22, torch.float32, T_LONG),
+    ("swa-phi3", swa_phi3_config, 23, torch.float32, T_SWA),
 ]
 
 

@@ -34,7 +34,7 @@
 static const char *NAMES[] = { "gpt2",        "llama",        "qwen2",         "qwen3",
 			       "smollm3",     "rope-llama3",  "rope-linear",   "rope-yarn",
 			       "rope-longrope", "rope-dynamic", "swa-mistral",  "swa-qwen2",
-			       "phi3",        "phi3-partial", "phi3-longrope" };
+			       "phi3",        "phi3-partial", "phi3-longrope", "swa-phi3" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
 static struct tk_backend be;
@@ -261,11 +261,12 @@ static void test_parity_phi3(void)
 
 /* Sliding windows of 5 on 16 tokens: Mistral's on both layers; Qwen2's
  * use_sliding_window on layers 1 and 2 of 3 (max_window_layers 1), layer
- * 0 full causal */
+ * 0 full causal; Phi-3's (as Mistral's) with partial rotary */
 static void test_parity_swa(void)
 {
 	parity("swa-mistral");
 	parity("swa-qwen2");
+	parity("swa-phi3");
 }
 
 /* One forward + backward of m on ids/targets [B, T] from zeroed
@@ -617,6 +618,7 @@ static void test_round_trip_swa(void)
 {
 	round_trip("swa-mistral");
 	round_trip("swa-qwen2");
+	round_trip("swa-phi3");
 }
 
 /* Writes dir/ with the fixture's config.json and a model.safetensors holding
