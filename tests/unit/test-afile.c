@@ -259,6 +259,12 @@ static void test_copy_file(void)
 
 int main(void)
 {
+	/* A shell starts a background job with SIGINT ignored, and tk rightly
+	 * leaves an ignored signal alone; test_signal_cleanup needs the
+	 * signals at their defaults, as an interactive shell gives them. */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	snprintf(root, sizeof(root), "%s", tt_tmpdir());
 	TT_RUN(test_clean_stale);
 	TT_RUN(test_signal_cleanup);
