@@ -1,6 +1,5 @@
 /* tk-convert - a llama.cpp GGUF model to a Hugging Face model directory,
  * and a model directory to a GGUF file.  The work is in lib/jobs/convert.c. */
-#include <string.h>
 #include <sys/stat.h>
 
 #include "jobs/cli.h"
@@ -22,16 +21,17 @@ static const char about[] =
 	"hyperparameters and the tokenizer.json vocabulary as llama.cpp's converter writes them.";
 
 struct tool_opts {
-	const char *output, *outtype, *name;
+	const char *output, *name;
+	int outtype; /* TK_GGML_ */
 	int force, quiet;
 };
 
-static struct tool_opts o = { .outtype = "f32" };
+static struct tool_opts o;
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('o', "output", &o.output, "DIR|FILE", "the model directory or GGUF file to "
 		   "write (required)"),
-	TK_OPT_CHOICE(0, "outtype", &o.outtype, "f32|f16|bf16|q8_0|q4_0",
+	TK_OPT_CHOICE(0, "outtype", &o.outtype, tk_convert_outtypes,
 		      "dtype of the written weights (default f32: the values exactly); q8_0 "
 		      "and q4_0 for export only"),
 	TK_OPT_STR(0, "name", &o.name, "NAME", "export: general.name (default: DIR's base name)"),
@@ -43,15 +43,9 @@ static const struct tk_opt opts[] = {
 
 static int export(const char *dir)
 {
-	static const struct { const char *s; int t; } types[] = {
-		{ "f32", TK_GGML_F32 }, { "f16", TK_GGML_F16 }, { "bf16", TK_GGML_BF16 },
-		{ "q8_0", TK_GGML_Q8_0 }, { "q4_0", TK_GGML_Q4_0 },
-	};
-	struct tk_convert_export_opts eo = { .input = dir, .output = o.output, .name = o.name,
+	struct tk_convert_export_opts eo = { .input = dir, .output = o.output,
+					     .outtype = o.outtype, .name = o.name,
 					     .force = o.force };
-	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-		if (!strcmp(o.outtype, types[i].s))
-			eo.outtype = types[i].t;
 	struct tk_convert_result r;
 	struct tk_diag d;
 	double t0 = tk_now();
@@ -62,8 +56,8 @@ static int export(const char *dir)
 		return tk_cli_fail(rc, &d);
 	if (!o.quiet) {
 		fprintf(stderr, "%s: %s: %d tensors, %llu parameters (%s) in %.2f s\n", tk_prog,
-			r.arch, r.n_tensors, (unsigned long long)r.n_params, o.outtype,
-			tk_now() - t0);
+			r.arch, r.n_tensors, (unsigned long long)r.n_params,
+			tk_options_choice_word(tk_convert_outtypes, o.outtype), tk_now() - t0);
 		if (!r.tokenizer)
 			fprintf(stderr, "%s: warning: %s has no tokenizer.json: the GGUF file has no "
 				"vocabulary, and llama.cpp needs one to run it\n", tk_prog, dir);
@@ -87,15 +81,15 @@ int main(int argc, char **argv)
 	struct stat st;
 	if (!stat(argv[0], &st) && S_ISDIR(st.st_mode))
 		return export(argv[0]);
-	if (o.outtype[0] == 'q')
+	if (o.outtype == TK_GGML_Q8_0 || o.outtype == TK_GGML_Q4_0)
 		return tk_cli_usage_error("--outtype q8_0 and q4_0 are for export (a directory "
 					  "input) only");
 
 	struct tk_convert_opts co = {
 		.input = argv[0],
 		.output = o.output,
-		.outtype = !strcmp(o.outtype, "f16") ? TK_DT_F16
-			   : !strcmp(o.outtype, "bf16") ? TK_DT_BF16 : TK_DT_F32,
+		.outtype = o.outtype == TK_GGML_F16 ? TK_DT_F16
+			   : o.outtype == TK_GGML_BF16 ? TK_DT_BF16 : TK_DT_F32,
 		.force = o.force,
 	};
 	struct tk_convert_result r;

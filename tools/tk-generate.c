@@ -27,15 +27,22 @@ static const char about[] =
 	"line with a \"prompt\" string or a \"messages\" conversation) with the model, as transformers' generate() does: greedy "
 	"unless --do-sample.  Text streams to stdout, one line per sequence.";
 
+enum truncate { TRUNCATE_NO = 0, TRUNCATE_LEFT, TRUNCATE_RIGHT };
+
+static const struct tk_opt_choice truncates[] = {
+	{ "no", TRUNCATE_NO }, { "left", TRUNCATE_LEFT }, { "right", TRUNCATE_RIGHT }, { NULL, 0 },
+};
+
 static struct {
-	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system, *adapter;
+	const char *model, *tokenizer, *prompt_ids, *prompt_file, *system, *adapter;
 	const char *device, *separator, *chat_kwargs;
 	struct tk_strlist stop;
 	struct tk_generate_opts go; /* main sets its defaults (tk_generate_opts_init) */
 	int max_new_given, max_length_given;
 	int max_length, threads, nret, batch;
 	int ids, quiet, json, chat, null;
-} a = { .truncate = "no", .nret = 1, .batch = 1 };
+	enum truncate truncate;
+} a = { .nret = 1, .batch = 1 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "model", &a.model, "DIR",
@@ -70,7 +77,7 @@ static const struct tk_opt opts[] = {
 		      "(1.0: off)"),
 	TK_OPT_UINT64(0, "seed", &a.go.seed, "S", 0, 9e18, "seed of tk's sampler (0)"),
 	TK_OPT_LIST(0, "stop", &a.stop, "TEXT", "stop after this text (repeatable)"),
-	TK_OPT_CHOICE(0, "truncate", &a.truncate, "no|left|right",
+	TK_OPT_CHOICE(0, "truncate", &a.truncate, truncates,
 		      "cut a prompt longer than the context on this side (no: error)"),
 	TK_OPT_STR(0, "device", &a.device, "auto|cpu|cuda[:N]",
 		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
@@ -342,11 +349,11 @@ static int add_prompt(struct batch *b, const char *text, const char *rendered,
 	if (!p->ids.n)
 		return tk_cli_error("%s%s: the prompt encodes to no tokens", where, at);
 	if (p->ids.n > (size_t)max) {
-		if (!strcmp(a.truncate, "no"))
+		if (a.truncate == TRUNCATE_NO)
 			return tk_cli_error("%s%s%sthe prompt has %zu tokens, more than the model's "
 					    "context of %d (use --truncate left|right)", where, at,
 					    *where ? ": " : "", p->ids.n, max);
-		if (!strcmp(a.truncate, "left"))
+		if (a.truncate == TRUNCATE_LEFT)
 			memmove(p->ids.v, p->ids.v + (p->ids.n - (size_t)max),
 				(size_t)max * sizeof(uint32_t));
 		p->ids.n = (size_t)max;

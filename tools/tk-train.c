@@ -82,14 +82,22 @@ static int listed(const char *const *list, const char *s)
 
 /* The options go straight into train and lora, whose defaults main sets
  * (tk_train_opts_init, tk_lora_config_init) before parsing.  a holds
- * what is the tool's (messages, reporting, the device) and the words
- * that name an enum, turned into train's fields after parsing. */
+ * what is the tool's (messages, reporting, the device). */
 static struct tk_train_opts train;
 static struct tk_lora_config lora;
 
+static const struct tk_opt_choice eval_strategies[] = {
+	{ "no", TK_INTERVAL_NO }, { "steps", TK_INTERVAL_STEPS }, { "epoch", TK_INTERVAL_EPOCH },
+	{ NULL, 0 },
+};
+static const struct tk_opt_choice save_strategies[] = {
+	{ "no", TK_INTERVAL_NO }, { "steps", TK_INTERVAL_STEPS }, { "epoch", TK_INTERVAL_EPOCH },
+	{ "best", TK_INTERVAL_BEST }, { NULL, 0 },
+};
+
 static struct {
 	const char *config, *device, *logging_dir;
-	const char *sched, *eval_strategy, *save_strategy, *optim, *lora_bias;
+	const char *optim; /* the --optim word given, for messages */
 	double warmup_ratio;
 	int threads, quiet, bf16, fp16, tf32;
 	struct tk_strlist report_to, lora_targets, modules_to_save;
@@ -128,7 +136,7 @@ static const struct tk_opt opts[] = {
 		    "modules to adapt, comma-separated (q_proj,v_proj...; c_attn for GPT-2; "
 		    "all-linear); default as peft: c_attn (GPT-2), q_proj,v_proj (Llama family)",
 		    .given = &a.lora_given),
-	TK_OPT_CHOICE(0, "lora-bias", &a.lora_bias, "none|all|lora_only",
+	TK_OPT_CHOICE(0, "lora-bias", &lora.bias, tk_lora_biases,
 		      "which biases train along (none)", .given = &a.lora_given),
 	TK_OPT_BOOL(0, "use-rslora", &lora.use_rslora, "rank-stabilized scale alpha/sqrt(R)",
 		    .given = &a.lora_given),
@@ -160,10 +168,7 @@ static const struct tk_opt opts[] = {
 		      "embeddings while training (5 is the paper's; 0: none)"),
 	TK_OPT_DOUBLE(0, "max-grad-norm", &train.max_grad_norm, "N", 0, 1e300,
 		      "clip the gradient norm to N; 0: no clipping (1.0)"),
-	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched,
-		      "linear|cosine|constant|constant_with_warmup|cosine_with_restarts|polynomial|"
-		      "inverse_sqrt|reduce_lr_on_plateau|cosine_with_min_lr|cosine_warmup_with_min_lr|"
-		      "warmup_stable_decay",
+	TK_OPT_CHOICE(0, "lr-scheduler-type", &train.sched, tk_sched_types,
 		      "learning-rate schedule (linear)"),
 	TK_OPT_STR(0, "lr-scheduler-kwargs", &train.sched_kwargs, "JSON",
 		   "the schedule's options as a JSON object, transformers' names "
@@ -173,12 +178,11 @@ static const struct tk_opt opts[] = {
 	TK_OPT_DOUBLE(0, "warmup-ratio", &a.warmup_ratio, "F", 0, 1,
 		      "warmup as a fraction of the steps (as --warmup-steps F)",
 		      .given = &a.warmup_ratio_given),
-	TK_OPT_CHOICE(0, "optim", &a.optim,
-		      "adamw_torch|adamw_torch_fused|adamw_8bit|adamw_bnb_8bit|paged_adamw_8bit",
+	TK_OPT_CHOICE(0, "optim", &train.optim, tk_train_optims,
 		      "the optimizer: torch.optim.AdamW (adamw_torch, adamw_torch_fused: the same), "
 		      "or bitsandbytes' AdamW with 8-bit state, about 2 bytes a parameter instead "
 		      "of 8 (adamw_8bit, adamw_bnb_8bit; paged_adamw_8bit is the same optimizer, "
-		      "its paging a GPU memory detail) (adamw_torch)"),
+		      "its paging a GPU memory detail) (adamw_torch)", .word = &a.optim),
 	TK_OPT_UINT64(0, "seed", &train.seed, "S", 0, 9e18,
 		      "seed of the block order and of --init (42)"),
 	TK_OPT_BOOL(0, "shuffle", &train.shuffle,
@@ -209,12 +213,13 @@ static const struct tk_opt opts[] = {
 		    "one given wins (none)"),
 	TK_OPT_STR(0, "logging-dir", &a.logging_dir, "DIR",
 		   "TensorBoard event files go here (OUT/runs/TIME_HOST)"),
-	TK_OPT_CHOICE(0, "eval-strategy", &a.eval_strategy, "no|steps|epoch", "when to evaluate (no)"),
+	TK_OPT_CHOICE(0, "eval-strategy", &train.eval_strategy, eval_strategies,
+		      "when to evaluate (no)"),
 	TK_OPT_DOUBLE(0, "eval-steps", &train.eval_steps, "N", 0, 1e15,
 		      "evaluate every N steps (default: --logging-steps)"),
 	TK_OPT_INT32(0, "per-device-eval-batch-size", &train.eval_batch, "N", 1, 1 << 20,
 		     "blocks per eval batch (8)"),
-	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch|best",
+	TK_OPT_CHOICE(0, "save-strategy", &train.save_strategy, save_strategies,
 		      "when to write a checkpoint; best: after an evaluation that found a new "
 		      "best --metric-for-best-model (steps)"),
 	TK_OPT_DOUBLE(0, "save-steps", &train.save_steps, "N", 0, 1e15,
@@ -247,12 +252,6 @@ static const struct tk_opt opts[] = {
 	TK_OPT_HELP(),
 	TK_OPT_END,
 };
-
-static enum tk_interval strategy(const char *s)
-{
-	return !strcmp(s, "steps") ? TK_INTERVAL_STEPS : !strcmp(s, "epoch") ? TK_INTERVAL_EPOCH
-					: !strcmp(s, "best") ? TK_INTERVAL_BEST : TK_INTERVAL_NO;
-}
 
 struct view {
 	int quiet;
@@ -582,7 +581,7 @@ static int split_names(const struct tk_strlist *l, char (*names)[TK_LORA_NAME], 
 }
 
 /* The rest of the LoRA options into lora (the table wrote r, alpha,
- * dropout, use_rslora and use_dora), and train.lora pointed at it when
+ * dropout, bias, use_rslora and use_dora), and train.lora pointed at it when
  * --lora-r was given.  Any other LoRA option without --lora-r is a usage
  * error: the table recorded which were given. */
 static int lora_setup(struct tk_lora_config *c)
@@ -597,8 +596,6 @@ static int lora_setup(struct tk_lora_config *c)
 	if (c->dropout >= 1)
 		return tk_cli_usage_error("--lora-dropout: must be below 1");
 	train.lora = a.lora_r_given ? c : NULL;
-	if (a.lora_bias)
-		tk_lora_bias_parse(a.lora_bias, &c->bias);
 	if ((ec = split_names(&a.lora_targets, c->targets, TK_LORA_MAX_TARGETS, &c->n_targets,
 			      "lora-target-modules")))
 		return ec;
@@ -615,7 +612,7 @@ static int check_args(void)
 		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
 	if (a.bf16 && a.fp16)
 		return tk_cli_usage_error("--bf16 and --fp16 do not go together (pick one)");
-	if (a.optim && strstr(a.optim, "8bit") && train.zero)
+	if (train.optim == TK_OPTIM_ADAMW_8BIT && train.zero)
 		return tk_cli_usage_error("--optim %s does not go with --zero 1: bitsandbytes' "
 					  "blocks of 256 do not split at the shards' bounds", a.optim);
 	return 0;
@@ -744,23 +741,15 @@ int main(int argc, char **argv)
 	tk_status_init(&v.st, !a.quiet);
 	if ((ec = report_setup(&v)))
 		return ec;
-	struct tk_diag d;
-	if (a.sched && tk_sched_parse(a.sched, &train.sched, &d))
-		return tk_cli_usage_error("%s", d.msg);
 	if (a.warmup_ratio_given)
 		train.warmup = a.warmup_ratio;
-	if (a.eval_strategy)
-		train.eval_strategy = strategy(a.eval_strategy);
-	if (a.save_strategy)
-		train.save_strategy = strategy(a.save_strategy);
-	if (a.optim) /* a choice: always known */
-		tk_train_optim_parse(a.optim, &train.optim, NULL);
 	if ((ec = lora_setup(&lora)))
 		return ec;
 	if ((ec = gguf_model(&train, &lora)))
 		return ec;
 
 	struct tk_backend be;
+	struct tk_diag d;
 	int rc = tk_dist_init(&d);
 	if (tk_dist_size() > 1) /* whole lines from each process */
 		setvbuf(stderr, NULL, _IOLBF, 0);

@@ -77,17 +77,44 @@ int tk_options_parse_double(const char *s, double min, double max, double *out)
 	return 0;
 }
 
-static int choice_ok(const char *choices, const char *v)
+/* The entry of o's choices whose word is v, or NULL. */
+static const struct tk_opt_choice *choice_find(const struct tk_opt *o, const char *v)
 {
-	size_t n = strlen(v);
-	for (const char *p = choices; p && *p;) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar ? (size_t)(bar - p) : strlen(p);
-		if (len == n && !strncmp(p, v, n))
-			return 1;
-		p = bar ? bar + 1 : NULL;
+	for (const struct tk_opt_choice *c = o->choices; c && c->word; c++)
+		if (!strcmp(c->word, v))
+			return c;
+	return NULL;
+}
+
+const char *tk_options_choice_word(const struct tk_opt_choice *t, int value)
+{
+	for (; t && t->word; t++)
+		if (t->value == value)
+			return t->word;
+	return NULL;
+}
+
+/* The words of o's choices, sep between them, into buf (cut at n). */
+static const char *choice_words(const struct tk_opt *o, char *buf, size_t n, char sep)
+{
+	size_t len = 0;
+	buf[0] = 0;
+	for (const struct tk_opt_choice *c = o->choices; c && c->word && len < n; c++) {
+		if (len && len + 1 < n)
+			buf[len++] = sep, buf[len] = 0;
+		len += (size_t)snprintf(buf + len, n - len, "%s", c->word);
 	}
-	return 0;
+	return buf;
+}
+
+/* The placeholder of a value in help and messages, into buf: the
+ * table's, a CHOICE's words, or VALUE. */
+static const char *placeholder(const struct tk_opt *o, char *buf, size_t n)
+{
+	if (o->type == TK_OPT_TYPE_CHOICE)
+		return choice_words(o, buf, n, '|');
+	snprintf(buf, n, "%s", o->argh ? o->argh : "VALUE");
+	return buf;
 }
 
 static int takes_value(const struct tk_opt *o)
@@ -213,12 +240,17 @@ static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
 			*(double *)o->value = x;
 		break;
 	}
-	case TK_OPT_TYPE_CHOICE:
-		if (!choice_ok(o->argh, v))
-			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-					   "%s: '%s' is not one of %s", name, v, o->argh);
-		*(const char **)o->value = v;
+	case TK_OPT_TYPE_CHOICE: {
+		const struct tk_opt_choice *c = choice_find(o, v);
+		char words[512];
+		if (!c)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s: '%s' is not one of %s",
+					   name, v, choice_words(o, words, sizeof(words), '|'));
+		*(int *)o->value = c->value;
+		if (o->word)
+			*o->word = v;
 		break;
+	}
 	case TK_OPT_TYPE_BOOL:
 		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
 			*(int *)o->value = 1;
@@ -350,9 +382,10 @@ static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
 	}
 	if (eq)
 		return set_value(o, eq + 1, d);
+	char ph[512];
 	if (*i + 1 >= argc)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--%s needs a value (%s)",
-				   o->long_name, o->argh ? o->argh : "VALUE");
+				   o->long_name, placeholder(o, ph, sizeof(ph)));
 	return set_value(o, argv[++*i], d);
 }
 
@@ -371,9 +404,10 @@ static int parse_short(char **argv, int argc, int *i, const struct tk_opt *opts,
 		}
 		if (p[1])
 			return set_value(o, p + 1, d);
+		char ph[512];
 		if (*i + 1 >= argc)
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "-%c needs a value (%s)",
-					   *p, o->argh ? o->argh : "VALUE");
+					   *p, placeholder(o, ph, sizeof(ph)));
 		return set_value(o, argv[++*i], d);
 	}
 	return 0;
@@ -458,17 +492,18 @@ void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		if (o->long_name)
 			n += snprintf(left + n, sizeof(left) - n, "--%s", o->long_name);
 		/* a long list of choices goes under the help, one word apart */
-		int many = o->type == TK_OPT_TYPE_CHOICE && strlen(o->argh) > 40;
+		char ph[512];
+		placeholder(o, ph, sizeof(ph));
+		int many = o->type == TK_OPT_TYPE_CHOICE && strlen(ph) > 40;
 		if (takes_value(o))
-			snprintf(left + n, sizeof(left) - n, " %s",
-				 many ? "NAME" : o->argh ? o->argh : "VALUE");
+			snprintf(left + n, sizeof(left) - n, " %s", many ? "NAME" : ph);
 		if (strlen(left) > 28)
 			fprintf(out, "%s\n%30s", left, "");
 		else
 			fprintf(out, "%-30s", left);
 		char help[1024];
 		snprintf(help, sizeof(help), "%s%s%s", o->help, many ? "; one of: " : "",
-			 many ? o->argh : "");
+			 many ? ph : "");
 		for (char *c = help + strlen(o->help); many && *c; c++)
 			if (*c == '|')
 				*c = ' ';

@@ -41,7 +41,7 @@ enum tk_opt_type {
 	TK_OPT_TYPE_SIZE,   /* size_t, the same, at most INT64_MAX */
 	TK_OPT_TYPE_FLOAT,  /* float, within [min, max] and +-FLT_MAX */
 	TK_OPT_TYPE_DOUBLE, /* double, within [min, max] */
-	TK_OPT_TYPE_CHOICE, /* const char *, one of the '|'-separated argh */
+	TK_OPT_TYPE_CHOICE, /* an enum (int or unsigned), the value of a word of choices */
 	TK_OPT_TYPE_HELP,   /* -h/--help */
 	TK_OPT_TYPE_VERSION, /* --version */
 	TK_OPT_TYPE_GROUP,  /* a heading in the help text */
@@ -52,13 +52,24 @@ struct tk_opt {
 	const char *long_name; /* NULL if none */
 	enum tk_opt_type type;
 	void *value;          /* the field the kind writes, of the kind's type */
-	const char *argh;     /* placeholder in help, e.g. "N"; choices for CHOICE */
+	const char *argh;     /* placeholder in help, e.g. "N" (CHOICE: its words) */
 	double min, max;
 	const char *help;
 	/* (optional) set to 1 when the option is given (on the command line
 	 * or in a JSON), for "was it asked for" without comparing the value
 	 * to its default; put `.given = &flag` after an entry's arguments */
 	int *given;
+	/* CHOICE: the {word, value} pairs, ended by {NULL, 0} */
+	const struct tk_opt_choice *choices;
+	/* (optional) CHOICE: set to the word given (several words may name
+	 * one value); `.word = &ptr` as .given */
+	const char **word;
+};
+
+/* A word of a CHOICE option and the enum value it writes. */
+struct tk_opt_choice {
+	const char *word;
+	int value;
 };
 
 struct tk_strlist {
@@ -72,8 +83,12 @@ struct tk_strlist {
  * TK_LINT and gets the plain cast (the compilers check the type). */
 #ifdef TK_LINT
 #define TK_OPT_PTR(T, p) ((void *)(p))
+#define TK_OPT_ENUM_PTR(p) ((void *)(p))
 #else
 #define TK_OPT_PTR(T, p) _Generic((p), T *: (void *)(p))
+/* an enum is compatible with int or unsigned int (the compiler picks
+ * which): either is written as an int */
+#define TK_OPT_ENUM_PTR(p) _Generic((p), int *: (void *)(p), unsigned *: (void *)(p))
 #endif
 
 /* The entries.  s: short name or 0, l: long name or NULL, v: &field, a:
@@ -91,9 +106,11 @@ struct tk_strlist {
 #define TK_OPT_LIST(s, l, v, a, h, ...)                                                     \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_LIST, TK_OPT_PTR(struct tk_strlist, v), a, 0, 0, h, \
 		      __VA_ARGS__)
-#define TK_OPT_CHOICE(s, l, v, choices, h, ...)                                         \
-	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_CHOICE, TK_OPT_PTR(const char *, v), choices, 0, 0, \
-		      h, __VA_ARGS__)
+/* CHOICE: t is an array of struct tk_opt_choice ending with {NULL, 0}; v
+ * an enum (or int) field, given the value of the word */
+#define TK_OPT_CHOICE(s, l, v, t, h, ...)                                                  \
+	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_CHOICE, TK_OPT_ENUM_PTR(v), NULL, 0, 0, h,          \
+		      .choices = (t), __VA_ARGS__)
 #define TK_OPT_INT32(s, l, v, a, lo, hi, h, ...) \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_INT32, TK_OPT_PTR(int32_t, v), a, lo, hi, h, __VA_ARGS__)
 #define TK_OPT_UINT32(s, l, v, a, lo, hi, h, ...)                                     \
@@ -111,13 +128,14 @@ struct tk_strlist {
 #define TK_OPT_DOUBLE(s, l, v, a, lo, hi, h, ...) \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_DOUBLE, TK_OPT_PTR(double, v), a, lo, hi, h, __VA_ARGS__)
 /* -h/--help and --version: every tool's table ends with these */
-#define TK_OPT_HELP()                                                                        \
-	{ 'h', "help", TK_OPT_TYPE_HELP, NULL, NULL, 0, 0, "show this help and exit", NULL }, \
-	{ 0, "version", TK_OPT_TYPE_VERSION, NULL, NULL, 0, 0,                               \
-	  "show the version, the build, the CPU and the GEMM kernel tk runs on it, and exit",  \
-	  NULL }
-#define TK_OPT_GROUP(title) { 0, NULL, TK_OPT_TYPE_GROUP, NULL, NULL, 0, 0, (title), NULL }
-#define TK_OPT_END { 0, NULL, TK_OPT_TYPE_END, NULL, NULL, 0, 0, NULL, NULL }
+#define TK_OPT_HELP()                                                                  \
+	{ .short_name = 'h', .long_name = "help", .type = TK_OPT_TYPE_HELP,             \
+	  .help = "show this help and exit" },                                         \
+	{ .long_name = "version", .type = TK_OPT_TYPE_VERSION,                          \
+	  .help = "show the version, the build, the CPU and the GEMM kernel tk runs on " \
+		  "it, and exit" }
+#define TK_OPT_GROUP(title) { .type = TK_OPT_TYPE_GROUP, .help = (title) }
+#define TK_OPT_END { .type = TK_OPT_TYPE_END }
 
 enum {
 	TK_OPT_DONE = 0,   /* parsed; positional arguments returned */
@@ -165,6 +183,10 @@ void tk_options_json_free(void *hold);
  * a key there that is also an option would be dropped from every JSON
  * instead of setting the option. */
 const char *tk_options_json_key_taken(const struct tk_opt *opts, const char *const *keys);
+
+/* The first word of the CHOICE table t (ended by {NULL, 0}) whose value
+ * is value, or NULL when none is. */
+const char *tk_options_choice_word(const struct tk_opt_choice *t, int value);
 
 /* Checked number parsers: the whole string must be a decimal number in
  * range, as Python's int() and float() read them but stricter: an optional

@@ -1029,6 +1029,11 @@ static int export_tensor(const struct tk_model *m, const struct tk_model_tensor 
 	return 0;
 }
 
+const struct tk_opt_choice tk_convert_outtypes[] = {
+	{ "f32", TK_GGML_F32 }, { "f16", TK_GGML_F16 }, { "bf16", TK_GGML_BF16 },
+	{ "q8_0", TK_GGML_Q8_0 }, { "q4_0", TK_GGML_Q4_0 }, { NULL, 0 },
+};
+
 int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_result *r,
 		      struct tk_diag *d)
 {

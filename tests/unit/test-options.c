@@ -2,12 +2,20 @@
 #include "base/options.h"
 #include "tt.h"
 
+enum mode { MODE_PACK = 1, MODE_PAD };
+
 struct o {
 	int32_t n;
 	double lr;
-	const char *out, *mode;
+	const char *out, *mode_word;
+	enum mode mode;
 	int pad, eos, quiet;
 	struct tk_strlist mods;
+};
+
+/* two words for one value, as --optim has */
+static const struct tk_opt_choice modes[] = {
+	{ "pack", MODE_PACK }, { "pad", MODE_PAD }, { "padded", MODE_PAD }, { NULL, 0 },
 };
 
 static int parse(struct o *o, int argc, const char **args, int *npos, struct tk_diag *d)
@@ -17,7 +25,7 @@ static int parse(struct o *o, int argc, const char **args, int *npos, struct tk_
 		TK_OPT_INT32('s', "seq-len", &o->n, "N", 1, 1 << 20, "tokens"),
 		TK_OPT_DOUBLE(0, "learning-rate", &o->lr, "LR", 0, 1, "lr"),
 		TK_OPT_STR('o', "output", &o->out, "FILE", "out"),
-		TK_OPT_CHOICE(0, "mode", &o->mode, "pack|pad", "mode"),
+		TK_OPT_CHOICE(0, "mode", &o->mode, modes, "mode", .word = &o->mode_word),
 		TK_OPT_BOOL(0, "pad", &o->pad, "pad"),
 		TK_OPT_BOOL(0, "add-eos", &o->eos, "eos"),
 		TK_OPT_BOOL('q', "quiet", &o->quiet, "quiet"),
@@ -44,7 +52,7 @@ static void test_forms(void)
 	TT_CHECK(!strcmp(o.out, "out.tks"), "%s", o.out);
 	TT_CHECK(o.pad == 1 && o.eos == 0 && o.quiet == 1, "bools");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
-	TT_CHECK(!strcmp(o.mode, "pad"), "choice");
+	TT_CHECK(o.mode == MODE_PAD && !strcmp(o.mode_word, "pad"), "choice");
 	TT_CHECK(n == 3, "positional %d", n);
 	free(o.mods.v);
 }
@@ -63,7 +71,10 @@ static void test_errors(void)
 	const char *c4[] = { "--output" };
 	TT_CHECK(parse(&o, 1, c4, &n, &d) == TK_E_INVAL && strstr(d.msg, "needs a value"), "%s", d.msg);
 	const char *c5[] = { "--mode", "zip" };
-	TT_CHECK(parse(&o, 2, c5, &n, &d) == TK_E_INVAL && strstr(d.msg, "pack|pad"), "%s", d.msg);
+	TT_CHECK(parse(&o, 2, c5, &n, &d) == TK_E_INVAL &&
+		 !strcmp(d.msg, "--mode: 'zip' is not one of pack|pad|padded"), "%s", d.msg);
+	TT_CHECK(!strcmp(tk_options_choice_word(modes, MODE_PAD), "pad") &&
+			 !tk_options_choice_word(modes, 7), "the first word of a value");
 	const char *c6[] = { "--learning-rate", "nan" };
 	TT_CHECK(parse(&o, 2, c6, &n, &d) == TK_E_INVAL, "nan accepted");
 	const char *c7[] = { "--no-output" };
@@ -162,7 +173,7 @@ static void test_json_config(void)
 		TK_OPT_INT32('s', "seq-len", &o.n, "N", 1, 1 << 20, "tokens"),
 		TK_OPT_DOUBLE(0, "learning-rate", &o.lr, "LR", 0, 1, "lr"),
 		TK_OPT_STR('o', "output-dir", &o.out, "DIR", "out"),
-		TK_OPT_CHOICE(0, "mode", &o.mode, "pack|pad", "mode"),
+		TK_OPT_CHOICE(0, "mode", &o.mode, modes, "mode"),
 		TK_OPT_BOOL(0, "add-eos", &o.eos, "eos"),
 		TK_OPT_LIST(0, "target-modules", &o.mods, "M", "module"),
 		TK_OPT_HELP(),
@@ -176,10 +187,10 @@ static void test_json_config(void)
 	TT_CHECK(taken && !strcmp(taken, "add_eos"), "an ignored key that is an option: %s",
 		 taken ? taken : "(none)");
 	const char *ok = "{\"seq_len\": 256, \"learning_rate\": 2e-4, \"output_dir\": \"out\","
-			 " \"mode\": \"pad\", \"add_eos\": false, \"report_to\": [\"none\"],"
+			 " \"mode\": \"padded\", \"add_eos\": false, \"report_to\": [\"none\"],"
 			 " \"target_modules\": [\"q_proj\", \"v_proj\"], \"seq-len\": null}";
 	TT_REQUIRE(tk_options_apply_json(opts, ok, "train.json", ignore, &hold, &d) == 0, "%s", d.msg);
-	TT_CHECK(o.n == 256 && o.lr == 2e-4 && !strcmp(o.out, "out") && !strcmp(o.mode, "pad") &&
+	TT_CHECK(o.n == 256 && o.lr == 2e-4 && !strcmp(o.out, "out") && o.mode == MODE_PAD &&
 			 o.eos == 0, "values");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
 	tk_options_json_free(hold);
@@ -195,6 +206,7 @@ static void test_json_config(void)
 		{ "{\"seq_len\": \"x\"}", "not an integer" },
 		{ "{\"output_dir\": 3}", "expected a string" },
 		{ "{\"mode\": {\"a\": 1}}", "expected a string" },
+		{ "{\"mode\": \"zip\"}", "'zip' is not one of pack|pad|padded" },
 		{ "{\"seq_len\": [1]}", "a list is not allowed" },
 		{ "[1]", "not a JSON object" },
 		{ "{\"help\": true}", "unknown key 'help'" },
