@@ -1029,6 +1029,12 @@ static int export_tensor(const struct tk_model *m, const struct tk_model_tensor 
 	return 0;
 }
 
+void tk_convert_export_opts_init(struct tk_convert_export_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->outtype = TK_GGML_F32;
+}
+
 const struct tk_opt_choice tk_convert_outtypes[] = {
 	{ "f32", TK_GGML_F32 }, { "f16", TK_GGML_F16 }, { "bf16", TK_GGML_BF16 },
 	{ "q8_0", TK_GGML_Q8_0 }, { "q4_0", TK_GGML_Q4_0 }, { NULL, 0 },

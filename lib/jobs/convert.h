@@ -92,6 +92,9 @@ struct tk_convert_export_opts {
 	int force;              /* replace an existing output file */
 };
 
+/* Sets o to the defaults: outtype TK_GGML_F32, the rest NULL or 0. */
+void tk_convert_export_opts_init(struct tk_convert_export_opts *o);
+
 /* The outtype words of llama.cpp's converter (f32, f16, bf16, q8_0,
  * q4_0) with their TK_GGML_ type, for a CHOICE option. */
 extern const struct tk_opt_choice tk_convert_outtypes[];
