@@ -30,7 +30,7 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR('o', "output", &eo.output, "DIR|FILE", "the model directory or GGUF file to "
 		   "write (required)"),
 	TK_OPT_CHOICE(0, "outtype", &eo.outtype, tk_convert_outtypes,
-		      "dtype of the written weights (default f32: the values exactly); q8_0 "
+		      "dtype of the written weights (f32: the values exactly); q8_0 "
 		      "and q4_0 for export only"),
 	TK_OPT_STR(0, "name", &eo.name, "NAME", "export: general.name (default: DIR's base name)"),
 	TK_OPT_BOOL('f', "force", &eo.force, "replace the output if it exists"),

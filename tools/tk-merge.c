@@ -59,7 +59,7 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "device", &o.device, "auto|cpu|cuda[:N]",
 		   "where to compute the merge: auto takes a CUDA GPU when there is one "
 		   "(unverified), else the CPU (auto)"),
-	TK_OPT_INT32('t', "threads", &mo.threads, "N", 0, 4096, "CPU threads (default 0: all)"),
+	TK_OPT_INT32('t', "threads", &mo.threads, "N", 0, 4096, "CPU threads (0: all)"),
 	TK_OPT_BOOL('f', "force", &mo.force, "replace the output if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
 	TK_OPT_HELP(),

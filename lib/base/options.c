@@ -467,6 +467,77 @@ static void print_wrapped(FILE *out, const char *text, int indent, int width)
 	fputc('\n', out);
 }
 
+/* v as the shortest %g that reads back as v (as a float when is_float). */
+static void shortest(char *buf, size_t n, double v, int is_float)
+{
+	if (v == trunc(v) && fabs(v) < 1e15) { /* 500, not 5e+02 */
+		snprintf(buf, n, "%.0f", v);
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, v);
+		double back = strtod(buf, NULL);
+		if (is_float ? (float)back == (float)v : back == v)
+			break;
+	}
+	/* 5e-05 -> 5e-5, 1e+20 -> 1e20 */
+	char *e = strchr(buf, 'e');
+	if (e) {
+		char *d = e + 1, *s = d;
+		if (*s == '+')
+			s++;
+		else if (*s == '-')
+			d++, s++;
+		while (*s == '0' && s[1])
+			s++;
+		memmove(d, s, strlen(s) + 1);
+	}
+}
+
+/* " (default: V)" for o's field as it is now into buf, or "" where o
+ * prints none. */
+static const char *default_text(const struct tk_opt *o, char *buf, size_t n)
+{
+	char v[64];
+	buf[0] = 0;
+	if (o->no_default || !o->value)
+		return buf;
+	switch (o->type) {
+	case TK_OPT_TYPE_INT32:
+		snprintf(v, sizeof(v), "%d", (int)*(int32_t *)o->value);
+		break;
+	case TK_OPT_TYPE_UINT32:
+		snprintf(v, sizeof(v), "%u", (unsigned)*(uint32_t *)o->value);
+		break;
+	case TK_OPT_TYPE_INT64:
+		snprintf(v, sizeof(v), "%lld", (long long)*(int64_t *)o->value);
+		break;
+	case TK_OPT_TYPE_UINT64:
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)*(uint64_t *)o->value);
+		break;
+	case TK_OPT_TYPE_SIZE:
+		snprintf(v, sizeof(v), "%zu", *(size_t *)o->value);
+		break;
+	case TK_OPT_TYPE_FLOAT:
+		shortest(v, sizeof(v), *(float *)o->value, 1);
+		break;
+	case TK_OPT_TYPE_DOUBLE:
+		shortest(v, sizeof(v), *(double *)o->value, 0);
+		break;
+	case TK_OPT_TYPE_CHOICE: {
+		const char *w = tk_options_choice_word(o->choices, *(int *)o->value);
+		if (!w)
+			return buf;
+		snprintf(v, sizeof(v), "%s", w);
+		break;
+	}
+	default:
+		return buf;
+	}
+	snprintf(buf, n, "(default: %s)", v);
+	return buf;
+}
+
 void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts)
 {
@@ -501,10 +572,14 @@ void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 			fprintf(out, "%s\n%30s", left, "");
 		else
 			fprintf(out, "%-30s", left);
-		char help[1024];
-		snprintf(help, sizeof(help), "%s%s%s", o->help, many ? "; one of: " : "",
-			 many ? ph : "");
-		for (char *c = help + strlen(o->help); many && *c; c++)
+		char help[1024], def[128];
+		default_text(o, def, sizeof(def));
+		int at = snprintf(help, sizeof(help), "%s%s%s%s", o->help,
+				  *o->help && *def ? " " : "", def, many ? "; one of: " : "");
+		if (at >= (int)sizeof(help))
+			at = (int)sizeof(help) - 1;
+		snprintf(help + at, sizeof(help) - (size_t)at, "%s", many ? ph : "");
+		for (char *c = help + at; many && *c; c++)
 			if (*c == '|')
 				*c = ' ';
 		print_wrapped(out, help, 30, 79);

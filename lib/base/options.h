@@ -19,7 +19,8 @@
  * compile time) a pointer to any other.  Every number goes through a
  * checked parser with the range in the table, narrowed to what the type
  * holds.  tk_options_usage() prints the help text generated from the same
- * table.
+ * table, with each number's and CHOICE's default read from its field, so
+ * that the help text never writes a default down a second time.
  */
 #ifndef TK_OPTIONS_H
 #define TK_OPTIONS_H
@@ -64,6 +65,10 @@ struct tk_opt {
 	/* (optional) CHOICE: set to the word given (several words may name
 	 * one value); `.word = &ptr` as .given */
 	const char **word;
+	/* (optional) 1: the help prints no "(default: ...)" for this entry,
+	 * whose initial value is a sentinel (-1: none) that the help text
+	 * explains in words */
+	int no_default;
 };
 
 /* A word of a CHOICE option and the enum value it writes. */
@@ -154,7 +159,11 @@ int tk_options_parse(int argc, char **argv, const struct tk_opt *opts, int *npos
 
 /* Writes the usage lines ("usage: LINE" for each, the first prefixed with
  * "usage:" and the rest with "   or:"), an optional description and the
- * option table to out. */
+ * option table to out.  An integer, FLOAT, DOUBLE or CHOICE entry's help
+ * ends with "(default: V)", V the field's value now (the shortest decimal
+ * that reads back as it; a CHOICE's first word of it, none when no word
+ * has it), unless the entry has .no_default; call it before parsing
+ * changes the fields. */
 void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts);
 

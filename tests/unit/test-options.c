@@ -165,6 +165,91 @@ static void test_usage_text(void)
 	free(buf);
 }
 
+/* The help text of one entry (its name up to the next entry) in opts'
+ * usage, into out. */
+static void entry_help(const struct tk_opt *opts, const char *name, char *out, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	tk_options_usage(f, NULL, NULL, opts);
+	fclose(f);
+	const char *p = strstr(buf, name);
+	size_t k = 0;
+	for (p = p ? p + strlen(name) : ""; *p && k + 1 < n; p++) {
+		if (*p == '\n' && p[1] == ' ' && p[2] == ' ' && (p[3] == '-' || p[7] == '-'))
+			break; /* the next entry */
+		if (*p == ' ' && k && out[k - 1] == ' ')
+			continue;
+		out[k++] = *p == '\n' ? ' ' : *p;
+	}
+	out[k] = 0;
+	free(buf);
+}
+
+/* Each number and CHOICE prints the default its field holds, in the
+ * shortest decimal that reads back as it; .no_default and a value no
+ * word names print none. */
+static void test_usage_defaults(void)
+{
+	struct {
+		int32_t i32;
+		uint32_t u32;
+		int64_t i64, sentinel;
+		uint64_t u64;
+		size_t size;
+		float f;
+		double d, big, third;
+		enum mode mode, none;
+		int flag;
+	} v = { 1024, 8192, -1, -1, 42, 64, 0.9f, 5e-5, 1e20, 1.0 / 3, MODE_PAD, 0, 1 };
+	const struct tk_opt opts[] = {
+		TK_OPT_INT32(0, "i32", &v.i32, "N", 1, 1 << 20, "tokens per block"),
+		TK_OPT_UINT32(0, "u32", &v.u32, "N", 1, 1 << 30, "blocks"),
+		TK_OPT_INT64(0, "i64", &v.i64, "N", -1, 1e15, "steps"),
+		TK_OPT_INT64(0, "sentinel", &v.sentinel, "N", -1, 1e15, "steps", .no_default = 1),
+		TK_OPT_UINT64(0, "u64", &v.u64, "S", 0, 9e18, "seed"),
+		TK_OPT_SIZE(0, "size", &v.size, "N", 32, 4096, "block"),
+		TK_OPT_FLOAT(0, "float", &v.f, "B", 0, 1, ""),
+		TK_OPT_DOUBLE(0, "double", &v.d, "LR", 0, 1, "rate"),
+		TK_OPT_DOUBLE(0, "big", &v.big, "X", 0, 1e300, "x"),
+		TK_OPT_DOUBLE(0, "third", &v.third, "X", 0, 1, "x"),
+		TK_OPT_CHOICE(0, "mode", &v.mode, modes, "mode"),
+		TK_OPT_CHOICE(0, "none", &v.none, modes, "mode"),
+		TK_OPT_BOOL(0, "flag", &v.flag, "flag"),
+		TK_OPT_END,
+	};
+	static const struct { const char *name, *want; } cases[] = {
+		{ "--i32 N", "tokens per block (default: 1024)" },
+		{ "--u32 N", "blocks (default: 8192)" },
+		{ "--i64 N", "steps (default: -1)" },
+		{ "--sentinel N", "steps" },
+		{ "--u64 S", "seed (default: 42)" },
+		{ "--size N", "block (default: 64)" },
+		{ "--float B", "(default: 0.9)" },
+		{ "--double LR", "rate (default: 5e-5)" },
+		{ "--big X", "x (default: 1e20)" },
+		{ "--third X", "x (default: 0.3333333333333333)" },
+		{ "--mode pack|pad|padded", "mode (default: pad)" },
+		{ "--none pack|pad|padded", "mode" },
+		{ "--flag", "flag" },
+	};
+	char got[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		entry_help(opts, cases[i].name, got, sizeof(got));
+		char *g = got + strspn(got, " ");
+		size_t n = strlen(g);
+		while (n && g[n - 1] == ' ')
+			g[--n] = 0;
+		TT_CHECK(!strcmp(g, cases[i].want), "%s: '%s', want '%s'", cases[i].name, g,
+			 cases[i].want);
+	}
+	/* the values now, not the ones the table was made with */
+	v.i32 = 7;
+	entry_help(opts, "--i32 N", got, sizeof(got));
+	TT_CHECK(strstr(got, "(default: 7)"), "%s", got);
+}
+
 static void test_json_config(void)
 {
 	struct o o = { .eos = 1 };
@@ -339,6 +424,7 @@ int main(void)
 	TT_RUN(test_hf_and_near);
 	TT_RUN(test_numbers);
 	TT_RUN(test_usage_text);
+	TT_RUN(test_usage_defaults);
 	TT_RUN(test_json_config);
 	TT_RUN(test_kinds);
 	return tt_done();
