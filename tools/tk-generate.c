@@ -27,15 +27,22 @@ static const char about[] =
 	"line with a \"prompt\" string or a \"messages\" conversation) with the model, as transformers' generate() does: greedy "
 	"unless --do-sample.  Text streams to stdout, one line per sequence.";
 
+enum truncate { TRUNCATE_NO = 0, TRUNCATE_LEFT, TRUNCATE_RIGHT };
+
+static const struct tk_opt_choice truncates[] = {
+	{ "no", TRUNCATE_NO }, { "left", TRUNCATE_LEFT }, { "right", TRUNCATE_RIGHT }, { NULL, 0 },
+};
+
 static struct {
-	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system, *adapter;
+	const char *model, *tokenizer, *prompt_ids, *prompt_file, *system, *adapter;
 	const char *device, *separator, *chat_kwargs;
 	struct tk_strlist stop;
 	struct tk_generate_opts go; /* main sets its defaults (tk_generate_opts_init) */
 	int max_new_given, max_length_given;
 	int max_length, threads, nret, batch;
 	int ids, quiet, json, chat, null;
-} a = { .truncate = "no", .nret = 1, .batch = 1 };
+	enum truncate truncate;
+} a = { .nret = 1, .batch = 1 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "model", &a.model, "DIR",
@@ -56,21 +63,22 @@ static const struct tk_opt opts[] = {
 		   "end each output with STR, not a newline (\\n, \\t, \\0 and \\\\ understood)"),
 	TK_OPT_BOOL('0', "null", &a.null, "end each output with a NUL byte, for xargs -0"),
 	TK_OPT_INT32(0, "max-new-tokens", &a.go.max_new_tokens, "N", 0, 1 << 30,
-		     "tokens to generate (20)", .given = &a.max_new_given),
+		     "tokens to generate", .given = &a.max_new_given),
 	TK_OPT_INT32(0, "max-length", &a.max_length, "N", 1, 1 << 30,
-		     "prompt plus new tokens (--max-new-tokens wins)", .given = &a.max_length_given),
-	TK_OPT_INT32(0, "num-return-sequences", &a.nret, "N", 1, 4096, "sequences per prompt (1)"),
-	TK_OPT_INT32(0, "batch-size", &a.batch, "N", 1, 4096, "prompts decoded together (1)"),
+		     "prompt plus new tokens (--max-new-tokens wins)", .given = &a.max_length_given,
+		     .no_default = 1),
+	TK_OPT_INT32(0, "num-return-sequences", &a.nret, "N", 1, 4096, "sequences per prompt"),
+	TK_OPT_INT32(0, "batch-size", &a.batch, "N", 1, 4096, "prompts decoded together"),
 	TK_OPT_BOOL(0, "do-sample", &a.go.do_sample, "sample instead of greedy decoding"),
-	TK_OPT_DOUBLE(0, "temperature", &a.go.temperature, "T", 1e-6, 1e6, "(1.0)"),
-	TK_OPT_INT32(0, "top-k", &a.go.top_k, "K", 0, 1 << 30, "0: off (50)"),
-	TK_OPT_DOUBLE(0, "top-p", &a.go.top_p, "P", 1e-9, 1, "(1.0: off)"),
-	TK_OPT_DOUBLE(0, "min-p", &a.go.min_p, "P", 0, 1, "(0: off)"),
+	TK_OPT_DOUBLE(0, "temperature", &a.go.temperature, "T", 1e-6, 1e6, ""),
+	TK_OPT_INT32(0, "top-k", &a.go.top_k, "K", 0, 1 << 30, "0: off"),
+	TK_OPT_DOUBLE(0, "top-p", &a.go.top_p, "P", 1e-9, 1, "1: off"),
+	TK_OPT_DOUBLE(0, "min-p", &a.go.min_p, "P", 0, 1, "0: off"),
 	TK_OPT_DOUBLE(0, "repetition-penalty", &a.go.repetition_penalty, "R", 1e-6, 1e6,
-		      "(1.0: off)"),
-	TK_OPT_UINT64(0, "seed", &a.go.seed, "S", 0, 9e18, "seed of tk's sampler (0)"),
+		      "1: off"),
+	TK_OPT_UINT64(0, "seed", &a.go.seed, "S", 0, 9e18, "seed of tk's sampler"),
 	TK_OPT_LIST(0, "stop", &a.stop, "TEXT", "stop after this text (repeatable)"),
-	TK_OPT_CHOICE(0, "truncate", &a.truncate, "no|left|right",
+	TK_OPT_CHOICE(0, "truncate", &a.truncate, truncates,
 		      "cut a prompt longer than the context on this side (no: error)"),
 	TK_OPT_STR(0, "device", &a.device, "auto|cpu|cuda[:N]",
 		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
@@ -342,11 +350,11 @@ static int add_prompt(struct batch *b, const char *text, const char *rendered,
 	if (!p->ids.n)
 		return tk_cli_error("%s%s: the prompt encodes to no tokens", where, at);
 	if (p->ids.n > (size_t)max) {
-		if (!strcmp(a.truncate, "no"))
+		if (a.truncate == TRUNCATE_NO)
 			return tk_cli_error("%s%s%sthe prompt has %zu tokens, more than the model's "
 					    "context of %d (use --truncate left|right)", where, at,
 					    *where ? ": " : "", p->ids.n, max);
-		if (!strcmp(a.truncate, "left"))
+		if (a.truncate == TRUNCATE_LEFT)
 			memmove(p->ids.v, p->ids.v + (p->ids.n - (size_t)max),
 				(size_t)max * sizeof(uint32_t));
 		p->ids.n = (size_t)max;

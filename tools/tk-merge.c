@@ -29,12 +29,19 @@ static const char about[] =
 /* The tool's own options; the rest go straight into mo (main sets its
  * defaults with tk_peft_merge_opts_init before parsing). */
 static struct {
-	const char *dtype, *requantize, *device;
+	const char *device;
 	struct tk_strlist adapters;
 	int quiet;
 } o;
 
 static struct tk_merge_opts mo;
+
+/* torch_dtype words */
+static const struct tk_opt_choice dtypes[] = {
+	{ "float32", TK_DT_F32 }, { "float16", TK_DT_F16 }, { "bfloat16", TK_DT_BF16 },
+	{ NULL, 0 },
+};
+static const struct tk_opt_choice requantize[] = { { "nf4", 4 }, { NULL, 0 } };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('m', "model", &mo.base, "DIR",
@@ -43,16 +50,16 @@ static const struct tk_opt opts[] = {
 		    "a PEFT adapter directory, with an optional weight (default 1); repeatable, "
 		    "merged in the order given (at least one)"),
 	TK_OPT_STR('o', "output", &mo.out, "DIR", "the model directory to write (required)"),
-	TK_OPT_CHOICE(0, "dtype", &o.dtype, "float32|float16|bfloat16",
+	TK_OPT_CHOICE(0, "dtype", &mo.dtype, dtypes,
 		      "dtype of the written weights (default: the base's torch_dtype, "
 		      "float32 when it has none)"),
-	TK_OPT_CHOICE(0, "requantize", &o.requantize, "nf4",
+	TK_OPT_CHOICE(0, "requantize", &mo.requantize, requantize,
 		      "quantize the merged model again (NF4, double quantization, blocks of "
 		      "64) instead of writing it in floating point"),
 	TK_OPT_STR(0, "device", &o.device, "auto|cpu|cuda[:N]",
 		   "where to compute the merge: auto takes a CUDA GPU when there is one "
 		   "(unverified), else the CPU (auto)"),
-	TK_OPT_INT32('t', "threads", &mo.threads, "N", 0, 4096, "CPU threads (default 0: all)"),
+	TK_OPT_INT32('t', "threads", &mo.threads, "N", 0, 4096, "CPU threads (0: all)"),
 	TK_OPT_BOOL('f', "force", &mo.force, "replace the output if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
 	TK_OPT_HELP(),
@@ -78,7 +85,8 @@ static int parse_adapter(const char *s, struct tk_merge_adapter *a, char **hold)
 
 static const char *dtype_name(enum tk_dtype t)
 {
-	return t == TK_DT_F16 ? "float16" : t == TK_DT_BF16 ? "bfloat16" : "float32";
+	const char *w = tk_options_choice_word(dtypes, (int)t);
+	return w ? w : "float32";
 }
 
 int main(int argc, char **argv)
@@ -122,10 +130,6 @@ int main(int argc, char **argv)
 	}
 	mo.ad = ad;
 	mo.n_ad = o.adapters.n;
-	if (o.dtype)
-		mo.dtype = !strcmp(o.dtype, "float16") ? TK_DT_F16 :
-			   !strcmp(o.dtype, "bfloat16") ? TK_DT_BF16 : TK_DT_F32;
-	mo.requantize = o.requantize ? 4 : 0;
 	mo.be = &be;
 	double t0 = tk_now();
 	rc = tk_peft_merge_dir(&mo, &info, &d);
@@ -135,13 +139,13 @@ int main(int argc, char **argv)
 		rc = tk_cli_fail(rc, &d);
 	else if (info.quantized)
 		fprintf(stderr, "%s: %s: the quantized base was dequantized for the merge; %s%s\n",
-			tk_prog, mo.base, o.requantize ? "the merged model is quantized again "
+			tk_prog, mo.base, mo.requantize ? "the merged model is quantized again "
 			"(NF4), which loses accuracy" : "the merged model is written in ",
-			o.requantize ? "" : dtype_name(info.dtype));
+			mo.requantize ? "" : dtype_name(info.dtype));
 	if (!rc && !o.quiet)
 		fprintf(stderr, "%s: %s: %d adapter%s, %d modules merged, %s in %.2f s\n", tk_prog,
 			mo.out, o.adapters.n, o.adapters.n == 1 ? "" : "s", info.n_modules,
-			o.requantize ? "nf4" : dtype_name(info.dtype), tk_now() - t0);
+			mo.requantize ? "nf4" : dtype_name(info.dtype), tk_now() - t0);
 	tk_backend_free(&be);
 out:
 	for (int i = 0; hold && i < o.adapters.n; i++)

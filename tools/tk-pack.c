@@ -60,7 +60,7 @@ int main(int argc, char **argv)
 	const char *tokenizer = NULL;
 	tk_pack_opts_init(&o);
 	const struct tk_opt opts[] = {
-		TK_OPT_UINT32('s', "seq-len", &o.seq_len, "N", 1, 1 << 20, "tokens per block (1024)"),
+		TK_OPT_UINT32('s', "seq-len", &o.seq_len, "N", 1, 1 << 20, "tokens per block"),
 		TK_OPT_BOOL(0, "pad", &o.pad,
 			    "one document per block, truncated or right-padded with the pad id "
 			    "(else EOS); padding is left out of the loss"),
@@ -73,10 +73,10 @@ int main(int argc, char **argv)
 		TK_OPT_BOOL(0, "shuffle", &o.shuffle,
 			    "shuffle the documents before splitting and packing (holds them in "
 			    "memory)"),
-		TK_OPT_UINT64(0, "seed", &o.seed, "S", 0, 9e18, "seed for --shuffle and the split (42)"),
+		TK_OPT_UINT64(0, "seed", &o.seed, "S", 0, 9e18, "seed for --shuffle and the split"),
 		TK_OPT_STR('o', "output", &o.output, "DIR", "write DIR/train-*.tks, DIR/eval-*.tks"),
 		TK_OPT_UINT64(0, "shard-size", &o.shard_blocks, "N", 1, 1 << 30,
-			      "blocks per output shard file (8192)"),
+			      "blocks per output shard file"),
 		TK_OPT_STR('t', "tokenizer", &tokenizer, "PATH",
 			   "check that the shards were made with this tokenizer"),
 		TK_OPT_BOOL('f', "force", &o.force, "replace an existing output directory"),

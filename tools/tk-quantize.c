@@ -23,26 +23,33 @@ static const char about[] =
 
 /* The tool's own options; the rest go straight into bo. */
 static struct {
-	const char *output, *quant_type, *compute_dtype;
+	const char *output;
+	const char *compute_dtype; /* the word given */
+	int compute_dtype_index;   /* of compute_dtypes: bo's, or the one given */
 	int int8, force, quiet;
 	int four_bit; /* a 4-bit-only option was given */
+	int quant_type_given;
 } o;
+
+static const struct tk_opt_choice compute_dtypes[] = {
+	{ "float32", 0 }, { "float16", 1 }, { "bfloat16", 2 }, { NULL, 0 },
+};
 
 static struct tk_bnb_opts bo;
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('o', "output", &o.output, "OUT", "the directory to write (required)"),
-	TK_OPT_CHOICE(0, "bnb-4bit-quant-type", &o.quant_type, "nf4|fp4",
-		      "4-bit data type (default nf4)"),
+	TK_OPT_CHOICE(0, "bnb-4bit-quant-type", &bo.type, tk_q4_types,
+		      "4-bit data type", .given = &o.quant_type_given),
 	TK_OPT_BOOL(0, "bnb-4bit-use-double-quant", &bo.double_quant,
 		    "quantize the block absmax values again (8-bit, blocks of 256)",
 		    .given = &o.four_bit),
-	TK_OPT_CHOICE(0, "bnb-4bit-compute-dtype", &o.compute_dtype, "float32|float16|bfloat16",
-		      "compute dtype recorded in quantization_config (default float32, as "
-		      "transformers)"),
+	TK_OPT_CHOICE(0, "bnb-4bit-compute-dtype", &o.compute_dtype_index, compute_dtypes,
+		      "compute dtype recorded in quantization_config, by default as "
+		      "transformers records it", .word = &o.compute_dtype),
 	TK_OPT_SIZE(0, "blocksize", &bo.blocksize, "N", 32, 4096,
-		    "values per 4-bit block: a power of two from 32 to 4096 (default 64, the "
-		    "only one transformers uses)", .given = &o.four_bit),
+		    "values per 4-bit block: a power of two from 32 to 4096 (transformers "
+		    "uses only the default)", .given = &o.four_bit),
 	TK_OPT_BOOL(0, "load-in-8bit", &o.int8, "int8 rows (weight + SCB) instead of 4-bit"),
 	TK_OPT_BOOL('f', "force", &o.force, "replace OUT if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no progress or summary on stderr"),
@@ -83,6 +90,9 @@ int main(int argc, char **argv)
 
 	tk_cli_init(argv[0]);
 	tk_bnb_opts_init(&bo);
+	for (const struct tk_opt_choice *c = compute_dtypes; c->word; c++)
+		if (!strcmp(c->word, bo.compute_dtype)) /* the default --help shows */
+			o.compute_dtype_index = c->value;
 	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
 		return ec;
@@ -97,10 +107,9 @@ int main(int argc, char **argv)
 		return tk_cli_usage_error("--blocksize %zu is not a power of two", bo.blocksize);
 	if (o.int8) {
 		bo.bits = 8;
-		bo.type = TK_Q4_FP4; /* what BitsAndBytesConfig records by default */
+		if (!o.quant_type_given) /* what BitsAndBytesConfig records by default */
+			bo.type = TK_Q4_FP4;
 	}
-	if (o.quant_type)
-		tk_q4_type_parse(o.quant_type, &bo.type, NULL);
 	if (o.compute_dtype)
 		snprintf(bo.compute_dtype, sizeof(bo.compute_dtype), "%s", o.compute_dtype);
 	if (tk_bnb_check_opts(&bo, &d))

@@ -24,8 +24,17 @@ static const char about[] =
 
 /* The tool's own options; the rest go straight into to (main sets its
  * defaults with tk_tokenize_opts_init before parsing). */
+/* --format: an input format, or token shards (FORMAT_TKS) */
+enum { FORMAT_TKS = TK_INPUT_TEXT + 1 };
+static const struct tk_opt_choice formats[] = {
+	{ "csv", TK_INPUT_CSV }, { "jsonl", TK_INPUT_JSONL }, { "text", TK_INPUT_TEXT },
+	{ "tks", FORMAT_TKS }, { NULL, 0 },
+};
+static const struct tk_opt_choice invalid_utf8[] = { { "error", 0 }, { "replace", 1 }, { NULL, 0 } };
+
 static struct {
-	const char *tokenizer, *output, *format, *invalid_utf8, *delimiter, *chat_kwargs;
+	const char *tokenizer, *output, *delimiter, *chat_kwargs;
+	int format; /* TK_INPUT_AUTO (not given), another input format or FORMAT_TKS */
 	int ids, decode, stats, force, quiet;
 	int column, field, prompt_col, prompt_field, resp_col, resp_field; /* given */
 } o = { .output = "-" };
@@ -39,10 +48,10 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout"),
 	TK_OPT_BOOL('f', "force", &o.force, "overwrite the output if it exists"),
 	TK_OPT_INT32('j', "threads", &to.threads, "N", 0, 1024,
-		   "encoding threads (default 0: one per CPU); the output is the same"),
+		   "encoding threads (0: one per CPU); the output is the same"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no progress or summary on stderr"),
 	TK_OPT_GROUP("Input"),
-	TK_OPT_CHOICE(0, "format", &o.format, "csv|jsonl|text|tks",
+	TK_OPT_CHOICE(0, "format", &o.format, formats,
 		      "read every FILE as this format"),
 	TK_OPT_STR(0, "column", &to.in.column, "NAME", "the text column (CSV) or field (JSONL)",
 		   .given = &o.column),
@@ -72,8 +81,8 @@ static const struct tk_opt opts[] = {
 		   "conversations: template kwargs, as '{\"enable_thinking\": false}' (a "
 		   "line's \"chat_template_kwargs\" goes over them)"),
 	TK_OPT_BOOL(0, "split-lines", &to.in.split_lines, "text: one document per non-empty line"),
-	TK_OPT_CHOICE(0, "invalid-utf8", &o.invalid_utf8, "error|replace",
-		      "invalid UTF-8 is an error (default) or becomes U+FFFD"),
+	TK_OPT_CHOICE(0, "invalid-utf8", &to.in.invalid_utf8_replace, invalid_utf8,
+		      "invalid UTF-8 is an error or becomes U+FFFD"),
 	TK_OPT_GROUP("Encoding"),
 	TK_OPT_BOOL(0, "add-eos", &to.add_eos,
 		    "append EOS to each document (default; --no-add-eos to leave out)"),
@@ -145,7 +154,7 @@ int main(int argc, char **argv)
 	for (int i = 0; !o.tokenizer && i < (npos ? npos : 1); i++) {
 		const char *in = npos ? argv[i] : "-";
 		size_t n = strlen(in);
-		int shard = (o.format && !strcmp(o.format, "tks")) ||
+		int shard = o.format == FORMAT_TKS ||
 			    (n > 4 && !strcmp(in + n - 4, ".tks"));
 		if (!(o.stats || o.ids) || !shard)
 			return tk_cli_usage_error("-t/--tokenizer is required (only --stats and "
@@ -165,10 +174,9 @@ int main(int argc, char **argv)
 	to.n_inputs = npos ? npos : 1;
 	to.mode = o.ids ? TK_TOKENIZE_IDS : o.decode ? TK_TOKENIZE_DECODE
 		  : o.stats ? TK_TOKENIZE_STATS : TK_TOKENIZE_SHARD;
-	to.shards = o.decode || (o.format && !strcmp(o.format, "tks"));
+	to.shards = o.decode || o.format == FORMAT_TKS;
 	to.progress = on_progress;
-	to.in.format = !o.format ? TK_INPUT_AUTO : !strcmp(o.format, "csv") ? TK_INPUT_CSV
-		       : !strcmp(o.format, "jsonl") ? TK_INPUT_JSONL : TK_INPUT_TEXT;
+	to.in.format = o.format == FORMAT_TKS ? TK_INPUT_TEXT : (enum tk_input_format)o.format;
 	if (o.delimiter && !strcmp(o.delimiter, "\\t"))
 		to.in.delimiter = '\t';
 	else if (o.delimiter && (strlen(o.delimiter) != 1 || strchr("\"\r\n", o.delimiter[0])))
@@ -176,7 +184,6 @@ int main(int argc, char **argv)
 					  "newline, or '\\t' for a tab");
 	else if (o.delimiter)
 		to.in.delimiter = o.delimiter[0];
-	to.in.invalid_utf8_replace = o.invalid_utf8 && !strcmp(o.invalid_utf8, "replace");
 
 	if (to.mode == TK_TOKENIZE_SHARD && !strcmp(o.output, "-") && isatty(STDOUT_FILENO))
 		return tk_cli_usage_error("not writing a binary shard to a terminal "

@@ -83,14 +83,22 @@ static int listed(const char *const *list, const char *s)
 
 /* The options go straight into train and lora, whose defaults main sets
  * (tk_train_opts_init, tk_lora_config_init) before parsing.  a holds
- * what is the tool's (messages, reporting, the device) and the words
- * that name an enum, turned into train's fields after parsing. */
+ * what is the tool's (messages, reporting, the device). */
 static struct tk_train_opts train;
 static struct tk_lora_config lora;
 
+static const struct tk_opt_choice eval_strategies[] = {
+	{ "no", TK_INTERVAL_NO }, { "steps", TK_INTERVAL_STEPS }, { "epoch", TK_INTERVAL_EPOCH },
+	{ NULL, 0 },
+};
+static const struct tk_opt_choice save_strategies[] = {
+	{ "no", TK_INTERVAL_NO }, { "steps", TK_INTERVAL_STEPS }, { "epoch", TK_INTERVAL_EPOCH },
+	{ "best", TK_INTERVAL_BEST }, { NULL, 0 },
+};
+
 static struct {
 	const char *config, *device, *logging_dir;
-	const char *sched, *eval_strategy, *save_strategy, *optim, *lora_bias;
+	const char *optim; /* the --optim word given, for messages */
 	double warmup_ratio;
 	int threads, quiet, bf16, fp16, tf32;
 	struct tk_strlist report_to, lora_targets, modules_to_save;
@@ -120,18 +128,18 @@ static const struct tk_opt opts[] = {
 	TK_OPT_GROUP("LoRA (peft's LoraConfig; the base is frozen, OUT/ is a PEFT adapter):"),
 	TK_OPT_INT32(0, "lora-r", &lora.r, "R", 1, 1 << 20,
 		     "train LoRA adapters of rank R instead of the whole model",
-		     .given = &a.lora_r_given),
+		     .given = &a.lora_r_given, .no_default = 1),
 	TK_OPT_DOUBLE(0, "lora-alpha", &lora.alpha, "A", 0, 1e9,
-		      "scale alpha/R, or alpha/sqrt(R) with --use-rslora (8)", .given = &a.lora_given),
+		      "scale alpha/R, or alpha/sqrt(R) with --use-rslora", .given = &a.lora_given),
 	TK_OPT_DOUBLE(0, "lora-dropout", &lora.dropout, "P", 0, 1,
-		      "dropout on the adapters' input while training (0)", .given = &a.lora_given),
+		      "dropout on the adapters' input while training", .given = &a.lora_given),
 	TK_OPT_LIST(0, "lora-target-modules", &a.lora_targets, "NAMES",
 		    "modules to adapt, comma-separated (q_proj,v_proj...; c_attn for GPT-2; "
 		    "qkv_proj,o_proj,gate_up_proj,down_proj for Phi-3; all-linear); default as "
 		    "peft: c_attn (GPT-2), q_proj,v_proj (Llama family), none (Phi-3)",
 		    .given = &a.lora_given),
-	TK_OPT_CHOICE(0, "lora-bias", &a.lora_bias, "none|all|lora_only",
-		      "which biases train along (none)", .given = &a.lora_given),
+	TK_OPT_CHOICE(0, "lora-bias", &lora.bias, tk_lora_biases,
+		      "which biases train along", .given = &a.lora_given),
 	TK_OPT_BOOL(0, "use-rslora", &lora.use_rslora, "rank-stabilized scale alpha/sqrt(R)",
 		    .given = &a.lora_given),
 	TK_OPT_BOOL(0, "use-dora", &lora.use_dora,
@@ -144,45 +152,41 @@ static const struct tk_opt opts[] = {
 		   "continue training this PEFT adapter on --model"),
 	TK_OPT_GROUP("Training (Hugging Face TrainingArguments):"),
 	TK_OPT_DOUBLE(0, "num-train-epochs", &train.num_train_epochs, "N", 0, 1e9,
-		      "epochs, may be fractional (3)"),
+		      "epochs, may be fractional"),
 	TK_OPT_INT64(0, "max-steps", &train.max_steps, "N", -1, 1e15,
-		     "optimizer steps; > 0 overrides --num-train-epochs (-1)"),
+		     "optimizer steps; > 0 overrides --num-train-epochs"),
 	TK_OPT_INT32(0, "per-device-train-batch-size", &train.batch, "N", 1, 1 << 20,
-		     "blocks per batch (8)"),
+		     "blocks per batch"),
 	TK_OPT_INT32(0, "gradient-accumulation-steps", &train.grad_accum, "N", 1, 1 << 20,
-		     "batches per optimizer step (1)"),
-	TK_OPT_DOUBLE(0, "learning-rate", &train.lr, "LR", 0, 1e300, "peak learning rate (5e-5)"),
+		     "batches per optimizer step"),
+	TK_OPT_DOUBLE(0, "learning-rate", &train.lr, "LR", 0, 1e300, "peak learning rate"),
 	TK_OPT_DOUBLE(0, "weight-decay", &train.weight_decay, "W", 0, 1e9,
-		      "AdamW weight decay, not on biases and norms (0)"),
-	TK_OPT_DOUBLE(0, "adam-beta1", &train.beta1, "B", 0, 1, "(0.9)"),
-	TK_OPT_DOUBLE(0, "adam-beta2", &train.beta2, "B", 0, 1, "(0.999)"),
-	TK_OPT_DOUBLE(0, "adam-epsilon", &train.eps, "E", 0, 1, "(1e-8)"),
+		      "AdamW weight decay, not on biases and norms"),
+	TK_OPT_DOUBLE(0, "adam-beta1", &train.beta1, "B", 0, 1, ""),
+	TK_OPT_DOUBLE(0, "adam-beta2", &train.beta2, "B", 0, 1, ""),
+	TK_OPT_DOUBLE(0, "adam-epsilon", &train.eps, "E", 0, 1, ""),
 	TK_OPT_DOUBLE(0, "neftune-noise-alpha", &train.neftune_alpha, "A", 0, 1e6,
 		      "NEFTune: uniform noise of A / sqrt(seq_len * hidden) on the input "
 		      "embeddings while training (5 is the paper's; 0: none)"),
 	TK_OPT_DOUBLE(0, "max-grad-norm", &train.max_grad_norm, "N", 0, 1e300,
-		      "clip the gradient norm to N; 0: no clipping (1.0)"),
-	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched,
-		      "linear|cosine|constant|constant_with_warmup|cosine_with_restarts|polynomial|"
-		      "inverse_sqrt|reduce_lr_on_plateau|cosine_with_min_lr|cosine_warmup_with_min_lr|"
-		      "warmup_stable_decay",
-		      "learning-rate schedule (linear)"),
+		      "clip the gradient norm to N; 0: no clipping"),
+	TK_OPT_CHOICE(0, "lr-scheduler-type", &train.sched, tk_sched_types,
+		      "learning-rate schedule"),
 	TK_OPT_STR(0, "lr-scheduler-kwargs", &train.sched_kwargs, "JSON",
 		   "the schedule's options as a JSON object, transformers' names "
 		   "(e.g. '{\"num_cycles\": 2}')"),
 	TK_OPT_DOUBLE(0, "warmup-steps", &train.warmup, "N", 0, 1e15,
-		      "linear warmup: N >= 1 steps, or a fraction of the steps below 1 (0)"),
+		      "linear warmup: N >= 1 steps, or a fraction of the steps below 1"),
 	TK_OPT_DOUBLE(0, "warmup-ratio", &a.warmup_ratio, "F", 0, 1,
 		      "warmup as a fraction of the steps (as --warmup-steps F)",
 		      .given = &a.warmup_ratio_given),
-	TK_OPT_CHOICE(0, "optim", &a.optim,
-		      "adamw_torch|adamw_torch_fused|adamw_8bit|adamw_bnb_8bit|paged_adamw_8bit",
+	TK_OPT_CHOICE(0, "optim", &train.optim, tk_train_optims,
 		      "the optimizer: torch.optim.AdamW (adamw_torch, adamw_torch_fused: the same), "
 		      "or bitsandbytes' AdamW with 8-bit state, about 2 bytes a parameter instead "
 		      "of 8 (adamw_8bit, adamw_bnb_8bit; paged_adamw_8bit is the same optimizer, "
-		      "its paging a GPU memory detail) (adamw_torch)"),
+		      "its paging a GPU memory detail)", .word = &a.optim),
 	TK_OPT_UINT64(0, "seed", &train.seed, "S", 0, 9e18,
-		      "seed of the block order and of --init (42)"),
+		      "seed of the block order and of --init"),
 	TK_OPT_BOOL(0, "shuffle", &train.shuffle,
 		    "a seeded random block order each epoch (default); --no-shuffle: file order"),
 	TK_OPT_BOOL(0, "gradient-checkpointing", &train.gradient_checkpointing,
@@ -190,7 +194,7 @@ static const struct tk_opt opts[] = {
 		    "pass: less memory, one more forward per step, the same results"),
 	TK_OPT_INT32(0, "zero", &train.zero, "STAGE", 0, 1,
 		     "1: under mpirun, shard the AdamW state over the processes (ZeRO stage 1), "
-		     "each holding 1/N of it; the same results (0)"),
+		     "each holding 1/N of it; the same results"),
 	TK_OPT_BOOL(0, "bf16", &a.bf16,
 		    "matmuls in bfloat16 (operands rounded, fp32 sums; all else fp32); on a GPU "
 		    "without bf16 (T4): fp16 with loss scaling, with a note"),
@@ -199,28 +203,29 @@ static const struct tk_opt opts[] = {
 		    "whose gradients overflow are skipped"),
 	TK_OPT_BOOL(0, "tf32", &a.tf32, "matmuls in TF32 (fp32 range, 10-bit mantissa)"),
 	TK_OPT_INT32(0, "initial-scale-power", &train.initial_scale_power, "P", 0, 127,
-		     "--fp16: the first loss scale is 2^P (16, as GradScaler's 65536)"),
+		     "--fp16: the first loss scale is 2^P (GradScaler's 65536 is 2^16)"),
 	TK_OPT_INT64(0, "loss-scale-window", &train.loss_scale_window, "N", 1, 1e15,
-		     "--fp16: double the loss scale after N steps without overflow (2000)"),
+		     "--fp16: double the loss scale after N steps without overflow"),
 	TK_OPT_GROUP("Logging, evaluation and checkpoints:"),
 	TK_OPT_DOUBLE(0, "logging-steps", &train.logging_steps, "N", 0, 1e15,
-		      "log every N steps, or a fraction of the steps below 1 (500)"),
+		      "log every N steps, or a fraction of the steps below 1"),
 	TK_OPT_BOOL(0, "logging-first-step", &train.logging_first_step, "log the first step too"),
 	TK_OPT_LIST(0, "report-to", &a.report_to, "none|tensorboard|all",
 		    "tensorboard: also write the logged metrics as TensorBoard events; the last "
 		    "one given wins (none)"),
 	TK_OPT_STR(0, "logging-dir", &a.logging_dir, "DIR",
 		   "TensorBoard event files go here (OUT/runs/TIME_HOST)"),
-	TK_OPT_CHOICE(0, "eval-strategy", &a.eval_strategy, "no|steps|epoch", "when to evaluate (no)"),
+	TK_OPT_CHOICE(0, "eval-strategy", &train.eval_strategy, eval_strategies,
+		      "when to evaluate"),
 	TK_OPT_DOUBLE(0, "eval-steps", &train.eval_steps, "N", 0, 1e15,
-		      "evaluate every N steps (default: --logging-steps)"),
+		      "evaluate every N steps (default: --logging-steps)", .no_default = 1),
 	TK_OPT_INT32(0, "per-device-eval-batch-size", &train.eval_batch, "N", 1, 1 << 20,
-		     "blocks per eval batch (8)"),
-	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch|best",
+		     "blocks per eval batch"),
+	TK_OPT_CHOICE(0, "save-strategy", &train.save_strategy, save_strategies,
 		      "when to write a checkpoint; best: after an evaluation that found a new "
-		      "best --metric-for-best-model (steps)"),
+		      "best --metric-for-best-model"),
 	TK_OPT_DOUBLE(0, "save-steps", &train.save_steps, "N", 0, 1e15,
-		      "checkpoint every N steps, or a fraction of the steps below 1 (500)"),
+		      "checkpoint every N steps, or a fraction of the steps below 1"),
 	TK_OPT_INT64(0, "save-total-limit", &train.save_total_limit, "N", 0, 1e15,
 		     "keep only the newest N checkpoints, and the best one (0: all)"),
 	TK_OPT_BOOL(0, "load-best-model-at-end", &train.load_best_model_at_end,
@@ -235,7 +240,7 @@ static const struct tk_opt opts[] = {
 		     "stop after N evaluations without a better metric (EarlyStoppingCallback; "
 		     "0: never)"),
 	TK_OPT_DOUBLE(0, "early-stopping-threshold", &train.early_stopping_threshold, "F", 0, 1e300,
-		      "how much better a metric must be to count as better (0)"),
+		      "how much better a metric must be to count as better"),
 	TK_OPT_GROUP("tk:"),
 	TK_OPT_BOOL(0, "eval-only", &train.eval_only,
 		    "evaluate without training: --eval-data, else the --data directory's eval "
@@ -249,12 +254,6 @@ static const struct tk_opt opts[] = {
 	TK_OPT_HELP(),
 	TK_OPT_END,
 };
-
-static enum tk_interval strategy(const char *s)
-{
-	return !strcmp(s, "steps") ? TK_INTERVAL_STEPS : !strcmp(s, "epoch") ? TK_INTERVAL_EPOCH
-					: !strcmp(s, "best") ? TK_INTERVAL_BEST : TK_INTERVAL_NO;
-}
 
 struct view {
 	int quiet;
@@ -584,7 +583,7 @@ static int split_names(const struct tk_strlist *l, char (*names)[TK_LORA_NAME], 
 }
 
 /* The rest of the LoRA options into lora (the table wrote r, alpha,
- * dropout, use_rslora and use_dora), and train.lora pointed at it when
+ * dropout, bias, use_rslora and use_dora), and train.lora pointed at it when
  * --lora-r was given.  Any other LoRA option without --lora-r is a usage
  * error: the table recorded which were given. */
 static int lora_setup(struct tk_lora_config *c)
@@ -599,8 +598,6 @@ static int lora_setup(struct tk_lora_config *c)
 	if (c->dropout >= 1)
 		return tk_cli_usage_error("--lora-dropout: must be below 1");
 	train.lora = a.lora_r_given ? c : NULL;
-	if (a.lora_bias)
-		tk_lora_bias_parse(a.lora_bias, &c->bias);
 	if ((ec = split_names(&a.lora_targets, c->targets, TK_LORA_MAX_TARGETS, &c->n_targets,
 			      "lora-target-modules")))
 		return ec;
@@ -617,7 +614,7 @@ static int check_args(void)
 		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
 	if (a.bf16 && a.fp16)
 		return tk_cli_usage_error("--bf16 and --fp16 do not go together (pick one)");
-	if (a.optim && strstr(a.optim, "8bit") && train.zero)
+	if (train.optim == TK_OPTIM_ADAMW_8BIT && train.zero)
 		return tk_cli_usage_error("--optim %s does not go with --zero 1: bitsandbytes' "
 					  "blocks of 256 do not split at the shards' bounds", a.optim);
 	return 0;
@@ -746,23 +743,15 @@ int main(int argc, char **argv)
 	tk_status_init(&v.st, !a.quiet);
 	if ((ec = report_setup(&v)))
 		return ec;
-	struct tk_diag d;
-	if (a.sched && tk_sched_parse(a.sched, &train.sched, &d))
-		return tk_cli_usage_error("%s", d.msg);
 	if (a.warmup_ratio_given)
 		train.warmup = a.warmup_ratio;
-	if (a.eval_strategy)
-		train.eval_strategy = strategy(a.eval_strategy);
-	if (a.save_strategy)
-		train.save_strategy = strategy(a.save_strategy);
-	if (a.optim) /* a choice: always known */
-		tk_train_optim_parse(a.optim, &train.optim, NULL);
 	if ((ec = lora_setup(&lora)))
 		return ec;
 	if ((ec = gguf_model(&train, &lora)))
 		return ec;
 
 	struct tk_backend be;
+	struct tk_diag d;
 	int rc = tk_dist_init(&d);
 	if (tk_dist_size() > 1) /* whole lines from each process */
 		setvbuf(stderr, NULL, _IOLBF, 0);

@@ -77,17 +77,44 @@ int tk_options_parse_double(const char *s, double min, double max, double *out)
 	return 0;
 }
 
-static int choice_ok(const char *choices, const char *v)
+/* The entry of o's choices whose word is v, or NULL. */
+static const struct tk_opt_choice *choice_find(const struct tk_opt *o, const char *v)
 {
-	size_t n = strlen(v);
-	for (const char *p = choices; p && *p;) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar ? (size_t)(bar - p) : strlen(p);
-		if (len == n && !strncmp(p, v, n))
-			return 1;
-		p = bar ? bar + 1 : NULL;
+	for (const struct tk_opt_choice *c = o->choices; c && c->word; c++)
+		if (!strcmp(c->word, v))
+			return c;
+	return NULL;
+}
+
+const char *tk_options_choice_word(const struct tk_opt_choice *t, int value)
+{
+	for (; t && t->word; t++)
+		if (t->value == value)
+			return t->word;
+	return NULL;
+}
+
+/* The words of o's choices, sep between them, into buf (cut at n). */
+static const char *choice_words(const struct tk_opt *o, char *buf, size_t n, char sep)
+{
+	size_t len = 0;
+	buf[0] = 0;
+	for (const struct tk_opt_choice *c = o->choices; c && c->word && len < n; c++) {
+		if (len && len + 1 < n)
+			buf[len++] = sep, buf[len] = 0;
+		len += (size_t)snprintf(buf + len, n - len, "%s", c->word);
 	}
-	return 0;
+	return buf;
+}
+
+/* The placeholder of a value in help and messages, into buf: the
+ * table's, a CHOICE's words, or VALUE. */
+static const char *placeholder(const struct tk_opt *o, char *buf, size_t n)
+{
+	if (o->type == TK_OPT_TYPE_CHOICE)
+		return choice_words(o, buf, n, '|');
+	snprintf(buf, n, "%s", o->argh ? o->argh : "VALUE");
+	return buf;
 }
 
 static int takes_value(const struct tk_opt *o)
@@ -213,12 +240,17 @@ static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
 			*(double *)o->value = x;
 		break;
 	}
-	case TK_OPT_TYPE_CHOICE:
-		if (!choice_ok(o->argh, v))
-			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-					   "%s: '%s' is not one of %s", name, v, o->argh);
-		*(const char **)o->value = v;
+	case TK_OPT_TYPE_CHOICE: {
+		const struct tk_opt_choice *c = choice_find(o, v);
+		char words[512];
+		if (!c)
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s: '%s' is not one of %s",
+					   name, v, choice_words(o, words, sizeof(words), '|'));
+		*(int *)o->value = c->value;
+		if (o->word)
+			*o->word = v;
 		break;
+	}
 	case TK_OPT_TYPE_BOOL:
 		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
 			*(int *)o->value = 1;
@@ -350,9 +382,10 @@ static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
 	}
 	if (eq)
 		return set_value(o, eq + 1, d);
+	char ph[512];
 	if (*i + 1 >= argc)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "--%s needs a value (%s)",
-				   o->long_name, o->argh ? o->argh : "VALUE");
+				   o->long_name, placeholder(o, ph, sizeof(ph)));
 	return set_value(o, argv[++*i], d);
 }
 
@@ -371,9 +404,10 @@ static int parse_short(char **argv, int argc, int *i, const struct tk_opt *opts,
 		}
 		if (p[1])
 			return set_value(o, p + 1, d);
+		char ph[512];
 		if (*i + 1 >= argc)
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "-%c needs a value (%s)",
-					   *p, o->argh ? o->argh : "VALUE");
+					   *p, placeholder(o, ph, sizeof(ph)));
 		return set_value(o, argv[++*i], d);
 	}
 	return 0;
@@ -433,6 +467,77 @@ static void print_wrapped(FILE *out, const char *text, int indent, int width)
 	fputc('\n', out);
 }
 
+/* v as the shortest %g that reads back as v (as a float when is_float). */
+static void shortest(char *buf, size_t n, double v, int is_float)
+{
+	if (v == trunc(v) && fabs(v) < 1e15) { /* 500, not 5e+02 */
+		snprintf(buf, n, "%.0f", v);
+		return;
+	}
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, n, "%.*g", prec, v);
+		double back = strtod(buf, NULL);
+		if (is_float ? (float)back == (float)v : back == v)
+			break;
+	}
+	/* 5e-05 -> 5e-5, 1e+20 -> 1e20 */
+	char *e = strchr(buf, 'e');
+	if (e) {
+		char *d = e + 1, *s = d;
+		if (*s == '+')
+			s++;
+		else if (*s == '-')
+			d++, s++;
+		while (*s == '0' && s[1])
+			s++;
+		memmove(d, s, strlen(s) + 1);
+	}
+}
+
+/* " (default: V)" for o's field as it is now into buf, or "" where o
+ * prints none. */
+static const char *default_text(const struct tk_opt *o, char *buf, size_t n)
+{
+	char v[64];
+	buf[0] = 0;
+	if (o->no_default || !o->value)
+		return buf;
+	switch (o->type) {
+	case TK_OPT_TYPE_INT32:
+		snprintf(v, sizeof(v), "%d", (int)*(int32_t *)o->value);
+		break;
+	case TK_OPT_TYPE_UINT32:
+		snprintf(v, sizeof(v), "%u", (unsigned)*(uint32_t *)o->value);
+		break;
+	case TK_OPT_TYPE_INT64:
+		snprintf(v, sizeof(v), "%lld", (long long)*(int64_t *)o->value);
+		break;
+	case TK_OPT_TYPE_UINT64:
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)*(uint64_t *)o->value);
+		break;
+	case TK_OPT_TYPE_SIZE:
+		snprintf(v, sizeof(v), "%zu", *(size_t *)o->value);
+		break;
+	case TK_OPT_TYPE_FLOAT:
+		shortest(v, sizeof(v), *(float *)o->value, 1);
+		break;
+	case TK_OPT_TYPE_DOUBLE:
+		shortest(v, sizeof(v), *(double *)o->value, 0);
+		break;
+	case TK_OPT_TYPE_CHOICE: {
+		const char *w = tk_options_choice_word(o->choices, *(int *)o->value);
+		if (!w)
+			return buf;
+		snprintf(v, sizeof(v), "%s", w);
+		break;
+	}
+	default:
+		return buf;
+	}
+	snprintf(buf, n, "(default: %s)", v);
+	return buf;
+}
+
 void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts)
 {
@@ -458,18 +563,23 @@ void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		if (o->long_name)
 			n += snprintf(left + n, sizeof(left) - n, "--%s", o->long_name);
 		/* a long list of choices goes under the help, one word apart */
-		int many = o->type == TK_OPT_TYPE_CHOICE && strlen(o->argh) > 40;
+		char ph[512];
+		placeholder(o, ph, sizeof(ph));
+		int many = o->type == TK_OPT_TYPE_CHOICE && strlen(ph) > 40;
 		if (takes_value(o))
-			snprintf(left + n, sizeof(left) - n, " %s",
-				 many ? "NAME" : o->argh ? o->argh : "VALUE");
+			snprintf(left + n, sizeof(left) - n, " %s", many ? "NAME" : ph);
 		if (strlen(left) > 28)
 			fprintf(out, "%s\n%30s", left, "");
 		else
 			fprintf(out, "%-30s", left);
-		char help[1024];
-		snprintf(help, sizeof(help), "%s%s%s", o->help, many ? "; one of: " : "",
-			 many ? o->argh : "");
-		for (char *c = help + strlen(o->help); many && *c; c++)
+		char help[1024], def[128];
+		default_text(o, def, sizeof(def));
+		int at = snprintf(help, sizeof(help), "%s%s%s%s", o->help,
+				  *o->help && *def ? " " : "", def, many ? "; one of: " : "");
+		if (at >= (int)sizeof(help))
+			at = (int)sizeof(help) - 1;
+		snprintf(help + at, sizeof(help) - (size_t)at, "%s", many ? ph : "");
+		for (char *c = help + at; many && *c; c++)
 			if (*c == '|')
 				*c = ' ';
 		print_wrapped(out, help, 30, 79);

@@ -19,7 +19,8 @@
  * compile time) a pointer to any other.  Every number goes through a
  * checked parser with the range in the table, narrowed to what the type
  * holds.  tk_options_usage() prints the help text generated from the same
- * table.
+ * table, with each number's and CHOICE's default read from its field, so
+ * that the help text never writes a default down a second time.
  */
 #ifndef TK_OPTIONS_H
 #define TK_OPTIONS_H
@@ -41,7 +42,7 @@ enum tk_opt_type {
 	TK_OPT_TYPE_SIZE,   /* size_t, the same, at most INT64_MAX */
 	TK_OPT_TYPE_FLOAT,  /* float, within [min, max] and +-FLT_MAX */
 	TK_OPT_TYPE_DOUBLE, /* double, within [min, max] */
-	TK_OPT_TYPE_CHOICE, /* const char *, one of the '|'-separated argh */
+	TK_OPT_TYPE_CHOICE, /* an enum (int or unsigned), the value of a word of choices */
 	TK_OPT_TYPE_HELP,   /* -h/--help */
 	TK_OPT_TYPE_VERSION, /* --version */
 	TK_OPT_TYPE_GROUP,  /* a heading in the help text */
@@ -52,13 +53,28 @@ struct tk_opt {
 	const char *long_name; /* NULL if none */
 	enum tk_opt_type type;
 	void *value;          /* the field the kind writes, of the kind's type */
-	const char *argh;     /* placeholder in help, e.g. "N"; choices for CHOICE */
+	const char *argh;     /* placeholder in help, e.g. "N" (CHOICE: its words) */
 	double min, max;
 	const char *help;
 	/* (optional) set to 1 when the option is given (on the command line
 	 * or in a JSON), for "was it asked for" without comparing the value
 	 * to its default; put `.given = &flag` after an entry's arguments */
 	int *given;
+	/* CHOICE: the {word, value} pairs, ended by {NULL, 0} */
+	const struct tk_opt_choice *choices;
+	/* (optional) CHOICE: set to the word given (several words may name
+	 * one value); `.word = &ptr` as .given */
+	const char **word;
+	/* (optional) 1: the help prints no "(default: ...)" for this entry,
+	 * whose initial value is a sentinel (-1: none) that the help text
+	 * explains in words */
+	int no_default;
+};
+
+/* A word of a CHOICE option and the enum value it writes. */
+struct tk_opt_choice {
+	const char *word;
+	int value;
 };
 
 struct tk_strlist {
@@ -72,8 +88,12 @@ struct tk_strlist {
  * TK_LINT and gets the plain cast (the compilers check the type). */
 #ifdef TK_LINT
 #define TK_OPT_PTR(T, p) ((void *)(p))
+#define TK_OPT_ENUM_PTR(p) ((void *)(p))
 #else
 #define TK_OPT_PTR(T, p) _Generic((p), T *: (void *)(p))
+/* an enum is compatible with int or unsigned int (the compiler picks
+ * which): either is written as an int */
+#define TK_OPT_ENUM_PTR(p) _Generic((p), int *: (void *)(p), unsigned *: (void *)(p))
 #endif
 
 /* The entries.  s: short name or 0, l: long name or NULL, v: &field, a:
@@ -91,9 +111,11 @@ struct tk_strlist {
 #define TK_OPT_LIST(s, l, v, a, h, ...)                                                     \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_LIST, TK_OPT_PTR(struct tk_strlist, v), a, 0, 0, h, \
 		      __VA_ARGS__)
-#define TK_OPT_CHOICE(s, l, v, choices, h, ...)                                         \
-	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_CHOICE, TK_OPT_PTR(const char *, v), choices, 0, 0, \
-		      h, __VA_ARGS__)
+/* CHOICE: t is an array of struct tk_opt_choice ending with {NULL, 0}; v
+ * an enum (or int) field, given the value of the word */
+#define TK_OPT_CHOICE(s, l, v, t, h, ...)                                                  \
+	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_CHOICE, TK_OPT_ENUM_PTR(v), NULL, 0, 0, h,          \
+		      .choices = (t), __VA_ARGS__)
 #define TK_OPT_INT32(s, l, v, a, lo, hi, h, ...) \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_INT32, TK_OPT_PTR(int32_t, v), a, lo, hi, h, __VA_ARGS__)
 #define TK_OPT_UINT32(s, l, v, a, lo, hi, h, ...)                                     \
@@ -111,13 +133,14 @@ struct tk_strlist {
 #define TK_OPT_DOUBLE(s, l, v, a, lo, hi, h, ...) \
 	TK_OPT_ENTRY_(s, l, TK_OPT_TYPE_DOUBLE, TK_OPT_PTR(double, v), a, lo, hi, h, __VA_ARGS__)
 /* -h/--help and --version: every tool's table ends with these */
-#define TK_OPT_HELP()                                                                        \
-	{ 'h', "help", TK_OPT_TYPE_HELP, NULL, NULL, 0, 0, "show this help and exit", NULL }, \
-	{ 0, "version", TK_OPT_TYPE_VERSION, NULL, NULL, 0, 0,                               \
-	  "show the version, the build, the CPU and the GEMM kernel tk runs on it, and exit",  \
-	  NULL }
-#define TK_OPT_GROUP(title) { 0, NULL, TK_OPT_TYPE_GROUP, NULL, NULL, 0, 0, (title), NULL }
-#define TK_OPT_END { 0, NULL, TK_OPT_TYPE_END, NULL, NULL, 0, 0, NULL, NULL }
+#define TK_OPT_HELP()                                                                  \
+	{ .short_name = 'h', .long_name = "help", .type = TK_OPT_TYPE_HELP,             \
+	  .help = "show this help and exit" },                                         \
+	{ .long_name = "version", .type = TK_OPT_TYPE_VERSION,                          \
+	  .help = "show the version, the build, the CPU and the GEMM kernel tk runs on " \
+		  "it, and exit" }
+#define TK_OPT_GROUP(title) { .type = TK_OPT_TYPE_GROUP, .help = (title) }
+#define TK_OPT_END { .type = TK_OPT_TYPE_END }
 
 enum {
 	TK_OPT_DONE = 0,   /* parsed; positional arguments returned */
@@ -136,7 +159,11 @@ int tk_options_parse(int argc, char **argv, const struct tk_opt *opts, int *npos
 
 /* Writes the usage lines ("usage: LINE" for each, the first prefixed with
  * "usage:" and the rest with "   or:"), an optional description and the
- * option table to out. */
+ * option table to out.  An integer, FLOAT, DOUBLE or CHOICE entry's help
+ * ends with "(default: V)", V the field's value now (the shortest decimal
+ * that reads back as it; a CHOICE's first word of it, none when no word
+ * has it), unless the entry has .no_default; call it before parsing
+ * changes the fields. */
 void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts);
 
@@ -165,6 +192,10 @@ void tk_options_json_free(void *hold);
  * a key there that is also an option would be dropped from every JSON
  * instead of setting the option. */
 const char *tk_options_json_key_taken(const struct tk_opt *opts, const char *const *keys);
+
+/* The first word of the CHOICE table t (ended by {NULL, 0}) whose value
+ * is value, or NULL when none is. */
+const char *tk_options_choice_word(const struct tk_opt_choice *t, int value);
 
 /* Checked number parsers: the whole string must be a decimal number in
  * range, as Python's int() and float() read them but stricter: an optional

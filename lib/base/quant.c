@@ -7,16 +7,17 @@
 
 #include "base/quant-common.h"
 
+const struct tk_opt_choice tk_q4_types[] = {
+	{ "nf4", TK_Q4_NF4 }, { "fp4", TK_Q4_FP4 }, { NULL, 0 },
+};
+
 int tk_q4_type_parse(const char *name, enum tk_q4_type *type, struct tk_diag *d)
 {
-	if (!strcmp(name, "nf4")) {
-		*type = TK_Q4_NF4;
-		return 0;
-	}
-	if (!strcmp(name, "fp4")) {
-		*type = TK_Q4_FP4;
-		return 0;
-	}
+	for (const struct tk_opt_choice *c = tk_q4_types; c->word; c++)
+		if (!strcmp(name, c->word)) {
+			*type = (enum tk_q4_type)c->value;
+			return 0;
+		}
 	return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 			   "unknown 4-bit quant type '%s' (use nf4 or fp4)", name);
 }

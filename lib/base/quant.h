@@ -14,12 +14,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/options.h"
 #include "base/tk.h"
 
 enum tk_q4_type {
 	TK_Q4_NF4 = 0,
 	TK_Q4_FP4 = 1,
 };
+
+/* "nf4" and "fp4" with their type, for a CHOICE option. */
+extern const struct tk_opt_choice tk_q4_types[];
 
 /* Parses "nf4" or "fp4" into *type.  Returns 0, or TK_E_INVAL for any other
  * string (d->msg names it). */

@@ -135,12 +135,29 @@ int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		 const char *const *usage, const char *about, int *npos, int *exit_now)
 {
 	struct tk_diag d;
+	/* the help, with the defaults as *_opts_init left them, before the
+	 * options ahead of a --help change them */
+	char *help = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&help, &len);
+	if (f) {
+		tk_options_usage(f, usage, about, opts);
+		if (fclose(f))
+			len = 0;
+	}
 	int rc = tk_options_parse(argc, argv, opts, npos, &d);
 	*exit_now = rc != TK_OPT_DONE;
 	if (rc == TK_OPT_SHOW_HELP) {
-		tk_options_usage(stdout, usage, about, opts);
-		return TK_EXIT_OK;
+		/* in pieces under stdout's buffer, as fprintf would: a failed
+		 * write leaves them pending, and close_stdout names the error */
+		for (size_t at = 0; at < len; at += 1024)
+			fwrite(help + at, 1, len - at < 1024 ? len - at : 1024, stdout);
+		if (!len) /* out of memory: the help as the fields are now */
+			tk_options_usage(stdout, usage, about, opts);
 	}
+	free(help);
+	if (rc == TK_OPT_SHOW_HELP)
+		return TK_EXIT_OK;
 	if (rc == TK_OPT_SHOW_VERSION) {
 		tk_cli_version(stdout);
 		return TK_EXIT_OK;

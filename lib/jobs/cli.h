@@ -54,7 +54,8 @@ int tk_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 void tk_cli_version(FILE *out);
 
 /* Parses options; on help (or --version) prints usage (the version) to
- * stdout and returns 0 through *exit_now = 1; on a bad option prints the message and sets *exit_now = 1
+ * stdout and returns 0 through *exit_now = 1 (the defaults in the usage
+ * are the fields' values before parsing); on a bad option prints the message and sets *exit_now = 1
  * and returns 2.  Otherwise returns 0 with *exit_now = 0. */
 int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		 const char *const *usage, const char *about, int *npos, int *exit_now);

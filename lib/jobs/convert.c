@@ -1321,6 +1321,17 @@ static int export_rope_factors(const struct tk_model_config *c, tk_gguf_writer_t
 	return 0;
 }
 
+void tk_convert_export_opts_init(struct tk_convert_export_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->outtype = TK_GGML_F32;
+}
+
+const struct tk_opt_choice tk_convert_outtypes[] = {
+	{ "f32", TK_GGML_F32 }, { "f16", TK_GGML_F16 }, { "bf16", TK_GGML_BF16 },
+	{ "q8_0", TK_GGML_Q8_0 }, { "q4_0", TK_GGML_Q4_0 }, { NULL, 0 },
+};
+
 int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_result *r,
 		      struct tk_diag *d)
 {

@@ -34,6 +34,7 @@
 
 #include <stdint.h>
 
+#include "base/options.h"
 #include "formats/safetensors.h"
 #include "base/tk.h"
 
@@ -98,6 +99,13 @@ struct tk_convert_export_opts {
 	const char *name;       /* general.name (NULL: the directory's base name) */
 	int force;              /* replace an existing output file */
 };
+
+/* Sets o to the defaults: outtype TK_GGML_F32, the rest NULL or 0. */
+void tk_convert_export_opts_init(struct tk_convert_export_opts *o);
+
+/* The outtype words of llama.cpp's converter (f32, f16, bf16, q8_0,
+ * q4_0) with their TK_GGML_ type, for a CHOICE option. */
+extern const struct tk_opt_choice tk_convert_outtypes[];
 
 /* Writes o->output whole or not at all.  Returns 0 and fills *r (may be
  * NULL; r->tokenizer tells whether a vocabulary was written), or what

@@ -17,13 +17,18 @@ void tk_lora_config_init(struct tk_lora_config *c)
 	c->alpha = 8;
 }
 
-static const char *const bias_names[] = { "none", "all", "lora_only" };
+const struct tk_opt_choice tk_lora_biases[] = {
+	{ "none", TK_LORA_BIAS_NONE },
+	{ "all", TK_LORA_BIAS_ALL },
+	{ "lora_only", TK_LORA_BIAS_LORA_ONLY },
+	{ NULL, 0 },
+};
 
 int tk_lora_bias_parse(const char *s, enum tk_lora_bias *b)
 {
-	for (int i = 0; i < 3; i++)
-		if (!strcmp(s, bias_names[i])) {
-			*b = (enum tk_lora_bias)i;
+	for (const struct tk_opt_choice *c = tk_lora_biases; c->word; c++)
+		if (!strcmp(s, c->word)) {
+			*b = (enum tk_lora_bias)c->value;
 			return 0;
 		}
 	return TK_E_INVAL;
@@ -31,7 +36,8 @@ int tk_lora_bias_parse(const char *s, enum tk_lora_bias *b)
 
 const char *tk_lora_bias_name(enum tk_lora_bias b)
 {
-	return (unsigned)b < 3 ? bias_names[b] : "none";
+	const char *w = tk_options_choice_word(tk_lora_biases, (int)b);
+	return w ? w : "none";
 }
 
 /* Module path of a tensor name: "a.b.weight" -> "a.b" into buf. */

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/options.h"
 #include "base/tk.h"
 
 struct tk_model;
@@ -84,6 +85,10 @@ struct tk_lora {
 /* peft's defaults: r 8, alpha 8, dropout 0, no targets (the architecture's
  * default), bias none, no rsLoRA, nothing to save. */
 void tk_lora_config_init(struct tk_lora_config *c);
+
+/* peft's bias words ("none", "all", "lora_only") with their value, for a
+ * CHOICE option. */
+extern const struct tk_opt_choice tk_lora_biases[];
 
 /* Parses "none", "all" or "lora_only". 0 or TK_E_INVAL. */
 int tk_lora_bias_parse(const char *s, enum tk_lora_bias *b);

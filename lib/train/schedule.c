@@ -7,28 +7,28 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const names[] = {
-	[TK_SCHED_LINEAR] = "linear",
-	[TK_SCHED_COSINE] = "cosine",
-	[TK_SCHED_CONSTANT] = "constant",
-	[TK_SCHED_CONSTANT_WITH_WARMUP] = "constant_with_warmup",
-	[TK_SCHED_COSINE_WITH_RESTARTS] = "cosine_with_restarts",
-	[TK_SCHED_POLYNOMIAL] = "polynomial",
-	[TK_SCHED_INVERSE_SQRT] = "inverse_sqrt",
-	[TK_SCHED_REDUCE_ON_PLATEAU] = "reduce_lr_on_plateau",
-	[TK_SCHED_COSINE_WITH_MIN_LR] = "cosine_with_min_lr",
-	[TK_SCHED_COSINE_WARMUP_WITH_MIN_LR] = "cosine_warmup_with_min_lr",
-	[TK_SCHED_WARMUP_STABLE_DECAY] = "warmup_stable_decay",
+const struct tk_opt_choice tk_sched_types[] = {
+	{ "linear", TK_SCHED_LINEAR },
+	{ "cosine", TK_SCHED_COSINE },
+	{ "constant", TK_SCHED_CONSTANT },
+	{ "constant_with_warmup", TK_SCHED_CONSTANT_WITH_WARMUP },
+	{ "cosine_with_restarts", TK_SCHED_COSINE_WITH_RESTARTS },
+	{ "polynomial", TK_SCHED_POLYNOMIAL },
+	{ "inverse_sqrt", TK_SCHED_INVERSE_SQRT },
+	{ "reduce_lr_on_plateau", TK_SCHED_REDUCE_ON_PLATEAU },
+	{ "cosine_with_min_lr", TK_SCHED_COSINE_WITH_MIN_LR },
+	{ "cosine_warmup_with_min_lr", TK_SCHED_COSINE_WARMUP_WITH_MIN_LR },
+	{ "warmup_stable_decay", TK_SCHED_WARMUP_STABLE_DECAY },
+	{ NULL, 0 },
 };
-#define NNAMES (sizeof(names) / sizeof(names[0]))
 
 static const char *const shapes[] = { "linear", "cosine", "1-sqrt" };
 
 int tk_sched_parse(const char *name, enum tk_sched_type *t, struct tk_diag *d)
 {
-	for (size_t i = 0; i < NNAMES; i++)
-		if (!strcmp(name, names[i])) {
-			*t = (enum tk_sched_type)i;
+	for (const struct tk_opt_choice *c = tk_sched_types; c->word; c++)
+		if (!strcmp(name, c->word)) {
+			*t = (enum tk_sched_type)c->value;
 			return 0;
 		}
 	return tk_diag_set(d, TK_E_INVAL, NULL, -1,
@@ -40,7 +40,8 @@ int tk_sched_parse(const char *name, enum tk_sched_type *t, struct tk_diag *d)
 
 const char *tk_sched_name(enum tk_sched_type t)
 {
-	return (size_t)t < NNAMES ? names[t] : "?";
+	const char *w = tk_options_choice_word(tk_sched_types, (int)t);
+	return w ? w : "?";
 }
 
 void tk_sched_init(struct tk_sched *s, enum tk_sched_type type, double base_lr, long warmup,
@@ -202,13 +203,13 @@ static int check(struct tk_sched *s, int has_min_lr, double min_lr, struct tk_di
 	case TK_SCHED_COSINE_WARMUP_WITH_MIN_LR:
 		if (has_min_lr && !isnan(s->min_lr_rate))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s: set min_lr or min_lr_rate in "
-					   "lr_scheduler_kwargs, not both", names[s->type]);
+					   "lr_scheduler_kwargs, not both", tk_sched_name(s->type));
 		if (has_min_lr)
 			s->min_lr_rate = min_lr / s->base_lr;
 		if (isnan(s->min_lr_rate))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s needs min_lr or min_lr_rate in "
 					   "lr_scheduler_kwargs (e.g. '{\"min_lr_rate\": 0.1}')",
-					   names[s->type]);
+					   tk_sched_name(s->type));
 		break;
 	case TK_SCHED_WARMUP_STABLE_DECAY:
 		if (s->num_decay < 0)
@@ -250,7 +251,7 @@ int tk_sched_kwargs(struct tk_sched *s, const char *json, struct tk_diag *d)
 			break; /* get_scheduler passes constant none */
 		if (!takes_key(s->type, v->string)) {
 			rc = tk_diag_set(d, TK_E_INVAL, NULL, -1, "lr_scheduler_kwargs: %s takes no "
-					 "'%.60s'%s%s%s%s", names[s->type], v->string,
+					 "'%.60s'%s%s%s%s", tk_sched_name(s->type), v->string,
 					 takes[s->type][0] ? " (it takes " : "",
 					 takes[s->type][0] ? takes[s->type][0] : "",
 					 takes[s->type][1] ? ", ..." : "", takes[s->type][0] ? ")" : "");

@@ -12,6 +12,7 @@
 #ifndef TK_SCHEDULE_H
 #define TK_SCHEDULE_H
 
+#include "base/options.h"
 #include "base/tk.h"
 
 enum tk_sched_type {
@@ -79,8 +80,12 @@ void tk_sched_init(struct tk_sched *s, enum tk_sched_type type, double base_lr, 
  * get_scheduler does. */
 int tk_sched_kwargs(struct tk_sched *s, const char *json, struct tk_diag *d);
 
-/* The names HF uses (SchedulerType values but "greedy").  Returns 0, or
- * TK_E_INVAL naming the ones there are. */
+/* The names HF uses (SchedulerType values but "greedy"), each with its
+ * type, for a CHOICE option (base/options.h). */
+extern const struct tk_opt_choice tk_sched_types[];
+
+/* The type tk_sched_types names name.  Returns 0, or TK_E_INVAL naming
+ * the ones there are. */
 int tk_sched_parse(const char *name, enum tk_sched_type *t, struct tk_diag *d);
 const char *tk_sched_name(enum tk_sched_type t);
 

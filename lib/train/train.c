@@ -149,20 +149,14 @@ static int check_best(const struct tk_train_opts *o, struct tk_diag *d)
 	return 0;
 }
 
-int tk_train_optim_parse(const char *name, int *optim, struct tk_diag *d)
-{
-	if (!strcmp(name, "adamw_torch") || !strcmp(name, "adamw_torch_fused"))
-		*optim = TK_OPTIM_ADAMW_TORCH;
-	else if (!strcmp(name, "adamw_8bit") || !strcmp(name, "adamw_bnb_8bit") ||
-		 !strcmp(name, "paged_adamw_8bit"))
-		*optim = TK_OPTIM_ADAMW_8BIT;
-	else
-		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "optim %s is not one of adamw_torch, "
-				   "adamw_torch_fused, adamw_8bit, adamw_bnb_8bit, paged_adamw_8bit",
-				   name);
-	return 0;
-}
-
+const struct tk_opt_choice tk_train_optims[] = {
+	{ "adamw_torch", TK_OPTIM_ADAMW_TORCH },
+	{ "adamw_torch_fused", TK_OPTIM_ADAMW_TORCH },
+	{ "adamw_8bit", TK_OPTIM_ADAMW_8BIT },
+	{ "adamw_bnb_8bit", TK_OPTIM_ADAMW_8BIT },
+	{ "paged_adamw_8bit", TK_OPTIM_ADAMW_8BIT },
+	{ NULL, 0 },
+};
 
 static int check_opts(const struct tk_train_opts *o, struct tk_diag *d)
 {

@@ -194,12 +194,12 @@ struct tk_train_opts {
 
 enum tk_optim { TK_OPTIM_ADAMW_TORCH = 0, TK_OPTIM_ADAMW_8BIT = 1 };
 
-/* Parses a TrainingArguments optim name into *optim: adamw_torch and
- * adamw_torch_fused (the same numbers) are TK_OPTIM_ADAMW_TORCH;
- * adamw_8bit, adamw_bnb_8bit and paged_adamw_8bit (paging only moves
- * bitsandbytes' state between GPU and host memory) TK_OPTIM_ADAMW_8BIT.
- * Returns 0, or TK_E_INVAL naming any other. */
-int tk_train_optim_parse(const char *name, int *optim, struct tk_diag *d);
+/* TrainingArguments' optim names with their value, for a CHOICE option:
+ * adamw_torch and adamw_torch_fused (the same numbers) are
+ * TK_OPTIM_ADAMW_TORCH; adamw_8bit, adamw_bnb_8bit and paged_adamw_8bit
+ * (paging only moves bitsandbytes' state between GPU and host memory)
+ * TK_OPTIM_ADAMW_8BIT. */
+extern const struct tk_opt_choice tk_train_optims[];
 
 /* Fills o with TrainingArguments' defaults (3 epochs, batch 8, lr 5e-5,
  * linear schedule, logging and saving every 500 steps, seed 42...). */

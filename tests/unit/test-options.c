@@ -2,12 +2,20 @@
 #include "base/options.h"
 #include "tt.h"
 
+enum mode { MODE_PACK = 1, MODE_PAD };
+
 struct o {
 	int32_t n;
 	double lr;
-	const char *out, *mode;
+	const char *out, *mode_word;
+	enum mode mode;
 	int pad, eos, quiet;
 	struct tk_strlist mods;
+};
+
+/* two words for one value, as --optim has */
+static const struct tk_opt_choice modes[] = {
+	{ "pack", MODE_PACK }, { "pad", MODE_PAD }, { "padded", MODE_PAD }, { NULL, 0 },
 };
 
 static int parse(struct o *o, int argc, const char **args, int *npos, struct tk_diag *d)
@@ -17,7 +25,7 @@ static int parse(struct o *o, int argc, const char **args, int *npos, struct tk_
 		TK_OPT_INT32('s', "seq-len", &o->n, "N", 1, 1 << 20, "tokens"),
 		TK_OPT_DOUBLE(0, "learning-rate", &o->lr, "LR", 0, 1, "lr"),
 		TK_OPT_STR('o', "output", &o->out, "FILE", "out"),
-		TK_OPT_CHOICE(0, "mode", &o->mode, "pack|pad", "mode"),
+		TK_OPT_CHOICE(0, "mode", &o->mode, modes, "mode", .word = &o->mode_word),
 		TK_OPT_BOOL(0, "pad", &o->pad, "pad"),
 		TK_OPT_BOOL(0, "add-eos", &o->eos, "eos"),
 		TK_OPT_BOOL('q', "quiet", &o->quiet, "quiet"),
@@ -44,7 +52,7 @@ static void test_forms(void)
 	TT_CHECK(!strcmp(o.out, "out.tks"), "%s", o.out);
 	TT_CHECK(o.pad == 1 && o.eos == 0 && o.quiet == 1, "bools");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
-	TT_CHECK(!strcmp(o.mode, "pad"), "choice");
+	TT_CHECK(o.mode == MODE_PAD && !strcmp(o.mode_word, "pad"), "choice");
 	TT_CHECK(n == 3, "positional %d", n);
 	free(o.mods.v);
 }
@@ -63,7 +71,10 @@ static void test_errors(void)
 	const char *c4[] = { "--output" };
 	TT_CHECK(parse(&o, 1, c4, &n, &d) == TK_E_INVAL && strstr(d.msg, "needs a value"), "%s", d.msg);
 	const char *c5[] = { "--mode", "zip" };
-	TT_CHECK(parse(&o, 2, c5, &n, &d) == TK_E_INVAL && strstr(d.msg, "pack|pad"), "%s", d.msg);
+	TT_CHECK(parse(&o, 2, c5, &n, &d) == TK_E_INVAL &&
+		 !strcmp(d.msg, "--mode: 'zip' is not one of pack|pad|padded"), "%s", d.msg);
+	TT_CHECK(!strcmp(tk_options_choice_word(modes, MODE_PAD), "pad") &&
+			 !tk_options_choice_word(modes, 7), "the first word of a value");
 	const char *c6[] = { "--learning-rate", "nan" };
 	TT_CHECK(parse(&o, 2, c6, &n, &d) == TK_E_INVAL, "nan accepted");
 	const char *c7[] = { "--no-output" };
@@ -154,6 +165,91 @@ static void test_usage_text(void)
 	free(buf);
 }
 
+/* The help text of one entry (its name up to the next entry) in opts'
+ * usage, into out. */
+static void entry_help(const struct tk_opt *opts, const char *name, char *out, size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	tk_options_usage(f, NULL, NULL, opts);
+	fclose(f);
+	const char *p = strstr(buf, name);
+	size_t k = 0;
+	for (p = p ? p + strlen(name) : ""; *p && k + 1 < n; p++) {
+		if (*p == '\n' && p[1] == ' ' && p[2] == ' ' && (p[3] == '-' || p[7] == '-'))
+			break; /* the next entry */
+		if (*p == ' ' && k && out[k - 1] == ' ')
+			continue;
+		out[k++] = *p == '\n' ? ' ' : *p;
+	}
+	out[k] = 0;
+	free(buf);
+}
+
+/* Each number and CHOICE prints the default its field holds, in the
+ * shortest decimal that reads back as it; .no_default and a value no
+ * word names print none. */
+static void test_usage_defaults(void)
+{
+	struct {
+		int32_t i32;
+		uint32_t u32;
+		int64_t i64, sentinel;
+		uint64_t u64;
+		size_t size;
+		float f;
+		double d, big, third;
+		enum mode mode, none;
+		int flag;
+	} v = { 1024, 8192, -1, -1, 42, 64, 0.9f, 5e-5, 1e20, 1.0 / 3, MODE_PAD, 0, 1 };
+	const struct tk_opt opts[] = {
+		TK_OPT_INT32(0, "i32", &v.i32, "N", 1, 1 << 20, "tokens per block"),
+		TK_OPT_UINT32(0, "u32", &v.u32, "N", 1, 1 << 30, "blocks"),
+		TK_OPT_INT64(0, "i64", &v.i64, "N", -1, 1e15, "steps"),
+		TK_OPT_INT64(0, "sentinel", &v.sentinel, "N", -1, 1e15, "steps", .no_default = 1),
+		TK_OPT_UINT64(0, "u64", &v.u64, "S", 0, 9e18, "seed"),
+		TK_OPT_SIZE(0, "size", &v.size, "N", 32, 4096, "block"),
+		TK_OPT_FLOAT(0, "float", &v.f, "B", 0, 1, ""),
+		TK_OPT_DOUBLE(0, "double", &v.d, "LR", 0, 1, "rate"),
+		TK_OPT_DOUBLE(0, "big", &v.big, "X", 0, 1e300, "x"),
+		TK_OPT_DOUBLE(0, "third", &v.third, "X", 0, 1, "x"),
+		TK_OPT_CHOICE(0, "mode", &v.mode, modes, "mode"),
+		TK_OPT_CHOICE(0, "none", &v.none, modes, "mode"),
+		TK_OPT_BOOL(0, "flag", &v.flag, "flag"),
+		TK_OPT_END,
+	};
+	static const struct { const char *name, *want; } cases[] = {
+		{ "--i32 N", "tokens per block (default: 1024)" },
+		{ "--u32 N", "blocks (default: 8192)" },
+		{ "--i64 N", "steps (default: -1)" },
+		{ "--sentinel N", "steps" },
+		{ "--u64 S", "seed (default: 42)" },
+		{ "--size N", "block (default: 64)" },
+		{ "--float B", "(default: 0.9)" },
+		{ "--double LR", "rate (default: 5e-5)" },
+		{ "--big X", "x (default: 1e20)" },
+		{ "--third X", "x (default: 0.3333333333333333)" },
+		{ "--mode pack|pad|padded", "mode (default: pad)" },
+		{ "--none pack|pad|padded", "mode" },
+		{ "--flag", "flag" },
+	};
+	char got[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		entry_help(opts, cases[i].name, got, sizeof(got));
+		char *g = got + strspn(got, " ");
+		size_t n = strlen(g);
+		while (n && g[n - 1] == ' ')
+			g[--n] = 0;
+		TT_CHECK(!strcmp(g, cases[i].want), "%s: '%s', want '%s'", cases[i].name, g,
+			 cases[i].want);
+	}
+	/* the values now, not the ones the table was made with */
+	v.i32 = 7;
+	entry_help(opts, "--i32 N", got, sizeof(got));
+	TT_CHECK(strstr(got, "(default: 7)"), "%s", got);
+}
+
 static void test_json_config(void)
 {
 	struct o o = { .eos = 1 };
@@ -162,7 +258,7 @@ static void test_json_config(void)
 		TK_OPT_INT32('s', "seq-len", &o.n, "N", 1, 1 << 20, "tokens"),
 		TK_OPT_DOUBLE(0, "learning-rate", &o.lr, "LR", 0, 1, "lr"),
 		TK_OPT_STR('o', "output-dir", &o.out, "DIR", "out"),
-		TK_OPT_CHOICE(0, "mode", &o.mode, "pack|pad", "mode"),
+		TK_OPT_CHOICE(0, "mode", &o.mode, modes, "mode"),
 		TK_OPT_BOOL(0, "add-eos", &o.eos, "eos"),
 		TK_OPT_LIST(0, "target-modules", &o.mods, "M", "module"),
 		TK_OPT_HELP(),
@@ -176,10 +272,10 @@ static void test_json_config(void)
 	TT_CHECK(taken && !strcmp(taken, "add_eos"), "an ignored key that is an option: %s",
 		 taken ? taken : "(none)");
 	const char *ok = "{\"seq_len\": 256, \"learning_rate\": 2e-4, \"output_dir\": \"out\","
-			 " \"mode\": \"pad\", \"add_eos\": false, \"report_to\": [\"none\"],"
+			 " \"mode\": \"padded\", \"add_eos\": false, \"report_to\": [\"none\"],"
 			 " \"target_modules\": [\"q_proj\", \"v_proj\"], \"seq-len\": null}";
 	TT_REQUIRE(tk_options_apply_json(opts, ok, "train.json", ignore, &hold, &d) == 0, "%s", d.msg);
-	TT_CHECK(o.n == 256 && o.lr == 2e-4 && !strcmp(o.out, "out") && !strcmp(o.mode, "pad") &&
+	TT_CHECK(o.n == 256 && o.lr == 2e-4 && !strcmp(o.out, "out") && o.mode == MODE_PAD &&
 			 o.eos == 0, "values");
 	TT_CHECK(o.mods.n == 2 && !strcmp(o.mods.v[1], "v_proj"), "list");
 	tk_options_json_free(hold);
@@ -195,6 +291,7 @@ static void test_json_config(void)
 		{ "{\"seq_len\": \"x\"}", "not an integer" },
 		{ "{\"output_dir\": 3}", "expected a string" },
 		{ "{\"mode\": {\"a\": 1}}", "expected a string" },
+		{ "{\"mode\": \"zip\"}", "'zip' is not one of pack|pad|padded" },
 		{ "{\"seq_len\": [1]}", "a list is not allowed" },
 		{ "[1]", "not a JSON object" },
 		{ "{\"help\": true}", "unknown key 'help'" },
@@ -327,6 +424,7 @@ int main(void)
 	TT_RUN(test_hf_and_near);
 	TT_RUN(test_numbers);
 	TT_RUN(test_usage_text);
+	TT_RUN(test_usage_defaults);
 	TT_RUN(test_json_config);
 	TT_RUN(test_kinds);
 	return tt_done();
