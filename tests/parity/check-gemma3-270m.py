@@ -35,6 +35,11 @@ gguf-py and takes 1 off llama.cpp's Gemma norm weights):
              (PeftModel on the GGUF model) within 1e-4 relative, and greedy
              tk-generate --adapter equals peft's generate().
 
+Measured (2-core x86-64, torch 2.15, transformers 5.24, peft; about 10
+minutes): weights max |diff| 0 for all five types; 53 texts equal; eval loss
+tk 5.498712, transformers 5.498713 (relative 1.7e-7); LoRA 5.4987 -> 4.4683,
+peft relative 1.1e-7; both greedy continuations equal for 20 tokens.
+
 Prints "PASS name: detail" or "FAIL name: detail" per check.
 """
 import contextlib
@@ -44,10 +49,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# transformers' is_gradient_checkpointing deprecation, raised inside peft
+warnings.filterwarnings("ignore", category=FutureWarning)
 
 import numpy as np
 import torch
