@@ -14,7 +14,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "base/opt.h"
+#include "base/options.h"
 #include "base/tk.h"
 #include "jobs/cli.h"
 #include "text/chat.h"
@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 	long long repeat;
 	uint64_t h = TK_FNV1A64_INIT;
 
-	if (argc != 4 || tk_parse_ll(argv[3], 1, 1000000, &repeat)) {
+	if (argc != 4 || tk_options_parse_ll(argv[3], 1, 1000000, &repeat)) {
 		fprintf(stderr, "usage: bench-chat MODEL_DIR CONVERSATIONS.jsonl REPEAT\n");
 		return 2;
 	}

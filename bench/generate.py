@@ -18,6 +18,15 @@ NF4: the same model through tk-quantize --bnb-4bit-use-double-quant, tk only
 (its decode steps read the 4-bit codes directly, lib/model/model-linear.c), against
 tk's fp32 speed in the same run; its bound uses the bytes of the quantized
 model.safetensors (BENCH_GEN_NF4=0 leaves it out).
+llama.cpp (llama-cpp-python, built for this CPU when the venv installed it)
+is the decode peer at batch 1, on the real SmolLM2-135M-Instruct (the GGUF
+of the PyPI wheel make parity uses, imported with tk-convert, its EOS taken
+out of config.json so that both sides run every token): tk-convert exports
+that directory as GGUF f32 and Q4_0; llama.cpp decodes each with the same
+threads, the same 32 prompt ids and NEW tokens, greedy (argmax of the
+logits after each single-token eval), against tk-generate on the f32
+directory and on its NF4 quantization (BENCH_GEN_LLAMA=0 leaves it out).
+Its bound uses the bytes of each side's weight file.
 """
 import json, os, shutil, subprocess, sys, tempfile, time
 
@@ -43,6 +52,7 @@ SHAPES = {
 # BENCH_GEN_SHAPES=135m (or 1b) runs one of them
 RUN = [x for x in os.environ.get("BENCH_GEN_SHAPES", "135m,1b").split(",") if x in SHAPES]
 NF4 = os.environ.get("BENCH_GEN_NF4", "1") != "0"
+LLAMA = os.environ.get("BENCH_GEN_LLAMA", "1") != "0"
 
 HF_SCRIPT = r'''
 import json, sys, time, torch
@@ -62,6 +72,33 @@ run(2)
 t1 = min(run(1) for _ in range(3))
 tn = min(run(new) for _ in range(3))
 print(json.dumps({"t1": t1, "tn": tn}))
+'''
+
+
+LLAMA_SCRIPT = r'''
+import json, sys, time
+import numpy as np
+from llama_cpp import Llama
+path, threads, new, ids = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+llm = Llama(model_path=path, n_ctx=len(ids) + new + 8, n_batch=len(ids), n_threads=threads,
+            n_threads_batch=threads, verbose=False)
+V = llm.n_vocab()
+def argmax():  # of the last eval's logits (eval keeps none without logits_all)
+    return int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(V,))))
+def run():
+    llm.reset()
+    llm.eval(ids)
+    tok = argmax()
+    out = [tok]
+    t = time.perf_counter()
+    for _ in range(new - 1):  # the first token came from the prompt pass
+        llm.eval([tok])
+        tok = argmax()
+        out.append(tok)
+    return time.perf_counter() - t, out
+run()
+best = min(run()[0] for _ in range(3))
+print(json.dumps({"decode_s": best, "ids": run()[1]}))
 '''
 
 
@@ -91,14 +128,20 @@ def make_model(d, cfg):
     return sum(p.numel() for p in m.parameters())
 
 
-def tk_time(d, B, n, prompts):
-    cmd = ["tk-generate", "--model", d, "--prompt-file", prompts, "--batch-size", str(B),
-           "--max-new-tokens", str(n), "--ids", "--threads", str(THREADS)]
+def tk_time(d, B, n, prompts, out=None):
+    """Best wall time of 2 tk-generate runs on the prompt file (or, given a
+    list, the prompt ids); the ids it printed appended to out, if given."""
+    src = ["--prompt-ids", " ".join(map(str, prompts))] if isinstance(prompts, list) else \
+        ["--prompt-file", prompts]
+    cmd = ["tk-generate", "--model", d, "--batch-size", str(B), "--max-new-tokens", str(n),
+           "--ids", "--threads", str(THREADS)] + src
     best = 1e9
     for _ in range(2):
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        r = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         best = min(best, time.perf_counter() - t)
+    if out is not None:
+        out.append([int(x) for x in r.stdout.split()])
     return best
 
 
@@ -146,6 +189,77 @@ def bench_shape(name, bw):
     return res
 
 
+def smollm2_gguf():
+    """The SmolLM2-135M-Instruct GGUF in the cache (make parity's fetch: the
+    PyPI wheel, downloaded once), or None after its SKIP line."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "check_smollm2", os.path.join(ROOT, "tests", "parity", "check-smollm2.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.fetch_gguf()
+
+
+def bench_llama_cpp(bw):
+    """Batch-1 decode of SmolLM2-135M: tk-generate (f32, NF4) against
+    llama.cpp (f32, Q4_0 GGUF exported by tk-convert), same run."""
+    try:
+        import llama_cpp
+    except ImportError as e:
+        print("llama.cpp: llama_cpp cannot be imported (%s); it is in "
+              "tests/parity/requirements.txt" % e)
+        return None
+    src = smollm2_gguf()
+    if not src:
+        return None
+    res = {"llama_cpp_version": llama_cpp.__version__}
+    with tempfile.TemporaryDirectory() as d:
+        m = os.path.join(d, "smollm2")
+        subprocess.run(["tk-convert", "-q", src, "-o", m], check=True)
+        for f in ("config.json", "generation_config.json"):  # run to NEW tokens
+            p = os.path.join(m, f)
+            if os.path.exists(p):
+                with open(p) as fh:
+                    c = json.load(fh)
+                c["eos_token_id"] = None
+                with open(p, "w") as fh:
+                    json.dump(c, fh)
+        ids = [(1000 + 7919 * i) % 49000 for i in range(PLEN)]
+        sides = [("f32", m, "f32", os.path.join(m, "model.safetensors"))]
+        if NF4:
+            q = os.path.join(d, "nf4")
+            subprocess.run(["tk-quantize", m, "-o", q, "--bnb-4bit-use-double-quant", "-q"],
+                           check=True)
+            sides.append(("nf4 / q4_0", q, "q4_0", os.path.join(q, "model.safetensors")))
+        for what, tdir, gtype, tfile in sides:
+            g = os.path.join(d, "smol-%s.gguf" % gtype)
+            subprocess.run(["tk-convert", "-q", m, "-o", g, "--outtype", gtype], check=True)
+            got = []
+            t1, tn = tk_time(tdir, 1, 1, ids), tk_time(tdir, 1, NEW, ids, got)
+            tk_tps = (NEW - 1) / (tn - t1)
+            r = subprocess.run([sys.executable, "-c", LLAMA_SCRIPT, g, str(THREADS), str(NEW),
+                                json.dumps(ids)], check=True, capture_output=True, text=True)
+            h = json.loads(r.stdout.strip().splitlines()[-1])
+            ll_tps = (NEW - 1) / h["decode_s"]
+            tb, lb = os.path.getsize(tfile), os.path.getsize(g)
+            tk_bound, ll_bound = bw / tb, bw / lb
+            # greedy f32 on both sides should agree; NF4 and Q4_0 round differently
+            same = got[0] == h["ids"] if gtype == "f32" else None
+            res[gtype] = {"tk_tokens_per_s": tk_tps, "llama_cpp_tokens_per_s": ll_tps,
+                          "ratio": tk_tps / ll_tps, "tk_bytes": tb, "llama_cpp_bytes": lb,
+                          "same_tokens": same,
+                          "tk_fraction_of_bound": tk_tps / tk_bound,
+                          "llama_cpp_fraction_of_bound": ll_tps / ll_bound}
+            print("smollm2-135m batch 1 %s: tk %.1f tok/s, llama.cpp %.1f tok/s (tk/llama.cpp "
+                  "x%.2f); bandwidth bound tk %.1f tok/s (%.0f MB; tk at %.0f%%), llama.cpp %.1f "
+                  "tok/s (%.0f MB; at %.0f%%)%s" % (
+                      what, tk_tps, ll_tps, tk_tps / ll_tps, tk_bound, tb / 1e6,
+                      100 * tk_tps / tk_bound, ll_bound, lb / 1e6, 100 * ll_tps / ll_bound,
+                      "" if same is None else "; %s greedy tokens" % (
+                          "the same" if same else "different")), flush=True)
+    return res
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     bw = bandwidth()
@@ -153,6 +267,8 @@ def main():
     print("memory bandwidth %.1f GB/s (torch sum over 512 MiB, %d threads)" % (bw / 1e9, THREADS))
     for name in RUN:
         res[name] = bench_shape(name, bw)
+    if LLAMA:
+        res["smollm2_llama_cpp"] = bench_llama_cpp(bw)
     with open(os.path.join(OUT, "generate.json"), "w") as f:
         json.dump(res, f, indent=1)
 

@@ -1196,6 +1196,7 @@ static int cuda_copy_rows(struct tk_backend *be, float *dst, const float *src,
 
 static const struct tk_backend_i cuda_backend_i = {
 	/* .name = */ "cuda",
+	/* .host_memory = */ 0,
 	/* .matmul = */ cuda_matmul,
 	/* .layernorm_fwd = */ cuda_layernorm_fwd,
 	/* .layernorm_bwd = */ cuda_layernorm_bwd,

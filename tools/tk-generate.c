@@ -31,11 +31,11 @@ static struct {
 	const char *model, *tokenizer, *prompt_ids, *prompt_file, *truncate, *system, *adapter;
 	const char *device, *separator, *chat_kwargs;
 	struct tk_strlist stop;
-	double temperature, top_p, min_p, rep;
-	long long top_k, max_new, max_length, seed, threads, nret, batch;
-	int do_sample, ids, quiet, json, chat, null;
-} a = { .truncate = "no", .temperature = 1, .top_p = 1, .rep = 1, .top_k = 50, .max_new = -1,
-	.max_length = -1, .nret = 1, .batch = 1 };
+	struct tk_generate_opts go; /* main sets its defaults (tk_generate_opts_init) */
+	int max_new_given, max_length_given;
+	int max_length, threads, nret, batch;
+	int ids, quiet, json, chat, null;
+} a = { .truncate = "no", .nret = 1, .batch = 1 };
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "model", &a.model, "DIR",
@@ -55,25 +55,27 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "separator", &a.separator, "STR",
 		   "end each output with STR, not a newline (\\n, \\t, \\0 and \\\\ understood)"),
 	TK_OPT_BOOL('0', "null", &a.null, "end each output with a NUL byte, for xargs -0"),
-	TK_OPT_INT(0, "max-new-tokens", &a.max_new, "N", 0, 1 << 30, "tokens to generate (20)"),
-	TK_OPT_INT(0, "max-length", &a.max_length, "N", 1, 1 << 30,
-		   "prompt plus new tokens (--max-new-tokens wins)"),
-	TK_OPT_INT(0, "num-return-sequences", &a.nret, "N", 1, 4096, "sequences per prompt (1)"),
-	TK_OPT_INT(0, "batch-size", &a.batch, "N", 1, 4096, "prompts decoded together (1)"),
-	TK_OPT_BOOL(0, "do-sample", &a.do_sample, "sample instead of greedy decoding"),
-	TK_OPT_DOUBLE(0, "temperature", &a.temperature, "T", 1e-6, 1e6, "(1.0)"),
-	TK_OPT_INT(0, "top-k", &a.top_k, "K", 0, 1 << 30, "0: off (50)"),
-	TK_OPT_DOUBLE(0, "top-p", &a.top_p, "P", 1e-9, 1, "(1.0: off)"),
-	TK_OPT_DOUBLE(0, "min-p", &a.min_p, "P", 0, 1, "(0: off)"),
-	TK_OPT_DOUBLE(0, "repetition-penalty", &a.rep, "R", 1e-6, 1e6, "(1.0: off)"),
-	TK_OPT_INT(0, "seed", &a.seed, "S", 0, 9e18, "seed of tk's sampler (0)"),
+	TK_OPT_INT32(0, "max-new-tokens", &a.go.max_new_tokens, "N", 0, 1 << 30,
+		     "tokens to generate (20)", .given = &a.max_new_given),
+	TK_OPT_INT32(0, "max-length", &a.max_length, "N", 1, 1 << 30,
+		     "prompt plus new tokens (--max-new-tokens wins)", .given = &a.max_length_given),
+	TK_OPT_INT32(0, "num-return-sequences", &a.nret, "N", 1, 4096, "sequences per prompt (1)"),
+	TK_OPT_INT32(0, "batch-size", &a.batch, "N", 1, 4096, "prompts decoded together (1)"),
+	TK_OPT_BOOL(0, "do-sample", &a.go.do_sample, "sample instead of greedy decoding"),
+	TK_OPT_DOUBLE(0, "temperature", &a.go.temperature, "T", 1e-6, 1e6, "(1.0)"),
+	TK_OPT_INT32(0, "top-k", &a.go.top_k, "K", 0, 1 << 30, "0: off (50)"),
+	TK_OPT_DOUBLE(0, "top-p", &a.go.top_p, "P", 1e-9, 1, "(1.0: off)"),
+	TK_OPT_DOUBLE(0, "min-p", &a.go.min_p, "P", 0, 1, "(0: off)"),
+	TK_OPT_DOUBLE(0, "repetition-penalty", &a.go.repetition_penalty, "R", 1e-6, 1e6,
+		      "(1.0: off)"),
+	TK_OPT_UINT64(0, "seed", &a.go.seed, "S", 0, 9e18, "seed of tk's sampler (0)"),
 	TK_OPT_LIST(0, "stop", &a.stop, "TEXT", "stop after this text (repeatable)"),
 	TK_OPT_CHOICE(0, "truncate", &a.truncate, "no|left|right",
 		      "cut a prompt longer than the context on this side (no: error)"),
 	TK_OPT_STR(0, "device", &a.device, "auto|cpu|cuda[:N]",
 		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
 		   "the CPU (auto)"),
-	TK_OPT_INT(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
+	TK_OPT_INT32(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
 	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
@@ -119,7 +121,6 @@ struct run {
 	tk_encoder_t *enc;
 	struct tk_chat chat;
 	struct tk_infer *s;
-	struct tk_generate_opts go;
 	int64_t eos[64];
 };
 
@@ -241,7 +242,7 @@ static int run_batch(struct batch *b)
 {
 	struct run *r = b->r;
 	struct tk_diag d;
-	int n = b->np * (int)a.nret, need = 1, ctx = r->m.cfg.max_pos, ec = 0, rc;
+	int n = b->np * a.nret, need = 1, ctx = r->m.cfg.max_pos, ec = 0, rc;
 	/* dynamic NTK scaling is for going past max_position_embeddings, as
 	 * transformers' generate() does */
 	if (r->m.cfg.pos == TK_POS_ROPE && r->m.cfg.rope.type == TK_ROPE_DYNAMIC)
@@ -253,15 +254,15 @@ static int run_batch(struct batch *b)
 		return tk_cli_fail(TK_E_NOMEM, NULL);
 	for (int i = 0; i < n; i++) {
 		struct prompt *p = &b->p[i / a.nret];
-		int pn = (int)p->ids.n, mx = a.max_new >= 0 ? (int)a.max_new
-				       : a.max_length >= 0 ? (int)a.max_length - pn : 20;
-		b->sq[i] = (struct seq){ .prompt = i / (int)a.nret, .index = i % (int)a.nret };
+		int pn = (int)p->ids.n, mx = a.max_new_given || !a.max_length_given
+						       ? a.go.max_new_tokens : a.max_length - pn;
+		b->sq[i] = (struct seq){ .prompt = i / a.nret, .index = i % a.nret };
 		b->gq[i] = (struct tk_generate_seq){ .prompt = p->ids.v, .n_prompt = pn,
 						.max_new_tokens = mx,
-						.seed = (uint64_t)a.seed +
+						.seed = a.go.seed +
 							(uint64_t)(i % a.nret) * 0x9E3779B97F4A7C15ull };
-		if (mx < 0 || (a.max_new < 0 && mx == 0)) {
-			ec = tk_cli_error("the prompt has %d tokens, as many as --max-length %lld or "
+		if (mx < 0 || (!a.max_new_given && mx == 0)) {
+			ec = tk_cli_error("the prompt has %d tokens, as many as --max-length %d or "
 					  "more (raise it or use --max-new-tokens)", pn, a.max_length);
 			goto out;
 		}
@@ -277,7 +278,7 @@ static int run_batch(struct batch *b)
 		}
 	}
 	b->live = n == 1;
-	rc = tk_generate_batch(r->s, &r->go, b->gq, n, on_token, b, &d);
+	rc = tk_generate_batch(r->s, &a.go, b->gq, n, on_token, b, &d);
 	if (prog.st.drawn)
 		tk_status_clear(&prog.st);
 	for (int i = 0; i < n && !ec; i++)
@@ -508,16 +509,8 @@ static int setup(struct run *r, struct tk_backend *be)
 				    tk_tokenizer_vocab_size(r->tok), r->m.cfg.vocab_size);
 	if (r->tok && tk_encoder_new(r->tok, &r->enc))
 		return tk_cli_fail(TK_E_NOMEM, NULL);
-	tk_generate_opts_init(&r->go);
-	r->go.eos = r->eos;
-	r->go.n_eos = n_eos;
-	r->go.do_sample = a.do_sample;
-	r->go.temperature = a.temperature;
-	r->go.top_k = (int)a.top_k;
-	r->go.top_p = a.top_p;
-	r->go.min_p = a.min_p;
-	r->go.repetition_penalty = a.rep;
-	r->go.seed = (uint64_t)a.seed;
+	a.go.eos = r->eos;
+	a.go.n_eos = n_eos;
 	return 0;
 }
 
@@ -538,9 +531,9 @@ static int check_usage(int npos)
 	cJSON_Delete(kw);
 	if (!kw_ok)
 		return tk_cli_usage_error("--chat-template-kwargs: not a JSON object");
-	if (a.nret > 1 && !a.do_sample)
+	if (a.nret > 1 && !a.go.do_sample)
 		return tk_cli_usage_error("greedy decoding gives one sequence per prompt: "
-					  "--num-return-sequences %lld needs --do-sample", a.nret);
+					  "--num-return-sequences %d needs --do-sample", a.nret);
 	if (a.nret * a.batch > 4096)
 		return tk_cli_usage_error("--batch-size times --num-return-sequences is over 4096");
 	if ((a.separator || a.null) && a.json)
@@ -557,6 +550,7 @@ static int check_usage(int npos)
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
+	tk_generate_opts_init(&a.go);
 	int npos, exit_now, ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
 		return ec;
@@ -567,7 +561,7 @@ int main(int argc, char **argv)
 	struct tk_backend be;
 	struct tk_diag d;
 	FILE *f = NULL;
-	int rc = tk_cli_backend(&be, a.device, (int)a.threads, a.quiet, &d);
+	int rc = tk_cli_backend(&be, a.device, a.threads, a.quiet, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	if ((ec = setup(&r, &be)))

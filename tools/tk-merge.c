@@ -26,22 +26,23 @@ static const char about[] =
 	"asks for NF4 again. The output is a model directory that transformers and tk load, "
 	"with the base's tokenizer and generation files.";
 
-struct tool_opts {
-	const char *model, *output, *dtype, *requantize, *device;
+/* The tool's own options; the rest go straight into mo (main sets its
+ * defaults with tk_peft_merge_opts_init before parsing). */
+static struct {
+	const char *dtype, *requantize, *device;
 	struct tk_strlist adapters;
-	long long threads;
-	int force, quiet;
-};
+	int quiet;
+} o;
 
-static struct tool_opts o;
+static struct tk_merge_opts mo;
 
 static const struct tk_opt opts[] = {
-	TK_OPT_STR('m', "model", &o.model, "DIR",
+	TK_OPT_STR('m', "model", &mo.base, "DIR",
 		   "the base model directory, or a GGUF file (required)"),
 	TK_OPT_LIST('a', "adapter", &o.adapters, "DIR[:WEIGHT]",
 		    "a PEFT adapter directory, with an optional weight (default 1); repeatable, "
 		    "merged in the order given (at least one)"),
-	TK_OPT_STR('o', "output", &o.output, "DIR", "the model directory to write (required)"),
+	TK_OPT_STR('o', "output", &mo.out, "DIR", "the model directory to write (required)"),
 	TK_OPT_CHOICE(0, "dtype", &o.dtype, "float32|float16|bfloat16",
 		      "dtype of the written weights (default: the base's torch_dtype, "
 		      "float32 when it has none)"),
@@ -51,8 +52,8 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "device", &o.device, "auto|cpu|cuda[:N]",
 		   "where to compute the merge: auto takes a CUDA GPU when there is one "
 		   "(unverified), else the CPU (auto)"),
-	TK_OPT_INT('t', "threads", &o.threads, "N", 0, 4096, "CPU threads (default 0: all)"),
-	TK_OPT_BOOL('f', "force", &o.force, "replace the output if it exists"),
+	TK_OPT_INT32('t', "threads", &mo.threads, "N", 0, 4096, "CPU threads (default 0: all)"),
+	TK_OPT_BOOL('f', "force", &mo.force, "replace the output if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
@@ -66,7 +67,7 @@ static int parse_adapter(const char *s, struct tk_merge_adapter *a, char **hold)
 
 	a->dir = s;
 	a->weight = 1;
-	if (!c || tk_parse_double(c + 1, -1e6, 1e6, &w))
+	if (!c || tk_options_parse_double(c + 1, -1e6, 1e6, &w))
 		return c && c[1] && strspn(c + 1, "0123456789.-+eE") == strlen(c + 1) ? -1 : 0;
 	if (!(*hold = strndup(s, (size_t)(c - s))))
 		return -1;
@@ -86,16 +87,17 @@ int main(int argc, char **argv)
 	struct tk_diag d;
 	struct tk_merge_info info;
 	tk_cli_init(argv[0]);
+	tk_peft_merge_opts_init(&mo);
 	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
 		return ec;
 	if (npos)
 		return tk_cli_usage_error("unexpected argument '%s'", argv[0]);
-	if (!o.model)
+	if (!mo.base)
 		return tk_cli_usage_error("--model is required");
 	if (!o.adapters.n)
 		return tk_cli_usage_error("--adapter is required");
-	if (!o.output)
+	if (!mo.out)
 		return tk_cli_usage_error("-o/--output is required");
 
 	struct tk_merge_adapter *ad = calloc((size_t)o.adapters.n, sizeof(*ad));
@@ -109,36 +111,36 @@ int main(int argc, char **argv)
 		goto out;
 
 	struct tk_backend be = { 0 };
-	if ((rc = tk_cli_backend(&be, o.device, (int)o.threads, o.quiet, &d))) {
+	if ((rc = tk_cli_backend(&be, o.device, mo.threads, o.quiet, &d))) {
 		rc = tk_cli_fail(rc, &d);
 		goto out;
 	}
-	if ((rc = tk_cli_model_gguf(&o.model, o.quiet, &d))) {
+	if ((rc = tk_cli_model_gguf(&mo.base, o.quiet, &d))) {
 		rc = tk_cli_fail(rc, &d);
 		tk_backend_free(&be);
 		goto out;
 	}
-	struct tk_merge_opts mo = {
-		.base = o.model, .ad = ad, .n_ad = o.adapters.n, .out = o.output,
-		.dtype = !o.dtype ? TK_DT_COUNT : !strcmp(o.dtype, "float16") ? TK_DT_F16 :
-			 !strcmp(o.dtype, "bfloat16") ? TK_DT_BF16 : TK_DT_F32,
-		.requantize = o.requantize ? 4 : 0, .force = o.force, .threads = (int)o.threads,
-		.be = &be,
-	};
+	mo.ad = ad;
+	mo.n_ad = o.adapters.n;
+	if (o.dtype)
+		mo.dtype = !strcmp(o.dtype, "float16") ? TK_DT_F16 :
+			   !strcmp(o.dtype, "bfloat16") ? TK_DT_BF16 : TK_DT_F32;
+	mo.requantize = o.requantize ? 4 : 0;
+	mo.be = &be;
 	double t0 = tk_now();
 	rc = tk_peft_merge_dir(&mo, &info, &d);
-	if (rc == TK_E_EXISTS && !strcmp(d.path, o.output))
-		rc = tk_cli_error("%s: already exists (use --force to replace it)", o.output);
+	if (rc == TK_E_EXISTS && !strcmp(d.path, mo.out))
+		rc = tk_cli_error("%s: already exists (use --force to replace it)", mo.out);
 	else if (rc)
 		rc = tk_cli_fail(rc, &d);
 	else if (info.quantized)
 		fprintf(stderr, "%s: %s: the quantized base was dequantized for the merge; %s%s\n",
-			tk_prog, o.model, o.requantize ? "the merged model is quantized again "
+			tk_prog, mo.base, o.requantize ? "the merged model is quantized again "
 			"(NF4), which loses accuracy" : "the merged model is written in ",
 			o.requantize ? "" : dtype_name(info.dtype));
 	if (!rc && !o.quiet)
 		fprintf(stderr, "%s: %s: %d adapter%s, %d modules merged, %s in %.2f s\n", tk_prog,
-			o.output, o.adapters.n, o.adapters.n == 1 ? "" : "s", info.n_modules,
+			mo.out, o.adapters.n, o.adapters.n == 1 ? "" : "s", info.n_modules,
 			o.requantize ? "nf4" : dtype_name(info.dtype), tk_now() - t0);
 	tk_backend_free(&be);
 out:

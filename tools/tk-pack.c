@@ -56,31 +56,30 @@ static void summary(FILE *out, const char *pfx, const struct tk_pack_opts *o,
 int main(int argc, char **argv)
 {
 	struct tk_pack_opts o;
-	long long seq_len = 1024, eval_docs = 0, seed = 42, shard_size = 8192;
-	double eval_fraction = 0;
-	int pad = 0, keep = 0, shuffle = 0, force = 0, quiet = 0;
-	const char *output = NULL, *tokenizer = NULL;
+	int quiet = 0;
+	const char *tokenizer = NULL;
+	tk_pack_opts_init(&o);
 	const struct tk_opt opts[] = {
-		TK_OPT_INT('s', "seq-len", &seq_len, "N", 1, 1 << 20, "tokens per block (1024)"),
-		TK_OPT_BOOL(0, "pad", &pad,
+		TK_OPT_UINT32('s', "seq-len", &o.seq_len, "N", 1, 1 << 20, "tokens per block (1024)"),
+		TK_OPT_BOOL(0, "pad", &o.pad,
 			    "one document per block, truncated or right-padded with the pad id "
 			    "(else EOS); padding is left out of the loss"),
-		TK_OPT_BOOL(0, "keep-remainder", &keep,
+		TK_OPT_BOOL(0, "keep-remainder", &o.keep_remainder,
 			    "pad the last partial block instead of dropping it"),
-		TK_OPT_DOUBLE(0, "eval-fraction", &eval_fraction, "F", 0, 1,
+		TK_OPT_DOUBLE(0, "eval-fraction", &o.eval_fraction, "F", 0, 1,
 			      "put this fraction of the documents (0 <= F < 1, rounded up) in eval"),
-		TK_OPT_INT(0, "eval-docs", &eval_docs, "N", 0, 1e15,
-			   "put N documents in eval (instead of --eval-fraction)"),
-		TK_OPT_BOOL(0, "shuffle", &shuffle,
+		TK_OPT_INT64(0, "eval-docs", &o.eval_docs, "N", 0, 1e15,
+			     "put N documents in eval (instead of --eval-fraction)"),
+		TK_OPT_BOOL(0, "shuffle", &o.shuffle,
 			    "shuffle the documents before splitting and packing (holds them in "
 			    "memory)"),
-		TK_OPT_INT(0, "seed", &seed, "S", 0, 9e18, "seed for --shuffle and the split (42)"),
-		TK_OPT_STR('o', "output", &output, "DIR", "write DIR/train-*.tks, DIR/eval-*.tks"),
-		TK_OPT_INT(0, "shard-size", &shard_size, "N", 1, 1 << 30,
-			   "blocks per output shard file (8192)"),
+		TK_OPT_UINT64(0, "seed", &o.seed, "S", 0, 9e18, "seed for --shuffle and the split (42)"),
+		TK_OPT_STR('o', "output", &o.output, "DIR", "write DIR/train-*.tks, DIR/eval-*.tks"),
+		TK_OPT_UINT64(0, "shard-size", &o.shard_blocks, "N", 1, 1 << 30,
+			      "blocks per output shard file (8192)"),
 		TK_OPT_STR('t', "tokenizer", &tokenizer, "PATH",
 			   "check that the shards were made with this tokenizer"),
-		TK_OPT_BOOL('f', "force", &force, "replace an existing output directory"),
+		TK_OPT_BOOL('f', "force", &o.force, "replace an existing output directory"),
 		TK_OPT_BOOL('q', "quiet", &quiet, "no progress and no summary"),
 		TK_OPT_HELP(),
 		TK_OPT_END,
@@ -90,26 +89,15 @@ int main(int argc, char **argv)
 	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
 		return ec;
-	if (eval_fraction >= 1)
-		return tk_cli_usage_error("--eval-fraction: '%g' is not below 1", eval_fraction);
-	if (eval_docs && eval_fraction > 0)
+	if (o.eval_fraction >= 1)
+		return tk_cli_usage_error("--eval-fraction: '%g' is not below 1", o.eval_fraction);
+	if (o.eval_docs && o.eval_fraction > 0)
 		return tk_cli_usage_error("--eval-docs and --eval-fraction do not go together");
-	if ((eval_docs || eval_fraction > 0) && !output)
+	if ((o.eval_docs || o.eval_fraction > 0) && !o.output)
 		return tk_cli_usage_error("an eval split needs an output directory (use -o DIR)");
-	if (!output && isatty(STDOUT_FILENO))
+	if (!o.output && isatty(STDOUT_FILENO))
 		return tk_cli_usage_error("refusing to write a binary shard to a terminal (use -o "
 					  "DIR or redirect stdout)");
-	tk_pack_opts_init(&o);
-	o.seq_len = (uint32_t)seq_len;
-	o.pad = pad;
-	o.keep_remainder = keep;
-	o.eval_fraction = eval_fraction;
-	o.eval_docs = eval_docs;
-	o.shuffle = shuffle;
-	o.seed = (uint64_t)seed;
-	o.shard_blocks = (uint64_t)shard_size;
-	o.output = output;
-	o.force = force;
 
 	struct tk_diag d;
 	char fingerprint[17];
@@ -134,6 +122,6 @@ int main(int argc, char **argv)
 	if (rc)
 		return tk_cli_fail(rc, &d);
 	if (!quiet)
-		summary(output ? stdout : stderr, output ? "" : "tk-pack: ", &o, &st);
+		summary(o.output ? stdout : stderr, o.output ? "" : "tk-pack: ", &o, &st);
 	return tk_cli_check_stdout();
 }

@@ -2,7 +2,6 @@
  * 8-bit layout that transformers + bitsandbytes save.  The work is in
  * lib/formats/bnb.c. */
 #include <string.h>
-#include <unistd.h>
 
 #include "formats/bnb.h"
 #include "jobs/cli.h"
@@ -22,26 +21,28 @@ static const char about[] =
 	"as they are. OUT loads with AutoModelForCausalLM.from_pretrained (bitsandbytes "
 	"installed) and is the base tk-train takes for QLoRA.";
 
-struct tool_opts {
+/* The tool's own options; the rest go straight into bo. */
+static struct {
 	const char *output, *quant_type, *compute_dtype;
-	long long blocksize;
-	int double_quant, int8, force, quiet;
-};
+	int int8, force, quiet;
+	int four_bit; /* a 4-bit-only option was given */
+} o;
 
-static struct tool_opts o = { .blocksize = 64 };
+static struct tk_bnb_opts bo;
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('o', "output", &o.output, "OUT", "the directory to write (required)"),
 	TK_OPT_CHOICE(0, "bnb-4bit-quant-type", &o.quant_type, "nf4|fp4",
 		      "4-bit data type (default nf4)"),
-	TK_OPT_BOOL(0, "bnb-4bit-use-double-quant", &o.double_quant,
-		    "quantize the block absmax values again (8-bit, blocks of 256)"),
+	TK_OPT_BOOL(0, "bnb-4bit-use-double-quant", &bo.double_quant,
+		    "quantize the block absmax values again (8-bit, blocks of 256)",
+		    .given = &o.four_bit),
 	TK_OPT_CHOICE(0, "bnb-4bit-compute-dtype", &o.compute_dtype, "float32|float16|bfloat16",
 		      "compute dtype recorded in quantization_config (default float32, as "
 		      "transformers)"),
-	TK_OPT_INT(0, "blocksize", &o.blocksize, "N", 32, 4096,
-		   "values per 4-bit block: a power of two from 32 to 4096 (default 64, the "
-		   "only one transformers uses)"),
+	TK_OPT_SIZE(0, "blocksize", &bo.blocksize, "N", 32, 4096,
+		    "values per 4-bit block: a power of two from 32 to 4096 (default 64, the "
+		    "only one transformers uses)", .given = &o.four_bit),
 	TK_OPT_BOOL(0, "load-in-8bit", &o.int8, "int8 rows (weight + SCB) instead of 4-bit"),
 	TK_OPT_BOOL('f', "force", &o.force, "replace OUT if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no progress or summary on stderr"),
@@ -79,9 +80,9 @@ int main(int argc, char **argv)
 	int npos, exit_now, rc;
 	struct tk_diag d;
 	struct prog pg = { 0 };
-	struct tk_bnb_opts bo = { .bits = 4, .type = TK_Q4_NF4 };
 
 	tk_cli_init(argv[0]);
+	tk_bnb_opts_init(&bo);
 	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
 		return ec;
@@ -89,21 +90,19 @@ int main(int argc, char **argv)
 		return tk_cli_usage_error(npos ? "give one input directory" : "no input directory given");
 	if (!o.output)
 		return tk_cli_usage_error("-o/--output is required");
-	if (o.int8 && (o.double_quant || o.blocksize != 64))
+	if (o.int8 && o.four_bit)
 		return tk_cli_usage_error("--load-in-8bit takes no 4-bit options "
 					  "(--bnb-4bit-use-double-quant, --blocksize)");
-	if (o.blocksize & (o.blocksize - 1))
-		return tk_cli_usage_error("--blocksize %lld is not a power of two", o.blocksize);
+	if (bo.blocksize & (bo.blocksize - 1))
+		return tk_cli_usage_error("--blocksize %zu is not a power of two", bo.blocksize);
 	if (o.int8) {
 		bo.bits = 8;
 		bo.type = TK_Q4_FP4; /* what BitsAndBytesConfig records by default */
 	}
 	if (o.quant_type)
 		tk_q4_type_parse(o.quant_type, &bo.type, NULL);
-	bo.double_quant = o.double_quant;
-	bo.blocksize = (size_t)o.blocksize;
-	strcpy(bo.compute_dtype, o.compute_dtype ? o.compute_dtype : "float32");
-	bo.torch_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (o.compute_dtype)
+		snprintf(bo.compute_dtype, sizeof(bo.compute_dtype), "%s", o.compute_dtype);
 	if (tk_bnb_check_opts(&bo, &d))
 		return tk_cli_usage_error("%s", d.msg);
 	bo.progress = o.quiet ? NULL : progress;
@@ -123,7 +122,7 @@ int main(int argc, char **argv)
 
 		fprintf(stderr, "%s: %s: %s%s, %.1f MB in %.2f s (%.2f GB/s)\n", tk_prog, o.output,
 			o.int8 ? "int8" : tk_q4_type_name(bo.type),
-			o.double_quant ? " + double quant" : "", pg.total / 1e6, el,
+			bo.double_quant ? " + double quant" : "", pg.total / 1e6, el,
 			el > 0 ? pg.total / 1e9 / el : 0.0);
 	}
 	return TK_EXIT_OK;

@@ -22,16 +22,15 @@ static const char about[] =
 	"JSON array of objects), else "
 	"plain text; .tks inputs are shards (for --decode, --ids, --stats).";
 
-struct tool_opts {
-	const char *tokenizer, *output, *format, *column, *field, *tmpl;
-	const char *prompt_col, *prompt_field, *resp_col, *resp_field, *invalid_utf8, *messages;
-	const char *prompt_tmpl, *resp_tmpl, *delimiter, *chat_kwargs;
-	int split_lines, add_eos, add_special, ids, show_mask, decode, skip_special, asst_only;
-	int stats, force, quiet, prompts, null_end;
-	long long threads;
-};
+/* The tool's own options; the rest go straight into to (main sets its
+ * defaults with tk_tokenize_opts_init before parsing). */
+static struct {
+	const char *tokenizer, *output, *format, *invalid_utf8, *delimiter, *chat_kwargs;
+	int ids, decode, stats, force, quiet;
+	int column, field, prompt_col, prompt_field, resp_col, resp_field; /* given */
+} o = { .output = "-" };
 
-static struct tool_opts o = { .output = "-", .add_eos = 1, .add_special = 1 };
+static struct tk_tokenize_opts to;
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('t', "tokenizer", &o.tokenizer, "PATH",
@@ -39,52 +38,56 @@ static const struct tk_opt opts[] = {
 		   "--stats and --ids of shards)"),
 	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout"),
 	TK_OPT_BOOL('f', "force", &o.force, "overwrite the output if it exists"),
-	TK_OPT_INT('j', "threads", &o.threads, "N", 0, 1024,
+	TK_OPT_INT32('j', "threads", &to.threads, "N", 0, 1024,
 		   "encoding threads (default 0: one per CPU); the output is the same"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no progress or summary on stderr"),
 	TK_OPT_GROUP("Input"),
 	TK_OPT_CHOICE(0, "format", &o.format, "csv|jsonl|text|tks",
 		      "read every FILE as this format"),
-	TK_OPT_STR(0, "column", &o.column, "NAME", "the text column (CSV) or field (JSONL)"),
-	TK_OPT_STR(0, "field", &o.field, "NAME", "the same as --column"),
-	TK_OPT_STR(0, "template", &o.tmpl, "STR",
+	TK_OPT_STR(0, "column", &to.in.column, "NAME", "the text column (CSV) or field (JSONL)",
+		   .given = &o.column),
+	TK_OPT_STR(0, "field", &to.in.column, "NAME", "the same as --column", .given = &o.field),
+	TK_OPT_STR(0, "template", &to.in.tmpl, "STR",
 		   "text from columns/fields: 'Q: {q}\\nA: {a}' (\\n \\t \\\\ {{ }})"),
-	TK_OPT_STR(0, "prompt-column", &o.prompt_col, "NAME",
-		   "prompt (left out of the loss) ..."),
-	TK_OPT_STR(0, "response-column", &o.resp_col, "NAME", "... followed by the response"),
-	TK_OPT_STR(0, "prompt-field", &o.prompt_field, "NAME", "the same as --prompt-column"),
-	TK_OPT_STR(0, "response-field", &o.resp_field, "NAME", "the same as --response-column"),
-	TK_OPT_STR(0, "prompt-template", &o.prompt_tmpl, "STR",
+	TK_OPT_STR(0, "prompt-column", &to.in.prompt, "NAME",
+		   "prompt (left out of the loss) ...", .given = &o.prompt_col),
+	TK_OPT_STR(0, "response-column", &to.in.response, "NAME", "... followed by the response",
+		   .given = &o.resp_col),
+	TK_OPT_STR(0, "prompt-field", &to.in.prompt, "NAME", "the same as --prompt-column",
+		   .given = &o.prompt_field),
+	TK_OPT_STR(0, "response-field", &to.in.response, "NAME", "the same as --response-column",
+		   .given = &o.resp_field),
+	TK_OPT_STR(0, "prompt-template", &to.in.prompt_tmpl, "STR",
 		   "the prompt from a template instead: 'Instruction: {instruction}\\nResponse: '"),
-	TK_OPT_STR(0, "response-template", &o.resp_tmpl, "STR",
+	TK_OPT_STR(0, "response-template", &to.in.response_tmpl, "STR",
 		   "the response from a template instead: '{output}'"),
 	TK_OPT_STR(0, "delimiter", &o.delimiter, "C",
 		   "CSV field separator: one character, or '\\t' (default ',', a tab for .tsv)"),
-	TK_OPT_STR(0, "messages-field", &o.messages, "NAME",
+	TK_OPT_STR(0, "messages-field", &to.in.messages, "NAME",
 		   "JSONL: a conversation, rendered with the tokenizer's chat template "
 		   "(default: \"messages\" when there is no \"text\")"),
-	TK_OPT_BOOL(0, "assistant-only-loss", &o.asst_only,
+	TK_OPT_BOOL(0, "assistant-only-loss", &to.assistant_only,
 		    "conversations: only the assistant turns in the loss"),
 	TK_OPT_STR(0, "chat-template-kwargs", &o.chat_kwargs, "JSON",
 		   "conversations: template kwargs, as '{\"enable_thinking\": false}' (a "
 		   "line's \"chat_template_kwargs\" goes over them)"),
-	TK_OPT_BOOL(0, "split-lines", &o.split_lines, "text: one document per non-empty line"),
+	TK_OPT_BOOL(0, "split-lines", &to.in.split_lines, "text: one document per non-empty line"),
 	TK_OPT_CHOICE(0, "invalid-utf8", &o.invalid_utf8, "error|replace",
 		      "invalid UTF-8 is an error (default) or becomes U+FFFD"),
 	TK_OPT_GROUP("Encoding"),
-	TK_OPT_BOOL(0, "add-eos", &o.add_eos,
+	TK_OPT_BOOL(0, "add-eos", &to.add_eos,
 		    "append EOS to each document (default; --no-add-eos to leave out)"),
-	TK_OPT_BOOL(0, "add-special-tokens", &o.add_special,
+	TK_OPT_BOOL(0, "add-special-tokens", &to.add_special,
 		    "the post-processor's BOS/EOS (default; --no-add-special-tokens)"),
 	TK_OPT_GROUP("Instead of a shard"),
 	TK_OPT_BOOL(0, "ids", &o.ids, "print each document's ids on one line"),
-	TK_OPT_BOOL(0, "show-mask", &o.show_mask, "with --ids: a second line of 0/1 (1: in the loss)"),
+	TK_OPT_BOOL(0, "show-mask", &to.show_mask, "with --ids: a second line of 0/1 (1: in the loss)"),
 	TK_OPT_BOOL(0, "decode", &o.decode, "print each document of the shards as text"),
-	TK_OPT_BOOL(0, "skip-special-tokens", &o.skip_special,
+	TK_OPT_BOOL(0, "skip-special-tokens", &to.skip_special,
 		    "with --decode: leave special tokens out"),
-	TK_OPT_BOOL(0, "prompts", &o.prompts,
+	TK_OPT_BOOL(0, "prompts", &to.prompts,
 		    "with --decode: each document's prompt (its tokens out of the loss) instead"),
-	TK_OPT_BOOL('0', "null", &o.null_end,
+	TK_OPT_BOOL('0', "null", &to.null_end,
 		    "with --decode: end each text with a NUL byte instead of a newline"),
 	TK_OPT_BOOL(0, "stats", &o.stats, "print documents, tokens, bytes, masked tokens"),
 	TK_OPT_HELP(),
@@ -116,7 +119,7 @@ static int load_chat(struct tk_chat *c, struct tk_input_opts *in, struct tk_diag
 {
 	static char dir[4096], why[2100];
 
-	in->chat_spans = o.asst_only;
+	in->chat_spans = to.assistant_only;
 	if (!tk_chat_load(c, tk_chat_dir(o.tokenizer, NULL, dir, sizeof(dir)), d)) {
 		in->chat = c;
 		return tk_cli_chat_opts(c, o.chat_kwargs, d);
@@ -131,6 +134,7 @@ int main(int argc, char **argv)
 	int npos, exit_now;
 	struct tk_diag d;
 	tk_cli_init(argv[0]);
+	tk_tokenize_opts_init(&to);
 	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
 		return ec;
@@ -147,41 +151,24 @@ int main(int argc, char **argv)
 			return tk_cli_usage_error("-t/--tokenizer is required (only --stats and "
 						  "--ids of .tks shards go without)");
 	}
-	if (o.show_mask && !o.ids)
+	if (to.show_mask && !o.ids)
 		return tk_cli_usage_error("--show-mask goes with --ids");
-	if ((o.skip_special || o.prompts || o.null_end) && !o.decode)
-		return tk_cli_usage_error("--%s goes with --decode", o.skip_special
-					  ? "skip-special-tokens" : o.prompts ? "prompts" : "null");
+	if ((to.skip_special || to.prompts || to.null_end) && !o.decode)
+		return tk_cli_usage_error("--%s goes with --decode", to.skip_special
+					  ? "skip-special-tokens" : to.prompts ? "prompts" : "null");
 	if ((o.column && o.field) || (o.prompt_col && o.prompt_field) ||
 	    (o.resp_col && o.resp_field))
 		return tk_cli_usage_error("give a column or a field, not both");
 
 	static const char *const stdin_only[] = { "-" };
-	struct tk_tokenize_opts to = {
-		.inputs = npos ? (const char *const *)argv : stdin_only,
-		.n_inputs = npos ? npos : 1,
-		.mode = o.ids ? TK_TOKENIZE_IDS : o.decode ? TK_TOKENIZE_DECODE
-				   : o.stats ? TK_TOKENIZE_STATS : TK_TOKENIZE_SHARD,
-		.shards = o.decode || (o.format && !strcmp(o.format, "tks")),
-		.add_eos = o.add_eos,
-		.add_special = o.add_special,
-		.show_mask = o.show_mask,
-		.assistant_only = o.asst_only,
-		.skip_special = o.skip_special,
-		.prompts = o.prompts,
-		.null_end = o.null_end,
-		.threads = (int)o.threads,
-		.progress = on_progress,
-	};
+	to.inputs = npos ? (const char *const *)argv : stdin_only;
+	to.n_inputs = npos ? npos : 1;
+	to.mode = o.ids ? TK_TOKENIZE_IDS : o.decode ? TK_TOKENIZE_DECODE
+		  : o.stats ? TK_TOKENIZE_STATS : TK_TOKENIZE_SHARD;
+	to.shards = o.decode || (o.format && !strcmp(o.format, "tks"));
+	to.progress = on_progress;
 	to.in.format = !o.format ? TK_INPUT_AUTO : !strcmp(o.format, "csv") ? TK_INPUT_CSV
 		       : !strcmp(o.format, "jsonl") ? TK_INPUT_JSONL : TK_INPUT_TEXT;
-	to.in.column = o.column ? o.column : o.field;
-	to.in.tmpl = o.tmpl;
-	to.in.prompt = o.prompt_col ? o.prompt_col : o.prompt_field;
-	to.in.response = o.resp_col ? o.resp_col : o.resp_field;
-	to.in.prompt_tmpl = o.prompt_tmpl;
-	to.in.response_tmpl = o.resp_tmpl;
-	to.in.messages = o.messages;
 	if (o.delimiter && !strcmp(o.delimiter, "\\t"))
 		to.in.delimiter = '\t';
 	else if (o.delimiter && (strlen(o.delimiter) != 1 || strchr("\"\r\n", o.delimiter[0])))
@@ -189,7 +176,6 @@ int main(int argc, char **argv)
 					  "newline, or '\\t' for a tab");
 	else if (o.delimiter)
 		to.in.delimiter = o.delimiter[0];
-	to.in.split_lines = o.split_lines;
 	to.in.invalid_utf8_replace = o.invalid_utf8 && !strcmp(o.invalid_utf8, "replace");
 
 	if (to.mode == TK_TOKENIZE_SHARD && !strcmp(o.output, "-") && isatty(STDOUT_FILENO))
@@ -232,7 +218,7 @@ int main(int argc, char **argv)
 		return tk_cli_fail(rc, &d);
 
 	double secs = tk_now() - t0;
-	if (st.prompt_mismatch && o.asst_only)
+	if (st.prompt_mismatch && to.assistant_only)
 		fprintf(stderr, "%s: warning: in %llu conversation%s an assistant turn does not "
 			"start or end on a token boundary; its mask follows the tokens the "
 			"whole text shares with the text before the boundary\n", tk_prog,

@@ -80,118 +80,115 @@ static int listed(const char *const *list, const char *s)
 	return 0;
 }
 
+/* The options go straight into train and lora, whose defaults main sets
+ * (tk_train_opts_init, tk_lora_config_init) before parsing.  a holds
+ * what is the tool's (messages, reporting, the device) and the words
+ * that name an enum, turned into train's fields after parsing. */
+static struct tk_train_opts train;
+static struct tk_lora_config lora;
+
 static struct {
-	const char *model, *init, *tokenizer, *data, *eval_data, *output_dir, *config, *resume;
-	const char *sched, *sched_kwargs, *eval_strategy, *save_strategy, *optim;
-	double neftune, epochs, lr, wd, beta1, beta2, eps, max_grad_norm, warmup, warmup_ratio;
-	double logging_steps, eval_steps, save_steps;
-	long long max_steps, batch, eval_batch, grad_accum, save_total_limit, seed, threads, zero;
-	int logging_first_step, shuffle, grad_ckpt, eval_only, force, quiet;
-	struct tk_strlist report_to;
-	const char *logging_dir;
-	const char *best_metric;
-	int load_best, greater;
-	long long es_patience;
-	double es_threshold;
-	long long lora_r;
-	double lora_alpha, lora_dropout;
-	struct tk_strlist lora_targets, modules_to_save;
-	const char *lora_bias, *adapter, *device;
-	int use_rslora, use_dora;
-	int bf16, fp16, tf32;
-	long long scale_power, scale_window;
-} a = {
-	.sched = "linear", .eval_strategy = "no", .save_strategy = "steps",
-	.optim = "adamw_torch", .epochs = 3, .lr = 5e-5, .beta1 = 0.9, .beta2 = 0.999,
-	.eps = 1e-8, .max_grad_norm = 1.0, .warmup_ratio = -1, .logging_steps = 500,
-	.save_steps = 500, .max_steps = -1, .batch = 8, .eval_batch = 8, .grad_accum = 1,
-	.seed = 42, .shuffle = 1, .greater = -1, .scale_power = 16, .scale_window = 2000,
-};
+	const char *config, *device, *logging_dir;
+	const char *sched, *eval_strategy, *save_strategy, *optim, *lora_bias;
+	double warmup_ratio;
+	int threads, quiet, bf16, fp16, tf32;
+	struct tk_strlist report_to, lora_targets, modules_to_save;
+	int lora_r_given, lora_given, warmup_ratio_given; /* .given */
+} a;
 
 static const struct tk_opt opts[] = {
 	TK_OPT_GROUP("Model and data:"),
-	TK_OPT_STR(0, "model", &a.model, "DIR",
+	TK_OPT_STR(0, "model", &train.model_dir, "DIR",
 		   "fine-tune this Hugging Face model directory, or a GGUF file (imported as "
 		   "tk-convert does)"),
-	TK_OPT_STR(0, "init", &a.init, "CONFIG.json",
+	TK_OPT_STR(0, "init", &train.init_config, "CONFIG.json",
 		   "train a new model from this config.json (weights drawn with --seed)"),
-	TK_OPT_STR(0, "tokenizer", &a.tokenizer, "PATH",
+	TK_OPT_STR(0, "tokenizer", &train.tokenizer, "PATH",
 		   "the tokenizer the blocks must come from, copied to the outputs (default: the "
 		   "model directory's)"),
-	TK_OPT_STR(0, "data", &a.data, "PATH",
+	TK_OPT_STR(0, "data", &train.data, "PATH",
 		   "blocks from tk-pack: a directory (train-*.tks), a .tks file or - (stdin)"),
-	TK_OPT_STR(0, "eval-data", &a.eval_data, "PATH",
+	TK_OPT_STR(0, "eval-data", &train.eval_data, "PATH",
 		   "eval blocks (default: the --data directory's eval-*.tks)"),
-	TK_OPT_STR('o', "output-dir", &a.output_dir, "OUT",
+	TK_OPT_STR('o', "output-dir", &train.output_dir, "OUT",
 		   "checkpoints, metrics.jsonl and the final model go here"),
 	TK_OPT_STR(0, "config", &a.config, "FILE.json",
 		   "TrainingArguments as JSON (snake_case keys); the command line wins"),
-	TK_OPT_STR(0, "resume-from-checkpoint", &a.resume, "PATH|latest",
+	TK_OPT_STR(0, "resume-from-checkpoint", &train.resume, "PATH|latest",
 		   "continue from a checkpoint directory, or the newest one in OUT"),
 	TK_OPT_GROUP("LoRA (peft's LoraConfig; the base is frozen, OUT/ is a PEFT adapter):"),
-	TK_OPT_INT(0, "lora-r", &a.lora_r, "R", 1, 1 << 20,
-		   "train LoRA adapters of rank R instead of the whole model"),
-	TK_OPT_DOUBLE(0, "lora-alpha", &a.lora_alpha, "A", 0, 1e9,
-		      "scale alpha/R, or alpha/sqrt(R) with --use-rslora (8)"),
-	TK_OPT_DOUBLE(0, "lora-dropout", &a.lora_dropout, "P", 0, 1,
-		      "dropout on the adapters' input while training (0)"),
+	TK_OPT_INT32(0, "lora-r", &lora.r, "R", 1, 1 << 20,
+		     "train LoRA adapters of rank R instead of the whole model",
+		     .given = &a.lora_r_given),
+	TK_OPT_DOUBLE(0, "lora-alpha", &lora.alpha, "A", 0, 1e9,
+		      "scale alpha/R, or alpha/sqrt(R) with --use-rslora (8)", .given = &a.lora_given),
+	TK_OPT_DOUBLE(0, "lora-dropout", &lora.dropout, "P", 0, 1,
+		      "dropout on the adapters' input while training (0)", .given = &a.lora_given),
 	TK_OPT_LIST(0, "lora-target-modules", &a.lora_targets, "NAMES",
 		    "modules to adapt, comma-separated (q_proj,v_proj...; c_attn for GPT-2; "
-		    "all-linear); default as peft: c_attn (GPT-2), q_proj,v_proj (Llama family)"),
+		    "all-linear); default as peft: c_attn (GPT-2), q_proj,v_proj (Llama family)",
+		    .given = &a.lora_given),
 	TK_OPT_CHOICE(0, "lora-bias", &a.lora_bias, "none|all|lora_only",
-		      "which biases train along (none)"),
-	TK_OPT_BOOL(0, "use-rslora", &a.use_rslora, "rank-stabilized scale alpha/sqrt(R)"),
-	TK_OPT_BOOL(0, "use-dora", &a.use_dora,
-		    "DoRA: a trained magnitude per output times the normalized weight (CPU only)"),
+		      "which biases train along (none)", .given = &a.lora_given),
+	TK_OPT_BOOL(0, "use-rslora", &lora.use_rslora, "rank-stabilized scale alpha/sqrt(R)",
+		    .given = &a.lora_given),
+	TK_OPT_BOOL(0, "use-dora", &lora.use_dora,
+		    "DoRA: a trained magnitude per output times the normalized weight (CPU only)",
+		    .given = &a.lora_given),
 	TK_OPT_LIST(0, "modules-to-save", &a.modules_to_save, "NAMES",
-		    "base modules trained in full and saved with the adapter (lm_head...)"),
-	TK_OPT_STR(0, "adapter", &a.adapter, "DIR",
+		    "base modules trained in full and saved with the adapter (lm_head...)",
+		    .given = &a.lora_given),
+	TK_OPT_STR(0, "adapter", &train.adapter, "DIR",
 		   "continue training this PEFT adapter on --model"),
 	TK_OPT_GROUP("Training (Hugging Face TrainingArguments):"),
-	TK_OPT_DOUBLE(0, "num-train-epochs", &a.epochs, "N", 0, 1e9, "epochs, may be fractional (3)"),
-	TK_OPT_INT(0, "max-steps", &a.max_steps, "N", -1, 1e15,
-		   "optimizer steps; > 0 overrides --num-train-epochs (-1)"),
-	TK_OPT_INT(0, "per-device-train-batch-size", &a.batch, "N", 1, 1 << 20, "blocks per batch (8)"),
-	TK_OPT_INT(0, "gradient-accumulation-steps", &a.grad_accum, "N", 1, 1 << 20,
-		   "batches per optimizer step (1)"),
-	TK_OPT_DOUBLE(0, "learning-rate", &a.lr, "LR", 0, 1e300, "peak learning rate (5e-5)"),
-	TK_OPT_DOUBLE(0, "weight-decay", &a.wd, "W", 0, 1e9,
+	TK_OPT_DOUBLE(0, "num-train-epochs", &train.num_train_epochs, "N", 0, 1e9,
+		      "epochs, may be fractional (3)"),
+	TK_OPT_INT64(0, "max-steps", &train.max_steps, "N", -1, 1e15,
+		     "optimizer steps; > 0 overrides --num-train-epochs (-1)"),
+	TK_OPT_INT32(0, "per-device-train-batch-size", &train.batch, "N", 1, 1 << 20,
+		     "blocks per batch (8)"),
+	TK_OPT_INT32(0, "gradient-accumulation-steps", &train.grad_accum, "N", 1, 1 << 20,
+		     "batches per optimizer step (1)"),
+	TK_OPT_DOUBLE(0, "learning-rate", &train.lr, "LR", 0, 1e300, "peak learning rate (5e-5)"),
+	TK_OPT_DOUBLE(0, "weight-decay", &train.weight_decay, "W", 0, 1e9,
 		      "AdamW weight decay, not on biases and norms (0)"),
-	TK_OPT_DOUBLE(0, "adam-beta1", &a.beta1, "B", 0, 1, "(0.9)"),
-	TK_OPT_DOUBLE(0, "adam-beta2", &a.beta2, "B", 0, 1, "(0.999)"),
-	TK_OPT_DOUBLE(0, "adam-epsilon", &a.eps, "E", 0, 1, "(1e-8)"),
-	TK_OPT_DOUBLE(0, "neftune-noise-alpha", &a.neftune, "A", 0, 1e6,
+	TK_OPT_DOUBLE(0, "adam-beta1", &train.beta1, "B", 0, 1, "(0.9)"),
+	TK_OPT_DOUBLE(0, "adam-beta2", &train.beta2, "B", 0, 1, "(0.999)"),
+	TK_OPT_DOUBLE(0, "adam-epsilon", &train.eps, "E", 0, 1, "(1e-8)"),
+	TK_OPT_DOUBLE(0, "neftune-noise-alpha", &train.neftune_alpha, "A", 0, 1e6,
 		      "NEFTune: uniform noise of A / sqrt(seq_len * hidden) on the input "
 		      "embeddings while training (5 is the paper's; 0: none)"),
-	TK_OPT_DOUBLE(0, "max-grad-norm", &a.max_grad_norm, "N", 0, 1e300,
+	TK_OPT_DOUBLE(0, "max-grad-norm", &train.max_grad_norm, "N", 0, 1e300,
 		      "clip the gradient norm to N; 0: no clipping (1.0)"),
 	TK_OPT_CHOICE(0, "lr-scheduler-type", &a.sched,
 		      "linear|cosine|constant|constant_with_warmup|cosine_with_restarts|polynomial|"
 		      "inverse_sqrt|reduce_lr_on_plateau|cosine_with_min_lr|cosine_warmup_with_min_lr|"
 		      "warmup_stable_decay",
 		      "learning-rate schedule (linear)"),
-	TK_OPT_STR(0, "lr-scheduler-kwargs", &a.sched_kwargs, "JSON",
+	TK_OPT_STR(0, "lr-scheduler-kwargs", &train.sched_kwargs, "JSON",
 		   "the schedule's options as a JSON object, transformers' names "
 		   "(e.g. '{\"num_cycles\": 2}')"),
-	TK_OPT_DOUBLE(0, "warmup-steps", &a.warmup, "N", 0, 1e15,
+	TK_OPT_DOUBLE(0, "warmup-steps", &train.warmup, "N", 0, 1e15,
 		      "linear warmup: N >= 1 steps, or a fraction of the steps below 1 (0)"),
 	TK_OPT_DOUBLE(0, "warmup-ratio", &a.warmup_ratio, "F", 0, 1,
-		      "warmup as a fraction of the steps (as --warmup-steps F)"),
+		      "warmup as a fraction of the steps (as --warmup-steps F)",
+		      .given = &a.warmup_ratio_given),
 	TK_OPT_CHOICE(0, "optim", &a.optim,
 		      "adamw_torch|adamw_torch_fused|adamw_8bit|adamw_bnb_8bit|paged_adamw_8bit",
 		      "the optimizer: torch.optim.AdamW (adamw_torch, adamw_torch_fused: the same), "
 		      "or bitsandbytes' AdamW with 8-bit state, about 2 bytes a parameter instead "
 		      "of 8 (adamw_8bit, adamw_bnb_8bit; paged_adamw_8bit is the same optimizer, "
 		      "its paging a GPU memory detail) (adamw_torch)"),
-	TK_OPT_INT(0, "seed", &a.seed, "S", 0, 9e18, "seed of the block order and of --init (42)"),
-	TK_OPT_BOOL(0, "shuffle", &a.shuffle,
+	TK_OPT_UINT64(0, "seed", &train.seed, "S", 0, 9e18,
+		      "seed of the block order and of --init (42)"),
+	TK_OPT_BOOL(0, "shuffle", &train.shuffle,
 		    "a seeded random block order each epoch (default); --no-shuffle: file order"),
-	TK_OPT_BOOL(0, "gradient-checkpointing", &a.grad_ckpt,
+	TK_OPT_BOOL(0, "gradient-checkpointing", &train.gradient_checkpointing,
 		    "keep only each layer's input and recompute its activations in the backward "
 		    "pass: less memory, one more forward per step, the same results"),
-	TK_OPT_INT(0, "zero", &a.zero, "STAGE", 0, 1,
-		   "1: under mpirun, shard the AdamW state over the processes (ZeRO stage 1), "
-		   "each holding 1/N of it; the same results (0)"),
+	TK_OPT_INT32(0, "zero", &train.zero, "STAGE", 0, 1,
+		     "1: under mpirun, shard the AdamW state over the processes (ZeRO stage 1), "
+		     "each holding 1/N of it; the same results (0)"),
 	TK_OPT_BOOL(0, "bf16", &a.bf16,
 		    "matmuls in bfloat16 (operands rounded, fp32 sums; all else fp32); on a GPU "
 		    "without bf16 (T4): fp16 with loss scaling, with a note"),
@@ -199,53 +196,53 @@ static const struct tk_opt opts[] = {
 		    "matmuls in IEEE half with dynamic loss scaling (torch.amp.GradScaler): steps "
 		    "whose gradients overflow are skipped"),
 	TK_OPT_BOOL(0, "tf32", &a.tf32, "matmuls in TF32 (fp32 range, 10-bit mantissa)"),
-	TK_OPT_INT(0, "initial-scale-power", &a.scale_power, "P", 0, 127,
-		   "--fp16: the first loss scale is 2^P (16, as GradScaler's 65536)"),
-	TK_OPT_INT(0, "loss-scale-window", &a.scale_window, "N", 1, 1e15,
-		   "--fp16: double the loss scale after N steps without overflow (2000)"),
+	TK_OPT_INT32(0, "initial-scale-power", &train.initial_scale_power, "P", 0, 127,
+		     "--fp16: the first loss scale is 2^P (16, as GradScaler's 65536)"),
+	TK_OPT_INT64(0, "loss-scale-window", &train.loss_scale_window, "N", 1, 1e15,
+		     "--fp16: double the loss scale after N steps without overflow (2000)"),
 	TK_OPT_GROUP("Logging, evaluation and checkpoints:"),
-	TK_OPT_DOUBLE(0, "logging-steps", &a.logging_steps, "N", 0, 1e15,
+	TK_OPT_DOUBLE(0, "logging-steps", &train.logging_steps, "N", 0, 1e15,
 		      "log every N steps, or a fraction of the steps below 1 (500)"),
-	TK_OPT_BOOL(0, "logging-first-step", &a.logging_first_step, "log the first step too"),
+	TK_OPT_BOOL(0, "logging-first-step", &train.logging_first_step, "log the first step too"),
 	TK_OPT_LIST(0, "report-to", &a.report_to, "none|tensorboard|all",
 		    "tensorboard: also write the logged metrics as TensorBoard events; the last "
 		    "one given wins (none)"),
 	TK_OPT_STR(0, "logging-dir", &a.logging_dir, "DIR",
 		   "TensorBoard event files go here (OUT/runs/TIME_HOST)"),
 	TK_OPT_CHOICE(0, "eval-strategy", &a.eval_strategy, "no|steps|epoch", "when to evaluate (no)"),
-	TK_OPT_DOUBLE(0, "eval-steps", &a.eval_steps, "N", 0, 1e15,
+	TK_OPT_DOUBLE(0, "eval-steps", &train.eval_steps, "N", 0, 1e15,
 		      "evaluate every N steps (default: --logging-steps)"),
-	TK_OPT_INT(0, "per-device-eval-batch-size", &a.eval_batch, "N", 1, 1 << 20,
-		   "blocks per eval batch (8)"),
+	TK_OPT_INT32(0, "per-device-eval-batch-size", &train.eval_batch, "N", 1, 1 << 20,
+		     "blocks per eval batch (8)"),
 	TK_OPT_CHOICE(0, "save-strategy", &a.save_strategy, "no|steps|epoch|best",
 		      "when to write a checkpoint; best: after an evaluation that found a new "
 		      "best --metric-for-best-model (steps)"),
-	TK_OPT_DOUBLE(0, "save-steps", &a.save_steps, "N", 0, 1e15,
+	TK_OPT_DOUBLE(0, "save-steps", &train.save_steps, "N", 0, 1e15,
 		      "checkpoint every N steps, or a fraction of the steps below 1 (500)"),
-	TK_OPT_INT(0, "save-total-limit", &a.save_total_limit, "N", 0, 1e15,
-		   "keep only the newest N checkpoints, and the best one (0: all)"),
-	TK_OPT_BOOL(0, "load-best-model-at-end", &a.load_best,
+	TK_OPT_INT64(0, "save-total-limit", &train.save_total_limit, "N", 0, 1e15,
+		     "keep only the newest N checkpoints, and the best one (0: all)"),
+	TK_OPT_BOOL(0, "load-best-model-at-end", &train.load_best_model_at_end,
 		    "write the best checkpoint's model as OUT's (needs matching eval and save "
 		    "strategies, or --save-strategy best)"),
-	TK_OPT_STR(0, "metric-for-best-model", &a.best_metric, "loss|perplexity",
+	TK_OPT_STR(0, "metric-for-best-model", &train.metric_for_best_model, "loss|perplexity",
 		   "the eval metric that picks the best checkpoint (loss when "
 		   "--load-best-model-at-end is given)"),
-	TK_OPT_BOOL(0, "greater-is-better", &a.greater,
+	TK_OPT_BOOL(0, "greater-is-better", &train.greater_is_better,
 		    "a greater metric is better (default: not for a loss)"),
-	TK_OPT_INT(0, "early-stopping-patience", &a.es_patience, "N", 0, 1e15,
-		   "stop after N evaluations without a better metric (EarlyStoppingCallback; "
-		   "0: never)"),
-	TK_OPT_DOUBLE(0, "early-stopping-threshold", &a.es_threshold, "F", 0, 1e300,
+	TK_OPT_INT64(0, "early-stopping-patience", &train.early_stopping_patience, "N", 0, 1e15,
+		     "stop after N evaluations without a better metric (EarlyStoppingCallback; "
+		     "0: never)"),
+	TK_OPT_DOUBLE(0, "early-stopping-threshold", &train.early_stopping_threshold, "F", 0, 1e300,
 		      "how much better a metric must be to count as better (0)"),
 	TK_OPT_GROUP("tk:"),
-	TK_OPT_BOOL(0, "eval-only", &a.eval_only,
+	TK_OPT_BOOL(0, "eval-only", &train.eval_only,
 		    "evaluate without training: --eval-data, else the --data directory's eval "
 		    "split, else the --data blocks; metrics to stdout"),
 	TK_OPT_STR(0, "device", &a.device, "auto|cpu|cuda[:N]",
 		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
 		   "the CPU (auto)"),
-	TK_OPT_INT(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
-	TK_OPT_BOOL('f', "force", &a.force, "replace an earlier run in OUT"),
+	TK_OPT_INT32(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
+	TK_OPT_BOOL('f', "force", &train.force, "replace an earlier run in OUT"),
 	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
@@ -311,7 +308,7 @@ static int report_setup(struct view *v)
 		fprintf(stderr, "%s: warning: report_to %s: not in tk-train (tensorboard is, and "
 			"OUT/metrics.jsonl has every logged value); going on without\n", tk_prog,
 			foreign);
-	if (!v->report || a.eval_only)
+	if (!v->report || train.eval_only)
 		return v->report = 0;
 	char stamp[64] = "", host[256] = "localhost";
 	time_t t = time(NULL);
@@ -320,7 +317,7 @@ static int report_setup(struct view *v)
 	host[sizeof(host) - 1] = 0;
 	int n = a.logging_dir ? snprintf(v->logdir, sizeof(v->logdir), "%s", a.logging_dir)
 			      : snprintf(v->logdir, sizeof(v->logdir), "%s/runs/%s_%s",
-					 a.output_dir ? a.output_dir : ".", stamp, host);
+					 train.output_dir ? train.output_dir : ".", stamp, host);
 	if (n >= (int)sizeof(v->logdir))
 		return tk_cli_usage_error("--logging-dir: path too long");
 	return 0;
@@ -423,8 +420,6 @@ static int prec_setup(struct tk_backend *be, struct tk_train_opts *o)
 		return tk_cli_fail(rc, &d);
 	if (d.msg[0] && !a.quiet && !tk_dist_rank())
 		fprintf(stderr, "%s: note: %s\n", tk_prog, d.msg);
-	o->initial_scale_power = (int)a.scale_power;
-	o->loss_scale_window = (long)a.scale_window;
 	return 0;
 }
 
@@ -432,16 +427,17 @@ static int prec_setup(struct tk_backend *be, struct tk_train_opts *o)
  * (tk_cli_model_gguf).  An adapter records the GGUF as its base, and a
  * resumed run takes the tokenizer of this import, not the directory the
  * first run recorded, which is gone. */
-static int gguf_model(struct tk_train_opts *o, struct tk_lora_config *lora)
+static int gguf_model(struct tk_train_opts *o, struct tk_lora_config *c)
 {
 	struct tk_diag d;
+	const char *given = o->model_dir;
 	int rc = tk_cli_model_gguf(&o->model_dir, a.quiet || tk_dist_rank() > 0, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
-	if (o->model_dir == a.model)
+	if (o->model_dir == given)
 		return 0;
 	if (o->lora)
-		snprintf(lora->base_model, sizeof(lora->base_model), "%s", a.model);
+		snprintf(c->base_model, sizeof(c->base_model), "%s", given);
 	if (o->resume && !o->tokenizer)
 		o->tokenizer = o->model_dir;
 	return 0;
@@ -451,10 +447,11 @@ static int gguf_model(struct tk_train_opts *o, struct tk_lora_config *lora)
  * are evaluated (tk_data_eval_split decides for tk_train_run). */
 static void eval_data_note(void)
 {
-	if (a.eval_data && !a.quiet && !tk_dist_rank() && tk_path_is_dir(a.eval_data) &&
-	    !strcmp(tk_data_eval_split(a.eval_data), "train"))
+	const char *e = train.eval_data;
+	if (e && !a.quiet && !tk_dist_rank() && tk_path_is_dir(e) &&
+	    !strcmp(tk_data_eval_split(e), "train"))
 		fprintf(stderr, "%s: note: %s: no eval-*.tks; evaluating its train-*.tks\n",
-			tk_prog, a.eval_data);
+			tk_prog, e);
 }
 
 static void on_event(void *ctx, const struct tk_train_event *ev)
@@ -481,20 +478,21 @@ static void on_event(void *ctx, const struct tk_train_event *ev)
 				(double)ev->dropout);
 		if (ev->vocab_taken)
 			fprintf(stderr, "%s: note: %s: no vocab_size; the tokenizer's %d taken, as "
-				"AutoConfig(..., vocab_size=len(tokenizer)) would\n", tk_prog, a.init,
+				"AutoConfig(..., vocab_size=len(tokenizer)) would\n", tk_prog, train.init_config,
 				ev->vocab_taken);
 		fprintf(stderr, "%s: %llu blocks of %d tokens (%llu eval), %s at step %ld of %ld\n",
 			tk_prog, (unsigned long long)ev->n_blocks, ev->seq_len,
 			(unsigned long long)ev->n_eval_blocks, ev->step ? "resuming" : "starting",
 			ev->step, ev->max_steps);
 		if (tk_dist_size() > 1)
-			fprintf(stderr, "%s: data parallel: %d processes x %lld blocks x %lld "
+			fprintf(stderr, "%s: data parallel: %d processes x %d blocks x %d "
 				"accumulation = global batch of %lld blocks\n", tk_prog, tk_dist_size(),
-				a.batch, a.grad_accum, tk_dist_size() * a.batch * a.grad_accum);
-		if (a.zero)
+				train.batch, train.grad_accum,
+				(long long)tk_dist_size() * train.batch * train.grad_accum);
+		if (train.zero)
 			fprintf(stderr, "%s: zero 1: AdamW state %.4g MB in this process (%.4g MB "
 				"unsharded)\n", tk_prog, ev->opt_bytes / 1e6, ev->opt_bytes_full / 1e6);
-		if (strstr(a.optim, "8bit"))
+		if (train.optim == TK_OPTIM_ADAMW_8BIT)
 			fprintf(stderr, "%s: %s: optimizer state %.4g MB, %.2f bytes a parameter "
 				"(fp32 AdamW: %.4g MB)\n", tk_prog, a.optim, ev->opt_bytes / 1e6,
 				ev->trainable ? (double)ev->opt_bytes / (double)ev->trainable : 0.0,
@@ -583,41 +581,24 @@ static int split_names(const struct tk_strlist *l, char (*names)[TK_LORA_NAME], 
 	return 0;
 }
 
-/* The LoRA options' defaults: peft's (tk_lora_config_init). */
-static void lora_defaults(void)
-{
-	struct tk_lora_config c;
-	tk_lora_config_init(&c);
-	a.lora_alpha = c.alpha;
-	a.lora_dropout = c.dropout;
-	a.lora_bias = tk_lora_bias_name(c.bias);
-	a.use_rslora = c.use_rslora;
-	a.use_dora = c.use_dora;
-}
-
-/* The LoRA options into c; *on: LoRA was asked for. */
-static int lora_setup(struct tk_lora_config *c, int *on)
+/* The rest of the LoRA options into lora (the table wrote r, alpha,
+ * dropout, use_rslora and use_dora), and train.lora pointed at it when
+ * --lora-r was given.  Any other LoRA option without --lora-r is a usage
+ * error: the table recorded which were given. */
+static int lora_setup(struct tk_lora_config *c)
 {
 	int ec;
-	tk_lora_config_init(c);
-	*on = a.lora_r > 0;
-	if (!*on && (a.lora_targets.n || a.modules_to_save.n || a.use_rslora != c->use_rslora ||
-		     a.use_dora != c->use_dora ||
-		     a.lora_alpha != c->alpha || a.lora_dropout != c->dropout ||
-		     strcmp(a.lora_bias, tk_lora_bias_name(c->bias))))
+	if (!a.lora_r_given && a.lora_given)
 		return tk_cli_usage_error("LoRA options need --lora-r (e.g. --lora-r 16)");
-	if (*on && a.adapter)
+	if (a.lora_r_given && train.adapter)
 		return tk_cli_usage_error("--adapter trains an existing adapter: leave out --lora-r");
-	if (a.lora_alpha <= 0)
+	if (c->alpha <= 0)
 		return tk_cli_usage_error("--lora-alpha: must be above 0");
-	if (a.lora_dropout >= 1)
+	if (c->dropout >= 1)
 		return tk_cli_usage_error("--lora-dropout: must be below 1");
-	c->r = (int)a.lora_r;
-	c->alpha = a.lora_alpha;
-	c->dropout = a.lora_dropout;
-	c->use_rslora = a.use_rslora;
-	c->use_dora = a.use_dora;
-	tk_lora_bias_parse(a.lora_bias, &c->bias);
+	train.lora = a.lora_r_given ? c : NULL;
+	if (a.lora_bias)
+		tk_lora_bias_parse(a.lora_bias, &c->bias);
 	if ((ec = split_names(&a.lora_targets, c->targets, TK_LORA_MAX_TARGETS, &c->n_targets,
 			      "lora-target-modules")))
 		return ec;
@@ -628,13 +609,13 @@ static int lora_setup(struct tk_lora_config *c, int *on)
 /* The usage errors between options (command line and --config alike). */
 static int check_args(void)
 {
-	if (a.warmup_ratio >= 0 && a.warmup > 0)
+	if (a.warmup_ratio_given && train.warmup > 0)
 		return tk_cli_usage_error("--warmup-steps and --warmup-ratio do not go together");
 	if (a.warmup_ratio >= 1)
 		return tk_cli_usage_error("--warmup-ratio: '%g' is not below 1", a.warmup_ratio);
 	if (a.bf16 && a.fp16)
 		return tk_cli_usage_error("--bf16 and --fp16 do not go together (pick one)");
-	if (strstr(a.optim, "8bit") && a.zero)
+	if (a.optim && strstr(a.optim, "8bit") && train.zero)
 		return tk_cli_usage_error("--optim %s does not go with --zero 1: bitsandbytes' "
 					  "blocks of 256 do not split at the shards' bounds", a.optim);
 	return 0;
@@ -693,7 +674,7 @@ static int apply_config(int argc, char **argv, void **hold)
 	int rc = tk_read_file(a.config, &b, &d);
 	if (rc)
 		return tk_cli_fail(rc, &d);
-	rc = tk_opt_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
+	rc = tk_options_apply_json(opts, b.data, a.config, ignored_keys, hold, &d);
 	if (!rc) {
 		warn_cannot(b.data);
 		take_use_cpu(b.data);
@@ -705,7 +686,7 @@ static int apply_config(int argc, char **argv, void **hold)
 		if (given[i])
 			((struct tk_strlist *)opts[i].value)->n = 0;
 	int npos;
-	if ((rc = tk_opt_parse(argc, argv, opts, &npos, &d)))
+	if ((rc = tk_options_parse(argc, argv, opts, &npos, &d)))
 		return tk_cli_usage_error("%s", d.msg);
 	return 0;
 }
@@ -736,13 +717,14 @@ static char **copy;
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
-	assert(!tk_opt_json_key_taken(opts, ignored_keys));
-	assert(!tk_opt_json_key_taken(opts, cannot_keys));
+	assert(!tk_options_json_key_taken(opts, ignored_keys));
+	assert(!tk_options_json_key_taken(opts, cannot_keys));
 	copy = calloc((size_t)argc + 1, sizeof(*copy));
 	if (!copy)
 		return tk_cli_error("out of memory");
 	memcpy(copy, argv, (size_t)argc * sizeof(*copy));
-	lora_defaults();
+	tk_train_opts_init(&train);
+	tk_lora_config_init(&lora);
 	int npos, exit_now;
 	int ec = tk_cli_parse(argc, argv, opts, usage, about, &npos, &exit_now);
 	if (exit_now)
@@ -753,7 +735,7 @@ int main(int argc, char **argv)
 	if (a.config && (ec = apply_config(argc, copy, &hold)))
 		return ec;
 	if ((ec = check_args())) {
-		tk_opt_json_free(hold);
+		tk_options_json_free(hold);
 		return ec;
 	}
 
@@ -762,58 +744,20 @@ int main(int argc, char **argv)
 	tk_status_init(&v.st, !a.quiet);
 	if ((ec = report_setup(&v)))
 		return ec;
-	struct tk_train_opts o;
 	struct tk_diag d;
-	tk_train_opts_init(&o);
-	o.model_dir = a.model;
-	o.init_config = a.init;
-	o.tokenizer = a.tokenizer;
-	o.data = a.data;
-	o.eval_data = a.eval_data;
-	o.output_dir = a.output_dir;
-	o.resume = a.resume;
-	o.num_train_epochs = a.epochs;
-	o.max_steps = a.max_steps;
-	o.batch = (int)a.batch;
-	o.eval_batch = (int)a.eval_batch;
-	o.grad_accum = (int)a.grad_accum;
-	o.lr = a.lr;
-	o.weight_decay = a.wd;
-	o.beta1 = a.beta1;
-	o.beta2 = a.beta2;
-	o.eps = a.eps;
-	o.max_grad_norm = a.max_grad_norm;
-	o.neftune_alpha = a.neftune;
-	o.metric_for_best_model = a.best_metric;
-	o.load_best_model_at_end = a.load_best;
-	o.greater_is_better = a.greater;
-	o.early_stopping_patience = (long)a.es_patience;
-	o.early_stopping_threshold = a.es_threshold;
-	if (tk_sched_parse(a.sched, &o.sched, &d))
+	if (a.sched && tk_sched_parse(a.sched, &train.sched, &d))
 		return tk_cli_usage_error("%s", d.msg);
-	o.sched_kwargs = a.sched_kwargs;
-	o.warmup = a.warmup_ratio >= 0 ? a.warmup_ratio : a.warmup;
-	o.logging_steps = a.logging_steps;
-	o.logging_first_step = a.logging_first_step;
-	o.eval_strategy = strategy(a.eval_strategy);
-	o.eval_steps = a.eval_steps;
-	o.save_strategy = strategy(a.save_strategy);
-	o.save_steps = a.save_steps;
-	o.save_total_limit = a.save_total_limit;
-	o.seed = (uint64_t)a.seed;
-	o.shuffle = a.shuffle;
-	o.gradient_checkpointing = a.grad_ckpt;
-	o.zero = (int)a.zero;
-	tk_train_optim_parse(a.optim, &o.optim, NULL); /* a choice: always known */
-	o.eval_only = a.eval_only;
-	o.force = a.force;
-	static struct tk_lora_config lora;
-	int lora_on;
-	if ((ec = lora_setup(&lora, &lora_on)))
+	if (a.warmup_ratio_given)
+		train.warmup = a.warmup_ratio;
+	if (a.eval_strategy)
+		train.eval_strategy = strategy(a.eval_strategy);
+	if (a.save_strategy)
+		train.save_strategy = strategy(a.save_strategy);
+	if (a.optim) /* a choice: always known */
+		tk_train_optim_parse(a.optim, &train.optim, NULL);
+	if ((ec = lora_setup(&lora)))
 		return ec;
-	o.lora = lora_on ? &lora : NULL;
-	o.adapter = a.adapter;
-	if ((ec = gguf_model(&o, &lora)))
+	if ((ec = gguf_model(&train, &lora)))
 		return ec;
 
 	struct tk_backend be;
@@ -825,26 +769,26 @@ int main(int argc, char **argv)
 	char spec[32]; /* several ranks: cuda:(local rank mod devices) */
 	if (rc || (rc = tk_cli_backend(&be, tk_dist_device_spec(a.device, spec, sizeof(spec)),
 				       (int)a.threads, a.quiet, &d))) {
-		tk_opt_json_free(hold);
+		tk_options_json_free(hold);
 		return dist_exit(tk_cli_fail(rc, &d));
 	}
-	if ((ec = prec_setup(&be, &o))) {
+	if ((ec = prec_setup(&be, &train))) {
 		tk_backend_free(&be);
-		tk_opt_json_free(hold);
+		tk_options_json_free(hold);
 		return dist_exit(ec);
 	}
 	eval_data_note();
-	o.be = &be;
-	o.on_event = on_event;
-	o.ctx = &v;
+	train.be = &be;
+	train.on_event = on_event;
+	train.ctx = &v;
 	double eval_loss = -1; /* a loss is never negative: -1 until evaluated */
-	rc = tk_train_run(&o, &eval_loss, &d);
+	rc = tk_train_run(&train, &eval_loss, &d);
 	tk_status_clear(&v.st); /* a redrawn line, before a message */
 	if (rc && tk_dist_rank()) /* where rank 0 failed alike, its abort ends us first */
 		sleep(1);
 	tk_backend_free(&be);
-	tk_opt_json_free(hold);
-	report_end(&v, rc && !o.resume);
+	tk_options_json_free(hold);
+	report_end(&v, rc && !train.resume);
 	if (rc == TK_E_INVAL && !d.msg[0])
 		return dist_exit(tk_cli_usage_error("invalid options"));
 	if (rc == TK_E_INVAL && !d.path[0])
@@ -852,7 +796,7 @@ int main(int argc, char **argv)
 	char b1[32], b2[32], b3[32], b4[32];
 	/* --eval-only: the metrics also when the loss is not finite (then
 	 * null, and exit 1 with the error) */
-	if (o.eval_only && !tk_dist_rank() && (!rc || (rc == TK_E_FORMAT && eval_loss != -1)))
+	if (train.eval_only && !tk_dist_rank() && (!rc || (rc == TK_E_FORMAT && eval_loss != -1)))
 		printf("{\"eval_loss\": %s, \"eval_perplexity\": %s}\n",
 		       jnum(b1, sizeof(b1), "%.9g", eval_loss),
 		       jnum(b2, sizeof(b2), "%.9g", exp(eval_loss)));
@@ -860,7 +804,7 @@ int main(int argc, char **argv)
 		fflush(stdout);
 		return dist_exit(rc ? tk_cli_fail(rc, &d) : 0);
 	}
-	if (!o.eval_only)
+	if (!train.eval_only)
 		printf("{\"global_step\": %ld, \"epoch\": %s, \"train_loss\": %s, "
 		       "\"train_runtime\": %s, \"train_tokens_per_second\": %s}\n", v.end.step,
 		       jnum(b1, sizeof(b1), "%.9g", v.end.epoch), jnum(b2, sizeof(b2), "%.9g", v.end.loss),

@@ -58,9 +58,9 @@ TK_HD unsigned tk_bits_from_float(float f)
 TK_HD unsigned short tk_bf16_code(float x)
 {
 	unsigned b = tk_bits_from_float(x);
-	if ((b & 0x7fffffffu) > 0x7f800000u)
-		return 0x7fc0;
-	return (unsigned short)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+	/* a select, not an early return, so that loops over it vectorize */
+	unsigned short r = (unsigned short)((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+	return (b & 0x7fffffffu) > 0x7f800000u ? (unsigned short)0x7fc0 : r;
 }
 
 /* IEEE half code of x: |x| >= 65520 (which rounds above 65504) becomes

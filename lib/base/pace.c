@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "base/opt.h"
+#include "base/options.h"
 #include "base/tk.h"
 
 /* The defaults of each mode: every, min_gap, frac_step. */
@@ -62,7 +62,7 @@ int tk_pace_init(struct tk_pace *p, const char *spec, int tty, int notebook, dou
 		secs = NULL;
 	defaults(p);
 	double s;
-	if (secs && !tk_parse_double(secs, 0, 1e9, &s)) {
+	if (secs && !tk_options_parse_double(secs, 0, 1e9, &s)) {
 		if (p->mode != TK_PACE_OFF)
 			p->every = p->min_gap = s, p->frac_step = 0;
 		return 0;

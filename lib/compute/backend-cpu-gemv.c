@@ -6,15 +6,15 @@
  * memory once and x from L1.  NR is chosen so that the MR * NR
  * accumulators fit the registers (32 zmm, 16 ymm).
  *
- * 4-bit: per 64 columns (32 bytes) of a weight row, the bytes are widened
- * to 16-bit lanes (AVX-512: 16 lanes of 4 codes; AVX2: 8 lanes, twice); in
- * lane j the 4 nibbles are elements 4j+1, 4j, 4j+3, 4j+2 of the 64, so a
- * shift by 0, 4, 8, 12 puts each in the lane's low bits, and one permute
- * over the block's 16 values (code * absmax, the bits tk_qweight_rows
- * gives) turns 16 codes into 16 weights.  x is reordered once per call to
- * that order (ws), so no weight is ever shuffled back.  AVX2 permutes
- * within 8 floats: both halves of the table are permuted and the nibble's
- * bit 3, shifted up to the sign bit, blends the right one in.
+ * 4-bit, AVX-512: per 64 columns (32 bytes) of a weight row, the bytes are
+ * widened to 16 16-bit lanes of 4 codes; in lane j the 4 nibbles are
+ * elements 4j+1, 4j, 4j+3, 4j+2 of the 64, so a shift by 0, 4, 8, 12 puts
+ * each in the lane's low bits, and one permute over the block's 16 values
+ * (code * absmax, the bits tk_qweight_rows gives) turns 16 codes into 16
+ * weights.  AVX2 (whose permute over 8 floats runs on one port only):
+ * vpshufb over byte tables of the unscaled codes, q4_span256.  x is
+ * reordered once per call to the order the weights come out in (ws), so
+ * no weight is ever shuffled back.
  */
 #include "compute/backend-cpu-int.h"
 
@@ -23,6 +23,7 @@
 #define TK_GEMV_X86 1
 #endif
 #include <omp.h>
+#include <string.h>
 
 #include "base/quant-common.h"
 
@@ -284,15 +285,33 @@ size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m)
 }
 
 #ifdef TK_GEMV_X86
-/* xs = x with each group of 4 V elements (V = 16 or 8 lanes) in the
- * codes' order: xs[g + k V + j] = x[g + 4 j + {1, 0, 3, 2}[k]]. */
-static void reorder_x(float *xs, const float *x, size_t n, int V)
+/* Bytes of codes ahead that the 4-bit loops prefetch when a panel spans
+ * whole rows (the rows follow each other in memory): the hardware's own
+ * prefetch kept too few lines in flight for loops that load 32 bytes per
+ * 20 instructions (measured on the Xeon here, 1-4 KiB: 2 best). */
+#define Q4_PF 2048
+/* xs = x with each group of 64 elements in q4_span512's order:
+ * xs[g + 16 k + j] = x[g + 4 j + {1, 0, 3, 2}[k]]. */
+static void reorder_x512(float *xs, const float *x, size_t n)
 {
 	static const int nib[4] = { 1, 0, 3, 2 };
-	for (size_t g = 0; g < n; g += 4 * (size_t)V)
+	for (size_t g = 0; g < n; g += 64)
 		for (int k = 0; k < 4; k++)
-			for (int j = 0; j < V; j++)
-				xs[g + (size_t)k * V + j] = x[g + 4 * (size_t)j + nib[k]];
+			for (int j = 0; j < 16; j++)
+				xs[g + (size_t)k * 16 + j] = x[g + 4 * (size_t)j + nib[k]];
+}
+
+/* xs = x with each group of 32 elements in q4_span256's order: byte p of
+ * the 16 holds elements 2p (high nibble, high lane) and 2p + 1 (low
+ * nibble, low lane); weight vector k holds p = 4 k + i in slot 4 L + i of
+ * lane L. */
+static void reorder_x256(float *xs, const float *x, size_t n)
+{
+	for (size_t g = 0; g < n; g += 32)
+		for (int k = 0; k < 4; k++)
+			for (int l = 0; l < 2; l++)
+				for (int i = 0; i < 4; i++)
+					xs[g + 8 * k + 4 * l + i] = x[g + 2 * (4 * k + i) + !l];
 }
 
 /* Columns [c0, c1) (multiples of 64) of the weight row starting at element
@@ -300,8 +319,10 @@ static void reorder_x(float *xs, const float *x, size_t n, int V)
  * nibbles) and acc[2 i + 1] (odd), which carry over from the previous
  * span: the same operations in the same order as one span over the row. */
 TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			  size_t cols, size_t c0, size_t c1, __m512 *acc)
+			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], size_t pf,
+			  __m512 *acc)
 {
+	(void)pl;
 	const __m512 code = _mm512_loadu_ps(q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code);
 	const uint8_t *d = q->data + (e0 >> 1);
 	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
@@ -316,6 +337,7 @@ TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, c
 			tab = _mm512_mul_ps(code, _mm512_set1_ps(q4_absmax(q, b)));
 			bcur = b;
 		}
+		_mm_prefetch((const char *)(d + (c >> 1)) + pf, _MM_HINT_T0);
 		__m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(d + (c >> 1))));
 		__m512 w0 = _mm512_permutexvar_ps(v, tab);
 		__m512 w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tab);
@@ -335,47 +357,68 @@ TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, c
 		acc[2 * i] = a0[i], acc[2 * i + 1] = a1[i];
 }
 
-/* q4_span512 with AVX2: two 32-column halves per 64, 8 lanes each. */
+/* q4_span512 with AVX2: per 16 bytes (32 columns), the low nibbles in the
+ * low 128-bit lane and the high ones in the high lane index 4 byte tables
+ * (pl[b][c]: byte b of code c, unscaled) with vpshufb, and two rounds of
+ * byte and 16-bit unpacks put the 4 bytes of each code together: 4 x 8
+ * weights whose order reorder_x256 gives x.  Each block's products are
+ * summed apart and times its absmax added to acc (vpermps, the AVX2
+ * permute over 8 floats, runs on one port only; vpshufb and the unpacks
+ * share two). */
 TGT256 AI void q4_span256(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			  size_t cols, size_t c0, size_t c1, __m256 *acc)
+			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], size_t pf,
+			  __m256 *acc)
 {
-	const float *cv = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
-	const __m256 c_lo = _mm256_loadu_ps(cv), c_hi = _mm256_loadu_ps(cv + 8);
 	const uint8_t *d = q->data + (e0 >> 1);
 	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
-	__m256 a0[4], a1[4], t_lo = c_lo, t_hi = c_hi;
-	size_t bcur = (size_t)-1;
+	const __m256i m0f = _mm256_set1_epi8(0x0f);
+	__m256i tb[4];
+	__m256 a0[4], a1[4];
+#pragma GCC unroll 4
+	for (int b = 0; b < 4; b++)
+		tb[b] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pl[b]));
 #pragma GCC unroll 4
 	for (int i = 0; i < MR; i++)
 		a0[i] = acc[2 * i], a1[i] = acc[2 * i + 1];
-	for (size_t c = c0; c < c1; c += 64) {
-		size_t b = (e0 + c) >> lbs;
-		if (b != bcur) {
-			__m256 am = _mm256_set1_ps(q4_absmax(q, b));
-			t_lo = _mm256_mul_ps(c_lo, am);
-			t_hi = _mm256_mul_ps(c_hi, am);
-			bcur = b;
-		}
+	for (size_t c = c0; c < c1;) {
+		size_t b = (e0 + c) >> lbs, ce = ((b + 1) << lbs) - e0;
+		__m256 p0[4], p1[4];
+#pragma GCC unroll 4
+		for (int i = 0; i < MR; i++)
+			p0[i] = _mm256_setzero_ps(), p1[i] = _mm256_setzero_ps();
+		for (ce = ce < c1 ? ce : c1; c < ce; c += 64) {
+			_mm_prefetch((const char *)(d + (c >> 1)) + pf, _MM_HINT_T0);
 #pragma GCC unroll 2
-		for (int h = 0; h < 2; h++) {
-			__m256i v = _mm256_cvtepu16_epi32(
-				_mm_loadu_si128((const __m128i *)(d + (c >> 1) + 16 * h)));
-			__m256 w[4];
+			for (int h = 0; h < 2; h++) {
+				__m256i v = _mm256_broadcastsi128_si256(
+					_mm_loadu_si128((const __m128i *)(d + (c >> 1) + 16 * h)));
+				__m256i ix = _mm256_and_si256(
+					_mm256_blend_epi32(v, _mm256_srli_epi16(v, 4), 0xf0), m0f);
+				__m256i b0 = _mm256_shuffle_epi8(tb[0], ix);
+				__m256i b1 = _mm256_shuffle_epi8(tb[1], ix);
+				__m256i b2 = _mm256_shuffle_epi8(tb[2], ix);
+				__m256i b3 = _mm256_shuffle_epi8(tb[3], ix);
+				__m256i l01 = _mm256_unpacklo_epi8(b0, b1), h01 = _mm256_unpackhi_epi8(b0, b1);
+				__m256i l23 = _mm256_unpacklo_epi8(b2, b3), h23 = _mm256_unpackhi_epi8(b2, b3);
+				__m256 w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23));
+				__m256 w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23));
+				__m256 w2 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23));
+				__m256 w3 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23));
 #pragma GCC unroll 4
-			for (int k = 0; k < 4; k++) {
-				__m256i ix = _mm256_srli_epi32(v, 4 * k);
-				__m256 sel = _mm256_castsi256_ps(_mm256_slli_epi32(v, 28 - 4 * k));
-				w[k] = _mm256_blendv_ps(_mm256_permutevar8x32_ps(t_lo, ix),
-							_mm256_permutevar8x32_ps(t_hi, ix), sel);
+				for (int i = 0; i < MR; i++) {
+					const float *xi = xs + i * cols + c + 32 * h;
+					p0[i] = _mm256_fmadd_ps(w0, _mm256_load_ps(xi), p0[i]);
+					p1[i] = _mm256_fmadd_ps(w1, _mm256_load_ps(xi + 8), p1[i]);
+					p0[i] = _mm256_fmadd_ps(w2, _mm256_load_ps(xi + 16), p0[i]);
+					p1[i] = _mm256_fmadd_ps(w3, _mm256_load_ps(xi + 24), p1[i]);
+				}
 			}
+		}
+		__m256 am = _mm256_set1_ps(q4_absmax(q, b));
 #pragma GCC unroll 4
-			for (int i = 0; i < MR; i++) {
-				const float *xi = xs + i * cols + c + 32 * h;
-				a0[i] = _mm256_fmadd_ps(w[0], _mm256_load_ps(xi), a0[i]);
-				a1[i] = _mm256_fmadd_ps(w[1], _mm256_load_ps(xi + 8), a1[i]);
-				a0[i] = _mm256_fmadd_ps(w[2], _mm256_load_ps(xi + 16), a0[i]);
-				a1[i] = _mm256_fmadd_ps(w[3], _mm256_load_ps(xi + 24), a1[i]);
-			}
+		for (int i = 0; i < MR; i++) {
+			a0[i] = _mm256_fmadd_ps(p0[i], am, a0[i]);
+			a1[i] = _mm256_fmadd_ps(p1[i], am, a1[i]);
 		}
 	}
 #pragma GCC unroll 4
@@ -391,25 +434,29 @@ TGT256 AI void q4_span256(const int MR, const struct tk_qweight *q, size_t e0, c
 #define Q4_PANEL(MR) ((size_t)(4096 / (MR)) & ~(size_t)63)
 
 typedef void (*q4_rows_fn)(const struct tk_qweight *, int64_t, int, int, const float *, size_t,
-			   float *, int, float);
+			   const uint8_t (*)[16], float *, int, float);
 
 /* Output rows [r0, r1) (r1 - r0 <= Q4_RB) for MR rows of x, in column
  * panels; y[i ldy + r] = sum (+ beta y). */
 #define Q4_ROWS(NAME, TGT, VEC, SPAN, ZERO, RED, MR)                                          \
 	TGT __attribute__((noinline)) static void NAME(const struct tk_qweight *q, int64_t row0, \
 						       int r0, int r1, const float *xs,          \
-						       size_t cols, float *y, int ldy, float beta) \
+						       size_t cols, const uint8_t (*pl)[16],     \
+						       float *y, int ldy, float beta)            \
 	{                                                                                     \
 		VEC acc[Q4_RB][2 * MR];                                                       \
 		const size_t kc = Q4_PANEL(MR);                                               \
+		/* prefetch: the codes Q4_PF bytes on, or with panels the next                \
+		 * row's codes of this panel (those come next) */                             \
+		const size_t pf = kc >= cols ? Q4_PF : cols / 2;                              \
 		for (size_t p0 = 0; p0 < cols; p0 += kc) {                                    \
 			size_t p1 = cols - p0 < kc ? cols : p0 + kc;                          \
 			for (int r = r0; r < r1; r++) {                                       \
 				if (!p0)                                                      \
 					for (int j = 0; j < 2 * MR; j++)                      \
 						acc[r - r0][j] = ZERO();                      \
-				SPAN(MR, q, (size_t)(row0 + r) * cols, xs, cols, p0, p1,      \
-				     acc[r - r0]);                                            \
+				SPAN(MR, q, (size_t)(row0 + r) * cols, xs, cols, p0, p1, pl,  \
+				     pf, acc[r - r0]);                                        \
 			}                                                                     \
 		}                                                                             \
 		for (int r = r0; r < r1; r++)                                                 \
@@ -456,11 +503,22 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 {
 #ifdef TK_GEMV_X86
 	const size_t cols = (size_t)q->cols;
-	const int V = isa == TK_CPU_ISA_AVX512 ? 16 : 8;
 	const int group = isa == TK_CPU_ISA_AVX512 ? TK_GEMV_MAX_ROWS : 4;
 
+	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+	uint8_t pl[4][16];
+
+	for (int c = 0; c < 16; c++) {
+		uint32_t bits;
+		memcpy(&bits, &code[c], 4);
+		for (int b = 0; b < 4; b++)
+			pl[b][c] = (uint8_t)(bits >> 8 * b);
+	}
 	for (int i = 0; i < m; i++)
-		reorder_x(ws + (size_t)i * cols, x + (size_t)i * cols, cols, V);
+		if (isa == TK_CPU_ISA_AVX512)
+			reorder_x512(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
+		else
+			reorder_x256(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
 	if ((long)n * (long)cols < GEMV_PAR_MIN)
 		nt = 1;
 	int nblk = (n + Q4_RB - 1) / Q4_RB;
@@ -472,9 +530,9 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 			const float *xs = ws + (size_t)i0 * cols;
 			float *yi = y + (size_t)i0 * ldy;
 			if (isa == TK_CPU_ISA_AVX512)
-				q4_512[mr](q, row0, r0, r1, xs, cols, yi, ldy, beta);
+				q4_512[mr](q, row0, r0, r1, xs, cols, pl, yi, ldy, beta);
 			else
-				q4_256[mr](q, row0, r0, r1, xs, cols, yi, ldy, beta);
+				q4_256[mr](q, row0, r0, r1, xs, cols, pl, yi, ldy, beta);
 		}
 	}
 #else

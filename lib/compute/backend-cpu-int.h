@@ -41,10 +41,12 @@ int tk_cpu_qgemv4_ok(enum tk_cpu_isa isa, const struct tk_qweight *q);
 size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m);
 
 /* y[i ldy + r] = sum_c x[i cols + c] W[row0 + r][c] (+ beta y) for i < m,
- * r < n, W the 4-bit weight q (tk_cpu_qgemv4_ok), each weight element with
- * the bits tk_qweight_rows gives (code * block absmax): the codes are
- * looked up in the block's 16 values with one permute per 16 (AVX-512) or
- * two and a blend per 8 (AVX2), straight from the packed bytes.  ws:
+ * r < n, W the 4-bit weight q (tk_cpu_qgemv4_ok), straight from the packed
+ * bytes.  AVX-512: each weight element with the bits tk_qweight_rows gives
+ * (code * block absmax), one permute over the block's 16 values per 16
+ * codes; AVX2: the codes' values looked up with vpshufb in byte tables,
+ * each block's sum of code * x times its absmax (one rounding more per
+ * product and per block).  The same bits for any nt.  ws:
  * tk_cpu_qgemv4_ws floats, 64-byte aligned (x reordered to the codes'
  * order). */
 void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0, int n,

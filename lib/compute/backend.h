@@ -41,6 +41,11 @@ struct tk_attn_opts {
 
 struct tk_backend_i {
 	const char *name;
+	/* 1 when the backend's memory is the host's (alloc returns memory the
+	 * CPU reads and writes directly, bounded by the host's RAM): a copy of
+	 * host data into it gains nothing, and the host's limits are its
+	 * limits.  0 for a device with its own memory. */
+	int host_memory;
 	/* C[m,n] = alpha * op(A) op(B) + beta * C, op(A) [m,k], op(B) [k,n];
 	 * ta/tb: A/B stored transposed.  lda/ldb/ldc: row strides. */
 	int (*matmul)(struct tk_backend *be, int ta, int tb, int m, int n, int k, float alpha,

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/opt.h"
+#include "base/options.h"
 
 #ifdef TK_USE_CUDA
 #include "../../kernels/device-cuda.h"
@@ -60,7 +60,7 @@ int tk_device_parse(const char *spec, struct tk_device *dev, int *fell_back,
 		return 0;
 	}
 	if (strncmp(spec, "cuda", 4) || (spec[4] && spec[4] != ':') ||
-	    (spec[4] == ':' && tk_parse_ll(spec + 5, 0, 1023, &idx)))
+	    (spec[4] == ':' && tk_options_parse_ll(spec + 5, 0, 1023, &idx)))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "unknown device '%s' (use auto, cpu, cuda or cuda:N)", spec);
 	if ((rc = tk_device_cuda_count(&n, d)))

@@ -26,7 +26,7 @@ int tk_qweight_to_backend(struct tk_qweight *q, struct tk_backend *be, struct tk
 
 	/* the CPU backend's memory is the host's: a copy would only double
 	 * the weight for a moment and change nothing */
-	if (!be || !be->i || !be->i->dequant_rows || !strcmp(be->i->name, "cpu") ||
+	if (!be || !be->i || !be->i->dequant_rows || be->i->host_memory ||
 	    tk_qweight_backend(q) == be)
 		return 0;
 	tk_qweight_bufs(q, p, bytes);

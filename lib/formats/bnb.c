@@ -841,6 +841,16 @@ static int write_text(const char *path, const char *s, struct tk_diag *d)
 	return 0;
 }
 
+void tk_bnb_opts_init(struct tk_bnb_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->bits = 4;
+	o->type = TK_Q4_NF4;
+	o->blocksize = 64;
+	snprintf(o->compute_dtype, sizeof(o->compute_dtype), "float32");
+	o->torch_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int tk_bnb_check_opts(const struct tk_bnb_opts *o, struct tk_diag *d)
 {
 	if (o->bits != 4 && o->bits != 8)

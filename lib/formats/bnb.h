@@ -58,6 +58,11 @@ struct tk_bnb_opts {
 	void *progress_arg;
 };
 
+/* Sets transformers' BitsAndBytesConfig defaults for a 4-bit load: bits
+ * 4, NF4, no double quantization, blocksize 64, compute dtype float32, and
+ * torch's thread count (the online CPUs); no progress. */
+void tk_bnb_opts_init(struct tk_bnb_opts *o);
+
 /* Checks o: bits 4 or 8, a known type, a blocksize bitsandbytes accepts
  * (tk_q4_blocksize_ok), compute_dtype empty or float32/float16/bfloat16.
  * Returns 0 or TK_E_INVAL saying what is wrong. */

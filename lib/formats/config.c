@@ -499,14 +499,16 @@ static int parse_no_rope(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
-/* Qwen2's, Qwen3's and SmolLM3's windows into c->layer_window, as their
- * transformers configs derive them: sliding_window is None unless
- * use_sliding_window (Qwen2, Qwen3: default 4096; SmolLM3: None); then
- * layer_types as given, else sliding where l >= max_window_layers (Qwen;
- * default 28) or on the NoPE layers (SmolLM3), when there is a window. */
 static int read_layer_types(const struct parse *p, struct tk_model_config *c, const cJSON *lt,
 			    int win);
 
+/* Qwen2's, Qwen3's and SmolLM3's windows into c->layer_window, as their
+ * transformers configs derive them: Qwen2/Qwen3's sliding_window is None
+ * unless use_sliding_window (default 4096); SmolLM3 keeps its (default
+ * None) either way, and its eager mask applies it to the layers
+ * layer_types names; then layer_types as given, else sliding where l >=
+ * max_window_layers (Qwen; default 28) or on the NoPE layers (SmolLM3),
+ * when use_sliding_window and there is a window. */
 static int parse_windows(const struct parse *p, struct tk_model_config *c)
 {
 	int smol = c->arch == TK_ARCH_SMOLLM3, rc;
@@ -515,13 +517,14 @@ static int parse_windows(const struct parse *p, struct tk_model_config *c)
 	    (rc = get_int(p, "sliding_window", smol ? 0 : 4096, 0, 1, INT64_C(1) << 40, &sw)) ||
 	    (rc = get_int(p, "max_window_layers", 28, INT64_MIN, 0, INT32_MAX, &mwl)))
 		return rc;
-	int win = !c->use_sliding_window ? 0 : sw > INT32_MAX ? INT32_MAX : (int)sw;
+	int win = !c->use_sliding_window && !smol ? 0 : sw > INT32_MAX ? INT32_MAX : (int)sw;
 	c->sliding_window = win;
 	c->max_window_layers = (int)mwl;
 	const cJSON *lt = get(p, "layer_types");
 	if (!lt || cJSON_IsNull(lt)) {
 		for (int l = 0; l < c->n_layer; l++)
-			c->layer_window[l] = (smol ? c->no_rope[l] : l >= mwl) ? win : 0;
+			c->layer_window[l] =
+				c->use_sliding_window && (smol ? c->no_rope[l] : l >= mwl) ? win : 0;
 		return 0;
 	}
 	return read_layer_types(p, c, lt, win);
@@ -1203,7 +1206,7 @@ static cJSON *build(const struct tk_model_config *c)
 		/* fall through */
 	case TK_ARCH_QWEN2: {
 		cJSON_AddBoolToObject(o, "use_sliding_window", c->use_sliding_window);
-		if (c->use_sliding_window && c->sliding_window > 0)
+		if (c->sliding_window > 0)
 			cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);
 		else
 			cJSON_AddNullToObject(o, "sliding_window");

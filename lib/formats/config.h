@@ -92,8 +92,9 @@ struct tk_model_config {
 	 * attention is fully causal (null, or at least max_pos, where the
 	 * window never excludes a position).  Qwen2, Qwen3, SmolLM3: the
 	 * window of the layers layer_types calls "sliding_attention", 0 when
-	 * use_sliding_window is false or the key null (transformers' config
-	 * then holds None).  The model reads layer_window, never this. */
+	 * the key is null or (Qwen2, Qwen3) use_sliding_window is false
+	 * (transformers' config then holds None; SmolLM3's keeps its window).
+	 * The model reads layer_window, never this. */
 	int sliding_window;
 	int use_sliding_window;  /* Qwen2, Qwen3, SmolLM3: as read, written back */
 	int max_window_layers;   /* Qwen2, Qwen3: as read (default 28), written back */
@@ -104,7 +105,8 @@ struct tk_model_config {
 	 * every layer.  Qwen2/Qwen3: sliding_window on the layers layer_types
 	 * names "sliding_attention", which transformers derives, when absent,
 	 * as the layers l >= max_window_layers when use_sliding_window.
-	 * SmolLM3: the same from layer_types, derived as its NoPE layers when
+	 * SmolLM3: the same from layer_types (whatever use_sliding_window, as
+	 * its eager mask does), derived as its NoPE layers when
 	 * use_sliding_window.  Gemma-2/3: the local layers (sliding_window),
 	 * 0 on the global ones.  Saving writes layer_types back from it (a
 	 * layer slides where its window is not 0). */

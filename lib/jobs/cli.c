@@ -1,6 +1,7 @@
 /* cli.c - see cli.h. */
 #include "jobs/cli.h"
 
+#include "compute/bf16.h"
 #include "compute/blas.h"
 #include "compute/cpu.h"
 #include "compute/dist.h"
@@ -134,10 +135,10 @@ int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		 const char *const *usage, const char *about, int *npos, int *exit_now)
 {
 	struct tk_diag d;
-	int rc = tk_opt_parse(argc, argv, opts, npos, &d);
+	int rc = tk_options_parse(argc, argv, opts, npos, &d);
 	*exit_now = rc != TK_OPT_DONE;
 	if (rc == TK_OPT_SHOW_HELP) {
-		tk_opt_usage(stdout, usage, about, opts);
+		tk_options_usage(stdout, usage, about, opts);
 		return TK_EXIT_OK;
 	}
 	if (rc == TK_OPT_SHOW_VERSION) {
@@ -174,6 +175,7 @@ void tk_cli_version(FILE *out)
 	for (const struct tk_blas_kernel *k = tk_blas_kernels; k->name; k++)
 		if (k->cpu_has())
 			fprintf(out, " %s", k->name);
+	fprintf(out, "\nbf16 (--bf16, TK_BF16): %s", tk_bf16_describe());
 	fprintf(out, "\nloops: %s (TK_CPU_ISA:", tk_cpu_isa_name(tk_cpu_isa()));
 	for (int i = (int)tk_cpu_isa_best(); i >= 0; i--)
 		fprintf(out, " %s", tk_cpu_isa_name((enum tk_cpu_isa)i));
@@ -395,7 +397,7 @@ int tk_cli_chat_opts(struct tk_chat *c, const char *kwargs, struct tk_diag *d)
 	if (kwargs && (rc = tk_chat_set_kwargs(c, kwargs, d)))
 		return rc;
 	if (sde && *sde) {
-		if (tk_parse_ll(sde, 0, 253402300799LL, &t))
+		if (tk_options_parse_ll(sde, 0, 253402300799LL, &t))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 					   "SOURCE_DATE_EPOCH '%.100s' is not a number of seconds", sde);
 		tk_chat_pin_time(c, t);

@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 #include "compute/backend.h"
-#include "base/opt.h"
+#include "base/options.h"
 #include "base/pace.h"
 #include "base/tk.h"
 #include "text/chat.h"

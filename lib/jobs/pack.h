@@ -21,7 +21,7 @@ struct tk_pack_opts {
 	int pad;                 /* one document per block, padded */
 	int keep_remainder;      /* pack mode: pad the last partial block */
 	double eval_fraction;    /* 0 <= f < 1 */
-	long long eval_docs;     /* > 0: this many eval documents (overrides fraction) */
+	int64_t eval_docs;       /* > 0: this many eval documents (overrides fraction) */
 	int shuffle;             /* shuffle documents before splitting and packing */
 	uint64_t seed;
 	uint64_t shard_blocks;   /* blocks per output shard file (directory output) */

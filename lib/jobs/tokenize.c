@@ -578,6 +578,15 @@ static int is_shard_path(const char *p)
 	return n > 4 && !strcmp(p + n - 4, ".tks");
 }
 
+void tk_tokenize_opts_init(struct tk_tokenize_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mode = TK_TOKENIZE_SHARD;
+	o->in.format = TK_INPUT_AUTO;
+	o->add_eos = 1;
+	o->add_special = 1;
+}
+
 int tk_tokenize_run(const tk_tokenizer_t *t, const struct tk_tokenize_opts *o, FILE *out,
 		    const char *out_name, struct tk_tokenize_stats *st, struct tk_diag *d)
 {

@@ -73,6 +73,12 @@ struct tk_tokenize_opts {
 	void *progress_arg;
 };
 
+/* Sets HF's tokenizer(text) defaults: EOS appended (add_eos) and the
+ * post-processor's special tokens (add_special); a shard out, the format
+ * from each input's extension, threads 0 (one per online CPU); every
+ * other field 0 or NULL. */
+void tk_tokenize_opts_init(struct tk_tokenize_opts *o);
+
 /* Runs o over tokenizer t, writing the shard, ids or text to out (named
  * out_name in messages; unused for STATS) and the totals to *st.  Text
  * inputs that yield no document at all are TK_E_FORMAT ("no documents in

@@ -283,7 +283,7 @@ size_t tk_memplan_limit(struct tk_backend *be, const char **what, const char **a
 			*after = " are free";
 		return mi.limit;
 	}
-	if (!be || !be->i || strcmp(be->i->name, "cpu"))
+	if (!be || !be->i || !be->i->host_memory)
 		return 0;
 	/* the host: what the process may map, what the machine has */
 	if (!sysinfo(&si) && si.mem_unit) {

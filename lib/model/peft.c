@@ -928,6 +928,12 @@ static int write_merged(const struct tk_model *m, const char *base, const char *
 }
 
 /* peft.h */
+void tk_peft_merge_opts_init(struct tk_merge_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->dtype = TK_DT_COUNT;
+}
+
 int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 		      struct tk_diag *d)
 {
@@ -978,11 +984,10 @@ int tk_peft_merge_dir(const struct tk_merge_opts *o, struct tk_merge_info *info,
 	if ((err = write_merged(&m, o->base, ad.tmp, info->dtype, d)))
 		goto out;
 	if (o->requantize) {
-		struct tk_bnb_opts bo = {
-			.bits = 4, .type = TK_Q4_NF4, .double_quant = 1, .blocksize = 64,
-			.torch_threads = (int)sysconf(_SC_NPROCESSORS_ONLN),
-		};
+		struct tk_bnb_opts bo;
 
+		tk_bnb_opts_init(&bo);
+		bo.double_quant = 1;
 		snprintf(bo.compute_dtype, sizeof(bo.compute_dtype), "%s",
 			 info->dtype == TK_DT_F16 ? "float16" :
 			 info->dtype == TK_DT_BF16 ? "bfloat16" : "float32");

@@ -68,6 +68,11 @@ struct tk_merge_opts {
 				     started); NULL: a CPU backend of threads */
 };
 
+/* Sets peft's merge_and_unload defaults: the output in the base's
+ * torch_dtype (dtype TK_DT_COUNT), not requantized, all threads, the
+ * CPU; no base, adapters or output yet. */
+void tk_peft_merge_opts_init(struct tk_merge_opts *o);
+
 struct tk_merge_info {
 	int quantized;            /* the base had quantized tensors (dequantized) */
 	int n_modules;            /* adapted modules merged, all adapters */

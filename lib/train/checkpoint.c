@@ -570,7 +570,8 @@ int train_save_checkpoint(struct trainer *tr, struct tk_diag *d)
 int train_load_checkpoint(struct trainer *tr, struct tk_diag *d)
 {
 	char p[PATH_LEN];
-	int rc = train_load_state(tr, d);
+	int rc = train_load_state(tr, &tr->resumed, d);
+	train_state_file_free(&tr->resumed); /* all it was needed for */
 	if (rc)
 		return rc;
 	if (tk_path_join(p, sizeof(p), tr->resume_dir, "optimizer.safetensors"))

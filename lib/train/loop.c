@@ -10,6 +10,7 @@
 
 #include "base/afile.h"
 #include "base/path.h"
+#include "compute/bf16.h"
 #include "compute/blas.h"
 #include "compute/dist.h"
 #include "train/train-int.h"
@@ -509,6 +510,12 @@ int train_finish(struct trainer *tr, struct tk_diag *d)
 	 * read with the kernel it ran on */
 	if (tk_blas_kernel_name()[0] && !cJSON_AddStringToObject(e, "train_cpu_gemm_kernel",
 								 tk_blas_kernel_name())) {
+		cJSON_Delete(e);
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	}
+	/* and, for --bf16 on the CPU, the path its matmuls took (bf16.h) */
+	if (tr->o->prec == TK_PREC_BF16 && !strcmp(tr->be->i->name, "cpu") &&
+	    !cJSON_AddStringToObject(e, "train_cpu_bf16_path", tk_bf16_path_name(tk_bf16_path()))) {
 		cJSON_Delete(e);
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 	}

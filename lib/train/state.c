@@ -141,20 +141,25 @@ int train_save_state(struct trainer *tr, const char *path, struct tk_diag *d)
 	return rc;
 }
 
-/* Reads and parses the checkpoint's trainer_state.json into *root (NULL
- * when it is not JSON; the caller deletes it); path gets the file's name. */
-static int read_state(struct trainer *tr, char *path, size_t n, cJSON **root,
-		      struct tk_diag *d)
+int train_read_state(const struct trainer *tr, struct train_state_file *sf,
+		     struct tk_diag *d)
 {
-	if (tk_path_join(path, n, tr->resume_dir, "trainer_state.json"))
+	sf->root = NULL;
+	if (tk_path_join(sf->path, sizeof(sf->path), tr->resume_dir, "trainer_state.json"))
 		return tk_diag_set(d, TK_E_INVAL, tr->resume_dir, -1, "path too long");
 	struct tk_buf b = { 0 };
-	int rc = tk_read_file(path, &b, d);
+	int rc = tk_read_file(sf->path, &b, d);
 	if (rc)
 		return rc;
-	*root = cJSON_Parse(b.data);
+	sf->root = cJSON_Parse(b.data);
 	tk_buf_free(&b);
 	return 0;
+}
+
+void train_state_file_free(struct train_state_file *sf)
+{
+	cJSON_Delete(sf->root);
+	sf->root = NULL;
 }
 
 /* Checking trainer_state.json as strictly as a safetensors header: each
@@ -533,13 +538,11 @@ static void restore(struct trainer *tr, cJSON *r, const struct saved *s)
 /* Reads trainer_state.json of the checkpoint, checks every value tk takes
  * from it (struct sv) and that the run agrees with it, and restores the
  * loop state. */
-int train_load_state(struct trainer *tr, struct tk_diag *d)
+int train_load_state(struct trainer *tr, struct train_state_file *sf, struct tk_diag *d)
 {
-	char path[PATH_LEN];
-	cJSON *r;
-	int rc = read_state(tr, path, sizeof(path), &r, d);
-	if (rc)
-		return rc;
+	cJSON *r = sf->root;
+	const char *path = sf->path;
+	int rc = 0;
 	struct sv v = { path, d };
 	struct saved s = { .world = 1 };
 	const cJSON *tk = sv_get(r, "tk"), *ver = sv_get(tk, "version");
@@ -555,20 +558,18 @@ int train_load_state(struct trainer *tr, struct tk_diag *d)
 		  !(rc = load_plateau(&v, s.sched, &tr->sched))) &&
 		 !(rc = load_best(&v, r, tr, (long)s.gs)))
 		restore(tr, r, &s);
-	cJSON_Delete(r);
 	return rc;
 }
 
 /* tk.source of the resumed checkpoint's trainer_state.json: the side
  * directory (and the side files it had) or file the run started with
  * (src_recorded 0 when the checkpoint records none). */
-int train_read_source(struct trainer *tr, struct tk_diag *d)
+int train_read_source(struct trainer *tr, const struct train_state_file *sf,
+		      struct tk_diag *d)
 {
-	char path[PATH_LEN];
-	cJSON *r;
-	int rc = read_state(tr, path, sizeof(path), &r, d);
-	if (rc)
-		return rc;
+	const cJSON *r = sf->root;
+	const char *path = sf->path;
+	int rc = 0;
 	struct sv v = { path, d };
 	const cJSON *src = sv_get(sv_get(r, "tk"), "source"), *files;
 	const char *dir = NULL, *file = NULL;
@@ -610,18 +611,16 @@ int train_read_source(struct trainer *tr, struct tk_diag *d)
 	snprintf(tr->src_file, sizeof(tr->src_file), "%s", file ? file : "");
 	tr->src_recorded = 1;
 out:
-	cJSON_Delete(r);
 	return rc;
 }
 
 /* The data path a checkpoint was trained on (OUT/data.tks for a stream). */
-int train_stored_data_path(struct trainer *tr, struct tk_diag *d)
+int train_stored_data_path(struct trainer *tr, const struct train_state_file *sf,
+			   struct tk_diag *d)
 {
-	char path[PATH_LEN];
-	cJSON *r;
-	int rc = read_state(tr, path, sizeof(path), &r, d);
-	if (rc)
-		return rc;
+	const cJSON *r = sf->root;
+	const char *path = sf->path;
+	int rc = 0;
 	struct sv v = { path, d };
 	const cJSON *data;
 	const char *p;
@@ -637,6 +636,5 @@ int train_stored_data_path(struct trainer *tr, struct tk_diag *d)
 		rc = tk_path_join(tr->data_path, sizeof(tr->data_path), tr->out, SPILL_NAME);
 	else
 		snprintf(tr->data_path, sizeof(tr->data_path), "%s", p);
-	cJSON_Delete(r);
 	return rc;
 }

@@ -31,6 +31,13 @@
 
 enum metric { METRIC_NONE = 0, METRIC_LOSS, METRIC_PERPLEXITY };
 
+/* A checkpoint's trainer_state.json, read and parsed once on resume
+ * (train_read_state) and handed to each reader of it. */
+struct train_state_file {
+	char path[PATH_LEN];
+	cJSON *root; /* NULL: not JSON (each reader reports it as it must) */
+};
+
 struct trainer {
 	const struct tk_train_opts *o;
 	struct tk_backend *be;
@@ -54,6 +61,7 @@ struct trainer {
 	char out[PATH_LEN];
 	char data_path[PATH_LEN];
 	char resume_dir[PATH_LEN];
+	struct train_state_file resumed; /* its trainer_state.json, read once */
 	char last_ckpt[PATH_LEN];
 	/* metric_for_best_model (0: none, else one of enum metric), the best
 	 * so far, its checkpoint (best_model_checkpoint, "" when none), and
@@ -217,9 +225,9 @@ int train_save_model(struct trainer *tr, const char *dir, struct tk_diag *d);
  * ZeRO-1 state), then the oldest beyond save_total_limit removed. */
 int train_save_checkpoint(struct trainer *tr, struct tk_diag *d);
 
-/* Resuming: the loop's state (trainer_state.json) and AdamW's
- * (optimizer.safetensors) from tr->resume_dir, which becomes the last good
- * checkpoint. */
+/* Resuming: the loop's state (tr->resumed, trainer_state.json) and
+ * AdamW's (optimizer.safetensors) from tr->resume_dir, which becomes the
+ * last good checkpoint. */
 int train_load_checkpoint(struct trainer *tr, struct tk_diag *d);
 
 /* Removes the oldest checkpoints beyond save_total_limit (never the
@@ -238,15 +246,26 @@ int train_keep_only_best(struct trainer *tr, struct tk_diag *d);
 /* trainer_state.json of the loop as it is now, at path. */
 int train_save_state(struct trainer *tr, const char *path, struct tk_diag *d);
 
-/* Reads trainer_state.json of tr->resume_dir, checks every value tk takes
- * from it and that the run agrees with it, and restores the loop state. */
-int train_load_state(struct trainer *tr, struct tk_diag *d);
+/* Reads and parses trainer_state.json of tr->resume_dir into *sf (its
+ * root NULL when the file is not JSON); the caller frees it with
+ * train_state_file_free.  Returns 0, or what reading the file returns. */
+int train_read_state(const struct trainer *tr, struct train_state_file *sf,
+		     struct tk_diag *d);
+void train_state_file_free(struct train_state_file *sf);
 
-/* tk.source of the resumed checkpoint into src_dir, src_file, src_mask
- * and src_recorded. */
-int train_read_source(struct trainer *tr, struct tk_diag *d);
+/* Checks every value tk takes from the resumed checkpoint's
+ * trainer_state.json sf and that the run agrees with it, and restores the
+ * loop state (log_history moves from sf->root to the trainer). */
+int train_load_state(struct trainer *tr, struct train_state_file *sf, struct tk_diag *d);
 
-/* tr->data_path from the resumed checkpoint (OUT/data.tks for a stream). */
-int train_stored_data_path(struct trainer *tr, struct tk_diag *d);
+/* tk.source of the resumed checkpoint's sf into src_dir, src_file,
+ * src_mask and src_recorded. */
+int train_read_source(struct trainer *tr, const struct train_state_file *sf,
+		      struct tk_diag *d);
+
+/* tr->data_path from the resumed checkpoint's sf (OUT/data.tks for a
+ * stream). */
+int train_stored_data_path(struct trainer *tr, const struct train_state_file *sf,
+			   struct tk_diag *d);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "base/afile.h"
 #include "base/path.h"
+#include "compute/bf16.h"
 #include "compute/dist.h"
 #include "formats/config.h"
 #include "train/train-int.h"
@@ -258,6 +259,7 @@ static void train_free(struct trainer *tr)
 	free(tr->targets);
 	free(tr->rows);
 	cJSON_Delete(tr->log_history);
+	train_state_file_free(&tr->resumed);
 	if (tr->metrics)
 		fclose(tr->metrics);
 	train_unlock_output(tr);
@@ -313,11 +315,12 @@ static int setup(struct trainer *tr, struct tk_diag *d)
 					   "no such checkpoint directory");
 		snprintf(tr->resume_dir, sizeof(tr->resume_dir), "%s", o->resume);
 	}
-	if (tr->resume_dir[0] && (rc = train_read_source(tr, d)))
+	if (tr->resume_dir[0] && ((rc = train_read_state(tr, &tr->resumed, d)) ||
+				  (rc = train_read_source(tr, &tr->resumed, d))))
 		return rc;
 	if (o->data)
 		snprintf(tr->data_path, sizeof(tr->data_path), "%s", o->data);
-	else if ((rc = train_stored_data_path(tr, d)))
+	else if ((rc = train_stored_data_path(tr, &tr->resumed, d)))
 		return rc;
 	if ((rc = train_load_model(tr, d)))
 		return rc;
@@ -351,6 +354,9 @@ int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag
 	}
 	if (d)
 		d->msg[0] = 0;
+	if (prec == TK_PREC_BF16 && !strcmp(be->i->name, "cpu") &&
+	    tk_bf16_path() == TK_BF16_EMULATE)
+		tk_diag_set(d, 0, NULL, -1, "--bf16 on this CPU: %s", tk_bf16_describe());
 	return 0;
 }
 

@@ -134,7 +134,7 @@ struct tk_train_opts {
 	const char *resume;     /* a checkpoint directory, "latest" or NULL */
 
 	double num_train_epochs;
-	long long max_steps;    /* <= 0: from num_train_epochs */
+	int64_t max_steps;      /* <= 0: from num_train_epochs */
 	int batch, eval_batch, grad_accum;
 	double lr, weight_decay, beta1, beta2, eps, max_grad_norm;
 	double neftune_alpha;   /* NEFTune's noise_alpha (struct tk_model); 0: off */
@@ -146,7 +146,7 @@ struct tk_train_opts {
 	enum tk_interval eval_strategy, save_strategy;
 	double eval_steps;      /* 0: logging_steps */
 	double save_steps;
-	long long save_total_limit; /* <= 0: keep every checkpoint */
+	int64_t save_total_limit; /* <= 0: keep every checkpoint */
 	/* The best checkpoint (train/best.h): metric_for_best_model, "loss"
 	 * or "perplexity" (with or without "eval_"; NULL: none, or "loss"
 	 * when load_best_model_at_end or reduce_lr_on_plateau asks for one);
@@ -157,7 +157,7 @@ struct tk_train_opts {
 	const char *metric_for_best_model;
 	int greater_is_better;
 	int load_best_model_at_end;
-	long early_stopping_patience;
+	int64_t early_stopping_patience;
 	double early_stopping_threshold;
 	uint64_t seed;          /* data order (and --init weights) */
 	int shuffle;            /* 0: blocks in file order every epoch */
@@ -183,7 +183,7 @@ struct tk_train_opts {
 	 * The scaler's state is saved in checkpoints. */
 	int prec;
 	int initial_scale_power;     /* 16 (GradScaler's init_scale 65536); 0..127 */
-	long loss_scale_window;      /* 2000 (GradScaler's growth_interval); >= 1 */
+	int64_t loss_scale_window;   /* 2000 (GradScaler's growth_interval); >= 1 */
 	int eval_only;          /* evaluate, do not train (nothing is written) */
 	int force;              /* replace what an earlier run left in output_dir */
 
@@ -225,8 +225,10 @@ int tk_train_run(const struct tk_train_opts *o, double *eval_loss, struct tk_dia
  * tk_backend_set_prec, except that TK_PREC_BF16 on a backend that has no
  * bf16 but has fp16 (a T4) falls back to fp16, which tk_train_run then
  * trains with loss scaling: *used gets the precision set and d->msg a note
- * saying why (empty when prec itself was set).  Returns 0, or the error of
- * tk_backend_set_prec (d says why). */
+ * saying why (empty when prec itself was set, except for TK_PREC_BF16 on
+ * the CPU on the emulated bf16 path, compute/bf16.h: a note that it is
+ * emulated, and why).  Returns 0, or the error of tk_backend_set_prec (d
+ * says why). */
 int tk_train_set_prec(struct tk_backend *be, int prec, int *used, struct tk_diag *d);
 
 /* The newest complete OUT/checkpoint-N directory (highest N that has

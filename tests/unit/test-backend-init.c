@@ -5,8 +5,10 @@
  * GPU, "auto" is CUDA.  The ops themselves are tests/gpu/. */
 #include <string.h>
 
+#include "base/quant.h"
 #include "compute/backend.h"
 #include "compute/device.h"
+#include "compute/qweight-dev.h"
 #include "tt.h"
 
 static int gpus(void)
@@ -73,10 +75,40 @@ static void test_refusals(void)
 	TT_CHECK(!be.i && !be.ctx, "no backend after a failure");
 }
 
+/* host_memory, not the name "cpu", tells that a backend's memory is the
+ * host's: tk_qweight_to_backend leaves a weight in place on such a
+ * backend, whatever it is called, and moves it into one without. */
+static void test_host_memory(void)
+{
+	struct tk_backend be, other;
+	struct tk_qweight q;
+	struct tk_diag d;
+	float x[64 * 64];
+	for (int i = 0; i < 64 * 64; i++)
+		x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+	TT_REQUIRE(tk_backend_init(&be, "cpu", 1, &d) == 0, "%s", d.msg);
+	TT_CHECK(be.i->host_memory == 1, "the CPU backend's memory is the host's");
+	struct tk_backend_i renamed = *be.i;
+	renamed.name = "host-but-not-cpu";
+	other = be;
+	other.i = &renamed;
+	TT_REQUIRE(!tk_qweight_quantize4(&q, x, 64, 64, TK_QK_NF4, 64, 0, 1, &d), "%s", d.msg);
+	void *data = q.data;
+	TT_CHECK(!tk_qweight_to_backend(&q, &other, &d) && q.data == data &&
+			 !tk_qweight_backend(&q), "moved into host memory: %s", d.msg);
+	renamed.host_memory = 0;
+	TT_CHECK(!tk_qweight_to_backend(&q, &other, &d) && q.data != data &&
+			 tk_qweight_backend(&q) == &other, "not moved into a device's memory: %s",
+		 d.msg);
+	tk_qweight_free(&q);
+	tk_backend_free(&be);
+}
+
 int main(void)
 {
 	TT_RUN(test_cpu);
 	TT_RUN(test_auto);
 	TT_RUN(test_refusals);
+	TT_RUN(test_host_memory);
 	return tt_done();
 }

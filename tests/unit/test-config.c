@@ -523,6 +523,13 @@ static void test_sliding_windows(void)
 		{ "{\"model_type\": \"smollm3\", \"num_hidden_layers\": 6, \"use_sliding_window\": "
 		  "true, \"sliding_window\": 9}",
 		  6, { 0, 0, 0, 9, 0, 0 } },
+		/* SmolLM3 keeps sliding_window without use_sliding_window, and its
+		 * eager mask applies it to the layers layer_types names */
+		{ "{\"model_type\": \"smollm3\", \"num_hidden_layers\": 2, \"sliding_window\": 3, "
+		  "\"layer_types\": [\"sliding_attention\", \"full_attention\"]}",
+		  2, { 3, 0 } },
+		{ "{\"model_type\": \"smollm3\", \"num_hidden_layers\": 4, \"sliding_window\": 3}",
+		  4, { 0, 0, 0, 0 } },
 		{ "{\"model_type\": \"mistral\", \"num_hidden_layers\": 2, \"sliding_window\": 16, "
 		  "\"max_position_embeddings\": 64}",
 		  2, { 16, 16 } },

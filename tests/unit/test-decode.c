@@ -8,7 +8,12 @@
  * (u = 2^-24) times the sum of their magnitudes of the exact sum (Higham,
  * Accuracy and Stability of Numerical Algorithms, 2nd ed., eq. 3.5); the
  * bound below is that with k = cols + 2 (the product with beta and its
- * sum).  One wrong element (a swapped nibble, the wrong block's absmax) is
+ * sum).  The AVX2 loop sums each block's code * x products in 16 lanes and
+ * multiplies by the absmax after: on any product's path, against the
+ * elements' bits, one more rounding (code * absmax), blocksize / 16 adds
+ * in its block, one for the absmax, cols / blocksize across blocks and 4
+ * in the final sum: under cols + 2 for every size the loops take (cols
+ * and blocksize multiples of 64).  One wrong element (a swapped nibble, the wrong block's absmax) is
  * off by about sum / cols, hundreds of times the bound at these sizes.
  * attention_decode: values and queries in [-1, 1), D = 8: fp32 softmax and
  * weighted sum against double, 2e-6 absolute (measured: under 3e-7).
@@ -229,6 +234,31 @@ static void test_dequant_rows_isas(void)
 	free(saved);
 }
 
+/* Column panels (backend-cpu-gemv.c: 4096 / MR floats of x, a multiple of
+ * 64) that end inside a block of 256: 1600 columns, m 3 (panels of 1344)
+ * and 5 (AVX2: a pass of 4 and one of 1); 37 rows, not a multiple of the
+ * 16 a thread takes. */
+static void test_qmatmul_panels(void)
+{
+	const int64_t rows = 37, cols = 1600;
+	float *x = malloc((size_t)(rows * cols) * sizeof(float));
+
+	init_backends();
+	TT_REQUIRE(x, "out of memory");
+	for (int64_t i = 0; i < rows * cols; i++)
+		x[i] = frand() * (1.0f + (float)(i % 11));
+	for (int kind = TK_QK_NF4; kind <= TK_QK_FP4 && !tt_failed_now; kind++) {
+		struct tk_qweight q;
+		TT_REQUIRE(tk_qweight_quantize4(&q, x, rows, cols, (enum tk_qkind)kind, 256, 1, 1,
+						NULL) == 0, "quantize");
+		check_qmm(&q, 0, (int)rows, 3, 0.0f, kind == TK_QK_NF4 ? "nf4 panels" : "fp4 panels");
+		check_qmm(&q, 2, 35, 5, 0.5f, kind == TK_QK_NF4 ? "nf4 panels" : "fp4 panels");
+		check_qmm(&q, 1, 33, 1, 0.0f, kind == TK_QK_NF4 ? "nf4 panels" : "fp4 panels");
+		tk_qweight_free(&q);
+	}
+	free(x);
+}
+
 static void test_qmatmul_blocksize(void)
 {
 	/* 128 columns, blocks of 256: a block spans two rows */
@@ -308,16 +338,20 @@ static void ref_attention(double *out, const float *q, const float *kc, const fl
 		}
 }
 
-static void test_attention_decode(void)
+/* Head widths D: 8, and 40 (two 16-wide steps of the scores' lanes and 8
+ * more). */
+static void attention_case(const int D)
 {
-	enum { NSEQ = 4, L = 20, H = 4, KV = 2, D = 8, K = KV * D, N = 7 };
+	enum { NSEQ = 4, L = 20, H = 4, KV = 2, DMAX = 40, N = 7 };
+	const int K = KV * D;
 	/* a prefill of 4 rows of sequence 1, one step of 0 and of 2 (at the
 	 * end of its context), the first row of 3 */
 	const int32_t seq[N] = { 1, 1, 1, 1, 0, 2, 3 };
 	const int32_t pos[N] = { 0, 1, 2, 3, 5, 19, 0 };
-	static float kc[NSEQ * L * K], vc[NSEQ * L * K], q[N * H * D], out[N * H * D];
-	static double want[N * H * D];
-	float full19[H * D];
+	static float kc[NSEQ * L * KV * DMAX], vc[NSEQ * L * KV * DMAX], q[N * H * DMAX];
+	static float out[N * H * DMAX];
+	static double want[N * H * DMAX];
+	float full19[H * DMAX];
 
 	init_backends();
 	for (int i = 0; i < N * H * D; i++)
@@ -357,14 +391,14 @@ static void test_attention_decode(void)
 			ref_attention(want, q, kc, vc, seq, pos, N, L, H, KV, D, ao);
 			for (int i = 0; i < N * H * D; i++)
 				TT_REQUIRE(fabs(out[i] - want[i]) <= 2e-6,
-					   "case %d, %d threads: out[%d] = %.9g, want %.9g", c, b + 1,
-					   i, out[i], want[i]);
+					   "D %d, case %d, %d threads: out[%d] = %.9g, want %.9g", D, c,
+					   b + 1, i, out[i], want[i]);
 		}
 		if (c == 0)
-			memcpy(full19, out + 5 * H * D, sizeof(full19));
+			memcpy(full19, out + 5 * H * D, (size_t)H * D * sizeof(float));
 		/* the window changed the row at position 19 (else the case tests nothing) */
 		if (c == 1)
-			TT_CHECK(memcmp(full19, out + 5 * H * D, sizeof(full19)) != 0,
+			TT_CHECK(memcmp(full19, out + 5 * H * D, (size_t)H * D * sizeof(float)) != 0,
 				 "window had no effect");
 	}
 	struct tk_attn_opts bad[3] = { { -1.0f, 0, 0.0f }, { 0.0f, -1, 0.0f }, { 0.0f, 0, NAN } };
@@ -375,6 +409,12 @@ static void test_attention_decode(void)
 					     &bad[i]) == TK_E_INVAL, "bad options %d", i);
 	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, 19, H, KV, D, NULL) ==
 			 TK_E_INVAL, "position 19 in a cache of 19");
+}
+
+static void test_attention_decode(void)
+{
+	attention_case(8);
+	attention_case(40);
 }
 
 static void test_copy_rows(void)
@@ -473,6 +513,7 @@ static void test_qmatmul_isas(void)
 		test_qmatmul_4bit();
 		test_qmatmul_64();
 		test_qmatmul_blocksize();
+		test_qmatmul_panels();
 		test_qmatmul_int8();
 		test_quantized_decode();
 	}
@@ -485,6 +526,7 @@ int main(void)
 	TT_RUN(test_qmatmul_4bit);
 	TT_RUN(test_qmatmul_64);
 	TT_RUN(test_qmatmul_blocksize);
+	TT_RUN(test_qmatmul_panels);
 	TT_RUN(test_qmatmul_int8);
 	TT_RUN(test_qmatmul_isas);
 	TT_RUN(test_qmatmul_bad);

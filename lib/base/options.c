@@ -1,9 +1,12 @@
-/* opt.c - see opt.h. */
-#include "base/opt.h"
+/* options.c - see options.h. */
+#include "base/options.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,7 +51,7 @@ static int is_decimal_real(const char *s)
 	return *s == '\0';
 }
 
-int tk_parse_ll(const char *s, long long min, long long max, long long *out)
+int tk_options_parse_ll(const char *s, long long min, long long max, long long *out)
 {
 	if (!s || !is_decimal_int(s))
 		return TK_E_INVAL;
@@ -61,7 +64,7 @@ int tk_parse_ll(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int tk_parse_double(const char *s, double min, double max, double *out)
+int tk_options_parse_double(const char *s, double min, double max, double *out)
 {
 	if (!s || !is_decimal_real(s))
 		return TK_E_INVAL;
@@ -101,14 +104,90 @@ static void opt_name(const struct tk_opt *o, char *buf, size_t n)
 		snprintf(buf, n, "-%c", o->short_name);
 }
 
+/* The range of an integer kind: the table's [min, max] narrowed to what
+ * the field's type holds (and to long long, which tk_options_parse_ll
+ * reads). */
+static void int_range(const struct tk_opt *o, long long *lo, long long *hi)
+{
+	double tmin = (double)LLONG_MIN, tmax = 9223372036854775807.0; /* LLONG_MAX + 1 */
+	switch (o->type) {
+	case TK_OPT_TYPE_INT32:
+		tmin = INT32_MIN, tmax = INT32_MAX;
+		break;
+	case TK_OPT_TYPE_UINT32:
+		tmin = 0, tmax = UINT32_MAX;
+		break;
+	case TK_OPT_TYPE_UINT64:
+		tmin = 0;
+		break;
+	case TK_OPT_TYPE_SIZE:
+		tmin = 0;
+		if ((double)SIZE_MAX < tmax) /* a 32-bit size_t */
+			tmax = (double)SIZE_MAX;
+		break;
+	default:
+		break;
+	}
+	*lo = o->min > tmin ? (long long)o->min : (long long)tmin;
+	if (o->max < tmax)
+		*hi = (long long)o->max;
+	else /* 2^63 - 1 is 2^63 as a double, which no long long holds */
+		*hi = tmax >= 9223372036854775807.0 ? LLONG_MAX : (long long)tmax;
+}
+
+/* Writes the integer v (within int_range) into the field of o's kind. */
+static void store_int(const struct tk_opt *o, long long v)
+{
+	switch (o->type) {
+	case TK_OPT_TYPE_INT32:
+		*(int32_t *)o->value = (int32_t)v;
+		break;
+	case TK_OPT_TYPE_UINT32:
+		*(uint32_t *)o->value = (uint32_t)v;
+		break;
+	case TK_OPT_TYPE_INT64:
+		*(int64_t *)o->value = (int64_t)v;
+		break;
+	case TK_OPT_TYPE_UINT64:
+		*(uint64_t *)o->value = (uint64_t)v;
+		break;
+	default: /* TK_OPT_TYPE_SIZE */
+		*(size_t *)o->value = (size_t)v;
+		break;
+	}
+}
+
+static int is_int_kind(enum tk_opt_type t)
+{
+	return t == TK_OPT_TYPE_INT32 || t == TK_OPT_TYPE_UINT32 ||
+	       t == TK_OPT_TYPE_INT64 || t == TK_OPT_TYPE_UINT64 || t == TK_OPT_TYPE_SIZE;
+}
+
+static void set_bool(const struct tk_opt *o, int v)
+{
+	*(int *)o->value = v;
+	if (o->given)
+		*o->given = 1;
+}
+
 static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
 {
 	char name[96];
 	opt_name(o, name, sizeof(name));
+	if (is_int_kind(o->type)) {
+		long long lo, hi, x;
+		int_range(o, &lo, &hi);
+		if (tk_options_parse_ll(v, lo, hi, &x))
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+					   "%s: '%s' is not an integer in [%lld, %lld]", name, v,
+					   lo, hi);
+		store_int(o, x);
+		goto given;
+	}
 	switch (o->type) {
 	case TK_OPT_TYPE_STR:
 		*(const char **)o->value = v;
-		return 0;
+		break;
 	case TK_OPT_TYPE_LIST: {
 		struct tk_strlist *l = o->value;
 		const char **nv = tk_reallocn(l->v, (size_t)l->n + 1, sizeof(*nv));
@@ -116,26 +195,30 @@ static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
 			return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 		l->v = nv;
 		l->v[l->n++] = v;
-		return 0;
+		break;
 	}
-	case TK_OPT_TYPE_INT:
-		if (tk_parse_ll(v, (long long)o->min, (long long)o->max, o->value))
+	case TK_OPT_TYPE_FLOAT:
+	case TK_OPT_TYPE_DOUBLE: {
+		double lo = o->min, hi = o->max, x;
+		if (o->type == TK_OPT_TYPE_FLOAT) {
+			lo = lo > -FLT_MAX ? lo : -FLT_MAX;
+			hi = hi < FLT_MAX ? hi : FLT_MAX;
+		}
+		if (tk_options_parse_double(v, lo, hi, &x))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-					   "%s: '%s' is not an integer in [%lld, %lld]", name,
-					   v, (long long)o->min, (long long)o->max);
-		return 0;
-	case TK_OPT_TYPE_DOUBLE:
-		if (tk_parse_double(v, o->min, o->max, o->value))
-			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-					   "%s: '%s' is not a number in [%g, %g]", name, v,
-					   o->min, o->max);
-		return 0;
+					   "%s: '%s' is not a number in [%g, %g]", name, v, lo, hi);
+		if (o->type == TK_OPT_TYPE_FLOAT)
+			*(float *)o->value = (float)x;
+		else
+			*(double *)o->value = x;
+		break;
+	}
 	case TK_OPT_TYPE_CHOICE:
 		if (!choice_ok(o->argh, v))
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 					   "%s: '%s' is not one of %s", name, v, o->argh);
 		*(const char **)o->value = v;
-		return 0;
+		break;
 	case TK_OPT_TYPE_BOOL:
 		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
 			*(int *)o->value = 1;
@@ -144,10 +227,14 @@ static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
 		else
 			return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 					   "%s: '%s' is not true or false", name, v);
-		return 0;
+		break;
 	default:
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s: takes no value", name);
 	}
+given:
+	if (o->given)
+		*o->given = 1;
+	return 0;
 }
 
 static const struct tk_opt *find_long(const struct tk_opt *opts, const char *name,
@@ -195,7 +282,7 @@ static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
 	return row[n];
 }
 
-const char *tk_opt_nearest(const struct tk_opt *opts, const char *name, size_t len)
+const char *tk_options_nearest(const struct tk_opt *opts, const char *name, size_t len)
 {
 	const struct tk_opt *best = NULL;
 	size_t best_d = len / 3 > 0 ? len / 3 : 1;
@@ -238,7 +325,7 @@ static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
 		negated = o != NULL;
 	}
 	if (!o) {
-		const char *near = tk_opt_nearest(opts, arg, len);
+		const char *near = tk_options_nearest(opts, arg, len);
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "unknown option '--%.*s'%s%s%s",
 				   (int)len, arg, near ? "; did you mean --" : "", near ? near : "",
 				   near ? "?" : "");
@@ -253,12 +340,12 @@ static int parse_long(char **argv, int argc, int *i, const struct tk_opt *opts,
 			if (eq)
 				return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 						   "--%.*s takes no value", (int)len, arg);
-			*(int *)o->value = 0;
+			set_bool(o, 0);
 			return 0;
 		}
 		if (eq)
 			return set_value(o, eq + 1, d);
-		*(int *)o->value = 1;
+		set_bool(o, 1);
 		return 0;
 	}
 	if (eq)
@@ -279,7 +366,7 @@ static int parse_short(char **argv, int argc, int *i, const struct tk_opt *opts,
 		if (o->type == TK_OPT_TYPE_HELP)
 			return TK_OPT_SHOW_HELP;
 		if (!takes_value(o)) {
-			*(int *)o->value = 1;
+			set_bool(o, 1);
 			continue;
 		}
 		if (p[1])
@@ -292,7 +379,7 @@ static int parse_short(char **argv, int argc, int *i, const struct tk_opt *opts,
 	return 0;
 }
 
-int tk_opt_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
+int tk_options_parse(int argc, char **argv, const struct tk_opt *opts, int *npos,
 		 struct tk_diag *d)
 {
 	int n = 0, only_pos = 0;
@@ -346,7 +433,7 @@ static void print_wrapped(FILE *out, const char *text, int indent, int width)
 	fputc('\n', out);
 }
 
-void tk_opt_usage(FILE *out, const char *const *usage, const char *about,
+void tk_options_usage(FILE *out, const char *const *usage, const char *about,
 		  const struct tk_opt *opts)
 {
 	for (int i = 0; usage && usage[i]; i++)
@@ -401,7 +488,7 @@ static const struct tk_opt *json_key_opt(const struct tk_opt *opts, const char *
 	return find_long(opts, key, n);
 }
 
-const char *tk_opt_json_key_taken(const struct tk_opt *opts, const char *const *keys)
+const char *tk_options_json_key_taken(const struct tk_opt *opts, const char *const *keys)
 {
 	for (int i = 0; keys && keys[i]; i++)
 		if (json_key_opt(opts, keys[i]))
@@ -409,7 +496,7 @@ const char *tk_opt_json_key_taken(const struct tk_opt *opts, const char *const *
 	return NULL;
 }
 
-int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *name,
+int tk_options_apply_json(const struct tk_opt *opts, const char *json, const char *name,
 		      const char *const *ignore, void **hold, struct tk_diag *d)
 {
 	*hold = NULL;
@@ -430,7 +517,7 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 		const struct tk_opt *o = json_key_opt(opts, it->string);
 		if (!o || o->type == TK_OPT_TYPE_HELP || o->type == TK_OPT_TYPE_VERSION ||
 		    o->type == TK_OPT_TYPE_GROUP) {
-			const char *near = tk_opt_nearest(opts, it->string, n);
+			const char *near = tk_options_nearest(opts, it->string, n);
 			char snake[128] = "";
 			for (size_t i = 0; near && near[i] && i + 1 < sizeof(snake); i++)
 				snake[i] = near[i] == '-' ? '_' : near[i], snake[i + 1] = 0;
@@ -494,7 +581,7 @@ int tk_opt_apply_json(const struct tk_opt *opts, const char *json, const char *n
 	return rc;
 }
 
-void tk_opt_json_free(void *hold)
+void tk_options_json_free(void *hold)
 {
 	cJSON_Delete(hold);
 }
