@@ -160,6 +160,10 @@ def hf_eval(model, data, tmp):
 def check_config(mdir, gdir, gname):
     want = AutoConfig.from_pretrained(gdir, gguf_file=gname).to_dict()
     mine = AutoConfig.from_pretrained(mdir).to_dict()
+    # names and versions; architectures and dtype, which transformers' GGUF
+    # config leaves unset (tk writes Gemma3ForCausalLM, float32); unk_token_id,
+    # which transformers copies from the GGUF's tokenizer keys into the model
+    # config and tk keeps in the tokenizer's files (unk_token <unk>, id 3)
     skip = {"_name_or_path", "_model_name_or_path", "transformers_version", "architectures",
             "torch_dtype", "dtype", "unk_token_id"}
     diff = []
