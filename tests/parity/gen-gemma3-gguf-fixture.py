@@ -19,7 +19,9 @@ w = (i % 7 - 3) / 8 is exact in fp32, so that the import must give back w.
 gemma3.config.json is transformers' config of the file
 (AutoConfig.from_pretrained(dir, gguf_file=...).to_dict(), without the
 keys naming the file and the version), the reference the test compares
-tk-convert's config.json with.
+tk-convert's config.json with; gemma3.ids holds, one line per text of
+TEXTS, the ids of transformers' tokenizer of the file
+(AutoTokenizer.from_pretrained(dir, gguf_file=...), BOS included).
 
 Run from anywhere (deterministic; numpy, gguf, transformers):
     .venv/bin/python tests/parity/gen-gemma3-gguf-fixture.py [OUTDIR]
@@ -35,6 +37,8 @@ from gguf.quants import quantize
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "fixtures", "convert")
 L, H, NH, HD, FF = 6, 32, 2, 16, 64
+TEXTS = ["the thin winter", "an inn: ther!", "  he and  she\tsaid", "héllo wörld ☃",
+         "<bos>the<eos>"]
 NORMS = ("attn_norm", "attn_q_norm", "attn_k_norm", "post_attention_norm", "ffn_norm",
          "post_ffw_norm")
 
@@ -126,6 +130,11 @@ def main():
     with open(os.path.join(OUT, "gemma3.config.json"), "w") as f:
         json.dump(c, f, indent=1, sort_keys=True)
         f.write("\n")
+    from transformers import AutoTokenizer
+    t = AutoTokenizer.from_pretrained(OUT, gguf_file="gemma3.gguf")
+    with open(os.path.join(OUT, "gemma3.ids"), "w") as f:
+        for s in TEXTS:
+            f.write(" ".join(map(str, t(s).input_ids)) + "\n")
 
 
 if __name__ == "__main__":

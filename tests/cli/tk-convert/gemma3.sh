@@ -36,3 +36,18 @@ for k in norms:
         wrong.append(k)
 print(f"norms: {len(norms)}, not w: {wrong}")
 PY
+# its SentencePiece vocabulary (byte fallback, no space prefix) gives the ids
+# of transformers' GGUF tokenizer (convert/gemma3.ids, BOS included), from the
+# directory and from the GGUF itself
+python3 - <<'PY'
+import json
+texts = ["the thin winter", "an inn: ther!", "  he and  she\tsaid", "héllo wörld ☃",
+         "<bos>the<eos>"]
+with open("t.jsonl", "w", encoding="utf-8") as f:
+    for t in texts:
+        f.write(json.dumps({"text": t}) + "\n")
+PY
+for t in m "$FIX/convert/gemma3.gguf"; do
+	tk-tokenize -q -t "$t" --no-add-eos --ids t.jsonl > got
+	diff "$FIX/convert/gemma3.ids" got > /dev/null && echo "$(basename "$t"): $(wc -l < got) texts, transformers' ids"
+done
