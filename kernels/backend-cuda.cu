@@ -695,11 +695,11 @@ static int cuda_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t ke
  * once for both backends) and are uploaded, so that both backends rotate
  * by the same fp32 angles. */
 static int cuda_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-		     int head_dim, const float *inv_freq, float scale, int inverse)
+		     int head_dim, int rot_dim, const float *inv_freq, float scale, int inverse)
 {
 	struct stage s;
 	stage_begin(&s, be);
-	int half = head_dim / 2;
+	int half = rot_dim / 2;
 	float *inv = (float *)host_scratch(&s, (size_t)half * sizeof(float));
 	float *dinv = (float *)scratch(&s, (size_t)half * sizeof(float));
 	if (inv)
@@ -710,7 +710,8 @@ static int cuda_rope(struct tk_backend *be, float *x, const int32_t *pos, int ro
 	float *dx = OUT(&s, x, (size_t)rows * heads * head_dim * sizeof(float));
 	const int32_t *dp = IN(&s, pos, (size_t)rows * sizeof(int32_t));
 	if (!s.err)
-		SCK(&s, cu_rope(s.c->st, dx, dp, dinv, rows, heads, head_dim, scale, inverse));
+		SCK(&s, cu_rope(s.c->st, dx, dp, dinv, rows, heads, head_dim, rot_dim, scale,
+				inverse));
 	return stage_end(&s);
 }
 

@@ -117,9 +117,9 @@ __global__ void scale_matrix_k(float *c, int m, int n, int ldc, float beta)
  * as cpu_rope (inv_freq from the host, so the angles are the CPU's); cos
  * and sin times scale, rounded as cpu_rope rounds them. */
 __global__ void rope_k(float *x, const int32_t *pos, const float *inv_freq, int rows,
-		       int heads, int head_dim, float scale, float sgn)
+		       int heads, int head_dim, int rot_dim, float scale, float sgn)
 {
-	int half = head_dim / 2;
+	int half = rot_dim / 2;
 	size_t total = (size_t)rows * heads * half;
 	for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total;
 	     t += (size_t)gridDim.x * blockDim.x) {
@@ -246,11 +246,12 @@ cudaError_t cu_scale_matrix(cudaStream_t st, float *c, int m, int n, int ldc, fl
 }
 
 cudaError_t cu_rope(cudaStream_t st, float *x, const int32_t *pos, const float *inv_freq,
-		    int rows, int heads, int head_dim, float scale, int inverse)
+		    int rows, int heads, int head_dim, int rot_dim, float scale, int inverse)
 {
-	size_t n = (size_t)rows * heads * (head_dim / 2);
+	size_t n = (size_t)rows * heads * (rot_dim / 2);
 	rope_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(x, pos, inv_freq, rows, heads,
-							       head_dim, scale, inverse ? -1.0f : 1.0f);
+							       head_dim, rot_dim, scale,
+							       inverse ? -1.0f : 1.0f);
 	return cudaGetLastError();
 }
 

@@ -61,11 +61,12 @@ cudaError_t cu_scale(cudaStream_t st, float *x, float s, size_t n);
 cudaError_t cu_add_noise(cudaStream_t st, float *x, size_t n, uint64_t key, float mag);
 /* C = beta C for the k == 0 GEMM (beta 0 writes zeros, as BLAS does). */
 cudaError_t cu_scale_matrix(cudaStream_t st, float *c, int m, int n, int ldc, float beta);
-/* inv_freq: head_dim / 2 floats in device memory, the host's table
+/* inv_freq: rot_dim / 2 floats in device memory, the host's table
  * (model/rope.h), the same the CPU backend rotates by; cos and sin are
- * each multiplied by scale in fp32, as cpu_rope does. */
+ * each multiplied by scale in fp32, as cpu_rope does.  The first rot_dim
+ * numbers of each head of head_dim are rotated, the rest left. */
 cudaError_t cu_rope(cudaStream_t st, float *x, const int32_t *pos, const float *inv_freq,
-		    int rows, int heads, int head_dim, float scale, int inverse);
+		    int rows, int heads, int head_dim, int rot_dim, float scale, int inverse);
 
 cudaError_t cu_adamw(cudaStream_t st, float *p, const float *g, float *m, float *v, size_t n,
 		     struct tk_adamw_k k);

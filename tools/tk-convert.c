@@ -17,7 +17,8 @@ static const char about[] =
 	"Imports a GGUF model (llama.cpp, ollama) as a Hugging Face model directory: "
 	"config.json, model.safetensors (every tensor dequantized), tokenizer.json and "
 	"tokenizer_config.json. Architectures: gpt2, llama (Llama, Mistral, SmolLM2, "
-	"TinyLlama), qwen2, qwen3, gemma2, gemma3 (Gemma 3's text model). Given a model directory instead, exports it as a GGUF v3 file "
+	"TinyLlama), qwen2, qwen3, phi3, gemma2, gemma3 (Gemma 3's text model). Given a model "
+	"directory instead, exports it as a GGUF v3 file "
 	"for llama.cpp and ollama: weights in --outtype (f32, f16, bf16, q8_0 or q4_0), "
 	"hyperparameters and the tokenizer.json vocabulary as llama.cpp's converter writes them.";
 

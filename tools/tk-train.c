@@ -32,7 +32,8 @@ static const char about[] =
 	"log or eval step to OUT/metrics.jsonl, checkpoints to OUT/checkpoint-STEP/, and at the "
 	"end OUT/ is a model directory that transformers loads; the final metrics go to stdout "
 	"as one JSON object.  Architectures (config.json model_type): gpt2, llama (Llama 1-3.x, "
-	"SmolLM), mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text (Gemma 3's text model); rotary "
+	"SmolLM), mistral, qwen2, qwen3, smollm3, phi3 (Phi-3, Phi-3.5, Phi-4-mini), gemma2, "
+	"gemma3_text (Gemma 3's text model); rotary "
 	"scaling (rope_type) default, linear, dynamic, yarn, longrope, llama3.";
 
 /* Keys of a TrainingArguments JSON that are not options of tk-train: they
@@ -126,7 +127,8 @@ static const struct tk_opt opts[] = {
 		      "dropout on the adapters' input while training (0)", .given = &a.lora_given),
 	TK_OPT_LIST(0, "lora-target-modules", &a.lora_targets, "NAMES",
 		    "modules to adapt, comma-separated (q_proj,v_proj...; c_attn for GPT-2; "
-		    "all-linear); default as peft: c_attn (GPT-2), q_proj,v_proj (Llama family)",
+		    "qkv_proj,o_proj,gate_up_proj,down_proj for Phi-3; all-linear); default as "
+		    "peft: c_attn (GPT-2), q_proj,v_proj (Llama family), none (Phi-3)",
 		    .given = &a.lora_given),
 	TK_OPT_CHOICE(0, "lora-bias", &a.lora_bias, "none|all|lora_only",
 		      "which biases train along (none)", .given = &a.lora_given),

@@ -589,14 +589,14 @@ static int cpu_scale(struct tk_backend *be, float *x, float s, size_t n)
  * pairs (i, i + d/2).  The inverse is the transpose: scale times the
  * rotation by -angle. */
 static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-		    int head_dim, const float *inv, float scale, int inverse)
+		    int head_dim, int rot_dim, const float *inv, float scale, int inverse)
 {
-	int nt = be->threads, half = head_dim / 2;
-	if (head_dim > ROPE_MAX_DIM)
+	int nt = be->threads, half = rot_dim / 2;
+	if (rot_dim > ROPE_MAX_DIM)
 		return TK_E_UNSUPPORTED;
 	float sgn = inverse ? -1.0f : 1.0f;
 #pragma omp parallel for num_threads(nt) schedule(static) \
-	if ((size_t)rows * heads * head_dim >= PAR_MIN)
+	if ((size_t)rows * heads * rot_dim >= PAR_MIN)
 	for (int r = 0; r < rows; r++) {
 		float cs[ROPE_MAX_DIM / 2], sn[ROPE_MAX_DIM / 2];
 		float p = (float)pos[r];

@@ -245,15 +245,15 @@ int tk_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float 
 }
 
 int tk_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-	    int head_dim, const float *inv_freq, float scale, int inverse)
+	    int head_dim, int rot_dim, const float *inv_freq, float scale, int inverse)
 {
 	if (!SLOT(be, rope))
 		return TK_E_UNSUPPORTED;
-	if (rows < 0 || heads < 0 || head_dim <= 0 || head_dim % 2 || !inv_freq ||
-	    !isfinite(scale))
+	if (rows < 0 || heads < 0 || head_dim <= 0 || rot_dim < 2 || rot_dim > head_dim ||
+	    rot_dim % 2 || !inv_freq || !isfinite(scale))
 		return TK_E_INVAL;
-	return rows && heads ? be->i->rope(be, x, pos, rows, heads, head_dim, inv_freq, scale,
-					   !!inverse)
+	return rows && heads ? be->i->rope(be, x, pos, rows, heads, head_dim, rot_dim, inv_freq,
+					   scale, !!inverse)
 			     : 0;
 }
 

@@ -90,14 +90,16 @@ struct tk_backend_i {
 	int (*bias_grad)(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim);
 	/* y[i] += a * x[i] */
 	int (*axpy)(struct tk_backend *be, float *y, float a, const float *x, size_t n);
-	/* Rotary embedding in place on x [B*T, heads, head_dim] (HF rotate_half
-	 * layout: pairs (i, i + head_dim/2)), position of row r = pos[r]:
-	 * angle = pos * inv_freq[i] (inv_freq: head_dim/2 floats in host
-	 * memory, as model/rope.h computes them), cos and sin each multiplied
-	 * by scale (HF's attention_scaling, 1 but for YaRN and LongRoPE);
-	 * inverse = 1 applies the transpose (the backward pass). */
+	/* Rotary embedding in place on the first rot_dim numbers of each head
+	 * of x [B*T, heads, head_dim] (HF rotate_half layout: pairs (i, i +
+	 * rot_dim/2); the other head_dim - rot_dim numbers, Phi-3's partial
+	 * rotary, are left as they are), position of row r = pos[r]: angle =
+	 * pos * inv_freq[i] (inv_freq: rot_dim/2 floats in host memory, as
+	 * model/rope.h computes them), cos and sin each multiplied by scale
+	 * (HF's attention_scaling, 1 but for YaRN and LongRoPE); inverse = 1
+	 * applies the transpose (the backward pass). */
 	int (*rope)(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-		    int head_dim, const float *inv_freq, float scale, int inverse);
+		    int head_dim, int rot_dim, const float *inv_freq, float scale, int inverse);
 	/* Causal attention as ao says (struct tk_attn_opts, filled by the
 	 * wrapper): out [B,T,n_head,head_dim]; lse [B,n_head,T] saved
 	 * log-sum-exp of the scaled (and capped) scores for the backward
@@ -291,8 +293,9 @@ int tk_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows,
 int tk_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n);
 /* x[i] += uniform noise in [-mag, mag) from the stream key (add_noise). */
 int tk_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key, float mag);
+/* rot_dim: even, 2 to head_dim (TK_E_INVAL otherwise). */
 int tk_rope(struct tk_backend *be, float *x, const int32_t *pos, int rows, int heads,
-	    int head_dim, const float *inv_freq, float scale, int inverse);
+	    int head_dim, int rot_dim, const float *inv_freq, float scale, int inverse);
 /* The attention slots' wrappers: ao NULL means the defaults (scale
  * 1/sqrt(head_dim), full causal, no soft-capping).  TK_E_INVAL for sizes
  * that do not fit or a negative or non-finite scale, window or softcap. */

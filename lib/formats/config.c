@@ -17,7 +17,7 @@
 
 #include "base/afile.h"
 
-#define SUPPORTED "gpt2, llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text"
+#define SUPPORTED "gpt2, llama, mistral, qwen2, qwen3, smollm3, phi3, gemma2, gemma3_text"
 
 /* The largest sizes tk accepts, each well beyond any released model (the
  * largest have a vocabulary of 262k, a width of 16k, an MLP width of 53k,
@@ -37,11 +37,12 @@ _Static_assert((int64_t)MAX_HEADS * MAX_HEAD_DIM * 4 <= INT32_MAX,
 	       "heads * head_dim (q_dim, kv_dim) must fit an int with room");
 
 static const char *const arch_type[] = { "gpt2", "llama", "mistral", "qwen2", "qwen3",
-					 "smollm3", "gemma2", "gemma3_text" };
+					 "smollm3", "phi3", "gemma2", "gemma3_text" };
 static const char *const arch_class[] = { "GPT2LMHeadModel", "LlamaForCausalLM",
 					  "MistralForCausalLM", "Qwen2ForCausalLM",
 					  "Qwen3ForCausalLM", "SmolLM3ForCausalLM",
-					  "Gemma2ForCausalLM", "Gemma3ForCausalLM" };
+					  "Phi3ForCausalLM", "Gemma2ForCausalLM",
+					  "Gemma3ForCausalLM" };
 _Static_assert(sizeof(arch_type) / sizeof(arch_type[0]) == TK_ARCH_N, "one name per arch");
 
 struct parse {
@@ -221,15 +222,23 @@ static int rope_list(const struct parse *p, const cJSON *rs, const char *key, co
 /* The scaling's own keys, as transformers' _compute_*_parameters read
  * them (rs: the rope parameters object, key: its name in config.json). */
 static int parse_rope_scaling(const struct parse *p, const cJSON *rs, const char *key,
-			      struct tk_model_config *c)
+			      int legacy, struct tk_model_config *c)
 {
 	struct tk_rope_config *r = &c->rope;
 	int rc = 0;
 	int64_t om;
-	/* original_max_position_embeddings: the top-level key wins (Phi-3) */
-	if (get(p, "original_max_position_embeddings")) {
-		if ((rc = get_int(p, "original_max_position_embeddings", 0, INT64_MIN, 1, MAX_POS,
-				  &om)))
+	/* original_max_position_embeddings: the top-level key wins (Phi-3,
+	 * whose class default 4096 wins over the rope parameters' key; but
+	 * Phi3Config renames "su" and "yarn" to longrope after it has placed
+	 * the key, so those read it from the rope parameters, where
+	 * transformers requires it) */
+	if (legacy && !cJSON_GetObjectItemCaseSensitive(rs, "original_max_position_embeddings"))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "%s.original_max_position_embeddings is missing (rope_type 'su' "
+				   "or 'yarn' of phi3 needs it)", key);
+	if (!legacy && (get(p, "original_max_position_embeddings") || c->arch == TK_ARCH_PHI3)) {
+		if ((rc = get_int(p, "original_max_position_embeddings", 4096, INT64_MIN, 1,
+				  MAX_POS, &om)))
 			return rc;
 		r->has |= TK_ROPE_HAS_ORIG_TOP;
 	} else if (cJSON_GetObjectItemCaseSensitive(rs, "original_max_position_embeddings")) {
@@ -241,7 +250,8 @@ static int parse_rope_scaling(const struct parse *p, const cJSON *rs, const char
 					   "%s.original_max_position_embeddings: expected an "
 					   "integer from 1 to %d", key, MAX_POS);
 		om = (int64_t)x;
-		r->has |= TK_ROPE_HAS_ORIG;
+		/* phi3 writes it at the top, where transformers reads it */
+		r->has |= c->arch == TK_ARCH_PHI3 ? TK_ROPE_HAS_ORIG_TOP : TK_ROPE_HAS_ORIG;
 	} else {
 		om = c->max_pos;
 	}
@@ -334,6 +344,42 @@ static int parse_gemma3_rope(const struct parse *p, struct tk_model_config *c)
 	return 0;
 }
 
+/* partial_rotary_factor, in the rope parameters rs (which win) or at the
+ * top level: Phi-3 rotates the first int(head_dim * factor) numbers of
+ * each head; the other families rotate all of them (transformers'
+ * apply_rotary_pos_emb takes no partial table there), so any other value
+ * than 1 is refused for them.  Sets c->rotary_dim. */
+static int parse_partial(const struct parse *p, const cJSON *rs, struct tk_model_config *c)
+{
+	const cJSON *v = cJSON_IsObject(rs) ? cJSON_GetObjectItemCaseSensitive(rs,
+						"partial_rotary_factor") : NULL;
+	const char *key = v ? "rope_parameters.partial_rotary_factor" : "partial_rotary_factor";
+	c->rotary_dim = c->head_dim;
+	if (!v)
+		v = get(p, "partial_rotary_factor");
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	double f = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+	if (c->arch != TK_ARCH_PHI3) {
+		if (f == 1.0)
+			return 0;
+		char what[120];
+		snprintf(what, sizeof(what), "%s (tk implements it for phi3)", key);
+		return unsupported(p, what);
+	}
+	if (!(f > 0 && f <= 1))
+		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
+				   "%s: expected a number above 0 and at most 1", key);
+	int dim = (int)((double)c->head_dim * f); /* Python's int(head_dim * factor) */
+	if (dim < 2 || dim % 2)
+		return tk_diag_set(p->d, TK_E_UNSUPPORTED, p->name, -1,
+				   "%s %g rotates %d of head_dim %d (tk needs an even number, "
+				   "at least 2)", key, f, dim, c->head_dim);
+	c->partial_rotary = f;
+	c->rotary_dim = dim;
+	return 0;
+}
+
 /* Rotary settings: rope_scaling (4.x) or rope_parameters (5.x); the theta
  * comes from there, else rope_theta, else 10000. */
 static int parse_rope(const struct parse *p, struct tk_model_config *c)
@@ -344,14 +390,14 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 		rs = get(p, "rope_parameters");
 		key = "rope_parameters";
 	}
-	const cJSON *prf = get(p, "partial_rotary_factor");
-	if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
-		return unsupported(p, "partial_rotary_factor");
+	int rc = parse_partial(p, rs, c);
+	if (rc)
+		return rc;
 	if (c->arch == TK_ARCH_GEMMA3)
 		return parse_gemma3_rope(p, c);
 	/* SmolLM3Config.default_theta */
-	int rc = get_pos_float(p, "rope_theta", c->arch == TK_ARCH_SMOLLM3 ? 2000000.0 : 10000.0,
-			       &c->rope_theta);
+	rc = get_pos_float(p, "rope_theta", c->arch == TK_ARCH_SMOLLM3 ? 2000000.0 : 10000.0,
+			   &c->rope_theta);
 	if (rc)
 		return rc;
 	if (!rs || cJSON_IsNull(rs))
@@ -363,7 +409,6 @@ static int parse_rope(const struct parse *p, struct tk_model_config *c)
 static int parse_rope_in(const struct parse *p, struct tk_model_config *c, const cJSON *rs,
 			 const char *key)
 {
-	const cJSON *prf;
 	char what[160];
 	if (!cJSON_IsObject(rs))
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "%s: expected an object", key);
@@ -376,23 +421,27 @@ static int parse_rope_in(const struct parse *p, struct tk_model_config *c, const
 	if (!type && !strcmp(key, "rope_scaling"))
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1, "rope_scaling: no rope_type");
 	c->rope.type = TK_ROPE_DEFAULT;
+	int legacy = 0;
 	if (type) {
 		int k, n = (int)(sizeof(rope_names) / sizeof(rope_names[0]));
 		for (k = 0; k < n && strcmp(type->valuestring, rope_names[k]); k++)
 			;
-		if (k == n) {
+		/* Phi3Config reads the older "su" and "yarn" as longrope */
+		if (c->arch == TK_ARCH_PHI3 && (!strcmp(type->valuestring, "su") ||
+						!strcmp(type->valuestring, "yarn"))) {
+			k = TK_ROPE_LONGROPE;
+			legacy = 1;
+		}
+		if (k == n || (c->arch == TK_ARCH_PHI3 && k != TK_ROPE_DEFAULT &&
+			       k != TK_ROPE_LONGROPE)) {
 			snprintf(what, sizeof(what),
-				 "%s with rope_type '%.40s' (tk implements default, linear, "
-				 "dynamic, yarn, longrope and llama3)",
-				 key, type->valuestring);
+				 "%s with rope_type '%.40s' (tk implements %s)", key,
+				 type->valuestring, c->arch == TK_ARCH_PHI3 ?
+				 "default and longrope for phi3, as transformers" :
+				 "default, linear, dynamic, yarn, longrope and llama3");
 			return unsupported(p, what);
 		}
 		c->rope.type = (enum tk_rope_type)k;
-	}
-	prf = cJSON_GetObjectItemCaseSensitive(rs, "partial_rotary_factor");
-	if (prf && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0)) {
-		snprintf(what, sizeof(what), "%s.partial_rotary_factor", key);
-		return unsupported(p, what);
 	}
 	const cJSON *th = cJSON_GetObjectItemCaseSensitive(rs, "rope_theta");
 	if (th) {
@@ -403,7 +452,7 @@ static int parse_rope_in(const struct parse *p, struct tk_model_config *c, const
 					   x > 0 ? " that a float holds" : "");
 		c->rope_theta = (float)th->valuedouble;
 	}
-	return c->rope.type == TK_ROPE_DEFAULT ? 0 : parse_rope_scaling(p, rs, key, c);
+	return c->rope.type == TK_ROPE_DEFAULT ? 0 : parse_rope_scaling(p, rs, key, legacy, c);
 }
 
 static int parse_gpt2(const struct parse *p, struct tk_model_config *c)
@@ -649,6 +698,7 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 				      1, 128004 },
 		[TK_ARCH_GEMMA2] = { 256000, 9216, 8192, 4, 2, 1, 256, 2304, 26, 8, 1, 0 },
 		[TK_ARCH_GEMMA3] = { 262208, 9216, 131072, 4, 2, 1, 256, 2304, 26, 8, 1, 0 },
+		[TK_ARCH_PHI3] = { 32064, 8192, 4096, 0, 1, 32000, 0, 3072, 32, 32, 0, 32000 },
 	};
 	int rc;
 	int64_t kv, hd;
@@ -664,7 +714,8 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 	    /* null or absent: hidden_size / num_attention_heads; 0 is refused
 	     * (transformers would take it as it is) */
 	    (rc = get_int(p, "head_dim", def[c->arch].head_dim, 0, 1, MAX_HEAD_DIM, &hd)) ||
-	    (rc = get_pos_float(p, "rms_norm_eps", 1e-6, &c->norm_eps)) ||
+	    (rc = get_pos_float(p, "rms_norm_eps", c->arch == TK_ARCH_PHI3 ? 1e-5 : 1e-6,
+				&c->norm_eps)) ||
 	    (rc = get_float(p, "initializer_range", 0.02, &c->initializer_range)) ||
 	    (rc = get_float(p, "attention_dropout", 0.0, &c->dropout[2])) ||
 	    (rc = get_bool(p, "tie_word_embeddings", def[c->arch].tie, &c->tie_embeddings)) ||
@@ -698,11 +749,12 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 				   c->n_head, c->n_kv_head);
 	if ((rc = parse_rope(p, c)))
 		return rc;
-	if (c->rope.type == TK_ROPE_LONGROPE && c->rope.n_factors != c->head_dim / 2)
+	if (c->rope.type == TK_ROPE_LONGROPE && c->rope.n_factors != c->rotary_dim / 2)
 		return tk_diag_set(p->d, TK_E_FORMAT, p->name, -1,
-				   "rope long_factor and short_factor have %d numbers, not head_dim / "
-				   "2 = %d",
-				   c->rope.n_factors, c->head_dim / 2);
+				   "rope long_factor and short_factor have %d numbers, not %s / 2 "
+				   "= %d",
+				   c->rope.n_factors, c->rotary_dim < c->head_dim ? "the rotary "
+				   "dimension" : "head_dim", c->rotary_dim / 2);
 	c->norm = TK_NORM_RMS;
 	c->pos = TK_POS_ROPE;
 	if (c->arch == TK_ARCH_GEMMA2 || c->arch == TK_ARCH_GEMMA3)
@@ -723,9 +775,28 @@ static int parse_llama_family(const struct parse *p, struct tk_model_config *c)
 			return rc;
 		c->attn_out_bias = c->attn_bias;
 		break;
+	case TK_ARCH_PHI3:
+		/* no biases (Phi3Attention and Phi3MLP have none, whatever the
+		 * config says); resid_pdrop and embd_pdrop kept as GPT-2's */
+		c->fused = 1;
+		if ((rc = get_float(p, "resid_pdrop", 0.0, &c->dropout[0])) ||
+		    (rc = get_float(p, "embd_pdrop", 0.0, &c->dropout[1])))
+			return rc;
+		/* Phi3Config's original_max_position_embeddings (4096), kept */
+		if (c->rope.type == TK_ROPE_DEFAULT) {
+			int64_t om;
+			if ((rc = get_int(p, "original_max_position_embeddings", 4096, INT64_MIN, 1,
+					  MAX_POS, &om)))
+				return rc;
+			c->rope.orig_max_pos = (int)om;
+			c->rope.has |= TK_ROPE_HAS_ORIG_TOP;
+		}
+		/* sliding_window as Mistral's (default null) */
+		/* fall through */
 	case TK_ARCH_MISTRAL: {
 		int64_t sw;
-		if ((rc = get_int(p, "sliding_window", 4096, 0, 1, INT64_C(1) << 40, &sw)))
+		if ((rc = get_int(p, "sliding_window", c->arch == TK_ARCH_MISTRAL ? 4096 : 0, 0, 1,
+				  INT64_C(1) << 40, &sw)))
 			return rc;
 		c->sliding_window = sw >= c->max_pos ? 0 : (int)sw;
 		for (int l = 0; l < c->n_layer; l++)
@@ -1035,6 +1106,8 @@ static void put_rope(cJSON *o, cJSON *rp, const struct tk_model_config *c)
 	const struct tk_rope_config *r = &c->rope;
 	put_float(rp, "rope_theta", c->rope_theta);
 	cJSON_AddStringToObject(rp, "rope_type", rope_names[r->type]);
+	if (c->partial_rotary > 0)
+		put_double(rp, "partial_rotary_factor", c->partial_rotary);
 	if (r->type == TK_ROPE_DEFAULT)
 		return;
 	if (r->has & TK_ROPE_HAS_ORIG_TOP)
@@ -1187,6 +1260,15 @@ static cJSON *build(const struct tk_model_config *c)
 		cJSON_AddBoolToObject(o, "attention_bias", c->attn_bias);
 		cJSON_AddBoolToObject(o, "mlp_bias", c->mlp_bias);
 		break;
+	case TK_ARCH_PHI3:
+		put_float(o, "resid_pdrop", c->dropout[0]);
+		put_float(o, "embd_pdrop", c->dropout[1]);
+		if (c->partial_rotary > 0)
+			put_double(o, "partial_rotary_factor", c->partial_rotary);
+		if (c->rope.type == TK_ROPE_DEFAULT && (c->rope.has & TK_ROPE_HAS_ORIG_TOP))
+			cJSON_AddNumberToObject(o, "original_max_position_embeddings",
+						c->rope.orig_max_pos);
+		/* fall through */
 	case TK_ARCH_MISTRAL:
 		if (c->sliding_window > 0)
 			cJSON_AddNumberToObject(o, "sliding_window", c->sliding_window);

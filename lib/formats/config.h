@@ -2,9 +2,10 @@
  *
  * One description covers every decoder tk runs: GPT-2 (LayerNorm, learned
  * positions, GELU-tanh MLP, biases, Conv1D weights stored [in, out]) and the
- * Llama family (Llama, Mistral, Qwen2, Qwen3: RMSNorm, rotary positions with
- * the scalings of transformers' modeling_rope_utils, SwiGLU, grouped-query
- * attention, Qwen2's attention biases, Qwen3's per-head q/k norms) with
+ * Llama family (Llama, Mistral, Qwen2, Qwen3, SmolLM3, Phi-3: RMSNorm,
+ * rotary positions with the scalings of transformers' modeling_rope_utils,
+ * SwiGLU, grouped-query attention, Qwen2's attention biases, Qwen3's
+ * per-head q/k norms, Phi-3's fused projections and partial rotary) with
  * Gemma-2/3's additions (the fields below).  The model code reads only
  * this struct, never model_type.
  */
@@ -16,7 +17,7 @@
 #include "base/tk.h"
 
 enum tk_arch { TK_ARCH_GPT2 = 0, TK_ARCH_LLAMA, TK_ARCH_MISTRAL, TK_ARCH_QWEN2, TK_ARCH_QWEN3,
-	       TK_ARCH_SMOLLM3, TK_ARCH_GEMMA2, TK_ARCH_GEMMA3, TK_ARCH_N };
+	       TK_ARCH_SMOLLM3, TK_ARCH_PHI3, TK_ARCH_GEMMA2, TK_ARCH_GEMMA3, TK_ARCH_N };
 enum tk_norm { TK_NORM_LAYER = 0, TK_NORM_RMS };
 enum tk_pos { TK_POS_LEARNED = 0, TK_POS_ROPE };
 enum tk_mlp { TK_MLP_GELU = 0 /* fc -> gelu_new -> proj */, TK_MLP_SWIGLU,
@@ -50,7 +51,7 @@ struct tk_rope_config {
 	 * parameters, else max_position_embeddings */
 	int orig_max_pos;
 	unsigned has;                               /* TK_ROPE_HAS_* */
-	int n_factors;                              /* longrope: head_dim / 2 */
+	int n_factors;                              /* longrope: rotary_dim / 2 */
 	float long_factor[TK_ROPE_MAX_PAIRS], short_factor[TK_ROPE_MAX_PAIRS];
 };
 enum { TK_ROPE_HAS_ORIG = 1, TK_ROPE_HAS_ORIG_TOP = 2, TK_ROPE_HAS_TRUNCATE = 4 };
@@ -70,12 +71,22 @@ struct tk_model_config {
 	float norm_eps;          /* layer_norm_epsilon / rms_norm_eps */
 	enum tk_pos pos;
 	float rope_theta;
+	/* The width of each head that RoPE rotates, its first rotary_dim
+	 * numbers (pairs (i, i + rotary_dim / 2)); the rest pass through.
+	 * head_dim but where Phi-3's partial_rotary_factor p makes it
+	 * int(head_dim * p), as transformers does; 0 without rotary
+	 * positions. */
+	int rotary_dim;
+	double partial_rotary;   /* partial_rotary_factor as read; 0: absent */
 	struct tk_rope_config rope;
 	enum tk_mlp mlp;
 	int attn_bias;           /* q/k/v (and GPT-2 output) projections have biases */
 	int attn_out_bias;       /* output projection has a bias */
 	int mlp_bias;
 	int qk_norm;             /* Qwen3: RMSNorm over each head of q and k before RoPE */
+	/* Phi-3: q, k and v are the rows of one qkv_proj (in that order), the
+	 * gate and up projections the two halves of one gate_up_proj */
+	int fused;
 	/* SmolLM3's no_rope_layers, inverted: 1 where layer l has no rotary
 	 * embedding (its attention sees no positions); all 0 elsewhere */
 	unsigned char no_rope[TK_MAX_LAYERS];
@@ -85,10 +96,11 @@ struct tk_model_config {
 	int scale_attn_by_inverse_layer_idx; /* GPT-2 option; unsupported when set */
 	/* Dropout probabilities as config.json gives them, kept so that a saved
 	 * model carries them on: GPT-2's resid_pdrop, embd_pdrop, attn_pdrop
-	 * (transformers' default 0.1 each); the Llama family's
-	 * attention_dropout in [2] (default 0).  tk applies no dropout. */
+	 * (transformers' default 0.1 each; Phi-3's resid_pdrop and
+	 * embd_pdrop, default 0); the Llama family's attention_dropout in
+	 * [2] (default 0).  tk applies no dropout. */
 	float dropout[3];
-	/* config.json's sliding_window, written back.  Mistral: 0 when
+	/* config.json's sliding_window, written back.  Mistral, Phi-3: 0 when
 	 * attention is fully causal (null, or at least max_pos, where the
 	 * window never excludes a position).  Qwen2, Qwen3, SmolLM3: the
 	 * window of the layers layer_types calls "sliding_attention", 0 when
@@ -138,23 +150,28 @@ struct tk_model_config {
  * is TK_E_UNSUPPORTED with a message listing the supported ones; options
  * tk does not implement are TK_E_UNSUPPORTED naming the key: a rope_type
  * other than default, linear, dynamic, yarn, longrope and llama3 (in
- * rope_scaling or rope_parameters), partial_rotary_factor, an activation
- * other than gelu_new /
+ * rope_scaling or rope_parameters; phi3: default and longrope, and its
+ * older su and yarn as longrope, as Phi3Config does), a
+ * partial_rotary_factor other than 1 outside phi3 (phi3: one that
+ * rotates an odd number of each head; TK_E_FORMAT outside (0, 1]), an
+ * activation other than gelu_new /
  * gelu_pytorch_tanh (GPT-2), silu (Llama family) or, as Gemma's
  * hidden_activation, gelu_pytorch_tanh, Gemma's use_bidirectional_attention, GPT-2's
  * scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn,
  * add_cross_attention or scale_attn_weights=false, and a layer_types entry
  * other than "full_attention" and "sliding_attention" (Qwen2, Qwen3,
  * SmolLM3; SmolLM3's no_rope_layers must have one 0 or 1 per layer).
- * Sliding windows (Mistral's sliding_window; Qwen2's, Qwen3's and
- * SmolLM3's use_sliding_window, sliding_window, max_window_layers and
+ * Sliding windows (Mistral's and Phi-3's sliding_window; Qwen2's, Qwen3's
+ * and SmolLM3's use_sliding_window, sliding_window, max_window_layers and
  * layer_types) are read into layer_window as transformers derives them; a
  * layer_types list that is not one entry per layer, or that names a
  * sliding layer while the config has no window (use_sliding_window false
- * or sliding_window null, where transformers fails), is TK_E_FORMAT.  A rope scaling without the keys
- * transformers reads for it (factor; llama3's low_freq_factor and
- * high_freq_factor; longrope's long_factor and short_factor of head_dim / 2
- * numbers) is TK_E_FORMAT naming the key.  Keys that are absent take transformers' class
+ * or sliding_window null, where transformers fails), is TK_E_FORMAT.
+ * Phi-3's resid_pdrop and embd_pdrop are kept in dropout[0] and [1], as
+ * GPT-2's.  A rope scaling without the keys transformers reads for it
+ * (factor; llama3's low_freq_factor and high_freq_factor; longrope's
+ * long_factor and short_factor of rotary_dim / 2 numbers) is TK_E_FORMAT
+ * naming the key.  Keys that are absent take transformers' class
  * defaults (5.x); both the 4.x (rope_theta, rope_scaling, torch_dtype) and
  * 5.x (rope_parameters, dtype) spellings are read.  An eos_token_id list
  * gives its first id.

@@ -1,4 +1,5 @@
 /* convert.c - GGUF files to Hugging Face model directories and back (see convert.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,9 @@
 #include "formats/gguf.h"
 #include "text/tokenizer.h"
 #include "model/model.h"
+#include "model/rope.h"
 
-const char tk_convert_archs[] = "gpt2, llama, qwen2, qwen3, gemma2, gemma3";
+const char tk_convert_archs[] = "gpt2, llama, qwen2, qwen3, phi3, gemma2, gemma3";
 
 /* F_SHIFT: a Gemma norm weight, which llama.cpp's converter stores as 1 +
  * weight (its RMSNorm multiplies by the weight alone) */
@@ -34,6 +36,7 @@ struct conv {
 	char arch[32];
 	enum tk_arch a;
 	int64_t V, C, L, H, KV, hd, F, P;
+	int64_t rot;             /* rope.dimension_count (phi3: may be below hd) */
 	int tied, attn_bias, mlp_bias;
 	struct job *jobs;
 	size_t nj, jcap;
@@ -119,6 +122,76 @@ static int gemma_config(struct conv *c, cJSON *j)
 	return 0;
 }
 
+/* A float tensor of n numbers (F32, as llama.cpp's converter writes
+ * rope_factors_*) added to o as the list key. */
+static int float_list(struct conv *c, cJSON *o, const char *key, const char *name, int64_t n)
+{
+	const struct tk_gguf_tensor *t = tk_gguf_tensor_find(c->g, name);
+	if (!t || t->ndim != 1 || t->ne[0] != n)
+		return tk_diag_set(c->d, TK_E_FORMAT, c->path, -1,
+				   "tensor '%s' is missing or not of %lld numbers "
+				   "(rope.dimension_count / 2)", name, (long long)n);
+	float *f = tk_mallocn((size_t)n, sizeof(float));
+	cJSON *a = f ? cJSON_AddArrayToObject(o, key) : NULL;
+	int rc = a ? tk_gguf_to_f32(c->g, t, f, c->d)
+		   : tk_diag_set(c->d, TK_E_NOMEM, c->path, -1, "out of memory");
+	for (int64_t i = 0; !rc && i < n; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateNumber((double)f[i]));
+	free(f);
+	return rc;
+}
+
+/* phi3's keys as llama.cpp's converter (Phi3MiniModel) writes them:
+ * rope.dimension_count for partial_rotary_factor, the original context,
+ * the sliding window (0: none), and LongRoPE as rope_factors_long/short
+ * tensors with rope.scaling.attn_factor. */
+static int phi3_config(struct conv *c, cJSON *j)
+{
+	int64_t v;
+	int rc;
+	char key[96];
+	int64_t orig = 4096; /* Phi3Config's default */
+	if (c->rot != c->hd) {
+		/* a factor transformers' int(head_dim * factor) turns back into rot */
+		double f = (double)c->rot / (double)c->hd;
+		while ((int64_t)((double)c->hd * f) < c->rot)
+			f = nextafter(f, 2.0);
+		cJSON_AddNumberToObject(j, "partial_rotary_factor", f);
+	}
+	snprintf(key, sizeof(key), "%s.rope.scaling.original_context_length", c->arch);
+	if (tk_gguf_find(c->g, key)) {
+		if ((rc = hp_int(c, "rope.scaling.original_context_length", -1, &orig)))
+			return rc;
+		cJSON_AddNumberToObject(j, "original_max_position_embeddings", (double)orig);
+	}
+	snprintf(key, sizeof(key), "%s.attention.sliding_window", c->arch);
+	if ((rc = tk_gguf_get_int(c->g, key, 0, &v, c->d)))
+		return rc;
+	if (v > 0)
+		cJSON_AddNumberToObject(j, "sliding_window", (double)v);
+	if (!tk_gguf_tensor_find(c->g, "rope_factors_long.weight"))
+		return 0;
+	cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+	if (!rs)
+		return tk_diag_set(c->d, TK_E_NOMEM, c->path, -1, "out of memory");
+	cJSON_AddStringToObject(rs, "rope_type", "longrope");
+	/* the attention factor, where it is not the one transformers derives
+	 * from max_position_embeddings / original_max_position_embeddings */
+	double att, f = (double)c->P / (double)orig;
+	double def = f <= 1.0 ? 1.0 : sqrt(1 + log(f) / log((double)orig));
+	snprintf(key, sizeof(key), "%s.rope.scaling.attn_factor", c->arch);
+	if ((rc = tk_gguf_get_float(c->g, key, def, &att, c->d)))
+		return rc;
+	if (!(att > 0))
+		return tk_diag_set(c->d, TK_E_FORMAT, c->path, -1, "%s = %g is out of range", key,
+				   att);
+	if (fabs(att - def) > 1e-6 * def)
+		cJSON_AddNumberToObject(rs, "attention_factor", att);
+	if ((rc = float_list(c, rs, "long_factor", "rope_factors_long.weight", c->rot / 2)))
+		return rc;
+	return float_list(c, rs, "short_factor", "rope_factors_short.weight", c->rot / 2);
+}
+
 /* Reads the hyperparameters and fills cfg through a transformers-style
  * config.json text, so that tk_config_parse supplies the defaults. */
 static int read_config(struct conv *c, struct tk_model_config *cfg)
@@ -154,10 +227,12 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 	if (!gpt2) {
 		if ((rc = hp_int(c, "rope.dimension_count", c->hd, &v)))
 			return rc;
-		if (v != c->hd)
+		/* phi3: partial_rotary_factor (an even part of the head) */
+		if (v != c->hd && (c->a != TK_ARCH_PHI3 || v > c->hd || v % 2))
 			return tk_diag_set(c->d, TK_E_UNSUPPORTED, c->path, -1,
 					   "rotary embeddings on %lld of %lld head dimensions are not "
 					   "supported", (long long)v, (long long)c->hd);
+		c->rot = v;
 		char key[64];
 		const char *st = NULL;
 		snprintf(key, sizeof(key), "%s.rope.scaling.type", c->arch);
@@ -236,6 +311,9 @@ static int read_config(struct conv *c, struct tk_model_config *cfg)
 			cJSON_AddBoolToObject(j, "mlp_bias", c->mlp_bias);
 		} else if (c->a == TK_ARCH_QWEN3) {
 			cJSON_AddBoolToObject(j, "attention_bias", c->attn_bias);
+		} else if (c->a == TK_ARCH_PHI3 && (rc = phi3_config(c, j))) {
+			cJSON_Delete(j);
+			return rc;
 		}
 	}
 	char *text = cJSON_PrintUnformatted(j);
@@ -319,6 +397,32 @@ static int plan_gemma(struct conv *c)
 				return rc;
 	}
 	if ((rc = add_job(c, "output_norm.weight", "model.norm.weight", 0, C, 0, F_SHIFT)))
+		return rc;
+	return c->tied ? 0 : add_job(c, "output.weight", "lm_head.weight", 0, c->V, C, 0);
+}
+
+/* Phi-3: fused attn_qkv and ffn_up (gate, then up), no biases. */
+static int plan_phi3(struct conv *c)
+{
+	int64_t C = c->C, F = c->F, q = c->H * c->hd, kv = c->KV * c->hd;
+	int rc;
+	if ((rc = add_job(c, "token_embd.weight", "model.embed_tokens.weight", 0, c->V, C, 0)))
+		return rc;
+	for (int l = 0; l < c->L; l++)
+		if ((rc = add_job(c, "blk.%d.attn_norm.weight",
+				  "model.layers.%d.input_layernorm.weight", l, C, 0, 0)) ||
+		    (rc = add_job(c, "blk.%d.attn_qkv.weight",
+				  "model.layers.%d.self_attn.qkv_proj.weight", l, q + 2 * kv, C, 0)) ||
+		    (rc = add_job(c, "blk.%d.attn_output.weight",
+				  "model.layers.%d.self_attn.o_proj.weight", l, C, q, 0)) ||
+		    (rc = add_job(c, "blk.%d.ffn_norm.weight",
+				  "model.layers.%d.post_attention_layernorm.weight", l, C, 0, 0)) ||
+		    (rc = add_job(c, "blk.%d.ffn_up.weight",
+				  "model.layers.%d.mlp.gate_up_proj.weight", l, 2 * F, C, 0)) ||
+		    (rc = add_job(c, "blk.%d.ffn_down.weight",
+				  "model.layers.%d.mlp.down_proj.weight", l, C, F, 0)))
+			return rc;
+	if ((rc = add_job(c, "output_norm.weight", "model.norm.weight", 0, C, 0, 0)))
 		return rc;
 	return c->tied ? 0 : add_job(c, "output.weight", "lm_head.weight", 0, c->V, C, 0);
 }
@@ -496,6 +600,9 @@ static int check_unused(struct conv *c)
 	for (size_t i = 0; i < n; i++) {
 		const char *name = tk_gguf_tensor_at(c->g, i)->name;
 		int used = c->tied && !strcmp(name, "output.weight");
+		/* phi3's LongRoPE factors went into config.json */
+		used |= c->a == TK_ARCH_PHI3 && (!strcmp(name, "rope_factors_long.weight") ||
+						 !strcmp(name, "rope_factors_short.weight"));
 		for (size_t k = 0; k < c->nj && !used; k++)
 			used = !strcmp(c->jobs[k].gname, name);
 		if (!used)
@@ -564,6 +671,8 @@ static int resolve_arch(struct conv *c)
 		c->a = TK_ARCH_GEMMA2;
 	else if (!strcmp(a, "gemma3"))
 		c->a = TK_ARCH_GEMMA3;
+	else if (!strcmp(a, "phi3"))
+		c->a = TK_ARCH_PHI3;
 	else
 		return tk_diag_set(c->d, TK_E_UNSUPPORTED, c->path, -1,
 				   "architecture '%.64s' is not supported (supported: %s)", a,
@@ -590,7 +699,8 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 		return rc;
 	if ((rc = resolve_arch(&c)) || (rc = read_config(&c, &cfg)))
 		goto out;
-	rc = c.a == TK_ARCH_GPT2 ? plan_gpt2(&c) : plan_llama(&c);
+	rc = c.a == TK_ARCH_GPT2 ? plan_gpt2(&c) : c.a == TK_ARCH_PHI3 ? plan_phi3(&c)
+								    : plan_llama(&c);
 	if (rc || (rc = check_unused(&c)))
 		goto out;
 	if (tk_gguf_find(c.g, "tokenizer.ggml.model") &&
@@ -1031,7 +1141,8 @@ static void gguf_name(const struct tk_model_config *c, const char *hf, char *out
 		{ "ln_2.", "ffn_norm." }, { "attn.c_attn.", "attn_qkv." },
 		{ "attn.c_proj.", "attn_output." }, { "mlp.c_fc.", "ffn_up." },
 		{ "mlp.c_proj.", "ffn_down." }, { "self_attn.q_norm.", "attn_q_norm." },
-		{ "self_attn.k_norm.", "attn_k_norm." },
+		{ "self_attn.k_norm.", "attn_k_norm." }, { "self_attn.qkv_proj.", "attn_qkv." },
+		{ "mlp.gate_up_proj.", "ffn_up." },
 	};
 	/* Gemma's sandwich norms, before the Llama family's names */
 	static const char *const gemma[][2] = {
@@ -1111,7 +1222,7 @@ static void export_hparams(const struct tk_model_config *c, const char *arch, co
 		tk_gguf_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_head);
 		tk_gguf_add_f32(w, KEY("rope.freq_base"), c->rope_theta);
 		tk_gguf_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
-		tk_gguf_add_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
+		tk_gguf_add_u32(w, KEY("rope.dimension_count"), (uint32_t)c->rotary_dim);
 		if (c->head_dim * c->n_head != c->hidden) {
 			tk_gguf_add_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
 			tk_gguf_add_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
@@ -1125,6 +1236,17 @@ static void export_hparams(const struct tk_model_config *c, const char *arch, co
 		}
 		if (c->arch == TK_ARCH_GEMMA3)
 			tk_gguf_add_f32(w, KEY("rope.freq_base_swa"), c->rope_local_theta);
+		if (c->arch == TK_ARCH_PHI3) { /* as Phi3MiniModel writes them */
+			tk_gguf_add_u32(w, KEY("rope.scaling.original_context_length"),
+					(uint32_t)c->rope.orig_max_pos);
+			tk_gguf_add_u32(w, KEY("attention.sliding_window"),
+					(uint32_t)c->sliding_window);
+		}
+		if (c->rope.type == TK_ROPE_LONGROPE) {
+			float inv[TK_ROPE_MAX_PAIRS], scale;
+			tk_rope_table(c, 0, inv, &scale);
+			tk_gguf_add_f32(w, KEY("rope.scaling.attn_factor"), scale);
+		}
 	}
 #undef KEY
 	tk_gguf_add_u32(w, "general.file_type", (uint32_t)ftype);
@@ -1180,6 +1302,25 @@ static int export_tensor(const struct tk_model *m, const struct tk_model_tensor 
 	return 0;
 }
 
+/* LongRoPE's factors as llama.cpp's converter writes them for phi3:
+ * rope_factors_long.weight and rope_factors_short.weight, F32. */
+static int export_rope_factors(const struct tk_model_config *c, tk_gguf_writer_t *w,
+			       const char *path, struct tk_diag *d)
+{
+	int64_t n = c->rope.n_factors;
+	uint64_t nbytes = (uint64_t)n * sizeof(float);
+	const float *src[2] = { c->rope.long_factor, c->rope.short_factor };
+	const char *names[2] = { "rope_factors_long.weight", "rope_factors_short.weight" };
+	for (int k = 0; k < 2; k++) {
+		void *buf = malloc((size_t)nbytes);
+		if (!buf)
+			return tk_diag_set(d, TK_E_NOMEM, path, -1, "out of memory");
+		memcpy(buf, src[k], (size_t)nbytes);
+		tk_gguf_add_tensor(w, names[k], TK_GGML_F32, 1, &n, buf, nbytes, 1);
+	}
+	return 0;
+}
+
 int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_result *r,
 		      struct tk_diag *d)
 {
@@ -1206,7 +1347,8 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 		goto out;
 	const struct tk_model_config *c = &m.cfg;
 	const char *arch = c->arch == TK_ARCH_GPT2 ? "gpt2" : c->arch == TK_ARCH_QWEN2 ? "qwen2"
-			   : c->arch == TK_ARCH_QWEN3 ? "qwen3" : c->arch == TK_ARCH_GEMMA2 ? "gemma2"
+			   : c->arch == TK_ARCH_QWEN3 ? "qwen3" : c->arch == TK_ARCH_PHI3 ? "phi3"
+			   : c->arch == TK_ARCH_GEMMA2 ? "gemma2"
 			   : c->arch == TK_ARCH_GEMMA3 ? "gemma3" : "llama";
 	if (c->arch == TK_ARCH_SMOLLM3) {
 		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
@@ -1222,7 +1364,16 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 			goto out;
 		}
 	}
-	for (int l = 0; c->arch != TK_ARCH_MISTRAL && !c->sandwich_norm && l < c->n_layer; l++)
+	if (c->arch == TK_ARCH_PHI3 && c->head_dim * c->n_head != c->hidden) {
+		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
+				 "phi3 with head_dim %d apart from hidden_size / num_attention_heads "
+				 "cannot be exported: llama.cpp's phi3 takes no other", c->head_dim);
+		goto out;
+	}
+	/* (phi3: its window is written as llama.cpp's converter writes it,
+	 * attention.sliding_window, which llama.cpp reads and then disables) */
+	for (int l = 0; c->arch != TK_ARCH_MISTRAL && c->arch != TK_ARCH_PHI3 && !c->sandwich_norm &&
+	     l < c->n_layer; l++)
 		if (c->layer_window[l] > 0) {
 			/* llama.cpp's qwen2 and qwen3 have no window: it would
 			 * attend to every key */
@@ -1232,7 +1383,8 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 					 arch);
 			goto out;
 		}
-	if (c->pos == TK_POS_ROPE && c->rope.type != TK_ROPE_DEFAULT) {
+	if (c->pos == TK_POS_ROPE && c->rope.type != TK_ROPE_DEFAULT &&
+	    !(c->arch == TK_ARCH_PHI3 && c->rope.type == TK_ROPE_LONGROPE)) {
 		/* llama.cpp keys each scaling its own way (rope_freqs.weight for
 		 * llama3, rope.scaling.* for the others); not written yet */
 		rc = tk_diag_set(d, TK_E_UNSUPPORTED, o->input, -1,
@@ -1272,6 +1424,9 @@ int tk_convert_export(const struct tk_convert_export_opts *o, struct tk_convert_
 			goto out;
 		n_params += m.tensors[i].n;
 	}
+	/* phi3's LongRoPE (the other scalings were refused above) */
+	if (c->rope.type == TK_ROPE_LONGROPE && (rc = export_rope_factors(c, w, o->input, d)))
+		goto out;
 	rc = tk_gguf_writer_commit(w, o->output, o->force, d);
 	w = NULL;
 	if (!rc && r) {

@@ -8,8 +8,8 @@
  * holds the bos/eos/pad ids the file names, as transformers derives it
  * when it loads the GGUF.
  *
- * Architectures: llama (Llama, Mistral, SmolLM2, TinyLlama...), qwen2 and
- * gpt2.  GGUF stores a matrix [out, in] as dims {in, out}; the row-major
+ * Architectures: llama (Llama, Mistral, SmolLM2, TinyLlama...), qwen2,
+ * qwen3, phi3 and gpt2.  GGUF stores a matrix [out, in] as dims {in, out}; the row-major
  * data is then the nn.Linear layout.  llama.cpp's converter permutes the
  * rows of llama's q and k projections (weights and biases) for its rotary
  * layout: per head, reshape(2, head_dim/2).T; import undoes it, so that
@@ -21,6 +21,13 @@
  * with llama.attention.sliding_window (which tk's export writes for a
  * Mistral with a window) becomes model_type mistral with that
  * sliding_window; without the key, a Mistral is the llama it is equal to.
+ * phi3 (Phi-3, Phi-3.5, Phi-4-mini, as llama.cpp's Phi3MiniModel writes
+ * it): blk.N.attn_qkv and blk.N.ffn_up (gate, then up) are transformers'
+ * fused qkv_proj and gate_up_proj as they are; rope.dimension_count below
+ * the head size is partial_rotary_factor; rope_factors_long/short.weight
+ * are LongRoPE's factors, with rope.scaling.original_context_length and
+ * rope.scaling.attn_factor (kept where it is not the default transformers
+ * derives); attention.sliding_window 0 is none.
  */
 #ifndef TK_CONVERT_H
 #define TK_CONVERT_H
@@ -45,7 +52,7 @@ struct tk_convert_result {
 };
 
 /* The architectures import handles, comma-separated ("gpt2, llama, qwen2, qwen3,
- * gemma2, gemma3"). */
+ * phi3, gemma2, gemma3"). */
 extern const char tk_convert_archs[];
 
 /* Converts o->input into the directory o->output, which appears whole
@@ -96,7 +103,8 @@ struct tk_convert_export_opts {
  * NULL; r->tokenizer tells whether a vocabulary was written), or what
  * tk_model_load returns for the directory, TK_E_UNSUPPORTED for a
  * tokenizer.json export does not handle or a model llama.cpp cannot run
- * as converted (named: a rope scaling, smollm3's layers without RoPE, a
+ * as converted (named: a rope scaling other than phi3's LongRoPE, a phi3
+ * whose head_dim is not hidden / heads, smollm3's layers without RoPE, a
  * Gemma setting llama.cpp has no key for),
  * TK_E_EXISTS, TK_E_INVAL for another outtype,
  * TK_E_IO or TK_E_NOMEM. */

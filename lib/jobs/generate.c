@@ -215,7 +215,7 @@ static int seq_push(struct tk_generate_seq *q, uint32_t id, float lp)
 int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, struct tk_generate_seq *q,
 		      int n, tk_generate_token_fn on_token, void *ctx, struct tk_diag *d)
 {
-	int V = tk_infer_vocab(s), err = 0, ns = 0;
+	int V = tk_infer_vocab(s), err = 0, ns = 0, redo = tk_infer_recompute_len(s);
 	float *logits = NULL;
 	struct tk_rng *rng = NULL;
 	struct tk_ids *all = NULL;
@@ -279,6 +279,12 @@ int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, stru
 				continue;
 			}
 			next[i] = id;
+			if (redo > 0 && all[i].n >= (size_t)redo && tk_infer_seq_len(s, i) < redo) {
+				/* Phi-3: the whole sequence again, on an empty cache */
+				tk_infer_reset_seq(s, i);
+				sp[nn++] = (struct tk_infer_span){ i, all[i].v, (int)all[i].n };
+				continue;
+			}
 			sp[nn++] = (struct tk_infer_span){ i, &next[i], 1 };
 		}
 		ns = nn;

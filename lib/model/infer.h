@@ -47,6 +47,13 @@ int tk_infer_max_len(const struct tk_infer *s);
 /* The model's vocab_size (the length of the logits). */
 int tk_infer_vocab(const struct tk_infer *s);
 
+/* The length n at which generate() drops a sequence's cache and runs the
+ * whole sequence again, for a model whose transformers class does (Phi-3:
+ * when the sequence first reaches original_max_position_embeddings + 1
+ * tokens with at most that many cached, so that LongRoPE's long factors
+ * rotate every key); 0 for the others. */
+int tk_infer_recompute_len(const struct tk_infer *s);
+
 /* Runs the n tokens ids at positions len .. len+n-1 through the model,
  * attending to the cache and to each other causally, adds their keys and
  * values to the cache, and writes the logits of the last of them to

@@ -56,13 +56,22 @@ static int name_matches(const char *module, const char *key)
 	return n > k && module[n - k - 1] == '.' && !strcmp(module + n - k, key);
 }
 
+/* peft's modules_to_save matching (_set_trainable: key.endswith(name)):
+ * any suffix, so "norm" takes input_layernorm as well as model.norm. */
+static int save_matches(const char *module, const char *key)
+{
+	size_t n = strlen(module), k = strlen(key);
+
+	return n >= k && !strcmp(module + n - k, key);
+}
+
 int tk_lora_saves(const struct tk_lora *l, const char *tensor_name)
 {
 	char mod[128];
 
 	module_of(tensor_name, mod, sizeof(mod));
 	for (int k = 0; l && k < l->cfg.n_modules_to_save; k++)
-		if (name_matches(mod, l->cfg.modules_to_save[k]))
+		if (save_matches(mod, l->cfg.modules_to_save[k]))
 			return 1;
 	return 0;
 }
@@ -135,11 +144,19 @@ static void linear_names(const struct tk_model *m, const struct lin_module *mods
 		buf[len - 2] = 0; /* the last ", " */
 }
 
-static int default_targets(const struct tk_model *m, struct tk_lora_config *c)
+/* peft's default target modules for the model type; peft has none for
+ * phi3 and refuses a LoraConfig without target_modules, and so does tk. */
+static int default_targets(const struct tk_model *m, struct tk_lora_config *c,
+			   struct tk_diag *d)
 {
 	if (m->cfg.arch == TK_ARCH_GPT2) {
 		snprintf(c->targets[0], TK_LORA_NAME, "c_attn");
 		c->n_targets = 1;
+	} else if (m->cfg.fused) {
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "peft has no default target modules for %s: name them "
+				   "(qkv_proj, o_proj, gate_up_proj, down_proj, or all-linear)",
+				   m->cfg.model_type);
 	} else {
 		snprintf(c->targets[0], TK_LORA_NAME, "q_proj");
 		snprintf(c->targets[1], TK_LORA_NAME, "v_proj");
@@ -180,7 +197,7 @@ static int mark_trainable(struct tk_model *m, const struct tk_lora_config *c,
 		for (i = 0; i < m->n_tensors; i++) {
 			char mod[128];
 			module_of(m->tensors[i].name, mod, sizeof(mod));
-			if (!name_matches(mod, c->modules_to_save[k]))
+			if (!save_matches(mod, c->modules_to_save[k]))
 				continue;
 			if (m->tensors[i].q)
 				return tk_diag_set(d, TK_E_INVAL, NULL, -1,
@@ -265,7 +282,7 @@ int tk_lora_attach(struct tk_model *m, const struct tk_lora_config *cfg, uint64_
 				   "yet (--device cpu)",
 				   m->be->i->name);
 	if (!c.n_targets)
-		default_targets(m, &c);
+		CHECK(default_targets(m, &c, d));
 	c.fan_in_fan_out = m->cfg.arch == TK_ARCH_GPT2;
 	all_linear = c.n_targets == 1 && !strcmp(c.targets[0], "all-linear");
 

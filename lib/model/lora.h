@@ -39,7 +39,7 @@ struct tk_lora_config {
 	 * whole module path, or its last component(s) after a '.'), or the one
 	 * entry "all-linear" (every linear layer but the lm head).  None: peft's
 	 * default for the architecture (GPT-2 c_attn; Llama family q_proj,
-	 * v_proj). */
+	 * v_proj; Phi-3 has none in peft: tk_lora_attach refuses, as peft). */
 	char targets[TK_LORA_MAX_TARGETS][TK_LORA_NAME];
 	int n_targets;
 	enum tk_lora_bias bias;   /* default none */
@@ -47,7 +47,9 @@ struct tk_lora_config {
 	/* use_dora: DoRA (peft's use_dora), see "DoRA" below */
 	int use_dora;
 	/* modules_to_save: base modules trained in full and saved with the
-	 * adapter ("lm_head", "embed_tokens", "wte"...), matched as targets */
+	 * adapter ("lm_head", "embed_tokens", "wte"...), matched as peft
+	 * does: every module whose path ends with the name ("norm" takes
+	 * input_layernorm and post_attention_layernorm too) */
 	char modules_to_save[TK_LORA_MAX_TARGETS][TK_LORA_NAME];
 	int n_modules_to_save;
 	int fan_in_fan_out;       /* set by tk_lora_attach: 1 for GPT-2 (Conv1D) */

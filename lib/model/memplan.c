@@ -215,7 +215,13 @@ static struct arena_sum arena_of(const struct tk_model_config *c)
 		const size_t out[7] = { Q, K, K, C, F, F, C }, in[7] = { C, C, C, Q, C, C, F };
 		const int bias[7] = { c->attn_bias, c->attn_bias, c->attn_bias, c->attn_out_bias,
 				      c->mlp_bias, c->mlp_bias, c->mlp_bias };
-		for (int i = 0; i < 7; i++) {
+		if (c->fused) { /* Phi-3: o_proj, qkv_proj, gate_up_proj, down_proj */
+			add_t(&l, C * Q, 1);
+			add_t(&l, (Q + 2 * K) * C, 1);
+			add_t(&l, 2 * F * C, 1);
+			add_t(&l, C * F, 1);
+		}
+		for (int i = 0; !c->fused && i < 7; i++) {
 			add_t(&l, out[i] * in[i], 1);
 			if (bias[i])
 				add_t(&l, out[i], 0);

@@ -181,6 +181,14 @@ int tk_infer_vocab(const struct tk_infer *s)
 	return s->m->cfg.vocab_size;
 }
 
+/* Phi3ForCausalLM.prepare_inputs_for_generation (transformers 5.24) */
+int tk_infer_recompute_len(const struct tk_infer *s)
+{
+	const struct tk_model_config *c = &s->m->cfg;
+
+	return c->arch == TK_ARCH_PHI3 ? c->rope.orig_max_pos + 1 : 0;
+}
+
 static int norm(struct tk_infer *s, float *y, const float *x, long w, long b, int rows)
 {
 	struct tk_model *m = s->m;
@@ -232,8 +240,10 @@ static int layer(struct tk_infer *s, int l, int n)
 	}
 	CHECK(linear(m, l, TK_LIN_V, vnew, s->ln, n));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) { /* SmolLM3's NoPE layers: none */
-		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, rope, rs, 0));
-		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, rope, rs, 0));
+		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, c->rotary_dim, rope,
+			      rs, 0));
+		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, c->rotary_dim,
+			      rope, rs, 0));
 	}
 	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
 	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));

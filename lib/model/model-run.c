@@ -259,8 +259,10 @@ static int layer_fwd(struct tk_model *m, int l, int recompute)
 	}
 	CHECK(LIN_FWD(TK_LIN_V, a->v, a->ln1));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
-		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, rope, rs, 0));
-		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, rope, rs, 0));
+		CHECK(tk_rope(m->be, a->q, pos, N, c->n_head, c->head_dim, c->rotary_dim, rope,
+			      rs, 0));
+		CHECK(tk_rope(m->be, a->k, pos, N, c->n_kv_head, c->head_dim, c->rotary_dim, rope,
+			      rs, 0));
 	}
 	const struct tk_attn_opts ao = tk_layer_attn(c, l);
 	CHECK(tk_attention_fwd(m->be, a->att, a->lse, a->q, a->k, a->v, B, T, c->n_head,
@@ -345,8 +347,10 @@ static int layer_bwd(struct tk_model *m, int l)
 	CHECK(tk_attention_bwd(m->be, r->dq, r->dk, r->dv, r->datt, a->q, a->k, a->v, a->att,
 			       a->lse, B, T, c->n_head, c->n_kv_head, c->head_dim, &ao));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) {
-		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, rope, rs, 1));
-		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, rope, rs, 1));
+		CHECK(tk_rope(m->be, r->dq, pos, N, c->n_head, c->head_dim, c->rotary_dim, rope,
+			      rs, 1));
+		CHECK(tk_rope(m->be, r->dk, pos, N, c->n_kv_head, c->head_dim, c->rotary_dim,
+			      rope, rs, 1));
 	}
 	if (c->qk_norm) {
 		/* through the per-head norms, into datt (free now; Q >= K):
@@ -447,7 +451,7 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 	if (c->pos == TK_POS_ROPE) {
 		/* positions 0..T-1: transformers' seq_len is T */
 		const float *inv = tk_rope_update(&r->rope, c, T);
-		memcpy(r->rope_inv, inv, (size_t)(c->head_dim / 2) * sizeof(float));
+		memcpy(r->rope_inv, inv, (size_t)(c->rotary_dim / 2) * sizeof(float));
 		r->rope_scale = r->rope.scale;
 		if (c->rope_local_theta > 0)
 			tk_rope_local_table(c, r->rope_local);
@@ -492,6 +496,28 @@ int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *tar
 	return 0;
 }
 
+/* The Llama family's nn.Embedding has padding_idx = pad_token_id: torch
+ * passes no gradient to that row from the lookup (a tied lm head still
+ * adds its own).  Zeroes the rows of dres whose token is the pad id, run
+ * by run, before the embedding's backward. */
+static int drop_pad_rows(struct tk_model *m, int N, int C)
+{
+	const struct tk_model_run *r = m->run;
+	int64_t pad = m->cfg.pad_id;
+
+	if (m->cfg.arch == TK_ARCH_GPT2 || pad < 0 || pad >= m->cfg.vocab_size)
+		return 0;
+	for (int i = 0; i < N;) {
+		int j = i;
+		while (j < N && r->ids[j] == (uint32_t)pad)
+			j++;
+		if (j > i)
+			CHECK(tk_scale(m->be, r->dres + (size_t)i * C, 0.0f, (size_t)(j - i) * C));
+		i = j > i ? j : i + 1;
+	}
+	return 0;
+}
+
 int tk_model_backward(struct tk_model *m, struct tk_diag *d)
 {
 	const struct tk_model_config *c = &m->cfg;
@@ -514,12 +540,12 @@ int tk_model_backward(struct tk_model *m, struct tk_diag *d)
 			break;
 		err = layer_bwd(m, l);
 	}
-	if (!err && G(r->emb) && c->embed_scale > 0)
-		err = tk_scale(m->be, r->dres, c->embed_scale, (size_t)N * C);
-	if (!err && G(r->emb))
-		err = tk_embedding_bwd(m->be, G(r->emb), r->dres, r->ids, N, C);
 	if (!err && G(r->pos))
 		err = tk_embedding_bwd(m->be, G(r->pos), r->dres, r->pos_ids, N, C);
+	if (!err && G(r->emb) && c->embed_scale > 0)
+		err = tk_scale(m->be, r->dres, c->embed_scale, (size_t)N * C);
+	if (!err && G(r->emb) && !(err = drop_pad_rows(m, N, C)))
+		err = tk_embedding_bwd(m->be, G(r->emb), r->dres, r->ids, N, C);
 	if (err)
 		return d && d->msg[0] ? err : tk_diag_set(d, err, NULL, -1, "backward pass failed: %s",
 							 tk_strerror(err));

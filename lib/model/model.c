@@ -161,6 +161,23 @@ static int layout_llama(struct table *tb, struct tk_model_run *r, const struct t
 	(snprintf(fmt, sizeof(fmt), "%s%s.bias", sub, nm), add_tensor(tb, 0, 0, n, 0, fmt, l))
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		if (c->fused) {
+			/* Phi-3: o_proj, then qkv_proj [Q + 2K, C] whose rows are
+			 * q, k, v; gate_up_proj [2F, C]: gate, then up; no biases */
+			long qkv, gu;
+			o->o_w = T2(C, Q, a, "o_proj");
+			qkv = T2(Q + 2 * K, C, a, "qkv_proj");
+			gu = T2(2 * F, C, m, "gate_up_proj");
+			o->dn_w = T2(C, F, m, "down_proj");
+			o->q_w = qkv;
+			o->k_w = qkv < 0 ? -1 : qkv + (long)(Q * C);
+			o->v_w = qkv < 0 ? -1 : qkv + (long)((Q + K) * C);
+			o->fc_w = gu;
+			o->up_w = gu < 0 ? -1 : gu + (long)(F * C);
+			o->q_b = o->k_b = o->v_b = o->o_b = o->fc_b = o->up_b = o->dn_b = -1;
+			o->qn_w = o->kn_w = -1;
+			goto norms;
+		}
 		o->q_w = T2(Q, C, a, "q_proj");
 		o->q_b = c->attn_bias ? T1(Q, a, "q_proj") : -1;
 		o->k_w = T2(K, C, a, "k_proj");
@@ -183,6 +200,7 @@ static int layout_llama(struct table *tb, struct tk_model_run *r, const struct t
 		o->up_b = c->mlp_bias ? T1(F, m, "up_proj") : -1;
 		o->dn_w = T2(C, F, m, "down_proj");
 		o->dn_b = c->mlp_bias ? T1(C, m, "down_proj") : -1;
+norms:
 #pragma GCC diagnostic pop
 #undef T1
 #undef T2

@@ -34,7 +34,7 @@ static void plain(float *inv, int d, float theta)
 static void dynamic(const struct tk_model_config *c, int seq_len, float *inv)
 {
 	const struct tk_rope_config *r = &c->rope;
-	int d = c->head_dim;
+	int d = c->rotary_dim;
 	double f = r->factor, mp = c->max_pos, e = (double)d / (d - 2);
 	float base;
 	if (seq_len <= 0) {
@@ -64,7 +64,7 @@ static double yarn_corr_dim(double rot, int d, double base, double max_pos)
 static float yarn(const struct tk_model_config *c, float *inv)
 {
 	const struct tk_rope_config *r = &c->rope;
-	int d = c->head_dim, half = d / 2;
+	int d = c->rotary_dim, half = d / 2;
 	double base = c->rope_theta, om = r->orig_max_pos;
 	double factor = r->factor > 0 ? r->factor : (double)c->max_pos / om;
 	double att = r->attention_factor;
@@ -100,7 +100,7 @@ static float yarn(const struct tk_model_config *c, float *inv)
 static float longrope(const struct tk_model_config *c, int seq_len, float *inv)
 {
 	const struct tk_rope_config *r = &c->rope;
-	int d = c->head_dim;
+	int d = c->rotary_dim;
 	double om = r->orig_max_pos;
 	double factor = r->factor > 0 ? r->factor : (double)c->max_pos / om;
 	double att = r->attention_factor;
@@ -115,7 +115,7 @@ static float longrope(const struct tk_model_config *c, int seq_len, float *inv)
 static void llama3(const struct tk_model_config *c, float *inv)
 {
 	const struct tk_rope_config *r = &c->rope;
-	int d = c->head_dim;
+	int d = c->rotary_dim;
 	double old = r->orig_max_pos;
 	float lw = (float)(old / r->low_freq_factor), hw = (float)(old / r->high_freq_factor);
 	float f = (float)r->factor, two_pi = (float)(2 * M_PI), fold = (float)old;
@@ -134,7 +134,7 @@ static void llama3(const struct tk_model_config *c, float *inv)
 
 void tk_rope_table(const struct tk_model_config *c, int seq_len, float *inv, float *scale)
 {
-	int d = c->head_dim;
+	int d = c->rotary_dim;
 	*scale = 1.0f;
 	switch (c->rope.type) {
 	case TK_ROPE_LINEAR:

@@ -24,7 +24,7 @@ struct tk_rope_state {
 };
 
 /* The table for sequences of seq_len positions (0: the one transformers
- * computes at init, rope_init_fn(config) without seq_len), head_dim / 2
+ * computes at init, rope_init_fn(config) without seq_len), rotary_dim / 2
  * floats into inv, and the attention scaling into *scale.  seq_len is
  * what dynamic (NTK, computed as torch does with a tensor seq_len) and
  * LongRoPE (long factors past original_max_position_embeddings) read; the

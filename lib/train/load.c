@@ -225,7 +225,8 @@ static int same_lora(struct trainer *tr, struct tk_diag *d)
 	else if (!a->use_dora != !b->use_dora)
 		snprintf(what, sizeof(what), "use_dora %s", b->use_dora ? "true" : "false");
 	else if (a->n_targets == 1 && !strcmp(a->targets[0], "all-linear")) {
-		int per = tr->m.cfg.arch == TK_ARCH_GPT2 ? 4 : 7; /* model.c's TK_LIN slots */
+		/* model.c's linear modules: GPT-2's and Phi-3's are fused */
+		int per = tr->m.cfg.arch == TK_ARCH_GPT2 || tr->m.cfg.fused ? 4 : 7;
 		if (tr->m.lora->n_ad != per * tr->m.cfg.n_layer)
 			snprintf(what, sizeof(what), "other target_modules than all-linear");
 	} else if (a->n_targets && !same_names(a->targets, a->n_targets, b->targets, b->n_targets))

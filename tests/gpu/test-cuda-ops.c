@@ -214,29 +214,32 @@ static void test_simple(void)
 }
 
 /* RoPE forward then inverse, head_dim 10 (not a multiple of 32) and 128,
- * positions up to 4095, from a host array (the training loop's case).  The
- * angles are the same fp32 numbers (inverse frequencies from the same host
- * powf); CUDA's cosf/sinf are within 2 ulp of glibc's: 1e-6 abs for |x| < 1. */
+ * each whole and partial (Phi-3: 6 of 10, 96 of 128 rotated), positions up
+ * to 4095, from a host array (the training loop's case).  The angles are
+ * the same fp32 numbers (inverse frequencies from the same host powf);
+ * CUDA's cosf/sinf are within 2 ulp of glibc's: 1e-6 abs for |x| < 1; the
+ * numbers past the rotary width pass through both unchanged. */
 static void test_rope(void)
 {
 	NEED_GPU();
 	rng_seed(6);
-	int dims[] = { 10, 128 };
-	for (int di = 0; di < 2; di++) {
-		int rows = 19, heads = 3, hd = dims[di];
+	int dims[] = { 10, 128, 10, 128 }, rots[] = { 10, 128, 6, 96 };
+	for (int di = 0; di < 4; di++) {
+		int rows = 19, heads = 3, hd = dims[di], rd = rots[di];
 		size_t n = (size_t)rows * heads * hd;
 		int32_t *pos = malloc(rows * sizeof(int32_t));
 		for (int r = 0; r < rows; r++)
 			pos[r] = (int32_t)(rng_u32() % 4096);
 		struct pair x = pair_rand(n, -1, 1);
 		float tab[64];
-		for (int i = 0; i < hd / 2; i++)
-			tab[i] = tk_rope_inv_freq(i, hd, 10000.0f);
+		for (int i = 0; i < rd / 2; i++)
+			tab[i] = tk_rope_inv_freq(i, rd, 10000.0f);
 		/* scale 1.2 on the second dimension: YaRN's attention factor */
-		float scale = di ? 1.2f : 1.0f;
+		float scale = di % 2 ? 1.2f : 1.0f;
 		for (int inv = 0; inv < 2; inv++) {
-			BOTH_OK(tk_rope(&cpu, x.c, pos, rows, heads, hd, tab, scale, inv),
-				tk_rope(&gpu, x.g, pos, rows, heads, hd, tab, scale, inv), "rope");
+			BOTH_OK(tk_rope(&cpu, x.c, pos, rows, heads, hd, rd, tab, scale, inv),
+				tk_rope(&gpu, x.g, pos, rows, heads, hd, rd, tab, scale, inv),
+				"rope");
 			CHECK_PAIR(inv ? "rope inverse" : "rope", x, 1e-6, 1e-6);
 		}
 		pair_free(&x);

@@ -196,6 +196,21 @@ def check_file(arch, m, path, t, exp, src):
     got = {x.name: x for x in r.tensors}
     check(sorted(got) == sorted(exp), f"{arch} {t}: tensor names",
           f"extra {sorted(set(got) - set(exp))} missing {sorted(set(exp) - set(got))}")
+    bad = tensor_mismatches(got, exp, t)
+    for n, w in exp.items():
+        x = got.get(n)
+        if t == "f32" and x is not None and not bad and not np.array_equal(
+                gguf.quants.dequantize(x.data, QT.F32).reshape(w.shape), w):
+            bad.append(f"{n}: dequantized values differ")
+    check(not bad, f"{arch} {t}: tensors equal gguf.quants.quantize of the source weights",
+          "; ".join(bad[:4]))
+
+
+def tensor_mismatches(got, exp, t):
+    """What differs between the GGUF tensors got (name -> ReaderTensor) and
+    gguf.quants.quantize of the fp32 arrays exp (name -> array) in outtype
+    t (1-D tensors and position_embd in F32, as the converter keeps them):
+    type, shape or bytes, one line each."""
     bad = []
     for n, w in exp.items():
         x = got.get(n)
@@ -205,19 +220,12 @@ def check_file(arch, m, path, t, exp, src):
         qt = QT.F32 if keep32 else TYPES[t]
         if x.tensor_type != qt:
             bad.append(f"{n}: type {x.tensor_type.name}, want {qt.name}")
-            continue
-        if list(x.shape) != list(reversed(w.shape)):
+        elif list(x.shape) != list(reversed(w.shape)):
             bad.append(f"{n}: shape {list(x.shape)}, want {list(reversed(w.shape))}")
-            continue
-        ref = gguf.quants.quantize(w.astype(np.float32), qt)
-        if ref.tobytes() != bytes(np.asarray(x.data).tobytes()):
+        elif (gguf.quants.quantize(w.astype(np.float32), qt).tobytes()
+              != bytes(np.asarray(x.data).tobytes())):
             bad.append(f"{n}: bytes differ from gguf.quants.quantize")
-            continue
-        deq = gguf.quants.dequantize(x.data, qt).reshape(w.shape)
-        if t == "f32" and not np.array_equal(deq, w):
-            bad.append(f"{n}: dequantized values differ")
-    check(not bad, f"{arch} {t}: tensors equal gguf.quants.quantize of the source weights",
-          "; ".join(bad[:4]))
+    return bad
 
 
 def logits_check(arch, m, d, path, t, tol):
@@ -302,16 +310,16 @@ def import_check(name, tmp):
           f"(max diff {diff:.3g})", f"max diff {diff:g}")
 
 
-def llama_cpp_check(arch, d, path, t):
-    """llama.cpp itself (llama-cpp-python) runs the export: greedy ids equal
-    tk-generate's on the source directory."""
+def llama_cpp_check(arch, d, path, t, n_ctx=64):
+    """llama.cpp itself (llama-cpp-python) runs the export with a context of
+    n_ctx: greedy ids equal tk-generate's on the source directory."""
     try:
         from llama_cpp import Llama
     except ImportError as e:  # a pinned requirement: its absence is a fault
         print(f"FAIL {arch} {t}: llama.cpp: llama_cpp cannot be imported ({e}); "
               "it is in tests/parity/requirements.txt (rm .venv/.ok; make parity)")
         return
-    llm = Llama(model_path=path, n_ctx=64, n_threads=1, verbose=False)
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=1, verbose=False)
     ids = [5, 17, 33, 60, 71, 8]
     want = []
     for tok in llm.generate(ids, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0, reset=True):

@@ -7,8 +7,10 @@ models of its tokenizer's vocabulary instead of its GPT-2: Qwen3 (per-head
 q/k norms, head_dim apart from the width), Llama with the llama3, YaRN
 and dynamic NTK rotary scalings, whose original context (16) is shorter
 than the 24-token blocks; Mistral and Qwen2 (use_sliding_window, layer 0 of
-2 full causal) with sliding windows of 8, shorter than the blocks; Gemma-2
-and Gemma-3 with windows of 8.  For each: Trainer.train() in file order, then
+2 full causal) with sliding windows of 8, shorter than the blocks;
+Phi-3 (fused qkv_proj and gate_up_proj, partial rotary 0.75, LongRoPE with
+the same original context of 16); Gemma-2 and Gemma-3 with windows of 8.
+For each: Trainer.train() in file order, then
 tk-train --config train-args.json --no-shuffle, and the final weights
 (relative to each tensor's largest value) and the logged loss,
 grad_norm, learning_rate, epoch and eval_loss compared.  Prints PASS/FAIL.
@@ -24,8 +26,8 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, LlamaConfig,
-                          MistralConfig, Qwen2Config,
-                          Qwen3Config, TrainingArguments, default_data_collator)
+                          MistralConfig, Phi3Config, Qwen2Config, Qwen3Config,
+                          TrainingArguments, default_data_collator)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -52,6 +54,12 @@ def families(vocab, eos):
         "mistral-swa": MistralConfig(**llama, rope_theta=100.0, sliding_window=8),
         "qwen2-swa": Qwen2Config(**llama, rope_theta=100.0, use_sliding_window=True,
                                  sliding_window=8, max_window_layers=1),
+        # head_dim 8, 6 rotated: 3 long and short factors
+        "phi3": Phi3Config(**dict(SHAPE, max_position_embeddings=64, pad_token_id=None, **ids),
+                           original_max_position_embeddings=16, partial_rotary_factor=0.75,
+                           rope_parameters=dict(rope_type="longrope", rope_theta=100.0,
+                                                long_factor=[1.0, 2.0, 4.0],
+                                                short_factor=[1.0, 1.1, 1.3])),
         # Gemma: windows of 8 on the sliding layers of the 24-token blocks,
         # query_pre_attn_scalar apart from head_dim, Gemma-2's soft-caps
         # low enough to bite at the initial scale

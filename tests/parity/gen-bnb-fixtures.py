@@ -9,6 +9,8 @@ From the committed tiny models in tests/fixtures/models/ (gen-model-fixtures.py)
                   compute dtype bfloat16)
   gpt2-fp4/       gpt2 (Conv1D), load_in_4bit, fp4, compute dtype float32
   llama-int8/     llama, load_in_8bit
+  phi3-nf4-dq/    phi3 (fused qkv_proj, gate_up_proj), as llama-nf4-dq
+  phi3-partial-int8/  phi3-partial (tied), load_in_8bit
 each: from_pretrained(MODEL, quantization_config=..., device_map="cpu"),
 then save_pretrained (config.json, generation_config.json,
 model.safetensors).
@@ -30,6 +32,7 @@ model.safetensors).
 """
 import os
 import shutil
+import sys
 
 import torch
 import bitsandbytes.functional as F
@@ -74,9 +77,20 @@ def deq4(sd, name):
     return out.contiguous()
 
 
+def phi3():
+    """Phi-3's fused weights, quantized whole as bitsandbytes does."""
+    quantize("phi3", "phi3-nf4-dq", BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16))
+    quantize("phi3-partial", "phi3-partial-int8", BitsAndBytesConfig(load_in_8bit=True))
+
+
 def main():
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["phi3"]:  # only these, the others left as committed
+        phi3()
+        return
     ref = {}
     p = quantize("llama", "llama-nf4-dq", BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -111,6 +125,7 @@ def main():
     for name in ("a.weight", "b.weight", "c.weight", "d.weight"):
         ref["deq." + name] = deq4(custom, name)
     save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(OUT, "ref.safetensors"))
+    phi3()
 
 
 if __name__ == "__main__":

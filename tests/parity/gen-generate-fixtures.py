@@ -18,11 +18,14 @@
 
 Run with the repository's reference venv:
 
-    .venv/bin/python tests/parity/gen-generate-fixtures.py
+    .venv/bin/python tests/parity/gen-generate-fixtures.py [families]
+
+("families": only greedy-families.json, the models of FAMILY_MODELS.)
 """
 import json
 import os
 import shutil
+import sys
 
 import torch
 import transformers
@@ -142,14 +145,14 @@ def text_cases():
     return cases
 
 
-# The newer fixture models (tests/fixtures/models): Qwen3, SmolLM3, the
-# rotary scalings and Gemma-2/3 (whose sliding layers' windows of 5 and 4
+# The newer fixture models (tests/fixtures/models): Qwen3, SmolLM3, Phi-3,
+# the rotary scalings and Gemma-2/3 (whose sliding layers' windows of 5 and 4
 # the cache must keep to), with 40 new tokens after an 11-token prompt, so that decoding
 # with the KV cache goes past the original context of 32 (for dynamic NTK,
 # past max_position_embeddings: its table changes at every step, and the
 # cached keys keep the tables they were rotated with).
 FAMILY_MODELS = ["qwen3", "smollm3", "rope-llama3", "rope-linear", "rope-yarn", "rope-longrope",
-                 "rope-dynamic", "gemma2", "gemma3"]
+                 "rope-dynamic", "phi3", "phi3-partial", "phi3-longrope", "gemma2", "gemma3"]
 FAMILY_OUT = os.path.join(os.path.dirname(OUT), "greedy-families.json")
 
 
@@ -174,6 +177,8 @@ def family_cases():
 def main():
     torch.manual_seed(0)
     family_cases()
+    if sys.argv[1:] == ["families"]:
+        return
     out = {"transformers": transformers.__version__, "torch": torch.__version__, "cases": []}
     for name in ("gpt2", "llama", "qwen2"):
         model = AutoModelForCausalLM.from_pretrained(

@@ -4,10 +4,11 @@ creates and saves, and what peft computes with them.
 
 Run from anywhere (deterministic on the CPU, fp32; needs torch,
 transformers, peft, safetensors):
-    .venv/bin/python tests/parity/gen-lora-fixtures.py [OUTDIR]
+    .venv/bin/python tests/parity/gen-lora-fixtures.py [OUTDIR [NAME...]]
+(NAMEs: only those adapters, the others left as they are)
 
 The base models are the committed tests/fixtures/models/{gpt2,llama,qwen2,qwen3,
-gemma2,gemma3}
+gemma2,gemma3,phi3*}
 (tiny random models, see tests/parity/gen-model-fixtures.py), loaded with
 from_pretrained in fp32 (the half-precision checkpoints upcast exactly).
 
@@ -81,6 +82,17 @@ ADAPTERS = [
     ("gemma2-seven", "gemma2", 51, dict(r=4, lora_alpha=8, target_modules=LLAMA_ALL)),
     ("gemma3-all", "gemma3", 52, dict(r=4, lora_alpha=16, target_modules="all-linear",
                                       use_rslora=True, modules_to_save=["q_norm", "k_norm"])),
+    # Phi-3: peft puts one A/B pair on each fused linear (qkv_proj's B has
+    # q, k and v rows, gate_up_proj's gate then up); peft has no default
+    # targets for phi3, so each names them
+    ("phi3-fused", "phi3", 51, dict(r=4, lora_alpha=8, target_modules=["qkv_proj", "o_proj",
+                                                                      "gate_up_proj",
+                                                                      "down_proj"])),
+    ("phi3-partial-all", "phi3-partial", 52, dict(r=3, lora_alpha=5, use_rslora=True,
+                                                  target_modules="all-linear",
+                                                  modules_to_save=["norm"])),
+    ("phi3-longrope-qkv", "phi3-longrope", 53, dict(r=2, lora_alpha=4,
+                                                    target_modules=["qkv_proj"])),
 ]
 
 
@@ -140,12 +152,14 @@ def reference(pm, ids, labels):
     return ref
 
 
-def generate(outdir):
+def generate(outdir, only=()):
     os.chdir(ROOT)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     os.makedirs(outdir, exist_ok=True)
     for name, base, seed, kw in ADAPTERS:
+        if only and name not in only:
+            continue
         pm = make_adapter(base, seed, kw)
         ids, labels = make_inputs(seed, pm.config.vocab_size)
         ref = reference(pm, ids, labels)
@@ -190,4 +204,4 @@ if __name__ == "__main__":
     if os.environ.get("PYTHONHASHSEED") != "0":
         os.environ["PYTHONHASHSEED"] = "0"
         os.execv(sys.executable, [sys.executable] + sys.argv)
-    generate(sys.argv[1] if len(sys.argv) > 1 else OUT)
+    generate(sys.argv[1] if len(sys.argv) > 1 else OUT, sys.argv[2:])

@@ -8,7 +8,9 @@ safetensors):
 
 For each model NAME (gpt2, llama, qwen2, qwen3, smollm3, gemma2, gemma3,
 rope-TYPE: llama with each rotary scaling, swa-mistral and swa-qwen2:
-sliding windows shorter than the sequence; the NAMEs given, else all) it
+sliding windows shorter than the sequence, and phi3*: Phi-3 with its fused
+qkv_proj and gate_up_proj, partial rotary and LongRoPE; the NAMEs given,
+else all) it
 writes
     NAME/config.json, NAME/model.safetensors
         the model as save_pretrained(safe_serialization=True) wrote it, in
@@ -39,7 +41,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig, GPT2Config,
-                          LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
+                          LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config,
                           SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,6 +122,43 @@ def gemma3_config():
                                                       "rope_theta": 100.0}})
 
 
+def phi3_config():
+    # Phi-3 / Phi-3.5-mini: fused qkv_proj [6*8 + 2*2*8, 48] and gate_up_proj
+    # [2*76, 48], the whole head rotated, untied
+    return Phi3Config(hidden_size=48, intermediate_size=76, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-5,
+                      bos_token_id=1, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1,
+                      tie_word_embeddings=False)
+
+
+def phi3_partial_config():
+    # Phi-4-mini's shape: partial_rotary_factor 0.75 (6 of each head of 8
+    # rotated, 2 passed through), one key/value head for 5 query heads,
+    # tied embeddings
+    return Phi3Config(hidden_size=40, intermediate_size=52, num_hidden_layers=2,
+                      num_attention_heads=5, num_key_value_heads=1, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-5,
+                      partial_rotary_factor=0.75, rope_theta=500.0, bos_token_id=1,
+                      eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1, tie_word_embeddings=True)
+
+
+def phi3_longrope_config():
+    # Phi-3.5 / Phi-4-mini's LongRoPE (top-level original_max_position_embeddings
+    # 32, run on T_LONG tokens past it: the long factors), with Phi-4-mini's
+    # partial rotary: head_dim 16, 12 rotated, 6 factors each
+    return Phi3Config(hidden_size=64, intermediate_size=68, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=128,
+                      original_max_position_embeddings=32, rms_norm_eps=1e-5,
+                      partial_rotary_factor=0.75,
+                      rope_parameters=dict(rope_type="longrope", rope_theta=100.0,
+                                           long_factor=[1.0, 1.25, 1.5, 2.5, 4.0, 6.0],
+                                           short_factor=[1.0, 1.05, 1.1, 1.2, 1.3, 1.5]),
+                      bos_token_id=1, eos_token_id=VOCAB - 1, pad_token_id=VOCAB - 1,
+                      tie_word_embeddings=False)
+
+
 # Rotary scalings, on the llama shape (head_dim 8: pairs of wavelength 6.3,
 # 20, 63 and 199 with theta 100, so that llama3's three bands and YaRN's
 # ramp each hold a pair), run on T_LONG tokens: past the original context
@@ -175,6 +214,15 @@ def swa_qwen2_config():
                        use_sliding_window=True, sliding_window=SWA_WINDOW, max_window_layers=1)
 
 
+def swa_phi3_config():
+    # Phi-3's sliding_window (Phi-3-mini-4k has 2047 of 4096), partial rotary
+    return Phi3Config(hidden_size=48, intermediate_size=76, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, vocab_size=VOCAB,
+                      initializer_range=0.1, max_position_embeddings=64, rms_norm_eps=1e-5,
+                      partial_rotary_factor=0.5, bos_token_id=1, eos_token_id=VOCAB - 1,
+                      pad_token_id=VOCAB - 1, sliding_window=SWA_WINDOW)
+
+
 # name, config factory, seed, dtype of the saved checkpoint, sequence length
 MODELS = [
     ("gpt2", gpt2_config, 1, torch.float16, T),
@@ -187,6 +235,10 @@ MODELS = [
 ] + [(n, rope_factory(n), 10 + i, torch.float32, T_LONG) for i, n in enumerate(ROPES)] + [
     ("swa-mistral", swa_mistral_config, 20, torch.float32, T_SWA),
     ("swa-qwen2", swa_qwen2_config, 21, torch.float32, T_SWA),
+    ("phi3", phi3_config, 20, torch.bfloat16, T),
+    ("phi3-partial", phi3_partial_config, 21, torch.float16, T),
+    ("phi3-longrope", phi3_longrope_config, 22, torch.float32, T_LONG),
+    ("swa-phi3", swa_phi3_config, 23, torch.float32, T_SWA),
 ]
 
 

@@ -2,7 +2,8 @@
 """Generates tests/fixtures/qlora/: QLoRA references from peft on a
 bitsandbytes 4-bit model, on the CPU.
 
-    .venv/bin/python tests/parity/gen-qlora-fixtures.py [OUTDIR]
+    .venv/bin/python tests/parity/gen-qlora-fixtures.py [OUTDIR [NAME...]]
+(NAMEs: only those cases, the others left as they are)
 
 For each case NAME:
     NAME/          a tiny random base (transformers, seeded) quantized by
@@ -35,7 +36,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, BitsAndBytesConfig, GPT2Config,
-                          LlamaConfig)
+                          LlamaConfig, Phi3Config)
 
 from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -51,6 +52,16 @@ CASES = [
                 resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0),
      dict(bnb_4bit_quant_type="fp4"),
      dict(r=8, lora_alpha=16, target_modules=["c_attn", "c_fc"], use_rslora=True)),
+    # Phi-3: the fused qkv_proj and gate_up_proj quantized whole, one LoRA
+    # pair each; partial rotary 0.75
+    ("phi3-nf4",
+     Phi3Config(vocab_size=97, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                partial_rotary_factor=0.75, tie_word_embeddings=False, bos_token_id=1,
+                eos_token_id=2, pad_token_id=0),
+     dict(bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True),
+     dict(r=4, lora_alpha=8, target_modules=["qkv_proj", "o_proj", "gate_up_proj",
+                                             "down_proj"])),
 ]
 
 
@@ -60,6 +71,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, ".base")
     for i, (name, mcfg, q, lcfg) in enumerate(CASES):
+        if sys.argv[2:] and name not in sys.argv[2:]:
+            continue
         torch.manual_seed(100 + i)
         base = AutoModelForCausalLM.from_config(mcfg)
         shutil.rmtree(tmp, ignore_errors=True)

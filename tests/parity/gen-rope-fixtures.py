@@ -5,10 +5,12 @@ Run from anywhere (needs torch, transformers, safetensors):
     /tmp/venv/bin/python tests/parity/gen-rope-fixtures.py [OUTDIR]
 
 For each case NAME it writes NAME.json, the config.json that
-LlamaConfig.save_pretrained writes, and into rope.safetensors
+LlamaConfig.save_pretrained (Phi3Config for the phi3-* cases) writes, and
+into rope.safetensors
     NAME.seq    I32 [S]         the sequence lengths of S forwards in turn
                                 (positions 0 .. seq - 1 each)
     NAME.inv    F32 [S, D/2]    LlamaRotaryEmbedding.inv_freq after each
+                                (Phi3RotaryEmbedding's; D the rotated width)
     NAME.scale  F32 [S]         its attention_scaling (as the fp32 it
                                 multiplies cos and sin by)
 The module is made once per case and run in turn, so dynamic NTK's state
@@ -23,8 +25,9 @@ import tempfile
 
 import torch
 from safetensors.torch import save_file
-from transformers import LlamaConfig
+from transformers import AutoConfig, LlamaConfig, Phi3Config
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "fixtures", "rope")
@@ -76,6 +79,19 @@ CASES = {
                            original_max_position_embeddings=64),
     "dynamic-64": cfg(64, 32, 10000.0, rope_type="dynamic", factor=2.0),
     "dynamic-128": cfg(128, 64, 500000.0, rope_type="dynamic", factor=4.0),
+    # Phi-4-mini: partial_rotary_factor 0.75 of heads of 128 (96 rotated, 48
+    # factors), LongRoPE with the original context at the top
+    "phi3-longrope-partial": Phi3Config(
+        hidden_size=256, num_attention_heads=2, num_key_value_heads=1, num_hidden_layers=1,
+        intermediate_size=8, vocab_size=8, max_position_embeddings=128,
+        original_max_position_embeddings=32, partial_rotary_factor=0.75,
+        rope_parameters=dict(rope_type="longrope", rope_theta=10000.0,
+                             long_factor=factors(48, 1.0, 40.0),
+                             short_factor=factors(48, 1.0, 1.3))),
+    "phi3-partial": Phi3Config(
+        hidden_size=128, num_attention_heads=2, num_key_value_heads=1, num_hidden_layers=1,
+        intermediate_size=8, vocab_size=8, max_position_embeddings=64,
+        partial_rotary_factor=0.5, pad_token_id=0, bos_token_id=1, eos_token_id=2),
 }
 
 # lengths of the forwards in turn: short, past the original context,
@@ -94,9 +110,9 @@ def main(out):
         c.save_pretrained(d)
         shutil.copy(os.path.join(d, "config.json"), os.path.join(out, name + ".json"))
         shutil.rmtree(d)
-        c = LlamaConfig.from_pretrained(os.path.join(out, name + ".json"))
-        emb = LlamaRotaryEmbedding(c)
-        x = torch.zeros(1, 1, c.head_dim)
+        c = AutoConfig.from_pretrained(os.path.join(out, name + ".json"))
+        emb = (Phi3RotaryEmbedding if c.model_type == "phi3" else LlamaRotaryEmbedding)(c)
+        x = torch.zeros(1, 1, getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads)
         invs, scales = [], []
         for s in SEQ:
             emb(x, torch.arange(s)[None])

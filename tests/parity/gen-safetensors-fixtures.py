@@ -45,7 +45,7 @@ from safetensors.numpy import save_file as np_save_file
 from safetensors.torch import save_file as pt_save_file
 from transformers import (AutoConfig, AutoModelForCausalLM, Gemma2Config, Gemma3TextConfig,
                           GPT2Config, GPT2LMHeadModel,
-                          LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
+                          LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config,
                           SmolLM3Config)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -178,21 +178,33 @@ def describe(cfg):
         head_dim = at.head_dim
         gemma = cfg.model_type in ("gemma2", "gemma3_text")
         sw = getattr(cfg, "sliding_window", None) or 0
-        if cfg.model_type != "mistral" or sw >= cfg.max_position_embeddings:
+        if cfg.model_type not in ("mistral", "phi3") or sw >= cfg.max_position_embeddings:
             sw = 0
-        # Gemma-3 keeps one set of rope parameters per layer type
+        fused = cfg.model_type == "phi3"   # qkv_proj, gate_up_proj
+        inter = (blk.mlp.gate_up_proj.weight.shape[0] // 2 if fused
+                 else blk.mlp.gate_proj.weight.shape[0])
+        qp = at.qkv_proj if fused else at.q_proj
+        # Gemma-3 keeps one set of rope parameters per layer type; Phi-3's
+        # older rope types are read through its rotary embedding
         rp = cfg.rope_parameters.get("full_attention", cfg.rope_parameters)
+        if fused:
+            rp = dict(rp, rope_theta=model.model.rotary_emb.config.rope_parameters["rope_theta"],
+                      rope_type=model.model.rotary_emb.rope_type)
         e.update(hidden=cfg.hidden_size, n_layer=cfg.num_hidden_layers,
                  n_head=cfg.num_attention_heads, n_kv_head=cfg.num_key_value_heads,
-                 head_dim=head_dim, intermediate=blk.mlp.gate_proj.weight.shape[0],
+                 head_dim=head_dim, intermediate=inter,
                  max_pos=cfg.max_position_embeddings, norm="rms", norm_eps=cfg.rms_norm_eps,
                  pos="rope", rope_theta=float(rp["rope_theta"]), rope_type=rp["rope_type"],
                  rope_factor=float(rp.get("factor") or 0.0),
-                 mlp="geglu" if gemma else "swiglu", attn_bias=int(at.q_proj.bias is not None),
+                 mlp="geglu" if gemma else "swiglu", attn_bias=int(qp.bias is not None),
                  attn_out_bias=int(at.o_proj.bias is not None),
-                 mlp_bias=int(blk.mlp.gate_proj.bias is not None),
+                 mlp_bias=int(blk.mlp.down_proj.bias is not None),
                  sliding_window=(cfg.sliding_window or 0) if gemma else sw)
-        assert (at.k_proj.bias is not None) == (at.q_proj.bias is not None)
+        if fused:
+            # the width rotated: the rotary table's pairs, twice
+            e["rotary_dim"] = 2 * model.model.rotary_emb.inv_freq.shape[0]
+        else:
+            assert (at.k_proj.bias is not None) == (at.q_proj.bias is not None)
     eos = cfg.eos_token_id
     if isinstance(eos, list):
         eos = eos[0] if eos else None
@@ -273,6 +285,14 @@ CONFIGS = {
                                         "sliding_attention": {"rope_type": "default",
                                                               "rope_theta": 10000.0}},
                                     attn_logit_softcapping=30.0, dtype="bfloat16"),
+    "phi3-default": Phi3Config(),
+    # Phi-4-mini's shape: partial rotary 0.75 (12 of 16), tied, GQA
+    "phi3-tiny-partial": Phi3Config(hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2,
+                                    partial_rotary_factor=0.75, tie_word_embeddings=True,
+                                    vocab_size=90, max_position_embeddings=256,
+                                    sliding_window=200, bos_token_id=1, eos_token_id=2,
+                                    pad_token_id=3, **rope(250000.0)),
     "qwen2-tiny-tied": Qwen2Config(hidden_size=48, intermediate_size=72, num_hidden_layers=3,
                                    num_attention_heads=3, num_key_value_heads=1, vocab_size=90,
                                    tie_word_embeddings=True, max_position_embeddings=512,
@@ -334,6 +354,52 @@ RAW = {
         "rope_theta": 1000000, "sliding_window": 512, "sliding_window_pattern": 6,
         "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0", "use_cache": True,
         "vocab_size": 262,
+    },
+    "phi3-minimal": {"model_type": "phi3", "num_hidden_layers": 1},
+    # Phi-3-mini-4k as the hub holds it (sliding_window 2047, rope_scaling null)
+    "phi3-mini-4k-v4": {
+        "architectures": ["Phi3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 1, "embd_pdrop": 0.0, "eos_token_id": 32000, "hidden_act": "silu",
+        "hidden_size": 96, "initializer_range": 0.02, "intermediate_size": 256,
+        "max_position_embeddings": 4096, "model_type": "phi3", "num_attention_heads": 4,
+        "num_hidden_layers": 2, "num_key_value_heads": 4, "original_max_position_embeddings": 4096,
+        "pad_token_id": 32000, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05, "rope_scaling": None,
+        "rope_theta": 10000.0, "sliding_window": 2047, "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16", "transformers_version": "4.40.2", "use_cache": True,
+        "vocab_size": 32064,
+    },
+    # Phi-3.5-mini as the hub holds it: rope_scaling longrope (head_dim 16:
+    # 8 factors each), original_max_position_embeddings at the top
+    "phi3.5-mini-v4": {
+        "architectures": ["Phi3ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
+        "embd_pdrop": 0.0, "eos_token_id": 32000, "hidden_act": "silu", "hidden_size": 64,
+        "initializer_range": 0.02, "intermediate_size": 128, "max_position_embeddings": 131072,
+        "model_type": "phi3", "num_attention_heads": 4, "num_hidden_layers": 2,
+        "num_key_value_heads": 4, "original_max_position_embeddings": 4096,
+        "pad_token_id": 32000, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05,
+        "rope_scaling": {"long_factor": [1.08, 1.2, 1.6, 3.4, 9.6, 25.2, 34.7, 47.8],
+                         "short_factor": [1.0, 1.0, 1.02, 1.05, 1.1, 1.3, 1.7, 2.1],
+                         "type": "longrope"},
+        "rope_theta": 10000.0, "sliding_window": 262144, "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16", "transformers_version": "4.43.3", "use_cache": True,
+        "vocab_size": 32064,
+    },
+    # Phi-4-mini: partial_rotary_factor 0.75 at the top, longrope with
+    # factors for the 12 rotated of 16, tied, GQA
+    "phi4-mini-v4": {
+        "architectures": ["Phi3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 199999, "embd_pdrop": 0.0, "eos_token_id": 199999, "full_attn_mod": 1,
+        "hidden_act": "silu", "hidden_size": 64, "initializer_range": 0.02,
+        "intermediate_size": 160, "interpolate_factor": 1, "lm_head_bias": False,
+        "max_position_embeddings": 131072, "mlp_bias": False, "model_type": "phi3",
+        "num_attention_heads": 4, "num_hidden_layers": 2, "num_key_value_heads": 2,
+        "original_max_position_embeddings": 4096, "pad_token_id": 199999,
+        "partial_rotary_factor": 0.75, "resid_pdrop": 0.0, "rms_norm_eps": 1e-05,
+        "rope_scaling": {"long_factor": [1, 1.12, 1.5, 2.9, 8.6, 21.0],
+                         "short_factor": [1, 1.0, 1.0, 1.1, 1.2, 1.4], "type": "longrope"},
+        "rope_theta": 10000.0, "sliding_window": 262144, "tie_word_embeddings": True,
+        "torch_dtype": "bfloat16", "transformers_version": "4.45.0", "use_cache": True,
+        "vocab_size": 200064,
     },
     # Llama-3.1 as the hub holds it (4.x rope_scaling with rope_type llama3)
     "llama-3.1-v4": {

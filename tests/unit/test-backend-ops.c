@@ -736,27 +736,54 @@ static void test_rope(void)
 		float scale = k ? 1.2f : 1.0f;
 		ref_rope(yd, xd, pos, RROWS, RHEADS, RD, 10000.0f, scale, 0);
 		memcpy(y, x, sizeof(x));
-		TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, RHEADS, RD, inv_table(RD, 10000.0f), scale,
-				   0) == 0, "fwd");
+		TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, RHEADS, RD, RD, inv_table(RD, 10000.0f),
+				   scale, 0) == 0, "fwd");
 		CHECK_CLOSE(y, yd, N, 1e-6, 1e-5, "rope");
 		/* backward: the gradient of sum(R * rope(x)) is the transpose of R */
 		fill(dy, N, 1.0);
 		to_double(rd, dy, N);
 		struct rope_ctx c = { pos, rd, yd, scale };
 		fd_grad(rope_loss, &c, xd, N, gd);
-		TT_REQUIRE(tk_rope(&be2, dy, pos, RROWS, RHEADS, RD, inv_table(RD, 10000.0f),
+		TT_REQUIRE(tk_rope(&be2, dy, pos, RROWS, RHEADS, RD, RD, inv_table(RD, 10000.0f),
 				   scale, 1) == 0, "bwd");
 		CHECK_CLOSE(dy, gd, N, 1e-5, 1e-4, "rope bwd");
 	}
 	/* Llama-3's theta and an odd number of pairs */
 	ref_rope(yd, xd, pos, RROWS, 1, 6, 500000.0f, 1.0, 0);
 	memcpy(y, x, sizeof(x));
-	TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, 1, 6, inv_table(6, 500000.0f), 1.0f, 0) == 0,
+	TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, 1, 6, 6, inv_table(6, 500000.0f), 1.0f, 0) == 0,
 		   "fwd theta");
 	CHECK_CLOSE(y, yd, RROWS * 6, 1e-6, 1e-5, "rope theta 500000");
-	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 5, inv_table(6, 1e4f), 1.0f, 0) == TK_E_INVAL,
+	/* partial rotary (Phi-3): the first 6 of each head of 10 rotate by the
+	 * table of dimension 6, the last 4 pass through, both ways */
+	for (int inverse = 0; inverse < 2; inverse++) {
+		double part[2 * RROWS * 6];
+		for (int h = 0; h < RHEADS; h++) {
+			for (int r = 0; r < RROWS; r++)
+				memcpy(part + r * 6, xd + ((size_t)r * RHEADS + h) * RD,
+				       6 * sizeof(double));
+			ref_rope(part + RROWS * 6, part, pos, RROWS, 1, 6, 10000.0f, 1.2, inverse);
+			for (int r = 0; r < RROWS; r++) {
+				size_t o = ((size_t)r * RHEADS + h) * RD;
+				memcpy(yd + o, part + RROWS * 6 + r * 6, 6 * sizeof(double));
+				memcpy(yd + o + 6, xd + o + 6, (RD - 6) * sizeof(double));
+			}
+		}
+		memcpy(y, x, sizeof(x));
+		TT_REQUIRE(tk_rope(&be2, y, pos, RROWS, RHEADS, RD, 6, inv_table(6, 10000.0f), 1.2f,
+				   inverse) == 0, "partial");
+		CHECK_CLOSE(y, yd, N, 1e-6, 1e-5, inverse ? "partial rope bwd" : "partial rope");
+		for (int i = 0; i < N; i++)
+			if (i % RD >= 6)
+				TT_CHECK(y[i] == x[i], "partial rope changed x[%d]", i);
+	}
+	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 5, 5, inv_table(6, 1e4f), 1.0f, 0) == TK_E_INVAL,
 		 "odd head_dim");
-	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 6, NULL, 1.0f, 0) == TK_E_INVAL, "no table");
+	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 10, 5, inv_table(6, 1e4f), 1.0f, 0) ==
+		 TK_E_INVAL, "odd rotary width");
+	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 6, 8, inv_table(8, 1e4f), 1.0f, 0) ==
+		 TK_E_INVAL, "rotary width past head_dim");
+	TT_CHECK(tk_rope(&be2, y, pos, RROWS, 1, 6, 6, NULL, 1.0f, 0) == TK_E_INVAL, "no table");
 }
 
 /* ---- attention ---- */

@@ -49,7 +49,7 @@ static int check_expect(const struct tk_model_config *c, const char *path, const
 	if (!f)
 		return 1;
 	char key[64], val[128];
-	int bad = 0, n = 0;
+	int bad = 0, n = 0, extra = 0;
 	while (fscanf(f, "%63s %127s", key, val) == 2) {
 		long long i = strtoll(val, NULL, 10);
 		float x = (float)strtod(val, NULL);
@@ -97,12 +97,14 @@ static int check_expect(const struct tk_model_config *c, const char *path, const
 		FLT("final_softcap", c->final_softcap);
 		FLT("rope_local_theta", c->rope_local_theta);
 		STR("windows", windows(c));
+		else if (!strcmp(key, "rotary_dim")) /* Phi-3's files only */
+			ok = c->rotary_dim == i, extra++;
 		else ok = 0;
 		if (!ok && !bad++)
 			TT_CHECK(0, "%s (%s): %s should be %s", path, what, key, val);
 	}
 	fclose(f);
-	TT_CHECK(n == 27 || (n == 36 && c->sandwich_norm), "%s: %d keys", path, n);
+	TT_CHECK(n == 27 + extra || (n == 36 && c->sandwich_norm), "%s: %d keys", path, n);
 	return bad;
 }
 
@@ -167,10 +169,10 @@ static void test_unsupported_and_bad(void)
 	const int U = TK_E_UNSUPPORTED, F = TK_E_FORMAT;
 	unsupported("{\"model_type\": \"falcon\"}", U,
 		    "model_type 'falcon' is not supported (tk reads gpt2, llama, mistral, qwen2, "
-		    "qwen3, smollm3, gemma2, gemma3_text)");
+		    "qwen3, smollm3, phi3, gemma2, gemma3_text)");
 	unsupported("{\"n_layer\": 2}", F,
-		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3, gemma2, "
-		    "gemma3_text)");
+		    "no model_type (tk reads gpt2, llama, mistral, qwen2, qwen3, smollm3, phi3, "
+		    "gemma2, gemma3_text)");
 	unsupported("{\"model_type\": \"gemma2\", \"use_bidirectional_attention\": true}", U,
 		    "use_bidirectional_attention=true is not supported");
 	unsupported("{\"model_type\": \"gemma2\", \"hidden_activation\": \"gelu\"}", U,
@@ -228,7 +230,31 @@ static void test_unsupported_and_bad(void)
 		    "\"no_rope_layers\": [1, 2]}",
 		    F, "no_rope_layers: expected a list of 2 zeros and ones");
 	unsupported("{\"model_type\": \"llama\", \"partial_rotary_factor\": 0.5}", U,
-		    "partial_rotary_factor");
+		    "partial_rotary_factor (tk implements it for phi3)");
+	unsupported("{\"model_type\": \"qwen3\", \"rope_parameters\": {\"rope_type\": "
+		    "\"default\", \"partial_rotary_factor\": 0.5}}", U,
+		    "rope_parameters.partial_rotary_factor (tk implements it for phi3)");
+	/* Phi-3: int(head_dim * factor) numbers of each head rotated, an even
+	 * number; default and longrope only, as Phi3Config validates */
+	unsupported("{\"model_type\": \"phi3\", \"hidden_size\": 48, \"num_attention_heads\": 4, "
+		    "\"partial_rotary_factor\": 0.75}", U,
+		    "partial_rotary_factor 0.75 rotates 9 of head_dim 12 (tk needs an even number");
+	unsupported("{\"model_type\": \"phi3\", \"partial_rotary_factor\": 0}", F,
+		    "partial_rotary_factor: expected a number above 0 and at most 1");
+	unsupported("{\"model_type\": \"phi3\", \"partial_rotary_factor\": 1.5}", F,
+		    "partial_rotary_factor: expected a number above 0 and at most 1");
+	unsupported("{\"model_type\": \"phi3\", \"rope_scaling\": {\"type\": \"linear\", "
+		    "\"factor\": 2.0}}", U,
+		    "rope_scaling with rope_type 'linear' (tk implements default and longrope for "
+		    "phi3");
+	unsupported("{\"model_type\": \"phi3\", \"rope_scaling\": {\"type\": \"su\", "
+		    "\"long_factor\": [1, 2], \"short_factor\": [1, 1]}}", F,
+		    "rope_scaling.original_max_position_embeddings is missing");
+	unsupported("{\"model_type\": \"phi3\", \"hidden_size\": 64, \"num_attention_heads\": 4, "
+		    "\"partial_rotary_factor\": 0.5, \"rope_scaling\": {\"type\": \"longrope\", "
+		    "\"long_factor\": [1, 2, 3, 4, 5, 6, 7, 8], \"short_factor\": [1, 1, 1, 1, 1, 1, "
+		    "1, 1]}}", F,
+		    "have 8 numbers, not the rotary dimension / 2 = 4");
 	unsupported("{\"model_type\": \"gpt2\", \"scale_attn_by_inverse_layer_idx\": true}", U,
 		    "scale_attn_by_inverse_layer_idx");
 	unsupported("{\"model_type\": \"gpt2\", \"reorder_and_upcast_attn\": true}", U,
@@ -266,6 +292,45 @@ static void test_unsupported_and_bad(void)
 	unsupported("{\"model_type\": \"gpt2\",", F, "not JSON (parse error at byte");
 	/* accepted: null defaults, a window that never matters, lists of eos ids */
 	struct tk_model_config c;
+	/* phi3's older "su": longrope, its original context from the rope
+	 * parameters (Phi3Config renames the type after placing the key) */
+	TT_CHECK(!tk_config_parse(&c,
+				  "{\"model_type\": \"phi3\", \"hidden_size\": 64, "
+				  "\"num_attention_heads\": 4, \"partial_rotary_factor\": 0.5, "
+				  "\"original_max_position_embeddings\": 64, \"rope_scaling\": "
+				  "{\"type\": \"su\", \"original_max_position_embeddings\": 16, "
+				  "\"long_factor\": [1, 2, 3, 4], \"short_factor\": [1, 1, 1, 1]}}",
+				  "p", &d),
+		 "%s", d.msg);
+	TT_CHECK(c.rope.type == TK_ROPE_LONGROPE && c.rope.orig_max_pos == 16 &&
+			 c.rotary_dim == 8 && c.head_dim == 16 && c.fused && c.dropout[0] == 0,
+		 "phi3 su: type %d, original %d, rotary %d", c.rope.type, c.rope.orig_max_pos,
+		 c.rotary_dim);
+	/* Phi3Attention and Phi3MLP have no biases whatever the config says;
+	 * resid_pdrop and embd_pdrop are kept (tk-train warns of them) */
+	TT_CHECK(!tk_config_parse(&c,
+				  "{\"model_type\": \"phi3\", \"attention_bias\": true, "
+				  "\"mlp_bias\": true, \"resid_pdrop\": 0.1, \"embd_pdrop\": 0.2}",
+				  "p", &d),
+		 "%s", d.msg);
+	TT_CHECK(!c.attn_bias && !c.attn_out_bias && !c.mlp_bias && c.dropout[0] == 0.1f &&
+			 c.dropout[1] == 0.2f && tk_config_max_dropout(&c) == 0.2f,
+		 "phi3 biases %d %d, dropout %g %g", c.attn_bias, c.mlp_bias, c.dropout[0],
+		 c.dropout[1]);
+	/* longrope proper: the top-level key, else Phi3Config's 4096, wins */
+	TT_CHECK(!tk_config_parse(&c,
+				  "{\"model_type\": \"phi3\", \"max_position_embeddings\": 8192, "
+				  "\"rope_scaling\": {\"type\": \"longrope\", "
+				  "\"original_max_position_embeddings\": 16, \"long_factor\": [" 
+				  "1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, "
+				  "1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2], "
+				  "\"short_factor\": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, "
+				  "1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, "
+				  "1, 1, 1, 1, 1]}}",
+				  "p", &d),
+		 "%s", d.msg);
+	TT_CHECK(c.rope.orig_max_pos == 4096 && c.rotary_dim == 96, "phi3 longrope: original %d",
+		 c.rope.orig_max_pos);
 	TT_CHECK(!tk_config_parse(&c,
 				  "{\"model_type\": \"mistral\", \"sliding_window\": 4096, "
 				  "\"max_position_embeddings\": 4096, \"num_key_value_heads\": null, "

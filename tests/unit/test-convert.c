@@ -99,6 +99,13 @@ static void same_model(const char *name, const char *dir, int exact, int same_id
 		 x->mlp_bias == y->mlp_bias && x->tie_embeddings == y->tie_embeddings &&
 		 (!same_ids || (x->bos_id == y->bos_id && x->eos_id == y->eos_id &&
 			   x->pad_id == y->pad_id)), "%s: configs differ", name);
+	TT_CHECK(x->rotary_dim == y->rotary_dim && x->rope.type == y->rope.type &&
+		 x->rope.orig_max_pos == y->rope.orig_max_pos &&
+		 x->rope.n_factors == y->rope.n_factors && x->sliding_window == y->sliding_window &&
+		 !memcmp(x->rope.long_factor, y->rope.long_factor, sizeof(x->rope.long_factor)) &&
+		 !memcmp(x->rope.short_factor, y->rope.short_factor, sizeof(x->rope.short_factor)),
+		 "%s: rotary settings differ (rotary_dim %d/%d, rope_type %d/%d)", name,
+		 x->rotary_dim, y->rotary_dim, x->rope.type, y->rope.type);
 	TT_CHECK(x->norm_eps == y->norm_eps && x->rope_theta == y->rope_theta,
 		 "%s: eps %g/%g theta %g/%g", name, x->norm_eps, y->norm_eps, x->rope_theta,
 		 y->rope_theta);
@@ -521,6 +528,11 @@ static void test_export_roundtrip(void)
 	roundtrip("qwen3", TK_GGML_BF16, TK_DT_BF16);
 	roundtrip("llama", TK_GGML_BF16, TK_DT_BF16); /* the fixture's weights are BF16 */
 	roundtrip("gpt2", TK_GGML_F16, TK_DT_F16);    /* and F16 */
+	/* phi3: fused attn_qkv and ffn_up, rope.dimension_count for the
+	 * partial rotary, LongRoPE's rope_factors_long/short tensors */
+	roundtrip("phi3", TK_GGML_BF16, TK_DT_BF16);
+	roundtrip("phi3-partial", TK_GGML_F16, TK_DT_F16);
+	roundtrip("phi3-longrope", TK_GGML_F32, TK_DT_F32);
 	TT_CHECK(!stray_entries(NULL), "output left behind");
 }
 

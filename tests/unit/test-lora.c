@@ -28,12 +28,15 @@ struct fix {
 
 static const char *base_of(const char *name)
 {
-	return !strncmp(name, "gpt2", 4)    ? "models/gpt2"
-	       : !strncmp(name, "llama", 5) ? "models/llama"
-	       : !strncmp(name, "qwen3", 5) ? "models/qwen3"
-	       : !strncmp(name, "gemma2", 6) ? "models/gemma2"
-	       : !strncmp(name, "gemma3", 6) ? "models/gemma3"
-					    : "models/qwen2";
+	return !strncmp(name, "gpt2", 4)            ? "models/gpt2"
+	       : !strncmp(name, "llama", 5)         ? "models/llama"
+	       : !strncmp(name, "qwen3", 5)         ? "models/qwen3"
+	       : !strncmp(name, "gemma2", 6)        ? "models/gemma2"
+	       : !strncmp(name, "gemma3", 6)        ? "models/gemma3"
+	       : !strncmp(name, "phi3-partial", 12) ? "models/phi3-partial"
+	       : !strncmp(name, "phi3-longrope", 13) ? "models/phi3-longrope"
+	       : !strncmp(name, "phi3", 4)          ? "models/phi3"
+						    : "models/qwen2";
 }
 
 static void fix_free(struct fix *f)
@@ -229,6 +232,13 @@ static void test_qlora_gpt2_fp4(void)
 	parity2("gpt2-fp4", "qlora/gpt2-fp4", "qlora/gpt2-fp4", 1e-5);
 }
 
+/* Phi-3's fused qkv_proj and gate_up_proj quantized whole (NF4, double
+ * quantization), one adapter pair on each, partial rotary */
+static void test_qlora_phi3_nf4(void)
+{
+	parity2("phi3-nf4", "qlora/phi3-nf4", "qlora/phi3-nf4", 1e-5);
+}
+
 static void test_parity_gpt2_default(void) { parity("gpt2-default"); }
 static void test_parity_gpt2_all(void) { parity("gpt2-all"); }
 static void test_parity_gpt2_mlp(void) { parity("gpt2-mlp"); }
@@ -250,6 +260,16 @@ static void test_parity_gemma(void)
 {
 	parity("gemma2-seven");
 	parity("gemma3-all");
+}
+
+/* Phi-3: one A/B pair on each fused linear (qkv_proj, gate_up_proj, ...);
+ * all-linear with rsLoRA on the partial-rotary, tied model and its final
+ * norm saved; qkv_proj alone on the LongRoPE base (its short factors) */
+static void test_parity_phi3(void)
+{
+	parity("phi3-fused");
+	parity("phi3-partial-all");
+	parity("phi3-longrope-qkv");
 }
 
 /* merge_and_unload(): every merged tensor against peft's. */
@@ -296,6 +316,12 @@ static void test_merge_gemma(void)
 {
 	merge("gemma2-seven");
 	merge("gemma3-all");
+}
+
+static void test_merge_phi3(void)
+{
+	merge("phi3-fused");
+	merge("phi3-partial-all");
 }
 
 /* Gradients of every trainable tensor, concatenated. */
@@ -469,6 +495,23 @@ static void test_bad_configs(void)
 	tk_lora_detach(&m);
 	TT_CHECK(!m.lora && m.tensors[0].trainable, "detach");
 	tk_model_free(&m);
+
+	/* phi3: peft has no default targets (it raises), and q_proj is no
+	 * module of it: the fused names are listed */
+	TT_REQUIRE(!tk_model_load(&m, tt_fixture("models/phi3"), &be, &d), "%s", d.msg);
+	tk_lora_config_init(&c);
+	TT_CHECK(tk_lora_attach(&m, &c, 1, &d) == TK_E_INVAL &&
+		 strstr(d.msg, "peft has no default target modules for phi3") && !m.lora,
+		 "%s", d.msg);
+	snprintf(c.targets[0], TK_LORA_NAME, "q_proj");
+	c.n_targets = 1;
+	TT_CHECK(tk_lora_attach(&m, &c, 1, &d) == TK_E_INVAL &&
+		 strstr(d.msg, "are: qkv_proj, o_proj, gate_up_proj, down_proj (or all-linear)"), "%s", d.msg);
+	snprintf(c.targets[0], TK_LORA_NAME, "all-linear");
+	TT_REQUIRE(!tk_lora_attach(&m, &c, 1, &d), "%s", d.msg);
+	TT_CHECK(m.lora->n_ad == 4 * m.cfg.n_layer && m.lora->ad[0].out == 6 * 8 + 2 * 2 * 8 &&
+		 m.lora->ad[2].out == 2 * 76, "phi3 all-linear: %d adapters", m.lora->n_ad);
+	tk_model_free(&m);
 }
 
 int main(void)
@@ -488,12 +531,15 @@ int main(void)
 	TT_RUN(test_parity_qwen2_qkv);
 	TT_RUN(test_parity_qwen3);
 	TT_RUN(test_parity_gemma);
+	TT_RUN(test_parity_phi3);
 	TT_RUN(test_qlora_llama_nf4_dq);
 	TT_RUN(test_qlora_gpt2_fp4);
+	TT_RUN(test_qlora_phi3_nf4);
 	TT_RUN(test_merge_gpt2);
 	TT_RUN(test_merge_llama);
 	TT_RUN(test_merge_qwen3);
 	TT_RUN(test_merge_gemma);
+	TT_RUN(test_merge_phi3);
 	TT_RUN(test_checkpointing_dropout);
 	TT_RUN(test_dropout_gradient);
 	TT_RUN(test_attach_fresh);

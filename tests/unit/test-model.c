@@ -34,6 +34,7 @@
 static const char *NAMES[] = { "gpt2",        "llama",        "qwen2",         "qwen3",
 			       "smollm3",     "rope-llama3",  "rope-linear",   "rope-yarn",
 			       "rope-longrope", "rope-dynamic", "swa-mistral",  "swa-qwen2",
+			       "phi3",        "phi3-partial", "phi3-longrope", "swa-phi3",
 			       "gemma2",      "gemma3" };
 #define N_MODELS (int)(sizeof(NAMES) / sizeof(NAMES[0]))
 
@@ -264,13 +265,24 @@ static void test_parity_rope(void)
 	parity("rope-dynamic");
 }
 
+/* Phi-3: fused qkv_proj and gate_up_proj; Phi-4-mini's partial rotary
+ * (6 of each head of 8) with one key/value head and tied embeddings; and
+ * LongRoPE past the original context of 32 with partial rotary */
+static void test_parity_phi3(void)
+{
+	parity("phi3");
+	parity("phi3-partial");
+	parity("phi3-longrope");
+}
+
 /* Sliding windows of 5 on 16 tokens: Mistral's on both layers; Qwen2's
  * use_sliding_window on layers 1 and 2 of 3 (max_window_layers 1), layer
- * 0 full causal */
+ * 0 full causal; Phi-3's (as Mistral's) with partial rotary */
 static void test_parity_swa(void)
 {
 	parity("swa-mistral");
 	parity("swa-qwen2");
+	parity("swa-phi3");
 }
 
 /* One forward + backward of m on ids/targets [B, T] from zeroed
@@ -550,7 +562,11 @@ static void round_trip(const char *name)
 		 m2.cfg.tie_embeddings == f.m.cfg.tie_embeddings &&
 		 m2.cfg.rope_theta == f.m.cfg.rope_theta && m2.cfg.norm_eps == f.m.cfg.norm_eps &&
 		 m2.cfg.attn_bias == f.m.cfg.attn_bias && m2.cfg.qk_norm == f.m.cfg.qk_norm &&
-		 m2.cfg.head_dim == f.m.cfg.head_dim &&
+		 m2.cfg.head_dim == f.m.cfg.head_dim && m2.cfg.fused == f.m.cfg.fused &&
+		 m2.cfg.rotary_dim == f.m.cfg.rotary_dim &&
+		 m2.cfg.partial_rotary == f.m.cfg.partial_rotary &&
+		 m2.cfg.sliding_window == f.m.cfg.sliding_window &&
+		 !memcmp(m2.cfg.dropout, f.m.cfg.dropout, sizeof(m2.cfg.dropout)) &&
 		 !memcmp(m2.cfg.no_rope, f.m.cfg.no_rope, sizeof(m2.cfg.no_rope)) &&
 		 !memcmp(m2.cfg.layer_window, f.m.cfg.layer_window, sizeof(m2.cfg.layer_window)) &&
 		 !memcmp(&m2.cfg.rope, &f.m.cfg.rope, sizeof(m2.cfg.rope)),
@@ -606,11 +622,21 @@ static void test_round_trip_rope(void)
 	round_trip("rope-dynamic");
 }
 
+/* Phi-3: the fused tensors saved under their names, partial rotary and
+ * LongRoPE's keys (original_max_position_embeddings at the top) kept */
+static void test_round_trip_phi3(void)
+{
+	round_trip("phi3");
+	round_trip("phi3-partial");
+	round_trip("phi3-longrope");
+}
+
 /* sliding_window, use_sliding_window, max_window_layers, layer_types */
 static void test_round_trip_swa(void)
 {
 	round_trip("swa-mistral");
 	round_trip("swa-qwen2");
+	round_trip("swa-phi3");
 }
 
 /* Writes dir/ with the fixture's config.json and a model.safetensors holding
@@ -1008,6 +1034,7 @@ int main(void)
 	TT_RUN(test_parity_smollm3);
 	TT_RUN(test_parity_gemma2);
 	TT_RUN(test_parity_gemma3);
+	TT_RUN(test_parity_phi3);
 	TT_RUN(test_parity_swa);
 	TT_RUN(test_parity_rope);
 	TT_RUN(test_chunked_rows);
@@ -1017,6 +1044,7 @@ int main(void)
 	TT_RUN(test_round_trip_llama);
 	TT_RUN(test_round_trip_qwen2);
 	TT_RUN(test_round_trip_qwen3);
+	TT_RUN(test_round_trip_phi3);
 	TT_RUN(test_round_trip_swa);
 	TT_RUN(test_round_trip_rope);
 	TT_RUN(test_missing_tensor);

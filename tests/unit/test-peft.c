@@ -49,6 +49,13 @@ static const struct fixture fixtures[] = {
 	{ "llama-seven", "llama", 2, 3, 0.05,
 	  "gate_proj,v_proj,o_proj,k_proj,up_proj,down_proj,q_proj", TK_LORA_BIAS_NONE, 0, "" },
 	{ "qwen2-qkv", "qwen2", 4, 4, 0, "v_proj,k_proj,q_proj", TK_LORA_BIAS_LORA_ONLY, 0, "" },
+	{ "qwen3-default", "qwen3", 4, 8, 0, "v_proj,q_proj", TK_LORA_BIAS_NONE, 0, "" },
+	{ "qwen3-all", "qwen3", 4, 16, 0, "#14", TK_LORA_BIAS_NONE, 0, "q_norm,k_norm" },
+	/* Phi-3: one adapter on each fused module */
+	{ "phi3-fused", "phi3", 4, 8, 0, "qkv_proj,down_proj,o_proj,gate_up_proj",
+	  TK_LORA_BIAS_NONE, 0, "" },
+	{ "phi3-partial-all", "phi3-partial", 3, 5, 0, "#8", TK_LORA_BIAS_NONE, 1, "norm" },
+	{ "phi3-longrope-qkv", "phi3-longrope", 2, 4, 0, "qkv_proj", TK_LORA_BIAS_NONE, 0, "" },
 	{ "gemma2-seven", "gemma2", 4, 8, 0,
 	  "gate_proj,v_proj,o_proj,k_proj,up_proj,down_proj,q_proj", TK_LORA_BIAS_NONE, 0, "" },
 	/* all-linear, which peft 0.21 writes as the seven names for Gemma-3 */

@@ -27,7 +27,8 @@ static const char *const cases[] = { "default-128", "default-96",      "llama3-8
 				     "llama3-32",   "linear-128",      "linear-frac",
 				     "yarn-qwen",   "yarn-notrunc",    "yarn-mscale",
 				     "yarn-attn",   "longrope-96",     "longrope-factor",
-				     "dynamic-64",  "dynamic-128" };
+				     "dynamic-64",  "dynamic-128",     "phi3-longrope-partial",
+				     "phi3-partial" };
 
 /* Distance in ulps between two finite floats of the same sign. */
 static long ulps(float a, float b)
@@ -60,14 +61,14 @@ static void test_against_transformers(void)
 		const struct tk_tensor_info *ti = tk_safetensors_find(st, key);
 		snprintf(key, sizeof(key), "%s.scale", name);
 		const struct tk_tensor_info *tc = tk_safetensors_find(st, key);
-		TT_REQUIRE(ts && ti && tc && ti->ndim == 2 && ti->shape[1] == c.head_dim / 2,
+		TT_REQUIRE(ts && ti && tc && ti->ndim == 2 && ti->shape[1] == c.rotary_dim / 2,
 			   "%s: no tables", name);
 		const int32_t *seq = ts->data;
 		const float *inv = ti->data, *scale = tc->data;
 		long allow = c.rope.type == TK_ROPE_DYNAMIC || c.rope.type == TK_ROPE_LONGROPE ? 2
 														: 1;
 		long worst = 0;
-		int half = c.head_dim / 2;
+		int half = c.rotary_dim / 2;
 		memset(&rs, 0, sizeof(rs));
 		for (int s = 0; s < (int)ts->nelem; s++) {
 			const float *got = tk_rope_update(&rs, &c, seq[s]);

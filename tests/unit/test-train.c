@@ -282,8 +282,9 @@ static void test_latest_checkpoint(void)
 
 /* The plan from a configuration alone (before anything is allocated) is
  * what the plan of the made model counts for its weights, gradients and
- * optimizer state, for GPT-2 (tied) and a Llama-family layout with biases,
- * LayerNorm and an untied head, in full and with a sharded optimizer; and
+ * optimizer state, for GPT-2 (tied), a Llama-family layout with biases,
+ * LayerNorm and an untied head, and Phi-3's fused layout, in full and with
+ * a sharded optimizer; and
  * weights only when the base is frozen. */
 static void test_mem_plan_model(void)
 {
@@ -296,6 +297,10 @@ static void test_mem_plan_model(void)
 		"{\"model_type\": \"llama\", \"hidden_size\": 24, \"num_attention_heads\": 2, "
 		"\"num_hidden_layers\": 2, \"intermediate_size\": 30, \"vocab_size\": 50, "
 		"\"attention_bias\": true, \"mlp_bias\": true, \"hidden_act\": \"silu\"}",
+		/* Phi-3: fused qkv_proj and gate_up_proj */
+		"{\"model_type\": \"phi3\", \"hidden_size\": 40, \"num_attention_heads\": 5, "
+		"\"num_key_value_heads\": 1, \"num_hidden_layers\": 2, \"intermediate_size\": 52, "
+		"\"vocab_size\": 97, \"pad_token_id\": 0}",
 	};
 	for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {
 		struct tk_model_config c;
