@@ -2919,44 +2919,16 @@ static struct val select_items(struct ctx *c, const struct node *at, struct args
 	return vlazy(out);
 }
 
-static struct val call_filter(struct ctx *c, const struct node *at, const char *name,
-			      struct args *a)
+#define IS(nm) (!strcmp(name, nm))
+
+/* The string filters (trim to replace, indent, wordcount, center) on
+ * a->v[0]: their value, with *done = 1; *done = 0 when name is none of
+ * them.  The other groups below answer the same way. */
+static struct val filter_str(struct ctx *c, const struct node *at, const char *name,
+			     struct args *a, int *done)
 {
 	struct val x = a->v[0], *a1 = arg(a, 1, NULL);
-#define IS(nm) (!strcmp(name, nm))
-	if (IS("list") && x.k == V_LIST && !x.l->lazy)
-		return x;
-	if (IS("safe")) {
-		struct val r = str_of(c, &x);
-		r.safe = 1;
-		return r;
-	}
-	if (IS("escape") || IS("e"))
-		return escape_str(c, str_of(c, &x));
-	/* the filters that keep a Markup one (soft_str, then a str method
-	 * markupsafe wraps); the others give plain text, as jinja2 without
-	 * autoescape does */
-	int keep_safe = x.k == V_STR && x.safe &&
-			(IS("trim") || IS("upper") || IS("lower") || IS("capitalize") || IS("string"));
-	if (keep_safe) {
-		struct val r = call_filter(c, at, name, &(struct args){
-			.n = a->n, .nk = a->nk, .kn = a->kn, .kv = a->kv, .at = at,
-			.v = (struct val[]){ vstr(c, x.s->s, x.s->n),
-					     a->n > 1 ? a->v[1] : NONE } });
-		r.safe = 1;
-		return r;
-	}
-	if (IS("tojson"))
-		return tojson(c, at, a);
-	if (IS("string"))
-		return str_of(c, &x);
-	if (IS("length") || IS("count"))
-		return vint(length(c, at, &x));
-	if (IS("default") || IS("d")) {
-		struct val *b = arg(a, 2, "boolean");
-		int use = x.k == V_UNDEF || (b && truthy(b) && !truthy(&x));
-		return use ? (a1 ? *a1 : vcstr(c, "")) : x;
-	}
+	*done = 1;
 	if (IS("trim")) {
 		struct val *ch = arg(a, 1, "chars");
 		struct val s = str_of(c, &x);
@@ -3003,6 +2975,51 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 		return replace(c, s.s, str_of(c, a1).s, str_of(c, b).s,
 			       n && n->k != V_NONE ? need_int(c, at, n, "replace's count") : -1);
 	}
+	if (IS("indent")) {
+		struct val *w = arg(a, 1, "width"), *fi = arg(a, 2, "first"), *bl = arg(a, 3, "blank");
+		return indent(c, at, &x, w, fi && truthy(fi), bl && truthy(bl));
+	}
+	if (IS("wordcount")) {
+		struct val s = str_of(c, &x);
+		long long n = 0;
+		int in = 0;
+		for (size_t i = 0; i < s.s->n; i++) {
+			unsigned char ch = (unsigned char)s.s->s[i];
+			int w = ch >= 0x80 || ch == '_' || (ch >= '0' && ch <= '9') ||
+				(ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+			n += w && !in;
+			in = w;
+		}
+		return vint(n);
+	}
+	if (IS("center")) {
+		struct val s = str_of(c, &x);
+		long long w = a1 ? need_int(c, at, a1, "center's width") : 80;
+		if (w > 4096)
+			err(c, TK_E_UNSUPPORTED, at, "center wider than 4096");
+		long long len = (long long)cp_count(s.s->s, s.s->n);
+		if (len >= w)
+			return s;
+		long long pad = w - len, left = pad / 2 + (pad & w & 1);
+		struct tk_buf *o = cap_push(c);
+		for (long long i = 0; i < left; i++)
+			out_cstr(c, o, " ");
+		out_put(c, o, s.s->s, s.s->n);
+		for (long long i = 0; i < pad - left; i++)
+			out_cstr(c, o, " ");
+		return cap_pop(c);
+	}
+	*done = 0;
+	return x;
+}
+
+/* The filters over lists, dicts and strings as sequences (join to
+ * selectattr). */
+static struct val filter_seq(struct ctx *c, const struct node *at, const char *name,
+			     struct args *a, int *done)
+{
+	struct val x = a->v[0], *a1 = arg(a, 1, NULL);
+	*done = 1;
 	if (IS("join")) {
 		struct list *l = iter_list(c, at, &x);
 		struct val *sep = arg(a, 1, "d"), *at_ = arg(a, 2, "attribute");
@@ -3123,6 +3140,16 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 		return select_items(c, at, a, 0, IS("select"));
 	if (IS("selectattr") || IS("rejectattr"))
 		return select_items(c, at, a, 1, IS("selectattr"));
+	*done = 0;
+	return x;
+}
+
+/* The number filters: int, float, abs, round. */
+static struct val filter_num(struct ctx *c, const struct node *at, const char *name,
+			     struct args *a, int *done)
+{
+	struct val x = a->v[0];
+	*done = 1;
 	if (IS("int")) {
 		struct val *dflt = arg(a, 1, "default");
 		if (x.k == V_INT || x.k == V_BOOL)
@@ -3185,43 +3212,61 @@ static struct val call_filter(struct ctx *c, const struct node *at, const char *
 			return x.k == V_BOOL ? vint(x.i) : x;
 		return vfloat(r);
 	}
-	if (IS("indent")) {
-		struct val *w = arg(a, 1, "width"), *fi = arg(a, 2, "first"), *bl = arg(a, 3, "blank");
-		return indent(c, at, &x, w, fi && truthy(fi), bl && truthy(bl));
+	*done = 0;
+	return x;
+}
+
+/* The filter name applied to a->v[0], with the arguments a->v[1..]: the
+ * filters of Markup values and the small ones here, the rest by group;
+ * an unknown name is an error. */
+static struct val call_filter(struct ctx *c, const struct node *at, const char *name,
+			      struct args *a)
+{
+	struct val x = a->v[0], *a1 = arg(a, 1, NULL);
+	if (IS("list") && x.k == V_LIST && !x.l->lazy)
+		return x;
+	if (IS("safe")) {
+		struct val r = str_of(c, &x);
+		r.safe = 1;
+		return r;
 	}
-	if (IS("wordcount")) {
-		struct val s = str_of(c, &x);
-		long long n = 0;
-		int in = 0;
-		for (size_t i = 0; i < s.s->n; i++) {
-			unsigned char ch = (unsigned char)s.s->s[i];
-			int w = ch >= 0x80 || ch == '_' || (ch >= '0' && ch <= '9') ||
-				(ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-			n += w && !in;
-			in = w;
-		}
-		return vint(n);
+	if (IS("escape") || IS("e"))
+		return escape_str(c, str_of(c, &x));
+	/* the filters that keep a Markup one (soft_str, then a str method
+	 * markupsafe wraps); the others give plain text, as jinja2 without
+	 * autoescape does */
+	int keep_safe = x.k == V_STR && x.safe &&
+			(IS("trim") || IS("upper") || IS("lower") || IS("capitalize") || IS("string"));
+	if (keep_safe) {
+		struct val r = call_filter(c, at, name, &(struct args){
+			.n = a->n, .nk = a->nk, .kn = a->kn, .kv = a->kv, .at = at,
+			.v = (struct val[]){ vstr(c, x.s->s, x.s->n),
+					     a->n > 1 ? a->v[1] : NONE } });
+		r.safe = 1;
+		return r;
 	}
-	if (IS("center")) {
-		struct val s = str_of(c, &x);
-		long long w = a1 ? need_int(c, at, a1, "center's width") : 80;
-		if (w > 4096)
-			err(c, TK_E_UNSUPPORTED, at, "center wider than 4096");
-		long long len = (long long)cp_count(s.s->s, s.s->n);
-		if (len >= w)
-			return s;
-		long long pad = w - len, left = pad / 2 + (pad & w & 1);
-		struct tk_buf *o = cap_push(c);
-		for (long long i = 0; i < left; i++)
-			out_cstr(c, o, " ");
-		out_put(c, o, s.s->s, s.s->n);
-		for (long long i = 0; i < pad - left; i++)
-			out_cstr(c, o, " ");
-		return cap_pop(c);
+	if (IS("tojson"))
+		return tojson(c, at, a);
+	if (IS("string"))
+		return str_of(c, &x);
+	if (IS("length") || IS("count"))
+		return vint(length(c, at, &x));
+	if (IS("default") || IS("d")) {
+		struct val *b = arg(a, 2, "boolean");
+		int use = x.k == V_UNDEF || (b && truthy(b) && !truthy(&x));
+		return use ? (a1 ? *a1 : vcstr(c, "")) : x;
 	}
-#undef IS
+	static struct val (*const groups[])(struct ctx *, const struct node *, const char *,
+					   struct args *, int *) = { filter_str, filter_seq, filter_num };
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+		int done;
+		struct val r = groups[i](c, at, name, a, &done);
+		if (done)
+			return r;
+	}
 	err(c, TK_E_UNSUPPORTED, at, "unsupported filter '%s'", name);
 }
+#undef IS
 
 /* ---------------------------------------------------------------- calls */
 
