@@ -96,7 +96,11 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: cuda-note $(TOOLS) $(UNITS) $(GPUTESTS) $(FUZZERS)
+# the benchmark programs are built with everything else, so that a change
+# of a library call they make cannot leave make bench broken unnoticed
+BENCHES  := $(BUILD)/bench-ops $(BUILD)/bench-qlora-mem $(BUILD)/bench-chat
+
+all: cuda-note $(TOOLS) $(UNITS) $(GPUTESTS) $(FUZZERS) $(BENCHES)
 
 cuda-note:
 	@echo "$(CUDA_NOTE)"
@@ -315,7 +319,7 @@ parity: deps $(VENV)/.ok
 	@TK_BIN=$(BIN) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python tests/parity/run
 
 bench: deps $(VENV)/.ok
-	@$(MAKE) --no-print-directory all $(BUILD)/bench-ops $(BUILD)/bench-qlora-mem $(BUILD)/bench-chat
+	@$(MAKE) --no-print-directory all
 	@TK_BIN=$(BIN) TK_BUILD=$(BUILD) TK_SHARED=$(SHARED) PYTHON=$(VENV)/bin/python bench/run
 
 $(BUILD)/bench-ops: $(BUILD)/bench/ops.o $(LIBTK)
