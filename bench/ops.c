@@ -4,7 +4,9 @@
  * and whether OpenBLAS's threads and the OpenMP regions slow each other
  * down when they take turns; decode-step matrix-vector products (fp32 and
  * NF4) against the memory's read bandwidth; QLoRA's 4-bit matmuls against
- * SGEMM on the same shapes.
+ * SGEMM on the same shapes; where --bf16 runs on bf16 hardware (bf16.h),
+ * the bf16 GEMM at the training shapes, alone and as tk's matmul calls it
+ * (with its conversion of fp32 operands to bf16).
  *
  *	make build/bench-ops && build/bench-ops [decode|qlora|train] [THREADS...]
  *
@@ -18,7 +20,9 @@
 #include <time.h>
 
 #include "base/quant.h"
+#include "base/math-common.h"
 #include "compute/backend.h"
+#include "compute/bf16.h"
 #include "compute/cpu.h"
 #include "model/model-int.h" /* tk_qtile_rows: the rows QLoRA dequantizes at a time */
 
@@ -76,6 +80,49 @@ static double time_gemm(struct tk_backend *be, int ta, int tb, int m, int n, int
 		best = t < best ? t : best;
 	}
 	free(a), free(b), free(c);
+	return best;
+}
+
+/* The bf16 GEMM at a training shape, best of reps: *raw from operands
+ * already bf16 (the rate oneDNN reaches), the return value through
+ * tk_matmul at TK_PREC_BF16 (fp32 operands converted first, as --bf16
+ * runs).  0 when the hw path is not available. */
+static double time_bf16(struct tk_backend *be, int ta, int tb, int m, int n, int k, int reps,
+			double *raw)
+{
+	struct tk_diag d;
+	*raw = 0;
+	if (tk_bf16_path() != TK_BF16_HW || tk_bf16_check(&d) ||
+	    tk_backend_set_prec(be, TK_PREC_BF16, &d))
+		return 0;
+	size_t na = (size_t)m * k, nb = (size_t)k * n;
+	float *a = randn(na, 1), *b = randn(nb, 2), *c = randn((size_t)m * n, 3);
+	unsigned short *ha = malloc(na * 2), *hb = malloc(nb * 2);
+	if (!ha || !hb) {
+		fprintf(stderr, "bench-ops: out of memory\n");
+		exit(1);
+	}
+	for (size_t i = 0; i < na; i++)
+		ha[i] = tk_bf16_code(a[i]);
+	for (size_t i = 0; i < nb; i++)
+		hb[i] = tk_bf16_code(b[i]);
+	double best = 1e30, braw = 1e30;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now();
+		tk_matmul(be, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
+		double t1 = now();
+		if (tk_bf16_gemm(ta, tb, m, n, k, 1.0f, ha, ta ? m : k, hb, tb ? k : n, 0.0f, c, n,
+				 be->threads, &d)) {
+			fprintf(stderr, "bench-ops: %s\n", d.msg);
+			exit(1);
+		}
+		double t2 = now();
+		best = t1 - t0 < best ? t1 - t0 : best;
+		braw = t2 - t1 < braw ? t2 - t1 : braw;
+	}
+	tk_backend_set_prec(be, TK_PREC_FP32, &d);
+	free(a), free(b), free(c), free(ha), free(hb);
+	*raw = braw;
 	return best;
 }
 
@@ -537,6 +584,18 @@ int main(int argc, char **argv)
 			printf("sgemm %s %dx%dx%d threads=%d: %.2f ms, %.1f GFLOP/s\n", g[j].what,
 			       g[j].m, g[j].n, g[j].k, be.threads, t * 1e3,
 			       2.0 * g[j].m * g[j].n * g[j].k / t / 1e9);
+		}
+		/* bf16: on bf16 hardware, or wherever TK_BF16=hw forces it */
+		for (size_t j = 0; j < sizeof(g) / sizeof(g[0]); j++) {
+			double raw, t;
+			double fl = 2.0 * g[j].m * g[j].n * g[j].k;
+			if (!time_bf16(&be, g[j].ta, g[j].tb, g[j].m, g[j].n, g[j].k, 2, &raw))
+				break;
+			t = time_bf16(&be, g[j].ta, g[j].tb, g[j].m, g[j].n, g[j].k, 10, &raw);
+			printf("bf16gemm %s %dx%dx%d threads=%d: %.2f ms, %.1f GFLOP/s; tk's matmul "
+			       "(fp32 operands converted) %.2f ms, %.1f GFLOP/s\n", g[j].what, g[j].m,
+			       g[j].n, g[j].k, be.threads, raw * 1e3, fl / raw / 1e9, t * 1e3,
+			       fl / t / 1e9);
 		}
 		bench_attention(&be, 4, 256, 12, 12, 64, 0);
 		/* Mistral's shape of heads on a long block, full and windowed */

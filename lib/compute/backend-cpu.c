@@ -52,9 +52,19 @@
 #include "compute/backend-cpu-int.h"
 #include "compute/cpu.h"
 
+/* Matrices held (tk_hold) while --bf16 takes the hw path: their bf16
+ * codes, converted once. */
+#define CPU_HELD 4
+struct cpu_held {
+	const float *p; /* NULL: a free entry */
+	int rows, cols, ld;
+	unsigned short *codes; /* [rows, cols], packed */
+};
+
 struct cpu_ctx {
 	void *ws;      /* workspace, 64-byte aligned */
 	size_t ws_cap; /* bytes */
+	struct cpu_held held[CPU_HELD];
 	/* bytes held by alloc and the workspace, their peak, and the limit
 	 * (TK_DEVICE_MEMORY_LIMIT; 0: none) */
 	_Atomic size_t in_use, peak;
@@ -193,40 +203,93 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 	return 0;
 }
 
-/* dst[rows, cols] (packed) = src (row stride ld) rounded to prec. */
-static void round_copy(struct tk_backend *be, float *dst, const float *src, int rows, int cols,
-		       int ld, int prec)
+/* o[0, n) = s[0, n) rounded to prec, or (prec < 0) their bf16 codes into
+ * the unsigned shorts at o: integer arithmetic, so every clone gives the
+ * same bits. */
+TK_SIMD_CLONES
+static void round_row(void *o, const float *s, int n, int prec)
 {
-	int nt = be->threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
-	for (int r = 0; r < rows; r++) {
-		const float *s = src + (size_t)r * ld;
-		float *o = dst + (size_t)r * cols;
-		if (prec == TK_PREC_BF16)
-			for (int j = 0; j < cols; j++)
-				o[j] = tk_round_bf16(s[j]);
-		else if (prec == TK_PREC_FP16)
-			for (int j = 0; j < cols; j++)
-				o[j] = tk_round_f16(s[j]);
-		else
-			for (int j = 0; j < cols; j++)
-				o[j] = tk_round_tf32(s[j]);
+	if (prec < 0) {
+		unsigned short *c = o;
+#pragma omp simd
+		for (int j = 0; j < n; j++)
+			c[j] = tk_bf16_code(s[j]);
+		return;
+	}
+	float *f = o;
+	if (prec == TK_PREC_BF16) {
+#pragma omp simd
+		for (int j = 0; j < n; j++)
+			f[j] = tk_round_bf16(s[j]);
+	} else if (prec == TK_PREC_FP16) {
+		for (int j = 0; j < n; j++)
+			f[j] = tk_round_f16(s[j]);
+	} else {
+#pragma omp simd
+		for (int j = 0; j < n; j++)
+			f[j] = tk_round_tf32(s[j]);
 	}
 }
 
-/* dst[rows, cols] (packed) = the bf16 codes of src (row stride ld). */
-static void bf16_copy(struct tk_backend *be, unsigned short *dst, const float *src, int rows,
-		      int cols, int ld)
+/* dst[rows, cols] (packed) = src (row stride ld) rounded to prec (floats),
+ * or with prec < 0 the bf16 codes of src (unsigned shorts). */
+static void round_copy(struct tk_backend *be, void *dst, const float *src, int rows, int cols,
+		       int ld, int prec)
 {
 	int nt = be->threads;
+	size_t esz = prec < 0 ? sizeof(unsigned short) : sizeof(float);
 #pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
-	for (int r = 0; r < rows; r++) {
-		const float *s = src + (size_t)r * ld;
-		unsigned short *o = dst + (size_t)r * cols;
-#pragma omp simd
-		for (int j = 0; j < cols; j++)
-			o[j] = tk_bf16_code(s[j]);
+	for (int r = 0; r < rows; r++)
+		round_row((char *)dst + (size_t)r * cols * esz, src + (size_t)r * ld, cols, prec);
+}
+
+/* The held bf16 codes of the matrix at p with this shape, or NULL. */
+static const unsigned short *held_codes(struct tk_backend *be, const float *p, int rows,
+					int cols, int ld)
+{
+	struct cpu_ctx *c = be->ctx;
+	for (int i = 0; i < CPU_HELD; i++) {
+		struct cpu_held *h = &c->held[i];
+		if (h->p == p && h->rows == rows && h->cols == cols && h->ld == ld)
+			return h->codes;
 	}
+	return NULL;
+}
+
+static void cpu_unhold(struct tk_backend *be, const float *p)
+{
+	struct cpu_ctx *c = be->ctx;
+	for (int i = 0; i < CPU_HELD; i++) {
+		struct cpu_held *h = &c->held[i];
+		if (h->p == p) {
+			mem_give(c, (size_t)h->rows * h->cols * sizeof(*h->codes));
+			free(h->codes);
+			memset(h, 0, sizeof(*h));
+		}
+	}
+}
+
+/* Only the hw bf16 path converts operands worth keeping: the emulation
+ * rounds into fp32 and is the slow reference anyway. */
+static void cpu_hold(struct tk_backend *be, const float *p, int rows, int cols, int ld)
+{
+	struct cpu_ctx *c = be->ctx;
+	struct cpu_held *h = NULL;
+	size_t bytes = (size_t)rows * cols * sizeof(unsigned short);
+	if (be->prec != TK_PREC_BF16 || tk_bf16_path() != TK_BF16_HW || tk_bf16_check(NULL))
+		return;
+	cpu_unhold(be, p);
+	for (int i = 0; i < CPU_HELD && !h; i++)
+		if (!c->held[i].p)
+			h = &c->held[i];
+	if (!h || mem_take(c, bytes))
+		return;
+	if (!(h->codes = malloc(bytes))) {
+		mem_give(c, bytes);
+		return;
+	}
+	round_copy(be, h->codes, p, rows, cols, ld, -1);
+	h->p = p, h->rows = rows, h->cols = cols, h->ld = ld;
 }
 
 /* fp32 GEMM as above; in another precision (be->prec) A and B are first
@@ -246,15 +309,23 @@ static int cpu_matmul(struct tk_backend *be, int ta, int tb, int m, int n, int k
 	size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
 	if (be->prec == TK_PREC_BF16 && tk_bf16_path() == TK_BF16_HW) {
 		struct tk_diag d;
-		unsigned short *ha = ws_get(be, (na + nb) * sizeof(unsigned short));
-		if (!ha)
+		const unsigned short *ca = held_codes(be, a, ar, ac, lda);
+		const unsigned short *cb = held_codes(be, b, br, bc, ldb);
+		unsigned short *h = ws_get(be, ((ca ? 0 : na) + (cb ? 0 : nb)) * sizeof(*h));
+		if (!h && (!ca || !cb))
 			return TK_E_NOMEM;
 		int rc = tk_bf16_check(&d);
 		if (rc)
 			return rc;
-		bf16_copy(be, ha, a, ar, ac, lda);
-		bf16_copy(be, ha + na, b, br, bc, ldb);
-		return tk_bf16_gemm(ta, tb, m, n, k, alpha, ha, ac, ha + na, bc, beta, c, ldc,
+		if (!ca) {
+			round_copy(be, h, a, ar, ac, lda, -1);
+			ca = h, h += na;
+		}
+		if (!cb) {
+			round_copy(be, h, b, br, bc, ldb, -1);
+			cb = h;
+		}
+		return tk_bf16_gemm(ta, tb, m, n, k, alpha, ca, ac, cb, bc, beta, c, ldc,
 				    be->threads, &d);
 	}
 	float *ra = ws_get(be, (na + nb) * sizeof(float));
@@ -1332,8 +1403,11 @@ static int cpu_sync(struct tk_backend *be)
 static void cpu_destroy(struct tk_backend *be)
 {
 	struct cpu_ctx *c = be->ctx;
-	if (c)
+	if (c) {
 		free(c->ws);
+		for (int i = 0; i < CPU_HELD; i++)
+			free(c->held[i].codes);
+	}
 	free(c);
 }
 
@@ -1843,6 +1917,8 @@ static const struct tk_backend_i cpu_backend = {
 	/* .add_noise = */ cpu_add_noise,
 	/* .adamw8 = */ cpu_adamw8,
 	/* .adamw8_f32 = */ cpu_adamw8_f32,
+	/* .hold = */ cpu_hold,
+	/* .unhold = */ cpu_unhold,
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)

@@ -429,6 +429,18 @@ int tk_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t r
 	return be->i->dequant_rows(be, q, row0, n, out);
 }
 
+void tk_hold(struct tk_backend *be, const float *p, int rows, int cols, int ld)
+{
+	if (SLOT(be, hold) && p && rows > 0 && cols > 0 && ld >= cols)
+		be->i->hold(be, p, rows, cols, ld);
+}
+
+void tk_unhold(struct tk_backend *be, const float *p)
+{
+	if (SLOT(be, unhold) && p)
+		be->i->unhold(be, p);
+}
+
 int tk_backend_set_prec(struct tk_backend *be, int prec, struct tk_diag *d)
 {
 	int rc;

@@ -199,6 +199,14 @@ struct tk_backend_i {
 	/* Its 32-bit state step (parameters under 4096 elements): m, v [n]. */
 	int (*adamw8_f32)(struct tk_backend *be, float *p, const float *g, float *m, float *v,
 			  size_t n, const struct tk_adamw8_k *k);
+	/* The caller promises that the matrix at p (rows x cols, row stride
+	 * ld) stays unchanged until unhold(p): a backend whose matmuls convert
+	 * their operands to be->prec may convert it once and use the copy in
+	 * every matmul that reads it while it is held (as autocast caches its
+	 * casts of the weights).  A hold that cannot be kept (no memory) is
+	 * simply not kept.  Optional, both: NULL means nothing to gain. */
+	void (*hold)(struct tk_backend *be, const float *p, int rows, int cols, int ld);
+	void (*unhold)(struct tk_backend *be, const float *p);
 };
 
 /* The precision of matmul's operands: they are rounded to it (round to
@@ -348,6 +356,13 @@ int tk_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t r
  * supports it (prec_ok): 0, or TK_E_UNSUPPORTED / TK_E_INVAL with d saying
  * why; be->prec is left as it was on failure. */
 int tk_backend_set_prec(struct tk_backend *be, int prec, struct tk_diag *d);
+
+/* The hold and unhold slots (no-ops where NULL): between them the matrix
+ * at p must not change.  The lm head's weight is held across its chunks'
+ * matmuls, which --bf16 on the CPU would otherwise convert to bf16 once
+ * per chunk and direction. */
+void tk_hold(struct tk_backend *be, const float *p, int rows, int cols, int ld);
+void tk_unhold(struct tk_backend *be, const float *p);
 /* The wrappers of the slots above: as the others (TK_E_UNSUPPORTED when
  * the slot is NULL, TK_E_INVAL for sizes that do not fit). */
 int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n, int m,

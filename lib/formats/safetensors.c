@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -760,7 +761,7 @@ const char *tk_safetensors_metadata(const tk_safetensors_t *st, const char *key)
 	return NULL;
 }
 
-int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d)
+static int convert_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d)
 {
 	const uint8_t *p = t->data;
 	int64_t n = (int64_t)t->nelem;
@@ -798,6 +799,27 @@ int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_
 				   "tensor '%s': cannot convert %s to F32", t->name,
 				   tk_dtype_name(t->dtype));
 	}
+}
+
+/* The whole pages of the mapped bytes [p, p + n) leave this process's
+ * memory: a model loaded into fp32 buffers would otherwise keep its file's
+ * pages resident too, twice its size at the peak.  The mapping is private
+ * and never written, so a later read faults the same bytes back in from
+ * the page cache: only the resident set changes. */
+static void release(const void *p, size_t n)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), b = ((uintptr_t)p + n) & ~(pg - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d)
+{
+	int rc = convert_f32(t, dst, d);
+	if (!rc)
+		release(t->data, t->nbytes);
+	return rc;
 }
 
 int tk_safetensors_expect(const tk_safetensors_t *st, const char *name, int ndim, const int64_t *shape,

@@ -64,7 +64,10 @@ const struct tk_tensor_info *tk_safetensors_find(const tk_safetensors_t *st, con
 const char *tk_safetensors_metadata(const tk_safetensors_t *st, const char *key);
 
 /* Converts n = t->nelem elements of t (F32, F16, BF16 or F64) to fp32 into
- * dst.  Other dtypes are TK_E_UNSUPPORTED naming the tensor. */
+ * dst, then drops t's mapped pages from the process's resident memory (a
+ * later read of t->data faults them back from the page cache), so that a
+ * model converted tensor by tensor peaks near its fp32 size, not that plus
+ * its file's.  Other dtypes are TK_E_UNSUPPORTED naming the tensor. */
 int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d);
 
 /* Checks that name exists with this rank and shape (-1 in shape matches any

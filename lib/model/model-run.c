@@ -371,8 +371,8 @@ static int layer_bwd(struct tk_model *m, int l)
 }
 
 /* The lm head and the loss, TK_MODEL_CHUNK rows at a time. */
-static int head_fwd(struct tk_model *m, const int32_t *targets, int want_grad, float scale,
-		    double *sum)
+static int head_chunks(struct tk_model *m, const int32_t *targets, int want_grad, float scale,
+		       double *sum)
 {
 	struct tk_model_run *r = m->run;
 	int N = r->B * r->T, C = m->cfg.hidden, V = m->cfg.vocab_size, r0;
@@ -395,6 +395,19 @@ static int head_fwd(struct tk_model *m, const int32_t *targets, int want_grad, f
 				r->dlnf + (size_t)r0 * C, C));
 	}
 	return 0;
+}
+
+/* The head's weight is read by every chunk, twice with the gradient, and
+ * changes only at the optimizer's step: held (tk_hold), a backend that
+ * converts matmul operands (--bf16 on the CPU) converts it once. */
+static int head_fwd(struct tk_model *m, const int32_t *targets, int want_grad, float scale,
+		    double *sum)
+{
+	struct tk_model_run *r = m->run;
+	tk_hold(m->be, P(r->head), m->cfg.vocab_size, m->cfg.hidden, m->cfg.hidden);
+	int rc = head_chunks(m, targets, want_grad, scale, sum);
+	tk_unhold(m->be, P(r->head));
+	return rc;
 }
 
 int tk_model_forward(struct tk_model *m, const uint32_t *ids, const int32_t *targets, int B,

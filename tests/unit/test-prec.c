@@ -177,11 +177,63 @@ static void test_bf16_fallback(void)
 	TT_CHECK(tk_train_set_prec(&be2, TK_PREC_FP32, &used, &d) == 0 && used == 0, "fp32");
 }
 
+/* A held operand (tk_hold) gives the bits it gives unheld, in every
+ * precision and either operand slot; after tk_unhold a changed matrix is
+ * read afresh (a stale copy would give the old product).  The same
+ * pointer with another shape is not taken for the held one. */
+static void test_hold(void)
+{
+	int precs[] = {TK_PREC_FP32, TK_PREC_BF16, TK_PREC_FP16};
+	enum { M = 19, N = 45, K = 33, LDW = K + 3 };
+	float *w = malloc(sizeof(float) * N * LDW), *x = malloc(sizeof(float) * M * K);
+	float c0[M * N], c1[M * N], ct0[N * M], ct1[N * M];
+	for (int i = 0; i < N * LDW; i++)
+		w[i] = frand();
+	for (int i = 0; i < M * K; i++)
+		x[i] = frand();
+	for (int p = 0; p < 3; p++) {
+		struct tk_backend be;
+		struct tk_diag d = {0};
+		TT_REQUIRE(tk_backend_cpu_init(&be, 2, &d) == 0, "%s", d.msg);
+		TT_REQUIRE(tk_backend_set_prec(&be, precs[p], &d) == 0, "%s", d.msg);
+		/* C [M,N] = X W^T (W as B, transposed) and C^T [N,M] = W X^T (W as A) */
+		TT_REQUIRE(tk_matmul(&be, 0, 1, M, N, K, 1.0f, x, K, w, LDW, 0.0f, c0, N) == 0, "mm");
+		TT_REQUIRE(tk_matmul(&be, 0, 1, N, M, K, 1.0f, w, LDW, x, K, 0.0f, ct0, M) == 0, "mm");
+		tk_hold(&be, w, N, K, LDW);
+		TT_REQUIRE(tk_matmul(&be, 0, 1, M, N, K, 1.0f, x, K, w, LDW, 0.0f, c1, N) == 0, "mm");
+		TT_REQUIRE(tk_matmul(&be, 0, 1, N, M, K, 1.0f, w, LDW, x, K, 0.0f, ct1, M) == 0, "mm");
+		TT_CHECK(!memcmp(c0, c1, sizeof(c0)) && !memcmp(ct0, ct1, sizeof(ct0)),
+			 "prec %d: held operand changed the product", precs[p]);
+		/* another shape at the same address: K - 1 columns */
+		TT_REQUIRE(tk_matmul(&be, 0, 1, M, N, K - 1, 1.0f, x, K, w, LDW, 0.0f, c1, N) == 0,
+			   "mm");
+		double s = 0.0;
+		for (int k = 0; k < K - 1; k++)
+			s += (double)round_to(x[k], precs[p]) * round_to(w[k], precs[p]);
+		TT_CHECK(fabs(c1[0] - s) < 1e-4, "prec %d: shape K-1 read the held copy: %g vs %g",
+			 precs[p], c1[0], s);
+		tk_unhold(&be, w);
+		for (int i = 0; i < N * LDW; i++)
+			w[i] = -w[i];
+		TT_REQUIRE(tk_matmul(&be, 0, 1, M, N, K, 1.0f, x, K, w, LDW, 0.0f, c1, N) == 0, "mm");
+		int flipped = 1;
+		for (int i = 0; i < M * N; i++)
+			flipped &= c1[i] == -c0[i];
+		TT_CHECK(flipped, "prec %d: a stale copy after tk_unhold", precs[p]);
+		for (int i = 0; i < N * LDW; i++)
+			w[i] = -w[i];
+		tk_unhold(&be, w); /* not held: nothing happens */
+		tk_backend_free(&be);
+	}
+	free(w), free(x);
+}
+
 int main(void)
 {
 	TT_RUN(test_bf16_fallback);
 	TT_RUN(test_matmul_prec);
 	TT_RUN(test_fp16_overflow);
 	TT_RUN(test_set_prec);
+	TT_RUN(test_hold);
 	return tt_done();
 }
