@@ -43,12 +43,13 @@ static size_t cpu_att_ws(const struct tk_model *m, int threads, int B, int T, in
 
 /* The largest pair of operands, in floats, of the model's matmuls on N
  * rows (model-run.c, model-linear.c: the linear layers forward, dx and dW,
- * and the lm head's chunks of TK_MODEL_CHUNK rows against [V, C]): what
+ * and the lm head's chunks of tk_model_chunk_rows rows against [V, C]): what
  * cpu_matmul rounds into its workspace in a precision other than fp32. */
 static size_t mm_max(const struct tk_model *m, size_t N)
 {
 	const struct tk_model_config *c = &m->cfg;
-	size_t C = (size_t)c->hidden, V = (size_t)c->vocab_size, R = TK_MODEL_CHUNK;
+	size_t C = (size_t)c->hidden, V = (size_t)c->vocab_size;
+	size_t R = (size_t)tk_model_chunk_rows(c->vocab_size, N);
 	size_t Q = (size_t)m->run->q_dim, K = (size_t)m->run->kv_dim;
 	size_t F = (size_t)c->intermediate;
 	size_t io[][2] = { { C, Q + 2 * K }, { Q, C }, { C, 2 * F }, { F, C } };

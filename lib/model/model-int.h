@@ -195,10 +195,28 @@ static inline const float *tk_layer_rope(const struct tk_model *m, int l, const 
 	return loc ? m->run->rope_local : glob;
 }
 
-/* lm head rows at a time.  Each chunk repacks the [V, C] head matrix in
- * OpenBLAS: 64 rows gave 2500 tokens/s and 128 rows 3000 on a 7M-parameter
- * GPT-2 with its 50257-token vocabulary (B 4, T 256, 2 threads), for 12 MB
- * more of logits. */
+/* lm head rows at a time: each chunk's logits [rows, V] are one buffer.
+ * Each chunk repacks the [V, C] head matrix in the GEMM (all of it, for
+ * each of the forward, dW and dx products), so the more rows the less of
+ * the time goes to packing: 64 rows gave 2500 tokens/s and 128 rows 3000
+ * on a 7M-parameter GPT-2 (B 4, T 256, 2 threads); the whole GPT-2 124M
+ * head of 1024 rows took 4.1 s of CPU in chunks of 128 and 3.5 s in
+ * chunks of 256 or 512 (one thread, AMD Zen 5, OpenBLAS SkylakeX
+ * kernels).  So the chunk grows to the power of two whose logits fit
+ * TK_MODEL_CHUNK_BYTES, between TK_MODEL_CHUNK and TK_MODEL_CHUNK_MAX
+ * rows: 256 for GPT-2's 50257 tokens, 512 for Llama-2's 32000, 128 for
+ * Llama-3's 128256; never more than the n rows of the batch. */
 #define TK_MODEL_CHUNK 128
+#define TK_MODEL_CHUNK_MAX 512
+#define TK_MODEL_CHUNK_BYTES ((size_t)64 << 20)
+
+static inline int tk_model_chunk_rows(int vocab, size_t n)
+{
+	int rows = TK_MODEL_CHUNK;
+	while (rows < TK_MODEL_CHUNK_MAX &&
+	       (size_t)rows * 2 * (size_t)vocab * sizeof(float) <= TK_MODEL_CHUNK_BYTES)
+		rows *= 2;
+	return n && n < (size_t)rows ? (int)n : rows;
+}
 
 #endif

@@ -97,7 +97,7 @@ static size_t carve(const struct tk_model_config *c, int q_dim, int kv_dim, int 
 	if (swiglu)
 		TAKE(r->dh2, N * F);
 	TAKE(r->dact, N * F);
-	TAKE(r->chunk, (size_t)TK_MODEL_CHUNK * V);
+	TAKE(r->chunk, (size_t)tk_model_chunk_rows(V, N) * V);
 	TAKE(r->pos_ids, N);
 	TAKE(r->ids, N);
 #undef TAKE
@@ -370,15 +370,16 @@ static int layer_bwd(struct tk_model *m, int l)
 	return tk_axpy(m->be, r->dres, 1.0f, dx, (size_t)N * C);
 }
 
-/* The lm head and the loss, TK_MODEL_CHUNK rows at a time. */
+/* The lm head and the loss, tk_model_chunk_rows rows at a time. */
 static int head_chunks(struct tk_model *m, const int32_t *targets, int want_grad, float scale,
 		       double *sum)
 {
 	struct tk_model_run *r = m->run;
 	int N = r->B * r->T, C = m->cfg.hidden, V = m->cfg.vocab_size, r0;
+	int R = tk_model_chunk_rows(V, (size_t)N);
 
-	for (r0 = 0; r0 < N; r0 += TK_MODEL_CHUNK) {
-		int n = N - r0 < TK_MODEL_CHUNK ? N - r0 : TK_MODEL_CHUNK;
+	for (r0 = 0; r0 < N; r0 += R) {
+		int n = N - r0 < R ? N - r0 : R;
 		const float *x = r->lnf + (size_t)r0 * C;
 
 		CHECK(tk_matmul(m->be, 0, 1, n, V, C, 1.0f, x, C, P(r->head), C, 0.0f, r->chunk,

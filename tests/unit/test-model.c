@@ -20,7 +20,7 @@
 
 #include "compute/backend.h"
 #include "formats/config.h"
-#include "model/model-int.h" /* TK_MODEL_CHUNK */
+#include "model/model-int.h" /* tk_model_chunk_rows */
 #include "model/model.h"
 #include "formats/safetensors.h"
 #include "tt.h"
@@ -423,7 +423,7 @@ static void test_chunked_rows(void)
 	T = f.T;
 	V = f.m.cfg.vocab_size;
 	N = B * T;
-	reps = TK_MODEL_CHUNK / N + 2; /* enough copies for several chunks */
+	reps = tk_model_chunk_rows(V, 0) / N + 2; /* enough copies for several chunks */
 	ids4 = malloc((size_t)reps * N * sizeof(*ids4));
 	tg4 = malloc((size_t)reps * N * sizeof(*tg4));
 	lg1 = malloc((size_t)N * V * sizeof(float));
@@ -433,7 +433,7 @@ static void test_chunked_rows(void)
 		memcpy(ids4 + r * N, f.ids, N * sizeof(*ids4));
 		memcpy(tg4 + r * N, f.targets, N * sizeof(*tg4));
 	}
-	TT_REQUIRE(reps * N > TK_MODEL_CHUNK, "the batch must span several chunks");
+	TT_REQUIRE(reps * N > tk_model_chunk_rows(V, 0), "the batch must span several chunks");
 	err = tk_model_forward(&f.m, f.ids, f.targets, B, T, 0, 0, &l1, &d);
 	TT_REQUIRE(!err, "%s", d.msg);
 	err = tk_model_logits(&f.m, 0, N, lg1, &d);
