@@ -5,7 +5,7 @@
  * sequence of the batch) by every weight matrix, so its time is the time to
  * read the weights: these loops stream each weight row once, from its fp32
  * values or its 4-bit codes, and use it for all m rows of x.  One thread
- * takes each slab of output rows (OpenMP, nt threads).  Each output is
+ * takes each slab of output rows (compute/pool.h, nt threads).  Each output is
  * summed in an order that depends on neither the thread count nor m nor the
  * position of its row in a group: per x row and weight row, one vector
  * accumulator (two for 4-bit: even and odd nibbles) over the columns in
