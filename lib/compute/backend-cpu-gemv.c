@@ -579,3 +579,80 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 		(void)beta, (void)ws;
 #endif
 }
+
+/* A group's jobs and where each one's blocks start in the loop. */
+struct group_job {
+	int count, first[TK_GEMV_GROUP_MAX + 1];
+	tk_pool_fn fn;
+	union {
+		struct f32_job f32;
+#ifdef TK_GEMV_X86
+		struct q4_job q4;
+#endif
+	} j[TK_GEMV_GROUP_MAX];
+};
+
+/* Block i of the group: block i - first[j] of job j. */
+static void group_block(void *p, int i, int tid)
+{
+	struct group_job *g = p;
+	int j = 0;
+
+	while (i >= g->first[j + 1])
+		j++;
+	g->fn(&g->j[j], i - g->first[j], tid);
+}
+
+int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
+		      const struct tk_gemv_item *it, int count, float *ws)
+{
+#ifdef TK_GEMV_X86
+	struct group_job g = { .count = count };
+	const int q4 = it[0].w == NULL;
+	uint8_t pl[4][16];
+	long work = 0;
+
+	if (count < 1 || count > TK_GEMV_GROUP_MAX || m > TK_GEMV_MAX_ROWS || k < 1)
+		return TK_E_UNSUPPORTED;
+	for (int j = 0; j < count; j++) {
+		if ((it[j].w == NULL) != q4 ||
+		    (q4 ? !tk_cpu_qgemv4_ok(isa, it[j].q) || it[j].q->kind != it[0].q->kind
+			: !tk_cpu_gemv_f32_ok(isa)))
+			return TK_E_UNSUPPORTED;
+		work += (long)it[j].n * k;
+	}
+	if (q4) {
+		const float *code = it[0].q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+		for (int c = 0; c < 16; c++) {
+			uint32_t bits;
+			memcpy(&bits, &code[c], 4);
+			for (int b = 0; b < 4; b++)
+				pl[b][c] = (uint8_t)(bits >> 8 * b);
+		}
+		/* x once for the whole group, in the codes' order */
+		for (int i = 0; i < m; i++)
+			if (isa == TK_CPU_ISA_AVX512)
+				reorder_x512(ws + (size_t)i * k, x + (size_t)i * k, (size_t)k);
+			else
+				reorder_x256(ws + (size_t)i * k, x + (size_t)i * k, (size_t)k);
+	}
+	g.fn = q4 ? q4_block : f32_block;
+	for (int j = 0; j < count; j++) {
+		int rb = q4 ? Q4_RB : GEMV_BLOCK;
+		if (q4)
+			g.j[j].q4 = (struct q4_job){ isa, it[j].q, it[j].row0, it[j].n, m, (size_t)k,
+						     ws, it[j].y, it[j].n, 0.0f, pl };
+		else
+			g.j[j].f32 = (struct f32_job){ isa, m, it[j].n, k, 1.0f, 0.0f, x, it[j].w,
+						       (size_t)k, (size_t)k, (size_t)it[j].n,
+						       it[j].y };
+		g.first[j + 1] = g.first[j] + (it[j].n + rb - 1) / rb;
+	}
+	/* the threshold of one product, for the group's elements */
+	tk_pool_for(work < GEMV_PAR_MIN ? 1 : nt, g.first[count], group_block, &g);
+	return 0;
+#else
+	(void)isa, (void)nt, (void)m, (void)k, (void)x, (void)it, (void)count, (void)ws;
+	return TK_E_UNSUPPORTED;
+#endif
+}

@@ -1704,6 +1704,28 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 	return 0;
 }
 
+/* The group in one loop (tk_cpu_gemv_group) when it has the bits of
+ * cpu_matmul and cpu_qmatmul one by one: fp32 operands, and the GEMV
+ * loops those would take. */
+static int cpu_matmul_group(struct tk_backend *be, int m, int k, const float *x,
+			    const struct tk_gemv_item *it, int count)
+{
+	enum tk_cpu_isa isa = tk_cpu_isa();
+	float *ws = NULL;
+
+	if (be->prec != TK_PREC_FP32 || m > TK_GEMV_MAX_ROWS)
+		return TK_E_UNSUPPORTED;
+	if (!it[0].w) {
+#ifdef TK_QMM_AVX512
+		if (!(ws = ws_get(be, (size_t)m * (size_t)k * sizeof(float))))
+			return TK_E_NOMEM;
+#else
+		return TK_E_UNSUPPORTED; /* cpu_qmatmul takes the portable loops */
+#endif
+	}
+	return tk_cpu_gemv_group(isa, be->threads, m, k, x, it, count, ws);
+}
+
 /* a . b over n floats in 16 lanes (lane j sums the elements e = j mod 16),
  * then the lanes added pairwise: vector adds at any instruction set with
  * the same bits (a single running sum, one add per 4 cycles, made the
@@ -1869,6 +1891,7 @@ static const struct tk_backend_i cpu_backend = {
 #endif
 	/* .prec_ok = */ cpu_prec_ok,
 	/* .qmatmul = */ cpu_qmatmul,
+	/* .matmul_group = */ cpu_matmul_group,
 	/* .attention_decode = */ cpu_attention_decode,
 	/* .copy_rows = */ cpu_copy_rows,
 	/* .mem_info = */ cpu_mem_info,
