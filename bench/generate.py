@@ -7,9 +7,12 @@ hidden 2048, intermediate 5632, 32 heads, 4 KV heads), random weights, fp32,
 with GPT-2's tokenizer (so the vocabulary is 50257) and no EOS, so every
 sequence runs to the end.  Greedy decoding of NEW tokens after prompts of 32 tokens, at
 batch 1 and batch 8, fp32 on the CPU with as many threads as the machine has
-cores (BENCH_THREADS overrides).  Decode speed on both sides is the difference
-between a run of NEW new tokens and a run of 1 (so loading, start-up and the
-prompt pass cancel): tokens/s = batch * (NEW - 1) / time.
+cores (BENCH_THREADS overrides).  Decode speed counts the tokens after each
+sequence's first (which the prompt pass gives) over the time of the steps
+that made them: tokens/s = batch * (NEW - 1) / time.  tk times them in the
+process (tk-generate --stats, best of 2 runs of NEW tokens); transformers,
+without such a clock, by the difference between a run of NEW new tokens and
+a run of 1 (so loading, start-up and the prompt pass cancel).
 The bandwidth bound: a decode step reads every weight once (the tied
 embedding as the lm head), so at most batch * BW / weight_bytes tokens/s,
 with BW the memory read bandwidth measured in the same run (torch's sum over
@@ -28,7 +31,7 @@ logits after each single-token eval), against tk-generate on the f32
 directory and on its NF4 quantization (BENCH_GEN_LLAMA=0 leaves it out).
 Its bound uses the bytes of each side's weight file.
 """
-import json, os, shutil, subprocess, sys, tempfile, time
+import json, os, re, shutil, subprocess, sys, tempfile, time
 
 # bench/tokenize.py would shadow the standard library's tokenize (torch imports it)
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
@@ -128,18 +131,23 @@ def make_model(d, cfg):
     return sum(p.numel() for p in m.parameters())
 
 
-def tk_time(d, B, n, prompts, out=None):
-    """Best wall time of 2 tk-generate runs on the prompt file (or, given a
-    list, the prompt ids); the ids it printed appended to out, if given."""
+def tk_rate(d, B, n, prompts, out=None):
+    """Decode tokens/s of tk-generate on the prompt file (or, given a list,
+    the prompt ids) to n new tokens, from its --stats line, best of 2 runs;
+    the ids it printed appended to out, if given."""
     src = ["--prompt-ids", " ".join(map(str, prompts))] if isinstance(prompts, list) else \
         ["--prompt-file", prompts]
     cmd = ["tk-generate", "--model", d, "--batch-size", str(B), "--max-new-tokens", str(n),
-           "--ids", "--threads", str(THREADS)] + src
-    best = 1e9
+           "--ids", "--threads", str(THREADS), "--stats", "-q"] + src
+    best = 0.0
     for _ in range(2):
-        t = time.perf_counter()
-        r = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-        best = min(best, time.perf_counter() - t)
+        r = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        m = re.search(r"; decode (\d+) tokens in ([0-9.]+) s", r.stderr)
+        if not m:
+            sys.exit("tk-generate --stats printed no decode line: %r" % r.stderr)
+        if int(m.group(1)) != B * (n - 1):
+            sys.exit("tk-generate decoded %s tokens, not %d" % (m.group(1), B * (n - 1)))
+        best = max(best, int(m.group(1)) / max(float(m.group(2)), 1e-9))
     if out is not None:
         out.append([int(x) for x in r.stdout.split()])
     return best
@@ -157,8 +165,7 @@ def bench_shape(name, bw):
             with open(pf, "w") as f:
                 for i in range(B):
                     f.write("%d" % i + " x" * (PLEN - 1) + "\n")
-            t1, tn = tk_time(d, B, 1, pf), tk_time(d, B, NEW, pf)
-            tk_tps = B * (NEW - 1) / (tn - t1)
+            tk_tps = tk_rate(d, B, NEW, pf)
             r = subprocess.run([sys.executable, "-c", HF_SCRIPT, d, str(THREADS), str(B), str(NEW),
                                 str(PLEN)], check=True, capture_output=True, text=True)
             h = json.loads(r.stdout.strip().splitlines()[-1])
@@ -176,8 +183,7 @@ def bench_shape(name, bw):
                     subprocess.run(["tk-quantize", d, "-o", q, "--bnb-4bit-use-double-quant",
                                     "-q"], check=True)  # copies the tokenizer files
                 qbytes = os.path.getsize(os.path.join(q, "model.safetensors"))
-                t1, tn = tk_time(q, B, 1, pf), tk_time(q, B, NEW, pf)
-                q_tps = B * (NEW - 1) / (tn - t1)
+                q_tps = tk_rate(q, B, NEW, pf)
                 qbound = B * bw / qbytes
                 res["batch%d" % B]["nf4"] = {"tk_tokens_per_s": q_tps, "vs_tk_fp32": q_tps / tk_tps,
                                              "bound_tokens_per_s": qbound,
@@ -235,8 +241,7 @@ def bench_llama_cpp(bw):
             g = os.path.join(d, "smol-%s.gguf" % gtype)
             subprocess.run(["tk-convert", "-q", m, "-o", g, "--outtype", gtype], check=True)
             got = []
-            t1, tn = tk_time(tdir, 1, 1, ids), tk_time(tdir, 1, NEW, ids, got)
-            tk_tps = (NEW - 1) / (tn - t1)
+            tk_tps = tk_rate(tdir, 1, NEW, ids, got)
             r = subprocess.run([sys.executable, "-c", LLAMA_SCRIPT, g, str(THREADS), str(NEW),
                                 json.dumps(ids)], check=True, capture_output=True, text=True)
             h = json.loads(r.stdout.strip().splitlines()[-1])

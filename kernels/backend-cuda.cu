@@ -1229,6 +1229,7 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .dequant_rows = */ cuda_dequant_rows,
 	/* .prec_ok = */ cuda_prec_ok,
 	/* .qmatmul = */ cuda_qmatmul,
+	/* .matmul_group = */ NULL,
 	/* .attention_decode = */ cuda_attention_decode,
 	/* .copy_rows = */ cuda_copy_rows,
 	/* .mem_info = */ cuda_mem_info,

@@ -40,7 +40,7 @@ static struct {
 	struct tk_generate_opts go; /* main sets its defaults (tk_generate_opts_init) */
 	int max_new_given, max_length_given;
 	int max_length, threads, nret, batch;
-	int ids, quiet, json, chat, null;
+	int ids, quiet, json, chat, null, stats;
 	enum truncate truncate;
 } a = { .nret = 1, .batch = 1 };
 
@@ -84,6 +84,8 @@ static const struct tk_opt opts[] = {
 		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
 		   "the CPU (auto)"),
 	TK_OPT_INT32(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
+	TK_OPT_BOOL(0, "stats", &a.stats,
+		    "at the end, print the prompt and decode speeds to stderr"),
 	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),
 	TK_OPT_HELP(),
 	TK_OPT_END,
@@ -555,6 +557,24 @@ static int check_usage(int npos)
 	return a.separator ? set_separator(a.separator) : 0;
 }
 
+/* --stats' line: the prompt passes and the decode steps after them, with
+ * llama.cpp's meaning (the first token of each sequence comes from the
+ * prompt pass, so decode counts the tokens after it). */
+static void print_stats(const struct tk_generate_stats *st, const struct tk_backend *be)
+{
+	double pr = st->prompt_s > 0 ? st->prompt_tokens / st->prompt_s : 0;
+	double dr = st->decode_s > 0 ? st->decode_tokens / st->decode_s : 0;
+	char on[64];
+
+	if (strcmp(be->i->name, "cpu"))
+		snprintf(on, sizeof(on), "%s", be->i->name);
+	else
+		snprintf(on, sizeof(on), "%d thread%s", be->threads, be->threads == 1 ? "" : "s");
+	fprintf(stderr, "%s: prompt %ld tokens in %.3f s (%.1f tok/s); decode %ld tokens in %.3f s "
+		"(%.1f tok/s), %s\n", tk_prog, st->prompt_tokens, st->prompt_s, pr,
+		st->decode_tokens, st->decode_s, dr, on);
+}
+
 int main(int argc, char **argv)
 {
 	tk_cli_init(argv[0]);
@@ -566,6 +586,7 @@ int main(int argc, char **argv)
 		return ec;
 	static struct run r;
 	static struct batch b = { .r = &r };
+	static struct tk_generate_stats st;
 	struct tk_backend be;
 	struct tk_diag d;
 	FILE *f = NULL;
@@ -574,6 +595,8 @@ int main(int argc, char **argv)
 		return tk_cli_fail(rc, &d);
 	if ((ec = setup(&r, &be)))
 		goto out;
+	if (a.stats)
+		a.go.stats = &st;
 	tk_progress_init(&prog, "generated", "prompts", a.prompt_ids ? 1 : (uint64_t)npos,
 			 !a.quiet && !isatty(STDOUT_FILENO));
 	if (a.prompt_ids) {
@@ -599,7 +622,9 @@ int main(int argc, char **argv)
 		ec = run_batch(&b);
 	if (!ec)
 		tk_progress_end(&prog);
-	else
+	if (!ec && a.stats)
+		print_stats(&st, &be);
+	else if (ec)
 		tk_status_clear(&prog.st);
 out:
 	if (f)

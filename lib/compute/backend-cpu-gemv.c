@@ -22,10 +22,10 @@
 #include <immintrin.h>
 #define TK_GEMV_X86 1
 #endif
-#include <omp.h>
 #include <string.h>
 
 #include "base/quant-common.h"
+#include "compute/pool.h"
 
 /* Weight elements per call below which one thread does it all. */
 #define GEMV_PAR_MIN (1L << 15)
@@ -229,32 +229,51 @@ int tk_cpu_gemv_f32_ok(enum tk_cpu_isa isa)
 #endif
 }
 
+/* One tk_cpu_gemv_f32 call, for its blocks run on the pool. */
+struct f32_job {
+	enum tk_cpu_isa isa;
+	int m, n, k;
+	float alpha, beta;
+	const float *x, *w;
+	size_t ldx, ldw, ldy;
+	float *y;
+};
+
+/* Output rows [bl GEMV_BLOCK, + GEMV_BLOCK) of the job, for all its rows of x. */
+static void f32_block(void *p, int bl, int tid)
+{
+	const struct f32_job *j = p;
+	int r0 = bl * GEMV_BLOCK, r1 = j->n - r0 < GEMV_BLOCK ? j->n : r0 + GEMV_BLOCK;
+
+	(void)tid;
+	for (int i0 = 0; i0 < j->m; i0 += TK_GEMV_MAX_ROWS) {
+		int mr = j->m - i0 < TK_GEMV_MAX_ROWS ? j->m - i0 : TK_GEMV_MAX_ROWS;
+		const float *xi = j->x + (size_t)i0 * j->ldx;
+		float *yi = j->y + (size_t)i0 * j->ldy;
+#ifdef TK_GEMV_X86
+		if (j->isa == TK_CPU_ISA_AVX512)
+			f32_512[mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
+				    j->ldy);
+		else
+			f32_256[mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
+				    j->ldy);
+#endif
+		(void)mr, (void)xi, (void)yi;
+	}
+}
+
 void tk_cpu_gemv_f32(enum tk_cpu_isa isa, int nt, int m, int n, int k, float alpha,
 		     const float *x, size_t ldx, const float *w, size_t ldw, float beta, float *y,
 		     size_t ldy)
 {
+	struct f32_job j = { isa, m, n, k, alpha, beta, x, w, ldx, ldw, ldy, y };
+
 	if ((long)n * k < GEMV_PAR_MIN)
 		nt = 1;
 	/* blocks of GEMV_BLOCK rows handed out as threads come for them: on
 	 * a machine shared with other work, a thread that loses its core
-	 * holds up only the block it has */
-	int nblk = (n + GEMV_BLOCK - 1) / GEMV_BLOCK;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1 && nblk > 1)
-	for (int bl = 0; bl < nblk; bl++) {
-		int r0 = bl * GEMV_BLOCK, r1 = n - r0 < GEMV_BLOCK ? n : r0 + GEMV_BLOCK;
-		for (int i0 = 0; i0 < m; i0 += TK_GEMV_MAX_ROWS) {
-			int mr = m - i0 < TK_GEMV_MAX_ROWS ? m - i0 : TK_GEMV_MAX_ROWS;
-			const float *xi = x + (size_t)i0 * ldx;
-			float *yi = y + (size_t)i0 * ldy;
-#ifdef TK_GEMV_X86
-			if (isa == TK_CPU_ISA_AVX512)
-				f32_512[mr](r0, r1, k, alpha, xi, ldx, w, ldw, beta, yi, ldy);
-			else
-				f32_256[mr](r0, r1, k, alpha, xi, ldx, w, ldw, beta, yi, ldy);
-#endif
-			(void)isa, (void)alpha, (void)xi, (void)w, (void)ldw, (void)beta, (void)yi;
-		}
-	}
+	 * holds up only the block it has (pool.h) */
+	tk_pool_for(nt, (n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, &j);
 }
 
 /* ---- 4-bit ---- */
@@ -496,6 +515,39 @@ static const q4_rows_fn q4_512[TK_GEMV_MAX_ROWS + 1] = {
 	NULL, q4_512_1, q4_512_2, q4_512_3, q4_512_4, q4_512_5, q4_512_6, q4_512_7, q4_512_8,
 };
 static const q4_rows_fn q4_256[5] = { NULL, q4_256_1, q4_256_2, q4_256_3, q4_256_4 };
+
+/* One tk_cpu_qgemv4 call, for its blocks run on the pool. */
+struct q4_job {
+	enum tk_cpu_isa isa;
+	const struct tk_qweight *q;
+	int64_t row0;
+	int n, m;
+	size_t cols;
+	const float *ws;
+	float *y;
+	int ldy;
+	float beta;
+	const uint8_t (*pl)[16];
+};
+
+/* Output rows [bl Q4_RB, + Q4_RB) of the job, for all its rows of x. */
+static void q4_block(void *p, int bl, int tid)
+{
+	const struct q4_job *j = p;
+	const int group = j->isa == TK_CPU_ISA_AVX512 ? TK_GEMV_MAX_ROWS : 4;
+	int r0 = bl * Q4_RB, r1 = j->n - r0 < Q4_RB ? j->n : r0 + Q4_RB;
+
+	(void)tid;
+	for (int i0 = 0; i0 < j->m; i0 += group) {
+		int mr = j->m - i0 < group ? j->m - i0 : group;
+		const float *xs = j->ws + (size_t)i0 * j->cols;
+		float *yi = j->y + (size_t)i0 * j->ldy;
+		if (j->isa == TK_CPU_ISA_AVX512)
+			q4_512[mr](j->q, j->row0, r0, r1, xs, j->cols, j->pl, yi, j->ldy, j->beta);
+		else
+			q4_256[mr](j->q, j->row0, r0, r1, xs, j->cols, j->pl, yi, j->ldy, j->beta);
+	}
+}
 #endif
 
 void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0, int n,
@@ -503,8 +555,6 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 {
 #ifdef TK_GEMV_X86
 	const size_t cols = (size_t)q->cols;
-	const int group = isa == TK_CPU_ISA_AVX512 ? TK_GEMV_MAX_ROWS : 4;
-
 	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
 	uint8_t pl[4][16];
 
@@ -519,24 +569,90 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 			reorder_x512(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
 		else
 			reorder_x256(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
+	struct q4_job j = { isa, q, row0, n, m, cols, ws, y, ldy, beta, pl };
+
 	if ((long)n * (long)cols < GEMV_PAR_MIN)
 		nt = 1;
-	int nblk = (n + Q4_RB - 1) / Q4_RB;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1 && nblk > 1)
-	for (int bl = 0; bl < nblk; bl++) {
-		int r0 = bl * Q4_RB, r1 = n - r0 < Q4_RB ? n : r0 + Q4_RB;
-		for (int i0 = 0; i0 < m; i0 += group) {
-			int mr = m - i0 < group ? m - i0 : group;
-			const float *xs = ws + (size_t)i0 * cols;
-			float *yi = y + (size_t)i0 * ldy;
-			if (isa == TK_CPU_ISA_AVX512)
-				q4_512[mr](q, row0, r0, r1, xs, cols, pl, yi, ldy, beta);
-			else
-				q4_256[mr](q, row0, r0, r1, xs, cols, pl, yi, ldy, beta);
-		}
-	}
+	tk_pool_for(nt, (n + Q4_RB - 1) / Q4_RB, q4_block, &j);
 #else
 	(void)isa, (void)nt, (void)q, (void)row0, (void)n, (void)m, (void)x, (void)y, (void)ldy,
 		(void)beta, (void)ws;
+#endif
+}
+
+/* A group's jobs and where each one's blocks start in the loop. */
+struct group_job {
+	int count, first[TK_GEMV_GROUP_MAX + 1];
+	tk_pool_fn fn;
+	union {
+		struct f32_job f32;
+#ifdef TK_GEMV_X86
+		struct q4_job q4;
+#endif
+	} j[TK_GEMV_GROUP_MAX];
+};
+
+/* Block i of the group: block i - first[j] of job j. */
+static void group_block(void *p, int i, int tid)
+{
+	struct group_job *g = p;
+	int j = 0;
+
+	while (i >= g->first[j + 1])
+		j++;
+	g->fn(&g->j[j], i - g->first[j], tid);
+}
+
+int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
+		      const struct tk_gemv_item *it, int count, float *ws)
+{
+#ifdef TK_GEMV_X86
+	struct group_job g = { .count = count };
+	const int q4 = it[0].w == NULL;
+	uint8_t pl[4][16];
+	long work = 0;
+
+	if (count < 1 || count > TK_GEMV_GROUP_MAX || m > TK_GEMV_MAX_ROWS || k < 1)
+		return TK_E_UNSUPPORTED;
+	for (int j = 0; j < count; j++) {
+		if ((it[j].w == NULL) != q4 ||
+		    (q4 ? !tk_cpu_qgemv4_ok(isa, it[j].q) || it[j].q->kind != it[0].q->kind
+			: !tk_cpu_gemv_f32_ok(isa)))
+			return TK_E_UNSUPPORTED;
+		work += (long)it[j].n * k;
+	}
+	if (q4) {
+		const float *code = it[0].q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+		for (int c = 0; c < 16; c++) {
+			uint32_t bits;
+			memcpy(&bits, &code[c], 4);
+			for (int b = 0; b < 4; b++)
+				pl[b][c] = (uint8_t)(bits >> 8 * b);
+		}
+		/* x once for the whole group, in the codes' order */
+		for (int i = 0; i < m; i++)
+			if (isa == TK_CPU_ISA_AVX512)
+				reorder_x512(ws + (size_t)i * k, x + (size_t)i * k, (size_t)k);
+			else
+				reorder_x256(ws + (size_t)i * k, x + (size_t)i * k, (size_t)k);
+	}
+	g.fn = q4 ? q4_block : f32_block;
+	for (int j = 0; j < count; j++) {
+		int rb = q4 ? Q4_RB : GEMV_BLOCK;
+		if (q4)
+			g.j[j].q4 = (struct q4_job){ isa, it[j].q, it[j].row0, it[j].n, m, (size_t)k,
+						     ws, it[j].y, it[j].n, 0.0f, pl };
+		else
+			g.j[j].f32 = (struct f32_job){ isa, m, it[j].n, k, 1.0f, 0.0f, x, it[j].w,
+						       (size_t)k, (size_t)k, (size_t)it[j].n,
+						       it[j].y };
+		g.first[j + 1] = g.first[j] + (it[j].n + rb - 1) / rb;
+	}
+	/* the threshold of one product, for the group's elements */
+	tk_pool_for(work < GEMV_PAR_MIN ? 1 : nt, g.first[count], group_block, &g);
+	return 0;
+#else
+	(void)isa, (void)nt, (void)m, (void)k, (void)x, (void)it, (void)count, (void)ws;
+	return TK_E_UNSUPPORTED;
 #endif
 }

@@ -5,7 +5,7 @@
  * sequence of the batch) by every weight matrix, so its time is the time to
  * read the weights: these loops stream each weight row once, from its fp32
  * values or its 4-bit codes, and use it for all m rows of x.  One thread
- * takes each slab of output rows (OpenMP, nt threads).  Each output is
+ * takes each slab of output rows (compute/pool.h, nt threads).  Each output is
  * summed in an order that depends on neither the thread count nor m nor the
  * position of its row in a group: per x row and weight row, one vector
  * accumulator (two for 4-bit: even and odd nibbles) over the columns in
@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "base/quant.h"
+#include "compute/backend.h" /* struct tk_gemv_item */
 #include "compute/cpu.h"
 
 /* Rows of x the GEMV loops take at most per pass over the weight. */
@@ -51,5 +52,14 @@ size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m);
  * order). */
 void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0, int n,
 		   int m, const float *x, float *y, int ldy, float beta, float *ws);
+
+/* y_j = x W_j^T (as tk_cpu_gemv_f32 with alpha 1, beta 0, or tk_cpu_qgemv4
+ * with beta 0: the same bits) for the count <= TK_GEMV_GROUP_MAX items of
+ * a group on one x [m, k], m <= TK_GEMV_MAX_ROWS, all fp32 or all 4-bit
+ * of one kind with k columns: the blocks of all of them in one loop of the
+ * pool.  ws: tk_cpu_qgemv4_ws floats for 4-bit (x reordered once).
+ * Returns 0, or TK_E_UNSUPPORTED for a group it does not take. */
+int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
+		      const struct tk_gemv_item *it, int count, float *ws);
 
 #endif

@@ -473,6 +473,23 @@ int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, 
 	return be->i->qmatmul(be, q, row0, n, m, x, y, ldy, beta);
 }
 
+int tk_matmul_group(struct tk_backend *be, int m, int k, const float *x,
+		    const struct tk_gemv_item *it, int count)
+{
+	if (!SLOT(be, matmul_group))
+		return TK_E_UNSUPPORTED;
+	if (m < 1 || k < 1 || count < 1 || count > TK_GEMV_GROUP_MAX)
+		return TK_E_INVAL;
+	for (int j = 0; j < count; j++) {
+		const struct tk_qweight *q = it[j].q;
+		if (it[j].n < 1 || (!it[j].w && (!q || q->cols != k || it[j].row0 < 0 ||
+						  it[j].row0 > q->rows ||
+						  it[j].n > q->rows - it[j].row0)))
+			return TK_E_INVAL;
+	}
+	return be->i->matmul_group(be, m, k, x, it, count);
+}
+
 int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
 			const float *vc, const int32_t *seq, const int32_t *pos, int n,
 			int max_len, int n_head, int n_kv_head, int head_dim,

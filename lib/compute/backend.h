@@ -39,6 +39,20 @@ struct tk_attn_opts {
 	float softcap;
 };
 
+/* One product of a group (matmul_group): y [m, n] (row stride n) = x W^T,
+ * W the fp32 weight w [n, k] (row-major), or, when w is NULL, rows row0 ..
+ * row0+n-1 of the quantized weight q (k columns). */
+struct tk_gemv_item {
+	const float *w;
+	const struct tk_qweight *q;
+	int64_t row0;
+	int n;
+	float *y;
+};
+
+/* Groups of matmul_group have at most this many weights. */
+#define TK_GEMV_GROUP_MAX 4
+
 struct tk_backend_i {
 	const char *name;
 	/* 1 when the backend's memory is the host's (alloc returns memory the
@@ -168,6 +182,15 @@ struct tk_backend_i {
 	 * Optional: NULL makes tk_lin_fwd dequantize tiles and call matmul. */
 	int (*qmatmul)(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n,
 		       int m, const float *x, float *y, int ldy, float beta);
+	/* The products of a group of weights on one x [m, k], m small: a
+	 * decode step's q/k/v and gate/up projections, in one parallel loop
+	 * rather than one each (on the CPU, each loop's start and end is a
+	 * wait for every thread).  Each it[j].y gets the bits matmul (ta 0,
+	 * tb 1, alpha 1, beta 0, ldy n) or qmatmul (beta 0) would give it.
+	 * TK_E_UNSUPPORTED for a group it does not take (the caller then
+	 * makes the products one by one).  Optional (NULL: one by one). */
+	int (*matmul_group)(struct tk_backend *be, int m, int k, const float *x,
+			    const struct tk_gemv_item *it, int count);
 	/* Decode-step attention of n new rows over a KV cache: kc, vc
 	 * [n_seq][max_len, n_kv_head * head_dim]; row i (query q[i] of
 	 * [n, n_head * head_dim]) belongs to sequence seq[i] at position
@@ -367,6 +390,8 @@ void tk_unhold(struct tk_backend *be, const float *p);
  * the slot is NULL, TK_E_INVAL for sizes that do not fit). */
 int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, int n, int m,
 	       const float *x, float *y, int ldy, float beta);
+int tk_matmul_group(struct tk_backend *be, int m, int k, const float *x,
+		    const struct tk_gemv_item *it, int count);
 int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
 			const float *vc, const int32_t *seq, const int32_t *pos, int n,
 			int max_len, int n_head, int n_kv_head, int head_dim,

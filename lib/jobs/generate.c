@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -212,6 +213,15 @@ static int seq_push(struct tk_generate_seq *q, uint32_t id, float lp)
 	return tk_ids_push(&q->out, id);
 }
 
+/* Seconds on the monotonic clock. */
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, struct tk_generate_seq *q,
 		      int n, tk_generate_token_fn on_token, void *ctx, struct tk_diag *d)
 {
@@ -221,7 +231,9 @@ int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, stru
 	struct tk_ids *all = NULL;
 	struct tk_infer_span *sp = NULL;
 	uint32_t *next = NULL;
-	int *limit = NULL;
+	int *limit = NULL, pass = 0;
+	long fed = 0, later = 0;
+	double t0 = 0, t1 = 0;
 
 	if (n < 1 || n > tk_infer_n_seq(s))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%d sequences for a state of %d", n,
@@ -246,9 +258,12 @@ int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, stru
 				err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 				goto done;
 			}
-		if (limit[i] > 0)
+		if (limit[i] > 0) {
 			sp[ns++] = (struct tk_infer_span){ i, q[i].prompt, q[i].n_prompt };
+			fed += q[i].n_prompt;
+		}
 	}
+	t0 = now_s();
 	while (ns > 0) {
 		int nn = 0;
 
@@ -266,6 +281,7 @@ int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, stru
 				err = tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
 				goto done;
 			}
+			later += pass > 0;
 			if (on_token && on_token(ctx, i, id, q[i].logprobs[q[i].out.n - 1]))
 				stop = 3;
 			else if (is_eos(o, id))
@@ -288,8 +304,18 @@ int tk_generate_batch(struct tk_infer *s, const struct tk_generate_opts *o, stru
 			sp[nn++] = (struct tk_infer_span){ i, &next[i], 1 };
 		}
 		ns = nn;
+		if (!pass++)
+			t1 = now_s();
 	}
 done:
+	if (o->stats && pass > 0) {
+		double t2 = now_s();
+
+		o->stats->prompt_tokens += fed;
+		o->stats->prompt_s += (t1 > 0 ? t1 : t2) - t0;
+		o->stats->decode_tokens += later;
+		o->stats->decode_s += t1 > 0 ? t2 - t1 : 0;
+	}
 	for (int i = 0; all && i < n; i++)
 		tk_ids_free(&all[i]);
 	free(all);

@@ -20,6 +20,16 @@
 #include "text/chat.h" /* tk_chat_*: the prompts tk-generate renders */
 #include "text/tokenizer.h"
 
+/* Where a decode spent its time (tk-generate --stats): the prompt pass
+ * (through the pick of the first token of each sequence) and the passes
+ * after it, each token of those counted once per sequence. */
+struct tk_generate_stats {
+	long prompt_tokens;         /* prompt ids fed */
+	double prompt_s;            /* seconds, wall clock */
+	long decode_tokens;         /* tokens generated after each sequence's first */
+	double decode_s;
+};
+
 /* Decoding options, with transformers' names. */
 struct tk_generate_opts {
 	int do_sample;              /* 0: greedy */
@@ -32,10 +42,11 @@ struct tk_generate_opts {
 	uint64_t seed;
 	const int64_t *eos;         /* stop after generating one of these */
 	int n_eos;
+	struct tk_generate_stats *stats; /* (optional) out: tk_generate_batch adds to it */
 };
 
 /* transformers' defaults: greedy, temperature 1, top_k 50, top_p 1, min_p
- * 0, repetition_penalty 1, max_new_tokens 20, seed 0, no EOS. */
+ * 0, repetition_penalty 1, max_new_tokens 20, seed 0, no EOS, no stats. */
 void tk_generate_opts_init(struct tk_generate_opts *o);
 
 /* Applies the logits processors of o to scores[V] in place, in

@@ -212,6 +212,18 @@ static int linear(struct tk_model *m, int l, int sl, float *y, const float *x, i
 	return tk_lin_fwd(m, l, sl, y, x, rows, u);
 }
 
+/* Linear slots sl[count] of layer l on the same n rows x, into y[]: for a
+ * decode step in one parallel loop of the backend (tk_lin_fwd_group). */
+static int linears(struct tk_model *m, int l, const int *sl, float *const *y, int count,
+		   const float *x, int rows)
+{
+	float *u = m->lora ? tk_lora_infer_u(m, rows) : NULL;
+
+	if (m->lora && !u)
+		return TK_E_NOMEM;
+	return tk_lin_fwd_group(m, l, sl, y, count, x, rows, u);
+}
+
 static int layer(struct tk_infer *s, int l, int n)
 {
 	struct tk_model *m = s->m;
@@ -225,20 +237,20 @@ static int layer(struct tk_infer *s, int l, int n)
 	const float *rope = tk_layer_rope(m, l, s->rope, s->rope_scale, &rs);
 
 	CHECK(norm(s, s->ln, s->x, o->ln1_w, o->ln1_b, n));
+	{
+		/* Qwen3's q and k go through per-head RMSNorm: the projections
+		 * go to att and mid, scratch until the attention and o_proj
+		 * write them */
+		const int sl[] = { TK_LIN_Q, TK_LIN_K, TK_LIN_V };
+		float *const y[] = { c->qk_norm ? s->att : s->q, c->qk_norm ? s->mid : knew, vnew };
+		CHECK(linears(m, l, sl, y, 3, s->ln, n));
+	}
 	if (c->qk_norm) {
-		/* Qwen3: q and k through per-head RMSNorm (the projections go to
-		 * att and mid, scratch until the attention and o_proj write them) */
-		CHECK(linear(m, l, TK_LIN_Q, s->att, s->ln, n));
-		CHECK(linear(m, l, TK_LIN_K, s->mid, s->ln, n));
 		CHECK(tk_rmsnorm_fwd(m->be, s->q, s->qkr, s->att, P(o->qn_w), c->norm_offset,
 				     n * c->n_head, c->head_dim, c->norm_eps));
 		CHECK(tk_rmsnorm_fwd(m->be, knew, s->qkr, s->mid, P(o->kn_w), c->norm_offset,
 				     n * c->n_kv_head, c->head_dim, c->norm_eps));
-	} else {
-		CHECK(linear(m, l, TK_LIN_Q, s->q, s->ln, n));
-		CHECK(linear(m, l, TK_LIN_K, knew, s->ln, n));
 	}
-	CHECK(linear(m, l, TK_LIN_V, vnew, s->ln, n));
 	if (c->pos == TK_POS_ROPE && !c->no_rope[l]) { /* SmolLM3's NoPE layers: none */
 		CHECK(tk_rope(m->be, s->q, s->pos, n, c->n_head, c->head_dim, c->rotary_dim, rope,
 			      rs, 0));
@@ -259,14 +271,16 @@ static int layer(struct tk_infer *s, int l, int n)
 	}
 	CHECK(tk_axpy(m->be, s->mid, 1.0f, s->x, (size_t)n * C));
 	CHECK(norm(s, s->ln, s->mid, o->ln2_w, o->ln2_b, n));
-	CHECK(linear(m, l, TK_LIN_FC, s->h1, s->ln, n));
-	if (c->mlp == TK_MLP_SWIGLU) {
-		CHECK(linear(m, l, TK_LIN_UP, s->h2, s->ln, n));
-		CHECK(tk_swiglu_fwd(m->be, s->act, s->h1, s->h2, (size_t)n * F));
-	} else if (c->mlp == TK_MLP_GEGLU) {
-		CHECK(linear(m, l, TK_LIN_UP, s->h2, s->ln, n));
-		CHECK(tk_geglu_fwd(m->be, s->act, s->h1, s->h2, (size_t)n * F));
+	if (c->mlp == TK_MLP_SWIGLU || c->mlp == TK_MLP_GEGLU) {
+		const int sl[] = { TK_LIN_FC, TK_LIN_UP };
+		float *const y[] = { s->h1, s->h2 };
+		CHECK(linears(m, l, sl, y, 2, s->ln, n));
+		if (c->mlp == TK_MLP_SWIGLU)
+			CHECK(tk_swiglu_fwd(m->be, s->act, s->h1, s->h2, (size_t)n * F));
+		else
+			CHECK(tk_geglu_fwd(m->be, s->act, s->h1, s->h2, (size_t)n * F));
 	} else {
+		CHECK(linear(m, l, TK_LIN_FC, s->h1, s->ln, n));
 		CHECK(tk_gelu_fwd(m->be, s->act, s->h1, (size_t)n * F));
 	}
 	if (c->sandwich_norm) { /* and the MLP's output */

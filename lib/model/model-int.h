@@ -157,6 +157,14 @@ float *tk_model_grad_at(const struct tk_model *m, long voff);
 int tk_lin_fwd(struct tk_model *m, int l, int s, float *y, const float *x, int rows,
 	       float *u_scratch);
 
+/* tk_lin_fwd of count (<= TK_GEMV_GROUP_MAX) slots sl[] of layer l on the
+ * same x [rows, in] into y[j]: for a few rows (a decode step) the base
+ * products in one call of the backend's matmul_group when it takes them
+ * (the same bits as one by one), then each slot's bias and adapter; else
+ * tk_lin_fwd slot by slot. */
+int tk_lin_fwd_group(struct tk_model *m, int l, const int *sl, float *const *y, int count,
+		     const float *x, int rows, float *u_scratch);
+
 /* The base part of slot L alone, no bias, no adapter: y [rows, out] = x
  * W^T (tk_lin_base_fwd), or dx [rows, in] = dy W (beta 0) or += (beta 1)
  * (tk_lin_base_bwd); quantized weights dequantized tile by tile. */

@@ -157,6 +157,40 @@ int tk_lin_fwd(struct tk_model *m, int l, int s, float *y, const float *x, int r
 	return 0;
 }
 
+int tk_lin_fwd_group(struct tk_model *m, int l, const int *sl, float *const *y, int count,
+		     const float *x, int rows, float *u_scratch)
+{
+	struct tk_gemv_item it[TK_GEMV_GROUP_MAX] = { 0 };
+	int rc = count > TK_GEMV_GROUP_MAX || rows > TK_QMM_ROWS ? TK_E_UNSUPPORTED : 0;
+
+	for (int j = 0; j < count && !rc; j++) {
+		const struct tk_lin *L = &m->run->lin[l][sl[j]];
+		const struct tk_model_tensor *tw = &m->tensors[L->tw];
+
+		it[j] = (struct tk_gemv_item){ tw->q ? NULL : tk_model_at(m, m->params, L->w),
+					       tw->q, L->row0, L->out, y[j] };
+		if (L->in != m->run->lin[l][sl[0]].in)
+			rc = TK_E_UNSUPPORTED;
+	}
+	if (!rc)
+		rc = tk_matmul_group(m->be, rows, m->run->lin[l][sl[0]].in, x, it, count);
+	if (rc == TK_E_UNSUPPORTED) {
+		for (int j = 0; j < count; j++)
+			CHECK(tk_lin_fwd(m, l, sl[j], y[j], x, rows, u_scratch));
+		return 0;
+	}
+	CHECK(rc);
+	for (int j = 0; j < count; j++) {
+		const struct tk_lin *L = &m->run->lin[l][sl[j]];
+		if (L->b >= 0)
+			CHECK(tk_bias_add(m->be, y[j], tk_model_at(m, m->params, L->b), rows,
+					  L->out));
+		if (L->ad >= 0)
+			CHECK(tk_lora_lin_fwd(m, L, l, y[j], x, rows, u_scratch));
+	}
+	return 0;
+}
+
 int tk_lin_bwd(struct tk_model *m, int l, int s, float *dx, float dx_beta, const float *dy,
 	       const float *x, int rows)
 {

@@ -1,7 +1,8 @@
 /* test-decode.c - the CPU backend's decode ops (lib/compute/backend.h): qmatmul on
  * NF4/FP4 (plain and double-quantized) and int8 weights against
- * tk_qweight_rows and a dot product in double; attention_decode against a
- * softmax in double; copy_rows.
+ * tk_qweight_rows and a dot product in double; matmul_group against
+ * matmul and qmatmul; attention_decode against a softmax in double;
+ * copy_rows.
  *
  * Tolerances.  qmatmul: each weight element has tk_qweight_rows' bits, and
  * an fp32 sum of k products in any order is within gamma_k = k u / (1 - k u)
@@ -520,6 +521,75 @@ static void test_qmatmul_isas(void)
 	unsetenv("TK_CPU_ISA");
 }
 
+/* matmul_group gives each product the bits tk_matmul and tk_qmatmul give
+ * it alone (fp32; NF4 slices of one weight, and whole weights), for 1 to
+ * 8 rows and 1 and 2 threads, or TK_E_UNSUPPORTED where the backend's
+ * loops for it are not the GEMV's (TK_CPU_ISA=generic); a group mixing
+ * fp32 and 4-bit is unsupported, one too large invalid. */
+static void test_matmul_group(void)
+{
+	enum { K = 576, NW = 3 };
+	static const int ns[NW] = { 100, 37, 163 }, ms[] = { 1, 3, 8 };
+	const int rows = ns[0] + ns[1] + ns[2];
+	float *w = malloc((size_t)rows * K * sizeof(float)), *x = malloc(8 * K * sizeof(float));
+	float *y = malloc((size_t)8 * rows * sizeof(float)), *z = malloc((size_t)8 * rows * sizeof(float));
+	struct tk_qweight q;
+	struct tk_backend *bes[] = { &be1, &be2 };
+	int compared = 0;
+
+	init_backends();
+	TT_REQUIRE(w && x && y && z, "out of memory");
+	for (int i = 0; i < rows * K; i++)
+		w[i] = frand() * 0.1f;
+	for (int i = 0; i < 8 * K; i++)
+		x[i] = frand();
+	TT_REQUIRE(tk_qweight_quantize4(&q, w, rows, K, TK_QK_NF4, 64, 1, 1, NULL) == 0, "quantize");
+	for (int b = 0; b < 2; b++)
+		for (int mi = 0; mi < 3; mi++)
+			for (int quant = 0; quant <= 1; quant++) {
+				struct tk_gemv_item it[NW];
+				int m = ms[mi], r0 = 0, rc;
+				size_t off = 0;
+				for (int j = 0; j < NW; j++) {
+					it[j] = (struct tk_gemv_item){ quant ? NULL : w + (size_t)r0 * K,
+								       quant ? &q : NULL, r0, ns[j],
+								       y + off };
+					r0 += ns[j];
+					off += (size_t)m * ns[j];
+				}
+				memset(y, 0xff, (size_t)8 * rows * sizeof(float));
+				rc = tk_matmul_group(bes[b], m, K, x, it, NW);
+				if (rc == TK_E_UNSUPPORTED)
+					continue;
+				TT_REQUIRE(rc == 0, "rc %d", rc);
+				off = 0;
+				for (int j = 0; j < NW; j++) {
+					rc = quant ? tk_qmatmul(bes[b], &q, it[j].row0, ns[j], m, x,
+								z + off, ns[j], 0.0f)
+						   : tk_matmul(bes[b], 0, 1, m, ns[j], K, 1.0f, x, K,
+							       it[j].w, K, 0.0f, z + off, ns[j]);
+					TT_REQUIRE(rc == 0, "rc %d", rc);
+					off += (size_t)m * ns[j];
+				}
+				TT_CHECK(!memcmp(y, z, off * sizeof(float)), "%s m %d, %d threads",
+					 quant ? "nf4" : "fp32", m, b + 1);
+				compared++;
+			}
+	TT_CHECK(compared == 12 || tk_cpu_isa() < TK_CPU_ISA_AVX2, "%d of 12 compared", compared);
+	struct tk_gemv_item mix[2] = { { w, NULL, 0, 4, y }, { NULL, &q, 0, 4, z } };
+	TT_CHECK(tk_matmul_group(&be2, 1, K, x, mix, 2) == TK_E_UNSUPPORTED, "mixed");
+	struct tk_gemv_item many[TK_GEMV_GROUP_MAX + 1];
+	for (int j = 0; j <= TK_GEMV_GROUP_MAX; j++)
+		many[j] = (struct tk_gemv_item){ w, NULL, 0, 4, y };
+	TT_CHECK(tk_matmul_group(&be2, 1, K, x, many, TK_GEMV_GROUP_MAX + 1) == TK_E_INVAL,
+		 "too many");
+	tk_qweight_free(&q);
+	free(w);
+	free(x);
+	free(y);
+	free(z);
+}
+
 int main(void)
 {
 	unsetenv("TK_CPU_ISA");
@@ -531,6 +601,7 @@ int main(void)
 	TT_RUN(test_qmatmul_isas);
 	TT_RUN(test_qmatmul_bad);
 	TT_RUN(test_dequant_rows_isas);
+	TT_RUN(test_matmul_group);
 	TT_RUN(test_attention_decode);
 	TT_RUN(test_copy_rows);
 	TT_RUN(test_quantized_decode);
