@@ -6,7 +6,12 @@
  * still has iterations left, so a worker that read the job's function late,
  * after the caller moved on, cannot run it for the next job's iterations
  * (the caller writes the next job only once every iteration of this one is
- * done, and a successful claim means one was not).
+ * done, and a successful claim means one was not).  Before it writes the
+ * next job's fields the caller closes the finished generation (its next
+ * iteration set to CLOSED): a worker still on that generation may read the
+ * new job's n, larger than the old one, and without the close would find
+ * an iteration "left" under the old generation and run the new function on
+ * it before the job is published, counting it in done twice.
  */
 #include <omp.h>
 #include <pthread.h>
@@ -23,6 +28,9 @@
 #else
 #define relax() ((void)0)
 #endif
+
+/* The next iteration of a closed generation: no n reaches it. */
+#define CLOSED 0x7fffffffu
 
 /* Workers at most (the caller is one more thread). */
 #define POOL_MAX 255
@@ -144,11 +152,15 @@ void tk_pool_for(int nt, int n, tk_pool_fn fn, void *arg)
 	int have = grow(nt - 1);
 	if (nt > have + 1)
 		nt = have + 1;
-	uint32_t gen = (uint32_t)(atomic_load(&pool.state) >> 32) + 1;
+	uint32_t gen = (uint32_t)(atomic_load(&pool.state) >> 32);
 
+	/* close the last job before its fields change (see the top) */
+	atomic_store(&pool.state, (uint64_t)gen << 32 | CLOSED);
+	gen++;
 	atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
 	atomic_store_explicit(&pool.arg, arg, memory_order_relaxed);
-	atomic_store_explicit(&pool.n, n, memory_order_relaxed);
+	/* release: a worker that reads this n sees the close above too */
+	atomic_store_explicit(&pool.n, n, memory_order_release);
 	atomic_store_explicit(&pool.nt, nt, memory_order_relaxed);
 	atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
 	atomic_store(&pool.state, (uint64_t)gen << 32);
