@@ -345,7 +345,7 @@ static void reorder_x256(float *xs, const float *x, size_t n)
 
 /* amc[r nch + j] = the absmax of the block that holds columns p0 + 64 j
  * .. + 63 (one block: tk_cpu_qgemv4_ok) of weight row r < nr, row 0
- * starting at element e0, nch = (p1 - p0) / 64; amc has room for 7 more.
+ * starting at element e0, nch = (p1 - p0) / 64; amc has room for 15 more.
  * Looked up once per panel, 8 chunks at a time (over all nr rows at once
  * when the panel spans whole rows: their chunks follow each other): the
  * 8 chunks lie in at most 8 blocks from bl (block sizes from 64), whose
@@ -405,6 +405,72 @@ TGT256 static void q4_amc(const struct tk_qweight *q, size_t e0, int nr, size_t 
 	}
 }
 
+/* q4_amc with AVX-512, 16 chunks at a time: the double-quantized codes
+ * looked up in tk_dynamic_code by 8 two-source permutes over 32 of its
+ * values each and 7 blends on the code's 3 high bits, where the AVX2
+ * gather took a quarter of the loops' time at m = 1 (135M shapes, in
+ * L2).  Not nested: q4_amc (a load and a permute per 8). */
+TGT512 static void q4_amc512(const struct tk_qweight *q, size_t e0, int nr, size_t cols,
+			     size_t p0, size_t p1, float *amc)
+{
+	if (!q->nested) {
+		q4_amc(q, e0, nr, cols, p0, p1, amc);
+		return;
+	}
+	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
+	const size_t nb = ((size_t)q->rows * cols + q->blocksize - 1) >> lbs;
+	const size_t ng = (nb + TK_Q4_NESTED_BLOCKSIZE - 1) / TK_Q4_NESTED_BLOCKSIZE;
+	const size_t nch = (p1 - p0) / 64;
+	const int segs = p0 == 0 && p1 == cols ? 1 : nr;
+	const size_t len = segs == 1 ? (size_t)nr * nch : nch;
+	const __m512i lane = _mm512_setr_epi32(0, 64, 128, 192, 256, 320, 384, 448, 512, 576, 640,
+					       704, 768, 832, 896, 960);
+	const __m128i sh = _mm_cvtsi32_si128(lbs);
+	__m512 lo[8], hi[8];
+	for (int k = 0; k < 8; k++) {
+		lo[k] = _mm512_loadu_ps(tk_dynamic_code + 32 * k);
+		hi[k] = _mm512_loadu_ps(tk_dynamic_code + 32 * k + 16);
+	}
+	for (int r = 0; r < segs; r++) {
+		float *o = amc + (size_t)r * nch;
+		for (size_t j = 0; j < len; j += 16) {
+			size_t e = e0 + (size_t)r * cols + p0 + 64 * j, bl = e >> lbs;
+			if (bl + 16 > nb) {
+				for (size_t t = j; t < len && t < j + 16; t++)
+					o[t] = q4_absmax(q, (e + 64 * (t - j)) >> lbs);
+				continue;
+			}
+			/* chunk t of the 16 is in block bl + rel[t], rel[t] < 16 */
+			__m512i rel = _mm512_srl_epi32(
+				_mm512_add_epi32(_mm512_set1_epi32((int)(e & (q->blocksize - 1))), lane),
+				sh);
+			__m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q->qabsmax + bl)));
+			c = _mm512_permutexvar_epi32(rel, c);
+			__m512 v[8];
+			for (int k = 0; k < 8; k++)
+				v[k] = _mm512_permutex2var_ps(lo[k], c, hi[k]);
+			__mmask16 b5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
+			__mmask16 b6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
+			__mmask16 b7 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(128));
+			for (int k = 0; k < 4; k++)
+				v[k] = _mm512_mask_blend_ps(b5, v[2 * k], v[2 * k + 1]);
+			v[0] = _mm512_mask_blend_ps(b6, v[0], v[1]);
+			v[1] = _mm512_mask_blend_ps(b6, v[2], v[3]);
+			v[0] = _mm512_mask_blend_ps(b7, v[0], v[1]);
+			size_t g = bl / TK_Q4_NESTED_BLOCKSIZE;
+			float n0 = q->nested_absmax[g];
+			float n1 = g + 1 < ng ? q->nested_absmax[g + 1] : n0;
+			__mmask16 g1 = _mm512_test_epi32_mask(
+				_mm512_add_epi32(_mm512_set1_epi32((int)(bl % TK_Q4_NESTED_BLOCKSIZE)), rel),
+				_mm512_set1_epi32(TK_Q4_NESTED_BLOCKSIZE));
+			__m512 na = _mm512_mask_blend_ps(g1, _mm512_set1_ps(n0), _mm512_set1_ps(n1));
+			__m512 w = _mm512_add_ps(_mm512_mul_ps(v[0], na), _mm512_set1_ps(q->offset));
+			/* past len: the next row's slots (written after) or the 15 spare */
+			_mm512_storeu_ps(o + j, w);
+		}
+	}
+}
+
 /* Columns [c0, c1) (multiples of 64) of NR <= 2 consecutive weight rows,
  * the first starting at element e0, dotted with MR rows of xs (row stride
  * cols) into acc[(r MR + i) A + a], A accumulators per pair (weight
@@ -452,6 +518,11 @@ TGT512 AI void q4_span512(const int MR, const int NR, const int A, const struct 
 #pragma GCC unroll 4
 			for (int k = 0; k < 4; k++) {
 				__m512 xv = _mm512_load_ps(xs + i * cols + c + 16 * k);
+				/* in a register for all NR rows: left to itself,
+				 * GCC loads it again as each FMA's memory operand,
+				 * twice the loads (m = 8: 12% slower) */
+				if (NR > 1)
+					__asm__("" : "+v"(xv));
 #pragma GCC unroll 4
 				for (int r = 0; r < NR; r++)
 					a[r][i][k % A] = _mm512_fmadd_ps(w[r][k], xv, a[r][i][k % A]);
@@ -541,14 +612,14 @@ typedef void (*q4_rows_fn)(const struct tk_qweight *, int64_t, int, int, const f
 /* Output rows [r0, r1) (r1 - r0 <= Q4_RB) for MR rows of x, in column
  * panels, NR weight rows a span (the last (r1 - r0) % NR one at a time:
  * the same order per output); y[i ldy + r] = sum (+ beta y). */
-#define Q4_ROWS(NAME, TGT, VEC, SPAN, ZERO, RED, MR, NR, A)                                    \
+#define Q4_ROWS(NAME, TGT, VEC, SPAN, AMC, ZERO, RED, MR, NR, A)                                    \
 	TGT __attribute__((noinline)) static void NAME(const struct tk_qweight *q, int64_t row0, \
 						       int r0, int r1, const float *xs,          \
 						       size_t cols, const void *tabs, float *y,  \
 						       int ldy, float beta)                      \
 	{                                                                                     \
 		VEC acc[Q4_RB * MR * A];                                                      \
-		float amc[Q4_RB * Q4_NCH + 8];                                                \
+		float amc[Q4_RB * Q4_NCH + 16];                                               \
 		const size_t kc = Q4_PANEL(MR), e0 = (size_t)(row0 + r0) * cols;             \
 		/* prefetch: the same columns of the rows kp spans on, the first at             \
 		 * least Q4_PF bytes of reading ahead: the rows a span reads                   \
@@ -557,7 +628,7 @@ typedef void (*q4_rows_fn)(const struct tk_qweight *, int64_t, int, int, const f
 		const size_t pf = (Q4_PF + sb - 1) / sb * NR * (cols / 2);                    \
 		for (size_t p0 = 0; p0 < cols; p0 += kc) {                                    \
 			size_t p1 = cols - p0 < kc ? cols : p0 + kc;                          \
-			q4_amc(q, e0, r1 - r0, cols, p0, p1, amc);                            \
+			AMC(q, e0, r1 - r0, cols, p0, p1, amc);                               \
 			int r = r0;                                                           \
 			for (; r + NR <= r1; r += NR) {                                       \
 				VEC *ac = acc + (size_t)(r - r0) * MR * A;                    \
@@ -599,13 +670,17 @@ TGT256 AI float red256(const __m256 *a, const int A)
 }
 
 /* NR = 2 weight rows a span share each load of x; A accumulators per row
- * pair: 4 for m <= 2 (8 or 16 chains, each taking a product per 64
- * columns), 2 for 3 and 4, 1 from 5 (then 10 to 16 chains, each with 4
- * products per 64 columns but 2 x 4 m fused multiply-adds of 2 a cycle
- * to hide them). */
+ * pair: 2 up to m = 4, 1 from 5 (then 10 to 16 chains, each with 4
+ * products per 64 columns, hidden behind the 2 x 4 m fused multiply-adds
+ * of a span step at 2 a cycle).  Measured at m = 1 (Zen 5, 1 thread):
+ * NR 2 with A 2 or 4 or NR 4 with A 1 or 2 within noise of each other,
+ * NR 2 with A 1 a quarter slower; at m = 8, NR 2 and A 1 over NR 1 and
+ * A 2 by 10-20%. */
 #define Q4_512(MR, NR, A)                                                                    \
-	Q4_ROWS(q4_512_##MR, TGT512, __m512, q4_span512, _mm512_setzero_ps, red512, MR, NR, A)
-#define Q4_256(MR) Q4_ROWS(q4_256_##MR, TGT256, __m256, q4_span256, _mm256_setzero_ps, red256, MR, 1, 1)
+	Q4_ROWS(q4_512_##MR, TGT512, __m512, q4_span512, q4_amc512, _mm512_setzero_ps, red512, MR, \
+		NR, A)
+#define Q4_256(MR)                                                                           \
+	Q4_ROWS(q4_256_##MR, TGT256, __m256, q4_span256, q4_amc, _mm256_setzero_ps, red256, MR, 1, 1)
 Q4_512(1, 2, 2)
 Q4_512(2, 2, 2)
 Q4_512(3, 2, 2)
@@ -625,13 +700,33 @@ static const q4_rows_fn q4_512[TK_GEMV_MAX_ROWS + 1] = {
 static const q4_rows_fn q4_256[5] = { NULL, q4_256_1, q4_256_2, q4_256_3, q4_256_4 };
 #endif
 
+#ifdef TK_GEMV_X86
+/* Row blocks [b0, b1) of Q4_RB rows, every pass of group rows of x. */
+static void q4_blocks(enum tk_cpu_isa isa, const struct tk_qweight *q, int64_t row0, int b0,
+		      int b1, int n, int m, size_t cols, const float *ws, const void *tabs,
+		      float *y, int ldy, float beta)
+{
+	const int group = isa == TK_CPU_ISA_AVX512 ? TK_GEMV_MAX_ROWS : 4;
+	for (int bl = b0; bl < b1; bl++) {
+		int r0 = bl * Q4_RB, r1 = n - r0 < Q4_RB ? n : r0 + Q4_RB;
+		for (int i0 = 0; i0 < m; i0 += group) {
+			int mr = m - i0 < group ? m - i0 : group;
+			const float *xs = ws + (size_t)i0 * cols;
+			float *yi = y + (size_t)i0 * ldy;
+			if (isa == TK_CPU_ISA_AVX512)
+				q4_512[mr](q, row0, r0, r1, xs, cols, tabs, yi, ldy, beta);
+			else
+				q4_256[mr](q, row0, r0, r1, xs, cols, tabs, yi, ldy, beta);
+		}
+	}
+}
+#endif
+
 void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0, int n,
 		   int m, const float *x, float *y, int ldy, float beta, float *ws)
 {
 #ifdef TK_GEMV_X86
 	const size_t cols = (size_t)q->cols;
-	const int group = isa == TK_CPU_ISA_AVX512 ? TK_GEMV_MAX_ROWS : 4;
-
 	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
 	uint8_t pl[4][16];
 	const void *tabs = code;
@@ -653,19 +748,15 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 	if ((long)n * (long)cols < GEMV_PAR_MIN)
 		nt = 1;
 	int nblk = (n + Q4_RB - 1) / Q4_RB;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1 && nblk > 1)
-	for (int bl = 0; bl < nblk; bl++) {
-		int r0 = bl * Q4_RB, r1 = n - r0 < Q4_RB ? n : r0 + Q4_RB;
-		for (int i0 = 0; i0 < m; i0 += group) {
-			int mr = m - i0 < group ? m - i0 : group;
-			const float *xs = ws + (size_t)i0 * cols;
-			float *yi = y + (size_t)i0 * ldy;
-			if (isa == TK_CPU_ISA_AVX512)
-				q4_512[mr](q, row0, r0, r1, xs, cols, tabs, yi, ldy, beta);
-			else
-				q4_256[mr](q, row0, r0, r1, xs, cols, tabs, yi, ldy, beta);
-		}
+	if (nt <= 1 || nblk <= 1) {
+		/* no OpenMP region: with one thread, its dynamic loop still
+		 * took a library call per block (4% at 135M shapes) */
+		q4_blocks(isa, q, row0, 0, nblk, n, m, cols, ws, tabs, y, ldy, beta);
+		return;
 	}
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+	for (int bl = 0; bl < nblk; bl++)
+		q4_blocks(isa, q, row0, bl, bl + 1, n, m, cols, ws, tabs, y, ldy, beta);
 #else
 	(void)isa, (void)nt, (void)q, (void)row0, (void)n, (void)m, (void)x, (void)y, (void)ldy,
 		(void)beta, (void)ws;
