@@ -322,40 +322,69 @@ static float sum_read(const float *a, size_t n)
 	return s;
 }
 
-/* Read bandwidth: the best of 6 sums over 512 MiB of fp32, nt threads
+/* One sum over a[0 .. n) (n a multiple of 64K floats) with nt threads
  * taking 256 KiB at a time as they come (as the GEMV loops take rows: on
  * a shared machine a thread that loses its core does not hold up the
- * others). */
-static double read_bandwidth(int nt)
+ * others); its seconds, and its CPU seconds in *cpu. */
+static double read_pass(const float *a, size_t n, int nt, double *cpu)
 {
-	const size_t n = (512UL << 20) / sizeof(float), chunk = 1 << 16;
-	float *a = randn(n, 21);
-	double best = 1e30, sink = 0;
+	const size_t chunk = 1 << 16;
+	double t0 = now(), c0 = cpu_now(), s = 0;
+#pragma omp parallel for num_threads(nt) reduction(+ : s) schedule(dynamic, 1)
+	for (size_t c = 0; c < n / chunk; c++)
+		s += sum_read(a + c * chunk, chunk);
+	double t = now() - t0;
+	*cpu = cpu_now() - c0;
+	if (s == 1234.5) /* keeps the sum */
+		printf(" ");
+	return t;
+}
+
+/* Read bandwidth: the best of 6 sums over the n floats of a (512 MiB). */
+static double read_bandwidth(const float *a, size_t n, int nt)
+{
+	double best = 1e30;
 	best_cpu = 1e30;
 	for (int r = 0; r < 6; r++) {
-		double t0 = now(), c0 = cpu_now(), s = 0;
-#pragma omp parallel for num_threads(nt) reduction(+ : s) schedule(dynamic, 1)
-		for (size_t c = 0; c < n / chunk; c++)
-			s += sum_read(a + c * chunk, chunk);
-		double t = now() - t0, c = cpu_now() - c0;
-		sink += s;
+		double c, t = read_pass(a, n, nt, &c);
 		best = t < best ? t : best;
 		best_cpu = c < best_cpu ? c : best_cpu;
 	}
-	free(a);
-	if (sink == 1234.5)
-		printf(" ");
 	return n * sizeof(float) / best;
 }
 
-/* Best of reps passes of m rows through every copy of an fp32 [n, k]. */
+/* The read bound a product's passes are held to: a sum over as many
+ * bytes as a pass reads (at least 64 MiB, past the last-level cache),
+ * timed just before each pass, best of as many.  On a machine shared
+ * with other work, bandwidth measured once per shape swung 41-72 GB/s
+ * (2 threads) between shapes of one run, and rows timed in a quiet spell
+ * against a bound taken in a busy one read over 100%: taken in turns,
+ * the pass and its bound see the same machine. */
+struct bound {
+	const float *a; /* the floats summed: enough for bytes */
+	size_t bytes;
+	double best, best_cpu; /* seconds: the best sum, its best CPU seconds */
+};
+
+static void bound_pass(struct bound *b, int nt)
+{
+	size_t n = (b->bytes / sizeof(float) + (1 << 16) - 1) & ~(size_t)((1 << 16) - 1);
+	double c, t = read_pass(b->a, n, nt, &c);
+	b->best = t < b->best ? t : b->best;
+	b->best_cpu = c < b->best_cpu ? c : b->best_cpu;
+}
+
+/* Best of reps passes of m rows through every copy of an fp32 [n, k],
+ * each after a pass of the bound *bd (reset here). */
 static double time_gemv(struct tk_backend *be, float **w, int nw, int m, int n, int k,
-			int reps)
+			int reps, struct bound *bd)
 {
 	float *x = randn((size_t)m * k, 22), *y = falloc((size_t)m * n);
 	double best = 1e30;
 	best_cpu = 1e30;
+	bd->best = bd->best_cpu = 1e30;
 	for (int r = 0; r < reps; r++) {
+		bound_pass(bd, be->threads);
 		double t0 = now(), c0 = cpu_now();
 		for (int j = 0; j < nw; j++)
 			tk_matmul(be, 0, 1, m, n, k, 1.0f, x, k, w[j], k, 0.0f, y, n);
@@ -367,13 +396,16 @@ static double time_gemv(struct tk_backend *be, float **w, int nw, int m, int n, 
 	return best;
 }
 
-static double time_qgemv(struct tk_backend *be, struct tk_qweight *q, int nq, int m, int reps)
+static double time_qgemv(struct tk_backend *be, struct tk_qweight *q, int nq, int m, int reps,
+			 struct bound *bd)
 {
 	int n = (int)q[0].rows, k = (int)q[0].cols;
 	float *x = randn((size_t)m * k, 23), *y = falloc((size_t)m * n);
 	double best = 1e30;
 	best_cpu = 1e30;
+	bd->best = bd->best_cpu = 1e30;
 	for (int r = 0; r < reps; r++) {
+		bound_pass(bd, be->threads);
 		double t0 = now(), c0 = cpu_now();
 		for (int j = 0; j < nq; j++)
 			tk_qmatmul(be, &q[j], 0, n, m, x, y, n, 0.0f);
@@ -404,7 +436,8 @@ static void qweight_dup(struct tk_qweight *to, const struct tk_qweight *q)
  * default) decode products with 1 and 8 rows, tk's own loops at each
  * instruction-set level this CPU runs, and OpenBLAS (SGEMV for 1 row, SGEMM
  * for 8: the path before them) for fp32; GB/s of weights read, against
- * the read bandwidth measured here. */
+ * the read bound taken in turns with the row's passes (struct bound), its
+ * GB/s in brackets; the run's best and worst bound at the end. */
 static void bench_decode(struct tk_backend *be)
 {
 	static const struct {
@@ -414,33 +447,34 @@ static void bench_decode(struct tk_backend *be)
 		{ 1536, 576, "135M gate/up" },  { 576, 1536, "135M down" },
 		{ 4096, 4096, "7B q/k/v/o" },   { 4096, 11008, "7B down" },
 	};
+	const int reps = 8;
 	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
-	double bw = read_bandwidth(be->threads), bwc = 512.0 * (1 << 20) / best_cpu;
-	printf("decode threads=%d: read bandwidth %.2f GB/s, %.2f GB per CPU second (sum over "
-	       "512 MiB); %s\n", be->threads, bw / 1e9, bwc / 1e9, tk_cpu_describe());
+	const size_t nbw = (512UL << 20) / sizeof(float);
+	float *bwa = randn(nbw, 21);
+	double bw = read_bandwidth(bwa, nbw, be->threads), bwc = 512.0 * (1 << 20) / best_cpu;
+	double lo = 1e30, hi = 0;
+	printf("decode threads=%d: read bandwidth %.2f GB/s, %.2f GB per CPU second (best of 6 sums "
+	       "over 512 MiB); %s\n", be->threads, bw / 1e9, bwc / 1e9, tk_cpu_describe());
 	for (size_t s = 0; s < sizeof(sh) / sizeof(sh[0]); s++) {
 		int n = sh[s].n, k = sh[s].k;
-		if (s) { /* again, next to the rows it is compared with */
-			bw = read_bandwidth(be->threads);
-			bwc = 512.0 * (1 << 20) / best_cpu;
-			printf("decode threads=%d: read bandwidth %.2f GB/s, %.2f GB per CPU second\n",
-			       be->threads, bw / 1e9, bwc / 1e9);
-		}
 		size_t bytes = (size_t)n * k * sizeof(float);
 		int nw = (int)((DECODE_BYTES + bytes - 1) / bytes);
 		float **w = malloc(nw * sizeof(*w));
+		struct bound bd = { bwa, (size_t)nw * bytes, 0, 0 };
 		for (int j = 0; j < nw; j++)
 			w[j] = randn((size_t)n * k, 30 + j);
 		for (int m = 1; m <= 8; m += 7)
 			for (int isa = (int)tk_cpu_isa_best(); isa >= 0; isa--) {
 				setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
-				time_gemv(be, w, nw, m, n, k, 1);
-				double t = time_gemv(be, w, nw, m, n, k, 4);
+				time_gemv(be, w, nw, m, n, k, 1, &bd);
+				double t = time_gemv(be, w, nw, m, n, k, reps, &bd);
 				double gbs = (double)bytes * nw / t, gbc = (double)bytes * nw / best_cpu;
+				double b = bd.bytes / bd.best, bc = bd.bytes / bd.best_cpu;
+				lo = b < lo ? b : lo, hi = b > hi ? b : hi;
 				printf("gemv fp32 %-13s %5dx%-5d m=%d %-8s: %7.1f us/matrix %6.2f GB/s "
-				       "= %3.0f%% of read bandwidth; per CPU second %3.0f%%\n",
+				       "= %3.0f%% of read bandwidth (%.1f); per CPU second %3.0f%%\n",
 				       sh[s].what, n, k, m, isa ? tk_cpu_isa_name(isa) : "openblas",
-				       t / nw * 1e6, gbs / 1e9, 100 * gbs / bw, 100 * gbc / bwc);
+				       t / nw * 1e6, gbs / 1e9, 100 * gbs / b, b / 1e9, 100 * gbc / bc);
 			}
 		struct tk_qweight q0;
 		tk_qweight_quantize4(&q0, w[0], n, k, TK_QK_NF4, 64, 1, be->threads, NULL);
@@ -452,23 +486,29 @@ static void bench_decode(struct tk_backend *be)
 		struct tk_qweight *q = malloc(nq * sizeof(*q));
 		for (int j = 0; j < nq; j++)
 			qweight_dup(&q[j], &q0);
+		bd.bytes = (size_t)nq * qb;
 		for (int m = 1; m <= 8; m += 7)
 			for (int isa = (int)tk_cpu_isa_best(); isa >= 0; isa--) {
 				setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
-				time_qgemv(be, q, nq, m, 1);
-				double t = time_qgemv(be, q, nq, m, 4);
+				time_qgemv(be, q, nq, m, 1, &bd);
+				double t = time_qgemv(be, q, nq, m, reps, &bd);
 				double gbs = (double)qb * nq / t, gbc = (double)qb * nq / best_cpu;
+				double b = bd.bytes / bd.best, bc = bd.bytes / bd.best_cpu;
+				lo = b < lo ? b : lo, hi = b > hi ? b : hi;
 				printf("gemv nf4  %-13s %5dx%-5d m=%d %-8s: %7.1f us/matrix %6.2f GB/s "
-				       "= %3.0f%% of read bandwidth; per CPU second %3.0f%%\n",
+				       "= %3.0f%% of read bandwidth (%.1f); per CPU second %3.0f%%\n",
 				       sh[s].what, n, k, m,
 				       isa ? tk_cpu_isa_name(isa) : "generic", t / nq * 1e6,
-				       gbs / 1e9, 100 * gbs / bw, 100 * gbc / bwc);
+				       gbs / 1e9, 100 * gbs / b, b / 1e9, 100 * gbc / bc);
 			}
 		for (int j = 0; j < nq; j++)
 			tk_qweight_free(&q[j]);
 		free(q);
 		tk_qweight_free(&q0);
 	}
+	printf("decode threads=%d: read bound in turns with the rows %.2f to %.2f GB/s\n",
+	       be->threads, lo / 1e9, hi / 1e9);
+	free(bwa);
 	if (saved)
 		setenv("TK_CPU_ISA", saved, 1);
 	else

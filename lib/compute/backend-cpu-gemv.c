@@ -11,10 +11,13 @@
  * elements 4j+1, 4j, 4j+3, 4j+2 of the 64, so a shift by 0, 4, 8, 12 puts
  * each in the lane's low bits, and one permute over the block's 16 values
  * (code * absmax, the bits tk_qweight_rows gives) turns 16 codes into 16
- * weights.  AVX2 (whose permute over 8 floats runs on one port only):
+ * weights.  Two weight rows go side by side, so each chunk of x loaded
+ * feeds both, and each dequantized chunk feeds all m <= 8 rows of x.
+ * AVX2 (whose permute over 8 floats runs on one port only on Intel):
  * vpshufb over byte tables of the unscaled codes, q4_span256.  x is
  * reordered once per call to the order the weights come out in (ws), so
- * no weight is ever shuffled back.
+ * no weight is ever shuffled back; the blocks' absmax are looked up once
+ * per row block and panel (q4_amc), not in the loops.
  */
 #include "compute/backend-cpu-int.h"
 
@@ -308,213 +311,422 @@ size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m)
  * whole rows (the rows follow each other in memory): the hardware's own
  * prefetch kept too few lines in flight for loops that load 32 bytes per
  * 20 instructions (measured on the Xeon here, 1-4 KiB: 2 best). */
-#define Q4_PF 2048
-/* xs = x with each group of 64 elements in q4_span512's order:
- * xs[g + 16 k + j] = x[g + 4 j + {1, 0, 3, 2}[k]]. */
-static void reorder_x512(float *xs, const float *x, size_t n)
-{
-	static const int nib[4] = { 1, 0, 3, 2 };
-	for (size_t g = 0; g < n; g += 64)
-		for (int k = 0; k < 4; k++)
-			for (int j = 0; j < 16; j++)
-				xs[g + (size_t)k * 16 + j] = x[g + 4 * (size_t)j + nib[k]];
-}
-
-/* xs = x with each group of 32 elements in q4_span256's order: byte p of
- * the 16 holds elements 2p (high nibble, high lane) and 2p + 1 (low
- * nibble, low lane); weight vector k holds p = 4 k + i in slot 4 L + i of
- * lane L. */
-static void reorder_x256(float *xs, const float *x, size_t n)
-{
-	for (size_t g = 0; g < n; g += 32)
-		for (int k = 0; k < 4; k++)
-			for (int l = 0; l < 2; l++)
-				for (int i = 0; i < 4; i++)
-					xs[g + 8 * k + 4 * l + i] = x[g + 2 * (4 * k + i) + !l];
-}
-
-/* Columns [c0, c1) (multiples of 64) of the weight row starting at element
- * e0, dotted with MR rows of xs (row stride cols) into acc[2 i] (even
- * nibbles) and acc[2 i + 1] (odd), which carry over from the previous
- * span: the same operations in the same order as one span over the row. */
-TGT512 AI void q4_span512(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], size_t pf,
-			  __m512 *acc)
-{
-	(void)pl;
-	const __m512 code = _mm512_loadu_ps(q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code);
-	const uint8_t *d = q->data + (e0 >> 1);
-	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
-	__m512 a0[TK_GEMV_MAX_ROWS], a1[TK_GEMV_MAX_ROWS], tab = code;
-	size_t bcur = (size_t)-1;
-#pragma GCC unroll 8
-	for (int i = 0; i < MR; i++)
-		a0[i] = acc[2 * i], a1[i] = acc[2 * i + 1];
-	for (size_t c = c0; c < c1; c += 64) {
-		size_t b = (e0 + c) >> lbs;
-		if (b != bcur) {
-			tab = _mm512_mul_ps(code, _mm512_set1_ps(q4_absmax(q, b)));
-			bcur = b;
-		}
-		_mm_prefetch((const char *)(d + (c >> 1)) + pf, _MM_HINT_T0);
-		__m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(d + (c >> 1))));
-		__m512 w0 = _mm512_permutexvar_ps(v, tab);
-		__m512 w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tab);
-		__m512 w2 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 8), tab);
-		__m512 w3 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 12), tab);
-#pragma GCC unroll 8
-		for (int i = 0; i < MR; i++) {
-			const float *xi = xs + i * cols + c;
-			a0[i] = _mm512_fmadd_ps(w0, _mm512_load_ps(xi), a0[i]);
-			a1[i] = _mm512_fmadd_ps(w1, _mm512_load_ps(xi + 16), a1[i]);
-			a0[i] = _mm512_fmadd_ps(w2, _mm512_load_ps(xi + 32), a0[i]);
-			a1[i] = _mm512_fmadd_ps(w3, _mm512_load_ps(xi + 48), a1[i]);
-		}
-	}
-#pragma GCC unroll 8
-	for (int i = 0; i < MR; i++)
-		acc[2 * i] = a0[i], acc[2 * i + 1] = a1[i];
-}
-
-/* q4_span512 with AVX2: per 16 bytes (32 columns), the low nibbles in the
- * low 128-bit lane and the high ones in the high lane index 4 byte tables
- * (pl[b][c]: byte b of code c, unscaled) with vpshufb, and two rounds of
- * byte and 16-bit unpacks put the 4 bytes of each code together: 4 x 8
- * weights whose order reorder_x256 gives x.  Each block's products are
- * summed apart and times its absmax added to acc (vpermps, the AVX2
- * permute over 8 floats, runs on one port only; vpshufb and the unpacks
- * share two). */
-TGT256 AI void q4_span256(const int MR, const struct tk_qweight *q, size_t e0, const float *xs,
-			  size_t cols, size_t c0, size_t c1, const uint8_t (*pl)[16], size_t pf,
-			  __m256 *acc)
-{
-	const uint8_t *d = q->data + (e0 >> 1);
-	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
-	const __m256i m0f = _mm256_set1_epi8(0x0f);
-	__m256i tb[4];
-	__m256 a0[4], a1[4];
-#pragma GCC unroll 4
-	for (int b = 0; b < 4; b++)
-		tb[b] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pl[b]));
-#pragma GCC unroll 4
-	for (int i = 0; i < MR; i++)
-		a0[i] = acc[2 * i], a1[i] = acc[2 * i + 1];
-	for (size_t c = c0; c < c1;) {
-		size_t b = (e0 + c) >> lbs, ce = ((b + 1) << lbs) - e0;
-		__m256 p0[4], p1[4];
-#pragma GCC unroll 4
-		for (int i = 0; i < MR; i++)
-			p0[i] = _mm256_setzero_ps(), p1[i] = _mm256_setzero_ps();
-		for (ce = ce < c1 ? ce : c1; c < ce; c += 64) {
-			_mm_prefetch((const char *)(d + (c >> 1)) + pf, _MM_HINT_T0);
-#pragma GCC unroll 2
-			for (int h = 0; h < 2; h++) {
-				__m256i v = _mm256_broadcastsi128_si256(
-					_mm_loadu_si128((const __m128i *)(d + (c >> 1) + 16 * h)));
-				__m256i ix = _mm256_and_si256(
-					_mm256_blend_epi32(v, _mm256_srli_epi16(v, 4), 0xf0), m0f);
-				__m256i b0 = _mm256_shuffle_epi8(tb[0], ix);
-				__m256i b1 = _mm256_shuffle_epi8(tb[1], ix);
-				__m256i b2 = _mm256_shuffle_epi8(tb[2], ix);
-				__m256i b3 = _mm256_shuffle_epi8(tb[3], ix);
-				__m256i l01 = _mm256_unpacklo_epi8(b0, b1), h01 = _mm256_unpackhi_epi8(b0, b1);
-				__m256i l23 = _mm256_unpacklo_epi8(b2, b3), h23 = _mm256_unpackhi_epi8(b2, b3);
-				__m256 w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23));
-				__m256 w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23));
-				__m256 w2 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23));
-				__m256 w3 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23));
-#pragma GCC unroll 4
-				for (int i = 0; i < MR; i++) {
-					const float *xi = xs + i * cols + c + 32 * h;
-					p0[i] = _mm256_fmadd_ps(w0, _mm256_load_ps(xi), p0[i]);
-					p1[i] = _mm256_fmadd_ps(w1, _mm256_load_ps(xi + 8), p1[i]);
-					p0[i] = _mm256_fmadd_ps(w2, _mm256_load_ps(xi + 16), p0[i]);
-					p1[i] = _mm256_fmadd_ps(w3, _mm256_load_ps(xi + 24), p1[i]);
-				}
-			}
-		}
-		__m256 am = _mm256_set1_ps(q4_absmax(q, b));
-#pragma GCC unroll 4
-		for (int i = 0; i < MR; i++) {
-			a0[i] = _mm256_fmadd_ps(p0[i], am, a0[i]);
-			a1[i] = _mm256_fmadd_ps(p1[i], am, a1[i]);
-		}
-	}
-#pragma GCC unroll 4
-	for (int i = 0; i < MR; i++)
-		acc[2 * i] = a0[i], acc[2 * i + 1] = a1[i];
-}
-
+#define Q4_PF 16384
 /* Rows per block a thread takes: their accumulators stay in L1 between
  * column panels. */
 #define Q4_RB 16
 /* Floats of x per column panel: MR rows of it stay in L1 (16 KiB) while
  * the block's rows stream past, whatever m and cols. */
 #define Q4_PANEL(MR) ((size_t)(4096 / (MR)) & ~(size_t)63)
+/* 64-column chunks in a panel at most (m = 1 has the widest). */
+#define Q4_NCH (Q4_PANEL(1) / 64)
+
+/* xs = x with each group of 64 elements in q4_span512's order:
+ * xs[g + 16 k + j] = x[g + 4 j + {1, 0, 3, 2}[k]].  Two-source permutes
+ * over 32 elements (index bit 4 picks the source), so that the reorder,
+ * done on one thread before the parallel loop, stays small next to the
+ * product at 135M-model shapes. */
+TGT512 static void reorder_x512(float *xs, const float *x, size_t n)
+{
+	static const int nib[4] = { 1, 0, 3, 2 };
+	__m512i ix[4];
+	for (int k = 0; k < 4; k++) {
+		int32_t e[16];
+		for (int j = 0; j < 16; j++)
+			e[j] = (4 * j + nib[k]) & 31;
+		ix[k] = _mm512_loadu_si512(e);
+	}
+	for (size_t g = 0; g < n; g += 64) {
+		__m512 v0 = _mm512_loadu_ps(x + g), v1 = _mm512_loadu_ps(x + g + 16);
+		__m512 v2 = _mm512_loadu_ps(x + g + 32), v3 = _mm512_loadu_ps(x + g + 48);
+		for (int k = 0; k < 4; k++) {
+			__m512 lo = _mm512_permutex2var_ps(v0, ix[k], v1);
+			__m512 hi = _mm512_permutex2var_ps(v2, ix[k], v3);
+			_mm512_store_ps(xs + g + 16 * k, _mm512_mask_blend_ps(0xff00, lo, hi));
+		}
+	}
+}
+
+/* xs = x with each group of 64 elements in q4_span256's order: byte
+ * 16 L + 4 k + s of the 32 holds elements 2 (16 L + 4 k + s) (high
+ * nibble, h 0) and that + 1 (low, h 1), and weight vector 4 h + k holds
+ * it in slot 4 L + s. */
+static void reorder_x256(float *xs, const float *x, size_t n)
+{
+	for (size_t g = 0; g < n; g += 64)
+		for (int h = 0; h < 2; h++)
+			for (int k = 0; k < 4; k++)
+				for (int l = 0; l < 2; l++)
+					for (int s = 0; s < 4; s++)
+						xs[g + 32 * h + 8 * k + 4 * l + s] =
+							x[g + 2 * (16 * l + 4 * k + s) + h];
+}
+
+/* amc[r nch + j] = the absmax of the block that holds columns p0 + 64 j
+ * .. + 63 (one block: tk_cpu_qgemv4_ok) of weight row r < nr, row 0
+ * starting at element e0, nch = (p1 - p0) / 64; amc has room for 15 more.
+ * Looked up once per panel, 8 chunks at a time (over all nr rows at once
+ * when the panel spans whole rows: their chunks follow each other): the
+ * 8 chunks lie in at most 8 blocks from bl (block sizes from 64), whose
+ * stored values one load brings and a permute spreads, and in at most 2
+ * groups of nested blocks.  Inline in the loops, the formula's loads and
+ * the test for a new block took as many instructions per 64 columns as
+ * the products themselves.  The same bits as q4_absmax (a rounded
+ * product, then a rounded sum). */
+TGT256 static void q4_amc(const struct tk_qweight *q, size_t e0, int nr, size_t cols, size_t p0,
+			  size_t p1, float *amc)
+{
+	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
+	const size_t nb = ((size_t)q->rows * cols + q->blocksize - 1) >> lbs;
+	const size_t ng = (nb + TK_Q4_NESTED_BLOCKSIZE - 1) / TK_Q4_NESTED_BLOCKSIZE;
+	const size_t nch = (p1 - p0) / 64;
+	const int segs = p0 == 0 && p1 == cols ? 1 : nr;
+	const size_t len = segs == 1 ? (size_t)nr * nch : nch;
+	const __m256i lane = _mm256_setr_epi32(0, 64, 128, 192, 256, 320, 384, 448);
+	const __m128i sh = _mm_cvtsi32_si128(lbs);
+	for (int r = 0; r < segs; r++) {
+		float *o = amc + (size_t)r * nch;
+		for (size_t j = 0; j < len; j += 8) {
+			size_t e = e0 + (size_t)r * cols + p0 + 64 * j, bl = e >> lbs;
+			if (bl + 8 > nb) { /* the last blocks: no load past the end */
+				for (size_t t = j; t < len && t < j + 8; t++)
+					o[t] = q4_absmax(q, (e + 64 * (t - j)) >> lbs);
+				continue;
+			}
+			/* chunk t of the 8 is in block bl + rel[t], rel[t] < 8 */
+			__m256i rel = _mm256_srl_epi32(
+				_mm256_add_epi32(_mm256_set1_epi32((int)(e & (q->blocksize - 1))), lane),
+				sh);
+			__m256 v;
+			if (!q->nested) {
+				v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(q->absmax + bl), rel);
+			} else {
+				__m256i c = _mm256_cvtepu8_epi32(
+					_mm_loadl_epi64((const __m128i *)(q->qabsmax + bl)));
+				c = _mm256_permutevar8x32_epi32(c, rel);
+				size_t g = bl / TK_Q4_NESTED_BLOCKSIZE;
+				float n0 = q->nested_absmax[g];
+				float n1 = g + 1 < ng ? q->nested_absmax[g + 1] : n0;
+				/* group of chunk t: (bl % 256 + rel[t]) / 256, 0 or 1 */
+				__m256i gi = _mm256_srli_epi32(
+					_mm256_add_epi32(
+						_mm256_set1_epi32((int)(bl % TK_Q4_NESTED_BLOCKSIZE)),
+						rel),
+					8);
+				__m256 na = _mm256_blendv_ps(_mm256_set1_ps(n0), _mm256_set1_ps(n1),
+							     _mm256_castsi256_ps(_mm256_slli_epi32(gi, 31)));
+				v = _mm256_mul_ps(_mm256_i32gather_ps(tk_dynamic_code, c, 4), na);
+				v = _mm256_add_ps(v, _mm256_set1_ps(q->offset));
+			}
+			/* past len: the next row's slots (written after) or the 7 spare */
+			_mm256_storeu_ps(o + j, v);
+		}
+	}
+}
+
+/* q4_amc with AVX-512, 16 chunks at a time: the double-quantized codes
+ * looked up in tk_dynamic_code by 8 two-source permutes over 32 of its
+ * values each and 7 blends on the code's 3 high bits, where the AVX2
+ * gather took a quarter of the loops' time at m = 1 (135M shapes, in
+ * L2).  Not nested: q4_amc (a load and a permute per 8). */
+TGT512 static void q4_amc512(const struct tk_qweight *q, size_t e0, int nr, size_t cols,
+			     size_t p0, size_t p1, float *amc)
+{
+	if (!q->nested) {
+		q4_amc(q, e0, nr, cols, p0, p1, amc);
+		return;
+	}
+	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
+	const size_t nb = ((size_t)q->rows * cols + q->blocksize - 1) >> lbs;
+	const size_t ng = (nb + TK_Q4_NESTED_BLOCKSIZE - 1) / TK_Q4_NESTED_BLOCKSIZE;
+	const size_t nch = (p1 - p0) / 64;
+	const int segs = p0 == 0 && p1 == cols ? 1 : nr;
+	const size_t len = segs == 1 ? (size_t)nr * nch : nch;
+	const __m512i lane = _mm512_setr_epi32(0, 64, 128, 192, 256, 320, 384, 448, 512, 576, 640,
+					       704, 768, 832, 896, 960);
+	const __m128i sh = _mm_cvtsi32_si128(lbs);
+	__m512 lo[8], hi[8];
+	for (int k = 0; k < 8; k++) {
+		lo[k] = _mm512_loadu_ps(tk_dynamic_code + 32 * k);
+		hi[k] = _mm512_loadu_ps(tk_dynamic_code + 32 * k + 16);
+	}
+	for (int r = 0; r < segs; r++) {
+		float *o = amc + (size_t)r * nch;
+		for (size_t j = 0; j < len; j += 16) {
+			size_t e = e0 + (size_t)r * cols + p0 + 64 * j, bl = e >> lbs;
+			if (bl + 16 > nb) {
+				for (size_t t = j; t < len && t < j + 16; t++)
+					o[t] = q4_absmax(q, (e + 64 * (t - j)) >> lbs);
+				continue;
+			}
+			/* chunk t of the 16 is in block bl + rel[t], rel[t] < 16 */
+			__m512i rel = _mm512_srl_epi32(
+				_mm512_add_epi32(_mm512_set1_epi32((int)(e & (q->blocksize - 1))), lane),
+				sh);
+			__m512i c = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q->qabsmax + bl)));
+			c = _mm512_permutexvar_epi32(rel, c);
+			__m512 v[8];
+			for (int k = 0; k < 8; k++)
+				v[k] = _mm512_permutex2var_ps(lo[k], c, hi[k]);
+			__mmask16 b5 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(32));
+			__mmask16 b6 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(64));
+			__mmask16 b7 = _mm512_test_epi32_mask(c, _mm512_set1_epi32(128));
+			for (int k = 0; k < 4; k++)
+				v[k] = _mm512_mask_blend_ps(b5, v[2 * k], v[2 * k + 1]);
+			v[0] = _mm512_mask_blend_ps(b6, v[0], v[1]);
+			v[1] = _mm512_mask_blend_ps(b6, v[2], v[3]);
+			v[0] = _mm512_mask_blend_ps(b7, v[0], v[1]);
+			size_t g = bl / TK_Q4_NESTED_BLOCKSIZE;
+			float n0 = q->nested_absmax[g];
+			float n1 = g + 1 < ng ? q->nested_absmax[g + 1] : n0;
+			__mmask16 g1 = _mm512_test_epi32_mask(
+				_mm512_add_epi32(_mm512_set1_epi32((int)(bl % TK_Q4_NESTED_BLOCKSIZE)), rel),
+				_mm512_set1_epi32(TK_Q4_NESTED_BLOCKSIZE));
+			__m512 na = _mm512_mask_blend_ps(g1, _mm512_set1_ps(n0), _mm512_set1_ps(n1));
+			__m512 w = _mm512_add_ps(_mm512_mul_ps(v[0], na), _mm512_set1_ps(q->offset));
+			/* past len: the next row's slots (written after) or the 15 spare */
+			_mm512_storeu_ps(o + j, w);
+		}
+	}
+}
+
+/* Columns [c0, c1) (multiples of 64) of NR <= 2 consecutive weight rows,
+ * the first starting at element e0, dotted with MR rows of xs (row stride
+ * cols) into acc[(r MR + i) A + a], A accumulators per pair (weight
+ * vector k of a 64-column chunk goes to a = k % A), which carry over from
+ * the previous panel: the same operations in the same order as one span
+ * over the row.  Per 32 bytes, the bytes are widened to 16 16-bit lanes
+ * of 4 codes (lane j: elements 4j+1, 4j, 4j+3, 4j+2), so a shift by 0,
+ * 4, 8, 12 puts each in the lane's low bits, and one permute over the
+ * chunk's 16 values (code * absmax, the bits tk_qweight_rows gives, from
+ * amc: absmax per chunk, (c1 - c0) / 64 a row) turns 16 codes into 16 weights.
+ * Two rows share each load of x; A and NR are chosen so that no
+ * accumulator takes a new product before the last one's 4 cycles are out
+ * (one accumulator of 4 products per 64 columns held m = 1 to 8 cycles
+ * per 64 columns, a third of the memory's rate on the Zen 5 here). */
+TGT512 AI void q4_span512(const int MR, const int NR, const int A, const struct tk_qweight *q,
+			  size_t e0, const float *amc, const float *xs, size_t cols, size_t c0,
+			  size_t c1, size_t pf, const void *tabs, __m512 *acc)
+{
+	const __m512 code = _mm512_loadu_ps((const float *)tabs);
+	const uint8_t *d = q->data + (e0 >> 1);
+	const size_t rb = cols >> 1;
+	__m512 a[4][TK_GEMV_MAX_ROWS][4];
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 8
+		for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+			for (int k = 0; k < A; k++)
+				a[r][i][k] = acc[(r * MR + i) * A + k];
+	for (size_t c = c0, j = 0; c < c1; c += 64, j++) {
+		__m512 w[4][4];
+#pragma GCC unroll 4
+		for (int r = 0; r < NR; r++) {
+			const uint8_t *p = d + r * rb + (c >> 1);
+			_mm_prefetch((const char *)p + pf, _MM_HINT_T0);
+			__m512 tab = _mm512_mul_ps(code, _mm512_set1_ps(amc[r * ((c1 - c0) >> 6) + j]));
+			__m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+			w[r][0] = _mm512_permutexvar_ps(v, tab);
+			w[r][1] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), tab);
+			w[r][2] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 8), tab);
+			w[r][3] = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 12), tab);
+		}
+#pragma GCC unroll 8
+		for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+			for (int k = 0; k < 4; k++) {
+				__m512 xv = _mm512_load_ps(xs + i * cols + c + 16 * k);
+				/* in a register for all NR rows: left to itself,
+				 * GCC loads it again as each FMA's memory operand,
+				 * twice the loads (m = 8: 12% slower) */
+				if (NR > 1)
+					__asm__("" : "+v"(xv));
+#pragma GCC unroll 4
+				for (int r = 0; r < NR; r++)
+					a[r][i][k % A] = _mm512_fmadd_ps(w[r][k], xv, a[r][i][k % A]);
+			}
+	}
+#pragma GCC unroll 4
+	for (int r = 0; r < NR; r++)
+#pragma GCC unroll 8
+		for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+			for (int k = 0; k < A; k++)
+				acc[(r * MR + i) * A + k] = a[r][i][k];
+}
+
+/* q4_span512 with AVX2 (NR = A = 1): per 32 bytes (64 columns), the high
+ * nibbles and the low ones index 4 byte tables (pl[b][c]: byte b of code
+ * c, unscaled) with vpshufb, and two rounds of byte and 16-bit unpacks
+ * put the 4 bytes of each code together: 8 x 8 weights whose order
+ * reorder_x256 gives x.  Each block's products are summed apart (in 2
+ * accumulators per row of x up to m = 4, 1 above: 16 registers) and
+ * times its absmax added to acc; m up to 8 in one pass, so each chunk is
+ * dequantized once (passes of 4, twice for m = 8, were 4-10% slower at
+ * the 135M down and 7B shapes, 3% faster at 1536 x 576) (vpermps, the AVX2 permute over 8
+ * floats, runs on one port only on Intel; vpshufb and the unpacks share
+ * two). */
+TGT256 AI void q4_span256(const int MR, const int NR, const int A, const struct tk_qweight *q,
+			  size_t e0, const float *amc, const float *xs, size_t cols, size_t c0,
+			  size_t c1, size_t pf, const void *tabs, __m256 *acc)
+{
+	const uint8_t(*pl)[16] = tabs;
+	const uint8_t *d = q->data + (e0 >> 1);
+	const int lbs = __builtin_ctzll((unsigned long long)q->blocksize);
+	const __m256i m0f = _mm256_set1_epi8(0x0f);
+	__m256i tb[4];
+	__m256 a[TK_GEMV_MAX_ROWS];
+	(void)NR, (void)A;
+#pragma GCC unroll 4
+	for (int b = 0; b < 4; b++)
+		tb[b] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)pl[b]));
+#pragma GCC unroll 8
+	for (int i = 0; i < MR; i++)
+		a[i] = acc[i];
+	for (size_t c = c0; c < c1;) {
+		size_t b = (e0 + c) >> lbs, ce = ((b + 1) << lbs) - e0;
+		__m256 am = _mm256_set1_ps(amc[(c - c0) >> 6]);
+		__m256 p0[TK_GEMV_MAX_ROWS], p1[TK_GEMV_MAX_ROWS];
+#pragma GCC unroll 8
+		for (int i = 0; i < MR; i++)
+			p0[i] = _mm256_setzero_ps(), p1[i] = _mm256_setzero_ps();
+		for (ce = ce < c1 ? ce : c1; c < ce; c += 64) {
+			const uint8_t *p = d + (c >> 1);
+			_mm_prefetch((const char *)p + pf, _MM_HINT_T0);
+			__m256i v = _mm256_loadu_si256((const __m256i *)p);
+			__m256i ix[2] = { _mm256_and_si256(_mm256_srli_epi16(v, 4), m0f),
+					  _mm256_and_si256(v, m0f) };
+#pragma GCC unroll 2
+			for (int h = 0; h < 2; h++) {
+				__m256i b0 = _mm256_shuffle_epi8(tb[0], ix[h]);
+				__m256i b1 = _mm256_shuffle_epi8(tb[1], ix[h]);
+				__m256i b2 = _mm256_shuffle_epi8(tb[2], ix[h]);
+				__m256i b3 = _mm256_shuffle_epi8(tb[3], ix[h]);
+				__m256i l01 = _mm256_unpacklo_epi8(b0, b1), h01 = _mm256_unpackhi_epi8(b0, b1);
+				__m256i l23 = _mm256_unpacklo_epi8(b2, b3), h23 = _mm256_unpackhi_epi8(b2, b3);
+				__m256 w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(l01, l23));
+				__m256 w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(l01, l23));
+				__m256 w2 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(h01, h23));
+				__m256 w3 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(h01, h23));
+#pragma GCC unroll 8
+				for (int i = 0; i < MR; i++) {
+					const float *xi = xs + i * cols + c + 32 * h;
+					__m256 *q1 = MR <= 4 ? &p1[i] : &p0[i];
+					p0[i] = _mm256_fmadd_ps(w0, _mm256_load_ps(xi), p0[i]);
+					*q1 = _mm256_fmadd_ps(w1, _mm256_load_ps(xi + 8), *q1);
+					p0[i] = _mm256_fmadd_ps(w2, _mm256_load_ps(xi + 16), p0[i]);
+					*q1 = _mm256_fmadd_ps(w3, _mm256_load_ps(xi + 24), *q1);
+				}
+			}
+		}
+#pragma GCC unroll 8
+		for (int i = 0; i < MR; i++)
+			a[i] = _mm256_fmadd_ps(MR <= 4 ? _mm256_add_ps(p0[i], p1[i]) : p0[i], am, a[i]);
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < MR; i++)
+		acc[i] = a[i];
+}
 
 typedef void (*q4_rows_fn)(const struct tk_qweight *, int64_t, int, int, const float *, size_t,
-			   const uint8_t (*)[16], float *, int, float);
+			   const void *, float *, int, float);
 
 /* Output rows [r0, r1) (r1 - r0 <= Q4_RB) for MR rows of x, in column
- * panels; y[i ldy + r] = sum (+ beta y). */
-#define Q4_ROWS(NAME, TGT, VEC, SPAN, ZERO, RED, MR)                                          \
+ * panels, NR weight rows a span (the last (r1 - r0) % NR one at a time:
+ * the same order per output); y[i ldy + r] = sum (+ beta y). */
+#define Q4_ROWS(NAME, TGT, VEC, SPAN, AMC, ZERO, RED, MR, NR, A)                                    \
 	TGT __attribute__((noinline)) static void NAME(const struct tk_qweight *q, int64_t row0, \
 						       int r0, int r1, const float *xs,          \
-						       size_t cols, const uint8_t (*pl)[16],     \
-						       float *y, int ldy, float beta)            \
+						       size_t cols, const void *tabs, float *y,  \
+						       int ldy, float beta)                      \
 	{                                                                                     \
-		VEC acc[Q4_RB][2 * MR];                                                       \
-		const size_t kc = Q4_PANEL(MR);                                               \
-		/* prefetch: the codes Q4_PF bytes on, or with panels the next                \
-		 * row's codes of this panel (those come next) */                             \
-		const size_t pf = kc >= cols ? Q4_PF : cols / 2;                              \
+		VEC acc[Q4_RB * MR * A];                                                      \
+		float amc[Q4_RB * Q4_NCH + 16];                                               \
+		const size_t kc = Q4_PANEL(MR), e0 = (size_t)(row0 + r0) * cols;             \
+		/* prefetch: the same columns of the rows kp spans on, the first at             \
+		 * least Q4_PF bytes of reading ahead: the rows a span reads                   \
+		 * side by side make a linear distance land in a row read already */          \
+		const size_t kw = kc < cols ? kc : cols, sb = NR * kw / 2;                    \
+		const size_t pf = (Q4_PF + sb - 1) / sb * NR * (cols / 2);                    \
 		for (size_t p0 = 0; p0 < cols; p0 += kc) {                                    \
 			size_t p1 = cols - p0 < kc ? cols : p0 + kc;                          \
-			for (int r = r0; r < r1; r++) {                                       \
+			AMC(q, e0, r1 - r0, cols, p0, p1, amc);                               \
+			int r = r0;                                                           \
+			for (; r + NR <= r1; r += NR) {                                       \
+				VEC *ac = acc + (size_t)(r - r0) * MR * A;                    \
 				if (!p0)                                                      \
-					for (int j = 0; j < 2 * MR; j++)                      \
-						acc[r - r0][j] = ZERO();                      \
-				SPAN(MR, q, (size_t)(row0 + r) * cols, xs, cols, p0, p1, pl,  \
-				     pf, acc[r - r0]);                                        \
+					for (int j = 0; j < NR * MR * A; j++)                 \
+						ac[j] = ZERO();                               \
+				SPAN(MR, NR, A, q, e0 + (size_t)(r - r0) * cols,              \
+				     amc + (r - r0) * ((p1 - p0) / 64), xs, cols, p0, p1, pf, tabs, ac); \
+			}                                                                     \
+			for (; r < r1; r++) {                                                 \
+				VEC *ac = acc + (size_t)(r - r0) * MR * A;                    \
+				if (!p0)                                                      \
+					for (int j = 0; j < MR * A; j++)                      \
+						ac[j] = ZERO();                               \
+				SPAN(MR, 1, A, q, e0 + (size_t)(r - r0) * cols,               \
+				     amc + (r - r0) * ((p1 - p0) / 64), xs, cols, p0, p1, pf, tabs, ac); \
 			}                                                                     \
 		}                                                                             \
 		for (int r = r0; r < r1; r++)                                                 \
 			for (int i = 0; i < MR; i++) {                                        \
-				float sum = RED(acc[r - r0][2 * i], acc[r - r0][2 * i + 1]);  \
+				float sum = RED(acc + ((size_t)(r - r0) * MR + i) * A, A);    \
 				float *o = y + (size_t)i * ldy + r;                           \
 				*o = beta == 0.0f ? sum : sum + beta * *o;                    \
 			}                                                                     \
 	}
 
-TGT512 AI float red512(__m512 a, __m512 b)
+/* The sum of a[0 .. A), A = 1, 2 or 4, in a fixed order. */
+TGT512 AI float red512(const __m512 *a, const int A)
 {
-	return _mm512_reduce_add_ps(_mm512_add_ps(a, b));
+	__m512 s = A == 4 ? _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])) :
+		   A == 2 ? _mm512_add_ps(a[0], a[1]) : a[0];
+	return _mm512_reduce_add_ps(s);
 }
 
-TGT256 AI float red256(__m256 a, __m256 b)
+TGT256 AI float red256(const __m256 *a, const int A)
 {
-	return hsum256(_mm256_add_ps(a, b));
+	(void)A;
+	return hsum256(a[0]);
 }
 
-#define Q4_512(MR) Q4_ROWS(q4_512_##MR, TGT512, __m512, q4_span512, _mm512_setzero_ps, red512, MR)
-#define Q4_256(MR) Q4_ROWS(q4_256_##MR, TGT256, __m256, q4_span256, _mm256_setzero_ps, red256, MR)
-Q4_512(1)
-Q4_512(2)
-Q4_512(3)
-Q4_512(4)
-Q4_512(5)
-Q4_512(6)
-Q4_512(7)
-Q4_512(8)
+/* NR = 2 weight rows a span share each load of x; A accumulators per row
+ * pair: 2 up to m = 4, 1 from 5 (then 10 to 16 chains, each with 4
+ * products per 64 columns, hidden behind the 2 x 4 m fused multiply-adds
+ * of a span step at 2 a cycle).  Measured at m = 1 (Zen 5, 1 thread):
+ * NR 2 with A 2 or 4 or NR 4 with A 1 or 2 within noise of each other,
+ * NR 2 with A 1 a quarter slower; at m = 8, NR 2 and A 1 over NR 1 and
+ * A 2 by 10-20%. */
+#define Q4_512(MR, NR, A)                                                                    \
+	Q4_ROWS(q4_512_##MR, TGT512, __m512, q4_span512, q4_amc512, _mm512_setzero_ps, red512, MR, \
+		NR, A)
+#define Q4_256(MR)                                                                           \
+	Q4_ROWS(q4_256_##MR, TGT256, __m256, q4_span256, q4_amc, _mm256_setzero_ps, red256, MR, 1, 1)
+Q4_512(1, 2, 2)
+Q4_512(2, 2, 2)
+Q4_512(3, 2, 2)
+Q4_512(4, 2, 2)
+Q4_512(5, 2, 1)
+Q4_512(6, 2, 1)
+Q4_512(7, 2, 1)
+Q4_512(8, 2, 1)
 Q4_256(1)
 Q4_256(2)
 Q4_256(3)
 Q4_256(4)
+Q4_256(5)
+Q4_256(6)
+Q4_256(7)
+Q4_256(8)
 
 static const q4_rows_fn q4_512[TK_GEMV_MAX_ROWS + 1] = {
 	NULL, q4_512_1, q4_512_2, q4_512_3, q4_512_4, q4_512_5, q4_512_6, q4_512_7, q4_512_8,
 };
-static const q4_rows_fn q4_256[5] = { NULL, q4_256_1, q4_256_2, q4_256_3, q4_256_4 };
+static const q4_rows_fn q4_256[TK_GEMV_MAX_ROWS + 1] = {
+	NULL, q4_256_1, q4_256_2, q4_256_3, q4_256_4, q4_256_5, q4_256_6, q4_256_7, q4_256_8,
+};
 
 /* One tk_cpu_qgemv4 call, for its blocks run on the pool. */
 struct q4_job {
@@ -527,26 +739,52 @@ struct q4_job {
 	float *y;
 	int ldy;
 	float beta;
-	const uint8_t (*pl)[16];
+	const void *tabs; /* q4_prepare's */
 };
 
 /* Output rows [bl Q4_RB, + Q4_RB) of the job, for all its rows of x. */
 static void q4_block(void *p, int bl, int tid)
 {
 	const struct q4_job *j = p;
-	const int group = j->isa == TK_CPU_ISA_AVX512 ? TK_GEMV_MAX_ROWS : 4;
 	int r0 = bl * Q4_RB, r1 = j->n - r0 < Q4_RB ? j->n : r0 + Q4_RB;
 
 	(void)tid;
-	for (int i0 = 0; i0 < j->m; i0 += group) {
-		int mr = j->m - i0 < group ? j->m - i0 : group;
+	for (int i0 = 0; i0 < j->m; i0 += TK_GEMV_MAX_ROWS) {
+		int mr = j->m - i0 < TK_GEMV_MAX_ROWS ? j->m - i0 : TK_GEMV_MAX_ROWS;
 		const float *xs = j->ws + (size_t)i0 * j->cols;
 		float *yi = j->y + (size_t)i0 * j->ldy;
 		if (j->isa == TK_CPU_ISA_AVX512)
-			q4_512[mr](j->q, j->row0, r0, r1, xs, j->cols, j->pl, yi, j->ldy, j->beta);
+			q4_512[mr](j->q, j->row0, r0, r1, xs, j->cols, j->tabs, yi, j->ldy, j->beta);
 		else
-			q4_256[mr](j->q, j->row0, r0, r1, xs, j->cols, j->pl, yi, j->ldy, j->beta);
+			q4_256[mr](j->q, j->row0, r0, r1, xs, j->cols, j->tabs, yi, j->ldy, j->beta);
 	}
+}
+#endif
+
+#ifdef TK_GEMV_X86
+/* What every block of a 4-bit product reads besides the codes: the code
+ * table in the form the ISA's span takes (AVX-512: the 16 floats; AVX2:
+ * their bytes split into 4 tables pl[b][c], filled here), returned; and
+ * the m rows of x [m, cols] reordered into ws as the span reads them. */
+static const void *q4_prepare(enum tk_cpu_isa isa, int kind, uint8_t pl[4][16], float *ws,
+			      const float *x, int m, size_t cols)
+{
+	const float *code = kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
+
+	for (int i = 0; i < m; i++)
+		if (isa == TK_CPU_ISA_AVX512)
+			reorder_x512(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
+		else
+			reorder_x256(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
+	if (isa == TK_CPU_ISA_AVX512)
+		return code;
+	for (int c = 0; c < 16; c++) {
+		uint32_t bits;
+		memcpy(&bits, &code[c], 4);
+		for (int b = 0; b < 4; b++)
+			pl[b][c] = (uint8_t)(bits >> 8 * b);
+	}
+	return pl;
 }
 #endif
 
@@ -555,21 +793,9 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 {
 #ifdef TK_GEMV_X86
 	const size_t cols = (size_t)q->cols;
-	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
 	uint8_t pl[4][16];
-
-	for (int c = 0; c < 16; c++) {
-		uint32_t bits;
-		memcpy(&bits, &code[c], 4);
-		for (int b = 0; b < 4; b++)
-			pl[b][c] = (uint8_t)(bits >> 8 * b);
-	}
-	for (int i = 0; i < m; i++)
-		if (isa == TK_CPU_ISA_AVX512)
-			reorder_x512(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
-		else
-			reorder_x256(ws + (size_t)i * cols, x + (size_t)i * cols, cols);
-	struct q4_job j = { isa, q, row0, n, m, cols, ws, y, ldy, beta, pl };
+	const void *tabs = q4_prepare(isa, q->kind, pl, ws, x, m, cols);
+	struct q4_job j = { isa, q, row0, n, m, cols, ws, y, ldy, beta, tabs };
 
 	if ((long)n * (long)cols < GEMV_PAR_MIN)
 		nt = 1;
@@ -621,27 +847,14 @@ int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
 			return TK_E_UNSUPPORTED;
 		work += (long)it[j].n * k;
 	}
-	if (q4) {
-		const float *code = it[0].q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
-		for (int c = 0; c < 16; c++) {
-			uint32_t bits;
-			memcpy(&bits, &code[c], 4);
-			for (int b = 0; b < 4; b++)
-				pl[b][c] = (uint8_t)(bits >> 8 * b);
-		}
-		/* x once for the whole group, in the codes' order */
-		for (int i = 0; i < m; i++)
-			if (isa == TK_CPU_ISA_AVX512)
-				reorder_x512(ws + (size_t)i * k, x + (size_t)i * k, (size_t)k);
-			else
-				reorder_x256(ws + (size_t)i * k, x + (size_t)i * k, (size_t)k);
-	}
+	/* for 4-bit weights, x once for the whole group, in the codes' order */
+	const void *tabs = q4 ? q4_prepare(isa, it[0].q->kind, pl, ws, x, m, (size_t)k) : NULL;
 	g.fn = q4 ? q4_block : f32_block;
 	for (int j = 0; j < count; j++) {
 		int rb = q4 ? Q4_RB : GEMV_BLOCK;
 		if (q4)
 			g.j[j].q4 = (struct q4_job){ isa, it[j].q, it[j].row0, it[j].n, m, (size_t)k,
-						     ws, it[j].y, it[j].n, 0.0f, pl };
+						     ws, it[j].y, it[j].n, 0.0f, tabs };
 		else
 			g.j[j].f32 = (struct f32_job){ isa, m, it[j].n, k, 1.0f, 0.0f, x, it[j].w,
 						       (size_t)k, (size_t)k, (size_t)it[j].n,

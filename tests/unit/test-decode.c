@@ -9,10 +9,10 @@
  * (u = 2^-24) times the sum of their magnitudes of the exact sum (Higham,
  * Accuracy and Stability of Numerical Algorithms, 2nd ed., eq. 3.5); the
  * bound below is that with k = cols + 2 (the product with beta and its
- * sum).  The AVX2 loop sums each block's code * x products in 16 lanes and
- * multiplies by the absmax after: on any product's path, against the
- * elements' bits, one more rounding (code * absmax), blocksize / 16 adds
- * in its block, one for the absmax, cols / blocksize across blocks and 4
+ * sum).  The AVX2 loop sums each block's code * x products in 16 lanes (8
+ * when m > 4) and multiplies by the absmax after: on any product's path,
+ * against the elements' bits, one more rounding (code * absmax), up to
+ * blocksize / 8 adds in its block, one for the absmax, cols / blocksize across blocks and 4
  * in the final sum: under cols + 2 for every size the loops take (cols
  * and blocksize multiples of 64).  One wrong element (a swapped nibble, the wrong block's absmax) is
  * off by about sum / cols, hundreds of times the bound at these sizes.
@@ -160,7 +160,7 @@ static void test_qmatmul_4bit(void)
 /* Columns and block sizes that are multiples of 64: the CPU's loops that
  * read the codes directly (backend-cpu-gemv.c) at AVX2 and AVX-512.  576
  * columns with blocks of 128 or 256: rows start inside a block; m 12: two
- * passes of 8 (or three of 4) over the weight. */
+ * passes of 8 over the weight. */
 static void test_qmatmul_64(void)
 {
 	const int64_t rows = 67, cols = 576;
@@ -237,7 +237,7 @@ static void test_dequant_rows_isas(void)
 
 /* Column panels (backend-cpu-gemv.c: 4096 / MR floats of x, a multiple of
  * 64) that end inside a block of 256: 1600 columns, m 3 (panels of 1344)
- * and 5 (AVX2: a pass of 4 and one of 1); 37 rows, not a multiple of the
+ * and 5 (panels of 768); 37 rows, not a multiple of the
  * 16 a thread takes. */
 static void test_qmatmul_panels(void)
 {
