@@ -10,10 +10,24 @@ each tensor's largest value, and the logged losses.  Both runs' gradients
 agree to fp32 rounding only (check-train.py), and a state value that lands
 that close to a bound between two 8-bit codes can take the other code,
 which moves that element's later updates by up to a code step (~1% of
-them) and, through the model, the other tensors' gradients a little: so
-all but a few elements (at most 0.5% of the model's; 25 of 45180 when this
-was written, 4 to 8 of 5184 in each 8-bit tensor) must be within
-check-train.py's 1e-5, and none beyond 1e-2 (1.4e-3 was the worst).  Prints PASS/FAIL lines.
+them) and, through the model, the other tensors' gradients a little, and
+with them other codes.  So the bound is on how many elements move, taken
+from the reference's own spread: at most 1.5% of the model's elements
+beyond check-train.py's 1e-5, and none beyond 1e-2.  Measured on an AMD
+EPYC Zen 5 (family 26), torch 2.15 and bitsandbytes 0.50.2, one thread:
+the Trainer, its initial weights moved by one fp32 ulp (random signs, 12
+seeds), ends 2 to 322 of the 45180 elements beyond 1e-5 from its
+unperturbed run (worst 4.3e-3: one code of transformer.h.0.mlp.c_proj
+flips or not, and about 300 elements follow it), and two such runs up to
+342 apart; tk is 25 elements from the unperturbed run under OpenBLAS's
+Cooperlake and SkylakeX kernels with TK_CPU_ISA=avx512, and 301 to 315
+(worst 4.3e-3, that same flip) under Haswell or Zen, or TK_CPU_ISA avx2
+or generic, where it is 4 to 22 from the perturbed runs.  A wrong
+constant or rounding moves far more: learning rate +0.01% (11114
+elements beyond 1e-5), weight decay +1% (6199), adam_beta2 0.99 ->
+0.9901 (1424), adam_epsilon x2 (10176), and the 8-bit quantization
+truncating instead of rounding to its grid (17476, worst 9.7e-3, inside
+1e-2: the count is what fails it).  Prints PASS/FAIL lines.
 """
 import importlib.util
 import json
@@ -64,7 +78,7 @@ def main():
                 worst, where = float(r.max()), k
             off += int((r > 1e-5).sum())
             total += r.size
-        ok &= check("adamw8-train-weights", worst < 1e-2 and off <= 0.005 * total and kb < 1e-4,
+        ok &= check("adamw8-train-weights", worst < 1e-2 and off <= 0.015 * total and kb < 1e-4,
                     f"{len(want)} tensors after 10 steps, worst relative error {worst:.2e} "
                     f"({where}), {off} of {total} elements beyond 1e-5, key biases within "
                     f"{kb:.2e}")

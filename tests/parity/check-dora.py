@@ -9,9 +9,10 @@ dequantization cuts 4-bit blocks per row, unlike the format; see
 gen-qlora-fixtures.py); then
 
 1. peft loads each adapter (PeftModel.from_pretrained, no warning about
-   missing or unexpected keys) and trainer.evaluate() on the eval blocks
-   must give tk-train --eval-only --adapter's eval_loss (1e-5 relative:
-   fp32 sums over a few thousand terms, different orders);
+   missing or unexpected keys) and trainer.evaluate() on the eval blocks,
+   with bitsandbytes held to its fp32 path (fp32_reference), must give
+   tk-train --eval-only --adapter's eval_loss (1e-5 relative: fp32 sums
+   over a few thousand terms, different orders);
 2. peft's lora_magnitude_vector weights are the bytes tk saved.
 
 Prints "PASS name" or "FAIL name: detail" lines and "# " lines with the
@@ -51,6 +52,23 @@ def tk(*args):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).stdout
 
 
+def fp32_reference(model):
+    """Keeps bitsandbytes' 4-bit layers of model on their fp32 path in eval.
+
+    bitsandbytes 0.50's Linear4bit, in eval on a CPU with AVX512_BF16 (Zen 4
+    and 5, Cooper Lake, Sapphire Rapids), repacks its weight and runs
+    gemv_4bit_inference_cpu_nf4_bf16, which rounds the activations and the
+    absmax to bf16 (backends/cpu/ops.py): on an AMD EPYC Zen 5 (family 26)
+    that moved this check's nf4 eval_loss by 1.3e-3 relative to tk's fp32
+    (9e-8 on the fp32 path), while on a CPU without AVX512_BF16 the same
+    code takes the fp32 path.  Its own flag turns the bf16 path off, so the
+    reference does what tk does (fp32 compute, bnb_4bit_compute_dtype
+    float32) on every CPU."""
+    for m in model.modules():
+        if hasattr(m, "support_avx512bf16_for_cpu"):
+            m.support_avx512bf16_for_cpu = False
+
+
 def main():
     torch.set_num_threads(1)
     model_dir = os.path.join(gen.TRAIN, "model")
@@ -83,6 +101,7 @@ def main():
                 pm = PeftModel.from_pretrained(
                     AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, **kw), out)
             keys = [str(w.message) for w in caught if "key" in str(w.message).lower()]
+            fp32_reference(pm)
             report(not keys, "peft loads tk's %s DoRA adapter" % name, "; ".join(keys))
             saved = load_file(os.path.join(out, "adapter_model.safetensors"))
             sd = pm.state_dict()

@@ -14,6 +14,25 @@ For each: Trainer.train() in file order, then
 tk-train --config train-args.json --no-shuffle, and the final weights
 (relative to each tensor's largest value) and the logged loss,
 grad_norm, learning_rate, epoch and eval_loss compared.  Prints PASS/FAIL.
+
+The weights: all but 0.05% of each model's elements within 1e-5, and none
+beyond 1e-4.  A few of Gemma's embedding elements are ill-conditioned: a
+gradient that is a small sum of cancelling terms on one step, which Adam
+divides by sqrt(v) of the few steps the token was seen, so an fp32
+rounding difference in it moves that element's update by a visible part
+of the learning rate.  Measured on an AMD EPYC Zen 5 (family 26), torch
+2.15, one thread: the Trainer itself, its initial weights moved by one
+fp32 ulp (random signs, 8 seeds), ends up to 1.8e-5 (Gemma-2; 0 or 1
+element beyond 1e-5) and 6.5e-5 (Gemma-3; 1 to 10 elements) from its
+unperturbed run, in the same elements where tk differs (in float64 too:
+2.0e-5 and 4.7e-5; Qwen3 within 4.5e-6); tk under OpenBLAS's Haswell,
+Zen, SkylakeX and Cooperlake kernels, TK_CPU_ISA avx512, avx2 and
+generic, is 2.2e-6 to 1.1e-5 from it on Gemma-2 (0 or 1 element beyond
+1e-5) and 1.4e-5 to 4.7e-5 on Gemma-3 (1 to 4), and within 1.4e-6 on
+Qwen3.  A wrong constant moves many elements: learning rate +0.01%
+(5998 elements beyond 1e-5), weight decay +1% (4456, worst only
+3.6e-5), adam_beta2 0.99 -> 0.9901 (193), attn_logit_softcapping +0.1%
+(492), rms_norm_eps 1e-6 -> 2e-6 on Qwen3 (8201).
 """
 import importlib.util
 import json
@@ -116,15 +135,16 @@ def main():
                             "1", "-o", out], check=True, stdout=subprocess.DEVNULL)
             got = load_file(os.path.join(out, "model.safetensors"))
             want = load_file(os.path.join(exp, "model.safetensors"))
-            worst, where = 0.0, ""
+            worst, where, off, total = 0.0, "", 0, 0
             for k, w in want.items():
-                d = np.abs(got[k].astype(np.float64) - w)
-                e = float(d.max() / max(np.abs(w).max(), 1e-30))
-                if e > worst:
-                    worst, where = e, k
-            ok &= check(name + "-train-weights", worst < 1e-5,
+                r = np.abs(got[k].astype(np.float64) - w) / max(np.abs(w).max(), 1e-30)
+                if float(r.max()) > worst:
+                    worst, where = float(r.max()), k
+                off += int((r > 1e-5).sum())
+                total += r.size
+            ok &= check(name + "-train-weights", worst < 1e-4 and off <= 0.0005 * total,
                         f"{len(want)} tensors after 10 steps, worst relative error {worst:.2e} "
-                        f"({where})")
+                        f"({where}), {off} of {total} elements beyond 1e-5")
             with open(os.path.join(out, "metrics.jsonl")) as f:
                 mine = [json.loads(line) for line in f if "train_loss" not in line]
             errs = {}
