@@ -33,14 +33,6 @@ static int wanted(void)
 	return -2;
 }
 
-enum tk_bf16_path tk_bf16_path(void)
-{
-	int w = wanted();
-	if (w >= 0)
-		return (enum tk_bf16_path)w;
-	return tk_bf16_cpu_has() ? TK_BF16_HW : TK_BF16_EMULATE;
-}
-
 const char *tk_bf16_path_name(enum tk_bf16_path p)
 {
 	return p == TK_BF16_HW ? "hw" : "emulate";
@@ -106,22 +98,21 @@ static void load(void)
 	tk_diag_clear(&dn.d);
 	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		dn.rc = tk_diag_set(&dn.d, TK_E_DEVICE, soname, -1,
-				    "cannot load oneDNN for the hw bf16 path: %s (apt-get install "
-				    "libdnnl2, or TK_BF16=emulate)", dlerror());
+		dn.rc = tk_diag_set(&dn.d, TK_E_DEVICE, NULL, -1,
+				    "cannot load oneDNN (apt-get install libdnnl2): %s", dlerror());
 		return;
 	}
 #define X(f)                                                                                    \
 	if (!(dn.f = (__typeof__(&f))dlsym(h, #f))) {                                           \
-		dn.rc = tk_diag_set(&dn.d, TK_E_DEVICE, soname, -1,                             \
-				    "not oneDNN 2.x: %s missing (TK_BF16=emulate avoids it)", #f); \
+		dn.rc = tk_diag_set(&dn.d, TK_E_DEVICE, NULL, -1, "%s is not oneDNN 2.x: %s missing", \
+				    soname, #f);                                                \
 		return;                                                                         \
 	}
 	DNNL_FNS(X)
 #undef X
 	if (dn.dnnl_engine_create(&dn.eng, dnnl_cpu, 0) ||
 	    dn.dnnl_stream_create(&dn.strm, dn.eng, dnnl_stream_default_flags)) {
-		dn.rc = tk_diag_set(&dn.d, TK_E_DEVICE, soname, -1,
+		dn.rc = tk_diag_set(&dn.d, TK_E_DEVICE, NULL, -1,
 				    "oneDNN: cannot create its CPU engine");
 		return;
 	}
@@ -137,8 +128,8 @@ static void load(void)
 	    dn.dnnl_matmul_desc_init(&mm, &md16, &md16, NULL, &md32) ||
 	    dn.dnnl_primitive_desc_create(&pd, &mm, NULL, dn.eng, NULL)) {
 		dn.rc = tk_diag_set(&dn.d, TK_E_INVAL, NULL, -1,
-				    "TK_BF16=hw: %s has no bf16 matmul for this CPU (it needs AVX-512; oneDNN "
-				    "runs %s here): use TK_BF16=emulate", dn.version,
+				    "%s has no bf16 matmul for this CPU (it needs AVX-512; oneDNN "
+				    "runs %s here)", dn.version,
 				    isa_name(dn.dnnl_get_effective_cpu_isa()));
 		return;
 	}
@@ -155,17 +146,34 @@ static int dnnl_load(struct tk_diag *d)
 	return dn.rc;
 }
 
+/* Unforced, hw needs both the CPU's bf16 instructions and a oneDNN that
+ * runs its bf16 matmul: a machine without libdnnl2 still trains --bf16,
+ * emulated (tk_bf16_describe says why). */
+enum tk_bf16_path tk_bf16_path(void)
+{
+	int w = wanted();
+	if (w >= 0)
+		return (enum tk_bf16_path)w;
+	return tk_bf16_cpu_has() && !dnnl_load(NULL) ? TK_BF16_HW : TK_BF16_EMULATE;
+}
+
 int tk_bf16_check(struct tk_diag *d)
 {
+	struct tk_diag why;
+	int rc;
 	if (wanted() == -2)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "TK_BF16: no path '%s' (use auto, hw, emulate)", getenv("TK_BF16"));
-	return tk_bf16_path() == TK_BF16_HW ? dnnl_load(d) : 0;
+	if (tk_bf16_path() != TK_BF16_HW || !(rc = dnnl_load(&why)))
+		return 0;
+	/* only a forced hw path gets here */
+	return tk_diag_set(d, rc, NULL, -1, "TK_BF16=hw: %.900s: use TK_BF16=emulate (or unset it)",
+			   why.msg);
 }
 
 const char *tk_bf16_describe(void)
 {
-	static char line[320];
+	static char line[512];
 	const char *why = wanted() >= 0 ? "forced by TK_BF16" : "chosen from the CPU's features";
 	const char *hw = tk_cpu_features()->amx ? "AMX" :
 			 tk_cpu_features()->avx512bf16 ? "AVX512_BF16" :
@@ -173,12 +181,17 @@ const char *tk_bf16_describe(void)
 	struct tk_diag d;
 	if (wanted() == -2 && tk_bf16_check(&d))
 		snprintf(line, sizeof(line), "%.300s", d.msg);
+	else if (tk_bf16_path() == TK_BF16_EMULATE && wanted() < 0 && tk_bf16_cpu_has() &&
+		 dnnl_load(&d))
+		snprintf(line, sizeof(line),
+			 "emulate: operands rounded to bf16, fp32 arithmetic (this CPU has %s, but "
+			 "%.400s)", hw, d.msg);
 	else if (tk_bf16_path() == TK_BF16_EMULATE)
 		snprintf(line, sizeof(line),
 			 "emulate: operands rounded to bf16, fp32 arithmetic (%s; this CPU has %s)",
 			 why, hw);
 	else if (dnnl_load(&d))
-		snprintf(line, sizeof(line), "hw: %.280s", d.msg);
+		snprintf(line, sizeof(line), "hw: %.400s", d.msg);
 	else
 		snprintf(line, sizeof(line), "hw: %s bf16 matmul, %s (%s; this CPU has %s%s)",
 			 dn.version, isa_name(dn.dnnl_get_effective_cpu_isa()), why, hw,

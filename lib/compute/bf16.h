@@ -16,8 +16,9 @@
  * The path: the environment variable TK_BF16 (hw, emulate; auto or unset:
  * choose) forces one; else hw where cpuid reports AVX512_BF16
  * (CPUID.(EAX=7,ECX=1):EAX[5]) or AMX-BF16 (CPUID.(7,0):EDX[22], with the
- * OS saving tile state), emulate elsewhere.  oneDNN itself asks Linux for
- * the AMX tile permission (arch_prctl ARCH_REQ_XCOMP_PERM).
+ * OS saving tile state) and oneDNN loads and has a bf16 matmul, emulate
+ * elsewhere (a missing libdnnl2 costs speed, not the run).  oneDNN itself
+ * asks Linux for the AMX tile permission (arch_prctl ARCH_REQ_XCOMP_PERM).
  */
 #ifndef TK_BF16_H
 #define TK_BF16_H
@@ -29,19 +30,21 @@ enum tk_bf16_path {
 	TK_BF16_HW = 1,
 };
 
-/* The path TK_BF16 forces, else the one the CPU's features choose.  Reads
- * the environment on each call (tests change it); an unknown value counts
- * as unset here and is refused by tk_bf16_check. */
+/* The path TK_BF16 forces, else the one the CPU's features and oneDNN
+ * allow (choosing loads oneDNN on a CPU with bf16 hardware).  Reads the
+ * environment on each call (tests change it); an unknown value counts as
+ * unset here and is refused by tk_bf16_check. */
 enum tk_bf16_path tk_bf16_path(void);
 
 /* 1 when the CPU (and OS) has bf16 matmul hardware: AVX512_BF16 or AMX. */
 int tk_bf16_cpu_has(void);
 
 /* Checks TK_BF16 and, for the hw path, loads oneDNN (once per process):
- * 0, or TK_E_INVAL (TK_BF16 names no path) / TK_E_DEVICE (oneDNN cannot be
- * loaded) with d saying which and what to do; TK_E_INVAL too when oneDNN
- * has no bf16 matmul for this CPU (one without AVX-512, where only a forced
- * TK_BF16=hw asks for it). */
+ * 0, or TK_E_INVAL (TK_BF16 names no path) / TK_E_DEVICE (TK_BF16=hw but
+ * oneDNN cannot be loaded) with d saying which and what to do; TK_E_INVAL
+ * too when TK_BF16=hw and oneDNN has no bf16 matmul for this CPU (one
+ * without AVX-512).  Unforced, a oneDNN that fails is no error: the path
+ * is emulate. */
 int tk_bf16_check(struct tk_diag *d);
 
 /* "hw" or "emulate" (static). */
@@ -51,7 +54,7 @@ const char *tk_bf16_path_name(enum tk_bf16_path p);
  * operands rounded to bf16, fp32 arithmetic (this CPU has neither
  * AVX512_BF16 nor AMX)" or "oneDNN 2.6.3 bf16 matmul, avx512_core_amx
  * (chosen from the CPU's features)"; a failure to load oneDNN is named in
- * it.  Loads oneDNN when the path is hw.  Static storage, rewritten by each
+ * it, and so is the reason an unforced path on bf16 hardware emulates.  Loads oneDNN when the path is hw.  Static storage, rewritten by each
  * call. */
 const char *tk_bf16_describe(void);
 
