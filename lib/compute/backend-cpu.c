@@ -1800,37 +1800,66 @@ static int cpu_matmul_group(struct tk_backend *be, int m, int k, const float *x,
 	return tk_cpu_gemv_group(isa, be->threads, m, k, x, it, count, ws);
 }
 
+/* 16 and fewer floats as one value (GCC's vector extension): the clones
+ * below run it as one zmm, two ymm or four xmm, with the same bits. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+
 /* a . b over n floats in 16 lanes (lane j sums the elements e = j mod 16),
  * then the lanes added pairwise: vector adds at any instruction set with
  * the same bits (a single running sum, one add per 4 cycles, made the
  * scores of a 64-wide head about 5% of a SmolLM2-135M decode step at 100
- * tokens of context, more as the context grows). */
+ * tokens of context, more as the context grows; the pairwise adds as a
+ * loop over an array ran scalar through memory, ~20% of a batch-8 step). */
 static inline float dot_lanes(const float *a, const float *b, int n)
 {
-	float s[16] = { 0 };
+	v16f s = { 0 };
 	int e = 0;
-	for (; e + 16 <= n; e += 16)
-		for (int j = 0; j < 16; j++)
-			s[j] += a[e + j] * b[e + j];
+	for (; e + 16 <= n; e += 16) {
+		v16f x, y;
+		memcpy(&x, a + e, sizeof(x));
+		memcpy(&y, b + e, sizeof(y));
+		s += x * y;
+	}
 	for (; e < n; e++)
 		s[e & 15] += a[e] * b[e];
-	for (int w = 8; w; w >>= 1)
-		for (int j = 0; j < w; j++)
-			s[j] += s[j + w];
-	return s[0];
+	v8f s8 = __builtin_shufflevector(s, s, 0, 1, 2, 3, 4, 5, 6, 7) +
+		 __builtin_shufflevector(s, s, 8, 9, 10, 11, 12, 13, 14, 15);
+	v4f s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) +
+		 __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+	return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
-/* o += p v over n floats, o and v apart, 16 at a time: an inner loop of
- * a fixed count is what -O2 vectorizes (the plain loop stayed scalar, the
- * other half of those 5%). */
-static inline void add_scaled(float *restrict o, float p, const float *restrict v, int n)
+/* o = sum over j of p[j] v_j (v_j = v + j ldv), n floats, each o[e] summed
+ * in j order from 0: 64 columns at a time held in registers across all j
+ * (o += p v through memory chained each j on the store before it). */
+static inline void sum_scaled(float *restrict o, const float *restrict p, int j0, int j1,
+			      const float *restrict v, size_t ldv, int n)
 {
 	int e = 0;
-	for (; e + 16 <= n; e += 16)
-		for (int j = 0; j < 16; j++)
-			o[e + j] += p * v[e + j];
-	for (; e < n; e++)
-		o[e] += p * v[e];
+	for (; e + 64 <= n; e += 64) {
+		v16f o0 = { 0 }, o1 = { 0 }, o2 = { 0 }, o3 = { 0 };
+		for (int j = j0; j < j1; j++) {
+			const float *vj = v + (size_t)j * ldv + e;
+			v16f x0, x1, x2, x3;
+			memcpy(&x0, vj, sizeof(x0));
+			memcpy(&x1, vj + 16, sizeof(x1));
+			memcpy(&x2, vj + 32, sizeof(x2));
+			memcpy(&x3, vj + 48, sizeof(x3));
+			o0 += p[j] * x0, o1 += p[j] * x1, o2 += p[j] * x2, o3 += p[j] * x3;
+		}
+		memcpy(o + e, &o0, sizeof(o0));
+		memcpy(o + e + 16, &o1, sizeof(o1));
+		memcpy(o + e + 32, &o2, sizeof(o2));
+		memcpy(o + e + 48, &o3, sizeof(o3));
+	}
+	if (e < n) {
+		memset(o + e, 0, (size_t)(n - e) * sizeof(float));
+		for (int j = j0; j < j1; j++)
+			for (int f = e; f < n; f++)
+				o[f] += p[j] * v[(size_t)j * ldv + f];
+	}
 }
 
 /* One cpu_attention_decode call, for its (row, head) pairs run on the pool. */
@@ -1845,7 +1874,7 @@ struct att_dec_job {
 
 /* Row ih / H, head ih % H over its window of the cache: scores (dot_lanes;
  * capped when cap > 0), their softmax (max subtracted, exp, divided by the
- * sum), then the weighted sum of the values (add_scaled), all in fp32.
+ * sum), then the weighted sum of the values (sum_scaled), all in fp32.
  * Cloned: built for plain x86-64, its 16-lane loops ran as SSE2, 19% of a
  * 1-thread NF4 decode step of SmolLM2-135M at ~160 tokens of context. */
 TK_SIMD_CLONES
@@ -1873,9 +1902,9 @@ static void att_dec_pair(void *p, int ih, int tid)
 		sc[j] = expf(sc[j] - mx);
 		sum += sc[j];
 	}
-	memset(o, 0, (size_t)D * sizeof(float));
 	for (int j = j0; j < T; j++)
-		add_scaled(o, sc[j] / sum, vc + base + (size_t)j * K, D);
+		sc[j] /= sum;
+	sum_scaled(o, sc, j0, T, vc + base, (size_t)K, D);
 }
 
 /* One (row, head) pair per iteration (att_dec_pair), on the pool for the
