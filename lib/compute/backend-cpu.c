@@ -94,6 +94,15 @@ static void mem_give(struct cpu_ctx *c, size_t bytes)
 
 /* Work below this many elements runs on one thread. */
 #define PAR_MIN 16384
+/* The forward ops of a decode step (at most TK_GEMV_MAX_ROWS rows) run on
+ * one thread, whatever their size: their GEMVs and attention run on the
+ * pool (pool.h), and an OpenMP team woken between them spins on after its
+ * region, on the cores the pool's loops need (measured on the 2-core Zen 5
+ * here: a 1B model's batch-8 decode spent 30% of its time in libgomp's
+ * spin).  Row ops say so by their rows; flat ops, which know only their
+ * length, by FLAT_PAR_MIN: above 8 rows of a 7B Llama's 11008-wide MLP. */
+#define PAR_ROWS(rows, work) ((rows) > TK_GEMV_MAX_ROWS && (size_t)(work) >= PAR_MIN)
+#define FLAT_PAR_MIN (1L << 17)
 /* Columns per block in the column-ordered reductions. */
 #define COLS 64
 /* Elements per chunk of sum_squares: partial sums combined in order. */
@@ -353,7 +362,7 @@ static int cpu_layernorm_fwd(struct tk_backend *be, float *y, float *mean, float
 			     float eps)
 {
 	int nt = be->threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+#pragma omp parallel for num_threads(nt) schedule(static) if (PAR_ROWS(rows, (size_t)rows * dim))
 	for (int r = 0; r < rows; r++) {
 		const float *xr = x + (size_t)r * dim;
 		float *yr = y + (size_t)r * dim;
@@ -456,7 +465,7 @@ static int cpu_rmsnorm_fwd(struct tk_backend *be, float *y, float *rstd, const f
 			   const float *w, float w_off, int rows, int dim, float eps)
 {
 	int nt = be->threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+#pragma omp parallel for num_threads(nt) schedule(static) if (PAR_ROWS(rows, (size_t)rows * dim))
 	for (int r = 0; r < rows; r++) {
 		const float *xr = x + (size_t)r * dim;
 		float *yr = y + (size_t)r * dim;
@@ -553,7 +562,7 @@ static void ew_run(struct tk_backend *be, int op, float *y, float *y2, const flo
 {
 	int nt = be->threads;
 	size_t nch = (n + EW_CHUNK - 1) / EW_CHUNK;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1 && n >= FLAT_PAR_MIN)
 	for (size_t ch = 0; ch < nch; ch++) {
 		size_t i0 = ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
 		ew_range(op, y, y2, a, b, c, i0, i1);
@@ -604,7 +613,7 @@ static int cpu_geglu_bwd(struct tk_backend *be, float *dgate, float *dup, const 
 static int cpu_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap)
 {
 	int nt = be->threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for num_threads(nt) schedule(static) if (n >= FLAT_PAR_MIN)
 	for (size_t i = 0; i < n; i++)
 		x[i] = tk_softcap(x[i], cap);
 	return 0;
@@ -613,7 +622,7 @@ static int cpu_logit_softcap(struct tk_backend *be, float *x, size_t n, float ca
 static int cpu_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
 {
 	int nt = be->threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * dim >= PAR_MIN)
+#pragma omp parallel for num_threads(nt) schedule(static) if (PAR_ROWS(rows, (size_t)rows * dim))
 	for (int r = 0; r < rows; r++) {
 		float *yr = y + (size_t)r * dim;
 #pragma omp simd
@@ -632,7 +641,7 @@ static int cpu_bias_grad(struct tk_backend *be, float *dbias, const float *dy, i
 static int cpu_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n)
 {
 	int nt = be->threads;
-#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= FLAT_PAR_MIN)
 	for (size_t i = 0; i < n; i++)
 		y[i] += a * x[i];
 	return 0;
@@ -650,7 +659,7 @@ static int cpu_add_noise(struct tk_backend *be, float *x, size_t n, uint64_t key
 static int cpu_scale(struct tk_backend *be, float *x, float s, size_t n)
 {
 	int nt = be->threads;
-#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= PAR_MIN)
+#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= FLAT_PAR_MIN)
 	for (size_t i = 0; i < n; i++)
 		x[i] *= s;
 	return 0;
@@ -668,7 +677,7 @@ static int cpu_rope(struct tk_backend *be, float *x, const int32_t *pos, int row
 		return TK_E_UNSUPPORTED;
 	float sgn = inverse ? -1.0f : 1.0f;
 #pragma omp parallel for num_threads(nt) schedule(static) \
-	if ((size_t)rows * heads * rot_dim >= PAR_MIN)
+	if (PAR_ROWS(rows, (size_t)rows * heads * rot_dim))
 	for (int r = 0; r < rows; r++) {
 		float cs[ROPE_MAX_DIM / 2], sn[ROPE_MAX_DIM / 2];
 		float p = (float)pos[r];
@@ -1089,7 +1098,7 @@ static int cpu_embedding_fwd(struct tk_backend *be, float *y, const float *table
 			     const uint32_t *ids, int n, int dim)
 {
 	int nt = be->threads;
-#pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)n * dim >= PAR_MIN)
+#pragma omp parallel for num_threads(nt) schedule(static) if (PAR_ROWS(n, (size_t)n * dim))
 	for (int i = 0; i < n; i++)
 		memcpy(y + (size_t)i * dim, table + (size_t)ids[i] * dim, dim * sizeof(float));
 	return 0;
