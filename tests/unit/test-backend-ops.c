@@ -173,7 +173,7 @@ static void test_matvec(void)
 static void test_gemv_isas(void)
 {
 	static const int MS[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 12 }, NS[] = { 1, 37, 301 };
-	static const int KS[] = { 1, 13, 576, 1003 };
+	static const int KS[] = { 0, 1, 13, 576, 1003, 2500 };
 	const double u = ldexp(1.0, -24);
 	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
 	double ratio = 0.0;
