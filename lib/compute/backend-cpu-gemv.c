@@ -72,8 +72,9 @@ static inline void put(float *y, float s, float alpha, float beta)
 #ifdef TK_GEMV_X86
 #define AI __attribute__((always_inline)) static inline
 
-/* The most weight rows a pass of the fp32 loops takes. */
-#define F32_NR 8
+/* The most weight rows a pass of the fp32 loops takes (the F32_512 and
+ * F32_256 instances below). */
+#define F32_NR 4
 /* x's chunk in a register for all NR weight rows: left to itself, gcc
  * folds the load into each row's multiply-add, NR loads of the same chunk
  * that outnumber the multiply-adds' ports (measured on the Zen 5 here: m =
@@ -93,12 +94,12 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
 	const __mmask16 tail = (__mmask16)((1u << (c1 & 15)) - 1);
 #pragma GCC unroll 8
 	for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
 			acc[i][r] = c0 ? part[r][i] : _mm512_setzero_ps();
 	for (int c = c0; c < k16; c += 16) {
 		__m512 wv[F32_NR];
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
 			if (MR >= F32_PF_MR)
 				_mm_prefetch((const char *)(w + r * ldw + c + pf), _MM_HINT_T0);
@@ -108,28 +109,28 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
 		for (int i = 0; i < MR; i++) {
 			__m512 xv = _mm512_loadu_ps(x + i * ldx + c);
 			XREG(xv);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 			for (int r = 0; r < NR; r++)
 				acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
 		}
 	}
 	if (tail) {
 		__m512 wv[F32_NR];
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
 			wv[r] = _mm512_maskz_loadu_ps(tail, w + r * ldw + k16);
 #pragma GCC unroll 8
 		for (int i = 0; i < MR; i++) {
 			__m512 xv = _mm512_maskz_loadu_ps(tail, x + i * ldx + k16);
 			XREG(xv);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 			for (int r = 0; r < NR; r++)
 				acc[i][r] = _mm512_fmadd_ps(xv, wv[r], acc[i][r]);
 		}
 	}
 #pragma GCC unroll 8
 	for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
 			if (c1 < k)
 				part[r][i] = acc[i][r];
@@ -204,12 +205,12 @@ TGT256 AI void f32_block256(const int MR, const int NR, int c0, int c1, int k, c
 						_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 8
 	for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
 			acc[i][r] = c0 ? part[r][i] : _mm256_setzero_ps();
 	for (int c = c0; c < k8; c += 8) {
 		__m256 wv[F32_NR];
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
 			if (MR >= F32_PF_MR && !(c & 15))
 				_mm_prefetch((const char *)(w + r * ldw + c + pf), _MM_HINT_T0);
@@ -219,28 +220,28 @@ TGT256 AI void f32_block256(const int MR, const int NR, int c0, int c1, int k, c
 		for (int i = 0; i < MR; i++) {
 			__m256 xv = _mm256_loadu_ps(x + i * ldx + c);
 			XREG(xv);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 			for (int r = 0; r < NR; r++)
 				acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
 		}
 	}
 	if (c1 & 7) {
 		__m256 wv[F32_NR];
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
 			wv[r] = _mm256_maskload_ps(w + r * ldw + k8, tail);
 #pragma GCC unroll 8
 		for (int i = 0; i < MR; i++) {
 			__m256 xv = _mm256_maskload_ps(x + i * ldx + k8, tail);
 			XREG(xv);
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 			for (int r = 0; r < NR; r++)
 				acc[i][r] = _mm256_fmadd_ps(xv, wv[r], acc[i][r]);
 		}
 	}
 #pragma GCC unroll 8
 	for (int i = 0; i < MR; i++)
-#pragma GCC unroll 8
+#pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
 			if (c1 < k)
 				part[r][i] = acc[i][r];

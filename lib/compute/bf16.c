@@ -181,8 +181,7 @@ const char *tk_bf16_describe(void)
 	struct tk_diag d;
 	if (wanted() == -2 && tk_bf16_check(&d))
 		snprintf(line, sizeof(line), "%.300s", d.msg);
-	else if (tk_bf16_path() == TK_BF16_EMULATE && wanted() < 0 && tk_bf16_cpu_has() &&
-		 dnnl_load(&d))
+	else if (wanted() < 0 && tk_bf16_cpu_has() && dnnl_load(&d)) /* emulate: why */
 		snprintf(line, sizeof(line),
 			 "emulate: operands rounded to bf16, fp32 arithmetic (this CPU has %s, but "
 			 "%.400s)", hw, d.msg);
