@@ -112,14 +112,41 @@ static void mem_give(struct cpu_ctx *c, size_t bytes)
 /* Largest head_dim for RoPE (the angle tables live on the stack). */
 #define ROPE_MAX_DIM 1024
 
-/* Clones of the hot loops for AVX2 and AVX-512, picked at load time (the
- * library is built for plain x86-64).  OpenMP regions call them on chunks:
- * the functions GCC outlines for a region would not be cloned. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define TK_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* Copies of the hot loops for AVX-512, AVX2 and plain x86-64 (the library
+ * is built for plain x86-64): NAME_body, always inlined into NAME_avx512,
+ * NAME_avx2 and NAME_generic, each vectorized by the compiler for its own
+ * instruction set.  ISA_COPY(NAME, isa) picks one by tk_cpu_isa(), read
+ * once per op, so TK_CPU_ISA reaches these loops as it reaches the GEMM's
+ * and GEMV's (GCC's target_clones, used before, picked by the CPU alone:
+ * the test matrix's avx2 leg ran the AVX-512 copies).  OpenMP regions call
+ * them on chunks: the functions GCC outlines for a region are not copied. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ISA_BODY static inline __attribute__((always_inline))
+#define ISA_COPIES_(ret, RET, name, params, args)                         \
+	__attribute__((target("avx512f"))) static ret name##_avx512 params \
+	{                                                                  \
+		RET name##_body args;                                      \
+	}                                                                  \
+	__attribute__((target("avx2"))) static ret name##_avx2 params      \
+	{                                                                  \
+		RET name##_body args;                                      \
+	}                                                                  \
+	static ret name##_generic params                                   \
+	{                                                                  \
+		RET name##_body args;                                      \
+	}                                                                  \
+	static ret(*const name##_isa[3]) params = { name##_generic, name##_avx2, name##_avx512 }
+#define ISA_COPY(name, isa) (name##_isa[(isa)])
 #else
-#define TK_SIMD_CLONES
+#define ISA_BODY static inline
+#define ISA_COPIES_(ret, RET, name, params, args) \
+	static ret(*const name##_isa[1]) params = { name##_body }
+#define ISA_COPY(name, isa) (name##_isa[0])
 #endif
+/* ISA_COPIES for a function that returns ret, ISA_VOID_COPIES for one that
+ * returns nothing; params and args in parentheses. */
+#define ISA_COPIES(ret, name, params, args) ISA_COPIES_(ret, return, name, params, args)
+#define ISA_VOID_COPIES(name, params, args) ISA_COPIES_(void, , name, params, args)
 
 /* Elements per chunk of the elementwise ops. */
 #define EW_CHUNK 16384
@@ -216,8 +243,7 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 /* o[0, n) = s[0, n) rounded to prec, or (prec < 0) their bf16 codes into
  * the unsigned shorts at o: integer arithmetic, so every clone gives the
  * same bits. */
-TK_SIMD_CLONES
-static void round_row(void *o, const float *s, int n, int prec)
+ISA_BODY void round_row_body(void *o, const float *s, int n, int prec)
 {
 	if (prec < 0) {
 		unsigned short *c = o;
@@ -240,6 +266,8 @@ static void round_row(void *o, const float *s, int n, int prec)
 			f[j] = tk_round_tf32(s[j]);
 	}
 }
+ISA_VOID_COPIES(round_row, (void *o, const float *s, int n, int prec),
+		(o, s, n, prec));
 
 /* dst[rows, cols] (packed) = src (row stride ld) rounded to prec (floats),
  * or with prec < 0 the bf16 codes of src (unsigned shorts). */
@@ -248,9 +276,10 @@ static void round_copy(struct tk_backend *be, void *dst, const float *src, int r
 {
 	int nt = be->threads;
 	size_t esz = prec < 0 ? sizeof(unsigned short) : sizeof(float);
+	const int isa = (int)tk_cpu_isa();
 #pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
 	for (int r = 0; r < rows; r++)
-		round_row((char *)dst + (size_t)r * cols * esz, src + (size_t)r * ld, cols, prec);
+		ISA_COPY(round_row, isa)((char *)dst + (size_t)r * cols * esz, src + (size_t)r * ld, cols, prec);
 }
 
 /* The held bf16 codes of the matrix at p with this shape, or NULL. */
@@ -512,8 +541,7 @@ static int cpu_rmsnorm_bwd(struct tk_backend *be, float *dx, float *dw, const fl
 enum ew_op { EW_GELU, EW_GELU_BWD, EW_SWIGLU, EW_SWIGLU_BWD, EW_GEGLU, EW_GEGLU_BWD };
 
 /* One chunk [i0, i1) of an elementwise op: y = f(a, b, c) (see the ops). */
-TK_SIMD_CLONES
-static void ew_range(int op, float *y, float *y2, const float *a, const float *b,
+ISA_BODY void ew_range_body(int op, float *y, float *y2, const float *a, const float *b,
 		     const float *c, size_t i0, size_t i1)
 {
 	switch (op) {
@@ -556,16 +584,19 @@ static void ew_range(int op, float *y, float *y2, const float *a, const float *b
 		break;
 	}
 }
+ISA_VOID_COPIES(ew_range, (int op, float *y, float *y2, const float *a, const float *b, const float *c, size_t i0, size_t i1),
+		(op, y, y2, a, b, c, i0, i1));
 
 static void ew_run(struct tk_backend *be, int op, float *y, float *y2, const float *a,
 		   const float *b, const float *c, size_t n)
 {
 	int nt = be->threads;
 	size_t nch = (n + EW_CHUNK - 1) / EW_CHUNK;
+	const int isa = (int)tk_cpu_isa();
 #pragma omp parallel for num_threads(nt) schedule(static) if (nch > 1 && n >= FLAT_PAR_MIN)
 	for (size_t ch = 0; ch < nch; ch++) {
 		size_t i0 = ch * EW_CHUNK, i1 = i0 + EW_CHUNK < n ? i0 + EW_CHUNK : n;
-		ew_range(op, y, y2, a, b, c, i0, i1);
+		ISA_COPY(ew_range, isa)(op, y, y2, a, b, c, i0, i1);
 	}
 }
 
@@ -718,7 +749,8 @@ struct att_dims {
 	size_t qs, ks; /* row strides of q and k */
 	float scale, cap; /* struct tk_attn_opts: scale, softcap */
 	int win;	  /* and window */
-	int avx512; /* tile_avx512 for the full tiles (tk_cpu_isa) */
+	int isa;    /* tk_cpu_isa(): which ISA_COPY runs */
+	int avx512; /* tile_avx512 for the full tiles */
 };
 
 /* kt[(b, kv head)] = K^T of that head, [D][ldt], padding zeroed. */
@@ -860,8 +892,7 @@ static inline int att_tile0(const struct att_dims *a, int t0)
  * before j0 = att_tile0 are masked for every row, and skipped), capped
  * when a->cap > 0, max-subtracted exponentials (0 outside lo(t)..t), their
  * weighted sum of values, and the log-sum-exp. */
-TK_SIMD_CLONES
-static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt,
+ISA_BODY void att_fwd_rows_body(float *out, float *lse, const float *q, const float *kt,
 			 const float *v, const struct att_dims *a, int b, int h, int t0, int t1,
 			 float *s)
 {
@@ -912,6 +943,8 @@ static void att_fwd_rows(float *out, float *lse, const float *q, const float *kt
 			o[d] *= f;
 	}
 }
+ISA_VOID_COPIES(att_fwd_rows, (float *out, float *lse, const float *q, const float *kt, const float *v, const struct att_dims *a, int b, int h, int t0, int t1, float *s),
+		(out, lse, q, kt, v, a, b, h, t0, t1, s));
 
 static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_head,
 			 int head_dim, const struct tk_attn_opts *ao)
@@ -924,7 +957,8 @@ static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_
 	a->scale = ao->scale;
 	a->cap = ao->softcap;
 	a->win = ao->window;
-	a->avx512 = tk_cpu_isa() >= TK_CPU_ISA_AVX512;
+	a->isa = (int)tk_cpu_isa();
+	a->avx512 = a->isa >= TK_CPU_ISA_AVX512;
 }
 
 /* Multiply-adds of one product of the scores of a (batch, head) over
@@ -962,7 +996,7 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
 			int blk = (int)(task % nblk), h = (int)(task / nblk % n_head);
 			int b = (int)(task / nblk / n_head);
 			int t1 = (blk + 1) * ATT_ROWS < T ? (blk + 1) * ATT_ROWS : T;
-			att_fwd_rows(out, lse, q, kt, v, &a, b, h, blk * ATT_ROWS, t1, s);
+			ISA_COPY(att_fwd_rows, a.isa)(out, lse, q, kt, v, &a, b, h, blk * ATT_ROWS, t1, s);
 		}
 	}
 	return 0;
@@ -975,8 +1009,7 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
  * capped), zero outside each row's keys; then dq rows = ds K, and for keys
  * j0 <= j < t1, dk[j] += ds^T q, dv[j] += p^T dout into dkb/dvb (rows of
  * D), block by block in row order. */
-TK_SIMD_CLONES
-static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, const float *q,
+ISA_BODY void att_bwd_head_body(float *dq, float *dkb, float *dvb, const float *dout, const float *q,
 			 const float *k, const float *kt, const float *vt, const float *out,
 			 const float *lse, const struct att_dims *a, int b, int h, float *p,
 			 float *ds)
@@ -1035,6 +1068,8 @@ static void att_bwd_head(float *dq, float *dkb, float *dvb, const float *dout, c
 		      1.0f, 1);
 	}
 }
+ISA_VOID_COPIES(att_bwd_head, (float *dq, float *dkb, float *dvb, const float *dout, const float *q, const float *k, const float *kt, const float *vt, const float *out, const float *lse, const struct att_dims *a, int b, int h, float *p, float *ds),
+		(dq, dkb, dvb, dout, q, k, kt, vt, out, lse, a, b, h, p, ds));
 
 /* Tasks are (batch, head) pairs.  Each accumulates its dk/dv in rows of
  * its own in the workspace (contiguous: writing into the interleaved heads
@@ -1067,7 +1102,7 @@ static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float 
 #pragma omp for schedule(dynamic, 1)
 		for (long task = 0; task < ntask; task++) {
 			int h = (int)(task % n_head), b = (int)(task / n_head);
-			att_bwd_head(dq, dkh + ((size_t)b * n_head + h) * T * D,
+			ISA_COPY(att_bwd_head, a.isa)(dq, dkh + ((size_t)b * n_head + h) * T * D,
 				     dvh + ((size_t)b * n_head + h) * T * D, dout, q, k, kt, vt, out,
 				     lse, &a, b, h, p, p + (size_t)ATT_ROWS * a.ldt);
 		}
@@ -1127,8 +1162,7 @@ static int cpu_embedding_bwd(struct tk_backend *be, float *dtable, const float *
 /* One row of cross_entropy (target tg >= 0): max, sum of exp(x - max)
  * (the exponentials kept in the row when grad, then scaled into the
  * gradient); returns the loss log(sum) + max - x[tg]. */
-TK_SIMD_CLONES
-static double ce_row(float *x, int tg, int vocab, float scale, int grad, float cap)
+ISA_BODY double ce_row_body(float *x, int tg, int vocab, float scale, int grad, float cap)
 {
 	float mx = -INFINITY, sum = 0.0f, xt;
 	if (cap > 0)
@@ -1169,6 +1203,8 @@ static double ce_row(float *x, int tg, int vocab, float scale, int grad, float c
 	}
 	return log((double)sum) + (double)mx - (double)xt;
 }
+ISA_COPIES(double, ce_row, (float *x, int tg, int vocab, float scale, int grad, float cap),
+	   (x, tg, vocab, scale, grad, cap));
 
 /* Rows in parallel, their losses summed in row order afterwards.  Targets
  * >= vocab are TK_E_INVAL before anything is written. */
@@ -1177,6 +1213,7 @@ static int cpu_cross_entropy(struct tk_backend *be, float *logits, const int32_t
 			     float softcap)
 {
 	int nt = be->threads;
+	const int isa = (int)tk_cpu_isa();
 	for (int r = 0; r < rows; r++)
 		if (targets[r] >= vocab)
 			return TK_E_INVAL;
@@ -1187,7 +1224,7 @@ static int cpu_cross_entropy(struct tk_backend *be, float *logits, const int32_t
 	for (int r = 0; r < rows; r++) {
 		float *x = logits + (size_t)r * vocab;
 		if (targets[r] >= 0) {
-			rl[r] = ce_row(x, targets[r], vocab, scale, grad, softcap);
+			rl[r] = ISA_COPY(ce_row, isa)(x, targets[r], vocab, scale, grad, softcap);
 		} else {
 			rl[r] = 0.0;
 			if (grad)
@@ -1429,8 +1466,7 @@ static void cpu_destroy(struct tk_backend *be)
 /* w[0 .. cols) = row r of the quantized weight q (4-bit or int8) with the
  * bits tk_qweight_rows gives: each block's 16 values code[k] * absmax are
  * one table, then each element is a lookup. */
-TK_SIMD_CLONES
-static void qrow(const struct tk_qweight *q, const float *code, int64_t r, float *w)
+ISA_BODY void qrow_body(const struct tk_qweight *q, const float *code, int64_t r, float *w)
 {
 	const size_t cols = (size_t)q->cols;
 
@@ -1471,9 +1507,10 @@ static void qrow(const struct tk_qweight *q, const float *code, int64_t r, float
 		lo = hi;
 	}
 }
+ISA_VOID_COPIES(qrow, (const struct tk_qweight *q, const float *code, int64_t r, float *w),
+		(q, code, r, w));
 
-TK_SIMD_CLONES
-static float qdot(const float *a, const float *b, size_t n)
+ISA_BODY float qdot_body(const float *a, const float *b, size_t n)
 {
 	float s = 0.0f;
 #pragma omp simd reduction(+ : s)
@@ -1481,6 +1518,8 @@ static float qdot(const float *a, const float *b, size_t n)
 		s += a[i] * b[i];
 	return s;
 }
+ISA_COPIES(float, qdot, (const float *a, const float *b, size_t n),
+	   (a, b, n));
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TK_QMM_AVX512 1
@@ -1722,11 +1761,7 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 {
 	const size_t cols = (size_t)q->cols;
 	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
-	int nt = be->threads, isa = 0;
-
-#ifdef TK_QMM_AVX512
-	isa = (int)tk_cpu_isa();
-#endif
+	int nt = be->threads, isa = (int)tk_cpu_isa();
 	if (q->kind != TK_QK_INT8 &&
 	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
 	     !tk_q4_blocksize_ok((long long)q->blocksize)))
@@ -1762,22 +1797,22 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 #ifdef TK_QMM_AVX512
 		if (isa == 2) {
 			if (q->kind == TK_QK_INT8)
-				qrow(q, code, row0 + r, w);
+				ISA_COPY(qrow, isa)(q, code, row0 + r, w);
 			else
 				qrow4_avx512(q, code, row0 + r, w);
 			qdots_avx512(s, x, cols, m, w);
 		} else if (isa == 1) {
 			if (q->kind == TK_QK_INT8)
-				qrow(q, code, row0 + r, w);
+				ISA_COPY(qrow, isa)(q, code, row0 + r, w);
 			else
 				qrow4_avx2(q, code, row0 + r, w);
 			qdots_avx2(s, x, cols, m, w);
 		} else
 #endif
 		{
-			qrow(q, code, row0 + r, w);
+			ISA_COPY(qrow, isa)(q, code, row0 + r, w);
 			for (int i = 0; i < m; i++)
-				s[i] = qdot(x + (size_t)i * cols, w, cols);
+				s[i] = ISA_COPY(qdot, isa)(x + (size_t)i * cols, w, cols);
 		}
 		for (int i = 0; i < m; i++) {
 			float *o = y + (size_t)i * ldy + r;
@@ -1886,8 +1921,7 @@ struct att_dec_job {
  * sum), then the weighted sum of the values (sum_scaled), all in fp32.
  * Cloned: built for plain x86-64, its 16-lane loops ran as SSE2, 19% of a
  * 1-thread NF4 decode step of SmolLM2-135M at ~160 tokens of context. */
-TK_SIMD_CLONES
-static void att_dec_pair(void *p, int ih, int tid)
+ISA_BODY void att_dec_pair_body(void *p, int ih, int tid)
 {
 	const struct att_dec_job *a = p;
 	const int H = a->H, D = a->D, K = (int)a->K, max_len = a->max_len;
@@ -1915,6 +1949,8 @@ static void att_dec_pair(void *p, int ih, int tid)
 		sc[j] /= sum;
 	sum_scaled(o, sc, j0, T, vc + base, (size_t)K, D);
 }
+ISA_VOID_COPIES(att_dec_pair, (void *p, int ih, int tid),
+		(p, ih, tid));
 
 /* One (row, head) pair per iteration (att_dec_pair), on the pool for the
  * rows of a decode step (as the GEMVs around it): the pool's loops do not
@@ -1925,7 +1961,7 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 				int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
 	const int H = n_head, D = head_dim;
-	const int nt = be->threads;
+	const int nt = be->threads, isa = (int)tk_cpu_isa();
 	long work = 0;
 	float *scores;
 
@@ -1946,10 +1982,10 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		 * on the cores this one needs */
 #pragma omp parallel for num_threads(nt) schedule(static) if (work > 32768)
 		for (int ih = 0; ih < n * H; ih++)
-			att_dec_pair(&a, ih, omp_get_thread_num());
+			ISA_COPY(att_dec_pair, isa)(&a, ih, omp_get_thread_num());
 		return 0;
 	}
-	tk_pool_for(work > 32768 ? nt : 1, n * H, att_dec_pair, &a);
+	tk_pool_for(work > 32768 ? nt : 1, n * H, ISA_COPY(att_dec_pair, isa), &a);
 	return 0;
 }
 
