@@ -368,6 +368,25 @@ float tk_qweight_absmax(const struct tk_qweight *q, size_t b)
 	return v + q->offset;
 }
 
+/* The fp32 value of an IEEE binary16 (exact: every half is a float). */
+static inline float f16_widen(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 31u, m = h & 0x3ffu, u;
+	float f;
+
+	if (e == 31)
+		u = sign | 0x7f800000u | (m << 13);
+	else if (e)
+		u = sign | ((e + 112) << 23) | (m << 13);
+	else { /* zero or subnormal: m 2^-24, exact in fp32 */
+		f = (float)m * 0x1p-24f;
+		memcpy(&u, &f, sizeof(u));
+		u |= sign;
+	}
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
 int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *out,
 		    struct tk_diag *d)
 {
@@ -377,6 +396,23 @@ int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *
 				   (long long)row0, (long long)(row0 + n), (long long)q->rows);
 	if (n == 0 || q->cols == 0)
 		return 0;
+	if (tk_qkind_half(q->kind)) {
+		const uint16_t *h = (const uint16_t *)q->data + (size_t)row0 * (size_t)q->cols;
+		const size_t len = (size_t)n * (size_t)q->cols;
+
+		if (q->kind == TK_QK_BF16) {
+#pragma omp parallel for schedule(static) if (len >= 65536)
+			for (size_t i = 0; i < len; i++) {
+				uint32_t u = (uint32_t)h[i] << 16;
+				memcpy(out + i, &u, sizeof(u));
+			}
+		} else {
+#pragma omp parallel for schedule(static) if (len >= 65536)
+			for (size_t i = 0; i < len; i++)
+				out[i] = f16_widen(h[i]);
+		}
+		return 0;
+	}
 	if (q->kind == TK_QK_INT8) {
 		const int8_t *cb = (const int8_t *)q->data;
 		const int64_t cols = q->cols;
@@ -475,10 +511,43 @@ int tk_qweight_quantize4(struct tk_qweight *q, const float *x, int64_t rows, int
 	return err;
 }
 
+int tk_qweight_half(struct tk_qweight *q, enum tk_qkind kind, const void *src, int64_t rows,
+		    int64_t cols, int transposed, struct tk_diag *d)
+{
+	const size_t n = (size_t)rows * (size_t)cols;
+	uint16_t *h;
+
+	memset(q, 0, sizeof(*q));
+	if (!tk_qkind_half(kind) || rows <= 0 || cols <= 0)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "not a 16-bit float weight");
+	if (!(h = tk_mallocn(n, sizeof(uint16_t))))
+		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
+	if (!transposed) {
+		memcpy(h, src, n * sizeof(uint16_t));
+	} else { /* in tiles of 32 x 32, each read and written in cache */
+#pragma omp parallel for schedule(static) if (n >= 65536)
+		for (int64_t r0 = 0; r0 < rows; r0 += 32)
+			for (int64_t c0 = 0; c0 < cols; c0 += 32)
+				for (int64_t r = r0; r < rows && r < r0 + 32; r++)
+					for (int64_t c = c0; c < cols && c < c0 + 32; c++)
+						memcpy(h + r * cols + c,
+						       (const char *)src +
+							       (c * rows + r) * sizeof(uint16_t),
+						       sizeof(uint16_t));
+	}
+	q->kind = kind;
+	q->rows = rows;
+	q->cols = cols;
+	q->data = (uint8_t *)h;
+	return 0;
+}
+
 size_t tk_qweight_bytes(const struct tk_qweight *q)
 {
 	size_t n = (size_t)q->rows * (size_t)q->cols, nb;
 
+	if (tk_qkind_half(q->kind))
+		return n * sizeof(uint16_t);
 	if (q->kind == TK_QK_INT8)
 		return n + (size_t)q->rows * sizeof(float);
 	if (!q->blocksize)
@@ -501,7 +570,9 @@ void tk_qweight_bufs(struct tk_qweight *q, void **p[TK_QWEIGHT_NBUF],
 	p[2] = (void **)&q->qabsmax;
 	p[3] = (void **)&q->nested_absmax;
 	p[4] = (void **)&q->scb;
-	bytes[0] = q->kind == TK_QK_INT8 ? n : tk_q4_packed_size(n);
+	bytes[0] = q->kind == TK_QK_INT8	  ? n
+		   : tk_qkind_half(q->kind) ? n * sizeof(uint16_t)
+					    : tk_q4_packed_size(n);
 	bytes[1] = nb * sizeof(float);
 	bytes[2] = nb;
 	bytes[3] = tk_q4_nblocks(nb, TK_Q4_NESTED_BLOCKSIZE) * sizeof(float);

@@ -109,10 +109,20 @@ void tk_q4_unnest(const uint8_t *qabsmax, const float *nested_absmax, size_t n,
  *   int8 (LLM.int8 storage): data = rows*cols int8 codes, scb[rows] the
  *     row absmax; w = code * (scb[row] * (float)(1.0 / 127)), in fp32 as
  *     bitsandbytes' CPU training matmul (MatMul8bitFp) computes it.
+ *   half (BF16, F16: a checkpoint's own 16-bit floats, kept for
+ *     inference): data = rows*cols uint16 values, row-major; w is each
+ *     value widened to fp32, which is exact, so the model computes what it
+ *     would with the weight loaded as fp32, from half the bytes.
  * Every pointer is owned by the struct (tk_qweight_free): malloc'd, or,
  * when `release` is set, memory of `owner` that release(owner, p) frees
  * (compute/qweight-dev.h moves a weight into a backend's memory so). */
-enum tk_qkind { TK_QK_NF4 = 0, TK_QK_FP4, TK_QK_INT8 };
+enum tk_qkind { TK_QK_NF4 = 0, TK_QK_FP4, TK_QK_INT8, TK_QK_BF16, TK_QK_F16 };
+
+/* 1 for the 16-bit float kinds. */
+static inline int tk_qkind_half(enum tk_qkind k)
+{
+	return k == TK_QK_BF16 || k == TK_QK_F16;
+}
 
 struct tk_qweight {
 	enum tk_qkind kind;
@@ -154,6 +164,14 @@ int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *
 int tk_qweight_quantize4(struct tk_qweight *q, const float *x, int64_t rows, int64_t cols,
 			 enum tk_qkind kind, size_t blocksize, int nested, int threads,
 			 struct tk_diag *d);
+
+/* A half weight (kind TK_QK_BF16 or TK_QK_F16) [rows, cols] holding a
+ * copy of src (rows*cols values of that kind, row-major, at any address;
+ * transposed: src is [cols, rows], as GPT-2's Conv1D stores its weight).  Returns 0,
+ * TK_E_INVAL (another kind, an empty shape) or TK_E_NOMEM; *q is left
+ * zeroed on failure. */
+int tk_qweight_half(struct tk_qweight *q, enum tk_qkind kind, const void *src, int64_t rows,
+		    int64_t cols, int transposed, struct tk_diag *d);
 
 /* Bytes the weight holds in memory (data + statistics). */
 size_t tk_qweight_bytes(const struct tk_qweight *q);

@@ -81,13 +81,52 @@ static inline void put(float *y, float s, float alpha, float beta)
  * 8 at half the rate, in cache and out of it). */
 #define XREG(v) __asm__("" : "+v"(v))
 
+#define TGT512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#define TGT256 __attribute__((target("avx2,fma,f16c")))
+
+/* The weights' element type (WT): fp32, or a checkpoint's 16-bit floats
+ * (tk_qweight kinds TK_QK_BF16, TK_QK_F16) widened to fp32 as they are
+ * loaded, which is exact: the same products and sums, the same bits, from
+ * half the bytes. */
+enum { WT_F32, WT_BF16, WT_F16 };
+AI size_t wt_size(const int WT)
+{
+	return WT == WT_F32 ? sizeof(float) : sizeof(uint16_t);
+}
+
+/* 16 weights from element i of w. */
+TGT512 AI __m512 wload512(const int WT, const void *w, size_t i)
+{
+	const __m256i *h = (const __m256i *)((const uint16_t *)w + i);
+
+	if (WT == WT_BF16)
+		return _mm512_castsi512_ps(
+			_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(h)), 16));
+	if (WT == WT_F16)
+		return _mm512_cvtph_ps(_mm256_loadu_si256(h));
+	return _mm512_loadu_ps((const float *)w + i);
+}
+
+/* The weights of the lanes in mask from element i of w, 0 in the others. */
+TGT512 AI __m512 wtail512(const int WT, __mmask16 mask, const void *w, size_t i)
+{
+	const uint16_t *h = (const uint16_t *)w + i;
+
+	if (WT == WT_BF16)
+		return _mm512_castsi512_ps(_mm512_slli_epi32(
+			_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, h)), 16));
+	if (WT == WT_F16)
+		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, h));
+	return _mm512_maskz_loadu_ps(mask, (const float *)w + i);
+}
+
 /* MR rows of x times NR rows of w over columns [c0, c1), 16 at a time: the
  * accumulators start at zero (c0 = 0) or from part[r][i], and go back to
- * part unless c1 = k, where they are summed into s[i][r]. */
-__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) AI void
-f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, size_t ldx,
-	     const float *w, size_t ldw, size_t pf, __m512 part[][TK_GEMV_MAX_ROWS],
-	     float s[TK_GEMV_MAX_ROWS][F32_NR])
+ * part unless c1 = k, where they are summed into s[i][r].  w: elements of
+ * type WT, rows ldw elements apart; pf: prefetch distance in elements. */
+TGT512 AI void f32_block512(const int WT, const int MR, const int NR, int c0, int c1, int k,
+			    const float *x, size_t ldx, const void *w, size_t ldw, size_t pf,
+			    __m512 part[][TK_GEMV_MAX_ROWS], float s[TK_GEMV_MAX_ROWS][F32_NR])
 {
 	__m512 acc[TK_GEMV_MAX_ROWS][F32_NR];
 	const int k16 = c1 & ~15;
@@ -102,8 +141,9 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
 			if (MR >= F32_PF_MR)
-				_mm_prefetch((const char *)(w + r * ldw + c + pf), _MM_HINT_T0);
-			wv[r] = _mm512_loadu_ps(w + r * ldw + c);
+				_mm_prefetch((const char *)w + (r * ldw + c + pf) * wt_size(WT),
+					     _MM_HINT_T0);
+			wv[r] = wload512(WT, w, r * ldw + c);
 		}
 #pragma GCC unroll 8
 		for (int i = 0; i < MR; i++) {
@@ -118,7 +158,7 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
 		__m512 wv[F32_NR];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
-			wv[r] = _mm512_maskz_loadu_ps(tail, w + r * ldw + k16);
+			wv[r] = wtail512(WT, tail, w, r * ldw + k16);
 #pragma GCC unroll 8
 		for (int i = 0; i < MR; i++) {
 			__m512 xv = _mm512_maskz_loadu_ps(tail, x + i * ldx + k16);
@@ -145,15 +185,15 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
  * is read; each output's accumulators carry over from panel to panel
  * (part), so its sum has the same order whatever MR, NR and the panels. */
 #define F32_ROWS(NAME, BLOCK, VEC, TGT)                                                       \
-	TGT AI void NAME(const int MR, const int NR, int r0, int r1, int k, float alpha,      \
-			 const float *x, size_t ldx, const float *w, size_t ldw, float beta,  \
-			 float *y, size_t ldy)                                                \
+	TGT AI void NAME(const int WT, const int MR, const int NR, int r0, int r1, int k,     \
+			 float alpha, const float *x, size_t ldx, const void *w, size_t ldw,  \
+			 float beta, float *y, size_t ldy)                                    \
 	{                                                                                     \
 		VEC part[GEMV_BLOCK][TK_GEMV_MAX_ROWS];                                       \
 		float s[TK_GEMV_MAX_ROWS][F32_NR];                                            \
 		/* prefetch: the same columns of the rows a pass at least F32_PF        \
 		 * bytes ahead reads (rows follow each other in memory) */              \
-		const size_t pb = NR * ldw * sizeof(float);                                   \
+		const size_t pb = NR * ldw * wt_size(WT);                                     \
 		const size_t pf = MR < F32_PF_MR ? 0 : (F32_PF + pb - 1) / pb * NR * ldw;    \
 		const int kc = f32_panel(MR, k);                                              \
 		int c0 = 0;                                                                   \
@@ -161,8 +201,9 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
 			const int c1 = k - c0 <= kc ? k : c0 + kc;                            \
 			int r = r0;                                                           \
 			for (; r + NR <= r1; r += NR) {                                       \
-				BLOCK(MR, NR, c0, c1, k, x, ldx, w + (size_t)r * ldw, ldw, pf, \
-				      part + (r - r0), s);                                    \
+				BLOCK(WT, MR, NR, c0, c1, k, x, ldx,                          \
+				      (const char *)w + (size_t)r * ldw * wt_size(WT), ldw,    \
+				      pf, part + (r - r0), s);                                \
 				if (c1 == k)                                                  \
 					for (int i = 0; i < MR; i++)                          \
 						for (int j = 0; j < NR; j++)                  \
@@ -170,8 +211,9 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
 							    s[i][j], alpha, beta);            \
 			}                                                                     \
 			for (; r < r1; r++) {                                                 \
-				BLOCK(MR, 1, c0, c1, k, x, ldx, w + (size_t)r * ldw, ldw, pf, \
-				      part + (r - r0), s);                                    \
+				BLOCK(WT, MR, 1, c0, c1, k, x, ldx,                           \
+				      (const char *)w + (size_t)r * ldw * wt_size(WT), ldw,    \
+				      pf, part + (r - r0), s);                                \
 				if (c1 == k)                                                  \
 					for (int i = 0; i < MR; i++)                          \
 						put(y + (size_t)i * ldy + r, s[i][0], alpha,  \
@@ -180,9 +222,6 @@ f32_block512(const int MR, const int NR, int c0, int c1, int k, const float *x, 
 			c0 = c1;                                                              \
 		} while (c0 < k);                                                             \
 	}
-
-#define TGT512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
-#define TGT256 __attribute__((target("avx2,fma")))
 
 F32_ROWS(f32_rows512_t, f32_block512, __m512, TGT512)
 
@@ -195,8 +234,33 @@ TGT256 AI float hsum256(__m256 v)
 	return _mm_cvtss_f32(s);
 }
 
-TGT256 AI void f32_block256(const int MR, const int NR, int c0, int c1, int k, const float *x,
-			    size_t ldx, const float *w, size_t ldw, size_t pf,
+/* 8 weights from element i of w. */
+TGT256 AI __m256 wload256(const int WT, const void *w, size_t i)
+{
+	const __m128i *h = (const __m128i *)((const uint16_t *)w + i);
+
+	if (WT == WT_BF16)
+		return _mm256_castsi256_ps(
+			_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(h)), 16));
+	if (WT == WT_F16)
+		return _mm256_cvtph_ps(_mm_loadu_si128(h));
+	return _mm256_loadu_ps((const float *)w + i);
+}
+
+/* The first n < 8 weights from element i of w, 0 in the other lanes (tail:
+ * the lanes below n set). */
+TGT256 AI __m256 wtail256(const int WT, __m256i tail, int n, const void *w, size_t i)
+{
+	uint16_t h[8] = { 0 };
+
+	if (WT == WT_F32)
+		return _mm256_maskload_ps((const float *)w + i, tail);
+	memcpy(h, (const uint16_t *)w + i, (size_t)n * sizeof(uint16_t));
+	return wload256(WT, h, 0);
+}
+
+TGT256 AI void f32_block256(const int WT, const int MR, const int NR, int c0, int c1, int k,
+			    const float *x, size_t ldx, const void *w, size_t ldw, size_t pf,
 			    __m256 part[][TK_GEMV_MAX_ROWS], float s[TK_GEMV_MAX_ROWS][F32_NR])
 {
 	__m256 acc[TK_GEMV_MAX_ROWS][F32_NR];
@@ -213,8 +277,9 @@ TGT256 AI void f32_block256(const int MR, const int NR, int c0, int c1, int k, c
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
 			if (MR >= F32_PF_MR && !(c & 15))
-				_mm_prefetch((const char *)(w + r * ldw + c + pf), _MM_HINT_T0);
-			wv[r] = _mm256_loadu_ps(w + r * ldw + c);
+				_mm_prefetch((const char *)w + (r * ldw + c + pf) * wt_size(WT),
+					     _MM_HINT_T0);
+			wv[r] = wload256(WT, w, r * ldw + c);
 		}
 #pragma GCC unroll 8
 		for (int i = 0; i < MR; i++) {
@@ -229,7 +294,7 @@ TGT256 AI void f32_block256(const int MR, const int NR, int c0, int c1, int k, c
 		__m256 wv[F32_NR];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++)
-			wv[r] = _mm256_maskload_ps(w + r * ldw + k8, tail);
+			wv[r] = wtail256(WT, tail, c1 & 7, w, r * ldw + k8);
 #pragma GCC unroll 8
 		for (int i = 0; i < MR; i++) {
 			__m256 xv = _mm256_maskload_ps(x + i * ldx + k8, tail);
@@ -255,27 +320,25 @@ F32_ROWS(f32_rows256_t, f32_block256, __m256, TGT256)
 /* One instance per MR, NR chosen by measurement (Zen 5 here, out of cache
  * and in) among those whose MR * NR accumulators, NR weight chunks and one
  * x chunk fit the registers (32 zmm, 16 ymm). */
-typedef void (*f32_rows_fn)(int, int, int, float, const float *, size_t, const float *, size_t,
+typedef void (*f32_rows_fn)(int, int, int, float, const float *, size_t, const void *, size_t,
 			    float, float *, size_t);
 
-#define F32_512(MR, NR)                                                                     \
-	TGT512 __attribute__((noinline)) static void f32_512_##MR(int r0, int r1, int k,     \
-								float alpha, const float *x, \
-								size_t ldx, const float *w,  \
-								size_t ldw, float beta,      \
-								float *y, size_t ldy)        \
-	{                                                                                   \
-		f32_rows512_t(MR, NR, r0, r1, k, alpha, x, ldx, w, ldw, beta, y, ldy);      \
+#define F32_ONE(ISA, TGT, ROWS, NAME, WT, MR, NR)                                             \
+	TGT __attribute__((noinline)) static void NAME##_##ISA##_##MR(                        \
+		int r0, int r1, int k, float alpha, const float *x, size_t ldx, const void *w, \
+		size_t ldw, float beta, float *y, size_t ldy)                                 \
+	{                                                                                     \
+		ROWS(WT, MR, NR, r0, r1, k, alpha, x, ldx, w, ldw, beta, y, ldy);              \
 	}
-#define F32_256(MR, NR)                                                                     \
-	TGT256 __attribute__((noinline)) static void f32_256_##MR(int r0, int r1, int k,     \
-								float alpha, const float *x, \
-								size_t ldx, const float *w,  \
-								size_t ldw, float beta,      \
-								float *y, size_t ldy)        \
-	{                                                                                   \
-		f32_rows256_t(MR, NR, r0, r1, k, alpha, x, ldx, w, ldw, beta, y, ldy);      \
-	}
+/* The loops for MR rows of x, NR weight rows a pass, for each weight type. */
+#define F32_512(MR, NR)                                                      \
+	F32_ONE(512, TGT512, f32_rows512_t, f32, WT_F32, MR, NR)             \
+	F32_ONE(512, TGT512, f32_rows512_t, b16, WT_BF16, MR, NR)            \
+	F32_ONE(512, TGT512, f32_rows512_t, h16, WT_F16, MR, NR)
+#define F32_256(MR, NR)                                                      \
+	F32_ONE(256, TGT256, f32_rows256_t, f32, WT_F32, MR, NR)             \
+	F32_ONE(256, TGT256, f32_rows256_t, b16, WT_BF16, MR, NR)            \
+	F32_ONE(256, TGT256, f32_rows256_t, h16, WT_F16, MR, NR)
 F32_512(1, 4)
 F32_512(2, 4)
 F32_512(3, 4)
@@ -293,11 +356,17 @@ F32_256(6, 2)
 F32_256(7, 1)
 F32_256(8, 1)
 
-static const f32_rows_fn f32_512[TK_GEMV_MAX_ROWS + 1] = {
-	NULL, f32_512_1, f32_512_2, f32_512_3, f32_512_4, f32_512_5, f32_512_6, f32_512_7, f32_512_8,
+#define F32_TABLE(NAME, ISA)                                                                  \
+	{                                                                                     \
+		NULL, NAME##_##ISA##_1, NAME##_##ISA##_2, NAME##_##ISA##_3, NAME##_##ISA##_4, \
+			NAME##_##ISA##_5, NAME##_##ISA##_6, NAME##_##ISA##_7, NAME##_##ISA##_8 \
+	}
+/* [WT][MR] */
+static const f32_rows_fn f32_512[3][TK_GEMV_MAX_ROWS + 1] = {
+	F32_TABLE(f32, 512), F32_TABLE(b16, 512), F32_TABLE(h16, 512)
 };
-static const f32_rows_fn f32_256[TK_GEMV_MAX_ROWS + 1] = {
-	NULL, f32_256_1, f32_256_2, f32_256_3, f32_256_4, f32_256_5, f32_256_6, f32_256_7, f32_256_8,
+static const f32_rows_fn f32_256[3][TK_GEMV_MAX_ROWS + 1] = {
+	F32_TABLE(f32, 256), F32_TABLE(b16, 256), F32_TABLE(h16, 256)
 };
 #endif
 
@@ -310,12 +379,14 @@ int tk_cpu_gemv_f32_ok(enum tk_cpu_isa isa)
 #endif
 }
 
-/* One tk_cpu_gemv_f32 call, for its blocks run on the pool. */
+/* One tk_cpu_gemv_f32 or tk_cpu_gemv_half call, for its blocks run on the
+ * pool; wt: the weights' WT_. */
 struct f32_job {
 	enum tk_cpu_isa isa;
-	int m, n, k;
+	int wt, m, n, k;
 	float alpha, beta;
-	const float *x, *w;
+	const float *x;
+	const void *w;
 	size_t ldx, ldw, ldy;
 	float *y;
 };
@@ -333,10 +404,10 @@ static void f32_block(void *p, int bl, int tid)
 		float *yi = j->y + (size_t)i0 * j->ldy;
 #ifdef TK_GEMV_X86
 		if (j->isa == TK_CPU_ISA_AVX512)
-			f32_512[mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
+			f32_512[j->wt][mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
 				    j->ldy);
 		else
-			f32_256[mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
+			f32_256[j->wt][mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
 				    j->ldy);
 #endif
 		(void)mr, (void)xi, (void)yi;
@@ -347,13 +418,37 @@ void tk_cpu_gemv_f32(enum tk_cpu_isa isa, int nt, int m, int n, int k, float alp
 		     const float *x, size_t ldx, const float *w, size_t ldw, float beta, float *y,
 		     size_t ldy)
 {
-	struct f32_job j = { isa, m, n, k, alpha, beta, x, w, ldx, ldw, ldy, y };
+	struct f32_job j = { isa, WT_F32, m, n, k, alpha, beta, x, w, ldx, ldw, ldy, y };
 
 	if ((long)n * k < GEMV_PAR_MIN)
 		nt = 1;
 	/* blocks of GEMV_BLOCK rows handed out as threads come for them: on
 	 * a machine shared with other work, a thread that loses its core
 	 * holds up only the block it has (pool.h) */
+	tk_pool_for(nt, (n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, &j);
+}
+
+/* The WT_ of a half weight's kind. */
+static int half_wt(enum tk_qkind kind)
+{
+	return kind == TK_QK_BF16 ? WT_BF16 : WT_F16;
+}
+
+int tk_cpu_gemv_half_ok(enum tk_cpu_isa isa, enum tk_qkind kind)
+{
+	return tk_qkind_half(kind) && tk_cpu_gemv_f32_ok(isa) &&
+	       (kind == TK_QK_BF16 || isa >= TK_CPU_ISA_AVX512 || tk_cpu_features()->f16c);
+}
+
+void tk_cpu_gemv_half(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0,
+		      int n, int m, const float *x, float *y, size_t ldy, float beta)
+{
+	const size_t k = (size_t)q->cols;
+	struct f32_job j = { isa, half_wt(q->kind), m, n, (int)k, 1.0f, beta, x,
+			     (const uint16_t *)q->data + (size_t)row0 * k, k, k, ldy, y };
+
+	if ((long)n * (long)k < GEMV_PAR_MIN)
+		nt = 1;
 	tk_pool_for(nt, (n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, &j);
 }
 
@@ -912,16 +1007,18 @@ int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
 {
 #ifdef TK_GEMV_X86
 	struct group_job g = { .count = count };
-	const int q4 = it[0].w == NULL;
+	/* 4-bit (all of one kind), or fp32 and half weights in any mix */
+	const int q4 = it[0].w == NULL && !tk_qkind_half(it[0].q->kind);
 	uint8_t pl[4][16];
 	long work = 0;
 
 	if (count < 1 || count > TK_GEMV_GROUP_MAX || m > TK_GEMV_MAX_ROWS || k < 1)
 		return TK_E_UNSUPPORTED;
 	for (int j = 0; j < count; j++) {
-		if ((it[j].w == NULL) != q4 ||
-		    (q4 ? !tk_cpu_qgemv4_ok(isa, it[j].q) || it[j].q->kind != it[0].q->kind
-			: !tk_cpu_gemv_f32_ok(isa)))
+		const struct tk_qweight *q = it[j].w ? NULL : it[j].q;
+		if (q4 ? !q || !tk_cpu_qgemv4_ok(isa, q) || q->kind != it[0].q->kind
+		       : q ? !tk_cpu_gemv_half_ok(isa, q->kind) || q->cols != k
+			   : !tk_cpu_gemv_f32_ok(isa))
 			return TK_E_UNSUPPORTED;
 		work += (long)it[j].n * k;
 	}
@@ -933,10 +1030,16 @@ int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
 		if (q4)
 			g.j[j].q4 = (struct q4_job){ isa, it[j].q, it[j].row0, it[j].n, m, (size_t)k,
 						     ws, it[j].y, it[j].n, 0.0f, tabs };
+		else if (it[j].w)
+			g.j[j].f32 = (struct f32_job){ isa, WT_F32, m, it[j].n, k, 1.0f, 0.0f, x,
+						       it[j].w, (size_t)k, (size_t)k,
+						       (size_t)it[j].n, it[j].y };
 		else
-			g.j[j].f32 = (struct f32_job){ isa, m, it[j].n, k, 1.0f, 0.0f, x, it[j].w,
-						       (size_t)k, (size_t)k, (size_t)it[j].n,
-						       it[j].y };
+			g.j[j].f32 = (struct f32_job){
+				isa, half_wt(it[j].q->kind), m, it[j].n, k, 1.0f, 0.0f, x,
+				(const uint16_t *)it[j].q->data + (size_t)it[j].row0 * (size_t)k,
+				(size_t)k, (size_t)k, (size_t)it[j].n, it[j].y
+			};
 		g.first[j + 1] = g.first[j] + (it[j].n + rb - 1) / rb;
 	}
 	/* the threshold of one product, for the group's elements */

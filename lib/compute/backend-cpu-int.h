@@ -33,6 +33,14 @@ void tk_cpu_gemv_f32(enum tk_cpu_isa isa, int nt, int m, int n, int k, float alp
 		     const float *x, size_t ldx, const float *w, size_t ldw, float beta, float *y,
 		     size_t ldy);
 
+/* tk_cpu_gemv_f32 (alpha 1) for rows row0 .. row0+n-1 of the half weight
+ * q (TK_QK_BF16, TK_QK_F16: tk_cpu_gemv_half_ok) read as 16-bit values and
+ * widened in the loops: the bits tk_cpu_gemv_f32 gives on q widened to
+ * fp32.  x [m, q->cols]. */
+int tk_cpu_gemv_half_ok(enum tk_cpu_isa isa, enum tk_qkind kind);
+void tk_cpu_gemv_half(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0,
+		      int n, int m, const float *x, float *y, size_t ldy, float beta);
+
 /* Whether tk_cpu_qgemv4 takes q at this isa: NF4 or FP4 with cols and the
  * block size multiples of 64 (every 64 columns of a row then lie in one
  * block, at a byte boundary), AVX2 or AVX-512. */
@@ -53,10 +61,11 @@ size_t tk_cpu_qgemv4_ws(const struct tk_qweight *q, int m);
 void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0, int n,
 		   int m, const float *x, float *y, int ldy, float beta, float *ws);
 
-/* y_j = x W_j^T (as tk_cpu_gemv_f32 with alpha 1, beta 0, or tk_cpu_qgemv4
- * with beta 0: the same bits) for the count <= TK_GEMV_GROUP_MAX items of
- * a group on one x [m, k], m <= TK_GEMV_MAX_ROWS, all fp32 or all 4-bit
- * of one kind with k columns: the blocks of all of them in one loop of the
+/* y_j = x W_j^T (as tk_cpu_gemv_f32 with alpha 1, beta 0, tk_cpu_gemv_half
+ * or tk_cpu_qgemv4 with beta 0: the same bits) for the count <=
+ * TK_GEMV_GROUP_MAX items of a group on one x [m, k], m <= TK_GEMV_MAX_ROWS,
+ * fp32 and half weights in any mix, or all 4-bit of one kind, with k
+ * columns: the blocks of all of them in one loop of the
  * pool.  ws: tk_cpu_qgemv4_ws floats for 4-bit (x reordered once).
  * Returns 0, or TK_E_UNSUPPORTED for a group it does not take. */
 int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,

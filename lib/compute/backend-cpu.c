@@ -1470,6 +1470,10 @@ ISA_BODY void qrow_body(const struct tk_qweight *q, const float *code, int64_t r
 {
 	const size_t cols = (size_t)q->cols;
 
+	if (tk_qkind_half(q->kind)) {
+		tk_qweight_rows(q, r, 1, w, NULL);
+		return;
+	}
 	if (q->kind == TK_QK_INT8) {
 		const int8_t *src = (const int8_t *)q->data + (size_t)r * cols;
 		const float s = q->scb[r] * (float)(1.0 / 127.0);
@@ -1632,7 +1636,7 @@ static int cpu_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, i
 	const int isa = (int)tk_cpu_isa();
 	const size_t cols = (size_t)q->cols;
 
-	if (q->kind == TK_QK_INT8 || isa < 1)
+	if (q->kind == TK_QK_INT8 || tk_qkind_half(q->kind) || isa < 1)
 		return tk_qweight_rows(q, row0, n, out, NULL);
 	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
 	int nt = (size_t)n * cols < (size_t)QMM_PAR_MIN ? 1 : be->threads;
@@ -1762,7 +1766,7 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 	const size_t cols = (size_t)q->cols;
 	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
 	int nt = be->threads, isa = (int)tk_cpu_isa();
-	if (q->kind != TK_QK_INT8 &&
+	if (q->kind != TK_QK_INT8 && !tk_qkind_half(q->kind) &&
 	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
 	     !tk_q4_blocksize_ok((long long)q->blocksize)))
 		return TK_E_INVAL;
@@ -1773,6 +1777,11 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 			for (int r = 0; r < n; r++)
 				y[(size_t)i * ldy + r] = beta == 0.0f ? 0.0f :
 							 beta * y[(size_t)i * ldy + r];
+		return 0;
+	}
+	if (tk_cpu_gemv_half_ok((enum tk_cpu_isa)isa, q->kind)) {
+		/* 16-bit floats widened in the fp32 loops */
+		tk_cpu_gemv_half((enum tk_cpu_isa)isa, nt, q, row0, n, m, x, y, (size_t)ldy, beta);
 		return 0;
 	}
 	if (tk_cpu_qgemv4_ok((enum tk_cpu_isa)isa, q)) {
@@ -1796,13 +1805,13 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 
 #ifdef TK_QMM_AVX512
 		if (isa == 2) {
-			if (q->kind == TK_QK_INT8)
+			if (q->kind == TK_QK_INT8 || tk_qkind_half(q->kind))
 				ISA_COPY(qrow, isa)(q, code, row0 + r, w);
 			else
 				qrow4_avx512(q, code, row0 + r, w);
 			qdots_avx512(s, x, cols, m, w);
 		} else if (isa == 1) {
-			if (q->kind == TK_QK_INT8)
+			if (q->kind == TK_QK_INT8 || tk_qkind_half(q->kind))
 				ISA_COPY(qrow, isa)(q, code, row0 + r, w);
 			else
 				qrow4_avx2(q, code, row0 + r, w);

@@ -420,12 +420,15 @@ int tk_dequant_rows(struct tk_backend *be, const struct tk_qweight *q, int64_t r
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
 				   "rows %lld..%lld outside a matrix of %lld rows",
 				   (long long)row0, (long long)(row0 + n), (long long)q->rows);
-	if (q->kind != TK_QK_INT8 &&
+	if (q->kind != TK_QK_INT8 && !tk_qkind_half(q->kind) &&
 	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
 	     !tk_q4_blocksize_ok((long long)q->blocksize)))
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "not a valid quantized weight");
 	if (n == 0 || q->cols <= 0)
 		return 0;
+	if (tk_qkind_half(q->kind) && !be->i->host_memory) /* the CPU backend's alone */
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "16-bit weights are held on the CPU backend only");
 	return be->i->dequant_rows(be, q, row0, n, out);
 }
 

@@ -37,6 +37,7 @@ static void read_features(void)
 	int os_amx = (xcr0 & 0x60000) == 0x60000; /* tile config and data */
 	f.avx = os_avx && ((c >> 28) & 1);
 	f.fma = f.avx && ((c >> 12) & 1);
+	f.f16c = f.avx && ((c >> 29) & 1);
 	if (max >= 7) {
 		__cpuid_count(7, 0, a, b, c, dx);
 		f.avx2 = f.avx && ((b >> 5) & 1);

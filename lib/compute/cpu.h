@@ -26,6 +26,7 @@ struct tk_cpu_features {
 	int amd;        /* AuthenticAMD or HygonGenuine */
 	int sse3, sse42;
 	int avx, fma, avx2;    /* with the OS saving YMM state */
+	int f16c;              /* fp16 <-> fp32 conversions (with YMM state) */
 	int avx512;     /* F, CD, BW, DQ and VL, with the OS saving ZMM state */
 	int avx512vnni, avx512vbmi, avx512bf16;
 	int amx;        /* AMX tiles (and the OS saving them) */

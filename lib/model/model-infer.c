@@ -336,6 +336,22 @@ static int layout(struct tk_infer *s, const struct tk_infer_span *sp, int nsp, s
 	return r;
 }
 
+/* x[i] = row ids[i] of the embedding at voff (fp32, or held as a
+ * tk_qweight: those rows dequantized, the bits tk_qweight_rows gives). */
+static int embed(struct tk_model *m, float *x, long voff, const uint32_t *ids, int n, int dim)
+{
+	const struct tk_model_tensor *t = tk_model_tensor_at(m, voff);
+
+	if (!t->q)
+		return tk_embedding_fwd(m->be, x, P(voff), ids, n, dim);
+	for (int i = 0; i < n; i++) {
+		if (ids[i] >= (uint64_t)t->q->rows)
+			return TK_E_INVAL;
+		CHECK(tk_dequant_rows(m->be, t->q, ids[i], 1, x + (size_t)i * dim, NULL));
+	}
+	return 0;
+}
+
 int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int nsp,
 			float *logits, struct tk_diag *d)
 {
@@ -356,7 +372,7 @@ int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int 
 		if (c->rope_local_theta > 0)
 			tk_rope_local_table(c, r->rope_local);
 	}
-	err = tk_embedding_fwd(m->be, s->x, P(r->emb), s->ids, n, C);
+	err = embed(m, s->x, r->emb, s->ids, n, C);
 	if (!err && c->embed_scale > 0)
 		err = tk_scale(m->be, s->x, c->embed_scale, (size_t)n * C);
 	if (!err && r->pos >= 0) {
@@ -374,9 +390,12 @@ int tk_infer_feed_spans(struct tk_infer *s, const struct tk_infer_span *sp, int 
 	}
 	if (!err)
 		err = norm(s, s->lnf, s->last, r->lnf_w, r->lnf_b, nsp);
-	if (!err)
-		err = tk_matmul(m->be, 0, 1, nsp, c->vocab_size, C, 1.0f, s->lnf, C, P(r->head),
-				C, 0.0f, logits, c->vocab_size);
+	if (!err) { /* the lm head as a linear layer: fp32 or held (TK_LOAD_HALF) */
+		const struct tk_lin head = { .tw = (int)(tk_model_tensor_at(m, r->head) - m->tensors),
+					     .tb = -1, .w = r->head, .b = -1, .row0 = 0, .in = C,
+					     .out = c->vocab_size, .ad = -1 };
+		err = tk_lin_base_fwd(m, &head, logits, s->lnf, nsp);
+	}
 	if (!err && c->final_softcap > 0)
 		err = tk_logit_softcap(m->be, logits, (size_t)nsp * c->vocab_size,
 				       c->final_softcap);

@@ -595,12 +595,13 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 		snprintf(buf + len, n - len, "]");
 }
 
-static int load_tensor(struct tk_model *m, const tk_safetensors_t *st, const struct tk_model_tensor *t,
-		       float *tmp, const char *dir, struct tk_diag *d)
+/* The file's tensor for t, checked: its shape, a float dtype. */
+static int find_tensor(const tk_safetensors_t *st, const struct tk_model_tensor *t,
+		       const char *dir, const struct tk_tensor_info **out, struct tk_diag *d)
 {
 	const struct tk_tensor_info *ti = tk_safetensors_find(st, t->name);
 	char want[64], got[64];
-	int i, err, same = 1;
+	int i, same = 1;
 
 	if (!ti)
 		return tk_diag_set(d, TK_E_FORMAT, dir, -1, "missing tensor %s", t->name);
@@ -619,6 +620,18 @@ static int load_tensor(struct tk_model *m, const tk_safetensors_t *st, const str
 		return tk_diag_set(d, TK_E_UNSUPPORTED, ti->file ? ti->file : dir, -1,
 				   "tensor %s has dtype %s, expected F32, F16 or BF16", t->name,
 				   tk_dtype_name(ti->dtype));
+	*out = ti;
+	return 0;
+}
+
+static int load_tensor(struct tk_model *m, const tk_safetensors_t *st, const struct tk_model_tensor *t,
+		       float *tmp, const char *dir, struct tk_diag *d)
+{
+	const struct tk_tensor_info *ti;
+	int err = find_tensor(st, t, dir, &ti, d);
+
+	if (err)
+		return err;
 	if (!t->conv1d)
 		return tk_safetensors_to_f32(ti, m->params + t->off, d);
 	err = tk_safetensors_to_f32(ti, tmp, d);
@@ -655,12 +668,65 @@ static int load_quantized(struct tk_model *m, const tk_safetensors_t *st, const 
 			t->trainable = 0;
 			m->n_quantized++;
 		}
-	err = alloc_compact(m, dir, d);
-	return err ? err : qweights_to_backend(m, d);
+	return 0;
+}
+
+/* Holds t (a weight matrix stored F16 or BF16) as a half tk_qweight. */
+static int hold_half(struct tk_model *m, const tk_safetensors_t *st, struct tk_model_tensor *t,
+		     int64_t cols, const char *dir, struct tk_diag *d)
+{
+	const struct tk_tensor_info *ti;
+	int err;
+
+	if (t->q || t->ndim != 2)
+		return 0;
+	if ((err = find_tensor(st, t, dir, &ti, d)))
+		return err;
+	if (ti->dtype != TK_DT_F16 && ti->dtype != TK_DT_BF16)
+		return 0;
+	if (!(t->q = calloc(1, sizeof(*t->q))))
+		return tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
+	err = tk_qweight_half(t->q, ti->dtype == TK_DT_BF16 ? TK_QK_BF16 : TK_QK_F16, ti->data,
+			      (int64_t)(t->n / (size_t)cols), cols, t->conv1d, d);
+	if (err) {
+		free(t->q);
+		t->q = NULL;
+		return err;
+	}
+	t->trainable = 0;
+	m->n_quantized++;
+	return 0;
+}
+
+/* TK_LOAD_HALF: the linear weights, the embedding and the lm head that
+ * the file stores as F16 or BF16 stay so (tk_qweight_half). */
+static int load_half(struct tk_model *m, const tk_safetensors_t *st, const char *dir,
+		     struct tk_diag *d)
+{
+	struct tk_model_run *r = m->run;
+	int err = 0;
+
+	for (int l = 0; l < m->cfg.n_layer && !err; l++)
+		for (int s = 0; s < TK_LIN_N && !err; s++) {
+			const struct tk_lin *L = &r->lin[l][s];
+			if (L->tw >= 0 && !L->row0)
+				err = hold_half(m, st, &m->tensors[L->tw], L->in, dir, d);
+		}
+	if (!err)
+		err = hold_half(m, st, tk_model_tensor_at(m, r->emb), m->cfg.hidden, dir, d);
+	if (!err && r->head != r->emb)
+		err = hold_half(m, st, tk_model_tensor_at(m, r->head), m->cfg.hidden, dir, d);
+	return err;
 }
 
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 		  struct tk_diag *d)
+{
+	return tk_model_load_ex(m, dir, be, 0, d);
+}
+
+int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be, unsigned flags,
+		     struct tk_diag *d)
 {
 	struct tk_model_config c;
 	struct tk_bnb_config q;
@@ -683,13 +749,21 @@ int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 	if (c.arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
 	    tk_safetensors_find(st, "wte.weight"))
 		pre = ""; /* saved from GPT2Model, as the original gpt2 checkpoint */
-	err = model_make(m, &c, be, pre, !q.bits, d);
+	/* half weights on the CPU backend only: the CUDA backend's kernels
+	 * take 4-bit and int8 weights */
+	if (strcmp(be->i->name, "cpu"))
+		flags &= ~TK_LOAD_HALF;
+	err = model_make(m, &c, be, pre, !q.bits && !(flags & TK_LOAD_HALF), d);
 	if (err) {
 		if (d && !d->path[0])
 			snprintf(d->path, sizeof(d->path), "%s", dir);
 		goto out;
 	}
-	if (q.bits && (err = load_quantized(m, st, dir, d)))
+	if ((q.bits && (err = load_quantized(m, st, dir, d))) ||
+	    ((flags & TK_LOAD_HALF) && (err = load_half(m, st, dir, d))))
+		goto out;
+	if ((q.bits || (flags & TK_LOAD_HALF)) &&
+	    ((err = alloc_compact(m, dir, d)) || (err = qweights_to_backend(m, d))))
 		goto out;
 	for (i = 0; i < m->n_tensors; i++)
 		if (m->tensors[i].conv1d && !m->tensors[i].q && m->tensors[i].n > maxn)
@@ -711,54 +785,82 @@ out:
 	return err;
 }
 
-int tk_model_dequantize(struct tk_model *m, struct tk_diag *d)
+/* Replaces the quantized tensors (half ones only when half_only) by their
+ * fp32 values in a new arena: laid out as the virtual layout when none
+ * stays quantized, else compactly (alloc_compact's order). */
+static int unhold(struct tk_model *m, int half_only, struct tk_diag *d)
 {
-	const struct tk_model_tensor *last;
+	int err = 0, stay = 0;
+	size_t n = 0;
 	float *p;
-	size_t n;
-	int err = 0;
 
-	if (!m->n_quantized)
+	for (int i = 0; i < m->n_tensors; i++)
+		stay += m->tensors[i].q && half_only && !tk_qkind_half(m->tensors[i].q->kind);
+	if (stay == m->n_quantized)
 		return 0;
-	last = &m->tensors[m->n_tensors - 1];
-	n = last->voff + (last->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
-	p = tk_backend_alloc(m->be, n * sizeof(float));
+	if (!stay) {
+		const struct tk_model_tensor *last = &m->tensors[m->n_tensors - 1];
+		n = last->voff + (last->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+	}
+	for (int i = 0; i < m->n_tensors && stay; i++) {
+		const struct tk_model_tensor *t = &m->tensors[i];
+		if (!t->q || tk_qkind_half(t->q->kind))
+			n += (t->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+	}
+	p = tk_backend_alloc(m->be, (n ? n : 1) * sizeof(float));
 	if (!p)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1,
 				   "out of memory for the dequantized model (%zu MiB)",
 				   n * sizeof(float) >> 20);
-	memset(p, 0, n * sizeof(float));
-	for (int i = 0; i < m->n_tensors && !err; i++) {
+	memset(p, 0, (n ? n : 1) * sizeof(float));
+	for (size_t i = 0, off = 0; i < (size_t)m->n_tensors && !err; i++) {
 		struct tk_model_tensor *t = &m->tensors[i];
+		size_t at = stay ? off : t->voff;
+		if (t->q && half_only && !tk_qkind_half(t->q->kind))
+			continue; /* stays quantized */
 		if (t->q)
-			err = tk_qweight_rows(t->q, 0, t->q->rows, p + t->voff, d);
+			err = tk_qweight_rows(t->q, 0, t->q->rows, p + at, d);
 		else
-			memcpy(p + t->voff, m->params + t->off, t->n * sizeof(float));
+			memcpy(p + at, m->params + t->off, t->n * sizeof(float));
+		off += (t->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 	}
 	if (err) {
 		tk_backend_free_mem(m->be, p);
 		return err;
 	}
-	for (int i = 0; i < m->n_tensors; i++) {
+	for (size_t i = 0, off = 0; i < (size_t)m->n_tensors; i++) {
 		struct tk_model_tensor *t = &m->tensors[i];
+		if (t->q && half_only && !tk_qkind_half(t->q->kind))
+			continue;
 		if (t->q) {
 			tk_qweight_free(t->q);
 			free(t->q);
 			t->q = NULL;
 			t->trainable = !m->lora;
+			m->n_quantized--;
 		}
-		t->off = t->voff;
+		t->off = stay ? off : t->voff;
+		off += (t->n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
 	}
 	tk_backend_free_mem(m->be, m->params);
 	m->params = p;
 	m->n_params = n;
-	m->n_quantized = 0;
 	if (m->grads) { /* laid out as the old arena: made again when needed */
 		tk_backend_free_mem(m->be, m->grads);
 		m->grads = NULL;
 	}
 	tk_model_params_changed(m);
 	return 0;
+}
+
+int tk_model_dequantize(struct tk_model *m, struct tk_diag *d)
+{
+	return m->n_quantized ? unhold(m, 0, d) : 0;
+}
+
+int tk_model_widen_half(struct tk_model *m, struct tk_diag *d)
+{
+	return m->n_quantized ? unhold(m, 1, d) : 0;
 }
 
 /* Trainable parameters */

@@ -110,6 +110,22 @@ struct tk_param {
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 		  struct tk_diag *d);
 
+/* tk_model_load's flags (tk_model_load_ex). */
+enum {
+	/* For inference on the CPU backend (ignored elsewhere): the weight
+	 * matrices the file stores as F16 or BF16 (linear layers, the
+	 * embedding, the lm head) stay 16-bit in memory (t->q, a half
+	 * tk_qweight: frozen), widened to fp32 in the matmuls, which is exact:
+	 * the model computes what it would with them loaded as fp32, from
+	 * half the memory and half the bytes read per decode step.  Training
+	 * such a model trains adapters only (as a quantized one). */
+	TK_LOAD_HALF = 1u << 0,
+};
+
+/* tk_model_load with flags (TK_LOAD_*). */
+int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be, unsigned flags,
+		     struct tk_diag *d);
+
 /* A fresh model for a configuration, initialised as transformers'
  * _init_weights does: Linear/Conv1D weights and embeddings normal(0,
  * initializer_range), biases 0, norm weights 1 (LayerNorm biases 0), GPT-2's
@@ -161,6 +177,11 @@ uint64_t tk_model_count_params(const struct tk_model *m);
 /* Replaces every quantized tensor by its fp32 dequantization in the
  * arena (the arena grows).  0 at once for a model without any. */
 int tk_model_dequantize(struct tk_model *m, struct tk_diag *d);
+
+/* tk_model_dequantize for the half tensors only (TK_LOAD_HALF): they
+ * become fp32 in the arena, exactly their values; 4-bit and int8 ones stay
+ * quantized.  0 at once for a model without any. */
+int tk_model_widen_half(struct tk_model *m, struct tk_diag *d);
 
 /* tk_model_save writing the weights as dtype (TK_DT_F32, TK_DT_F16 or
  * TK_DT_BF16, round to nearest even; config.json's torch_dtype says so).

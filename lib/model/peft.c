@@ -409,9 +409,11 @@ static int float_dtype(enum tk_dtype t)
 }
 
 /* Pass 1, before anything changes: every tensor of the file belongs to the
- * model, with the right shape and a float dtype. */
+ * model, with the right shape and a float dtype; *widen is set when one
+ * replaces a base tensor held 16-bit (TK_LOAD_HALF), which must then be
+ * fp32. */
 static int check_file(const struct tk_model *m, const tk_safetensors_t *st, const char *path, int r,
-		      struct tk_diag *d)
+		      int *widen, struct tk_diag *d)
 {
 	char module[256];
 	enum key_kind kind;
@@ -434,7 +436,9 @@ static int check_file(const struct tk_model *m, const tk_safetensors_t *st, cons
 				return tk_diag_set(d, TK_E_MISMATCH, path, -1,
 						   "tensor %s: the model has no %s (was this adapter "
 						   "trained on another base model?)", ti->name, module);
-			if (t->q)
+			if (t->q && tk_qkind_half(t->q->kind))
+				*widen = 1;
+			else if (t->q)
 				return tk_diag_set(d, TK_E_UNSUPPORTED, path, -1,
 						   "tensor %s: %s is quantized in the model",
 						   ti->name, module);
@@ -590,7 +594,7 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 	cJSON *root = NULL;
 	tk_safetensors_t *st = NULL;
 	struct stat sb;
-	int err;
+	int err, widen = 0;
 
 	if (m->lora)
 		return tk_diag_set(d, TK_E_INVAL, dir, -1, "the model has an adapter already");
@@ -615,7 +619,8 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 	}
 	if ((err = tk_safetensors_open(&st, wpath, d)))
 		goto out;
-	if ((err = check_file(m, st, wpath, c.r, d)))
+	if ((err = check_file(m, st, wpath, c.r, &widen, d)) ||
+	    (widen && (err = tk_model_widen_half(m, d))))
 		goto out;
 	if ((err = tk_lora_attach(m, &c, 0, d))) {
 		/* a config that does not fit the model: data, not usage */

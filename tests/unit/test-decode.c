@@ -1,6 +1,7 @@
 /* test-decode.c - the CPU backend's decode ops (lib/compute/backend.h): qmatmul on
- * NF4/FP4 (plain and double-quantized) and int8 weights against
- * tk_qweight_rows and a dot product in double; matmul_group against
+ * NF4/FP4 (plain and double-quantized), int8 and half (BF16, F16) weights
+ * against tk_qweight_rows and a dot product in double, half weights also
+ * bit for bit against matmul on their fp32 widening; matmul_group against
  * matmul and qmatmul; attention_decode against a softmax in double;
  * copy_rows.
  *
@@ -125,6 +126,105 @@ static void check_qmm(const struct tk_qweight *q, int64_t row0, int n, int m, fl
 	free(y);
 	free(y2);
 	free(y0);
+}
+
+/* A random 16-bit float of kind k: any sign, magnitudes 2^-20 .. 2^4
+ * (bf16) or zero, subnormal and normal up to 2^4 (f16); never Inf/NaN. */
+static uint16_t half_rand(enum tk_qkind k)
+{
+	uint32_t r = (uint32_t)((frand() + 1.0f) * 32767.0f);
+	uint16_t sign = (uint16_t)((r & 1) << 15), mant = (uint16_t)(r >> 1);
+	uint16_t e = (uint16_t)((frand() + 1.0f) * 12.0f); /* 0 .. 23 */
+
+	if (k == TK_QK_BF16) /* exponent 107 .. 130, 7 mantissa bits */
+		return (uint16_t)(sign | (uint16_t)((107 + e) << 7) | (mant & 0x7f));
+	return (uint16_t)(sign | (uint16_t)((e < 20 ? e : 19) << 10) | (mant & 0x3ff));
+}
+
+/* The value of a 16-bit float, computed apart from the library. */
+static float half_value(enum tk_qkind k, uint16_t h)
+{
+	double sign = h >> 15 ? -1.0 : 1.0;
+	if (k == TK_QK_BF16) {
+		int e = (h >> 7) & 255, m = h & 127;
+		return (float)(sign * (e ? ldexp(1.0 + m / 128.0, e - 127) : ldexp(m / 128.0, -126)));
+	}
+	int e = (h >> 10) & 31, m = h & 1023;
+	return (float)(sign * (e ? ldexp(1.0 + m / 1024.0, e - 15) : ldexp(m / 1024.0, -14)));
+}
+
+/* Half weights (BF16, F16): tk_qweight_half (plain and transposed),
+ * tk_qweight_rows against each value, qmatmul against the reference
+ * (check_qmm) and, where the GEMV loops run (m <= 8, AVX2 and up), with
+ * the bits tk_matmul gives on the widened weight. */
+static void test_qmatmul_half(void)
+{
+	static const int64_t shapes[][2] = { { 1, 1 }, { 5, 7 }, { 50, 17 }, { 130, 64 },
+					     { 97, 1000 }, { 9, 5000 } };
+	static const enum tk_qkind kinds[] = { TK_QK_BF16, TK_QK_F16 };
+
+	init_backends();
+	for (size_t ki = 0; ki < 2; ki++)
+		for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+			const enum tk_qkind kind = kinds[ki];
+			const int64_t rows = shapes[si][0], cols = shapes[si][1];
+			const size_t n = (size_t)(rows * cols);
+			uint16_t *h = malloc(n * sizeof(uint16_t)), *ht = malloc(n * sizeof(uint16_t));
+			float *w = malloc(n * sizeof(float)), *x = malloc(8 * (size_t)cols * sizeof(float));
+			float *y = malloc(8 * (size_t)rows * sizeof(float));
+			float *z = malloc(8 * (size_t)rows * sizeof(float));
+			struct tk_qweight q, qt;
+			char what[64];
+
+			TT_REQUIRE(h && ht && w && x && y && z, "out of memory");
+			for (size_t i = 0; i < n; i++)
+				h[i] = half_rand(kind);
+			for (int64_t r = 0; r < rows; r++) /* ht: h transposed, [cols, rows] */
+				for (int64_t c = 0; c < cols; c++)
+					ht[c * rows + r] = h[r * cols + c];
+			TT_REQUIRE(tk_qweight_half(&q, kind, h, rows, cols, 0, NULL) == 0, "half");
+			TT_REQUIRE(tk_qweight_half(&qt, kind, ht, rows, cols, 1, NULL) == 0, "half^T");
+			TT_CHECK(!memcmp(q.data, qt.data, n * sizeof(uint16_t)),
+				 "%lldx%lld: the transposed copy differs", (long long)rows,
+				 (long long)cols);
+			TT_CHECK(tk_qweight_bytes(&q) == n * sizeof(uint16_t), "bytes");
+			TT_REQUIRE(tk_qweight_rows(&q, 0, rows, w, NULL) == 0, "rows");
+			for (size_t i = 0; i < n; i++)
+				TT_REQUIRE(w[i] == half_value(kind, h[i]), "%s %#x widened to %.9g",
+					   kind == TK_QK_BF16 ? "bf16" : "f16", h[i], w[i]);
+			float *wd = malloc(n * sizeof(float));
+			TT_REQUIRE(wd, "out of memory");
+			TT_REQUIRE(tk_dequant_rows(&be2, &q, 0, rows, wd, NULL) == 0, "dequant_rows");
+			TT_CHECK(!memcmp(w, wd, n * sizeof(float)), "dequant_rows: other bits");
+			free(wd);
+			for (int m = 1; m <= 9; m += (m < 3 ? 1 : 3)) {
+				snprintf(what, sizeof(what), "%s %lldx%lld m %d",
+					 kind == TK_QK_BF16 ? "bf16" : "f16", (long long)rows,
+					 (long long)cols, m);
+				check_qmm(&q, 0, (int)rows, m, 0.0f, what);
+				if (rows > 2)
+					check_qmm(&q, 1, (int)rows - 2, m, 0.5f, what);
+				for (size_t i = 0; i < (size_t)(m < 8 ? m : 8) * cols; i++)
+					x[i] = frand();
+				if (m > 8 || tk_cpu_isa() < TK_CPU_ISA_AVX2)
+					continue;
+				TT_REQUIRE(tk_qmatmul(&be2, &q, 0, (int)rows, m, x, y, (int)rows,
+						      0.0f) == 0, "qmatmul");
+				TT_REQUIRE(tk_matmul(&be2, 0, 1, m, (int)rows, (int)cols, 1.0f, x,
+						     (int)cols, w, (int)cols, 0.0f, z, (int)rows) == 0,
+					   "matmul");
+				TT_CHECK(!memcmp(y, z, (size_t)m * rows * sizeof(float)),
+					 "%s: not the bits of the fp32 GEMV", what);
+			}
+			tk_qweight_free(&q);
+			tk_qweight_free(&qt);
+			free(h);
+			free(ht);
+			free(w);
+			free(x);
+			free(y);
+			free(z);
+		}
 }
 
 static void test_qmatmul_4bit(void)
@@ -516,16 +616,17 @@ static void test_qmatmul_isas(void)
 		test_qmatmul_blocksize();
 		test_qmatmul_panels();
 		test_qmatmul_int8();
+		test_qmatmul_half();
 		test_quantized_decode();
 	}
 	unsetenv("TK_CPU_ISA");
 }
 
 /* matmul_group gives each product the bits tk_matmul and tk_qmatmul give
- * it alone (fp32; NF4 slices of one weight, and whole weights), for 1 to
- * 8 rows and 1 and 2 threads, or TK_E_UNSUPPORTED where the backend's
- * loops for it are not the GEMV's (TK_CPU_ISA=generic); a group mixing
- * fp32 and 4-bit is unsupported, one too large invalid. */
+ * it alone (fp32; NF4 and BF16 slices of one weight; fp32 and BF16 mixed),
+ * for 1 to 8 rows and 1 and 2 threads, or TK_E_UNSUPPORTED where the
+ * backend's loops for it are not the GEMV's (TK_CPU_ISA=generic); a group
+ * mixing fp32 and 4-bit is unsupported, one too large invalid. */
 static void test_matmul_group(void)
 {
 	enum { K = 576, NW = 3 };
@@ -533,27 +634,40 @@ static void test_matmul_group(void)
 	const int rows = ns[0] + ns[1] + ns[2];
 	float *w = malloc((size_t)rows * K * sizeof(float)), *x = malloc(8 * K * sizeof(float));
 	float *y = malloc((size_t)8 * rows * sizeof(float)), *z = malloc((size_t)8 * rows * sizeof(float));
-	struct tk_qweight q;
+	uint16_t *h = malloc((size_t)rows * K * sizeof(uint16_t));
+	struct tk_qweight q, qh;
 	struct tk_backend *bes[] = { &be1, &be2 };
+	static const char *const kinds[] = { "fp32", "nf4", "bf16", "fp32+bf16" };
 	int compared = 0;
 
 	init_backends();
-	TT_REQUIRE(w && x && y && z, "out of memory");
-	for (int i = 0; i < rows * K; i++)
+	TT_REQUIRE(w && x && y && z && h, "out of memory");
+	for (int i = 0; i < rows * K; i++) { /* bf16 values: the same weight either way */
+		uint32_t u;
 		w[i] = frand() * 0.1f;
+		memcpy(&u, &w[i], sizeof(u));
+		h[i] = (uint16_t)(u >> 16);
+		u &= 0xffff0000u;
+		memcpy(&w[i], &u, sizeof(u));
+	}
 	for (int i = 0; i < 8 * K; i++)
 		x[i] = frand();
 	TT_REQUIRE(tk_qweight_quantize4(&q, w, rows, K, TK_QK_NF4, 64, 1, 1, NULL) == 0, "quantize");
+	TT_REQUIRE(tk_qweight_half(&qh, TK_QK_BF16, h, rows, K, 0, NULL) == 0, "half");
 	for (int b = 0; b < 2; b++)
 		for (int mi = 0; mi < 3; mi++)
-			for (int quant = 0; quant <= 1; quant++) {
+			for (int kind = 0; kind < 4; kind++) {
 				struct tk_gemv_item it[NW];
 				int m = ms[mi], r0 = 0, rc;
 				size_t off = 0;
 				for (int j = 0; j < NW; j++) {
-					it[j] = (struct tk_gemv_item){ quant ? NULL : w + (size_t)r0 * K,
-								       quant ? &q : NULL, r0, ns[j],
-								       y + off };
+					/* kind 3: fp32, bf16, fp32 */
+					const int f32 = kind == 0 || (kind == 3 && j != 1);
+					it[j] = (struct tk_gemv_item){ f32 ? w + (size_t)r0 * K : NULL,
+								       f32	   ? NULL
+								       : kind == 1 ? &q
+										   : &qh,
+								       r0, ns[j], y + off };
 					r0 += ns[j];
 					off += (size_t)m * ns[j];
 				}
@@ -564,18 +678,18 @@ static void test_matmul_group(void)
 				TT_REQUIRE(rc == 0, "rc %d", rc);
 				off = 0;
 				for (int j = 0; j < NW; j++) {
-					rc = quant ? tk_qmatmul(bes[b], &q, it[j].row0, ns[j], m, x,
-								z + off, ns[j], 0.0f)
-						   : tk_matmul(bes[b], 0, 1, m, ns[j], K, 1.0f, x, K,
-							       it[j].w, K, 0.0f, z + off, ns[j]);
+					rc = !it[j].w ? tk_qmatmul(bes[b], it[j].q, it[j].row0, ns[j],
+								   m, x, z + off, ns[j], 0.0f)
+						      : tk_matmul(bes[b], 0, 1, m, ns[j], K, 1.0f, x, K,
+								  it[j].w, K, 0.0f, z + off, ns[j]);
 					TT_REQUIRE(rc == 0, "rc %d", rc);
 					off += (size_t)m * ns[j];
 				}
 				TT_CHECK(!memcmp(y, z, off * sizeof(float)), "%s m %d, %d threads",
-					 quant ? "nf4" : "fp32", m, b + 1);
+					 kinds[kind], m, b + 1);
 				compared++;
 			}
-	TT_CHECK(compared == 12 || tk_cpu_isa() < TK_CPU_ISA_AVX2, "%d of 12 compared", compared);
+	TT_CHECK(compared == 24 || tk_cpu_isa() < TK_CPU_ISA_AVX2, "%d of 24 compared", compared);
 	struct tk_gemv_item mix[2] = { { w, NULL, 0, 4, y }, { NULL, &q, 0, 4, z } };
 	TT_CHECK(tk_matmul_group(&be2, 1, K, x, mix, 2) == TK_E_UNSUPPORTED, "mixed");
 	struct tk_gemv_item many[TK_GEMV_GROUP_MAX + 1];
@@ -584,10 +698,12 @@ static void test_matmul_group(void)
 	TT_CHECK(tk_matmul_group(&be2, 1, K, x, many, TK_GEMV_GROUP_MAX + 1) == TK_E_INVAL,
 		 "too many");
 	tk_qweight_free(&q);
+	tk_qweight_free(&qh);
 	free(w);
 	free(x);
 	free(y);
 	free(z);
+	free(h);
 }
 
 int main(void)
@@ -598,6 +714,7 @@ int main(void)
 	TT_RUN(test_qmatmul_blocksize);
 	TT_RUN(test_qmatmul_panels);
 	TT_RUN(test_qmatmul_int8);
+	TT_RUN(test_qmatmul_half);
 	TT_RUN(test_qmatmul_isas);
 	TT_RUN(test_qmatmul_bad);
 	TT_RUN(test_dequant_rows_isas);
