@@ -121,7 +121,7 @@ static void onednn_release(struct ctx *c)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: gemm-libs openblas|scipy|mkl|onednn PATH\n");
+		fprintf(stderr, "usage: gemm-libs openblas|scipy|mkl|blis|onednn PATH\n");
 		return 2;
 	}
 	const char *lib = argv[1];
@@ -147,6 +147,11 @@ int main(int argc, char **argv)
 		((threads_fn)dlsym(h, "MKL_Set_Num_Threads"))(threads);
 		kernel = getenv("MKL_ENABLE_INSTRUCTIONS") ? getenv("MKL_ENABLE_INSTRUCTIONS")
 							   : "auto";
+	} else if (!strcmp(lib, "blis")) {
+		c.sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+		((threads_fn)dlsym(h, "bli_thread_set_num_threads"))(threads);
+		kernel = ((const char *(*)(int))dlsym(h, "bli_arch_string"))(
+			((int (*)(void))dlsym(h, "bli_arch_query_id"))());
 	} else if (!strcmp(lib, "onednn")) {
 		dnnl_engine_create(&c.eng, dnnl_cpu, 0);
 		dnnl_stream_create(&c.strm, c.eng, dnnl_stream_default_flags);

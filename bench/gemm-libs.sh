@@ -4,7 +4,7 @@
 # precision and shape as a Markdown table (docs/CPU-KERNELS.md holds one).
 #
 #   MKL_DIR=.../mkl-*.data/data/lib SCIPY_OPENBLAS=.../libscipy_openblas.so \
-#     bench/gemm-libs.sh [ROUNDS]
+#     BLIS=/usr/lib/x86_64-linux-gnu/blis-openmp/libblis.so.4 bench/gemm-libs.sh [ROUNDS]
 #
 # Libraries whose variable is unset are left out; oneDNN is Debian's
 # libdnnl-dev, OpenBLAS Debian's libopenblas0 with the core type tk chooses
@@ -26,6 +26,7 @@ for ((r = 0; r < rounds; r++)); do
 	[[ -n ${SCIPY_OPENBLAS:-} ]] && "$tmp/gemm-libs" scipy "$SCIPY_OPENBLAS"
 	[[ -n ${MKL_DIR:-} ]] && MKL_THREADING_LAYER=GNU LD_LIBRARY_PATH=$MKL_DIR \
 		"$tmp/gemm-libs" mkl "$MKL_DIR/libmkl_rt.so.2"
+	[[ -n ${BLIS:-} ]] && "$tmp/gemm-libs" blis "$BLIS"
 	"$tmp/gemm-libs" onednn -
 done | tee "$tmp/all" >&2
 # median per (library, precision, shape)
