@@ -24,12 +24,16 @@ model.safetensors (BENCH_GEN_NF4=0 leaves it out).
 llama.cpp (llama-cpp-python, built for this CPU when the venv installed it)
 is the decode peer at batch 1, on the real SmolLM2-135M-Instruct (the GGUF
 of the PyPI wheel make parity uses, imported with tk-convert, its EOS taken
-out of config.json so that both sides run every token): tk-convert exports
-that directory as GGUF f32 and Q4_0; llama.cpp decodes each with the same
-threads, the same 32 prompt ids and NEW tokens, greedy (argmax of the
-logits after each single-token eval), against tk-generate on the f32
-directory and on its NF4 quantization (BENCH_GEN_LLAMA=0 leaves it out).
-Its bound uses the bytes of each side's weight file.
+out of config.json so that both sides run every token), and its bf16 copy
+(torch's rounding, config torch_dtype bfloat16: what most Hub checkpoints
+are, and what tk-generate keeps 16-bit in memory): tk-convert exports the
+f32 directory as GGUF f32, the bf16 one as GGUF bf16 and Q4_0; llama.cpp
+decodes each with the same threads, the same 32 prompt ids and NEW tokens,
+greedy (argmax of the logits after each single-token eval), against
+tk-generate on the f32 directory, the bf16 one and the bf16 one's NF4
+quantization (the lm head stays bf16, as transformers keeps it loading
+with dtype=bfloat16 and a BitsAndBytesConfig) (BENCH_GEN_LLAMA=0 leaves it
+out).  Its bound uses the bytes of each side's weight file.
 """
 import json, os, re, shutil, subprocess, sys, tempfile, time
 
@@ -231,15 +235,29 @@ def bench_llama_cpp(bw):
                 with open(p, "w") as fh:
                     json.dump(c, fh)
         ids = [(1000 + 7919 * i) % 49000 for i in range(PLEN)]
-        sides = [("f32", m, "f32", os.path.join(m, "model.safetensors"))]
+        b = os.path.join(d, "smollm2-bf16")
+        shutil.copytree(m, b)
+        import torch
+        from safetensors.torch import load_file, save_file
+        w = load_file(os.path.join(m, "model.safetensors"))
+        save_file({k: v.to(torch.bfloat16) for k, v in w.items()},
+                  os.path.join(b, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(b, "config.json")) as fh:
+            c = json.load(fh)
+        c["torch_dtype"] = "bfloat16"
+        with open(os.path.join(b, "config.json"), "w") as fh:
+            json.dump(c, fh)
+        # (what, tk's directory, GGUF type, tk's weight file, the directory exported)
+        sides = [("f32", m, "f32", os.path.join(m, "model.safetensors"), m),
+                 ("bf16", b, "bf16", os.path.join(b, "model.safetensors"), b)]
         if NF4:
             q = os.path.join(d, "nf4")
-            subprocess.run(["tk-quantize", m, "-o", q, "--bnb-4bit-use-double-quant", "-q"],
+            subprocess.run(["tk-quantize", b, "-o", q, "--bnb-4bit-use-double-quant", "-q"],
                            check=True)
-            sides.append(("nf4 / q4_0", q, "q4_0", os.path.join(q, "model.safetensors")))
-        for what, tdir, gtype, tfile in sides:
+            sides.append(("nf4 / q4_0", q, "q4_0", os.path.join(q, "model.safetensors"), b))
+        for what, tdir, gtype, tfile, src in sides:
             g = os.path.join(d, "smol-%s.gguf" % gtype)
-            subprocess.run(["tk-convert", "-q", m, "-o", g, "--outtype", gtype], check=True)
+            subprocess.run(["tk-convert", "-q", src, "-o", g, "--outtype", gtype], check=True)
             got = []
             tk_tps = tk_rate(tdir, 1, NEW, ids, got)
             r = subprocess.run([sys.executable, "-c", LLAMA_SCRIPT, g, str(THREADS), str(NEW),
@@ -248,7 +266,8 @@ def bench_llama_cpp(bw):
             ll_tps = (NEW - 1) / h["decode_s"]
             tb, lb = os.path.getsize(tfile), os.path.getsize(g)
             tk_bound, ll_bound = bw / tb, bw / lb
-            # greedy f32 on both sides should agree; NF4 and Q4_0 round differently
+            # greedy f32 on both sides should agree; llama.cpp rounds the
+            # activations to bf16 for bf16 weights, and NF4 and Q4_0 differ
             same = got[0] == h["ids"] if gtype == "f32" else None
             res[gtype] = {"tk_tokens_per_s": tk_tps, "llama_cpp_tokens_per_s": ll_tps,
                           "ratio": tk_tps / ll_tps, "tk_bytes": tb, "llama_cpp_bytes": lb,
