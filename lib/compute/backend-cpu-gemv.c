@@ -1,6 +1,7 @@
 /* backend-cpu-gemv.c - see backend-cpu-int.h.
  *
- * fp32: each pass takes NR weight rows and MR <= 8 rows of x; per column
+ * fp32 (and bf16/fp16 weights, widened to fp32 as they are loaded, in the
+ * same loops: WT): each pass takes NR weight rows and MR <= 8 rows of x; per column
  * chunk (16 floats with AVX-512, 8 with AVX2) NR weight loads and MR x
  * loads feed MR * NR fused multiply-adds, so the weights are read from
  * memory once and x from L1, each x chunk once (XREG).  NR is chosen so

@@ -4,7 +4,8 @@
 # stored as F32 (widened here by python3), for every family fixture
 # (GPT-2's Conv1D transposed, tied and untied heads), greedy (batch 1) and
 # three sampled sequences (batch 3), one prompt long enough for the prompt
-# pass's tiled matmuls.
+# pass's tiled matmuls; and with an adapter whose modules_to_save replace
+# the held lm head (the model's 16-bit tensors are widened first).
 for m in gpt2 llama qwen2 qwen3 phi3 gemma2 gemma3 smollm3; do
 	python3 - "$FIX/models/$m" "$m-f32" <<'PY' || exit 1
 import json, os, shutil, struct, sys
@@ -47,6 +48,12 @@ PY
 			done
 		done < ids.txt > "$(basename "$dir").out"
 	done
+	if [ "$m" = llama ]; then # an adapter replacing the held lm head (modules_to_save)
+		for dir in "$FIX/models/$m" "$m-f32"; do
+			tk-generate -q --model "$dir" --adapter "$FIX/lora/llama-all" --max-new-tokens 6 \
+				--prompt-ids "$(head -1 ids.txt)" --json >> "$(basename "$dir").out" || exit 1
+		done
+	fi
 	if cmp -s "$m.out" "$m-f32.out"; then
 		echo "$m: same, $(wc -l < "$m.out") sequences"
 	else
