@@ -122,31 +122,34 @@ static void mem_give(struct cpu_ctx *c, size_t bytes)
  * them on chunks: the functions GCC outlines for a region are not copied. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define ISA_BODY static inline __attribute__((always_inline))
-#define ISA_COPIES_(ret, RET, name, params, args)                         \
+#define ISA_COPIES_(ret, RET, name, body, params, args)                   \
 	__attribute__((target("avx512f"))) static ret name##_avx512 params \
 	{                                                                  \
-		RET name##_body args;                                      \
+		RET body args;                                             \
 	}                                                                  \
 	__attribute__((target("avx2"))) static ret name##_avx2 params      \
 	{                                                                  \
-		RET name##_body args;                                      \
+		RET body args;                                             \
 	}                                                                  \
 	static ret name##_generic params                                   \
 	{                                                                  \
-		RET name##_body args;                                      \
+		RET body args;                                             \
 	}                                                                  \
 	static ret(*const name##_isa[3]) params = { name##_generic, name##_avx2, name##_avx512 }
 #define ISA_COPY(name, isa) (name##_isa[(isa)])
 #else
 #define ISA_BODY static inline
-#define ISA_COPIES_(ret, RET, name, params, args) \
-	static ret(*const name##_isa[1]) params = { name##_body }
+#define ISA_COPIES_(ret, RET, name, body, params, args) \
+	static ret(*const name##_isa[1]) params = { body }
 #define ISA_COPY(name, isa) (name##_isa[0])
 #endif
 /* ISA_COPIES for a function that returns ret, ISA_VOID_COPIES for one that
  * returns nothing; params and args in parentheses. */
-#define ISA_COPIES(ret, name, params, args) ISA_COPIES_(ret, return, name, params, args)
-#define ISA_VOID_COPIES(name, params, args) ISA_COPIES_(void, , name, params, args)
+#define ISA_COPIES(ret, name, params, args) \
+	ISA_COPIES_(ret, return, name, name##_body, params, args)
+#define ISA_VOID_COPIES(name, params, args) ISA_COPIES_(void, , name, name##_body, params, args)
+/* ISA_VOID_COPIES of another body than NAME_body. */
+#define ISA_VOID_COPIES_OF(name, body, params, args) ISA_COPIES_(void, , name, body, params, args)
 
 /* Elements per chunk of the elementwise ops. */
 #define EW_CHUNK 16384
@@ -1913,10 +1916,34 @@ typedef float v4f __attribute__((vector_size(16)));
  * scores of a 64-wide head about 5% of a SmolLM2-135M decode step at 100
  * tokens of context, more as the context grows; the pairwise adds as a
  * loop over an array ran scalar through memory, ~20% of a batch-8 step). */
-static inline float dot_lanes(const float *a, const float *b, int n)
+static inline float dot_lanes(const float *a, const float *b, int n, const int wide)
 {
 	v16f s = { 0 };
 	int e = 0;
+	if (!wide) { /* the same lanes as two v8f: below AVX-512, GCC took the
+		      * v16f through the stack (62% of the function's samples
+		      * on stores and reloads, Zen 3) */
+		v8f lo = { 0 }, hi = { 0 };
+		for (; e + 16 <= n; e += 16) {
+			v8f x0, x1, y0, y1;
+			memcpy(&x0, a + e, sizeof(x0));
+			memcpy(&x1, a + e + 8, sizeof(x1));
+			memcpy(&y0, b + e, sizeof(y0));
+			memcpy(&y1, b + e + 8, sizeof(y1));
+			lo += x0 * y0;
+			hi += x1 * y1;
+		}
+		for (; e < n; e++) {
+			if ((e & 15) < 8)
+				lo[e & 7] += a[e] * b[e];
+			else
+				hi[e & 7] += a[e] * b[e];
+		}
+		v8f t8 = lo + hi;
+		v4f t4 = __builtin_shufflevector(t8, t8, 0, 1, 2, 3) +
+			 __builtin_shufflevector(t8, t8, 4, 5, 6, 7);
+		return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+	}
 	for (; e + 16 <= n; e += 16) {
 		v16f x, y;
 		memcpy(&x, a + e, sizeof(x));
@@ -1936,9 +1963,22 @@ static inline float dot_lanes(const float *a, const float *b, int n)
  * in j order from 0: 64 columns at a time held in registers across all j
  * (o += p v through memory chained each j on the store before it). */
 static inline void sum_scaled(float *restrict o, const float *restrict p, int j0, int j1,
-			      const float *restrict v, size_t ldv, int n)
+			      const float *restrict v, size_t ldv, int n, const int wide)
 {
 	int e = 0;
+	for (; !wide && e + 64 <= n; e += 64) { /* eight v8f: see dot_lanes */
+		v8f o8[8] = { { 0 } };
+		for (int j = j0; j < j1; j++) {
+			const float *vj = v + (size_t)j * ldv + e;
+#pragma GCC unroll 8
+			for (int q = 0; q < 8; q++) {
+				v8f x;
+				memcpy(&x, vj + 8 * q, sizeof(x));
+				o8[q] += p[j] * x;
+			}
+		}
+		memcpy(o + e, o8, sizeof(o8));
+	}
 	for (; e + 64 <= n; e += 64) {
 		v16f o0 = { 0 }, o1 = { 0 }, o2 = { 0 }, o3 = { 0 };
 		for (int j = j0; j < j1; j++) {
@@ -1977,8 +2017,10 @@ struct att_dec_job {
  * capped when cap > 0), their softmax (max subtracted, exp, divided by the
  * sum), then the weighted sum of the values (sum_scaled), all in fp32.
  * Cloned: built for plain x86-64, its 16-lane loops ran as SSE2, 19% of a
- * 1-thread NF4 decode step of SmolLM2-135M at ~160 tokens of context. */
-ISA_BODY void att_dec_pair_body(void *p, int ih, int tid)
+ * 1-thread NF4 decode step of SmolLM2-135M at ~160 tokens of context.
+ * wide: 16-lane vectors as one value (the AVX-512 copy), else as two of 8
+ * (the same lanes, the same bits). */
+ISA_BODY void att_dec_pair_body(void *p, int ih, int tid, const int wide)
 {
 	const struct att_dec_job *a = p;
 	const int H = a->H, D = a->D, K = (int)a->K, max_len = a->max_len;
@@ -1993,7 +2035,7 @@ ISA_BODY void att_dec_pair_body(void *p, int ih, int tid)
 	float mx = -INFINITY, sum = 0.0f;
 
 	for (int j = j0; j < T; j++) {
-		float d = dot_lanes(qi, kc + base + (size_t)j * K, D);
+		float d = dot_lanes(qi, kc + base + (size_t)j * K, D, wide);
 		sc[j] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
 		if (sc[j] > mx)
 			mx = sc[j];
@@ -2004,10 +2046,20 @@ ISA_BODY void att_dec_pair_body(void *p, int ih, int tid)
 	}
 	for (int j = j0; j < T; j++)
 		sc[j] /= sum;
-	sum_scaled(o, sc, j0, T, vc + base, (size_t)K, D);
+	sum_scaled(o, sc, j0, T, vc + base, (size_t)K, D, wide);
 }
-ISA_VOID_COPIES(att_dec_pair, (void *p, int ih, int tid),
-		(p, ih, tid));
+#if defined(__x86_64__) && defined(__GNUC__)
+ISA_VOID_COPIES_OF(att_dec_pair_w, att_dec_pair_body, (void *p, int ih, int tid), (p, ih, tid, 1));
+ISA_VOID_COPIES_OF(att_dec_pair, att_dec_pair_body, (void *p, int ih, int tid), (p, ih, tid, 0));
+#define ATT_DEC_PAIR(isa) \
+	((isa) >= TK_CPU_ISA_AVX512 ? ISA_COPY(att_dec_pair_w, isa) : ISA_COPY(att_dec_pair, isa))
+#else
+static void att_dec_pair(void *p, int ih, int tid)
+{
+	att_dec_pair_body(p, ih, tid, 0);
+}
+#define ATT_DEC_PAIR(isa) att_dec_pair
+#endif
 
 /* One (row, head) pair per iteration (att_dec_pair), on the pool for the
  * rows of a decode step (as the GEMVs around it): the pool's loops do not
@@ -2039,10 +2091,10 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		 * on the cores this one needs */
 #pragma omp parallel for num_threads(nt) schedule(static) if (work > 32768)
 		for (int ih = 0; ih < n * H; ih++)
-			ISA_COPY(att_dec_pair, isa)(&a, ih, omp_get_thread_num());
+			ATT_DEC_PAIR(isa)(&a, ih, omp_get_thread_num());
 		return 0;
 	}
-	tk_pool_for(work > 32768 ? nt : 1, n * H, ISA_COPY(att_dec_pair, isa), &a);
+	tk_pool_for(work > 32768 ? nt : 1, n * H, ATT_DEC_PAIR(isa), &a);
 	return 0;
 }
 
