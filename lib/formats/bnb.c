@@ -153,8 +153,10 @@ static void *dup_data(const struct tk_tensor_info *t)
 {
 	void *p = malloc(t->nbytes ? t->nbytes : 1);
 
-	if (p)
+	if (p) {
 		memcpy(p, t->data, t->nbytes);
+		tk_safetensors_release(t); /* the file's pages: copied */
+	}
 	return p;
 }
 

@@ -814,6 +814,11 @@ static void release(const void *p, size_t n)
 		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+void tk_safetensors_release(const struct tk_tensor_info *t)
+{
+	release(t->data, t->nbytes);
+}
+
 int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d)
 {
 	int rc = convert_f32(t, dst, d);

@@ -70,6 +70,11 @@ const char *tk_safetensors_metadata(const tk_safetensors_t *st, const char *key)
  * its file's.  Other dtypes are TK_E_UNSUPPORTED naming the tensor. */
 int tk_safetensors_to_f32(const struct tk_tensor_info *t, float *dst, struct tk_diag *d);
 
+/* Drops t's mapped pages from the process's resident memory, as
+ * tk_safetensors_to_f32 does after converting: for a caller that copied
+ * t->data itself.  t->data stays readable (the pages fault back in). */
+void tk_safetensors_release(const struct tk_tensor_info *t);
+
 /* Checks that name exists with this rank and shape (-1 in shape matches any
  * size); TK_E_FORMAT with a message naming the tensor, the expected and the
  * found shape otherwise. */

@@ -688,6 +688,7 @@ static int hold_half(struct tk_model *m, const tk_safetensors_t *st, struct tk_m
 		return tk_diag_set(d, TK_E_NOMEM, dir, -1, "out of memory");
 	err = tk_qweight_half(t->q, ti->dtype == TK_DT_BF16 ? TK_QK_BF16 : TK_QK_F16, ti->data,
 			      (int64_t)(t->n / (size_t)cols), cols, t->conv1d, d);
+	tk_safetensors_release(ti); /* the file's pages: copied */
 	if (err) {
 		free(t->q);
 		t->q = NULL;
