@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/math-common.h"
 #include "base/quant-common.h"
 
 const struct tk_opt_choice tk_q4_types[] = {
@@ -368,25 +369,6 @@ float tk_qweight_absmax(const struct tk_qweight *q, size_t b)
 	return v + q->offset;
 }
 
-/* The fp32 value of an IEEE binary16 (exact: every half is a float). */
-static inline float f16_widen(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 31u, m = h & 0x3ffu, u;
-	float f;
-
-	if (e == 31)
-		u = sign | 0x7f800000u | (m << 13);
-	else if (e)
-		u = sign | ((e + 112) << 23) | (m << 13);
-	else { /* zero or subnormal: m 2^-24, exact in fp32 */
-		f = (float)m * 0x1p-24f;
-		memcpy(&u, &f, sizeof(u));
-		u |= sign;
-	}
-	memcpy(&f, &u, sizeof(f));
-	return f;
-}
-
 int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *out,
 		    struct tk_diag *d)
 {
@@ -402,14 +384,12 @@ int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *
 
 		if (q->kind == TK_QK_BF16) {
 #pragma omp parallel for schedule(static) if (len >= 65536)
-			for (size_t i = 0; i < len; i++) {
-				uint32_t u = (uint32_t)h[i] << 16;
-				memcpy(out + i, &u, sizeof(u));
-			}
+			for (size_t i = 0; i < len; i++)
+				out[i] = tk_bf16_value(h[i]);
 		} else {
 #pragma omp parallel for schedule(static) if (len >= 65536)
 			for (size_t i = 0; i < len; i++)
-				out[i] = f16_widen(h[i]);
+				out[i] = tk_f16_value(h[i]);
 		}
 		return 0;
 	}

@@ -411,14 +411,25 @@ static void f32_block(void *p, int bl, int tid)
 		float *yi = j->y + (size_t)i0 * j->ldy;
 #ifdef TK_GEMV_X86
 		if (j->isa == TK_CPU_ISA_AVX512)
-			f32_512[j->wt][mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
-				    j->ldy);
+			f32_512[j->wt][mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw,
+					   j->beta, yi, j->ldy);
 		else
-			f32_256[j->wt][mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw, j->beta, yi,
-				    j->ldy);
+			f32_256[j->wt][mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw,
+					   j->beta, yi, j->ldy);
 #endif
 		(void)mr, (void)xi, (void)yi;
 	}
+}
+
+/* j's blocks on the pool, on one thread below GEMV_PAR_MIN weights. */
+static void f32_run(int nt, struct f32_job *j)
+{
+	if ((long)j->n * j->k < GEMV_PAR_MIN)
+		nt = 1;
+	/* blocks of GEMV_BLOCK rows handed out as threads come for them: on
+	 * a machine shared with other work, a thread that loses its core
+	 * holds up only the block it has (pool.h) */
+	tk_pool_for(nt, (j->n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, j);
 }
 
 void tk_cpu_gemv_f32(enum tk_cpu_isa isa, int nt, int m, int n, int k, float alpha,
@@ -427,18 +438,18 @@ void tk_cpu_gemv_f32(enum tk_cpu_isa isa, int nt, int m, int n, int k, float alp
 {
 	struct f32_job j = { isa, WT_F32, m, n, k, alpha, beta, x, w, ldx, ldw, ldy, y };
 
-	if ((long)n * k < GEMV_PAR_MIN)
-		nt = 1;
-	/* blocks of GEMV_BLOCK rows handed out as threads come for them: on
-	 * a machine shared with other work, a thread that loses its core
-	 * holds up only the block it has (pool.h) */
-	tk_pool_for(nt, (n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, &j);
+	f32_run(nt, &j);
 }
 
-/* The WT_ of a half weight's kind. */
-static int half_wt(enum tk_qkind kind)
+/* The job of rows row0 .. row0+n-1 of the half weight q (alpha 1). */
+static struct f32_job half_job(enum tk_cpu_isa isa, const struct tk_qweight *q, int64_t row0,
+			       int n, int m, const float *x, float *y, size_t ldy, float beta)
 {
-	return kind == TK_QK_BF16 ? WT_BF16 : WT_F16;
+	const size_t k = (size_t)q->cols;
+
+	return (struct f32_job){ isa, q->kind == TK_QK_BF16 ? WT_BF16 : WT_F16, m, n, (int)k,
+				 1.0f, beta, x, (const uint16_t *)q->data + (size_t)row0 * k, k,
+				 k, ldy, y };
 }
 
 int tk_cpu_gemv_half_ok(enum tk_cpu_isa isa, enum tk_qkind kind)
@@ -450,13 +461,9 @@ int tk_cpu_gemv_half_ok(enum tk_cpu_isa isa, enum tk_qkind kind)
 void tk_cpu_gemv_half(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0,
 		      int n, int m, const float *x, float *y, size_t ldy, float beta)
 {
-	const size_t k = (size_t)q->cols;
-	struct f32_job j = { isa, half_wt(q->kind), m, n, (int)k, 1.0f, beta, x,
-			     (const uint16_t *)q->data + (size_t)row0 * k, k, k, ldy, y };
+	struct f32_job j = half_job(isa, q, row0, n, m, x, y, ldy, beta);
 
-	if ((long)n * (long)k < GEMV_PAR_MIN)
-		nt = 1;
-	tk_pool_for(nt, (n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, &j);
+	f32_run(nt, &j);
 }
 
 /* ---- 4-bit ---- */
@@ -1042,11 +1049,8 @@ int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
 						       it[j].w, (size_t)k, (size_t)k,
 						       (size_t)it[j].n, it[j].y };
 		else
-			g.j[j].f32 = (struct f32_job){
-				isa, half_wt(it[j].q->kind), m, it[j].n, k, 1.0f, 0.0f, x,
-				(const uint16_t *)it[j].q->data + (size_t)it[j].row0 * (size_t)k,
-				(size_t)k, (size_t)k, (size_t)it[j].n, it[j].y
-			};
+			g.j[j].f32 = half_job(isa, it[j].q, it[j].row0, it[j].n, m, x, it[j].y,
+					      (size_t)it[j].n, 0.0f);
 		g.first[j + 1] = g.first[j] + (it[j].n + rb - 1) / rb;
 	}
 	/* the threshold of one product, for the group's elements */
