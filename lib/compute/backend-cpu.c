@@ -118,38 +118,37 @@ static void mem_give(struct cpu_ctx *c, size_t bytes)
  * instruction set.  ISA_COPY(NAME, isa) picks one by tk_cpu_isa(), read
  * once per op, so TK_CPU_ISA reaches these loops as it reaches the GEMM's
  * and GEMV's (GCC's target_clones, used before, picked by the CPU alone:
- * the test matrix's avx2 leg ran the AVX-512 copies).  OpenMP regions call
- * them on chunks: the functions GCC outlines for a region are not copied. */
+ * the test matrix's avx2 leg ran the AVX-512 copies).  args may name
+ * ISA_LEVEL, the copy's own enum tk_cpu_isa.  OpenMP regions call them on
+ * chunks: the functions GCC outlines for a region are not copied. */
+#define ISA_COPY_1(ret, RET, name, level, params, args) \
+	static ret name params                          \
+	{                                               \
+		const enum tk_cpu_isa ISA_LEVEL = level; \
+		(void)ISA_LEVEL;                        \
+		RET args;                               \
+	}
 #if defined(__x86_64__) && defined(__GNUC__)
 #define ISA_BODY static inline __attribute__((always_inline))
-#define ISA_COPIES_(ret, RET, name, body, params, args)                   \
-	__attribute__((target("avx512f"))) static ret name##_avx512 params \
-	{                                                                  \
-		RET body args;                                             \
-	}                                                                  \
-	__attribute__((target("avx2"))) static ret name##_avx2 params      \
-	{                                                                  \
-		RET body args;                                             \
-	}                                                                  \
-	static ret name##_generic params                                   \
-	{                                                                  \
-		RET body args;                                             \
-	}                                                                  \
+#define ISA_COPIES_(ret, RET, name, params, args)                                          \
+	__attribute__((target("avx512f")))                                                 \
+	ISA_COPY_1(ret, RET, name##_avx512, TK_CPU_ISA_AVX512, params, name##_body args)    \
+	__attribute__((target("avx2")))                                                    \
+	ISA_COPY_1(ret, RET, name##_avx2, TK_CPU_ISA_AVX2, params, name##_body args)        \
+	ISA_COPY_1(ret, RET, name##_generic, TK_CPU_ISA_GENERIC, params, name##_body args)  \
 	static ret(*const name##_isa[3]) params = { name##_generic, name##_avx2, name##_avx512 }
 #define ISA_COPY(name, isa) (name##_isa[(isa)])
 #else
 #define ISA_BODY static inline
-#define ISA_COPIES_(ret, RET, name, body, params, args) \
-	static ret(*const name##_isa[1]) params = { body }
+#define ISA_COPIES_(ret, RET, name, params, args)                                          \
+	ISA_COPY_1(ret, RET, name##_generic, TK_CPU_ISA_GENERIC, params, name##_body args)  \
+	static ret(*const name##_isa[1]) params = { name##_generic }
 #define ISA_COPY(name, isa) (name##_isa[0])
 #endif
 /* ISA_COPIES for a function that returns ret, ISA_VOID_COPIES for one that
  * returns nothing; params and args in parentheses. */
-#define ISA_COPIES(ret, name, params, args) \
-	ISA_COPIES_(ret, return, name, name##_body, params, args)
-#define ISA_VOID_COPIES(name, params, args) ISA_COPIES_(void, , name, name##_body, params, args)
-/* ISA_VOID_COPIES of another body than NAME_body. */
-#define ISA_VOID_COPIES_OF(name, body, params, args) ISA_COPIES_(void, , name, body, params, args)
+#define ISA_COPIES(ret, name, params, args) ISA_COPIES_(ret, return, name, params, args)
+#define ISA_VOID_COPIES(name, params, args) ISA_COPIES_(void, , name, params, args)
 
 /* Elements per chunk of the elementwise ops. */
 #define EW_CHUNK 16384
@@ -282,7 +281,8 @@ static void round_copy(struct tk_backend *be, void *dst, const float *src, int r
 	const int isa = (int)tk_cpu_isa();
 #pragma omp parallel for num_threads(nt) schedule(static) if ((size_t)rows * cols >= PAR_MIN)
 	for (int r = 0; r < rows; r++)
-		ISA_COPY(round_row, isa)((char *)dst + (size_t)r * cols * esz, src + (size_t)r * ld, cols, prec);
+		ISA_COPY(round_row, isa)((char *)dst + (size_t)r * cols * esz, src + (size_t)r * ld,
+					 cols, prec);
 }
 
 /* The held bf16 codes of the matrix at p with this shape, or NULL. */
@@ -545,7 +545,7 @@ enum ew_op { EW_GELU, EW_GELU_BWD, EW_SWIGLU, EW_SWIGLU_BWD, EW_GEGLU, EW_GEGLU_
 
 /* One chunk [i0, i1) of an elementwise op: y = f(a, b, c) (see the ops). */
 ISA_BODY void ew_range_body(int op, float *y, float *y2, const float *a, const float *b,
-		     const float *c, size_t i0, size_t i1)
+			    const float *c, size_t i0, size_t i1)
 {
 	switch (op) {
 	case EW_GELU: /* y = gelu(a) */
@@ -587,7 +587,9 @@ ISA_BODY void ew_range_body(int op, float *y, float *y2, const float *a, const f
 		break;
 	}
 }
-ISA_VOID_COPIES(ew_range, (int op, float *y, float *y2, const float *a, const float *b, const float *c, size_t i0, size_t i1),
+ISA_VOID_COPIES(ew_range,
+		(int op, float *y, float *y2, const float *a, const float *b, const float *c,
+		 size_t i0, size_t i1),
 		(op, y, y2, a, b, c, i0, i1));
 
 static void ew_run(struct tk_backend *be, int op, float *y, float *y2, const float *a,
@@ -945,8 +947,8 @@ static inline int att_tile0(const struct att_dims *a, int t0)
  * when a->cap > 0, max-subtracted exponentials (0 outside lo(t)..t), their
  * weighted sum of values, and the log-sum-exp. */
 ISA_BODY void att_fwd_rows_body(float *out, float *lse, const float *q, const float *kt,
-			 const float *v, const struct att_dims *a, int b, int h, int t0, int t1,
-			 float *s)
+				const float *v, const struct att_dims *a, int b, int h, int t0,
+				int t1, float *s)
 {
 	int D = a->D, kh = h / a->grp, ldt = a->ldt, nr = t1 - t0, j0 = att_tile0(a, t0);
 	int nk = (t1 - j0 + TW - 1) / TW * TW; /* keys j0..t1-1, whole tiles */
@@ -995,7 +997,9 @@ ISA_BODY void att_fwd_rows_body(float *out, float *lse, const float *q, const fl
 			o[d] *= f;
 	}
 }
-ISA_VOID_COPIES(att_fwd_rows, (float *out, float *lse, const float *q, const float *kt, const float *v, const struct att_dims *a, int b, int h, int t0, int t1, float *s),
+ISA_VOID_COPIES(att_fwd_rows,
+		(float *out, float *lse, const float *q, const float *kt, const float *v,
+		 const struct att_dims *a, int b, int h, int t0, int t1, float *s),
 		(out, lse, q, kt, v, a, b, h, t0, t1, s));
 
 static void att_dims_set(struct att_dims *a, int B, int T, int n_head, int n_kv_head,
@@ -1047,7 +1051,8 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
 			int blk = (int)(task % nblk), h = (int)(task / nblk % n_head);
 			int b = (int)(task / nblk / n_head);
 			int t1 = (blk + 1) * ATT_ROWS < T ? (blk + 1) * ATT_ROWS : T;
-			ISA_COPY(att_fwd_rows, a.isa)(out, lse, q, kt, v, &a, b, h, blk * ATT_ROWS, t1, s);
+			ISA_COPY(att_fwd_rows, a.isa)(out, lse, q, kt, v, &a, b, h, blk * ATT_ROWS,
+						      t1, s);
 		}
 	}
 	return 0;
@@ -1060,10 +1065,10 @@ static int cpu_attention_fwd(struct tk_backend *be, float *out, float *lse, cons
  * capped), zero outside each row's keys; then dq rows = ds K, and for keys
  * j0 <= j < t1, dk[j] += ds^T q, dv[j] += p^T dout into dkb/dvb (rows of
  * D), block by block in row order. */
-ISA_BODY void att_bwd_head_body(float *dq, float *dkb, float *dvb, const float *dout, const float *q,
-			 const float *k, const float *kt, const float *vt, const float *out,
-			 const float *lse, const struct att_dims *a, int b, int h, float *p,
-			 float *ds)
+ISA_BODY void att_bwd_head_body(float *dq, float *dkb, float *dvb, const float *dout,
+				const float *q, const float *k, const float *kt, const float *vt,
+				const float *out, const float *lse, const struct att_dims *a, int b,
+				int h, float *p, float *ds)
 {
 	int D = a->D, T = a->T, kh = h / a->grp, ldt = a->ldt;
 	size_t tofs = ((size_t)b * a->KV + kh) * D * ldt;
@@ -1119,7 +1124,10 @@ ISA_BODY void att_bwd_head_body(float *dq, float *dkb, float *dvb, const float *
 		      1.0f, 1);
 	}
 }
-ISA_VOID_COPIES(att_bwd_head, (float *dq, float *dkb, float *dvb, const float *dout, const float *q, const float *k, const float *kt, const float *vt, const float *out, const float *lse, const struct att_dims *a, int b, int h, float *p, float *ds),
+ISA_VOID_COPIES(att_bwd_head,
+		(float *dq, float *dkb, float *dvb, const float *dout, const float *q,
+		 const float *k, const float *kt, const float *vt, const float *out,
+		 const float *lse, const struct att_dims *a, int b, int h, float *p, float *ds),
 		(dq, dkb, dvb, dout, q, k, kt, vt, out, lse, a, b, h, p, ds));
 
 /* Tasks are (batch, head) pairs.  Each accumulates its dk/dv in rows of
@@ -1154,8 +1162,9 @@ static int cpu_attention_bwd(struct tk_backend *be, float *dq, float *dk, float 
 		for (long task = 0; task < ntask; task++) {
 			int h = (int)(task % n_head), b = (int)(task / n_head);
 			ISA_COPY(att_bwd_head, a.isa)(dq, dkh + ((size_t)b * n_head + h) * T * D,
-				     dvh + ((size_t)b * n_head + h) * T * D, dout, q, k, kt, vt, out,
-				     lse, &a, b, h, p, p + (size_t)ATT_ROWS * a.ldt);
+						      dvh + ((size_t)b * n_head + h) * T * D, dout,
+						      q, k, kt, vt, out, lse, &a, b, h, p,
+						      p + (size_t)ATT_ROWS * a.ldt);
 		}
 	}
 	{
@@ -1817,6 +1826,7 @@ static int cpu_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_
 	const size_t cols = (size_t)q->cols;
 	const float *code = q->kind == TK_QK_FP4 ? tk_fp4_code : tk_nf4_code;
 	int nt = be->threads, isa = (int)tk_cpu_isa();
+
 	if (q->kind != TK_QK_INT8 && !tk_qkind_half(q->kind) &&
 	    ((q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4) ||
 	     !tk_q4_blocksize_ok((long long)q->blocksize)))
@@ -1904,8 +1914,8 @@ static int cpu_matmul_group(struct tk_backend *be, int m, int k, const float *x,
 	return tk_cpu_gemv_group(isa, be->threads, m, k, x, it, count, ws);
 }
 
-/* 16 and fewer floats as one value (GCC's vector extension): the clones
- * below run it as one zmm, two ymm or four xmm, with the same bits. */
+/* 16 and fewer floats as one value (GCC's vector extension), with the same
+ * bits at every instruction set. */
 typedef float v16f __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
@@ -2019,7 +2029,7 @@ struct att_dec_job {
  * Cloned: built for plain x86-64, its 16-lane loops ran as SSE2, 19% of a
  * 1-thread NF4 decode step of SmolLM2-135M at ~160 tokens of context.
  * wide: 16-lane vectors as one value (the AVX-512 copy), else as two of 8
- * (the same lanes, the same bits). */
+ * (the same lanes, the same bits: the AVX2 and plain copies). */
 ISA_BODY void att_dec_pair_body(void *p, int ih, int tid, const int wide)
 {
 	const struct att_dec_job *a = p;
@@ -2048,18 +2058,8 @@ ISA_BODY void att_dec_pair_body(void *p, int ih, int tid, const int wide)
 		sc[j] /= sum;
 	sum_scaled(o, sc, j0, T, vc + base, (size_t)K, D, wide);
 }
-#if defined(__x86_64__) && defined(__GNUC__)
-ISA_VOID_COPIES_OF(att_dec_pair_w, att_dec_pair_body, (void *p, int ih, int tid), (p, ih, tid, 1));
-ISA_VOID_COPIES_OF(att_dec_pair, att_dec_pair_body, (void *p, int ih, int tid), (p, ih, tid, 0));
-#define ATT_DEC_PAIR(isa) \
-	((isa) >= TK_CPU_ISA_AVX512 ? ISA_COPY(att_dec_pair_w, isa) : ISA_COPY(att_dec_pair, isa))
-#else
-static void att_dec_pair(void *p, int ih, int tid)
-{
-	att_dec_pair_body(p, ih, tid, 0);
-}
-#define ATT_DEC_PAIR(isa) att_dec_pair
-#endif
+ISA_VOID_COPIES(att_dec_pair, (void *p, int ih, int tid),
+		(p, ih, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
 
 /* One (row, head) pair per iteration (att_dec_pair), on the pool for the
  * rows of a decode step (as the GEMVs around it): the pool's loops do not
@@ -2091,10 +2091,10 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		 * on the cores this one needs */
 #pragma omp parallel for num_threads(nt) schedule(static) if (work > 32768)
 		for (int ih = 0; ih < n * H; ih++)
-			ATT_DEC_PAIR(isa)(&a, ih, omp_get_thread_num());
+			ISA_COPY(att_dec_pair, isa)(&a, ih, omp_get_thread_num());
 		return 0;
 	}
-	tk_pool_for(work > 32768 ? nt : 1, n * H, ATT_DEC_PAIR(isa), &a);
+	tk_pool_for(work > 32768 ? nt : 1, n * H, ISA_COPY(att_dec_pair, isa), &a);
 	return 0;
 }
 
