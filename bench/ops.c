@@ -572,6 +572,37 @@ static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int tr
 	free(w), free(x), free(dy), free(y), free(dx), free(tile);
 }
 
+/* LoRA's rank-r matmuls at GPT-2's c_fc (768 -> 3072) and c_attn (768 ->
+ * 2304), 1024 rows, r 16 (tk_lora_lin_fwd/bwd): each is thin, so its rate
+ * is far from SGEMM's. */
+static void bench_lora(struct tk_backend *be)
+{
+	static const int outs[] = { 3072, 2304 };
+	const int rows = 1024, in = 768, r = 16;
+	for (size_t o = 0; o < sizeof(outs) / sizeof(outs[0]); o++) {
+		int out = outs[o];
+		const struct {
+			int ta, tb, m, n, k;
+			const char *what;
+		} g[] = {
+			{ 0, 1, rows, r, in, "u = x A^T      " },  { 0, 1, rows, out, r, "y += u B^T     " },
+			{ 1, 0, out, r, rows, "dB += dy^T u   " }, { 0, 0, rows, r, out, "du = dy B      " },
+			{ 1, 0, r, in, rows, "dA += du^T x   " },  { 0, 0, rows, in, r, "dx += du A     " },
+		};
+		double sum = 0;
+		for (size_t j = 0; j < sizeof(g) / sizeof(g[0]); j++) {
+			time_gemm(be, g[j].ta, g[j].tb, g[j].m, g[j].n, g[j].k, 2);
+			double t = time_gemm(be, g[j].ta, g[j].tb, g[j].m, g[j].n, g[j].k, 20);
+			sum += t;
+			printf("lora %s %dx%dx%d threads=%d: %.3f ms, %.1f GFLOP/s\n", g[j].what,
+			       g[j].m, g[j].n, g[j].k, be->threads, t * 1e3,
+			       2.0 * g[j].m * g[j].n * g[j].k / t / 1e9);
+		}
+		printf("lora %d -> %d r %d, all six threads=%d: %.3f ms\n", in, out, r, be->threads,
+		       sum * 1e3);
+	}
+}
+
 static void bench_qlora(struct tk_backend *be)
 {
 	static const int shapes[][2] = { { 4096, 4096 }, { 11008, 4096 }, { 4096, 11008 } };
@@ -586,6 +617,7 @@ int main(int argc, char **argv)
 	int list[8] = { 1, 2 }, nl = 2, a0 = 1;
 	const char *only = NULL;
 	if (argc > 1 && (!strcmp(argv[1], "decode") || !strcmp(argv[1], "qlora") ||
+			 !strcmp(argv[1], "lora") ||
 			 !strcmp(argv[1], "train")))
 		only = argv[a0++];
 	if (argc > a0) {
@@ -604,6 +636,8 @@ int main(int argc, char **argv)
 			bench_decode(&be);
 		if (!only || !strcmp(only, "qlora"))
 			bench_qlora(&be);
+		if (!only || !strcmp(only, "lora"))
+			bench_lora(&be);
 		if (only && strcmp(only, "train")) {
 			tk_backend_free(&be);
 			continue;

@@ -41,6 +41,22 @@ int tk_cpu_gemv_half_ok(enum tk_cpu_isa isa, enum tk_qkind kind);
 void tk_cpu_gemv_half(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0,
 		      int n, int m, const float *x, float *y, size_t ldy, float beta);
 
+/* Inner dimension up to which tk_cpu_thin takes a product. */
+#define TK_THIN_K_MAX 64
+
+/* c[i ldc + j] = alpha sum_p a[i lda + p] op(B)[p, j] (+ beta c[i ldc + j]
+ * when beta != 0; beta 0 never reads c) for i < m, j < n, p < k: a GEMM
+ * whose inner dimension k is small (tk_cpu_thin_ok: 1 <= k <=
+ * TK_THIN_K_MAX, AVX2 and FMA or AVX-512), such as LoRA's rank-r
+ * products.  op(B) is B [k, n] (row stride ldb) or, with tb, B^T for B
+ * [n, k].  Each element is one fused multiply-add chain over p in order,
+ * then alpha times it plus beta c: the same bits at either isa and for
+ * any nt (backend-cpu-thin.c). */
+int tk_cpu_thin_ok(enum tk_cpu_isa isa, int k);
+void tk_cpu_thin(enum tk_cpu_isa isa, int nt, int tb, int m, int n, int k, float alpha,
+		 const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+		 size_t ldc);
+
 /* Whether tk_cpu_qgemv4 takes q at this isa: NF4 or FP4 with cols and the
  * block size multiples of 64 (every 64 columns of a row then lie in one
  * block, at a byte boundary), AVX2 or AVX-512. */

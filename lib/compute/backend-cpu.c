@@ -207,6 +207,12 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 				(size_t)ldc);
 		return 0;
 	}
+	if (!ta && m > TK_GEMV_MAX_ROWS && tk_cpu_thin_ok(isa, k)) {
+		/* a small inner dimension (LoRA's rank): C written once */
+		tk_cpu_thin(isa, nt, tb, m, n, k, alpha, a, (size_t)lda, b, (size_t)ldb, beta, c,
+			    (size_t)ldc);
+		return 0;
+	}
 	if (m == 1 && tb && k > 0) {
 		/* one row times a [n, k] matrix (a decode step): GEMV, which
 		 * streams the matrix once instead of packing it for a GEMM */

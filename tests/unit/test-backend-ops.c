@@ -257,6 +257,96 @@ static void test_gemv_isas(void)
 	printf("info GEMV error at most %.3g of the bound\n", ratio);
 }
 
+/* A small inner dimension (LoRA's rank-r products: tk_cpu_thin, AVX2 and
+ * AVX-512) at every instruction-set level this CPU runs, 1 and 2 threads,
+ * both layouts of B, beta 0 (C starts as NaN: never read), 1 and -0.5,
+ * tails of rows and columns: each element has the bits of its scalar
+ * model, one fmaf chain over p from zero, then fmaf(alpha, sum, beta c)
+ * (alpha sum alone for beta 0); k above TK_THIN_K_MAX, and the generic
+ * level, go to OpenBLAS and are held to the bound of an fp32 sum of k + 3
+ * products in any order (test_gemv_isas). C's padding is never written. */
+static void test_thin_isas(void)
+{
+	static const int MS[] = { 9, 13, 64, 203 }, NS[] = { 1, 7, 16, 17, 31, 257, 600 };
+	static const int KS[] = { 1, 3, 16, 33, TK_THIN_K_MAX, TK_THIN_K_MAX + 1 };
+	static const float BETAS[] = { 0.0f, 1.0f, -0.5f };
+	const double u = ldexp(1.0, -24);
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	int exact = 0;
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (size_t mi = 0; mi < sizeof(MS) / sizeof(MS[0]); mi++)
+		for (size_t ni = 0; ni < sizeof(NS) / sizeof(NS[0]); ni++)
+		for (size_t ki = 0; ki < sizeof(KS) / sizeof(KS[0]); ki++)
+		for (int tb = 0; tb < 2; tb++)
+		for (size_t bi = 0; bi < sizeof(BETAS) / sizeof(BETAS[0]) && !tt_failed_now; bi++) {
+			const int M = MS[mi], N = NS[ni], K = KS[ki];
+			const int lda = K + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+			const float alpha = 0.75f, beta = BETAS[bi];
+			const int thin = tk_cpu_thin_ok((enum tk_cpu_isa)isa, K);
+			float *a = malloc(sizeof(float) * (size_t)M * lda);
+			float *b = malloc(sizeof(float) * (size_t)(tb ? N : K) * ldb);
+			float *c0 = malloc(sizeof(float) * (size_t)M * ldc);
+			float *c1 = malloc(sizeof(float) * (size_t)M * ldc);
+			float *c2 = malloc(sizeof(float) * (size_t)M * ldc);
+			TT_REQUIRE(a && b && c0 && c1 && c2, "out of memory");
+			fill(a, (size_t)M * lda, 1.0);
+			fill(b, (size_t)(tb ? N : K) * ldb, 1.0);
+			fill(c0, (size_t)M * ldc, 1.0);
+			for (int i = 0; i < M && beta == 0.0f; i++)
+				for (int j = 0; j < N; j++)
+					c0[(size_t)i * ldc + j] = NAN;
+			memcpy(c1, c0, sizeof(float) * (size_t)M * ldc);
+			memcpy(c2, c0, sizeof(float) * (size_t)M * ldc);
+			TT_REQUIRE(tk_matmul(&be1, 0, tb, M, N, K, alpha, a, lda, b, ldb, beta, c1,
+					     ldc) == 0, "rc");
+			TT_REQUIRE(tk_matmul(&be2, 0, tb, M, N, K, alpha, a, lda, b, ldb, beta, c2,
+					     ldc) == 0, "rc");
+			for (int i = 0; i < M && !tt_failed_now; i++) {
+				for (int j = 0; j < N; j++) {
+					size_t at = (size_t)i * ldc + j;
+					float f = 0.0f;
+					double s = 0.0, mag = 0.0;
+					for (int p = 0; p < K; p++) {
+						float x = a[(size_t)i * lda + p];
+						float y = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+						f = fmaf(x, y, f);
+						s += (double)x * y;
+						mag += fabs((double)x * y);
+					}
+					f = beta == 0.0f ? alpha * f
+						: fmaf(alpha, f, beta == 1.0f ? c0[at] : beta * c0[at]);
+					s = alpha * s + (beta == 0.0f ? 0.0 : (double)beta * c0[at]);
+					mag = alpha * mag + (beta == 0.0f ? 0.0 : fabs((double)beta * c0[at]));
+					double tol = (K + 3) * u / (1 - (K + 3) * u) * mag;
+					TT_CHECK(thin ? !memcmp(&c1[at], &f, sizeof(f))
+						      : fabs(c1[at] - s) <= tol,
+						 "%s m %d n %d k %d tb %d beta %g: c[%d][%d] = %.9g, want "
+						 "%.9g", tk_cpu_isa_name((enum tk_cpu_isa)isa), M, N, K, tb,
+						 beta, i, j, c1[at], thin ? f : s);
+					TT_CHECK(!thin || !memcmp(&c1[at], &c2[at], sizeof(float)),
+						 "%s m %d n %d k %d: 2 threads differ at [%d][%d]",
+						 tk_cpu_isa_name((enum tk_cpu_isa)isa), M, N, K, i, j);
+				}
+				for (int j = N; j < ldc; j++)
+					TT_CHECK(!memcmp(&c1[(size_t)i * ldc + j], &c0[(size_t)i * ldc + j],
+							 sizeof(float)) &&
+							 !memcmp(&c2[(size_t)i * ldc + j],
+								 &c0[(size_t)i * ldc + j], sizeof(float)),
+						 "padding written");
+			}
+			exact += thin;
+			free(a), free(b), free(c0), free(c1), free(c2);
+		}
+	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
+	printf("info thin GEMM: %d cases bit for bit against the fmaf model\n", exact);
+}
+
 static void test_matmul_bad_sizes(void)
 {
 	float a[64] = { 0 }, b[64] = { 0 }, c[64] = { 0 };
@@ -1483,6 +1573,7 @@ int main(void)
 	TT_RUN(test_matmul);
 	TT_RUN(test_matvec);
 	TT_RUN(test_gemv_isas);
+	TT_RUN(test_thin_isas);
 	TT_RUN(test_matmul_bad_sizes);
 	TT_RUN(test_layernorm_fwd);
 	TT_RUN(test_layernorm_bwd);
