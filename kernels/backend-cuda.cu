@@ -636,14 +636,15 @@ static int cuda_logit_softcap(struct tk_backend *be, float *x, size_t n, float c
 	return stage_end(&s);
 }
 
-static int cuda_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+static int cuda_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim,
+			 int set)
 {
 	struct stage s;
 	stage_begin(&s, be);
 	float *dy = OUT(&s, y, (size_t)rows * dim * sizeof(float));
 	const float *db = IN(&s, bias, (size_t)dim * sizeof(float));
 	if (!s.err)
-		SCK(&s, cu_bias_add(s.c->st, dy, db, rows, dim));
+		SCK(&s, cu_bias_add(s.c->st, dy, db, rows, dim, set));
 	return stage_end(&s);
 }
 

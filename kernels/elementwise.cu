@@ -75,11 +75,11 @@ __global__ void logit_softcap_k(float *x, size_t n, float cap)
 		x[i] = tk_softcap(x[i], cap);
 }
 
-__global__ void bias_add_k(float *y, const float *bias, size_t n, int dim)
+__global__ void bias_add_k(float *y, const float *bias, size_t n, int dim, int set)
 {
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
 	     i += (size_t)gridDim.x * blockDim.x)
-		y[i] += bias[i % (size_t)dim];
+		y[i] = set ? bias[i % (size_t)dim] : y[i] + bias[i % (size_t)dim];
 }
 
 __global__ void axpy_k(float *y, float a, const float *x, size_t n)
@@ -213,10 +213,10 @@ cudaError_t cu_logit_softcap(cudaStream_t st, float *x, size_t n, float cap)
 	return cudaGetLastError();
 }
 
-cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim)
+cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim, int set)
 {
 	size_t n = (size_t)rows * dim;
-	bias_add_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(y, bias, n, dim);
+	bias_add_k<<<tk_grid(n, EW_THREADS), EW_THREADS, 0, st>>>(y, bias, n, dim, set);
 	return cudaGetLastError();
 }
 

@@ -55,7 +55,8 @@ cudaError_t cu_geglu_bwd(cudaStream_t st, float *dgate, float *dup, const float 
 			 const float *up, const float *dy, size_t n);
 /* x = cap tanh(x / cap) in place. */
 cudaError_t cu_logit_softcap(cudaStream_t st, float *x, size_t n, float cap);
-cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim);
+/* y[rows, dim] += bias, or with set = bias (y not read) */
+cudaError_t cu_bias_add(cudaStream_t st, float *y, const float *bias, int rows, int dim, int set);
 cudaError_t cu_axpy(cudaStream_t st, float *y, float a, const float *x, size_t n);
 cudaError_t cu_scale(cudaStream_t st, float *x, float s, size_t n);
 cudaError_t cu_add_noise(cudaStream_t st, float *x, size_t n, uint64_t key, float mag);

@@ -661,12 +661,17 @@ static int cpu_logit_softcap(struct tk_backend *be, float *x, size_t n, float ca
 	return 0;
 }
 
-static int cpu_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+static int cpu_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim,
+			int set)
 {
 	int nt = be->threads;
 #pragma omp parallel for num_threads(nt) schedule(static) if (PAR_ROWS(rows, (size_t)rows * dim))
 	for (int r = 0; r < rows; r++) {
 		float *yr = y + (size_t)r * dim;
+		if (set) {
+			memcpy(yr, bias, (size_t)dim * sizeof(float));
+			continue;
+		}
 #pragma omp simd
 		for (int j = 0; j < dim; j++)
 			yr[j] += bias[j];

@@ -212,13 +212,24 @@ int tk_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap)
 	return n ? be->i->logit_softcap(be, x, n, cap) : 0;
 }
 
-int tk_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+static int bias_op(struct tk_backend *be, float *y, const float *bias, int rows, int dim,
+		   int set)
 {
 	if (!SLOT(be, bias_add))
 		return TK_E_UNSUPPORTED;
 	if (rows < 0 || dim < 0)
 		return TK_E_INVAL;
-	return rows && dim ? be->i->bias_add(be, y, bias, rows, dim) : 0;
+	return rows && dim ? be->i->bias_add(be, y, bias, rows, dim, set) : 0;
+}
+
+int tk_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+{
+	return bias_op(be, y, bias, rows, dim, 0);
+}
+
+int tk_bias_set(struct tk_backend *be, float *y, const float *bias, int rows, int dim)
+{
+	return bias_op(be, y, bias, rows, dim, 1);
 }
 
 int tk_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim)

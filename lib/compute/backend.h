@@ -98,8 +98,10 @@ struct tk_backend_i {
 	/* x = cap * tanh(x / cap) in place, cap > 0 (Gemma-2's
 	 * final_logit_softcapping). */
 	int (*logit_softcap)(struct tk_backend *be, float *x, size_t n, float cap);
-	/* y[rows,dim] += bias[dim] */
-	int (*bias_add)(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
+	/* y[rows,dim] += bias[dim]; with set, y[rows,dim] = bias[dim] (y not
+	 * read) */
+	int (*bias_add)(struct tk_backend *be, float *y, const float *bias, int rows, int dim,
+			int set);
 	/* dbias[dim] += sum over rows of dy (accumulates). */
 	int (*bias_grad)(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim);
 	/* y[i] += a * x[i] */
@@ -320,6 +322,9 @@ int tk_geglu_bwd(struct tk_backend *be, float *dgate, float *dup, const float *g
 /* TK_E_INVAL unless cap > 0 (finite). */
 int tk_logit_softcap(struct tk_backend *be, float *x, size_t n, float cap);
 int tk_bias_add(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
+/* Each row of y [rows, dim] = bias (y not read): a matmul with beta 1 then
+ * adds to it. */
+int tk_bias_set(struct tk_backend *be, float *y, const float *bias, int rows, int dim);
 int tk_bias_grad(struct tk_backend *be, float *dbias, const float *dy, int rows, int dim);
 int tk_axpy(struct tk_backend *be, float *y, float a, const float *x, size_t n);
 /* x[i] += uniform noise in [-mag, mag) from the stream key (add_noise). */

@@ -19,10 +19,13 @@ struct tk_lora_run {
 	struct tk_dora_run *dora; /* DoRA's scratch (dora.c), NULL without */
 };
 
-/* The adapter part of tk_lin_fwd / tk_lin_bwd (L->ad >= 0). */
+/* The adapter part of tk_lin_fwd / tk_lin_bwd (L->ad >= 0): y =
+ * scale u B^T (beta 0) or += (beta 1); the gradients of A and B
+ * accumulate and dx = du A (dx_beta 0) or += (dx_beta 1).  With DoRA,
+ * beta must be 1 and y hold the base's result and bias. */
 int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y, const float *x,
-		    int rows, float *u_scratch);
-int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx,
+		    int rows, float *u_scratch, float beta);
+int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx, float dx_beta,
 		    const float *dy, const float *x, int rows);
 
 /* The floats of the training scratch tk_lora_reserve(m, rows) allocates:

@@ -530,7 +530,7 @@ void tk_lora_dropout(const struct tk_lora *l, int ad, const float *x, float *xd,
 }
 
 int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y, const float *x,
-		    int rows, float *u_scratch)
+		    int rows, float *u_scratch, float beta)
 {
 	struct tk_lora *lo = m->lora;
 	const struct tk_lora_adapter *a = &lo->ad[L->ad];
@@ -551,11 +551,12 @@ int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y,
 				lo->params + a->a_off, a->in, 0.0f, u, r));
 	}
 	if (lo->cfg.use_dora)
-		return tk_dora_lin_fwd(m, L, y, x, rows, u, u_scratch != NULL);
-	return tk_matmul(m->be, 0, 1, rows, L->out, r, lo->scale, u, r, B, r, 1.0f, y, L->out);
+		return beta == 1.0f ? tk_dora_lin_fwd(m, L, y, x, rows, u, u_scratch != NULL)
+				    : TK_E_INVAL;
+	return tk_matmul(m->be, 0, 1, rows, L->out, r, lo->scale, u, r, B, r, beta, y, L->out);
 }
 
-int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx,
+int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx, float dx_beta,
 		    const float *dy, const float *x, int rows)
 {
 	struct tk_lora *lo = m->lora;
@@ -570,7 +571,7 @@ int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx
 	if (!lo->grads || rows > rn->rows)
 		return TK_E_INVAL;
 	if (lo->cfg.use_dora)
-		return tk_dora_lin_bwd(m, L, dx, dy, x, rows);
+		return dx_beta == 1.0f ? tk_dora_lin_bwd(m, L, dx, dy, x, rows) : TK_E_INVAL;
 	/* dB += scale dy^T u;  du = scale dy B */
 	CHECK(tk_matmul(m->be, 1, 0, L->out, r, rows, lo->scale, dy, L->out, u, r, 1.0f,
 			lo->grads + boff, r));
@@ -584,11 +585,15 @@ int tk_lora_lin_bwd(struct tk_model *m, const struct tk_lin *L, int l, float *dx
 	CHECK(tk_matmul(m->be, 1, 0, r, a->in, rows, 1.0f, rn->du, r, xin, a->in, 1.0f,
 			lo->grads + a->a_off, a->in));
 	if (!drop)
-		return tk_matmul(m->be, 0, 0, rows, a->in, r, 1.0f, rn->du, r, A, a->in, 1.0f, dx,
-				 a->in);
-	/* dx += mask (du A) / (1 - p): the same mask applied to du A */
+		return tk_matmul(m->be, 0, 0, rows, a->in, r, 1.0f, rn->du, r, A, a->in, dx_beta,
+				 dx, a->in);
+	/* dx (+)= mask (du A) / (1 - p): the same mask applied to du A */
 	CHECK(tk_matmul(m->be, 0, 0, rows, a->in, r, 1.0f, rn->du, r, A, a->in, 0.0f, rn->tmp,
 			a->in));
+	if (dx_beta == 0.0f) {
+		tk_lora_dropout(lo, L->ad, rn->tmp, dx, (size_t)rows * (size_t)a->in);
+		return 0;
+	}
 	tk_lora_dropout(lo, L->ad, rn->tmp, rn->tmp, (size_t)rows * (size_t)a->in);
 	return tk_axpy(m->be, dx, 1.0f, rn->tmp, (size_t)rows * (size_t)a->in);
 }

@@ -85,14 +85,15 @@ static int need_tile(struct tk_model *m, int in)
  * 659 for 8; the portable loops lose to the tiles (597 against 364). */
 #define TK_QMM_ROWS 8
 
-/* y[rows, out] (row stride out) = x W^T for a quantized slice. */
+/* y[rows, out] (row stride out) = x W^T (beta 0) or += (beta 1) for a
+ * quantized slice. */
 static int qmatmul_fwd(struct tk_model *m, const struct tk_lin *L, const struct tk_qweight *q,
-		       float *y, const float *x, int rows)
+		       float *y, float beta, const float *x, int rows)
 {
 	int nt = tile_rows(L->in), t0;
 
 	if (rows <= TK_QMM_ROWS) {
-		int rc = tk_qmatmul(m->be, q, L->row0, L->out, rows, x, y, L->out, 0.0f);
+		int rc = tk_qmatmul(m->be, q, L->row0, L->out, rows, x, y, L->out, beta);
 		if (rc != TK_E_UNSUPPORTED)
 			return rc;
 	}
@@ -101,7 +102,7 @@ static int qmatmul_fwd(struct tk_model *m, const struct tk_lin *L, const struct 
 		int n = L->out - t0 < nt ? L->out - t0 : nt;
 		CHECK(tk_dequant_rows(m->be, q, L->row0 + t0, n, m->run->qtile, NULL));
 		CHECK(tk_matmul(m->be, 0, 1, rows, n, L->in, 1.0f, x, L->in, m->run->qtile, L->in,
-				0.0f, y + t0, L->out));
+				beta, y + t0, L->out));
 	}
 	return 0;
 }
@@ -122,15 +123,21 @@ static int qmatmul_bwd(struct tk_model *m, const struct tk_lin *L, const struct 
 	return 0;
 }
 
-int tk_lin_base_fwd(struct tk_model *m, const struct tk_lin *L, float *y, const float *x,
-		    int rows)
+static int base_fwd(struct tk_model *m, const struct tk_lin *L, float *y, float beta,
+		    const float *x, int rows)
 {
 	const struct tk_model_tensor *tw = &m->tensors[L->tw];
 
 	if (tw->q)
-		return qmatmul_fwd(m, L, tw->q, y, x, rows);
+		return qmatmul_fwd(m, L, tw->q, y, beta, x, rows);
 	return tk_matmul(m->be, 0, 1, rows, L->out, L->in, 1.0f, x, L->in,
-			 tk_model_at(m, m->params, L->w), L->in, 0.0f, y, L->out);
+			 tk_model_at(m, m->params, L->w), L->in, beta, y, L->out);
+}
+
+int tk_lin_base_fwd(struct tk_model *m, const struct tk_lin *L, float *y, const float *x,
+		    int rows)
+{
+	return base_fwd(m, L, y, 0.0f, x, rows);
 }
 
 int tk_lin_base_bwd(struct tk_model *m, const struct tk_lin *L, float *dx, float beta,
@@ -144,16 +151,40 @@ int tk_lin_base_bwd(struct tk_model *m, const struct tk_lin *L, float *dx, float
 			 tk_model_at(m, m->params, L->w), L->in, beta, dx, L->in);
 }
 
+/* Whether slot L's base matmul comes last, adding (beta 1) to what the
+ * bias and the adapter wrote: for more rows than a decode step's.  At beta
+ * 0 OpenBLAS first zeroes C in a pass of its own, and a bias or adapter
+ * added afterwards is one more pass over y (or dx) each; written first,
+ * the bias is one write and the adapter's rank-r product one write too
+ * (the CPU backend's small-k loops).  DoRA needs the base's result alone. */
+static int base_last(const struct tk_model *m, const struct tk_lin *L, int rows)
+{
+	return rows > TK_QMM_ROWS && !(L->ad >= 0 && m->lora->cfg.use_dora);
+}
+
 int tk_lin_fwd(struct tk_model *m, int l, int s, float *y, const float *x, int rows,
 	       float *u_scratch)
 {
 	const struct tk_lin *L = &m->run->lin[l][s];
+	const float *bias = L->b >= 0 ? tk_model_at(m, m->params, L->b) : NULL;
+	float beta = 0.0f;
 
-	CHECK(tk_lin_base_fwd(m, L, y, x, rows));
-	if (L->b >= 0)
-		CHECK(tk_bias_add(m->be, y, tk_model_at(m, m->params, L->b), rows, L->out));
+	if (base_last(m, L, rows)) {
+		if (bias) {
+			CHECK(tk_bias_set(m->be, y, bias, rows, L->out));
+			beta = 1.0f;
+		}
+		if (L->ad >= 0) {
+			CHECK(tk_lora_lin_fwd(m, L, l, y, x, rows, u_scratch, beta));
+			beta = 1.0f;
+		}
+		return base_fwd(m, L, y, beta, x, rows);
+	}
+	CHECK(base_fwd(m, L, y, 0.0f, x, rows));
+	if (bias)
+		CHECK(tk_bias_add(m->be, y, bias, rows, L->out));
 	if (L->ad >= 0)
-		CHECK(tk_lora_lin_fwd(m, L, l, y, x, rows, u_scratch));
+		CHECK(tk_lora_lin_fwd(m, L, l, y, x, rows, u_scratch, 1.0f));
 	return 0;
 }
 
@@ -186,7 +217,7 @@ int tk_lin_fwd_group(struct tk_model *m, int l, const int *sl, float *const *y, 
 			CHECK(tk_bias_add(m->be, y[j], tk_model_at(m, m->params, L->b), rows,
 					  L->out));
 		if (L->ad >= 0)
-			CHECK(tk_lora_lin_fwd(m, L, l, y[j], x, rows, u_scratch));
+			CHECK(tk_lora_lin_fwd(m, L, l, y[j], x, rows, u_scratch, 1.0f));
 	}
 	return 0;
 }
@@ -204,8 +235,12 @@ int tk_lin_bwd(struct tk_model *m, int l, int s, float *dx, float dx_beta, const
 				gw, L->in));
 	if (gb)
 		CHECK(tk_bias_grad(m->be, gb, dy, rows, L->out));
+	if (L->ad >= 0 && base_last(m, L, rows)) {
+		CHECK(tk_lora_lin_bwd(m, L, l, dx, dx_beta, dy, x, rows));
+		return tk_lin_base_bwd(m, L, dx, 1.0f, dy, rows);
+	}
 	CHECK(tk_lin_base_bwd(m, L, dx, dx_beta, dy, rows));
 	if (L->ad >= 0)
-		CHECK(tk_lora_lin_bwd(m, L, l, dx, dy, x, rows));
+		CHECK(tk_lora_lin_bwd(m, L, l, dx, 1.0f, dy, x, rows));
 	return 0;
 }

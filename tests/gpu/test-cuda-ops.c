@@ -181,7 +181,7 @@ static void test_activations(void)
 	pair_free(&u);
 }
 
-/* bias_add, bias_grad (accumulates), axpy, scale, add_noise.  bias_add and scale are
+/* bias_add, bias_set, bias_grad (accumulates), axpy, scale, add_noise.  bias_add and scale are
  * one rounding each: exact.  axpy may be fused on the GPU: 1 ulp.
  * bias_grad: double sums of floats on both sides, rounded once: 1e-6 rel. */
 static void test_simple(void)
@@ -195,6 +195,9 @@ static void test_simple(void)
 	BOTH_OK(tk_bias_add(&cpu, y.c, b.c, rows, dim), tk_bias_add(&gpu, y.g, b.g, rows, dim),
 		"bias_add");
 	CHECK_PAIR("bias_add", y, 0, 0);
+	BOTH_OK(tk_bias_set(&cpu, y.c, b.c, rows, dim), tk_bias_set(&gpu, y.g, b.g, rows, dim),
+		"bias_set");
+	CHECK_PAIR("bias_set", y, 0, 0);
 	BOTH_OK(tk_bias_grad(&cpu, db.c, y.c, rows, dim), tk_bias_grad(&gpu, db.g, y.g, rows, dim),
 		"bias_grad");
 	CHECK_PAIR("bias_grad", db, 1e-6, 1e-6);

@@ -711,6 +711,12 @@ static void test_bias(void)
 	}
 	TT_REQUIRE(tk_bias_grad(&be2, db, y, ROWS, DIM) == 0, "grad");
 	CHECK_CLOSE(db, dbd, DIM, 1e-6, 1e-6, "bias_grad");
+	/* set: every row the bias, whatever y held (NaN) */
+	for (int i = 0; i < ROWS * DIM; i++)
+		y[i] = NAN;
+	TT_REQUIRE(tk_bias_set(&be2, y, bias, ROWS, DIM) == 0, "set");
+	for (int i = 0; i < ROWS * DIM; i++)
+		TT_CHECK(!memcmp(&y[i], &bias[i % DIM], sizeof(float)), "bias_set [%d]", i);
 }
 
 static void test_axpy_scale_sumsq(void)
