@@ -210,13 +210,18 @@ static inline const float *tk_layer_rope(const struct tk_model *m, int l, const 
  * on a 7M-parameter GPT-2 (B 4, T 256, 2 threads); the whole GPT-2 124M
  * head of 1024 rows took 4.1 s of CPU in chunks of 128 and 3.5 s in
  * chunks of 256 or 512 (one thread, AMD Zen 5, OpenBLAS SkylakeX
- * kernels).  So the chunk grows to the power of two whose logits fit
- * TK_MODEL_CHUNK_BYTES, between TK_MODEL_CHUNK and TK_MODEL_CHUNK_MAX
- * rows: 256 for GPT-2's 50257 tokens, 512 for Llama-2's 32000, 128 for
- * Llama-3's 128256; never more than the n rows of the batch. */
+ * kernels); at 2 threads (AMD Zen 3, OpenBLAS Zen kernels, three runs)
+ * its forward and input-gradient products took 1089-1145 ms in chunks of
+ * 256, 980-1066 in 512 and 960-1015 in one chunk of 1024, a tenth of a
+ * LoRA step's time less.  So the chunk grows to the power of two whose
+ * logits fit TK_MODEL_CHUNK_BYTES, between TK_MODEL_CHUNK and
+ * TK_MODEL_CHUNK_MAX rows: 1024 for GPT-2's 50257 tokens and Llama-2's
+ * 32000, 256 for Llama-3's 128256, 128 for Gemma's 262144; never more
+ * than the n rows of the batch.  (transformers holds the logits of the
+ * whole batch, and their gradient.) */
 #define TK_MODEL_CHUNK 128
-#define TK_MODEL_CHUNK_MAX 512
-#define TK_MODEL_CHUNK_BYTES ((size_t)64 << 20)
+#define TK_MODEL_CHUNK_MAX 1024
+#define TK_MODEL_CHUNK_BYTES ((size_t)256 << 20)
 
 static inline int tk_model_chunk_rows(int vocab, size_t n)
 {
