@@ -1,4 +1,10 @@
 /* generate.c - decoding as transformers' generate() (see generate.h). */
+/* Without trapping math GCC if-converts tk_expf_poly's clamps and so
+ * vectorizes tk_generate_logprob's loop (as in backend-cpu.c); nothing
+ * here reads floating-point exception flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -9,6 +15,8 @@
 #include <cjson/cJSON.h>
 
 #include "jobs/generate.h"
+#include "base/math-common.h"
+#include "compute/cpu.h"
 
 void tk_generate_opts_init(struct tk_generate_opts *o)
 {
@@ -178,19 +186,45 @@ static int is_eos(const struct tk_generate_opts *o, uint32_t id)
 	return 0;
 }
 
+/* *mx = the largest of s[0 .. V), and the sum of exp(s[i] - *mx): the
+ * exponentials in float (tk_expf_poly, within 2 ulp, 0 for removed
+ * tokens: loops that vectorize), summed in double; an AVX2 copy where the
+ * CPU runs it (TK_CPU_ISA). */
+#define EXPSUM_BODY                                                          \
+	{                                                                    \
+		float m = -INFINITY;                                         \
+		double sum = 0.0;                                            \
+		_Pragma("omp simd reduction(max : m)")                       \
+		for (int i = 0; i < V; i++)                                  \
+			m = s[i] > m ? s[i] : m;                             \
+		_Pragma("omp simd reduction(+ : sum)")                       \
+		for (int i = 0; i < V; i++)                                  \
+			sum += (double)tk_expf_poly(s[i] - m);               \
+		*mx = m;                                                     \
+		return sum;                                                  \
+	}
+static double expsum(const float *s, int V, float *mx) EXPSUM_BODY
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static double expsum_avx2(const float *s, int V, float *mx)
+	EXPSUM_BODY
+#endif
+
+/* Every generated token's, so it must be cheap: libm's exp in double took
+ * 0.3-0.5 ms a step for a 49152-token vocabulary on the 2-core Zen 3 here,
+ * 3-5% of a 135M model's NF4 decode step. */
 float tk_generate_logprob(const float *scores, int V, uint32_t id)
 {
-	float mx = -INFINITY;
-	double sum = 0.0;
+	float mx;
+	double sum;
 
 	if (id >= (uint32_t)V || scores[id] == -INFINITY)
 		return -INFINITY;
-	for (int i = 0; i < V; i++)
-		if (scores[i] > mx)
-			mx = scores[i];
-	for (int i = 0; i < V; i++)
-		if (scores[i] != -INFINITY)
-			sum += exp((double)scores[i] - (double)mx);
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (tk_cpu_isa() >= TK_CPU_ISA_AVX2)
+		sum = expsum_avx2(scores, V, &mx);
+	else
+#endif
+		sum = expsum(scores, V, &mx);
 	return (float)((double)scores[id] - (double)mx - log(sum));
 }
 
