@@ -1423,31 +1423,42 @@ static void test_adamw_torch(void)
 	TT_CHECK(cases == 2, "%d cases in %s", cases, path);
 }
 
-/* The vector loop of AdamW (16 at a time where the CPU has AVX-512) and
- * the scalar loop (tails, and calls of fewer than 16) give the same bits:
+/* The vector loops of AdamW (16 at a time with AVX-512, 8 with AVX2) and
+ * the scalar loop (tails, and calls of fewer than 8) give the same bits:
  * one call over n elements against n calls of one element, with and
  * without weight decay, and with beta1 > 0.5 and < 0.5 (the two forms of
- * torch's lerp). */
+ * torch's lerp), at every instruction-set level this CPU runs. */
 static void test_adamw_vector_scalar(void)
 {
 	enum { N = 1000 };
 	static const double b1s[2] = { 0.9, 0.3 }, wds[2] = { 0.01, 0.0 };
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
 	float *p = malloc(sizeof(float) * N * 2), *m = calloc(N * 2, sizeof(float));
 	float *v = calloc(N * 2, sizeof(float)), *g = malloc(sizeof(float) * N);
 	fill(p, N, 1.0);
 	memcpy(p + N, p, sizeof(float) * N);
-	for (int k = 1; k <= 4; k++) {
-		fill(g, N, k % 2 ? 1e-3 : 10.0);
+	for (int k = 1; k <= 4 * ((int)tk_cpu_isa_best() + 1); k++) {
+		int kk = (k - 1) % 4 + 1; /* the same four cases at each level */
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)((k - 1) / 4)), 1);
+		fill(g, N, kk % 2 ? 1e-3 : 10.0);
 		g[7] = 0.0f;
-		double b1 = b1s[k % 2], wd = wds[k / 3];
+		double b1 = b1s[kk % 2], wd = wds[kk / 3];
 		TT_CHECK(tk_adamw(&be2, p, g, m, v, N, 1e-3, b1, 0.999, 1e-8, wd, k) == 0, "rc");
 		for (int i = 0; i < N; i++)
 			tk_adamw(&be1, p + N + i, g + i, m + N + i, v + N + i, 1, 1e-3, b1, 0.999,
 				 1e-8, wd, k);
-		TT_CHECK(!memcmp(p, p + N, sizeof(float) * N), "step %d: p differs", k);
-		TT_CHECK(!memcmp(m, m + N, sizeof(float) * N), "step %d: m differs", k);
-		TT_CHECK(!memcmp(v, v + N, sizeof(float) * N), "step %d: v differs", k);
+		TT_CHECK(!memcmp(p, p + N, sizeof(float) * N), "step %d (%s): p differs", k,
+			 getenv("TK_CPU_ISA"));
+		TT_CHECK(!memcmp(m, m + N, sizeof(float) * N), "step %d (%s): m differs", k,
+			 getenv("TK_CPU_ISA"));
+		TT_CHECK(!memcmp(v, v + N, sizeof(float) * N), "step %d (%s): v differs", k,
+			 getenv("TK_CPU_ISA"));
 	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
 	free(p), free(m), free(v), free(g);
 }
 
