@@ -1,5 +1,6 @@
 /* ops.c - timings of the CPU backend: OpenBLAS SGEMM at GPT-2-small shapes,
- * (the lm head's 128-row chunks included), attention forward + backward,
+ * (the lm head's chunks included, of tk_model_chunk_rows rows for a batch
+ * of 1024 tokens), attention forward + backward,
  * cross-entropy, the other ops of a training step and AdamW at its sizes,
  * and whether OpenBLAS's threads and the OpenMP regions slow each other
  * down when they take turns; decode-step matrix-vector products (fp32 and
@@ -25,7 +26,7 @@
 #include "compute/bf16.h"
 #include "compute/cpu.h"
 #include "compute/pool.h"
-#include "model/model-int.h" /* tk_qtile_rows: the rows QLoRA dequantizes at a time */
+#include "model/model-int.h" /* tk_qtile_rows, tk_model_chunk_rows */
 
 static double now(void)
 {
@@ -660,15 +661,16 @@ int main(int argc, char **argv)
 			tk_backend_free(&be);
 			continue;
 		}
-		static const struct {
+		const int hr = tk_model_chunk_rows(50257, 1024); /* the head's chunk */
+		const struct {
 			int ta, tb, m, n, k;
 			const char *what;
 		} g[] = {
 			{ 0, 0, 1024, 3072, 768, "x @ W  (fwd)   " },
 			{ 0, 1, 1024, 768, 3072, "dy @ W^T (dx)   " },
 			{ 1, 0, 768, 3072, 1024, "x^T @ dy (dW)   " },
-			{ 0, 1, 128, 50257, 768, "x @ E^T (head)  " },
-			{ 0, 0, 128, 768, 50257, "dl @ E (head dx)" },
+			{ 0, 1, hr, 50257, 768, "x @ E^T (head)  " },
+			{ 0, 0, hr, 768, 50257, "dl @ E (head dx)" },
 		};
 		for (size_t j = 0; j < sizeof(g) / sizeof(g[0]); j++) {
 			time_gemm(&be, g[j].ta, g[j].tb, g[j].m, g[j].n, g[j].k, 2); /* warm */
