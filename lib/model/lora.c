@@ -1,11 +1,17 @@
 /* lora.c - see lora.h.  The adapters' forward and backward arithmetic is
  * here too, called from the model's linear layers (model-linear.c). */
+/* Without trapping math GCC vectorizes the dropout loop's AVX2 copy (as in
+ * backend-cpu.c); nothing here reads floating-point exception flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/rng.h"
+#include "compute/cpu.h"
 #include "model/lora-int.h"
 
 #define ALIGN_FLOATS 16
@@ -514,6 +520,29 @@ int tk_lora_grads(struct tk_model *m, struct tk_diag *d)
 	return 0;
 }
 
+/* Elements [j0, j1) of tk_lora_dropout, in copies that GCC vectorizes for
+ * AVX2 (64-bit multiplies in 32-bit pieces: 2.1 against 3.0 ns an element
+ * on the 2-core Zen 3 here) and AVX-512 (native ones); the same hash, the
+ * same bits. */
+#define DROP_BODY                                                                       \
+	{                                                                               \
+		_Pragma("omp simd")                                                     \
+		for (size_t j = j0; j < j1; j++)                                        \
+			xd[j] = tk_mix64(key + (uint64_t)j * TK_SPLITMIX64_GAMMA) >= thr \
+					? x[j] * s                                      \
+					: 0.0f;                                         \
+	}
+static void drop_range(const float *x, float *xd, size_t j0, size_t j1, uint64_t key,
+		       uint64_t thr, float s) DROP_BODY
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static void drop_range_avx2(const float *x, float *xd, size_t j0,
+							     size_t j1, uint64_t key,
+							     uint64_t thr, float s) DROP_BODY
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) static void
+drop_range_avx512(const float *x, float *xd, size_t j0, size_t j1, uint64_t key, uint64_t thr,
+		  float s) DROP_BODY
+#endif
+
 /* Dropout: element j of adapter ad's input in forward number step is kept
  * when a hash of (seed, step, ad, j) is at least p.  Writes
  * xd = x * keep / (1 - p); x == xd (in place) is fine. */
@@ -523,10 +552,22 @@ void tk_lora_dropout(const struct tk_lora *l, int ad, const float *x, float *xd,
 	double p = l->cfg.dropout;
 	float s = (float)(1.0 / (1.0 - p));
 	uint64_t thr = (uint64_t)(p * 18446744073709551616.0);
+	const size_t chunk = 4096;
+	enum tk_cpu_isa isa = tk_cpu_isa();
 
 	#pragma omp parallel for schedule(static)
-	for (size_t j = 0; j < n; j++)
-		xd[j] = tk_mix64(key + (uint64_t)j * TK_SPLITMIX64_GAMMA) >= thr ? x[j] * s : 0.0f;
+	for (size_t j0 = 0; j0 < n; j0 += chunk) {
+		size_t j1 = n - j0 < chunk ? n : j0 + chunk;
+#if defined(__x86_64__) && defined(__GNUC__)
+		if (isa >= TK_CPU_ISA_AVX512)
+			drop_range_avx512(x, xd, j0, j1, key, thr, s);
+		else if (isa >= TK_CPU_ISA_AVX2)
+			drop_range_avx2(x, xd, j0, j1, key, thr, s);
+		else
+#endif
+			drop_range(x, xd, j0, j1, key, thr, s);
+	}
+	(void)isa;
 }
 
 int tk_lora_lin_fwd(struct tk_model *m, const struct tk_lin *L, int l, float *y, const float *x,

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rng.h"
+#include "compute/cpu.h"
+#include "model/lora-int.h" /* tk_lora_dropout */
 #include "model/model.h"
 #include "model/peft.h"
 #include "formats/safetensors.h"
@@ -418,6 +421,59 @@ static void test_dropout_gradient(void)
 	fix_free(&f);
 }
 
+/* tk_lora_dropout at every instruction-set level this CPU runs (its
+ * vectorized copies) against its definition, element by element: kept
+ * when the hash of (seed, step, adapter, j) is at least p, scaled by
+ * 1 / (1 - p); in place too, and at lengths around the copies' chunks. */
+static void test_dropout_isas(void)
+{
+	static const size_t NS[] = { 1, 7, 4096, 4097, 10000 };
+	struct fix f;
+	struct tk_diag d;
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	float *x = malloc(10000 * sizeof(float)), *y = malloc(10000 * sizeof(float));
+	size_t kept = 0, total = 0;
+
+	TT_REQUIRE(x && y, "out of memory");
+	TT_REQUIRE(!fix_load(&f, "gpt2-mlp", &d), "%s", d.msg);
+	f.m.lora->cfg.dropout = 0.3;
+	f.m.lora->step = 5;
+	for (int i = 0; i < 10000; i++)
+		x[i] = (float)(i % 97) * 0.25f - 12.0f;
+	uint64_t key = tk_mix64(tk_mix64(tk_mix64(f.m.lora->seed) ^ 5) ^ 3);
+	uint64_t thr = (uint64_t)(0.3 * 18446744073709551616.0);
+	float s = (float)(1.0 / (1.0 - 0.3));
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (size_t ni = 0; ni < sizeof(NS) / sizeof(NS[0]); ni++) {
+			size_t n = NS[ni];
+			tk_lora_dropout(f.m.lora, 2, x, y, n);
+			for (size_t j = 0; j < n && !tt_failed_now; j++) {
+				int keep = tk_mix64(key + (uint64_t)j * TK_SPLITMIX64_GAMMA) >= thr;
+				float want = keep ? x[j] * s : 0.0f;
+				TT_CHECK(!memcmp(&y[j], &want, sizeof(float)), "%s n %zu [%zu]: %g, want %g",
+					 tk_cpu_isa_name((enum tk_cpu_isa)isa), n, j, y[j], want);
+				kept += (size_t)keep;
+				total++;
+			}
+			memcpy(y, x, n * sizeof(float));
+			tk_lora_dropout(f.m.lora, 2, y, y, n); /* in place */
+			for (size_t j = 0; j < n && !tt_failed_now; j++) {
+				int keep = tk_mix64(key + (uint64_t)j * TK_SPLITMIX64_GAMMA) >= thr;
+				float want = keep ? x[j] * s : 0.0f;
+				TT_CHECK(!memcmp(&y[j], &want, sizeof(float)), "in place [%zu]", j);
+			}
+		}
+	}
+	TT_CHECK(kept > total * 6 / 10 && kept < total * 8 / 10, "kept %zu of %zu", kept, total);
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved), free(x), free(y);
+	fix_free(&f);
+}
+
 /* B = 0 (a fresh adapter) leaves the model's output as it was, and only
  * the adapters and what the config names are trainable. */
 static void test_attach_fresh(void)
@@ -542,6 +598,7 @@ int main(void)
 	TT_RUN(test_merge_phi3);
 	TT_RUN(test_checkpointing_dropout);
 	TT_RUN(test_dropout_gradient);
+	TT_RUN(test_dropout_isas);
 	TT_RUN(test_attach_fresh);
 	TT_RUN(test_bad_configs);
 	tk_backend_free(&be);
