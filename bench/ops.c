@@ -592,8 +592,9 @@ static void bench_qlora_shape(struct tk_backend *be, int M, int N, int K, int tr
 }
 
 /* LoRA's rank-r matmuls at GPT-2's c_fc (768 -> 3072) and c_attn (768 ->
- * 2304), 1024 rows, r 16 (tk_lora_lin_fwd/bwd): each is thin, so its rate
- * is far from SGEMM's. */
+ * 2304), 1024 rows, r 16 (tk_lora_lin_fwd/bwd), at beta 0 as time_gemm
+ * runs them (tk_lora_lin_fwd runs the B product at beta 1 after a bias):
+ * each is thin, so its rate is far from SGEMM's. */
 static void bench_lora(struct tk_backend *be)
 {
 	static const int outs[] = { 3072, 2304 };

@@ -1,10 +1,10 @@
 /* backend-cpu-thin.c - see backend-cpu-int.h.
  *
  * C [m, n] = alpha A [m, k] op(B) (+ beta C) with k <= TK_THIN_K_MAX: the
- * rank-r products of LoRA (y += scale u B^T, dx += du A).  There is k
- * times less arithmetic than data to write, so the time is C's; OpenBLAS's
- * GEMM spends more on packing and on its pass over C for beta than on the
- * products (1024 x 3072 x 16 at 14-31 GFLOP/s on a 2-core Zen 3).  Here
+ * rank-r products of LoRA (y = scale u B^T, dx = du A).  There is k times
+ * less arithmetic than data to write, so the time is C's; at beta 0
+ * OpenBLAS's GEMM first zeroes C in a pass of its own (tk_cpu_thin_takes
+ * has the measurements and the rule).  Here
  * C is written once: jobs of a thread's slab of rows by THIN_NC columns, each packing
  * its columns of op(B) (k x THIN_NC, in L1) and holding 4 rows by two
  * vectors of sums in registers.  Every element is one fused multiply-add

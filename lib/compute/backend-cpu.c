@@ -207,8 +207,9 @@ static int cpu_matmul_f32(struct tk_backend *be, int ta, int tb, int m, int n, i
 				(size_t)ldc);
 		return 0;
 	}
-	if (!ta && m > TK_GEMV_MAX_ROWS && tk_cpu_thin_ok(isa, k)) {
-		/* a small inner dimension (LoRA's rank): C written once */
+	if (!ta && m > TK_GEMV_MAX_ROWS && tk_cpu_thin_takes(isa, k, beta)) {
+		/* a small inner dimension (LoRA's rank) at beta 0: C written
+		 * once, without OpenBLAS's zeroing pass */
 		tk_cpu_thin(isa, nt, tb, m, n, k, alpha, a, (size_t)lda, b, (size_t)ldb, beta, c,
 			    (size_t)ldc);
 		return 0;

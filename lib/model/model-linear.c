@@ -155,8 +155,9 @@ int tk_lin_base_bwd(struct tk_model *m, const struct tk_lin *L, float *dx, float
  * bias and the adapter wrote: for more rows than a decode step's.  At beta
  * 0 OpenBLAS first zeroes C in a pass of its own, and a bias or adapter
  * added afterwards is one more pass over y (or dx) each; written first,
- * the bias is one write and the adapter's rank-r product one write too
- * (the CPU backend's small-k loops).  DoRA needs the base's result alone. */
+ * the bias is one write, and the adapter's rank-r product, without a bias
+ * before it, one write too (the CPU backend's small-k loops at beta 0).
+ * DoRA needs the base's result alone. */
 static int base_last(const struct tk_model *m, const struct tk_lin *L, int rows)
 {
 	return rows > TK_QMM_ROWS && !(L->ad >= 0 && m->lora->cfg.use_dora);

@@ -257,14 +257,16 @@ static void test_gemv_isas(void)
 	printf("info GEMV error at most %.3g of the bound\n", ratio);
 }
 
-/* A small inner dimension (LoRA's rank-r products: tk_cpu_thin, AVX2 and
- * AVX-512) at every instruction-set level this CPU runs, 1 and 2 threads,
- * both layouts of B, beta 0 (C starts as NaN: never read), 1 and -0.5,
- * tails of rows and columns: each element has the bits of its scalar
- * model, one fmaf chain over p from zero, then fmaf(alpha, sum, beta c)
- * (alpha sum alone for beta 0); k above TK_THIN_K_MAX, and the generic
- * level, go to OpenBLAS and are held to the bound of an fp32 sum of k + 3
- * products in any order (test_gemv_isas). C's padding is never written. */
+/* A small inner dimension (LoRA's rank-r products) at every
+ * instruction-set level this CPU runs, 1 and 2 threads, both layouts of
+ * B, beta 0 (C starts as NaN: never read), 1 and -0.5, tails of rows and
+ * columns.  tk_cpu_thin itself (AVX2 and AVX-512, k up to TK_THIN_K_MAX,
+ * any beta): each element has the bits of its scalar model, one fmaf
+ * chain over p from zero, then fmaf(alpha, sum, beta c) (alpha sum alone
+ * for beta 0), for any thread count.  tk_matmul, which takes tk_cpu_thin
+ * where tk_cpu_thin_takes says and OpenBLAS elsewhere: those bits where it
+ * takes it, else within the bound of an fp32 sum of k + 3 products in any
+ * order (test_gemv_isas).  C's padding is never written. */
 static void test_thin_isas(void)
 {
 	static const int MS[] = { 9, 13, 64, 203 }, NS[] = { 1, 7, 16, 17, 31, 257, 600 };
@@ -283,13 +285,16 @@ static void test_thin_isas(void)
 			const int M = MS[mi], N = NS[ni], K = KS[ki];
 			const int lda = K + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
 			const float alpha = 0.75f, beta = BETAS[bi];
-			const int thin = tk_cpu_thin_ok((enum tk_cpu_isa)isa, K);
+			const int own = tk_cpu_thin_ok((enum tk_cpu_isa)isa, K);
+			const int thin = tk_cpu_thin_takes((enum tk_cpu_isa)isa, K, beta);
 			float *a = malloc(sizeof(float) * (size_t)M * lda);
 			float *b = malloc(sizeof(float) * (size_t)(tb ? N : K) * ldb);
 			float *c0 = malloc(sizeof(float) * (size_t)M * ldc);
 			float *c1 = malloc(sizeof(float) * (size_t)M * ldc);
 			float *c2 = malloc(sizeof(float) * (size_t)M * ldc);
-			TT_REQUIRE(a && b && c0 && c1 && c2, "out of memory");
+			float *c3 = malloc(sizeof(float) * (size_t)M * ldc);
+			float *c4 = malloc(sizeof(float) * (size_t)M * ldc);
+			TT_REQUIRE(a && b && c0 && c1 && c2 && c3 && c4, "out of memory");
 			fill(a, (size_t)M * lda, 1.0);
 			fill(b, (size_t)(tb ? N : K) * ldb, 1.0);
 			fill(c0, (size_t)M * ldc, 1.0);
@@ -298,6 +303,14 @@ static void test_thin_isas(void)
 					c0[(size_t)i * ldc + j] = NAN;
 			memcpy(c1, c0, sizeof(float) * (size_t)M * ldc);
 			memcpy(c2, c0, sizeof(float) * (size_t)M * ldc);
+			memcpy(c3, c0, sizeof(float) * (size_t)M * ldc);
+			memcpy(c4, c0, sizeof(float) * (size_t)M * ldc);
+			if (own) {
+				tk_cpu_thin((enum tk_cpu_isa)isa, 1, tb, M, N, K, alpha, a, lda, b, ldb,
+					    beta, c3, ldc);
+				tk_cpu_thin((enum tk_cpu_isa)isa, 2, tb, M, N, K, alpha, a, lda, b, ldb,
+					    beta, c4, ldc);
+			}
 			TT_REQUIRE(tk_matmul(&be1, 0, tb, M, N, K, alpha, a, lda, b, ldb, beta, c1,
 					     ldc) == 0, "rc");
 			TT_REQUIRE(tk_matmul(&be2, 0, tb, M, N, K, alpha, a, lda, b, ldb, beta, c2,
@@ -327,16 +340,24 @@ static void test_thin_isas(void)
 					TT_CHECK(!thin || !memcmp(&c1[at], &c2[at], sizeof(float)),
 						 "%s m %d n %d k %d: 2 threads differ at [%d][%d]",
 						 tk_cpu_isa_name((enum tk_cpu_isa)isa), M, N, K, i, j);
+					TT_CHECK(!own || (!memcmp(&c3[at], &f, sizeof(f)) &&
+							  !memcmp(&c4[at], &f, sizeof(f))),
+						 "%s tk_cpu_thin m %d n %d k %d tb %d beta %g: c[%d][%d] "
+						 "= %.9g / %.9g, want %.9g",
+						 tk_cpu_isa_name((enum tk_cpu_isa)isa), M, N, K, tb, beta,
+						 i, j, c3[at], c4[at], f);
 				}
 				for (int j = N; j < ldc; j++)
 					TT_CHECK(!memcmp(&c1[(size_t)i * ldc + j], &c0[(size_t)i * ldc + j],
 							 sizeof(float)) &&
 							 !memcmp(&c2[(size_t)i * ldc + j],
+								 &c0[(size_t)i * ldc + j], sizeof(float)) &&
+							 !memcmp(&c3[(size_t)i * ldc + j],
 								 &c0[(size_t)i * ldc + j], sizeof(float)),
 						 "padding written");
 			}
-			exact += thin;
-			free(a), free(b), free(c0), free(c1), free(c2);
+			exact += own;
+			free(a), free(b), free(c0), free(c1), free(c2), free(c3), free(c4);
 		}
 	}
 	if (saved)
@@ -344,7 +365,7 @@ static void test_thin_isas(void)
 	else
 		unsetenv("TK_CPU_ISA");
 	free(saved);
-	printf("info thin GEMM: %d cases bit for bit against the fmaf model\n", exact);
+	printf("info tk_cpu_thin: %d cases bit for bit against the fmaf model\n", exact);
 }
 
 static void test_matmul_bad_sizes(void)
