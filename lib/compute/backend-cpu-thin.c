@@ -112,18 +112,23 @@ thin_avx2_rows(const int R, int k, const float *a, size_t lda, const float *bp, 
 	}
 }
 
-__attribute__((target("avx2,fma"), noinline)) static void
-thin_avx2(int rows, int k, const float *a, size_t lda, const float *bp, int ncp, int nc,
-	  float alpha, float beta, float *c, size_t ldc)
-{
-	int i = 0;
-	for (; i + 4 <= rows; i += 4)
-		thin_avx2_rows(4, k, a + (size_t)i * lda, lda, bp, ncp, nc, alpha, beta,
-			       c + (size_t)i * ldc, ldc);
-	for (; i < rows; i++)
-		thin_avx2_rows(1, k, a + (size_t)i * lda, lda, bp, ncp, nc, alpha, beta,
-			       c + (size_t)i * ldc, ldc);
-}
+/* NAME: rows of C in blocks of 4 rows, then one at a time, by ROWS. */
+#define THIN_ALL_ROWS(NAME, ROWS, TGT)                                                        \
+	TGT __attribute__((noinline)) static void NAME(int rows, int k, const float *a,        \
+						       size_t lda, const float *bp, int ncp,   \
+						       int nc, float alpha, float beta,        \
+						       float *c, size_t ldc)                   \
+	{                                                                                     \
+		int i = 0;                                                                    \
+		for (; i + 4 <= rows; i += 4)                                                 \
+			ROWS(4, k, a + (size_t)i * lda, lda, bp, ncp, nc, alpha, beta,        \
+			     c + (size_t)i * ldc, ldc);                                       \
+		for (; i < rows; i++)                                                         \
+			ROWS(1, k, a + (size_t)i * lda, lda, bp, ncp, nc, alpha, beta,        \
+			     c + (size_t)i * ldc, ldc);                                       \
+	}
+
+THIN_ALL_ROWS(thin_avx2, thin_avx2_rows, __attribute__((target("avx2,fma"))))
 
 __attribute__((target("avx512f"), always_inline)) static inline __m512 thin_bcast512(const float *q)
 {
@@ -156,18 +161,7 @@ thin_avx512_rows(const int R, int k, const float *a, size_t lda, const float *bp
 	}
 }
 
-__attribute__((target("avx512f"), noinline)) static void
-thin_avx512(int rows, int k, const float *a, size_t lda, const float *bp, int ncp, int nc,
-	    float alpha, float beta, float *c, size_t ldc)
-{
-	int i = 0;
-	for (; i + 4 <= rows; i += 4)
-		thin_avx512_rows(4, k, a + (size_t)i * lda, lda, bp, ncp, nc, alpha, beta,
-				 c + (size_t)i * ldc, ldc);
-	for (; i < rows; i++)
-		thin_avx512_rows(1, k, a + (size_t)i * lda, lda, bp, ncp, nc, alpha, beta,
-				 c + (size_t)i * ldc, ldc);
-}
+THIN_ALL_ROWS(thin_avx512, thin_avx512_rows, __attribute__((target("avx512f"))))
 #endif
 
 void tk_cpu_thin(enum tk_cpu_isa isa, int nt, int tb, int m, int n, int k, float alpha,
