@@ -1338,61 +1338,39 @@ static void adamw_scalar(float *p, const float *g, float *m, float *v, size_t i0
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define TK_ADAMW_X86 1
-/* adamw_scalar 16 elements at a time with AVX-512: the same operations
- * (each correctly rounded, vector sqrt included) in the same order, so the
- * same bits.  GCC does not vectorize the scalar loop itself: sqrtf may set
- * errno, and only -fno-math-errno on the command line lifts that.  Returns
- * where the scalar loop takes over. */
-__attribute__((target("avx512f"))) static size_t
-adamw_avx512(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-	     const struct tk_adamw_k *k)
-{
-	__m512 keep = _mm512_set1_ps(k->keep), coef = _mm512_set1_ps(k->coef);
-	__m512 b2 = _mm512_set1_ps(k->b2), w2 = _mm512_set1_ps(k->w2);
-	__m512 eps = _mm512_set1_ps(k->eps), ns = _mm512_set1_ps(k->neg_step);
-	__m512 bc2s = _mm512_set1_ps(k->bc2s);
-	size_t i = i0;
-	for (; i + 16 <= i1; i += 16) {
-		__m512 pi = _mm512_mul_ps(_mm512_loadu_ps(p + i), keep);
-		__m512 gi = _mm512_loadu_ps(g + i), mi = _mm512_loadu_ps(m + i);
-		__m512 vi = _mm512_loadu_ps(v + i);
-		mi = _mm512_fmadd_ps(coef, _mm512_sub_ps(gi, mi), k->from_m ? mi : gi);
-		vi = _mm512_fmadd_ps(_mm512_mul_ps(w2, gi), gi, _mm512_mul_ps(vi, b2));
-		__m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2s), eps);
-		pi = _mm512_add_ps(pi, _mm512_div_ps(_mm512_mul_ps(ns, mi), den));
-		_mm512_storeu_ps(p + i, pi);
-		_mm512_storeu_ps(m + i, mi);
-		_mm512_storeu_ps(v + i, vi);
-	}
-	return i;
-}
-
-/* adamw_avx512 8 at a time with AVX2 and FMA: again the same bits.  It is
- * memory-bound there: a GPT-2 124M step (7 floats read or written per
+/* adamw_scalar W elements at a time, in the vectors of the intrinsics
+ * prefix P (_mm512: 16 with AVX-512; _mm256: 8 with AVX2 and FMA): the
+ * same operations (each correctly rounded, vector sqrt included) in the
+ * same order, so the same bits.  GCC does not vectorize the scalar loop
+ * itself: sqrtf may set errno, and only -fno-math-errno on the command
+ * line lifts that.  Returns where the scalar loop takes over.  With AVX2
+ * it is memory-bound: a GPT-2 124M step (7 floats read or written per
  * parameter) took 264 ms in the scalar loop on a 2-core Zen 3, 13 GB/s. */
-__attribute__((target("avx2,fma"))) static size_t
-adamw_avx2(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
-	   const struct tk_adamw_k *k)
-{
-	__m256 keep = _mm256_set1_ps(k->keep), coef = _mm256_set1_ps(k->coef);
-	__m256 b2 = _mm256_set1_ps(k->b2), w2 = _mm256_set1_ps(k->w2);
-	__m256 eps = _mm256_set1_ps(k->eps), ns = _mm256_set1_ps(k->neg_step);
-	__m256 bc2s = _mm256_set1_ps(k->bc2s);
-	size_t i = i0;
-	for (; i + 8 <= i1; i += 8) {
-		__m256 pi = _mm256_mul_ps(_mm256_loadu_ps(p + i), keep);
-		__m256 gi = _mm256_loadu_ps(g + i), mi = _mm256_loadu_ps(m + i);
-		__m256 vi = _mm256_loadu_ps(v + i);
-		mi = _mm256_fmadd_ps(coef, _mm256_sub_ps(gi, mi), k->from_m ? mi : gi);
-		vi = _mm256_fmadd_ps(_mm256_mul_ps(w2, gi), gi, _mm256_mul_ps(vi, b2));
-		__m256 den = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2s), eps);
-		pi = _mm256_add_ps(pi, _mm256_div_ps(_mm256_mul_ps(ns, mi), den));
-		_mm256_storeu_ps(p + i, pi);
-		_mm256_storeu_ps(m + i, mi);
-		_mm256_storeu_ps(v + i, vi);
+#define ADAMW_VEC(NAME, TGT, VEC, P, W)                                                    \
+	TGT static size_t NAME(float *p, const float *g, float *m, float *v, size_t i0,    \
+			       size_t i1, const struct tk_adamw_k *k)                      \
+	{                                                                                  \
+		VEC keep = P##_set1_ps(k->keep), coef = P##_set1_ps(k->coef);              \
+		VEC b2 = P##_set1_ps(k->b2), w2 = P##_set1_ps(k->w2);                      \
+		VEC eps = P##_set1_ps(k->eps), ns = P##_set1_ps(k->neg_step);              \
+		VEC bc2s = P##_set1_ps(k->bc2s);                                           \
+		size_t i = i0;                                                             \
+		for (; i + (W) <= i1; i += (W)) {                                          \
+			VEC pi = P##_mul_ps(P##_loadu_ps(p + i), keep);                    \
+			VEC gi = P##_loadu_ps(g + i), mi = P##_loadu_ps(m + i);            \
+			VEC vi = P##_loadu_ps(v + i);                                      \
+			mi = P##_fmadd_ps(coef, P##_sub_ps(gi, mi), k->from_m ? mi : gi);  \
+			vi = P##_fmadd_ps(P##_mul_ps(w2, gi), gi, P##_mul_ps(vi, b2));     \
+			VEC den = P##_add_ps(P##_div_ps(P##_sqrt_ps(vi), bc2s), eps);      \
+			pi = P##_add_ps(pi, P##_div_ps(P##_mul_ps(ns, mi), den));          \
+			P##_storeu_ps(p + i, pi);                                          \
+			P##_storeu_ps(m + i, mi);                                          \
+			P##_storeu_ps(v + i, vi);                                          \
+		}                                                                          \
+		return i;                                                                  \
 	}
-	return i;
-}
+ADAMW_VEC(adamw_avx512, __attribute__((target("avx512f"))), __m512, _mm512, 16)
+ADAMW_VEC(adamw_avx2, __attribute__((target("avx2,fma"))), __m256, _mm256, 8)
 #endif
 
 static void adamw_range(float *p, const float *g, float *m, float *v, size_t i0, size_t i1,
