@@ -41,8 +41,9 @@ int tk_cpu_gemv_half_ok(enum tk_cpu_isa isa, enum tk_qkind kind);
 void tk_cpu_gemv_half(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int64_t row0,
 		      int n, int m, const float *x, float *y, size_t ldy, float beta);
 
-/* Inner dimension up to which tk_cpu_thin takes a product. */
-#define TK_THIN_K_MAX 64
+/* Inner dimension up to which tk_cpu_thin takes a product (above it
+ * OpenBLAS is as fast or faster: tk_cpu_thin_takes). */
+#define TK_THIN_K_MAX 32
 
 /* c[i ldc + j] = alpha sum_p a[i lda + p] op(B)[p, j] (+ beta c[i ldc + j]
  * when beta != 0; beta 0 never reads c) for i < m, j < n, p < k: a GEMM
@@ -55,7 +56,7 @@ void tk_cpu_gemv_half(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, i
 int tk_cpu_thin_ok(enum tk_cpu_isa isa, int k);
 
 /* Whether tk_matmul's GEMMs (more than TK_GEMV_MAX_ROWS rows, A not
- * transposed) go to tk_cpu_thin: at beta 0 and k <= 32 only.  Measured on
+ * transposed) go to tk_cpu_thin: at beta 0 and k <= TK_THIN_K_MAX only.  Measured on
  * the 2-core Zen 3 here, 1024 rows, interleaved in one process, C in
  * cache: n 3072, beta 0: k 16 0.86 ms against OpenBLAS's 1.40 (which first
  * zeroes C in a pass of its own), k 32 1.55-1.69 against 1.93-2.29, k 64
@@ -63,7 +64,7 @@ int tk_cpu_thin_ok(enum tk_cpu_isa isa, int k);
  * (k 16: 0.79-0.86 against 1.00-1.06 ms). */
 static inline int tk_cpu_thin_takes(enum tk_cpu_isa isa, int k, float beta)
 {
-	return beta == 0.0f && k <= 32 && tk_cpu_thin_ok(isa, k);
+	return beta == 0.0f && tk_cpu_thin_ok(isa, k);
 }
 void tk_cpu_thin(enum tk_cpu_isa isa, int nt, int tb, int m, int n, int k, float alpha,
 		 const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
