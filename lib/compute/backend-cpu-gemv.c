@@ -51,8 +51,11 @@
 #define F32_PF_MR 3
 /* The AVX2 loops prefetch 16-bit weights (WT_BF16, WT_F16) for every m:
  * measured on a 2-core Zen 3, SmolLM2-135M in bf16 at batch 1, 51.5 ->
- * 59.5 tokens/s (three runs each), where fp32 weights at m = 1 lose with
- * it (47.7 -> 45.0).  The AVX-512 loops keep F32_PF_MR (not measured). */
+ * 59.5 tokens/s (three runs each), where fp32 weights at m = 1 lost with
+ * it (47.7 -> 45.0) read 4 rows side by side; read one row at a time
+ * (F32_ROW1_BYTES) they gain 3-8% on the same Zen 3 (rows of 576 and 512,
+ * 2 threads, alternating in one process), so those prefetch too.  The
+ * AVX-512 loops keep F32_PF_MR (not measured). */
 /* Rows of weights shorter than this many bytes go through the AVX2 loop
  * for one row of x one weight row at a time (NR 1: one stream of memory
  * per thread) instead of 4 side by side (4 streams of at most 40 cache
@@ -209,7 +212,7 @@ TGT512 AI void f32_block512(const int WT, const int MR, const int NR, int c0, in
 		/* prefetch: the same columns of the rows a pass at least F32_PF        \
 		 * bytes ahead reads (rows follow each other in memory) */              \
 		const size_t pb = NR * ldw * wt_size(WT);                                     \
-		const size_t pf = MR < F32_PF_MR && WT == WT_F32                              \
+		const size_t pf = MR < F32_PF_MR && WT == WT_F32 && NR > 1                    \
 					  ? 0                                                 \
 					  : (F32_PF + pb - 1) / pb * NR * ldw;                \
 		const int kc = f32_panel(MR, k);                                              \
@@ -293,7 +296,7 @@ TGT256 AI void f32_block256(const int WT, const int MR, const int NR, int c0, in
 		__m256 wv[F32_NR];
 #pragma GCC unroll 4
 		for (int r = 0; r < NR; r++) {
-			if ((MR >= F32_PF_MR || WT != WT_F32) && !(c & 15))
+			if (pf && !(c & 15))
 				_mm_prefetch((const char *)w + (r * ldw + c + pf) * wt_size(WT),
 					     _MM_HINT_T0);
 			wv[r] = wload256(WT, w, r * ldw + c);
