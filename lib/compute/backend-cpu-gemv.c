@@ -6,7 +6,8 @@
  * loads feed MR * NR fused multiply-adds, so the weights are read from
  * memory once and x from L1, each x chunk once (XREG).  NR is chosen so
  * that the MR * NR accumulators fit the registers (32 zmm, 16 ymm).
- * Output rows go to threads in blocks of GEMV_BLOCK, each read in column
+ * Output rows go to threads in blocks of GEMV_BLOCK (a strip of blocks
+ * per thread: tk_pool_for_strips), each read in column
  * panels that keep x's part in L1 (f32_panel), the accumulators kept
  * between panels: a row's sum has the same order whichever pass, block or
  * panel computes it.
@@ -54,17 +55,20 @@
  * 59.5 tokens/s (three runs each), where fp32 weights at m = 1 lost with
  * it (47.7 -> 45.0) read 4 rows side by side; read one row at a time
  * (F32_ROW1_BYTES) they gain 3-8% on the same Zen 3 (rows of 576 and 512,
- * 2 threads, alternating in one process), so those prefetch too.  The
+ * 2 threads, alternating in one process; less in whole decode steps,
+ * below), so those prefetch too.  The
  * AVX-512 loops keep F32_PF_MR (not measured). */
-/* Rows of weights shorter than this many bytes go through the AVX2 loop
- * for one row of x one weight row at a time (NR 1: one stream of memory
- * per thread) instead of 4 side by side (4 streams of at most 40 cache
- * lines each).  Measured on a 2-core Zen 3, 2 threads, out of cache, the
- * two loops alternating in one process: fp32 rows of 576 (SmolLM2-135M's
- * hidden size) 2-8% faster, of 512 10-15%; bf16 rows of 576 and 768
- * 14-20%, of 1024 5-8%; fp32 rows of 768 even, of 1024 10% slower, bf16
- * of 1536 16% slower.  The same bits either way (the order of a row's
- * sum does not depend on NR). */
+/* fp32 rows of weights shorter than this many bytes go through the AVX2
+ * loop for one row of x one weight row at a time (NR 1: one stream of
+ * memory per thread, prefetched) instead of 4 side by side (4 streams of
+ * at most 40 cache lines each).  Measured on a 2-core Zen 3, 2 threads,
+ * out of cache, the two loops alternating in one process: rows of 576
+ * (SmolLM2-135M's hidden size) 2-8% faster, of 512 10-15%; rows of 768
+ * even, of 1024 10% slower.  In SmolLM2-135M's decode steps (all
+ * variants alternating token by token in one process) the gain shrank to
+ * 0-3%.  bf16 rows of 576 and 768, 14-20% faster alone, were as often
+ * slower as faster there, so 16-bit weights keep NR 4.  The same bits
+ * either way (the order of a row's sum does not depend on NR). */
 #define F32_ROW1_BYTES 2560
 /* Bytes of x's MR rows a column panel holds at most: the panels split k
  * evenly, in multiples of 16 columns.  Measured at m = 8, 2 threads, out
@@ -369,8 +373,6 @@ F32_512(7, 3)
 F32_512(8, 3)
 F32_256(1, 4)
 F32_ONE(256, TGT256, f32_rows256_t, f32r, WT_F32, 1, 1)
-F32_ONE(256, TGT256, f32_rows256_t, b16r, WT_BF16, 1, 1)
-F32_ONE(256, TGT256, f32_rows256_t, h16r, WT_F16, 1, 1)
 F32_256(2, 4)
 F32_256(3, 3)
 F32_256(4, 3)
@@ -391,8 +393,6 @@ static const f32_rows_fn f32_512[3][TK_GEMV_MAX_ROWS + 1] = {
 static const f32_rows_fn f32_256[3][TK_GEMV_MAX_ROWS + 1] = {
 	F32_TABLE(f32, 256), F32_TABLE(b16, 256), F32_TABLE(h16, 256)
 };
-/* [WT] for one row of x and rows under F32_ROW1_BYTES */
-static const f32_rows_fn f32_256_row1[3] = { f32r_256_1, b16r_256_1, h16r_256_1 };
 #endif
 
 int tk_cpu_gemv_f32_ok(enum tk_cpu_isa isa)
@@ -432,8 +432,8 @@ static void f32_block(void *p, int bl, int tid)
 			f32_512[j->wt][mr](r0, r1, j->k, j->alpha, xi, j->ldx, j->w, j->ldw,
 					   j->beta, yi, j->ldy);
 		else
-			(mr == 1 && (size_t)j->k * wt_size(j->wt) < F32_ROW1_BYTES
-				 ? f32_256_row1[j->wt]
+			(mr == 1 && j->wt == WT_F32 && (size_t)j->k * sizeof(float) < F32_ROW1_BYTES
+				 ? f32r_256_1
 				 : f32_256[j->wt][mr])(r0, r1, j->k, j->alpha, xi, j->ldx, j->w,
 						       j->ldw, j->beta, yi, j->ldy);
 #endif
@@ -448,8 +448,12 @@ static void f32_run(int nt, struct f32_job *j)
 		nt = 1;
 	/* blocks of GEMV_BLOCK rows handed out as threads come for them: on
 	 * a machine shared with other work, a thread that loses its core
-	 * holds up only the block it has (pool.h) */
-	tk_pool_for(nt, (j->n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, j);
+	 * holds up only the block it has (pool.h); in strips, so that each
+	 * thread reads one run of rows (measured on a 2-core Zen 3 in
+	 * SmolLM2-135M's decode steps, with and without alternating token by
+	 * token in one process, 4 runs: bf16 weights 3-8% faster, fp32 -0.5
+	 * to +3%; NF4 4% in 2 runs) */
+	tk_pool_for_strips(nt, (j->n + GEMV_BLOCK - 1) / GEMV_BLOCK, f32_block, j);
 }
 
 void tk_cpu_gemv_f32(enum tk_cpu_isa isa, int nt, int m, int n, int k, float alpha,
@@ -1006,7 +1010,7 @@ void tk_cpu_qgemv4(enum tk_cpu_isa isa, int nt, const struct tk_qweight *q, int6
 
 	if ((long)n * (long)cols < GEMV_PAR_MIN)
 		nt = 1;
-	tk_pool_for(nt, (n + Q4_RB - 1) / Q4_RB, q4_block, &j);
+	tk_pool_for_strips(nt, (n + Q4_RB - 1) / Q4_RB, q4_block, &j);
 #else
 	(void)isa, (void)nt, (void)q, (void)row0, (void)n, (void)m, (void)x, (void)y, (void)ldy,
 		(void)beta, (void)ws;
@@ -1074,7 +1078,7 @@ int tk_cpu_gemv_group(enum tk_cpu_isa isa, int nt, int m, int k, const float *x,
 		g.first[j + 1] = g.first[j] + (it[j].n + rb - 1) / rb;
 	}
 	/* the threshold of one product, for the group's elements */
-	tk_pool_for(work < GEMV_PAR_MIN ? 1 : nt, g.first[count], group_block, &g);
+	tk_pool_for_strips(work < GEMV_PAR_MIN ? 1 : nt, g.first[count], group_block, &g);
 	return 0;
 #else
 	(void)isa, (void)nt, (void)m, (void)k, (void)x, (void)it, (void)count, (void)ws;

@@ -138,7 +138,24 @@ static int grow(int want)
 	return pool.workers;
 }
 
-void tk_pool_for(int nt, int n, tk_pool_fn fn, void *arg)
+/* tk_pool_for_strips' order: iteration i of n' = per nt runs fn's
+ * (i % nt) per + i / nt, when below n. */
+struct strips {
+	tk_pool_fn fn;
+	void *arg;
+	int nt, per, n;
+};
+
+static void strip_run(void *p, int i, int tid)
+{
+	const struct strips *s = p;
+	int b = (i % s->nt) * s->per + i / s->nt;
+
+	if (b < s->n)
+		s->fn(s->arg, b, tid);
+}
+
+static void run(int nt, int n, tk_pool_fn fn, void *arg, int strips)
 {
 	if (nt > POOL_MAX + 1)
 		nt = POOL_MAX + 1;
@@ -152,6 +169,13 @@ void tk_pool_for(int nt, int n, tk_pool_fn fn, void *arg)
 	int have = grow(nt - 1);
 	if (nt > have + 1)
 		nt = have + 1;
+	/* on the caller's stack until every iteration is done (below) */
+	struct strips st = { fn, arg, nt, (n + nt - 1) / nt, n };
+	if (strips && nt > 1) {
+		fn = strip_run;
+		arg = &st;
+		n = st.per * nt;
+	}
 	uint32_t gen = (uint32_t)(atomic_load(&pool.state) >> 32);
 
 	/* close the last job before its fields change (see the top) */
@@ -183,4 +207,14 @@ void tk_pool_for(int nt, int n, tk_pool_fn fn, void *arg)
 		relax();
 	}
 	atomic_flag_clear(&pool.busy);
+}
+
+void tk_pool_for(int nt, int n, tk_pool_fn fn, void *arg)
+{
+	run(nt, n, fn, arg, 0);
+}
+
+void tk_pool_for_strips(int nt, int n, tk_pool_fn fn, void *arg)
+{
+	run(nt, n, fn, arg, 1);
 }

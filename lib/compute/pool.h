@@ -26,4 +26,15 @@ typedef void (*tk_pool_fn)(void *arg, int i, int tid);
  * region, on a pool worker, or while another thread uses the pool. */
 void tk_pool_for(int nt, int n, tk_pool_fn fn, void *arg);
 
+/* tk_pool_for with the iterations split into one contiguous strip per
+ * thread: claims still go one at a time to whichever thread comes, but
+ * the k-th claim of a round of nt goes to the next iteration of strip k,
+ * so threads that take turns (as equal threads do) each run one strip in
+ * order.  For loops whose iteration i reads memory right after i - 1's
+ * (the rows of a weight matrix): each thread's reads stay one stream,
+ * which the hardware's prefetch follows, where every nt-th block of rows
+ * restarts it.  A thread that falls behind leaves its strip to the others
+ * as tk_pool_for does. */
+void tk_pool_for_strips(int nt, int n, tk_pool_fn fn, void *arg);
+
 #endif
