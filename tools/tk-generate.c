@@ -505,7 +505,7 @@ static int setup(struct run *r, struct tk_backend *be)
 	int rc, n_eos = 0, need_tok = !(a.prompt_ids && (a.ids || a.json));
 
 	if ((rc = tk_cli_model_gguf(&a.model, a.quiet, &d)) ||
-	    (rc = tk_model_load_ex(&r->m, a.model, be, TK_LOAD_HALF, &d)) ||
+	    (rc = tk_model_load_ex(&r->m, a.model, be, TK_LOAD_HALF | TK_LOAD_ABSMAX_F32, &d)) ||
 	    (rc = tk_generate_eos_ids(a.model, r->eos, 64, &n_eos, &d)) ||
 	    (need_tok && (rc = tk_tokenizer_load(&r->tok, a.tokenizer ? a.tokenizer : a.model,
 						 &d))) ||

@@ -369,6 +369,30 @@ float tk_qweight_absmax(const struct tk_qweight *q, size_t b)
 	return v + q->offset;
 }
 
+int tk_qweight_flatten_absmax(struct tk_qweight *q)
+{
+	if (!q->nested || (q->kind != TK_QK_NF4 && q->kind != TK_QK_FP4))
+		return 0;
+	if (q->release)
+		return TK_E_UNSUPPORTED;
+	size_t nb = tk_q4_nblocks((size_t)q->rows * (size_t)q->cols, q->blocksize);
+	float *a = tk_mallocn(nb ? nb : 1, sizeof(float));
+
+	if (!a)
+		return TK_E_NOMEM;
+	for (size_t b = 0; b < nb; b++)
+		a[b] = tk_qweight_absmax(q, b);
+	free(q->absmax); /* NULL while nested */
+	free(q->qabsmax);
+	free(q->nested_absmax);
+	q->absmax = a;
+	q->qabsmax = NULL;
+	q->nested_absmax = NULL;
+	q->nested = 0;
+	q->offset = 0.0f;
+	return 0;
+}
+
 int tk_qweight_rows(const struct tk_qweight *q, int64_t row0, int64_t n, float *out,
 		    struct tk_diag *d)
 {

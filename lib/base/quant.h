@@ -147,6 +147,16 @@ struct tk_qweight {
  * managed memory. */
 float tk_qweight_absmax(const struct tk_qweight *q, size_t b);
 
+/* For inference: a double-quantized 4-bit weight's 8-bit absmax codes and
+ * their groups' absmax replaced by the fp32 values they decode to
+ * (tk_qweight_absmax's, so every dequantized weight and product keeps its
+ * bits), which the decode loops then load instead of decoding per block,
+ * for 3 more bytes per block.  Needs q's buffers malloc'd (release NULL:
+ * the CPU backend's).  Returns 0 (also when q has no double
+ * quantization), TK_E_UNSUPPORTED (other memory) or TK_E_NOMEM (q
+ * unchanged). */
+int tk_qweight_flatten_absmax(struct tk_qweight *q);
+
 /* Dequantizes rows row0 .. row0+n-1 into out [n, cols] (fp32), exactly as
  * bitsandbytes' dequantize_4bit to fp32 (then slicing; a bf16/fp16
  * quant_state dtype would round that further) or the int8 formula above

@@ -753,7 +753,7 @@ int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be,
 	/* half weights on the CPU backend only: the CUDA backend's kernels
 	 * take 4-bit and int8 weights */
 	if (strcmp(be->i->name, "cpu"))
-		flags &= ~TK_LOAD_HALF;
+		flags &= ~(unsigned)(TK_LOAD_HALF | TK_LOAD_ABSMAX_F32);
 	err = model_make(m, &c, be, pre, !q.bits && !(flags & TK_LOAD_HALF), d);
 	if (err) {
 		if (d && !d->path[0])
@@ -763,6 +763,12 @@ int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be,
 	if ((q.bits && (err = load_quantized(m, st, dir, d))) ||
 	    ((flags & TK_LOAD_HALF) && (err = load_half(m, st, dir, d))))
 		goto out;
+	for (i = 0; i < m->n_tensors && (flags & TK_LOAD_ABSMAX_F32); i++)
+		if (m->tensors[i].q && (err = tk_qweight_flatten_absmax(m->tensors[i].q))) {
+			tk_diag_set(d, err, dir, -1, "%s: %s", m->tensors[i].name,
+				    err == TK_E_NOMEM ? "out of memory" : tk_strerror(err));
+			goto out;
+		}
 	if ((q.bits || (flags & TK_LOAD_HALF)) &&
 	    ((err = alloc_compact(m, dir, d)) || (err = qweights_to_backend(m, d))))
 		goto out;

@@ -43,6 +43,12 @@ static float frand(void)
 
 static struct tk_backend be1, be2; /* 1 and 2 threads */
 
+/* A tk_qweight release for memory its test frees itself. */
+static void release_noop(void *owner, void *p)
+{
+	(void)owner, (void)p;
+}
+
 static void init_backends(void)
 {
 	if (!be1.i && tk_backend_cpu_init(&be1, 1, NULL))
@@ -376,6 +382,83 @@ static void test_qmatmul_blocksize(void)
 	tk_qweight_free(&q);
 }
 
+/* tk_qweight_flatten_absmax: a double-quantized weight gives the bits it
+ * gave before, dequantized (tk_qweight_rows, tk_dequant_rows) and in
+ * qmatmul (m 1, 3, 8: the GEMV loops where they run, the portable ones
+ * elsewhere), at block sizes 64, 128 and 256 with blocks across rows, and
+ * more than one group of nested blocks (70 x 576 in blocks of 64: 630
+ * blocks, 3 groups of 256); a weight without double
+ * quantization is left as it is; memory not malloc'd is refused. */
+static void test_flatten_absmax(void)
+{
+	static const struct { int64_t rows, cols; size_t bs; } sh[] = {
+		{ 70, 576, 64 }, { 33, 192, 128 }, { 9, 128, 256 }, { 300, 301, 64 },
+	};
+	static const int ms[] = { 1, 3, 8 };
+
+	init_backends();
+	for (size_t si = 0; si < sizeof(sh) / sizeof(sh[0]) && !tt_failed_now; si++)
+		for (int kind = TK_QK_NF4; kind <= TK_QK_FP4 && !tt_failed_now; kind++)
+			for (int nested = 0; nested <= 1 && !tt_failed_now; nested++) {
+		const int64_t rows = sh[si].rows, cols = sh[si].cols;
+		const size_t n = (size_t)(rows * cols);
+		float *w = malloc(n * sizeof(float)), *a = malloc(n * sizeof(float));
+		float *b = malloc(n * sizeof(float)), *x = malloc(8 * (size_t)cols * sizeof(float));
+		float *y[3], *z = malloc(8 * (size_t)rows * sizeof(float));
+		struct tk_qweight q;
+		char what[64];
+
+		TT_REQUIRE(w && a && b && x && z, "out of memory");
+		snprintf(what, sizeof(what), "%s%s %lldx%lld bs %zu", kind == TK_QK_NF4 ? "nf4" : "fp4",
+			 nested ? " nested" : "", (long long)rows, (long long)cols, sh[si].bs);
+		for (size_t i = 0; i < n; i++)
+			w[i] = frand() * (1.0f + (float)(i % 13));
+		for (size_t i = 0; i < 8 * (size_t)cols; i++)
+			x[i] = frand();
+		TT_REQUIRE(tk_qweight_quantize4(&q, w, rows, cols, (enum tk_qkind)kind, sh[si].bs,
+						nested, 1, NULL) == 0, "quantize");
+		TT_REQUIRE(tk_qweight_rows(&q, 0, rows, a, NULL) == 0, "rows");
+		for (int k = 0; k < 3; k++) {
+			y[k] = malloc((size_t)ms[k] * (size_t)rows * sizeof(float));
+			TT_REQUIRE(y[k], "out of memory");
+			TT_REQUIRE(tk_qmatmul(&be2, &q, 0, (int)rows, ms[k], x, y[k], (int)rows,
+					      0.0f) == 0, "qmatmul");
+		}
+		struct tk_qweight before = q;
+		TT_CHECK(tk_qweight_flatten_absmax(&q) == 0, "%s: flatten", what);
+		TT_CHECK(!q.nested && q.absmax && !q.qabsmax && !q.nested_absmax, "%s: still nested",
+			 what);
+		TT_CHECK(nested || (q.absmax == before.absmax && q.data == before.data),
+			 "%s: a plain weight changed", what);
+		TT_REQUIRE(tk_qweight_rows(&q, 0, rows, b, NULL) == 0, "rows");
+		TT_CHECK(!memcmp(a, b, n * sizeof(float)), "%s: tk_qweight_rows' bits changed", what);
+		TT_REQUIRE(tk_dequant_rows(&be2, &q, 0, rows, b, NULL) == 0, "dequant_rows");
+		TT_CHECK(!memcmp(a, b, n * sizeof(float)), "%s: tk_dequant_rows' bits changed", what);
+		for (int k = 0; k < 3; k++) {
+			TT_REQUIRE(tk_qmatmul(&be2, &q, 0, (int)rows, ms[k], x, z, (int)rows, 0.0f) == 0,
+				   "qmatmul");
+			TT_CHECK(!memcmp(y[k], z, (size_t)ms[k] * rows * sizeof(float)),
+				 "%s m %d: qmatmul's bits changed", what, ms[k]);
+			free(y[k]);
+		}
+		tk_qweight_free(&q);
+		free(w), free(a), free(b), free(x), free(z);
+			}
+	{ /* a weight in memory the library did not malloc */
+		float w[64 * 4];
+		struct tk_qweight q;
+		for (int i = 0; i < 64 * 4; i++)
+			w[i] = frand();
+		TT_REQUIRE(tk_qweight_quantize4(&q, w, 4, 64, TK_QK_NF4, 64, 1, 1, NULL) == 0,
+			   "quantize");
+		q.release = release_noop;
+		TT_CHECK(tk_qweight_flatten_absmax(&q) == TK_E_UNSUPPORTED && q.nested,
+			 "foreign memory flattened");
+		q.release = NULL;
+		tk_qweight_free(&q);
+	}
+}
+
 static void test_qmatmul_int8(void)
 {
 	struct tk_qweight q;
@@ -616,6 +699,7 @@ static void test_qmatmul_isas(void)
 		test_qmatmul_blocksize();
 		test_qmatmul_panels();
 		test_qmatmul_int8();
+		test_flatten_absmax();
 		test_qmatmul_half();
 		test_quantized_decode();
 	}
@@ -713,6 +797,7 @@ int main(void)
 	TT_RUN(test_qmatmul_64);
 	TT_RUN(test_qmatmul_blocksize);
 	TT_RUN(test_qmatmul_panels);
+	TT_RUN(test_flatten_absmax);
 	TT_RUN(test_qmatmul_int8);
 	TT_RUN(test_qmatmul_half);
 	TT_RUN(test_qmatmul_isas);
