@@ -601,6 +601,68 @@ static void test_attention_decode(void)
 	attention_case(40);
 }
 
+/* Grouped-query attention gives each query head the bits it gets with its
+ * KV head copied for it alone (multi-head attention over a cache holding
+ * that copy): the KV groups' heads, handled together (up to 4 a pass
+ * over the values), in the same order of operations as one at a time.
+ * Groups of 1 to 7 heads, head widths 40 and 64, a window and capping,
+ * every instruction-set level this CPU runs, 1 and 2 threads, a decode
+ * step of 3 sequences and a prefill of 9 rows (n > 8: the OpenMP loop). */
+static void test_attention_gqa_bits(void)
+{
+	enum { L = 24, KV = 2, GMAX = 7, DMAX = 64, NMAX = 9 };
+	static const int gs[] = { 1, 2, 3, 5, 7 }, ds[] = { 40, 64 };
+	static float kc[L * KV * DMAX * 2], vc[L * KV * DMAX * 2];
+	static float km[L * KV * GMAX * DMAX * 2], vm[L * KV * GMAX * DMAX * 2];
+	static float q[NMAX * KV * GMAX * DMAX], a[NMAX * KV * GMAX * DMAX];
+	static float b[NMAX * KV * GMAX * DMAX];
+	const int32_t dseq[3] = { 0, 1, 0 }, dpos[3] = { 20, 7, 21 };
+	int32_t pseq[NMAX], ppos[NMAX];
+	const struct tk_attn_opts opts[2] = { { 0.0f, 0, 0.0f }, { 0.3f, 5, 1.5f } };
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+
+	init_backends();
+	for (int i = 0; i < NMAX; i++)
+		pseq[i] = 1, ppos[i] = 3 + i;
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (size_t gi = 0; gi < sizeof(gs) / sizeof(gs[0]); gi++)
+			for (size_t di = 0; di < sizeof(ds) / sizeof(ds[0]); di++)
+				for (int c = 0; c < 2 * 2 * 2 && !tt_failed_now; c++) {
+		const int G = gs[gi], D = ds[di], H = KV * G, K = KV * D;
+		const int prefill = c & 1, n = prefill ? NMAX : 3;
+		const int32_t *seq = prefill ? pseq : dseq, *pos = prefill ? ppos : dpos;
+		const struct tk_attn_opts *ao = &opts[(c >> 1) & 1];
+		struct tk_backend *be = c & 4 ? &be2 : &be1;
+		/* 2 sequences of L positions; the MHA cache: head h holds a
+		 * copy of KV head h / G */
+		for (int i = 0; i < 2 * L * K; i++)
+			kc[i] = frand(), vc[i] = frand();
+		for (int r = 0; r < 2 * L; r++)
+			for (int h = 0; h < H; h++)
+				for (int e = 0; e < D; e++) {
+					km[((size_t)r * H + h) * D + e] = kc[((size_t)r * KV + h / G) * D + e];
+					vm[((size_t)r * H + h) * D + e] = vc[((size_t)r * KV + h / G) * D + e];
+				}
+		for (int i = 0; i < n * H * D; i++)
+			q[i] = frand() * 2.0f;
+		TT_REQUIRE(tk_attention_decode(be, a, q, kc, vc, seq, pos, n, L, H, KV, D, ao) == 0,
+			   "gqa");
+		TT_REQUIRE(tk_attention_decode(be, b, q, km, vm, seq, pos, n, L, H, H, D, ao) == 0,
+			   "mha");
+		TT_CHECK(!memcmp(a, b, (size_t)n * H * D * sizeof(float)),
+			 "%s G %d D %d %s, %s, %d threads: not the bits of its heads alone",
+			 tk_cpu_isa_name((enum tk_cpu_isa)isa), G, D, prefill ? "prefill" : "decode",
+			 (c >> 1) & 1 ? "window and cap" : "full", c & 4 ? 2 : 1);
+				}
+	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
+}
+
 static void test_copy_rows(void)
 {
 	float dst[6 * 5], src[3 * 5];
@@ -805,6 +867,7 @@ int main(void)
 	TT_RUN(test_dequant_rows_isas);
 	TT_RUN(test_matmul_group);
 	TT_RUN(test_attention_decode);
+	TT_RUN(test_attention_gqa_bits);
 	TT_RUN(test_copy_rows);
 	TT_RUN(test_quantized_decode);
 	tk_backend_free(&be1);
