@@ -1941,6 +1941,7 @@ static int cpu_matmul_group(struct tk_backend *be, int m, int k, const float *x,
 typedef float v16f __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v8i __attribute__((vector_size(32)));
 
 /* a . b over n floats in 16 lanes (lane j sums the elements e = j mod 16),
  * then the lanes added pairwise: vector adds at any instruction set with
@@ -1989,6 +1990,42 @@ ISA_BODY float dot_lanes(const float *a, const float *b, int n, const int wide)
 	v4f s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) +
 		 __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
 	return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+/* dot_lanes(a, b_p, n) for the 4 rows b_p = b + p ldb at once (n a
+ * multiple of 16), the same bits: each row's 16 lanes summed in the same
+ * order, then the same pairwise adds, done for the 4 rows in one vector
+ * (float addition commutes, so an add's operand order does not matter).
+ * One row at a time, each score was a chain of 4 dependent adds and a
+ * horizontal sum: the scores took most of a decode step's attention. */
+ISA_BODY void dots4(float out[4], const float *a, const float *b, size_t ldb, int n)
+{
+	v8f lo[4] = { { 0 } }, hi[4] = { { 0 } };
+	for (int e = 0; e < n; e += 16) {
+		v8f x0, x1;
+		memcpy(&x0, a + e, sizeof(x0));
+		memcpy(&x1, a + e + 8, sizeof(x1));
+#pragma GCC unroll 4
+		for (int r = 0; r < 4; r++) {
+			v8f y0, y1;
+			memcpy(&y0, b + r * ldb + e, sizeof(y0));
+			memcpy(&y1, b + r * ldb + e + 8, sizeof(y1));
+			lo[r] += x0 * y0;
+			hi[r] += x1 * y1;
+		}
+	}
+	v8f t0 = lo[0] + hi[0], t1 = lo[1] + hi[1], t2 = lo[2] + hi[2], t3 = lo[3] + hi[3];
+	/* [t4 of row 0 | of row 1], [of row 2 | of row 3] */
+	v8f u01 = __builtin_shufflevector(t0, t1, 0, 1, 2, 3, 8, 9, 10, 11) +
+		  __builtin_shufflevector(t0, t1, 4, 5, 6, 7, 12, 13, 14, 15);
+	v8f u23 = __builtin_shufflevector(t2, t3, 0, 1, 2, 3, 8, 9, 10, 11) +
+		  __builtin_shufflevector(t2, t3, 4, 5, 6, 7, 12, 13, 14, 15);
+	/* per row: x0 + x2 and x1 + x3, then their sum */
+	v8f v01 = u01 + __builtin_shufflevector(u01, u01, 2, 3, 0, 1, 6, 7, 4, 5);
+	v8f v23 = u23 + __builtin_shufflevector(u23, u23, 2, 3, 0, 1, 6, 7, 4, 5);
+	v01 = v01 + __builtin_shufflevector(v01, v01, 1, 0, 3, 2, 5, 4, 7, 6);
+	v23 = v23 + __builtin_shufflevector(v23, v23, 1, 0, 3, 2, 5, 4, 7, 6);
+	out[0] = v01[0], out[1] = v01[4], out[2] = v23[0], out[3] = v23[4];
 }
 
 /* One cpu_attention_decode call, for its (row, head group) pairs run on the pool. */
@@ -2128,24 +2165,58 @@ ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
 	float *og = a->out + (size_t)i * a->Q + (size_t)h0 * D;
 	float *sc = a->scores + (size_t)tid * G * max_len;
 
-	for (int j = j0; j < T; j++) {
-		for (int b = 0; b < D && j + ATT_PF_ROWS < T; b += 16)
-			__builtin_prefetch(kc + (size_t)(j + ATT_PF_ROWS) * K + b);
+	int jk = j0;
+	for (; D % 16 == 0 && jk + 4 <= T; jk += 4) { /* 4 keys at a time */
+		for (int r = 0; r < 4 && jk + 4 + ATT_PF_ROWS <= T; r++)
+			for (int b = 0; b < D; b += 16)
+				__builtin_prefetch(kc + (size_t)(jk + ATT_PF_ROWS + r) * K + b);
 		for (int h = 0; h < G; h++) {
-			float d = dot_lanes(qg + (size_t)h * D, kc + (size_t)j * K, D, wide);
-			sc[(size_t)h * max_len + j] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
+			float d[4], *sh = sc + (size_t)h * max_len + jk;
+			dots4(d, qg + (size_t)h * D, kc + (size_t)jk * K, (size_t)K, D);
+			for (int r = 0; r < 4; r++)
+				sh[r] = cap > 0.0f ? tk_softcap(d[r] * scale, cap) : d[r] * scale;
 		}
 	}
+	for (; jk < T; jk++)
+		for (int h = 0; h < G; h++) {
+			float d = dot_lanes(qg + (size_t)h * D, kc + (size_t)jk * K, D, wide);
+			sc[(size_t)h * max_len + jk] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
+		}
 	for (int h = 0; h < G; h++) {
 		float *sh = sc + (size_t)h * max_len, mx = -INFINITY, sum = 0.0f;
-		for (int j = j0; j < T; j++)
+		int j = j0;
+		/* the max in 8 lanes, then of the lanes: a score is taken
+		 * when above the max so far, as one at a time would (NaNs
+		 * never), so the same max */
+		if (T - j0 >= 8) {
+			v8f m8;
+			memcpy(&m8, sh + j, sizeof(m8));
+			for (j += 8; j + 8 <= T; j += 8) {
+				v8f x;
+				memcpy(&x, sh + j, sizeof(x));
+				v8i gt = x > m8;
+				m8 = (v8f)((gt & (v8i)x) | (~gt & (v8i)m8));
+			}
+			for (int l = 0; l < 8; l++)
+				if (m8[l] > mx)
+					mx = m8[l];
+		}
+		for (; j < T; j++)
 			if (sh[j] > mx)
 				mx = sh[j];
-		for (int j = j0; j < T; j++) {
+		for (j = j0; j < T; j++) {
 			sh[j] = expf(sh[j] - mx);
 			sum += sh[j];
 		}
-		for (int j = j0; j < T; j++)
+		/* divided 8 at a time (GCC left the loop scalar): the same
+		 * quotients */
+		for (j = j0; j + 8 <= T; j += 8) {
+			v8f x;
+			memcpy(&x, sh + j, sizeof(x));
+			x = x / sum;
+			memcpy(sh + j, &x, sizeof(x));
+		}
+		for (; j < T; j++)
 			sh[j] /= sum;
 	}
 	for (int h = 0; h < G; h += ATT_HEADS)

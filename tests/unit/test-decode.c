@@ -663,6 +663,82 @@ static void test_attention_gqa_bits(void)
 	free(saved);
 }
 
+/* Each key's score has the same bits whether the loops take it among 4
+ * keys at a time or alone (the last T % 4): T copies of one key and
+ * one-hot values (row j of V is e_j), so the output is the softmax
+ * itself, which must come out exactly uniform; scores near 20, so that
+ * a score off by one unit in the last place moves its weight.  Head
+ * widths 48 and 64, T 5 to 11, every instruction-set level this CPU
+ * runs. */
+static void test_attention_scores_bits(void)
+{
+	enum { L = 20, DMAX = 64 };
+	static float kc[L * DMAX], vc[L * DMAX], q[DMAX], out[DMAX];
+	static const int ds[] = { 48, 64 };
+	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	const int32_t seq[1] = { 0 };
+
+	init_backends();
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (size_t di = 0; di < 2; di++)
+			for (int T = 5; T <= 11 && !tt_failed_now; T++) {
+				const int D = ds[di];
+				const int32_t pos[1] = { T - 1 };
+				float k[DMAX];
+				double dot = 0.0;
+				for (int e = 0; e < D; e++)
+					k[e] = frand(), q[e] = frand();
+				for (int e = 0; e < D; e++)
+					dot += (double)q[e] * k[e];
+				for (int e = 0; e < D; e++) /* scores about 20 */
+					q[e] *= (float)(20.0 * sqrt((double)D) / (fabs(dot) + 1e-3));
+				for (int j = 0; j < L; j++)
+					for (int e = 0; e < D; e++) {
+						kc[j * D + e] = k[e];
+						vc[j * D + e] = (float)(e == j);
+					}
+				TT_REQUIRE(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, 1, L, 1, 1, D,
+							       NULL) == 0, "attention_decode");
+				for (int j = 1; j < T; j++)
+					TT_CHECK(!memcmp(&out[j], &out[0], sizeof(float)),
+						 "%s D %d T %d: key %d weighs %.9g, key 0 %.9g",
+						 tk_cpu_isa_name((enum tk_cpu_isa)isa), D, T, j, out[j],
+						 out[0]);
+				TT_CHECK(fabs(out[0] * T - 1.0) < 1e-6, "D %d T %d: weight %.9g", D, T,
+					 out[0]);
+			}
+	}
+	/* one key scoring 120 above the others, at each position of 20: its
+	 * value alone comes out (the softmax's max found in any lane; a max
+	 * short of it would overflow expf) */
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (int top = 0; top < 20 && !tt_failed_now; top++) {
+			enum { T = 20, D = 32 };
+			const int32_t pos[1] = { T - 1 };
+			for (int e = 0; e < D; e++)
+				q[e] = e == 0 ? 1.0f : 0.0f;
+			for (int j = 0; j < T; j++)
+				for (int e = 0; e < D; e++) {
+					kc[j * D + e] = e == 0 ? (j == top ? 120.0f * sqrtf(D) : frand()) : 0.0f;
+					vc[j * D + e] = (float)(e == j % D);
+				}
+			TT_REQUIRE(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, 1, L, 1,
+						       1, D, NULL) == 0, "attention_decode");
+			for (int e = 0; e < D; e++)
+				TT_CHECK(isfinite(out[e]) && fabs(out[e] - (e == top)) < 1e-6,
+					 "%s: the top key at %d: out[%d] = %.9g",
+					 tk_cpu_isa_name((enum tk_cpu_isa)isa), top, e, out[e]);
+		}
+	}
+	if (saved)
+		setenv("TK_CPU_ISA", saved, 1);
+	else
+		unsetenv("TK_CPU_ISA");
+	free(saved);
+}
+
 static void test_copy_rows(void)
 {
 	float dst[6 * 5], src[3 * 5];
@@ -868,6 +944,7 @@ int main(void)
 	TT_RUN(test_matmul_group);
 	TT_RUN(test_attention_decode);
 	TT_RUN(test_attention_gqa_bits);
+	TT_RUN(test_attention_scores_bits);
 	TT_RUN(test_copy_rows);
 	TT_RUN(test_quantized_decode);
 	tk_backend_free(&be1);
