@@ -33,7 +33,11 @@ greedy (argmax of the logits after each single-token eval), against
 tk-generate on the f32 directory, the bf16 one and the bf16 one's NF4
 quantization (the lm head stays bf16, as transformers keeps it loading
 with dtype=bfloat16 and a BitsAndBytesConfig) (BENCH_GEN_LLAMA=0 leaves it
-out).  Its bound uses the bytes of each side's weight file.
+out).  Its bound uses the bytes of each side's weight file.  Then the bf16
+checkpoint once more after a prompt of BENCH_GEN_LONG (1024) ids, as a
+chat's long prompt, where attention over the cache weighs in: each side's
+prompt pass and decode speeds (best of tk's 2 runs, of llama.cpp's 3)
+(BENCH_GEN_LONG=0 leaves it out).
 """
 import json, os, re, shutil, subprocess, sys, tempfile, time
 
@@ -60,6 +64,7 @@ SHAPES = {
 RUN = [x for x in os.environ.get("BENCH_GEN_SHAPES", "135m,1b").split(",") if x in SHAPES]
 NF4 = os.environ.get("BENCH_GEN_NF4", "1") != "0"
 LLAMA = os.environ.get("BENCH_GEN_LLAMA", "1") != "0"
+LONG = int(os.environ.get("BENCH_GEN_LONG", "1024"))
 
 HF_SCRIPT = r'''
 import json, sys, time, torch
@@ -94,18 +99,21 @@ def argmax():  # of the last eval's logits (eval keeps none without logits_all)
     return int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(V,))))
 def run():
     llm.reset()
+    t = time.perf_counter()
     llm.eval(ids)
     tok = argmax()
+    tp = time.perf_counter() - t
     out = [tok]
     t = time.perf_counter()
     for _ in range(new - 1):  # the first token came from the prompt pass
         llm.eval([tok])
         tok = argmax()
         out.append(tok)
-    return time.perf_counter() - t, out
+    return time.perf_counter() - t, tp, out
 run()
-best = min(run()[0] for _ in range(3))
-print(json.dumps({"decode_s": best, "ids": run()[1]}))
+rs = [run() for _ in range(3)]
+print(json.dumps({"decode_s": min(r[0] for r in rs), "prompt_s": min(r[1] for r in rs),
+                  "ids": rs[-1][2]}))
 '''
 
 
@@ -135,17 +143,21 @@ def make_model(d, cfg):
     return sum(p.numel() for p in m.parameters())
 
 
-def tk_rate(d, B, n, prompts, out=None):
+def tk_rate(d, B, n, prompts, out=None, prompt_rate=None):
     """Decode tokens/s of tk-generate on the prompt file (or, given a list,
     the prompt ids) to n new tokens, from its --stats line, best of 2 runs;
-    the ids it printed appended to out, if given."""
+    the ids it printed appended to out, and the prompt pass's tokens/s
+    (best of the 2) to prompt_rate, if given."""
     src = ["--prompt-ids", " ".join(map(str, prompts))] if isinstance(prompts, list) else \
         ["--prompt-file", prompts]
     cmd = ["tk-generate", "--model", d, "--batch-size", str(B), "--max-new-tokens", str(n),
            "--ids", "--threads", str(THREADS), "--stats", "-q"] + src
-    best = 0.0
+    best = pbest = 0.0
     for _ in range(2):
         r = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        pm = re.search(r"prompt (\d+) tokens in ([0-9.]+) s", r.stderr)
+        if pm:
+            pbest = max(pbest, int(pm.group(1)) / max(float(pm.group(2)), 1e-9))
         m = re.search(r"; decode (\d+) tokens in ([0-9.]+) s", r.stderr)
         if not m:
             sys.exit("tk-generate --stats printed no decode line: %r" % r.stderr)
@@ -154,6 +166,8 @@ def tk_rate(d, B, n, prompts, out=None):
         best = max(best, int(m.group(1)) / max(float(m.group(2)), 1e-9))
     if out is not None:
         out.append([int(x) for x in r.stdout.split()])
+    if prompt_rate is not None:
+        prompt_rate.append(pbest)
     return best
 
 
@@ -281,6 +295,24 @@ def bench_llama_cpp(bw):
                       100 * tk_tps / tk_bound, ll_bound, lb / 1e6, 100 * ll_tps / ll_bound,
                       "" if same is None else "; %s greedy tokens" % (
                           "the same" if same else "different")), flush=True)
+        if LONG > 0:
+            # a chat's long prompt: the bf16 checkpoint after LONG prompt
+            # tokens, where attention over the cache weighs in
+            g = os.path.join(d, "smol-bf16.gguf")
+            lids = [(1000 + 7919 * i) % 49000 for i in range(LONG)]
+            tp = []
+            tk_tps = tk_rate(b, 1, NEW, lids, None, tp)
+            r = subprocess.run([sys.executable, "-c", LLAMA_SCRIPT, g, str(THREADS), str(NEW),
+                                json.dumps(lids)], check=True, capture_output=True, text=True)
+            h = json.loads(r.stdout.strip().splitlines()[-1])
+            ll_tps, ll_pps = (NEW - 1) / h["decode_s"], LONG / h["prompt_s"]
+            res["bf16_long"] = {"prompt_tokens": LONG, "tk_prompt_tokens_per_s": tp[0],
+                                "llama_cpp_prompt_tokens_per_s": ll_pps,
+                                "tk_tokens_per_s": tk_tps, "llama_cpp_tokens_per_s": ll_tps}
+            print("smollm2-135m batch 1 bf16 after %d prompt tokens: prompt tk %.1f tok/s, "
+                  "llama.cpp %.1f tok/s (x%.2f); decode tk %.1f tok/s, llama.cpp %.1f tok/s "
+                  "(x%.2f)" % (LONG, tp[0], ll_pps, tp[0] / ll_pps, tk_tps, ll_tps,
+                               tk_tps / ll_tps), flush=True)
     return res
 
 
