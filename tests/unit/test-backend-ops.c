@@ -175,7 +175,7 @@ static void test_gemv_isas(void)
 	static const int MS[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 12 }, NS[] = { 1, 37, 301 };
 	static const int KS[] = { 0, 1, 13, 576, 1003, 2500 };
 	const double u = ldexp(1.0, -24);
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 	double ratio = 0.0;
 	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
 		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
@@ -249,11 +249,7 @@ static void test_gemv_isas(void)
 		free(a), free(b), free(c0), free(c1), free(c2), free(c3);
 					}
 	}
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved);
+	tt_env_restore("TK_CPU_ISA", saved);
 	printf("info GEMV error at most %.3g of the bound\n", ratio);
 }
 
@@ -273,7 +269,7 @@ static void test_thin_isas(void)
 	static const int KS[] = { 1, 3, 16, 17, TK_THIN_K_MAX, TK_THIN_K_MAX + 1, 64 };
 	static const float BETAS[] = { 0.0f, 1.0f, -0.5f };
 	const double u = ldexp(1.0, -24);
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 	int exact = 0;
 	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
 		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
@@ -360,11 +356,7 @@ static void test_thin_isas(void)
 			free(a), free(b), free(c0), free(c1), free(c2), free(c3), free(c4);
 		}
 	}
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved);
+	tt_env_restore("TK_CPU_ISA", saved);
 	printf("info tk_cpu_thin: %d cases bit for bit against the fmaf model\n", exact);
 }
 
@@ -1453,7 +1445,7 @@ static void test_adamw_vector_scalar(void)
 {
 	enum { N = 1000 };
 	static const double b1s[2] = { 0.9, 0.3 }, wds[2] = { 0.01, 0.0 };
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 	float *p = malloc(sizeof(float) * N * 2), *m = calloc(N * 2, sizeof(float));
 	float *v = calloc(N * 2, sizeof(float)), *g = malloc(sizeof(float) * N);
 	fill(p, N, 1.0);
@@ -1475,11 +1467,7 @@ static void test_adamw_vector_scalar(void)
 		TT_CHECK(!memcmp(v, v + N, sizeof(float) * N), "step %d (%s): v differs", k,
 			 getenv("TK_CPU_ISA"));
 	}
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved);
+	tt_env_restore("TK_CPU_ISA", saved);
 	free(p), free(m), free(v), free(g);
 }
 

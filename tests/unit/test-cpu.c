@@ -53,7 +53,7 @@ static void test_levels(void)
 {
 	const struct tk_cpu_features *f = tk_cpu_features();
 	enum tk_cpu_isa best = tk_cpu_isa_best();
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 #if defined(__x86_64__) && defined(__GNUC__)
 	TT_CHECK(best == (f->avx512 ? TK_CPU_ISA_AVX512 :
 			  f->avx2 && f->fma ? TK_CPU_ISA_AVX2 : TK_CPU_ISA_GENERIC),
@@ -78,11 +78,7 @@ static void test_levels(void)
 	struct tk_diag d;
 	setenv("TK_CPU_ISA", "sse9", 1);
 	TT_CHECK(tk_cpu_isa_check(&d) == TK_E_INVAL && strstr(d.msg, "'sse9'"), "unknown accepted");
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved);
+	tt_env_restore("TK_CPU_ISA", saved);
 }
 
 int main(void)

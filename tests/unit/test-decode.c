@@ -306,7 +306,7 @@ static void test_dequant_rows_isas(void)
 	static const struct { int64_t rows, cols; size_t bs; } sh[] = {
 		{ 67, 576, 64 }, { 40, 301, 64 }, { 9, 128, 256 }, { 33, 576, 128 },
 	};
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 
 	init_backends();
 	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
@@ -334,11 +334,7 @@ static void test_dequant_rows_isas(void)
 		free(x), free(a), free(b);
 				}
 	}
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved);
+	tt_env_restore("TK_CPU_ISA", saved);
 }
 
 /* Column panels (backend-cpu-gemv.c: 4096 / MR floats of x, a multiple of
@@ -619,7 +615,7 @@ static void test_attention_gqa_bits(void)
 	const int32_t dseq[3] = { 0, 1, 0 }, dpos[3] = { 20, 7, 21 };
 	int32_t pseq[NMAX], ppos[NMAX];
 	const struct tk_attn_opts opts[2] = { { 0.0f, 0, 0.0f }, { 0.3f, 5, 1.5f } };
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 
 	init_backends();
 	for (int i = 0; i < NMAX; i++)
@@ -656,11 +652,7 @@ static void test_attention_gqa_bits(void)
 			 (c >> 1) & 1 ? "window and cap" : "full", c & 4 ? 2 : 1);
 				}
 	}
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved);
+	tt_env_restore("TK_CPU_ISA", saved);
 }
 
 /* Each key's score has the same bits whether the loops take it among 4
@@ -675,7 +667,7 @@ static void test_attention_scores_bits(void)
 	enum { L = 20, DMAX = 64 };
 	static float kc[L * DMAX], vc[L * DMAX], q[DMAX], out[DMAX];
 	static const int ds[] = { 48, 64 };
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 	const int32_t seq[1] = { 0 };
 
 	init_backends();
@@ -732,11 +724,7 @@ static void test_attention_scores_bits(void)
 					 tk_cpu_isa_name((enum tk_cpu_isa)isa), top, e, out[e]);
 		}
 	}
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved);
+	tt_env_restore("TK_CPU_ISA", saved);
 }
 
 static void test_copy_rows(void)

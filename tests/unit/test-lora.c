@@ -430,7 +430,7 @@ static void test_dropout_isas(void)
 	static const size_t NS[] = { 1, 7, 4096, 4097, 10000 };
 	struct fix f;
 	struct tk_diag d;
-	char *saved = getenv("TK_CPU_ISA") ? strdup(getenv("TK_CPU_ISA")) : NULL;
+	char *saved = tt_env_save("TK_CPU_ISA");
 	float *x = malloc(10000 * sizeof(float)), *y = malloc(10000 * sizeof(float));
 	size_t kept = 0, total = 0;
 
@@ -466,11 +466,8 @@ static void test_dropout_isas(void)
 		}
 	}
 	TT_CHECK(kept > total * 6 / 10 && kept < total * 8 / 10, "kept %zu of %zu", kept, total);
-	if (saved)
-		setenv("TK_CPU_ISA", saved, 1);
-	else
-		unsetenv("TK_CPU_ISA");
-	free(saved), free(x), free(y);
+	tt_env_restore("TK_CPU_ISA", saved);
+	free(x), free(y);
 	fix_free(&f);
 }
 

@@ -14,6 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An environment variable's value saved (a copy, NULL when unset), and
+ * put back as it was, the copy freed: for tests that set TK_CPU_ISA or
+ * the like for a while. */
+static inline char *tt_env_save(const char *name)
+{
+	const char *v = getenv(name);
+	return v ? strdup(v) : NULL;
+}
+
+static inline void tt_env_restore(const char *name, char *saved)
+{
+	if (saved)
+		setenv(name, saved, 1);
+	else
+		unsetenv(name);
+	free(saved);
+}
+
 /* Messages are cut to fit tt_why; that is fine for a test report. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
