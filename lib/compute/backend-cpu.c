@@ -2043,7 +2043,8 @@ struct att_dec_job {
  * hardware's prefetch followed too late.  Measured on a 2-core Zen 3
  * (SmolLM2-135M bf16 decode steps, with and without alternating in one
  * process): 16 rows ahead 7-10% faster per token at 800 tokens of
- * context, 1% at 100; 4, 8 and 32 rows 4-7%. */
+ * context, 1% at 100; 4, 8 and 32 rows 4-7%.  The AVX-512 copy prefetches
+ * alike (not measured). */
 #define ATT_PF_ROWS 16
 /* Query heads of a KV group at most that one pass over the values feeds
  * (their accumulators, 16 columns each, stay in registers). */
@@ -2062,36 +2063,29 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 			      const int wide)
 {
 	int e = 0;
-	if (nh == 1) { /* 64 columns a pass: 8 chains of adds, not 2 */
-		for (; !wide && e + 64 <= n; e += 64) {
-			v8f o8[8] = { { 0 } };
-			for (int j = j0; j < j1; j++) {
-				const float *vj = v + (size_t)j * ldv + e;
-				for (int b = 0; b < 64 && j + ATT_PF_ROWS < j1; b += 16)
-					__builtin_prefetch(vj + ATT_PF_ROWS * ldv + b);
-#pragma GCC unroll 8
-				for (int c = 0; c < 8; c++) {
-					v8f x;
-					memcpy(&x, vj + 8 * c, sizeof(x));
-					o8[c] += p[j] * x;
-				}
-			}
-			memcpy(o + e, o8, sizeof(o8));
-		}
-		for (; wide && e + 64 <= n; e += 64) {
-			v16f o16[4] = { { 0 } };
-			for (int j = j0; j < j1; j++) {
-				const float *vj = v + (size_t)j * ldv + e;
-#pragma GCC unroll 4
-				for (int c = 0; c < 4; c++) {
-					v16f x;
-					memcpy(&x, vj + 16 * c, sizeof(x));
-					o16[c] += p[j] * x;
-				}
-			}
-			memcpy(o + e, o16, sizeof(o16));
-		}
-	}
+	/* one head: 64 columns a pass as NV vectors of type VT (8 chains of
+	 * adds below AVX-512, not 2), the rows ATT_PF_ROWS ahead prefetched */
+#define SUM_ONE_HEAD(VT, NV)                                                          \
+	do {                                                                          \
+		VT acc[NV] = { { 0 } };                                               \
+		for (int j = j0; j < j1; j++) {                                       \
+			const float *vj = v + (size_t)j * ldv + e;                    \
+			for (int b = 0; b < 64 && j + ATT_PF_ROWS < j1; b += 16)      \
+				__builtin_prefetch(vj + ATT_PF_ROWS * ldv + b);       \
+			_Pragma("GCC unroll 8") for (int c = 0; c < NV; c++)          \
+			{                                                             \
+				VT x;                                                 \
+				memcpy(&x, vj + 64 / NV * c, sizeof(x));              \
+				acc[c] += p[j] * x;                                   \
+			}                                                             \
+		}                                                                     \
+		memcpy(o + e, acc, sizeof(acc));                                      \
+	} while (0)
+	for (; nh == 1 && !wide && e + 64 <= n; e += 64)
+		SUM_ONE_HEAD(v8f, 8);
+	for (; nh == 1 && wide && e + 64 <= n; e += 64)
+		SUM_ONE_HEAD(v16f, 4);
+#undef SUM_ONE_HEAD
 	for (; !wide && e + 16 <= n; e += 16) { /* two v8f: see dot_lanes */
 		v8f lo[ATT_HEADS] = { { 0 } }, hi[ATT_HEADS] = { { 0 } };
 		for (int j = j0; j < j1; j++) {
@@ -2149,7 +2143,7 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
  * (at batch 1, 3 iterations for 2 threads), so decode steps take GS = 1.
  * Cloned, with dot_lanes and sum_scaled inlined into each copy: built for
  * plain x86-64, the 16-lane loops ran as SSE2 (sum_scaled, left out of
- * line, did until this note: 26% of a bf16 decode step at 800 tokens).
+ * line, did so until 2026-12-07: 26% of a bf16 decode step at 800 tokens).
  * wide: 16-lane vectors as one value (the AVX-512 copy), else as two of 8
  * (the same lanes, the same bits: the AVX2 and plain copies). */
 ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
@@ -2187,7 +2181,9 @@ ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
 		int j = j0;
 		/* the max in 8 lanes, then of the lanes: a score is taken
 		 * when above the max so far, as one at a time would (NaNs
-		 * never), so the same max */
+		 * never), so the same max up to the sign of a zero: s - mx
+		 * then differs at most in the sign of a zero, and exp(-0)
+		 * is exp(+0) */
 		if (T - j0 >= 8) {
 			v8f m8;
 			memcpy(&m8, sh + j, sizeof(m8));
