@@ -56,8 +56,8 @@
  * it (47.7 -> 45.0) read 4 rows side by side; read one row at a time
  * (F32_ROW1_BYTES) they gain 3-8% on the same Zen 3 (rows of 576 and 512,
  * 2 threads, alternating in one process; less in whole decode steps,
- * below), so those prefetch too.  The
- * AVX-512 loops keep F32_PF_MR (not measured). */
+ * below), so those prefetch too.  The AVX-512 loops keep F32_PF_MR (not
+ * measured). */
 /* fp32 rows of weights shorter than this many bytes go through the AVX2
  * loop for one row of x one weight row at a time (NR 1: one stream of
  * memory per thread, prefetched) instead of 4 side by side (4 streams of
