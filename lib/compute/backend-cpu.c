@@ -2059,8 +2059,8 @@ struct att_dec_job {
  * of each v_j) at a time for all nh heads, so each line of the values is
  * read once for the group. */
 ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p, size_t ldp,
-			      int nh, int j0, int j1, const float *restrict v, size_t ldv, int n,
-			      const int wide)
+			 int nh, int j0, int j1, const float *restrict v, size_t ldv, int n,
+			 const int wide)
 {
 	int e = 0;
 	/* one head: 64 columns a pass as NV vectors of type VT (8 chains of
@@ -2149,22 +2149,22 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
 {
 	const struct att_dec_job *a = p;
-	const int D = a->D, K = (int)a->K, max_len = a->max_len, G = a->GS, per = a->H / G;
-	const int i = ig / per, h0 = ig % per * G, T = a->pos[i] + 1;
+	const int D = a->D, K = (int)a->K, max_len = a->max_len, GS = a->GS, per = a->H / GS;
+	const int i = ig / per, h0 = ig % per * GS, T = a->pos[i] + 1;
 	const int j0 = a->window > 0 && T > a->window ? T - a->window : 0;
 	const size_t base = (size_t)a->seq[i] * max_len * a->K + (size_t)(h0 / a->G) * D;
 	const float *qg = a->q + (size_t)i * a->Q + (size_t)h0 * D;
 	const float *kc = a->kc + base, *vc = a->vc + base;
 	const float scale = a->scale, cap = a->cap;
 	float *og = a->out + (size_t)i * a->Q + (size_t)h0 * D;
-	float *sc = a->scores + (size_t)tid * G * max_len;
+	float *sc = a->scores + (size_t)tid * GS * max_len;
 
 	int jk = j0;
 	for (; D % 16 == 0 && jk + 4 <= T; jk += 4) { /* 4 keys at a time */
 		for (int r = 0; r < 4 && jk + 4 + ATT_PF_ROWS <= T; r++)
 			for (int b = 0; b < D; b += 16)
 				__builtin_prefetch(kc + (size_t)(jk + ATT_PF_ROWS + r) * K + b);
-		for (int h = 0; h < G; h++) {
+		for (int h = 0; h < GS; h++) {
 			float d[4], *sh = sc + (size_t)h * max_len + jk;
 			dots4(d, qg + (size_t)h * D, kc + (size_t)jk * K, (size_t)K, D);
 			for (int r = 0; r < 4; r++)
@@ -2172,11 +2172,11 @@ ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
 		}
 	}
 	for (; jk < T; jk++)
-		for (int h = 0; h < G; h++) {
+		for (int h = 0; h < GS; h++) {
 			float d = dot_lanes(qg + (size_t)h * D, kc + (size_t)jk * K, D, wide);
 			sc[(size_t)h * max_len + jk] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
 		}
-	for (int h = 0; h < G; h++) {
+	for (int h = 0; h < GS; h++) {
 		float *sh = sc + (size_t)h * max_len, mx = -INFINITY, sum = 0.0f;
 		int j = j0;
 		/* the max in 8 lanes, then of the lanes: a score is taken
@@ -2215,9 +2215,9 @@ ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
 		for (; j < T; j++)
 			sh[j] /= sum;
 	}
-	for (int h = 0; h < G; h += ATT_HEADS)
+	for (int h = 0; h < GS; h += ATT_HEADS)
 		sum_scaled(og + (size_t)h * D, (size_t)D, sc + (size_t)h * max_len, (size_t)max_len,
-			   G - h < ATT_HEADS ? G - h : ATT_HEADS, j0, T, vc, (size_t)K, D, wide);
+			   GS - h < ATT_HEADS ? GS - h : ATT_HEADS, j0, T, vc, (size_t)K, D, wide);
 }
 ISA_VOID_COPIES(att_dec_group, (void *p, int ig, int tid),
 		(p, ig, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
@@ -2240,12 +2240,12 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 			return TK_E_INVAL;
 		work += (long)(pos[i] + 1) * H * D;
 	}
-	scores = ws_get(be, (size_t)nt * (size_t)G * (size_t)max_len * sizeof(float));
+	/* a prompt pass takes a KV group's heads together, a decode step one
+	 * head at a time (att_dec_group_body); scores for GS heads a thread */
+	const int GS = n > TK_GEMV_MAX_ROWS ? G : 1;
+	scores = ws_get(be, (size_t)nt * (size_t)GS * (size_t)max_len * sizeof(float));
 	if (!scores)
 		return TK_E_NOMEM;
-	/* a prompt pass takes a KV group's heads together, a decode step one
-	 * head at a time (below) */
-	const int GS = n > TK_GEMV_MAX_ROWS ? G : 1;
 	struct att_dec_job a = { out, scores, q, kc, vc, seq, pos, max_len, H, D, G, GS,
 				 ao->window, (size_t)H * D, (size_t)n_kv_head * D, ao->scale,
 				 ao->softcap };
