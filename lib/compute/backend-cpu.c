@@ -1998,7 +1998,7 @@ ISA_BODY float dot_lanes(const float *a, const float *b, int n, const int wide)
  * (float addition commutes, so an add's operand order does not matter).
  * One row at a time, each score was a chain of 4 dependent adds and a
  * horizontal sum: the scores took most of a decode step's attention. */
-ISA_BODY void dots4(float out[4], const float *a, const float *b, size_t ldb, int n)
+ISA_BODY v4f dots4(const float *a, const float *b, size_t ldb, int n)
 {
 	v8f lo[4] = { { 0 } }, hi[4] = { { 0 } };
 	for (int e = 0; e < n; e += 16) {
@@ -2025,15 +2025,18 @@ ISA_BODY void dots4(float out[4], const float *a, const float *b, size_t ldb, in
 	v8f v23 = u23 + __builtin_shufflevector(u23, u23, 2, 3, 0, 1, 6, 7, 4, 5);
 	v01 = v01 + __builtin_shufflevector(v01, v01, 1, 0, 3, 2, 5, 4, 7, 6);
 	v23 = v23 + __builtin_shufflevector(v23, v23, 1, 0, 3, 2, 5, 4, 7, 6);
-	out[0] = v01[0], out[1] = v01[4], out[2] = v23[0], out[3] = v23[4];
+	return (v4f){ v01[0], v01[4], v23[0], v23[4] };
 }
 
-/* One cpu_attention_decode call, for its (row, head group) pairs run on the pool. */
+/* One cpu_attention_decode call: (row, head group) pairs (att_dec_group),
+ * or its phases over key chunks (att_dec_keys, att_dec_soft, att_dec_vals,
+ * att_dec_sum). */
 struct att_dec_job {
-	float *out, *scores;
+	float *out, *scores, *part; /* part: the chunks' value sums (phases) */
 	const float *q, *kc, *vc;
 	const int32_t *seq, *pos;
 	int max_len, H, D, G, GS, window; /* GS: query heads per iteration, G or a divisor */
+	int KVH, nck; /* KV heads; the phases' key chunks a row */
 	size_t Q, K;
 	float scale, cap;
 };
@@ -2049,6 +2052,11 @@ struct att_dec_job {
 /* Query heads of a KV group at most that one pass over the values feeds
  * (their accumulators, 16 columns each, stay in registers). */
 #define ATT_HEADS 4
+/* Keys of a chunk: the weighted sum of the values is summed a chunk at a
+ * time (from the window's first key), the chunks' sums added in order
+ * (att_values), so that the phased attention can split the keys among
+ * threads with the bits of one thread's loop. */
+#define ATT_CHUNK 128
 
 /* o_h = sum over j in [j0, j1) of p_h[j] v_j for the nh <= ATT_HEADS heads
  * h (o_h = o + h ldo, p_h = p + h ldp; v_j = v + j ldv), n floats, each
@@ -2057,14 +2065,14 @@ struct att_dec_job {
  * time (8 chains of adds in registers; o += p v through memory had
  * chained each j on the store before it), more 16 columns (one cache line
  * of each v_j) at a time for all nh heads, so each line of the values is
- * read once for the group. */
+ * read once for the group.  Both prefetch the rows ATT_PF_ROWS ahead. */
 ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p, size_t ldp,
 			 int nh, int j0, int j1, const float *restrict v, size_t ldv, int n,
 			 const int wide)
 {
 	int e = 0;
 	/* one head: 64 columns a pass as NV vectors of type VT (8 chains of
-	 * adds below AVX-512, not 2), the rows ATT_PF_ROWS ahead prefetched */
+	 * adds below AVX-512, not 2) */
 #define SUM_ONE_HEAD(VT, NV)                                                          \
 	do {                                                                          \
 		VT acc[NV] = { { 0 } };                                               \
@@ -2091,6 +2099,8 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 		for (int j = j0; j < j1; j++) {
 			const float *vj = v + (size_t)j * ldv + e;
 			v8f x0, x1;
+			if (j + ATT_PF_ROWS < j1)
+				__builtin_prefetch(vj + ATT_PF_ROWS * ldv);
 			memcpy(&x0, vj, sizeof(x0));
 			memcpy(&x1, vj + 8, sizeof(x1));
 #pragma GCC unroll 4
@@ -2110,6 +2120,8 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 		v16f a[ATT_HEADS] = { { 0 } };
 		for (int j = j0; j < j1; j++) {
 			v16f x;
+			if (j + ATT_PF_ROWS < j1)
+				__builtin_prefetch(v + (size_t)(j + ATT_PF_ROWS) * ldv + e);
 			memcpy(&x, v + (size_t)j * ldv + e, sizeof(x));
 #pragma GCC unroll 4
 			for (int h = 0; h < ATT_HEADS; h++)
@@ -2130,101 +2142,240 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 		}
 }
 
-/* Row ig / (H / GS), query heads h0 = ig % (H / GS) * GS .. + GS - 1 (GS
- * divides G: all of them share KV head h0 / G) over its window of the
- * cache: each head's scores (dot_lanes; capped when cap > 0), their
- * softmax (max subtracted, exp, divided by the sum), then the weighted sum
- * of the values (sum_scaled), all in fp32, the same operations per head
- * whatever GS, so the same bits; with GS = G the group's keys and values
- * are read once for its heads.  Measured on a 2-core Zen 3 (SmolLM2-135M,
- * bf16, 3 query heads a KV head; both ways alternating in one process): a
- * prompt pass of 800 tokens 15% faster with GS = G (8 prompts of 500: 9%),
- * decode steps no faster at 100 to 800 tokens of context, batch 1 or 8
- * (at batch 1, 3 iterations for 2 threads), so decode steps take GS = 1.
- * Cloned, with dot_lanes and sum_scaled inlined into each copy: built for
- * plain x86-64, the 16-lane loops ran as SSE2 (sum_scaled, left out of
- * line, did so until 2026-12-07: 26% of a bf16 decode step at 800 tokens).
- * wide: 16-lane vectors as one value (the AVX-512 copy), else as two of 8
- * (the same lanes, the same bits: the AVX2 and plain copies). */
-ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
+/* The scores of the nh query heads q_h = q + h D against the keys j in
+ * [ja, jb) (k_j = kc + j K), into sc[h lds + j]: q_h . k_j (dot_lanes, or
+ * dots4 with its bits 4 keys at a time) times scale, capped when cap > 0.
+ * Keys before T are prefetched ATT_PF_ROWS ahead. */
+ISA_BODY void att_scores(float *sc, size_t lds, const float *q, int nh, const float *kc,
+			 size_t K, int D, int ja, int jb, int T, float scale, float cap,
+			 const int wide)
 {
-	const struct att_dec_job *a = p;
-	const int D = a->D, K = (int)a->K, max_len = a->max_len, GS = a->GS, per = a->H / GS;
-	const int i = ig / per, h0 = ig % per * GS, T = a->pos[i] + 1;
-	const int j0 = a->window > 0 && T > a->window ? T - a->window : 0;
-	const size_t base = (size_t)a->seq[i] * max_len * a->K + (size_t)(h0 / a->G) * D;
-	const float *qg = a->q + (size_t)i * a->Q + (size_t)h0 * D;
-	const float *kc = a->kc + base, *vc = a->vc + base;
-	const float scale = a->scale, cap = a->cap;
-	float *og = a->out + (size_t)i * a->Q + (size_t)h0 * D;
-	float *sc = a->scores + (size_t)tid * GS * max_len;
-
-	int jk = j0;
-	for (; D % 16 == 0 && jk + 4 <= T; jk += 4) { /* 4 keys at a time */
+	int jk = ja;
+	for (; D % 16 == 0 && jk + 4 <= jb; jk += 4) { /* 4 keys at a time */
 		for (int r = 0; r < 4 && jk + 4 + ATT_PF_ROWS <= T; r++)
 			for (int b = 0; b < D; b += 16)
 				__builtin_prefetch(kc + (size_t)(jk + ATT_PF_ROWS + r) * K + b);
-		for (int h = 0; h < GS; h++) {
-			float d[4], *sh = sc + (size_t)h * max_len + jk;
-			dots4(d, qg + (size_t)h * D, kc + (size_t)jk * K, (size_t)K, D);
-			for (int r = 0; r < 4; r++)
-				sh[r] = cap > 0.0f ? tk_softcap(d[r] * scale, cap) : d[r] * scale;
+		for (int h = 0; h < nh; h++) {
+			float *sh = sc + (size_t)h * lds + jk;
+			v4f d = dots4(q + (size_t)h * D, kc + (size_t)jk * K, K, D) * scale;
+			if (cap > 0.0f) /* the scores in a vector, stored as one:
+					 * as floats they went through the stack */
+				for (int r = 0; r < 4; r++)
+					sh[r] = tk_softcap(d[r], cap);
+			else
+				memcpy(sh, &d, sizeof(d));
 		}
 	}
-	for (; jk < T; jk++)
-		for (int h = 0; h < GS; h++) {
-			float d = dot_lanes(qg + (size_t)h * D, kc + (size_t)jk * K, D, wide);
-			sc[(size_t)h * max_len + jk] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
+	for (; jk < jb; jk++)
+		for (int h = 0; h < nh; h++) {
+			float d = dot_lanes(q + (size_t)h * D, kc + (size_t)jk * K, D, wide);
+			sc[(size_t)h * lds + jk] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
 		}
-	for (int h = 0; h < GS; h++) {
-		float *sh = sc + (size_t)h * max_len, mx = -INFINITY, sum = 0.0f;
-		int j = j0;
-		/* the max in 8 lanes, then of the lanes: a score is taken
-		 * when above the max so far, as one at a time would (NaNs
-		 * never), so the same max up to the sign of a zero: s - mx
-		 * then differs at most in the sign of a zero, and exp(-0)
-		 * is exp(+0) */
-		if (T - j0 >= 8) {
-			v8f m8;
-			memcpy(&m8, sh + j, sizeof(m8));
-			for (j += 8; j + 8 <= T; j += 8) {
-				v8f x;
-				memcpy(&x, sh + j, sizeof(x));
-				v8i gt = x > m8;
-				m8 = (v8f)((gt & (v8i)x) | (~gt & (v8i)m8));
-			}
-			for (int l = 0; l < 8; l++)
-				if (m8[l] > mx)
-					mx = m8[l];
-		}
-		for (; j < T; j++)
-			if (sh[j] > mx)
-				mx = sh[j];
-		for (j = j0; j < T; j++) {
-			sh[j] = expf(sh[j] - mx);
-			sum += sh[j];
-		}
-		/* divided 8 at a time (GCC left the loop scalar): the same
-		 * quotients */
-		for (j = j0; j + 8 <= T; j += 8) {
+}
+
+/* sh[j] for j in [j0, T) replaced by their softmax: the max subtracted,
+ * exp (tk_expf_poly, as the training attention's), divided by the sum,
+ * summed in 8 lanes (lane l the j = j0 + l mod 8) then the lanes
+ * pairwise: the same bits at every instruction set.  With glibc's expf
+ * and one running sum (until 2026-12-08) the softmax took a third of a
+ * decode step's attention at 1024 tokens of context (Zen 3). */
+ISA_BODY void att_softmax(float *sh, int j0, int T)
+{
+	float mx = -INFINITY;
+	int j = j0;
+	/* the max in 8 lanes, then of the lanes: a score is taken when above
+	 * the max so far, as one at a time would (NaNs never), so the same
+	 * max up to the sign of a zero: s - mx then differs at most in the
+	 * sign of a zero, and exp(-0) is exp(+0) */
+	if (T - j0 >= 8) {
+		v8f m8;
+		memcpy(&m8, sh + j, sizeof(m8));
+		for (j += 8; j + 8 <= T; j += 8) {
 			v8f x;
 			memcpy(&x, sh + j, sizeof(x));
-			x = x / sum;
-			memcpy(sh + j, &x, sizeof(x));
+			v8i gt = x > m8;
+			m8 = (v8f)((gt & (v8i)x) | (~gt & (v8i)m8));
 		}
-		for (; j < T; j++)
-			sh[j] /= sum;
+		for (int l = 0; l < 8; l++)
+			if (m8[l] > mx)
+				mx = m8[l];
 	}
-	for (int h = 0; h < GS; h += ATT_HEADS)
-		sum_scaled(og + (size_t)h * D, (size_t)D, sc + (size_t)h * max_len, (size_t)max_len,
-			   GS - h < ATT_HEADS ? GS - h : ATT_HEADS, j0, T, vc, (size_t)K, D, wide);
+	for (; j < T; j++)
+		if (sh[j] > mx)
+			mx = sh[j];
+#pragma omp simd
+	for (j = j0; j < T; j++)
+		sh[j] = tk_expf_poly(sh[j] - mx);
+	v8f s8 = { 0 };
+	for (j = j0; j + 8 <= T; j += 8) {
+		v8f x;
+		memcpy(&x, sh + j, sizeof(x));
+		s8 += x;
+	}
+	for (; j < T; j++)
+		s8[(j - j0) & 7] += sh[j];
+	v4f s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) +
+		 __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
+	const float sum = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+	/* divided 8 at a time (GCC left the loop scalar): the same quotients */
+	for (j = j0; j + 8 <= T; j += 8) {
+		v8f x;
+		memcpy(&x, sh + j, sizeof(x));
+		x = x / sum;
+		memcpy(sh + j, &x, sizeof(x));
+	}
+	for (; j < T; j++)
+		sh[j] /= sum;
+}
+
+/* Row i's first key in the cache (the window's) and its key count T. */
+static inline int att_dec_span(const struct att_dec_job *a, int i, int *T)
+{
+	*T = a->pos[i] + 1;
+	return a->window > 0 && *T > a->window ? *T - a->window : 0;
+}
+
+/* The weighted sums o_h = sum over j in [j0, T) of p_h[j] v_j of the nh
+ * heads (o_h = o + h D, p_h = p + h ldp), as the phases make them: each
+ * chunk of ATT_CHUNK keys from j0 summed from zero (sum_scaled), the
+ * chunks' sums added in order; tmp: nh D floats of scratch. */
+ISA_BODY void att_values(float *o, const float *p, size_t ldp, int nh, int j0, int T,
+			 const float *v, size_t ldv, int D, float *tmp, const int wide)
+{
+	for (int c0 = j0; c0 < T; c0 += ATT_CHUNK) {
+		const int c1 = T - c0 > ATT_CHUNK ? c0 + ATT_CHUNK : T;
+		float *dst = c0 == j0 ? o : tmp;
+		for (int h = 0; h < nh; h += ATT_HEADS)
+			sum_scaled(dst + (size_t)h * D, (size_t)D, p + (size_t)h * ldp, ldp,
+				   nh - h < ATT_HEADS ? nh - h : ATT_HEADS, c0, c1, v, ldv, D, wide);
+		if (c0 > j0)
+			for (size_t e = 0; e < (size_t)nh * D; e++)
+				o[e] += tmp[e];
+	}
+}
+
+/* Row ig / (H / GS), query heads h0 = ig % (H / GS) * GS .. + GS - 1 (GS
+ * divides G: all of them share KV head h0 / G) over its window of the
+ * cache: each head's scores (att_scores), their softmax (att_softmax),
+ * then the weighted sum of the values (att_values), all in fp32, the same
+ * operations per head whatever GS, so the same bits; with GS = G the
+ * group's keys and values are read once for its heads.  Measured on a
+ * 2-core Zen 3 (SmolLM2-135M, bf16, 3 query heads a KV head; both ways
+ * alternating in one process): a prompt pass of 800 tokens 15% faster with
+ * GS = G (8 prompts of 500: 9%).  Cloned, with the helpers inlined into
+ * each copy: built for plain x86-64, the 16-lane loops ran as SSE2
+ * (sum_scaled, left out of line, did so until 2026-12-07: 26% of a bf16
+ * decode step at 800 tokens).  wide: 16-lane vectors as one value (the
+ * AVX-512 copy), else as two of 8 (the same lanes, the same bits: the
+ * AVX2 and plain copies). */
+ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
+{
+	const struct att_dec_job *a = p;
+	const int D = a->D, max_len = a->max_len, GS = a->GS, per = a->H / GS;
+	const int i = ig / per, h0 = ig % per * GS;
+	int T;
+	const int j0 = att_dec_span(a, i, &T);
+	const size_t base = (size_t)a->seq[i] * max_len * a->K + (size_t)(h0 / a->G) * D;
+	float *sc = a->scores + (size_t)tid * GS * (max_len + D);
+
+	att_scores(sc, (size_t)max_len, a->q + (size_t)i * a->Q + (size_t)h0 * D, GS,
+		   a->kc + base, a->K, D, j0, T, T, a->scale, a->cap, wide);
+	for (int h = 0; h < GS; h++)
+		att_softmax(sc + (size_t)h * max_len, j0, T);
+	att_values(a->out + (size_t)i * a->Q + (size_t)h0 * D, sc, (size_t)max_len, GS, j0, T,
+		   a->vc + base, a->K, D, sc + (size_t)GS * max_len, wide);
 }
 ISA_VOID_COPIES(att_dec_group, (void *p, int ig, int tid),
 		(p, ig, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
 
-/* One (row, head group) pair per iteration (att_dec_group), on the pool
- * for the rows of a decode step (as the GEMVs around it): the pool's loops
- * do not wait for a thread that lost its core (pool.h). */
+/* The phased decode attention, for decode steps over long contexts.  A
+ * pool iteration a head (att_dec_group) read a KV head's keys and values
+ * once for each of its G query heads, and gave 2 threads 9 heads (or, a
+ * KV group an iteration, 3 groups) to share.  The phases cut the work by
+ * chunks of ATT_CHUNK keys instead, every head of a row together, each op
+ * as att_dec_group's (the same bits):
+ *   att_dec_keys: row i, chunk c: every head's scores of its keys;
+ *   att_dec_soft: row i, head h: the softmax of its scores;
+ *   att_dec_vals: row i, chunk c: every head's sum over its keys, into
+ *     part + ((i nck + c) H + h) D;
+ *   att_dec_sum: row i, head h: the chunks' sums added in order.
+ * Scores live at scores + (i H + h) max_len.  Measured on a 2-core Zen 3
+ * (SmolLM2-135M bf16, 3 query heads a KV head, both ways alternating token
+ * by token in one process): at 260 tokens of context 1% faster a token,
+ * at 512 4-9%, at 1024 11-12%, at 2000 13-15%; multi-head caches of
+ * GPT-2's shape (12 heads, 12 layers, attention alone) 4-15% at 512 and
+ * 1024 tokens. */
+ISA_BODY void att_dec_keys_body(void *p, int it, int tid, const int wide)
+{
+	const struct att_dec_job *a = p;
+	const int D = a->D, G = a->G, i = it / a->nck;
+	int T;
+	const int ja = att_dec_span(a, i, &T) + it % a->nck * ATT_CHUNK;
+	const int jb = T - ja > ATT_CHUNK ? ja + ATT_CHUNK : T;
+	const size_t base = (size_t)a->seq[i] * a->max_len * a->K;
+
+	for (int g = 0; g < a->KVH; g++)
+		att_scores(a->scores + ((size_t)i * a->H + (size_t)g * G) * a->max_len,
+			   (size_t)a->max_len, a->q + (size_t)i * a->Q + (size_t)g * G * D, G,
+			   a->kc + base + (size_t)g * D, a->K, D, ja, jb, T, a->scale, a->cap, wide);
+}
+ISA_VOID_COPIES(att_dec_keys, (void *p, int it, int tid),
+		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
+
+ISA_BODY void att_dec_soft_body(void *p, int it, int tid)
+{
+	const struct att_dec_job *a = p;
+	int T;
+	const int j0 = att_dec_span(a, it / a->H, &T);
+
+	att_softmax(a->scores + (size_t)it * a->max_len, j0, T);
+}
+ISA_VOID_COPIES(att_dec_soft, (void *p, int it, int tid), (p, it, tid));
+
+ISA_BODY void att_dec_vals_body(void *p, int it, int tid, const int wide)
+{
+	const struct att_dec_job *a = p;
+	const int D = a->D, G = a->G, H = a->H, i = it / a->nck;
+	int T;
+	const int ja = att_dec_span(a, i, &T) + it % a->nck * ATT_CHUNK;
+	const int jb = T - ja > ATT_CHUNK ? ja + ATT_CHUNK : T;
+	const size_t base = (size_t)a->seq[i] * a->max_len * a->K;
+	float *part = a->part + (size_t)it * H * D;
+
+	for (int g = 0; g < a->KVH && ja < T; g++)
+		for (int h = g * G; h < (g + 1) * G; h += ATT_HEADS)
+			sum_scaled(part + (size_t)h * D, (size_t)D,
+				   a->scores + ((size_t)i * H + h) * a->max_len, (size_t)a->max_len,
+				   (g + 1) * G - h < ATT_HEADS ? (g + 1) * G - h : ATT_HEADS, ja, jb,
+				   a->vc + base + (size_t)g * D, a->K, D, wide);
+}
+ISA_VOID_COPIES(att_dec_vals, (void *p, int it, int tid),
+		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
+
+ISA_BODY void att_dec_sum_body(void *p, int it, int tid)
+{
+	const struct att_dec_job *a = p;
+	const int D = a->D, H = a->H, i = it / H, h = it % H;
+	int T;
+	const int j0 = att_dec_span(a, i, &T);
+	const int nc = (T - j0 + ATT_CHUNK - 1) / ATT_CHUNK;
+	const float *part = a->part + ((size_t)i * a->nck * H + h) * D;
+	float *o = a->out + (size_t)i * a->Q + (size_t)h * D;
+
+	memcpy(o, part, (size_t)D * sizeof(float));
+	for (int c = 1; c < nc; c++)
+		for (int e = 0; e < D; e++)
+			o[e] += part[(size_t)c * H * D + e];
+}
+ISA_VOID_COPIES(att_dec_sum, (void *p, int it, int tid), (p, it, tid));
+
+/* Keys of context from which a decode step takes the phased attention
+ * (below, 2 chunks; at 256 measured as fast as a head an iteration). */
+#define ATT_PHASED_MIN 256
+
+/* (row, head group) pairs on the pool for the rows of a decode step (as
+ * the GEMVs around it: the pool's loops do not wait for a thread that lost
+ * its core, pool.h), or the phases; a prompt pass on OpenMP. */
 static int cpu_attention_decode(struct tk_backend *be, float *out, const float *q,
 				const float *kc, const float *vc, const int32_t *seq,
 				const int32_t *pos, int n, int max_len, int n_head,
@@ -2233,23 +2384,37 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 	const int H = n_head, D = head_dim, G = n_head / n_kv_head;
 	const int nt = be->threads, isa = (int)tk_cpu_isa();
 	long work = 0;
+	int span = 0;
 	float *scores;
 
 	for (int i = 0; i < n; i++) {
 		if (pos[i] < 0 || pos[i] >= max_len || seq[i] < 0)
 			return TK_E_INVAL;
-		work += (long)(pos[i] + 1) * H * D;
+		int T = pos[i] + 1, w = ao->window > 0 && T > ao->window ? ao->window : T;
+		work += (long)T * H * D;
+		span = w > span ? w : span;
 	}
+	const int prompt = n > TK_GEMV_MAX_ROWS;
+	const int phased = !prompt && span >= ATT_PHASED_MIN;
+	const int nck = (span + ATT_CHUNK - 1) / ATT_CHUNK;
 	/* a prompt pass takes a KV group's heads together, a decode step one
-	 * head at a time (att_dec_group_body); scores for GS heads a thread */
-	const int GS = n > TK_GEMV_MAX_ROWS ? G : 1;
-	scores = ws_get(be, (size_t)nt * (size_t)GS * (size_t)max_len * sizeof(float));
+	 * head at a time (att_dec_group_body) or the phases: scores and a
+	 * chunk's value sums for GS heads a thread, or for every head of
+	 * every row and the chunks' sums */
+	const int GS = prompt ? G : 1;
+	const size_t ws = phased ? (size_t)n * H * ((size_t)max_len + (size_t)nck * D)
+				 : (size_t)nt * GS * ((size_t)max_len + D);
+	scores = ws_get(be, ws * sizeof(float));
 	if (!scores)
 		return TK_E_NOMEM;
-	struct att_dec_job a = { out, scores, q, kc, vc, seq, pos, max_len, H, D, G, GS,
-				 ao->window, (size_t)H * D, (size_t)n_kv_head * D, ao->scale,
-				 ao->softcap };
-	if (n > TK_GEMV_MAX_ROWS) {
+	struct att_dec_job a = { .out = out, .scores = scores,
+				 .part = scores + (size_t)n * H * max_len, .q = q, .kc = kc,
+				 .vc = vc, .seq = seq, .pos = pos, .max_len = max_len, .H = H,
+				 .D = D, .G = G, .GS = GS, .window = ao->window,
+				 .KVH = n_kv_head, .nck = nck,
+				 .Q = (size_t)H * D, .K = (size_t)n_kv_head * D,
+				 .scale = ao->scale, .cap = ao->softcap };
+	if (prompt) {
 		/* a prompt pass, whose other ops are OpenMP's: one kind of
 		 * worker per pass, so idle ones of the other kind do not spin
 		 * on the cores this one needs */
@@ -2258,7 +2423,15 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 			ISA_COPY(att_dec_group, isa)(&a, ig, omp_get_thread_num());
 		return 0;
 	}
-	tk_pool_for(work > 32768 ? nt : 1, n * (H / GS), ISA_COPY(att_dec_group, isa), &a);
+	const int nw = work > 32768 ? nt : 1;
+	if (phased) {
+		tk_pool_for(nw, n * nck, ISA_COPY(att_dec_keys, isa), &a);
+		tk_pool_for(nw, n * H, ISA_COPY(att_dec_soft, isa), &a);
+		tk_pool_for(nw, n * nck, ISA_COPY(att_dec_vals, isa), &a);
+		tk_pool_for(nw, n * H, ISA_COPY(att_dec_sum, isa), &a);
+		return 0;
+	}
+	tk_pool_for(nw, n * (H / GS), ISA_COPY(att_dec_group, isa), &a);
 	return 0;
 }
 

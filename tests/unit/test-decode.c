@@ -603,32 +603,37 @@ static void test_attention_decode(void)
  * over the values), in the same order of operations as one at a time.
  * Groups of 1 to 7 heads, head widths 40 and 64, a window and capping,
  * every instruction-set level this CPU runs, 1 and 2 threads, a decode
- * step of 3 sequences and a prefill of 9 rows (n > 8: the OpenMP loop). */
+ * step of 3 sequences and a prefill of 9 rows (n > 8: the OpenMP loop);
+ * short contexts (a head a pool iteration) and long ones, whose decode
+ * steps take the phased attention (keys in chunks, values in slices of
+ * columns): spans of 270 to 300 keys (not multiples of the chunk or of 4)
+ * beside a row of 8 in the same step. */
 static void test_attention_gqa_bits(void)
 {
-	enum { L = 24, KV = 2, GMAX = 7, DMAX = 64, NMAX = 9 };
+	enum { LMAX = 300, KV = 2, GMAX = 7, DMAX = 64, NMAX = 9 };
 	static const int gs[] = { 1, 2, 3, 5, 7 }, ds[] = { 40, 64 };
-	static float kc[L * KV * DMAX * 2], vc[L * KV * DMAX * 2];
-	static float km[L * KV * GMAX * DMAX * 2], vm[L * KV * GMAX * DMAX * 2];
+	static float kc[LMAX * KV * DMAX * 2], vc[LMAX * KV * DMAX * 2];
+	static float km[LMAX * KV * GMAX * DMAX * 2], vm[LMAX * KV * GMAX * DMAX * 2];
 	static float q[NMAX * KV * GMAX * DMAX], a[NMAX * KV * GMAX * DMAX];
 	static float b[NMAX * KV * GMAX * DMAX];
-	const int32_t dseq[3] = { 0, 1, 0 }, dpos[3] = { 20, 7, 21 };
-	int32_t pseq[NMAX], ppos[NMAX];
-	const struct tk_attn_opts opts[2] = { { 0.0f, 0, 0.0f }, { 0.3f, 5, 1.5f } };
+	static const int32_t dseq[3] = { 0, 1, 0 }, dpos[2][3] = { { 20, 7, 21 }, { 290, 7, 299 } };
+	int32_t pseq[NMAX], ppos[2][NMAX];
+	static const struct tk_attn_opts opts[2][2] = { { { 0.0f, 0, 0.0f }, { 0.3f, 5, 1.5f } },
+							{ { 0.0f, 0, 0.0f }, { 0.3f, 270, 1.5f } } };
 	char *saved = tt_env_save("TK_CPU_ISA");
 
 	init_backends();
 	for (int i = 0; i < NMAX; i++)
-		pseq[i] = 1, ppos[i] = 3 + i;
+		pseq[i] = 1, ppos[0][i] = 3 + i, ppos[1][i] = 280 + 2 * i;
 	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
 		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
 		for (size_t gi = 0; gi < sizeof(gs) / sizeof(gs[0]); gi++)
 			for (size_t di = 0; di < sizeof(ds) / sizeof(ds[0]); di++)
-				for (int c = 0; c < 2 * 2 * 2 && !tt_failed_now; c++) {
-		const int G = gs[gi], D = ds[di], H = KV * G, K = KV * D;
-		const int prefill = c & 1, n = prefill ? NMAX : 3;
-		const int32_t *seq = prefill ? pseq : dseq, *pos = prefill ? ppos : dpos;
-		const struct tk_attn_opts *ao = &opts[(c >> 1) & 1];
+				for (int c = 0; c < 2 * 2 * 2 * 2 && !tt_failed_now; c++) {
+		const int G = gs[gi], D = ds[di], H = KV * G, K = KV * D, lng = c >> 3;
+		const int L = lng ? LMAX : 24, prefill = c & 1, n = prefill ? NMAX : 3;
+		const int32_t *seq = prefill ? pseq : dseq, *pos = prefill ? ppos[lng] : dpos[lng];
+		const struct tk_attn_opts *ao = &opts[lng][(c >> 1) & 1];
 		struct tk_backend *be = c & 4 ? &be2 : &be1;
 		/* 2 sequences of L positions; the MHA cache: head h holds a
 		 * copy of KV head h / G */
@@ -647,10 +652,57 @@ static void test_attention_gqa_bits(void)
 		TT_REQUIRE(tk_attention_decode(be, b, q, km, vm, seq, pos, n, L, H, H, D, ao) == 0,
 			   "mha");
 		TT_CHECK(!memcmp(a, b, (size_t)n * H * D * sizeof(float)),
-			 "%s G %d D %d %s, %s, %d threads: not the bits of its heads alone",
+			 "%s G %d D %d %s, %s, %s, %d threads: not the bits of its heads alone",
 			 tk_cpu_isa_name((enum tk_cpu_isa)isa), G, D, prefill ? "prefill" : "decode",
-			 (c >> 1) & 1 ? "window and cap" : "full", c & 4 ? 2 : 1);
+			 lng ? "long" : "short", (c >> 1) & 1 ? "window and cap" : "full",
+			 c & 4 ? 2 : 1);
 				}
+	}
+	tt_env_restore("TK_CPU_ISA", saved);
+}
+
+/* A decode step gives each row the bits a prompt pass gives it: a row
+ * alone (n = 1: over 256 keys, the phased attention, keys split in chunks
+ * among the threads) against the same row among 9 (n > 8: one loop per
+ * head group, the chunks' value sums added in the same order).  Spans of
+ * 1 to 3 chunks and not a multiple of 4, short rows beside long ones in
+ * the prompt pass, a window and capping, 1 and 7 query heads a KV head,
+ * head widths 40 and 64, every instruction-set level, 1 and 2 threads. */
+static void test_attention_phased_bits(void)
+{
+	enum { L = 400, KV = 2, GMAX = 7, DMAX = 64, N = 9 };
+	static float kc[L * KV * DMAX], vc[L * KV * DMAX], q[N * KV * GMAX * DMAX];
+	static float a[N * KV * GMAX * DMAX], b[KV * GMAX * DMAX];
+	static const int gs[] = { 1, 7 }, ds[] = { 40, 64 };
+	static const int32_t pos[N] = { 399, 255, 256, 383, 384, 300, 7, 130, 397 };
+	const int32_t seq[N] = { 0 };
+	static const struct tk_attn_opts opts[2] = { { 0.0f, 0, 0.0f }, { 0.3f, 290, 1.5f } };
+	char *saved = tt_env_save("TK_CPU_ISA");
+
+	init_backends();
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (int c = 0; c < 2 * 2 * 2 * 2 && !tt_failed_now; c++) {
+			const int G = gs[c & 1], D = ds[(c >> 1) & 1], H = KV * G, K = KV * D;
+			const struct tk_attn_opts *ao = &opts[(c >> 2) & 1];
+			struct tk_backend *be = c & 8 ? &be2 : &be1;
+			for (int i = 0; i < L * K; i++)
+				kc[i] = frand(), vc[i] = frand();
+			for (int i = 0; i < N * H * D; i++)
+				q[i] = frand() * 2.0f;
+			TT_REQUIRE(tk_attention_decode(be, a, q, kc, vc, seq, pos, N, L, H, KV, D,
+						       ao) == 0, "prompt pass");
+			for (int i = 0; i < N && !tt_failed_now; i++) {
+				TT_REQUIRE(tk_attention_decode(be, b, q + (size_t)i * H * D, kc, vc, seq,
+							       pos + i, 1, L, H, KV, D, ao) == 0,
+					   "decode step");
+				TT_CHECK(!memcmp(a + (size_t)i * H * D, b, (size_t)H * D * sizeof(float)),
+					 "%s G %d D %d %s, %d threads: position %d decoded alone is not "
+					 "its bits in a prompt pass",
+					 tk_cpu_isa_name((enum tk_cpu_isa)isa), G, D,
+					 (c >> 2) & 1 ? "window and cap" : "full", c & 8 ? 2 : 1, pos[i]);
+			}
+		}
 	}
 	tt_env_restore("TK_CPU_ISA", saved);
 }
@@ -932,6 +984,7 @@ int main(void)
 	TT_RUN(test_matmul_group);
 	TT_RUN(test_attention_decode);
 	TT_RUN(test_attention_gqa_bits);
+	TT_RUN(test_attention_phased_bits);
 	TT_RUN(test_attention_scores_bits);
 	TT_RUN(test_copy_rows);
 	TT_RUN(test_quantized_decode);
