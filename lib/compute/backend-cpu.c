@@ -2417,8 +2417,12 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 	if (prompt) {
 		/* a prompt pass, whose other ops are OpenMP's: one kind of
 		 * worker per pass, so idle ones of the other kind do not spin
-		 * on the cores this one needs */
-#pragma omp parallel for num_threads(nt) schedule(static) if (work > 32768)
+		 * on the cores this one needs.  Iterations dealt in turn: a
+		 * row's keys grow with its position, and halves of the rows
+		 * (schedule(static)) gave one thread three times the other's
+		 * keys (2-core Zen 3, SmolLM2-135M bf16, alternating in one
+		 * process: prompts of 1000 and 2000 tokens 11-19% faster) */
+#pragma omp parallel for num_threads(nt) schedule(static, 1) if (work > 32768)
 		for (int ig = 0; ig < n * (H / GS); ig++)
 			ISA_COPY(att_dec_group, isa)(&a, ig, omp_get_thread_num());
 		return 0;
