@@ -2036,6 +2036,7 @@ struct att_dec_job {
 	const float *q, *kc, *vc;
 	const int32_t *seq, *pos;
 	int max_len, H, D, G, GS, window; /* GS: query heads per iteration, G or a divisor */
+	int lds; /* floats a head's scores take: the longest row's keys */
 	int KVH, nck; /* KV heads; the phases' key chunks a row */
 	size_t Q, K;
 	float scale, cap;
@@ -2271,19 +2272,19 @@ ISA_BODY void att_values(float *o, const float *p, size_t ldp, int nh, int j0, i
 ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
 {
 	const struct att_dec_job *a = p;
-	const int D = a->D, max_len = a->max_len, GS = a->GS, per = a->H / GS;
+	const int D = a->D, lds = a->lds, GS = a->GS, per = a->H / GS;
 	const int i = ig / per, h0 = ig % per * GS;
 	int T;
 	const int j0 = att_dec_span(a, i, &T);
-	const size_t base = (size_t)a->seq[i] * max_len * a->K + (size_t)(h0 / a->G) * D;
-	float *sc = a->scores + (size_t)tid * GS * (max_len + D);
+	const size_t base = (size_t)a->seq[i] * a->max_len * a->K + (size_t)(h0 / a->G) * D;
+	float *sc = a->scores + (size_t)tid * GS * (lds + D);
 
-	att_scores(sc, (size_t)max_len, a->q + (size_t)i * a->Q + (size_t)h0 * D, GS,
+	att_scores(sc, (size_t)lds, a->q + (size_t)i * a->Q + (size_t)h0 * D, GS,
 		   a->kc + base, a->K, D, j0, T, T, a->scale, a->cap, wide);
 	for (int h = 0; h < GS; h++)
-		att_softmax(sc + (size_t)h * max_len, j0, T);
-	att_values(a->out + (size_t)i * a->Q + (size_t)h0 * D, sc, (size_t)max_len, GS, j0, T,
-		   a->vc + base, a->K, D, sc + (size_t)GS * max_len, wide);
+		att_softmax(sc + (size_t)h * lds, j0, T);
+	att_values(a->out + (size_t)i * a->Q + (size_t)h0 * D, sc, (size_t)lds, GS, j0, T,
+		   a->vc + base, a->K, D, sc + (size_t)GS * lds, wide);
 }
 ISA_VOID_COPIES(att_dec_group, (void *p, int ig, int tid),
 		(p, ig, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
@@ -2299,7 +2300,7 @@ ISA_VOID_COPIES(att_dec_group, (void *p, int ig, int tid),
  *   att_dec_vals: row i, chunk c: every head's sum over its keys, into
  *     part + ((i nck + c) H + h) D;
  *   att_dec_sum: row i, head h: the chunks' sums added in order.
- * Scores live at scores + (i H + h) max_len.  Measured on a 2-core Zen 3
+ * Scores live at scores + (i H + h) lds.  Measured on a 2-core Zen 3
  * (SmolLM2-135M bf16, 3 query heads a KV head, both ways alternating token
  * by token in one process): at 260 tokens of context 1% faster a token,
  * at 512 4-9%, at 1024 11-12%, at 2000 13-15%; multi-head caches of
@@ -2315,8 +2316,8 @@ ISA_BODY void att_dec_keys_body(void *p, int it, int tid, const int wide)
 	const size_t base = (size_t)a->seq[i] * a->max_len * a->K;
 
 	for (int g = 0; g < a->KVH; g++)
-		att_scores(a->scores + ((size_t)i * a->H + (size_t)g * G) * a->max_len,
-			   (size_t)a->max_len, a->q + (size_t)i * a->Q + (size_t)g * G * D, G,
+		att_scores(a->scores + ((size_t)i * a->H + (size_t)g * G) * a->lds,
+			   (size_t)a->lds, a->q + (size_t)i * a->Q + (size_t)g * G * D, G,
 			   a->kc + base + (size_t)g * D, a->K, D, ja, jb, T, a->scale, a->cap, wide);
 }
 ISA_VOID_COPIES(att_dec_keys, (void *p, int it, int tid),
@@ -2328,7 +2329,7 @@ ISA_BODY void att_dec_soft_body(void *p, int it, int tid)
 	int T;
 	const int j0 = att_dec_span(a, it / a->H, &T);
 
-	att_softmax(a->scores + (size_t)it * a->max_len, j0, T);
+	att_softmax(a->scores + (size_t)it * a->lds, j0, T);
 }
 ISA_VOID_COPIES(att_dec_soft, (void *p, int it, int tid), (p, it, tid));
 
@@ -2345,7 +2346,7 @@ ISA_BODY void att_dec_vals_body(void *p, int it, int tid, const int wide)
 	for (int g = 0; g < a->KVH && ja < T; g++)
 		for (int h = g * G; h < (g + 1) * G; h += ATT_HEADS)
 			sum_scaled(part + (size_t)h * D, (size_t)D,
-				   a->scores + ((size_t)i * H + h) * a->max_len, (size_t)a->max_len,
+				   a->scores + ((size_t)i * H + h) * a->lds, (size_t)a->lds,
 				   (g + 1) * G - h < ATT_HEADS ? (g + 1) * G - h : ATT_HEADS, ja, jb,
 				   a->vc + base + (size_t)g * D, a->K, D, wide);
 }
@@ -2384,7 +2385,7 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 	const int H = n_head, D = head_dim, G = n_head / n_kv_head;
 	const int nt = be->threads, isa = (int)tk_cpu_isa();
 	long work = 0;
-	int span = 0;
+	int span = 0, lds = 0; /* the longest window; keys of the longest row */
 	float *scores;
 
 	for (int i = 0; i < n; i++) {
@@ -2393,6 +2394,7 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		int T = pos[i] + 1, w = ao->window > 0 && T > ao->window ? ao->window : T;
 		work += (long)T * H * D;
 		span = w > span ? w : span;
+		lds = T > lds ? T : lds;
 	}
 	const int prompt = n > TK_GEMV_MAX_ROWS;
 	const int phased = !prompt && span >= ATT_PHASED_MIN;
@@ -2402,14 +2404,15 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 	 * chunk's value sums for GS heads a thread, or for every head of
 	 * every row and the chunks' sums */
 	const int GS = prompt ? G : 1;
-	const size_t ws = phased ? (size_t)n * H * ((size_t)max_len + (size_t)nck * D)
-				 : (size_t)nt * GS * ((size_t)max_len + D);
+	const size_t ws = phased ? (size_t)n * H * ((size_t)lds + (size_t)nck * D)
+				 : (size_t)nt * GS * ((size_t)lds + D);
 	scores = ws_get(be, ws * sizeof(float));
 	if (!scores)
 		return TK_E_NOMEM;
 	struct att_dec_job a = { .out = out, .scores = scores,
-				 .part = scores + (size_t)n * H * max_len, .q = q, .kc = kc,
-				 .vc = vc, .seq = seq, .pos = pos, .max_len = max_len, .H = H,
+				 .part = scores + (size_t)n * H * lds, .q = q, .kc = kc,
+				 .vc = vc, .seq = seq, .pos = pos, .max_len = max_len, .lds = lds,
+				 .H = H,
 				 .D = D, .G = G, .GS = GS, .window = ao->window,
 				 .KVH = n_kv_head, .nck = nck,
 				 .Q = (size_t)H * D, .K = (size_t)n_kv_head * D,
