@@ -133,7 +133,7 @@ static double time_bf16(struct tk_backend *be, int ta, int tb, int m, int n, int
 static void bench_attention(struct tk_backend *be, int B, int T, int H, int KV, int D,
 			    int window)
 {
-	const struct tk_attn_opts ao = { 0.0f, window, 0.0f };
+	const struct tk_attn_opts ao = { 0.0f, window, 0.0f, 0 };
 	size_t nq = (size_t)B * T * H * D, nk = (size_t)B * T * KV * D;
 	float *q = randn(nq, 4), *k = randn(nk, 5), *v = randn(nk, 6), *dout = randn(nq, 7);
 	float *out = falloc(nq), *lse = falloc((size_t)B * H * T);

@@ -1129,11 +1129,13 @@ static int cuda_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64
 /* seq and pos are read on the host first (from wherever they are) to
  * check them and to know how much of the caches the op spans. */
 static int cuda_attention_decode(struct tk_backend *be, float *out, const float *q,
-				 const float *kc, const float *vc, const int32_t *seq,
+				 const void *kc, const void *vc, const int32_t *seq,
 				 const int32_t *pos, int n, int max_len, int n_head,
 				 int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
-	if (head_dim > cu_attention_decode_max_dim())
+	/* a bf16 cache: no kernel yet (store_rows_bf16 is NULL here, so
+	 * the caller never made one) */
+	if (head_dim > cu_attention_decode_max_dim() || ao->cache_bf16)
 		return TK_E_UNSUPPORTED;
 	struct stage s;
 	stage_begin(&s, be);
@@ -1158,7 +1160,8 @@ static int cuda_attention_decode(struct tk_backend *be, float *out, const float 
 	const size_t qb = (size_t)n * n_head * head_dim * sizeof(float);
 	const size_t cb = ((size_t)top + 1) * max_len * n_kv_head * head_dim * sizeof(float);
 	float *dout = OUT(&s, out, qb);
-	const float *dq = IN(&s, q, qb), *dk = IN(&s, kc, cb), *dv = IN(&s, vc, cb);
+	const float *dq = IN(&s, q, qb), *dk = (const float *)IN(&s, kc, cb),
+		    *dv = (const float *)IN(&s, vc, cb);
 	const int32_t *ds = IN(&s, seq, nb), *dp = IN(&s, pos, nb);
 	if (!s.err)
 		SCK(&s, cu_attention_decode(s.c->st, dout, dq, dk, dv, ds, dp, n, max_len, n_head,

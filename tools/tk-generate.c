@@ -33,6 +33,10 @@ static const struct tk_opt_choice truncates[] = {
 	{ "no", TRUNCATE_NO }, { "left", TRUNCATE_LEFT }, { "right", TRUNCATE_RIGHT }, { NULL, 0 },
 };
 
+static const struct tk_opt_choice cache_types[] = {
+	{ "f32", TK_CACHE_F32 }, { "bf16", TK_CACHE_BF16 }, { NULL, 0 },
+};
+
 static struct {
 	const char *model, *tokenizer, *prompt_ids, *prompt_file, *system, *adapter;
 	const char *device, *separator, *chat_kwargs;
@@ -42,6 +46,7 @@ static struct {
 	int max_length, threads, nret, batch;
 	int ids, quiet, json, chat, null, stats;
 	enum truncate truncate;
+	enum tk_cache_type cache_type;
 } a = { .nret = 1, .batch = 1 };
 
 static const struct tk_opt opts[] = {
@@ -83,6 +88,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "device", &a.device, "auto|cpu|cuda[:N]",
 		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
 		   "the CPU (auto)"),
+	TK_OPT_CHOICE(0, "cache-type", &a.cache_type, cache_types,
+		      "the KV cache's values: f32, or bf16 (half the memory, each key and "
+		      "value rounded to bf16; CPU only)"),
 	TK_OPT_INT32(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
 	TK_OPT_BOOL(0, "stats", &a.stats,
 		    "at the end, print the prompt and decode speeds to stderr"),
@@ -281,7 +289,7 @@ static int run_batch(struct batch *b)
 	}
 	if (!r->s || tk_infer_n_seq(r->s) < n || tk_infer_max_len(r->s) < need) {
 		tk_infer_free(r->s);
-		if ((rc = tk_infer_new_batch(&r->s, &r->m, n, need, &d))) {
+		if ((rc = tk_infer_new_cache(&r->s, &r->m, n, need, a.cache_type, &d))) {
 			r->s = NULL;
 			ec = tk_cli_fail(rc, &d);
 			goto out;

@@ -130,25 +130,27 @@ static void mem_give(struct cpu_ctx *c, size_t bytes)
 	}
 #if defined(__x86_64__) && defined(__GNUC__)
 #define ISA_BODY static inline __attribute__((always_inline))
-#define ISA_COPIES_(ret, RET, name, params, args)                                          \
+#define ISA_COPIES_(ret, RET, name, body, params, args)                                   \
 	__attribute__((target("avx512f")))                                                 \
-	ISA_COPY_1(ret, RET, name##_avx512, TK_CPU_ISA_AVX512, params, name##_body args)    \
+	ISA_COPY_1(ret, RET, name##_avx512, TK_CPU_ISA_AVX512, params, body args)           \
 	__attribute__((target("avx2")))                                                    \
-	ISA_COPY_1(ret, RET, name##_avx2, TK_CPU_ISA_AVX2, params, name##_body args)        \
-	ISA_COPY_1(ret, RET, name##_generic, TK_CPU_ISA_GENERIC, params, name##_body args)  \
+	ISA_COPY_1(ret, RET, name##_avx2, TK_CPU_ISA_AVX2, params, body args)               \
+	ISA_COPY_1(ret, RET, name##_generic, TK_CPU_ISA_GENERIC, params, body args)         \
 	static ret(*const name##_isa[3]) params = { name##_generic, name##_avx2, name##_avx512 }
 #define ISA_COPY(name, isa) (name##_isa[(isa)])
 #else
 #define ISA_BODY static inline
-#define ISA_COPIES_(ret, RET, name, params, args)                                          \
-	ISA_COPY_1(ret, RET, name##_generic, TK_CPU_ISA_GENERIC, params, name##_body args)  \
+#define ISA_COPIES_(ret, RET, name, body, params, args)                                   \
+	ISA_COPY_1(ret, RET, name##_generic, TK_CPU_ISA_GENERIC, params, body args)         \
 	static ret(*const name##_isa[1]) params = { name##_generic }
 #define ISA_COPY(name, isa) (name##_isa[0])
 #endif
 /* ISA_COPIES for a function that returns ret, ISA_VOID_COPIES for one that
- * returns nothing; params and args in parentheses. */
-#define ISA_COPIES(ret, name, params, args) ISA_COPIES_(ret, return, name, params, args)
-#define ISA_VOID_COPIES(name, params, args) ISA_COPIES_(void, , name, params, args)
+ * returns nothing; params and args in parentheses.  ISA_VOID_COPIES_OF
+ * names the body: copies of one body for another value of its args. */
+#define ISA_COPIES(ret, name, params, args) ISA_COPIES_(ret, return, name, name##_body, params, args)
+#define ISA_VOID_COPIES(name, params, args) ISA_COPIES_(void, , name, name##_body, params, args)
+#define ISA_VOID_COPIES_OF(name, body, params, args) ISA_COPIES_(void, , name, body, params, args)
 
 /* Elements per chunk of the elementwise ops. */
 #define EW_CHUNK 16384
@@ -1942,6 +1944,45 @@ typedef float v16f __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint16_t v8us __attribute__((vector_size(16)));
+typedef uint16_t v16us __attribute__((vector_size(32)));
+
+/* The decode attention's KV cache holds floats, or bf16 codes (kb, a
+ * constant in each copy of the loops: --cache-type bf16).  A code widens
+ * to its float exactly (its 16 bits on top), so the loops compute on the
+ * same values either way and the same bits come out as from a float
+ * cache holding the rounded values. */
+ISA_BODY void cache8(v8f *x, const void *c, size_t e, const int kb)
+{
+	if (kb) {
+		v8us h;
+		memcpy(&h, (const uint16_t *)c + e, sizeof(h));
+		*x = (v8f)(__builtin_convertvector(h, v8i) << 16);
+	} else
+		memcpy(x, (const float *)c + e, sizeof(*x));
+}
+
+ISA_BODY void cache16(v16f *x, const void *c, size_t e, const int kb)
+{
+	if (kb) {
+		v16us h;
+		memcpy(&h, (const uint16_t *)c + e, sizeof(h));
+		*x = (v16f)(__builtin_convertvector(h, v16i) << 16);
+	} else
+		memcpy(x, (const float *)c + e, sizeof(*x));
+}
+
+ISA_BODY float cache1(const void *c, size_t e, const int kb)
+{
+	return kb ? tk_bf16_value(((const uint16_t *)c)[e]) : ((const float *)c)[e];
+}
+
+/* The cache's element e as an address (for prefetches and row offsets). */
+ISA_BODY const void *cache_at(const void *c, size_t e, const int kb)
+{
+	return (const char *)c + e * (kb ? sizeof(uint16_t) : sizeof(float));
+}
 
 /* a . b over n floats in 16 lanes (lane j sums the elements e = j mod 16),
  * then the lanes added pairwise: vector adds at any instruction set with
@@ -1949,7 +1990,7 @@ typedef int32_t v8i __attribute__((vector_size(32)));
  * scores of a 64-wide head about 5% of a SmolLM2-135M decode step at 100
  * tokens of context, more as the context grows; the pairwise adds as a
  * loop over an array ran scalar through memory, ~20% of a batch-8 step). */
-ISA_BODY float dot_lanes(const float *a, const float *b, int n, const int wide)
+ISA_BODY float dot_lanes(const float *a, const void *b, int n, const int wide, const int kb)
 {
 	v16f s = { 0 };
 	int e = 0;
@@ -1961,16 +2002,16 @@ ISA_BODY float dot_lanes(const float *a, const float *b, int n, const int wide)
 			v8f x0, x1, y0, y1;
 			memcpy(&x0, a + e, sizeof(x0));
 			memcpy(&x1, a + e + 8, sizeof(x1));
-			memcpy(&y0, b + e, sizeof(y0));
-			memcpy(&y1, b + e + 8, sizeof(y1));
+			cache8(&y0, b, (size_t)e, kb);
+			cache8(&y1, b, (size_t)e + 8, kb);
 			lo += x0 * y0;
 			hi += x1 * y1;
 		}
 		for (; e < n; e++) {
 			if ((e & 15) < 8)
-				lo[e & 7] += a[e] * b[e];
+				lo[e & 7] += a[e] * cache1(b, (size_t)e, kb);
 			else
-				hi[e & 7] += a[e] * b[e];
+				hi[e & 7] += a[e] * cache1(b, (size_t)e, kb);
 		}
 		v8f t8 = lo + hi;
 		v4f t4 = __builtin_shufflevector(t8, t8, 0, 1, 2, 3) +
@@ -1980,11 +2021,11 @@ ISA_BODY float dot_lanes(const float *a, const float *b, int n, const int wide)
 	for (; e + 16 <= n; e += 16) {
 		v16f x, y;
 		memcpy(&x, a + e, sizeof(x));
-		memcpy(&y, b + e, sizeof(y));
+		cache16(&y, b, (size_t)e, kb);
 		s += x * y;
 	}
 	for (; e < n; e++)
-		s[e & 15] += a[e] * b[e];
+		s[e & 15] += a[e] * cache1(b, (size_t)e, kb);
 	v8f s8 = __builtin_shufflevector(s, s, 0, 1, 2, 3, 4, 5, 6, 7) +
 		 __builtin_shufflevector(s, s, 8, 9, 10, 11, 12, 13, 14, 15);
 	v4f s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) +
@@ -1998,7 +2039,7 @@ ISA_BODY float dot_lanes(const float *a, const float *b, int n, const int wide)
  * (float addition commutes, so an add's operand order does not matter).
  * One row at a time, each score was a chain of 4 dependent adds and a
  * horizontal sum: the scores took most of a decode step's attention. */
-ISA_BODY v4f dots4(const float *a, const float *b, size_t ldb, int n)
+ISA_BODY v4f dots4(const float *a, const void *b, size_t ldb, int n, const int kb)
 {
 	v8f lo[4] = { { 0 } }, hi[4] = { { 0 } };
 	for (int e = 0; e < n; e += 16) {
@@ -2008,8 +2049,8 @@ ISA_BODY v4f dots4(const float *a, const float *b, size_t ldb, int n)
 #pragma GCC unroll 4
 		for (int r = 0; r < 4; r++) {
 			v8f y0, y1;
-			memcpy(&y0, b + r * ldb + e, sizeof(y0));
-			memcpy(&y1, b + r * ldb + e + 8, sizeof(y1));
+			cache8(&y0, b, r * ldb + (size_t)e, kb);
+			cache8(&y1, b, r * ldb + (size_t)e + 8, kb);
 			lo[r] += x0 * y0;
 			hi[r] += x1 * y1;
 		}
@@ -2033,7 +2074,8 @@ ISA_BODY v4f dots4(const float *a, const float *b, size_t ldb, int n)
  * att_dec_sum). */
 struct att_dec_job {
 	float *out, *scores, *part; /* part: the chunks' value sums (phases) */
-	const float *q, *kc, *vc;
+	const float *q;
+	const void *kc, *vc; /* floats, or bf16 codes (the copies that take kb) */
 	const int32_t *seq, *pos;
 	int max_len, H, D, G, GS, window; /* GS: query heads per iteration, G or a divisor */
 	int lds; /* floats a head's scores take: the longest row's keys */
@@ -2068,8 +2110,8 @@ struct att_dec_job {
  * of each v_j) at a time for all nh heads, so each line of the values is
  * read once for the group.  Both prefetch the rows ATT_PF_ROWS ahead. */
 ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p, size_t ldp,
-			 int nh, int j0, int j1, const float *restrict v, size_t ldv, int n,
-			 const int wide)
+			 int nh, int j0, int j1, const void *restrict v, size_t ldv, int n,
+			 const int wide, const int kb)
 {
 	int e = 0;
 	/* one head: 64 columns a pass as NV vectors of type VT (8 chains of
@@ -2078,32 +2120,37 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 	do {                                                                          \
 		VT acc[NV] = { { 0 } };                                               \
 		for (int j = j0; j < j1; j++) {                                       \
-			const float *vj = v + (size_t)j * ldv + e;                    \
+			const size_t vj = (size_t)j * ldv + e;                        \
 			for (int b = 0; b < 64 && j + ATT_PF_ROWS < j1; b += 16)      \
-				__builtin_prefetch(vj + ATT_PF_ROWS * ldv + b);       \
+				__builtin_prefetch(                                   \
+					cache_at(v, vj + ATT_PF_ROWS * ldv + b, kb)); \
 			_Pragma("GCC unroll 8") for (int c = 0; c < NV; c++)          \
 			{                                                             \
 				VT x;                                                 \
-				memcpy(&x, vj + 64 / NV * c, sizeof(x));              \
+				LOAD(&x, v, vj + 64 / NV * c, kb);                    \
 				acc[c] += p[j] * x;                                   \
 			}                                                             \
 		}                                                                     \
 		memcpy(o + e, acc, sizeof(acc));                                      \
 	} while (0)
+#define LOAD cache8
 	for (; nh == 1 && !wide && e + 64 <= n; e += 64)
 		SUM_ONE_HEAD(v8f, 8);
+#undef LOAD
+#define LOAD cache16
 	for (; nh == 1 && wide && e + 64 <= n; e += 64)
 		SUM_ONE_HEAD(v16f, 4);
+#undef LOAD
 #undef SUM_ONE_HEAD
 	for (; !wide && e + 16 <= n; e += 16) { /* two v8f: see dot_lanes */
 		v8f lo[ATT_HEADS] = { { 0 } }, hi[ATT_HEADS] = { { 0 } };
 		for (int j = j0; j < j1; j++) {
-			const float *vj = v + (size_t)j * ldv + e;
-			v8f x0, x1;
+			const size_t vj = (size_t)j * ldv + e;
 			if (j + ATT_PF_ROWS < j1)
-				__builtin_prefetch(vj + ATT_PF_ROWS * ldv);
-			memcpy(&x0, vj, sizeof(x0));
-			memcpy(&x1, vj + 8, sizeof(x1));
+				__builtin_prefetch(cache_at(v, vj + ATT_PF_ROWS * ldv, kb));
+			v8f x0, x1;
+			cache8(&x0, v, vj, kb);
+			cache8(&x1, v, vj + 8, kb);
 #pragma GCC unroll 4
 			for (int h = 0; h < ATT_HEADS; h++)
 				if (h < nh) {
@@ -2120,10 +2167,10 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 	for (; e + 16 <= n; e += 16) {
 		v16f a[ATT_HEADS] = { { 0 } };
 		for (int j = j0; j < j1; j++) {
-			v16f x;
 			if (j + ATT_PF_ROWS < j1)
-				__builtin_prefetch(v + (size_t)(j + ATT_PF_ROWS) * ldv + e);
-			memcpy(&x, v + (size_t)j * ldv + e, sizeof(x));
+				__builtin_prefetch(cache_at(v, (size_t)(j + ATT_PF_ROWS) * ldv + e, kb));
+			v16f x;
+			cache16(&x, v, (size_t)j * ldv + e, kb);
 #pragma GCC unroll 4
 			for (int h = 0; h < ATT_HEADS; h++)
 				if (h < nh)
@@ -2139,7 +2186,7 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
 			memset(oh + e, 0, (size_t)(n - e) * sizeof(float));
 			for (int j = j0; j < j1; j++)
 				for (int f = e; f < n; f++)
-					oh[f] += ph[j] * v[(size_t)j * ldv + f];
+					oh[f] += ph[j] * cache1(v, (size_t)j * ldv + f, kb);
 		}
 }
 
@@ -2147,18 +2194,20 @@ ISA_BODY void sum_scaled(float *restrict o, size_t ldo, const float *restrict p,
  * [ja, jb) (k_j = kc + j K), into sc[h lds + j]: q_h . k_j (dot_lanes, or
  * dots4 with its bits 4 keys at a time) times scale, capped when cap > 0.
  * Keys before T are prefetched ATT_PF_ROWS ahead. */
-ISA_BODY void att_scores(float *sc, size_t lds, const float *q, int nh, const float *kc,
+ISA_BODY void att_scores(float *sc, size_t lds, const float *q, int nh, const void *kc,
 			 size_t K, int D, int ja, int jb, int T, float scale, float cap,
-			 const int wide)
+			 const int wide, const int kb)
 {
 	int jk = ja;
 	for (; D % 16 == 0 && jk + 4 <= jb; jk += 4) { /* 4 keys at a time */
 		for (int r = 0; r < 4 && jk + 4 + ATT_PF_ROWS <= T; r++)
 			for (int b = 0; b < D; b += 16)
-				__builtin_prefetch(kc + (size_t)(jk + ATT_PF_ROWS + r) * K + b);
+				__builtin_prefetch(
+					cache_at(kc, (size_t)(jk + ATT_PF_ROWS + r) * K + b, kb));
 		for (int h = 0; h < nh; h++) {
 			float *sh = sc + (size_t)h * lds + jk;
-			v4f d = dots4(q + (size_t)h * D, kc + (size_t)jk * K, K, D) * scale;
+			v4f d = dots4(q + (size_t)h * D, cache_at(kc, (size_t)jk * K, kb), K, D,
+				      kb) * scale;
 			if (cap > 0.0f) /* the scores in a vector, stored as one:
 					 * as floats they went through the stack */
 				for (int r = 0; r < 4; r++)
@@ -2169,7 +2218,8 @@ ISA_BODY void att_scores(float *sc, size_t lds, const float *q, int nh, const fl
 	}
 	for (; jk < jb; jk++)
 		for (int h = 0; h < nh; h++) {
-			float d = dot_lanes(q + (size_t)h * D, kc + (size_t)jk * K, D, wide);
+			float d = dot_lanes(q + (size_t)h * D, cache_at(kc, (size_t)jk * K, kb), D, wide,
+					    kb);
 			sc[(size_t)h * lds + jk] = cap > 0.0f ? tk_softcap(d * scale, cap) : d * scale;
 		}
 }
@@ -2241,14 +2291,15 @@ static inline int att_dec_span(const struct att_dec_job *a, int i, int *T)
  * chunk of ATT_CHUNK keys from j0 summed from zero (sum_scaled), the
  * chunks' sums added in order; tmp: nh D floats of scratch. */
 ISA_BODY void att_values(float *o, const float *p, size_t ldp, int nh, int j0, int T,
-			 const float *v, size_t ldv, int D, float *tmp, const int wide)
+			 const void *v, size_t ldv, int D, float *tmp, const int wide, const int kb)
 {
 	for (int c0 = j0; c0 < T; c0 += ATT_CHUNK) {
 		const int c1 = T - c0 > ATT_CHUNK ? c0 + ATT_CHUNK : T;
 		float *dst = c0 == j0 ? o : tmp;
 		for (int h = 0; h < nh; h += ATT_HEADS)
 			sum_scaled(dst + (size_t)h * D, (size_t)D, p + (size_t)h * ldp, ldp,
-				   nh - h < ATT_HEADS ? nh - h : ATT_HEADS, c0, c1, v, ldv, D, wide);
+				   nh - h < ATT_HEADS ? nh - h : ATT_HEADS, c0, c1, v, ldv, D, wide,
+				   kb);
 		if (c0 > j0)
 			for (size_t e = 0; e < (size_t)nh * D; e++)
 				o[e] += tmp[e];
@@ -2269,7 +2320,7 @@ ISA_BODY void att_values(float *o, const float *p, size_t ldp, int nh, int j0, i
  * decode step at 800 tokens).  wide: 16-lane vectors as one value (the
  * AVX-512 copy), else as two of 8 (the same lanes, the same bits: the
  * AVX2 and plain copies). */
-ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
+ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide, const int kb)
 {
 	const struct att_dec_job *a = p;
 	const int D = a->D, lds = a->lds, GS = a->GS, per = a->H / GS;
@@ -2280,14 +2331,16 @@ ISA_BODY void att_dec_group_body(void *p, int ig, int tid, const int wide)
 	float *sc = a->scores + (size_t)tid * GS * (lds + D);
 
 	att_scores(sc, (size_t)lds, a->q + (size_t)i * a->Q + (size_t)h0 * D, GS,
-		   a->kc + base, a->K, D, j0, T, T, a->scale, a->cap, wide);
+		   cache_at(a->kc, base, kb), a->K, D, j0, T, T, a->scale, a->cap, wide, kb);
 	for (int h = 0; h < GS; h++)
 		att_softmax(sc + (size_t)h * lds, j0, T);
 	att_values(a->out + (size_t)i * a->Q + (size_t)h0 * D, sc, (size_t)lds, GS, j0, T,
-		   a->vc + base, a->K, D, sc + (size_t)GS * lds, wide);
+		   cache_at(a->vc, base, kb), a->K, D, sc + (size_t)GS * lds, wide, kb);
 }
 ISA_VOID_COPIES(att_dec_group, (void *p, int ig, int tid),
-		(p, ig, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
+		(p, ig, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512, 0));
+ISA_VOID_COPIES_OF(att_dec_group_b16, att_dec_group_body, (void *p, int ig, int tid),
+		(p, ig, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512, 1));
 
 /* The phased decode attention, for decode steps over long contexts.  A
  * pool iteration a head (att_dec_group) read a KV head's keys and values
@@ -2306,7 +2359,7 @@ ISA_VOID_COPIES(att_dec_group, (void *p, int ig, int tid),
  * at 512 4-9%, at 1024 11-12%, at 2000 13-15%; multi-head caches of
  * GPT-2's shape (12 heads, 12 layers, attention alone) 4-15% at 512 and
  * 1024 tokens. */
-ISA_BODY void att_dec_keys_body(void *p, int it, int tid, const int wide)
+ISA_BODY void att_dec_keys_body(void *p, int it, int tid, const int wide, const int kb)
 {
 	const struct att_dec_job *a = p;
 	const int D = a->D, G = a->G, i = it / a->nck;
@@ -2318,10 +2371,13 @@ ISA_BODY void att_dec_keys_body(void *p, int it, int tid, const int wide)
 	for (int g = 0; g < a->KVH; g++)
 		att_scores(a->scores + ((size_t)i * a->H + (size_t)g * G) * a->lds,
 			   (size_t)a->lds, a->q + (size_t)i * a->Q + (size_t)g * G * D, G,
-			   a->kc + base + (size_t)g * D, a->K, D, ja, jb, T, a->scale, a->cap, wide);
+			   cache_at(a->kc, base + (size_t)g * D, kb), a->K, D, ja, jb, T, a->scale,
+			   a->cap, wide, kb);
 }
 ISA_VOID_COPIES(att_dec_keys, (void *p, int it, int tid),
-		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
+		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512, 0));
+ISA_VOID_COPIES_OF(att_dec_keys_b16, att_dec_keys_body, (void *p, int it, int tid),
+		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512, 1));
 
 ISA_BODY void att_dec_soft_body(void *p, int it, int tid)
 {
@@ -2333,7 +2389,7 @@ ISA_BODY void att_dec_soft_body(void *p, int it, int tid)
 }
 ISA_VOID_COPIES(att_dec_soft, (void *p, int it, int tid), (p, it, tid));
 
-ISA_BODY void att_dec_vals_body(void *p, int it, int tid, const int wide)
+ISA_BODY void att_dec_vals_body(void *p, int it, int tid, const int wide, const int kb)
 {
 	const struct att_dec_job *a = p;
 	const int D = a->D, G = a->G, H = a->H, i = it / a->nck;
@@ -2348,10 +2404,12 @@ ISA_BODY void att_dec_vals_body(void *p, int it, int tid, const int wide)
 			sum_scaled(part + (size_t)h * D, (size_t)D,
 				   a->scores + ((size_t)i * H + h) * a->lds, (size_t)a->lds,
 				   (g + 1) * G - h < ATT_HEADS ? (g + 1) * G - h : ATT_HEADS, ja, jb,
-				   a->vc + base + (size_t)g * D, a->K, D, wide);
+				   cache_at(a->vc, base + (size_t)g * D, kb), a->K, D, wide, kb);
 }
 ISA_VOID_COPIES(att_dec_vals, (void *p, int it, int tid),
-		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512));
+		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512, 0));
+ISA_VOID_COPIES_OF(att_dec_vals_b16, att_dec_vals_body, (void *p, int it, int tid),
+		(p, it, tid, ISA_LEVEL >= TK_CPU_ISA_AVX512, 1));
 
 ISA_BODY void att_dec_sum_body(void *p, int it, int tid)
 {
@@ -2378,12 +2436,12 @@ ISA_VOID_COPIES(att_dec_sum, (void *p, int it, int tid), (p, it, tid));
  * the GEMVs around it: the pool's loops do not wait for a thread that lost
  * its core, pool.h), or the phases; a prompt pass on OpenMP. */
 static int cpu_attention_decode(struct tk_backend *be, float *out, const float *q,
-				const float *kc, const float *vc, const int32_t *seq,
+				const void *kc, const void *vc, const int32_t *seq,
 				const int32_t *pos, int n, int max_len, int n_head,
 				int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
 	const int H = n_head, D = head_dim, G = n_head / n_kv_head;
-	const int nt = be->threads, isa = (int)tk_cpu_isa();
+	const int nt = be->threads, isa = (int)tk_cpu_isa(), kb = ao->cache_bf16;
 	long work = 0;
 	int span = 0, lds = 0; /* the longest window; keys of the longest row */
 	float *scores;
@@ -2427,18 +2485,22 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		 * process: prompts of 1000 and 2000 tokens 11-19% faster) */
 #pragma omp parallel for num_threads(nt) schedule(static, 1) if (work > 32768)
 		for (int ig = 0; ig < n * (H / GS); ig++)
-			ISA_COPY(att_dec_group, isa)(&a, ig, omp_get_thread_num());
+			(kb ? ISA_COPY(att_dec_group_b16, isa)
+			    : ISA_COPY(att_dec_group, isa))(&a, ig, omp_get_thread_num());
 		return 0;
 	}
 	const int nw = work > 32768 ? nt : 1;
 	if (phased) {
-		tk_pool_for(nw, n * nck, ISA_COPY(att_dec_keys, isa), &a);
+		tk_pool_for(nw, n * nck,
+			    kb ? ISA_COPY(att_dec_keys_b16, isa) : ISA_COPY(att_dec_keys, isa), &a);
 		tk_pool_for(nw, n * H, ISA_COPY(att_dec_soft, isa), &a);
-		tk_pool_for(nw, n * nck, ISA_COPY(att_dec_vals, isa), &a);
+		tk_pool_for(nw, n * nck,
+			    kb ? ISA_COPY(att_dec_vals_b16, isa) : ISA_COPY(att_dec_vals, isa), &a);
 		tk_pool_for(nw, n * H, ISA_COPY(att_dec_sum, isa), &a);
 		return 0;
 	}
-	tk_pool_for(nw, n * (H / GS), ISA_COPY(att_dec_group, isa), &a);
+	tk_pool_for(nw, n * (H / GS),
+		    kb ? ISA_COPY(att_dec_group_b16, isa) : ISA_COPY(att_dec_group, isa), &a);
 	return 0;
 }
 
@@ -2451,6 +2513,18 @@ static int cpu_copy_rows(struct tk_backend *be, float *dst, const float *src, co
 		memcpy(dst + (size_t)idx[i] * dim, src + (size_t)i * dim,
 		       (size_t)dim * sizeof(float));
 	}
+	return 0;
+}
+
+static int cpu_store_rows_bf16(struct tk_backend *be, uint16_t *dst, const float *src,
+			       const int64_t *idx, int n, int dim)
+{
+	for (int i = 0; i < n; i++)
+		if (idx[i] < 0)
+			return TK_E_INVAL;
+	for (int i = 0; i < n; i++)
+		for (int e = 0; e < dim; e++)
+			dst[(size_t)idx[i] * dim + e] = tk_bf16_code(src[(size_t)i * dim + e]);
 	return 0;
 }
 
@@ -2501,6 +2575,7 @@ static const struct tk_backend_i cpu_backend = {
 	/* .adamw8_f32 = */ cpu_adamw8_f32,
 	/* .hold = */ cpu_hold,
 	/* .unhold = */ cpu_unhold,
+	/* .store_rows_bf16 = */ cpu_store_rows_bf16,
 };
 
 int tk_backend_cpu_init(struct tk_backend *be, int threads, struct tk_diag *d)

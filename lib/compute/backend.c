@@ -280,11 +280,11 @@ static int attention_args(int B, int T, int n_head, int n_kv_head, int head_dim)
  * negative or non-finite field. */
 static int attn_opts(struct tk_attn_opts *f, const struct tk_attn_opts *ao, int head_dim)
 {
-	struct tk_attn_opts d = { 0.0f, 0, 0.0f };
+	struct tk_attn_opts d = { 0.0f, 0, 0.0f, 0 };
 	if (ao)
 		d = *ao;
 	if (!isfinite(d.scale) || d.scale < 0.0f || d.window < 0 || !isfinite(d.softcap) ||
-	    d.softcap < 0.0f)
+	    d.softcap < 0.0f || (d.cache_bf16 != 0 && d.cache_bf16 != 1))
 		return TK_E_INVAL;
 	if (d.scale == 0.0f)
 		d.scale = 1.0f / sqrtf((float)head_dim);
@@ -299,7 +299,8 @@ int tk_attention_fwd(struct tk_backend *be, float *out, float *lse, const float 
 	struct tk_attn_opts f;
 	if (!SLOT(be, attention_fwd))
 		return TK_E_UNSUPPORTED;
-	if (attention_args(B, T, n_head, n_kv_head, head_dim) || attn_opts(&f, ao, head_dim))
+	if (attention_args(B, T, n_head, n_kv_head, head_dim) || attn_opts(&f, ao, head_dim) ||
+	    f.cache_bf16)
 		return TK_E_INVAL;
 	if (!B || !T)
 		return 0;
@@ -315,7 +316,8 @@ int tk_attention_bwd(struct tk_backend *be, float *dq, float *dk, float *dv, con
 	struct tk_attn_opts f;
 	if (!SLOT(be, attention_bwd))
 		return TK_E_UNSUPPORTED;
-	if (attention_args(B, T, n_head, n_kv_head, head_dim) || attn_opts(&f, ao, head_dim))
+	if (attention_args(B, T, n_head, n_kv_head, head_dim) || attn_opts(&f, ao, head_dim) ||
+	    f.cache_bf16)
 		return TK_E_INVAL;
 	if (!B || !T)
 		return 0;
@@ -504,8 +506,8 @@ int tk_matmul_group(struct tk_backend *be, int m, int k, const float *x,
 	return be->i->matmul_group(be, m, k, x, it, count);
 }
 
-int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
-			const float *vc, const int32_t *seq, const int32_t *pos, int n,
+int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const void *kc,
+			const void *vc, const int32_t *seq, const int32_t *pos, int n,
 			int max_len, int n_head, int n_kv_head, int head_dim,
 			const struct tk_attn_opts *ao)
 {
@@ -531,6 +533,18 @@ int tk_copy_rows(struct tk_backend *be, float *dst, const float *src, const int6
 	if (!n || !dim)
 		return 0;
 	return be->i->copy_rows(be, dst, src, idx, n, dim);
+}
+
+int tk_store_rows_bf16(struct tk_backend *be, uint16_t *dst, const float *src,
+		       const int64_t *idx, int n, int dim)
+{
+	if (!SLOT(be, store_rows_bf16))
+		return TK_E_UNSUPPORTED;
+	if (n < 0 || dim < 0)
+		return TK_E_INVAL;
+	if (!n || !dim)
+		return 0;
+	return be->i->store_rows_bf16(be, dst, src, idx, n, dim);
 }
 
 int tk_backend_mem_info(struct tk_backend *be, struct tk_mem_info *mi)

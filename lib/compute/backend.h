@@ -37,6 +37,9 @@ struct tk_attn_opts {
 	float scale;
 	int window;
 	float softcap;
+	/* attention_decode only: the KV cache holds bf16 codes (as
+	 * store_rows_bf16 writes them), not floats; 0 elsewhere */
+	int cache_bf16;
 };
 
 /* One product of a group (matmul_group): y [m, n] (row stride n) = x W^T,
@@ -200,9 +203,11 @@ struct tk_backend_i {
 	 * pos[i] - ao->window + 1 when the window is set and that is
 	 * positive, else 0; their keys and values are in the cache already.
 	 * out [n, n_head * head_dim]; scores scaled and capped as ao says
-	 * (filled by the wrapper); seq and pos may be host memory. */
+	 * (filled by the wrapper); seq and pos may be host memory.  The cache
+	 * holds floats, or bf16 codes when ao->cache_bf16 (TK_E_UNSUPPORTED
+	 * where the backend has no such loop). */
 	int (*attention_decode)(struct tk_backend *be, float *out, const float *q,
-				const float *kc, const float *vc, const int32_t *seq,
+				const void *kc, const void *vc, const int32_t *seq,
 				const int32_t *pos, int n, int max_len, int n_head,
 				int n_kv_head, int head_dim, const struct tk_attn_opts *ao);
 	/* dst row idx[i] = src row i, rows of dim floats (idx may be host
@@ -232,6 +237,11 @@ struct tk_backend_i {
 	 * simply not kept.  Optional, both: NULL means nothing to gain. */
 	void (*hold)(struct tk_backend *be, const float *p, int rows, int cols, int ld);
 	void (*unhold)(struct tk_backend *be, const float *p);
+	/* copy_rows into a cache of bf16 codes: each float rounded to the
+	 * nearest bf16 (ties to even), as torch's .to(torch.bfloat16).
+	 * Optional: NULL, no bf16 cache on this backend. */
+	int (*store_rows_bf16)(struct tk_backend *be, uint16_t *dst, const float *src,
+			       const int64_t *idx, int n, int dim);
 };
 
 /* The precision of matmul's operands: they are rounded to it (round to
@@ -397,12 +407,15 @@ int tk_qmatmul(struct tk_backend *be, const struct tk_qweight *q, int64_t row0, 
 	       const float *x, float *y, int ldy, float beta);
 int tk_matmul_group(struct tk_backend *be, int m, int k, const float *x,
 		    const struct tk_gemv_item *it, int count);
-int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const float *kc,
-			const float *vc, const int32_t *seq, const int32_t *pos, int n,
+int tk_attention_decode(struct tk_backend *be, float *out, const float *q, const void *kc,
+			const void *vc, const int32_t *seq, const int32_t *pos, int n,
 			int max_len, int n_head, int n_kv_head, int head_dim,
 			const struct tk_attn_opts *ao);
 int tk_copy_rows(struct tk_backend *be, float *dst, const float *src, const int64_t *idx, int n,
 		 int dim);
+/* TK_E_UNSUPPORTED where the backend keeps no bf16 cache. */
+int tk_store_rows_bf16(struct tk_backend *be, uint16_t *dst, const float *src,
+		       const int64_t *idx, int n, int dim);
 /* Fills *mi (zeros where the backend knows nothing); always 0 for a
  * started backend, TK_E_INVAL for one that is not. */
 int tk_backend_mem_info(struct tk_backend *be, struct tk_mem_info *mi);

@@ -24,12 +24,22 @@ struct tk_infer;
 
 /* A state for model m (which must outlive it) with n_seq >= 1 sequences of
  * room for max_len positions each (at most the model's max_pos for learned
- * positions); the cache takes n_layer * n_seq * max_len * 2 * kv_dim floats.
+ * positions); the cache takes n_layer * n_seq * max_len * 2 * kv_dim floats
+ * (or bf16 values, tk_infer_new_cache).
  * A layer's sliding window W (the config's layer_window: Mistral, Qwen2,
  * Gemma's local layers) masks keys more than W - 1 positions back, as
  * transformers does.  Returns 0, TK_E_INVAL or TK_E_NOMEM. */
 int tk_infer_new_batch(struct tk_infer **s, struct tk_model *m, int n_seq, int max_len,
 		       struct tk_diag *d);
+/* The KV cache's element type: float (transformers' for an fp32 model),
+ * or bf16 (transformers' for a bf16 one; llama.cpp's --cache-type-k/v
+ * bf16): half the memory, each key and value rounded to bf16 (ties to
+ * even) as it is stored, the attention over them in fp32 as with floats.
+ * TK_E_UNSUPPORTED where the backend keeps no bf16 cache (CUDA, so far). */
+enum tk_cache_type { TK_CACHE_F32, TK_CACHE_BF16 };
+/* tk_infer_new_batch with the cache's type. */
+int tk_infer_new_cache(struct tk_infer **s, struct tk_model *m, int n_seq, int max_len,
+		       enum tk_cache_type type, struct tk_diag *d);
 /* tk_infer_new_batch with one sequence. */
 int tk_infer_new(struct tk_infer **s, struct tk_model *m, int max_len, struct tk_diag *d);
 void tk_infer_free(struct tk_infer *s);

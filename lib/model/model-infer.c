@@ -32,7 +32,8 @@ struct tk_infer {
 	int n_seq, max_len, cap;          /* cap: rows the row buffers hold */
 	int *len;                         /* [n_seq] positions cached */
 	/* backend memory */
-	float *kc, *vc;                   /* [n_layer][n_seq][max_len, K] */
+	void *kc, *vc;                    /* [n_layer][n_seq][max_len, K] floats or bf16 */
+	int bf16;                         /* the cache holds bf16 codes */
 	float *x, *ln, *q, *k, *v, *att, *mid, *h1, *h2, *act; /* [cap rows] */
 	float *mean, *rstd;               /* [cap] norm statistics */
 	float *qkr;                       /* [cap, n_head] q/k norm statistics (Qwen3) */
@@ -89,8 +90,8 @@ static float *balloc(struct tk_backend *be, size_t n, size_t size)
 	return size && n > SIZE_MAX / size ? NULL : tk_backend_alloc(be, n * size);
 }
 
-int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int max_len,
-		       struct tk_diag *d)
+int tk_infer_new_cache(struct tk_infer **out, struct tk_model *m, int n_seq, int max_len,
+		       enum tk_cache_type type, struct tk_diag *d)
 {
 	const struct tk_model_config *c = &m->cfg;
 	struct tk_infer *s;
@@ -104,6 +105,12 @@ int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int
 	if (n_seq < 1)
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%d sequences: at least 1 needed",
 				   n_seq);
+	if (type != TK_CACHE_F32 && type != TK_CACHE_BF16)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no KV cache type %d", (int)type);
+	if (type == TK_CACHE_BF16 && !(m->be->i && m->be->i->store_rows_bf16))
+		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
+				   "a bf16 KV cache is CPU-only for now; use a float cache on "
+				   "this device");
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");
@@ -111,8 +118,10 @@ int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int
 	s->n_seq = n_seq;
 	s->max_len = max_len;
 	s->len = calloc((size_t)n_seq, sizeof(int));
-	s->kc = balloc(m->be, (size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
-	s->vc = balloc(m->be, (size_t)c->n_layer * (size_t)n_seq * L, K * sizeof(float));
+	s->bf16 = type == TK_CACHE_BF16;
+	const size_t es = s->bf16 ? sizeof(uint16_t) : sizeof(float);
+	s->kc = balloc(m->be, (size_t)c->n_layer * (size_t)n_seq * L, K * es);
+	s->vc = balloc(m->be, (size_t)c->n_layer * (size_t)n_seq * L, K * es);
 	s->lnf = balloc(m->be, (size_t)n_seq, C * sizeof(float));
 	s->last = balloc(m->be, (size_t)n_seq, C * sizeof(float));
 	if (!s->len || !s->kc || !s->vc || !s->lnf || !s->last ||
@@ -126,6 +135,12 @@ int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int
 	return 0;
 }
 
+int tk_infer_new_batch(struct tk_infer **out, struct tk_model *m, int n_seq, int max_len,
+		       struct tk_diag *d)
+{
+	return tk_infer_new_cache(out, m, n_seq, max_len, TK_CACHE_F32, d);
+}
+
 int tk_infer_new(struct tk_infer **out, struct tk_model *m, int max_len, struct tk_diag *d)
 {
 	return tk_infer_new_batch(out, m, 1, max_len, d);
@@ -135,8 +150,8 @@ void tk_infer_free(struct tk_infer *s)
 {
 	if (!s)
 		return;
-	float *fb[] = { s->kc, s->vc, s->x, s->ln, s->q, s->k, s->v, s->att, s->mid, s->h1,
-			s->h2, s->act, s->lnf, s->last, s->mean, s->rstd, s->qkr };
+	void *fb[] = { s->kc, s->vc, s->x, s->ln, s->q, s->k, s->v, s->att, s->mid, s->h1,
+		       s->h2, s->act, s->lnf, s->last, s->mean, s->rstd, s->qkr };
 
 	for (size_t i = 0; i < sizeof(fb) / sizeof(fb[0]); i++)
 		if (fb[i])
@@ -230,8 +245,8 @@ static int layer(struct tk_infer *s, int l, int n)
 	const struct tk_model_config *c = &m->cfg;
 	const struct tk_layer_off *o = &m->run->lo[l];
 	int C = c->hidden, F = c->intermediate, K = m->run->kv_dim;
-	size_t lay = (size_t)l * s->n_seq * s->max_len * K;
-	float *kc = s->kc + lay, *vc = s->vc + lay;
+	const size_t lay = (size_t)l * s->n_seq * s->max_len * K * (s->bf16 ? 2 : 4);
+	void *kc = (char *)s->kc + lay, *vc = (char *)s->vc + lay;
 	float *knew = s->k, *vnew = s->v; /* new rows, copied into the cache below */
 	float rs;
 	const float *rope = tk_layer_rope(m, l, s->rope, s->rope_scale, &rs);
@@ -257,10 +272,16 @@ static int layer(struct tk_infer *s, int l, int n)
 		CHECK(tk_rope(m->be, knew, s->pos, n, c->n_kv_head, c->head_dim, c->rotary_dim,
 			      rope, rs, 0));
 	}
-	CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
-	CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));
+	if (s->bf16) {
+		CHECK(tk_store_rows_bf16(m->be, kc, knew, s->cidx, n, K));
+		CHECK(tk_store_rows_bf16(m->be, vc, vnew, s->cidx, n, K));
+	} else {
+		CHECK(tk_copy_rows(m->be, kc, knew, s->cidx, n, K));
+		CHECK(tk_copy_rows(m->be, vc, vnew, s->cidx, n, K));
+	}
 	/* the layer's sliding window: keys j with pos - W < j <= pos */
-	const struct tk_attn_opts ao = tk_layer_attn(c, l);
+	struct tk_attn_opts ao = tk_layer_attn(c, l);
+	ao.cache_bf16 = s->bf16;
 	CHECK(tk_attention_decode(m->be, s->att, s->q, kc, vc, s->rseq, s->pos, n, s->max_len,
 				  c->n_head, c->n_kv_head, c->head_dim, &ao));
 	if (c->sandwich_norm) { /* Gemma: o_proj's output normed (ln as scratch) */

@@ -114,7 +114,7 @@ static inline struct tk_attn_opts tk_layer_attn(const struct tk_model_config *c,
 	 * fp32 scores are multiplied by */
 	float sc = c->query_pre_attn_scalar > 0 ? (float)pow((double)c->query_pre_attn_scalar,
 							     -0.5) : 0.0f;
-	struct tk_attn_opts ao = { sc, c->layer_window[l], c->attn_softcap };
+	struct tk_attn_opts ao = { sc, c->layer_window[l], c->attn_softcap, 0 };
 	return ao;
 }
 

@@ -127,7 +127,7 @@ static void test_qmatmul(void)
  * few ulp of 1 apart per term: atol 1e-5, rtol 1e-5. */
 static void att_case(int D, int window, float scale, float softcap)
 {
-	const struct tk_attn_opts ao = { scale, window, softcap };
+	const struct tk_attn_opts ao = { scale, window, softcap, 0 };
 	enum { NSEQ = 4, L = 37, H = 8, KV = 2, N = 7 };
 	const int32_t seq[N] = { 1, 1, 1, 1, 0, 2, 3 };
 	const int32_t pos[N] = { 0, 1, 2, 3, 20, 36, 0 };

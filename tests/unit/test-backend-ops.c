@@ -915,7 +915,7 @@ struct att_shape {
 };
 
 /* Full causal attention with the default scale. */
-#define ATT_FULL { 0.0f, 0, 0.0f }
+#define ATT_FULL { 0.0f, 0, 0.0f, 0 }
 
 static const struct tk_attn_opts *att_opts(const struct att_shape *s)
 {
@@ -1053,21 +1053,21 @@ static void test_attention_mha(void)
  * reference, backward against finite differences. */
 static void test_attention_window(void)
 {
-	attention_check((struct att_shape){ 2, 5, 3, 1, 4, { 0.0f, 1, 0.0f } }, 1);
-	attention_check((struct att_shape){ 1, 37, 4, 2, 6, { 0.0f, 3, 0.0f } }, 1);
-	attention_check((struct att_shape){ 1, 37, 2, 2, 6, { 0.0f, 50, 0.0f } }, 1);
+	attention_check((struct att_shape){ 2, 5, 3, 1, 4, { 0.0f, 1, 0.0f, 0 } }, 1);
+	attention_check((struct att_shape){ 1, 37, 4, 2, 6, { 0.0f, 3, 0.0f, 0 } }, 1);
+	attention_check((struct att_shape){ 1, 37, 2, 2, 6, { 0.0f, 50, 0.0f, 0 } }, 1);
 	/* windows across the 16-row blocks and 32-key tiles, forward only */
-	attention_check((struct att_shape){ 2, 100, 3, 1, 8, { 0.0f, 17, 0.0f } }, 0);
-	attention_check((struct att_shape){ 1, 129, 2, 2, 40, { 0.0f, 33, 0.0f } }, 0);
+	attention_check((struct att_shape){ 2, 100, 3, 1, 8, { 0.0f, 17, 0.0f, 0 } }, 0);
+	attention_check((struct att_shape){ 1, 129, 2, 2, 40, { 0.0f, 33, 0.0f, 0 } }, 0);
 }
 
 /* Gemma-2's scale and soft-capping, with and without a window; a cap of
  * 0.8 bends every score (|q.k| scale reaches 3). */
 static void test_attention_softcap(void)
 {
-	attention_check((struct att_shape){ 2, 5, 3, 1, 4, { 0.7f, 0, 0.8f } }, 1);
-	attention_check((struct att_shape){ 1, 37, 4, 2, 6, { 0.3f, 5, 2.0f } }, 1);
-	attention_check((struct att_shape){ 1, 70, 2, 1, 16, { 0.25f, 0, 50.0f } }, 0);
+	attention_check((struct att_shape){ 2, 5, 3, 1, 4, { 0.7f, 0, 0.8f, 0 } }, 1);
+	attention_check((struct att_shape){ 1, 37, 4, 2, 6, { 0.3f, 5, 2.0f, 0 } }, 1);
+	attention_check((struct att_shape){ 1, 70, 2, 1, 16, { 0.25f, 0, 50.0f, 0 } }, 0);
 }
 
 /* head_dim 128 over several row blocks, forward only (the reference is slow) */
@@ -1143,10 +1143,10 @@ static void test_attention_bwd_tiles(void)
 		{ 1, 45, 2, 2, 80, ATT_FULL }, { 1, 33, 3, 1, 32, ATT_FULL },
 		/* windows and capping: the first against finite differences too,
 		 * the others skipping key tiles (windows 5 and 33 over 100 rows) */
-		{ 1, 9, 2, 1, 5, { 0.6f, 3, 1.0f } },
-		{ 2, 70, 4, 2, 64, { 0.0f, 5, 0.0f } },
-		{ 1, 100, 2, 1, 32, { 0.0f, 33, 0.0f } },
-		{ 1, 100, 3, 3, 80, { 0.125f, 17, 3.0f } },
+		{ 1, 9, 2, 1, 5, { 0.6f, 3, 1.0f, 0 } },
+		{ 2, 70, 4, 2, 64, { 0.0f, 5, 0.0f, 0 } },
+		{ 1, 100, 2, 1, 32, { 0.0f, 33, 0.0f, 0 } },
+		{ 1, 100, 3, 3, 80, { 0.125f, 17, 3.0f, 0 } },
 	};
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
 		struct att_shape s = shapes[i];
@@ -1207,10 +1207,11 @@ static void test_attention_bad_heads(void)
 	TT_CHECK(tk_attention_fwd(&be2, x, x, x, x, x, 1, 1, 3, 2, 1, NULL) == TK_E_INVAL, "3 over 2");
 	TT_CHECK(tk_attention_bwd(&be2, x, x, x, x, x, x, x, x, x, 1, 1, 2, 0, 1, NULL) == TK_E_INVAL,
 		 "0 kv heads");
-	const struct tk_attn_opts bad[4] = {
-		{ -0.5f, 0, 0.0f }, { INFINITY, 0, 0.0f }, { 0.0f, -2, 0.0f }, { 0.0f, 0, -1.0f }
-	};
-	for (int i = 0; i < 4; i++) {
+	/* the last two: a bf16 cache is decode's alone; 2 is no flag */
+	const struct tk_attn_opts bad[6] = { { -0.5f, 0, 0.0f, 0 }, { INFINITY, 0, 0.0f, 0 },
+					     { 0.0f, -2, 0.0f, 0 }, { 0.0f, 0, -1.0f, 0 },
+					     { 0.0f, 0, 0.0f, 1 }, { 0.0f, 0, 0.0f, 2 } };
+	for (int i = 0; i < 6; i++) {
 		TT_CHECK(tk_attention_fwd(&be2, x, x, x, x, x, 1, 1, 1, 1, 1, &bad[i]) == TK_E_INVAL,
 			 "fwd options %d", i);
 		TT_CHECK(tk_attention_bwd(&be2, x, x, x, x, x, x, x, x, x, 1, 1, 1, 1, 1, &bad[i]) ==
@@ -1525,7 +1526,7 @@ static void det_run(struct tk_backend *be, float *o, float *att)
 	memcpy(o + DET_NO - 4, &ss, sizeof(ss));
 	memcpy(o + DET_NO - 2, &loss, sizeof(loss));
 	/* a window of 20 skips key tiles of the later row blocks */
-	const struct tk_attn_opts win = { 0.0f, 20, 2.0f };
+	const struct tk_attn_opts win = { 0.0f, 20, 2.0f, 0 };
 	for (int r = 0; r < 2; r++) {
 		float *q = att + r * DET_NA1, *k = q + DET_NQ, *v = k + DET_NK, *ao = v + DET_NK;
 		float *dq = ao + DET_NQ, *dk = dq + DET_NQ, *dv = dk + DET_NK, *dout = dv + DET_NK;

@@ -28,6 +28,7 @@
 #include "jobs/generate.h"
 #include "model/model.h"
 #include "base/quant.h"
+#include "base/math-common.h"
 #include "tt.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -537,9 +538,9 @@ static void attention_case(const int D)
 	for (int i = 0; i < N * H * D; i++)
 		q[i] = frand() * 2.0f;
 	/* full; a window of 4; the window with Gemma-2's scale and capping */
-	const struct tk_attn_opts cases[3] = { { 0.0f, 0, 0.0f },
-					       { 0.0f, 4, 0.0f },
-					       { 0.3f, 4, 1.5f } };
+	const struct tk_attn_opts cases[3] = { { 0.0f, 0, 0.0f, 0 },
+					       { 0.0f, 4, 0.0f, 0 },
+					       { 0.3f, 4, 1.5f, 0 } };
 	for (int c = 0; c < 3; c++) {
 		const struct tk_attn_opts *ao = &cases[c];
 		int window = ao->window;
@@ -581,7 +582,7 @@ static void attention_case(const int D)
 			TT_CHECK(memcmp(full19, out + 5 * H * D, (size_t)H * D * sizeof(float)) != 0,
 				 "window had no effect");
 	}
-	struct tk_attn_opts bad[3] = { { -1.0f, 0, 0.0f }, { 0.0f, -1, 0.0f }, { 0.0f, 0, NAN } };
+	struct tk_attn_opts bad[3] = { { -1.0f, 0, 0.0f, 0 }, { 0.0f, -1, 0.0f, 0 }, { 0.0f, 0, NAN, 0 } };
 	TT_CHECK(tk_attention_decode(&be1, out, q, kc, vc, seq, pos, N, L, 3, KV, D, NULL) ==
 			 TK_E_INVAL, "n_head not a multiple of n_kv_head");
 	for (int i = 0; i < 3; i++)
@@ -618,8 +619,8 @@ static void test_attention_gqa_bits(void)
 	static float b[NMAX * KV * GMAX * DMAX];
 	static const int32_t dseq[3] = { 0, 1, 0 }, dpos[2][3] = { { 20, 7, 21 }, { 290, 7, 299 } };
 	int32_t pseq[NMAX], ppos[2][NMAX];
-	static const struct tk_attn_opts opts[2][2] = { { { 0.0f, 0, 0.0f }, { 0.3f, 5, 1.5f } },
-							{ { 0.0f, 0, 0.0f }, { 0.3f, 270, 1.5f } } };
+	static const struct tk_attn_opts opts[2][2] = { { { 0.0f, 0, 0.0f, 0 }, { 0.3f, 5, 1.5f, 0 } },
+							{ { 0.0f, 0, 0.0f, 0 }, { 0.3f, 270, 1.5f, 0 } } };
 	char *saved = tt_env_save("TK_CPU_ISA");
 
 	init_backends();
@@ -676,7 +677,7 @@ static void test_attention_phased_bits(void)
 	static const int gs[] = { 1, 7 }, ds[] = { 40, 64 };
 	static const int32_t pos[N] = { 399, 255, 256, 383, 384, 300, 7, 130, 397 };
 	const int32_t seq[N] = { 0 };
-	static const struct tk_attn_opts opts[2] = { { 0.0f, 0, 0.0f }, { 0.3f, 290, 1.5f } };
+	static const struct tk_attn_opts opts[2] = { { 0.0f, 0, 0.0f, 0 }, { 0.3f, 290, 1.5f, 0 } };
 	char *saved = tt_env_save("TK_CPU_ISA");
 
 	init_backends();
@@ -800,6 +801,83 @@ static void test_copy_rows(void)
 	TT_CHECK(tk_copy_rows(&be1, dst, src, bad, 1, 5) == TK_E_INVAL, "negative index");
 	TT_CHECK(tk_copy_rows(&be1, dst, src, idx, -1, 5) == TK_E_INVAL, "n < 0");
 	TT_CHECK(tk_copy_rows(&be1, NULL, NULL, NULL, 0, 5) == 0, "nothing to copy");
+}
+
+/* store_rows_bf16 rounds each float to its nearest bf16 code, ties to
+ * even (tk_bf16_code: torch's .to(torch.bfloat16)), into the rows idx
+ * says; rows not named keep their codes. */
+static void test_store_rows_bf16(void)
+{
+	uint16_t dst[4 * 3];
+	/* 1 + 2^-8 is a tie (even: down to 1), 1 + 3 2^-8 one too (up) */
+	const float src[2 * 3] = { 1.0f + 0x1p-8f, 1.0f + 0x3p-8f, -2.5f, INFINITY, NAN, 1e-40f };
+	const int64_t idx[2] = { 3, 1 }, bad[1] = { -1 };
+
+	init_backends();
+	for (int i = 0; i < 12; i++)
+		dst[i] = 0x1234;
+	TT_REQUIRE(tk_store_rows_bf16(&be1, dst, src, idx, 2, 3) == 0, "store_rows_bf16");
+	for (int r = 0; r < 4; r++)
+		for (int e = 0; e < 3; e++) {
+			const int from = r == 3 ? 0 : r == 1 ? 1 : -1;
+			const uint16_t want = from < 0 ? 0x1234 : tk_bf16_code(src[from * 3 + e]);
+			TT_CHECK(dst[r * 3 + e] == want, "row %d col %d: %#x, want %#x", r, e,
+				 dst[r * 3 + e], want);
+		}
+	TT_CHECK(dst[9] == 0x3f80 && dst[10] == 0x3f82, "ties to even: %#x %#x", dst[9], dst[10]);
+	TT_CHECK(tk_store_rows_bf16(&be1, dst, src, bad, 1, 3) == TK_E_INVAL, "negative index");
+	TT_CHECK(tk_store_rows_bf16(&be1, dst, src, idx, -1, 3) == TK_E_INVAL, "n < 0");
+}
+
+/* Attention over a bf16 cache has the bits of attention over a float
+ * cache holding the same values (each code widened exactly): every loop
+ * (a head an iteration, the phases, the prompt pass), head widths 40 (the
+ * loops' tails) and 64, 1 and 3 query heads a KV head, a window and
+ * capping, every instruction-set level, 1 and 2 threads. */
+static void test_attention_bf16_cache(void)
+{
+	enum { L = 300, KV = 2, GMAX = 3, DMAX = 64, N = 9 };
+	static float kf[L * KV * DMAX], vf[L * KV * DMAX], q[N * KV * GMAX * DMAX];
+	static uint16_t kb[L * KV * DMAX], vb[L * KV * DMAX];
+	static float a[N * KV * GMAX * DMAX], b[N * KV * GMAX * DMAX];
+	static const int gs[] = { 1, 3 }, ds[] = { 40, 64 };
+	/* a decode step of 3 rows over short contexts, one over long ones
+	 * (the phases), a prompt pass of 9 */
+	static const int32_t pos[3][N] = { { 20, 7, 33 },
+					   { 299, 7, 260 },
+					   { 100, 101, 102, 103, 104, 105, 106, 107, 290 } };
+	static const int ns[3] = { 3, 3, N };
+	const int32_t seq[N] = { 0 };
+	char *saved = tt_env_save("TK_CPU_ISA");
+
+	init_backends();
+	for (int isa = (int)tk_cpu_isa_best(); isa >= 0 && !tt_failed_now; isa--) {
+		setenv("TK_CPU_ISA", tk_cpu_isa_name((enum tk_cpu_isa)isa), 1);
+		for (int c = 0; c < 2 * 2 * 2 * 2 * 3 && !tt_failed_now; c++) {
+			const int G = gs[c & 1], D = ds[(c >> 1) & 1], H = KV * G, K = KV * D;
+			const int w = c / 16, n = ns[w];
+			struct tk_attn_opts ao = { 0.0f, (c >> 2) & 1 ? 270 : 0,
+						   (c >> 2) & 1 ? 1.5f : 0.0f, 0 };
+			struct tk_backend *be = c & 8 ? &be2 : &be1;
+			for (int i = 0; i < L * K; i++) {
+				kb[i] = tk_bf16_code(frand()), vb[i] = tk_bf16_code(frand());
+				kf[i] = tk_bf16_value(kb[i]), vf[i] = tk_bf16_value(vb[i]);
+			}
+			for (int i = 0; i < n * H * D; i++)
+				q[i] = frand() * 2.0f;
+			TT_REQUIRE(tk_attention_decode(be, a, q, kf, vf, seq, pos[w], n, L, H, KV, D,
+						       &ao) == 0, "float cache");
+			ao.cache_bf16 = 1;
+			TT_REQUIRE(tk_attention_decode(be, b, q, kb, vb, seq, pos[w], n, L, H, KV, D,
+						       &ao) == 0, "bf16 cache");
+			TT_CHECK(!memcmp(a, b, (size_t)n * H * D * sizeof(float)),
+				 "%s G %d D %d %s, %s, %d threads: not the float cache's bits",
+				 tk_cpu_isa_name((enum tk_cpu_isa)isa), G, D,
+				 w == 0 ? "short decode" : w == 1 ? "long decode" : "prompt pass",
+				 (c >> 2) & 1 ? "window and cap" : "full", c & 8 ? 2 : 1);
+		}
+	}
+	tt_env_restore("TK_CPU_ISA", saved);
 }
 
 /* A quantized model's cached decode, one row per step (through qmatmul),
@@ -987,6 +1065,8 @@ int main(void)
 	TT_RUN(test_attention_phased_bits);
 	TT_RUN(test_attention_scores_bits);
 	TT_RUN(test_copy_rows);
+	TT_RUN(test_store_rows_bf16);
+	TT_RUN(test_attention_bf16_cache);
 	TT_RUN(test_quantized_decode);
 	tk_backend_free(&be1);
 	tk_backend_free(&be2);
