@@ -831,14 +831,15 @@ static void test_store_rows_bf16(void)
 
 /* Attention over a bf16 cache has the bits of attention over a float
  * cache holding the same values (each code widened exactly): every loop
- * (a head an iteration, the phases, the prompt pass), head widths 40 (the
- * loops' tails) and 64, 1 and 3 query heads a KV head, a window and
+ * (a head an iteration, the phases, the prompt pass, which widens its
+ * sequences first: rows of 2 of them here, out of order), head widths 40
+ * (the loops' tails) and 64, 1 and 3 query heads a KV head, a window and
  * capping, every instruction-set level, 1 and 2 threads. */
 static void test_attention_bf16_cache(void)
 {
 	enum { L = 300, KV = 2, GMAX = 3, DMAX = 64, N = 9 };
-	static float kf[L * KV * DMAX], vf[L * KV * DMAX], q[N * KV * GMAX * DMAX];
-	static uint16_t kb[L * KV * DMAX], vb[L * KV * DMAX];
+	static float kf[2 * L * KV * DMAX], vf[2 * L * KV * DMAX], q[N * KV * GMAX * DMAX];
+	static uint16_t kb[2 * L * KV * DMAX], vb[2 * L * KV * DMAX];
 	static float a[N * KV * GMAX * DMAX], b[N * KV * GMAX * DMAX];
 	static const int gs[] = { 1, 3 }, ds[] = { 40, 64 };
 	/* a decode step of 3 rows over short contexts, one over long ones
@@ -847,7 +848,7 @@ static void test_attention_bf16_cache(void)
 					   { 299, 7, 260 },
 					   { 100, 101, 102, 103, 104, 105, 106, 107, 290 } };
 	static const int ns[3] = { 3, 3, N };
-	const int32_t seq[N] = { 0 };
+	static const int32_t seqs[3][N] = { { 0, 1, 0 }, { 1, 0, 0 }, { 1, 0, 1, 1, 0, 0, 1, 0, 1 } };
 	char *saved = tt_env_save("TK_CPU_ISA");
 
 	init_backends();
@@ -859,7 +860,8 @@ static void test_attention_bf16_cache(void)
 			struct tk_attn_opts ao = { 0.0f, (c >> 2) & 1 ? 270 : 0,
 						   (c >> 2) & 1 ? 1.5f : 0.0f, 0 };
 			struct tk_backend *be = c & 8 ? &be2 : &be1;
-			for (int i = 0; i < L * K; i++) {
+			const int32_t *seq = seqs[w];
+			for (int i = 0; i < 2 * L * K; i++) {
 				kb[i] = tk_bf16_code(frand()), vb[i] = tk_bf16_code(frand());
 				kf[i] = tk_bf16_value(kb[i]), vf[i] = tk_bf16_value(vb[i]);
 			}
