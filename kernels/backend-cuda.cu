@@ -1133,9 +1133,7 @@ static int cuda_attention_decode(struct tk_backend *be, float *out, const float 
 				 const int32_t *pos, int n, int max_len, int n_head,
 				 int n_kv_head, int head_dim, const struct tk_attn_opts *ao)
 {
-	/* a bf16 cache: no kernel yet (store_rows_bf16 is NULL here, so
-	 * the caller never made one) */
-	if (head_dim > cu_attention_decode_max_dim() || ao->cache_bf16)
+	if (head_dim > cu_attention_decode_max_dim())
 		return TK_E_UNSUPPORTED;
 	struct stage s;
 	stage_begin(&s, be);
@@ -1158,20 +1156,23 @@ static int cuda_attention_decode(struct tk_backend *be, float *out, const float 
 		top = hs[i] > top ? hs[i] : top;
 	}
 	const size_t qb = (size_t)n * n_head * head_dim * sizeof(float);
-	const size_t cb = ((size_t)top + 1) * max_len * n_kv_head * head_dim * sizeof(float);
+	const size_t cb = ((size_t)top + 1) * max_len * n_kv_head * head_dim *
+			  (ao->cache_bf16 ? sizeof(uint16_t) : sizeof(float));
 	float *dout = OUT(&s, out, qb);
-	const float *dq = IN(&s, q, qb), *dk = (const float *)IN(&s, kc, cb),
-		    *dv = (const float *)IN(&s, vc, cb);
+	const float *dq = IN(&s, q, qb);
+	const void *dk = IN(&s, kc, cb), *dv = IN(&s, vc, cb);
 	const int32_t *ds = IN(&s, seq, nb), *dp = IN(&s, pos, nb);
 	if (!s.err)
-		SCK(&s, cu_attention_decode(s.c->st, dout, dq, dk, dv, ds, dp, n, max_len, n_head,
-					    n_kv_head, head_dim, ao->scale, ao->window, ao->softcap));
+		SCK(&s, cu_attention_decode(s.c->st, dout, dq, dk, dv, ao->cache_bf16, ds, dp, n,
+					    max_len, n_head, n_kv_head, head_dim, ao->scale,
+					    ao->window, ao->softcap));
 	return stage_end(&s);
 }
 
-/* idx is read on the host first, as seq in cuda_attention_decode. */
-static int cuda_copy_rows(struct tk_backend *be, float *dst, const float *src,
-			  const int64_t *idx, int n, int dim)
+/* idx is read on the host first, as seq in cuda_attention_decode; the
+ * cache's rows hold floats (copy_rows) or bf16 codes (store_rows_bf16). */
+static int rows_into(struct tk_backend *be, void *dst, const float *src, const int64_t *idx,
+		     int n, int dim, int bf16)
 {
 	struct stage s;
 	stage_begin(&s, be);
@@ -1191,12 +1192,25 @@ static int cuda_copy_rows(struct tk_backend *be, float *dst, const float *src,
 		}
 		top = hi[i] > top ? hi[i] : top;
 	}
-	float *dd = OUT(&s, dst, ((size_t)top + 1) * dim * sizeof(float));
+	void *dd = OUT(&s, dst, ((size_t)top + 1) * dim * (bf16 ? sizeof(uint16_t) : sizeof(float)));
 	const float *dsrc = IN(&s, src, (size_t)n * dim * sizeof(float));
 	const int64_t *di = IN(&s, idx, ib);
 	if (!s.err)
-		SCK(&s, cu_copy_rows(s.c->st, dd, dsrc, di, n, dim));
+		SCK(&s, bf16 ? cu_store_rows_bf16(s.c->st, (uint16_t *)dd, dsrc, di, n, dim)
+			     : cu_copy_rows(s.c->st, (float *)dd, dsrc, di, n, dim));
 	return stage_end(&s);
+}
+
+static int cuda_copy_rows(struct tk_backend *be, float *dst, const float *src,
+			  const int64_t *idx, int n, int dim)
+{
+	return rows_into(be, dst, src, idx, n, dim, 0);
+}
+
+static int cuda_store_rows_bf16(struct tk_backend *be, uint16_t *dst, const float *src,
+				const int64_t *idx, int n, int dim)
+{
+	return rows_into(be, dst, src, idx, n, dim, 1);
 }
 
 static const struct tk_backend_i cuda_backend_i = {
@@ -1240,6 +1254,9 @@ static const struct tk_backend_i cuda_backend_i = {
 	/* .add_noise = */ cuda_add_noise,
 	/* .adamw8 = */ cuda_adamw8,
 	/* .adamw8_f32 = */ cuda_adamw8_f32,
+	/* .hold = */ NULL,
+	/* .unhold = */ NULL,
+	/* .store_rows_bf16 = */ cuda_store_rows_bf16,
 };
 
 /* Undoes a partial init. */

@@ -198,8 +198,20 @@ cudaError_t cu_qmatmul8(cudaStream_t st, float *y, int ldy, float beta, const fl
 
 /* ---- attention_decode ---- */
 
-template <int ND>
-__global__ void att_decode_k(float *out, const float *q, const float *kc, const float *vc,
+/* A cache element as a float: a float, or a bf16 code widened (exact). */
+__device__ __forceinline__ float cache_value(float x)
+{
+	return x;
+}
+
+__device__ __forceinline__ float cache_value(uint16_t h)
+{
+	return tk_bf16_value(h);
+}
+
+/* C: the cache's element, float or uint16_t (bf16 codes). */
+template <int ND, typename C>
+__global__ void att_decode_k(float *out, const float *q, const C *kc, const C *vc,
 			     const int32_t *seq, const int32_t *pos, int max_len, int H, int KV,
 			     int D, int window, float scale, float cap)
 {
@@ -220,13 +232,13 @@ __global__ void att_decode_k(float *out, const float *q, const float *kc, const 
 		o[t] = 0.0f;
 	}
 	for (int j = j0 + w; j < T; j += ATT_D_WARPS) {
-		const float *k = kc + base + (size_t)j * K, *v = vc + base + (size_t)j * K;
+		const C *k = kc + base + (size_t)j * K, *v = vc + base + (size_t)j * K;
 		float d = 0.0f;
 #pragma unroll
 		for (int t = 0; t < ND; t++) {
 			int e = lane + 32 * t;
 			if (e < D)
-				d = fmaf(qr[t], k[e], d);
+				d = fmaf(qr[t], cache_value(k[e]), d);
 		}
 		const float s0 = tk_warp_sum(d) * scale;
 		const float s = cap > 0.0f ? tk_softcap(s0, cap) : s0;
@@ -235,7 +247,7 @@ __global__ void att_decode_k(float *out, const float *q, const float *kc, const 
 #pragma unroll
 		for (int t = 0; t < ND; t++) {
 			int e = lane + 32 * t;
-			o[t] = o[t] * corr + (e < D ? p * v[e] : 0.0f);
+			o[t] = o[t] * corr + (e < D ? p * cache_value(v[e]) : 0.0f);
 		}
 		mx = mn;
 	}
@@ -267,29 +279,42 @@ int cu_attention_decode_max_dim(void)
 	return 256;
 }
 
-cudaError_t cu_attention_decode(cudaStream_t st, float *out, const float *q, const float *kc,
-				const float *vc, const int32_t *seq, const int32_t *pos, int n,
-				int max_len, int H, int KV, int D, float scale, int window,
-				float softcap)
+template <typename C>
+static cudaError_t att_decode(cudaStream_t st, float *out, const float *q, const C *kc,
+			      const C *vc, const int32_t *seq, const int32_t *pos, int n,
+			      int max_len, int H, int KV, int D, float scale, int window,
+			      float softcap)
 {
 	const unsigned blocks = (unsigned)n * (unsigned)H;
 	const int th = ATT_D_WARPS * 32;
 
 	if (D <= 32)
-		att_decode_k<1><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale, softcap);
+		att_decode_k<1, C><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV,
+							   D, window, scale, softcap);
 	else if (D <= 64)
-		att_decode_k<2><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale, softcap);
+		att_decode_k<2, C><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV,
+							   D, window, scale, softcap);
 	else if (D <= 128)
-		att_decode_k<4><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale, softcap);
+		att_decode_k<4, C><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV,
+							   D, window, scale, softcap);
 	else if (D <= 256)
-		att_decode_k<8><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV, D,
-							window, scale, softcap);
+		att_decode_k<8, C><<<blocks, th, 0, st>>>(out, q, kc, vc, seq, pos, max_len, H, KV,
+							   D, window, scale, softcap);
 	else
 		return cudaErrorInvalidValue;
 	return cudaGetLastError();
+}
+
+cudaError_t cu_attention_decode(cudaStream_t st, float *out, const float *q, const void *kc,
+				const void *vc, int bf16, const int32_t *seq, const int32_t *pos,
+				int n, int max_len, int H, int KV, int D, float scale, int window,
+				float softcap)
+{
+	if (bf16)
+		return att_decode(st, out, q, (const uint16_t *)kc, (const uint16_t *)vc, seq, pos,
+				  n, max_len, H, KV, D, scale, window, softcap);
+	return att_decode(st, out, q, (const float *)kc, (const float *)vc, seq, pos, n, max_len,
+			  H, KV, D, scale, window, softcap);
 }
 
 /* ---- copy_rows ---- */
@@ -309,5 +334,25 @@ cudaError_t cu_copy_rows(cudaStream_t st, float *dst, const float *src, const in
 			 int n, int dim)
 {
 	copy_rows_k<<<tk_grid((size_t)n * dim, 256), 256, 0, st>>>(dst, src, idx, n, dim);
+	return cudaGetLastError();
+}
+
+/* copy_rows into a bf16 cache: tk_bf16_code, as the CPU's store_rows_bf16 */
+__global__ void store_rows_bf16_k(uint16_t *dst, const float *src, const int64_t *idx, int n,
+				  int dim)
+{
+	const size_t total = (size_t)n * dim;
+
+	for (size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x; t < total;
+	     t += (size_t)gridDim.x * blockDim.x) {
+		const size_t i = t / dim, e = t % dim;
+		dst[(size_t)idx[i] * dim + e] = tk_bf16_code(src[t]);
+	}
+}
+
+cudaError_t cu_store_rows_bf16(cudaStream_t st, uint16_t *dst, const float *src,
+			       const int64_t *idx, int n, int dim)
+{
+	store_rows_bf16_k<<<tk_grid((size_t)n * dim, 256), 256, 0, st>>>(dst, src, idx, n, dim);
 	return cudaGetLastError();
 }

@@ -117,13 +117,17 @@ cudaError_t cu_qmatmul8(cudaStream_t st, float *y, int ldy, float beta, const fl
 			int n, size_t cols, const int8_t *codes, const float *scb);
 /* Largest head_dim cu_attention_decode takes (cudaErrorInvalidValue past it). */
 int cu_attention_decode_max_dim(void);
-/* seq and pos device-accessible, already checked (0 <= pos < max_len). */
-cudaError_t cu_attention_decode(cudaStream_t st, float *out, const float *q, const float *kc,
-				const float *vc, const int32_t *seq, const int32_t *pos, int n,
-				int max_len, int H, int KV, int D, float scale, int window,
+/* seq and pos device-accessible, already checked (0 <= pos < max_len);
+ * the cache holds floats, or bf16 codes when bf16. */
+cudaError_t cu_attention_decode(cudaStream_t st, float *out, const float *q, const void *kc,
+				const void *vc, int bf16, const int32_t *seq, const int32_t *pos,
+				int n, int max_len, int H, int KV, int D, float scale, int window,
 				float softcap);
 /* idx device-accessible, already checked (>= 0). */
 cudaError_t cu_copy_rows(cudaStream_t st, float *dst, const float *src, const int64_t *idx,
 			 int n, int dim);
+/* cu_copy_rows into bf16 codes (tk_bf16_code). */
+cudaError_t cu_store_rows_bf16(cudaStream_t st, uint16_t *dst, const float *src,
+			       const int64_t *idx, int n, int dim);
 
 #endif

@@ -90,7 +90,7 @@ static const struct tk_opt opts[] = {
 		   "the CPU (auto)"),
 	TK_OPT_CHOICE(0, "cache-type", &a.cache_type, cache_types,
 		      "the KV cache's values: f32, or bf16 (half the memory, each key and "
-		      "value rounded to bf16; CPU only)"),
+		      "value rounded to bf16)"),
 	TK_OPT_INT32(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
 	TK_OPT_BOOL(0, "stats", &a.stats,
 		    "at the end, print the prompt and decode speeds to stderr"),

@@ -35,7 +35,8 @@ int tk_infer_new_batch(struct tk_infer **s, struct tk_model *m, int n_seq, int m
  * or bf16 (transformers' for a bf16 one; llama.cpp's --cache-type-k/v
  * bf16): half the memory, each key and value rounded to bf16 (ties to
  * even) as it is stored, the attention over them in fp32 as with floats.
- * TK_E_UNSUPPORTED where the backend keeps no bf16 cache (CUDA, so far). */
+ * TK_E_UNSUPPORTED where the backend keeps no bf16 cache (its
+ * store_rows_bf16 is NULL). */
 enum tk_cache_type { TK_CACHE_F32, TK_CACHE_BF16 };
 /* tk_infer_new_batch with the cache's type. */
 int tk_infer_new_cache(struct tk_infer **s, struct tk_model *m, int n_seq, int max_len,

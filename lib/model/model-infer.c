@@ -109,8 +109,7 @@ int tk_infer_new_cache(struct tk_infer **out, struct tk_model *m, int n_seq, int
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "no KV cache type %d", (int)type);
 	if (type == TK_CACHE_BF16 && !(m->be->i && m->be->i->store_rows_bf16))
 		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
-				   "a bf16 KV cache is CPU-only for now; use a float cache on "
-				   "this device");
+				   "this device keeps no bf16 KV cache; use a float one");
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return tk_diag_set(d, TK_E_NOMEM, NULL, -1, "out of memory");

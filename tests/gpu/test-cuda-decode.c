@@ -121,13 +121,15 @@ static void test_qmatmul(void)
 	tk_qweight_free(&q8);
 }
 
-/* Tolerance: q, keys and values in [-1, 1): the outputs are averages of
+/* Attention over a float cache, or a bf16 one (bf16: each backend's
+ * store_rows_bf16 of the same floats, the same codes, then its attention
+ * over them).  Tolerance: q, keys and values in [-1, 1): the outputs are averages of
  * values, |out| < 1; CUDA's expf is within 2 ulp and the online softmax
  * rescales each warp's sums, the CPU divides each weight by the sum, so a
  * few ulp of 1 apart per term: atol 1e-5, rtol 1e-5. */
-static void att_case(int D, int window, float scale, float softcap)
+static void att_case(int D, int window, float scale, float softcap, int bf16)
 {
-	const struct tk_attn_opts ao = { scale, window, softcap, 0 };
+	const struct tk_attn_opts ao = { scale, window, softcap, bf16 };
 	enum { NSEQ = 4, L = 37, H = 8, KV = 2, N = 7 };
 	const int32_t seq[N] = { 1, 1, 1, 1, 0, 2, 3 };
 	const int32_t pos[N] = { 0, 1, 2, 3, 20, 36, 0 };
@@ -138,14 +140,36 @@ static void att_case(int D, int window, float scale, float softcap)
 
 	TT_REQUIRE(kc.c && kc.g && vc.c && vc.g && q.c && q.g && out.c && out.g, "alloc");
 	snprintf(shape, sizeof(shape),
-		 "H %d KV %d D %d, window %d, scale %g, softcap %g, %d rows of 4 sequences", H, KV,
-		 D, window, scale, softcap, N);
-	int rc_c = tk_attention_decode(&cpu, out.c, q.c, kc.c, vc.c, seq, pos, N, L, H, KV, D,
-				       &ao);
-	int rc_g = tk_attention_decode(&gpu, out.g, q.g, kc.g, vc.g, seq, pos, N, L, H, KV, D,
-				       &ao);
+		 "H %d KV %d D %d, window %d, scale %g, softcap %g, %d rows of 4 sequences%s", H,
+		 KV, D, window, scale, softcap, N, bf16 ? ", bf16 cache" : "");
+	/* a bf16 cache: each backend's store_rows_bf16 of the same floats */
+	void *ck = kc.c, *cv = vc.c, *gk = kc.g, *gv = vc.g;
+	int64_t *idx = bf16 ? malloc((size_t)NSEQ * L * sizeof(int64_t)) : NULL;
+	if (bf16) {
+		ck = tk_backend_alloc(&cpu, cn * sizeof(uint16_t));
+		cv = tk_backend_alloc(&cpu, cn * sizeof(uint16_t));
+		gk = tk_backend_alloc(&gpu, cn * sizeof(uint16_t));
+		gv = tk_backend_alloc(&gpu, cn * sizeof(uint16_t));
+		TT_REQUIRE(idx && ck && cv && gk && gv, "alloc");
+		for (int r = 0; r < NSEQ * L; r++)
+			idx[r] = r;
+		int rc[4] = { tk_store_rows_bf16(&cpu, ck, kc.c, idx, NSEQ * L, (int)K),
+			      tk_store_rows_bf16(&cpu, cv, vc.c, idx, NSEQ * L, (int)K),
+			      tk_store_rows_bf16(&gpu, gk, kc.g, idx, NSEQ * L, (int)K),
+			      tk_store_rows_bf16(&gpu, gv, vc.g, idx, NSEQ * L, (int)K) };
+		BOTH_OK(rc[0] | rc[1], rc[2] | rc[3], "store_rows_bf16");
+	}
+	int rc_c = tk_attention_decode(&cpu, out.c, q.c, ck, cv, seq, pos, N, L, H, KV, D, &ao);
+	int rc_g = tk_attention_decode(&gpu, out.g, q.g, gk, gv, seq, pos, N, L, H, KV, D, &ao);
 	BOTH_OK(rc_c, rc_g, shape);
 	CHECK_PAIR("attention_decode", out, 1e-5, 1e-5);
+	if (bf16) {
+		tk_backend_free_mem(&cpu, ck);
+		tk_backend_free_mem(&cpu, cv);
+		tk_backend_free_mem(&gpu, gk);
+		tk_backend_free_mem(&gpu, gv);
+		free(idx);
+	}
 	pair_free(&kc);
 	pair_free(&vc);
 	pair_free(&q);
@@ -156,14 +180,17 @@ static void test_attention_decode(void)
 {
 	NEED_GPU();
 	rng_seed(22);
-	att_case(64, 0, 0.0f, 0.0f);
-	att_case(64, 5, 0.0f, 0.0f);
-	att_case(40, 0, 0.0f, 0.0f);
-	att_case(128, 16, 0.0f, 0.0f);
-	/* Gemma-2's: query_pre_attn_scalar 256 (scale 1/16), softcap 50; and a
-	 * cap small enough to bend most scores (|s| up to D/16 = 8 > 1.5) */
-	att_case(256, 5, 0.0625f, 50.0f);
-	att_case(128, 0, 0.0625f, 1.5f);
+	for (int bf16 = 0; bf16 < 2; bf16++) { /* a float cache, a bf16 one */
+		att_case(64, 0, 0.0f, 0.0f, bf16);
+		att_case(64, 5, 0.0f, 0.0f, bf16);
+		att_case(40, 0, 0.0f, 0.0f, bf16);
+		att_case(128, 16, 0.0f, 0.0f, bf16);
+		/* Gemma-2's: query_pre_attn_scalar 256 (scale 1/16), softcap
+		 * 50; and a cap small enough to bend most scores (|s| up to
+		 * D/16 = 8 > 1.5) */
+		att_case(256, 5, 0.0625f, 50.0f, bf16);
+		att_case(128, 0, 0.0625f, 1.5f, bf16);
+	}
 	/* past the kernel's head_dim and a position past the cache */
 	float x[4] = { 0 };
 	int32_t seq[1] = { 0 }, pos[1] = { 0 }, bad[1] = { 3 };
