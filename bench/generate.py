@@ -36,7 +36,8 @@ with dtype=bfloat16 and a BitsAndBytesConfig) (BENCH_GEN_LLAMA=0 leaves it
 out).  Its bound uses the bytes of each side's weight file.  Then the bf16
 checkpoint once more after a prompt of BENCH_GEN_LONG (1024) ids, as a
 chat's long prompt, where attention over the cache weighs in: each side's
-prompt pass and decode speeds (best of tk's 2 runs, of llama.cpp's 3)
+prompt pass and decode speeds (best of tk's 2 runs, of llama.cpp's 3), and
+tk's again with a bf16 cache (--cache-type bf16; llama.cpp keeps f16)
 (BENCH_GEN_LONG=0 leaves it out).
 """
 import json, os, re, shutil, subprocess, sys, tempfile, time
@@ -143,15 +144,15 @@ def make_model(d, cfg):
     return sum(p.numel() for p in m.parameters())
 
 
-def tk_rate(d, B, n, prompts, out=None, prompt_rate=None):
+def tk_rate(d, B, n, prompts, out=None, prompt_rate=None, extra=()):
     """Decode tokens/s of tk-generate on the prompt file (or, given a list,
     the prompt ids) to n new tokens, from its --stats line, best of 2 runs;
     the ids it printed appended to out, and the prompt pass's tokens/s
-    (best of the 2) to prompt_rate, if given."""
+    (best of the 2) to prompt_rate, if given; extra: more options."""
     src = ["--prompt-ids", " ".join(map(str, prompts))] if isinstance(prompts, list) else \
         ["--prompt-file", prompts]
     cmd = ["tk-generate", "--model", d, "--batch-size", str(B), "--max-new-tokens", str(n),
-           "--ids", "--threads", str(THREADS), "--stats", "-q"] + src
+           "--ids", "--threads", str(THREADS), "--stats", "-q"] + list(extra) + src
     best = pbest = 0.0
     for _ in range(2):
         r = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -313,6 +314,14 @@ def bench_llama_cpp(bw):
                   "llama.cpp %.1f tok/s (x%.2f); decode tk %.1f tok/s, llama.cpp %.1f tok/s "
                   "(x%.2f)" % (LONG, tp[0], ll_pps, tp[0] / ll_pps, tk_tps, ll_tps,
                                tk_tps / ll_tps), flush=True)
+            # tk with a bf16 cache: the bytes of llama.cpp's (f16 by default)
+            tp16 = []
+            tk16 = tk_rate(b, 1, NEW, lids, None, tp16, ["--cache-type", "bf16"])
+            res["bf16_long"].update({"tk_bf16_cache_prompt_tokens_per_s": tp16[0],
+                                     "tk_bf16_cache_tokens_per_s": tk16})
+            print("smollm2-135m batch 1 bf16 after %d prompt tokens, tk's cache bf16 (llama.cpp's "
+                  "f16): prompt tk %.1f tok/s (x%.2f); decode tk %.1f tok/s (x%.2f)" % (
+                      LONG, tp16[0], tp16[0] / ll_pps, tk16, tk16 / ll_tps), flush=True)
     return res
 
 
