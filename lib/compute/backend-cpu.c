@@ -1944,7 +1944,8 @@ typedef float v16f __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v8i __attribute__((vector_size(32)));
-typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef uint32_t v16u __attribute__((vector_size(64)));
 typedef uint16_t v8us __attribute__((vector_size(16)));
 typedef uint16_t v16us __attribute__((vector_size(32)));
 
@@ -1958,7 +1959,7 @@ ISA_BODY void cache8(v8f *x, const void *c, size_t e, const int kb)
 	if (kb) {
 		v8us h;
 		memcpy(&h, (const uint16_t *)c + e, sizeof(h));
-		*x = (v8f)(__builtin_convertvector(h, v8i) << 16);
+		*x = (v8f)(__builtin_convertvector(h, v8u) << 16);
 	} else
 		memcpy(x, (const float *)c + e, sizeof(*x));
 }
@@ -1968,7 +1969,7 @@ ISA_BODY void cache16(v16f *x, const void *c, size_t e, const int kb)
 	if (kb) {
 		v16us h;
 		memcpy(&h, (const uint16_t *)c + e, sizeof(h));
-		*x = (v16f)(__builtin_convertvector(h, v16i) << 16);
+		*x = (v16f)(__builtin_convertvector(h, v16u) << 16);
 	} else
 		memcpy(x, (const float *)c + e, sizeof(*x));
 }
