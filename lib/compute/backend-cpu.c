@@ -2478,7 +2478,8 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		return TK_E_NOMEM;
 	if (widen) {
 		float *wk = scores + ws, *wv = wk + wsz;
-		int32_t *cs = (int32_t *)(wv + wsz);
+		void *after = wv + wsz; /* n int32: the rows' sequences renumbered */
+		int32_t *cs = after;
 		int nsq = 0;
 		for (int i = 0; i < n; i++) {
 			int c = 0;
