@@ -2468,33 +2468,39 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 	const size_t ws = phased ? (size_t)n * H * ((size_t)lds + (size_t)nck * D)
 				 : (size_t)nt * GS * ((size_t)lds + D);
 	/* a prompt pass over a bf16 cache widens the rows' sequences to
-	 * floats first (up to lds positions each, the sequences numbered
-	 * anew): its loops read each key and value once for every row, and
+	 * floats first (each up to its longest row's keys, numbered anew:
+	 * cs[i] the number of row i's, sq[c] and top[c] sequence c and its
+	 * keys): its loops read each key and value once for every row, and
 	 * widening them as they were read made the pass 15-17% slower */
 	const int widen = prompt && kb;
-	const size_t wsz = widen ? (size_t)n * lds * K : 0;
-	scores = ws_get(be, (ws + 2 * wsz) * sizeof(float) + (widen ? (size_t)n * sizeof(int32_t) : 0));
-	if (!scores)
+	int nsq = 0, *sq = NULL, *top = NULL;
+	int32_t *cs = NULL;
+	if (widen) {
+		cs = malloc((size_t)n * sizeof(*cs));
+		sq = malloc((size_t)n * sizeof(*sq));
+		top = malloc((size_t)n * sizeof(*top));
+		for (int i = 0; cs && sq && top && i < n; i++) {
+			int c = i > 0 && seq[i] == seq[i - 1] ? cs[i - 1] : 0;
+			if (!(i > 0 && seq[i] == seq[i - 1])) {
+				while (c < nsq && sq[c] != seq[i])
+					c++;
+				if (c == nsq)
+					sq[nsq] = seq[i], top[nsq++] = 0;
+			}
+			cs[i] = c;
+			top[c] = pos[i] + 1 > top[c] ? pos[i] + 1 : top[c];
+		}
+	}
+	const size_t wsz = (size_t)nsq * lds * K;
+	scores = widen && !(cs && sq && top) ? NULL : ws_get(be, (ws + 2 * wsz) * sizeof(float));
+	if (!scores) {
+		free(cs), free(sq), free(top);
 		return TK_E_NOMEM;
+	}
 	if (widen) {
 		float *wk = scores + ws, *wv = wk + wsz;
-		void *after = wv + wsz; /* n int32: the rows' sequences renumbered */
-		int32_t *cs = after;
-		int nsq = 0;
-		for (int i = 0; i < n; i++) {
-			int c = 0;
-			while (c < i && seq[c] != seq[i])
-				c++;
-			cs[i] = c < i ? cs[c] : nsq++;
-		}
 		for (int c = 0; c < nsq; c++) {
-			int s0 = -1, top = 0; /* the sequence and its longest row's keys */
-			for (int i = 0; i < n; i++)
-				if (cs[i] == c) {
-					s0 = seq[i];
-					top = pos[i] + 1 > top ? pos[i] + 1 : top;
-				}
-			const size_t e0 = (size_t)s0 * max_len * K, ne = (size_t)top * K;
+			const size_t e0 = (size_t)sq[c] * max_len * K, ne = (size_t)top[c] * K;
 			const uint16_t *hk = (const uint16_t *)kc + e0, *hv = (const uint16_t *)vc + e0;
 			float *fk = wk + (size_t)c * lds * K, *fv = wv + (size_t)c * lds * K;
 			for (size_t e = 0; e < ne; e++)
@@ -2522,6 +2528,7 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		for (int ig = 0; ig < n * (H / GS); ig++)
 			(kb ? ISA_COPY(att_dec_group_b16, isa)
 			    : ISA_COPY(att_dec_group, isa))(&a, ig, omp_get_thread_num());
+		free(cs), free(sq), free(top);
 		return 0;
 	}
 	const int nw = work > 32768 ? nt : 1;
