@@ -17,3 +17,11 @@ print(sys.argv[1] + ":", "same ids" if a["token_ids"] == b["token_ids"] else "ot
       "and log-probabilities within 0.05" if d < 0.05 else "log-probabilities %g apart" % d)
 PY
 done
+# A batch's prompt pass widens each of its sequences of a bf16 cache:
+# --batch-size 3 prints what --batch-size 1 prints (as batch-same.sh).
+printf 'Hello world\nThe quick brown fox jumps over\nA\nB b\n' > p.txt
+for b in 1 3; do
+	tk-generate --model "$FIX/generate/chatml" --max-new-tokens 12 --prompt-file p.txt --ids \
+		--cache-type bf16 --batch-size $b > b$b.txt || exit 1
+done
+cmp b1.txt b3.txt && wc -l < b3.txt
