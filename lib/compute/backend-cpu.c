@@ -2480,8 +2480,10 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		sq = malloc((size_t)n * sizeof(*sq));
 		top = malloc((size_t)n * sizeof(*top));
 		for (int i = 0; cs && sq && top && i < n; i++) {
-			int c = i > 0 && seq[i] == seq[i - 1] ? cs[i - 1] : 0;
-			if (!(i > 0 && seq[i] == seq[i - 1])) {
+			int c = 0;
+			if (i > 0 && seq[i] == seq[i - 1]) /* a prompt's rows: no search */
+				c = cs[i - 1];
+			else {
 				while (c < nsq && sq[c] != seq[i])
 					c++;
 				if (c == nsq)
@@ -2511,10 +2513,8 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 	struct att_dec_job a = { .out = out, .scores = scores,
 				 .part = scores + (size_t)n * H * lds, .q = q, .kc = kc,
 				 .vc = vc, .seq = seq, .pos = pos, .max_len = max_len, .lds = lds,
-				 .H = H,
-				 .D = D, .G = G, .GS = GS, .window = ao->window,
-				 .KVH = n_kv_head, .nck = nck,
-				 .Q = (size_t)H * D, .K = K,
+				 .H = H, .D = D, .G = G, .GS = GS, .window = ao->window,
+				 .KVH = n_kv_head, .nck = nck, .Q = (size_t)H * D, .K = K,
 				 .scale = ao->scale, .cap = ao->softcap };
 	if (prompt) {
 		/* a prompt pass, whose other ops are OpenMP's: one kind of
@@ -2523,11 +2523,11 @@ static int cpu_attention_decode(struct tk_backend *be, float *out, const float *
 		 * row's keys grow with its position, and halves of the rows
 		 * (schedule(static)) gave one thread three times the other's
 		 * keys (2-core Zen 3, SmolLM2-135M bf16, alternating in one
-		 * process: prompts of 1000 and 2000 tokens 11-19% faster) */
+		 * process: prompts of 1000 and 2000 tokens 11-19% faster).  A
+		 * bf16 cache is floats by now (widened above) */
 #pragma omp parallel for num_threads(nt) schedule(static, 1) if (work > 32768)
 		for (int ig = 0; ig < n * (H / GS); ig++)
-			(kb ? ISA_COPY(att_dec_group_b16, isa)
-			    : ISA_COPY(att_dec_group, isa))(&a, ig, omp_get_thread_num());
+			ISA_COPY(att_dec_group, isa)(&a, ig, omp_get_thread_num());
 		free(cs), free(sq), free(top);
 		return 0;
 	}

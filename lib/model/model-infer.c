@@ -244,7 +244,8 @@ static int layer(struct tk_infer *s, int l, int n)
 	const struct tk_model_config *c = &m->cfg;
 	const struct tk_layer_off *o = &m->run->lo[l];
 	int C = c->hidden, F = c->intermediate, K = m->run->kv_dim;
-	const size_t lay = (size_t)l * s->n_seq * s->max_len * K * (s->bf16 ? 2 : 4);
+	const size_t lay = (size_t)l * s->n_seq * s->max_len * K *
+			   (s->bf16 ? sizeof(uint16_t) : sizeof(float));
 	void *kc = (char *)s->kc + lay, *vc = (char *)s->vc + lay;
 	float *knew = s->k, *vnew = s->v; /* new rows, copied into the cache below */
 	float rs;
