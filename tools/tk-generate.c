@@ -92,6 +92,7 @@ static const struct tk_opt opts[] = {
 		      "the KV cache's values: f32, or bf16 (half the memory, each key and "
 		      "value rounded to bf16)"),
 	TK_OPT_INT32(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
+	TK_OPT_CPU_KERNEL(),
 	TK_OPT_BOOL(0, "stats", &a.stats,
 		    "at the end, print the prompt and decode speeds to stderr"),
 	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),

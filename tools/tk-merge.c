@@ -60,6 +60,7 @@ static const struct tk_opt opts[] = {
 		   "where to compute the merge: auto takes a CUDA GPU when there is one "
 		   "(unverified), else the CPU (auto)"),
 	TK_OPT_INT32('t', "threads", &mo.threads, "N", 0, 4096, "CPU threads (0: all)"),
+	TK_OPT_CPU_KERNEL(),
 	TK_OPT_BOOL('f', "force", &mo.force, "replace the output if it exists"),
 	TK_OPT_BOOL('q', "quiet", &o.quiet, "no summary on stderr"),
 	TK_OPT_HELP(),

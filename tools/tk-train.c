@@ -249,6 +249,7 @@ static const struct tk_opt opts[] = {
 		   "where to compute: auto takes a CUDA GPU when there is one (unverified), else "
 		   "the CPU (auto)"),
 	TK_OPT_INT32(0, "threads", &a.threads, "N", 0, 4096, "CPU threads (0: one per core)"),
+	TK_OPT_CPU_KERNEL(),
 	TK_OPT_BOOL('f', "force", &train.force, "replace an earlier run in OUT"),
 	TK_OPT_BOOL('q', "quiet", &a.quiet, "no progress on stderr"),
 	TK_OPT_HELP(),

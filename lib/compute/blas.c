@@ -37,6 +37,35 @@ const struct tk_blas_kernel *tk_blas_best_kernel(void)
 	return NULL; /* not x86-64: OpenBLAS chooses */
 }
 
+int tk_blas_kernel_check(const char *what, const char *name, const struct tk_blas_kernel **out,
+			 struct tk_diag *d)
+{
+	const struct tk_blas_kernel *k;
+	*out = NULL;
+	if (!strcasecmp(name, "auto"))
+		return 0;
+	for (k = tk_blas_kernels; k->name && strcasecmp(k->name, name); k++)
+		;
+	if (!k->name) {
+		char names[256] = "";
+		for (const struct tk_blas_kernel *q = tk_blas_kernels; q->name; q++) {
+			size_t n = strlen(names);
+			snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", q->name);
+		}
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s: no kernel '%s' (use auto, %s)", what,
+				   name, names);
+	}
+	if (!k->cpu_has()) {
+		const struct tk_blas_kernel *best = tk_blas_best_kernel();
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "%s: this CPU cannot run the %s kernel (it needs %s; the best here "
+				   "is %s)", what, k->name, k->needs,
+				   best ? best->name : "OpenBLAS's own choice");
+	}
+	*out = k;
+	return 0;
+}
+
 /* ---- the library ---- */
 
 typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, int, int,
@@ -68,28 +97,9 @@ static void load(void)
 	tk_diag_clear(&lib.d);
 	if (user && user[0]) {
 		why = "OPENBLAS_CORETYPE set by the user";
-	} else if (want && want[0] && strcmp(want, "auto")) {
-		for (k = tk_blas_kernels; k->name && strcasecmp(k->name, want); k++)
-			;
-		if (!k->name) {
-			char names[256] = "";
-			for (const struct tk_blas_kernel *q = tk_blas_kernels; q->name; q++) {
-				size_t n = strlen(names);
-				snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "", q->name);
-			}
-			lib.rc = tk_diag_set(&lib.d, TK_E_INVAL, NULL, -1,
-					     "TK_CPU_KERNEL: no kernel '%s' (use auto, %s)", want,
-					     names);
+	} else if (want && want[0] && strcasecmp(want, "auto")) {
+		if ((lib.rc = tk_blas_kernel_check("TK_CPU_KERNEL", want, &k, &lib.d)))
 			return;
-		}
-		if (!k->cpu_has()) {
-			const struct tk_blas_kernel *best = tk_blas_best_kernel();
-			lib.rc = tk_diag_set(&lib.d, TK_E_INVAL, NULL, -1,
-					     "TK_CPU_KERNEL: this CPU cannot run the %s kernel (it "
-					     "needs %s; the best here is %s)", k->name, k->needs,
-					     best ? best->name : "OpenBLAS's own choice");
-			return;
-		}
 		why = "TK_CPU_KERNEL";
 	} else {
 		k = tk_blas_best_kernel();

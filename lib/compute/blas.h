@@ -31,6 +31,12 @@ struct tk_blas_kernel {
 };
 extern const struct tk_blas_kernel tk_blas_kernels[];
 
+/* Checks a kernel's name as TK_CPU_KERNEL (what: the setting's name, for
+ * the message) takes it: *out is the kernel (NULL for "auto"), 0; or
+ * TK_E_INVAL when no kernel has that name or this CPU cannot run it. */
+int tk_blas_kernel_check(const char *what, const char *name, const struct tk_blas_kernel **out,
+			 struct tk_diag *d);
+
 /* Loads OpenBLAS with the kernel chosen as above (once per process; later
  * calls return the first call's result).  TK_E_INVAL when TK_CPU_KERNEL
  * names no kernel or one this CPU cannot run, TK_E_DEVICE when OpenBLAS

@@ -84,10 +84,9 @@ const char *tk_cpu_isa_name(enum tk_cpu_isa isa)
 	return (unsigned)isa < 3 ? isa_names[isa] : "?";
 }
 
-/* The level TK_CPU_ISA names: 0..2, -1 unset or auto, -2 unknown. */
-static int isa_wanted(void)
+/* The level a name gives: 0..2, -1 unset or auto, -2 unknown. */
+static int isa_level(const char *want)
 {
-	const char *want = getenv("TK_CPU_ISA");
 	if (!want || !want[0] || !strcasecmp(want, "auto"))
 		return -1;
 	for (int i = 0; i < 3; i++)
@@ -98,22 +97,26 @@ static int isa_wanted(void)
 
 enum tk_cpu_isa tk_cpu_isa(void)
 {
-	int best = (int)tk_cpu_isa_best(), want = isa_wanted();
+	int best = (int)tk_cpu_isa_best(), want = isa_level(getenv("TK_CPU_ISA"));
 	return (enum tk_cpu_isa)(want >= 0 && want <= best ? want : best);
+}
+
+int tk_cpu_isa_check_name(const char *what, const char *name, struct tk_diag *d)
+{
+	int best = (int)tk_cpu_isa_best(), want = isa_level(name);
+	if (want == -2)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "%s: no level '%s' (use auto, avx512, avx2, generic)", what, name);
+	if (want > best)
+		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
+				   "%s: this CPU cannot run %s (the best here is %s)", what,
+				   isa_names[want], isa_names[best]);
+	return 0;
 }
 
 int tk_cpu_isa_check(struct tk_diag *d)
 {
-	int best = (int)tk_cpu_isa_best(), want = isa_wanted();
-	if (want == -2)
-		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-				   "TK_CPU_ISA: no level '%s' (use auto, avx512, avx2, generic)",
-				   getenv("TK_CPU_ISA"));
-	if (want > best)
-		return tk_diag_set(d, TK_E_INVAL, NULL, -1,
-				   "TK_CPU_ISA: this CPU cannot run %s (the best here is %s)",
-				   isa_names[want], isa_names[best]);
-	return 0;
+	return tk_cpu_isa_check_name("TK_CPU_ISA", getenv("TK_CPU_ISA"), d);
 }
 
 static char cpu_buf[512];

@@ -55,6 +55,10 @@ enum tk_cpu_isa tk_cpu_isa(void);
  * and what the CPU runs). */
 int tk_cpu_isa_check(struct tk_diag *d);
 
+/* The same check of a name given some other way (what: its name, for the
+ * message, as "--cpu-isa"); NULL and "" pass as unset. */
+int tk_cpu_isa_check_name(const char *what, const char *name, struct tk_diag *d);
+
 /* "avx512", "avx2" or "generic" (static). */
 const char *tk_cpu_isa_name(enum tk_cpu_isa isa);
 

@@ -131,6 +131,26 @@ int tk_cli_usage_error(const char *fmt, ...)
 	return TK_EXIT_USAGE;
 }
 
+const char *tk_cli_cpu_kernel, *tk_cli_cpu_isa;
+
+/* --cpu-kernel and --cpu-isa, checked, into the environment that blas.c
+ * and cpu.c read. */
+static int cpu_opts_apply(struct tk_diag *d)
+{
+	const struct tk_blas_kernel *k;
+	if (tk_cli_cpu_kernel) {
+		if (tk_blas_kernel_check("--cpu-kernel", tk_cli_cpu_kernel, &k, d))
+			return -1;
+		setenv("TK_CPU_KERNEL", tk_cli_cpu_kernel, 1);
+	}
+	if (tk_cli_cpu_isa) {
+		if (tk_cpu_isa_check_name("--cpu-isa", tk_cli_cpu_isa, d))
+			return -1;
+		setenv("TK_CPU_ISA", tk_cli_cpu_isa, 1);
+	}
+	return 0;
+}
+
 int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 		 const char *const *usage, const char *about, int *npos, int *exit_now)
 {
@@ -158,6 +178,10 @@ int tk_cli_parse(int argc, char **argv, const struct tk_opt *opts,
 	free(help);
 	if (rc == TK_OPT_SHOW_HELP)
 		return TK_EXIT_OK;
+	if ((rc == TK_OPT_DONE || rc == TK_OPT_SHOW_VERSION) && cpu_opts_apply(&d)) {
+		*exit_now = 1;
+		return tk_cli_usage_error("%s", d.msg);
+	}
 	if (rc == TK_OPT_SHOW_VERSION) {
 		tk_cli_version(stdout);
 		return TK_EXIT_OK;

@@ -53,6 +53,18 @@ int tk_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * kernels TK_CPU_KERNEL may pick on this CPU, one per line. */
 void tk_cli_version(FILE *out);
 
+/* --cpu-kernel NAME and --cpu-isa NAME, for the tools that compute: the
+ * command-line form of TK_CPU_KERNEL and TK_CPU_ISA (and over them).
+ * tk_cli_parse checks the names (a bad one is a usage error) and sets the
+ * two variables for this process before anything loads the GEMM library;
+ * a user's own OPENBLAS_CORETYPE still wins over the kernel. */
+extern const char *tk_cli_cpu_kernel, *tk_cli_cpu_isa;
+#define TK_OPT_CPU_KERNEL()                                                                 \
+	TK_OPT_STR(0, "cpu-kernel", &tk_cli_cpu_kernel, "NAME",                             \
+		   "the GEMM library's kernel (TK_CPU_KERNEL): auto, or one --version lists"), \
+	TK_OPT_STR(0, "cpu-isa", &tk_cli_cpu_isa, "NAME",                                   \
+		   "tk's own loops (TK_CPU_ISA): auto, avx512, avx2 or generic")
+
 /* Parses options; on help (or --version) prints usage (the version) to
  * stdout and returns 0 through *exit_now = 1 (the defaults in the usage
  * are the fields' values before parsing); on a bad option prints the message and sets *exit_now = 1
