@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "formats/bnb.h"
+#include "base/path.h"
 #include "jobs/cli.h"
+#include "model/model.h"
 
 static const char *const usage[] = {
 	"tk-quantize DIR -o OUT [--bnb-4bit-quant-type nf4|fp4] [--bnb-4bit-use-double-quant] "
@@ -38,7 +40,7 @@ static const struct tk_opt_choice compute_dtypes[] = {
 static struct tk_bnb_opts bo;
 
 static const struct tk_opt opts[] = {
-	TK_OPT_STR('o', "output", &o.output, "OUT", "the directory to write (required)"),
+	TK_OPT_STR('o', "output", &o.output, "OUT", "the directory to write (required)", .path = 1),
 	TK_OPT_CHOICE(0, "bnb-4bit-quant-type", &bo.type, tk_q4_types,
 		      "4-bit data type", .given = &o.quant_type_given),
 	TK_OPT_BOOL(0, "bnb-4bit-use-double-quant", &bo.double_quant,
@@ -114,6 +116,14 @@ int main(int argc, char **argv)
 		snprintf(bo.compute_dtype, sizeof(bo.compute_dtype), "%s", o.compute_dtype);
 	if (tk_bnb_check_opts(&bo, &d))
 		return tk_cli_usage_error("%s", d.msg);
+	/* what tk-train and tk-generate will load: a model whose tensors do
+	 * not fit its config.json is refused, as from_pretrained refuses it,
+	 * not written out */
+	bo.check = tk_model_check_dir;
+	/* --force on a directory holding the input: a usage error, as in
+	 * tk-convert and tk-pack */
+	if (o.force && (rc = tk_path_check_outside(argv[0], o.output, &d)))
+		return tk_cli_fail(rc, &d);
 	bo.progress = o.quiet ? NULL : progress;
 	bo.progress_arg = &pg;
 	pg.t0 = tk_now();

@@ -1079,7 +1079,7 @@ int tk_bnb_quantize_dir(const char *in, const char *out, const struct tk_bnb_opt
 	snprintf(file, sizeof(file), "%s/config.json", in);
 	if ((rc = tk_read_file(file, &cfg, d)) || (rc = parse_in_config(cfg.data, file, &ic, d)) ||
 	    (rc = tk_safetensors_open(&st, in, d)) ||
-	    (rc = scan_input(st, &ic, &model_dt, &total, d)))
+	    (rc = scan_input(st, &ic, &model_dt, &total, d)) || (o->check && (rc = o->check(in, d))))
 		goto out;
 	if (o->progress)
 		o->progress(o->progress_arg, NULL, 0, total);

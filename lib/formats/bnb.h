@@ -56,6 +56,10 @@ struct tk_bnb_opts {
 	 * after each tensor with the input bytes handled so far */
 	void (*progress)(void *arg, const char *name, uint64_t done, uint64_t total);
 	void *progress_arg;
+	/* (optional) checks the input directory once its config.json and
+	 * tensors have passed tk_bnb_quantize_dir's own checks and before
+	 * anything is written: nonzero (with d set) stops the run */
+	int (*check)(const char *in, struct tk_diag *d);
 };
 
 /* Sets transformers' BitsAndBytesConfig defaults for a 4-bit load: bits

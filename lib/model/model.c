@@ -792,6 +792,30 @@ out:
 	return err;
 }
 
+int tk_model_check_dir(const char *dir, struct tk_diag *d)
+{
+	struct tk_model_config c;
+	struct tk_model m;
+	tk_safetensors_t *st = NULL;
+	const char *pre = "transformer.";
+	const struct tk_tensor_info *ti;
+	int err = tk_config_load(&c, dir, d);
+
+	if (err || (err = tk_safetensors_open(&st, dir, d)))
+		return err;
+	if (c.arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
+	    tk_safetensors_find(st, "wte.weight"))
+		pre = "";
+	err = model_make(&m, &c, NULL, pre, 0, d);
+	if (err && d && !d->path[0])
+		snprintf(d->path, sizeof(d->path), "%s", dir);
+	for (int i = 0; !err && i < m.n_tensors; i++)
+		err = find_tensor(st, &m.tensors[i], dir, &ti, d);
+	tk_model_free(&m); /* model_make leaves it freed or whole */
+	tk_safetensors_close(st);
+	return err;
+}
+
 /* Replaces the quantized tensors (half ones only when half_only) by their
  * fp32 values in a new arena: laid out as the virtual layout when none
  * stays quantized, else compactly (alloc_compact's order). */

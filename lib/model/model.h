@@ -133,6 +133,13 @@ enum {
 int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be, unsigned flags,
 		     struct tk_diag *d);
 
+/* Checks a model directory as tk_model_load would load it, reading no
+ * weights: config.json describes a model tk runs, and the safetensors
+ * hold each of its tensors with the shape the config gives and a
+ * floating-point dtype (the first that does not is named in d).  For a
+ * tool that passes the weights on without loading them (tk-quantize). */
+int tk_model_check_dir(const char *dir, struct tk_diag *d);
+
 /* A fresh model for a configuration, initialised as transformers'
  * _init_weights does: Linear/Conv1D weights and embeddings normal(0,
  * initializer_range), biases 0, norm weights 1 (LayerNorm biases 0), GPT-2's

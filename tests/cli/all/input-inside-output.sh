@@ -2,8 +2,7 @@
 # would be deleted with it (tk-pack -f -s 64 dir/docs.tks -o dir did), so
 # every tool that replaces a directory refuses, naming both, and leaves
 # the input and the old output as they were.  A path through .. is seen
-# through.  (tk-quantize and tk-merge exit 1 for any failure after their
-# options are checked, tk-convert 2 for this usage error.)
+# through.  Each exits 2: a usage error, found before any work.
 mkdir out
 cp -r "$FIX/models/gpt2" out/model
 cp "$FIX/convert/llama.gguf" out/llama.gguf
