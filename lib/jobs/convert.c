@@ -681,6 +681,22 @@ static int resolve_arch(struct conv *c)
 	return 0;
 }
 
+/* The tokenizer.json written into tmp, loaded as tk-tokenize and
+ * transformers load it: a GGUF vocabulary that makes none (a merge of a
+ * token it lacks) is refused at import, naming the GGUF file, rather than
+ * written out for every later tool to refuse. */
+static int check_tokenizer(const char *tmp, const char *input, struct tk_diag *d)
+{
+	tk_tokenizer_t *t;
+	struct tk_diag td;
+	if (!tk_tokenizer_load(&t, tmp, &td)) {
+		tk_tokenizer_free(t);
+		return 0;
+	}
+	return tk_diag_set(d, TK_E_FORMAT, input, -1, "its vocabulary makes no tokenizer: %s",
+			   td.msg);
+}
+
 int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r,
 		    struct tk_diag *d)
 {
@@ -732,6 +748,8 @@ int tk_convert_gguf(const struct tk_convert_opts *o, struct tk_convert_result *r
 		rc = write_json(&dir, "tokenizer.json", tok, d);
 	if (!rc && tcfg)
 		rc = write_json(&dir, "tokenizer_config.json", tcfg, d);
+	if (!rc && tok)
+		rc = check_tokenizer(dir.tmp, o->input, d);
 	if (!rc) {
 		cJSON *gc = generation_config(&cfg);
 		rc = gc ? write_json(&dir, "generation_config.json", gc, d)
