@@ -29,7 +29,7 @@ static int quiet;
 
 static const struct tk_opt opts[] = {
 	TK_OPT_STR('o', "output", &eo.output, "DIR|FILE", "the model directory or GGUF file to "
-		   "write (required)"),
+		   "write (required)", .path = 1),
 	TK_OPT_CHOICE(0, "outtype", &eo.outtype, tk_convert_outtypes,
 		      "dtype of the written weights (f32: the values exactly); q8_0 "
 		      "and q4_0 for export only"),

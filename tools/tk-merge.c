@@ -49,7 +49,7 @@ static const struct tk_opt opts[] = {
 	TK_OPT_LIST('a', "adapter", &o.adapters, "DIR[:WEIGHT]",
 		    "a PEFT adapter directory, with an optional weight (default 1); repeatable, "
 		    "merged in the order given (at least one)"),
-	TK_OPT_STR('o', "output", &mo.out, "DIR", "the model directory to write (required)"),
+	TK_OPT_STR('o', "output", &mo.out, "DIR", "the model directory to write (required)", .path = 1),
 	TK_OPT_CHOICE(0, "dtype", &mo.dtype, dtypes,
 		      "dtype of the written weights (default: the base's torch_dtype, "
 		      "float32 when it has none)"),

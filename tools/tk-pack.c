@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 			    "shuffle the documents before splitting and packing (holds them in "
 			    "memory)"),
 		TK_OPT_UINT64(0, "seed", &o.seed, "S", 0, 9e18, "seed for --shuffle and the split"),
-		TK_OPT_STR('o', "output", &o.output, "DIR", "write DIR/train-*.tks, DIR/eval-*.tks"),
+		TK_OPT_STR('o', "output", &o.output, "DIR", "write DIR/train-*.tks, DIR/eval-*.tks", .path = 1),
 		TK_OPT_UINT64(0, "shard-size", &o.shard_blocks, "N", 1, 1 << 30,
 			      "blocks per output shard file"),
 		TK_OPT_STR('t', "tokenizer", &tokenizer, "PATH",

@@ -45,7 +45,7 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR('t', "tokenizer", &o.tokenizer, "PATH",
 		   "model directory, tokenizer.json or a GGUF file (required, but for "
 		   "--stats and --ids of shards)"),
-	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout"),
+	TK_OPT_STR('o', "output", &o.output, "FILE", "write here instead of stdout", .path = 1),
 	TK_OPT_BOOL('f', "force", &o.force, "overwrite the output if it exists"),
 	TK_OPT_INT32('j', "threads", &to.threads, "N", 0, 1024,
 		   "encoding threads (0: one per CPU); the output is the same"),

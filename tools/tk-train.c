@@ -120,7 +120,7 @@ static const struct tk_opt opts[] = {
 	TK_OPT_STR(0, "eval-data", &train.eval_data, "PATH",
 		   "eval blocks (default: the --data directory's eval-*.tks)"),
 	TK_OPT_STR('o', "output-dir", &train.output_dir, "OUT",
-		   "checkpoints, metrics.jsonl and the final model go here"),
+		   "checkpoints, metrics.jsonl and the final model go here", .path = 1),
 	TK_OPT_STR(0, "config", &a.config, "FILE.json",
 		   "TrainingArguments as JSON (snake_case keys); the command line wins"),
 	TK_OPT_STR(0, "resume-from-checkpoint", &train.resume, "PATH|latest",

@@ -213,6 +213,8 @@ static int set_value(const struct tk_opt *o, const char *v, struct tk_diag *d)
 	}
 	switch (o->type) {
 	case TK_OPT_TYPE_STR:
+		if (o->path && !v[0])
+			return tk_diag_set(d, TK_E_INVAL, NULL, -1, "%s: an empty path", name);
 		*(const char **)o->value = v;
 		break;
 	case TK_OPT_TYPE_LIST: {

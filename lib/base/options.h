@@ -69,6 +69,9 @@ struct tk_opt {
 	 * whose initial value is a sentinel (-1: none) that the help text
 	 * explains in words */
 	int no_default;
+	/* (optional) STR: 1: the value names a file or directory, and an
+	 * empty one is refused (a usage error); `.path = 1` as .given */
+	int path;
 };
 
 /* A word of a CHOICE option and the enum value it writes. */
