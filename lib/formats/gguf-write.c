@@ -1,5 +1,6 @@
 /* gguf-write.c - writing GGUF v3 files and quantizing to ggml types (see
  * gguf.h). */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,8 +264,10 @@ int tk_gguf_writer_commit(tk_gguf_writer_t *w, const char *path, int force, stru
 		      fwrite(zeros, 1, pad, f.fp) != pad;
 	}
 	if (bad) {
+		int e = errno; /* the reason (ENOSPC), before the abort's unlink */
 		tk_afile_abort(&f);
-		rc = tk_diag_set(d, TK_E_IO, path, -1, "write failed");
+		errno = e;
+		rc = tk_diag_sys(d, path, "write failed");
 		goto out;
 	}
 	rc = tk_afile_commit(&f, d);
