@@ -256,16 +256,22 @@ static int print_seq(struct batch *b, int i)
 	return fflush(stdout) || ferror(stdout) ? tk_cli_error("<stdout>: write failed") : 0;
 }
 
+/* The positions a sequence may reach: max_position_embeddings, or no
+ * limit with dynamic NTK scaling, which is for going past it, as
+ * transformers' generate() does (prompts included). */
+static int context_of(const struct run *r)
+{
+	if (r->m.cfg.pos == TK_POS_ROPE && r->m.cfg.rope.type == TK_ROPE_DYNAMIC)
+		return INT_MAX;
+	return r->m.cfg.max_pos;
+}
+
 /* Generates and prints the prompts of the batch. */
 static int run_batch(struct batch *b)
 {
 	struct run *r = b->r;
 	struct tk_diag d;
-	int n = b->np * a.nret, need = 1, ctx = r->m.cfg.max_pos, ec = 0, rc;
-	/* dynamic NTK scaling is for going past max_position_embeddings, as
-	 * transformers' generate() does */
-	if (r->m.cfg.pos == TK_POS_ROPE && r->m.cfg.rope.type == TK_ROPE_DYNAMIC)
-		ctx = INT_MAX;
+	int n = b->np * a.nret, need = 1, ctx = context_of(r), ec = 0, rc;
 
 	b->sq = calloc((size_t)n, sizeof(*b->sq));
 	b->gq = calloc((size_t)n, sizeof(*b->gq));
@@ -300,7 +306,9 @@ static int run_batch(struct batch *b)
 	rc = tk_generate_batch(r->s, &a.go, b->gq, n, on_token, b, &d);
 	if (prog.st.drawn)
 		tk_status_clear(&prog.st);
-	for (int i = 0; i < n && !ec; i++)
+	/* a failed batch prints nothing of it: no record of a sequence that
+	 * did not run to its end */
+	for (int i = 0; i < n && !ec && !rc; i++)
 		ec = print_seq(b, i);
 	if (rc && !ec)
 		ec = tk_cli_fail(rc, &d);
@@ -330,7 +338,7 @@ static int add_prompt(struct batch *b, const char *text, const char *rendered,
 	struct run *r = b->r;
 	struct prompt *p = &b->p[b->np];
 	struct tk_buf chat = { 0 };
-	int max = r->m.cfg.max_pos, rc = 0;
+	int max = context_of(r), rc = 0;
 	char at[64] = "";
 
 	if (line > 0)
@@ -360,6 +368,16 @@ static int add_prompt(struct batch *b, const char *text, const char *rendered,
 		return tk_cli_error("%s%s: cannot encode the prompt: %s", where, at, tk_strerror(rc));
 	if (!p->ids.n)
 		return tk_cli_error("%s%s: the prompt encodes to no tokens", where, at);
+	for (size_t k = 0; k < p->ids.n; k++)
+		if (p->ids.v[k] >= (uint32_t)r->m.cfg.vocab_size) {
+			if (!text) /* --prompt-ids: an option's value */
+				return tk_cli_usage_error("--prompt-ids: token id %u is not below "
+							  "the model's vocab_size %d", p->ids.v[k],
+							  r->m.cfg.vocab_size);
+			return tk_cli_error("%s%s%stoken id %u is not below the model's "
+					    "vocab_size %d", where, at, *where ? ": " : "",
+					    p->ids.v[k], r->m.cfg.vocab_size);
+		}
 	if (p->ids.n > (size_t)max) {
 		if (a.truncate == TRUNCATE_NO)
 			return tk_cli_error("%s%s%sthe prompt has %zu tokens, more than the model's "

@@ -37,6 +37,7 @@ MODELS = os.path.join(ROOT, "tests", "fixtures", "models")
 OUT = os.path.join(ROOT, "tests", "fixtures", "generate", "greedy.json")
 
 PROMPTS = [[5], [10, 20, 30, 40], [1, 50, 7, 7, 88, 3, 61, 12, 90, 44, 17]]
+LONG_PROMPT = [(7 * i + 3) % 97 for i in range(40)]
 CASES = [{"max_new_tokens": 16, "repetition_penalty": 1.0},
          {"max_new_tokens": 16, "repetition_penalty": 1.3}]
 
@@ -169,6 +170,16 @@ def family_cases():
                                    max_new_tokens=40)
             out["cases"].append({"model": name, "prompt": prompt, "max_new_tokens": 40,
                                  "output": g[0, len(prompt):].tolist()})
+    # dynamic NTK from a prompt already past max_position_embeddings (32)
+    model = AutoModelForCausalLM.from_pretrained(
+        os.path.join(MODELS, "rope-dynamic"), dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    ids = torch.tensor([LONG_PROMPT])
+    with torch.no_grad():
+        g = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                           max_new_tokens=8)
+    out["cases"].append({"model": "rope-dynamic", "prompt": LONG_PROMPT, "max_new_tokens": 8,
+                         "output": g[0, len(LONG_PROMPT):].tolist()})
     with open(FAMILY_OUT, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
