@@ -148,6 +148,9 @@ static const struct tk_opt opts[] = {
 	TK_OPT_LIST(0, "modules-to-save", &a.modules_to_save, "NAMES",
 		    "base modules trained in full and saved with the adapter (lm_head...)",
 		    .given = &a.lora_given),
+	TK_OPT_BOOL(0, "ensure-weight-tying", &lora.ensure_weight_tying,
+		    "a saved embedding that the lm head is tied to trains for both (peft's "
+		    "ensure_weight_tying)", .given = &a.lora_given),
 	TK_OPT_STR(0, "adapter", &train.adapter, "DIR",
 		   "continue training this PEFT adapter on --model"),
 	TK_OPT_GROUP("Training (Hugging Face TrainingArguments):"),
@@ -584,7 +587,7 @@ static int split_names(const struct tk_strlist *l, char (*names)[TK_LORA_NAME], 
 }
 
 /* The rest of the LoRA options into lora (the table wrote r, alpha,
- * dropout, bias, use_rslora and use_dora), and train.lora pointed at it when
+ * dropout, bias, use_rslora, use_dora and ensure_weight_tying), and train.lora pointed at it when
  * --lora-r was given.  Any other LoRA option without --lora-r is a usage
  * error: the table recorded which were given. */
 static int lora_setup(struct tk_lora_config *c)

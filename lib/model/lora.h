@@ -53,6 +53,12 @@ struct tk_lora_config {
 	 * input_layernorm and post_attention_layernorm too) */
 	char modules_to_save[TK_LORA_MAX_TARGETS][TK_LORA_NAME];
 	int n_modules_to_save;
+	/* ensure_weight_tying (peft's): a saved token embedding that the lm
+	 * head is tied to is trained as one tensor for both, the head included.
+	 * Without it peft trains a copy for the input only and keeps the head
+	 * on the original weights, which tk does not do: tk_lora_attach
+	 * refuses that case rather than train something else. */
+	int ensure_weight_tying;
 	int fan_in_fan_out;       /* set by tk_lora_attach: 1 for GPT-2 (Conv1D) */
 	char base_model[1024];    /* base_model_name_or_path ("" when unknown) */
 };

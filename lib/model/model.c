@@ -792,6 +792,11 @@ out:
 	return err;
 }
 
+const struct tk_model_tensor *tk_model_embedding(const struct tk_model *m)
+{
+	return tk_model_tensor_at(m, m->run->emb);
+}
+
 int tk_model_check_dir(const char *dir, struct tk_diag *d)
 {
 	struct tk_model_config c;

@@ -133,6 +133,9 @@ enum {
 int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be, unsigned flags,
 		     struct tk_diag *d);
 
+/* The token embedding's tensor (the lm head's too when tied). */
+const struct tk_model_tensor *tk_model_embedding(const struct tk_model *m);
+
 /* Checks a model directory as tk_model_load would load it, reading no
  * weights: config.json describes a model tk runs, and the safetensors
  * hold each of its tensors with the shape the config gives and a

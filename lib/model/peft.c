@@ -28,14 +28,14 @@
 static const char *const used_keys[] = {
 	"peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias",
 	"fan_in_fan_out", "use_rslora", "modules_to_save", "base_model_name_or_path",
-	"init_lora_weights", "use_dora", NULL,
+	"init_lora_weights", "use_dora", "ensure_weight_tying", NULL,
 };
 
 /* Keys that do not change what the adapter computes: bookkeeping, and
  * settings that only matter together with a key checked elsewhere. */
 static const char *const ignored_keys[] = {
 	"inference_mode", "revision", "peft_version", "auto_mapping", "megatron_core",
-	"qalora_group_size", "ensure_weight_tying", "layers_pattern", NULL,
+	"qalora_group_size", "layers_pattern", NULL,
 };
 
 static int in_list(const char *const *list, const char *s)
@@ -204,6 +204,8 @@ static int read_key(const cJSON *v, const char *key, const char *path, struct tk
 		return get_bool(v, key, path, &c->use_rslora, d);
 	} else if (!strcmp(key, "use_dora")) {
 		return get_bool(v, key, path, &c->use_dora, d);
+	} else if (!strcmp(key, "ensure_weight_tying")) {
+		return get_bool(v, key, path, &c->ensure_weight_tying, d);
 	} else if (!strcmp(key, "base_model_name_or_path")) {
 		if (cJSON_IsString(v))
 			snprintf(c->base_model, sizeof(c->base_model), "%s", v->valuestring);
@@ -286,6 +288,18 @@ static const struct tk_model_tensor *find_tensor(const struct tk_model *m, const
 	if (!t && m->cfg.arch == TK_ARCH_GPT2 && !strncmp(name, "transformer.", 12))
 		t = tk_model_find(m, name + 12);
 	return t;
+}
+
+/* The model's tensor for a base key of an adapter file: find_tensor's,
+ * or, when the lm head is tied to the embedding and the adapter ties the
+ * saved embedding to it (ensure_weight_tying), the embedding for
+ * "lm_head.weight", which peft saves as a second copy. */
+static const struct tk_model_tensor *base_tensor(const struct tk_model *m, const char *name,
+						 int ensure_tying)
+{
+	if (ensure_tying && m->cfg.tie_embeddings && !strcmp(name, "lm_head.weight"))
+		return tk_model_embedding(m);
+	return find_tensor(m, name);
 }
 
 /* The module path as peft names it (with GPT-2's "transformer."). */
@@ -413,7 +427,7 @@ static int float_dtype(enum tk_dtype t)
  * replaces a base tensor held 16-bit (TK_LOAD_HALF), which must then be
  * fp32. */
 static int check_file(const struct tk_model *m, const tk_safetensors_t *st, const char *path, int r,
-		      int *widen, struct tk_diag *d)
+		      int ensure_tying, int *widen, struct tk_diag *d)
 {
 	char module[256];
 	enum key_kind kind;
@@ -431,7 +445,7 @@ static int check_file(const struct tk_model *m, const tk_safetensors_t *st, cons
 					   "tensor %s: dtype %s, expected F32, F16 or BF16",
 					   ti->name, tk_dtype_name(ti->dtype));
 		if (kind == KEY_BASE) {
-			t = find_tensor(m, module);
+			t = base_tensor(m, module, ensure_tying);
 			if (!t)
 				return tk_diag_set(d, TK_E_MISMATCH, path, -1,
 						   "tensor %s: the model has no %s (was this adapter "
@@ -568,7 +582,7 @@ static int copy_tensors(struct tk_model *m, const tk_safetensors_t *st, const ch
 						   ti->name, module);
 			continue;
 		}
-		t = find_tensor(m, module);
+		t = base_tensor(m, module, l->cfg.ensure_weight_tying);
 		if (!t->trainable)
 			return tk_diag_set(d, TK_E_FORMAT, path, -1,
 					   "tensor %s: the config neither saves nor trains %s "
@@ -619,7 +633,7 @@ int tk_peft_load(struct tk_model *m, const char *dir, struct tk_diag *d)
 	}
 	if ((err = tk_safetensors_open(&st, wpath, d)))
 		goto out;
-	if ((err = check_file(m, st, wpath, c.r, &widen, d)) ||
+	if ((err = check_file(m, st, wpath, c.r, c.ensure_weight_tying, &widen, d)) ||
 	    (widen && (err = tk_model_widen_half(m, d))))
 		goto out;
 	if ((err = tk_lora_attach(m, &c, 0, d))) {
@@ -740,7 +754,8 @@ static int config_json(const struct tk_model *m, struct tk_buf *b)
 		put_raw(b, "null");
 	put_key(b, "bias", &first), put_str(b, tk_lora_bias_name(c->bias));
 	put_key(b, "corda_config", &first), put_raw(b, "null");
-	put_key(b, "ensure_weight_tying", &first), put_raw(b, "false");
+	put_key(b, "ensure_weight_tying", &first),
+		put_raw(b, c->ensure_weight_tying ? "true" : "false");
 	put_key(b, "eva_config", &first), put_raw(b, "null");
 	put_key(b, "exclude_modules", &first), put_raw(b, "null");
 	put_key(b, "fan_in_fan_out", &first), put_raw(b, c->fan_in_fan_out ? "true" : "false");
@@ -851,6 +866,14 @@ static int add_tensors(const struct tk_model *m, tk_safetensors_writer_t *w, flo
 		base_key(m, t, keys[k], 400);
 		if ((err = tk_safetensors_writer_add(w, keys[k++], TK_DT_F32, t->ndim, t->shape, held[j++], d)))
 			return err;
+		/* a saved embedding the head is tied to (ensure_weight_tying):
+		 * peft saves it a second time as the head's, and wants it */
+		if (t == tk_model_embedding(m) && m->cfg.tie_embeddings) {
+			snprintf(keys[k], 400, PREFIX "lm_head.weight");
+			if ((err = tk_safetensors_writer_add(w, keys[k++], TK_DT_F32, t->ndim, t->shape,
+							     held[j - 1], d)))
+				return err;
+		}
 	}
 	return 0;
 }
