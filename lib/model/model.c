@@ -720,6 +720,27 @@ static int load_half(struct tk_model *m, const tk_safetensors_t *st, const char 
 	return err;
 }
 
+/* A config that ties the lm head to the embedding, over a file that holds
+ * both with different values: transformers' from_pretrained does not tie
+ * them then (it warns that the config is wrong) and uses the file's
+ * lm_head.weight; so does tk.  Equal bytes (a torch .bin converted, say)
+ * stay tied. */
+static void untie_as_file(struct tk_model_config *c, const tk_safetensors_t *st, const char *pre)
+{
+	char en[64];
+	const struct tk_tensor_info *e, *h;
+	snprintf(en, sizeof(en), c->arch == TK_ARCH_GPT2 ? "%swte.weight" : "%smodel.embed_tokens.weight",
+		 c->arch == TK_ARCH_GPT2 ? pre : "");
+	if (!c->tie_embeddings || !(h = tk_safetensors_find(st, "lm_head.weight")) ||
+	    !(e = tk_safetensors_find(st, en)))
+		return;
+	int same = e->dtype == h->dtype && e->ndim == h->ndim && e->nbytes == h->nbytes;
+	for (int i = 0; same && i < e->ndim; i++)
+		same = e->shape[i] == h->shape[i];
+	if (!same || memcmp(e->data, h->data, e->nbytes))
+		c->tie_embeddings = 0;
+}
+
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
 		  struct tk_diag *d)
 {
@@ -750,6 +771,7 @@ int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be,
 	if (c.arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
 	    tk_safetensors_find(st, "wte.weight"))
 		pre = ""; /* saved from GPT2Model, as the original gpt2 checkpoint */
+	untie_as_file(&c, st, pre);
 	/* half weights on the CPU backend only: the CUDA backend's kernels
 	 * take 4-bit and int8 weights */
 	if (strcmp(be->i->name, "cpu"))
