@@ -224,6 +224,9 @@ static int same_lora(struct trainer *tr, struct tk_diag *d)
 		snprintf(what, sizeof(what), "use_rslora %s", b->use_rslora ? "true" : "false");
 	else if (!a->use_dora != !b->use_dora)
 		snprintf(what, sizeof(what), "use_dora %s", b->use_dora ? "true" : "false");
+	else if (!a->ensure_weight_tying != !b->ensure_weight_tying)
+		snprintf(what, sizeof(what), "ensure_weight_tying %s",
+			 b->ensure_weight_tying ? "true" : "false");
 	else if (a->n_targets == 1 && !strcmp(a->targets[0], "all-linear")) {
 		/* model.c's linear modules: GPT-2's and Phi-3's are fused */
 		int per = tr->m.cfg.arch == TK_ARCH_GPT2 || tr->m.cfg.fused ? 4 : 7;
