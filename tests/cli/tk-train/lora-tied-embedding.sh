@@ -22,3 +22,13 @@ b=$(tk-generate -q --model merged --prompt-ids "5 17 200 33" --max-new-tokens 8 
 [ -n "$a" ] && [ "$a" = "$b" ] && echo "generate: the adapter's tokens are the merge's"
 base=$(tk-generate -q --model "$FIX/train/model" --prompt-ids "5 17 200 33" --max-new-tokens 8 --ids)
 [ "$a" != "$base" ] && echo "and not the base model's"
+# an adapter that saves the tied head apart (peft's modules_to_save
+# lm_head without ensure_weight_tying): refused, naming what it does
+python3 - <<'PY' || exit 3
+import json
+c = json.load(open("ad/adapter_config.json"))
+c["ensure_weight_tying"], c["modules_to_save"] = False, ["lm_head"]
+json.dump(c, open("ad/adapter_config.json", "w"), indent=2)
+PY
+tk-merge -q --model "$FIX/train/model" --adapter ad -o head 2>&1 | sed 's/^tk-merge: [^ ]*adapter_model.safetensors: /tk-merge: ADAPTER: /'
+echo "head apart: exit ${PIPESTATUS[0]}"
