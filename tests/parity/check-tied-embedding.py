@@ -53,6 +53,22 @@ def merged_logits(base, adapter, out):
     return logits(AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)), r
 
 
+def tk_trained(w, name, base, module):
+    """tk-train --ensure-weight-tying saving module; peft's logits of the
+    adapter against those of tk-merge's merge."""
+    ad = os.path.join(w, name.replace(" ", "-"))
+    subprocess.run(["tk-train", "-q", "--model", base, "--data", BLOCKS, "--max-steps", "3",
+                    "--lora-r", "4", "--modules-to-save", module, "--ensure-weight-tying",
+                    "--learning-rate", "0.01", "-o", ad], check=True, stdout=subprocess.DEVNULL)
+    a = logits(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), ad))
+    b, r = merged_logits(base, ad, ad + "-merged")
+    d = (a - b).abs().max().item() if b is not None else None
+    report(name, d is not None and d < TOL,
+           "tk-merge: %s" % r.stderr.strip() if d is None else "max |diff| %g" % d)
+    if d is not None:
+        print("# %s: peft vs tk-merge max |diff| %g" % (name, d))
+
+
 def main():
     with tempfile.TemporaryDirectory() as w:
         base = os.path.join(w, "base")
@@ -63,34 +79,10 @@ def main():
                                    tie_word_embeddings=True)
         AutoModelForCausalLM.from_config(cfg).save_pretrained(base)
 
-        ad = os.path.join(w, "tk-adapter")
-        subprocess.run(["tk-train", "-q", "--model", base, "--data", BLOCKS, "--max-steps", "3",
-                        "--lora-r", "4", "--modules-to-save", "embed_tokens",
-                        "--ensure-weight-tying", "--learning-rate", "0.01", "-o", ad],
-                       check=True, stdout=subprocess.DEVNULL)
-        p = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), ad)
-        a = logits(p)
-        b, r = merged_logits(base, ad, os.path.join(w, "tk-merged"))
-        d = (a - b).abs().max().item() if b is not None else None
-        report("tk-train adapter in peft", d is not None and d < TOL,
-               "tk-merge: %s" % r.stderr.strip() if d is None else "max |diff| %g" % d)
-        if d is not None:
-            print("# tk-trained adapter: peft vs tk-merge max |diff| %g" % d)
-
+        tk_trained(w, "tk-train adapter in peft", base, "embed_tokens")
         # GPT-2 (the fixture model of tests/fixtures/train), wte saved
-        g = os.path.join(ROOT, "tests", "fixtures", "train", "model")
-        ad = os.path.join(w, "tk-gpt2")
-        subprocess.run(["tk-train", "-q", "--model", g, "--data", BLOCKS, "--max-steps", "3",
-                        "--lora-r", "4", "--modules-to-save", "wte", "--ensure-weight-tying",
-                        "--learning-rate", "0.01", "-o", ad],
-                       check=True, stdout=subprocess.DEVNULL)
-        a = logits(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(g), ad))
-        b, r = merged_logits(g, ad, os.path.join(w, "tk-gpt2-merged"))
-        d = (a - b).abs().max().item() if b is not None else None
-        report("tk-train GPT-2 adapter in peft", d is not None and d < TOL,
-               "tk-merge: %s" % r.stderr.strip() if d is None else "max |diff| %g" % d)
-        if d is not None:
-            print("# tk-trained GPT-2 adapter: peft vs tk-merge max |diff| %g" % d)
+        tk_trained(w, "tk-train GPT-2 adapter in peft",
+                   os.path.join(ROOT, "tests", "fixtures", "train", "model"), "wte")
 
         for ewt in (True, False):
             torch.manual_seed(1)
