@@ -833,6 +833,7 @@ int tk_model_check_dir(const char *dir, struct tk_diag *d)
 	if (c.arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
 	    tk_safetensors_find(st, "wte.weight"))
 		pre = "";
+	untie_as_file(&c, st, pre);
 	err = model_make(&m, &c, NULL, pre, 0, d);
 	if (err && d && !d->path[0])
 		snprintf(d->path, sizeof(d->path), "%s", dir);
