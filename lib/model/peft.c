@@ -447,11 +447,12 @@ static int check_file(const struct tk_model *m, const tk_safetensors_t *st, cons
 		if (kind == KEY_BASE) {
 			t = base_tensor(m, module, ensure_tying);
 			if (!t && m->cfg.tie_embeddings && !strcmp(module, "lm_head.weight"))
-				return tk_diag_set(d, TK_E_UNSUPPORTED, path, -1,
+				return tk_diag_set(d, TK_E_MISMATCH, path, -1,
 						   "tensor %s: the model's lm_head is tied to its token "
-						   "embedding, and the adapter saves the head apart "
-						   "(modules_to_save lm_head without ensure_weight_tying), "
-						   "which tk does not do", ti->name);
+						   "embedding (was this adapter trained on another base "
+						   "model? or does it save the head apart, modules_to_save "
+						   "lm_head without ensure_weight_tying, which tk does not "
+						   "do?)", ti->name);
 			if (!t)
 				return tk_diag_set(d, TK_E_MISMATCH, path, -1,
 						   "tensor %s: the model has no %s (was this adapter "
