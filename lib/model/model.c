@@ -596,10 +596,16 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
 }
 
 /* The file's tensor for t, checked: its shape, a float dtype. */
-static int find_tensor(const tk_safetensors_t *st, const struct tk_model_tensor *t,
-		       const char *dir, const struct tk_tensor_info **out, struct tk_diag *d)
+static int find_tensor(const struct tk_model *m, const tk_safetensors_t *st,
+		       const struct tk_model_tensor *t, const char *dir,
+		       const struct tk_tensor_info **out, struct tk_diag *d)
 {
 	const struct tk_tensor_info *ti = tk_safetensors_find(st, t->name);
+
+	/* a tied checkpoint that kept the shared tensor under the head's name
+	 * only: from_pretrained ties the embedding to the head then */
+	if (!ti && m->cfg.tie_embeddings && t == tk_model_tensor_at(m, m->run->emb))
+		ti = tk_safetensors_find(st, "lm_head.weight");
 	char want[64], got[64];
 	int i, same = 1;
 
@@ -628,7 +634,7 @@ static int load_tensor(struct tk_model *m, const tk_safetensors_t *st, const str
 		       float *tmp, const char *dir, struct tk_diag *d)
 {
 	const struct tk_tensor_info *ti;
-	int err = find_tensor(st, t, dir, &ti, d);
+	int err = find_tensor(m, st, t, dir, &ti, d);
 
 	if (err)
 		return err;
@@ -680,7 +686,7 @@ static int hold_half(struct tk_model *m, const tk_safetensors_t *st, struct tk_m
 
 	if (t->q || t->ndim != 2)
 		return 0;
-	if ((err = find_tensor(st, t, dir, &ti, d)))
+	if ((err = find_tensor(m, st, t, dir, &ti, d)))
 		return err;
 	if (ti->dtype != TK_DT_F16 && ti->dtype != TK_DT_BF16)
 		return 0;
@@ -838,7 +844,7 @@ int tk_model_check_dir(const char *dir, struct tk_diag *d)
 	if (err && d && !d->path[0])
 		snprintf(d->path, sizeof(d->path), "%s", dir);
 	for (int i = 0; !err && i < m.n_tensors; i++)
-		err = find_tensor(st, &m.tensors[i], dir, &ti, d);
+		err = find_tensor(&m, st, &m.tensors[i], dir, &ti, d);
 	tk_model_free(&m); /* model_make leaves it freed or whole */
 	tk_safetensors_close(st);
 	return err;
