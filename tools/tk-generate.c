@@ -343,7 +343,7 @@ static int add_prompt(struct batch *b, const char *text, const char *rendered,
 
 	if (line > 0)
 		snprintf(at, sizeof(at), ":%ld", line);
-	if (text && !*text)
+	if (text && !*text && !rendered) /* a conversation's last turn may be empty */
 		return tk_cli_error("%s%s: empty prompt", where, at);
 	if (text && tk_utf8_valid(text, strlen(text)) != strlen(text))
 		return tk_cli_error("%s%s: the prompt is not valid UTF-8", where, at);

@@ -197,8 +197,10 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 		}
 		snprintf(origin, sizeof(origin), "%s", path);
 	}
+	/* chat_template.jinja, where there is one, wins over the config's
+	 * entry, as transformers' from_pretrained takes it */
 	snprintf(path, sizeof(path), "%s/chat_template.jinja", dir);
-	if (!tmpl && access(path, F_OK) == 0) {
+	if (access(path, F_OK) == 0) {
 		if ((err = tk_read_file(path, &jt, d)) || (err = tk_buf_append(&jt, "", 1)))
 			goto out;
 		tmpl = jt.data;
@@ -374,6 +376,14 @@ static int build_vars(const struct tk_chat *c, const cJSON *messages, const cJSO
 			cJSON_Delete(m);
 			cJSON_Delete(v);
 			return nomem(d);
+		}
+		/* a key whose value is null is not there, as transformers drops
+		 * them (content null beside tool_calls, OpenAI's way): many
+		 * templates would print "None" or take it as defined */
+		for (cJSON *f = m->child, *next; f; f = next) {
+			next = f->next;
+			if (cJSON_IsNull(f))
+				cJSON_Delete(cJSON_DetachItemViaPointer(m, f));
 		}
 	}
 	tl = tools && !cJSON_IsNull(tools) ? cJSON_Duplicate(tools, 1) : cJSON_CreateNull();

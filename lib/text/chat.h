@@ -39,9 +39,9 @@ struct tk_chat {
 	struct tk_jinja_opts jopts;
 };
 
-/* Reads the chat template of model directory dir (tokenizer_config.json's
- * chat_template: a string, or a list of {name, template} of which the one
- * named "default"; else chat_template.jinja) and its special tokens
+/* Reads the chat template of model directory dir (chat_template.jinja;
+ * else tokenizer_config.json's chat_template: a string, or a list of
+ * {name, template} of which the one named "default") and its special tokens
  * (tokenizer_config.json's bos_token, eos_token, unk_token, sep_token,
  * pad_token, cls_token and mask_token: strings or AddedToken objects, as
  * apply_chat_template passes them).  TK_E_FORMAT when there is no template
