@@ -156,10 +156,10 @@ int tk_chat_init(struct tk_chat *c, const char *src, const cJSON *special, const
 
 int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 {
-	char path[4096], origin[4096];
-	struct tk_buf b = { 0 }, jt = { 0 };
+	char path[4096], origin[4096], tools_origin[4096];
+	struct tk_buf b = { 0 }, jt = { 0 }, tt_buf = { 0 };
 	cJSON *j = NULL, *t, *it, *list, *special = NULL;
-	const char *tmpl = NULL;
+	const char *tmpl = NULL, *tools_src = NULL;
 	int err;
 
 	memset(c, 0, sizeof(*c));
@@ -183,6 +183,9 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 			if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default") &&
 			    cJSON_IsString(tt))
 				tmpl = tt->valuestring;
+			if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "tool_use") &&
+			    cJSON_IsString(tt))
+				tools_src = tt->valuestring;
 		}
 		if (!(special = cJSON_CreateObject())) {
 			err = nomem(d);
@@ -198,13 +201,24 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 		snprintf(origin, sizeof(origin), "%s", path);
 	}
 	/* chat_template.jinja, where there is one, wins over the config's
-	 * entry, as transformers' from_pretrained takes it */
+	 * entries, as transformers' from_pretrained takes it, and so do the
+	 * files of additional_chat_templates/ */
 	snprintf(path, sizeof(path), "%s/chat_template.jinja", dir);
 	if (access(path, F_OK) == 0) {
 		if ((err = tk_read_file(path, &jt, d)) || (err = tk_buf_append(&jt, "", 1)))
 			goto out;
 		tmpl = jt.data;
+		tools_src = NULL;
 		snprintf(origin, sizeof(origin), "%s", path);
+	}
+	snprintf(path, sizeof(path), "%s/additional_chat_templates/tool_use.jinja", dir);
+	if (access(path, F_OK) == 0) {
+		if ((err = tk_read_file(path, &tt_buf, d)) || (err = tk_buf_append(&tt_buf, "", 1)))
+			goto out;
+		tools_src = tt_buf.data;
+		snprintf(tools_origin, sizeof(tools_origin), "%s", path);
+	} else {
+		snprintf(tools_origin, sizeof(tools_origin), "%s/tokenizer_config.json", dir);
 	}
 	if (!tmpl) {
 		err = tk_diag_set(d, TK_E_FORMAT, dir, -1,
@@ -214,16 +228,25 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 	}
 	err = setup(c, tmpl, special, origin, d);
 	special = NULL;
+	if (!err && tools_src && (err = tk_jinja_parse(&c->tmpl_tools, tools_src,
+						       strlen(tools_src), d))) {
+		char msg[sizeof(d->msg)];
+		snprintf(msg, sizeof(msg), "%s", d->msg);
+		tk_diag_set(d, err, tools_origin, -1, "tool_use template: %.900s", msg);
+		tk_chat_free(c);
+	}
 out:
 	cJSON_Delete(special);
 	cJSON_Delete(j);
 	tk_buf_free(&jt);
+	tk_buf_free(&tt_buf);
 	return err;
 }
 
 void tk_chat_free(struct tk_chat *c)
 {
 	tk_jinja_free(c->tmpl);
+	tk_jinja_free(c->tmpl_tools);
 	for (int i = 0; i < c->n_variants; i++)
 		tk_jinja_free(c->variants[i]);
 	free(c->variants);
@@ -442,7 +465,11 @@ int tk_chat_apply(const struct tk_chat *c, const cJSON *messages, const cJSON *t
 {
 	size_t base = out->len;
 	cJSON *vars;
-	int rc, gen = tk_jinja_has_generation(c->tmpl);
+	/* with tools, the "tool_use" template where there is one, as
+	 * transformers' get_chat_template chooses */
+	int with_tools = tools && !cJSON_IsNull(tools) && c->tmpl_tools;
+	const tk_jinja_t *tmpl = with_tools ? c->tmpl_tools : c->tmpl;
+	int rc, gen = tk_jinja_has_generation(tmpl);
 
 	if (spans)
 		*spans = NULL;
@@ -456,10 +483,10 @@ int tk_chat_apply(const struct tk_chat *c, const cJSON *messages, const cJSON *t
 		return tk_diag_set(d, TK_E_INVAL, NULL, -1, "the template kwargs are not an object");
 	if ((rc = build_vars(c, messages, tools, kwargs, flags, &vars, d)))
 		return rc;
-	if (spans && !gen && c->swap >= 0) /* as TRL's SFTTrainer */
+	if (spans && !gen && !with_tools && c->swap >= 0) /* as TRL's SFTTrainer */
 		rc = render(c, c->variants[c->swap], vars, out, spans, n_spans, d);
 	else
-		rc = render(c, c->tmpl, vars, out, gen ? spans : NULL,
+		rc = render(c, tmpl, vars, out, gen ? spans : NULL,
 			    gen && spans ? n_spans : NULL, d);
 	if (!rc && spans && !gen && c->swap < 0)
 		rc = variant_spans(c, vars, out, base, spans, n_spans, d);

@@ -26,6 +26,8 @@
 
 struct tk_chat {
 	tk_jinja_t *tmpl;
+	tk_jinja_t *tmpl_tools; /* the template named "tool_use", which renders
+				   a conversation given tools (NULL: tmpl does) */
 	char *origin;         /* the file the template came from */
 	cJSON *vars;          /* the special tokens (bos_token, eos_token, ...)
 				 and template kwargs every render gets */
