@@ -198,6 +198,25 @@ int tk_chat_load(struct tk_chat *c, const char *dir, struct tk_diag *d)
 				goto out;
 			}
 		}
+		/* transformers 5 passes a model's own special tokens too: any
+		 * other key ending in _token (image_token...), and the named
+		 * ones of extra_special_tokens */
+		const cJSON *extra = cJSON_GetObjectItemCaseSensitive(j, "extra_special_tokens");
+		for (int pass = 0; pass < 2 && !err; pass++) {
+			const cJSON *src = pass ? extra : j;
+			for (const cJSON *e = cJSON_IsObject(src) ? src->child : NULL; e && !err;
+			     e = e->next) {
+				size_t n = strlen(e->string);
+				const char *s = token_text(src, e->string);
+				if (!s || (!pass && (n < 6 || strcmp(e->string + n - 6, "_token"))) ||
+				    cJSON_GetObjectItemCaseSensitive(special, e->string))
+					continue;
+				if (!cJSON_AddStringToObject(special, e->string, s))
+					err = nomem(d);
+			}
+		}
+		if (err)
+			goto out;
 		snprintf(origin, sizeof(origin), "%s", path);
 	}
 	/* chat_template.jinja, where there is one, wins over the config's
