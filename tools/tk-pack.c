@@ -25,6 +25,15 @@ static void on_progress(void *ctx, uint64_t docs)
 	tk_progress_update(ctx, docs);
 }
 
+/* "; N documents with no token left in the loss, dropped" (static). */
+static const char *masked_note(uint64_t n)
+{
+	static char b[96];
+	snprintf(b, sizeof(b), "; %llu document%s with no token left in the loss, dropped",
+		 (unsigned long long)n, n == 1 ? "" : "s");
+	return b;
+}
+
 static void summary(FILE *out, const char *pfx, const struct tk_pack_opts *o,
 		    const struct tk_pack_stats *st)
 {
@@ -41,9 +50,10 @@ static void summary(FILE *out, const char *pfx, const struct tk_pack_opts *o,
 			(unsigned long long)st->shards[s], st->shards[s] == 1 ? "" : "s");
 		if (o->pad)
 			fprintf(out, "; padding %.1f%% (%llu tokens); %llu tokens truncated from %llu "
-				"documents\n", tokens ? 100.0 * st->padding[s] / tokens : 0.0,
+				"documents%s\n", tokens ? 100.0 * st->padding[s] / tokens : 0.0,
 				(unsigned long long)st->padding[s], (unsigned long long)st->truncated[s],
-				(unsigned long long)st->truncated_docs[s]);
+				(unsigned long long)st->truncated_docs[s],
+				st->masked_docs[s] ? masked_note(st->masked_docs[s]) : "");
 		else if (o->keep_remainder)
 			fprintf(out, "; last block padded with %llu tokens\n",
 				(unsigned long long)st->padding[s]);

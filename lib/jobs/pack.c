@@ -289,6 +289,13 @@ static int pack_doc(struct packer *p, const struct tk_record *doc, struct tk_dia
 			st->truncated[s] += doc->n - m;
 			st->truncated_docs[s]++;
 		}
+		/* no token left in the loss (a prompt that fills the block, an
+		 * assistant turn cut off): SFTTrainer without packing drops
+		 * such an example after truncating it, so does tk */
+		if (doc->mask && !memchr(doc->mask, 1, m)) {
+			st->masked_docs[s]++;
+			return 0;
+		}
 		int rc = append(p, doc->ids, doc->mask, m, 1, d);
 		if (rc || p->fill == 0)
 			return rc;

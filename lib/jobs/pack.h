@@ -50,6 +50,8 @@ struct tk_pack_stats {
 	uint64_t padding[2];     /* padding tokens in the blocks */
 	uint64_t truncated[2];   /* pad mode: tokens cut off long documents */
 	uint64_t truncated_docs[2];
+	uint64_t masked_docs[2]; /* pad mode: documents with no token in the loss
+				    after truncation, dropped as TRL drops them */
 	uint64_t dropped[2];     /* pack mode: tokens of the dropped remainder */
 	uint64_t shards[2];      /* shard files written */
 	int held;                /* documents were held in memory */
