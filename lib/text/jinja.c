@@ -3079,13 +3079,21 @@ static struct val filter_seq(struct ctx *c, const struct node *at, const char *n
 				       rev && truthy(rev), cs && truthy(cs)));
 	}
 	if (IS("unique")) {
-		struct list *l = iter_list(c, at, &x), *r = mklist(c, l->n);
+		/* jinja's do_unique: the first of each key, the key the item (or
+		 * its attribute), lower-cased unless case_sensitive */
+		struct val *cs = arg(a, 1, "case_sensitive"), *atr = arg(a, 2, "attribute");
+		const char *path = atr && atr->k != V_NONE ? str_of(c, atr).s->s : NULL;
+		struct list *l = iter_list(c, at, &x), *r = mklist(c, l->n), *keys = mklist(c, l->n);
+		sort_case_sensitive = cs && truthy(cs);
 		for (int i = 0; i < l->n; i++) {
+			struct val key = sort_key(c, path ? attr_path(c, at, l->v[i], path) : l->v[i]);
 			int seen = 0;
-			for (int j = 0; j < r->n && !seen; j++)
-				seen = val_eq(&r->v[j], &l->v[i]);
-			if (!seen)
+			for (int j = 0; j < keys->n && !seen; j++)
+				seen = val_eq(&keys->v[j], &key);
+			if (!seen) {
+				list_push(c, keys, key);
 				list_push(c, r, l->v[i]);
+			}
 		}
 		return vlazy(r);
 	}
@@ -3200,7 +3208,14 @@ static struct val filter_num(struct ctx *c, const struct node *at, const char *n
 		if (!is_num(&x))
 			err(c, TK_E_FORMAT, at, "round needs a number");
 		double f = num(&x), s = pow(10, (double)p), r;
-		if (!strcmp(meth, "common"))
+		if (!strcmp(meth, "common") && p >= 0 && p <= 340 && isfinite(f)) {
+			/* Python's round(f, p): the exact binary value rounded to p
+			 * decimals (2.675 is 2.67499999..., so 2.67), ties to even,
+			 * which is what printf's conversion does */
+			char buf[720];
+			snprintf(buf, sizeof(buf), "%.*f", (int)p, f);
+			r = strtod(buf, NULL);
+		} else if (!strcmp(meth, "common"))
 			r = nearbyint(f * s) / s;
 		else if (!strcmp(meth, "floor"))
 			r = floor(f * s) / s;
