@@ -228,15 +228,14 @@ static int mark_trainable(struct tk_model *m, const struct tk_lora_config *c,
 					   "token embedding: save the embedding instead, with "
 					   "ensure_weight_tying)" : "");
 	}
-	if (m->cfg.tie_embeddings && !c->ensure_weight_tying &&
-	    tk_model_tensor_at(m, m->run->emb)->trainable)
+	if (m->cfg.tie_embeddings && !c->ensure_weight_tying && tk_model_embedding(m)->trainable)
 		return tk_diag_set(d, TK_E_UNSUPPORTED, NULL, -1,
 				   "modules_to_save: the lm_head is tied to the token embedding "
 				   "%s; with ensure_weight_tying false peft trains a copy of it for "
 				   "the input only and keeps the lm_head on the original weights, "
 				   "which tk does not do (ensure_weight_tying true, tk-train "
 				   "--ensure-weight-tying, trains one embedding for both)",
-				   tk_model_tensor_at(m, m->run->emb)->name);
+				   tk_model_embedding(m)->name);
 	for (i = 0; i < m->n_tensors; i++) {
 		struct tk_model_tensor *t = &m->tensors[i];
 		size_t n = strlen(t->name);

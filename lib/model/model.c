@@ -604,7 +604,7 @@ static int find_tensor(const struct tk_model *m, const tk_safetensors_t *st,
 
 	/* a tied checkpoint that kept the shared tensor under the head's name
 	 * only: from_pretrained ties the embedding to the head then */
-	if (!ti && m->cfg.tie_embeddings && t == tk_model_tensor_at(m, m->run->emb))
+	if (!ti && m->cfg.tie_embeddings && t == tk_model_embedding(m))
 		ti = tk_safetensors_find(st, "lm_head.weight");
 	char want[64], got[64];
 	int i, same = 1;
@@ -726,25 +726,32 @@ static int load_half(struct tk_model *m, const tk_safetensors_t *st, const char 
 	return err;
 }
 
-/* A config that ties the lm head to the embedding, over a file that holds
- * both with different values: transformers' from_pretrained does not tie
- * them then (it warns that the config is wrong) and uses the file's
- * lm_head.weight; so does tk.  Equal bytes (a torch .bin converted, say)
- * stay tied. */
-static void untie_as_file(struct tk_model_config *c, const tk_safetensors_t *st, const char *pre)
+/* What the file says of the config beside it, as from_pretrained reads
+ * them: GPT-2's name prefix ("transformer.", or "" for a checkpoint saved
+ * from GPT2Model, as the original gpt2 one), returned; and a config that
+ * ties the lm head to the embedding over a file that holds both with
+ * different values is not tied (transformers warns that the config is
+ * wrong and uses the file's lm_head.weight).  Equal bytes (a torch .bin
+ * converted, say) stay tied. */
+static const char *as_file(struct tk_model_config *c, const tk_safetensors_t *st)
 {
+	const char *pre = "transformer.";
 	char en[64];
 	const struct tk_tensor_info *e, *h;
+	if (c->arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
+	    tk_safetensors_find(st, "wte.weight"))
+		pre = "";
 	snprintf(en, sizeof(en), c->arch == TK_ARCH_GPT2 ? "%swte.weight" : "%smodel.embed_tokens.weight",
 		 c->arch == TK_ARCH_GPT2 ? pre : "");
 	if (!c->tie_embeddings || !(h = tk_safetensors_find(st, "lm_head.weight")) ||
 	    !(e = tk_safetensors_find(st, en)))
-		return;
+		return pre;
 	int same = e->dtype == h->dtype && e->ndim == h->ndim && e->nbytes == h->nbytes;
 	for (int i = 0; same && i < e->ndim; i++)
 		same = e->shape[i] == h->shape[i];
 	if (!same || memcmp(e->data, h->data, e->nbytes))
 		c->tie_embeddings = 0;
+	return pre;
 }
 
 int tk_model_load(struct tk_model *m, const char *dir, struct tk_backend *be,
@@ -759,7 +766,7 @@ int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be,
 	struct tk_model_config c;
 	struct tk_bnb_config q;
 	tk_safetensors_t *st = NULL;
-	const char *pre = "transformer.";
+	const char *pre;
 	float *tmp = NULL;
 	size_t maxn = 0;
 	int err, i;
@@ -774,10 +781,7 @@ int tk_model_load_ex(struct tk_model *m, const char *dir, struct tk_backend *be,
 	err = tk_safetensors_open(&st, dir, d);
 	if (err)
 		return err;
-	if (c.arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
-	    tk_safetensors_find(st, "wte.weight"))
-		pre = ""; /* saved from GPT2Model, as the original gpt2 checkpoint */
-	untie_as_file(&c, st, pre);
+	pre = as_file(&c, st);
 	/* half weights on the CPU backend only: the CUDA backend's kernels
 	 * take 4-bit and int8 weights */
 	if (strcmp(be->i->name, "cpu"))
@@ -830,17 +834,12 @@ int tk_model_check_dir(const char *dir, struct tk_diag *d)
 	struct tk_model_config c;
 	struct tk_model m;
 	tk_safetensors_t *st = NULL;
-	const char *pre = "transformer.";
 	const struct tk_tensor_info *ti;
 	int err = tk_config_load(&c, dir, d);
 
 	if (err || (err = tk_safetensors_open(&st, dir, d)))
 		return err;
-	if (c.arch == TK_ARCH_GPT2 && !tk_safetensors_find(st, "transformer.wte.weight") &&
-	    tk_safetensors_find(st, "wte.weight"))
-		pre = "";
-	untie_as_file(&c, st, pre);
-	err = model_make(&m, &c, NULL, pre, 0, d);
+	err = model_make(&m, &c, NULL, as_file(&c, st), 0, d);
 	if (err && d && !d->path[0])
 		snprintf(d->path, sizeof(d->path), "%s", dir);
 	for (int i = 0; !err && i < m.n_tensors; i++)
